@@ -1,0 +1,205 @@
+/* Codec round trips in both encodings, and rejection of bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "sb_b64.h"
+#include "sb_codec.h"
+#include "sb_error.h"
+#include "sb_utf8.h"
+
+static Sbp__Frame *roundtrip(sb_encoding enc, const Sbp__Frame *in)
+{
+    sb_buf b = SB_BUF_INIT;
+    assert_int_equal(sb_frame_encode(enc, in, &b), 0);
+    Sbp__Frame *out = NULL;
+    assert_int_equal(sb_frame_decode(enc, b.data, b.len, &out), 0);
+    sb_buf_free(&b);
+    return out;
+}
+
+static void test_send_roundtrip(void **state)
+{
+    (void)state;
+    for (int enc = 0; enc < 2; enc++) {
+        uint8_t id[16];
+        for (int i = 0; i < 16; i++) id[i] = (uint8_t)(i * 17 + 3);
+        Sbp__Send s = SBP__SEND__INIT;
+        s.client_msg_id.data = id;
+        s.client_msg_id.len = 16;
+        s.conv_id = 42;
+        s.type = SBP__MSG_TYPE__MSG_TEXT;
+        s.body = "hello \xe4\xbd\xa0\xe5\xa5\xbd \"quoted\"\n";
+        s.quote_seq = 7;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = 99;
+        f.body_case = SBP__FRAME__BODY_SEND;
+        f.send = &s;
+        Sbp__Frame *o = roundtrip((sb_encoding)enc, &f);
+        assert_int_equal(o->rid, 99);
+        assert_int_equal(o->body_case, SBP__FRAME__BODY_SEND);
+        assert_int_equal(o->send->conv_id, 42);
+        assert_int_equal(o->send->quote_seq, 7);
+        assert_int_equal(o->send->type, SBP__MSG_TYPE__MSG_TEXT);
+        assert_string_equal(o->send->body, s.body);
+        assert_int_equal(o->send->client_msg_id.len, 16);
+        assert_memory_equal(o->send->client_msg_id.data, id, 16);
+        assert_int_equal(sb_frame_check_utf8(o), 0);
+        assert_string_equal(sb_frame_kind_name(o), "send");
+        sb_frame_free(o);
+    }
+}
+
+static void test_push_repeated_roundtrip(void **state)
+{
+    (void)state;
+    for (int enc = 0; enc < 2; enc++) {
+        Sbp__Message m[3];
+        Sbp__Message *mp[3];
+        char *tags[] = {"vip", "refund"};
+        for (int i = 0; i < 3; i++) {
+            sbp__message__init(&m[i]);
+            m[i].msg_id = 1000 + (uint64_t)i;
+            m[i].conv_id = 5;
+            m[i].seq = (uint64_t)i + 1;
+            m[i].sender = "alice";
+            m[i].body = "x";
+            m[i].server_ts = 1790000000000LL + i;
+            m[i].n_tags = 2;
+            m[i].tags = tags;
+            mp[i] = &m[i];
+        }
+        Sbp__Push p = SBP__PUSH__INIT;
+        p.n_messages = 3;
+        p.messages = mp;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.body_case = SBP__FRAME__BODY_PUSH;
+        f.push = &p;
+        Sbp__Frame *o = roundtrip((sb_encoding)enc, &f);
+        assert_int_equal(o->push->n_messages, 3);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(o->push->messages[i]->seq, i + 1);
+            assert_int_equal(o->push->messages[i]->msg_id, 1000 + i);
+            assert_int_equal(o->push->messages[i]->server_ts,
+                             1790000000000LL + i);
+            assert_int_equal(o->push->messages[i]->n_tags, 2);
+            assert_string_equal(o->push->messages[i]->tags[1], "refund");
+        }
+        sb_frame_free(o);
+    }
+}
+
+static void test_json_text_forms(void **state)
+{
+    (void)state;
+    /* Enums by name or number, 64-bit ints as strings, unknown keys ignored. */
+    const char *txt = "{\"rid\":3,\"send\":{\"conv_id\":\"18446744073709551615\","
+                      "\"type\":\"MSG_CARD\",\"body\":\"b\",\"future\":1,"
+                      "\"client_msg_id\":\"AAECAwQFBgcICQoLDA0ODw==\"}}";
+    Sbp__Frame *o = NULL;
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)txt, strlen(txt), &o), 0);
+    assert_int_equal(o->send->conv_id, UINT64_MAX);
+    assert_int_equal(o->send->type, SBP__MSG_TYPE__MSG_CARD);
+    assert_int_equal(o->send->client_msg_id.len, 16);
+    assert_int_equal(o->send->client_msg_id.data[15], 15);
+    sb_frame_free(o);
+
+    const char *txt2 = "{\"ack\":{\"conv_id\":1,\"seq\":2}}";
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)txt2, strlen(txt2), &o),
+        0);
+    assert_int_equal(o->body_case, SBP__FRAME__BODY_ACK);
+    assert_int_equal(o->ack->seq, 2);
+    sb_frame_free(o);
+
+    /* No known kind: decodes, with no body (the server answers
+     * ERR_UNKNOWN_TYPE). */
+    const char *txt3 = "{\"teleport\":{}}";
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)txt3, strlen(txt3), &o),
+        0);
+    assert_int_equal(o->body_case, SBP__FRAME__BODY__NOT_SET);
+    sb_frame_free(o);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    Sbp__Frame *o = (Sbp__Frame *)1;
+    const char *bad_json[] = {
+        "", "{", "[1,2]", "{\"rid\":-1}", "{\"rid\":4294967296}",
+        "{\"send\":{\"conv_id\":-5}}", "{\"send\":{\"type\":\"NOPE\"}}",
+        "{\"send\":{\"client_msg_id\":\"!!!\"}}", "{\"send\":[]}",
+        "{\"send\":{\"body\":5}}", "{\"rid\":1,\"rid\":2}",
+        "{\"sync\":{\"cursors\":{}}}",
+    };
+    for (size_t i = 0; i < sizeof bad_json / sizeof *bad_json; i++) {
+        int rc = sb_frame_decode(SB_ENC_JSON, (const uint8_t *)bad_json[i],
+                                 strlen(bad_json[i]), &o);
+        assert_int_equal(rc, SB_E_BAD_FRAME);
+        assert_null(o);
+    }
+    const uint8_t bad_utf8[] = "{\"send\":{\"body\":\"\xc0\xaf\"}}";
+    assert_int_equal(sb_frame_decode(SB_ENC_JSON, bad_utf8,
+                                     sizeof bad_utf8 - 1, &o),
+                     SB_E_BAD_UTF8);
+    /* Truncated protobuf: a length prefix pointing past the end. */
+    const uint8_t trunc[] = {0x62, 0x10, 0x08, 0x01};
+    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, trunc, sizeof trunc, &o),
+                     SB_E_BAD_FRAME);
+    /* Protobuf string with invalid UTF-8 decodes, and the check refuses it. */
+    const uint8_t badstr[] = {0x62, 0x04, 0x22, 0x02, 0xed, 0xa0};
+    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, badstr, sizeof badstr, &o),
+                     0);
+    assert_int_equal(sb_frame_check_utf8(o), SB_E_BAD_UTF8);
+    sb_frame_free(o);
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    assert_true(sb_utf8_valid("abc", 3));
+    assert_true(sb_utf8_valid("\xe4\xbd\xa0\xf0\x9f\x98\x80", 7));
+    assert_false(sb_utf8_valid("\xc0\x80", 2));         /* overlong NUL */
+    assert_false(sb_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(sb_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(sb_utf8_valid("\xe4\xbd", 2));         /* truncated */
+    assert_false(sb_utf8_valid("\xff", 1));
+}
+
+static void test_b64(void **state)
+{
+    (void)state;
+    const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
+                         "Zm9vYmFy"};
+    for (int i = 0; i < 7; i++) {
+        char out[16];
+        uint8_t back[16];
+        sb_b64_encode((const uint8_t *)in[i], strlen(in[i]), out, 0);
+        assert_string_equal(out, std[i]);
+        long n = sb_b64_decode(out, strlen(out), back);
+        assert_int_equal(n, (long)strlen(in[i]));
+        assert_memory_equal(back, in[i], (size_t)n);
+    }
+    uint8_t tmp[8];
+    assert_int_equal(sb_b64_decode("Zh==", 4, tmp), -1); /* non-canonical */
+    assert_int_equal(sb_b64_decode("Z", 1, tmp), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_roundtrip),
+        cmocka_unit_test(test_push_repeated_roundtrip),
+        cmocka_unit_test(test_json_text_forms),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_b64),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

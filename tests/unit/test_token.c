@@ -1,0 +1,109 @@
+/* HS256 token signing and verification: forged, none-alg, expired. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sb_b64.h"
+#include "sb_error.h"
+#include "sb_token.h"
+
+static const uint8_t KEY[] = "test-secret-please-change";
+#define KEYLEN (sizeof KEY - 1)
+#define NOW 1800000000LL
+
+static int mint(const char *sub, const char *role, int64_t exp, int64_t nbf,
+                char *out)
+{
+    sb_claims c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.sub, sizeof c.sub, "%s", sub);
+    c.role = sb_role_from_name(role);
+    c.exp = exp;
+    c.nbf = nbf;
+    return sb_token_sign(KEY, KEYLEN, &c, out, 1024);
+}
+
+static void test_valid(void **state)
+{
+    (void)state;
+    char tok[1024];
+    int n = mint("alice", "agent", NOW + 60, 0, tok);
+    assert_true(n > 0);
+    sb_claims c;
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &c),
+                     0);
+    assert_string_equal(c.sub, "alice");
+    assert_int_equal(c.role, SBP__ROLE__ROLE_AGENT);
+}
+
+static void test_expired_and_nbf(void **state)
+{
+    (void)state;
+    char tok[1024];
+    sb_claims c;
+    int n = mint("bob", "customer", NOW - 31, 0, tok);
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &c),
+                     SB_E_TOKEN_EXPIRED);
+    n = mint("bob", "customer", NOW - 10, 0, tok); /* within skew */
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &c),
+                     0);
+    n = mint("bob", "customer", NOW + 600, NOW + 120, tok);
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &c),
+                     SB_E_TOKEN_EXPIRED);
+}
+
+static void test_forged(void **state)
+{
+    (void)state;
+    char tok[1024];
+    sb_claims c;
+    int n = mint("carol", "customer", NOW + 60, 0, tok);
+    /* Wrong key. */
+    assert_int_equal(sb_token_verify((const uint8_t *)"other", 5, tok,
+                                     (size_t)n, NOW, 30, &c),
+                     SB_E_BAD_TOKEN);
+    /* Payload swapped for an admin claim, signature kept. */
+    char forged[1024];
+    const char *d1 = strchr(tok, '.');
+    const char *d2 = strchr(d1 + 1, '.');
+    const char *pl = "{\"sub\":\"carol\",\"role\":\"admin\",\"exp\":1900000000}";
+    char plb[256];
+    sb_b64_encode((const uint8_t *)pl, strlen(pl), plb, 1);
+    snprintf(forged, sizeof forged, "%.*s.%s%s", (int)(d1 - tok), tok, plb, d2);
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, forged, strlen(forged), NOW,
+                                     30, &c),
+                     SB_E_BAD_TOKEN);
+    /* alg none, empty signature. */
+    const char *hn = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
+    char hb[128];
+    sb_b64_encode((const uint8_t *)hn, strlen(hn), hb, 1);
+    snprintf(forged, sizeof forged, "%s.%s.", hb, plb);
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, forged, strlen(forged), NOW,
+                                     30, &c),
+                     SB_E_BAD_TOKEN);
+    /* Garbage. */
+    const char *junk[] = {"", "a", "a.b", "a.b.c", "..", "a.b.c.d"};
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(sb_token_verify(KEY, KEYLEN, junk[i], strlen(junk[i]),
+                                         NOW, 30, &c),
+                         SB_E_BAD_TOKEN);
+    /* Unknown role. */
+    n = mint("dave", "customer", NOW + 60, 0, tok);
+    tok[n - 1] = tok[n - 1] == 'A' ? 'B' : 'A'; /* flip the signature */
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &c),
+                     SB_E_BAD_TOKEN);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_expired_and_nbf),
+        cmocka_unit_test(test_forged),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
