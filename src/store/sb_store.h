@@ -1,0 +1,108 @@
+/* The embedded store: SQLite in WAL mode, the store of record for users,
+ * conversations, members, messages, idempotency records and device cursors.
+ *
+ * An sb_store is one SQLite connection and must be used by one thread at a
+ * time. The server runs one writer connection (all writes, batched into
+ * transactions by sb_storeq) and one reader connection (SYNC, HISTORY,
+ * lookups). Every function returns 0 or a negative code (sb_error.h):
+ * SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN for request-level failures
+ * that leave the transaction usable, SB_E_STORE for an SQLite failure
+ * (disk full, I/O error) after which the caller must roll back.
+ *
+ * Messages and conversations handed out are heap-allocated protobuf-c
+ * structs (every string, array and sub-message malloc'd), owned by the
+ * caller and freed with the matching sbp__*__free_unpacked(p, NULL). */
+#ifndef SB_STORE_H
+#define SB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard.pb-c.h"
+
+typedef struct sb_store sb_store;
+
+typedef enum sb_durability {
+    SB_DURABILITY_FSYNC = 0, /* fsync at every commit (synchronous=FULL) */
+    SB_DURABILITY_OS = 1,    /* leave flushing to the OS (synchronous=NORMAL):
+                                survives a process crash, not a power cut */
+} sb_durability;
+
+#define SB_STORE_PAGE_MAX 500        /* messages per SYNC/HISTORY page */
+#define SB_STORE_MEMBERS_MAX 64      /* members per conversation */
+
+/* Opens (creating if needed) the database at path (":memory:" allowed for
+ * tests) and brings its schema up to date. Returns 0 or SB_E_STORE. */
+int sb_store_open(const char *path, sb_durability d, sb_store **out);
+/* Closes the connection; accepts NULL. */
+void sb_store_close(sb_store *s);
+
+int sb_store_begin(sb_store *s);
+int sb_store_commit(sb_store *s);
+/* Rolls back the open transaction, if any. Can't fail. */
+void sb_store_rollback(sb_store *s);
+
+/* ---- writes (inside a transaction) -------------------------------------- */
+
+/* Stores a new message. In: msg->conv_id, sender, sender_device,
+ * client_msg_id (16 bytes), type, body, quote_seq, lang, and now_ms. The
+ * (sender, client_msg_id) pair is the idempotency key: if it was stored
+ * before, nothing is written, *duplicate is set and msg's msg_id, conv_id,
+ * seq and server_ts are set to the original's. Otherwise the conversation's
+ * next seq is taken (dense: last_seq + 1) and msg_id, seq and server_ts
+ * (= now_ms) are filled in. Returns SB_E_NOT_FOUND if the conversation does
+ * not exist, SB_E_INVALID if quote_seq is not an earlier seq of it. */
+int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
+                    bool *duplicate);
+
+/* Creates or updates a user (role and locale as last seen). */
+int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,
+                         const char *locale, int64_t now_ms);
+
+/* Creates a conversation with the n members given (user ids and roles; the
+ * creator among them) and returns it in *out (caller frees). */
+int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
+                         const char *const *user_ids, const Sbp__Role *roles,
+                         size_t n, int64_t now_ms, Sbp__Conversation **out);
+
+/* Records that a device has every message of conv through seq (monotonic:
+ * a lower seq changes nothing), and raises the member's delivered_seq. */
+int sb_store_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
+                        uint64_t conv_id, uint64_t seq);
+
+/* Raises a member's read_seq to seq (monotonic). SB_E_FORBIDDEN if user is
+ * not a member. */
+int sb_store_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
+                      uint64_t seq);
+
+/* ---- reads ---------------------------------------------------------------- */
+
+/* The role a user was last seen with; SB_E_NOT_FOUND if never seen. */
+int sb_store_user_role(sb_store *s, const char *user_id, Sbp__Role *role);
+
+/* A conversation with its members; SB_E_NOT_FOUND if none. */
+int sb_store_conv_get(sb_store *s, uint64_t conv_id, Sbp__Conversation **out);
+
+/* The delivered_seq and read_seq of every member of conv, as ReadNotify
+ * entries (caller frees each and the array). */
+int sb_store_receipts(sb_store *s, uint64_t conv_id, Sbp__ReadNotify ***out,
+                      size_t *n_out);
+
+/* One page of catch-up for a device of user_id: for every conversation the
+ * user is a member of (every conversation if all is set, for admins), the
+ * messages with seq greater than the cursor given for it (0 when none is
+ * given), ordered by (conv_id, seq), at most limit messages (capped at
+ * SB_STORE_PAGE_MAX) and about bytes_max bytes of bodies. resp->more tells
+ * whether more remain; resp->convs holds each conversation that has
+ * messages in the page or is unknown to the cursors. */
+int sb_store_sync(sb_store *s, const char *user_id, bool all,
+                  Sbp__Cursor *const *cursors, size_t n_cursors,
+                  uint32_t limit, size_t bytes_max, Sbp__SyncResp **out);
+
+/* Up to limit messages of conv with seq < before_seq (before_seq 0: the
+ * newest), returned in ascending seq; resp->more when older ones remain. */
+int sb_store_history(sb_store *s, uint64_t conv_id, uint64_t before_seq,
+                     uint32_t limit, Sbp__HistoryResp **out);
+
+#endif

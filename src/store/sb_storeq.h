@@ -1,0 +1,124 @@
+/* The store's threads: a writer that applies write requests in batches, one
+ * transaction and one commit (fsync) per batch (group commit), and a reader
+ * that answers read requests on its own connection (WAL lets it run beside
+ * the writer). Requests are submitted from the loop thread and completed
+ * there: the done callback runs on the loop thread, through a uv_async.
+ *
+ * A request is owned by the caller from submit to its done callback; the
+ * store only fills its result fields. */
+#ifndef SB_STOREQ_H
+#define SB_STOREQ_H
+
+#include <uv.h>
+
+#include "sb_store.h"
+
+#define SB_STOREQ_BATCH_MAX 4096 /* writes per transaction */
+
+typedef enum sb_req_kind {
+    /* writes */
+    SB_REQ_APPEND = 1, /* u.append */
+    SB_REQ_USER,       /* u.user */
+    SB_REQ_CONV_CREATE,/* u.create */
+    SB_REQ_CURSOR_ACK, /* u.cursor */
+    SB_REQ_READ_SET,   /* u.read */
+    /* reads */
+    SB_REQ_CONV_GET,   /* u.conv_get */
+    SB_REQ_SYNC,       /* u.sync */
+    SB_REQ_HISTORY,    /* u.history */
+    SB_REQ_RECEIPTS,   /* u.receipts */
+} sb_req_kind;
+
+typedef struct sb_req sb_req;
+struct sb_req {
+    sb_req_kind kind;
+    int rc;          /* result: 0 or a negative code */
+    uint64_t owner;  /* caller's tag, e.g. a session id */
+    uint32_t rid;    /* caller's tag, e.g. the frame's request id */
+    void *data;      /* caller's pointer */
+    sb_req *next;    /* internal: queue link */
+    union {
+        struct {
+            Sbp__Message *msg; /* in/out, owned by the caller */
+            int64_t now_ms;
+            bool duplicate; /* out */
+        } append;
+        struct {
+            char user_id[65];
+            Sbp__Role role;
+            char locale[16];
+            int64_t now_ms;
+        } user;
+        struct {
+            Sbp__ConvKind kind;
+            char *title;        /* owned by the caller */
+            char **user_ids;    /* owned by the caller */
+            Sbp__Role *roles;   /* owned by the caller */
+            size_t n;
+            int64_t now_ms;
+            Sbp__Conversation *conv; /* out, then owned by the caller */
+        } create;
+        struct {
+            char user_id[65];
+            char device_id[65];
+            uint64_t conv_id, seq;
+        } cursor;
+        struct {
+            char user_id[65];
+            uint64_t conv_id, seq;
+        } read;
+        struct {
+            uint64_t conv_id;
+            Sbp__Conversation *conv; /* out, then owned by the caller */
+        } conv_get;
+        struct {
+            char user_id[65];
+            bool all;
+            Sbp__Cursor **cursors; /* owned by the caller */
+            size_t n_cursors;
+            uint32_t limit;
+            size_t bytes_max;
+            Sbp__SyncResp *resp; /* out, then owned by the caller */
+        } sync;
+        struct {
+            uint64_t conv_id, before_seq;
+            uint32_t limit;
+            Sbp__HistoryResp *resp; /* out, then owned by the caller */
+        } history;
+        struct {
+            uint64_t conv_id;
+            Sbp__ReadNotify **list; /* out, then owned by the caller */
+            size_t n;
+        } receipts;
+    } u;
+};
+
+typedef struct sb_storeq sb_storeq;
+
+/* Called on the loop thread for each completed request, in completion
+ * order; writes complete in submission order. */
+typedef void (*sb_storeq_done_cb)(sb_req *req, void *ud);
+
+/* Opens two connections to path and starts the writer and reader threads.
+ * Returns 0 or a negative code; on failure nothing is left running. */
+int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
+                    sb_storeq_done_cb cb, void *ud, sb_storeq **out);
+
+/* Queues req (loop thread only). Can't fail: a request the store cannot
+ * carry out completes with req->rc set. */
+void sb_storeq_submit(sb_storeq *q, sb_req *req);
+
+/* Number of requests submitted and not yet completed. */
+size_t sb_storeq_pending(const sb_storeq *q);
+
+/* Finishes every queued request (their callbacks run), stops the threads,
+ * closes the connections and frees q. Runs the loop until done; loop
+ * thread only. Accepts NULL. */
+void sb_storeq_stop(sb_storeq *q);
+
+/* Applies one request synchronously on the given connection, outside any
+ * batching: what the threads do for each request, for tests and tools.
+ * Writes are wrapped in their own transaction. */
+void sb_storeq_apply(sb_store *s, sb_req *req);
+
+#endif
