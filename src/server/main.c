@@ -1,0 +1,162 @@
+/* switchboard: the gateway server's command line. Parses options and the
+ * environment into an sb_server_config and runs the server. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sb_server.h"
+#include "sb_token.h"
+
+#define DEMO_SECRET "switchboard-demo-secret-change-me"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: switchboard [options]\n"
+        "  --listen HOST:PORT     address to serve HTTP and WebSocket (127.0.0.1:8080)\n"
+        "  --data DIR             store folder; the SQLite file is DIR/switchboard.db (./data)\n"
+        "  --durability MODE      fsync (default: fsync every group commit) or os\n"
+        "                         (no fsync: survives a crash of the process, not of the machine)\n"
+        "  --secret S             HS256 token secret (or env SB_SECRET; required unless --demo)\n"
+        "  --web DIR              serve static files from DIR\n"
+        "  --demo                 demo mode: a known secret and sample tokens printed at start\n"
+        "  --heartbeat-ms N       WebSocket ping interval (30000)\n"
+        "  --idle-ms N            close connections silent this long (90000)\n"
+        "  --retry-ms N           first PUSH retry delay (2000); doubles up to --retry-ms-max\n"
+        "  --retry-ms-max N       PUSH retry backoff cap (30000)\n"
+        "  --retry-attempts N     PUSH retries before the session is closed (5)\n"
+        "  --max-connections N    open connections (200000)\n"
+        "  --pending-sends N      SENDs awaiting the store per session (64)\n"
+        "  --body-bytes-max N     message body limit (8192)\n"
+        "  --frame-bytes-max N    WebSocket message limit (65536)\n"
+        "  --quiet                no log lines\n"
+        "  --help, --version\n");
+}
+
+static void print_demo(const char *host, uint16_t port)
+{
+    const char *users[][2] = {{"alice", "customer"}, {"bob", "agent"}};
+    printf("\nSwitchboard demo on http://%s:%u  (WebSocket: ws://%s:%u/ws)\n",
+           host, port, host, port);
+    printf("Demo secret: %s\n", DEMO_SECRET);
+    for (int i = 0; i < 2; i++) {
+        sb_claims c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.sub, sizeof c.sub, "%s", users[i][0]);
+        c.role = sb_role_from_name(users[i][1]);
+        c.exp = (int64_t)time(NULL) + 7 * 86400;
+        char tok[1024];
+        if (sb_token_sign((const uint8_t *)DEMO_SECRET, strlen(DEMO_SECRET), &c,
+                          tok, sizeof tok) > 0)
+            printf("Token for %s (%s):\n  %s\n", users[i][0], users[i][1], tok);
+    }
+    printf("Try, in two terminals:\n"
+           "  build/sbctl open --url ws://%s:%u/ws --token <alice's token> --member bob\n"
+           "  build/sbctl listen --url ws://%s:%u/ws --token <bob's token>\n"
+           "  build/sbctl send --url ws://%s:%u/ws --token <alice's token> --conv <id> hello\n\n",
+           host, port, host, port, host, port);
+    fflush(stdout);
+}
+
+static sb_server_config cfg;
+static bool demo;
+
+static void on_ready(uint16_t port)
+{
+    if (demo) print_demo(cfg.host, port);
+    printf("switchboard: ready on port %u\n", port);
+    fflush(stdout);
+}
+
+static long num(const char *s, const char *opt)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == '\0' || *end || v < 0) {
+        fprintf(stderr, "switchboard: bad value for %s: %s\n", opt, s);
+        exit(2);
+    }
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    sb_server_config_default(&cfg);
+    const char *secret = getenv("SB_SECRET");
+    static const struct option opts[] = {
+        {"listen", 1, 0, 'l'},       {"data", 1, 0, 'd'},
+        {"durability", 1, 0, 'D'},   {"secret", 1, 0, 's'},
+        {"web", 1, 0, 'w'},          {"demo", 0, 0, 'M'},
+        {"heartbeat-ms", 1, 0, 'H'}, {"idle-ms", 1, 0, 'I'},
+        {"retry-ms", 1, 0, 'r'},     {"retry-ms-max", 1, 0, 'R'},
+        {"retry-attempts", 1, 0, 'a'}, {"max-connections", 1, 0, 'c'},
+        {"pending-sends", 1, 0, 'p'}, {"body-bytes-max", 1, 0, 'b'},
+        {"frame-bytes-max", 1, 0, 'f'}, {"quiet", 0, 0, 'q'},
+        {"help", 0, 0, 'h'},         {"version", 0, 0, 'V'},
+        {0, 0, 0, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l': {
+            const char *colon = strrchr(optarg, ':');
+            if (!colon || (size_t)(colon - optarg) >= sizeof cfg.host) {
+                fprintf(stderr, "switchboard: --listen wants HOST:PORT\n");
+                return 2;
+            }
+            memcpy(cfg.host, optarg, (size_t)(colon - optarg));
+            cfg.host[colon - optarg] = '\0';
+            long port = num(colon + 1, "--listen");
+            if (port > 65535) return 2;
+            cfg.port = (uint16_t)port;
+            break;
+        }
+        case 'd': cfg.data_dir = optarg; break;
+        case 'D':
+            if (strcmp(optarg, "fsync") == 0)
+                cfg.durability = SB_DURABILITY_FSYNC;
+            else if (strcmp(optarg, "os") == 0)
+                cfg.durability = SB_DURABILITY_OS;
+            else {
+                fprintf(stderr, "switchboard: --durability fsync|os\n");
+                return 2;
+            }
+            break;
+        case 's': secret = optarg; break;
+        case 'w': cfg.web_dir = optarg; break;
+        case 'M': demo = true; break;
+        case 'H': cfg.gw.heartbeat_ms = (uint32_t)num(optarg, "--heartbeat-ms"); break;
+        case 'I': cfg.idle_ms = (uint32_t)num(optarg, "--idle-ms"); break;
+        case 'r': cfg.gw.retry_ms_initial = (uint32_t)num(optarg, "--retry-ms"); break;
+        case 'R': cfg.gw.retry_ms_max = (uint32_t)num(optarg, "--retry-ms-max"); break;
+        case 'a': cfg.gw.retry_attempts_max = (uint32_t)num(optarg, "--retry-attempts"); break;
+        case 'c': cfg.conns_max = (uint32_t)num(optarg, "--max-connections"); break;
+        case 'p': cfg.gw.pending_sends_max = (uint32_t)num(optarg, "--pending-sends"); break;
+        case 'b': cfg.gw.body_bytes_max = (uint32_t)num(optarg, "--body-bytes-max"); break;
+        case 'f': cfg.gw.frame_bytes_max = (uint32_t)num(optarg, "--frame-bytes-max"); break;
+        case 'q': cfg.quiet = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("switchboard %s\n", SB_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (demo && !secret) secret = DEMO_SECRET;
+    if (!secret || !*secret) {
+        fprintf(stderr, "switchboard: a token secret is required: --secret, "
+                        "SB_SECRET, or --demo\n");
+        return 2;
+    }
+    if (cfg.gw.heartbeat_ms == 0 || cfg.gw.retry_ms_initial == 0) {
+        fprintf(stderr, "switchboard: intervals must be positive\n");
+        return 2;
+    }
+    cfg.gw.secret = (const uint8_t *)secret;
+    cfg.gw.secret_len = strlen(secret);
+    int rc = sb_server_run(&cfg, on_ready);
+    return rc == 0 ? 0 : 1;
+}

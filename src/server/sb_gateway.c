@@ -1,0 +1,1179 @@
+/* The gateway's delivery core: sessions, validation, fan-out, push retry
+ * and receipts, driven by events and answering through sb_gw_io. No
+ * sockets, no clock: every entry point is given the current time. */
+#include "sb_gateway.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_error.h"
+#include "sb_map.h"
+#include "sb_token.h"
+
+#define GW_SECRET_BYTES_MAX 256
+#define GW_TITLE_BYTES_MAX 256
+#define GW_SYNC_CURSORS_MAX 10000
+#define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
+#define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
+
+enum sess_state {
+    SESS_NEW,           /* connected, no HELLO yet */
+    SESS_HELLO_PENDING, /* HELLO accepted, user record being stored */
+    SESS_READY,
+    SESS_CLOSING, /* close asked of the shell; waiting for conn_closed */
+};
+
+/* A stored message on its way to devices, shared by every session that
+ * has it unacked; PUSH frames are encoded once per encoding. */
+typedef struct gmsg {
+    uint32_t refs;
+    Sbp__Message *m;
+    sb_buf enc[2];
+} gmsg;
+
+typedef struct unacked {
+    gmsg *g;
+    int64_t due_ms;
+    uint32_t attempts;
+} unacked;
+
+typedef struct member {
+    char user_id[SB_USER_ID_BYTES_MAX + 1];
+    Sbp__Role role;
+    uint64_t delivered_seq, read_seq;
+    bool dirty; /* receipts changed since the last flush */
+} member;
+
+typedef struct conv {
+    uint64_t id;
+    Sbp__ConvKind kind;
+    Sbp__ConvState state;
+    size_t n_members;
+    member *members;
+    bool dirty;
+    struct conv *dirty_next;
+} conv;
+
+typedef struct sess sess;
+
+typedef struct user {
+    char id[SB_USER_ID_BYTES_MAX + 1];
+    uint64_t hash;
+    sess *sessions;
+    struct user *hash_next;
+} user;
+
+typedef struct ack_cursor {
+    uint64_t conv_id, seq;
+} ack_cursor;
+
+struct sess {
+    uint64_t id;
+    sb_encoding enc;
+    enum sess_state state;
+    int64_t opened_ms;
+    char user_id[SB_USER_ID_BYTES_MAX + 1];
+    char device_id[SB_USER_ID_BYTES_MAX + 1];
+    char locale[16];
+    Sbp__Role role;
+    user *user;
+    sess *user_next;
+    uint32_t pending_sends;
+    uint32_t bad_frames;
+
+    unacked *ua; /* in push order */
+    size_t ua_len, ua_cap;
+    int64_t next_due_ms;
+    bool in_retry;
+    sess *retry_prev, *retry_next;
+
+    ack_cursor acks[GW_SESSION_ACKS_MAX];
+    size_t n_acks;
+    bool acks_dirty;
+    sess *dirty_next;
+};
+
+struct sb_gw {
+    sb_gw_config cfg;
+    uint8_t secret[GW_SECRET_BYTES_MAX];
+    sb_gw_io io;
+    int64_t now_ms;
+    int64_t last_sweep_ms;
+    bool draining;
+    sb_map sessions; /* conn id -> sess */
+    sb_map users;    /* hash(user id) -> user chain */
+    sb_map convs;    /* conv id -> conv */
+    sess *retry_head;
+    sess *dirty_sessions;
+    conv *dirty_convs;
+    size_t inflight;
+    sb_buf scratch;
+    sb_gw_stats stats;
+};
+
+void sb_gw_config_default(sb_gw_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->token_skew_s = 60;
+    c->frame_bytes_max = 65536;
+    c->body_bytes_max = 8192;
+    c->pending_sends_max = 64;
+    c->sync_page_max = 200;
+    c->sync_bytes_max = 256 * 1024;
+    c->history_page_max = 200;
+    c->heartbeat_ms = 30000;
+    c->hello_timeout_ms = 10000;
+    c->retry_ms_initial = 2000;
+    c->retry_ms_max = 30000;
+    c->retry_attempts_max = 5;
+    c->unacked_max = 4096;
+    c->sessions_max = 200000;
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void gmsg_unref(gmsg *g)
+{
+    if (!g || --g->refs > 0) return;
+    sbp__message__free_unpacked(g->m, NULL);
+    sb_buf_free(&g->enc[0]);
+    sb_buf_free(&g->enc[1]);
+    free(g);
+}
+
+static sb_req *req_new(sb_req_kind kind, const sess *s, uint32_t rid)
+{
+    sb_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->kind = kind;
+    r->owner = s ? s->id : 0;
+    r->rid = rid;
+    return r;
+}
+
+static void submit(sb_gw *gw, sb_req *r)
+{
+    gw->inflight++;
+    gw->io.store(gw->io.ud, r);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static bool valid_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= SB_USER_ID_BYTES_MAX;
+}
+
+static sess *sess_get(sb_gw *gw, uint64_t id)
+{
+    return sb_map_get(&gw->sessions, id);
+}
+
+static user *user_get(sb_gw *gw, const char *id)
+{
+    uint64_t h = sb_map_hash_str(id);
+    for (user *u = sb_map_get(&gw->users, h); u; u = u->hash_next)
+        if (strcmp(u->id, id) == 0) return u;
+    return NULL;
+}
+
+static member *conv_member(conv *c, const char *user_id)
+{
+    for (size_t i = 0; i < c->n_members; i++)
+        if (strcmp(c->members[i].user_id, user_id) == 0) return &c->members[i];
+    return NULL;
+}
+
+static bool may_access(const sess *s, conv *c)
+{
+    return s->role == SBP__ROLE__ROLE_ADMIN || conv_member(c, s->user_id);
+}
+
+/* ---- sending frames ------------------------------------------------------- */
+
+static void send_frame(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    if (s->state == SESS_CLOSING) return;
+    gw->scratch.len = 0;
+    if (sb_frame_encode(s->enc, f, &gw->scratch) != 0) return;
+    gw->io.send(gw->io.ud, s->id, gw->scratch.data, gw->scratch.len);
+}
+
+static void send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
+                       const ProtobufCBinaryData *client_msg_id)
+{
+    Sbp__Error e = SBP__ERROR__INIT;
+    e.code = sb_error_code(rc);
+    e.text = (char *)sb_strerror(rc);
+    if (client_msg_id) e.client_msg_id = *client_msg_id;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_ERROR;
+    f.error = &e;
+    gw->stats.errors++;
+    send_frame(gw, s, &f);
+}
+
+static void retry_unlink(sb_gw *gw, sess *s)
+{
+    if (!s->in_retry) return;
+    if (s->retry_prev)
+        s->retry_prev->retry_next = s->retry_next;
+    else
+        gw->retry_head = s->retry_next;
+    if (s->retry_next) s->retry_next->retry_prev = s->retry_prev;
+    s->retry_prev = s->retry_next = NULL;
+    s->in_retry = false;
+}
+
+static void user_unlink(sb_gw *gw, sess *s)
+{
+    user *u = s->user;
+    if (!u) return;
+    for (sess **pp = &u->sessions; *pp; pp = &(*pp)->user_next) {
+        if (*pp == s) {
+            *pp = s->user_next;
+            break;
+        }
+    }
+    s->user = NULL;
+    s->user_next = NULL;
+    if (u->sessions) return;
+    /* Last session of the user: drop the user from its hash chain. */
+    user *head = sb_map_get(&gw->users, u->hash);
+    if (head == u) {
+        if (u->hash_next)
+            sb_map_put(&gw->users, u->hash, u->hash_next);
+        else
+            sb_map_del(&gw->users, u->hash);
+    } else {
+        for (user *p = head; p; p = p->hash_next)
+            if (p->hash_next == u) {
+                p->hash_next = u->hash_next;
+                break;
+            }
+    }
+    free(u);
+}
+
+/* Asks the shell to close s. The session stays in the map until the shell
+ * reports the connection closed, but takes no further part in delivery. */
+static void close_session(sb_gw *gw, sess *s, uint16_t code, const char *why)
+{
+    if (s->state == SESS_CLOSING) return;
+    s->state = SESS_CLOSING;
+    user_unlink(gw, s);
+    retry_unlink(gw, s);
+    gw->io.close(gw->io.ud, s->id, code, why);
+}
+
+/* ---- push and retry ------------------------------------------------------- */
+
+static const sb_buf *push_bytes(gmsg *g, sb_encoding enc)
+{
+    sb_buf *b = &g->enc[enc];
+    if (b->len == 0) {
+        Sbp__Push p = SBP__PUSH__INIT;
+        Sbp__Message *one[1] = {g->m};
+        p.n_messages = 1;
+        p.messages = one;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.body_case = SBP__FRAME__BODY_PUSH;
+        f.push = &p;
+        if (sb_frame_encode(enc, &f, b) != 0) b->len = 0;
+    }
+    return b;
+}
+
+static void retry_link(sb_gw *gw, sess *s, int64_t due)
+{
+    if (!s->in_retry) {
+        s->in_retry = true;
+        s->retry_prev = NULL;
+        s->retry_next = gw->retry_head;
+        if (gw->retry_head) gw->retry_head->retry_prev = s;
+        gw->retry_head = s;
+        s->next_due_ms = due;
+    } else if (due < s->next_due_ms) {
+        s->next_due_ms = due;
+    }
+}
+
+static void push_to(sb_gw *gw, sess *s, gmsg *g)
+{
+    if (s->ua_len >= gw->cfg.unacked_max) {
+        close_session(gw, s, 1013, "too many unacknowledged messages");
+        return;
+    }
+    if (s->ua_len == s->ua_cap) {
+        size_t cap = s->ua_cap ? s->ua_cap * 2 : 16;
+        unacked *ua = realloc(s->ua, cap * sizeof *ua);
+        if (!ua) {
+            close_session(gw, s, 1011, "out of memory");
+            return;
+        }
+        s->ua = ua;
+        s->ua_cap = cap;
+    }
+    const sb_buf *b = push_bytes(g, s->enc);
+    if (b->len == 0) return;
+    g->refs++;
+    int64_t due = gw->now_ms + gw->cfg.retry_ms_initial;
+    s->ua[s->ua_len++] = (unacked){g, due, 0};
+    retry_link(gw, s, due);
+    gw->stats.pushes++;
+    gw->io.send(gw->io.ud, s->id, b->data, b->len);
+}
+
+/* Sends a newly stored message to every ready device of every member,
+ * except the device that sent it (it has the SEND_ACK). */
+static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
+{
+    conv *c = sb_map_get(&gw->convs, g->m->conv_id);
+    if (!c) return; /* nobody online can have loaded it: they will SYNC */
+    for (size_t i = 0; i < c->n_members; i++) {
+        user *u = user_get(gw, c->members[i].user_id);
+        if (!u) continue;
+        sess *next;
+        for (sess *s = u->sessions; s; s = next) {
+            next = s->user_next; /* push_to may unlink s */
+            if (s != origin && s->state == SESS_READY) push_to(gw, s, g);
+        }
+    }
+}
+
+static void ack_unacked(sess *s, uint64_t conv_id, uint64_t seq)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < s->ua_len; r++) {
+        unacked *e = &s->ua[r];
+        if (e->g->m->conv_id == conv_id && e->g->m->seq <= seq)
+            gmsg_unref(e->g);
+        else
+            s->ua[w++] = *e;
+    }
+    s->ua_len = w;
+}
+
+static void retry_session(sb_gw *gw, sess *s)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < s->ua_len; i++) {
+        unacked *e = &s->ua[i];
+        if (e->due_ms <= gw->now_ms) {
+            if (e->attempts >= gw->cfg.retry_attempts_max) {
+                close_session(gw, s, 1013, "push not acknowledged; resync");
+                return;
+            }
+            e->attempts++;
+            uint64_t backoff = (uint64_t)gw->cfg.retry_ms_initial
+                               << (e->attempts < 20 ? e->attempts : 20);
+            if (backoff > gw->cfg.retry_ms_max) backoff = gw->cfg.retry_ms_max;
+            e->due_ms = gw->now_ms + (int64_t)backoff;
+            const sb_buf *b = push_bytes(e->g, s->enc);
+            gw->stats.retries++;
+            gw->io.send(gw->io.ud, s->id, b->data, b->len);
+        }
+        if (e->due_ms < next) next = e->due_ms;
+    }
+    s->next_due_ms = next;
+}
+
+/* ---- receipts and cursors -------------------------------------------------- */
+
+static void conv_mark_dirty(sb_gw *gw, conv *c, member *m)
+{
+    m->dirty = true;
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_next = gw->dirty_convs;
+        gw->dirty_convs = c;
+    }
+}
+
+static void flush_receipts(sb_gw *gw, conv *c)
+{
+    for (size_t i = 0; i < c->n_members; i++) {
+        member *m = &c->members[i];
+        if (!m->dirty) continue;
+        m->dirty = false;
+        Sbp__ReadNotify rn = SBP__READ_NOTIFY__INIT;
+        rn.conv_id = c->id;
+        rn.user_id = m->user_id;
+        rn.read_seq = m->read_seq;
+        rn.delivered_seq = m->delivered_seq;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.body_case = SBP__FRAME__BODY_READ_NOTIFY;
+        f.read_notify = &rn;
+        for (size_t k = 0; k < c->n_members; k++) {
+            user *u = user_get(gw, c->members[k].user_id);
+            for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
+                if (s->state == SESS_READY) send_frame(gw, s, &f);
+        }
+    }
+}
+
+static void flush_cursors(sb_gw *gw, sess *s)
+{
+    for (size_t i = 0; i < s->n_acks; i++) {
+        sb_req *r = req_new(SB_REQ_CURSOR_ACK, s, 0);
+        if (!r) break;
+        copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id, s->user_id);
+        copy_str(r->u.cursor.device_id, sizeof r->u.cursor.device_id,
+                 s->device_id);
+        r->u.cursor.conv_id = s->acks[i].conv_id;
+        r->u.cursor.seq = s->acks[i].seq;
+        submit(gw, r);
+    }
+    s->n_acks = 0;
+    s->acks_dirty = false;
+}
+
+static void flush_dirty(sb_gw *gw)
+{
+    while (gw->dirty_sessions) {
+        sess *s = gw->dirty_sessions;
+        gw->dirty_sessions = s->dirty_next;
+        s->dirty_next = NULL;
+        flush_cursors(gw, s);
+    }
+    while (gw->dirty_convs) {
+        conv *c = gw->dirty_convs;
+        gw->dirty_convs = c->dirty_next;
+        c->dirty = false;
+        c->dirty_next = NULL;
+        flush_receipts(gw, c);
+    }
+}
+
+static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
+{
+    size_t i;
+    for (i = 0; i < s->n_acks; i++)
+        if (s->acks[i].conv_id == conv_id) break;
+    if (i == s->n_acks) {
+        if (s->n_acks == GW_SESSION_ACKS_MAX) flush_cursors(gw, s);
+        i = s->n_acks++;
+        s->acks[i] = (ack_cursor){conv_id, 0};
+    }
+    if (seq > s->acks[i].seq) s->acks[i].seq = seq;
+    if (!s->acks_dirty) {
+        s->acks_dirty = true;
+        s->dirty_next = gw->dirty_sessions;
+        gw->dirty_sessions = s;
+    }
+}
+
+/* ---- conversation cache ----------------------------------------------------- */
+
+static void conv_free(conv *c)
+{
+    if (!c) return;
+    free(c->members);
+    free(c);
+}
+
+/* Caches a conversation from its stored form; returns the cached entry
+ * (an existing one wins). */
+static conv *conv_cache(sb_gw *gw, const Sbp__Conversation *pc)
+{
+    conv *c = sb_map_get(&gw->convs, pc->conv_id);
+    if (c) return c;
+    c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->members = calloc(pc->n_members ? pc->n_members : 1, sizeof *c->members);
+    if (!c->members) {
+        free(c);
+        return NULL;
+    }
+    c->id = pc->conv_id;
+    c->kind = pc->kind;
+    c->state = pc->state;
+    for (size_t i = 0; i < pc->n_members; i++) {
+        copy_str(c->members[i].user_id, sizeof c->members[i].user_id,
+                 pc->members[i]->user_id);
+        c->members[i].role = pc->members[i]->role;
+    }
+    c->n_members = pc->n_members;
+    if (sb_map_put(&gw->convs, c->id, c) != 0) {
+        conv_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- frame handlers ----------------------------------------------------------- */
+
+static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f);
+
+/* Finds conv_id in the cache. On a miss, asks the store for it and parks
+ * the frame (taking ownership) until the answer; returns NULL then. */
+static conv *conv_need(sb_gw *gw, sess *s, uint64_t conv_id, Sbp__Frame **fp)
+{
+    conv *c = sb_map_get(&gw->convs, conv_id);
+    if (c) return c;
+    sb_req *r = req_new(SB_REQ_CONV_GET, s, (*fp)->rid);
+    if (!r) {
+        send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
+        return NULL;
+    }
+    r->u.conv_get.conv_id = conv_id;
+    r->data = *fp;
+    *fp = NULL;
+    submit(gw, r);
+    return NULL;
+}
+
+static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    const Sbp__Hello *h = f->hello;
+    if (s->state != SESS_NEW) {
+        send_error(gw, s, f->rid, SB_E_ALREADY, NULL);
+        return;
+    }
+    sb_claims c;
+    int rc = sb_token_verify(gw->secret, gw->cfg.secret_len, h->token,
+                             strlen(h->token), gw->now_ms / 1000,
+                             gw->cfg.token_skew_s, &c);
+    if (rc == 0 && !valid_id(h->device_id)) rc = SB_E_INVALID;
+    if (rc == 0 && h->protocol > 1) rc = SB_E_INVALID;
+    if (rc != 0) {
+        send_error(gw, s, f->rid, rc, NULL);
+        close_session(gw, s, 1008, sb_strerror(rc));
+        return;
+    }
+    copy_str(s->user_id, sizeof s->user_id, c.sub);
+    copy_str(s->device_id, sizeof s->device_id, h->device_id);
+    copy_str(s->locale, sizeof s->locale,
+             h->locale[0] ? h->locale : (c.locale[0] ? c.locale : "en"));
+    s->role = c.role;
+    s->state = SESS_HELLO_PENDING;
+    sb_req *r = req_new(SB_REQ_USER, s, f->rid);
+    if (!r) {
+        close_session(gw, s, 1011, "out of memory");
+        return;
+    }
+    copy_str(r->u.user.user_id, sizeof r->u.user.user_id, s->user_id);
+    copy_str(r->u.user.locale, sizeof r->u.user.locale, s->locale);
+    r->u.user.role = s->role;
+    r->u.user.now_ms = gw->now_ms;
+    submit(gw, r);
+}
+
+static void hello_done(sb_gw *gw, sess *s, sb_req *r)
+{
+    if (s->state != SESS_HELLO_PENDING) return;
+    if (r->rc != 0) {
+        send_error(gw, s, r->rid, r->rc, NULL);
+        close_session(gw, s, 1011, "store unavailable");
+        return;
+    }
+    /* One session per device: a reconnecting device replaces its old,
+     * possibly half-dead, connection. */
+    user *u = user_get(gw, s->user_id);
+    sess *next;
+    for (sess *o = u ? u->sessions : NULL; o; o = next) {
+        next = o->user_next;
+        if (strcmp(o->device_id, s->device_id) == 0)
+            close_session(gw, o, 1000, "replaced by a newer connection");
+    }
+    u = user_get(gw, s->user_id); /* the close may have freed it */
+    if (!u) {
+        u = calloc(1, sizeof *u);
+        if (!u) {
+            close_session(gw, s, 1011, "out of memory");
+            return;
+        }
+        copy_str(u->id, sizeof u->id, s->user_id);
+        u->hash = sb_map_hash_str(u->id);
+        u->hash_next = sb_map_get(&gw->users, u->hash);
+        if (sb_map_put(&gw->users, u->hash, u) != 0) {
+            free(u);
+            close_session(gw, s, 1011, "out of memory");
+            return;
+        }
+    }
+    s->user = u;
+    s->user_next = u->sessions;
+    u->sessions = s;
+    s->state = SESS_READY;
+
+    Sbp__Welcome w = SBP__WELCOME__INIT;
+    w.user_id = s->user_id;
+    w.role = s->role;
+    w.session_id = s->id;
+    w.server_ts = gw->now_ms;
+    w.heartbeat_ms = gw->cfg.heartbeat_ms;
+    w.frame_bytes_max = gw->cfg.frame_bytes_max;
+    w.body_bytes_max = gw->cfg.body_bytes_max;
+    w.pending_sends_max = gw->cfg.pending_sends_max;
+    w.sync_page_max = gw->cfg.sync_page_max;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = r->rid;
+    f.body_case = SBP__FRAME__BODY_WELCOME;
+    f.welcome = &w;
+    send_frame(gw, s, &f);
+}
+
+static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    Sbp__Send *snd = f->send;
+    const ProtobufCBinaryData *cid = &snd->client_msg_id;
+    int rc = 0;
+    if (gw->draining)
+        rc = SB_E_UNAVAILABLE;
+    else if (cid->len != SB_CLIENT_MSG_ID_BYTES)
+        rc = SB_E_INVALID;
+    else if (strlen(snd->body) > gw->cfg.body_bytes_max)
+        rc = SB_E_TOO_LARGE;
+    else if (snd->type == SBP__MSG_TYPE__MSG_SYSTEM ||
+             snd->type == SBP__MSG_TYPE__MSG_EVENT ||
+             (int)snd->type < 0 || (int)snd->type > SBP__MSG_TYPE__MSG_ROBOT ||
+             (snd->type == SBP__MSG_TYPE__MSG_ROBOT &&
+              s->role != SBP__ROLE__ROLE_BOT))
+        rc = SB_E_INVALID;
+    else if (snd->conv_id == 0)
+        rc = SB_E_INVALID;
+    if (rc) {
+        send_error(gw, s, f->rid, rc, cid->len <= 64 ? cid : NULL);
+        return;
+    }
+    conv *c = conv_need(gw, s, snd->conv_id, fp);
+    if (!c) return;
+    if (!may_access(s, c)) {
+        send_error(gw, s, f->rid, SB_E_FORBIDDEN, cid);
+        return;
+    }
+    if (s->pending_sends >= gw->cfg.pending_sends_max) {
+        send_error(gw, s, f->rid, SB_E_TOO_MANY_PENDING, cid);
+        return;
+    }
+    Sbp__Message *m = malloc(sizeof *m);
+    sb_req *r = req_new(SB_REQ_APPEND, s, f->rid);
+    if (!m || !r) {
+        free(m);
+        free(r);
+        send_error(gw, s, f->rid, -ENOMEM, cid);
+        return;
+    }
+    sbp__message__init(m);
+    m->conv_id = snd->conv_id;
+    m->type = snd->type ? snd->type : SBP__MSG_TYPE__MSG_TEXT;
+    m->quote_seq = snd->quote_seq;
+    m->sender = strdup(s->user_id);
+    m->sender_device = strdup(s->device_id);
+    m->lang = strdup(s->locale);
+    /* Steal the body and id from the frame rather than copy them. */
+    m->body = snd->body;
+    snd->body = (char *)protobuf_c_empty_string;
+    m->client_msg_id = snd->client_msg_id;
+    snd->client_msg_id.data = NULL;
+    snd->client_msg_id.len = 0;
+    if (!m->sender || !m->sender_device || !m->lang) {
+        sbp__message__free_unpacked(m, NULL);
+        free(r);
+        send_error(gw, s, f->rid, -ENOMEM, NULL);
+        return;
+    }
+    r->u.append.msg = m;
+    r->u.append.now_ms = gw->now_ms;
+    s->pending_sends++;
+    gw->stats.sends++;
+    submit(gw, r);
+}
+
+static void send_done(sb_gw *gw, sess *s, sb_req *r)
+{
+    Sbp__Message *m = r->u.append.msg;
+    if (s) s->pending_sends--;
+    if (r->rc != 0) {
+        if (s) send_error(gw, s, r->rid, r->rc, &m->client_msg_id);
+        sbp__message__free_unpacked(m, NULL);
+        return;
+    }
+    if (s) {
+        Sbp__SendAck a = SBP__SEND_ACK__INIT;
+        a.client_msg_id = m->client_msg_id;
+        a.msg_id = m->msg_id;
+        a.conv_id = m->conv_id;
+        a.seq = m->seq;
+        a.server_ts = m->server_ts;
+        a.duplicate = r->u.append.duplicate;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = r->rid;
+        f.body_case = SBP__FRAME__BODY_SEND_ACK;
+        f.send_ack = &a;
+        gw->stats.send_acks++;
+        send_frame(gw, s, &f);
+    }
+    if (r->u.append.duplicate) {
+        gw->stats.duplicates++;
+        sbp__message__free_unpacked(m, NULL);
+        return;
+    }
+    gmsg *g = calloc(1, sizeof *g);
+    if (!g) {
+        sbp__message__free_unpacked(m, NULL); /* stored: devices SYNC it */
+        return;
+    }
+    g->refs = 1;
+    g->m = m;
+    fan_out(gw, g, s);
+    gmsg_unref(g);
+}
+
+static void on_ack(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    const Sbp__Ack *a = (*fp)->ack;
+    conv *c = conv_need(gw, s, a->conv_id, fp);
+    if (!c) return;
+    if (!may_access(s, c)) {
+        send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
+        return;
+    }
+    ack_unacked(s, a->conv_id, a->seq);
+    if (s->ua_len == 0) retry_unlink(gw, s);
+    record_ack(gw, s, a->conv_id, a->seq);
+    member *m = conv_member(c, s->user_id);
+    if (m && a->seq > m->delivered_seq) {
+        m->delivered_seq = a->seq;
+        conv_mark_dirty(gw, c, m);
+    }
+}
+
+static void on_read(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    const Sbp__Read *rd = (*fp)->read;
+    conv *c = conv_need(gw, s, rd->conv_id, fp);
+    if (!c) return;
+    member *m = conv_member(c, s->user_id);
+    if (!m) {
+        send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
+        return;
+    }
+    if (rd->seq <= m->read_seq) return;
+    m->read_seq = rd->seq;
+    conv_mark_dirty(gw, c, m);
+    sb_req *r = req_new(SB_REQ_READ_SET, s, (*fp)->rid);
+    if (!r) return;
+    copy_str(r->u.read.user_id, sizeof r->u.read.user_id, s->user_id);
+    r->u.read.conv_id = rd->conv_id;
+    r->u.read.seq = rd->seq;
+    submit(gw, r);
+}
+
+static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f)
+{
+    Sbp__Sync *sy = f->sync;
+    if (sy->n_cursors > GW_SYNC_CURSORS_MAX) {
+        send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
+        return;
+    }
+    sb_req *r = req_new(SB_REQ_SYNC, s, f->rid);
+    if (!r) {
+        send_error(gw, s, f->rid, -ENOMEM, NULL);
+        return;
+    }
+    copy_str(r->u.sync.user_id, sizeof r->u.sync.user_id, s->user_id);
+    r->u.sync.all = s->role == SBP__ROLE__ROLE_ADMIN;
+    /* The request takes the frame's cursor array. */
+    r->u.sync.cursors = sy->cursors;
+    r->u.sync.n_cursors = sy->n_cursors;
+    sy->cursors = NULL;
+    sy->n_cursors = 0;
+    uint32_t limit = sy->limit ? sy->limit : gw->cfg.sync_page_max;
+    r->u.sync.limit = limit < gw->cfg.sync_page_max ? limit
+                                                    : gw->cfg.sync_page_max;
+    r->u.sync.bytes_max = gw->cfg.sync_bytes_max;
+    submit(gw, r);
+}
+
+static void on_history(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    const Sbp__History *h = (*fp)->history;
+    conv *c = conv_need(gw, s, h->conv_id, fp);
+    if (!c) return;
+    if (!may_access(s, c)) {
+        send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
+        return;
+    }
+    sb_req *r = req_new(SB_REQ_HISTORY, s, (*fp)->rid);
+    if (!r) {
+        send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
+        return;
+    }
+    uint32_t limit = h->limit ? h->limit : 50;
+    r->u.history.conv_id = h->conv_id;
+    r->u.history.before_seq = h->before_seq;
+    r->u.history.limit = limit < gw->cfg.history_page_max
+                             ? limit
+                             : gw->cfg.history_page_max;
+    submit(gw, r);
+}
+
+static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    const Sbp__Open *o = f->open;
+    if (o->n_members + 1 > SB_STORE_MEMBERS_MAX ||
+        strlen(o->title) > GW_TITLE_BYTES_MAX) {
+        send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
+        return;
+    }
+    for (size_t i = 0; i < o->n_members; i++) {
+        if (!valid_id(o->members[i])) {
+            send_error(gw, s, f->rid, SB_E_INVALID, NULL);
+            return;
+        }
+    }
+    sb_req *r = req_new(SB_REQ_CONV_CREATE, s, f->rid);
+    char **ids = calloc(o->n_members + 1, sizeof *ids);
+    Sbp__Role *roles = calloc(o->n_members + 1, sizeof *roles);
+    char *title = strdup(o->title);
+    if (!r || !ids || !roles || !title) goto oom;
+    size_t n = 0;
+    ids[n] = strdup(s->user_id);
+    if (!ids[n]) goto oom;
+    roles[n++] = s->role;
+    for (size_t i = 0; i < o->n_members; i++) {
+        bool dup = false;
+        for (size_t k = 0; k < n; k++) dup |= strcmp(ids[k], o->members[i]) == 0;
+        if (dup) continue;
+        ids[n] = strdup(o->members[i]);
+        if (!ids[n]) goto oom;
+        /* The member's role as the store knows it; ROLE_UNSPECIFIED asks
+         * the store to look it up. */
+        roles[n++] = SBP__ROLE__ROLE_UNSPECIFIED;
+    }
+    r->u.create.kind =
+        o->kind ? o->kind : (s->role == SBP__ROLE__ROLE_CUSTOMER
+                                 ? SBP__CONV_KIND__CONV_SERVICE
+                                 : SBP__CONV_KIND__CONV_DIRECT);
+    r->u.create.title = title;
+    r->u.create.user_ids = ids;
+    r->u.create.roles = roles;
+    r->u.create.n = n;
+    r->u.create.now_ms = gw->now_ms;
+    /* Customers may only talk to the service side; the store refuses a
+     * conversation between a customer and another customer. */
+    submit(gw, r);
+    return;
+oom:
+    for (size_t i = 0; ids && i <= o->n_members; i++) free(ids[i]);
+    free(ids);
+    free(roles);
+    free(title);
+    free(r);
+    send_error(gw, s, f->rid, -ENOMEM, NULL);
+}
+
+static void free_create(sb_req *r)
+{
+    for (size_t i = 0; i < r->u.create.n; i++) free(r->u.create.user_ids[i]);
+    free(r->u.create.user_ids);
+    free(r->u.create.roles);
+    free(r->u.create.title);
+    if (r->u.create.conv) sbp__conversation__free_unpacked(r->u.create.conv, NULL);
+}
+
+static void open_done(sb_gw *gw, sess *s, sb_req *r)
+{
+    if (!s) return;
+    if (r->rc != 0) {
+        send_error(gw, s, r->rid, r->rc, NULL);
+        return;
+    }
+    conv_cache(gw, r->u.create.conv);
+    Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
+    o.conv = r->u.create.conv;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = r->rid;
+    f.body_case = SBP__FRAME__BODY_OPEN_RESP;
+    f.open_resp = &o;
+    send_frame(gw, s, &f);
+}
+
+static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f)
+{
+    if (s->state == SESS_CLOSING) goto out;
+    if (s->state != SESS_READY && f->body_case != SBP__FRAME__BODY_HELLO) {
+        send_error(gw, s, f->rid,
+                   s->state == SESS_NEW ? SB_E_UNAUTHENTICATED
+                                        : SB_E_UNAVAILABLE,
+                   NULL);
+        if (s->state == SESS_NEW)
+            close_session(gw, s, 1008, "HELLO required first");
+        goto out;
+    }
+    switch (f->body_case) {
+    case SBP__FRAME__BODY_HELLO:
+        on_hello(gw, s, f);
+        break;
+    case SBP__FRAME__BODY_SEND:
+        on_send(gw, s, &f);
+        break;
+    case SBP__FRAME__BODY_ACK:
+        on_ack(gw, s, &f);
+        break;
+    case SBP__FRAME__BODY_SYNC:
+        on_sync(gw, s, f);
+        break;
+    case SBP__FRAME__BODY_HISTORY:
+        on_history(gw, s, &f);
+        break;
+    case SBP__FRAME__BODY_READ:
+        on_read(gw, s, &f);
+        break;
+    case SBP__FRAME__BODY_OPEN:
+        on_open(gw, s, f);
+        break;
+    default:
+        send_error(gw, s, f->rid, SB_E_UNKNOWN_TYPE, NULL);
+        break;
+    }
+out:
+    sb_frame_free(f); /* NULL when a handler parked it */
+}
+
+/* ---- public entry points --------------------------------------------------- */
+
+int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
+{
+    *out = NULL;
+    if (c->secret_len == 0 || c->secret_len > GW_SECRET_BYTES_MAX)
+        return -EINVAL;
+    sb_gw *gw = calloc(1, sizeof *gw);
+    if (!gw) return -ENOMEM;
+    gw->cfg = *c;
+    memcpy(gw->secret, c->secret, c->secret_len);
+    gw->cfg.secret = gw->secret;
+    gw->io = *io;
+    *out = gw;
+    return 0;
+}
+
+static void sess_free(sb_gw *gw, sess *s)
+{
+    user_unlink(gw, s);
+    retry_unlink(gw, s);
+    for (size_t i = 0; i < s->ua_len; i++) gmsg_unref(s->ua[i].g);
+    free(s->ua);
+    free(s);
+}
+
+void sb_gw_free(sb_gw *gw)
+{
+    if (!gw) return;
+    for (size_t i = 0; i < gw->sessions.cap; i++)
+        if (gw->sessions.slots[i].val) {
+            sess *s = gw->sessions.slots[i].val;
+            s->state = SESS_CLOSING;
+            sess_free(gw, s);
+        }
+    for (size_t i = 0; i < gw->convs.cap; i++)
+        if (gw->convs.slots[i].val) conv_free(gw->convs.slots[i].val);
+    sb_map_free(&gw->sessions);
+    sb_map_free(&gw->users);
+    sb_map_free(&gw->convs);
+    sb_buf_free(&gw->scratch);
+    free(gw);
+}
+
+int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
+                    int64_t now_ms)
+{
+    gw->now_ms = now_ms;
+    if (gw->draining || gw->sessions.len >= gw->cfg.sessions_max)
+        return SB_E_UNAVAILABLE;
+    assert(!sess_get(gw, conn_id));
+    sess *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    s->id = conn_id;
+    s->enc = enc;
+    s->state = SESS_NEW;
+    s->opened_ms = now_ms;
+    if (sb_map_put(&gw->sessions, conn_id, s) != 0) {
+        free(s);
+        return -ENOMEM;
+    }
+    gw->stats.sessions = gw->sessions.len;
+    return 0;
+}
+
+void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
+                      int64_t now_ms)
+{
+    gw->now_ms = now_ms;
+    sess *s = sess_get(gw, conn_id);
+    if (!s || s->state == SESS_CLOSING) return;
+    Sbp__Frame *f = NULL;
+    int rc = n > gw->cfg.frame_bytes_max ? SB_E_TOO_LARGE
+                                         : sb_frame_decode(s->enc, p, n, &f);
+    if (rc == 0 && (rc = sb_frame_check_utf8(f)) != 0) {
+        uint32_t rid = f->rid;
+        ProtobufCBinaryData cid = {0, NULL};
+        if (f->body_case == SBP__FRAME__BODY_SEND)
+            cid = f->send->client_msg_id;
+        send_error(gw, s, rid, rc, cid.len ? &cid : NULL);
+        sb_frame_free(f);
+        f = NULL;
+    } else if (rc != 0) {
+        send_error(gw, s, 0, rc, NULL);
+    }
+    if (rc != 0) {
+        if (++s->bad_frames > GW_BAD_FRAMES_MAX)
+            close_session(gw, s, 1008, "too many bad frames");
+        else if (s->state == SESS_NEW)
+            close_session(gw, s, 1008, sb_strerror(rc));
+        return;
+    }
+    handle_frame(gw, s, f);
+}
+
+void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id)
+{
+    sess *s = sb_map_del(&gw->sessions, conn_id);
+    if (!s) return;
+    if (s->acks_dirty) {
+        /* Take it off the dirty list, persisting what it acked. */
+        for (sess **pp = &gw->dirty_sessions; *pp; pp = &(*pp)->dirty_next)
+            if (*pp == s) {
+                *pp = s->dirty_next;
+                break;
+            }
+        flush_cursors(gw, s);
+    }
+    s->state = SESS_CLOSING;
+    sess_free(gw, s);
+    gw->stats.sessions = gw->sessions.len;
+}
+
+void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
+{
+    gw->now_ms = now_ms;
+    assert(gw->inflight > 0);
+    gw->inflight--;
+    sess *s = r->owner ? sess_get(gw, r->owner) : NULL;
+    if (s && s->state == SESS_CLOSING && r->kind != SB_REQ_APPEND) s = NULL;
+    switch (r->kind) {
+    case SB_REQ_APPEND:
+        send_done(gw, s, r);
+        break;
+    case SB_REQ_USER:
+        if (s) hello_done(gw, s, r);
+        break;
+    case SB_REQ_CONV_CREATE:
+        open_done(gw, s, r);
+        free_create(r);
+        break;
+    case SB_REQ_CONV_GET: {
+        Sbp__Frame *f = r->data;
+        if (r->rc == 0) conv_cache(gw, r->u.conv_get.conv);
+        if (r->u.conv_get.conv)
+            sbp__conversation__free_unpacked(r->u.conv_get.conv, NULL);
+        if (!s) {
+            sb_frame_free(f);
+        } else if (r->rc != 0) {
+            ProtobufCBinaryData *cid =
+                f->body_case == SBP__FRAME__BODY_SEND ? &f->send->client_msg_id
+                                                      : NULL;
+            send_error(gw, s, f->rid, r->rc, cid);
+            sb_frame_free(f);
+        } else {
+            handle_frame(gw, s, f);
+        }
+        break;
+    }
+    case SB_REQ_SYNC: {
+        for (size_t i = 0; i < r->u.sync.n_cursors; i++)
+            sbp__cursor__free_unpacked(r->u.sync.cursors[i], NULL);
+        free(r->u.sync.cursors);
+        if (s && r->rc != 0) send_error(gw, s, r->rid, r->rc, NULL);
+        if (s && r->rc == 0) {
+            Sbp__Frame f = SBP__FRAME__INIT;
+            f.rid = r->rid;
+            f.body_case = SBP__FRAME__BODY_SYNC_RESP;
+            f.sync_resp = r->u.sync.resp;
+            send_frame(gw, s, &f);
+        }
+        if (r->u.sync.resp) sbp__sync_resp__free_unpacked(r->u.sync.resp, NULL);
+        break;
+    }
+    case SB_REQ_HISTORY:
+        if (s && r->rc != 0) send_error(gw, s, r->rid, r->rc, NULL);
+        if (s && r->rc == 0) {
+            Sbp__Frame f = SBP__FRAME__INIT;
+            f.rid = r->rid;
+            f.body_case = SBP__FRAME__BODY_HISTORY_RESP;
+            f.history_resp = r->u.history.resp;
+            send_frame(gw, s, &f);
+        }
+        if (r->u.history.resp)
+            sbp__history_resp__free_unpacked(r->u.history.resp, NULL);
+        break;
+    case SB_REQ_RECEIPTS:
+        for (size_t i = 0; i < r->u.receipts.n; i++)
+            sbp__read_notify__free_unpacked(r->u.receipts.list[i], NULL);
+        free(r->u.receipts.list);
+        break;
+    case SB_REQ_CURSOR_ACK:
+    case SB_REQ_READ_SET:
+        break; /* best effort: the device's own cursors drive SYNC */
+    }
+    free(r);
+}
+
+void sb_gw_tick(sb_gw *gw, int64_t now_ms)
+{
+    gw->now_ms = now_ms;
+    sess *next;
+    for (sess *s = gw->retry_head; s; s = next) {
+        next = s->retry_next;
+        if (s->next_due_ms <= now_ms) retry_session(gw, s);
+        if (s->ua_len == 0) retry_unlink(gw, s);
+    }
+    if (now_ms - gw->last_sweep_ms >= 1000) {
+        gw->last_sweep_ms = now_ms;
+        for (size_t i = 0; i < gw->sessions.cap; i++) {
+            sess *s = gw->sessions.slots[i].val;
+            if (s && s->state == SESS_NEW &&
+                now_ms - s->opened_ms > gw->cfg.hello_timeout_ms)
+                close_session(gw, s, 1008, "HELLO timeout");
+        }
+    }
+    flush_dirty(gw);
+}
+
+void sb_gw_drain(sb_gw *gw)
+{
+    gw->draining = true;
+}
+
+size_t sb_gw_store_inflight(const sb_gw *gw)
+{
+    return gw->inflight;
+}
+
+void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason)
+{
+    flush_dirty(gw);
+    for (size_t i = 0; i < gw->sessions.cap; i++) {
+        sess *s = gw->sessions.slots[i].val;
+        if (s) close_session(gw, s, code, reason);
+    }
+}
+
+void sb_gw_get_stats(const sb_gw *gw, sb_gw_stats *out)
+{
+    *out = gw->stats;
+}

@@ -1,0 +1,100 @@
+/* The gateway's delivery core: sessions, authentication, validation,
+ * per-conversation fan-out, push retry and receipts. It does no I/O and
+ * reads no clock: the shell (sb_server) feeds it connection events, frame
+ * bytes, store completions and ticks with the current time, and it answers
+ * through the sb_gw_io callbacks (send bytes, close a connection, submit a
+ * store request). Tests and the simulator drive the same core.
+ *
+ * The message path of a SEND: authenticate (HELLO) -> validate -> store
+ * (seq + idempotency record, one transaction, group commit) -> SEND_ACK ->
+ * PUSH to every other online device of every member -> retry each PUSH with
+ * backoff until that device ACKs, or close the session after
+ * retry_attempts_max so that the device catches up by SYNC. */
+#ifndef SB_GATEWAY_H
+#define SB_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_codec.h"
+#include "sb_storeq.h"
+
+typedef struct sb_gw sb_gw;
+
+typedef struct sb_gw_io {
+    void *ud;
+    /* Sends one encoded frame on a connection; p is valid during the call.
+     * The shell closes the connection itself if its buffer overflows. */
+    void (*send)(void *ud, uint64_t conn_id, const uint8_t *p, size_t n);
+    /* Closes a connection with a WebSocket close code. The shell calls
+     * sb_gw_conn_closed() later, once the connection is gone, never from
+     * within this call. */
+    void (*close)(void *ud, uint64_t conn_id, uint16_t code,
+                  const char *reason);
+    /* Submits a store request (sb_storeq_submit in the server); it comes
+     * back through sb_gw_store_done(). */
+    void (*store)(void *ud, sb_req *req);
+} sb_gw_io;
+
+typedef struct sb_gw_config {
+    const uint8_t *secret; /* HS256 key; copied */
+    size_t secret_len;
+    int64_t token_skew_s;
+    uint32_t frame_bytes_max;
+    uint32_t body_bytes_max;
+    uint32_t pending_sends_max;   /* SENDs awaiting the store, per session */
+    uint32_t sync_page_max;       /* messages per SYNC_RESP */
+    uint32_t sync_bytes_max;      /* body bytes per SYNC_RESP */
+    uint32_t history_page_max;
+    uint32_t heartbeat_ms;        /* announced in WELCOME */
+    uint32_t hello_timeout_ms;    /* a connection must HELLO within this */
+    uint32_t retry_ms_initial;    /* first PUSH retry after this */
+    uint32_t retry_ms_max;        /* backoff cap */
+    uint32_t retry_attempts_max;  /* then close: the device will SYNC */
+    uint32_t unacked_max;         /* unacked PUSHes per session */
+    uint32_t sessions_max;
+} sb_gw_config;
+
+/* Fills c with the defaults (docs/protocol.md lists them). */
+void sb_gw_config_default(sb_gw_config *c);
+
+int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out);
+/* Frees every session and cached object. Store requests still in flight
+ * must have completed first. Accepts NULL. */
+void sb_gw_free(sb_gw *gw);
+
+/* A WebSocket connection was established with the given encoding.
+ * Returns 0, or SB_E_UNAVAILABLE when the gateway is draining or full (the
+ * shell then closes the connection with 1013). */
+int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
+                    int64_t now_ms);
+/* One complete WebSocket message from the connection. */
+void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
+                      int64_t now_ms);
+/* The connection is gone (closed by either side). */
+void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id);
+
+/* A store request submitted through io->store completed. The gateway frees
+ * the request. */
+void sb_gw_store_done(sb_gw *gw, sb_req *req, int64_t now_ms);
+
+/* Periodic work: PUSH retries, HELLO deadlines, receipts and cursor
+ * flushes. Call every 50-100 ms. */
+void sb_gw_tick(sb_gw *gw, int64_t now_ms);
+
+/* Starts draining: new SENDs and connections are refused with
+ * ERR_UNAVAILABLE; what the store already has completes normally. */
+void sb_gw_drain(sb_gw *gw);
+/* Store requests submitted and not yet completed. */
+size_t sb_gw_store_inflight(const sb_gw *gw);
+/* Closes every session with code (1001 when draining). */
+void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason);
+
+typedef struct sb_gw_stats {
+    uint64_t sessions;
+    uint64_t sends, send_acks, duplicates, pushes, retries, errors;
+} sb_gw_stats;
+void sb_gw_get_stats(const sb_gw *gw, sb_gw_stats *out);
+
+#endif

@@ -1,0 +1,192 @@
+/* HTTP/1.1 request parsing and responses for the gateway's one port. */
+#include "sb_http.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sb_ws.h"
+
+enum { F_NONE, F_KEY, F_PROTOCOLS, F_VERSION, F_ORIGIN };
+
+static int append(sb_http_req *r, char *dst, size_t cap, const char *at,
+                  size_t n)
+{
+    size_t have = strlen(dst);
+    if (have + n >= cap) {
+        r->too_long = true;
+        return 0; /* keep parsing; the request will be refused */
+    }
+    memcpy(dst + have, at, n);
+    dst[have + n] = '\0';
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t n)
+{
+    sb_http_req *r = p->data;
+    return append(r, r->path, sizeof r->path, at, n);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    sb_http_req *r = p->data;
+    if (r->in_value) {
+        r->in_value = false;
+        r->field_len = 0;
+    }
+    if (r->field_len + n >= sizeof r->field) {
+        r->field_len = sizeof r->field - 1; /* a name we don't use */
+        memset(r->field, '-', r->field_len);
+    } else {
+        memcpy(r->field + r->field_len, at, n);
+        r->field_len += n;
+    }
+    r->field[r->field_len] = '\0';
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    sb_http_req *r = p->data;
+    if (!r->in_value) {
+        r->in_value = true;
+        if (strcasecmp(r->field, "Sec-WebSocket-Key") == 0)
+            r->cur = F_KEY;
+        else if (strcasecmp(r->field, "Sec-WebSocket-Protocol") == 0)
+            r->cur = F_PROTOCOLS;
+        else if (strcasecmp(r->field, "Sec-WebSocket-Version") == 0)
+            r->cur = F_VERSION;
+        else if (strcasecmp(r->field, "Origin") == 0)
+            r->cur = F_ORIGIN;
+        else
+            r->cur = F_NONE;
+        /* Repeated Sec-WebSocket-Protocol headers form one list. */
+        if (r->cur == F_PROTOCOLS && r->ws_protocols[0])
+            append(r, r->ws_protocols, sizeof r->ws_protocols, ",", 1);
+    }
+    switch (r->cur) {
+    case F_KEY:
+        return append(r, r->ws_key, sizeof r->ws_key, at, n);
+    case F_PROTOCOLS:
+        return append(r, r->ws_protocols, sizeof r->ws_protocols, at, n);
+    case F_VERSION:
+        return append(r, r->ws_version, sizeof r->ws_version, at, n);
+    case F_ORIGIN:
+        return append(r, r->origin, sizeof r->origin, at, n);
+    default:
+        return 0;
+    }
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    sb_http_req *r = p->data;
+    r->complete = true;
+    /* Requests with a body are not ours to take: tell the parser to skip
+     * it and stop here (GET only is served). */
+    return 1;
+}
+
+static const http_parser_settings SETTINGS = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+};
+
+void sb_http_req_init(sb_http_req *r)
+{
+    memset(r, 0, sizeof *r);
+    http_parser_init(&r->parser, HTTP_REQUEST);
+    r->parser.data = r;
+}
+
+long sb_http_req_feed(sb_http_req *r, const char *p, size_t n)
+{
+    if (r->complete) return 0;
+    size_t used = http_parser_execute(&r->parser, &SETTINGS, p, n);
+    r->bytes += used;
+    if (r->bytes > SB_HTTP_HEADER_BYTES_MAX) return -1;
+    if (r->complete) return (long)used;
+    if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK) return -1;
+    return (long)used;
+}
+
+bool sb_http_req_is_upgrade(const sb_http_req *r)
+{
+    return r->parser.upgrade && r->parser.method == HTTP_GET;
+}
+
+const char *sb_http_req_method(const sb_http_req *r)
+{
+    return http_method_str((enum http_method)r->parser.method);
+}
+
+const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc)
+{
+    *enc = SB_ENC_PROTO;
+    const char *p = offered;
+    bool any = false;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t') p++;
+        size_t len = (size_t)(p - start);
+        if (len == 0) continue;
+        any = true;
+        if (len == strlen(SB_SUBPROTO_PROTO) &&
+            strncmp(start, SB_SUBPROTO_PROTO, len) == 0) {
+            *enc = SB_ENC_PROTO;
+            return SB_SUBPROTO_PROTO;
+        }
+        if (len == strlen(SB_SUBPROTO_JSON) &&
+            strncmp(start, SB_SUBPROTO_JSON, len) == 0) {
+            *enc = SB_ENC_JSON;
+            return SB_SUBPROTO_JSON;
+        }
+    }
+    return any ? NULL : "";
+}
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+int sb_http_respond(sb_buf *out, int status, const char *content_type,
+                    const void *body, size_t n)
+{
+    char head[256];
+    int len = snprintf(head, sizeof head,
+                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                       "Content-Length: %zu\r\nConnection: close\r\n"
+                       "X-Content-Type-Options: nosniff\r\n\r\n",
+                       status, reason(status), content_type, n);
+    int rc = sb_buf_append(out, head, (size_t)len);
+    return rc ? rc : sb_buf_append(out, body, n);
+}
+
+int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto)
+{
+    char accept[SB_WS_ACCEPT_LEN + 1];
+    sb_ws_accept_key(key, strlen(key), accept);
+    char head[256];
+    int len = snprintf(head, sizeof head,
+                       "HTTP/1.1 101 Switching Protocols\r\n"
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                       accept, proto[0] ? "Sec-WebSocket-Protocol: " : "",
+                       proto, proto[0] ? "\r\n" : "");
+    return sb_buf_append(out, head, (size_t)len);
+}

@@ -1,0 +1,684 @@
+/* The gateway's I/O shell: libuv TCP connections speaking HTTP/1.1 and
+ * WebSocket, the store's threads, timers and signals, all feeding the
+ * sans-IO delivery core. Connections are freed only from their uv_close
+ * callback, never from inside their own read or write callbacks. */
+#include "sb_server.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "sb_error.h"
+#include "sb_http.h"
+#include "sb_map.h"
+#include "sb_storeq.h"
+#include "sb_ws.h"
+
+#define SRV_READ_BYTES 65536
+#define SRV_STATIC_BYTES_MAX (16u << 20)
+#define SRV_TICK_MS 50
+#define SRV_SWEEP_MS 1000
+
+typedef struct server server;
+
+typedef enum conn_phase { PH_HTTP, PH_WS, PH_CLOSING } conn_phase;
+
+typedef struct conn {
+    uv_tcp_t tcp;
+    server *srv;
+    uint64_t id;
+    conn_phase phase;
+    sb_http_req *http; /* during the HTTP phase only */
+    sb_ws *ws;         /* during the WebSocket phase */
+    bool gw_open;      /* the core has a session for this connection */
+    bool text;         /* JSON subprotocol: text frames */
+    bool close_after_write;
+    bool in_flush;
+    bool closed; /* uv_close called */
+    int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
+    size_t write_inflight;
+    struct conn *flush_next;
+    struct conn *prev, *next; /* all connections, for the sweep */
+} conn;
+
+typedef struct wreq {
+    uv_write_t req;
+    conn *c;
+    sb_buf buf;
+} wreq;
+
+struct server {
+    sb_server_config cfg;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_timer_t tick, sweep, drain;
+    uv_check_t check;
+    uv_signal_t sigterm, sigint;
+    sb_storeq *storeq;
+    sb_gw *gw;
+    sb_map conns; /* id -> conn */
+    conn *all;
+    conn *flush_head;
+    uint64_t next_id;
+    size_t n_conns;
+    bool draining;
+    int64_t drain_started_ms;
+    int drain_stage;
+    uint8_t rbuf[SRV_READ_BYTES];
+    bool rbuf_busy;
+};
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void logf_(const server *srv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void logf_(const server *srv, const char *fmt, ...)
+{
+    if (srv->cfg.quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "switchboard: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void sb_server_config_default(sb_server_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->host, sizeof c->host, "127.0.0.1");
+    c->port = 8080;
+    c->data_dir = "./data";
+    c->durability = SB_DURABILITY_FSYNC;
+    sb_gw_config_default(&c->gw);
+    c->idle_ms = 90000;
+    c->handshake_ms = 10000;
+    c->out_bytes_max = 8u << 20;
+    c->conns_max = 200000;
+    c->drain_ms_max = 10000;
+}
+
+/* ---- connection lifetime ---------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    server *srv = c->srv;
+    if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
+    sb_map_del(&srv->conns, c->id);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->all = c->next;
+    if (c->next) c->next->prev = c->prev;
+    srv->n_conns--;
+    sb_ws_free(c->ws);
+    free(c->http);
+    free(c);
+}
+
+/* Drops the connection now, without any goodbye. */
+static void conn_abort(conn *c)
+{
+    if (c->closed) return;
+    c->closed = true;
+    c->phase = PH_CLOSING;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    wreq *w = (wreq *)req;
+    conn *c = w->c;
+    c->write_inflight -= w->buf.len;
+    sb_buf_free(&w->buf);
+    free(w);
+    if (status < 0) {
+        conn_abort(c);
+        return;
+    }
+    if (c->close_after_write && c->write_inflight == 0) conn_abort(c);
+}
+
+/* Writes (takes) buf's bytes to the connection. */
+static void conn_write(conn *c, sb_buf *buf)
+{
+    if (c->closed || buf->len == 0) {
+        sb_buf_free(buf);
+        return;
+    }
+    wreq *w = malloc(sizeof *w);
+    if (!w) {
+        sb_buf_free(buf);
+        conn_abort(c);
+        return;
+    }
+    w->c = c;
+    w->buf = *buf;
+    *buf = (sb_buf)SB_BUF_INIT;
+    uv_buf_t b = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
+    c->write_inflight += w->buf.len;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+        c->write_inflight -= w->buf.len;
+        sb_buf_free(&w->buf);
+        free(w);
+        conn_abort(c);
+        return;
+    }
+    if (c->write_inflight > c->srv->cfg.out_bytes_max) {
+        /* A peer that does not read: drop it rather than buffer without
+         * bound. Its device catches up by SYNC on reconnect. */
+        logf_(c->srv, "conn %llu: output over %u bytes, dropping",
+              (unsigned long long)c->id, c->srv->cfg.out_bytes_max);
+        conn_abort(c);
+    }
+}
+
+static void schedule_flush(conn *c)
+{
+    if (c->in_flush || c->closed) return;
+    c->in_flush = true;
+    c->flush_next = c->srv->flush_head;
+    c->srv->flush_head = c;
+}
+
+/* Moves the WebSocket's queued frames to the socket. */
+static void conn_flush(conn *c)
+{
+    if (c->closed || !c->ws) return;
+    sb_buf out = SB_BUF_INIT;
+    if (sb_ws_pull(c->ws, &out) != 0) {
+        sb_buf_free(&out);
+        conn_abort(c);
+        return;
+    }
+    conn_write(c, &out);
+    if (c->closed) return;
+    if (c->phase == PH_CLOSING || sb_ws_done(c->ws)) {
+        c->phase = PH_CLOSING;
+        if (c->write_inflight == 0)
+            conn_abort(c);
+        else
+            c->close_after_write = true;
+    }
+}
+
+static void on_check(uv_check_t *h)
+{
+    server *srv = h->data;
+    while (srv->flush_head) {
+        conn *c = srv->flush_head;
+        srv->flush_head = c->flush_next;
+        c->in_flush = false;
+        conn_flush(c);
+    }
+}
+
+/* Queues a WebSocket close and lets the flush write it. */
+static void conn_close_ws(conn *c, uint16_t code, const char *reason)
+{
+    if (c->closed) return;
+    if (c->ws) sb_ws_close(c->ws, code, reason);
+    c->phase = PH_CLOSING;
+    c->closing_ms = wall_ms();
+    schedule_flush(c);
+}
+
+/* ---- the core's I/O ------------------------------------------------------------ */
+
+static void io_send(void *ud, uint64_t conn_id, const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    conn *c = sb_map_get(&srv->conns, conn_id);
+    if (!c || c->closed || c->phase != PH_WS) return;
+    if (sb_ws_send(c->ws, c->text, p, n) != 0) return;
+    if (sb_ws_queued_bytes(c->ws) + c->write_inflight >
+        srv->cfg.out_bytes_max) {
+        conn_abort(c);
+        return;
+    }
+    schedule_flush(c);
+}
+
+static void io_close(void *ud, uint64_t conn_id, uint16_t code,
+                     const char *reason)
+{
+    server *srv = ud;
+    conn *c = sb_map_get(&srv->conns, conn_id);
+    if (c) conn_close_ws(c, code, reason);
+}
+
+static void io_store(void *ud, sb_req *req)
+{
+    server *srv = ud;
+    sb_storeq_submit(srv->storeq, req);
+}
+
+static void store_done(sb_req *req, void *ud)
+{
+    server *srv = ud;
+    sb_gw_store_done(srv->gw, req, wall_ms());
+}
+
+/* ---- WebSocket phase -------------------------------------------------------------- */
+
+static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
+{
+    conn *c = ud;
+    (void)text;
+    if (c->phase != PH_WS || !c->gw_open) return;
+    sb_gw_conn_frame(c->srv->gw, c->id, p, n, wall_ms());
+}
+
+static void ws_rand(void *ud, uint8_t *p, size_t n)
+{
+    (void)ud;
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rand();
+}
+
+static const sb_ws_cbs WS_CBS = {.on_msg = ws_on_msg, .rand_bytes = ws_rand};
+
+static void ws_feed(conn *c, const uint8_t *p, size_t n)
+{
+    if (sb_ws_feed(c->ws, p, n) != 0 && !c->closed)
+        c->phase = PH_CLOSING; /* protocol error: flush the close, drop */
+    schedule_flush(c);
+}
+
+/* ---- HTTP phase --------------------------------------------------------------------- */
+
+static void http_reply(conn *c, int status, const char *type, const void *body,
+                       size_t n)
+{
+    sb_buf out = SB_BUF_INIT;
+    if (sb_http_respond(&out, status, type, body, n) != 0) {
+        sb_buf_free(&out);
+        conn_abort(c);
+        return;
+    }
+    c->phase = PH_CLOSING;
+    c->close_after_write = true;
+    conn_write(c, &out);
+}
+
+static const char *content_type(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    if (!dot) return "application/octet-stream";
+    if (!strcmp(dot, ".html")) return "text/html; charset=utf-8";
+    if (!strcmp(dot, ".js") || !strcmp(dot, ".mjs"))
+        return "text/javascript; charset=utf-8";
+    if (!strcmp(dot, ".css")) return "text/css; charset=utf-8";
+    if (!strcmp(dot, ".json")) return "application/json";
+    if (!strcmp(dot, ".png")) return "image/png";
+    if (!strcmp(dot, ".svg")) return "image/svg+xml";
+    if (!strcmp(dot, ".ico")) return "image/x-icon";
+    if (!strcmp(dot, ".txt")) return "text/plain; charset=utf-8";
+    return "application/octet-stream";
+}
+
+/* Serves a file under the web folder; paths with ".." or odd characters
+ * are refused outright. */
+static void serve_static(conn *c, const char *path)
+{
+    const char *root = c->srv->cfg.web_dir;
+    char rel[256];
+    size_t plen = strcspn(path, "?#");
+    if (!root || plen == 0 || plen >= sizeof rel || path[0] != '/') {
+        http_reply(c, 404, "text/plain", "not found\n", 10);
+        return;
+    }
+    memcpy(rel, path, plen);
+    rel[plen] = '\0';
+    if (strstr(rel, "..") || strchr(rel, '\\')) {
+        http_reply(c, 404, "text/plain", "not found\n", 10);
+        return;
+    }
+    char full[1024];
+    if (strcmp(rel, "/") == 0)
+        snprintf(full, sizeof full, "%s/index.html", root);
+    else if (!strchr(rel + 1, '.') && !strchr(rel + 1, '/'))
+        snprintf(full, sizeof full, "%s%s.html", root, rel); /* /agent */
+    else
+        snprintf(full, sizeof full, "%s%s", root, rel);
+    int fd = open(full, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > (off_t)SRV_STATIC_BYTES_MAX) {
+        if (fd >= 0) close(fd);
+        http_reply(c, 404, "text/plain", "not found\n", 10);
+        return;
+    }
+    /* Small files, read at once: the web pages are a few hundred KiB. */
+    char *body = malloc((size_t)st.st_size + 1);
+    ssize_t got = body ? read(fd, body, (size_t)st.st_size) : -1;
+    close(fd);
+    if (got != (ssize_t)st.st_size) {
+        free(body);
+        http_reply(c, 503, "text/plain", "read failed\n", 12);
+        return;
+    }
+    http_reply(c, 200, content_type(full), body, (size_t)got);
+    free(body);
+}
+
+static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
+{
+    server *srv = c->srv;
+    sb_http_req *r = c->http;
+    if (r->too_long) {
+        http_reply(c, 431, "text/plain", "header too large\n", 17);
+        return;
+    }
+    if (!sb_http_req_is_upgrade(r)) {
+        if (strcmp(sb_http_req_method(r), "GET") != 0) {
+            http_reply(c, 405, "text/plain", "GET only\n", 9);
+        } else if (strcmp(r->path, "/healthz") == 0) {
+            if (srv->draining)
+                http_reply(c, 503, "text/plain", "draining\n", 9);
+            else
+                http_reply(c, 200, "text/plain", "ok\n", 3);
+        } else if (strcmp(r->path, "/ws") == 0) {
+            http_reply(c, 426, "text/plain", "WebSocket upgrade required\n",
+                       27);
+        } else {
+            serve_static(c, r->path);
+        }
+        return;
+    }
+    sb_encoding enc;
+    const char *proto = sb_http_pick_subprotocol(r->ws_protocols, &enc);
+    if (strcmp(r->path, "/ws") != 0) {
+        http_reply(c, 404, "text/plain", "not found\n", 10);
+        return;
+    }
+    if (strlen(r->ws_key) != SB_WS_KEY_LEN || strcmp(r->ws_version, "13") != 0 ||
+        !proto) {
+        http_reply(c, 400, "text/plain", "bad WebSocket handshake\n", 24);
+        return;
+    }
+    sb_buf out = SB_BUF_INIT;
+    if (sb_http_respond_upgrade(&out, r->ws_key, proto) != 0 ||
+        sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &c->ws) !=
+            0) {
+        sb_buf_free(&out);
+        conn_abort(c);
+        return;
+    }
+    conn_write(c, &out);
+    if (c->closed) return;
+    free(c->http);
+    c->http = NULL;
+    c->phase = PH_WS;
+    c->text = enc == SB_ENC_JSON;
+    c->last_ping_ms = c->last_rx_ms;
+    int rc = sb_gw_conn_open(srv->gw, c->id, enc, wall_ms());
+    if (rc != 0) {
+        conn_close_ws(c, SB_WS_CLOSE_TRY_AGAIN, sb_strerror(rc));
+        return;
+    }
+    c->gw_open = true;
+    if (rest_len) ws_feed(c, rest, rest_len);
+}
+
+/* ---- reading -------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    conn *c = h->data;
+    server *srv = c->srv;
+    /* One read buffer for the whole loop: reads are handled at once. */
+    if (srv->rbuf_busy) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    srv->rbuf_busy = true;
+    buf->base = (char *)srv->rbuf;
+    buf->len = sizeof srv->rbuf;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = s->data;
+    server *srv = c->srv;
+    if (buf->base == (char *)srv->rbuf) srv->rbuf_busy = false;
+    if (nread == 0) return;
+    if (nread < 0) {
+        conn_abort(c);
+        return;
+    }
+    c->last_rx_ms = wall_ms();
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t n = (size_t)nread;
+    if (c->phase == PH_HTTP) {
+        long used = sb_http_req_feed(c->http, (const char *)p, n);
+        if (used < 0) {
+            http_reply(c, 400, "text/plain", "bad request\n", 12);
+            return;
+        }
+        if (c->http->complete)
+            http_request_done(c, p + used, n - (size_t)used);
+        return;
+    }
+    if (c->phase == PH_WS) ws_feed(c, p, n);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    server *srv = l->data;
+    if (status < 0) return;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) return;
+    uv_tcp_init(&srv->loop, &c->tcp);
+    c->tcp.data = c;
+    c->srv = srv;
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        c->closed = true;
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    c->id = ++srv->next_id;
+    c->phase = PH_HTTP;
+    c->opened_ms = c->last_rx_ms = wall_ms();
+    c->http = malloc(sizeof *c->http);
+    if (!c->http || sb_map_put(&srv->conns, c->id, c) != 0) {
+        free(c->http);
+        c->closed = true;
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    sb_http_req_init(c->http);
+    c->next = srv->all;
+    if (srv->all) srv->all->prev = c;
+    srv->all = c;
+    srv->n_conns++;
+    if (srv->n_conns > srv->cfg.conns_max || srv->draining) {
+        http_reply(c, 503, "text/plain", "busy\n", 5);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ---- timers, signals, drain ------------------------------------------------------------- */
+
+static void on_tick(uv_timer_t *t)
+{
+    server *srv = t->data;
+    sb_gw_tick(srv->gw, wall_ms());
+}
+
+/* Deadlines and heartbeats for every connection, once a second. */
+static void on_sweep(uv_timer_t *t)
+{
+    server *srv = t->data;
+    int64_t now = wall_ms();
+    for (conn *c = srv->all; c; c = c->next) {
+        if (c->closed) continue;
+        if (c->phase == PH_HTTP && now - c->opened_ms > srv->cfg.handshake_ms) {
+            conn_abort(c); /* slow or silent request */
+        } else if (c->phase == PH_WS) {
+            if (now - c->last_rx_ms > srv->cfg.idle_ms) {
+                conn_close_ws(c, SB_WS_CLOSE_GOING_AWAY, "idle timeout");
+            } else if (now - c->last_ping_ms >= srv->cfg.gw.heartbeat_ms) {
+                c->last_ping_ms = now;
+                sb_ws_ping(c->ws);
+                schedule_flush(c);
+            }
+        } else if (c->phase == PH_CLOSING && c->closing_ms &&
+                   now - c->closing_ms > 2000) {
+            conn_abort(c); /* a peer that never lets the close finish */
+        }
+    }
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_drain(uv_timer_t *t)
+{
+    server *srv = t->data;
+    int64_t now = wall_ms();
+    int64_t waited = now - srv->drain_started_ms;
+    if (srv->drain_stage == 0) {
+        /* Let every SEND the store has commit and be acknowledged. */
+        if (sb_gw_store_inflight(srv->gw) > 0 && waited < srv->cfg.drain_ms_max)
+            return;
+        sb_gw_close_all(srv->gw, SB_WS_CLOSE_GOING_AWAY, "server shutting down");
+        srv->drain_stage = 1;
+        srv->drain_started_ms = now;
+        return;
+    }
+    if (srv->drain_stage == 1) {
+        if (srv->n_conns > 0 && waited < 2000) return;
+        for (conn *c = srv->all; c; c = c->next) conn_abort(c);
+        srv->drain_stage = 2;
+        return;
+    }
+    if (srv->n_conns > 0) return;
+    /* Every connection is gone: finish the store and stop. */
+    sb_storeq_stop(srv->storeq);
+    srv->storeq = NULL;
+    uv_timer_stop(&srv->drain);
+    close_handle((uv_handle_t *)&srv->drain);
+    close_handle((uv_handle_t *)&srv->tick);
+    close_handle((uv_handle_t *)&srv->sweep);
+    close_handle((uv_handle_t *)&srv->check);
+    close_handle((uv_handle_t *)&srv->sigterm);
+    close_handle((uv_handle_t *)&srv->sigint);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server *srv = h->data;
+    if (srv->draining) return;
+    logf_(srv, "signal %d: draining", signum);
+    srv->draining = true;
+    srv->drain_started_ms = wall_ms();
+    close_handle((uv_handle_t *)&srv->listener);
+    sb_gw_drain(srv->gw);
+    uv_timer_start(&srv->drain, on_drain, 0, 20);
+}
+
+int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
+{
+    server *srv = calloc(1, sizeof *srv);
+    if (!srv) return -ENOMEM;
+    srv->cfg = *cfg;
+    signal(SIGPIPE, SIG_IGN);
+    srand((unsigned)wall_ms());
+    int rc = uv_loop_init(&srv->loop);
+    if (rc) goto out_free;
+
+    char path[1024];
+    if (strcmp(cfg->data_dir, ":memory:") == 0)
+        snprintf(path, sizeof path, ":memory:");
+    else
+        snprintf(path, sizeof path, "%s/switchboard.db", cfg->data_dir);
+    if (strcmp(path, ":memory:") != 0) mkdir(cfg->data_dir, 0700);
+    rc = sb_storeq_start(&srv->loop, path, cfg->durability, store_done, srv,
+                         &srv->storeq);
+    if (rc) {
+        logf_(srv, "cannot open store %s: %s", path, sb_strerror(rc));
+        goto out_loop;
+    }
+    sb_gw_io io = {.ud = srv, .send = io_send, .close = io_close,
+                   .store = io_store};
+    rc = sb_gw_new(&cfg->gw, &io, &srv->gw);
+    if (rc) goto out_store;
+
+    struct sockaddr_storage addr;
+    rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
+    if (rc) rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
+    if (rc) goto out_gw;
+    uv_tcp_init(&srv->loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
+    if (!rc) rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
+    if (rc) {
+        logf_(srv, "cannot listen on %s:%u: %s", cfg->host, cfg->port,
+              uv_strerror(rc));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_run(&srv->loop, UV_RUN_NOWAIT);
+        goto out_gw;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
+    uint16_t port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+
+    uv_timer_init(&srv->loop, &srv->tick);
+    uv_timer_init(&srv->loop, &srv->sweep);
+    uv_timer_init(&srv->loop, &srv->drain);
+    uv_check_init(&srv->loop, &srv->check);
+    uv_signal_init(&srv->loop, &srv->sigterm);
+    uv_signal_init(&srv->loop, &srv->sigint);
+    srv->tick.data = srv->sweep.data = srv->drain.data = srv;
+    srv->check.data = srv->sigterm.data = srv->sigint.data = srv;
+    uv_timer_start(&srv->tick, on_tick, SRV_TICK_MS, SRV_TICK_MS);
+    uv_timer_start(&srv->sweep, on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
+    uv_check_start(&srv->check, on_check);
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+
+    logf_(srv, "listening on %s:%u (store %s, durability %s)", cfg->host, port,
+          path, cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
+    if (on_ready) on_ready(port);
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    rc = 0;
+    logf_(srv, "stopped");
+out_gw:
+    if (srv->storeq) {
+        sb_storeq_stop(srv->storeq);
+        srv->storeq = NULL;
+    }
+    sb_gw_free(srv->gw);
+out_store:
+    sb_storeq_stop(srv->storeq);
+out_loop:
+    uv_run(&srv->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&srv->loop);
+out_free:
+    sb_map_free(&srv->conns);
+    free(srv);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* The gateway's I/O shell: a libuv event loop with one TCP listener that
+ * serves HTTP/1.1 (http-parser) and upgrades GET /ws to WebSocket (sb_ws
+ * over wslay), the store's threads (sb_storeq), and the timers and signals
+ * that drive the delivery core (sb_gateway). It owns every socket; the
+ * core owns every session. */
+#ifndef SB_SERVER_H
+#define SB_SERVER_H
+
+#include <stdint.h>
+
+#include "sb_gateway.h"
+#include "sb_store.h"
+
+typedef struct sb_server_config {
+    char host[64];
+    uint16_t port;
+    const char *data_dir;  /* the store lives at data_dir/switchboard.db */
+    const char *web_dir;   /* static files; NULL: none */
+    sb_durability durability;
+    sb_gw_config gw;
+    uint32_t idle_ms;          /* close a WebSocket silent this long */
+    uint32_t handshake_ms;     /* an HTTP request must complete in this */
+    uint32_t out_bytes_max;    /* unsent bytes per connection, then close */
+    uint32_t conns_max;        /* open TCP connections */
+    uint32_t drain_ms_max;     /* SIGTERM: wait this long for the store */
+    bool quiet;
+} sb_server_config;
+
+void sb_server_config_default(sb_server_config *c);
+
+/* Runs the server until SIGTERM or SIGINT, then drains: stops accepting,
+ * lets pending SENDs commit and be acknowledged, closes sessions with 1001
+ * and returns 0. Returns a negative code if it cannot start (the port is
+ * taken, the store cannot be opened). on_ready, if set, is called once the
+ * server listens, with the bound port. */
+int sb_server_run(const sb_server_config *c, void (*on_ready)(uint16_t port));
+
+#endif

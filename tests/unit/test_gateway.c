@@ -1,0 +1,454 @@
+/* The delivery core driven without sockets: a fake shell records what the
+ * gateway sends and closes, and store requests are applied synchronously
+ * to a real SQLite store in memory. Time is whatever the test says. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_codec.h"
+#include "sb_error.h"
+#include "sb_gateway.h"
+#include "sb_store.h"
+#include "sb_storeq.h"
+#include "sb_token.h"
+
+#define SECRET "unit-secret"
+#define T0 1800000000000LL
+#define MAXC 16
+#define MAXF 256
+
+typedef struct fake {
+    sb_gw *gw;
+    sb_store *store;
+    sb_req *queue[1024];
+    size_t nq;
+    Sbp__Frame *frames[MAXC][MAXF]; /* decoded frames sent per connection */
+    size_t nframes[MAXC];
+    uint16_t closed[MAXC]; /* close code asked, 0 if none */
+    int64_t now;
+} fake;
+
+static fake F;
+
+static void io_send(void *ud, uint64_t conn, const uint8_t *p, size_t n)
+{
+    fake *f = ud;
+    assert_true(conn < MAXC);
+    Sbp__Frame *fr = NULL;
+    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, p, n, &fr), 0);
+    assert_true(f->nframes[conn] < MAXF);
+    f->frames[conn][f->nframes[conn]++] = fr;
+}
+
+static void io_close(void *ud, uint64_t conn, uint16_t code, const char *why)
+{
+    (void)why;
+    fake *f = ud;
+    f->closed[conn] = code;
+}
+
+static void io_store(void *ud, sb_req *r)
+{
+    fake *f = ud;
+    assert_true(f->nq < 1024);
+    f->queue[f->nq++] = r;
+}
+
+/* Applies queued store requests until none remain. */
+static void pump(void)
+{
+    while (F.nq > 0) {
+        sb_req *r = F.queue[0];
+        memmove(F.queue, F.queue + 1, (F.nq - 1) * sizeof *F.queue);
+        F.nq--;
+        sb_storeq_apply(F.store, r);
+        sb_gw_store_done(F.gw, r, F.now);
+    }
+}
+
+static void clear(uint64_t c)
+{
+    for (size_t i = 0; i < F.nframes[c]; i++) sb_frame_free(F.frames[c][i]);
+    F.nframes[c] = 0;
+}
+
+static void feed(uint64_t c, const Sbp__Frame *fr)
+{
+    sb_buf b = SB_BUF_INIT;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, fr, &b), 0);
+    sb_gw_conn_frame(F.gw, c, b.data, b.len, F.now);
+    sb_buf_free(&b);
+    pump();
+}
+
+static Sbp__Frame *last(uint64_t c)
+{
+    assert_true(F.nframes[c] > 0);
+    return F.frames[c][F.nframes[c] - 1];
+}
+
+/* Number of frames of a kind sent to c. */
+static size_t count(uint64_t c, Sbp__Frame__BodyCase k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < F.nframes[c]; i++)
+        n += F.frames[c][i]->body_case == k;
+    return n;
+}
+
+static void token(const char *sub, const char *role, int64_t exp_s, char *out)
+{
+    sb_claims c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.sub, sizeof c.sub, "%s", sub);
+    c.role = sb_role_from_name(role);
+    c.exp = exp_s;
+    assert_true(sb_token_sign((const uint8_t *)SECRET, strlen(SECRET), &c, out,
+                              1024) > 0);
+}
+
+static void hello(uint64_t c, const char *sub, const char *role,
+                  const char *device)
+{
+    char tok[1024];
+    token(sub, role, T0 / 1000 + 3600, tok);
+    assert_int_equal(sb_gw_conn_open(F.gw, c, SB_ENC_PROTO, F.now), 0);
+    Sbp__Hello h = SBP__HELLO__INIT;
+    h.token = tok;
+    h.device_id = (char *)device;
+    h.protocol = 1;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 1;
+    fr.body_case = SBP__FRAME__BODY_HELLO;
+    fr.hello = &h;
+    feed(c, &fr);
+}
+
+static uint64_t open_conv(uint64_t c, const char *member)
+{
+    Sbp__Open o = SBP__OPEN__INIT;
+    char *m[1] = {(char *)member};
+    o.n_members = 1;
+    o.members = m;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 2;
+    fr.body_case = SBP__FRAME__BODY_OPEN;
+    fr.open = &o;
+    feed(c, &fr);
+    Sbp__Frame *r = last(c);
+    assert_int_equal(r->body_case, SBP__FRAME__BODY_OPEN_RESP);
+    return r->open_resp->conv->conv_id;
+}
+
+static void send_msg(uint64_t c, uint64_t conv, uint8_t id_byte,
+                     const char *body)
+{
+    uint8_t id[16];
+    memset(id, id_byte, sizeof id);
+    Sbp__Send s = SBP__SEND__INIT;
+    s.client_msg_id.data = id;
+    s.client_msg_id.len = 16;
+    s.conv_id = conv;
+    s.type = SBP__MSG_TYPE__MSG_TEXT;
+    s.body = (char *)body;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 10 + id_byte;
+    fr.body_case = SBP__FRAME__BODY_SEND;
+    fr.send = &s;
+    feed(c, &fr);
+}
+
+static void ack(uint64_t c, uint64_t conv, uint64_t seq)
+{
+    Sbp__Ack a = SBP__ACK__INIT;
+    a.conv_id = conv;
+    a.seq = seq;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_ACK;
+    fr.ack = &a;
+    feed(c, &fr);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&F, 0, sizeof F);
+    F.now = T0;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &F.store), 0);
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    c.secret = (const uint8_t *)SECRET;
+    c.secret_len = strlen(SECRET);
+    c.retry_ms_initial = 1000;
+    c.retry_ms_max = 4000;
+    c.retry_attempts_max = 3;
+    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
+                   .store = io_store};
+    assert_int_equal(sb_gw_new(&c, &io, &F.gw), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pump();
+    for (uint64_t c = 0; c < MAXC; c++) {
+        sb_gw_conn_closed(F.gw, c);
+        clear(c);
+    }
+    pump();
+    sb_gw_free(F.gw);
+    sb_store_close(F.store);
+    return 0;
+}
+
+/* One customer with two devices and one agent. */
+static uint64_t three_sessions(void)
+{
+    hello(3, "bob", "agent", "b1");
+    hello(1, "alice", "customer", "a1");
+    hello(2, "alice", "customer", "a2");
+    for (uint64_t c = 1; c <= 3; c++)
+        assert_int_equal(last(c)->body_case, SBP__FRAME__BODY_WELCOME);
+    uint64_t conv = open_conv(1, "bob");
+    for (uint64_t c = 1; c <= 3; c++) clear(c);
+    return conv;
+}
+
+static void test_send_push_ack(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    send_msg(1, conv, 0xA1, "hello bob");
+    /* The sender gets SEND_ACK, not a PUSH; its other device and the agent
+     * get the PUSH. */
+    assert_int_equal(count(1, SBP__FRAME__BODY_SEND_ACK), 1);
+    assert_int_equal(count(1, SBP__FRAME__BODY_PUSH), 0);
+    Sbp__SendAck *a = last(1)->send_ack;
+    assert_int_equal(a->seq, 1);
+    assert_int_equal(a->conv_id, conv);
+    assert_false(a->duplicate);
+    for (uint64_t c = 2; c <= 3; c++) {
+        assert_int_equal(count(c, SBP__FRAME__BODY_PUSH), 1);
+        Sbp__Message *m = last(c)->push->messages[0];
+        assert_int_equal(m->seq, 1);
+        assert_string_equal(m->body, "hello bob");
+        assert_string_equal(m->sender, "alice");
+        assert_string_equal(m->sender_device, "a1");
+        assert_int_equal(m->msg_id, a->msg_id);
+    }
+    /* The agent answers: seq 2, pushed to both of alice's devices. */
+    send_msg(3, conv, 0xB1, "hi alice");
+    assert_int_equal(last(3)->send_ack->seq, 2);
+    assert_int_equal(last(1)->push->messages[0]->seq, 2);
+    assert_int_equal(last(2)->push->messages[0]->seq, 2);
+}
+
+static void test_idempotent_send(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    for (int i = 0; i < 3; i++) send_msg(1, conv, 0x11, "once");
+    assert_int_equal(count(1, SBP__FRAME__BODY_SEND_ACK), 3);
+    Sbp__SendAck *first = F.frames[1][0]->send_ack;
+    for (size_t i = 1; i < 3; i++) {
+        Sbp__SendAck *a = F.frames[1][i]->send_ack;
+        assert_int_equal(a->seq, first->seq);
+        assert_int_equal(a->msg_id, first->msg_id);
+        assert_true(a->duplicate);
+    }
+    assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 1);
+    send_msg(1, conv, 0x12, "next");
+    assert_int_equal(last(1)->send_ack->seq, first->seq + 1);
+}
+
+static void test_retry_until_ack_then_close(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    send_msg(1, conv, 0x21, "retry me");
+    ack(3, conv, 1); /* the agent acks; alice's second device does not */
+    clear(2);
+    clear(3);
+    F.now += 1001;
+    sb_gw_tick(F.gw, F.now);
+    assert_int_equal(count(2, SBP__FRAME__BODY_PUSH), 1);
+    assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 0);
+    /* Backoff doubles: nothing at +1 s, a resend at +2 s. */
+    F.now += 1000;
+    sb_gw_tick(F.gw, F.now);
+    assert_int_equal(count(2, SBP__FRAME__BODY_PUSH), 1);
+    F.now += 1001;
+    sb_gw_tick(F.gw, F.now);
+    assert_int_equal(count(2, SBP__FRAME__BODY_PUSH), 2);
+    for (int i = 0; i < 4; i++) {
+        F.now += 4001;
+        sb_gw_tick(F.gw, F.now);
+    }
+    /* After retry_attempts_max the session is closed: it will SYNC. */
+    assert_int_equal(F.closed[2], 1013);
+    assert_int_equal(F.closed[3], 0);
+    /* Receipts: alice's devices hear that bob has it. */
+    bool saw = false;
+    for (size_t i = 0; i < F.nframes[1]; i++) {
+        Sbp__Frame *fr = F.frames[1][i];
+        if (fr->body_case == SBP__FRAME__BODY_READ_NOTIFY &&
+            strcmp(fr->read_notify->user_id, "bob") == 0 &&
+            fr->read_notify->delivered_seq == 1)
+            saw = true;
+    }
+    assert_true(saw);
+}
+
+static void test_sync_after_offline(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    sb_gw_conn_closed(F.gw, 2); /* alice's second device goes away */
+    char body[32];
+    for (int i = 0; i < 30; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        send_msg(3, conv, (uint8_t)(0x40 + i), body);
+    }
+    hello(5, "alice", "customer", "a2");
+    clear(5);
+    uint64_t cursor = 0, got = 0;
+    for (int page = 0; page < 10; page++) {
+        Sbp__Cursor cur = SBP__CURSOR__INIT;
+        cur.conv_id = conv;
+        cur.seq = cursor;
+        Sbp__Cursor *cp[1] = {&cur};
+        Sbp__Sync sy = SBP__SYNC__INIT;
+        sy.n_cursors = 1;
+        sy.cursors = cp;
+        sy.limit = 7;
+        Sbp__Frame fr = SBP__FRAME__INIT;
+        fr.rid = 77;
+        fr.body_case = SBP__FRAME__BODY_SYNC;
+        fr.sync = &sy;
+        feed(5, &fr);
+        Sbp__Frame *r = last(5);
+        if (r->body_case == SBP__FRAME__BODY_ERROR)
+            fail_msg("SYNC failed: %s", r->error->text);
+        assert_int_equal(r->rid, 77);
+        assert_int_equal(r->body_case, SBP__FRAME__BODY_SYNC_RESP);
+        for (size_t i = 0; i < r->sync_resp->n_messages; i++) {
+            assert_int_equal(r->sync_resp->messages[i]->seq, cursor + 1);
+            cursor++;
+            got++;
+        }
+        if (!r->sync_resp->more) break;
+    }
+    assert_int_equal(got, 30);
+}
+
+static void expect_error(uint64_t c, Sbp__ErrorCode code)
+{
+    Sbp__Frame *r = last(c);
+    assert_int_equal(r->body_case, SBP__FRAME__BODY_ERROR);
+    assert_int_equal(r->error->code, code);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    /* A SEND before HELLO: refused and closed. */
+    assert_int_equal(sb_gw_conn_open(F.gw, 6, SB_ENC_PROTO, F.now), 0);
+    send_msg(6, conv, 0x61, "sneaky");
+    expect_error(6, SBP__ERROR_CODE__ERR_UNAUTHENTICATED);
+    assert_int_equal(F.closed[6], 1008);
+    /* Expired and forged tokens. */
+    char tok[1024];
+    token("mallory", "admin", T0 / 1000 - 3600, tok);
+    assert_int_equal(sb_gw_conn_open(F.gw, 7, SB_ENC_PROTO, F.now), 0);
+    Sbp__Hello h = SBP__HELLO__INIT;
+    h.token = tok;
+    h.device_id = "m1";
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_HELLO;
+    fr.hello = &h;
+    feed(7, &fr);
+    expect_error(7, SBP__ERROR_CODE__ERR_TOKEN_EXPIRED);
+    assert_int_equal(F.closed[7], 1008);
+    token("mallory", "admin", T0 / 1000 + 3600, tok);
+    tok[strlen(tok) - 2] ^= 1;
+    assert_int_equal(sb_gw_conn_open(F.gw, 8, SB_ENC_PROTO, F.now), 0);
+    feed(8, &fr);
+    expect_error(8, SBP__ERROR_CODE__ERR_BAD_TOKEN);
+    /* A customer outside the conversation. */
+    hello(9, "carol", "customer", "c1");
+    send_msg(9, conv, 0x91, "let me in");
+    expect_error(9, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    assert_int_equal(last(9)->error->client_msg_id.len, 16);
+    /* Oversized body, bad id, garbage, unknown kind, unknown conv. */
+    char *big = malloc(9000);
+    memset(big, 'x', 8999);
+    big[8999] = '\0';
+    send_msg(1, conv, 0x13, big);
+    free(big);
+    expect_error(1, SBP__ERROR_CODE__ERR_TOO_LARGE);
+    Sbp__Send s = SBP__SEND__INIT;
+    s.conv_id = conv;
+    s.body = "no id";
+    Sbp__Frame sf = SBP__FRAME__INIT;
+    sf.body_case = SBP__FRAME__BODY_SEND;
+    sf.send = &s;
+    feed(1, &sf);
+    expect_error(1, SBP__ERROR_CODE__ERR_INVALID);
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0x01};
+    sb_gw_conn_frame(F.gw, 1, junk, sizeof junk, F.now);
+    expect_error(1, SBP__ERROR_CODE__ERR_BAD_FRAME);
+    Sbp__Welcome w = SBP__WELCOME__INIT;
+    Sbp__Frame wf = SBP__FRAME__INIT;
+    wf.body_case = SBP__FRAME__BODY_WELCOME;
+    wf.welcome = &w;
+    feed(1, &wf);
+    expect_error(1, SBP__ERROR_CODE__ERR_UNKNOWN_TYPE);
+    send_msg(1, 999999, 0x14, "nowhere");
+    expect_error(1, SBP__ERROR_CODE__ERR_NOT_FOUND);
+    /* Invalid UTF-8 in a protobuf string. */
+    send_msg(1, conv, 0x15, "bad \xc3\x28 utf8");
+    expect_error(1, SBP__ERROR_CODE__ERR_BAD_UTF8);
+    /* The well-behaved session is still fine and nothing was stored. */
+    assert_int_equal(F.closed[1], 0);
+    send_msg(1, conv, 0x16, "still here");
+    assert_int_equal(last(1)->send_ack->seq, 1);
+}
+
+static void test_customer_cannot_open_with_customer(void **state)
+{
+    (void)state;
+    three_sessions();
+    hello(9, "carol", "customer", "c1");
+    Sbp__Open o = SBP__OPEN__INIT;
+    char *m[1] = {"alice"};
+    o.n_members = 1;
+    o.members = m;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_OPEN;
+    fr.open = &o;
+    feed(9, &fr);
+    expect_error(9, SBP__ERROR_CODE__ERR_FORBIDDEN);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_send_push_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotent_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_until_ack_then_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sync_after_offline, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_cannot_open_with_customer,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
