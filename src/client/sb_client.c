@@ -1,0 +1,735 @@
+/* The libuv transport of the client SDK: it resolves and connects, does the
+ * HTTP upgrade (sb_client_hs), frames with sb_ws, writes with try-write
+ * then one queued write, and drives sb_client_core with reads, a periodic
+ * tick and close events. One connection object per attempt, so a closing
+ * socket never mixes with its successor. */
+#include "sb_client.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sb_b64.h"
+#include "sb_client_hs.h"
+#include "sb_ws.h"
+
+#define READ_BUF_BYTES (64 * 1024)
+#define IDLE_BUF_BYTES (64 * 1024) /* larger idle buffers are released */
+
+enum { PH_RESOLVE = 0, PH_CONNECT, PH_UPGRADE, PH_OPEN };
+
+typedef struct conn {
+    sb_client *c;
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_getaddrinfo_t gai;
+    uv_write_t wreq;
+    sb_ws *ws;
+    sb_buf rx;   /* the handshake response so far */
+    sb_buf pend; /* bytes to write */
+    sb_buf wbuf; /* bytes being written by uv_write */
+    char key[SB_WS_KEY_LEN + 1];
+    int phase;
+    int err;             /* why it failed (reported on close) */
+    uint16_t close_code; /* the peer's close code */
+    bool gai_pending, writing, closing, tcp_closed;
+} conn;
+
+struct sb_client {
+    uv_loop_t *loop;
+    sb_client_core *core;
+    sb_client_url url;
+    sb_client_cbs cbs; /* the application's */
+    void *ud;
+    uv_timer_t timer;
+    conn *conn; /* the connection the core knows of, or NULL */
+    uint64_t rng[4];
+    int busy;   /* inside a transport-driven core call: flush later */
+    int nconns; /* connection objects not yet freed */
+    uint32_t tick_ms, out_bytes_max, frame_bytes_max;
+    bool text, started, closing, timer_closed;
+    bool in_feed; /* inside sb_ws_feed: the ws may only queue */
+    void (*on_closed)(void *ud);
+};
+
+static void client_flush(sb_client *c);
+static void conn_fail(conn *k, int err);
+
+/* ---- randomness: xoshiro256**, seeded from the kernel ---------------------
+ */
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(uint64_t s[4])
+{
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return r;
+}
+
+static void rng_seed(uint64_t s[4])
+{
+    if (getrandom(s, 4 * sizeof *s, 0) != (ssize_t)(4 * sizeof *s)) {
+        /* Without getrandom: time and address, still distinct per client. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
+        s[1] = (uint64_t)(uintptr_t)s;
+        s[2] = 0x9e3779b97f4a7c15ull;
+        s[3] = (uint64_t)getpid();
+    }
+    if (!(s[0] | s[1] | s[2] | s[3])) s[0] = 1;
+}
+
+static void rand_fill(sb_client *c, uint8_t *p, size_t n)
+{
+    while (n) {
+        uint64_t r = rng_next(c->rng);
+        size_t k = n < sizeof r ? n : sizeof r;
+        memcpy(p, &r, k);
+        p += k;
+        n -= k;
+    }
+}
+
+/* ---- connection objects ---------------------------------------------------
+ */
+
+static int64_t now_ms(const sb_client *c)
+{
+    return (int64_t)uv_now(c->loop);
+}
+
+static void client_maybe_free(sb_client *c)
+{
+    if (!c->closing || !c->timer_closed || c->nconns) return;
+    void (*cb)(void *) = c->on_closed;
+    void *ud = c->ud;
+    sb_client_core_free(c->core);
+    free(c);
+    if (cb) cb(ud);
+}
+
+static void conn_maybe_free(conn *k)
+{
+    if (!k->tcp_closed || k->gai_pending || k->writing) return;
+    sb_client *c = k->c;
+    sb_ws_free(k->ws);
+    sb_buf_free(&k->rx);
+    sb_buf_free(&k->pend);
+    sb_buf_free(&k->wbuf);
+    free(k);
+    c->nconns--;
+    client_maybe_free(c);
+}
+
+static void on_tcp_close(uv_handle_t *h)
+{
+    conn *k = h->data;
+    sb_client *c = k->c;
+    k->tcp_closed = true;
+    if (c->conn == k) {
+        /* A failure the core has not heard of yet: tell it now. */
+        c->conn = NULL;
+        c->busy++;
+        sb_client_core_on_close(c->core, k->err, k->close_code, now_ms(c));
+        c->busy--;
+        client_flush(c);
+    }
+    conn_maybe_free(k);
+}
+
+static void conn_close(conn *k)
+{
+    if (k->closing) return;
+    k->closing = true;
+    if (k->gai_pending) uv_cancel((uv_req_t *)&k->gai);
+    uv_read_stop((uv_stream_t *)&k->tcp);
+    uv_close((uv_handle_t *)&k->tcp, on_tcp_close);
+}
+
+/* The connection broke: close it and report to the core from the close
+ * callback (never from within a call the core made). */
+static void conn_fail(conn *k, int err)
+{
+    if (k->closing) return;
+    k->err = err;
+    conn_close(k);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn *k = req->data;
+    k->writing = false;
+    k->wbuf.len = 0;
+    if (k->wbuf.cap > IDLE_BUF_BYTES) sb_buf_free(&k->wbuf);
+    if (k->closing) {
+        conn_maybe_free(k);
+        return;
+    }
+    if (status < 0) {
+        conn_fail(k, status);
+        return;
+    }
+    if (k->pend.len) {
+        /* More came while writing. */
+        sb_buf t = k->wbuf;
+        k->wbuf = k->pend;
+        k->pend = t;
+        uv_buf_t b = uv_buf_init((char *)k->wbuf.data, (unsigned)k->wbuf.len);
+        int rc = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, on_write);
+        if (rc) {
+            k->wbuf.len = 0;
+            conn_fail(k, rc);
+            return;
+        }
+        k->writing = true;
+    }
+}
+
+/* Writes pend: directly if the socket takes it, else through uv_write. */
+static void conn_write(conn *k)
+{
+    if (k->closing || k->writing || k->pend.len == 0) return;
+    if (k->pend.len > k->c->out_bytes_max) {
+        conn_fail(k, -ENOBUFS);
+        return;
+    }
+    uv_buf_t b = uv_buf_init((char *)k->pend.data, (unsigned)k->pend.len);
+    int n = uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+    if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
+    if (n < 0) {
+        conn_fail(k, n);
+        return;
+    }
+    sb_buf_consume(&k->pend, (size_t)n);
+    if (k->pend.len == 0) {
+        if (k->pend.cap > IDLE_BUF_BYTES) sb_buf_free(&k->pend);
+        return;
+    }
+    sb_buf t = k->wbuf;
+    k->wbuf = k->pend;
+    k->pend = t;
+    k->pend.len = 0;
+    b = uv_buf_init((char *)k->wbuf.data, (unsigned)k->wbuf.len);
+    k->wreq.data = k;
+    int rc = uv_write(&k->wreq, (uv_stream_t *)&k->tcp, &b, 1, on_write);
+    if (rc) {
+        k->wbuf.len = 0;
+        conn_fail(k, rc);
+        return;
+    }
+    k->writing = true;
+}
+
+/* Moves the core's frames into the WebSocket and onto the socket. */
+static void client_flush(sb_client *c)
+{
+    if (c->busy) return;
+    conn *k = c->conn;
+    const uint8_t *p;
+    size_t n;
+    if (!k || k->closing || k->phase != PH_OPEN) {
+        while (sb_client_core_next_frame(c->core, &p, &n)) {
+        }
+        return;
+    }
+    while (sb_client_core_next_frame(c->core, &p, &n)) {
+        int rc = sb_ws_send(k->ws, c->text, p, n);
+        if (rc) {
+            conn_fail(k, rc);
+            return;
+        }
+    }
+    if (sb_ws_pull(k->ws, &k->pend) != 0) {
+        conn_fail(k, -ENOMEM);
+        return;
+    }
+    conn_write(k);
+    if (!k->closing && sb_ws_done(k->ws)) {
+        k->close_code = sb_ws_close_code(k->ws);
+        conn_fail(k, k->close_code ? 0 : -EPROTO);
+    }
+}
+
+/* ---- WebSocket and reading ------------------------------------------------
+ */
+
+static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
+{
+    (void)text;
+    conn *k = ud;
+    sb_client *c = k->c;
+    if (c->conn != k || k->closing) return;
+    sb_client_core_on_frame(c->core, p, n, now_ms(c));
+}
+
+static void ws_rand(void *ud, uint8_t *p, size_t n)
+{
+    conn *k = ud;
+    rand_fill(k->c, p, n);
+}
+
+static void conn_feed(conn *k, const uint8_t *p, size_t n)
+{
+    sb_client *c = k->c;
+    c->busy++;
+    c->in_feed = true;
+    int rc = sb_ws_feed(k->ws, p, n);
+    c->in_feed = false;
+    c->busy--;
+    if (c->conn != k || k->closing) return;
+    if (rc) {
+        client_flush(c); /* the close frame wslay queued, best effort */
+        conn_fail(k, rc);
+        return;
+    }
+    client_flush(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    /* Reads are consumed before the next alloc: one buffer per thread. */
+    static _Thread_local char rbuf[READ_BUF_BYTES];
+    (void)h;
+    (void)hint;
+    *buf = uv_buf_init(rbuf, sizeof rbuf);
+}
+
+static void upgrade_done(conn *k, size_t head)
+{
+    sb_client *c = k->c;
+    sb_ws_cbs wc = {.on_msg = ws_on_msg, .rand_bytes = ws_rand};
+    int rc = sb_ws_new(true, c->frame_bytes_max, &wc, k, &k->ws);
+    if (rc) {
+        conn_fail(k, rc);
+        return;
+    }
+    k->phase = PH_OPEN;
+    c->busy++;
+    sb_client_core_on_open(c->core, now_ms(c));
+    c->busy--;
+    if (c->conn != k || k->closing) return;
+    client_flush(c);
+    sb_buf rest = k->rx;
+    k->rx = (sb_buf)SB_BUF_INIT;
+    if (rest.len > head && c->conn == k && !k->closing)
+        conn_feed(k, rest.data + head, rest.len - head);
+    sb_buf_free(&rest);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *k = s->data;
+    sb_client *c = k->c;
+    if (k->closing || nread == 0) return;
+    if (nread < 0) {
+        if (k->ws) k->close_code = sb_ws_close_code(k->ws);
+        conn_fail(k, nread == UV_EOF ? (k->close_code ? 0 : -ECONNRESET)
+                                     : (int)nread);
+        return;
+    }
+    if (c->conn != k) return;
+    sb_client_core_on_rx(c->core, now_ms(c));
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t n = (size_t)nread;
+    if (k->phase == PH_OPEN) {
+        conn_feed(k, p, n);
+        return;
+    }
+    size_t room = SB_CLIENT_HS_BYTES_MAX + READ_BUF_BYTES - k->rx.len;
+    if (n > room || sb_buf_append(&k->rx, p, n) != 0) {
+        conn_fail(k, -EMSGSIZE);
+        return;
+    }
+    int status;
+    int rc = sb_client_hs_response(
+        k->rx.data, k->rx.len, k->key,
+        c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO, &status);
+    if (rc < 0) {
+        conn_fail(k, rc);
+        return;
+    }
+    if (rc > 0) upgrade_done(k, (size_t)rc);
+}
+
+/* ---- connecting ------------------------------------------------------------
+ */
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    conn *k = req->data;
+    sb_client *c = k->c;
+    if (k->closing) return;
+    if (status < 0) {
+        conn_fail(k, status);
+        return;
+    }
+    uv_tcp_nodelay(&k->tcp, 1);
+    uint8_t nonce[16];
+    rand_fill(c, nonce, sizeof nonce);
+    sb_b64_encode(nonce, sizeof nonce, k->key, 0);
+    int rc = sb_client_hs_request(
+        &c->url, k->key, c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO,
+        &k->pend);
+    if (rc == 0) rc = uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
+    if (rc) {
+        conn_fail(k, rc);
+        return;
+    }
+    k->phase = PH_UPGRADE;
+    conn_write(k);
+}
+
+static void conn_connect(conn *k, const struct sockaddr *sa)
+{
+    k->phase = PH_CONNECT;
+    k->creq.data = k;
+    int rc = uv_tcp_connect(&k->creq, &k->tcp, sa, on_connect);
+    if (rc) conn_fail(k, rc);
+}
+
+static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    conn *k = req->data;
+    k->gai_pending = false;
+    if (k->closing) {
+        if (res) uv_freeaddrinfo(res);
+        conn_maybe_free(k);
+        return;
+    }
+    if (status < 0 || !res)
+        conn_fail(k, status < 0 ? status : -ENOENT);
+    else
+        conn_connect(k, res->ai_addr);
+    if (res) uv_freeaddrinfo(res);
+}
+
+/* io->connect: a new connection object for this attempt. */
+static void io_connect(void *ud)
+{
+    sb_client *c = ud;
+    assert(!c->conn);
+    if (c->closing) return;
+    conn *k = calloc(1, sizeof *k);
+    if (!k) return; /* the core's connect timeout will retry */
+    k->c = c;
+    c->nconns++;
+    c->conn = k;
+    uv_tcp_init(c->loop, &k->tcp);
+    k->tcp.data = k;
+    k->wreq.data = k;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } a;
+    if (uv_ip4_addr(c->url.host, c->url.port, &a.in4) == 0 ||
+        uv_ip6_addr(c->url.host, c->url.port, &a.in6) == 0) {
+        conn_connect(k, &a.sa);
+        return;
+    }
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)c->url.port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    k->gai.data = k;
+    k->phase = PH_RESOLVE;
+    int rc =
+        uv_getaddrinfo(c->loop, &k->gai, on_gai, c->url.host, port, &hints);
+    if (rc)
+        conn_fail(k, rc);
+    else
+        k->gai_pending = true;
+}
+
+/* io->close: the core is done with this connection. */
+static void io_close(void *ud, uint16_t code)
+{
+    sb_client *c = ud;
+    conn *k = c->conn;
+    if (!k) return;
+    c->conn = NULL;
+    if (k->closing) return;
+    if (k->phase == PH_OPEN && !c->in_feed) {
+        /* Best effort: the close frame, if the socket takes it now. */
+        sb_ws_close(k->ws, code, "");
+        if (sb_ws_pull(k->ws, &k->pend) == 0 && !k->writing && k->pend.len) {
+            uv_buf_t b =
+                uv_buf_init((char *)k->pend.data, (unsigned)k->pend.len);
+            uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+        }
+    } else if (k->phase == PH_OPEN) {
+        /* Inside sb_ws_feed: queue only; nothing more is pulled. */
+        sb_ws_close(k->ws, code, "");
+    }
+    conn_close(k);
+}
+
+static void io_rand(void *ud, uint8_t *p, size_t n)
+{
+    rand_fill(ud, p, n);
+}
+
+/* ---- callbacks forwarded to the application -------------------------------
+ */
+
+static void fw_state(void *ud, sb_client_state st, int err)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_state) c->cbs.on_state(c->ud, st, err);
+}
+
+static void fw_message(void *ud, const Sbp__Message *m)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_message) c->cbs.on_message(c->ud, m);
+}
+
+static void fw_send_status(void *ud, const sb_client_send_info *s)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_send_status) c->cbs.on_send_status(c->ud, s);
+}
+
+static void fw_receipt(void *ud, const Sbp__ReadNotify *r)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_receipt) c->cbs.on_receipt(c->ud, r);
+}
+
+static void fw_synced(void *ud)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_synced) c->cbs.on_synced(c->ud);
+}
+
+static void fw_open(void *ud, uint32_t rid, int err,
+                    const Sbp__Conversation *conv)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_open) c->cbs.on_open(c->ud, rid, err, conv);
+}
+
+static void fw_history(void *ud, uint32_t rid, int err,
+                       const Sbp__HistoryResp *h)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_history) c->cbs.on_history(c->ud, rid, err, h);
+}
+
+static void fw_error(void *ud, int err, const char *text)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_error) c->cbs.on_error(c->ud, err, text);
+}
+
+/* ---- the client
+ * --------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    sb_client *c = t->data;
+    if (c->closing) return;
+    c->busy++;
+    sb_client_core_tick(c->core, now_ms(c));
+    c->busy--;
+    client_flush(c);
+}
+
+static void on_timer_close(uv_handle_t *h)
+{
+    sb_client *c = h->data;
+    c->timer_closed = true;
+    client_maybe_free(c);
+}
+
+int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
+                  const sb_client_cbs *cbs, void *ud, sb_client **out)
+{
+    assert(loop && cfg && out);
+    *out = NULL;
+    sb_client *c = calloc(1, sizeof *c);
+    if (!c) return -ENOMEM;
+    int rc = sb_client_url_parse(cfg->url, &c->url);
+    if (rc || cfg->tick_ms == 0 || cfg->frame_bytes_max == 0) {
+        free(c);
+        return -EINVAL;
+    }
+    c->loop = loop;
+    if (cbs) c->cbs = *cbs;
+    c->ud = ud;
+    c->text = cfg->enc == SB_ENC_JSON;
+    c->tick_ms = cfg->tick_ms;
+    c->frame_bytes_max = cfg->frame_bytes_max;
+    c->out_bytes_max =
+        cfg->outq_bytes_max ? cfg->outq_bytes_max : 4 * 1024 * 1024;
+    rng_seed(c->rng);
+    sb_client_cbs fw = {
+        .on_state = fw_state,
+        .on_message = fw_message,
+        .on_send_status = fw_send_status,
+        .on_receipt = fw_receipt,
+        .on_synced = fw_synced,
+        .on_open = fw_open,
+        .on_history = fw_history,
+        .on_error = fw_error,
+    };
+    sb_client_core_io io = {
+        .ud = c,
+        .connect = io_connect,
+        .close = io_close,
+        .rand_bytes = io_rand,
+    };
+    rc = sb_client_core_new(cfg, &fw, c, &io, &c->core);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    *out = c;
+    return 0;
+}
+
+void sb_client_start(sb_client *c)
+{
+    assert(c && !c->closing);
+    if (c->started) return;
+    c->started = true;
+    uv_timer_start(&c->timer, on_timer, c->tick_ms, c->tick_ms);
+    c->busy++;
+    sb_client_core_start(c->core, now_ms(c));
+    c->busy--;
+    client_flush(c);
+}
+
+void sb_client_close(sb_client *c, void (*on_closed)(void *ud))
+{
+    assert(c && !c->closing);
+    c->closing = true;
+    c->on_closed = on_closed;
+    sb_client_core_stop(c->core); /* io_close takes the connection down */
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_timer_close);
+}
+
+void sb_client_flush(sb_client *c)
+{
+    client_flush(c);
+}
+
+int sb_client_send(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
+                   const char *body, size_t len, uint64_t quote_seq,
+                   uint8_t *id_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    int rc = sb_client_core_send(c->core, conv_id, type, body, len, quote_seq,
+                                 id_out);
+    client_flush(c);
+    return rc;
+}
+
+int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,
+                        uint8_t *id_out)
+{
+    return sb_client_send(c, conv_id, SBP__MSG_TYPE__MSG_TEXT, text,
+                          strlen(text), 0, id_out);
+}
+
+int sb_client_open(sb_client *c, const char *const *members, size_t n,
+                   const char *title, Sbp__ConvKind kind, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    int rc = sb_client_core_open(c->core, members, n, title, kind, rid_out);
+    client_flush(c);
+    return rc;
+}
+
+int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
+                      uint32_t limit, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    int rc =
+        sb_client_core_history(c->core, conv_id, before_seq, limit, rid_out);
+    client_flush(c);
+    return rc;
+}
+
+int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq)
+{
+    if (c->closing) return -ESHUTDOWN;
+    int rc = sb_client_core_read(c->core, conv_id, seq);
+    client_flush(c);
+    return rc;
+}
+
+void sb_client_sync(sb_client *c)
+{
+    if (c->closing) return;
+    sb_client_core_sync(c->core);
+    client_flush(c);
+}
+
+int sb_client_set_cursor(sb_client *c, uint64_t conv_id, uint64_t seq)
+{
+    if (c->closing) return -ESHUTDOWN;
+    int rc = sb_client_core_set_cursor(c->core, conv_id, seq);
+    client_flush(c);
+    return rc;
+}
+
+sb_client_state sb_client_get_state(const sb_client *c)
+{
+    return sb_client_core_state(c->core);
+}
+
+uint64_t sb_client_cursor(const sb_client *c, uint64_t conv_id)
+{
+    return sb_client_core_cursor(c->core, conv_id);
+}
+
+void sb_client_get_stats(const sb_client *c, sb_client_stats *out)
+{
+    sb_client_core_stats(c->core, out);
+}
+
+size_t sb_client_outbox_len(const sb_client *c)
+{
+    return sb_client_core_outbox_len(c->core);
+}
+
+const sb_client_session *sb_client_session_info(const sb_client *c)
+{
+    return sb_client_core_session(c->core);
+}
+
+int sb_client_last_error(const sb_client *c)
+{
+    return sb_client_core_last_error(c->core);
+}
+
+uint16_t sb_client_close_code(const sb_client *c)
+{
+    return sb_client_core_close_code(c->core);
+}
+
+sb_client_core *sb_client_get_core(sb_client *c)
+{
+    return c->core;
+}

@@ -1,0 +1,81 @@
+/* The Switchboard C client SDK: one client is one device's connection to
+ * the gateway, kept alive across failures (reconnect with backoff, resend,
+ * SYNC), over libuv. It is a thin transport (TCP, HTTP upgrade, WebSocket
+ * framing with sb_ws, timers) around the sans-IO sb_client_core, whose
+ * types, callbacks and configuration it shares. Many clients may share one
+ * uv_loop; per-client memory is a few KiB plus the outbox.
+ *
+ * Threads: a client belongs to the thread running its loop. Every function
+ * below must be called on that thread; callbacks run on it.
+ *
+ * Ownership: sb_client_new() copies the config strings and the callbacks.
+ * Pointers passed to callbacks (messages, send infos, conversations,
+ * history pages, error texts) are valid only during the callback; copy
+ * what you keep. Callbacks may call any function here, sb_client_close()
+ * included (the client is then freed later, from the loop, never from
+ * within your callback). */
+#ifndef SB_CLIENT_H
+#define SB_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sb_client_core.h"
+
+typedef struct sb_client sb_client;
+
+/* Creates a client on loop, state IDLE; nothing happens until
+ * sb_client_start(). cfg->url is "ws://host[:port][/path]" (numeric hosts
+ * skip DNS). cbs (may be NULL) and ud are handed back to every callback.
+ * Returns 0, -EINVAL (bad URL or config) or -ENOMEM; on failure nothing is
+ * left to free. */
+int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
+                  const sb_client_cbs *cbs, void *ud, sb_client **out);
+
+/* Starts connecting. From now on the client reconnects by itself until it
+ * is closed or its token is refused (state STOPPED, on_state says why). */
+void sb_client_start(sb_client *c);
+
+/* Stops and frees the client: a WebSocket close (1000) is sent best
+ * effort, the socket and timers are closed, and once libuv has called
+ * back for every handle the memory is freed and on_closed (if not NULL)
+ * is called with ud. No other callback comes after this call returns; the
+ * outbox is dropped. Calling it twice is a programmer error. */
+void sb_client_close(sb_client *c, void (*on_closed)(void *ud));
+
+/* See sb_client_core_send(): queues a message (written when READY,
+ * resent with the same client_msg_id until SEND_ACK). id_out (16 bytes)
+ * may be NULL. Status changes come through on_send_status. */
+int sb_client_send(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
+                   const char *body, size_t len, uint64_t quote_seq,
+                   uint8_t *id_out);
+/* Convenience: a NUL-terminated MSG_TEXT. */
+int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,
+                        uint8_t *id_out);
+/* READY only; answered through on_open / on_history with *rid_out. */
+int sb_client_open(sb_client *c, const char *const *members, size_t n,
+                   const char *title, Sbp__ConvKind kind, uint32_t *rid_out);
+int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
+                      uint32_t limit, uint32_t *rid_out);
+int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq);
+void sb_client_sync(sb_client *c);
+int sb_client_set_cursor(sb_client *c, uint64_t conv_id, uint64_t seq);
+
+/* Accessors (also valid in callbacks). */
+sb_client_state sb_client_get_state(const sb_client *c);
+/* Highest contiguous seq surfaced in conv_id. */
+uint64_t sb_client_cursor(const sb_client *c, uint64_t conv_id);
+void sb_client_get_stats(const sb_client *c, sb_client_stats *out);
+size_t sb_client_outbox_len(const sb_client *c);
+const sb_client_session *sb_client_session_info(const sb_client *c);
+int sb_client_last_error(const sb_client *c);
+uint16_t sb_client_close_code(const sb_client *c);
+/* The core, for whatever the wrappers above do not cover. Calls into it
+ * made outside callbacks should be followed by sb_client_flush(). */
+sb_client_core *sb_client_get_core(sb_client *c);
+/* Writes whatever frames the core has produced. */
+void sb_client_flush(sb_client *c);
+
+#endif

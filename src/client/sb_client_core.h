@@ -1,0 +1,262 @@
+/* The client's protocol core: connection state machine, outbox, inbox and
+ * requests of protocol v1, with no I/O and no clock. The transport feeds it
+ * events (connected, one frame, bytes seen, disconnected, tick with the
+ * time) and pulls the frames to write with sb_client_core_next_frame(); the
+ * application gets events through sb_client_cbs. Randomness and the time
+ * come in through the interface, so tests drive it frame by frame.
+ *
+ * Threads: none. Every function must be called from one thread (the loop
+ * thread of the transport). Callbacks run inside the core's functions; they
+ * may call the API functions of this header (send, open, history, read,
+ * sync, set_cursor, stop, the accessors) but must not free the core or feed
+ * it events. */
+#ifndef SB_CLIENT_CORE_H
+#define SB_CLIENT_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_codec.h"
+
+typedef struct sb_client_core sb_client_core;
+
+/* Connection states. IDLE -> CONNECTING -> HELLO_SENT -> READY; any failure
+ * goes to BACKOFF (then CONNECTING again); STOPPED is final: after
+ * sb_client_core_stop() or a refused token (close 1008, ERR_BAD_TOKEN,
+ * ERR_TOKEN_EXPIRED), which is never retried. */
+typedef enum sb_client_state {
+    SB_CLIENT_IDLE = 0,
+    SB_CLIENT_CONNECTING, /* the transport connects and upgrades */
+    SB_CLIENT_HELLO_SENT, /* WebSocket open, waiting for WELCOME */
+    SB_CLIENT_READY,      /* WELCOME received: SENDs, SYNC, requests flow */
+    SB_CLIENT_BACKOFF,    /* disconnected, waiting to reconnect */
+    SB_CLIENT_STOPPED,
+} sb_client_state;
+
+const char *sb_client_state_name(sb_client_state s);
+
+/* The life of one send: PENDING (in the outbox) -> SENT (SEND_ACK: stored
+ * durably, seq known) -> DELIVERED (another participant's device ACKed
+ * it) -> READ (another participant read it); or FAILED (a non-retryable
+ * ERROR, or the attempts ran out). Each status is reported once, in this
+ * order; DELIVERED is reported before READ even when one READ_NOTIFY says
+ * both. */
+typedef enum sb_client_send_status {
+    SB_SEND_PENDING = 0,
+    SB_SEND_SENT,
+    SB_SEND_DELIVERED,
+    SB_SEND_READ,
+    SB_SEND_FAILED,
+} sb_client_send_status;
+
+const char *sb_client_send_status_name(sb_client_send_status s);
+
+/* A status change. Pointers are valid during the callback only. */
+typedef struct sb_client_send_info {
+    const uint8_t *client_msg_id; /* SB_CLIENT_MSG_ID_BYTES */
+    uint64_t conv_id;
+    uint64_t msg_id;   /* 0 until SENT */
+    uint64_t seq;      /* 0 until SENT */
+    int64_t server_ts; /* 0 until SENT */
+    sb_client_send_status status;
+    bool duplicate;   /* SENT: the server had it already (a retry) */
+    int err;          /* FAILED: SB_E(code) or -ETIMEDOUT; else 0 */
+    const char *text; /* FAILED: the server's text, or "" */
+} sb_client_send_info;
+
+/* What WELCOME said; zeros before the first WELCOME. */
+typedef struct sb_client_session {
+    char user_id[65];
+    Sbp__Role role;
+    uint64_t session_id;
+    int64_t server_ts;
+    uint32_t heartbeat_ms, frame_bytes_max, body_bytes_max;
+    uint32_t pending_sends_max, sync_page_max;
+} sb_client_session;
+
+typedef struct sb_client_stats {
+    uint64_t surfaced;        /* messages handed to on_message */
+    uint64_t duplicates;      /* messages dropped: already surfaced or held */
+    uint64_t held;            /* messages held behind a gap */
+    uint64_t held_dropped;    /* not held (buffer full): SYNC fetches them */
+    uint64_t dropped;         /* conversation table full */
+    uint64_t syncs;           /* SYNC frames written */
+    uint64_t connects;        /* connection attempts */
+    uint64_t readies;         /* WELCOMEs */
+    uint64_t disconnects;     /* connections lost (any reason) */
+    uint64_t sends;           /* sends accepted by sb_client_core_send */
+    uint64_t send_frames;     /* SEND frames written, resends included */
+    uint64_t resends;         /* SEND frames written again (same id) */
+    uint64_t send_acks;       /* sends that reached SENT */
+    uint64_t send_failed;     /* sends that reached FAILED */
+    uint64_t acks;            /* ACK frames written */
+    uint64_t protocol_errors; /* undecodable or unexpected frames */
+    size_t outbox_len;        /* sends not yet SENT or FAILED */
+    size_t inflight;          /* of which written and awaiting SEND_ACK */
+    size_t held_now;          /* messages held now */
+    size_t convs;             /* conversations tracked */
+} sb_client_stats;
+
+/* Application callbacks; each may be NULL. Pointers passed in are valid
+ * during the call only (copy what you keep). */
+typedef struct sb_client_cbs {
+    /* The connection state changed. err says why it left the previous
+     * state: 0, a negative errno from the transport (-ECONNREFUSED,
+     * -ETIMEDOUT for a dead connection...), or SB_E(code) for a refusal by
+     * the server (SB_E_BAD_TOKEN, SB_E_TOKEN_EXPIRED on STOPPED). */
+    void (*on_state)(void *ud, sb_client_state st, int err);
+    /* One message, surfaced exactly once and in seq order per
+     * conversation: from PUSH, SYNC, or this device's own send (at its
+     * SEND_ACK; then m->sender_device is this device). */
+    void (*on_message)(void *ud, const Sbp__Message *m);
+    /* A send changed status. */
+    void (*on_send_status)(void *ud, const sb_client_send_info *s);
+    /* A READ_NOTIFY: another participant's devices got or read up to. */
+    void (*on_receipt)(void *ud, const Sbp__ReadNotify *r);
+    /* A SYNC loop ended (more=false): the inbox has caught up. */
+    void (*on_synced)(void *ud);
+    /* Answer to sb_client_core_open(): err 0 and conv, or err < 0
+     * (SB_E(code), -ECONNRESET when the connection dropped first,
+     * -ETIMEDOUT) and conv NULL. */
+    void (*on_open)(void *ud, uint32_t rid, int err,
+                    const Sbp__Conversation *conv);
+    /* Answer to sb_client_core_history(); h NULL when err < 0. */
+    void (*on_history)(void *ud, uint32_t rid, int err,
+                       const Sbp__HistoryResp *h);
+    /* An ERROR frame tied to no send or request. */
+    void (*on_error)(void *ud, int err, const char *text);
+} sb_client_cbs;
+
+/* What the core asks of the transport. All three are required. */
+typedef struct sb_client_core_io {
+    void *ud;
+    /* Start connecting (TCP, then the WebSocket upgrade). The transport
+     * answers later with sb_client_core_on_open() or _on_close(), never
+     * from within this call. */
+    void (*connect)(void *ud);
+    /* Drop the current connection (a WebSocket close with code, best
+     * effort, then the socket). The core already considers it gone: the
+     * transport must not report it with _on_close(). */
+    void (*close)(void *ud, uint16_t code);
+    /* Fill p with n random bytes (client_msg_id, jitter, WebSocket key). */
+    void (*rand_bytes)(void *ud, uint8_t *p, size_t n);
+} sb_client_core_io;
+
+/* Configuration of a client (core and transport). Start from
+ * sb_client_config_default(); strings are copied by _new(). */
+typedef struct sb_client_config {
+    const char *url;            /* transport: ws://host:port/ws */
+    sb_encoding enc;            /* SB_ENC_PROTO (default) or SB_ENC_JSON */
+    const char *token;          /* required: HS256 JWT, < SB_TOKEN_BYTES_MAX */
+    const char *device_id;      /* required: 1..64 bytes */
+    const char *client_name;    /* HELLO.client; default "switchboard-c" */
+    const char *locale;         /* HELLO.locale; default "" */
+    bool sync_disabled;         /* never SYNC (one-shot tools): gaps stay */
+    uint32_t tick_ms;           /* transport: how often to tick the core */
+    uint32_t send_timeout_ms;   /* resend a SEND unanswered this long */
+    uint32_t send_attempts_max; /* timeouts + retryable errors; 0: no cap */
+    uint32_t window_max;        /* SENDs in flight; also <= WELCOME's */
+    uint32_t outbox_max;        /* sends not yet SENT; more: -ENOBUFS */
+    uint32_t held_max;          /* messages held behind gaps */
+    uint32_t convs_max;         /* conversations tracked */
+    uint32_t track_max;         /* SENT messages watched for receipts */
+    uint32_t requests_max;      /* OPEN/HISTORY awaiting answers */
+    uint32_t request_timeout_ms;
+    uint32_t connect_timeout_ms; /* from connect() to WELCOME */
+    uint32_t backoff_ms_base;    /* reconnect delay: full jitter in */
+    uint32_t backoff_ms_max;     /* [0, min(max, base * 2^attempt)] */
+    uint32_t heartbeat_ms;       /* until WELCOME says; dead after 3x */
+    uint32_t body_bytes_max;     /* until WELCOME says */
+    uint32_t sync_limit;         /* SYNC page; 0: WELCOME's sync_page_max */
+    uint32_t gap_retry_ms;       /* SYNC again if a gap outlives a SYNC */
+    uint32_t frame_bytes_max;    /* transport: incoming message bound */
+    uint32_t outq_bytes_max;     /* frames produced and not yet pulled */
+} sb_client_config;
+
+void sb_client_config_default(sb_client_config *c);
+
+/* Creates a core in state IDLE. cbs (copied) and ud are the application's;
+ * io (copied) the transport's. Returns 0, -EINVAL (bad config) or -ENOMEM. */
+int sb_client_core_new(const sb_client_config *cfg, const sb_client_cbs *cbs,
+                       void *ud, const sb_client_core_io *io,
+                       sb_client_core **out);
+/* Frees everything, with no callbacks. Accepts NULL. */
+void sb_client_core_free(sb_client_core *cc);
+
+/* IDLE -> CONNECTING (calls io->connect). */
+void sb_client_core_start(sb_client_core *cc, int64_t now_ms);
+/* Any state -> STOPPED; closes the connection through io->close. Pending
+ * requests fail with -ECONNRESET; the outbox is kept (and freed by
+ * _free()). */
+void sb_client_core_stop(sb_client_core *cc);
+
+/* Transport events. */
+void sb_client_core_on_open(sb_client_core *cc, int64_t now_ms);
+void sb_client_core_on_rx(sb_client_core *cc, int64_t now_ms);
+void sb_client_core_on_frame(sb_client_core *cc, const uint8_t *p, size_t n,
+                             int64_t now_ms);
+/* The connection is gone: err < 0 (a transport error) or 0, code the
+ * WebSocket close code received (0 if none). */
+void sb_client_core_on_close(sb_client_core *cc, int err, uint16_t code,
+                             int64_t now_ms);
+/* Timers: reconnect, timeouts, resends, liveness. Call every 20-200 ms. */
+void sb_client_core_tick(sb_client_core *cc, int64_t now_ms);
+
+/* Pulls the next frame to write as one WebSocket message (binary for
+ * SB_ENC_PROTO, text for SB_ENC_JSON). Returns 1 and sets *p, *n, or 0
+ * when none is left. *p stays valid until the next call into the core.
+ * Pending ACKs are produced here, so one ACK per conversation covers
+ * everything fed since the last pull. */
+int sb_client_core_next_frame(sb_client_core *cc, const uint8_t **p, size_t *n);
+
+/* Queues a message for conv_id (any state but STOPPED: it is written when
+ * READY). body (len bytes of UTF-8, copied) may contain NULs no more than
+ * the protocol allows (it is a string: none). Writes the client_msg_id into
+ * id_out (16 bytes) if not NULL. Returns 0, SB_E_INVALID (conv_id 0),
+ * SB_E_TOO_LARGE, SB_E_BAD_UTF8, -ENOBUFS (outbox full), -ESHUTDOWN
+ * (STOPPED) or -ENOMEM. */
+int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
+                        const char *body, size_t len, uint64_t quote_seq,
+                        uint8_t *id_out);
+/* OPEN: a new conversation with members (user ids) besides this user.
+ * READY only. Sets *rid_out; the answer comes through on_open. Returns 0,
+ * -ENOTCONN, -ENOBUFS (too many requests), SB_E_INVALID or -ENOMEM. */
+int sb_client_core_open(sb_client_core *cc, const char *const *members,
+                        size_t n_members, const char *title, Sbp__ConvKind kind,
+                        uint32_t *rid_out);
+/* HISTORY: up to limit messages before before_seq (0: the newest), answered
+ * through on_history. Same returns as _open(). */
+int sb_client_core_history(sb_client_core *cc, uint64_t conv_id,
+                           uint64_t before_seq, uint32_t limit,
+                           uint32_t *rid_out);
+/* READ: this user has read conv_id through seq. Coalesced; written when
+ * READY. Returns 0, SB_E_INVALID or -ENOBUFS (conversation table full). */
+int sb_client_core_read(sb_client_core *cc, uint64_t conv_id, uint64_t seq);
+/* Asks for a SYNC loop now (one is done after every WELCOME anyway). */
+void sb_client_core_sync(sb_client_core *cc);
+/* Restores a persisted cursor: conv_id has been surfaced through seq.
+ * Only moves forward. Returns 0, SB_E_INVALID or -ENOBUFS. */
+int sb_client_core_set_cursor(sb_client_core *cc, uint64_t conv_id,
+                              uint64_t seq);
+
+/* Accessors. */
+sb_client_state sb_client_core_state(const sb_client_core *cc);
+/* The highest contiguous seq surfaced in conv_id (0 if none). */
+uint64_t sb_client_core_cursor(const sb_client_core *cc, uint64_t conv_id);
+void sb_client_core_stats(const sb_client_core *cc, sb_client_stats *out);
+size_t sb_client_core_outbox_len(const sb_client_core *cc);
+const sb_client_session *sb_client_core_session(const sb_client_core *cc);
+/* The last reconnect delay chosen (ms) and the attempt it was for. */
+uint32_t sb_client_core_backoff_ms(const sb_client_core *cc);
+uint32_t sb_client_core_backoff_attempt(const sb_client_core *cc);
+/* Why the last connection ended or the client stopped (0 if none). */
+int sb_client_core_last_error(const sb_client_core *cc);
+uint16_t sb_client_core_close_code(const sb_client_core *cc);
+const sb_client_config *sb_client_core_config(const sb_client_core *cc);
+
+/* "ERR_FORBIDDEN" for SB_E_FORBIDDEN, the errno name-ish text otherwise
+ * ("ETIMEDOUT"...). A static string. */
+const char *sb_client_err_name(int err);
+
+#endif

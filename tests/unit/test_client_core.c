@@ -1,0 +1,1137 @@
+/* The client protocol core driven without sockets: frames built with
+ * protobuf-c go in, the frames it produces are decoded and checked, and
+ * the application events are logged. Time and randomness are the test's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_client_core.h"
+#include "sb_error.h"
+
+#define LOG_MAX 512
+
+typedef struct logmsg {
+    uint64_t conv, seq, msg_id;
+    char sender[32], device[32], body[64];
+} logmsg;
+
+typedef struct logst {
+    uint8_t id[16];
+    sb_client_send_status st;
+    uint64_t seq;
+    int err;
+    bool dup;
+} logst;
+
+typedef struct h {
+    sb_client_core *cc;
+    sb_encoding enc;
+    int64_t now;
+    int connects, closes;
+    uint16_t close_code;
+    int rand_fixed; /* -1: counter bytes; else every byte is this */
+    uint8_t counter;
+    logmsg msgs[LOG_MAX];
+    int nmsgs;
+    logst sts[LOG_MAX];
+    int nsts;
+    sb_client_state states[LOG_MAX];
+    int nstates, last_state_err;
+    int synced, receipts, errors;
+    uint32_t open_rid;
+    int open_err, opens;
+    uint64_t open_conv;
+    uint32_t hist_rid;
+    int hist_err, hists;
+    size_t hist_n;
+    bool stop_in_message; /* stop() from within on_message */
+    /* frames pulled, decoded */
+    Sbp__Frame *out[LOG_MAX];
+    int nout;
+} h;
+
+/* ---- harness ---------------------------------------------------------------
+ */
+
+static void io_connect(void *ud)
+{
+    ((h *)ud)->connects++;
+}
+
+static void io_close(void *ud, uint16_t code)
+{
+    h *t = ud;
+    t->closes++;
+    t->close_code = code;
+}
+
+static void io_rand(void *ud, uint8_t *p, size_t n)
+{
+    h *t = ud;
+    for (size_t i = 0; i < n; i++)
+        p[i] = t->rand_fixed >= 0 ? (uint8_t)t->rand_fixed : ++t->counter;
+}
+
+static void cb_state(void *ud, sb_client_state st, int err)
+{
+    h *t = ud;
+    if (t->nstates < LOG_MAX) t->states[t->nstates++] = st;
+    t->last_state_err = err;
+}
+
+static void cb_message(void *ud, const Sbp__Message *m)
+{
+    h *t = ud;
+    assert_true(t->nmsgs < LOG_MAX);
+    logmsg *l = &t->msgs[t->nmsgs++];
+    l->conv = m->conv_id;
+    l->seq = m->seq;
+    l->msg_id = m->msg_id;
+    snprintf(l->sender, sizeof l->sender, "%s", m->sender);
+    snprintf(l->device, sizeof l->device, "%s", m->sender_device);
+    snprintf(l->body, sizeof l->body, "%s", m->body);
+    if (t->stop_in_message) sb_client_core_stop(t->cc);
+}
+
+static void cb_send_status(void *ud, const sb_client_send_info *s)
+{
+    h *t = ud;
+    assert_true(t->nsts < LOG_MAX);
+    logst *l = &t->sts[t->nsts++];
+    memcpy(l->id, s->client_msg_id, 16);
+    l->st = s->status;
+    l->seq = s->seq;
+    l->err = s->err;
+    l->dup = s->duplicate;
+}
+
+static void cb_receipt(void *ud, const Sbp__ReadNotify *r)
+{
+    (void)r;
+    ((h *)ud)->receipts++;
+}
+
+static void cb_synced(void *ud)
+{
+    ((h *)ud)->synced++;
+}
+
+static void cb_open(void *ud, uint32_t rid, int err,
+                    const Sbp__Conversation *conv)
+{
+    h *t = ud;
+    t->opens++;
+    t->open_rid = rid;
+    t->open_err = err;
+    t->open_conv = conv ? conv->conv_id : 0;
+}
+
+static void cb_history(void *ud, uint32_t rid, int err,
+                       const Sbp__HistoryResp *hr)
+{
+    h *t = ud;
+    t->hists++;
+    t->hist_rid = rid;
+    t->hist_err = err;
+    t->hist_n = hr ? hr->n_messages : 0;
+}
+
+static void cb_error(void *ud, int err, const char *text)
+{
+    (void)err;
+    (void)text;
+    ((h *)ud)->errors++;
+}
+
+static void out_clear(h *t)
+{
+    for (int i = 0; i < t->nout; i++)
+        sb_frame_free(t->out[i]);
+    t->nout = 0;
+}
+
+static h *h_new_cfg(sb_client_config *cfg)
+{
+    h *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->rand_fixed = -1;
+    t->enc = cfg->enc;
+    t->now = 1000000;
+    sb_client_cbs cbs = {
+        .on_state = cb_state,
+        .on_message = cb_message,
+        .on_send_status = cb_send_status,
+        .on_receipt = cb_receipt,
+        .on_synced = cb_synced,
+        .on_open = cb_open,
+        .on_history = cb_history,
+        .on_error = cb_error,
+    };
+    sb_client_core_io io = {.ud = t,
+                            .connect = io_connect,
+                            .close = io_close,
+                            .rand_bytes = io_rand};
+    assert_int_equal(sb_client_core_new(cfg, &cbs, t, &io, &t->cc), 0);
+    return t;
+}
+
+static void base_cfg(sb_client_config *cfg)
+{
+    sb_client_config_default(cfg);
+    cfg->token = "tok.en.sig";
+    cfg->device_id = "dev-a";
+    cfg->locale = "en";
+}
+
+static h *h_new(void)
+{
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    return h_new_cfg(&cfg);
+}
+
+static void h_free(h *t)
+{
+    out_clear(t);
+    sb_client_core_free(t->cc);
+    free(t);
+}
+
+/* Pulls and decodes every frame the core has for the wire. */
+static int pull(h *t)
+{
+    out_clear(t);
+    const uint8_t *p;
+    size_t n;
+    while (sb_client_core_next_frame(t->cc, &p, &n)) {
+        assert_true(t->nout < LOG_MAX);
+        Sbp__Frame *f = NULL;
+        assert_int_equal(sb_frame_decode(t->enc, p, n, &f), 0);
+        t->out[t->nout++] = f;
+    }
+    return t->nout;
+}
+
+static int count_kind(h *t, Sbp__Frame__BodyCase k)
+{
+    int n = 0;
+    for (int i = 0; i < t->nout; i++)
+        if (t->out[i]->body_case == k) n++;
+    return n;
+}
+
+static Sbp__Frame *find_kind(h *t, Sbp__Frame__BodyCase k, int nth)
+{
+    for (int i = 0; i < t->nout; i++)
+        if (t->out[i]->body_case == k && nth-- == 0) return t->out[i];
+    return NULL;
+}
+
+static void feed(h *t, const Sbp__Frame *f)
+{
+    sb_buf b = SB_BUF_INIT;
+    assert_int_equal(sb_frame_encode(t->enc, f, &b), 0);
+    sb_client_core_on_frame(t->cc, b.data, b.len, t->now);
+    sb_buf_free(&b);
+}
+
+static void feed_welcome(h *t, uint32_t rid, uint32_t pending_max)
+{
+    Sbp__Welcome w = SBP__WELCOME__INIT;
+    w.user_id = "alice";
+    w.role = SBP__ROLE__ROLE_CUSTOMER;
+    w.session_id = 77;
+    w.heartbeat_ms = 10000;
+    w.frame_bytes_max = 1 << 20;
+    w.body_bytes_max = 1000;
+    w.pending_sends_max = pending_max;
+    w.sync_page_max = 100;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_WELCOME;
+    f.welcome = &w;
+    feed(t, &f);
+}
+
+static void feed_sync_resp(h *t, uint32_t rid, Sbp__Message **m, size_t n,
+                           bool more)
+{
+    Sbp__SyncResp r = SBP__SYNC_RESP__INIT;
+    r.n_messages = n;
+    r.messages = m;
+    r.more = more;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_SYNC_RESP;
+    f.sync_resp = &r;
+    feed(t, &f);
+}
+
+/* Connects to READY; the initial SYNC is answered with nothing. Leaves
+ * in t->out the frames produced on WELCOME (the SYNC, re-ACKs, resends). */
+static void go_ready(h *t, uint32_t pending_max)
+{
+    int c0 = t->connects;
+    sb_client_core_start(t->cc, t->now);
+    if (t->connects == c0) { /* reconnecting: wait out the backoff */
+        t->now += 60000;
+        sb_client_core_tick(t->cc, t->now);
+    }
+    assert_int_equal(t->connects, c0 + 1);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_CONNECTING);
+    sb_client_core_on_open(t->cc, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_HELLO_SENT);
+    assert_int_equal(pull(t), 1);
+    Sbp__Frame *hello = find_kind(t, SBP__FRAME__BODY_HELLO, 0);
+    assert_non_null(hello);
+    assert_string_equal(hello->hello->token, "tok.en.sig");
+    assert_string_equal(hello->hello->device_id, "dev-a");
+    assert_int_equal(hello->hello->protocol, 1);
+    assert_string_equal(hello->hello->locale, "en");
+    feed_welcome(t, hello->rid, pending_max);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_READY);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->limit, 100);
+    int synced = t->synced;
+    feed_sync_resp(t, sync->rid, NULL, 0, false);
+    assert_int_equal(t->synced, synced + 1);
+}
+
+static Sbp__Message *mk(uint64_t conv, uint64_t seq, const char *sender,
+                        const char *body)
+{
+    Sbp__Message *m = malloc(sizeof *m);
+    assert_non_null(m);
+    sbp__message__init(m);
+    m->conv_id = conv;
+    m->seq = seq;
+    m->msg_id = conv * 1000 + seq;
+    m->sender = (char *)sender;
+    m->sender_device = "dev-b";
+    m->type = SBP__MSG_TYPE__MSG_TEXT;
+    m->body = (char *)body;
+    return m;
+}
+
+/* PUSH of messages (conv, seq) pairs, bodies "c<conv>s<seq>". */
+static void push(h *t, uint64_t conv, const uint64_t *seqs, size_t n)
+{
+    Sbp__Message *m[32];
+    char bodies[32][32];
+    assert_true(n <= 32);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(bodies[i], sizeof bodies[i], "c%llus%llu",
+                 (unsigned long long)conv, (unsigned long long)seqs[i]);
+        m[i] = mk(conv, seqs[i], "bob", bodies[i]);
+    }
+    Sbp__Push p = SBP__PUSH__INIT;
+    p.n_messages = n;
+    p.messages = m;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_PUSH;
+    f.push = &p;
+    feed(t, &f);
+    for (size_t i = 0; i < n; i++)
+        free(m[i]);
+}
+
+static void feed_send_ack(h *t, const uint8_t *id, uint64_t conv, uint64_t seq,
+                          bool dup)
+{
+    Sbp__SendAck a = SBP__SEND_ACK__INIT;
+    a.client_msg_id.data = (uint8_t *)id;
+    a.client_msg_id.len = 16;
+    a.msg_id = 5000 + seq;
+    a.conv_id = conv;
+    a.seq = seq;
+    a.server_ts = 1790000000000LL;
+    a.duplicate = dup;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_SEND_ACK;
+    f.send_ack = &a;
+    feed(t, &f);
+}
+
+static void feed_error(h *t, uint32_t rid, Sbp__ErrorCode code,
+                       const uint8_t *id)
+{
+    Sbp__Error e = SBP__ERROR__INIT;
+    e.code = code;
+    e.text = "nope";
+    if (id) {
+        e.client_msg_id.data = (uint8_t *)id;
+        e.client_msg_id.len = 16;
+    }
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_ERROR;
+    f.error = &e;
+    feed(t, &f);
+}
+
+static void feed_read_notify(h *t, uint64_t conv, const char *user,
+                             uint64_t read, uint64_t delivered)
+{
+    Sbp__ReadNotify r = SBP__READ_NOTIFY__INIT;
+    r.conv_id = conv;
+    r.user_id = (char *)user;
+    r.read_seq = read;
+    r.delivered_seq = delivered;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_READ_NOTIFY;
+    f.read_notify = &r;
+    feed(t, &f);
+}
+
+static void send_text(h *t, uint64_t conv, const char *body, uint8_t *id)
+{
+    assert_int_equal(sb_client_core_send(t->cc, conv, SBP__MSG_TYPE__MSG_TEXT,
+                                         body, strlen(body), 0, id),
+                     0);
+}
+
+static void assert_surfaced(h *t, int from, uint64_t conv, uint64_t seq_first,
+                            int n)
+{
+    assert_true(t->nmsgs >= from + n);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(t->msgs[from + i].conv, conv);
+        assert_int_equal(t->msgs[from + i].seq, seq_first + (uint64_t)i);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------
+ */
+
+static void test_connect_hello_welcome(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_IDLE);
+    go_ready(t, 16);
+    const sb_client_session *s = sb_client_core_session(t->cc);
+    assert_string_equal(s->user_id, "alice");
+    assert_int_equal(s->session_id, 77);
+    assert_int_equal(s->pending_sends_max, 16);
+    /* idle -> connecting -> hello_sent -> ready */
+    assert_int_equal(t->states[0], SB_CLIENT_CONNECTING);
+    assert_int_equal(t->states[1], SB_CLIENT_HELLO_SENT);
+    assert_int_equal(t->states[2], SB_CLIENT_READY);
+    assert_int_equal(t->nout, 1); /* the SYNC alone */
+    assert_int_equal(pull(t), 0);
+    h_free(t);
+}
+
+static void test_in_order_exactly_once_and_ack(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 2, 3};
+    push(t, 9, a, 3);
+    uint64_t b[] = {2, 3}; /* a retried PUSH */
+    push(t, 9, b, 2);
+    uint64_t c[] = {4};
+    push(t, 9, c, 1);
+    assert_int_equal(t->nmsgs, 4);
+    assert_surfaced(t, 0, 9, 1, 4);
+    assert_string_equal(t->msgs[2].body, "c9s3");
+    /* One cumulative ACK for the whole batch. */
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 1);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_int_equal(ack->ack->conv_id, 9);
+    assert_int_equal(ack->ack->seq, 4);
+    assert_int_equal(sb_client_core_cursor(t->cc, 9), 4);
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    assert_int_equal(st.surfaced, 4);
+    assert_int_equal(st.duplicates, 2);
+    /* The same PUSH once more: dropped, no new ACK. */
+    push(t, 9, a, 3);
+    assert_int_equal(t->nmsgs, 4);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 0);
+    /* Two conversations in a batch: one ACK each. */
+    uint64_t d[] = {5, 6};
+    push(t, 9, d, 2);
+    uint64_t e[] = {1};
+    push(t, 11, e, 1);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 2);
+    h_free(t);
+}
+
+static void test_gap_held_until_sync(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1};
+    push(t, 5, a, 1);
+    uint64_t b[] = {3, 4};
+    push(t, 5, b, 2); /* 2 is missing */
+    assert_int_equal(t->nmsgs, 1);
+    assert_int_equal(sb_client_core_cursor(t->cc, 5), 1);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->n_cursors, 1);
+    assert_int_equal(sync->sync->cursors[0]->conv_id, 5);
+    assert_int_equal(sync->sync->cursors[0]->seq, 1);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 1); /* not beyond the gap */
+    uint32_t rid = sync->rid;
+    /* SYNC answers with 2..5; 3 and 4 are both held and in the answer. */
+    Sbp__Message *m[4] = {mk(5, 2, "bob", "two"), mk(5, 3, "bob", "three"),
+                          mk(5, 4, "bob", "four"), mk(5, 5, "bob", "five")};
+    feed_sync_resp(t, rid, m, 4, false);
+    for (int i = 0; i < 4; i++)
+        free(m[i]);
+    assert_int_equal(t->nmsgs, 5);
+    assert_surfaced(t, 0, 5, 1, 5);
+    assert_string_equal(t->msgs[1].body, "two");
+    assert_string_equal(t->msgs[2].body, "c5s3"); /* the held copy */
+    pull(t);
+    ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 5);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    assert_int_equal(st.held_now, 0);
+    h_free(t);
+}
+
+static void test_gap_filled_by_push_and_held_bound(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.held_max = 2;
+    h *t = h_new_cfg(&cfg);
+    go_ready(t, 16);
+    uint64_t a[] = {3, 4, 5, 6};
+    push(t, 8, a, 4);
+    assert_int_equal(t->nmsgs, 0);
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    assert_int_equal(st.held_now, 2);
+    assert_int_equal(st.held_dropped, 2);
+    uint64_t b[] = {1, 2};
+    push(t, 8, b, 2); /* fills the gap before the SYNC answers */
+    assert_int_equal(t->nmsgs, 4);
+    assert_surfaced(t, 0, 8, 1, 4);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    /* The SYNC asks from cursor 4 (the gap closed first); the server
+     * answers with more than that: the rest are duplicates. */
+    assert_int_equal(sync->sync->cursors[0]->seq, 4);
+    Sbp__Message *m[6];
+    for (int i = 0; i < 6; i++)
+        m[i] = mk(8, (uint64_t)i + 1, "bob", "s");
+    feed_sync_resp(t, sync->rid, m, 6, false);
+    for (int i = 0; i < 6; i++)
+        free(m[i]);
+    assert_int_equal(t->nmsgs, 6);
+    assert_surfaced(t, 0, 8, 1, 6);
+    h_free(t);
+}
+
+static void test_sync_paging(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_welcome(t, t->out[0]->rid, 16);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_int_equal(sync->sync->n_cursors, 0);
+    Sbp__Message *m[3] = {mk(1, 1, "bob", "x"), mk(1, 2, "bob", "y"),
+                          mk(2, 1, "bob", "z")};
+    feed_sync_resp(t, sync->rid, m, 2, true);
+    assert_int_equal(t->synced, 0);
+    pull(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->n_cursors, 1);
+    assert_int_equal(sync->sync->cursors[0]->seq, 2);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 1);
+    feed_sync_resp(t, sync->rid, m + 2, 1, false);
+    for (int i = 0; i < 3; i++)
+        free(m[i]);
+    assert_int_equal(t->synced, 1);
+    assert_int_equal(t->nmsgs, 3);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 1);
+    h_free(t);
+}
+
+static void test_own_message_on_send_ack(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1};
+    push(t, 7, a, 1);
+    uint8_t id[16];
+    send_text(t, 7, "mine", id);
+    pull(t);
+    Sbp__Frame *s = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(s);
+    assert_int_equal(s->send->client_msg_id.len, 16);
+    assert_memory_equal(s->send->client_msg_id.data, id, 16);
+    assert_string_equal(s->send->body, "mine");
+    feed_send_ack(t, id, 7, 2, false);
+    assert_int_equal(t->nmsgs, 2);
+    assert_surfaced(t, 0, 7, 1, 2);
+    assert_string_equal(t->msgs[1].body, "mine");
+    assert_string_equal(t->msgs[1].sender, "alice");
+    assert_string_equal(t->msgs[1].device, "dev-a");
+    assert_int_equal(t->nsts, 1);
+    assert_int_equal(t->sts[0].st, SB_SEND_SENT);
+    assert_int_equal(t->sts[0].seq, 2);
+
+    /* Own message after a gap: held until the other message comes. */
+    uint8_t id2[16];
+    send_text(t, 7, "mine too", id2);
+    pull(t);
+    feed_send_ack(t, id2, 7, 4, false);
+    assert_int_equal(t->nmsgs, 2);
+    uint64_t b[] = {3};
+    push(t, 7, b, 1);
+    assert_int_equal(t->nmsgs, 4);
+    assert_surfaced(t, 0, 7, 1, 4);
+    assert_string_equal(t->msgs[3].body, "mine too");
+    /* A duplicate SEND_ACK (answer to a resend) surfaces nothing more. */
+    feed_send_ack(t, id2, 7, 4, true);
+    assert_int_equal(t->nmsgs, 4);
+    pull(t);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 4);
+    h_free(t);
+}
+
+static void test_resend_after_reconnect_same_id(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t ids[3][16];
+    send_text(t, 3, "one", ids[0]);
+    send_text(t, 3, "two", ids[1]);
+    send_text(t, 3, "three", ids[2]);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 3);
+    /* The connection drops before any SEND_ACK. */
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(sb_client_core_outbox_len(t->cc), 3);
+    pull(t);
+    assert_int_equal(t->nout, 0); /* nothing is written while away */
+    /* A send while disconnected joins the queue. */
+    uint8_t id4[16];
+    send_text(t, 3, "four", id4);
+    go_ready(t, 16);
+    /* go_ready left the frames after the SYNC answer: the resends. */
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 4);
+    for (int i = 0; i < 3; i++)
+        assert_memory_equal(
+            find_kind(t, SBP__FRAME__BODY_SEND, i)->send->client_msg_id.data,
+            ids[i], 16);
+    assert_memory_equal(
+        find_kind(t, SBP__FRAME__BODY_SEND, 3)->send->client_msg_id.data, id4,
+        16);
+    /* The first had been stored: the server answers duplicate. */
+    feed_send_ack(t, ids[0], 3, 1, true);
+    assert_int_equal(t->sts[0].st, SB_SEND_SENT);
+    assert_true(t->sts[0].dup);
+    assert_int_equal(sb_client_core_outbox_len(t->cc), 3);
+
+    /* A timeout resends, with the same id. */
+    pull(t);
+    t->now += 5000;
+    sb_client_core_tick(t->cc, t->now);
+    /* keep the connection alive through the liveness check */
+    sb_client_core_on_rx(t->cc, t->now);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 3);
+    assert_memory_equal(
+        find_kind(t, SBP__FRAME__BODY_SEND, 0)->send->client_msg_id.data,
+        ids[1], 16);
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    assert_int_equal(st.resends, 6);
+    h_free(t);
+}
+
+static void test_window(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 2); /* WELCOME: pending_sends_max 2 */
+    uint8_t ids[5][16];
+    for (int i = 0; i < 5; i++)
+        send_text(t, 4, "w", ids[i]);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 2);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 0);
+    feed_send_ack(t, ids[0], 4, 1, false);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 1);
+    assert_memory_equal(
+        find_kind(t, SBP__FRAME__BODY_SEND, 0)->send->client_msg_id.data,
+        ids[2], 16);
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    assert_int_equal(st.inflight, 2);
+    assert_int_equal(st.outbox_len, 4);
+    /* TOO_MANY_PENDING is retried later, in the window. */
+    feed_error(t, 0, SBP__ERROR_CODE__ERR_TOO_MANY_PENDING, ids[1]);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 1);
+    assert_memory_equal(
+        find_kind(t, SBP__FRAME__BODY_SEND, 0)->send->client_msg_id.data,
+        ids[3], 16);
+    t->now += 5000;
+    sb_client_core_on_rx(t->cc, t->now);
+    feed_send_ack(t, ids[2], 4, 2, false);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 1);
+    assert_memory_equal(
+        find_kind(t, SBP__FRAME__BODY_SEND, 0)->send->client_msg_id.data,
+        ids[1], 16);
+    h_free(t);
+}
+
+static void test_statuses(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t id[16], id2[16];
+    send_text(t, 6, "a", id);
+    send_text(t, 6, "b", id2);
+    pull(t);
+    feed_send_ack(t, id, 6, 1, false);
+    feed_send_ack(t, id2, 6, 2, false);
+    assert_int_equal(t->nsts, 2);
+    assert_int_equal(t->sts[0].st, SB_SEND_SENT);
+    /* My own other device reading says nothing of delivery. */
+    feed_read_notify(t, 6, "alice", 2, 2);
+    assert_int_equal(t->nsts, 2);
+    assert_int_equal(t->receipts, 1);
+    feed_read_notify(t, 6, "bob", 0, 1);
+    assert_int_equal(t->nsts, 3);
+    assert_int_equal(t->sts[2].st, SB_SEND_DELIVERED);
+    assert_memory_equal(t->sts[2].id, id, 16);
+    /* Read through 2: the second goes delivered then read; first read. */
+    feed_read_notify(t, 6, "bob", 2, 2);
+    assert_int_equal(t->nsts, 6);
+    assert_int_equal(t->sts[3].st, SB_SEND_READ);
+    assert_memory_equal(t->sts[3].id, id, 16);
+    assert_int_equal(t->sts[4].st, SB_SEND_DELIVERED);
+    assert_int_equal(t->sts[5].st, SB_SEND_READ);
+    assert_memory_equal(t->sts[5].id, id2, 16);
+    feed_read_notify(t, 6, "bob", 2, 2);
+    assert_int_equal(t->nsts, 6);
+
+    /* Non-retryable: failed at once, out of the outbox. */
+    uint8_t id3[16];
+    send_text(t, 6, "c", id3);
+    pull(t);
+    feed_error(t, t->out[0]->rid, SBP__ERROR_CODE__ERR_FORBIDDEN, id3);
+    assert_int_equal(t->nsts, 7);
+    assert_int_equal(t->sts[6].st, SB_SEND_FAILED);
+    assert_int_equal(t->sts[6].err, SB_E_FORBIDDEN);
+    assert_int_equal(sb_client_core_outbox_len(t->cc), 0);
+    assert_string_equal(sb_client_err_name(t->sts[6].err), "ERR_FORBIDDEN");
+
+    /* Retryable: resent later with the same id, then acked. */
+    uint8_t id4[16];
+    send_text(t, 6, "d", id4);
+    pull(t);
+    feed_error(t, 0, SBP__ERROR_CODE__ERR_STORE, id4);
+    assert_int_equal(t->nsts, 7);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 0);
+    t->now += 1000;
+    sb_client_core_on_rx(t->cc, t->now);
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 1);
+    assert_memory_equal(t->out[0]->send->client_msg_id.data, id4, 16);
+    feed_send_ack(t, id4, 6, 3, false);
+    assert_int_equal(t->sts[7].st, SB_SEND_SENT);
+    /* READ_NOTIFY before... after the fact: receipts already past 3. */
+    feed_read_notify(t, 6, "bob", 3, 3);
+    assert_int_equal(t->sts[8].st, SB_SEND_DELIVERED);
+    assert_int_equal(t->sts[9].st, SB_SEND_READ);
+
+    /* A SEND_ACK for a seq the peer already read: all three at once. */
+    uint8_t id5[16];
+    send_text(t, 6, "e", id5);
+    pull(t);
+    feed_read_notify(t, 6, "bob", 4, 4);
+    feed_send_ack(t, id5, 6, 4, false);
+    assert_int_equal(t->sts[10].st, SB_SEND_SENT);
+    assert_int_equal(t->sts[11].st, SB_SEND_DELIVERED);
+    assert_int_equal(t->sts[12].st, SB_SEND_READ);
+    h_free(t);
+}
+
+static void test_attempts_run_out(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.send_attempts_max = 2;
+    h *t = h_new_cfg(&cfg);
+    go_ready(t, 16);
+    uint8_t id[16];
+    send_text(t, 6, "x", id);
+    pull(t);
+    for (int i = 0; i < 2; i++) {
+        t->now += 5000;
+        sb_client_core_on_rx(t->cc, t->now);
+        sb_client_core_tick(t->cc, t->now);
+        pull(t);
+    }
+    assert_int_equal(t->nsts, 1);
+    assert_int_equal(t->sts[0].st, SB_SEND_FAILED);
+    assert_int_equal(t->sts[0].err, -ETIMEDOUT);
+    h_free(t);
+}
+
+static void test_send_limits(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.outbox_max = 3;
+    h *t = h_new_cfg(&cfg);
+    uint8_t id[16];
+    for (int i = 0; i < 3; i++)
+        send_text(t, 1, "q", id);
+    assert_int_equal(
+        sb_client_core_send(t->cc, 1, SBP__MSG_TYPE__MSG_TEXT, "q", 1, 0, id),
+        -ENOBUFS);
+    assert_int_equal(
+        sb_client_core_send(t->cc, 0, SBP__MSG_TYPE__MSG_TEXT, "q", 1, 0, id),
+        SB_E_INVALID);
+    h_free(t);
+    t = h_new();
+    go_ready(t, 16); /* WELCOME: body_bytes_max 1000 */
+    char big[1001];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(sb_client_core_send(t->cc, 1, SBP__MSG_TYPE__MSG_TEXT, big,
+                                         1001, 0, id),
+                     SB_E_TOO_LARGE);
+    assert_int_equal(sb_client_core_send(t->cc, 1, SBP__MSG_TYPE__MSG_TEXT, big,
+                                         1000, 0, id),
+                     0);
+    assert_int_equal(sb_client_core_send(t->cc, 1, SBP__MSG_TYPE__MSG_TEXT,
+                                         "\xff\xfe", 2, 0, id),
+                     SB_E_BAD_UTF8);
+    h_free(t);
+}
+
+static void test_backoff_grows_capped_jitter(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    t->rand_fixed = 0xff; /* the top of every jitter range */
+    sb_client_core_start(t->cc, t->now);
+    uint32_t want[] = {250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+        assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+        assert_int_equal(sb_client_core_backoff_ms(t->cc), want[i]);
+        int c0 = t->connects;
+        t->now += want[i] - 1;
+        sb_client_core_tick(t->cc, t->now);
+        assert_int_equal(t->connects, c0); /* not before the delay */
+        t->now += 1;
+        sb_client_core_tick(t->cc, t->now);
+        assert_int_equal(t->connects, c0 + 1);
+    }
+    /* Jitter: uniform in [0, cap]; with varied bytes, spread below it. */
+    t->rand_fixed = -1;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (int i = 0; i < 200; i++) {
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+        uint32_t d = sb_client_core_backoff_ms(t->cc);
+        assert_true(d <= 30000);
+        if (d < lo) lo = d;
+        if (d > hi) hi = d;
+        t->now += d;
+        sb_client_core_tick(t->cc, t->now);
+    }
+    assert_true(lo < 10000 && hi > 20000);
+    /* A WELCOME resets it. */
+    t->rand_fixed = 0xff;
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_welcome(t, t->out[0]->rid, 16);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_READY);
+    sb_client_core_on_close(t->cc, 0, 1001, t->now); /* server draining */
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 250);
+    assert_int_equal(sb_client_core_close_code(t->cc), 1001);
+    h_free(t);
+}
+
+static void test_no_reconnect_after_bad_token(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_error(t, t->out[0]->rid, SBP__ERROR_CODE__ERR_BAD_TOKEN, NULL);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->last_state_err, SB_E_BAD_TOKEN);
+    assert_int_equal(sb_client_core_last_error(t->cc), SB_E_BAD_TOKEN);
+    assert_int_equal(t->closes, 1);
+    sb_client_core_on_close(t->cc, 0, 1008, t->now); /* late: ignored */
+    for (int i = 0; i < 100; i++) {
+        t->now += 1000;
+        sb_client_core_tick(t->cc, t->now);
+    }
+    assert_int_equal(t->connects, 1);
+    assert_int_equal(
+        sb_client_core_send(t->cc, 1, SBP__MSG_TYPE__MSG_TEXT, "x", 1, 0, NULL),
+        -ESHUTDOWN);
+    h_free(t);
+
+    /* An expired token, then a 1008 close while READY. */
+    t = h_new();
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_error(t, t->out[0]->rid, SBP__ERROR_CODE__ERR_TOKEN_EXPIRED, NULL);
+    assert_int_equal(t->last_state_err, SB_E_TOKEN_EXPIRED);
+    h_free(t);
+    t = h_new();
+    go_ready(t, 16);
+    sb_client_core_on_close(t->cc, 0, 1008, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->last_state_err, SB_E_BAD_TOKEN);
+    t->now += 100000;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->connects, 1);
+    h_free(t);
+}
+
+static void test_dead_connection_and_timeouts(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16); /* heartbeat_ms 10000: dead after 30 s of silence */
+    t->now += 29999;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_READY);
+    t->now += 1;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(t->closes, 1);
+    assert_int_equal(sb_client_core_last_error(t->cc), -ETIMEDOUT);
+    /* A connect that never completes times out too. */
+    t->now += 60000;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_CONNECTING);
+    t->now += 10000;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(t->closes, 2);
+    h_free(t);
+}
+
+static void test_open_history_requests(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    uint32_t rid;
+    const char *members[] = {"agent7"};
+    assert_int_equal(sb_client_core_open(t->cc, members, 1, "help",
+                                         SBP__CONV_KIND__CONV_SERVICE, &rid),
+                     -ENOTCONN);
+    go_ready(t, 16);
+    assert_int_equal(sb_client_core_open(t->cc, members, 1, "help",
+                                         SBP__CONV_KIND__CONV_SERVICE, &rid),
+                     0);
+    pull(t);
+    Sbp__Frame *o = find_kind(t, SBP__FRAME__BODY_OPEN, 0);
+    assert_non_null(o);
+    assert_int_equal(o->rid, rid);
+    assert_int_equal(o->open->n_members, 1);
+    assert_string_equal(o->open->members[0], "agent7");
+    assert_string_equal(o->open->title, "help");
+    Sbp__Conversation conv = SBP__CONVERSATION__INIT;
+    conv.conv_id = 321;
+    conv.kind = SBP__CONV_KIND__CONV_SERVICE;
+    Sbp__OpenResp orr = SBP__OPEN_RESP__INIT;
+    orr.conv = &conv;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_OPEN_RESP;
+    f.open_resp = &orr;
+    feed(t, &f);
+    assert_int_equal(t->opens, 1);
+    assert_int_equal(t->open_rid, rid);
+    assert_int_equal(t->open_err, 0);
+    assert_int_equal(t->open_conv, 321);
+
+    /* HISTORY answered, then one answered by an ERROR. */
+    assert_int_equal(sb_client_core_history(t->cc, 321, 0, 20, &rid), 0);
+    pull(t);
+    Sbp__Frame *hf = find_kind(t, SBP__FRAME__BODY_HISTORY, 0);
+    assert_int_equal(hf->history->conv_id, 321);
+    assert_int_equal(hf->history->limit, 20);
+    Sbp__Message *m[2] = {mk(321, 1, "bob", "a"), mk(321, 2, "bob", "b")};
+    Sbp__HistoryResp hr = SBP__HISTORY_RESP__INIT;
+    hr.conv_id = 321;
+    hr.n_messages = 2;
+    hr.messages = m;
+    Sbp__Frame g = SBP__FRAME__INIT;
+    g.rid = rid;
+    g.body_case = SBP__FRAME__BODY_HISTORY_RESP;
+    g.history_resp = &hr;
+    feed(t, &g);
+    free(m[0]);
+    free(m[1]);
+    assert_int_equal(t->hists, 1);
+    assert_int_equal(t->hist_n, 2);
+    assert_int_equal(t->nmsgs, 0); /* history is not the inbox */
+    assert_int_equal(sb_client_core_history(t->cc, 999, 0, 20, &rid), 0);
+    feed_error(t, rid, SBP__ERROR_CODE__ERR_FORBIDDEN, NULL);
+    assert_int_equal(t->hists, 2);
+    assert_int_equal(t->hist_err, SB_E_FORBIDDEN);
+    /* A request pending when the connection drops fails. */
+    assert_int_equal(sb_client_core_history(t->cc, 321, 0, 20, &rid), 0);
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    assert_int_equal(t->hists, 3);
+    assert_int_equal(t->hist_err, -ECONNRESET);
+    /* An ERROR for nothing known goes to on_error. */
+    go_ready(t, 16);
+    feed_error(t, 4242, SBP__ERROR_CODE__ERR_RATE_LIMITED, NULL);
+    assert_int_equal(t->errors, 1);
+    h_free(t);
+}
+
+static void test_read_and_reack_after_reconnect(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 2};
+    push(t, 2, a, 2);
+    assert_int_equal(sb_client_core_read(t->cc, 2, 2), 0);
+    pull(t);
+    Sbp__Frame *r = find_kind(t, SBP__FRAME__BODY_READ, 0);
+    assert_non_null(r);
+    assert_int_equal(r->read->seq, 2);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 1);
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    go_ready(t, 16);
+    /* The SYNC carried the cursor; ACK and READ are said again. */
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 1);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_READ), 1);
+    h_free(t);
+}
+
+static void test_stop_inside_callback(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    t->stop_in_message = true;
+    uint64_t a[] = {1, 2, 3};
+    push(t, 2, a, 3);
+    assert_int_equal(t->nmsgs, 1);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->closes, 1);
+    h_free(t);
+}
+
+static void test_json_encoding(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.enc = SB_ENC_JSON;
+    h *t = h_new_cfg(&cfg);
+    go_ready(t, 16);
+    const uint8_t *p;
+    size_t n;
+    uint8_t id[16];
+    send_text(t, 3, "json \xe4\xbd\xa0", id);
+    assert_int_equal(sb_client_core_next_frame(t->cc, &p, &n), 1);
+    assert_true(n > 2 && p[0] == '{');
+    while (sb_client_core_next_frame(t->cc, &p, &n)) {
+    }
+    feed_send_ack(t, id, 3, 1, false);
+    assert_int_equal(t->nmsgs, 1);
+    assert_string_equal(t->msgs[0].body, "json \xe4\xbd\xa0");
+    uint64_t a[] = {2};
+    push(t, 3, a, 1);
+    assert_int_equal(t->nmsgs, 2);
+    /* Garbage from the server: a protocol error, then reconnect. */
+    sb_client_core_on_frame(t->cc, (const uint8_t *)"{nope", 5, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(t->close_code, 1002);
+    h_free(t);
+}
+
+static void test_set_cursor(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    assert_int_equal(sb_client_core_set_cursor(t->cc, 4, 10), 0);
+    go_ready(t, 16);
+    uint64_t a[] = {9, 10, 11};
+    push(t, 4, a, 3);
+    assert_int_equal(t->nmsgs, 1);
+    assert_int_equal(t->msgs[0].seq, 11);
+    h_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_connect_hello_welcome),
+        cmocka_unit_test(test_in_order_exactly_once_and_ack),
+        cmocka_unit_test(test_gap_held_until_sync),
+        cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
+        cmocka_unit_test(test_sync_paging),
+        cmocka_unit_test(test_own_message_on_send_ack),
+        cmocka_unit_test(test_resend_after_reconnect_same_id),
+        cmocka_unit_test(test_window),
+        cmocka_unit_test(test_statuses),
+        cmocka_unit_test(test_attempts_run_out),
+        cmocka_unit_test(test_send_limits),
+        cmocka_unit_test(test_backoff_grows_capped_jitter),
+        cmocka_unit_test(test_no_reconnect_after_bad_token),
+        cmocka_unit_test(test_dead_connection_and_timeouts),
+        cmocka_unit_test(test_open_history_requests),
+        cmocka_unit_test(test_read_and_reack_after_reconnect),
+        cmocka_unit_test(test_stop_inside_callback),
+        cmocka_unit_test(test_json_encoding),
+        cmocka_unit_test(test_set_cursor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
