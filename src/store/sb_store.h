@@ -29,8 +29,8 @@ typedef enum sb_durability {
                                 survives a process crash, not a power cut */
 } sb_durability;
 
-#define SB_STORE_PAGE_MAX 500        /* messages per SYNC/HISTORY page */
-#define SB_STORE_MEMBERS_MAX 64      /* members per conversation */
+#define SB_STORE_PAGE_MAX 500   /* messages per SYNC/HISTORY page */
+#define SB_STORE_MEMBERS_MAX 64 /* members per conversation */
 
 /* Opens (creating if needed) the database at path (":memory:" allowed for
  * tests) and brings its schema up to date. Returns 0 or SB_E_STORE. */
@@ -43,7 +43,7 @@ int sb_store_commit(sb_store *s);
 /* Rolls back the open transaction, if any. Can't fail. */
 void sb_store_rollback(sb_store *s);
 
-/* ---- writes (inside a transaction) -------------------------------------- */
+/* ---- writes (inside a transaction) --------------------------------------- */
 
 /* Stores a new message. In: msg->conv_id, sender, sender_device,
  * client_msg_id (16 bytes), type, body, quote_seq, lang, and now_ms. The
@@ -52,7 +52,10 @@ void sb_store_rollback(sb_store *s);
  * seq and server_ts are set to the original's. Otherwise the conversation's
  * next seq is taken (dense: last_seq + 1) and msg_id, seq and server_ts
  * (= now_ms) are filled in. Returns SB_E_NOT_FOUND if the conversation does
- * not exist, SB_E_INVALID if quote_seq is not an earlier seq of it. */
+ * not exist, SB_E_INVALID if quote_seq is not an earlier seq of it (or the
+ * sender or client_msg_id is malformed); a refused append writes nothing.
+ * An empty client_msg_id (len 0) stores the message without idempotency
+ * key, for messages the server makes itself. */
 int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
                     bool *duplicate);
 
@@ -61,22 +64,31 @@ int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,
                          const char *locale, int64_t now_ms);
 
 /* Creates a conversation with the n members given (user ids and roles; the
- * creator among them) and returns it in *out (caller frees). */
+ * creator among them) and returns it in *out (caller frees). A member
+ * given ROLE_UNSPECIFIED gets the role the user was last seen with (or
+ * stays unspecified if never seen). SB_E_INVALID for an unknown kind, no
+ * members, more than SB_STORE_MEMBERS_MAX, or a repeated or malformed user
+ * id; SB_E_FORBIDDEN if two members are customers (a customer talks to the
+ * service side only). A SERVICE conversation starts in STATE_BOT, a DIRECT
+ * one in STATE_OPEN. */
 int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
                          const char *const *user_ids, const Sbp__Role *roles,
                          size_t n, int64_t now_ms, Sbp__Conversation **out);
 
 /* Records that a device has every message of conv through seq (monotonic:
- * a lower seq changes nothing), and raises the member's delivered_seq. */
+ * a lower seq changes nothing), and raises the member's delivered_seq.
+ * SB_E_NOT_FOUND without the conversation, SB_E_INVALID for a seq beyond
+ * its last. */
 int sb_store_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
                         uint64_t conv_id, uint64_t seq);
 
-/* Raises a member's read_seq to seq (monotonic). SB_E_FORBIDDEN if user is
- * not a member. */
+/* Raises a member's read_seq to seq (monotonic), and delivered_seq with it.
+ * SB_E_FORBIDDEN if user is not a member, SB_E_NOT_FOUND without the
+ * conversation, SB_E_INVALID for a seq beyond its last. */
 int sb_store_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
                       uint64_t seq);
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- reads --------------------------------------------------------------- */
 
 /* The role a user was last seen with; SB_E_NOT_FOUND if never seen. */
 int sb_store_user_role(sb_store *s, const char *user_id, Sbp__Role *role);
@@ -93,16 +105,29 @@ int sb_store_receipts(sb_store *s, uint64_t conv_id, Sbp__ReadNotify ***out,
  * user is a member of (every conversation if all is set, for admins), the
  * messages with seq greater than the cursor given for it (0 when none is
  * given), ordered by (conv_id, seq), at most limit messages (capped at
- * SB_STORE_PAGE_MAX) and about bytes_max bytes of bodies. resp->more tells
- * whether more remain; resp->convs holds each conversation that has
- * messages in the page or is unknown to the cursors. */
+ * SB_STORE_PAGE_MAX; 0 means the cap) and about bytes_max bytes of bodies
+ * (0: no byte bound; at least one message is returned if any remain).
+ * resp->more tells whether more remain; resp->convs holds each conversation
+ * that has messages in the page or is unknown to the cursors (at most
+ * SB_STORE_PAGE_MAX of the latter per page; `more` when cut). Cursors for
+ * conversations the user may not see are ignored. */
 int sb_store_sync(sb_store *s, const char *user_id, bool all,
-                  Sbp__Cursor *const *cursors, size_t n_cursors,
-                  uint32_t limit, size_t bytes_max, Sbp__SyncResp **out);
+                  Sbp__Cursor *const *cursors, size_t n_cursors, uint32_t limit,
+                  size_t bytes_max, Sbp__SyncResp **out);
 
 /* Up to limit messages of conv with seq < before_seq (before_seq 0: the
- * newest), returned in ascending seq; resp->more when older ones remain. */
+ * newest), returned in ascending seq; resp->more when older ones remain.
+ * limit is capped at SB_STORE_PAGE_MAX (0 means the cap). SB_E_NOT_FOUND if
+ * the conversation does not exist. */
 int sb_store_history(sb_store *s, uint64_t conv_id, uint64_t before_seq,
                      uint32_t limit, Sbp__HistoryResp **out);
+
+/* ---- test hook ----------------------------------------------------------- */
+
+/* Caps this connection's database at `pages` pages (SQLite's max_page_count,
+ * never below the current size), so that a write needing more space fails
+ * with SQLITE_FULL exactly as on a full disk; 0 lifts the cap. For tests
+ * only. Returns 0 or SB_E_STORE. */
+int sb__store_max_pages(sb_store *s, uint32_t pages);
 
 #endif

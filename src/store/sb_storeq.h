@@ -17,26 +17,26 @@
 
 typedef enum sb_req_kind {
     /* writes */
-    SB_REQ_APPEND = 1, /* u.append */
-    SB_REQ_USER,       /* u.user */
-    SB_REQ_CONV_CREATE,/* u.create */
-    SB_REQ_CURSOR_ACK, /* u.cursor */
-    SB_REQ_READ_SET,   /* u.read */
+    SB_REQ_APPEND = 1,  /* u.append */
+    SB_REQ_USER,        /* u.user */
+    SB_REQ_CONV_CREATE, /* u.create */
+    SB_REQ_CURSOR_ACK,  /* u.cursor */
+    SB_REQ_READ_SET,    /* u.read */
     /* reads */
-    SB_REQ_CONV_GET,   /* u.conv_get */
-    SB_REQ_SYNC,       /* u.sync */
-    SB_REQ_HISTORY,    /* u.history */
-    SB_REQ_RECEIPTS,   /* u.receipts */
+    SB_REQ_CONV_GET, /* u.conv_get */
+    SB_REQ_SYNC,     /* u.sync */
+    SB_REQ_HISTORY,  /* u.history */
+    SB_REQ_RECEIPTS, /* u.receipts */
 } sb_req_kind;
 
 typedef struct sb_req sb_req;
 struct sb_req {
     sb_req_kind kind;
-    int rc;          /* result: 0 or a negative code */
-    uint64_t owner;  /* caller's tag, e.g. a session id */
-    uint32_t rid;    /* caller's tag, e.g. the frame's request id */
-    void *data;      /* caller's pointer */
-    sb_req *next;    /* internal: queue link */
+    int rc;         /* result: 0 or a negative code */
+    uint64_t owner; /* caller's tag, e.g. a session id */
+    uint32_t rid;   /* caller's tag, e.g. the frame's request id */
+    void *data;     /* caller's pointer */
+    sb_req *next;   /* internal: queue link */
     union {
         struct {
             Sbp__Message *msg; /* in/out, owned by the caller */
@@ -51,9 +51,9 @@ struct sb_req {
         } user;
         struct {
             Sbp__ConvKind kind;
-            char *title;        /* owned by the caller */
-            char **user_ids;    /* owned by the caller */
-            Sbp__Role *roles;   /* owned by the caller */
+            char *title;      /* owned by the caller */
+            char **user_ids;  /* owned by the caller */
+            Sbp__Role *roles; /* owned by the caller */
             size_t n;
             int64_t now_ms;
             Sbp__Conversation *conv; /* out, then owned by the caller */
@@ -100,7 +100,11 @@ typedef struct sb_storeq sb_storeq;
 typedef void (*sb_storeq_done_cb)(sb_req *req, void *ud);
 
 /* Opens two connections to path and starts the writer and reader threads.
- * Returns 0 or a negative code; on failure nothing is left running. */
+ * For ":memory:" (tests, demos) both threads share one connection, taking
+ * turns: a read waits for the batch being written, and reads never see an
+ * uncommitted write. The queue keeps the loop alive only while requests
+ * are pending. Returns 0 or a negative code; on failure nothing is left
+ * running. */
 int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
                     sb_storeq_done_cb cb, void *ud, sb_storeq **out);
 
@@ -111,14 +115,30 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req);
 /* Number of requests submitted and not yet completed. */
 size_t sb_storeq_pending(const sb_storeq *q);
 
-/* Finishes every queued request (their callbacks run), stops the threads,
- * closes the connections and frees q. Runs the loop until done; loop
- * thread only. Accepts NULL. */
+/* Finishes every queued request (their callbacks run, from within this
+ * call), stops the threads, closes the connections and frees q. Loop
+ * thread only, never from a done callback; accepts NULL. A request
+ * submitted by a callback during stop completes with SB_E_UNAVAILABLE.
+ * It does not run the loop (uv_run must not be re-entered from a callback):
+ * its uv_async handle is closed and freed on the loop's next turn, so run
+ * the loop once more before uv_loop_close. */
 void sb_storeq_stop(sb_storeq *q);
 
 /* Applies one request synchronously on the given connection, outside any
  * batching: what the threads do for each request, for tests and tools.
  * Writes are wrapped in their own transaction. */
 void sb_storeq_apply(sb_store *s, sb_req *req);
+
+/* Number of write transactions committed so far (any thread). */
+uint64_t sb_storeq_commits(const sb_storeq *q);
+
+/* ---- test hooks ---------------------------------------------------------- */
+
+/* While held, the writer starts no new batch (requests queue up); release
+ * to let it take them all at once. Stop overrides a hold. */
+void sb__storeq_hold(sb_storeq *q, bool hold);
+/* Applies sb__store_max_pages(pages) to the writer's connection before its
+ * next batch. */
+void sb__storeq_max_pages(sb_storeq *q, uint32_t pages);
 
 #endif

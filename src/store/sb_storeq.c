@@ -1,0 +1,471 @@
+/* The store's two threads and their queues: a writer that takes every queued
+ * write (up to SB_STOREQ_BATCH_MAX) into one transaction and one commit, and
+ * a reader that answers reads one at a time on its own connection. Finished
+ * requests go onto a done list that a uv_async drains on the loop thread. */
+#include "sb_storeq.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_error.h"
+
+typedef struct req_list {
+    sb_req *head, *tail;
+} req_list;
+
+struct sb_storeq {
+    uv_loop_t *loop;
+    uv_async_t *async; /* heap: outlives q until its close callback */
+    sb_storeq_done_cb cb;
+    void *ud;
+    sb_store *wdb, *rdb; /* the same one for an in-memory database */
+    uv_mutex_t db_mu;    /* in-memory only: a batch or a read at a time */
+    uv_thread_t writer, reader;
+
+    uv_mutex_t mu; /* guards everything below up to `pending` */
+    uv_cond_t wcond, rcond;
+    req_list wq, rq, done;
+    bool stopping;      /* threads finish their queues, then exit */
+    bool joined;        /* threads gone: submit completes at once */
+    bool hold;          /* test hook: the writer takes no batch */
+    uint32_t max_pages; /* test hook: to apply before the next batch */
+    bool max_pages_set;
+
+    size_t pending; /* loop thread only */
+    bool in_cb;     /* loop thread only: inside a done callback */
+    atomic_uint_fast64_t commits;
+};
+
+static void list_push(req_list *l, sb_req *r)
+{
+    r->next = NULL;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+}
+
+/* Moves a chain of requests to the done list and wakes the loop. Called
+ * with q->mu held: sending under the lock orders the send after the push
+ * for the loop thread, whatever libuv's own ordering guarantees. */
+static void done_push_locked(sb_storeq *q, sb_req *first, sb_req *last)
+{
+    assert(first && last && !last->next);
+    if (q->done.tail)
+        q->done.tail->next = first;
+    else
+        q->done.head = first;
+    q->done.tail = last;
+    uv_async_send(q->async);
+}
+
+static bool kind_is_write(sb_req_kind k)
+{
+    return k >= SB_REQ_APPEND && k <= SB_REQ_READ_SET;
+}
+
+static bool kind_is_read(sb_req_kind k)
+{
+    return k >= SB_REQ_CONV_GET && k <= SB_REQ_RECEIPTS;
+}
+
+/* Request-level failures leave the transaction usable; anything else
+ * (SB_E_STORE, -ENOMEM) dooms it. */
+static bool rc_is_request_level(int rc)
+{
+    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN;
+}
+
+static bool fixed_str_ok(const char *s, size_t size)
+{
+    return memchr(s, '\0', size) != NULL;
+}
+
+/* ---- applying one request ------------------------------------------------ */
+
+static int apply_write(sb_store *s, sb_req *r)
+{
+    switch (r->kind) {
+    case SB_REQ_APPEND:
+        r->u.append.duplicate = false;
+        if (!r->u.append.msg) return SB_E_INVALID;
+        return sb_store_append(s, r->u.append.msg, r->u.append.now_ms,
+                               &r->u.append.duplicate);
+    case SB_REQ_USER:
+        if (!fixed_str_ok(r->u.user.user_id, sizeof r->u.user.user_id) ||
+            !fixed_str_ok(r->u.user.locale, sizeof r->u.user.locale))
+            return SB_E_INVALID;
+        return sb_store_user_upsert(s, r->u.user.user_id, r->u.user.role,
+                                    r->u.user.locale, r->u.user.now_ms);
+    case SB_REQ_CONV_CREATE:
+        r->u.create.conv = NULL;
+        if (r->u.create.n && (!r->u.create.user_ids || !r->u.create.roles))
+            return SB_E_INVALID;
+        return sb_store_conv_create(s, r->u.create.kind, r->u.create.title,
+                                    (const char *const *)r->u.create.user_ids,
+                                    r->u.create.roles, r->u.create.n,
+                                    r->u.create.now_ms, &r->u.create.conv);
+    case SB_REQ_CURSOR_ACK:
+        if (!fixed_str_ok(r->u.cursor.user_id, sizeof r->u.cursor.user_id) ||
+            !fixed_str_ok(r->u.cursor.device_id, sizeof r->u.cursor.device_id))
+            return SB_E_INVALID;
+        return sb_store_cursor_ack(s, r->u.cursor.user_id,
+                                   r->u.cursor.device_id, r->u.cursor.conv_id,
+                                   r->u.cursor.seq);
+    case SB_REQ_READ_SET:
+        if (!fixed_str_ok(r->u.read.user_id, sizeof r->u.read.user_id))
+            return SB_E_INVALID;
+        return sb_store_read_set(s, r->u.read.conv_id, r->u.read.user_id,
+                                 r->u.read.seq);
+    default:
+        assert(!"not a write");
+        return SB_E_INTERNAL;
+    }
+}
+
+/* A write whose transaction did not commit: its results are void. */
+static void write_failed(sb_req *r)
+{
+    r->rc = SB_E_STORE;
+    if (r->kind == SB_REQ_APPEND) {
+        r->u.append.duplicate = false;
+        if (r->u.append.msg) {
+            r->u.append.msg->msg_id = 0;
+            r->u.append.msg->seq = 0;
+            r->u.append.msg->server_ts = 0;
+        }
+    } else if (r->kind == SB_REQ_CONV_CREATE && r->u.create.conv) {
+        sbp__conversation__free_unpacked(r->u.create.conv, NULL);
+        r->u.create.conv = NULL;
+    }
+}
+
+static void apply_read(sb_store *s, sb_req *r)
+{
+    switch (r->kind) {
+    case SB_REQ_CONV_GET:
+        r->u.conv_get.conv = NULL;
+        r->rc =
+            sb_store_conv_get(s, r->u.conv_get.conv_id, &r->u.conv_get.conv);
+        break;
+    case SB_REQ_SYNC:
+        r->u.sync.resp = NULL;
+        if (!fixed_str_ok(r->u.sync.user_id, sizeof r->u.sync.user_id) ||
+            (r->u.sync.n_cursors && !r->u.sync.cursors)) {
+            r->rc = SB_E_INVALID;
+            break;
+        }
+        r->rc = sb_store_sync(s, r->u.sync.user_id, r->u.sync.all,
+                              r->u.sync.cursors, r->u.sync.n_cursors,
+                              r->u.sync.limit, r->u.sync.bytes_max,
+                              &r->u.sync.resp);
+        break;
+    case SB_REQ_HISTORY:
+        r->u.history.resp = NULL;
+        r->rc =
+            sb_store_history(s, r->u.history.conv_id, r->u.history.before_seq,
+                             r->u.history.limit, &r->u.history.resp);
+        break;
+    case SB_REQ_RECEIPTS:
+        r->u.receipts.list = NULL;
+        r->u.receipts.n = 0;
+        r->rc = sb_store_receipts(s, r->u.receipts.conv_id, &r->u.receipts.list,
+                                  &r->u.receipts.n);
+        break;
+    default:
+        assert(!"not a read");
+        r->rc = SB_E_INTERNAL;
+    }
+}
+
+/* Applies a chain of writes in one transaction. Request-level failures
+ * only set that request's rc; any other failure, or a failed commit, rolls
+ * everything back and every request of the chain fails with SB_E_STORE
+ * (those applied before the failure too: nothing of theirs was kept).
+ * Returns true if the transaction committed. */
+static bool write_batch(sb_store *s, sb_req *batch)
+{
+    int rc = sb_store_begin(s);
+    for (sb_req *r = batch; r && rc == 0; r = r->next) {
+        r->rc = apply_write(s, r);
+        if (r->rc && !rc_is_request_level(r->rc)) rc = SB_E_STORE;
+    }
+    if (rc == 0) rc = sb_store_commit(s);
+    if (rc == 0) return true;
+    sb_store_rollback(s);
+    for (sb_req *r = batch; r; r = r->next)
+        write_failed(r);
+    return false;
+}
+
+void sb_storeq_apply(sb_store *s, sb_req *req)
+{
+    assert(s && req);
+    if (kind_is_read(req->kind)) {
+        apply_read(s, req);
+    } else if (kind_is_write(req->kind)) {
+        sb_req *next = req->next;
+        req->next = NULL;
+        write_batch(s, req);
+        req->next = next;
+    } else {
+        req->rc = SB_E_INVALID;
+    }
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+static void writer_main(void *arg)
+{
+    sb_storeq *q = arg;
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while ((!q->wq.head || q->hold) && !q->stopping)
+            uv_cond_wait(&q->wcond, &q->mu);
+        if (!q->wq.head) break; /* stopping, and nothing left */
+
+        sb_req *first = q->wq.head, *last = first;
+        for (int n = 1; n < SB_STOREQ_BATCH_MAX && last->next; n++)
+            last = last->next;
+        q->wq.head = last->next;
+        if (!q->wq.head) q->wq.tail = NULL;
+        last->next = NULL;
+        bool set_pages = q->max_pages_set;
+        uint32_t pages = q->max_pages;
+        q->max_pages_set = false;
+        uv_mutex_unlock(&q->mu);
+
+        bool shared = q->wdb == q->rdb;
+        if (shared) uv_mutex_lock(&q->db_mu);
+        if (set_pages) sb__store_max_pages(q->wdb, pages);
+        if (write_batch(q->wdb, first)) atomic_fetch_add(&q->commits, 1);
+        if (shared) uv_mutex_unlock(&q->db_mu);
+
+        uv_mutex_lock(&q->mu);
+        done_push_locked(q, first, last);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
+static void reader_main(void *arg)
+{
+    sb_storeq *q = arg;
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->rq.head && !q->stopping)
+            uv_cond_wait(&q->rcond, &q->mu);
+        sb_req *r = q->rq.head;
+        if (!r) break;
+        q->rq.head = r->next;
+        if (!q->rq.head) q->rq.tail = NULL;
+        r->next = NULL;
+        uv_mutex_unlock(&q->mu);
+
+        /* Sharing the writer's connection, a read must not run inside
+         * its open transaction: it would see uncommitted writes. */
+        bool shared = q->wdb == q->rdb;
+        if (shared) uv_mutex_lock(&q->db_mu);
+        apply_read(q->rdb, r);
+        if (shared) uv_mutex_unlock(&q->db_mu);
+
+        uv_mutex_lock(&q->mu);
+        done_push_locked(q, r, r);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
+/* ---- loop side ----------------------------------------------------------- */
+
+/* Runs the callbacks of the requests finished so far, in order. Returns
+ * whether there were any. */
+static bool drain(sb_storeq *q)
+{
+    uv_mutex_lock(&q->mu);
+    sb_req *r = q->done.head;
+    q->done.head = q->done.tail = NULL;
+    uv_mutex_unlock(&q->mu);
+    if (!r) return false;
+    q->in_cb = true;
+    while (r) {
+        sb_req *next = r->next; /* the callback may free r */
+        r->next = NULL;
+        assert(q->pending > 0);
+        /* The loop is kept alive only while requests are outstanding. */
+        if (--q->pending == 0) uv_unref((uv_handle_t *)q->async);
+        q->cb(r, q->ud);
+        r = next;
+    }
+    q->in_cb = false;
+    return true;
+}
+
+static void on_async(uv_async_t *h)
+{
+    drain(h->data);
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void sb_storeq_submit(sb_storeq *q, sb_req *req)
+{
+    assert(q && req);
+    req->next = NULL;
+    if (q->pending++ == 0) uv_ref((uv_handle_t *)q->async);
+    uv_mutex_lock(&q->mu);
+    if (q->joined) {
+        req->rc = SB_E_UNAVAILABLE;
+        done_push_locked(q, req, req);
+    } else if (kind_is_write(req->kind)) {
+        list_push(&q->wq, req);
+        uv_cond_signal(&q->wcond);
+    } else if (kind_is_read(req->kind)) {
+        list_push(&q->rq, req);
+        uv_cond_signal(&q->rcond);
+    } else {
+        req->rc = SB_E_INVALID;
+        done_push_locked(q, req, req);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
+size_t sb_storeq_pending(const sb_storeq *q)
+{
+    assert(q);
+    return q->pending;
+}
+
+uint64_t sb_storeq_commits(const sb_storeq *q)
+{
+    assert(q);
+    return atomic_load(&((sb_storeq *)q)->commits);
+}
+
+/* Frees what start built; the async handle, if any, is closed and freed by
+ * the loop on its next turn. */
+static void storeq_free(sb_storeq *q)
+{
+    if (q->rdb != q->wdb) sb_store_close(q->rdb);
+    sb_store_close(q->wdb);
+    if (q->async) {
+        q->async->data = NULL;
+        uv_close((uv_handle_t *)q->async, on_async_closed);
+    }
+    uv_mutex_destroy(&q->db_mu);
+    uv_cond_destroy(&q->rcond);
+    uv_cond_destroy(&q->wcond);
+    uv_mutex_destroy(&q->mu);
+    free(q);
+}
+
+static void threads_stop(sb_storeq *q, bool writer, bool reader)
+{
+    uv_mutex_lock(&q->mu);
+    q->stopping = true;
+    uv_cond_broadcast(&q->wcond);
+    uv_cond_broadcast(&q->rcond);
+    uv_mutex_unlock(&q->mu);
+    if (writer) uv_thread_join(&q->writer);
+    if (reader) uv_thread_join(&q->reader);
+    uv_mutex_lock(&q->mu);
+    q->joined = true;
+    uv_mutex_unlock(&q->mu);
+}
+
+int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
+                    sb_storeq_done_cb cb, void *ud, sb_storeq **out)
+{
+    assert(loop && path && cb && out);
+    *out = NULL;
+    sb_storeq *q = calloc(1, sizeof *q);
+    if (!q) return -ENOMEM;
+    q->loop = loop;
+    q->cb = cb;
+    q->ud = ud;
+    atomic_init(&q->commits, 0);
+    int rc = uv_mutex_init(&q->mu);
+    if (rc) goto err_mu;
+    if ((rc = uv_cond_init(&q->wcond))) goto err_wcond;
+    if ((rc = uv_cond_init(&q->rcond))) goto err_rcond;
+    if ((rc = uv_mutex_init(&q->db_mu))) goto err_db_mu;
+
+    /* The writer's connection first: it creates the schema. A second
+     * connection to ":memory:" (or to "", a private temporary file) would
+     * be another database: there both threads share the one. */
+    bool mem = path[0] == '\0' || strcmp(path, ":memory:") == 0;
+    if ((rc = sb_store_open(path, d, &q->wdb))) goto err;
+    if (mem)
+        q->rdb = q->wdb;
+    else if ((rc = sb_store_open(path, d, &q->rdb)))
+        goto err;
+    q->async = malloc(sizeof *q->async);
+    if (!q->async) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    if ((rc = uv_async_init(loop, q->async, on_async))) {
+        free(q->async);
+        q->async = NULL;
+        goto err;
+    }
+    q->async->data = q;
+    uv_unref((uv_handle_t *)q->async); /* nothing pending yet */
+
+    if ((rc = uv_thread_create(&q->writer, writer_main, q))) goto err;
+    if ((rc = uv_thread_create(&q->reader, reader_main, q))) {
+        threads_stop(q, true, false);
+        goto err;
+    }
+    *out = q;
+    return 0;
+
+err:
+    storeq_free(q);
+    return rc;
+err_db_mu:
+    uv_cond_destroy(&q->rcond);
+err_rcond:
+    uv_cond_destroy(&q->wcond);
+err_wcond:
+    uv_mutex_destroy(&q->mu);
+err_mu:
+    free(q);
+    return rc;
+}
+
+/* Callbacks that submit more requests while this runs get them completed
+ * at once with SB_E_UNAVAILABLE once the threads are gone. */
+void sb_storeq_stop(sb_storeq *q)
+{
+    if (!q) return;
+    assert(!q->in_cb); /* q would be freed under its own callback */
+    threads_stop(q, true, true);
+    while (drain(q)) {
+    }
+    assert(q->pending == 0);
+    storeq_free(q);
+}
+
+void sb__storeq_hold(sb_storeq *q, bool hold)
+{
+    assert(q);
+    uv_mutex_lock(&q->mu);
+    q->hold = hold;
+    uv_cond_signal(&q->wcond);
+    uv_mutex_unlock(&q->mu);
+}
+
+void sb__storeq_max_pages(sb_storeq *q, uint32_t pages)
+{
+    assert(q);
+    uv_mutex_lock(&q->mu);
+    q->max_pages = pages;
+    q->max_pages_set = true;
+    uv_mutex_unlock(&q->mu);
+}
