@@ -1,1 +1,783 @@
-int main(void) { return 0; }
+/* sbctl: the Switchboard command line, on the client SDK. It mints test
+ * tokens, opens conversations, sends, listens, pages history and chats,
+ * each as a subcommand with its own --help. One client, one loop; the
+ * process exits when the command is done, the server refuses, or the
+ * deadline passes. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "sb_client.h"
+#include "sb_error.h"
+#include "sb_token.h"
+
+#define EXIT_OK 0
+#define EXIT_REFUSED 1 /* the server said no (an ERROR code) */
+#define EXIT_USAGE 2
+#define EXIT_TIMEOUT 3 /* no answer in time, or no connection */
+#define LINE_BYTES_MAX 8192
+#define MEMBERS_MAX 64
+
+enum cmd { CMD_OPEN, CMD_SEND, CMD_LISTEN, CMD_HISTORY, CMD_CHAT };
+
+typedef struct ctl {
+    enum cmd cmd;
+    uv_loop_t *loop;
+    sb_client *c;
+    uv_timer_t deadline;
+    bool deadline_on;
+    int exit_code;
+    bool finished, acted, verbose, synced_once;
+    /* options */
+    const char *url, *token, *device;
+    bool json, new_only, mark_read;
+    long timeout_ms;
+    uint64_t conv, before;
+    uint32_t limit;
+    long count, seen;
+    const char *members[MEMBERS_MAX];
+    size_t n_members;
+    const char *title;
+    Sbp__ConvKind kind;
+    char *text;
+    /* chat: stdin */
+    union {
+        uv_tty_t tty;
+        uv_pipe_t pipe;
+    } in;
+    bool in_open, in_eof;
+    char line[LINE_BYTES_MAX + 1];
+    size_t line_len;
+    bool line_too_long;
+    size_t unacked; /* chat: sends not yet SENT or FAILED */
+} ctl;
+
+/* ---- output ---------------------------------------------------------------
+ */
+
+/* Prints s on one line: newline, CR, tab and backslash escaped. */
+static void put_escaped(const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\n':
+            fputs("\\n", stdout);
+            break;
+        case '\r':
+            fputs("\\r", stdout);
+            break;
+        case '\t':
+            fputs("\\t", stdout);
+            break;
+        case '\\':
+            fputs("\\\\", stdout);
+            break;
+        default:
+            putchar(*s);
+        }
+    }
+}
+
+static void print_msg(const Sbp__Message *m)
+{
+    printf("%" PRIu64 " %" PRIu64 " %s ", m->conv_id, m->seq, m->sender);
+    put_escaped(m->body);
+    putchar('\n');
+    fflush(stdout);
+}
+
+/* ---- lifetime -------------------------------------------------------------
+ */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish(ctl *x, int code)
+{
+    if (x->finished) return;
+    x->finished = true;
+    x->exit_code = code;
+    if (x->deadline_on) {
+        uv_timer_stop(&x->deadline);
+        uv_close((uv_handle_t *)&x->deadline, on_handle_closed);
+        x->deadline_on = false;
+    }
+    if (x->in_open) {
+        uv_close((uv_handle_t *)&x->in, on_handle_closed);
+        x->in_open = false;
+    }
+    sb_client_close(x->c, NULL);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    ctl *x = t->data;
+    int err = sb_client_last_error(x->c);
+    if (x->cmd == CMD_LISTEN && x->count == 0) {
+        finish(x, EXIT_OK); /* listening for a while was the point */
+        return;
+    }
+    fprintf(stderr, "sbctl: timed out (state %s, last error %s)\n",
+            sb_client_state_name(sb_client_get_state(x->c)),
+            sb_client_err_name(err));
+    finish(x, EXIT_TIMEOUT);
+}
+
+/* ---- stdin for chat --------------------------------------------------------
+ */
+
+static void chat_send_line(ctl *x, const char *s, size_t n)
+{
+    if (n && s[n - 1] == '\r') n--;
+    if (n == 0) return;
+    int rc =
+        sb_client_send(x->c, x->conv, SBP__MSG_TYPE__MSG_TEXT, s, n, 0, NULL);
+    if (rc)
+        fprintf(stderr, "sbctl: not sent: %s\n", sb_client_err_name(rc));
+    else
+        x->unacked++;
+}
+
+static void chat_maybe_done(ctl *x)
+{
+    if (x->in_eof && x->unacked == 0) finish(x, EXIT_OK);
+}
+
+static void chat_bytes(ctl *x, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n') {
+            if (x->line_too_long)
+                fprintf(stderr, "sbctl: line over %d bytes dropped\n",
+                        LINE_BYTES_MAX);
+            else
+                chat_send_line(x, x->line, x->line_len);
+            x->line_len = 0;
+            x->line_too_long = false;
+        } else if (x->line_len < LINE_BYTES_MAX) {
+            x->line[x->line_len++] = p[i];
+        } else {
+            x->line_too_long = true;
+        }
+    }
+}
+
+static void chat_eof(ctl *x)
+{
+    if (x->line_len && !x->line_too_long)
+        chat_send_line(x, x->line, x->line_len);
+    x->line_len = 0;
+    x->in_eof = true;
+    if (x->in_open) {
+        uv_close((uv_handle_t *)&x->in, on_handle_closed);
+        x->in_open = false;
+    }
+    chat_maybe_done(x);
+}
+
+static void in_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    static char buf[4096];
+    (void)h;
+    (void)hint;
+    *b = uv_buf_init(buf, sizeof buf);
+}
+
+static void in_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    ctl *x = s->data;
+    if (n > 0) chat_bytes(x, b->base, (size_t)n);
+    if (n < 0) chat_eof(x);
+}
+
+static int chat_stdin(ctl *x)
+{
+    uv_handle_type t = uv_guess_handle(0);
+    int rc;
+    if (t == UV_TTY) {
+        rc = uv_tty_init(x->loop, &x->in.tty, 0, 1);
+    } else if (t == UV_NAMED_PIPE) {
+        rc = uv_pipe_init(x->loop, &x->in.pipe, 0);
+        if (rc == 0) rc = uv_pipe_open(&x->in.pipe, 0);
+    } else {
+        /* A file (or nothing): read it all now. */
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(0, buf, sizeof buf)) > 0)
+            chat_bytes(x, buf, (size_t)n);
+        chat_eof(x);
+        return 0;
+    }
+    if (rc) return rc;
+    x->in_open = true;
+    ((uv_handle_t *)&x->in)->data = x;
+    return uv_read_start((uv_stream_t *)&x->in, in_alloc, in_read);
+}
+
+/* ---- client callbacks ---------------------------------------------------- */
+
+static void act(ctl *x)
+{
+    int rc = 0;
+    uint32_t rid;
+    switch (x->cmd) {
+    case CMD_OPEN:
+        rc = sb_client_open(x->c, x->members, x->n_members, x->title, x->kind,
+                            &rid);
+        break;
+    case CMD_HISTORY:
+        rc = sb_client_history(x->c, x->conv, x->before, x->limit, &rid);
+        break;
+    case CMD_CHAT:
+        rc = chat_stdin(x);
+        if (rc) {
+            fprintf(stderr, "sbctl: stdin: %s\n", uv_strerror(rc));
+            finish(x, EXIT_USAGE);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    if (rc) {
+        fprintf(stderr, "sbctl: %s\n", sb_client_err_name(rc));
+        finish(x, EXIT_REFUSED);
+    }
+}
+
+static void on_state(void *ud, sb_client_state st, int err)
+{
+    ctl *x = ud;
+    if (x->verbose)
+        fprintf(stderr, "sbctl: %s%s%s\n", sb_client_state_name(st),
+                err ? " " : "", err ? sb_client_err_name(err) : "");
+    if (st == SB_CLIENT_STOPPED && !x->finished) {
+        fprintf(stderr, "sbctl: refused: %s\n", sb_client_err_name(err));
+        finish(x, EXIT_REFUSED);
+        return;
+    }
+    if (st == SB_CLIENT_READY && !x->acted) {
+        x->acted = true;
+        act(x);
+    }
+}
+
+static void on_synced(void *ud)
+{
+    ctl *x = ud;
+    if (!x->synced_once && x->verbose) fprintf(stderr, "sbctl: synced\n");
+    x->synced_once = true;
+}
+
+static void on_message(void *ud, const Sbp__Message *m)
+{
+    ctl *x = ud;
+    if (x->finished) return;
+    if (x->cmd == CMD_CHAT) {
+        if (m->conv_id != x->conv) return;
+        const sb_client_session *s = sb_client_session_info(x->c);
+        if (strcmp(m->sender, s->user_id) == 0 &&
+            strcmp(m->sender_device, x->device) == 0)
+            return; /* our own line */
+        print_msg(m);
+        sb_client_read(x->c, m->conv_id, m->seq);
+        return;
+    }
+    if (x->cmd != CMD_LISTEN) return;
+    if (x->new_only && !x->synced_once) return;
+    if (x->conv && m->conv_id != x->conv) return;
+    print_msg(m);
+    if (x->mark_read) sb_client_read(x->c, m->conv_id, m->seq);
+    if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
+}
+
+static void on_send_status(void *ud, const sb_client_send_info *s)
+{
+    ctl *x = ud;
+    if (s->status != SB_SEND_SENT && s->status != SB_SEND_FAILED) return;
+    if (x->cmd == CMD_CHAT) {
+        if (s->status == SB_SEND_FAILED)
+            fprintf(stderr, "sbctl: send failed: %s %s\n",
+                    sb_client_err_name(s->err), s->text);
+        if (x->unacked) x->unacked--;
+        chat_maybe_done(x);
+        return;
+    }
+    if (x->cmd != CMD_SEND) return;
+    if (s->status == SB_SEND_FAILED) {
+        fprintf(stderr, "sbctl: send failed: %s%s%s\n",
+                sb_client_err_name(s->err), s->text[0] ? ": " : "", s->text);
+        finish(x, EXIT_REFUSED);
+        return;
+    }
+    printf("msg_id=%" PRIu64 " conv=%" PRIu64 " seq=%" PRIu64 "%s\n", s->msg_id,
+           s->conv_id, s->seq, s->duplicate ? " duplicate" : "");
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+static void on_open(void *ud, uint32_t rid, int err,
+                    const Sbp__Conversation *conv)
+{
+    ctl *x = ud;
+    (void)rid;
+    if (err) {
+        fprintf(stderr, "sbctl: open failed: %s\n", sb_client_err_name(err));
+        finish(x, err == -ECONNRESET ? EXIT_TIMEOUT : EXIT_REFUSED);
+        return;
+    }
+    printf("%" PRIu64 "\n", conv->conv_id);
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+static void on_history(void *ud, uint32_t rid, int err,
+                       const Sbp__HistoryResp *h)
+{
+    ctl *x = ud;
+    (void)rid;
+    if (err) {
+        fprintf(stderr, "sbctl: history failed: %s\n", sb_client_err_name(err));
+        finish(x, err == -ECONNRESET ? EXIT_TIMEOUT : EXIT_REFUSED);
+        return;
+    }
+    for (size_t i = 0; i < h->n_messages; i++)
+        print_msg(h->messages[i]);
+    if (h->more) fprintf(stderr, "sbctl: more\n");
+    finish(x, EXIT_OK);
+}
+
+static void on_error(void *ud, int err, const char *text)
+{
+    ctl *x = ud;
+    if (x->verbose)
+        fprintf(stderr, "sbctl: server error %s %s\n", sb_client_err_name(err),
+                text);
+}
+
+/* ---- commands --------------------------------------------------------------
+ */
+
+static const char USAGE[] =
+    "usage: sbctl [--help] [--version] <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  token    mint an HS256 token for testing\n"
+    "  open     open a conversation, print its conv_id\n"
+    "  send     send one message, print msg_id and seq\n"
+    "  listen   print messages as they are surfaced\n"
+    "  history  print a page of a conversation's history\n"
+    "  chat     send stdin lines to a conversation, print what comes\n"
+    "\n"
+    "`sbctl <command> --help` for the command's options.\n"
+    "Exit status: 0 done, 1 refused by the server (the code is printed),\n"
+    "2 usage, 3 timed out or could not connect.\n";
+
+static const char CONN_HELP[] =
+    "connection options:\n"
+    "  --url URL          ws://host:port/ws (env SB_URL; default\n"
+    "                     ws://127.0.0.1:8080/ws)\n"
+    "  --token T          the HS256 token (env SB_TOKEN)\n"
+    "  --device D         device id (default sbctl-<pid>)\n"
+    "  --json             use the JSON subprotocol (default protobuf)\n"
+    "  --timeout-ms MS    give up after MS (default 10000; listen: none)\n"
+    "  -v, --verbose      connection states on stderr\n";
+
+static int usage_err(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "sbctl %s: %s (see sbctl %s --help)\n", cmd, msg, cmd);
+    return EXIT_USAGE;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-') return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s) return false;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+static int cmd_token(int argc, char **argv)
+{
+    static const char help[] =
+        "usage: sbctl token --sub USER --role ROLE [options]\n"
+        "Prints an HS256 JWT signed with the server's secret.\n"
+        "  --secret S        the secret (env SB_SECRET)\n"
+        "  --sub USER        the user id (1..64 bytes)\n"
+        "  --role ROLE       customer, agent, bot or admin\n"
+        "  --ttl SEC         lifetime (default 3600)\n"
+        "  --locale L        e.g. en, zh-CN\n"
+        "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
+        "  --nbf SEC         nbf = now + SEC (positive: not yet valid)\n";
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"secret", required_argument, NULL, 's'},
+        {"sub", required_argument, NULL, 'u'},
+        {"role", required_argument, NULL, 'r'},
+        {"ttl", required_argument, NULL, 't'},
+        {"locale", required_argument, NULL, 'l'},
+        {"exp-offset", required_argument, NULL, 'e'},
+        {"nbf", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *secret = getenv("SB_SECRET"), *sub = NULL, *role = NULL;
+    const char *locale = NULL;
+    int64_t ttl = 3600, exp_off = 0, nbf_off = 0;
+    bool has_exp = false, has_nbf = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h':
+            fputs(help, stdout);
+            return EXIT_OK;
+        case 's':
+            secret = optarg;
+            break;
+        case 'u':
+            sub = optarg;
+            break;
+        case 'r':
+            role = optarg;
+            break;
+        case 'l':
+            locale = optarg;
+            break;
+        case 't':
+            if (!parse_i64(optarg, &ttl) || ttl <= 0)
+                return usage_err("token", "bad --ttl");
+            break;
+        case 'e':
+            if (!parse_i64(optarg, &exp_off))
+                return usage_err("token", "bad --exp-offset");
+            has_exp = true;
+            break;
+        case 'n':
+            if (!parse_i64(optarg, &nbf_off))
+                return usage_err("token", "bad --nbf");
+            has_nbf = true;
+            break;
+        default:
+            return usage_err("token", "unknown option");
+        }
+    }
+    if (optind != argc) return usage_err("token", "unexpected argument");
+    if (!secret || !*secret)
+        return usage_err("token", "no secret (--secret or SB_SECRET)");
+    if (!sub || !*sub || strlen(sub) > SB_USER_ID_BYTES_MAX)
+        return usage_err("token", "--sub USER (1..64 bytes) is required");
+    sb_claims c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.sub, sizeof c.sub, "%s", sub);
+    c.role = role ? sb_role_from_name(role) : SBP__ROLE__ROLE_UNSPECIFIED;
+    if (c.role == SBP__ROLE__ROLE_UNSPECIFIED)
+        return usage_err("token", "--role customer|agent|bot|admin");
+    if (locale && strlen(locale) >= sizeof c.locale)
+        return usage_err("token", "--locale too long");
+    if (locale) snprintf(c.locale, sizeof c.locale, "%s", locale);
+    int64_t now = (int64_t)time(NULL);
+    c.iat = now;
+    c.exp = has_exp ? now + exp_off : now + ttl;
+    if (has_nbf) c.nbf = now + nbf_off;
+    char out[SB_TOKEN_BYTES_MAX];
+    int n = sb_token_sign((const uint8_t *)secret, strlen(secret), &c, out,
+                          sizeof out);
+    if (n < 0) {
+        fprintf(stderr, "sbctl token: %s\n", strerror(-n));
+        return EXIT_USAGE;
+    }
+    puts(out);
+    return EXIT_OK;
+}
+
+/* Long options without a short form. */
+enum {
+    O_URL = 1000,
+    O_TOKEN,
+    O_DEVICE,
+    O_JSON,
+    O_TIMEOUT,
+    O_CONV,
+    O_BEFORE,
+    O_LIMIT,
+    O_COUNT,
+    O_MEMBER,
+    O_TITLE,
+    O_KIND,
+    O_NEW,
+    O_READ,
+};
+
+static int run_client(ctl *x)
+{
+    static char devbuf[40];
+    if (!x->device) {
+        snprintf(devbuf, sizeof devbuf, "sbctl-%ld", (long)getpid());
+        x->device = devbuf;
+    }
+    x->loop = uv_default_loop();
+    sb_client_config cfg;
+    sb_client_config_default(&cfg);
+    cfg.url = x->url;
+    cfg.token = x->token;
+    cfg.device_id = x->device;
+    cfg.enc = x->json ? SB_ENC_JSON : SB_ENC_PROTO;
+    cfg.client_name = "sbctl/" SB_VERSION;
+    /* One-shot commands need no inbox. */
+    cfg.sync_disabled =
+        x->cmd == CMD_OPEN || x->cmd == CMD_SEND || x->cmd == CMD_HISTORY;
+    sb_client_cbs cbs = {
+        .on_state = on_state,
+        .on_message = on_message,
+        .on_send_status = on_send_status,
+        .on_synced = on_synced,
+        .on_open = on_open,
+        .on_history = on_history,
+        .on_error = on_error,
+    };
+    int rc = sb_client_new(x->loop, &cfg, &cbs, x, &x->c);
+    if (rc) {
+        fprintf(stderr, "sbctl: bad --url or --token/--device (%s)\n",
+                sb_client_err_name(rc));
+        return EXIT_USAGE;
+    }
+    if (x->timeout_ms > 0) {
+        uv_timer_init(x->loop, &x->deadline);
+        x->deadline.data = x;
+        uv_timer_start(&x->deadline, on_deadline, (uint64_t)x->timeout_ms, 0);
+        x->deadline_on = true;
+    }
+    sb_client_start(x->c);
+    if (x->cmd == CMD_SEND) {
+        rc = sb_client_send_text(x->c, x->conv, x->text, NULL);
+        if (rc) {
+            fprintf(stderr, "sbctl send: %s\n", sb_client_err_name(rc));
+            finish(x, EXIT_REFUSED);
+        }
+    }
+    uv_run(x->loop, UV_RUN_DEFAULT);
+    uv_loop_close(x->loop);
+    return x->exit_code;
+}
+
+static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
+{
+    static const char *const helps[] = {
+        [CMD_OPEN] = "usage: sbctl open --member USER [--member USER...] "
+                     "[--title X] [--kind direct|service] [connection]\n"
+                     "Opens a conversation with these users; prints its "
+                     "conv_id.\n",
+        [CMD_SEND] = "usage: sbctl send --conv N [connection] [--] TEXT...\n"
+                     "Sends TEXT (the words joined by spaces) and waits for "
+                     "SEND_ACK; prints\n`msg_id=M conv=N seq=S`. On an "
+                     "ERROR prints its code name and exits 1.\n",
+        [CMD_LISTEN] =
+            "usage: sbctl listen [--conv N] [--count N] [--new-only] "
+            "[--read] [connection]\n"
+            "Prints each surfaced message as `conv seq sender body` (body "
+            "with \\n,\n\\t, \\\\ escaped), history first (SYNC), then "
+            "live. Exits after --count\nmessages (timeout: exit 3), or "
+            "when --timeout-ms passes without --count (exit 0).\n"
+            "  --new-only   skip what the first SYNC brings\n"
+            "  --read       mark each printed message read (READ)\n",
+        [CMD_HISTORY] = "usage: sbctl history --conv N [--before S] "
+                        "[--limit L] [connection]\n"
+                        "Prints one page of history, oldest first, as "
+                        "`conv seq sender body`;\n`sbctl: more` on stderr "
+                        "when older messages remain.\n",
+        [CMD_CHAT] = "usage: sbctl chat --conv N [connection]\n"
+                     "Sends each stdin line to conversation N and prints "
+                     "the others' messages\nas `conv seq sender body`. "
+                     "Exits once stdin ends and every line is acked.\n",
+    };
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"url", required_argument, NULL, O_URL},
+        {"token", required_argument, NULL, O_TOKEN},
+        {"device", required_argument, NULL, O_DEVICE},
+        {"json", no_argument, NULL, O_JSON},
+        {"timeout-ms", required_argument, NULL, O_TIMEOUT},
+        {"verbose", no_argument, NULL, 'v'},
+        {"conv", required_argument, NULL, O_CONV},
+        {"before", required_argument, NULL, O_BEFORE},
+        {"limit", required_argument, NULL, O_LIMIT},
+        {"count", required_argument, NULL, O_COUNT},
+        {"member", required_argument, NULL, O_MEMBER},
+        {"title", required_argument, NULL, O_TITLE},
+        {"kind", required_argument, NULL, O_KIND},
+        {"new-only", no_argument, NULL, O_NEW},
+        {"read", no_argument, NULL, O_READ},
+        {NULL, 0, NULL, 0},
+    };
+    static ctl x;
+    memset(&x, 0, sizeof x);
+    x.cmd = cmd;
+    x.url = getenv("SB_URL") ? getenv("SB_URL") : "ws://127.0.0.1:8080/ws";
+    x.token = getenv("SB_TOKEN");
+    x.timeout_ms = cmd == CMD_LISTEN || cmd == CMD_CHAT ? 0 : 10000;
+    x.limit = 50;
+    x.kind = SBP__CONV_KIND__CONV_DIRECT;
+    x.title = "";
+    uint64_t v;
+    int o;
+    /* Options may come anywhere; "--" ends them (TEXT starting with '-'). */
+    while ((o = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h':
+            fputs(helps[cmd], stdout);
+            fputs(CONN_HELP, stdout);
+            return EXIT_OK;
+        case 'v':
+            x.verbose = true;
+            break;
+        case O_URL:
+            x.url = optarg;
+            break;
+        case O_TOKEN:
+            x.token = optarg;
+            break;
+        case O_DEVICE:
+            x.device = optarg;
+            break;
+        case O_JSON:
+            x.json = true;
+            break;
+        case O_TIMEOUT:
+            if (!parse_u64(optarg, &v) || v > 86400000)
+                return usage_err(name, "bad --timeout-ms");
+            x.timeout_ms = (long)v;
+            break;
+        case O_CONV:
+            if (!parse_u64(optarg, &x.conv) || x.conv == 0)
+                return usage_err(name, "bad --conv");
+            break;
+        case O_BEFORE:
+            if (!parse_u64(optarg, &x.before))
+                return usage_err(name, "bad --before");
+            break;
+        case O_LIMIT:
+            if (!parse_u64(optarg, &v) || v == 0 || v > 10000)
+                return usage_err(name, "bad --limit");
+            x.limit = (uint32_t)v;
+            break;
+        case O_COUNT:
+            if (!parse_u64(optarg, &v) || v > 100000000)
+                return usage_err(name, "bad --count");
+            x.count = (long)v;
+            break;
+        case O_MEMBER:
+            if (x.n_members == MEMBERS_MAX)
+                return usage_err(name, "too many --member");
+            x.members[x.n_members++] = optarg;
+            break;
+        case O_TITLE:
+            x.title = optarg;
+            break;
+        case O_KIND:
+            if (strcmp(optarg, "direct") == 0)
+                x.kind = SBP__CONV_KIND__CONV_DIRECT;
+            else if (strcmp(optarg, "service") == 0)
+                x.kind = SBP__CONV_KIND__CONV_SERVICE;
+            else
+                return usage_err(name, "--kind direct|service");
+            break;
+        case O_NEW:
+            x.new_only = true;
+            break;
+        case O_READ:
+            x.mark_read = true;
+            break;
+        default:
+            return usage_err(name, "unknown option");
+        }
+    }
+    if (!x.token || !*x.token)
+        return usage_err(name, "no token (--token or SB_TOKEN)");
+    switch (cmd) {
+    case CMD_OPEN:
+        if (x.n_members == 0) return usage_err(name, "--member is required");
+        break;
+    case CMD_SEND: {
+        if (!x.conv) return usage_err(name, "--conv is required");
+        if (optind >= argc) return usage_err(name, "TEXT is required");
+        size_t n = 0;
+        for (int i = optind; i < argc; i++)
+            n += strlen(argv[i]) + 1;
+        x.text = malloc(n);
+        if (!x.text) return EXIT_USAGE;
+        x.text[0] = '\0';
+        for (int i = optind; i < argc; i++) {
+            if (i > optind) strcat(x.text, " ");
+            strcat(x.text, argv[i]);
+        }
+        optind = argc;
+        break;
+    }
+    case CMD_HISTORY:
+    case CMD_CHAT:
+        if (!x.conv) return usage_err(name, "--conv is required");
+        break;
+    default:
+        break;
+    }
+    if (optind != argc) return usage_err(name, "unexpected argument");
+    int rc = run_client(&x);
+    free(x.text);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+        strcmp(cmd, "help") == 0) {
+        fputs(USAGE, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("sbctl %s\n", SB_VERSION);
+        return EXIT_OK;
+    }
+    /* The command's own options start after its name. */
+    argc--;
+    argv++;
+    optind = 1;
+    if (strcmp(cmd, "token") == 0) return cmd_token(argc, argv);
+    static const struct {
+        const char *name;
+        enum cmd cmd;
+    } cmds[] = {
+        {"open", CMD_OPEN},       {"send", CMD_SEND}, {"listen", CMD_LISTEN},
+        {"history", CMD_HISTORY}, {"chat", CMD_CHAT},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+        if (strcmp(cmd, cmds[i].name) == 0)
+            return cmd_connected(cmds[i].cmd, cmd, argc, argv);
+    fprintf(stderr, "sbctl: unknown command '%s'\n\n%s", cmd, USAGE);
+    return EXIT_USAGE;
+}

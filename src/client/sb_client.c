@@ -38,6 +38,7 @@ typedef struct conn {
     int err;             /* why it failed (reported on close) */
     uint16_t close_code; /* the peer's close code */
     bool gai_pending, writing, closing, tcp_closed;
+    bool finish_after_feed; /* io_close came from inside sb_ws_feed */
 } conn;
 
 struct sb_client {
@@ -59,6 +60,7 @@ struct sb_client {
 
 static void client_flush(sb_client *c);
 static void conn_fail(conn *k, int err);
+static void conn_finish(conn *k);
 
 /* ---- randomness: xoshiro256**, seeded from the kernel ---------------------
  */
@@ -291,6 +293,10 @@ static void conn_feed(conn *k, const uint8_t *p, size_t n)
     int rc = sb_ws_feed(k->ws, p, n);
     c->in_feed = false;
     c->busy--;
+    if (k->finish_after_feed && !k->closing) {
+        conn_finish(k);
+        return;
+    }
     if (c->conn != k || k->closing) return;
     if (rc) {
         client_flush(c); /* the close frame wslay queued, best effort */
@@ -458,7 +464,18 @@ static void io_connect(void *ud)
         k->gai_pending = true;
 }
 
-/* io->close: the core is done with this connection. */
+/* Writes what is pulled from the ws now, best effort, and closes. */
+static void conn_finish(conn *k)
+{
+    if (sb_ws_pull(k->ws, &k->pend) == 0 && !k->writing && k->pend.len) {
+        uv_buf_t b = uv_buf_init((char *)k->pend.data, (unsigned)k->pend.len);
+        uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
+    }
+    conn_close(k);
+}
+
+/* io->close: the core is done with this connection. The frames it still
+ * has queued (final ACKs) go out before the close frame. */
 static void io_close(void *ud, uint16_t code)
 {
     sb_client *c = ud;
@@ -466,19 +483,19 @@ static void io_close(void *ud, uint16_t code)
     if (!k) return;
     c->conn = NULL;
     if (k->closing) return;
-    if (k->phase == PH_OPEN && !c->in_feed) {
-        /* Best effort: the close frame, if the socket takes it now. */
-        sb_ws_close(k->ws, code, "");
-        if (sb_ws_pull(k->ws, &k->pend) == 0 && !k->writing && k->pend.len) {
-            uv_buf_t b =
-                uv_buf_init((char *)k->pend.data, (unsigned)k->pend.len);
-            uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
-        }
-    } else if (k->phase == PH_OPEN) {
-        /* Inside sb_ws_feed: queue only; nothing more is pulled. */
-        sb_ws_close(k->ws, code, "");
+    if (k->phase != PH_OPEN) {
+        conn_close(k);
+        return;
     }
-    conn_close(k);
+    const uint8_t *p;
+    size_t n;
+    while (sb_client_core_next_frame(c->core, &p, &n))
+        if (sb_ws_send(k->ws, c->text, p, n) != 0) break;
+    sb_ws_close(k->ws, code, "");
+    if (c->in_feed)
+        k->finish_after_feed = true; /* wslay is busy: after it returns */
+    else
+        conn_finish(k);
 }
 
 static void io_rand(void *ud, uint8_t *p, size_t n)

@@ -180,6 +180,8 @@ const char *sb_client_err_name(int err)
         return "EMSGSIZE";
     case -ECANCELED:
         return "ECANCELED";
+    case SB_CLIENT_E_REPLACED:
+        return "REPLACED";
     }
     return "ERROR";
 }
@@ -903,14 +905,9 @@ out:
     free(curp);
 }
 
-/* Produces the frames that are due: SYNC, ACKs and READs, SENDs. */
-static void pump(sb_client_core *cc)
+/* ACK and READ for every conversation that has one due. */
+static void flush_receipts(sb_client_core *cc)
 {
-    cc->pump_needed = false;
-    if (cc->state != SB_CLIENT_READY) return;
-    if (cc->need_sync && !cc->sync_inflight && !cc->cfg.sync_disabled)
-        send_sync(cc);
-
     while (cc->dirty) {
         cc_conv *c = cc->dirty;
         if (c->surfaced > c->acked) {
@@ -938,6 +935,17 @@ static void pump(sb_client_core *cc)
         c->dirty = false;
         c->dirty_next = NULL;
     }
+}
+
+/* Produces the frames that are due: SYNC, ACKs and READs, SENDs. */
+static void pump(sb_client_core *cc)
+{
+    cc->pump_needed = false;
+    if (cc->state != SB_CLIENT_READY) return;
+    if (cc->need_sync && !cc->sync_inflight && !cc->cfg.sync_disabled)
+        send_sync(cc);
+
+    flush_receipts(cc);
 
     for (cc_out *o = cc->out_head; o && cc->n_inflight < cc->window;
          o = o->next) {
@@ -981,6 +989,8 @@ void sb_client_core_stop(sb_client_core *cc)
     enter(cc);
     if (cc->state != SB_CLIENT_STOPPED) {
         bool was = connected(cc);
+        /* What was surfaced is ACKed before the close frame. */
+        if (cc->state == SB_CLIENT_READY) flush_receipts(cc);
         cc->state = SB_CLIENT_STOPPED;
         if (was) {
             cc->io.close(cc->io.ud, SB_WS_CLOSE_NORMAL);
@@ -1036,10 +1046,13 @@ void sb_client_core_on_close(sb_client_core *cc, int err, uint16_t code,
     cc->now_ms = now_ms;
     if (!connected(cc)) goto out;
     cc->close_code = code;
-    if (code == SB_WS_CLOSE_POLICY) {
-        /* The token was refused: reconnecting with it cannot succeed. */
-        int why = cc->last_err == SB_E_TOKEN_EXPIRED ? SB_E_TOKEN_EXPIRED
-                                                     : SB_E_BAD_TOKEN;
+    if (code == SB_WS_CLOSE_POLICY || code == SB_WS_CLOSE_NORMAL) {
+        /* 1008: the token was refused, reconnecting with it cannot
+         * succeed. 1000: this device connected again elsewhere; coming
+         * back would only push that one out. */
+        int why = code == SB_WS_CLOSE_NORMAL           ? SB_CLIENT_E_REPLACED
+                  : cc->last_err == SB_E_TOKEN_EXPIRED ? SB_E_TOKEN_EXPIRED
+                                                       : SB_E_BAD_TOKEN;
         cc->state = SB_CLIENT_STOPPED;
         conn_reset(cc);
         cc->last_err = why;

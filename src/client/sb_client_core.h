@@ -15,16 +15,21 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
 
 #include "sb_codec.h"
 
 typedef struct sb_client_core sb_client_core;
 
+/* on_state(STOPPED) when the server closed with 1000. */
+#define SB_CLIENT_E_REPLACED (-EEXIST)
+
 /* Connection states. IDLE -> CONNECTING -> HELLO_SENT -> READY; any failure
  * goes to BACKOFF (then CONNECTING again); STOPPED is final: after
- * sb_client_core_stop() or a refused token (close 1008, ERR_BAD_TOKEN,
- * ERR_TOKEN_EXPIRED), which is never retried. */
+ * sb_client_core_stop(), a refused token (ERR_BAD_TOKEN, ERR_TOKEN_EXPIRED
+ * or close 1008), which is never retried, or a close 1000 from the server
+ * (this device connected again elsewhere: SB_CLIENT_E_REPLACED). */
 typedef enum sb_client_state {
     SB_CLIENT_IDLE = 0,
     SB_CLIENT_CONNECTING, /* the transport connects and upgrades */
@@ -135,9 +140,10 @@ typedef struct sb_client_core_io {
      * answers later with sb_client_core_on_open() or _on_close(), never
      * from within this call. */
     void (*connect)(void *ud);
-    /* Drop the current connection (a WebSocket close with code, best
-     * effort, then the socket). The core already considers it gone: the
-     * transport must not report it with _on_close(). */
+    /* Drop the current connection: write the frames still queued in the
+     * core (sb_client_core_next_frame) and a WebSocket close with code,
+     * best effort, then close the socket. The core already considers it
+     * gone: the transport must not report it with _on_close(). */
     void (*close)(void *ud, uint16_t code);
     /* Fill p with n random bytes (client_msg_id, jitter, WebSocket key). */
     void (*rand_bytes)(void *ud, uint8_t *p, size_t n);
@@ -186,9 +192,10 @@ void sb_client_core_free(sb_client_core *cc);
 
 /* IDLE -> CONNECTING (calls io->connect). */
 void sb_client_core_start(sb_client_core *cc, int64_t now_ms);
-/* Any state -> STOPPED; closes the connection through io->close. Pending
- * requests fail with -ECONNRESET; the outbox is kept (and freed by
- * _free()). */
+/* Any state -> STOPPED. When READY, the ACKs and READs due are queued
+ * first (the transport writes them before the close frame); then the
+ * connection is closed through io->close. Pending requests fail with
+ * -ECONNRESET; the outbox is kept (and freed by _free()). */
 void sb_client_core_stop(sb_client_core *cc);
 
 /* Transport events. */

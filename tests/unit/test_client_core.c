@@ -51,6 +51,7 @@ typedef struct h {
     int hist_err, hists;
     size_t hist_n;
     bool stop_in_message; /* stop() from within on_message */
+    bool pull_on_close;   /* io->close pulls what the core has queued */
     /* frames pulled, decoded */
     Sbp__Frame *out[LOG_MAX];
     int nout;
@@ -64,11 +65,14 @@ static void io_connect(void *ud)
     ((h *)ud)->connects++;
 }
 
+static int pull(h *t);
+
 static void io_close(void *ud, uint16_t code)
 {
     h *t = ud;
     t->closes++;
     t->close_code = code;
+    if (t->pull_on_close) pull(t);
 }
 
 static void io_rand(void *ud, uint8_t *p, size_t n)
@@ -1068,6 +1072,37 @@ static void test_stop_inside_callback(void **state)
     h_free(t);
 }
 
+static void test_stop_acks_first_and_replaced(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 2};
+    push(t, 2, a, 2);
+    t->pull_on_close = true;
+    sb_client_core_stop(t->cc);
+    assert_int_equal(t->closes, 1);
+    assert_int_equal(t->close_code, 1000);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 2);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    h_free(t);
+
+    /* The server closes with 1000: replaced by a newer connection of this
+     * device. No reconnect. */
+    t = h_new();
+    go_ready(t, 16);
+    sb_client_core_on_close(t->cc, 0, 1000, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->last_state_err, SB_CLIENT_E_REPLACED);
+    assert_string_equal(sb_client_err_name(SB_CLIENT_E_REPLACED), "REPLACED");
+    t->now += 100000;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->connects, 1);
+    h_free(t);
+}
+
 static void test_json_encoding(void **state)
 {
     (void)state;
@@ -1130,6 +1165,7 @@ int main(void)
         cmocka_unit_test(test_open_history_requests),
         cmocka_unit_test(test_read_and_reack_after_reconnect),
         cmocka_unit_test(test_stop_inside_callback),
+        cmocka_unit_test(test_stop_acks_first_and_replaced),
         cmocka_unit_test(test_json_encoding),
         cmocka_unit_test(test_set_cursor),
     };
