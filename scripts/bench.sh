@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# make bench: the standard cs-chat workload (DESIGN.md §7) against a fresh
+# server with the default durability (fsync per group commit). Prints one
+# JSON line per run; docs/benchmarks.md records the figures.
+set -euo pipefail
+BUILD=${1:-build}
+CONVS=${CONVS:-500}
+MSGS=${MSGS:-200}
+RATE=${RATE:-10000}
+PORT=${PORT:-18990}
+SECRET=bench-secret
+DATA=$(mktemp -d /tmp/sbbench.XXXXXX)
+trap 'kill $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true; rm -rf "$DATA"' EXIT
+
+start_server() {
+  rm -rf "$DATA"/*
+  "$BUILD"/switchboard --listen 127.0.0.1:$PORT --data "$DATA" --secret $SECRET \
+    --quiet "$@" > "$DATA.log" 2>&1 &
+  SRV=$!
+  for _ in $(seq 100); do
+    curl -sf http://127.0.0.1:$PORT/healthz >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "bench: server did not start" >&2; exit 1
+}
+stop_server() { kill $SRV; wait $SRV || true; }
+
+run() { # label, sbbench args...
+  local label=$1; shift
+  start_server
+  printf '%s ' "$label"
+  "$BUILD"/sbbench --url ws://127.0.0.1:$PORT/ws --secret $SECRET \
+    --convs $CONVS --msgs $MSGS --server-pid $SRV "$@" || true
+  stop_server
+}
+
+echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) convs=$CONVS msgs=$MSGS body=100B durability=fsync"
+run "closed-W16-proto" --window 16
+run "closed-W1-proto " --window 1
+run "closed-W16-json " --window 16 --json
+run "open-${RATE}/s   " --window 16 --rate $RATE
