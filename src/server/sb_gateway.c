@@ -44,6 +44,8 @@ typedef struct member {
     char user_id[SB_USER_ID_BYTES_MAX + 1];
     Sbp__Role role;
     uint64_t delivered_seq, read_seq;
+    uint64_t read_seq_notified; /* read_seq last told to the member's own
+                                   devices */
     bool dirty; /* receipts changed since the last flush */
 } member;
 
@@ -102,6 +104,7 @@ struct sb_gw {
     sb_gw_io io;
     int64_t now_ms;
     int64_t last_sweep_ms;
+    int64_t last_receipts_ms;
     bool draining;
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
@@ -130,6 +133,7 @@ void sb_gw_config_default(sb_gw_config *c)
     c->retry_ms_max = 30000;
     c->retry_attempts_max = 5;
     c->unacked_max = 4096;
+    c->receipts_ms = 200;
     c->sessions_max = 200000;
 }
 
@@ -401,12 +405,17 @@ static void conv_mark_dirty(sb_gw *gw, conv *c, member *m)
     }
 }
 
+/* Tells the other members where m's devices have got to; m's own devices
+ * hear only of reads (their multi-device read state), not of deliveries,
+ * which they made themselves. */
 static void flush_receipts(sb_gw *gw, conv *c)
 {
     for (size_t i = 0; i < c->n_members; i++) {
         member *m = &c->members[i];
         if (!m->dirty) continue;
         m->dirty = false;
+        bool tell_own = m->read_seq > m->read_seq_notified;
+        m->read_seq_notified = m->read_seq;
         Sbp__ReadNotify rn = SBP__READ_NOTIFY__INIT;
         rn.conv_id = c->id;
         rn.user_id = m->user_id;
@@ -416,6 +425,7 @@ static void flush_receipts(sb_gw *gw, conv *c)
         f.body_case = SBP__FRAME__BODY_READ_NOTIFY;
         f.read_notify = &rn;
         for (size_t k = 0; k < c->n_members; k++) {
+            if (k == i && !tell_own) continue;
             user *u = user_get(gw, c->members[k].user_id);
             for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
                 if (s->state == SESS_READY) send_frame(gw, s, &f);
@@ -439,7 +449,7 @@ static void flush_cursors(sb_gw *gw, sess *s)
     s->acks_dirty = false;
 }
 
-static void flush_dirty(sb_gw *gw)
+static void flush_dirty(sb_gw *gw, bool receipts)
 {
     while (gw->dirty_sessions) {
         sess *s = gw->dirty_sessions;
@@ -447,7 +457,7 @@ static void flush_dirty(sb_gw *gw)
         s->dirty_next = NULL;
         flush_cursors(gw, s);
     }
-    while (gw->dirty_convs) {
+    while (receipts && gw->dirty_convs) {
         conv *c = gw->dirty_convs;
         gw->dirty_convs = c->dirty_next;
         c->dirty = false;
@@ -1151,7 +1161,9 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
                 close_session(gw, s, 1008, "HELLO timeout");
         }
     }
-    flush_dirty(gw);
+    bool receipts = now_ms - gw->last_receipts_ms >= gw->cfg.receipts_ms;
+    if (receipts) gw->last_receipts_ms = now_ms;
+    flush_dirty(gw, receipts);
 }
 
 void sb_gw_drain(sb_gw *gw)
@@ -1166,7 +1178,7 @@ size_t sb_gw_store_inflight(const sb_gw *gw)
 
 void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason)
 {
-    flush_dirty(gw);
+    flush_dirty(gw, true);
     for (size_t i = 0; i < gw->sessions.cap; i++) {
         sess *s = gw->sessions.slots[i].val;
         if (s) close_session(gw, s, code, reason);

@@ -53,6 +53,7 @@ typedef struct sb_gw_config {
     uint32_t retry_ms_max;        /* backoff cap */
     uint32_t retry_attempts_max;  /* then close: the device will SYNC */
     uint32_t unacked_max;         /* unacked PUSHes per session */
+    uint32_t receipts_ms;         /* READ_NOTIFY coalescing interval */
     uint32_t sessions_max;
 } sb_gw_config;
 
