@@ -38,7 +38,7 @@ typedef struct conn {
     int err;             /* why it failed (reported on close) */
     uint16_t close_code; /* the peer's close code */
     bool gai_pending, writing, closing, tcp_closed;
-    bool finish_after_feed; /* io_close came from inside sb_ws_feed */
+    uint16_t finish_code; /* io_close came from inside sb_ws_feed */
 } conn;
 
 struct sb_client {
@@ -60,7 +60,7 @@ struct sb_client {
 
 static void client_flush(sb_client *c);
 static void conn_fail(conn *k, int err);
-static void conn_finish(conn *k);
+static void conn_finish(conn *k, uint16_t code);
 
 /* ---- randomness: xoshiro256**, seeded from the kernel ---------------------
  */
@@ -293,8 +293,8 @@ static void conn_feed(conn *k, const uint8_t *p, size_t n)
     int rc = sb_ws_feed(k->ws, p, n);
     c->in_feed = false;
     c->busy--;
-    if (k->finish_after_feed && !k->closing) {
-        conn_finish(k);
+    if (k->finish_code && !k->closing) {
+        conn_finish(k, k->finish_code);
         return;
     }
     if (c->conn != k || k->closing) return;
@@ -464,10 +464,15 @@ static void io_connect(void *ud)
         k->gai_pending = true;
 }
 
-/* Writes what is pulled from the ws now, best effort, and closes. */
-static void conn_finish(conn *k)
+/* Writes what the ws has queued, then a close frame with code (wslay puts
+ * control frames first and sends no data after a close, hence the two
+ * pulls), best effort, and closes the socket. */
+static void conn_finish(conn *k, uint16_t code)
 {
-    if (sb_ws_pull(k->ws, &k->pend) == 0 && !k->writing && k->pend.len) {
+    int rc = sb_ws_pull(k->ws, &k->pend);
+    sb_ws_close(k->ws, code, "");
+    if (rc == 0) rc = sb_ws_pull(k->ws, &k->pend);
+    if (rc == 0 && !k->writing && k->pend.len) {
         uv_buf_t b = uv_buf_init((char *)k->pend.data, (unsigned)k->pend.len);
         uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
     }
@@ -491,11 +496,10 @@ static void io_close(void *ud, uint16_t code)
     size_t n;
     while (sb_client_core_next_frame(c->core, &p, &n))
         if (sb_ws_send(k->ws, c->text, p, n) != 0) break;
-    sb_ws_close(k->ws, code, "");
     if (c->in_feed)
-        k->finish_after_feed = true; /* wslay is busy: after it returns */
+        k->finish_code = code; /* wslay is busy: after it returns */
     else
-        conn_finish(k);
+        conn_finish(k, code);
 }
 
 static void io_rand(void *ud, uint8_t *p, size_t n)
