@@ -19,7 +19,7 @@
 #include "sb_ws.h"
 
 #define READ_BUF_BYTES (64 * 1024)
-#define IDLE_BUF_BYTES (64 * 1024) /* larger idle buffers are released */
+#define IDLE_BUF_BYTES (16 * 1024) /* larger idle buffers are released */
 
 enum { PH_RESOLVE = 0, PH_CONNECT, PH_UPGRADE, PH_OPEN };
 

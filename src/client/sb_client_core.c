@@ -93,8 +93,8 @@ struct sb_client_core {
     cc_out *out_head, *out_tail;
     size_t out_len, n_inflight;
 
-    cc_track *track;
-    size_t n_track;
+    cc_track *track; /* a ring from track_head, grows up to track_max */
+    size_t n_track, track_cap, track_head;
     cc_req *reqs;
 
     sb_buf outq; /* [u32 length][frame] records */
@@ -193,14 +193,14 @@ void sb_client_config_default(sb_client_config *c)
     c->enc = SB_ENC_PROTO;
     c->client_name = "switchboard-c/" SB_VERSION;
     c->locale = "";
-    c->tick_ms = 50;
+    c->tick_ms = 100;
     c->send_timeout_ms = 5000;
     c->send_attempts_max = 30;
     c->window_max = 64;
     c->outbox_max = 1024;
     c->held_max = 256;
     c->convs_max = 4096;
-    c->track_max = 256;
+    c->track_max = 128;
     c->requests_max = 16;
     c->request_timeout_ms = 10000;
     c->connect_timeout_ms = 10000;
@@ -524,26 +524,45 @@ static bool track_advance(sb_client_core *cc, cc_track *t, const cc_conv *c)
     return t->status == SB_SEND_READ;
 }
 
+static cc_track *track_at(sb_client_core *cc, size_t i)
+{
+    return &cc->track[(cc->track_head + i) % cc->track_cap];
+}
+
 static void track_add(sb_client_core *cc, const cc_track *t)
 {
     if (cc->cfg.track_max == 0) return;
-    if (cc->n_track == cc->cfg.track_max) {
+    if (cc->n_track == cc->track_cap && cc->track_cap < cc->cfg.track_max) {
+        size_t cap = cc->track_cap ? cc->track_cap * 2 : 8;
+        if (cap > cc->cfg.track_max) cap = cc->cfg.track_max;
+        cc_track *t2 = malloc(cap * sizeof *t2);
+        if (t2) {
+            for (size_t i = 0; i < cc->n_track; i++)
+                t2[i] = *track_at(cc, i);
+            free(cc->track);
+            cc->track = t2;
+            cc->track_cap = cap;
+            cc->track_head = 0;
+        }
+    }
+    if (cc->track_cap == 0) return; /* out of memory: no receipts */
+    if (cc->n_track == cc->track_cap) {
         /* Forget the oldest: no more receipts for it. */
-        memmove(cc->track, cc->track + 1,
-                (cc->n_track - 1) * sizeof *cc->track);
+        cc->track_head = (cc->track_head + 1) % cc->track_cap;
         cc->n_track--;
     }
-    cc->track[cc->n_track++] = *t;
+    *track_at(cc, cc->n_track++) = *t;
 }
 
+/* A READ_NOTIFY moved conversation c: advance its tracked sends and drop
+ * those READ, keeping the others in order. */
 static void on_receipts(sb_client_core *cc, cc_conv *c)
 {
     size_t w = 0;
     for (size_t r = 0; r < cc->n_track; r++) {
-        cc_track t = cc->track[r];
-        bool done = t.conv_id == c->conv_id && track_advance(cc, &t, c);
-        if (t.conv_id == c->conv_id) cc->track[r] = t;
-        if (!done) cc->track[w++] = cc->track[r];
+        cc_track t = *track_at(cc, r);
+        if (t.conv_id == c->conv_id && track_advance(cc, &t, c)) continue;
+        *track_at(cc, w++) = t;
     }
     cc->n_track = w;
 }
@@ -755,6 +774,7 @@ static void on_sync_resp(sb_client_core *cc, uint32_t rid,
     if (!cc->sync_inflight || rid != cc->sync_rid) {
         cc->st.protocol_errors++;
     }
+    uint64_t surfaced = cc->st.surfaced;
     for (size_t i = 0; i < r->n_messages; i++) {
         if (cc->state != SB_CLIENT_READY) return; /* stopped in a cb */
         inbox_offer(cc, r->messages[i]);
@@ -762,7 +782,9 @@ static void on_sync_resp(sb_client_core *cc, uint32_t rid,
     if (!cc->sync_inflight || rid != cc->sync_rid) return;
     cc->sync_inflight = false;
     cc->pump_needed = true;
-    if (r->more && r->n_messages > 0) {
+    /* Another page, unless this one moved no cursor: asking again with the
+     * same cursors would loop. */
+    if (r->more && cc->st.surfaced > surfaced) {
         cc->need_sync = true;
         return;
     }
@@ -961,7 +983,7 @@ int sb_client_core_next_frame(sb_client_core *cc, const uint8_t **p, size_t *n)
     if (cc->outq_off >= cc->outq.len) {
         cc->outq.len = 0;
         cc->outq_off = 0;
-        if (cc->outq.cap > 64 * 1024) sb_buf_free(&cc->outq);
+        if (cc->outq.cap > 16 * 1024) sb_buf_free(&cc->outq);
         return 0;
     }
     uint32_t len;
@@ -1297,10 +1319,6 @@ int sb_client_core_new(const sb_client_config *cfg, const sb_client_cbs *cbs,
     if (!cc->token || !cc->device_id || !cc->client_name || !cc->locale ||
         !cc->url || !cc->reqs)
         goto err;
-    if (cfg->track_max) {
-        cc->track = calloc(cfg->track_max, sizeof *cc->track);
-        if (!cc->track) goto err;
-    }
     cc->cfg.token = cc->token;
     cc->cfg.device_id = cc->device_id;
     cc->cfg.client_name = cc->client_name;

@@ -574,13 +574,22 @@ static void test_sync_paging(void **state)
     assert_int_equal(sync->sync->cursors[0]->seq, 2);
     assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 1);
     feed_sync_resp(t, sync->rid, m + 2, 1, false);
-    for (int i = 0; i < 3; i++)
-        free(m[i]);
     assert_int_equal(t->synced, 1);
     assert_int_equal(t->nmsgs, 3);
     pull(t);
     assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
     assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 1);
+    /* A broken page (more, but nothing new) ends the loop: no spin. */
+    sb_client_core_sync(t->cc);
+    pull(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    feed_sync_resp(t, sync->rid, m, 2, true);
+    assert_int_equal(t->synced, 2);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    for (int i = 0; i < 3; i++)
+        free(m[i]);
     h_free(t);
 }
 
@@ -796,6 +805,36 @@ static void test_statuses(void **state)
     assert_int_equal(t->sts[10].st, SB_SEND_SENT);
     assert_int_equal(t->sts[11].st, SB_SEND_DELIVERED);
     assert_int_equal(t->sts[12].st, SB_SEND_READ);
+    h_free(t);
+}
+
+static void test_receipts_bounded(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.track_max = 3;
+    h *t = h_new_cfg(&cfg);
+    go_ready(t, 16);
+    uint8_t ids[20][16];
+    for (int i = 0; i < 20; i++) {
+        send_text(t, 6, "r", ids[i]);
+        pull(t);
+        feed_send_ack(t, ids[i], 6, (uint64_t)i + 1, false);
+        if (i == 9) { /* the first ten read: the ring empties */
+            feed_read_notify(t, 6, "bob", 10, 10);
+        }
+    }
+    /* Seqs 1..10: SENT, DELIVERED+READ only for the 3 tracked (8..10). */
+    int n = t->nsts;
+    feed_read_notify(t, 6, "bob", 20, 20);
+    /* Only the last three of 11..20 are still tracked. */
+    assert_int_equal(t->nsts - n, 6);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(t->sts[n + 2 * i].st, SB_SEND_DELIVERED);
+        assert_int_equal(t->sts[n + 2 * i].seq, 18 + (uint64_t)i);
+        assert_int_equal(t->sts[n + 2 * i + 1].st, SB_SEND_READ);
+    }
     h_free(t);
 }
 
@@ -1157,6 +1196,7 @@ int main(void)
         cmocka_unit_test(test_resend_after_reconnect_same_id),
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_statuses),
+        cmocka_unit_test(test_receipts_bounded),
         cmocka_unit_test(test_attempts_run_out),
         cmocka_unit_test(test_send_limits),
         cmocka_unit_test(test_backoff_grows_capped_jitter),
