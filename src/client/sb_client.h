@@ -38,11 +38,13 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
  * is closed or its token is refused (state STOPPED, on_state says why). */
 void sb_client_start(sb_client *c);
 
-/* Stops and frees the client: a WebSocket close (1000) is sent best
- * effort, the socket and timers are closed, and once libuv has called
- * back for every handle the memory is freed and on_closed (if not NULL)
- * is called with ud. No other callback comes after this call returns; the
- * outbox is dropped. Calling it twice is a programmer error. */
+/* Stops and frees the client. The ACKs and READs due are written, then a
+ * WebSocket close (1000), best effort; the socket and timer are closed,
+ * and once libuv has called back for every handle the memory is freed and
+ * on_closed (if not NULL) is called with ud. From the moment of this call
+ * no other callback comes (not even on_state STOPPED); the outbox is
+ * dropped. Safe inside any callback. Calling it twice is a programmer
+ * error. */
 void sb_client_close(sb_client *c, void (*on_closed)(void *ud));
 
 /* See sb_client_core_send(): queues a message (written when READY,
