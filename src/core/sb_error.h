@@ -28,6 +28,8 @@
 #define SB_E_UNAVAILABLE SB_E(SBP__ERROR_CODE__ERR_UNAVAILABLE)
 #define SB_E_INTERNAL SB_E(SBP__ERROR_CODE__ERR_INTERNAL)
 #define SB_E_ALREADY SB_E(SBP__ERROR_CODE__ERR_ALREADY)
+#define SB_E_STATE SB_E(SBP__ERROR_CODE__ERR_STATE)
+#define SB_E_TOO_LATE SB_E(SBP__ERROR_CODE__ERR_TOO_LATE)
 
 /* Maps a negative return code to the wire ErrorCode. -errno values map to
  * ERR_INTERNAL, except -ENOMEM/-ENOSPC/-EIO which map to ERR_STORE. */

@@ -1,0 +1,143 @@
+/* Customer-service desks: their configuration (skill groups, agents and
+ * capacities, bot rules, canned replies, greetings and out-of-hours texts
+ * per language, loaded from a JSON file) and the routing state built on
+ * it (agent status and load, one FIFO queue per skill group). Pure: no
+ * I/O but the loader, no clock (times come in as arguments).
+ *
+ * Routing rule: a conversation queued for group g goes to an online agent
+ * of g with free capacity, least loaded first, longest idle on ties; when
+ * none has room it waits in g's queue, and queued conversations are handed
+ * out in queue order the moment capacity frees up. */
+#ifndef SB_DESK_H
+#define SB_DESK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchboard.pb-c.h"
+
+#define SB_DESK_ID_BYTES_MAX 64
+#define SB_DESK_GROUPS_MAX 64     /* skill groups across all desks */
+#define SB_DESK_AGENTS_MAX 10000
+#define SB_DESK_RULES_MAX 1000    /* bot rules per desk and language */
+#define SB_DESK_QUICK_MAX 8       /* quick replies per robot message */
+#define SB_DESK_LANGS_MAX 8
+#define SB_DESK_QUEUE_MAX 100000  /* conversations waiting, all groups */
+#define SB_DESK_FILE_BYTES_MAX (4u << 20)
+
+typedef struct sb_desk sb_desk;
+
+/* A text in several languages; sb_desk_text() picks one. */
+typedef struct sb_desk_text_set {
+    char *lang[SB_DESK_LANGS_MAX];
+    char *text[SB_DESK_LANGS_MAX];
+    size_t n;
+} sb_desk_text_set;
+
+typedef struct sb_desk_rule {
+    char **keywords; /* case-folded (ASCII) substrings; any one matches */
+    size_t n_keywords;
+    char *answer;
+    char *quick[SB_DESK_QUICK_MAX];
+    size_t n_quick;
+    bool handoff; /* matching this rule hands off to a human */
+} sb_desk_rule;
+
+typedef struct sb_desk_canned {
+    char *key, *title, *text;
+} sb_desk_canned;
+
+typedef struct sb_desk_def {
+    char id[SB_DESK_ID_BYTES_MAX + 1];
+    char *name;
+    int default_group;           /* group index */
+    uint32_t unmatched_max;      /* unmatched customer turns, then handoff */
+    uint32_t recall_window_s;
+    sb_desk_text_set greeting;   /* the bot's first message */
+    sb_desk_text_set out_of_hours;
+    sb_desk_text_set fallback;   /* the bot did not understand */
+    /* Bot rules per language: rules[i] for langs.lang[i]. */
+    sb_desk_text_set rule_langs; /* only lang[] is used */
+    sb_desk_rule *rules[SB_DESK_LANGS_MAX];
+    size_t n_rules[SB_DESK_LANGS_MAX];
+    sb_desk_canned *canned;
+    size_t n_canned;
+} sb_desk_def;
+
+/* Loads a desk file. On failure returns SB_E_INVALID (or -errno) and
+ * writes a message naming the problem into err. */
+int sb_desk_load(const char *path, sb_desk **out, char *err, size_t err_len);
+/* Loads from a JSON text (for tests). */
+int sb_desk_parse(const char *json, size_t len, sb_desk **out, char *err,
+                  size_t err_len);
+void sb_desk_free(sb_desk *d);
+
+/* The desk with this id, or the first desk for "" or an unknown id. NULL
+ * only when no desk is configured. */
+const sb_desk_def *sb_desk_get(const sb_desk *d, const char *id);
+/* Group index by name, -1 if none. */
+int sb_desk_group(const sb_desk *d, const char *name);
+const char *sb_desk_group_name(const sb_desk *d, int group);
+/* A text in locale (exact, then language prefix "zh" of "zh-CN", then the
+ * first one); "" if the set is empty. */
+const char *sb_desk_text(const sb_desk_text_set *t, const char *locale);
+
+/* ---- the rule bot ---------------------------------------------------------- */
+
+typedef enum sb_bot_verdict {
+    SB_BOT_ANSWER,    /* rule matched: answer with rule */
+    SB_BOT_UNMATCHED, /* no rule: the fallback text */
+    SB_BOT_HANDOFF,   /* the customer asked for a human */
+} sb_bot_verdict;
+
+/* Matches a customer's text against the desk's rules for locale. Sets
+ * *rule for SB_BOT_ANSWER and for a handoff rule. */
+sb_bot_verdict sb_desk_bot(const sb_desk_def *def, const char *locale,
+                           const char *text, const sb_desk_rule **rule);
+
+/* ---- agents and queues ---------------------------------------------------- */
+
+/* Whether user_id is a configured agent. */
+bool sb_desk_is_agent(const sb_desk *d, const char *user_id);
+/* Sets an agent's status (online/away/offline). Unknown agents are
+ * ignored. Coming online counts as the start of its idle time. */
+void sb_desk_set_status(sb_desk *d, const char *agent, Sbp__AgentStatus st,
+                        int64_t now_ms);
+Sbp__AgentStatus sb_desk_status(const sb_desk *d, const char *agent);
+/* Capacity and current load of an agent (0, 0 if unknown). */
+void sb_desk_agent_load(const sb_desk *d, const char *agent, uint32_t *cap,
+                        uint32_t *load);
+/* Counts a conversation assigned to (delta +1) or taken from (-1) agent;
+ * taking one starts its idle time. */
+void sb_desk_add_load(sb_desk *d, const char *agent, int delta,
+                      int64_t now_ms);
+/* Whether agent belongs to group. */
+bool sb_desk_in_group(const sb_desk *d, const char *agent, int group);
+
+/* The agent a conversation of group should go to now: online, in the
+ * group, load < capacity; least loaded, then longest idle, then by id.
+ * NULL if none has room. The pointer lives as long as d. */
+const char *sb_desk_pick(const sb_desk *d, int group);
+/* Whether any agent of group is online (even if all are full): when none
+ * is, the customer gets the out-of-hours text. */
+bool sb_desk_group_staffed(const sb_desk *d, int group);
+
+/* Appends conv to group's queue (no-op if queued already). Returns 0 or
+ * -ENOBUFS when SB_DESK_QUEUE_MAX is reached. */
+int sb_desk_enqueue(sb_desk *d, uint64_t conv_id, int group, int64_t now_ms);
+/* Removes conv from whatever queue holds it; returns whether it was
+ * queued. */
+bool sb_desk_dequeue(sb_desk *d, uint64_t conv_id);
+/* 1-based position of conv in its group's queue, 0 if not queued. */
+uint32_t sb_desk_position(const sb_desk *d, uint64_t conv_id);
+/* The group conv is queued in, -1 if none. */
+int sb_desk_queued_group(const sb_desk *d, uint64_t conv_id);
+/* The next conversation for agent: the head of the queue, among the
+ * agent's groups, that was enqueued first. 0 if none. */
+uint64_t sb_desk_next_for(const sb_desk *d, const char *agent);
+/* Queued conversations of group, in order (for position updates). */
+size_t sb_desk_queue_list(const sb_desk *d, int group, uint64_t *out,
+                          size_t max);
+
+#endif

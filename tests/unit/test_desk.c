@@ -1,0 +1,172 @@
+/* Desk configuration, the rule bot and routing: capacity, least-loaded and
+ * longest-idle choice, queue order and positions, out-of-hours. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_desk.h"
+#include "sb_error.h"
+
+static const char CFG[] =
+    "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\",\"g2\"],"
+    "\"greeting\":{\"en\":\"Hi\",\"zh-CN\":\"\xe4\xbd\xa0\xe5\xa5\xbd\"},"
+    "\"rules\":{\"en\":[{\"keywords\":[\"human\"],\"handoff\":true},"
+    "{\"keywords\":[\"Refund\"],\"answer\":\"R\",\"quick_replies\":[\"a\",\"b\"]}],"
+    "\"zh-CN\":[{\"keywords\":[\"\xe4\xba\xba\xe5\xb7\xa5\"],\"handoff\":true}]}}],"
+    "\"agents\":[{\"id\":\"a1\",\"groups\":[\"g1\"],\"capacity\":2},"
+    "{\"id\":\"a2\",\"groups\":[\"g1\"],\"capacity\":2},"
+    "{\"id\":\"a3\",\"groups\":[\"g1\",\"g2\"],\"capacity\":2}]}";
+
+static sb_desk *load(void)
+{
+    sb_desk *d = NULL;
+    char err[256];
+    int rc = sb_desk_parse(CFG, sizeof CFG - 1, &d, err, sizeof err);
+    if (rc) fail_msg("parse: %s", err);
+    return d;
+}
+
+static void test_texts_and_bot(void **state)
+{
+    (void)state;
+    sb_desk *d = load();
+    const sb_desk_def *def = sb_desk_get(d, "");
+    assert_string_equal(def->id, "d");
+    assert_string_equal(sb_desk_text(&def->greeting, "en-GB"), "Hi");
+    assert_string_equal(sb_desk_text(&def->greeting, "zh-CN"),
+                        "\xe4\xbd\xa0\xe5\xa5\xbd");
+    assert_string_equal(sb_desk_text(&def->greeting, "fr"), "Hi");
+    const sb_desk_rule *r;
+    assert_int_equal(sb_desk_bot(def, "en", "I want a REFUND now", &r),
+                     SB_BOT_ANSWER);
+    assert_string_equal(r->answer, "R");
+    assert_int_equal(r->n_quick, 2);
+    assert_int_equal(sb_desk_bot(def, "en", "a Human please", &r),
+                     SB_BOT_HANDOFF);
+    assert_int_equal(sb_desk_bot(def, "en", "weather?", &r), SB_BOT_UNMATCHED);
+    assert_int_equal(sb_desk_bot(def, "zh-CN", "\xe8\xbd\xac\xe4\xba\xba\xe5\xb7\xa5", &r),
+                     SB_BOT_HANDOFF);
+    sb_desk_free(d);
+}
+
+/* Three agents of capacity 2 and ten customers. */
+static void test_capacity_and_queue(void **state)
+{
+    (void)state;
+    sb_desk *d = load();
+    int g1 = sb_desk_group(d, "g1");
+    assert_true(g1 >= 0);
+    assert_false(sb_desk_group_staffed(d, g1));
+    assert_null(sb_desk_pick(d, g1));
+    /* a2 came online first, then a1, then a3: a2 idles longest. */
+    sb_desk_set_status(d, "a2", SBP__AGENT_STATUS__AGENT_ONLINE, 100);
+    sb_desk_set_status(d, "a1", SBP__AGENT_STATUS__AGENT_ONLINE, 200);
+    sb_desk_set_status(d, "a3", SBP__AGENT_STATUS__AGENT_ONLINE, 300);
+    const char *want[6] = {"a2", "a1", "a3", "a2", "a1", "a3"};
+    for (int i = 0; i < 6; i++) {
+        const char *a = sb_desk_pick(d, g1);
+        assert_non_null(a);
+        assert_string_equal(a, want[i]);
+        sb_desk_add_load(d, a, +1, 1000 + i);
+    }
+    /* Everyone is full: the other four customers queue, in order. */
+    assert_null(sb_desk_pick(d, g1));
+    assert_true(sb_desk_group_staffed(d, g1));
+    for (uint64_t c = 7; c <= 10; c++)
+        assert_int_equal(sb_desk_enqueue(d, c, g1, 2000 + (int64_t)c), 0);
+    for (uint64_t c = 7; c <= 10; c++)
+        assert_int_equal(sb_desk_position(d, c), c - 6);
+    /* a3 closes one: the head of the queue is next, and positions move. */
+    sb_desk_add_load(d, "a3", -1, 3000);
+    assert_string_equal(sb_desk_pick(d, g1), "a3");
+    assert_int_equal(sb_desk_next_for(d, "a3"), 7);
+    assert_true(sb_desk_dequeue(d, 7));
+    sb_desk_add_load(d, "a3", +1, 3001);
+    assert_int_equal(sb_desk_position(d, 8), 1);
+    assert_int_equal(sb_desk_position(d, 7), 0);
+    /* Going away takes an agent out of routing. */
+    sb_desk_add_load(d, "a1", -1, 4000);
+    sb_desk_set_status(d, "a1", SBP__AGENT_STATUS__AGENT_AWAY, 4001);
+    assert_null(sb_desk_pick(d, g1));
+    sb_desk_set_status(d, "a1", SBP__AGENT_STATUS__AGENT_ONLINE, 4002);
+    assert_string_equal(sb_desk_pick(d, g1), "a1");
+    sb_desk_free(d);
+}
+
+static void test_queue_across_groups(void **state)
+{
+    (void)state;
+    sb_desk *d = load();
+    int g1 = sb_desk_group(d, "g1"), g2 = sb_desk_group(d, "g2");
+    sb_desk_enqueue(d, 1, g2, 10);
+    sb_desk_enqueue(d, 2, g1, 20);
+    sb_desk_enqueue(d, 3, g2, 30);
+    assert_int_equal(sb_desk_position(d, 3), 2);
+    assert_int_equal(sb_desk_position(d, 2), 1);
+    /* a1 is g1 only; a3 is in both and takes the longest waiting. */
+    assert_int_equal(sb_desk_next_for(d, "a1"), 2);
+    assert_int_equal(sb_desk_next_for(d, "a3"), 1);
+    assert_int_equal(sb_desk_queued_group(d, 3), g2);
+    uint64_t list[4];
+    assert_int_equal(sb_desk_queue_list(d, g2, list, 4), 2);
+    assert_int_equal(list[0], 1);
+    assert_int_equal(list[1], 3);
+    sb_desk_free(d);
+}
+
+static void test_bad_config(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "", "[]", "{\"desks\":[]}", "{\"desks\":[{\"groups\":[\"g\"]}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[]}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"default_group\":\"x\"}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":\"a\",\"groups\":[\"nope\"]}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":\"a\",\"groups\":[\"g\"]},{\"id\":\"a\",\"groups\":[\"g\"]}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"rules\":{\"en\":[{\"keywords\":[]}]}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"rules\":{\"en\":[{\"keywords\":[\"x\"]}]}}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        sb_desk *d = NULL;
+        char err[256] = "";
+        assert_int_equal(sb_desk_parse(bad[i], strlen(bad[i]), &d, err,
+                                       sizeof err),
+                         SB_E_INVALID);
+        assert_null(d);
+        assert_true(strlen(err) > 0);
+    }
+}
+
+static void test_shipped_demo_desk(void **state)
+{
+    (void)state;
+    const char *dir = getenv("SB_SOURCE_DIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/conf/desk.json", dir ? dir : "..");
+    sb_desk *d = NULL;
+    char err[256];
+    int rc = sb_desk_load(path, &d, err, sizeof err);
+    if (rc) fail_msg("%s", err);
+    const sb_desk_def *def = sb_desk_get(d, "support");
+    assert_int_equal(def->n_canned, 3);
+    const sb_desk_rule *r;
+    assert_int_equal(sb_desk_bot(def, "zh-CN", "我要退款", &r), SB_BOT_ANSWER);
+    sb_desk_free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_texts_and_bot),
+        cmocka_unit_test(test_capacity_and_queue),
+        cmocka_unit_test(test_queue_across_groups),
+        cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_shipped_demo_desk),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
