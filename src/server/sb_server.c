@@ -233,7 +233,17 @@ static void on_check(uv_check_t *h)
 static void conn_close_ws(conn *c, uint16_t code, const char *reason)
 {
     if (c->closed) return;
-    if (c->ws) sb_ws_close(c->ws, code, reason);
+    if (c->ws) {
+        /* wslay sends control frames ahead of queued data: write out what
+         * is queued (an ERROR frame explaining the close, say) first. */
+        sb_buf out = SB_BUF_INIT;
+        if (sb_ws_pull(c->ws, &out) == 0)
+            conn_write(c, &out);
+        else
+            sb_buf_free(&out);
+        if (c->closed) return;
+        sb_ws_close(c->ws, code, reason);
+    }
     c->phase = PH_CLOSING;
     c->closing_ms = wall_ms();
     schedule_flush(c);
