@@ -122,6 +122,84 @@ int sb_store_sync(sb_store *s, const char *user_id, bool all,
 int sb_store_history(sb_store *s, uint64_t conv_id, uint64_t before_seq,
                      uint32_t limit, Sbp__HistoryResp **out);
 
+/* ---- customer service ------------------------------------------------------ */
+
+/* Structured parts of a message (msg->event, quick_replies, card, media)
+ * are stored by sb_store_append when set and returned by every read.
+ * Reads also fill msg->quote (seq, sender, type, the first 200 bytes of
+ * the body, recalled) from the message quote_seq points at, msg->tags,
+ * and msg->recalled; a recalled message is returned with an empty body and
+ * no card or media. Conversations come back with desk, group, agent,
+ * customer, tags and updated_ts set. */
+
+#define SB_STORE_TAG_BYTES_MAX 32
+#define SB_STORE_TAGS_MAX 32 /* per conversation or message */
+#define SB_STORE_QUOTE_BYTES 200
+
+/* The customer's service conversation at desk that is not CLOSED, if any
+ * (*created false); else a new CONV_SERVICE conversation in STATE_BOT with
+ * the customer as its member (role customer), desk and group recorded
+ * (*created true). */
+int sb_store_service_open(sb_store *s, const char *customer, const char *desk,
+                          const char *group, int64_t now_ms,
+                          Sbp__Conversation **out, bool *created);
+
+/* Moves a conversation to state with group and agent ("" for none).
+ * Membership follows the assignment: a previous agent other than agent
+ * stops being a member; agent (when not "") becomes one, role agent.
+ * Records the time of entering QUEUED (queued_ts), ASSIGNED (assigned_ts)
+ * and CLOSED (closed_ts); leaving CLOSED clears closed_ts. SB_E_NOT_FOUND
+ * if there is no such conversation. Returns the result in *out if out. */
+int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
+                        const char *group, const char *agent, int64_t now_ms,
+                        Sbp__Conversation **out);
+
+/* Records now_ms as the first agent response of conv, if none is yet. */
+int sb_store_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms);
+
+/* One message; SB_E_NOT_FOUND if none. */
+int sb_store_msg_get(sb_store *s, uint64_t conv_id, uint64_t seq,
+                     Sbp__Message **out);
+
+/* Marks a message recalled (idempotent). SB_E_NOT_FOUND if none. */
+int sb_store_recall(sb_store *s, uint64_t conv_id, uint64_t seq);
+
+/* Adds and removes tags (1..SB_STORE_TAG_BYTES_MAX bytes, at most
+ * SB_STORE_TAGS_MAX per target) on conv (seq 0) or one of its messages.
+ * SB_E_NOT_FOUND for a missing target, SB_E_INVALID for a bad tag,
+ * SB_E_TOO_LARGE past the limit. */
+int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
+                 char *const *add, size_t n_add, char *const *remove,
+                 size_t n_remove);
+
+/* A page of conversations for a list, newest activity (updated_ts) first,
+ * then conv_id: those user_id is a member of (all: every conversation),
+ * with state (0: any) and tag ("": any) as filters; queued_groups, when
+ * not NULL, adds the QUEUED service conversations of those skill groups
+ * (an agent's view of the queue, members or not). cursor is "" or the
+ * next_cursor of the previous page. Each entry has last_message, unread
+ * (last_seq - the user's read_seq; 0 for non-members) and read_seq. */
+int sb_store_conv_list(sb_store *s, const char *user_id, bool all,
+                       Sbp__ConvState state, const char *tag,
+                       char *const *queued_groups, size_t n_groups,
+                       const char *cursor, uint32_t limit,
+                       Sbp__ConvListResp **out);
+
+/* Messages whose body matches every word of query (SQLite FTS5; the query
+ * is taken as plain words, never as FTS syntax), in conv (0: every
+ * conversation user_id is a member of; all: every one), newest first, at
+ * most limit (capped at SB_STORE_PAGE_MAX). Recalled messages never
+ * match. */
+int sb_store_search(sb_store *s, const char *user_id, bool all,
+                    uint64_t conv_id, const char *query, uint32_t limit,
+                    Sbp__SearchResp **out);
+
+/* Service conversations in state (QUEUED or ASSIGNED), oldest queued_ts
+ * first: what the gateway rebuilds its queues and agent loads from at
+ * start. */
+int sb_store_service_convs(sb_store *s, Sbp__ConvState state,
+                           Sbp__Conversation ***out, size_t *n_out);
+
 /* ---- test hook ----------------------------------------------------------- */
 
 /* Caps this connection's database at `pages` pages (SQLite's max_page_count,

@@ -29,6 +29,8 @@ typedef enum sb_req_kind {
     SB_REQ_RECEIPTS, /* u.receipts */
 } sb_req_kind;
 
+#define SB_REQ_MSGS_MAX 4 /* messages appended with a customer-service write */
+
 typedef struct sb_req sb_req;
 struct sb_req {
     sb_req_kind kind;
@@ -90,7 +92,62 @@ struct sb_req {
             Sbp__ReadNotify **list; /* out, then owned by the caller */
             size_t n;
         } receipts;
+        struct {
+            char customer[65], desk[65], group[65];
+            int64_t now_ms;
+            Sbp__Conversation *conv; /* out, then owned by the caller */
+            bool created;            /* out */
+        } svc_open;
+        struct {
+            uint64_t conv_id;
+            Sbp__ConvState state;
+            char group[65], agent[65];
+            int64_t now_ms;
+            Sbp__Conversation *conv; /* out, then owned by the caller */
+        } route;
+        struct {
+            uint64_t conv_id, seq;
+        } recall;
+        struct {
+            uint64_t conv_id, seq;
+            char **add, **remove; /* owned by the caller */
+            size_t n_add, n_remove;
+        } tag;
+        struct {
+            uint64_t conv_id, seq;
+            Sbp__Message *msg; /* out, then owned by the caller */
+        } msg_get;
+        struct {
+            char user_id[65];
+            bool all;
+            Sbp__ConvState state;
+            char tag[33];
+            char **groups; /* owned by the caller; NULL: none */
+            size_t n_groups;
+            char cursor[64];
+            uint32_t limit;
+            Sbp__ConvListResp *resp; /* out, then owned by the caller */
+        } conv_list;
+        struct {
+            char user_id[65];
+            bool all;
+            uint64_t conv_id;
+            char *query; /* owned by the caller */
+            uint32_t limit;
+            Sbp__SearchResp *resp; /* out, then owned by the caller */
+        } search;
+        struct {
+            Sbp__ConvState state;
+            Sbp__Conversation **list; /* out, then owned by the caller */
+            size_t n;
+        } service_convs;
     } u;
+    /* Messages appended in the same transaction after a SERVICE_OPEN (only
+     * if it created the conversation), ROUTE or RECALL: each gets its
+     * conversation's next seq (msgs[i]->conv_id is set by the store for
+     * SERVICE_OPEN). Owned by the caller; filled like u.append.msg. */
+    Sbp__Message *msgs[SB_REQ_MSGS_MAX];
+    size_t n_msgs;
 };
 
 typedef struct sb_storeq sb_storeq;
