@@ -27,6 +27,17 @@ typedef enum sb_req_kind {
     SB_REQ_SYNC,     /* u.sync */
     SB_REQ_HISTORY,  /* u.history */
     SB_REQ_RECEIPTS, /* u.receipts */
+    /* customer service: writes */
+    SB_REQ_SERVICE_OPEN,   /* u.svc_open, then appends msgs if created */
+    SB_REQ_ROUTE,          /* u.route, then appends msgs */
+    SB_REQ_RECALL,         /* u.recall, then appends msgs */
+    SB_REQ_TAG,            /* u.tag */
+    SB_REQ_FIRST_RESPONSE, /* u.conv_get.conv_id */
+    /* customer service: reads */
+    SB_REQ_MSG_GET,       /* u.msg_get */
+    SB_REQ_CONV_LIST,     /* u.conv_list */
+    SB_REQ_SEARCH,        /* u.search */
+    SB_REQ_SERVICE_CONVS, /* u.service_convs */
 } sb_req_kind;
 
 #define SB_REQ_MSGS_MAX 4 /* messages appended with a customer-service write */
