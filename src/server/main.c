@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sb_server.h"
 #include "sb_token.h"
@@ -21,6 +22,8 @@ static void usage(FILE *f)
         "                         (no fsync: survives a crash of the process, not of the machine)\n"
         "  --secret S             HS256 token secret (or env SB_SECRET; required unless --demo)\n"
         "  --web DIR              serve static files from DIR\n"
+        "  --desk FILE            customer-service desks, agents and bot rules (JSON;\n"
+        "                         --demo uses conf/desk.json when present)\n"
         "  --demo                 demo mode: a known secret and sample tokens printed at start\n"
         "  --heartbeat-ms N       WebSocket ping interval (30000)\n"
         "  --idle-ms N            close connections silent this long (90000)\n"
@@ -88,7 +91,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", 1, 0, 'l'},       {"data", 1, 0, 'd'},
         {"durability", 1, 0, 'D'},   {"secret", 1, 0, 's'},
-        {"web", 1, 0, 'w'},          {"demo", 0, 0, 'M'},
+        {"web", 1, 0, 'w'},          {"desk", 1, 0, 'K'},          {"demo", 0, 0, 'M'},
         {"heartbeat-ms", 1, 0, 'H'}, {"idle-ms", 1, 0, 'I'},
         {"retry-ms", 1, 0, 'r'},     {"retry-ms-max", 1, 0, 'R'},
         {"retry-attempts", 1, 0, 'a'}, {"max-connections", 1, 0, 'c'},
@@ -125,6 +128,7 @@ int main(int argc, char **argv)
             break;
         case 's': secret = optarg; break;
         case 'w': cfg.web_dir = optarg; break;
+        case 'K': cfg.desk_file = optarg; break;
         case 'M': demo = true; break;
         case 'H': cfg.gw.heartbeat_ms = (uint32_t)num(optarg, "--heartbeat-ms"); break;
         case 'I': cfg.idle_ms = (uint32_t)num(optarg, "--idle-ms"); break;
@@ -146,6 +150,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (demo && !secret) secret = DEMO_SECRET;
+    if (demo && !cfg.desk_file && access("conf/desk.json", R_OK) == 0)
+        cfg.desk_file = "conf/desk.json";
     if (!secret || !*secret) {
         fprintf(stderr, "switchboard: a token secret is required: --secret, "
                         "SB_SECRET, or --demo\n");

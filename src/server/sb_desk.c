@@ -520,6 +520,16 @@ void sb_desk_add_load(sb_desk *d, const char *id, int delta, int64_t now_ms)
     }
 }
 
+size_t sb_desk_agent_groups(const sb_desk *d, const char *id,
+                            const char **out, size_t max)
+{
+    agent *a = find_agent(d, id);
+    size_t n = 0;
+    for (size_t g = 0; a && g < d->n_groups && n < max; g++)
+        if (a->groups >> g & 1) out[n++] = d->groups[g];
+    return n;
+}
+
 bool sb_desk_in_group(const sb_desk *d, const char *id, int group)
 {
     agent *a = find_agent(d, id);

@@ -112,6 +112,9 @@ void sb_desk_agent_load(const sb_desk *d, const char *agent, uint32_t *cap,
  * taking one starts its idle time. */
 void sb_desk_add_load(sb_desk *d, const char *agent, int delta,
                       int64_t now_ms);
+/* The names of agent's groups (at most max); returns how many. */
+size_t sb_desk_agent_groups(const sb_desk *d, const char *agent,
+                            const char **out, size_t max);
 /* Whether agent belongs to group. */
 bool sb_desk_in_group(const sb_desk *d, const char *agent, int group);
 

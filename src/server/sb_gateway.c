@@ -10,112 +10,8 @@
 #include <string.h>
 
 #include "sb_error.h"
-#include "sb_map.h"
-#include "sb_token.h"
-
-#define GW_SECRET_BYTES_MAX 256
-#define GW_TITLE_BYTES_MAX 256
-#define GW_SYNC_CURSORS_MAX 10000
-#define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
-#define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
-
-enum sess_state {
-    SESS_NEW,           /* connected, no HELLO yet */
-    SESS_HELLO_PENDING, /* HELLO accepted, user record being stored */
-    SESS_READY,
-    SESS_CLOSING, /* close asked of the shell; waiting for conn_closed */
-};
-
-/* A stored message on its way to devices, shared by every session that
- * has it unacked; PUSH frames are encoded once per encoding. */
-typedef struct gmsg {
-    uint32_t refs;
-    Sbp__Message *m;
-    sb_buf enc[2];
-} gmsg;
-
-typedef struct unacked {
-    gmsg *g;
-    int64_t due_ms;
-    uint32_t attempts;
-} unacked;
-
-typedef struct member {
-    char user_id[SB_USER_ID_BYTES_MAX + 1];
-    Sbp__Role role;
-    uint64_t delivered_seq, read_seq;
-    uint64_t read_seq_notified; /* read_seq last told to the member's own
-                                   devices */
-    bool dirty; /* receipts changed since the last flush */
-} member;
-
-typedef struct conv {
-    uint64_t id;
-    Sbp__ConvKind kind;
-    Sbp__ConvState state;
-    size_t n_members;
-    member *members;
-    bool dirty;
-    struct conv *dirty_next;
-} conv;
-
-typedef struct sess sess;
-
-typedef struct user {
-    char id[SB_USER_ID_BYTES_MAX + 1];
-    uint64_t hash;
-    sess *sessions;
-    struct user *hash_next;
-} user;
-
-typedef struct ack_cursor {
-    uint64_t conv_id, seq;
-} ack_cursor;
-
-struct sess {
-    uint64_t id;
-    sb_encoding enc;
-    enum sess_state state;
-    int64_t opened_ms;
-    char user_id[SB_USER_ID_BYTES_MAX + 1];
-    char device_id[SB_USER_ID_BYTES_MAX + 1];
-    char locale[16];
-    Sbp__Role role;
-    user *user;
-    sess *user_next;
-    uint32_t pending_sends;
-    uint32_t bad_frames;
-
-    unacked *ua; /* in push order */
-    size_t ua_len, ua_cap;
-    int64_t next_due_ms;
-    bool in_retry;
-    sess *retry_prev, *retry_next;
-
-    ack_cursor acks[GW_SESSION_ACKS_MAX];
-    size_t n_acks;
-    bool acks_dirty;
-    sess *dirty_next;
-};
-
-struct sb_gw {
-    sb_gw_config cfg;
-    uint8_t secret[GW_SECRET_BYTES_MAX];
-    sb_gw_io io;
-    int64_t now_ms;
-    int64_t last_sweep_ms;
-    int64_t last_receipts_ms;
-    bool draining;
-    sb_map sessions; /* conn id -> sess */
-    sb_map users;    /* hash(user id) -> user chain */
-    sb_map convs;    /* conv id -> conv */
-    sess *retry_head;
-    sess *dirty_sessions;
-    conv *dirty_convs;
-    size_t inflight;
-    sb_buf scratch;
-    sb_gw_stats stats;
-};
+#include "sb_gateway_int.h"
+#include "sb_i18n.h"
 
 void sb_gw_config_default(sb_gw_config *c)
 {
@@ -148,7 +44,7 @@ static void gmsg_unref(gmsg *g)
     free(g);
 }
 
-static sb_req *req_new(sb_req_kind kind, const sess *s, uint32_t rid)
+sb_req *sb__gw_req_new(sb_req_kind kind, const sess *s, uint32_t rid)
 {
     sb_req *r = calloc(1, sizeof *r);
     if (!r) return NULL;
@@ -158,13 +54,13 @@ static sb_req *req_new(sb_req_kind kind, const sess *s, uint32_t rid)
     return r;
 }
 
-static void submit(sb_gw *gw, sb_req *r)
+void sb__gw_submit(sb_gw *gw, sb_req *r)
 {
     gw->inflight++;
     gw->io.store(gw->io.ud, r);
 }
 
-static void copy_str(char *dst, size_t cap, const char *src)
+void sb__gw_copy_str(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
     if (n >= cap) n = cap - 1;
@@ -178,12 +74,12 @@ static bool valid_id(const char *s)
     return n >= 1 && n <= SB_USER_ID_BYTES_MAX;
 }
 
-static sess *sess_get(sb_gw *gw, uint64_t id)
+sess *sb__gw_sess_get(sb_gw *gw, uint64_t id)
 {
     return sb_map_get(&gw->sessions, id);
 }
 
-static user *user_get(sb_gw *gw, const char *id)
+user *sb__gw_user_get(sb_gw *gw, const char *id)
 {
     uint64_t h = sb_map_hash_str(id);
     for (user *u = sb_map_get(&gw->users, h); u; u = u->hash_next)
@@ -191,21 +87,21 @@ static user *user_get(sb_gw *gw, const char *id)
     return NULL;
 }
 
-static member *conv_member(conv *c, const char *user_id)
+member *sb__gw_conv_member(conv *c, const char *user_id)
 {
     for (size_t i = 0; i < c->n_members; i++)
         if (strcmp(c->members[i].user_id, user_id) == 0) return &c->members[i];
     return NULL;
 }
 
-static bool may_access(const sess *s, conv *c)
+bool sb__gw_may_access(const sess *s, conv *c)
 {
-    return s->role == SBP__ROLE__ROLE_ADMIN || conv_member(c, s->user_id);
+    return s->role == SBP__ROLE__ROLE_ADMIN || sb__gw_conv_member(c, s->user_id);
 }
 
 /* ---- sending frames ------------------------------------------------------- */
 
-static void send_frame(sb_gw *gw, sess *s, const Sbp__Frame *f)
+void sb__gw_send_frame(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
     if (s->state == SESS_CLOSING) return;
     gw->scratch.len = 0;
@@ -213,7 +109,7 @@ static void send_frame(sb_gw *gw, sess *s, const Sbp__Frame *f)
     gw->io.send(gw->io.ud, s->id, gw->scratch.data, gw->scratch.len);
 }
 
-static void send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
+void sb__gw_send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
                        const ProtobufCBinaryData *client_msg_id)
 {
     Sbp__Error e = SBP__ERROR__INIT;
@@ -225,7 +121,7 @@ static void send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
     f.body_case = SBP__FRAME__BODY_ERROR;
     f.error = &e;
     gw->stats.errors++;
-    send_frame(gw, s, &f);
+    sb__gw_send_frame(gw, s, &f);
 }
 
 static void retry_unlink(sb_gw *gw, sess *s)
@@ -253,6 +149,7 @@ static void user_unlink(sb_gw *gw, sess *s)
     s->user = NULL;
     s->user_next = NULL;
     if (u->sessions) return;
+    if (s->role == SBP__ROLE__ROLE_AGENT) sb__svc_presence(gw, u->id, false);
     /* Last session of the user: drop the user from its hash chain. */
     user *head = sb_map_get(&gw->users, u->hash);
     if (head == u) {
@@ -283,9 +180,30 @@ static void close_session(sb_gw *gw, sess *s, uint16_t code, const char *why)
 
 /* ---- push and retry ------------------------------------------------------- */
 
-static const sb_buf *push_bytes(gmsg *g, sb_encoding enc)
+/* The PUSH frame of g for session s: encoded once per encoding and shared,
+ * except for events, which are rendered in each session's locale. */
+static const sb_buf *push_bytes(sb_gw *gw, gmsg *g, const sess *s)
 {
+    sb_encoding enc = s->enc;
     sb_buf *b = &g->enc[enc];
+    if (g->m->event) {
+        char *body = g->m->body;
+        Sbp__Message copy = *g->m;
+        Sbp__Message *cp = &copy;
+        copy.body = body;
+        sb__gw_render(gw, &cp, 1, s->locale);
+        Sbp__Push p = SBP__PUSH__INIT;
+        p.n_messages = 1;
+        p.messages = &cp;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.body_case = SBP__FRAME__BODY_PUSH;
+        f.push = &p;
+        gw->event_scratch.len = 0;
+        if (sb_frame_encode(enc, &f, &gw->event_scratch) != 0)
+            gw->event_scratch.len = 0;
+        if (copy.body != body) free(copy.body);
+        return &gw->event_scratch;
+    }
     if (b->len == 0) {
         Sbp__Push p = SBP__PUSH__INIT;
         Sbp__Message *one[1] = {g->m};
@@ -329,7 +247,7 @@ static void push_to(sb_gw *gw, sess *s, gmsg *g)
         s->ua = ua;
         s->ua_cap = cap;
     }
-    const sb_buf *b = push_bytes(g, s->enc);
+    const sb_buf *b = push_bytes(gw, g, s);
     if (b->len == 0) return;
     g->refs++;
     int64_t due = gw->now_ms + gw->cfg.retry_ms_initial;
@@ -346,7 +264,7 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
     conv *c = sb_map_get(&gw->convs, g->m->conv_id);
     if (!c) return; /* nobody online can have loaded it: they will SYNC */
     for (size_t i = 0; i < c->n_members; i++) {
-        user *u = user_get(gw, c->members[i].user_id);
+        user *u = sb__gw_user_get(gw, c->members[i].user_id);
         if (!u) continue;
         sess *next;
         for (sess *s = u->sessions; s; s = next) {
@@ -354,6 +272,19 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
             if (s != origin && s->state == SESS_READY) push_to(gw, s, g);
         }
     }
+}
+
+void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
+{
+    gmsg *g = calloc(1, sizeof *g);
+    if (!g) {
+        sbp__message__free_unpacked(m, NULL); /* stored: devices SYNC it */
+        return;
+    }
+    g->refs = 1;
+    g->m = m;
+    fan_out(gw, g, origin);
+    gmsg_unref(g);
 }
 
 static void ack_unacked(sess *s, uint64_t conv_id, uint64_t seq)
@@ -384,7 +315,7 @@ static void retry_session(sb_gw *gw, sess *s)
                                << (e->attempts < 20 ? e->attempts : 20);
             if (backoff > gw->cfg.retry_ms_max) backoff = gw->cfg.retry_ms_max;
             e->due_ms = gw->now_ms + (int64_t)backoff;
-            const sb_buf *b = push_bytes(e->g, s->enc);
+            const sb_buf *b = push_bytes(gw, e->g, s);
             gw->stats.retries++;
             gw->io.send(gw->io.ud, s->id, b->data, b->len);
         }
@@ -426,9 +357,9 @@ static void flush_receipts(sb_gw *gw, conv *c)
         f.read_notify = &rn;
         for (size_t k = 0; k < c->n_members; k++) {
             if (k == i && !tell_own) continue;
-            user *u = user_get(gw, c->members[k].user_id);
+            user *u = sb__gw_user_get(gw, c->members[k].user_id);
             for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
-                if (s->state == SESS_READY) send_frame(gw, s, &f);
+                if (s->state == SESS_READY) sb__gw_send_frame(gw, s, &f);
         }
     }
 }
@@ -436,14 +367,14 @@ static void flush_receipts(sb_gw *gw, conv *c)
 static void flush_cursors(sb_gw *gw, sess *s)
 {
     for (size_t i = 0; i < s->n_acks; i++) {
-        sb_req *r = req_new(SB_REQ_CURSOR_ACK, s, 0);
+        sb_req *r = sb__gw_req_new(SB_REQ_CURSOR_ACK, s, 0);
         if (!r) break;
-        copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id, s->user_id);
-        copy_str(r->u.cursor.device_id, sizeof r->u.cursor.device_id,
+        sb__gw_copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id, s->user_id);
+        sb__gw_copy_str(r->u.cursor.device_id, sizeof r->u.cursor.device_id,
                  s->device_id);
         r->u.cursor.conv_id = s->acks[i].conv_id;
         r->u.cursor.seq = s->acks[i].seq;
-        submit(gw, r);
+        sb__gw_submit(gw, r);
     }
     s->n_acks = 0;
     s->acks_dirty = false;
@@ -493,33 +424,89 @@ static void conv_free(conv *c)
     free(c);
 }
 
+/* Copies the stored form's fields and members into c. Members that stay
+ * keep their receipts. Returns 0 or -ENOMEM (c unchanged). */
+static int conv_fill(conv *c, const Sbp__Conversation *pc)
+{
+    member *ms = calloc(pc->n_members ? pc->n_members : 1, sizeof *ms);
+    if (!ms) return -ENOMEM;
+    for (size_t i = 0; i < pc->n_members; i++) {
+        sb__gw_copy_str(ms[i].user_id, sizeof ms[i].user_id,
+                        pc->members[i]->user_id);
+        ms[i].role = pc->members[i]->role;
+        member *old = c->members ? sb__gw_conv_member(c, ms[i].user_id) : NULL;
+        if (old) {
+            ms[i].delivered_seq = old->delivered_seq;
+            ms[i].read_seq = old->read_seq;
+            ms[i].read_seq_notified = old->read_seq_notified;
+        }
+    }
+    free(c->members);
+    c->members = ms;
+    c->n_members = pc->n_members;
+    c->id = pc->conv_id;
+    c->kind = pc->kind;
+    c->state = pc->state;
+    sb__gw_copy_str(c->desk, sizeof c->desk, pc->desk);
+    sb__gw_copy_str(c->group, sizeof c->group, pc->group);
+    sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
+    sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
+    if (pc->first_response_ms) c->first_response = true;
+    /* Dirty receipts of members that left are simply dropped. */
+    return 0;
+}
+
 /* Caches a conversation from its stored form; returns the cached entry
  * (an existing one wins). */
-static conv *conv_cache(sb_gw *gw, const Sbp__Conversation *pc)
+conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc)
 {
     conv *c = sb_map_get(&gw->convs, pc->conv_id);
     if (c) return c;
     c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->members = calloc(pc->n_members ? pc->n_members : 1, sizeof *c->members);
-    if (!c->members) {
-        free(c);
-        return NULL;
-    }
-    c->id = pc->conv_id;
-    c->kind = pc->kind;
-    c->state = pc->state;
-    for (size_t i = 0; i < pc->n_members; i++) {
-        copy_str(c->members[i].user_id, sizeof c->members[i].user_id,
-                 pc->members[i]->user_id);
-        c->members[i].role = pc->members[i]->role;
-    }
-    c->n_members = pc->n_members;
-    if (sb_map_put(&gw->convs, c->id, c) != 0) {
+    if (conv_fill(c, pc) != 0 || sb_map_put(&gw->convs, pc->conv_id, c) != 0) {
         conv_free(c);
         return NULL;
     }
     return c;
+}
+
+conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc)
+{
+    conv *c = sb_map_get(&gw->convs, pc->conv_id);
+    if (!c) return sb__gw_conv_cache(gw, pc);
+    if (conv_fill(c, pc) != 0) return c;
+    return c;
+}
+
+void sb__gw_send_members(sb_gw *gw, conv *c, const Sbp__Frame *f,
+                         const sess *skip)
+{
+    for (size_t k = 0; k < c->n_members; k++) {
+        user *u = sb__gw_user_get(gw, c->members[k].user_id);
+        for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
+            if (s != skip && s->state == SESS_READY)
+                sb__gw_send_frame(gw, s, f);
+    }
+}
+
+/* Event bodies are rendered per recipient: a catalog key and arguments
+ * in the store, a text in the recipient's locale on the wire. */
+void sb__gw_render(sb_gw *gw, Sbp__Message *const *msgs, size_t n,
+                   const char *locale)
+{
+    (void)gw;
+    char text[1024];
+    for (size_t i = 0; i < n; i++) {
+        Sbp__Message *m = msgs[i];
+        if (!m->event || !m->event->key[0]) continue;
+        sb_i18n_render(locale, m->event->key, m->event->args,
+                       m->event->n_args, text, sizeof text);
+        char *body = strdup(text);
+        if (!body) continue;
+        if (m->body != protobuf_c_empty_string) free(m->body);
+        m->body = body;
+    }
 }
 
 /* ---- frame handlers ----------------------------------------------------------- */
@@ -528,19 +515,19 @@ static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f);
 
 /* Finds conv_id in the cache. On a miss, asks the store for it and parks
  * the frame (taking ownership) until the answer; returns NULL then. */
-static conv *conv_need(sb_gw *gw, sess *s, uint64_t conv_id, Sbp__Frame **fp)
+conv *sb__gw_conv_need(sb_gw *gw, sess *s, uint64_t conv_id, Sbp__Frame **fp)
 {
     conv *c = sb_map_get(&gw->convs, conv_id);
     if (c) return c;
-    sb_req *r = req_new(SB_REQ_CONV_GET, s, (*fp)->rid);
+    sb_req *r = sb__gw_req_new(SB_REQ_CONV_GET, s, (*fp)->rid);
     if (!r) {
-        send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
+        sb__gw_send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
         return NULL;
     }
     r->u.conv_get.conv_id = conv_id;
     r->data = *fp;
     *fp = NULL;
-    submit(gw, r);
+    sb__gw_submit(gw, r);
     return NULL;
 }
 
@@ -548,7 +535,7 @@ static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
     const Sbp__Hello *h = f->hello;
     if (s->state != SESS_NEW) {
-        send_error(gw, s, f->rid, SB_E_ALREADY, NULL);
+        sb__gw_send_error(gw, s, f->rid, SB_E_ALREADY, NULL);
         return;
     }
     sb_claims c;
@@ -558,53 +545,53 @@ static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
     if (rc == 0 && !valid_id(h->device_id)) rc = SB_E_INVALID;
     if (rc == 0 && h->protocol > 1) rc = SB_E_INVALID;
     if (rc != 0) {
-        send_error(gw, s, f->rid, rc, NULL);
+        sb__gw_send_error(gw, s, f->rid, rc, NULL);
         close_session(gw, s, 1008, sb_strerror(rc));
         return;
     }
-    copy_str(s->user_id, sizeof s->user_id, c.sub);
-    copy_str(s->device_id, sizeof s->device_id, h->device_id);
-    copy_str(s->locale, sizeof s->locale,
+    sb__gw_copy_str(s->user_id, sizeof s->user_id, c.sub);
+    sb__gw_copy_str(s->device_id, sizeof s->device_id, h->device_id);
+    sb__gw_copy_str(s->locale, sizeof s->locale,
              h->locale[0] ? h->locale : (c.locale[0] ? c.locale : "en"));
     s->role = c.role;
     s->state = SESS_HELLO_PENDING;
-    sb_req *r = req_new(SB_REQ_USER, s, f->rid);
+    sb_req *r = sb__gw_req_new(SB_REQ_USER, s, f->rid);
     if (!r) {
         close_session(gw, s, 1011, "out of memory");
         return;
     }
-    copy_str(r->u.user.user_id, sizeof r->u.user.user_id, s->user_id);
-    copy_str(r->u.user.locale, sizeof r->u.user.locale, s->locale);
+    sb__gw_copy_str(r->u.user.user_id, sizeof r->u.user.user_id, s->user_id);
+    sb__gw_copy_str(r->u.user.locale, sizeof r->u.user.locale, s->locale);
     r->u.user.role = s->role;
     r->u.user.now_ms = gw->now_ms;
-    submit(gw, r);
+    sb__gw_submit(gw, r);
 }
 
 static void hello_done(sb_gw *gw, sess *s, sb_req *r)
 {
     if (s->state != SESS_HELLO_PENDING) return;
     if (r->rc != 0) {
-        send_error(gw, s, r->rid, r->rc, NULL);
+        sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
         close_session(gw, s, 1011, "store unavailable");
         return;
     }
     /* One session per device: a reconnecting device replaces its old,
      * possibly half-dead, connection. */
-    user *u = user_get(gw, s->user_id);
+    user *u = sb__gw_user_get(gw, s->user_id);
     sess *next;
     for (sess *o = u ? u->sessions : NULL; o; o = next) {
         next = o->user_next;
         if (strcmp(o->device_id, s->device_id) == 0)
             close_session(gw, o, 1000, "replaced by a newer connection");
     }
-    u = user_get(gw, s->user_id); /* the close may have freed it */
+    u = sb__gw_user_get(gw, s->user_id); /* the close may have freed it */
     if (!u) {
         u = calloc(1, sizeof *u);
         if (!u) {
             close_session(gw, s, 1011, "out of memory");
             return;
         }
-        copy_str(u->id, sizeof u->id, s->user_id);
+        sb__gw_copy_str(u->id, sizeof u->id, s->user_id);
         u->hash = sb_map_hash_str(u->id);
         u->hash_next = sb_map_get(&gw->users, u->hash);
         if (sb_map_put(&gw->users, u->hash, u) != 0) {
@@ -613,10 +600,13 @@ static void hello_done(sb_gw *gw, sess *s, sb_req *r)
             return;
         }
     }
+    bool first = u->sessions == NULL;
     s->user = u;
     s->user_next = u->sessions;
     u->sessions = s;
     s->state = SESS_READY;
+    if (first && s->role == SBP__ROLE__ROLE_AGENT)
+        sb__svc_presence(gw, s->user_id, true);
 
     Sbp__Welcome w = SBP__WELCOME__INIT;
     w.user_id = s->user_id;
@@ -632,7 +622,7 @@ static void hello_done(sb_gw *gw, sess *s, sb_req *r)
     f.rid = r->rid;
     f.body_case = SBP__FRAME__BODY_WELCOME;
     f.welcome = &w;
-    send_frame(gw, s, &f);
+    sb__gw_send_frame(gw, s, &f);
 }
 
 static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
@@ -656,25 +646,25 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
     else if (snd->conv_id == 0)
         rc = SB_E_INVALID;
     if (rc) {
-        send_error(gw, s, f->rid, rc, cid->len <= 64 ? cid : NULL);
+        sb__gw_send_error(gw, s, f->rid, rc, cid->len <= 64 ? cid : NULL);
         return;
     }
-    conv *c = conv_need(gw, s, snd->conv_id, fp);
+    conv *c = sb__gw_conv_need(gw, s, snd->conv_id, fp);
     if (!c) return;
-    if (!may_access(s, c)) {
-        send_error(gw, s, f->rid, SB_E_FORBIDDEN, cid);
+    if (!sb__gw_may_access(s, c)) {
+        sb__gw_send_error(gw, s, f->rid, SB_E_FORBIDDEN, cid);
         return;
     }
     if (s->pending_sends >= gw->cfg.pending_sends_max) {
-        send_error(gw, s, f->rid, SB_E_TOO_MANY_PENDING, cid);
+        sb__gw_send_error(gw, s, f->rid, SB_E_TOO_MANY_PENDING, cid);
         return;
     }
     Sbp__Message *m = malloc(sizeof *m);
-    sb_req *r = req_new(SB_REQ_APPEND, s, f->rid);
+    sb_req *r = sb__gw_req_new(SB_REQ_APPEND, s, f->rid);
     if (!m || !r) {
         free(m);
         free(r);
-        send_error(gw, s, f->rid, -ENOMEM, cid);
+        sb__gw_send_error(gw, s, f->rid, -ENOMEM, cid);
         return;
     }
     sbp__message__init(m);
@@ -693,14 +683,14 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
     if (!m->sender || !m->sender_device || !m->lang) {
         sbp__message__free_unpacked(m, NULL);
         free(r);
-        send_error(gw, s, f->rid, -ENOMEM, NULL);
+        sb__gw_send_error(gw, s, f->rid, -ENOMEM, NULL);
         return;
     }
     r->u.append.msg = m;
     r->u.append.now_ms = gw->now_ms;
     s->pending_sends++;
     gw->stats.sends++;
-    submit(gw, r);
+    sb__gw_submit(gw, r);
 }
 
 static void send_done(sb_gw *gw, sess *s, sb_req *r)
@@ -708,7 +698,7 @@ static void send_done(sb_gw *gw, sess *s, sb_req *r)
     Sbp__Message *m = r->u.append.msg;
     if (s) s->pending_sends--;
     if (r->rc != 0) {
-        if (s) send_error(gw, s, r->rid, r->rc, &m->client_msg_id);
+        if (s) sb__gw_send_error(gw, s, r->rid, r->rc, &m->client_msg_id);
         sbp__message__free_unpacked(m, NULL);
         return;
     }
@@ -725,37 +715,32 @@ static void send_done(sb_gw *gw, sess *s, sb_req *r)
         f.body_case = SBP__FRAME__BODY_SEND_ACK;
         f.send_ack = &a;
         gw->stats.send_acks++;
-        send_frame(gw, s, &f);
+        sb__gw_send_frame(gw, s, &f);
     }
     if (r->u.append.duplicate) {
         gw->stats.duplicates++;
         sbp__message__free_unpacked(m, NULL);
         return;
     }
-    gmsg *g = calloc(1, sizeof *g);
-    if (!g) {
-        sbp__message__free_unpacked(m, NULL); /* stored: devices SYNC it */
-        return;
-    }
-    g->refs = 1;
-    g->m = m;
-    fan_out(gw, g, s);
-    gmsg_unref(g);
+    conv *c = sb_map_get(&gw->convs, m->conv_id);
+    if (c && c->kind == SBP__CONV_KIND__CONV_SERVICE && r->owner != 0)
+        sb__svc_after_message(gw, c, m);
+    sb__gw_deliver(gw, m, s);
 }
 
 static void on_ack(sb_gw *gw, sess *s, Sbp__Frame **fp)
 {
     const Sbp__Ack *a = (*fp)->ack;
-    conv *c = conv_need(gw, s, a->conv_id, fp);
+    conv *c = sb__gw_conv_need(gw, s, a->conv_id, fp);
     if (!c) return;
-    if (!may_access(s, c)) {
-        send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
+    if (!sb__gw_may_access(s, c)) {
+        sb__gw_send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
         return;
     }
     ack_unacked(s, a->conv_id, a->seq);
     if (s->ua_len == 0) retry_unlink(gw, s);
     record_ack(gw, s, a->conv_id, a->seq);
-    member *m = conv_member(c, s->user_id);
+    member *m = sb__gw_conv_member(c, s->user_id);
     if (m && a->seq > m->delivered_seq) {
         m->delivered_seq = a->seq;
         conv_mark_dirty(gw, c, m);
@@ -765,37 +750,37 @@ static void on_ack(sb_gw *gw, sess *s, Sbp__Frame **fp)
 static void on_read(sb_gw *gw, sess *s, Sbp__Frame **fp)
 {
     const Sbp__Read *rd = (*fp)->read;
-    conv *c = conv_need(gw, s, rd->conv_id, fp);
+    conv *c = sb__gw_conv_need(gw, s, rd->conv_id, fp);
     if (!c) return;
-    member *m = conv_member(c, s->user_id);
+    member *m = sb__gw_conv_member(c, s->user_id);
     if (!m) {
-        send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
+        sb__gw_send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
         return;
     }
     if (rd->seq <= m->read_seq) return;
     m->read_seq = rd->seq;
     conv_mark_dirty(gw, c, m);
-    sb_req *r = req_new(SB_REQ_READ_SET, s, (*fp)->rid);
+    sb_req *r = sb__gw_req_new(SB_REQ_READ_SET, s, (*fp)->rid);
     if (!r) return;
-    copy_str(r->u.read.user_id, sizeof r->u.read.user_id, s->user_id);
+    sb__gw_copy_str(r->u.read.user_id, sizeof r->u.read.user_id, s->user_id);
     r->u.read.conv_id = rd->conv_id;
     r->u.read.seq = rd->seq;
-    submit(gw, r);
+    sb__gw_submit(gw, r);
 }
 
 static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f)
 {
     Sbp__Sync *sy = f->sync;
     if (sy->n_cursors > GW_SYNC_CURSORS_MAX) {
-        send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
+        sb__gw_send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
         return;
     }
-    sb_req *r = req_new(SB_REQ_SYNC, s, f->rid);
+    sb_req *r = sb__gw_req_new(SB_REQ_SYNC, s, f->rid);
     if (!r) {
-        send_error(gw, s, f->rid, -ENOMEM, NULL);
+        sb__gw_send_error(gw, s, f->rid, -ENOMEM, NULL);
         return;
     }
-    copy_str(r->u.sync.user_id, sizeof r->u.sync.user_id, s->user_id);
+    sb__gw_copy_str(r->u.sync.user_id, sizeof r->u.sync.user_id, s->user_id);
     r->u.sync.all = s->role == SBP__ROLE__ROLE_ADMIN;
     /* The request takes the frame's cursor array. */
     r->u.sync.cursors = sy->cursors;
@@ -806,21 +791,21 @@ static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f)
     r->u.sync.limit = limit < gw->cfg.sync_page_max ? limit
                                                     : gw->cfg.sync_page_max;
     r->u.sync.bytes_max = gw->cfg.sync_bytes_max;
-    submit(gw, r);
+    sb__gw_submit(gw, r);
 }
 
 static void on_history(sb_gw *gw, sess *s, Sbp__Frame **fp)
 {
     const Sbp__History *h = (*fp)->history;
-    conv *c = conv_need(gw, s, h->conv_id, fp);
+    conv *c = sb__gw_conv_need(gw, s, h->conv_id, fp);
     if (!c) return;
-    if (!may_access(s, c)) {
-        send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
+    if (!sb__gw_may_access(s, c)) {
+        sb__gw_send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
         return;
     }
-    sb_req *r = req_new(SB_REQ_HISTORY, s, (*fp)->rid);
+    sb_req *r = sb__gw_req_new(SB_REQ_HISTORY, s, (*fp)->rid);
     if (!r) {
-        send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
+        sb__gw_send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
         return;
     }
     uint32_t limit = h->limit ? h->limit : 50;
@@ -829,24 +814,29 @@ static void on_history(sb_gw *gw, sess *s, Sbp__Frame **fp)
     r->u.history.limit = limit < gw->cfg.history_page_max
                              ? limit
                              : gw->cfg.history_page_max;
-    submit(gw, r);
+    sb__gw_submit(gw, r);
 }
 
 static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
     const Sbp__Open *o = f->open;
+    if (s->role == SBP__ROLE__ROLE_CUSTOMER && gw->cfg.desk &&
+        (o->kind == SBP__CONV_KIND__CONV_SERVICE || o->n_members == 0)) {
+        sb__svc_open(gw, s, f);
+        return;
+    }
     if (o->n_members + 1 > SB_STORE_MEMBERS_MAX ||
         strlen(o->title) > GW_TITLE_BYTES_MAX) {
-        send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
+        sb__gw_send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
         return;
     }
     for (size_t i = 0; i < o->n_members; i++) {
         if (!valid_id(o->members[i])) {
-            send_error(gw, s, f->rid, SB_E_INVALID, NULL);
+            sb__gw_send_error(gw, s, f->rid, SB_E_INVALID, NULL);
             return;
         }
     }
-    sb_req *r = req_new(SB_REQ_CONV_CREATE, s, f->rid);
+    sb_req *r = sb__gw_req_new(SB_REQ_CONV_CREATE, s, f->rid);
     char **ids = calloc(o->n_members + 1, sizeof *ids);
     Sbp__Role *roles = calloc(o->n_members + 1, sizeof *roles);
     char *title = strdup(o->title);
@@ -876,7 +866,7 @@ static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
     r->u.create.now_ms = gw->now_ms;
     /* Customers may only talk to the service side; the store refuses a
      * conversation between a customer and another customer. */
-    submit(gw, r);
+    sb__gw_submit(gw, r);
     return;
 oom:
     for (size_t i = 0; ids && i <= o->n_members; i++) free(ids[i]);
@@ -884,7 +874,7 @@ oom:
     free(roles);
     free(title);
     free(r);
-    send_error(gw, s, f->rid, -ENOMEM, NULL);
+    sb__gw_send_error(gw, s, f->rid, -ENOMEM, NULL);
 }
 
 static void free_create(sb_req *r)
@@ -900,24 +890,24 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
 {
     if (!s) return;
     if (r->rc != 0) {
-        send_error(gw, s, r->rid, r->rc, NULL);
+        sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
         return;
     }
-    conv_cache(gw, r->u.create.conv);
+    sb__gw_conv_cache(gw, r->u.create.conv);
     Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
     o.conv = r->u.create.conv;
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = r->rid;
     f.body_case = SBP__FRAME__BODY_OPEN_RESP;
     f.open_resp = &o;
-    send_frame(gw, s, &f);
+    sb__gw_send_frame(gw, s, &f);
 }
 
 static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f)
 {
     if (s->state == SESS_CLOSING) goto out;
     if (s->state != SESS_READY && f->body_case != SBP__FRAME__BODY_HELLO) {
-        send_error(gw, s, f->rid,
+        sb__gw_send_error(gw, s, f->rid,
                    s->state == SESS_NEW ? SB_E_UNAUTHENTICATED
                                         : SB_E_UNAVAILABLE,
                    NULL);
@@ -948,7 +938,8 @@ static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f)
         on_open(gw, s, f);
         break;
     default:
-        send_error(gw, s, f->rid, SB_E_UNKNOWN_TYPE, NULL);
+        if (!sb__svc_frame(gw, s, &f))
+            sb__gw_send_error(gw, s, f->rid, SB_E_UNKNOWN_TYPE, NULL);
         break;
     }
 out:
@@ -996,6 +987,7 @@ void sb_gw_free(sb_gw *gw)
     sb_map_free(&gw->users);
     sb_map_free(&gw->convs);
     sb_buf_free(&gw->scratch);
+    sb_buf_free(&gw->event_scratch);
     free(gw);
 }
 
@@ -1005,7 +997,7 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     gw->now_ms = now_ms;
     if (gw->draining || gw->sessions.len >= gw->cfg.sessions_max)
         return SB_E_UNAVAILABLE;
-    assert(!sess_get(gw, conn_id));
+    assert(!sb__gw_sess_get(gw, conn_id));
     sess *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     s->id = conn_id;
@@ -1024,7 +1016,7 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
                       int64_t now_ms)
 {
     gw->now_ms = now_ms;
-    sess *s = sess_get(gw, conn_id);
+    sess *s = sb__gw_sess_get(gw, conn_id);
     if (!s || s->state == SESS_CLOSING) return;
     Sbp__Frame *f = NULL;
     int rc = n > gw->cfg.frame_bytes_max ? SB_E_TOO_LARGE
@@ -1034,11 +1026,11 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
         ProtobufCBinaryData cid = {0, NULL};
         if (f->body_case == SBP__FRAME__BODY_SEND)
             cid = f->send->client_msg_id;
-        send_error(gw, s, rid, rc, cid.len ? &cid : NULL);
+        sb__gw_send_error(gw, s, rid, rc, cid.len ? &cid : NULL);
         sb_frame_free(f);
         f = NULL;
     } else if (rc != 0) {
-        send_error(gw, s, 0, rc, NULL);
+        sb__gw_send_error(gw, s, 0, rc, NULL);
     }
     if (rc != 0) {
         if (++s->bad_frames > GW_BAD_FRAMES_MAX)
@@ -1073,8 +1065,12 @@ void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
     gw->now_ms = now_ms;
     assert(gw->inflight > 0);
     gw->inflight--;
-    sess *s = r->owner ? sess_get(gw, r->owner) : NULL;
+    sess *s = r->owner ? sb__gw_sess_get(gw, r->owner) : NULL;
     if (s && s->state == SESS_CLOSING && r->kind != SB_REQ_APPEND) s = NULL;
+    if (sb__svc_store_done(gw, s, r)) {
+        free(r);
+        return;
+    }
     switch (r->kind) {
     case SB_REQ_APPEND:
         send_done(gw, s, r);
@@ -1088,7 +1084,7 @@ void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
         break;
     case SB_REQ_CONV_GET: {
         Sbp__Frame *f = r->data;
-        if (r->rc == 0) conv_cache(gw, r->u.conv_get.conv);
+        if (r->rc == 0) sb__gw_conv_cache(gw, r->u.conv_get.conv);
         if (r->u.conv_get.conv)
             sbp__conversation__free_unpacked(r->u.conv_get.conv, NULL);
         if (!s) {
@@ -1097,7 +1093,7 @@ void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
             ProtobufCBinaryData *cid =
                 f->body_case == SBP__FRAME__BODY_SEND ? &f->send->client_msg_id
                                                       : NULL;
-            send_error(gw, s, f->rid, r->rc, cid);
+            sb__gw_send_error(gw, s, f->rid, r->rc, cid);
             sb_frame_free(f);
         } else {
             handle_frame(gw, s, f);
@@ -1108,25 +1104,29 @@ void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
         for (size_t i = 0; i < r->u.sync.n_cursors; i++)
             sbp__cursor__free_unpacked(r->u.sync.cursors[i], NULL);
         free(r->u.sync.cursors);
-        if (s && r->rc != 0) send_error(gw, s, r->rid, r->rc, NULL);
+        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
         if (s && r->rc == 0) {
+            sb__gw_render(gw, r->u.sync.resp->messages,
+                          r->u.sync.resp->n_messages, s->locale);
             Sbp__Frame f = SBP__FRAME__INIT;
             f.rid = r->rid;
             f.body_case = SBP__FRAME__BODY_SYNC_RESP;
             f.sync_resp = r->u.sync.resp;
-            send_frame(gw, s, &f);
+            sb__gw_send_frame(gw, s, &f);
         }
         if (r->u.sync.resp) sbp__sync_resp__free_unpacked(r->u.sync.resp, NULL);
         break;
     }
     case SB_REQ_HISTORY:
-        if (s && r->rc != 0) send_error(gw, s, r->rid, r->rc, NULL);
+        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
         if (s && r->rc == 0) {
+            sb__gw_render(gw, r->u.history.resp->messages,
+                          r->u.history.resp->n_messages, s->locale);
             Sbp__Frame f = SBP__FRAME__INIT;
             f.rid = r->rid;
             f.body_case = SBP__FRAME__BODY_HISTORY_RESP;
             f.history_resp = r->u.history.resp;
-            send_frame(gw, s, &f);
+            sb__gw_send_frame(gw, s, &f);
         }
         if (r->u.history.resp)
             sbp__history_resp__free_unpacked(r->u.history.resp, NULL);
@@ -1139,6 +1139,9 @@ void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
     case SB_REQ_CURSOR_ACK:
     case SB_REQ_READ_SET:
         break; /* best effort: the device's own cursors drive SYNC */
+    default:
+        assert(!"customer-service requests are handled above");
+        break;
     }
     free(r);
 }
@@ -1164,6 +1167,12 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
     bool receipts = now_ms - gw->last_receipts_ms >= gw->cfg.receipts_ms;
     if (receipts) gw->last_receipts_ms = now_ms;
     flush_dirty(gw, receipts);
+}
+
+void sb_gw_start(sb_gw *gw, int64_t now_ms)
+{
+    gw->now_ms = now_ms;
+    sb__svc_start(gw);
 }
 
 void sb_gw_drain(sb_gw *gw)

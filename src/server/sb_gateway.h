@@ -55,6 +55,10 @@ typedef struct sb_gw_config {
     uint32_t unacked_max;         /* unacked PUSHes per session */
     uint32_t receipts_ms;         /* READ_NOTIFY coalescing interval */
     uint32_t sessions_max;
+    /* Customer service: the desks, owned by the caller and outliving the
+     * gateway (NULL: none; service OPENs are then refused). The gateway
+     * keeps its routing state (agent status, load, queues) in it. */
+    struct sb_desk *desk;
 } sb_gw_config;
 
 /* Fills c with the defaults (docs/protocol.md lists them). */
@@ -83,6 +87,10 @@ void sb_gw_store_done(sb_gw *gw, sb_req *req, int64_t now_ms);
 /* Periodic work: PUSH retries, HELLO deadlines, receipts and cursor
  * flushes. Call every 50-100 ms. */
 void sb_gw_tick(sb_gw *gw, int64_t now_ms);
+
+/* Rebuilds routing (queues, agent loads) from the store; call once after
+ * sb_gw_new when cfg.desk is set, before connections arrive. */
+void sb_gw_start(sb_gw *gw, int64_t now_ms);
 
 /* Starts draining: new SENDs and connections are refused with
  * ERR_UNAVAILABLE; what the store already has completes normally. */

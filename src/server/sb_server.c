@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "sb_desk.h"
 #include "sb_error.h"
 #include "sb_http.h"
 #include "sb_map.h"
@@ -65,6 +66,7 @@ struct server {
     uv_signal_t sigterm, sigint;
     sb_storeq *storeq;
     sb_gw *gw;
+    sb_desk *desk;
     sb_map conns; /* id -> conn */
     conn *all;
     conn *flush_head;
@@ -633,8 +635,19 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     }
     sb_gw_io io = {.ud = srv, .send = io_send, .close = io_close,
                    .store = io_store};
-    rc = sb_gw_new(&cfg->gw, &io, &srv->gw);
+    sb_gw_config gwc = cfg->gw;
+    if (cfg->desk_file) {
+        char err[512];
+        rc = sb_desk_load(cfg->desk_file, &srv->desk, err, sizeof err);
+        if (rc) {
+            logf_(srv, "cannot load desks: %s", err);
+            goto out_store;
+        }
+        gwc.desk = srv->desk;
+    }
+    rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
+    sb_gw_start(srv->gw, wall_ms());
 
     struct sockaddr_storage addr;
     rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
@@ -683,6 +696,7 @@ out_gw:
     }
     sb_gw_free(srv->gw);
 out_store:
+    sb_desk_free(srv->desk);
     sb_storeq_stop(srv->storeq);
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);

@@ -16,6 +16,7 @@ typedef struct sb_server_config {
     uint16_t port;
     const char *data_dir;  /* the store lives at data_dir/switchboard.db */
     const char *web_dir;   /* static files; NULL: none */
+    const char *desk_file; /* customer-service desks (JSON); NULL: none */
     sb_durability durability;
     sb_gw_config gw;
     uint32_t idle_ms;          /* close a WebSocket silent this long */

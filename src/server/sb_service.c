@@ -1,0 +1,938 @@
+/* The customer-service lifecycle on top of the delivery core: service
+ * conversations (bot -> queued -> assigned -> closed, transfer, reopen),
+ * the built-in rule bot, routing to agents, and the workbench requests
+ * (conversation list, search, canned replies, tags, recall, typing, agent
+ * status). Routing is decided here, synchronously, in the desk's state;
+ * the store follows in order, each change stored with its event message.
+ * No I/O and no clock, like the rest of the core. */
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_desk.h"
+#include "sb_error.h"
+#include "sb_gateway_int.h"
+#include "sb_i18n.h"
+
+#define SVC_SENDER_SYSTEM "system"
+#define SVC_SENDER_BOT "bot"
+#define SVC_QUERY_BYTES_MAX 256
+#define SVC_QUEUE_NOTIFY_MAX 1000 /* queued customers told their position */
+
+/* ---- messages the server writes -------------------------------------------- */
+
+static Sbp__Message *msg_new(uint64_t conv_id, const char *sender,
+                             Sbp__MsgType type, const char *body,
+                             const char *lang)
+{
+    Sbp__Message *m = malloc(sizeof *m);
+    if (!m) return NULL;
+    sbp__message__init(m);
+    m->conv_id = conv_id;
+    m->type = type;
+    m->sender = strdup(sender);
+    m->body = strdup(body ? body : "");
+    m->lang = strdup(lang ? lang : "");
+    if (!m->sender || !m->body || !m->lang) {
+        sbp__message__free_unpacked(m, NULL);
+        return NULL;
+    }
+    return m;
+}
+
+/* An event: stored as key and arguments, rendered per recipient. */
+static Sbp__Message *event_new(uint64_t conv_id, const char *key,
+                               const char *a0, const char *a1)
+{
+    Sbp__Message *m = msg_new(conv_id, SVC_SENDER_SYSTEM,
+                              SBP__MSG_TYPE__MSG_EVENT, "", "");
+    Sbp__Event *e = malloc(sizeof *e);
+    if (!m || !e) goto oom;
+    sbp__event__init(e);
+    m->event = e;
+    e->key = strdup(key);
+    e->args = calloc(2, sizeof *e->args);
+    if (!e->key || !e->args) goto oom;
+    const char *a[2] = {a0, a1};
+    for (int i = 0; i < 2 && a[i]; i++) {
+        if (!(e->args[i] = strdup(a[i]))) goto oom;
+        e->n_args++;
+    }
+    /* The stored body is the English text, for tools that read the store. */
+    char text[512];
+    sb_i18n_render("en", key, e->args, e->n_args, text, sizeof text);
+    free(m->body);
+    if (!(m->body = strdup(text))) goto oom;
+    return m;
+oom:
+    if (m)
+        sbp__message__free_unpacked(m, NULL);
+    else
+        free(e);
+    return NULL;
+}
+
+/* A robot message with quick replies. */
+static Sbp__Message *robot_new(uint64_t conv_id, const char *text,
+                               char *const *quick, size_t n_quick,
+                               const char *lang)
+{
+    Sbp__Message *m = msg_new(conv_id, SVC_SENDER_BOT,
+                              SBP__MSG_TYPE__MSG_ROBOT, text, lang);
+    if (!m || n_quick == 0) return m;
+    m->quick_replies = calloc(n_quick, sizeof *m->quick_replies);
+    if (!m->quick_replies) goto oom;
+    for (size_t i = 0; i < n_quick; i++) {
+        Sbp__QuickReply *q = malloc(sizeof *q);
+        if (!q) goto oom;
+        sbp__quick_reply__init(q);
+        m->quick_replies[m->n_quick_replies++] = q;
+        if (!(q->title = strdup(quick[i])) || !(q->payload = strdup(quick[i])))
+            goto oom;
+    }
+    return m;
+oom:
+    sbp__message__free_unpacked(m, NULL);
+    return NULL;
+}
+
+static void append(sb_gw *gw, Sbp__Message *m)
+{
+    if (!m) return;
+    sb_req *r = sb__gw_req_new(SB_REQ_APPEND, NULL, 0);
+    if (!r) {
+        sbp__message__free_unpacked(m, NULL);
+        return;
+    }
+    r->u.append.msg = m;
+    r->u.append.now_ms = gw->now_ms;
+    sb__gw_submit(gw, r);
+}
+
+static const char *human_label(const char *lang)
+{
+    static char buf[2][64];
+    int i = (lang && strncmp(lang, "zh", 2) == 0);
+    sb_i18n_render(i ? "zh-CN" : "en", "bot.human", NULL, 0, buf[i],
+                   sizeof buf[i]);
+    return buf[i];
+}
+
+/* ---- conversation updates ------------------------------------------------------ */
+
+static void fill_conv(sb_gw *gw, const conv *c, Sbp__Conversation *pc,
+                      Sbp__Member **mp, Sbp__Member *ms)
+{
+    pc->conv_id = c->id;
+    pc->kind = c->kind;
+    pc->state = c->state;
+    pc->desk = (char *)c->desk;
+    pc->group = (char *)c->group;
+    pc->agent = (char *)c->agent;
+    pc->customer = (char *)c->customer;
+    pc->queue_position = sb_desk_position(gw->cfg.desk, c->id);
+    for (size_t i = 0; i < c->n_members; i++) {
+        sbp__member__init(&ms[i]);
+        ms[i].user_id = (char *)c->members[i].user_id;
+        ms[i].role = c->members[i].role;
+        mp[i] = &ms[i];
+    }
+    pc->n_members = c->n_members;
+    pc->members = mp;
+}
+
+/* Tells every device of every member where c stands now. */
+static void notify_conv(sb_gw *gw, conv *c)
+{
+    Sbp__Member **mp = calloc(c->n_members + 1, sizeof *mp);
+    Sbp__Member *ms = calloc(c->n_members + 1, sizeof *ms);
+    if (mp && ms) {
+        Sbp__Conversation pc = SBP__CONVERSATION__INIT;
+        fill_conv(gw, c, &pc, mp, ms);
+        Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
+        u.conv = &pc;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.body_case = SBP__FRAME__BODY_CONV_UPDATE;
+        f.conv_update = &u;
+        sb__gw_send_members(gw, c, &f, NULL);
+    }
+    free(mp);
+    free(ms);
+}
+
+/* Queued customers of group hear their new position. */
+static void notify_queue(sb_gw *gw, int group)
+{
+    static uint64_t ids[SVC_QUEUE_NOTIFY_MAX];
+    if (group < 0) return;
+    size_t n = sb_desk_queue_list(gw->cfg.desk, group, ids,
+                                  SVC_QUEUE_NOTIFY_MAX);
+    for (size_t i = 0; i < n; i++) {
+        conv *c = sb_map_get(&gw->convs, ids[i]);
+        if (c) notify_conv(gw, c);
+    }
+}
+
+static void send_ok(sb_gw *gw, sess *s, uint32_t rid)
+{
+    if (!s || !rid) return;
+    Sbp__Ok ok = SBP__OK__INIT;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_OK;
+    f.ok = &ok;
+    sb__gw_send_frame(gw, s, &f);
+}
+
+/* Moves c to state with group and agent at once in memory, then has the
+ * store follow with the event messages msgs (taken). requester and rid get
+ * the OK once it is stored. */
+static void route(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
+                  const char *agent, Sbp__Message **msgs, size_t n,
+                  const sess *requester, uint32_t rid)
+{
+    assert(n <= SB_REQ_MSGS_MAX);
+    c->state = st;
+    sb__gw_copy_str(c->group, sizeof c->group, group);
+    sb__gw_copy_str(c->agent, sizeof c->agent, agent);
+    sb_req *r = sb__gw_req_new(SB_REQ_ROUTE, requester, rid);
+    if (!r) {
+        for (size_t i = 0; i < n; i++)
+            if (msgs[i]) sbp__message__free_unpacked(msgs[i], NULL);
+        return;
+    }
+    r->u.route.conv_id = c->id;
+    r->u.route.state = st;
+    sb__gw_copy_str(r->u.route.group, sizeof r->u.route.group, group);
+    sb__gw_copy_str(r->u.route.agent, sizeof r->u.route.agent, agent);
+    r->u.route.now_ms = gw->now_ms;
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i]) r->msgs[r->n_msgs++] = msgs[i];
+    sb__gw_submit(gw, r);
+}
+
+static bool agent_has_room(sb_gw *gw, const char *agent)
+{
+    uint32_t cap, load;
+    sb_desk_agent_load(gw->cfg.desk, agent, &cap, &load);
+    return sb_desk_status(gw->cfg.desk, agent) ==
+               SBP__AGENT_STATUS__AGENT_ONLINE &&
+           load < cap;
+}
+
+/* Hands queued conversations to agent while it has room, oldest first. */
+static void assign_from_queue(sb_gw *gw, const char *agent)
+{
+    sb_desk *d = gw->cfg.desk;
+    if (!d || !gw->routing_ready) return;
+    while (agent_has_room(gw, agent)) {
+        uint64_t id = sb_desk_next_for(d, agent);
+        if (!id) break;
+        int g = sb_desk_queued_group(d, id);
+        sb_desk_dequeue(d, id);
+        conv *c = sb_map_get(&gw->convs, id);
+        if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) continue;
+        sb_desk_add_load(d, agent, +1, gw->now_ms);
+        Sbp__Message *ev = event_new(c->id, "conv.assigned", agent, NULL);
+        route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1,
+              NULL, 0);
+        notify_queue(gw, g);
+    }
+}
+
+/* The conversation needs a human of group: an agent with room now, or the
+ * queue (with the out-of-hours text when nobody of the group is online). */
+static void handoff(sb_gw *gw, conv *c, int group, const char *lang,
+                    Sbp__Message *first, const sess *requester, uint32_t rid)
+{
+    sb_desk *d = gw->cfg.desk;
+    const char *gname = sb_desk_group_name(d, group);
+    const char *agent = gw->routing_ready ? sb_desk_pick(d, group) : NULL;
+    if (!first) first = event_new(c->id, "conv.handoff", NULL, NULL);
+    if (agent) {
+        sb_desk_add_load(d, agent, +1, gw->now_ms);
+        Sbp__Message *ev[2] = {first,
+                               event_new(c->id, "conv.assigned", agent, NULL)};
+        route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, gname, agent, ev, 2,
+              requester, rid);
+        return;
+    }
+    if (sb_desk_enqueue(d, c->id, group, gw->now_ms) != 0) {
+        /* The queue is full: the conversation stays where it is. */
+        if (first) sbp__message__free_unpacked(first, NULL);
+        return;
+    }
+    char pos[16];
+    snprintf(pos, sizeof pos, "%u", sb_desk_position(d, c->id));
+    Sbp__Message *msgs[3] = {first, event_new(c->id, "conv.queued", pos, NULL),
+                             NULL};
+    if (!sb_desk_group_staffed(d, group)) {
+        const sb_desk_def *def = sb_desk_get(d, c->desk);
+        msgs[2] = msg_new(c->id, SVC_SENDER_BOT, SBP__MSG_TYPE__MSG_SYSTEM,
+                          sb_desk_text(&def->out_of_hours, lang), lang);
+    }
+    route(gw, c, SBP__CONV_STATE__STATE_QUEUED, gname, "", msgs, 3, requester,
+          rid);
+}
+
+/* Takes c away from its agent (closed or transferred): the agent's room
+ * goes to the queue. */
+static void release_agent(sb_gw *gw, conv *c, char *freed, size_t cap)
+{
+    freed[0] = '\0';
+    if (c->state == SBP__CONV_STATE__STATE_ASSIGNED && c->agent[0]) {
+        sb_desk_add_load(gw->cfg.desk, c->agent, -1, gw->now_ms);
+        sb__gw_copy_str(freed, cap, c->agent);
+    }
+    if (c->state == SBP__CONV_STATE__STATE_QUEUED) {
+        int g = sb_desk_queued_group(gw->cfg.desk, c->id);
+        sb_desk_dequeue(gw->cfg.desk, c->id);
+        notify_queue(gw, g);
+    }
+}
+
+/* ---- the bot ---------------------------------------------------------------- */
+
+static void bot_turn(sb_gw *gw, conv *c, const Sbp__Message *m)
+{
+    const sb_desk_def *def = sb_desk_get(gw->cfg.desk, c->desk);
+    if (!def || m->type != SBP__MSG_TYPE__MSG_TEXT) return;
+    const sb_desk_rule *rule;
+    sb_bot_verdict v = sb_desk_bot(def, m->lang, m->body, &rule);
+    if (v == SB_BOT_UNMATCHED && ++c->unmatched >= def->unmatched_max &&
+        def->unmatched_max > 0)
+        v = SB_BOT_HANDOFF;
+    switch (v) {
+    case SB_BOT_ANSWER:
+        c->unmatched = 0;
+        append(gw, robot_new(c->id, rule->answer, rule->quick, rule->n_quick,
+                             m->lang));
+        break;
+    case SB_BOT_UNMATCHED: {
+        char *q[1] = {(char *)human_label(m->lang)};
+        append(gw, robot_new(c->id, sb_desk_text(&def->fallback, m->lang), q,
+                             1, m->lang));
+        break;
+    }
+    case SB_BOT_HANDOFF: {
+        int g = sb_desk_group(gw->cfg.desk, c->group);
+        handoff(gw, c, g >= 0 ? g : def->default_group, m->lang, NULL, NULL,
+                0);
+        break;
+    }
+    }
+}
+
+void sb__svc_after_message(sb_gw *gw, conv *c, const Sbp__Message *m)
+{
+    if (!gw->cfg.desk) return;
+    if (strcmp(m->sender, c->customer) == 0) {
+        if (c->state == SBP__CONV_STATE__STATE_CLOSED) {
+            /* A customer writing after the close reopens: the bot first. */
+            c->unmatched = 0;
+            Sbp__Message *ev = event_new(c->id, "conv.reopened", NULL, NULL);
+            route(gw, c, SBP__CONV_STATE__STATE_BOT, c->group, "", &ev, 1,
+                  NULL, 0);
+        }
+        if (c->state == SBP__CONV_STATE__STATE_BOT) bot_turn(gw, c, m);
+    } else if (c->agent[0] && strcmp(m->sender, c->agent) == 0 &&
+               !c->first_response) {
+        c->first_response = true;
+        sb_req *r = sb__gw_req_new(SB_REQ_FIRST_RESPONSE, NULL, 0);
+        if (r) {
+            r->u.conv_get.conv_id = c->id;
+            sb__gw_submit(gw, r);
+        }
+    }
+}
+
+/* ---- OPEN of a service conversation ---------------------------------------- */
+
+void sb__svc_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    const sb_desk_def *def = sb_desk_get(gw->cfg.desk, f->open->desk);
+    sb_req *r = sb__gw_req_new(SB_REQ_SERVICE_OPEN, s, f->rid);
+    if (!def || !r) {
+        free(r);
+        sb__gw_send_error(gw, s, f->rid, def ? -ENOMEM : SB_E_NOT_FOUND, NULL);
+        return;
+    }
+    sb__gw_copy_str(r->u.svc_open.customer, sizeof r->u.svc_open.customer,
+                    s->user_id);
+    sb__gw_copy_str(r->u.svc_open.desk, sizeof r->u.svc_open.desk, def->id);
+    sb__gw_copy_str(r->u.svc_open.group, sizeof r->u.svc_open.group,
+                    sb_desk_group_name(gw->cfg.desk, def->default_group));
+    r->u.svc_open.now_ms = gw->now_ms;
+    char *q[1] = {(char *)human_label(s->locale)};
+    Sbp__Message *greet =
+        robot_new(0, sb_desk_text(&def->greeting, s->locale), q, 1, s->locale);
+    if (greet) r->msgs[r->n_msgs++] = greet;
+    sb__gw_submit(gw, r);
+}
+
+static void open_done(sb_gw *gw, sess *s, sb_req *r)
+{
+    Sbp__Conversation *pc = r->u.svc_open.conv;
+    if (r->rc == 0 && pc) {
+        sb__gw_conv_refresh(gw, pc);
+        if (s) {
+            Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
+            o.conv = pc;
+            Sbp__Frame f = SBP__FRAME__INIT;
+            f.rid = r->rid;
+            f.body_case = SBP__FRAME__BODY_OPEN_RESP;
+            f.open_resp = &o;
+            sb__gw_send_frame(gw, s, &f);
+        }
+    } else if (s) {
+        sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+    }
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        if (r->rc == 0 && r->u.svc_open.created && r->msgs[i]->seq)
+            sb__gw_deliver(gw, r->msgs[i], NULL);
+        else
+            sbp__message__free_unpacked(r->msgs[i], NULL);
+    }
+    if (pc) sbp__conversation__free_unpacked(pc, NULL);
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static bool is_service(const conv *c)
+{
+    return c->kind == SBP__CONV_KIND__CONV_SERVICE;
+}
+
+static bool is_staff(const sess *s)
+{
+    return s->role == SBP__ROLE__ROLE_AGENT || s->role == SBP__ROLE__ROLE_ADMIN;
+}
+
+static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    const Sbp__Transfer *t = f->transfer;
+    conv *c = sb__gw_conv_need(gw, s, t->conv_id, fp);
+    if (!c) return;
+    sb_desk *d = gw->cfg.desk;
+    int rc = 0, g = -1;
+    if (!d || !is_service(c))
+        rc = SB_E_STATE;
+    else if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
+               (c->agent[0] && strcmp(c->agent, s->user_id) == 0)))
+        rc = SB_E_FORBIDDEN;
+    else if (c->state != SBP__CONV_STATE__STATE_ASSIGNED &&
+             c->state != SBP__CONV_STATE__STATE_QUEUED)
+        rc = SB_E_STATE;
+    else if (t->to_agent[0]) {
+        if (!sb_desk_is_agent(d, t->to_agent))
+            rc = SB_E_NOT_FOUND;
+        else if (strcmp(t->to_agent, c->agent) == 0 ||
+                 sb_desk_status(d, t->to_agent) !=
+                     SBP__AGENT_STATUS__AGENT_ONLINE)
+            rc = SB_E_STATE;
+    } else if ((g = sb_desk_group(d, t->to_group)) < 0) {
+        rc = t->to_group[0] ? SB_E_NOT_FOUND : SB_E_INVALID;
+    }
+    if (rc) {
+        sb__gw_send_error(gw, s, f->rid, rc, NULL);
+        return;
+    }
+    char freed[65];
+    release_agent(gw, c, freed, sizeof freed);
+    if (t->to_agent[0]) {
+        sb_desk_add_load(d, t->to_agent, +1, gw->now_ms);
+        Sbp__Message *ev =
+            event_new(c->id, "conv.transferred", t->to_agent, NULL);
+        route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, t->to_agent,
+              &ev, 1, s, f->rid);
+    } else {
+        Sbp__Message *ev = event_new(c->id, "conv.transferred", t->to_group,
+                                     NULL);
+        handoff(gw, c, g, "en", ev, s, f->rid);
+    }
+    if (freed[0]) assign_from_queue(gw, freed);
+}
+
+static void on_close(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    conv *c = sb__gw_conv_need(gw, s, f->close->conv_id, fp);
+    if (!c) return;
+    int rc = 0;
+    if (!gw->cfg.desk || !is_service(c))
+        rc = SB_E_STATE;
+    else if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
+               strcmp(c->customer, s->user_id) == 0 ||
+               (c->agent[0] && strcmp(c->agent, s->user_id) == 0)))
+        rc = SB_E_FORBIDDEN;
+    if (rc) {
+        sb__gw_send_error(gw, s, f->rid, rc, NULL);
+        return;
+    }
+    if (c->state == SBP__CONV_STATE__STATE_CLOSED) {
+        send_ok(gw, s, f->rid);
+        return;
+    }
+    char freed[65];
+    release_agent(gw, c, freed, sizeof freed);
+    Sbp__Message *ev = event_new(c->id, "conv.closed", s->user_id, NULL);
+    route(gw, c, SBP__CONV_STATE__STATE_CLOSED, c->group, "", &ev, 1, s,
+          f->rid);
+    if (freed[0]) assign_from_queue(gw, freed);
+}
+
+static void on_handoff(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    conv *c = sb__gw_conv_need(gw, s, f->handoff->conv_id, fp);
+    if (!c) return;
+    sb_desk *d = gw->cfg.desk;
+    int g = d ? sb_desk_group(d, f->handoff->group) : -1;
+    int rc = 0;
+    if (!d || !is_service(c) || c->state != SBP__CONV_STATE__STATE_BOT)
+        rc = SB_E_STATE;
+    else if (!(strcmp(c->customer, s->user_id) == 0 ||
+               (s->role == SBP__ROLE__ROLE_BOT && sb__gw_may_access(s, c)) ||
+               s->role == SBP__ROLE__ROLE_ADMIN))
+        rc = SB_E_FORBIDDEN;
+    else if (f->handoff->group[0] && g < 0)
+        rc = SB_E_NOT_FOUND;
+    if (rc) {
+        sb__gw_send_error(gw, s, f->rid, rc, NULL);
+        return;
+    }
+    if (g < 0) g = sb_desk_get(d, c->desk)->default_group;
+    handoff(gw, c, g, s->locale, NULL, s, f->rid);
+}
+
+static void on_recall(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    conv *c = sb__gw_conv_need(gw, s, f->recall->conv_id, fp);
+    if (!c) return;
+    if (!sb__gw_conv_member(c, s->user_id)) {
+        sb__gw_send_error(gw, s, f->rid, SB_E_FORBIDDEN, NULL);
+        return;
+    }
+    sb_req *r = sb__gw_req_new(SB_REQ_MSG_GET, s, f->rid);
+    if (!r) return;
+    r->u.msg_get.conv_id = c->id;
+    r->u.msg_get.seq = f->recall->seq;
+    sb__gw_submit(gw, r);
+}
+
+/* The message to recall is known: check who and when, then store. */
+static void recall_checked(sb_gw *gw, sess *s, sb_req *r)
+{
+    Sbp__Message *m = r->u.msg_get.msg;
+    if (!s) goto out;
+    int rc = r->rc;
+    conv *c = sb_map_get(&gw->convs, r->u.msg_get.conv_id);
+    const sb_desk_def *def =
+        gw->cfg.desk && c ? sb_desk_get(gw->cfg.desk, c->desk) : NULL;
+    int64_t window_ms = (int64_t)(def ? def->recall_window_s : 120) * 1000;
+    if (rc == 0 && strcmp(m->sender, s->user_id) != 0) rc = SB_E_FORBIDDEN;
+    if (rc == 0 && m->type == SBP__MSG_TYPE__MSG_EVENT) rc = SB_E_INVALID;
+    if (rc == 0 && !m->recalled && gw->now_ms - m->server_ts > window_ms)
+        rc = SB_E_TOO_LATE;
+    if (rc) {
+        sb__gw_send_error(gw, s, r->rid, rc, NULL);
+        goto out;
+    }
+    if (m->recalled) {
+        send_ok(gw, s, r->rid);
+        goto out;
+    }
+    sb_req *w = sb__gw_req_new(SB_REQ_RECALL, s, r->rid);
+    if (!w) goto out;
+    w->u.recall.conv_id = m->conv_id;
+    w->u.recall.seq = m->seq;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%" PRIu64, m->seq);
+    Sbp__Message *ev = event_new(m->conv_id, "msg.recalled", s->user_id, seq);
+    if (ev) w->msgs[w->n_msgs++] = ev;
+    sb__gw_submit(gw, w);
+out:
+    if (m) sbp__message__free_unpacked(m, NULL);
+}
+
+static void on_tag(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    Sbp__Tag *t = f->tag;
+    conv *c = sb__gw_conv_need(gw, s, t->conv_id, fp);
+    if (!c) return;
+    if (!is_staff(s) || !sb__gw_may_access(s, c)) {
+        sb__gw_send_error(gw, s, f->rid, SB_E_FORBIDDEN, NULL);
+        return;
+    }
+    sb_req *r = sb__gw_req_new(SB_REQ_TAG, s, f->rid);
+    if (!r) return;
+    r->u.tag.conv_id = t->conv_id;
+    r->u.tag.seq = t->seq;
+    /* The request takes the frame's arrays. */
+    r->u.tag.add = t->add;
+    r->u.tag.n_add = t->n_add;
+    r->u.tag.remove = t->remove;
+    r->u.tag.n_remove = t->n_remove;
+    t->add = t->remove = NULL;
+    t->n_add = t->n_remove = 0;
+    sb__gw_submit(gw, r);
+}
+
+static void free_strs(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static void on_typing(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    conv *c = sb__gw_conv_need(gw, s, f->typing->conv_id, fp);
+    if (!c) return;
+    if (!sb__gw_conv_member(c, s->user_id)) {
+        sb__gw_send_error(gw, s, f->rid, SB_E_FORBIDDEN, NULL);
+        return;
+    }
+    Sbp__Typing t = SBP__TYPING__INIT;
+    t.conv_id = c->id;
+    t.user_id = s->user_id;
+    t.on = f->typing->on;
+    Sbp__Frame out = SBP__FRAME__INIT;
+    out.body_case = SBP__FRAME__BODY_TYPING;
+    out.typing = &t;
+    sb__gw_send_members(gw, c, &out, s);
+}
+
+static void send_agent_state(sb_gw *gw, sess *s, uint32_t rid)
+{
+    Sbp__AgentState a = SBP__AGENT_STATE__INIT;
+    a.status = sb_desk_status(gw->cfg.desk, s->user_id);
+    sb_desk_agent_load(gw->cfg.desk, s->user_id, &a.capacity, &a.load);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_AGENT_STATE;
+    f.agent_state = &a;
+    sb__gw_send_frame(gw, s, &f);
+}
+
+static void on_agent_state(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    sb_desk *d = gw->cfg.desk;
+    if (!d || !sb_desk_is_agent(d, s->user_id)) {
+        sb__gw_send_error(gw, s, f->rid, SB_E_FORBIDDEN, NULL);
+        return;
+    }
+    Sbp__AgentStatus st = f->agent_state->status;
+    if (st != SBP__AGENT_STATUS__AGENT_ONLINE &&
+        st != SBP__AGENT_STATUS__AGENT_AWAY) {
+        sb__gw_send_error(gw, s, f->rid, SB_E_INVALID, NULL);
+        return;
+    }
+    sb_desk_set_status(d, s->user_id, st, gw->now_ms);
+    send_agent_state(gw, s, f->rid);
+    if (st == SBP__AGENT_STATUS__AGENT_ONLINE) assign_from_queue(gw, s->user_id);
+}
+
+static void on_conv_list(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    const Sbp__ConvList *l = f->conv_list;
+    if (strlen(l->cursor) >= 64 || strlen(l->tag) > SB_STORE_TAG_BYTES_MAX) {
+        sb__gw_send_error(gw, s, f->rid, SB_E_INVALID, NULL);
+        return;
+    }
+    sb_req *r = sb__gw_req_new(SB_REQ_CONV_LIST, s, f->rid);
+    if (!r) return;
+    sb__gw_copy_str(r->u.conv_list.user_id, sizeof r->u.conv_list.user_id,
+                    s->user_id);
+    r->u.conv_list.all = s->role == SBP__ROLE__ROLE_ADMIN && !l->mine;
+    r->u.conv_list.state = l->state;
+    sb__gw_copy_str(r->u.conv_list.tag, sizeof r->u.conv_list.tag, l->tag);
+    sb__gw_copy_str(r->u.conv_list.cursor, sizeof r->u.conv_list.cursor,
+                    l->cursor);
+    r->u.conv_list.limit = l->limit ? l->limit : 50;
+    if (r->u.conv_list.limit > 200) r->u.conv_list.limit = 200;
+    /* Agents see the queue of their groups (not its messages). */
+    if (gw->cfg.desk && !l->mine &&
+        (l->state == 0 || l->state == SBP__CONV_STATE__STATE_QUEUED)) {
+        const char *names[SB_DESK_GROUPS_MAX];
+        size_t n = sb_desk_agent_groups(gw->cfg.desk, s->user_id, names,
+                                        SB_DESK_GROUPS_MAX);
+        if (n) {
+            r->u.conv_list.groups = calloc(n, sizeof *r->u.conv_list.groups);
+            for (size_t i = 0; r->u.conv_list.groups && i < n; i++)
+                if ((r->u.conv_list.groups[i] = strdup(names[i])))
+                    r->u.conv_list.n_groups++;
+        }
+    }
+    sb__gw_submit(gw, r);
+}
+
+static void on_search(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    const Sbp__Search *q = f->search;
+    size_t n = strlen(q->query);
+    if (n == 0 || n > SVC_QUERY_BYTES_MAX) {
+        sb__gw_send_error(gw, s, f->rid,
+                          n ? SB_E_TOO_LARGE : SB_E_INVALID, NULL);
+        return;
+    }
+    sb_req *r = sb__gw_req_new(SB_REQ_SEARCH, s, f->rid);
+    if (!r || !(r->u.search.query = strdup(q->query))) {
+        free(r);
+        return;
+    }
+    sb__gw_copy_str(r->u.search.user_id, sizeof r->u.search.user_id,
+                    s->user_id);
+    r->u.search.all = s->role == SBP__ROLE__ROLE_ADMIN;
+    r->u.search.conv_id = q->conv_id;
+    r->u.search.limit = q->limit ? q->limit : 50;
+    sb__gw_submit(gw, r);
+}
+
+static void on_canned(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    const sb_desk_def *def =
+        gw->cfg.desk ? sb_desk_get(gw->cfg.desk, f->canned_list->desk) : NULL;
+    if (!is_staff(s) || !def) {
+        sb__gw_send_error(gw, s, f->rid, def ? SB_E_FORBIDDEN : SB_E_NOT_FOUND,
+                          NULL);
+        return;
+    }
+    Sbp__Canned *items = calloc(def->n_canned + 1, sizeof *items);
+    Sbp__Canned **ptrs = calloc(def->n_canned + 1, sizeof *ptrs);
+    if (items && ptrs) {
+        for (size_t i = 0; i < def->n_canned; i++) {
+            sbp__canned__init(&items[i]);
+            items[i].key = def->canned[i].key;
+            items[i].title = def->canned[i].title;
+            items[i].text = def->canned[i].text;
+            ptrs[i] = &items[i];
+        }
+        Sbp__CannedListResp resp = SBP__CANNED_LIST_RESP__INIT;
+        resp.n_items = def->n_canned;
+        resp.items = ptrs;
+        Sbp__Frame out = SBP__FRAME__INIT;
+        out.rid = f->rid;
+        out.body_case = SBP__FRAME__BODY_CANNED_LIST_RESP;
+        out.canned_list_resp = &resp;
+        sb__gw_send_frame(gw, s, &out);
+    }
+    free(items);
+    free(ptrs);
+}
+
+bool sb__svc_frame(sb_gw *gw, sess *s, Sbp__Frame **fp)
+{
+    Sbp__Frame *f = *fp;
+    switch (f->body_case) {
+    case SBP__FRAME__BODY_TRANSFER:
+        on_transfer(gw, s, fp);
+        return true;
+    case SBP__FRAME__BODY_CLOSE:
+        on_close(gw, s, fp);
+        return true;
+    case SBP__FRAME__BODY_HANDOFF:
+        on_handoff(gw, s, fp);
+        return true;
+    case SBP__FRAME__BODY_RECALL:
+        on_recall(gw, s, fp);
+        return true;
+    case SBP__FRAME__BODY_TAG:
+        on_tag(gw, s, fp);
+        return true;
+    case SBP__FRAME__BODY_TYPING:
+        on_typing(gw, s, fp);
+        return true;
+    case SBP__FRAME__BODY_AGENT_STATE:
+        on_agent_state(gw, s, f);
+        return true;
+    case SBP__FRAME__BODY_CONV_LIST:
+        on_conv_list(gw, s, f);
+        return true;
+    case SBP__FRAME__BODY_SEARCH:
+        on_search(gw, s, f);
+        return true;
+    case SBP__FRAME__BODY_CANNED_LIST:
+        on_canned(gw, s, f);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- store completions --------------------------------------------------------- */
+
+static void route_done(sb_gw *gw, sess *s, sb_req *r)
+{
+    conv *c = sb_map_get(&gw->convs, r->u.route.conv_id);
+    if (r->rc == 0 && r->u.route.conv && c) {
+        /* Members follow the assignment; the routing fields in memory are
+         * already ahead of the store, keep them. */
+        Sbp__ConvState st = c->state;
+        char group[65], agent[65];
+        sb__gw_copy_str(group, sizeof group, c->group);
+        sb__gw_copy_str(agent, sizeof agent, c->agent);
+        sb__gw_conv_refresh(gw, r->u.route.conv);
+        c->state = st;
+        sb__gw_copy_str(c->group, sizeof c->group, group);
+        sb__gw_copy_str(c->agent, sizeof c->agent, agent);
+    }
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        if (r->rc == 0 && c)
+            sb__gw_deliver(gw, r->msgs[i], NULL);
+        else
+            sbp__message__free_unpacked(r->msgs[i], NULL);
+    }
+    if (c) notify_conv(gw, c);
+    if (s && r->rid) {
+        if (r->rc == 0)
+            send_ok(gw, s, r->rid);
+        else
+            sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+    }
+    if (r->u.route.conv)
+        sbp__conversation__free_unpacked(r->u.route.conv, NULL);
+}
+
+static void start_done(sb_gw *gw, sb_req *r)
+{
+    sb_desk *d = gw->cfg.desk;
+    for (size_t i = 0; i < r->u.service_convs.n; i++) {
+        Sbp__Conversation *pc = r->u.service_convs.list[i];
+        if (r->rc == 0) {
+            sb__gw_conv_refresh(gw, pc);
+            if (pc->state == SBP__CONV_STATE__STATE_QUEUED) {
+                int g = sb_desk_group(d, pc->group);
+                if (g >= 0) sb_desk_enqueue(d, pc->conv_id, g, pc->updated_ts);
+            } else if (pc->agent[0]) {
+                sb_desk_add_load(d, pc->agent, +1, gw->now_ms);
+            }
+        }
+        sbp__conversation__free_unpacked(pc, NULL);
+    }
+    free(r->u.service_convs.list);
+    /* Both lists are in: route what waits to whoever is online. */
+    if (r->u.service_convs.state == SBP__CONV_STATE__STATE_ASSIGNED) {
+        gw->routing_ready = true;
+        for (size_t i = 0; i < gw->sessions.cap; i++) {
+            sess *s = gw->sessions.slots[i].val;
+            if (s && s->state == SESS_READY && s->role == SBP__ROLE__ROLE_AGENT)
+                assign_from_queue(gw, s->user_id);
+        }
+    }
+}
+
+static void send_list(sb_gw *gw, sess *s, sb_req *r)
+{
+    Sbp__ConvListResp *resp = r->u.conv_list.resp;
+    if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+    if (s && r->rc == 0 && resp) {
+        for (size_t i = 0; i < resp->n_convs; i++) {
+            Sbp__Conversation *pc = resp->convs[i];
+            if (pc->last_message)
+                sb__gw_render(gw, &pc->last_message, 1, s->locale);
+            if (gw->cfg.desk)
+                pc->queue_position = sb_desk_position(gw->cfg.desk, pc->conv_id);
+        }
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = r->rid;
+        f.body_case = SBP__FRAME__BODY_CONV_LIST_RESP;
+        f.conv_list_resp = resp;
+        sb__gw_send_frame(gw, s, &f);
+    }
+    if (resp) sbp__conv_list_resp__free_unpacked(resp, NULL);
+    free_strs(r->u.conv_list.groups, r->u.conv_list.n_groups);
+}
+
+bool sb__svc_store_done(sb_gw *gw, sess *s, sb_req *r)
+{
+    switch (r->kind) {
+    case SB_REQ_SERVICE_OPEN:
+        open_done(gw, s, r);
+        return true;
+    case SB_REQ_ROUTE:
+        route_done(gw, s, r);
+        return true;
+    case SB_REQ_MSG_GET:
+        recall_checked(gw, s, r);
+        return true;
+    case SB_REQ_RECALL:
+        for (size_t i = 0; i < r->n_msgs; i++) {
+            if (r->rc == 0)
+                sb__gw_deliver(gw, r->msgs[i], NULL);
+            else
+                sbp__message__free_unpacked(r->msgs[i], NULL);
+        }
+        if (s && r->rc == 0) send_ok(gw, s, r->rid);
+        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+        return true;
+    case SB_REQ_TAG:
+        free_strs(r->u.tag.add, r->u.tag.n_add);
+        free_strs(r->u.tag.remove, r->u.tag.n_remove);
+        if (s && r->rc == 0) send_ok(gw, s, r->rid);
+        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+        return true;
+    case SB_REQ_FIRST_RESPONSE:
+        return true;
+    case SB_REQ_CONV_LIST:
+        send_list(gw, s, r);
+        return true;
+    case SB_REQ_SEARCH: {
+        Sbp__SearchResp *resp = r->u.search.resp;
+        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+        if (s && r->rc == 0 && resp) {
+            sb__gw_render(gw, resp->messages, resp->n_messages, s->locale);
+            Sbp__Frame f = SBP__FRAME__INIT;
+            f.rid = r->rid;
+            f.body_case = SBP__FRAME__BODY_SEARCH_RESP;
+            f.search_resp = resp;
+            sb__gw_send_frame(gw, s, &f);
+        }
+        if (resp) sbp__search_resp__free_unpacked(resp, NULL);
+        free(r->u.search.query);
+        return true;
+    }
+    case SB_REQ_SERVICE_CONVS:
+        start_done(gw, r);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- presence and start ------------------------------------------------------- */
+
+void sb__svc_presence(sb_gw *gw, const char *user_id, bool online)
+{
+    sb_desk *d = gw->cfg.desk;
+    if (!d || !sb_desk_is_agent(d, user_id)) return;
+    sb_desk_set_status(d, user_id,
+                       online ? SBP__AGENT_STATUS__AGENT_ONLINE
+                              : SBP__AGENT_STATUS__AGENT_OFFLINE,
+                       gw->now_ms);
+    if (online) assign_from_queue(gw, user_id);
+}
+
+void sb__svc_start(sb_gw *gw)
+{
+    if (!gw->cfg.desk) {
+        gw->routing_ready = true;
+        return;
+    }
+    /* Queued first, then assigned: the reader answers in order, and the
+     * second answer marks routing ready. */
+    Sbp__ConvState states[2] = {SBP__CONV_STATE__STATE_QUEUED,
+                                SBP__CONV_STATE__STATE_ASSIGNED};
+    for (int i = 0; i < 2; i++) {
+        sb_req *r = sb__gw_req_new(SB_REQ_SERVICE_CONVS, NULL, 0);
+        if (!r) continue;
+        r->u.service_convs.state = states[i];
+        sb__gw_submit(gw, r);
+    }
+}
