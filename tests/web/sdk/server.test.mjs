@@ -1,0 +1,176 @@
+// The JS SDK against the real server binary over loopback (the `ws`
+// package stands in for the browser's WebSocket under node 20). Both
+// encodings; delivery in order and exactly once; statuses and receipts;
+// resend under the same client_msg_id after a dropped connection; SYNC
+// after being away; history pages; the demo token endpoint.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { WebSocket } from '../helpers/deps.mjs';
+import { Client, ChatStore } from '../../../web/src/sdk/index.js';
+import { codec } from '../../../web/src/sdk/schema.js';
+import { startServer, token, until } from '../helpers/server.mjs';
+
+let srv;
+const clients = [];
+
+before(async () => {
+  srv = await startServer();
+});
+
+after(async () => {
+  for (const c of clients) c.stop();
+  await srv.stop();
+});
+
+function client(user, role, opts = {}) {
+  const c = new Client({
+    url: srv.wsUrl,
+    token: token(user, role),
+    deviceId: opts.deviceId || `${user}-dev`,
+    codec,
+    WebSocket,
+    window: null,
+    encoding: opts.encoding || 'proto',
+    tickMs: 20,
+    ...opts,
+  });
+  const rec = { msgs: [], sts: new Map(), c, store: new ChatStore(c) };
+  c.on('message', (m) => rec.msgs.push(m));
+  c.on('status', (i) => {
+    if (!rec.sts.has(i.clientMsgId)) rec.sts.set(i.clientMsgId, []);
+    rec.sts.get(i.clientMsgId).push(i.status);
+  });
+  clients.push(c);
+  c.start();
+  return rec;
+}
+
+const bodies = (rec, conv) => rec.msgs.filter((m) => m.conv_id === conv).map((m) => m.body);
+const seqsOf = (rec, conv) => rec.msgs.filter((m) => m.conv_id === conv).map((m) => m.seq);
+
+test('customer (JSON) and agent (protobuf) chat both ways; statuses reach read', async () => {
+  const bob = client('bob', 'agent', { encoding: 'proto' });
+  await bob.c.ready();
+  const alice = client('alice', 'customer', { encoding: 'json' });
+  await alice.c.ready();
+  assert.equal(alice.c.stats().encoding, 'json');
+  assert.equal(bob.c.stats().encoding, 'proto');
+  const conv = await alice.c.open(['bob'], { title: 'help' });
+  assert.ok(conv.conv_id > 0);
+  const ids = ['hello', 'my order', '你好 🙂'].map((b) => alice.c.send(conv.conv_id, { body: b }));
+  await until(() => bodies(bob, conv.conv_id).length === 3, 5000, 'bob gets 3');
+  assert.deepEqual(bodies(bob, conv.conv_id), ['hello', 'my order', '你好 🙂']);
+  assert.deepEqual(seqsOf(bob, conv.conv_id), [1, 2, 3]);
+  // alice's own messages surfaced at SEND_ACK, in order
+  assert.deepEqual(seqsOf(alice, conv.conv_id), [1, 2, 3]);
+  await until(() => ids.every((id) => alice.sts.get(id).includes('delivered')), 5000, 'delivered');
+  bob.store.markRead(conv.conv_id, 3);
+  await until(() => ids.every((id) => alice.sts.get(id).at(-1) === 'read'), 5000, 'read');
+  for (const id of ids) assert.deepEqual(alice.sts.get(id), ['sending', 'sent', 'delivered', 'read']);
+  // and back, with a quote
+  bob.c.send(conv.conv_id, { body: 'hi alice', quoteSeq: 2 });
+  await until(() => bodies(alice, conv.conv_id).length === 4, 5000, 'alice gets the reply');
+  const reply = alice.msgs.at(-1);
+  assert.equal(reply.sender, 'bob');
+  assert.equal(reply.quote_seq, 2);
+  // the store's view: one list, seq-sorted, statuses from receipts
+  const view = alice.store.conv(conv.conv_id);
+  assert.deepEqual(view.list.items.map((e) => e.seq), [1, 2, 3, 4]);
+  assert.equal(view.list.get(1).status, 'read');
+  assert.equal(view.unread, 1);
+  alice.c.stop();
+  bob.c.stop();
+});
+
+test('a dropped connection: resends keep their ids, the server answers duplicate, each arrives once', async () => {
+  const bob = client('bob2', 'agent');
+  await bob.c.ready();
+  const alice = client('alice2', 'customer');
+  await alice.c.ready();
+  const conv = await alice.c.open(['bob2']);
+  const dups = [];
+  alice.c.on('status', (i) => i.status === 'sent' && i.duplicate && dups.push(i.clientMsgId));
+  const n = 40;
+  for (let i = 0; i < n; i++) alice.c.send(conv.conv_id, { body: `m${i}` });
+  // Cut the socket right after the SENDs are written, before all answers.
+  alice.c.flush();
+  await new Promise((r) => setTimeout(r, 1));
+  alice.c.ws.terminate();
+  await until(() => seqsOf(bob, conv.conv_id).length >= n, 15000, 'bob gets all');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(bodies(bob, conv.conv_id), Array.from({ length: n }, (_, i) => `m${i}`));
+  assert.deepEqual(seqsOf(alice, conv.conv_id), Array.from({ length: n }, (_, i) => i + 1));
+  const st = alice.c.stats();
+  assert.ok(st.disconnects >= 1);
+  assert.equal(st.outboxLen, 0);
+  // Every send reached SENT exactly once.
+  for (const [, s] of alice.sts) assert.equal(s.filter((x) => x === 'sent').length, 1);
+  assert.ok(st.resends > 0, 'the cut left sends unanswered');
+  assert.ok(dups.length > 0, 'the server answered some resends as duplicates');
+  console.log(`resends ${st.resends}, duplicates answered ${dups.length}`);
+  alice.c.stop();
+  bob.c.stop();
+});
+
+test('away and back: SYNC brings what was missed, in order, once', async () => {
+  const bob = client('bob3', 'agent', { deviceId: 'bob3-laptop' });
+  await bob.c.ready();
+  const alice = client('alice3', 'customer');
+  await alice.c.ready();
+  const conv = await alice.c.open(['bob3']);
+  alice.c.send(conv.conv_id, { body: 'before' });
+  await until(() => seqsOf(bob, conv.conv_id).length === 1, 5000, 'first');
+  bob.c.stop();
+  for (let i = 0; i < 20; i++) alice.c.send(conv.conv_id, { body: `away ${i}` });
+  await until(() => alice.c.stats().outboxLen === 0, 5000, 'all stored');
+  // the same device comes back with its cursor (as a page would persist it)
+  const back = client('bob3', 'agent', { deviceId: 'bob3-laptop' });
+  back.c.core.setCursor(conv.conv_id, 1);
+  await until(() => seqsOf(back, conv.conv_id).length === 20, 5000, 'synced');
+  assert.deepEqual(seqsOf(back, conv.conv_id), Array.from({ length: 20 }, (_, i) => i + 2));
+  assert.equal(back.c.stats().duplicates, 0);
+  // a new device of bob's starts from the tail with initialWindow
+  const fresh = client('bob3', 'agent', { deviceId: 'bob3-phone', initialWindow: 5 });
+  await until(() => seqsOf(fresh, conv.conv_id).length === 5, 5000, 'window');
+  assert.deepEqual(seqsOf(fresh, conv.conv_id), [17, 18, 19, 20, 21]);
+  // ...and pages older history on demand
+  const store = fresh.store;
+  assert.equal(await store.loadOlder(conv.conv_id, 10), 10);
+  assert.deepEqual(store.conv(conv.conv_id).list.items.map((e) => e.seq).slice(0, 3), [7, 8, 9]);
+  await store.loadOlder(conv.conv_id, 10);
+  assert.equal(store.conv(conv.conv_id).list.firstSeq(), 1);
+  assert.equal(store.conv(conv.conv_id).hasMoreBefore, false);
+  assert.equal(await store.loadOlder(conv.conv_id, 10), 0);
+  for (const r of [alice, back, fresh]) r.c.stop();
+});
+
+test('a failed send (not a member) and its retry action', async () => {
+  const bob = client('bob4', 'agent');
+  await bob.c.ready();
+  const eve = client('eve4', 'customer');
+  await eve.c.ready();
+  const alice = client('alice4', 'customer');
+  await alice.c.ready();
+  const conv = await alice.c.open(['bob4']);
+  const id = eve.c.send(conv.conv_id, { body: 'let me in' });
+  await until(() => (eve.sts.get(id) || []).includes('failed'), 5000, 'failed');
+  assert.equal(eve.c.core.pending(id).convId, conv.conv_id);
+  eve.c.retry(id);
+  await until(() => eve.sts.get(id).filter((s) => s === 'failed').length === 2, 5000, 'failed again');
+  assert.deepEqual(eve.sts.get(id), ['sending', 'failed', 'sending', 'failed']);
+  for (const r of [bob, eve, alice]) r.c.stop();
+});
+
+test('customer-service frames get an answer (OK, or ERR_UNKNOWN_TYPE until the gateway has them)', async () => {
+  const bob = client('bob5', 'agent');
+  await bob.c.ready();
+  const alice = client('alice5', 'customer');
+  await alice.c.ready();
+  const conv = await alice.c.open(['bob5']);
+  const r = await bob.c.tag(conv.conv_id, 0, ['vip']).then(
+    (x) => ({ ok: x }),
+    (e) => ({ err: e.code }),
+  );
+  assert.ok(r.ok !== undefined || /^ERR_/.test(r.err), JSON.stringify(r));
+  for (const c of [bob, alice]) c.c.stop();
+});

@@ -1,0 +1,307 @@
+// What a chat screen holds, built on a Client: the conversations this user
+// sees, each with its seq-sorted MessageList (live messages, history
+// pages, own pending sends), receipts, unread count, tags and typing.
+// It reports changes, never renders: a page batches the change events
+// into one render per animation frame.
+//
+// change(kinds) is fired with a Set of conv ids touched and a Set of
+// kinds ('messages', 'status', 'convs', 'typing', 'state', 'history').
+import { MessageList } from './msglist.js';
+
+export class Conv {
+  constructor(id) {
+    this.id = id;
+    this.info = null; // Conversation from the server, when known
+    this.list = new MessageList();
+    this.peerRead = 0; // the other participants' marks
+    this.peerDelivered = 0;
+    this.readSeq = 0; // this user's read mark (sent as READ)
+    this.unread = 0;
+    this.lastTs = 0;
+    this.lastMessage = null;
+    this.hasMoreBefore = true; // older messages may exist on the server
+    this.loadingOlder = null; // the promise of the HISTORY in flight
+    this.typing = null; // { user, until } of the other side
+    this.tags = [];
+    this.members = new Set();
+  }
+
+  get state() {
+    return this.info ? this.info.state : 'STATE_UNSPECIFIED';
+  }
+
+  get title() {
+    if (this.info && this.info.title) return this.info.title;
+    return `#${this.id}`;
+  }
+}
+
+export class ChatStore {
+  constructor(client) {
+    this.client = client;
+    this.convs = new Map();
+    this.listeners = new Set();
+    this.pendingConv = new Map(); // client_msg_id -> conv id
+    this.dirtyConvs = new Set();
+    this.dirtyKinds = new Set();
+    this.notifyQueued = false;
+    client.on('message', (m) => this.onMessage(m));
+    client.on('status', (i) => this.onStatus(i));
+    client.on('receipt', (r) => this.onReceipt(r));
+    client.on('conversation', (c) => this.onConversation(c));
+    client.on('event', (f) => this.onEvent(f));
+    client.on('state', () => this.changed(0, 'state'));
+    client.on('synced', () => this.changed(0, 'state'));
+  }
+
+  get me() {
+    return this.client.session ? this.client.session.user_id : '';
+  }
+
+  onChange(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  // Changes are collected and handed over once per microtask turn; the
+  // page's renderer batches further, per animation frame.
+  changed(convId, kind) {
+    if (convId) this.dirtyConvs.add(convId);
+    this.dirtyKinds.add(kind);
+    if (this.notifyQueued) return;
+    this.notifyQueued = true;
+    queueMicrotask(() => {
+      this.notifyQueued = false;
+      const convs = this.dirtyConvs;
+      const kinds = this.dirtyKinds;
+      this.dirtyConvs = new Set();
+      this.dirtyKinds = new Set();
+      for (const fn of this.listeners) fn(convs, kinds);
+    });
+  }
+
+  conv(id) {
+    let c = this.convs.get(id);
+    if (!c) {
+      c = new Conv(id);
+      this.convs.set(id, c);
+      this.changed(id, 'convs');
+    }
+    return c;
+  }
+
+  isMine(m) {
+    return m.sender === this.me;
+  }
+
+  // ---- from the client ----------------------------------------------------------
+
+  onConversation(info) {
+    const c = this.conv(info.conv_id);
+    c.info = { ...(c.info || {}), ...info };
+    if (info.tags) c.tags = info.tags.slice();
+    for (const mb of info.members || []) c.members.add(mb.user_id);
+    if (info.read_seq > c.readSeq) c.readSeq = info.read_seq;
+    if (info.updated_ts > c.lastTs) c.lastTs = info.updated_ts;
+    if (info.last_message && info.last_message.seq && (!c.lastMessage || info.last_message.seq >= c.lastMessage.seq)) c.lastMessage = info.last_message;
+    if (info.unread !== undefined && info.unread !== null && c.list.length === 0) c.unread = Number(info.unread) || 0;
+    this.changed(c.id, 'convs');
+  }
+
+  onMessage(m) {
+    const c = this.conv(m.conv_id);
+    const mine = this.isMine(m);
+    const key = m.client_msg_id && m.client_msg_id.length ? hex(m.client_msg_id) : '';
+    if (mine && m.sender_device === this.client.deviceId && c.list.pendingEntry(key)) {
+      c.list.promote(key, m, this.statusFromMarks(c, m.seq, 'sent'));
+    } else {
+      c.list.upsert(m, { mine, status: mine ? this.statusFromMarks(c, m.seq, 'sent') : null, key: mine ? key : '' });
+    }
+    c.members.add(m.sender);
+    if (!mine && m.seq > c.readSeq && m.type !== 'MSG_EVENT' && m.type !== 'MSG_SYSTEM') c.unread++;
+    if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
+    if (m.server_ts > c.lastTs) c.lastTs = m.server_ts;
+    if (m.type === 'MSG_EVENT' || m.type === 'MSG_SYSTEM') this.applyEvent(c, m);
+    if (m.tags && m.tags.length) c.list.get(m.seq);
+    if (c.typing && c.typing.user === m.sender) c.typing = null;
+    this.changed(c.id, 'messages');
+  }
+
+  statusFromMarks(c, seq, fallback) {
+    if (seq <= c.peerRead) return 'read';
+    if (seq <= c.peerDelivered) return 'delivered';
+    return fallback;
+  }
+
+  // Stored events change the conversation for every device alike.
+  // TODO(server): the gateway's event catalog keys are not final; these
+  // follow the store's operations (recall, tag, transfer, close) and are
+  // ignored if the server names them otherwise. The event's body is the
+  // server's text in this user's locale and is shown as it is.
+  applyEvent(c, m) {
+    const ev = m.event;
+    if (!ev || !ev.key) return;
+    const args = ev.args || [];
+    if (/recall/.test(ev.key) && args[0]) c.list.recall(Number(args[0]));
+    if (/close/.test(ev.key) && c.info) c.info = { ...c.info, state: 'STATE_CLOSED' };
+  }
+
+  onStatus(i) {
+    const c = this.conv(i.convId);
+    if (i.status === 'sending') {
+      this.pendingConv.set(i.clientMsgId, i.convId);
+      const p = this.client.core.pending(i.clientMsgId);
+      if (!c.list.pendingEntry(i.clientMsgId) && p) {
+        c.list.addPending(i.clientMsgId, {
+          seq: 0,
+          conv_id: i.convId,
+          sender: this.me,
+          sender_device: this.client.deviceId,
+          type: p.type,
+          body: p.body,
+          quote_seq: p.quoteSeq,
+          card: p.card,
+          media: p.media,
+          server_ts: Date.now(),
+          tags: [],
+        });
+      } else {
+        c.list.setStatus(i.clientMsgId, 0, 'sending');
+      }
+    } else if (i.status === 'failed') {
+      c.list.setStatus(i.clientMsgId, 0, 'failed');
+      const e = c.list.pendingEntry(i.clientMsgId);
+      if (e) e.err = i.err;
+    } else if (i.status === 'sent') {
+      this.pendingConv.delete(i.clientMsgId);
+      // The message itself arrives through onMessage (surfaced in order);
+      // if it is held behind a gap, the pending entry shows 'sent'.
+      const e = c.list.pendingEntry(i.clientMsgId);
+      if (e) {
+        e.status = 'sent';
+        e.rev++;
+        c.list.rev++;
+      }
+    } else {
+      c.list.setStatus(i.clientMsgId, i.seq, i.status);
+    }
+    this.changed(c.id, 'status');
+  }
+
+  onReceipt(r) {
+    const c = this.conv(r.conv_id);
+    if (r.user_id === this.me) {
+      // Another device of mine read up to read_seq.
+      if (r.read_seq > c.readSeq) this.markReadLocal(c, r.read_seq);
+    } else {
+      const oldRead = c.peerRead;
+      const oldDel = c.peerDelivered;
+      c.peerDelivered = Math.max(c.peerDelivered, r.delivered_seq, r.read_seq);
+      c.peerRead = Math.max(c.peerRead, r.read_seq);
+      // Own messages from other devices of mine, by binary search on the
+      // range the marks moved over.
+      for (const e of c.list.ownBetween(oldDel, c.peerDelivered)) c.list.setStatus(e.key, e.seq, 'delivered');
+      for (const e of c.list.ownBetween(oldRead, c.peerRead)) c.list.setStatus(e.key, e.seq, 'read');
+    }
+    this.changed(c.id, 'status');
+  }
+
+  onEvent(f) {
+    if (f.body === 'typing') {
+      const t = f.typing;
+      if (t.user_id === this.me) return;
+      const c = this.conv(t.conv_id);
+      c.typing = t.on ? { user: t.user_id, until: Date.now() + 6000 } : null;
+      this.changed(c.id, 'typing');
+    } else if (f.body === 'conv_update') {
+      this.changed(f.conv_update.conv ? f.conv_update.conv.conv_id : 0, 'convs');
+    } else if (f.body === 'agent_state') {
+      this.agentState = f.agent_state;
+      this.changed(0, 'state');
+    }
+  }
+
+  // ---- actions ----------------------------------------------------------------------
+
+  send(convId, opts) {
+    return this.client.send(convId, opts);
+  }
+
+  retry(key) {
+    return this.client.retry(key);
+  }
+
+  /** This user has seen convId through seq: READ (coalesced by the core)
+   * and the unread count drops. */
+  markRead(convId, seq) {
+    const c = this.conv(convId);
+    if (seq <= c.readSeq) return;
+    this.markReadLocal(c, seq);
+    this.client.read(convId, seq);
+  }
+
+  markReadLocal(c, seq) {
+    c.readSeq = seq;
+    // Unread: messages of others after the mark, counted from the list
+    // by binary search (lowerBound), not by walking all of it.
+    let n = 0;
+    const items = c.list.items;
+    for (let i = c.list.lowerBound(seq + 1); i < items.length; i++) {
+      const m = items[i].msg;
+      if (!items[i].mine && m.type !== 'MSG_EVENT' && m.type !== 'MSG_SYSTEM') n++;
+    }
+    c.unread = n;
+    this.changed(c.id, 'convs');
+  }
+
+  /** Loads the page of history before the oldest message held (segment
+   * loading). Resolves with the number of messages added (0 at the start
+   * of the conversation). One request at a time per conversation. */
+  loadOlder(convId, limit = 50) {
+    const c = this.conv(convId);
+    if (!c.hasMoreBefore) return Promise.resolve(0);
+    if (c.loadingOlder) return c.loadingOlder;
+    const before = c.list.firstSeq() || 0;
+    if (before === 1) {
+      c.hasMoreBefore = false;
+      return Promise.resolve(0);
+    }
+    c.loadingOlder = this.client
+      .history(convId, before, limit)
+      .then((h) => {
+        const added = c.list.addPage(h.messages, (m) => this.isMine(m));
+        for (const m of h.messages) c.members.add(m.sender);
+        if (!h.more || h.messages.length === 0 || c.list.firstSeq() === 1) c.hasMoreBefore = false;
+        if (h.messages.length && !c.lastMessage) c.lastMessage = h.messages[h.messages.length - 1];
+        this.changed(c.id, 'history');
+        return added;
+      })
+      .finally(() => {
+        c.loadingOlder = null;
+      });
+    return c.loadingOlder;
+  }
+
+  /** Makes sure the message seq is in the list (fetching the pages down
+   * to it if needed). Resolves with whether it is there. */
+  async ensureLoaded(convId, seq) {
+    const c = this.conv(convId);
+    while (c.list.indexOf(seq) < 0 && c.hasMoreBefore && (c.list.firstSeq() === 0 || c.list.firstSeq() > seq)) {
+      const gap = c.list.firstSeq() ? c.list.firstSeq() - seq : 50;
+      const n = await this.loadOlder(convId, Math.min(200, Math.max(50, gap + 10)));
+      if (n === 0 && !c.hasMoreBefore) break;
+    }
+    return c.list.indexOf(seq) >= 0;
+  }
+
+  /** Conversations, newest activity first. */
+  sorted(filter = () => true) {
+    return [...this.convs.values()].filter(filter).sort((a, b) => b.lastTs - a.lastTs || b.id - a.id);
+  }
+}
+
+function hex(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) s += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16);
+  return s;
+}

@@ -1,0 +1,340 @@
+// The JavaScript SDK's transport shell: a WebSocket (the browser's, or any
+// constructor with the same API, e.g. the `ws` package under node), the
+// codec, a tick timer and the browser's online/offline events, all
+// feeding the sans-IO core (core.js). The application gets events and
+// promise-returning methods.
+//
+// Encoding: protobuf by default. With encoding 'auto' the client offers
+// both subprotocols, protobuf first, and speaks whichever the server
+// picked, so a server (or proxy) that takes only JSON still works; 'json'
+// forces the JSON subprotocol (debugging: add ?enc=json to a page URL).
+//
+// Events (client.on(name, fn)): state(state, err), message(m),
+// status(info), receipt(readNotify), synced(), conversation(conv),
+// event(frame) (typing, conv_update, agent_state), error(err, text).
+import { ClientCore, SbError, State, Close } from './core.js';
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
+import { cryptoRandomBytes } from './ids.js';
+
+export { State, SendStatus, SbError } from './core.js';
+
+export class Client {
+  /**
+   * @param {object} o  url, token, deviceId, codec (createCodec()), and
+   *   optionally locale, encoding ('auto' | 'proto' | 'json'), WebSocket
+   *   (a constructor), now(), randBytes(n), tickMs, window (for
+   *   online/offline events; globalThis by default), and any core option
+   *   of defaultConfig() (core.js).
+   */
+  constructor(o) {
+    this.url = o.url;
+    this.codec = o.codec;
+    this.encoding = o.encoding || 'auto';
+    this.WS = o.WebSocket || globalThis.WebSocket;
+    this.now = o.now || (() => Date.now());
+    this.tickMs = o.tickMs || 100;
+    this.win = o.window === undefined ? (typeof window !== 'undefined' ? window : null) : o.window;
+    this.enc = 'proto';
+    this.ws = null;
+    this.timer = null;
+    this.flushQueued = false;
+    this.listeners = new Map();
+    this.waiters = new Map(); // rid -> { resolve, reject, body }
+    this.readyWaiters = [];
+    this.bytesIn = 0;
+    this.bytesOut = 0;
+    const randBytes = o.randBytes || cryptoRandomBytes;
+    this.core = new ClientCore(
+      { ...o, token: o.token, deviceId: o.deviceId },
+      {
+        onState: (s, err) => this.onState(s, err),
+        onMessage: (m) => this.fire('message', m),
+        onSendStatus: (i) => this.fire('status', i),
+        onReceipt: (r) => this.fire('receipt', r),
+        onSynced: () => this.fire('synced'),
+        onConversation: (c) => this.fire('conversation', c),
+        onEvent: (f) => this.fire('event', f),
+        onError: (err, text) => this.fire('error', err, text),
+        onResponse: (rid, err, f) => this.onResponse(rid, err, f),
+      },
+      {
+        connect: () => this.connect(),
+        close: (code, frames) => this.closeSocket(code, frames),
+        randBytes,
+      },
+    );
+    this.onOffline = () => this.core.disconnect('ENETDOWN', this.now());
+    this.onOnline = () => {
+      this.core.kick(this.now());
+      this.flush();
+    };
+  }
+
+  // ---- events ---------------------------------------------------------------
+
+  on(name, fn) {
+    if (!this.listeners.has(name)) this.listeners.set(name, new Set());
+    this.listeners.get(name).add(fn);
+    return () => this.listeners.get(name).delete(fn);
+  }
+
+  fire(name, ...args) {
+    const set = this.listeners.get(name);
+    if (set) for (const fn of set) fn(...args);
+  }
+
+  onState(s, err) {
+    if (s === State.READY) {
+      const w = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const r of w) r.resolve();
+    } else if (s === State.STOPPED) {
+      const w = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const r of w) r.reject(new SbError(err || 'ESHUTDOWN'));
+    }
+    this.fire('state', s, err);
+  }
+
+  onResponse(rid, err, f) {
+    const w = this.waiters.get(rid);
+    if (!w) return;
+    this.waiters.delete(rid);
+    if (err) w.reject(new SbError(err, f && f.error ? f.error.text : ''));
+    else w.resolve(f[f.body]);
+  }
+
+  // ---- the socket -------------------------------------------------------------
+
+  protocols() {
+    if (this.encoding === 'json') return [SUBPROTOCOL_JSON];
+    if (this.encoding === 'proto') return [SUBPROTOCOL_PROTO];
+    return [SUBPROTOCOL_PROTO, SUBPROTOCOL_JSON];
+  }
+
+  connect() {
+    // Answers come later, never from within this call.
+    if (this.win && this.win.navigator && this.win.navigator.onLine === false) {
+      setTimeout(() => this.core.onClose('ENETDOWN', 0, this.now()), 0);
+      return;
+    }
+    let ws;
+    try {
+      ws = new this.WS(this.url, this.protocols());
+    } catch (e) {
+      setTimeout(() => this.core.onClose('ECONNREFUSED', 0, this.now()), 0);
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.enc = ws.protocol === SUBPROTOCOL_JSON ? 'json' : 'proto';
+      this.core.onOpen(this.now());
+      this.flush();
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      let f = null;
+      const data = ev.data;
+      this.bytesIn += typeof data === 'string' ? data.length : data.byteLength;
+      try {
+        f = this.codec.decode(data, this.enc);
+      } catch (e) {
+        f = null;
+      }
+      this.core.onFrame(f, this.now());
+      this.scheduleFlush(false);
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.core.onClose(ev.code === 1006 ? 'ECONNRESET' : null, ev.code === 1006 || ev.code === 1005 ? 0 : ev.code, this.now());
+      this.flush();
+    };
+    ws.onerror = () => {}; // a close event follows
+    // Node's `ws` shows the server's pings; browsers hide them (the core
+    // probes with a SYNC instead).
+    if (typeof ws.on === 'function') ws.on('ping', () => this.core.onRx(this.now()));
+  }
+
+  closeSocket(code, frames) {
+    const ws = this.ws;
+    this.ws = null;
+    if (!ws) return;
+    if (ws.readyState === 1 && frames) for (const f of frames) this.write(ws, f);
+    try {
+      // Browsers let a page close only with 1000 or 3000-4999.
+      if (code === Close.NORMAL) ws.close(1000);
+      else ws.close(4000 + (code % 1000));
+    } catch (e) {
+      /* already closing */
+    }
+  }
+
+  write(ws, f) {
+    const data = this.codec.encode(f, this.enc);
+    this.bytesOut += typeof data === 'string' ? data.length : data.byteLength;
+    ws.send(data);
+  }
+
+  /** Writes every frame the core has due. */
+  flush() {
+    this.flushQueued = false;
+    const ws = this.ws;
+    for (let f; (f = this.core.nextFrame()); ) {
+      if (ws && ws.readyState === 1) this.write(ws, f);
+    }
+  }
+
+  // After API calls: a microtask (sends go out in this turn). After
+  // incoming frames: a task, so a burst of pushes is ACKed once.
+  scheduleFlush(soon = true) {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    if (soon) queueMicrotask(() => this.flush());
+    else setTimeout(() => this.flush(), 0);
+  }
+
+  // ---- life ---------------------------------------------------------------------
+
+  start() {
+    this.core.start(this.now());
+    this.timer = setInterval(() => {
+      this.core.tick(this.now());
+      this.flush();
+    }, this.tickMs);
+    if (this.win && this.win.addEventListener) {
+      this.win.addEventListener('offline', this.onOffline);
+      this.win.addEventListener('online', this.onOnline);
+    }
+    return this;
+  }
+
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (this.win && this.win.removeEventListener) {
+      this.win.removeEventListener('offline', this.onOffline);
+      this.win.removeEventListener('online', this.onOnline);
+    }
+    this.core.stop();
+  }
+
+  get state() {
+    return this.core.state;
+  }
+
+  get session() {
+    return this.core.session;
+  }
+
+  get deviceId() {
+    return this.core.cfg.deviceId;
+  }
+
+  /** Resolves when READY (at once if it is). */
+  ready() {
+    if (this.core.state === State.READY) return Promise.resolve();
+    if (this.core.state === State.STOPPED) return Promise.reject(new SbError('ESHUTDOWN'));
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  // ---- messages ------------------------------------------------------------------
+
+  /** Queues a message; returns its client_msg_id (hex). Status changes
+   * come as 'status' events. Throws SbError (see ClientCore.send). */
+  send(convId, opts) {
+    const key = this.core.send(convId, opts);
+    this.scheduleFlush();
+    return key;
+  }
+
+  /** The retry action of a FAILED send: same client_msg_id. */
+  retry(key) {
+    const ok = this.core.retry(key);
+    this.scheduleFlush();
+    return ok;
+  }
+
+  discard(key) {
+    return this.core.discard(key);
+  }
+
+  read(convId, seq) {
+    this.core.read(convId, seq);
+    this.scheduleFlush();
+  }
+
+  /** Typing indicator (transient). TODO(server): the gateway does not
+   * relay TYPING yet; the frame is sent and ignored until it does. */
+  typing(convId, on) {
+    const ok = this.core.notify('typing', { conv_id: convId, user_id: '', on: !!on });
+    this.scheduleFlush();
+    return ok;
+  }
+
+  // ---- requests --------------------------------------------------------------------
+
+  /** Sends a request frame once READY; resolves with the answer's body
+   * (open_resp, history_resp, ok...), rejects with SbError. */
+  async request(bodyName, body) {
+    await this.ready();
+    const rid = this.core.request(bodyName, body);
+    this.scheduleFlush();
+    return new Promise((resolve, reject) => this.waiters.set(rid, { resolve, reject }));
+  }
+
+  async open(members, { title = '', kind = 'CONV_UNSPECIFIED', desk = '' } = {}) {
+    const r = await this.request('open', { members, title, kind, desk });
+    return r.conv;
+  }
+
+  history(convId, beforeSeq = 0, limit = 50) {
+    return this.request('history', { conv_id: convId, before_seq: beforeSeq, limit });
+  }
+
+  // Customer-service operations. Each is answered by OK (or a response
+  // frame) once the gateway implements it; until then the server answers
+  // ERR_UNKNOWN_TYPE and the promise rejects with that code, which the
+  // pages show as "not supported by this server yet".
+  transfer(convId, { toAgent = '', toGroup = '' } = {}) {
+    return this.request('transfer', { conv_id: convId, to_agent: toAgent, to_group: toGroup });
+  }
+
+  close(convId) {
+    return this.request('close', { conv_id: convId });
+  }
+
+  tag(convId, seq, add = [], remove = []) {
+    return this.request('tag', { conv_id: convId, seq, add, remove });
+  }
+
+  recall(convId, seq) {
+    return this.request('recall', { conv_id: convId, seq });
+  }
+
+  setAgentStatus(status) {
+    return this.request('agent_state', { status, capacity: 0, load: 0 });
+  }
+
+  convList({ cursor = '', limit = 30, state = 'STATE_UNSPECIFIED', tag = '', mine = false } = {}) {
+    return this.request('conv_list', { cursor, limit, state, tag, mine });
+  }
+
+  cannedList(desk = '') {
+    return this.request('canned_list', { desk });
+  }
+
+  search(convId, query, limit = 50) {
+    return this.request('search', { conv_id: convId, query, limit });
+  }
+
+  handoff(convId, group = '') {
+    return this.request('handoff', { conv_id: convId, group });
+  }
+
+  stats() {
+    return { ...this.core.stats(), bytesIn: this.bytesIn, bytesOut: this.bytesOut, encoding: this.enc };
+  }
+}

@@ -1,0 +1,9 @@
+// The Switchboard JavaScript SDK: one import for applications.
+//   import { Client, ChatStore, codec } from './sdk/index.js';
+export { Client, State, SendStatus, SbError } from './client.js';
+export { ClientCore, defaultConfig, Close } from './core.js';
+export { ChatStore, Conv } from './chat.js';
+export { MessageList } from './msglist.js';
+export { createCodec, SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
+export { codec } from './schema.js';
+export { toHex, fromHex } from './ids.js';
