@@ -91,11 +91,14 @@ test('a dropped connection: resends keep their ids, the server answers duplicate
   const dups = [];
   alice.c.on('status', (i) => i.status === 'sent' && i.duplicate && dups.push(i.clientMsgId));
   const n = 40;
+  // The SEND_ACKs are lost: the socket swallows what comes in, and is cut
+  // once the server has stored (and pushed to bob) every message.
+  const ws = alice.c.ws;
+  ws.onmessage = () => {};
   for (let i = 0; i < n; i++) alice.c.send(conv.conv_id, { body: `m${i}` });
-  // Cut the socket right after the SENDs are written, before all answers.
-  alice.c.flush();
-  await new Promise((r) => setTimeout(r, 1));
-  alice.c.ws.terminate();
+  await until(() => seqsOf(bob, conv.conv_id).length >= n, 15000, 'stored');
+  ws.terminate();
+  await until(() => alice.c.stats().outboxLen === 0, 15000, 'answered after reconnect');
   await until(() => seqsOf(bob, conv.conv_id).length >= n, 15000, 'bob gets all');
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(bodies(bob, conv.conv_id), Array.from({ length: n }, (_, i) => `m${i}`));
