@@ -1,0 +1,334 @@
+/* The customer-service lifecycle driven through the gateway core without
+ * sockets: bot, handoff, queue, routing by capacity, transfer, close,
+ * reopen, quote, recall, tags, locales and authorization. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gwfake.h"
+#include "sb_desk.h"
+
+static const char DESK[] =
+    "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\",\"g2\"],\"unmatched_max\":2,"
+    "\"recall_window_s\":60,"
+    "\"greeting\":{\"en\":\"Welcome\",\"zh-CN\":\"\xe6\xac\xa2\xe8\xbf\x8e\"},"
+    "\"fallback\":{\"en\":\"Sorry?\"},"
+    "\"out_of_hours\":{\"en\":\"Nobody is here\"},"
+    "\"rules\":{\"en\":[{\"keywords\":[\"human\"],\"handoff\":true},"
+    "{\"keywords\":[\"refund\"],\"answer\":\"Refunds take 5 days\","
+    "\"quick_replies\":[\"Status\",\"Talk to a person\"]}]},"
+    "\"canned\":[{\"key\":\"hi\",\"text\":\"Hello!\"}]}],"
+    "\"agents\":[{\"id\":\"a1\",\"groups\":[\"g1\"],\"capacity\":2},"
+    "{\"id\":\"a2\",\"groups\":[\"g1\"],\"capacity\":2},"
+    "{\"id\":\"a3\",\"groups\":[\"g1\",\"g2\"],\"capacity\":2}]}";
+
+static sb_desk *desk;
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[256];
+    if (sb_desk_parse(DESK, sizeof DESK - 1, &desk, err, sizeof err))
+        fail_msg("desk: %s", err);
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    c.desk = desk;
+    gwfake_setup(&c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gwfake_teardown();
+    sb_desk_free(desk);
+    return 0;
+}
+
+static uint64_t service_open(uint64_t c)
+{
+    Sbp__Open o = SBP__OPEN__INIT;
+    o.kind = SBP__CONV_KIND__CONV_SERVICE;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 9;
+    fr.body_case = SBP__FRAME__BODY_OPEN;
+    fr.open = &o;
+    gwfake_feed(c, &fr);
+    Sbp__Frame *r = gwfake_last_of(c, SBP__FRAME__BODY_OPEN_RESP);
+    assert_non_null(r);
+    assert_int_equal(r->open_resp->conv->kind, SBP__CONV_KIND__CONV_SERVICE);
+    return r->open_resp->conv->conv_id;
+}
+
+/* The last message pushed to c. */
+static Sbp__Message *last_push(uint64_t c)
+{
+    Sbp__Frame *f = gwfake_last_of(c, SBP__FRAME__BODY_PUSH);
+    assert_non_null(f);
+    return f->push->messages[f->push->n_messages - 1];
+}
+
+/* Whether c was pushed a message whose body contains text. */
+static bool pushed(uint64_t c, const char *text)
+{
+    for (size_t i = 0; i < GF.nframes[c]; i++) {
+        Sbp__Frame *f = GF.frames[c][i];
+        if (f->body_case != SBP__FRAME__BODY_PUSH) continue;
+        for (size_t k = 0; k < f->push->n_messages; k++)
+            if (strstr(f->push->messages[k]->body, text)) return true;
+    }
+    return false;
+}
+
+static Sbp__Conversation *last_update(uint64_t c)
+{
+    Sbp__Frame *f = gwfake_last_of(c, SBP__FRAME__BODY_CONV_UPDATE);
+    return f ? f->conv_update->conv : NULL;
+}
+
+static void expect_error(uint64_t c, Sbp__ErrorCode code)
+{
+    Sbp__Frame *f = gwfake_last(c);
+    assert_int_equal(f->body_case, SBP__FRAME__BODY_ERROR);
+    assert_int_equal(f->error->code, code);
+}
+
+static void transfer(uint64_t c, uint64_t conv, const char *agent,
+                     const char *group)
+{
+    Sbp__Transfer t = SBP__TRANSFER__INIT;
+    t.conv_id = conv;
+    t.to_agent = (char *)(agent ? agent : "");
+    t.to_group = (char *)(group ? group : "");
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 31;
+    fr.body_case = SBP__FRAME__BODY_TRANSFER;
+    fr.transfer = &t;
+    gwfake_feed(c, &fr);
+}
+
+static void close_conv(uint64_t c, uint64_t conv)
+{
+    Sbp__Close cl = SBP__CLOSE__INIT;
+    cl.conv_id = conv;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 32;
+    fr.body_case = SBP__FRAME__BODY_CLOSE;
+    fr.close = &cl;
+    gwfake_feed(c, &fr);
+}
+
+static void test_full_scenario(void **state)
+{
+    (void)state;
+    gwfake_hello(10, "cu1", "customer", "phone", "en");
+    gwfake_hello(11, "cu1", "customer", "laptop", "zh-CN");
+    uint64_t conv = service_open(10);
+    /* The bot greets on every device of the customer, with a button. */
+    Sbp__Message *g = last_push(11);
+    assert_int_equal(g->type, SBP__MSG_TYPE__MSG_ROBOT);
+    assert_string_equal(g->body, "Welcome");
+    assert_int_equal(g->n_quick_replies, 1);
+    assert_true(pushed(10, "Welcome"));
+    /* A question the rules know. */
+    gwfake_send(10, conv, 1, "I want a refund", 0);
+    uint64_t refund_seq = gwfake_last_of(10, SBP__FRAME__BODY_SEND_ACK)
+                              ->send_ack->seq;
+    Sbp__Message *a = last_push(10);
+    assert_string_equal(a->body, "Refunds take 5 days");
+    assert_int_equal(a->n_quick_replies, 2);
+    assert_true(pushed(11, "I want a refund")); /* the other device */
+    /* Asking for a human with nobody online: queued, position told, the
+     * out-of-hours text. */
+    gwfake_send(10, conv, 2, "a human please", 0);
+    assert_true(pushed(10, "number 1 in the queue"));
+    assert_true(pushed(11, "\xe7\xac\xac 1 \xe4\xbd\x8d")); /* zh-CN */
+    assert_true(pushed(10, "Nobody is here"));
+    Sbp__Conversation *u = last_update(10);
+    assert_non_null(u);
+    assert_int_equal(u->state, SBP__CONV_STATE__STATE_QUEUED);
+    assert_int_equal(u->queue_position, 1);
+    /* An agent comes online and gets it at once; the event renders in
+     * each recipient's locale. */
+    gwfake_hello(20, "a1", "agent", "desk", "zh-CN");
+    assert_true(pushed(10, "a1 has joined the conversation."));
+    assert_true(pushed(20, "\xe5\xae\xa2\xe6\x9c\x8d a1"));
+    u = last_update(20);
+    assert_int_equal(u->state, SBP__CONV_STATE__STATE_ASSIGNED);
+    assert_string_equal(u->agent, "a1");
+    /* The agent quotes the question and answers. */
+    gwfake_clear(10);
+    gwfake_send(20, conv, 3, "Let me check", refund_seq);
+    Sbp__Message *r = last_push(10);
+    assert_string_equal(r->body, "Let me check");
+    assert_int_equal(r->quote_seq, refund_seq);
+    assert_non_null(r->quote);
+    assert_string_equal(r->quote->body, "I want a refund");
+    assert_string_equal(r->quote->sender, "cu1");
+    /* Transfer to another group: a3 is the only agent of g2. */
+    gwfake_hello(30, "a3", "agent", "desk", "en");
+    transfer(20, conv, NULL, "g2");
+    assert_int_equal(gwfake_last_of(20, SBP__FRAME__BODY_OK) != NULL, 1);
+    assert_true(pushed(30, "a3 has joined"));
+    u = last_update(30);
+    assert_string_equal(u->agent, "a3");
+    assert_string_equal(u->group, "g2");
+    /* a1 is out of the conversation now. */
+    gwfake_send(20, conv, 4, "still here?", 0);
+    expect_error(20, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    /* a3 closes; the customer writes again and it reopens with the bot. */
+    close_conv(30, conv);
+    assert_true(pushed(10, "closed by a3"));
+    assert_int_equal(last_update(10)->state, SBP__CONV_STATE__STATE_CLOSED);
+    gwfake_clear(10);
+    gwfake_send(10, conv, 5, "one more refund question", 0);
+    assert_true(pushed(10, "reopened"));
+    assert_true(pushed(10, "Refunds take 5 days"));
+    assert_int_equal(last_update(10)->state, SBP__CONV_STATE__STATE_BOT);
+    /* Everything is in the history, in order, seen by the customer. */
+    Sbp__History h = SBP__HISTORY__INIT;
+    h.conv_id = conv;
+    h.limit = 100;
+    Sbp__Frame hf = SBP__FRAME__INIT;
+    hf.rid = 77;
+    hf.body_case = SBP__FRAME__BODY_HISTORY;
+    hf.history = &h;
+    gwfake_feed(11, &hf);
+    Sbp__HistoryResp *hr =
+        gwfake_last_of(11, SBP__FRAME__BODY_HISTORY_RESP)->history_resp;
+    assert_true(hr->n_messages >= 12);
+    for (size_t i = 0; i < hr->n_messages; i++)
+        assert_int_equal(hr->messages[i]->seq, i + 1);
+}
+
+static void handoff_customer(uint64_t c, uint8_t id)
+{
+    uint64_t conv = service_open(c);
+    gwfake_send(c, conv, id, "human", 0);
+}
+
+/* Three agents of capacity 2 and ten customers. */
+static void test_capacity(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_tick(10);
+    gwfake_hello(21, "a2", "agent", "d", "en");
+    gwfake_tick(10);
+    gwfake_hello(22, "a3", "agent", "d", "en");
+    char name[16];
+    for (uint64_t i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "cust%u", (unsigned)i);
+        gwfake_hello(40 + i, name, "customer", "p", "en");
+        handoff_customer(40 + i, (uint8_t)(0x10 + i));
+        gwfake_tick(1);
+    }
+    /* Least loaded first, longest idle on ties: a1, a2, a3, a1, a2, a3. */
+    const char *want[6] = {"a1", "a2", "a3", "a1", "a2", "a3"};
+    for (uint64_t i = 0; i < 6; i++) {
+        Sbp__Conversation *u = last_update(40 + i);
+        assert_int_equal(u->state, SBP__CONV_STATE__STATE_ASSIGNED);
+        assert_string_equal(u->agent, want[i]);
+    }
+    for (uint64_t i = 6; i < 10; i++) {
+        Sbp__Conversation *u = last_update(40 + i);
+        assert_int_equal(u->state, SBP__CONV_STATE__STATE_QUEUED);
+        assert_int_equal(u->queue_position, i - 5);
+    }
+    /* a2 closes one: the head of the queue is assigned at once, the rest
+     * move up. */
+    uint64_t conv1 = last_update(41)->conv_id;
+    close_conv(21, conv1);
+    assert_string_equal(last_update(46)->agent, "a2");
+    for (uint64_t i = 7; i < 10; i++)
+        assert_int_equal(last_update(40 + i)->queue_position, i - 6);
+}
+
+static void test_authorization(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(21, "a2", "agent", "d", "en");
+    gwfake_hello(10, "cu1", "customer", "p", "en");
+    gwfake_hello(12, "cu2", "customer", "p", "en");
+    uint64_t conv = service_open(10);
+    gwfake_send(10, conv, 1, "human", 0);
+    assert_string_equal(last_update(10)->agent, "a1");
+    /* Another customer: no reading, writing, quoting or recalling. */
+    gwfake_send(12, conv, 2, "hi", 0);
+    expect_error(12, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    Sbp__History h = SBP__HISTORY__INIT;
+    h.conv_id = conv;
+    Sbp__Frame hf = SBP__FRAME__INIT;
+    hf.body_case = SBP__FRAME__BODY_HISTORY;
+    hf.history = &h;
+    gwfake_feed(12, &hf);
+    expect_error(12, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    Sbp__Recall rc = SBP__RECALL__INIT;
+    rc.conv_id = conv;
+    rc.seq = 2;
+    Sbp__Frame rf = SBP__FRAME__INIT;
+    rf.body_case = SBP__FRAME__BODY_RECALL;
+    rf.recall = &rc;
+    gwfake_feed(12, &rf);
+    expect_error(12, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    /* The other agent, not assigned: nothing either. */
+    gwfake_send(21, conv, 3, "hi", 0);
+    expect_error(21, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    gwfake_feed(21, &hf);
+    expect_error(21, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    /* Customers do not tag; the assigned agent does. */
+    char *tags[1] = {"vip"};
+    Sbp__Tag t = SBP__TAG__INIT;
+    t.conv_id = conv;
+    t.n_add = 1;
+    t.add = tags;
+    Sbp__Frame tf = SBP__FRAME__INIT;
+    tf.rid = 5;
+    tf.body_case = SBP__FRAME__BODY_TAG;
+    tf.tag = &t;
+    gwfake_feed(10, &tf);
+    expect_error(10, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    gwfake_feed(20, &tf);
+    assert_int_equal(gwfake_last(20)->body_case, SBP__FRAME__BODY_OK);
+    /* The customer recalls its own message within the window; the agent
+     * cannot recall the customer's. */
+    uint64_t seq = gwfake_last_of(10, SBP__FRAME__BODY_SEND_ACK)->send_ack->seq;
+    rc.seq = seq;
+    rf.rid = 6;
+    gwfake_feed(20, &rf);
+    expect_error(20, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    gwfake_feed(10, &rf);
+    assert_int_equal(gwfake_last_of(10, SBP__FRAME__BODY_OK)->rid, 6);
+    assert_true(pushed(20, "cu1 recalled a message."));
+    /* Too late for another. */
+    gwfake_send(10, conv, 7, "oops", 0);
+    rc.seq = gwfake_last_of(10, SBP__FRAME__BODY_SEND_ACK)->send_ack->seq;
+    GF.now += 61000;
+    gwfake_feed(10, &rf);
+    expect_error(10, SBP__ERROR_CODE__ERR_TOO_LATE);
+    /* Canned replies are for agents. */
+    Sbp__CannedList cl = SBP__CANNED_LIST__INIT;
+    Sbp__Frame cf = SBP__FRAME__INIT;
+    cf.body_case = SBP__FRAME__BODY_CANNED_LIST;
+    cf.canned_list = &cl;
+    gwfake_feed(10, &cf);
+    expect_error(10, SBP__ERROR_CODE__ERR_FORBIDDEN);
+    gwfake_feed(20, &cf);
+    assert_int_equal(gwfake_last(20)->canned_list_resp->n_items, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_full_scenario, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
