@@ -24,7 +24,8 @@ static void usage(FILE *f)
         "  --web DIR              serve static files from DIR\n"
         "  --desk FILE            customer-service desks, agents and bot rules (JSON;\n"
         "                         --demo uses conf/desk.json when present)\n"
-        "  --demo                 demo mode: a known secret and sample tokens printed at start\n"
+        "  --demo                 demo mode: a known secret, sample tokens printed at start,\n"
+        "                         GET /demo/token?user=U&role=customer|agent for loopback peers\n"
         "  --heartbeat-ms N       WebSocket ping interval (30000)\n"
         "  --idle-ms N            close connections silent this long (90000)\n"
         "  --retry-ms N           first PUSH retry delay (2000); doubles up to --retry-ms-max\n"
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "switchboard: intervals must be positive\n");
         return 2;
     }
+    cfg.demo = demo;
     cfg.gw.secret = (const uint8_t *)secret;
     cfg.gw.secret_len = strlen(secret);
     int rc = sb_server_run(&cfg, on_ready);

@@ -22,6 +22,7 @@
 #include "sb_http.h"
 #include "sb_map.h"
 #include "sb_storeq.h"
+#include "sb_token.h"
 #include "sb_ws.h"
 
 #define SRV_READ_BYTES 65536
@@ -389,6 +390,90 @@ static void serve_static(conn *c, const char *path)
     free(body);
 }
 
+/* The value of query parameter name in path ("" if absent), copied into
+ * out; false if it is longer than out or holds other than [A-Za-z0-9_.-]. */
+static bool query_param(const char *path, const char *name, char *out,
+                        size_t cap)
+{
+    out[0] = '\0';
+    const char *q = strchr(path, '?');
+    size_t nlen = strlen(name);
+    for (const char *p = q; p && *p; p = strchr(p + 1, '&')) {
+        if (strncmp(p + 1, name, nlen) != 0 || p[1 + nlen] != '=') continue;
+        const char *v = p + 2 + nlen;
+        size_t n = strcspn(v, "&#");
+        if (n >= cap) return false;
+        for (size_t i = 0; i < n; i++) {
+            char ch = v[i];
+            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
+                      ch == '-';
+            if (!ok) return false;
+        }
+        memcpy(out, v, n);
+        out[n] = '\0';
+        return true;
+    }
+    return true;
+}
+
+static bool peer_is_loopback(conn *c)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
+        return false;
+    if (sa.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&sa;
+        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&sa;
+        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a->sin6_addr.s6_addr, v4mapped, 12) == 0)
+            return a->sin6_addr.s6_addr[12] == 127;
+        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+    }
+    return false;
+}
+
+/* GET /demo/token?user=NAME&role=customer|agent[&locale=L]: a token signed
+ * with the server's secret, valid 12 hours, so that the demo pages can
+ * sign in. Only with --demo and only for a loopback peer; 404 otherwise,
+ * as if there were no such path. */
+static void demo_token(conn *c, const char *path)
+{
+    server *srv = c->srv;
+    char user[SB_USER_ID_BYTES_MAX + 1], role[16], locale[16];
+    if (!srv->cfg.demo || !peer_is_loopback(c)) {
+        http_reply(c, 404, "text/plain", "not found\n", 10);
+        return;
+    }
+    if (!query_param(path, "user", user, sizeof user) || !user[0] ||
+        !query_param(path, "role", role, sizeof role) ||
+        !query_param(path, "locale", locale, sizeof locale) ||
+        (strcmp(role, "customer") != 0 && strcmp(role, "agent") != 0)) {
+        http_reply(c, 400, "text/plain", "want user=NAME&role=customer|agent\n",
+                   35);
+        return;
+    }
+    sb_claims cl;
+    memset(&cl, 0, sizeof cl);
+    snprintf(cl.sub, sizeof cl.sub, "%s", user);
+    snprintf(cl.locale, sizeof cl.locale, "%s", locale);
+    cl.role = sb_role_from_name(role);
+    cl.iat = wall_ms() / 1000;
+    cl.exp = cl.iat + 12 * 3600;
+    char tok[SB_TOKEN_BYTES_MAX], body[SB_TOKEN_BYTES_MAX + 32];
+    if (sb_token_sign(srv->cfg.gw.secret, srv->cfg.gw.secret_len, &cl, tok,
+                      sizeof tok) < 0) {
+        http_reply(c, 500, "text/plain", "cannot sign\n", 12);
+        return;
+    }
+    int n = snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
+    http_reply(c, 200, "application/json", body, (size_t)n);
+}
+
 static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
 {
     server *srv = c->srv;
@@ -408,6 +493,9 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
         } else if (strcmp(r->path, "/ws") == 0) {
             http_reply(c, 426, "text/plain", "WebSocket upgrade required\n",
                        27);
+        } else if (strncmp(r->path, "/demo/token", 11) == 0 &&
+                   (r->path[11] == '\0' || r->path[11] == '?')) {
+            demo_token(c, r->path);
         } else {
             serve_static(c, r->path);
         }

@@ -25,6 +25,7 @@ typedef struct sb_server_config {
     uint32_t conns_max;        /* open TCP connections */
     uint32_t drain_ms_max;     /* SIGTERM: wait this long for the store */
     bool quiet;
+    bool demo; /* GET /demo/token mints tokens for loopback peers */
 } sb_server_config;
 
 void sb_server_config_default(sb_server_config *c);

@@ -177,3 +177,23 @@ test('customer-service frames get an answer (OK, or ERR_UNKNOWN_TYPE until the g
   assert.ok(r.ok !== undefined || /^ERR_/.test(r.err), JSON.stringify(r));
   for (const c of [bob, alice]) c.c.stop();
 });
+
+test('demo token endpoint: only with --demo (and from loopback)', async () => {
+  const demo = await startServer({ demo: true });
+  try {
+    const r = await fetch(`${demo.url}/demo/token?user=carol&role=customer&locale=zh-CN`);
+    assert.equal(r.status, 200);
+    const { token: tok } = await r.json();
+    const c = new Client({ url: demo.wsUrl, token: tok, deviceId: 'carol-1', codec, WebSocket, window: null, tickMs: 20 });
+    c.start();
+    await c.ready();
+    assert.equal(c.session.user_id, 'carol');
+    assert.equal(c.session.role, 'ROLE_CUSTOMER');
+    c.stop();
+    assert.equal((await fetch(`${demo.url}/demo/token?user=carol&role=admin`)).status, 400);
+    assert.equal((await fetch(`${demo.url}/demo/token?user=a%20b&role=agent`)).status, 400);
+  } finally {
+    await demo.stop();
+  }
+  assert.equal((await fetch(`${srv.url}/demo/token?user=carol&role=customer`)).status, 404);
+});
