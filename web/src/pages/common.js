@@ -1,0 +1,132 @@
+// What both pages share: signing in (a ?token= in the URL, or the demo
+// server's /demo/token), the device id of this tab, the language, the
+// SDK client, the once-per-animation-frame scheduler, and small DOM
+// helpers.
+import { Client, ChatStore, codec } from '../sdk/index.js';
+import { t, setLang, lang } from './i18n.js';
+
+export const params = new URLSearchParams(location.search);
+
+/** h('div.cls', {attrs}, ...children): a tiny element builder. */
+export function h(tag, attrs, ...kids) {
+  const [name, ...cls] = tag.split('.');
+  const el = document.createElement(name || 'div');
+  if (cls.length) el.className = cls.join(' ');
+  if (attrs)
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'text') el.textContent = v;
+      else if (k === 'dataset') Object.assign(el.dataset, v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+  for (const k of kids.flat()) if (k !== null && k !== undefined && k !== false) el.append(k instanceof Node ? k : String(k));
+  return el;
+}
+
+/**
+ * Batches work into one call per animation frame: schedule() any number
+ * of times (per incoming message, per scroll event); fn runs once, before
+ * the next paint. Never a timer.
+ */
+export function frameBatcher(fn) {
+  let queued = false;
+  return function schedule() {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      fn();
+    });
+  };
+}
+
+// Each tab is one device (sessionStorage survives a reload, not a new
+// tab): two tabs of one user are two devices, as the protocol wants.
+export function deviceId(user) {
+  const k = `sb.device.${user}`;
+  let id = sessionStorage.getItem(k);
+  if (!id) {
+    id = `web-${user}-${Math.random().toString(36).slice(2, 10)}`;
+    sessionStorage.setItem(k, id);
+  }
+  return id;
+}
+
+export async function getToken(user, role) {
+  if (params.get('token')) return params.get('token');
+  const r = await fetch(`/demo/token?user=${encodeURIComponent(user)}&role=${role}&locale=${lang()}`);
+  if (!r.ok) throw new Error(t('err.token'));
+  return (await r.json()).token;
+}
+
+export function wsUrl() {
+  if (params.get('ws')) return params.get('ws');
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+}
+
+/** Signs in and starts a client with a ChatStore on it. */
+export async function connect(user, role) {
+  const token = await getToken(user, role);
+  const client = new Client({
+    url: wsUrl(),
+    token,
+    deviceId: deviceId(user),
+    codec,
+    locale: lang(),
+    encoding: params.get('enc') || 'auto',
+    clientName: `switchboard-web/${role}`,
+    initialWindow: 50,
+  });
+  const store = new ChatStore(client);
+  client.start();
+  return { client, store };
+}
+
+export function initLang(select) {
+  const l = params.get('lang') || localStorage.getItem('sb.lang') || (navigator.language.startsWith('zh') ? 'zh-CN' : 'en');
+  setLang(l);
+  document.documentElement.lang = l;
+  if (select) {
+    select.value = l;
+    select.addEventListener('change', () => {
+      localStorage.setItem('sb.lang', select.value);
+      // The server renders events and the bot answers in the HELLO's
+      // locale: start again in the new one.
+      const u = new URL(location.href);
+      u.searchParams.set('lang', select.value);
+      location.replace(u.toString());
+    });
+  }
+  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll('[data-i18n-ph]')) el.placeholder = t(el.dataset.i18nPh);
+}
+
+export function fmtTime(ms) {
+  if (!ms) return '';
+  const d = new Date(ms);
+  return d.toLocaleTimeString(lang(), { hour: '2-digit', minute: '2-digit' });
+}
+
+/** The connection state as a short label and a class. */
+export function stateLabel(s) {
+  return { text: t(`state.${s}`), cls: s === 'ready' ? 'ok' : s === 'stopped' ? 'bad' : 'wait' };
+}
+
+/** Shows a short notice (errors of actions). */
+export function toast(text) {
+  let box = document.querySelector('.toasts');
+  if (!box) {
+    box = h('div.toasts');
+    document.body.append(box);
+  }
+  const el = h('div.toast', { role: 'status', text });
+  box.append(el);
+  setTimeout(() => el.remove(), 4000);
+}
+
+export function errText(e) {
+  const code = e && e.code ? e.code : String(e);
+  const known = t(`err.${code}`);
+  return known === `err.${code}` ? code : known;
+}
