@@ -3,11 +3,15 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
 JOBS       ?= 2
 LISTEN     ?= 127.0.0.1:8080
 DATA       ?= ./data
 
 .PHONY: all deps build build-asan run test test-fast test-asan bench clean format
+.PHONY: build-fuzz fuzz fuzz-smoke
 
 all: build
 
@@ -32,6 +36,7 @@ test: build build-asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j 2
@@ -42,5 +47,19 @@ bench: build
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+# libFuzzer targets (fuzz/): a clang build of the decoders with ASan and
+# UBSan. `make fuzz` runs each target FUZZ_SECONDS; fuzz-smoke is the short
+# run `make test` ends with.
+build-fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DSB_FUZZ=ON \
+	  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS_DEBUG="-g -O1" >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz
+
+fuzz: build-fuzz
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke: build-fuzz
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -42,6 +42,7 @@ int sb_frame_encode(sb_encoding enc, const Sbp__Frame *f, sb_buf *out)
 {
     if (enc == SB_ENC_PROTO) {
         size_t n = sbp__frame__get_packed_size(f);
+        if (n == 0) return 0; /* an empty frame; out may have no data yet */
         int rc = sb_buf_reserve(out, n);
         if (rc) return rc;
         size_t m = sbp__frame__pack(f, out->data + out->len);

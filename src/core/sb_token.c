@@ -45,9 +45,17 @@ int sb_token_sign(const uint8_t *secret, size_t secret_len, const sb_claims *c,
     json_t *p = json_pack("{s:s,s:s,s:I}", "sub", c->sub, "role",
                           sb_role_name(c->role), "exp", (json_int_t)c->exp);
     if (!p) return -EINVAL;
-    if (c->nbf) json_object_set_new(p, "nbf", json_integer(c->nbf));
-    if (c->iat) json_object_set_new(p, "iat", json_integer(c->iat));
-    if (c->locale[0]) json_object_set_new(p, "locale", json_string(c->locale));
+    /* A claim that cannot be set (a locale that is not UTF-8) fails the
+     * signing rather than vanish from the token. */
+    int bad = 0;
+    if (c->nbf) bad |= json_object_set_new(p, "nbf", json_integer(c->nbf));
+    if (c->iat) bad |= json_object_set_new(p, "iat", json_integer(c->iat));
+    if (c->locale[0])
+        bad |= json_object_set_new(p, "locale", json_string(c->locale));
+    if (bad) {
+        json_decref(p);
+        return -EINVAL;
+    }
     char *payload = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(p);
     if (!payload) return -ENOMEM;

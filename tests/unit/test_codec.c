@@ -159,6 +159,24 @@ static void test_bad_input(void **state)
     sb_frame_free(o);
 }
 
+/* Found by fuzz_proto: an empty frame encodes to nothing, into a buffer
+ * that has no storage yet, and decodes back in both encodings. */
+static void test_empty_frame(void **state)
+{
+    (void)state;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    sb_buf b = SB_BUF_INIT;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &f, &b), 0);
+    assert_int_equal(b.len, 0);
+    assert_null(b.data);
+    Sbp__Frame *out = roundtrip(SB_ENC_PROTO, &f);
+    assert_int_equal(out->body_case, SBP__FRAME__BODY__NOT_SET);
+    sb_frame_free(out);
+    out = roundtrip(SB_ENC_JSON, &f);
+    assert_int_equal(out->body_case, SBP__FRAME__BODY__NOT_SET);
+    sb_frame_free(out);
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -198,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_push_repeated_roundtrip),
         cmocka_unit_test(test_json_text_forms),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_empty_frame),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_b64),
     };

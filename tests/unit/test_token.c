@@ -1,4 +1,5 @@
 /* HS256 token signing and verification: forged, none-alg, expired. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,12 +99,35 @@ static void test_forged(void **state)
                      SB_E_BAD_TOKEN);
 }
 
+/* Found by fuzz_token: a claim that cannot be encoded (a locale that is
+ * not UTF-8) fails the signing instead of being left out of the token. */
+static void test_sign_bad_locale(void **state)
+{
+    (void)state;
+    sb_claims c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.sub, sizeof c.sub, "erin");
+    c.role = SBP__ROLE__ROLE_AGENT;
+    c.exp = NOW + 60;
+    memcpy(c.locale, "e\xb4n", 3);
+    char tok[1024];
+    assert_int_equal(sb_token_sign(KEY, KEYLEN, &c, tok, sizeof tok), -EINVAL);
+    memcpy(c.locale, "en", 3);
+    int n = sb_token_sign(KEY, KEYLEN, &c, tok, sizeof tok);
+    assert_true(n > 0);
+    sb_claims got;
+    assert_int_equal(sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &got),
+                     0);
+    assert_string_equal(got.locale, "en");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_expired_and_nbf),
         cmocka_unit_test(test_forged),
+        cmocka_unit_test(test_sign_bad_locale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
