@@ -560,6 +560,61 @@ static void fw_error(void *ud, int err, const char *text)
     if (!c->closing && c->cbs.on_error) c->cbs.on_error(c->ud, err, text);
 }
 
+static void fw_done(void *ud, uint32_t rid, int err)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_done) c->cbs.on_done(c->ud, rid, err);
+}
+
+static void fw_conv_update(void *ud, const Sbp__Conversation *conv)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_conv_update)
+        c->cbs.on_conv_update(c->ud, conv);
+}
+
+static void fw_typing(void *ud, const Sbp__Typing *t)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_typing) c->cbs.on_typing(c->ud, t);
+}
+
+static void fw_agent_state(void *ud, uint32_t rid, int err,
+                           const Sbp__AgentState *a)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_agent_state)
+        c->cbs.on_agent_state(c->ud, rid, err, a);
+}
+
+static void fw_conv_list(void *ud, uint32_t rid, int err,
+                         const Sbp__ConvListResp *l)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_conv_list)
+        c->cbs.on_conv_list(c->ud, rid, err, l);
+}
+
+static void fw_search(void *ud, uint32_t rid, int err, const Sbp__SearchResp *r)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_search) c->cbs.on_search(c->ud, rid, err, r);
+}
+
+static void fw_canned(void *ud, uint32_t rid, int err,
+                      const Sbp__CannedListResp *l)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_canned) c->cbs.on_canned(c->ud, rid, err, l);
+}
+
+static void fw_recalled(void *ud, uint64_t conv_id, uint64_t seq)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_recalled)
+        c->cbs.on_recalled(c->ud, conv_id, seq);
+}
+
 /* ---- the client
  * --------------------------------------------------------------- */
 
@@ -610,6 +665,14 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         .on_open = fw_open,
         .on_history = fw_history,
         .on_error = fw_error,
+        .on_done = fw_done,
+        .on_conv_update = fw_conv_update,
+        .on_typing = fw_typing,
+        .on_agent_state = fw_agent_state,
+        .on_conv_list = fw_conv_list,
+        .on_search = fw_search,
+        .on_canned = fw_canned,
+        .on_recalled = fw_recalled,
     };
     sb_client_core_io io = {
         .ud = c,
@@ -690,6 +753,95 @@ int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
         sb_client_core_history(c->core, conv_id, before_seq, limit, rid_out);
     client_flush(c);
     return rc;
+}
+
+/* ---- customer service: the core's requests, then a flush ---------------- */
+
+/* The call has been made (only if the client is not closing): write what
+ * it produced, pass its result on. */
+static int flushed(sb_client *c, int rc)
+{
+    client_flush(c);
+    return rc;
+}
+
+int sb_client_open_service(sb_client *c, const char *desk, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_open_service(c->core, desk, rid_out));
+}
+
+int sb_client_transfer(sb_client *c, uint64_t conv_id, const char *to_agent,
+                       const char *to_group, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_transfer(c->core, conv_id, to_agent,
+                                              to_group, rid_out));
+}
+
+int sb_client_close_conv(sb_client *c, uint64_t conv_id, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_close_conv(c->core, conv_id, rid_out));
+}
+
+int sb_client_handoff(sb_client *c, uint64_t conv_id, const char *group,
+                      uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_handoff(c->core, conv_id, group, rid_out));
+}
+
+int sb_client_recall(sb_client *c, uint64_t conv_id, uint64_t seq,
+                     uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_recall(c->core, conv_id, seq, rid_out));
+}
+
+int sb_client_tag(sb_client *c, uint64_t conv_id, uint64_t seq,
+                  const char *const *add, size_t n_add,
+                  const char *const *remove, size_t n_remove, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_tag(c->core, conv_id, seq, add, n_add,
+                                         remove, n_remove, rid_out));
+}
+
+int sb_client_typing(sb_client *c, uint64_t conv_id, bool on)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_typing(c->core, conv_id, on));
+}
+
+int sb_client_agent_state(sb_client *c, Sbp__AgentStatus status,
+                          uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_agent_state(c->core, status, rid_out));
+}
+
+int sb_client_conv_list(sb_client *c, const char *cursor, uint32_t limit,
+                        Sbp__ConvState state, const char *tag, bool mine,
+                        uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_conv_list(c->core, cursor, limit, state,
+                                               tag, mine, rid_out));
+}
+
+int sb_client_search(sb_client *c, uint64_t conv_id, const char *query,
+                     uint32_t limit, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(
+        c, sb_client_core_search(c->core, conv_id, query, limit, rid_out));
+}
+
+int sb_client_canned_list(sb_client *c, const char *desk, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_canned_list(c->core, desk, rid_out));
 }
 
 int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq)

@@ -10,10 +10,10 @@
  *
  * Ownership: sb_client_new() copies the config strings and the callbacks.
  * Pointers passed to callbacks (messages, send infos, conversations,
- * history pages, error texts) are valid only during the callback; copy
- * what you keep. Callbacks may call any function here, sb_client_close()
- * included (the client is then freed later, from the loop, never from
- * within your callback). */
+ * history pages, lists, search results, canned replies, error texts) are
+ * valid only during the callback; copy what you keep. Callbacks may call any
+ * function here, sb_client_close() included (the client is then freed later,
+ * from the loop, never from within your callback). */
 #ifndef SB_CLIENT_H
 #define SB_CLIENT_H
 
@@ -64,6 +64,33 @@ int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
 int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq);
 void sb_client_sync(sb_client *c);
 int sb_client_set_cursor(sb_client *c, uint64_t conv_id, uint64_t seq);
+
+/* Customer service: see the sb_client_core_ functions of the same names
+ * for arguments, returns and the callback that answers (on_open, on_done,
+ * on_agent_state, on_conv_list, on_search, on_canned). READY only; each
+ * also returns -ESHUTDOWN once sb_client_close() was called. */
+int sb_client_open_service(sb_client *c, const char *desk, uint32_t *rid_out);
+int sb_client_transfer(sb_client *c, uint64_t conv_id, const char *to_agent,
+                       const char *to_group, uint32_t *rid_out);
+/* CLOSE of a conversation (not of the client: that is sb_client_close). */
+int sb_client_close_conv(sb_client *c, uint64_t conv_id, uint32_t *rid_out);
+int sb_client_handoff(sb_client *c, uint64_t conv_id, const char *group,
+                      uint32_t *rid_out);
+int sb_client_recall(sb_client *c, uint64_t conv_id, uint64_t seq,
+                     uint32_t *rid_out);
+int sb_client_tag(sb_client *c, uint64_t conv_id, uint64_t seq,
+                  const char *const *add, size_t n_add,
+                  const char *const *remove, size_t n_remove,
+                  uint32_t *rid_out);
+int sb_client_typing(sb_client *c, uint64_t conv_id, bool on);
+int sb_client_agent_state(sb_client *c, Sbp__AgentStatus status,
+                          uint32_t *rid_out);
+int sb_client_conv_list(sb_client *c, const char *cursor, uint32_t limit,
+                        Sbp__ConvState state, const char *tag, bool mine,
+                        uint32_t *rid_out);
+int sb_client_search(sb_client *c, uint64_t conv_id, const char *query,
+                     uint32_t limit, uint32_t *rid_out);
+int sb_client_canned_list(sb_client *c, const char *desk, uint32_t *rid_out);
 
 /* Accessors (also valid in callbacks). */
 sb_client_state sb_client_get_state(const sb_client *c);

@@ -1,7 +1,8 @@
 /* The client's protocol core: the connection state machine with backoff,
  * the outbox (client_msg_id, window, resend, statuses), the inbox (per
  * conversation cursor, gap buffer, exactly-once in-order surfacing, ACKs,
- * SYNC loop) and OPEN/HISTORY requests. No I/O, no clock: see the header. */
+ * SYNC loop), OPEN/HISTORY and the customer-service requests. No I/O, no
+ * clock: see the header. */
 #include "sb_client_core.h"
 
 #include <assert.h>
@@ -57,7 +58,23 @@ typedef struct cc_track {
     sb_client_send_status status;
 } cc_track;
 
-enum { REQ_FREE = 0, REQ_OPEN, REQ_HISTORY };
+/* Request kinds; the answer frame expected for each is in on_frame. */
+enum {
+    REQ_FREE = 0,
+    REQ_OPEN,
+    REQ_HISTORY,
+    REQ_TRANSFER, /* REQ_TRANSFER..REQ_TAG: answered by OK (on_done) */
+    REQ_CLOSE,
+    REQ_HANDOFF,
+    REQ_RECALL,
+    REQ_TAG,
+    REQ_AGENT_STATE,
+    REQ_CONV_LIST,
+    REQ_SEARCH,
+    REQ_CANNED,
+};
+
+#define EVENT_RECALLED "msg.recalled"
 
 typedef struct cc_req {
     uint32_t rid;
@@ -315,6 +332,26 @@ static void held_drop_through(sb_client_core *cc, cc_conv *c, uint64_t seq)
     }
 }
 
+/* The seq a "msg.recalled" event (args [user, seq]) takes back, or 0 if m
+ * is no such event. Only the server makes events: SEND cannot carry one. */
+static uint64_t recalled_seq(const Sbp__Message *m)
+{
+    if ((m->type != SBP__MSG_TYPE__MSG_EVENT &&
+         m->type != SBP__MSG_TYPE__MSG_SYSTEM) ||
+        !m->event || strcmp(m->event->key, EVENT_RECALLED) != 0 ||
+        m->event->n_args < 2)
+        return 0;
+    const char *p = m->event->args[1];
+    uint64_t v = 0;
+    if (!*p) return 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        if (v > (UINT64_MAX - 9) / 10) return 0;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    return v < m->seq ? v : 0; /* a recall follows what it takes back */
+}
+
 static void surface(sb_client_core *cc, cc_conv *c, const Sbp__Message *m)
 {
     assert(m->seq == c->surfaced + 1);
@@ -322,6 +359,9 @@ static void surface(sb_client_core *cc, cc_conv *c, const Sbp__Message *m)
     cc->st.surfaced++;
     conv_dirty(cc, c);
     if (cc->cbs.on_message) cc->cbs.on_message(cc->ud, m);
+    uint64_t seq = recalled_seq(m);
+    if (seq && cc->cbs.on_recalled && cc->state != SB_CLIENT_STOPPED)
+        cc->cbs.on_recalled(cc->ud, m->conv_id, seq);
 }
 
 /* Surfaces held messages that have become contiguous. */
@@ -582,12 +622,40 @@ static void conn_reset(sb_client_core *cc)
     cc->st.disconnects++;
 }
 
+/* A request ends without its answer frame: err is the server's ERROR,
+ * -ETIMEDOUT or -ECONNRESET. */
 static void req_answer(sb_client_core *cc, cc_req r, int err)
 {
-    if (r.kind == REQ_OPEN && cc->cbs.on_open)
-        cc->cbs.on_open(cc->ud, r.rid, err, NULL);
-    else if (r.kind == REQ_HISTORY && cc->cbs.on_history)
-        cc->cbs.on_history(cc->ud, r.rid, err, NULL);
+    const sb_client_cbs *cb = &cc->cbs;
+    switch (r.kind) {
+    case REQ_OPEN:
+        if (cb->on_open) cb->on_open(cc->ud, r.rid, err, NULL);
+        break;
+    case REQ_HISTORY:
+        if (cb->on_history) cb->on_history(cc->ud, r.rid, err, NULL);
+        break;
+    case REQ_TRANSFER:
+    case REQ_CLOSE:
+    case REQ_HANDOFF:
+    case REQ_RECALL:
+    case REQ_TAG:
+        if (cb->on_done) cb->on_done(cc->ud, r.rid, err);
+        break;
+    case REQ_AGENT_STATE:
+        if (cb->on_agent_state) cb->on_agent_state(cc->ud, r.rid, err, NULL);
+        break;
+    case REQ_CONV_LIST:
+        if (cb->on_conv_list) cb->on_conv_list(cc->ud, r.rid, err, NULL);
+        break;
+    case REQ_SEARCH:
+        if (cb->on_search) cb->on_search(cc->ud, r.rid, err, NULL);
+        break;
+    case REQ_CANNED:
+        if (cb->on_canned) cb->on_canned(cc->ud, r.rid, err, NULL);
+        break;
+    default:
+        break;
+    }
 }
 
 /* Requests die with their connection. */
@@ -819,6 +887,28 @@ static cc_req *req_find(sb_client_core *cc, uint32_t rid, int kind)
     return NULL;
 }
 
+/* The request an OK answers: one of the kinds answered by on_done. */
+static cc_req *req_find_done(sb_client_core *cc, uint32_t rid)
+{
+    for (uint32_t i = 0; rid && i < cc->cfg.requests_max; i++) {
+        cc_req *r = &cc->reqs[i];
+        if (r->rid == rid && r->kind >= REQ_TRANSFER && r->kind <= REQ_TAG)
+            return r;
+    }
+    return NULL;
+}
+
+/* Takes the pending request (rid, kind) for its answer: true if there was
+ * one (its slot is free again). Answers when not READY were sent to an
+ * earlier connection and are dropped with it. */
+static bool req_take(sb_client_core *cc, bool ready, uint32_t rid, int kind)
+{
+    cc_req *r = ready && rid ? req_find(cc, rid, kind) : NULL;
+    if (!r) return false;
+    r->kind = REQ_FREE;
+    return true;
+}
+
 void sb_client_core_on_frame(sb_client_core *cc, const uint8_t *p, size_t n,
                              int64_t now_ms)
 {
@@ -877,6 +967,42 @@ void sb_client_core_on_frame(sb_client_core *cc, const uint8_t *p, size_t n,
             cc->cbs.on_history(cc->ud, f->rid, 0, f->history_resp);
         break;
     }
+    case SBP__FRAME__BODY_OK: {
+        cc_req *r = ready ? req_find_done(cc, f->rid) : NULL;
+        if (!r) break; /* late: the request timed out */
+        r->kind = REQ_FREE;
+        if (cc->cbs.on_done) cc->cbs.on_done(cc->ud, f->rid, 0);
+        break;
+    }
+    case SBP__FRAME__BODY_AGENT_STATE:
+        if (!ready) break;
+        if (f->rid && !req_take(cc, ready, f->rid, REQ_AGENT_STATE)) break;
+        if (cc->cbs.on_agent_state)
+            cc->cbs.on_agent_state(cc->ud, f->rid, 0, f->agent_state);
+        break;
+    case SBP__FRAME__BODY_CONV_LIST_RESP:
+        if (req_take(cc, ready, f->rid, REQ_CONV_LIST) && cc->cbs.on_conv_list)
+            cc->cbs.on_conv_list(cc->ud, f->rid, 0, f->conv_list_resp);
+        break;
+    case SBP__FRAME__BODY_SEARCH_RESP:
+        if (req_take(cc, ready, f->rid, REQ_SEARCH) && cc->cbs.on_search)
+            cc->cbs.on_search(cc->ud, f->rid, 0, f->search_resp);
+        break;
+    case SBP__FRAME__BODY_CANNED_LIST_RESP:
+        if (req_take(cc, ready, f->rid, REQ_CANNED) && cc->cbs.on_canned)
+            cc->cbs.on_canned(cc->ud, f->rid, 0, f->canned_list_resp);
+        break;
+    case SBP__FRAME__BODY_CONV_UPDATE:
+        if (!ready || !f->conv_update->conv) {
+            if (ready) cc->st.protocol_errors++;
+            break;
+        }
+        if (cc->cbs.on_conv_update)
+            cc->cbs.on_conv_update(cc->ud, f->conv_update->conv);
+        break;
+    case SBP__FRAME__BODY_TYPING:
+        if (ready && cc->cbs.on_typing) cc->cbs.on_typing(cc->ud, f->typing);
+        break;
     default:
         cc->st.protocol_errors++;
         break;
@@ -1192,9 +1318,42 @@ static cc_req *req_alloc(sb_client_core *cc, int kind)
     return NULL;
 }
 
-int sb_client_core_open(sb_client_core *cc, const char *const *members,
-                        size_t n_members, const char *title, Sbp__ConvKind kind,
-                        uint32_t *rid_out)
+/* Writes f as a new request of kind: takes a slot, sets f->rid. On
+ * failure nothing is written and the slot stays free. The caller has
+ * checked READY. */
+static int request(sb_client_core *cc, int kind, Sbp__Frame *f,
+                   uint32_t *rid_out)
+{
+    assert(cc->state == SB_CLIENT_READY);
+    cc_req *r = req_alloc(cc, kind);
+    if (!r) return -ENOBUFS;
+    f->rid = r->rid;
+    int rc = emit(cc, f);
+    if (rc) {
+        r->kind = REQ_FREE;
+        return rc;
+    }
+    if (rid_out) *rid_out = r->rid;
+    return 0;
+}
+
+/* A string field: NULL is "". 0, SB_E_INVALID (empty when it may not be,
+ * or longer than max bytes), SB_E_BAD_UTF8. */
+static int check_str(const char *s, size_t max, bool empty_ok)
+{
+    size_t n = strlen(s ? s : "");
+    if ((n == 0 && !empty_ok) || n > max) return SB_E_INVALID;
+    return sb_utf8_valid(s ? s : "", n) ? 0 : SB_E_BAD_UTF8;
+}
+
+static char *str_or_empty(const char *s)
+{
+    return (char *)(s ? s : "");
+}
+
+static int open_req(sb_client_core *cc, const char *const *members,
+                    size_t n_members, const char *title, Sbp__ConvKind kind,
+                    const char *desk, uint32_t *rid_out)
 {
     assert(cc && (members || n_members == 0));
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
@@ -1202,24 +1361,25 @@ int sb_client_core_open(sb_client_core *cc, const char *const *members,
     for (size_t i = 0; i < n_members; i++)
         if (!members[i] || strlen(members[i]) > SB_USER_ID_BYTES_MAX)
             return SB_E_INVALID;
-    cc_req *r = req_alloc(cc, REQ_OPEN);
-    if (!r) return -ENOBUFS;
+    int rc = check_str(desk, SB_CLIENT_DESK_BYTES_MAX, true);
+    if (rc) return rc;
     Sbp__Open o = SBP__OPEN__INIT;
     o.n_members = n_members;
     o.members = (char **)members;
-    o.title = (char *)(title ? title : "");
+    o.title = str_or_empty(title);
     o.kind = kind;
+    o.desk = str_or_empty(desk);
     Sbp__Frame f = SBP__FRAME__INIT;
-    f.rid = r->rid;
     f.body_case = SBP__FRAME__BODY_OPEN;
     f.open = &o;
-    int rc = emit(cc, &f);
-    if (rc) {
-        r->kind = REQ_FREE;
-        return rc;
-    }
-    if (rid_out) *rid_out = r->rid;
-    return 0;
+    return request(cc, REQ_OPEN, &f, rid_out);
+}
+
+int sb_client_core_open(sb_client_core *cc, const char *const *members,
+                        size_t n_members, const char *title, Sbp__ConvKind kind,
+                        uint32_t *rid_out)
+{
+    return open_req(cc, members, n_members, title, kind, NULL, rid_out);
 }
 
 int sb_client_core_history(sb_client_core *cc, uint64_t conv_id,
@@ -1229,23 +1389,212 @@ int sb_client_core_history(sb_client_core *cc, uint64_t conv_id,
     assert(cc);
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
     if (conv_id == 0) return SB_E_INVALID;
-    cc_req *r = req_alloc(cc, REQ_HISTORY);
-    if (!r) return -ENOBUFS;
     Sbp__History h = SBP__HISTORY__INIT;
     h.conv_id = conv_id;
     h.before_seq = before_seq;
     h.limit = limit;
     Sbp__Frame f = SBP__FRAME__INIT;
-    f.rid = r->rid;
     f.body_case = SBP__FRAME__BODY_HISTORY;
     f.history = &h;
-    int rc = emit(cc, &f);
-    if (rc) {
-        r->kind = REQ_FREE;
-        return rc;
+    return request(cc, REQ_HISTORY, &f, rid_out);
+}
+
+/* ---- customer service -------------------------------------------------- */
+
+int sb_client_core_open_service(sb_client_core *cc, const char *desk,
+                                uint32_t *rid_out)
+{
+    return open_req(cc, NULL, 0, NULL, SBP__CONV_KIND__CONV_SERVICE, desk,
+                    rid_out);
+}
+
+int sb_client_core_transfer(sb_client_core *cc, uint64_t conv_id,
+                            const char *to_agent, const char *to_group,
+                            uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    bool agent = to_agent && to_agent[0], group = to_group && to_group[0];
+    if (conv_id == 0 || agent == group) return SB_E_INVALID;
+    int rc = check_str(to_agent, SB_USER_ID_BYTES_MAX, true);
+    if (!rc) rc = check_str(to_group, SB_CLIENT_DESK_BYTES_MAX, true);
+    if (rc) return rc;
+    Sbp__Transfer t = SBP__TRANSFER__INIT;
+    t.conv_id = conv_id;
+    t.to_agent = str_or_empty(to_agent);
+    t.to_group = str_or_empty(to_group);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_TRANSFER;
+    f.transfer = &t;
+    return request(cc, REQ_TRANSFER, &f, rid_out);
+}
+
+int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
+                              uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0) return SB_E_INVALID;
+    Sbp__Close c = SBP__CLOSE__INIT;
+    c.conv_id = conv_id;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CLOSE;
+    f.close = &c;
+    return request(cc, REQ_CLOSE, &f, rid_out);
+}
+
+int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,
+                           const char *group, uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0) return SB_E_INVALID;
+    int rc = check_str(group, SB_CLIENT_DESK_BYTES_MAX, true);
+    if (rc) return rc;
+    Sbp__Handoff h = SBP__HANDOFF__INIT;
+    h.conv_id = conv_id;
+    h.group = str_or_empty(group);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_HANDOFF;
+    f.handoff = &h;
+    return request(cc, REQ_HANDOFF, &f, rid_out);
+}
+
+int sb_client_core_recall(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
+                          uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0 || seq == 0) return SB_E_INVALID;
+    Sbp__Recall r = SBP__RECALL__INIT;
+    r.conv_id = conv_id;
+    r.seq = seq;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_RECALL;
+    f.recall = &r;
+    return request(cc, REQ_RECALL, &f, rid_out);
+}
+
+static int check_tags(const char *const *v, size_t n)
+{
+    if (n > SB_CLIENT_TAGS_MAX) return SB_E_TOO_LARGE;
+    for (size_t i = 0; i < n; i++) {
+        int rc = v[i] ? check_str(v[i], SB_CLIENT_TAG_BYTES_MAX, false)
+                      : SB_E_INVALID;
+        if (rc) return rc;
     }
-    if (rid_out) *rid_out = r->rid;
     return 0;
+}
+
+int sb_client_core_tag(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
+                       const char *const *add, size_t n_add,
+                       const char *const *remove, size_t n_remove,
+                       uint32_t *rid_out)
+{
+    assert(cc && (add || n_add == 0) && (remove || n_remove == 0));
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0 || n_add + n_remove == 0) return SB_E_INVALID;
+    int rc = check_tags(add, n_add);
+    if (!rc) rc = check_tags(remove, n_remove);
+    if (rc) return rc;
+    Sbp__Tag t = SBP__TAG__INIT;
+    t.conv_id = conv_id;
+    t.seq = seq;
+    t.n_add = n_add;
+    t.add = (char **)add;
+    t.n_remove = n_remove;
+    t.remove = (char **)remove;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_TAG;
+    f.tag = &t;
+    return request(cc, REQ_TAG, &f, rid_out);
+}
+
+int sb_client_core_typing(sb_client_core *cc, uint64_t conv_id, bool on)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0) return SB_E_INVALID;
+    Sbp__Typing t = SBP__TYPING__INIT;
+    t.conv_id = conv_id;
+    t.on = on;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_TYPING;
+    f.typing = &t;
+    return emit(cc, &f);
+}
+
+int sb_client_core_agent_state(sb_client_core *cc, Sbp__AgentStatus status,
+                               uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (status != SBP__AGENT_STATUS__AGENT_ONLINE &&
+        status != SBP__AGENT_STATUS__AGENT_AWAY)
+        return SB_E_INVALID;
+    Sbp__AgentState a = SBP__AGENT_STATE__INIT;
+    a.status = status;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_AGENT_STATE;
+    f.agent_state = &a;
+    return request(cc, REQ_AGENT_STATE, &f, rid_out);
+}
+
+int sb_client_core_conv_list(sb_client_core *cc, const char *cursor,
+                             uint32_t limit, Sbp__ConvState state,
+                             const char *tag, bool mine, uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if ((int)state < 0 || state > SBP__CONV_STATE__STATE_CLOSED)
+        return SB_E_INVALID;
+    int rc = check_str(cursor, SB_CLIENT_CURSOR_BYTES_MAX, true);
+    if (!rc) rc = check_str(tag, SB_CLIENT_TAG_BYTES_MAX, true);
+    if (rc) return rc;
+    Sbp__ConvList l = SBP__CONV_LIST__INIT;
+    l.cursor = str_or_empty(cursor);
+    l.limit = limit;
+    l.state = state;
+    l.tag = str_or_empty(tag);
+    l.mine = mine;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CONV_LIST;
+    f.conv_list = &l;
+    return request(cc, REQ_CONV_LIST, &f, rid_out);
+}
+
+int sb_client_core_search(sb_client_core *cc, uint64_t conv_id,
+                          const char *query, uint32_t limit, uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    size_t n = strlen(query ? query : "");
+    if (n > SB_CLIENT_QUERY_BYTES_MAX) return SB_E_TOO_LARGE;
+    int rc = check_str(query, SB_CLIENT_QUERY_BYTES_MAX, false);
+    if (rc) return rc;
+    Sbp__Search q = SBP__SEARCH__INIT;
+    q.conv_id = conv_id;
+    q.query = (char *)query;
+    q.limit = limit;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_SEARCH;
+    f.search = &q;
+    return request(cc, REQ_SEARCH, &f, rid_out);
+}
+
+int sb_client_core_canned_list(sb_client_core *cc, const char *desk,
+                               uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    int rc = check_str(desk, SB_CLIENT_DESK_BYTES_MAX, true);
+    if (rc) return rc;
+    Sbp__CannedList c = SBP__CANNED_LIST__INIT;
+    c.desk = str_or_empty(desk);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CANNED_LIST;
+    f.canned_list = &c;
+    return request(cc, REQ_CANNED, &f, rid_out);
 }
 
 int sb_client_core_read(sb_client_core *cc, uint64_t conv_id, uint64_t seq)

@@ -8,8 +8,8 @@
  * Threads: none. Every function must be called from one thread (the loop
  * thread of the transport). Callbacks run inside the core's functions; they
  * may call the API functions of this header (send, open, history, read,
- * sync, set_cursor, stop, the accessors) but must not free the core or feed
- * it events. */
+ * sync, set_cursor, the customer-service requests, stop, the accessors)
+ * but must not free the core or feed it events. */
 #ifndef SB_CLIENT_CORE_H
 #define SB_CLIENT_CORE_H
 
@@ -131,6 +131,41 @@ typedef struct sb_client_cbs {
                        const Sbp__HistoryResp *h);
     /* An ERROR frame tied to no send or request. */
     void (*on_error)(void *ud, int err, const char *text);
+
+    /* Customer service (members added after the ones above, so older
+     * initialisers still compile). Every answer to a request says its rid
+     * and err: 0, SB_E(code) from the server's ERROR, -ETIMEDOUT
+     * (request_timeout_ms) or -ECONNRESET (the connection dropped or the
+     * client stopped first); the payload pointer is NULL when err < 0. */
+
+    /* Answer to transfer, close_conv, handoff, recall and tag (OK or
+     * ERROR). What changed arrives separately, as event messages through
+     * on_message and as on_conv_update. */
+    void (*on_done)(void *ud, uint32_t rid, int err);
+    /* CONV_UPDATE: a service conversation's state, group, agent or queue
+     * position changed (queue_position is 1-based while STATE_QUEUED). */
+    void (*on_conv_update)(void *ud, const Sbp__Conversation *conv);
+    /* TYPING of another member (never stored). */
+    void (*on_typing)(void *ud, const Sbp__Typing *t);
+    /* Answer to sb_client_core_agent_state(): the status in force, the
+     * agent's capacity and load. rid 0 (err 0) for a status the server
+     * sends unasked. */
+    void (*on_agent_state)(void *ud, uint32_t rid, int err,
+                           const Sbp__AgentState *a);
+    /* Answer to sb_client_core_conv_list(). */
+    void (*on_conv_list)(void *ud, uint32_t rid, int err,
+                         const Sbp__ConvListResp *l);
+    /* Answer to sb_client_core_search(). */
+    void (*on_search)(void *ud, uint32_t rid, int err,
+                      const Sbp__SearchResp *r);
+    /* Answer to sb_client_core_canned_list(). */
+    void (*on_canned)(void *ud, uint32_t rid, int err,
+                      const Sbp__CannedListResp *c);
+    /* A recall event (event key "msg.recalled", args [user, seq]) was just
+     * surfaced through on_message: the message seq of conv_id was taken
+     * back, hide it. Called right after on_message for the event, in seq
+     * order like it. */
+    void (*on_recalled)(void *ud, uint64_t conv_id, uint64_t seq);
 } sb_client_cbs;
 
 /* What the core asks of the transport. All three are required. */
@@ -167,7 +202,8 @@ typedef struct sb_client_config {
     uint32_t held_max;          /* messages held behind gaps */
     uint32_t convs_max;         /* conversations tracked */
     uint32_t track_max;         /* SENT messages watched for receipts */
-    uint32_t requests_max;      /* OPEN/HISTORY awaiting answers */
+    uint32_t requests_max;      /* requests (OPEN, HISTORY, customer-
+                                   service) awaiting answers */
     uint32_t request_timeout_ms;
     uint32_t connect_timeout_ms; /* from connect() to WELCOME */
     uint32_t backoff_ms_base;    /* reconnect delay: full jitter in */
@@ -246,6 +282,82 @@ void sb_client_core_sync(sb_client_core *cc);
  * Only moves forward. Returns 0, SB_E_INVALID or -ENOBUFS. */
 int sb_client_core_set_cursor(sb_client_core *cc, uint64_t conv_id,
                               uint64_t seq);
+
+/* ---- customer service ------------------------------------------------
+ *
+ * Requests of protocol v1's customer-service part (docs/protocol.md,
+ * "Customer service"). Each is READY only: it is written at once, gets a
+ * new rid in *rid_out (may be NULL) and is answered exactly once through
+ * the callback named, unless the call fails, in which case nothing is
+ * written and no callback comes. Common returns: 0, -ENOTCONN (not READY),
+ * -ENOBUFS (requests_max requests pending, or the out queue is full),
+ * SB_E_INVALID (conv_id 0, an empty or over-long id), SB_E_BAD_UTF8,
+ * -ENOMEM. Strings are copied into the frame; NULL is taken as "". */
+
+#define SB_CLIENT_DESK_BYTES_MAX 64
+#define SB_CLIENT_TAG_BYTES_MAX 32    /* one tag */
+#define SB_CLIENT_TAGS_MAX 32         /* tags added, and removed, per TAG */
+#define SB_CLIENT_QUERY_BYTES_MAX 256 /* a search query */
+#define SB_CLIENT_CURSOR_BYTES_MAX 63 /* a conv_list cursor */
+
+/* OPEN of the customer's service conversation at desk ("" or NULL: the
+ * server's first desk): kind CONV_SERVICE, no members. The server opens a
+ * new one (the bot greets) or resumes the one not closed. Answered through
+ * on_open, like sb_client_core_open(). */
+int sb_client_core_open_service(sb_client_core *cc, const char *desk,
+                                uint32_t *rid_out);
+/* TRANSFER of conv_id to one agent (to_agent) or back through routing for
+ * a skill group (to_group): exactly one of them non-empty, else
+ * SB_E_INVALID. Answered through on_done. */
+int sb_client_core_transfer(sb_client_core *cc, uint64_t conv_id,
+                            const char *to_agent, const char *to_group,
+                            uint32_t *rid_out);
+/* CLOSE of conv_id. Answered through on_done. */
+int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
+                              uint32_t *rid_out);
+/* HANDOFF: ask for a person in conv_id, in group ("" or NULL: the desk's
+ * default). Answered through on_done. */
+int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,
+                           const char *group, uint32_t *rid_out);
+/* RECALL of this user's message seq (not 0) of conv_id. Answered through
+ * on_done; every device then surfaces a "msg.recalled" event
+ * (on_recalled). */
+int sb_client_core_recall(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
+                          uint32_t *rid_out);
+/* TAG: adds and removes tags on conv_id (seq 0) or on its message seq.
+ * At least one tag in all; each 1..SB_CLIENT_TAG_BYTES_MAX bytes
+ * (SB_E_INVALID otherwise); at most SB_CLIENT_TAGS_MAX in add and in
+ * remove (SB_E_TOO_LARGE). Answered through on_done. */
+int sb_client_core_tag(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
+                       const char *const *add, size_t n_add,
+                       const char *const *remove, size_t n_remove,
+                       uint32_t *rid_out);
+/* TYPING on or off in conv_id, to the other members' devices. No answer
+ * and no request slot; a refusal comes as an ERROR through on_error. Not
+ * throttled here: call it on changes (or every few seconds while the user
+ * types), not on every key. */
+int sb_client_core_typing(sb_client_core *cc, uint64_t conv_id, bool on);
+/* AGENT_STATE: an agent sets SBP__AGENT_STATUS__AGENT_ONLINE or _AWAY
+ * (anything else: SB_E_INVALID). Answered through on_agent_state. */
+int sb_client_core_agent_state(sb_client_core *cc, Sbp__AgentStatus status,
+                               uint32_t *rid_out);
+/* CONV_LIST: a page of this user's conversations, newest activity first.
+ * cursor: "" (or NULL) for the first page, else the previous page's
+ * next_cursor; limit 0: the server's default; state 0: any; tag ""/NULL:
+ * any; mine: only those assigned to this agent (no queue). Answered
+ * through on_conv_list. */
+int sb_client_core_conv_list(sb_client_core *cc, const char *cursor,
+                             uint32_t limit, Sbp__ConvState state,
+                             const char *tag, bool mine, uint32_t *rid_out);
+/* SEARCH for messages matching every word of query (1..
+ * SB_CLIENT_QUERY_BYTES_MAX bytes; SB_E_TOO_LARGE beyond) in conv_id (0:
+ * all of this user's). Answered through on_search. */
+int sb_client_core_search(sb_client_core *cc, uint64_t conv_id,
+                          const char *query, uint32_t limit, uint32_t *rid_out);
+/* CANNED_LIST: the canned replies of desk ("" or NULL: the first desk).
+ * Answered through on_canned. */
+int sb_client_core_canned_list(sb_client_core *cc, const char *desk,
+                               uint32_t *rid_out);
 
 /* Accessors. */
 sb_client_state sb_client_core_state(const sb_client_core *cc);

@@ -29,6 +29,28 @@ typedef struct logst {
     bool dup;
 } logst;
 
+/* One customer-service answer, as a callback reported it. */
+typedef struct logans {
+    int kind; /* ANS_* */
+    uint32_t rid;
+    int err;
+    bool null;  /* the payload pointer was NULL */
+    uint64_t n; /* convs, messages, items (or capacity for agent state) */
+    uint64_t x; /* first conv_id / msg seq / agent load / queue position */
+    char s[32]; /* next_cursor / first canned key / agent / typing user */
+} logans;
+
+enum {
+    ANS_DONE = 1,
+    ANS_AGENT,
+    ANS_LIST,
+    ANS_SEARCH,
+    ANS_CANNED,
+    ANS_UPDATE,
+    ANS_TYPING,
+    ANS_RECALLED,
+};
+
 typedef struct h {
     sb_client_core *cc;
     sb_encoding enc;
@@ -50,6 +72,9 @@ typedef struct h {
     uint32_t hist_rid;
     int hist_err, hists;
     size_t hist_n;
+    logans ans[LOG_MAX];
+    int nans;
+    int recalled_after;   /* nmsgs when the last on_recalled came */
     bool stop_in_message; /* stop() from within on_message */
     bool pull_on_close;   /* io->close pulls what the core has queued */
     /* frames pulled, decoded */
@@ -153,6 +178,87 @@ static void cb_error(void *ud, int err, const char *text)
     ((h *)ud)->errors++;
 }
 
+static logans *ans_add(h *t, int kind, uint32_t rid, int err, const void *p)
+{
+    assert_true(t->nans < LOG_MAX);
+    logans *a = &t->ans[t->nans++];
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    a->rid = rid;
+    a->err = err;
+    a->null = p == NULL;
+    /* The contract: a payload exactly when err is 0. */
+    assert_true((err == 0) == (p != NULL) || kind == ANS_DONE);
+    return a;
+}
+
+static void cb_done(void *ud, uint32_t rid, int err)
+{
+    ans_add(ud, ANS_DONE, rid, err, NULL);
+}
+
+static void cb_agent_state(void *ud, uint32_t rid, int err,
+                           const Sbp__AgentState *s)
+{
+    logans *a = ans_add(ud, ANS_AGENT, rid, err, s);
+    if (!s) return;
+    a->n = s->capacity;
+    a->x = s->load;
+    snprintf(a->s, sizeof a->s, "%d", (int)s->status);
+}
+
+static void cb_conv_list(void *ud, uint32_t rid, int err,
+                         const Sbp__ConvListResp *l)
+{
+    logans *a = ans_add(ud, ANS_LIST, rid, err, l);
+    if (!l) return;
+    a->n = l->n_convs;
+    a->x = l->n_convs ? l->convs[0]->conv_id : 0;
+    snprintf(a->s, sizeof a->s, "%s", l->next_cursor);
+}
+
+static void cb_search(void *ud, uint32_t rid, int err, const Sbp__SearchResp *r)
+{
+    logans *a = ans_add(ud, ANS_SEARCH, rid, err, r);
+    if (!r) return;
+    a->n = r->n_messages;
+    a->x = r->n_messages ? r->messages[0]->seq : 0;
+}
+
+static void cb_canned(void *ud, uint32_t rid, int err,
+                      const Sbp__CannedListResp *c)
+{
+    logans *a = ans_add(ud, ANS_CANNED, rid, err, c);
+    if (!c) return;
+    a->n = c->n_items;
+    if (c->n_items) snprintf(a->s, sizeof a->s, "%s", c->items[0]->key);
+}
+
+static void cb_conv_update(void *ud, const Sbp__Conversation *c)
+{
+    logans *a = ans_add(ud, ANS_UPDATE, 0, 0, c);
+    a->n = c->conv_id;
+    a->x = c->queue_position;
+    snprintf(a->s, sizeof a->s, "%d:%s", (int)c->state, c->agent);
+}
+
+static void cb_typing(void *ud, const Sbp__Typing *ty)
+{
+    logans *a = ans_add(ud, ANS_TYPING, 0, 0, ty);
+    a->n = ty->conv_id;
+    a->x = ty->on;
+    snprintf(a->s, sizeof a->s, "%s", ty->user_id);
+}
+
+static void cb_recalled(void *ud, uint64_t conv_id, uint64_t seq)
+{
+    h *t = ud;
+    logans *a = ans_add(t, ANS_RECALLED, 0, 0, t);
+    a->n = conv_id;
+    a->x = seq;
+    t->recalled_after = t->nmsgs;
+}
+
 static void out_clear(h *t)
 {
     for (int i = 0; i < t->nout; i++)
@@ -176,6 +282,14 @@ static h *h_new_cfg(sb_client_config *cfg)
         .on_open = cb_open,
         .on_history = cb_history,
         .on_error = cb_error,
+        .on_done = cb_done,
+        .on_conv_update = cb_conv_update,
+        .on_typing = cb_typing,
+        .on_agent_state = cb_agent_state,
+        .on_conv_list = cb_conv_list,
+        .on_search = cb_search,
+        .on_canned = cb_canned,
+        .on_recalled = cb_recalled,
     };
     sb_client_core_io io = {.ud = t,
                             .connect = io_connect,
@@ -1184,6 +1298,645 @@ static void test_set_cursor(void **state)
     h_free(t);
 }
 
+/* ---- customer service ------------------------------------------------------
+ */
+
+/* Feeds a frame of body case bc whose body is p (rid given). */
+static void feed_body(h *t, uint32_t rid, Sbp__Frame__BodyCase bc, void *p)
+{
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = bc;
+    switch (bc) {
+    case SBP__FRAME__BODY_OK:
+        f.ok = p;
+        break;
+    case SBP__FRAME__BODY_AGENT_STATE:
+        f.agent_state = p;
+        break;
+    case SBP__FRAME__BODY_CONV_LIST_RESP:
+        f.conv_list_resp = p;
+        break;
+    case SBP__FRAME__BODY_SEARCH_RESP:
+        f.search_resp = p;
+        break;
+    case SBP__FRAME__BODY_CANNED_LIST_RESP:
+        f.canned_list_resp = p;
+        break;
+    case SBP__FRAME__BODY_CONV_UPDATE:
+        f.conv_update = p;
+        break;
+    case SBP__FRAME__BODY_TYPING:
+        f.typing = p;
+        break;
+    case SBP__FRAME__BODY_OPEN_RESP:
+        f.open_resp = p;
+        break;
+    default:
+        fail_msg("feed_body: body case %d", (int)bc);
+    }
+    feed(t, &f);
+}
+
+static void feed_ok(h *t, uint32_t rid)
+{
+    Sbp__Ok ok = SBP__OK__INIT;
+    feed_body(t, rid, SBP__FRAME__BODY_OK, &ok);
+}
+
+/* The one frame pulled now, of body case bc. */
+static Sbp__Frame *pull_one(h *t, Sbp__Frame__BodyCase bc)
+{
+    assert_int_equal(pull(t), 1);
+    assert_int_equal(t->out[0]->body_case, bc);
+    return t->out[0];
+}
+
+static void test_service_open(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    uint32_t rid = 0;
+    assert_int_equal(sb_client_core_open_service(t->cc, "shop", &rid),
+                     -ENOTCONN);
+    go_ready(t, 16);
+    char desk[80];
+    memset(desk, 'd', sizeof desk - 1);
+    desk[sizeof desk - 1] = '\0';
+    assert_int_equal(sb_client_core_open_service(t->cc, desk, &rid),
+                     SB_E_INVALID);
+    assert_int_equal(sb_client_core_open_service(t->cc, "\xff", &rid),
+                     SB_E_BAD_UTF8);
+    assert_int_equal(pull(t), 0); /* a refused call writes nothing */
+    assert_int_equal(sb_client_core_open_service(t->cc, "shop", &rid), 0);
+    Sbp__Frame *o = pull_one(t, SBP__FRAME__BODY_OPEN);
+    assert_int_equal(o->rid, rid);
+    assert_int_equal(o->open->kind, SBP__CONV_KIND__CONV_SERVICE);
+    assert_string_equal(o->open->desk, "shop");
+    assert_int_equal(o->open->n_members, 0);
+    /* NULL desk: the server's first. */
+    uint32_t rid2;
+    assert_int_equal(sb_client_core_open_service(t->cc, NULL, &rid2), 0);
+    o = pull_one(t, SBP__FRAME__BODY_OPEN);
+    assert_string_equal(o->open->desk, "");
+    assert_true(rid2 != rid);
+    /* The plain open still sends no desk. */
+    const char *members[] = {"agent7"};
+    uint32_t rid3;
+    assert_int_equal(sb_client_core_open(t->cc, members, 1, "t",
+                                         SBP__CONV_KIND__CONV_DIRECT, &rid3),
+                     0);
+    o = pull_one(t, SBP__FRAME__BODY_OPEN);
+    assert_string_equal(o->open->desk, "");
+    assert_int_equal(o->open->kind, SBP__CONV_KIND__CONV_DIRECT);
+    /* Answers, second first: each goes to its rid. */
+    Sbp__Conversation conv = SBP__CONVERSATION__INIT;
+    conv.conv_id = 55;
+    conv.kind = SBP__CONV_KIND__CONV_SERVICE;
+    conv.state = SBP__CONV_STATE__STATE_BOT;
+    conv.desk = "shop";
+    Sbp__OpenResp orr = SBP__OPEN_RESP__INIT;
+    orr.conv = &conv;
+    feed_body(t, rid2, SBP__FRAME__BODY_OPEN_RESP, &orr);
+    assert_int_equal(t->opens, 1);
+    assert_int_equal(t->open_rid, rid2);
+    feed_error(t, rid, SBP__ERROR_CODE__ERR_NOT_FOUND, NULL);
+    assert_int_equal(t->opens, 2);
+    assert_int_equal(t->open_rid, rid);
+    assert_int_equal(t->open_err, SB_E_NOT_FOUND);
+    feed_body(t, rid, SBP__FRAME__BODY_OPEN_RESP, &orr); /* late: dropped */
+    assert_int_equal(t->opens, 2);
+    h_free(t);
+}
+
+/* Transfer, close, handoff, recall and tag: the frame each writes, and
+ * OK / ERROR answers matched by rid in any order. */
+static void test_done_requests(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    uint32_t rid[5];
+    assert_int_equal(sb_client_core_close_conv(t->cc, 7, &rid[0]), -ENOTCONN);
+    go_ready(t, 16);
+
+    /* Refused before anything is written. */
+    assert_int_equal(sb_client_core_transfer(t->cc, 7, "a2", "g2", NULL),
+                     SB_E_INVALID);
+    assert_int_equal(sb_client_core_transfer(t->cc, 7, "", NULL, NULL),
+                     SB_E_INVALID);
+    assert_int_equal(sb_client_core_transfer(t->cc, 0, "a2", NULL, NULL),
+                     SB_E_INVALID);
+    assert_int_equal(sb_client_core_close_conv(t->cc, 0, NULL), SB_E_INVALID);
+    assert_int_equal(sb_client_core_handoff(t->cc, 0, NULL, NULL),
+                     SB_E_INVALID);
+    assert_int_equal(sb_client_core_recall(t->cc, 7, 0, NULL), SB_E_INVALID);
+    assert_int_equal(sb_client_core_tag(t->cc, 7, 0, NULL, 0, NULL, 0, NULL),
+                     SB_E_INVALID);
+    const char *empty[] = {""};
+    assert_int_equal(sb_client_core_tag(t->cc, 7, 0, empty, 1, NULL, 0, NULL),
+                     SB_E_INVALID);
+    const char *longtag[] = {"0123456789abcdef0123456789abcdefX"};
+    assert_int_equal(sb_client_core_tag(t->cc, 7, 0, longtag, 1, NULL, 0, NULL),
+                     SB_E_INVALID);
+    const char *many[SB_CLIENT_TAGS_MAX + 1];
+    for (size_t i = 0; i <= SB_CLIENT_TAGS_MAX; i++)
+        many[i] = "t";
+    assert_int_equal(sb_client_core_tag(t->cc, 7, 0, NULL, 0, many,
+                                        SB_CLIENT_TAGS_MAX + 1, NULL),
+                     SB_E_TOO_LARGE);
+    assert_int_equal(pull(t), 0);
+    assert_int_equal(t->nans, 0);
+
+    assert_int_equal(sb_client_core_transfer(t->cc, 7, "a2", NULL, &rid[0]), 0);
+    Sbp__Frame *f = pull_one(t, SBP__FRAME__BODY_TRANSFER);
+    assert_int_equal(f->rid, rid[0]);
+    assert_int_equal(f->transfer->conv_id, 7);
+    assert_string_equal(f->transfer->to_agent, "a2");
+    assert_string_equal(f->transfer->to_group, "");
+    assert_int_equal(sb_client_core_close_conv(t->cc, 7, &rid[1]), 0);
+    f = pull_one(t, SBP__FRAME__BODY_CLOSE);
+    assert_int_equal(f->rid, rid[1]);
+    assert_int_equal(f->close->conv_id, 7);
+    assert_int_equal(sb_client_core_handoff(t->cc, 7, "vip", &rid[2]), 0);
+    f = pull_one(t, SBP__FRAME__BODY_HANDOFF);
+    assert_int_equal(f->handoff->conv_id, 7);
+    assert_string_equal(f->handoff->group, "vip");
+    assert_int_equal(sb_client_core_recall(t->cc, 7, 12, &rid[3]), 0);
+    f = pull_one(t, SBP__FRAME__BODY_RECALL);
+    assert_int_equal(f->recall->conv_id, 7);
+    assert_int_equal(f->recall->seq, 12);
+    const char *add[] = {"vip", "refund"}, *rm[] = {"new"};
+    assert_int_equal(sb_client_core_tag(t->cc, 7, 3, add, 2, rm, 1, &rid[4]),
+                     0);
+    f = pull_one(t, SBP__FRAME__BODY_TAG);
+    assert_int_equal(f->tag->seq, 3);
+    assert_int_equal(f->tag->n_add, 2);
+    assert_string_equal(f->tag->add[1], "refund");
+    assert_int_equal(f->tag->n_remove, 1);
+    assert_string_equal(f->tag->remove[0], "new");
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < i; k++)
+            assert_true(rid[i] != rid[k]);
+
+    /* Answers out of order; an OK for no request is ignored. */
+    feed_ok(t, rid[3]);
+    feed_error(t, rid[0], SBP__ERROR_CODE__ERR_STATE, NULL);
+    feed_ok(t, 9999);
+    feed_ok(t, rid[4]);
+    feed_ok(t, rid[1]);
+    feed_error(t, rid[2], SBP__ERROR_CODE__ERR_FORBIDDEN, NULL);
+    assert_int_equal(t->nans, 5);
+    uint32_t want_rid[5] = {rid[3], rid[0], rid[4], rid[1], rid[2]};
+    int want_err[5] = {0, SB_E_STATE, 0, 0, SB_E_FORBIDDEN};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(t->ans[i].kind, ANS_DONE);
+        assert_int_equal(t->ans[i].rid, want_rid[i]);
+        assert_int_equal(t->ans[i].err, want_err[i]);
+    }
+    /* Each answered once: the same OK again does nothing. */
+    feed_ok(t, rid[3]);
+    assert_int_equal(t->nans, 5);
+    assert_int_equal(t->errors, 0);
+    h_free(t);
+}
+
+static void test_agent_state_requests(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint32_t rid;
+    assert_int_equal(sb_client_core_agent_state(
+                         t->cc, SBP__AGENT_STATUS__AGENT_OFFLINE, &rid),
+                     SB_E_INVALID);
+    assert_int_equal(
+        sb_client_core_agent_state(t->cc, (Sbp__AgentStatus)9, &rid),
+        SB_E_INVALID);
+    assert_int_equal(
+        sb_client_core_agent_state(t->cc, SBP__AGENT_STATUS__AGENT_AWAY, &rid),
+        0);
+    Sbp__Frame *f = pull_one(t, SBP__FRAME__BODY_AGENT_STATE);
+    assert_int_equal(f->rid, rid);
+    assert_int_equal(f->agent_state->status, SBP__AGENT_STATUS__AGENT_AWAY);
+    /* An OK is not an answer to it. */
+    feed_ok(t, rid);
+    assert_int_equal(t->nans, 0);
+    Sbp__AgentState a = SBP__AGENT_STATE__INIT;
+    a.status = SBP__AGENT_STATUS__AGENT_AWAY;
+    a.capacity = 3;
+    a.load = 1;
+    feed_body(t, rid, SBP__FRAME__BODY_AGENT_STATE, &a);
+    assert_int_equal(t->nans, 1);
+    assert_int_equal(t->ans[0].kind, ANS_AGENT);
+    assert_int_equal(t->ans[0].rid, rid);
+    assert_int_equal(t->ans[0].err, 0);
+    assert_int_equal(t->ans[0].n, 3);
+    assert_int_equal(t->ans[0].x, 1);
+    /* A late duplicate with that rid is dropped; one with rid 0 is news
+     * from the server. */
+    feed_body(t, rid, SBP__FRAME__BODY_AGENT_STATE, &a);
+    assert_int_equal(t->nans, 1);
+    a.status = SBP__AGENT_STATUS__AGENT_ONLINE;
+    feed_body(t, 0, SBP__FRAME__BODY_AGENT_STATE, &a);
+    assert_int_equal(t->nans, 2);
+    assert_int_equal(t->ans[1].rid, 0);
+    assert_string_equal(t->ans[1].s, "1");
+    /* Refused by the server (a customer, say). */
+    assert_int_equal(sb_client_core_agent_state(
+                         t->cc, SBP__AGENT_STATUS__AGENT_ONLINE, &rid),
+                     0);
+    feed_error(t, rid, SBP__ERROR_CODE__ERR_FORBIDDEN, NULL);
+    assert_int_equal(t->nans, 3);
+    assert_int_equal(t->ans[2].err, SB_E_FORBIDDEN);
+    assert_true(t->ans[2].null);
+    h_free(t);
+}
+
+static void test_list_search_canned(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint32_t rl, rs, rc, rl2;
+    char big[SB_CLIENT_QUERY_BYTES_MAX + 2];
+    memset(big, 'q', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(sb_client_core_search(t->cc, 0, big, 10, &rs),
+                     SB_E_TOO_LARGE);
+    assert_int_equal(sb_client_core_search(t->cc, 0, "", 10, &rs),
+                     SB_E_INVALID);
+    assert_int_equal(sb_client_core_search(t->cc, 0, "\xc3", 10, &rs),
+                     SB_E_BAD_UTF8);
+    assert_int_equal(sb_client_core_conv_list(
+                         t->cc, NULL, 10, (Sbp__ConvState)42, NULL, false, &rl),
+                     SB_E_INVALID);
+    assert_int_equal(pull(t), 0);
+
+    assert_int_equal(sb_client_core_conv_list(t->cc, "c1", 20,
+                                              SBP__CONV_STATE__STATE_QUEUED,
+                                              "vip", true, &rl),
+                     0);
+    Sbp__Frame *f = pull_one(t, SBP__FRAME__BODY_CONV_LIST);
+    assert_int_equal(f->rid, rl);
+    assert_string_equal(f->conv_list->cursor, "c1");
+    assert_int_equal(f->conv_list->limit, 20);
+    assert_int_equal(f->conv_list->state, SBP__CONV_STATE__STATE_QUEUED);
+    assert_string_equal(f->conv_list->tag, "vip");
+    assert_true(f->conv_list->mine);
+    assert_int_equal(sb_client_core_search(t->cc, 9, "refund status", 5, &rs),
+                     0);
+    f = pull_one(t, SBP__FRAME__BODY_SEARCH);
+    assert_int_equal(f->search->conv_id, 9);
+    assert_string_equal(f->search->query, "refund status");
+    assert_int_equal(f->search->limit, 5);
+    assert_int_equal(sb_client_core_canned_list(t->cc, NULL, &rc), 0);
+    f = pull_one(t, SBP__FRAME__BODY_CANNED_LIST);
+    assert_string_equal(f->canned_list->desk, "");
+    assert_int_equal(
+        sb_client_core_conv_list(t->cc, NULL, 0, 0, NULL, false, &rl2), 0);
+    f = pull_one(t, SBP__FRAME__BODY_CONV_LIST);
+    assert_string_equal(f->conv_list->cursor, "");
+    assert_false(f->conv_list->mine);
+
+    /* Answers in another order; an answer of the wrong kind for a rid is
+     * not taken as its answer. */
+    Sbp__Canned it = SBP__CANNED__INIT;
+    it.key = "hi";
+    it.text = "Hello!";
+    Sbp__Canned *itp[1] = {&it};
+    Sbp__CannedListResp cr = SBP__CANNED_LIST_RESP__INIT;
+    cr.n_items = 1;
+    cr.items = itp;
+    feed_body(t, rl, SBP__FRAME__BODY_CANNED_LIST_RESP, &cr); /* wrong rid */
+    assert_int_equal(t->nans, 0);
+    feed_body(t, rc, SBP__FRAME__BODY_CANNED_LIST_RESP, &cr);
+    Sbp__Message *m[1] = {mk(9, 4, "bob", "refund status?")};
+    Sbp__SearchResp sr = SBP__SEARCH_RESP__INIT;
+    sr.n_messages = 1;
+    sr.messages = m;
+    feed_body(t, rs, SBP__FRAME__BODY_SEARCH_RESP, &sr);
+    free(m[0]);
+    Sbp__Conversation c1 = SBP__CONVERSATION__INIT, c2 = c1;
+    c1.conv_id = 31;
+    c2.conv_id = 30;
+    Sbp__Conversation *cp[2] = {&c1, &c2};
+    Sbp__ConvListResp lr = SBP__CONV_LIST_RESP__INIT;
+    lr.n_convs = 2;
+    lr.convs = cp;
+    lr.next_cursor = "next-1";
+    lr.more = true;
+    feed_body(t, rl2, SBP__FRAME__BODY_CONV_LIST_RESP, &lr);
+    feed_error(t, rl, SBP__ERROR_CODE__ERR_INVALID, NULL);
+    assert_int_equal(t->nans, 4);
+    assert_int_equal(t->ans[0].kind, ANS_CANNED);
+    assert_int_equal(t->ans[0].rid, rc);
+    assert_int_equal(t->ans[0].n, 1);
+    assert_string_equal(t->ans[0].s, "hi");
+    assert_int_equal(t->ans[1].kind, ANS_SEARCH);
+    assert_int_equal(t->ans[1].rid, rs);
+    assert_int_equal(t->ans[1].x, 4);
+    assert_int_equal(t->ans[2].kind, ANS_LIST);
+    assert_int_equal(t->ans[2].rid, rl2);
+    assert_int_equal(t->ans[2].n, 2);
+    assert_int_equal(t->ans[2].x, 31);
+    assert_string_equal(t->ans[2].s, "next-1");
+    assert_int_equal(t->ans[3].kind, ANS_LIST);
+    assert_int_equal(t->ans[3].rid, rl);
+    assert_int_equal(t->ans[3].err, SB_E_INVALID);
+    assert_true(t->ans[3].null);
+    assert_int_equal(t->nmsgs, 0); /* search results are not the inbox */
+    h_free(t);
+}
+
+static void test_conv_update_and_typing(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    assert_int_equal(sb_client_core_typing(t->cc, 5, true), -ENOTCONN);
+    go_ready(t, 16);
+    assert_int_equal(sb_client_core_typing(t->cc, 0, true), SB_E_INVALID);
+    assert_int_equal(sb_client_core_typing(t->cc, 5, true), 0);
+    Sbp__Frame *f = pull_one(t, SBP__FRAME__BODY_TYPING);
+    assert_int_equal(f->typing->conv_id, 5);
+    assert_true(f->typing->on);
+    assert_int_equal(f->rid, 0); /* no answer is awaited */
+    assert_int_equal(sb_client_core_typing(t->cc, 5, false), 0);
+    f = pull_one(t, SBP__FRAME__BODY_TYPING);
+    assert_false(f->typing->on);
+
+    Sbp__Typing ty = SBP__TYPING__INIT;
+    ty.conv_id = 5;
+    ty.user_id = "a1";
+    ty.on = true;
+    feed_body(t, 0, SBP__FRAME__BODY_TYPING, &ty);
+    assert_int_equal(t->nans, 1);
+    assert_int_equal(t->ans[0].kind, ANS_TYPING);
+    assert_int_equal(t->ans[0].n, 5);
+    assert_int_equal(t->ans[0].x, 1);
+    assert_string_equal(t->ans[0].s, "a1");
+
+    Sbp__Conversation c = SBP__CONVERSATION__INIT;
+    c.conv_id = 5;
+    c.kind = SBP__CONV_KIND__CONV_SERVICE;
+    c.state = SBP__CONV_STATE__STATE_QUEUED;
+    c.queue_position = 3;
+    Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
+    u.conv = &c;
+    feed_body(t, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+    c.state = SBP__CONV_STATE__STATE_ASSIGNED;
+    c.queue_position = 0;
+    c.agent = "a1";
+    feed_body(t, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+    assert_int_equal(t->nans, 3);
+    assert_int_equal(t->ans[1].kind, ANS_UPDATE);
+    assert_int_equal(t->ans[1].n, 5);
+    assert_int_equal(t->ans[1].x, 3);
+    assert_string_equal(t->ans[1].s, "3:");
+    assert_string_equal(t->ans[2].s, "4:a1");
+    /* An update without its conversation is a protocol error, no call. */
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    uint64_t pe = st.protocol_errors;
+    u.conv = NULL;
+    feed_body(t, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+    assert_int_equal(t->nans, 3);
+    sb_client_core_stats(t->cc, &st);
+    assert_int_equal(st.protocol_errors, pe + 1);
+    /* Transient frames are not messages: nothing surfaced, nothing ACKed. */
+    assert_int_equal(t->nmsgs, 0);
+    assert_int_equal(pull(t), 0);
+    h_free(t);
+}
+
+/* One request of each kind, in this order. */
+static void issue_all(h *t, uint32_t rid[9])
+{
+    const char *tags[] = {"x"};
+    assert_int_equal(sb_client_core_transfer(t->cc, 1, NULL, "g", &rid[0]), 0);
+    assert_int_equal(sb_client_core_close_conv(t->cc, 1, &rid[1]), 0);
+    assert_int_equal(sb_client_core_handoff(t->cc, 1, NULL, &rid[2]), 0);
+    assert_int_equal(sb_client_core_recall(t->cc, 1, 2, &rid[3]), 0);
+    assert_int_equal(sb_client_core_tag(t->cc, 1, 0, tags, 1, NULL, 0, &rid[4]),
+                     0);
+    assert_int_equal(sb_client_core_agent_state(
+                         t->cc, SBP__AGENT_STATUS__AGENT_ONLINE, &rid[5]),
+                     0);
+    assert_int_equal(
+        sb_client_core_conv_list(t->cc, NULL, 0, 0, NULL, false, &rid[6]), 0);
+    assert_int_equal(sb_client_core_search(t->cc, 0, "q", 0, &rid[7]), 0);
+    assert_int_equal(sb_client_core_canned_list(t->cc, "", &rid[8]), 0);
+}
+
+/* Every kind of request times out once, fails with -ECONNRESET when the
+ * connection drops or the client stops, and is bounded by requests_max. */
+static void test_service_timeouts_and_disconnect(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.requests_max = 9;
+    cfg.request_timeout_ms = 5000;
+    h *t = h_new_cfg(&cfg);
+    go_ready(t, 16);
+    uint32_t rid[9];
+    static const int kinds[9] = {ANS_DONE, ANS_DONE,   ANS_DONE,
+                                 ANS_DONE, ANS_DONE,   ANS_AGENT,
+                                 ANS_LIST, ANS_SEARCH, ANS_CANNED};
+    issue_all(t, rid);
+    assert_int_equal(pull(t), 9);
+    /* The table is full. */
+    uint32_t extra;
+    assert_int_equal(sb_client_core_close_conv(t->cc, 1, &extra), -ENOBUFS);
+    assert_int_equal(sb_client_core_history(t->cc, 1, 0, 0, &extra), -ENOBUFS);
+    assert_int_equal(pull(t), 0);
+    t->now += 4999;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->nans, 0);
+    t->now += 1;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->nans, 9);
+    for (int i = 0; i < 9; i++) {
+        bool seen = false;
+        for (int k = 0; k < t->nans; k++) {
+            if (t->ans[k].rid != rid[i]) continue;
+            assert_false(seen);
+            seen = true;
+            assert_int_equal(t->ans[k].kind, kinds[i]);
+            assert_int_equal(t->ans[k].err, -ETIMEDOUT);
+            assert_true(t->ans[k].null);
+        }
+        assert_true(seen);
+    }
+    /* Late answers find nothing. */
+    feed_ok(t, rid[0]);
+    Sbp__CannedListResp cr = SBP__CANNED_LIST_RESP__INIT;
+    feed_body(t, rid[8], SBP__FRAME__BODY_CANNED_LIST_RESP, &cr);
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->nans, 9);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_READY);
+
+    /* The slots are free again; a drop fails them all at once. */
+    t->nans = 0;
+    issue_all(t, rid);
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    assert_int_equal(t->nans, 9);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(t->ans[i].err, -ECONNRESET);
+        assert_int_equal(t->ans[i].kind, kinds[i]);
+    }
+    /* Nothing more at the old deadline. */
+    t->now += 6000;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->nans, 9);
+    assert_int_equal(sb_client_core_close_conv(t->cc, 1, &extra), -ENOTCONN);
+
+    /* Stopping fails them too. */
+    h_free(t);
+    t = h_new_cfg(&cfg);
+    go_ready(t, 16);
+    issue_all(t, rid);
+    sb_client_core_stop(t->cc);
+    assert_int_equal(t->nans, 9);
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(t->ans[i].err, -ECONNRESET);
+    h_free(t);
+}
+
+/* The same frames in the JSON encoding. */
+static void test_service_json(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.enc = SB_ENC_JSON;
+    h *t = h_new_cfg(&cfg);
+    go_ready(t, 16);
+    uint32_t rid;
+    const char *add[] = {"\xe9\x80\x80\xe6\xac\xbe"}; /* zh "refund" */
+    assert_int_equal(sb_client_core_tag(t->cc, 3, 2, add, 1, NULL, 0, &rid), 0);
+    Sbp__Frame *f = pull_one(t, SBP__FRAME__BODY_TAG);
+    assert_int_equal(f->rid, rid);
+    assert_string_equal(f->tag->add[0], add[0]);
+    feed_ok(t, rid);
+    assert_int_equal(t->nans, 1);
+    assert_int_equal(t->ans[0].err, 0);
+    Sbp__Conversation c = SBP__CONVERSATION__INIT;
+    c.conv_id = 3;
+    c.state = SBP__CONV_STATE__STATE_QUEUED;
+    c.queue_position = 2;
+    Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
+    u.conv = &c;
+    feed_body(t, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+    assert_int_equal(t->nans, 2);
+    assert_int_equal(t->ans[1].x, 2);
+    h_free(t);
+}
+
+static Sbp__Message *mk_event(uint64_t conv, uint64_t seq, const char *key,
+                              char **args, size_t n_args, Sbp__Event *ev)
+{
+    Sbp__Message *m = mk(conv, seq, "system", "event");
+    m->type = SBP__MSG_TYPE__MSG_EVENT;
+    sbp__event__init(ev);
+    ev->key = (char *)key;
+    ev->args = args;
+    ev->n_args = n_args;
+    m->event = ev;
+    return m;
+}
+
+static void push_msgs(h *t, Sbp__Message **m, size_t n)
+{
+    Sbp__Push p = SBP__PUSH__INIT;
+    p.n_messages = n;
+    p.messages = m;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_PUSH;
+    f.push = &p;
+    feed(t, &f);
+}
+
+/* Robot, event and recalled messages go through the inbox like any
+ * other; a "msg.recalled" event also calls on_recalled, once, right after
+ * its on_message, also when it was held behind a gap. */
+static void test_recall_event(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    Sbp__Event ev[6];
+    Sbp__QuickReply q = SBP__QUICK_REPLY__INIT;
+    q.title = "Talk to a person";
+    Sbp__QuickReply *qp[1] = {&q};
+    Sbp__Message *robot = mk(8, 1, "bot", "Welcome");
+    robot->type = SBP__MSG_TYPE__MSG_ROBOT;
+    robot->n_quick_replies = 1;
+    robot->quick_replies = qp;
+    char *assigned_args[] = {"a1"};
+    Sbp__Message *assigned =
+        mk_event(8, 2, "conv.assigned", assigned_args, 1, &ev[0]);
+    Sbp__Message *gone = mk(8, 3, "alice", "");
+    gone->recalled = true;
+    char *rec_args[] = {"alice", "3"};
+    Sbp__Message *recall = mk_event(8, 4, "msg.recalled", rec_args, 2, &ev[1]);
+    Sbp__Message *batch[4] = {robot, assigned, gone, recall};
+    push_msgs(t, batch, 4);
+    assert_int_equal(t->nmsgs, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(t->msgs[i].seq, i + 1);
+    assert_string_equal(t->msgs[0].body, "Welcome");
+    assert_int_equal(t->nans, 1);
+    assert_int_equal(t->ans[0].kind, ANS_RECALLED);
+    assert_int_equal(t->ans[0].n, 8);
+    assert_int_equal(t->ans[0].x, 3);
+    assert_int_equal(t->recalled_after, 4); /* right after its on_message */
+    /* Again (a PUSH retry): a duplicate, no second call. */
+    push_msgs(t, &recall, 1);
+    assert_int_equal(t->nans, 1);
+    pull(t);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 4); /* ACKed like any message */
+
+    /* Held behind a gap: reported when it is surfaced, not before. */
+    char *rec2_args[] = {"alice", "5"};
+    Sbp__Message *later = mk_event(8, 7, "msg.recalled", rec2_args, 2, &ev[2]);
+    push_msgs(t, &later, 1);
+    assert_int_equal(t->nans, 1);
+    Sbp__Message *m5 = mk(8, 5, "alice", "oops");
+    Sbp__Message *m6 = mk(8, 6, "bob", "?");
+    Sbp__Message *fill[2] = {m5, m6};
+    push_msgs(t, fill, 2);
+    assert_int_equal(t->nmsgs, 7);
+    assert_int_equal(t->nans, 2);
+    assert_int_equal(t->ans[1].x, 5);
+    assert_int_equal(t->recalled_after, 7);
+
+    /* Not a recall to report: bad seq, a seq not before the event, too few
+     * args, another key. */
+    char *bad1[] = {"alice", "x3"}, *bad2[] = {"alice", "9"};
+    char *bad3[] = {"alice"}, *bad4[] = {"alice", "2"};
+    Sbp__Message *odd[4] = {
+        mk_event(8, 8, "msg.recalled", bad1, 2, &ev[3]),
+        mk_event(8, 9, "msg.recalled", bad2, 2, &ev[4]),
+        mk_event(8, 10, "msg.recalled", bad3, 1, &ev[5]),
+        mk_event(8, 11, "conv.closed", bad4, 2, &ev[0]),
+    };
+    push_msgs(t, odd, 4);
+    assert_int_equal(t->nmsgs, 11);
+    assert_int_equal(t->nans, 2);
+    for (int i = 0; i < 4; i++)
+        free(odd[i]);
+    free(robot);
+    free(assigned);
+    free(gone);
+    free(recall);
+    free(later);
+    free(m5);
+    free(m6);
+    h_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1208,6 +1961,14 @@ int main(void)
         cmocka_unit_test(test_stop_acks_first_and_replaced),
         cmocka_unit_test(test_json_encoding),
         cmocka_unit_test(test_set_cursor),
+        cmocka_unit_test(test_service_open),
+        cmocka_unit_test(test_done_requests),
+        cmocka_unit_test(test_agent_state_requests),
+        cmocka_unit_test(test_list_search_canned),
+        cmocka_unit_test(test_conv_update_and_typing),
+        cmocka_unit_test(test_service_timeouts_and_disconnect),
+        cmocka_unit_test(test_service_json),
+        cmocka_unit_test(test_recall_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
