@@ -1,8 +1,9 @@
 /* sbctl: the Switchboard command line, on the client SDK. It mints test
  * tokens, opens conversations, sends, listens, pages history and chats,
- * each as a subcommand with its own --help. One client, one loop; the
- * process exits when the command is done, the server refuses, or the
- * deadline passes. */
+ * and drives the customer-service requests (service open, agent status,
+ * transfer, close, tag, list, search, canned replies), each as a
+ * subcommand with its own --help. One client, one loop; the process exits
+ * when the command is done, the server refuses, or the deadline passes. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -23,8 +24,23 @@
 #define EXIT_TIMEOUT 3 /* no answer in time, or no connection */
 #define LINE_BYTES_MAX 8192
 #define MEMBERS_MAX 64
+#define TAGS_MAX SB_CLIENT_TAGS_MAX
 
-enum cmd { CMD_OPEN, CMD_SEND, CMD_LISTEN, CMD_HISTORY, CMD_CHAT };
+enum cmd {
+    CMD_OPEN,
+    CMD_SEND,
+    CMD_LISTEN,
+    CMD_HISTORY,
+    CMD_CHAT,
+    CMD_SERVICE_OPEN,
+    CMD_AGENT_STATUS,
+    CMD_TRANSFER,
+    CMD_CLOSE,
+    CMD_TAG,
+    CMD_LIST,
+    CMD_SEARCH,
+    CMD_CANNED,
+};
 
 typedef struct ctl {
     enum cmd cmd;
@@ -45,7 +61,15 @@ typedef struct ctl {
     size_t n_members;
     const char *title;
     Sbp__ConvKind kind;
-    char *text;
+    char *text; /* send: the message; search: the query */
+    /* customer service */
+    const char *desk, *agent, *group, *cursor, *tag;
+    Sbp__ConvState state;
+    Sbp__AgentStatus status;
+    bool mine;
+    uint64_t seq;
+    const char *add[TAGS_MAX], *remove[TAGS_MAX];
+    size_t n_add, n_remove;
     /* chat: stdin */
     union {
         uv_tty_t tty;
@@ -90,6 +114,40 @@ static void print_msg(const Sbp__Message *m)
     put_escaped(m->body);
     putchar('\n');
     fflush(stdout);
+}
+
+static const char *const STATE_NAMES[] = {
+    [SBP__CONV_STATE__STATE_UNSPECIFIED] = "any",
+    [SBP__CONV_STATE__STATE_OPEN] = "open",
+    [SBP__CONV_STATE__STATE_BOT] = "bot",
+    [SBP__CONV_STATE__STATE_QUEUED] = "queued",
+    [SBP__CONV_STATE__STATE_ASSIGNED] = "assigned",
+    [SBP__CONV_STATE__STATE_CLOSED] = "closed",
+};
+#define N_STATES (sizeof STATE_NAMES / sizeof *STATE_NAMES)
+
+static const char *state_name(Sbp__ConvState st)
+{
+    return (size_t)st < N_STATES ? STATE_NAMES[st] : "?";
+}
+
+/* One conversation of a list: `conv state key=value... last=body`. */
+static void print_conv(const Sbp__Conversation *c)
+{
+    printf("%" PRIu64 " %s", c->conv_id, state_name(c->state));
+    if (c->desk[0]) printf(" desk=%s", c->desk);
+    if (c->group[0]) printf(" group=%s", c->group);
+    if (c->agent[0]) printf(" agent=%s", c->agent);
+    if (c->customer[0]) printf(" customer=%s", c->customer);
+    if (c->queue_position) printf(" queue=%u", c->queue_position);
+    printf(" unread=%" PRIu64, c->unread);
+    for (size_t i = 0; i < c->n_tags; i++)
+        printf("%s%s", i ? "," : " tags=", c->tags[i]);
+    if (c->last_message) {
+        printf(" last=%" PRIu64 ":", c->last_message->seq);
+        put_escaped(c->last_message->body);
+    }
+    putchar('\n');
 }
 
 /* ---- lifetime -------------------------------------------------------------
@@ -244,6 +302,32 @@ static void act(ctl *x)
             return;
         }
         break;
+    case CMD_SERVICE_OPEN:
+        rc = sb_client_open_service(x->c, x->desk, &rid);
+        break;
+    case CMD_AGENT_STATUS:
+        rc = sb_client_agent_state(x->c, x->status, &rid);
+        break;
+    case CMD_TRANSFER:
+        rc = sb_client_transfer(x->c, x->conv, x->agent, x->group, &rid);
+        break;
+    case CMD_CLOSE:
+        rc = sb_client_close_conv(x->c, x->conv, &rid);
+        break;
+    case CMD_TAG:
+        rc = sb_client_tag(x->c, x->conv, x->seq, x->add, x->n_add, x->remove,
+                           x->n_remove, &rid);
+        break;
+    case CMD_LIST:
+        rc = sb_client_conv_list(x->c, x->cursor, x->limit, x->state, x->tag,
+                                 x->mine, &rid);
+        break;
+    case CMD_SEARCH:
+        rc = sb_client_search(x->c, x->conv, x->text, x->limit, &rid);
+        break;
+    case CMD_CANNED:
+        rc = sb_client_canned_list(x->c, x->desk, &rid);
+        break;
     default:
         break;
     }
@@ -355,6 +439,91 @@ static void on_history(void *ud, uint32_t rid, int err,
     finish(x, EXIT_OK);
 }
 
+/* A request failed: the server's code (exit 1) or no answer (exit 3). */
+static void request_failed(ctl *x, const char *what, int err)
+{
+    fprintf(stderr, "sbctl: %s failed: %s\n", what, sb_client_err_name(err));
+    finish(x, err == -ECONNRESET || err == -ETIMEDOUT ? EXIT_TIMEOUT
+                                                      : EXIT_REFUSED);
+}
+
+static void on_done(void *ud, uint32_t rid, int err)
+{
+    ctl *x = ud;
+    (void)rid;
+    if (err) {
+        request_failed(x, "request", err);
+        return;
+    }
+    puts("ok");
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+static void on_agent_state(void *ud, uint32_t rid, int err,
+                           const Sbp__AgentState *a)
+{
+    ctl *x = ud;
+    if (rid == 0) return; /* news from the server, not our answer */
+    if (err) {
+        request_failed(x, "agent status", err);
+        return;
+    }
+    const char *st = a->status == SBP__AGENT_STATUS__AGENT_ONLINE ? "online"
+                     : a->status == SBP__AGENT_STATUS__AGENT_AWAY ? "away"
+                                                                  : "offline";
+    printf("status=%s capacity=%u load=%u\n", st, a->capacity, a->load);
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+static void on_conv_list(void *ud, uint32_t rid, int err,
+                         const Sbp__ConvListResp *l)
+{
+    ctl *x = ud;
+    (void)rid;
+    if (err) {
+        request_failed(x, "list", err);
+        return;
+    }
+    for (size_t i = 0; i < l->n_convs; i++)
+        print_conv(l->convs[i]);
+    fflush(stdout);
+    if (l->more) fprintf(stderr, "sbctl: more (--cursor %s)\n", l->next_cursor);
+    finish(x, EXIT_OK);
+}
+
+static void on_search(void *ud, uint32_t rid, int err, const Sbp__SearchResp *r)
+{
+    ctl *x = ud;
+    (void)rid;
+    if (err) {
+        request_failed(x, "search", err);
+        return;
+    }
+    for (size_t i = 0; i < r->n_messages; i++)
+        print_msg(r->messages[i]);
+    finish(x, EXIT_OK);
+}
+
+static void on_canned(void *ud, uint32_t rid, int err,
+                      const Sbp__CannedListResp *c)
+{
+    ctl *x = ud;
+    (void)rid;
+    if (err) {
+        request_failed(x, "canned", err);
+        return;
+    }
+    for (size_t i = 0; i < c->n_items; i++) {
+        printf("%s ", c->items[i]->key);
+        put_escaped(c->items[i]->text);
+        putchar('\n');
+    }
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
 static void on_error(void *ud, int err, const char *text)
 {
     ctl *x = ud;
@@ -376,6 +545,16 @@ static const char USAGE[] =
     "  listen   print messages as they are surfaced\n"
     "  history  print a page of a conversation's history\n"
     "  chat     send stdin lines to a conversation, print what comes\n"
+    "\n"
+    "customer service:\n"
+    "  service open   open (or resume) the customer's service conversation\n"
+    "  agent status   set an agent online or away\n"
+    "  transfer       hand a conversation to another agent or group\n"
+    "  close          close a conversation\n"
+    "  tag            tag a conversation or one of its messages\n"
+    "  list           page the conversation list (agents: and the queue)\n"
+    "  search         full-text search in messages\n"
+    "  canned         list the desk's canned replies\n"
     "\n"
     "`sbctl <command> --help` for the command's options.\n"
     "Exit status: 0 done, 1 refused by the server (the code is printed),\n"
@@ -527,6 +706,16 @@ enum {
     O_KIND,
     O_NEW,
     O_READ,
+    O_DESK,
+    O_AGENT,
+    O_GROUP,
+    O_SEQ,
+    O_ADD,
+    O_REMOVE,
+    O_STATE,
+    O_TAG,
+    O_MINE,
+    O_CURSOR,
 };
 
 static int run_client(ctl *x)
@@ -545,8 +734,7 @@ static int run_client(ctl *x)
     cfg.enc = x->json ? SB_ENC_JSON : SB_ENC_PROTO;
     cfg.client_name = "sbctl/" SB_VERSION;
     /* One-shot commands need no inbox. */
-    cfg.sync_disabled =
-        x->cmd == CMD_OPEN || x->cmd == CMD_SEND || x->cmd == CMD_HISTORY;
+    cfg.sync_disabled = x->cmd != CMD_LISTEN && x->cmd != CMD_CHAT;
     sb_client_cbs cbs = {
         .on_state = on_state,
         .on_message = on_message,
@@ -555,6 +743,11 @@ static int run_client(ctl *x)
         .on_open = on_open,
         .on_history = on_history,
         .on_error = on_error,
+        .on_done = on_done,
+        .on_agent_state = on_agent_state,
+        .on_conv_list = on_conv_list,
+        .on_search = on_search,
+        .on_canned = on_canned,
     };
     int rc = sb_client_new(x->loop, &cfg, &cbs, x, &x->c);
     if (rc) {
@@ -610,6 +803,52 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
                      "Sends each stdin line to conversation N and prints "
                      "the others' messages\nas `conv seq sender body`. "
                      "Exits once stdin ends and every line is acked.\n",
+        [CMD_SERVICE_OPEN] =
+            "usage: sbctl service open [--desk D] [connection]\n"
+            "As a customer: opens the service conversation with desk D "
+            "(default: the\nserver's first desk), or resumes the one not "
+            "closed; prints its conv_id.\nThe bot's greeting arrives as a "
+            "message (sbctl listen).\n",
+        [CMD_AGENT_STATUS] =
+            "usage: sbctl agent status online|away [connection]\n"
+            "As an agent: sets the status; prints `status=S capacity=N "
+            "load=M`. Going\nonline takes queued conversations at once; "
+            "connecting makes an agent\nonline, its last disconnect "
+            "offline.\n",
+        [CMD_TRANSFER] =
+            "usage: sbctl transfer --conv N (--agent A | --group G) "
+            "[connection]\n"
+            "As the assigned agent (or an admin): hands conversation N to "
+            "online agent A,\nor back through routing for skill group G. "
+            "Prints `ok`.\n",
+        [CMD_CLOSE] = "usage: sbctl close --conv N [connection]\n"
+                      "Closes conversation N (its customer, assigned agent "
+                      "or an admin); a later\ncustomer message reopens it. "
+                      "Prints `ok`.\n",
+        [CMD_TAG] =
+            "usage: sbctl tag --conv N [--seq S] --add T [T...] "
+            "[--remove T...] [connection]\n"
+            "As an agent or admin: adds (and removes) tags on conversation "
+            "N, or on its\nmessage S. --add and --remove may repeat; "
+            "further words are tags to add.\nPrints `ok`.\n",
+        [CMD_LIST] =
+            "usage: sbctl list [--state S] [--tag T] [--mine] [--limit L] "
+            "[--cursor C]\n                  [connection]\n"
+            "Prints a page of conversations, newest activity first, one a "
+            "line:\n`conv state [desk=] [group=] [agent=] [customer=] "
+            "[queue=P] unread=U [tags=a,b]\n[last=seq:body]`. Agents also "
+            "see the queue of their groups. S: bot, queued,\nassigned, "
+            "closed, open. `sbctl: more (--cursor C)` on stderr when "
+            "another\npage remains.\n",
+        [CMD_SEARCH] =
+            "usage: sbctl search [--conv N] [--limit L] [connection] "
+            "[--] QUERY...\n"
+            "Prints the messages matching every word of QUERY (in "
+            "conversation N, or in\nall of yours), newest first, as "
+            "`conv seq sender body`.\n",
+        [CMD_CANNED] = "usage: sbctl canned [--desk D] [connection]\n"
+                       "As an agent or admin: prints the desk's canned "
+                       "replies as `key text`.\n",
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -628,6 +867,16 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
         {"kind", required_argument, NULL, O_KIND},
         {"new-only", no_argument, NULL, O_NEW},
         {"read", no_argument, NULL, O_READ},
+        {"desk", required_argument, NULL, O_DESK},
+        {"agent", required_argument, NULL, O_AGENT},
+        {"group", required_argument, NULL, O_GROUP},
+        {"seq", required_argument, NULL, O_SEQ},
+        {"add", required_argument, NULL, O_ADD},
+        {"remove", required_argument, NULL, O_REMOVE},
+        {"state", required_argument, NULL, O_STATE},
+        {"tag", required_argument, NULL, O_TAG},
+        {"mine", no_argument, NULL, O_MINE},
+        {"cursor", required_argument, NULL, O_CURSOR},
         {NULL, 0, NULL, 0},
     };
     static ctl x;
@@ -636,7 +885,7 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
     x.url = getenv("SB_URL") ? getenv("SB_URL") : "ws://127.0.0.1:8080/ws";
     x.token = getenv("SB_TOKEN");
     x.timeout_ms = cmd == CMD_LISTEN || cmd == CMD_CHAT ? 0 : 10000;
-    x.limit = 50;
+    x.limit = cmd == CMD_HISTORY ? 50 : 0; /* 0: the server's default */
     x.kind = SBP__CONV_KIND__CONV_DIRECT;
     x.title = "";
     uint64_t v;
@@ -708,6 +957,46 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
         case O_READ:
             x.mark_read = true;
             break;
+        case O_DESK:
+            x.desk = optarg;
+            break;
+        case O_AGENT:
+            x.agent = optarg;
+            break;
+        case O_GROUP:
+            x.group = optarg;
+            break;
+        case O_SEQ:
+            if (!parse_u64(optarg, &x.seq) || x.seq == 0)
+                return usage_err(name, "bad --seq");
+            break;
+        case O_ADD:
+            if (x.n_add == TAGS_MAX) return usage_err(name, "too many tags");
+            x.add[x.n_add++] = optarg;
+            break;
+        case O_REMOVE:
+            if (x.n_remove == TAGS_MAX) return usage_err(name, "too many tags");
+            x.remove[x.n_remove++] = optarg;
+            break;
+        case O_STATE: {
+            size_t i = 1;
+            while (i < N_STATES && strcmp(optarg, STATE_NAMES[i]) != 0)
+                i++;
+            if (i == N_STATES)
+                return usage_err(name,
+                                 "--state bot|queued|assigned|closed|open");
+            x.state = (Sbp__ConvState)i;
+            break;
+        }
+        case O_TAG:
+            x.tag = optarg;
+            break;
+        case O_MINE:
+            x.mine = true;
+            break;
+        case O_CURSOR:
+            x.cursor = optarg;
+            break;
         default:
             return usage_err(name, "unknown option");
         }
@@ -736,8 +1025,49 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
     }
     case CMD_HISTORY:
     case CMD_CHAT:
+    case CMD_CLOSE:
         if (!x.conv) return usage_err(name, "--conv is required");
         break;
+    case CMD_AGENT_STATUS:
+        if (optind + 1 != argc)
+            return usage_err(name, "online or away is required");
+        if (strcmp(argv[optind], "online") == 0)
+            x.status = SBP__AGENT_STATUS__AGENT_ONLINE;
+        else if (strcmp(argv[optind], "away") == 0)
+            x.status = SBP__AGENT_STATUS__AGENT_AWAY;
+        else
+            return usage_err(name, "online or away is required");
+        optind = argc;
+        break;
+    case CMD_TRANSFER:
+        if (!x.conv) return usage_err(name, "--conv is required");
+        if (!x.agent == !x.group)
+            return usage_err(name, "one of --agent or --group is required");
+        break;
+    case CMD_TAG:
+        if (!x.conv) return usage_err(name, "--conv is required");
+        for (; optind < argc; optind++) {
+            if (x.n_add == TAGS_MAX) return usage_err(name, "too many tags");
+            x.add[x.n_add++] = argv[optind];
+        }
+        if (x.n_add + x.n_remove == 0)
+            return usage_err(name, "--add T (or --remove T) is required");
+        break;
+    case CMD_SEARCH: {
+        if (optind >= argc) return usage_err(name, "QUERY is required");
+        size_t n = 0;
+        for (int i = optind; i < argc; i++)
+            n += strlen(argv[i]) + 1;
+        x.text = malloc(n);
+        if (!x.text) return EXIT_USAGE;
+        x.text[0] = '\0';
+        for (int i = optind; i < argc; i++) {
+            if (i > optind) strcat(x.text, " ");
+            strcat(x.text, argv[i]);
+        }
+        optind = argc;
+        break;
+    }
     default:
         break;
     }
@@ -768,16 +1098,34 @@ int main(int argc, char **argv)
     argv++;
     optind = 1;
     if (strcmp(cmd, "token") == 0) return cmd_token(argc, argv);
+    /* Two-word commands name their second word (sub) too. */
     static const struct {
-        const char *name;
+        const char *name, *sub, *full;
         enum cmd cmd;
     } cmds[] = {
-        {"open", CMD_OPEN},       {"send", CMD_SEND}, {"listen", CMD_LISTEN},
-        {"history", CMD_HISTORY}, {"chat", CMD_CHAT},
+        {"open", NULL, "open", CMD_OPEN},
+        {"send", NULL, "send", CMD_SEND},
+        {"listen", NULL, "listen", CMD_LISTEN},
+        {"history", NULL, "history", CMD_HISTORY},
+        {"chat", NULL, "chat", CMD_CHAT},
+        {"service", "open", "service open", CMD_SERVICE_OPEN},
+        {"agent", "status", "agent status", CMD_AGENT_STATUS},
+        {"transfer", NULL, "transfer", CMD_TRANSFER},
+        {"close", NULL, "close", CMD_CLOSE},
+        {"tag", NULL, "tag", CMD_TAG},
+        {"list", NULL, "list", CMD_LIST},
+        {"search", NULL, "search", CMD_SEARCH},
+        {"canned", NULL, "canned", CMD_CANNED},
     };
-    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
-        if (strcmp(cmd, cmds[i].name) == 0)
-            return cmd_connected(cmds[i].cmd, cmd, argc, argv);
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        if (strcmp(cmd, cmds[i].name) != 0) continue;
+        if (!cmds[i].sub) return cmd_connected(cmds[i].cmd, cmd, argc, argv);
+        if (argc < 2 || strcmp(argv[1], cmds[i].sub) != 0) {
+            fprintf(stderr, "sbctl: did you mean `sbctl %s`?\n", cmds[i].full);
+            return EXIT_USAGE;
+        }
+        return cmd_connected(cmds[i].cmd, cmds[i].full, argc - 1, argv + 1);
+    }
     fprintf(stderr, "sbctl: unknown command '%s'\n\n%s", cmd, USAGE);
     return EXIT_USAGE;
 }
