@@ -609,7 +609,9 @@ static int cmd_token(int argc, char **argv)
         "  --ttl SEC         lifetime (default 3600)\n"
         "  --locale L        e.g. en, zh-CN\n"
         "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
-        "  --nbf SEC         nbf = now + SEC (positive: not yet valid)\n";
+        "  --nbf SEC         nbf = now + SEC (positive: not yet valid)\n"
+        "  --iss S, --aud S  issuer and audience (servers run with\n"
+        "                    --token-iss / --token-aud require them)\n";
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"secret", required_argument, NULL, 's'},
@@ -619,10 +621,12 @@ static int cmd_token(int argc, char **argv)
         {"locale", required_argument, NULL, 'l'},
         {"exp-offset", required_argument, NULL, 'e'},
         {"nbf", required_argument, NULL, 'n'},
+        {"iss", required_argument, NULL, 'i'},
+        {"aud", required_argument, NULL, 'a'},
         {NULL, 0, NULL, 0},
     };
     const char *secret = getenv("SB_SECRET"), *sub = NULL, *role = NULL;
-    const char *locale = NULL;
+    const char *locale = NULL, *iss = "", *aud = "";
     int64_t ttl = 3600, exp_off = 0, nbf_off = 0;
     bool has_exp = false, has_nbf = false;
     int o;
@@ -642,6 +646,12 @@ static int cmd_token(int argc, char **argv)
             break;
         case 'l':
             locale = optarg;
+            break;
+        case 'i':
+            iss = optarg;
+            break;
+        case 'a':
+            aud = optarg;
             break;
         case 't':
             if (!parse_i64(optarg, &ttl) || ttl <= 0)
@@ -675,6 +685,10 @@ static int cmd_token(int argc, char **argv)
     if (locale && strlen(locale) >= sizeof c.locale)
         return usage_err("token", "--locale too long");
     if (locale) snprintf(c.locale, sizeof c.locale, "%s", locale);
+    if (strlen(iss) >= sizeof c.iss || strlen(aud) >= sizeof c.aud)
+        return usage_err("token", "--iss or --aud too long");
+    snprintf(c.iss, sizeof c.iss, "%s", iss);
+    snprintf(c.aud, sizeof c.aud, "%s", aud);
     int64_t now = (int64_t)time(NULL);
     c.iat = now;
     c.exp = has_exp ? now + exp_off : now + ttl;

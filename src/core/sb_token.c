@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,8 @@ int sb_token_sign(const uint8_t *secret, size_t secret_len, const sb_claims *c,
     if (c->iat) bad |= json_object_set_new(p, "iat", json_integer(c->iat));
     if (c->locale[0])
         bad |= json_object_set_new(p, "locale", json_string(c->locale));
+    if (c->iss[0]) bad |= json_object_set_new(p, "iss", json_string(c->iss));
+    if (c->aud[0]) bad |= json_object_set_new(p, "aud", json_string(c->aud));
     if (bad) {
         json_decref(p);
         return -EINVAL;
@@ -88,9 +91,41 @@ static json_t *decode_part(const char *s, size_t len)
                       NULL);
 }
 
+/* True if j is the JSON string want, all of it (an embedded NUL does not
+ * make a prefix match). */
+static bool str_is(const json_t *j, const char *want)
+{
+    size_t n = strlen(want);
+    return json_is_string(j) && json_string_length(j) == n &&
+           memcmp(json_string_value(j), want, n) == 0;
+}
+
+/* True if aud (a string or an array of strings, RFC 7519 §4.1.3) is or
+ * contains want. */
+static bool aud_has(const json_t *aud, const char *want)
+{
+    if (!json_is_array(aud)) return str_is(aud, want);
+    size_t i;
+    json_t *e;
+    json_array_foreach(aud, i, e)
+    {
+        if (str_is(e, want)) return true;
+    }
+    return false;
+}
+
 int sb_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
                     size_t len, int64_t now_s, int64_t skew_s, sb_claims *out)
 {
+    sb_token_check chk = {.now_s = now_s, .skew_s = skew_s};
+    return sb_token_verify_ex(secret, secret_len, token, len, &chk, out);
+}
+
+int sb_token_verify_ex(const uint8_t *secret, size_t secret_len,
+                       const char *token, size_t len,
+                       const sb_token_check *chk, sb_claims *out)
+{
+    int64_t now_s = chk->now_s, skew_s = chk->skew_s;
     memset(out, 0, sizeof *out);
     if (len == 0 || len > SB_TOKEN_BYTES_MAX) return SB_E_BAD_TOKEN;
     const char *d1 = memchr(token, '.', len);
@@ -123,6 +158,8 @@ int sb_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
     json_t *nbf = json_object_get(pl, "nbf");
     json_t *iat = json_object_get(pl, "iat");
     json_t *loc = json_object_get(pl, "locale");
+    json_t *iss = json_object_get(pl, "iss");
+    json_t *aud = json_object_get(pl, "aud");
     if (!json_is_string(sub) || !json_is_string(role) || !json_is_integer(exp))
         goto out;
     size_t sub_len = json_string_length(sub);
@@ -140,10 +177,20 @@ int sb_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
             goto out;
         memcpy(out->locale, json_string_value(loc), json_string_length(loc));
     }
+    if (iss) {
+        if (!json_is_string(iss) ||
+            json_string_length(iss) > SB_TOKEN_ISS_BYTES_MAX)
+            goto out;
+        memcpy(out->iss, json_string_value(iss), json_string_length(iss));
+    }
+    /* A configured issuer or audience must be named by the token. */
+    if (chk->iss && chk->iss[0] && !str_is(iss, chk->iss)) goto out;
+    if (chk->aud && chk->aud[0] && !aud_has(aud, chk->aud)) goto out;
     out->exp = json_integer_value(exp);
     out->nbf = nbf ? json_integer_value(nbf) : 0;
     out->iat = iat ? json_integer_value(iat) : 0;
-    if (now_s > out->exp + skew_s || (out->nbf && out->nbf > now_s + skew_s))
+    /* Arranged so that no sum overflows, whatever exp and nbf hold. */
+    if (now_s - skew_s > out->exp || (out->nbf && out->nbf > now_s + skew_s))
         rc = SB_E_TOKEN_EXPIRED;
     else
         rc = 0;

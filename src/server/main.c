@@ -35,6 +35,8 @@ static void usage(FILE *f)
         "  --pending-sends N      SENDs awaiting the store per session (64)\n"
         "  --body-bytes-max N     message body limit (8192)\n"
         "  --frame-bytes-max N    WebSocket message limit (65536)\n"
+        "  --token-iss S          accept only tokens whose issuer (iss) is S\n"
+        "  --token-aud S          accept only tokens whose audience (aud) is or has S\n"
         "  --quiet                no log lines\n"
         "  --help, --version\n");
 }
@@ -74,6 +76,12 @@ static void on_ready(uint16_t port)
     fflush(stdout);
 }
 
+/* Long-only options, numbered clear of the one-letter codes. */
+enum {
+    OPT_TOKEN_ISS = 300,
+    OPT_TOKEN_AUD,
+};
+
 static long num(const char *s, const char *opt)
 {
     char *end;
@@ -99,6 +107,8 @@ int main(int argc, char **argv)
         {"pending-sends", 1, 0, 'p'}, {"body-bytes-max", 1, 0, 'b'},
         {"frame-bytes-max", 1, 0, 'f'}, {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'},         {"version", 0, 0, 'V'},
+        {"token-iss", 1, 0, OPT_TOKEN_ISS},
+        {"token-aud", 1, 0, OPT_TOKEN_AUD},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -141,6 +151,8 @@ int main(int argc, char **argv)
         case 'b': cfg.gw.body_bytes_max = (uint32_t)num(optarg, "--body-bytes-max"); break;
         case 'f': cfg.gw.frame_bytes_max = (uint32_t)num(optarg, "--frame-bytes-max"); break;
         case 'q': cfg.quiet = true; break;
+        case OPT_TOKEN_ISS: cfg.gw.token_iss = optarg; break;
+        case OPT_TOKEN_AUD: cfg.gw.token_aud = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("switchboard %s\n", SB_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -156,6 +168,12 @@ int main(int argc, char **argv)
     if (!secret || !*secret) {
         fprintf(stderr, "switchboard: a token secret is required: --secret, "
                         "SB_SECRET, or --demo\n");
+        return 2;
+    }
+    if ((cfg.gw.token_iss && strlen(cfg.gw.token_iss) > SB_TOKEN_ISS_BYTES_MAX) ||
+        (cfg.gw.token_aud && strlen(cfg.gw.token_aud) > SB_TOKEN_ISS_BYTES_MAX)) {
+        fprintf(stderr, "switchboard: --token-iss and --token-aud take at "
+                        "most %d bytes\n", SB_TOKEN_ISS_BYTES_MAX);
         return 2;
     }
     if (cfg.gw.heartbeat_ms == 0 || cfg.gw.retry_ms_initial == 0) {

@@ -539,9 +539,12 @@ static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
         return;
     }
     sb_claims c;
-    int rc = sb_token_verify(gw->secret, gw->cfg.secret_len, h->token,
-                             strlen(h->token), gw->now_ms / 1000,
-                             gw->cfg.token_skew_s, &c);
+    sb_token_check chk = {.now_s = gw->now_ms / 1000,
+                          .skew_s = gw->cfg.token_skew_s,
+                          .iss = gw->token_iss,
+                          .aud = gw->token_aud};
+    int rc = sb_token_verify_ex(gw->secret, gw->cfg.secret_len, h->token,
+                                strlen(h->token), &chk, &c);
     if (rc == 0 && !valid_id(h->device_id)) rc = SB_E_INVALID;
     if (rc == 0 && h->protocol > 1) rc = SB_E_INVALID;
     if (rc != 0) {
@@ -953,11 +956,20 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     *out = NULL;
     if (c->secret_len == 0 || c->secret_len > GW_SECRET_BYTES_MAX)
         return -EINVAL;
+    if ((c->token_iss && strlen(c->token_iss) > SB_TOKEN_ISS_BYTES_MAX) ||
+        (c->token_aud && strlen(c->token_aud) > SB_TOKEN_ISS_BYTES_MAX))
+        return -EINVAL;
     sb_gw *gw = calloc(1, sizeof *gw);
     if (!gw) return -ENOMEM;
     gw->cfg = *c;
     memcpy(gw->secret, c->secret, c->secret_len);
     gw->cfg.secret = gw->secret;
+    sb__gw_copy_str(gw->token_iss, sizeof gw->token_iss,
+                    c->token_iss ? c->token_iss : "");
+    sb__gw_copy_str(gw->token_aud, sizeof gw->token_aud,
+                    c->token_aud ? c->token_aud : "");
+    gw->cfg.token_iss = gw->token_iss;
+    gw->cfg.token_aud = gw->token_aud;
     gw->io = *io;
     *out = gw;
     return 0;

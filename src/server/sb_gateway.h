@@ -41,6 +41,10 @@ typedef struct sb_gw_config {
     const uint8_t *secret; /* HS256 key; copied */
     size_t secret_len;
     int64_t token_skew_s;
+    /* When set (copied; NULL or "": not checked), a token must name this
+     * issuer (iss) and this audience (aud) to be accepted. */
+    const char *token_iss;
+    const char *token_aud;
     uint32_t frame_bytes_max;
     uint32_t body_bytes_max;
     uint32_t pending_sends_max;   /* SENDs awaiting the store, per session */

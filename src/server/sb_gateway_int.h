@@ -104,6 +104,8 @@ struct sess {
 struct sb_gw {
     sb_gw_config cfg;
     uint8_t secret[GW_SECRET_BYTES_MAX];
+    char token_iss[SB_TOKEN_ISS_BYTES_MAX + 1]; /* "": not checked */
+    char token_aud[SB_TOKEN_ISS_BYTES_MAX + 1];
     sb_gw_io io;
     int64_t now_ms;
     int64_t last_sweep_ms;

@@ -464,6 +464,10 @@ static void demo_token(conn *c, const char *path)
     cl.role = sb_role_from_name(role);
     cl.iat = wall_ms() / 1000;
     cl.exp = cl.iat + 12 * 3600;
+    if (srv->cfg.gw.token_iss)
+        snprintf(cl.iss, sizeof cl.iss, "%s", srv->cfg.gw.token_iss);
+    if (srv->cfg.gw.token_aud)
+        snprintf(cl.aud, sizeof cl.aud, "%s", srv->cfg.gw.token_aud);
     char tok[SB_TOKEN_BYTES_MAX], body[SB_TOKEN_BYTES_MAX + 32];
     if (sb_token_sign(srv->cfg.gw.secret, srv->cfg.gw.secret_len, &cl, tok,
                       sizeof tok) < 0) {

@@ -437,6 +437,68 @@ static void test_customer_cannot_open_with_customer(void **state)
     expect_error(9, SBP__ERROR_CODE__ERR_FORBIDDEN);
 }
 
+/* HELLO on connection c with the token of claims cl. */
+static void hello_claims(uint64_t c, sb_claims *cl, const char *device)
+{
+    char tok[1024];
+    cl->exp = T0 / 1000 + 3600;
+    assert_true(sb_token_sign((const uint8_t *)SECRET, strlen(SECRET), cl, tok,
+                              sizeof tok) > 0);
+    assert_int_equal(sb_gw_conn_open(F.gw, c, SB_ENC_PROTO, F.now), 0);
+    Sbp__Hello h = SBP__HELLO__INIT;
+    h.token = tok;
+    h.device_id = (char *)device;
+    h.protocol = 1;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 1;
+    fr.body_case = SBP__FRAME__BODY_HELLO;
+    fr.hello = &h;
+    feed(c, &fr);
+}
+
+/* A gateway configured with an issuer and an audience takes only tokens
+ * that name both; others are refused (ERR_BAD_TOKEN, close 1008). */
+static void test_token_iss_aud(void **state)
+{
+    (void)state;
+    sb_gw_free(F.gw);
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    c.secret = (const uint8_t *)SECRET;
+    c.secret_len = strlen(SECRET);
+    char iss[] = "https://id.example.com", aud[] = "switchboard";
+    c.token_iss = iss;
+    c.token_aud = aud;
+    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
+                   .store = io_store};
+    assert_int_equal(sb_gw_new(&c, &io, &F.gw), 0);
+    iss[0] = aud[0] = 'X'; /* the gateway keeps its own copies */
+
+    hello(1, "alice", "customer", "a1"); /* neither iss nor aud */
+    expect_error(1, SBP__ERROR_CODE__ERR_BAD_TOKEN);
+    assert_int_equal(F.closed[1], 1008);
+
+    sb_claims cl;
+    memset(&cl, 0, sizeof cl);
+    snprintf(cl.sub, sizeof cl.sub, "alice");
+    cl.role = SBP__ROLE__ROLE_CUSTOMER;
+    snprintf(cl.iss, sizeof cl.iss, "https://id.example.com");
+    snprintf(cl.aud, sizeof cl.aud, "billing"); /* wrong audience */
+    hello_claims(2, &cl, "a2");
+    expect_error(2, SBP__ERROR_CODE__ERR_BAD_TOKEN);
+    assert_int_equal(F.closed[2], 1008);
+
+    snprintf(cl.aud, sizeof cl.aud, "switchboard");
+    snprintf(cl.iss, sizeof cl.iss, "https://evil.example.com");
+    hello_claims(3, &cl, "a3"); /* wrong issuer */
+    expect_error(3, SBP__ERROR_CODE__ERR_BAD_TOKEN);
+
+    snprintf(cl.iss, sizeof cl.iss, "https://id.example.com");
+    hello_claims(4, &cl, "a4");
+    assert_int_equal(last(4)->body_case, SBP__FRAME__BODY_WELCOME);
+    assert_int_equal(F.closed[4], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +511,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customer_cannot_open_with_customer,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_iss_aud, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
