@@ -12,6 +12,11 @@ DATA       ?= ./data
 
 .PHONY: all deps build build-asan run test test-fast test-asan bench clean format
 .PHONY: build-fuzz fuzz fuzz-smoke
+.PHONY: web test-web bench-web
+
+# The web side (web/): built into web/dist when npm is present (npm ci from
+# the committed lockfile, then esbuild); served by `make run`.
+WEB_DIST   ?= web/dist
 
 all: build
 
@@ -26,9 +31,10 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSB_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-run: build
+run: build web
 	@mkdir -p $(DATA)
-	$(BUILD)/switchboard --demo --listen $(LISTEN) --data $(DATA)
+	$(BUILD)/switchboard --demo --listen $(LISTEN) --data $(DATA) \
+	  $$(test -f $(WEB_DIST)/index.html && echo --web $(WEB_DIST))
 
 # The whole suite, then again under AddressSanitizer + UBSan.
 test: build build-asan
@@ -37,9 +43,27 @@ test: build build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j 2
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory test-web
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j 2
+
+web:
+	@if command -v npm >/dev/null; then \
+	  cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || \
+	    npm ci --no-audit --no-fund --loglevel=error; } && node build.mjs; \
+	else echo "web: npm not found, pages not built (scripts/deps.sh installs it)"; fi
+
+# JS SDK unit tests (node), the SDK against the real server, and the pages
+# in Debian's Chromium (playwright-core); needs chromium (scripts/deps.sh).
+test-web: build web
+	SB_SERVER_BIN=$(CURDIR)/$(BUILD)/switchboard node --test --test-concurrency=1 \
+	  tests/web/unit/ tests/web/sdk/ tests/web/e2e/
+
+# The web client's figures (10,000 messages, a burst of 1,000, jumps 5,000
+# back) into docs/benchmarks.md; fails when a target is missed.
+bench-web: build web
+	SB_SERVER_BIN=$(CURDIR)/$(BUILD)/switchboard node tests/web/bench.mjs --write
 
 bench: build
 	scripts/bench.sh $(BUILD)

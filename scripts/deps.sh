@@ -5,7 +5,10 @@ set -euo pipefail
 pkgs=(cmake make gcc clang pkg-config libuv1-dev libhttp-parser-dev libwslay-dev
       libprotobuf-c-dev protobuf-c-compiler libjansson-dev libsqlite3-dev
       libssl-dev zlib1g-dev libutf8proc-dev libcmocka-dev libclang-rt-14-dev
-      sqlite3 curl procps)
+      sqlite3 curl procps chromium fonts-wqy-microhei)
+# The web side needs node and npm; the system's own are kept if present.
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -250,11 +250,17 @@ async function main() {
     conn.className = `conn ${s.cls}`;
   });
   store.onChange((convs, kinds) => {
-    if (kinds.has('convs') || [...convs].some((id) => !ids.includes(id))) refetch = true;
+    // A conversation the list does not show yet: fetch the first page
+    // again (list answers themselves only update what is shown).
+    for (const id of convs) if (!ids.includes(id)) refetch = true;
     if (selected && convs.has(selected.id)) pane();
     redraw();
   });
   client.on('event', (f) => {
+    if (f.body === 'conv_update') {
+      refetch = true;
+      redraw();
+    }
     if (f.body === 'agent_state') status.value = f.agent_state.status === 'AGENT_AWAY' ? 'AGENT_AWAY' : 'AGENT_ONLINE';
   });
 

@@ -251,7 +251,7 @@ export class ChatStore {
       if (!items[i].mine && m.type !== 'MSG_EVENT' && m.type !== 'MSG_SYSTEM') n++;
     }
     c.unread = n;
-    this.changed(c.id, 'convs');
+    this.changed(c.id, 'unread');
   }
 
   /** Loads the page of history before the oldest message held (segment
