@@ -1,0 +1,587 @@
+/* The sensitive-word filter: normalisation and every evasion form, each
+ * policy's verdict and masked text, false positives, overlapping words,
+ * the list format and its errors (file:line), limits, and the reload
+ * pattern of an owner that swaps filters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sb_error.h"
+#include "sb_filter.h"
+
+/* A filter of one list per (category, text) pair; fails the test if it
+ * does not compile. */
+static sb_filter *lists(size_t n, const char *const *cat_text)
+{
+    sb_filter_list l[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++)
+        l[i] = (sb_filter_list){cat_text[2 * i], NULL, cat_text[2 * i + 1],
+                                strlen(cat_text[2 * i + 1])};
+    sb_filter *f = NULL;
+    char err[SB_FILTER_ERR_BYTES];
+    int rc = sb_filter_compile(l, n, &f, err, sizeof err);
+    if (rc) fail_msg("compile: %s", err);
+    return f;
+}
+
+static sb_filter *one(const char *text)
+{
+    const char *ct[] = {"test", text};
+    return lists(1, ct);
+}
+
+/* The three demo policies, one category each. */
+static sb_filter *three(void)
+{
+    const char *ct[] = {
+        "abuse",   "policy: block\nbadword\n傻瓜\n",
+        "profane", "policy: mask\ndarn\n该死\n|ass|\n",
+        "spam",    "policy: review\nfree money\n验证码\n",
+    };
+    return lists(3, ct);
+}
+
+static sb_filter_policy verdict(const sb_filter *f, const char *text)
+{
+    sb_filter_verdict v;
+    assert_int_equal(sb_filter_scan(f, text, strlen(text), &v), 0);
+    sb_filter_policy p = v.policy;
+    sb_filter_verdict_clear(&v);
+    return p;
+}
+
+/* The masked text of a MASK verdict ("" if the verdict is not MASK). */
+static void expect_masked(const sb_filter *f, const char *text,
+                          const char *want)
+{
+    sb_filter_verdict v;
+    assert_int_equal(sb_filter_scan(f, text, strlen(text), &v), 0);
+    if (v.policy != SB_FILTER_MASK) fail_msg("\"%s\": not masked", text);
+    assert_non_null(v.masked);
+    assert_string_equal(v.masked, want);
+    assert_int_equal(v.masked_len, strlen(want));
+    sb_filter_verdict_clear(&v);
+}
+
+static void test_plain_and_case(void **state)
+{
+    (void)state;
+    sb_filter *f = one("policy: block\nbadword\n");
+    const char *hits[] = {"badword", "this has badword in it", "BADWORD",
+                          "BadWord!", "xbadwordx"};
+    for (size_t i = 0; i < sizeof hits / sizeof *hits; i++)
+        if (verdict(f, hits[i]) != SB_FILTER_BLOCK)
+            fail_msg("missed \"%s\"", hits[i]);
+    assert_int_equal(verdict(f, "a perfectly good sentence"), SB_FILTER_PASS);
+    assert_int_equal(verdict(f, ""), SB_FILTER_PASS);
+    sb_filter_verdict v;
+    assert_int_equal(sb_filter_scan(f, "badword", 7, &v), 0);
+    assert_int_equal(v.categories, 1);
+    assert_int_equal(v.policies, 1u << SB_FILTER_BLOCK);
+    assert_int_equal(v.matches, 1);
+    assert_null(v.masked);
+    sb_filter_verdict_clear(&v);
+    sb_filter_release(f);
+}
+
+static void test_fullwidth_and_compat(void **state)
+{
+    (void)state;
+    sb_filter *f = one("policy: block\nbadword\n");
+    const char *hits[] = {
+        "ｂａｄｗｏｒｄ",                  /* full-width */
+        "ＢＡＤＷＯＲＤ",                  /* full-width capitals */
+        "ｂad\xef\xbd\x97ord",           /* mixed widths */
+        "\xf0\x9d\x90\x9b\xf0\x9d\x90\x9a\xf0\x9d\x90\x9d" "word", /* 𝐛𝐚𝐝 */
+        "b\xc3\xa1" "dword",              /* á: accents are stripped */
+        "ba\xcc\x81" "dword",             /* a + combining acute */
+    };
+    for (size_t i = 0; i < sizeof hits / sizeof *hits; i++)
+        if (verdict(f, hits[i]) != SB_FILTER_BLOCK)
+            fail_msg("missed \"%s\"", hits[i]);
+    sb_filter_release(f);
+    /* A list word written in full width matches plain text, and one
+     * code point that normalises to several letters matches them. */
+    f = one("policy: block\nＳＰＡＭ\nfine\nstrasse\n");
+    assert_int_equal(verdict(f, "spam"), SB_FILTER_BLOCK);
+    assert_int_equal(verdict(f, "\xef\xac\x81ne"), SB_FILTER_BLOCK); /* ﬁne */
+    assert_int_equal(verdict(f, "stra\xc3\x9f" "e"), SB_FILTER_BLOCK); /* ß */
+    sb_filter_release(f);
+}
+
+static void test_separators_between_letters(void **state)
+{
+    (void)state;
+    sb_filter *f = one("policy: block\nbadword\n");
+    const char *hits[] = {
+        "b.a.d-w o r d",
+        "b a d w o r d",
+        "b_a_d_w_o_r_d",
+        "b*a*d*w*o*r*d",
+        "b\taD\nWoRd",
+        "b\xe2\x80\x8b" "adword",                         /* U+200B */
+        "b\xe2\x80\x8c" "a\xe2\x80\x8d" "d\xe2\x81\xa0" "w\xef\xbb\xbf" "ord",
+        "b\xf0\x9f\x98\x80" "adword",                     /* an emoji */
+        "b\xef\xbc\x8e" "a\xe3\x80\x80" "dword",          /* ．and U+3000 */
+        "b\xc2\xad" "adword",                             /* soft hyphen */
+        "b\xe2\x80\x8e" "adword",                         /* LRM */
+    };
+    for (size_t i = 0; i < sizeof hits / sizeof *hits; i++)
+        if (verdict(f, hits[i]) != SB_FILTER_BLOCK)
+            fail_msg("missed \"%s\"", hits[i]);
+    sb_filter_release(f);
+}
+
+static void test_chinese(void **state)
+{
+    (void)state;
+    sb_filter *f = one("policy: block\n傻瓜\n");
+    const char *hits[] = {"你是傻瓜吗", "傻 瓜", "傻，瓜", "傻　瓜",
+                          "傻\xe2\x80\x8b瓜", "傻。瓜！", "傻-_-瓜",
+                          "傻\xf0\x9f\x98\x80瓜"};
+    for (size_t i = 0; i < sizeof hits / sizeof *hits; i++)
+        if (verdict(f, hits[i]) != SB_FILTER_BLOCK)
+            fail_msg("missed \"%s\"", hits[i]);
+    /* Another letter between the two is not an evasion. */
+    assert_int_equal(verdict(f, "傻子瓜"), SB_FILTER_PASS);
+    assert_int_equal(verdict(f, "傻a瓜"), SB_FILTER_PASS);
+    assert_int_equal(verdict(f, "傻"), SB_FILTER_PASS);
+    sb_filter_release(f);
+}
+
+static void test_policies(void **state)
+{
+    (void)state;
+    sb_filter *f = three();
+    assert_int_equal(sb_filter_categories(f), 3);
+    assert_string_equal(sb_filter_category_name(f, 1), "profane");
+    assert_int_equal(sb_filter_category_policy(f, 0), SB_FILTER_BLOCK);
+    assert_int_equal(sb_filter_category_policy(f, 1), SB_FILTER_MASK);
+    assert_int_equal(sb_filter_category_policy(f, 2), SB_FILTER_REVIEW);
+
+    sb_filter_verdict v;
+    const char *t = "free money, darn";
+    assert_int_equal(sb_filter_scan(f, t, strlen(t), &v), 0);
+    assert_int_equal(v.policy, SB_FILTER_MASK); /* mask beats review */
+    assert_int_equal(v.policies,
+                     1u << SB_FILTER_MASK | 1u << SB_FILTER_REVIEW);
+    assert_int_equal(v.categories, 1u << 1 | 1u << 2);
+    assert_int_equal(v.matches, 2);
+    assert_string_equal(v.masked, "free money, ****");
+    char names[64];
+    assert_string_equal(
+        sb_filter_categories_str(f, v.categories, names, sizeof names),
+        "profane,spam");
+    sb_filter_verdict_clear(&v);
+    assert_null(v.masked);
+
+    t = "darn, free money and a badword";
+    assert_int_equal(sb_filter_scan(f, t, strlen(t), &v), 0);
+    assert_int_equal(v.policy, SB_FILTER_BLOCK); /* block beats all */
+    assert_int_equal(v.categories, 7);
+    assert_null(v.masked); /* nothing to deliver */
+    sb_filter_verdict_clear(&v);
+
+    t = "请把验证码发给我";
+    assert_int_equal(sb_filter_scan(f, t, strlen(t), &v), 0);
+    assert_int_equal(v.policy, SB_FILTER_REVIEW);
+    assert_int_equal(v.categories, 1u << 2);
+    assert_null(v.masked); /* review delivers the text as it is */
+    sb_filter_verdict_clear(&v);
+    sb_filter_release(f);
+}
+
+static void test_mask_positions(void **state)
+{
+    (void)state;
+    sb_filter *f = three();
+    expect_masked(f, "darn", "****");
+    expect_masked(f, "oh darn it", "oh **** it");
+    /* Evasion characters inside the span are masked too, one '*' per
+     * code point; what is around the span is kept, multibyte or not. */
+    expect_masked(f, "我说 d.a-r n 了", "我说 ******* 了");
+    expect_masked(f, "ｄａｒｎ！", "****！");
+    expect_masked(f, "d\xe2\x80\x8b" "arn", "*****");
+    expect_masked(f, "该 死的", "***的");
+    expect_masked(f, "该\xe2\x80\x8b死，该死", "***，**");
+    expect_masked(f, "darn darn", "**** ****");
+    expect_masked(f, "DARN\xf0\x9f\x98\x80", "****\xf0\x9f\x98\x80");
+    /* A span starts at the code point its first letter came from, even
+     * when that one stands for several letters ("ﬁ" is "fi"). */
+    sb_filter_release(f);
+    f = one("policy: mask\nine\nfin\n");
+    expect_masked(f, "\xef\xac\x81ne!", "***!"); /* ﬁne: "fin", "ine" */
+    expect_masked(f, "a \xef\xac\x81n", "a **");
+    sb_filter_release(f);
+}
+
+static void test_no_false_match(void **state)
+{
+    (void)state;
+    sb_filter *f = one("policy: block\nbadword\n");
+    const char *clean[] = {
+        "badminton world", "b-a-d-x-w-o-r-d", "badwor", "adword",
+        "bad 1 word", "bad我word",
+    };
+    for (size_t i = 0; i < sizeof clean / sizeof *clean; i++)
+        if (verdict(f, clean[i]) != SB_FILTER_PASS)
+            fail_msg("false match in \"%s\"", clean[i]);
+    sb_filter_release(f);
+
+    /* A word is found inside longer words unless the list says "|...|". */
+    f = one("policy: mask\nass\n");
+    assert_int_equal(verdict(f, "first class"), SB_FILTER_MASK);
+    sb_filter_release(f);
+    f = one("policy: mask\n|ass|\n|pre\npost|\n");
+    const char *no[] = {"first class", "assess", "glass", "grass hopper",
+                        "1ass", "ass2", "spree", "impostor", "ｃｌａｓｓ"};
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (verdict(f, no[i]) != SB_FILTER_PASS)
+            fail_msg("false match in \"%s\"", no[i]);
+    const char *yes[] = {"ass",  "you ass!", "a.s.s", "ASS", "我ass",
+                         "prefix", "signpost", "(ass)", "ａｓｓ"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (verdict(f, yes[i]) != SB_FILTER_MASK)
+            fail_msg("missed \"%s\"", yes[i]);
+    expect_masked(f, "you ass!", "you ***!");
+    sb_filter_release(f);
+}
+
+static void test_overlapping_words(void **state)
+{
+    (void)state;
+    sb_filter *f = one("policy: mask\nhe\nshe\nhis\nhers\n");
+    sb_filter_verdict v;
+    assert_int_equal(sb_filter_scan(f, "ushers", 6, &v), 0);
+    assert_int_equal(v.matches, 3); /* she, he, hers */
+    assert_string_equal(v.masked, "u*****");
+    sb_filter_verdict_clear(&v);
+    expect_masked(f, "he xx his", "** xx ***");
+    /* Ignorables join words across spaces too: "this he" holds "she". */
+    expect_masked(f, "this he", "t******");
+    sb_filter_release(f);
+
+    /* A mask word inside a block word: the block wins. */
+    const char *ct[] = {"a", "policy: mask\nbad\n", "b",
+                        "policy: block\nbadword\n"};
+    f = lists(2, ct);
+    assert_int_equal(verdict(f, "badword"), SB_FILTER_BLOCK);
+    expect_masked(f, "bad things", "*** things");
+    sb_filter_release(f);
+
+    /* The same word in two categories hits both; repeats count once. */
+    const char *ct2[] = {"a", "policy: review\nspam\nSPAM\n", "b",
+                         "policy: review\nspam\n"};
+    f = lists(2, ct2);
+    assert_int_equal(sb_filter_words(f), 2);
+    assert_int_equal(sb_filter_scan(f, "spam", 4, &v), 0);
+    assert_int_equal(v.categories, 3);
+    sb_filter_verdict_clear(&v);
+    sb_filter_release(f);
+}
+
+static void test_invalid_text(void **state)
+{
+    (void)state;
+    sb_filter *f = three();
+    /* Bytes that are not UTF-8 are unknown characters: no crash, no read
+     * past the end, and a word broken by one is not matched. */
+    const char bad[] = "bad\xffword d\xc3" "arn \xe4\xbd";
+    assert_int_equal(verdict(f, bad), SB_FILTER_PASS);
+    const char t[] = "darn\xed\xa0\x80";
+    sb_filter_verdict v;
+    assert_int_equal(sb_filter_scan(f, t, strlen(t), &v), 0);
+    assert_string_equal(v.masked, "****\xed\xa0\x80");
+    sb_filter_verdict_clear(&v);
+    /* Not NUL-terminated: only len bytes are read. */
+    assert_int_equal(sb_filter_scan(f, "darnit", 3, &v), 0);
+    assert_int_equal(v.policy, SB_FILTER_PASS);
+    sb_filter_verdict_clear(&v);
+    sb_filter_release(f);
+}
+
+static void test_normalize(void **state)
+{
+    (void)state;
+    char out[64];
+    const char *t = "Ｈｅｌｌｏ, Wörld! \xef\xac\x81 ß 傻\xe2\x80\x8b瓜 ①";
+    size_t n = sb_filter_normalize(t, strlen(t), out, sizeof out);
+    assert_string_equal(out, "helloworldfiss傻瓜1");
+    assert_int_equal(n, strlen(out));
+    char small[6];
+    assert_int_equal(sb_filter_normalize(t, strlen(t), small, sizeof small),
+                     n);
+    assert_string_equal(small, "hello");
+    /* Only whole characters: no room for 傻 means nothing after it. */
+    char cut[5];
+    t = "ab傻c";
+    assert_int_equal(sb_filter_normalize(t, strlen(t), cut, sizeof cut), 6);
+    assert_string_equal(cut, "ab");
+}
+
+/* ---- list files --------------------------------------------------------- */
+
+typedef struct tmpdir {
+    char path[64];
+} tmpdir;
+
+static void dir_make(tmpdir *d)
+{
+    snprintf(d->path, sizeof d->path, "/tmp/sbfilter-test.XXXXXX");
+    assert_non_null(mkdtemp(d->path));
+}
+
+static void put_file(const tmpdir *d, const char *name, const char *text,
+                     size_t n)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/%s", d->path, name);
+    FILE *fp = fopen(p, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, n, fp), n);
+    fclose(fp);
+}
+
+static void put(const tmpdir *d, const char *name, const char *text)
+{
+    put_file(d, name, text, strlen(text));
+}
+
+static void rm_file(const tmpdir *d, const char *name)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/%s", d->path, name);
+    unlink(p);
+}
+
+static void dir_remove(tmpdir *d, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) rm_file(d, names[i]);
+    assert_int_equal(rmdir(d->path), 0);
+}
+
+/* Loading d fails with rc and an error that contains want. */
+static void expect_refused(const tmpdir *d, int rc, const char *want)
+{
+    sb_filter *f = (sb_filter *)1;
+    char err[SB_FILTER_ERR_BYTES];
+    int got = sb_filter_load_dir(d->path, &f, err, sizeof err);
+    assert_null(f);
+    if (got != rc || !strstr(err, want))
+        fail_msg("got %d \"%s\", want %d \"%s\"", got, err, rc, want);
+}
+
+static void test_load_dir(void **state)
+{
+    (void)state;
+    tmpdir d;
+    dir_make(&d);
+    put(&d, "zz.txt", "\xef\xbb\xbf# a BOM, comments, CRLF, blank lines\r\n"
+                      "\r\n  Policy:  review \r\n  free money  \r\n#x\r\n");
+    put(&d, "aa.txt", "policy: block\nbadword");
+    put(&d, "README.md", "not a list");
+    put(&d, ".hidden.txt", "policy: nonsense");
+    sb_filter *f = NULL;
+    char err[SB_FILTER_ERR_BYTES];
+    int rc = sb_filter_load_dir(d.path, &f, err, sizeof err);
+    if (rc) fail_msg("load: %s", err);
+    assert_int_equal(sb_filter_categories(f), 2);
+    assert_string_equal(sb_filter_category_name(f, 0), "aa"); /* sorted */
+    assert_string_equal(sb_filter_category_name(f, 1), "zz");
+    assert_int_equal(sb_filter_words(f), 2);
+    assert_int_equal(verdict(f, "badword"), SB_FILTER_BLOCK);
+    assert_int_equal(verdict(f, "FREE MONEY"), SB_FILTER_REVIEW);
+    sb_filter_release(f);
+    const char *names[] = {"zz.txt", "aa.txt", "README.md", ".hidden.txt"};
+    dir_remove(&d, names, 4);
+}
+
+static void test_broken_lists(void **state)
+{
+    (void)state;
+    tmpdir d;
+    dir_make(&d);
+    char want[128];
+    put(&d, "good.txt", "policy: block\nbadword\n");
+
+    put(&d, "bad.txt", "policy: mask\nok\n\xc3\x28 broken\n");
+    snprintf(want, sizeof want, "%s/bad.txt:3: invalid UTF-8", d.path);
+    expect_refused(&d, SB_E_INVALID, want);
+
+    put(&d, "bad.txt", "# x\npolicy: blok\nword\n");
+    snprintf(want, sizeof want, "%s/bad.txt:2: unknown policy \"blok\"",
+             d.path);
+    expect_refused(&d, SB_E_INVALID, want);
+
+    put(&d, "bad.txt", "policy: mask\nfine\n !!! -- \n");
+    snprintf(want, sizeof want, "%s/bad.txt:3: word is empty", d.path);
+    expect_refused(&d, SB_E_INVALID, want);
+
+    put(&d, "bad.txt", "word\npolicy: mask\n");
+    snprintf(want, sizeof want, "%s/bad.txt:1: a \"policy:", d.path);
+    expect_refused(&d, SB_E_INVALID, want);
+
+    put(&d, "bad.txt", "policy: mask\npolicy: block\n");
+    expect_refused(&d, SB_E_INVALID, "bad.txt:2: policy given twice");
+
+    put(&d, "bad.txt", "# only a comment\n");
+    expect_refused(&d, SB_E_INVALID, "bad.txt: no \"policy:");
+
+    put_file(&d, "bad.txt", "policy: mask\nab\0cd\n", 19);
+    expect_refused(&d, SB_E_INVALID, "bad.txt:2: NUL byte");
+
+    char line[200];
+    memset(line, 'x', 65);
+    snprintf(line + 65, sizeof line - 65, "\n");
+    char text[300];
+    snprintf(text, sizeof text, "policy: mask\n%s", line);
+    put(&d, "bad.txt", text);
+    expect_refused(&d, SB_E_TOO_LARGE, "bad.txt:2: word longer than 64");
+
+    size_t ll = 14 + SB_FILTER_LINE_BYTES_MAX + 1;
+    char *longline = malloc(ll);
+    memset(longline, ' ', ll);
+    memcpy(longline, "policy: mask\nx", 14);
+    longline[ll - 1] = '\n';
+    put_file(&d, "bad.txt", longline, ll);
+    free(longline);
+    expect_refused(&d, SB_E_TOO_LARGE, "bad.txt:2: line longer than");
+
+    rm_file(&d, "bad.txt");
+    put(&d, "bad name.txt", "policy: mask\nx\n");
+    expect_refused(&d, SB_E_INVALID, "bad category name \"bad name\"");
+    rm_file(&d, "bad name.txt");
+
+    /* The directory itself: missing, empty. */
+    rm_file(&d, "good.txt");
+    expect_refused(&d, SB_E_INVALID, "no word lists");
+    assert_int_equal(rmdir(d.path), 0);
+    expect_refused(&d, -ENOENT, d.path);
+}
+
+/* An owner's reload: it holds the filter in force, readers take a
+ * reference for the time of a scan; a broken reload changes nothing, a
+ * good one swaps, and a reader still holding the old filter keeps it
+ * usable until it lets go. */
+static void test_reload_swap(void **state)
+{
+    (void)state;
+    tmpdir d;
+    dir_make(&d);
+    put(&d, "words.txt", "policy: block\nbadword\n");
+    sb_filter *cur = NULL;
+    char err[SB_FILTER_ERR_BYTES];
+    assert_int_equal(sb_filter_load_dir(d.path, &cur, err, sizeof err), 0);
+
+    /* A broken edit is refused; the old filter stays in force. */
+    put(&d, "words.txt", "policy: block\nbadword\n\xff\n");
+    sb_filter *next = NULL;
+    assert_int_equal(sb_filter_load_dir(d.path, &next, err, sizeof err),
+                     SB_E_INVALID);
+    assert_null(next);
+    assert_non_null(strstr(err, "words.txt:3: invalid UTF-8"));
+    assert_int_equal(verdict(cur, "badword"), SB_FILTER_BLOCK);
+
+    /* A reader in the middle of a scan holds a reference. */
+    sb_filter *reader = sb_filter_retain(cur);
+
+    put(&d, "words.txt", "policy: mask\nnewword\n");
+    assert_int_equal(sb_filter_load_dir(d.path, &next, err, sizeof err), 0);
+    sb_filter *old = cur;
+    cur = next;
+    sb_filter_release(old);
+    assert_int_equal(verdict(cur, "badword"), SB_FILTER_PASS);
+    assert_int_equal(verdict(cur, "newword"), SB_FILTER_MASK);
+    assert_int_equal(verdict(reader, "badword"), SB_FILTER_BLOCK);
+    sb_filter_release(reader); /* the old filter goes now */
+    sb_filter_release(cur);
+    const char *names[] = {"words.txt"};
+    dir_remove(&d, names, 1);
+}
+
+/* 100,000 words compile, and every one of them is found. */
+static void test_many_words(void **state)
+{
+    (void)state;
+    size_t n = 100000, cap = n * 16 + 32, k = 0;
+    char *text = malloc(cap);
+    k += (size_t)snprintf(text, cap, "policy: review\n");
+    for (size_t i = 0; i < n; i++) {
+        /* a letter prefix and a number: distinct, overlapping prefixes */
+        k += (size_t)snprintf(text + k, cap - k, "w%c%zu\n",
+                              (char)('a' + i % 26), i * 7919 % 1000003);
+    }
+    const char *ct[] = {"many", text};
+    sb_filter *f = lists(1, ct);
+    assert_int_equal(sb_filter_words(f), n);
+    char probe[32];
+    for (size_t i = 0; i < n; i += 997) {
+        snprintf(probe, sizeof probe, "x w%c%zu!", (char)('a' + i % 26),
+                 i * 7919 % 1000003);
+        assert_int_equal(verdict(f, probe), SB_FILTER_REVIEW);
+    }
+    assert_int_equal(verdict(f, "nothing here w"), SB_FILTER_PASS);
+    sb_filter_release(f);
+    free(text);
+}
+
+static void test_compile_refusals(void **state)
+{
+    (void)state;
+    sb_filter *f = (sb_filter *)1;
+    char err[SB_FILTER_ERR_BYTES];
+    sb_filter_list l[2] = {{"same", "one.txt", "policy: mask\n", 13},
+                           {"same", "two.txt", "policy: mask\n", 13}};
+    assert_int_equal(sb_filter_compile(l, 2, &f, err, sizeof err),
+                     SB_E_INVALID);
+    assert_null(f);
+    assert_non_null(strstr(err, "two.txt: category \"same\" given twice"));
+    sb_filter_list many[SB_FILTER_CATEGORIES_MAX + 1];
+    for (size_t i = 0; i < SB_FILTER_CATEGORIES_MAX + 1; i++)
+        many[i] = (sb_filter_list){"c", NULL, "policy: mask\n", 13};
+    assert_int_equal(sb_filter_compile(many, SB_FILTER_CATEGORIES_MAX + 1, &f,
+                                       err, sizeof err),
+                     SB_E_TOO_LARGE);
+    /* No err buffer at all is fine too. */
+    l[0].text = "policy: x\n";
+    l[0].len = 10;
+    assert_int_equal(sb_filter_compile(l, 1, &f, NULL, 0), SB_E_INVALID);
+    /* A list with a policy and no words is an empty category. */
+    l[0] = (sb_filter_list){"empty", NULL, "policy: block\n", 14};
+    assert_int_equal(sb_filter_compile(l, 1, &f, err, sizeof err), 0);
+    assert_int_equal(sb_filter_words(f), 0);
+    assert_int_equal(verdict(f, "anything"), SB_FILTER_PASS);
+    sb_filter_release(f);
+    sb_filter_release(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain_and_case),
+        cmocka_unit_test(test_fullwidth_and_compat),
+        cmocka_unit_test(test_separators_between_letters),
+        cmocka_unit_test(test_chinese),
+        cmocka_unit_test(test_policies),
+        cmocka_unit_test(test_mask_positions),
+        cmocka_unit_test(test_no_false_match),
+        cmocka_unit_test(test_overlapping_words),
+        cmocka_unit_test(test_invalid_text),
+        cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_load_dir),
+        cmocka_unit_test(test_broken_lists),
+        cmocka_unit_test(test_reload_swap),
+        cmocka_unit_test(test_many_words),
+        cmocka_unit_test(test_compile_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
