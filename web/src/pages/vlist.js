@@ -51,6 +51,7 @@ export class VirtualList {
     this.rendered = new Map(); // key -> { el, rev, entry }
     this.stick = true;
     this.measureDirty = false;
+    this.measureFrom = Infinity;
     this.stats = { renders: 0, maxRendered: 0, lastRenderMs: 0 };
 
     this.topObserver = new IntersectionObserver(
@@ -76,7 +77,7 @@ export class VirtualList {
         const hgt = e.target.offsetHeight;
         if (hgt && this.heights.get(key) !== hgt) {
           this.heights.set(key, hgt);
-          this.measureDirty = true;
+          this.remeasured(key);
         }
       }
       if (this.measureDirty && this.o.onResize) this.o.onResize();
@@ -91,7 +92,9 @@ export class VirtualList {
     for (const r of this.rendered.values()) this.drop(r);
     this.rendered.clear();
     this.list = list;
+    if (list) list.takeDirty();
     this.layoutRev = -1;
+    this.measureFrom = Infinity;
     this.stick = true;
     this.keys = [];
   }
@@ -105,25 +108,42 @@ export class VirtualList {
     return this.heights.get(key) ?? this.o.estimate;
   }
 
-  // Prefix sums over the list: O(n) with n the conversation's length,
-  // done only when the list or a height changed.
+  // Prefix sums over the list, recomputed from the first index that
+  // changed (the list's dirty mark, or the first re-measured item): a
+  // burst appended at the end costs O(burst), not O(conversation).
   layout() {
     const l = this.list;
     const n = l ? l.length : 0;
-    if (this.offsets.length < n + 1) this.offsets = new Float64Array(Math.max(n + 1, this.offsets.length * 2));
-    const keys = new Array(n);
-    let y = 0;
-    for (let i = 0; i < n; i++) {
+    let from = l ? Math.min(l.takeDirty(), this.measureFrom) : 0;
+    if (this.layoutRev === -1) from = 0;
+    from = Math.max(0, Math.min(from, this.keys.length, n));
+    if (this.offsets.length < n + 1) {
+      const o = new Float64Array(Math.max(n + 1, this.offsets.length * 2));
+      o.set(this.offsets.subarray(0, from + 1));
+      this.offsets = o;
+    }
+    const keys = this.keys;
+    keys.length = n;
+    let y = this.offsets[from] || 0;
+    if (from === 0) y = 0;
+    for (let i = from; i < n; i++) {
       const k = entryKey(l.at(i));
       keys[i] = k;
       this.offsets[i] = y;
-      y += this.height(k);
+      y += this.heights.get(k) ?? this.o.estimate;
     }
     this.offsets[n] = y;
-    this.keys = keys;
     this.layoutRev = l ? l.rev : -1;
     this.measureDirty = false;
+    this.measureFrom = Infinity;
     this.content.style.height = `${y}px`;
+  }
+
+  // A height changed: the prefix sums are stale from that item on.
+  remeasured(key) {
+    const i = this.list ? this.keyIndex(key) : 0;
+    this.measureFrom = Math.min(this.measureFrom, i < 0 ? 0 : i);
+    this.measureDirty = true;
   }
 
   total() {
@@ -168,6 +188,7 @@ export class VirtualList {
       const hgt = r.el.offsetHeight;
       if (hgt && this.heights.get(key) !== hgt) {
         this.heights.set(key, hgt);
+        this.remeasured(key);
         changed = true;
       }
     }

@@ -29,6 +29,19 @@ export class MessageList {
     this.byKey = new Map(); // client_msg_id hex -> pending entry
     this.nextOrder = 0;
     this.rev = 0; // bumped on every change
+    this.dirtyFrom = 0; // first view index changed since takeDirty()
+  }
+
+  /** The first view index that changed since the last call (a renderer
+   * recomputes its prefix sums from there); Infinity if none. */
+  takeDirty() {
+    const d = this.dirtyFrom;
+    this.dirtyFrom = Infinity;
+    return d;
+  }
+
+  touch(i) {
+    if (i < this.dirtyFrom) this.dirtyFrom = i;
   }
 
   get length() {
@@ -74,6 +87,7 @@ export class MessageList {
     const seq = msg.seq;
     const n = this.items.length;
     if (n === 0 || this.items[n - 1].seq < seq) {
+      this.touch(n);
       this.items.push(this.entry(msg, mine, status, key));
       this.rev++;
       return 'appended';
@@ -89,6 +103,7 @@ export class MessageList {
       }
       return 'duplicate';
     }
+    this.touch(i);
     this.items.splice(i, 0, this.entry(msg, mine, status, key));
     this.rev++;
     return 'inserted';
@@ -116,6 +131,7 @@ export class MessageList {
         const mine = isMine(m);
         page.push(this.entry(m, mine, mine ? 'sent' : null, ''));
       }
+      this.touch(0);
       this.items = page.concat(this.items);
       this.rev++;
       return page.length;
@@ -133,6 +149,7 @@ export class MessageList {
   addPending(key, msg, status = 'sending') {
     if (this.byKey.has(key)) return this.byKey.get(key);
     const e = { seq: 0, key, msg, mine: true, status, order: ++this.nextOrder, rev: 0 };
+    this.touch(this.items.length + this.pending.length);
     this.pending.push(e);
     this.byKey.set(key, e);
     this.rev++;
@@ -148,6 +165,7 @@ export class MessageList {
     if (!e) return null;
     this.byKey.delete(key);
     const i = lowerBoundBy(this.pending, e.order, 'order');
+    this.touch(this.items.length + i);
     if (this.pending[i] === e) this.pending.splice(i, 1);
     this.rev++;
     return e;
