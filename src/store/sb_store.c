@@ -1,12 +1,17 @@
-/* The embedded store on SQLite: the schema and its version, the prepared
+/* The embedded store on SQLite: the schema and its migrations, the prepared
  * statements of every path (cached for the life of the connection), and the
  * translation between rows and the protocol's protobuf-c structs. One
  * sb_store is one connection; the threads sharing a database are sb_storeq's.
- */
+ *
+ * Search runs on an FTS5 trigram index over message bodies that is filled
+ * behind the appends (sb_store_index), not by them: FTS5 costs more per
+ * message than the whole append does. A search scans the few messages past
+ * the index mark instead, so it never misses one. */
 #include "sb_store.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,14 +20,25 @@
 #include <sqlite3.h>
 
 #include "sb_error.h"
+#include "sb_utf8.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 #define CACHE_KIB 8192       /* page cache per connection */
 #define USER_ID_BYTES_MAX 64 /* user and device ids */
 #define CLIENT_MSG_ID_BYTES 16
+#define TEXT_BYTES_MAX 64          /* desk and group names */
+#define LIST_GROUPS_MAX 64         /* queued groups per conv_list */
+#define SEARCH_QUERY_BYTES_MAX 512 /* a search query */
+#define SEARCH_WORDS_MAX 16        /* words per query */
+#define TRIGRAM_CHARS 3            /* shorter words cannot use the index */
 
-static const char SCHEMA_SQL[] =
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Version 1, as first shipped. A new database is created at version 1 and
+ * then migrated like an old one, so both end with the same schema. */
+static const char SCHEMA_V1_SQL[] =
     "CREATE TABLE users("
     " user_id TEXT PRIMARY KEY,"
     " role INTEGER NOT NULL,"
@@ -68,9 +84,53 @@ static const char SCHEMA_SQL[] =
     " acked_seq INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY(user_id, device_id, conv_id));";
 
-#define MSG_COLS                                                               \
-    "msg_id, conv_id, seq, sender, sender_device, client_msg_id, type, body, " \
-    "quote_seq, lang, server_ts"
+/* Version 2, customer service: routing fields and times of a conversation;
+ * a message's structured parts (extra: a packed Sbp__Message holding only
+ * event, quick_replies, card and media), recall and whether it has tags;
+ * tags (seq 0: the conversation's); the trigram search index over bodies,
+ * filled up to meta.fts_upto (a msg_id). Existing service conversations
+ * get their customer from their members. */
+static const char SCHEMA_V2_SQL[] =
+    "ALTER TABLE convs ADD COLUMN desk TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN grp TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN agent TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN customer TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN queued_ts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN assigned_ts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN first_response_ts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN closed_ts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN extra BLOB;"
+    "ALTER TABLE messages ADD COLUMN recalled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN tagged INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE tags("
+    " conv_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " tag TEXT NOT NULL,"
+    " PRIMARY KEY(conv_id, seq, tag)) WITHOUT ROWID;"
+    "CREATE INDEX tags_conv ON tags(tag, conv_id) WHERE seq = 0;"
+    /* a customer's open conversation at a desk; queues in arrival order */
+    "CREATE INDEX convs_service ON convs(customer, desk, state);"
+    "CREATE INDEX convs_queue ON convs(state, queued_ts);"
+    "CREATE VIRTUAL TABLE msg_fts USING fts5(body, content='messages',"
+    " content_rowid='msg_id', tokenize='trigram');"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "INSERT INTO meta(key, value) VALUES('fts_upto', 0);"
+    "UPDATE convs SET customer = coalesce((SELECT m.user_id FROM members m"
+    " WHERE m.conv_id = convs.conv_id AND m.role = 1"
+    " ORDER BY m.rowid LIMIT 1), '') WHERE kind = 2;";
+
+/* MIGRATIONS[v] takes a database from version v to v + 1. */
+static const char *const MIGRATIONS[SCHEMA_VERSION] = {
+    SCHEMA_V1_SQL,
+    SCHEMA_V2_SQL,
+};
+
+#define MSG_COLS_(p)                                                           \
+    p "msg_id, " p "conv_id, " p "seq, " p "sender, " p "sender_device, " p   \
+      "client_msg_id, " p "type, " p "body, " p "quote_seq, " p "lang, " p    \
+      "server_ts, " p "extra, " p "recalled, " p "tagged"
+#define MSG_COLS MSG_COLS_("")
 
 enum stmt_id {
     ST_BEGIN,
@@ -95,6 +155,34 @@ enum stmt_id {
     ST_CONVS_ALL,
     ST_MSGS_AFTER,
     ST_MSGS_BEFORE,
+    ST_SAVEPOINT,
+    ST_RELEASE,
+    ST_ROLLBACK_TO,
+    ST_TAGS_GET,
+    ST_QUOTE_GET,
+    ST_MSG_GET,
+    ST_MSG_ID,
+    ST_SVC_FIND,
+    ST_ROUTE_GET,
+    ST_ROUTE_SET,
+    ST_MEMBER_DEL,
+    ST_MEMBER_AGENT,
+    ST_MEMBER_COUNT,
+    ST_MEMBER_READ,
+    ST_FIRST_RESPONSE,
+    ST_AGENT_FIRST,
+    ST_RECALL_GET,
+    ST_RECALL_SET,
+    ST_TAG_ADD,
+    ST_TAG_DEL,
+    ST_TAG_COUNT,
+    ST_MSG_TAGGED,
+    ST_SVC_CONVS,
+    ST_FTS_UPTO,
+    ST_FTS_SET,
+    ST_FTS_FILL,
+    ST_FTS_DELETE,
+    ST_MSG_MAX,
     ST_COUNT
 };
 
@@ -110,8 +198,8 @@ static const char *const STMT_SQL[ST_COUNT] = {
     [ST_CONV_SEQ] = "SELECT last_seq FROM convs WHERE conv_id = ?1",
     [ST_MSG_INSERT] = "INSERT INTO messages(conv_id, seq, sender, "
                       "sender_device, client_msg_id, type, body, quote_seq, "
-                      "lang, server_ts)"
-                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                      "lang, server_ts, extra)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                       " ON CONFLICT(sender, client_msg_id) DO NOTHING",
     [ST_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
@@ -122,12 +210,14 @@ static const char *const STMT_SQL[ST_COUNT] = {
         " seen_ts = excluded.seen_ts",
     [ST_USER_ROLE] = "SELECT role FROM users WHERE user_id = ?1",
     [ST_CONV_INSERT] = "INSERT INTO convs(kind, state, title, last_seq, "
-                       "created_ts, updated_ts) VALUES(?1, ?2, ?3, 0, ?4, ?4)",
+                       "created_ts, updated_ts, desk, grp, customer)"
+                       " VALUES(?1, ?2, ?3, 0, ?4, ?4, ?5, ?6, ?7)",
     [ST_MEMBER_INSERT] = "INSERT INTO members(conv_id, user_id, role, "
                          "read_seq, delivered_seq, joined_ts)"
                          " VALUES(?1, ?2, ?3, 0, 0, ?4)",
-    [ST_CONV_GET] = "SELECT kind, state, title, last_seq, created_ts"
-                    " FROM convs WHERE conv_id = ?1",
+    [ST_CONV_GET] = "SELECT kind, state, title, last_seq, created_ts, desk,"
+                    " grp, agent, customer, updated_ts, first_response_ts,"
+                    " closed_ts FROM convs WHERE conv_id = ?1",
     [ST_MEMBERS_GET] = "SELECT user_id, role, read_seq, delivered_seq"
                        " FROM members WHERE conv_id = ?1"
                        " ORDER BY rowid LIMIT ?2",
@@ -157,6 +247,68 @@ static const char *const STMT_SQL[ST_COUNT] = {
     [ST_MSGS_BEFORE] = "SELECT " MSG_COLS " FROM messages"
                        " WHERE conv_id = ?1 AND seq < ?2"
                        " ORDER BY seq DESC LIMIT ?3",
+    [ST_SAVEPOINT] = "SAVEPOINT sb",
+    [ST_RELEASE] = "RELEASE sb",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO sb",
+    [ST_TAGS_GET] = "SELECT tag FROM tags WHERE conv_id = ?1 AND seq = ?2"
+                    " ORDER BY tag LIMIT " STR(SB_STORE_TAGS_MAX),
+    /* substr counts characters: at least the bytes wanted, cut in C */
+    [ST_QUOTE_GET] = "SELECT sender, type, substr(body, 1, "
+                     STR(SB_STORE_QUOTE_BYTES) "), recalled FROM messages"
+                     " WHERE conv_id = ?1 AND seq = ?2",
+    [ST_MSG_GET] = "SELECT " MSG_COLS " FROM messages"
+                   " WHERE conv_id = ?1 AND seq = ?2",
+    [ST_MSG_ID] = "SELECT msg_id FROM messages WHERE conv_id = ?1 AND seq = ?2",
+    [ST_SVC_FIND] = "SELECT conv_id FROM convs WHERE customer = ?1"
+                    " AND desk = ?2 AND kind = ?3 AND state <> ?4"
+                    " ORDER BY conv_id DESC LIMIT 1",
+    [ST_ROUTE_GET] = "SELECT state, agent FROM convs WHERE conv_id = ?1",
+    [ST_ROUTE_SET] = "UPDATE convs SET state = ?2, grp = ?3, agent = ?4,"
+                     " updated_ts = max(updated_ts, ?5),"
+                     " queued_ts = CASE WHEN ?6 THEN ?5 ELSE queued_ts END,"
+                     " assigned_ts = CASE WHEN ?7 THEN ?5 ELSE assigned_ts END,"
+                     " closed_ts = CASE ?8 WHEN 1 THEN ?5 WHEN 0 THEN 0"
+                     " ELSE closed_ts END"
+                     " WHERE conv_id = ?1",
+    [ST_MEMBER_DEL] = "DELETE FROM members WHERE conv_id = ?1 AND user_id = ?2",
+    [ST_MEMBER_AGENT] = "INSERT INTO members(conv_id, user_id, role, "
+                        "read_seq, delivered_seq, joined_ts)"
+                        " VALUES(?1, ?2, ?3, 0, 0, ?4)"
+                        " ON CONFLICT(conv_id, user_id)"
+                        " DO UPDATE SET role = excluded.role",
+    [ST_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE conv_id = ?1"
+                        " AND user_id <> ?2 AND user_id <> ?3",
+    [ST_MEMBER_READ] = "SELECT read_seq FROM members"
+                       " WHERE conv_id = ?1 AND user_id = ?2",
+    [ST_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = ?2"
+                          " WHERE conv_id = ?1 AND first_response_ts = 0",
+    [ST_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
+                       " ON m.conv_id = c.conv_id WHERE c.conv_id = ?1"
+                       " AND c.agent <> '' AND m.sender = c.agent"
+                       " AND m.server_ts >= c.assigned_ts",
+    [ST_RECALL_GET] = "SELECT msg_id, recalled, body FROM messages"
+                      " WHERE conv_id = ?1 AND seq = ?2",
+    [ST_RECALL_SET] = "UPDATE messages SET recalled = 1 WHERE msg_id = ?1",
+    [ST_TAG_ADD] = "INSERT INTO tags(conv_id, seq, tag) VALUES(?1, ?2, ?3)"
+                   " ON CONFLICT DO NOTHING",
+    [ST_TAG_DEL] = "DELETE FROM tags WHERE conv_id = ?1 AND seq = ?2"
+                   " AND tag = ?3",
+    [ST_TAG_COUNT] = "SELECT count(*) FROM tags WHERE conv_id = ?1"
+                     " AND seq = ?2",
+    [ST_MSG_TAGGED] = "UPDATE messages SET tagged = ?3"
+                      " WHERE conv_id = ?1 AND seq = ?2",
+    [ST_SVC_CONVS] = "SELECT conv_id FROM convs WHERE state = ?1"
+                     " AND kind = ?2 ORDER BY queued_ts, conv_id",
+    [ST_FTS_UPTO] = "SELECT value FROM meta WHERE key = 'fts_upto'",
+    [ST_FTS_SET] = "UPDATE meta SET value = ?1 WHERE key = 'fts_upto'",
+    /* One statement for many rows: FTS5 flushes its pending terms at
+     * every statement, so row by row would cost many times more. */
+    [ST_FTS_FILL] = "INSERT INTO msg_fts(rowid, body)"
+                    " SELECT msg_id, body FROM messages"
+                    " WHERE msg_id > ?1 AND msg_id <= ?2 AND recalled = 0",
+    [ST_FTS_DELETE] = "INSERT INTO msg_fts(msg_fts, rowid, body)"
+                      " VALUES('delete', ?1, ?2)",
+    [ST_MSG_MAX] = "SELECT max(msg_id) FROM messages",
 };
 
 struct sb_store {
@@ -220,8 +372,148 @@ static int col_blob(sqlite3_stmt *st, int i, ProtobufCBinaryData *dst)
     return 0;
 }
 
-/* Builds a message from a row of MSG_COLS. */
-static int msg_from_row(sqlite3_stmt *st, Sbp__Message **out)
+static char *str_dup_n(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, p, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* A short name that may be empty (desk, skill group); NULL counts as "". */
+static bool text_valid(const char *t, size_t max)
+{
+    if (!t) return true;
+    size_t n = strnlen(t, max + 1);
+    return n <= max && sb_utf8_valid(t, n);
+}
+
+/* A tag: 1..SB_STORE_TAG_BYTES_MAX bytes of UTF-8, no control characters. */
+static bool tag_valid(const char *t)
+{
+    if (!t) return false;
+    size_t n = strnlen(t, SB_STORE_TAG_BYTES_MAX + 1);
+    if (n == 0 || n > SB_STORE_TAG_BYTES_MAX || !sb_utf8_valid(t, n))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f) return false;
+    return true;
+}
+
+/* The length of the longest prefix of t[0..n) of at most max bytes that
+ * ends on a character boundary (t is valid UTF-8). */
+static size_t utf8_cut(const char *t, size_t n, size_t max)
+{
+    if (n <= max) return n;
+    size_t k = max;
+    while (k > 0 && ((unsigned char)t[k] & 0xc0) == 0x80)
+        k--;
+    return k;
+}
+
+/* The tags of a conversation (seq 0) or of one of its messages, into a
+ * repeated string field (left empty when there are none). */
+static int tags_load(sb_store *s, uint64_t conv_id, uint64_t seq,
+                     char ***tags, size_t *n_tags)
+{
+    sqlite3_stmt *st = s->st[ST_TAGS_GET];
+    char **a = NULL;
+    size_t n = 0;
+    int rc;
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    sqlite3_bind_int64(st, 2, i64(seq));
+    /* The statement's LIMIT keeps n within SB_STORE_TAGS_MAX. */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!a && !(a = calloc(SB_STORE_TAGS_MAX, sizeof *a))) goto nomem;
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        if (!t) continue;
+        if (!(a[n] = str_dup_n(t, (size_t)sqlite3_column_bytes(st, 0))))
+            goto nomem;
+        n++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        rc = SB_E_STORE;
+        goto err;
+    }
+    *tags = a;
+    *n_tags = n;
+    return 0;
+nomem:
+    sqlite3_reset(st);
+    rc = -ENOMEM;
+err:
+    for (size_t i = 0; i < n; i++)
+        free(a[i]);
+    free(a);
+    return rc;
+}
+
+/* What a message shows of the message it quotes: sender, type, recall and
+ * the first SB_STORE_QUOTE_BYTES bytes of its body. Nothing if it is not
+ * there (append lets no message quote one that is not). */
+static int quote_load(sb_store *s, uint64_t conv_id, uint64_t seq,
+                      Sbp__Quote **out)
+{
+    sqlite3_stmt *st = s->st[ST_QUOTE_GET];
+    Sbp__Quote *q = NULL;
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    sqlite3_bind_int64(st, 2, i64(seq));
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = rc == SQLITE_DONE ? 0 : SB_E_STORE;
+        goto out;
+    }
+    rc = -ENOMEM;
+    if (!(q = malloc(sizeof *q))) goto out;
+    sbp__quote__init(q);
+    q->seq = seq;
+    q->type = (Sbp__MsgType)sqlite3_column_int(st, 1);
+    q->recalled = sqlite3_column_int(st, 3) != 0;
+    if (col_text(st, 0, &q->sender)) goto out;
+    const char *body = (const char *)sqlite3_column_text(st, 2);
+    size_t n = (size_t)sqlite3_column_bytes(st, 2);
+    if (!q->recalled && body && n) {
+        char *b = str_dup_n(body, utf8_cut(body, n, SB_STORE_QUOTE_BYTES));
+        if (!b) goto out;
+        q->body = b;
+    }
+    *out = q;
+    q = NULL;
+    rc = 0;
+out:
+    sqlite3_reset(st);
+    if (q) sbp__quote__free_unpacked(q, NULL);
+    return rc;
+}
+
+/* Moves the structured parts packed in a row's extra column into m. */
+static int extra_merge(sqlite3_stmt *st, int col, Sbp__Message *m)
+{
+    const uint8_t *b = sqlite3_column_blob(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    if (!b || n <= 0) return 0;
+    Sbp__Message *x = sbp__message__unpack(NULL, (size_t)n, b);
+    if (!x) return SB_E_STORE; /* not what append packed */
+    m->event = x->event;
+    m->n_quick_replies = x->n_quick_replies;
+    m->quick_replies = x->quick_replies;
+    m->card = x->card;
+    m->media = x->media;
+    x->event = NULL;
+    x->n_quick_replies = 0;
+    x->quick_replies = NULL;
+    x->card = NULL;
+    x->media = NULL;
+    sbp__message__free_unpacked(x, NULL);
+    return 0;
+}
+
+/* Builds a message from a row of MSG_COLS: structured parts merged in, a
+ * recall applied (no body, card or media). Tags and the quote cost a
+ * lookup each, made only for a message that has them. */
+static int msg_from_row(sb_store *s, sqlite3_stmt *st, Sbp__Message **out)
 {
     Sbp__Message *m = malloc(sizeof *m);
     if (!m) return -ENOMEM;
@@ -232,14 +524,31 @@ static int msg_from_row(sqlite3_stmt *st, Sbp__Message **out)
     m->type = (Sbp__MsgType)sqlite3_column_int(st, 6);
     m->quote_seq = (uint64_t)sqlite3_column_int64(st, 8);
     m->server_ts = sqlite3_column_int64(st, 10);
+    m->recalled = sqlite3_column_int(st, 12) != 0;
+    int rc = -ENOMEM;
     if (col_text(st, 3, &m->sender) || col_text(st, 4, &m->sender_device) ||
-        col_blob(st, 5, &m->client_msg_id) || col_text(st, 7, &m->body) ||
-        col_text(st, 9, &m->lang)) {
-        sbp__message__free_unpacked(m, NULL);
-        return -ENOMEM;
+        col_blob(st, 5, &m->client_msg_id) ||
+        (!m->recalled && col_text(st, 7, &m->body)) ||
+        col_text(st, 9, &m->lang))
+        goto err;
+    if ((rc = extra_merge(st, 11, m))) goto err;
+    if (m->recalled) {
+        if (m->card) sbp__card__free_unpacked(m->card, NULL);
+        if (m->media) sbp__media__free_unpacked(m->media, NULL);
+        m->card = NULL;
+        m->media = NULL;
     }
+    if (sqlite3_column_int(st, 13) &&
+        (rc = tags_load(s, m->conv_id, m->seq, &m->tags, &m->n_tags)))
+        goto err;
+    if (m->quote_seq &&
+        (rc = quote_load(s, m->conv_id, m->quote_seq, &m->quote)))
+        goto err;
     *out = m;
     return 0;
+err:
+    sbp__message__free_unpacked(m, NULL);
+    return rc;
 }
 
 /* Reads run in one snapshot: if no transaction is open, a read transaction
@@ -285,23 +594,25 @@ out:
     return rc;
 }
 
-/* Creates the schema of a new database, or checks an existing one. The
- * version is re-read under the write lock: two connections may open a new
- * file at once. */
+/* Creates the schema of a new database or brings an old one up to date,
+ * in place and in one transaction: every migration from its version on.
+ * The version is re-read under the write lock: two connections may open
+ * the file at once. */
 static int schema_ensure(sqlite3 *db)
 {
     int64_t v = 0;
     if (pragma_int(db, "PRAGMA user_version", &v)) return SB_E_STORE;
     if (v == SCHEMA_VERSION) return 0;
-    if (v > SCHEMA_VERSION) return SB_E_STORE; /* written by a newer build */
+    if (v > SCHEMA_VERSION || v < 0) return SB_E_STORE; /* a newer build's */
     if (exec_sql(db, "BEGIN IMMEDIATE")) return SB_E_STORE;
     if (pragma_int(db, "PRAGMA user_version", &v)) goto err;
-    if (v == 0) {
+    if (v > SCHEMA_VERSION || v < 0) goto err;
+    if (v < SCHEMA_VERSION) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
-        if (exec_sql(db, SCHEMA_SQL) || exec_sql(db, sql)) goto err;
-    } else if (v != SCHEMA_VERSION) {
-        goto err;
+        for (; v < SCHEMA_VERSION; v++)
+            if (exec_sql(db, MIGRATIONS[v])) goto err;
+        if (exec_sql(db, sql)) goto err;
     }
     if (exec_sql(db, "COMMIT")) goto err;
     return 0;
@@ -415,6 +726,31 @@ static int dup_find(sb_store *s, Sbp__Message *msg)
  * nothing; the one writer holds the write lock, so last_seq cannot move
  * between the read and the update. A message without client_msg_id (len 0)
  * has no idempotency key: for messages the server makes itself. */
+/* Packs the structured parts of msg (event, quick replies, card, media)
+ * into *out (buf when it fits, else malloc'd); *len 0 when there are none,
+ * the common case that costs nothing. */
+static int extra_pack(const Sbp__Message *msg, uint8_t *buf, size_t size,
+                      uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    if (!msg->event && !msg->n_quick_replies && !msg->card && !msg->media)
+        return 0;
+    Sbp__Message x = SBP__MESSAGE__INIT;
+    x.event = msg->event;
+    x.n_quick_replies = msg->n_quick_replies;
+    x.quick_replies = msg->quick_replies;
+    x.card = msg->card;
+    x.media = msg->media;
+    size_t n = sbp__message__get_packed_size(&x);
+    uint8_t *p = n <= size ? buf : malloc(n);
+    if (!p) return -ENOMEM;
+    sbp__message__pack(&x, p);
+    *out = p;
+    *len = n;
+    return 0;
+}
+
 int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
                     bool *duplicate)
 {
@@ -426,6 +762,9 @@ int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
     if (keyed && (msg->client_msg_id.len != CLIENT_MSG_ID_BYTES ||
                   !msg->client_msg_id.data))
         return SB_E_INVALID;
+    if (msg->n_quick_replies && !msg->quick_replies) return SB_E_INVALID;
+    for (size_t i = 0; i < msg->n_quick_replies; i++)
+        if (!msg->quick_replies[i]) return SB_E_INVALID;
 
     sqlite3_stmt *st = s->st[ST_CONV_SEQ];
     sqlite3_bind_int64(st, 1, i64(msg->conv_id));
@@ -458,7 +797,16 @@ int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
     sqlite3_bind_int64(st, 8, i64(msg->quote_seq));
     bind_str(st, 9, msg->lang);
     sqlite3_bind_int64(st, 10, now_ms);
-    if (step_reset(st)) return SB_E_STORE;
+    uint8_t xbuf[512], *x;
+    size_t xlen;
+    if ((rc = extra_pack(msg, xbuf, sizeof xbuf, &x, &xlen))) return rc;
+    if (xlen)
+        sqlite3_bind_blob(st, 11, x, (int)xlen, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 11);
+    rc = step_reset(st);
+    if (x != xbuf) free(x);
+    if (rc) return SB_E_STORE;
     if (sqlite3_changes(s->db) == 0) {
         /* (sender, client_msg_id) was taken: a retry. Nothing written. */
         rc = dup_find(s, msg);
@@ -547,15 +895,43 @@ static int conv_load(sb_store *s, uint64_t conv_id, Sbp__Conversation **out)
     c->state = (Sbp__ConvState)sqlite3_column_int(st, 1);
     c->last_seq = (uint64_t)sqlite3_column_int64(st, 3);
     c->created_ts = sqlite3_column_int64(st, 4);
-    if ((rc = col_text(st, 2, &c->title))) goto err;
+    c->updated_ts = sqlite3_column_int64(st, 9);
+    if (c->kind == SBP__CONV_KIND__CONV_SERVICE) {
+        int64_t first = sqlite3_column_int64(st, 10);
+        int64_t closed = sqlite3_column_int64(st, 11);
+        c->first_response_ms = first ? first - c->created_ts : 0;
+        c->resolution_ms = closed ? closed - c->created_ts : 0;
+    }
+    if ((rc = col_text(st, 2, &c->title)) || (rc = col_text(st, 5, &c->desk)) ||
+        (rc = col_text(st, 6, &c->group)) || (rc = col_text(st, 7, &c->agent)) ||
+        (rc = col_text(st, 8, &c->customer)))
+        goto err;
     sqlite3_reset(st);
     if ((rc = members_load(s, c))) goto err;
+    if ((rc = tags_load(s, conv_id, 0, &c->tags, &c->n_tags))) goto err;
     *out = c;
     return 0;
 err:
     sqlite3_reset(st);
     if (c) sbp__conversation__free_unpacked(c, NULL);
     return rc;
+}
+
+static int conv_insert(sb_store *s, Sbp__ConvKind kind, Sbp__ConvState state,
+                       const char *title, const char *desk, const char *group,
+                       const char *customer, int64_t now_ms, uint64_t *conv_id)
+{
+    sqlite3_stmt *st = s->st[ST_CONV_INSERT];
+    sqlite3_bind_int(st, 1, (int)kind);
+    sqlite3_bind_int(st, 2, (int)state);
+    bind_str(st, 3, title);
+    sqlite3_bind_int64(st, 4, now_ms);
+    bind_str(st, 5, desk);
+    bind_str(st, 6, group);
+    bind_str(st, 7, customer);
+    if (step_reset(st)) return SB_E_STORE;
+    *conv_id = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    return 0;
 }
 
 /* The role a user was last seen with: 0, SB_E_NOT_FOUND or SB_E_STORE. */
@@ -590,6 +966,7 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
     if (n == 0 || n > SB_STORE_MEMBERS_MAX) return SB_E_INVALID;
     Sbp__Role role[SB_STORE_MEMBERS_MAX];
     size_t customers = 0;
+    const char *customer = "";
     for (size_t i = 0; i < n; i++) {
         if (!id_valid(user_ids[i])) return SB_E_INVALID;
         if ((int)roles[i] < (int)SBP__ROLE__ROLE_UNSPECIFIED ||
@@ -602,7 +979,10 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
             int rc = role_find(s, user_ids[i], &role[i]);
             if (rc && rc != SB_E_NOT_FOUND) return rc;
         }
-        if (role[i] == SBP__ROLE__ROLE_CUSTOMER) customers++;
+        if (role[i] == SBP__ROLE__ROLE_CUSTOMER) {
+            customers++;
+            customer = user_ids[i];
+        }
     }
     /* A customer talks to the service side, never to another customer. */
     if (customers > 1) return SB_E_FORBIDDEN;
@@ -611,15 +991,13 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
     Sbp__ConvState state = kind == SBP__CONV_KIND__CONV_SERVICE
                                ? SBP__CONV_STATE__STATE_BOT
                                : SBP__CONV_STATE__STATE_OPEN;
-    sqlite3_stmt *st = s->st[ST_CONV_INSERT];
-    sqlite3_bind_int(st, 1, (int)kind);
-    sqlite3_bind_int(st, 2, (int)state);
-    bind_str(st, 3, title);
-    sqlite3_bind_int64(st, 4, now_ms);
-    if (step_reset(st)) return SB_E_STORE;
-    uint64_t conv_id = (uint64_t)sqlite3_last_insert_rowid(s->db);
+    uint64_t conv_id;
+    int rc = conv_insert(s, kind, state, title, "", "",
+                         kind == SBP__CONV_KIND__CONV_SERVICE ? customer : "",
+                         now_ms, &conv_id);
+    if (rc) return rc;
 
-    st = s->st[ST_MEMBER_INSERT];
+    sqlite3_stmt *st = s->st[ST_MEMBER_INSERT];
     for (size_t i = 0; i < n; i++) {
         sqlite3_bind_int64(st, 1, i64(conv_id));
         bind_str(st, 2, user_ids[i]);
@@ -849,7 +1227,7 @@ static int sync_conv(sb_store *s, uint64_t conv_id, uint64_t cur,
             break;
         }
         Sbp__Message *m;
-        if ((rc = msg_from_row(st, &m))) goto out;
+        if ((rc = msg_from_row(s, st, &m))) goto out;
         r->messages[r->n_messages++] = m;
         *bytes += len;
         *added = true;
@@ -977,7 +1355,7 @@ int sb_store_history(sb_store *s, uint64_t conv_id, uint64_t before_seq,
             break;
         }
         Sbp__Message *m;
-        if ((rc = msg_from_row(st, &m))) goto err;
+        if ((rc = msg_from_row(s, st, &m))) goto err;
         r->messages[r->n_messages++] = m;
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -997,5 +1375,788 @@ err:
     sqlite3_reset(st);
     read_end(s, own);
     sbp__history_resp__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* ---- customer service ------------------------------------------------------ */
+
+int sb__store_savepoint(sb_store *s)
+{
+    assert(s);
+    assert(in_write_txn(s));
+    return step_reset(s->st[ST_SAVEPOINT]);
+}
+
+int sb__store_savepoint_end(sb_store *s, bool keep)
+{
+    assert(s);
+    if (!keep && step_reset(s->st[ST_ROLLBACK_TO])) return SB_E_STORE;
+    return step_reset(s->st[ST_RELEASE]);
+}
+
+static int int_query(sqlite3_stmt *st, int64_t *out)
+{
+    int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : SB_E_STORE;
+}
+
+int sb_store_service_open(sb_store *s, const char *customer, const char *desk,
+                          const char *group, int64_t now_ms,
+                          Sbp__Conversation **out, bool *created)
+{
+    assert(s && out && created);
+    assert(in_write_txn(s));
+    *out = NULL;
+    *created = false;
+    if (!id_valid(customer) || !text_valid(desk, TEXT_BYTES_MAX) ||
+        !text_valid(group, TEXT_BYTES_MAX))
+        return SB_E_INVALID;
+    sqlite3_stmt *st = s->st[ST_SVC_FIND];
+    bind_str(st, 1, customer);
+    bind_str(st, 2, desk);
+    sqlite3_bind_int(st, 3, SBP__CONV_KIND__CONV_SERVICE);
+    sqlite3_bind_int(st, 4, SBP__CONV_STATE__STATE_CLOSED);
+    int64_t found;
+    int rc = int_query(st, &found);
+    if (rc) return rc;
+    if (found) return conv_load(s, (uint64_t)found, out);
+
+    uint64_t conv_id;
+    rc = conv_insert(s, SBP__CONV_KIND__CONV_SERVICE,
+                     SBP__CONV_STATE__STATE_BOT, "", desk, group, customer,
+                     now_ms, &conv_id);
+    if (rc) return rc;
+    st = s->st[ST_MEMBER_INSERT];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    bind_str(st, 2, customer);
+    sqlite3_bind_int(st, 3, SBP__ROLE__ROLE_CUSTOMER);
+    sqlite3_bind_int64(st, 4, now_ms);
+    if (step_reset(st)) return SB_E_STORE;
+    if ((rc = conv_load(s, conv_id, out))) return rc;
+    *created = true;
+    return 0;
+}
+
+/* A transfer (ASSIGNED to another agent) counts as entering ASSIGNED:
+ * assigned_ts is when the current agent got the conversation. */
+int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
+                        const char *group, const char *agent, int64_t now_ms,
+                        Sbp__Conversation **out)
+{
+    assert(s);
+    assert(in_write_txn(s));
+    if (out) *out = NULL;
+    if (!group) group = "";
+    if (!agent) agent = "";
+    if ((int)state < (int)SBP__CONV_STATE__STATE_OPEN ||
+        (int)state > (int)SBP__CONV_STATE__STATE_CLOSED ||
+        !text_valid(group, TEXT_BYTES_MAX) || (agent[0] && !id_valid(agent)))
+        return SB_E_INVALID;
+
+    sqlite3_stmt *st = s->st[ST_ROUTE_GET];
+    char was_agent[USER_ID_BYTES_MAX + 1] = "";
+    Sbp__ConvState was = SBP__CONV_STATE__STATE_UNSPECIFIED;
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        was = (Sbp__ConvState)sqlite3_column_int(st, 0);
+        const char *a = (const char *)sqlite3_column_text(st, 1);
+        snprintf(was_agent, sizeof was_agent, "%s", a ? a : "");
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
+    bool moved = strcmp(was_agent, agent) != 0;
+    if (agent[0]) {
+        /* Members other than the outgoing and incoming agents, plus one. */
+        int64_t others;
+        st = s->st[ST_MEMBER_COUNT];
+        sqlite3_bind_int64(st, 1, i64(conv_id));
+        bind_str(st, 2, was_agent);
+        bind_str(st, 3, agent);
+        if ((rc = int_query(st, &others))) return rc;
+        if (others + 1 > SB_STORE_MEMBERS_MAX) return SB_E_INVALID;
+    }
+
+    if (moved && was_agent[0]) {
+        st = s->st[ST_MEMBER_DEL];
+        sqlite3_bind_int64(st, 1, i64(conv_id));
+        bind_str(st, 2, was_agent);
+        if (step_reset(st)) return SB_E_STORE;
+    }
+    if (agent[0]) {
+        st = s->st[ST_MEMBER_AGENT];
+        sqlite3_bind_int64(st, 1, i64(conv_id));
+        bind_str(st, 2, agent);
+        sqlite3_bind_int(st, 3, SBP__ROLE__ROLE_AGENT);
+        sqlite3_bind_int64(st, 4, now_ms);
+        if (step_reset(st)) return SB_E_STORE;
+    }
+    bool closing = state == SBP__CONV_STATE__STATE_CLOSED;
+    st = s->st[ST_ROUTE_SET];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    sqlite3_bind_int(st, 2, (int)state);
+    bind_str(st, 3, group);
+    bind_str(st, 4, agent);
+    sqlite3_bind_int64(st, 5, now_ms);
+    sqlite3_bind_int(st, 6, state == SBP__CONV_STATE__STATE_QUEUED &&
+                                was != SBP__CONV_STATE__STATE_QUEUED);
+    sqlite3_bind_int(st, 7, state == SBP__CONV_STATE__STATE_ASSIGNED &&
+                                (was != SBP__CONV_STATE__STATE_ASSIGNED || moved));
+    /* closed_ts: 1 set now, 0 clear, 2 keep (closed again) */
+    sqlite3_bind_int(st, 8, !closing ? 0
+                            : was == SBP__CONV_STATE__STATE_CLOSED ? 2
+                                                                   : 1);
+    if (step_reset(st)) return SB_E_STORE;
+    return out ? conv_load(s, conv_id, out) : 0;
+}
+
+int sb_store_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms)
+{
+    assert(s);
+    assert(in_write_txn(s));
+    sqlite3_stmt *st = s->st[ST_AGENT_FIRST];
+    if (now_ms == 0) {
+        sqlite3_bind_int64(st, 1, i64(conv_id));
+        int rc = int_query(st, &now_ms);
+        if (rc) return rc;
+    }
+    st = s->st[ST_FIRST_RESPONSE];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    sqlite3_bind_int64(st, 2, now_ms);
+    if (now_ms && step_reset(st)) return SB_E_STORE;
+    if (now_ms && sqlite3_changes(s->db) > 0) return 0;
+    uint64_t last_seq;
+    bool member;
+    return conv_member(s, conv_id, "", &last_seq, &member);
+}
+
+/* One message by (conv, seq), no transaction of its own. */
+static int msg_load(sb_store *s, uint64_t conv_id, uint64_t seq,
+                    Sbp__Message **out)
+{
+    sqlite3_stmt *st = s->st[ST_MSG_GET];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    sqlite3_bind_int64(st, 2, i64(seq));
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rc = msg_from_row(s, st, out);
+    else
+        rc = rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
+    sqlite3_reset(st);
+    return rc;
+}
+
+int sb_store_msg_get(sb_store *s, uint64_t conv_id, uint64_t seq,
+                     Sbp__Message **out)
+{
+    assert(s && out);
+    *out = NULL;
+    bool own;
+    int rc = read_begin(s, &own);
+    if (rc) return rc;
+    rc = msg_load(s, conv_id, seq, out);
+    read_end(s, own);
+    return rc;
+}
+
+/* The body stays in the table (for review and audit); reads blank it. It
+ * leaves the search index, which needs the very text it indexed to forget
+ * it: recall is the only change a body ever sees. */
+int sb_store_recall(sb_store *s, uint64_t conv_id, uint64_t seq)
+{
+    assert(s);
+    assert(in_write_txn(s));
+    int64_t upto;
+    int rc = int_query(s->st[ST_FTS_UPTO], &upto);
+    if (rc) return rc;
+    sqlite3_stmt *st = s->st[ST_RECALL_GET];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    sqlite3_bind_int64(st, 2, i64(seq));
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
+    }
+    int64_t msg_id = sqlite3_column_int64(st, 0);
+    bool recalled = sqlite3_column_int(st, 1) != 0;
+    sqlite3_stmt *del = s->st[ST_FTS_DELETE];
+    if (!recalled && msg_id <= upto) {
+        sqlite3_bind_int64(del, 1, msg_id);
+        sqlite3_bind_text(del, 2, (const char *)sqlite3_column_text(st, 2),
+                          sqlite3_column_bytes(st, 2), SQLITE_TRANSIENT);
+    }
+    sqlite3_reset(st);
+    if (recalled) return 0;
+    if (msg_id <= upto) {
+        rc = step_reset(del);
+        sqlite3_bind_null(del, 2); /* drop the copy of the body */
+        if (rc) return rc;
+    }
+    st = s->st[ST_RECALL_SET];
+    sqlite3_bind_int64(st, 1, msg_id);
+    return step_reset(st);
+}
+
+static int tag_step(sb_store *s, int id, uint64_t conv_id, uint64_t seq,
+                    const char *tag)
+{
+    sqlite3_stmt *st = s->st[id];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    sqlite3_bind_int64(st, 2, i64(seq));
+    bind_str(st, 3, tag);
+    return step_reset(st);
+}
+
+/* Removals first, then additions: a tag in both lists stays. The limit is
+ * checked on the result, under a savepoint that a refusal rolls back. */
+int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
+                 char *const *add, size_t n_add, char *const *remove,
+                 size_t n_remove)
+{
+    assert(s);
+    assert(n_add == 0 || add);
+    assert(n_remove == 0 || remove);
+    assert(in_write_txn(s));
+    if (n_add > SB_STORE_TAGS_MAX || n_remove > SB_STORE_TAGS_MAX)
+        return SB_E_TOO_LARGE;
+    for (size_t i = 0; i < n_add; i++)
+        if (!tag_valid(add[i])) return SB_E_INVALID;
+    for (size_t i = 0; i < n_remove; i++)
+        if (!tag_valid(remove[i])) return SB_E_INVALID;
+    sqlite3_stmt *st = s->st[seq ? ST_MSG_ID : ST_CONV_SEQ];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    if (seq) sqlite3_bind_int64(st, 2, i64(seq));
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
+    if (n_add + n_remove == 0) return 0;
+
+    if ((rc = sb__store_savepoint(s))) return rc;
+    for (size_t i = 0; i < n_remove && rc == 0; i++)
+        rc = tag_step(s, ST_TAG_DEL, conv_id, seq, remove[i]);
+    for (size_t i = 0; i < n_add && rc == 0; i++)
+        rc = tag_step(s, ST_TAG_ADD, conv_id, seq, add[i]);
+    int64_t n = 0;
+    if (rc == 0) {
+        st = s->st[ST_TAG_COUNT];
+        sqlite3_bind_int64(st, 1, i64(conv_id));
+        sqlite3_bind_int64(st, 2, i64(seq));
+        rc = int_query(st, &n);
+    }
+    if (rc) return rc; /* a store failure: the caller rolls back */
+    if (n > SB_STORE_TAGS_MAX) {
+        rc = sb__store_savepoint_end(s, false);
+        return rc ? rc : SB_E_TOO_LARGE;
+    }
+    if (seq) {
+        st = s->st[ST_MSG_TAGGED];
+        sqlite3_bind_int64(st, 1, i64(conv_id));
+        sqlite3_bind_int64(st, 2, i64(seq));
+        sqlite3_bind_int(st, 3, n > 0);
+        if (step_reset(st)) return SB_E_STORE;
+    }
+    return sb__store_savepoint_end(s, true);
+}
+
+/* ---- conversation list ----------------------------------------------------- */
+
+/* A conv_list cursor: "" or "<updated_ts>:<conv_id>" of the last entry of
+ * the page before. */
+static int list_cursor_parse(const char *c, bool *set, int64_t *ts,
+                             uint64_t *id)
+{
+    *set = false;
+    if (!c || !c[0]) return 0;
+    if (strnlen(c, 64) == 64) return SB_E_INVALID;
+    char *end;
+    errno = 0;
+    long long t = strtoll(c, &end, 10);
+    if (end == c || *end != ':' || errno) return SB_E_INVALID;
+    const char *p = end + 1;
+    if (*p < '0' || *p > '9') return SB_E_INVALID;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (*end || errno) return SB_E_INVALID;
+    *ts = t;
+    *id = v;
+    *set = true;
+    return 0;
+}
+
+/* Appends formatted text to sql[size]; false once it no longer fits. */
+static bool sql_add(char *sql, size_t size, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static bool sql_add(char *sql, size_t size, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = *n < size ? vsnprintf(sql + *n, size - *n, fmt, ap) : -1;
+    va_end(ap);
+    if (k < 0 || (size_t)k >= size - *n) {
+        *n = size;
+        return false;
+    }
+    *n += (size_t)k;
+    return true;
+}
+
+/* The statement of one conv_list page. Parameters: ?1 user, ?2 state,
+ * ?3 tag, ?4 ?5 the cursor (updated_ts, conv_id; ?4 NULL: none), ?6 rows,
+ * ?7 QUEUED, ?8 CONV_SERVICE, ?9... the queued groups. The candidates come
+ * from an index (the user's memberships, the queues of the groups, a tag,
+ * a state) whenever one fits; keyset order makes the pages stable. */
+static int list_prepare(sb_store *s, bool all, Sbp__ConvState state,
+                        bool tag, size_t n_groups, sqlite3_stmt **out)
+{
+    char sql[1024 + LIST_GROUPS_MAX * 8];
+    size_t n = 0;
+    sql_add(sql, sizeof sql, &n,
+            "SELECT c.conv_id, c.updated_ts FROM convs c WHERE ");
+    if (all && tag) {
+        sql_add(sql, sizeof sql, &n,
+                "c.conv_id IN (SELECT conv_id FROM tags"
+                " WHERE tag = ?3 AND seq = 0)");
+    } else if (all && state) {
+        sql_add(sql, sizeof sql, &n, "c.state = ?2");
+    } else if (all) {
+        sql_add(sql, sizeof sql, &n, "1");
+    } else {
+        sql_add(sql, sizeof sql, &n,
+                "c.conv_id IN (SELECT conv_id FROM members WHERE user_id = ?1");
+        if (n_groups) {
+            sql_add(sql, sizeof sql, &n,
+                    " UNION SELECT conv_id FROM convs WHERE state = ?7"
+                    " AND kind = ?8 AND grp IN (");
+            for (size_t i = 0; i < n_groups; i++)
+                sql_add(sql, sizeof sql, &n, "%s?%zu", i ? ", " : "", 9 + i);
+            sql_add(sql, sizeof sql, &n, ")");
+        }
+        sql_add(sql, sizeof sql, &n, ")");
+    }
+    bool ok = sql_add(
+        sql, sizeof sql, &n,
+        " AND (?2 = 0 OR c.state = ?2)"
+        " AND (?3 = '' OR EXISTS(SELECT 1 FROM tags t WHERE t.conv_id ="
+        " c.conv_id AND t.seq = 0 AND t.tag = ?3))"
+        " AND (?4 IS NULL OR c.updated_ts < ?4 OR (c.updated_ts = ?4"
+        " AND c.conv_id < ?5))"
+        " ORDER BY c.updated_ts DESC, c.conv_id DESC LIMIT ?6");
+    assert(ok); /* the buffer holds the longest statement */
+    (void)ok;
+    return sqlite3_prepare_v2(s->db, sql, (int)n, out, NULL) == SQLITE_OK
+               ? 0
+               : SB_E_STORE;
+}
+
+/* Fills in what a list entry says for the asking user: read_seq and
+ * unread if a member, and the last message. */
+static int list_entry_fill(sb_store *s, const char *user_id,
+                           Sbp__Conversation *c)
+{
+    sqlite3_stmt *st = s->st[ST_MEMBER_READ];
+    sqlite3_bind_int64(st, 1, i64(c->conv_id));
+    bind_str(st, 2, user_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        c->read_seq = (uint64_t)sqlite3_column_int64(st, 0);
+        c->unread = c->last_seq > c->read_seq ? c->last_seq - c->read_seq : 0;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SB_E_STORE;
+    if (c->last_seq == 0) return 0;
+    return msg_load(s, c->conv_id, c->last_seq, &c->last_message);
+}
+
+int sb_store_conv_list(sb_store *s, const char *user_id, bool all,
+                       Sbp__ConvState state, const char *tag,
+                       char *const *queued_groups, size_t n_groups,
+                       const char *cursor, uint32_t limit,
+                       Sbp__ConvListResp **out)
+{
+    assert(s && out);
+    assert(n_groups == 0 || queued_groups);
+    *out = NULL;
+    if (!tag) tag = "";
+    if (!queued_groups) n_groups = 0;
+    if (!all && !id_valid(user_id)) return SB_E_INVALID;
+    if ((int)state < 0 || (int)state > (int)SBP__CONV_STATE__STATE_CLOSED)
+        return SB_E_INVALID;
+    if (tag[0] && !tag_valid(tag)) return SB_E_INVALID;
+    if (n_groups > LIST_GROUPS_MAX) return SB_E_INVALID;
+    for (size_t i = 0; i < n_groups; i++)
+        if (!queued_groups[i] || !text_valid(queued_groups[i], TEXT_BYTES_MAX))
+            return SB_E_INVALID;
+    bool after;
+    int64_t after_ts = 0;
+    uint64_t after_id = 0;
+    int rc = list_cursor_parse(cursor, &after, &after_ts, &after_id);
+    if (rc) return rc;
+    if (limit == 0 || limit > SB_STORE_PAGE_MAX) limit = SB_STORE_PAGE_MAX;
+
+    bool own = false;
+    sqlite3_stmt *st = NULL;
+    Sbp__ConvListResp *r = malloc(sizeof *r);
+    rc = -ENOMEM;
+    if (!r) return rc;
+    sbp__conv_list_resp__init(r);
+    if (!(r->convs = malloc(limit * sizeof *r->convs))) goto err;
+    if ((rc = read_begin(s, &own))) goto err;
+    if ((rc = list_prepare(s, all, state, tag[0] != 0, all ? 0 : n_groups,
+                           &st)))
+        goto err;
+    bind_str(st, 1, user_id);
+    sqlite3_bind_int(st, 2, (int)state);
+    bind_str(st, 3, tag);
+    if (after) {
+        sqlite3_bind_int64(st, 4, after_ts);
+        sqlite3_bind_int64(st, 5, i64(after_id));
+    }
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1);
+    if (!all && n_groups) {
+        sqlite3_bind_int(st, 7, SBP__CONV_STATE__STATE_QUEUED);
+        sqlite3_bind_int(st, 8, SBP__CONV_KIND__CONV_SERVICE);
+        for (size_t i = 0; i < n_groups; i++)
+            bind_str(st, 9 + (int)i, queued_groups[i]);
+    }
+    int step;
+    int64_t last_ts = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r->n_convs == limit) {
+            r->more = true;
+            break;
+        }
+        Sbp__Conversation *c;
+        if ((rc = conv_load(s, (uint64_t)sqlite3_column_int64(st, 0), &c)))
+            goto err;
+        r->convs[r->n_convs++] = c;
+        last_ts = sqlite3_column_int64(st, 1);
+        if ((rc = list_entry_fill(s, user_id, c))) goto err;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        rc = SB_E_STORE;
+        goto err;
+    }
+    if (r->n_convs) {
+        char next[48];
+        snprintf(next, sizeof next, "%lld:%llu", (long long)last_ts,
+                 (unsigned long long)r->convs[r->n_convs - 1]->conv_id);
+        if (!(r->next_cursor = strdup(next))) {
+            rc = -ENOMEM;
+            goto err;
+        }
+    }
+    sqlite3_finalize(st);
+    read_end(s, own);
+    *out = r;
+    return 0;
+err:
+    sqlite3_finalize(st);
+    read_end(s, own);
+    sbp__conv_list_resp__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* ---- search -------------------------------------------------------------- */
+
+typedef struct words {
+    const char *p[SEARCH_WORDS_MAX];
+    size_t len[SEARCH_WORDS_MAX];
+    bool indexed[SEARCH_WORDS_MAX]; /* long enough for the trigram index */
+    size_t n, n_indexed;
+} words;
+
+/* Bytes of white space at p: ASCII, or U+3000 (the ideographic space CJK
+ * input methods type). */
+static size_t space_at(const char *p, size_t n)
+{
+    unsigned char c = (unsigned char)p[0];
+    if (c == ' ' || (c >= '\t' && c <= '\r')) return 1;
+    if (n >= 3 && c == 0xe3 && (unsigned char)p[1] == 0x80 &&
+        (unsigned char)p[2] == 0x80)
+        return 3;
+    return 0;
+}
+
+static int words_split(const char *q, words *w)
+{
+    size_t len = strnlen(q, SEARCH_QUERY_BYTES_MAX + 1);
+    if (len > SEARCH_QUERY_BYTES_MAX) return SB_E_TOO_LARGE;
+    if (!sb_utf8_valid(q, len)) return SB_E_INVALID;
+    w->n = w->n_indexed = 0;
+    size_t i = 0;
+    while (i < len) {
+        size_t sp = space_at(q + i, len - i);
+        if (sp) {
+            i += sp;
+            continue;
+        }
+        size_t start = i, chars = 0;
+        while (i < len && !space_at(q + i, len - i)) {
+            chars++;
+            i++;
+            while (i < len && ((unsigned char)q[i] & 0xc0) == 0x80)
+                i++;
+        }
+        if (w->n == SEARCH_WORDS_MAX) return SB_E_TOO_LARGE;
+        w->p[w->n] = q + start;
+        w->len[w->n] = i - start;
+        w->indexed[w->n] = chars >= TRIGRAM_CHARS;
+        w->n_indexed += w->indexed[w->n];
+        w->n++;
+    }
+    return w->n ? 0 : SB_E_INVALID;
+}
+
+/* The FTS5 expression: every indexed word as a quoted string ("" inside
+ * doubled), so the query is never FTS syntax; strings side by side AND. */
+static char *match_expr(const words *w)
+{
+    size_t size = 1;
+    for (size_t i = 0; i < w->n; i++)
+        size += 2 * w->len[i] + 3;
+    char *m = malloc(size), *o = m;
+    if (!m) return NULL;
+    for (size_t i = 0; i < w->n; i++) {
+        if (!w->indexed[i]) continue;
+        if (o != m) *o++ = ' ';
+        *o++ = '"';
+        for (size_t k = 0; k < w->len[i]; k++) {
+            if (w->p[i][k] == '"') *o++ = '"';
+            *o++ = w->p[i][k];
+        }
+        *o++ = '"';
+    }
+    *o = '\0';
+    return m;
+}
+
+/* A LIKE pattern per word: %word% with %, _ and \ escaped by \. */
+static char *like_patterns(const words *w, const char *pat[])
+{
+    size_t size = 0;
+    for (size_t i = 0; i < w->n; i++)
+        size += 2 * w->len[i] + 3;
+    char *buf = malloc(size), *o = buf;
+    if (!buf) return NULL;
+    for (size_t i = 0; i < w->n; i++) {
+        pat[i] = o;
+        *o++ = '%';
+        for (size_t k = 0; k < w->len[i]; k++) {
+            char c = w->p[i][k];
+            if (c == '%' || c == '_' || c == '\\') *o++ = '\\';
+            *o++ = c;
+        }
+        *o++ = '%';
+        *o++ = '\0';
+    }
+    return buf;
+}
+
+typedef struct search_ctx {
+    const char *user_id;
+    bool all;
+    uint64_t conv_id;
+    const words *w;
+    const char *match;
+    const char **pat;
+    uint32_t limit;
+} search_ctx;
+
+/* Runs one half of a search, adding to r, newest first. Parameters: ?1
+ * the lowest msg_id (exclusive) of a scan, ?2 the conversation or the
+ * user, ?3 the FTS expression, ?4 rows, ?5... LIKE patterns. fts: the
+ * indexed words through the index, the short ones by LIKE on its hits.
+ * Otherwise a scan of the messages past msg_id lo (a query of short words
+ * only: lo 0, every message in scope) with every word by LIKE; past the
+ * index mark the scan goes by msg_id (the + keeps SQLite off the
+ * conversation index there). */
+static int search_run(sb_store *s, const search_ctx *x, bool fts, int64_t lo,
+                      Sbp__SearchResp *r)
+{
+    char sql[2048 + SEARCH_WORDS_MAX * 48];
+    size_t n = 0;
+    const char *plus = !fts && lo ? "+" : "";
+    sql_add(sql, sizeof sql, &n, "SELECT " MSG_COLS_("m.") " FROM ");
+    if (fts)
+        sql_add(sql, sizeof sql, &n,
+                "msg_fts f JOIN messages m ON m.msg_id = f.rowid"
+                " WHERE f.msg_fts MATCH ?3");
+    else
+        sql_add(sql, sizeof sql, &n, "messages m WHERE m.msg_id > ?1");
+    sql_add(sql, sizeof sql, &n, " AND m.recalled = 0");
+    if (x->conv_id)
+        sql_add(sql, sizeof sql, &n, " AND %sm.conv_id = ?2", plus);
+    else if (!x->all)
+        sql_add(sql, sizeof sql, &n,
+                " AND %sm.conv_id IN (SELECT conv_id FROM members"
+                " WHERE user_id = ?2)",
+                plus);
+    for (size_t i = 0; i < x->w->n; i++)
+        if (!fts || !x->w->indexed[i])
+            sql_add(sql, sizeof sql, &n, " AND m.body LIKE ?%zu ESCAPE '\\'",
+                    5 + i);
+    bool ok = sql_add(sql, sizeof sql, &n, " ORDER BY %s DESC LIMIT ?4",
+                      fts                      ? "f.rowid"
+                      : x->conv_id && lo == 0 ? "m.seq"
+                                               : "m.msg_id");
+    assert(ok);
+    (void)ok;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, (int)n, &st, NULL) != SQLITE_OK)
+        return SB_E_STORE;
+    sqlite3_bind_int64(st, 1, lo);
+    if (x->conv_id)
+        sqlite3_bind_int64(st, 2, i64(x->conv_id));
+    else
+        bind_str(st, 2, x->user_id);
+    bind_str(st, 3, x->match);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)(x->limit - r->n_messages));
+    for (size_t i = 0; i < x->w->n; i++)
+        bind_str(st, 5 + (int)i, x->pat[i]);
+    int rc, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW &&
+           r->n_messages < x->limit) {
+        Sbp__Message *m;
+        if ((rc = msg_from_row(s, st, &m))) goto out;
+        r->messages[r->n_messages++] = m;
+    }
+    rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : SB_E_STORE;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Messages past the index mark are found by a scan; they are newer than
+ * any indexed one, so that half comes first. */
+int sb_store_search(sb_store *s, const char *user_id, bool all,
+                    uint64_t conv_id, const char *query, uint32_t limit,
+                    Sbp__SearchResp **out)
+{
+    assert(s && out);
+    *out = NULL;
+    if (!query || (!all && !id_valid(user_id))) return SB_E_INVALID;
+    if (limit == 0 || limit > SB_STORE_PAGE_MAX) limit = SB_STORE_PAGE_MAX;
+    words w;
+    int rc = words_split(query, &w);
+    if (rc) return rc;
+
+    const char *pat[SEARCH_WORDS_MAX];
+    search_ctx x = {.user_id = user_id, .all = all, .conv_id = conv_id,
+                    .w = &w, .pat = pat, .limit = limit};
+    char *match = match_expr(&w), *pats = like_patterns(&w, pat);
+    bool own = false;
+    x.match = match;
+    Sbp__SearchResp *r = malloc(sizeof *r);
+    rc = -ENOMEM;
+    if (r) sbp__search_resp__init(r);
+    if (!r || !match || !pats ||
+        !(r->messages = malloc(limit * sizeof *r->messages)))
+        goto out;
+    if ((rc = read_begin(s, &own))) goto out;
+    if (conv_id) {
+        uint64_t last_seq;
+        bool member = false;
+        rc = conv_member(s, conv_id, all ? "" : user_id, &last_seq, &member);
+        if (rc == 0 && !all && !member) rc = SB_E_FORBIDDEN;
+        if (rc) goto out;
+    }
+    int64_t upto = 0;
+    if (w.n_indexed && (rc = int_query(s->st[ST_FTS_UPTO], &upto))) goto out;
+    if ((rc = search_run(s, &x, false, upto, r))) goto out;
+    if (w.n_indexed && r->n_messages < limit)
+        rc = search_run(s, &x, true, 0, r);
+out:
+    read_end(s, own);
+    free(match);
+    free(pats);
+    if (rc) {
+        if (r) sbp__search_resp__free_unpacked(r, NULL);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+int sb_store_index(sb_store *s, uint32_t max_msgs, uint64_t *left)
+{
+    assert(s);
+    assert(max_msgs == 0 || in_write_txn(s));
+    bool own = false;
+    int64_t upto, top;
+    int rc = max_msgs ? 0 : read_begin(s, &own);
+    if (rc) return rc;
+    if ((rc = int_query(s->st[ST_FTS_UPTO], &upto)) ||
+        (rc = int_query(s->st[ST_MSG_MAX], &top)))
+        goto out;
+    if (max_msgs && top > upto) {
+        int64_t hi = top - upto > (int64_t)max_msgs ? upto + max_msgs : top;
+        sqlite3_stmt *st = s->st[ST_FTS_FILL];
+        sqlite3_bind_int64(st, 1, upto);
+        sqlite3_bind_int64(st, 2, hi);
+        if ((rc = step_reset(st))) goto out;
+        st = s->st[ST_FTS_SET];
+        sqlite3_bind_int64(st, 1, hi);
+        if ((rc = step_reset(st))) goto out;
+        upto = hi;
+    }
+    if (left) *left = top > upto ? (uint64_t)(top - upto) : 0;
+out:
+    read_end(s, own);
+    return rc;
+}
+
+/* ---- service conversations ------------------------------------------------- */
+
+int sb_store_service_convs(sb_store *s, Sbp__ConvState state,
+                           Sbp__Conversation ***out, size_t *n_out)
+{
+    assert(s && out && n_out);
+    *out = NULL;
+    *n_out = 0;
+    if (state != SBP__CONV_STATE__STATE_BOT &&
+        state != SBP__CONV_STATE__STATE_QUEUED &&
+        state != SBP__CONV_STATE__STATE_ASSIGNED)
+        return SB_E_INVALID;
+    Sbp__Conversation **list = NULL;
+    size_t n = 0, cap = 0;
+    bool own;
+    int rc = read_begin(s, &own);
+    if (rc) return rc;
+    sqlite3_stmt *st = s->st[ST_SVC_CONVS];
+    sqlite3_bind_int(st, 1, (int)state);
+    sqlite3_bind_int(st, 2, SBP__CONV_KIND__CONV_SERVICE);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            Sbp__Conversation **a = realloc(list, ncap * sizeof *a);
+            if (!a) {
+                rc = -ENOMEM;
+                goto err;
+            }
+            list = a;
+            cap = ncap;
+        }
+        if ((rc = conv_load(s, (uint64_t)sqlite3_column_int64(st, 0),
+                            &list[n])))
+            goto err;
+        n++;
+    }
+    if (step != SQLITE_DONE) {
+        rc = SB_E_STORE;
+        goto err;
+    }
+    sqlite3_reset(st);
+    read_end(s, own);
+    *out = list;
+    *n_out = n;
+    return 0;
+err:
+    sqlite3_reset(st);
+    read_end(s, own);
+    for (size_t i = 0; i < n; i++)
+        sbp__conversation__free_unpacked(list[i], NULL);
+    free(list);
     return rc;
 }

@@ -154,7 +154,9 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                         const char *group, const char *agent, int64_t now_ms,
                         Sbp__Conversation **out);
 
-/* Records now_ms as the first agent response of conv, if none is yet. */
+/* Records now_ms as the first agent response of conv, if none is yet.
+ * now_ms 0: the time of the first message the conversation's agent sent
+ * since it was assigned (nothing is recorded if there is none). */
 int sb_store_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms);
 
 /* One message; SB_E_NOT_FOUND if none. */
@@ -200,6 +202,15 @@ int sb_store_search(sb_store *s, const char *user_id, bool all,
 int sb_store_service_convs(sb_store *s, Sbp__ConvState state,
                            Sbp__Conversation ***out, size_t *n_out);
 
+/* The search index is filled behind the appends, not by them (FTS5 would
+ * cost more per message than the rest of an append); sb_store_search scans
+ * the messages past it, so it finds everything either way, only slower
+ * the further the index lags. This indexes up to max_msgs more messages
+ * inside the caller's write transaction (sb_storeq does it when idle and
+ * whenever the lag grows large); max_msgs 0 only reports, and needs no
+ * transaction. *left (if left): how many remain unindexed after. */
+int sb_store_index(sb_store *s, uint32_t max_msgs, uint64_t *left);
+
 /* ---- test hook ----------------------------------------------------------- */
 
 /* Caps this connection's database at `pages` pages (SQLite's max_page_count,
@@ -207,5 +218,14 @@ int sb_store_service_convs(sb_store *s, Sbp__ConvState state,
  * with SQLITE_FULL exactly as on a full disk; 0 lifts the cap. For tests
  * only. Returns 0 or SB_E_STORE. */
 int sb__store_max_pages(sb_store *s, uint32_t pages);
+
+/* ---- for sb_storeq ------------------------------------------------------- */
+
+/* Marks a point in the open write transaction; savepoint_end releases it,
+ * first undoing everything since (keep false). Used to make a request and
+ * the messages appended with it one: a refusal of either undoes both.
+ * Returns 0 or SB_E_STORE. */
+int sb__store_savepoint(sb_store *s);
+int sb__store_savepoint_end(sb_store *s, bool keep);
 
 #endif

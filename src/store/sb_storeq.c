@@ -1,7 +1,9 @@
 /* The store's two threads and their queues: a writer that takes every queued
  * write (up to SB_STOREQ_BATCH_MAX) into one transaction and one commit, and
  * a reader that answers reads one at a time on its own connection. Finished
- * requests go onto a done list that a uv_async drains on the loop thread. */
+ * requests go onto a done list that a uv_async drains on the loop thread.
+ * Between batches the writer fills the search index (sb_store_index): when
+ * it has been idle a moment, or at once when the index lags far behind. */
 #include "sb_storeq.h"
 
 #include <assert.h>
@@ -9,8 +11,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sb_error.h"
+
+#define INDEX_CHUNK 2000      /* messages indexed per transaction */
+#define INDEX_LAG_MAX 50000   /* behind by more: index even when busy */
+#define INDEX_IDLE_MS 20      /* no write for this long: index */
 
 typedef struct req_list {
     sb_req *head, *tail;
@@ -65,19 +72,54 @@ static void done_push_locked(sb_storeq *q, sb_req *first, sb_req *last)
 
 static bool kind_is_write(sb_req_kind k)
 {
-    return k >= SB_REQ_APPEND && k <= SB_REQ_READ_SET;
+    switch (k) {
+    case SB_REQ_APPEND:
+    case SB_REQ_USER:
+    case SB_REQ_CONV_CREATE:
+    case SB_REQ_CURSOR_ACK:
+    case SB_REQ_READ_SET:
+    case SB_REQ_SERVICE_OPEN:
+    case SB_REQ_ROUTE:
+    case SB_REQ_RECALL:
+    case SB_REQ_TAG:
+    case SB_REQ_FIRST_RESPONSE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static bool kind_is_read(sb_req_kind k)
 {
-    return k >= SB_REQ_CONV_GET && k <= SB_REQ_RECEIPTS;
+    switch (k) {
+    case SB_REQ_CONV_GET:
+    case SB_REQ_SYNC:
+    case SB_REQ_HISTORY:
+    case SB_REQ_RECEIPTS:
+    case SB_REQ_MSG_GET:
+    case SB_REQ_CONV_LIST:
+    case SB_REQ_SEARCH:
+    case SB_REQ_SERVICE_CONVS:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* Request-level failures leave the transaction usable; anything else
  * (SB_E_STORE, -ENOMEM) dooms it. */
 static bool rc_is_request_level(int rc)
 {
-    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN;
+    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID ||
+           rc == SB_E_FORBIDDEN || rc == SB_E_TOO_LARGE;
+}
+
+/* The writer's clock, for a customer-service write that gives no time. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static bool fixed_str_ok(const char *s, size_t size)
@@ -87,8 +129,125 @@ static bool fixed_str_ok(const char *s, size_t size)
 
 /* ---- applying one request ------------------------------------------------ */
 
+static bool is_service_write(sb_req_kind k)
+{
+    return k == SB_REQ_SERVICE_OPEN || k == SB_REQ_ROUTE ||
+           k == SB_REQ_RECALL || k == SB_REQ_TAG ||
+           k == SB_REQ_FIRST_RESPONSE;
+}
+
+/* A customer-service write that did not happen: no conversation, and no
+ * message stored. */
+static void service_void(sb_req *r)
+{
+    if (r->kind == SB_REQ_SERVICE_OPEN) {
+        if (r->u.svc_open.conv)
+            sbp__conversation__free_unpacked(r->u.svc_open.conv, NULL);
+        r->u.svc_open.conv = NULL;
+        r->u.svc_open.created = false;
+    } else if (r->kind == SB_REQ_ROUTE) {
+        if (r->u.route.conv)
+            sbp__conversation__free_unpacked(r->u.route.conv, NULL);
+        r->u.route.conv = NULL;
+    }
+    size_t n = r->n_msgs < SB_REQ_MSGS_MAX ? r->n_msgs : SB_REQ_MSGS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        Sbp__Message *m = r->msgs[i];
+        if (!m) continue;
+        m->msg_id = 0;
+        m->seq = 0;
+        m->server_ts = 0;
+        if (r->kind == SB_REQ_SERVICE_OPEN) m->conv_id = 0;
+    }
+}
+
+/* The main operation of a customer-service write; *with_msgs says whether
+ * req->msgs are to follow it. */
+static int apply_service(sb_store *s, sb_req *r, int64_t now, bool *with_msgs)
+{
+    *with_msgs = false;
+    switch (r->kind) {
+    case SB_REQ_SERVICE_OPEN: {
+        if (!fixed_str_ok(r->u.svc_open.customer,
+                          sizeof r->u.svc_open.customer) ||
+            !fixed_str_ok(r->u.svc_open.desk, sizeof r->u.svc_open.desk) ||
+            !fixed_str_ok(r->u.svc_open.group, sizeof r->u.svc_open.group))
+            return SB_E_INVALID;
+        int rc = sb_store_service_open(
+            s, r->u.svc_open.customer, r->u.svc_open.desk, r->u.svc_open.group,
+            now, &r->u.svc_open.conv, &r->u.svc_open.created);
+        if (rc || !r->u.svc_open.created) return rc;
+        for (size_t i = 0; i < r->n_msgs; i++)
+            r->msgs[i]->conv_id = r->u.svc_open.conv->conv_id;
+        *with_msgs = true;
+        return 0;
+    }
+    case SB_REQ_ROUTE:
+        if (!fixed_str_ok(r->u.route.group, sizeof r->u.route.group) ||
+            !fixed_str_ok(r->u.route.agent, sizeof r->u.route.agent))
+            return SB_E_INVALID;
+        *with_msgs = true;
+        return sb_store_conv_route(s, r->u.route.conv_id, r->u.route.state,
+                                   r->u.route.group, r->u.route.agent, now,
+                                   &r->u.route.conv);
+    case SB_REQ_RECALL:
+        *with_msgs = true;
+        return sb_store_recall(s, r->u.recall.conv_id, r->u.recall.seq);
+    case SB_REQ_TAG:
+        if ((r->u.tag.n_add && !r->u.tag.add) ||
+            (r->u.tag.n_remove && !r->u.tag.remove))
+            return SB_E_INVALID;
+        *with_msgs = true;
+        return sb_store_tag(s, r->u.tag.conv_id, r->u.tag.seq, r->u.tag.add,
+                            r->u.tag.n_add, r->u.tag.remove,
+                            r->u.tag.n_remove);
+    case SB_REQ_FIRST_RESPONSE:
+        /* The time is that of the agent's reply, found by the store. */
+        return sb_store_first_response(s, r->u.conv_get.conv_id, 0);
+    default:
+        assert(!"not a customer-service write");
+        return SB_E_INTERNAL;
+    }
+}
+
+/* A customer-service write with the messages that go with it, as one: a
+ * savepoint lets a request-level refusal of either undo both. */
+static int apply_service_write(sb_store *s, sb_req *r)
+{
+    if (r->kind == SB_REQ_SERVICE_OPEN) {
+        r->u.svc_open.conv = NULL;
+        r->u.svc_open.created = false;
+    } else if (r->kind == SB_REQ_ROUTE) {
+        r->u.route.conv = NULL;
+    }
+    if (r->n_msgs > SB_REQ_MSGS_MAX) return SB_E_INVALID;
+    for (size_t i = 0; i < r->n_msgs; i++)
+        if (!r->msgs[i]) return SB_E_INVALID;
+    int64_t now = r->kind == SB_REQ_SERVICE_OPEN ? r->u.svc_open.now_ms
+                  : r->kind == SB_REQ_ROUTE      ? r->u.route.now_ms
+                  : r->kind == SB_REQ_RECALL     ? r->u.recall.now_ms
+                  : r->kind == SB_REQ_TAG        ? r->u.tag.now_ms
+                                                 : 0;
+    if (now == 0) now = wall_ms();
+
+    int rc = sb__store_savepoint(s);
+    if (rc) return rc;
+    bool with_msgs;
+    rc = apply_service(s, r, now, &with_msgs);
+    for (size_t i = 0; rc == 0 && with_msgs && i < r->n_msgs; i++) {
+        bool dup;
+        rc = sb_store_append(s, r->msgs[i], now, &dup);
+    }
+    if (rc == 0) return sb__store_savepoint_end(s, true);
+    if (!rc_is_request_level(rc)) return rc; /* the batch rolls back */
+    service_void(r);
+    int end = sb__store_savepoint_end(s, false);
+    return end ? end : rc;
+}
+
 static int apply_write(sb_store *s, sb_req *r)
 {
+    if (is_service_write(r->kind)) return apply_service_write(s, r);
     switch (r->kind) {
     case SB_REQ_APPEND:
         r->u.append.duplicate = false;
@@ -141,6 +300,8 @@ static void write_failed(sb_req *r)
     } else if (r->kind == SB_REQ_CONV_CREATE && r->u.create.conv) {
         sbp__conversation__free_unpacked(r->u.create.conv, NULL);
         r->u.create.conv = NULL;
+    } else if (is_service_write(r->kind)) {
+        service_void(r);
     }
 }
 
@@ -175,6 +336,46 @@ static void apply_read(sb_store *s, sb_req *r)
         r->u.receipts.n = 0;
         r->rc = sb_store_receipts(s, r->u.receipts.conv_id, &r->u.receipts.list,
                                   &r->u.receipts.n);
+        break;
+    case SB_REQ_MSG_GET:
+        r->u.msg_get.msg = NULL;
+        r->rc = sb_store_msg_get(s, r->u.msg_get.conv_id, r->u.msg_get.seq,
+                                 &r->u.msg_get.msg);
+        break;
+    case SB_REQ_CONV_LIST:
+        r->u.conv_list.resp = NULL;
+        if (!fixed_str_ok(r->u.conv_list.user_id,
+                          sizeof r->u.conv_list.user_id) ||
+            !fixed_str_ok(r->u.conv_list.tag, sizeof r->u.conv_list.tag) ||
+            !fixed_str_ok(r->u.conv_list.cursor,
+                          sizeof r->u.conv_list.cursor) ||
+            (r->u.conv_list.n_groups && !r->u.conv_list.groups)) {
+            r->rc = SB_E_INVALID;
+            break;
+        }
+        r->rc = sb_store_conv_list(
+            s, r->u.conv_list.user_id, r->u.conv_list.all,
+            r->u.conv_list.state, r->u.conv_list.tag, r->u.conv_list.groups,
+            r->u.conv_list.groups ? r->u.conv_list.n_groups : 0,
+            r->u.conv_list.cursor, r->u.conv_list.limit, &r->u.conv_list.resp);
+        break;
+    case SB_REQ_SEARCH:
+        r->u.search.resp = NULL;
+        if (!fixed_str_ok(r->u.search.user_id, sizeof r->u.search.user_id) ||
+            !r->u.search.query) {
+            r->rc = SB_E_INVALID;
+            break;
+        }
+        r->rc = sb_store_search(s, r->u.search.user_id, r->u.search.all,
+                                r->u.search.conv_id, r->u.search.query,
+                                r->u.search.limit, &r->u.search.resp);
+        break;
+    case SB_REQ_SERVICE_CONVS:
+        r->u.service_convs.list = NULL;
+        r->u.service_convs.n = 0;
+        r->rc = sb_store_service_convs(s, r->u.service_convs.state,
+                                       &r->u.service_convs.list,
+                                       &r->u.service_convs.n);
         break;
     default:
         assert(!"not a read");
@@ -219,13 +420,46 @@ void sb_storeq_apply(sb_store *s, sb_req *req)
 
 /* ---- threads ------------------------------------------------------------- */
 
+/* Indexes a chunk for search in a transaction of its own (not counted as
+ * a commit). Returns how many messages remain; 0 after a failure (a full
+ * disk, say), so that the next batch, not a busy loop, tries again. */
+static uint64_t index_chunk(sb_storeq *q)
+{
+    uint64_t left = 0;
+    bool shared = q->wdb == q->rdb;
+    if (shared) uv_mutex_lock(&q->db_mu);
+    int rc = sb_store_begin(q->wdb);
+    if (rc == 0) rc = sb_store_index(q->wdb, INDEX_CHUNK, &left);
+    if (rc == 0) rc = sb_store_commit(q->wdb);
+    if (rc) {
+        sb_store_rollback(q->wdb);
+        left = 0;
+    }
+    if (shared) uv_mutex_unlock(&q->db_mu);
+    return left;
+}
+
 static void writer_main(void *arg)
 {
     sb_storeq *q = arg;
+    uint64_t lag = 1; /* unindexed messages; look once idle at start */
     uv_mutex_lock(&q->mu);
     for (;;) {
-        while ((!q->wq.head || q->hold) && !q->stopping)
-            uv_cond_wait(&q->wcond, &q->mu);
+        while ((!q->wq.head || q->hold) && !q->stopping) {
+            if (lag == 0 || q->hold) {
+                uv_cond_wait(&q->wcond, &q->mu);
+                continue;
+            }
+            /* Idle a moment with messages to index: index a chunk. */
+            if (uv_cond_timedwait(&q->wcond, &q->mu,
+                                  INDEX_IDLE_MS * (uint64_t)1000000) !=
+                UV_ETIMEDOUT)
+                continue;
+            if (q->wq.head || q->hold || q->stopping) continue;
+            uv_mutex_unlock(&q->mu);
+            lag = index_chunk(q);
+            uv_mutex_lock(&q->mu);
+        }
         if (!q->wq.head) break; /* stopping, and nothing left */
 
         sb_req *first = q->wq.head, *last = first;
@@ -242,11 +476,19 @@ static void writer_main(void *arg)
         bool shared = q->wdb == q->rdb;
         if (shared) uv_mutex_lock(&q->db_mu);
         if (set_pages) sb__store_max_pages(q->wdb, pages);
-        if (write_batch(q->wdb, first)) atomic_fetch_add(&q->commits, 1);
+        if (write_batch(q->wdb, first)) {
+            atomic_fetch_add(&q->commits, 1);
+            if (sb_store_index(q->wdb, 0, &lag)) lag = 0;
+        }
         if (shared) uv_mutex_unlock(&q->db_mu);
 
         uv_mutex_lock(&q->mu);
         done_push_locked(q, first, last);
+        if (lag >= INDEX_LAG_MAX) {
+            uv_mutex_unlock(&q->mu);
+            lag = index_chunk(q);
+            uv_mutex_lock(&q->mu);
+        }
     }
     uv_mutex_unlock(&q->mu);
 }

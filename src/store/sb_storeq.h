@@ -31,8 +31,9 @@ typedef enum sb_req_kind {
     SB_REQ_SERVICE_OPEN,   /* u.svc_open, then appends msgs if created */
     SB_REQ_ROUTE,          /* u.route, then appends msgs */
     SB_REQ_RECALL,         /* u.recall, then appends msgs */
-    SB_REQ_TAG,            /* u.tag */
-    SB_REQ_FIRST_RESPONSE, /* u.conv_get.conv_id */
+    SB_REQ_TAG,            /* u.tag, then appends msgs */
+    SB_REQ_FIRST_RESPONSE, /* u.conv_get.conv_id (time: see
+                              sb_store_first_response, now_ms 0) */
     /* customer service: reads */
     SB_REQ_MSG_GET,       /* u.msg_get */
     SB_REQ_CONV_LIST,     /* u.conv_list */
@@ -118,11 +119,13 @@ struct sb_req {
         } route;
         struct {
             uint64_t conv_id, seq;
+            int64_t now_ms; /* for the msgs; 0: the writer's clock */
         } recall;
         struct {
             uint64_t conv_id, seq;
             char **add, **remove; /* owned by the caller */
             size_t n_add, n_remove;
+            int64_t now_ms; /* for the msgs; 0: the writer's clock */
         } tag;
         struct {
             uint64_t conv_id, seq;
@@ -154,9 +157,11 @@ struct sb_req {
         } service_convs;
     } u;
     /* Messages appended in the same transaction after a SERVICE_OPEN (only
-     * if it created the conversation), ROUTE or RECALL: each gets its
+     * if it created the conversation), ROUTE, RECALL or TAG: each gets its
      * conversation's next seq (msgs[i]->conv_id is set by the store for
-     * SERVICE_OPEN). Owned by the caller; filled like u.append.msg. */
+     * SERVICE_OPEN) at the request's now_ms. Owned by the caller; filled
+     * like u.append.msg. A request and its messages are one: if either is
+     * refused, neither is stored (rc says why) and no message has a seq. */
     Sbp__Message *msgs[SB_REQ_MSGS_MAX];
     size_t n_msgs;
 };

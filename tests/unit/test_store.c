@@ -1,7 +1,11 @@
 /* The embedded store and its threads: dense seqs, idempotency across a
  * reopen, refusals that leave no trace, monotonic cursors and receipts, SYNC
  * and HISTORY paging, group commit and ordered completion, draining on
- * stop, and a full disk (SQLite's max_page_count) that loses nothing. */
+ * stop, and a full disk (SQLite's max_page_count) that loses nothing.
+ * Customer service: service open, routing and its times, structured parts,
+ * recall and quotes on every read path, tags, the conversation list and its
+ * paging, search (English, Chinese, short words, scopes), the v1 -> v2
+ * migration, and requests with their messages as one through storeq. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -850,7 +854,7 @@ static void test_persistence(void **state)
     assert_int_equal(append1(s, c, "alice", 1000, "kept", 0, &ack, &dup), 0);
     assert_false(dup);
     assert_int_equal(ack.seq, 101);
-    assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 1);
+    assert_true(raw_int(t.path, "PRAGMA user_version") >= 2);
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 101);
     sb_store_close(s);
 
@@ -1487,6 +1491,1491 @@ static void test_storeq_apply(void **state)
     sb_store_close(s);
 }
 
+/* ---- customer service ------------------------------------------------------ */
+
+static uint64_t svc_open1(sb_store *s, const char *cust, const char *desk,
+                          const char *group, int64_t now, bool *created)
+{
+    Sbp__Conversation *c = NULL;
+    bool cr = false;
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(
+        sb_store_service_open(s, cust, desk, group, now, &c, &cr), 0);
+    assert_int_equal(sb_store_commit(s), 0);
+    uint64_t id = c->conv_id;
+    sbp__conversation__free_unpacked(c, NULL);
+    if (created) *created = cr;
+    return id;
+}
+
+static int route1(sb_store *s, uint64_t conv, Sbp__ConvState st,
+                  const char *group, const char *agent, int64_t now)
+{
+    int rc = sb_store_begin(s);
+    if (rc == 0) rc = sb_store_conv_route(s, conv, st, group, agent, now, NULL);
+    if (rc == 0) rc = sb_store_commit(s);
+    if (rc) sb_store_rollback(s);
+    return rc;
+}
+
+static int tag1(sb_store *s, uint64_t conv, uint64_t seq, const char *add,
+                const char *rem)
+{
+    char *a[1] = {(char *)add}, *r[1] = {(char *)rem};
+    int rc = sb_store_begin(s);
+    if (rc == 0)
+        rc = sb_store_tag(s, conv, seq, a, add ? 1 : 0, r, rem ? 1 : 0);
+    if (rc == 0) rc = sb_store_commit(s);
+    if (rc) sb_store_rollback(s);
+    return rc;
+}
+
+static int recall1(sb_store *s, uint64_t conv, uint64_t seq)
+{
+    int rc = sb_store_begin(s);
+    if (rc == 0) rc = sb_store_recall(s, conv, seq);
+    if (rc == 0) rc = sb_store_commit(s);
+    if (rc) sb_store_rollback(s);
+    return rc;
+}
+
+static uint64_t index_all(sb_store *s)
+{
+    uint64_t left = 1;
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_index(s, 1000000, &left), 0);
+    assert_int_equal(sb_store_commit(s), 0);
+    assert_int_equal(left, 0);
+    return left;
+}
+
+static bool has_member(const Sbp__Conversation *c, const char *user,
+                       Sbp__Role role)
+{
+    for (size_t i = 0; i < c->n_members; i++)
+        if (strcmp(c->members[i]->user_id, user) == 0)
+            return c->members[i]->role == role;
+    return false;
+}
+
+static Sbp__Conversation *conv_get1(sb_store *s, uint64_t conv)
+{
+    Sbp__Conversation *c = NULL;
+    assert_int_equal(sb_store_conv_get(s, conv, &c), 0);
+    return c;
+}
+
+static Sbp__Message *msg_get1(sb_store *s, uint64_t conv, uint64_t seq)
+{
+    Sbp__Message *m = NULL;
+    assert_int_equal(sb_store_msg_get(s, conv, seq, &m), 0);
+    return m;
+}
+
+/* The bodies a search returns, "|"-joined, newest first. */
+static char *search_bodies(sb_store *s, const char *user, bool all,
+                           uint64_t conv, const char *q, uint32_t limit)
+{
+    static char out[4096];
+    Sbp__SearchResp *r = NULL;
+    assert_int_equal(sb_store_search(s, user, all, conv, q, limit, &r), 0);
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < r->n_messages; i++) {
+        assert_false(r->messages[i]->recalled);
+        if (i > 0) assert_true(r->messages[i - 1]->msg_id > r->messages[i]->msg_id);
+        n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", i ? "|" : "",
+                              r->messages[i]->body);
+    }
+    sbp__search_resp__free_unpacked(r, NULL);
+    return out;
+}
+
+static void test_service_open(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    bool created = false;
+    uint64_t c1 = svc_open1(s, "cust", "shop", "sales", NOW, &created);
+    assert_true(created);
+    Sbp__Conversation *c = conv_get1(s, c1);
+    assert_int_equal(c->kind, SBP__CONV_KIND__CONV_SERVICE);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_BOT);
+    assert_string_equal(c->desk, "shop");
+    assert_string_equal(c->group, "sales");
+    assert_string_equal(c->customer, "cust");
+    assert_string_equal(c->agent, "");
+    assert_int_equal(c->created_ts, NOW);
+    assert_int_equal(c->updated_ts, NOW);
+    assert_int_equal(c->n_members, 1);
+    assert_true(has_member(c, "cust", SBP__ROLE__ROLE_CUSTOMER));
+    assert_int_equal(c->first_response_ms, 0);
+    assert_int_equal(c->resolution_ms, 0);
+    sbp__conversation__free_unpacked(c, NULL);
+
+    /* Open again: the same one, whatever its state short of CLOSED. */
+    assert_int_equal(svc_open1(s, "cust", "shop", "other", NOW + 5, &created),
+                     c1);
+    assert_false(created);
+    assert_int_equal(route1(s, c1, SBP__CONV_STATE__STATE_QUEUED, "sales", "",
+                            NOW + 6),
+                     0);
+    assert_int_equal(svc_open1(s, "cust", "shop", "", NOW + 7, &created), c1);
+    assert_false(created);
+    /* Another desk, another customer: others. */
+    uint64_t c2 = svc_open1(s, "cust", "bank", "", NOW, &created);
+    assert_true(created && c2 != c1);
+    uint64_t c3 = svc_open1(s, "cust2", "shop", "", NOW, &created);
+    assert_true(created && c3 != c1 && c3 != c2);
+    /* After CLOSED, a new conversation. */
+    assert_int_equal(route1(s, c1, SBP__CONV_STATE__STATE_CLOSED, "sales", "",
+                            NOW + 8),
+                     0);
+    uint64_t c4 = svc_open1(s, "cust", "shop", "sales", NOW + 9, &created);
+    assert_true(created);
+    assert_true(c4 != c1 && c4 != c2 && c4 != c3);
+    assert_int_equal(svc_open1(s, "cust", "shop", "", NOW + 10, &created), c4);
+    assert_false(created);
+
+    /* Refusals write nothing. */
+    Sbp__Conversation *x = (Sbp__Conversation *)1;
+    char longname[80];
+    memset(longname, 'd', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_service_open(s, "", "shop", "", NOW, &x, &created),
+                     SB_E_INVALID);
+    assert_null(x);
+    assert_int_equal(
+        sb_store_service_open(s, "cust9", longname, "", NOW, &x, &created),
+        SB_E_INVALID);
+    assert_int_equal(
+        sb_store_service_open(s, "cust9", "", "\xff", NOW, &x, &created),
+        SB_E_INVALID);
+    assert_int_equal(sb_store_commit(s), 0);
+    assert_int_equal(svc_open1(s, "cust9", "", "", NOW, &created), c4 + 1);
+    sb_store_close(s);
+}
+
+static int64_t conv_col(sb_store *s, const char *path, uint64_t conv,
+                        const char *col)
+{
+    (void)s;
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT %s FROM convs WHERE conv_id = %llu", col,
+             (unsigned long long)conv);
+    return raw_int(path, sql);
+}
+
+static void test_route(void **state)
+{
+    (void)state;
+    tmpdb t;
+    tmpdb_make(&t);
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
+    uint64_t c = svc_open1(s, "cust", "shop", "", NOW, NULL);
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_QUEUED, "sales", "",
+                            NOW + 10),
+                     0);
+    Sbp__Conversation *g = conv_get1(s, c);
+    assert_int_equal(g->state, SBP__CONV_STATE__STATE_QUEUED);
+    assert_string_equal(g->group, "sales");
+    assert_string_equal(g->agent, "");
+    assert_int_equal(g->updated_ts, NOW + 10);
+    sbp__conversation__free_unpacked(g, NULL);
+    assert_int_equal(conv_col(s, t.path, c, "queued_ts"), NOW + 10);
+    /* Queued again (another group): still queued since the first time. */
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_QUEUED, "vip", "",
+                            NOW + 15),
+                     0);
+    assert_int_equal(conv_col(s, t.path, c, "queued_ts"), NOW + 10);
+
+    /* Assigned to a: a joins as an agent. */
+    Sbp__Conversation *out = NULL;
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_conv_route(s, c, SBP__CONV_STATE__STATE_ASSIGNED,
+                                         "vip", "a", NOW + 20, &out),
+                     0);
+    assert_int_equal(sb_store_commit(s), 0);
+    assert_int_equal(out->state, SBP__CONV_STATE__STATE_ASSIGNED);
+    assert_string_equal(out->agent, "a");
+    assert_string_equal(out->group, "vip");
+    assert_true(has_member(out, "a", SBP__ROLE__ROLE_AGENT));
+    assert_true(has_member(out, "cust", SBP__ROLE__ROLE_CUSTOMER));
+    assert_int_equal(out->n_members, 2);
+    sbp__conversation__free_unpacked(out, NULL);
+    assert_int_equal(conv_col(s, t.path, c, "assigned_ts"), NOW + 20);
+
+    /* a answers: the first response is a's first message since assigned */
+    Sbp__Message ack; /* append1 stores n at NOW + n */
+    assert_int_equal(append1(s, c, "a", 1, "before assigned", 0, &ack, NULL),
+                     0);
+    assert_int_equal(append1(s, c, "cust", 21, "hello?", 0, &ack, NULL), 0);
+    assert_int_equal(append1(s, c, "a", 22, "hi, how can I help", 0, &ack,
+                             NULL),
+                     0);
+    assert_int_equal(append1(s, c, "a", 23, "still there?", 0, NULL, NULL), 0);
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_first_response(s, c, 0), 0);
+    assert_int_equal(sb_store_first_response(s, c, NOW + 999), 0); /* kept */
+    assert_int_equal(sb_store_first_response(s, c + 100, NOW), SB_E_NOT_FOUND);
+    assert_int_equal(sb_store_commit(s), 0);
+    assert_int_equal(conv_col(s, t.path, c, "first_response_ts"), NOW + 22);
+
+    /* Transferred to b: a leaves, b joins; assigned_ts moves. */
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_ASSIGNED, "vip", "b",
+                            NOW + 30),
+                     0);
+    g = conv_get1(s, c);
+    assert_string_equal(g->agent, "b");
+    assert_false(has_member(g, "a", SBP__ROLE__ROLE_AGENT));
+    assert_true(has_member(g, "b", SBP__ROLE__ROLE_AGENT));
+    assert_int_equal(g->n_members, 2);
+    assert_int_equal(g->first_response_ms, 22);
+    assert_int_equal(g->resolution_ms, 0);
+    sbp__conversation__free_unpacked(g, NULL);
+    assert_int_equal(conv_col(s, t.path, c, "assigned_ts"), NOW + 30);
+    /* a may no longer read receipts of its own: not a member. */
+    assert_int_equal(read_set1(s, "a", c, 1), SB_E_FORBIDDEN);
+    assert_int_equal(read_set1(s, "b", c, 1), 0);
+
+    /* Closed (b stays on it): closed_ts and resolution. */
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_CLOSED, "vip", "b",
+                            NOW + 100),
+                     0);
+    g = conv_get1(s, c);
+    assert_int_equal(g->state, SBP__CONV_STATE__STATE_CLOSED);
+    assert_int_equal(g->resolution_ms, 100);
+    assert_int_equal(g->first_response_ms, 22);
+    assert_true(has_member(g, "b", SBP__ROLE__ROLE_AGENT));
+    sbp__conversation__free_unpacked(g, NULL);
+    /* Closed again: the first close counts. Reopened: no longer closed. */
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_CLOSED, "vip", "b",
+                            NOW + 200),
+                     0);
+    assert_int_equal(conv_col(s, t.path, c, "closed_ts"), NOW + 100);
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_BOT, "vip", "",
+                            NOW + 300),
+                     0);
+    g = conv_get1(s, c);
+    assert_int_equal(g->resolution_ms, 0);
+    assert_string_equal(g->agent, "");
+    assert_int_equal(g->n_members, 1); /* b left with the assignment */
+    sbp__conversation__free_unpacked(g, NULL);
+    assert_int_equal(conv_col(s, t.path, c, "closed_ts"), 0);
+
+    /* Refusals. */
+    assert_int_equal(route1(s, c + 50, SBP__CONV_STATE__STATE_QUEUED, "", "",
+                            NOW),
+                     SB_E_NOT_FOUND);
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_UNSPECIFIED, "", "",
+                            NOW),
+                     SB_E_INVALID);
+    assert_int_equal(route1(s, c, (Sbp__ConvState)9, "", "", NOW),
+                     SB_E_INVALID);
+    char longid[80];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_ASSIGNED, "", longid,
+                            NOW),
+                     SB_E_INVALID);
+    sb_store_close(s);
+    tmpdb_remove(&t);
+}
+
+/* Appends a message with structured parts: an event, quick replies, a
+ * card and media (whatever is non-NULL). */
+static uint64_t append_parts(sb_store *s, uint64_t conv, const char *sender,
+                             Sbp__MsgType type, const char *body,
+                             bool event, bool quick, bool card, bool media)
+{
+    Sbp__Message m = SBP__MESSAGE__INIT;
+    Sbp__Event ev = SBP__EVENT__INIT;
+    Sbp__QuickReply q1 = SBP__QUICK_REPLY__INIT, q2 = SBP__QUICK_REPLY__INIT;
+    Sbp__QuickReply *qs[2] = {&q1, &q2};
+    Sbp__Card cd = SBP__CARD__INIT;
+    Sbp__Media md = SBP__MEDIA__INIT;
+    char *args[2] = {"a1", "42"};
+    m.conv_id = conv;
+    m.sender = (char *)sender;
+    m.type = type;
+    m.body = (char *)body;
+    if (event) {
+        ev.key = "conv.assigned";
+        ev.args = args;
+        ev.n_args = 2;
+        m.event = &ev;
+    }
+    if (quick) {
+        q1.title = "Yes";
+        q1.payload = "yes";
+        q2.title = "Talk to a human";
+        q2.payload = "human";
+        m.quick_replies = qs;
+        m.n_quick_replies = 2;
+    }
+    if (card) {
+        cd.title = "Blue shoes";
+        cd.price = "49.90";
+        cd.link = "https://shop.example/p/1";
+        m.card = &cd;
+    }
+    if (media) {
+        md.url = "https://cdn.example/x.png";
+        md.size = 123456;
+        md.mime = "image/png";
+        md.width = 640;
+        md.height = 480;
+        m.media = &md;
+    }
+    bool dup;
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_append(s, &m, NOW, &dup), 0);
+    assert_int_equal(sb_store_commit(s), 0);
+    return m.seq;
+}
+
+static void test_structured_parts(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    const char *u[] = {"cust", "agent"};
+    uint64_t c = conv_new(s, u, 2);
+    uint64_t ev = append_parts(s, c, "bot", SBP__MSG_TYPE__MSG_EVENT,
+                               "a1 joined", true, false, false, false);
+    uint64_t robot = append_parts(s, c, "bot", SBP__MSG_TYPE__MSG_ROBOT,
+                                  "Anything else?", false, true, false, false);
+    uint64_t card = append_parts(s, c, "agent", SBP__MSG_TYPE__MSG_CARD, "",
+                                 false, false, true, true);
+    uint64_t plain = append_parts(s, c, "cust", SBP__MSG_TYPE__MSG_TEXT, "hi",
+                                  false, false, false, false);
+
+    Sbp__HistoryResp *h = NULL;
+    assert_int_equal(sb_store_history(s, c, 0, 0, &h), 0);
+    assert_int_equal(h->n_messages, 4);
+    Sbp__Message *m = h->messages[ev - 1];
+    assert_non_null(m->event);
+    assert_string_equal(m->event->key, "conv.assigned");
+    assert_int_equal(m->event->n_args, 2);
+    assert_string_equal(m->event->args[1], "42");
+    assert_null(m->card);
+    m = h->messages[robot - 1];
+    assert_int_equal(m->n_quick_replies, 2);
+    assert_string_equal(m->quick_replies[1]->title, "Talk to a human");
+    assert_string_equal(m->quick_replies[1]->payload, "human");
+    assert_null(m->event);
+    m = h->messages[card - 1];
+    assert_non_null(m->card);
+    assert_string_equal(m->card->price, "49.90");
+    assert_non_null(m->media);
+    assert_int_equal(m->media->size, 123456);
+    assert_int_equal(m->media->height, 480);
+    m = h->messages[plain - 1];
+    assert_null(m->event);
+    assert_null(m->card);
+    assert_null(m->media);
+    assert_int_equal(m->n_quick_replies, 0);
+    assert_int_equal(m->n_tags, 0);
+    assert_null(m->quote);
+    sbp__history_resp__free_unpacked(h, NULL);
+
+    /* The same through SYNC and msg_get. */
+    Sbp__SyncResp *r = NULL;
+    assert_int_equal(sb_store_sync(s, "cust", false, NULL, 0, 0, 0, &r), 0);
+    assert_int_equal(r->n_messages, 4);
+    assert_int_equal(r->messages[robot - 1]->n_quick_replies, 2);
+    assert_non_null(r->messages[card - 1]->media);
+    sbp__sync_resp__free_unpacked(r, NULL);
+    m = msg_get1(s, c, ev);
+    assert_string_equal(m->event->args[0], "a1");
+    sbp__message__free_unpacked(m, NULL);
+    assert_int_equal(sb_store_msg_get(s, c, 99, &m), SB_E_NOT_FOUND);
+    assert_null(m);
+    assert_int_equal(raw_int(":memory:", "SELECT 1"), 1);
+    sb_store_close(s);
+}
+
+static void test_recall_quote(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    const char *u[] = {"cust", "agent"};
+    uint64_t c = conv_new(s, u, 2);
+    /* A long Chinese body: 100 characters of 3 bytes; the quote keeps 66
+     * whole characters (198 bytes), never half of one. */
+    char zh[301];
+    for (int i = 0; i < 100; i++)
+        memcpy(zh + 3 * i, "\xe9\x80\x80", 3); /* 退 */
+    zh[300] = '\0';
+    assert_int_equal(append1(s, c, "cust", 1, zh, 0, NULL, NULL), 0);
+    assert_int_equal(append1(s, c, "cust", 2, "my secret refund code", 0, NULL,
+                             NULL),
+                     0);
+    assert_int_equal(append1(s, c, "agent", 3, "got it", 1, NULL, NULL), 0);
+    assert_int_equal(append1(s, c, "agent", 4, "about that code", 2, NULL, NULL),
+                     0);
+    uint64_t cardseq = append_parts(s, c, "agent", SBP__MSG_TYPE__MSG_CARD,
+                                    "card refund", false, false, true, true);
+
+    Sbp__Message *m = msg_get1(s, c, 3);
+    assert_non_null(m->quote);
+    assert_int_equal(m->quote->seq, 1);
+    assert_string_equal(m->quote->sender, "cust");
+    assert_int_equal(m->quote->type, SBP__MSG_TYPE__MSG_TEXT);
+    assert_int_equal(strlen(m->quote->body), 198);
+    assert_memory_equal(m->quote->body, zh, 198);
+    assert_false(m->quote->recalled);
+    sbp__message__free_unpacked(m, NULL);
+    m = msg_get1(s, c, 4);
+    assert_string_equal(m->quote->body, "my secret refund code");
+    sbp__message__free_unpacked(m, NULL);
+    assert_string_equal(search_bodies(s, "cust", false, 0, "refund", 0),
+                        "card refund|my secret refund code");
+
+    /* Recall seq 2 (idempotent) and the card. */
+    assert_int_equal(recall1(s, c, 2), 0);
+    assert_int_equal(recall1(s, c, 2), 0);
+    assert_int_equal(recall1(s, c, cardseq), 0);
+    assert_int_equal(recall1(s, c, 77), SB_E_NOT_FOUND);
+    assert_int_equal(recall1(s, c + 9, 1), SB_E_NOT_FOUND);
+    m = msg_get1(s, c, 2);
+    assert_true(m->recalled);
+    assert_string_equal(m->body, "");
+    sbp__message__free_unpacked(m, NULL);
+    m = msg_get1(s, c, cardseq);
+    assert_true(m->recalled);
+    assert_null(m->card);
+    assert_null(m->media);
+    sbp__message__free_unpacked(m, NULL);
+    /* The quote of a recalled message says so and shows nothing of it. */
+    m = msg_get1(s, c, 4);
+    assert_true(m->quote->recalled);
+    assert_string_equal(m->quote->body, "");
+    assert_string_equal(m->quote->sender, "cust");
+    sbp__message__free_unpacked(m, NULL);
+    /* Every read path. */
+    Sbp__HistoryResp *h = NULL;
+    assert_int_equal(sb_store_history(s, c, 0, 0, &h), 0);
+    assert_true(h->messages[1]->recalled);
+    assert_string_equal(h->messages[1]->body, "");
+    assert_true(h->messages[3]->quote->recalled);
+    assert_int_equal(strlen(h->messages[2]->quote->body), 198);
+    sbp__history_resp__free_unpacked(h, NULL);
+    Sbp__SyncResp *r = NULL;
+    assert_int_equal(sb_store_sync(s, "agent", false, NULL, 0, 0, 0, &r), 0);
+    assert_string_equal(r->messages[1]->body, "");
+    assert_true(r->messages[1]->recalled);
+    assert_null(r->messages[cardseq - 1]->card);
+    assert_true(r->messages[3]->quote->recalled);
+    sbp__sync_resp__free_unpacked(r, NULL);
+    Sbp__ConvListResp *l = NULL;
+    assert_int_equal(sb_store_conv_list(s, "cust", false, 0, "", NULL, 0, "",
+                                        0, &l),
+                     0);
+    assert_int_equal(l->n_convs, 1);
+    assert_true(l->convs[0]->last_message->recalled);
+    assert_int_equal(l->convs[0]->last_message->seq, cardseq);
+    assert_null(l->convs[0]->last_message->card);
+    sbp__conv_list_resp__free_unpacked(l, NULL);
+    /* Search finds it no more, by scan or through the index. */
+    assert_string_equal(search_bodies(s, "cust", false, 0, "refund", 0), "");
+    assert_string_equal(search_bodies(s, "cust", false, 0, "about", 0),
+                        "about that code");
+    index_all(s);
+    assert_string_equal(search_bodies(s, "cust", false, 0, "refund", 0), "");
+    assert_string_equal(search_bodies(s, "cust", false, 0, "code", 0),
+                        "about that code");
+    /* Recalled after indexing: it leaves the index too. */
+    assert_int_equal(recall1(s, c, 4), 0);
+    assert_string_equal(search_bodies(s, "cust", false, 0, "code", 0), "");
+    assert_string_equal(search_bodies(s, "cust", true, 0, "that", 0), "");
+    sb_store_close(s);
+}
+
+static void test_tags(void **state)
+{
+    (void)state;
+    tmpdb t;
+    tmpdb_make(&t);
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
+    const char *u[] = {"cust", "agent"};
+    uint64_t c = conv_new(s, u, 2);
+    assert_int_equal(append1(s, c, "cust", 1, "one", 0, NULL, NULL), 0);
+    assert_int_equal(append1(s, c, "cust", 2, "two", 1, NULL, NULL), 0);
+
+    assert_int_equal(tag1(s, c, 0, "vip", NULL), 0);
+    assert_int_equal(tag1(s, c, 0, "refund", NULL), 0);
+    assert_int_equal(tag1(s, c, 0, "vip", NULL), 0); /* already there */
+    assert_int_equal(tag1(s, c, 0, "\xe9\x80\x80\xe6\xac\xbe", NULL), 0);
+    Sbp__Conversation *g = conv_get1(s, c);
+    assert_int_equal(g->n_tags, 3);
+    assert_string_equal(g->tags[0], "refund"); /* sorted */
+    assert_string_equal(g->tags[1], "vip");
+    assert_string_equal(g->tags[2], "\xe9\x80\x80\xe6\xac\xbe");
+    sbp__conversation__free_unpacked(g, NULL);
+    assert_int_equal(tag1(s, c, 0, NULL, "refund"), 0);
+    assert_int_equal(tag1(s, c, 0, NULL, "never-there"), 0);
+    g = conv_get1(s, c);
+    assert_int_equal(g->n_tags, 2);
+    sbp__conversation__free_unpacked(g, NULL);
+
+    /* A message's tags, on every read of it; the message quoting it does
+     * not inherit them. */
+    assert_int_equal(tag1(s, c, 1, "important", NULL), 0);
+    assert_int_equal(tag1(s, c, 1, "follow-up", "x"), 0);
+    Sbp__Message *m = msg_get1(s, c, 1);
+    assert_int_equal(m->n_tags, 2);
+    assert_string_equal(m->tags[0], "follow-up");
+    assert_string_equal(m->tags[1], "important");
+    sbp__message__free_unpacked(m, NULL);
+    m = msg_get1(s, c, 2);
+    assert_int_equal(m->n_tags, 0);
+    sbp__message__free_unpacked(m, NULL);
+    assert_int_equal(raw_int(t.path, "SELECT sum(tagged) FROM messages"), 1);
+    Sbp__HistoryResp *h = NULL;
+    assert_int_equal(sb_store_history(s, c, 0, 0, &h), 0);
+    assert_int_equal(h->messages[0]->n_tags, 2);
+    sbp__history_resp__free_unpacked(h, NULL);
+    /* In one request: removals first, so a tag in both lists stays. */
+    char *add[] = {"important"}, *rem[] = {"important", "follow-up"};
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_tag(s, c, 1, add, 1, rem, 2), 0);
+    assert_int_equal(sb_store_commit(s), 0);
+    m = msg_get1(s, c, 1);
+    assert_int_equal(m->n_tags, 1);
+    sbp__message__free_unpacked(m, NULL);
+    assert_int_equal(tag1(s, c, 1, NULL, "important"), 0);
+    assert_int_equal(raw_int(t.path, "SELECT sum(tagged) FROM messages"), 0);
+    m = msg_get1(s, c, 1);
+    assert_int_equal(m->n_tags, 0);
+    sbp__message__free_unpacked(m, NULL);
+
+    /* Limits: SB_STORE_TAGS_MAX per target, refused whole past it. */
+    char names[SB_STORE_TAGS_MAX + 1][8];
+    char *many[SB_STORE_TAGS_MAX + 1];
+    for (int i = 0; i <= SB_STORE_TAGS_MAX; i++) {
+        snprintf(names[i], sizeof names[i], "t%02d", i);
+        many[i] = names[i];
+    }
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_tag(s, c, 2, many, SB_STORE_TAGS_MAX + 1, NULL,
+                                  0),
+                     SB_E_TOO_LARGE);
+    assert_int_equal(sb_store_tag(s, c, 2, many, SB_STORE_TAGS_MAX - 1, NULL,
+                                  0),
+                     0);
+    assert_int_equal(sb_store_tag(s, c, 2, many + SB_STORE_TAGS_MAX - 1, 2,
+                                  NULL, 0),
+                     SB_E_TOO_LARGE); /* 31 + 2 */
+    assert_int_equal(sb_store_tag(s, c, 2, many + SB_STORE_TAGS_MAX - 1, 2,
+                                  many, 1),
+                     0); /* 31 - 1 + 2 */
+    assert_int_equal(sb_store_commit(s), 0);
+    m = msg_get1(s, c, 2);
+    assert_int_equal(m->n_tags, SB_STORE_TAGS_MAX);
+    assert_string_equal(m->tags[0], "t01");
+    sbp__message__free_unpacked(m, NULL);
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM tags WHERE seq = 2"),
+                     SB_STORE_TAGS_MAX);
+
+    /* Bad tags and missing targets. */
+    char tag33[SB_STORE_TAG_BYTES_MAX + 2];
+    memset(tag33, 'x', sizeof tag33 - 1);
+    tag33[sizeof tag33 - 1] = '\0';
+    assert_int_equal(tag1(s, c, 0, "", NULL), SB_E_INVALID);
+    assert_int_equal(tag1(s, c, 0, tag33, NULL), SB_E_INVALID);
+    tag33[SB_STORE_TAG_BYTES_MAX] = '\0'; /* exactly the maximum */
+    assert_int_equal(tag1(s, c, 0, tag33, NULL), 0);
+    assert_int_equal(tag1(s, c, 0, "a\nb", NULL), SB_E_INVALID);
+    assert_int_equal(tag1(s, c, 0, "\xc3", NULL), SB_E_INVALID);
+    assert_int_equal(tag1(s, c, 0, NULL, ""), SB_E_INVALID);
+    assert_int_equal(tag1(s, c, 3, "x", NULL), SB_E_NOT_FOUND);
+    assert_int_equal(tag1(s, c + 5, 0, "x", NULL), SB_E_NOT_FOUND);
+    sb_store_close(s);
+    tmpdb_remove(&t);
+}
+
+/* Every conversation of the list pages, in order, each exactly once. */
+static size_t list_all(sb_store *s, const char *user, bool all,
+                       Sbp__ConvState st, const char *tag, char **groups,
+                       size_t n_groups, uint32_t limit, uint64_t *ids,
+                       size_t cap)
+{
+    char cursor[64] = "";
+    size_t n = 0;
+    int64_t prev_ts = INT64_MAX;
+    uint64_t prev_id = UINT64_MAX;
+    for (int page = 0; page < 1000; page++) {
+        Sbp__ConvListResp *r = NULL;
+        assert_int_equal(sb_store_conv_list(s, user, all, st, tag, groups,
+                                            n_groups, cursor, limit, &r),
+                         0);
+        assert_true(r->n_convs <= limit);
+        for (size_t i = 0; i < r->n_convs; i++) {
+            Sbp__Conversation *c = r->convs[i];
+            assert_true(c->updated_ts < prev_ts ||
+                        (c->updated_ts == prev_ts && c->conv_id < prev_id));
+            prev_ts = c->updated_ts;
+            prev_id = c->conv_id;
+            assert_true(n < cap);
+            ids[n++] = c->conv_id;
+        }
+        bool more = r->more;
+        if (r->n_convs) snprintf(cursor, sizeof cursor, "%s", r->next_cursor);
+        sbp__conv_list_resp__free_unpacked(r, NULL);
+        if (!more) break;
+    }
+    return n;
+}
+
+static bool in_ids(const uint64_t *ids, size_t n, uint64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == id) return true;
+    return false;
+}
+
+static void test_conv_list(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    enum { N = 12 };
+    uint64_t c[N];
+    char cust[N][16];
+    /* Twelve service conversations of twelve customers; agent a1 on the
+     * even ones. updated_ts in pairs, so ties are broken by conv_id. */
+    for (int i = 0; i < N; i++) {
+        snprintf(cust[i], sizeof cust[i], "cust%02d", i);
+        c[i] = svc_open1(s, cust[i], "shop", "sales", NOW + i / 2, NULL);
+        if (i % 2 == 0)
+            assert_int_equal(route1(s, c[i], SBP__CONV_STATE__STATE_ASSIGNED,
+                                    "sales", "a1", NOW + i / 2),
+                             0);
+    }
+    /* c[1], c[3] queued for sales, c[5] for vip; c[0] tagged. */
+    assert_int_equal(route1(s, c[1], SBP__CONV_STATE__STATE_QUEUED, "sales", "",
+                            NOW),
+                     0);
+    assert_int_equal(route1(s, c[3], SBP__CONV_STATE__STATE_QUEUED, "sales", "",
+                            NOW + 1),
+                     0);
+    assert_int_equal(route1(s, c[5], SBP__CONV_STATE__STATE_QUEUED, "vip", "",
+                            NOW + 2),
+                     0);
+    assert_int_equal(tag1(s, c[0], 0, "vip", NULL), 0);
+    assert_int_equal(tag1(s, c[4], 0, "vip", NULL), 0);
+    assert_int_equal(tag1(s, c[4], 0, "refund", NULL), 0);
+    /* unread: a1 read c[0] to 1 of 3 (at NOW + 10..12: the latest) */
+    for (uint64_t k = 10; k <= 12; k++)
+        assert_int_equal(append1(s, c[0], cust[0], k, "m", 0, NULL, NULL), 0);
+    assert_int_equal(read_set1(s, "a1", c[0], 1), 0);
+
+    uint64_t ids[64];
+    /* a1's own: the six even ones. */
+    size_t n = list_all(s, "a1", false, 0, "", NULL, 0, 4, ids, 64);
+    assert_int_equal(n, 6);
+    for (int i = 0; i < N; i += 2)
+        assert_true(in_ids(ids, n, c[i]));
+    /* c[0] had the latest activity. */
+    Sbp__ConvListResp *r = NULL;
+    assert_int_equal(
+        sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "", 2, &r), 0);
+    assert_int_equal(r->n_convs, 2);
+    assert_true(r->more);
+    Sbp__Conversation *top = r->convs[0];
+    assert_int_equal(top->conv_id, c[0]);
+    assert_int_equal(top->unread, 2);
+    assert_int_equal(top->read_seq, 1);
+    assert_int_equal(top->last_message->seq, 3);
+    assert_string_equal(top->customer, cust[0]);
+    assert_string_equal(top->agent, "a1");
+    assert_int_equal(top->n_tags, 1);
+    assert_int_equal(r->convs[1]->unread, 0);
+    assert_null(r->convs[1]->last_message);
+    sbp__conv_list_resp__free_unpacked(r, NULL);
+    /* The customer sees it with its own unread count. */
+    assert_int_equal(sb_store_conv_list(s, cust[0], false, 0, "", NULL, 0, "",
+                                        0, &r),
+                     0);
+    assert_int_equal(r->n_convs, 1);
+    assert_int_equal(r->convs[0]->unread, 3);
+    assert_false(r->more);
+    sbp__conv_list_resp__free_unpacked(r, NULL);
+
+    /* Filters. */
+    n = list_all(s, "a1", false, 0, "vip", NULL, 0, 1, ids, 64);
+    assert_int_equal(n, 2);
+    assert_true(in_ids(ids, n, c[0]) && in_ids(ids, n, c[4]));
+    n = list_all(s, "a1", false, 0, "refund", NULL, 0, 10, ids, 64);
+    assert_int_equal(n, 1);
+    n = list_all(s, "", true, 0, "vip", NULL, 0, 10, ids, 64);
+    assert_int_equal(n, 2);
+    n = list_all(s, "", true, SBP__CONV_STATE__STATE_QUEUED, "", NULL, 0, 2,
+                 ids, 64);
+    assert_int_equal(n, 3);
+    n = list_all(s, "", true, SBP__CONV_STATE__STATE_BOT, "", NULL, 0, 2, ids,
+                 64);
+    assert_int_equal(n, 3); /* 7, 9, 11 */
+    n = list_all(s, "", true, 0, "", NULL, 0, 5, ids, 64);
+    assert_int_equal(n, N);
+    /* An agent's view of the queue: a1's own plus what waits in sales. */
+    char *groups[] = {"sales", "support"};
+    n = list_all(s, "a1", false, 0, "", groups, 2, 3, ids, 64);
+    assert_int_equal(n, 8);
+    assert_true(in_ids(ids, n, c[1]) && in_ids(ids, n, c[3]));
+    assert_false(in_ids(ids, n, c[5]));
+    n = list_all(s, "a1", false, SBP__CONV_STATE__STATE_QUEUED, "", groups, 2,
+                 3, ids, 64);
+    assert_int_equal(n, 2);
+    Sbp__ConvListResp *q = NULL;
+    assert_int_equal(sb_store_conv_list(s, "a1", false,
+                                        SBP__CONV_STATE__STATE_QUEUED, "",
+                                        groups, 1, "", 0, &q),
+                     0);
+    assert_int_equal(q->convs[0]->unread, 0); /* not a member */
+    assert_int_equal(q->convs[0]->read_seq, 0);
+    sbp__conv_list_resp__free_unpacked(q, NULL);
+
+    /* Refusals. */
+    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "x:1",
+                                        0, &r),
+                     SB_E_INVALID);
+    assert_null(r);
+    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "5:",
+                                        0, &r),
+                     SB_E_INVALID);
+    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "", NULL, 0,
+                                        "5:1x", 0, &r),
+                     SB_E_INVALID);
+    assert_int_equal(sb_store_conv_list(s, "", false, 0, "", NULL, 0, "", 0,
+                                        &r),
+                     SB_E_INVALID);
+    assert_int_equal(sb_store_conv_list(s, "a1", false, (Sbp__ConvState)7, "",
+                                        NULL, 0, "", 0, &r),
+                     SB_E_INVALID);
+    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "a\tb", NULL, 0,
+                                        "", 0, &r),
+                     SB_E_INVALID);
+    sb_store_close(s);
+}
+
+/* Paging while the list changes under it: conversations keep coming in and
+ * getting messages between pages. No page repeats an entry, and every
+ * conversation whose activity did not change is listed exactly once. */
+static void test_conv_list_paging_concurrent(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    enum { N = 40 };
+    uint64_t c[N + 40];
+    size_t nc = 0;
+    const char *u[] = {"cust", "agent"};
+    for (int i = 0; i < N; i++) {
+        c[nc++] = conv_new(s, u, 2); /* all at NOW: ties throughout */
+        if (i % 3 == 0)
+            assert_int_equal(append1(s, c[i], "agent", (uint64_t)i + 1, "x",
+                                     0, NULL, NULL),
+                             0);
+    }
+    bool moved[N + 40] = {false};
+    uint64_t seen[N + 40];
+    size_t n_seen = 0;
+    char cursor[64] = "";
+    uint64_t k = 1000;
+    for (int page = 0;; page++) {
+        assert_true(page < 100);
+        Sbp__ConvListResp *r = NULL;
+        assert_int_equal(sb_store_conv_list(s, "agent", false, 0, "", NULL, 0,
+                                            cursor, 3, &r),
+                         0);
+        for (size_t i = 0; i < r->n_convs; i++) {
+            assert_false(in_ids(seen, n_seen, r->convs[i]->conv_id));
+            seen[n_seen++] = r->convs[i]->conv_id;
+        }
+        bool more = r->more;
+        if (r->n_convs) snprintf(cursor, sizeof cursor, "%s", r->next_cursor);
+        sbp__conv_list_resp__free_unpacked(r, NULL);
+        if (!more) break;
+        /* Activity: a message to one already listed and to one not yet
+         * listed (both move to the top), and a new conversation. */
+        size_t a = (size_t)page % nc, b = (size_t)(page * 7 + 5) % nc;
+        assert_int_equal(append1(s, c[a], "cust", ++k, "y", 0, NULL, NULL), 0);
+        assert_int_equal(append1(s, c[b], "cust", ++k, "y", 0, NULL, NULL), 0);
+        moved[a] = moved[b] = true;
+        moved[nc] = true;
+        c[nc++] = conv_new(s, u, 2);
+    }
+    for (size_t i = 0; i < nc; i++)
+        if (!moved[i]) assert_true(in_ids(seen, n_seen, c[i]));
+    sb_store_close(s);
+}
+
+static void test_search(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    const char *u1[] = {"cust1", "agent"}, *u2[] = {"cust2", "agent"};
+    uint64_t c1 = conv_new(s, u1, 2), c2 = conv_new(s, u2, 2);
+    uint64_t n = 0;
+    const char *m1[] = {
+        "I want a refund for order 123",
+        "\xe6\x88\x91\xe6\x83\xb3\xe9\x80\x80\xe6\xac\xbe", /* 我想退款 */
+        "When will the REFUND arrive?",
+        ("\xe9\x80\x80\xe6\xac\xbe\xe4\xbb\x80\xe4\xb9\x88\xe6\x97\xb6\xe5\x80"
+         "\x99\xe5\x88\xb0\xe8\xb4\xa6"), /* 退款什么时候到账 */
+        "100% sure_thing",
+        "say \"hi\" OR bye",
+    };
+    for (size_t i = 0; i < sizeof m1 / sizeof *m1; i++)
+        assert_int_equal(append1(s, c1, "cust1", ++n, m1[i], 0, NULL, NULL), 0);
+    assert_int_equal(append1(s, c2, "cust2", ++n, "refund me too", 0, NULL,
+                             NULL),
+                     0);
+    assert_int_equal(append1(s, c2, "cust2",
+                             ++n, "\xe9\x80\x80\xe6\xac\xbe\xe5\x90\xa7", 0,
+                             NULL, NULL),
+                     0); /* 退款吧 */
+
+    /* Twice: first by scan (nothing indexed yet), then half indexed, then
+     * through the index, with the same answers. */
+    for (int round = 0; round < 3; round++) {
+        if (round == 1) {
+            uint64_t left = 0;
+            assert_int_equal(sb_store_begin(s), 0);
+            assert_int_equal(sb_store_index(s, 3, &left), 0);
+            assert_int_equal(sb_store_commit(s), 0);
+            assert_int_equal(left, 5);
+            assert_int_equal(sb_store_index(s, 0, &left), 0);
+            assert_int_equal(left, 5);
+        } else if (round == 2) {
+            index_all(s);
+        }
+        /* English, any case, newest first; a customer never sees another
+         * customer's message; the agent and an admin see both. */
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "refund", 0),
+                            "When will the REFUND arrive?|"
+                            "I want a refund for order 123");
+        assert_string_equal(search_bodies(s, "cust2", false, 0, "refund", 0),
+                            "refund me too");
+        assert_string_equal(search_bodies(s, "cust2", false, 0, "order", 0),
+                            "");
+        assert_string_equal(search_bodies(s, "agent", false, 0, "refund", 0),
+                            "refund me too|When will the REFUND arrive?|"
+                            "I want a refund for order 123");
+        assert_string_equal(search_bodies(s, "nobody", false, 0, "refund", 0),
+                            "");
+        assert_string_equal(search_bodies(s, "", true, 0, "refund", 2),
+                            "refund me too|When will the REFUND arrive?");
+        assert_string_equal(search_bodies(s, "agent", false, c1, "refund", 1),
+                            "When will the REFUND arrive?");
+        /* Every word, short ones too (below three characters the index
+         * cannot help: a scan within the scope). */
+        assert_string_equal(
+            search_bodies(s, "cust1", false, 0, "refund  123", 0),
+            "I want a refund for order 123");
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "refund 12", 0),
+                            "I want a refund for order 123");
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "i refund", 0),
+                            "When will the REFUND arrive?|"
+                            "I want a refund for order 123");
+        assert_string_equal(search_bodies(s, "cust1", false, c1, "12", 0),
+                            "I want a refund for order 123");
+        /* Chinese: substrings, through trigrams from three characters. */
+        assert_string_equal(
+            search_bodies(s, "cust1", false, 0,
+                          "\xe4\xbb\x80\xe4\xb9\x88\xe6\x97\xb6\xe5\x80\x99", 0),
+            m1[3]); /* 什么时候 */
+        assert_string_equal(
+            search_bodies(s, "cust1", false, 0, "\xe9\x80\x80\xe6\xac\xbe", 0),
+            "\xe9\x80\x80\xe6\xac\xbe\xe4\xbb\x80\xe4\xb9\x88\xe6\x97\xb6\xe5"
+            "\x80\x99\xe5\x88\xb0\xe8\xb4\xa6|"
+            "\xe6\x88\x91\xe6\x83\xb3\xe9\x80\x80\xe6\xac\xbe"); /* 退款 */
+        assert_string_equal(
+            search_bodies(s, "", true, 0, "\xe9\x80\x80\xe6\xac\xbe", 1),
+            "\xe9\x80\x80\xe6\xac\xbe\xe5\x90\xa7");
+        assert_string_equal(
+            search_bodies(s, "cust1", false, 0,
+                          "\xe9\x80\x80\xe6\xac\xbe\xe3\x80\x80\xe5\x88\xb0"
+                          "\xe8\xb4\xa6",
+                          0), /* 退款　到账, an ideographic space */
+            m1[3]);
+        /* Never FTS or LIKE syntax: the characters themselves. */
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "100%", 0),
+                            "100% sure_thing");
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "e_t", 0),
+                            "100% sure_thing");
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "%", 0),
+                            "100% sure_thing");
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "\"hi\"", 0),
+                            "say \"hi\" OR bye");
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "OR NEAR(", 0),
+                            "");
+        assert_string_equal(search_bodies(s, "cust1", false, 0, "refund*", 0),
+                            "");
+    }
+    assert_int_equal(raw_int(":memory:", "SELECT 1"), 1);
+
+    /* Refusals. */
+    Sbp__SearchResp *r = NULL;
+    assert_int_equal(sb_store_search(s, "cust2", false, c1, "refund", 0, &r),
+                     SB_E_FORBIDDEN);
+    assert_null(r);
+    assert_int_equal(sb_store_search(s, "cust2", false, c1 + 99, "refund", 0,
+                                     &r),
+                     SB_E_NOT_FOUND);
+    assert_int_equal(sb_store_search(s, "", true, c1 + 99, "refund", 0, &r),
+                     SB_E_NOT_FOUND);
+    assert_int_equal(sb_store_search(s, "cust1", false, 0, "  \t", 0, &r),
+                     SB_E_INVALID);
+    assert_int_equal(sb_store_search(s, "cust1", false, 0, "\xff", 0, &r),
+                     SB_E_INVALID);
+    assert_int_equal(sb_store_search(s, "", false, 0, "refund", 0, &r),
+                     SB_E_INVALID);
+    char big[600];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(sb_store_search(s, "cust1", false, 0, big, 0, &r),
+                     SB_E_TOO_LARGE);
+    assert_int_equal(sb_store_search(s, "cust1", false, 0,
+                                     "a b c d e f g h i j k l m n o p q", 0,
+                                     &r),
+                     SB_E_TOO_LARGE);
+    sb_store_close(s);
+}
+
+static void test_service_convs(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    uint64_t c[5];
+    for (int i = 0; i < 5; i++) {
+        char cu[16];
+        snprintf(cu, sizeof cu, "cu%d", i);
+        c[i] = svc_open1(s, cu, "shop", "sales", NOW, NULL);
+    }
+    /* Queued in the order 3, 0, 4, 1; 2 stays with the bot. */
+    int order[] = {3, 0, 4, 1};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(route1(s, c[order[i]], SBP__CONV_STATE__STATE_QUEUED,
+                                "sales", "", NOW + 10 * (i + 1)),
+                         0);
+    assert_int_equal(route1(s, c[4], SBP__CONV_STATE__STATE_ASSIGNED, "sales",
+                            "a1", NOW + 100),
+                     0);
+    Sbp__Conversation **list = NULL;
+    size_t n = 0;
+    assert_int_equal(sb_store_service_convs(s, SBP__CONV_STATE__STATE_QUEUED,
+                                            &list, &n),
+                     0);
+    assert_int_equal(n, 3);
+    assert_int_equal(list[0]->conv_id, c[3]);
+    assert_int_equal(list[1]->conv_id, c[0]);
+    assert_int_equal(list[2]->conv_id, c[1]);
+    assert_string_equal(list[0]->group, "sales");
+    for (size_t i = 0; i < n; i++)
+        sbp__conversation__free_unpacked(list[i], NULL);
+    free(list);
+    assert_int_equal(sb_store_service_convs(s, SBP__CONV_STATE__STATE_ASSIGNED,
+                                            &list, &n),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0]->agent, "a1");
+    sbp__conversation__free_unpacked(list[0], NULL);
+    free(list);
+    assert_int_equal(
+        sb_store_service_convs(s, SBP__CONV_STATE__STATE_BOT, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0]->conv_id, c[2]);
+    sbp__conversation__free_unpacked(list[0], NULL);
+    free(list);
+    assert_int_equal(
+        sb_store_service_convs(s, SBP__CONV_STATE__STATE_CLOSED, &list, &n),
+        SB_E_INVALID);
+    assert_null(list);
+    sb_store_close(s);
+}
+
+/* The version 1 schema exactly as the first release wrote it. */
+static const char V1_SQL[] =
+    "CREATE TABLE users("
+    " user_id TEXT PRIMARY KEY,"
+    " role INTEGER NOT NULL,"
+    " locale TEXT NOT NULL DEFAULT '',"
+    " created_ts INTEGER NOT NULL,"
+    " seen_ts INTEGER NOT NULL);"
+    "CREATE TABLE convs("
+    " conv_id INTEGER PRIMARY KEY,"
+    " kind INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " title TEXT NOT NULL DEFAULT '',"
+    " last_seq INTEGER NOT NULL DEFAULT 0,"
+    " created_ts INTEGER NOT NULL,"
+    " updated_ts INTEGER NOT NULL);"
+    "CREATE TABLE members("
+    " conv_id INTEGER NOT NULL,"
+    " user_id TEXT NOT NULL,"
+    " role INTEGER NOT NULL,"
+    " read_seq INTEGER NOT NULL DEFAULT 0,"
+    " delivered_seq INTEGER NOT NULL DEFAULT 0,"
+    " joined_ts INTEGER NOT NULL,"
+    " PRIMARY KEY(conv_id, user_id));"
+    "CREATE INDEX members_user ON members(user_id, conv_id);"
+    "CREATE TABLE messages("
+    " msg_id INTEGER PRIMARY KEY,"
+    " conv_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " sender_device TEXT NOT NULL DEFAULT '',"
+    " client_msg_id BLOB,"
+    " type INTEGER NOT NULL,"
+    " body TEXT NOT NULL DEFAULT '',"
+    " quote_seq INTEGER NOT NULL DEFAULT 0,"
+    " lang TEXT NOT NULL DEFAULT '',"
+    " server_ts INTEGER NOT NULL,"
+    " UNIQUE(conv_id, seq),"
+    " UNIQUE(sender, client_msg_id));"
+    "CREATE TABLE device_cursors("
+    " user_id TEXT NOT NULL,"
+    " device_id TEXT NOT NULL,"
+    " conv_id INTEGER NOT NULL,"
+    " acked_seq INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY(user_id, device_id, conv_id));"
+    "PRAGMA user_version = 1;"
+    "INSERT INTO users VALUES('cust', 1, 'en', 1, 1), ('agent', 2, '', 1, 1);"
+    "INSERT INTO convs VALUES(7, 2, 2, 'old', 3, 1000, 2000),"
+    " (8, 1, 1, 'direct', 0, 1000, 1000);"
+    "INSERT INTO members VALUES(7, 'cust', 1, 2, 3, 1000),"
+    " (7, 'agent', 2, 0, 0, 1000), (8, 'agent', 2, 0, 0, 1000);"
+    "INSERT INTO messages VALUES(1, 7, 1, 'cust', 'd', x'0102030405060708090a0b"
+    "0c0d0e0f10', 1, 'where is my parcel', 0, 'en', 1500),"
+    " (2, 7, 2, 'agent', 'd', NULL, 1, 'on its way', 1, '', 1600),"
+    " (3, 7, 3, 'cust', 'd', NULL, 1, 'thanks', 0, '', 2000);";
+
+static void test_migrate_v1(void **state)
+{
+    (void)state;
+    tmpdb t;
+    tmpdb_make(&t);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, V1_SQL, NULL, NULL, &err);
+    if (rc != SQLITE_OK) print_error("v1: %s\n", err);
+    assert_int_equal(rc, SQLITE_OK);
+    sqlite3_close(db);
+
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
+    assert_true(raw_int(t.path, "PRAGMA user_version") >= 2);
+    /* Old rows read as before, with the new fields at their defaults and
+     * the service conversation's customer found among its members. */
+    Sbp__Conversation *c = conv_get1(s, 7);
+    assert_string_equal(c->title, "old");
+    assert_string_equal(c->customer, "cust");
+    assert_string_equal(c->desk, "");
+    assert_string_equal(c->agent, "");
+    assert_int_equal(c->updated_ts, 2000);
+    assert_int_equal(c->n_tags, 0);
+    assert_int_equal(c->n_members, 2);
+    sbp__conversation__free_unpacked(c, NULL);
+    c = conv_get1(s, 8);
+    assert_string_equal(c->customer, "");
+    sbp__conversation__free_unpacked(c, NULL);
+    Sbp__Message *m = msg_get1(s, 7, 2);
+    assert_string_equal(m->body, "on its way");
+    assert_false(m->recalled);
+    assert_non_null(m->quote);
+    assert_string_equal(m->quote->body, "where is my parcel");
+    sbp__message__free_unpacked(m, NULL);
+    /* Idempotency records and seqs carry on. */
+    Sbp__Message ack;
+    bool dup = false;
+    uint8_t id[16];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(i + 1);
+    Sbp__Message retry = SBP__MESSAGE__INIT;
+    retry.conv_id = 7;
+    retry.sender = "cust";
+    retry.client_msg_id.data = id;
+    retry.client_msg_id.len = 16;
+    retry.body = "where is my parcel";
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_append(s, &retry, NOW, &dup), 0);
+    assert_int_equal(sb_store_commit(s), 0);
+    assert_true(dup);
+    assert_int_equal(retry.seq, 1);
+    assert_int_equal(append1(s, 7, "agent", 1, "parcel found", 0, &ack, &dup),
+                     0);
+    assert_int_equal(ack.seq, 4);
+    /* The new parts work on the old conversation: routing, tags, recall,
+     * search over old and new messages. */
+    assert_int_equal(route1(s, 7, SBP__CONV_STATE__STATE_ASSIGNED, "g", "a2",
+                            NOW),
+                     0);
+    assert_int_equal(tag1(s, 7, 1, "lost", NULL), 0);
+    assert_string_equal(search_bodies(s, "cust", false, 0, "parcel", 0),
+                        "parcel found|where is my parcel");
+    index_all(s);
+    assert_int_equal(recall1(s, 7, 4), 0);
+    assert_string_equal(search_bodies(s, "cust", false, 0, "parcel", 0),
+                        "where is my parcel");
+    sb_store_close(s);
+
+    /* Opening again changes nothing. */
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
+    m = msg_get1(s, 7, 1);
+    assert_int_equal(m->n_tags, 1);
+    sbp__message__free_unpacked(m, NULL);
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 4);
+    sb_store_close(s);
+    tmpdb_remove(&t);
+}
+
+/* ---- customer service through storeq --------------------------------------- */
+
+static Sbp__Message *event_msg(const char *key)
+{
+    Sbp__Message *m = calloc(1, sizeof *m);
+    sbp__message__init(m);
+    m->sender = strdup("system");
+    m->type = SBP__MSG_TYPE__MSG_EVENT;
+    m->body = strdup(key);
+    m->event = calloc(1, sizeof *m->event);
+    sbp__event__init(m->event);
+    m->event->key = strdup(key);
+    return m;
+}
+
+static void free_msgs(sb_req *r)
+{
+    for (size_t i = 0; i < r->n_msgs; i++)
+        sbp__message__free_unpacked(r->msgs[i], NULL);
+    r->n_msgs = 0;
+}
+
+static void route_req(sb_req *r, uint64_t conv, Sbp__ConvState st,
+                      const char *group, const char *agent, int64_t now)
+{
+    memset(r, 0, sizeof *r);
+    r->kind = SB_REQ_ROUTE;
+    r->u.route.conv_id = conv;
+    r->u.route.state = st;
+    snprintf(r->u.route.group, sizeof r->u.route.group, "%s", group);
+    snprintf(r->u.route.agent, sizeof r->u.route.agent, "%s", agent);
+    r->u.route.now_ms = now;
+}
+
+/* A route and its event messages: one transaction, all or nothing, both
+ * for a refused message and for a full disk. */
+static void test_storeq_route_atomic(void **state)
+{
+    (void)state;
+    tmpdb t;
+    tmpdb_make(&t);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qctx ctx = {.cap = 64};
+    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
+    sb_storeq *q = NULL;
+    assert_int_equal(
+        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
+        0);
+    ctx.q = q;
+
+    /* SERVICE_OPEN with a greeting: the greeting lands in the new
+     * conversation; opened again, no greeting. */
+    sb_req o;
+    memset(&o, 0, sizeof o);
+    o.kind = SB_REQ_SERVICE_OPEN;
+    snprintf(o.u.svc_open.customer, sizeof o.u.svc_open.customer, "cust");
+    snprintf(o.u.svc_open.desk, sizeof o.u.svc_open.desk, "shop");
+    snprintf(o.u.svc_open.group, sizeof o.u.svc_open.group, "sales");
+    o.u.svc_open.now_ms = NOW;
+    o.msgs[o.n_msgs++] = event_msg("bot.greeting");
+    sb_storeq_submit(q, &o);
+    run_all(&loop, q);
+    assert_int_equal(o.rc, 0);
+    assert_true(o.u.svc_open.created);
+    uint64_t c = o.u.svc_open.conv->conv_id;
+    assert_int_equal(o.msgs[0]->conv_id, c);
+    assert_int_equal(o.msgs[0]->seq, 1);
+    assert_int_equal(o.msgs[0]->server_ts, NOW);
+    sbp__conversation__free_unpacked(o.u.svc_open.conv, NULL);
+    free_msgs(&o);
+    o.msgs[o.n_msgs++] = event_msg("bot.greeting");
+    o.u.svc_open.conv = NULL;
+    sb_storeq_submit(q, &o);
+    run_all(&loop, q);
+    assert_int_equal(o.rc, 0);
+    assert_false(o.u.svc_open.created);
+    assert_int_equal(o.u.svc_open.conv->conv_id, c);
+    assert_int_equal(o.msgs[0]->seq, 0);
+    assert_int_equal(o.msgs[0]->conv_id, 0);
+    sbp__conversation__free_unpacked(o.u.svc_open.conv, NULL);
+    free_msgs(&o);
+
+    /* A route with two events: one commit, seqs 2 and 3. */
+    sb_req r;
+    route_req(&r, c, SBP__CONV_STATE__STATE_ASSIGNED, "sales", "a1", NOW + 5);
+    r.msgs[r.n_msgs++] = event_msg("conv.handoff");
+    r.msgs[r.n_msgs++] = event_msg("conv.assigned");
+    r.msgs[1]->conv_id = r.msgs[0]->conv_id = c;
+    uint64_t commits = sb_storeq_commits(q);
+    sb_storeq_submit(q, &r);
+    run_all(&loop, q);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(sb_storeq_commits(q), commits + 1);
+    assert_int_equal(r.msgs[0]->seq, 2);
+    assert_int_equal(r.msgs[1]->seq, 3);
+    assert_int_equal(r.msgs[1]->server_ts, NOW + 5);
+    assert_string_equal(r.u.route.conv->agent, "a1");
+    assert_int_equal(r.u.route.conv->last_seq, 1); /* as routed, before */
+    sbp__conversation__free_unpacked(r.u.route.conv, NULL);
+    free_msgs(&r);
+
+    /* A refused message (no sender) refuses the route with it; the other
+     * requests of the batch go through. */
+    sb_req bad, good;
+    route_req(&bad, c, SBP__CONV_STATE__STATE_CLOSED, "sales", "", NOW + 6);
+    bad.msgs[bad.n_msgs++] = event_msg("conv.closed");
+    bad.msgs[bad.n_msgs++] = event_msg("conv.oops");
+    bad.msgs[0]->conv_id = bad.msgs[1]->conv_id = c;
+    free(bad.msgs[1]->sender);
+    bad.msgs[1]->sender = strdup("");
+    appreq a1;
+    appreq_init(&a1, c, "cust", 1, "before");
+    route_req(&good, c, SBP__CONV_STATE__STATE_ASSIGNED, "sales", "a2",
+              NOW + 7);
+    good.msgs[good.n_msgs++] = event_msg("conv.transferred");
+    good.msgs[0]->conv_id = c;
+    sb__storeq_hold(q, true);
+    sb_storeq_submit(q, &a1.req);
+    sb_storeq_submit(q, &bad);
+    sb_storeq_submit(q, &good);
+    sb__storeq_hold(q, false);
+    run_all(&loop, q);
+    assert_int_equal(a1.req.rc, 0);
+    assert_int_equal(a1.msg.seq, 4);
+    assert_int_equal(bad.rc, SB_E_INVALID);
+    assert_null(bad.u.route.conv);
+    assert_int_equal(bad.msgs[0]->seq, 0);
+    assert_int_equal(bad.msgs[1]->seq, 0);
+    assert_int_equal(good.rc, 0);
+    assert_int_equal(good.msgs[0]->seq, 5);
+    assert_string_equal(good.u.route.conv->agent, "a2");
+    assert_false(has_member(good.u.route.conv, "a1", SBP__ROLE__ROLE_AGENT));
+    sbp__conversation__free_unpacked(good.u.route.conv, NULL);
+    free_msgs(&bad);
+    free_msgs(&good);
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 5);
+    assert_int_equal(raw_int(t.path, "SELECT state FROM convs"),
+                     SBP__CONV_STATE__STATE_ASSIGNED);
+
+    /* A full disk: the route, its messages and the rest of the batch are
+     * all rolled back; once space is back, the same requests go through. */
+    char *big = malloc(256 * 1024 + 1);
+    memset(big, 'B', 256 * 1024);
+    big[256 * 1024] = '\0';
+    route_req(&r, c, SBP__CONV_STATE__STATE_CLOSED, "sales", "a2", NOW + 9);
+    r.msgs[r.n_msgs++] = event_msg("conv.closed");
+    r.msgs[0]->conv_id = c;
+    free(r.msgs[0]->body);
+    r.msgs[0]->body = big;
+    sb_req tg;
+    memset(&tg, 0, sizeof tg);
+    char *add[] = {"closed-by-a2"};
+    tg.kind = SB_REQ_TAG;
+    tg.u.tag.conv_id = c;
+    tg.u.tag.add = add;
+    tg.u.tag.n_add = 1;
+    sb__storeq_max_pages(q, 1);
+    sb__storeq_hold(q, true);
+    commits = sb_storeq_commits(q);
+    sb_storeq_submit(q, &tg);
+    sb_storeq_submit(q, &r);
+    sb__storeq_hold(q, false);
+    run_all(&loop, q);
+    assert_int_equal(tg.rc, SB_E_STORE);
+    assert_int_equal(r.rc, SB_E_STORE);
+    assert_null(r.u.route.conv);
+    assert_int_equal(r.msgs[0]->seq, 0);
+    assert_int_equal(sb_storeq_commits(q), commits);
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 5);
+    assert_int_equal(raw_int(t.path, "SELECT state FROM convs"),
+                     SBP__CONV_STATE__STATE_ASSIGNED);
+    assert_int_equal(raw_int(t.path, "SELECT closed_ts FROM convs"), 0);
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM tags"), 0);
+    sb__storeq_max_pages(q, 0);
+    sb_storeq_submit(q, &tg);
+    sb_storeq_submit(q, &r);
+    run_all(&loop, q);
+    assert_int_equal(tg.rc, 0);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.msgs[0]->seq, 6);
+    assert_int_equal(r.u.route.conv->state, SBP__CONV_STATE__STATE_CLOSED);
+    assert_int_equal(r.u.route.conv->resolution_ms, 9);
+    assert_int_equal(r.u.route.conv->n_tags, 1);
+    sbp__conversation__free_unpacked(r.u.route.conv, NULL);
+    free_msgs(&r);
+
+    /* The writer fills the search index once idle. */
+    bool indexed = false;
+    for (int i = 0; i < 300 && !indexed; i++) {
+        indexed = raw_int(t.path, "SELECT value FROM meta"
+                                  " WHERE key = 'fts_upto'") == 6;
+        if (!indexed) usleep(10 * 1000);
+    }
+    assert_true(indexed);
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM msg_fts"
+                                     " WHERE msg_fts MATCH 'transferred'"),
+                     1);
+    sb_storeq_stop(q);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(ctx.order);
+    tmpdb_remove(&t);
+}
+
+/* sb_storeq_apply: each customer-service kind, synchronously. */
+static void test_storeq_apply_service(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    sb_req r;
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_SERVICE_OPEN;
+    snprintf(r.u.svc_open.customer, sizeof r.u.svc_open.customer, "cust");
+    r.u.svc_open.now_ms = NOW;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    uint64_t c = r.u.svc_open.conv->conv_id;
+    sbp__conversation__free_unpacked(r.u.svc_open.conv, NULL);
+
+    route_req(&r, c, SBP__CONV_STATE__STATE_ASSIGNED, "g", "ag", NOW + 1);
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    sbp__conversation__free_unpacked(r.u.route.conv, NULL);
+    route_req(&r, c, SBP__CONV_STATE__STATE_ASSIGNED, "g", "ag", NOW + 1);
+    memset(r.u.route.agent, 'x', sizeof r.u.route.agent); /* no NUL */
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+    assert_null(r.u.route.conv);
+    route_req(&r, c, SBP__CONV_STATE__STATE_ASSIGNED, "g", "ag", NOW + 1);
+    r.n_msgs = SB_REQ_MSGS_MAX + 1;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+
+    appreq a;
+    appreq_init(&a, c, "cust", 1, "need a refund");
+    sb_storeq_apply(s, &a.req);
+    assert_int_equal(a.req.rc, 0);
+    appreq_init(&a, c, "ag", 2, "sure");
+    a.msg.quote_seq = 1;
+    a.req.u.append.now_ms = NOW + 40;
+    sb_storeq_apply(s, &a.req);
+    assert_int_equal(a.req.rc, 0);
+
+    /* FIRST_RESPONSE takes the agent's reply time. */
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_FIRST_RESPONSE;
+    r.u.conv_get.conv_id = c;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    Sbp__Conversation *g = conv_get1(s, c);
+    assert_int_equal(g->first_response_ms, 40);
+    sbp__conversation__free_unpacked(g, NULL);
+
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_TAG;
+    char *add[] = {"vip"}, *bad[] = {""};
+    r.u.tag.conv_id = c;
+    r.u.tag.add = add;
+    r.u.tag.n_add = 1;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    r.u.tag.add = bad;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+    r.u.tag.add = NULL;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+
+    /* RECALL with its event at the writer's clock (no now_ms given). */
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_RECALL;
+    r.u.recall.conv_id = c;
+    r.u.recall.seq = 1;
+    r.msgs[r.n_msgs++] = event_msg("msg.recalled");
+    r.msgs[0]->conv_id = c;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.msgs[0]->seq, 3);
+    assert_true(r.msgs[0]->server_ts > 0);
+    free_msgs(&r);
+
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_MSG_GET;
+    r.u.msg_get.conv_id = c;
+    r.u.msg_get.seq = 2;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_true(r.u.msg_get.msg->quote->recalled);
+    sbp__message__free_unpacked(r.u.msg_get.msg, NULL);
+    r.u.msg_get.seq = 9;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_NOT_FOUND);
+    assert_null(r.u.msg_get.msg);
+
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_CONV_LIST;
+    snprintf(r.u.conv_list.user_id, sizeof r.u.conv_list.user_id, "ag");
+    snprintf(r.u.conv_list.tag, sizeof r.u.conv_list.tag, "vip");
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.u.conv_list.resp->n_convs, 1);
+    assert_int_equal(r.u.conv_list.resp->convs[0]->unread, 3);
+    sbp__conv_list_resp__free_unpacked(r.u.conv_list.resp, NULL);
+    memset(r.u.conv_list.cursor, '9', sizeof r.u.conv_list.cursor);
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+    assert_null(r.u.conv_list.resp);
+
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_SEARCH;
+    snprintf(r.u.search.user_id, sizeof r.u.search.user_id, "ag");
+    r.u.search.query = "sure";
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.u.search.resp->n_messages, 1);
+    sbp__search_resp__free_unpacked(r.u.search.resp, NULL);
+    r.u.search.query = NULL;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_SERVICE_CONVS;
+    r.u.service_convs.state = SBP__CONV_STATE__STATE_ASSIGNED;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.u.service_convs.n, 1);
+    sbp__conversation__free_unpacked(r.u.service_convs.list[0], NULL);
+    free(r.u.service_convs.list);
+    sb_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1507,6 +2996,18 @@ int main(void)
         cmocka_unit_test(test_storeq_memory),
         cmocka_unit_test(test_storeq_batch_isolation),
         cmocka_unit_test(test_storeq_apply),
+        cmocka_unit_test(test_service_open),
+        cmocka_unit_test(test_route),
+        cmocka_unit_test(test_structured_parts),
+        cmocka_unit_test(test_recall_quote),
+        cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_conv_list),
+        cmocka_unit_test(test_conv_list_paging_concurrent),
+        cmocka_unit_test(test_search),
+        cmocka_unit_test(test_service_convs),
+        cmocka_unit_test(test_migrate_v1),
+        cmocka_unit_test(test_storeq_route_atomic),
+        cmocka_unit_test(test_storeq_apply_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
