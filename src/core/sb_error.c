@@ -40,6 +40,7 @@ const char *sb_strerror(int rc)
     case SBP__ERROR_CODE__ERR_STORE: return "store failure, retry later";
     case SBP__ERROR_CODE__ERR_UNAVAILABLE: return "server unavailable";
     case SBP__ERROR_CODE__ERR_ALREADY: return "session already authenticated";
+    case SBP__ERROR_CODE__ERR_BLOCKED: return "message blocked by content policy";
     case SBP__ERROR_CODE__ERR_STATE: return "not possible in the conversation's state";
     case SBP__ERROR_CODE__ERR_TOO_LATE: return "too late to recall";
     default: return "internal error";

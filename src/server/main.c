@@ -24,6 +24,9 @@ static void usage(FILE *f)
         "  --web DIR              serve static files from DIR\n"
         "  --desk FILE            customer-service desks, agents and bot rules (JSON;\n"
         "                         --demo uses conf/desk.json when present)\n"
+        "  --filter DIR           sensitive-word lists, one NAME.txt per category\n"
+        "                         (docs/filter.md; --demo uses conf/filter when\n"
+        "                         present); SIGHUP reloads them\n"
         "  --demo                 demo mode: a known secret, sample tokens printed at start,\n"
         "                         GET /demo/token?user=U&role=customer|agent for loopback peers\n"
         "  --heartbeat-ms N       WebSocket ping interval (30000)\n"
@@ -100,7 +103,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", 1, 0, 'l'},       {"data", 1, 0, 'd'},
         {"durability", 1, 0, 'D'},   {"secret", 1, 0, 's'},
-        {"web", 1, 0, 'w'},          {"desk", 1, 0, 'K'},          {"demo", 0, 0, 'M'},
+        {"web", 1, 0, 'w'},          {"desk", 1, 0, 'K'},          {"filter", 1, 0, 'F'},          {"demo", 0, 0, 'M'},
         {"heartbeat-ms", 1, 0, 'H'}, {"idle-ms", 1, 0, 'I'},
         {"retry-ms", 1, 0, 'r'},     {"retry-ms-max", 1, 0, 'R'},
         {"retry-attempts", 1, 0, 'a'}, {"max-connections", 1, 0, 'c'},
@@ -140,6 +143,7 @@ int main(int argc, char **argv)
         case 's': secret = optarg; break;
         case 'w': cfg.web_dir = optarg; break;
         case 'K': cfg.desk_file = optarg; break;
+        case 'F': cfg.filter_dir = optarg; break;
         case 'M': demo = true; break;
         case 'H': cfg.gw.heartbeat_ms = (uint32_t)num(optarg, "--heartbeat-ms"); break;
         case 'I': cfg.idle_ms = (uint32_t)num(optarg, "--idle-ms"); break;
@@ -165,6 +169,8 @@ int main(int argc, char **argv)
     if (demo && !secret) secret = DEMO_SECRET;
     if (demo && !cfg.desk_file && access("conf/desk.json", R_OK) == 0)
         cfg.desk_file = "conf/desk.json";
+    if (demo && !cfg.filter_dir && access("conf/filter", R_OK) == 0)
+        cfg.filter_dir = "conf/filter";
     if (!secret || !*secret) {
         fprintf(stderr, "switchboard: a token secret is required: --secret, "
                         "SB_SECRET, or --demo\n");

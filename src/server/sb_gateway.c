@@ -628,6 +628,20 @@ static void hello_done(sb_gw *gw, sess *s, sb_req *r)
     sb__gw_send_frame(gw, s, &f);
 }
 
+/* Runs the filter in force over a SEND's body. Returns 0 with *v filled
+ * (v->masked set for a mask verdict), SB_E_BLOCKED, or -ENOMEM. */
+static int filter_body(sb_gw *gw, const char *body, sb_filter_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    const sb_filter *flt =
+        gw->cfg.filter_get ? gw->cfg.filter_get(gw->cfg.filter_ud) : NULL;
+    if (!flt) return 0;
+    int rc = sb_filter_scan(flt, body, strlen(body), v);
+    if (rc == 0 && v->policy == SB_FILTER_BLOCK) rc = SB_E_BLOCKED;
+    if (rc) sb_filter_verdict_clear(v);
+    return rc;
+}
+
 static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
 {
     Sbp__Frame *f = *fp;
@@ -662,11 +676,18 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
         sb__gw_send_error(gw, s, f->rid, SB_E_TOO_MANY_PENDING, cid);
         return;
     }
+    sb_filter_verdict v;
+    if ((rc = filter_body(gw, snd->body, &v)) != 0) {
+        if (rc == SB_E_BLOCKED) gw->stats.blocked++;
+        sb__gw_send_error(gw, s, f->rid, rc, cid);
+        return;
+    }
     Sbp__Message *m = malloc(sizeof *m);
     sb_req *r = sb__gw_req_new(SB_REQ_APPEND, s, f->rid);
     if (!m || !r) {
         free(m);
         free(r);
+        sb_filter_verdict_clear(&v);
         sb__gw_send_error(gw, s, f->rid, -ENOMEM, cid);
         return;
     }
@@ -677,9 +698,18 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
     m->sender = strdup(s->user_id);
     m->sender_device = strdup(s->device_id);
     m->lang = strdup(s->locale);
-    /* Steal the body and id from the frame rather than copy them. */
-    m->body = snd->body;
-    snd->body = (char *)protobuf_c_empty_string;
+    /* Steal the body (or the filter's masked one) and id from the frame
+     * rather than copy them. */
+    if (v.masked) {
+        m->body = v.masked;
+        v.masked = NULL;
+        gw->stats.masked++;
+    } else {
+        m->body = snd->body;
+        snd->body = (char *)protobuf_c_empty_string;
+    }
+    m->review = (v.policies & 1u << SB_FILTER_REVIEW) != 0;
+    gw->stats.flagged += m->review;
     m->client_msg_id = snd->client_msg_id;
     snd->client_msg_id.data = NULL;
     snd->client_msg_id.len = 0;

@@ -5,7 +5,9 @@
  * through the sb_gw_io callbacks (send bytes, close a connection, submit a
  * store request). Tests and the simulator drive the same core.
  *
- * The message path of a SEND: authenticate (HELLO) -> validate -> store
+ * The message path of a SEND: authenticate (HELLO) -> validate ->
+ * sensitive-word filter (block: ERR_BLOCKED; mask: the masked body is what
+ * is stored; review: stored flagged) -> store
  * (seq + idempotency record, one transaction, group commit) -> SEND_ACK ->
  * PUSH to every other online device of every member -> retry each PUSH with
  * backoff until that device ACKs, or close the session after
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "sb_codec.h"
+#include "sb_filter.h"
 #include "sb_storeq.h"
 
 typedef struct sb_gw sb_gw;
@@ -63,6 +66,12 @@ typedef struct sb_gw_config {
      * gateway (NULL: none; service OPENs are then refused). The gateway
      * keeps its routing state (agent status, load, queues) in it. */
     struct sb_desk *desk;
+    /* The sensitive-word filter in force, asked for at every SEND (NULL
+     * function or result: no filtering). The filter must stay valid until
+     * the call that asked returns; the gateway keeps no reference, so the
+     * owner may swap filters between calls (a reload). */
+    const sb_filter *(*filter_get)(void *ud);
+    void *filter_ud;
 } sb_gw_config;
 
 /* Fills c with the defaults (docs/protocol.md lists them). */
@@ -107,6 +116,7 @@ void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason);
 typedef struct sb_gw_stats {
     uint64_t sessions;
     uint64_t sends, send_acks, duplicates, pushes, retries, errors;
+    uint64_t blocked, masked, flagged; /* SENDs the filter acted on */
 } sb_gw_stats;
 void sb_gw_get_stats(const sb_gw *gw, sb_gw_stats *out);
 

@@ -19,6 +19,7 @@
 
 #include "sb_desk.h"
 #include "sb_error.h"
+#include "sb_filter.h"
 #include "sb_http.h"
 #include "sb_map.h"
 #include "sb_storeq.h"
@@ -64,10 +65,18 @@ struct server {
     uv_tcp_t listener;
     uv_timer_t tick, sweep, drain;
     uv_check_t check;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
     sb_desk *desk;
+    sb_filter *filter; /* the word lists in force; NULL: none */
+    struct {
+        uv_work_t work;
+        bool running, again; /* again: a reload asked for while running */
+        sb_filter *loaded;
+        int rc;
+        char err[SB_FILTER_ERR_BYTES];
+    } reload;
     sb_map conns; /* id -> conn */
     conn *all;
     conn *flush_head;
@@ -689,6 +698,75 @@ static void on_drain(uv_timer_t *t)
     close_handle((uv_handle_t *)&srv->check);
     close_handle((uv_handle_t *)&srv->sigterm);
     close_handle((uv_handle_t *)&srv->sigint);
+    close_handle((uv_handle_t *)&srv->sighup);
+}
+
+/* ---- sensitive-word filter --------------------------------------------------------------- */
+
+static const sb_filter *filter_get(void *ud)
+{
+    return ((server *)ud)->filter;
+}
+
+static void reload_work(uv_work_t *w)
+{
+    server *srv = w->data;
+    srv->reload.rc = sb_filter_load_dir(srv->cfg.filter_dir, &srv->reload.loaded,
+                                        srv->reload.err, sizeof srv->reload.err);
+}
+
+static void filter_reload(server *srv);
+
+/* Back on the loop thread: the new lists take over between two messages
+ * (the gateway holds no reference to the old ones), or are refused. */
+static void reload_done(uv_work_t *w, int status)
+{
+    server *srv = w->data;
+    srv->reload.running = false;
+    if (status == 0 && srv->reload.rc == 0) {
+        sb_filter *old = srv->filter;
+        srv->filter = srv->reload.loaded;
+        sb_filter_release(old);
+        logf_(srv, "word lists reloaded from %s: %zu words in %zu categories",
+              srv->cfg.filter_dir, sb_filter_words(srv->filter),
+              sb_filter_categories(srv->filter));
+    } else {
+        logf_(srv, "word lists not reloaded, the old ones stay: %s",
+              status ? uv_strerror(status) : srv->reload.err);
+    }
+    srv->reload.loaded = NULL;
+    if (srv->reload.again && !srv->draining) {
+        srv->reload.again = false;
+        filter_reload(srv);
+    }
+}
+
+/* Reloads the word lists off the loop thread; what an admin command would
+ * call too. */
+static void filter_reload(server *srv)
+{
+    if (!srv->cfg.filter_dir) {
+        logf_(srv, "no word lists to reload (no --filter)");
+        return;
+    }
+    if (srv->reload.running) {
+        srv->reload.again = true;
+        return;
+    }
+    srv->reload.work.data = srv;
+    int rc = uv_queue_work(&srv->loop, &srv->reload.work, reload_work,
+                           reload_done);
+    if (rc)
+        logf_(srv, "word lists not reloaded: %s", uv_strerror(rc));
+    else
+        srv->reload.running = true;
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    server *srv = h->data;
+    if (!srv->draining) filter_reload(srv);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -737,6 +815,19 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         }
         gwc.desk = srv->desk;
     }
+    if (cfg->filter_dir) {
+        char err[SB_FILTER_ERR_BYTES];
+        rc = sb_filter_load_dir(cfg->filter_dir, &srv->filter, err, sizeof err);
+        if (rc) {
+            logf_(srv, "cannot load word lists: %s", err);
+            goto out_store;
+        }
+        logf_(srv, "word lists from %s: %zu words in %zu categories",
+              cfg->filter_dir, sb_filter_words(srv->filter),
+              sb_filter_categories(srv->filter));
+    }
+    gwc.filter_get = filter_get;
+    gwc.filter_ud = srv;
     rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
     sb_gw_start(srv->gw, wall_ms());
@@ -767,13 +858,16 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     uv_check_init(&srv->loop, &srv->check);
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
+    uv_signal_init(&srv->loop, &srv->sighup);
     srv->tick.data = srv->sweep.data = srv->drain.data = srv;
     srv->check.data = srv->sigterm.data = srv->sigint.data = srv;
+    srv->sighup.data = srv;
     uv_timer_start(&srv->tick, on_tick, SRV_TICK_MS, SRV_TICK_MS);
     uv_timer_start(&srv->sweep, on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
     uv_check_start(&srv->check, on_check);
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
 
     logf_(srv, "listening on %s:%u (store %s, durability %s)", cfg->host, port,
           path, cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
@@ -789,6 +883,7 @@ out_gw:
     sb_gw_free(srv->gw);
 out_store:
     sb_desk_free(srv->desk);
+    sb_filter_release(srv->filter); /* reloads are over: the loop ran dry */
     sb_storeq_stop(srv->storeq);
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);

@@ -17,6 +17,7 @@ typedef struct sb_server_config {
     const char *data_dir;  /* the store lives at data_dir/switchboard.db */
     const char *web_dir;   /* static files; NULL: none */
     const char *desk_file; /* customer-service desks (JSON); NULL: none */
+    const char *filter_dir; /* sensitive-word lists, NAME.txt; NULL: none */
     sb_durability durability;
     sb_gw_config gw;
     uint32_t idle_ms;          /* close a WebSocket silent this long */
@@ -32,9 +33,12 @@ void sb_server_config_default(sb_server_config *c);
 
 /* Runs the server until SIGTERM or SIGINT, then drains: stops accepting,
  * lets pending SENDs commit and be acknowledged, closes sessions with 1001
- * and returns 0. Returns a negative code if it cannot start (the port is
- * taken, the store cannot be opened). on_ready, if set, is called once the
- * server listens, with the bound port. */
+ * and returns 0. SIGHUP reloads the word lists of filter_dir on a worker
+ * thread and swaps them in between two messages; lists that do not compile
+ * are refused (logged) and the ones in force stay. Returns a negative code
+ * if it cannot start (the port is taken, the store cannot be opened, the
+ * word lists do not compile). on_ready, if set, is called once the server
+ * listens, with the bound port. */
 int sb_server_run(const sb_server_config *c, void (*on_ready)(uint16_t port));
 
 #endif

@@ -31,6 +31,7 @@ typedef struct fake {
     size_t nframes[MAXC];
     uint16_t closed[MAXC]; /* close code asked, 0 if none */
     int64_t now;
+    sb_filter *filter; /* the word lists in force, if any */
 } fake;
 
 static fake F;
@@ -174,6 +175,11 @@ static void ack(uint64_t c, uint64_t conv, uint64_t seq)
     feed(c, &fr);
 }
 
+static const sb_filter *filter_get(void *ud)
+{
+    return ((fake *)ud)->filter;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -187,6 +193,8 @@ static int setup(void **state)
     c.retry_ms_initial = 1000;
     c.retry_ms_max = 4000;
     c.retry_attempts_max = 3;
+    c.filter_get = filter_get;
+    c.filter_ud = &F;
     sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
                    .store = io_store};
     assert_int_equal(sb_gw_new(&c, &io, &F.gw), 0);
@@ -204,6 +212,7 @@ static int teardown(void **state)
     pump();
     sb_gw_free(F.gw);
     sb_store_close(F.store);
+    sb_filter_release(F.filter);
     return 0;
 }
 
@@ -499,6 +508,93 @@ static void test_token_iss_aud(void **state)
     assert_int_equal(F.closed[4], 0);
 }
 
+/* The sensitive-word filter between validation and the store: block is
+ * refused with ERR_BLOCKED and leaves no trace; mask stores and delivers
+ * the masked body; review stores and delivers it flagged. A reload (a new
+ * filter from the owner) takes effect at the next SEND. */
+static void test_content_filter(void **state)
+{
+    (void)state;
+    const char block[] = "policy: block\nbadword\n";
+    const char mask[] = "policy: mask\n傻瓜\n";
+    const char review[] = "policy: review\nfree money\n";
+    sb_filter_list l[3] = {{"abuse", NULL, block, sizeof block - 1},
+                           {"profane", NULL, mask, sizeof mask - 1},
+                           {"spam", NULL, review, sizeof review - 1}};
+    char err[SB_FILTER_ERR_BYTES];
+    assert_int_equal(sb_filter_compile(l, 3, &F.filter, err, sizeof err), 0);
+    uint64_t conv = three_sessions();
+
+    /* block: an ERROR for the SEND, nothing pushed, nothing stored. */
+    send_msg(1, conv, 0x71, "you B.A.D word");
+    expect_error(1, SBP__ERROR_CODE__ERR_BLOCKED);
+    assert_int_equal(last(1)->error->client_msg_id.len, 16);
+    assert_string_equal(last(1)->error->text,
+                        "message blocked by content policy");
+    assert_int_equal(count(1, SBP__FRAME__BODY_SEND_ACK), 0);
+    for (uint64_t c = 2; c <= 3; c++)
+        assert_int_equal(count(c, SBP__FRAME__BODY_PUSH), 0);
+
+    /* mask: acked, stored and pushed with the match masked. */
+    send_msg(1, conv, 0x72, "你是傻 瓜!");
+    Sbp__SendAck *a = last(1)->send_ack;
+    assert_non_null(a);
+    assert_int_equal(a->seq, 1); /* the blocked one took no seq */
+    for (uint64_t c = 2; c <= 3; c++) {
+        Sbp__Message *m = last(c)->push->messages[0];
+        assert_string_equal(m->body, "你是***!");
+        assert_false(m->review);
+    }
+
+    /* review: acked and pushed as it is, flagged. */
+    send_msg(3, conv, 0x73, "FREE money here");
+    assert_int_equal(last(3)->send_ack->seq, 2);
+    for (uint64_t c = 1; c <= 2; c++) {
+        Sbp__Message *m = last(c)->push->messages[0];
+        assert_string_equal(m->body, "FREE money here");
+        assert_true(m->review);
+    }
+
+    /* A clean message goes through untouched. */
+    send_msg(3, conv, 0x74, "hello");
+    assert_false(last(1)->push->messages[0]->review);
+    assert_string_equal(last(1)->push->messages[0]->body, "hello");
+
+    /* SYNC returns what was stored: the masked body, no blocked message. */
+    Sbp__Cursor cur = SBP__CURSOR__INIT;
+    cur.conv_id = conv;
+    Sbp__Cursor *cp[1] = {&cur};
+    Sbp__Sync sy = SBP__SYNC__INIT;
+    sy.n_cursors = 1;
+    sy.cursors = cp;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_SYNC;
+    fr.sync = &sy;
+    feed(2, &fr);
+    Sbp__SyncResp *sr = last(2)->sync_resp;
+    assert_non_null(sr);
+    assert_int_equal(sr->n_messages, 3);
+    assert_string_equal(sr->messages[0]->body, "你是***!");
+    assert_string_equal(sr->messages[1]->body, "FREE money here");
+
+    /* The owner swaps in new lists: the next SEND sees them. */
+    const char relaxed[] = "policy: review\nbadword\n";
+    sb_filter_list r[1] = {{"abuse", NULL, relaxed, sizeof relaxed - 1}};
+    sb_filter *next = NULL;
+    assert_int_equal(sb_filter_compile(r, 1, &next, err, sizeof err), 0);
+    sb_filter_release(F.filter);
+    F.filter = next;
+    send_msg(1, conv, 0x75, "you B.A.D word");
+    assert_int_equal(last(1)->send_ack->seq, 4);
+    assert_true(last(3)->push->messages[0]->review);
+
+    sb_gw_stats st;
+    sb_gw_get_stats(F.gw, &st);
+    assert_int_equal(st.blocked, 1);
+    assert_int_equal(st.masked, 1);
+    assert_int_equal(st.flagged, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +608,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_customer_cannot_open_with_customer,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_iss_aud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_filter, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
