@@ -16,7 +16,9 @@
 #include "sb_error.h"
 
 #define INDEX_CHUNK 2000      /* messages indexed per transaction */
-#define INDEX_LAG_MAX 50000   /* behind by more: index even when busy */
+#define INDEX_LAG_MAX 100000  /* behind by more: catch up even when busy
+                                 (it bounds the scan a search makes; below
+                                 it, bursts of appends pay nothing) */
 #define INDEX_IDLE_MS 20      /* no write for this long: index */
 
 typedef struct req_list {
@@ -210,6 +212,19 @@ static int apply_service(sb_store *s, sb_req *r, int64_t now, bool *with_msgs)
     }
 }
 
+/* The conversation a request returns, as it is once its messages are in
+ * (last_seq, updated_ts). */
+static int conv_reload(sb_store *s, Sbp__Conversation **c)
+{
+    if (!*c) return 0;
+    Sbp__Conversation *fresh = NULL;
+    int rc = sb_store_conv_get(s, (*c)->conv_id, &fresh);
+    if (rc) return rc == SB_E_NOT_FOUND ? SB_E_STORE : rc;
+    sbp__conversation__free_unpacked(*c, NULL);
+    *c = fresh;
+    return 0;
+}
+
 /* A customer-service write with the messages that go with it, as one: a
  * savepoint lets a request-level refusal of either undo both. */
 static int apply_service_write(sb_store *s, sb_req *r)
@@ -237,6 +252,12 @@ static int apply_service_write(sb_store *s, sb_req *r)
     for (size_t i = 0; rc == 0 && with_msgs && i < r->n_msgs; i++) {
         bool dup;
         rc = sb_store_append(s, r->msgs[i], now, &dup);
+    }
+    if (rc == 0 && with_msgs && r->n_msgs) {
+        if (r->kind == SB_REQ_SERVICE_OPEN)
+            rc = conv_reload(s, &r->u.svc_open.conv);
+        else if (r->kind == SB_REQ_ROUTE)
+            rc = conv_reload(s, &r->u.route.conv);
     }
     if (rc == 0) return sb__store_savepoint_end(s, true);
     if (!rc_is_request_level(rc)) return rc; /* the batch rolls back */
@@ -486,7 +507,8 @@ static void writer_main(void *arg)
         done_push_locked(q, first, last);
         if (lag >= INDEX_LAG_MAX) {
             uv_mutex_unlock(&q->mu);
-            lag = index_chunk(q);
+            while (lag >= INDEX_LAG_MAX)
+                lag = index_chunk(q);
             uv_mutex_lock(&q->mu);
         }
     }

@@ -2712,6 +2712,7 @@ static void test_storeq_route_atomic(void **state)
     assert_int_equal(o.msgs[0]->conv_id, c);
     assert_int_equal(o.msgs[0]->seq, 1);
     assert_int_equal(o.msgs[0]->server_ts, NOW);
+    assert_int_equal(o.u.svc_open.conv->last_seq, 1);
     sbp__conversation__free_unpacked(o.u.svc_open.conv, NULL);
     free_msgs(&o);
     o.msgs[o.n_msgs++] = event_msg("bot.greeting");
@@ -2741,7 +2742,8 @@ static void test_storeq_route_atomic(void **state)
     assert_int_equal(r.msgs[1]->seq, 3);
     assert_int_equal(r.msgs[1]->server_ts, NOW + 5);
     assert_string_equal(r.u.route.conv->agent, "a1");
-    assert_int_equal(r.u.route.conv->last_seq, 1); /* as routed, before */
+    assert_int_equal(r.u.route.conv->last_seq, 3); /* with its messages */
+    assert_int_equal(r.u.route.conv->updated_ts, NOW + 5);
     sbp__conversation__free_unpacked(r.u.route.conv, NULL);
     free_msgs(&r);
 
