@@ -40,6 +40,16 @@ static void usage(FILE *f)
         "  --frame-bytes-max N    WebSocket message limit (65536)\n"
         "  --token-iss S          accept only tokens whose issuer (iss) is S\n"
         "  --token-aud S          accept only tokens whose audience (aud) is or has S\n"
+        "  --sends-per-s N        SENDs per second per session, then ERR_RATE_LIMITED\n"
+        "                         (50; 0: no limit)\n"
+        "  --send-burst N         SENDs a session may make at once (100)\n"
+        "  --conns-per-addr N     open connections per IPv4 address or IPv6 /64\n"
+        "                         (1000; 0: no limit)\n"
+        "  --origin O             take browser upgrades (Origin header) only from O,\n"
+        "                         e.g. https://support.example.com; repeatable\n"
+        "  --handshake-ms N       an HTTP request must be complete within N ms (10000)\n"
+        "  --out-bytes-max N      unsent bytes per connection before it is dropped\n"
+        "                         (8388608)\n"
         "  --quiet                no log lines\n"
         "  --help, --version\n");
 }
@@ -83,7 +93,16 @@ static void on_ready(uint16_t port)
 enum {
     OPT_TOKEN_ISS = 300,
     OPT_TOKEN_AUD,
+    OPT_SENDS_PER_S,
+    OPT_SEND_BURST,
+    OPT_CONNS_PER_ADDR,
+    OPT_ORIGIN,
+    OPT_HANDSHAKE_MS,
+    OPT_OUT_BYTES_MAX,
 };
+
+#define ORIGINS_MAX 64
+static const char *origins[ORIGINS_MAX];
 
 static long num(const char *s, const char *opt)
 {
@@ -112,6 +131,12 @@ int main(int argc, char **argv)
         {"help", 0, 0, 'h'},         {"version", 0, 0, 'V'},
         {"token-iss", 1, 0, OPT_TOKEN_ISS},
         {"token-aud", 1, 0, OPT_TOKEN_AUD},
+        {"sends-per-s", 1, 0, OPT_SENDS_PER_S},
+        {"send-burst", 1, 0, OPT_SEND_BURST},
+        {"conns-per-addr", 1, 0, OPT_CONNS_PER_ADDR},
+        {"origin", 1, 0, OPT_ORIGIN},
+        {"handshake-ms", 1, 0, OPT_HANDSHAKE_MS},
+        {"out-bytes-max", 1, 0, OPT_OUT_BYTES_MAX},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -157,6 +182,19 @@ int main(int argc, char **argv)
         case 'q': cfg.quiet = true; break;
         case OPT_TOKEN_ISS: cfg.gw.token_iss = optarg; break;
         case OPT_TOKEN_AUD: cfg.gw.token_aud = optarg; break;
+        case OPT_SENDS_PER_S: cfg.gw.sends_per_s = (uint32_t)num(optarg, "--sends-per-s"); break;
+        case OPT_SEND_BURST: cfg.gw.send_burst = (uint32_t)num(optarg, "--send-burst"); break;
+        case OPT_CONNS_PER_ADDR: cfg.conns_per_addr_max = (uint32_t)num(optarg, "--conns-per-addr"); break;
+        case OPT_ORIGIN:
+            if (cfg.n_origins == ORIGINS_MAX) {
+                fprintf(stderr, "switchboard: at most %d --origin\n", ORIGINS_MAX);
+                return 2;
+            }
+            origins[cfg.n_origins++] = optarg;
+            cfg.origins = origins;
+            break;
+        case OPT_HANDSHAKE_MS: cfg.handshake_ms = (uint32_t)num(optarg, "--handshake-ms"); break;
+        case OPT_OUT_BYTES_MAX: cfg.out_bytes_max = (uint32_t)num(optarg, "--out-bytes-max"); break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("switchboard %s\n", SB_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -180,6 +218,10 @@ int main(int argc, char **argv)
         (cfg.gw.token_aud && strlen(cfg.gw.token_aud) > SB_TOKEN_ISS_BYTES_MAX)) {
         fprintf(stderr, "switchboard: --token-iss and --token-aud take at "
                         "most %d bytes\n", SB_TOKEN_ISS_BYTES_MAX);
+        return 2;
+    }
+    if (cfg.gw.sends_per_s && cfg.gw.send_burst == 0) {
+        fprintf(stderr, "switchboard: --send-burst must be at least 1\n");
         return 2;
     }
     if (cfg.gw.heartbeat_ms == 0 || cfg.gw.retry_ms_initial == 0) {

@@ -20,6 +20,8 @@ void sb_gw_config_default(sb_gw_config *c)
     c->frame_bytes_max = 65536;
     c->body_bytes_max = 8192;
     c->pending_sends_max = 64;
+    c->sends_per_s = 50;
+    c->send_burst = 100;
     c->sync_page_max = 200;
     c->sync_bytes_max = 256 * 1024;
     c->history_page_max = 200;
@@ -986,6 +988,7 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     *out = NULL;
     if (c->secret_len == 0 || c->secret_len > GW_SECRET_BYTES_MAX)
         return -EINVAL;
+    if (c->sends_per_s && c->send_burst == 0) return -EINVAL;
     if ((c->token_iss && strlen(c->token_iss) > SB_TOKEN_ISS_BYTES_MAX) ||
         (c->token_aud && strlen(c->token_aud) > SB_TOKEN_ISS_BYTES_MAX))
         return -EINVAL;
@@ -1046,12 +1049,32 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     s->enc = enc;
     s->state = SESS_NEW;
     s->opened_ms = now_ms;
+    s->send_mtokens = (uint64_t)gw->cfg.send_burst * 1000;
+    s->send_refill_ms = now_ms;
     if (sb_map_put(&gw->sessions, conn_id, s) != 0) {
         free(s);
         return -ENOMEM;
     }
     gw->stats.sessions = gw->sessions.len;
     return 0;
+}
+
+/* Takes one token from s's SEND bucket, refilled for the time since the
+ * last refill; false when the bucket is empty. */
+static bool send_token_take(sb_gw *gw, sess *s)
+{
+    if (gw->cfg.sends_per_s == 0) return true;
+    uint64_t cap = (uint64_t)gw->cfg.send_burst * 1000;
+    if (gw->now_ms > s->send_refill_ms) {
+        uint64_t add = (uint64_t)(gw->now_ms - s->send_refill_ms) *
+                       gw->cfg.sends_per_s; /* thousandths per ms */
+        s->send_mtokens =
+            add >= cap - s->send_mtokens ? cap : s->send_mtokens + add;
+        s->send_refill_ms = gw->now_ms;
+    }
+    if (s->send_mtokens < 1000) return false;
+    s->send_mtokens -= 1000;
+    return true;
 }
 
 void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
@@ -1079,6 +1102,16 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
             close_session(gw, s, 1008, "too many bad frames");
         else if (s->state == SESS_NEW)
             close_session(gw, s, 1008, sb_strerror(rc));
+        return;
+    }
+    /* Rate-limited here, once per frame received: a SEND parked for its
+     * conversation passes handle_frame twice. */
+    if (f->body_case == SBP__FRAME__BODY_SEND && s->state == SESS_READY &&
+        !send_token_take(gw, s)) {
+        const ProtobufCBinaryData *cid = &f->send->client_msg_id;
+        sb__gw_send_error(gw, s, f->rid, SB_E_RATE_LIMITED,
+                          cid->len <= 64 ? cid : NULL);
+        sb_frame_free(f);
         return;
     }
     handle_frame(gw, s, f);

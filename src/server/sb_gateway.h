@@ -51,6 +51,11 @@ typedef struct sb_gw_config {
     uint32_t frame_bytes_max;
     uint32_t body_bytes_max;
     uint32_t pending_sends_max;   /* SENDs awaiting the store, per session */
+    /* SEND rate per session: a token bucket refilled at sends_per_s and
+     * holding at most send_burst (>= 1); an empty bucket answers
+     * ERR_RATE_LIMITED. 0 sends_per_s: no limit. */
+    uint32_t sends_per_s;
+    uint32_t send_burst;
     uint32_t sync_page_max;       /* messages per SYNC_RESP */
     uint32_t sync_bytes_max;      /* body bytes per SYNC_RESP */
     uint32_t history_page_max;

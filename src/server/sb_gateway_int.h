@@ -88,6 +88,8 @@ struct sess {
     sess *user_next;
     uint32_t pending_sends;
     uint32_t bad_frames;
+    uint64_t send_mtokens;  /* SEND token bucket, in thousandths */
+    int64_t send_refill_ms; /* when it was last refilled */
 
     unacked *ua; /* in push order */
     size_t ua_len, ua_cap;

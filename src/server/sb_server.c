@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,8 @@ typedef struct conn {
     bool close_after_write;
     bool in_flush;
     bool closed; /* uv_close called */
+    bool addr_counted; /* counted in srv->addrs under addr_key */
+    uint64_t addr_key;
     int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
     size_t write_inflight;
     struct conn *flush_next;
@@ -78,6 +81,7 @@ struct server {
         char err[SB_FILTER_ERR_BYTES];
     } reload;
     sb_map conns; /* id -> conn */
+    sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
     conn *all;
     conn *flush_head;
     uint64_t next_id;
@@ -121,10 +125,45 @@ void sb_server_config_default(sb_server_config *c)
     c->handshake_ms = 10000;
     c->out_bytes_max = 8u << 20;
     c->conns_max = 200000;
+    c->conns_per_addr_max = 1000;
     c->drain_ms_max = 10000;
 }
 
 /* ---- connection lifetime ---------------------------------------------------- */
+
+/* Adds delta to the open connections counted under key; returns the new
+ * count. A count of 0 is not stored. */
+static uintptr_t addr_count(server *srv, uint64_t key, int delta)
+{
+    uintptr_t n = (uintptr_t)sb_map_get(&srv->addrs, key) + (uintptr_t)delta;
+    if (n == 0)
+        sb_map_del(&srv->addrs, key);
+    else if (sb_map_put(&srv->addrs, key, (void *)n) != 0)
+        return UINTPTR_MAX; /* out of memory: count as over the limit */
+    return n;
+}
+
+/* The key the per-address limit counts a peer under: its IPv4 address
+ * (also when mapped into IPv6), or its IPv6 /64, the block one subscriber
+ * usually has. 0 if the peer is unknown. */
+static uint64_t peer_addr_key(uv_tcp_t *tcp)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0) return 0;
+    if (sa.ss_family == AF_INET)
+        return 1ull << 32 |
+               ntohl(((const struct sockaddr_in *)&sa)->sin_addr.s_addr);
+    if (sa.ss_family != AF_INET6) return 0;
+    const uint8_t *b = ((const struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr;
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(b, v4mapped, 12) == 0)
+        return 1ull << 32 | (uint64_t)b[12] << 24 | (uint64_t)b[13] << 16 |
+               (uint64_t)b[14] << 8 | b[15];
+    uint64_t k = 0;
+    for (int i = 0; i < 8; i++) k = k << 8 | b[i];
+    return k;
+}
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -132,6 +171,7 @@ static void on_conn_closed(uv_handle_t *h)
     server *srv = c->srv;
     if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
     sb_map_del(&srv->conns, c->id);
+    if (c->addr_counted) addr_count(srv, c->addr_key, -1);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -487,6 +527,17 @@ static void demo_token(conn *c, const char *path)
     http_reply(c, 200, "application/json", body, (size_t)n);
 }
 
+/* A browser's upgrade (it sends Origin) must come from an allowed origin
+ * when a list is configured; clients that send no Origin are not
+ * browsers, which are the ones a page could misuse. */
+static bool origin_allowed(const sb_server_config *cfg, const char *origin)
+{
+    if (cfg->n_origins == 0 || !origin[0]) return true;
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        if (strcasecmp(origin, cfg->origins[i]) == 0) return true;
+    return false;
+}
+
 static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
 {
     server *srv = c->srv;
@@ -518,6 +569,10 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
     const char *proto = sb_http_pick_subprotocol(r->ws_protocols, &enc);
     if (strcmp(r->path, "/ws") != 0) {
         http_reply(c, 404, "text/plain", "not found\n", 10);
+        return;
+    }
+    if (!origin_allowed(&srv->cfg, r->origin)) {
+        http_reply(c, 403, "text/plain", "origin not allowed\n", 19);
         return;
     }
     if (strlen(r->ws_key) != SB_WS_KEY_LEN || strcmp(r->ws_version, "13") != 0 ||
@@ -622,8 +677,15 @@ static void on_connection(uv_stream_t *l, int status)
     if (srv->all) srv->all->prev = c;
     srv->all = c;
     srv->n_conns++;
+    c->addr_key = peer_addr_key(&c->tcp);
+    uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
+    c->addr_counted = from_addr != UINTPTR_MAX;
     if (srv->n_conns > srv->cfg.conns_max || srv->draining) {
         http_reply(c, 503, "text/plain", "busy\n", 5);
+        return;
+    }
+    if (srv->cfg.conns_per_addr_max && from_addr > srv->cfg.conns_per_addr_max) {
+        http_reply(c, 429, "text/plain", "too many connections\n", 21);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -890,6 +952,7 @@ out_loop:
     uv_loop_close(&srv->loop);
 out_free:
     sb_map_free(&srv->conns);
+    sb_map_free(&srv->addrs);
     free(srv);
     return rc;
 }

@@ -24,6 +24,13 @@ typedef struct sb_server_config {
     uint32_t handshake_ms;     /* an HTTP request must complete in this */
     uint32_t out_bytes_max;    /* unsent bytes per connection, then close */
     uint32_t conns_max;        /* open TCP connections */
+    uint32_t conns_per_addr_max; /* open TCP connections per IPv4 address
+                                    or IPv6 /64, then 429; 0: no limit */
+    /* WebSocket upgrades carrying an Origin header (browsers) are taken
+     * only from these origins ("https://host[:port]", exact); n_origins
+     * 0: from any. Requests without Origin are not browsers' and pass. */
+    const char *const *origins;
+    size_t n_origins;
     uint32_t drain_ms_max;     /* SIGTERM: wait this long for the store */
     bool quiet;
     bool demo; /* GET /demo/token mints tokens for loopback peers */

@@ -1,6 +1,7 @@
 /* The delivery core driven without sockets: a fake shell records what the
  * gateway sends and closes, and store requests are applied synchronously
  * to a real SQLite store in memory. Time is whatever the test says. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -446,6 +447,18 @@ static void test_customer_cannot_open_with_customer(void **state)
     expect_error(9, SBP__ERROR_CODE__ERR_FORBIDDEN);
 }
 
+/* Replaces the gateway (nothing in flight) with one configured by c, on
+ * the shared secret and the fake shell. */
+static void regw(sb_gw_config *c)
+{
+    sb_gw_free(F.gw);
+    c->secret = (const uint8_t *)SECRET;
+    c->secret_len = strlen(SECRET);
+    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
+                   .store = io_store};
+    assert_int_equal(sb_gw_new(c, &io, &F.gw), 0);
+}
+
 /* HELLO on connection c with the token of claims cl. */
 static void hello_claims(uint64_t c, sb_claims *cl, const char *device)
 {
@@ -470,17 +483,12 @@ static void hello_claims(uint64_t c, sb_claims *cl, const char *device)
 static void test_token_iss_aud(void **state)
 {
     (void)state;
-    sb_gw_free(F.gw);
     sb_gw_config c;
     sb_gw_config_default(&c);
-    c.secret = (const uint8_t *)SECRET;
-    c.secret_len = strlen(SECRET);
     char iss[] = "https://id.example.com", aud[] = "switchboard";
     c.token_iss = iss;
     c.token_aud = aud;
-    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
-                   .store = io_store};
-    assert_int_equal(sb_gw_new(&c, &io, &F.gw), 0);
+    regw(&c);
     iss[0] = aud[0] = 'X'; /* the gateway keeps its own copies */
 
     hello(1, "alice", "customer", "a1"); /* neither iss nor aud */
@@ -595,6 +603,86 @@ static void test_content_filter(void **state)
     assert_int_equal(st.flagged, 2);
 }
 
+/* Sends on c until one is answered by something else than SEND_ACK;
+ * returns the SEND_ACKs (at most max). */
+static int send_until_refused(uint64_t c, uint64_t conv, uint8_t *id, int max)
+{
+    int n = 0;
+    for (; n < max; n++) {
+        send_msg(c, conv, (*id)++, "flood");
+        if (last(c)->body_case != SBP__FRAME__BODY_SEND_ACK) break;
+    }
+    return n;
+}
+
+/* The SEND token bucket: a burst, then ERR_RATE_LIMITED with the request's
+ * rid and client_msg_id and nothing stored or pushed; refilled by the
+ * clock the core is given; a refused SEND resent later is stored, with the
+ * next seq. */
+static void test_send_rate_limit(void **state)
+{
+    (void)state;
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    assert_int_equal(c.sends_per_s, 50);
+    assert_int_equal(c.send_burst, 100);
+    c.sends_per_s = 10;
+    c.send_burst = 5;
+    regw(&c);
+    uint64_t conv = three_sessions();
+    uint8_t id = 0x20;
+    assert_int_equal(send_until_refused(1, conv, &id, 50), 5);
+    uint8_t refused = (uint8_t)(id - 1);
+    Sbp__Frame *e = last(1);
+    expect_error(1, SBP__ERROR_CODE__ERR_RATE_LIMITED);
+    assert_int_equal(e->rid, 10 + refused);
+    assert_int_equal(e->error->client_msg_id.len, 16);
+    assert_int_equal(e->error->client_msg_id.data[0], refused);
+    assert_int_equal(F.closed[1], 0);
+    /* The other devices got the five accepted, nothing more. */
+    assert_int_equal(count(2, SBP__FRAME__BODY_PUSH), 5);
+    assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 5);
+    /* Still empty in the same millisecond; one token after 100 ms. */
+    send_msg(1, conv, id++, "again");
+    expect_error(1, SBP__ERROR_CODE__ERR_RATE_LIMITED);
+    F.now += 100;
+    send_msg(1, conv, refused, "retry of the refused one");
+    assert_int_equal(last(1)->body_case, SBP__FRAME__BODY_SEND_ACK);
+    assert_int_equal(last(1)->send_ack->seq, 6);
+    assert_false(last(1)->send_ack->duplicate);
+    send_msg(1, conv, id++, "too soon");
+    expect_error(1, SBP__ERROR_CODE__ERR_RATE_LIMITED);
+    /* A long pause refills to the burst, not beyond. */
+    F.now += 3600 * 1000;
+    assert_int_equal(send_until_refused(1, conv, &id, 50), 5);
+    expect_error(1, SBP__ERROR_CODE__ERR_RATE_LIMITED);
+    /* Buckets are per session: the agent is not limited by the customer. */
+    send_msg(3, conv, 0x90, "agent here");
+    assert_int_equal(last(3)->send_ack->seq, 12);
+}
+
+/* sends_per_s 0: no limit; a burst of 0 with a rate is refused. */
+static void test_send_rate_unlimited(void **state)
+{
+    (void)state;
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    c.sends_per_s = 0;
+    regw(&c);
+    uint64_t conv = three_sessions();
+    uint8_t id = 1;
+    assert_int_equal(send_until_refused(1, conv, &id, 200), 200);
+    sb_gw_config_default(&c);
+    c.send_burst = 0;
+    c.secret = (const uint8_t *)SECRET;
+    c.secret_len = strlen(SECRET);
+    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
+                   .store = io_store};
+    sb_gw *gw = NULL;
+    assert_int_equal(sb_gw_new(&c, &io, &gw), -EINVAL);
+    assert_null(gw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +696,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_customer_cannot_open_with_customer,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_iss_aud, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_rate_unlimited, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_content_filter, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,7 +34,8 @@ export function token(sub, role, { secret = SECRET, expS = 3600, locale = '' } =
  */
 export async function startServer({ args = [], web = null, demo = false, durability = 'os' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'sbweb-'));
-  const argv = ['--listen', '127.0.0.1:0', '--data', dir, '--durability', durability, '--quiet', ...args];
+  // No SEND rate limit: tests fill conversations faster than people type.
+  const argv = ['--listen', '127.0.0.1:0', '--data', dir, '--durability', durability, '--quiet', '--sends-per-s', '0', ...args];
   if (demo) argv.push('--demo');
   else argv.push('--secret', SECRET);
   if (web) argv.push('--web', web);
