@@ -135,6 +135,23 @@ int harness_stop(harness_server *s)
     return -1;
 }
 
+int harness_stop_begin(harness_server *s)
+{
+    if (s->pid <= 0) return -1;
+    return kill(s->pid, SIGTERM) == 0 ? 0 : -1;
+}
+
+int harness_stop_poll(harness_server *s, int *status)
+{
+    if (s->pid <= 0) return -1;
+    int st = 0;
+    pid_t r = waitpid(s->pid, &st, WNOHANG);
+    if (r != s->pid) return 0;
+    s->pid = 0;
+    if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return 1;
+}
+
 void harness_cleanup(harness_server *s)
 {
     if (s->pid > 0) harness_kill9(s);

@@ -31,6 +31,13 @@ int harness_restart(harness_server *s);
 void harness_kill9(harness_server *s);
 /* SIGTERM; waits for the exit; returns the exit status (or -1). */
 int harness_stop(harness_server *s);
+/* Non-blocking stop, for tests that keep their clients' loop running
+ * while the server drains: harness_stop_begin() sends SIGTERM (0 or -1);
+ * harness_stop_poll() returns 1 once the server has exited (*status: the
+ * exit status, or -1 if it died of a signal), 0 while it still runs, -1
+ * if there is no server. */
+int harness_stop_begin(harness_server *s);
+int harness_stop_poll(harness_server *s, int *status);
 /* Removes the data folder. */
 void harness_cleanup(harness_server *s);
 
