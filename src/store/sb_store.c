@@ -824,6 +824,10 @@ int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
     msg->msg_id = (uint64_t)msg_id;
     msg->seq = (uint64_t)seq;
     msg->server_ts = now_ms;
+    /* The live PUSH carries the quote too, as every read does. */
+    if (msg->quote_seq && !msg->quote &&
+        (rc = quote_load(s, msg->conv_id, msg->quote_seq, &msg->quote)))
+        return rc;
     return 0;
 }
 

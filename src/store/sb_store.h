@@ -51,7 +51,11 @@ void sb_store_rollback(sb_store *s);
  * before, nothing is written, *duplicate is set and msg's msg_id, conv_id,
  * seq and server_ts are set to the original's. Otherwise the conversation's
  * next seq is taken (dense: last_seq + 1) and msg_id, seq and server_ts
- * (= now_ms) are filled in. Returns SB_E_NOT_FOUND if the conversation does
+ * (= now_ms) are filled in, and msg->quote when quote_seq is set and
+ * msg->quote is NULL (malloc'd as a read's: sbp__message__free_unpacked
+ * frees it with the message; a caller whose message is on the stack frees
+ * it with sbp__quote__free_unpacked). Returns SB_E_NOT_FOUND if the
+ * conversation does
  * not exist, SB_E_INVALID if quote_seq is not an earlier seq of it (or the
  * sender or client_msg_id is malformed); a refused append writes nothing.
  * An empty client_msg_id (len 0) stores the message without idempotency

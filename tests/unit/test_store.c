@@ -113,6 +113,8 @@ static int append_in(sb_store *s, uint64_t conv, const char *sender, uint64_t n,
     m.lang = "en";
     bool d = false;
     int rc = sb_store_append(s, &m, NOW + (int64_t)n, &d);
+    if (m.quote) sbp__quote__free_unpacked(m.quote, NULL);
+    m.quote = NULL;
     if (ack) *ack = m;
     if (ack) ack->client_msg_id.data = NULL; /* points into this frame */
     if (dup) *dup = d;
@@ -1993,6 +1995,31 @@ static void test_recall_quote(void **state)
     assert_int_equal(recall1(s, c, 4), 0);
     assert_string_equal(search_bodies(s, "cust", false, 0, "code", 0), "");
     assert_string_equal(search_bodies(s, "cust", true, 0, "that", 0), "");
+
+    /* An append comes back with its quote, as a read would give it. */
+    uint8_t id[16];
+    Sbp__Message q = SBP__MESSAGE__INIT;
+    bool dup;
+    cmid_set(id, 9);
+    q.conv_id = c;
+    q.sender = "agent";
+    q.client_msg_id.data = id;
+    q.client_msg_id.len = 16;
+    q.body = "quoting";
+    for (uint64_t quoted = 1; quoted <= 2; quoted++) {
+        q.quote_seq = quoted;
+        id[15] = (uint8_t)quoted;
+        assert_int_equal(sb_store_begin(s), 0);
+        assert_int_equal(sb_store_append(s, &q, NOW, &dup), 0);
+        assert_int_equal(sb_store_commit(s), 0);
+        assert_non_null(q.quote);
+        assert_int_equal(q.quote->seq, quoted);
+        assert_string_equal(q.quote->sender, "cust");
+        assert_int_equal(q.quote->recalled, quoted == 2);
+        assert_int_equal(strlen(q.quote->body), quoted == 2 ? 0 : 198);
+        sbp__quote__free_unpacked(q.quote, NULL);
+        q.quote = NULL;
+    }
     sb_store_close(s);
 }
 
@@ -2889,6 +2916,8 @@ static void test_storeq_apply_service(void **state)
     a.req.u.append.now_ms = NOW + 40;
     sb_storeq_apply(s, &a.req);
     assert_int_equal(a.req.rc, 0);
+    assert_string_equal(a.msg.quote->body, "need a refund");
+    sbp__quote__free_unpacked(a.msg.quote, NULL);
 
     /* FIRST_RESPONSE takes the agent's reply time. */
     memset(&r, 0, sizeof r);
