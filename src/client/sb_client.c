@@ -168,6 +168,13 @@ static void conn_close(conn *k)
 static void conn_fail(conn *k, int err)
 {
     if (k->closing) return;
+    /* The server's close frame explains the end better than whatever
+     * write failed after it (wslay refuses new frames once it has
+     * answered a close: -EPIPE). */
+    if (k->ws && sb_ws_close_received(k->ws)) {
+        k->close_code = sb_ws_close_code(k->ws);
+        err = 0;
+    }
     k->err = err;
     conn_close(k);
 }

@@ -29,7 +29,9 @@ typedef struct sb_ws_cbs {
 #define SB_WS_CLOSE_POLICY 1008
 #define SB_WS_CLOSE_TOO_BIG 1009
 #define SB_WS_CLOSE_INTERNAL 1011
-#define SB_WS_CLOSE_TRY_AGAIN 1013
+/* RFC 6455's 1013 ("try again later") is refused by wslay 1.1, which reads
+ * only 1000-1011 and 3000-4999: the application range carries it. */
+#define SB_WS_CLOSE_TRY_AGAIN 4013
 
 /* Creates a connection. msg_bytes_max bounds an incoming message; a larger
  * one makes wslay queue a 1009 close. Returns 0 or -ENOMEM. */

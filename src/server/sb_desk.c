@@ -538,11 +538,18 @@ bool sb_desk_in_group(const sb_desk *d, const char *id, int group)
 
 const char *sb_desk_pick(const sb_desk *d, int group)
 {
+    return sb_desk_pick_except(d, group, NULL);
+}
+
+const char *sb_desk_pick_except(const sb_desk *d, int group,
+                                const char *except)
+{
     const agent *best = NULL;
     if (!d || group < 0) return NULL;
     for (size_t i = 0; i < d->n_agents; i++) {
         const agent *a = &d->agents[i];
-        if (!(a->groups >> group & 1) ||
+        if ((except && strcmp(a->id, except) == 0) ||
+            !(a->groups >> group & 1) ||
             a->status != SBP__AGENT_STATUS__AGENT_ONLINE ||
             a->load >= a->capacity)
             continue;

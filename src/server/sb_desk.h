@@ -122,6 +122,9 @@ bool sb_desk_in_group(const sb_desk *d, const char *agent, int group);
  * group, load < capacity; least loaded, then longest idle, then by id.
  * NULL if none has room. The pointer lives as long as d. */
 const char *sb_desk_pick(const sb_desk *d, int group);
+/* The same, never choosing except (a transfer away from it). */
+const char *sb_desk_pick_except(const sb_desk *d, int group,
+                                const char *except);
 /* Whether any agent of group is online (even if all are full): when none
  * is, the customer gets the out-of-hours text. */
 bool sb_desk_group_staffed(const sb_desk *d, int group);

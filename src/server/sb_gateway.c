@@ -12,6 +12,7 @@
 #include "sb_error.h"
 #include "sb_gateway_int.h"
 #include "sb_i18n.h"
+#include "sb_ws.h"
 
 void sb_gw_config_default(sb_gw_config *c)
 {
@@ -188,12 +189,15 @@ static const sb_buf *push_bytes(sb_gw *gw, gmsg *g, const sess *s)
 {
     sb_encoding enc = s->enc;
     sb_buf *b = &g->enc[enc];
-    if (g->m->event) {
-        char *body = g->m->body;
+    if (g->m->event && g->m->event->key[0]) {
+        /* A shallow copy with the body rendered for this session; the
+         * stored message is left as it is. */
+        char text[1024];
+        sb_i18n_render(s->locale, g->m->event->key, g->m->event->args,
+                       g->m->event->n_args, text, sizeof text);
         Sbp__Message copy = *g->m;
         Sbp__Message *cp = &copy;
-        copy.body = body;
-        sb__gw_render(gw, &cp, 1, s->locale);
+        copy.body = text;
         Sbp__Push p = SBP__PUSH__INIT;
         p.n_messages = 1;
         p.messages = &cp;
@@ -203,7 +207,6 @@ static const sb_buf *push_bytes(sb_gw *gw, gmsg *g, const sess *s)
         gw->event_scratch.len = 0;
         if (sb_frame_encode(enc, &f, &gw->event_scratch) != 0)
             gw->event_scratch.len = 0;
-        if (copy.body != body) free(copy.body);
         return &gw->event_scratch;
     }
     if (b->len == 0) {
@@ -236,7 +239,8 @@ static void retry_link(sb_gw *gw, sess *s, int64_t due)
 static void push_to(sb_gw *gw, sess *s, gmsg *g)
 {
     if (s->ua_len >= gw->cfg.unacked_max) {
-        close_session(gw, s, 1013, "too many unacknowledged messages");
+        close_session(gw, s, SB_WS_CLOSE_TRY_AGAIN,
+                      "too many unacknowledged messages");
         return;
     }
     if (s->ua_len == s->ua_cap) {
@@ -309,7 +313,8 @@ static void retry_session(sb_gw *gw, sess *s)
         unacked *e = &s->ua[i];
         if (e->due_ms <= gw->now_ms) {
             if (e->attempts >= gw->cfg.retry_attempts_max) {
-                close_session(gw, s, 1013, "push not acknowledged; resync");
+                close_session(gw, s, SB_WS_CLOSE_TRY_AGAIN,
+                              "push not acknowledged; resync");
                 return;
             }
             e->attempts++;
@@ -789,7 +794,10 @@ static void on_read(sb_gw *gw, sess *s, Sbp__Frame **fp)
     if (!c) return;
     member *m = sb__gw_conv_member(c, s->user_id);
     if (!m) {
-        sb__gw_send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
+        /* An admin may read any conversation, but has no receipts in one
+         * it is not a member of. */
+        if (s->role != SBP__ROLE__ROLE_ADMIN)
+            sb__gw_send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
         return;
     }
     if (rd->seq <= m->read_seq) return;

@@ -89,7 +89,7 @@ void sb_gw_free(sb_gw *gw);
 
 /* A WebSocket connection was established with the given encoding.
  * Returns 0, or SB_E_UNAVAILABLE when the gateway is draining or full (the
- * shell then closes the connection with 1013). */
+ * shell then closes the connection with 4013, try again later). */
 int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
                     int64_t now_ms);
 /* One complete WebSocket message from the connection. */

@@ -261,7 +261,10 @@ static void conn_flush(conn *c)
     }
     conn_write(c, &out);
     if (c->closed) return;
-    if (c->phase == PH_CLOSING || sb_ws_done(c->ws)) {
+    /* Closing: the close frame is out; the peer's answer (or the sweep,
+     * after 2 s) ends the connection, so a peer still sending sees the
+     * close code rather than a reset. */
+    if (sb_ws_done(c->ws)) {
         c->phase = PH_CLOSING;
         if (c->write_inflight == 0)
             conn_abort(c);
@@ -357,8 +360,11 @@ static const sb_ws_cbs WS_CBS = {.on_msg = ws_on_msg, .rand_bytes = ws_rand};
 
 static void ws_feed(conn *c, const uint8_t *p, size_t n)
 {
-    if (sb_ws_feed(c->ws, p, n) != 0 && !c->closed)
+    if (sb_ws_feed(c->ws, p, n) != 0 && !c->closed &&
+        c->phase != PH_CLOSING) {
         c->phase = PH_CLOSING; /* protocol error: flush the close, drop */
+        c->closing_ms = wall_ms();
+    }
     schedule_flush(c);
 }
 
@@ -645,7 +651,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             http_request_done(c, p + used, n - (size_t)used);
         return;
     }
-    if (c->phase == PH_WS) ws_feed(c, p, n);
+    if (c->ws && (c->phase == PH_WS || c->phase == PH_CLOSING))
+        ws_feed(c, p, n);
 }
 
 static void on_connection(uv_stream_t *l, int status)

@@ -144,8 +144,9 @@ static void fill_conv(sb_gw *gw, const conv *c, Sbp__Conversation *pc,
     pc->members = mp;
 }
 
-/* Tells every device of every member where c stands now. */
-static void notify_conv(sb_gw *gw, conv *c)
+/* Tells every device of every member, and of also (a user who just left
+ * it, or NULL), where c stands now. */
+static void notify_conv_also(sb_gw *gw, conv *c, const char *also)
 {
     Sbp__Member **mp = calloc(c->n_members + 1, sizeof *mp);
     Sbp__Member *ms = calloc(c->n_members + 1, sizeof *ms);
@@ -158,9 +159,19 @@ static void notify_conv(sb_gw *gw, conv *c)
         f.body_case = SBP__FRAME__BODY_CONV_UPDATE;
         f.conv_update = &u;
         sb__gw_send_members(gw, c, &f, NULL);
+        user *u2 = also && !sb__gw_conv_member(c, also)
+                       ? sb__gw_user_get(gw, also)
+                       : NULL;
+        for (sess *s = u2 ? u2->sessions : NULL; s; s = s->user_next)
+            if (s->state == SESS_READY) sb__gw_send_frame(gw, s, &f);
     }
     free(mp);
     free(ms);
+}
+
+static void notify_conv(sb_gw *gw, conv *c)
+{
+    notify_conv_also(gw, c, NULL);
 }
 
 /* Queued customers of group hear their new position. */
@@ -195,11 +206,16 @@ static void route(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
                   const sess *requester, uint32_t rid)
 {
     assert(n <= SB_REQ_MSGS_MAX);
+    /* The agent losing the conversation still hears of the change. */
+    char *left = c->agent[0] && strcmp(c->agent, agent) != 0
+                     ? strdup(c->agent)
+                     : NULL;
     c->state = st;
     sb__gw_copy_str(c->group, sizeof c->group, group);
     sb__gw_copy_str(c->agent, sizeof c->agent, agent);
     sb_req *r = sb__gw_req_new(SB_REQ_ROUTE, requester, rid);
     if (!r) {
+        free(left);
         for (size_t i = 0; i < n; i++)
             if (msgs[i]) sbp__message__free_unpacked(msgs[i], NULL);
         return;
@@ -209,6 +225,7 @@ static void route(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
     sb__gw_copy_str(r->u.route.group, sizeof r->u.route.group, group);
     sb__gw_copy_str(r->u.route.agent, sizeof r->u.route.agent, agent);
     r->u.route.now_ms = gw->now_ms;
+    r->data = left;
     for (size_t i = 0; i < n; i++)
         if (msgs[i]) r->msgs[r->n_msgs++] = msgs[i];
     sb__gw_submit(gw, r);
@@ -246,11 +263,13 @@ static void assign_from_queue(sb_gw *gw, const char *agent)
 /* The conversation needs a human of group: an agent with room now, or the
  * queue (with the out-of-hours text when nobody of the group is online). */
 static void handoff(sb_gw *gw, conv *c, int group, const char *lang,
-                    Sbp__Message *first, const sess *requester, uint32_t rid)
+                    Sbp__Message *first, const char *except,
+                    const sess *requester, uint32_t rid)
 {
     sb_desk *d = gw->cfg.desk;
     const char *gname = sb_desk_group_name(d, group);
-    const char *agent = gw->routing_ready ? sb_desk_pick(d, group) : NULL;
+    const char *agent =
+        gw->routing_ready ? sb_desk_pick_except(d, group, except) : NULL;
     if (!first) first = event_new(c->id, "conv.handoff", NULL, NULL);
     if (agent) {
         sb_desk_add_load(d, agent, +1, gw->now_ms);
@@ -320,7 +339,7 @@ static void bot_turn(sb_gw *gw, conv *c, const Sbp__Message *m)
     case SB_BOT_HANDOFF: {
         int g = sb_desk_group(gw->cfg.desk, c->group);
         handoff(gw, c, g >= 0 ? g : def->default_group, m->lang, NULL, NULL,
-                0);
+                NULL, 0);
         break;
     }
     }
@@ -441,8 +460,16 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame **fp)
         sb__gw_send_error(gw, s, f->rid, rc, NULL);
         return;
     }
-    char freed[65];
-    release_agent(gw, c, freed, sizeof freed);
+    /* Route first, so that the agent handing the conversation on is not
+     * chosen again; then its room goes to the queue, in queue order. */
+    char old_agent[65] = "";
+    if (c->state == SBP__CONV_STATE__STATE_ASSIGNED)
+        sb__gw_copy_str(old_agent, sizeof old_agent, c->agent);
+    if (c->state == SBP__CONV_STATE__STATE_QUEUED) {
+        int qg = sb_desk_queued_group(d, c->id);
+        sb_desk_dequeue(d, c->id);
+        notify_queue(gw, qg);
+    }
     if (t->to_agent[0]) {
         sb_desk_add_load(d, t->to_agent, +1, gw->now_ms);
         Sbp__Message *ev =
@@ -452,9 +479,12 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame **fp)
     } else {
         Sbp__Message *ev = event_new(c->id, "conv.transferred", t->to_group,
                                      NULL);
-        handoff(gw, c, g, "en", ev, s, f->rid);
+        handoff(gw, c, g, "en", ev, old_agent, s, f->rid);
     }
-    if (freed[0]) assign_from_queue(gw, freed);
+    if (old_agent[0]) {
+        sb_desk_add_load(d, old_agent, -1, gw->now_ms);
+        assign_from_queue(gw, old_agent);
+    }
 }
 
 static void on_close(sb_gw *gw, sess *s, Sbp__Frame **fp)
@@ -506,7 +536,7 @@ static void on_handoff(sb_gw *gw, sess *s, Sbp__Frame **fp)
         return;
     }
     if (g < 0) g = sb_desk_get(d, c->desk)->default_group;
-    handoff(gw, c, g, s->locale, NULL, s, f->rid);
+    handoff(gw, c, g, s->locale, NULL, NULL, s, f->rid);
 }
 
 static void on_recall(sb_gw *gw, sess *s, Sbp__Frame **fp)
@@ -789,7 +819,8 @@ static void route_done(sb_gw *gw, sess *s, sb_req *r)
         else
             sbp__message__free_unpacked(r->msgs[i], NULL);
     }
-    if (c) notify_conv(gw, c);
+    if (c) notify_conv_also(gw, c, r->data);
+    free(r->data);
     if (s && r->rid) {
         if (r->rc == 0)
             send_ok(gw, s, r->rid);

@@ -288,7 +288,7 @@ typedef struct it_raw {
     uint64_t rng;
     /* A second reading of the server's frames, beside wslay's, that only
      * notes close frames: libwslay 1.1.1 refuses close codes it does not
-     * know (1012-1014, among them the server's 1013) as a protocol error
+     * know (1012-1014) as a protocol error
      * and never reports them. */
     sb_buf tap;
     int tap_close; /* code of the first close frame seen (-1: none yet) */

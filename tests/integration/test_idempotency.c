@@ -241,7 +241,7 @@ static void test_idempotency(void **state)
 }
 
 /* A device that never ACKs gets the PUSH again (backoff doubling), and
- * after --retry-attempts resends its session is closed with 1013; it
+ * after --retry-attempts resends its session is closed with 4013 (try again); it
  * catches up by SYNC on its next connection. */
 static void test_push_retry(void **state)
 {
@@ -271,7 +271,7 @@ static void test_push_retry(void **state)
     rid = it_raw_send_msg(&A, id, conv, "ack me");
     wait_ack(&A, rid, id);
 
-    /* bob reads but never ACKs: 1 PUSH + 3 resends, then close 1013. */
+    /* bob reads but never ACKs: 1 PUSH + 3 resends, then close 4013. */
     int pushes = 0;
     int64_t first = 0, last = 0;
     int64_t deadline = harness_now_ms() + 10000;

@@ -17,6 +17,7 @@
 #include "sb_store.h"
 #include "sb_storeq.h"
 #include "sb_token.h"
+#include "sb_ws.h"
 
 #define SECRET "unit-secret"
 #define T0 1800000000000LL
@@ -301,7 +302,7 @@ static void test_retry_until_ack_then_close(void **state)
         sb_gw_tick(F.gw, F.now);
     }
     /* After retry_attempts_max the session is closed: it will SYNC. */
-    assert_int_equal(F.closed[2], 1013);
+    assert_int_equal(F.closed[2], SB_WS_CLOSE_TRY_AGAIN);
     assert_int_equal(F.closed[3], 0);
     /* Receipts: alice's devices hear that bob has it. */
     bool saw = false;

@@ -46,7 +46,7 @@ export const Close = Object.freeze({
   PROTOCOL: 1002,
   POLICY: 1008,
   INTERNAL: 1011,
-  TRY_AGAIN: 1013,
+  TRY_AGAIN: 4013,
 });
 
 /** An error with a code: 'ERR_FORBIDDEN' (the server's names) or an
