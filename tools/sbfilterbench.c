@@ -413,8 +413,8 @@ int main(int argc, char **argv)
            (unsigned long long)seed, words, sb_filter_words(f),
            sb_filter_categories(f), corpus_mib, hit_rate,
            bench_clock == CLOCK_MONOTONIC ? "wall" : "cpu");
-    printf("compile            %8.1f ms   (load from files %.1f ms)\n",
-           compile_ms, load_ms);
+    printf("compile            %8.1f ms   (load from files %.1f ms, %.1f MiB)\n",
+           compile_ms, load_ms, (double)sb_filter_bytes(f) / (1 << 20));
     printf("mixed zh/en        %8.1f MB/s  (%zu msgs of <= %d B: %zu block, "
            "%zu mask, %zu review)\n",
            mbs, hm.msgs, BODY_BYTES, hm.block, hm.mask, hm.review);

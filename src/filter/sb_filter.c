@@ -10,12 +10,16 @@
  *
  * Transitions: a dense row for the root; below it every state is one
  * record in a single array, laid out breadth first so that the shallow
- * states, where a scan spends its time, share a few cache lines; a state's
- * id is its record's offset. A record holds the failure link, the output
- * chain and the edges: a dense row over the range of its symbols when they
- * are close together (the usual case for ASCII), else a sorted list. A
- * ring of the last SB_FILTER_WORD_CHARS_MAX symbols' byte offsets maps
- * every match back to its span of the original text. */
+ * states, where a scan spends its time, are close together; a state's id
+ * is its record's offset plus two flags (a word ends here; a wide row). A
+ * record holds the failure link, the output chain and the edges: near the
+ * root a "wide" row of full transitions over every ASCII symbol (English
+ * text moves with one load per letter), elsewhere a dense row when the
+ * symbols are close together, else a sorted list. A hashed set of the
+ * letter pairs the words contain sends most CJK characters straight to the
+ * root's row without reading the current state. A match is mapped back to
+ * its span of the original text by walking back from its end, which is
+ * rare, rather than by remembering every letter's position. */
 #include "sb_filter.h"
 
 #include <dirent.h>
@@ -46,7 +50,6 @@
 #define CP_BAD 0x110000u /* an invalid byte: an unknown character */
 #define NORM_CPS_MAX 32  /* letters one code point may normalise to */
 
-
 #define FLAG_BOUND_START 1 /* "|word": no ASCII letter or digit before */
 #define FLAG_BOUND_END 2   /* "word|": none after */
 
@@ -65,11 +68,15 @@
  * there: follow R_FAIL). */
 #define R_DENSE 0x80000000u
 #define R_SPAN_MAX 0x7FFFu
-#define WIDE_DEPTH 5 /* states this near the root get a full ASCII row */
+#define WIDE_DEPTH 6 /* states this near the root get a full ASCII row, */
+#define WIDE_WORDS_MAX (8u << 20) /* as long as these rows fit in 32 MiB */
 /* A state id is the offset of its record, with ID_OUT set when a word ends
- * there or on its failure chain: the scan tests it without a load. */
+ * there or on its failure chain, and ID_WIDE when its record is a dense row
+ * over all the ASCII symbols: the scan tests both without a load, and
+ * moves on an ASCII letter from a wide state with a single load. */
 #define ID_OUT 0x80000000u
-#define ID_MASK 0x7FFFFFFFu
+#define ID_WIDE 0x40000000u
+#define ID_MASK 0x3FFFFFFFu
 
 typedef struct fword {
     uint32_t next; /* next word (index + 1) ending at the same state */
@@ -94,11 +101,13 @@ struct sb_filter {
     uint32_t *root;        /* symbol -> state below the root, 0: none */
     uint32_t *states;      /* the records; offset 0 stands for the root */
     size_t states_len;
-    uint32_t n_states;
     fword *words;
     uint32_t n_words;
     alpha *alpha; /* sorted by cp, for the slow path */
     uint32_t n_alpha;
+    uint32_t n_ascii; /* symbols 1..n_ascii are ASCII letters and digits */
+    uint64_t *bigram; /* hashed set of the symbol pairs words contain */
+    uint32_t bigram_log2; /* bits in the set: 1 << bigram_log2 */
     category cats[SB_FILTER_CATEGORIES_MAX];
     size_t n_cats;
 };
@@ -285,11 +294,30 @@ static inline uint32_t list_find(const uint32_t *e, uint32_t k, uint32_t sym)
     return lo < k && e[lo] == sym ? e[k + lo] : 0;
 }
 
-/* The automaton's move from st on sym (1..n_alpha). */
-static inline uint32_t step(const sb_filter *f, uint32_t st, uint32_t sym)
+/* What a move reads, copied out of the filter so that a scan keeps it in
+ * registers (the compiler cannot assume the filter unchanged across the
+ * calls a scan makes). */
+typedef struct automaton {
+    const uint32_t *states, *root;
+    const uint64_t *bigram;
+    uint32_t n_ascii;
+    uint32_t bigram_shift; /* 32 - bigram_log2 */
+} automaton;
+
+static inline automaton automaton_of(const sb_filter *f)
 {
+    return (automaton){f->states, f->root, f->bigram, f->n_ascii,
+                       32 - f->bigram_log2};
+}
+
+/* The automaton's move from st on sym (1..n_alpha). A wide state's ASCII
+ * row is read without looking at its record's header. */
+static inline uint32_t step_full(automaton a, uint32_t st, uint32_t sym)
+{
+    bool ascii = sym <= a.n_ascii;
     while (st) {
-        const uint32_t *r = f->states + (st & ID_MASK);
+        const uint32_t *r = a.states + (st & ID_MASK);
+        if (ascii && st & ID_WIDE) return r[R_EDGES + sym - 1];
         uint32_t meta = r[R_META];
         if (meta & R_DENSE) {
             uint32_t i = sym - (meta >> 15 & 0xFFFF);
@@ -300,7 +328,31 @@ static inline uint32_t step(const sb_filter *f, uint32_t st, uint32_t sym)
         }
         st = r[R_FAIL];
     }
-    return f->root[sym];
+    return a.root[sym];
+}
+
+static inline uint32_t bigram_hash(automaton a, uint32_t x, uint32_t y)
+{
+    return (x << 16 | y) * 0x9E3779B1u >> a.bigram_shift;
+}
+
+/* False when no word has the letters x, y next to each other. */
+static inline bool bigram_maybe(automaton a, uint32_t x, uint32_t y)
+{
+    uint32_t h = bigram_hash(a, x, y);
+    return a.bigram[h >> 6] >> (h & 63) & 1;
+}
+
+/* The automaton's move from st on sym, prev being the symbol that led to
+ * st. Since every state on st's failure chain ends with prev, when no word
+ * has prev followed by sym none of them goes on with sym: the move is the
+ * root's, found without looking at st (the usual case for CJK text; ASCII
+ * letters follow each other in too many words for the test to pay). */
+static inline uint32_t step(automaton a, uint32_t st, uint32_t prev,
+                            uint32_t sym)
+{
+    if (sym > a.n_ascii && !bigram_maybe(a, prev, sym)) return a.root[sym];
+    return step_full(a, st, sym);
 }
 
 /* ---- scanning ------------------------------------------------------------------- */
@@ -407,15 +459,19 @@ static __attribute__((noinline)) void report(scan *x, uint32_t st, size_t at,
 
 /* A character the BMP table cannot answer: outside the BMP, or one that
  * normalises to several letters (U+FB01 "fi", U+00DF "ss"). */
-static uint32_t feed_slow(scan *x, uint32_t st, uint32_t cp, size_t at,
-                          size_t end)
+static uint32_t feed_slow(scan *x, uint32_t st, uint32_t *prev, uint32_t cp,
+                          size_t at, size_t end)
 {
-    if (cp == CP_BAD) return 0;
+    if (cp == CP_BAD) {
+        *prev = 0;
+        return 0;
+    }
     uint32_t cps[NORM_CPS_MAX];
     size_t k = norm_cp(cp, cps);
     for (size_t i = 0; i < k; i++) {
         uint32_t sym = alpha_sym(x->f, cps[i]);
-        st = sym == SYM_NONE ? 0 : step(x->f, st, sym);
+        st = sym == SYM_NONE ? 0 : step(automaton_of(x->f), st, *prev, sym);
+        *prev = sym;
         if (st & ID_OUT) report(x, st, at, end, (uint32_t)i + 1);
     }
     return st;
@@ -460,7 +516,8 @@ int sb_filter_scan(const sb_filter *f, const char *text, size_t len,
     x.oom = false;
     const uint8_t *p = x.p;
     const uint16_t *bmp = f->bmp;
-    uint32_t st = 0;
+    const automaton a = automaton_of(f);
+    uint32_t st = 0, prev = 0; /* prev: the last symbol fed */
     for (size_t i = 0; i < len;) {
         size_t at = i;
         uint32_t sym, cp = p[i];
@@ -472,10 +529,11 @@ int sb_filter_scan(const sb_filter *f, const char *text, size_t len,
             sym = cp < 0x10000 ? bmp[cp] : SYM_SLOW;
         }
         if (sym >= SYM_SLOW) { /* SYM_SLOW or SYM_IGN */
-            if (sym == SYM_SLOW) st = feed_slow(&x, st, cp, at, i);
+            if (sym == SYM_SLOW) st = feed_slow(&x, st, &prev, cp, at, i);
             continue;
         }
-        st = sym == SYM_NONE ? 0 : step(f, st, sym);
+        st = sym == SYM_NONE ? 0 : step(a, st, prev, sym);
+        prev = sym;
         if (st & ID_OUT) report(&x, st, at, i, 1);
     }
     int rc = 0;
@@ -502,7 +560,6 @@ typedef struct builder {
     sb_map child; /* trie: state << 16 | symbol -> child state */
     uint32_t *sword; /* trie state -> first word ending there (index + 1) */
     uint32_t n_nodes, cap_nodes, cap_words;
-    size_t duplicates;
     char *err;
     size_t err_len;
 } builder;
@@ -571,10 +628,8 @@ static int word_add(builder *b, const uint32_t *syms, size_t n, uint8_t cat,
         st = (uint32_t)c;
     }
     for (uint32_t w = b->sword[st]; w; w = f->words[w - 1].next)
-        if (f->words[w - 1].cat == cat && f->words[w - 1].flags == flags) {
-            b->duplicates++;
-            return 0;
-        }
+        if (f->words[w - 1].cat == cat && f->words[w - 1].flags == flags)
+            return 0; /* a repeat */
     if (f->n_words >= SB_FILTER_WORDS_MAX) return SB_E_TOO_LARGE;
     if (grow((void **)&f->words, &b->cap_words, f->n_words + 1,
              sizeof *f->words))
@@ -767,24 +822,21 @@ static uint32_t trie_child(const edge *es, const uint32_t *first,
     return lo < first[u + 1] && es[lo].sym == sym ? es[lo].to : 0;
 }
 
-/* The automaton's move from trie state u on sym, in trie ids. */
-static uint32_t trie_delta(const edge *es, const uint32_t *first,
-                           const uint32_t *fail, uint32_t u, uint32_t sym)
+/* Whether a state (n edges e, depth d) can have a dense row over every
+ * ASCII symbol (1..na): near the root, where the scan of ASCII text spends
+ * its time, and with only ASCII children. */
+static bool wide(const edge *e, uint32_t n, uint32_t d, uint32_t na)
 {
-    for (;; u = fail[u]) {
-        uint32_t c = trie_child(es, first, u, sym);
-        if (c || u == 0) return c;
-    }
+    return na > 0 && d <= WIDE_DEPTH && (n == 0 || e[n - 1].sym <= na);
 }
 
-/* The span [*lo, *hi] of a dense row for trie state u (n edges e at depth
- * d), or false for a sorted list. States near the root, where the scan of
- * ASCII text spends its time, get a row over every ASCII symbol (1..na);
- * others one when their symbols are close together. */
-static bool dense_span(const edge *e, uint32_t n, uint32_t d, uint32_t na,
+/* The span [*lo, *hi] of a dense row for a state with n edges e (w: it is
+ * wide), or false for a sorted list: wide states, and others whose symbols
+ * are close together. */
+static bool dense_span(const edge *e, uint32_t n, bool w, uint32_t na,
                        uint32_t *lo, uint32_t *hi)
 {
-    if (na > 0 && d <= WIDE_DEPTH && (n == 0 || e[n - 1].sym <= na)) {
+    if (w) {
         *lo = 1;
         *hi = na;
         return true;
@@ -835,6 +887,7 @@ static int automaton_build(builder *b)
         f->alpha[i].sym = i + 1;
         if (f->alpha[i].cp < 0x80) na = i + 1;
     }
+    f->n_ascii = na;
 
     size_t k = 0;
     for (size_t i = 0; i < b->child.cap; i++) {
@@ -851,6 +904,7 @@ static int automaton_build(builder *b)
     /* Breadth first: failure links and output chains in trie ids, and each
      * state's record size, to give it its offset. */
     size_t qh = 0, qt = 0, len = R_HEAD; /* the root's (unused) record */
+    size_t wide_words = 0;
     order[qt++] = 0;
     while (qh < qt) {
         uint32_t u = order[qh++];
@@ -858,8 +912,8 @@ static int automaton_build(builder *b)
         if (u != 0) {
             uint32_t lo, hi;
             id[u] |= (uint32_t)len - R_WORD;
-            len += R_HEAD + (dense_span(es + first[u], ne_u, depth[u], na,
-                                        &lo, &hi)
+            len += R_HEAD + (dense_span(es + first[u], ne_u, id[u] & ID_WIDE,
+                                        na, &lo, &hi)
                                  ? (size_t)(hi - lo + 1)
                                  : 2 * (size_t)ne_u);
             if (len > ID_MASK) {
@@ -878,6 +932,11 @@ static int automaton_build(builder *b)
             dict[v] = b->sword[fl] ? fl : dict[fl];
             depth[v] = depth[u] + 1;
             if (b->sword[v] || dict[v]) id[v] = ID_OUT;
+            if (wide_words + na <= WIDE_WORDS_MAX &&
+                wide(es + first[v], first[v + 1] - first[v], depth[v], na)) {
+                id[v] |= ID_WIDE;
+                wide_words += na;
+            }
             order[qt++] = v;
         }
     }
@@ -885,9 +944,9 @@ static int automaton_build(builder *b)
     f->states = calloc(len, sizeof *f->states);
     if (!f->states) goto out;
     f->states_len = len;
-    f->n_states = n;
     for (uint32_t i = first[0]; i < first[1]; i++)
         f->root[es[i].sym] = id[es[i].to];
+    automaton am = automaton_of(f); /* step_full reads no bigrams */
     for (uint32_t q = 1; q < n; q++) {
         uint32_t u = order[q];
         uint32_t *r = f->states + (id[u] & ID_MASK);
@@ -897,10 +956,14 @@ static int automaton_build(builder *b)
         r[R_DICT] = id[dict[u]];
         r[R_FAIL] = id[fail[u]];
         uint32_t lo, hi;
-        if (dense_span(e, ne_u, depth[u], na, &lo, &hi)) {
+        if (dense_span(e, ne_u, id[u] & ID_WIDE, na, &lo, &hi)) {
+            /* A child, or where the failure state goes: its record, like
+             * every shallower one, is complete. */
             r[R_META] = R_DENSE | lo << 15 | (hi - lo + 1);
-            for (uint32_t a = lo; a <= hi; a++)
-                r[R_EDGES + a - lo] = id[trie_delta(es, first, fail, u, a)];
+            for (uint32_t a = lo, i = 0; a <= hi; a++)
+                r[R_EDGES + a - lo] = i < ne_u && e[i].sym == a
+                                          ? id[e[i++].to]
+                                          : step_full(am, r[R_FAIL], a);
         } else {
             r[R_META] = ne_u;
             for (uint32_t i = 0; i < ne_u; i++) {
@@ -908,6 +971,21 @@ static int automaton_build(builder *b)
                 r[R_EDGES + ne_u + i] = id[e[i].to];
             }
         }
+    }
+
+    /* Every pair of letters some word has next to each other: the symbol
+     * into each trie state, followed by the symbol of each of its edges. */
+    uint32_t *insym = id; /* the ids are all written: reuse the array */
+    for (size_t i = 0; i < k; i++) insym[es[i].to] = es[i].sym;
+    size_t pairs = k - first[1];
+    f->bigram_log2 = 12;
+    while (f->bigram_log2 < 24 && (1u << f->bigram_log2) < 16 * pairs)
+        f->bigram_log2++;
+    f->bigram = calloc((1u << f->bigram_log2) / 64, sizeof *f->bigram);
+    if (!f->bigram) goto out;
+    for (size_t i = first[1]; i < k; i++) {
+        uint32_t h = bigram_hash(automaton_of(f), insym[es[i].from], es[i].sym);
+        f->bigram[h >> 6] |= 1ull << (h & 63);
     }
 
     /* The letters' symbols by code point (BMP letters; the others are
@@ -943,6 +1021,7 @@ static void filter_free(sb_filter *f)
     if (!f) return;
     free(f->root);
     free(f->states);
+    free(f->bigram);
     free(f->words);
     free(f->alpha);
     free(f);
@@ -1154,6 +1233,14 @@ sb_filter_policy sb_filter_category_policy(const sb_filter *f, size_t i)
 size_t sb_filter_words(const sb_filter *f)
 {
     return f->n_words;
+}
+
+size_t sb_filter_bytes(const sb_filter *f)
+{
+    return sizeof *f + f->states_len * sizeof *f->states +
+           ((size_t)f->n_alpha + 1) * (sizeof *f->root + sizeof *f->alpha) +
+           ((size_t)1 << f->bigram_log2) / 8 +
+           f->n_words * sizeof *f->words;
 }
 
 const char *sb_filter_policy_name(sb_filter_policy p)

@@ -111,6 +111,8 @@ const char *sb_filter_category_name(const sb_filter *f, size_t i);
 sb_filter_policy sb_filter_category_policy(const sb_filter *f, size_t i);
 /* Words compiled (after removing repeats). */
 size_t sb_filter_words(const sb_filter *f);
+/* Memory the compiled filter takes, in bytes. */
+size_t sb_filter_bytes(const sb_filter *f);
 /* "pass", "review", "mask" or "block". */
 const char *sb_filter_policy_name(sb_filter_policy p);
 /* Writes the names of the categories in mask to buf as "a,b,c" (cut to

@@ -796,9 +796,10 @@ static void reload_done(uv_work_t *w, int status)
         sb_filter *old = srv->filter;
         srv->filter = srv->reload.loaded;
         sb_filter_release(old);
-        logf_(srv, "word lists reloaded from %s: %zu words in %zu categories",
-              srv->cfg.filter_dir, sb_filter_words(srv->filter),
-              sb_filter_categories(srv->filter));
+        logf_(srv, "word lists reloaded from %s: %zu words in %zu categories"
+              " (%zu KiB)", srv->cfg.filter_dir, sb_filter_words(srv->filter),
+              sb_filter_categories(srv->filter),
+              sb_filter_bytes(srv->filter) >> 10);
     } else {
         logf_(srv, "word lists not reloaded, the old ones stay: %s",
               status ? uv_strerror(status) : srv->reload.err);
@@ -891,9 +892,10 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
             logf_(srv, "cannot load word lists: %s", err);
             goto out_store;
         }
-        logf_(srv, "word lists from %s: %zu words in %zu categories",
+        logf_(srv, "word lists from %s: %zu words in %zu categories (%zu KiB)",
               cfg->filter_dir, sb_filter_words(srv->filter),
-              sb_filter_categories(srv->filter));
+              sb_filter_categories(srv->filter),
+              sb_filter_bytes(srv->filter) >> 10);
     }
     gwc.filter_get = filter_get;
     gwc.filter_ud = srv;

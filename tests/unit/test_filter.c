@@ -16,6 +16,7 @@
 
 #include "sb_error.h"
 #include "sb_filter.h"
+#include "sb_utf8.h"
 
 /* A filter of one list per (category, text) pair; fails the test if it
  * does not compile. */
@@ -564,6 +565,220 @@ static void test_compile_refusals(void **state)
     sb_filter_release(NULL);
 }
 
+/* ---- the automaton against a brute-force reference ---------------------- */
+
+static uint64_t rng = 0x5eed;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+/* Pieces of text: letters (some in several forms), ignorables, a letter in
+ * no word, one that normalises to two letters, and an invalid byte. */
+static const char *const PIECES[] = {
+    "a", "b", "c", "A", "\xef\xbd\x81" /* ａ */, "d", "傻", "瓜", "子",
+    "\xe5\x82\xbb" /* 傻 again */, " ", ".", "\xe2\x80\x8b", "，", "x",
+    "\xef\xac\x81" /* ﬁ */, "f", "i", "1", "\xff", "蛋", "坏", "笨",
+};
+static const char *const WORD_PIECES[] = {"a", "b", "c", "傻", "瓜", "f", "i",
+                                          "1", "B", " ", "蛋", "坏", "笨"};
+
+typedef struct ref_letter {
+    uint32_t cp;   /* normalised letter; 0: breaks every match */
+    size_t at, end; /* the code point it came from */
+} ref_letter;
+
+/* The length of the code point at s, 0 for an invalid byte. */
+static size_t utf8_len(const char *s, size_t n)
+{
+    unsigned char c = (unsigned char)s[0];
+    size_t k = c < 0x80 ? 1 : c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3
+             : c < 0xF5 ? 4 : 0;
+    return k == 0 || k > n || !sb_utf8_valid(s, k) ? 0 : k;
+}
+
+/* The normalised letters of text, each with its code point's bytes. */
+static size_t ref_letters(const char *t, size_t n, ref_letter *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t cl = utf8_len(t + i, n - i);
+        if (cl == 0) {
+            out[k++] = (ref_letter){0, i, i + 1};
+            i++;
+            continue;
+        }
+        char norm[64];
+        size_t m = sb_filter_normalize(t + i, cl, norm, sizeof norm);
+        for (size_t j = 0; j < m;) {
+            size_t l = utf8_len(norm + j, m - j);
+            uint32_t cp = 0;
+            for (size_t q = 0; q < l; q++) cp = cp << 8 | (unsigned char)norm[j + q];
+            out[k++] = (ref_letter){cp, i, i + cl};
+            j += l;
+        }
+        i += cl;
+    }
+    return k;
+}
+
+/* Whether the code point around byte i is an ASCII letter or digit once
+ * normalised (before: the one ending at i; else the one starting at i). */
+static bool ref_alnum(const char *t, size_t n, size_t i, bool before)
+{
+    if (before) {
+        if (i == 0) return false;
+        size_t b = i - 1;
+        while (b > 0 && i - b < 4 && ((unsigned char)t[b] & 0xC0) == 0x80) b--;
+        if (utf8_len(t + b, n - b) != i - b) b = i - 1;
+        i = b;
+    } else if (i >= n) {
+        return false;
+    }
+    size_t cl = utf8_len(t + i, n - i);
+    if (cl == 0) return false;
+    char norm[64];
+    size_t m = sb_filter_normalize(t + i, cl, norm, sizeof norm);
+    return m > 0 && ((norm[0] >= 'a' && norm[0] <= 'z') ||
+                     (norm[0] >= '0' && norm[0] <= '9'));
+}
+
+typedef struct ref_word {
+    char raw[128];
+    ref_letter l[32];
+    size_t n;
+    int cat;
+    bool bs, be;
+} ref_word;
+
+static void test_against_reference(void **state)
+{
+    (void)state;
+    static const sb_filter_policy pol[3] = {SB_FILTER_BLOCK, SB_FILTER_MASK,
+                                            SB_FILTER_REVIEW};
+    static const char *const head[3] = {"policy: block\n", "policy: mask\n",
+                                        "policy: review\n"};
+    for (int round = 0; round < 300; round++) {
+        /* A random filter of up to 12 words in 3 categories; every other
+         * round has long ones (states past the wide rows). */
+        char text_of[3][1024];
+        ref_word words[12];
+        size_t nw = 1 + rnd(12);
+        for (int c = 0; c < 3; c++) snprintf(text_of[c], 1024, "%s", head[c]);
+        for (size_t w = 0; w < nw; w++) {
+            char word[128] = "";
+            size_t len = 1 + rnd(round % 2 ? 12 : 4);
+            for (size_t k = 0; k < len; k++)
+                strcat(word, WORD_PIECES[rnd(sizeof WORD_PIECES /
+                                             sizeof *WORD_PIECES)]);
+            if (strspn(word, " ") == strlen(word)) strcat(word, "a");
+            ref_word *rw = &words[w];
+            snprintf(rw->raw, sizeof rw->raw, "%s", word);
+            rw->cat = (int)rnd(3);
+            rw->bs = rnd(4) == 0;
+            rw->be = rnd(4) == 0;
+            rw->n = ref_letters(word, strlen(word), rw->l);
+            char line[160];
+            snprintf(line, sizeof line, "%s%s%s\n", rw->bs ? "|" : "", word,
+                     rw->be ? "|" : "");
+            strcat(text_of[rw->cat], line);
+        }
+        const char *ct[] = {"b", text_of[0], "m", text_of[1], "r", text_of[2]};
+        sb_filter *f = lists(3, ct);
+        for (int t = 0; t < 40; t++) {
+            char text[512] = "";
+            size_t pieces = rnd(60), at = t % 2 ? rnd(pieces + 1) : SIZE_MAX;
+            for (size_t k = 0; k <= pieces; k++) {
+                if (k == at) { /* a word, maybe with separators inside */
+                    const char *wr = words[rnd((uint32_t)nw)].raw;
+                    for (size_t q = 0; wr[q]; q++) {
+                        strncat(text, wr + q, 1);
+                        if (rnd(4) == 0 && ((unsigned char)wr[q + 1] & 0xC0) != 0x80)
+                            strcat(text, rnd(2) ? "." : "\xe2\x80\x8b");
+                    }
+                }
+                if (k < pieces)
+                    strcat(text, PIECES[rnd(sizeof PIECES / sizeof *PIECES)]);
+            }
+            size_t n = strlen(text);
+            ref_letter L[512];
+            size_t nl = ref_letters(text, n, L);
+
+            /* Brute force: every word at every letter; repeats of a word
+             * (same letters, category and boundaries) count once. */
+            sb_filter_verdict want = {0};
+            size_t span_a[512], span_b[512], ns = 0;
+            for (size_t w = 0; w < nw; w++) {
+                bool dup = false;
+                for (size_t o = 0; o < w && !dup; o++) {
+                    ref_word *x = &words[o], *y = &words[w];
+                    dup = x->n == y->n && x->cat == y->cat && x->bs == y->bs &&
+                          x->be == y->be;
+                    for (size_t q = 0; dup && q < x->n; q++)
+                        dup = x->l[q].cp == y->l[q].cp;
+                }
+                if (dup) continue;
+                for (size_t i = 0; i + words[w].n <= nl; i++) {
+                    bool ok = true;
+                    for (size_t q = 0; ok && q < words[w].n; q++)
+                        ok = L[i + q].cp && L[i + q].cp == words[w].l[q].cp;
+                    if (!ok) continue;
+                    size_t a = L[i].at, b = L[i + words[w].n - 1].end;
+                    if (words[w].bs && ref_alnum(text, n, a, true)) continue;
+                    if (words[w].be && ref_alnum(text, n, b, false)) continue;
+                    sb_filter_policy p = pol[words[w].cat];
+                    want.matches++;
+                    want.categories |= 1u << words[w].cat;
+                    want.policies |= 1u << p;
+                    if (p > want.policy) want.policy = p;
+                    if (p == SB_FILTER_MASK) {
+                        span_a[ns] = a;
+                        span_b[ns++] = b;
+                    }
+                }
+            }
+            char masked[512];
+            size_t mk = 0;
+            for (size_t i = 0; i < n;) {
+                bool in = false;
+                for (size_t q = 0; q < ns && !in; q++)
+                    in = span_a[q] <= i && i < span_b[q];
+                size_t cl = utf8_len(text + i, n - i);
+                if (cl == 0) cl = 1;
+                if (in) {
+                    masked[mk++] = '*';
+                } else {
+                    memcpy(masked + mk, text + i, cl);
+                    mk += cl;
+                }
+                i += cl;
+            }
+            masked[mk] = '\0';
+
+            sb_filter_verdict got;
+            assert_int_equal(sb_filter_scan(f, text, n, &got), 0);
+            if (got.policy != want.policy || got.policies != want.policies ||
+                got.categories != want.categories ||
+                got.matches != want.matches ||
+                (want.policy == SB_FILTER_MASK &&
+                 strcmp(got.masked, masked) != 0))
+                fail_msg("round %d text \"%s\"\nlists:\n%s%s%s"
+                         "got %d/%x/%x/%u \"%s\", want %d/%x/%x/%u \"%s\"",
+                         round, text, text_of[0], text_of[1], text_of[2],
+                         got.policy, got.policies, (unsigned)got.categories,
+                         got.matches, got.masked ? got.masked : "",
+                         want.policy, want.policies,
+                         (unsigned)want.categories, want.matches, masked);
+            sb_filter_verdict_clear(&got);
+        }
+        sb_filter_release(f);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_reload_swap),
         cmocka_unit_test(test_many_words),
         cmocka_unit_test(test_compile_refusals),
+        cmocka_unit_test(test_against_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
