@@ -22,7 +22,7 @@
 #include "sb_error.h"
 #include "sb_utf8.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
 #define CACHE_KIB 8192       /* page cache per connection */
 #define USER_ID_BYTES_MAX 64 /* user and device ids */
@@ -120,16 +120,23 @@ static const char SCHEMA_V2_SQL[] =
     " WHERE m.conv_id = convs.conv_id AND m.role = 1"
     " ORDER BY m.rowid LIMIT 1), '') WHERE kind = 2;";
 
+/* Version 3: the content filter's review flag on a message, and an index
+ * of the flagged messages for whoever reviews them. */
+static const char SCHEMA_V3_SQL[] =
+    "ALTER TABLE messages ADD COLUMN review INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX messages_review ON messages(msg_id) WHERE review <> 0;";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     SCHEMA_V1_SQL,
     SCHEMA_V2_SQL,
+    SCHEMA_V3_SQL,
 };
 
 #define MSG_COLS_(p)                                                           \
     p "msg_id, " p "conv_id, " p "seq, " p "sender, " p "sender_device, " p   \
       "client_msg_id, " p "type, " p "body, " p "quote_seq, " p "lang, " p    \
-      "server_ts, " p "extra, " p "recalled, " p "tagged"
+      "server_ts, " p "extra, " p "recalled, " p "tagged, " p "review"
 #define MSG_COLS MSG_COLS_("")
 
 enum stmt_id {
@@ -198,8 +205,9 @@ static const char *const STMT_SQL[ST_COUNT] = {
     [ST_CONV_SEQ] = "SELECT last_seq FROM convs WHERE conv_id = ?1",
     [ST_MSG_INSERT] = "INSERT INTO messages(conv_id, seq, sender, "
                       "sender_device, client_msg_id, type, body, quote_seq, "
-                      "lang, server_ts, extra)"
-                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                      "lang, server_ts, extra, review)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+                      " ?12)"
                       " ON CONFLICT(sender, client_msg_id) DO NOTHING",
     [ST_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
@@ -525,6 +533,7 @@ static int msg_from_row(sb_store *s, sqlite3_stmt *st, Sbp__Message **out)
     m->quote_seq = (uint64_t)sqlite3_column_int64(st, 8);
     m->server_ts = sqlite3_column_int64(st, 10);
     m->recalled = sqlite3_column_int(st, 12) != 0;
+    m->review = sqlite3_column_int(st, 14) != 0;
     int rc = -ENOMEM;
     if (col_text(st, 3, &m->sender) || col_text(st, 4, &m->sender_device) ||
         col_blob(st, 5, &m->client_msg_id) ||
@@ -804,6 +813,7 @@ int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
         sqlite3_bind_blob(st, 11, x, (int)xlen, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, 11);
+    sqlite3_bind_int(st, 12, msg->review);
     rc = step_reset(st);
     if (x != xbuf) free(x);
     if (rc) return SB_E_STORE;

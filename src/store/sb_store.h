@@ -46,7 +46,8 @@ void sb_store_rollback(sb_store *s);
 /* ---- writes (inside a transaction) --------------------------------------- */
 
 /* Stores a new message. In: msg->conv_id, sender, sender_device,
- * client_msg_id (16 bytes), type, body, quote_seq, lang, and now_ms. The
+ * client_msg_id (16 bytes), type, body, quote_seq, lang, review (the
+ * content filter's flag), and now_ms. The
  * (sender, client_msg_id) pair is the idempotency key: if it was stored
  * before, nothing is written, *duplicate is set and msg's msg_id, conv_id,
  * seq and server_ts are set to the original's. Otherwise the conversation's

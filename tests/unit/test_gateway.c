@@ -585,6 +585,9 @@ static void test_content_filter(void **state)
     assert_int_equal(sr->n_messages, 3);
     assert_string_equal(sr->messages[0]->body, "你是***!");
     assert_string_equal(sr->messages[1]->body, "FREE money here");
+    assert_false(sr->messages[0]->review);
+    assert_true(sr->messages[1]->review); /* the flag is stored */
+    assert_false(sr->messages[2]->review);
 
     /* The owner swaps in new lists: the next SEND sees them. */
     const char relaxed[] = "policy: review\nbadword\n";

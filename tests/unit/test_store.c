@@ -2623,6 +2623,7 @@ static void test_migrate_v1(void **state)
     Sbp__Message *m = msg_get1(s, 7, 2);
     assert_string_equal(m->body, "on its way");
     assert_false(m->recalled);
+    assert_false(m->review);
     assert_non_null(m->quote);
     assert_string_equal(m->quote->body, "where is my parcel");
     sbp__message__free_unpacked(m, NULL);
@@ -2668,6 +2669,45 @@ static void test_migrate_v1(void **state)
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 4);
     sb_store_close(s);
     tmpdb_remove(&t);
+}
+
+/* The content filter's review flag: stored with its message, given back by
+ * every read, and indexed for whoever reviews the flagged messages. */
+static void test_review_flag(void **state)
+{
+    (void)state;
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
+    const char *u[] = {"cust", "agent"};
+    uint64_t c = conv_new(s, u, 2);
+    uint8_t id[16];
+    cmid_set(id, 1);
+    Sbp__Message m = SBP__MESSAGE__INIT;
+    m.conv_id = c;
+    m.sender = "cust";
+    m.sender_device = "dev1";
+    m.client_msg_id.data = id;
+    m.client_msg_id.len = sizeof id;
+    m.type = SBP__MSG_TYPE__MSG_TEXT;
+    m.body = "free money";
+    m.review = true;
+    bool dup = true;
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_append(s, &m, NOW, &dup), 0);
+    assert_int_equal(sb_store_commit(s), 0);
+    assert_false(dup);
+    assert_int_equal(append1(s, c, "agent", 2, "hello", 0, NULL, NULL), 0);
+
+    Sbp__Message *r = msg_get1(s, c, 1);
+    assert_true(r->review);
+    sbp__message__free_unpacked(r, NULL);
+    Sbp__HistoryResp *h = NULL;
+    assert_int_equal(sb_store_history(s, c, 0, 10, &h), 0);
+    assert_int_equal(h->n_messages, 2);
+    assert_true(h->messages[0]->review);
+    assert_false(h->messages[1]->review);
+    sbp__history_resp__free_unpacked(h, NULL);
+    sb_store_close(s);
 }
 
 /* ---- customer service through storeq --------------------------------------- */
@@ -3037,6 +3077,7 @@ int main(void)
         cmocka_unit_test(test_search),
         cmocka_unit_test(test_service_convs),
         cmocka_unit_test(test_migrate_v1),
+        cmocka_unit_test(test_review_flag),
         cmocka_unit_test(test_storeq_route_atomic),
         cmocka_unit_test(test_storeq_apply_service),
     };
