@@ -42,3 +42,12 @@ run "closed-W16-proto" --window 16
 run "closed-W1-proto " --window 1
 run "closed-W16-json " --window 16 --json
 run "open-${RATE}/s   " --window 16 --rate $RATE
+
+# The sensitive-word filter alone, no server: scan throughput (MB/s) over a
+# 64 MiB mixed Chinese/English corpus in body-sized messages, and the time
+# it adds to a 100-byte message, with 10,000 words generated from a seed
+# (docs/benchmarks.md, "Sensitive-word filter").
+if [ -x "$BUILD"/sbfilterbench ]; then
+  printf 'filter-10k-words '
+  "$BUILD"/sbfilterbench --corpus-mib 64 --msgs 1000000 | tail -1 || true
+fi

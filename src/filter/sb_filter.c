@@ -69,7 +69,7 @@
 #define R_DENSE 0x80000000u
 #define R_SPAN_MAX 0x7FFFu
 #define WIDE_DEPTH 6 /* states this near the root get a full ASCII row, */
-#define WIDE_WORDS_MAX (8u << 20) /* as long as these rows fit in 32 MiB */
+#define WIDE_WORDS_MAX (1u << 20) /* as long as these rows fit in 4 MiB */
 /* A state id is the offset of its record, with ID_OUT set when a word ends
  * there or on its failure chain, and ID_WIDE when its record is a dense row
  * over all the ASCII symbols: the scan tests both without a load, and
@@ -435,7 +435,11 @@ static __attribute__((noinline)) void report(scan *x, uint32_t st, size_t at,
          s = S[s + R_DICT] & ID_MASK) {
         for (uint32_t w = S[s + R_WORD]; w; w = f->words[w - 1].next) {
             const fword *wd = &f->words[w - 1];
-            size_t start = match_start(x, at, k, wd->len);
+            sb_filter_policy pol = f->cats[wd->cat].policy;
+            /* Only a mask or a boundary before the word needs its start. */
+            size_t start = pol == SB_FILTER_MASK || wd->flags & FLAG_BOUND_START
+                               ? match_start(x, at, k, wd->len)
+                               : 0;
             if (wd->flags & FLAG_BOUND_START && start > 0) {
                 size_t b = utf8_prev(x->p, x->len, start);
                 uint32_t cp;
@@ -447,7 +451,6 @@ static __attribute__((noinline)) void report(scan *x, uint32_t st, size_t at,
                 utf8_next(x->p + end, x->len - end, &cp);
                 if (ascii_alnum(cp)) continue;
             }
-            sb_filter_policy pol = f->cats[wd->cat].policy;
             x->v->categories |= 1ull << wd->cat;
             x->v->policies |= 1u << pol;
             if (pol > x->v->policy) x->v->policy = pol;
