@@ -581,6 +581,7 @@ static void recall_checked(sb_gw *gw, sess *s, sb_req *r)
     if (!w) goto out;
     w->u.recall.conv_id = m->conv_id;
     w->u.recall.seq = m->seq;
+    w->u.recall.now_ms = gw->now_ms;
     char seq[24];
     snprintf(seq, sizeof seq, "%" PRIu64, m->seq);
     Sbp__Message *ev = event_new(m->conv_id, "msg.recalled", s->user_id, seq);
@@ -604,6 +605,7 @@ static void on_tag(sb_gw *gw, sess *s, Sbp__Frame **fp)
     if (!r) return;
     r->u.tag.conv_id = t->conv_id;
     r->u.tag.seq = t->seq;
+    r->u.tag.now_ms = gw->now_ms;
     /* The request takes the frame's arrays. */
     r->u.tag.add = t->add;
     r->u.tag.n_add = t->n_add;
