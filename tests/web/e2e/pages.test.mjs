@@ -56,8 +56,15 @@ test('customer and agent chat both ways; the agent quotes, tags, transfers and c
   const bob = await openPage(browser, `${srv.url}/agent?user=bob`);
   const cust = await openPage(browser, `${srv.url}/?user=alice&lang=en`, { width: 480, height: 760 });
   const convId = await cust.page.evaluate(() => window.__sb.conv().id);
+  // The desk's bot answers first; asking for a person hands the
+  // conversation to the online agent of the group (bob: ann and cai are
+  // offline).
   await send(cust.page, 'hello');
+  await cust.page.waitForSelector('.msg.theirs >> text=/What can I help you with/');
+  await send(cust.page, 'Talk to a person');
+  await until(async () => (await cust.page.evaluate(() => window.__sb.conv().info.agent)) === 'bob', 10000, 'assigned to bob');
   await send(cust.page, 'I need help with order #1234');
+  await bob.page.evaluate(() => window.__sb.loadPage(true));
   await bob.page.waitForSelector(`li.conv[data-id="${convId}"]`);
   await bob.page.click(`li.conv[data-id="${convId}"]`);
   await until(async () => (await texts(bob.page)).includes('I need help with order #1234'), 10000, 'agent sees the customer');
@@ -70,7 +77,7 @@ test('customer and agent chat both ways; the agent quotes, tags, transfers and c
   assert.match(await cust.page.textContent('.msg.theirs .quote'), /order #1234/);
   // Statuses on the customer's side: the agent's page has them in view.
   await cust.page.waitForSelector('.msg.mine [data-status=read]');
-  assert.deepEqual((await texts(cust.page)).slice(-3), ['hello', 'I need help with order #1234', 'Sure, let me check order #1234 for you.']);
+  assert.deepEqual((await texts(cust.page)).slice(-3), ['Talk to a person', 'I need help with order #1234', 'Sure, let me check order #1234 for you.']);
   mkdirSync(SHOTS, { recursive: true });
   await cust.page.screenshot({ path: join(SHOTS, 'customer.png') });
   await bob.page.screenshot({ path: join(SHOTS, 'agent.png') });
