@@ -669,6 +669,14 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
         rc = SB_E_INVALID;
     else if (snd->conv_id == 0)
         rc = SB_E_INVALID;
+    /* Cards and media carry what makes them: a title, a URL. */
+    else if (snd->type == SBP__MSG_TYPE__MSG_CARD &&
+             (!snd->card || !snd->card->title[0]))
+        rc = SB_E_INVALID;
+    else if ((snd->type == SBP__MSG_TYPE__MSG_IMAGE ||
+              snd->type == SBP__MSG_TYPE__MSG_FILE) &&
+             (!snd->media || !snd->media->url[0]))
+        rc = SB_E_INVALID;
     if (rc) {
         sb__gw_send_error(gw, s, f->rid, rc, cid->len <= 64 ? cid : NULL);
         return;
@@ -720,6 +728,11 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
     m->client_msg_id = snd->client_msg_id;
     snd->client_msg_id.data = NULL;
     snd->client_msg_id.len = 0;
+    /* A card or a media reference travels with the message as sent. */
+    m->card = snd->card;
+    m->media = snd->media;
+    snd->card = NULL;
+    snd->media = NULL;
     if (!m->sender || !m->sender_device || !m->lang) {
         sbp__message__free_unpacked(m, NULL);
         free(r);

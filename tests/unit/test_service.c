@@ -323,12 +323,61 @@ static void test_authorization(void **state)
     assert_int_equal(gwfake_last(20)->canned_list_resp->n_items, 1);
 }
 
+/* Cards and images travel with the message; without what makes them
+ * they are refused. */
+static void test_card_and_media(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(10, "cu1", "customer", "p", "en");
+    uint64_t conv = service_open(10);
+    gwfake_send(10, conv, 1, "human", 0);
+    uint8_t id[16];
+    memset(id, 0x77, sizeof id);
+    Sbp__Card card = SBP__CARD__INIT;
+    card.title = "Blue kettle";
+    card.price = "39.00 EUR";
+    card.link = "https://shop.example/kettle";
+    Sbp__Send snd = SBP__SEND__INIT;
+    snd.client_msg_id.data = id;
+    snd.client_msg_id.len = 16;
+    snd.conv_id = conv;
+    snd.type = SBP__MSG_TYPE__MSG_CARD;
+    snd.card = &card;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 40;
+    fr.body_case = SBP__FRAME__BODY_SEND;
+    fr.send = &snd;
+    gwfake_feed(20, &fr);
+    Sbp__Message *m = last_push(10);
+    assert_int_equal(m->type, SBP__MSG_TYPE__MSG_CARD);
+    assert_non_null(m->card);
+    assert_string_equal(m->card->title, "Blue kettle");
+    assert_string_equal(m->card->price, "39.00 EUR");
+    /* An image without a URL. */
+    id[0] = 0x78;
+    snd.type = SBP__MSG_TYPE__MSG_IMAGE;
+    snd.card = NULL;
+    gwfake_feed(20, &fr);
+    expect_error(20, SBP__ERROR_CODE__ERR_INVALID);
+    Sbp__Media media = SBP__MEDIA__INIT;
+    media.url = "https://cdn.example/k.png";
+    media.size = 12345;
+    snd.media = &media;
+    gwfake_feed(20, &fr);
+    m = last_push(10);
+    assert_int_equal(m->type, SBP__MSG_TYPE__MSG_IMAGE);
+    assert_string_equal(m->media->url, "https://cdn.example/k.png");
+    assert_int_equal(m->media->size, 12345);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_scenario, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_card_and_media, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
