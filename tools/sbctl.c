@@ -51,7 +51,7 @@ typedef struct ctl {
     int exit_code;
     bool finished, acted, verbose, synced_once;
     /* options */
-    const char *url, *token, *device;
+    const char *url, *token, *device, *ca;
     bool json, new_only, mark_read;
     long timeout_ms;
     uint64_t conv, before;
@@ -562,8 +562,10 @@ static const char USAGE[] =
 
 static const char CONN_HELP[] =
     "connection options:\n"
-    "  --url URL          ws://host:port/ws (env SB_URL; default\n"
-    "                     ws://127.0.0.1:8080/ws)\n"
+    "  --url URL          ws://host:port/ws or wss://... (env SB_URL;\n"
+    "                     default ws://127.0.0.1:8080/ws)\n"
+    "  --ca FILE          wss: trust the PEM CA certificates in FILE\n"
+    "                     (env SB_CA; default the system's)\n"
     "  --token T          the HS256 token (env SB_TOKEN)\n"
     "  --device D         device id (default sbctl-<pid>)\n"
     "  --json             use the JSON subprotocol (default protobuf)\n"
@@ -730,6 +732,7 @@ enum {
     O_TAG,
     O_MINE,
     O_CURSOR,
+    O_CA,
 };
 
 static int run_client(ctl *x)
@@ -743,6 +746,7 @@ static int run_client(ctl *x)
     sb_client_config cfg;
     sb_client_config_default(&cfg);
     cfg.url = x->url;
+    cfg.ca_file = x->ca;
     cfg.token = x->token;
     cfg.device_id = x->device;
     cfg.enc = x->json ? SB_ENC_JSON : SB_ENC_PROTO;
@@ -891,6 +895,7 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
         {"tag", required_argument, NULL, O_TAG},
         {"mine", no_argument, NULL, O_MINE},
         {"cursor", required_argument, NULL, O_CURSOR},
+        {"ca", required_argument, NULL, O_CA},
         {NULL, 0, NULL, 0},
     };
     static ctl x;
@@ -898,6 +903,7 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
     x.cmd = cmd;
     x.url = getenv("SB_URL") ? getenv("SB_URL") : "ws://127.0.0.1:8080/ws";
     x.token = getenv("SB_TOKEN");
+    x.ca = getenv("SB_CA");
     x.timeout_ms = cmd == CMD_LISTEN || cmd == CMD_CHAT ? 0 : 10000;
     x.limit = cmd == CMD_HISTORY ? 50 : 0; /* 0: the server's default */
     x.kind = SBP__CONV_KIND__CONV_DIRECT;
@@ -916,6 +922,9 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
             break;
         case O_URL:
             x.url = optarg;
+            break;
+        case O_CA:
+            x.ca = optarg;
             break;
         case O_TOKEN:
             x.token = optarg;

@@ -16,6 +16,7 @@
 
 #include "sb_b64.h"
 #include "sb_client_hs.h"
+#include "sb_tls.h"
 #include "sb_ws.h"
 
 #define READ_BUF_BYTES (64 * 1024)
@@ -33,6 +34,9 @@ typedef struct conn {
     sb_buf rx;   /* the handshake response so far */
     sb_buf pend; /* bytes to write */
     sb_buf wbuf; /* bytes being written by uv_write */
+    sb_tls *tls; /* wss:// */
+    sb_buf plain; /* wss: plaintext not yet through tls (then into pend) */
+    sb_buf tin;   /* wss: plaintext of the read being handled */
     char key[SB_WS_KEY_LEN + 1];
     int phase;
     int err;             /* why it failed (reported on close) */
@@ -45,6 +49,7 @@ struct sb_client {
     uv_loop_t *loop;
     sb_client_core *core;
     sb_client_url url;
+    sb_tls_ctx *tls; /* wss:// */
     sb_client_cbs cbs; /* the application's */
     void *ud;
     uv_timer_t timer;
@@ -121,6 +126,7 @@ static void client_maybe_free(sb_client *c)
     void (*cb)(void *) = c->on_closed;
     void *ud = c->ud;
     sb_client_core_free(c->core);
+    sb_tls_ctx_free(c->tls);
     free(c);
     if (cb) cb(ud);
 }
@@ -133,6 +139,9 @@ static void conn_maybe_free(conn *k)
     sb_buf_free(&k->rx);
     sb_buf_free(&k->pend);
     sb_buf_free(&k->wbuf);
+    sb_tls_free(k->tls);
+    sb_buf_free(&k->plain);
+    sb_buf_free(&k->tin);
     free(k);
     c->nconns--;
     client_maybe_free(c);
@@ -209,10 +218,32 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
+/* Where the bytes to send go: pend, or before it TLS's plaintext. */
+static sb_buf *conn_out(conn *k)
+{
+    return k->tls ? &k->plain : &k->pend;
+}
+
+/* wss: moves the plaintext through TLS onto pend. */
+static int conn_encrypt(conn *k)
+{
+    if (!k->tls || k->plain.len == 0) return 0;
+    int rc = sb_tls_write(k->tls, k->plain.data, k->plain.len, &k->pend);
+    k->plain.len = 0;
+    if (k->plain.cap > IDLE_BUF_BYTES) sb_buf_free(&k->plain);
+    return rc;
+}
+
 /* Writes pend: directly if the socket takes it, else through uv_write. */
 static void conn_write(conn *k)
 {
-    if (k->closing || k->writing || k->pend.len == 0) return;
+    if (k->closing) return;
+    int erc = conn_encrypt(k);
+    if (erc) {
+        conn_fail(k, erc);
+        return;
+    }
+    if (k->writing || k->pend.len == 0) return;
     if (k->pend.len > k->c->out_bytes_max) {
         conn_fail(k, -ENOBUFS);
         return;
@@ -263,7 +294,7 @@ static void client_flush(sb_client *c)
             return;
         }
     }
-    if (sb_ws_pull(k->ws, &k->pend) != 0) {
+    if (sb_ws_pull(k->ws, conn_out(k)) != 0) {
         conn_fail(k, -ENOMEM);
         return;
     }
@@ -344,21 +375,10 @@ static void upgrade_done(conn *k, size_t head)
     sb_buf_free(&rest);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Bytes from the server, in the clear. */
+static void conn_input(conn *k, const uint8_t *p, size_t n)
 {
-    conn *k = s->data;
     sb_client *c = k->c;
-    if (k->closing || nread == 0) return;
-    if (nread < 0) {
-        if (k->ws) k->close_code = sb_ws_close_code(k->ws);
-        conn_fail(k, nread == UV_EOF ? (k->close_code ? 0 : -ECONNRESET)
-                                     : (int)nread);
-        return;
-    }
-    if (c->conn != k) return;
-    sb_client_core_on_rx(c->core, now_ms(c));
-    const uint8_t *p = (const uint8_t *)buf->base;
-    size_t n = (size_t)nread;
     if (k->phase == PH_OPEN) {
         conn_feed(k, p, n);
         return;
@@ -379,6 +399,33 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (rc > 0) upgrade_done(k, (size_t)rc);
 }
 
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *k = s->data;
+    sb_client *c = k->c;
+    if (k->closing || nread == 0) return;
+    int rc = nread < 0 ? (int)nread : 0;
+    if (rc == 0 && k->tls) {
+        k->tin.len = 0;
+        rc = sb_tls_feed(k->tls, (const uint8_t *)buf->base, (size_t)nread,
+                         &k->tin, &k->pend);
+        conn_write(k); /* the handshake's answers, an alert */
+        if (rc == -ESHUTDOWN) rc = UV_EOF;
+    }
+    if (rc < 0) {
+        if (k->ws) k->close_code = sb_ws_close_code(k->ws);
+        conn_fail(k, rc == UV_EOF ? (k->close_code ? 0 : -ECONNRESET) : rc);
+        return;
+    }
+    if (c->conn != k || k->closing) return;
+    sb_client_core_on_rx(c->core, now_ms(c));
+    if (k->tls)
+        conn_input(k, k->tin.data, k->tin.len);
+    else
+        conn_input(k, (const uint8_t *)buf->base, (size_t)nread);
+    if (k->tin.cap > IDLE_BUF_BYTES) sb_buf_free(&k->tin);
+}
+
 /* ---- connecting ------------------------------------------------------------
  */
 
@@ -395,9 +442,16 @@ static void on_connect(uv_connect_t *req, int status)
     uint8_t nonce[16];
     rand_fill(c, nonce, sizeof nonce);
     sb_b64_encode(nonce, sizeof nonce, k->key, 0);
+    if (c->tls) {
+        int trc = sb_tls_new(c->tls, c->url.host, &k->tls);
+        if (trc) {
+            conn_fail(k, trc);
+            return;
+        }
+    }
     int rc = sb_client_hs_request(
         &c->url, k->key, c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO,
-        &k->pend);
+        conn_out(k));
     if (rc == 0) rc = uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
     if (rc) {
         conn_fail(k, rc);
@@ -476,9 +530,11 @@ static void io_connect(void *ud)
  * pulls), best effort, and closes the socket. */
 static void conn_finish(conn *k, uint16_t code)
 {
-    int rc = sb_ws_pull(k->ws, &k->pend);
+    int rc = sb_ws_pull(k->ws, conn_out(k));
     sb_ws_close(k->ws, code, "");
-    if (rc == 0) rc = sb_ws_pull(k->ws, &k->pend);
+    if (rc == 0) rc = sb_ws_pull(k->ws, conn_out(k));
+    if (rc == 0) rc = conn_encrypt(k);
+    if (rc == 0 && k->tls) sb_tls_close(k->tls, &k->pend);
     if (rc == 0 && !k->writing && k->pend.len) {
         uv_buf_t b = uv_buf_init((char *)k->pend.data, (unsigned)k->pend.len);
         uv_try_write((uv_stream_t *)&k->tcp, &b, 1);
@@ -654,6 +710,14 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         free(c);
         return -EINVAL;
     }
+    if (c->url.tls) {
+        char err[256];
+        rc = sb_tls_ctx_client(cfg->ca_file, err, sizeof err, &c->tls);
+        if (rc) {
+            free(c);
+            return -EINVAL;
+        }
+    }
     c->loop = loop;
     if (cbs) c->cbs = *cbs;
     c->ud = ud;
@@ -689,6 +753,7 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
     };
     rc = sb_client_core_new(cfg, &fw, c, &io, &c->core);
     if (rc) {
+        sb_tls_ctx_free(c->tls);
         free(c);
         return rc;
     }

@@ -199,6 +199,8 @@ const char *sb_client_err_name(int err)
         return "ECANCELED";
     case SB_CLIENT_E_REPLACED:
         return "REPLACED";
+    case -EKEYREJECTED: /* SB_TLS_E_VERIFY */
+        return "TLS_CERT_REJECTED";
     }
     return "ERROR";
 }

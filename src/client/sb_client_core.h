@@ -214,6 +214,9 @@ typedef struct sb_client_config {
     uint32_t gap_retry_ms;       /* SYNC again if a gap outlives a SYNC */
     uint32_t frame_bytes_max;    /* transport: incoming message bound */
     uint32_t outq_bytes_max;     /* frames produced and not yet pulled */
+    const char *ca_file;         /* transport, wss:// only: PEM CAs the
+                                    server's certificate must chain to;
+                                    NULL: the system's */
 } sb_client_config;
 
 void sb_client_config_default(sb_client_config *c);

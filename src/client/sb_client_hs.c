@@ -12,11 +12,17 @@
 
 int sb_client_url_parse(const char *url, sb_client_url *out)
 {
-    static const char scheme[] = "ws://";
+    static const char ws[] = "ws://", wss[] = "wss://";
     memset(out, 0, sizeof *out);
-    if (!url || strncasecmp(url, scheme, sizeof scheme - 1) != 0)
+    const char *h, *he, *rest;
+    if (url && strncasecmp(url, ws, sizeof ws - 1) == 0) {
+        h = url + sizeof ws - 1;
+    } else if (url && strncasecmp(url, wss, sizeof wss - 1) == 0) {
+        h = url + sizeof wss - 1;
+        out->tls = true;
+    } else {
         return -EINVAL;
-    const char *h = url + sizeof scheme - 1, *he, *rest;
+    }
     if (*h == '[') {
         he = strchr(h, ']');
         if (!he) return -EINVAL;
@@ -29,7 +35,7 @@ int sb_client_url_parse(const char *url, sb_client_url *out)
     size_t hl = (size_t)(he - h);
     if (hl == 0 || hl > SB_CLIENT_HOST_BYTES_MAX) return -EINVAL;
     memcpy(out->host, h, hl);
-    out->port = 80;
+    out->port = out->tls ? 443 : 80;
     if (*rest == ':') {
         char *end;
         rest++;

@@ -6,6 +6,7 @@
 #ifndef SB_CLIENT_HS_H
 #define SB_CLIENT_HS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,12 +19,14 @@
 
 typedef struct sb_client_url {
     char host[SB_CLIENT_HOST_BYTES_MAX + 1]; /* without [] for IPv6 */
-    uint16_t port;                           /* default 80 */
+    uint16_t port;                           /* default 80, wss: 443 */
     char path[SB_CLIENT_PATH_BYTES_MAX + 1]; /* default "/ws" */
+    bool tls;                                /* wss:// */
 } sb_client_url;
 
-/* Parses "ws://host[:port][/path]" (host may be "[v6addr]"). Returns 0 or
- * -EINVAL (another scheme, no host, a bad port, too long). */
+/* Parses "ws://host[:port][/path]" or "wss://..." (host may be
+ * "[v6addr]"). Returns 0 or -EINVAL (another scheme, no host, a bad port,
+ * too long). */
 int sb_client_url_parse(const char *url, sb_client_url *out);
 
 /* Appends the upgrade request for url with the given key (base64 of 16

@@ -50,6 +50,8 @@ static void usage(FILE *f)
         "  --handshake-ms N       an HTTP request must be complete within N ms (10000)\n"
         "  --out-bytes-max N      unsent bytes per connection before it is dropped\n"
         "                         (8388608)\n"
+        "  --tls-cert FILE        serve HTTPS and wss:// with this PEM certificate chain\n"
+        "  --tls-key FILE         and this PEM private key (both, or neither: plain)\n"
         "  --quiet                no log lines\n"
         "  --help, --version\n");
 }
@@ -99,6 +101,8 @@ enum {
     OPT_ORIGIN,
     OPT_HANDSHAKE_MS,
     OPT_OUT_BYTES_MAX,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
 };
 
 #define ORIGINS_MAX 64
@@ -137,6 +141,8 @@ int main(int argc, char **argv)
         {"origin", 1, 0, OPT_ORIGIN},
         {"handshake-ms", 1, 0, OPT_HANDSHAKE_MS},
         {"out-bytes-max", 1, 0, OPT_OUT_BYTES_MAX},
+        {"tls-cert", 1, 0, OPT_TLS_CERT},
+        {"tls-key", 1, 0, OPT_TLS_KEY},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -195,6 +201,8 @@ int main(int argc, char **argv)
             break;
         case OPT_HANDSHAKE_MS: cfg.handshake_ms = (uint32_t)num(optarg, "--handshake-ms"); break;
         case OPT_OUT_BYTES_MAX: cfg.out_bytes_max = (uint32_t)num(optarg, "--out-bytes-max"); break;
+        case OPT_TLS_CERT: cfg.tls_cert = optarg; break;
+        case OPT_TLS_KEY: cfg.tls_key = optarg; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("switchboard %s\n", SB_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -218,6 +226,10 @@ int main(int argc, char **argv)
         (cfg.gw.token_aud && strlen(cfg.gw.token_aud) > SB_TOKEN_ISS_BYTES_MAX)) {
         fprintf(stderr, "switchboard: --token-iss and --token-aud take at "
                         "most %d bytes\n", SB_TOKEN_ISS_BYTES_MAX);
+        return 2;
+    }
+    if (!cfg.tls_cert != !cfg.tls_key) {
+        fprintf(stderr, "switchboard: --tls-cert and --tls-key go together\n");
         return 2;
     }
     if (cfg.gw.sends_per_s && cfg.gw.send_burst == 0) {

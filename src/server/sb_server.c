@@ -24,6 +24,7 @@
 #include "sb_http.h"
 #include "sb_map.h"
 #include "sb_storeq.h"
+#include "sb_tls.h"
 #include "sb_token.h"
 #include "sb_ws.h"
 
@@ -43,6 +44,7 @@ typedef struct conn {
     conn_phase phase;
     sb_http_req *http; /* during the HTTP phase only */
     sb_ws *ws;         /* during the WebSocket phase */
+    sb_tls *tls;       /* with --tls-cert: what the socket carries */
     bool gw_open;      /* the core has a session for this connection */
     bool text;         /* JSON subprotocol: text frames */
     bool close_after_write;
@@ -82,6 +84,8 @@ struct server {
     } reload;
     sb_map conns; /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
+    sb_tls_ctx *tls; /* NULL: plain */
+    sb_buf tls_plain; /* decrypted bytes of the read being handled */
     conn *all;
     conn *flush_head;
     uint64_t next_id;
@@ -179,6 +183,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->next) c->next->prev = c->prev;
     srv->n_conns--;
     sb_ws_free(c->ws);
+    sb_tls_free(c->tls);
     free(c->http);
     free(c);
 }
@@ -207,8 +212,8 @@ static void on_write(uv_write_t *req, int status)
     if (c->close_after_write && c->write_inflight == 0) conn_abort(c);
 }
 
-/* Writes (takes) buf's bytes to the connection. */
-static void conn_write(conn *c, sb_buf *buf)
+/* Writes (takes) buf's bytes to the socket as they are. */
+static void conn_write_wire(conn *c, sb_buf *buf)
 {
     if (c->closed || buf->len == 0) {
         sb_buf_free(buf);
@@ -239,6 +244,23 @@ static void conn_write(conn *c, sb_buf *buf)
               (unsigned long long)c->id, c->srv->cfg.out_bytes_max);
         conn_abort(c);
     }
+}
+
+/* Writes (takes) buf's bytes to the connection, through TLS if it has it. */
+static void conn_write(conn *c, sb_buf *buf)
+{
+    if (c->tls && !c->closed && buf->len) {
+        sb_buf wire = SB_BUF_INIT;
+        int rc = sb_tls_write(c->tls, buf->data, buf->len, &wire);
+        sb_buf_free(buf);
+        *buf = wire;
+        if (rc) {
+            sb_buf_free(buf);
+            conn_abort(c);
+            return;
+        }
+    }
+    conn_write_wire(c, buf);
 }
 
 static void schedule_flush(conn *c)
@@ -641,6 +663,20 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->last_rx_ms = wall_ms();
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t n = (size_t)nread;
+    if (c->tls) {
+        /* The plaintext is handled before the next read: one buffer. */
+        sb_buf out = SB_BUF_INIT;
+        srv->tls_plain.len = 0;
+        int rc = sb_tls_feed(c->tls, p, n, &srv->tls_plain, &out);
+        conn_write_wire(c, &out);
+        if (rc) {
+            conn_abort(c); /* a failed handshake, or the peer's goodbye */
+            return;
+        }
+        if (c->closed || srv->tls_plain.len == 0) return;
+        p = srv->tls_plain.data;
+        n = srv->tls_plain.len;
+    }
     if (c->phase == PH_HTTP) {
         long used = sb_http_req_feed(c->http, (const char *)p, n);
         if (used < 0) {
@@ -680,6 +716,13 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     sb_http_req_init(c->http);
+    if (srv->tls && sb_tls_new(srv->tls, NULL, &c->tls) != 0) {
+        free(c->http);
+        sb_map_del(&srv->conns, c->id);
+        c->closed = true;
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
     c->next = srv->all;
     if (srv->all) srv->all->prev = c;
     srv->all = c;
@@ -687,12 +730,20 @@ static void on_connection(uv_stream_t *l, int status)
     c->addr_key = peer_addr_key(&c->tcp);
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
     c->addr_counted = from_addr != UINTPTR_MAX;
+    /* Over a limit: an HTTP answer, or with TLS (no handshake yet to
+     * answer through) just the close. */
     if (srv->n_conns > srv->cfg.conns_max || srv->draining) {
-        http_reply(c, 503, "text/plain", "busy\n", 5);
+        if (c->tls)
+            conn_abort(c);
+        else
+            http_reply(c, 503, "text/plain", "busy\n", 5);
         return;
     }
     if (srv->cfg.conns_per_addr_max && from_addr > srv->cfg.conns_per_addr_max) {
-        http_reply(c, 429, "text/plain", "too many connections\n", 21);
+        if (c->tls)
+            conn_abort(c);
+        else
+            http_reply(c, 429, "text/plain", "too many connections\n", 21);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -860,6 +911,15 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     srand((unsigned)wall_ms());
     int rc = uv_loop_init(&srv->loop);
     if (rc) goto out_free;
+    if (cfg->tls_cert) {
+        char err[512];
+        rc = sb_tls_ctx_server(cfg->tls_cert, cfg->tls_key, err, sizeof err,
+                               &srv->tls);
+        if (rc) {
+            logf_(srv, "cannot set up TLS: %s", err);
+            goto out_loop;
+        }
+    }
 
     char path[1024];
     if (strcmp(cfg->data_dir, ":memory:") == 0)
@@ -962,6 +1022,8 @@ out_loop:
 out_free:
     sb_map_free(&srv->conns);
     sb_map_free(&srv->addrs);
+    sb_tls_ctx_free(srv->tls);
+    sb_buf_free(&srv->tls_plain);
     free(srv);
     return rc;
 }

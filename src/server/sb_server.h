@@ -31,6 +31,10 @@ typedef struct sb_server_config {
      * 0: from any. Requests without Origin are not browsers' and pass. */
     const char *const *origins;
     size_t n_origins;
+    /* TLS on the port (HTTPS and wss://) with this PEM certificate chain
+     * and key; NULL: plain HTTP and ws://. */
+    const char *tls_cert;
+    const char *tls_key;
     uint32_t drain_ms_max;     /* SIGTERM: wait this long for the store */
     bool quiet;
     bool demo; /* GET /demo/token mints tokens for loopback peers */

@@ -29,10 +29,21 @@ static void test_url(void **state)
     assert_int_equal(u.port, 9);
     assert_string_equal(u.path, "/x/y");
     assert_int_equal(sb_client_url_parse("WS://h:1", &u), 0);
+    assert_false(u.tls);
+    /* wss://: TLS, port 443 unless given. */
+    assert_int_equal(sb_client_url_parse("wss://example.com", &u), 0);
+    assert_true(u.tls);
+    assert_string_equal(u.host, "example.com");
+    assert_int_equal(u.port, 443);
+    assert_string_equal(u.path, "/ws");
+    assert_int_equal(sb_client_url_parse("WSS://127.0.0.1:8443/x", &u), 0);
+    assert_true(u.tls);
+    assert_int_equal(u.port, 8443);
     const char *bad[] = {"http://h/ws", "ws://",        "ws://:80/ws",
                          "ws://h:0",    "ws://h:65536", "ws://h:12x",
                          "ws://h:/ws",  "ws://[::1",    "ws://h/a b",
-                         NULL,          "wss://h"};
+                         NULL,          "wss://",       "https://h",
+                         "wss//h"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(sb_client_url_parse(bad[i], &u), -EINVAL);
     char longhost[400] = "ws://";
