@@ -290,8 +290,9 @@ int main(int argc, char **argv)
     int rounds = 3;
     const char *only = "";
     static const struct option opts[] = {
-        {"seed", 1, 0, 's'},   {"words", 1, 0, 'w'},    {"corpus-mib", 1, 0, 'c'},
-        {"msgs", 1, 0, 'm'},   {"hit-rate", 1, 0, 'r'}, {"rounds", 1, 0, 'R'},
+        {"seed", 1, 0, 's'},     {"words", 1, 0, 'w'},
+        {"corpus-mib", 1, 0, 'c'}, {"msgs", 1, 0, 'm'},
+        {"hit-rate", 1, 0, 'r'}, {"rounds", 1, 0, 'R'},
         {"cpu-clock", 0, 0, 'C'}, {"only", 1, 0, 'o'},
         {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
     int o;
@@ -372,7 +373,8 @@ int main(int argc, char **argv)
 
     /* 100-byte messages cut from the mixed corpus at random places. */
     size_t n_off = 4096;
-    size_t *off = malloc(n_off * sizeof *off), *len = malloc(n_off * sizeof *len);
+    size_t *off = malloc(n_off * sizeof *off);
+    size_t *len = malloc(n_off * sizeof *len);
     for (size_t i = 0; i < n_off; i++) {
         size_t o2 = (size_t)(rnd() % (mixed.len - 200));
         while ((mixed.p[o2] & 0xC0) == 0x80) o2++;
@@ -413,7 +415,8 @@ int main(int argc, char **argv)
            (unsigned long long)seed, words, sb_filter_words(f),
            sb_filter_categories(f), corpus_mib, hit_rate,
            bench_clock == CLOCK_MONOTONIC ? "wall" : "cpu");
-    printf("compile            %8.1f ms   (load from files %.1f ms, %.1f MiB)\n",
+    printf("compile            %8.1f ms   (load from files %.1f ms, "
+           "%.1f MiB)\n",
            compile_ms, load_ms, (double)sb_filter_bytes(f) / (1 << 20));
     printf("mixed zh/en        %8.1f MB/s  (%zu msgs of <= %d B: %zu block, "
            "%zu mask, %zu review)\n",

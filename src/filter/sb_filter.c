@@ -112,7 +112,7 @@ struct sb_filter {
     size_t n_cats;
 };
 
-/* ---- normalisation --------------------------------------------------------- */
+/* ---- normalisation ------------------------------------------------------- */
 
 #define NORM_OPTS                                                              \
     (UTF8PROC_COMPOSE | UTF8PROC_STABLE | UTF8PROC_COMPAT |                    \
@@ -259,7 +259,7 @@ size_t sb_filter_normalize(const char *text, size_t len, char *out, size_t n)
     return total;
 }
 
-/* ---- the automaton ---------------------------------------------------------- */
+/* ---- the automaton ------------------------------------------------------- */
 
 /* The symbol of a letter (cp already normalised), 0 if in no word. */
 static uint32_t alpha_sym(const sb_filter *f, uint32_t cp)
@@ -355,7 +355,7 @@ static inline uint32_t step(automaton a, uint32_t st, uint32_t prev,
     return step_full(a, st, sym);
 }
 
-/* ---- scanning ------------------------------------------------------------------- */
+/* ---- scanning ------------------------------------------------------------ */
 
 typedef struct span {
     size_t a, b; /* byte offsets [a, b) of the original text */
@@ -555,7 +555,7 @@ void sb_filter_verdict_clear(sb_filter_verdict *v)
     memset(v, 0, sizeof *v);
 }
 
-/* ---- building ----------------------------------------------------------------------- */
+/* ---- building ------------------------------------------------------------ */
 
 typedef struct builder {
     sb_filter *f;
@@ -1084,7 +1084,7 @@ void sb_filter_release(sb_filter *f)
         filter_free(f);
 }
 
-/* ---- loading a directory ---------------------------------------------------------- */
+/* ---- loading a directory ------------------------------------------------- */
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -1216,7 +1216,7 @@ out:
     return rc;
 }
 
-/* ---- introspection ----------------------------------------------------------------- */
+/* ---- introspection ------------------------------------------------------- */
 
 size_t sb_filter_categories(const sb_filter *f)
 {

@@ -166,6 +166,26 @@ static void send_msg(uint64_t c, uint64_t conv, uint8_t id_byte,
     feed(c, &fr);
 }
 
+/* A SYNC on c for one conversation, from after seq, limit per page (0:
+ * the server's). */
+static void sync_conv(uint64_t c, uint32_t rid, uint64_t conv, uint64_t seq,
+                      uint32_t limit)
+{
+    Sbp__Cursor cur = SBP__CURSOR__INIT;
+    cur.conv_id = conv;
+    cur.seq = seq;
+    Sbp__Cursor *cp[1] = {&cur};
+    Sbp__Sync sy = SBP__SYNC__INIT;
+    sy.n_cursors = 1;
+    sy.cursors = cp;
+    sy.limit = limit;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = rid;
+    fr.body_case = SBP__FRAME__BODY_SYNC;
+    fr.sync = &sy;
+    feed(c, &fr);
+}
+
 static void ack(uint64_t c, uint64_t conv, uint64_t seq)
 {
     Sbp__Ack a = SBP__ACK__INIT;
@@ -330,19 +350,7 @@ static void test_sync_after_offline(void **state)
     clear(5);
     uint64_t cursor = 0, got = 0;
     for (int page = 0; page < 10; page++) {
-        Sbp__Cursor cur = SBP__CURSOR__INIT;
-        cur.conv_id = conv;
-        cur.seq = cursor;
-        Sbp__Cursor *cp[1] = {&cur};
-        Sbp__Sync sy = SBP__SYNC__INIT;
-        sy.n_cursors = 1;
-        sy.cursors = cp;
-        sy.limit = 7;
-        Sbp__Frame fr = SBP__FRAME__INIT;
-        fr.rid = 77;
-        fr.body_case = SBP__FRAME__BODY_SYNC;
-        fr.sync = &sy;
-        feed(5, &fr);
+        sync_conv(5, 77, conv, cursor, 7);
         Sbp__Frame *r = last(5);
         if (r->body_case == SBP__FRAME__BODY_ERROR)
             fail_msg("SYNC failed: %s", r->error->text);
@@ -570,16 +578,7 @@ static void test_content_filter(void **state)
     assert_string_equal(last(1)->push->messages[0]->body, "hello");
 
     /* SYNC returns what was stored: the masked body, no blocked message. */
-    Sbp__Cursor cur = SBP__CURSOR__INIT;
-    cur.conv_id = conv;
-    Sbp__Cursor *cp[1] = {&cur};
-    Sbp__Sync sy = SBP__SYNC__INIT;
-    sy.n_cursors = 1;
-    sy.cursors = cp;
-    Sbp__Frame fr = SBP__FRAME__INIT;
-    fr.body_case = SBP__FRAME__BODY_SYNC;
-    fr.sync = &sy;
-    feed(2, &fr);
+    sync_conv(2, 0, conv, 0, 0);
     Sbp__SyncResp *sr = last(2)->sync_resp;
     assert_non_null(sr);
     assert_int_equal(sr->n_messages, 3);
