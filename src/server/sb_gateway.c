@@ -635,15 +635,16 @@ static void hello_done(sb_gw *gw, sess *s, sb_req *r)
     sb__gw_send_frame(gw, s, &f);
 }
 
-/* Runs the filter in force over a SEND's body. Returns 0 with *v filled
- * (v->masked set for a mask verdict), SB_E_BLOCKED, or -ENOMEM. */
-static int filter_body(sb_gw *gw, const char *body, sb_filter_verdict *v)
+/* Runs the filter in force over a SEND's body of len bytes. Returns 0 with
+ * *v filled (v->masked set for a mask verdict), SB_E_BLOCKED, or -ENOMEM. */
+static int filter_body(sb_gw *gw, const char *body, size_t len,
+                       sb_filter_verdict *v)
 {
     memset(v, 0, sizeof *v);
     const sb_filter *flt =
         gw->cfg.filter_get ? gw->cfg.filter_get(gw->cfg.filter_ud) : NULL;
     if (!flt) return 0;
-    int rc = sb_filter_scan(flt, body, strlen(body), v);
+    int rc = sb_filter_scan(flt, body, len, v);
     if (rc == 0 && v->policy == SB_FILTER_BLOCK) rc = SB_E_BLOCKED;
     if (rc) sb_filter_verdict_clear(v);
     return rc;
@@ -654,12 +655,13 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
     Sbp__Frame *f = *fp;
     Sbp__Send *snd = f->send;
     const ProtobufCBinaryData *cid = &snd->client_msg_id;
+    size_t body_len = strlen(snd->body);
     int rc = 0;
     if (gw->draining)
         rc = SB_E_UNAVAILABLE;
     else if (cid->len != SB_CLIENT_MSG_ID_BYTES)
         rc = SB_E_INVALID;
-    else if (strlen(snd->body) > gw->cfg.body_bytes_max)
+    else if (body_len > gw->cfg.body_bytes_max)
         rc = SB_E_TOO_LARGE;
     else if (snd->type == SBP__MSG_TYPE__MSG_SYSTEM ||
              snd->type == SBP__MSG_TYPE__MSG_EVENT ||
@@ -692,7 +694,7 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
         return;
     }
     sb_filter_verdict v;
-    if ((rc = filter_body(gw, snd->body, &v)) != 0) {
+    if ((rc = filter_body(gw, snd->body, body_len, &v)) != 0) {
         if (rc == SB_E_BLOCKED) gw->stats.blocked++;
         sb__gw_send_error(gw, s, f->rid, rc, cid);
         return;
