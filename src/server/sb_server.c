@@ -691,6 +691,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         ws_feed(c, p, n);
 }
 
+/* Turns a new connection away: an HTTP answer, or with TLS (no handshake
+ * yet to answer through) just the close. */
+static void conn_refuse(conn *c, int status, const char *text)
+{
+    if (c->tls)
+        conn_abort(c);
+    else
+        http_reply(c, status, "text/plain", text, strlen(text));
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     server *srv = l->data;
@@ -730,20 +740,12 @@ static void on_connection(uv_stream_t *l, int status)
     c->addr_key = peer_addr_key(&c->tcp);
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
     c->addr_counted = from_addr != UINTPTR_MAX;
-    /* Over a limit: an HTTP answer, or with TLS (no handshake yet to
-     * answer through) just the close. */
     if (srv->n_conns > srv->cfg.conns_max || srv->draining) {
-        if (c->tls)
-            conn_abort(c);
-        else
-            http_reply(c, 503, "text/plain", "busy\n", 5);
+        conn_refuse(c, 503, "busy\n");
         return;
     }
     if (srv->cfg.conns_per_addr_max && from_addr > srv->cfg.conns_per_addr_max) {
-        if (c->tls)
-            conn_abort(c);
-        else
-            http_reply(c, 429, "text/plain", "too many connections\n", 21);
+        conn_refuse(c, 429, "too many connections\n");
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
