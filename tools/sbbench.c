@@ -24,13 +24,13 @@ typedef struct bench bench;
 typedef struct peer {
     bench *b;
     sb_client *c;
-    int idx;         /* conversation index */
+    int idx; /* conversation index */
     bool agent;
     char user[32];
     uint64_t conv_id;
-    uint32_t sent;      /* sends issued */
-    uint32_t acked;     /* SENT statuses */
-    uint32_t inflight;  /* issued, not yet SENT */
+    uint32_t sent;         /* sends issued */
+    uint32_t acked;        /* SENT statuses */
+    uint32_t inflight;     /* issued, not yet SENT */
     int64_t next_expected; /* next message index from the other side */
     uint32_t received;
     bool ready;
@@ -94,7 +94,8 @@ static void issue_send(peer *p)
 static void fill_window(peer *p)
 {
     bench *b = p->b;
-    while (p->sent < b->msgs && p->inflight < b->window) issue_send(p);
+    while (p->sent < b->msgs && p->inflight < b->window)
+        issue_send(p);
 }
 
 static void on_message(void *ud, const Sbp__Message *m)
@@ -172,7 +173,8 @@ static void start_run(bench *b)
     b->phase = 2;
     b->t_start = now_ns();
     if (b->rate == 0)
-        for (uint32_t i = 0; i < 2 * b->convs; i++) fill_window(&b->peers[i]);
+        for (uint32_t i = 0; i < 2 * b->convs; i++)
+            fill_window(&b->peers[i]);
 }
 
 static void open_loop_tick(bench *b)
@@ -256,23 +258,25 @@ static void proc_stats(int pid, long *rss_kb, double *cpu_s)
         fclose(f);
         char *p = strrchr(buf, ')');
         unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2,
-                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                        &ut, &st) == 2)
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                   &ut, &st) == 2)
             *cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
     }
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f,
+    fprintf(
+        f,
         "usage: sbbench [options]   (the cs-chat workload, DESIGN.md §7)\n"
         "  --url URL          ws://127.0.0.1:8080/ws\n"
         "  --secret S         token secret of the server (or env SB_SECRET)\n"
         "  --convs P          conversations (500)\n"
         "  --msgs M           messages per side (200)\n"
         "  --window W         sends in flight per client, closed loop (16)\n"
-        "  --rate R           open loop: R messages/s in total (0: closed loop)\n"
+        "  --rate R           open loop: R messages/s in total (0: closed "
+        "loop)\n"
         "  --body-bytes B     message size (100)\n"
         "  --json             use the JSON subprotocol\n"
         "  --server-pid PID   report this process's peak RSS and CPU seconds\n"
@@ -291,30 +295,61 @@ int main(int argc, char **argv)
     b.window = 16;
     b.body_bytes = 100;
     b.timeout_s = 120;
-    static const struct option opts[] = {
-        {"url", 1, 0, 'u'},     {"secret", 1, 0, 's'},
-        {"convs", 1, 0, 'P'},   {"msgs", 1, 0, 'M'},
-        {"window", 1, 0, 'W'},  {"rate", 1, 0, 'r'},
-        {"body-bytes", 1, 0, 'B'}, {"json", 0, 0, 'j'},
-        {"server-pid", 1, 0, 'p'}, {"timeout-s", 1, 0, 't'},
-        {"help", 0, 0, 'h'},    {"version", 0, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"url", 1, 0, 'u'},
+                                         {"secret", 1, 0, 's'},
+                                         {"convs", 1, 0, 'P'},
+                                         {"msgs", 1, 0, 'M'},
+                                         {"window", 1, 0, 'W'},
+                                         {"rate", 1, 0, 'r'},
+                                         {"body-bytes", 1, 0, 'B'},
+                                         {"json", 0, 0, 'j'},
+                                         {"server-pid", 1, 0, 'p'},
+                                         {"timeout-s", 1, 0, 't'},
+                                         {"help", 0, 0, 'h'},
+                                         {"version", 0, 0, 'V'},
+                                         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'u': b.url = optarg; break;
-        case 's': b.secret = optarg; break;
-        case 'P': b.convs = (uint32_t)atol(optarg); break;
-        case 'M': b.msgs = (uint32_t)atol(optarg); break;
-        case 'W': b.window = (uint32_t)atol(optarg); break;
-        case 'r': b.rate = (uint32_t)atol(optarg); break;
-        case 'B': b.body_bytes = (uint32_t)atol(optarg); break;
-        case 'j': b.enc = SB_ENC_JSON; break;
-        case 'p': b.server_pid = atoi(optarg); break;
-        case 't': b.timeout_s = (uint32_t)atol(optarg); break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("sbbench %s\n", SB_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case 'u':
+            b.url = optarg;
+            break;
+        case 's':
+            b.secret = optarg;
+            break;
+        case 'P':
+            b.convs = (uint32_t)atol(optarg);
+            break;
+        case 'M':
+            b.msgs = (uint32_t)atol(optarg);
+            break;
+        case 'W':
+            b.window = (uint32_t)atol(optarg);
+            break;
+        case 'r':
+            b.rate = (uint32_t)atol(optarg);
+            break;
+        case 'B':
+            b.body_bytes = (uint32_t)atol(optarg);
+            break;
+        case 'j':
+            b.enc = SB_ENC_JSON;
+            break;
+        case 'p':
+            b.server_pid = atoi(optarg);
+            break;
+        case 't':
+            b.timeout_s = (uint32_t)atol(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("sbbench %s\n", SB_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!b.secret) die("--secret or SB_SECRET is required");
@@ -349,8 +384,8 @@ int main(int argc, char **argv)
         cl.role = p->agent ? SBP__ROLE__ROLE_AGENT : SBP__ROLE__ROLE_CUSTOMER;
         cl.exp = (int64_t)time(NULL) + 3600;
         char tok[1024];
-        if (sb_token_sign((const uint8_t *)b.secret, strlen(b.secret), &cl,
-                          tok, sizeof tok) < 0)
+        if (sb_token_sign((const uint8_t *)b.secret, strlen(b.secret), &cl, tok,
+                          sizeof tok) < 0)
             die("cannot sign token");
         sb_client_config cfg;
         sb_client_config_default(&cfg);
