@@ -40,6 +40,7 @@ enum cmd {
     CMD_LIST,
     CMD_SEARCH,
     CMD_CANNED,
+    CMD_ADMIN_RELOAD,
 };
 
 typedef struct ctl {
@@ -328,6 +329,11 @@ static void act(ctl *x)
     case CMD_CANNED:
         rc = sb_client_canned_list(x->c, x->desk, &rid);
         break;
+    case CMD_ADMIN_RELOAD:
+        rc = sb_client_core_admin(sb_client_get_core(x->c), "reload-filter",
+                                  &rid);
+        sb_client_flush(x->c);
+        break;
     default:
         break;
     }
@@ -555,6 +561,9 @@ static const char USAGE[] =
     "  list           page the conversation list (agents: and the queue)\n"
     "  search         full-text search in messages\n"
     "  canned         list the desk's canned replies\n"
+    "\n"
+    "administration (role admin):\n"
+    "  admin reload-filter   reload the sensitive-word lists (as SIGHUP)\n"
     "\n"
     "`sbctl <command> --help` for the command's options.\n"
     "Exit status: 0 done, 1 refused by the server (the code is printed),\n"
@@ -839,6 +848,11 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
             "As the assigned agent (or an admin): hands conversation N to "
             "online agent A,\nor back through routing for skill group G. "
             "Prints `ok`.\n",
+        [CMD_ADMIN_RELOAD] =
+            "usage: sbctl admin reload-filter [connection]\n"
+            "As an admin: the server reloads its word lists (--filter) and "
+            "prints `ok`,\nor refuses a broken list (the old ones stay; the "
+            "server logs why).\n",
         [CMD_CLOSE] = "usage: sbctl close --conv N [connection]\n"
                       "Closes conversation N (its customer, assigned agent "
                       "or an admin); a later\ncustomer message reopens it. "
@@ -1139,6 +1153,7 @@ int main(int argc, char **argv)
         {"list", NULL, "list", CMD_LIST},
         {"search", NULL, "search", CMD_SEARCH},
         {"canned", NULL, "canned", CMD_CANNED},
+        {"admin", "reload-filter", "admin reload-filter", CMD_ADMIN_RELOAD},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(cmd, cmds[i].name) != 0) continue;

@@ -63,11 +63,12 @@ enum {
     REQ_FREE = 0,
     REQ_OPEN,
     REQ_HISTORY,
-    REQ_TRANSFER, /* REQ_TRANSFER..REQ_TAG: answered by OK (on_done) */
+    REQ_TRANSFER, /* REQ_TRANSFER..REQ_ADMIN: answered by OK (on_done) */
     REQ_CLOSE,
     REQ_HANDOFF,
     REQ_RECALL,
     REQ_TAG,
+    REQ_ADMIN,
     REQ_AGENT_STATE,
     REQ_CONV_LIST,
     REQ_SEARCH,
@@ -641,6 +642,7 @@ static void req_answer(sb_client_core *cc, cc_req r, int err)
     case REQ_HANDOFF:
     case REQ_RECALL:
     case REQ_TAG:
+    case REQ_ADMIN:
         if (cb->on_done) cb->on_done(cc->ud, r.rid, err);
         break;
     case REQ_AGENT_STATE:
@@ -894,7 +896,7 @@ static cc_req *req_find_done(sb_client_core *cc, uint32_t rid)
 {
     for (uint32_t i = 0; rid && i < cc->cfg.requests_max; i++) {
         cc_req *r = &cc->reqs[i];
-        if (r->rid == rid && r->kind >= REQ_TRANSFER && r->kind <= REQ_TAG)
+        if (r->rid == rid && r->kind >= REQ_TRANSFER && r->kind <= REQ_ADMIN)
             return r;
     }
     return NULL;
@@ -1443,6 +1445,21 @@ int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
     f.body_case = SBP__FRAME__BODY_CLOSE;
     f.close = &c;
     return request(cc, REQ_CLOSE, &f, rid_out);
+}
+
+int sb_client_core_admin(sb_client_core *cc, const char *op,
+                         uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    int rc = check_str(op, SB_CLIENT_DESK_BYTES_MAX, false);
+    if (rc) return rc;
+    Sbp__Admin a = SBP__ADMIN__INIT;
+    a.op = (char *)op;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_ADMIN;
+    f.admin = &a;
+    return request(cc, REQ_ADMIN, &f, rid_out);
 }
 
 int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,

@@ -320,6 +320,10 @@ int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
                               uint32_t *rid_out);
 /* HANDOFF: ask for a person in conv_id, in group ("" or NULL: the desk's
  * default). Answered through on_done. */
+/* An administrator's command (role admin): "reload-filter". Answered
+ * through on_done (0, or the server's refusal). */
+int sb_client_core_admin(sb_client_core *cc, const char *op,
+                         uint32_t *rid_out);
 int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,
                            const char *group, uint32_t *rid_out);
 /* RECALL of this user's message seq (not 0) of conv_id. Answered through

@@ -961,6 +961,39 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
     sb__gw_send_frame(gw, s, &f);
 }
 
+static void on_admin(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    int rc = s->role != SBP__ROLE__ROLE_ADMIN ? SB_E_FORBIDDEN
+             : !gw->io.admin
+                 ? SB_E_INVALID
+                 : gw->io.admin(gw->io.ud, s->id, f->rid, f->admin->op);
+    if (rc) sb__gw_send_error(gw, s, f->rid, rc, NULL);
+}
+
+void sb_gw_admin_done(sb_gw *gw, uint64_t conn_id, uint32_t rid, int rc,
+                      const char *text)
+{
+    sess *s = sb__gw_sess_get(gw, conn_id);
+    if (!s || s->state != SESS_READY) return;
+    if (rc == 0) {
+        Sbp__Ok ok = SBP__OK__INIT;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = rid;
+        f.body_case = SBP__FRAME__BODY_OK;
+        f.ok = &ok;
+        sb__gw_send_frame(gw, s, &f);
+        return;
+    }
+    Sbp__Error e = SBP__ERROR__INIT;
+    e.code = sb_error_code(rc);
+    e.text = (char *)(text && *text ? text : sb_strerror(rc));
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_ERROR;
+    f.error = &e;
+    sb__gw_send_frame(gw, s, &f);
+}
+
 static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f)
 {
     if (s->state == SESS_CLOSING) goto out;
@@ -994,6 +1027,9 @@ static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f)
         break;
     case SBP__FRAME__BODY_OPEN:
         on_open(gw, s, f);
+        break;
+    case SBP__FRAME__BODY_ADMIN:
+        on_admin(gw, s, f);
         break;
     default:
         if (!sb__svc_frame(gw, s, &f))

@@ -38,6 +38,11 @@ typedef struct sb_gw_io {
     /* Submits a store request (sb_storeq_submit in the server); it comes
      * back through sb_gw_store_done(). */
     void (*store)(void *ud, sb_req *req);
+    /* Carries out an admin's command (op, e.g. "reload-filter"). The shell
+     * answers later with sb_gw_admin_done(conn_id, rid, ...). Optional:
+     * NULL refuses every op. Returns 0, or SB_E_INVALID for an unknown op
+     * (then no answer follows). */
+    int (*admin)(void *ud, uint64_t conn_id, uint32_t rid, const char *op);
 } sb_gw_io;
 
 typedef struct sb_gw_config {
@@ -109,6 +114,11 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms);
 /* Rebuilds routing (queues, agent loads) from the store; call once after
  * sb_gw_new when cfg.desk is set, before connections arrive. */
 void sb_gw_start(sb_gw *gw, int64_t now_ms);
+
+/* The answer to an admin command: rc 0 (OK) or a negative code, with
+ * text (the reason) for the ERROR. */
+void sb_gw_admin_done(sb_gw *gw, uint64_t conn_id, uint32_t rid, int rc,
+                      const char *text);
 
 /* Starts draining: new SENDs and connections are refused with
  * ERR_UNAVAILABLE; what the store already has completes normally. */

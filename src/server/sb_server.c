@@ -32,6 +32,7 @@
 #define SRV_STATIC_BYTES_MAX (16u << 20)
 #define SRV_TICK_MS 50
 #define SRV_SWEEP_MS 1000
+#define SRV_ADMIN_WAITERS_MAX 16 /* admin reloads waiting at once */
 
 typedef struct server server;
 
@@ -81,6 +82,11 @@ struct server {
         sb_filter *loaded;
         int rc;
         char err[SB_FILTER_ERR_BYTES];
+        /* Admin commands waiting for the run in progress (cur) or the
+         * next one (next). */
+        struct { uint64_t conn; uint32_t rid; } cur[SRV_ADMIN_WAITERS_MAX],
+            next[SRV_ADMIN_WAITERS_MAX];
+        size_t n_cur, n_next;
     } reload;
     sb_map conns; /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
@@ -858,6 +864,14 @@ static void reload_done(uv_work_t *w, int status)
               status ? uv_strerror(status) : srv->reload.err);
     }
     srv->reload.loaded = NULL;
+    int rc = status == 0 ? srv->reload.rc : status;
+    for (size_t i = 0; i < srv->reload.n_cur; i++)
+        sb_gw_admin_done(srv->gw, srv->reload.cur[i].conn,
+                         srv->reload.cur[i].rid, rc ? SB_E_INVALID : 0,
+                         status ? uv_strerror(status) : srv->reload.err);
+    memcpy(srv->reload.cur, srv->reload.next, sizeof srv->reload.next);
+    srv->reload.n_cur = srv->reload.n_next;
+    srv->reload.n_next = 0;
     if (srv->reload.again && !srv->draining) {
         srv->reload.again = false;
         filter_reload(srv);
@@ -883,6 +897,32 @@ static void filter_reload(server *srv)
         logf_(srv, "word lists not reloaded: %s", uv_strerror(rc));
     else
         srv->reload.running = true;
+}
+
+/* An admin's command from the core; "reload-filter" answers once the
+ * lists are reloaded or refused. */
+static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op)
+{
+    server *srv = ud;
+    if (strcmp(op, "reload-filter") != 0) return SB_E_INVALID;
+    if (!srv->cfg.filter_dir) {
+        sb_gw_admin_done(srv->gw, conn, rid, SB_E_INVALID,
+                         "no word lists to reload (no --filter)");
+        return 0;
+    }
+    bool running = srv->reload.running;
+    size_t *n = running ? &srv->reload.n_next : &srv->reload.n_cur;
+    if (*n == SRV_ADMIN_WAITERS_MAX) return SB_E_RATE_LIMITED;
+    if (running) {
+        srv->reload.next[*n].conn = conn;
+        srv->reload.next[*n].rid = rid;
+    } else {
+        srv->reload.cur[*n].conn = conn;
+        srv->reload.cur[*n].rid = rid;
+    }
+    (*n)++;
+    filter_reload(srv);
+    return 0;
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -936,7 +976,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         goto out_loop;
     }
     sb_gw_io io = {.ud = srv, .send = io_send, .close = io_close,
-                   .store = io_store};
+                   .store = io_store, .admin = io_admin};
     sb_gw_config gwc = cfg->gw;
     if (cfg->desk_file) {
         char err[512];
