@@ -15,8 +15,10 @@
 
 #include "sb_error.h"
 
-#define INDEX_CHUNK 2000      /* messages indexed per transaction */
-#define INDEX_LAG_MAX 100000  /* behind by more: catch up even when busy
+#define INDEX_CHUNK 2000      /* messages indexed per idle transaction */
+#define INDEX_BUSY_CHUNK 250  /* per batch when catching up under load: about
+                                 3 ms, so commits behind it barely wait */
+#define INDEX_LAG_MAX 1000000 /* behind by more: catch up even when busy
                                  (it bounds the scan a search makes; below
                                  it, bursts of appends pay nothing) */
 #define INDEX_IDLE_MS 20      /* no write for this long: index */
@@ -444,13 +446,13 @@ void sb_storeq_apply(sb_store *s, sb_req *req)
 /* Indexes a chunk for search in a transaction of its own (not counted as
  * a commit). Returns how many messages remain; 0 after a failure (a full
  * disk, say), so that the next batch, not a busy loop, tries again. */
-static uint64_t index_chunk(sb_storeq *q)
+static uint64_t index_chunk(sb_storeq *q, uint64_t chunk)
 {
     uint64_t left = 0;
     bool shared = q->wdb == q->rdb;
     if (shared) uv_mutex_lock(&q->db_mu);
     int rc = sb_store_begin(q->wdb);
-    if (rc == 0) rc = sb_store_index(q->wdb, INDEX_CHUNK, &left);
+    if (rc == 0) rc = sb_store_index(q->wdb, chunk, &left);
     if (rc == 0) rc = sb_store_commit(q->wdb);
     if (rc) {
         sb_store_rollback(q->wdb);
@@ -478,7 +480,7 @@ static void writer_main(void *arg)
                 continue;
             if (q->wq.head || q->hold || q->stopping) continue;
             uv_mutex_unlock(&q->mu);
-            lag = index_chunk(q);
+            lag = index_chunk(q, INDEX_CHUNK);
             uv_mutex_lock(&q->mu);
         }
         if (!q->wq.head) break; /* stopping, and nothing left */
@@ -506,9 +508,10 @@ static void writer_main(void *arg)
         uv_mutex_lock(&q->mu);
         done_push_locked(q, first, last);
         if (lag >= INDEX_LAG_MAX) {
+            /* One small chunk per batch: the index gains on the appends
+             * without holding the next commit up for long. */
             uv_mutex_unlock(&q->mu);
-            while (lag >= INDEX_LAG_MAX)
-                lag = index_chunk(q);
+            lag = index_chunk(q, INDEX_BUSY_CHUNK);
             uv_mutex_lock(&q->mu);
         }
     }
