@@ -38,17 +38,30 @@ static void io_store(void *ud, sb_req *r)
     GF.queue[GF.nq++] = r;
 }
 
+sb_gw_io gwfake_io(void)
+{
+    sb_gw_io io = {.send = io_send, .close = io_close, .store = io_store};
+    return io;
+}
+
+void gwfake_regw(sb_gw_config *c)
+{
+    sb_gw_free(GF.gw);
+    GF.gw = NULL;
+    c->secret = (const uint8_t *)GWFAKE_SECRET;
+    c->secret_len = strlen(GWFAKE_SECRET);
+    sb_gw_io io = gwfake_io();
+    assert_int_equal(sb_gw_new(c, &io, &GF.gw), 0);
+    sb_gw_start(GF.gw, GF.now);
+    gwfake_pump();
+}
+
 void gwfake_setup(sb_gw_config *c)
 {
     memset(&GF, 0, sizeof GF);
     GF.now = GWFAKE_T0;
     assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &GF.store), 0);
-    c->secret = (const uint8_t *)GWFAKE_SECRET;
-    c->secret_len = strlen(GWFAKE_SECRET);
-    sb_gw_io io = {.send = io_send, .close = io_close, .store = io_store};
-    assert_int_equal(sb_gw_new(c, &io, &GF.gw), 0);
-    sb_gw_start(GF.gw, GF.now);
-    gwfake_pump();
+    gwfake_regw(c);
 }
 
 void gwfake_teardown(void)
@@ -89,8 +102,8 @@ void gwfake_feed(uint64_t c, const Sbp__Frame *fr)
     gwfake_pump();
 }
 
-void gwfake_hello(uint64_t c, const char *sub, const char *role,
-                  const char *device, const char *locale)
+void gwfake_hello_raw(uint64_t c, const char *sub, const char *role,
+                      const char *device, const char *locale)
 {
     sb_claims cl;
     memset(&cl, 0, sizeof cl);
@@ -111,6 +124,12 @@ void gwfake_hello(uint64_t c, const char *sub, const char *role,
     fr.body_case = SBP__FRAME__BODY_HELLO;
     fr.hello = &h;
     gwfake_feed(c, &fr);
+}
+
+void gwfake_hello(uint64_t c, const char *sub, const char *role,
+                  const char *device, const char *locale)
+{
+    gwfake_hello_raw(c, sub, role, device, locale);
     /* An agent's HELLO may be followed by assignments from the queue. */
     assert_non_null(gwfake_last_of(c, SBP__FRAME__BODY_WELCOME));
 }

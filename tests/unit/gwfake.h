@@ -33,12 +33,20 @@ extern gwfake GF;
 /* Sets up GF with cfg (secret and io filled in here). */
 void gwfake_setup(sb_gw_config *cfg);
 void gwfake_teardown(void);
+/* Replaces the gateway with one made from cfg (secret and io filled in). */
+void gwfake_regw(sb_gw_config *cfg);
+/* The io a test may pass to sb_gw_new itself. */
+sb_gw_io gwfake_io(void);
 /* Applies queued store requests until none remain. */
 void gwfake_pump(void);
 void gwfake_clear(uint64_t conn);
 /* Encodes fr and feeds it on conn, then pumps. */
 void gwfake_feed(uint64_t conn, const Sbp__Frame *fr);
-/* Opens conn and says HELLO as sub/role from device, in locale. */
+/* Opens conn and says HELLO as sub/role from device, in locale; the raw
+ * form leaves the answer to the test. */
+void gwfake_hello_raw(uint64_t conn, const char *sub, const char *role,
+                      const char *device, const char *locale);
+/* The same, and checks that a WELCOME came back. */
 void gwfake_hello(uint64_t conn, const char *sub, const char *role,
                   const char *device, const char *locale);
 Sbp__Frame *gwfake_last(uint64_t conn);

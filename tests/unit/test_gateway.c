@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gwfake.h"
 #include "sb_codec.h"
 #include "sb_error.h"
 #include "sb_gateway.h"
@@ -19,90 +20,17 @@
 #include "sb_token.h"
 #include "sb_ws.h"
 
-#define SECRET "unit-secret"
-#define T0 1800000000000LL
-#define MAXC 16
-#define MAXF 256
+#define SECRET GWFAKE_SECRET
+#define T0 GWFAKE_T0
+#define MAXC GWFAKE_CONNS
+#define F GF /* the fake shell of gwfake.h */
+#define pump gwfake_pump
+#define clear gwfake_clear
+#define feed gwfake_feed
+#define last gwfake_last
+#define count gwfake_count
 
-typedef struct fake {
-    sb_gw *gw;
-    sb_store *store;
-    sb_req *queue[1024];
-    size_t nq;
-    Sbp__Frame *frames[MAXC][MAXF]; /* decoded frames sent per connection */
-    size_t nframes[MAXC];
-    uint16_t closed[MAXC]; /* close code asked, 0 if none */
-    int64_t now;
-    sb_filter *filter; /* the word lists in force, if any */
-} fake;
-
-static fake F;
-
-static void io_send(void *ud, uint64_t conn, const uint8_t *p, size_t n)
-{
-    fake *f = ud;
-    assert_true(conn < MAXC);
-    Sbp__Frame *fr = NULL;
-    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, p, n, &fr), 0);
-    assert_true(f->nframes[conn] < MAXF);
-    f->frames[conn][f->nframes[conn]++] = fr;
-}
-
-static void io_close(void *ud, uint64_t conn, uint16_t code, const char *why)
-{
-    (void)why;
-    fake *f = ud;
-    f->closed[conn] = code;
-}
-
-static void io_store(void *ud, sb_req *r)
-{
-    fake *f = ud;
-    assert_true(f->nq < 1024);
-    f->queue[f->nq++] = r;
-}
-
-/* Applies queued store requests until none remain. */
-static void pump(void)
-{
-    while (F.nq > 0) {
-        sb_req *r = F.queue[0];
-        memmove(F.queue, F.queue + 1, (F.nq - 1) * sizeof *F.queue);
-        F.nq--;
-        sb_storeq_apply(F.store, r);
-        sb_gw_store_done(F.gw, r, F.now);
-    }
-}
-
-static void clear(uint64_t c)
-{
-    for (size_t i = 0; i < F.nframes[c]; i++) sb_frame_free(F.frames[c][i]);
-    F.nframes[c] = 0;
-}
-
-static void feed(uint64_t c, const Sbp__Frame *fr)
-{
-    sb_buf b = SB_BUF_INIT;
-    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, fr, &b), 0);
-    sb_gw_conn_frame(F.gw, c, b.data, b.len, F.now);
-    sb_buf_free(&b);
-    pump();
-}
-
-static Sbp__Frame *last(uint64_t c)
-{
-    assert_true(F.nframes[c] > 0);
-    return F.frames[c][F.nframes[c] - 1];
-}
-
-/* Number of frames of a kind sent to c. */
-static size_t count(uint64_t c, Sbp__Frame__BodyCase k)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < F.nframes[c]; i++)
-        n += F.frames[c][i]->body_case == k;
-    return n;
-}
+static sb_filter *word_filter; /* the word lists in force, if any */
 
 static void token(const char *sub, const char *role, int64_t exp_s, char *out)
 {
@@ -115,21 +43,11 @@ static void token(const char *sub, const char *role, int64_t exp_s, char *out)
                               1024) > 0);
 }
 
+/* HELLO without checking the answer (some tests expect a refusal). */
 static void hello(uint64_t c, const char *sub, const char *role,
                   const char *device)
 {
-    char tok[1024];
-    token(sub, role, T0 / 1000 + 3600, tok);
-    assert_int_equal(sb_gw_conn_open(F.gw, c, SB_ENC_PROTO, F.now), 0);
-    Sbp__Hello h = SBP__HELLO__INIT;
-    h.token = tok;
-    h.device_id = (char *)device;
-    h.protocol = 1;
-    Sbp__Frame fr = SBP__FRAME__INIT;
-    fr.rid = 1;
-    fr.body_case = SBP__FRAME__BODY_HELLO;
-    fr.hello = &h;
-    feed(c, &fr);
+    gwfake_hello_raw(c, sub, role, device, NULL);
 }
 
 static uint64_t open_conv(uint64_t c, const char *member)
@@ -199,42 +117,29 @@ static void ack(uint64_t c, uint64_t conv, uint64_t seq)
 
 static const sb_filter *filter_get(void *ud)
 {
-    return ((fake *)ud)->filter;
+    (void)ud;
+    return word_filter;
 }
 
 static int setup(void **state)
 {
     (void)state;
-    memset(&F, 0, sizeof F);
-    F.now = T0;
-    assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &F.store), 0);
     sb_gw_config c;
     sb_gw_config_default(&c);
-    c.secret = (const uint8_t *)SECRET;
-    c.secret_len = strlen(SECRET);
     c.retry_ms_initial = 1000;
     c.retry_ms_max = 4000;
     c.retry_attempts_max = 3;
     c.filter_get = filter_get;
-    c.filter_ud = &F;
-    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
-                   .store = io_store};
-    assert_int_equal(sb_gw_new(&c, &io, &F.gw), 0);
+    gwfake_setup(&c);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    pump();
-    for (uint64_t c = 0; c < MAXC; c++) {
-        sb_gw_conn_closed(F.gw, c);
-        clear(c);
-    }
-    pump();
-    sb_gw_free(F.gw);
-    sb_store_close(F.store);
-    sb_filter_release(F.filter);
+    gwfake_teardown();
+    sb_filter_release(word_filter);
+    word_filter = NULL;
     return 0;
 }
 
@@ -460,12 +365,7 @@ static void test_customer_cannot_open_with_customer(void **state)
  * the shared secret and the fake shell. */
 static void regw(sb_gw_config *c)
 {
-    sb_gw_free(F.gw);
-    c->secret = (const uint8_t *)SECRET;
-    c->secret_len = strlen(SECRET);
-    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
-                   .store = io_store};
-    assert_int_equal(sb_gw_new(c, &io, &F.gw), 0);
+    gwfake_regw(c);
 }
 
 /* HELLO on connection c with the token of claims cl. */
@@ -539,7 +439,7 @@ static void test_content_filter(void **state)
                            {"profane", NULL, mask, sizeof mask - 1},
                            {"spam", NULL, review, sizeof review - 1}};
     char err[SB_FILTER_ERR_BYTES];
-    assert_int_equal(sb_filter_compile(l, 3, &F.filter, err, sizeof err), 0);
+    assert_int_equal(sb_filter_compile(l, 3, &word_filter, err, sizeof err), 0);
     uint64_t conv = three_sessions();
 
     /* block: an ERROR for the SEND, nothing pushed, nothing stored. */
@@ -593,8 +493,8 @@ static void test_content_filter(void **state)
     sb_filter_list r[1] = {{"abuse", NULL, relaxed, sizeof relaxed - 1}};
     sb_filter *next = NULL;
     assert_int_equal(sb_filter_compile(r, 1, &next, err, sizeof err), 0);
-    sb_filter_release(F.filter);
-    F.filter = next;
+    sb_filter_release(word_filter);
+    word_filter = next;
     send_msg(1, conv, 0x75, "you B.A.D word");
     assert_int_equal(last(1)->send_ack->seq, 4);
     assert_true(last(3)->push->messages[0]->review);
@@ -679,8 +579,7 @@ static void test_send_rate_unlimited(void **state)
     c.send_burst = 0;
     c.secret = (const uint8_t *)SECRET;
     c.secret_len = strlen(SECRET);
-    sb_gw_io io = {.ud = &F, .send = io_send, .close = io_close,
-                   .store = io_store};
+    sb_gw_io io = gwfake_io();
     sb_gw *gw = NULL;
     assert_int_equal(sb_gw_new(&c, &io, &gw), -EINVAL);
     assert_null(gw);
