@@ -61,7 +61,9 @@ test('customer (JSON) and agent (protobuf) chat both ways; statuses reach read',
   await until(() => bodies(bob, conv.conv_id).length === 3, 5000, 'bob gets 3');
   assert.deepEqual(bodies(bob, conv.conv_id), ['hello', 'my order', '你好 🙂']);
   assert.deepEqual(seqsOf(bob, conv.conv_id), [1, 2, 3]);
-  // alice's own messages surfaced at SEND_ACK, in order
+  // alice's own messages surfaced at SEND_ACK, in order (her acks may
+  // reach her after bob's pushes reach him)
+  await until(() => seqsOf(alice, conv.conv_id).length === 3, 5000, 'alice acked 3');
   assert.deepEqual(seqsOf(alice, conv.conv_id), [1, 2, 3]);
   await until(() => ids.every((id) => alice.sts.get(id).includes('delivered')), 5000, 'delivered');
   bob.store.markRead(conv.conv_id, 3);
