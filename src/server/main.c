@@ -56,6 +56,9 @@ static void usage(FILE *f)
         "  --help, --version\n");
 }
 
+static sb_server_config cfg;
+static bool demo;
+
 static void print_demo(const char *host, uint16_t port)
 {
     const char *users[][2] = {{"alice", "customer"}, {"bob", "agent"}};
@@ -73,16 +76,21 @@ static void print_demo(const char *host, uint16_t port)
                           tok, sizeof tok) > 0)
             printf("Token for %s (%s):\n  %s\n", users[i][0], users[i][1], tok);
     }
-    printf("Try, in two terminals:\n"
-           "  build/sbctl open --url ws://%s:%u/ws --token <alice's token> --member bob\n"
-           "  build/sbctl listen --url ws://%s:%u/ws --token <bob's token>\n"
-           "  build/sbctl send --url ws://%s:%u/ws --token <alice's token> --conv <id> hello\n\n",
-           host, port, host, port, host, port);
+    if (cfg.web_dir)
+        printf("Pages: customer http://%s:%u/   agent http://%s:%u/agent?user=bob\n",
+               host, port, host, port);
+    printf("Or with sbctl, in two terminals (export SB_URL=ws://%s:%u/ws):\n",
+           host, port);
+    if (cfg.desk_file)
+        printf("  build/sbctl service open --token <alice's token>   (prints the conv id)\n"
+               "  build/sbctl send --token <alice's token> --conv <id> \"talk to a person\"\n"
+               "  build/sbctl listen --token <bob's token>   (bob comes on duty, gets it)\n\n");
+    else
+        printf("  build/sbctl listen --token <bob's token>\n"
+               "  build/sbctl open --token <alice's token> --member bob\n"
+               "  build/sbctl send --token <alice's token> --conv <id> hello\n\n");
     fflush(stdout);
 }
-
-static sb_server_config cfg;
-static bool demo;
 
 static void on_ready(uint16_t port)
 {
