@@ -1508,3 +1508,99 @@ int it_http(uint16_t port, const void *req, size_t n, char *resp, size_t cap,
     return it_http_fd(it_tcp_connect(port), req, n, resp, cap, timeout_ms,
                       closed);
 }
+
+/* ---- a well-behaved pair in the background --------------------------------- */
+
+static void pair_tick(uv_timer_t *t)
+{
+    it_pair *p = t->data;
+    uint64_t conv = atomic_load(&p->conv);
+    for (int i = 0; i < 2; i++)
+        if (!p->max_sends || p->d[i]->n_sends < p->max_sends)
+            it_send_n(p->d[i], conv, p->next[i]++, 1,
+                      i ? p->agent : p->cust);
+}
+
+static void *pair_main(void *arg)
+{
+    it_pair *p = arg;
+    int64_t t0 = harness_now_ms();
+    uint64_t conv = atomic_load(&p->conv);
+    if (it_device_start(p->d[1]) == 0 &&
+        it_device_wait_ready(p->d[1], 15000) &&
+        it_device_start(p->d[0]) == 0 && it_device_wait_ready(p->d[0], 15000))
+        conv = it_open(p->d[0], p->agent, 15000);
+    if (!conv) {
+        atomic_store(&p->ready, -1);
+        return NULL;
+    }
+    atomic_store(&p->conv, conv);
+    uv_timer_init(&p->env.loop, &p->timer);
+    p->timer.data = p;
+    uv_timer_start(&p->timer, pair_tick, 0, p->interval_ms);
+    atomic_store(&p->ready, 1);
+    while (!atomic_load(&p->stop)) it_run_for(&p->env, 20);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, NULL);
+    bool ok = it_wait_sent(p->d, 2, 30000);
+    uint64_t n = p->d[0]->n_sends + p->d[1]->n_sends;
+    ok = ok && it_wait_surfaced(p->d, 2, conv, n, 30000);
+    it_run_for(&p->env, 200);
+    p->problems = ok ? 0 : 1;
+    if (!ok) fprintf(stderr, "pair: not all sent or surfaced\n");
+    p->problems += it_check_conv(&p->env, conv, p->d, 2, n);
+    p->problems += it_check_store(&p->env, conv, p->d[0], NULL);
+    p->violations = p->env.violations;
+    for (int i = 0; i < 2; i++) {
+        p->sent[i] = p->d[i]->n_sent;
+        p->surfaced[i] = it_surfaced(p->d[i], conv);
+        p->readies[i] = p->d[i]->readies;
+        p->backoffs[i] = p->d[i]->backoffs;
+    }
+    p->ms = (long long)(harness_now_ms() - t0);
+    return NULL;
+}
+
+int it_pair_start(it_pair *p, const it_env *e, int wait_ms)
+{
+    atomic_init(&p->ready, 0);
+    atomic_init(&p->stop, 0);
+    atomic_init(&p->conv, 0);
+    memset(p->next, 0, sizeof p->next);
+    it_env_init(&p->env);
+    snprintf(p->env.url, sizeof p->env.url, "%s", e->url);
+    snprintf(p->env.data_dir, sizeof p->env.data_dir, "%s", e->data_dir);
+    /* Devices (and their tokens: the harness's token buffer is not
+     * thread-safe) are made here, before the thread runs. */
+    char dev[2][80];
+    snprintf(dev[0], sizeof dev[0], "%s-d1", p->cust);
+    snprintf(dev[1], sizeof dev[1], "%s-d1", p->agent);
+    p->d[1] = it_device_new(&p->env, p->agent, "agent", dev[1]);
+    p->d[0] = it_device_new(&p->env, p->cust, "customer", dev[0]);
+    if (pthread_create(&p->th, NULL, pair_main, p) != 0) {
+        it_env_free(&p->env);
+        return -1;
+    }
+    p->started = true;
+    int64_t deadline = harness_now_ms() + 2 * wait_ms;
+    while (atomic_load(&p->ready) == 0 && harness_now_ms() < deadline) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    p->started_ms = harness_now_ms();
+    return atomic_load(&p->ready) == 1 ? 0 : -1;
+}
+
+void it_pair_stop(it_pair *p)
+{
+    if (!p->started) return;
+    atomic_store(&p->stop, 1);
+    pthread_join(p->th, NULL);
+    p->started = false;
+    it_env_free(&p->env);
+}
+
+uint64_t it_pair_conv(it_pair *p)
+{
+    return atomic_load(&p->conv);
+}

@@ -20,7 +20,9 @@
 #ifndef SB_ITEST_H
 #define SB_ITEST_H
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -333,5 +335,43 @@ int it_http_fd(int fd, const void *req, size_t n, char *resp, size_t cap,
  * body into resp (NUL-terminated), *closed says whether the server closed. */
 int it_http(uint16_t port, const void *req, size_t n, char *resp, size_t cap,
             int timeout_ms, bool *closed);
+
+/* ---- a well-behaved pair in the background ---------------------------------
+ *
+ * A customer and an agent chatting on their own thread and loop while a
+ * test misbehaves on the main one; stopped, it reports whether it was
+ * disturbed (everything sent, surfaced in order by both, as stored). */
+typedef struct it_pair {
+    /* Set before it_pair_start. */
+    const char *cust, *agent; /* user ids; devices are <id>-d1 */
+    unsigned interval_ms;     /* each side sends one message per tick */
+    uint64_t max_sends;       /* per side; 0: no bound */
+    /* Results, valid after it_pair_stop. */
+    int problems;
+    unsigned violations;
+    size_t sent[2], surfaced[2]; /* [0] customer, [1] agent */
+    unsigned readies[2], backoffs[2];
+    long long ms;
+    int64_t started_ms; /* when the chat began */
+    /* Internal. */
+    pthread_t th;
+    bool started;
+    char url[128], data_dir[256];
+    atomic_int ready; /* 1: conv open, chatting; -1: failed */
+    atomic_int stop;
+    atomic_ullong conv;
+    it_env env;
+    it_device *d[2];
+    uv_timer_t timer;
+    int next[2];
+} it_pair;
+
+/* Starts p against e's server and waits (up to wait_ms) until it chats.
+ * Returns 0 or -1. */
+int it_pair_start(it_pair *p, const it_env *e, int wait_ms);
+/* Stops the chat, waits for every send to be surfaced, checks, joins. */
+void it_pair_stop(it_pair *p);
+/* The pair's conversation (0 before it is open). */
+uint64_t it_pair_conv(it_pair *p);
 
 #endif

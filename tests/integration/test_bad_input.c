@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <cmocka.h>
 
 #include "itest.h"
@@ -47,106 +45,21 @@ static it_env E; /* main thread: the server */
 
 /* ---- the well-behaved pair, on its own thread and loop ------------------ */
 
-typedef struct pair {
-    pthread_t th;
-    bool started;
-    char url[128], data_dir[256];
-    atomic_int ready; /* 1: conv open, sending; -1: failed */
-    atomic_int stop;
-    atomic_ullong conv;
-    /* results, read after the join */
-    int problems;
-    unsigned violations;
-    size_t sent[2], surfaced[2];
-    unsigned readies[2], backoffs[2];
-    long long ms;
-} pair;
-
-static pair P;
-static it_env PE; /* the pair's env, owned by its thread */
-static it_device *pd[2];
-static uv_timer_t ptimer;
-static int pnext[2];
-
-static void pair_tick(uv_timer_t *t)
-{
-    (void)t;
-    uint64_t conv = atomic_load(&P.conv);
-    for (int i = 0; i < 2; i++)
-        if (pd[i]->n_sends < PAIR_MAX)
-            it_send_n(pd[i], conv, pnext[i]++, 1, i ? "dave" : "carol");
-}
-
-static void *pair_main(void *arg)
-{
-    (void)arg;
-    int64_t t0 = harness_now_ms();
-    it_env_init(&PE);
-    snprintf(PE.url, sizeof PE.url, "%s", P.url);
-    snprintf(PE.data_dir, sizeof PE.data_dir, "%s", P.data_dir);
-    /* Tokens are minted here, before the main thread goes on (the
-     * harness's token buffer is not thread-safe). */
-    pd[1] = it_device_new(&PE, "dave", "agent", "dave-d1");
-    pd[0] = it_device_new(&PE, "carol", "customer", "carol-d1");
-    uint64_t conv = 0;
-    if (it_device_start(pd[1]) == 0 && it_device_wait_ready(pd[1], WAIT_MS) &&
-        it_device_start(pd[0]) == 0 && it_device_wait_ready(pd[0], WAIT_MS))
-        conv = it_open(pd[0], "dave", WAIT_MS);
-    if (!conv) {
-        atomic_store(&P.ready, -1);
-        it_env_free(&PE);
-        return NULL;
-    }
-    atomic_store(&P.conv, conv);
-    uv_timer_init(&PE.loop, &ptimer);
-    /* 40 messages/s each: well-behaved, under the server's SEND rate. */
-    uv_timer_start(&ptimer, pair_tick, 0, 25);
-    atomic_store(&P.ready, 1);
-    while (!atomic_load(&P.stop))
-        it_run_for(&PE, 20);
-    uv_timer_stop(&ptimer);
-    uv_close((uv_handle_t *)&ptimer, NULL);
-    bool ok = it_wait_sent(pd, 2, 30000);
-    uint64_t n = pd[0]->n_sends + pd[1]->n_sends;
-    ok = ok && it_wait_surfaced(pd, 2, conv, n, 30000);
-    it_run_for(&PE, 200);
-    P.problems = ok ? 0 : 1;
-    if (!ok) fprintf(stderr, "pair: not all sent or surfaced\n");
-    P.problems += it_check_conv(&PE, conv, pd, 2, n);
-    P.problems += it_check_store(&PE, conv, pd[0], NULL);
-    P.violations = PE.violations;
-    for (int i = 0; i < 2; i++) {
-        P.sent[i] = pd[i]->n_sent;
-        P.surfaced[i] = it_surfaced(pd[i], conv);
-        P.readies[i] = pd[i]->readies;
-        P.backoffs[i] = pd[i]->backoffs;
-    }
-    P.ms = (long long)(harness_now_ms() - t0);
-    it_env_free(&PE);
-    return NULL;
-}
+static it_pair P;
 
 static void pair_start(void)
 {
     memset(&P, 0, sizeof P);
-    snprintf(P.url, sizeof P.url, "%s", E.url);
-    snprintf(P.data_dir, sizeof P.data_dir, "%s", E.data_dir);
-    assert_int_equal(pthread_create(&P.th, NULL, pair_main, NULL), 0);
-    P.started = true;
-    int64_t deadline = harness_now_ms() + 2 * WAIT_MS;
-    while (atomic_load(&P.ready) == 0 && harness_now_ms() < deadline) {
-        struct timespec ts = {0, 5000000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(atomic_load(&P.ready), 1);
+    P.cust = "carol";
+    P.agent = "dave";
+    P.interval_ms = 25; /* 40 messages/s each: under the SEND rate */
+    P.max_sends = PAIR_MAX;
+    assert_int_equal(it_pair_start(&P, &E, WAIT_MS), 0);
 }
 
 static void pair_stop(void)
 {
-    if (!P.started) return;
-    atomic_store(&P.stop, 1);
-    pthread_join(P.th, NULL);
-    P.started = false;
+    it_pair_stop(&P);
 }
 
 static int teardown(void **state)
@@ -275,7 +188,7 @@ static void test_bad_input(void **state)
     assert_int_equal(it_server_start(&E, rate ? limits : NULL), 0);
     pair_start();
     int64_t t_pair = harness_now_ms();
-    uint64_t pconv = atomic_load(&P.conv);
+    uint64_t pconv = it_pair_conv(&P);
     int cases = 0;
     it_raw r;
     char tok[2048];
