@@ -482,7 +482,8 @@ conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc)
 {
     conv *c = sb_map_get(&gw->convs, pc->conv_id);
     if (!c) return sb__gw_conv_cache(gw, pc);
-    if (conv_fill(c, pc) != 0) return c;
+    /* Out of memory leaves the cached form as it was. */
+    (void)conv_fill(c, pc);
     return c;
 }
 
