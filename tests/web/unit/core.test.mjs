@@ -627,6 +627,29 @@ test('initialWindow: a new conversation starts near its newest message', () => {
   assert.equal(t.cc.cursor(7), 10);
 });
 
+test('initialWindow: a push held before the first SYNC answer does not pull the whole history', () => {
+  // An agent's "joined" event is pushed between WELCOME and the SYNC
+  // answer: the conversation is known only by a held message.
+  const t = h({ initialWindow: 3 });
+  t.cc.start(t.now);
+  t.cc.onOpen(t.now);
+  t.pull();
+  t.welcome(t.out[0].rid);
+  t.pull();
+  let sync = t.kind('sync')[0];
+  t.push(7, [10]);
+  assert.equal(t.msgs.length, 0);
+  const conv = { conv_id: 7, last_seq: 10, members: [] };
+  t.feed({ rid: sync.rid, sync_resp: { messages: range(1, 4).map((s) => t.msg(7, s)), more: true, convs: [conv] } });
+  assert.equal(t.cc.cursor(7), 7);
+  t.pull();
+  sync = t.kind('sync')[0];
+  assert.deepEqual(sync.sync.cursors, [{ conv_id: 7, seq: 7 }]);
+  t.feed({ rid: sync.rid, sync_resp: { messages: range(8, 10).map((s) => t.msg(7, s)), more: false, convs: [] } });
+  assert.deepEqual(t.surfaced(7), [8, 9, 10]);
+  assert.equal(t.cc.stats().heldNow, 0);
+});
+
 test('offline and online: drop now, reconnect at once', () => {
   const t = h();
   t.ready();

@@ -240,6 +240,7 @@ export class ClientCore {
       peerDelivered: 0, // max over the other participants
       peerRead: 0,
       held: [], // ascending seq, all > surfaced + 1
+      placed: false, // the cursor was set (setCursor, initialWindow)
       track: [], // SENT sends watched for receipts, ascending seq
       trackDelivered: 0, // how many leading track entries are DELIVERED
     };
@@ -318,15 +319,22 @@ export class ClientCore {
   }
 
   // A conversation this device has never seen starts initialWindow
-  // messages before its newest; older ones are HISTORY's.
+  // messages before its newest; older ones are HISTORY's. "Never seen"
+  // includes one known only by pushes held behind the gap from 0 (e.g. an
+  // agent's "joined" event pushed between WELCOME and the SYNC answer):
+  // nothing of it surfaced and no cursor was set.
   conversationSeen(conv) {
     if (!conv || !conv.conv_id) return;
-    if (!this.convs.has(conv.conv_id) && this.cfg.initialWindow > 0 && conv.last_seq > this.cfg.initialWindow) {
-      const c = this.conv(conv.conv_id, true);
+    const known = this.convs.get(conv.conv_id);
+    if ((!known || (known.surfaced === 0 && !known.placed)) && this.cfg.initialWindow > 0 && conv.last_seq > this.cfg.initialWindow) {
+      const c = known || this.conv(conv.conv_id, true);
       if (c) {
         c.surfaced = conv.last_seq - this.cfg.initialWindow;
+        c.placed = true;
         this.st.skipped += c.surfaced;
         this.syncProgress = true;
+        this.heldDropThrough(c, c.surfaced);
+        this.heldDrain(c);
       }
     }
     if (this.cbs.onConversation) this.cbs.onConversation(conv);
@@ -1041,6 +1049,7 @@ export class ClientCore {
     if (!convId) throw new SbError('ERR_INVALID');
     const c = this.conv(convId, true);
     if (!c) throw new SbError('ENOBUFS');
+    c.placed = true;
     if (seq > c.surfaced) {
       c.surfaced = seq;
       this.heldDropThrough(c, seq);
