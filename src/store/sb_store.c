@@ -22,7 +22,7 @@
 #include "sb_error.h"
 #include "sb_utf8.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define BUSY_TIMEOUT_MS 5000
 #define CACHE_KIB 8192       /* page cache per connection */
 #define USER_ID_BYTES_MAX 64 /* user and device ids */
@@ -126,11 +126,19 @@ static const char SCHEMA_V3_SQL[] =
     "ALTER TABLE messages ADD COLUMN review INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX messages_review ON messages(msg_id) WHERE review <> 0;";
 
+/* Version 4: settings the server keeps in the store (sb_store_config_*),
+ * such as the desk configuration that admins edit while it runs. */
+static const char SCHEMA_V4_SQL[] = "CREATE TABLE config("
+                                    " key TEXT PRIMARY KEY,"
+                                    " value TEXT NOT NULL,"
+                                    " updated_ts INTEGER NOT NULL);";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SCHEMA_VERSION] = {
     SCHEMA_V1_SQL,
     SCHEMA_V2_SQL,
     SCHEMA_V3_SQL,
+    SCHEMA_V4_SQL,
 };
 
 #define MSG_COLS_(p)                                                           \
@@ -2173,4 +2181,119 @@ err:
         sbp__conversation__free_unpacked(list[i], NULL);
     free(list);
     return rc;
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+/* Configuration is read and written rarely (at start, on an admin's
+ * command): its statements are prepared for each call rather than kept. */
+
+static bool config_key_valid(const char *key)
+{
+    size_t n = key ? strnlen(key, SB_STORE_CONFIG_KEY_BYTES_MAX + 1) : 0;
+    return n >= 1 && n <= SB_STORE_CONFIG_KEY_BYTES_MAX &&
+           sb_utf8_valid(key, n);
+}
+
+int sb_store_config_get(sb_store *s, const char *key, char **out, size_t *len)
+{
+    assert(s && out && len);
+    *out = NULL;
+    *len = 0;
+    if (!config_key_valid(key)) return SB_E_INVALID;
+    sqlite3_stmt *st = NULL;
+    bool own;
+    int rc = read_begin(s, &own);
+    if (rc) return rc;
+    rc = SB_E_STORE;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM config WHERE key = ?1", -1,
+                           &st, NULL) != SQLITE_OK)
+        goto out;
+    bind_str(st, 1, key);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE) {
+        rc = SB_E_NOT_FOUND;
+    } else if (step == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        rc = -ENOMEM;
+        if ((*out = str_dup_n(v ? v : "", v ? n : 0))) {
+            *len = v ? n : 0;
+            rc = 0;
+        }
+    }
+out:
+    sqlite3_finalize(st);
+    read_end(s, own);
+    return rc;
+}
+
+int sb_store_config_set(sb_store *s, const char *key, const char *value,
+                        size_t len, int64_t now_ms)
+{
+    assert(s && (value || len == 0));
+    assert(in_write_txn(s));
+    if (!config_key_valid(key) || memchr(value ? value : "", '\0', len) ||
+        !sb_utf8_valid(value ? value : "", len))
+        return SB_E_INVALID;
+    if (len > SB_STORE_CONFIG_BYTES_MAX) return SB_E_TOO_LARGE;
+    sqlite3_stmt *st = NULL;
+    int rc = SB_E_STORE;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO config(key, value, updated_ts)"
+                           " VALUES(?1, ?2, ?3) ON CONFLICT(key) DO UPDATE"
+                           " SET value = excluded.value,"
+                           " updated_ts = excluded.updated_ts",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto out;
+    bind_str(st, 1, key);
+    sqlite3_bind_text(st, 2, value ? value : "", (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now_ms);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SB_E_STORE;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- members other than the customer and the agent --------------------- */
+
+int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
+                        Sbp__Role role, int64_t now_ms)
+{
+    assert(s);
+    assert(in_write_txn(s));
+    if (!id_valid(user_id) || (int)role <= (int)SBP__ROLE__ROLE_UNSPECIFIED ||
+        (int)role > (int)SBP__ROLE__ROLE_ADMIN)
+        return SB_E_INVALID;
+    int64_t last;
+    sqlite3_stmt *st = s->st[ST_CONV_SEQ];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
+    /* Members other than this one, plus one. */
+    st = s->st[ST_MEMBER_COUNT];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    bind_str(st, 2, user_id);
+    bind_str(st, 3, user_id);
+    if ((rc = int_query(st, &last))) return rc;
+    if (last + 1 > SB_STORE_MEMBERS_MAX) return SB_E_TOO_LARGE;
+    st = s->st[ST_MEMBER_AGENT];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    bind_str(st, 2, user_id);
+    sqlite3_bind_int(st, 3, (int)role);
+    sqlite3_bind_int64(st, 4, now_ms);
+    return step_reset(st);
+}
+
+int sb_store_member_del(sb_store *s, uint64_t conv_id, const char *user_id)
+{
+    assert(s);
+    assert(in_write_txn(s));
+    if (!id_valid(user_id)) return SB_E_INVALID;
+    sqlite3_stmt *st = s->st[ST_MEMBER_DEL];
+    sqlite3_bind_int64(st, 1, i64(conv_id));
+    bind_str(st, 2, user_id);
+    return step_reset(st);
 }

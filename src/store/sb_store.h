@@ -1,5 +1,6 @@
 /* The embedded store: SQLite in WAL mode, the store of record for users,
- * conversations, members, messages, idempotency records and device cursors.
+ * conversations, members, messages, idempotency records, device cursors
+ * and the server's settings (the desk configuration).
  *
  * An sb_store is one SQLite connection and must be used by one thread at a
  * time. The server runs one writer connection (all writes, batched into
@@ -215,6 +216,34 @@ int sb_store_service_convs(sb_store *s, Sbp__ConvState state,
  * whenever the lag grows large); max_msgs 0 only reports, and needs no
  * transaction. *left (if left): how many remain unindexed after. */
 int sb_store_index(sb_store *s, uint32_t max_msgs, uint64_t *left);
+
+/* Makes user_id a member of conv with role, or gives a member that role
+ * (an external bot joining a service conversation). SB_E_NOT_FOUND
+ * without the conversation, SB_E_INVALID for a malformed id or role,
+ * SB_E_TOO_LARGE past SB_STORE_MEMBERS_MAX. */
+int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
+                        Sbp__Role role, int64_t now_ms);
+/* user_id stops being a member of conv (nothing happens if it is not
+ * one). */
+int sb_store_member_del(sb_store *s, uint64_t conv_id, const char *user_id);
+
+/* ---- configuration ----------------------------------------------------------
+ *
+ * Named settings the server keeps in the store rather than in files (the
+ * desk configuration, edited by admins while the server runs): a key of
+ * 1..SB_STORE_CONFIG_KEY_BYTES_MAX bytes, a UTF-8 text value. */
+
+#define SB_STORE_CONFIG_KEY_BYTES_MAX 64
+#define SB_STORE_CONFIG_BYTES_MAX (8u << 20)
+
+/* The value stored under key into *out (malloc'd, NUL-terminated; the
+ * caller frees) and its length into *len. SB_E_NOT_FOUND if none. */
+int sb_store_config_get(sb_store *s, const char *key, char **out, size_t *len);
+/* Stores len bytes of value under key, replacing what was there; inside
+ * a write transaction. SB_E_INVALID for a bad key or a value that is not
+ * UTF-8 (or holds a NUL), SB_E_TOO_LARGE over SB_STORE_CONFIG_BYTES_MAX. */
+int sb_store_config_set(sb_store *s, const char *key, const char *value,
+                        size_t len, int64_t now_ms);
 
 /* ---- test hook ----------------------------------------------------------- */
 

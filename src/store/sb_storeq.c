@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "sb_error.h"
@@ -87,6 +88,7 @@ static bool kind_is_write(sb_req_kind k)
     case SB_REQ_RECALL:
     case SB_REQ_TAG:
     case SB_REQ_FIRST_RESPONSE:
+    case SB_REQ_CONFIG_SET:
         return true;
     default:
         return false;
@@ -104,6 +106,7 @@ static bool kind_is_read(sb_req_kind k)
     case SB_REQ_CONV_LIST:
     case SB_REQ_SEARCH:
     case SB_REQ_SERVICE_CONVS:
+    case SB_REQ_CONFIG_GET:
         return true;
     default:
         return false;
@@ -165,6 +168,8 @@ static void service_void(sb_req *r)
     }
 }
 
+static int conv_reload(sb_store *s, Sbp__Conversation **c);
+
 /* The main operation of a customer-service write; *with_msgs says whether
  * req->msgs are to follow it. */
 static int apply_service(sb_store *s, sb_req *r, int64_t now, bool *with_msgs)
@@ -184,16 +189,29 @@ static int apply_service(sb_store *s, sb_req *r, int64_t now, bool *with_msgs)
         for (size_t i = 0; i < r->n_msgs; i++)
             r->msgs[i]->conv_id = r->u.svc_open.conv->conv_id;
         *with_msgs = true;
-        return 0;
+        if (!r->u.svc_open.bot[0]) return 0;
+        if (!fixed_str_ok(r->u.svc_open.bot, sizeof r->u.svc_open.bot))
+            return SB_E_INVALID;
+        rc = sb_store_member_put(s, r->u.svc_open.conv->conv_id,
+                                 r->u.svc_open.bot, SBP__ROLE__ROLE_BOT, now);
+        return rc ? rc : conv_reload(s, &r->u.svc_open.conv);
     }
-    case SB_REQ_ROUTE:
+    case SB_REQ_ROUTE: {
         if (!fixed_str_ok(r->u.route.group, sizeof r->u.route.group) ||
-            !fixed_str_ok(r->u.route.agent, sizeof r->u.route.agent))
+            !fixed_str_ok(r->u.route.agent, sizeof r->u.route.agent) ||
+            !fixed_str_ok(r->u.route.bot, sizeof r->u.route.bot))
             return SB_E_INVALID;
         *with_msgs = true;
-        return sb_store_conv_route(s, r->u.route.conv_id, r->u.route.state,
-                                   r->u.route.group, r->u.route.agent, now,
-                                   &r->u.route.conv);
+        int rc = sb_store_conv_route(s, r->u.route.conv_id, r->u.route.state,
+                                     r->u.route.group, r->u.route.agent, now,
+                                     &r->u.route.conv);
+        if (rc || !r->u.route.bot[0]) return rc;
+        rc = r->u.route.state == SBP__CONV_STATE__STATE_BOT
+                 ? sb_store_member_put(s, r->u.route.conv_id, r->u.route.bot,
+                                       SBP__ROLE__ROLE_BOT, now)
+                 : sb_store_member_del(s, r->u.route.conv_id, r->u.route.bot);
+        return rc ? rc : conv_reload(s, &r->u.route.conv);
+    }
     case SB_REQ_RECALL:
         *with_msgs = true;
         return sb_store_recall(s, r->u.recall.conv_id, r->u.recall.seq);
@@ -268,10 +286,33 @@ static int apply_service_write(sb_store *s, sb_req *r)
     return end ? end : rc;
 }
 
+/* Every key of a CONFIG_SET, or none: a refusal of one undoes the others. */
+static int apply_config_set(sb_store *s, sb_req *r)
+{
+    if (r->u.config.n == 0 || r->u.config.n > SB_REQ_CONFIG_KEYS_MAX)
+        return SB_E_INVALID;
+    for (size_t i = 0; i < r->u.config.n; i++)
+        if (!fixed_str_ok(r->u.config.keys[i], sizeof r->u.config.keys[i]) ||
+            (r->u.config.lens[i] && !r->u.config.values[i]))
+            return SB_E_INVALID;
+    int64_t now = r->u.config.now_ms ? r->u.config.now_ms : wall_ms();
+    int rc = sb__store_savepoint(s);
+    if (rc) return rc;
+    for (size_t i = 0; rc == 0 && i < r->u.config.n; i++)
+        rc = sb_store_config_set(s, r->u.config.keys[i], r->u.config.values[i],
+                                 r->u.config.lens[i], now);
+    if (rc == 0) return sb__store_savepoint_end(s, true);
+    if (!rc_is_request_level(rc)) return rc;
+    int end = sb__store_savepoint_end(s, false);
+    return end ? end : rc;
+}
+
 static int apply_write(sb_store *s, sb_req *r)
 {
     if (is_service_write(r->kind)) return apply_service_write(s, r);
     switch (r->kind) {
+    case SB_REQ_CONFIG_SET:
+        return apply_config_set(s, r);
     case SB_REQ_APPEND:
         r->u.append.duplicate = false;
         if (!r->u.append.msg) return SB_E_INVALID;
@@ -400,6 +441,31 @@ static void apply_read(sb_store *s, sb_req *r)
                                        &r->u.service_convs.list,
                                        &r->u.service_convs.n);
         break;
+    case SB_REQ_CONFIG_GET:
+        r->rc = r->u.config.n && r->u.config.n <= SB_REQ_CONFIG_KEYS_MAX
+                    ? 0
+                    : SB_E_INVALID;
+        for (size_t i = 0; r->rc == 0 && i < r->u.config.n; i++) {
+            r->u.config.values[i] = NULL;
+            r->u.config.lens[i] = 0;
+            if (!fixed_str_ok(r->u.config.keys[i],
+                              sizeof r->u.config.keys[i])) {
+                r->rc = SB_E_INVALID;
+                break;
+            }
+            int rc = sb_store_config_get(s, r->u.config.keys[i],
+                                         &r->u.config.values[i],
+                                         &r->u.config.lens[i]);
+            if (rc && rc != SB_E_NOT_FOUND) r->rc = rc;
+        }
+        if (r->rc) {
+            for (size_t i = 0; i < r->u.config.n && i < SB_REQ_CONFIG_KEYS_MAX;
+                 i++) {
+                free(r->u.config.values[i]);
+                r->u.config.values[i] = NULL;
+            }
+        }
+        break;
     default:
         assert(!"not a read");
         r->rc = SB_E_INTERNAL;
@@ -466,6 +532,7 @@ static void writer_main(void *arg)
 {
     sb_storeq *q = arg;
     uint64_t lag = 1; /* unindexed messages; look once idle at start */
+    prctl(PR_SET_NAME, "sb-writer"); /* for top -H and perf */
     uv_mutex_lock(&q->mu);
     for (;;) {
         while ((!q->wq.head || q->hold) && !q->stopping) {
@@ -521,6 +588,7 @@ static void writer_main(void *arg)
 static void reader_main(void *arg)
 {
     sb_storeq *q = arg;
+    prctl(PR_SET_NAME, "sb-reader");
     uv_mutex_lock(&q->mu);
     for (;;) {
         while (!q->rq.head && !q->stopping)

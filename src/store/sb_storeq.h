@@ -39,9 +39,13 @@ typedef enum sb_req_kind {
     SB_REQ_CONV_LIST,     /* u.conv_list */
     SB_REQ_SEARCH,        /* u.search */
     SB_REQ_SERVICE_CONVS, /* u.service_convs */
+    /* configuration (sb_store_config_*) */
+    SB_REQ_CONFIG_SET, /* u.config: write keys = values, as one */
+    SB_REQ_CONFIG_GET, /* u.config: read the values of keys */
 } sb_req_kind;
 
 #define SB_REQ_MSGS_MAX 4 /* messages appended with a customer-service write */
+#define SB_REQ_CONFIG_KEYS_MAX 2 /* settings per CONFIG request */
 
 typedef struct sb_req sb_req;
 struct sb_req {
@@ -106,6 +110,9 @@ struct sb_req {
         } receipts;
         struct {
             char customer[65], desk[65], group[65];
+            /* An external bot ("": none) that joins a conversation this
+             * creates, as a member with role bot. */
+            char bot[65];
             int64_t now_ms;
             Sbp__Conversation *conv; /* out, then owned by the caller */
             bool created;            /* out */
@@ -114,6 +121,9 @@ struct sb_req {
             uint64_t conv_id;
             Sbp__ConvState state;
             char group[65], agent[65];
+            /* An external bot ("": none): it becomes a member (role bot)
+             * when state is STATE_BOT, and stops being one otherwise. */
+            char bot[65];
             int64_t now_ms;
             Sbp__Conversation *conv; /* out, then owned by the caller */
         } route;
@@ -155,6 +165,17 @@ struct sb_req {
             Sbp__Conversation **list; /* out, then owned by the caller */
             size_t n;
         } service_convs;
+        struct {
+            size_t n; /* keys used, 1..SB_REQ_CONFIG_KEYS_MAX */
+            char keys[SB_REQ_CONFIG_KEYS_MAX]
+                     [SB_STORE_CONFIG_KEY_BYTES_MAX + 1];
+            /* SET: the values (owned by the caller) and their lengths;
+             * GET: out, NULL for a key with nothing stored, then owned by
+             * the caller. */
+            char *values[SB_REQ_CONFIG_KEYS_MAX];
+            size_t lens[SB_REQ_CONFIG_KEYS_MAX];
+            int64_t now_ms;
+        } config;
     } u;
     /* Messages appended in the same transaction after a SERVICE_OPEN (only
      * if it created the conversation), ROUTE, RECALL or TAG: each gets its

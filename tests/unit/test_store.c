@@ -3047,6 +3047,103 @@ static void test_storeq_apply_service(void **state)
     sb_store_close(s);
 }
 
+/* Settings in the store: stored through storeq as one, read back after a
+ * reopen, refused when malformed; and an external bot's membership of a
+ * service conversation following its state. */
+static void test_config_and_bot_members(void **state)
+{
+    (void)state;
+    tmpdb t;
+    tmpdb_make(&t);
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
+    assert_int_equal(raw_int(t.path, "PRAGMA user_version"), 4);
+    char *v = NULL;
+    size_t n = 0;
+    assert_int_equal(sb_store_config_get(s, "desk", &v, &n), SB_E_NOT_FOUND);
+    assert_null(v);
+
+    sb_req r;
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_CONFIG_SET;
+    r.u.config.n = 2;
+    snprintf(r.u.config.keys[0], sizeof r.u.config.keys[0], "desk");
+    snprintf(r.u.config.keys[1], sizeof r.u.config.keys[1], "desk.hash");
+    r.u.config.values[0] = "{\"desks\":[]}";
+    r.u.config.lens[0] = strlen(r.u.config.values[0]);
+    r.u.config.values[1] = "abc";
+    r.u.config.lens[1] = 3;
+    r.u.config.now_ms = NOW;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    /* A bad second value undoes the first. */
+    r.u.config.values[0] = "changed";
+    r.u.config.lens[0] = 7;
+    r.u.config.values[1] = "\xff";
+    r.u.config.lens[1] = 1;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+    r.u.config.n = 0;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_INVALID);
+    sb_store_close(s);
+
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_CONFIG_GET;
+    r.u.config.n = 2;
+    snprintf(r.u.config.keys[0], sizeof r.u.config.keys[0], "desk");
+    snprintf(r.u.config.keys[1], sizeof r.u.config.keys[1], "nothing");
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.u.config.values[0], "{\"desks\":[]}");
+    assert_int_equal(r.u.config.lens[0], 12);
+    assert_null(r.u.config.values[1]);
+    free(r.u.config.values[0]);
+    assert_int_equal(sb_store_config_get(s, "desk.hash", &v, &n), 0);
+    assert_string_equal(v, "abc");
+    free(v);
+    assert_int_equal(sb_store_config_get(s, "", &v, &n), SB_E_INVALID);
+
+    /* The bot joins the conversation it opens with, and leaves when the
+     * conversation leaves STATE_BOT. */
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_SERVICE_OPEN;
+    snprintf(r.u.svc_open.customer, sizeof r.u.svc_open.customer, "cust");
+    snprintf(r.u.svc_open.bot, sizeof r.u.svc_open.bot, "helper");
+    r.u.svc_open.now_ms = NOW;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    Sbp__Conversation *c = r.u.svc_open.conv;
+    assert_int_equal(c->n_members, 2);
+    assert_string_equal(c->members[1]->user_id, "helper");
+    assert_int_equal(c->members[1]->role, SBP__ROLE__ROLE_BOT);
+    uint64_t id = c->conv_id;
+    sbp__conversation__free_unpacked(c, NULL);
+    route_req(&r, id, SBP__CONV_STATE__STATE_QUEUED, "g", "", NOW + 1);
+    snprintf(r.u.route.bot, sizeof r.u.route.bot, "helper");
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.u.route.conv->n_members, 1);
+    sbp__conversation__free_unpacked(r.u.route.conv, NULL);
+    route_req(&r, id, SBP__CONV_STATE__STATE_BOT, "g", "", NOW + 2);
+    snprintf(r.u.route.bot, sizeof r.u.route.bot, "helper");
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.u.route.conv->n_members, 2);
+    sbp__conversation__free_unpacked(r.u.route.conv, NULL);
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(
+        sb_store_member_put(s, 999, "helper", SBP__ROLE__ROLE_BOT, NOW),
+        SB_E_NOT_FOUND);
+    assert_int_equal(sb_store_member_put(s, id, "", SBP__ROLE__ROLE_BOT, NOW),
+                     SB_E_INVALID);
+    assert_int_equal(sb_store_member_del(s, id, "nobody"), 0);
+    sb_store_rollback(s);
+    sb_store_close(s);
+    tmpdb_remove(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3080,6 +3177,7 @@ int main(void)
         cmocka_unit_test(test_review_flag),
         cmocka_unit_test(test_storeq_route_atomic),
         cmocka_unit_test(test_storeq_apply_service),
+        cmocka_unit_test(test_config_and_bot_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
