@@ -671,6 +671,12 @@ static void fw_canned(void *ud, uint32_t rid, int err,
     if (!c->closing && c->cbs.on_canned) c->cbs.on_canned(c->ud, rid, err, l);
 }
 
+static void fw_admin(void *ud, uint32_t rid, int err, const char *text)
+{
+    sb_client *c = ud;
+    if (!c->closing && c->cbs.on_admin) c->cbs.on_admin(c->ud, rid, err, text);
+}
+
 static void fw_recalled(void *ud, uint64_t conv_id, uint64_t seq)
 {
     sb_client *c = ud;
@@ -744,6 +750,7 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         .on_search = fw_search,
         .on_canned = fw_canned,
         .on_recalled = fw_recalled,
+        .on_admin = fw_admin,
     };
     sb_client_core_io io = {
         .ud = c,
@@ -797,6 +804,17 @@ int sb_client_send(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
     if (c->closing) return -ESHUTDOWN;
     int rc = sb_client_core_send(c->core, conv_id, type, body, len, quote_seq,
                                  id_out);
+    client_flush(c);
+    return rc;
+}
+
+int sb_client_send_robot(sb_client *c, uint64_t conv_id, const char *body,
+                         const char *const *quick, size_t n_quick,
+                         uint8_t *id_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    int rc = sb_client_core_send_robot(c->core, conv_id, body, strlen(body),
+                                       quick, n_quick, id_out);
     client_flush(c);
     return rc;
 }
@@ -914,6 +932,13 @@ int sb_client_canned_list(sb_client *c, const char *desk, uint32_t *rid_out)
 {
     if (c->closing) return -ESHUTDOWN;
     return flushed(c, sb_client_core_canned_list(c->core, desk, rid_out));
+}
+
+int sb_client_admin_cmd(sb_client *c, const char *op, const char *body,
+                        uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_admin_cmd(c->core, op, body, rid_out));
 }
 
 int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq)

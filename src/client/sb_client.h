@@ -53,6 +53,10 @@ void sb_client_close(sb_client *c, void (*on_closed)(void *ud));
 int sb_client_send(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
                    const char *body, size_t len, uint64_t quote_seq,
                    uint8_t *id_out);
+/* A bot's MSG_ROBOT with quick replies (sb_client_core_send_robot). */
+int sb_client_send_robot(sb_client *c, uint64_t conv_id, const char *body,
+                         const char *const *quick, size_t n_quick,
+                         uint8_t *id_out);
 /* Convenience: a NUL-terminated MSG_TEXT. */
 int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,
                         uint8_t *id_out);
@@ -91,6 +95,10 @@ int sb_client_conv_list(sb_client *c, const char *cursor, uint32_t limit,
 int sb_client_search(sb_client *c, uint64_t conv_id, const char *query,
                      uint32_t limit, uint32_t *rid_out);
 int sb_client_canned_list(sb_client *c, const char *desk, uint32_t *rid_out);
+/* An admin's command with its input, answered through on_admin
+ * (sb_client_core_admin_cmd). */
+int sb_client_admin_cmd(sb_client *c, const char *op, const char *body,
+                        uint32_t *rid_out);
 
 /* Accessors (also valid in callbacks). */
 sb_client_state sb_client_get_state(const sb_client *c);

@@ -46,6 +46,7 @@ typedef struct cc_out {
     uint32_t rid, attempts;
     Sbp__MsgType type;
     bool inflight;
+    uint8_t n_quick; /* quick replies, each NUL-terminated after the body */
     size_t body_len;
     char body[];
 } cc_out;
@@ -73,6 +74,7 @@ enum {
     REQ_CONV_LIST,
     REQ_SEARCH,
     REQ_CANNED,
+    REQ_ADMIN_CMD, /* answered by ADMIN_RESP or OK (on_admin) */
 };
 
 #define EVENT_RECALLED "msg.recalled"
@@ -535,6 +537,18 @@ static int send_out(sb_client_core *cc, cc_out *o)
     s.type = o->type;
     s.body = o->body;
     s.quote_seq = o->quote_seq;
+    Sbp__QuickReply qr[SB_CLIENT_QUICK_MAX];
+    Sbp__QuickReply *qp[SB_CLIENT_QUICK_MAX];
+    assert(o->n_quick <= SB_CLIENT_QUICK_MAX);
+    char *q = o->body + o->body_len + 1;
+    for (size_t i = 0; i < o->n_quick; i++) {
+        sbp__quick_reply__init(&qr[i]);
+        qr[i].title = qr[i].payload = q;
+        qp[i] = &qr[i];
+        q += strlen(q) + 1;
+    }
+    s.n_quick_replies = o->n_quick;
+    s.quick_replies = o->n_quick ? qp : NULL;
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = new_rid(cc);
     f.body_case = SBP__FRAME__BODY_SEND;
@@ -656,6 +670,9 @@ static void req_answer(sb_client_core *cc, cc_req r, int err)
         break;
     case REQ_CANNED:
         if (cb->on_canned) cb->on_canned(cc->ud, r.rid, err, NULL);
+        break;
+    case REQ_ADMIN_CMD:
+        if (cb->on_admin) cb->on_admin(cc->ud, r.rid, err, "");
         break;
     default:
         break;
@@ -834,7 +851,10 @@ static void on_error_frame(sb_client_core *cc, uint32_t rid,
         cc_req r = cc->reqs[i];
         if (r.kind == REQ_FREE || r.rid != rid) continue;
         cc->reqs[i].kind = REQ_FREE;
-        req_answer(cc, r, err);
+        if (r.kind == REQ_ADMIN_CMD && cc->cbs.on_admin)
+            cc->cbs.on_admin(cc->ud, rid, err, e->text); /* the reason */
+        else
+            req_answer(cc, r, err);
         return;
     }
     if (cc->cbs.on_error) cc->cbs.on_error(cc->ud, err, e->text);
@@ -972,6 +992,10 @@ void sb_client_core_on_frame(sb_client_core *cc, const uint8_t *p, size_t n,
         break;
     }
     case SBP__FRAME__BODY_OK: {
+        if (req_take(cc, ready, f->rid, REQ_ADMIN_CMD)) {
+            if (cc->cbs.on_admin) cc->cbs.on_admin(cc->ud, f->rid, 0, "");
+            break;
+        }
         cc_req *r = ready ? req_find_done(cc, f->rid) : NULL;
         if (!r) break; /* late: the request timed out */
         r->kind = REQ_FREE;
@@ -995,6 +1019,10 @@ void sb_client_core_on_frame(sb_client_core *cc, const uint8_t *p, size_t n,
     case SBP__FRAME__BODY_CANNED_LIST_RESP:
         if (req_take(cc, ready, f->rid, REQ_CANNED) && cc->cbs.on_canned)
             cc->cbs.on_canned(cc->ud, f->rid, 0, f->canned_list_resp);
+        break;
+    case SBP__FRAME__BODY_ADMIN_RESP:
+        if (req_take(cc, ready, f->rid, REQ_ADMIN_CMD) && cc->cbs.on_admin)
+            cc->cbs.on_admin(cc->ud, f->rid, 0, f->admin_resp->text);
         break;
     case SBP__FRAME__BODY_CONV_UPDATE:
         if (!ready || !f->conv_update->conv) {
@@ -1275,19 +1303,29 @@ void sb_client_core_tick(sb_client_core *cc, int64_t now_ms)
 /* ---- API calls ------------------------------------------------------------
  */
 
-int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
-                        const char *body, size_t len, uint64_t quote_seq,
-                        uint8_t *id_out)
+static int check_str(const char *s, size_t max, bool empty_ok);
+
+/* A new outbox entry: the body, then each quick reply, NUL-terminated. */
+static int out_add(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
+                   const char *body, size_t len, uint64_t quote_seq,
+                   const char *const *quick, size_t n_quick, uint8_t *id_out)
 {
-    assert(cc && (body || len == 0));
+    assert(cc && (body || len == 0) && (quick || n_quick == 0));
     if (cc->state == SB_CLIENT_STOPPED) return -ESHUTDOWN;
     if (conv_id == 0) return SB_E_INVALID;
-    if (len > cc->body_bytes_max) return SB_E_TOO_LARGE;
+    if (len > cc->body_bytes_max || n_quick > SB_CLIENT_QUICK_MAX)
+        return SB_E_TOO_LARGE;
     if (memchr(body ? body : "", '\0', len) ||
         !sb_utf8_valid(body ? body : "", len))
         return SB_E_BAD_UTF8;
+    size_t extra = 0;
+    for (size_t i = 0; i < n_quick; i++) {
+        int rc = check_str(quick[i], SB_CLIENT_QUICK_BYTES_MAX, false);
+        if (rc) return rc;
+        extra += strlen(quick[i]) + 1;
+    }
     if (cc->out_len >= cc->cfg.outbox_max) return -ENOBUFS;
-    cc_out *o = calloc(1, sizeof *o + len + 1);
+    cc_out *o = calloc(1, sizeof *o + len + 1 + extra);
     if (!o) return -ENOMEM;
     cc->io.rand_bytes(cc->io.ud, o->id, sizeof o->id);
     o->conv_id = conv_id;
@@ -1296,6 +1334,13 @@ int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
     o->body_len = len;
     if (len) memcpy(o->body, body, len);
     o->body[len] = '\0';
+    char *q = o->body + len + 1;
+    for (size_t i = 0; i < n_quick; i++) {
+        size_t n = strlen(quick[i]) + 1;
+        memcpy(q, quick[i], n);
+        q += n;
+    }
+    o->n_quick = (uint8_t)n_quick;
     o->prev = cc->out_tail;
     if (cc->out_tail)
         cc->out_tail->next = o;
@@ -1307,6 +1352,22 @@ int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
     cc->pump_needed = true;
     if (id_out) memcpy(id_out, o->id, sizeof o->id);
     return 0;
+}
+
+int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
+                        const char *body, size_t len, uint64_t quote_seq,
+                        uint8_t *id_out)
+{
+    return out_add(cc, conv_id, type, body, len, quote_seq, NULL, 0, id_out);
+}
+
+int sb_client_core_send_robot(sb_client_core *cc, uint64_t conv_id,
+                              const char *body, size_t len,
+                              const char *const *quick, size_t n_quick,
+                              uint8_t *id_out)
+{
+    return out_add(cc, conv_id, SBP__MSG_TYPE__MSG_ROBOT, body, len, 0, quick,
+                   n_quick, id_out);
 }
 
 static cc_req *req_alloc(sb_client_core *cc, int kind)
@@ -1460,6 +1521,28 @@ int sb_client_core_admin(sb_client_core *cc, const char *op,
     f.body_case = SBP__FRAME__BODY_ADMIN;
     f.admin = &a;
     return request(cc, REQ_ADMIN, &f, rid_out);
+}
+
+int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
+                             const char *body, uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    int rc = check_str(op, SB_CLIENT_DESK_BYTES_MAX, false);
+    if (rc) return rc;
+    size_t n = strlen(body ? body : "");
+    /* The server refuses a larger message unread, without the rid. */
+    if (cc->sess.frame_bytes_max &&
+        n + strlen(op) + 64 > cc->sess.frame_bytes_max)
+        return SB_E_TOO_LARGE;
+    if (!sb_utf8_valid(body ? body : "", n)) return SB_E_BAD_UTF8;
+    Sbp__Admin a = SBP__ADMIN__INIT;
+    a.op = (char *)op;
+    a.body = str_or_empty(body);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_ADMIN;
+    f.admin = &a;
+    return request(cc, REQ_ADMIN_CMD, &f, rid_out);
 }
 
 int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,

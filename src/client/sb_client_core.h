@@ -166,6 +166,10 @@ typedef struct sb_client_cbs {
      * back, hide it. Called right after on_message for the event, in seq
      * order like it. */
     void (*on_recalled)(void *ud, uint64_t conv_id, uint64_t seq);
+    /* Answer to sb_client_core_admin_cmd(): err 0 and the server's text
+     * ("" for a plain OK), or err < 0 and the server's reason ("" when
+     * the answer never came). text is valid during the call. */
+    void (*on_admin)(void *ud, uint32_t rid, int err, const char *text);
 } sb_client_cbs;
 
 /* What the core asks of the transport. All three are required. */
@@ -265,6 +269,16 @@ int sb_client_core_next_frame(sb_client_core *cc, const uint8_t **p, size_t *n);
 int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
                         const char *body, size_t len, uint64_t quote_seq,
                         uint8_t *id_out);
+/* The same for a bot: a MSG_ROBOT with quick replies under it (at most
+ * SB_CLIENT_QUICK_MAX, each 1..SB_CLIENT_QUICK_BYTES_MAX bytes of UTF-8,
+ * copied; the button's title and payload). The server takes robot
+ * messages from role bot only. */
+#define SB_CLIENT_QUICK_MAX 8
+#define SB_CLIENT_QUICK_BYTES_MAX 256
+int sb_client_core_send_robot(sb_client_core *cc, uint64_t conv_id,
+                              const char *body, size_t len,
+                              const char *const *quick, size_t n_quick,
+                              uint8_t *id_out);
 /* OPEN: a new conversation with members (user ids) besides this user.
  * READY only. Sets *rid_out; the answer comes through on_open. Returns 0,
  * -ENOTCONN, -ENOBUFS (too many requests), SB_E_INVALID or -ENOMEM. */
@@ -324,6 +338,13 @@ int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
  * through on_done (0, or the server's refusal). */
 int sb_client_core_admin(sb_client_core *cc, const char *op,
                          uint32_t *rid_out);
+/* An administrator's command with its input (docs/protocol.md lists the
+ * ops: "desk-show", "desk-set" with the desk document as body, ...; body
+ * NULL or "" for none). Answered through on_admin with the server's text
+ * or its reason for refusing. SB_E_TOO_LARGE when the frame would exceed
+ * the server's frame_bytes_max. */
+int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
+                             const char *body, uint32_t *rid_out);
 int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,
                            const char *group, uint32_t *rid_out);
 /* RECALL of this user's message seq (not 0) of conv_id. Answered through
