@@ -1,5 +1,6 @@
-/* Desks: configuration loaded from JSON, the rule bot, and the routing
- * state (agent status and load, FIFO queues per skill group). */
+/* Desks: configuration parsed from JSON, the rule bot, and the routing
+ * state (agent status and load, FIFO queues per skill group), which a new
+ * configuration can take over from the one it replaces. */
 #include "sb_desk.h"
 
 #include <assert.h>
@@ -203,6 +204,15 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def,
                     false);
     if (def->default_group < 0)
         return fail(err, elen, "desk %s: default_group: not one of groups", id);
+    json_t *bot = json_object_get(j, "bot");
+    if (bot) {
+        const char *b = json_string_value(bot);
+        if (!b || strlen(b) > SB_DESK_ID_BYTES_MAX)
+            return fail(err, elen,
+                        "desk %s: bot: want a user id of 0..%d bytes", id,
+                        SB_DESK_ID_BYTES_MAX);
+        snprintf(def->bot, sizeof def->bot, "%s", b);
+    }
     json_t *um = json_object_get(j, "unmatched_max");
     def->unmatched_max = json_is_integer(um) ? (uint32_t)json_integer_value(um)
                                              : 2;
@@ -637,6 +647,57 @@ size_t sb_desk_queue_list(const sb_desk *d, int group, uint64_t *out,
 {
     size_t n = 0;
     for (size_t i = 0; i < d->q_len && n < max; i++)
-        if (d->queue[i].group == group) out[n++] = d->queue[i].conv_id;
+        if (group < 0 || d->queue[i].group == group)
+            out[n++] = d->queue[i].conv_id;
     return n;
+}
+
+size_t sb_desk_queue_len(const sb_desk *d)
+{
+    return d ? d->q_len : 0;
+}
+
+/* ---- a new configuration
+ * ----------------------------------------------------- */
+
+int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
+                  size_t *n_orphans)
+{
+    assert(d && orphans && n_orphans);
+    assert(d->q_len == 0); /* just parsed */
+    *orphans = NULL;
+    *n_orphans = 0;
+    if (!old) return 0;
+    size_t cap = old->q_len ? old->q_len : 1;
+    qent *q = malloc(cap * sizeof *q);
+    uint64_t *lost = malloc(cap * sizeof *lost);
+    if (!q || !lost) {
+        free(q);
+        free(lost);
+        return -ENOMEM;
+    }
+    size_t n = 0, n_lost = 0;
+    for (size_t i = 0; i < old->q_len; i++) {
+        const qent *e = &old->queue[i];
+        int g = sb_desk_group(d, old->groups[e->group]);
+        if (g < 0)
+            lost[n_lost++] = e->conv_id;
+        else
+            q[n++] = (qent){e->conv_id, g, e->enqueued_ms};
+    }
+    free(d->queue);
+    d->queue = q;
+    d->q_len = n;
+    d->q_cap = cap;
+    for (size_t i = 0; i < d->n_agents; i++) {
+        agent *a = &d->agents[i];
+        const agent *was = find_agent(old, a->id);
+        if (!was) continue;
+        a->status = was->status;
+        a->load = was->load;
+        a->idle_since_ms = was->idle_since_ms;
+    }
+    *orphans = lost;
+    *n_orphans = n_lost;
+    return 0;
 }

@@ -1,8 +1,9 @@
 /* Customer-service desks: their configuration (skill groups, agents and
- * capacities, bot rules, canned replies, greetings and out-of-hours texts
- * per language, loaded from a JSON file) and the routing state built on
- * it (agent status and load, one FIFO queue per skill group). Pure: no
- * I/O but the loader, no clock (times come in as arguments).
+ * capacities, bot rules, an external bot, canned replies, greetings and
+ * out-of-hours texts per language, parsed from a JSON document) and the
+ * routing state built on it (agent status and load, one FIFO queue per
+ * skill group), which a new configuration takes over (sb_desk_adopt).
+ * Pure: no I/O but the loader, no clock (times come in as arguments).
  *
  * Routing rule: a conversation queued for group g goes to an online agent
  * of g with free capacity, least loaded first, longest idle on ties; when
@@ -63,6 +64,9 @@ typedef struct sb_desk_def {
     size_t n_rules[SB_DESK_LANGS_MAX];
     sb_desk_canned *canned;
     size_t n_canned;
+    /* The user id of an external bot (a client with role bot) that takes
+     * the desk's new conversations while it is online; "" for none. */
+    char bot[SB_DESK_ID_BYTES_MAX + 1];
 } sb_desk_def;
 
 /* Loads a desk file. On failure returns SB_E_INVALID (or -errno) and
@@ -72,6 +76,16 @@ int sb_desk_load(const char *path, sb_desk **out, char *err, size_t err_len);
 int sb_desk_parse(const char *json, size_t len, sb_desk **out, char *err,
                   size_t err_len);
 void sb_desk_free(sb_desk *d);
+
+/* Takes over the routing state of old (may be NULL) into d, a desk just
+ * parsed that has none yet: each agent's status, load and idle time by
+ * agent id, and the queue, in its order, by group name. Conversations
+ * queued for a group d does not have are left out: their ids go to
+ * *orphans (malloc'd, the caller frees; *n_orphans of them), for the
+ * caller to route again. Agents of old that d lacks are dropped with
+ * their state. Returns 0, or -ENOMEM with d unchanged. */
+int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
+                  size_t *n_orphans);
 
 /* The desk with this id, or the first desk for "" or an unknown id. NULL
  * only when no desk is configured. */
@@ -142,8 +156,10 @@ int sb_desk_queued_group(const sb_desk *d, uint64_t conv_id);
 /* The next conversation for agent: the head of the queue, among the
  * agent's groups, that was enqueued first. 0 if none. */
 uint64_t sb_desk_next_for(const sb_desk *d, const char *agent);
-/* Queued conversations of group, in order (for position updates). */
+/* Queued conversations of group (group < 0: of every group), in order. */
 size_t sb_desk_queue_list(const sb_desk *d, int group, uint64_t *out,
                           size_t max);
+/* Conversations queued, all groups. */
+size_t sb_desk_queue_len(const sb_desk *d);
 
 #endif

@@ -1,5 +1,6 @@
 /* Desk configuration, the rule bot and routing: capacity, least-loaded and
- * longest-idle choice, queue order and positions, out-of-hours. */
+ * longest-idle choice, queue order and positions, out-of-hours; a new
+ * configuration taking over the routing state of the old one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,13 +124,22 @@ static void test_bad_config(void **state)
 {
     (void)state;
     const char *bad[] = {
-        "", "[]", "{\"desks\":[]}", "{\"desks\":[{\"groups\":[\"g\"]}]}",
+        "",
+        "[]",
+        "{\"desks\":[]}",
+        "{\"desks\":[{\"groups\":[\"g\"]}]}",
         "{\"desks\":[{\"id\":\"d\",\"groups\":[]}]}",
-        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"default_group\":\"x\"}]}",
-        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":\"a\",\"groups\":[\"nope\"]}]}",
-        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":\"a\",\"groups\":[\"g\"]},{\"id\":\"a\",\"groups\":[\"g\"]}]}",
-        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"rules\":{\"en\":[{\"keywords\":[]}]}}]}",
-        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"rules\":{\"en\":[{\"keywords\":[\"x\"]}]}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"default_group\":\"x\"}]"
+        "}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":"
+        "\"a\",\"groups\":[\"nope\"]}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":"
+        "\"a\",\"groups\":[\"g\"]},{\"id\":\"a\",\"groups\":[\"g\"]}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"rules\":{\"en\":[{"
+        "\"keywords\":[]}]}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"rules\":{\"en\":[{"
+        "\"keywords\":[\"x\"]}]}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"bot\":7}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sb_desk *d = NULL;
@@ -159,6 +169,82 @@ static void test_shipped_demo_desk(void **state)
     sb_desk_free(d);
 }
 
+/* A new configuration keeps statuses, loads and idle times by agent id
+ * and the queue by group name, in order; what was queued for a group it
+ * lacks comes back as orphans; a lower capacity stops new assignments
+ * until the load is below it. */
+static void test_adopt(void **state)
+{
+    (void)state;
+    sb_desk *old = load();
+    int g1 = sb_desk_group(old, "g1"), g2 = sb_desk_group(old, "g2");
+    sb_desk_set_status(old, "a1", SBP__AGENT_STATUS__AGENT_ONLINE, 100);
+    sb_desk_set_status(old, "a2", SBP__AGENT_STATUS__AGENT_AWAY, 200);
+    sb_desk_set_status(old, "a3", SBP__AGENT_STATUS__AGENT_ONLINE, 300);
+    sb_desk_add_load(old, "a1", +1, 400);
+    sb_desk_add_load(old, "a1", +1, 401);
+    sb_desk_add_load(old, "a3", +1, 402);
+    sb_desk_enqueue(old, 11, g2, 10);
+    sb_desk_enqueue(old, 12, g1, 20);
+    sb_desk_enqueue(old, 13, g2, 30);
+    sb_desk_enqueue(old, 14, g1, 40);
+
+    /* g2 is gone, g0 is new (so group indexes move), a2 is gone, a4 is
+     * new, a1's capacity drops to 1 and a3's grows to 4. */
+    static const char NEW[] =
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g0\",\"g1\"],\"bot\":\"b1\"}],"
+        "\"agents\":[{\"id\":\"a1\",\"groups\":[\"g1\"],\"capacity\":1},"
+        "{\"id\":\"a3\",\"groups\":[\"g1\"],\"capacity\":4},"
+        "{\"id\":\"a4\",\"groups\":[\"g0\",\"g1\"]}]}";
+    sb_desk *d = NULL;
+    char err[256];
+    if (sb_desk_parse(NEW, sizeof NEW - 1, &d, err, sizeof err))
+        fail_msg("parse: %s", err);
+    assert_string_equal(sb_desk_get(d, "")->bot, "b1");
+    uint64_t *orphans = NULL;
+    size_t n = 0;
+    assert_int_equal(sb_desk_adopt(d, old, &orphans, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(orphans[0], 11);
+    assert_int_equal(orphans[1], 13);
+    free(orphans);
+    sb_desk_free(old);
+
+    int n1 = sb_desk_group(d, "g1");
+    assert_int_equal(n1, 1);
+    assert_int_equal(sb_desk_queue_len(d), 2);
+    assert_int_equal(sb_desk_queued_group(d, 12), n1);
+    assert_int_equal(sb_desk_position(d, 14), 2);
+    uint64_t list[4];
+    assert_int_equal(sb_desk_queue_list(d, -1, list, 4), 2);
+    assert_int_equal(list[0], 12);
+    assert_int_equal(sb_desk_status(d, "a1"), SBP__AGENT_STATUS__AGENT_ONLINE);
+    assert_int_equal(sb_desk_status(d, "a4"), SBP__AGENT_STATUS__AGENT_OFFLINE);
+    assert_false(sb_desk_is_agent(d, "a2"));
+    uint32_t cap, ld;
+    sb_desk_agent_load(d, "a1", &cap, &ld);
+    assert_int_equal(cap, 1);
+    assert_int_equal(ld, 2);
+    sb_desk_agent_load(d, "a3", &cap, &ld);
+    assert_int_equal(cap, 4);
+    assert_int_equal(ld, 1);
+    /* a1 is over its new capacity: a3 gets the next ones. */
+    assert_string_equal(sb_desk_pick(d, n1), "a3");
+    sb_desk_add_load(d, "a3", +3, 500);
+    assert_null(sb_desk_pick(d, n1));
+    sb_desk_add_load(d, "a1", -1, 600);
+    assert_null(sb_desk_pick(d, n1)); /* load 1 of capacity 1 */
+    sb_desk_add_load(d, "a1", -1, 700);
+    assert_string_equal(sb_desk_pick(d, n1), "a1");
+    /* Nothing to take over: nothing changes. */
+    sb_desk *fresh = load();
+    assert_int_equal(sb_desk_adopt(fresh, NULL, &orphans, &n), 0);
+    assert_int_equal(n, 0);
+    free(orphans);
+    sb_desk_free(fresh);
+    sb_desk_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_queue_across_groups),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_shipped_demo_desk),
+        cmocka_unit_test(test_adopt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
