@@ -33,6 +33,7 @@ void sb_gw_config_default(sb_gw_config *c)
     c->retry_attempts_max = 5;
     c->unacked_max = 4096;
     c->receipts_ms = 200;
+    c->cursors_ms = 1000;
     c->sessions_max = 200000;
 }
 
@@ -387,9 +388,9 @@ static void flush_cursors(sb_gw *gw, sess *s)
     s->acks_dirty = false;
 }
 
-static void flush_dirty(sb_gw *gw, bool receipts)
+static void flush_dirty(sb_gw *gw, bool cursors, bool receipts)
 {
-    while (gw->dirty_sessions) {
+    while (cursors && gw->dirty_sessions) {
         sess *s = gw->dirty_sessions;
         gw->dirty_sessions = s->dirty_next;
         s->dirty_next = NULL;
@@ -1301,7 +1302,9 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
     }
     bool receipts = now_ms - gw->last_receipts_ms >= gw->cfg.receipts_ms;
     if (receipts) gw->last_receipts_ms = now_ms;
-    flush_dirty(gw, receipts);
+    bool cursors = now_ms - gw->last_cursors_ms >= gw->cfg.cursors_ms;
+    if (cursors) gw->last_cursors_ms = now_ms;
+    flush_dirty(gw, cursors, receipts);
 }
 
 void sb_gw_start(sb_gw *gw, int64_t now_ms)
@@ -1322,7 +1325,7 @@ size_t sb_gw_store_inflight(const sb_gw *gw)
 
 void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason)
 {
-    flush_dirty(gw, true);
+    flush_dirty(gw, true, true);
     for (size_t i = 0; i < gw->sessions.cap; i++) {
         sess *s = gw->sessions.slots[i].val;
         if (s) close_session(gw, s, code, reason);

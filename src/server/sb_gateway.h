@@ -71,10 +71,15 @@ typedef struct sb_gw_config {
     uint32_t retry_attempts_max;  /* then close: the device will SYNC */
     uint32_t unacked_max;         /* unacked PUSHes per session */
     uint32_t receipts_ms;         /* READ_NOTIFY coalescing interval */
+    /* A device's ACK cursors are stored at most this often (and when its
+     * session ends): a cursor lost in a crash only means pushes again,
+     * which the SDK drops by seq. */
+    uint32_t cursors_ms;
     uint32_t sessions_max;
     /* Customer service: the desks, owned by the caller and outliving the
      * gateway (NULL: none; service OPENs are then refused). The gateway
-     * keeps its routing state (agent status, load, queues) in it. */
+     * keeps its routing state (agent status, load, queues) in it. A new
+     * configuration replaces it with sb_gw_desk_swap(). */
     struct sb_desk *desk;
     /* The sensitive-word filter in force, asked for at every SEND (NULL
      * function or result: no filtering). The filter must stay valid until

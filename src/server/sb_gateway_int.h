@@ -112,6 +112,7 @@ struct sb_gw {
     int64_t now_ms;
     int64_t last_sweep_ms;
     int64_t last_receipts_ms;
+    int64_t last_cursors_ms;
     bool draining;
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */

@@ -225,6 +225,24 @@ static void conn_write_wire(conn *c, sb_buf *buf)
         sb_buf_free(buf);
         return;
     }
+    /* With nothing queued, write at once: most writes are taken whole,
+     * and then no request, no callback and no poll change are needed. */
+    size_t done = 0;
+    if (c->write_inflight == 0) {
+        uv_buf_t b = uv_buf_init((char *)buf->data, (unsigned)buf->len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            sb_buf_free(buf);
+            conn_abort(c);
+            return;
+        }
+        if (n > 0) done = (size_t)n;
+        if (done == buf->len) {
+            sb_buf_free(buf);
+            if (c->close_after_write) conn_abort(c);
+            return;
+        }
+    }
     wreq *w = malloc(sizeof *w);
     if (!w) {
         sb_buf_free(buf);
@@ -234,7 +252,8 @@ static void conn_write_wire(conn *c, sb_buf *buf)
     w->c = c;
     w->buf = *buf;
     *buf = (sb_buf)SB_BUF_INIT;
-    uv_buf_t b = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
+    uv_buf_t b = uv_buf_init((char *)w->buf.data + done,
+                             (unsigned)(w->buf.len - done));
     c->write_inflight += w->buf.len;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         c->write_inflight -= w->buf.len;

@@ -327,9 +327,12 @@ static const char *const STMT_SQL[ST_COUNT] = {
     [ST_MSG_MAX] = "SELECT max(msg_id) FROM messages",
 };
 
+typedef struct wal_watch wal_watch;
+
 struct sb_store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
+    wal_watch *wal; /* set by sb_store_wal_watch */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -679,6 +682,7 @@ void sb_store_close(sb_store *s)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db); /* rolls back an open transaction */
+    free(s->wal);
     free(s);
 }
 
@@ -702,6 +706,39 @@ void sb_store_rollback(sb_store *s)
     /* After SQLITE_FULL or an I/O error SQLite may have rolled back
      * already; ROLLBACK without a transaction would be an error. */
     if (!sqlite3_get_autocommit(s->db)) step_reset(s->st[ST_ROLLBACK]);
+}
+
+struct wal_watch {
+    void (*hook)(void *ud, int frames);
+    void *ud;
+};
+
+static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    wal_watch *w = arg;
+    w->hook(w->ud, frames);
+    return SQLITE_OK;
+}
+
+void sb_store_wal_watch(sb_store *s, void (*hook)(void *ud, int frames),
+                        void *ud)
+{
+    assert(s && hook && !s->wal);
+    s->wal = malloc(sizeof *s->wal);
+    if (!s->wal) return; /* then SQLite keeps checkpointing at commit */
+    *s->wal = (wal_watch){hook, ud};
+    /* Replaces the automatic checkpoint, which is itself a WAL hook. */
+    sqlite3_wal_hook(s->db, on_wal, s->wal);
+}
+
+int sb_store_checkpoint(sb_store *s, int *log, int *done)
+{
+    assert(s && log && done);
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                       log, done);
+    return rc == SQLITE_OK ? 0 : SB_E_STORE;
 }
 
 int sb__store_max_pages(sb_store *s, uint32_t pages)

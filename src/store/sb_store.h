@@ -44,6 +44,18 @@ int sb_store_commit(sb_store *s);
 /* Rolls back the open transaction, if any. Can't fail. */
 void sb_store_rollback(sb_store *s);
 
+/* Checkpoints, for a caller that runs them itself (sb_storeq does, on a
+ * thread of its own, so that commits never wait for one). After
+ * sb_store_wal_watch the connection no longer checkpoints at commit; it
+ * calls hook(ud, frames) after each commit with the frames in the WAL. */
+void sb_store_wal_watch(sb_store *s, void (*hook)(void *ud, int frames),
+                        void *ud);
+/* A passive checkpoint: copies what it can of the WAL into the database
+ * without waiting for anyone. *log is the WAL's size in frames, *done how
+ * many of them are in the database now. 0, or SB_E_STORE (busy: another
+ * checkpoint is running). */
+int sb_store_checkpoint(sb_store *s, int *log, int *done);
+
 /* ---- writes (inside a transaction) --------------------------------------- */
 
 /* Stores a new message. In: msg->conv_id, sender, sender_device,

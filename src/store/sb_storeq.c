@@ -24,6 +24,20 @@
                                  it, bursts of appends pay nothing) */
 #define INDEX_IDLE_MS 20      /* no write for this long: index */
 
+/* Checkpoints run on a thread of their own, so that a commit never waits
+ * for one (they were a third of the writer's time under steady load, and
+ * its slowest commits). That thread copies the WAL into the database once
+ * CKPT_FRAMES frames are waiting; a WAL only starts over when all of it has
+ * been copied at the start of a write, which a steady stream of commits
+ * never lets the other thread achieve: past CKPT_RESTART_FRAMES, once the
+ * checkpointer has left at most CKPT_TAIL_FRAMES behind, the writer copies
+ * that short tail itself between batches and its next commit starts the
+ * WAL over. Past twice that it does so whatever the tail (a bound on the
+ * WAL, for a checkpointer that cannot keep up). A frame is a 4 KiB page. */
+#define CKPT_FRAMES 2048
+#define CKPT_TAIL_FRAMES 256
+#define CKPT_RESTART_FRAMES 16384
+
 typedef struct req_list {
     sb_req *head, *tail;
 } req_list;
@@ -35,20 +49,29 @@ struct sb_storeq {
     void *ud;
     sb_store *wdb, *rdb; /* the same one for an in-memory database */
     uv_mutex_t db_mu;    /* in-memory only: a batch or a read at a time */
-    uv_thread_t writer, reader;
+    sb_store *cdb;       /* the checkpointer's; NULL in memory */
+    uv_thread_t writer, reader, ckpt;
 
     uv_mutex_t mu; /* guards everything below up to `pending` */
-    uv_cond_t wcond, rcond;
+    uv_cond_t wcond, rcond, ccond;
     req_list wq, rq, done;
     bool stopping;      /* threads finish their queues, then exit */
     bool joined;        /* threads gone: submit completes at once */
     bool hold;          /* test hook: the writer takes no batch */
     uint32_t max_pages; /* test hook: to apply before the next batch */
     bool max_pages_set;
+    /* The WAL, as the last commit left it, and what a checkpoint of this
+     * WAL (gen counts restarts) has copied into the database. */
+    int wal_frames, ckpt_done;
+    uint64_t wal_gen;
+    bool ckpt_running; /* a checkpoint, on either thread */
+    int ckpt_frames, ckpt_tail, ckpt_restart; /* CKPT_* or a test's */
+    int hook_frames; /* writer thread only: the WAL hook's last word */
 
     size_t pending; /* loop thread only */
     bool in_cb;     /* loop thread only: inside a done callback */
     atomic_uint_fast64_t commits;
+    atomic_uint_fast64_t checkpoints;
 };
 
 static void list_push(req_list *l, sb_req *r)
@@ -528,6 +551,71 @@ static uint64_t index_chunk(sb_storeq *q, uint64_t chunk)
     return left;
 }
 
+/* ---- checkpoints ----------------------------------------------------- */
+
+static void on_wal_frames(void *ud, int frames)
+{
+    ((sb_storeq *)ud)->hook_frames = frames;
+}
+
+static bool ckpt_due_locked(const sb_storeq *q)
+{
+    int behind = q->wal_frames - q->ckpt_done;
+    return q->cdb && !q->ckpt_running &&
+           (behind >= q->ckpt_frames ||
+            (q->wal_frames >= q->ckpt_restart && behind > q->ckpt_tail));
+}
+
+static bool restart_due_locked(const sb_storeq *q)
+{
+    int behind = q->wal_frames - q->ckpt_done;
+    return q->cdb && !q->ckpt_running && q->wal_frames >= q->ckpt_restart &&
+           (behind <= q->ckpt_tail || q->wal_frames >= 2 * q->ckpt_restart);
+}
+
+/* After a commit of the writer's (mu held): notes the WAL's size. */
+static void wal_note_locked(sb_storeq *q)
+{
+    if (!q->cdb) return;
+    if (q->hook_frames < q->wal_frames) { /* it started over */
+        q->wal_gen++;
+        q->ckpt_done = 0;
+    }
+    q->wal_frames = q->hook_frames;
+    if (ckpt_due_locked(q)) uv_cond_signal(&q->ccond);
+}
+
+/* Runs a checkpoint on s (mu held on entry and exit, released during). */
+static void checkpoint_locked(sb_storeq *q, sb_store *s)
+{
+    assert(!q->ckpt_running);
+    q->ckpt_running = true;
+    uint64_t gen = q->wal_gen;
+    uv_mutex_unlock(&q->mu);
+    int log = 0, done = 0;
+    int rc = sb_store_checkpoint(s, &log, &done);
+    uv_mutex_lock(&q->mu);
+    q->ckpt_running = false;
+    uv_cond_signal(&q->wcond); /* a writer may wait for it (WAL bound) */
+    if (rc == 0 && gen == q->wal_gen && done > q->ckpt_done)
+        q->ckpt_done = done;
+    if (rc == 0) atomic_fetch_add(&q->checkpoints, 1);
+}
+
+static void ckpt_main(void *arg)
+{
+    sb_storeq *q = arg;
+    prctl(PR_SET_NAME, "sb-checkpoint");
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->stopping && !ckpt_due_locked(q))
+            uv_cond_wait(&q->ccond, &q->mu);
+        if (q->stopping) break;
+        checkpoint_locked(q, q->cdb);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
 static void writer_main(void *arg)
 {
     sb_storeq *q = arg;
@@ -549,6 +637,7 @@ static void writer_main(void *arg)
             uv_mutex_unlock(&q->mu);
             lag = index_chunk(q, INDEX_CHUNK);
             uv_mutex_lock(&q->mu);
+            wal_note_locked(q);
         }
         if (!q->wq.head) break; /* stopping, and nothing left */
 
@@ -574,13 +663,22 @@ static void writer_main(void *arg)
 
         uv_mutex_lock(&q->mu);
         done_push_locked(q, first, last);
+        wal_note_locked(q);
         if (lag >= INDEX_LAG_MAX) {
             /* One small chunk per batch: the index gains on the appends
              * without holding the next commit up for long. */
             uv_mutex_unlock(&q->mu);
             lag = index_chunk(q, INDEX_BUSY_CHUNK);
             uv_mutex_lock(&q->mu);
+            wal_note_locked(q);
         }
+        /* The WAL's bound: past it, wait for a running checkpoint (it
+         * falls behind only when the machine is overloaded), then take
+         * the rest. */
+        while (q->cdb && q->ckpt_running && !q->stopping &&
+               q->wal_frames >= 2 * q->ckpt_restart)
+            uv_cond_wait(&q->wcond, &q->mu);
+        if (restart_due_locked(q)) checkpoint_locked(q, q->wdb);
     }
     uv_mutex_unlock(&q->mu);
 }
@@ -686,28 +784,32 @@ uint64_t sb_storeq_commits(const sb_storeq *q)
  * the loop on its next turn. */
 static void storeq_free(sb_storeq *q)
 {
+    sb_store_close(q->cdb);
     if (q->rdb != q->wdb) sb_store_close(q->rdb);
-    sb_store_close(q->wdb);
+    sb_store_close(q->wdb); /* the last: it checkpoints the whole WAL */
     if (q->async) {
         q->async->data = NULL;
         uv_close((uv_handle_t *)q->async, on_async_closed);
     }
     uv_mutex_destroy(&q->db_mu);
+    uv_cond_destroy(&q->ccond);
     uv_cond_destroy(&q->rcond);
     uv_cond_destroy(&q->wcond);
     uv_mutex_destroy(&q->mu);
     free(q);
 }
 
-static void threads_stop(sb_storeq *q, bool writer, bool reader)
+static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt)
 {
     uv_mutex_lock(&q->mu);
     q->stopping = true;
     uv_cond_broadcast(&q->wcond);
     uv_cond_broadcast(&q->rcond);
+    uv_cond_broadcast(&q->ccond);
     uv_mutex_unlock(&q->mu);
     if (writer) uv_thread_join(&q->writer);
     if (reader) uv_thread_join(&q->reader);
+    if (ckpt) uv_thread_join(&q->ckpt);
     uv_mutex_lock(&q->mu);
     q->joined = true;
     uv_mutex_unlock(&q->mu);
@@ -724,10 +826,15 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     q->cb = cb;
     q->ud = ud;
     atomic_init(&q->commits, 0);
+    atomic_init(&q->checkpoints, 0);
+    q->ckpt_frames = CKPT_FRAMES;
+    q->ckpt_tail = CKPT_TAIL_FRAMES;
+    q->ckpt_restart = CKPT_RESTART_FRAMES;
     int rc = uv_mutex_init(&q->mu);
     if (rc) goto err_mu;
     if ((rc = uv_cond_init(&q->wcond))) goto err_wcond;
     if ((rc = uv_cond_init(&q->rcond))) goto err_rcond;
+    if ((rc = uv_cond_init(&q->ccond))) goto err_ccond;
     if ((rc = uv_mutex_init(&q->db_mu))) goto err_db_mu;
 
     /* The writer's connection first: it creates the schema. A second
@@ -737,8 +844,10 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     if ((rc = sb_store_open(path, d, &q->wdb))) goto err;
     if (mem)
         q->rdb = q->wdb;
-    else if ((rc = sb_store_open(path, d, &q->rdb)))
+    else if ((rc = sb_store_open(path, d, &q->rdb)) ||
+             (rc = sb_store_open(path, d, &q->cdb)))
         goto err;
+    if (q->cdb) sb_store_wal_watch(q->wdb, on_wal_frames, q);
     q->async = malloc(sizeof *q->async);
     if (!q->async) {
         rc = -ENOMEM;
@@ -754,7 +863,11 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
 
     if ((rc = uv_thread_create(&q->writer, writer_main, q))) goto err;
     if ((rc = uv_thread_create(&q->reader, reader_main, q))) {
-        threads_stop(q, true, false);
+        threads_stop(q, true, false, false);
+        goto err;
+    }
+    if ((rc = uv_thread_create(&q->ckpt, ckpt_main, q))) {
+        threads_stop(q, true, true, false);
         goto err;
     }
     *out = q;
@@ -764,6 +877,8 @@ err:
     storeq_free(q);
     return rc;
 err_db_mu:
+    uv_cond_destroy(&q->ccond);
+err_ccond:
     uv_cond_destroy(&q->rcond);
 err_rcond:
     uv_cond_destroy(&q->wcond);
@@ -780,7 +895,7 @@ void sb_storeq_stop(sb_storeq *q)
 {
     if (!q) return;
     assert(!q->in_cb); /* q would be freed under its own callback */
-    threads_stop(q, true, true);
+    threads_stop(q, true, true, true);
     while (drain(q)) {
     }
     assert(q->pending == 0);
@@ -794,6 +909,22 @@ void sb__storeq_hold(sb_storeq *q, bool hold)
     q->hold = hold;
     uv_cond_signal(&q->wcond);
     uv_mutex_unlock(&q->mu);
+}
+
+void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart)
+{
+    assert(q && frames > 0 && tail >= 0 && restart > tail);
+    uv_mutex_lock(&q->mu);
+    q->ckpt_frames = frames;
+    q->ckpt_tail = tail;
+    q->ckpt_restart = restart;
+    uv_mutex_unlock(&q->mu);
+}
+
+uint64_t sb_storeq_checkpoints(const sb_storeq *q)
+{
+    assert(q);
+    return atomic_load(&((sb_storeq *)q)->checkpoints);
 }
 
 void sb__storeq_max_pages(sb_storeq *q, uint32_t pages)

@@ -225,12 +225,18 @@ void sb_storeq_apply(sb_store *s, sb_req *req);
 
 /* Number of write transactions committed so far (any thread). */
 uint64_t sb_storeq_commits(const sb_storeq *q);
+/* Checkpoints finished so far, by either thread (for tests and stats). */
+uint64_t sb_storeq_checkpoints(const sb_storeq *q);
 
 /* ---- test hooks ---------------------------------------------------------- */
 
 /* While held, the writer starts no new batch (requests queue up); release
  * to let it take them all at once. Stop overrides a hold. */
 void sb__storeq_hold(sb_storeq *q, bool hold);
+/* Test hook: the checkpoint thresholds (frames waiting before a
+ * checkpoint, the tail the writer copies itself, the WAL size from which
+ * it does), instead of the defaults in sb_storeq.c. */
+void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart);
 /* Applies sb__store_max_pages(pages) to the writer's connection before its
  * next batch. */
 void sb__storeq_max_pages(sb_storeq *q, uint32_t pages);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -1116,6 +1117,72 @@ static void test_storeq_group_commit(void **state)
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), N);
     free(a);
     free(ctx.order);
+    tmpdb_remove(&t);
+}
+
+/* Checkpoints run beside the commits, and the WAL starts over now and
+ * then however steady the writes: with small thresholds, many commits
+ * leave a bounded WAL, and every message is there, in order, before and
+ * after a reopen. */
+static void test_storeq_checkpoints(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 250, PER = 20, NC = 10, N = ROUNDS * PER };
+    tmpdb t;
+    tmpdb_make(&t);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qctx ctx = {.cap = N + 100};
+    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
+    sb_storeq *q = NULL;
+    assert_int_equal(
+        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
+        0);
+    ctx.q = q;
+    sb__storeq_ckpt_limits(q, 16, 4, 64);
+    uint64_t conv[NC];
+    for (int i = 0; i < NC; i++)
+        conv[i] = q_conv_create(&loop, q, &ctx, "cust", "agent");
+    appreq *a = calloc(N, sizeof *a);
+    char wal[128];
+    snprintf(wal, sizeof wal, "%s-wal", t.path);
+    off_t wal_max = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int k = 0; k < PER; k++) {
+            int i = r * PER + k;
+            appreq_init(&a[i], conv[i % NC], i % 2 ? "cust" : "agent",
+                        (uint64_t)i, "a message long enough to fill pages");
+            sb_storeq_submit(q, &a[i].req);
+        }
+        run_all(&loop, q);
+        struct stat st;
+        if (stat(wal, &st) == 0 && st.st_size > wal_max) wal_max = st.st_size;
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(a[i].req.rc, 0);
+    uint64_t ckpts = sb_storeq_checkpoints(q);
+    print_message("storeq: %llu checkpoints, WAL at most %lld bytes\n",
+                  (unsigned long long)ckpts, (long long)wal_max);
+    assert_true(ckpts >= 10);
+    /* 2 x 64 frames and one batch's worth beyond: the WAL started over. */
+    assert_true(wal_max < 400 * 4096);
+    sb_storeq_stop(q);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0); /* closes the async */
+
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
+    for (int c = 0; c < NC; c++) {
+        Sbp__HistoryResp *h = NULL;
+        assert_int_equal(sb_store_history(s, conv[c], 0, 500, &h), 0);
+        assert_int_equal(h->n_messages, N / NC);
+        for (size_t i = 0; i < h->n_messages; i++)
+            assert_int_equal(h->messages[i]->seq, i + 1);
+        sbp__history_resp__free_unpacked(h, NULL);
+    }
+    sb_store_close(s);
+    free(a);
+    free(ctx.order);
+    assert_int_equal(uv_loop_close(&loop), 0);
     tmpdb_remove(&t);
 }
 
@@ -3158,6 +3225,7 @@ int main(void)
         cmocka_unit_test(test_persistence),
         cmocka_unit_test(test_full_disk),
         cmocka_unit_test(test_storeq_group_commit),
+        cmocka_unit_test(test_storeq_checkpoints),
         cmocka_unit_test(test_storeq_stop_drains),
         cmocka_unit_test(test_storeq_full_disk),
         cmocka_unit_test(test_storeq_start_refusals),
