@@ -652,6 +652,21 @@ static int filter_body(sb_gw *gw, const char *body, size_t len,
     return rc;
 }
 
+/* Quick replies of a SEND: at most GW_QUICK_MAX, each with a title of
+ * 1..GW_QUICK_BYTES_MAX bytes (the payload, when given, as long). */
+static int quick_replies_check(const Sbp__Send *snd)
+{
+    if (snd->n_quick_replies > GW_QUICK_MAX) return SB_E_TOO_LARGE;
+    for (size_t i = 0; i < snd->n_quick_replies; i++) {
+        const Sbp__QuickReply *q = snd->quick_replies[i];
+        size_t t = strlen(q->title), p = strlen(q->payload);
+        if (t == 0) return SB_E_INVALID;
+        if (t > GW_QUICK_BYTES_MAX || p > GW_QUICK_BYTES_MAX)
+            return SB_E_TOO_LARGE;
+    }
+    return 0;
+}
+
 static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
 {
     Sbp__Frame *f = *fp;
@@ -681,6 +696,11 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
               snd->type == SBP__MSG_TYPE__MSG_FILE) &&
              (!snd->media || !snd->media->url[0]))
         rc = SB_E_INVALID;
+    /* Quick replies go under a bot's robot message only. */
+    else if (snd->n_quick_replies && snd->type != SBP__MSG_TYPE__MSG_ROBOT)
+        rc = SB_E_INVALID;
+    else if (snd->n_quick_replies)
+        rc = quick_replies_check(snd);
     if (rc) {
         sb__gw_send_error(gw, s, f->rid, rc, cid->len <= 64 ? cid : NULL);
         return;
@@ -737,6 +757,10 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
     m->media = snd->media;
     snd->card = NULL;
     snd->media = NULL;
+    m->quick_replies = snd->quick_replies;
+    m->n_quick_replies = snd->n_quick_replies;
+    snd->quick_replies = NULL;
+    snd->n_quick_replies = 0;
     if (!m->sender || !m->sender_device || !m->lang) {
         sbp__message__free_unpacked(m, NULL);
         free(r);
@@ -965,11 +989,32 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
 
 static void on_admin(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
-    int rc = s->role != SBP__ROLE__ROLE_ADMIN ? SB_E_FORBIDDEN
-             : !gw->io.admin
-                 ? SB_E_INVALID
-                 : gw->io.admin(gw->io.ud, s->id, f->rid, f->admin->op);
+    int rc = SB_E_FORBIDDEN;
+    if (s->role == SBP__ROLE__ROLE_ADMIN)
+        rc = gw->io.admin ? gw->io.admin(gw->io.ud, s->id, f->rid, f->admin->op,
+                                         f->admin->body)
+                          : SB_E_INVALID;
     if (rc) sb__gw_send_error(gw, s, f->rid, rc, NULL);
+}
+
+void sb_gw_admin_text(sb_gw *gw, uint64_t conn_id, uint32_t rid,
+                      const char *text)
+{
+    sess *s = sb__gw_sess_get(gw, conn_id);
+    if (!s || s->state != SESS_READY) return;
+    Sbp__AdminResp a = SBP__ADMIN_RESP__INIT;
+    a.text = (char *)(text ? text : "");
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_ADMIN_RESP;
+    f.admin_resp = &a;
+    sb__gw_send_frame(gw, s, &f);
+}
+
+int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old)
+{
+    assert(gw && desk && old);
+    return sb__svc_desk_swap(gw, desk, old);
 }
 
 void sb_gw_admin_done(sb_gw *gw, uint64_t conn_id, uint32_t rid, int rc,

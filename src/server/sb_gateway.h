@@ -38,11 +38,13 @@ typedef struct sb_gw_io {
     /* Submits a store request (sb_storeq_submit in the server); it comes
      * back through sb_gw_store_done(). */
     void (*store)(void *ud, sb_req *req);
-    /* Carries out an admin's command (op, e.g. "reload-filter"). The shell
-     * answers later with sb_gw_admin_done(conn_id, rid, ...). Optional:
-     * NULL refuses every op. Returns 0, or SB_E_INVALID for an unknown op
-     * (then no answer follows). */
-    int (*admin)(void *ud, uint64_t conn_id, uint32_t rid, const char *op);
+    /* Carries out an admin's command (op, e.g. "reload-filter", and its
+     * input body, "" for none; both valid during the call). The shell
+     * answers later with sb_gw_admin_done() or sb_gw_admin_text(). Optional:
+     * NULL refuses every op. Returns 0, or a negative code such as
+     * SB_E_INVALID for an unknown op (then no answer follows). */
+    int (*admin)(void *ud, uint64_t conn_id, uint32_t rid, const char *op,
+                 const char *body);
 } sb_gw_io;
 
 typedef struct sb_gw_config {
@@ -124,6 +126,21 @@ void sb_gw_start(sb_gw *gw, int64_t now_ms);
  * text (the reason) for the ERROR. */
 void sb_gw_admin_done(sb_gw *gw, uint64_t conn_id, uint32_t rid, int rc,
                       const char *text);
+/* The answer to an admin command that has something to say: ADMIN_RESP
+ * with text. */
+void sb_gw_admin_text(sb_gw *gw, uint64_t conn_id, uint32_t rid,
+                      const char *text);
+
+/* Puts desk (a configuration just parsed, with no routing state) in force
+ * in place of the gateway's, between two events: agent statuses, loads
+ * and idle times carry over by agent id and the queues by group name; a
+ * conversation whose group or agent is gone is routed again (its group,
+ * or the desk's default group); queued conversations go at once to
+ * agents that have room now. An agent whose capacity went down keeps its
+ * conversations and gets no new one until below it. On success *old gets
+ * the configuration replaced (NULL if none; the caller frees it) and the
+ * gateway keeps desk; returns 0, or -ENOMEM with nothing changed. */
+int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old);
 
 /* Starts draining: new SENDs and connections are refused with
  * ERR_UNAVAILABLE; what the store already has completes normally. */

@@ -16,6 +16,8 @@
 #define GW_SYNC_CURSORS_MAX 10000
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
+#define GW_QUICK_MAX 8         /* quick replies under a robot message */
+#define GW_QUICK_BYTES_MAX 256 /* a quick reply's title or payload */
 
 enum sess_state {
     SESS_NEW,           /* connected, no HELLO yet */
@@ -167,5 +169,8 @@ bool sb__svc_store_done(sb_gw *gw, sess *s, sb_req *r);
 void sb__svc_presence(sb_gw *gw, const char *user_id, bool online);
 /* Rebuilds queues and loads from the store (at start). */
 void sb__svc_start(sb_gw *gw);
+/* Puts desk nd in force (sb_gw_desk_swap); *old_out gets the one it
+ * replaces. */
+int sb__svc_desk_swap(sb_gw *gw, struct sb_desk *nd, struct sb_desk **old_out);
 
 #endif

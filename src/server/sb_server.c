@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "sb_desk.h"
+#include "sb_deskmgr.h"
 #include "sb_error.h"
 #include "sb_filter.h"
 #include "sb_http.h"
@@ -74,7 +75,7 @@ struct server {
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_desk *desk;
+    sb_deskmgr *deskmgr; /* the desk configuration in force */
     sb_filter *filter; /* the word lists in force; NULL: none */
     struct {
         uv_work_t work;
@@ -384,6 +385,7 @@ static void io_store(void *ud, sb_req *req)
 static void store_done(sb_req *req, void *ud)
 {
     server *srv = ud;
+    if (sb_deskmgr_store_done(srv->deskmgr, req)) return;
     sb_gw_store_done(srv->gw, req, wall_ms());
 }
 
@@ -850,6 +852,11 @@ static void on_drain(uv_timer_t *t)
 
 /* ---- sensitive-word filter --------------------------------------------------------------- */
 
+static void desk_log(void *ud, const char *line)
+{
+    logf_(ud, "%s", line);
+}
+
 static const sb_filter *filter_get(void *ud)
 {
     return ((server *)ud)->filter;
@@ -918,11 +925,14 @@ static void filter_reload(server *srv)
         srv->reload.running = true;
 }
 
-/* An admin's command from the core; "reload-filter" answers once the
- * lists are reloaded or refused. */
-static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op)
+/* An admin's command from the core: the desk ops (sb_deskmgr), or
+ * "reload-filter", answered once the lists are reloaded or refused. */
+static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op,
+                    const char *body)
 {
     server *srv = ud;
+    int rc = sb_deskmgr_admin(srv->deskmgr, conn, rid, op, body);
+    if (rc != SB_E_INVALID) return rc;
     if (strcmp(op, "reload-filter") != 0) return SB_E_INVALID;
     if (!srv->cfg.filter_dir) {
         sb_gw_admin_done(srv->gw, conn, rid, SB_E_INVALID,
@@ -948,7 +958,9 @@ static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
     server *srv = h->data;
-    if (!srv->draining) filter_reload(srv);
+    if (srv->draining) return;
+    if (srv->cfg.filter_dir) filter_reload(srv);
+    sb_deskmgr_reload(srv->deskmgr);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -960,6 +972,7 @@ static void on_signal(uv_signal_t *h, int signum)
     srv->drain_started_ms = wall_ms();
     close_handle((uv_handle_t *)&srv->listener);
     sb_gw_drain(srv->gw);
+    sb_deskmgr_drain(srv->deskmgr);
     uv_timer_start(&srv->drain, on_drain, 0, 20);
 }
 
@@ -997,15 +1010,14 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     sb_gw_io io = {.ud = srv, .send = io_send, .close = io_close,
                    .store = io_store, .admin = io_admin};
     sb_gw_config gwc = cfg->gw;
-    if (cfg->desk_file) {
-        char err[512];
-        rc = sb_desk_load(cfg->desk_file, &srv->desk, err, sizeof err);
-        if (rc) {
-            logf_(srv, "cannot load desks: %s", err);
-            goto out_store;
-        }
-        gwc.desk = srv->desk;
-    }
+    sb_deskmgr_config dmc = {.loop = &srv->loop,
+                             .storeq = srv->storeq,
+                             .file = cfg->desk_file,
+                             .log = desk_log,
+                             .log_ud = srv};
+    rc = sb_deskmgr_new(&dmc, &srv->deskmgr);
+    if (rc == 0) rc = sb_deskmgr_boot(srv->deskmgr, &gwc.desk);
+    if (rc) goto out_store;
     if (cfg->filter_dir) {
         char err[SB_FILTER_ERR_BYTES];
         rc = sb_filter_load_dir(cfg->filter_dir, &srv->filter, err, sizeof err);
@@ -1022,6 +1034,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     gwc.filter_ud = srv;
     rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
+    sb_deskmgr_set_gw(srv->deskmgr, srv->gw);
     sb_gw_start(srv->gw, wall_ms());
 
     struct sockaddr_storage addr;
@@ -1074,9 +1087,9 @@ out_gw:
     }
     sb_gw_free(srv->gw);
 out_store:
-    sb_desk_free(srv->desk);
     sb_filter_release(srv->filter); /* reloads are over: the loop ran dry */
     sb_storeq_stop(srv->storeq);
+    sb_deskmgr_free(srv->deskmgr); /* after the gateway that used its desk */
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&srv->loop);

@@ -1,10 +1,13 @@
 /* The customer-service lifecycle on top of the delivery core: service
  * conversations (bot -> queued -> assigned -> closed, transfer, reopen),
- * the built-in rule bot, routing to agents, and the workbench requests
- * (conversation list, search, canned replies, tags, recall, typing, agent
- * status). Routing is decided here, synchronously, in the desk's state;
- * the store follows in order, each change stored with its event message.
- * No I/O and no clock, like the rest of the core. */
+ * the built-in rule bot or an external one (a client with role bot that
+ * joins the conversation while it is online), routing to agents, a new
+ * desk configuration put in force while conversations are under way, and
+ * the workbench requests (conversation list, search, canned replies, tags,
+ * recall, typing, agent status). Routing is decided here, synchronously,
+ * in the desk's state; the store follows in order, each change stored
+ * with its event message. No I/O and no clock, like the rest of the
+ * core. */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -121,6 +124,36 @@ static const char *human_label(const char *lang)
     return buf[i];
 }
 
+/* ---- the external bot
+ * ---------------------------------------------------------- */
+
+/* Whether user_id has a ready session with role. */
+static bool user_ready(sb_gw *gw, const char *user_id, Sbp__Role role)
+{
+    user *u = sb__gw_user_get(gw, user_id);
+    for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
+        if (s->state == SESS_READY && s->role == role) return true;
+    return false;
+}
+
+/* The desk's external bot if it is online now: it takes new
+ * conversations. NULL otherwise (the built-in bot does). */
+static const char *desk_bot(sb_gw *gw, const sb_desk_def *def)
+{
+    return def && def->bot[0] && user_ready(gw, def->bot, SBP__ROLE__ROLE_BOT)
+               ? def->bot
+               : NULL;
+}
+
+/* c's member with role bot (an external bot), or NULL. */
+static const char *bot_member(conv *c)
+{
+    for (size_t i = 0; i < c->n_members; i++)
+        if (c->members[i].role == SBP__ROLE__ROLE_BOT)
+            return c->members[i].user_id;
+    return NULL;
+}
+
 /* ---- conversation updates ------------------------------------------------------ */
 
 static void fill_conv(sb_gw *gw, const conv *c, Sbp__Conversation *pc,
@@ -200,16 +233,21 @@ static void send_ok(sb_gw *gw, sess *s, uint32_t rid)
 
 /* Moves c to state with group and agent at once in memory, then has the
  * store follow with the event messages msgs (taken). requester and rid get
- * the OK once it is stored. */
-static void route(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
-                  const char *agent, Sbp__Message **msgs, size_t n,
-                  const sess *requester, uint32_t rid)
+ * the OK once it is stored. An external bot member leaves a conversation
+ * that leaves STATE_BOT; join_bot (NULL: none) joins one that enters it. */
+static void route_bot(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
+                      const char *agent, Sbp__Message **msgs, size_t n,
+                      const sess *requester, uint32_t rid, const char *join_bot)
 {
     assert(n <= SB_REQ_MSGS_MAX);
-    /* The agent losing the conversation still hears of the change. */
-    char *left = c->agent[0] && strcmp(c->agent, agent) != 0
-                     ? strdup(c->agent)
-                     : NULL;
+    assert(!join_bot || st == SBP__CONV_STATE__STATE_BOT);
+    const char *bot =
+        st == SBP__CONV_STATE__STATE_BOT ? join_bot : bot_member(c);
+    /* The agent (or bot) losing the conversation still hears of the
+     * change. */
+    char *left = c->agent[0] && strcmp(c->agent, agent) != 0 ? strdup(c->agent)
+                 : bot && st != SBP__CONV_STATE__STATE_BOT   ? strdup(bot)
+                                                             : NULL;
     c->state = st;
     sb__gw_copy_str(c->group, sizeof c->group, group);
     sb__gw_copy_str(c->agent, sizeof c->agent, agent);
@@ -224,11 +262,19 @@ static void route(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
     r->u.route.state = st;
     sb__gw_copy_str(r->u.route.group, sizeof r->u.route.group, group);
     sb__gw_copy_str(r->u.route.agent, sizeof r->u.route.agent, agent);
+    if (bot) sb__gw_copy_str(r->u.route.bot, sizeof r->u.route.bot, bot);
     r->u.route.now_ms = gw->now_ms;
     r->data = left;
     for (size_t i = 0; i < n; i++)
         if (msgs[i]) r->msgs[r->n_msgs++] = msgs[i];
     sb__gw_submit(gw, r);
+}
+
+static void route(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
+                  const char *agent, Sbp__Message **msgs, size_t n,
+                  const sess *requester, uint32_t rid)
+{
+    route_bot(gw, c, st, group, agent, msgs, n, requester, rid, NULL);
 }
 
 static bool agent_has_room(sb_gw *gw, const char *agent)
@@ -240,6 +286,19 @@ static bool agent_has_room(sb_gw *gw, const char *agent)
            load < cap;
 }
 
+/* Takes queued conversation id out of the queue and gives it to agent. */
+static void assign_queued(sb_gw *gw, uint64_t id, const char *agent)
+{
+    sb_desk *d = gw->cfg.desk;
+    sb_desk_dequeue(d, id);
+    conv *c = sb_map_get(&gw->convs, id);
+    if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) return;
+    sb_desk_add_load(d, agent, +1, gw->now_ms);
+    Sbp__Message *ev = event_new(c->id, "conv.assigned", agent, NULL);
+    route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1, NULL,
+          0);
+}
+
 /* Hands queued conversations to agent while it has room, oldest first. */
 static void assign_from_queue(sb_gw *gw, const char *agent)
 {
@@ -249,15 +308,27 @@ static void assign_from_queue(sb_gw *gw, const char *agent)
         uint64_t id = sb_desk_next_for(d, agent);
         if (!id) break;
         int g = sb_desk_queued_group(d, id);
-        sb_desk_dequeue(d, id);
-        conv *c = sb_map_get(&gw->convs, id);
-        if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) continue;
-        sb_desk_add_load(d, agent, +1, gw->now_ms);
-        Sbp__Message *ev = event_new(c->id, "conv.assigned", agent, NULL);
-        route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1,
-              NULL, 0);
+        assign_queued(gw, id, agent);
         notify_queue(gw, g);
     }
+}
+
+/* Hands every queued conversation, in queue order, to the agent of its
+ * group that has room (least loaded first), if any: after a change of
+ * configuration that may have made room anywhere. */
+static void assign_all_queued(sb_gw *gw)
+{
+    sb_desk *d = gw->cfg.desk;
+    if (!d || !gw->routing_ready) return;
+    size_t n = sb_desk_queue_len(d);
+    uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return;
+    n = sb_desk_queue_list(d, -1, ids, n);
+    for (size_t i = 0; i < n; i++) {
+        const char *agent = sb_desk_pick(d, sb_desk_queued_group(d, ids[i]));
+        if (agent) assign_queued(gw, ids[i], agent);
+    }
+    free(ids);
 }
 
 /* The conversation needs a human of group: an agent with room now, or the
@@ -313,6 +384,18 @@ static void release_agent(sb_gw *gw, conv *c, char *freed, size_t cap)
     }
 }
 
+/* c needs routing again because its group or its agent is gone from the
+ * configuration: back to its group, or to the desk's default group. */
+static void requeue(sb_gw *gw, conv *c)
+{
+    sb_desk *d = gw->cfg.desk;
+    int g = sb_desk_group(d, c->group);
+    if (g < 0) g = sb_desk_get(d, c->desk)->default_group;
+    Sbp__Message *ev =
+        event_new(c->id, "conv.requeued", sb_desk_group_name(d, g), NULL);
+    handoff(gw, c, g, "en", ev, NULL, NULL, 0);
+}
+
 /* ---- the bot ---------------------------------------------------------------- */
 
 static void bot_turn(sb_gw *gw, conv *c, const Sbp__Message *m)
@@ -350,13 +433,22 @@ void sb__svc_after_message(sb_gw *gw, conv *c, const Sbp__Message *m)
     if (!gw->cfg.desk) return;
     if (strcmp(m->sender, c->customer) == 0) {
         if (c->state == SBP__CONV_STATE__STATE_CLOSED) {
-            /* A customer writing after the close reopens: the bot first. */
+            /* A customer writing after the close reopens: the bot first,
+             * the desk's external bot when it is online (it reads this
+             * message once it is a member). */
             c->unmatched = 0;
+            const char *ext = desk_bot(gw, sb_desk_get(gw->cfg.desk, c->desk));
             Sbp__Message *ev = event_new(c->id, "conv.reopened", NULL, NULL);
-            route(gw, c, SBP__CONV_STATE__STATE_BOT, c->group, "", &ev, 1,
-                  NULL, 0);
+            route_bot(gw, c, SBP__CONV_STATE__STATE_BOT, c->group, "", &ev, 1,
+                      NULL, 0, ext);
+            if (ext) return;
         }
-        if (c->state == SBP__CONV_STATE__STATE_BOT) bot_turn(gw, c, m);
+        /* An external bot answers while it is online; when it is not, the
+         * built-in bot does, so that nobody waits on a bot that is gone. */
+        const char *ext = bot_member(c);
+        if (c->state == SBP__CONV_STATE__STATE_BOT &&
+            !(ext && user_ready(gw, ext, SBP__ROLE__ROLE_BOT)))
+            bot_turn(gw, c, m);
     } else if (c->agent[0] && strcmp(m->sender, c->agent) == 0 &&
                !c->first_response) {
         c->first_response = true;
@@ -385,6 +477,14 @@ void sb__svc_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
     sb__gw_copy_str(r->u.svc_open.group, sizeof r->u.svc_open.group,
                     sb_desk_group_name(gw->cfg.desk, def->default_group));
     r->u.svc_open.now_ms = gw->now_ms;
+    /* The desk's external bot, when online, joins a new conversation and
+     * greets itself; otherwise the built-in bot greets. */
+    const char *ext = desk_bot(gw, def);
+    if (ext) {
+        sb__gw_copy_str(r->u.svc_open.bot, sizeof r->u.svc_open.bot, ext);
+        sb__gw_submit(gw, r);
+        return;
+    }
     char *q[1] = {(char *)human_label(s->locale)};
     Sbp__Message *greet =
         robot_new(0, sb_desk_text(&def->greeting, s->locale), q, 1, s->locale);
@@ -396,7 +496,7 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
 {
     Sbp__Conversation *pc = r->u.svc_open.conv;
     if (r->rc == 0 && pc) {
-        sb__gw_conv_refresh(gw, pc);
+        conv *c = sb__gw_conv_refresh(gw, pc);
         if (s) {
             Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
             o.conv = pc;
@@ -406,6 +506,9 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
             f.open_resp = &o;
             sb__gw_send_frame(gw, s, &f);
         }
+        /* An external bot learns of its new conversation. */
+        if (c && r->u.svc_open.created && r->u.svc_open.bot[0])
+            notify_conv(gw, c);
     } else if (s) {
         sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
     }
@@ -838,14 +941,18 @@ static void start_done(sb_gw *gw, sb_req *r)
     sb_desk *d = gw->cfg.desk;
     for (size_t i = 0; i < r->u.service_convs.n; i++) {
         Sbp__Conversation *pc = r->u.service_convs.list[i];
-        if (r->rc == 0) {
-            sb__gw_conv_refresh(gw, pc);
-            if (pc->state == SBP__CONV_STATE__STATE_QUEUED) {
-                int g = sb_desk_group(d, pc->group);
-                if (g >= 0) sb_desk_enqueue(d, pc->conv_id, g, pc->updated_ts);
-            } else if (pc->agent[0]) {
+        conv *c = r->rc == 0 ? sb__gw_conv_refresh(gw, pc) : NULL;
+        if (c && pc->state == SBP__CONV_STATE__STATE_QUEUED) {
+            int g = sb_desk_group(d, pc->group);
+            if (g >= 0)
+                sb_desk_enqueue(d, pc->conv_id, g, pc->updated_ts);
+            else
+                requeue(gw, c); /* its group is no longer configured */
+        } else if (c && pc->agent[0]) {
+            if (sb_desk_is_agent(d, pc->agent))
                 sb_desk_add_load(d, pc->agent, +1, gw->now_ms);
-            }
+            else
+                requeue(gw, c); /* its agent is no longer configured */
         }
         sbp__conversation__free_unpacked(pc, NULL);
     }
@@ -950,6 +1057,52 @@ void sb__svc_presence(sb_gw *gw, const char *user_id, bool online)
                               : SBP__AGENT_STATUS__AGENT_OFFLINE,
                        gw->now_ms);
     if (online) assign_from_queue(gw, user_id);
+}
+
+int sb__svc_desk_swap(sb_gw *gw, sb_desk *nd, sb_desk **old_out)
+{
+    assert(nd && old_out);
+    sb_desk *old = gw->cfg.desk;
+    uint64_t *orphans = NULL;
+    size_t n = 0;
+    int rc = sb_desk_adopt(nd, old, &orphans, &n);
+    if (rc) return rc;
+    gw->cfg.desk = nd;
+    *old_out = old;
+    /* Agents that are connected are online, new ones too. */
+    for (size_t i = 0; i < gw->sessions.cap; i++) {
+        sess *s = gw->sessions.slots[i].val;
+        if (s && s->state == SESS_READY && s->role == SBP__ROLE__ROLE_AGENT &&
+            sb_desk_is_agent(nd, s->user_id) &&
+            sb_desk_status(nd, s->user_id) == SBP__AGENT_STATUS__AGENT_OFFLINE)
+            sb_desk_set_status(nd, s->user_id, SBP__AGENT_STATUS__AGENT_ONLINE,
+                               gw->now_ms);
+    }
+    if (!old) {
+        /* Customer service starts now: queues and loads come from the
+         * store, as at a start. */
+        gw->routing_ready = false;
+        sb__svc_start(gw);
+    }
+    /* Nothing is lost: conversations queued for a group that is gone, and
+     * those of an agent that is gone, are routed again. */
+    for (size_t i = 0; i < n; i++) {
+        conv *c = sb_map_get(&gw->convs, orphans[i]);
+        if (c && c->state == SBP__CONV_STATE__STATE_QUEUED) requeue(gw, c);
+    }
+    free(orphans);
+    for (size_t i = 0; i < gw->convs.cap; i++) {
+        conv *c = gw->convs.slots[i].val;
+        if (c && is_service(c) && c->state == SBP__CONV_STATE__STATE_ASSIGNED &&
+            c->agent[0] && !sb_desk_is_agent(nd, c->agent))
+            requeue(gw, c);
+    }
+    /* Room the change made (an agent added, a capacity raised) goes to
+     * the queue at once; every queued customer hears its position. */
+    assign_all_queued(gw);
+    for (int g = 0; g < SB_DESK_GROUPS_MAX && sb_desk_group_name(nd, g)[0]; g++)
+        notify_queue(gw, g);
+    return 0;
 }
 
 void sb__svc_start(sb_gw *gw)

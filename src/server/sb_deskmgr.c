@@ -1,0 +1,530 @@
+/* The desk configuration in force: boot from the store or the --desk file,
+ * admins' desk ops and SIGHUP imports as a queue of changes, each
+ * validated (sb_deskcfg), stored with a CONFIG_SET on the store's writer,
+ * then put in force in the gateway (sb_gw_desk_swap). One change is
+ * stored at a time, so an edit always applies to the document the one
+ * before it left. */
+#include "sb_deskmgr.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_deskcfg.h"
+#include "sb_error.h"
+
+#define OP_BYTES_MAX 31 /* a desk op's name after "desk-" */
+#define ERR_BYTES 512
+
+/* One change waiting to be stored: an admin's op, or a file import. */
+typedef struct job {
+    struct job *next;
+    bool import;
+    uint64_t conn;
+    uint32_t rid;
+    char op[OP_BYTES_MAX + 1];
+    char *body; /* the op's input; freed once applied */
+    /* Ready to store. */
+    char *doc;
+    size_t len;
+    sb_desk *desk;
+    char hash[SB_DESKCFG_HASH_HEX + 1]; /* imports: the file's */
+    char msg[SB_DESKCFG_MSG_BYTES];     /* what was done, or why not */
+} job;
+
+struct sb_deskmgr {
+    sb_deskmgr_config cfg;
+    char *file;
+    sb_gw *gw;
+    sb_desk *desk; /* in force; owned */
+    char *doc;     /* its document */
+    size_t len;
+    char hash[SB_DESKCFG_HASH_HEX + 1]; /* of the file last imported */
+    job *head, *tail;
+    size_t n_jobs;
+    job *storing; /* its CONFIG_SET is in flight */
+    bool draining;
+    /* At start. */
+    bool booting;
+    int boot_rc;
+    char *file_text;
+    size_t file_len;
+    char file_hash[SB_DESKCFG_HASH_HEX + 1];
+    sb_desk *file_desk;
+    /* SIGHUP: the file read and parsed on the thread pool. */
+    struct {
+        uv_work_t work;
+        bool running, again;
+        int rc;
+        char *text;
+        size_t len;
+        char hash[SB_DESKCFG_HASH_HEX + 1];
+        sb_desk *desk;
+        char err[ERR_BYTES];
+    } rd;
+};
+
+static void say(sb_deskmgr *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say(sb_deskmgr *m, const char *fmt, ...)
+{
+    if (!m->cfg.log) return;
+    char line[ERR_BYTES + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    m->cfg.log(m->cfg.log_ud, line);
+}
+
+/* Reads a whole file of at most SB_DESK_FILE_BYTES_MAX bytes into *out
+ * (malloc'd, NUL-terminated). Returns 0, -errno or SB_E_TOO_LARGE, with
+ * err saying why. */
+static int read_file(const char *path, char **out, size_t *len, char *err,
+                     size_t elen)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, elen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char *buf = malloc(SB_DESK_FILE_BYTES_MAX + 2);
+    size_t n = buf ? fread(buf, 1, SB_DESK_FILE_BYTES_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf) {
+        snprintf(err, elen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    if (bad || n > SB_DESK_FILE_BYTES_MAX) {
+        free(buf);
+        snprintf(err, elen, "%s: %s", path,
+                 bad ? "read error" : "larger than the desk file limit");
+        return bad ? -EIO : SB_E_TOO_LARGE;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Reads, hashes and parses the file: what an import needs. */
+static int load_file(const char *path, char **text, size_t *len,
+                     char hash[SB_DESKCFG_HASH_HEX + 1], sb_desk **desk,
+                     char *err, size_t elen)
+{
+    *desk = NULL;
+    int rc = read_file(path, text, len, err, elen);
+    if (rc) return rc;
+    sb_deskcfg_hash(*text, *len, hash);
+    char why[256];
+    rc = sb_desk_parse(*text, *len, desk, why, sizeof why);
+    if (rc) {
+        snprintf(err, elen, "%.200s: %s", path, why);
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+static sb_req *config_req(sb_req_kind kind, void *data)
+{
+    sb_req *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->kind = kind;
+    r->data = data;
+    snprintf(r->u.config.keys[0], sizeof r->u.config.keys[0], "%s",
+             SB_DESKMGR_KEY_DOC);
+    snprintf(r->u.config.keys[1], sizeof r->u.config.keys[1], "%s",
+             SB_DESKMGR_KEY_HASH);
+    r->u.config.n = 2;
+    return r;
+}
+
+int sb_deskmgr_new(const sb_deskmgr_config *c, sb_deskmgr **out)
+{
+    assert(c && c->loop && c->storeq && out);
+    *out = NULL;
+    sb_deskmgr *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    m->cfg = *c;
+    if (c->file && !(m->file = strdup(c->file))) {
+        free(m);
+        return -ENOMEM;
+    }
+    m->cfg.file = m->file;
+    *out = m;
+    return 0;
+}
+
+void sb_deskmgr_set_gw(sb_deskmgr *m, sb_gw *gw)
+{
+    m->gw = gw;
+}
+
+/* ---- at start ------------------------------------------------------------ */
+
+static void boot_end(sb_deskmgr *m, int rc)
+{
+    m->boot_rc = rc;
+    m->booting = false;
+}
+
+/* The store's answer: its document and the hash of the file it came from,
+ * if any. The file wins when it is new to the store. */
+static void boot_got(sb_deskmgr *m, sb_req *r)
+{
+    char *doc = r->u.config.values[0], *hash = r->u.config.values[1];
+    size_t len = r->u.config.lens[0];
+    int rc = r->rc;
+    if (rc) {
+        say(m, "cannot read the desk configuration from the store: %s",
+            sb_strerror(rc));
+    } else if (m->file_text &&
+               (!doc || !hash || strcmp(hash, m->file_hash) != 0)) {
+        /* Import: store the file's text with its hash, then use it. */
+        sb_req *w = config_req(SB_REQ_CONFIG_SET, NULL);
+        rc = -ENOMEM;
+        if (w) {
+            w->u.config.values[0] = m->file_text;
+            w->u.config.lens[0] = m->file_len;
+            w->u.config.values[1] = m->file_hash;
+            w->u.config.lens[1] = strlen(m->file_hash);
+            sb_storeq_submit(m->cfg.storeq, w);
+            rc = 0;
+            m->boot_rc = doc ? 1 : 2; /* what the log line will say */
+        }
+        free(doc);
+        free(hash);
+        if (rc) boot_end(m, rc);
+        return;
+    } else if (doc) {
+        char why[ERR_BYTES];
+        rc = sb_desk_parse(doc, len, &m->desk, why, sizeof why);
+        if (rc) {
+            say(m, "the desk configuration in the store does not parse: %s",
+                why);
+        } else {
+            m->doc = doc;
+            m->len = len;
+            doc = NULL;
+            snprintf(m->hash, sizeof m->hash, "%s", hash ? hash : "");
+            say(m, "desk configuration from the store%s%s%s",
+                m->file ? " (" : "", m->file ? m->file : "",
+                m->file ? " unchanged since its import)" : "");
+        }
+    }
+    free(doc);
+    free(hash);
+    boot_end(m, rc);
+}
+
+/* The file is stored: it is the configuration in force. */
+static void boot_stored(sb_deskmgr *m, sb_req *r)
+{
+    if (r->rc) {
+        say(m, "cannot store the desk configuration: %s", sb_strerror(r->rc));
+        boot_end(m, r->rc);
+        return;
+    }
+    say(m, "desk configuration imported from %s (%s)", m->file,
+        m->boot_rc == 2 ? "the store had none"
+                        : "changed since its last import");
+    m->desk = m->file_desk;
+    m->file_desk = NULL;
+    m->doc = m->file_text;
+    m->len = m->file_len;
+    m->file_text = NULL;
+    snprintf(m->hash, sizeof m->hash, "%s", m->file_hash);
+    boot_end(m, 0);
+}
+
+int sb_deskmgr_boot(sb_deskmgr *m, sb_desk **desk)
+{
+    assert(m && desk && !m->desk);
+    *desk = NULL;
+    if (m->file) {
+        char err[ERR_BYTES];
+        int rc = load_file(m->file, &m->file_text, &m->file_len, m->file_hash,
+                           &m->file_desk, err, sizeof err);
+        if (rc) {
+            say(m, "cannot load desks: %s", err);
+            return rc;
+        }
+    }
+    sb_req *r = config_req(SB_REQ_CONFIG_GET, NULL);
+    if (!r) return -ENOMEM;
+    m->booting = true;
+    sb_storeq_submit(m->cfg.storeq, r);
+    /* Nothing else runs on the loop yet: wait for the store here. */
+    while (m->booting)
+        if (uv_run(m->cfg.loop, UV_RUN_ONCE) == 0 && m->booting) {
+            say(m, "the store did not answer for the desk configuration");
+            return SB_E_INTERNAL; /* the request is lost: a bug */
+        }
+    free(m->file_text);
+    m->file_text = NULL;
+    sb_desk_free(m->file_desk);
+    m->file_desk = NULL;
+    *desk = m->boot_rc == 0 ? m->desk : NULL;
+    return m->boot_rc;
+}
+
+/* ---- changes --------------------------------------------------------------
+ */
+
+static void job_free(job *j)
+{
+    if (!j) return;
+    free(j->body);
+    free(j->doc);
+    sb_desk_free(j->desk);
+    free(j);
+}
+
+/* Tells whoever asked for j how it went: the admin, or the log. */
+static void answer(sb_deskmgr *m, job *j, int rc, const char *text)
+{
+    if (j->import) {
+        if (rc)
+            say(m,
+                "desk file not imported, the configuration in force "
+                "stays: %s",
+                text);
+        else
+            say(m, "%s", text);
+        return;
+    }
+    if (!m->gw) return;
+    if (rc)
+        sb_gw_admin_done(m->gw, j->conn, j->rid, rc, text);
+    else
+        sb_gw_admin_text(m->gw, j->conn, j->rid, text);
+}
+
+/* Starts storing the next change, if none is being stored. Admins' edits
+ * are applied here, to the document in force. */
+static void pump(sb_deskmgr *m)
+{
+    while (!m->storing && m->head) {
+        job *j = m->head;
+        m->head = j->next;
+        if (!m->head) m->tail = NULL;
+        m->n_jobs--;
+        if (m->draining) {
+            answer(m, j, SB_E_UNAVAILABLE, "the server is shutting down");
+            job_free(j);
+            continue;
+        }
+        if (!j->import) {
+            int rc = sb_deskcfg_apply(m->doc, m->len, j->op, j->body,
+                                      strlen(j->body), &j->doc, &j->len,
+                                      &j->desk, j->msg, sizeof j->msg);
+            free(j->body);
+            j->body = NULL;
+            if (rc) {
+                answer(m, j, rc, j->msg);
+                job_free(j);
+                continue;
+            }
+        }
+        sb_req *r = config_req(SB_REQ_CONFIG_SET, j);
+        if (!r) {
+            answer(m, j, -ENOMEM, "out of memory");
+            job_free(j);
+            continue;
+        }
+        r->u.config.values[0] = j->doc;
+        r->u.config.lens[0] = j->len;
+        /* An admin's edit keeps the hash of the file last imported. */
+        r->u.config.n = j->import ? 2 : 1;
+        r->u.config.values[1] = j->hash;
+        r->u.config.lens[1] = strlen(j->hash);
+        m->storing = j;
+        sb_storeq_submit(m->cfg.storeq, r);
+    }
+}
+
+static void enqueue(sb_deskmgr *m, job *j)
+{
+    j->next = NULL;
+    if (m->tail)
+        m->tail->next = j;
+    else
+        m->head = j;
+    m->tail = j;
+    m->n_jobs++;
+    pump(m);
+}
+
+/* A change is stored: it goes in force. */
+static void stored(sb_deskmgr *m, sb_req *r)
+{
+    job *j = r->data;
+    assert(j == m->storing);
+    m->storing = NULL;
+    if (r->rc) {
+        char why[ERR_BYTES];
+        snprintf(why, sizeof why,
+                 "not stored (%s): the configuration in force stays",
+                 sb_strerror(r->rc));
+        answer(m, j, r->rc == SB_E_TOO_LARGE ? r->rc : SB_E_STORE, why);
+        job_free(j);
+        pump(m);
+        return;
+    }
+    sb_desk *old = m->desk;
+    int rc = m->gw ? sb_gw_desk_swap(m->gw, j->desk, &old) : 0;
+    if (rc) {
+        /* Only out of memory: the store has it, the next start applies
+         * it. */
+        answer(m, j, rc,
+               "stored, but not put in force (out of memory): it "
+               "applies at the next start");
+    } else {
+        sb_desk_free(old);
+        m->desk = j->desk;
+        j->desk = NULL;
+        free(m->doc);
+        m->doc = j->doc;
+        m->len = j->len;
+        j->doc = NULL;
+        if (j->import) snprintf(m->hash, sizeof m->hash, "%s", j->hash);
+        answer(m, j, 0, j->msg);
+    }
+    job_free(j);
+    pump(m);
+}
+
+bool sb_deskmgr_store_done(sb_deskmgr *m, sb_req *r)
+{
+    if (!m || (r->kind != SB_REQ_CONFIG_GET && r->kind != SB_REQ_CONFIG_SET))
+        return false;
+    if (r->data)
+        stored(m, r);
+    else if (r->kind == SB_REQ_CONFIG_GET)
+        boot_got(m, r);
+    else
+        boot_stored(m, r);
+    free(r);
+    return true;
+}
+
+int sb_deskmgr_admin(sb_deskmgr *m, uint64_t conn_id, uint32_t rid,
+                     const char *op, const char *body)
+{
+    if (!m || strncmp(op, "desk-", 5) != 0) return SB_E_INVALID;
+    const char *name = op + 5;
+    if (strcmp(name, "show") == 0) {
+        if (!m->doc)
+            sb_gw_admin_done(m->gw, conn_id, rid, SB_E_NOT_FOUND,
+                             "no desk configuration: start with --desk FILE, "
+                             "or send one with desk-set");
+        else
+            sb_gw_admin_text(m->gw, conn_id, rid, m->doc);
+        return 0;
+    }
+    if (strlen(name) > OP_BYTES_MAX) return SB_E_INVALID;
+    if (m->draining) return SB_E_UNAVAILABLE;
+    if (m->n_jobs >= SB_DESKMGR_QUEUE_MAX) return SB_E_RATE_LIMITED;
+    job *j = calloc(1, sizeof *j);
+    if (!j || !(j->body = strdup(body ? body : ""))) {
+        free(j);
+        return -ENOMEM;
+    }
+    j->conn = conn_id;
+    j->rid = rid;
+    snprintf(j->op, sizeof j->op, "%s", name);
+    enqueue(m, j);
+    return 0;
+}
+
+/* ---- SIGHUP -------------------------------------------------------------- */
+
+static void reload_work(uv_work_t *w)
+{
+    sb_deskmgr *m = w->data;
+    m->rd.rc = load_file(m->file, &m->rd.text, &m->rd.len, m->rd.hash,
+                         &m->rd.desk, m->rd.err, sizeof m->rd.err);
+}
+
+static void reload_done(uv_work_t *w, int status)
+{
+    sb_deskmgr *m = w->data;
+    m->rd.running = false;
+    job *j = NULL;
+    if (status || m->rd.rc) {
+        say(m, "desk file not imported, the configuration in force stays: %s",
+            status ? uv_strerror(status) : m->rd.err);
+    } else if (m->doc && strcmp(m->rd.hash, m->hash) == 0) {
+        say(m, "desk file %s unchanged since its import", m->file);
+    } else if (m->draining || !(j = calloc(1, sizeof *j))) {
+        say(m, "desk file not imported: %s",
+            m->draining ? "the server is shutting down" : "out of memory");
+    } else {
+        j->import = true;
+        j->doc = m->rd.text;
+        j->len = m->rd.len;
+        j->desk = m->rd.desk;
+        m->rd.text = NULL;
+        m->rd.desk = NULL;
+        snprintf(j->hash, sizeof j->hash, "%s", m->rd.hash);
+        snprintf(j->msg, sizeof j->msg, "desk configuration imported from %s",
+                 m->file);
+    }
+    free(m->rd.text);
+    m->rd.text = NULL;
+    sb_desk_free(m->rd.desk);
+    m->rd.desk = NULL;
+    if (j) enqueue(m, j);
+    if (m->rd.again && !m->draining) {
+        m->rd.again = false;
+        sb_deskmgr_reload(m);
+    }
+}
+
+void sb_deskmgr_reload(sb_deskmgr *m)
+{
+    if (!m || !m->file || m->draining) return;
+    if (m->rd.running) {
+        m->rd.again = true;
+        return;
+    }
+    m->rd.work.data = m;
+    int rc = uv_queue_work(m->cfg.loop, &m->rd.work, reload_work, reload_done);
+    if (rc)
+        say(m, "desk file not imported: %s", uv_strerror(rc));
+    else
+        m->rd.running = true;
+}
+
+void sb_deskmgr_drain(sb_deskmgr *m)
+{
+    if (!m) return;
+    m->draining = true;
+    pump(m); /* answers what waits, unless a change is being stored */
+}
+
+void sb_deskmgr_free(sb_deskmgr *m)
+{
+    if (!m) return;
+    assert(!m->rd.running);
+    job *next;
+    for (job *j = m->head; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    job_free(m->storing); /* its request never came back (a failed start) */
+    sb_desk_free(m->desk);
+    free(m->doc);
+    free(m->file_text);
+    sb_desk_free(m->file_desk);
+    free(m->file);
+    free(m);
+}

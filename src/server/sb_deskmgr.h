@@ -1,0 +1,79 @@
+/* The desk configuration in force, kept in the store: at start it comes
+ * from the store, or from the --desk file when the store has none or the
+ * file changed since it was last imported (a hash of the file is stored
+ * with it); admins' desk ops edit it while the server runs and SIGHUP
+ * imports the file again if it changed. Each change is validated, stored
+ * through the store's writer (never on the loop thread), then put in
+ * force in the gateway without a restart (sb_gw_desk_swap). Changes are
+ * applied one at a time, in the order they came. Part of the server's
+ * shell: loop thread only. */
+#ifndef SB_DESKMGR_H
+#define SB_DESKMGR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "sb_desk.h"
+#include "sb_gateway.h"
+#include "sb_storeq.h"
+
+#define SB_DESKMGR_QUEUE_MAX 16 /* changes waiting for the one being stored */
+
+/* Store keys: the document, and the hash of the file last imported. */
+#define SB_DESKMGR_KEY_DOC "desk"
+#define SB_DESKMGR_KEY_HASH "desk.file_hash"
+
+typedef struct sb_deskmgr sb_deskmgr;
+
+typedef struct sb_deskmgr_config {
+    uv_loop_t *loop;
+    sb_storeq *storeq; /* outlives the manager's requests (see drain) */
+    const char *file;  /* --desk FILE (copied), or NULL */
+    /* One log line (no newline); NULL: quiet. */
+    void (*log)(void *ud, const char *line);
+    void *log_ud;
+} sb_deskmgr_config;
+
+/* Makes a manager; no I/O yet. Returns 0 or -ENOMEM. */
+int sb_deskmgr_new(const sb_deskmgr_config *c, sb_deskmgr **out);
+
+/* Loads the configuration in force at start (above): reads the file, asks
+ * the store and, to import, writes to it, running the loop until the
+ * store has answered (call before anything else uses the loop, with the
+ * server's store-done callback passing requests to sb_deskmgr_store_done).
+ * *desk gets the configuration (NULL when there is none anywhere), owned
+ * by the manager. Returns 0, or a negative code after logging why (a file
+ * that does not load or parse, a store that fails). */
+int sb_deskmgr_boot(sb_deskmgr *m, sb_desk **desk);
+
+/* The gateway that changes are put in force in (NULL: none yet). */
+void sb_deskmgr_set_gw(sb_deskmgr *m, sb_gw *gw);
+
+/* A completed store request: true if it was the manager's (it is then
+ * handled and freed), false if it belongs to someone else. */
+bool sb_deskmgr_store_done(sb_deskmgr *m, sb_req *req);
+
+/* An admin's op. For the desk ops ("desk-show", "desk-set" and the
+ * sb_deskcfg_apply edits with a "desk-" prefix) the answer comes later
+ * through sb_gw_admin_text() (what was done, or the document for
+ * desk-show) or sb_gw_admin_done() with the reason it was refused; returns
+ * 0 then, or SB_E_RATE_LIMITED when SB_DESKMGR_QUEUE_MAX changes wait
+ * already. Returns SB_E_INVALID, and answers nothing, for any other op. */
+int sb_deskmgr_admin(sb_deskmgr *m, uint64_t conn_id, uint32_t rid,
+                     const char *op, const char *body);
+
+/* SIGHUP: reads and parses the file on the thread pool and imports it if
+ * its hash differs from the last import's; a file that does not parse is
+ * refused (logged) and the configuration in force stays. */
+void sb_deskmgr_reload(sb_deskmgr *m);
+
+/* The server drains: changes waiting are refused (ERR_UNAVAILABLE) and no
+ * new store request is made; the one being stored completes. */
+void sb_deskmgr_drain(sb_deskmgr *m);
+
+/* Frees the manager and the configuration in force: after the gateway is
+ * freed and the loop has no work of the manager's left. Accepts NULL. */
+void sb_deskmgr_free(sb_deskmgr *m);
+
+#endif
