@@ -85,10 +85,12 @@ export class ChatView {
     const c = this.conv;
     if (this.typingEl) {
       const on = c.typing && c.typing.until > Date.now();
-      this.typingEl.textContent = on ? t('typing', c.typing.user) : '';
+      const text = on ? t('typing', c.typing.user) : '';
+      if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
     }
-    // Short conversations: keep loading until the view is full.
-    if (c.hasMoreBefore && !c.loadingOlder && this.scroller.scrollTop < 600 && this.vl.total() < this.scroller.clientHeight * 3) this.loadOlder();
+    // Short conversations: keep loading until the view is full (from the
+    // list's own figures: reading the DOM here would force a layout).
+    if (c.hasMoreBefore && !c.loadingOlder && this.vl.top < 600 && this.vl.total() < this.vl.viewH * 3) this.loadOlder();
   }
 
   loadOlder() {

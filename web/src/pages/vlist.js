@@ -10,8 +10,17 @@
 //   - calls onSeen(entry) when a message is at least half visible
 //     (IntersectionObserver: read receipts);
 //   - jumps to a seq by binary search and prefix sums (jumpTo).
-// Heights are measured after render (one layout read per frame) and
-// re-measured by a ResizeObserver (images loading, fonts).
+//
+// A frame forces no layout. update() (in requestAnimationFrame) reads the
+// scroll position while the layout is still clean, then only writes: the
+// prefix sums, the window for the scroll position it computes from them,
+// the scroll position. New elements are measured by the ResizeObserver,
+// which runs after the frame's own layout and before paint: it reads their
+// heights (free then), fixes the prefix sums and places the list and the
+// scroll position (anchor or bottom) in the same frame. Reading heights
+// right after inserting the elements (offsetHeight) made the browser lay
+// the page out inside the script, and again after it, every frame of a
+// burst. jumpTo() measures at once (a click wants its answer now).
 
 function lowerBound(arr, v) {
   let lo = 0;
@@ -32,11 +41,13 @@ export class VirtualList {
   /**
    * @param {HTMLElement} scroller  the scrolling element (overflow-y: auto)
    * @param {object} o  renderItem(entry) -> HTMLElement, estimate (px),
-   *   overscan (px), onTop(), onSeen(entry), onScroll()
+   *   overscan (px), stickOverscan (px above the view while stuck to the
+   *   bottom), onTop(), onSeen(entry), onScroll(), onResize() (a frame is
+   *   wanted: the window needs items a measurement uncovered)
    */
   constructor(scroller, o) {
     this.scroller = scroller;
-    this.o = { estimate: 64, overscan: 800, ...o };
+    this.o = { estimate: 64, overscan: 800, stickOverscan: 320, ...o };
     this.list = null;
     this.content = document.createElement('div');
     this.content.className = 'vl-content';
@@ -48,11 +59,15 @@ export class VirtualList {
     this.offsets = new Float64Array(1); // offsets[i]: top of item i; [n] total
     this.keys = [];
     this.layoutRev = -1;
-    this.rendered = new Map(); // key -> { el, rev, entry }
+    this.rendered = new Map(); // key -> { el, rev, entry, y, measured }
     this.stick = true;
     this.measureDirty = false;
     this.measureFrom = Infinity;
-    this.stats = { renders: 0, maxRendered: 0, lastRenderMs: 0 };
+    this.top = 0; // the scroll position as last read or written
+    this.viewH = 0; // the scroller's height
+    this.settle = null; // { stick, anchor }: placing left to the ResizeObserver
+    this.contentH = -1;
+    this.stats = { renders: 0, maxRendered: 0, lastRenderMs: 0, created: 0 };
 
     this.topObserver = new IntersectionObserver(
       (es) => {
@@ -71,18 +86,12 @@ export class VirtualList {
       },
       { root: scroller, threshold: 0.5 },
     );
-    this.resizeObserver = new ResizeObserver((es) => {
-      for (const e of es) {
-        const key = e.target.dataset.key;
-        const hgt = e.target.offsetHeight;
-        if (hgt && this.heights.get(key) !== hgt) {
-          this.heights.set(key, hgt);
-          this.remeasured(key);
-        }
-      }
-      if (this.measureDirty && this.o.onResize) this.o.onResize();
-    });
+    this.resizeObserver = new ResizeObserver((es) => this.resized(es));
+    this.resizeObserver.observe(scroller);
     scroller.addEventListener('scroll', () => {
+      const st = scroller.scrollTop;
+      if (st === this.top) return; // our own write: the window is rendered
+      this.top = st;
       this.stick = this.atBottom();
       if (this.o.onScroll) this.o.onScroll();
     });
@@ -96,12 +105,14 @@ export class VirtualList {
     this.layoutRev = -1;
     this.measureFrom = Infinity;
     this.stick = true;
+    this.settle = null;
     this.keys = [];
   }
 
+  /** Whether the view is at the newest message (from the prefix sums and
+   * the last scroll position: no layout). */
   atBottom() {
-    const s = this.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+    return this.total() - this.top - this.viewH < 48;
   }
 
   height(key) {
@@ -136,7 +147,10 @@ export class VirtualList {
     this.layoutRev = l ? l.rev : -1;
     this.measureDirty = false;
     this.measureFrom = Infinity;
-    this.content.style.height = `${y}px`;
+    if (y !== this.contentH) {
+      this.contentH = y;
+      this.content.style.height = `${y}px`;
+    }
   }
 
   // A height changed: the prefix sums are stale from that item on.
@@ -161,9 +175,28 @@ export class VirtualList {
   // The item at the top of the view and its distance from the top edge.
   anchor() {
     if (!this.keys.length) return null;
-    const top = this.scroller.scrollTop;
-    const i = this.indexAt(top);
-    return { key: this.keys[i], delta: this.offsets[i] - top };
+    const i = this.indexAt(this.top);
+    return { key: this.keys[i], delta: this.offsets[i] - this.top };
+  }
+
+  // Where the view should be: at the bottom, or with the anchor item where
+  // it was (from the prefix sums).
+  placeTop(stick, anchor) {
+    const max = Math.max(0, this.total() - this.viewH);
+    if (stick) return max;
+    if (anchor) {
+      const i = this.keyIndex(anchor.key);
+      if (i >= 0) return Math.min(max, Math.max(0, this.offsets[i] - anchor.delta));
+    }
+    return Math.min(max, this.top);
+  }
+
+  // Writes the scroll position (the write lays out what is dirty; the
+  // read back is then free).
+  scrollTo(top) {
+    if (top === this.top) return;
+    this.scroller.scrollTop = top;
+    this.top = this.scroller.scrollTop;
   }
 
   /**
@@ -173,41 +206,71 @@ export class VirtualList {
   update(opts = {}) {
     const t0 = performance.now();
     if (!this.list) return;
+    // Reads first, while the layout is clean (nothing has written yet in
+    // this frame): no layout is forced by them.
+    this.top = this.scroller.scrollTop;
+    this.viewH = this.scroller.clientHeight;
+    if (this.settle) this.placeSettled(); // a measurement that never came
     const stick = opts.forceBottom || this.stick;
     const anchor = stick ? null : this.anchor();
     if (this.layoutRev !== this.list.rev || this.measureDirty) this.layout();
-    if (stick) this.scroller.scrollTop = this.total();
-    else if (anchor) this.restore(anchor);
-    this.renderWindow();
-    // Measure what was just rendered (one layout read), then fix the
-    // prefix sums and keep the anchor in place.
-    let changed = false;
-    for (const [key, r] of this.rendered) {
-      if (r.measured) continue;
-      r.measured = true;
-      const hgt = r.el.offsetHeight;
-      if (hgt && this.heights.get(key) !== hgt) {
-        this.heights.set(key, hgt);
-        this.remeasured(key);
-        changed = true;
-      }
+    const top = this.placeTop(stick, anchor);
+    const created = this.renderWindow(top, stick, true);
+    this.stick = stick;
+    if (created) {
+      // The new elements' heights come with the ResizeObserver, after
+      // this frame's layout; the scroll position is set then.
+      this.settle = { stick, anchor };
+    } else {
+      this.scrollTo(top);
+      this.stick = stick || this.atBottom();
     }
-    if (changed) {
-      const a2 = stick ? null : anchor && this.rendered.has(anchor.key) ? anchor : this.anchor();
-      this.layout();
-      if (stick) this.scroller.scrollTop = this.total();
-      else if (a2) this.restore(a2);
-      this.renderWindow();
-    }
-    this.stick = stick ? true : this.atBottom();
     this.stats.renders++;
     this.stats.lastRenderMs = performance.now() - t0;
     this.stats.maxRendered = Math.max(this.stats.maxRendered, this.rendered.size);
   }
 
+  // The ResizeObserver: after the frame's layout, before paint. Heights of
+  // new (or resized: images, fonts) items and of the scroller; then the
+  // list is placed again and the scroll position set, in this frame.
+  resized(es) {
+    let viewChanged = false;
+    for (const e of es) {
+      if (e.target === this.scroller) {
+        viewChanged = this.viewH !== this.scroller.clientHeight;
+        this.viewH = this.scroller.clientHeight;
+        continue;
+      }
+      const key = e.target.dataset.key;
+      const r = this.rendered.get(key);
+      if (!r || r.el !== e.target) continue;
+      r.measured = true;
+      const hgt = e.target.offsetHeight;
+      if (hgt && this.heights.get(key) !== hgt) {
+        this.heights.set(key, hgt);
+        this.remeasured(key);
+      }
+    }
+    if (!this.settle && !this.measureDirty && !viewChanged) return;
+    this.placeSettled();
+  }
+
+  placeSettled() {
+    const s = this.settle || { stick: this.stick, anchor: this.stick ? null : this.anchor() };
+    this.settle = null;
+    if (this.measureDirty) this.layout();
+    const top = this.placeTop(s.stick, s.anchor);
+    // Items only placed here: creating elements now would be measured
+    // only in a later frame, so missing ones come with the next one.
+    const missing = this.renderWindow(top, s.stick, false);
+    this.scrollTo(top);
+    this.stick = s.stick || this.atBottom();
+    if (missing && this.o.onResize) this.o.onResize();
+  }
+
   restore(a) {
     const i = this.keyIndex(a.key);
-    if (i >= 0) this.scroller.scrollTop = this.offsets[i] - a.delta;
+    if (i >= 0) this.scrollTo(this.offsets[i] - a.delta);
   }
 
   // Index of a key: by seq (binary search) for stored messages, else in
@@ -222,17 +285,23 @@ export class VirtualList {
     return -1;
   }
 
-  renderWindow() {
+  /**
+   * Puts the items near [top, top + view height] in the DOM at their
+   * offsets and drops the others. With create false, only places and
+   * drops. Returns how many elements were created (create) or are
+   * missing (not create).
+   */
+  renderWindow(top, stick = false, create = true) {
     const n = this.keys.length;
-    const top = this.scroller.scrollTop;
-    const bottom = top + this.scroller.clientHeight;
-    const first = n ? this.indexAt(Math.max(0, top - this.o.overscan)) : 0;
+    const bottom = top + this.viewH;
+    const above = stick ? Math.min(this.o.overscan, this.o.stickOverscan) : this.o.overscan;
+    const first = n ? this.indexAt(Math.max(0, top - above)) : 0;
     const last = n ? this.indexAt(bottom + this.o.overscan) : -1;
     const want = new Set();
+    let count = 0;
     for (let i = first; i <= last; i++) {
       const e = this.list.at(i);
       const key = this.keys[i];
-      want.add(key);
       let r = this.rendered.get(key);
       if (r && (r.rev !== e.rev || r.entry !== e)) {
         this.drop(r);
@@ -240,15 +309,19 @@ export class VirtualList {
         r = null;
       }
       if (!r) {
+        count++;
+        if (!create) continue;
         const el = this.o.renderItem(e);
         el.dataset.key = key;
         el.classList.add('vl-item');
-        r = { el, rev: e.rev, entry: e, measured: false };
+        r = { el, rev: e.rev, entry: e, measured: false, y: -1 };
         this.rendered.set(key, r);
         this.content.append(el);
         this.seenObserver.observe(el);
         this.resizeObserver.observe(el);
+        this.stats.created++;
       }
+      want.add(key);
       const y = this.offsets[i];
       if (r.y !== y) {
         r.el.style.transform = `translateY(${y}px)`;
@@ -261,6 +334,7 @@ export class VirtualList {
         this.rendered.delete(key);
       }
     }
+    return count;
   }
 
   drop(r) {
@@ -269,21 +343,51 @@ export class VirtualList {
     r.el.remove();
   }
 
-  /** Scrolls so that seq is in view (a third from the top) and renders.
-   * Returns its element, or null if seq is not in the list. */
+  // Heights of the rendered items not measured yet, read now (forces a
+  // layout: for jumpTo only). Returns whether any changed.
+  measureNow() {
+    let changed = false;
+    for (const [key, r] of this.rendered) {
+      if (r.measured) continue;
+      r.measured = true;
+      const hgt = r.el.offsetHeight;
+      if (hgt && this.heights.get(key) !== hgt) {
+        this.heights.set(key, hgt);
+        this.remeasured(key);
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  /** Scrolls so that seq is in view (a third from the top) and renders,
+   * measured at once. Returns its element, or null if seq is not in the
+   * list. */
   jumpTo(seq) {
     const i = this.list.indexOf(seq);
     if (i < 0) return null;
-    if (this.layoutRev !== this.list.rev || this.measureDirty) this.layout();
+    this.viewH = this.scroller.clientHeight;
+    this.settle = null;
     this.stick = false;
-    this.scroller.scrollTop = Math.max(0, this.offsets[i] - this.scroller.clientHeight / 3);
-    const key = this.keys[i];
-    this.update();
-    // Heights measured on the way may have moved it: settle on it.
-    const j = this.list.indexOf(seq);
-    this.scroller.scrollTop = Math.max(0, this.offsets[j] - this.scroller.clientHeight / 3);
-    this.renderWindow();
+    const key = entryKey(this.list.at(i));
+    const place = () => Math.max(0, Math.min(this.total() - this.viewH, this.offsets[this.list.indexOf(seq)] - this.viewH / 3));
+    // Twice at most: heights measured on the way may move it; settle on it.
+    for (let pass = 0; pass < 3; pass++) {
+      if (this.layoutRev !== this.list.rev || this.measureDirty) this.layout();
+      const top = place();
+      this.renderWindow(top, false, true);
+      this.scrollTo(top);
+      if (!this.measureNow()) break;
+    }
+    if (this.measureDirty) {
+      this.layout();
+      const top = place();
+      this.renderWindow(top, false, false);
+      this.scrollTo(top);
+    }
     this.stick = this.atBottom();
+    this.stats.renders++;
+    this.stats.maxRendered = Math.max(this.stats.maxRendered, this.rendered.size);
     const r = this.rendered.get(key);
     return r ? r.el : null;
   }
