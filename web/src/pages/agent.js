@@ -3,7 +3,7 @@
 // selected conversation with history, quote and reply, tags, canned
 // replies, transfer and close, typing, customer info, and the agent's
 // status (online / away).
-import { params, connect, initLang, stateLabel, frameBatcher, h, toast, errText, fmtTime } from './common.js';
+import { params, connect, initLang, stateLabel, frameBatcher, h, toast, errText, fmtTime, fmtDateTime } from './common.js';
 import { t } from './i18n.js';
 import { ChatView } from './chatview.js';
 
@@ -101,17 +101,45 @@ async function main() {
     );
   }
 
+  // What an item shows: it is built again only when this changes (a
+  // burst into one conversation redraws that item once per frame, the
+  // others not at all).
+  function convSig(c) {
+    const i = c.info || {};
+    const last = c.lastMessage;
+    return `${c === selected}|${c.unread}|${last ? `${last.seq}|${last.recalled}` : ''}|${i.state}|${i.queue_position}|${i.agent}|${i.customer}|${c.lastTs}|${c.tags.join(',')}|${c.title}|${c.members.size}`;
+  }
+  const items = new Map(); // conv id -> { sig, el }
+  let emptyEl = null;
+
   function drawList() {
-    listEl.textContent = '';
+    let els;
     if (searchHits) {
-      for (const m of searchHits)
-        listEl.append(h('li.conv.hit', { dataset: { id: m.conv_id, seq: m.seq } }, h('div.row', null, h('b', { text: m.sender }), h('span', { text: `#${m.conv_id}` })), h('div.last', { text: m.body })));
+      items.clear();
+      els = searchHits.map((m) => h('li.conv.hit', { dataset: { id: m.conv_id, seq: m.seq } }, h('div.row', null, h('b', { text: m.sender }), h('span', { text: `#${m.conv_id}` })), h('div.last', { text: m.body })));
     } else {
-      const convs = ids.map((id) => store.conv(id));
-      for (const c of convs) listEl.append(convItem(c));
-      if (!convs.length) listEl.append(h('li.empty', { text: t('empty.list') }));
+      els = [];
+      const keep = new Set();
+      for (const id of ids) {
+        const c = store.conv(id);
+        const sig = convSig(c);
+        let it = items.get(id);
+        if (!it || it.sig !== sig) {
+          it = { sig, el: convItem(c) };
+          items.set(id, it);
+        }
+        keep.add(id);
+        els.push(it.el);
+      }
+      for (const id of items.keys()) if (!keep.has(id)) items.delete(id);
+      if (!els.length) els.push(emptyEl || (emptyEl = h('li.empty', { text: t('empty.list') })));
     }
-    listEl.append(sentinel);
+    els.push(sentinel);
+    // The DOM is touched only where the list differs.
+    const kids = listEl.children;
+    let same = kids.length === els.length;
+    for (let i = 0; same && i < els.length; i++) same = kids[i] === els[i];
+    if (!same) listEl.replaceChildren(...els);
   }
 
   listEl.addEventListener('click', (ev) => {
@@ -158,6 +186,10 @@ async function main() {
   }
 
   const pane = frameBatcher(drawPane);
+  let paneSig = '';
+  const setText = (el, text) => {
+    if (el.textContent !== text) el.textContent = text;
+  };
   function drawPane() {
     const c = selected;
     const head = document.querySelector('#convhead');
@@ -165,23 +197,28 @@ async function main() {
     document.querySelector('#workspace').classList.toggle('none', !c);
     if (!c) return;
     const i = c.info || {};
-    head.querySelector('.who').textContent = i.customer || [...c.members].find((m) => m !== user) || c.title;
-    head.querySelector('.st').textContent = i.state ? t(`conv.${i.state.replace('STATE_', '').toLowerCase()}`, i.queue_position || '', i.agent || '') : '';
-    const tags = head.querySelector('.convtags');
-    tags.textContent = '';
-    for (const x of c.tags) tags.append(h('span.chip', null, x, h('button', { type: 'button', dataset: { untag: x }, text: '×', 'aria-label': `${t('tag')} ${x}` })));
+    setText(head.querySelector('.who'), i.customer || [...c.members].find((m) => m !== user) || c.title);
+    setText(head.querySelector('.st'), i.state ? t(`conv.${i.state.replace('STATE_', '').toLowerCase()}`, i.queue_position || '', i.agent || '') : '');
     const rows = [
       ['customer', i.customer || [...c.members].find((m) => m !== user) || ''],
       ['info.state', i.state ? i.state.replace('STATE_', '').toLowerCase() : ''],
       ['info.desk', i.desk],
       ['info.group', i.group],
       ['info.agent', i.agent],
-      ['info.created', i.created_ts ? new Date(i.created_ts).toLocaleString() : ''],
+      ['info.created', fmtDateTime(i.created_ts)],
       ['info.messages', i.last_seq || c.list.lastSeq()],
       ['info.members', [...c.members].join(', ')],
-      ['info.lang', (c.list.items.findLast?.((e) => !e.mine && e.msg.lang) || { msg: {} }).msg.lang || ''],
+      ['info.lang', c.peerLang],
       ['info.tags', c.tags.join(', ')],
     ];
+    // Tags and the info list are rebuilt only when they changed (a burst
+    // changes the message count, nothing else).
+    const sig = JSON.stringify([c.id, c.tags, rows]);
+    if (sig === paneSig) return;
+    paneSig = sig;
+    const tags = head.querySelector('.convtags');
+    tags.textContent = '';
+    for (const x of c.tags) tags.append(h('span.chip', null, x, h('button', { type: 'button', dataset: { untag: x }, text: '×', 'aria-label': `${t('tag')} ${x}` })));
     info.textContent = '';
     for (const [k, v] of rows) if (v) info.append(h('dt', { text: t(k) }), h('dd', { text: String(v) }));
   }
@@ -246,8 +283,8 @@ async function main() {
       loadPage(true);
     } else drawList();
     const s = stateLabel(client.state);
-    conn.textContent = s.text;
-    conn.className = `conn ${s.cls}`;
+    setText(conn, s.text);
+    if (conn.className !== `conn ${s.cls}`) conn.className = `conn ${s.cls}`;
   });
   store.onChange((convs, kinds) => {
     // A conversation the list does not show yet: fetch the first page

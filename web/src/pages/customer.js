@@ -22,19 +22,26 @@ async function main() {
   const subEl = document.querySelector('#convstate');
   let conv = null;
 
+  // Written only when it changes: a burst of messages leaves the header
+  // alone.
+  const setText = (el, text) => {
+    if (el.textContent !== text) el.textContent = text;
+  };
   const header = frameBatcher(() => {
     const s = stateLabel(client.state);
-    stateEl.textContent = s.text;
-    stateEl.className = `conn ${s.cls}`;
+    setText(stateEl, s.text);
+    if (stateEl.className !== `conn ${s.cls}`) stateEl.className = `conn ${s.cls}`;
     if (!conv || !conv.info) return;
     const i = conv.info;
-    subEl.textContent =
+    setText(
+      subEl,
       i.state === 'STATE_QUEUED' ? t('conv.queued', i.queue_position || '?')
       : i.state === 'STATE_ASSIGNED' ? t('conv.assigned', i.agent)
       : i.state === 'STATE_CLOSED' ? t('conv.closed')
       : i.state === 'STATE_BOT' ? t('conv.bot')
-      : t('conv.open');
-    root.dataset.state = i.state;
+      : t('conv.open'),
+    );
+    if (root.dataset.state !== i.state) root.dataset.state = i.state;
   });
   store.onChange(header);
 

@@ -24,6 +24,8 @@ export class Conv {
     this.typing = null; // { user, until } of the other side
     this.tags = [];
     this.members = new Set();
+    this.peerLang = ''; // language of the other side's newest message that has one
+    this.peerLangSeq = 0;
   }
 
   get state() {
@@ -111,13 +113,14 @@ export class ChatStore {
   onMessage(m) {
     const c = this.conv(m.conv_id);
     const mine = this.isMine(m);
-    const key = m.client_msg_id && m.client_msg_id.length ? hex(m.client_msg_id) : '';
+    const key = mine && m.client_msg_id && m.client_msg_id.length ? hex(m.client_msg_id) : '';
     if (mine && m.sender_device === this.client.deviceId && c.list.pendingEntry(key)) {
       c.list.promote(key, m, this.statusFromMarks(c, m.seq, 'sent'));
     } else {
       c.list.upsert(m, { mine, status: mine ? this.statusFromMarks(c, m.seq, 'sent') : null, key: mine ? key : '' });
     }
     c.members.add(m.sender);
+    this.notePeerLang(c, m, mine);
     if (!mine && m.seq > c.readSeq && m.type !== 'MSG_EVENT' && m.type !== 'MSG_SYSTEM') c.unread++;
     if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
     if (m.server_ts > c.lastTs) c.lastTs = m.server_ts;
@@ -125,6 +128,13 @@ export class ChatStore {
     if (m.tags && m.tags.length) c.list.get(m.seq);
     if (c.typing && c.typing.user === m.sender) c.typing = null;
     this.changed(c.id, 'messages');
+  }
+
+  notePeerLang(c, m, mine) {
+    if (!mine && m.lang && m.seq > c.peerLangSeq) {
+      c.peerLang = m.lang;
+      c.peerLangSeq = m.seq;
+    }
   }
 
   statusFromMarks(c, seq, fallback) {
@@ -270,7 +280,10 @@ export class ChatStore {
       .history(convId, before, limit)
       .then((h) => {
         const added = c.list.addPage(h.messages, (m) => this.isMine(m));
-        for (const m of h.messages) c.members.add(m.sender);
+        for (const m of h.messages) {
+          c.members.add(m.sender);
+          this.notePeerLang(c, m, this.isMine(m));
+        }
         if (!h.more || h.messages.length === 0 || c.list.firstSeq() === 1) c.hasMoreBefore = false;
         if (h.messages.length && !c.lastMessage) c.lastMessage = h.messages[h.messages.length - 1];
         this.changed(c.id, 'history');
