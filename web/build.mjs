@@ -37,7 +37,9 @@ async function bundle() {
     bundle: true,
     format: 'esm',
     target: ['chrome110', 'firefox110', 'safari16'],
-    minify: true,
+    // SB_WEB_MINIFY=0: readable names in profiles (tests/web/bench.mjs
+    // SB_BENCH_TRACE); the served build is minified.
+    minify: process.env.SB_WEB_MINIFY !== '0',
     sourcemap: true,
     legalComments: 'none',
     logLevel: 'warning',
