@@ -1,12 +1,14 @@
 /* sbctl: the Switchboard command line, on the client SDK. It mints test
  * tokens, opens conversations, sends, listens, pages history and chats,
- * and drives the customer-service requests (service open, agent status,
- * transfer, close, tag, list, search, canned replies), each as a
- * subcommand with its own --help. One client, one loop; the process exits
- * when the command is done, the server refuses, or the deadline passes. */
+ * drives the customer-service requests (service open, agent status,
+ * transfer, close, tag, list, search, canned replies) and the admin
+ * commands (word lists, the desk configuration), each as a subcommand
+ * with its own --help. One client, one loop; the process exits when the
+ * command is done, the server refuses, or the deadline passes. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,8 @@
 #define LINE_BYTES_MAX 8192
 #define MEMBERS_MAX 64
 #define TAGS_MAX SB_CLIENT_TAGS_MAX
+#define DESK_FILE_BYTES_MAX (4u << 20) /* the server's limit, too */
+#define GROUPS_MAX 64
 
 enum cmd {
     CMD_OPEN,
@@ -41,6 +45,7 @@ enum cmd {
     CMD_SEARCH,
     CMD_CANNED,
     CMD_ADMIN_RELOAD,
+    CMD_ADMIN_DESK,
 };
 
 typedef struct ctl {
@@ -71,6 +76,11 @@ typedef struct ctl {
     uint64_t seq;
     const char *add[TAGS_MAX], *remove[TAGS_MAX];
     size_t n_add, n_remove;
+    /* admin desk: the op and its input */
+    char op[40];
+    char *body;
+    const char *groups; /* "a,b" */
+    long capacity;      /* 0: not given */
     /* chat: stdin */
     union {
         uv_tty_t tty;
@@ -334,6 +344,18 @@ static void act(ctl *x)
                                   &rid);
         sb_client_flush(x->c);
         break;
+    case CMD_ADMIN_DESK:
+        rc = sb_client_admin_cmd(x->c, x->op, x->body, &rid);
+        if (rc == SB_E_TOO_LARGE) {
+            fprintf(stderr,
+                    "sbctl: %zu bytes are more than the server takes in one "
+                    "frame (%u; switchboard --frame-bytes-max)\n",
+                    strlen(x->body ? x->body : ""),
+                    sb_client_session_info(x->c)->frame_bytes_max);
+            finish(x, EXIT_REFUSED);
+            return;
+        }
+        break;
     default:
         break;
     }
@@ -530,6 +552,24 @@ static void on_canned(void *ud, uint32_t rid, int err,
     finish(x, EXIT_OK);
 }
 
+static void on_admin(void *ud, uint32_t rid, int err, const char *text)
+{
+    ctl *x = ud;
+    (void)rid;
+    if (err) {
+        fprintf(stderr, "sbctl: %s refused: %s%s%s\n", x->op,
+                sb_client_err_name(err), text[0] ? ": " : "", text);
+        finish(x, err == -ECONNRESET || err == -ETIMEDOUT ? EXIT_TIMEOUT
+                                                          : EXIT_REFUSED);
+        return;
+    }
+    size_t n = strlen(text);
+    fputs(n ? text : "ok", stdout);
+    if (!n || text[n - 1] != '\n') putchar('\n');
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
 static void on_error(void *ud, int err, const char *text)
 {
     ctl *x = ud;
@@ -564,6 +604,8 @@ static const char USAGE[] =
     "\n"
     "administration (role admin):\n"
     "  admin reload-filter   reload the sensitive-word lists (as SIGHUP)\n"
+    "  admin desk            show or change the desk configuration (agents,\n"
+    "                        groups, canned replies, texts, external bot)\n"
     "\n"
     "`sbctl <command> --help` for the command's options.\n"
     "Exit status: 0 done, 1 refused by the server (the code is printed),\n"
@@ -742,7 +784,138 @@ enum {
     O_MINE,
     O_CURSOR,
     O_CA,
+    O_GROUPS,
+    O_CAPACITY,
 };
+
+/* ---- admin desk ------------------------------------------------------------
+ */
+
+static const char DESK_HELP[] =
+    "usage: sbctl admin desk COMMAND [ARGS] [--desk D] [connection]\n"
+    "As an admin: shows or changes the desk configuration kept in the "
+    "server's\nstore. A change is checked like a desk file (a broken one "
+    "is refused with\nthe reason and the configuration in force stays), "
+    "stored, and in force at\nonce: queued conversations go to the room "
+    "it makes. Prints what was done.\n"
+    "  show                        print the configuration (JSON)\n"
+    "  set FILE                    replace it with FILE's (- for stdin)\n"
+    "  agent-set ID [--groups a,b] [--capacity N]\n"
+    "                              add an agent (--groups required) or "
+    "change one\n"
+    "  agent-rm ID                 remove an agent (its conversations are\n"
+    "                              queued again)\n"
+    "  group-add NAME              add a skill group to the desk\n"
+    "  group-rm NAME               remove one (and from its agents)\n"
+    "  canned-add KEY TITLE TEXT   add or replace a canned reply\n"
+    "  canned-rm KEY               remove one\n"
+    "  text KIND LANG TEXT         the greeting, out_of_hours or fallback "
+    "text in\n"
+    "                              LANG (en, zh-CN...); TEXT '' removes it\n"
+    "  bot USER                    the desk's external bot (a user with role "
+    "bot);\n"
+    "                              USER '' for none\n"
+    "  --desk D                    the desk to change (default: the first)\n";
+
+/* Reads a desk file (path, or - for stdin) into x->body. */
+static int desk_file(ctl *x, const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "sbctl admin desk set: %s: %s\n", path,
+                strerror(errno));
+        return EXIT_USAGE;
+    }
+    x->body = malloc(DESK_FILE_BYTES_MAX + 1);
+    size_t n = x->body ? fread(x->body, 1, DESK_FILE_BYTES_MAX + 1, f) : 0;
+    bool bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!x->body || bad || n > DESK_FILE_BYTES_MAX) {
+        fprintf(stderr, "sbctl admin desk set: %s: %s\n", path,
+                !x->body ? "out of memory"
+                : bad    ? "read error"
+                         : "larger than 4 MiB");
+        return EXIT_USAGE;
+    }
+    x->body[n] = '\0';
+    if (strlen(x->body) != n) {
+        fprintf(stderr, "sbctl admin desk set: %s: has a NUL byte\n", path);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* The op and its JSON input from the words after `admin desk`. */
+static int desk_args(ctl *x, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int n_args; /* positional words after the name */
+        const char *keys[3];
+    } OPS[] = {
+        {"show", 0, {NULL}},
+        {"set", 1, {NULL}},
+        {"agent-set", 1, {"id"}},
+        {"agent-rm", 1, {"id"}},
+        {"group-add", 1, {"name"}},
+        {"group-rm", 1, {"name"}},
+        {"canned-add", 3, {"key", "title", "text"}},
+        {"canned-rm", 1, {"key"}},
+        {"text", 3, {"kind", "lang", "text"}},
+        {"bot", 1, {"user"}},
+    };
+    const char *name = "admin desk";
+    if (optind >= argc) return usage_err(name, "COMMAND is required");
+    const char *sub = argv[optind++];
+    size_t k = 0;
+    while (k < sizeof OPS / sizeof *OPS && strcmp(sub, OPS[k].name) != 0)
+        k++;
+    if (k == sizeof OPS / sizeof *OPS)
+        return usage_err(name, "unknown COMMAND");
+    if (argc - optind != OPS[k].n_args)
+        return usage_err(name, "wrong number of arguments");
+    snprintf(x->op, sizeof x->op, "desk-%s", sub);
+    if ((x->groups || x->capacity) && strcmp(sub, "agent-set") != 0)
+        return usage_err(name, "--groups and --capacity are for agent-set");
+    if (strcmp(sub, "show") == 0) return EXIT_OK;
+    if (strcmp(sub, "set") == 0) {
+        int rc = desk_file(x, argv[optind]);
+        optind = argc;
+        return rc;
+    }
+    json_t *o = json_object();
+    for (int i = 0; o && i < OPS[k].n_args; i++)
+        json_object_set_new(o, OPS[k].keys[i], json_string(argv[optind + i]));
+    optind = argc;
+    if (o && x->desk) json_object_set_new(o, "desk", json_string(x->desk));
+    if (o && x->capacity)
+        json_object_set_new(o, "capacity", json_integer(x->capacity));
+    if (o && x->groups) {
+        json_t *a = json_array();
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s", x->groups);
+        size_t n = 0;
+        for (char *save, *g = strtok_r(buf, ",", &save); a && g;
+             g = strtok_r(NULL, ",", &save)) {
+            if (++n > GROUPS_MAX) {
+                json_decref(a);
+                json_decref(o);
+                return usage_err(name, "too many --groups");
+            }
+            json_array_append_new(a, json_string(g));
+        }
+        json_object_set_new(o, "groups", a);
+    }
+    /* json_string() refuses text that is not UTF-8: the member is then
+     * missing and the server says which. */
+    x->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!x->body) {
+        fprintf(stderr, "sbctl: out of memory\n");
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
 
 static int run_client(ctl *x)
 {
@@ -775,6 +948,7 @@ static int run_client(ctl *x)
         .on_conv_list = on_conv_list,
         .on_search = on_search,
         .on_canned = on_canned,
+        .on_admin = on_admin,
     };
     int rc = sb_client_new(x->loop, &cfg, &cbs, x, &x->c);
     if (rc) {
@@ -848,6 +1022,7 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
             "As the assigned agent (or an admin): hands conversation N to "
             "online agent A,\nor back through routing for skill group G. "
             "Prints `ok`.\n",
+        [CMD_ADMIN_DESK] = DESK_HELP,
         [CMD_ADMIN_RELOAD] =
             "usage: sbctl admin reload-filter [connection]\n"
             "As an admin: the server reloads its word lists (--filter) and "
@@ -910,6 +1085,8 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
         {"mine", no_argument, NULL, O_MINE},
         {"cursor", required_argument, NULL, O_CURSOR},
         {"ca", required_argument, NULL, O_CA},
+        {"groups", required_argument, NULL, O_GROUPS},
+        {"capacity", required_argument, NULL, O_CAPACITY},
         {NULL, 0, NULL, 0},
     };
     static ctl x;
@@ -1034,6 +1211,15 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
         case O_CURSOR:
             x.cursor = optarg;
             break;
+        case O_GROUPS:
+            if (!*optarg) return usage_err(name, "--groups a,b");
+            x.groups = optarg;
+            break;
+        case O_CAPACITY:
+            if (!parse_u64(optarg, &v) || v == 0 || v > 1000)
+                return usage_err(name, "--capacity 1..1000");
+            x.capacity = (long)v;
+            break;
         default:
             return usage_err(name, "unknown option");
         }
@@ -1090,6 +1276,11 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
         if (x.n_add + x.n_remove == 0)
             return usage_err(name, "--add T (or --remove T) is required");
         break;
+    case CMD_ADMIN_DESK: {
+        int rc = desk_args(&x, argc, argv);
+        if (rc) return rc;
+        break;
+    }
     case CMD_SEARCH: {
         if (optind >= argc) return usage_err(name, "QUERY is required");
         size_t n = 0;
@@ -1111,6 +1302,7 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
     if (optind != argc) return usage_err(name, "unexpected argument");
     int rc = run_client(&x);
     free(x.text);
+    free(x.body);
     return rc;
 }
 
@@ -1154,15 +1346,21 @@ int main(int argc, char **argv)
         {"search", NULL, "search", CMD_SEARCH},
         {"canned", NULL, "canned", CMD_CANNED},
         {"admin", "reload-filter", "admin reload-filter", CMD_ADMIN_RELOAD},
+        {"admin", "desk", "admin desk", CMD_ADMIN_DESK},
     };
+    const char *guess = NULL;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(cmd, cmds[i].name) != 0) continue;
         if (!cmds[i].sub) return cmd_connected(cmds[i].cmd, cmd, argc, argv);
         if (argc < 2 || strcmp(argv[1], cmds[i].sub) != 0) {
-            fprintf(stderr, "sbctl: did you mean `sbctl %s`?\n", cmds[i].full);
-            return EXIT_USAGE;
+            if (!guess) guess = cmds[i].full;
+            continue;
         }
         return cmd_connected(cmds[i].cmd, cmds[i].full, argc - 1, argv + 1);
+    }
+    if (guess) {
+        fprintf(stderr, "sbctl: did you mean `sbctl %s`?\n", guess);
+        return EXIT_USAGE;
     }
     fprintf(stderr, "sbctl: unknown command '%s'\n\n%s", cmd, USAGE);
     return EXIT_USAGE;

@@ -989,12 +989,18 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
 
 static void on_admin(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
-    int rc = SB_E_FORBIDDEN;
-    if (s->role == SBP__ROLE__ROLE_ADMIN)
-        rc = gw->io.admin ? gw->io.admin(gw->io.ud, s->id, f->rid, f->admin->op,
+    if (s->role != SBP__ROLE__ROLE_ADMIN) {
+        sb_gw_admin_done(gw, s->id, f->rid, SB_E_FORBIDDEN,
+                         "admin commands need a token with role admin");
+        return;
+    }
+    int rc = gw->io.admin ? gw->io.admin(gw->io.ud, s->id, f->rid, f->admin->op,
                                          f->admin->body)
                           : SB_E_INVALID;
-    if (rc) sb__gw_send_error(gw, s, f->rid, rc, NULL);
+    if (rc == SB_E_INVALID)
+        sb_gw_admin_done(gw, s->id, f->rid, rc, "unknown admin op");
+    else if (rc)
+        sb__gw_send_error(gw, s, f->rid, rc, NULL);
 }
 
 void sb_gw_admin_text(sb_gw *gw, uint64_t conn_id, uint32_t rid,
