@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "sb_error.h"
+#include "sb_walvfs.h"
 #include "sb_utf8.h"
 
 #define SCHEMA_VERSION 4
@@ -651,7 +652,11 @@ int sb_store_open(const char *path, sb_durability d, sb_store **out)
     /* NOMUTEX: a connection is used by one thread at a time (header). */
     int flags =
         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) goto err;
+    /* Syncing every commit, the WAL's writes can be gathered (sb_walvfs). */
+    const char *vfs = d == SB_DURABILITY_FSYNC && sb_walvfs_register() == 0
+                          ? SB_WALVFS_NAME
+                          : NULL;
+    if (sqlite3_open_v2(path, &s->db, flags, vfs) != SQLITE_OK) goto err;
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", CACHE_KIB);
@@ -706,6 +711,14 @@ void sb_store_rollback(sb_store *s)
     /* After SQLITE_FULL or an I/O error SQLite may have rolled back
      * already; ROLLBACK without a transaction would be an error. */
     if (!sqlite3_get_autocommit(s->db)) step_reset(s->st[ST_ROLLBACK]);
+}
+
+int sb_store_cache(sb_store *s, uint32_t kib)
+{
+    assert(s && kib > 0);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%lu", (unsigned long)kib);
+    return exec_sql(s->db, sql);
 }
 
 struct wal_watch {

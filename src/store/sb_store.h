@@ -44,6 +44,10 @@ int sb_store_commit(sb_store *s);
 /* Rolls back the open transaction, if any. Can't fail. */
 void sb_store_rollback(sb_store *s);
 
+/* Sets the connection's page cache (KiB). The writer's holds the hot
+ * index pages of every conversation being written; a miss is a read. */
+int sb_store_cache(sb_store *s, uint32_t kib);
+
 /* Checkpoints, for a caller that runs them itself (sb_storeq does, on a
  * thread of its own, so that commits never wait for one). After
  * sb_store_wal_watch the connection no longer checkpoints at commit; it

@@ -34,9 +34,13 @@
  * that short tail itself between batches and its next commit starts the
  * WAL over. Past twice that it does so whatever the tail (a bound on the
  * WAL, for a checkpointer that cannot keep up). A frame is a 4 KiB page. */
-#define CKPT_FRAMES 2048
+#define CKPT_FRAMES 4096
 #define CKPT_TAIL_FRAMES 256
 #define CKPT_RESTART_FRAMES 16384
+
+/* The writer's page cache: at 8 MiB (the other connections'), a steady
+ * load over 500 conversations missed it for a quarter of its messages. */
+#define WRITER_CACHE_KIB (32u << 10)
 
 typedef struct req_list {
     sb_req *head, *tail;
@@ -848,6 +852,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
              (rc = sb_store_open(path, d, &q->cdb)))
         goto err;
     if (q->cdb) sb_store_wal_watch(q->wdb, on_wal_frames, q);
+    if ((rc = sb_store_cache(q->wdb, WRITER_CACHE_KIB))) goto err;
     q->async = malloc(sizeof *q->async);
     if (!q->async) {
         rc = -ENOMEM;

@@ -1,0 +1,24 @@
+/* A VFS shim over SQLite's default one that gathers the writes made to a
+ * write-ahead log between two syncs into a few large writes.
+ *
+ * SQLite writes each WAL frame as two writes (a 24-byte header, then the
+ * page), each a system call; a commit of fifty pages made a hundred. With
+ * the shim they collect in a buffer that goes to the file in one write when
+ * SQLite syncs the WAL (every commit, with synchronous = FULL), reads it,
+ * asks its size, truncates or closes it, or when the buffer is full. Other
+ * connections only learn of new frames from the WAL index, which SQLite
+ * updates after that sync, so they never look for bytes still in the
+ * buffer. Without a sync per commit (synchronous = NORMAL) that no longer
+ * holds: the shim is only for connections that sync every commit. Files
+ * other than WALs pass straight through. */
+#ifndef SB_WALVFS_H
+#define SB_WALVFS_H
+
+#define SB_WALVFS_NAME "sb-wal"
+#define SB_WALVFS_BUF_BYTES (1u << 20) /* per WAL being written */
+
+/* Registers the shim (once per process; safe from any thread). Returns 0
+ * or SB_E_STORE. Open with SB_WALVFS_NAME as the VFS to use it. */
+int sb_walvfs_register(void);
+
+#endif
