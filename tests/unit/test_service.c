@@ -1,6 +1,7 @@
 /* The customer-service lifecycle driven through the gateway core without
  * sockets: bot, handoff, queue, routing by capacity, transfer, close,
- * reopen, quote, recall, tags, locales and authorization. */
+ * reopen, quote, recall, tags, locales and authorization; a new desk
+ * configuration put in force while conversations are under way. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -371,6 +372,64 @@ static void test_card_and_media(void **state)
     assert_int_equal(m->media->size, 12345);
 }
 
+/* The gateway's routing state in a configuration put in force while it
+ * runs: a lower capacity keeps the conversations an agent has; an agent
+ * added while connected takes the queue at once; an agent removed hands
+ * its conversations back to the queue and on to the agent with room. */
+static void test_desk_swap(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(24, "a4", "agent", "d", "en"); /* not an agent yet */
+    for (uint64_t i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "cust%u", (unsigned)i);
+        gwfake_hello(40 + i, name, "customer", "p", "en");
+        handoff_customer(40 + i, (uint8_t)(0x10 + i));
+    }
+    assert_string_equal(last_update(40)->agent, "a1");
+    assert_string_equal(last_update(41)->agent, "a1");
+    assert_int_equal(last_update(42)->state, SBP__CONV_STATE__STATE_QUEUED);
+
+    static const char NEW[] =
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\",\"g2\"]}],"
+        "\"agents\":[{\"id\":\"a1\",\"groups\":[\"g1\"],\"capacity\":1},"
+        "{\"id\":\"a4\",\"groups\":[\"g1\"],\"capacity\":2}]}";
+    sb_desk *nd = NULL, *old = NULL;
+    char err[256];
+    if (sb_desk_parse(NEW, sizeof NEW - 1, &nd, err, sizeof err))
+        fail_msg("desk: %s", err);
+    assert_int_equal(sb_gw_desk_swap(GF.gw, nd, &old), 0);
+    assert_ptr_equal(old, desk);
+    sb_desk_free(old);
+    desk = nd;
+    gwfake_pump();
+    assert_string_equal(last_update(42)->agent, "a4");
+    assert_true(pushed(42, "a4 has joined"));
+    uint32_t cap, load;
+    sb_desk_agent_load(nd, "a1", &cap, &load);
+    assert_int_equal(cap, 1);
+    assert_int_equal(load, 2); /* kept, no new one until below 1 */
+
+    static const char NO_A1[] =
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\"]}],"
+        "\"agents\":[{\"id\":\"a4\",\"groups\":[\"g1\"],\"capacity\":3}]}";
+    if (sb_desk_parse(NO_A1, sizeof NO_A1 - 1, &nd, err, sizeof err))
+        fail_msg("desk: %s", err);
+    assert_int_equal(sb_gw_desk_swap(GF.gw, nd, &old), 0);
+    sb_desk_free(old);
+    desk = nd;
+    gwfake_pump();
+    for (uint64_t i = 0; i < 3; i++)
+        assert_string_equal(last_update(40 + i)->agent, "a4");
+    assert_true(pushed(40, "went back to the g1 queue"));
+    sb_desk_agent_load(nd, "a4", &cap, &load);
+    assert_int_equal(load, 3);
+    /* a1 is out of its old conversations. */
+    gwfake_send(20, last_update(40)->conv_id, 9, "still mine?", 0);
+    expect_error(20, SBP__ERROR_CODE__ERR_FORBIDDEN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +437,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
         cmocka_unit_test_setup_teardown(test_card_and_media, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_desk_swap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
