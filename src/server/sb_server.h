@@ -16,7 +16,8 @@ typedef struct sb_server_config {
     uint16_t port;
     const char *data_dir;  /* the store lives at data_dir/switchboard.db */
     const char *web_dir;   /* static files; NULL: none */
-    const char *desk_file; /* customer-service desks (JSON); NULL: none */
+    const char *desk_file; /* customer-service desks (JSON) to import into
+                              the store (sb_deskmgr); NULL: the store's */
     const char *filter_dir; /* sensitive-word lists, NAME.txt; NULL: none */
     sb_durability durability;
     sb_gw_config gw;
@@ -46,7 +47,8 @@ void sb_server_config_default(sb_server_config *c);
  * lets pending SENDs commit and be acknowledged, closes sessions with 1001
  * and returns 0. SIGHUP reloads the word lists of filter_dir on a worker
  * thread and swaps them in between two messages; lists that do not compile
- * are refused (logged) and the ones in force stay. Returns a negative code
+ * are refused (logged) and the ones in force stay. It also imports
+ * desk_file again if it changed (sb_deskmgr). Returns a negative code
  * if it cannot start (the port is taken, the store cannot be opened, the
  * word lists do not compile). on_ready, if set, is called once the server
  * listens, with the bound port. */
