@@ -349,7 +349,8 @@ static void act(ctl *x)
         if (rc == SB_E_TOO_LARGE) {
             fprintf(stderr,
                     "sbctl: %zu bytes are more than the server takes in one "
-                    "frame (%u; switchboard --frame-bytes-max)\n",
+                    "frame (%u; switchboard --frame-bytes-max, or import the "
+                    "file with --desk and SIGHUP)\n",
                     strlen(x->body ? x->body : ""),
                     sb_client_session_info(x->c)->frame_bytes_max);
             finish(x, EXIT_REFUSED);
@@ -935,6 +936,8 @@ static int run_client(ctl *x)
     cfg.client_name = "sbctl/" SB_VERSION;
     /* One-shot commands need no inbox. */
     cfg.sync_disabled = x->cmd != CMD_LISTEN && x->cmd != CMD_CHAT;
+    /* A desk document may be up to 4 MiB, more as JSON text. */
+    if (x->cmd == CMD_ADMIN_DESK) cfg.frame_bytes_max = 16u << 20;
     sb_client_cbs cbs = {
         .on_state = on_state,
         .on_message = on_message,

@@ -1530,18 +1530,25 @@ int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
     int rc = check_str(op, SB_CLIENT_DESK_BYTES_MAX, false);
     if (rc) return rc;
-    size_t n = strlen(body ? body : "");
-    /* The server refuses a larger message unread, without the rid. */
-    if (cc->sess.frame_bytes_max &&
-        n + strlen(op) + 64 > cc->sess.frame_bytes_max)
-        return SB_E_TOO_LARGE;
-    if (!sb_utf8_valid(body ? body : "", n)) return SB_E_BAD_UTF8;
+    if (!sb_utf8_valid(body ? body : "", strlen(body ? body : "")))
+        return SB_E_BAD_UTF8;
     Sbp__Admin a = SBP__ADMIN__INIT;
     a.op = (char *)op;
     a.body = str_or_empty(body);
     Sbp__Frame f = SBP__FRAME__INIT;
     f.body_case = SBP__FRAME__BODY_ADMIN;
     f.admin = &a;
+    /* The server refuses a larger message unread, so without the rid that
+     * would tell us which request failed: measure it here (a rid adds at
+     * most 6 bytes). */
+    if (cc->sess.frame_bytes_max) {
+        sb_buf b = SB_BUF_INIT;
+        rc = sb_frame_encode(cc->cfg.enc, &f, &b);
+        size_t n = b.len;
+        sb_buf_free(&b);
+        if (rc) return rc;
+        if (n + 6 > cc->sess.frame_bytes_max) return SB_E_TOO_LARGE;
+    }
     return request(cc, REQ_ADMIN_CMD, &f, rid_out);
 }
 

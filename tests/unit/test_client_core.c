@@ -49,6 +49,7 @@ enum {
     ANS_UPDATE,
     ANS_TYPING,
     ANS_RECALLED,
+    ANS_ADMIN,
 };
 
 typedef struct h {
@@ -188,7 +189,8 @@ static logans *ans_add(h *t, int kind, uint32_t rid, int err, const void *p)
     a->err = err;
     a->null = p == NULL;
     /* The contract: a payload exactly when err is 0. */
-    assert_true((err == 0) == (p != NULL) || kind == ANS_DONE);
+    assert_true((err == 0) == (p != NULL) || kind == ANS_DONE ||
+                kind == ANS_ADMIN);
     return a;
 }
 
@@ -232,6 +234,13 @@ static void cb_canned(void *ud, uint32_t rid, int err,
     if (!c) return;
     a->n = c->n_items;
     if (c->n_items) snprintf(a->s, sizeof a->s, "%s", c->items[0]->key);
+}
+
+static void cb_admin(void *ud, uint32_t rid, int err, const char *text)
+{
+    assert_non_null(text);
+    logans *a = ans_add(ud, ANS_ADMIN, rid, err, text);
+    snprintf(a->s, sizeof a->s, "%s", text);
 }
 
 static void cb_conv_update(void *ud, const Sbp__Conversation *c)
@@ -290,6 +299,7 @@ static h *h_new_cfg(sb_client_config *cfg)
         .on_search = cb_search,
         .on_canned = cb_canned,
         .on_recalled = cb_recalled,
+        .on_admin = cb_admin,
     };
     sb_client_core_io io = {.ud = t,
                             .connect = io_connect,
@@ -1332,6 +1342,9 @@ static void feed_body(h *t, uint32_t rid, Sbp__Frame__BodyCase bc, void *p)
     case SBP__FRAME__BODY_OPEN_RESP:
         f.open_resp = p;
         break;
+    case SBP__FRAME__BODY_ADMIN_RESP:
+        f.admin_resp = p;
+        break;
     default:
         fail_msg("feed_body: body case %d", (int)bc);
     }
@@ -1645,6 +1658,80 @@ static void test_list_search_canned(void **state)
     assert_int_equal(t->ans[3].err, SB_E_INVALID);
     assert_true(t->ans[3].null);
     assert_int_equal(t->nmsgs, 0); /* search results are not the inbox */
+    h_free(t);
+}
+
+/* Admin commands with an input, answered with text (ADMIN_RESP, OK or the
+ * ERROR's reason), measured against the server's frame limit; a bot's
+ * robot message with quick replies. */
+static void test_admin_cmd_and_robot(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint32_t r1, r2, r3;
+    assert_int_equal(sb_client_core_admin_cmd(t->cc, "desk-agent-set",
+                                              "{\"id\":\"a1\"}", &r1),
+                     0);
+    Sbp__Frame *f = pull_one(t, SBP__FRAME__BODY_ADMIN);
+    assert_string_equal(f->admin->op, "desk-agent-set");
+    assert_string_equal(f->admin->body, "{\"id\":\"a1\"}");
+    assert_int_equal(sb_client_core_admin_cmd(t->cc, "desk-show", NULL, &r2),
+                     0);
+    f = pull_one(t, SBP__FRAME__BODY_ADMIN);
+    assert_string_equal(f->admin->body, "");
+    assert_int_equal(sb_client_core_admin_cmd(t->cc, "reload-filter", "", &r3),
+                     0);
+    f = pull_one(t, SBP__FRAME__BODY_ADMIN);
+    assert_string_equal(f->admin->op, "reload-filter");
+    Sbp__AdminResp ar = SBP__ADMIN_RESP__INIT;
+    ar.text = "agent a1 updated";
+    feed_body(t, r1, SBP__FRAME__BODY_ADMIN_RESP, &ar);
+    feed_error(t, r2, SBP__ERROR_CODE__ERR_FORBIDDEN, NULL);
+    feed_ok(t, r3);
+    feed_body(t, r1, SBP__FRAME__BODY_ADMIN_RESP, &ar); /* late: dropped */
+    assert_int_equal(t->nans, 3);
+    assert_int_equal(t->ans[0].kind, ANS_ADMIN);
+    assert_int_equal(t->ans[0].rid, r1);
+    assert_int_equal(t->ans[0].err, 0);
+    assert_string_equal(t->ans[0].s, "agent a1 updated");
+    assert_int_equal(t->ans[1].err, SB_E_FORBIDDEN);
+    assert_string_equal(t->ans[1].s, "nope");
+    assert_int_equal(t->ans[2].err, 0);
+    assert_string_equal(t->ans[2].s, "");
+    /* Over the server's frame_bytes_max (1 MiB here): refused here. */
+    size_t n = 1u << 20;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    assert_int_equal(sb_client_core_admin_cmd(t->cc, "desk-set", big, &r1),
+                     SB_E_TOO_LARGE);
+    free(big);
+    assert_int_equal(sb_client_core_admin_cmd(t->cc, "desk-set", "\xc3", &r1),
+                     SB_E_BAD_UTF8);
+    assert_int_equal(sb_client_core_admin_cmd(t->cc, "", "{}", &r1),
+                     SB_E_INVALID);
+    assert_int_equal(pull(t), 0);
+
+    const char *quick[] = {"Yes", "No thanks"};
+    uint8_t id[16];
+    assert_int_equal(
+        sb_client_core_send_robot(t->cc, 5, "Happy?", 6, quick, 2, id), 0);
+    f = pull_one(t, SBP__FRAME__BODY_SEND);
+    assert_int_equal(f->send->type, SBP__MSG_TYPE__MSG_ROBOT);
+    assert_string_equal(f->send->body, "Happy?");
+    assert_int_equal(f->send->n_quick_replies, 2);
+    assert_string_equal(f->send->quick_replies[1]->title, "No thanks");
+    assert_string_equal(f->send->quick_replies[1]->payload, "No thanks");
+    assert_memory_equal(f->send->client_msg_id.data, id, 16);
+    const char *nine[9] = {"1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    assert_int_equal(sb_client_core_send_robot(t->cc, 5, "x", 1, nine, 9, NULL),
+                     SB_E_TOO_LARGE);
+    const char *empty[] = {""};
+    assert_int_equal(
+        sb_client_core_send_robot(t->cc, 5, "x", 1, empty, 1, NULL),
+        SB_E_INVALID);
     h_free(t);
 }
 
@@ -1965,6 +2052,7 @@ int main(void)
         cmocka_unit_test(test_done_requests),
         cmocka_unit_test(test_agent_state_requests),
         cmocka_unit_test(test_list_search_canned),
+        cmocka_unit_test(test_admin_cmd_and_robot),
         cmocka_unit_test(test_conv_update_and_typing),
         cmocka_unit_test(test_service_timeouts_and_disconnect),
         cmocka_unit_test(test_service_json),
