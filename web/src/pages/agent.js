@@ -206,22 +206,32 @@ async function main() {
       ['info.group', i.group],
       ['info.agent', i.agent],
       ['info.created', fmtDateTime(i.created_ts)],
-      ['info.messages', i.last_seq || c.list.lastSeq()],
+      ['info.messages', Math.max(i.last_seq || 0, c.list.lastSeq())],
       ['info.members', [...c.members].join(', ')],
       ['info.lang', c.peerLang],
       ['info.tags', c.tags.join(', ')],
     ];
-    // Tags and the info list are rebuilt only when they changed (a burst
-    // changes the message count, nothing else).
-    const sig = JSON.stringify([c.id, c.tags, rows]);
-    if (sig === paneSig) return;
-    paneSig = sig;
-    const tags = head.querySelector('.convtags');
-    tags.textContent = '';
-    for (const x of c.tags) tags.append(h('span.chip', null, x, h('button', { type: 'button', dataset: { untag: x }, text: '×', 'aria-label': `${t('tag')} ${x}` })));
-    info.textContent = '';
-    for (const [k, v] of rows) if (v) info.append(h('dt', { text: t(k) }), h('dd', { text: String(v) }));
+    // Rebuilt only when the tags or the set of rows change; otherwise
+    // the values that changed (a burst: the message count) are written
+    // in place.
+    const shown = rows.filter(([, v]) => v);
+    const sig = JSON.stringify([c.id, c.tags, shown.map(([k]) => k)]);
+    if (sig !== paneSig) {
+      paneSig = sig;
+      const tags = head.querySelector('.convtags');
+      tags.textContent = '';
+      for (const x of c.tags) tags.append(h('span.chip', null, x, h('button', { type: 'button', dataset: { untag: x }, text: '×', 'aria-label': `${t('tag')} ${x}` })));
+      info.textContent = '';
+      infoValues = shown.map(([k, v]) => {
+        const dd = h('dd', { text: String(v) });
+        info.append(h('dt', { text: t(k) }), dd);
+        return dd;
+      });
+    } else {
+      shown.forEach(([, v], j) => setText(infoValues[j], String(v)));
+    }
   }
+  let infoValues = [];
 
   document.querySelector('#convhead').addEventListener('click', async (ev) => {
     const x = ev.target.closest('[data-untag]');

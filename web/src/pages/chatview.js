@@ -5,7 +5,7 @@
 import { h, frameBatcher, toast, errText } from './common.js';
 import { t } from './i18n.js';
 import { VirtualList } from './vlist.js';
-import { renderMessage } from './render.js';
+import { renderMessage, renderActs } from './render.js';
 
 export class ChatView {
   /**
@@ -41,6 +41,18 @@ export class ChatView {
       onResize: () => this.schedule(),
     });
     this.scroller.addEventListener('click', (ev) => this.onClick(ev));
+    // A message's action bar is built when the pointer or the focus first
+    // reaches it (see renderActs).
+    const addActs = (ev) => {
+      const el = ev.target instanceof Element ? ev.target.closest('.vl-item') : null;
+      if (!el || el.dataset.acts) return;
+      el.dataset.acts = '1';
+      const r = this.vl.rendered.get(el.dataset.key);
+      const acts = r && r.el === el ? renderActs(r.entry, { staff: !!o.staff }) : null;
+      if (acts) el.append(acts);
+    };
+    this.scroller.addEventListener('mouseover', addActs);
+    this.scroller.addEventListener('focusin', addActs);
     this.sendBtn.addEventListener('click', () => this.submit());
     this.input.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {

@@ -69,12 +69,6 @@ export function renderMessage(e, ctx) {
   const mine = e.mine;
   const robot = m.type === 'MSG_ROBOT' || m.sender === 'bot';
   const status = mine ? ctx.statusOf(e) : null;
-  const acts = h('div.acts');
-  if (e.seq && !m.recalled) {
-    acts.append(h('button', { type: 'button', dataset: { act: 'quote', seq: e.seq }, text: ctx.staff ? t('quote') : t('reply') }));
-    if (ctx.staff) acts.append(h('button', { type: 'button', dataset: { act: 'tagmsg', seq: e.seq }, text: t('tag') }));
-    if (mine) acts.append(h('button', { type: 'button', dataset: { act: 'recall', seq: e.seq }, text: t('recall') }));
-  }
   const bubble = h('div.bubble', null, quoteBlock(m, ctx.list), bodyOf(m));
   if (robot && m.quick_replies && m.quick_replies.length && !m.recalled) {
     bubble.append(
@@ -95,5 +89,21 @@ export function renderMessage(e, ctx) {
     status === 'failed' ? h('button.retry', { type: 'button', dataset: { act: 'retry', key: e.key }, text: t('retry') }) : null,
   );
   const cls = `div.msg.${mine ? 'mine' : 'theirs'}${robot ? '.robot' : ''}${m.recalled ? '.is-recalled' : ''}`;
-  return h(cls, { dataset: { seq: e.seq || '', key: e.key || '' } }, bubble, tags, meta, acts);
+  return h(cls, { dataset: { seq: e.seq || '', key: e.key || '' } }, bubble, tags, meta);
+}
+
+/**
+ * The action bar of a message (quote or reply, tag, recall), or null.
+ * Not part of renderMessage: it shows only under the pointer or focus, so
+ * the page adds it to a message when one of those reaches it, and the
+ * dozen messages a frame of a burst renders carry no hidden buttons.
+ */
+export function renderActs(e, ctx) {
+  const m = e.msg;
+  if (!e.seq || m.recalled || m.type === 'MSG_EVENT' || m.type === 'MSG_SYSTEM') return null;
+  const acts = h('div.acts');
+  acts.append(h('button', { type: 'button', dataset: { act: 'quote', seq: e.seq }, text: ctx.staff ? t('quote') : t('reply') }));
+  if (ctx.staff) acts.append(h('button', { type: 'button', dataset: { act: 'tagmsg', seq: e.seq }, text: t('tag') }));
+  if (e.mine) acts.append(h('button', { type: 'button', dataset: { act: 'recall', seq: e.seq }, text: t('recall') }));
+  return acts;
 }

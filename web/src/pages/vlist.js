@@ -47,7 +47,7 @@ export class VirtualList {
    */
   constructor(scroller, o) {
     this.scroller = scroller;
-    this.o = { estimate: 64, overscan: 800, stickOverscan: 320, ...o };
+    this.o = { estimate: 64, overscan: 800, stickOverscan: 120, ...o };
     this.list = null;
     this.content = document.createElement('div');
     this.content.className = 'vl-content';
