@@ -417,6 +417,14 @@ const sb_desk_def *sb_desk_get(const sb_desk *d, const char *id)
     return &d->desks[0];
 }
 
+void sb_desk_counts(const sb_desk *d, size_t *desks, size_t *groups,
+                    size_t *agents)
+{
+    *desks = d ? d->n_desks : 0;
+    *groups = d ? d->n_groups : 0;
+    *agents = d ? d->n_agents : 0;
+}
+
 int sb_desk_group(const sb_desk *d, const char *name)
 {
     for (size_t i = 0; i < d->n_groups; i++)

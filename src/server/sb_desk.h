@@ -90,6 +90,9 @@ int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
 /* The desk with this id, or the first desk for "" or an unknown id. NULL
  * only when no desk is configured. */
 const sb_desk_def *sb_desk_get(const sb_desk *d, const char *id);
+/* How many desks, skill groups and agents d has. */
+void sb_desk_counts(const sb_desk *d, size_t *desks, size_t *groups,
+                    size_t *agents);
 /* Group index by name, -1 if none. */
 int sb_desk_group(const sb_desk *d, const char *name);
 const char *sb_desk_group_name(const sb_desk *d, int group);

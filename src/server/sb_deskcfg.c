@@ -368,17 +368,11 @@ static const struct {
     {"bot", op_bot},
 };
 
-/* ", 1 desk, 2 groups, 3 agents" of a parsed document. */
-static void counts(const char *doc, size_t len, char *out, size_t cap)
+/* " (1 desk, 2 groups, 3 agents)" of a parsed configuration. */
+static void counts(const sb_desk *d, char *out, size_t cap)
 {
-    json_t *j = json_loadb(doc, len, 0, NULL);
-    size_t desks = json_array_size(json_object_get(j, "desks"));
-    size_t agents = json_array_size(json_object_get(j, "agents"));
-    size_t groups = 0, i;
-    json_t *d;
-    json_array_foreach(json_object_get(j, "desks"), i, d) groups +=
-        json_array_size(json_object_get(d, "groups"));
-    json_decref(j);
+    size_t desks, groups, agents;
+    sb_desk_counts(d, &desks, &groups, &agents);
     snprintf(out, cap, " (%zu desk%s, %zu group%s, %zu agent%s)", desks,
              desks == 1 ? "" : "s", groups, groups == 1 ? "" : "s", agents,
              agents == 1 ? "" : "s");
@@ -459,7 +453,7 @@ int sb_deskcfg_apply(const char *doc, size_t len, const char *op,
         goto out;
     }
     char tail[96];
-    counts(text, n, tail, sizeof tail);
+    counts(*out_desk, tail, sizeof tail);
     say(msg, msg_len, 0, "%s%s", done, tail);
     *out_doc = text;
     *out_len = n;

@@ -89,7 +89,7 @@ wait_list "c1 goes to a1" "$C1" "assigned desk=d group=g1 agent=a1"
 ask "$C2"
 wait_list "c2 waits: a1 is full" "$C2" "queued"
 
-check "admin raises a1's capacity" 0 "$CTL" admin desk agent-set a1 --capacity 2 --token "$AD"
+check "admin raises a1's capacity (JSON encoding)" 0 "$CTL" admin desk agent-set a1 --capacity 2 --json --token "$AD"
 has "the answer says what was done" "agent a1 updated: groups g1, capacity 2"
 wait_list "c2 is assigned to a1 at once" "$C2" "assigned desk=d group=g1 agent=a1"
 
@@ -102,7 +102,7 @@ wait_list "c3 is assigned to the new agent a2" "$C3" "agent=a2"
 echo '{"desks": [], "agents": []}' > "$DIR/bad.json"
 check "a broken configuration is refused" 1 "$CTL" admin desk set "$DIR/bad.json" --token "$AD"
 has "with the reason" "desks: want a non-empty array"
-check "the old one stays" 0 "$CTL" admin desk show --token "$AD"
+check "the old one stays" 0 "$CTL" admin desk show --json --token "$AD"
 has "a2 is still there" '"id": "a2"'
 check "an unknown group is refused" 1 "$CTL" admin desk agent-set a3 --groups nope --token "$AD"
 has "naming it" "unknown group"
