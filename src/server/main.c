@@ -64,11 +64,13 @@ static bool demo;
 
 static void print_demo(const char *host, uint16_t port)
 {
-    const char *users[][2] = {{"alice", "customer"}, {"bob", "agent"}};
+    const char *users[][2] = {
+        {"alice", "customer"}, {"bob", "agent"}, {"root", "admin"}};
     printf("\nSwitchboard demo on http://%s:%u  (WebSocket: ws://%s:%u/ws)\n",
            host, port, host, port);
     printf("Demo secret: %s\n", DEMO_SECRET);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
+        if (i == 2 && !cfg.desk_file) break;
         sb_claims c;
         memset(&c, 0, sizeof c);
         snprintf(c.sub, sizeof c.sub, "%s", users[i][0]);
@@ -87,7 +89,9 @@ static void print_demo(const char *host, uint16_t port)
     if (cfg.desk_file)
         printf("  build/sbctl service open --token <alice's token>   (prints the conv id)\n"
                "  build/sbctl send --token <alice's token> --conv <id> \"talk to a person\"\n"
-               "  build/sbctl listen --token <bob's token>   (bob comes on duty, gets it)\n\n");
+               "  build/sbctl listen --token <bob's token>   (bob comes on duty, gets it)\n"
+               "  build/sbctl admin desk show --token <root's token>   (the desk configuration;\n"
+               "    build/sbctl admin desk --help: change agents, capacities... while it runs)\n\n");
     else
         printf("  build/sbctl listen --token <bob's token>\n"
                "  build/sbctl open --token <alice's token> --member bob\n"
