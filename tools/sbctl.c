@@ -1351,18 +1351,17 @@ int main(int argc, char **argv)
         {"admin", "reload-filter", "admin reload-filter", CMD_ADMIN_RELOAD},
         {"admin", "desk", "admin desk", CMD_ADMIN_DESK},
     };
-    const char *guess = NULL;
+    size_t guesses = 0;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(cmd, cmds[i].name) != 0) continue;
         if (!cmds[i].sub) return cmd_connected(cmds[i].cmd, cmd, argc, argv);
-        if (argc < 2 || strcmp(argv[1], cmds[i].sub) != 0) {
-            if (!guess) guess = cmds[i].full;
-            continue;
-        }
-        return cmd_connected(cmds[i].cmd, cmds[i].full, argc - 1, argv + 1);
+        if (argc >= 2 && strcmp(argv[1], cmds[i].sub) == 0)
+            return cmd_connected(cmds[i].cmd, cmds[i].full, argc - 1, argv + 1);
+        fprintf(stderr, "%s`sbctl %s`",
+                guesses++ ? " or " : "sbctl: did you mean ", cmds[i].full);
     }
-    if (guess) {
-        fprintf(stderr, "sbctl: did you mean `sbctl %s`?\n", guess);
+    if (guesses) {
+        fputs("?\n", stderr);
         return EXIT_USAGE;
     }
     fprintf(stderr, "sbctl: unknown command '%s'\n\n%s", cmd, USAGE);
