@@ -324,9 +324,18 @@ static void assign_all_queued(sb_gw *gw)
     uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
     if (!ids) return;
     n = sb_desk_queue_list(d, -1, ids, n);
+    /* A group nobody had room for keeps none: assigning only takes room,
+     * so the rest of its queue is not looked at again. */
+    bool full[SB_DESK_GROUPS_MAX] = {false};
     for (size_t i = 0; i < n; i++) {
-        const char *agent = sb_desk_pick(d, sb_desk_queued_group(d, ids[i]));
-        if (agent) assign_queued(gw, ids[i], agent);
+        int g = sb_desk_queued_group(d, ids[i]);
+        assert(g >= 0 && g < SB_DESK_GROUPS_MAX);
+        if (full[g]) continue;
+        const char *agent = sb_desk_pick(d, g);
+        if (agent)
+            assign_queued(gw, ids[i], agent);
+        else
+            full[g] = true;
     }
     free(ids);
 }
