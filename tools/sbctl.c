@@ -1351,15 +1351,19 @@ int main(int argc, char **argv)
         {"admin", "reload-filter", "admin reload-filter", CMD_ADMIN_RELOAD},
         {"admin", "desk", "admin desk", CMD_ADMIN_DESK},
     };
-    size_t guesses = 0;
+    bool known = false;
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(cmd, cmds[i].name) != 0) continue;
         if (!cmds[i].sub) return cmd_connected(cmds[i].cmd, cmd, argc, argv);
         if (argc >= 2 && strcmp(argv[1], cmds[i].sub) == 0)
             return cmd_connected(cmds[i].cmd, cmds[i].full, argc - 1, argv + 1);
-        fprintf(stderr, "%s`sbctl %s`",
-                guesses++ ? " or " : "sbctl: did you mean ", cmds[i].full);
+        known = true;
     }
+    size_t guesses = 0;
+    for (size_t i = 0; known && i < sizeof cmds / sizeof *cmds; i++)
+        if (strcmp(cmd, cmds[i].name) == 0)
+            fprintf(stderr, "%s`sbctl %s`",
+                    guesses++ ? " or " : "sbctl: did you mean ", cmds[i].full);
     if (guesses) {
         fputs("?\n", stderr);
         return EXIT_USAGE;
