@@ -68,6 +68,15 @@ function procCpu() {
         const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
         const m = /--type=([a-z-]+)/.exec(cmd);
         kind = `chromium ${m ? m[1] : 'browser'}`;
+        // The renderer by thread (main, compositor, raster, GC helpers...).
+        if (m && m[1] === 'renderer')
+          for (const tid of readdirSync(`/proc/${pid}/task`)) {
+            const ts = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+            const tc = ts.lastIndexOf(')');
+            const tn = ts.slice(ts.indexOf('(') + 1, tc).replace(/[0-9]+$/, '');
+            const tf = ts.slice(tc + 2).split(' ');
+            out.set(`${pid}/${tid}`, { kind: `  renderer thread ${tid === pid ? 'main' : tn}`, ms: ((Number(tf[11]) + Number(tf[12])) * 1000) / hz, thread: true });
+          }
       }
       out.set(pid, { kind, ms: ((Number(f[11]) + Number(f[12])) * 1000) / hz });
     } catch {
@@ -156,12 +165,16 @@ try {
       if (!best || d.run > best.run) best = d;
     }
     const by = new Map();
+    const threads = new Map();
     for (const [pid, b] of procCpu()) {
       const d = b.ms - (cpu0.get(pid)?.ms || 0);
-      if (d > 0) by.set(b.kind, (by.get(b.kind) || 0) + d);
+      const into = b.thread ? threads : by;
+      if (d > 0) into.set(b.kind, (into.get(b.kind) || 0) + d);
     }
     const top = [...by].sort((x, y) => y[1] - x[1]).slice(0, 8);
     if (top.length) console.log(`CPU time during the burst, by process: ${top.map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')}`);
+    const topT = [...threads].sort((x, y) => y[1] - x[1]).slice(0, 6);
+    if (topT.length) console.log(`  the renderer's threads: ${topT.map(([k, v]) => `${k.replace('  renderer thread ', '')} ${v.toFixed(0)} ms`).join(', ')}`);
     if (best) {
       fig.sched = best;
       console.log(`page's main thread during the burst: ${best.run.toFixed(0)} ms on a CPU, ${best.wait.toFixed(0)} ms runnable but waiting for one (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
