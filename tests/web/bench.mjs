@@ -75,7 +75,7 @@ function procCpu() {
             const tc = ts.lastIndexOf(')');
             const tn = ts.slice(ts.indexOf('(') + 1, tc).replace(/[0-9]+$/, '');
             const tf = ts.slice(tc + 2).split(' ');
-            out.set(`${pid}/${tid}`, { kind: `  renderer thread ${tid === pid ? 'main' : tn}`, ms: ((Number(tf[11]) + Number(tf[12])) * 1000) / hz, thread: true });
+            out.set(`${pid}/${tid}`, { kind: `  renderer thread ${tid === pid ? 'main' : tn}`, ms: ((Number(tf[11]) + Number(tf[12])) * 1000) / hz, thread: pid });
           }
       }
       out.set(pid, { kind, ms: ((Number(f[11]) + Number(f[12])) * 1000) / hz });
@@ -157,24 +157,26 @@ try {
   }, [tBurst, renders0]);
   fig.burst = burst;
   {
+    // The page's renderer: the one whose main thread ran the most.
     let best = null;
     for (const [pid, b] of rendererSched()) {
       const a = sched0.get(pid);
       if (!a) continue;
-      const d = { run: (b.run - a.run) / 1e6, wait: (b.wait - a.wait) / 1e6 };
+      const d = { pid, run: (b.run - a.run) / 1e6, wait: (b.wait - a.wait) / 1e6 };
       if (!best || d.run > best.run) best = d;
     }
     const by = new Map();
     const threads = new Map();
     for (const [pid, b] of procCpu()) {
       const d = b.ms - (cpu0.get(pid)?.ms || 0);
+      if (b.thread && (!best || b.thread !== best.pid)) continue;
       const into = b.thread ? threads : by;
       if (d > 0) into.set(b.kind, (into.get(b.kind) || 0) + d);
     }
     const top = [...by].sort((x, y) => y[1] - x[1]).slice(0, 8);
     if (top.length) console.log(`CPU time during the burst, by process: ${top.map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')}`);
     const topT = [...threads].sort((x, y) => y[1] - x[1]).slice(0, 6);
-    if (topT.length) console.log(`  the renderer's threads: ${topT.map(([k, v]) => `${k.replace('  renderer thread ', '')} ${v.toFixed(0)} ms`).join(', ')}`);
+    if (topT.length) console.log(`  the page's renderer by thread: ${topT.map(([k, v]) => `${k.replace('  renderer thread ', '')} ${v.toFixed(0)} ms`).join(', ')}`);
     if (best) {
       fig.sched = best;
       console.log(`page's main thread during the burst: ${best.run.toFixed(0)} ms on a CPU, ${best.wait.toFixed(0)} ms runnable but waiting for one (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
