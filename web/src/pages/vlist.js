@@ -268,11 +268,6 @@ export class VirtualList {
     if (missing && this.o.onResize) this.o.onResize();
   }
 
-  restore(a) {
-    const i = this.keyIndex(a.key);
-    if (i >= 0) this.scrollTo(this.offsets[i] - a.delta);
-  }
-
   // Index of a key: by seq (binary search) for stored messages, else in
   // the short pending tail.
   keyIndex(key) {
