@@ -1,7 +1,9 @@
 /* Frame codec for the protobuf and JSON encodings. */
 #include "sb_codec.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -57,6 +59,119 @@ int sb_frame_encode(sb_encoding enc, const Sbp__Frame *f, sb_buf *out)
                                         JSON_COMPACT);
     json_decref(j);
     return rc;
+}
+
+/* ---- PUSH frames from pre-encoded messages ------------------------------ */
+
+/* Frame.push is field 15 and Push.messages field 1, both length-delimited
+ * (wire type 2). A Frame with rid 0 and a push packs as the tag of field
+ * 15, the Push's length and its body: the records of its messages, each
+ * the tag of field 1, the message's length and the message. */
+#define PB_TAG_FRAME_PUSH ((15u << 3) | 2u)
+#define PB_TAG_PUSH_MESSAGES ((1u << 3) | 2u)
+#define PB_VARINT_MAX 10
+/* What a JSON frame puts around its items: Frame's JSON mapping with the
+ * default rid left out, as sb_pbjson_from_msg() makes it. */
+#define JSON_PUSH_HEAD "{\"push\":{\"messages\":["
+#define JSON_PUSH_TAIL "]}}"
+
+static size_t varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+int sb_push_item_encode(sb_encoding enc, const Sbp__Message *m, sb_buf *out)
+{
+    if (enc == SB_ENC_PROTO) {
+        size_t n = sbp__message__get_packed_size(m);
+        int rc = sb_buf_reserve(out, 1 + PB_VARINT_MAX + n);
+        if (rc) return rc;
+        uint8_t *p = out->data + out->len;
+        p[0] = PB_TAG_PUSH_MESSAGES;
+        size_t h = 1 + varint_put(p + 1, n);
+        size_t w = sbp__message__pack(m, p + h);
+        assert(w == n);
+        out->len += h + w;
+        return 0;
+    }
+    json_t *j = sb_pbjson_from_msg(&m->base);
+    if (!j) return -ENOMEM;
+    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+    int rc = sb_buf_reserve(out, n);
+    if (rc == 0)
+        out->len +=
+            json_dumpb(j, (char *)out->data + out->len, n, JSON_COMPACT);
+    json_decref(j);
+    return rc;
+}
+
+int sb_push_begin(sb_push_builder *b, sb_encoding enc, sb_buf *out)
+{
+    b->enc = enc;
+    b->out = out;
+    b->start = out->len;
+    b->n = 0;
+    if (enc == SB_ENC_PROTO) {
+        /* Room for the header, written right-aligned at the end. */
+        int rc = sb_buf_reserve(out, 1 + PB_VARINT_MAX);
+        if (rc) return rc;
+        out->len += 1 + PB_VARINT_MAX;
+        return 0;
+    }
+    return sb_buf_append(out, JSON_PUSH_HEAD, strlen(JSON_PUSH_HEAD));
+}
+
+int sb_push_add(sb_push_builder *b, const uint8_t *item, size_t n)
+{
+    assert(n > 0);
+    sb_buf *out = b->out;
+    bool json = b->enc == SB_ENC_JSON;
+    bool comma = json && b->n > 0;
+    /* JSON: room for the tail too, so that sb_push_end() cannot fail. */
+    int rc =
+        sb_buf_reserve(out, n + comma + (json ? strlen(JSON_PUSH_TAIL) : 0));
+    if (rc) return rc;
+    if (comma) out->data[out->len++] = ',';
+    memcpy(out->data + out->len, item, n);
+    out->len += n;
+    b->n++;
+    return 0;
+}
+
+size_t sb_push_len(const sb_push_builder *b)
+{
+    size_t len = b->out->len - b->start;
+    return b->enc == SB_ENC_PROTO ? len : len + strlen(JSON_PUSH_TAIL);
+}
+
+void sb_push_end(sb_push_builder *b, const uint8_t **p, size_t *n)
+{
+    assert(b->n > 0);
+    sb_buf *out = b->out;
+    if (b->enc == SB_ENC_PROTO) {
+        size_t body = out->len - b->start - (1 + PB_VARINT_MAX);
+        uint8_t hdr[1 + PB_VARINT_MAX];
+        hdr[0] = PB_TAG_FRAME_PUSH;
+        size_t h = 1 + varint_put(hdr + 1, body);
+        uint8_t *at = out->data + b->start + (1 + PB_VARINT_MAX) - h;
+        memcpy(at, hdr, h);
+        *p = at;
+        *n = h + body;
+        return;
+    }
+    /* sb_push_add() reserved the room. */
+    size_t t = strlen(JSON_PUSH_TAIL);
+    assert(out->cap - out->len >= t);
+    memcpy(out->data + out->len, JSON_PUSH_TAIL, t);
+    out->len += t;
+    *p = out->data + b->start;
+    *n = out->len - b->start;
 }
 
 static int check_msg(const ProtobufCMessage *m)

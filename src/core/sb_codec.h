@@ -30,6 +30,39 @@ int sb_frame_decode(sb_encoding enc, const uint8_t *data, size_t len,
 /* Appends the encoding of f to out. Returns 0 or -ENOMEM. */
 int sb_frame_encode(sb_encoding enc, const Sbp__Frame *f, sb_buf *out);
 
+/* A PUSH frame assembled from messages encoded one at a time, so that a
+ * message going to many devices is encoded once per encoding and only its
+ * bytes are copied into each device's frame:
+ *
+ *   sb_push_item_encode() appends one message's item to a buffer of its
+ *   own (protobuf: its Push.messages record, field 1 with its length;
+ *   JSON: its object);
+ *   sb_push_begin(), sb_push_add() for each item in order, sb_push_end()
+ *   make the frame Frame{push: Push{messages}} (rid 0) in out, the very
+ *   bytes sb_frame_encode() would make of it.
+ *
+ * A frame's items must all be of the builder's encoding. */
+typedef struct sb_push_builder {
+    sb_encoding enc;
+    sb_buf *out;
+    size_t start; /* where the frame (its reserved header) begins in out */
+    size_t n;     /* items added */
+} sb_push_builder;
+
+/* Appends m's item in enc to out. Returns 0 or -ENOMEM. */
+int sb_push_item_encode(sb_encoding enc, const Sbp__Message *m, sb_buf *out);
+/* Starts a frame at the end of out. Returns 0 or -ENOMEM. */
+int sb_push_begin(sb_push_builder *b, sb_encoding enc, sb_buf *out);
+/* Appends an item (n > 0 bytes from sb_push_item_encode). Returns 0 or
+ * -ENOMEM (the frame is then as it was). */
+int sb_push_add(sb_push_builder *b, const uint8_t *item, size_t n);
+/* The bytes the frame would take if ended now, at most: for bounding a
+ * frame before adding an item. */
+size_t sb_push_len(const sb_push_builder *b);
+/* Ends a frame of at least one item: *p and *n span it inside out (valid
+ * until out changes). The builder may then begin another frame. */
+void sb_push_end(sb_push_builder *b, const uint8_t **p, size_t *n);
+
 /* Returns 0 if every string field of f (recursively) is valid UTF-8,
  * SB_E_BAD_UTF8 otherwise. */
 int sb_frame_check_utf8(const Sbp__Frame *f);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sb_b64.h"
@@ -89,6 +90,113 @@ static void test_push_repeated_roundtrip(void **state)
             assert_string_equal(o->push->messages[i]->tags[1], "refund");
         }
         sb_frame_free(o);
+    }
+}
+
+/* PUSH frames built from messages encoded one by one (the gateway's
+ * encode-once batching): the bytes are those of sb_frame_encode() for the
+ * same frame, and the normal decoder gets the messages back in order. */
+#define PB_MSGS 70
+
+static void test_push_builder(void **state)
+{
+    (void)state;
+    static char big[16501]; /* 3-byte lengths: item and frame */
+    memset(big, 'y', sizeof big - 1);
+    static Sbp__Message m[PB_MSGS];
+    Sbp__Message *mp[PB_MSGS];
+    char bodies[PB_MSGS][48];
+    uint8_t id[16];
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(255 - i);
+    char *args[] = {"bob", "2"};
+    Sbp__Event ev = SBP__EVENT__INIT;
+    ev.key = "conv.assigned";
+    ev.n_args = 2;
+    ev.args = args;
+    for (int i = 0; i < PB_MSGS; i++) {
+        sbp__message__init(&m[i]);
+        m[i].msg_id = i == 3 ? UINT64_MAX : 5000 + (uint64_t)i;
+        m[i].conv_id = 1 + (uint64_t)i % 3;
+        m[i].seq = 1 + (uint64_t)i / 3;
+        m[i].sender = "alice";
+        m[i].sender_device = "a1";
+        m[i].client_msg_id.data = id;
+        m[i].client_msg_id.len = 16;
+        snprintf(bodies[i], sizeof bodies[i],
+                 "m%d \xe4\xbd\xa0\xe5\xa5\xbd \"q\"\n", i);
+        m[i].body = i == 5 ? big : bodies[i];
+        m[i].server_ts = 1790000000000LL + i;
+        if (i == 7) {
+            m[i].type = SBP__MSG_TYPE__MSG_EVENT;
+            m[i].event = &ev;
+        }
+        mp[i] = &m[i];
+    }
+    for (int enc = 0; enc < 2; enc++) {
+        sb_buf item[PB_MSGS];
+        for (int i = 0; i < PB_MSGS; i++) {
+            item[i] = (sb_buf)SB_BUF_INIT;
+            assert_int_equal(
+                sb_push_item_encode((sb_encoding)enc, &m[i], &item[i]), 0);
+            assert_true(item[i].len > 0);
+        }
+        /* Frames of 1..PB_MSGS messages, several in one buffer, after
+         * other bytes: the span returned is the frame. */
+        sb_buf out = SB_BUF_INIT;
+        assert_int_equal(sb_buf_append(&out, "junk", 4), 0);
+        for (size_t n = 1; n <= PB_MSGS; n += n < 4 ? 1 : 11) {
+            sb_push_builder b;
+            assert_int_equal(sb_push_begin(&b, (sb_encoding)enc, &out), 0);
+            for (size_t i = 0; i < n; i++) {
+                size_t before = sb_push_len(&b);
+                assert_int_equal(sb_push_add(&b, item[i].data, item[i].len), 0);
+                assert_true(sb_push_len(&b) >= before + item[i].len);
+            }
+            size_t bound = sb_push_len(&b);
+            const uint8_t *p = NULL;
+            size_t len = 0;
+            sb_push_end(&b, &p, &len);
+            assert_true(len <= bound);
+
+            Sbp__Push pu = SBP__PUSH__INIT;
+            pu.n_messages = n;
+            pu.messages = mp;
+            Sbp__Frame f = SBP__FRAME__INIT;
+            f.body_case = SBP__FRAME__BODY_PUSH;
+            f.push = &pu;
+            sb_buf want = SB_BUF_INIT;
+            assert_int_equal(sb_frame_encode((sb_encoding)enc, &f, &want), 0);
+            assert_int_equal(len, want.len);
+            assert_memory_equal(p, want.data, len);
+            sb_buf_free(&want);
+
+            Sbp__Frame *o = NULL;
+            assert_int_equal(sb_frame_decode((sb_encoding)enc, p, len, &o), 0);
+            assert_int_equal(o->rid, 0);
+            assert_int_equal(o->body_case, SBP__FRAME__BODY_PUSH);
+            assert_int_equal(o->push->n_messages, n);
+            for (size_t i = 0; i < n; i++) {
+                const Sbp__Message *g = o->push->messages[i];
+                assert_int_equal(g->msg_id, m[i].msg_id);
+                assert_int_equal(g->conv_id, m[i].conv_id);
+                assert_int_equal(g->seq, m[i].seq);
+                assert_int_equal(g->server_ts, m[i].server_ts);
+                assert_string_equal(g->body, m[i].body);
+                assert_string_equal(g->sender_device, "a1");
+                assert_memory_equal(g->client_msg_id.data, id, 16);
+                assert_int_equal(g->type, m[i].type);
+                if (i == 7) {
+                    assert_string_equal(g->event->key, "conv.assigned");
+                    assert_int_equal(g->event->n_args, 2);
+                    assert_string_equal(g->event->args[1], "2");
+                }
+            }
+            sb_frame_free(o);
+        }
+        sb_buf_free(&out);
+        for (int i = 0; i < PB_MSGS; i++)
+            sb_buf_free(&item[i]);
     }
 }
 
@@ -214,6 +322,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_roundtrip),
         cmocka_unit_test(test_push_repeated_roundtrip),
+        cmocka_unit_test(test_push_builder),
         cmocka_unit_test(test_json_text_forms),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_empty_frame),
