@@ -32,6 +32,8 @@ void sb_gw_config_default(sb_gw_config *c)
     c->retry_ms_max = 30000;
     c->retry_attempts_max = 5;
     c->unacked_max = 4096;
+    c->push_batch_max = 64;
+    c->push_batch_bytes_max = 32768; /* half of frame_bytes_max */
     c->receipts_ms = 200;
     c->cursors_ms = 1000;
     c->sessions_max = 200000;
@@ -105,9 +107,15 @@ bool sb__gw_may_access(const sess *s, conv *c)
 
 /* ---- sending frames ------------------------------------------------------- */
 
+static void push_flush(sb_gw *gw, sess *s);
+
+/* Every frame but PUSH goes out at once, after the messages queued for
+ * the session: the device sees frames in the order they were made (a
+ * SEND_ACK with seq n after the PUSH of n-1, which it surfaces first). */
 void sb__gw_send_frame(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
     if (s->state == SESS_CLOSING) return;
+    push_flush(gw, s);
     gw->scratch.len = 0;
     if (sb_frame_encode(s->enc, f, &gw->scratch) != 0) return;
     gw->io.send(gw->io.ud, s->id, gw->scratch.data, gw->scratch.len);
@@ -176,6 +184,7 @@ static void user_unlink(sb_gw *gw, sess *s)
 static void close_session(sb_gw *gw, sess *s, uint16_t code, const char *why)
 {
     if (s->state == SESS_CLOSING) return;
+    push_flush(gw, s); /* what was queued goes before the close */
     s->state = SESS_CLOSING;
     user_unlink(gw, s);
     retry_unlink(gw, s);
@@ -184,9 +193,12 @@ static void close_session(sb_gw *gw, sess *s, uint16_t code, const char *why)
 
 /* ---- push and retry ------------------------------------------------------- */
 
-/* The PUSH frame of g for session s: encoded once per encoding and shared,
- * except for events, which are rendered in each session's locale. */
-static const sb_buf *push_bytes(sb_gw *gw, gmsg *g, const sess *s)
+/* The bytes of g as an item of a PUSH frame for session s (*p, *n): encoded
+ * once per encoding and shared, except for events, which are rendered in
+ * each session's locale (valid until the next event). False when out of
+ * memory: the message stays unacked, and a retry or SYNC brings it. */
+static bool push_item(sb_gw *gw, gmsg *g, const sess *s, const uint8_t **p,
+                      size_t *n)
 {
     sb_encoding enc = s->enc;
     sb_buf *b = &g->enc[enc];
@@ -197,30 +209,91 @@ static const sb_buf *push_bytes(sb_gw *gw, gmsg *g, const sess *s)
         sb_i18n_render(s->locale, g->m->event->key, g->m->event->args,
                        g->m->event->n_args, text, sizeof text);
         Sbp__Message copy = *g->m;
-        Sbp__Message *cp = &copy;
         copy.body = text;
-        Sbp__Push p = SBP__PUSH__INIT;
-        p.n_messages = 1;
-        p.messages = &cp;
-        Sbp__Frame f = SBP__FRAME__INIT;
-        f.body_case = SBP__FRAME__BODY_PUSH;
-        f.push = &p;
-        gw->event_scratch.len = 0;
-        if (sb_frame_encode(enc, &f, &gw->event_scratch) != 0)
-            gw->event_scratch.len = 0;
-        return &gw->event_scratch;
+        b = &gw->event_scratch;
+        b->len = 0;
+        if (sb_push_item_encode(enc, &copy, b) != 0) b->len = 0;
+    } else if (b->len == 0 && sb_push_item_encode(enc, g->m, b) != 0) {
+        b->len = 0;
     }
-    if (b->len == 0) {
-        Sbp__Push p = SBP__PUSH__INIT;
-        Sbp__Message *one[1] = {g->m};
-        p.n_messages = 1;
-        p.messages = one;
-        Sbp__Frame f = SBP__FRAME__INIT;
-        f.body_case = SBP__FRAME__BODY_PUSH;
-        f.push = &p;
-        if (sb_frame_encode(enc, &f, b) != 0) b->len = 0;
+    *p = b->data;
+    *n = b->len;
+    return b->len > 0;
+}
+
+static void push_emit(sb_gw *gw, sess *s, sb_push_builder *b)
+{
+    const uint8_t *p;
+    size_t n;
+    sb_push_end(b, &p, &n);
+    gw->stats.push_frames++;
+    gw->io.send(gw->io.ud, s->id, p, n);
+}
+
+/* Sends the messages queued for s, in order, in PUSH frames of at most
+ * push_batch_max messages and push_batch_bytes_max bytes (one message
+ * larger goes alone). */
+static void push_flush(sb_gw *gw, sess *s)
+{
+    size_t n = s->pend_len;
+    if (n == 0) return;
+    s->pend_len = 0;
+    sb_buf *out = &gw->push_out;
+    sb_push_builder b = {.n = 0};
+    for (size_t i = 0; i < n && s->state != SESS_CLOSING; i++) {
+        const uint8_t *item;
+        size_t len;
+        if (!push_item(gw, s->pend[i], s, &item, &len)) continue;
+        if (b.n > 0 &&
+            (b.n >= gw->cfg.push_batch_max ||
+             sb_push_len(&b) + len + 1 > gw->cfg.push_batch_bytes_max)) {
+            push_emit(gw, s, &b);
+            b.n = 0;
+        }
+        if (b.n == 0) {
+            out->len = 0;
+            if (sb_push_begin(&b, s->enc, out) != 0) continue;
+        }
+        if (sb_push_add(&b, item, len) != 0 && b.n > 0) {
+            push_emit(gw, s, &b); /* out of memory: what fits, alone */
+            b.n = 0;
+        }
     }
-    return b;
+    if (b.n > 0) push_emit(gw, s, &b);
+    for (size_t i = 0; i < n; i++)
+        gmsg_unref(s->pend[i]);
+    /* A burst's queue is not kept for a session mostly idle. */
+    if (s->pend_cap > 2 * (size_t)gw->cfg.push_batch_max) {
+        free(s->pend);
+        s->pend = NULL;
+        s->pend_cap = 0;
+    }
+}
+
+/* Queues g for s's next PUSH. Returns false when out of memory (s is then
+ * closed: the device will SYNC). */
+static bool push_queue(sb_gw *gw, sess *s, gmsg *g)
+{
+    assert(s->pend_len <= gw->cfg.unacked_max);
+    if (s->pend_len == gw->cfg.unacked_max) push_flush(gw, s);
+    if (s->pend_len == s->pend_cap) {
+        size_t cap = s->pend_cap ? s->pend_cap * 2 : 16;
+        gmsg **pend = realloc(s->pend, cap * sizeof *pend);
+        if (!pend) {
+            close_session(gw, s, 1011, "out of memory");
+            return false;
+        }
+        s->pend = pend;
+        s->pend_cap = cap;
+    }
+    g->refs++;
+    s->pend[s->pend_len++] = g;
+    if (!s->in_flushq) {
+        s->in_flushq = true;
+        s->flush_next = gw->flushq;
+        gw->flushq = s;
+    }
+    return true;
 }
 
 static void retry_link(sb_gw *gw, sess *s, int64_t due)
@@ -254,14 +327,18 @@ static void push_to(sb_gw *gw, sess *s, gmsg *g)
         s->ua = ua;
         s->ua_cap = cap;
     }
-    const sb_buf *b = push_bytes(gw, g, s);
-    if (b->len == 0) return;
+    /* Encoded now (events: at the flush) so that a message that cannot
+     * be is not left unacked. */
+    const uint8_t *item;
+    size_t len;
+    bool event = g->m->event && g->m->event->key[0];
+    if (!event && !push_item(gw, g, s, &item, &len)) return;
+    if (!push_queue(gw, s, g)) return;
     g->refs++;
     int64_t due = gw->now_ms + gw->cfg.retry_ms_initial;
     s->ua[s->ua_len++] = (unacked){g, due, 0};
     retry_link(gw, s, due);
     gw->stats.pushes++;
-    gw->io.send(gw->io.ud, s->id, b->data, b->len);
 }
 
 /* Sends a newly stored message to every ready device of every member,
@@ -323,9 +400,9 @@ static void retry_session(sb_gw *gw, sess *s)
                                << (e->attempts < 20 ? e->attempts : 20);
             if (backoff > gw->cfg.retry_ms_max) backoff = gw->cfg.retry_ms_max;
             e->due_ms = gw->now_ms + (int64_t)backoff;
-            const sb_buf *b = push_bytes(gw, e->g, s);
             gw->stats.retries++;
-            gw->io.send(gw->io.ud, s->id, b->data, b->len);
+            /* Resends due together go in one PUSH, at the flush. */
+            if (!push_queue(gw, s, e->g)) return;
         }
         if (e->due_ms < next) next = e->due_ms;
     }
@@ -1101,6 +1178,9 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     if (c->secret_len == 0 || c->secret_len > GW_SECRET_BYTES_MAX)
         return -EINVAL;
     if (c->sends_per_s && c->send_burst == 0) return -EINVAL;
+    if (c->push_batch_max == 0 || c->push_batch_bytes_max == 0 ||
+        c->unacked_max == 0)
+        return -EINVAL;
     if ((c->token_iss && strlen(c->token_iss) > SB_TOKEN_ISS_BYTES_MAX) ||
         (c->token_aud && strlen(c->token_aud) > SB_TOKEN_ISS_BYTES_MAX))
         return -EINVAL;
@@ -1126,6 +1206,16 @@ static void sess_free(sb_gw *gw, sess *s)
     retry_unlink(gw, s);
     for (size_t i = 0; i < s->ua_len; i++) gmsg_unref(s->ua[i].g);
     free(s->ua);
+    if (s->in_flushq) {
+        for (sess **pp = &gw->flushq; *pp; pp = &(*pp)->flush_next)
+            if (*pp == s) {
+                *pp = s->flush_next;
+                break;
+            }
+    }
+    for (size_t i = 0; i < s->pend_len; i++)
+        gmsg_unref(s->pend[i]);
+    free(s->pend);
     free(s);
 }
 
@@ -1145,6 +1235,7 @@ void sb_gw_free(sb_gw *gw)
     sb_map_free(&gw->convs);
     sb_buf_free(&gw->scratch);
     sb_buf_free(&gw->event_scratch);
+    sb_buf_free(&gw->push_out);
     free(gw);
 }
 
@@ -1356,6 +1447,17 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
     bool cursors = now_ms - gw->last_cursors_ms >= gw->cfg.cursors_ms;
     if (cursors) gw->last_cursors_ms = now_ms;
     flush_dirty(gw, cursors, receipts);
+}
+
+void sb_gw_flush(sb_gw *gw)
+{
+    while (gw->flushq) {
+        sess *s = gw->flushq;
+        gw->flushq = s->flush_next;
+        s->flush_next = NULL;
+        s->in_flushq = false;
+        push_flush(gw, s);
+    }
 }
 
 void sb_gw_start(sb_gw *gw, int64_t now_ms)

@@ -11,7 +11,13 @@
  * (seq + idempotency record, one transaction, group commit) -> SEND_ACK ->
  * PUSH to every other online device of every member -> retry each PUSH with
  * backoff until that device ACKs, or close the session after
- * retry_attempts_max so that the device catches up by SYNC. */
+ * retry_attempts_max so that the device catches up by SYNC.
+ *
+ * Messages for a device are queued, not sent at once: sb_gw_flush(), which
+ * the shell calls once per loop turn before it writes to sockets, sends
+ * each device's queue as PUSH frames of up to push_batch_max messages (a
+ * group commit delivers many messages in one turn). Any other frame to a
+ * device sends its queue first, so frames keep the order they had. */
 #ifndef SB_GATEWAY_H
 #define SB_GATEWAY_H
 
@@ -72,6 +78,11 @@ typedef struct sb_gw_config {
     uint32_t retry_ms_max;        /* backoff cap */
     uint32_t retry_attempts_max;  /* then close: the device will SYNC */
     uint32_t unacked_max;         /* unacked PUSHes per session */
+    /* Messages queued for a device in one turn go out in PUSH frames of
+     * at most push_batch_max messages (>= 1; 1: one PUSH per message) and
+     * push_batch_bytes_max bytes (a message larger goes alone). */
+    uint32_t push_batch_max;
+    uint32_t push_batch_bytes_max;
     uint32_t receipts_ms;         /* READ_NOTIFY coalescing interval */
     /* A device's ACK cursors are stored at most this often (and when its
      * session ends): a cursor lost in a crash only means pushes again,
@@ -118,6 +129,11 @@ void sb_gw_store_done(sb_gw *gw, sb_req *req, int64_t now_ms);
  * flushes. Call every 50-100 ms. */
 void sb_gw_tick(sb_gw *gw, int64_t now_ms);
 
+/* Sends the messages queued for each device in PUSH frames (io->send).
+ * Call once per loop turn, after the turn's events and before writing to
+ * sockets; until then queued messages are not sent. */
+void sb_gw_flush(sb_gw *gw);
+
 /* Rebuilds routing (queues, agent loads) from the store; call once after
  * sb_gw_new when cfg.desk is set, before connections arrive. */
 void sb_gw_start(sb_gw *gw, int64_t now_ms);
@@ -152,7 +168,10 @@ void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason);
 
 typedef struct sb_gw_stats {
     uint64_t sessions;
-    uint64_t sends, send_acks, duplicates, pushes, retries, errors;
+    uint64_t sends, send_acks, duplicates, errors;
+    uint64_t pushes;      /* messages pushed to a device (first time) */
+    uint64_t retries;     /* messages pushed again */
+    uint64_t push_frames; /* PUSH frames they went in */
     uint64_t blocked, masked, flagged; /* SENDs the filter acted on */
 } sb_gw_stats;
 void sb_gw_get_stats(const sb_gw *gw, sb_gw_stats *out);

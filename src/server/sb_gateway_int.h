@@ -27,7 +27,8 @@ enum sess_state {
 };
 
 /* A stored message on its way to devices, shared by every session that
- * has it unacked; PUSH frames are encoded once per encoding. */
+ * has it unacked or queued: encoded once per encoding, as an item of PUSH
+ * frames (sb_push_item_encode), which each device's PUSH copies. */
 typedef struct gmsg {
     uint32_t refs;
     Sbp__Message *m;
@@ -95,6 +96,12 @@ struct sess {
 
     unacked *ua; /* in push order */
     size_t ua_len, ua_cap;
+    /* Messages to PUSH at the next flush (sb_gw_flush, or before any
+     * other frame to the session), in order; each holds a reference. */
+    gmsg **pend;
+    size_t pend_len, pend_cap;
+    bool in_flushq;
+    sess *flush_next;
     int64_t next_due_ms;
     bool in_retry;
     sess *retry_prev, *retry_next;
@@ -120,11 +127,13 @@ struct sb_gw {
     sb_map users;    /* hash(user id) -> user chain */
     sb_map convs;    /* conv id -> conv */
     sess *retry_head;
+    sess *flushq; /* sessions with messages queued for a PUSH */
     sess *dirty_sessions;
     conv *dirty_convs;
     size_t inflight;
     sb_buf scratch;
-    sb_buf event_scratch; /* PUSH of an event, rendered for one session */
+    sb_buf event_scratch; /* an event's item, rendered for one session */
+    sb_buf push_out;      /* PUSH frames being assembled */
     sb_gw_stats stats;
     bool routing_ready; /* queues and loads rebuilt from the store */
 };

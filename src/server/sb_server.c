@@ -321,9 +321,13 @@ static void conn_flush(conn *c)
     }
 }
 
+/* Once per loop turn, after its events: the messages the turn queued for
+ * each device go into PUSH frames, then every connection's output to its
+ * socket. */
 static void on_check(uv_check_t *h)
 {
     server *srv = h->data;
+    sb_gw_flush(srv->gw);
     while (srv->flush_head) {
         conn *c = srv->flush_head;
         srv->flush_head = c->flush_next;
@@ -1079,7 +1083,13 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     if (on_ready) on_ready(port);
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     rc = 0;
-    logf_(srv, "stopped");
+    sb_gw_stats st;
+    sb_gw_get_stats(srv->gw, &st);
+    logf_(srv,
+          "stopped: %llu messages pushed in %llu PUSH frames, %llu pushed "
+          "again",
+          (unsigned long long)st.pushes, (unsigned long long)st.push_frames,
+          (unsigned long long)st.retries);
 out_gw:
     if (srv->storeq) {
         sb_storeq_stop(srv->storeq);

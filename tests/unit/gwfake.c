@@ -85,6 +85,8 @@ void gwfake_pump(void)
         sb_storeq_apply(GF.store, r);
         sb_gw_store_done(GF.gw, r, GF.now);
     }
+    /* The end of the shell's loop turn: queued messages go out. */
+    sb_gw_flush(GF.gw);
 }
 
 void gwfake_clear(uint64_t c)
@@ -99,7 +101,7 @@ void gwfake_feed(uint64_t c, const Sbp__Frame *fr)
     assert_int_equal(sb_frame_encode(SB_ENC_PROTO, fr, &b), 0);
     sb_gw_conn_frame(GF.gw, c, b.data, b.len, GF.now);
     sb_buf_free(&b);
-    gwfake_pump();
+    if (!GF.defer_pump) gwfake_pump();
 }
 
 void gwfake_hello_raw(uint64_t c, const char *sub, const char *role,

@@ -26,6 +26,10 @@ typedef struct gwfake {
     size_t nframes[GWFAKE_CONNS];
     uint16_t closed[GWFAKE_CONNS];
     int64_t now;
+    /* Set: gwfake_feed() (and what calls it) leaves the store requests
+     * queued, so that the next gwfake_pump() completes them all in one
+     * loop turn, as a group commit does. */
+    bool defer_pump;
 } gwfake;
 
 extern gwfake GF;
@@ -37,7 +41,8 @@ void gwfake_teardown(void);
 void gwfake_regw(sb_gw_config *cfg);
 /* The io a test may pass to sb_gw_new itself. */
 sb_gw_io gwfake_io(void);
-/* Applies queued store requests until none remain. */
+/* Applies queued store requests until none remain, then ends the turn
+ * (sb_gw_flush: queued messages go out in PUSH frames). */
 void gwfake_pump(void);
 void gwfake_clear(uint64_t conn);
 /* Encodes fr and feeds it on conn, then pumps. */

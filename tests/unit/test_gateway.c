@@ -211,20 +211,16 @@ static void test_retry_until_ack_then_close(void **state)
     ack(3, conv, 1); /* the agent acks; alice's second device does not */
     clear(2);
     clear(3);
-    F.now += 1001;
-    sb_gw_tick(F.gw, F.now);
+    gwfake_tick(1001);
     assert_int_equal(count(2, SBP__FRAME__BODY_PUSH), 1);
     assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 0);
     /* Backoff doubles: nothing at +1 s, a resend at +2 s. */
-    F.now += 1000;
-    sb_gw_tick(F.gw, F.now);
+    gwfake_tick(1000);
     assert_int_equal(count(2, SBP__FRAME__BODY_PUSH), 1);
-    F.now += 1001;
-    sb_gw_tick(F.gw, F.now);
+    gwfake_tick(1001);
     assert_int_equal(count(2, SBP__FRAME__BODY_PUSH), 2);
     for (int i = 0; i < 4; i++) {
-        F.now += 4001;
-        sb_gw_tick(F.gw, F.now);
+        gwfake_tick(4001);
     }
     /* After retry_attempts_max the session is closed: it will SYNC. */
     assert_int_equal(F.closed[2], SB_WS_CLOSE_TRY_AGAIN);
@@ -585,6 +581,252 @@ static void test_send_rate_unlimited(void **state)
     assert_null(gw);
 }
 
+/* ---- PUSH batches ------------------------------------------------------- */
+
+/* Frame i of conn c is a PUSH of n messages of conv with seqs from seq. */
+static void expect_push(uint64_t c, size_t i, size_t n, uint64_t conv,
+                        uint64_t seq)
+{
+    assert_true(i < F.nframes[c]);
+    Sbp__Frame *fr = F.frames[c][i];
+    assert_int_equal(fr->body_case, SBP__FRAME__BODY_PUSH);
+    assert_int_equal(fr->rid, 0);
+    assert_int_equal(fr->push->n_messages, n);
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(fr->push->messages[k]->conv_id, conv);
+        assert_int_equal(fr->push->messages[k]->seq, seq + k);
+    }
+}
+
+static void expect_send_ack(uint64_t c, size_t i, uint64_t seq)
+{
+    assert_true(i < F.nframes[c]);
+    assert_int_equal(F.frames[c][i]->body_case, SBP__FRAME__BODY_SEND_ACK);
+    assert_int_equal(F.frames[c][i]->send_ack->seq, seq);
+}
+
+/* Bytes of frame i of conn c as sent (encoding is deterministic). */
+static size_t frame_bytes(uint64_t c, size_t i)
+{
+    sb_buf b = SB_BUF_INIT;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, F.frames[c][i], &b), 0);
+    size_t n = b.len;
+    sb_buf_free(&b);
+    return n;
+}
+
+/* Messages stored in one loop turn (one group commit) go to each device in
+ * one PUSH, in seq order, at the end of the turn; a frame of another kind
+ * (a SEND_ACK) sends what is queued first, so the device sees every frame
+ * in the order it was made. */
+static void test_push_batch(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    char body[32];
+    F.defer_pump = true;
+    for (int i = 0; i < 10; i++) {
+        snprintf(body, sizeof body, "burst %d", i);
+        send_msg(1, conv, (uint8_t)(0x40 + i), body);
+    }
+    assert_int_equal(F.nframes[3], 0); /* the store has not answered */
+    pump();
+    for (uint64_t c = 2; c <= 3; c++) {
+        assert_int_equal(F.nframes[c], 1);
+        expect_push(c, 0, 10, conv, 1);
+        for (int i = 0; i < 10; i++) {
+            snprintf(body, sizeof body, "burst %d", i);
+            assert_string_equal(F.frames[c][0]->push->messages[i]->body, body);
+            assert_string_equal(F.frames[c][0]->push->messages[i]->sender,
+                                "alice");
+        }
+    }
+    assert_int_equal(count(1, SBP__FRAME__BODY_PUSH), 0);
+    assert_int_equal(count(1, SBP__FRAME__BODY_SEND_ACK), 10);
+    sb_gw_stats st;
+    sb_gw_get_stats(F.gw, &st);
+    assert_int_equal(st.pushes, 20);
+    assert_int_equal(st.push_frames, 2);
+
+    /* The agent answers in the middle of a burst: seqs 11-13 alice, 14
+     * bob, 15-16 alice. */
+    for (uint64_t c = 1; c <= 3; c++)
+        clear(c);
+    for (int i = 0; i < 3; i++)
+        send_msg(1, conv, (uint8_t)(0x50 + i), "a");
+    send_msg(3, conv, 0x60, "b");
+    for (int i = 3; i < 5; i++)
+        send_msg(1, conv, (uint8_t)(0x50 + i), "a");
+    pump();
+    F.defer_pump = false;
+    assert_int_equal(F.nframes[3], 3);
+    expect_push(3, 0, 3, conv, 11);
+    expect_send_ack(3, 1, 14);
+    expect_push(3, 2, 2, conv, 15);
+    assert_int_equal(F.nframes[1], 6);
+    for (size_t i = 0; i < 3; i++)
+        expect_send_ack(1, i, 11 + i);
+    expect_push(1, 3, 1, conv, 14);
+    expect_send_ack(1, 4, 15);
+    expect_send_ack(1, 5, 16);
+    assert_int_equal(F.nframes[2], 1);
+    expect_push(2, 0, 6, conv, 11);
+
+    /* Beyond push_batch_max (64) messages: more PUSH frames, in order.
+     * Both of alice's devices send 40 (within their pending sends). */
+    for (uint64_t c = 1; c <= 3; c++)
+        clear(c);
+    F.defer_pump = true;
+    for (int i = 0; i < 40; i++) {
+        send_msg(1, conv, (uint8_t)(0x70 + i), "x");
+        send_msg(2, conv, (uint8_t)(0xA0 + i), "y");
+    }
+    pump();
+    F.defer_pump = false;
+    assert_int_equal(F.nframes[3], 2);
+    expect_push(3, 0, 64, conv, 17);
+    expect_push(3, 1, 16, conv, 17 + 64);
+}
+
+/* Across conversations a device's PUSH holds the messages in the order
+ * they were stored (each conversation's in seq order). */
+static void test_push_batch_convs(void **state)
+{
+    (void)state;
+    hello(3, "bob", "agent", "b1");
+    hello(1, "alice", "customer", "a1");
+    hello(4, "carol", "customer", "c1");
+    uint64_t ca = open_conv(1, "bob");
+    uint64_t cb = open_conv(4, "bob");
+    clear(3);
+    F.defer_pump = true;
+    send_msg(1, ca, 0x11, "a1");
+    send_msg(4, cb, 0x21, "b1");
+    send_msg(1, ca, 0x12, "a2");
+    send_msg(4, cb, 0x22, "b2");
+    send_msg(4, cb, 0x23, "b3");
+    pump();
+    F.defer_pump = false;
+    assert_int_equal(F.nframes[3], 1);
+    assert_int_equal(last(3)->push->n_messages, 5);
+    static const char *const want[] = {"a1", "b1", "a2", "b2", "b3"};
+    static const uint64_t seqs[] = {1, 1, 2, 2, 3};
+    for (size_t i = 0; i < 5; i++) {
+        Sbp__Message *m = last(3)->push->messages[i];
+        assert_string_equal(m->body, want[i]);
+        assert_int_equal(m->conv_id, want[i][0] == 'a' ? ca : cb);
+        assert_int_equal(m->seq, seqs[i]);
+    }
+}
+
+/* The byte bound splits too, and a message over it goes alone; the
+ * per-session bound on unacked messages still closes the session, after
+ * what was queued before it. */
+static void test_push_batch_caps(void **state)
+{
+    (void)state;
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    assert_int_equal(c.push_batch_max, 64);
+    assert_int_equal(c.push_batch_bytes_max, 32768);
+    c.push_batch_max = 4;
+    c.push_batch_bytes_max = 1000;
+    c.unacked_max = 30;
+    regw(&c);
+    uint64_t conv = three_sessions();
+    F.defer_pump = true;
+    for (int i = 0; i < 10; i++)
+        send_msg(1, conv, (uint8_t)(0x10 + i), "s");
+    pump();
+    assert_int_equal(F.nframes[3], 3);
+    expect_push(3, 0, 4, conv, 1);
+    expect_push(3, 1, 4, conv, 5);
+    expect_push(3, 2, 2, conv, 9);
+
+    /* 300-byte bodies: two to a frame of at most 1,000 bytes. A body of
+     * 1,500 bytes goes alone. */
+    clear(3);
+    char mid[301], big[1501];
+    memset(mid, 'm', sizeof mid - 1);
+    mid[sizeof mid - 1] = '\0';
+    memset(big, 'B', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 3; i++)
+        send_msg(1, conv, (uint8_t)(0x20 + i), mid);
+    send_msg(1, conv, 0x23, big);
+    send_msg(1, conv, 0x24, "s");
+    pump();
+    assert_int_equal(F.nframes[3], 4);
+    expect_push(3, 0, 2, conv, 11);
+    expect_push(3, 1, 1, conv, 13);
+    expect_push(3, 2, 1, conv, 14);
+    expect_push(3, 3, 1, conv, 15);
+    assert_string_equal(F.frames[3][2]->push->messages[0]->body, big);
+    for (size_t i = 0; i < F.nframes[3]; i++)
+        if (i != 2) assert_true(frame_bytes(3, i) <= 1000);
+
+    /* unacked_max 30, 15 unacked: the 16th of 20 closes bob's session
+     * (4013) once the 15 before it are out. */
+    clear(3);
+    for (int i = 0; i < 20; i++)
+        send_msg(1, conv, (uint8_t)(0x30 + i), "s");
+    pump();
+    F.defer_pump = false;
+    assert_int_equal(F.closed[3], SB_WS_CLOSE_TRY_AGAIN);
+    assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 4);
+    expect_push(3, 0, 4, conv, 16);
+    expect_push(3, 3, 3, conv, 28);
+
+    /* push_batch_max 0 makes no gateway. */
+    sb_gw_config_default(&c);
+    c.push_batch_max = 0;
+    c.secret = (const uint8_t *)SECRET;
+    c.secret_len = strlen(SECRET);
+    sb_gw_io io = gwfake_io();
+    sb_gw *gw = NULL;
+    assert_int_equal(sb_gw_new(&c, &io, &gw), -EINVAL);
+    assert_null(gw);
+}
+
+/* Retries stay per message: those due together are resent in one PUSH,
+ * each on its own backoff, until acknowledged. */
+static void test_push_batch_retry(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions(); /* retries after 1 s, 2 s, 4 s */
+    sb_gw_conn_closed(F.gw, 2);
+    F.defer_pump = true;
+    for (int i = 0; i < 5; i++)
+        send_msg(1, conv, (uint8_t)(0x10 + i), "r");
+    pump();
+    F.defer_pump = false;
+    expect_push(3, 0, 5, conv, 1);
+    ack(3, conv, 2);
+    clear(3);
+    gwfake_tick(1001); /* t+1001: 3-5 again, next at t+3001 */
+    assert_int_equal(F.nframes[3], 1);
+    expect_push(3, 0, 3, conv, 3);
+    sb_gw_stats st;
+    sb_gw_get_stats(F.gw, &st);
+    assert_int_equal(st.retries, 3);
+    ack(3, conv, 3);
+    send_msg(1, conv, 0x20, "later"); /* seq 6, due at t+2001 */
+    expect_push(3, 1, 1, conv, 6);
+    clear(3);
+    gwfake_tick(1000); /* t+2001: 6 only */
+    assert_int_equal(F.nframes[3], 1);
+    expect_push(3, 0, 1, conv, 6);
+    gwfake_tick(1000); /* t+3001: 4 and 5 */
+    assert_int_equal(F.nframes[3], 2);
+    expect_push(3, 1, 2, conv, 4);
+    ack(3, conv, 6);
+    clear(3);
+    for (int i = 0; i < 5; i++)
+        gwfake_tick(4001);
+    assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 0);
+    assert_int_equal(F.closed[3], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +844,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_rate_unlimited, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_content_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_batch_convs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_batch_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_batch_retry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -430,6 +430,54 @@ static void test_desk_swap(void **state)
     expect_error(20, SBP__ERROR_CODE__ERR_FORBIDDEN);
 }
 
+/* Events stored in the same turn as other messages go in the same PUSH,
+ * each rendered in the receiving device's locale. */
+static void test_events_in_batch(void **state)
+{
+    (void)state;
+    gwfake_hello(10, "cu1", "customer", "phone", "en");
+    gwfake_hello(11, "cu1", "customer", "laptop", "zh-CN");
+    uint64_t conv = service_open(10);
+    gwfake_clear(10);
+    gwfake_clear(11);
+    /* Handoff with nobody online: the text, two events and the
+     * out-of-hours text, stored by two requests in one turn; then where
+     * the conversation stands. */
+    gwfake_send(10, conv, 2, "a human please", 0);
+    static const char *const zh[] = {
+        "a human please",
+        "\xe6\xad\xa3\xe5\x9c\xa8\xe4\xb8\xba", /* connecting you */
+        "\xe7\xac\xac 1 \xe4\xbd\x8d",          /* number 1 */
+        "Nobody is here"};
+    static const char *const en[] = {"Connecting you to a person",
+                                     "You are number 1 in the queue.",
+                                     "Nobody is here"};
+    assert_int_equal(GF.nframes[11], 2);
+    assert_int_equal(GF.frames[11][0]->body_case, SBP__FRAME__BODY_PUSH);
+    assert_int_equal(GF.frames[11][1]->body_case, SBP__FRAME__BODY_CONV_UPDATE);
+    Sbp__Push *p = GF.frames[11][0]->push;
+    assert_int_equal(p->n_messages, 4);
+    uint64_t seq = p->messages[0]->seq;
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(p->messages[i]->seq, seq + i);
+        assert_non_null(strstr(p->messages[i]->body, zh[i]));
+    }
+    assert_int_equal(p->messages[1]->type, SBP__MSG_TYPE__MSG_EVENT);
+    assert_int_equal(p->messages[2]->type, SBP__MSG_TYPE__MSG_EVENT);
+    /* The sender's device: its SEND_ACK, then the rest in English. */
+    assert_int_equal(GF.nframes[10], 3);
+    assert_int_equal(GF.frames[10][0]->body_case, SBP__FRAME__BODY_SEND_ACK);
+    assert_int_equal(GF.frames[10][0]->send_ack->seq, seq);
+    assert_int_equal(GF.frames[10][1]->body_case, SBP__FRAME__BODY_PUSH);
+    assert_int_equal(GF.frames[10][2]->body_case, SBP__FRAME__BODY_CONV_UPDATE);
+    p = GF.frames[10][1]->push;
+    assert_int_equal(p->n_messages, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(p->messages[i]->seq, seq + 1 + i);
+        assert_non_null(strstr(p->messages[i]->body, en[i]));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
         cmocka_unit_test_setup_teardown(test_card_and_media, setup, teardown),
         cmocka_unit_test_setup_teardown(test_desk_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_in_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
