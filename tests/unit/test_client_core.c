@@ -598,6 +598,106 @@ static void test_in_order_exactly_once_and_ack(void **state)
     h_free(t);
 }
 
+/* A PUSH as the gateway makes it: each message encoded on its own
+ * (sb_push_item_encode), the frame their concatenation (sb_push_*), of
+ * (conv, seq) pairs, bodies "c<conv>s<seq>". */
+static void push_batch(h *t, const uint64_t (*cs)[2], size_t n)
+{
+    sb_buf out = SB_BUF_INIT, item = SB_BUF_INIT;
+    sb_push_builder b;
+    assert_int_equal(sb_push_begin(&b, t->enc, &out), 0);
+    for (size_t i = 0; i < n; i++) {
+        char body[48];
+        snprintf(body, sizeof body, "c%llus%llu", (unsigned long long)cs[i][0],
+                 (unsigned long long)cs[i][1]);
+        Sbp__Message *m = mk(cs[i][0], cs[i][1], "bob", body);
+        item.len = 0;
+        assert_int_equal(sb_push_item_encode(t->enc, m, &item), 0);
+        assert_int_equal(sb_push_add(&b, item.data, item.len), 0);
+        free(m);
+    }
+    const uint8_t *p;
+    size_t len;
+    sb_push_end(&b, &p, &len);
+    sb_client_core_on_frame(t->cc, p, len, t->now);
+    sb_buf_free(&item);
+    sb_buf_free(&out);
+}
+
+/* The ACK of conv among the frames pulled, or NULL. */
+static Sbp__Ack *ack_of(h *t, uint64_t conv)
+{
+    for (int i = 0; i < t->nout; i++)
+        if (t->out[i]->body_case == SBP__FRAME__BODY_ACK &&
+            t->out[i]->ack->conv_id == conv)
+            return t->out[i]->ack;
+    return NULL;
+}
+
+/* PUSH frames of many messages of several conversations, in both
+ * encodings: each conversation's surfaced in seq order, in the frame's
+ * order across them, once; a retried message dropped; a gap in one
+ * conversation held (SYNC) without holding the others; one ACK per
+ * conversation for the frame. */
+static void test_push_batch_many_convs(void **state)
+{
+    (void)state;
+    for (int enc = 0; enc < 2; enc++) {
+        sb_client_config cfg;
+        base_cfg(&cfg);
+        cfg.enc = (sb_encoding)enc;
+        h *t = h_new_cfg(&cfg);
+        go_ready(t, 16);
+        static const uint64_t a[][2] = {
+            {9, 1}, {11, 1}, {9, 2}, {11, 2}, {9, 3}};
+        push_batch(t, a, 5);
+        assert_int_equal(t->nmsgs, 5);
+        for (int i = 0; i < 5; i++) {
+            assert_int_equal(t->msgs[i].conv, a[i][0]);
+            assert_int_equal(t->msgs[i].seq, a[i][1]);
+        }
+        assert_string_equal(t->msgs[3].body, "c11s2");
+        pull(t);
+        assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 2);
+        assert_int_equal(ack_of(t, 9)->seq, 3);
+        assert_int_equal(ack_of(t, 11)->seq, 2);
+        assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+
+        /* 64 messages: 9:3 again (a retry), 9:4.. and 11:3.. alternating,
+         * and 12:2 whose 12:1 is missing. */
+        uint64_t b[64][2];
+        b[0][0] = 9;
+        b[0][1] = 3;
+        for (int i = 1; i < 63; i++) {
+            b[i][0] = i % 2 ? 9 : 11;
+            b[i][1] = i % 2 ? 4 + (uint64_t)i / 2 : 2 + (uint64_t)i / 2;
+        }
+        b[63][0] = 12;
+        b[63][1] = 2;
+        push_batch(t, (const uint64_t(*)[2])b, 64);
+        assert_int_equal(t->nmsgs, 5 + 62);
+        for (int i = 1; i < 63; i++) {
+            assert_int_equal(t->msgs[4 + i].conv, b[i][0]);
+            assert_int_equal(t->msgs[4 + i].seq, b[i][1]);
+        }
+        sb_client_stats st;
+        sb_client_core_stats(t->cc, &st);
+        assert_int_equal(st.duplicates, 1);
+        assert_int_equal(st.held_now, 1);
+        assert_int_equal(sb_client_core_cursor(t->cc, 9), 34);
+        assert_int_equal(sb_client_core_cursor(t->cc, 11), 33);
+        assert_int_equal(sb_client_core_cursor(t->cc, 12), 0);
+        pull(t);
+        assert_int_equal(count_kind(t, SBP__FRAME__BODY_ACK), 2);
+        assert_int_equal(ack_of(t, 9)->seq, 34);
+        assert_int_equal(ack_of(t, 11)->seq, 33);
+        assert_null(ack_of(t, 12));
+        Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+        assert_non_null(sync);
+        h_free(t);
+    }
+}
+
 static void test_gap_held_until_sync(void **state)
 {
     (void)state;
@@ -2029,6 +2129,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_hello_welcome),
         cmocka_unit_test(test_in_order_exactly_once_and_ack),
+        cmocka_unit_test(test_push_batch_many_convs),
         cmocka_unit_test(test_gap_held_until_sync),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),

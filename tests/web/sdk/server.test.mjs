@@ -149,6 +149,41 @@ test('away and back: SYNC brings what was missed, in order, once', async () => {
   for (const r of [alice, back, fresh]) r.c.stop();
 });
 
+test('a burst arrives in PUSH frames of several messages, in order and once, in both encodings', async () => {
+  // Each of bob's devices counts the messages of every PUSH it decodes.
+  const sizes = { proto: [], json: [] };
+  const counting = (enc) => ({
+    ...codec,
+    decode(data, e) {
+      const f = codec.decode(data, e);
+      if (f.body === 'push') sizes[enc].push(f.push.messages.length);
+      return f;
+    },
+  });
+  const devs = ['proto', 'json'].map((enc) =>
+    client('bob5', 'agent', { encoding: enc, deviceId: `bob5-${enc}`, codec: counting(enc) }),
+  );
+  for (const d of devs) await d.c.ready();
+  const alice = client('alice5', 'customer');
+  await alice.c.ready();
+  const conv = await alice.c.open(['bob5']);
+  const n = 60; // within the server's pending sends: one write, few commits
+  for (let i = 0; i < n; i++) alice.c.send(conv.conv_id, { body: `b${i}` });
+  const want = Array.from({ length: n }, (_, i) => `b${i}`);
+  for (const d of devs) {
+    await until(() => seqsOf(d, conv.conv_id).length >= n, 10000, 'bob gets the burst');
+    assert.deepEqual(bodies(d, conv.conv_id), want);
+    assert.deepEqual(seqsOf(d, conv.conv_id), Array.from({ length: n }, (_, i) => i + 1));
+    assert.equal(d.c.stats().duplicates, 0);
+  }
+  for (const enc of ['proto', 'json']) {
+    assert.equal(sizes[enc].reduce((a, b) => a + b, 0), n, `${enc}: no message pushed twice`);
+    assert.ok(Math.max(...sizes[enc]) > 1, `${enc}: several messages in a PUSH (${sizes[enc]})`);
+  }
+  console.log(`PUSH sizes: proto ${sizes.proto.join(' ')}; json ${sizes.json.join(' ')}`);
+  for (const r of [alice, ...devs]) r.c.stop();
+});
+
 test('a failed send (not a member) and its retry action', async () => {
   const bob = client('bob4', 'agent');
   await bob.c.ready();

@@ -190,6 +190,77 @@ test('a gap filled by PUSH first; the held buffer is bounded', () => {
   assert.deepEqual(t.surfaced(8), range(1, 6));
 });
 
+test('a PUSH of many messages over several conversations: in order, once, one ACK each', () => {
+  const t = h();
+  t.ready();
+  const a = [[9, 1], [11, 1], [9, 2], [11, 2], [9, 3]];
+  t.feed({ push: { messages: a.map(([c, s]) => t.msg(c, s)) } });
+  assert.deepEqual(t.msgs.map((m) => [m.conv_id, m.seq]), a);
+  t.pull();
+  assert.deepEqual(t.kind('ack').map((f) => f.ack).sort((x, y) => x.conv_id - y.conv_id), [
+    { conv_id: 9, seq: 3 },
+    { conv_id: 11, seq: 2 },
+  ]);
+  assert.equal(t.kind('sync').length, 0);
+  // 64: 9:3 again (a retry), 9:4.. and 11:3.. alternating, and 12:2 whose
+  // 12:1 is missing (held; a SYNC; the others go on).
+  const b = [[9, 3]];
+  for (let i = 1; i < 63; i++) b.push(i % 2 ? [9, 4 + (i >> 1)] : [11, 2 + (i >> 1)]);
+  b.push([12, 2]);
+  t.feed({ push: { messages: b.map(([c, s]) => t.msg(c, s)) } });
+  assert.deepEqual(t.msgs.slice(5).map((m) => [m.conv_id, m.seq]), b.slice(1, 63));
+  assert.equal(t.cc.stats().duplicates, 1);
+  assert.equal(t.cc.stats().heldNow, 1);
+  assert.equal(t.cc.cursor(9), 34);
+  assert.equal(t.cc.cursor(11), 33);
+  t.pull();
+  assert.deepEqual(t.kind('ack').map((f) => f.ack).sort((x, y) => x.conv_id - y.conv_id), [
+    { conv_id: 9, seq: 34 },
+    { conv_id: 11, seq: 33 },
+  ]);
+  assert.equal(t.kind('sync').length, 1);
+});
+
+test('a PUSH as the server writes it (messages encoded one by one, concatenated) decodes in both encodings', async () => {
+  const { codec } = await import('../../../web/src/sdk/schema.js');
+  const Message = codec.root.lookupType('sbp.Message');
+  const msgs = [[4, 1], [5, 1], [4, 2]].map(([c, s]) => ({
+    msg_id: c * 1000 + s,
+    conv_id: c,
+    seq: s,
+    sender: 'bob',
+    type: 'MSG_TEXT',
+    body: `c${c}s${s} 你好`,
+    server_ts: 1790000000000 + s,
+  }));
+  // JSON: the Frame's text around the messages' objects.
+  const text = `{"push":{"messages":[${msgs.map((m) => JSON.stringify(m)).join(',')}]}}`;
+  // protobuf: Push.messages records (field 1) in Frame.push (field 15).
+  const varint = (n) => {
+    const b = [];
+    for (; n >= 0x80; n >>>= 7) b.push((n & 0x7f) | 0x80);
+    b.push(n);
+    return b;
+  };
+  const body = [];
+  for (const m of msgs) {
+    const bytes = Message.encode(Message.fromObject(m)).finish();
+    body.push(0x0a, ...varint(bytes.length), ...bytes);
+  }
+  const bin = new Uint8Array([0x7a, ...varint(body.length), ...body]);
+  for (const [enc, data] of [['json', text], ['proto', bin]]) {
+    const f = codec.decode(data, enc);
+    assert.equal(f.body, 'push');
+    assert.equal(f.push.messages.length, 3);
+    const t = h();
+    t.ready();
+    t.cc.onFrame(f, t.now);
+    assert.deepEqual(t.msgs.map((m) => [m.conv_id, m.seq, m.body]), msgs.map((m) => [m.conv_id, m.seq, m.body]));
+    t.pull();
+    assert.equal(t.kind('ack').length, 2);
+  }
+});
+
 test('SYNC pages until more is false, and stops on a page without progress', () => {
   const t = h();
   t.cc.start(t.now);
