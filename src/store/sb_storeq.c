@@ -37,6 +37,11 @@
 #define CKPT_FRAMES 4096
 #define CKPT_TAIL_FRAMES 256
 #define CKPT_RESTART_FRAMES 16384
+/* A checkpoint that failed (a full disk: the database cannot grow) leaves
+ * the WAL as it was, so it is still due; it is not tried again for this
+ * long (else the checkpointer copies the same frames in a loop, and the
+ * writer after every batch once past the restart bound). */
+#define CKPT_RETRY_MS 1000
 
 /* The writer's page cache: at 8 MiB (the other connections'), a steady
  * load over 500 conversations missed it for a quarter of its messages. */
@@ -68,7 +73,8 @@ struct sb_storeq {
      * WAL (gen counts restarts) has copied into the database. */
     int wal_frames, ckpt_done;
     uint64_t wal_gen;
-    bool ckpt_running; /* a checkpoint, on either thread */
+    bool ckpt_running;      /* a checkpoint, on either thread */
+    uint64_t ckpt_retry_ns; /* after a failed one: none before (uv_hrtime) */
     int ckpt_frames, ckpt_tail, ckpt_restart; /* CKPT_* or a test's */
     int hook_frames; /* writer thread only: the WAL hook's last word */
 
@@ -562,10 +568,17 @@ static void on_wal_frames(void *ud, int frames)
     ((sb_storeq *)ud)->hook_frames = frames;
 }
 
+/* Whether a checkpoint may run now: none running, none failed lately. */
+static bool ckpt_free_locked(const sb_storeq *q)
+{
+    return q->cdb && !q->ckpt_running &&
+           (!q->ckpt_retry_ns || uv_hrtime() >= q->ckpt_retry_ns);
+}
+
 static bool ckpt_due_locked(const sb_storeq *q)
 {
     int behind = q->wal_frames - q->ckpt_done;
-    return q->cdb && !q->ckpt_running &&
+    return ckpt_free_locked(q) &&
            (behind >= q->ckpt_frames ||
             (q->wal_frames >= q->ckpt_restart && behind > q->ckpt_tail));
 }
@@ -573,7 +586,7 @@ static bool ckpt_due_locked(const sb_storeq *q)
 static bool restart_due_locked(const sb_storeq *q)
 {
     int behind = q->wal_frames - q->ckpt_done;
-    return q->cdb && !q->ckpt_running && q->wal_frames >= q->ckpt_restart &&
+    return ckpt_free_locked(q) && q->wal_frames >= q->ckpt_restart &&
            (behind <= q->ckpt_tail || q->wal_frames >= 2 * q->ckpt_restart);
 }
 
@@ -604,6 +617,9 @@ static void checkpoint_locked(sb_storeq *q, sb_store *s)
     if (rc == 0 && gen == q->wal_gen && done > q->ckpt_done)
         q->ckpt_done = done;
     if (rc == 0) atomic_fetch_add(&q->checkpoints, 1);
+    /* Failed: tried again at the first batch after a pause. */
+    q->ckpt_retry_ns =
+        rc == 0 ? 0 : uv_hrtime() + CKPT_RETRY_MS * (uint64_t)1000000;
 }
 
 static void ckpt_main(void *arg)

@@ -1,7 +1,9 @@
 /* The embedded store and its threads: dense seqs, idempotency across a
  * reopen, refusals that leave no trace, monotonic cursors and receipts, SYNC
  * and HISTORY paging, group commit and ordered completion, draining on
- * stop, and a full disk (SQLite's max_page_count) that loses nothing.
+ * stop, and a full disk (SQLite's max_page_count; and a file size limit:
+ * the WAL's write failing at the commit's sync, a checkpoint failing and
+ * not retried in a loop) that loses nothing.
  * Customer service: service open, routing and its times, structured parts,
  * recall and quotes on every read path, tags, the conversation list and its
  * paging, search (English, Chinese, short words, scopes), the v1 -> v2
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1328,6 +1332,238 @@ static void test_storeq_full_disk(void **state)
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
     free(big);
+    free(ctx.order);
+    tmpdb_remove(&t);
+}
+
+/* ---- writes that fail in the file system -------------------------------- */
+
+/* Files may not grow past bytes (RLIMIT_FSIZE; 0: as before). A write past
+ * it fails with EFBIG as one to a full disk fails with ENOSPC: SQLite
+ * calls either a failed write (SQLITE_IOERR_WRITE, SQLITE_FULL). */
+static void fsize_limit(off_t bytes)
+{
+    static rlim_t saved;
+    static bool have;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    if (!have) {
+        saved = rl.rlim_cur;
+        have = true;
+        signal(SIGXFSZ, SIG_IGN); /* the write fails instead */
+    }
+    rl.rlim_cur = bytes ? (rlim_t)bytes : saved;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static off_t file_size(const char *path, const char *sfx)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s%s", path, sfx);
+    struct stat st;
+    return stat(p, &st) == 0 ? st.st_size : 0;
+}
+
+static bool raw_intact(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
+/* Seqs 1..n, in order, after a reopen. */
+static void assert_dense(const char *path, uint64_t conv, uint64_t n)
+{
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(path, SB_DURABILITY_FSYNC, &s), 0);
+    assert_int_equal(last_seq(s, conv), n);
+    for (uint64_t before = 0, seen = 0; seen < n;) {
+        Sbp__HistoryResp *h = NULL;
+        assert_int_equal(sb_store_history(s, conv, before, 200, &h), 0);
+        assert_true(h->n_messages > 0);
+        for (size_t i = 0; i < h->n_messages; i++)
+            assert_int_equal(h->messages[i]->seq,
+                             n - seen - h->n_messages + 1 + i);
+        seen += h->n_messages;
+        before = h->messages[0]->seq;
+        sbp__history_resp__free_unpacked(h, NULL);
+    }
+    sb_store_close(s);
+}
+
+/* Bodies that fill a page each and give the search index nothing to do
+ * (no words), so that CPU time measures the store's own work. */
+static char *page_body(void)
+{
+    static char body[3001];
+    memset(body, ' ', sizeof body - 1);
+    body[sizeof body - 1] = '\0';
+    return body;
+}
+
+/* The WAL cannot grow: the shim (sb_walvfs) holds a commit's frames until
+ * the sync, so the write fails there. The batch fails whole, nothing of it
+ * is kept, and the WAL's tail it left behind is written over by the next
+ * commit: one that fits passes, and once the WAL can grow again the
+ * refused ones are stored, seqs dense, the file intact. */
+static void test_storeq_wal_write_fails(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    tmpdb t;
+    tmpdb_make(&t);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qctx ctx = {.cap = 4 * N};
+    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
+    sb_storeq *q = NULL;
+    assert_int_equal(
+        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
+        0);
+    ctx.q = q;
+    uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
+    appreq first, *a = calloc(N, sizeof *a);
+    appreq_init(&first, c, "cust", 1000, "before");
+    sb_storeq_submit(q, &first.req);
+    run_all(&loop, q);
+    assert_int_equal(first.req.rc, 0);
+
+    /* Room for a few frames more, not for N pages. */
+    off_t wal = file_size(t.path, "-wal"), db = file_size(t.path, "");
+    fsize_limit((wal > db ? wal : db) + 32 * 1024);
+    uint64_t commits = sb_storeq_commits(q);
+    sb__storeq_hold(q, true);
+    for (int i = 0; i < N; i++) {
+        appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
+        sb_storeq_submit(q, &a[i].req);
+    }
+    sb__storeq_hold(q, false);
+    run_all(&loop, q);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(a[i].req.rc, SB_E_STORE);
+        assert_int_equal(a[i].msg.seq, 0);
+    }
+    assert_int_equal(sb_storeq_commits(q), commits);
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 1);
+    assert_true(raw_intact(t.path));
+
+    appreq small;
+    appreq_init(&small, c, "cust", 1001, "small");
+    sb_storeq_submit(q, &small.req);
+    run_all(&loop, q);
+    assert_int_equal(small.req.rc, 0);
+    assert_int_equal(small.msg.seq, 2);
+
+    fsize_limit(0);
+    for (int i = 0; i < N; i++)
+        sb_storeq_submit(q, &a[i].req);
+    run_all(&loop, q);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(a[i].req.rc, 0);
+        assert_false(a[i].req.u.append.duplicate);
+        assert_int_equal(a[i].msg.seq, (uint64_t)i + 3);
+    }
+    assert_true(raw_intact(t.path));
+    sb_storeq_stop(q);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_dense(t.path, c, N + 2);
+    free(a);
+    free(ctx.order);
+    tmpdb_remove(&t);
+}
+
+/* CPU time of the whole process, in ms. */
+static int64_t cpu_ms(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_SELF, &ru), 0);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* The database file cannot grow while the WAL can: a checkpoint fails and
+ * leaves the WAL as it was, still due. It is not tried again in a loop
+ * (the checkpointer spun on a full disk, copying the same frames), but
+ * after a pause at the next batch; once the file can grow it completes,
+ * and nothing was lost. */
+static void test_storeq_checkpoint_fails(void **state)
+{
+    (void)state;
+    enum { N0 = 300, N = 100 };
+    tmpdb t;
+    tmpdb_make(&t);
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    qctx ctx = {.cap = N0 + N + 10};
+    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
+    appreq *a = calloc(N0 + N + 1, sizeof *a);
+    sb_storeq *q = NULL;
+    /* A database of N0 pages and more, the WAL empty: a stop checkpoints
+     * everything. */
+    assert_int_equal(
+        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
+        0);
+    ctx.q = q;
+    uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
+    for (int i = 0; i < N0; i++) {
+        appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
+        sb_storeq_submit(q, &a[i].req);
+    }
+    run_all(&loop, q);
+    sb_storeq_stop(q);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    off_t db = file_size(t.path, "");
+    assert_true(db >= N0 * 4096);
+    assert_int_equal(file_size(t.path, "-wal"), 0);
+
+    assert_int_equal(
+        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
+        0);
+    ctx.q = q;
+    sb__storeq_ckpt_limits(q, 64, 16, 1 << 20);
+    fsize_limit(db + 16 * 1024); /* the WAL stays far below */
+    uint64_t ckpts = sb_storeq_checkpoints(q);
+    for (int i = N0; i < N0 + N; i++) {
+        appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
+        sb_storeq_submit(q, &a[i].req);
+    }
+    run_all(&loop, q);
+    for (int i = N0; i < N0 + N; i++)
+        assert_int_equal(a[i].req.rc, 0);
+    /* A checkpoint is due and fails; a second the checkpointer idles. */
+    usleep(100 * 1000);
+    int64_t cpu0 = cpu_ms();
+    usleep(1000 * 1000);
+    int64_t spent = cpu_ms() - cpu0;
+    print_message("storeq: %lld ms of CPU in 1 s with a failing checkpoint\n",
+                  (long long)spent);
+    assert_true(spent < 100);
+    assert_int_equal(sb_storeq_checkpoints(q), ckpts);
+
+    /* The file may grow: the next batch's checkpoint completes. */
+    fsize_limit(0);
+    appreq_init(&a[N0 + N], c, "cust", N0 + N, "last");
+    sb_storeq_submit(q, &a[N0 + N].req);
+    run_all(&loop, q);
+    assert_int_equal(a[N0 + N].req.rc, 0);
+    for (int i = 0; i < 500 && sb_storeq_checkpoints(q) == ckpts; i++)
+        usleep(10 * 1000);
+    assert_true(sb_storeq_checkpoints(q) > ckpts);
+    sb_storeq_stop(q);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_true(raw_intact(t.path));
+    assert_dense(t.path, c, N0 + N + 1);
+    free(a);
     free(ctx.order);
     tmpdb_remove(&t);
 }
@@ -3228,6 +3464,8 @@ int main(void)
         cmocka_unit_test(test_storeq_checkpoints),
         cmocka_unit_test(test_storeq_stop_drains),
         cmocka_unit_test(test_storeq_full_disk),
+        cmocka_unit_test(test_storeq_wal_write_fails),
+        cmocka_unit_test(test_storeq_checkpoint_fails),
         cmocka_unit_test(test_storeq_start_refusals),
         cmocka_unit_test(test_storeq_memory),
         cmocka_unit_test(test_storeq_batch_isolation),
