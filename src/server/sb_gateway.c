@@ -659,7 +659,11 @@ static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
 static void hello_done(sb_gw *gw, sess *s, sb_req *r)
 {
     if (s->state != SESS_HELLO_PENDING) return;
-    if (r->rc != 0) {
+    /* The user's record (role, locale, last seen) not written because the
+     * store fails to write (a full disk): the session goes on. Reads still
+     * work and each write is refused with its own ERR_STORE, so a device
+     * that (re)connects then can catch up; the next HELLO writes it. */
+    if (r->rc != 0 && r->rc != SB_E_STORE) {
         sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
         close_session(gw, s, 1011, "store unavailable");
         return;

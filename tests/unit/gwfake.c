@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sb_error.h"
 #include "sb_storeq.h"
 #include "sb_token.h"
 
@@ -76,13 +77,36 @@ void gwfake_teardown(void)
     sb_store_close(GF.store);
 }
 
+static bool is_write(sb_req_kind k)
+{
+    switch (k) {
+    case SB_REQ_APPEND:
+    case SB_REQ_USER:
+    case SB_REQ_CONV_CREATE:
+    case SB_REQ_CURSOR_ACK:
+    case SB_REQ_READ_SET:
+    case SB_REQ_SERVICE_OPEN:
+    case SB_REQ_ROUTE:
+    case SB_REQ_RECALL:
+    case SB_REQ_TAG:
+    case SB_REQ_FIRST_RESPONSE:
+    case SB_REQ_CONFIG_SET:
+        return true;
+    default:
+        return false;
+    }
+}
+
 void gwfake_pump(void)
 {
     while (GF.nq > 0) {
         sb_req *r = GF.queue[0];
         memmove(GF.queue, GF.queue + 1, (GF.nq - 1) * sizeof *GF.queue);
         GF.nq--;
-        sb_storeq_apply(GF.store, r);
+        if (GF.fail_writes && is_write(r->kind))
+            r->rc = SB_E_STORE;
+        else
+            sb_storeq_apply(GF.store, r);
         sb_gw_store_done(GF.gw, r, GF.now);
     }
     /* The end of the shell's loop turn: queued messages go out. */

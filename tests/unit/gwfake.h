@@ -26,6 +26,9 @@ typedef struct gwfake {
     size_t nframes[GWFAKE_CONNS];
     uint16_t closed[GWFAKE_CONNS];
     int64_t now;
+    /* Set: every write request fails as a failed commit does (a full
+     * disk): SB_E_STORE, nothing applied. Reads are applied. */
+    bool fail_writes;
     /* Set: gwfake_feed() (and what calls it) leaves the store requests
      * queued, so that the next gwfake_pump() completes them all in one
      * loop turn, as a group commit does. */

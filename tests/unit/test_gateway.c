@@ -185,6 +185,54 @@ static void test_send_push_ack(void **state)
     assert_int_equal(last(2)->push->messages[0]->seq, 2);
 }
 
+/* A store that cannot write (a full disk): each SEND is refused with
+ * ERR_STORE and its client_msg_id, nothing is pushed; the sessions stay,
+ * reads work, and a device connecting then is welcomed (its user record
+ * waits for a later HELLO). Once writes work again the refused message,
+ * resent, is stored as new. */
+static void test_store_cannot_write(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    sb_gw_conn_closed(F.gw, 2); /* alice's second device comes later */
+    clear(2);
+    send_msg(1, conv, 0x31, "stored");
+    assert_int_equal(last(1)->send_ack->seq, 1);
+    clear(1);
+    clear(3);
+    F.fail_writes = true;
+    send_msg(1, conv, 0x32, "refused");
+    Sbp__Frame *e = last(1);
+    assert_int_equal(e->body_case, SBP__FRAME__BODY_ERROR);
+    assert_int_equal(e->rid, 10 + 0x32);
+    assert_int_equal(e->error->code, SBP__ERROR_CODE__ERR_STORE);
+    assert_int_equal(e->error->client_msg_id.len, 16);
+    assert_int_equal(e->error->client_msg_id.data[0], 0x32);
+    assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 0);
+    assert_int_equal(F.closed[1], 0);
+    ack(3, conv, 1); /* its cursor is not stored: no answer, no close */
+    gwfake_tick(5000);
+    assert_int_equal(F.closed[3], 0);
+
+    hello(2, "alice", "customer", "a2");
+    assert_int_equal(last(2)->body_case, SBP__FRAME__BODY_WELCOME);
+    assert_int_equal(F.closed[2], 0);
+    sync_conv(2, 7, conv, 0, 0);
+    Sbp__Frame *r = last(2);
+    assert_int_equal(r->body_case, SBP__FRAME__BODY_SYNC_RESP);
+    assert_int_equal(r->sync_resp->n_messages, 1);
+    assert_string_equal(r->sync_resp->messages[0]->body, "stored");
+
+    F.fail_writes = false;
+    clear(1);
+    send_msg(1, conv, 0x32, "refused");
+    assert_int_equal(last(1)->body_case, SBP__FRAME__BODY_SEND_ACK);
+    assert_int_equal(last(1)->send_ack->seq, 2);
+    assert_false(last(1)->send_ack->duplicate);
+    assert_int_equal(last(3)->push->messages[0]->seq, 2);
+    assert_int_equal(last(2)->push->messages[0]->seq, 2);
+}
+
 static void test_idempotent_send(void **state)
 {
     (void)state;
@@ -832,6 +880,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_send_push_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cannot_write, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_retry_until_ack_then_close, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sync_after_offline, setup,
