@@ -33,9 +33,13 @@
  * checkpointer has left at most CKPT_TAIL_FRAMES behind, the writer copies
  * that short tail itself between batches and its next commit starts the
  * WAL over. Past twice that it does so whatever the tail (a bound on the
- * WAL, for a checkpointer that cannot keep up). A frame is a 4 KiB page. */
+ * WAL, for a checkpointer that cannot keep up). A frame is a 4 KiB page.
+ * The writer's copy is its one stall (it ends with a sync of the database
+ * file, whose cost grows with the pages copied): with a tail of 256 pages
+ * it took 15 - 20 ms every 0.85 s at 10,000 messages/s and made the p99;
+ * the checkpointer now goes on until at most 32 are left. */
 #define CKPT_FRAMES 4096
-#define CKPT_TAIL_FRAMES 256
+#define CKPT_TAIL_FRAMES 32
 #define CKPT_RESTART_FRAMES 16384
 /* A checkpoint that failed (a full disk: the database cannot grow) leaves
  * the WAL as it was, so it is still due; it is not tried again for this
