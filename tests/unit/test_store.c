@@ -956,6 +956,29 @@ static void on_done(sb_req *r, void *ud)
     }
 }
 
+/* Initialises loop and starts a storeq on path whose completions go to
+ * ctx (room for cap of them). */
+static sb_storeq *q_start(uv_loop_t *loop, const char *path, sb_durability d,
+                          qctx *ctx, size_t cap)
+{
+    assert_int_equal(uv_loop_init(loop), 0);
+    *ctx = (qctx){.cap = cap};
+    ctx->order = calloc(cap, sizeof *ctx->order);
+    assert_non_null(ctx->order);
+    sb_storeq *q = NULL;
+    assert_int_equal(sb_storeq_start(loop, path, d, on_done, ctx, &q), 0);
+    ctx->q = q;
+    return q;
+}
+
+/* Stops q, lets the loop close the queue's handle, and closes the loop. */
+static void q_stop(uv_loop_t *loop, sb_storeq *q)
+{
+    sb_storeq_stop(q);
+    assert_int_equal(uv_run(loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
 typedef struct appreq {
     sb_req req;
     Sbp__Message msg;
@@ -1020,14 +1043,8 @@ static void test_storeq_group_commit(void **state)
     tmpdb t;
     tmpdb_make(&t);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = N + 100};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
-        0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, N + 100);
     uint64_t conv[NC];
     for (int i = 0; i < NC; i++)
         conv[i] = q_conv_create(&loop, q, &ctx, "cust", "agent");
@@ -1115,9 +1132,7 @@ static void test_storeq_group_commit(void **state)
     assert_int_equal(d.msg.msg_id, a[0].msg.msg_id);
     assert_int_equal(d.msg.seq, 1);
 
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0); /* closes the async */
-    assert_int_equal(uv_loop_close(&loop), 0);
+    q_stop(&loop, q);
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), N);
     free(a);
     free(ctx.order);
@@ -1135,14 +1150,8 @@ static void test_storeq_checkpoints(void **state)
     tmpdb t;
     tmpdb_make(&t);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = N + 100};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
-        0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, N + 100);
     sb__storeq_ckpt_limits(q, 16, 4, 64);
     uint64_t conv[NC];
     for (int i = 0; i < NC; i++)
@@ -1170,8 +1179,7 @@ static void test_storeq_checkpoints(void **state)
     assert_true(ckpts >= 10);
     /* 2 x 64 frames and one batch's worth beyond: the WAL started over. */
     assert_true(wal_max < 400 * 4096);
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0); /* closes the async */
+    q_stop(&loop, q);
 
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
@@ -1186,7 +1194,6 @@ static void test_storeq_checkpoints(void **state)
     sb_store_close(s);
     free(a);
     free(ctx.order);
-    assert_int_equal(uv_loop_close(&loop), 0);
     tmpdb_remove(&t);
 }
 
@@ -1197,13 +1204,8 @@ static void test_storeq_stop_drains(void **state)
     tmpdb t;
     tmpdb_make(&t);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = N + 100};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_OS, on_done, &ctx, &q), 0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_OS, &ctx, N + 100);
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     ctx.n = 0;
 
@@ -1267,14 +1269,8 @@ static void test_storeq_full_disk(void **state)
     tmpdb t;
     tmpdb_make(&t);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = 100};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
-        0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, 100);
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     size_t big_len = 256 * 1024;
     char *big = malloc(big_len + 1);
@@ -1328,9 +1324,7 @@ static void test_storeq_full_disk(void **state)
     assert_int_equal(raw_int(t.path, "SELECT sum(length(body)) FROM messages"),
                      (int64_t)(big_len + 5));
 
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    q_stop(&loop, q);
     free(big);
     free(ctx.order);
     tmpdb_remove(&t);
@@ -1421,14 +1415,8 @@ static void test_storeq_wal_write_fails(void **state)
     tmpdb t;
     tmpdb_make(&t);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = 4 * N};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
-        0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, 4 * N);
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     appreq first, *a = calloc(N, sizeof *a);
     appreq_init(&first, c, "cust", 1000, "before");
@@ -1472,9 +1460,7 @@ static void test_storeq_wal_write_fails(void **state)
         assert_int_equal(a[i].msg.seq, (uint64_t)i + 3);
     }
     assert_true(raw_intact(t.path));
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    q_stop(&loop, q);
     assert_dense(t.path, c, N + 2);
     free(a);
     free(ctx.order);
@@ -1501,18 +1487,13 @@ static void test_storeq_checkpoint_fails(void **state)
     enum { N0 = 300, N = 100 };
     tmpdb t;
     tmpdb_make(&t);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = N0 + N + 10};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
     appreq *a = calloc(N0 + N + 1, sizeof *a);
-    sb_storeq *q = NULL;
     /* A database of N0 pages and more, the WAL empty: a stop checkpoints
      * everything. */
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
-        0);
-    ctx.q = q;
+    uv_loop_t loop;
+    qctx ctx;
+    sb_storeq *q =
+        q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, N0 + N + 10);
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     for (int i = 0; i < N0; i++) {
         appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
@@ -1558,9 +1539,7 @@ static void test_storeq_checkpoint_fails(void **state)
     for (int i = 0; i < 500 && sb_storeq_checkpoints(q) == ckpts; i++)
         usleep(10 * 1000);
     assert_true(sb_storeq_checkpoints(q) > ckpts);
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    q_stop(&loop, q);
     assert_true(raw_intact(t.path));
     assert_dense(t.path, c, N0 + N + 1);
     free(a);
@@ -1591,14 +1570,9 @@ static void test_storeq_memory(void **state)
     (void)state;
     enum { N = 3000 };
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = 2 * N + 100};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, ":memory:", SB_DURABILITY_OS, on_done, &ctx, &q),
-        0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q =
+        q_start(&loop, ":memory:", SB_DURABILITY_OS, &ctx, 2 * N + 100);
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     appreq *a = calloc(N, sizeof *a);
     sb_req *g = calloc(N, sizeof *g);
@@ -1629,9 +1603,7 @@ static void test_storeq_memory(void **state)
         }
     }
     assert_int_equal(completed, N);
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    q_stop(&loop, q);
     free(g);
     free(a);
     free(ctx.order);
@@ -1643,13 +1615,8 @@ static void batch_isolation(const char *path)
 {
     enum { N = SB_STOREQ_BATCH_MAX, R = 300 };
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = N + R + 10};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, path, SB_DURABILITY_OS, on_done, &ctx, &q), 0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q = q_start(&loop, path, SB_DURABILITY_OS, &ctx, N + R + 10);
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     uint64_t commits = sb_storeq_commits(q);
     appreq *a = calloc(N, sizeof *a);
@@ -1683,9 +1650,7 @@ static void batch_isolation(const char *path)
                   all);
     for (int i = 0; i < N; i++)
         assert_int_equal(a[i].msg.seq, i + 1);
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    q_stop(&loop, q);
     free(g);
     free(a);
     free(ctx.order);
@@ -3055,14 +3020,8 @@ static void test_storeq_route_atomic(void **state)
     tmpdb t;
     tmpdb_make(&t);
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    qctx ctx = {.cap = 64};
-    ctx.order = calloc(ctx.cap, sizeof *ctx.order);
-    sb_storeq *q = NULL;
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
-        0);
-    ctx.q = q;
+    qctx ctx;
+    sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, 64);
 
     /* SERVICE_OPEN with a greeting: the greeting lands in the new
      * conversation; opened again, no greeting. */
@@ -3213,9 +3172,7 @@ static void test_storeq_route_atomic(void **state)
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM msg_fts"
                                      " WHERE msg_fts MATCH 'transferred'"),
                      1);
-    sb_storeq_stop(q);
-    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    q_stop(&loop, q);
     free(ctx.order);
     tmpdb_remove(&t);
 }
