@@ -978,6 +978,24 @@ static int run_client(ctl *x)
     return x->exit_code;
 }
 
+/* The n words joined by single spaces (malloc'd); NULL without memory. */
+static char *join_words(char *const *w, int n)
+{
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(w[i]) + 1;
+    char *out = malloc(len), *p = out;
+    if (!out) return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(w[i]);
+        if (i) *p++ = ' ';
+        memcpy(p, w[i], k);
+        p += k;
+    }
+    *p = '\0';
+    return out;
+}
+
 static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
 {
     static const char *const helps[] = {
@@ -1236,16 +1254,8 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
     case CMD_SEND: {
         if (!x.conv) return usage_err(name, "--conv is required");
         if (optind >= argc) return usage_err(name, "TEXT is required");
-        size_t n = 0;
-        for (int i = optind; i < argc; i++)
-            n += strlen(argv[i]) + 1;
-        x.text = malloc(n);
-        if (!x.text) return EXIT_USAGE;
-        x.text[0] = '\0';
-        for (int i = optind; i < argc; i++) {
-            if (i > optind) strcat(x.text, " ");
-            strcat(x.text, argv[i]);
-        }
+        if (!(x.text = join_words(argv + optind, argc - optind)))
+            return EXIT_USAGE;
         optind = argc;
         break;
     }
@@ -1286,16 +1296,8 @@ static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
     }
     case CMD_SEARCH: {
         if (optind >= argc) return usage_err(name, "QUERY is required");
-        size_t n = 0;
-        for (int i = optind; i < argc; i++)
-            n += strlen(argv[i]) + 1;
-        x.text = malloc(n);
-        if (!x.text) return EXIT_USAGE;
-        x.text[0] = '\0';
-        for (int i = optind; i < argc; i++) {
-            if (i > optind) strcat(x.text, " ");
-            strcat(x.text, argv[i]);
-        }
+        if (!(x.text = join_words(argv + optind, argc - optind)))
+            return EXIT_USAGE;
         optind = argc;
         break;
     }
