@@ -112,7 +112,7 @@ static void done_push_locked(sb_storeq *q, sb_req *first, sb_req *last)
     uv_async_send(q->async);
 }
 
-static bool kind_is_write(sb_req_kind k)
+bool sb_req_is_write(sb_req_kind k)
 {
     switch (k) {
     case SB_REQ_APPEND:
@@ -534,7 +534,7 @@ void sb_storeq_apply(sb_store *s, sb_req *req)
     assert(s && req);
     if (kind_is_read(req->kind)) {
         apply_read(s, req);
-    } else if (kind_is_write(req->kind)) {
+    } else if (sb_req_is_write(req->kind)) {
         sb_req *next = req->next;
         req->next = NULL;
         write_batch(s, req);
@@ -779,7 +779,7 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
     if (q->joined) {
         req->rc = SB_E_UNAVAILABLE;
         done_push_locked(q, req, req);
-    } else if (kind_is_write(req->kind)) {
+    } else if (sb_req_is_write(req->kind)) {
         list_push(&q->wq, req);
         uv_cond_signal(&q->wcond);
     } else if (kind_is_read(req->kind)) {

@@ -218,6 +218,10 @@ size_t sb_storeq_pending(const sb_storeq *q);
  * the loop once more before uv_loop_close. */
 void sb_storeq_stop(sb_storeq *q);
 
+/* Whether requests of kind k are writes (the writer's; the others are the
+ * reader's). */
+bool sb_req_is_write(sb_req_kind k);
+
 /* Applies one request synchronously on the given connection, outside any
  * batching: what the threads do for each request, for tests and tools.
  * Writes are wrapped in their own transaction. */

@@ -77,33 +77,13 @@ void gwfake_teardown(void)
     sb_store_close(GF.store);
 }
 
-static bool is_write(sb_req_kind k)
-{
-    switch (k) {
-    case SB_REQ_APPEND:
-    case SB_REQ_USER:
-    case SB_REQ_CONV_CREATE:
-    case SB_REQ_CURSOR_ACK:
-    case SB_REQ_READ_SET:
-    case SB_REQ_SERVICE_OPEN:
-    case SB_REQ_ROUTE:
-    case SB_REQ_RECALL:
-    case SB_REQ_TAG:
-    case SB_REQ_FIRST_RESPONSE:
-    case SB_REQ_CONFIG_SET:
-        return true;
-    default:
-        return false;
-    }
-}
-
 void gwfake_pump(void)
 {
     while (GF.nq > 0) {
         sb_req *r = GF.queue[0];
         memmove(GF.queue, GF.queue + 1, (GF.nq - 1) * sizeof *GF.queue);
         GF.nq--;
-        if (GF.fail_writes && is_write(r->kind))
+        if (GF.fail_writes && sb_req_is_write(r->kind))
             r->rc = SB_E_STORE;
         else
             sb_storeq_apply(GF.store, r);
