@@ -658,14 +658,13 @@ int sb_store_open(const char *path, sb_durability d, sb_store **out)
                           : NULL;
     if (sqlite3_open_v2(path, &s->db, flags, vfs) != SQLITE_OK) goto err;
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", CACHE_KIB);
     /* journal_mode answers "memory" for ":memory:"; that is fine. */
     if (exec_sql(s->db, "PRAGMA journal_mode = WAL") ||
         exec_sql(s->db, d == SB_DURABILITY_FSYNC ? "PRAGMA synchronous = FULL"
                                                  : "PRAGMA synchronous = "
                                                    "NORMAL") ||
-        exec_sql(s->db, "PRAGMA temp_store = MEMORY") || exec_sql(s->db, sql))
+        exec_sql(s->db, "PRAGMA temp_store = MEMORY") ||
+        sb_store_cache(s, CACHE_KIB))
         goto err;
     if (schema_ensure(s->db)) goto err;
     for (int i = 0; i < ST_COUNT; i++) {
