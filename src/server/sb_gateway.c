@@ -121,18 +121,36 @@ void sb__gw_send_frame(sb_gw *gw, sess *s, const Sbp__Frame *f)
     gw->io.send(gw->io.ud, s->id, gw->scratch.data, gw->scratch.len);
 }
 
-void sb__gw_send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
-                       const ProtobufCBinaryData *client_msg_id)
+/* An ERROR for rc, saying text (rc's own words when NULL or empty). */
+static void send_error_text(sb_gw *gw, sess *s, uint32_t rid, int rc,
+                            const char *text,
+                            const ProtobufCBinaryData *client_msg_id)
 {
     Sbp__Error e = SBP__ERROR__INIT;
     e.code = sb_error_code(rc);
-    e.text = (char *)sb_strerror(rc);
+    e.text = (char *)(text && *text ? text : sb_strerror(rc));
     if (client_msg_id) e.client_msg_id = *client_msg_id;
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = rid;
     f.body_case = SBP__FRAME__BODY_ERROR;
     f.error = &e;
+    sb__gw_send_frame(gw, s, &f);
+}
+
+void sb__gw_send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
+                       const ProtobufCBinaryData *client_msg_id)
+{
     gw->stats.errors++;
+    send_error_text(gw, s, rid, rc, NULL, client_msg_id);
+}
+
+void sb__gw_send_ok(sb_gw *gw, sess *s, uint32_t rid)
+{
+    Sbp__Ok ok = SBP__OK__INIT;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = rid;
+    f.body_case = SBP__FRAME__BODY_OK;
+    f.ok = &ok;
     sb__gw_send_frame(gw, s, &f);
 }
 
@@ -1109,23 +1127,10 @@ void sb_gw_admin_done(sb_gw *gw, uint64_t conn_id, uint32_t rid, int rc,
 {
     sess *s = sb__gw_sess_get(gw, conn_id);
     if (!s || s->state != SESS_READY) return;
-    if (rc == 0) {
-        Sbp__Ok ok = SBP__OK__INIT;
-        Sbp__Frame f = SBP__FRAME__INIT;
-        f.rid = rid;
-        f.body_case = SBP__FRAME__BODY_OK;
-        f.ok = &ok;
-        sb__gw_send_frame(gw, s, &f);
-        return;
-    }
-    Sbp__Error e = SBP__ERROR__INIT;
-    e.code = sb_error_code(rc);
-    e.text = (char *)(text && *text ? text : sb_strerror(rc));
-    Sbp__Frame f = SBP__FRAME__INIT;
-    f.rid = rid;
-    f.body_case = SBP__FRAME__BODY_ERROR;
-    f.error = &e;
-    sb__gw_send_frame(gw, s, &f);
+    if (rc == 0)
+        sb__gw_send_ok(gw, s, rid);
+    else
+        send_error_text(gw, s, rid, rc, text, NULL);
 }
 
 static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f)

@@ -149,6 +149,7 @@ bool sb__gw_may_access(const sess *s, conv *c);
 void sb__gw_send_frame(sb_gw *gw, sess *s, const Sbp__Frame *f);
 void sb__gw_send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
                        const ProtobufCBinaryData *client_msg_id);
+void sb__gw_send_ok(sb_gw *gw, sess *s, uint32_t rid);
 /* Sends f to every ready session of every member of c, but skip. */
 void sb__gw_send_members(sb_gw *gw, conv *c, const Sbp__Frame *f,
                          const sess *skip);

@@ -220,15 +220,11 @@ static void notify_queue(sb_gw *gw, int group)
     }
 }
 
+/* OK to the request rid of s, if there was one (a routing pass may run
+ * for nobody's request). */
 static void send_ok(sb_gw *gw, sess *s, uint32_t rid)
 {
-    if (!s || !rid) return;
-    Sbp__Ok ok = SBP__OK__INIT;
-    Sbp__Frame f = SBP__FRAME__INIT;
-    f.rid = rid;
-    f.body_case = SBP__FRAME__BODY_OK;
-    f.ok = &ok;
-    sb__gw_send_frame(gw, s, &f);
+    if (s && rid) sb__gw_send_ok(gw, s, rid);
 }
 
 /* Moves c to state with group and agent at once in memory, then has the
