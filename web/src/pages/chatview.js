@@ -19,6 +19,7 @@ export class ChatView {
     this.quoteSeq = 0;
     this.readMax = 0;
     this.pendingJump = 0;
+    this.olderRetryAt = 0; // after a failed page of history
     const root = o.root;
     this.scroller = root.querySelector('.messages');
     this.quotebar = root.querySelector('.quotebar');
@@ -75,6 +76,7 @@ export class ChatView {
   /** Shows conversation id (a Conv of the store) or nothing. */
   show(conv) {
     this.conv = conv;
+    this.olderRetryAt = 0;
     this.readMax = conv ? conv.readSeq : 0;
     this.setQuote(0);
     this.vl.setList(conv ? conv.list : null);
@@ -100,17 +102,17 @@ export class ChatView {
       const text = on ? t('typing', c.typing.user) : '';
       if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
     }
-    // Short conversations: keep loading until the view is full (from the
-    // list's own figures: reading the DOM here would force a layout).
-    if (c.hasMoreBefore && !c.loadingOlder && this.vl.top < 600 && this.vl.total() < this.vl.viewH * 3) this.loadOlder();
   }
 
   loadOlder() {
     const c = this.conv;
-    if (!c || !c.hasMoreBefore || c.loadingOlder) return;
+    if (!c || !c.hasMoreBefore || c.loadingOlder || Date.now() < this.olderRetryAt) return;
     this.store.loadOlder(c.id, 50).then(
       () => this.schedule(),
-      () => {},
+      () => {
+        // Refused (or the connection went): not again in every frame.
+        this.olderRetryAt = Date.now() + 2000;
+      },
     );
   }
 

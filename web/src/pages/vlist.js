@@ -6,7 +6,10 @@
 //     older pages are added above it or heights change (anchoring);
 //   - sticks to the bottom while the reader is there;
 //   - calls onTop() when a sentinel at the top comes into view
-//     (IntersectionObserver: segment loading of older history);
+//     (IntersectionObserver: segment loading of older history), and
+//     after placing the list within that margin of the top (the observer
+//     reports changes only: a sentinel that stays in view while a page
+//     loads, or that was in view before the list came, is reported once);
 //   - calls onSeen(entry) when a message is at least half visible
 //     (IntersectionObserver: read receipts);
 //   - jumps to a seq by binary search and prefix sums (jumpTo).
@@ -36,6 +39,9 @@ function lowerBound(arr, v) {
 export function entryKey(e) {
   return e.seq ? `s${e.seq}` : `p${e.key}`;
 }
+
+// How near the top (px) older history is asked for.
+const TOP_MARGIN = 600;
 
 export class VirtualList {
   /**
@@ -73,7 +79,7 @@ export class VirtualList {
       (es) => {
         if (es.some((e) => e.isIntersecting) && this.o.onTop) this.o.onTop();
       },
-      { root: scroller, rootMargin: '600px 0px 0px 0px' },
+      { root: scroller, rootMargin: `${TOP_MARGIN}px 0px 0px 0px` },
     );
     this.topObserver.observe(this.sentinel);
     this.seenObserver = new IntersectionObserver(
@@ -224,6 +230,7 @@ export class VirtualList {
     } else {
       this.scrollTo(top);
       this.stick = stick || this.atBottom();
+      this.placed();
     }
     this.stats.renders++;
     this.stats.lastRenderMs = performance.now() - t0;
@@ -266,6 +273,12 @@ export class VirtualList {
     this.scrollTo(top);
     this.stick = s.stick || this.atBottom();
     if (missing && this.o.onResize) this.o.onResize();
+    this.placed();
+  }
+
+  // The scroll position is set (and known: no settling left).
+  placed() {
+    if (this.top < TOP_MARGIN && this.o.onTop) this.o.onTop();
   }
 
   // Index of a key: by seq (binary search) for stored messages, else in

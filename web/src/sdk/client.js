@@ -294,10 +294,10 @@ export class Client {
     return this.request('history', { conv_id: convId, before_seq: beforeSeq, limit });
   }
 
-  // Customer-service operations. Each is answered by OK (or a response
-  // frame) once the gateway implements it; until then the server answers
-  // ERR_UNKNOWN_TYPE and the promise rejects with that code, which the
-  // pages show as "not supported by this server yet".
+  // Customer-service operations, each answered by OK or a response frame.
+  // A server without them answers ERR_UNKNOWN_TYPE and the promise rejects
+  // with that code, which the pages show as "not supported by this server
+  // yet".
   transfer(convId, { toAgent = '', toGroup = '' } = {}) {
     return this.request('transfer', { conv_id: convId, to_agent: toAgent, to_group: toGroup });
   }
