@@ -48,7 +48,9 @@ struct bench {
     uint64_t delivered, dup, ooo, send_failed;
     uint64_t expected;
     double *lat_ms;
+    int64_t *lat_sent; /* --lat-out: each latency's send time */
     uint64_t n_lat;
+    const char *lat_out;
     int64_t t_start, t_end, t_last_delivery;
     uint64_t open_loop_issued;
     uint32_t rr; /* open loop: next peer to send */
@@ -116,7 +118,10 @@ static void on_message(void *ud, const Sbp__Message *m)
     p->received++;
     b->delivered++;
     b->t_last_delivery = now;
-    if (b->n_lat < b->expected) b->lat_ms[b->n_lat++] = (double)(now - t) / 1e6;
+    if (b->n_lat < b->expected) {
+        if (b->lat_sent) b->lat_sent[b->n_lat] = t;
+        b->lat_ms[b->n_lat++] = (double)(now - t) / 1e6;
+    }
 }
 
 static void on_send_status(void *ud, const sb_client_send_info *s)
@@ -280,6 +285,9 @@ static void usage(FILE *f)
         "  --body-bytes B     message size (100)\n"
         "  --json             use the JSON subprotocol\n"
         "  --server-pid PID   report this process's peak RSS and CPU seconds\n"
+        "  --lat-out FILE     write each message's send time (ms from the "
+        "start)\n"
+        "                     and latency (ms), one per line, for plots\n"
         "  --timeout-s T      give up after T seconds of run (120)\n"
         "  --help, --version\n");
 }
@@ -295,19 +303,14 @@ int main(int argc, char **argv)
     b.window = 16;
     b.body_bytes = 100;
     b.timeout_s = 120;
-    static const struct option opts[] = {{"url", 1, 0, 'u'},
-                                         {"secret", 1, 0, 's'},
-                                         {"convs", 1, 0, 'P'},
-                                         {"msgs", 1, 0, 'M'},
-                                         {"window", 1, 0, 'W'},
-                                         {"rate", 1, 0, 'r'},
-                                         {"body-bytes", 1, 0, 'B'},
-                                         {"json", 0, 0, 'j'},
-                                         {"server-pid", 1, 0, 'p'},
-                                         {"timeout-s", 1, 0, 't'},
-                                         {"help", 0, 0, 'h'},
-                                         {"version", 0, 0, 'V'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"url", 1, 0, 'u'},        {"secret", 1, 0, 's'},
+        {"convs", 1, 0, 'P'},      {"msgs", 1, 0, 'M'},
+        {"window", 1, 0, 'W'},     {"rate", 1, 0, 'r'},
+        {"body-bytes", 1, 0, 'B'}, {"json", 0, 0, 'j'},
+        {"server-pid", 1, 0, 'p'}, {"timeout-s", 1, 0, 't'},
+        {"lat-out", 1, 0, 'L'},    {"help", 0, 0, 'h'},
+        {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -341,6 +344,9 @@ int main(int argc, char **argv)
         case 't':
             b.timeout_s = (uint32_t)atol(optarg);
             break;
+        case 'L':
+            b.lat_out = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -367,7 +373,9 @@ int main(int argc, char **argv)
     b.lat_ms = malloc(b.expected * sizeof *b.lat_ms);
     b.peers = calloc(2 * b.convs, sizeof *b.peers);
     b.body_pad = malloc(4096);
-    if (!b.lat_ms || !b.peers || !b.body_pad) die("out of memory");
+    if (b.lat_out) b.lat_sent = malloc(b.expected * sizeof *b.lat_sent);
+    if (!b.lat_ms || !b.peers || !b.body_pad || (b.lat_out && !b.lat_sent))
+        die("out of memory");
     memset(b.body_pad, 'x', 4096);
 
     int64_t run_id = (int64_t)time(NULL) * 1000 + (now_ns() / 1000000) % 1000;
@@ -415,6 +423,14 @@ int main(int argc, char **argv)
     long rss_kb;
     double cpu_s;
     proc_stats(b.server_pid, &rss_kb, &cpu_s);
+    if (b.lat_out) {
+        FILE *f = fopen(b.lat_out, "w");
+        if (!f) die("cannot write --lat-out");
+        for (uint64_t i = 0; i < b.n_lat; i++)
+            fprintf(f, "%.3f %.3f\n", (double)(b.lat_sent[i] - b.t_start) / 1e6,
+                    b.lat_ms[i]);
+        if (fclose(f) != 0) die("cannot write --lat-out");
+    }
     qsort(b.lat_ms, b.n_lat, sizeof *b.lat_ms, cmp_double);
     double elapsed = (double)(b.t_end - b.t_start) / 1e9;
     printf("{\"workload\":\"cs-chat\",\"mode\":\"%s\",\"encoding\":\"%s\","

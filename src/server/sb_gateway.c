@@ -434,8 +434,13 @@ static void conv_mark_dirty(sb_gw *gw, conv *c, member *m)
     m->dirty = true;
     if (!c->dirty) {
         c->dirty = true;
-        c->dirty_next = gw->dirty_convs;
-        gw->dirty_convs = c;
+        c->dirty_due_ms = gw->now_ms + gw->cfg.receipts_ms;
+        c->dirty_next = NULL;
+        if (gw->dirty_convs_tail)
+            gw->dirty_convs_tail->dirty_next = c;
+        else
+            gw->dirty_convs = c;
+        gw->dirty_convs_tail = c;
     }
 }
 
@@ -483,17 +488,21 @@ static void flush_cursors(sb_gw *gw, sess *s)
     s->acks_dirty = false;
 }
 
-static void flush_dirty(sb_gw *gw, bool cursors, bool receipts)
+/* Stores the cursors and sends the receipts that are due (all of them
+ * with all). */
+static void flush_dirty(sb_gw *gw, bool all)
 {
-    while (cursors && gw->dirty_sessions) {
-        sess *s = gw->dirty_sessions;
+    sess *s;
+    while ((s = gw->dirty_sessions) && (all || s->acks_due_ms <= gw->now_ms)) {
         gw->dirty_sessions = s->dirty_next;
+        if (!gw->dirty_sessions) gw->dirty_sessions_tail = NULL;
         s->dirty_next = NULL;
         flush_cursors(gw, s);
     }
-    while (receipts && gw->dirty_convs) {
-        conv *c = gw->dirty_convs;
+    conv *c;
+    while ((c = gw->dirty_convs) && (all || c->dirty_due_ms <= gw->now_ms)) {
         gw->dirty_convs = c->dirty_next;
+        if (!gw->dirty_convs) gw->dirty_convs_tail = NULL;
         c->dirty = false;
         c->dirty_next = NULL;
         flush_receipts(gw, c);
@@ -513,8 +522,13 @@ static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
     if (seq > s->acks[i].seq) s->acks[i].seq = seq;
     if (!s->acks_dirty) {
         s->acks_dirty = true;
-        s->dirty_next = gw->dirty_sessions;
-        gw->dirty_sessions = s;
+        s->acks_due_ms = gw->now_ms + gw->cfg.cursors_ms;
+        s->dirty_next = NULL;
+        if (gw->dirty_sessions_tail)
+            gw->dirty_sessions_tail->dirty_next = s;
+        else
+            gw->dirty_sessions = s;
+        gw->dirty_sessions_tail = s;
     }
 }
 
@@ -1335,9 +1349,13 @@ void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id)
     if (!s) return;
     if (s->acks_dirty) {
         /* Take it off the dirty list, persisting what it acked. */
-        for (sess **pp = &gw->dirty_sessions; *pp; pp = &(*pp)->dirty_next)
+        sess *prev = NULL;
+        for (sess **pp = &gw->dirty_sessions; *pp;
+             prev = *pp, pp = &(*pp)->dirty_next)
             if (*pp == s) {
                 *pp = s->dirty_next;
+                if (gw->dirty_sessions_tail == s)
+                    gw->dirty_sessions_tail = prev;
                 break;
             }
         flush_cursors(gw, s);
@@ -1451,15 +1469,13 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
                 close_session(gw, s, 1008, "HELLO timeout");
         }
     }
-    bool receipts = now_ms - gw->last_receipts_ms >= gw->cfg.receipts_ms;
-    if (receipts) gw->last_receipts_ms = now_ms;
-    bool cursors = now_ms - gw->last_cursors_ms >= gw->cfg.cursors_ms;
-    if (cursors) gw->last_cursors_ms = now_ms;
-    flush_dirty(gw, cursors, receipts);
+    flush_dirty(gw, false);
 }
 
 void sb_gw_flush(sb_gw *gw)
 {
+    /* Receipts due go out with this round's pushes. */
+    flush_dirty(gw, false);
     while (gw->flushq) {
         sess *s = gw->flushq;
         gw->flushq = s->flush_next;
@@ -1487,7 +1503,7 @@ size_t sb_gw_store_inflight(const sb_gw *gw)
 
 void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason)
 {
-    flush_dirty(gw, true, true);
+    flush_dirty(gw, true);
     for (size_t i = 0; i < gw->sessions.cap; i++) {
         sess *s = gw->sessions.slots[i].val;
         if (s) close_session(gw, s, code, reason);

@@ -57,6 +57,7 @@ typedef struct conv {
     size_t n_members;
     member *members;
     bool dirty;
+    int64_t dirty_due_ms; /* when its receipts go out */
     struct conv *dirty_next;
     /* Customer service (kind CONV_SERVICE): */
     char desk[65], group[65], agent[65], customer[65];
@@ -109,6 +110,7 @@ struct sess {
     ack_cursor acks[GW_SESSION_ACKS_MAX];
     size_t n_acks;
     bool acks_dirty;
+    int64_t acks_due_ms; /* when its cursors are stored */
     sess *dirty_next;
 };
 
@@ -120,16 +122,18 @@ struct sb_gw {
     sb_gw_io io;
     int64_t now_ms;
     int64_t last_sweep_ms;
-    int64_t last_receipts_ms;
-    int64_t last_cursors_ms;
     bool draining;
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
     sb_map convs;    /* conv id -> conv */
     sess *retry_head;
     sess *flushq; /* sessions with messages queued for a PUSH */
-    sess *dirty_sessions;
-    conv *dirty_convs;
+    /* Unstored ACK cursors and unsent receipts, oldest first: each goes
+     * out its interval after its first change, not all at once on a
+     * clock (a thousand frames or writes in one go were the latency
+     * tail's stalls). */
+    sess *dirty_sessions, *dirty_sessions_tail;
+    conv *dirty_convs, *dirty_convs_tail;
     size_t inflight;
     sb_buf scratch;
     sb_buf event_scratch; /* an event's item, rendered for one session */
