@@ -55,7 +55,7 @@ static void usage(FILE *f)
         "                         (8388608)\n"
         "  --tls-cert FILE        serve HTTPS and wss:// with this PEM certificate chain\n"
         "  --tls-key FILE         and this PEM private key (both, or neither: plain)\n"
-        "  --quiet                no log lines\n"
+        "  --quiet                no informational log lines (errors still)\n"
         "  --help, --version\n");
 }
 

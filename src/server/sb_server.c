@@ -111,6 +111,14 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void vlog(const char *fmt, va_list ap)
+{
+    fprintf(stderr, "switchboard: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+/* An informational line (none with --quiet). */
 static void logf_(const server *srv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void logf_(const server *srv, const char *fmt, ...)
@@ -118,9 +126,17 @@ static void logf_(const server *srv, const char *fmt, ...)
     if (srv->cfg.quiet) return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "switchboard: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vlog(fmt, ap);
+    va_end(ap);
+}
+
+/* Something failed: printed even with --quiet. */
+static void errorf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void errorf_(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(fmt, ap);
     va_end(ap);
 }
 
@@ -890,8 +906,8 @@ static void reload_done(uv_work_t *w, int status)
               sb_filter_categories(srv->filter),
               sb_filter_bytes(srv->filter) >> 10);
     } else {
-        logf_(srv, "word lists not reloaded, the old ones stay: %s",
-              status ? uv_strerror(status) : srv->reload.err);
+        errorf_("word lists not reloaded, the old ones stay: %s",
+                status ? uv_strerror(status) : srv->reload.err);
     }
     srv->reload.loaded = NULL;
     int rc = status == 0 ? srv->reload.rc : status;
@@ -924,7 +940,7 @@ static void filter_reload(server *srv)
     int rc = uv_queue_work(&srv->loop, &srv->reload.work, reload_work,
                            reload_done);
     if (rc)
-        logf_(srv, "word lists not reloaded: %s", uv_strerror(rc));
+        errorf_("word lists not reloaded: %s", uv_strerror(rc));
     else
         srv->reload.running = true;
 }
@@ -994,7 +1010,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         rc = sb_tls_ctx_server(cfg->tls_cert, cfg->tls_key, err, sizeof err,
                                &srv->tls);
         if (rc) {
-            logf_(srv, "cannot set up TLS: %s", err);
+            errorf_("cannot set up TLS: %s", err);
             goto out_loop;
         }
     }
@@ -1008,7 +1024,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     rc = sb_storeq_start(&srv->loop, path, cfg->durability, store_done, srv,
                          &srv->storeq);
     if (rc) {
-        logf_(srv, "cannot open store %s: %s", path, sb_strerror(rc));
+        errorf_("cannot open store %s: %s", path, sb_strerror(rc));
         goto out_loop;
     }
     sb_gw_io io = {.ud = srv, .send = io_send, .close = io_close,
@@ -1026,7 +1042,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         char err[SB_FILTER_ERR_BYTES];
         rc = sb_filter_load_dir(cfg->filter_dir, &srv->filter, err, sizeof err);
         if (rc) {
-            logf_(srv, "cannot load word lists: %s", err);
+            errorf_("cannot load word lists: %s", err);
             goto out_store;
         }
         logf_(srv, "word lists from %s: %zu words in %zu categories (%zu KiB)",
@@ -1050,8 +1066,8 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
     if (!rc) rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
     if (rc) {
-        logf_(srv, "cannot listen on %s:%u: %s", cfg->host, cfg->port,
-              uv_strerror(rc));
+        errorf_("cannot listen on %s:%u: %s", cfg->host, cfg->port,
+                uv_strerror(rc));
         uv_close((uv_handle_t *)&srv->listener, NULL);
         uv_run(&srv->loop, UV_RUN_NOWAIT);
         goto out_gw;

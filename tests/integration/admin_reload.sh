@@ -2,7 +2,8 @@
 # The admin command that reloads the sensitive-word lists, against the real
 # server with sbctl: an admin's reload is answered ok and the new list is in
 # force for the next message; a broken list is refused (the old one stays);
-# a customer may not ask. Usage: admin_reload.sh SWITCHBOARD SBCTL
+# a customer may not ask; a second server on its port says why it exits
+# even with --quiet. Usage: admin_reload.sh SWITCHBOARD SBCTL
 set -euo pipefail
 SRV_BIN=$1
 CTL=$2
@@ -42,5 +43,11 @@ check "a broken list is refused" 1 "$CTL" admin reload-filter --token "$AD"
 check "the old list stays" 1 "$CTL" send --token "$AG" --conv "$CONV" beta
 check "a customer may not reload" 1 "$CTL" admin reload-filter --token "$CU"
 grep -q "ERR_FORBIDDEN" "$DIR/last" || { fails=$((fails + 1)); echo "FAIL: not ERR_FORBIDDEN"; }
+# Errors are printed even with --quiet: a second server on the same port
+# says why it exits (a silent exit 1 let a benchmark talk to a stale one).
+check "a taken port is refused" 1 "$SRV_BIN" --listen 127.0.0.1:$PORT \
+  --data "$DIR/data2" --secret s --quiet
+grep -q "cannot listen on 127.0.0.1:$PORT" "$DIR/last" ||
+  { fails=$((fails + 1)); echo "FAIL: --quiet hid the error: $(cat "$DIR/last")"; }
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
