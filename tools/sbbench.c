@@ -21,6 +21,9 @@
 
 typedef struct bench bench;
 
+/* Open loop: messages a client owes while its window is full. */
+#define OWED_MAX 256
+
 typedef struct peer {
     bench *b;
     sb_client *c;
@@ -34,6 +37,8 @@ typedef struct peer {
     int64_t next_expected; /* next message index from the other side */
     uint32_t received;
     bool ready;
+    int64_t owed[OWED_MAX]; /* open loop: their scheduled times, a ring */
+    uint32_t owed_head, owed_len;
 } peer;
 
 struct bench {
@@ -72,12 +77,14 @@ static void die(const char *msg)
     exit(1);
 }
 
-/* Body: "<send time ns> <index> " padded to body_bytes. */
-static void issue_send(peer *p)
+/* Body: "<send time ns> <index> " padded to body_bytes. The send time is
+ * now, or in the open loop the time the schedule gave the message (so a
+ * message that waited for the window counts its wait). */
+static void issue_send(peer *p, int64_t t)
 {
     bench *b = p->b;
     char body[4096];
-    int n = snprintf(body, sizeof body, "%" PRId64 " %u ", now_ns(), p->sent);
+    int n = snprintf(body, sizeof body, "%" PRId64 " %u ", t, p->sent);
     size_t want = b->body_bytes < sizeof body ? b->body_bytes : sizeof body - 1;
     if ((size_t)n < want) {
         memcpy(body + n, b->body_pad, want - (size_t)n);
@@ -97,7 +104,19 @@ static void fill_window(peer *p)
 {
     bench *b = p->b;
     while (p->sent < b->msgs && p->inflight < b->window)
-        issue_send(p);
+        issue_send(p, now_ns());
+}
+
+/* Open loop: sends what the client owes, as far as its window lets. */
+static void drain_owed(peer *p)
+{
+    while (p->owed_len && p->inflight < p->b->window) {
+        int64_t t = p->owed[p->owed_head];
+        p->owed_head = (p->owed_head + 1) % OWED_MAX;
+        p->owed_len--;
+        issue_send(p, t);
+        sb_client_flush(p->c);
+    }
 }
 
 static void on_message(void *ud, const Sbp__Message *m)
@@ -136,6 +155,8 @@ static void on_send_status(void *ud, const sb_client_send_info *s)
         b->send_failed++;
         p->inflight--;
     }
+    if (b->rate && (s->status == SB_SEND_SENT || s->status == SB_SEND_FAILED))
+        drain_owed(p);
 }
 
 static void on_state(void *ud, sb_client_state st, int err)
@@ -184,7 +205,9 @@ static void start_run(bench *b)
 
 static void open_loop_tick(bench *b)
 {
-    /* Issue what the rate owes since the start, round robin. */
+    /* Hand out what the rate owes since the start, round robin; message k
+     * is due at t_start + k / rate. A client with its window full sends
+     * it when a SEND_ACK opens the window, stamped with the due time. */
     int64_t elapsed = now_ns() - b->t_start;
     uint64_t owed = (uint64_t)((double)elapsed / 1e9 * b->rate);
     uint64_t total = (uint64_t)b->msgs * 2 * b->convs;
@@ -194,9 +217,15 @@ static void open_loop_tick(bench *b)
          guard++) {
         peer *p = &b->peers[b->rr];
         b->rr = (b->rr + 1) % n;
-        if (p->sent >= b->msgs) continue;
-        issue_send(p);
-        sb_client_flush(p->c);
+        if (p->sent + p->owed_len >= b->msgs) continue;
+        if (p->owed_len == OWED_MAX)
+            die("open loop: a client owes too many messages (the server is "
+                "not keeping up with --rate at this --window)");
+        int64_t due =
+            b->t_start + (int64_t)((double)b->open_loop_issued * 1e9 / b->rate);
+        p->owed[(p->owed_head + p->owed_len) % OWED_MAX] = due;
+        p->owed_len++;
+        drain_owed(p);
         b->open_loop_issued++;
     }
 }
@@ -279,7 +308,10 @@ static void usage(FILE *f)
         "  --secret S         token secret of the server (or env SB_SECRET)\n"
         "  --convs P          conversations (500)\n"
         "  --msgs M           messages per side (200)\n"
-        "  --window W         sends in flight per client, closed loop (16)\n"
+        "  --window W         sends in flight per client (16); in the open "
+        "loop a\n"
+        "                     client with W in flight holds the next until "
+        "one is acked\n"
         "  --rate R           open loop: R messages/s in total (0: closed "
         "loop)\n"
         "  --body-bytes B     message size (100)\n"
