@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, repo, until } from '../helpers/server.mjs';
 import { launch, openPage } from '../helpers/browser.mjs';
-import { sdkClient, fill } from '../helpers/seed.mjs';
+import { seedConv } from '../helpers/seed.mjs';
 
 const WEB = process.env.SB_WEB_DIST || join(repo, 'web', 'dist');
 const SHOTS = join(repo, 'docs', 'screenshots');
@@ -148,15 +148,8 @@ test('the customer goes offline, sends 20, comes back: all 20 arrive once, in or
 });
 
 test('5,000 messages of history: scrolling up loads pages and the visible message stays put', async () => {
-  const cust = await sdkClient(srv, 'hank', 'customer');
   const t0 = Date.now();
-  let conv;
-  try {
-    conv = await cust.open(['bob']);
-    await fill(cust, conv.conv_id, 5000);
-  } finally {
-    cust.stop();
-  }
+  const conv = await seedConv(srv, 'hank', 'bob', 5000);
   console.log(`seeded 5,000 messages in ${Date.now() - t0} ms`);
   const bob = await openPage(browser, `${srv.url}/agent?user=bob&x=3`);
   await openConvOnAgent(bob, conv.conv_id);
@@ -216,14 +209,7 @@ test('5,000 messages of history: scrolling up loads pages and the visible messag
 // and scrolled to its top before the page's first frame kept the sentinel
 // in view throughout: no change, no page (CI saw it once under load).
 test('a conversation shown and scrolled to its top at once still loads the page before', async () => {
-  const cust = await sdkClient(srv, 'ivy', 'customer');
-  let conv;
-  try {
-    conv = await cust.open(['bob']);
-    await fill(cust, conv.conv_id, 300);
-  } finally {
-    cust.stop();
-  }
+  const conv = await seedConv(srv, 'ivy', 'bob', 300);
   const bob = await openPage(browser, `${srv.url}/agent?user=bob&x=4`);
   const page = bob.page;
   await until(() => page.evaluate((id) => (window.__sb.store.convs.get(id)?.list.length ?? 0) >= 50, conv.conv_id), 10000, 'the newest page');

@@ -23,3 +23,17 @@ export async function fill(c, convId, n, prefix = 'msg') {
   for (let i = 1; i <= n; i++) c.send(convId, { body: `${prefix} ${i}: ${'lorem ipsum dolor sit amet '.repeat(1 + (i % 4))}` });
   await until(() => c.stats().outboxLen === 0, 120000, `${n} messages stored`);
 }
+
+/** A new conversation of customer `user` with `agent`, holding n messages
+ * from the customer (a client of its own, stopped after). Resolves with
+ * the conversation. */
+export async function seedConv(srv, user, agent, n) {
+  const c = await sdkClient(srv, user, 'customer');
+  try {
+    const conv = await c.open([agent]);
+    await fill(c, conv.conv_id, n);
+    return conv;
+  } finally {
+    c.stop();
+  }
+}
