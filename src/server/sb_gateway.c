@@ -472,7 +472,8 @@ static void flush_receipts(sb_gw *gw, conv *c)
     }
 }
 
-static void flush_cursors(sb_gw *gw, sess *s)
+/* Submits s's cursors to the store; s stays as it is on the list. */
+static void submit_cursors(sb_gw *gw, sess *s)
 {
     for (size_t i = 0; i < s->n_acks; i++) {
         sb_req *r = sb__gw_req_new(SB_REQ_CURSOR_ACK, s, 0);
@@ -485,6 +486,12 @@ static void flush_cursors(sb_gw *gw, sess *s)
         sb__gw_submit(gw, r);
     }
     s->n_acks = 0;
+}
+
+/* The same for a session just taken off the list (or never on it). */
+static void flush_cursors(sb_gw *gw, sess *s)
+{
+    submit_cursors(gw, s);
     s->acks_dirty = false;
 }
 
@@ -515,7 +522,7 @@ static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
     for (i = 0; i < s->n_acks; i++)
         if (s->acks[i].conv_id == conv_id) break;
     if (i == s->n_acks) {
-        if (s->n_acks == GW_SESSION_ACKS_MAX) flush_cursors(gw, s);
+        if (s->n_acks == GW_SESSION_ACKS_MAX) submit_cursors(gw, s);
         i = s->n_acks++;
         s->acks[i] = (ack_cursor){conv_id, 0};
     }

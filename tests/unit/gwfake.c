@@ -87,6 +87,7 @@ void gwfake_pump(void)
             r->rc = SB_E_STORE;
         else
             sb_storeq_apply(GF.store, r);
+        if (r->kind == SB_REQ_CURSOR_ACK && r->rc == 0) GF.cursor_acks++;
         sb_gw_store_done(GF.gw, r, GF.now);
     }
     /* The end of the shell's loop turn: queued messages go out. */

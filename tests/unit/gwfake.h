@@ -33,6 +33,8 @@ typedef struct gwfake {
      * queued, so that the next gwfake_pump() completes them all in one
      * loop turn, as a group commit does. */
     bool defer_pump;
+    /* Device cursors the gateway stored (SB_REQ_CURSOR_ACK applied). */
+    size_t cursor_acks;
 } gwfake;
 
 extern gwfake GF;

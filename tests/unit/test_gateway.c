@@ -875,6 +875,62 @@ static void test_push_batch_retry(void **state)
     assert_int_equal(F.closed[3], 0);
 }
 
+static void ack_conv(uint64_t c, uint64_t conv, uint64_t seq)
+{
+    Sbp__Ack a = SBP__ACK__INIT;
+    a.conv_id = conv;
+    a.seq = seq;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_ACK;
+    fr.ack = &a;
+    feed(c, &fr);
+}
+
+/* A device that acks more conversations than a session holds cursors for
+ * (GW_SESSION_ACKS_MAX) stores the first ones at once and stays on the
+ * list of sessions with cursors due, between two others: every cursor is
+ * stored once its interval has passed. The early store used to mark the
+ * session clean while it stayed linked; linking it again cut the session
+ * after it off the list (its cursors waited for its close), and before
+ * the list kept its order it made a cycle. */
+static void test_cursors_past_session_max(void **state)
+{
+    (void)state;
+    hello(1, "ann", "agent", "d1");
+    hello(2, "sam", "agent", "s1");
+    hello(3, "tom", "agent", "t1");
+    enum { N = 70 };
+    uint64_t convs[N];
+    for (int i = 0; i < N; i++) {
+        char member[16];
+        snprintf(member, sizeof member, "m%d", i);
+        convs[i] = open_conv(1, member);
+        send_msg(1, convs[i], (uint8_t)(i + 1), "x");
+    }
+    send_msg(1, convs[0], 0xF0, "y");
+    uint64_t shared = open_conv(2, "ann");
+    send_msg(2, shared, 1, "x");
+    send_msg(2, shared, 2, "y");
+    uint64_t toms = open_conv(3, "ann");
+    send_msg(3, toms, 1, "x");
+    GF.cursor_acks = 0;
+    /* On the list: sam's session, ann's, tom's. */
+    ack_conv(2, shared, 1);
+    for (int i = 0; i < 10; i++)
+        ack_conv(1, convs[i], 1);
+    ack_conv(3, toms, 1);
+    for (int i = 10; i < N; i++)
+        ack_conv(1, convs[i], 1);
+    assert_int_equal(GF.cursor_acks, 64); /* ann's first 64, early */
+    gwfake_tick(1000 + 50);
+    assert_int_equal(GF.cursor_acks, 2 + N);
+    /* Later acks are stored in their turn, once each. */
+    ack_conv(1, convs[0], 2);
+    ack_conv(2, shared, 2);
+    gwfake_tick(1000 + 50);
+    assert_int_equal(GF.cursor_acks, 2 + N + 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -898,6 +954,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_push_batch_convs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_batch_caps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_batch_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursors_past_session_max, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
