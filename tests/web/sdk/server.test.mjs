@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { WebSocket } from '../helpers/deps.mjs';
 import { Client, ChatStore } from '../../../web/src/sdk/index.js';
 import { codec } from '../../../web/src/sdk/schema.js';
-import { startServer, token, until } from '../helpers/server.mjs';
+import { join } from 'node:path';
+import { startServer, token, until, repo } from '../helpers/server.mjs';
 
 let srv;
 const clients = [];
@@ -233,4 +234,31 @@ test('demo token endpoint: only with --demo (and from loopback)', async () => {
     await demo.stop();
   }
   assert.equal((await fetch(`${srv.url}/demo/token?user=carol&role=customer`)).status, 404);
+});
+
+test('admin: desk ops answer with the server text; other roles and refused changes reject', async () => {
+  const dsrv = await startServer({ args: ['--desk', join(repo, 'conf', 'desk.json')] });
+  const mk = (user, role) => {
+    const c = new Client({ url: dsrv.wsUrl, token: token(user, role), deviceId: `${user}-1`, codec, WebSocket, window: null, tickMs: 20 });
+    c.start();
+    return c;
+  };
+  const root = mk('root', 'admin');
+  const ann = mk('ann', 'agent');
+  try {
+    await root.ready();
+    await ann.ready();
+    const doc = JSON.parse(await root.admin('desk-show'));
+    assert.equal(doc.desks[0].id, 'support');
+    const group = doc.agents[0].groups[0];
+    assert.match(await root.admin('desk-agent-set', { id: 'dan', groups: [group], capacity: 2 }), /agent dan added/);
+    const after = JSON.parse(await root.admin('desk-show'));
+    assert.deepEqual(after.agents.find((a) => a.id === 'dan'), { id: 'dan', groups: [group], capacity: 2 });
+    await assert.rejects(root.admin('desk-agent-set', { id: 'eve' }), (e) => e.code === 'ERR_INVALID' && /groups/.test(e.text));
+    await assert.rejects(ann.admin('desk-show'), (e) => e.code === 'ERR_FORBIDDEN');
+  } finally {
+    root.stop();
+    ann.stop();
+    await dsrv.stop();
+  }
 });

@@ -322,6 +322,16 @@ export class Client {
     return this.request('conv_list', { cursor, limit, state, tag, mine });
   }
 
+  /** An administrator's command (role admin; docs/protocol.md lists the
+   * ops): op with its input, a string or an object sent as JSON. Resolves
+   * with the server's text ('' when it answers OK), rejects with SbError
+   * (ERR_FORBIDDEN for other roles; a refused change says why in its
+   * message). */
+  async admin(op, body = '') {
+    const r = await this.request('admin', { op, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    return (r && r.text) || '';
+  }
+
   cannedList(desk = '') {
     return this.request('canned_list', { desk });
   }
