@@ -46,9 +46,10 @@ static const char *arg_str(const json_t *arg, const char *name, size_t max,
 }
 
 /* The desk named by arg's optional "desk" (the first one without it)
- * into *out; SB_E_NOT_FOUND or SB_E_INVALID with msg set. */
-static int desk_of(json_t *root, const json_t *arg, json_t **out, char *msg,
-                   size_t mlen)
+ * into *out and its id into *id (NULL if it has none); SB_E_NOT_FOUND or
+ * SB_E_INVALID with msg set. */
+static int desk_of(json_t *root, const json_t *arg, json_t **out,
+                   const char **id_out, char *msg, size_t mlen)
 {
     json_t *desks = json_object_get(root, "desks");
     const json_t *want = json_object_get(arg, "desk");
@@ -62,6 +63,7 @@ static int desk_of(json_t *root, const json_t *arg, json_t **out, char *msg,
         if (json_is_object(d) &&
             (!want || (id && strcmp(id, json_string_value(want)) == 0))) {
             *out = d;
+            *id_out = id;
             return 0;
         }
     }
@@ -193,11 +195,11 @@ static int op_group_add(json_t *root, const json_t *arg, char *msg, size_t mlen)
         arg_str(arg, "name", SB_DESK_ID_BYTES_MAX, false, msg, mlen);
     if (!name) return SB_E_INVALID;
     json_t *desk;
-    int rc = desk_of(root, arg, &desk, msg, mlen);
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
     if (rc) return rc;
     json_t *groups = array_member(desk, "groups");
     if (!groups) return say(msg, mlen, SB_E_INVALID, "groups: not an array");
-    const char *did = json_string_value(json_object_get(desk, "id"));
     if (find_str(groups, name) >= 0)
         return say(msg, mlen, SB_E_INVALID, "desk %s has group %s already", did,
                    name);
@@ -211,9 +213,9 @@ static int op_group_rm(json_t *root, const json_t *arg, char *msg, size_t mlen)
         arg_str(arg, "name", SB_DESK_ID_BYTES_MAX, false, msg, mlen);
     if (!name) return SB_E_INVALID;
     json_t *desk;
-    int rc = desk_of(root, arg, &desk, msg, mlen);
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
     if (rc) return rc;
-    const char *did = json_string_value(json_object_get(desk, "id"));
     json_t *groups = json_object_get(desk, "groups");
     long gi = find_str(groups, name);
     if (gi < 0)
@@ -262,7 +264,8 @@ static int op_canned_add(json_t *root, const json_t *arg, char *msg,
           : key;
     if (!title) return SB_E_INVALID;
     json_t *desk;
-    int rc = desk_of(root, arg, &desk, msg, mlen);
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
     if (rc) return rc;
     json_t *canned = array_member(desk, "canned");
     if (!canned) return say(msg, mlen, SB_E_INVALID, "canned: not an array");
@@ -274,8 +277,7 @@ static int op_canned_add(json_t *root, const json_t *arg, char *msg,
                : json_array_set_new(canned, (size_t)i, c)) != 0)
         return -ENOMEM;
     return say(msg, mlen, 0, "canned reply %s %s in desk %s", key,
-               i < 0 ? "added" : "replaced",
-               json_string_value(json_object_get(desk, "id")));
+               i < 0 ? "added" : "replaced", did);
 }
 
 static int op_canned_rm(json_t *root, const json_t *arg, char *msg, size_t mlen)
@@ -283,9 +285,9 @@ static int op_canned_rm(json_t *root, const json_t *arg, char *msg, size_t mlen)
     const char *key = arg_str(arg, "key", KEY_BYTES_MAX, false, msg, mlen);
     if (!key) return SB_E_INVALID;
     json_t *desk;
-    int rc = desk_of(root, arg, &desk, msg, mlen);
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
     if (rc) return rc;
-    const char *did = json_string_value(json_object_get(desk, "id"));
     json_t *canned = json_object_get(desk, "canned");
     long i = find_by(canned, "key", key);
     if (i < 0)
@@ -312,9 +314,9 @@ static int op_text(json_t *root, const json_t *arg, char *msg, size_t mlen)
              : NULL;
     if (!lang || !text) return SB_E_INVALID;
     json_t *desk;
-    int rc = desk_of(root, arg, &desk, msg, mlen);
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
     if (rc) return rc;
-    const char *did = json_string_value(json_object_get(desk, "id"));
     json_t *set = json_object_get(desk, kind);
     if (!set) {
         set = json_object();
@@ -340,9 +342,9 @@ static int op_bot(json_t *root, const json_t *arg, char *msg, size_t mlen)
         arg_str(arg, "user", SB_DESK_ID_BYTES_MAX, true, msg, mlen);
     if (!user) return SB_E_INVALID;
     json_t *desk;
-    int rc = desk_of(root, arg, &desk, msg, mlen);
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
     if (rc) return rc;
-    const char *did = json_string_value(json_object_get(desk, "id"));
     if (!user[0]) {
         json_object_del(desk, "bot");
         return say(msg, mlen, 0, "desk %s has no external bot", did);
