@@ -750,6 +750,7 @@ int sb_store_checkpoint(sb_store *s, int *log, int *done)
     assert(s && log && done);
     int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                        log, done);
+    if (rc == SQLITE_BUSY) return -EBUSY;
     return rc == SQLITE_OK ? 0 : SB_E_STORE;
 }
 

@@ -56,8 +56,10 @@ void sb_store_wal_watch(sb_store *s, void (*hook)(void *ud, int frames),
                         void *ud);
 /* A passive checkpoint: copies what it can of the WAL into the database
  * without waiting for anyone. *log is the WAL's size in frames, *done how
- * many of them are in the database now. 0, or SB_E_STORE (busy: another
- * checkpoint is running). */
+ * many of them are in the database now. 0; -EBUSY when it could not start
+ * now (another checkpoint running, or the WAL's index read while a commit
+ * was changing it: a passive checkpoint does not wait), a moment later it
+ * can; SB_E_STORE when it failed (the database file cannot grow). */
 int sb_store_checkpoint(sb_store *s, int *log, int *done);
 
 /* ---- writes (inside a transaction) --------------------------------------- */
