@@ -111,8 +111,9 @@ typedef struct raw_job {
     uint64_t conv;
     bool fill;   /* new sends until refusals, else resend `idx` */
     bool top_up; /* small ones, one at a time, until one is refused */
-    /* fill: once the WAL file is this long, a pause (the checkpointer may
-     * start before the disk is full); 0: none. */
+    /* fill: once the WAL file is this long, a pause until the checkpointer
+     * has copied some of it into the database (so that it starts before
+     * the disk is full; up to 10 s); 0: none. */
     off_t pause_at_wal;
     char wal_path[300];
     int *idx, n_idx; /* resend these (fill: unused) */
@@ -253,8 +254,17 @@ static void *raw_main(void *arg)
         if (j->pause_at_wal && stat(j->wal_path, &st) == 0 &&
             st.st_size >= j->pause_at_wal) {
             j->pause_at_wal = 0;
-            struct timespec ts = {0, 300 * 1000000};
-            nanosleep(&ts, NULL);
+            /* A fixed 300 ms was not always enough under ASan on a loaded
+             * machine: the database had not grown when the disk filled. */
+            char db[sizeof j->wal_path];
+            snprintf(db, sizeof db, "%.*s", (int)(strlen(j->wal_path) - 4),
+                     j->wal_path);
+            for (int k = 0; k < 1000; k++) {
+                if (stat(db, &st) == 0 && st.st_size >= 256 * 1024) break;
+                struct timespec ts = {0, 10 * 1000000};
+                nanosleep(&ts, NULL);
+            }
+            progress_ms = harness_now_ms(); /* the pause is not a hang */
         }
         while (pending < (j->top_up ? 1 : WINDOW)) {
             int i = -1;
