@@ -11,6 +11,7 @@ LISTEN     ?= 127.0.0.1:8080
 DATA       ?= ./data
 
 .PHONY: all deps build build-asan run test test-fast test-asan bench clean format
+.PHONY: format-check
 .PHONY: build-fuzz fuzz fuzz-smoke
 .PHONY: web test-web bench-web
 
@@ -37,7 +38,7 @@ run: build web
 	  $$(test -f $(WEB_DIST)/index.html && echo --web $(WEB_DIST))
 
 # The whole suite, then again under AddressSanitizer + UBSan.
-test: build build-asan
+test: format-check build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -70,6 +71,10 @@ bench: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Every C file as clang-format (.clang-format) would leave it.
+format-check: deps
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 # libFuzzer targets (fuzz/): a clang build of the decoders with ASan and
 # UBSan. `make fuzz` runs each target FUZZ_SECONDS; fuzz-smoke is the short

@@ -21,8 +21,11 @@
 
 static sb_filter *fixed;
 
-static const char BLOCK_LIST[] = "policy: block\nbadword\n|ass|\n\xe5\x9d\x8f\xe8\x9b\x8b\n";
-static const char MASK_LIST[] = "# comment\npolicy: mask\nspam\nfree money\n\xef\xbd\x93\xef\xbd\x83\xef\xbd\x81\xef\xbd\x8d\n";
+static const char BLOCK_LIST[] =
+    "policy: block\nbadword\n|ass|\n\xe5\x9d\x8f\xe8\x9b\x8b\n";
+static const char MASK_LIST[] =
+    "# comment\npolicy: mask\nspam\nfree "
+    "money\n\xef\xbd\x93\xef\xbd\x83\xef\xbd\x81\xef\xbd\x8d\n";
 static const char REVIEW_LIST[] = "policy: review\nrefund\ncaf\xc3\xa9\n";
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -25,7 +25,7 @@ static const uint8_t KEY[] = "fuzz-secret";
 static void check_claims(const sb_claims *c)
 {
     size_t n = strnlen(c->sub, sizeof c->sub);
-    assert(n >= 1 && n <= SB_USER_ID_BYTES_MAX);
+    assert(n >= 1 && n <= SB_ID_BYTES_MAX);
     assert(c->role >= SBP__ROLE__ROLE_CUSTOMER &&
            c->role <= SBP__ROLE__ROLE_ADMIN);
     assert(memchr(c->locale, '\0', sizeof c->locale));
@@ -50,7 +50,7 @@ static void sign_and_verify(const uint8_t *d, size_t n)
         d += loc;
         n -= loc;
     }
-    memcpy(c.sub, d, n < SB_USER_ID_BYTES_MAX ? n : SB_USER_ID_BYTES_MAX);
+    memcpy(c.sub, d, n < SB_ID_BYTES_MAX ? n : SB_ID_BYTES_MAX);
     if (flags & 0x10) strcpy(c.iss, "https://id.example.com");
     if (flags & 0x20) strcpy(c.aud, "sb");
     char tok[SB_TOKEN_BYTES_MAX];
@@ -97,14 +97,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     sb_claims c, c2;
-    int rc = sb_token_verify(KEY, KEYLEN, (const char *)data, size, NOW, SKEW,
-                             &c);
+    int rc =
+        sb_token_verify(KEY, KEYLEN, (const char *)data, size, NOW, SKEW, &c);
     assert(rc == 0 || rc == SB_E_BAD_TOKEN || rc == SB_E_TOKEN_EXPIRED);
     if (rc == 0) check_claims(&c);
     /* Expecting an issuer and an audience only ever refuses more. */
     sb_token_check chk = {NOW, SKEW, "https://id.example.com", "sb"};
-    int rc2 = sb_token_verify_ex(KEY, KEYLEN, (const char *)data, size, &chk,
-                                 &c2);
+    int rc2 =
+        sb_token_verify_ex(KEY, KEYLEN, (const char *)data, size, &chk, &c2);
     assert(rc2 == 0 || rc2 == SB_E_BAD_TOKEN || rc2 == SB_E_TOKEN_EXPIRED);
     if (rc2 == 0) {
         assert(rc == 0 && memcmp(&c, &c2, sizeof c) == 0);

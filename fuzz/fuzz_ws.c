@@ -44,7 +44,8 @@ static void on_msg(void *ud, bool text, const uint8_t *p, size_t n)
     if (n) {
         /* Touch every byte: ASan checks the whole message is readable. */
         volatile uint8_t x = 0;
-        for (size_t i = 0; i < n; i++) x ^= p[i];
+        for (size_t i = 0; i < n; i++)
+            x ^= p[i];
         (void)x;
     }
     if (e->n_want) {
@@ -69,8 +70,7 @@ static const sb_ws_cbs CBS = {.on_msg = on_msg, .rand_bytes = rand_bytes};
 
 /* Feeds b to e in chunks, pulling e's output after each; stops at the
  * first protocol error. Returns the feed's result. */
-static int feed(peer *e, const uint8_t *p, size_t n, size_t chunk,
-                sb_buf *out)
+static int feed(peer *e, const uint8_t *p, size_t n, size_t chunk, sb_buf *out)
 {
     for (size_t off = 0; off < n;) {
         size_t k = n - off < chunk ? n - off : chunk;
@@ -129,8 +129,8 @@ static void build_frames(rd *r, sb_buf *out)
     uint8_t op, lb;
     while (take(r, &op, 1) && take(r, &lb, 1)) {
         bool masked = !(op & 0x20);
-        uint8_t b0 = (uint8_t)((op & 0x80) | (op & 0x10 ? 0x40 : 0) |
-                               (op & 0x0F));
+        uint8_t b0 =
+            (uint8_t)((op & 0x80) | (op & 0x10 ? 0x40 : 0) | (op & 0x0F));
         size_t len = lb & 0x7F;
         uint8_t form = lb & 0x7F;
         uint8_t hdr[14];
@@ -169,8 +169,7 @@ static void build_frames(rd *r, sb_buf *out)
     }
 }
 
-static void mode_frames(const uint8_t *d, size_t n, uint64_t max,
-                        size_t chunk)
+static void mode_frames(const uint8_t *d, size_t n, uint64_t max, size_t chunk)
 {
     rd r = {d, n};
     sb_buf in = SB_BUF_INIT, out = SB_BUF_INIT;
@@ -215,8 +214,7 @@ static void mode_roundtrip(const uint8_t *d, size_t n, size_t chunk)
     assert(feed(&s, wire.data, wire.len, chunk, &back) == 0);
     assert(s.n_msgs == s.n_want);
     for (size_t i = 0; i < s.n_want; i++)
-        assert(sb_ws_send(s.ws, s.want_text[i], s.want[i], s.want_len[i]) ==
-               0);
+        assert(sb_ws_send(s.ws, s.want_text[i], s.want[i], s.want_len[i]) == 0);
     assert(sb_ws_pull(s.ws, &back) == 0);
     wire.len = 0;
     assert(feed(&c, back.data, back.len, chunk, &wire) == 0);
@@ -238,9 +236,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data += 3;
     size -= 3;
     switch (mode) {
-    case 0: mode_raw(data, size, max, chunk); break;
-    case 1: mode_frames(data, size, max, chunk); break;
-    default: mode_roundtrip(data, size, chunk); break;
+    case 0:
+        mode_raw(data, size, max, chunk);
+        break;
+    case 1:
+        mode_frames(data, size, max, chunk);
+        break;
+    default:
+        mode_roundtrip(data, size, chunk);
+        break;
     }
     return 0;
 }

@@ -58,8 +58,7 @@ static void http_seeds(void)
     http_seed("upgrade", 0, up);
     http_seed("upgrade_chunked", 7, up);
     http_seed("healthz", 0, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    http_seed("post", 3,
-              "POST /ws HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    http_seed("post", 3, "POST /ws HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
     http_seed("proto_twice", 0,
               "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
               "Connection: keep-alive, Upgrade\r\n"
@@ -103,14 +102,17 @@ static void ws_seeds(void)
     b[n++] = 0;
     b[n++] = 40;
     b[n++] = 0;
-    n += ws_frame(b + n, 0x81, "hello", 5);            /* text */
-    n += ws_frame(b + n, 0x02, "frag", 4);             /* binary, more */
-    n += ws_frame(b + n, 0x89, "p", 1);                /* ping between */
-    n += ws_frame(b + n, 0x80, "ment", 4);             /* continuation */
+    n += ws_frame(b + n, 0x81, "hello", 5); /* text */
+    n += ws_frame(b + n, 0x02, "frag", 4);  /* binary, more */
+    n += ws_frame(b + n, 0x89, "p", 1);     /* ping between */
+    n += ws_frame(b + n, 0x80, "ment", 4);  /* continuation */
     char big[300];
     memset(big, 'x', sizeof big);
-    n += ws_frame(b + n, 0x82, big, sizeof big);       /* 16-bit length */
-    n += ws_frame(b + n, 0x88, "\x03\xe8" "bye", 5);   /* close 1000 */
+    n += ws_frame(b + n, 0x82, big, sizeof big); /* 16-bit length */
+    n += ws_frame(b + n, 0x88,
+                  "\x03\xe8"
+                  "bye",
+                  5); /* close 1000 */
     put("fuzz_ws", "raw_frames", b, n);
     b[2] = 5; /* the same in 5-byte chunks */
     put("fuzz_ws", "raw_chunks", b, n);
@@ -120,25 +122,27 @@ static void ws_seeds(void)
     /* mode 1: frame descriptions: op (FIN|opcode, 0x20 unmasked),
      * length byte, [key], payload */
     const uint8_t desc[] = {
-        1, 20, 0,
-        0x01, 3, 1, 2, 3, 4, 'a', 'b', 'c',      /* text, no FIN */
-        0x89, 2, 9, 9, 9, 9, 'h', 'i',           /* ping */
-        0x80, 2, 5, 6, 7, 8, 'd', 'e',           /* continuation, FIN */
-        0x82, 126, 0, 4, 0, 0, 0, 0, 1, 2, 3, 4, /* 16-bit form */
-        0x82, 127, 0, 2, 0, 0, 0, 0, 1, 2,       /* 64-bit form */
-        0xA1, 1, 'u',                            /* unmasked: refused */
+        1,    20,  0,   0x01, 3, 1, 2,   3,   4, 'a',
+        'b',  'c',                            /* text, no FIN */
+        0x89, 2,   9,   9,    9, 9, 'h', 'i', /* ping */
+        0x80, 2,   5,   6,    7, 8, 'd', 'e', /* continuation, FIN */
+        0x82, 126, 0,   4,    0, 0, 0,   0,   1, 2,
+        3,    4,                                    /* 16-bit form */
+        0x82, 127, 0,   2,    0, 0, 0,   0,   1, 2, /* 64-bit form */
+        0xA1, 1,   'u',                             /* unmasked: refused */
     };
     put("fuzz_ws", "frames", desc, sizeof desc);
     const uint8_t desc2[] = {
-        1, 255, 3,
-        0x88, 4, 0, 0, 0, 0, 0x03, 0xF3, 'n', 'o', /* close 1011 */
-        0x81, 1, 0, 0, 0, 0, 'x',                  /* after the close */
+        1,    255, 3,    0x88, 4,   0,   0,
+        0,    0,   0x03, 0xF3, 'n', 'o',      /* close 1011 */
+        0x81, 1,   0,    0,    0,   0,   'x', /* after the close */
     };
     put("fuzz_ws", "frames_close", desc2, sizeof desc2);
 
     /* mode 2: round trip; length byte = len/3 << 1 | text */
-    const uint8_t rt[] = {2, 0, 4, (2 << 1) | 1, 'h', 'e', 'l', 'l', 'o', '!',
-                          (1 << 1), 0, 1, 2, 0, 1};
+    const uint8_t rt[] = {2,   0,   4,   (2 << 1) | 1, 'h', 'e', 'l',
+                          'l', 'o', '!', (1 << 1),     0,   1,   2,
+                          0,   1};
     put("fuzz_ws", "roundtrip", rt, sizeof rt);
 }
 
@@ -157,8 +161,8 @@ static void frame_seed(const char *name, const Sbp__Frame *f)
 
 static void frame_seeds(void)
 {
-    static uint8_t cid[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-                              15};
+    static uint8_t cid[16] = {0, 1, 2,  3,  4,  5,  6,  7,
+                              8, 9, 10, 11, 12, 13, 14, 15};
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = 7;
 
@@ -283,9 +287,10 @@ static void frame_seeds(void)
     frame_seed("sync_resp", &f);
 
     /* JSON spellings the encoder does not produce but the decoder takes. */
-    put_str("fuzz_json", "doc_example",
-            "{\"rid\":7,\"send\":{\"client_msg_id\":\"AAECAwQFBgcICQoLDA0ODw==\","
-            "\"conv_id\":3,\"type\":\"MSG_TEXT\",\"body\":\"hi\"}}");
+    put_str(
+        "fuzz_json", "doc_example",
+        "{\"rid\":7,\"send\":{\"client_msg_id\":\"AAECAwQFBgcICQoLDA0ODw==\","
+        "\"conv_id\":3,\"type\":\"MSG_TEXT\",\"body\":\"hi\"}}");
     put_str("fuzz_json", "strings_and_numbers",
             "{\"rid\":\"4294967295\",\"sync\":{\"cursors\":[{\"conv_id\":"
             "\"18446744073709551615\",\"seq\":1},null],\"limit\":null},"
@@ -293,8 +298,9 @@ static void frame_seeds(void)
     put_str("fuzz_json", "escapes",
             "{\"hello\":{\"token\":\"a\\u0000b\",\"device_id\":"
             "\"\\ud83d\\ude00\",\"protocol\":1,\"locale\":\"en\"}}");
-    put_str("fuzz_json", "enum_number",
-            "{\"error\":{\"code\":99,\"text\":\"x\",\"client_msg_id\":\"AQ\"}}");
+    put_str(
+        "fuzz_json", "enum_number",
+        "{\"error\":{\"code\":99,\"text\":\"x\",\"client_msg_id\":\"AQ\"}}");
     put_str("fuzz_json", "nested",
             "{\"push\":{\"messages\":[{\"seq\":1,\"tags\":[\"a\",\"b\"]},"
             "{\"seq\":2,\"type\":5}]}}");
@@ -342,8 +348,12 @@ static void token_seeds(void)
               "{\"sub\":\"x\",\"role\":\"bot\",\"exp\":1.5,\"nbf\":\"1\","
               "\"iss\":\"https://id.example.com\",\"aud\":[\"sb\"]}");
     /* '!' inputs: claims to sign: role, exp, nbf, locale flag, sub */
-    put_str("fuzz_token", "sign_agent", "!\x02\x10\x00\x01" "bob");
-    put_str("fuzz_token", "sign_locale", "!\x04\x10\x03\x04" "en-GBroot");
+    put_str("fuzz_token", "sign_agent",
+            "!\x02\x10\x00\x01"
+            "bob");
+    put_str("fuzz_token", "sign_locale",
+            "!\x04\x10\x03\x04"
+            "en-GBroot");
 }
 
 int main(int argc, char **argv)

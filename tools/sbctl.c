@@ -26,7 +26,7 @@
 #define EXIT_TIMEOUT 3 /* no answer in time, or no connection */
 #define LINE_BYTES_MAX 8192
 #define MEMBERS_MAX 64
-#define TAGS_MAX SB_CLIENT_TAGS_MAX
+#define TAGS_MAX SB_TAGS_MAX
 #define DESK_FILE_BYTES_MAX (4u << 20) /* the server's limit, too */
 #define GROUPS_MAX 64
 
@@ -728,7 +728,7 @@ static int cmd_token(int argc, char **argv)
     if (optind != argc) return usage_err("token", "unexpected argument");
     if (!secret || !*secret)
         return usage_err("token", "no secret (--secret or SB_SECRET)");
-    if (!sub || !*sub || strlen(sub) > SB_USER_ID_BYTES_MAX)
+    if (!sub || !*sub || strlen(sub) > SB_ID_BYTES_MAX)
         return usage_err("token", "--sub USER (1..64 bytes) is required");
     sb_claims c;
     memset(&c, 0, sizeof c);

@@ -53,7 +53,8 @@ static void put(text *t, const char *s, size_t n)
 {
     if (t->len + n + 1 > t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 4096;
-        while (cap < t->len + n + 1) cap *= 2;
+        while (cap < t->len + n + 1)
+            cap *= 2;
         t->p = realloc(t->p, cap);
         if (!t->p) {
             perror("sbfilterbench");
@@ -91,15 +92,15 @@ static void put_cp(text *t, uint32_t cp)
     put(t, b, n);
 }
 
-static uint32_t cjk[CJK_POOL];      /* the common characters */
-static char en[EN_VOCAB][24];       /* the English-like vocabulary */
+static uint32_t cjk[CJK_POOL]; /* the common characters */
+static char en[EN_VOCAB][24];  /* the English-like vocabulary */
 
 /* An English-like word of 1..syl_max syllables. */
 static void en_word(char *out, size_t cap, int syl_min, int syl_max)
 {
-    static const char *on[] = {"b", "c", "d", "f", "g", "h", "k", "l", "m",
-                               "n", "p", "r", "s", "t", "v", "w", "st", "tr",
-                               "ch", "sh", "th", "pl", "gr", "br", ""};
+    static const char *on[] = {
+        "b", "c", "d", "f",  "g",  "h",  "k",  "l",  "m",  "n",  "p",  "r", "s",
+        "t", "v", "w", "st", "tr", "ch", "sh", "th", "pl", "gr", "br", ""};
     static const char *nu[] = {"a", "e", "i", "o", "u", "ea", "ou", "ai"};
     static const char *co[] = {"", "", "", "n", "r", "s", "t", "l", "ng", "ck"};
     int syl = syl_min + (int)(rnd() % (uint64_t)(syl_max - syl_min + 1));
@@ -122,7 +123,8 @@ static void pools_make(void)
         used[cp - 0x4E00] = 1;
         cjk[i++] = cp;
     }
-    for (size_t i = 0; i < EN_VOCAB; i++) en_word(en[i], sizeof en[i], 1, 3);
+    for (size_t i = 0; i < EN_VOCAB; i++)
+        en_word(en[i], sizeof en[i], 1, 3);
 }
 
 typedef struct wordlist {
@@ -135,7 +137,8 @@ static void list_make(wordlist *wl, size_t n)
 {
     static const char *head[3] = {"policy: block\n", "policy: mask\n",
                                   "policy: review\n"};
-    for (int c = 0; c < 3; c++) puts_(&wl->words[c], head[c]);
+    for (int c = 0; c < 3; c++)
+        puts_(&wl->words[c], head[c]);
     wl->all = calloc(n, sizeof *wl->all);
     wl->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -146,7 +149,8 @@ static void list_make(wordlist *wl, size_t n)
             puts_(&w, b);
         } else {
             int len = 2 + (int)(rnd() % 3);
-            for (int k = 0; k < len; k++) put_cp(&w, cjk[skewed(CJK_POOL)]);
+            for (int k = 0; k < len; k++)
+                put_cp(&w, cjk[skewed(CJK_POOL)]);
         }
         int c = i % 10 < 2 ? 0 : i % 10 < 5 ? 1 : 2; /* 20/30/50 % */
         put(&wl->words[c], w.p, w.len);
@@ -163,7 +167,8 @@ static void put_evasive(text *t, const char *w)
     const char *sep = seps[rnd() % 5];
     for (const char *p = w; *p;) {
         size_t n = 1;
-        while ((p[n] & 0xC0) == 0x80) n++;
+        while ((p[n] & 0xC0) == 0x80)
+            n++;
         if (p != w) puts_(t, sep);
         put(t, p, n);
         p += n;
@@ -220,7 +225,8 @@ static int64_t now_ns(void)
 /* Length of the longest prefix of p[0..n) that ends on a character. */
 static size_t cut(const char *p, size_t n)
 {
-    while (n > 0 && (p[n] & 0xC0) == 0x80) n--;
+    while (n > 0 && (p[n] & 0xC0) == 0x80)
+        n--;
     return n;
 }
 
@@ -232,17 +238,24 @@ static void count(hits *h, const sb_filter_verdict *v)
 {
     h->msgs++;
     switch (v->policy) {
-    case SB_FILTER_PASS: h->pass++; break;
-    case SB_FILTER_REVIEW: h->review++; break;
-    case SB_FILTER_MASK: h->mask++; break;
-    case SB_FILTER_BLOCK: h->block++; break;
+    case SB_FILTER_PASS:
+        h->pass++;
+        break;
+    case SB_FILTER_REVIEW:
+        h->review++;
+        break;
+    case SB_FILTER_MASK:
+        h->mask++;
+        break;
+    case SB_FILTER_BLOCK:
+        h->block++;
+        break;
     }
 }
 
 /* Scans the whole text in body-sized messages; returns MB/s (10^6 B/s),
  * the best of `rounds`. */
-static double throughput(const sb_filter *f, const text *t, int rounds,
-                         hits *h)
+static double throughput(const sb_filter *f, const text *t, int rounds, hits *h)
 {
     double best = 0;
     for (int r = 0; r < rounds; r++) {
@@ -290,24 +303,44 @@ int main(int argc, char **argv)
     int rounds = 3;
     const char *only = "";
     static const struct option opts[] = {
-        {"seed", 1, 0, 's'},     {"words", 1, 0, 'w'},
+        {"seed", 1, 0, 's'},       {"words", 1, 0, 'w'},
         {"corpus-mib", 1, 0, 'c'}, {"msgs", 1, 0, 'm'},
-        {"hit-rate", 1, 0, 'r'}, {"rounds", 1, 0, 'R'},
-        {"cpu-clock", 0, 0, 'C'}, {"only", 1, 0, 'o'},
-        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+        {"hit-rate", 1, 0, 'r'},   {"rounds", 1, 0, 'R'},
+        {"cpu-clock", 0, 0, 'C'},  {"only", 1, 0, 'o'},
+        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 's': seed = strtoull(optarg, NULL, 10); break;
-        case 'w': words = strtoul(optarg, NULL, 10); break;
-        case 'c': corpus_mib = strtoul(optarg, NULL, 10); break;
-        case 'm': msgs = strtoul(optarg, NULL, 10); break;
-        case 'r': hit_rate = strtod(optarg, NULL); break;
-        case 'R': rounds = atoi(optarg); break;
-        case 'C': bench_clock = CLOCK_THREAD_CPUTIME_ID; break;
-        case 'o': only = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 's':
+            seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'w':
+            words = strtoul(optarg, NULL, 10);
+            break;
+        case 'c':
+            corpus_mib = strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            msgs = strtoul(optarg, NULL, 10);
+            break;
+        case 'r':
+            hit_rate = strtod(optarg, NULL);
+            break;
+        case 'R':
+            rounds = atoi(optarg);
+            break;
+        case 'C':
+            bench_clock = CLOCK_THREAD_CPUTIME_ID;
+            break;
+        case 'o':
+            only = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (words < 2 || corpus_mib < 1 || msgs < 1 || rounds < 1) {
@@ -323,8 +356,8 @@ int main(int argc, char **argv)
     static const char *cats[3] = {"block", "mask", "review"};
     sb_filter_list lists[3];
     for (int c = 0; c < 3; c++)
-        lists[c] = (sb_filter_list){cats[c], NULL, wl.words[c].p,
-                                    wl.words[c].len};
+        lists[c] =
+            (sb_filter_list){cats[c], NULL, wl.words[c].p, wl.words[c].len};
     char err[SB_FILTER_ERR_BYTES];
     sb_filter *f = NULL;
     int64_t t0 = now_ns();
@@ -364,12 +397,12 @@ int main(int argc, char **argv)
 
     hits hm = {0}, ha = {0}, hz = {0};
     bool all = !*only;
-    double mbs = all || !strcmp(only, "mixed")
-                     ? throughput(f, &mixed, rounds, &hm) : 0;
-    double mbs_ascii = all || !strcmp(only, "en")
-                           ? throughput(f, &ascii, rounds, &ha) : 0;
-    double mbs_zh = all || !strcmp(only, "zh")
-                        ? throughput(f, &zh, rounds, &hz) : 0;
+    double mbs =
+        all || !strcmp(only, "mixed") ? throughput(f, &mixed, rounds, &hm) : 0;
+    double mbs_ascii =
+        all || !strcmp(only, "en") ? throughput(f, &ascii, rounds, &ha) : 0;
+    double mbs_zh =
+        all || !strcmp(only, "zh") ? throughput(f, &zh, rounds, &hz) : 0;
 
     /* 100-byte messages cut from the mixed corpus at random places. */
     size_t n_off = 4096;
@@ -377,7 +410,8 @@ int main(int argc, char **argv)
     size_t *len = malloc(n_off * sizeof *len);
     for (size_t i = 0; i < n_off; i++) {
         size_t o2 = (size_t)(rnd() % (mixed.len - 200));
-        while ((mixed.p[o2] & 0xC0) == 0x80) o2++;
+        while ((mixed.p[o2] & 0xC0) == 0x80)
+            o2++;
         off[i] = o2;
         len[i] = cut(mixed.p + o2, 100);
     }
@@ -431,9 +465,8 @@ int main(int argc, char **argv)
            "\"compile_ms\":%.1f,\"load_ms\":%.1f,\"mbps_mixed\":%.1f,"
            "\"mbps_en\":%.1f,\"mbps_zh\":%.1f,\"ns_per_100b_msg\":%.1f,"
            "\"p50_ns\":%lld,\"p99_ns\":%lld,\"p999_ns\":%lld}\n",
-           (unsigned long long)seed, words, compile_ms, load_ms, mbs,
-           mbs_ascii, mbs_zh, best_ns, (long long)p50, (long long)p99,
-           (long long)p999);
+           (unsigned long long)seed, words, compile_ms, load_ms, mbs, mbs_ascii,
+           mbs_zh, best_ns, (long long)p50, (long long)p99, (long long)p999);
 
     free(lat);
     free(off);
@@ -441,9 +474,11 @@ int main(int argc, char **argv)
     free(mixed.p);
     free(ascii.p);
     free(zh.p);
-    for (size_t i = 0; i < wl.n; i++) free(wl.all[i]);
+    for (size_t i = 0; i < wl.n; i++)
+        free(wl.all[i]);
     free(wl.all);
-    for (int c = 0; c < 3; c++) free(wl.words[c].p);
+    for (int c = 0; c < 3; c++)
+        free(wl.words[c].p);
     sb_filter_release(f);
     return 0;
 }

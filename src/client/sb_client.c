@@ -31,10 +31,10 @@ typedef struct conn {
     uv_getaddrinfo_t gai;
     uv_write_t wreq;
     sb_ws *ws;
-    sb_buf rx;   /* the handshake response so far */
-    sb_buf pend; /* bytes to write */
-    sb_buf wbuf; /* bytes being written by uv_write */
-    sb_tls *tls; /* wss:// */
+    sb_buf rx;    /* the handshake response so far */
+    sb_buf pend;  /* bytes to write */
+    sb_buf wbuf;  /* bytes being written by uv_write */
+    sb_tls *tls;  /* wss:// */
     sb_buf plain; /* wss: plaintext not yet through tls (then into pend) */
     sb_buf tin;   /* wss: plaintext of the read being handled */
     char key[SB_WS_KEY_LEN + 1];
@@ -49,7 +49,7 @@ struct sb_client {
     uv_loop_t *loop;
     sb_client_core *core;
     sb_client_url url;
-    sb_tls_ctx *tls; /* wss:// */
+    sb_tls_ctx *tls;   /* wss:// */
     sb_client_cbs cbs; /* the application's */
     void *ud;
     uv_timer_t timer;

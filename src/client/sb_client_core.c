@@ -537,9 +537,9 @@ static int send_out(sb_client_core *cc, cc_out *o)
     s.type = o->type;
     s.body = o->body;
     s.quote_seq = o->quote_seq;
-    Sbp__QuickReply qr[SB_CLIENT_QUICK_MAX];
-    Sbp__QuickReply *qp[SB_CLIENT_QUICK_MAX];
-    assert(o->n_quick <= SB_CLIENT_QUICK_MAX);
+    Sbp__QuickReply qr[SB_QUICK_MAX];
+    Sbp__QuickReply *qp[SB_QUICK_MAX];
+    assert(o->n_quick <= SB_QUICK_MAX);
     char *q = o->body + o->body_len + 1;
     for (size_t i = 0; i < o->n_quick; i++) {
         sbp__quick_reply__init(&qr[i]);
@@ -1313,14 +1313,14 @@ static int out_add(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
     assert(cc && (body || len == 0) && (quick || n_quick == 0));
     if (cc->state == SB_CLIENT_STOPPED) return -ESHUTDOWN;
     if (conv_id == 0) return SB_E_INVALID;
-    if (len > cc->body_bytes_max || n_quick > SB_CLIENT_QUICK_MAX)
+    if (len > cc->body_bytes_max || n_quick > SB_QUICK_MAX)
         return SB_E_TOO_LARGE;
     if (memchr(body ? body : "", '\0', len) ||
         !sb_utf8_valid(body ? body : "", len))
         return SB_E_BAD_UTF8;
     size_t extra = 0;
     for (size_t i = 0; i < n_quick; i++) {
-        int rc = check_str(quick[i], SB_CLIENT_QUICK_BYTES_MAX, false);
+        int rc = check_str(quick[i], SB_QUICK_BYTES_MAX, false);
         if (rc) return rc;
         extra += strlen(quick[i]) + 1;
     }
@@ -1422,11 +1422,11 @@ static int open_req(sb_client_core *cc, const char *const *members,
 {
     assert(cc && (members || n_members == 0));
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
-    if (n_members > 64) return SB_E_INVALID;
+    if (n_members >= SB_MEMBERS_MAX) return SB_E_INVALID;
     for (size_t i = 0; i < n_members; i++)
-        if (!members[i] || strlen(members[i]) > SB_USER_ID_BYTES_MAX)
+        if (!members[i] || strlen(members[i]) > SB_ID_BYTES_MAX)
             return SB_E_INVALID;
-    int rc = check_str(desk, SB_CLIENT_DESK_BYTES_MAX, true);
+    int rc = check_str(desk, SB_ID_BYTES_MAX, true);
     if (rc) return rc;
     Sbp__Open o = SBP__OPEN__INIT;
     o.n_members = n_members;
@@ -1481,8 +1481,8 @@ int sb_client_core_transfer(sb_client_core *cc, uint64_t conv_id,
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
     bool agent = to_agent && to_agent[0], group = to_group && to_group[0];
     if (conv_id == 0 || agent == group) return SB_E_INVALID;
-    int rc = check_str(to_agent, SB_USER_ID_BYTES_MAX, true);
-    if (!rc) rc = check_str(to_group, SB_CLIENT_DESK_BYTES_MAX, true);
+    int rc = check_str(to_agent, SB_ID_BYTES_MAX, true);
+    if (!rc) rc = check_str(to_group, SB_ID_BYTES_MAX, true);
     if (rc) return rc;
     Sbp__Transfer t = SBP__TRANSFER__INIT;
     t.conv_id = conv_id;
@@ -1508,12 +1508,11 @@ int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
     return request(cc, REQ_CLOSE, &f, rid_out);
 }
 
-int sb_client_core_admin(sb_client_core *cc, const char *op,
-                         uint32_t *rid_out)
+int sb_client_core_admin(sb_client_core *cc, const char *op, uint32_t *rid_out)
 {
     assert(cc);
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
-    int rc = check_str(op, SB_CLIENT_DESK_BYTES_MAX, false);
+    int rc = check_str(op, SB_ID_BYTES_MAX, false);
     if (rc) return rc;
     Sbp__Admin a = SBP__ADMIN__INIT;
     a.op = (char *)op;
@@ -1528,7 +1527,7 @@ int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
 {
     assert(cc);
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
-    int rc = check_str(op, SB_CLIENT_DESK_BYTES_MAX, false);
+    int rc = check_str(op, SB_ID_BYTES_MAX, false);
     if (rc) return rc;
     if (!sb_utf8_valid(body ? body : "", strlen(body ? body : "")))
         return SB_E_BAD_UTF8;
@@ -1558,7 +1557,7 @@ int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,
     assert(cc);
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
     if (conv_id == 0) return SB_E_INVALID;
-    int rc = check_str(group, SB_CLIENT_DESK_BYTES_MAX, true);
+    int rc = check_str(group, SB_ID_BYTES_MAX, true);
     if (rc) return rc;
     Sbp__Handoff h = SBP__HANDOFF__INIT;
     h.conv_id = conv_id;
@@ -1586,10 +1585,9 @@ int sb_client_core_recall(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
 
 static int check_tags(const char *const *v, size_t n)
 {
-    if (n > SB_CLIENT_TAGS_MAX) return SB_E_TOO_LARGE;
+    if (n > SB_TAGS_MAX) return SB_E_TOO_LARGE;
     for (size_t i = 0; i < n; i++) {
-        int rc = v[i] ? check_str(v[i], SB_CLIENT_TAG_BYTES_MAX, false)
-                      : SB_E_INVALID;
+        int rc = v[i] ? check_str(v[i], SB_TAG_BYTES_MAX, false) : SB_E_INVALID;
         if (rc) return rc;
     }
     return 0;
@@ -1657,8 +1655,8 @@ int sb_client_core_conv_list(sb_client_core *cc, const char *cursor,
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
     if ((int)state < 0 || state > SBP__CONV_STATE__STATE_CLOSED)
         return SB_E_INVALID;
-    int rc = check_str(cursor, SB_CLIENT_CURSOR_BYTES_MAX, true);
-    if (!rc) rc = check_str(tag, SB_CLIENT_TAG_BYTES_MAX, true);
+    int rc = check_str(cursor, SB_LIST_CURSOR_BYTES_MAX, true);
+    if (!rc) rc = check_str(tag, SB_TAG_BYTES_MAX, true);
     if (rc) return rc;
     Sbp__ConvList l = SBP__CONV_LIST__INIT;
     l.cursor = str_or_empty(cursor);
@@ -1678,8 +1676,8 @@ int sb_client_core_search(sb_client_core *cc, uint64_t conv_id,
     assert(cc);
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
     size_t n = strlen(query ? query : "");
-    if (n > SB_CLIENT_QUERY_BYTES_MAX) return SB_E_TOO_LARGE;
-    int rc = check_str(query, SB_CLIENT_QUERY_BYTES_MAX, false);
+    if (n > SB_QUERY_BYTES_MAX) return SB_E_TOO_LARGE;
+    int rc = check_str(query, SB_QUERY_BYTES_MAX, false);
     if (rc) return rc;
     Sbp__Search q = SBP__SEARCH__INIT;
     q.conv_id = conv_id;
@@ -1696,7 +1694,7 @@ int sb_client_core_canned_list(sb_client_core *cc, const char *desk,
 {
     assert(cc);
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
-    int rc = check_str(desk, SB_CLIENT_DESK_BYTES_MAX, true);
+    int rc = check_str(desk, SB_ID_BYTES_MAX, true);
     if (rc) return rc;
     Sbp__CannedList c = SBP__CANNED_LIST__INIT;
     c.desk = str_or_empty(desk);
@@ -1757,7 +1755,7 @@ int sb_client_core_new(const sb_client_config *cfg, const sb_client_cbs *cbs,
     *out = NULL;
     if (!cfg->token || !cfg->token[0] ||
         strlen(cfg->token) >= SB_TOKEN_BYTES_MAX || !cfg->device_id ||
-        !cfg->device_id[0] || strlen(cfg->device_id) > 64)
+        !cfg->device_id[0] || strlen(cfg->device_id) > SB_ID_BYTES_MAX)
         return -EINVAL;
     if (cfg->window_max == 0 || cfg->outbox_max == 0 ||
         cfg->requests_max == 0 || cfg->convs_max == 0 ||

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "sb_limits.h"
 #include "sb_codec.h"
 
 typedef struct sb_client_core sb_client_core;
@@ -72,7 +73,7 @@ typedef struct sb_client_send_info {
 
 /* What WELCOME said; zeros before the first WELCOME. */
 typedef struct sb_client_session {
-    char user_id[65];
+    char user_id[SB_ID_BYTES_MAX + 1];
     Sbp__Role role;
     uint64_t session_id;
     int64_t server_ts;
@@ -270,11 +271,9 @@ int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
                         const char *body, size_t len, uint64_t quote_seq,
                         uint8_t *id_out);
 /* The same for a bot: a MSG_ROBOT with quick replies under it (at most
- * SB_CLIENT_QUICK_MAX, each 1..SB_CLIENT_QUICK_BYTES_MAX bytes of UTF-8,
+ * SB_QUICK_MAX, each 1..SB_QUICK_BYTES_MAX bytes of UTF-8,
  * copied; the button's title and payload). The server takes robot
  * messages from role bot only. */
-#define SB_CLIENT_QUICK_MAX 8
-#define SB_CLIENT_QUICK_BYTES_MAX 256
 int sb_client_core_send_robot(sb_client_core *cc, uint64_t conv_id,
                               const char *body, size_t len,
                               const char *const *quick, size_t n_quick,
@@ -311,12 +310,6 @@ int sb_client_core_set_cursor(sb_client_core *cc, uint64_t conv_id,
  * SB_E_INVALID (conv_id 0, an empty or over-long id), SB_E_BAD_UTF8,
  * -ENOMEM. Strings are copied into the frame; NULL is taken as "". */
 
-#define SB_CLIENT_DESK_BYTES_MAX 64
-#define SB_CLIENT_TAG_BYTES_MAX 32    /* one tag */
-#define SB_CLIENT_TAGS_MAX 32         /* tags added, and removed, per TAG */
-#define SB_CLIENT_QUERY_BYTES_MAX 256 /* a search query */
-#define SB_CLIENT_CURSOR_BYTES_MAX 63 /* a conv_list cursor */
-
 /* OPEN of the customer's service conversation at desk ("" or NULL: the
  * server's first desk): kind CONV_SERVICE, no members. The server opens a
  * new one (the bot greets) or resumes the one not closed. Answered through
@@ -336,8 +329,7 @@ int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
  * default). Answered through on_done. */
 /* An administrator's command (role admin): "reload-filter". Answered
  * through on_done (0, or the server's refusal). */
-int sb_client_core_admin(sb_client_core *cc, const char *op,
-                         uint32_t *rid_out);
+int sb_client_core_admin(sb_client_core *cc, const char *op, uint32_t *rid_out);
 /* An administrator's command with its input (docs/protocol.md lists the
  * ops: "desk-show", "desk-set" with the desk document as body, ...; body
  * NULL or "" for none). Answered through on_admin with the server's text
@@ -353,8 +345,8 @@ int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,
 int sb_client_core_recall(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
                           uint32_t *rid_out);
 /* TAG: adds and removes tags on conv_id (seq 0) or on its message seq.
- * At least one tag in all; each 1..SB_CLIENT_TAG_BYTES_MAX bytes
- * (SB_E_INVALID otherwise); at most SB_CLIENT_TAGS_MAX in add and in
+ * At least one tag in all; each 1..SB_TAG_BYTES_MAX bytes
+ * (SB_E_INVALID otherwise); at most SB_TAGS_MAX in add and in
  * remove (SB_E_TOO_LARGE). Answered through on_done. */
 int sb_client_core_tag(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
                        const char *const *add, size_t n_add,
@@ -378,7 +370,7 @@ int sb_client_core_conv_list(sb_client_core *cc, const char *cursor,
                              uint32_t limit, Sbp__ConvState state,
                              const char *tag, bool mine, uint32_t *rid_out);
 /* SEARCH for messages matching every word of query (1..
- * SB_CLIENT_QUERY_BYTES_MAX bytes; SB_E_TOO_LARGE beyond) in conv_id (0:
+ * SB_QUERY_BYTES_MAX bytes; SB_E_TOO_LARGE beyond) in conv_id (0:
  * all of this user's). Answered through on_search. */
 int sb_client_core_search(sb_client_core *cc, uint64_t conv_id,
                           const char *query, uint32_t limit, uint32_t *rid_out);

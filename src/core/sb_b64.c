@@ -16,7 +16,8 @@ size_t sb_b64_encode(const uint8_t *in, size_t n, char *out, int url)
     const char *t = url ? URL : STD;
     size_t o = 0, i = 0;
     for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        uint32_t v =
+            (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
         out[o++] = t[v >> 18 & 63];
         out[o++] = t[v >> 12 & 63];
         out[o++] = t[v >> 6 & 63];
@@ -49,7 +50,8 @@ static int val(char c)
 
 long sb_b64_decode(const char *in, size_t len, uint8_t *out)
 {
-    while (len > 0 && in[len - 1] == '=') len--;
+    while (len > 0 && in[len - 1] == '=')
+        len--;
     if (len % 4 == 1) return -1;
     long o = 0;
     uint32_t acc = 0;

@@ -12,7 +12,8 @@ int sb_buf_reserve(sb_buf *b, size_t extra)
     if (extra > SIZE_MAX / 4 - b->len) return -ENOMEM;
     size_t want = b->len + extra;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < want) cap *= 2;
+    while (cap < want)
+        cap *= 2;
     uint8_t *p = realloc(b->data, cap);
     if (!p) return -ENOMEM;
     b->data = p;

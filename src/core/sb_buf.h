@@ -13,7 +13,10 @@ typedef struct sb_buf {
     size_t cap;
 } sb_buf;
 
-#define SB_BUF_INIT {NULL, 0, 0}
+#define SB_BUF_INIT                                                            \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
 
 /* Ensures room for extra more bytes. Returns 0 or -ENOMEM. */
 int sb_buf_reserve(sb_buf *b, size_t extra);

@@ -23,8 +23,8 @@ int sb_frame_decode(sb_encoding enc, const uint8_t *data, size_t len,
     }
     if (!sb_utf8_valid((const char *)data, len)) return SB_E_BAD_UTF8;
     json_error_t jerr;
-    json_t *j = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES,
-                           &jerr);
+    json_t *j =
+        json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j) return SB_E_BAD_FRAME;
     sb_buf wire = SB_BUF_INIT;
     int rc = sb_pbjson_to_wire(&sbp__frame__descriptor, j, &wire);
@@ -55,8 +55,9 @@ int sb_frame_encode(sb_encoding enc, const Sbp__Frame *f, sb_buf *out)
     if (!j) return -ENOMEM;
     size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
     int rc = sb_buf_reserve(out, n);
-    if (rc == 0) out->len += json_dumpb(j, (char *)out->data + out->len, n,
-                                        JSON_COMPACT);
+    if (rc == 0)
+        out->len +=
+            json_dumpb(j, (char *)out->data + out->len, n, JSON_COMPACT);
     json_decref(j);
     return rc;
 }
@@ -213,8 +214,9 @@ int sb_frame_check_utf8(const Sbp__Frame *f)
 
 const char *sb_frame_kind_name(const Sbp__Frame *f)
 {
-    const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field(
-        &sbp__frame__descriptor, (unsigned)f->body_case);
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field(&sbp__frame__descriptor,
+                                                (unsigned)f->body_case);
     return fd ? fd->name : "none";
 }
 

@@ -10,12 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_limits.h"
 #include "sb_buf.h"
 #include "switchboard.pb-c.h"
 
 #define SB_SUBPROTO_PROTO "switchboard.v1.proto"
 #define SB_SUBPROTO_JSON "switchboard.v1.json"
-#define SB_CLIENT_MSG_ID_BYTES 16
 
 typedef enum sb_encoding { SB_ENC_PROTO = 0, SB_ENC_JSON = 1 } sb_encoding;
 

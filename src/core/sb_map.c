@@ -30,7 +30,8 @@ static int grow(sb_map *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].val) continue;
         size_t j = slot_of(m->slots[i].key, cap);
-        while (s[j].val) j = (j + 1) & (cap - 1);
+        while (s[j].val)
+            j = (j + 1) & (cap - 1);
         s[j] = m->slots[i];
     }
     free(m->slots);
@@ -60,7 +61,8 @@ void *sb_map_del(sb_map *m, uint64_t key)
     if (m->cap == 0) return NULL;
     size_t mask = m->cap - 1;
     size_t i = slot_of(key, m->cap);
-    while (m->slots[i].val && m->slots[i].key != key) i = (i + 1) & mask;
+    while (m->slots[i].val && m->slots[i].key != key)
+        i = (i + 1) & mask;
     if (!m->slots[i].val) return NULL;
     void *old = m->slots[i].val;
     m->len--;

@@ -19,7 +19,10 @@ typedef struct sb_map {
     size_t len;
 } sb_map;
 
-#define SB_MAP_INIT {NULL, 0, 0}
+#define SB_MAP_INIT                                                            \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
 
 /* The value for key, or NULL. */
 void *sb_map_get(const sb_map *m, uint64_t key);

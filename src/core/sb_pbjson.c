@@ -188,7 +188,8 @@ static int put_tag(sb_buf *b, uint32_t id, int wt)
 static int put_le(sb_buf *b, uint64_t v, size_t n)
 {
     uint8_t tmp[8];
-    for (size_t i = 0; i < n; i++) tmp[i] = (uint8_t)(v >> (8 * i));
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = (uint8_t)(v >> (8 * i));
     return sb_buf_append(b, tmp, n);
 }
 

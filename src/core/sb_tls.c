@@ -29,8 +29,9 @@ static void set_err(char *err, size_t err_len, const char *what,
     unsigned long e = ERR_peek_last_error();
     char reason[160] = "";
     if (e) ERR_error_string_n(e, reason, sizeof reason);
-    if (err_len) snprintf(err, err_len, "%s %s%s%s", what, file ? file : "",
-                          reason[0] ? ": " : "", reason);
+    if (err_len)
+        snprintf(err, err_len, "%s %s%s%s", what, file ? file : "",
+                 reason[0] ? ": " : "", reason);
     ERR_clear_error();
 }
 
@@ -206,8 +207,8 @@ int sb_tls_feed(sb_tls *t, const uint8_t *p, size_t n, sb_buf *plain,
             break;
         }
         size_t got = 0;
-        int r = SSL_read_ex(t->ssl, plain->data + plain->len, TLS_READ_CHUNK,
-                            &got);
+        int r =
+            SSL_read_ex(t->ssl, plain->data + plain->len, TLS_READ_CHUNK, &got);
         if (r > 0) {
             plain->len += got;
             continue;

@@ -122,8 +122,8 @@ int sb_token_verify(const uint8_t *secret, size_t secret_len, const char *token,
 }
 
 int sb_token_verify_ex(const uint8_t *secret, size_t secret_len,
-                       const char *token, size_t len,
-                       const sb_token_check *chk, sb_claims *out)
+                       const char *token, size_t len, const sb_token_check *chk,
+                       sb_claims *out)
 {
     int64_t now_s = chk->now_s, skew_s = chk->skew_s;
     memset(out, 0, sizeof *out);
@@ -163,7 +163,7 @@ int sb_token_verify_ex(const uint8_t *secret, size_t secret_len,
     if (!json_is_string(sub) || !json_is_string(role) || !json_is_integer(exp))
         goto out;
     size_t sub_len = json_string_length(sub);
-    if (sub_len == 0 || sub_len > SB_USER_ID_BYTES_MAX ||
+    if (sub_len == 0 || sub_len > SB_ID_BYTES_MAX ||
         memchr(json_string_value(sub), '\0', sub_len))
         goto out;
     memcpy(out->sub, json_string_value(sub), sub_len);

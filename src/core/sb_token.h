@@ -12,19 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_limits.h"
 #include "switchboard.pb-c.h"
 
-#define SB_TOKEN_BYTES_MAX 4096
-#define SB_USER_ID_BYTES_MAX 64
-#define SB_TOKEN_ISS_BYTES_MAX 255 /* iss, and each aud */
-
 typedef struct sb_claims {
-    char sub[SB_USER_ID_BYTES_MAX + 1];
+    char sub[SB_ID_BYTES_MAX + 1];
     Sbp__Role role;
     int64_t exp; /* seconds since the epoch */
     int64_t nbf; /* 0: not set */
     int64_t iat; /* 0: not set */
-    char locale[16];
+    char locale[SB_LOCALE_BYTES_MAX + 1];
     char iss[SB_TOKEN_ISS_BYTES_MAX + 1]; /* "": not set */
     char aud[SB_TOKEN_ISS_BYTES_MAX + 1]; /* "": not set; sign only (a
                                              token may name several) */
@@ -32,8 +29,8 @@ typedef struct sb_claims {
 
 /* What a verifier expects beyond the signature. */
 typedef struct sb_token_check {
-    int64_t now_s;  /* the clock */
-    int64_t skew_s; /* exp and nbf are allowed this much difference */
+    int64_t now_s;   /* the clock */
+    int64_t skew_s;  /* exp and nbf are allowed this much difference */
     const char *iss; /* NULL or "": any; else the token's iss must equal it */
     const char *aud; /* NULL or "": any; else the token's aud (a string or
                         an array of strings) must be or contain it */
@@ -49,8 +46,8 @@ int sb_token_sign(const uint8_t *secret, size_t secret_len, const sb_claims *c,
  * alg, wrong signature, bad claims, iss or aud missing or not the expected
  * one) or SB_E_TOKEN_EXPIRED (past exp or before nbf). */
 int sb_token_verify_ex(const uint8_t *secret, size_t secret_len,
-                       const char *token, size_t len,
-                       const sb_token_check *chk, sb_claims *out);
+                       const char *token, size_t len, const sb_token_check *chk,
+                       sb_claims *out);
 
 /* sb_token_verify_ex() at time now_s with skew_s seconds of clock
  * difference, iss and aud not checked. */

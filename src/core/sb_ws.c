@@ -123,8 +123,8 @@ int sb_ws_send(sb_ws *ws, bool text, const uint8_t *p, size_t n)
 
 int sb_ws_ping(sb_ws *ws)
 {
-    struct wslay_event_msg m = {.opcode = WSLAY_PING, .msg = NULL,
-                                .msg_length = 0};
+    struct wslay_event_msg m = {
+        .opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
     return wslay_event_queue_msg(ws->ctx, &m) == 0 ? 0 : -EPIPE;
 }
 

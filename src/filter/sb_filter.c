@@ -57,9 +57,10 @@
  * offset of R_META): */
 #define R_WORD (-2) /* first word ending here (index + 1), 0: none */
 #define R_DICT (-1) /* next state on the failure chain where a word ends */
-#define R_META 0    /* dense row: R_DENSE | low symbol << 15 | span;
-                       else: the number of edges */
-#define R_FAIL 1    /* the longest proper suffix that is a state (0: root) */
+#define R_META                                                                 \
+    0            /* dense row: R_DENSE | low symbol << 15 | span;              \
+                    else: the number of edges */
+#define R_FAIL 1 /* the longest proper suffix that is a state (0: root) */
 #define R_EDGES 2
 #define R_HEAD 4 /* words before R_EDGES */
 /* Then either, dense, for each symbol of the span the state the automaton
@@ -105,8 +106,8 @@ struct sb_filter {
     uint32_t n_words;
     alpha *alpha; /* sorted by cp, for the slow path */
     uint32_t n_alpha;
-    uint32_t n_ascii; /* symbols 1..n_ascii are ASCII letters and digits */
-    uint64_t *bigram; /* hashed set of the symbol pairs words contain */
+    uint32_t n_ascii;     /* symbols 1..n_ascii are ASCII letters and digits */
+    uint64_t *bigram;     /* hashed set of the symbol pairs words contain */
     uint32_t bigram_log2; /* bits in the set: 1 << bigram_log2 */
     category cats[SB_FILTER_CATEGORIES_MAX];
     size_t n_cats;
@@ -246,8 +247,8 @@ size_t sb_filter_normalize(const char *text, size_t len, char *out, size_t n)
         size_t k = cp == CP_BAD ? 0 : norm_cp(cp, cps);
         for (size_t j = 0; j < k; j++) {
             uint8_t enc[4];
-            size_t e = (size_t)utf8proc_encode_char((utf8proc_int32_t)cps[j],
-                                                    enc);
+            size_t e =
+                (size_t)utf8proc_encode_char((utf8proc_int32_t)cps[j], enc);
             if (written == total && total + e < n) {
                 memcpy(out + total, enc, e);
                 written += e;
@@ -368,7 +369,7 @@ typedef struct scan {
     const uint8_t *p;
     size_t len;
     sb_filter_verdict *v;
-    span *sp;             /* mask spans: disjoint, sorted */
+    span *sp; /* mask spans: disjoint, sorted */
     size_t n_sp, cap_sp;
     bool oom;
     span inl[SPANS_INLINE];
@@ -401,7 +402,8 @@ static void span_add(scan *x, size_t a, size_t b)
 static size_t utf8_prev(const uint8_t *p, size_t len, size_t i)
 {
     size_t b = i - 1;
-    while (b > 0 && i - b < 4 && (p[b] & 0xC0) == 0x80) b--;
+    while (b > 0 && i - b < 4 && (p[b] & 0xC0) == 0x80)
+        b--;
     uint32_t cp;
     return b + utf8_next(p + b, len - b, &cp) == i ? b : i - 1;
 }
@@ -559,8 +561,8 @@ void sb_filter_verdict_clear(sb_filter_verdict *v)
 
 typedef struct builder {
     sb_filter *f;
-    sb_map alpha; /* normalised code point -> symbol */
-    sb_map child; /* trie: state << 16 | symbol -> child state */
+    sb_map alpha;    /* normalised code point -> symbol */
+    sb_map child;    /* trie: state << 16 | symbol -> child state */
     uint32_t *sword; /* trie state -> first word ending there (index + 1) */
     uint32_t n_nodes, cap_nodes, cap_words;
     char *err;
@@ -588,7 +590,8 @@ static int grow(void **p, uint32_t *cap, uint32_t need, size_t size)
 {
     if (need <= *cap) return 0;
     uint32_t n = *cap ? *cap : 1024;
-    while (n < need) n *= 2;
+    while (n < need)
+        n *= 2;
     void *q = realloc(*p, (size_t)n * size);
     if (!q) return -ENOMEM;
     *p = q;
@@ -649,8 +652,10 @@ static bool is_space(char c)
 
 static void trim(const char **s, size_t *n)
 {
-    while (*n > 0 && is_space(**s)) (*s)++, (*n)--;
-    while (*n > 0 && is_space((*s)[*n - 1])) (*n)--;
+    while (*n > 0 && is_space(**s))
+        (*s)++, (*n)--;
+    while (*n > 0 && is_space((*s)[*n - 1]))
+        (*n)--;
 }
 
 static bool parse_policy(const char *s, size_t n, sb_filter_policy *p)
@@ -811,8 +816,8 @@ static int alpha_cmp(const void *a, const void *b)
 }
 
 /* The trie's child of u on sym, from the sorted edges (0: none). */
-static uint32_t trie_child(const edge *es, const uint32_t *first,
-                           uint32_t u, uint32_t sym)
+static uint32_t trie_child(const edge *es, const uint32_t *first, uint32_t u,
+                           uint32_t sym)
 {
     uint32_t lo = first[u], hi = first[u + 1];
     while (lo < hi) {
@@ -880,8 +885,8 @@ static int automaton_build(builder *b)
     for (size_t i = 0; i < b->alpha.cap; i++) {
         const sb_map_slot *sl = &b->alpha.slots[i];
         if (sl->val)
-            f->alpha[m++] = (alpha){(uint32_t)sl->key,
-                                    (uint32_t)(uintptr_t)sl->val};
+            f->alpha[m++] =
+                (alpha){(uint32_t)sl->key, (uint32_t)(uintptr_t)sl->val};
     }
     qsort(f->alpha, m, sizeof *f->alpha, alpha_cmp);
     uint32_t na = 0; /* ASCII symbols: 1..na */
@@ -896,13 +901,15 @@ static int automaton_build(builder *b)
     for (size_t i = 0; i < b->child.cap; i++) {
         const sb_map_slot *sl = &b->child.slots[i];
         if (sl->val)
-            es[k++] = (edge){(uint32_t)(sl->key >> 16),
-                             (uint32_t)(uintptr_t)sl->val,
-                             renum[sl->key & 0xFFFF]};
+            es[k++] =
+                (edge){(uint32_t)(sl->key >> 16), (uint32_t)(uintptr_t)sl->val,
+                       renum[sl->key & 0xFFFF]};
     }
     qsort(es, k, sizeof *es, edge_cmp);
-    for (size_t i = 0; i < k; i++) first[es[i].from + 1]++;
-    for (uint32_t u = 0; u < n; u++) first[u + 1] += first[u];
+    for (size_t i = 0; i < k; i++)
+        first[es[i].from + 1]++;
+    for (uint32_t u = 0; u < n; u++)
+        first[u + 1] += first[u];
 
     /* Breadth first: failure links and output chains in trie ids, and each
      * state's record size, to give it its offset. */
@@ -979,7 +986,8 @@ static int automaton_build(builder *b)
     /* Every pair of letters some word has next to each other: the symbol
      * into each trie state, followed by the symbol of each of its edges. */
     uint32_t *insym = id; /* the ids are all written: reuse the array */
-    for (size_t i = 0; i < k; i++) insym[es[i].to] = es[i].sym;
+    for (size_t i = 0; i < k; i++)
+        insym[es[i].to] = es[i].sym;
     size_t pairs = k - first[1];
     f->bigram_log2 = 12;
     while (f->bigram_log2 < 24 && (1u << f->bigram_log2) < 16 * pairs)
@@ -1036,11 +1044,13 @@ int sb_filter_compile(const sb_filter_list *lists, size_t n, sb_filter **out,
     *out = NULL;
     if (err_len) err[0] = '\0';
     pthread_once(&norm_once, norm_init);
-    builder b = {.err = err, .err_len = err_len,
-                 .alpha = SB_MAP_INIT, .child = SB_MAP_INIT};
+    builder b = {.err = err,
+                 .err_len = err_len,
+                 .alpha = SB_MAP_INIT,
+                 .child = SB_MAP_INIT};
     if (n > SB_FILTER_CATEGORIES_MAX)
-        return errf(&b, SB_E_TOO_LARGE, "lists", 0,
-                    "more than %d categories", SB_FILTER_CATEGORIES_MAX);
+        return errf(&b, SB_E_TOO_LARGE, "lists", 0, "more than %d categories",
+                    SB_FILTER_CATEGORIES_MAX);
     sb_filter *f = calloc(1, sizeof *f);
     if (!f) return -ENOMEM;
     b.f = f;
@@ -1211,7 +1221,8 @@ out:
         free((char *)lists[i].text);
         free(paths[i]);
     }
-    for (size_t i = 0; i < n; i++) free(names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
     closedir(d);
     return rc;
 }
@@ -1242,17 +1253,20 @@ size_t sb_filter_bytes(const sb_filter *f)
 {
     return sizeof *f + f->states_len * sizeof *f->states +
            ((size_t)f->n_alpha + 1) * (sizeof *f->root + sizeof *f->alpha) +
-           ((size_t)1 << f->bigram_log2) / 8 +
-           f->n_words * sizeof *f->words;
+           ((size_t)1 << f->bigram_log2) / 8 + f->n_words * sizeof *f->words;
 }
 
 const char *sb_filter_policy_name(sb_filter_policy p)
 {
     switch (p) {
-    case SB_FILTER_REVIEW: return "review";
-    case SB_FILTER_MASK: return "mask";
-    case SB_FILTER_BLOCK: return "block";
-    default: return "pass";
+    case SB_FILTER_REVIEW:
+        return "review";
+    case SB_FILTER_MASK:
+        return "mask";
+    case SB_FILTER_BLOCK:
+        return "block";
+    default:
+        return "pass";
     }
 }
 

@@ -24,14 +24,14 @@
 #include <stdint.h>
 
 /* Limits of a word list directory; going over one refuses the lists. */
-#define SB_FILTER_CATEGORIES_MAX 64      /* list files per directory */
+#define SB_FILTER_CATEGORIES_MAX 64 /* list files per directory */
 #define SB_FILTER_FILE_BYTES_MAX (16u << 20)
 #define SB_FILTER_LINE_BYTES_MAX 1024
-#define SB_FILTER_WORDS_MAX 500000       /* over all lists */
-#define SB_FILTER_WORD_CHARS_MAX 64      /* after normalisation */
-#define SB_FILTER_NAME_BYTES_MAX 32      /* category name: [A-Za-z0-9_-] */
-#define SB_FILTER_STATES_MAX (1u << 23)  /* automaton states */
-#define SB_FILTER_ERR_BYTES 256          /* a sensible size for err buffers */
+#define SB_FILTER_WORDS_MAX 500000      /* over all lists */
+#define SB_FILTER_WORD_CHARS_MAX 64     /* after normalisation */
+#define SB_FILTER_NAME_BYTES_MAX 32     /* category name: [A-Za-z0-9_-] */
+#define SB_FILTER_STATES_MAX (1u << 23) /* automaton states */
+#define SB_FILTER_ERR_BYTES 256         /* a sensible size for err buffers */
 
 /* Ordered by strength: a message gets the strongest policy it matched. */
 typedef enum sb_filter_policy {

@@ -14,6 +14,7 @@
 
 static void usage(FILE *f)
 {
+    /* clang-format off */
     fprintf(f,
         "usage: switchboard [options]\n"
         "  --listen HOST:PORT     address to serve HTTP and WebSocket (127.0.0.1:8080)\n"
@@ -57,6 +58,7 @@ static void usage(FILE *f)
         "  --tls-key FILE         and this PEM private key (both, or neither: plain)\n"
         "  --quiet                no informational log lines (errors still)\n"
         "  --help, --version\n");
+    /* clang-format on */
 }
 
 static sb_server_config cfg;
@@ -82,20 +84,27 @@ static void print_demo(const char *host, uint16_t port)
             printf("Token for %s (%s):\n  %s\n", users[i][0], users[i][1], tok);
     }
     if (cfg.web_dir)
-        printf("Pages: customer http://%s:%u/   agent http://%s:%u/agent?user=bob\n",
+        printf("Pages: customer http://%s:%u/   agent "
+               "http://%s:%u/agent?user=bob\n",
                host, port, host, port);
     printf("Or with sbctl, in two terminals (export SB_URL=ws://%s:%u/ws):\n",
            host, port);
     if (cfg.desk_file)
-        printf("  build/sbctl service open --token <alice's token>   (prints the conv id)\n"
-               "  build/sbctl send --token <alice's token> --conv <id> \"talk to a person\"\n"
-               "  build/sbctl listen --token <bob's token>   (bob comes on duty, gets it)\n"
-               "  build/sbctl admin desk show --token <root's token>   (the desk configuration;\n"
-               "    build/sbctl admin desk --help: change agents, capacities... while it runs)\n\n");
+        printf("  build/sbctl service open --token <alice's token>   (prints "
+               "the conv id)\n"
+               "  build/sbctl send --token <alice's token> --conv <id> \"talk "
+               "to a person\"\n"
+               "  build/sbctl listen --token <bob's token>   (bob comes on "
+               "duty, gets it)\n"
+               "  build/sbctl admin desk show --token <root's token>   (the "
+               "desk configuration;\n"
+               "    build/sbctl admin desk --help: change agents, "
+               "capacities... while it runs)\n\n");
     else
-        printf("  build/sbctl listen --token <bob's token>\n"
-               "  build/sbctl open --token <alice's token> --member bob\n"
-               "  build/sbctl send --token <alice's token> --conv <id> hello\n\n");
+        printf(
+            "  build/sbctl listen --token <bob's token>\n"
+            "  build/sbctl open --token <alice's token> --member bob\n"
+            "  build/sbctl send --token <alice's token> --conv <id> hello\n\n");
     fflush(stdout);
 }
 
@@ -139,15 +148,26 @@ int main(int argc, char **argv)
     sb_server_config_default(&cfg);
     const char *secret = getenv("SB_SECRET");
     static const struct option opts[] = {
-        {"listen", 1, 0, 'l'},       {"data", 1, 0, 'd'},
-        {"durability", 1, 0, 'D'},   {"secret", 1, 0, 's'},
-        {"web", 1, 0, 'w'},          {"desk", 1, 0, 'K'},          {"filter", 1, 0, 'F'},          {"demo", 0, 0, 'M'},
-        {"heartbeat-ms", 1, 0, 'H'}, {"idle-ms", 1, 0, 'I'},
-        {"retry-ms", 1, 0, 'r'},     {"retry-ms-max", 1, 0, 'R'},
-        {"retry-attempts", 1, 0, 'a'}, {"max-connections", 1, 0, 'c'},
-        {"pending-sends", 1, 0, 'p'}, {"body-bytes-max", 1, 0, 'b'},
-        {"frame-bytes-max", 1, 0, 'f'}, {"quiet", 0, 0, 'q'},
-        {"help", 0, 0, 'h'},         {"version", 0, 0, 'V'},
+        {"listen", 1, 0, 'l'},
+        {"data", 1, 0, 'd'},
+        {"durability", 1, 0, 'D'},
+        {"secret", 1, 0, 's'},
+        {"web", 1, 0, 'w'},
+        {"desk", 1, 0, 'K'},
+        {"filter", 1, 0, 'F'},
+        {"demo", 0, 0, 'M'},
+        {"heartbeat-ms", 1, 0, 'H'},
+        {"idle-ms", 1, 0, 'I'},
+        {"retry-ms", 1, 0, 'r'},
+        {"retry-ms-max", 1, 0, 'R'},
+        {"retry-attempts", 1, 0, 'a'},
+        {"max-connections", 1, 0, 'c'},
+        {"pending-sends", 1, 0, 'p'},
+        {"body-bytes-max", 1, 0, 'b'},
+        {"frame-bytes-max", 1, 0, 'f'},
+        {"quiet", 0, 0, 'q'},
+        {"help", 0, 0, 'h'},
+        {"version", 0, 0, 'V'},
         {"token-iss", 1, 0, OPT_TOKEN_ISS},
         {"token-aud", 1, 0, OPT_TOKEN_AUD},
         {"sends-per-s", 1, 0, OPT_SENDS_PER_S},
@@ -175,7 +195,9 @@ int main(int argc, char **argv)
             cfg.port = (uint16_t)port;
             break;
         }
-        case 'd': cfg.data_dir = optarg; break;
+        case 'd':
+            cfg.data_dir = optarg;
+            break;
         case 'D':
             if (strcmp(optarg, "fsync") == 0)
                 cfg.durability = SB_DURABILITY_FSYNC;
@@ -186,41 +208,97 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 's': secret = optarg; break;
-        case 'w': cfg.web_dir = optarg; break;
-        case 'K': cfg.desk_file = optarg; break;
-        case 'F': cfg.filter_dir = optarg; break;
-        case 'M': demo = true; break;
-        case 'H': cfg.gw.heartbeat_ms = (uint32_t)num(optarg, "--heartbeat-ms"); break;
-        case 'I': cfg.idle_ms = (uint32_t)num(optarg, "--idle-ms"); break;
-        case 'r': cfg.gw.retry_ms_initial = (uint32_t)num(optarg, "--retry-ms"); break;
-        case 'R': cfg.gw.retry_ms_max = (uint32_t)num(optarg, "--retry-ms-max"); break;
-        case 'a': cfg.gw.retry_attempts_max = (uint32_t)num(optarg, "--retry-attempts"); break;
-        case 'c': cfg.conns_max = (uint32_t)num(optarg, "--max-connections"); break;
-        case 'p': cfg.gw.pending_sends_max = (uint32_t)num(optarg, "--pending-sends"); break;
-        case 'b': cfg.gw.body_bytes_max = (uint32_t)num(optarg, "--body-bytes-max"); break;
-        case 'f': cfg.gw.frame_bytes_max = (uint32_t)num(optarg, "--frame-bytes-max"); break;
-        case 'q': cfg.quiet = true; break;
-        case OPT_TOKEN_ISS: cfg.gw.token_iss = optarg; break;
-        case OPT_TOKEN_AUD: cfg.gw.token_aud = optarg; break;
-        case OPT_SENDS_PER_S: cfg.gw.sends_per_s = (uint32_t)num(optarg, "--sends-per-s"); break;
-        case OPT_SEND_BURST: cfg.gw.send_burst = (uint32_t)num(optarg, "--send-burst"); break;
-        case OPT_CONNS_PER_ADDR: cfg.conns_per_addr_max = (uint32_t)num(optarg, "--conns-per-addr"); break;
+        case 's':
+            secret = optarg;
+            break;
+        case 'w':
+            cfg.web_dir = optarg;
+            break;
+        case 'K':
+            cfg.desk_file = optarg;
+            break;
+        case 'F':
+            cfg.filter_dir = optarg;
+            break;
+        case 'M':
+            demo = true;
+            break;
+        case 'H':
+            cfg.gw.heartbeat_ms = (uint32_t)num(optarg, "--heartbeat-ms");
+            break;
+        case 'I':
+            cfg.idle_ms = (uint32_t)num(optarg, "--idle-ms");
+            break;
+        case 'r':
+            cfg.gw.retry_ms_initial = (uint32_t)num(optarg, "--retry-ms");
+            break;
+        case 'R':
+            cfg.gw.retry_ms_max = (uint32_t)num(optarg, "--retry-ms-max");
+            break;
+        case 'a':
+            cfg.gw.retry_attempts_max =
+                (uint32_t)num(optarg, "--retry-attempts");
+            break;
+        case 'c':
+            cfg.conns_max = (uint32_t)num(optarg, "--max-connections");
+            break;
+        case 'p':
+            cfg.gw.pending_sends_max = (uint32_t)num(optarg, "--pending-sends");
+            break;
+        case 'b':
+            cfg.gw.body_bytes_max = (uint32_t)num(optarg, "--body-bytes-max");
+            break;
+        case 'f':
+            cfg.gw.frame_bytes_max = (uint32_t)num(optarg, "--frame-bytes-max");
+            break;
+        case 'q':
+            cfg.quiet = true;
+            break;
+        case OPT_TOKEN_ISS:
+            cfg.gw.token_iss = optarg;
+            break;
+        case OPT_TOKEN_AUD:
+            cfg.gw.token_aud = optarg;
+            break;
+        case OPT_SENDS_PER_S:
+            cfg.gw.sends_per_s = (uint32_t)num(optarg, "--sends-per-s");
+            break;
+        case OPT_SEND_BURST:
+            cfg.gw.send_burst = (uint32_t)num(optarg, "--send-burst");
+            break;
+        case OPT_CONNS_PER_ADDR:
+            cfg.conns_per_addr_max = (uint32_t)num(optarg, "--conns-per-addr");
+            break;
         case OPT_ORIGIN:
             if (cfg.n_origins == ORIGINS_MAX) {
-                fprintf(stderr, "switchboard: at most %d --origin\n", ORIGINS_MAX);
+                fprintf(stderr, "switchboard: at most %d --origin\n",
+                        ORIGINS_MAX);
                 return 2;
             }
             origins[cfg.n_origins++] = optarg;
             cfg.origins = origins;
             break;
-        case OPT_HANDSHAKE_MS: cfg.handshake_ms = (uint32_t)num(optarg, "--handshake-ms"); break;
-        case OPT_OUT_BYTES_MAX: cfg.out_bytes_max = (uint32_t)num(optarg, "--out-bytes-max"); break;
-        case OPT_TLS_CERT: cfg.tls_cert = optarg; break;
-        case OPT_TLS_KEY: cfg.tls_key = optarg; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("switchboard %s\n", SB_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case OPT_HANDSHAKE_MS:
+            cfg.handshake_ms = (uint32_t)num(optarg, "--handshake-ms");
+            break;
+        case OPT_OUT_BYTES_MAX:
+            cfg.out_bytes_max = (uint32_t)num(optarg, "--out-bytes-max");
+            break;
+        case OPT_TLS_CERT:
+            cfg.tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            cfg.tls_key = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("switchboard %s\n", SB_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -237,10 +315,14 @@ int main(int argc, char **argv)
                         "SB_SECRET, or --demo\n");
         return 2;
     }
-    if ((cfg.gw.token_iss && strlen(cfg.gw.token_iss) > SB_TOKEN_ISS_BYTES_MAX) ||
-        (cfg.gw.token_aud && strlen(cfg.gw.token_aud) > SB_TOKEN_ISS_BYTES_MAX)) {
-        fprintf(stderr, "switchboard: --token-iss and --token-aud take at "
-                        "most %d bytes\n", SB_TOKEN_ISS_BYTES_MAX);
+    if ((cfg.gw.token_iss &&
+         strlen(cfg.gw.token_iss) > SB_TOKEN_ISS_BYTES_MAX) ||
+        (cfg.gw.token_aud &&
+         strlen(cfg.gw.token_aud) > SB_TOKEN_ISS_BYTES_MAX)) {
+        fprintf(stderr,
+                "switchboard: --token-iss and --token-aud take at "
+                "most %d bytes\n",
+                SB_TOKEN_ISS_BYTES_MAX);
         return 2;
     }
     if (!cfg.tls_cert != !cfg.tls_key) {

@@ -16,7 +16,7 @@
 #include "sb_utf8.h"
 
 typedef struct agent {
-    char id[SB_DESK_ID_BYTES_MAX + 1];
+    char id[SB_ID_BYTES_MAX + 1];
     uint64_t groups; /* bit i: member of group i */
     uint32_t capacity, load;
     Sbp__AgentStatus status;
@@ -103,15 +103,18 @@ static int group_index(sb_desk *d, const char *name, bool create)
 
 static void lower_ascii(char *s)
 {
-    for (; *s; s++) *s = (char)tolower((unsigned char)*s);
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
 }
 
 static void rule_free(sb_desk_rule *r)
 {
-    for (size_t i = 0; i < r->n_keywords; i++) free(r->keywords[i]);
+    for (size_t i = 0; i < r->n_keywords; i++)
+        free(r->keywords[i]);
     free(r->keywords);
     free(r->answer);
-    for (size_t i = 0; i < r->n_quick; i++) free(r->quick[i]);
+    for (size_t i = 0; i < r->n_quick; i++)
+        free(r->quick[i]);
 }
 
 static int parse_rule(const json_t *j, sb_desk_rule *r, const char *where,
@@ -141,9 +144,9 @@ static int parse_rule(const json_t *j, sb_desk_rule *r, const char *where,
         return fail(err, elen, "%s: answer: want text", where);
     json_t *qr = json_object_get(j, "quick_replies");
     if (qr) {
-        if (!json_is_array(qr) || json_array_size(qr) > SB_DESK_QUICK_MAX)
-            return fail(err, elen, "%s: quick_replies: at most %d texts",
-                        where, SB_DESK_QUICK_MAX);
+        if (!json_is_array(qr) || json_array_size(qr) > SB_QUICK_MAX)
+            return fail(err, elen, "%s: quick_replies: at most %d texts", where,
+                        SB_QUICK_MAX);
         json_array_foreach(qr, i, v)
         {
             if (!(r->quick[r->n_quick] = dup_checked(v)))
@@ -175,14 +178,14 @@ static void def_free(sb_desk_def *def)
     free(def->canned);
 }
 
-static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def,
-                      size_t idx, char *err, size_t elen)
+static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
+                      char *err, size_t elen)
 {
     char where[128];
     const char *id = json_string_value(json_object_get(j, "id"));
-    if (!id || !*id || strlen(id) > SB_DESK_ID_BYTES_MAX)
+    if (!id || !*id || strlen(id) > SB_ID_BYTES_MAX)
         return fail(err, elen, "desks[%zu].id: want 1..%d bytes", idx,
-                    SB_DESK_ID_BYTES_MAX);
+                    SB_ID_BYTES_MAX);
     snprintf(def->id, sizeof def->id, "%s", id);
     json_t *name = json_object_get(j, "name");
     def->name = strdup(json_is_string(name) ? json_string_value(name) : id);
@@ -194,43 +197,43 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def,
     json_t *v;
     json_array_foreach(groups, i, v)
     {
-        if (!json_is_string(v) || group_index(d, json_string_value(v), true) < 0)
-            return fail(err, elen, "desk %s: groups[%zu]: bad or too many",
-                        id, i);
+        if (!json_is_string(v) ||
+            group_index(d, json_string_value(v), true) < 0)
+            return fail(err, elen, "desk %s: groups[%zu]: bad or too many", id,
+                        i);
     }
     const char *dg = json_string_value(json_object_get(j, "default_group"));
-    def->default_group =
-        group_index(d, dg ? dg : json_string_value(json_array_get(groups, 0)),
-                    false);
+    def->default_group = group_index(
+        d, dg ? dg : json_string_value(json_array_get(groups, 0)), false);
     if (def->default_group < 0)
         return fail(err, elen, "desk %s: default_group: not one of groups", id);
     json_t *bot = json_object_get(j, "bot");
     if (bot) {
         const char *b = json_string_value(bot);
-        if (!b || strlen(b) > SB_DESK_ID_BYTES_MAX)
+        if (!b || strlen(b) > SB_ID_BYTES_MAX)
             return fail(err, elen,
                         "desk %s: bot: want a user id of 0..%d bytes", id,
-                        SB_DESK_ID_BYTES_MAX);
+                        SB_ID_BYTES_MAX);
         snprintf(def->bot, sizeof def->bot, "%s", b);
     }
     json_t *um = json_object_get(j, "unmatched_max");
-    def->unmatched_max = json_is_integer(um) ? (uint32_t)json_integer_value(um)
-                                             : 2;
+    def->unmatched_max =
+        json_is_integer(um) ? (uint32_t)json_integer_value(um) : 2;
     json_t *rw = json_object_get(j, "recall_window_s");
     def->recall_window_s =
         json_is_integer(rw) ? (uint32_t)json_integer_value(rw) : 120;
     int rc;
     snprintf(where, sizeof where, "desk %s: greeting", id);
-    if ((rc = parse_texts(json_object_get(j, "greeting"), &def->greeting,
-                          where, err, elen)))
+    if ((rc = parse_texts(json_object_get(j, "greeting"), &def->greeting, where,
+                          err, elen)))
         return rc;
     snprintf(where, sizeof where, "desk %s: out_of_hours", id);
     if ((rc = parse_texts(json_object_get(j, "out_of_hours"),
                           &def->out_of_hours, where, err, elen)))
         return rc;
     snprintf(where, sizeof where, "desk %s: fallback", id);
-    if ((rc = parse_texts(json_object_get(j, "fallback"), &def->fallback,
-                          where, err, elen)))
+    if ((rc = parse_texts(json_object_get(j, "fallback"), &def->fallback, where,
+                          err, elen)))
         return rc;
     json_t *rules = json_object_get(j, "rules");
     if (rules) {
@@ -242,13 +245,15 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def,
         {
             size_t l = def->rule_langs.n;
             if (l == SB_DESK_LANGS_MAX)
-                return fail(err, elen, "desk %s: rules: too many languages", id);
-            if (!json_is_array(list) || json_array_size(list) > SB_DESK_RULES_MAX)
-                return fail(err, elen, "desk %s: rules.%s: want at most %d",
-                            id, lang, SB_DESK_RULES_MAX);
+                return fail(err, elen, "desk %s: rules: too many languages",
+                            id);
+            if (!json_is_array(list) ||
+                json_array_size(list) > SB_DESK_RULES_MAX)
+                return fail(err, elen, "desk %s: rules.%s: want at most %d", id,
+                            lang, SB_DESK_RULES_MAX);
             def->rule_langs.lang[l] = strdup(lang);
-            def->rules[l] = calloc(json_array_size(list) + 1,
-                                   sizeof *def->rules[l]);
+            def->rules[l] =
+                calloc(json_array_size(list) + 1, sizeof *def->rules[l]);
             def->rule_langs.n++;
             if (!def->rule_langs.lang[l] || !def->rules[l]) return -ENOMEM;
             json_array_foreach(list, i, v)
@@ -275,8 +280,8 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def,
             json_t *t = json_object_get(v, "title");
             c->title = t ? dup_checked(t) : (c->key ? strdup(c->key) : NULL);
             if (!c->key || !c->text || !c->title)
-                return fail(err, elen, "desk %s: canned[%zu]: key and text",
-                            id, i);
+                return fail(err, elen, "desk %s: canned[%zu]: key and text", id,
+                            i);
         }
     }
     return 0;
@@ -301,9 +306,9 @@ static int parse_agents(sb_desk *d, const json_t *list, char *err, size_t elen)
     {
         agent *a = &d->agents[i];
         const char *id = json_string_value(json_object_get(v, "id"));
-        if (!id || !*id || strlen(id) > SB_DESK_ID_BYTES_MAX)
+        if (!id || !*id || strlen(id) > SB_ID_BYTES_MAX)
             return fail(err, elen, "agents[%zu].id: want 1..%d bytes", i,
-                        SB_DESK_ID_BYTES_MAX);
+                        SB_ID_BYTES_MAX);
         snprintf(a->id, sizeof a->id, "%s", id);
         json_t *cap = json_object_get(v, "capacity");
         a->capacity = json_is_integer(cap) && json_integer_value(cap) > 0
@@ -341,8 +346,7 @@ int sb_desk_parse(const char *text, size_t len, sb_desk **out, char *err,
     if (!sb_utf8_valid(text, len)) return fail(err, elen, "not UTF-8");
     json_error_t je;
     json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return fail(err, elen, "line %d: %s", je.line, je.text);
+    if (!j) return fail(err, elen, "line %d: %s", je.line, je.text);
     sb_desk *d = calloc(1, sizeof *d);
     int rc = -ENOMEM;
     if (!d) goto out;
@@ -399,9 +403,11 @@ int sb_desk_load(const char *path, sb_desk **out, char *err, size_t elen)
 void sb_desk_free(sb_desk *d)
 {
     if (!d) return;
-    for (size_t i = 0; i < d->n_desks; i++) def_free(&d->desks[i]);
+    for (size_t i = 0; i < d->n_desks; i++)
+        def_free(&d->desks[i]);
     free(d->desks);
-    for (size_t i = 0; i < d->n_groups; i++) free(d->groups[i]);
+    for (size_t i = 0; i < d->n_groups; i++)
+        free(d->groups[i]);
     free(d->agents);
     free(d->queue);
     free(d);
@@ -457,7 +463,8 @@ const char *sb_desk_text(const sb_desk_text_set *t, const char *locale)
     return i < 0 ? "" : t->text[i];
 }
 
-/* ---- the rule bot ---------------------------------------------------------- */
+/* ---- the rule bot ----------------------------------------------------------
+ */
 
 sb_bot_verdict sb_desk_bot(const sb_desk_def *def, const char *locale,
                            const char *text, const sb_desk_rule **rule)
@@ -486,7 +493,8 @@ sb_bot_verdict sb_desk_bot(const sb_desk_def *def, const char *locale,
     return v;
 }
 
-/* ---- agents ---------------------------------------------------------------- */
+/* ---- agents ----------------------------------------------------------------
+ */
 
 static agent *find_agent(const sb_desk *d, const char *id)
 {
@@ -538,8 +546,8 @@ void sb_desk_add_load(sb_desk *d, const char *id, int delta, int64_t now_ms)
     }
 }
 
-size_t sb_desk_agent_groups(const sb_desk *d, const char *id,
-                            const char **out, size_t max)
+size_t sb_desk_agent_groups(const sb_desk *d, const char *id, const char **out,
+                            size_t max)
 {
     agent *a = find_agent(d, id);
     size_t n = 0;
@@ -559,8 +567,7 @@ const char *sb_desk_pick(const sb_desk *d, int group)
     return sb_desk_pick_except(d, group, NULL);
 }
 
-const char *sb_desk_pick_except(const sb_desk *d, int group,
-                                const char *except)
+const char *sb_desk_pick_except(const sb_desk *d, int group, const char *except)
 {
     const agent *best = NULL;
     if (!d || group < 0) return NULL;

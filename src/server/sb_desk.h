@@ -16,15 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_limits.h"
 #include "switchboard.pb-c.h"
 
-#define SB_DESK_ID_BYTES_MAX 64
-#define SB_DESK_GROUPS_MAX 64     /* skill groups across all desks */
+#define SB_DESK_GROUPS_MAX 64 /* skill groups across all desks */
 #define SB_DESK_AGENTS_MAX 10000
-#define SB_DESK_RULES_MAX 1000    /* bot rules per desk and language */
-#define SB_DESK_QUICK_MAX 8       /* quick replies per robot message */
+#define SB_DESK_RULES_MAX 1000 /* bot rules per desk and language */
 #define SB_DESK_LANGS_MAX 8
-#define SB_DESK_QUEUE_MAX 100000  /* conversations waiting, all groups */
+#define SB_DESK_QUEUE_MAX 100000 /* conversations waiting, all groups */
 #define SB_DESK_FILE_BYTES_MAX (4u << 20)
 
 typedef struct sb_desk sb_desk;
@@ -40,7 +39,7 @@ typedef struct sb_desk_rule {
     char **keywords; /* case-folded (ASCII) substrings; any one matches */
     size_t n_keywords;
     char *answer;
-    char *quick[SB_DESK_QUICK_MAX];
+    char *quick[SB_QUICK_MAX];
     size_t n_quick;
     bool handoff; /* matching this rule hands off to a human */
 } sb_desk_rule;
@@ -50,14 +49,14 @@ typedef struct sb_desk_canned {
 } sb_desk_canned;
 
 typedef struct sb_desk_def {
-    char id[SB_DESK_ID_BYTES_MAX + 1];
+    char id[SB_ID_BYTES_MAX + 1];
     char *name;
-    int default_group;           /* group index */
-    uint32_t unmatched_max;      /* unmatched customer turns, then handoff */
+    int default_group;      /* group index */
+    uint32_t unmatched_max; /* unmatched customer turns, then handoff */
     uint32_t recall_window_s;
-    sb_desk_text_set greeting;   /* the bot's first message */
+    sb_desk_text_set greeting; /* the bot's first message */
     sb_desk_text_set out_of_hours;
-    sb_desk_text_set fallback;   /* the bot did not understand */
+    sb_desk_text_set fallback; /* the bot did not understand */
     /* Bot rules per language: rules[i] for langs.lang[i]. */
     sb_desk_text_set rule_langs; /* only lang[] is used */
     sb_desk_rule *rules[SB_DESK_LANGS_MAX];
@@ -66,7 +65,7 @@ typedef struct sb_desk_def {
     size_t n_canned;
     /* The user id of an external bot (a client with role bot) that takes
      * the desk's new conversations while it is online; "" for none. */
-    char bot[SB_DESK_ID_BYTES_MAX + 1];
+    char bot[SB_ID_BYTES_MAX + 1];
 } sb_desk_def;
 
 /* Loads a desk file. On failure returns SB_E_INVALID (or -errno) and
@@ -100,7 +99,8 @@ const char *sb_desk_group_name(const sb_desk *d, int group);
  * first one); "" if the set is empty. */
 const char *sb_desk_text(const sb_desk_text_set *t, const char *locale);
 
-/* ---- the rule bot ---------------------------------------------------------- */
+/* ---- the rule bot ----------------------------------------------------------
+ */
 
 typedef enum sb_bot_verdict {
     SB_BOT_ANSWER,    /* rule matched: answer with rule */
@@ -113,7 +113,8 @@ typedef enum sb_bot_verdict {
 sb_bot_verdict sb_desk_bot(const sb_desk_def *def, const char *locale,
                            const char *text, const sb_desk_rule **rule);
 
-/* ---- agents and queues ---------------------------------------------------- */
+/* ---- agents and queues ----------------------------------------------------
+ */
 
 /* Whether user_id is a configured agent. */
 bool sb_desk_is_agent(const sb_desk *d, const char *user_id);
@@ -127,8 +128,7 @@ void sb_desk_agent_load(const sb_desk *d, const char *agent, uint32_t *cap,
                         uint32_t *load);
 /* Counts a conversation assigned to (delta +1) or taken from (-1) agent;
  * taking one starts its idle time. */
-void sb_desk_add_load(sb_desk *d, const char *agent, int delta,
-                      int64_t now_ms);
+void sb_desk_add_load(sb_desk *d, const char *agent, int delta, int64_t now_ms);
 /* The names of agent's groups (at most max); returns how many. */
 size_t sb_desk_agent_groups(const sb_desk *d, const char *agent,
                             const char **out, size_t max);

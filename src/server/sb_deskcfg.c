@@ -125,7 +125,7 @@ static void join_groups(const json_t *groups, char *out, size_t cap)
 
 static int op_agent_set(json_t *root, const json_t *arg, char *msg, size_t mlen)
 {
-    const char *id = arg_str(arg, "id", SB_DESK_ID_BYTES_MAX, false, msg, mlen);
+    const char *id = arg_str(arg, "id", SB_ID_BYTES_MAX, false, msg, mlen);
     if (!id) return SB_E_INVALID;
     json_t *groups = json_object_get(arg, "groups");
     json_t *cap = json_object_get(arg, "capacity");
@@ -167,7 +167,7 @@ static int op_agent_set(json_t *root, const json_t *arg, char *msg, size_t mlen)
 
 static int op_agent_rm(json_t *root, const json_t *arg, char *msg, size_t mlen)
 {
-    const char *id = arg_str(arg, "id", SB_DESK_ID_BYTES_MAX, false, msg, mlen);
+    const char *id = arg_str(arg, "id", SB_ID_BYTES_MAX, false, msg, mlen);
     if (!id) return SB_E_INVALID;
     json_t *agents = json_object_get(root, "agents");
     long i = find_by(agents, "id", id);
@@ -191,8 +191,7 @@ static bool group_elsewhere(json_t *root, const json_t *skip, const char *name)
 
 static int op_group_add(json_t *root, const json_t *arg, char *msg, size_t mlen)
 {
-    const char *name =
-        arg_str(arg, "name", SB_DESK_ID_BYTES_MAX, false, msg, mlen);
+    const char *name = arg_str(arg, "name", SB_ID_BYTES_MAX, false, msg, mlen);
     if (!name) return SB_E_INVALID;
     json_t *desk;
     const char *did;
@@ -209,8 +208,7 @@ static int op_group_add(json_t *root, const json_t *arg, char *msg, size_t mlen)
 
 static int op_group_rm(json_t *root, const json_t *arg, char *msg, size_t mlen)
 {
-    const char *name =
-        arg_str(arg, "name", SB_DESK_ID_BYTES_MAX, false, msg, mlen);
+    const char *name = arg_str(arg, "name", SB_ID_BYTES_MAX, false, msg, mlen);
     if (!name) return SB_E_INVALID;
     json_t *desk;
     const char *did;
@@ -338,8 +336,7 @@ static int op_text(json_t *root, const json_t *arg, char *msg, size_t mlen)
 
 static int op_bot(json_t *root, const json_t *arg, char *msg, size_t mlen)
 {
-    const char *user =
-        arg_str(arg, "user", SB_DESK_ID_BYTES_MAX, true, msg, mlen);
+    const char *user = arg_str(arg, "user", SB_ID_BYTES_MAX, true, msg, mlen);
     if (!user) return SB_E_INVALID;
     json_t *desk;
     const char *did;

@@ -39,7 +39,8 @@ void sb_gw_config_default(sb_gw_config *c)
     c->sessions_max = 200000;
 }
 
-/* ---- small helpers -------------------------------------------------------- */
+/* ---- small helpers --------------------------------------------------------
+ */
 
 static void gmsg_unref(gmsg *g)
 {
@@ -77,7 +78,7 @@ void sb__gw_copy_str(char *dst, size_t cap, const char *src)
 static bool valid_id(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    return n >= 1 && n <= SB_USER_ID_BYTES_MAX;
+    return n >= 1 && n <= SB_ID_BYTES_MAX;
 }
 
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id)
@@ -102,10 +103,12 @@ member *sb__gw_conv_member(conv *c, const char *user_id)
 
 bool sb__gw_may_access(const sess *s, conv *c)
 {
-    return s->role == SBP__ROLE__ROLE_ADMIN || sb__gw_conv_member(c, s->user_id);
+    return s->role == SBP__ROLE__ROLE_ADMIN ||
+           sb__gw_conv_member(c, s->user_id);
 }
 
-/* ---- sending frames ------------------------------------------------------- */
+/* ---- sending frames -------------------------------------------------------
+ */
 
 static void push_flush(sb_gw *gw, sess *s);
 
@@ -209,7 +212,8 @@ static void close_session(sb_gw *gw, sess *s, uint16_t code, const char *why)
     gw->io.close(gw->io.ud, s->id, code, why);
 }
 
-/* ---- push and retry ------------------------------------------------------- */
+/* ---- push and retry -------------------------------------------------------
+ */
 
 /* The bytes of g as an item of a PUSH frame for session s (*p, *n): encoded
  * once per encoding and shared, except for events, which are rendered in
@@ -427,7 +431,8 @@ static void retry_session(sb_gw *gw, sess *s)
     s->next_due_ms = next;
 }
 
-/* ---- receipts and cursors -------------------------------------------------- */
+/* ---- receipts and cursors --------------------------------------------------
+ */
 
 static void conv_mark_dirty(sb_gw *gw, conv *c, member *m)
 {
@@ -478,9 +483,10 @@ static void submit_cursors(sb_gw *gw, sess *s)
     for (size_t i = 0; i < s->n_acks; i++) {
         sb_req *r = sb__gw_req_new(SB_REQ_CURSOR_ACK, s, 0);
         if (!r) break;
-        sb__gw_copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id, s->user_id);
+        sb__gw_copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id,
+                        s->user_id);
         sb__gw_copy_str(r->u.cursor.device_id, sizeof r->u.cursor.device_id,
-                 s->device_id);
+                        s->device_id);
         r->u.cursor.conv_id = s->acks[i].conv_id;
         r->u.cursor.seq = s->acks[i].seq;
         sb__gw_submit(gw, r);
@@ -539,7 +545,8 @@ static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
     }
 }
 
-/* ---- conversation cache ----------------------------------------------------- */
+/* ---- conversation cache -----------------------------------------------------
+ */
 
 static void conv_free(conv *c)
 {
@@ -625,8 +632,8 @@ void sb__gw_render(sb_gw *gw, Sbp__Message *const *msgs, size_t n,
     for (size_t i = 0; i < n; i++) {
         Sbp__Message *m = msgs[i];
         if (!m->event || !m->event->key[0]) continue;
-        sb_i18n_render(locale, m->event->key, m->event->args,
-                       m->event->n_args, text, sizeof text);
+        sb_i18n_render(locale, m->event->key, m->event->args, m->event->n_args,
+                       text, sizeof text);
         char *body = strdup(text);
         if (!body) continue;
         if (m->body != protobuf_c_empty_string) free(m->body);
@@ -634,7 +641,8 @@ void sb__gw_render(sb_gw *gw, Sbp__Message *const *msgs, size_t n,
     }
 }
 
-/* ---- frame handlers ----------------------------------------------------------- */
+/* ---- frame handlers
+ * ----------------------------------------------------------- */
 
 static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f);
 
@@ -680,7 +688,7 @@ static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
     sb__gw_copy_str(s->user_id, sizeof s->user_id, c.sub);
     sb__gw_copy_str(s->device_id, sizeof s->device_id, h->device_id);
     sb__gw_copy_str(s->locale, sizeof s->locale,
-             h->locale[0] ? h->locale : (c.locale[0] ? c.locale : "en"));
+                    h->locale[0] ? h->locale : (c.locale[0] ? c.locale : "en"));
     s->role = c.role;
     s->state = SESS_HELLO_PENDING;
     sb_req *r = sb__gw_req_new(SB_REQ_USER, s, f->rid);
@@ -772,16 +780,16 @@ static int filter_body(sb_gw *gw, const char *body, size_t len,
     return rc;
 }
 
-/* Quick replies of a SEND: at most GW_QUICK_MAX, each with a title of
- * 1..GW_QUICK_BYTES_MAX bytes (the payload, when given, as long). */
+/* Quick replies of a SEND: at most SB_QUICK_MAX, each with a title of
+ * 1..SB_QUICK_BYTES_MAX bytes (the payload, when given, as long). */
 static int quick_replies_check(const Sbp__Send *snd)
 {
-    if (snd->n_quick_replies > GW_QUICK_MAX) return SB_E_TOO_LARGE;
+    if (snd->n_quick_replies > SB_QUICK_MAX) return SB_E_TOO_LARGE;
     for (size_t i = 0; i < snd->n_quick_replies; i++) {
         const Sbp__QuickReply *q = snd->quick_replies[i];
         size_t t = strlen(q->title), p = strlen(q->payload);
         if (t == 0) return SB_E_INVALID;
-        if (t > GW_QUICK_BYTES_MAX || p > GW_QUICK_BYTES_MAX)
+        if (t > SB_QUICK_BYTES_MAX || p > SB_QUICK_BYTES_MAX)
             return SB_E_TOO_LARGE;
     }
     return 0;
@@ -801,8 +809,8 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
     else if (body_len > gw->cfg.body_bytes_max)
         rc = SB_E_TOO_LARGE;
     else if (snd->type == SBP__MSG_TYPE__MSG_SYSTEM ||
-             snd->type == SBP__MSG_TYPE__MSG_EVENT ||
-             (int)snd->type < 0 || (int)snd->type > SBP__MSG_TYPE__MSG_ROBOT ||
+             snd->type == SBP__MSG_TYPE__MSG_EVENT || (int)snd->type < 0 ||
+             (int)snd->type > SBP__MSG_TYPE__MSG_ROBOT ||
              (snd->type == SBP__MSG_TYPE__MSG_ROBOT &&
               s->role != SBP__ROLE__ROLE_BOT))
         rc = SB_E_INVALID;
@@ -975,7 +983,7 @@ static void on_read(sb_gw *gw, sess *s, Sbp__Frame **fp)
 static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f)
 {
     Sbp__Sync *sy = f->sync;
-    if (sy->n_cursors > GW_SYNC_CURSORS_MAX) {
+    if (sy->n_cursors > SB_SYNC_CURSORS_MAX) {
         sb__gw_send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
         return;
     }
@@ -992,8 +1000,8 @@ static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f)
     sy->cursors = NULL;
     sy->n_cursors = 0;
     uint32_t limit = sy->limit ? sy->limit : gw->cfg.sync_page_max;
-    r->u.sync.limit = limit < gw->cfg.sync_page_max ? limit
-                                                    : gw->cfg.sync_page_max;
+    r->u.sync.limit =
+        limit < gw->cfg.sync_page_max ? limit : gw->cfg.sync_page_max;
     r->u.sync.bytes_max = gw->cfg.sync_bytes_max;
     sb__gw_submit(gw, r);
 }
@@ -1015,9 +1023,8 @@ static void on_history(sb_gw *gw, sess *s, Sbp__Frame **fp)
     uint32_t limit = h->limit ? h->limit : 50;
     r->u.history.conv_id = h->conv_id;
     r->u.history.before_seq = h->before_seq;
-    r->u.history.limit = limit < gw->cfg.history_page_max
-                             ? limit
-                             : gw->cfg.history_page_max;
+    r->u.history.limit =
+        limit < gw->cfg.history_page_max ? limit : gw->cfg.history_page_max;
     sb__gw_submit(gw, r);
 }
 
@@ -1029,8 +1036,8 @@ static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
         sb__svc_open(gw, s, f);
         return;
     }
-    if (o->n_members + 1 > SB_STORE_MEMBERS_MAX ||
-        strlen(o->title) > GW_TITLE_BYTES_MAX) {
+    if (o->n_members + 1 > SB_MEMBERS_MAX ||
+        strlen(o->title) > SB_TITLE_BYTES_MAX) {
         sb__gw_send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
         return;
     }
@@ -1051,7 +1058,8 @@ static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
     roles[n++] = s->role;
     for (size_t i = 0; i < o->n_members; i++) {
         bool dup = false;
-        for (size_t k = 0; k < n; k++) dup |= strcmp(ids[k], o->members[i]) == 0;
+        for (size_t k = 0; k < n; k++)
+            dup |= strcmp(ids[k], o->members[i]) == 0;
         if (dup) continue;
         ids[n] = strdup(o->members[i]);
         if (!ids[n]) goto oom;
@@ -1059,10 +1067,10 @@ static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
          * the store to look it up. */
         roles[n++] = SBP__ROLE__ROLE_UNSPECIFIED;
     }
-    r->u.create.kind =
-        o->kind ? o->kind : (s->role == SBP__ROLE__ROLE_CUSTOMER
-                                 ? SBP__CONV_KIND__CONV_SERVICE
-                                 : SBP__CONV_KIND__CONV_DIRECT);
+    r->u.create.kind = o->kind ? o->kind
+                               : (s->role == SBP__ROLE__ROLE_CUSTOMER
+                                      ? SBP__CONV_KIND__CONV_SERVICE
+                                      : SBP__CONV_KIND__CONV_DIRECT);
     r->u.create.title = title;
     r->u.create.user_ids = ids;
     r->u.create.roles = roles;
@@ -1073,7 +1081,8 @@ static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
     sb__gw_submit(gw, r);
     return;
 oom:
-    for (size_t i = 0; ids && i <= o->n_members; i++) free(ids[i]);
+    for (size_t i = 0; ids && i <= o->n_members; i++)
+        free(ids[i]);
     free(ids);
     free(roles);
     free(title);
@@ -1083,11 +1092,13 @@ oom:
 
 static void free_create(sb_req *r)
 {
-    for (size_t i = 0; i < r->u.create.n; i++) free(r->u.create.user_ids[i]);
+    for (size_t i = 0; i < r->u.create.n; i++)
+        free(r->u.create.user_ids[i]);
     free(r->u.create.user_ids);
     free(r->u.create.roles);
     free(r->u.create.title);
-    if (r->u.create.conv) sbp__conversation__free_unpacked(r->u.create.conv, NULL);
+    if (r->u.create.conv)
+        sbp__conversation__free_unpacked(r->u.create.conv, NULL);
 }
 
 static void open_done(sb_gw *gw, sess *s, sb_req *r)
@@ -1159,9 +1170,9 @@ static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f)
     if (s->state == SESS_CLOSING) goto out;
     if (s->state != SESS_READY && f->body_case != SBP__FRAME__BODY_HELLO) {
         sb__gw_send_error(gw, s, f->rid,
-                   s->state == SESS_NEW ? SB_E_UNAUTHENTICATED
-                                        : SB_E_UNAVAILABLE,
-                   NULL);
+                          s->state == SESS_NEW ? SB_E_UNAUTHENTICATED
+                                               : SB_E_UNAVAILABLE,
+                          NULL);
         if (s->state == SESS_NEW)
             close_session(gw, s, 1008, "HELLO required first");
         goto out;
@@ -1200,7 +1211,8 @@ out:
     sb_frame_free(f); /* NULL when a handler parked it */
 }
 
-/* ---- public entry points --------------------------------------------------- */
+/* ---- public entry points ---------------------------------------------------
+ */
 
 int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
 {
@@ -1234,7 +1246,8 @@ static void sess_free(sb_gw *gw, sess *s)
 {
     user_unlink(gw, s);
     retry_unlink(gw, s);
-    for (size_t i = 0; i < s->ua_len; i++) gmsg_unref(s->ua[i].g);
+    for (size_t i = 0; i < s->ua_len; i++)
+        gmsg_unref(s->ua[i].g);
     free(s->ua);
     if (s->in_flushq) {
         for (sess **pp = &gw->flushq; *pp; pp = &(*pp)->flush_next)
@@ -1322,8 +1335,7 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
     if (rc == 0 && (rc = sb_frame_check_utf8(f)) != 0) {
         uint32_t rid = f->rid;
         ProtobufCBinaryData cid = {0, NULL};
-        if (f->body_case == SBP__FRAME__BODY_SEND)
-            cid = f->send->client_msg_id;
+        if (f->body_case == SBP__FRAME__BODY_SEND) cid = f->send->client_msg_id;
         sb__gw_send_error(gw, s, rid, rc, cid.len ? &cid : NULL);
         sb_frame_free(f);
         f = NULL;
@@ -1402,9 +1414,9 @@ void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
         if (!s) {
             sb_frame_free(f);
         } else if (r->rc != 0) {
-            ProtobufCBinaryData *cid =
-                f->body_case == SBP__FRAME__BODY_SEND ? &f->send->client_msg_id
-                                                      : NULL;
+            ProtobufCBinaryData *cid = f->body_case == SBP__FRAME__BODY_SEND
+                                           ? &f->send->client_msg_id
+                                           : NULL;
             sb__gw_send_error(gw, s, f->rid, r->rc, cid);
             sb_frame_free(f);
         } else {

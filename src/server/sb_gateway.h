@@ -63,27 +63,27 @@ typedef struct sb_gw_config {
     const char *token_aud;
     uint32_t frame_bytes_max;
     uint32_t body_bytes_max;
-    uint32_t pending_sends_max;   /* SENDs awaiting the store, per session */
+    uint32_t pending_sends_max; /* SENDs awaiting the store, per session */
     /* SEND rate per session: a token bucket refilled at sends_per_s and
      * holding at most send_burst (>= 1); an empty bucket answers
      * ERR_RATE_LIMITED. 0 sends_per_s: no limit. */
     uint32_t sends_per_s;
     uint32_t send_burst;
-    uint32_t sync_page_max;       /* messages per SYNC_RESP */
-    uint32_t sync_bytes_max;      /* body bytes per SYNC_RESP */
+    uint32_t sync_page_max;  /* messages per SYNC_RESP */
+    uint32_t sync_bytes_max; /* body bytes per SYNC_RESP */
     uint32_t history_page_max;
-    uint32_t heartbeat_ms;        /* announced in WELCOME */
-    uint32_t hello_timeout_ms;    /* a connection must HELLO within this */
-    uint32_t retry_ms_initial;    /* first PUSH retry after this */
-    uint32_t retry_ms_max;        /* backoff cap */
-    uint32_t retry_attempts_max;  /* then close: the device will SYNC */
-    uint32_t unacked_max;         /* unacked PUSHes per session */
+    uint32_t heartbeat_ms;       /* announced in WELCOME */
+    uint32_t hello_timeout_ms;   /* a connection must HELLO within this */
+    uint32_t retry_ms_initial;   /* first PUSH retry after this */
+    uint32_t retry_ms_max;       /* backoff cap */
+    uint32_t retry_attempts_max; /* then close: the device will SYNC */
+    uint32_t unacked_max;        /* unacked PUSHes per session */
     /* Messages queued for a device in one turn go out in PUSH frames of
      * at most push_batch_max messages (>= 1; 1: one PUSH per message) and
      * push_batch_bytes_max bytes (a message larger goes alone). */
     uint32_t push_batch_max;
     uint32_t push_batch_bytes_max;
-    uint32_t receipts_ms;         /* READ_NOTIFY coalescing interval */
+    uint32_t receipts_ms; /* READ_NOTIFY coalescing interval */
     /* A device's ACK cursors are stored at most this often (and when its
      * session ends): a cursor lost in a crash only means pushes again,
      * which the SDK drops by seq. */

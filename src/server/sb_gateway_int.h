@@ -12,12 +12,8 @@
 #include "sb_token.h"
 
 #define GW_SECRET_BYTES_MAX 256
-#define GW_TITLE_BYTES_MAX 256
-#define GW_SYNC_CURSORS_MAX 10000
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
-#define GW_QUICK_MAX 8         /* quick replies under a robot message */
-#define GW_QUICK_BYTES_MAX 256 /* a quick reply's title or payload */
 
 enum sess_state {
     SESS_NEW,           /* connected, no HELLO yet */
@@ -42,12 +38,12 @@ typedef struct unacked {
 } unacked;
 
 typedef struct member {
-    char user_id[SB_USER_ID_BYTES_MAX + 1];
+    char user_id[SB_ID_BYTES_MAX + 1];
     Sbp__Role role;
     uint64_t delivered_seq, read_seq;
     uint64_t read_seq_notified; /* read_seq last told to the member's own
                                    devices */
-    bool dirty; /* receipts changed since the last flush */
+    bool dirty;                 /* receipts changed since the last flush */
 } member;
 
 typedef struct conv {
@@ -60,16 +56,17 @@ typedef struct conv {
     int64_t dirty_due_ms; /* when its receipts go out */
     struct conv *dirty_next;
     /* Customer service (kind CONV_SERVICE): */
-    char desk[65], group[65], agent[65], customer[65];
-    uint32_t unmatched;      /* customer turns the bot did not understand */
-    bool first_response;     /* the agent has answered */
-    bool busy;               /* a routing change is being stored */
+    char desk[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1],
+        agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];
+    uint32_t unmatched;  /* customer turns the bot did not understand */
+    bool first_response; /* the agent has answered */
+    bool busy;           /* a routing change is being stored */
 } conv;
 
 typedef struct sess sess;
 
 typedef struct user {
-    char id[SB_USER_ID_BYTES_MAX + 1];
+    char id[SB_ID_BYTES_MAX + 1];
     uint64_t hash;
     sess *sessions;
     struct user *hash_next;
@@ -84,9 +81,9 @@ struct sess {
     sb_encoding enc;
     enum sess_state state;
     int64_t opened_ms;
-    char user_id[SB_USER_ID_BYTES_MAX + 1];
-    char device_id[SB_USER_ID_BYTES_MAX + 1];
-    char locale[16];
+    char user_id[SB_ID_BYTES_MAX + 1];
+    char device_id[SB_ID_BYTES_MAX + 1];
+    char locale[SB_LOCALE_BYTES_MAX + 1];
     Sbp__Role role;
     user *user;
     sess *user_next;

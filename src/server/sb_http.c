@@ -129,9 +129,11 @@ const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc)
     const char *p = offered;
     bool any = false;
     while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t') p++;
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
         const char *start = p;
-        while (*p && *p != ',' && *p != ' ' && *p != '\t') p++;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
         size_t len = (size_t)(p - start);
         if (len == 0) continue;
         any = true;
@@ -152,16 +154,26 @@ const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Error";
     }
 }
 

@@ -22,12 +22,12 @@ typedef struct sb_http_req {
     char ws_protocols[256];
     char ws_version[8];
     char origin[256];
-    char field[32];  /* the header name being read */
+    char field[32]; /* the header name being read */
     size_t field_len;
-    int cur;         /* which field the current header value fills */
+    int cur; /* which field the current header value fills */
     bool in_value;
-    bool too_long;   /* some field overflowed its buffer */
-    bool complete;   /* headers (and any body) read */
+    bool too_long; /* some field overflowed its buffer */
+    bool complete; /* headers (and any body) read */
     size_t bytes;
 } sb_http_req;
 

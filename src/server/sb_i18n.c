@@ -54,14 +54,15 @@ static void put(char *out, size_t cap, size_t *n, const char *s, size_t len)
     if (len > room) {
         /* Cut on a UTF-8 boundary. */
         len = room;
-        while (len > 0 && (s[len] & 0xC0) == 0x80) len--;
+        while (len > 0 && (s[len] & 0xC0) == 0x80)
+            len--;
     }
     memcpy(out + *n, s, len);
     *n += len;
 }
 
-size_t sb_i18n_render(const char *locale, const char *key,
-                      char *const *args, size_t n_args, char *out, size_t cap)
+size_t sb_i18n_render(const char *locale, const char *key, char *const *args,
+                      size_t n_args, char *out, size_t cap)
 {
     const entry *e = find(key);
     const char *t = key;
@@ -70,7 +71,8 @@ size_t sb_i18n_render(const char *locale, const char *key,
     for (const char *p = t; *p;) {
         if (p[0] == '{' && p[1] >= '0' && p[1] <= '9' && p[2] == '}') {
             size_t i = (size_t)(p[1] - '0');
-            if (i < n_args && args[i]) put(out, cap, &n, args[i], strlen(args[i]));
+            if (i < n_args && args[i])
+                put(out, cap, &n, args[i], strlen(args[i]));
             p += 3;
         } else {
             const char *q = strchr(p + 1, '{');

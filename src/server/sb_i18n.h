@@ -10,8 +10,8 @@
 /* Renders key with args ({0}, {1}... in the template) for locale into out
  * (NUL-terminated, truncated to cap). An unknown key renders as the key
  * itself. Returns the length written. */
-size_t sb_i18n_render(const char *locale, const char *key,
-                      char *const *args, size_t n_args, char *out, size_t cap);
+size_t sb_i18n_render(const char *locale, const char *key, char *const *args,
+                      size_t n_args, char *out, size_t cap);
 
 /* Whether the catalogs know key. */
 int sb_i18n_has(const char *key);

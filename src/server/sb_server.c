@@ -51,7 +51,7 @@ typedef struct conn {
     bool text;         /* JSON subprotocol: text frames */
     bool close_after_write;
     bool in_flush;
-    bool closed; /* uv_close called */
+    bool closed;       /* uv_close called */
     bool addr_counted; /* counted in srv->addrs under addr_key */
     uint64_t addr_key;
     int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
@@ -76,7 +76,7 @@ struct server {
     sb_storeq *storeq;
     sb_gw *gw;
     sb_deskmgr *deskmgr; /* the desk configuration in force */
-    sb_filter *filter; /* the word lists in force; NULL: none */
+    sb_filter *filter;   /* the word lists in force; NULL: none */
     struct {
         uv_work_t work;
         bool running, again; /* again: a reload asked for while running */
@@ -85,13 +85,15 @@ struct server {
         char err[SB_FILTER_ERR_BYTES];
         /* Admin commands waiting for the run in progress (cur) or the
          * next one (next). */
-        struct { uint64_t conn; uint32_t rid; } cur[SRV_ADMIN_WAITERS_MAX],
-            next[SRV_ADMIN_WAITERS_MAX];
+        struct {
+            uint64_t conn;
+            uint32_t rid;
+        } cur[SRV_ADMIN_WAITERS_MAX], next[SRV_ADMIN_WAITERS_MAX];
         size_t n_cur, n_next;
     } reload;
     sb_map conns; /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
-    sb_tls_ctx *tls; /* NULL: plain */
+    sb_tls_ctx *tls;  /* NULL: plain */
     sb_buf tls_plain; /* decrypted bytes of the read being handled */
     conn *all;
     conn *flush_head;
@@ -156,7 +158,8 @@ void sb_server_config_default(sb_server_config *c)
     c->drain_ms_max = 10000;
 }
 
-/* ---- connection lifetime ---------------------------------------------------- */
+/* ---- connection lifetime ----------------------------------------------------
+ */
 
 /* Adds delta to the open connections counted under key; returns the new
  * count. A count of 0 is not stored. */
@@ -183,12 +186,14 @@ static uint64_t peer_addr_key(uv_tcp_t *tcp)
                ntohl(((const struct sockaddr_in *)&sa)->sin_addr.s_addr);
     if (sa.ss_family != AF_INET6) return 0;
     const uint8_t *b = ((const struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr;
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                         0, 0, 0, 0, 0xff, 0xff};
     if (memcmp(b, v4mapped, 12) == 0)
         return 1ull << 32 | (uint64_t)b[12] << 24 | (uint64_t)b[13] << 16 |
                (uint64_t)b[14] << 8 | b[15];
     uint64_t k = 0;
-    for (int i = 0; i < 8; i++) k = k << 8 | b[i];
+    for (int i = 0; i < 8; i++)
+        k = k << 8 | b[i];
     return k;
 }
 
@@ -269,8 +274,8 @@ static void conn_write_wire(conn *c, sb_buf *buf)
     w->c = c;
     w->buf = *buf;
     *buf = (sb_buf)SB_BUF_INIT;
-    uv_buf_t b = uv_buf_init((char *)w->buf.data + done,
-                             (unsigned)(w->buf.len - done));
+    uv_buf_t b =
+        uv_buf_init((char *)w->buf.data + done, (unsigned)(w->buf.len - done));
     c->write_inflight += w->buf.len;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         c->write_inflight -= w->buf.len;
@@ -372,7 +377,8 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
     schedule_flush(c);
 }
 
-/* ---- the core's I/O ------------------------------------------------------------ */
+/* ---- the core's I/O
+ * ------------------------------------------------------------ */
 
 static void io_send(void *ud, uint64_t conn_id, const uint8_t *p, size_t n)
 {
@@ -409,7 +415,8 @@ static void store_done(sb_req *req, void *ud)
     sb_gw_store_done(srv->gw, req, wall_ms());
 }
 
-/* ---- WebSocket phase -------------------------------------------------------------- */
+/* ---- WebSocket phase
+ * -------------------------------------------------------------- */
 
 static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
 {
@@ -422,22 +429,23 @@ static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
 static void ws_rand(void *ud, uint8_t *p, size_t n)
 {
     (void)ud;
-    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rand();
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)rand();
 }
 
 static const sb_ws_cbs WS_CBS = {.on_msg = ws_on_msg, .rand_bytes = ws_rand};
 
 static void ws_feed(conn *c, const uint8_t *p, size_t n)
 {
-    if (sb_ws_feed(c->ws, p, n) != 0 && !c->closed &&
-        c->phase != PH_CLOSING) {
+    if (sb_ws_feed(c->ws, p, n) != 0 && !c->closed && c->phase != PH_CLOSING) {
         c->phase = PH_CLOSING; /* protocol error: flush the close, drop */
         c->closing_ms = wall_ms();
     }
     schedule_flush(c);
 }
 
-/* ---- HTTP phase --------------------------------------------------------------------- */
+/* ---- HTTP phase
+ * --------------------------------------------------------------------- */
 
 static void http_reply(conn *c, int status, const char *type, const void *body,
                        size_t n)
@@ -553,7 +561,8 @@ static bool peer_is_loopback(conn *c)
     }
     if (sa.ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&sa;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
+                                             0, 0, 0, 0, 0xff, 0xff};
         if (memcmp(a->sin6_addr.s6_addr, v4mapped, 12) == 0)
             return a->sin6_addr.s6_addr[12] == 127;
         return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
@@ -568,7 +577,7 @@ static bool peer_is_loopback(conn *c)
 static void demo_token(conn *c, const char *path)
 {
     server *srv = c->srv;
-    char user[SB_USER_ID_BYTES_MAX + 1], role[16], locale[16];
+    char user[SB_ID_BYTES_MAX + 1], role[16], locale[16];
     if (!srv->cfg.demo || !peer_is_loopback(c)) {
         http_reply(c, 404, "text/plain", "not found\n", 10);
         return;
@@ -650,8 +659,8 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
         http_reply(c, 403, "text/plain", "origin not allowed\n", 19);
         return;
     }
-    if (strlen(r->ws_key) != SB_WS_KEY_LEN || strcmp(r->ws_version, "13") != 0 ||
-        !proto) {
+    if (strlen(r->ws_key) != SB_WS_KEY_LEN ||
+        strcmp(r->ws_version, "13") != 0 || !proto) {
         http_reply(c, 400, "text/plain", "bad WebSocket handshake\n", 24);
         return;
     }
@@ -679,7 +688,8 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
     if (rest_len) ws_feed(c, rest, rest_len);
 }
 
-/* ---- reading -------------------------------------------------------------------------- */
+/* ---- reading
+ * -------------------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -730,8 +740,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             http_reply(c, 400, "text/plain", "bad request\n", 12);
             return;
         }
-        if (c->http->complete)
-            http_request_done(c, p + used, n - (size_t)used);
+        if (c->http->complete) http_request_done(c, p + used, n - (size_t)used);
         return;
     }
     if (c->ws && (c->phase == PH_WS || c->phase == PH_CLOSING))
@@ -791,7 +800,8 @@ static void on_connection(uv_stream_t *l, int status)
         conn_refuse(c, 503, "busy\n");
         return;
     }
-    if (srv->cfg.conns_per_addr_max && from_addr > srv->cfg.conns_per_addr_max) {
+    if (srv->cfg.conns_per_addr_max &&
+        from_addr > srv->cfg.conns_per_addr_max) {
         conn_refuse(c, 429, "too many connections\n");
         return;
     }
@@ -799,7 +809,8 @@ static void on_connection(uv_stream_t *l, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* ---- timers, signals, drain ------------------------------------------------------------- */
+/* ---- timers, signals, drain
+ * ------------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
 {
@@ -845,14 +856,16 @@ static void on_drain(uv_timer_t *t)
         /* Let every SEND the store has commit and be acknowledged. */
         if (sb_gw_store_inflight(srv->gw) > 0 && waited < srv->cfg.drain_ms_max)
             return;
-        sb_gw_close_all(srv->gw, SB_WS_CLOSE_GOING_AWAY, "server shutting down");
+        sb_gw_close_all(srv->gw, SB_WS_CLOSE_GOING_AWAY,
+                        "server shutting down");
         srv->drain_stage = 1;
         srv->drain_started_ms = now;
         return;
     }
     if (srv->drain_stage == 1) {
         if (srv->n_conns > 0 && waited < 2000) return;
-        for (conn *c = srv->all; c; c = c->next) conn_abort(c);
+        for (conn *c = srv->all; c; c = c->next)
+            conn_abort(c);
         srv->drain_stage = 2;
         return;
     }
@@ -870,7 +883,8 @@ static void on_drain(uv_timer_t *t)
     close_handle((uv_handle_t *)&srv->sighup);
 }
 
-/* ---- sensitive-word filter --------------------------------------------------------------- */
+/* ---- sensitive-word filter
+ * --------------------------------------------------------------- */
 
 static void desk_log(void *ud, const char *line)
 {
@@ -885,8 +899,9 @@ static const sb_filter *filter_get(void *ud)
 static void reload_work(uv_work_t *w)
 {
     server *srv = w->data;
-    srv->reload.rc = sb_filter_load_dir(srv->cfg.filter_dir, &srv->reload.loaded,
-                                        srv->reload.err, sizeof srv->reload.err);
+    srv->reload.rc =
+        sb_filter_load_dir(srv->cfg.filter_dir, &srv->reload.loaded,
+                           srv->reload.err, sizeof srv->reload.err);
 }
 
 static void filter_reload(server *srv);
@@ -901,8 +916,10 @@ static void reload_done(uv_work_t *w, int status)
         sb_filter *old = srv->filter;
         srv->filter = srv->reload.loaded;
         sb_filter_release(old);
-        logf_(srv, "word lists reloaded from %s: %zu words in %zu categories"
-              " (%zu KiB)", srv->cfg.filter_dir, sb_filter_words(srv->filter),
+        logf_(srv,
+              "word lists reloaded from %s: %zu words in %zu categories"
+              " (%zu KiB)",
+              srv->cfg.filter_dir, sb_filter_words(srv->filter),
               sb_filter_categories(srv->filter),
               sb_filter_bytes(srv->filter) >> 10);
     } else {
@@ -937,8 +954,8 @@ static void filter_reload(server *srv)
         return;
     }
     srv->reload.work.data = srv;
-    int rc = uv_queue_work(&srv->loop, &srv->reload.work, reload_work,
-                           reload_done);
+    int rc =
+        uv_queue_work(&srv->loop, &srv->reload.work, reload_work, reload_done);
     if (rc)
         errorf_("word lists not reloaded: %s", uv_strerror(rc));
     else
@@ -1027,8 +1044,11 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         errorf_("cannot open store %s: %s", path, sb_strerror(rc));
         goto out_loop;
     }
-    sb_gw_io io = {.ud = srv, .send = io_send, .close = io_close,
-                   .store = io_store, .admin = io_admin};
+    sb_gw_io io = {.ud = srv,
+                   .send = io_send,
+                   .close = io_close,
+                   .store = io_store,
+                   .admin = io_admin};
     sb_gw_config gwc = cfg->gw;
     sb_deskmgr_config dmc = {.loop = &srv->loop,
                              .storeq = srv->storeq,
@@ -1059,7 +1079,8 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
 
     struct sockaddr_storage addr;
     rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
-    if (rc) rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
+    if (rc)
+        rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
     if (rc) goto out_gw;
     uv_tcp_init(&srv->loop, &srv->listener);
     srv->listener.data = srv;

@@ -14,17 +14,17 @@
 typedef struct sb_server_config {
     char host[64];
     uint16_t port;
-    const char *data_dir;  /* the store lives at data_dir/switchboard.db */
-    const char *web_dir;   /* static files; NULL: none */
-    const char *desk_file; /* customer-service desks (JSON) to import into
-                              the store (sb_deskmgr); NULL: the store's */
+    const char *data_dir;   /* the store lives at data_dir/switchboard.db */
+    const char *web_dir;    /* static files; NULL: none */
+    const char *desk_file;  /* customer-service desks (JSON) to import into
+                               the store (sb_deskmgr); NULL: the store's */
     const char *filter_dir; /* sensitive-word lists, NAME.txt; NULL: none */
     sb_durability durability;
     sb_gw_config gw;
-    uint32_t idle_ms;          /* close a WebSocket silent this long */
-    uint32_t handshake_ms;     /* an HTTP request must complete in this */
-    uint32_t out_bytes_max;    /* unsent bytes per connection, then close */
-    uint32_t conns_max;        /* open TCP connections */
+    uint32_t idle_ms;            /* close a WebSocket silent this long */
+    uint32_t handshake_ms;       /* an HTTP request must complete in this */
+    uint32_t out_bytes_max;      /* unsent bytes per connection, then close */
+    uint32_t conns_max;          /* open TCP connections */
     uint32_t conns_per_addr_max; /* open TCP connections per IPv4 address
                                     or IPv6 /64, then 429; 0: no limit */
     /* WebSocket upgrades carrying an Origin header (browsers) are taken
@@ -36,7 +36,7 @@ typedef struct sb_server_config {
      * and key; NULL: plain HTTP and ws://. */
     const char *tls_cert;
     const char *tls_key;
-    uint32_t drain_ms_max;     /* SIGTERM: wait this long for the store */
+    uint32_t drain_ms_max; /* SIGTERM: wait this long for the store */
     bool quiet;
     bool demo; /* GET /demo/token mints tokens for loopback peers */
 } sb_server_config;

@@ -22,10 +22,10 @@
 
 #define SVC_SENDER_SYSTEM "system"
 #define SVC_SENDER_BOT "bot"
-#define SVC_QUERY_BYTES_MAX 256
 #define SVC_QUEUE_NOTIFY_MAX 1000 /* queued customers told their position */
 
-/* ---- messages the server writes -------------------------------------------- */
+/* ---- messages the server writes --------------------------------------------
+ */
 
 static Sbp__Message *msg_new(uint64_t conv_id, const char *sender,
                              Sbp__MsgType type, const char *body,
@@ -50,8 +50,8 @@ static Sbp__Message *msg_new(uint64_t conv_id, const char *sender,
 static Sbp__Message *event_new(uint64_t conv_id, const char *key,
                                const char *a0, const char *a1)
 {
-    Sbp__Message *m = msg_new(conv_id, SVC_SENDER_SYSTEM,
-                              SBP__MSG_TYPE__MSG_EVENT, "", "");
+    Sbp__Message *m =
+        msg_new(conv_id, SVC_SENDER_SYSTEM, SBP__MSG_TYPE__MSG_EVENT, "", "");
     Sbp__Event *e = malloc(sizeof *e);
     if (!m || !e) goto oom;
     sbp__event__init(e);
@@ -83,8 +83,8 @@ static Sbp__Message *robot_new(uint64_t conv_id, const char *text,
                                char *const *quick, size_t n_quick,
                                const char *lang)
 {
-    Sbp__Message *m = msg_new(conv_id, SVC_SENDER_BOT,
-                              SBP__MSG_TYPE__MSG_ROBOT, text, lang);
+    Sbp__Message *m =
+        msg_new(conv_id, SVC_SENDER_BOT, SBP__MSG_TYPE__MSG_ROBOT, text, lang);
     if (!m || n_quick == 0) return m;
     m->quick_replies = calloc(n_quick, sizeof *m->quick_replies);
     if (!m->quick_replies) goto oom;
@@ -154,7 +154,8 @@ static const char *bot_member(conv *c)
     return NULL;
 }
 
-/* ---- conversation updates ------------------------------------------------------ */
+/* ---- conversation updates
+ * ------------------------------------------------------ */
 
 static void fill_conv(sb_gw *gw, const conv *c, Sbp__Conversation *pc,
                       Sbp__Member **mp, Sbp__Member *ms)
@@ -212,8 +213,8 @@ static void notify_queue(sb_gw *gw, int group)
 {
     static uint64_t ids[SVC_QUEUE_NOTIFY_MAX];
     if (group < 0) return;
-    size_t n = sb_desk_queue_list(gw->cfg.desk, group, ids,
-                                  SVC_QUEUE_NOTIFY_MAX);
+    size_t n =
+        sb_desk_queue_list(gw->cfg.desk, group, ids, SVC_QUEUE_NOTIFY_MAX);
     for (size_t i = 0; i < n; i++) {
         conv *c = sb_map_get(&gw->convs, ids[i]);
         if (c) notify_conv(gw, c);
@@ -401,7 +402,8 @@ static void requeue(sb_gw *gw, conv *c)
     handoff(gw, c, g, "en", ev, NULL, NULL, 0);
 }
 
-/* ---- the bot ---------------------------------------------------------------- */
+/* ---- the bot ----------------------------------------------------------------
+ */
 
 static void bot_turn(sb_gw *gw, conv *c, const Sbp__Message *m)
 {
@@ -420,8 +422,8 @@ static void bot_turn(sb_gw *gw, conv *c, const Sbp__Message *m)
         break;
     case SB_BOT_UNMATCHED: {
         char *q[1] = {(char *)human_label(m->lang)};
-        append(gw, robot_new(c->id, sb_desk_text(&def->fallback, m->lang), q,
-                             1, m->lang));
+        append(gw, robot_new(c->id, sb_desk_text(&def->fallback, m->lang), q, 1,
+                             m->lang));
         break;
     }
     case SB_BOT_HANDOFF: {
@@ -465,7 +467,8 @@ void sb__svc_after_message(sb_gw *gw, conv *c, const Sbp__Message *m)
     }
 }
 
-/* ---- OPEN of a service conversation ---------------------------------------- */
+/* ---- OPEN of a service conversation ----------------------------------------
+ */
 
 void sb__svc_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
@@ -526,7 +529,8 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
     if (pc) sbp__conversation__free_unpacked(pc, NULL);
 }
 
-/* ---- requests ------------------------------------------------------------------ */
+/* ---- requests
+ * ------------------------------------------------------------------ */
 
 static bool is_service(const conv *c)
 {
@@ -570,7 +574,7 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame **fp)
     }
     /* Route first, so that the agent handing the conversation on is not
      * chosen again; then its room goes to the queue, in queue order. */
-    char old_agent[65] = "";
+    char old_agent[SB_ID_BYTES_MAX + 1] = "";
     if (c->state == SBP__CONV_STATE__STATE_ASSIGNED)
         sb__gw_copy_str(old_agent, sizeof old_agent, c->agent);
     if (c->state == SBP__CONV_STATE__STATE_QUEUED) {
@@ -585,8 +589,8 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame **fp)
         route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, t->to_agent,
               &ev, 1, s, f->rid);
     } else {
-        Sbp__Message *ev = event_new(c->id, "conv.transferred", t->to_group,
-                                     NULL);
+        Sbp__Message *ev =
+            event_new(c->id, "conv.transferred", t->to_group, NULL);
         handoff(gw, c, g, "en", ev, old_agent, s, f->rid);
     }
     if (old_agent[0]) {
@@ -615,7 +619,7 @@ static void on_close(sb_gw *gw, sess *s, Sbp__Frame **fp)
         send_ok(gw, s, f->rid);
         return;
     }
-    char freed[65];
+    char freed[SB_ID_BYTES_MAX + 1];
     release_agent(gw, c, freed, sizeof freed);
     Sbp__Message *ev = event_new(c->id, "conv.closed", s->user_id, NULL);
     route(gw, c, SBP__CONV_STATE__STATE_CLOSED, c->group, "", &ev, 1, s,
@@ -726,7 +730,8 @@ static void on_tag(sb_gw *gw, sess *s, Sbp__Frame **fp)
 
 static void free_strs(char **v, size_t n)
 {
-    for (size_t i = 0; i < n; i++) free(v[i]);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 
@@ -776,13 +781,15 @@ static void on_agent_state(sb_gw *gw, sess *s, const Sbp__Frame *f)
     }
     sb_desk_set_status(d, s->user_id, st, gw->now_ms);
     send_agent_state(gw, s, f->rid);
-    if (st == SBP__AGENT_STATUS__AGENT_ONLINE) assign_from_queue(gw, s->user_id);
+    if (st == SBP__AGENT_STATUS__AGENT_ONLINE)
+        assign_from_queue(gw, s->user_id);
 }
 
 static void on_conv_list(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
     const Sbp__ConvList *l = f->conv_list;
-    if (strlen(l->cursor) >= 64 || strlen(l->tag) > SB_STORE_TAG_BYTES_MAX) {
+    if (strlen(l->cursor) > SB_LIST_CURSOR_BYTES_MAX ||
+        strlen(l->tag) > SB_TAG_BYTES_MAX) {
         sb__gw_send_error(gw, s, f->rid, SB_E_INVALID, NULL);
         return;
     }
@@ -817,9 +824,9 @@ static void on_search(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
     const Sbp__Search *q = f->search;
     size_t n = strlen(q->query);
-    if (n == 0 || n > SVC_QUERY_BYTES_MAX) {
-        sb__gw_send_error(gw, s, f->rid,
-                          n ? SB_E_TOO_LARGE : SB_E_INVALID, NULL);
+    if (n == 0 || n > SB_QUERY_BYTES_MAX) {
+        sb__gw_send_error(gw, s, f->rid, n ? SB_E_TOO_LARGE : SB_E_INVALID,
+                          NULL);
         return;
     }
     sb_req *r = sb__gw_req_new(SB_REQ_SEARCH, s, f->rid);
@@ -906,7 +913,8 @@ bool sb__svc_frame(sb_gw *gw, sess *s, Sbp__Frame **fp)
     }
 }
 
-/* ---- store completions --------------------------------------------------------- */
+/* ---- store completions
+ * --------------------------------------------------------- */
 
 static void route_done(sb_gw *gw, sess *s, sb_req *r)
 {
@@ -915,7 +923,7 @@ static void route_done(sb_gw *gw, sess *s, sb_req *r)
         /* Members follow the assignment; the routing fields in memory are
          * already ahead of the store, keep them. */
         Sbp__ConvState st = c->state;
-        char group[65], agent[65];
+        char group[SB_ID_BYTES_MAX + 1], agent[SB_ID_BYTES_MAX + 1];
         sb__gw_copy_str(group, sizeof group, c->group);
         sb__gw_copy_str(agent, sizeof agent, c->agent);
         sb__gw_conv_refresh(gw, r->u.route.conv);
@@ -983,7 +991,8 @@ static void send_list(sb_gw *gw, sess *s, sb_req *r)
             if (pc->last_message)
                 sb__gw_render(gw, &pc->last_message, 1, s->locale);
             if (gw->cfg.desk)
-                pc->queue_position = sb_desk_position(gw->cfg.desk, pc->conv_id);
+                pc->queue_position =
+                    sb_desk_position(gw->cfg.desk, pc->conv_id);
         }
         Sbp__Frame f = SBP__FRAME__INIT;
         f.rid = r->rid;
@@ -1051,7 +1060,8 @@ bool sb__svc_store_done(sb_gw *gw, sess *s, sb_req *r)
     }
 }
 
-/* ---- presence and start ------------------------------------------------------- */
+/* ---- presence and start
+ * ------------------------------------------------------- */
 
 void sb__svc_presence(sb_gw *gw, const char *user_id, bool online)
 {

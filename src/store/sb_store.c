@@ -25,14 +25,11 @@
 
 #define SCHEMA_VERSION 4
 #define BUSY_TIMEOUT_MS 5000
-#define CACHE_KIB 8192       /* page cache per connection */
-#define USER_ID_BYTES_MAX 64 /* user and device ids */
-#define CLIENT_MSG_ID_BYTES 16
-#define TEXT_BYTES_MAX 64          /* desk and group names */
-#define LIST_GROUPS_MAX 64         /* queued groups per conv_list */
-#define SEARCH_QUERY_BYTES_MAX 512 /* a search query */
-#define SEARCH_WORDS_MAX 16        /* words per query */
-#define TRIGRAM_CHARS 3            /* shorter words cannot use the index */
+#define CACHE_KIB 8192                 /* page cache per connection */
+#define TEXT_BYTES_MAX SB_ID_BYTES_MAX /* desk and group names */
+#define LIST_GROUPS_MAX 64             /* queued groups per conv_list */
+#define SEARCH_WORDS_MAX 16            /* words per query */
+#define TRIGRAM_CHARS 3                /* shorter words cannot use the index */
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -143,8 +140,8 @@ static const char *const MIGRATIONS[SCHEMA_VERSION] = {
 };
 
 #define MSG_COLS_(p)                                                           \
-    p "msg_id, " p "conv_id, " p "seq, " p "sender, " p "sender_device, " p   \
-      "client_msg_id, " p "type, " p "body, " p "quote_seq, " p "lang, " p    \
+    p "msg_id, " p "conv_id, " p "seq, " p "sender, " p "sender_device, " p    \
+      "client_msg_id, " p "type, " p "body, " p "quote_seq, " p "lang, " p     \
       "server_ts, " p "extra, " p "recalled, " p "tagged, " p "review"
 #define MSG_COLS MSG_COLS_("")
 
@@ -268,11 +265,11 @@ static const char *const STMT_SQL[ST_COUNT] = {
     [ST_RELEASE] = "RELEASE sb",
     [ST_ROLLBACK_TO] = "ROLLBACK TO sb",
     [ST_TAGS_GET] = "SELECT tag FROM tags WHERE conv_id = ?1 AND seq = ?2"
-                    " ORDER BY tag LIMIT " STR(SB_STORE_TAGS_MAX),
+                    " ORDER BY tag LIMIT " STR(SB_TAGS_MAX),
     /* substr counts characters: at least the bytes wanted, cut in C */
-    [ST_QUOTE_GET] = "SELECT sender, type, substr(body, 1, "
-                     STR(SB_STORE_QUOTE_BYTES) "), recalled FROM messages"
-                     " WHERE conv_id = ?1 AND seq = ?2",
+    [ST_QUOTE_GET] = "SELECT sender, type, substr(body, 1, " STR(
+        SB_QUOTE_BYTES) "), recalled FROM messages"
+                        " WHERE conv_id = ?1 AND seq = ?2",
     [ST_MSG_GET] = "SELECT " MSG_COLS " FROM messages"
                    " WHERE conv_id = ?1 AND seq = ?2",
     [ST_MSG_ID] = "SELECT msg_id FROM messages WHERE conv_id = ?1 AND seq = ?2",
@@ -347,8 +344,7 @@ static sqlite3_int64 i64(uint64_t v)
 
 static bool id_valid(const char *id)
 {
-    return id && id[0] &&
-           strnlen(id, USER_ID_BYTES_MAX + 1) <= USER_ID_BYTES_MAX;
+    return id && id[0] && strnlen(id, SB_ID_BYTES_MAX + 1) <= SB_ID_BYTES_MAX;
 }
 
 static void bind_str(sqlite3_stmt *st, int i, const char *v)
@@ -409,13 +405,12 @@ static bool text_valid(const char *t, size_t max)
     return n <= max && sb_utf8_valid(t, n);
 }
 
-/* A tag: 1..SB_STORE_TAG_BYTES_MAX bytes of UTF-8, no control characters. */
+/* A tag: 1..SB_TAG_BYTES_MAX bytes of UTF-8, no control characters. */
 static bool tag_valid(const char *t)
 {
     if (!t) return false;
-    size_t n = strnlen(t, SB_STORE_TAG_BYTES_MAX + 1);
-    if (n == 0 || n > SB_STORE_TAG_BYTES_MAX || !sb_utf8_valid(t, n))
-        return false;
+    size_t n = strnlen(t, SB_TAG_BYTES_MAX + 1);
+    if (n == 0 || n > SB_TAG_BYTES_MAX || !sb_utf8_valid(t, n)) return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f) return false;
     return true;
@@ -434,8 +429,8 @@ static size_t utf8_cut(const char *t, size_t n, size_t max)
 
 /* The tags of a conversation (seq 0) or of one of its messages, into a
  * repeated string field (left empty when there are none). */
-static int tags_load(sb_store *s, uint64_t conv_id, uint64_t seq,
-                     char ***tags, size_t *n_tags)
+static int tags_load(sb_store *s, uint64_t conv_id, uint64_t seq, char ***tags,
+                     size_t *n_tags)
 {
     sqlite3_stmt *st = s->st[ST_TAGS_GET];
     char **a = NULL;
@@ -443,9 +438,9 @@ static int tags_load(sb_store *s, uint64_t conv_id, uint64_t seq,
     int rc;
     sqlite3_bind_int64(st, 1, i64(conv_id));
     sqlite3_bind_int64(st, 2, i64(seq));
-    /* The statement's LIMIT keeps n within SB_STORE_TAGS_MAX. */
+    /* The statement's LIMIT keeps n within SB_TAGS_MAX. */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!a && !(a = calloc(SB_STORE_TAGS_MAX, sizeof *a))) goto nomem;
+        if (!a && !(a = calloc(SB_TAGS_MAX, sizeof *a))) goto nomem;
         const char *t = (const char *)sqlite3_column_text(st, 0);
         if (!t) continue;
         if (!(a[n] = str_dup_n(t, (size_t)sqlite3_column_bytes(st, 0))))
@@ -471,7 +466,7 @@ err:
 }
 
 /* What a message shows of the message it quotes: sender, type, recall and
- * the first SB_STORE_QUOTE_BYTES bytes of its body. Nothing if it is not
+ * the first SB_QUOTE_BYTES bytes of its body. Nothing if it is not
  * there (append lets no message quote one that is not). */
 static int quote_load(sb_store *s, uint64_t conv_id, uint64_t seq,
                       Sbp__Quote **out)
@@ -495,7 +490,7 @@ static int quote_load(sb_store *s, uint64_t conv_id, uint64_t seq,
     const char *body = (const char *)sqlite3_column_text(st, 2);
     size_t n = (size_t)sqlite3_column_bytes(st, 2);
     if (!q->recalled && body && n) {
-        char *b = str_dup_n(body, utf8_cut(body, n, SB_STORE_QUOTE_BYTES));
+        char *b = str_dup_n(body, utf8_cut(body, n, SB_QUOTE_BYTES));
         if (!b) goto out;
         q->body = b;
     }
@@ -826,7 +821,7 @@ int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
     *duplicate = false;
     bool keyed = msg->client_msg_id.len != 0;
     if (!id_valid(msg->sender)) return SB_E_INVALID;
-    if (keyed && (msg->client_msg_id.len != CLIENT_MSG_ID_BYTES ||
+    if (keyed && (msg->client_msg_id.len != SB_CLIENT_MSG_ID_BYTES ||
                   !msg->client_msg_id.data))
         return SB_E_INVALID;
     if (msg->n_quick_replies && !msg->quick_replies) return SB_E_INVALID;
@@ -919,7 +914,7 @@ static int members_load(sb_store *s, Sbp__Conversation *c)
     size_t cap = 0;
     int rc = 0;
     sqlite3_bind_int64(st, 1, i64(c->conv_id));
-    sqlite3_bind_int(st, 2, SB_STORE_MEMBERS_MAX);
+    sqlite3_bind_int(st, 2, SB_MEMBERS_MAX);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (c->n_members == cap) {
             size_t ncap = cap ? cap * 2 : 4;
@@ -975,7 +970,8 @@ static int conv_load(sb_store *s, uint64_t conv_id, Sbp__Conversation **out)
         c->resolution_ms = closed ? closed - c->created_ts : 0;
     }
     if ((rc = col_text(st, 2, &c->title)) || (rc = col_text(st, 5, &c->desk)) ||
-        (rc = col_text(st, 6, &c->group)) || (rc = col_text(st, 7, &c->agent)) ||
+        (rc = col_text(st, 6, &c->group)) ||
+        (rc = col_text(st, 7, &c->agent)) ||
         (rc = col_text(st, 8, &c->customer)))
         goto err;
     sqlite3_reset(st);
@@ -1035,8 +1031,8 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
     if (kind != SBP__CONV_KIND__CONV_DIRECT &&
         kind != SBP__CONV_KIND__CONV_SERVICE)
         return SB_E_INVALID;
-    if (n == 0 || n > SB_STORE_MEMBERS_MAX) return SB_E_INVALID;
-    Sbp__Role role[SB_STORE_MEMBERS_MAX];
+    if (n == 0 || n > SB_MEMBERS_MAX) return SB_E_INVALID;
+    Sbp__Role role[SB_MEMBERS_MAX];
     size_t customers = 0;
     const char *customer = "";
     for (size_t i = 0; i < n; i++) {
@@ -1186,14 +1182,14 @@ int sb_store_receipts(sb_store *s, uint64_t conv_id, Sbp__ReadNotify ***out,
     uint64_t last_seq;
     bool member;
     if ((rc = conv_member(s, conv_id, "", &last_seq, &member))) goto out;
-    list = calloc(SB_STORE_MEMBERS_MAX, sizeof *list);
+    list = calloc(SB_MEMBERS_MAX, sizeof *list);
     if (!list) {
         rc = -ENOMEM;
         goto out;
     }
     sqlite3_stmt *st = s->st[ST_MEMBERS_GET];
     sqlite3_bind_int64(st, 1, i64(conv_id));
-    sqlite3_bind_int(st, 2, SB_STORE_MEMBERS_MAX);
+    sqlite3_bind_int(st, 2, SB_MEMBERS_MAX);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         Sbp__ReadNotify *r = malloc(sizeof *r);
         if (!r) break;
@@ -1450,7 +1446,8 @@ err:
     return rc;
 }
 
-/* ---- customer service ------------------------------------------------------ */
+/* ---- customer service ------------------------------------------------------
+ */
 
 int sb__store_savepoint(sb_store *s)
 {
@@ -1496,9 +1493,9 @@ int sb_store_service_open(sb_store *s, const char *customer, const char *desk,
     if (found) return conv_load(s, (uint64_t)found, out);
 
     uint64_t conv_id;
-    rc = conv_insert(s, SBP__CONV_KIND__CONV_SERVICE,
-                     SBP__CONV_STATE__STATE_BOT, "", desk, group, customer,
-                     now_ms, &conv_id);
+    rc =
+        conv_insert(s, SBP__CONV_KIND__CONV_SERVICE, SBP__CONV_STATE__STATE_BOT,
+                    "", desk, group, customer, now_ms, &conv_id);
     if (rc) return rc;
     st = s->st[ST_MEMBER_INSERT];
     sqlite3_bind_int64(st, 1, i64(conv_id));
@@ -1528,7 +1525,7 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
         return SB_E_INVALID;
 
     sqlite3_stmt *st = s->st[ST_ROUTE_GET];
-    char was_agent[USER_ID_BYTES_MAX + 1] = "";
+    char was_agent[SB_ID_BYTES_MAX + 1] = "";
     Sbp__ConvState was = SBP__CONV_STATE__STATE_UNSPECIFIED;
     sqlite3_bind_int64(st, 1, i64(conv_id));
     int rc = sqlite3_step(st);
@@ -1538,7 +1535,8 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
         snprintf(was_agent, sizeof was_agent, "%s", a ? a : "");
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
     bool moved = strcmp(was_agent, agent) != 0;
     if (agent[0]) {
         /* Members other than the outgoing and incoming agents, plus one. */
@@ -1548,7 +1546,7 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
         bind_str(st, 2, was_agent);
         bind_str(st, 3, agent);
         if ((rc = int_query(st, &others))) return rc;
-        if (others + 1 > SB_STORE_MEMBERS_MAX) return SB_E_INVALID;
+        if (others + 1 > SB_MEMBERS_MAX) return SB_E_INVALID;
     }
 
     if (moved && was_agent[0]) {
@@ -1572,14 +1570,17 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
     bind_str(st, 3, group);
     bind_str(st, 4, agent);
     sqlite3_bind_int64(st, 5, now_ms);
-    sqlite3_bind_int(st, 6, state == SBP__CONV_STATE__STATE_QUEUED &&
-                                was != SBP__CONV_STATE__STATE_QUEUED);
-    sqlite3_bind_int(st, 7, state == SBP__CONV_STATE__STATE_ASSIGNED &&
-                                (was != SBP__CONV_STATE__STATE_ASSIGNED || moved));
+    sqlite3_bind_int(st, 6,
+                     state == SBP__CONV_STATE__STATE_QUEUED &&
+                         was != SBP__CONV_STATE__STATE_QUEUED);
+    sqlite3_bind_int(st, 7,
+                     state == SBP__CONV_STATE__STATE_ASSIGNED &&
+                         (was != SBP__CONV_STATE__STATE_ASSIGNED || moved));
     /* closed_ts: 1 set now, 0 clear, 2 keep (closed again) */
-    sqlite3_bind_int(st, 8, !closing ? 0
-                            : was == SBP__CONV_STATE__STATE_CLOSED ? 2
-                                                                   : 1);
+    sqlite3_bind_int(st, 8,
+                     !closing                               ? 0
+                     : was == SBP__CONV_STATE__STATE_CLOSED ? 2
+                                                            : 1);
     if (step_reset(st)) return SB_E_STORE;
     return out ? conv_load(s, conv_id, out) : 0;
 }
@@ -1683,16 +1684,14 @@ static int tag_step(sb_store *s, int id, uint64_t conv_id, uint64_t seq,
 
 /* Removals first, then additions: a tag in both lists stays. The limit is
  * checked on the result, under a savepoint that a refusal rolls back. */
-int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
-                 char *const *add, size_t n_add, char *const *remove,
-                 size_t n_remove)
+int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
+                 size_t n_add, char *const *remove, size_t n_remove)
 {
     assert(s);
     assert(n_add == 0 || add);
     assert(n_remove == 0 || remove);
     assert(in_write_txn(s));
-    if (n_add > SB_STORE_TAGS_MAX || n_remove > SB_STORE_TAGS_MAX)
-        return SB_E_TOO_LARGE;
+    if (n_add > SB_TAGS_MAX || n_remove > SB_TAGS_MAX) return SB_E_TOO_LARGE;
     for (size_t i = 0; i < n_add; i++)
         if (!tag_valid(add[i])) return SB_E_INVALID;
     for (size_t i = 0; i < n_remove; i++)
@@ -1702,7 +1701,8 @@ int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
     if (seq) sqlite3_bind_int64(st, 2, i64(seq));
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? SB_E_NOT_FOUND : SB_E_STORE;
     if (n_add + n_remove == 0) return 0;
 
     if ((rc = sb__store_savepoint(s))) return rc;
@@ -1718,7 +1718,7 @@ int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
         rc = int_query(st, &n);
     }
     if (rc) return rc; /* a store failure: the caller rolls back */
-    if (n > SB_STORE_TAGS_MAX) {
+    if (n > SB_TAGS_MAX) {
         rc = sb__store_savepoint_end(s, false);
         return rc ? rc : SB_E_TOO_LARGE;
     }
@@ -1732,7 +1732,8 @@ int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
     return sb__store_savepoint_end(s, true);
 }
 
-/* ---- conversation list ----------------------------------------------------- */
+/* ---- conversation list -----------------------------------------------------
+ */
 
 /* A conv_list cursor: "" or "<updated_ts>:<conv_id>" of the last entry of
  * the page before. */
@@ -1741,7 +1742,8 @@ static int list_cursor_parse(const char *c, bool *set, int64_t *ts,
 {
     *set = false;
     if (!c || !c[0]) return 0;
-    if (strnlen(c, 64) == 64) return SB_E_INVALID;
+    if (strnlen(c, SB_LIST_CURSOR_BYTES_MAX + 1) > SB_LIST_CURSOR_BYTES_MAX)
+        return SB_E_INVALID;
     char *end;
     errno = 0;
     long long t = strtoll(c, &end, 10);
@@ -1778,8 +1780,8 @@ static bool sql_add(char *sql, size_t size, size_t *n, const char *fmt, ...)
  * ?7 QUEUED, ?8 CONV_SERVICE, ?9... the queued groups. The candidates come
  * from an index (the user's memberships, the queues of the groups, a tag,
  * a state) whenever one fits; keyset order makes the pages stable. */
-static int list_prepare(sb_store *s, bool all, Sbp__ConvState state,
-                        bool tag, size_t n_groups, sqlite3_stmt **out)
+static int list_prepare(sb_store *s, bool all, Sbp__ConvState state, bool tag,
+                        size_t n_groups, sqlite3_stmt **out)
 {
     char sql[1024 + LIST_GROUPS_MAX * 8];
     size_t n = 0;
@@ -1806,14 +1808,14 @@ static int list_prepare(sb_store *s, bool all, Sbp__ConvState state,
         }
         sql_add(sql, sizeof sql, &n, ")");
     }
-    bool ok = sql_add(
-        sql, sizeof sql, &n,
-        " AND (?2 = 0 OR c.state = ?2)"
-        " AND (?3 = '' OR EXISTS(SELECT 1 FROM tags t WHERE t.conv_id ="
-        " c.conv_id AND t.seq = 0 AND t.tag = ?3))"
-        " AND (?4 IS NULL OR c.updated_ts < ?4 OR (c.updated_ts = ?4"
-        " AND c.conv_id < ?5))"
-        " ORDER BY c.updated_ts DESC, c.conv_id DESC LIMIT ?6");
+    bool ok =
+        sql_add(sql, sizeof sql, &n,
+                " AND (?2 = 0 OR c.state = ?2)"
+                " AND (?3 = '' OR EXISTS(SELECT 1 FROM tags t WHERE t.conv_id ="
+                " c.conv_id AND t.seq = 0 AND t.tag = ?3))"
+                " AND (?4 IS NULL OR c.updated_ts < ?4 OR (c.updated_ts = ?4"
+                " AND c.conv_id < ?5))"
+                " ORDER BY c.updated_ts DESC, c.conv_id DESC LIMIT ?6");
     assert(ok); /* the buffer holds the longest statement */
     (void)ok;
     return sqlite3_prepare_v2(s->db, sql, (int)n, out, NULL) == SQLITE_OK
@@ -1874,8 +1876,8 @@ int sb_store_conv_list(sb_store *s, const char *user_id, bool all,
     sbp__conv_list_resp__init(r);
     if (!(r->convs = malloc(limit * sizeof *r->convs))) goto err;
     if ((rc = read_begin(s, &own))) goto err;
-    if ((rc = list_prepare(s, all, state, tag[0] != 0, all ? 0 : n_groups,
-                           &st)))
+    if ((rc =
+             list_prepare(s, all, state, tag[0] != 0, all ? 0 : n_groups, &st)))
         goto err;
     bind_str(st, 1, user_id);
     sqlite3_bind_int(st, 2, (int)state);
@@ -1952,8 +1954,8 @@ static size_t space_at(const char *p, size_t n)
 
 static int words_split(const char *q, words *w)
 {
-    size_t len = strnlen(q, SEARCH_QUERY_BYTES_MAX + 1);
-    if (len > SEARCH_QUERY_BYTES_MAX) return SB_E_TOO_LARGE;
+    size_t len = strnlen(q, SB_QUERY_BYTES_MAX + 1);
+    if (len > SB_QUERY_BYTES_MAX) return SB_E_TOO_LARGE;
     if (!sb_utf8_valid(q, len)) return SB_E_INVALID;
     w->n = w->n_indexed = 0;
     size_t i = 0;
@@ -2069,9 +2071,9 @@ static int search_run(sb_store *s, const search_ctx *x, bool fts, int64_t lo,
             sql_add(sql, sizeof sql, &n, " AND m.body LIKE ?%zu ESCAPE '\\'",
                     5 + i);
     bool ok = sql_add(sql, sizeof sql, &n, " ORDER BY %s DESC LIMIT ?4",
-                      fts                      ? "f.rowid"
+                      fts                     ? "f.rowid"
                       : x->conv_id && lo == 0 ? "m.seq"
-                                               : "m.msg_id");
+                                              : "m.msg_id");
     assert(ok);
     (void)ok;
     sqlite3_stmt *st = NULL;
@@ -2114,8 +2116,12 @@ int sb_store_search(sb_store *s, const char *user_id, bool all,
     if (rc) return rc;
 
     const char *pat[SEARCH_WORDS_MAX];
-    search_ctx x = {.user_id = user_id, .all = all, .conv_id = conv_id,
-                    .w = &w, .pat = pat, .limit = limit};
+    search_ctx x = {.user_id = user_id,
+                    .all = all,
+                    .conv_id = conv_id,
+                    .w = &w,
+                    .pat = pat,
+                    .limit = limit};
     char *match = match_expr(&w), *pats = like_patterns(&w, pat);
     bool own = false;
     x.match = match;
@@ -2178,7 +2184,8 @@ out:
     return rc;
 }
 
-/* ---- service conversations ------------------------------------------------- */
+/* ---- service conversations -------------------------------------------------
+ */
 
 int sb_store_service_convs(sb_store *s, Sbp__ConvState state,
                            Sbp__Conversation ***out, size_t *n_out)
@@ -2210,8 +2217,8 @@ int sb_store_service_convs(sb_store *s, Sbp__ConvState state,
             list = a;
             cap = ncap;
         }
-        if ((rc = conv_load(s, (uint64_t)sqlite3_column_int64(st, 0),
-                            &list[n])))
+        if ((rc =
+                 conv_load(s, (uint64_t)sqlite3_column_int64(st, 0), &list[n])))
             goto err;
         n++;
     }
@@ -2328,7 +2335,7 @@ int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
     bind_str(st, 2, user_id);
     bind_str(st, 3, user_id);
     if ((rc = int_query(st, &last))) return rc;
-    if (last + 1 > SB_STORE_MEMBERS_MAX) return SB_E_TOO_LARGE;
+    if (last + 1 > SB_MEMBERS_MAX) return SB_E_TOO_LARGE;
     st = s->st[ST_MEMBER_AGENT];
     sqlite3_bind_int64(st, 1, i64(conv_id));
     bind_str(st, 2, user_id);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_limits.h"
 #include "switchboard.pb-c.h"
 
 typedef struct sb_store sb_store;
@@ -30,8 +31,7 @@ typedef enum sb_durability {
                                 survives a process crash, not a power cut */
 } sb_durability;
 
-#define SB_STORE_PAGE_MAX 500   /* messages per SYNC/HISTORY page */
-#define SB_STORE_MEMBERS_MAX 64 /* members per conversation */
+#define SB_STORE_PAGE_MAX 500 /* messages per SYNC/HISTORY page */
 
 /* Opens (creating if needed) the database at path (":memory:" allowed for
  * tests) and brings its schema up to date. Returns 0 or SB_E_STORE. */
@@ -91,7 +91,7 @@ int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,
  * creator among them) and returns it in *out (caller frees). A member
  * given ROLE_UNSPECIFIED gets the role the user was last seen with (or
  * stays unspecified if never seen). SB_E_INVALID for an unknown kind, no
- * members, more than SB_STORE_MEMBERS_MAX, or a repeated or malformed user
+ * members, more than SB_MEMBERS_MAX, or a repeated or malformed user
  * id; SB_E_FORBIDDEN if two members are customers (a customer talks to the
  * service side only). A SERVICE conversation starts in STATE_BOT, a DIRECT
  * one in STATE_OPEN. */
@@ -146,7 +146,8 @@ int sb_store_sync(sb_store *s, const char *user_id, bool all,
 int sb_store_history(sb_store *s, uint64_t conv_id, uint64_t before_seq,
                      uint32_t limit, Sbp__HistoryResp **out);
 
-/* ---- customer service ------------------------------------------------------ */
+/* ---- customer service ------------------------------------------------------
+ */
 
 /* Structured parts of a message (msg->event, quick_replies, card, media)
  * are stored by sb_store_append when set and returned by every read.
@@ -155,10 +156,6 @@ int sb_store_history(sb_store *s, uint64_t conv_id, uint64_t before_seq,
  * and msg->recalled; a recalled message is returned with an empty body and
  * no card or media. Conversations come back with desk, group, agent,
  * customer, tags and updated_ts set. */
-
-#define SB_STORE_TAG_BYTES_MAX 32
-#define SB_STORE_TAGS_MAX 32 /* per conversation or message */
-#define SB_STORE_QUOTE_BYTES 200
 
 /* The customer's service conversation at desk that is not CLOSED, if any
  * (*created false); else a new CONV_SERVICE conversation in STATE_BOT with
@@ -190,13 +187,12 @@ int sb_store_msg_get(sb_store *s, uint64_t conv_id, uint64_t seq,
 /* Marks a message recalled (idempotent). SB_E_NOT_FOUND if none. */
 int sb_store_recall(sb_store *s, uint64_t conv_id, uint64_t seq);
 
-/* Adds and removes tags (1..SB_STORE_TAG_BYTES_MAX bytes, at most
- * SB_STORE_TAGS_MAX per target) on conv (seq 0) or one of its messages.
+/* Adds and removes tags (1..SB_TAG_BYTES_MAX bytes, at most
+ * SB_TAGS_MAX per target) on conv (seq 0) or one of its messages.
  * SB_E_NOT_FOUND for a missing target, SB_E_INVALID for a bad tag,
  * SB_E_TOO_LARGE past the limit. */
-int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
-                 char *const *add, size_t n_add, char *const *remove,
-                 size_t n_remove);
+int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
+                 size_t n_add, char *const *remove, size_t n_remove);
 
 /* A page of conversations for a list, newest activity (updated_ts) first,
  * then conv_id: those user_id is a member of (all: every conversation),
@@ -238,7 +234,7 @@ int sb_store_index(sb_store *s, uint32_t max_msgs, uint64_t *left);
 /* Makes user_id a member of conv with role, or gives a member that role
  * (an external bot joining a service conversation). SB_E_NOT_FOUND
  * without the conversation, SB_E_INVALID for a malformed id or role,
- * SB_E_TOO_LARGE past SB_STORE_MEMBERS_MAX. */
+ * SB_E_TOO_LARGE past SB_MEMBERS_MAX. */
 int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
                         Sbp__Role role, int64_t now_ms);
 /* user_id stops being a member of conv (nothing happens if it is not

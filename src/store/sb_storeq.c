@@ -16,13 +16,15 @@
 
 #include "sb_error.h"
 
-#define INDEX_CHUNK 2000      /* messages indexed per idle transaction */
-#define INDEX_BUSY_CHUNK 250  /* per batch when catching up under load: about
-                                 3 ms, so commits behind it barely wait */
-#define INDEX_LAG_MAX 1000000 /* behind by more: catch up even when busy
-                                 (it bounds the scan a search makes; below
-                                 it, bursts of appends pay nothing) */
-#define INDEX_IDLE_MS 20      /* no write for this long: index */
+#define INDEX_CHUNK 2000 /* messages indexed per idle transaction */
+#define INDEX_BUSY_CHUNK                                                       \
+    250 /* per batch when catching up under load: about                        \
+           3 ms, so commits behind it barely wait */
+#define INDEX_LAG_MAX                                                          \
+    1000000              /* behind by more: catch up even when busy            \
+                            (it bounds the scan a search makes; below          \
+                            it, bursts of appends pay nothing) */
+#define INDEX_IDLE_MS 20 /* no write for this long: index */
 
 /* Checkpoints run on a thread of their own, so that a commit never waits
  * for one (they were a third of the writer's time under steady load, and
@@ -166,8 +168,8 @@ static bool kind_is_read(sb_req_kind k)
  * (SB_E_STORE, -ENOMEM) dooms it. */
 static bool rc_is_request_level(int rc)
 {
-    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID ||
-           rc == SB_E_FORBIDDEN || rc == SB_E_TOO_LARGE;
+    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN ||
+           rc == SB_E_TOO_LARGE;
 }
 
 /* The writer's clock, for a customer-service write that gives no time. */
@@ -188,8 +190,7 @@ static bool fixed_str_ok(const char *s, size_t size)
 static bool is_service_write(sb_req_kind k)
 {
     return k == SB_REQ_SERVICE_OPEN || k == SB_REQ_ROUTE ||
-           k == SB_REQ_RECALL || k == SB_REQ_TAG ||
-           k == SB_REQ_FIRST_RESPONSE;
+           k == SB_REQ_RECALL || k == SB_REQ_TAG || k == SB_REQ_FIRST_RESPONSE;
 }
 
 /* A customer-service write that did not happen: no conversation, and no
@@ -270,8 +271,7 @@ static int apply_service(sb_store *s, sb_req *r, int64_t now, bool *with_msgs)
             return SB_E_INVALID;
         *with_msgs = true;
         return sb_store_tag(s, r->u.tag.conv_id, r->u.tag.seq, r->u.tag.add,
-                            r->u.tag.n_add, r->u.tag.remove,
-                            r->u.tag.n_remove);
+                            r->u.tag.n_add, r->u.tag.remove, r->u.tag.n_remove);
     case SB_REQ_FIRST_RESPONSE:
         /* The time is that of the agent's reply, found by the store. */
         return sb_store_first_response(s, r->u.conv_get.conv_id, 0);
@@ -467,8 +467,8 @@ static void apply_read(sb_store *s, sb_req *r)
             break;
         }
         r->rc = sb_store_conv_list(
-            s, r->u.conv_list.user_id, r->u.conv_list.all,
-            r->u.conv_list.state, r->u.conv_list.tag, r->u.conv_list.groups,
+            s, r->u.conv_list.user_id, r->u.conv_list.all, r->u.conv_list.state,
+            r->u.conv_list.tag, r->u.conv_list.groups,
             r->u.conv_list.groups ? r->u.conv_list.n_groups : 0,
             r->u.conv_list.cursor, r->u.conv_list.limit, &r->u.conv_list.resp);
         break;

@@ -44,7 +44,8 @@ typedef enum sb_req_kind {
     SB_REQ_CONFIG_GET, /* u.config: read the values of keys */
 } sb_req_kind;
 
-#define SB_REQ_MSGS_MAX 4 /* messages appended with a customer-service write */
+/* Messages appended with a customer-service write. */
+#define SB_REQ_MSGS_MAX 4
 #define SB_REQ_CONFIG_KEYS_MAX 2 /* settings per CONFIG request */
 
 typedef struct sb_req sb_req;
@@ -62,9 +63,9 @@ struct sb_req {
             bool duplicate; /* out */
         } append;
         struct {
-            char user_id[65];
+            char user_id[SB_ID_BYTES_MAX + 1];
             Sbp__Role role;
-            char locale[16];
+            char locale[SB_LOCALE_BYTES_MAX + 1];
             int64_t now_ms;
         } user;
         struct {
@@ -77,12 +78,12 @@ struct sb_req {
             Sbp__Conversation *conv; /* out, then owned by the caller */
         } create;
         struct {
-            char user_id[65];
-            char device_id[65];
+            char user_id[SB_ID_BYTES_MAX + 1];
+            char device_id[SB_ID_BYTES_MAX + 1];
             uint64_t conv_id, seq;
         } cursor;
         struct {
-            char user_id[65];
+            char user_id[SB_ID_BYTES_MAX + 1];
             uint64_t conv_id, seq;
         } read;
         struct {
@@ -90,7 +91,7 @@ struct sb_req {
             Sbp__Conversation *conv; /* out, then owned by the caller */
         } conv_get;
         struct {
-            char user_id[65];
+            char user_id[SB_ID_BYTES_MAX + 1];
             bool all;
             Sbp__Cursor **cursors; /* owned by the caller */
             size_t n_cursors;
@@ -109,10 +110,11 @@ struct sb_req {
             size_t n;
         } receipts;
         struct {
-            char customer[65], desk[65], group[65];
+            char customer[SB_ID_BYTES_MAX + 1], desk[SB_ID_BYTES_MAX + 1],
+                group[SB_ID_BYTES_MAX + 1];
             /* An external bot ("": none) that joins a conversation this
              * creates, as a member with role bot. */
-            char bot[65];
+            char bot[SB_ID_BYTES_MAX + 1];
             int64_t now_ms;
             Sbp__Conversation *conv; /* out, then owned by the caller */
             bool created;            /* out */
@@ -120,10 +122,10 @@ struct sb_req {
         struct {
             uint64_t conv_id;
             Sbp__ConvState state;
-            char group[65], agent[65];
+            char group[SB_ID_BYTES_MAX + 1], agent[SB_ID_BYTES_MAX + 1];
             /* An external bot ("": none): it becomes a member (role bot)
              * when state is STATE_BOT, and stops being one otherwise. */
-            char bot[65];
+            char bot[SB_ID_BYTES_MAX + 1];
             int64_t now_ms;
             Sbp__Conversation *conv; /* out, then owned by the caller */
         } route;
@@ -142,18 +144,18 @@ struct sb_req {
             Sbp__Message *msg; /* out, then owned by the caller */
         } msg_get;
         struct {
-            char user_id[65];
+            char user_id[SB_ID_BYTES_MAX + 1];
             bool all;
             Sbp__ConvState state;
-            char tag[33];
+            char tag[SB_TAG_BYTES_MAX + 1];
             char **groups; /* owned by the caller; NULL: none */
             size_t n_groups;
-            char cursor[64];
+            char cursor[SB_LIST_CURSOR_BYTES_MAX + 1];
             uint32_t limit;
             Sbp__ConvListResp *resp; /* out, then owned by the caller */
         } conv_list;
         struct {
-            char user_id[65];
+            char user_id[SB_ID_BYTES_MAX + 1];
             bool all;
             uint64_t conv_id;
             char *query; /* owned by the caller */

@@ -42,7 +42,8 @@ static int spawn(harness_server *s)
     argv[n++] = "--secret";
     argv[n++] = HARNESS_SECRET;
     argv[n++] = "--quiet";
-    for (int i = 0; i < 16 && s->extra[i]; i++) argv[n++] = s->extra[i];
+    for (int i = 0; i < 16 && s->extra[i]; i++)
+        argv[n++] = s->extra[i];
     argv[n] = NULL;
     pid_t pid = fork();
     if (pid < 0) return -1;

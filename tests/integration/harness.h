@@ -14,7 +14,7 @@ typedef struct harness_server {
     pid_t pid;
     uint16_t port;
     char data_dir[256];
-    char url[128]; /* ws://127.0.0.1:PORT/ws */
+    char url[128];         /* ws://127.0.0.1:PORT/ws */
     const char *extra[16]; /* extra command-line options, NULL-terminated */
 } harness_server;
 

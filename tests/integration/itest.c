@@ -1509,7 +1509,8 @@ int it_http(uint16_t port, const void *req, size_t n, char *resp, size_t cap,
                       closed);
 }
 
-/* ---- a well-behaved pair in the background --------------------------------- */
+/* ---- a well-behaved pair in the background ---------------------------------
+ */
 
 static void pair_tick(uv_timer_t *t)
 {
@@ -1517,8 +1518,7 @@ static void pair_tick(uv_timer_t *t)
     uint64_t conv = atomic_load(&p->conv);
     for (int i = 0; i < 2; i++)
         if (!p->max_sends || p->d[i]->n_sends < p->max_sends)
-            it_send_n(p->d[i], conv, p->next[i]++, 1,
-                      i ? p->agent : p->cust);
+            it_send_n(p->d[i], conv, p->next[i]++, 1, i ? p->agent : p->cust);
 }
 
 static void *pair_main(void *arg)
@@ -1526,8 +1526,7 @@ static void *pair_main(void *arg)
     it_pair *p = arg;
     int64_t t0 = harness_now_ms();
     uint64_t conv = atomic_load(&p->conv);
-    if (it_device_start(p->d[1]) == 0 &&
-        it_device_wait_ready(p->d[1], 15000) &&
+    if (it_device_start(p->d[1]) == 0 && it_device_wait_ready(p->d[1], 15000) &&
         it_device_start(p->d[0]) == 0 && it_device_wait_ready(p->d[0], 15000))
         conv = it_open(p->d[0], p->agent, 15000);
     if (!conv) {
@@ -1539,7 +1538,8 @@ static void *pair_main(void *arg)
     p->timer.data = p;
     uv_timer_start(&p->timer, pair_tick, 0, p->interval_ms);
     atomic_store(&p->ready, 1);
-    while (!atomic_load(&p->stop)) it_run_for(&p->env, 20);
+    while (!atomic_load(&p->stop))
+        it_run_for(&p->env, 20);
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, NULL);
     bool ok = it_wait_sent(p->d, 2, 30000);

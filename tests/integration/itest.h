@@ -96,7 +96,7 @@ typedef struct it_msg {
     uint64_t body_hash;
     uint32_t body_len;
     uint8_t cmid[SB_CLIENT_MSG_ID_BYTES];
-    char sender[SB_USER_ID_BYTES_MAX + 1];
+    char sender[SB_ID_BYTES_MAX + 1];
     bool own; /* sender_device was this device */
 } it_msg;
 
@@ -133,9 +133,9 @@ typedef struct it_history {
 struct it_device {
     it_env *env;
     char name[96]; /* "user/device" */
-    char user[SB_USER_ID_BYTES_MAX + 1];
+    char user[SB_ID_BYTES_MAX + 1];
     char role[16];
-    char device_id[SB_USER_ID_BYTES_MAX + 1];
+    char device_id[SB_ID_BYTES_MAX + 1];
     char token[1024];
     /* The client configuration; strings point into this struct. Tests may
      * change fields before it_device_start(). */
@@ -247,7 +247,7 @@ typedef struct it_row {
     uint64_t conv_id, seq, msg_id;
     uint8_t cmid[SB_CLIENT_MSG_ID_BYTES];
     size_t cmid_len;
-    char sender[SB_USER_ID_BYTES_MAX + 1];
+    char sender[SB_ID_BYTES_MAX + 1];
     uint64_t body_hash;
     uint32_t body_len;
 } it_row;

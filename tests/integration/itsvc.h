@@ -40,12 +40,12 @@ void its_server_start(it_env *e, const char *tag, const char *desk);
 typedef struct its_msg {
     uint64_t seq, msg_id, quote_seq;
     Sbp__MsgType type;
-    char sender[SB_USER_ID_BYTES_MAX + 1];
+    char sender[SB_ID_BYTES_MAX + 1];
     char body[ITS_BODY_BYTES];
     char event[32]; /* event key */
     bool has_quote, recalled;
     uint64_t q_seq;
-    char q_sender[SB_USER_ID_BYTES_MAX + 1];
+    char q_sender[SB_ID_BYTES_MAX + 1];
     char q_body[ITS_BODY_BYTES];
     size_t n_quick;
     char quick[2][64]; /* the first quick replies' titles */
@@ -58,7 +58,7 @@ typedef struct its_conv {
     /* The last CONV_UPDATE. */
     unsigned updates;
     Sbp__ConvState state;
-    char agent[SB_USER_ID_BYTES_MAX + 1], group[65];
+    char agent[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1];
     uint32_t queue_pos;
     size_t members;
     /* on_recalled calls */
@@ -90,7 +90,7 @@ typedef struct its_ans {
 typedef struct its_dev {
     it_env *env;
     char name[160]; /* "user/device" */
-    char user[SB_USER_ID_BYTES_MAX + 1], device[SB_USER_ID_BYTES_MAX + 1];
+    char user[SB_ID_BYTES_MAX + 1], device[SB_ID_BYTES_MAX + 1];
     char locale[16];
     char token[1024];
     sb_client_config cfg;
@@ -105,7 +105,7 @@ typedef struct its_dev {
     int last_send_err;
     uint64_t last_send_seq;
     unsigned typing_on, typing_off;
-    char typing_user[SB_USER_ID_BYTES_MAX + 1];
+    char typing_user[SB_ID_BYTES_MAX + 1];
     unsigned errors; /* ERROR frames tied to no request */
     unsigned violations;
 } its_dev;

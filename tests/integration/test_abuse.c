@@ -80,10 +80,11 @@ static void pair_check(const char *what)
         nanosleep(&ts, NULL);
     }
     pair_stop();
-    fprintf(stderr, "%s: the pair sent %zu + %zu, problems %d, violations %u, "
-                    "connections %u + %u\n",
-            what, P.sent[0], P.sent[1], P.problems, P.violations,
-            P.readies[0], P.readies[1]);
+    fprintf(stderr,
+            "%s: the pair sent %zu + %zu, problems %d, violations %u, "
+            "connections %u + %u\n",
+            what, P.sent[0], P.sent[1], P.problems, P.violations, P.readies[0],
+            P.readies[1]);
     assert_int_equal(P.problems, 0);
     assert_int_equal(P.violations, 0);
     assert_true(P.sent[0] > 0 && P.sent[1] > 0);
@@ -105,7 +106,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* ---- raw helpers ------------------------------------------------------------- */
+/* ---- raw helpers
+ * ------------------------------------------------------------- */
 
 static void raw_hello(it_raw *r, sb_encoding enc, const char *user,
                       const char *role, const char *dev)
@@ -201,14 +203,15 @@ static uint32_t cmid_index(const uint8_t *id)
            (uint32_t)id[2] << 8 | id[3];
 }
 
-/* ---- flood ------------------------------------------------------------------- */
+/* ---- flood
+ * ------------------------------------------------------------------- */
 
 #define FLOOD 150
 
 typedef struct flood {
     uint64_t seq[FLOOD]; /* 0: not stored yet */
     bool refused[FLOOD];
-    uint64_t next_seq;  /* the seq the next accepted SEND must get */
+    uint64_t next_seq; /* the seq the next accepted SEND must get */
     int acks, limited;
 } flood;
 
@@ -255,8 +258,13 @@ static void flood_answers(it_raw *r, flood *fl, int n)
 static void test_flood(void **state)
 {
     (void)state;
-    const char *args[] = {"--sends-per-s", "50", "--send-burst", "20",
-                          "--durability", "os", NULL};
+    const char *args[] = {"--sends-per-s",
+                          "50",
+                          "--send-burst",
+                          "20",
+                          "--durability",
+                          "os",
+                          NULL};
     server_start(args);
     pair_start();
     int64_t t0 = harness_now_ms();
@@ -336,7 +344,8 @@ static void test_flood(void **state)
     pair_check("flood");
 }
 
-/* ---- slowloris ---------------------------------------------------------------- */
+/* ---- slowloris
+ * ---------------------------------------------------------------- */
 
 #define LORIS 20
 
@@ -387,8 +396,9 @@ static void test_slowloris(void **state)
         if (t < first) first = t;
         if (t > last) last = t;
     }
-    fprintf(stderr, "slowloris: %d connections dropped %lld..%lld ms after "
-                    "opening (deadline 500 ms, swept each second)\n",
+    fprintf(stderr,
+            "slowloris: %d connections dropped %lld..%lld ms after "
+            "opening (deadline 500 ms, swept each second)\n",
             LORIS, (long long)first, (long long)last);
     assert_true(first >= 450);
     assert_true(last <= 2600);
@@ -396,13 +406,14 @@ static void test_slowloris(void **state)
     char resp[512];
     bool closed;
     const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_int_equal(it_http(E.srv.port, req, sizeof req - 1, resp,
-                             sizeof resp, WAIT_MS, &closed),
+    assert_int_equal(it_http(E.srv.port, req, sizeof req - 1, resp, sizeof resp,
+                             WAIT_MS, &closed),
                      200);
     pair_check("slowloris");
 }
 
-/* ---- a client that never reads ------------------------------------------------- */
+/* ---- a client that never reads
+ * ------------------------------------------------- */
 
 #define LAZY_MSGS 1500
 #define LAZY_BODY 8000
@@ -410,8 +421,13 @@ static void test_slowloris(void **state)
 static void test_never_reads(void **state)
 {
     (void)state;
-    const char *args[] = {"--out-bytes-max", "2097152", "--sends-per-s", "0",
-                          "--durability", "os", NULL};
+    const char *args[] = {"--out-bytes-max",
+                          "2097152",
+                          "--sends-per-s",
+                          "0",
+                          "--durability",
+                          "os",
+                          NULL};
     server_start(args);
     pair_start();
     int64_t t0 = harness_now_ms();
@@ -456,8 +472,9 @@ static void test_never_reads(void **state)
     }
     assert_true(lazy.eof);
     it_raw_close(&lazy);
-    fprintf(stderr, "never_reads: %d messages sent in %lld ms; the lazy "
-                    "device got %d before it was dropped\n",
+    fprintf(stderr,
+            "never_reads: %d messages sent in %lld ms; the lazy "
+            "device got %d before it was dropped\n",
             LAZY_MSGS, (long long)(t_sent - t0), pushes);
     assert_true(pushes < LAZY_MSGS);
     /* The reading device was never disconnected. */
@@ -476,7 +493,8 @@ static void test_never_reads(void **state)
     pair_check("never_reads");
 }
 
-/* ---- 10,000 malformed frames ---------------------------------------------------- */
+/* ---- 10,000 malformed frames
+ * ---------------------------------------------------- */
 
 #define BAD_CONNS 80
 #define BAD_A 150 /* frames on a connection that is closed after 101 */
@@ -501,8 +519,12 @@ static void bad_frame(it_raw *r, bool counted, int k, sb_buf *b)
     int kind = counted ? k % 3 : k % 6;
     if (r->enc == SB_ENC_JSON) {
         static const char *const texts[] = {
-            "{\"rid\":1,\"send\":", "[1,2,3]", "{\"send\":{\"conv_id\":\"x\"}}",
-            "{\"welcome\":{}}", "{}", "{\"send\":{\"client_msg_id\":\"AQ==\"}}"};
+            "{\"rid\":1,\"send\":",
+            "[1,2,3]",
+            "{\"send\":{\"conv_id\":\"x\"}}",
+            "{\"welcome\":{}}",
+            "{}",
+            "{\"send\":{\"client_msg_id\":\"AQ==\"}}"};
         const char *t = texts[kind];
         sb_buf_append(b, t, strlen(t));
         return;
@@ -598,15 +620,17 @@ static void test_malformed(void **state)
         it_raw_close(&r);
     }
     sb_buf_free(&b);
-    fprintf(stderr, "malformed: %d frames on %d connections in %lld ms: "
-                    "%d ERRORs, %d closed 1008 after 101, %d alive\n",
+    fprintf(stderr,
+            "malformed: %d frames on %d connections in %lld ms: "
+            "%d ERRORs, %d closed 1008 after 101, %d alive\n",
             frames, BAD_CONNS, (long long)(harness_now_ms() - t0), errors,
             closes, alive);
     assert_int_equal(frames, 10000);
     pair_check("malformed");
 }
 
-/* ---- cross-conversation attempts ------------------------------------------------ */
+/* ---- cross-conversation attempts
+ * ------------------------------------------------ */
 
 typedef struct outsider {
     const char *user, *role;
@@ -627,9 +651,8 @@ static void test_cross_conversation(void **state)
     uint8_t id[SB_CLIENT_MSG_ID_BYTES];
     for (uint32_t i = 0; i < 3; i++) {
         cmid_make(id, 0xA1, i);
-        assert_int_equal(answer_of(&alice, it_raw_send_msg(&alice, id, conv,
-                                                           "private")),
-                         0);
+        assert_int_equal(
+            answer_of(&alice, it_raw_send_msg(&alice, id, conv, "private")), 0);
     }
     it_raw_close(&bob);
 
@@ -724,20 +747,26 @@ static void test_cross_conversation(void **state)
     long n = it_store_rows(E.data_dir, conv, &rows);
     int mine = 0, admin = 0;
     for (long k = 0; k < n; k++) {
-        if (strcmp(rows[k].sender, "alice") == 0) mine++;
-        else if (strcmp(rows[k].sender, "root") == 0) admin++;
-        else fail_msg("a message of %s in alice's conversation", rows[k].sender);
+        if (strcmp(rows[k].sender, "alice") == 0)
+            mine++;
+        else if (strcmp(rows[k].sender, "root") == 0)
+            admin++;
+        else
+            fail_msg("a message of %s in alice's conversation", rows[k].sender);
     }
     free(rows);
     assert_int_equal(mine, 3);
     assert_int_equal(admin, 2);
     it_raw_close(&alice);
-    fprintf(stderr, "cross_conversation: %d attempts refused (customer, agent, "
-                    "bot), %d allowed (admin)\n", refused, allowed);
+    fprintf(stderr,
+            "cross_conversation: %d attempts refused (customer, agent, "
+            "bot), %d allowed (admin)\n",
+            refused, allowed);
     pair_check("cross_conversation");
 }
 
-/* ---- identity ------------------------------------------------------------------ */
+/* ---- identity
+ * ------------------------------------------------------------------ */
 
 #define ISS "https://id.example.com"
 #define AUD "switchboard-test"
@@ -765,9 +794,9 @@ static void hello_expect(const char *token, int code, const char *what)
     it_raw r;
     assert_int_equal(it_raw_open(&r, E.srv.port, SB_ENC_PROTO, NULL), 0);
     int rc = it_raw_hello(&r, token, "ivan-1", WAIT_MS);
-    if (rc != code) fail_msg("%s: HELLO answered %d, expected %d", what, rc, code);
-    if (code != 0 &&
-        it_raw_wait_close(&r, WAIT_MS) != SB_WS_CLOSE_POLICY)
+    if (rc != code)
+        fail_msg("%s: HELLO answered %d, expected %d", what, rc, code);
+    if (code != 0 && it_raw_wait_close(&r, WAIT_MS) != SB_WS_CLOSE_POLICY)
         fail_msg("%s: not closed 1008", what);
     it_raw_close(&r);
 }
@@ -783,8 +812,7 @@ static void test_identity(void **state)
     hello_expect(mint(ISS, "billing", 3600, 0, HARNESS_SECRET), BAD,
                  "wrong audience");
     hello_expect(mint(ISS, "", 3600, 0, HARNESS_SECRET), BAD, "no audience");
-    hello_expect(mint("https://evil.example.com", AUD, 3600, 0,
-                      HARNESS_SECRET),
+    hello_expect(mint("https://evil.example.com", AUD, 3600, 0, HARNESS_SECRET),
                  BAD, "wrong issuer");
     hello_expect(mint("", AUD, 3600, 0, HARNESS_SECRET), BAD, "no issuer");
     hello_expect(mint(ISS, AUD, 3600, 0, "another-secret"), BAD,
@@ -798,12 +826,13 @@ static void test_identity(void **state)
     char none[1200], hdr[64];
     const char *hn = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
     sb_b64_encode((const uint8_t *)hn, strlen(hn), hdr, 1);
-    snprintf(none, sizeof none, "%s%.*s.", hdr,
-             (int)(strrchr(good, '.') - dot), dot);
+    snprintf(none, sizeof none, "%s%.*s.", hdr, (int)(strrchr(good, '.') - dot),
+             dot);
     hello_expect(none, BAD, "alg none");
 }
 
-/* ---- Origin allow-list, connections per address ----------------------------------- */
+/* ---- Origin allow-list, connections per address
+ * ----------------------------------- */
 
 static int upgrade_status(const char *origin)
 {
@@ -822,9 +851,13 @@ static int upgrade_status(const char *origin)
 static void test_origin_and_addr(void **state)
 {
     (void)state;
-    const char *args[] = {"--origin", "https://support.example.com",
-                          "--origin", "http://localhost:8080",
-                          "--conns-per-addr", "6", NULL};
+    const char *args[] = {"--origin",
+                          "https://support.example.com",
+                          "--origin",
+                          "http://localhost:8080",
+                          "--conns-per-addr",
+                          "6",
+                          NULL};
     server_start(args);
     assert_int_equal(upgrade_status("https://support.example.com"), 101);
     assert_int_equal(upgrade_status("http://localhost:8080"), 101);
@@ -836,7 +869,8 @@ static void test_origin_and_addr(void **state)
 
     /* Six open from 127.0.0.1; the seventh is refused, until one closes. */
     int fd[6];
-    for (int i = 0; i < 6; i++) assert_true((fd[i] = it_tcp_connect(E.srv.port)) >= 0);
+    for (int i = 0; i < 6; i++)
+        assert_true((fd[i] = it_tcp_connect(E.srv.port)) >= 0);
     const char hz[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     char resp[512];
     bool closed;
@@ -852,7 +886,8 @@ static void test_origin_and_addr(void **state)
                          WAIT_MS, &closed);
     }
     assert_int_equal(status, 200);
-    for (int i = 1; i < 6; i++) close(fd[i]);
+    for (int i = 1; i < 6; i++)
+        close(fd[i]);
 }
 
 int main(void)

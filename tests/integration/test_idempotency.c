@@ -241,8 +241,8 @@ static void test_idempotency(void **state)
 }
 
 /* A device that never ACKs gets the PUSH again (backoff doubling), and
- * after --retry-attempts resends its session is closed with 4013 (try again); it
- * catches up by SYNC on its next connection. */
+ * after --retry-attempts resends its session is closed with 4013 (try again);
+ * it catches up by SYNC on its next connection. */
 static void test_push_retry(void **state)
 {
     (void)state;

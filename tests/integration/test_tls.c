@@ -77,7 +77,7 @@ static void test_tls(void **state)
     snprintf(other, sizeof other, "%s/other.pem", dir);
 
     it_env_init(&E);
-    const char *args[] = {"--tls-cert", pem, "--tls-key", key,
+    const char *args[] = {"--tls-cert",   pem,  "--tls-key", key,
                           "--durability", "os", NULL};
     assert_int_equal(it_server_start(&E, args), 0);
     snprintf(E.url, sizeof E.url, "wss://127.0.0.1:%u/ws", E.srv.port);
@@ -121,8 +121,8 @@ static void test_tls(void **state)
     char resp[512];
     bool closed = false;
     const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_int_equal(it_http(E.srv.port, req, sizeof req - 1, resp,
-                             sizeof resp, 2000, &closed),
+    assert_int_equal(it_http(E.srv.port, req, sizeof req - 1, resp, sizeof resp,
+                             2000, &closed),
                      -1);
     assert_true(closed);
     /* The pair never noticed. */

@@ -96,7 +96,8 @@ void gwfake_pump(void)
 
 void gwfake_clear(uint64_t c)
 {
-    for (size_t i = 0; i < GF.nframes[c]; i++) sb_frame_free(GF.frames[c][i]);
+    for (size_t i = 0; i < GF.nframes[c]; i++)
+        sb_frame_free(GF.frames[c][i]);
     GF.nframes[c] = 0;
 }
 

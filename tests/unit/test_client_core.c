@@ -1551,12 +1551,12 @@ static void test_done_requests(void **state)
     const char *longtag[] = {"0123456789abcdef0123456789abcdefX"};
     assert_int_equal(sb_client_core_tag(t->cc, 7, 0, longtag, 1, NULL, 0, NULL),
                      SB_E_INVALID);
-    const char *many[SB_CLIENT_TAGS_MAX + 1];
-    for (size_t i = 0; i <= SB_CLIENT_TAGS_MAX; i++)
+    const char *many[SB_TAGS_MAX + 1];
+    for (size_t i = 0; i <= SB_TAGS_MAX; i++)
         many[i] = "t";
-    assert_int_equal(sb_client_core_tag(t->cc, 7, 0, NULL, 0, many,
-                                        SB_CLIENT_TAGS_MAX + 1, NULL),
-                     SB_E_TOO_LARGE);
+    assert_int_equal(
+        sb_client_core_tag(t->cc, 7, 0, NULL, 0, many, SB_TAGS_MAX + 1, NULL),
+        SB_E_TOO_LARGE);
     assert_int_equal(pull(t), 0);
     assert_int_equal(t->nans, 0);
 
@@ -1671,7 +1671,7 @@ static void test_list_search_canned(void **state)
     h *t = h_new();
     go_ready(t, 16);
     uint32_t rl, rs, rc, rl2;
-    char big[SB_CLIENT_QUERY_BYTES_MAX + 2];
+    char big[SB_QUERY_BYTES_MAX + 2];
     memset(big, 'q', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     assert_int_equal(sb_client_core_search(t->cc, 0, big, 10, &rs),

@@ -27,7 +27,8 @@ static void test_send_roundtrip(void **state)
     (void)state;
     for (int enc = 0; enc < 2; enc++) {
         uint8_t id[16];
-        for (int i = 0; i < 16; i++) id[i] = (uint8_t)(i * 17 + 3);
+        for (int i = 0; i < 16; i++)
+            id[i] = (uint8_t)(i * 17 + 3);
         Sbp__Send s = SBP__SEND__INIT;
         s.client_msg_id.data = id;
         s.client_msg_id.len = 16;
@@ -204,9 +205,10 @@ static void test_json_text_forms(void **state)
 {
     (void)state;
     /* Enums by name or number, 64-bit ints as strings, unknown keys ignored. */
-    const char *txt = "{\"rid\":3,\"send\":{\"conv_id\":\"18446744073709551615\","
-                      "\"type\":\"MSG_CARD\",\"body\":\"b\",\"future\":1,"
-                      "\"client_msg_id\":\"AAECAwQFBgcICQoLDA0ODw==\"}}";
+    const char *txt =
+        "{\"rid\":3,\"send\":{\"conv_id\":\"18446744073709551615\","
+        "\"type\":\"MSG_CARD\",\"body\":\"b\",\"future\":1,"
+        "\"client_msg_id\":\"AAECAwQFBgcICQoLDA0ODw==\"}}";
     Sbp__Frame *o = NULL;
     assert_int_equal(
         sb_frame_decode(SB_ENC_JSON, (const uint8_t *)txt, strlen(txt), &o), 0);
@@ -239,10 +241,17 @@ static void test_bad_input(void **state)
     (void)state;
     Sbp__Frame *o = (Sbp__Frame *)1;
     const char *bad_json[] = {
-        "", "{", "[1,2]", "{\"rid\":-1}", "{\"rid\":4294967296}",
-        "{\"send\":{\"conv_id\":-5}}", "{\"send\":{\"type\":\"NOPE\"}}",
-        "{\"send\":{\"client_msg_id\":\"!!!\"}}", "{\"send\":[]}",
-        "{\"send\":{\"body\":5}}", "{\"rid\":1,\"rid\":2}",
+        "",
+        "{",
+        "[1,2]",
+        "{\"rid\":-1}",
+        "{\"rid\":4294967296}",
+        "{\"send\":{\"conv_id\":-5}}",
+        "{\"send\":{\"type\":\"NOPE\"}}",
+        "{\"send\":{\"client_msg_id\":\"!!!\"}}",
+        "{\"send\":[]}",
+        "{\"send\":{\"body\":5}}",
+        "{\"rid\":1,\"rid\":2}",
         "{\"sync\":{\"cursors\":{}}}",
     };
     for (size_t i = 0; i < sizeof bad_json / sizeof *bad_json; i++) {
@@ -252,9 +261,9 @@ static void test_bad_input(void **state)
         assert_null(o);
     }
     const uint8_t bad_utf8[] = "{\"send\":{\"body\":\"\xc0\xaf\"}}";
-    assert_int_equal(sb_frame_decode(SB_ENC_JSON, bad_utf8,
-                                     sizeof bad_utf8 - 1, &o),
-                     SB_E_BAD_UTF8);
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, bad_utf8, sizeof bad_utf8 - 1, &o),
+        SB_E_BAD_UTF8);
     /* Truncated protobuf: a length prefix pointing past the end. */
     const uint8_t trunc[] = {0x62, 0x10, 0x08, 0x01};
     assert_int_equal(sb_frame_decode(SB_ENC_PROTO, trunc, sizeof trunc, &o),
@@ -301,8 +310,8 @@ static void test_b64(void **state)
 {
     (void)state;
     const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-    const char *std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-                         "Zm9vYmFy"};
+    const char *std[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                         "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
     for (int i = 0; i < 7; i++) {
         char out[16];
         uint8_t back[16];

@@ -17,8 +17,10 @@ static const char CFG[] =
     "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\",\"g2\"],"
     "\"greeting\":{\"en\":\"Hi\",\"zh-CN\":\"\xe4\xbd\xa0\xe5\xa5\xbd\"},"
     "\"rules\":{\"en\":[{\"keywords\":[\"human\"],\"handoff\":true},"
-    "{\"keywords\":[\"Refund\"],\"answer\":\"R\",\"quick_replies\":[\"a\",\"b\"]}],"
-    "\"zh-CN\":[{\"keywords\":[\"\xe4\xba\xba\xe5\xb7\xa5\"],\"handoff\":true}]}}],"
+    "{\"keywords\":[\"Refund\"],\"answer\":\"R\",\"quick_replies\":[\"a\","
+    "\"b\"]}],"
+    "\"zh-CN\":[{\"keywords\":[\"\xe4\xba\xba\xe5\xb7\xa5\"],\"handoff\":true}]"
+    "}}],"
     "\"agents\":[{\"id\":\"a1\",\"groups\":[\"g1\"],\"capacity\":2},"
     "{\"id\":\"a2\",\"groups\":[\"g1\"],\"capacity\":2},"
     "{\"id\":\"a3\",\"groups\":[\"g1\",\"g2\"],\"capacity\":2}]}";
@@ -50,8 +52,9 @@ static void test_texts_and_bot(void **state)
     assert_int_equal(sb_desk_bot(def, "en", "a Human please", &r),
                      SB_BOT_HANDOFF);
     assert_int_equal(sb_desk_bot(def, "en", "weather?", &r), SB_BOT_UNMATCHED);
-    assert_int_equal(sb_desk_bot(def, "zh-CN", "\xe8\xbd\xac\xe4\xba\xba\xe5\xb7\xa5", &r),
-                     SB_BOT_HANDOFF);
+    assert_int_equal(
+        sb_desk_bot(def, "zh-CN", "\xe8\xbd\xac\xe4\xba\xba\xe5\xb7\xa5", &r),
+        SB_BOT_HANDOFF);
     sb_desk_free(d);
 }
 
@@ -144,9 +147,9 @@ static void test_bad_config(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sb_desk *d = NULL;
         char err[256] = "";
-        assert_int_equal(sb_desk_parse(bad[i], strlen(bad[i]), &d, err,
-                                       sizeof err),
-                         SB_E_INVALID);
+        assert_int_equal(
+            sb_desk_parse(bad[i], strlen(bad[i]), &d, err, sizeof err),
+            SB_E_INVALID);
         assert_null(d);
         assert_true(strlen(err) > 0);
     }

@@ -111,13 +111,16 @@ static void test_fullwidth_and_compat(void **state)
     (void)state;
     sb_filter *f = one("policy: block\nbadword\n");
     const char *hits[] = {
-        "ｂａｄｗｏｒｄ",                  /* full-width */
-        "ＢＡＤＷＯＲＤ",                  /* full-width capitals */
-        "ｂad\xef\xbd\x97ord",           /* mixed widths */
+        "ｂａｄｗｏｒｄ",      /* full-width */
+        "ＢＡＤＷＯＲＤ",      /* full-width capitals */
+        "ｂad\xef\xbd\x97ord", /* mixed widths */
         /* 𝐛𝐚𝐝 (mathematical bold) */
-        "\xf0\x9d\x90\x9b\xf0\x9d\x90\x9a\xf0\x9d\x90\x9d" "word",
-        "b\xc3\xa1" "dword",              /* á: accents are stripped */
-        "ba\xcc\x81" "dword",             /* a + combining acute */
+        "\xf0\x9d\x90\x9b\xf0\x9d\x90\x9a\xf0\x9d\x90\x9d"
+        "word",
+        "b\xc3\xa1"
+        "dword", /* á: accents are stripped */
+        "ba\xcc\x81"
+        "dword", /* a + combining acute */
     };
     EXPECT_ALL(f, hits, SB_FILTER_BLOCK);
     sb_filter_release(f);
@@ -126,7 +129,9 @@ static void test_fullwidth_and_compat(void **state)
     f = one("policy: block\nＳＰＡＭ\nfine\nstrasse\n");
     assert_int_equal(verdict(f, "spam"), SB_FILTER_BLOCK);
     assert_int_equal(verdict(f, "\xef\xac\x81ne"), SB_FILTER_BLOCK); /* ﬁne */
-    assert_int_equal(verdict(f, "stra\xc3\x9f" "e"), SB_FILTER_BLOCK); /* ß */
+    assert_int_equal(verdict(f, "stra\xc3\x9f"
+                                "e"),
+                     SB_FILTER_BLOCK); /* ß */
     sb_filter_release(f);
 }
 
@@ -140,12 +145,22 @@ static void test_separators_between_letters(void **state)
         "b_a_d_w_o_r_d",
         "b*a*d*w*o*r*d",
         "b\taD\nWoRd",
-        "b\xe2\x80\x8b" "adword",                         /* U+200B */
-        "b\xe2\x80\x8c" "a\xe2\x80\x8d" "d\xe2\x81\xa0" "w\xef\xbb\xbf" "ord",
-        "b\xf0\x9f\x98\x80" "adword",                     /* an emoji */
-        "b\xef\xbc\x8e" "a\xe3\x80\x80" "dword",          /* ．and U+3000 */
-        "b\xc2\xad" "adword",                             /* soft hyphen */
-        "b\xe2\x80\x8e" "adword",                         /* LRM */
+        "b\xe2\x80\x8b"
+        "adword", /* U+200B */
+        "b\xe2\x80\x8c"
+        "a\xe2\x80\x8d"
+        "d\xe2\x81\xa0"
+        "w\xef\xbb\xbf"
+        "ord",
+        "b\xf0\x9f\x98\x80"
+        "adword", /* an emoji */
+        "b\xef\xbc\x8e"
+        "a\xe3\x80\x80"
+        "dword", /* ．and U+3000 */
+        "b\xc2\xad"
+        "adword", /* soft hyphen */
+        "b\xe2\x80\x8e"
+        "adword", /* LRM */
     };
     EXPECT_ALL(f, hits, SB_FILTER_BLOCK);
     sb_filter_release(f);
@@ -155,9 +170,13 @@ static void test_chinese(void **state)
 {
     (void)state;
     sb_filter *f = one("policy: block\n傻瓜\n");
-    const char *hits[] = {"你是傻瓜吗",       "傻 瓜",   "傻，瓜",
-                          "傻　瓜",           "傻。瓜！", "傻-_-瓜",
-                          "傻\xe2\x80\x8b瓜", /* zero-width space */
+    const char *hits[] = {"你是傻瓜吗",
+                          "傻 瓜",
+                          "傻，瓜",
+                          "傻　瓜",
+                          "傻。瓜！",
+                          "傻-_-瓜",
+                          "傻\xe2\x80\x8b瓜",      /* zero-width space */
                           "傻\xf0\x9f\x98\x80瓜"}; /* an emoji */
     EXPECT_ALL(f, hits, SB_FILTER_BLOCK);
     /* Another letter between the two is not an evasion. */
@@ -181,8 +200,7 @@ static void test_policies(void **state)
     const char *t = "free money, darn";
     assert_int_equal(sb_filter_scan(f, t, strlen(t), &v), 0);
     assert_int_equal(v.policy, SB_FILTER_MASK); /* mask beats review */
-    assert_int_equal(v.policies,
-                     1u << SB_FILTER_MASK | 1u << SB_FILTER_REVIEW);
+    assert_int_equal(v.policies, 1u << SB_FILTER_MASK | 1u << SB_FILTER_REVIEW);
     assert_int_equal(v.categories, 1u << 1 | 1u << 2);
     assert_int_equal(v.matches, 2);
     assert_string_equal(v.masked, "free money, ****");
@@ -219,7 +237,10 @@ static void test_mask_positions(void **state)
      * code point; what is around the span is kept, multibyte or not. */
     expect_masked(f, "我说 d.a-r n 了", "我说 ******* 了");
     expect_masked(f, "ｄａｒｎ！", "****！");
-    expect_masked(f, "d\xe2\x80\x8b" "arn", "*****");
+    expect_masked(f,
+                  "d\xe2\x80\x8b"
+                  "arn",
+                  "*****");
     expect_masked(f, "该 死的", "***的");
     expect_masked(f, "该\xe2\x80\x8b死，该死", "***，**");
     expect_masked(f, "darn darn", "**** ****");
@@ -238,8 +259,8 @@ static void test_no_false_match(void **state)
     (void)state;
     sb_filter *f = one("policy: block\nbadword\n");
     const char *clean[] = {
-        "badminton world", "b-a-d-x-w-o-r-d", "badwor", "adword",
-        "bad 1 word", "bad我word",
+        "badminton world", "b-a-d-x-w-o-r-d", "badwor",
+        "adword",          "bad 1 word",      "bad我word",
     };
     EXPECT_ALL(f, clean, SB_FILTER_PASS);
     sb_filter_release(f);
@@ -249,10 +270,11 @@ static void test_no_false_match(void **state)
     assert_int_equal(verdict(f, "first class"), SB_FILTER_MASK);
     sb_filter_release(f);
     f = one("policy: mask\n|ass|\n|pre\npost|\n");
-    const char *no[] = {"first class", "assess", "glass", "grass hopper",
-                        "1ass", "ass2", "spree", "impostor", "ｃｌａｓｓ"};
+    const char *no[] = {"first class",  "assess",   "glass",
+                        "grass hopper", "1ass",     "ass2",
+                        "spree",        "impostor", "ｃｌａｓｓ"};
     EXPECT_ALL(f, no, SB_FILTER_PASS);
-    const char *yes[] = {"ass",  "you ass!", "a.s.s", "ASS", "我ass",
+    const char *yes[] = {"ass",    "you ass!", "a.s.s", "ASS",   "我ass",
                          "prefix", "signpost", "(ass)", "ａｓｓ"};
     EXPECT_ALL(f, yes, SB_FILTER_MASK);
     expect_masked(f, "you ass!", "you ***!");
@@ -298,7 +320,8 @@ static void test_invalid_text(void **state)
     sb_filter *f = three();
     /* Bytes that are not UTF-8 are unknown characters: no crash, no read
      * past the end, and a word broken by one is not matched. */
-    const char bad[] = "bad\xffword d\xc3" "arn \xe4\xbd";
+    const char bad[] = "bad\xffword d\xc3"
+                       "arn \xe4\xbd";
     assert_int_equal(verdict(f, bad), SB_FILTER_PASS);
     const char t[] = "darn\xed\xa0\x80";
     sb_filter_verdict v;
@@ -322,8 +345,7 @@ static void test_normalize(void **state)
     assert_string_equal(out, "helloworldfiss傻瓜1");
     assert_int_equal(n, strlen(out));
     char small[6];
-    assert_int_equal(sb_filter_normalize(t, strlen(t), small, sizeof small),
-                     n);
+    assert_int_equal(sb_filter_normalize(t, strlen(t), small, sizeof small), n);
     assert_string_equal(small, "hello");
     /* Only whole characters: no room for 傻 means nothing after it. */
     char cut[5];
@@ -369,7 +391,8 @@ static void rm_file(const tmpdir *d, const char *name)
 
 static void dir_remove(tmpdir *d, const char *const *names, size_t n)
 {
-    for (size_t i = 0; i < n; i++) rm_file(d, names[i]);
+    for (size_t i = 0; i < n; i++)
+        rm_file(d, names[i]);
     assert_int_equal(rmdir(d->path), 0);
 }
 
@@ -389,8 +412,9 @@ static void test_load_dir(void **state)
     (void)state;
     tmpdir d;
     dir_make(&d);
-    put(&d, "zz.txt", "\xef\xbb\xbf# a BOM, comments, CRLF, blank lines\r\n"
-                      "\r\n  Policy:  review \r\n  free money  \r\n#x\r\n");
+    put(&d, "zz.txt",
+        "\xef\xbb\xbf# a BOM, comments, CRLF, blank lines\r\n"
+        "\r\n  Policy:  review \r\n  free money  \r\n#x\r\n");
     put(&d, "aa.txt", "policy: block\nbadword");
     put(&d, "README.md", "not a list");
     put(&d, ".hidden.txt", "policy: nonsense");
@@ -583,15 +607,35 @@ static uint32_t rnd(uint32_t n)
 /* Pieces of text: letters (some in several forms), ignorables, a letter in
  * no word, one that normalises to two letters, and an invalid byte. */
 static const char *const PIECES[] = {
-    "a", "b", "c", "A", "\xef\xbd\x81" /* ａ */, "d", "傻", "瓜", "子",
-    "\xe5\x82\xbb" /* 傻 again */, " ", ".", "\xe2\x80\x8b", "，", "x",
-    "\xef\xac\x81" /* ﬁ */, "f", "i", "1", "\xff", "蛋", "坏", "笨",
+    "a",
+    "b",
+    "c",
+    "A",
+    "\xef\xbd\x81" /* ａ */,
+    "d",
+    "傻",
+    "瓜",
+    "子",
+    "\xe5\x82\xbb" /* 傻 again */,
+    " ",
+    ".",
+    "\xe2\x80\x8b",
+    "，",
+    "x",
+    "\xef\xac\x81" /* ﬁ */,
+    "f",
+    "i",
+    "1",
+    "\xff",
+    "蛋",
+    "坏",
+    "笨",
 };
 static const char *const WORD_PIECES[] = {"a", "b", "c", "傻", "瓜", "f", "i",
                                           "1", "B", " ", "蛋", "坏", "笨"};
 
 typedef struct ref_letter {
-    uint32_t cp;   /* normalised letter; 0: breaks every match */
+    uint32_t cp;    /* normalised letter; 0: breaks every match */
     size_t at, end; /* the code point it came from */
 } ref_letter;
 
@@ -599,8 +643,12 @@ typedef struct ref_letter {
 static size_t utf8_len(const char *s, size_t n)
 {
     unsigned char c = (unsigned char)s[0];
-    size_t k = c < 0x80 ? 1 : c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3
-             : c < 0xF5 ? 4 : 0;
+    size_t k = c < 0x80   ? 1
+               : c < 0xC2 ? 0
+               : c < 0xE0 ? 2
+               : c < 0xF0 ? 3
+               : c < 0xF5 ? 4
+                          : 0;
     return k == 0 || k > n || !sb_utf8_valid(s, k) ? 0 : k;
 }
 
@@ -637,7 +685,8 @@ static bool ref_alnum(const char *t, size_t n, size_t i, bool before)
     if (before) {
         if (i == 0) return false;
         size_t b = i - 1;
-        while (b > 0 && i - b < 4 && ((unsigned char)t[b] & 0xC0) == 0x80) b--;
+        while (b > 0 && i - b < 4 && ((unsigned char)t[b] & 0xC0) == 0x80)
+            b--;
         if (utf8_len(t + b, n - b) != i - b) b = i - 1;
         i = b;
     } else if (i >= n) {
@@ -672,13 +721,15 @@ static void test_against_reference(void **state)
         char text_of[3][1024];
         ref_word words[12];
         size_t nw = 1 + rnd(12);
-        for (int c = 0; c < 3; c++) snprintf(text_of[c], 1024, "%s", head[c]);
+        for (int c = 0; c < 3; c++)
+            snprintf(text_of[c], 1024, "%s", head[c]);
         for (size_t w = 0; w < nw; w++) {
             char word[128] = "";
             size_t len = 1 + rnd(round % 2 ? 12 : 4);
             for (size_t k = 0; k < len; k++)
-                strcat(word, WORD_PIECES[rnd(sizeof WORD_PIECES /
-                                             sizeof *WORD_PIECES)]);
+                strcat(
+                    word,
+                    WORD_PIECES[rnd(sizeof WORD_PIECES / sizeof *WORD_PIECES)]);
             if (strspn(word, " ") == strlen(word)) strcat(word, "a");
             ref_word *rw = &words[w];
             snprintf(rw->raw, sizeof rw->raw, "%s", word);
@@ -775,9 +826,9 @@ static void test_against_reference(void **state)
                          "got %d/%x/%x/%u \"%s\", want %d/%x/%x/%u \"%s\"",
                          round, text, text_of[0], text_of[1], text_of[2],
                          got.policy, got.policies, (unsigned)got.categories,
-                         got.matches, got.masked ? got.masked : "",
-                         want.policy, want.policies,
-                         (unsigned)want.categories, want.matches, masked);
+                         got.matches, got.masked ? got.masked : "", want.policy,
+                         want.policies, (unsigned)want.categories, want.matches,
+                         masked);
             sb_filter_verdict_clear(&got);
         }
         sb_filter_release(f);

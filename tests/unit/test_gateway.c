@@ -152,7 +152,8 @@ static uint64_t three_sessions(void)
     for (uint64_t c = 1; c <= 3; c++)
         assert_int_equal(last(c)->body_case, SBP__FRAME__BODY_WELCOME);
     uint64_t conv = open_conv(1, "bob");
-    for (uint64_t c = 1; c <= 3; c++) clear(c);
+    for (uint64_t c = 1; c <= 3; c++)
+        clear(c);
     return conv;
 }
 
@@ -237,7 +238,8 @@ static void test_idempotent_send(void **state)
 {
     (void)state;
     uint64_t conv = three_sessions();
-    for (int i = 0; i < 3; i++) send_msg(1, conv, 0x11, "once");
+    for (int i = 0; i < 3; i++)
+        send_msg(1, conv, 0x11, "once");
     assert_int_equal(count(1, SBP__FRAME__BODY_SEND_ACK), 3);
     Sbp__SendAck *first = F.frames[1][0]->send_ack;
     for (size_t i = 1; i < 3; i++) {

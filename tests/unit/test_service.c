@@ -138,8 +138,8 @@ static void test_full_scenario(void **state)
     assert_true(pushed(10, "Welcome"));
     /* A question the rules know. */
     gwfake_send(10, conv, 1, "I want a refund", 0);
-    uint64_t refund_seq = gwfake_last_of(10, SBP__FRAME__BODY_SEND_ACK)
-                              ->send_ack->seq;
+    uint64_t refund_seq =
+        gwfake_last_of(10, SBP__FRAME__BODY_SEND_ACK)->send_ack->seq;
     Sbp__Message *a = last_push(10);
     assert_string_equal(a->body, "Refunds take 5 days");
     assert_int_equal(a->n_quick_replies, 2);

@@ -83,7 +83,7 @@ static void cmid_set(uint8_t out[16], uint64_t n)
 static uint64_t conv_new_k(sb_store *s, Sbp__ConvKind kind,
                            const char *const *users, size_t n)
 {
-    Sbp__Role roles[SB_STORE_MEMBERS_MAX];
+    Sbp__Role roles[SB_MEMBERS_MAX];
     for (size_t i = 0; i < n; i++)
         roles[i] = i == 0 ? SBP__ROLE__ROLE_CUSTOMER : SBP__ROLE__ROLE_AGENT;
     Sbp__Conversation *c = NULL;
@@ -391,10 +391,10 @@ static void test_conv_create_get(void **state)
 
     /* Refusals create nothing (the next conversation takes the next id). */
     const char *dupu[] = {"a", "b", "a"};
-    const char *many[SB_STORE_MEMBERS_MAX + 1];
-    Sbp__Role many_roles[SB_STORE_MEMBERS_MAX + 1];
-    char names[SB_STORE_MEMBERS_MAX + 1][8];
-    for (int i = 0; i <= SB_STORE_MEMBERS_MAX; i++) {
+    const char *many[SB_MEMBERS_MAX + 1];
+    Sbp__Role many_roles[SB_MEMBERS_MAX + 1];
+    char names[SB_MEMBERS_MAX + 1][8];
+    for (int i = 0; i <= SB_MEMBERS_MAX; i++) {
         snprintf(names[i], sizeof names[i], "u%d", i);
         many[i] = names[i];
         many_roles[i] = i ? SBP__ROLE__ROLE_AGENT : SBP__ROLE__ROLE_CUSTOMER;
@@ -411,17 +411,17 @@ static void test_conv_create_get(void **state)
         sb_store_conv_create(s, (Sbp__ConvKind)9, "", u, roles, 3, NOW, &x),
         SB_E_INVALID);
     assert_int_equal(sb_store_conv_create(s, SBP__CONV_KIND__CONV_DIRECT, "",
-                                          many, many_roles,
-                                          SB_STORE_MEMBERS_MAX + 1, NOW, &x),
+                                          many, many_roles, SB_MEMBERS_MAX + 1,
+                                          NOW, &x),
                      SB_E_INVALID);
     assert_null(x);
     assert_int_equal(sb_store_conv_create(s, SBP__CONV_KIND__CONV_DIRECT, NULL,
-                                          many, many_roles,
-                                          SB_STORE_MEMBERS_MAX, NOW, &x),
+                                          many, many_roles, SB_MEMBERS_MAX, NOW,
+                                          &x),
                      0);
     assert_int_equal(sb_store_commit(s), 0);
     assert_int_equal(x->conv_id, c->conv_id + 1);
-    assert_int_equal(x->n_members, SB_STORE_MEMBERS_MAX);
+    assert_int_equal(x->n_members, SB_MEMBERS_MAX);
     assert_int_equal(x->state, SBP__CONV_STATE__STATE_OPEN);
     assert_string_equal(x->title, "");
     sbp__conversation__free_unpacked(x, NULL);
@@ -1869,7 +1869,8 @@ static void test_storeq_apply(void **state)
     sb_store_close(s);
 }
 
-/* ---- customer service ------------------------------------------------------ */
+/* ---- customer service ------------------------------------------------------
+ */
 
 static uint64_t svc_open1(sb_store *s, const char *cust, const char *desk,
                           const char *group, int64_t now, bool *created)
@@ -1877,8 +1878,8 @@ static uint64_t svc_open1(sb_store *s, const char *cust, const char *desk,
     Sbp__Conversation *c = NULL;
     bool cr = false;
     assert_int_equal(sb_store_begin(s), 0);
-    assert_int_equal(
-        sb_store_service_open(s, cust, desk, group, now, &c, &cr), 0);
+    assert_int_equal(sb_store_service_open(s, cust, desk, group, now, &c, &cr),
+                     0);
     assert_int_equal(sb_store_commit(s), 0);
     uint64_t id = c->conv_id;
     sbp__conversation__free_unpacked(c, NULL);
@@ -1961,7 +1962,8 @@ static char *search_bodies(sb_store *s, const char *user, bool all,
     out[0] = '\0';
     for (size_t i = 0; i < r->n_messages; i++) {
         assert_false(r->messages[i]->recalled);
-        if (i > 0) assert_true(r->messages[i - 1]->msg_id > r->messages[i]->msg_id);
+        if (i > 0)
+            assert_true(r->messages[i - 1]->msg_id > r->messages[i]->msg_id);
         n += (size_t)snprintf(out + n, sizeof out - n, "%s%s", i ? "|" : "",
                               r->messages[i]->body);
     }
@@ -1996,9 +1998,8 @@ static void test_service_open(void **state)
     assert_int_equal(svc_open1(s, "cust", "shop", "other", NOW + 5, &created),
                      c1);
     assert_false(created);
-    assert_int_equal(route1(s, c1, SBP__CONV_STATE__STATE_QUEUED, "sales", "",
-                            NOW + 6),
-                     0);
+    assert_int_equal(
+        route1(s, c1, SBP__CONV_STATE__STATE_QUEUED, "sales", "", NOW + 6), 0);
     assert_int_equal(svc_open1(s, "cust", "shop", "", NOW + 7, &created), c1);
     assert_false(created);
     /* Another desk, another customer: others. */
@@ -2007,9 +2008,8 @@ static void test_service_open(void **state)
     uint64_t c3 = svc_open1(s, "cust2", "shop", "", NOW, &created);
     assert_true(created && c3 != c1 && c3 != c2);
     /* After CLOSED, a new conversation. */
-    assert_int_equal(route1(s, c1, SBP__CONV_STATE__STATE_CLOSED, "sales", "",
-                            NOW + 8),
-                     0);
+    assert_int_equal(
+        route1(s, c1, SBP__CONV_STATE__STATE_CLOSED, "sales", "", NOW + 8), 0);
     uint64_t c4 = svc_open1(s, "cust", "shop", "sales", NOW + 9, &created);
     assert_true(created);
     assert_true(c4 != c1 && c4 != c2 && c4 != c3);
@@ -2022,8 +2022,9 @@ static void test_service_open(void **state)
     memset(longname, 'd', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
     assert_int_equal(sb_store_begin(s), 0);
-    assert_int_equal(sb_store_service_open(s, "", "shop", "", NOW, &x, &created),
-                     SB_E_INVALID);
+    assert_int_equal(
+        sb_store_service_open(s, "", "shop", "", NOW, &x, &created),
+        SB_E_INVALID);
     assert_null(x);
     assert_int_equal(
         sb_store_service_open(s, "cust9", longname, "", NOW, &x, &created),
@@ -2054,9 +2055,8 @@ static void test_route(void **state)
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     uint64_t c = svc_open1(s, "cust", "shop", "", NOW, NULL);
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_QUEUED, "sales", "",
-                            NOW + 10),
-                     0);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_QUEUED, "sales", "", NOW + 10), 0);
     Sbp__Conversation *g = conv_get1(s, c);
     assert_int_equal(g->state, SBP__CONV_STATE__STATE_QUEUED);
     assert_string_equal(g->group, "sales");
@@ -2065,9 +2065,8 @@ static void test_route(void **state)
     sbp__conversation__free_unpacked(g, NULL);
     assert_int_equal(conv_col(s, t.path, c, "queued_ts"), NOW + 10);
     /* Queued again (another group): still queued since the first time. */
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_QUEUED, "vip", "",
-                            NOW + 15),
-                     0);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_QUEUED, "vip", "", NOW + 15), 0);
     assert_int_equal(conv_col(s, t.path, c, "queued_ts"), NOW + 10);
 
     /* Assigned to a: a joins as an agent. */
@@ -2091,9 +2090,8 @@ static void test_route(void **state)
     assert_int_equal(append1(s, c, "a", 1, "before assigned", 0, &ack, NULL),
                      0);
     assert_int_equal(append1(s, c, "cust", 21, "hello?", 0, &ack, NULL), 0);
-    assert_int_equal(append1(s, c, "a", 22, "hi, how can I help", 0, &ack,
-                             NULL),
-                     0);
+    assert_int_equal(
+        append1(s, c, "a", 22, "hi, how can I help", 0, &ack, NULL), 0);
     assert_int_equal(append1(s, c, "a", 23, "still there?", 0, NULL, NULL), 0);
     assert_int_equal(sb_store_begin(s), 0);
     assert_int_equal(sb_store_first_response(s, c, 0), 0);
@@ -2103,9 +2101,8 @@ static void test_route(void **state)
     assert_int_equal(conv_col(s, t.path, c, "first_response_ts"), NOW + 22);
 
     /* Transferred to b: a leaves, b joins; assigned_ts moves. */
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_ASSIGNED, "vip", "b",
-                            NOW + 30),
-                     0);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_ASSIGNED, "vip", "b", NOW + 30), 0);
     g = conv_get1(s, c);
     assert_string_equal(g->agent, "b");
     assert_false(has_member(g, "a", SBP__ROLE__ROLE_AGENT));
@@ -2120,9 +2117,8 @@ static void test_route(void **state)
     assert_int_equal(read_set1(s, "b", c, 1), 0);
 
     /* Closed (b stays on it): closed_ts and resolution. */
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_CLOSED, "vip", "b",
-                            NOW + 100),
-                     0);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_CLOSED, "vip", "b", NOW + 100), 0);
     g = conv_get1(s, c);
     assert_int_equal(g->state, SBP__CONV_STATE__STATE_CLOSED);
     assert_int_equal(g->resolution_ms, 100);
@@ -2130,13 +2126,11 @@ static void test_route(void **state)
     assert_true(has_member(g, "b", SBP__ROLE__ROLE_AGENT));
     sbp__conversation__free_unpacked(g, NULL);
     /* Closed again: the first close counts. Reopened: no longer closed. */
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_CLOSED, "vip", "b",
-                            NOW + 200),
-                     0);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_CLOSED, "vip", "b", NOW + 200), 0);
     assert_int_equal(conv_col(s, t.path, c, "closed_ts"), NOW + 100);
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_BOT, "vip", "",
-                            NOW + 300),
-                     0);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_BOT, "vip", "", NOW + 300), 0);
     g = conv_get1(s, c);
     assert_int_equal(g->resolution_ms, 0);
     assert_string_equal(g->agent, "");
@@ -2145,20 +2139,20 @@ static void test_route(void **state)
     assert_int_equal(conv_col(s, t.path, c, "closed_ts"), 0);
 
     /* Refusals. */
-    assert_int_equal(route1(s, c + 50, SBP__CONV_STATE__STATE_QUEUED, "", "",
-                            NOW),
-                     SB_E_NOT_FOUND);
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_UNSPECIFIED, "", "",
-                            NOW),
-                     SB_E_INVALID);
+    assert_int_equal(
+        route1(s, c + 50, SBP__CONV_STATE__STATE_QUEUED, "", "", NOW),
+        SB_E_NOT_FOUND);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_UNSPECIFIED, "", "", NOW),
+        SB_E_INVALID);
     assert_int_equal(route1(s, c, (Sbp__ConvState)9, "", "", NOW),
                      SB_E_INVALID);
     char longid[80];
     memset(longid, 'x', sizeof longid - 1);
     longid[sizeof longid - 1] = '\0';
-    assert_int_equal(route1(s, c, SBP__CONV_STATE__STATE_ASSIGNED, "", longid,
-                            NOW),
-                     SB_E_INVALID);
+    assert_int_equal(
+        route1(s, c, SBP__CONV_STATE__STATE_ASSIGNED, "", longid, NOW),
+        SB_E_INVALID);
     sb_store_close(s);
     tmpdb_remove(&t);
 }
@@ -2166,8 +2160,8 @@ static void test_route(void **state)
 /* Appends a message with structured parts: an event, quick replies, a
  * card and media (whatever is non-NULL). */
 static uint64_t append_parts(sb_store *s, uint64_t conv, const char *sender,
-                             Sbp__MsgType type, const char *body,
-                             bool event, bool quick, bool card, bool media)
+                             Sbp__MsgType type, const char *body, bool event,
+                             bool quick, bool card, bool media)
 {
     Sbp__Message m = SBP__MESSAGE__INIT;
     Sbp__Event ev = SBP__EVENT__INIT;
@@ -2290,12 +2284,11 @@ static void test_recall_quote(void **state)
         memcpy(zh + 3 * i, "\xe9\x80\x80", 3); /* 退 */
     zh[300] = '\0';
     assert_int_equal(append1(s, c, "cust", 1, zh, 0, NULL, NULL), 0);
-    assert_int_equal(append1(s, c, "cust", 2, "my secret refund code", 0, NULL,
-                             NULL),
-                     0);
+    assert_int_equal(
+        append1(s, c, "cust", 2, "my secret refund code", 0, NULL, NULL), 0);
     assert_int_equal(append1(s, c, "agent", 3, "got it", 1, NULL, NULL), 0);
-    assert_int_equal(append1(s, c, "agent", 4, "about that code", 2, NULL, NULL),
-                     0);
+    assert_int_equal(
+        append1(s, c, "agent", 4, "about that code", 2, NULL, NULL), 0);
     uint64_t cardseq = append_parts(s, c, "agent", SBP__MSG_TYPE__MSG_CARD,
                                     "card refund", false, false, true, true);
 
@@ -2351,9 +2344,8 @@ static void test_recall_quote(void **state)
     assert_true(r->messages[3]->quote->recalled);
     sbp__sync_resp__free_unpacked(r, NULL);
     Sbp__ConvListResp *l = NULL;
-    assert_int_equal(sb_store_conv_list(s, "cust", false, 0, "", NULL, 0, "",
-                                        0, &l),
-                     0);
+    assert_int_equal(
+        sb_store_conv_list(s, "cust", false, 0, "", NULL, 0, "", 0, &l), 0);
     assert_int_equal(l->n_convs, 1);
     assert_true(l->convs[0]->last_message->recalled);
     assert_int_equal(l->convs[0]->last_message->seq, cardseq);
@@ -2458,41 +2450,36 @@ static void test_tags(void **state)
     assert_int_equal(m->n_tags, 0);
     sbp__message__free_unpacked(m, NULL);
 
-    /* Limits: SB_STORE_TAGS_MAX per target, refused whole past it. */
-    char names[SB_STORE_TAGS_MAX + 1][8];
-    char *many[SB_STORE_TAGS_MAX + 1];
-    for (int i = 0; i <= SB_STORE_TAGS_MAX; i++) {
+    /* Limits: SB_TAGS_MAX per target, refused whole past it. */
+    char names[SB_TAGS_MAX + 1][8];
+    char *many[SB_TAGS_MAX + 1];
+    for (int i = 0; i <= SB_TAGS_MAX; i++) {
         snprintf(names[i], sizeof names[i], "t%02d", i);
         many[i] = names[i];
     }
     assert_int_equal(sb_store_begin(s), 0);
-    assert_int_equal(sb_store_tag(s, c, 2, many, SB_STORE_TAGS_MAX + 1, NULL,
-                                  0),
+    assert_int_equal(sb_store_tag(s, c, 2, many, SB_TAGS_MAX + 1, NULL, 0),
                      SB_E_TOO_LARGE);
-    assert_int_equal(sb_store_tag(s, c, 2, many, SB_STORE_TAGS_MAX - 1, NULL,
-                                  0),
-                     0);
-    assert_int_equal(sb_store_tag(s, c, 2, many + SB_STORE_TAGS_MAX - 1, 2,
-                                  NULL, 0),
+    assert_int_equal(sb_store_tag(s, c, 2, many, SB_TAGS_MAX - 1, NULL, 0), 0);
+    assert_int_equal(sb_store_tag(s, c, 2, many + SB_TAGS_MAX - 1, 2, NULL, 0),
                      SB_E_TOO_LARGE); /* 31 + 2 */
-    assert_int_equal(sb_store_tag(s, c, 2, many + SB_STORE_TAGS_MAX - 1, 2,
-                                  many, 1),
+    assert_int_equal(sb_store_tag(s, c, 2, many + SB_TAGS_MAX - 1, 2, many, 1),
                      0); /* 31 - 1 + 2 */
     assert_int_equal(sb_store_commit(s), 0);
     m = msg_get1(s, c, 2);
-    assert_int_equal(m->n_tags, SB_STORE_TAGS_MAX);
+    assert_int_equal(m->n_tags, SB_TAGS_MAX);
     assert_string_equal(m->tags[0], "t01");
     sbp__message__free_unpacked(m, NULL);
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM tags WHERE seq = 2"),
-                     SB_STORE_TAGS_MAX);
+                     SB_TAGS_MAX);
 
     /* Bad tags and missing targets. */
-    char tag33[SB_STORE_TAG_BYTES_MAX + 2];
+    char tag33[SB_TAG_BYTES_MAX + 2];
     memset(tag33, 'x', sizeof tag33 - 1);
     tag33[sizeof tag33 - 1] = '\0';
     assert_int_equal(tag1(s, c, 0, "", NULL), SB_E_INVALID);
     assert_int_equal(tag1(s, c, 0, tag33, NULL), SB_E_INVALID);
-    tag33[SB_STORE_TAG_BYTES_MAX] = '\0'; /* exactly the maximum */
+    tag33[SB_TAG_BYTES_MAX] = '\0'; /* exactly the maximum */
     assert_int_equal(tag1(s, c, 0, tag33, NULL), 0);
     assert_int_equal(tag1(s, c, 0, "a\nb", NULL), SB_E_INVALID);
     assert_int_equal(tag1(s, c, 0, "\xc3", NULL), SB_E_INVALID);
@@ -2562,15 +2549,13 @@ static void test_conv_list(void **state)
                              0);
     }
     /* c[1], c[3] queued for sales, c[5] for vip; c[0] tagged. */
-    assert_int_equal(route1(s, c[1], SBP__CONV_STATE__STATE_QUEUED, "sales", "",
-                            NOW),
-                     0);
-    assert_int_equal(route1(s, c[3], SBP__CONV_STATE__STATE_QUEUED, "sales", "",
-                            NOW + 1),
-                     0);
-    assert_int_equal(route1(s, c[5], SBP__CONV_STATE__STATE_QUEUED, "vip", "",
-                            NOW + 2),
-                     0);
+    assert_int_equal(
+        route1(s, c[1], SBP__CONV_STATE__STATE_QUEUED, "sales", "", NOW), 0);
+    assert_int_equal(
+        route1(s, c[3], SBP__CONV_STATE__STATE_QUEUED, "sales", "", NOW + 1),
+        0);
+    assert_int_equal(
+        route1(s, c[5], SBP__CONV_STATE__STATE_QUEUED, "vip", "", NOW + 2), 0);
     assert_int_equal(tag1(s, c[0], 0, "vip", NULL), 0);
     assert_int_equal(tag1(s, c[4], 0, "vip", NULL), 0);
     assert_int_equal(tag1(s, c[4], 0, "refund", NULL), 0);
@@ -2603,9 +2588,8 @@ static void test_conv_list(void **state)
     assert_null(r->convs[1]->last_message);
     sbp__conv_list_resp__free_unpacked(r, NULL);
     /* The customer sees it with its own unread count. */
-    assert_int_equal(sb_store_conv_list(s, cust[0], false, 0, "", NULL, 0, "",
-                                        0, &r),
-                     0);
+    assert_int_equal(
+        sb_store_conv_list(s, cust[0], false, 0, "", NULL, 0, "", 0, &r), 0);
     assert_int_equal(r->n_convs, 1);
     assert_int_equal(r->convs[0]->unread, 3);
     assert_false(r->more);
@@ -2646,25 +2630,25 @@ static void test_conv_list(void **state)
     sbp__conv_list_resp__free_unpacked(q, NULL);
 
     /* Refusals. */
-    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "x:1",
-                                        0, &r),
-                     SB_E_INVALID);
+    assert_int_equal(
+        sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "x:1", 0, &r),
+        SB_E_INVALID);
     assert_null(r);
-    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "5:",
-                                        0, &r),
-                     SB_E_INVALID);
-    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "", NULL, 0,
-                                        "5:1x", 0, &r),
-                     SB_E_INVALID);
-    assert_int_equal(sb_store_conv_list(s, "", false, 0, "", NULL, 0, "", 0,
-                                        &r),
-                     SB_E_INVALID);
+    assert_int_equal(
+        sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "5:", 0, &r),
+        SB_E_INVALID);
+    assert_int_equal(
+        sb_store_conv_list(s, "a1", false, 0, "", NULL, 0, "5:1x", 0, &r),
+        SB_E_INVALID);
+    assert_int_equal(
+        sb_store_conv_list(s, "", false, 0, "", NULL, 0, "", 0, &r),
+        SB_E_INVALID);
     assert_int_equal(sb_store_conv_list(s, "a1", false, (Sbp__ConvState)7, "",
                                         NULL, 0, "", 0, &r),
                      SB_E_INVALID);
-    assert_int_equal(sb_store_conv_list(s, "a1", false, 0, "a\tb", NULL, 0,
-                                        "", 0, &r),
-                     SB_E_INVALID);
+    assert_int_equal(
+        sb_store_conv_list(s, "a1", false, 0, "a\tb", NULL, 0, "", 0, &r),
+        SB_E_INVALID);
     sb_store_close(s);
 }
 
@@ -2683,9 +2667,9 @@ static void test_conv_list_paging_concurrent(void **state)
     for (int i = 0; i < N; i++) {
         c[nc++] = conv_new(s, u, 2); /* all at NOW: ties throughout */
         if (i % 3 == 0)
-            assert_int_equal(append1(s, c[i], "agent", (uint64_t)i + 1, "x",
-                                     0, NULL, NULL),
-                             0);
+            assert_int_equal(
+                append1(s, c[i], "agent", (uint64_t)i + 1, "x", 0, NULL, NULL),
+                0);
     }
     bool moved[N + 40] = {false};
     uint64_t seen[N + 40];
@@ -2739,12 +2723,11 @@ static void test_search(void **state)
     };
     for (size_t i = 0; i < sizeof m1 / sizeof *m1; i++)
         assert_int_equal(append1(s, c1, "cust1", ++n, m1[i], 0, NULL, NULL), 0);
-    assert_int_equal(append1(s, c2, "cust2", ++n, "refund me too", 0, NULL,
+    assert_int_equal(
+        append1(s, c2, "cust2", ++n, "refund me too", 0, NULL, NULL), 0);
+    assert_int_equal(append1(s, c2, "cust2", ++n,
+                             "\xe9\x80\x80\xe6\xac\xbe\xe5\x90\xa7", 0, NULL,
                              NULL),
-                     0);
-    assert_int_equal(append1(s, c2, "cust2",
-                             ++n, "\xe9\x80\x80\xe6\xac\xbe\xe5\x90\xa7", 0,
-                             NULL, NULL),
                      0); /* 退款吧 */
 
     /* Twice: first by scan (nothing indexed yet), then half indexed, then
@@ -2794,7 +2777,8 @@ static void test_search(void **state)
         /* Chinese: substrings, through trigrams from three characters. */
         assert_string_equal(
             search_bodies(s, "cust1", false, 0,
-                          "\xe4\xbb\x80\xe4\xb9\x88\xe6\x97\xb6\xe5\x80\x99", 0),
+                          "\xe4\xbb\x80\xe4\xb9\x88\xe6\x97\xb6\xe5\x80\x99",
+                          0),
             m1[3]); /* 什么时候 */
         assert_string_equal(
             search_bodies(s, "cust1", false, 0, "\xe9\x80\x80\xe6\xac\xbe", 0),
@@ -2831,9 +2815,9 @@ static void test_search(void **state)
     assert_int_equal(sb_store_search(s, "cust2", false, c1, "refund", 0, &r),
                      SB_E_FORBIDDEN);
     assert_null(r);
-    assert_int_equal(sb_store_search(s, "cust2", false, c1 + 99, "refund", 0,
-                                     &r),
-                     SB_E_NOT_FOUND);
+    assert_int_equal(
+        sb_store_search(s, "cust2", false, c1 + 99, "refund", 0, &r),
+        SB_E_NOT_FOUND);
     assert_int_equal(sb_store_search(s, "", true, c1 + 99, "refund", 0, &r),
                      SB_E_NOT_FOUND);
     assert_int_equal(sb_store_search(s, "cust1", false, 0, "  \t", 0, &r),
@@ -2876,9 +2860,8 @@ static void test_service_convs(void **state)
                      0);
     Sbp__Conversation **list = NULL;
     size_t n = 0;
-    assert_int_equal(sb_store_service_convs(s, SBP__CONV_STATE__STATE_QUEUED,
-                                            &list, &n),
-                     0);
+    assert_int_equal(
+        sb_store_service_convs(s, SBP__CONV_STATE__STATE_QUEUED, &list, &n), 0);
     assert_int_equal(n, 3);
     assert_int_equal(list[0]->conv_id, c[3]);
     assert_int_equal(list[1]->conv_id, c[0]);
@@ -2887,9 +2870,9 @@ static void test_service_convs(void **state)
     for (size_t i = 0; i < n; i++)
         sbp__conversation__free_unpacked(list[i], NULL);
     free(list);
-    assert_int_equal(sb_store_service_convs(s, SBP__CONV_STATE__STATE_ASSIGNED,
-                                            &list, &n),
-                     0);
+    assert_int_equal(
+        sb_store_service_convs(s, SBP__CONV_STATE__STATE_ASSIGNED, &list, &n),
+        0);
     assert_int_equal(n, 1);
     assert_string_equal(list[0]->agent, "a1");
     sbp__conversation__free_unpacked(list[0], NULL);
@@ -2970,9 +2953,9 @@ static void test_migrate_v1(void **state)
     tmpdb_make(&t);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL,
-                                  NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL),
+        SQLITE_OK);
     char *err = NULL;
     int rc = sqlite3_exec(db, V1_SQL, NULL, NULL, &err);
     if (rc != SQLITE_OK) print_error("v1: %s\n", err);
@@ -3025,9 +3008,8 @@ static void test_migrate_v1(void **state)
     assert_int_equal(ack.seq, 4);
     /* The new parts work on the old conversation: routing, tags, recall,
      * search over old and new messages. */
-    assert_int_equal(route1(s, 7, SBP__CONV_STATE__STATE_ASSIGNED, "g", "a2",
-                            NOW),
-                     0);
+    assert_int_equal(
+        route1(s, 7, SBP__CONV_STATE__STATE_ASSIGNED, "g", "a2", NOW), 0);
     assert_int_equal(tag1(s, 7, 1, "lost", NULL), 0);
     assert_string_equal(search_bodies(s, "cust", false, 0, "parcel", 0),
                         "parcel found|where is my parcel");
@@ -3086,7 +3068,8 @@ static void test_review_flag(void **state)
     sb_store_close(s);
 }
 
-/* ---- customer service through storeq --------------------------------------- */
+/* ---- customer service through storeq ---------------------------------------
+ */
 
 static Sbp__Message *event_msg(const char *key)
 {

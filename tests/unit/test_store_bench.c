@@ -140,8 +140,16 @@ static void test_index(void **state)
 {
     (void)state;
     static const char *const words[] = {
-        "refund", "order", "shipping", "when", "arrive", "parcel", "please",
-        "thanks", "\xe9\x80\x80\xe6\xac\xbe", "\xe8\xae\xa2\xe5\x8d\x95",
+        "refund",
+        "order",
+        "shipping",
+        "when",
+        "arrive",
+        "parcel",
+        "please",
+        "thanks",
+        "\xe9\x80\x80\xe6\xac\xbe",
+        "\xe8\xae\xa2\xe5\x8d\x95",
         "\xe4\xbb\x80\xe4\xb9\x88\xe6\x97\xb6\xe5\x80\x99",
         "\xe5\x8f\x91\xe8\xb4\xa7"};
     const int n = 200000 / SCALE;

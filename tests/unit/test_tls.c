@@ -101,16 +101,16 @@ static void test_both_ways(void **state)
 {
     (void)state;
     static uint8_t big[100000];
-    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (uint8_t)(i * 7 + 1);
     const size_t chunks[] = {1, 7, 1500, 1 << 20};
     for (size_t k = 0; k < 4; k++) {
         sb_tls_ctx *cc, *sc;
         end c, s;
         pair(good_pem, k % 2 ? "localhost" : "127.0.0.1", &cc, &sc, &c, &s);
         /* Written before the handshake: waits, and starts it. */
-        assert_int_equal(sb_tls_write(c.t, (const uint8_t *)"GET /ws", 7,
-                                      &c.out),
-                         0);
+        assert_int_equal(
+            sb_tls_write(c.t, (const uint8_t *)"GET /ws", 7, &c.out), 0);
         assert_false(sb_tls_ready(c.t));
         assert_true(c.out.len > 0); /* the ClientHello */
         pump(&c, &s, chunks[k]);
@@ -162,9 +162,9 @@ static void test_refused(void **state)
     /* Plain HTTP to a TLS server. */
     pair(good_pem, "127.0.0.1", &cc, &sc, &c, &s);
     const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_int_equal(sb_tls_feed(s.t, (const uint8_t *)req, strlen(req),
-                                 &s.plain, &s.out),
-                     -EPROTO);
+    assert_int_equal(
+        sb_tls_feed(s.t, (const uint8_t *)req, strlen(req), &s.plain, &s.out),
+        -EPROTO);
     assert_int_equal(s.plain.len, 0);
     unpair(cc, sc, &c, &s);
 }
@@ -174,17 +174,16 @@ static void test_bad_files(void **state)
     (void)state;
     char err[256];
     sb_tls_ctx *ctx = NULL;
-    assert_int_equal(sb_tls_ctx_server("/nonexistent.pem", good_key, err,
-                                       sizeof err, &ctx),
-                     -EINVAL);
+    assert_int_equal(
+        sb_tls_ctx_server("/nonexistent.pem", good_key, err, sizeof err, &ctx),
+        -EINVAL);
     assert_null(ctx);
     assert_non_null(strstr(err, "/nonexistent.pem"));
     assert_int_equal(
         sb_tls_ctx_server(good_pem, other_key, err, sizeof err, &ctx), -EINVAL);
     assert_non_null(strstr(err, "other.key")); /* a key of another cert */
-    assert_int_equal(sb_tls_ctx_server(good_key, good_key, err, sizeof err,
-                                       &ctx),
-                     -EINVAL);
+    assert_int_equal(
+        sb_tls_ctx_server(good_key, good_key, err, sizeof err, &ctx), -EINVAL);
     assert_int_equal(
         sb_tls_ctx_client("/nonexistent.pem", err, sizeof err, &ctx), -EINVAL);
     /* The system's CAs. */

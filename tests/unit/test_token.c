@@ -73,27 +73,28 @@ static void test_forged(void **state)
     char forged[1024];
     const char *d1 = strchr(tok, '.');
     const char *d2 = strchr(d1 + 1, '.');
-    const char *pl = "{\"sub\":\"carol\",\"role\":\"admin\",\"exp\":1900000000}";
+    const char *pl =
+        "{\"sub\":\"carol\",\"role\":\"admin\",\"exp\":1900000000}";
     char plb[256];
     sb_b64_encode((const uint8_t *)pl, strlen(pl), plb, 1);
     snprintf(forged, sizeof forged, "%.*s.%s%s", (int)(d1 - tok), tok, plb, d2);
-    assert_int_equal(sb_token_verify(KEY, KEYLEN, forged, strlen(forged), NOW,
-                                     30, &c),
-                     SB_E_BAD_TOKEN);
+    assert_int_equal(
+        sb_token_verify(KEY, KEYLEN, forged, strlen(forged), NOW, 30, &c),
+        SB_E_BAD_TOKEN);
     /* alg none, empty signature. */
     const char *hn = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
     char hb[128];
     sb_b64_encode((const uint8_t *)hn, strlen(hn), hb, 1);
     snprintf(forged, sizeof forged, "%s.%s.", hb, plb);
-    assert_int_equal(sb_token_verify(KEY, KEYLEN, forged, strlen(forged), NOW,
-                                     30, &c),
-                     SB_E_BAD_TOKEN);
+    assert_int_equal(
+        sb_token_verify(KEY, KEYLEN, forged, strlen(forged), NOW, 30, &c),
+        SB_E_BAD_TOKEN);
     /* Garbage. */
     const char *junk[] = {"", "a", "a.b", "a.b.c", "..", "a.b.c.d"};
     for (size_t i = 0; i < 6; i++)
-        assert_int_equal(sb_token_verify(KEY, KEYLEN, junk[i], strlen(junk[i]),
-                                         NOW, 30, &c),
-                         SB_E_BAD_TOKEN);
+        assert_int_equal(
+            sb_token_verify(KEY, KEYLEN, junk[i], strlen(junk[i]), NOW, 30, &c),
+            SB_E_BAD_TOKEN);
     /* Unknown role. */
     n = mint("dave", "customer", NOW + 60, 0, tok);
     tok[n - 1] = tok[n - 1] == 'A' ? 'B' : 'A'; /* flip the signature */
@@ -118,8 +119,8 @@ static void test_sign_bad_locale(void **state)
     int n = sb_token_sign(KEY, KEYLEN, &c, tok, sizeof tok);
     assert_true(n > 0);
     sb_claims got;
-    assert_int_equal(sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &got),
-                     0);
+    assert_int_equal(
+        sb_token_verify(KEY, KEYLEN, tok, (size_t)n, NOW, 30, &got), 0);
     assert_string_equal(got.locale, "en");
 }
 
@@ -161,12 +162,12 @@ static void test_iss_aud(void **state)
     char tok[1024];
     assert_true(sb_token_sign(KEY, KEYLEN, &c, tok, sizeof tok) > 0);
     sb_claims got;
-    sb_token_check chk = {.now_s = NOW, .skew_s = 30, .iss = ISS,
-                          .aud = "switchboard"};
+    sb_token_check chk = {
+        .now_s = NOW, .skew_s = 30, .iss = ISS, .aud = "switchboard"};
     assert_int_equal(
         sb_token_verify_ex(KEY, KEYLEN, tok, strlen(tok), &chk, &got), 0);
     assert_string_equal(got.iss, ISS);
-    assert_int_equal(verify_ex(tok, NULL, NULL), 0);   /* not configured */
+    assert_int_equal(verify_ex(tok, NULL, NULL), 0); /* not configured */
     assert_int_equal(verify_ex(tok, "", ""), 0);
     assert_int_equal(verify_ex(tok, ISS, NULL), 0);
     assert_int_equal(verify_ex(tok, NULL, "switchboard"), 0);
@@ -185,18 +186,22 @@ static void test_iss_aud(void **state)
     /* aud as an array (RFC 7519); strings only, whole strings only. */
     char t[1024];
     sign_raw("{\"sub\":\"g\",\"role\":\"agent\",\"exp\":1800000060,"
-             "\"aud\":[\"billing\",\"switchboard\"]}", t);
+             "\"aud\":[\"billing\",\"switchboard\"]}",
+             t);
     assert_int_equal(verify_ex(t, NULL, "switchboard"), 0);
     assert_int_equal(verify_ex(t, NULL, "chat"), SB_E_BAD_TOKEN);
     sign_raw("{\"sub\":\"g\",\"role\":\"agent\",\"exp\":1800000060,"
-             "\"aud\":[1,{\"a\":\"switchboard\"}]}", t);
+             "\"aud\":[1,{\"a\":\"switchboard\"}]}",
+             t);
     assert_int_equal(verify_ex(t, NULL, "switchboard"), SB_E_BAD_TOKEN);
     assert_int_equal(verify_ex(t, NULL, NULL), 0);
     sign_raw("{\"sub\":\"g\",\"role\":\"agent\",\"exp\":1800000060,"
-             "\"aud\":\"switchboard\\u0000x\"}", t);
+             "\"aud\":\"switchboard\\u0000x\"}",
+             t);
     assert_int_equal(verify_ex(t, NULL, "switchboard"), SB_E_BAD_TOKEN);
     sign_raw("{\"sub\":\"g\",\"role\":\"agent\",\"exp\":1800000060,"
-             "\"iss\":7}", t);
+             "\"iss\":7}",
+             t);
     assert_int_equal(verify_ex(t, NULL, NULL), SB_E_BAD_TOKEN);
 }
 
@@ -206,29 +211,27 @@ static void test_extreme_times(void **state)
 {
     (void)state;
     char t[1024];
-    sign_raw("{\"sub\":\"h\",\"role\":\"bot\",\"exp\":9223372036854775807}",
-             t);
+    sign_raw("{\"sub\":\"h\",\"role\":\"bot\",\"exp\":9223372036854775807}", t);
     assert_int_equal(verify_ex(t, NULL, NULL), 0);
     sign_raw("{\"sub\":\"h\",\"role\":\"bot\",\"exp\":-9223372036854775808}",
              t);
     assert_int_equal(verify_ex(t, NULL, NULL), SB_E_TOKEN_EXPIRED);
     sign_raw("{\"sub\":\"h\",\"role\":\"bot\",\"exp\":1800000060,"
-             "\"nbf\":9223372036854775807}", t);
+             "\"nbf\":9223372036854775807}",
+             t);
     assert_int_equal(verify_ex(t, NULL, NULL), SB_E_TOKEN_EXPIRED);
     sign_raw("{\"sub\":\"h\",\"role\":\"bot\",\"exp\":1800000060,"
-             "\"nbf\":-9223372036854775808}", t);
+             "\"nbf\":-9223372036854775808}",
+             t);
     assert_int_equal(verify_ex(t, NULL, NULL), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid),
-        cmocka_unit_test(test_expired_and_nbf),
-        cmocka_unit_test(test_forged),
-        cmocka_unit_test(test_sign_bad_locale),
-        cmocka_unit_test(test_iss_aud),
-        cmocka_unit_test(test_extreme_times),
+        cmocka_unit_test(test_valid),   cmocka_unit_test(test_expired_and_nbf),
+        cmocka_unit_test(test_forged),  cmocka_unit_test(test_sign_bad_locale),
+        cmocka_unit_test(test_iss_aud), cmocka_unit_test(test_extreme_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

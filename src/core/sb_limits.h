@@ -1,0 +1,40 @@
+/* The protocol's fixed limits, in one place for the server, the store and
+ * the SDKs: the sizes of ids, tags, queries and other fields that every
+ * side checks the same way. Limits a server configures (frame and body
+ * sizes, page sizes, rates) are not here: WELCOME announces those.
+ * docs/protocol.md lists both. */
+#ifndef SB_LIMITS_H
+#define SB_LIMITS_H
+
+/* A user, device, desk, skill group or agent id: 1..64 bytes of UTF-8. A
+ * buffer that holds one is SB_ID_BYTES_MAX + 1 bytes. */
+#define SB_ID_BYTES_MAX 64
+/* The client_msg_id of a SEND: exactly 16 (random) bytes. */
+#define SB_CLIENT_MSG_ID_BYTES 16
+/* A conversation's or a message's tag: 1..32 bytes; at most 32 per target,
+ * and per TAG request added and removed. */
+#define SB_TAG_BYTES_MAX 32
+#define SB_TAGS_MAX 32
+/* A search query: 1..256 bytes. */
+#define SB_QUERY_BYTES_MAX 256
+/* A CONV_LIST cursor (the next_cursor of a page): at most 63 bytes. */
+#define SB_LIST_CURSOR_BYTES_MAX 63
+/* A conversation's title. */
+#define SB_TITLE_BYTES_MAX 256
+/* Members of one conversation. */
+#define SB_MEMBERS_MAX 64
+/* Quick replies under a robot message, and the bytes of each one's title
+ * or payload. */
+#define SB_QUICK_MAX 8
+#define SB_QUICK_BYTES_MAX 256
+/* Cursors in one SYNC request. */
+#define SB_SYNC_CURSORS_MAX 10000
+/* The quoted part of a message that a quote carries. */
+#define SB_QUOTE_BYTES 200
+/* A token (a JWT) and its issuer or each audience. */
+#define SB_TOKEN_BYTES_MAX 4096
+#define SB_TOKEN_ISS_BYTES_MAX 255
+/* The locale of a user or a message ("zh-CN"). */
+#define SB_LOCALE_BYTES_MAX 15
+
+#endif
