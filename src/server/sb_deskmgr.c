@@ -133,11 +133,16 @@ static int load_file(const char *path, char **text, size_t *len,
     return rc;
 }
 
-static sb_req *config_req(sb_req_kind kind, void *data)
+/* A request for the desk document and the hash of its file, completed by
+ * done; data is the change it stores, if any. */
+static sb_req *config_req(sb_deskmgr *m, sb_req_kind kind, sb_req_done_cb done,
+                          void *data)
 {
     sb_req *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->kind = kind;
+    r->done = done;
+    r->ctx = m;
     r->data = data;
     snprintf(r->u.config.keys[0], sizeof r->u.config.keys[0], "%s",
              SB_DESKMGR_KEY_DOC);
@@ -178,8 +183,11 @@ static void boot_end(sb_deskmgr *m, int rc)
 
 /* The store's answer: its document and the hash of the file it came from,
  * if any. The file wins when it is new to the store. */
-static void boot_got(sb_deskmgr *m, sb_req *r)
+static void boot_stored(sb_req *r);
+
+static void boot_got(sb_req *r)
 {
+    sb_deskmgr *m = r->ctx;
     char *doc = r->u.config.values[0], *hash = r->u.config.values[1];
     size_t len = r->u.config.lens[0];
     int rc = r->rc;
@@ -189,7 +197,7 @@ static void boot_got(sb_deskmgr *m, sb_req *r)
     } else if (m->file_text &&
                (!doc || !hash || strcmp(hash, m->file_hash) != 0)) {
         /* Import: store the file's text with its hash, then use it. */
-        sb_req *w = config_req(SB_REQ_CONFIG_SET, NULL);
+        sb_req *w = config_req(m, SB_REQ_CONFIG_SET, boot_stored, NULL);
         rc = -ENOMEM;
         if (w) {
             w->u.config.values[0] = m->file_text;
@@ -203,6 +211,7 @@ static void boot_got(sb_deskmgr *m, sb_req *r)
         free(doc);
         free(hash);
         if (rc) boot_end(m, rc);
+        free(r);
         return;
     } else if (doc) {
         char why[ERR_BYTES];
@@ -223,14 +232,18 @@ static void boot_got(sb_deskmgr *m, sb_req *r)
     free(doc);
     free(hash);
     boot_end(m, rc);
+    free(r);
 }
 
 /* The file is stored: it is the configuration in force. */
-static void boot_stored(sb_deskmgr *m, sb_req *r)
+static void boot_stored(sb_req *r)
 {
-    if (r->rc) {
-        say(m, "cannot store the desk configuration: %s", sb_strerror(r->rc));
-        boot_end(m, r->rc);
+    sb_deskmgr *m = r->ctx;
+    int rc = r->rc;
+    free(r);
+    if (rc) {
+        say(m, "cannot store the desk configuration: %s", sb_strerror(rc));
+        boot_end(m, rc);
         return;
     }
     say(m, "desk configuration imported from %s (%s)", m->file,
@@ -258,7 +271,7 @@ int sb_deskmgr_boot(sb_deskmgr *m, sb_desk **desk)
             return rc;
         }
     }
-    sb_req *r = config_req(SB_REQ_CONFIG_GET, NULL);
+    sb_req *r = config_req(m, SB_REQ_CONFIG_GET, boot_got, NULL);
     if (!r) return -ENOMEM;
     m->booting = true;
     sb_storeq_submit(m->cfg.storeq, r);
@@ -308,6 +321,8 @@ static void answer(sb_deskmgr *m, job *j, int rc, const char *text)
         sb_gw_admin_text(m->gw, j->conn, j->rid, text);
 }
 
+static void stored(sb_req *r);
+
 /* Starts storing the next change, if none is being stored. Admins' edits
  * are applied here, to the document in force. */
 static void pump(sb_deskmgr *m)
@@ -334,7 +349,7 @@ static void pump(sb_deskmgr *m)
                 continue;
             }
         }
-        sb_req *r = config_req(SB_REQ_CONFIG_SET, j);
+        sb_req *r = config_req(m, SB_REQ_CONFIG_SET, stored, j);
         if (!r) {
             answer(m, j, -ENOMEM, "out of memory");
             job_free(j);
@@ -364,23 +379,26 @@ static void enqueue(sb_deskmgr *m, job *j)
 }
 
 /* A change is stored: it goes in force. */
-static void stored(sb_deskmgr *m, sb_req *r)
+static void stored(sb_req *r)
 {
+    sb_deskmgr *m = r->ctx;
     job *j = r->data;
+    int rc = r->rc;
+    free(r);
     assert(j == m->storing);
     m->storing = NULL;
-    if (r->rc) {
+    if (rc) {
         char why[ERR_BYTES];
         snprintf(why, sizeof why,
                  "not stored (%s): the configuration in force stays",
-                 sb_strerror(r->rc));
-        answer(m, j, r->rc == SB_E_TOO_LARGE ? r->rc : SB_E_STORE, why);
+                 sb_strerror(rc));
+        answer(m, j, rc == SB_E_TOO_LARGE ? rc : SB_E_STORE, why);
         job_free(j);
         pump(m);
         return;
     }
     sb_desk *old = m->desk;
-    int rc = m->gw ? sb_gw_desk_swap(m->gw, j->desk, &old) : 0;
+    rc = m->gw ? sb_gw_desk_swap(m->gw, j->desk, &old) : 0;
     if (rc) {
         /* Only out of memory: the store has it, the next start applies
          * it. */
@@ -400,20 +418,6 @@ static void stored(sb_deskmgr *m, sb_req *r)
     }
     job_free(j);
     pump(m);
-}
-
-bool sb_deskmgr_store_done(sb_deskmgr *m, sb_req *r)
-{
-    if (!m || (r->kind != SB_REQ_CONFIG_GET && r->kind != SB_REQ_CONFIG_SET))
-        return false;
-    if (r->data)
-        stored(m, r);
-    else if (r->kind == SB_REQ_CONFIG_GET)
-        boot_got(m, r);
-    else
-        boot_stored(m, r);
-    free(r);
-    return true;
 }
 
 int sb_deskmgr_admin(sb_deskmgr *m, uint64_t conn_id, uint32_t rid,

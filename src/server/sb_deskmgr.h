@@ -40,8 +40,7 @@ int sb_deskmgr_new(const sb_deskmgr_config *c, sb_deskmgr **out);
 
 /* Loads the configuration in force at start (above): reads the file, asks
  * the store and, to import, writes to it, running the loop until the
- * store has answered (call before anything else uses the loop, with the
- * server's store-done callback passing requests to sb_deskmgr_store_done).
+ * store has answered (call before anything else uses the loop).
  * *desk gets the configuration (NULL when there is none anywhere), owned
  * by the manager. Returns 0, or a negative code after logging why (a file
  * that does not load or parse, a store that fails). */
@@ -49,10 +48,6 @@ int sb_deskmgr_boot(sb_deskmgr *m, sb_desk **desk);
 
 /* The gateway that changes are put in force in (NULL: none yet). */
 void sb_deskmgr_set_gw(sb_deskmgr *m, sb_gw *gw);
-
-/* A completed store request: true if it was the manager's (it is then
- * handled and freed), false if it belongs to someone else. */
-bool sb_deskmgr_store_done(sb_deskmgr *m, sb_req *req);
 
 /* An admin's op. For the desk ops ("desk-show", "desk-set" and the
  * sb_deskcfg_apply edits with a "desk-" prefix) the answer comes later

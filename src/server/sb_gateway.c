@@ -51,14 +51,28 @@ static void gmsg_unref(gmsg *g)
     free(g);
 }
 
-sb_req *sb__gw_req_new(sb_req_kind kind, const sess *s, uint32_t rid)
+sb_req *sb__gw_req_new(sb_gw *gw, sb_req_kind kind, const sess *s, uint32_t rid,
+                       sb_req_done_cb done)
 {
     sb_req *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     r->kind = kind;
+    r->done = done;
+    r->ctx = gw;
     r->owner = s ? s->id : 0;
     r->rid = rid;
+    r->now_ms = gw->now_ms;
     return r;
+}
+
+sess *sb__gw_req_back(sb_gw *gw, const sb_req *r, bool closing_too)
+{
+    gw->now_ms = gw->io.now(gw->io.ud);
+    assert(gw->inflight > 0);
+    gw->inflight--;
+    sess *s = r->owner ? sb__gw_sess_get(gw, r->owner) : NULL;
+    if (s && s->state == SESS_CLOSING && !closing_too) s = NULL;
+    return s;
 }
 
 void sb__gw_submit(sb_gw *gw, sb_req *r)
@@ -477,11 +491,19 @@ static void flush_receipts(sb_gw *gw, conv *c)
     }
 }
 
+/* The completion of a cursor or receipt write: best effort, as the
+ * device's own cursors drive SYNC. */
+static void quiet_done(sb_req *r)
+{
+    sb__gw_req_back(r->ctx, r, false);
+    free(r);
+}
+
 /* Submits s's cursors to the store; s stays as it is on the list. */
 static void submit_cursors(sb_gw *gw, sess *s)
 {
     for (size_t i = 0; i < s->n_acks; i++) {
-        sb_req *r = sb__gw_req_new(SB_REQ_CURSOR_ACK, s, 0);
+        sb_req *r = sb__gw_req_new(gw, SB_REQ_CURSOR_SET, s, 0, quiet_done);
         if (!r) break;
         sb__gw_copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id,
                         s->user_id);
@@ -645,6 +667,11 @@ void sb__gw_render(sb_gw *gw, Sbp__Message *const *msgs, size_t n,
  * ----------------------------------------------------------- */
 
 static void handle_frame(sb_gw *gw, sess *s, Sbp__Frame *f);
+static void conv_got(sb_req *r);
+static void hello_done(sb_req *r);
+static void sync_done(sb_req *r);
+static void history_done(sb_req *r);
+static void open_done(sb_req *r);
 
 /* Finds conv_id in the cache. On a miss, asks the store for it and parks
  * the frame (taking ownership) until the answer; returns NULL then. */
@@ -652,7 +679,7 @@ conv *sb__gw_conv_need(sb_gw *gw, sess *s, uint64_t conv_id, Sbp__Frame **fp)
 {
     conv *c = sb_map_get(&gw->convs, conv_id);
     if (c) return c;
-    sb_req *r = sb__gw_req_new(SB_REQ_CONV_GET, s, (*fp)->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_CONV_GET, s, (*fp)->rid, conv_got);
     if (!r) {
         sb__gw_send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
         return NULL;
@@ -691,7 +718,7 @@ static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
                     h->locale[0] ? h->locale : (c.locale[0] ? c.locale : "en"));
     s->role = c.role;
     s->state = SESS_HELLO_PENDING;
-    sb_req *r = sb__gw_req_new(SB_REQ_USER, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_USER_UPSERT, s, f->rid, hello_done);
     if (!r) {
         close_session(gw, s, 1011, "out of memory");
         return;
@@ -699,13 +726,22 @@ static void on_hello(sb_gw *gw, sess *s, const Sbp__Frame *f)
     sb__gw_copy_str(r->u.user.user_id, sizeof r->u.user.user_id, s->user_id);
     sb__gw_copy_str(r->u.user.locale, sizeof r->u.user.locale, s->locale);
     r->u.user.role = s->role;
-    r->u.user.now_ms = gw->now_ms;
+    r->now_ms = gw->now_ms;
     sb__gw_submit(gw, r);
 }
 
-static void hello_done(sb_gw *gw, sess *s, sb_req *r)
+static void hello_ready(sb_gw *gw, sess *s, sb_req *r);
+
+static void hello_done(sb_req *r)
 {
-    if (s->state != SESS_HELLO_PENDING) return;
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    if (s && s->state == SESS_HELLO_PENDING) hello_ready(gw, s, r);
+    free(r);
+}
+
+static void hello_ready(sb_gw *gw, sess *s, sb_req *r)
+{
     /* The user's record (role, locale, last seen) not written because the
      * store fails to write (a full disk): the session goes on. Reads still
      * work and each write is refused with its own ERR_STORE, so a device
@@ -850,7 +886,8 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
         return;
     }
     Sbp__Message *m = malloc(sizeof *m);
-    sb_req *r = sb__gw_req_new(SB_REQ_APPEND, s, f->rid);
+    sb_req *r =
+        sb__gw_req_new(gw, SB_REQ_MSG_APPEND, s, f->rid, sb__gw_append_done);
     if (!m || !r) {
         free(m);
         free(r);
@@ -896,13 +933,25 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame **fp)
         return;
     }
     r->u.append.msg = m;
-    r->u.append.now_ms = gw->now_ms;
+    r->now_ms = gw->now_ms;
     s->pending_sends++;
     gw->stats.sends++;
     sb__gw_submit(gw, r);
 }
 
-static void send_done(sb_gw *gw, sess *s, sb_req *r)
+static void send_stored(sb_gw *gw, sess *s, sb_req *r);
+
+void sb__gw_append_done(sb_req *r)
+{
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, true);
+    send_stored(gw, s, r);
+    free(r);
+}
+
+/* A SEND's message (or a server-made one, with no session) is stored, or
+ * refused: the sender hears which; the members get it. */
+static void send_stored(sb_gw *gw, sess *s, sb_req *r)
 {
     Sbp__Message *m = r->u.append.msg;
     if (s) s->pending_sends--;
@@ -972,7 +1021,7 @@ static void on_read(sb_gw *gw, sess *s, Sbp__Frame **fp)
     if (rd->seq <= m->read_seq) return;
     m->read_seq = rd->seq;
     conv_mark_dirty(gw, c, m);
-    sb_req *r = sb__gw_req_new(SB_REQ_READ_SET, s, (*fp)->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_READ_SET, s, (*fp)->rid, quiet_done);
     if (!r) return;
     sb__gw_copy_str(r->u.read.user_id, sizeof r->u.read.user_id, s->user_id);
     r->u.read.conv_id = rd->conv_id;
@@ -987,7 +1036,7 @@ static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f)
         sb__gw_send_error(gw, s, f->rid, SB_E_TOO_LARGE, NULL);
         return;
     }
-    sb_req *r = sb__gw_req_new(SB_REQ_SYNC, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_SYNC, s, f->rid, sync_done);
     if (!r) {
         sb__gw_send_error(gw, s, f->rid, -ENOMEM, NULL);
         return;
@@ -1015,7 +1064,7 @@ static void on_history(sb_gw *gw, sess *s, Sbp__Frame **fp)
         sb__gw_send_error(gw, s, (*fp)->rid, SB_E_FORBIDDEN, NULL);
         return;
     }
-    sb_req *r = sb__gw_req_new(SB_REQ_HISTORY, s, (*fp)->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_HISTORY, s, (*fp)->rid, history_done);
     if (!r) {
         sb__gw_send_error(gw, s, (*fp)->rid, -ENOMEM, NULL);
         return;
@@ -1047,7 +1096,7 @@ static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
             return;
         }
     }
-    sb_req *r = sb__gw_req_new(SB_REQ_CONV_CREATE, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_CONV_CREATE, s, f->rid, open_done);
     char **ids = calloc(o->n_members + 1, sizeof *ids);
     Sbp__Role *roles = calloc(o->n_members + 1, sizeof *roles);
     char *title = strdup(o->title);
@@ -1075,7 +1124,7 @@ static void on_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
     r->u.create.user_ids = ids;
     r->u.create.roles = roles;
     r->u.create.n = n;
-    r->u.create.now_ms = gw->now_ms;
+    r->now_ms = gw->now_ms;
     /* Customers may only talk to the service side; the store refuses a
      * conversation between a customer and another customer. */
     sb__gw_submit(gw, r);
@@ -1101,21 +1150,24 @@ static void free_create(sb_req *r)
         sbp__conversation__free_unpacked(r->u.create.conv, NULL);
 }
 
-static void open_done(sb_gw *gw, sess *s, sb_req *r)
+static void open_done(sb_req *r)
 {
-    if (!s) return;
-    if (r->rc != 0) {
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    if (s && r->rc != 0) {
         sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
-        return;
+    } else if (s) {
+        sb__gw_conv_cache(gw, r->u.create.conv);
+        Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
+        o.conv = r->u.create.conv;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = r->rid;
+        f.body_case = SBP__FRAME__BODY_OPEN_RESP;
+        f.open_resp = &o;
+        sb__gw_send_frame(gw, s, &f);
     }
-    sb__gw_conv_cache(gw, r->u.create.conv);
-    Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
-    o.conv = r->u.create.conv;
-    Sbp__Frame f = SBP__FRAME__INIT;
-    f.rid = r->rid;
-    f.body_case = SBP__FRAME__BODY_OPEN_RESP;
-    f.open_resp = &o;
-    sb__gw_send_frame(gw, s, &f);
+    free_create(r);
+    free(r);
 }
 
 static void on_admin(sb_gw *gw, sess *s, const Sbp__Frame *f)
@@ -1384,89 +1436,66 @@ void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id)
     gw->stats.sessions = gw->sessions.len;
 }
 
-void sb_gw_store_done(sb_gw *gw, sb_req *r, int64_t now_ms)
+/* The conversation a parked frame needs is loaded: the frame goes on. */
+static void conv_got(sb_req *r)
 {
-    gw->now_ms = now_ms;
-    assert(gw->inflight > 0);
-    gw->inflight--;
-    sess *s = r->owner ? sb__gw_sess_get(gw, r->owner) : NULL;
-    if (s && s->state == SESS_CLOSING && r->kind != SB_REQ_APPEND) s = NULL;
-    if (sb__svc_store_done(gw, s, r)) {
-        free(r);
-        return;
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    Sbp__Frame *f = r->data;
+    if (r->rc == 0) sb__gw_conv_cache(gw, r->u.conv_get.conv);
+    if (r->u.conv_get.conv)
+        sbp__conversation__free_unpacked(r->u.conv_get.conv, NULL);
+    if (!s) {
+        sb_frame_free(f);
+    } else if (r->rc != 0) {
+        ProtobufCBinaryData *cid = f->body_case == SBP__FRAME__BODY_SEND
+                                       ? &f->send->client_msg_id
+                                       : NULL;
+        sb__gw_send_error(gw, s, f->rid, r->rc, cid);
+        sb_frame_free(f);
+    } else {
+        handle_frame(gw, s, f);
     }
-    switch (r->kind) {
-    case SB_REQ_APPEND:
-        send_done(gw, s, r);
-        break;
-    case SB_REQ_USER:
-        if (s) hello_done(gw, s, r);
-        break;
-    case SB_REQ_CONV_CREATE:
-        open_done(gw, s, r);
-        free_create(r);
-        break;
-    case SB_REQ_CONV_GET: {
-        Sbp__Frame *f = r->data;
-        if (r->rc == 0) sb__gw_conv_cache(gw, r->u.conv_get.conv);
-        if (r->u.conv_get.conv)
-            sbp__conversation__free_unpacked(r->u.conv_get.conv, NULL);
-        if (!s) {
-            sb_frame_free(f);
-        } else if (r->rc != 0) {
-            ProtobufCBinaryData *cid = f->body_case == SBP__FRAME__BODY_SEND
-                                           ? &f->send->client_msg_id
-                                           : NULL;
-            sb__gw_send_error(gw, s, f->rid, r->rc, cid);
-            sb_frame_free(f);
-        } else {
-            handle_frame(gw, s, f);
-        }
-        break;
+    free(r);
+}
+
+static void sync_done(sb_req *r)
+{
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    for (size_t i = 0; i < r->u.sync.n_cursors; i++)
+        sbp__cursor__free_unpacked(r->u.sync.cursors[i], NULL);
+    free(r->u.sync.cursors);
+    if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+    if (s && r->rc == 0) {
+        sb__gw_render(gw, r->u.sync.resp->messages, r->u.sync.resp->n_messages,
+                      s->locale);
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = r->rid;
+        f.body_case = SBP__FRAME__BODY_SYNC_RESP;
+        f.sync_resp = r->u.sync.resp;
+        sb__gw_send_frame(gw, s, &f);
     }
-    case SB_REQ_SYNC: {
-        for (size_t i = 0; i < r->u.sync.n_cursors; i++)
-            sbp__cursor__free_unpacked(r->u.sync.cursors[i], NULL);
-        free(r->u.sync.cursors);
-        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
-        if (s && r->rc == 0) {
-            sb__gw_render(gw, r->u.sync.resp->messages,
-                          r->u.sync.resp->n_messages, s->locale);
-            Sbp__Frame f = SBP__FRAME__INIT;
-            f.rid = r->rid;
-            f.body_case = SBP__FRAME__BODY_SYNC_RESP;
-            f.sync_resp = r->u.sync.resp;
-            sb__gw_send_frame(gw, s, &f);
-        }
-        if (r->u.sync.resp) sbp__sync_resp__free_unpacked(r->u.sync.resp, NULL);
-        break;
+    if (r->u.sync.resp) sbp__sync_resp__free_unpacked(r->u.sync.resp, NULL);
+    free(r);
+}
+
+static void history_done(sb_req *r)
+{
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+    if (s && r->rc == 0) {
+        sb__gw_render(gw, r->u.history.resp->messages,
+                      r->u.history.resp->n_messages, s->locale);
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = r->rid;
+        f.body_case = SBP__FRAME__BODY_HISTORY_RESP;
+        f.history_resp = r->u.history.resp;
+        sb__gw_send_frame(gw, s, &f);
     }
-    case SB_REQ_HISTORY:
-        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
-        if (s && r->rc == 0) {
-            sb__gw_render(gw, r->u.history.resp->messages,
-                          r->u.history.resp->n_messages, s->locale);
-            Sbp__Frame f = SBP__FRAME__INIT;
-            f.rid = r->rid;
-            f.body_case = SBP__FRAME__BODY_HISTORY_RESP;
-            f.history_resp = r->u.history.resp;
-            sb__gw_send_frame(gw, s, &f);
-        }
-        if (r->u.history.resp)
-            sbp__history_resp__free_unpacked(r->u.history.resp, NULL);
-        break;
-    case SB_REQ_RECEIPTS:
-        for (size_t i = 0; i < r->u.receipts.n; i++)
-            sbp__read_notify__free_unpacked(r->u.receipts.list[i], NULL);
-        free(r->u.receipts.list);
-        break;
-    case SB_REQ_CURSOR_ACK:
-    case SB_REQ_READ_SET:
-        break; /* best effort: the device's own cursors drive SYNC */
-    default:
-        assert(!"customer-service requests are handled above");
-        break;
-    }
+    if (r->u.history.resp)
+        sbp__history_resp__free_unpacked(r->u.history.resp, NULL);
     free(r);
 }
 

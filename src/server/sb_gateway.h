@@ -27,7 +27,7 @@
 
 #include "sb_codec.h"
 #include "sb_filter.h"
-#include "sb_storeq.h"
+#include "sb_req.h"
 
 typedef struct sb_gw sb_gw;
 
@@ -41,9 +41,13 @@ typedef struct sb_gw_io {
      * within this call. */
     void (*close)(void *ud, uint64_t conn_id, uint16_t code,
                   const char *reason);
-    /* Submits a store request (sb_storeq_submit in the server); it comes
-     * back through sb_gw_store_done(). */
+    /* Submits a store request (sb_storeq_submit in the server). The
+     * request carries its own completion (req->done, the gateway's), which
+     * the store calls on the loop thread, never from within this call. */
     void (*store)(void *ud, sb_req *req);
+    /* The current time in ms, as the entry points are given it: what a
+     * store completion runs at. */
+    int64_t (*now)(void *ud);
     /* Carries out an admin's command (op, e.g. "reload-filter", and its
      * input body, "" for none; both valid during the call). The shell
      * answers later with sb_gw_admin_done() or sb_gw_admin_text(). Optional:
@@ -120,10 +124,6 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
                       int64_t now_ms);
 /* The connection is gone (closed by either side). */
 void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id);
-
-/* A store request submitted through io->store completed. The gateway frees
- * the request. */
-void sb_gw_store_done(sb_gw *gw, sb_req *req, int64_t now_ms);
 
 /* Periodic work: PUSH retries, HELLO deadlines, receipts and cursor
  * flushes. Call every 50-100 ms. */

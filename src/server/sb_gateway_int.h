@@ -140,7 +140,18 @@ struct sb_gw {
 };
 
 /* sb_gateway.c */
-sb_req *sb__gw_req_new(sb_req_kind kind, const sess *s, uint32_t rid);
+/* A store request of kind for session s (NULL: the server's own) and its
+ * request id, completed by done with ctx the gateway, at the gateway's
+ * time. NULL when out of memory. */
+sb_req *sb__gw_req_new(sb_gw *gw, sb_req_kind kind, const sess *s, uint32_t rid,
+                       sb_req_done_cb done);
+/* What every completion starts with: the clock and the count of requests
+ * in flight follow, and the session that made r comes back (NULL when it
+ * is gone, or closing unless closing_too). */
+sess *sb__gw_req_back(sb_gw *gw, const sb_req *r, bool closing_too);
+/* The completion of a MSG_APPEND: SEND_ACK or ERROR to the sender, if
+ * any, then delivery. */
+void sb__gw_append_done(sb_req *r);
 void sb__gw_submit(sb_gw *gw, sb_req *r);
 void sb__gw_copy_str(char *dst, size_t cap, const char *src);
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);
@@ -173,9 +184,6 @@ bool sb__svc_frame(sb_gw *gw, sess *s, Sbp__Frame **fp);
 void sb__svc_open(sb_gw *gw, sess *s, const Sbp__Frame *f);
 /* A message was stored in c (not a duplicate); m is still valid. */
 void sb__svc_after_message(sb_gw *gw, conv *c, const Sbp__Message *m);
-/* Completion of a customer-service store request; returns false if r is
- * not one. Does not free r. */
-bool sb__svc_store_done(sb_gw *gw, sess *s, sb_req *r);
 /* An agent's first session became ready / its last one went away. */
 void sb__svc_presence(sb_gw *gw, const char *user_id, bool online);
 /* Rebuilds queues and loads from the store (at start). */

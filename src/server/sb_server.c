@@ -408,11 +408,10 @@ static void io_store(void *ud, sb_req *req)
     sb_storeq_submit(srv->storeq, req);
 }
 
-static void store_done(sb_req *req, void *ud)
+static int64_t io_now(void *ud)
 {
-    server *srv = ud;
-    if (sb_deskmgr_store_done(srv->deskmgr, req)) return;
-    sb_gw_store_done(srv->gw, req, wall_ms());
+    (void)ud;
+    return wall_ms();
 }
 
 /* ---- WebSocket phase
@@ -1038,8 +1037,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     else
         snprintf(path, sizeof path, "%s/switchboard.db", cfg->data_dir);
     if (strcmp(path, ":memory:") != 0) mkdir(cfg->data_dir, 0700);
-    rc = sb_storeq_start(&srv->loop, path, cfg->durability, store_done, srv,
-                         &srv->storeq);
+    rc = sb_storeq_start(&srv->loop, path, cfg->durability, &srv->storeq);
     if (rc) {
         errorf_("cannot open store %s: %s", path, sb_strerror(rc));
         goto out_loop;
@@ -1048,6 +1046,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
                    .send = io_send,
                    .close = io_close,
                    .store = io_store,
+                   .now = io_now,
                    .admin = io_admin};
     sb_gw_config gwc = cfg->gw;
     sb_deskmgr_config dmc = {.loop = &srv->loop,

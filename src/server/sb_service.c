@@ -24,6 +24,16 @@
 #define SVC_SENDER_BOT "bot"
 #define SVC_QUEUE_NOTIFY_MAX 1000 /* queued customers told their position */
 
+static void quiet_done(sb_req *r);
+static void route_done(sb_req *r);
+static void open_done(sb_req *r);
+static void recall_checked(sb_req *r);
+static void recall_done(sb_req *r);
+static void tag_done(sb_req *r);
+static void send_list(sb_req *r);
+static void search_done(sb_req *r);
+static void start_done(sb_req *r);
+
 /* ---- messages the server writes --------------------------------------------
  */
 
@@ -105,13 +115,14 @@ oom:
 static void append(sb_gw *gw, Sbp__Message *m)
 {
     if (!m) return;
-    sb_req *r = sb__gw_req_new(SB_REQ_APPEND, NULL, 0);
+    sb_req *r =
+        sb__gw_req_new(gw, SB_REQ_MSG_APPEND, NULL, 0, sb__gw_append_done);
     if (!r) {
         sbp__message__free_unpacked(m, NULL);
         return;
     }
     r->u.append.msg = m;
-    r->u.append.now_ms = gw->now_ms;
+    r->now_ms = gw->now_ms;
     sb__gw_submit(gw, r);
 }
 
@@ -248,7 +259,8 @@ static void route_bot(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
     c->state = st;
     sb__gw_copy_str(c->group, sizeof c->group, group);
     sb__gw_copy_str(c->agent, sizeof c->agent, agent);
-    sb_req *r = sb__gw_req_new(SB_REQ_ROUTE, requester, rid);
+    sb_req *r =
+        sb__gw_req_new(gw, SB_REQ_CONV_ROUTE, requester, rid, route_done);
     if (!r) {
         free(left);
         for (size_t i = 0; i < n; i++)
@@ -260,7 +272,7 @@ static void route_bot(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
     sb__gw_copy_str(r->u.route.group, sizeof r->u.route.group, group);
     sb__gw_copy_str(r->u.route.agent, sizeof r->u.route.agent, agent);
     if (bot) sb__gw_copy_str(r->u.route.bot, sizeof r->u.route.bot, bot);
-    r->u.route.now_ms = gw->now_ms;
+    r->now_ms = gw->now_ms;
     r->data = left;
     for (size_t i = 0; i < n; i++)
         if (msgs[i]) r->msgs[r->n_msgs++] = msgs[i];
@@ -459,9 +471,10 @@ void sb__svc_after_message(sb_gw *gw, conv *c, const Sbp__Message *m)
     } else if (c->agent[0] && strcmp(m->sender, c->agent) == 0 &&
                !c->first_response) {
         c->first_response = true;
-        sb_req *r = sb__gw_req_new(SB_REQ_FIRST_RESPONSE, NULL, 0);
+        sb_req *r =
+            sb__gw_req_new(gw, SB_REQ_FIRST_RESPONSE, NULL, 0, quiet_done);
         if (r) {
-            r->u.conv_get.conv_id = c->id;
+            r->u.first_response.conv_id = c->id;
             sb__gw_submit(gw, r);
         }
     }
@@ -473,7 +486,7 @@ void sb__svc_after_message(sb_gw *gw, conv *c, const Sbp__Message *m)
 void sb__svc_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
 {
     const sb_desk_def *def = sb_desk_get(gw->cfg.desk, f->open->desk);
-    sb_req *r = sb__gw_req_new(SB_REQ_SERVICE_OPEN, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_SERVICE_OPEN, s, f->rid, open_done);
     if (!def || !r) {
         free(r);
         sb__gw_send_error(gw, s, f->rid, def ? -ENOMEM : SB_E_NOT_FOUND, NULL);
@@ -484,7 +497,7 @@ void sb__svc_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
     sb__gw_copy_str(r->u.svc_open.desk, sizeof r->u.svc_open.desk, def->id);
     sb__gw_copy_str(r->u.svc_open.group, sizeof r->u.svc_open.group,
                     sb_desk_group_name(gw->cfg.desk, def->default_group));
-    r->u.svc_open.now_ms = gw->now_ms;
+    r->now_ms = gw->now_ms;
     /* The desk's external bot, when online, joins a new conversation and
      * greets itself; otherwise the built-in bot greets. */
     const char *ext = desk_bot(gw, def);
@@ -500,8 +513,10 @@ void sb__svc_open(sb_gw *gw, sess *s, const Sbp__Frame *f)
     sb__gw_submit(gw, r);
 }
 
-static void open_done(sb_gw *gw, sess *s, sb_req *r)
+static void open_done(sb_req *r)
 {
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
     Sbp__Conversation *pc = r->u.svc_open.conv;
     if (r->rc == 0 && pc) {
         conv *c = sb__gw_conv_refresh(gw, pc);
@@ -527,6 +542,7 @@ static void open_done(sb_gw *gw, sess *s, sb_req *r)
             sbp__message__free_unpacked(r->msgs[i], NULL);
     }
     if (pc) sbp__conversation__free_unpacked(pc, NULL);
+    free(r);
 }
 
 /* ---- requests
@@ -660,7 +676,7 @@ static void on_recall(sb_gw *gw, sess *s, Sbp__Frame **fp)
         sb__gw_send_error(gw, s, f->rid, SB_E_FORBIDDEN, NULL);
         return;
     }
-    sb_req *r = sb__gw_req_new(SB_REQ_MSG_GET, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_MSG_GET, s, f->rid, recall_checked);
     if (!r) return;
     r->u.msg_get.conv_id = c->id;
     r->u.msg_get.seq = f->recall->seq;
@@ -668,8 +684,10 @@ static void on_recall(sb_gw *gw, sess *s, Sbp__Frame **fp)
 }
 
 /* The message to recall is known: check who and when, then store. */
-static void recall_checked(sb_gw *gw, sess *s, sb_req *r)
+static void recall_checked(sb_req *r)
 {
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
     Sbp__Message *m = r->u.msg_get.msg;
     if (!s) goto out;
     int rc = r->rc;
@@ -689,11 +707,11 @@ static void recall_checked(sb_gw *gw, sess *s, sb_req *r)
         send_ok(gw, s, r->rid);
         goto out;
     }
-    sb_req *w = sb__gw_req_new(SB_REQ_RECALL, s, r->rid);
+    sb_req *w = sb__gw_req_new(gw, SB_REQ_MSG_RECALL, s, r->rid, recall_done);
     if (!w) goto out;
     w->u.recall.conv_id = m->conv_id;
     w->u.recall.seq = m->seq;
-    w->u.recall.now_ms = gw->now_ms;
+    w->now_ms = gw->now_ms;
     char seq[24];
     snprintf(seq, sizeof seq, "%" PRIu64, m->seq);
     Sbp__Message *ev = event_new(m->conv_id, "msg.recalled", s->user_id, seq);
@@ -701,6 +719,7 @@ static void recall_checked(sb_gw *gw, sess *s, sb_req *r)
     sb__gw_submit(gw, w);
 out:
     if (m) sbp__message__free_unpacked(m, NULL);
+    free(r);
 }
 
 static void on_tag(sb_gw *gw, sess *s, Sbp__Frame **fp)
@@ -713,11 +732,11 @@ static void on_tag(sb_gw *gw, sess *s, Sbp__Frame **fp)
         sb__gw_send_error(gw, s, f->rid, SB_E_FORBIDDEN, NULL);
         return;
     }
-    sb_req *r = sb__gw_req_new(SB_REQ_TAG, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_TAG, s, f->rid, tag_done);
     if (!r) return;
     r->u.tag.conv_id = t->conv_id;
     r->u.tag.seq = t->seq;
-    r->u.tag.now_ms = gw->now_ms;
+    r->now_ms = gw->now_ms;
     /* The request takes the frame's arrays. */
     r->u.tag.add = t->add;
     r->u.tag.n_add = t->n_add;
@@ -793,7 +812,7 @@ static void on_conv_list(sb_gw *gw, sess *s, const Sbp__Frame *f)
         sb__gw_send_error(gw, s, f->rid, SB_E_INVALID, NULL);
         return;
     }
-    sb_req *r = sb__gw_req_new(SB_REQ_CONV_LIST, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_CONV_LIST, s, f->rid, send_list);
     if (!r) return;
     sb__gw_copy_str(r->u.conv_list.user_id, sizeof r->u.conv_list.user_id,
                     s->user_id);
@@ -829,7 +848,7 @@ static void on_search(sb_gw *gw, sess *s, const Sbp__Frame *f)
                           NULL);
         return;
     }
-    sb_req *r = sb__gw_req_new(SB_REQ_SEARCH, s, f->rid);
+    sb_req *r = sb__gw_req_new(gw, SB_REQ_SEARCH, s, f->rid, search_done);
     if (!r || !(r->u.search.query = strdup(q->query))) {
         free(r);
         return;
@@ -916,8 +935,10 @@ bool sb__svc_frame(sb_gw *gw, sess *s, Sbp__Frame **fp)
 /* ---- store completions
  * --------------------------------------------------------- */
 
-static void route_done(sb_gw *gw, sess *s, sb_req *r)
+static void route_done(sb_req *r)
 {
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
     conv *c = sb_map_get(&gw->convs, r->u.route.conv_id);
     if (r->rc == 0 && r->u.route.conv && c) {
         /* Members follow the assignment; the routing fields in memory are
@@ -947,10 +968,13 @@ static void route_done(sb_gw *gw, sess *s, sb_req *r)
     }
     if (r->u.route.conv)
         sbp__conversation__free_unpacked(r->u.route.conv, NULL);
+    free(r);
 }
 
-static void start_done(sb_gw *gw, sb_req *r)
+static void start_done(sb_req *r)
 {
+    sb_gw *gw = r->ctx;
+    sb__gw_req_back(gw, r, false);
     sb_desk *d = gw->cfg.desk;
     for (size_t i = 0; i < r->u.service_convs.n; i++) {
         Sbp__Conversation *pc = r->u.service_convs.list[i];
@@ -979,10 +1003,13 @@ static void start_done(sb_gw *gw, sb_req *r)
                 assign_from_queue(gw, s->user_id);
         }
     }
+    free(r);
 }
 
-static void send_list(sb_gw *gw, sess *s, sb_req *r)
+static void send_list(sb_req *r)
 {
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
     Sbp__ConvListResp *resp = r->u.conv_list.resp;
     if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
     if (s && r->rc == 0 && resp) {
@@ -1002,62 +1029,66 @@ static void send_list(sb_gw *gw, sess *s, sb_req *r)
     }
     if (resp) sbp__conv_list_resp__free_unpacked(resp, NULL);
     free_strs(r->u.conv_list.groups, r->u.conv_list.n_groups);
+    free(r);
 }
 
-bool sb__svc_store_done(sb_gw *gw, sess *s, sb_req *r)
+static void quiet_done(sb_req *r)
 {
-    switch (r->kind) {
-    case SB_REQ_SERVICE_OPEN:
-        open_done(gw, s, r);
-        return true;
-    case SB_REQ_ROUTE:
-        route_done(gw, s, r);
-        return true;
-    case SB_REQ_MSG_GET:
-        recall_checked(gw, s, r);
-        return true;
-    case SB_REQ_RECALL:
-        for (size_t i = 0; i < r->n_msgs; i++) {
-            if (r->rc == 0)
-                sb__gw_deliver(gw, r->msgs[i], NULL);
-            else
-                sbp__message__free_unpacked(r->msgs[i], NULL);
-        }
-        if (s && r->rc == 0) send_ok(gw, s, r->rid);
-        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
-        return true;
-    case SB_REQ_TAG:
-        free_strs(r->u.tag.add, r->u.tag.n_add);
-        free_strs(r->u.tag.remove, r->u.tag.n_remove);
-        if (s && r->rc == 0) send_ok(gw, s, r->rid);
-        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
-        return true;
-    case SB_REQ_FIRST_RESPONSE:
-        return true;
-    case SB_REQ_CONV_LIST:
-        send_list(gw, s, r);
-        return true;
-    case SB_REQ_SEARCH: {
-        Sbp__SearchResp *resp = r->u.search.resp;
-        if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
-        if (s && r->rc == 0 && resp) {
-            sb__gw_render(gw, resp->messages, resp->n_messages, s->locale);
-            Sbp__Frame f = SBP__FRAME__INIT;
-            f.rid = r->rid;
-            f.body_case = SBP__FRAME__BODY_SEARCH_RESP;
-            f.search_resp = resp;
-            sb__gw_send_frame(gw, s, &f);
-        }
-        if (resp) sbp__search_resp__free_unpacked(resp, NULL);
-        free(r->u.search.query);
-        return true;
+    sb__gw_req_back(r->ctx, r, false);
+    free(r);
+}
+
+/* OK or ERROR for the request r answers. */
+static void answer(sb_gw *gw, sess *s, const sb_req *r)
+{
+    if (!s) return;
+    if (r->rc == 0)
+        send_ok(gw, s, r->rid);
+    else
+        sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+}
+
+static void recall_done(sb_req *r)
+{
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        if (r->rc == 0)
+            sb__gw_deliver(gw, r->msgs[i], NULL);
+        else
+            sbp__message__free_unpacked(r->msgs[i], NULL);
     }
-    case SB_REQ_SERVICE_CONVS:
-        start_done(gw, r);
-        return true;
-    default:
-        return false;
+    answer(gw, s, r);
+    free(r);
+}
+
+static void tag_done(sb_req *r)
+{
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    free_strs(r->u.tag.add, r->u.tag.n_add);
+    free_strs(r->u.tag.remove, r->u.tag.n_remove);
+    answer(gw, s, r);
+    free(r);
+}
+
+static void search_done(sb_req *r)
+{
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    Sbp__SearchResp *resp = r->u.search.resp;
+    if (s && r->rc != 0) sb__gw_send_error(gw, s, r->rid, r->rc, NULL);
+    if (s && r->rc == 0 && resp) {
+        sb__gw_render(gw, resp->messages, resp->n_messages, s->locale);
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.rid = r->rid;
+        f.body_case = SBP__FRAME__BODY_SEARCH_RESP;
+        f.search_resp = resp;
+        sb__gw_send_frame(gw, s, &f);
     }
+    if (resp) sbp__search_resp__free_unpacked(resp, NULL);
+    free(r->u.search.query);
+    free(r);
 }
 
 /* ---- presence and start
@@ -1131,7 +1162,8 @@ void sb__svc_start(sb_gw *gw)
     Sbp__ConvState states[2] = {SBP__CONV_STATE__STATE_QUEUED,
                                 SBP__CONV_STATE__STATE_ASSIGNED};
     for (int i = 0; i < 2; i++) {
-        sb_req *r = sb__gw_req_new(SB_REQ_SERVICE_CONVS, NULL, 0);
+        sb_req *r =
+            sb__gw_req_new(gw, SB_REQ_SERVICE_CONVS, NULL, 0, start_done);
         if (!r) continue;
         r->u.service_convs.state = states[i];
         sb__gw_submit(gw, r);

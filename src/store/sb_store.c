@@ -928,6 +928,8 @@ static int members_load(sb_store *s, Sbp__Conversation *c)
         sbp__member__init(m);
         c->members[c->n_members++] = m;
         m->role = (Sbp__Role)sqlite3_column_int(st, 1);
+        m->read_seq = (uint64_t)sqlite3_column_int64(st, 2);
+        m->delivered_seq = (uint64_t)sqlite3_column_int64(st, 3);
         if (col_text(st, 0, &m->user_id)) goto nomem;
     }
     rc = rc == SQLITE_DONE ? 0 : SB_E_STORE;
@@ -1165,57 +1167,6 @@ int sb_store_conv_get(sb_store *s, uint64_t conv_id, Sbp__Conversation **out)
     rc = conv_load(s, conv_id, out);
     read_end(s, own);
     return rc;
-}
-
-int sb_store_receipts(sb_store *s, uint64_t conv_id, Sbp__ReadNotify ***out,
-                      size_t *n_out)
-{
-    assert(s && out && n_out);
-    Sbp__ReadNotify **list = NULL;
-    size_t n = 0;
-    bool own;
-    *out = NULL;
-    *n_out = 0;
-    int rc = read_begin(s, &own);
-    if (rc) return rc;
-
-    uint64_t last_seq;
-    bool member;
-    if ((rc = conv_member(s, conv_id, "", &last_seq, &member))) goto out;
-    list = calloc(SB_MEMBERS_MAX, sizeof *list);
-    if (!list) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    sqlite3_stmt *st = s->st[ST_MEMBERS_GET];
-    sqlite3_bind_int64(st, 1, i64(conv_id));
-    sqlite3_bind_int(st, 2, SB_MEMBERS_MAX);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        Sbp__ReadNotify *r = malloc(sizeof *r);
-        if (!r) break;
-        sbp__read_notify__init(r);
-        list[n++] = r;
-        r->conv_id = conv_id;
-        r->read_seq = (uint64_t)sqlite3_column_int64(st, 2);
-        r->delivered_seq = (uint64_t)sqlite3_column_int64(st, 3);
-        if (col_text(st, 0, &r->user_id)) break;
-    }
-    if (rc == SQLITE_ROW)
-        rc = -ENOMEM;
-    else
-        rc = rc == SQLITE_DONE ? 0 : SB_E_STORE;
-    sqlite3_reset(st);
-out:
-    read_end(s, own);
-    if (rc) {
-        for (size_t i = 0; i < n; i++)
-            sbp__read_notify__free_unpacked(list[i], NULL);
-        free(list);
-        return rc;
-    }
-    *out = list;
-    *n_out = n;
-    return 0;
 }
 
 typedef struct cursor_ent {

@@ -117,13 +117,9 @@ int sb_store_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
 /* The role a user was last seen with; SB_E_NOT_FOUND if never seen. */
 int sb_store_user_role(sb_store *s, const char *user_id, Sbp__Role *role);
 
-/* A conversation with its members; SB_E_NOT_FOUND if none. */
+/* A conversation with its members (each with its read_seq and
+ * delivered_seq); SB_E_NOT_FOUND if none. */
 int sb_store_conv_get(sb_store *s, uint64_t conv_id, Sbp__Conversation **out);
-
-/* The delivered_seq and read_seq of every member of conv, as ReadNotify
- * entries (caller frees each and the array). */
-int sb_store_receipts(sb_store *s, uint64_t conv_id, Sbp__ReadNotify ***out,
-                      size_t *n_out);
 
 /* One page of catch-up for a device of user_id: for every conversation the
  * user is a member of (every conversation if all is set, for admins), the

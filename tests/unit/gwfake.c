@@ -39,9 +39,16 @@ static void io_store(void *ud, sb_req *r)
     GF.queue[GF.nq++] = r;
 }
 
+static int64_t io_now(void *ud)
+{
+    (void)ud;
+    return GF.now;
+}
+
 sb_gw_io gwfake_io(void)
 {
-    sb_gw_io io = {.send = io_send, .close = io_close, .store = io_store};
+    sb_gw_io io = {
+        .send = io_send, .close = io_close, .store = io_store, .now = io_now};
     return io;
 }
 
@@ -87,8 +94,8 @@ void gwfake_pump(void)
             r->rc = SB_E_STORE;
         else
             sb_storeq_apply(GF.store, r);
-        if (r->kind == SB_REQ_CURSOR_ACK && r->rc == 0) GF.cursor_acks++;
-        sb_gw_store_done(GF.gw, r, GF.now);
+        if (r->kind == SB_REQ_CURSOR_SET && r->rc == 0) GF.cursor_acks++;
+        r->done(r);
     }
     /* The end of the shell's loop turn: queued messages go out. */
     sb_gw_flush(GF.gw);

@@ -33,7 +33,7 @@ typedef struct gwfake {
      * queued, so that the next gwfake_pump() completes them all in one
      * loop turn, as a group commit does. */
     bool defer_pump;
-    /* Device cursors the gateway stored (SB_REQ_CURSOR_ACK applied). */
+    /* Device cursors the gateway stored (SB_REQ_CURSOR_SET applied). */
     size_t cursor_acks;
 } gwfake;
 

@@ -463,20 +463,17 @@ static void test_conv_create_get(void **state)
 static void receipt_of(sb_store *s, uint64_t conv, const char *user,
                        uint64_t *read, uint64_t *delivered)
 {
-    Sbp__ReadNotify **list = NULL;
-    size_t n = 0;
-    assert_int_equal(sb_store_receipts(s, conv, &list, &n), 0);
+    Sbp__Conversation *c = NULL;
+    assert_int_equal(sb_store_conv_get(s, conv, &c), 0);
     bool found = false;
-    for (size_t i = 0; i < n; i++) {
-        assert_int_equal(list[i]->conv_id, conv);
-        if (strcmp(list[i]->user_id, user) == 0) {
-            *read = list[i]->read_seq;
-            *delivered = list[i]->delivered_seq;
+    for (size_t i = 0; i < c->n_members; i++) {
+        if (strcmp(c->members[i]->user_id, user) == 0) {
+            *read = c->members[i]->read_seq;
+            *delivered = c->members[i]->delivered_seq;
             found = true;
         }
-        sbp__read_notify__free_unpacked(list[i], NULL);
     }
-    free(list);
+    sbp__conversation__free_unpacked(c, NULL);
     assert_true(found);
 }
 
@@ -554,11 +551,9 @@ static void test_cursor_read_monotonic(void **state)
     assert_int_equal(rd, 0);
     assert_int_equal(dl, 0);
 
-    Sbp__ReadNotify **list = (Sbp__ReadNotify **)1;
-    size_t n = 9;
-    assert_int_equal(sb_store_receipts(s, c + 1, &list, &n), SB_E_NOT_FOUND);
-    assert_null(list);
-    assert_int_equal(n, 0);
+    Sbp__Conversation *none = (Sbp__Conversation *)1;
+    assert_int_equal(sb_store_conv_get(s, c + 1, &none), SB_E_NOT_FOUND);
+    assert_null(none);
     sb_store_close(s);
     tmpdb_remove(&t);
 }
@@ -946,15 +941,27 @@ typedef struct qctx {
     sb_req *extra; /* submitted from a callback, if set */
 } qctx;
 
-static void on_done(sb_req *r, void *ud)
+static qctx *cur_ctx; /* the running test's, set by q_start */
+
+static void on_done(sb_req *r);
+
+/* Submits r to q with the running test's completion. */
+static void qsubmit(sb_storeq *q, sb_req *r)
 {
-    qctx *c = ud;
+    r->done = on_done;
+    r->ctx = cur_ctx;
+    sb_storeq_submit(q, r);
+}
+
+static void on_done(sb_req *r)
+{
+    qctx *c = r->ctx;
     assert_true(c->n < c->cap);
     c->order[c->n++] = r;
     if (c->extra && r->owner == 1) {
         sb_req *x = c->extra;
         c->extra = NULL;
-        sb_storeq_submit(c->q, x);
+        qsubmit(c->q, x);
     }
 }
 
@@ -968,8 +975,9 @@ static sb_storeq *q_start(uv_loop_t *loop, const char *path, sb_durability d,
     ctx->order = calloc(cap, sizeof *ctx->order);
     assert_non_null(ctx->order);
     sb_storeq *q = NULL;
-    assert_int_equal(sb_storeq_start(loop, path, d, on_done, ctx, &q), 0);
+    assert_int_equal(sb_storeq_start(loop, path, d, &q), 0);
     ctx->q = q;
+    cur_ctx = ctx;
     return q;
 }
 
@@ -991,7 +999,7 @@ static void appreq_init(appreq *a, uint64_t conv, const char *sender,
                         uint64_t n, const char *body)
 {
     memset(a, 0, sizeof *a);
-    a->req.kind = SB_REQ_APPEND;
+    a->req.kind = SB_REQ_MSG_APPEND;
     sbp__message__init(&a->msg);
     cmid_set(a->id, n);
     a->msg.conv_id = conv;
@@ -1002,7 +1010,7 @@ static void appreq_init(appreq *a, uint64_t conv, const char *sender,
     a->msg.type = SBP__MSG_TYPE__MSG_TEXT;
     a->msg.body = (char *)body;
     a->req.u.append.msg = &a->msg;
-    a->req.u.append.now_ms = NOW;
+    a->req.now_ms = NOW;
 }
 
 /* Submits and runs the loop until the requests complete; the queue keeps
@@ -1026,9 +1034,9 @@ static uint64_t q_conv_create(uv_loop_t *loop, sb_storeq *q, qctx *ctx,
     r.u.create.user_ids = ids;
     r.u.create.roles = roles;
     r.u.create.n = u1 ? 2 : 1;
-    r.u.create.now_ms = NOW;
+    r.now_ms = NOW;
     size_t before = ctx->n;
-    sb_storeq_submit(q, &r);
+    qsubmit(q, &r);
     run_all(loop, q);
     assert_int_equal(ctx->n, before + 1);
     assert_int_equal(r.rc, 0);
@@ -1060,7 +1068,7 @@ static void test_storeq_group_commit(void **state)
     ctx.n = 0;
     uint64_t t0 = uv_hrtime();
     for (int i = 0; i < N; i++)
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
     assert_int_equal(sb_storeq_pending(q), N);
     run_all(&loop, q);
     double secs = (double)(uv_hrtime() - t0) / 1e9;
@@ -1093,13 +1101,13 @@ static void test_storeq_group_commit(void **state)
     snprintf(sy.u.sync.user_id, sizeof sy.u.sync.user_id, "agent");
     sy.u.sync.limit = 100;
     memset(&rc, 0, sizeof rc);
-    rc.kind = SB_REQ_RECEIPTS;
-    rc.u.receipts.conv_id = conv[0];
+    rc.kind = SB_REQ_CONV_GET;
+    rc.u.conv_get.conv_id = conv[0];
     ctx.n = 0;
-    sb_storeq_submit(q, &h);
-    sb_storeq_submit(q, &g);
-    sb_storeq_submit(q, &sy);
-    sb_storeq_submit(q, &rc);
+    qsubmit(q, &h);
+    qsubmit(q, &g);
+    qsubmit(q, &sy);
+    qsubmit(q, &rc);
     run_all(&loop, q);
     assert_int_equal(ctx.n, 4);
     assert_int_equal(h.rc, 0);
@@ -1118,16 +1126,14 @@ static void test_storeq_group_commit(void **state)
     assert_int_equal(sy.u.sync.resp->convs[0]->conv_id, conv[0]);
     sbp__sync_resp__free_unpacked(sy.u.sync.resp, NULL);
     assert_int_equal(rc.rc, 0);
-    assert_int_equal(rc.u.receipts.n, 2);
-    for (size_t i = 0; i < rc.u.receipts.n; i++)
-        sbp__read_notify__free_unpacked(rc.u.receipts.list[i], NULL);
-    free(rc.u.receipts.list);
+    assert_int_equal(rc.u.conv_get.conv->n_members, 2);
+    sbp__conversation__free_unpacked(rc.u.conv_get.conv, NULL);
 
     /* Retries through the queue are duplicates with the original answer. */
     appreq d;
     appreq_init(&d, conv[0], "agent", 0, "again");
     ctx.n = 0;
-    sb_storeq_submit(q, &d.req);
+    qsubmit(q, &d.req);
     run_all(&loop, q);
     assert_int_equal(d.req.rc, 0);
     assert_true(d.req.u.append.duplicate);
@@ -1167,7 +1173,7 @@ static void test_storeq_checkpoints(void **state)
             int i = r * PER + k;
             appreq_init(&a[i], conv[i % NC], i % 2 ? "cust" : "agent",
                         (uint64_t)i, "a message long enough to fill pages");
-            sb_storeq_submit(q, &a[i].req);
+            qsubmit(q, &a[i].req);
         }
         run_all(&loop, q);
         struct stat st;
@@ -1228,11 +1234,11 @@ static void test_storeq_stop_drains(void **state)
     a[N - 1].req.owner = 1; /* its callback submits `late` */
     ctx.extra = &late;
     for (int i = 0; i < N; i++) {
-        sb_storeq_submit(q, &a[i].req);
-        if (i % 500 == 0) sb_storeq_submit(q, &reads[i / 500]);
+        qsubmit(q, &a[i].req);
+        if (i % 500 == 0) qsubmit(q, &reads[i / 500]);
     }
-    sb_storeq_submit(q, &reads[4]);
-    sb_storeq_submit(q, &bogus);
+    qsubmit(q, &reads[4]);
+    qsubmit(q, &bogus);
     assert_int_equal(sb_storeq_pending(q), N + 6);
 
     sb_storeq_stop(q); /* without running the loop first */
@@ -1250,7 +1256,7 @@ static void test_storeq_stop_drains(void **state)
     assert_null(late.u.conv_get.conv);
     /* writes completed in submission order, reads among them */
     for (size_t i = 0, w = 0; i < ctx.n; i++) {
-        if (ctx.order[i]->kind != SB_REQ_APPEND) continue;
+        if (ctx.order[i]->kind != SB_REQ_MSG_APPEND) continue;
         assert_ptr_equal(ctx.order[i], &a[w++].req);
     }
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -1288,9 +1294,9 @@ static void test_storeq_full_disk(void **state)
     sb__storeq_max_pages(q, 1);
     sb__storeq_hold(q, true);
     uint64_t commits = sb_storeq_commits(q);
-    sb_storeq_submit(q, &small.req);
-    sb_storeq_submit(q, &missing.req);
-    sb_storeq_submit(q, &large.req);
+    qsubmit(q, &small.req);
+    qsubmit(q, &missing.req);
+    qsubmit(q, &large.req);
     sb__storeq_hold(q, false);
     ctx.n = 0;
     run_all(&loop, q);
@@ -1304,22 +1310,22 @@ static void test_storeq_full_disk(void **state)
     assert_int_equal(raw_int(t.path, "SELECT max(last_seq) FROM convs"), 0);
 
     /* Alone, the small one fits (still capped): a new message, seq 1. */
-    sb_storeq_submit(q, &small.req);
+    qsubmit(q, &small.req);
     run_all(&loop, q);
     assert_int_equal(small.req.rc, 0);
     assert_false(small.req.u.append.duplicate);
     assert_int_equal(small.msg.seq, 1);
-    sb_storeq_submit(q, &large.req);
+    qsubmit(q, &large.req);
     run_all(&loop, q);
     assert_int_equal(large.req.rc, SB_E_STORE);
 
     /* Space freed: the retry succeeds with the next seq. */
     sb__storeq_max_pages(q, 0);
-    sb_storeq_submit(q, &large.req);
+    qsubmit(q, &large.req);
     run_all(&loop, q);
     assert_int_equal(large.req.rc, 0);
     assert_int_equal(large.msg.seq, 2);
-    sb_storeq_submit(q, &missing.req);
+    qsubmit(q, &missing.req);
     run_all(&loop, q);
     assert_int_equal(missing.req.rc, SB_E_NOT_FOUND);
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 2);
@@ -1440,7 +1446,7 @@ static void test_storeq_wal_write_fails(void **state)
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     appreq first, *a = calloc(N, sizeof *a);
     appreq_init(&first, c, "cust", 1000, "before");
-    sb_storeq_submit(q, &first.req);
+    qsubmit(q, &first.req);
     run_all(&loop, q);
     assert_int_equal(first.req.rc, 0);
     /* The search index takes it in now (the writer does so when idle),
@@ -1457,7 +1463,7 @@ static void test_storeq_wal_write_fails(void **state)
     sb__storeq_hold(q, true);
     for (int i = 0; i < N; i++) {
         appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
     }
     sb__storeq_hold(q, false);
     run_all(&loop, q);
@@ -1471,14 +1477,14 @@ static void test_storeq_wal_write_fails(void **state)
 
     appreq small;
     appreq_init(&small, c, "cust", 1001, "small");
-    sb_storeq_submit(q, &small.req);
+    qsubmit(q, &small.req);
     run_all(&loop, q);
     assert_int_equal(small.req.rc, 0);
     assert_int_equal(small.msg.seq, 2);
 
     fsize_limit(0);
     for (int i = 0; i < N; i++)
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
     run_all(&loop, q);
     for (int i = 0; i < N; i++) {
         assert_int_equal(a[i].req.rc, 0);
@@ -1523,7 +1529,7 @@ static void test_storeq_checkpoint_fails(void **state)
     uint64_t c = q_conv_create(&loop, q, &ctx, "cust", "agent");
     for (int i = 0; i < N0; i++) {
         appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
     }
     run_all(&loop, q);
     sb_storeq_stop(q);
@@ -1532,16 +1538,15 @@ static void test_storeq_checkpoint_fails(void **state)
     assert_true(db >= N0 * 4096);
     assert_int_equal(file_size(t.path, "-wal"), 0);
 
-    assert_int_equal(
-        sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, on_done, &ctx, &q),
-        0);
+    assert_int_equal(sb_storeq_start(&loop, t.path, SB_DURABILITY_FSYNC, &q),
+                     0);
     ctx.q = q;
     sb__storeq_ckpt_limits(q, 64, 16, 1 << 20);
     fsize_limit(db + 16 * 1024); /* the WAL stays far below */
     uint64_t ckpts = sb_storeq_checkpoints(q);
     for (int i = N0; i < N0 + N; i++) {
         appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
     }
     run_all(&loop, q);
     for (int i = N0; i < N0 + N; i++)
@@ -1562,7 +1567,7 @@ static void test_storeq_checkpoint_fails(void **state)
 
     /* The file may grow: the next batch's checkpoint completes. */
     appreq_init(&a[N0 + N], c, "cust", N0 + N, "last");
-    sb_storeq_submit(q, &a[N0 + N].req);
+    qsubmit(q, &a[N0 + N].req);
     run_all(&loop, q);
     assert_int_equal(a[N0 + N].req.rc, 0);
     for (int i = 0; i < 500 && sb_storeq_checkpoints(q) == ckpts; i++)
@@ -1624,7 +1629,7 @@ static void test_storeq_checkpoint_busy(void **state)
     uint64_t ckpts = sb_storeq_checkpoints(q);
     for (int i = 0; i < N; i++) {
         appreq_init(&a[i], c, "cust", (uint64_t)i, page_body());
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
     }
     run_all(&loop, q);
     usleep(100 * 1000);
@@ -1637,7 +1642,7 @@ static void test_storeq_checkpoint_busy(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     usleep(20 * 1000);
     appreq_init(&a[N], c, "cust", N, "after");
-    sb_storeq_submit(q, &a[N].req);
+    qsubmit(q, &a[N].req);
     run_all(&loop, q);
     for (int i = 0; i < 200 && sb_storeq_checkpoints(q) == ckpts; i++)
         usleep(10 * 1000);
@@ -1659,12 +1664,11 @@ static void test_storeq_start_refusals(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    qctx ctx = {.cap = 1};
     assert_int_equal(uv_loop_init(&loop), 0);
     sb_storeq *q = (sb_storeq *)1;
-    assert_int_equal(sb_storeq_start(&loop, "/nonexistent/dir/sb.db",
-                                     SB_DURABILITY_OS, on_done, &ctx, &q),
-                     SB_E_STORE);
+    assert_int_equal(
+        sb_storeq_start(&loop, "/nonexistent/dir/sb.db", SB_DURABILITY_OS, &q),
+        SB_E_STORE);
     assert_null(q);
     sb_storeq_stop(NULL);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -1687,10 +1691,10 @@ static void test_storeq_memory(void **state)
     ctx.n = 0;
     for (int i = 0; i < N; i++) {
         appreq_init(&a[i], c, "cust", (uint64_t)i, "m");
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
         g[i].kind = SB_REQ_CONV_GET;
         g[i].u.conv_get.conv_id = c;
-        sb_storeq_submit(q, &g[i]);
+        qsubmit(q, &g[i]);
     }
     run_all(&loop, q);
     assert_int_equal(ctx.n, 2 * N);
@@ -1701,7 +1705,7 @@ static void test_storeq_memory(void **state)
     for (size_t i = 0; i < ctx.n; i++) {
         sb_req *r = ctx.order[i];
         assert_int_equal(r->rc, 0);
-        if (r->kind == SB_REQ_APPEND) {
+        if (r->kind == SB_REQ_MSG_APPEND) {
             assert_int_equal(((appreq *)r)->msg.seq, ++completed);
         } else {
             uint64_t ls = r->u.conv_get.conv->last_seq;
@@ -1735,13 +1739,13 @@ static void batch_isolation(const char *path)
     sb__storeq_hold(q, true);
     for (int i = 0; i < N; i++) {
         appreq_init(&a[i], c, "cust", (uint64_t)i, body);
-        sb_storeq_submit(q, &a[i].req);
+        qsubmit(q, &a[i].req);
     }
     sb__storeq_hold(q, false);
     for (int i = 0; i < R; i++) {
         g[i].kind = SB_REQ_CONV_GET;
         g[i].u.conv_get.conv_id = c;
-        sb_storeq_submit(q, &g[i]);
+        qsubmit(q, &g[i]);
     }
     run_all(&loop, q);
     assert_int_equal(sb_storeq_commits(q), commits + 1);
@@ -1782,7 +1786,7 @@ static void test_storeq_apply(void **state)
     assert_int_equal(sb_store_open(":memory:", SB_DURABILITY_OS, &s), 0);
     sb_req r;
     memset(&r, 0, sizeof r);
-    r.kind = SB_REQ_USER;
+    r.kind = SB_REQ_USER_UPSERT;
     snprintf(r.u.user.user_id, sizeof r.u.user.user_id, "ann");
     snprintf(r.u.user.locale, sizeof r.u.user.locale, "en");
     r.u.user.role = SBP__ROLE__ROLE_AGENT;
@@ -1816,7 +1820,7 @@ static void test_storeq_apply(void **state)
     assert_int_equal(a.req.rc, SB_E_INVALID);
 
     memset(&r, 0, sizeof r);
-    r.kind = SB_REQ_CURSOR_ACK;
+    r.kind = SB_REQ_CURSOR_SET;
     snprintf(r.u.cursor.user_id, sizeof r.u.cursor.user_id, "ann");
     snprintf(r.u.cursor.device_id, sizeof r.u.cursor.device_id, "d");
     r.u.cursor.conv_id = c;
@@ -1832,16 +1836,14 @@ static void test_storeq_apply(void **state)
     assert_int_equal(r.rc, SB_E_FORBIDDEN);
 
     memset(&r, 0, sizeof r);
-    r.kind = SB_REQ_RECEIPTS;
-    r.u.receipts.conv_id = c;
+    r.kind = SB_REQ_CONV_GET;
+    r.u.conv_get.conv_id = c;
     sb_storeq_apply(s, &r);
     assert_int_equal(r.rc, 0);
-    assert_int_equal(r.u.receipts.n, 2);
-    assert_string_equal(r.u.receipts.list[0]->user_id, "ann");
-    assert_int_equal(r.u.receipts.list[0]->delivered_seq, 1);
-    for (size_t i = 0; i < r.u.receipts.n; i++)
-        sbp__read_notify__free_unpacked(r.u.receipts.list[i], NULL);
-    free(r.u.receipts.list);
+    assert_int_equal(r.u.conv_get.conv->n_members, 2);
+    assert_string_equal(r.u.conv_get.conv->members[0]->user_id, "ann");
+    assert_int_equal(r.u.conv_get.conv->members[0]->delivered_seq, 1);
+    sbp__conversation__free_unpacked(r.u.conv_get.conv, NULL);
 
     Sbp__Cursor cur = SBP__CURSOR__INIT, *curs[] = {&cur};
     cur.conv_id = c;
@@ -3095,12 +3097,12 @@ static void route_req(sb_req *r, uint64_t conv, Sbp__ConvState st,
                       const char *group, const char *agent, int64_t now)
 {
     memset(r, 0, sizeof *r);
-    r->kind = SB_REQ_ROUTE;
+    r->kind = SB_REQ_CONV_ROUTE;
     r->u.route.conv_id = conv;
     r->u.route.state = st;
     snprintf(r->u.route.group, sizeof r->u.route.group, "%s", group);
     snprintf(r->u.route.agent, sizeof r->u.route.agent, "%s", agent);
-    r->u.route.now_ms = now;
+    r->now_ms = now;
 }
 
 /* A route and its event messages: one transaction, all or nothing, both
@@ -3122,9 +3124,9 @@ static void test_storeq_route_atomic(void **state)
     snprintf(o.u.svc_open.customer, sizeof o.u.svc_open.customer, "cust");
     snprintf(o.u.svc_open.desk, sizeof o.u.svc_open.desk, "shop");
     snprintf(o.u.svc_open.group, sizeof o.u.svc_open.group, "sales");
-    o.u.svc_open.now_ms = NOW;
+    o.now_ms = NOW;
     o.msgs[o.n_msgs++] = event_msg("bot.greeting");
-    sb_storeq_submit(q, &o);
+    qsubmit(q, &o);
     run_all(&loop, q);
     assert_int_equal(o.rc, 0);
     assert_true(o.u.svc_open.created);
@@ -3137,7 +3139,7 @@ static void test_storeq_route_atomic(void **state)
     free_msgs(&o);
     o.msgs[o.n_msgs++] = event_msg("bot.greeting");
     o.u.svc_open.conv = NULL;
-    sb_storeq_submit(q, &o);
+    qsubmit(q, &o);
     run_all(&loop, q);
     assert_int_equal(o.rc, 0);
     assert_false(o.u.svc_open.created);
@@ -3154,7 +3156,7 @@ static void test_storeq_route_atomic(void **state)
     r.msgs[r.n_msgs++] = event_msg("conv.assigned");
     r.msgs[1]->conv_id = r.msgs[0]->conv_id = c;
     uint64_t commits = sb_storeq_commits(q);
-    sb_storeq_submit(q, &r);
+    qsubmit(q, &r);
     run_all(&loop, q);
     assert_int_equal(r.rc, 0);
     assert_int_equal(sb_storeq_commits(q), commits + 1);
@@ -3183,9 +3185,9 @@ static void test_storeq_route_atomic(void **state)
     good.msgs[good.n_msgs++] = event_msg("conv.transferred");
     good.msgs[0]->conv_id = c;
     sb__storeq_hold(q, true);
-    sb_storeq_submit(q, &a1.req);
-    sb_storeq_submit(q, &bad);
-    sb_storeq_submit(q, &good);
+    qsubmit(q, &a1.req);
+    qsubmit(q, &bad);
+    qsubmit(q, &good);
     sb__storeq_hold(q, false);
     run_all(&loop, q);
     assert_int_equal(a1.req.rc, 0);
@@ -3225,8 +3227,8 @@ static void test_storeq_route_atomic(void **state)
     sb__storeq_max_pages(q, 1);
     sb__storeq_hold(q, true);
     commits = sb_storeq_commits(q);
-    sb_storeq_submit(q, &tg);
-    sb_storeq_submit(q, &r);
+    qsubmit(q, &tg);
+    qsubmit(q, &r);
     sb__storeq_hold(q, false);
     run_all(&loop, q);
     assert_int_equal(tg.rc, SB_E_STORE);
@@ -3240,8 +3242,8 @@ static void test_storeq_route_atomic(void **state)
     assert_int_equal(raw_int(t.path, "SELECT closed_ts FROM convs"), 0);
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM tags"), 0);
     sb__storeq_max_pages(q, 0);
-    sb_storeq_submit(q, &tg);
-    sb_storeq_submit(q, &r);
+    qsubmit(q, &tg);
+    qsubmit(q, &r);
     run_all(&loop, q);
     assert_int_equal(tg.rc, 0);
     assert_int_equal(r.rc, 0);
@@ -3278,7 +3280,7 @@ static void test_storeq_apply_service(void **state)
     memset(&r, 0, sizeof r);
     r.kind = SB_REQ_SERVICE_OPEN;
     snprintf(r.u.svc_open.customer, sizeof r.u.svc_open.customer, "cust");
-    r.u.svc_open.now_ms = NOW;
+    r.now_ms = NOW;
     sb_storeq_apply(s, &r);
     assert_int_equal(r.rc, 0);
     uint64_t c = r.u.svc_open.conv->conv_id;
@@ -3304,7 +3306,7 @@ static void test_storeq_apply_service(void **state)
     assert_int_equal(a.req.rc, 0);
     appreq_init(&a, c, "ag", 2, "sure");
     a.msg.quote_seq = 1;
-    a.req.u.append.now_ms = NOW + 40;
+    a.req.now_ms = NOW + 40;
     sb_storeq_apply(s, &a.req);
     assert_int_equal(a.req.rc, 0);
     assert_string_equal(a.msg.quote->body, "need a refund");
@@ -3313,7 +3315,7 @@ static void test_storeq_apply_service(void **state)
     /* FIRST_RESPONSE takes the agent's reply time. */
     memset(&r, 0, sizeof r);
     r.kind = SB_REQ_FIRST_RESPONSE;
-    r.u.conv_get.conv_id = c;
+    r.u.first_response.conv_id = c;
     sb_storeq_apply(s, &r);
     assert_int_equal(r.rc, 0);
     Sbp__Conversation *g = conv_get1(s, c);
@@ -3337,7 +3339,7 @@ static void test_storeq_apply_service(void **state)
 
     /* RECALL with its event at the writer's clock (no now_ms given). */
     memset(&r, 0, sizeof r);
-    r.kind = SB_REQ_RECALL;
+    r.kind = SB_REQ_MSG_RECALL;
     r.u.recall.conv_id = c;
     r.u.recall.seq = 1;
     r.msgs[r.n_msgs++] = event_msg("msg.recalled");
@@ -3424,7 +3426,7 @@ static void test_config_and_bot_members(void **state)
     r.u.config.lens[0] = strlen(r.u.config.values[0]);
     r.u.config.values[1] = "abc";
     r.u.config.lens[1] = 3;
-    r.u.config.now_ms = NOW;
+    r.now_ms = NOW;
     sb_storeq_apply(s, &r);
     assert_int_equal(r.rc, 0);
     /* A bad second value undoes the first. */
@@ -3462,7 +3464,7 @@ static void test_config_and_bot_members(void **state)
     r.kind = SB_REQ_SERVICE_OPEN;
     snprintf(r.u.svc_open.customer, sizeof r.u.svc_open.customer, "cust");
     snprintf(r.u.svc_open.bot, sizeof r.u.svc_open.bot, "helper");
-    r.u.svc_open.now_ms = NOW;
+    r.now_ms = NOW;
     sb_storeq_apply(s, &r);
     assert_int_equal(r.rc, 0);
     Sbp__Conversation *c = r.u.svc_open.conv;

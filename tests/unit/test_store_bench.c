@@ -212,21 +212,25 @@ typedef struct bench {
     uint64_t *conv;
 } bench;
 
+static void bench_done(sb_req *req);
+
 static void bench_submit(bench *b)
 {
     qreq *x = &b->r[b->next];
     memset(&x->req, 0, sizeof x->req);
     msg_init(&x->msg, x->id, b->conv[b->next % NCONV], (uint64_t)b->next);
-    x->req.kind = SB_REQ_APPEND;
+    x->req.kind = SB_REQ_MSG_APPEND;
     x->req.u.append.msg = &x->msg;
-    x->req.u.append.now_ms = NOW;
+    x->req.now_ms = NOW;
+    x->req.done = bench_done;
+    x->req.ctx = b;
     b->next++;
     sb_storeq_submit(b->q, &x->req);
 }
 
-static void bench_done(sb_req *req, void *ud)
+static void bench_done(sb_req *req)
 {
-    bench *b = ud;
+    bench *b = req->ctx;
     assert_int_equal(req->rc, 0);
     assert_ptr_equal(req, &b->r[b->done].req); /* in submission order */
     b->done++;
@@ -247,8 +251,7 @@ static void queued(const char *what, sb_durability d, int n, int window)
     assert_int_equal(uv_loop_init(&loop), 0);
     bench b = {.n = n, .window = window, .conv = conv};
     b.r = calloc((size_t)n, sizeof *b.r);
-    assert_int_equal(sb_storeq_start(&loop, t.path, d, bench_done, &b, &b.q),
-                     0);
+    assert_int_equal(sb_storeq_start(&loop, t.path, d, &b.q), 0);
     uint64_t t0 = uv_hrtime();
     while (b.next < n && b.next < window)
         bench_submit(&b);

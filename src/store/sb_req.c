@@ -1,0 +1,424 @@
+/* How each kind of store request runs on a store connection: one table,
+ * sb__req_ops, with a row per kind (whether it writes, what it runs, what it
+ * clears when its transaction does not commit). The store's threads (sb_storeq)
+ * and tests drive requests through it; nothing here knows of threads or
+ * which database is behind the connection. */
+#include "sb_req_int.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sb_error.h"
+
+bool sb__req_rc_is_request_level(int rc)
+{
+    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN ||
+           rc == SB_E_TOO_LARGE;
+}
+
+/* The store's clock, for a write made with no time. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t req_now(const sb_req *r)
+{
+    return r->now_ms ? r->now_ms : wall_ms();
+}
+
+/* A fixed-size string field that the caller filled: NUL-terminated. */
+static bool fixed_str_ok(const char *s, size_t size)
+{
+    return memchr(s, '\0', size) != NULL;
+}
+#define FIXED_OK(field) fixed_str_ok((field), sizeof(field))
+
+static void conv_drop(Sbp__Conversation **c)
+{
+    if (*c) sbp__conversation__free_unpacked(*c, NULL);
+    *c = NULL;
+}
+
+/* The conversation a request returns, as it is once its messages are in
+ * (last_seq, updated_ts). */
+static int conv_reload(sb_store *s, Sbp__Conversation **c)
+{
+    if (!*c) return 0;
+    Sbp__Conversation *fresh = NULL;
+    int rc = sb_store_conv_get(s, (*c)->conv_id, &fresh);
+    if (rc) return rc == SB_E_NOT_FOUND ? SB_E_STORE : rc;
+    sbp__conversation__free_unpacked(*c, NULL);
+    *c = fresh;
+    return 0;
+}
+
+/* The messages of r that did not get stored lose what the store gave
+ * them. */
+static void msgs_void(sb_req *r)
+{
+    size_t n = r->n_msgs < SB_REQ_MSGS_MAX ? r->n_msgs : SB_REQ_MSGS_MAX;
+    for (size_t i = 0; i < n; i++) {
+        Sbp__Message *m = r->msgs[i];
+        if (!m) continue;
+        m->msg_id = 0;
+        m->seq = 0;
+        m->server_ts = 0;
+        if (r->kind == SB_REQ_SERVICE_OPEN) m->conv_id = 0;
+    }
+}
+
+/* A customer-service write and the messages stored with it, as one: a
+ * savepoint lets a request-level refusal of either undo both. main does
+ * the request's own part and says whether r->msgs follow it; conv, when
+ * not NULL, is the conversation it returns, reloaded once the messages are
+ * in. */
+static int with_msgs(sb_store *s, sb_req *r,
+                     int (*main)(sb_store *s, sb_req *r, int64_t now,
+                                 bool *msgs_follow),
+                     Sbp__Conversation **conv)
+{
+    if (r->n_msgs > SB_REQ_MSGS_MAX) return SB_E_INVALID;
+    for (size_t i = 0; i < r->n_msgs; i++)
+        if (!r->msgs[i]) return SB_E_INVALID;
+    int64_t now = req_now(r);
+    int rc = sb__store_savepoint(s);
+    if (rc) return rc;
+    bool follow = false;
+    rc = main(s, r, now, &follow);
+    for (size_t i = 0; rc == 0 && follow && i < r->n_msgs; i++) {
+        bool dup;
+        rc = sb_store_append(s, r->msgs[i], now, &dup);
+    }
+    if (rc == 0 && follow && r->n_msgs && conv) rc = conv_reload(s, conv);
+    if (rc == 0) return sb__store_savepoint_end(s, true);
+    if (!sb__req_rc_is_request_level(rc)) return rc; /* the batch rolls back */
+    sb__req_ops[r->kind].undo(r);
+    int end = sb__store_savepoint_end(s, false);
+    return end ? end : rc;
+}
+
+/* ---- writes ----------------------------------------------------------------
+ */
+
+static int user_run(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.user.user_id) || !FIXED_OK(r->u.user.locale))
+        return SB_E_INVALID;
+    return sb_store_user_upsert(s, r->u.user.user_id, r->u.user.role,
+                                r->u.user.locale, req_now(r));
+}
+
+static int append_run(sb_store *s, sb_req *r)
+{
+    r->u.append.duplicate = false;
+    if (!r->u.append.msg) return SB_E_INVALID;
+    return sb_store_append(s, r->u.append.msg, req_now(r),
+                           &r->u.append.duplicate);
+}
+
+static void append_undo(sb_req *r)
+{
+    r->u.append.duplicate = false;
+    Sbp__Message *m = r->u.append.msg;
+    if (!m) return;
+    m->msg_id = 0;
+    m->seq = 0;
+    m->server_ts = 0;
+}
+
+static int create_run(sb_store *s, sb_req *r)
+{
+    r->u.create.conv = NULL;
+    if (r->u.create.n && (!r->u.create.user_ids || !r->u.create.roles))
+        return SB_E_INVALID;
+    return sb_store_conv_create(s, r->u.create.kind, r->u.create.title,
+                                (const char *const *)r->u.create.user_ids,
+                                r->u.create.roles, r->u.create.n, req_now(r),
+                                &r->u.create.conv);
+}
+
+static void create_undo(sb_req *r)
+{
+    conv_drop(&r->u.create.conv);
+}
+
+static int cursor_run(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.cursor.user_id) || !FIXED_OK(r->u.cursor.device_id))
+        return SB_E_INVALID;
+    return sb_store_cursor_ack(s, r->u.cursor.user_id, r->u.cursor.device_id,
+                               r->u.cursor.conv_id, r->u.cursor.seq);
+}
+
+static int read_set_run(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.read.user_id)) return SB_E_INVALID;
+    return sb_store_read_set(s, r->u.read.conv_id, r->u.read.user_id,
+                             r->u.read.seq);
+}
+
+static int svc_open_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
+{
+    if (!FIXED_OK(r->u.svc_open.customer) || !FIXED_OK(r->u.svc_open.desk) ||
+        !FIXED_OK(r->u.svc_open.group) || !FIXED_OK(r->u.svc_open.bot))
+        return SB_E_INVALID;
+    int rc = sb_store_service_open(s, r->u.svc_open.customer,
+                                   r->u.svc_open.desk, r->u.svc_open.group, now,
+                                   &r->u.svc_open.conv, &r->u.svc_open.created);
+    if (rc || !r->u.svc_open.created) return rc;
+    for (size_t i = 0; i < r->n_msgs; i++)
+        r->msgs[i]->conv_id = r->u.svc_open.conv->conv_id;
+    *follow = true;
+    if (!r->u.svc_open.bot[0]) return 0;
+    rc = sb_store_member_put(s, r->u.svc_open.conv->conv_id, r->u.svc_open.bot,
+                             SBP__ROLE__ROLE_BOT, now);
+    return rc ? rc : conv_reload(s, &r->u.svc_open.conv);
+}
+
+static int svc_open_run(sb_store *s, sb_req *r)
+{
+    r->u.svc_open.conv = NULL;
+    r->u.svc_open.created = false;
+    return with_msgs(s, r, svc_open_main, &r->u.svc_open.conv);
+}
+
+static void svc_open_undo(sb_req *r)
+{
+    conv_drop(&r->u.svc_open.conv);
+    r->u.svc_open.created = false;
+    msgs_void(r);
+}
+
+static int route_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
+{
+    if (!FIXED_OK(r->u.route.group) || !FIXED_OK(r->u.route.agent) ||
+        !FIXED_OK(r->u.route.bot))
+        return SB_E_INVALID;
+    *follow = true;
+    int rc = sb_store_conv_route(s, r->u.route.conv_id, r->u.route.state,
+                                 r->u.route.group, r->u.route.agent, now,
+                                 &r->u.route.conv);
+    if (rc || !r->u.route.bot[0]) return rc;
+    rc = r->u.route.state == SBP__CONV_STATE__STATE_BOT
+             ? sb_store_member_put(s, r->u.route.conv_id, r->u.route.bot,
+                                   SBP__ROLE__ROLE_BOT, now)
+             : sb_store_member_del(s, r->u.route.conv_id, r->u.route.bot);
+    return rc ? rc : conv_reload(s, &r->u.route.conv);
+}
+
+static int route_run(sb_store *s, sb_req *r)
+{
+    r->u.route.conv = NULL;
+    return with_msgs(s, r, route_main, &r->u.route.conv);
+}
+
+static void route_undo(sb_req *r)
+{
+    conv_drop(&r->u.route.conv);
+    msgs_void(r);
+}
+
+static int recall_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
+{
+    (void)now;
+    *follow = true;
+    return sb_store_recall(s, r->u.recall.conv_id, r->u.recall.seq);
+}
+
+static int recall_run(sb_store *s, sb_req *r)
+{
+    return with_msgs(s, r, recall_main, NULL);
+}
+
+static int tag_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
+{
+    (void)now;
+    if ((r->u.tag.n_add && !r->u.tag.add) ||
+        (r->u.tag.n_remove && !r->u.tag.remove))
+        return SB_E_INVALID;
+    *follow = true;
+    return sb_store_tag(s, r->u.tag.conv_id, r->u.tag.seq, r->u.tag.add,
+                        r->u.tag.n_add, r->u.tag.remove, r->u.tag.n_remove);
+}
+
+static int tag_run(sb_store *s, sb_req *r)
+{
+    return with_msgs(s, r, tag_main, NULL);
+}
+
+static int first_response_run(sb_store *s, sb_req *r)
+{
+    /* Time 0: the store finds the agent's reply. */
+    return sb_store_first_response(s, r->u.first_response.conv_id, 0);
+}
+
+/* Every key of a CONFIG_SET, or none: a refusal of one undoes the others. */
+static int config_set_run(sb_store *s, sb_req *r)
+{
+    if (r->u.config.n == 0 || r->u.config.n > SB_REQ_CONFIG_KEYS_MAX)
+        return SB_E_INVALID;
+    for (size_t i = 0; i < r->u.config.n; i++)
+        if (!FIXED_OK(r->u.config.keys[i]) ||
+            (r->u.config.lens[i] && !r->u.config.values[i]))
+            return SB_E_INVALID;
+    int64_t now = req_now(r);
+    int rc = sb__store_savepoint(s);
+    if (rc) return rc;
+    for (size_t i = 0; rc == 0 && i < r->u.config.n; i++)
+        rc = sb_store_config_set(s, r->u.config.keys[i], r->u.config.values[i],
+                                 r->u.config.lens[i], now);
+    if (rc == 0) return sb__store_savepoint_end(s, true);
+    if (!sb__req_rc_is_request_level(rc)) return rc;
+    int end = sb__store_savepoint_end(s, false);
+    return end ? end : rc;
+}
+
+static void nothing_to_undo(sb_req *r)
+{
+    (void)r;
+}
+
+/* ---- reads ------------------------------------------------------------------
+ */
+
+static int conv_get_run(sb_store *s, sb_req *r)
+{
+    r->u.conv_get.conv = NULL;
+    return sb_store_conv_get(s, r->u.conv_get.conv_id, &r->u.conv_get.conv);
+}
+
+static int sync_run(sb_store *s, sb_req *r)
+{
+    r->u.sync.resp = NULL;
+    if (!FIXED_OK(r->u.sync.user_id) ||
+        (r->u.sync.n_cursors && !r->u.sync.cursors))
+        return SB_E_INVALID;
+    return sb_store_sync(s, r->u.sync.user_id, r->u.sync.all, r->u.sync.cursors,
+                         r->u.sync.n_cursors, r->u.sync.limit,
+                         r->u.sync.bytes_max, &r->u.sync.resp);
+}
+
+static int history_run(sb_store *s, sb_req *r)
+{
+    r->u.history.resp = NULL;
+    return sb_store_history(s, r->u.history.conv_id, r->u.history.before_seq,
+                            r->u.history.limit, &r->u.history.resp);
+}
+
+static int msg_get_run(sb_store *s, sb_req *r)
+{
+    r->u.msg_get.msg = NULL;
+    return sb_store_msg_get(s, r->u.msg_get.conv_id, r->u.msg_get.seq,
+                            &r->u.msg_get.msg);
+}
+
+static int conv_list_run(sb_store *s, sb_req *r)
+{
+    r->u.conv_list.resp = NULL;
+    if (!FIXED_OK(r->u.conv_list.user_id) || !FIXED_OK(r->u.conv_list.tag) ||
+        !FIXED_OK(r->u.conv_list.cursor) ||
+        (r->u.conv_list.n_groups && !r->u.conv_list.groups))
+        return SB_E_INVALID;
+    return sb_store_conv_list(
+        s, r->u.conv_list.user_id, r->u.conv_list.all, r->u.conv_list.state,
+        r->u.conv_list.tag, r->u.conv_list.groups,
+        r->u.conv_list.groups ? r->u.conv_list.n_groups : 0,
+        r->u.conv_list.cursor, r->u.conv_list.limit, &r->u.conv_list.resp);
+}
+
+static int search_run(sb_store *s, sb_req *r)
+{
+    r->u.search.resp = NULL;
+    if (!FIXED_OK(r->u.search.user_id) || !r->u.search.query)
+        return SB_E_INVALID;
+    return sb_store_search(s, r->u.search.user_id, r->u.search.all,
+                           r->u.search.conv_id, r->u.search.query,
+                           r->u.search.limit, &r->u.search.resp);
+}
+
+static int service_convs_run(sb_store *s, sb_req *r)
+{
+    r->u.service_convs.list = NULL;
+    r->u.service_convs.n = 0;
+    return sb_store_service_convs(s, r->u.service_convs.state,
+                                  &r->u.service_convs.list,
+                                  &r->u.service_convs.n);
+}
+
+/* Each key's value, or NULL for one with nothing stored; on a failure,
+ * none. */
+static int config_get_run(sb_store *s, sb_req *r)
+{
+    size_t n = r->u.config.n;
+    if (n == 0 || n > SB_REQ_CONFIG_KEYS_MAX) return SB_E_INVALID;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        r->u.config.values[i] = NULL;
+        r->u.config.lens[i] = 0;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!FIXED_OK(r->u.config.keys[i])) {
+            rc = SB_E_INVALID;
+            break;
+        }
+        rc = sb_store_config_get(s, r->u.config.keys[i], &r->u.config.values[i],
+                                 &r->u.config.lens[i]);
+        if (rc == SB_E_NOT_FOUND) rc = 0;
+    }
+    if (rc)
+        for (size_t i = 0; i < n; i++) {
+            free(r->u.config.values[i]);
+            r->u.config.values[i] = NULL;
+        }
+    return rc;
+}
+
+/* ---- the table
+ * ---------------------------------------------------------------- */
+
+#define WRITE(k, run, undo) [SB_REQ_##k] = {#k, true, run, undo}
+#define READ(k, run) [SB_REQ_##k] = {#k, false, run, nothing_to_undo}
+
+const sb__req_op sb__req_ops[] = {
+    WRITE(USER_UPSERT, user_run, nothing_to_undo),
+    WRITE(MSG_APPEND, append_run, append_undo),
+    WRITE(CONV_CREATE, create_run, create_undo),
+    WRITE(CURSOR_SET, cursor_run, nothing_to_undo),
+    WRITE(READ_SET, read_set_run, nothing_to_undo),
+    WRITE(SERVICE_OPEN, svc_open_run, svc_open_undo),
+    WRITE(CONV_ROUTE, route_run, route_undo),
+    WRITE(MSG_RECALL, recall_run, msgs_void),
+    WRITE(TAG, tag_run, msgs_void),
+    WRITE(FIRST_RESPONSE, first_response_run, nothing_to_undo),
+    WRITE(CONFIG_SET, config_set_run, nothing_to_undo),
+    READ(CONV_GET, conv_get_run),
+    READ(SYNC, sync_run),
+    READ(HISTORY, history_run),
+    READ(MSG_GET, msg_get_run),
+    READ(CONV_LIST, conv_list_run),
+    READ(SEARCH, search_run),
+    READ(SERVICE_CONVS, service_convs_run),
+    READ(CONFIG_GET, config_get_run),
+};
+_Static_assert(sizeof sb__req_ops / sizeof sb__req_ops[0] == SB_REQ__COUNT,
+               "one sb__req_ops row per request kind");
+
+bool sb__req_kind_ok(sb_req_kind k)
+{
+    return (unsigned)k < SB_REQ__COUNT && sb__req_ops[k].run;
+}
+
+bool sb_req_is_write(sb_req_kind k)
+{
+    return sb__req_kind_ok(k) && sb__req_ops[k].write;
+}
+
+const char *sb_req_kind_name(sb_req_kind k)
+{
+    return sb__req_kind_ok(k) ? sb__req_ops[k].name : "?";
+}

@@ -1,0 +1,211 @@
+/* A store request: one operation on the store of record, its arguments,
+ * its results, and whom to tell when it is done. The gateway, the desk
+ * manager and tests make requests; a store queue (sb_storeq) carries them
+ * out on its threads and calls each one's done callback on the loop thread
+ * that submitted it, as libuv calls a uv_write_t's. Neither libuv nor a
+ * database appears here: the gateway core includes this header and stays
+ * free of both.
+ *
+ * Ownership: a request belongs to its caller from submit to its done
+ * callback, which may free it. The store fills only rc and the fields
+ * marked "out" below; "owned by the caller" inputs are never freed by the
+ * store, and "out" results are the caller's to free (after the callback),
+ * whatever rc says. */
+#ifndef SB_REQ_H
+#define SB_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_limits.h"
+#include "sb_store.h"
+
+/* Every kind of request. Writes are applied by the store's writer in
+ * batches, one transaction and one commit per batch; reads run beside
+ * them. sb_storeq.c's table says which is which and how each runs. */
+typedef enum sb_req_kind {
+    /* writes */
+    SB_REQ_USER_UPSERT,    /* u.user: a user's role and locale, last seen */
+    SB_REQ_MSG_APPEND,     /* u.append: store a message (idempotent) */
+    SB_REQ_CONV_CREATE,    /* u.create: a new conversation and members */
+    SB_REQ_CURSOR_SET,     /* u.cursor: a device has every message through */
+    SB_REQ_READ_SET,       /* u.read: a member has read through */
+    SB_REQ_SERVICE_OPEN,   /* u.svc_open, then msgs if created */
+    SB_REQ_CONV_ROUTE,     /* u.route: state, group, agent; then msgs */
+    SB_REQ_MSG_RECALL,     /* u.recall: mark a message recalled; then msgs */
+    SB_REQ_TAG,            /* u.tag: tags of a conversation or a message;
+                              then msgs */
+    SB_REQ_FIRST_RESPONSE, /* u.first_response: an agent has answered */
+    SB_REQ_CONFIG_SET,     /* u.config: write keys = values, as one */
+    /* reads */
+    SB_REQ_CONV_GET,      /* u.conv_get: a conversation and its members */
+    SB_REQ_SYNC,          /* u.sync: a page of catch-up for a device */
+    SB_REQ_HISTORY,       /* u.history: a page of older messages */
+    SB_REQ_MSG_GET,       /* u.msg_get: one message */
+    SB_REQ_CONV_LIST,     /* u.conv_list: a page of a user's list */
+    SB_REQ_SEARCH,        /* u.search: full-text search */
+    SB_REQ_SERVICE_CONVS, /* u.service_convs: queued or assigned ones */
+    SB_REQ_CONFIG_GET,    /* u.config: read the values of keys */
+    SB_REQ__COUNT
+} sb_req_kind;
+
+/* Messages stored with a customer-service write, in its transaction. */
+#define SB_REQ_MSGS_MAX 4
+/* Settings per CONFIG request. */
+#define SB_REQ_CONFIG_KEYS_MAX 2
+
+typedef struct sb_req sb_req;
+
+/* Called once, on the loop thread that submitted req, when the store is
+ * done with it (rc set, results filled). It may free req and submit more
+ * requests. */
+typedef void (*sb_req_done_cb)(sb_req *req);
+
+struct sb_req {
+    sb_req_kind kind;
+    int rc;              /* out: 0 or a negative code (sb_error.h) */
+    sb_req_done_cb done; /* required */
+    void *ctx;           /* the owner's object (a gateway, a manager) */
+    void *data;          /* the owner's per-request pointer: never read by
+                            the store */
+    uint64_t owner;      /* the owner's tags (a session id, a frame's */
+    uint32_t rid;        /* request id): never read by the store */
+    /* The time the request is made at, for what a write records (a
+     * message's server_ts, a conversation's updated_ts); 0: the store's
+     * clock when it applies the request. */
+    int64_t now_ms;
+    sb_req *next; /* the queue's link while the store has the request */
+    union {
+        struct {
+            Sbp__Message *msg; /* in/out, owned by the caller */
+            bool duplicate;    /* out */
+        } append;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            Sbp__Role role;
+            char locale[SB_LOCALE_BYTES_MAX + 1];
+        } user;
+        struct {
+            Sbp__ConvKind kind;
+            char *title;      /* owned by the caller */
+            char **user_ids;  /* owned by the caller */
+            Sbp__Role *roles; /* owned by the caller */
+            size_t n;
+            Sbp__Conversation *conv; /* out */
+        } create;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            char device_id[SB_ID_BYTES_MAX + 1];
+            uint64_t conv_id, seq;
+        } cursor;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            uint64_t conv_id, seq;
+        } read;
+        struct {
+            char customer[SB_ID_BYTES_MAX + 1];
+            char desk[SB_ID_BYTES_MAX + 1];
+            char group[SB_ID_BYTES_MAX + 1];
+            /* An external bot ("": none) that joins a conversation this
+             * creates, as a member with role bot. */
+            char bot[SB_ID_BYTES_MAX + 1];
+            Sbp__Conversation *conv; /* out */
+            bool created;            /* out */
+        } svc_open;
+        struct {
+            uint64_t conv_id;
+            Sbp__ConvState state;
+            char group[SB_ID_BYTES_MAX + 1];
+            char agent[SB_ID_BYTES_MAX + 1];
+            /* An external bot ("": none): it becomes a member (role bot)
+             * when state is STATE_BOT, and stops being one otherwise. */
+            char bot[SB_ID_BYTES_MAX + 1];
+            Sbp__Conversation *conv; /* out */
+        } route;
+        struct {
+            uint64_t conv_id, seq;
+        } recall;
+        struct {
+            uint64_t conv_id, seq; /* seq 0: the conversation */
+            char **add, **remove;  /* owned by the caller */
+            size_t n_add, n_remove;
+        } tag;
+        struct {
+            /* The time is that of the agent's first message since the
+             * conversation was assigned, found by the store. */
+            uint64_t conv_id;
+        } first_response;
+        struct {
+            uint64_t conv_id;
+            Sbp__Conversation *conv; /* out */
+        } conv_get;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            bool all;
+            Sbp__Cursor **cursors; /* owned by the caller */
+            size_t n_cursors;
+            uint32_t limit;
+            size_t bytes_max;
+            Sbp__SyncResp *resp; /* out */
+        } sync;
+        struct {
+            uint64_t conv_id, before_seq;
+            uint32_t limit;
+            Sbp__HistoryResp *resp; /* out */
+        } history;
+        struct {
+            uint64_t conv_id, seq;
+            Sbp__Message *msg; /* out */
+        } msg_get;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            bool all;
+            Sbp__ConvState state;
+            char tag[SB_TAG_BYTES_MAX + 1];
+            char **groups; /* owned by the caller; NULL: none */
+            size_t n_groups;
+            char cursor[SB_LIST_CURSOR_BYTES_MAX + 1];
+            uint32_t limit;
+            Sbp__ConvListResp *resp; /* out */
+        } conv_list;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            bool all;
+            uint64_t conv_id;
+            char *query; /* owned by the caller */
+            uint32_t limit;
+            Sbp__SearchResp *resp; /* out */
+        } search;
+        struct {
+            Sbp__ConvState state;
+            Sbp__Conversation **list; /* out */
+            size_t n;
+        } service_convs;
+        struct {
+            size_t n; /* keys used, 1..SB_REQ_CONFIG_KEYS_MAX */
+            char keys[SB_REQ_CONFIG_KEYS_MAX]
+                     [SB_STORE_CONFIG_KEY_BYTES_MAX + 1];
+            /* SET: the values (owned by the caller) and their lengths;
+             * GET: out, NULL for a key with nothing stored. */
+            char *values[SB_REQ_CONFIG_KEYS_MAX];
+            size_t lens[SB_REQ_CONFIG_KEYS_MAX];
+        } config;
+    } u;
+    /* Messages stored in the same transaction after a SERVICE_OPEN (only
+     * if it created the conversation), CONV_ROUTE, MSG_RECALL or TAG: each gets
+     * its conversation's next seq (the store sets msgs[i]->conv_id for
+     * SERVICE_OPEN) at the request's time. Owned by the caller; filled
+     * like u.append.msg. A request and its messages are one: if either is
+     * refused, neither is stored (rc says why) and no message has a seq. */
+    Sbp__Message *msgs[SB_REQ_MSGS_MAX];
+    size_t n_msgs;
+};
+
+/* Whether requests of kind k are writes (the writer's; the others are
+ * reads). */
+bool sb_req_is_write(sb_req_kind k);
+/* The kind's name ("MSG_APPEND"), for logs and tests. */
+const char *sb_req_kind_name(sb_req_kind k);
+
+#endif
