@@ -102,8 +102,7 @@ static int with_msgs(sb_store *s, sb_req *r,
     return end ? end : rc;
 }
 
-/* ---- writes ----------------------------------------------------------------
- */
+/* ---- writes ------------------------------------------------------------ */
 
 static int user_run(sb_store *s, sb_req *r)
 {
@@ -283,8 +282,7 @@ static void nothing_to_undo(sb_req *r)
     (void)r;
 }
 
-/* ---- reads ------------------------------------------------------------------
- */
+/* ---- reads ------------------------------------------------------------- */
 
 static int conv_get_run(sb_store *s, sb_req *r)
 {
@@ -378,8 +376,7 @@ static int config_get_run(sb_store *s, sb_req *r)
     return rc;
 }
 
-/* ---- the table
- * ---------------------------------------------------------------- */
+/* ---- the table --------------------------------------------------------- */
 
 #define WRITE(k, run, undo) [SB_REQ_##k] = {#k, true, run, undo}
 #define READ(k, run) [SB_REQ_##k] = {#k, false, run, nothing_to_undo}

@@ -1,14 +1,16 @@
-/* The embedded store: SQLite in WAL mode, the store of record for users,
- * conversations, members, messages, idempotency records, device cursors
- * and the server's settings (the desk configuration).
+/* The store of record: users, conversations, members, messages,
+ * idempotency records, device cursors and the server's settings (the desk
+ * configuration). This interface is the same for every database behind
+ * it; the embedded one is SQLite in WAL mode (sb_sqlite*.c), chosen by a
+ * path.
  *
- * An sb_store is one SQLite connection and must be used by one thread at a
- * time. The server runs one writer connection (all writes, batched into
+ * An sb_store is one connection and must be used by one thread at a time.
+ * The server runs one writer connection (all writes, batched into
  * transactions by sb_storeq) and one reader connection (SYNC, HISTORY,
  * lookups). Every function returns 0 or a negative code (sb_error.h):
  * SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN for request-level failures
- * that leave the transaction usable, SB_E_STORE for an SQLite failure
- * (disk full, I/O error) after which the caller must roll back.
+ * that leave the transaction usable, SB_E_STORE for a failure of the
+ * database (disk full, I/O error) after which the caller must roll back.
  *
  * Messages and conversations handed out are heap-allocated protobuf-c
  * structs (every string, array and sub-message malloc'd), owned by the
@@ -33,9 +35,12 @@ typedef enum sb_durability {
 
 #define SB_STORE_PAGE_MAX 500 /* messages per SYNC/HISTORY page */
 
-/* Opens (creating if needed) the database at path (":memory:" allowed for
- * tests) and brings its schema up to date. Returns 0 or SB_E_STORE. */
-int sb_store_open(const char *path, sb_durability d, sb_store **out);
+/* Opens (creating if needed) the database at where, an SQLite file's path
+ * (":memory:" allowed for tests), and brings its schema up to date.
+ * Returns 0 or SB_E_STORE. */
+int sb_store_open(const char *where, sb_durability d, sb_store **out);
+/* The name of the database behind s ("sqlite"). */
+const char *sb_store_backend(const sb_store *s);
 /* Closes the connection; accepts NULL. */
 void sb_store_close(sb_store *s);
 
@@ -44,25 +49,29 @@ int sb_store_commit(sb_store *s);
 /* Rolls back the open transaction, if any. Can't fail. */
 void sb_store_rollback(sb_store *s);
 
-/* Sets the connection's page cache (KiB). The writer's holds the hot
- * index pages of every conversation being written; a miss is a read. */
+/* Sets the connection's page cache (KiB), where the database has one. The
+ * writer's holds the hot index pages of every conversation being written;
+ * a miss is a read. */
 int sb_store_cache(sb_store *s, uint32_t kib);
 
 /* Checkpoints, for a caller that runs them itself (sb_storeq does, on a
  * thread of its own, so that commits never wait for one). After
  * sb_store_wal_watch the connection no longer checkpoints at commit; it
- * calls hook(ud, frames) after each commit with the frames in the WAL. */
-void sb_store_wal_watch(sb_store *s, void (*hook)(void *ud, int frames),
-                        void *ud);
+ * calls hook(ud, frames) after each commit with the frames in the WAL.
+ * Returns 0, or -ENOTSUP for a database without a WAL to checkpoint (and
+ * -ENOMEM), when the connection goes on as it did. */
+int sb_store_wal_watch(sb_store *s, void (*hook)(void *ud, int frames),
+                       void *ud);
 /* A passive checkpoint: copies what it can of the WAL into the database
  * without waiting for anyone. *log is the WAL's size in frames, *done how
  * many of them are in the database now. 0; -EBUSY when it could not start
  * now (another checkpoint running, or the WAL's index read while a commit
  * was changing it: a passive checkpoint does not wait), a moment later it
- * can; SB_E_STORE when it failed (the database file cannot grow). */
+ * can; SB_E_STORE when it failed (the database file cannot grow); -ENOTSUP
+ * without a WAL. */
 int sb_store_checkpoint(sb_store *s, int *log, int *done);
 
-/* ---- writes (inside a transaction) --------------------------------------- */
+/* ---- writes (inside a transaction) ------------------------------------- */
 
 /* Stores a new message. In: msg->conv_id, sender, sender_device,
  * client_msg_id (16 bytes), type, body, quote_seq, lang, review (the
@@ -112,7 +121,7 @@ int sb_store_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
 int sb_store_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
                       uint64_t seq);
 
-/* ---- reads --------------------------------------------------------------- */
+/* ---- reads ------------------------------------------------------------- */
 
 /* The role a user was last seen with; SB_E_NOT_FOUND if never seen. */
 int sb_store_user_role(sb_store *s, const char *user_id, Sbp__Role *role);
@@ -142,8 +151,7 @@ int sb_store_sync(sb_store *s, const char *user_id, bool all,
 int sb_store_history(sb_store *s, uint64_t conv_id, uint64_t before_seq,
                      uint32_t limit, Sbp__HistoryResp **out);
 
-/* ---- customer service ------------------------------------------------------
- */
+/* ---- customer service -------------------------------------------------- */
 
 /* Structured parts of a message (msg->event, quick_replies, card, media)
  * are stored by sb_store_append when set and returned by every read.
@@ -203,8 +211,8 @@ int sb_store_conv_list(sb_store *s, const char *user_id, bool all,
                        const char *cursor, uint32_t limit,
                        Sbp__ConvListResp **out);
 
-/* Messages whose body matches every word of query (SQLite FTS5; the query
- * is taken as plain words, never as FTS syntax), in conv (0: every
+/* Messages whose body matches every word of query (a full-text index; the
+ * query is taken as plain words, never as an index's syntax), in conv (0: every
  * conversation user_id is a member of; all: every one), newest first, at
  * most limit (capped at SB_STORE_PAGE_MAX). Recalled messages never
  * match. */
@@ -255,7 +263,7 @@ int sb_store_config_get(sb_store *s, const char *key, char **out, size_t *len);
 int sb_store_config_set(sb_store *s, const char *key, const char *value,
                         size_t len, int64_t now_ms);
 
-/* ---- test hook ----------------------------------------------------------- */
+/* ---- test hook --------------------------------------------------------- */
 
 /* Caps this connection's database at `pages` pages (SQLite's max_page_count,
  * never below the current size), so that a write needing more space fails
@@ -263,7 +271,7 @@ int sb_store_config_set(sb_store *s, const char *key, const char *value,
  * only. Returns 0 or SB_E_STORE. */
 int sb__store_max_pages(sb_store *s, uint32_t pages);
 
-/* ---- for sb_storeq ------------------------------------------------------- */
+/* ---- for sb_storeq ----------------------------------------------------- */
 
 /* Marks a point in the open write transaction; savepoint_end releases it,
  * first undoing everything since (keep false). Used to make a request and

@@ -156,7 +156,7 @@ void sb_storeq_apply(sb_store *s, sb_req *req)
     }
 }
 
-/* ---- threads ------------------------------------------------------------- */
+/* ---- threads ----------------------------------------------------------- */
 
 /* Indexes a chunk for search in a transaction of its own (not counted as
  * a commit). Returns how many messages remain; 0 after a failure (a full
@@ -177,7 +177,7 @@ static uint64_t index_chunk(sb_storeq *q, uint64_t chunk)
     return left;
 }
 
-/* ---- checkpoints ----------------------------------------------------- */
+/* ---- checkpoints ------------------------------------------------------- */
 
 static void on_wal_frames(void *ud, int frames)
 {
@@ -347,7 +347,7 @@ static void reader_main(void *arg)
     uv_mutex_unlock(&q->mu);
 }
 
-/* ---- loop side ----------------------------------------------------------- */
+/* ---- loop side --------------------------------------------------------- */
 
 /* Runs the callbacks of the requests finished so far, in order. Returns
  * whether there were any. */
@@ -483,7 +483,11 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     else if ((rc = sb_store_open(path, d, &q->rdb)) ||
              (rc = sb_store_open(path, d, &q->cdb)))
         goto err;
-    if (q->cdb) sb_store_wal_watch(q->wdb, on_wal_frames, q);
+    /* A database without a WAL to watch needs no checkpointer. */
+    if (q->cdb && sb_store_wal_watch(q->wdb, on_wal_frames, q) != 0) {
+        sb_store_close(q->cdb);
+        q->cdb = NULL;
+    }
     if ((rc = sb_store_cache(q->wdb, WRITER_CACHE_KIB))) goto err;
     q->async = malloc(sizeof *q->async);
     if (!q->async) {

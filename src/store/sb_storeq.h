@@ -52,7 +52,7 @@ uint64_t sb_storeq_commits(const sb_storeq *q);
 /* Checkpoints finished so far, by either thread (for tests and stats). */
 uint64_t sb_storeq_checkpoints(const sb_storeq *q);
 
-/* ---- test hooks ---------------------------------------------------------- */
+/* ---- test hooks -------------------------------------------------------- */
 
 /* While held, the writer starts no new batch (requests queue up); release
  * to let it take them all at once. Stop overrides a hold. */

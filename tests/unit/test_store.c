@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "sb_error.h"
+#include "sb_sqlite_int.h" /* the schema of each version */
 #include "sb_store.h"
 #include "sb_storeq.h"
 
@@ -2892,51 +2893,9 @@ static void test_service_convs(void **state)
     sb_store_close(s);
 }
 
-/* The version 1 schema exactly as the first release wrote it. */
-static const char V1_SQL[] =
-    "CREATE TABLE users("
-    " user_id TEXT PRIMARY KEY,"
-    " role INTEGER NOT NULL,"
-    " locale TEXT NOT NULL DEFAULT '',"
-    " created_ts INTEGER NOT NULL,"
-    " seen_ts INTEGER NOT NULL);"
-    "CREATE TABLE convs("
-    " conv_id INTEGER PRIMARY KEY,"
-    " kind INTEGER NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " title TEXT NOT NULL DEFAULT '',"
-    " last_seq INTEGER NOT NULL DEFAULT 0,"
-    " created_ts INTEGER NOT NULL,"
-    " updated_ts INTEGER NOT NULL);"
-    "CREATE TABLE members("
-    " conv_id INTEGER NOT NULL,"
-    " user_id TEXT NOT NULL,"
-    " role INTEGER NOT NULL,"
-    " read_seq INTEGER NOT NULL DEFAULT 0,"
-    " delivered_seq INTEGER NOT NULL DEFAULT 0,"
-    " joined_ts INTEGER NOT NULL,"
-    " PRIMARY KEY(conv_id, user_id));"
-    "CREATE INDEX members_user ON members(user_id, conv_id);"
-    "CREATE TABLE messages("
-    " msg_id INTEGER PRIMARY KEY,"
-    " conv_id INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL,"
-    " sender TEXT NOT NULL,"
-    " sender_device TEXT NOT NULL DEFAULT '',"
-    " client_msg_id BLOB,"
-    " type INTEGER NOT NULL,"
-    " body TEXT NOT NULL DEFAULT '',"
-    " quote_seq INTEGER NOT NULL DEFAULT 0,"
-    " lang TEXT NOT NULL DEFAULT '',"
-    " server_ts INTEGER NOT NULL,"
-    " UNIQUE(conv_id, seq),"
-    " UNIQUE(sender, client_msg_id));"
-    "CREATE TABLE device_cursors("
-    " user_id TEXT NOT NULL,"
-    " device_id TEXT NOT NULL,"
-    " conv_id INTEGER NOT NULL,"
-    " acked_seq INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY(user_id, device_id, conv_id));"
+/* Rows a version 1 database could hold (the schema is the store's own
+ * first version, sb__sqlite_schema(1)). */
+static const char V1_ROWS_SQL[] =
     "PRAGMA user_version = 1;"
     "INSERT INTO users VALUES('cust', 1, 'en', 1, 1), ('agent', 2, '', 1, 1);"
     "INSERT INTO convs VALUES(7, 2, 2, 'old', 3, 1000, 2000),"
@@ -2959,7 +2918,8 @@ static void test_migrate_v1(void **state)
         sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL),
         SQLITE_OK);
     char *err = NULL;
-    int rc = sqlite3_exec(db, V1_SQL, NULL, NULL, &err);
+    int rc = sqlite3_exec(db, sb__sqlite_schema(1), NULL, NULL, &err);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, V1_ROWS_SQL, NULL, NULL, &err);
     if (rc != SQLITE_OK) print_error("v1: %s\n", err);
     assert_int_equal(rc, SQLITE_OK);
     sqlite3_close(db);
