@@ -1,22 +1,23 @@
 /* How each kind of store request runs on a store connection: one table,
- * sb__req_ops, with a row per kind (whether it writes, what it runs, what it
- * clears when its transaction does not commit). The store's threads (sb_storeq)
- * and tests drive requests through it; nothing here knows of threads or
- * which database is behind the connection. */
+ * sb__req_ops (the OPS table), with a row per kind (whether it writes, what
+ * it runs, the conversation it changes, what it clears when its
+ * transaction does not commit), and the writer's batches: one transaction
+ * for many requests. The store's threads (sb_storeq) and tests drive
+ * requests through it; nothing here knows of threads or which database is
+ * behind the connection. */
 #include "sb_req_int.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "sb_error.h"
 
-bool sb__req_rc_is_request_level(int rc)
-{
-    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN ||
-           rc == SB_E_TOO_LARGE;
-}
+/* Runs of a batch's transaction after the first lost a race with
+ * another writer (SB_E_RETRY). */
+#define RETRIES_MAX 5
 
 /* The store's clock, for a write made with no time. */
 static int64_t wall_ms(void)
@@ -96,7 +97,7 @@ static int with_msgs(sb_store *s, sb_req *r,
     }
     if (rc == 0 && follow && r->n_msgs && conv) rc = conv_reload(s, conv);
     if (rc == 0) return sb__store_savepoint_end(s, true);
-    if (!sb__req_rc_is_request_level(rc)) return rc; /* the batch rolls back */
+    if (!sb_store_rc_is_request_level(rc)) return rc; /* the batch rolls back */
     sb__req_ops[r->kind].undo(r);
     int end = sb__store_savepoint_end(s, false);
     return end ? end : rc;
@@ -272,7 +273,7 @@ static int config_set_run(sb_store *s, sb_req *r)
         rc = sb_store_config_set(s, r->u.config.keys[i], r->u.config.values[i],
                                  r->u.config.lens[i], now);
     if (rc == 0) return sb__store_savepoint_end(s, true);
-    if (!sb__req_rc_is_request_level(rc)) return rc;
+    if (!sb_store_rc_is_request_level(rc)) return rc;
     int end = sb__store_savepoint_end(s, false);
     return end ? end : rc;
 }
@@ -376,23 +377,57 @@ static int config_get_run(sb_store *s, sb_req *r)
     return rc;
 }
 
+/* ---- conversations written ---------------------------------------------- */
+
+static uint64_t append_conv(const sb_req *r)
+{
+    return r->u.append.msg ? r->u.append.msg->conv_id : 0;
+}
+
+static uint64_t route_conv(const sb_req *r)
+{
+    return r->u.route.conv_id;
+}
+
+static uint64_t recall_conv(const sb_req *r)
+{
+    return r->u.recall.conv_id;
+}
+
+static uint64_t tag_conv(const sb_req *r)
+{
+    return r->u.tag.conv_id;
+}
+
+static uint64_t first_response_conv(const sb_req *r)
+{
+    return r->u.first_response.conv_id;
+}
+
+static uint64_t no_conv(const sb_req *r)
+{
+    (void)r;
+    return 0;
+}
+
 /* ---- the table --------------------------------------------------------- */
 
-#define WRITE(k, run, undo) [SB_REQ_##k] = {#k, true, run, undo}
-#define READ(k, run) [SB_REQ_##k] = {#k, false, run, nothing_to_undo}
+#define WRITE(k, run, conv, undo) [SB_REQ_##k] = {#k, true, run, conv, undo}
+#define READ(k, run) [SB_REQ_##k] = {#k, false, run, NULL, nothing_to_undo}
 
 const sb__req_op sb__req_ops[] = {
-    WRITE(USER_UPSERT, user_run, nothing_to_undo),
-    WRITE(MSG_APPEND, append_run, append_undo),
-    WRITE(CONV_CREATE, create_run, create_undo),
-    WRITE(CURSOR_SET, cursor_run, nothing_to_undo),
-    WRITE(READ_SET, read_set_run, nothing_to_undo),
-    WRITE(SERVICE_OPEN, svc_open_run, svc_open_undo),
-    WRITE(CONV_ROUTE, route_run, route_undo),
-    WRITE(MSG_RECALL, recall_run, msgs_void),
-    WRITE(TAG, tag_run, msgs_void),
-    WRITE(FIRST_RESPONSE, first_response_run, nothing_to_undo),
-    WRITE(CONFIG_SET, config_set_run, nothing_to_undo),
+    WRITE(USER_UPSERT, user_run, no_conv, nothing_to_undo),
+    WRITE(MSG_APPEND, append_run, append_conv, append_undo),
+    WRITE(CONV_CREATE, create_run, no_conv, create_undo),
+    WRITE(CURSOR_SET, cursor_run, no_conv, nothing_to_undo),
+    WRITE(READ_SET, read_set_run, no_conv, nothing_to_undo),
+    WRITE(SERVICE_OPEN, svc_open_run, no_conv, svc_open_undo),
+    WRITE(CONV_ROUTE, route_run, route_conv, route_undo),
+    WRITE(MSG_RECALL, recall_run, recall_conv, msgs_void),
+    WRITE(TAG, tag_run, tag_conv, msgs_void),
+    WRITE(FIRST_RESPONSE, first_response_run, first_response_conv,
+          nothing_to_undo),
+    WRITE(CONFIG_SET, config_set_run, no_conv, nothing_to_undo),
     READ(CONV_GET, conv_get_run),
     READ(SYNC, sync_run),
     READ(HISTORY, history_run),
@@ -418,4 +453,107 @@ bool sb_req_is_write(sb_req_kind k)
 const char *sb_req_kind_name(sb_req_kind k)
 {
     return sb__req_kind_ok(k) ? sb__req_ops[k].name : "?";
+}
+
+/* ---- batches ----------------------------------------------------------------
+ */
+
+int sb__req_scratch_init(sb__req_scratch *x, size_t cap)
+{
+    x->items = malloc(cap * sizeof *x->items);
+    x->ids = malloc(cap * sizeof *x->ids);
+    x->cap = cap;
+    if (x->items && x->ids) return 0;
+    sb__req_scratch_free(x);
+    return -ENOMEM;
+}
+
+void sb__req_scratch_free(sb__req_scratch *x)
+{
+    free(x->items);
+    free(x->ids);
+    *x = (sb__req_scratch){0};
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Locks the conversations the batch writes, in conv_id order. */
+static int lock_convs(sb_store *s, sb_req *batch, sb__req_scratch *x)
+{
+    size_t n = 0;
+    for (sb_req *r = batch; r; r = r->next) {
+        uint64_t id = sb__req_ops[r->kind].conv(r);
+        if (id) x->ids[n++] = id;
+    }
+    qsort(x->ids, n, sizeof *x->ids, id_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w == 0 || x->ids[w - 1] != x->ids[i]) x->ids[w++] = x->ids[i];
+    return sb_store_lock_convs(s, x->ids, w);
+}
+
+/* Stores the run of consecutive appends that starts at *rp together, and
+ * moves *rp past it. Returns 0 or the failure that dooms the batch. */
+static int append_run_many(sb_store *s, sb_req **rp, sb__req_scratch *x)
+{
+    size_t n = 0;
+    sb_req *r;
+    for (r = *rp; r && r->kind == SB_REQ_MSG_APPEND; r = r->next) {
+        sb_store_append_item *a = &x->items[n++];
+        *a = (sb_store_append_item){.msg = r->u.append.msg,
+                                    .now_ms = req_now(r)};
+        if (!a->msg) a->rc = SB_E_INVALID;
+    }
+    int rc = sb_store_append_many(s, x->items, n);
+    n = 0;
+    for (r = *rp; r && r->kind == SB_REQ_MSG_APPEND; r = r->next) {
+        r->rc = x->items[n].rc;
+        r->u.append.duplicate = x->items[n++].duplicate;
+    }
+    *rp = r;
+    return rc;
+}
+
+/* One run of the batch's transaction: 0 once committed. */
+static int batch_try(sb_store *s, sb_req *batch, sb__req_scratch *x)
+{
+    int rc = sb_store_begin(s);
+    if (rc == 0) rc = lock_convs(s, batch, x);
+    for (sb_req *r = batch; r && rc == 0;) {
+        if (r->kind == SB_REQ_MSG_APPEND) {
+            rc = append_run_many(s, &r, x);
+            continue;
+        }
+        r->rc = sb__req_ops[r->kind].run(s, r);
+        if (r->rc && !sb_store_rc_is_request_level(r->rc))
+            rc = r->rc == SB_E_RETRY ? SB_E_RETRY : SB_E_STORE;
+        r = r->next;
+    }
+    if (rc == 0) rc = sb_store_commit(s);
+    if (rc == 0) return 0;
+    sb_store_rollback(s);
+    for (sb_req *r = batch; r; r = r->next) {
+        r->rc = SB_E_STORE;
+        sb__req_ops[r->kind].undo(r);
+    }
+    return rc;
+}
+
+bool sb__req_write_batch(sb_store *s, sb_req *batch, sb__req_scratch *x)
+{
+    sb_store_append_item item;
+    uint64_t id;
+    sb__req_scratch one = {&item, &id, 1};
+    if (!x) {
+        assert(!batch->next);
+        x = &one;
+    }
+    int rc;
+    for (int i = 0; (rc = batch_try(s, batch, x)) == SB_E_RETRY; i++)
+        if (i == RETRIES_MAX) break;
+    return rc == 0;
 }

@@ -240,6 +240,12 @@ static int cursors_sort(Sbp__Cursor *const *cursors, size_t n,
     return 0;
 }
 
+bool sb_store_rc_is_request_level(int rc)
+{
+    return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN ||
+           rc == SB_E_TOO_LARGE;
+}
+
 /* ---- open, close, transactions ----------------------------------------- */
 
 int sb_store_open(const char *where, sb_durability d, sb_store **out)
@@ -327,13 +333,11 @@ int sb_store_index(sb_store *s, uint32_t max_msgs, uint64_t *left)
 
 /* ---- writes ------------------------------------------------------------ */
 
-int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
-                    bool *duplicate)
+/* What a message to store must have: a sender, a 16-byte client_msg_id
+ * or none, whole quick replies. */
+static int append_check(const Sbp__Message *msg)
 {
-    assert(s && msg && duplicate);
-    assert(s->ops->in_write(s));
-    *duplicate = false;
-    if (!sb__store_id_valid(msg->sender)) return SB_E_INVALID;
+    if (!msg || !sb__store_id_valid(msg->sender)) return SB_E_INVALID;
     if (msg->client_msg_id.len != 0 &&
         (msg->client_msg_id.len != SB_CLIENT_MSG_ID_BYTES ||
          !msg->client_msg_id.data))
@@ -341,7 +345,46 @@ int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
     if (msg->n_quick_replies && !msg->quick_replies) return SB_E_INVALID;
     for (size_t i = 0; i < msg->n_quick_replies; i++)
         if (!msg->quick_replies[i]) return SB_E_INVALID;
-    return s->ops->append(s, msg, now_ms, duplicate);
+    return 0;
+}
+
+int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
+                    bool *duplicate)
+{
+    assert(s && msg && duplicate);
+    assert(s->ops->in_write(s));
+    *duplicate = false;
+    int rc = append_check(msg);
+    return rc ? rc : s->ops->append(s, msg, now_ms, duplicate);
+}
+
+int sb_store_append_many(sb_store *s, sb_store_append_item *items, size_t n)
+{
+    assert(s && (items || n == 0));
+    assert(s->ops->in_write(s));
+    /* The backend stores only the messages that pass the checks; the
+     * others keep their refusal. */
+    for (size_t i = 0; i < n; i++) {
+        items[i].duplicate = false;
+        items[i].rc = append_check(items[i].msg);
+    }
+    if (s->ops->append_many) return s->ops->append_many(s, items, n);
+    for (size_t i = 0; i < n; i++) {
+        sb_store_append_item *a = &items[i];
+        if (a->rc) continue;
+        a->rc = s->ops->append(s, a->msg, a->now_ms, &a->duplicate);
+        if (a->rc && !sb_store_rc_is_request_level(a->rc)) return a->rc;
+    }
+    return 0;
+}
+
+int sb_store_lock_convs(sb_store *s, const uint64_t *ids, size_t n)
+{
+    assert(s && (ids || n == 0));
+    assert(s->ops->in_write(s));
+    for (size_t i = 1; i < n; i++)
+        assert(ids[i - 1] < ids[i]);
+    return s->ops->lock_convs && n ? s->ops->lock_convs(s, ids, n) : 0;
 }
 
 int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,

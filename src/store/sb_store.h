@@ -18,6 +18,7 @@
 #ifndef SB_STORE_H
 #define SB_STORE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,12 @@
 
 typedef struct sb_store sb_store;
 
+/* A write transaction lost a race with another writer of the same
+ * database (a deadlock, a serialization failure, the same idempotency key
+ * stored at the same time): roll back and run it again. Only a database
+ * that several writers share answers it. */
+#define SB_E_RETRY (-EAGAIN)
+
 typedef enum sb_durability {
     SB_DURABILITY_FSYNC = 0, /* fsync at every commit (synchronous=FULL) */
     SB_DURABILITY_OS = 1,    /* leave flushing to the OS (synchronous=NORMAL):
@@ -34,6 +41,10 @@ typedef enum sb_durability {
 } sb_durability;
 
 #define SB_STORE_PAGE_MAX 500 /* messages per SYNC/HISTORY page */
+
+/* Whether rc refuses one request and leaves the transaction usable
+ * (SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN, SB_E_TOO_LARGE). */
+bool sb_store_rc_is_request_level(int rc);
 
 /* Opens (creating if needed) the database at where, an SQLite file's path
  * (":memory:" allowed for tests), and brings its schema up to date.
@@ -91,6 +102,29 @@ int sb_store_checkpoint(sb_store *s, int *log, int *done);
  * key, for messages the server makes itself. */
 int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
                     bool *duplicate);
+
+/* One message of sb_store_append_many: in, msg and now_ms; out, rc (0 or
+ * a request-level refusal, as sb_store_append's) and duplicate. */
+typedef struct sb_store_append_item {
+    Sbp__Message *msg;
+    int64_t now_ms;
+    int rc;
+    bool duplicate;
+} sb_store_append_item;
+
+/* Stores n messages as n calls of sb_store_append in this order would,
+ * each with its own result in items[i]; a database that can does it in
+ * a few statements for all of them (the writer's group commit). Returns 0,
+ * or the failure that dooms the transaction (SB_E_STORE, SB_E_RETRY,
+ * -ENOMEM): then no item's result counts. */
+int sb_store_append_many(sb_store *s, sb_store_append_item *items, size_t n);
+
+/* Locks the conversations ids[0..n) (sorted, distinct) for the rest of the
+ * transaction, in that order: the writer takes every conversation a batch
+ * will write at its start, so that writers sharing a database (several
+ * gateways on one PostgreSQL) never wait for each other in a cycle. A
+ * database with one writer at a time does nothing. */
+int sb_store_lock_convs(sb_store *s, const uint64_t *ids, size_t n);
 
 /* Creates or updates a user (role and locale as last seen). */
 int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,

@@ -55,6 +55,11 @@ typedef struct sb_store_ops {
 
     int (*append)(sb_store *s, Sbp__Message *msg, int64_t now_ms,
                   bool *duplicate);
+    /* Stores the items whose rc is 0 (the others failed the front's
+     * checks). NULL: the front calls append for each. */
+    int (*append_many)(sb_store *s, sb_store_append_item *items, size_t n);
+    /* NULL: nothing to lock (one writer at a time). */
+    int (*lock_convs)(sb_store *s, const uint64_t *ids, size_t n);
     int (*user_upsert)(sb_store *s, const char *user_id, Sbp__Role role,
                        const char *locale, int64_t now_ms);
     /* roles are resolved (never ROLE_UNSPECIFIED for a user the store

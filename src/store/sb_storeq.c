@@ -89,6 +89,8 @@ struct sb_storeq {
     int ckpt_frames, ckpt_tail, ckpt_restart; /* CKPT_* or a test's */
     int hook_frames; /* writer thread only: the WAL hook's last word */
 
+    sb__req_scratch scratch; /* writer thread only */
+
     size_t pending; /* loop thread only */
     bool in_cb;     /* loop thread only: inside a done callback */
     atomic_uint_fast64_t commits;
@@ -119,28 +121,6 @@ static void done_push_locked(sb_storeq *q, sb_req *first, sb_req *last)
     uv_async_send(q->async);
 }
 
-/* Applies a chain of writes in one transaction. Request-level failures
- * only set that request's rc; any other failure, or a failed commit, rolls
- * everything back and every request of the chain fails with SB_E_STORE
- * (those applied before the failure too: nothing of theirs was kept).
- * Returns true if the transaction committed. */
-static bool write_batch(sb_store *s, sb_req *batch)
-{
-    int rc = sb_store_begin(s);
-    for (sb_req *r = batch; r && rc == 0; r = r->next) {
-        r->rc = sb__req_ops[r->kind].run(s, r);
-        if (r->rc && !sb__req_rc_is_request_level(r->rc)) rc = SB_E_STORE;
-    }
-    if (rc == 0) rc = sb_store_commit(s);
-    if (rc == 0) return true;
-    sb_store_rollback(s);
-    for (sb_req *r = batch; r; r = r->next) {
-        r->rc = SB_E_STORE;
-        sb__req_ops[r->kind].undo(r);
-    }
-    return false;
-}
-
 void sb_storeq_apply(sb_store *s, sb_req *req)
 {
     assert(s && req);
@@ -149,7 +129,7 @@ void sb_storeq_apply(sb_store *s, sb_req *req)
     } else if (sb__req_ops[req->kind].write) {
         sb_req *next = req->next;
         req->next = NULL;
-        write_batch(s, req);
+        sb__req_write_batch(s, req, NULL);
         req->next = next;
     } else {
         req->rc = sb__req_ops[req->kind].run(s, req);
@@ -291,7 +271,7 @@ static void writer_main(void *arg)
         bool shared = q->wdb == q->rdb;
         if (shared) uv_mutex_lock(&q->db_mu);
         if (set_pages) sb__store_max_pages(q->wdb, pages);
-        if (write_batch(q->wdb, first)) {
+        if (sb__req_write_batch(q->wdb, first, &q->scratch)) {
             atomic_fetch_add(&q->commits, 1);
             if (sb_store_index(q->wdb, 0, &lag)) lag = 0;
         }
@@ -427,6 +407,7 @@ static void storeq_free(sb_storeq *q)
         q->async->data = NULL;
         uv_close((uv_handle_t *)q->async, on_async_closed);
     }
+    sb__req_scratch_free(&q->scratch);
     uv_mutex_destroy(&q->db_mu);
     uv_cond_destroy(&q->ccond);
     uv_cond_destroy(&q->rcond);
@@ -502,6 +483,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     q->async->data = q;
     uv_unref((uv_handle_t *)q->async); /* nothing pending yet */
 
+    if ((rc = sb__req_scratch_init(&q->scratch, SB_STOREQ_BATCH_MAX))) goto err;
     if ((rc = uv_thread_create(&q->writer, writer_main, q))) goto err;
     if ((rc = uv_thread_create(&q->reader, reader_main, q))) {
         threads_stop(q, true, false, false);
