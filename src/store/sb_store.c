@@ -248,11 +248,18 @@ bool sb_store_rc_is_request_level(int rc)
 
 /* ---- open, close, transactions ----------------------------------------- */
 
+bool sb_store_is_url(const char *where)
+{
+    return strncmp(where, "postgresql://", 13) == 0 ||
+           strncmp(where, "postgres://", 11) == 0;
+}
+
 int sb_store_open(const char *where, sb_durability d, sb_store **out)
 {
     assert(where && out);
     assert(d == SB_DURABILITY_FSYNC || d == SB_DURABILITY_OS);
     *out = NULL;
+    if (sb_store_is_url(where)) return sb__pg_open(where, d, out);
     return sb__sqlite_open(where, d, out);
 }
 

@@ -1,8 +1,9 @@
 /* The store of record: users, conversations, members, messages,
  * idempotency records, device cursors and the server's settings (the desk
  * configuration). This interface is the same for every database behind
- * it; the embedded one is SQLite in WAL mode (sb_sqlite*.c), chosen by a
- * path.
+ * it: the embedded one is SQLite in WAL mode (sb_sqlite*.c), chosen by a
+ * path; PostgreSQL (sb_pg*.c), chosen by a URI, is one that several
+ * gateways share.
  *
  * An sb_store is one connection and must be used by one thread at a time.
  * The server runs one writer connection (all writes, batched into
@@ -46,11 +47,16 @@ typedef enum sb_durability {
  * (SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN, SB_E_TOO_LARGE). */
 bool sb_store_rc_is_request_level(int rc);
 
-/* Opens (creating if needed) the database at where, an SQLite file's path
- * (":memory:" allowed for tests), and brings its schema up to date.
- * Returns 0 or SB_E_STORE. */
+/* Opens (creating if needed) the database at where, and brings its schema
+ * up to date: a PostgreSQL connection URI ("postgresql://user@host/db";
+ * the database must exist; libpq's PG* environment variables fill in what
+ * it leaves out), or else an SQLite file's path (":memory:" allowed for
+ * tests). Returns 0 or SB_E_STORE. */
 int sb_store_open(const char *where, sb_durability d, sb_store **out);
-/* The name of the database behind s ("sqlite"). */
+/* Whether where names a PostgreSQL database (a postgresql:// or
+ * postgres:// URI) rather than an SQLite file. */
+bool sb_store_is_url(const char *where);
+/* The name of the database behind s ("sqlite", "postgresql"). */
 const char *sb_store_backend(const sb_store *s);
 /* Closes the connection; accepts NULL. */
 void sb_store_close(sb_store *s);

@@ -125,8 +125,9 @@ struct sb_store {
     const sb_store_ops *ops;
 };
 
-/* Each backend's open: where is what follows its scheme, or a path. */
+/* Each backend's open: an SQLite file's path, a PostgreSQL URI. */
 int sb__sqlite_open(const char *path, sb_durability d, sb_store **out);
+int sb__pg_open(const char *uri, sb_durability d, sb_store **out);
 
 /* ---- shared by backends ------------------------------------------------ */
 
