@@ -6,31 +6,29 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "sb_addr.h"
 #include "sb_desk.h"
 #include "sb_deskmgr.h"
 #include "sb_error.h"
 #include "sb_filter.h"
 #include "sb_http.h"
 #include "sb_map.h"
+#include "sb_routes.h"
 #include "sb_storeq.h"
 #include "sb_tls.h"
-#include "sb_token.h"
 #include "sb_ws.h"
 
 #define SRV_READ_BYTES 65536
-#define SRV_STATIC_BYTES_MAX (16u << 20)
 #define SRV_TICK_MS 50
 #define SRV_SWEEP_MS 1000
 #define SRV_ADMIN_WAITERS_MAX 16 /* admin reloads waiting at once */
@@ -60,6 +58,15 @@ typedef struct conn {
     struct conn *prev, *next; /* all connections, for the sweep */
 } conn;
 
+/* A request the router may hand back as a WebSocket upgrade: the
+ * connection, and the bytes read after the request, the peer's first
+ * WebSocket bytes. */
+typedef struct upgrade_ctx {
+    conn *c;
+    const uint8_t *rest;
+    size_t rest_len;
+} upgrade_ctx;
+
 typedef struct wreq {
     uv_write_t req;
     conn *c;
@@ -68,6 +75,7 @@ typedef struct wreq {
 
 struct server {
     sb_server_config cfg;
+    sb_routes_config routes;
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_timer_t tick, sweep, drain;
@@ -173,28 +181,13 @@ static uintptr_t addr_count(server *srv, uint64_t key, int delta)
     return n;
 }
 
-/* The key the per-address limit counts a peer under: its IPv4 address
- * (also when mapped into IPv6), or its IPv6 /64, the block one subscriber
- * usually has. 0 if the peer is unknown. */
-static uint64_t peer_addr_key(uv_tcp_t *tcp)
+/* The peer's address into *sa; NULL if it is unknown. */
+static const struct sockaddr *peer_name(conn *c, struct sockaddr_storage *sa)
 {
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0) return 0;
-    if (sa.ss_family == AF_INET)
-        return 1ull << 32 |
-               ntohl(((const struct sockaddr_in *)&sa)->sin_addr.s_addr);
-    if (sa.ss_family != AF_INET6) return 0;
-    const uint8_t *b = ((const struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr;
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
-                                         0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(b, v4mapped, 12) == 0)
-        return 1ull << 32 | (uint64_t)b[12] << 24 | (uint64_t)b[13] << 16 |
-               (uint64_t)b[14] << 8 | b[15];
-    uint64_t k = 0;
-    for (int i = 0; i < 8; i++)
-        k = k << 8 | b[i];
-    return k;
+    int len = sizeof *sa;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)sa, &len) != 0)
+        return NULL;
+    return (const struct sockaddr *)sa;
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -460,211 +453,22 @@ static void http_reply(conn *c, int status, const char *type, const void *body,
     conn_write(c, &out);
 }
 
-static const char *content_type(const char *path)
+/* The router's answer function. */
+static void route_answer(void *ud, int status, const char *type,
+                         const void *body, size_t n)
 {
-    const char *dot = strrchr(path, '.');
-    if (!dot) return "application/octet-stream";
-    if (!strcmp(dot, ".html")) return "text/html; charset=utf-8";
-    if (!strcmp(dot, ".js") || !strcmp(dot, ".mjs"))
-        return "text/javascript; charset=utf-8";
-    if (!strcmp(dot, ".css")) return "text/css; charset=utf-8";
-    if (!strcmp(dot, ".json")) return "application/json";
-    if (!strcmp(dot, ".png")) return "image/png";
-    if (!strcmp(dot, ".svg")) return "image/svg+xml";
-    if (!strcmp(dot, ".ico")) return "image/x-icon";
-    if (!strcmp(dot, ".txt")) return "text/plain; charset=utf-8";
-    return "application/octet-stream";
+    http_reply(((upgrade_ctx *)ud)->c, status, type, body, n);
 }
 
-/* Serves a file under the web folder; paths with ".." or odd characters
- * are refused outright. */
-static void serve_static(conn *c, const char *path)
+/* The router took the request's WebSocket upgrade: answer 101, hand the
+ * connection to the core and feed it what followed the request. */
+static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
 {
-    const char *root = c->srv->cfg.web_dir;
-    char rel[256];
-    size_t plen = strcspn(path, "?#");
-    if (!root || plen == 0 || plen >= sizeof rel || path[0] != '/') {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    memcpy(rel, path, plen);
-    rel[plen] = '\0';
-    if (strstr(rel, "..") || strchr(rel, '\\')) {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    char full[1024];
-    if (strcmp(rel, "/") == 0)
-        snprintf(full, sizeof full, "%s/index.html", root);
-    else if (!strchr(rel + 1, '.') && !strchr(rel + 1, '/'))
-        snprintf(full, sizeof full, "%s%s.html", root, rel); /* /agent */
-    else
-        snprintf(full, sizeof full, "%s%s", root, rel);
-    int fd = open(full, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_size > (off_t)SRV_STATIC_BYTES_MAX) {
-        if (fd >= 0) close(fd);
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    /* Small files, read at once: the web pages are a few hundred KiB. */
-    char *body = malloc((size_t)st.st_size + 1);
-    ssize_t got = body ? read(fd, body, (size_t)st.st_size) : -1;
-    close(fd);
-    if (got != (ssize_t)st.st_size) {
-        free(body);
-        http_reply(c, 503, "text/plain", "read failed\n", 12);
-        return;
-    }
-    http_reply(c, 200, content_type(full), body, (size_t)got);
-    free(body);
-}
-
-/* The value of query parameter name in path ("" if absent), copied into
- * out; false if it is longer than out or holds other than [A-Za-z0-9_.-]. */
-static bool query_param(const char *path, const char *name, char *out,
-                        size_t cap)
-{
-    out[0] = '\0';
-    const char *q = strchr(path, '?');
-    size_t nlen = strlen(name);
-    for (const char *p = q; p && *p; p = strchr(p + 1, '&')) {
-        if (strncmp(p + 1, name, nlen) != 0 || p[1 + nlen] != '=') continue;
-        const char *v = p + 2 + nlen;
-        size_t n = strcspn(v, "&#");
-        if (n >= cap) return false;
-        for (size_t i = 0; i < n; i++) {
-            char ch = v[i];
-            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
-                      ch == '-';
-            if (!ok) return false;
-        }
-        memcpy(out, v, n);
-        out[n] = '\0';
-        return true;
-    }
-    return true;
-}
-
-static bool peer_is_loopback(conn *c)
-{
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
-        return false;
-    if (sa.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&sa;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&sa;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
-                                             0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a->sin6_addr.s6_addr, v4mapped, 12) == 0)
-            return a->sin6_addr.s6_addr[12] == 127;
-        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
-    }
-    return false;
-}
-
-/* GET /demo/token?user=NAME&role=customer|agent[&locale=L]: a token signed
- * with the server's secret, valid 12 hours, so that the demo pages can
- * sign in. Only with --demo and only for a loopback peer; 404 otherwise,
- * as if there were no such path. */
-static void demo_token(conn *c, const char *path)
-{
+    upgrade_ctx *u = ud;
+    conn *c = u->c;
     server *srv = c->srv;
-    char user[SB_ID_BYTES_MAX + 1], role[16], locale[16];
-    if (!srv->cfg.demo || !peer_is_loopback(c)) {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    if (!query_param(path, "user", user, sizeof user) || !user[0] ||
-        !query_param(path, "role", role, sizeof role) ||
-        !query_param(path, "locale", locale, sizeof locale) ||
-        (strcmp(role, "customer") != 0 && strcmp(role, "agent") != 0)) {
-        http_reply(c, 400, "text/plain", "want user=NAME&role=customer|agent\n",
-                   35);
-        return;
-    }
-    sb_claims cl;
-    memset(&cl, 0, sizeof cl);
-    snprintf(cl.sub, sizeof cl.sub, "%s", user);
-    snprintf(cl.locale, sizeof cl.locale, "%s", locale);
-    cl.role = sb_role_from_name(role);
-    cl.iat = wall_ms() / 1000;
-    cl.exp = cl.iat + 12 * 3600;
-    if (srv->cfg.gw.token_iss)
-        snprintf(cl.iss, sizeof cl.iss, "%s", srv->cfg.gw.token_iss);
-    if (srv->cfg.gw.token_aud)
-        snprintf(cl.aud, sizeof cl.aud, "%s", srv->cfg.gw.token_aud);
-    char tok[SB_TOKEN_BYTES_MAX], body[SB_TOKEN_BYTES_MAX + 32];
-    if (sb_token_sign(srv->cfg.gw.secret, srv->cfg.gw.secret_len, &cl, tok,
-                      sizeof tok) < 0) {
-        http_reply(c, 500, "text/plain", "cannot sign\n", 12);
-        return;
-    }
-    int n = snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
-    http_reply(c, 200, "application/json", body, (size_t)n);
-}
-
-/* A browser's upgrade (it sends Origin) must come from an allowed origin
- * when a list is configured; clients that send no Origin are not
- * browsers, which are the ones a page could misuse. */
-static bool origin_allowed(const sb_server_config *cfg, const char *origin)
-{
-    if (cfg->n_origins == 0 || !origin[0]) return true;
-    for (size_t i = 0; i < cfg->n_origins; i++)
-        if (strcasecmp(origin, cfg->origins[i]) == 0) return true;
-    return false;
-}
-
-static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
-{
-    server *srv = c->srv;
-    sb_http_req *r = c->http;
-    if (r->too_long) {
-        http_reply(c, 431, "text/plain", "header too large\n", 17);
-        return;
-    }
-    if (!sb_http_req_is_upgrade(r)) {
-        if (strcmp(sb_http_req_method(r), "GET") != 0) {
-            http_reply(c, 405, "text/plain", "GET only\n", 9);
-        } else if (strcmp(r->path, "/healthz") == 0) {
-            if (srv->draining)
-                http_reply(c, 503, "text/plain", "draining\n", 9);
-            else
-                http_reply(c, 200, "text/plain", "ok\n", 3);
-        } else if (strcmp(r->path, "/ws") == 0) {
-            http_reply(c, 426, "text/plain", "WebSocket upgrade required\n",
-                       27);
-        } else if (strncmp(r->path, "/demo/token", 11) == 0 &&
-                   (r->path[11] == '\0' || r->path[11] == '?')) {
-            demo_token(c, r->path);
-        } else {
-            serve_static(c, r->path);
-        }
-        return;
-    }
-    sb_encoding enc;
-    const char *proto = sb_http_pick_subprotocol(r->ws_protocols, &enc);
-    if (strcmp(r->path, "/ws") != 0) {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    if (!origin_allowed(&srv->cfg, r->origin)) {
-        http_reply(c, 403, "text/plain", "origin not allowed\n", 19);
-        return;
-    }
-    if (strlen(r->ws_key) != SB_WS_KEY_LEN ||
-        strcmp(r->ws_version, "13") != 0 || !proto) {
-        http_reply(c, 400, "text/plain", "bad WebSocket handshake\n", 24);
-        return;
-    }
     sb_buf out = SB_BUF_INIT;
-    if (sb_http_respond_upgrade(&out, r->ws_key, proto) != 0 ||
+    if (sb_http_respond_upgrade(&out, c->http->ws_key, proto) != 0 ||
         sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &c->ws) !=
             0) {
         sb_buf_free(&out);
@@ -684,7 +488,23 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
         return;
     }
     c->gw_open = true;
-    if (rest_len) ws_feed(c, rest, rest_len);
+    if (u->rest_len) ws_feed(c, u->rest, u->rest_len);
+}
+
+static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
+{
+    server *srv = c->srv;
+    struct sockaddr_storage peer;
+    upgrade_ctx u = {.c = c, .rest = rest, .rest_len = rest_len};
+    sb_route_req rq = {.cfg = &srv->routes,
+                       .http = c->http,
+                       .peer = peer_name(c, &peer),
+                       .draining = srv->draining,
+                       .now_ms = wall_ms(),
+                       .answer = route_answer,
+                       .upgrade = route_upgrade,
+                       .ud = &u};
+    sb_routes_serve(&rq);
 }
 
 /* ---- reading
@@ -792,7 +612,8 @@ static void on_connection(uv_stream_t *l, int status)
     if (srv->all) srv->all->prev = c;
     srv->all = c;
     srv->n_conns++;
-    c->addr_key = peer_addr_key(&c->tcp);
+    struct sockaddr_storage peer;
+    c->addr_key = sb_addr_key(peer_name(c, &peer));
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
     c->addr_counted = from_addr != UINTPTR_MAX;
     if (srv->n_conns > srv->cfg.conns_max || srv->draining) {
@@ -1017,6 +838,14 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     server *srv = calloc(1, sizeof *srv);
     if (!srv) return -ENOMEM;
     srv->cfg = *cfg;
+    srv->routes = (sb_routes_config){.web_dir = cfg->web_dir,
+                                     .origins = cfg->origins,
+                                     .n_origins = cfg->n_origins,
+                                     .demo = {.on = cfg->demo,
+                                              .secret = cfg->gw.secret,
+                                              .secret_len = cfg->gw.secret_len,
+                                              .token_iss = cfg->gw.token_iss,
+                                              .token_aud = cfg->gw.token_aud}};
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)wall_ms());
     int rc = uv_loop_init(&srv->loop);
