@@ -17,12 +17,10 @@
 #include <uv.h>
 
 #include "sb_addr.h"
-#include "sb_desk.h"
-#include "sb_deskmgr.h"
 #include "sb_error.h"
-#include "sb_filter.h"
 #include "sb_http.h"
 #include "sb_map.h"
+#include "sb_reload.h"
 #include "sb_routes.h"
 #include "sb_storeq.h"
 #include "sb_tls.h"
@@ -31,7 +29,6 @@
 #define SRV_READ_BYTES 65536
 #define SRV_TICK_MS 50
 #define SRV_SWEEP_MS 1000
-#define SRV_ADMIN_WAITERS_MAX 16 /* admin reloads waiting at once */
 
 typedef struct server server;
 
@@ -83,23 +80,8 @@ struct server {
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_deskmgr *deskmgr; /* the desk configuration in force */
-    sb_filter *filter;   /* the word lists in force; NULL: none */
-    struct {
-        uv_work_t work;
-        bool running, again; /* again: a reload asked for while running */
-        sb_filter *loaded;
-        int rc;
-        char err[SB_FILTER_ERR_BYTES];
-        /* Admin commands waiting for the run in progress (cur) or the
-         * next one (next). */
-        struct {
-            uint64_t conn;
-            uint32_t rid;
-        } cur[SRV_ADMIN_WAITERS_MAX], next[SRV_ADMIN_WAITERS_MAX];
-        size_t n_cur, n_next;
-    } reload;
-    sb_map conns; /* id -> conn */
+    sb_reload *reload; /* the word lists and desks in force */
+    sb_map conns;      /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
     sb_tls_ctx *tls;  /* NULL: plain */
     sb_buf tls_plain; /* decrypted bytes of the read being handled */
@@ -703,121 +685,27 @@ static void on_drain(uv_timer_t *t)
     close_handle((uv_handle_t *)&srv->sighup);
 }
 
-/* ---- sensitive-word filter
- * --------------------------------------------------------------- */
+/* ---- reloads ----------------------------------------------------------- */
 
-static void desk_log(void *ud, const char *line)
+static void reload_log(void *ud, bool error, const char *line)
 {
-    logf_(ud, "%s", line);
-}
-
-static const sb_filter *filter_get(void *ud)
-{
-    return ((server *)ud)->filter;
-}
-
-static void reload_work(uv_work_t *w)
-{
-    server *srv = w->data;
-    srv->reload.rc =
-        sb_filter_load_dir(srv->cfg.filter_dir, &srv->reload.loaded,
-                           srv->reload.err, sizeof srv->reload.err);
-}
-
-static void filter_reload(server *srv);
-
-/* Back on the loop thread: the new lists take over between two messages
- * (the gateway holds no reference to the old ones), or are refused. */
-static void reload_done(uv_work_t *w, int status)
-{
-    server *srv = w->data;
-    srv->reload.running = false;
-    if (status == 0 && srv->reload.rc == 0) {
-        sb_filter *old = srv->filter;
-        srv->filter = srv->reload.loaded;
-        sb_filter_release(old);
-        logf_(srv,
-              "word lists reloaded from %s: %zu words in %zu categories"
-              " (%zu KiB)",
-              srv->cfg.filter_dir, sb_filter_words(srv->filter),
-              sb_filter_categories(srv->filter),
-              sb_filter_bytes(srv->filter) >> 10);
-    } else {
-        errorf_("word lists not reloaded, the old ones stay: %s",
-                status ? uv_strerror(status) : srv->reload.err);
-    }
-    srv->reload.loaded = NULL;
-    int rc = status == 0 ? srv->reload.rc : status;
-    for (size_t i = 0; i < srv->reload.n_cur; i++)
-        sb_gw_admin_done(srv->gw, srv->reload.cur[i].conn,
-                         srv->reload.cur[i].rid, rc ? SB_E_INVALID : 0,
-                         status ? uv_strerror(status) : srv->reload.err);
-    memcpy(srv->reload.cur, srv->reload.next, sizeof srv->reload.next);
-    srv->reload.n_cur = srv->reload.n_next;
-    srv->reload.n_next = 0;
-    if (srv->reload.again && !srv->draining) {
-        srv->reload.again = false;
-        filter_reload(srv);
-    }
-}
-
-/* Reloads the word lists off the loop thread; what an admin command would
- * call too. */
-static void filter_reload(server *srv)
-{
-    if (!srv->cfg.filter_dir) {
-        logf_(srv, "no word lists to reload (no --filter)");
-        return;
-    }
-    if (srv->reload.running) {
-        srv->reload.again = true;
-        return;
-    }
-    srv->reload.work.data = srv;
-    int rc =
-        uv_queue_work(&srv->loop, &srv->reload.work, reload_work, reload_done);
-    if (rc)
-        errorf_("word lists not reloaded: %s", uv_strerror(rc));
+    if (error)
+        errorf_("%s", line);
     else
-        srv->reload.running = true;
+        logf_(ud, "%s", line);
 }
 
-/* An admin's command from the core: the desk ops (sb_deskmgr), or
- * "reload-filter", answered once the lists are reloaded or refused. */
+/* An admin's command from the core: reloads and desk ops (sb_reload). */
 static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op,
                     const char *body)
 {
-    server *srv = ud;
-    int rc = sb_deskmgr_admin(srv->deskmgr, conn, rid, op, body);
-    if (rc != SB_E_INVALID) return rc;
-    if (strcmp(op, "reload-filter") != 0) return SB_E_INVALID;
-    if (!srv->cfg.filter_dir) {
-        sb_gw_admin_done(srv->gw, conn, rid, SB_E_INVALID,
-                         "no word lists to reload (no --filter)");
-        return 0;
-    }
-    bool running = srv->reload.running;
-    size_t *n = running ? &srv->reload.n_next : &srv->reload.n_cur;
-    if (*n == SRV_ADMIN_WAITERS_MAX) return SB_E_RATE_LIMITED;
-    if (running) {
-        srv->reload.next[*n].conn = conn;
-        srv->reload.next[*n].rid = rid;
-    } else {
-        srv->reload.cur[*n].conn = conn;
-        srv->reload.cur[*n].rid = rid;
-    }
-    (*n)++;
-    filter_reload(srv);
-    return 0;
+    return sb_reload_admin(((server *)ud)->reload, conn, rid, op, body);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
-    server *srv = h->data;
-    if (srv->draining) return;
-    if (srv->cfg.filter_dir) filter_reload(srv);
-    sb_deskmgr_reload(srv->deskmgr);
+    sb_reload_all(((server *)h->data)->reload);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -829,7 +717,7 @@ static void on_signal(uv_signal_t *h, int signum)
     srv->drain_started_ms = wall_ms();
     close_handle((uv_handle_t *)&srv->listener);
     sb_gw_drain(srv->gw);
-    sb_deskmgr_drain(srv->deskmgr);
+    sb_reload_drain(srv->reload);
     uv_timer_start(&srv->drain, on_drain, 0, 20);
 }
 
@@ -878,31 +766,20 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
                    .now = io_now,
                    .admin = io_admin};
     sb_gw_config gwc = cfg->gw;
-    sb_deskmgr_config dmc = {.loop = &srv->loop,
-                             .storeq = srv->storeq,
-                             .file = cfg->desk_file,
-                             .log = desk_log,
-                             .log_ud = srv};
-    rc = sb_deskmgr_new(&dmc, &srv->deskmgr);
-    if (rc == 0) rc = sb_deskmgr_boot(srv->deskmgr, &gwc.desk);
+    sb_reload_config rlc = {.loop = &srv->loop,
+                            .storeq = srv->storeq,
+                            .filter_dir = cfg->filter_dir,
+                            .desk_file = cfg->desk_file,
+                            .log = reload_log,
+                            .log_ud = srv};
+    rc = sb_reload_new(&rlc, &srv->reload);
+    if (rc == 0) rc = sb_reload_start(srv->reload, &gwc.desk);
     if (rc) goto out_store;
-    if (cfg->filter_dir) {
-        char err[SB_FILTER_ERR_BYTES];
-        rc = sb_filter_load_dir(cfg->filter_dir, &srv->filter, err, sizeof err);
-        if (rc) {
-            errorf_("cannot load word lists: %s", err);
-            goto out_store;
-        }
-        logf_(srv, "word lists from %s: %zu words in %zu categories (%zu KiB)",
-              cfg->filter_dir, sb_filter_words(srv->filter),
-              sb_filter_categories(srv->filter),
-              sb_filter_bytes(srv->filter) >> 10);
-    }
-    gwc.filter_get = filter_get;
-    gwc.filter_ud = srv;
+    gwc.filter_get = sb_reload_filter;
+    gwc.filter_ud = srv->reload;
     rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
-    sb_deskmgr_set_gw(srv->deskmgr, srv->gw);
+    sb_reload_set_gw(srv->reload, srv->gw);
     sb_gw_start(srv->gw, wall_ms());
 
     struct sockaddr_storage addr;
@@ -962,9 +839,10 @@ out_gw:
     }
     sb_gw_free(srv->gw);
 out_store:
-    sb_filter_release(srv->filter); /* reloads are over: the loop ran dry */
     sb_storeq_stop(srv->storeq);
-    sb_deskmgr_free(srv->deskmgr); /* after the gateway that used its desk */
+    /* After the gateway that used its desk; no reload runs: the loop ran
+     * dry. */
+    sb_reload_free(srv->reload);
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&srv->loop);
