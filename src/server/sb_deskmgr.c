@@ -278,8 +278,7 @@ int sb_deskmgr_boot(sb_deskmgr *m, sb_desk **desk)
     return m->boot_rc;
 }
 
-/* ---- changes --------------------------------------------------------------
- */
+/* ---- changes ------------------------------------------------------------- */
 
 static void job_free(job *j)
 {
@@ -438,8 +437,7 @@ int sb_deskmgr_admin(sb_deskmgr *m, uint64_t conn_id, uint32_t rid,
     return 0;
 }
 
-/* ---- file imports ---------------------------------------------------------
- */
+/* ---- file imports -------------------------------------------------------- */
 
 void sb_deskmgr_import(sb_deskmgr *m, sb_deskmgr_file *f)
 {

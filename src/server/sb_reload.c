@@ -79,8 +79,7 @@ static void say(sb_reload *r, bool error, const char *fmt, ...)
     r->cfg.log(r->cfg.log_ud, error, line);
 }
 
-/* ---- the parts ------------------------------------------------------------
- */
+/* ---- the parts ----------------------------------------------------------- */
 
 static const char *filter_source(const sb_reload *r)
 {
@@ -157,8 +156,7 @@ static const part PARTS[] = {
 };
 _Static_assert(sizeof PARTS / sizeof PARTS[0] == PART_COUNT, "a row per part");
 
-/* ---- runs -----------------------------------------------------------------
- */
+/* ---- runs ---------------------------------------------------------------- */
 
 static void answer(sb_reload *r, const waiter *w, size_t n, int rc,
                    const char *text)
@@ -231,8 +229,7 @@ static void run(sb_reload *r, part_id id)
         s->running = true;
 }
 
-/* ---- entry points ---------------------------------------------------------
- */
+/* ---- entry points -------------------------------------------------------- */
 
 static void desk_log(void *ud, bool error, const char *line)
 {

@@ -29,10 +29,27 @@
 #define SRV_READ_BYTES 65536
 #define SRV_TICK_MS 50
 #define SRV_SWEEP_MS 1000
+#define SRV_DRAIN_POLL_MS 20
+/* A connection closing gets this long for the close handshake, then it is
+ * dropped. */
+#define SRV_CLOSE_WAIT_MS 2000
 
 typedef struct server server;
 
 typedef enum conn_phase { PH_HTTP, PH_WS, PH_CLOSING } conn_phase;
+
+/* SIGTERM or SIGINT drains the server in stages; each waits for its
+ * condition (or its time limit), then moves to the next. */
+typedef enum drain_stage {
+    DRAIN_OFF,      /* serving */
+    DRAIN_STORE,    /* the SENDs the store has commit and are acknowledged
+                       (cfg.drain_ms_max at most) */
+    DRAIN_SESSIONS, /* sessions closed with GOING_AWAY finish their close
+                       handshakes (SRV_CLOSE_WAIT_MS at most) */
+    DRAIN_ABORT,    /* the connections left are dropped and close */
+    DRAIN_STOPPED,  /* the store is stopped and the loop's handles close:
+                       sb_server_run returns once the loop runs dry */
+} drain_stage;
 
 typedef struct conn {
     uv_tcp_t tcp;
@@ -55,15 +72,6 @@ typedef struct conn {
     struct conn *prev, *next; /* all connections, for the sweep */
 } conn;
 
-/* A request the router may hand back as a WebSocket upgrade: the
- * connection, and the bytes read after the request, the peer's first
- * WebSocket bytes. */
-typedef struct upgrade_ctx {
-    conn *c;
-    const uint8_t *rest;
-    size_t rest_len;
-} upgrade_ctx;
-
 typedef struct wreq {
     uv_write_t req;
     conn *c;
@@ -75,7 +83,7 @@ struct server {
     sb_routes_config routes;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_timer_t tick, sweep, drain;
+    uv_timer_t tick, sweep, drain_timer;
     uv_check_t check;
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
@@ -89,9 +97,8 @@ struct server {
     conn *flush_head;
     uint64_t next_id;
     size_t n_conns;
-    bool draining;
-    int64_t drain_started_ms;
-    int drain_stage;
+    drain_stage drain;
+    int64_t drain_started_ms; /* when the stage began */
     uint8_t rbuf[SRV_READ_BYTES];
     bool rbuf_busy;
 };
@@ -148,8 +155,7 @@ void sb_server_config_default(sb_server_config *c)
     c->drain_ms_max = 10000;
 }
 
-/* ---- connection lifetime ----------------------------------------------------
- */
+/* ---- connection lifetime ------------------------------------------------- */
 
 /* Adds delta to the open connections counted under key; returns the new
  * count. A count of 0 is not stored. */
@@ -306,8 +312,8 @@ static void conn_flush(conn *c)
     conn_write(c, &out);
     if (c->closed) return;
     /* Closing: the close frame is out; the peer's answer (or the sweep,
-     * after 2 s) ends the connection, so a peer still sending sees the
-     * close code rather than a reset. */
+     * after SRV_CLOSE_WAIT_MS) ends the connection, so a peer still sending
+     * sees the close code rather than a reset. */
     if (sb_ws_done(c->ws)) {
         c->phase = PH_CLOSING;
         if (c->write_inflight == 0)
@@ -352,8 +358,7 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
     schedule_flush(c);
 }
 
-/* ---- the core's I/O
- * ------------------------------------------------------------ */
+/* ---- the core's I/O ------------------------------------------------------ */
 
 static void io_send(void *ud, uint64_t conn_id, const uint8_t *p, size_t n)
 {
@@ -389,8 +394,7 @@ static int64_t io_now(void *ud)
     return wall_ms();
 }
 
-/* ---- WebSocket phase
- * -------------------------------------------------------------- */
+/* ---- WebSocket phase ----------------------------------------------------- */
 
 static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
 {
@@ -418,8 +422,7 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
     schedule_flush(c);
 }
 
-/* ---- HTTP phase
- * --------------------------------------------------------------------- */
+/* ---- HTTP phase ---------------------------------------------------------- */
 
 static void http_reply(conn *c, int status, const char *type, const void *body,
                        size_t n)
@@ -434,6 +437,15 @@ static void http_reply(conn *c, int status, const char *type, const void *body,
     c->close_after_write = true;
     conn_write(c, &out);
 }
+
+/* A request the router may hand back as a WebSocket upgrade: the
+ * connection, and the bytes read after the request, the peer's first
+ * WebSocket bytes. */
+typedef struct upgrade_ctx {
+    conn *c;
+    const uint8_t *rest;
+    size_t rest_len;
+} upgrade_ctx;
 
 /* The router's answer function. */
 static void route_answer(void *ud, int status, const char *type,
@@ -481,7 +493,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
     sb_route_req rq = {.cfg = &srv->routes,
                        .http = c->http,
                        .peer = peer_name(c, &peer),
-                       .draining = srv->draining,
+                       .draining = srv->drain != DRAIN_OFF,
                        .now_ms = wall_ms(),
                        .answer = route_answer,
                        .upgrade = route_upgrade,
@@ -489,8 +501,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
     sb_routes_serve(&rq);
 }
 
-/* ---- reading
- * -------------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -598,7 +609,7 @@ static void on_connection(uv_stream_t *l, int status)
     c->addr_key = sb_addr_key(peer_name(c, &peer));
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
     c->addr_counted = from_addr != UINTPTR_MAX;
-    if (srv->n_conns > srv->cfg.conns_max || srv->draining) {
+    if (srv->n_conns > srv->cfg.conns_max || srv->drain != DRAIN_OFF) {
         conn_refuse(c, 503, "busy\n");
         return;
     }
@@ -611,8 +622,7 @@ static void on_connection(uv_stream_t *l, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* ---- timers, signals, drain
- * ------------------------------------------------------------- */
+/* ---- timers, signals, drain ---------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
 {
@@ -638,7 +648,7 @@ static void on_sweep(uv_timer_t *t)
                 schedule_flush(c);
             }
         } else if (c->phase == PH_CLOSING && c->closing_ms &&
-                   now - c->closing_ms > 2000) {
+                   now - c->closing_ms > SRV_CLOSE_WAIT_MS) {
             conn_abort(c); /* a peer that never lets the close finish */
         }
     }
@@ -649,34 +659,14 @@ static void close_handle(uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-static void on_drain(uv_timer_t *t)
+/* Stops the store and closes the loop's own handles: with every
+ * connection gone, the loop runs dry. */
+static void server_stop(server *srv)
 {
-    server *srv = t->data;
-    int64_t now = wall_ms();
-    int64_t waited = now - srv->drain_started_ms;
-    if (srv->drain_stage == 0) {
-        /* Let every SEND the store has commit and be acknowledged. */
-        if (sb_gw_store_inflight(srv->gw) > 0 && waited < srv->cfg.drain_ms_max)
-            return;
-        sb_gw_close_all(srv->gw, SB_WS_CLOSE_GOING_AWAY,
-                        "server shutting down");
-        srv->drain_stage = 1;
-        srv->drain_started_ms = now;
-        return;
-    }
-    if (srv->drain_stage == 1) {
-        if (srv->n_conns > 0 && waited < 2000) return;
-        for (conn *c = srv->all; c; c = c->next)
-            conn_abort(c);
-        srv->drain_stage = 2;
-        return;
-    }
-    if (srv->n_conns > 0) return;
-    /* Every connection is gone: finish the store and stop. */
     sb_storeq_stop(srv->storeq);
     srv->storeq = NULL;
-    uv_timer_stop(&srv->drain);
-    close_handle((uv_handle_t *)&srv->drain);
+    uv_timer_stop(&srv->drain_timer);
+    close_handle((uv_handle_t *)&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->tick);
     close_handle((uv_handle_t *)&srv->sweep);
     close_handle((uv_handle_t *)&srv->check);
@@ -685,7 +675,45 @@ static void on_drain(uv_timer_t *t)
     close_handle((uv_handle_t *)&srv->sighup);
 }
 
-/* ---- reloads ----------------------------------------------------------- */
+static void drain_enter(server *srv, drain_stage stage, int64_t now)
+{
+    srv->drain = stage;
+    srv->drain_started_ms = now;
+}
+
+/* The drain's timer: moves through the stages of drain_stage. */
+static void on_drain(uv_timer_t *t)
+{
+    server *srv = t->data;
+    int64_t now = wall_ms();
+    int64_t waited = now - srv->drain_started_ms;
+    switch (srv->drain) {
+    case DRAIN_STORE:
+        if (sb_gw_store_inflight(srv->gw) > 0 && waited < srv->cfg.drain_ms_max)
+            return;
+        sb_gw_close_all(srv->gw, SB_WS_CLOSE_GOING_AWAY,
+                        "server shutting down");
+        drain_enter(srv, DRAIN_SESSIONS, now);
+        return;
+    case DRAIN_SESSIONS:
+        if (srv->n_conns > 0 && waited < SRV_CLOSE_WAIT_MS) return;
+        for (conn *c = srv->all; c; c = c->next)
+            conn_abort(c);
+        drain_enter(srv, DRAIN_ABORT, now);
+        return;
+    case DRAIN_ABORT:
+        if (srv->n_conns > 0) return;
+        server_stop(srv);
+        drain_enter(srv, DRAIN_STOPPED, now);
+        return;
+    case DRAIN_OFF:
+    case DRAIN_STOPPED:
+        break;
+    }
+    assert(!"the drain timer runs only while draining");
+}
+
+/* ---- reloads ------------------------------------------------------------- */
 
 static void reload_log(void *ud, bool error, const char *line)
 {
@@ -711,14 +739,13 @@ static void on_sighup(uv_signal_t *h, int signum)
 static void on_signal(uv_signal_t *h, int signum)
 {
     server *srv = h->data;
-    if (srv->draining) return;
+    if (srv->drain != DRAIN_OFF) return;
     logf_(srv, "signal %d: draining", signum);
-    srv->draining = true;
-    srv->drain_started_ms = wall_ms();
+    drain_enter(srv, DRAIN_STORE, wall_ms());
     close_handle((uv_handle_t *)&srv->listener);
     sb_gw_drain(srv->gw);
     sb_reload_drain(srv->reload);
-    uv_timer_start(&srv->drain, on_drain, 0, 20);
+    uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
 int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
@@ -805,12 +832,12 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
 
     uv_timer_init(&srv->loop, &srv->tick);
     uv_timer_init(&srv->loop, &srv->sweep);
-    uv_timer_init(&srv->loop, &srv->drain);
+    uv_timer_init(&srv->loop, &srv->drain_timer);
     uv_check_init(&srv->loop, &srv->check);
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     uv_signal_init(&srv->loop, &srv->sighup);
-    srv->tick.data = srv->sweep.data = srv->drain.data = srv;
+    srv->tick.data = srv->sweep.data = srv->drain_timer.data = srv;
     srv->check.data = srv->sigterm.data = srv->sigint.data = srv;
     srv->sighup.data = srv;
     uv_timer_start(&srv->tick, on_tick, SRV_TICK_MS, SRV_TICK_MS);
