@@ -7,10 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sb_demo.h"
 #include "sb_server.h"
 #include "sb_token.h"
-
-#define DEMO_SECRET "switchboard-demo-secret-change-me"
 
 static void usage(FILE *f)
 {
@@ -64,53 +63,11 @@ static void usage(FILE *f)
 static sb_server_config cfg;
 static bool demo;
 
-static void print_demo(const char *host, uint16_t port)
-{
-    const char *users[][2] = {
-        {"alice", "customer"}, {"bob", "agent"}, {"root", "admin"}};
-    printf("\nSwitchboard demo on http://%s:%u  (WebSocket: ws://%s:%u/ws)\n",
-           host, port, host, port);
-    printf("Demo secret: %s\n", DEMO_SECRET);
-    for (int i = 0; i < 3; i++) {
-        if (i == 2 && !cfg.desk_file) break;
-        sb_claims c;
-        memset(&c, 0, sizeof c);
-        snprintf(c.sub, sizeof c.sub, "%s", users[i][0]);
-        c.role = sb_role_from_name(users[i][1]);
-        c.exp = (int64_t)time(NULL) + 7 * 86400;
-        char tok[1024];
-        if (sb_token_sign((const uint8_t *)DEMO_SECRET, strlen(DEMO_SECRET), &c,
-                          tok, sizeof tok) > 0)
-            printf("Token for %s (%s):\n  %s\n", users[i][0], users[i][1], tok);
-    }
-    if (cfg.web_dir)
-        printf("Pages: customer http://%s:%u/   agent "
-               "http://%s:%u/agent?user=bob\n",
-               host, port, host, port);
-    printf("Or with sbctl, in two terminals (export SB_URL=ws://%s:%u/ws):\n",
-           host, port);
-    if (cfg.desk_file)
-        printf("  build/sbctl service open --token <alice's token>   (prints "
-               "the conv id)\n"
-               "  build/sbctl send --token <alice's token> --conv <id> \"talk "
-               "to a person\"\n"
-               "  build/sbctl listen --token <bob's token>   (bob comes on "
-               "duty, gets it)\n"
-               "  build/sbctl admin desk show --token <root's token>   (the "
-               "desk configuration;\n"
-               "    build/sbctl admin desk --help: change agents, "
-               "capacities... while it runs)\n\n");
-    else
-        printf(
-            "  build/sbctl listen --token <bob's token>\n"
-            "  build/sbctl open --token <alice's token> --member bob\n"
-            "  build/sbctl send --token <alice's token> --conv <id> hello\n\n");
-    fflush(stdout);
-}
-
 static void on_ready(uint16_t port)
 {
-    if (demo) print_demo(cfg.host, port);
+    if (demo)
+        sb_demo_banner(stdout, cfg.host, port, cfg.desk_file != NULL,
+                       cfg.web_dir != NULL, (int64_t)time(NULL));
     printf("switchboard: ready on port %u\n", port);
     fflush(stdout);
 }
@@ -305,7 +262,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (demo && !secret) secret = DEMO_SECRET;
+    if (demo && !secret) secret = SB_DEMO_SECRET;
     if (demo && !cfg.desk_file && access("conf/desk.json", R_OK) == 0)
         cfg.desk_file = "conf/desk.json";
     if (demo && !cfg.filter_dir && access("conf/filter", R_OK) == 0)

@@ -1,9 +1,9 @@
 /* The desk configuration in force: boot from the store or the --desk file,
- * admins' desk ops and SIGHUP imports as a queue of changes, each
- * validated (sb_deskcfg), stored with a CONFIG_SET on the store's writer,
- * then put in force in the gateway (sb_gw_desk_swap). One change is
- * stored at a time, so an edit always applies to the document the one
- * before it left. */
+ * admins' desk ops and file imports as a queue of changes, each validated
+ * (sb_deskcfg), stored with a CONFIG_SET on the store's writer, then put
+ * in force in the gateway (sb_gw_desk_swap). One change is stored at a
+ * time, so an edit always applies to the document the one before it
+ * left. */
 #include "sb_deskmgr.h"
 
 #include <assert.h>
@@ -50,26 +50,13 @@ struct sb_deskmgr {
     /* At start. */
     bool booting;
     int boot_rc;
-    char *file_text;
-    size_t file_len;
-    char file_hash[SB_DESKCFG_HASH_HEX + 1];
-    sb_desk *file_desk;
-    /* SIGHUP: the file read and parsed on the thread pool. */
-    struct {
-        uv_work_t work;
-        bool running, again;
-        int rc;
-        char *text;
-        size_t len;
-        char hash[SB_DESKCFG_HASH_HEX + 1];
-        sb_desk *desk;
-        char err[ERR_BYTES];
-    } rd;
+    sb_deskmgr_file boot_file;
 };
 
-static void say(sb_deskmgr *m, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void say(sb_deskmgr *m, const char *fmt, ...)
+/* One log line; error: something failed. */
+static void say(sb_deskmgr *m, bool error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(sb_deskmgr *m, bool error, const char *fmt, ...)
 {
     if (!m->cfg.log) return;
     char line[ERR_BYTES + 256];
@@ -77,7 +64,7 @@ static void say(sb_deskmgr *m, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    m->cfg.log(m->cfg.log_ud, line);
+    m->cfg.log(m->cfg.log_ud, error, line);
 }
 
 /* Reads a whole file of at most SB_DESK_FILE_BYTES_MAX bytes into *out
@@ -114,23 +101,27 @@ static int read_file(const char *path, char **out, size_t *len, char *err,
     return 0;
 }
 
-/* Reads, hashes and parses the file: what an import needs. */
-static int load_file(const char *path, char **text, size_t *len,
-                     char hash[SB_DESKCFG_HASH_HEX + 1], sb_desk **desk,
-                     char *err, size_t elen)
+int sb_deskmgr_file_load(const char *path, sb_deskmgr_file *f, char *err,
+                         size_t elen)
 {
-    *desk = NULL;
-    int rc = read_file(path, text, len, err, elen);
+    memset(f, 0, sizeof *f);
+    int rc = read_file(path, &f->text, &f->len, err, elen);
     if (rc) return rc;
-    sb_deskcfg_hash(*text, *len, hash);
+    sb_deskcfg_hash(f->text, f->len, f->hash);
     char why[256];
-    rc = sb_desk_parse(*text, *len, desk, why, sizeof why);
+    rc = sb_desk_parse(f->text, f->len, &f->desk, why, sizeof why);
     if (rc) {
         snprintf(err, elen, "%.200s: %s", path, why);
-        free(*text);
-        *text = NULL;
+        sb_deskmgr_file_clear(f);
     }
     return rc;
+}
+
+void sb_deskmgr_file_clear(sb_deskmgr_file *f)
+{
+    free(f->text);
+    sb_desk_free(f->desk);
+    memset(f, 0, sizeof *f);
 }
 
 /* A request for the desk document and the hash of its file, completed by
@@ -181,29 +172,29 @@ static void boot_end(sb_deskmgr *m, int rc)
     m->booting = false;
 }
 
-/* The store's answer: its document and the hash of the file it came from,
- * if any. The file wins when it is new to the store. */
 static void boot_stored(sb_req *r);
 
+/* The store's answer: its document and the hash of the file it came from,
+ * if any. The file wins when it is new to the store. */
 static void boot_got(sb_req *r)
 {
     sb_deskmgr *m = r->ctx;
+    sb_deskmgr_file *f = &m->boot_file;
     char *doc = r->u.config.values[0], *hash = r->u.config.values[1];
     size_t len = r->u.config.lens[0];
     int rc = r->rc;
     if (rc) {
-        say(m, "cannot read the desk configuration from the store: %s",
+        say(m, true, "cannot read the desk configuration from the store: %s",
             sb_strerror(rc));
-    } else if (m->file_text &&
-               (!doc || !hash || strcmp(hash, m->file_hash) != 0)) {
+    } else if (f->text && (!doc || !hash || strcmp(hash, f->hash) != 0)) {
         /* Import: store the file's text with its hash, then use it. */
         sb_req *w = config_req(m, SB_REQ_CONFIG_SET, boot_stored, NULL);
         rc = -ENOMEM;
         if (w) {
-            w->u.config.values[0] = m->file_text;
-            w->u.config.lens[0] = m->file_len;
-            w->u.config.values[1] = m->file_hash;
-            w->u.config.lens[1] = strlen(m->file_hash);
+            w->u.config.values[0] = f->text;
+            w->u.config.lens[0] = f->len;
+            w->u.config.values[1] = f->hash;
+            w->u.config.lens[1] = strlen(f->hash);
             sb_storeq_submit(m->cfg.storeq, w);
             rc = 0;
             m->boot_rc = doc ? 1 : 2; /* what the log line will say */
@@ -217,14 +208,14 @@ static void boot_got(sb_req *r)
         char why[ERR_BYTES];
         rc = sb_desk_parse(doc, len, &m->desk, why, sizeof why);
         if (rc) {
-            say(m, "the desk configuration in the store does not parse: %s",
-                why);
+            say(m, true,
+                "the desk configuration in the store does not parse: %s", why);
         } else {
             m->doc = doc;
             m->len = len;
             doc = NULL;
             snprintf(m->hash, sizeof m->hash, "%s", hash ? hash : "");
-            say(m, "desk configuration from the store%s%s%s",
+            say(m, false, "desk configuration from the store%s%s%s",
                 m->file ? " (" : "", m->file ? m->file : "",
                 m->file ? " unchanged since its import)" : "");
         }
@@ -242,19 +233,21 @@ static void boot_stored(sb_req *r)
     int rc = r->rc;
     free(r);
     if (rc) {
-        say(m, "cannot store the desk configuration: %s", sb_strerror(rc));
+        say(m, true, "cannot store the desk configuration: %s",
+            sb_strerror(rc));
         boot_end(m, rc);
         return;
     }
-    say(m, "desk configuration imported from %s (%s)", m->file,
+    say(m, false, "desk configuration imported from %s (%s)", m->file,
         m->boot_rc == 2 ? "the store had none"
                         : "changed since its last import");
-    m->desk = m->file_desk;
-    m->file_desk = NULL;
-    m->doc = m->file_text;
-    m->len = m->file_len;
-    m->file_text = NULL;
-    snprintf(m->hash, sizeof m->hash, "%s", m->file_hash);
+    sb_deskmgr_file *f = &m->boot_file;
+    m->desk = f->desk;
+    m->doc = f->text;
+    m->len = f->len;
+    snprintf(m->hash, sizeof m->hash, "%s", f->hash);
+    f->desk = NULL;
+    f->text = NULL;
     boot_end(m, 0);
 }
 
@@ -264,10 +257,9 @@ int sb_deskmgr_boot(sb_deskmgr *m, sb_desk **desk)
     *desk = NULL;
     if (m->file) {
         char err[ERR_BYTES];
-        int rc = load_file(m->file, &m->file_text, &m->file_len, m->file_hash,
-                           &m->file_desk, err, sizeof err);
+        int rc = sb_deskmgr_file_load(m->file, &m->boot_file, err, sizeof err);
         if (rc) {
-            say(m, "cannot load desks: %s", err);
+            say(m, true, "cannot load desks: %s", err);
             return rc;
         }
     }
@@ -278,19 +270,15 @@ int sb_deskmgr_boot(sb_deskmgr *m, sb_desk **desk)
     /* Nothing else runs on the loop yet: wait for the store here. */
     while (m->booting)
         if (uv_run(m->cfg.loop, UV_RUN_ONCE) == 0 && m->booting) {
-            say(m, "the store did not answer for the desk configuration");
+            say(m, true, "the store did not answer for the desk configuration");
             return SB_E_INTERNAL; /* the request is lost: a bug */
         }
-    free(m->file_text);
-    m->file_text = NULL;
-    sb_desk_free(m->file_desk);
-    m->file_desk = NULL;
+    sb_deskmgr_file_clear(&m->boot_file);
     *desk = m->boot_rc == 0 ? m->desk : NULL;
     return m->boot_rc;
 }
 
-/* ---- changes --------------------------------------------------------------
- */
+/* ---- changes ------------------------------------------------------------- */
 
 static void job_free(job *j)
 {
@@ -306,12 +294,12 @@ static void answer(sb_deskmgr *m, job *j, int rc, const char *text)
 {
     if (j->import) {
         if (rc)
-            say(m,
+            say(m, true,
                 "desk file not imported, the configuration in force "
                 "stays: %s",
                 text);
         else
-            say(m, "%s", text);
+            say(m, false, "%s", text);
         return;
     }
     if (!m->gw) return;
@@ -449,63 +437,30 @@ int sb_deskmgr_admin(sb_deskmgr *m, uint64_t conn_id, uint32_t rid,
     return 0;
 }
 
-/* ---- SIGHUP -------------------------------------------------------------- */
+/* ---- file imports -------------------------------------------------------- */
 
-static void reload_work(uv_work_t *w)
+void sb_deskmgr_import(sb_deskmgr *m, sb_deskmgr_file *f)
 {
-    sb_deskmgr *m = w->data;
-    m->rd.rc = load_file(m->file, &m->rd.text, &m->rd.len, m->rd.hash,
-                         &m->rd.desk, m->rd.err, sizeof m->rd.err);
-}
-
-static void reload_done(uv_work_t *w, int status)
-{
-    sb_deskmgr *m = w->data;
-    m->rd.running = false;
+    assert(m && m->file && f && f->text && f->desk);
     job *j = NULL;
-    if (status || m->rd.rc) {
-        say(m, "desk file not imported, the configuration in force stays: %s",
-            status ? uv_strerror(status) : m->rd.err);
-    } else if (m->doc && strcmp(m->rd.hash, m->hash) == 0) {
-        say(m, "desk file %s unchanged since its import", m->file);
+    if (m->doc && strcmp(f->hash, m->hash) == 0) {
+        say(m, false, "desk file %s unchanged since its import", m->file);
     } else if (m->draining || !(j = calloc(1, sizeof *j))) {
-        say(m, "desk file not imported: %s",
+        say(m, true, "desk file not imported: %s",
             m->draining ? "the server is shutting down" : "out of memory");
     } else {
         j->import = true;
-        j->doc = m->rd.text;
-        j->len = m->rd.len;
-        j->desk = m->rd.desk;
-        m->rd.text = NULL;
-        m->rd.desk = NULL;
-        snprintf(j->hash, sizeof j->hash, "%s", m->rd.hash);
+        j->doc = f->text;
+        j->len = f->len;
+        j->desk = f->desk;
+        f->text = NULL;
+        f->desk = NULL;
+        snprintf(j->hash, sizeof j->hash, "%s", f->hash);
         snprintf(j->msg, sizeof j->msg, "desk configuration imported from %s",
                  m->file);
     }
-    free(m->rd.text);
-    m->rd.text = NULL;
-    sb_desk_free(m->rd.desk);
-    m->rd.desk = NULL;
+    sb_deskmgr_file_clear(f);
     if (j) enqueue(m, j);
-    if (m->rd.again && !m->draining) {
-        m->rd.again = false;
-        sb_deskmgr_reload(m);
-    }
-}
-
-void sb_deskmgr_reload(sb_deskmgr *m)
-{
-    if (!m || !m->file || m->draining) return;
-    if (m->rd.running) {
-        m->rd.again = true;
-        return;
-    }
-    m->rd.work.data = m;
-    int rc = uv_queue_work(m->cfg.loop, &m->rd.work, reload_work, reload_done);
-    if (rc)
-        say(m, "desk file not imported: %s", uv_strerror(rc));
-    else
-        m->rd.running = true;
 }
 
 void sb_deskmgr_drain(sb_deskmgr *m)
@@ -518,7 +473,6 @@ void sb_deskmgr_drain(sb_deskmgr *m)
 void sb_deskmgr_free(sb_deskmgr *m)
 {
     if (!m) return;
-    assert(!m->rd.running);
     job *next;
     for (job *j = m->head; j; j = next) {
         next = j->next;
@@ -527,8 +481,7 @@ void sb_deskmgr_free(sb_deskmgr *m)
     job_free(m->storing); /* its request never came back (a failed start) */
     sb_desk_free(m->desk);
     free(m->doc);
-    free(m->file_text);
-    sb_desk_free(m->file_desk);
+    sb_deskmgr_file_clear(&m->boot_file);
     free(m->file);
     free(m);
 }

@@ -1,12 +1,13 @@
 /* The desk configuration in force, kept in the store: at start it comes
  * from the store, or from the --desk file when the store has none or the
  * file changed since it was last imported (a hash of the file is stored
- * with it); admins' desk ops edit it while the server runs and SIGHUP
- * imports the file again if it changed. Each change is validated, stored
- * through the store's writer (never on the loop thread), then put in
- * force in the gateway without a restart (sb_gw_desk_swap). Changes are
- * applied one at a time, in the order they came. Part of the server's
- * shell: loop thread only. */
+ * with it); admins' desk ops edit it while the server runs, and the file,
+ * read again by sb_reload, is imported if it changed. Each change is
+ * validated, stored through the store's writer (never on the loop
+ * thread), then put in force in the gateway without a restart
+ * (sb_gw_desk_swap). Changes are applied one at a time, in the order they
+ * came. Part of the server's shell: loop thread only, but for
+ * sb_deskmgr_file_load(). */
 #ifndef SB_DESKMGR_H
 #define SB_DESKMGR_H
 
@@ -15,6 +16,7 @@
 #include <uv.h>
 
 #include "sb_desk.h"
+#include "sb_deskcfg.h"
 #include "sb_gateway.h"
 #include "sb_storeq.h"
 
@@ -30,8 +32,8 @@ typedef struct sb_deskmgr_config {
     uv_loop_t *loop;
     sb_storeq *storeq; /* outlives the manager's requests (see drain) */
     const char *file;  /* --desk FILE (copied), or NULL */
-    /* One log line (no newline); NULL: quiet. */
-    void (*log)(void *ud, const char *line);
+    /* One log line (no newline); error: something failed. NULL: quiet. */
+    void (*log)(void *ud, bool error, const char *line);
     void *log_ud;
 } sb_deskmgr_config;
 
@@ -58,10 +60,28 @@ void sb_deskmgr_set_gw(sb_deskmgr *m, sb_gw *gw);
 int sb_deskmgr_admin(sb_deskmgr *m, uint64_t conn_id, uint32_t rid,
                      const char *op, const char *body);
 
-/* SIGHUP: reads and parses the file on the thread pool and imports it if
- * its hash differs from the last import's; a file that does not parse is
- * refused (logged) and the configuration in force stays. */
-void sb_deskmgr_reload(sb_deskmgr *m);
+/* A desk file read, hashed and parsed: what an import needs. Owns text
+ * and desk. */
+typedef struct sb_deskmgr_file {
+    char *text; /* NUL-terminated */
+    size_t len;
+    char hash[SB_DESKCFG_HASH_HEX + 1];
+    sb_desk *desk;
+} sb_deskmgr_file;
+
+/* Reads the desk file at path (at most SB_DESK_FILE_BYTES_MAX bytes),
+ * hashes and parses it into *f. Any thread: it touches no manager.
+ * Returns 0, or a negative code with err saying why (the file cannot be
+ * read, is too large or does not parse) and *f empty. */
+int sb_deskmgr_file_load(const char *path, sb_deskmgr_file *f, char *err,
+                         size_t elen);
+/* Frees what f owns and empties it. */
+void sb_deskmgr_file_clear(sb_deskmgr_file *f);
+
+/* Imports f, the manager's --desk file read again (its contents taken; f
+ * is left empty): queued as a change when its hash differs from the last
+ * import's, else logged as unchanged. Needs a manager made with a file. */
+void sb_deskmgr_import(sb_deskmgr *m, sb_deskmgr_file *f);
 
 /* The server drains: changes waiting are refused (ERR_UNAVAILABLE) and no
  * new store request is made; the one being stored completes. */

@@ -6,38 +6,50 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
-#include "sb_desk.h"
-#include "sb_deskmgr.h"
+#include "sb_addr.h"
 #include "sb_error.h"
-#include "sb_filter.h"
 #include "sb_http.h"
 #include "sb_map.h"
+#include "sb_reload.h"
+#include "sb_routes.h"
 #include "sb_storeq.h"
 #include "sb_tls.h"
-#include "sb_token.h"
 #include "sb_ws.h"
 
 #define SRV_READ_BYTES 65536
-#define SRV_STATIC_BYTES_MAX (16u << 20)
 #define SRV_TICK_MS 50
 #define SRV_SWEEP_MS 1000
-#define SRV_ADMIN_WAITERS_MAX 16 /* admin reloads waiting at once */
+#define SRV_DRAIN_POLL_MS 20
+/* A connection closing gets this long for the close handshake, then it is
+ * dropped. */
+#define SRV_CLOSE_WAIT_MS 2000
 
 typedef struct server server;
 
 typedef enum conn_phase { PH_HTTP, PH_WS, PH_CLOSING } conn_phase;
+
+/* SIGTERM or SIGINT drains the server in stages; each waits for its
+ * condition (or its time limit), then moves to the next. */
+typedef enum drain_stage {
+    DRAIN_OFF,      /* serving */
+    DRAIN_STORE,    /* the SENDs the store has commit and are acknowledged
+                       (cfg.drain_ms_max at most) */
+    DRAIN_SESSIONS, /* sessions closed with GOING_AWAY finish their close
+                       handshakes (SRV_CLOSE_WAIT_MS at most) */
+    DRAIN_ABORT,    /* the connections left are dropped and close */
+    DRAIN_STOPPED,  /* the store is stopped and the loop's handles close:
+                       sb_server_run returns once the loop runs dry */
+} drain_stage;
 
 typedef struct conn {
     uv_tcp_t tcp;
@@ -68,30 +80,16 @@ typedef struct wreq {
 
 struct server {
     sb_server_config cfg;
+    sb_routes_config routes;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_timer_t tick, sweep, drain;
+    uv_timer_t tick, sweep, drain_timer;
     uv_check_t check;
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_deskmgr *deskmgr; /* the desk configuration in force */
-    sb_filter *filter;   /* the word lists in force; NULL: none */
-    struct {
-        uv_work_t work;
-        bool running, again; /* again: a reload asked for while running */
-        sb_filter *loaded;
-        int rc;
-        char err[SB_FILTER_ERR_BYTES];
-        /* Admin commands waiting for the run in progress (cur) or the
-         * next one (next). */
-        struct {
-            uint64_t conn;
-            uint32_t rid;
-        } cur[SRV_ADMIN_WAITERS_MAX], next[SRV_ADMIN_WAITERS_MAX];
-        size_t n_cur, n_next;
-    } reload;
-    sb_map conns; /* id -> conn */
+    sb_reload *reload; /* the word lists and desks in force */
+    sb_map conns;      /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
     sb_tls_ctx *tls;  /* NULL: plain */
     sb_buf tls_plain; /* decrypted bytes of the read being handled */
@@ -99,9 +97,8 @@ struct server {
     conn *flush_head;
     uint64_t next_id;
     size_t n_conns;
-    bool draining;
-    int64_t drain_started_ms;
-    int drain_stage;
+    drain_stage drain;
+    int64_t drain_started_ms; /* when the stage began */
     uint8_t rbuf[SRV_READ_BYTES];
     bool rbuf_busy;
 };
@@ -158,8 +155,7 @@ void sb_server_config_default(sb_server_config *c)
     c->drain_ms_max = 10000;
 }
 
-/* ---- connection lifetime ----------------------------------------------------
- */
+/* ---- connection lifetime ------------------------------------------------- */
 
 /* Adds delta to the open connections counted under key; returns the new
  * count. A count of 0 is not stored. */
@@ -173,28 +169,13 @@ static uintptr_t addr_count(server *srv, uint64_t key, int delta)
     return n;
 }
 
-/* The key the per-address limit counts a peer under: its IPv4 address
- * (also when mapped into IPv6), or its IPv6 /64, the block one subscriber
- * usually has. 0 if the peer is unknown. */
-static uint64_t peer_addr_key(uv_tcp_t *tcp)
+/* The peer's address into *sa; NULL if it is unknown. */
+static const struct sockaddr *peer_name(conn *c, struct sockaddr_storage *sa)
 {
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&sa, &len) != 0) return 0;
-    if (sa.ss_family == AF_INET)
-        return 1ull << 32 |
-               ntohl(((const struct sockaddr_in *)&sa)->sin_addr.s_addr);
-    if (sa.ss_family != AF_INET6) return 0;
-    const uint8_t *b = ((const struct sockaddr_in6 *)&sa)->sin6_addr.s6_addr;
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
-                                         0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(b, v4mapped, 12) == 0)
-        return 1ull << 32 | (uint64_t)b[12] << 24 | (uint64_t)b[13] << 16 |
-               (uint64_t)b[14] << 8 | b[15];
-    uint64_t k = 0;
-    for (int i = 0; i < 8; i++)
-        k = k << 8 | b[i];
-    return k;
+    int len = sizeof *sa;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)sa, &len) != 0)
+        return NULL;
+    return (const struct sockaddr *)sa;
 }
 
 static void on_conn_closed(uv_handle_t *h)
@@ -331,8 +312,8 @@ static void conn_flush(conn *c)
     conn_write(c, &out);
     if (c->closed) return;
     /* Closing: the close frame is out; the peer's answer (or the sweep,
-     * after 2 s) ends the connection, so a peer still sending sees the
-     * close code rather than a reset. */
+     * after SRV_CLOSE_WAIT_MS) ends the connection, so a peer still sending
+     * sees the close code rather than a reset. */
     if (sb_ws_done(c->ws)) {
         c->phase = PH_CLOSING;
         if (c->write_inflight == 0)
@@ -377,8 +358,7 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
     schedule_flush(c);
 }
 
-/* ---- the core's I/O
- * ------------------------------------------------------------ */
+/* ---- the core's I/O ------------------------------------------------------ */
 
 static void io_send(void *ud, uint64_t conn_id, const uint8_t *p, size_t n)
 {
@@ -414,8 +394,7 @@ static int64_t io_now(void *ud)
     return wall_ms();
 }
 
-/* ---- WebSocket phase
- * -------------------------------------------------------------- */
+/* ---- WebSocket phase ----------------------------------------------------- */
 
 static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
 {
@@ -443,8 +422,7 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
     schedule_flush(c);
 }
 
-/* ---- HTTP phase
- * --------------------------------------------------------------------- */
+/* ---- HTTP phase ---------------------------------------------------------- */
 
 static void http_reply(conn *c, int status, const char *type, const void *body,
                        size_t n)
@@ -460,211 +438,31 @@ static void http_reply(conn *c, int status, const char *type, const void *body,
     conn_write(c, &out);
 }
 
-static const char *content_type(const char *path)
+/* A request the router may hand back as a WebSocket upgrade: the
+ * connection, and the bytes read after the request, the peer's first
+ * WebSocket bytes. */
+typedef struct upgrade_ctx {
+    conn *c;
+    const uint8_t *rest;
+    size_t rest_len;
+} upgrade_ctx;
+
+/* The router's answer function. */
+static void route_answer(void *ud, int status, const char *type,
+                         const void *body, size_t n)
 {
-    const char *dot = strrchr(path, '.');
-    if (!dot) return "application/octet-stream";
-    if (!strcmp(dot, ".html")) return "text/html; charset=utf-8";
-    if (!strcmp(dot, ".js") || !strcmp(dot, ".mjs"))
-        return "text/javascript; charset=utf-8";
-    if (!strcmp(dot, ".css")) return "text/css; charset=utf-8";
-    if (!strcmp(dot, ".json")) return "application/json";
-    if (!strcmp(dot, ".png")) return "image/png";
-    if (!strcmp(dot, ".svg")) return "image/svg+xml";
-    if (!strcmp(dot, ".ico")) return "image/x-icon";
-    if (!strcmp(dot, ".txt")) return "text/plain; charset=utf-8";
-    return "application/octet-stream";
+    http_reply(((upgrade_ctx *)ud)->c, status, type, body, n);
 }
 
-/* Serves a file under the web folder; paths with ".." or odd characters
- * are refused outright. */
-static void serve_static(conn *c, const char *path)
+/* The router took the request's WebSocket upgrade: answer 101, hand the
+ * connection to the core and feed it what followed the request. */
+static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
 {
-    const char *root = c->srv->cfg.web_dir;
-    char rel[256];
-    size_t plen = strcspn(path, "?#");
-    if (!root || plen == 0 || plen >= sizeof rel || path[0] != '/') {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    memcpy(rel, path, plen);
-    rel[plen] = '\0';
-    if (strstr(rel, "..") || strchr(rel, '\\')) {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    char full[1024];
-    if (strcmp(rel, "/") == 0)
-        snprintf(full, sizeof full, "%s/index.html", root);
-    else if (!strchr(rel + 1, '.') && !strchr(rel + 1, '/'))
-        snprintf(full, sizeof full, "%s%s.html", root, rel); /* /agent */
-    else
-        snprintf(full, sizeof full, "%s%s", root, rel);
-    int fd = open(full, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_size > (off_t)SRV_STATIC_BYTES_MAX) {
-        if (fd >= 0) close(fd);
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    /* Small files, read at once: the web pages are a few hundred KiB. */
-    char *body = malloc((size_t)st.st_size + 1);
-    ssize_t got = body ? read(fd, body, (size_t)st.st_size) : -1;
-    close(fd);
-    if (got != (ssize_t)st.st_size) {
-        free(body);
-        http_reply(c, 503, "text/plain", "read failed\n", 12);
-        return;
-    }
-    http_reply(c, 200, content_type(full), body, (size_t)got);
-    free(body);
-}
-
-/* The value of query parameter name in path ("" if absent), copied into
- * out; false if it is longer than out or holds other than [A-Za-z0-9_.-]. */
-static bool query_param(const char *path, const char *name, char *out,
-                        size_t cap)
-{
-    out[0] = '\0';
-    const char *q = strchr(path, '?');
-    size_t nlen = strlen(name);
-    for (const char *p = q; p && *p; p = strchr(p + 1, '&')) {
-        if (strncmp(p + 1, name, nlen) != 0 || p[1 + nlen] != '=') continue;
-        const char *v = p + 2 + nlen;
-        size_t n = strcspn(v, "&#");
-        if (n >= cap) return false;
-        for (size_t i = 0; i < n; i++) {
-            char ch = v[i];
-            bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' ||
-                      ch == '-';
-            if (!ok) return false;
-        }
-        memcpy(out, v, n);
-        out[n] = '\0';
-        return true;
-    }
-    return true;
-}
-
-static bool peer_is_loopback(conn *c)
-{
-    struct sockaddr_storage sa;
-    int len = sizeof sa;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
-        return false;
-    if (sa.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&sa;
-        return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&sa;
-        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
-                                             0, 0, 0, 0, 0xff, 0xff};
-        if (memcmp(a->sin6_addr.s6_addr, v4mapped, 12) == 0)
-            return a->sin6_addr.s6_addr[12] == 127;
-        return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
-    }
-    return false;
-}
-
-/* GET /demo/token?user=NAME&role=customer|agent[&locale=L]: a token signed
- * with the server's secret, valid 12 hours, so that the demo pages can
- * sign in. Only with --demo and only for a loopback peer; 404 otherwise,
- * as if there were no such path. */
-static void demo_token(conn *c, const char *path)
-{
+    upgrade_ctx *u = ud;
+    conn *c = u->c;
     server *srv = c->srv;
-    char user[SB_ID_BYTES_MAX + 1], role[16], locale[16];
-    if (!srv->cfg.demo || !peer_is_loopback(c)) {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    if (!query_param(path, "user", user, sizeof user) || !user[0] ||
-        !query_param(path, "role", role, sizeof role) ||
-        !query_param(path, "locale", locale, sizeof locale) ||
-        (strcmp(role, "customer") != 0 && strcmp(role, "agent") != 0)) {
-        http_reply(c, 400, "text/plain", "want user=NAME&role=customer|agent\n",
-                   35);
-        return;
-    }
-    sb_claims cl;
-    memset(&cl, 0, sizeof cl);
-    snprintf(cl.sub, sizeof cl.sub, "%s", user);
-    snprintf(cl.locale, sizeof cl.locale, "%s", locale);
-    cl.role = sb_role_from_name(role);
-    cl.iat = wall_ms() / 1000;
-    cl.exp = cl.iat + 12 * 3600;
-    if (srv->cfg.gw.token_iss)
-        snprintf(cl.iss, sizeof cl.iss, "%s", srv->cfg.gw.token_iss);
-    if (srv->cfg.gw.token_aud)
-        snprintf(cl.aud, sizeof cl.aud, "%s", srv->cfg.gw.token_aud);
-    char tok[SB_TOKEN_BYTES_MAX], body[SB_TOKEN_BYTES_MAX + 32];
-    if (sb_token_sign(srv->cfg.gw.secret, srv->cfg.gw.secret_len, &cl, tok,
-                      sizeof tok) < 0) {
-        http_reply(c, 500, "text/plain", "cannot sign\n", 12);
-        return;
-    }
-    int n = snprintf(body, sizeof body, "{\"token\":\"%s\"}", tok);
-    http_reply(c, 200, "application/json", body, (size_t)n);
-}
-
-/* A browser's upgrade (it sends Origin) must come from an allowed origin
- * when a list is configured; clients that send no Origin are not
- * browsers, which are the ones a page could misuse. */
-static bool origin_allowed(const sb_server_config *cfg, const char *origin)
-{
-    if (cfg->n_origins == 0 || !origin[0]) return true;
-    for (size_t i = 0; i < cfg->n_origins; i++)
-        if (strcasecmp(origin, cfg->origins[i]) == 0) return true;
-    return false;
-}
-
-static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
-{
-    server *srv = c->srv;
-    sb_http_req *r = c->http;
-    if (r->too_long) {
-        http_reply(c, 431, "text/plain", "header too large\n", 17);
-        return;
-    }
-    if (!sb_http_req_is_upgrade(r)) {
-        if (strcmp(sb_http_req_method(r), "GET") != 0) {
-            http_reply(c, 405, "text/plain", "GET only\n", 9);
-        } else if (strcmp(r->path, "/healthz") == 0) {
-            if (srv->draining)
-                http_reply(c, 503, "text/plain", "draining\n", 9);
-            else
-                http_reply(c, 200, "text/plain", "ok\n", 3);
-        } else if (strcmp(r->path, "/ws") == 0) {
-            http_reply(c, 426, "text/plain", "WebSocket upgrade required\n",
-                       27);
-        } else if (strncmp(r->path, "/demo/token", 11) == 0 &&
-                   (r->path[11] == '\0' || r->path[11] == '?')) {
-            demo_token(c, r->path);
-        } else {
-            serve_static(c, r->path);
-        }
-        return;
-    }
-    sb_encoding enc;
-    const char *proto = sb_http_pick_subprotocol(r->ws_protocols, &enc);
-    if (strcmp(r->path, "/ws") != 0) {
-        http_reply(c, 404, "text/plain", "not found\n", 10);
-        return;
-    }
-    if (!origin_allowed(&srv->cfg, r->origin)) {
-        http_reply(c, 403, "text/plain", "origin not allowed\n", 19);
-        return;
-    }
-    if (strlen(r->ws_key) != SB_WS_KEY_LEN ||
-        strcmp(r->ws_version, "13") != 0 || !proto) {
-        http_reply(c, 400, "text/plain", "bad WebSocket handshake\n", 24);
-        return;
-    }
     sb_buf out = SB_BUF_INIT;
-    if (sb_http_respond_upgrade(&out, r->ws_key, proto) != 0 ||
+    if (sb_http_respond_upgrade(&out, c->http->ws_key, proto) != 0 ||
         sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &c->ws) !=
             0) {
         sb_buf_free(&out);
@@ -684,11 +482,26 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
         return;
     }
     c->gw_open = true;
-    if (rest_len) ws_feed(c, rest, rest_len);
+    if (u->rest_len) ws_feed(c, u->rest, u->rest_len);
 }
 
-/* ---- reading
- * -------------------------------------------------------------------------- */
+static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
+{
+    server *srv = c->srv;
+    struct sockaddr_storage peer;
+    upgrade_ctx u = {.c = c, .rest = rest, .rest_len = rest_len};
+    sb_route_req rq = {.cfg = &srv->routes,
+                       .http = c->http,
+                       .peer = peer_name(c, &peer),
+                       .draining = srv->drain != DRAIN_OFF,
+                       .now_ms = wall_ms(),
+                       .answer = route_answer,
+                       .upgrade = route_upgrade,
+                       .ud = &u};
+    sb_routes_serve(&rq);
+}
+
+/* ---- reading ------------------------------------------------------------- */
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -792,10 +605,11 @@ static void on_connection(uv_stream_t *l, int status)
     if (srv->all) srv->all->prev = c;
     srv->all = c;
     srv->n_conns++;
-    c->addr_key = peer_addr_key(&c->tcp);
+    struct sockaddr_storage peer;
+    c->addr_key = sb_addr_key(peer_name(c, &peer));
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
     c->addr_counted = from_addr != UINTPTR_MAX;
-    if (srv->n_conns > srv->cfg.conns_max || srv->draining) {
+    if (srv->n_conns > srv->cfg.conns_max || srv->drain != DRAIN_OFF) {
         conn_refuse(c, 503, "busy\n");
         return;
     }
@@ -808,8 +622,7 @@ static void on_connection(uv_stream_t *l, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* ---- timers, signals, drain
- * ------------------------------------------------------------- */
+/* ---- timers, signals, drain ---------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
 {
@@ -835,7 +648,7 @@ static void on_sweep(uv_timer_t *t)
                 schedule_flush(c);
             }
         } else if (c->phase == PH_CLOSING && c->closing_ms &&
-                   now - c->closing_ms > 2000) {
+                   now - c->closing_ms > SRV_CLOSE_WAIT_MS) {
             conn_abort(c); /* a peer that never lets the close finish */
         }
     }
@@ -846,34 +659,14 @@ static void close_handle(uv_handle_t *h)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-static void on_drain(uv_timer_t *t)
+/* Stops the store and closes the loop's own handles: with every
+ * connection gone, the loop runs dry. */
+static void server_stop(server *srv)
 {
-    server *srv = t->data;
-    int64_t now = wall_ms();
-    int64_t waited = now - srv->drain_started_ms;
-    if (srv->drain_stage == 0) {
-        /* Let every SEND the store has commit and be acknowledged. */
-        if (sb_gw_store_inflight(srv->gw) > 0 && waited < srv->cfg.drain_ms_max)
-            return;
-        sb_gw_close_all(srv->gw, SB_WS_CLOSE_GOING_AWAY,
-                        "server shutting down");
-        srv->drain_stage = 1;
-        srv->drain_started_ms = now;
-        return;
-    }
-    if (srv->drain_stage == 1) {
-        if (srv->n_conns > 0 && waited < 2000) return;
-        for (conn *c = srv->all; c; c = c->next)
-            conn_abort(c);
-        srv->drain_stage = 2;
-        return;
-    }
-    if (srv->n_conns > 0) return;
-    /* Every connection is gone: finish the store and stop. */
     sb_storeq_stop(srv->storeq);
     srv->storeq = NULL;
-    uv_timer_stop(&srv->drain);
-    close_handle((uv_handle_t *)&srv->drain);
+    uv_timer_stop(&srv->drain_timer);
+    close_handle((uv_handle_t *)&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->tick);
     close_handle((uv_handle_t *)&srv->sweep);
     close_handle((uv_handle_t *)&srv->check);
@@ -882,134 +675,77 @@ static void on_drain(uv_timer_t *t)
     close_handle((uv_handle_t *)&srv->sighup);
 }
 
-/* ---- sensitive-word filter
- * --------------------------------------------------------------- */
-
-static void desk_log(void *ud, const char *line)
+static void drain_enter(server *srv, drain_stage stage, int64_t now)
 {
-    logf_(ud, "%s", line);
+    srv->drain = stage;
+    srv->drain_started_ms = now;
 }
 
-static const sb_filter *filter_get(void *ud)
+/* The drain's timer: moves through the stages of drain_stage. */
+static void on_drain(uv_timer_t *t)
 {
-    return ((server *)ud)->filter;
-}
-
-static void reload_work(uv_work_t *w)
-{
-    server *srv = w->data;
-    srv->reload.rc =
-        sb_filter_load_dir(srv->cfg.filter_dir, &srv->reload.loaded,
-                           srv->reload.err, sizeof srv->reload.err);
-}
-
-static void filter_reload(server *srv);
-
-/* Back on the loop thread: the new lists take over between two messages
- * (the gateway holds no reference to the old ones), or are refused. */
-static void reload_done(uv_work_t *w, int status)
-{
-    server *srv = w->data;
-    srv->reload.running = false;
-    if (status == 0 && srv->reload.rc == 0) {
-        sb_filter *old = srv->filter;
-        srv->filter = srv->reload.loaded;
-        sb_filter_release(old);
-        logf_(srv,
-              "word lists reloaded from %s: %zu words in %zu categories"
-              " (%zu KiB)",
-              srv->cfg.filter_dir, sb_filter_words(srv->filter),
-              sb_filter_categories(srv->filter),
-              sb_filter_bytes(srv->filter) >> 10);
-    } else {
-        errorf_("word lists not reloaded, the old ones stay: %s",
-                status ? uv_strerror(status) : srv->reload.err);
-    }
-    srv->reload.loaded = NULL;
-    int rc = status == 0 ? srv->reload.rc : status;
-    for (size_t i = 0; i < srv->reload.n_cur; i++)
-        sb_gw_admin_done(srv->gw, srv->reload.cur[i].conn,
-                         srv->reload.cur[i].rid, rc ? SB_E_INVALID : 0,
-                         status ? uv_strerror(status) : srv->reload.err);
-    memcpy(srv->reload.cur, srv->reload.next, sizeof srv->reload.next);
-    srv->reload.n_cur = srv->reload.n_next;
-    srv->reload.n_next = 0;
-    if (srv->reload.again && !srv->draining) {
-        srv->reload.again = false;
-        filter_reload(srv);
-    }
-}
-
-/* Reloads the word lists off the loop thread; what an admin command would
- * call too. */
-static void filter_reload(server *srv)
-{
-    if (!srv->cfg.filter_dir) {
-        logf_(srv, "no word lists to reload (no --filter)");
+    server *srv = t->data;
+    int64_t now = wall_ms();
+    int64_t waited = now - srv->drain_started_ms;
+    switch (srv->drain) {
+    case DRAIN_STORE:
+        if (sb_gw_store_inflight(srv->gw) > 0 && waited < srv->cfg.drain_ms_max)
+            return;
+        sb_gw_close_all(srv->gw, SB_WS_CLOSE_GOING_AWAY,
+                        "server shutting down");
+        drain_enter(srv, DRAIN_SESSIONS, now);
         return;
-    }
-    if (srv->reload.running) {
-        srv->reload.again = true;
+    case DRAIN_SESSIONS:
+        if (srv->n_conns > 0 && waited < SRV_CLOSE_WAIT_MS) return;
+        for (conn *c = srv->all; c; c = c->next)
+            conn_abort(c);
+        drain_enter(srv, DRAIN_ABORT, now);
         return;
+    case DRAIN_ABORT:
+        if (srv->n_conns > 0) return;
+        server_stop(srv);
+        drain_enter(srv, DRAIN_STOPPED, now);
+        return;
+    case DRAIN_OFF:
+    case DRAIN_STOPPED:
+        break;
     }
-    srv->reload.work.data = srv;
-    int rc =
-        uv_queue_work(&srv->loop, &srv->reload.work, reload_work, reload_done);
-    if (rc)
-        errorf_("word lists not reloaded: %s", uv_strerror(rc));
+    assert(!"the drain timer runs only while draining");
+}
+
+/* ---- reloads ------------------------------------------------------------- */
+
+static void reload_log(void *ud, bool error, const char *line)
+{
+    if (error)
+        errorf_("%s", line);
     else
-        srv->reload.running = true;
+        logf_(ud, "%s", line);
 }
 
-/* An admin's command from the core: the desk ops (sb_deskmgr), or
- * "reload-filter", answered once the lists are reloaded or refused. */
+/* An admin's command from the core: reloads and desk ops (sb_reload). */
 static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op,
                     const char *body)
 {
-    server *srv = ud;
-    int rc = sb_deskmgr_admin(srv->deskmgr, conn, rid, op, body);
-    if (rc != SB_E_INVALID) return rc;
-    if (strcmp(op, "reload-filter") != 0) return SB_E_INVALID;
-    if (!srv->cfg.filter_dir) {
-        sb_gw_admin_done(srv->gw, conn, rid, SB_E_INVALID,
-                         "no word lists to reload (no --filter)");
-        return 0;
-    }
-    bool running = srv->reload.running;
-    size_t *n = running ? &srv->reload.n_next : &srv->reload.n_cur;
-    if (*n == SRV_ADMIN_WAITERS_MAX) return SB_E_RATE_LIMITED;
-    if (running) {
-        srv->reload.next[*n].conn = conn;
-        srv->reload.next[*n].rid = rid;
-    } else {
-        srv->reload.cur[*n].conn = conn;
-        srv->reload.cur[*n].rid = rid;
-    }
-    (*n)++;
-    filter_reload(srv);
-    return 0;
+    return sb_reload_admin(((server *)ud)->reload, conn, rid, op, body);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
-    server *srv = h->data;
-    if (srv->draining) return;
-    if (srv->cfg.filter_dir) filter_reload(srv);
-    sb_deskmgr_reload(srv->deskmgr);
+    sb_reload_all(((server *)h->data)->reload);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     server *srv = h->data;
-    if (srv->draining) return;
+    if (srv->drain != DRAIN_OFF) return;
     logf_(srv, "signal %d: draining", signum);
-    srv->draining = true;
-    srv->drain_started_ms = wall_ms();
+    drain_enter(srv, DRAIN_STORE, wall_ms());
     close_handle((uv_handle_t *)&srv->listener);
     sb_gw_drain(srv->gw);
-    sb_deskmgr_drain(srv->deskmgr);
-    uv_timer_start(&srv->drain, on_drain, 0, 20);
+    sb_reload_drain(srv->reload);
+    uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
 int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
@@ -1017,6 +753,14 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     server *srv = calloc(1, sizeof *srv);
     if (!srv) return -ENOMEM;
     srv->cfg = *cfg;
+    srv->routes = (sb_routes_config){.web_dir = cfg->web_dir,
+                                     .origins = cfg->origins,
+                                     .n_origins = cfg->n_origins,
+                                     .demo = {.on = cfg->demo,
+                                              .secret = cfg->gw.secret,
+                                              .secret_len = cfg->gw.secret_len,
+                                              .token_iss = cfg->gw.token_iss,
+                                              .token_aud = cfg->gw.token_aud}};
     signal(SIGPIPE, SIG_IGN);
     srand((unsigned)wall_ms());
     int rc = uv_loop_init(&srv->loop);
@@ -1049,31 +793,20 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
                    .now = io_now,
                    .admin = io_admin};
     sb_gw_config gwc = cfg->gw;
-    sb_deskmgr_config dmc = {.loop = &srv->loop,
-                             .storeq = srv->storeq,
-                             .file = cfg->desk_file,
-                             .log = desk_log,
-                             .log_ud = srv};
-    rc = sb_deskmgr_new(&dmc, &srv->deskmgr);
-    if (rc == 0) rc = sb_deskmgr_boot(srv->deskmgr, &gwc.desk);
+    sb_reload_config rlc = {.loop = &srv->loop,
+                            .storeq = srv->storeq,
+                            .filter_dir = cfg->filter_dir,
+                            .desk_file = cfg->desk_file,
+                            .log = reload_log,
+                            .log_ud = srv};
+    rc = sb_reload_new(&rlc, &srv->reload);
+    if (rc == 0) rc = sb_reload_start(srv->reload, &gwc.desk);
     if (rc) goto out_store;
-    if (cfg->filter_dir) {
-        char err[SB_FILTER_ERR_BYTES];
-        rc = sb_filter_load_dir(cfg->filter_dir, &srv->filter, err, sizeof err);
-        if (rc) {
-            errorf_("cannot load word lists: %s", err);
-            goto out_store;
-        }
-        logf_(srv, "word lists from %s: %zu words in %zu categories (%zu KiB)",
-              cfg->filter_dir, sb_filter_words(srv->filter),
-              sb_filter_categories(srv->filter),
-              sb_filter_bytes(srv->filter) >> 10);
-    }
-    gwc.filter_get = filter_get;
-    gwc.filter_ud = srv;
+    gwc.filter_get = sb_reload_filter;
+    gwc.filter_ud = srv->reload;
     rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
-    sb_deskmgr_set_gw(srv->deskmgr, srv->gw);
+    sb_reload_set_gw(srv->reload, srv->gw);
     sb_gw_start(srv->gw, wall_ms());
 
     struct sockaddr_storage addr;
@@ -1099,12 +832,12 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
 
     uv_timer_init(&srv->loop, &srv->tick);
     uv_timer_init(&srv->loop, &srv->sweep);
-    uv_timer_init(&srv->loop, &srv->drain);
+    uv_timer_init(&srv->loop, &srv->drain_timer);
     uv_check_init(&srv->loop, &srv->check);
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     uv_signal_init(&srv->loop, &srv->sighup);
-    srv->tick.data = srv->sweep.data = srv->drain.data = srv;
+    srv->tick.data = srv->sweep.data = srv->drain_timer.data = srv;
     srv->check.data = srv->sigterm.data = srv->sigint.data = srv;
     srv->sighup.data = srv;
     uv_timer_start(&srv->tick, on_tick, SRV_TICK_MS, SRV_TICK_MS);
@@ -1133,9 +866,10 @@ out_gw:
     }
     sb_gw_free(srv->gw);
 out_store:
-    sb_filter_release(srv->filter); /* reloads are over: the loop ran dry */
     sb_storeq_stop(srv->storeq);
-    sb_deskmgr_free(srv->deskmgr); /* after the gateway that used its desk */
+    /* After the gateway that used its desk; no reload runs: the loop ran
+     * dry. */
+    sb_reload_free(srv->reload);
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&srv->loop);

@@ -1,8 +1,9 @@
-/* The gateway's I/O shell: a libuv event loop with one TCP listener that
- * serves HTTP/1.1 (http-parser) and upgrades GET /ws to WebSocket (sb_ws
- * over wslay), the store's threads (sb_storeq), and the timers and signals
- * that drive the delivery core (sb_gateway). It owns every socket; the
- * core owns every session. */
+/* The gateway's I/O shell: a libuv event loop with one TCP listener whose
+ * connections speak HTTP/1.1 (sb_http; answered by sb_routes) and, after
+ * the upgrade of GET /ws, WebSocket (sb_ws over wslay); the store's
+ * threads (sb_storeq); and the timers and signals that drive the delivery
+ * core (sb_gateway), the reloads (sb_reload) and the drain. It owns every
+ * socket; the core owns every session. */
 #ifndef SB_SERVER_H
 #define SB_SERVER_H
 
@@ -44,14 +45,14 @@ typedef struct sb_server_config {
 void sb_server_config_default(sb_server_config *c);
 
 /* Runs the server until SIGTERM or SIGINT, then drains: stops accepting,
- * lets pending SENDs commit and be acknowledged, closes sessions with 1001
- * and returns 0. SIGHUP reloads the word lists of filter_dir on a worker
- * thread and swaps them in between two messages; lists that do not compile
- * are refused (logged) and the ones in force stay. It also imports
- * desk_file again if it changed (sb_deskmgr). Returns a negative code
- * if it cannot start (the port is taken, the store cannot be opened, the
- * word lists do not compile). on_ready, if set, is called once the server
- * listens, with the bound port. */
+ * lets pending SENDs commit and be acknowledged, closes sessions with
+ * SB_WS_CLOSE_GOING_AWAY and returns 0. SIGHUP reloads the word lists of
+ * filter_dir on a worker thread and swaps them in between two messages;
+ * lists that do not compile are refused (logged) and the ones in force
+ * stay. It also imports desk_file again if it changed (sb_reload). Returns
+ * a negative code if it cannot start (the port is taken, the store cannot
+ * be opened, the word lists do not compile). on_ready, if set, is called
+ * once the server listens, with the bound port. */
 int sb_server_run(const sb_server_config *c, void (*on_ready)(uint16_t port));
 
 #endif

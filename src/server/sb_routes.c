@@ -1,0 +1,162 @@
+/* The HTTP route table and its handlers. */
+#include "sb_routes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sb_static.h"
+#include "sb_ws.h"
+
+/* How a route's path matches a request target. */
+typedef enum route_match {
+    MATCH_EXACT, /* the whole target */
+    MATCH_QUERY, /* the path, alone or followed by a query */
+    MATCH_ANY,   /* every target */
+} route_match;
+
+typedef struct route {
+    bool upgrade; /* WebSocket upgrade requests, or plain ones */
+    const char *method;
+    const char *path;
+    route_match match;
+    void (*handle)(const sb_route_req *rq);
+} route;
+
+static void answer_text(const sb_route_req *rq, int status, const char *text)
+{
+    rq->answer(rq->ud, status, "text/plain", text, strlen(text));
+}
+
+static void not_found(const sb_route_req *rq)
+{
+    answer_text(rq, 404, "not found\n");
+}
+
+/* A browser's upgrade (it sends Origin) must come from an allowed origin
+ * when a list is configured; clients that send no Origin are not
+ * browsers, which are the ones a page could misuse. */
+static bool origin_allowed(const sb_routes_config *cfg, const char *origin)
+{
+    if (cfg->n_origins == 0 || !origin[0]) return true;
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        if (strcasecmp(origin, cfg->origins[i]) == 0) return true;
+    return false;
+}
+
+static void ws_upgrade(const sb_route_req *rq)
+{
+    const sb_http_req *r = rq->http;
+    if (!origin_allowed(rq->cfg, r->origin)) {
+        answer_text(rq, 403, "origin not allowed\n");
+        return;
+    }
+    sb_encoding enc;
+    const char *proto = sb_http_pick_subprotocol(r->ws_protocols, &enc);
+    if (strlen(r->ws_key) != SB_WS_KEY_LEN ||
+        strcmp(r->ws_version, "13") != 0 || !proto) {
+        answer_text(rq, 400, "bad WebSocket handshake\n");
+        return;
+    }
+    rq->upgrade(rq->ud, enc, proto);
+}
+
+static void healthz(const sb_route_req *rq)
+{
+    if (rq->draining)
+        answer_text(rq, 503, "draining\n");
+    else
+        answer_text(rq, 200, "ok\n");
+}
+
+static void upgrade_required(const sb_route_req *rq)
+{
+    answer_text(rq, 426, "WebSocket upgrade required\n");
+}
+
+static void demo_token(const sb_route_req *rq)
+{
+    char json[SB_DEMO_JSON_BYTES];
+    int rc = sb_demo_token(&rq->cfg->demo, rq->http->path, rq->peer,
+                           rq->now_ms / 1000, json, sizeof json);
+    if (rc == -ENOENT)
+        not_found(rq); /* as if there were no such path */
+    else if (rc == -EINVAL)
+        answer_text(rq, 400, "want user=NAME&role=customer|agent\n");
+    else if (rc)
+        answer_text(rq, 500, "cannot sign\n");
+    else
+        rq->answer(rq->ud, 200, "application/json", json, strlen(json));
+}
+
+static void static_file(const sb_route_req *rq)
+{
+    char full[1024], *body;
+    size_t len;
+    if (!rq->cfg->web_dir ||
+        sb_static_path(rq->cfg->web_dir, rq->http->path, full, sizeof full)) {
+        not_found(rq);
+        return;
+    }
+    int rc = sb_static_read(full, &body, &len);
+    if (rc == -ENOENT) {
+        not_found(rq);
+    } else if (rc) {
+        answer_text(rq, 503, "read failed\n");
+    } else {
+        rq->answer(rq->ud, 200, sb_static_content_type(full), body, len);
+        free(body);
+    }
+}
+
+/* First match wins; a target whose path matches rows of other methods
+ * only is answered 405. */
+static const route ROUTES[] = {
+    {true, "GET", "/ws", MATCH_EXACT, ws_upgrade},
+    {false, "GET", "/healthz", MATCH_EXACT, healthz},
+    {false, "GET", "/ws", MATCH_EXACT, upgrade_required},
+    {false, "GET", "/demo/token", MATCH_QUERY, demo_token},
+    {false, "GET", "", MATCH_ANY, static_file},
+};
+
+static bool path_matches(const route *rt, const char *target)
+{
+    switch (rt->match) {
+    case MATCH_EXACT:
+        return strcmp(target, rt->path) == 0;
+    case MATCH_QUERY: {
+        size_t n = strlen(rt->path);
+        return strncmp(target, rt->path, n) == 0 &&
+               (target[n] == '\0' || target[n] == '?');
+    }
+    case MATCH_ANY:
+        return true;
+    }
+    return false;
+}
+
+void sb_routes_serve(const sb_route_req *rq)
+{
+    const sb_http_req *r = rq->http;
+    if (r->too_long) {
+        answer_text(rq, 431, "header too large\n");
+        return;
+    }
+    bool upgrade = sb_http_req_is_upgrade(r);
+    const char *method = sb_http_req_method(r);
+    bool other_method = false;
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
+        const route *rt = &ROUTES[i];
+        if (rt->upgrade != upgrade || !path_matches(rt, r->path)) continue;
+        if (strcmp(rt->method, method) == 0) {
+            rt->handle(rq);
+            return;
+        }
+        other_method = true;
+    }
+    if (other_method)
+        answer_text(rq, 405, "GET only\n");
+    else
+        not_found(rq);
+}

@@ -1,0 +1,56 @@
+/* The HTTP requests the gateway's port answers, by a table of {upgrade or
+ * not, method, path, handler}: the WebSocket upgrade of GET /ws (checked
+ * and handed back to the caller to switch the connection), GET /healthz,
+ * GET /ws without an upgrade (426), GET /demo/token (sb_demo) and the
+ * static files under --web (sb_static). A path no route takes is 404, one
+ * taken for another method 405, a request with an overlong header 431.
+ * A handler sees a narrow context: the request, the peer, whether the
+ * server drains and two ways to answer; no connection, no server. */
+#ifndef SB_ROUTES_H
+#define SB_ROUTES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "sb_codec.h"
+#include "sb_demo.h"
+#include "sb_http.h"
+
+/* What the routes serve; the strings stay the caller's and must outlive
+ * every sb_routes_serve() call. */
+typedef struct sb_routes_config {
+    const char *web_dir; /* static files; NULL: none */
+    /* WebSocket upgrades carrying an Origin header (browsers) are taken
+     * only from these origins (exact, case-insensitive); n_origins 0: from
+     * any. Requests without Origin are not browsers' and pass. */
+    const char *const *origins;
+    size_t n_origins;
+    sb_demo_config demo;
+} sb_routes_config;
+
+/* One complete request and the ways to answer it; valid during the
+ * sb_routes_serve() call. */
+typedef struct sb_route_req {
+    const sb_routes_config *cfg;
+    const sb_http_req *http;     /* complete (http->complete) */
+    const struct sockaddr *peer; /* NULL: unknown */
+    bool draining;               /* the server is shutting down */
+    int64_t now_ms;
+    /* Answers with a complete response (sb_http_respond); body is valid
+     * during the call. */
+    void (*answer)(void *ud, int status, const char *type, const void *body,
+                   size_t n);
+    /* Takes the request's WebSocket upgrade, checked: the caller answers
+     * 101 echoing subprotocol proto ("" for none) and speaks encoding enc
+     * from then on. */
+    void (*upgrade)(void *ud, sb_encoding enc, const char *proto);
+    void *ud;
+} sb_route_req;
+
+/* Serves rq: calls rq->answer or rq->upgrade exactly once, before it
+ * returns. */
+void sb_routes_serve(const sb_route_req *rq);
+
+#endif

@@ -1,0 +1,306 @@
+/* The HTTP route table, fed parsed requests: each route's answer, 404 for
+ * a path no route takes, 405 for another method, 431 for an overlong
+ * header, the WebSocket upgrade's checks; the demo token's refusals and
+ * claims; peer address keys and loopback. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "sb_addr.h"
+#include "sb_demo.h"
+#include "sb_routes.h"
+#include "sb_token.h"
+
+#define SECRET "route-test-secret"
+#define KEY "dGhlIHNhbXBsZSBub25jZQ=="
+
+/* What the router did with one request. */
+typedef struct result {
+    int calls;
+    int status; /* 101 for an upgrade */
+    char type[64];
+    char body[8192];
+    sb_encoding enc;
+    char proto[32];
+} result;
+
+static void on_answer(void *ud, int status, const char *type, const void *body,
+                      size_t n)
+{
+    result *r = ud;
+    r->calls++;
+    r->status = status;
+    snprintf(r->type, sizeof r->type, "%s", type);
+    assert_true(n < sizeof r->body);
+    memcpy(r->body, body, n);
+    r->body[n] = '\0';
+}
+
+static void on_upgrade(void *ud, sb_encoding enc, const char *proto)
+{
+    result *r = ud;
+    r->calls++;
+    r->status = 101;
+    r->enc = enc;
+    snprintf(r->proto, sizeof r->proto, "%s", proto);
+}
+
+static struct sockaddr_in loopback4, remote4;
+
+static sb_routes_config config(void)
+{
+    static const char *const origins[] = {"https://support.example.com"};
+    return (sb_routes_config){.origins = origins,
+                              .n_origins = 1,
+                              .demo = {.on = true,
+                                       .secret = (const uint8_t *)SECRET,
+                                       .secret_len = strlen(SECRET),
+                                       .token_iss = "sb-test"}};
+}
+
+/* Serves the request text (headers end added) and returns what was done. */
+static result serve_from(const sb_routes_config *cfg,
+                         const struct sockaddr *peer, bool draining,
+                         const char *head)
+{
+    static sb_http_req req;
+    char text[4096];
+    snprintf(text, sizeof text, "%s\r\n", head);
+    sb_http_req_init(&req);
+    long used = sb_http_req_feed(&req, text, strlen(text));
+    assert_true(used > 0);
+    assert_true(req.complete);
+    result res;
+    memset(&res, 0, sizeof res);
+    sb_route_req rq = {.cfg = cfg,
+                       .http = &req,
+                       .peer = peer,
+                       .draining = draining,
+                       .now_ms = 1700000000000,
+                       .answer = on_answer,
+                       .upgrade = on_upgrade,
+                       .ud = &res};
+    sb_routes_serve(&rq);
+    assert_int_equal(res.calls, 1);
+    return res;
+}
+
+static result serve(const char *head)
+{
+    sb_routes_config cfg = config();
+    return serve_from(&cfg, (struct sockaddr *)&loopback4, false, head);
+}
+
+static void expect(const char *head, int status, const char *body)
+{
+    result r = serve(head);
+    assert_int_equal(r.status, status);
+    if (body) assert_string_equal(r.body, body);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    loopback4.sin_family = AF_INET;
+    loopback4.sin_addr.s_addr = htonl(0x7f000001);
+    remote4.sin_family = AF_INET;
+    remote4.sin_addr.s_addr = htonl(0xc0000201);
+    return 0;
+}
+
+static void test_plain_routes(void **state)
+{
+    (void)state;
+    expect("GET /healthz HTTP/1.1\r\n", 200, "ok\n");
+    sb_routes_config cfg = config();
+    result r = serve_from(&cfg, NULL, true, "GET /healthz HTTP/1.1\r\n");
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "draining\n");
+    assert_string_equal(r.type, "text/plain");
+    expect("GET /ws HTTP/1.1\r\n", 426, "WebSocket upgrade required\n");
+    expect("GET /ws?x=1 HTTP/1.1\r\n", 404, "not found\n");
+    expect("GET /healthz?x HTTP/1.1\r\n", 404, "not found\n");
+    /* No --web: every other path is not found. */
+    expect("GET / HTTP/1.1\r\n", 404, "not found\n");
+    expect("GET /index.html HTTP/1.1\r\n", 404, "not found\n");
+}
+
+static void test_methods_and_limits(void **state)
+{
+    (void)state;
+    expect("POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n", 405,
+           "GET only\n");
+    expect("HEAD / HTTP/1.1\r\n", 405, "GET only\n");
+    expect("DELETE /nothing/here HTTP/1.1\r\n", 405, "GET only\n");
+    char head[600];
+    snprintf(head, sizeof head, "GET /%0300d HTTP/1.1\r\n", 0);
+    expect(head, 431, "header too large\n");
+    snprintf(head, sizeof head,
+             "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: "
+             "Upgrade\r\nOrigin: https://%0260d\r\n",
+             0);
+    expect(head, 431, "header too large\n");
+}
+
+static const char *upgrade_head(const char *path, const char *extra)
+{
+    static char head[1024];
+    snprintf(head, sizeof head,
+             "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
+             "Sec-WebSocket-Version: 13\r\n%s",
+             path, extra);
+    return head;
+}
+
+static void test_upgrade(void **state)
+{
+    (void)state;
+    result r = serve(upgrade_head("/ws", ""));
+    assert_int_equal(r.status, 101);
+    assert_int_equal(r.enc, SB_ENC_PROTO);
+    assert_string_equal(r.proto, "");
+    r = serve(upgrade_head("/ws",
+                           "Sec-WebSocket-Protocol: x, " SB_SUBPROTO_JSON
+                           "\r\nOrigin: https://SUPPORT.example.com\r\n"));
+    assert_int_equal(r.status, 101);
+    assert_int_equal(r.enc, SB_ENC_JSON);
+    assert_string_equal(r.proto, SB_SUBPROTO_JSON);
+    expect(upgrade_head("/other", ""), 404, "not found\n");
+    expect(upgrade_head("/ws?x", ""), 404, "not found\n");
+    expect(upgrade_head("/healthz", ""), 404, "not found\n");
+    expect(upgrade_head("/ws", "Origin: https://evil.example\r\n"), 403,
+           "origin not allowed\n");
+    expect(upgrade_head("/ws", "Sec-WebSocket-Protocol: chat\r\n"), 400,
+           "bad WebSocket handshake\n");
+    expect("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n",
+           400, "bad WebSocket handshake\n");
+    expect("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: " KEY "\r\nSec-WebSocket-Version: 8\r\n",
+           400, "bad WebSocket handshake\n");
+    /* Any origin when none is configured. */
+    sb_routes_config cfg = config();
+    cfg.n_origins = 0;
+    r = serve_from(&cfg, NULL, false,
+                   upgrade_head("/ws", "Origin: https://evil.example\r\n"));
+    assert_int_equal(r.status, 101);
+}
+
+static void test_demo_token_route(void **state)
+{
+    (void)state;
+    result r = serve("GET /demo/token?user=ann&role=agent&locale=zh-CN "
+                     "HTTP/1.1\r\n");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.type, "application/json");
+    const char *prefix = "{\"token\":\"";
+    assert_memory_equal(r.body, prefix, strlen(prefix));
+    char *tok = r.body + strlen(prefix);
+    *strchr(tok, '"') = '\0';
+    sb_claims cl;
+    sb_token_check chk = {.now_s = 1700000000, .iss = "sb-test"};
+    assert_int_equal(sb_token_verify_ex((const uint8_t *)SECRET, strlen(SECRET),
+                                        tok, strlen(tok), &chk, &cl),
+                     0);
+    assert_string_equal(cl.sub, "ann");
+    assert_int_equal(cl.role, sb_role_from_name("agent"));
+    assert_string_equal(cl.locale, "zh-CN");
+    assert_int_equal(cl.iat, 1700000000);
+    assert_int_equal(cl.exp, 1700000000 + 12 * 3600);
+
+    expect("GET /demo/token?role=customer HTTP/1.1\r\n", 400,
+           "want user=NAME&role=customer|agent\n");
+    expect("GET /demo/token?user=ann&role=admin HTTP/1.1\r\n", 400, NULL);
+    expect("GET /demo/token?user=a%20b&role=agent HTTP/1.1\r\n", 400, NULL);
+    expect("GET /demo/token HTTP/1.1\r\n", 400, NULL);
+    expect("GET /demo/tokens?user=ann&role=agent HTTP/1.1\r\n", 404, NULL);
+    /* Only for a loopback peer, only in demo mode: else no such path. */
+    sb_routes_config cfg = config();
+    const char *ok = "GET /demo/token?user=ann&role=customer HTTP/1.1\r\n";
+    assert_int_equal(
+        serve_from(&cfg, (struct sockaddr *)&remote4, false, ok).status, 404);
+    assert_int_equal(serve_from(&cfg, NULL, false, ok).status, 404);
+    cfg.demo.on = false;
+    result off = serve_from(&cfg, (struct sockaddr *)&loopback4, false, ok);
+    assert_int_equal(off.status, 404);
+    assert_string_equal(off.body, "not found\n");
+}
+
+static void test_demo_banner(void **state)
+{
+    (void)state;
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    sb_demo_banner(f, "127.0.0.1", 8080, false, true, 1700000000);
+    fclose(f);
+    assert_non_null(strstr(text, "Token for alice (customer)"));
+    assert_non_null(strstr(text, "Token for bob (agent)"));
+    assert_null(strstr(text, "Token for root"));
+    assert_non_null(strstr(text, "agent http://127.0.0.1:8080/agent?user=bob"));
+    free(text);
+    f = open_memstream(&text, &len);
+    sb_demo_banner(f, "::1", 9, true, false, 1700000000);
+    fclose(f);
+    assert_non_null(strstr(text, "Token for root (admin)"));
+    assert_non_null(strstr(text, "sbctl service open"));
+    assert_null(strstr(text, "Pages:"));
+    free(text);
+}
+
+static void test_addr(void **state)
+{
+    (void)state;
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+    struct sockaddr *sa6 = (struct sockaddr *)&a6;
+    assert_int_equal(sb_addr_key((struct sockaddr *)&remote4),
+                     1ull << 32 | 0xc0000201);
+    assert_true(sb_addr_is_loopback((struct sockaddr *)&loopback4));
+    assert_false(sb_addr_is_loopback((struct sockaddr *)&remote4));
+    assert_int_equal(inet_pton(AF_INET6, "::ffff:192.0.2.1", &a6.sin6_addr), 1);
+    assert_int_equal(sb_addr_key(sa6), 1ull << 32 | 0xc0000201);
+    assert_false(sb_addr_is_loopback(sa6));
+    assert_int_equal(inet_pton(AF_INET6, "::ffff:127.1.2.3", &a6.sin6_addr), 1);
+    assert_true(sb_addr_is_loopback(sa6));
+    /* IPv6: the /64, whatever the host part. */
+    assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:2:aaaa::1", &a6.sin6_addr),
+                     1);
+    uint64_t k = sb_addr_key(sa6);
+    assert_int_equal(k, 0x20010db800010002ull);
+    assert_int_equal(inet_pton(AF_INET6, "2001:db8:1:2:bbbb::9", &a6.sin6_addr),
+                     1);
+    assert_int_equal(sb_addr_key(sa6), k);
+    assert_false(sb_addr_is_loopback(sa6));
+    assert_int_equal(inet_pton(AF_INET6, "::1", &a6.sin6_addr), 1);
+    assert_true(sb_addr_is_loopback(sa6));
+    assert_int_equal(inet_pton(AF_INET6, "::2", &a6.sin6_addr), 1);
+    assert_false(sb_addr_is_loopback(sa6));
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    assert_int_equal(sb_addr_key((struct sockaddr *)&un), 0);
+    assert_false(sb_addr_is_loopback((struct sockaddr *)&un));
+    assert_int_equal(sb_addr_key(NULL), 0);
+    assert_false(sb_addr_is_loopback(NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain_routes),
+        cmocka_unit_test(test_methods_and_limits),
+        cmocka_unit_test(test_upgrade),
+        cmocka_unit_test(test_demo_token_route),
+        cmocka_unit_test(test_demo_banner),
+        cmocka_unit_test(test_addr),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
