@@ -18,6 +18,9 @@ static void usage(FILE *f)
         "usage: switchboard [options]\n"
         "  --listen HOST:PORT     address to serve HTTP and WebSocket (127.0.0.1:8080)\n"
         "  --data DIR             store folder; the SQLite file is DIR/switchboard.db (./data)\n"
+        "  --store URL            the store on PostgreSQL instead: postgresql://user@host/db\n"
+        "                         (a libpq URI; PG* variables fill in what it leaves out;\n"
+        "                         the database must exist, the server makes its tables)\n"
         "  --durability MODE      fsync (default: fsync every group commit) or os\n"
         "                         (no fsync: survives a crash of the process, not of the machine)\n"
         "  --secret S             HS256 token secret (or env SB_SECRET; required unless --demo)\n"
@@ -84,6 +87,7 @@ enum {
     OPT_OUT_BYTES_MAX,
     OPT_TLS_CERT,
     OPT_TLS_KEY,
+    OPT_STORE,
 };
 
 #define ORIGINS_MAX 64
@@ -135,6 +139,7 @@ int main(int argc, char **argv)
         {"out-bytes-max", 1, 0, OPT_OUT_BYTES_MAX},
         {"tls-cert", 1, 0, OPT_TLS_CERT},
         {"tls-key", 1, 0, OPT_TLS_KEY},
+        {"store", 1, 0, OPT_STORE},
         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -243,6 +248,9 @@ int main(int argc, char **argv)
             break;
         case OPT_TLS_CERT:
             cfg.tls_cert = optarg;
+            break;
+        case OPT_STORE:
+            cfg.store = optarg;
             break;
         case OPT_TLS_KEY:
             cfg.tls_key = optarg;

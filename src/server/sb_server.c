@@ -775,15 +775,19 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         }
     }
 
-    char path[1024];
-    if (strcmp(cfg->data_dir, ":memory:") == 0)
+    char path[1024], where[256];
+    if (cfg->store)
+        snprintf(path, sizeof path, "%s", cfg->store);
+    else if (strcmp(cfg->data_dir, ":memory:") == 0)
         snprintf(path, sizeof path, ":memory:");
     else
         snprintf(path, sizeof path, "%s/switchboard.db", cfg->data_dir);
-    if (strcmp(path, ":memory:") != 0) mkdir(cfg->data_dir, 0700);
+    if (!cfg->store && strcmp(path, ":memory:") != 0)
+        mkdir(cfg->data_dir, 0700);
+    sb_store_describe(path, where, sizeof where); /* no password in logs */
     rc = sb_storeq_start(&srv->loop, path, cfg->durability, &srv->storeq);
     if (rc) {
-        errorf_("cannot open store %s: %s", path, sb_strerror(rc));
+        errorf_("cannot open store %s: %s", where, sb_strerror(rc));
         goto out_loop;
     }
     sb_gw_io io = {.ud = srv,
@@ -848,7 +852,7 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
 
     logf_(srv, "listening on %s:%u (store %s, durability %s)", cfg->host, port,
-          path, cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
+          where, cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
     if (on_ready) on_ready(port);
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     rc = 0;

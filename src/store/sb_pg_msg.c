@@ -355,8 +355,8 @@ static int run_dups_find(sb_pg *s, sb_store_append_item *items, size_t n)
     return 0;
 }
 
-/* Whether item j repeats the idempotency key of an earlier item i to be
- * stored in this run: then it is that one's duplicate. */
+/* The earlier item of the run, to be stored by it, whose idempotency key
+ * item j repeats (it is then that one's duplicate), or NULL. */
 static sb_store_append_item *run_earlier(sb_store_append_item *items, size_t j)
 {
     Sbp__Message *m = items[j].msg;
@@ -425,6 +425,12 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
         sb_store_append_item *a = &items[i];
         Sbp__Message *m = a->msg;
         if (a->rc || a->duplicate) continue;
+        /* A retry of a message stored earlier in this run answers with
+         * it, once it has its msg_id. */
+        if (run_earlier(items, i)) {
+            a->duplicate = true;
+            continue;
+        }
         run_conv *x = run_conv_find(c, nc, m->conv_id);
         if (!x || !x->found) {
             a->rc = SB_E_NOT_FOUND;
@@ -470,14 +476,13 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
         sb__pg_str(&p, js);
         if ((rc = sb__pg_exec(s, PS_CONVS_BUMP, &p, NULL))) goto out;
     }
-    /* Retries of a message stored earlier in this run answer with it. */
     for (size_t j = 0; j < n; j++) {
-        sb_store_append_item *first = items[j].rc == 0 && !items[j].duplicate
-                                          ? run_earlier(items, j)
-                                          : NULL;
-        if (!first || first == &items[j]) continue;
+        sb_store_append_item *first =
+            items[j].rc == 0 && items[j].duplicate && items[j].msg->seq == 0
+                ? run_earlier(items, j)
+                : NULL;
+        if (!first) continue;
         Sbp__Message *m = items[j].msg, *o = first->msg;
-        items[j].duplicate = true;
         m->msg_id = o->msg_id;
         m->conv_id = o->conv_id;
         m->seq = o->seq;

@@ -254,6 +254,20 @@ bool sb_store_is_url(const char *where)
            strncmp(where, "postgres://", 11) == 0;
 }
 
+void sb_store_describe(const char *where, char *out, size_t cap)
+{
+    const char *scheme = strstr(where, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    const char *colon =
+        at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (!sb_store_is_url(where) || !colon) {
+        snprintf(out, cap, "%s", where);
+        return;
+    }
+    /* scheme://user:password@rest -> scheme://user:***@rest */
+    snprintf(out, cap, "%.*s:***%s", (int)(colon - where), where, at);
+}
+
 int sb_store_open(const char *where, sb_durability d, sb_store **out)
 {
     assert(where && out);

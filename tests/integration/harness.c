@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgtest.h"
 #include "sb_token.h"
 
 const char *harness_server_bin(void)
@@ -39,6 +40,10 @@ static int spawn(harness_server *s)
     argv[n++] = listen;
     argv[n++] = "--data";
     argv[n++] = s->data_dir;
+    if (s->store[0]) {
+        argv[n++] = "--store";
+        argv[n++] = s->store;
+    }
     argv[n++] = "--secret";
     argv[n++] = HARNESS_SECRET;
     argv[n++] = "--quiet";
@@ -96,6 +101,15 @@ int harness_start(harness_server *s)
     if (!s->data_dir[0]) {
         snprintf(s->data_dir, sizeof s->data_dir, "/tmp/sbtest.XXXXXX");
         if (!mkdtemp(s->data_dir)) return -1;
+    }
+    if (!s->store[0] && !s->sqlite_only && pgtest_url()) {
+        pgtest_db_new(s->store, sizeof s->store);
+        char path[300];
+        snprintf(path, sizeof path, "%s/store.url", s->data_dir);
+        FILE *f = fopen(path, "w");
+        if (!f) return -1;
+        fprintf(f, "%s\n", s->store);
+        fclose(f);
     }
     return spawn(s);
 }
@@ -156,6 +170,7 @@ int harness_stop_poll(harness_server *s, int *status)
 void harness_cleanup(harness_server *s)
 {
     if (s->pid > 0) harness_kill9(s);
+    if (s->store[0]) pgtest_db_drop(s->store);
     if (s->data_dir[0]) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->data_dir);

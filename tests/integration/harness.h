@@ -14,16 +14,21 @@ typedef struct harness_server {
     pid_t pid;
     uint16_t port;
     char data_dir[256];
-    char url[128];         /* ws://127.0.0.1:PORT/ws */
+    /* The store's PostgreSQL URL ("": SQLite under data_dir): a new
+     * database on the tests' cluster (pgtest.h) when there is one, also
+     * written to data_dir/store.url for readers of the store. */
+    char store[256];
+    bool sqlite_only; /* set before the start: SQLite even with a cluster */
+    char url[128];    /* ws://127.0.0.1:PORT/ws */
     const char *extra[16]; /* extra command-line options, NULL-terminated */
 } harness_server;
 
 /* Path of the server binary: $SB_SERVER_BIN, else ./switchboard. */
 const char *harness_server_bin(void);
 
-/* Makes a fresh data folder and starts the server on a free port (or on
- * s->port if it is set, as on a restart). Waits until it listens. Returns
- * 0 or -1. */
+/* Makes a fresh data folder (and, with the tests' PostgreSQL, a fresh
+ * database) and starts the server on a free port (or on s->port if it is
+ * set, as on a restart). Waits until it listens. Returns 0 or -1. */
 int harness_start(harness_server *s);
 /* Restarts on the same port and data folder. */
 int harness_restart(harness_server *s);
@@ -38,7 +43,7 @@ int harness_stop(harness_server *s);
  * if there is no server. */
 int harness_stop_begin(harness_server *s);
 int harness_stop_poll(harness_server *s, int *status);
-/* Removes the data folder. */
+/* Removes the data folder (and drops the database). */
 void harness_cleanup(harness_server *s);
 
 /* Mints an HS256 token for the harness secret. exp_offset_s is added to

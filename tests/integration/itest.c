@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -875,10 +876,70 @@ int it_check_conv(it_env *e, uint64_t conv_id, it_device *const *devs, size_t n,
 /* ---- store
  * --------------------------------------------------------------------- */
 
+/* The rows from the store on PostgreSQL whose URL is in url_file. */
+static long pg_store_rows(const char *url_file, uint64_t conv_id, it_row **rows)
+{
+    char url[300] = "";
+    FILE *f = fopen(url_file, "r");
+    if (!f || !fgets(url, sizeof url, f)) {
+        if (f) fclose(f);
+        return -1;
+    }
+    fclose(f);
+    url[strcspn(url, "\r\n")] = '\0';
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "itest: %s", PQerrorMessage(c));
+        PQfinish(c);
+        return -1;
+    }
+    char sql[256], id[24];
+    snprintf(id, sizeof id, "%" PRIu64, conv_id);
+    snprintf(sql, sizeof sql,
+             "SELECT conv_id, seq, msg_id, encode(client_msg_id, 'hex'),"
+             " sender, body FROM messages %s ORDER BY conv_id, seq",
+             conv_id ? "WHERE conv_id = $1" : "");
+    const char *v[1] = {id};
+    PGresult *res =
+        PQexecParams(c, sql, conv_id ? 1 : 0, NULL, v, NULL, NULL, 0);
+    long n = -1;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "itest: %s", PQerrorMessage(c));
+        goto out;
+    }
+    n = PQntuples(res);
+    it_row *r = calloc(n ? (size_t)n : 1, sizeof *r);
+    if (!r) abort();
+    for (long i = 0; i < n; i++) {
+        it_row *w = &r[i];
+        w->conv_id = strtoull(PQgetvalue(res, (int)i, 0), NULL, 10);
+        w->seq = strtoull(PQgetvalue(res, (int)i, 1), NULL, 10);
+        w->msg_id = strtoull(PQgetvalue(res, (int)i, 2), NULL, 10);
+        const char *h = PQgetvalue(res, (int)i, 3);
+        size_t hl = strlen(h) / 2;
+        if (hl > SB_CLIENT_MSG_ID_BYTES) hl = SB_CLIENT_MSG_ID_BYTES;
+        for (size_t k = 0; k < hl; k++)
+            sscanf(h + 2 * k, "%2hhx", &w->cmid[k]);
+        w->cmid_len = strlen(h) / 2;
+        snprintf(w->sender, sizeof w->sender, "%s", PQgetvalue(res, (int)i, 4));
+        const char *body = PQgetvalue(res, (int)i, 5);
+        size_t len = (size_t)PQgetlength(res, (int)i, 5);
+        w->body_hash = it_hash((const unsigned char *)body, len);
+        w->body_len = (uint32_t)len;
+    }
+    *rows = r;
+out:
+    PQclear(res);
+    PQfinish(c);
+    return n;
+}
+
 long it_store_rows(const char *data_dir, uint64_t conv_id, it_row **rows)
 {
     *rows = NULL;
     char path[512];
+    snprintf(path, sizeof path, "%s/store.url", data_dir);
+    if (access(path, F_OK) == 0) return pg_store_rows(path, conv_id, rows);
     snprintf(path, sizeof path, "%s/switchboard.db", data_dir);
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
