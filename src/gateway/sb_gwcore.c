@@ -751,10 +751,7 @@ static void append_done(sb_req *r)
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m)
 {
     sb_req *r = sb__gw_req_new(gw, SB_REQ_MSG_APPEND, s, rid, append_done);
-    if (!r) {
-        sbp__message__free_unpacked(m, NULL);
-        return -ENOMEM;
-    }
+    if (!r) return -ENOMEM;
     r->u.append.msg = m;
     if (s) s->pending_sends++;
     sb__gw_submit(gw, r);

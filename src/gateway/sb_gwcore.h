@@ -268,10 +268,10 @@ void sb__gw_submit(sb_gw *gw, sb_req *r);
 sess *sb__gw_req_back(sb_gw *gw, const sb_req *r, bool closing_too);
 /* The completion that only frees r: a write nobody waits for. */
 void sb__gw_quiet_done(sb_req *r);
-/* Stores m (taken) and delivers it. For a SEND (s, its rid): SEND_ACK or
- * ERROR to s when stored or refused, the hooks' stored event, and a
- * pending send of s until then. For the server's own (s NULL): delivered
- * to every device. Returns 0, or -ENOMEM (m freed). */
+/* Stores m and delivers it. For a SEND (s, its rid): SEND_ACK or ERROR to
+ * s when stored or refused, the hooks' stored event, and a pending send
+ * of s until then. For the server's own (s NULL): delivered to every
+ * device. Returns 0 (m taken), or -ENOMEM (m still the caller's). */
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
 
 /* ---- sessions, conversations, delivery -------------------------------------

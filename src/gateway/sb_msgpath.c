@@ -123,13 +123,14 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     m->n_quick_replies = snd->n_quick_replies;
     snd->quick_replies = NULL;
     snd->n_quick_replies = 0;
-    if (!m->sender || !m->sender_device || !m->lang) {
+    if (!m->sender || !m->sender_device || !m->lang ||
+        sb__gw_append(gw, s, f->rid, m) != 0) {
+        /* The id goes back to the frame, which the ERROR names. */
+        snd->client_msg_id = m->client_msg_id;
+        m->client_msg_id.data = NULL;
+        m->client_msg_id.len = 0;
         sbp__message__free_unpacked(m, NULL);
-        sb__gw_error(gw, s, f->rid, -ENOMEM);
-        return;
-    }
-    if ((rc = sb__gw_append(gw, s, f->rid, m)) != 0) {
-        sb__gw_error(gw, s, f->rid, rc);
+        sb__gw_frame_error(gw, s, f, -ENOMEM);
         return;
     }
     gw->stats.sends++;

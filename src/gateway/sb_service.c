@@ -50,7 +50,8 @@ static Sbp__Message *robot_offer(uint64_t conv_id, const char *text,
 /* Stores and delivers a message of the bot (NULL: none, out of memory). */
 static void bot_says(sb_gw *gw, Sbp__Message *m)
 {
-    if (m) (void)sb__gw_append(gw, NULL, 0, m);
+    if (m && sb__gw_append(gw, NULL, 0, m) != 0)
+        sbp__message__free_unpacked(m, NULL);
 }
 
 /* ---- the external bot ------------------------------------------------------
@@ -580,6 +581,7 @@ static void on_handoff(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 static void on_agent_state(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     (void)c;
+    svc *v = ud;
     sb_desk *d = gw->cfg.desk;
     if (!d || !sb_desk_is_agent(d, s->user_id)) {
         sb__gw_error(gw, s, f->rid, SB_E_FORBIDDEN);
@@ -596,8 +598,7 @@ static void on_agent_state(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     a.status = sb_desk_status(d, s->user_id);
     sb_desk_agent_load(d, s->user_id, &a.capacity, &a.load);
     sb__gw_send(gw, s, f->rid, SBP__FRAME__BODY_AGENT_STATE, &a);
-    if (st == SBP__AGENT_STATUS__AGENT_ONLINE)
-        assign_from_queue(ud, s->user_id);
+    if (st == SBP__AGENT_STATUS__AGENT_ONLINE) assign_from_queue(v, s->user_id);
 }
 
 /* ---- store completions -----------------------------------------------------
