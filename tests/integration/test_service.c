@@ -43,7 +43,7 @@
 #include "itsvc.h"
 #include "sb_error.h"
 
-/* The catalog's zh-CN texts (src/server/sb_i18n.c). */
+/* The catalog's zh-CN texts (src/gateway/sb_i18n.c). */
 #define ZH_QUEUED_1 /* 您当前排在第 1 位。 */                          \
     "\xe6\x82\xa8\xe5\xbd\x93\xe5\x89\x8d\xe6\x8e\x92\xe5\x9c\xa8\xe7\xac\xac" \
     " 1 \xe4\xbd\x8d\xe3\x80\x82"

@@ -99,6 +99,7 @@ void gwfake_pump(void)
     }
     /* The end of the shell's loop turn: queued messages go out. */
     sb_gw_flush(GF.gw);
+    if (GF.other) sb_gw_flush(GF.other);
 }
 
 void gwfake_clear(uint64_t c)

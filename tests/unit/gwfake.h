@@ -19,6 +19,10 @@
 
 typedef struct gwfake {
     sb_gw *gw;
+    /* A second gateway on the same shell and store (NULL: none): its turn
+     * ends with the first's (gwfake_pump). The test keeps the two
+     * gateways' connection ids apart. */
+    sb_gw *other;
     sb_store *store;
     sb_req *queue[4096];
     size_t nq;

@@ -1,7 +1,8 @@
 /* The customer-service lifecycle driven through the gateway core without
  * sockets: bot, handoff, queue, routing by capacity, transfer, close,
  * reopen, quote, recall, tags, locales and authorization; a new desk
- * configuration put in force while conversations are under way. */
+ * configuration put in force while conversations are under way; two
+ * gateways in one process. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -478,6 +479,59 @@ static void test_events_in_batch(void **state)
     }
 }
 
+/* Swaps the fake shell's two gateways: the helpers talk to GF.gw. */
+static void swap_gateways(void)
+{
+    sb_gw *g = GF.gw;
+    GF.gw = GF.other;
+    GF.other = g;
+}
+
+/* Two gateways in one process, each with its own desk, share nothing:
+ * queues, agents' status and loads are each one's own. */
+static void test_two_gateways(void **state)
+{
+    (void)state;
+    sb_desk *desk2;
+    char err[256];
+    if (sb_desk_parse(DESK, sizeof DESK - 1, &desk2, err, sizeof err))
+        fail_msg("desk: %s", err);
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    c.desk = desk2;
+    c.secret = (const uint8_t *)GWFAKE_SECRET;
+    c.secret_len = strlen(GWFAKE_SECRET);
+    sb_gw_io io = gwfake_io();
+    assert_int_equal(sb_gw_new(&c, &io, &GF.other), 0);
+    sb_gw_start(GF.other, GF.now);
+    gwfake_pump();
+    /* A customer of each asks for a person: each is first in its queue. */
+    gwfake_hello(10, "cu1", "customer", "p", "en");
+    handoff_customer(10, 1);
+    assert_int_equal(last_update(10)->queue_position, 1);
+    swap_gateways();
+    gwfake_hello(11, "cu2", "customer", "p", "en");
+    handoff_customer(11, 2);
+    assert_int_equal(last_update(11)->queue_position, 1);
+    /* An agent online on the second gateway gets its customer only. */
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    assert_string_equal(last_update(11)->agent, "a1");
+    assert_int_equal(sb_desk_status(desk2, "a1"),
+                     SBP__AGENT_STATUS__AGENT_ONLINE);
+    swap_gateways();
+    assert_int_equal(last_update(10)->state, SBP__CONV_STATE__STATE_QUEUED);
+    assert_int_equal(sb_desk_status(desk, "a1"),
+                     SBP__AGENT_STATUS__AGENT_OFFLINE);
+    assert_int_equal(sb_desk_queue_len(desk), 1);
+    assert_int_equal(sb_desk_queue_len(desk2), 0);
+    sb_gw_conn_closed(GF.other, 11);
+    sb_gw_conn_closed(GF.other, 20);
+    gwfake_pump();
+    sb_gw_free(GF.other);
+    GF.other = NULL;
+    sb_desk_free(desk2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -487,6 +541,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_card_and_media, setup, teardown),
         cmocka_unit_test_setup_teardown(test_desk_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_in_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_gateways, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

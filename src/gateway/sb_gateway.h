@@ -1,6 +1,7 @@
-/* The gateway's delivery core: sessions, authentication, validation,
- * per-conversation fan-out, push retry and receipts. It does no I/O and
- * reads no clock: the shell (sb_server) feeds it connection events, frame
+/* The gateway: its delivery core (sessions, authentication, validation,
+ * per-conversation fan-out, push retry and receipts) and the modules above
+ * it (customer service, message operations). It does no I/O and reads no
+ * clock: the shell (sb_server) feeds it connection events, frame
  * bytes, store completions and ticks with the current time, and it answers
  * through the sb_gw_io callbacks (send bytes, close a connection, submit a
  * store request). Tests and the simulator drive the same core.
@@ -116,7 +117,7 @@ void sb_gw_free(sb_gw *gw);
 
 /* A WebSocket connection was established with the given encoding.
  * Returns 0, or SB_E_UNAVAILABLE when the gateway is draining or full (the
- * shell then closes the connection with 4013, try again later). */
+ * shell then closes the connection with SB_WS_CLOSE_TRY_AGAIN). */
 int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
                     int64_t now_ms);
 /* One complete WebSocket message from the connection. */
@@ -163,7 +164,8 @@ int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old);
 void sb_gw_drain(sb_gw *gw);
 /* Store requests submitted and not yet completed. */
 size_t sb_gw_store_inflight(const sb_gw *gw);
-/* Closes every session with code (1001 when draining). */
+/* Closes every session with code (SB_WS_CLOSE_GOING_AWAY when
+ * draining). */
 void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason);
 
 typedef struct sb_gw_stats {

@@ -1,0 +1,312 @@
+/* The gateway's delivery core, as the modules above it see it: sessions,
+ * conversations, the frame table they register their frame kinds in, the
+ * events they hear (sb_gw_hooks), replies, store requests and delivery.
+ * The core calls up into a module only through its rows and hooks. Not
+ * for the shell, which has sb_gateway.h. */
+#ifndef SB_GWCORE_H
+#define SB_GWCORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sb_gateway.h"
+#include "sb_map.h"
+#include "sb_token.h"
+
+#define GW_SECRET_BYTES_MAX 256
+#define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
+#define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
+/* Frame body cases (proto field numbers) the table has room for. */
+#define GW_BODY_CASES (SBP__FRAME__BODY_ADMIN_RESP + 1)
+
+enum sess_state {
+    SESS_NEW,           /* connected, no HELLO yet */
+    SESS_HELLO_PENDING, /* HELLO accepted, user record being stored */
+    SESS_READY,
+    SESS_CLOSING, /* close asked of the shell; waiting for conn_closed */
+};
+
+/* A stored message on its way to devices, shared by every session that
+ * has it unacked or queued: encoded once per encoding, as an item of PUSH
+ * frames (sb_push_item_encode), which each device's PUSH copies. */
+typedef struct gmsg {
+    uint32_t refs;
+    Sbp__Message *m;
+    sb_buf enc[2];
+} gmsg;
+
+typedef struct unacked {
+    gmsg *g;
+    int64_t due_ms;
+    uint32_t attempts;
+} unacked;
+
+typedef struct member {
+    char user_id[SB_ID_BYTES_MAX + 1];
+    Sbp__Role role;
+    uint64_t delivered_seq, read_seq;
+    uint64_t read_seq_notified; /* read_seq last told to the member's own
+                                   devices */
+    bool dirty;                 /* receipts changed since the last flush */
+} member;
+
+typedef struct conv {
+    uint64_t id;
+    Sbp__ConvKind kind;
+    Sbp__ConvState state;
+    size_t n_members;
+    member *members;
+    bool dirty;
+    int64_t dirty_due_ms; /* when its receipts go out */
+    struct conv *dirty_next;
+    /* Customer service (kind CONV_SERVICE): */
+    char desk[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1],
+        agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];
+    uint32_t unmatched;  /* customer turns the bot did not understand */
+    bool first_response; /* the agent has answered */
+} conv;
+
+typedef struct sess sess;
+
+typedef struct user {
+    char id[SB_ID_BYTES_MAX + 1];
+    uint64_t hash;
+    sess *sessions;
+    struct user *hash_next;
+} user;
+
+typedef struct ack_cursor {
+    uint64_t conv_id, seq;
+} ack_cursor;
+
+struct sess {
+    uint64_t id;
+    sb_encoding enc;
+    enum sess_state state;
+    int64_t opened_ms;
+    char user_id[SB_ID_BYTES_MAX + 1];
+    char device_id[SB_ID_BYTES_MAX + 1];
+    char locale[SB_LOCALE_BYTES_MAX + 1];
+    Sbp__Role role;
+    user *user;
+    sess *user_next;
+    uint32_t pending_sends;
+    uint32_t bad_frames;
+    uint64_t send_mtokens;  /* SEND token bucket, in thousandths */
+    int64_t send_refill_ms; /* when it was last refilled */
+
+    unacked *ua; /* in push order */
+    size_t ua_len, ua_cap;
+    /* Messages to PUSH at the next flush (sb_gw_flush, or before any
+     * other frame to the session), in order; each holds a reference. */
+    gmsg **pend;
+    size_t pend_len, pend_cap;
+    bool in_flushq;
+    sess *flush_next;
+    int64_t next_due_ms;
+    bool in_retry;
+    sess *retry_prev, *retry_next;
+
+    ack_cursor acks[GW_SESSION_ACKS_MAX];
+    size_t n_acks;
+    bool acks_dirty;
+    int64_t acks_due_ms; /* when its cursors are stored */
+    sess *dirty_next;
+};
+
+/* ---- the frame table -------------------------------------------------------
+ *
+ * Each frame kind a client may send has one row: its handler and the
+ * preconditions it runs under, as data. The dispatcher checks them in the
+ * order of the flags below, then the row's roles, and answers the first
+ * that fails with the code named; the handler runs only when all hold.
+ * Checks that depend on more than this (a conversation's kind or state,
+ * the desk) are the handler's. */
+enum {
+    /* The session has said HELLO: else ERR_UNAUTHENTICATED and the close,
+     * or ERR_UNAVAILABLE while its HELLO is being stored. */
+    SB_GW_READY = 1u << 0,
+    /* Takes a token from the session's SEND bucket, once per frame
+     * received: else ERR_RATE_LIMITED. */
+    SB_GW_RATED = 1u << 1,
+    /* Loads the conversation the body's conv_id names into the cache
+     * first, parking the frame while the store looks it up: else the
+     * store's code (ERR_NOT_FOUND). */
+    SB_GW_CONV = 1u << 2,
+    /* The user is a member of that conversation: else ERR_FORBIDDEN. */
+    SB_GW_MEMBER = 1u << 3,
+    /* The user is a member of it or an admin: else ERR_FORBIDDEN. */
+    SB_GW_ACCESS = 1u << 4,
+};
+/* A role's bit in sb_gw_row.roles. */
+#define SB_GW_ROLE(r) (1u << (r))
+
+/* Handles frame f from session s. c is the conversation the body names
+ * (rows with SB_GW_CONV), else NULL; ud is what the row was registered
+ * with. f stays the dispatcher's (it frees it after the call); the handler
+ * may move fields out of its body, leaving them empty. */
+typedef void (*sb_gw_handler)(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c,
+                              void *ud);
+
+typedef struct sb_gw_row {
+    Sbp__Frame__BodyCase body;
+    uint32_t flags; /* SB_GW_* */
+    /* The roles that may send it (SB_GW_ROLE bits; 0: every role), checked
+     * after the conversation is loaded: else ERR_FORBIDDEN saying why (NULL:
+     * the code's own words). */
+    uint32_t roles;
+    const char *why;
+    /* Checks the body before its conversation is loaded (NULL: nothing
+     * to check): 0, or the code to answer. */
+    int (*check)(sb_gw *gw, const sess *s, const Sbp__Frame *f);
+    sb_gw_handler handle;
+} sb_gw_row;
+
+/* Puts n rows in force, each for its frame kind, which must have no row
+ * yet; rows must outlive the gateway (a module's const table). Their
+ * handlers get ud. */
+void sb__gw_handle(sb_gw *gw, const sb_gw_row *rows, size_t n, void *ud);
+
+/* ---- hooks -----------------------------------------------------------------
+ *
+ * The events the core raises for the module above it that listens (the
+ * customer-service module). Every member is optional. */
+typedef struct sb_gw_hooks {
+    void *ud;
+    /* A customer's OPEN: returns true when the module takes it (a service
+     * conversation), false to leave it to the core (a direct one). */
+    bool (*open)(void *ud, sess *s, const Sbp__Frame *f);
+    /* A message that a session sent is stored in cached conversation c
+     * (not a duplicate); m is valid during the call. */
+    void (*stored)(void *ud, conv *c, const Sbp__Message *m);
+    /* The user's first session is ready (online) or its last one went
+     * away; role is that session's. */
+    void (*presence)(void *ud, const char *user_id, Sbp__Role role,
+                     bool online);
+    /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out. */
+    void (*start)(void *ud);
+    int (*desk_swap)(void *ud, struct sb_desk *desk, struct sb_desk **old);
+    /* sb_gw_free(): the module frees ud. */
+    void (*free)(void *ud);
+} sb_gw_hooks;
+
+/* Sets the hooks (copied), once. */
+void sb__gw_hooks_set(sb_gw *gw, const sb_gw_hooks *h);
+
+typedef struct gw_entry {
+    const sb_gw_row *row; /* NULL: no handler */
+    void *ud;
+    size_t conv_off; /* where the body keeps conv_id (SB_GW_CONV) */
+} gw_entry;
+
+struct sb_gw {
+    sb_gw_config cfg;
+    uint8_t secret[GW_SECRET_BYTES_MAX];
+    char token_iss[SB_TOKEN_ISS_BYTES_MAX + 1]; /* "": not checked */
+    char token_aud[SB_TOKEN_ISS_BYTES_MAX + 1];
+    sb_gw_io io;
+    sb_gw_hooks hooks;
+    gw_entry table[GW_BODY_CASES]; /* by frame body case */
+    int64_t now_ms;
+    int64_t last_sweep_ms;
+    bool draining;
+    sb_map sessions; /* conn id -> sess */
+    sb_map users;    /* hash(user id) -> user chain */
+    sb_map convs;    /* conv id -> conv */
+    sess *retry_head;
+    sess *flushq; /* sessions with messages queued for a PUSH */
+    /* Unstored ACK cursors and unsent receipts, oldest first: each goes
+     * out its interval after its first change, so that they are spread
+     * over time rather than all sent on one clock tick, which would
+     * stall the loop with a thousand frames or writes at once. */
+    sess *dirty_sessions, *dirty_sessions_tail;
+    conv *dirty_convs, *dirty_convs_tail;
+    size_t inflight;
+    sb_buf scratch;
+    sb_buf event_scratch; /* an event's item, rendered for one session */
+    sb_buf push_out;      /* PUSH frames being assembled */
+    sb_gw_stats stats;
+};
+
+/* The core alone, with no frame kind in its table: sb_gw_new() adds the
+ * modules. Arguments as sb_gw_new's. */
+int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out);
+
+/* ---- replies ---------------------------------------------------------------
+ *
+ * Every frame but PUSH goes out through sb__gw_send: a frame of kind k
+ * with body (borrowed) and request id rid (0: not an answer). Nothing is
+ * sent to a session that is NULL or closing. */
+void sb__gw_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
+                 void *body);
+/* ERROR for rc to the request rid, saying text (NULL or "": rc's own
+ * words). */
+void sb__gw_error(sb_gw *gw, sess *s, uint32_t rid, int rc);
+void sb__gw_error_text(sb_gw *gw, sess *s, uint32_t rid, int rc,
+                       const char *text);
+/* OK when rc is 0, else ERROR for rc. */
+void sb__gw_reply_rc(sb_gw *gw, sess *s, uint32_t rid, int rc);
+/* ERROR for rc answering f: its rid and, for a SEND, its client_msg_id. */
+void sb__gw_frame_error(sb_gw *gw, sess *s, const Sbp__Frame *f, int rc);
+/* Sends a frame of kind k with body to every ready session of every
+ * member of c, but skip. */
+void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
+                         const sess *skip);
+
+/* ---- store requests --------------------------------------------------------
+ */
+
+/* A store request of kind for session s (NULL: the server's own) and its
+ * request id, completed by done with ctx the gateway, at the gateway's
+ * time. NULL when out of memory. */
+sb_req *sb__gw_req_new(sb_gw *gw, sb_req_kind kind, const sess *s, uint32_t rid,
+                       sb_req_done_cb done);
+void sb__gw_submit(sb_gw *gw, sb_req *r);
+/* What every completion starts with: the clock and the count of requests
+ * in flight follow, and the session that made r comes back (NULL when it
+ * is gone, or closing unless closing_too). */
+sess *sb__gw_req_back(sb_gw *gw, const sb_req *r, bool closing_too);
+/* The completion that only frees r: a write nobody waits for. */
+void sb__gw_quiet_done(sb_req *r);
+/* Stores m and delivers it. For a SEND (s, its rid): SEND_ACK or ERROR to
+ * s when stored or refused, the hooks' stored event, and a pending send
+ * of s until then. For the server's own (s NULL): delivered to every
+ * device. Returns 0 (m taken), or -ENOMEM (m still the caller's). */
+int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
+
+/* ---- sessions, conversations, delivery -------------------------------------
+ */
+
+/* Asks the shell to close s with a WebSocket close code (SB_WS_CLOSE_*).
+ * The session stays in the map until the shell reports the connection
+ * closed, but takes no further part in delivery. */
+void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why);
+/* s has said HELLO and its user's record is stored: the device's older
+ * session is closed (replaced), s is ready and linked to its user (the
+ * user's first raises the presence hook). Returns 0 or -ENOMEM (s is
+ * then to be closed). */
+int sb__gw_sess_ready(sb_gw *gw, sess *s);
+
+void sb__gw_copy_str(char *dst, size_t cap, const char *src);
+/* Whether s is an id of 1..SB_ID_BYTES_MAX bytes. */
+bool sb__gw_valid_id(const char *s);
+sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);
+user *sb__gw_user_get(sb_gw *gw, const char *id);
+member *sb__gw_conv_member(conv *c, const char *user_id);
+/* Whether s may see c: a member, or an admin. */
+bool sb__gw_may_access(const sess *s, conv *c);
+/* Caches a conversation from its stored form; returns the cached entry
+ * (an existing one wins), NULL when out of memory. */
+conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc);
+/* Updates a cached conversation from its stored form (members too). */
+conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
+/* Delivers a stored message: PUSH to every device of every member but
+ * origin (NULL: server-made messages go to every device). Takes m. */
+void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin);
+/* s's device has every message of c through seq: its PUSHes up to seq
+ * are acknowledged, its cursor and the member's receipt follow. */
+void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
+/* Member m of c has changed receipts: they go out receipts_ms later. */
+void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);
+
+#endif
