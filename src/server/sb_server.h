@@ -15,7 +15,7 @@
 typedef struct sb_server_config {
     char host[64];
     uint16_t port;
-    const char *data_dir;   /* the store lives at data_dir/switchboard.db */
+    const char *data_dir; /* the store lives at data_dir/switchboard.db */
     /* A PostgreSQL URI: the store lives there instead (NULL: data_dir). */
     const char *store;
     const char *web_dir;    /* static files; NULL: none */
