@@ -6,6 +6,12 @@
 #   scripts/pgtest.sh stop DIR           stop it (by the postmaster's PID) and
 #                                       remove DIR
 #   scripts/pgtest.sh url DIR            print the URL of a started cluster
+#   scripts/pgtest.sh kill DIR           kill -9 the server and its processes
+#   scripts/pgtest.sh restart DIR        start it again, on the same port
+#   scripts/pgtest.sh pause|resume DIR   SIGSTOP / SIGCONT all its processes
+#
+# With PGTEST_TMPFS_MB set, start puts the cluster's data folder on a tmpfs
+# of that size (root only), for tests of a full disk; stop unmounts it.
 #
 # PostgreSQL refuses to run as root: as root, the cluster runs as the user
 # sbpg, made here if missing. Its socket lives in DIR; clients connect over
@@ -23,7 +29,7 @@ fi
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|url DIR" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|url|kill|restart|pause|resume DIR" >&2; exit 2; }
 
 free_port() {
   python3 - <<'EOF'
@@ -35,11 +41,28 @@ s.close()
 EOF
 }
 
+postmaster() { head -1 "$dir/data/postmaster.pid" 2>/dev/null || true; }
+
+# The server's processes: the postmaster and its children.
+procs() {
+  local pid
+  pid=$(postmaster)
+  [ -n "$pid" ] || return 0
+  echo "$pid"
+  pgrep -P "$pid" || true
+}
+
 case "$cmd" in
 start)
   fsync=${3:-on}
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  if [ -n "${PGTEST_TMPFS_MB:-}" ]; then
+    mkdir -p "$dir/data"
+    mount -t tmpfs -o size="${PGTEST_TMPFS_MB}m" tmpfs "$dir/data"
+    [ ${#RUNAS[@]} -gt 0 ] && chown sbpg "$dir/data"
+    chmod 700 "$dir/data"
+  fi
   [ ${#RUNAS[@]} -gt 0 ] && chown sbpg "$dir"
   chmod 700 "$dir"
   "${RUNAS[@]}" "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust \
@@ -64,20 +87,38 @@ EOF
   ;;
 stop)
   [ -d "$dir" ] || exit 0
-  pid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+  pid=$(postmaster)
   if [ -n "$pid" ]; then
-    kill -CONT "$pid" 2>/dev/null || true   # a test may have stopped it
-    kill -INT "$pid" 2>/dev/null || true    # fast shutdown
+    procs | xargs -r kill -CONT 2>/dev/null || true  # a test may have paused it
+    kill -INT "$pid" 2>/dev/null || true            # fast shutdown
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   fi
+  mountpoint -q "$dir/data" 2>/dev/null && umount -l "$dir/data"
   rm -rf "$dir"
+  ;;
+kill)
+  pids=$(procs)
+  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  for p in $pids; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+  done
+  ;;
+restart)
+  "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
+  ;;
+pause)
+  procs | xargs -r kill -STOP
+  ;;
+resume)
+  procs | xargs -r kill -CONT
   ;;
 url)
   cat "$dir/url"
   ;;
 *)
-  echo "usage: $0 start|stop|url DIR" >&2
+  echo "usage: $0 start|stop|url|kill|restart|pause|resume DIR" >&2
   exit 2
   ;;
 esac

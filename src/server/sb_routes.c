@@ -62,10 +62,15 @@ static void ws_upgrade(const sb_route_req *rq)
     rq->upgrade(rq->ud, enc, proto);
 }
 
+/* Liveness: the process serves. A store out of reach is said, but the
+ * answer stays 200: restarting the gateway would not bring the database
+ * back, and the gateway reconnects by itself. */
 static void healthz(const sb_route_req *rq)
 {
     if (rq->draining)
         answer_text(rq, 503, "draining\n");
+    else if (rq->store_down)
+        answer_text(rq, 200, "ok, store unavailable\n");
     else
         answer_text(rq, 200, "ok\n");
 }

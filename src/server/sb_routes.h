@@ -37,6 +37,7 @@ typedef struct sb_route_req {
     const sb_http_req *http;     /* complete (http->complete) */
     const struct sockaddr *peer; /* NULL: unknown */
     bool draining;               /* the server is shutting down */
+    bool store_down; /* the store does not answer (sb_storeq_healthy) */
     int64_t now_ms;
     /* Answers with a complete response (sb_http_respond); body is valid
      * during the call. */

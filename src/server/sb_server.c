@@ -494,6 +494,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
                        .http = c->http,
                        .peer = peer_name(c, &peer),
                        .draining = srv->drain != DRAIN_OFF,
+                       .store_down = !sb_storeq_healthy(srv->storeq),
                        .now_ms = wall_ms(),
                        .answer = route_answer,
                        .upgrade = route_upgrade,

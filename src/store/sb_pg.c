@@ -759,6 +759,14 @@ static int pg_config_set(sb_store *base, const char *key, const char *value,
     return rc;
 }
 
+/* One try to connect, no wait: the caller asks again later. */
+static int pg_ping(sb_store *base)
+{
+    sb_pg *s = sb__pg(base);
+    int rc = conn_ensure(s, 0);
+    return rc ? rc : exec_simple(s, "SELECT 1");
+}
+
 static int pg_index(sb_store *base, uint32_t max_msgs, uint64_t *left)
 {
     /* The trigram index follows every insert by itself. */
@@ -802,4 +810,5 @@ static const sb_store_ops PG_OPS = {
     .search = sb__pg_search,
     .service_convs = sb__pg_service_convs,
     .config_get = pg_config_get,
+    .ping = pg_ping,
 };

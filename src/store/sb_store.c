@@ -282,6 +282,12 @@ void sb_store_close(sb_store *s)
     if (s) s->ops->close(s);
 }
 
+int sb_store_ping(sb_store *s)
+{
+    assert(s && !s->ops->in_write(s));
+    return s->ops->ping ? s->ops->ping(s) : -ENOTSUP;
+}
+
 int sb_store_begin(sb_store *s)
 {
     assert(s && !s->ops->in_write(s)); /* no nested transactions */

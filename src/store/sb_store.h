@@ -63,6 +63,11 @@ const char *sb_store_backend(const sb_store *s);
 /* Closes the connection; accepts NULL. */
 void sb_store_close(sb_store *s);
 
+/* Whether the database answers now (connecting again if it was out of
+ * reach): 0 or SB_E_STORE; -ENOTSUP for a database that is never out of
+ * reach (a file). Outside a transaction. */
+int sb_store_ping(sb_store *s);
+
 int sb_store_begin(sb_store *s);
 int sb_store_commit(sb_store *s);
 /* Rolls back the open transaction, if any. Can't fail. */

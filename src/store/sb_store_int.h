@@ -114,6 +114,7 @@ typedef struct sb_store_ops {
 
     /* Maintenance; NULL: the database has none (the call answers
      * -ENOTSUP, or does nothing where it cannot fail). */
+    int (*ping)(sb_store *s);
     int (*cache)(sb_store *s, uint32_t kib);
     int (*wal_watch)(sb_store *s, void (*hook)(void *ud, int frames), void *ud);
     int (*checkpoint)(sb_store *s, int *log, int *done);

@@ -55,6 +55,9 @@
  * again this soon: a long pause lets the WAL grow past its bound. */
 #define CKPT_BUSY_RETRY_MS 2
 
+/* While the store does not answer, the idle writer asks it this often. */
+#define PROBE_MS 1000
+
 /* The writer's page cache holds the hot index pages of every conversation
  * being written; the other connections' 8 MiB misses too often under a
  * steady load over hundreds of conversations. */
@@ -95,6 +98,10 @@ struct sb_storeq {
     bool in_cb;     /* loop thread only: inside a done callback */
     atomic_uint_fast64_t commits;
     atomic_uint_fast64_t checkpoints;
+    /* Whether the store answers (sb_storeq_healthy), and whether the
+     * writer probes it while idle (a database that can be out of reach). */
+    atomic_bool healthy;
+    bool probe;
 };
 
 static void list_push(req_list *l, sb_req *r)
@@ -240,6 +247,18 @@ static void writer_main(void *arg)
     uv_mutex_lock(&q->mu);
     for (;;) {
         while ((!q->wq.head || q->hold) && !q->stopping) {
+            if (q->probe && !atomic_load(&q->healthy) && !q->hold) {
+                /* Out of reach: ask again a second later, so that health
+                 * comes back with the database, traffic or none. */
+                if (uv_cond_timedwait(&q->wcond, &q->mu,
+                                      PROBE_MS * (uint64_t)1000000) !=
+                    UV_ETIMEDOUT)
+                    continue;
+                uv_mutex_unlock(&q->mu);
+                atomic_store(&q->healthy, sb_store_ping(q->wdb) == 0);
+                uv_mutex_lock(&q->mu);
+                continue;
+            }
             if (lag == 0 || q->hold) {
                 uv_cond_wait(&q->wcond, &q->mu);
                 continue;
@@ -271,7 +290,9 @@ static void writer_main(void *arg)
         bool shared = q->wdb == q->rdb;
         if (shared) uv_mutex_lock(&q->db_mu);
         if (set_pages) sb__store_max_pages(q->wdb, pages);
-        if (sb__req_write_batch(q->wdb, first, &q->scratch)) {
+        bool ok = sb__req_write_batch(q->wdb, first, &q->scratch);
+        atomic_store(&q->healthy, ok);
+        if (ok) {
             atomic_fetch_add(&q->commits, 1);
             if (sb_store_index(q->wdb, 0, &lag)) lag = 0;
         }
@@ -319,6 +340,12 @@ static void reader_main(void *arg)
         bool shared = q->wdb == q->rdb;
         if (shared) uv_mutex_lock(&q->db_mu);
         r->rc = sb__req_ops[r->kind].run(q->rdb, r);
+        /* A read that failed for the database's sake says the store does
+         * not answer; one that worked says it does. */
+        if (r->rc == SB_E_STORE)
+            atomic_store(&q->healthy, false);
+        else if (r->rc == 0)
+            atomic_store(&q->healthy, true);
         if (shared) uv_mutex_unlock(&q->db_mu);
 
         uv_mutex_lock(&q->mu);
@@ -444,6 +471,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
         assert(sb__req_ops[k].run && sb__req_ops[k].undo);
     atomic_init(&q->commits, 0);
     atomic_init(&q->checkpoints, 0);
+    atomic_init(&q->healthy, true);
     q->ckpt_frames = CKPT_FRAMES;
     q->ckpt_tail = CKPT_TAIL_FRAMES;
     q->ckpt_restart = CKPT_RESTART_FRAMES;
@@ -470,6 +498,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
         q->cdb = NULL;
     }
     if ((rc = sb_store_cache(q->wdb, WRITER_CACHE_KIB))) goto err;
+    q->probe = sb_store_ping(q->wdb) != -ENOTSUP;
     q->async = malloc(sizeof *q->async);
     if (!q->async) {
         rc = -ENOMEM;
@@ -542,6 +571,12 @@ void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart)
     q->ckpt_tail = tail;
     q->ckpt_restart = restart;
     uv_mutex_unlock(&q->mu);
+}
+
+bool sb_storeq_healthy(const sb_storeq *q)
+{
+    assert(q);
+    return atomic_load(&((sb_storeq *)q)->healthy);
 }
 
 uint64_t sb_storeq_checkpoints(const sb_storeq *q)

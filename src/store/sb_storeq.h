@@ -47,6 +47,13 @@ void sb_storeq_stop(sb_storeq *q);
  * Writes are wrapped in their own transaction. req->done is not called. */
 void sb_storeq_apply(sb_store *s, sb_req *req);
 
+/* Whether the store answers: false from a batch that could not commit or
+ * a read that failed for the database's sake (a full disk, a database out
+ * of reach) until one succeeds; a database that can be out of reach is
+ * also asked every second while idle, so that health comes back without
+ * traffic. Any thread. */
+bool sb_storeq_healthy(const sb_storeq *q);
+
 /* Number of write transactions committed so far (any thread). */
 uint64_t sb_storeq_commits(const sb_storeq *q);
 /* Checkpoints finished so far, by either thread (for tests and stats). */

@@ -11,7 +11,7 @@ static char url_buf[256];
 
 const char *pgtest_url(void)
 {
-    if (url_buf[0]) return url_buf;
+    url_buf[0] = '\0';
     const char *u = getenv("SB_TEST_PG");
     const char *file = getenv("SB_TEST_PG_FILE");
     if (u && u[0]) {
