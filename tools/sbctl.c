@@ -340,9 +340,7 @@ static void act(ctl *x)
         rc = sb_client_canned_list(x->c, x->desk, &rid);
         break;
     case CMD_ADMIN_RELOAD:
-        rc = sb_client_core_admin(sb_client_get_core(x->c), "reload-filter",
-                                  &rid);
-        sb_client_flush(x->c);
+        rc = sb_client_admin_cmd(x->c, "reload-filter", NULL, &rid);
         break;
     case CMD_ADMIN_DESK:
         rc = sb_client_admin_cmd(x->c, x->op, x->body, &rid);
@@ -437,11 +435,8 @@ static void on_send_status(void *ud, const sb_client_send_info *s)
     finish(x, EXIT_OK);
 }
 
-static void on_open(void *ud, uint32_t rid, int err,
-                    const Sbp__Conversation *conv)
+static void on_open(ctl *x, int err, const Sbp__Conversation *conv)
 {
-    ctl *x = ud;
-    (void)rid;
     if (err) {
         fprintf(stderr, "sbctl: open failed: %s\n", sb_client_err_name(err));
         finish(x, err == -ECONNRESET ? EXIT_TIMEOUT : EXIT_REFUSED);
@@ -452,11 +447,8 @@ static void on_open(void *ud, uint32_t rid, int err,
     finish(x, EXIT_OK);
 }
 
-static void on_history(void *ud, uint32_t rid, int err,
-                       const Sbp__HistoryResp *h)
+static void on_history(ctl *x, int err, const Sbp__HistoryResp *h)
 {
-    ctl *x = ud;
-    (void)rid;
     if (err) {
         fprintf(stderr, "sbctl: history failed: %s\n", sb_client_err_name(err));
         finish(x, err == -ECONNRESET ? EXIT_TIMEOUT : EXIT_REFUSED);
@@ -476,10 +468,8 @@ static void request_failed(ctl *x, const char *what, int err)
                                                       : EXIT_REFUSED);
 }
 
-static void on_done(void *ud, uint32_t rid, int err)
+static void on_done(ctl *x, int err)
 {
-    ctl *x = ud;
-    (void)rid;
     if (err) {
         request_failed(x, "request", err);
         return;
@@ -489,11 +479,8 @@ static void on_done(void *ud, uint32_t rid, int err)
     finish(x, EXIT_OK);
 }
 
-static void on_agent_state(void *ud, uint32_t rid, int err,
-                           const Sbp__AgentState *a)
+static void on_agent_state(ctl *x, int err, const Sbp__AgentState *a)
 {
-    ctl *x = ud;
-    if (rid == 0) return; /* news from the server, not our answer */
     if (err) {
         request_failed(x, "agent status", err);
         return;
@@ -506,11 +493,8 @@ static void on_agent_state(void *ud, uint32_t rid, int err,
     finish(x, EXIT_OK);
 }
 
-static void on_conv_list(void *ud, uint32_t rid, int err,
-                         const Sbp__ConvListResp *l)
+static void on_conv_list(ctl *x, int err, const Sbp__ConvListResp *l)
 {
-    ctl *x = ud;
-    (void)rid;
     if (err) {
         request_failed(x, "list", err);
         return;
@@ -522,10 +506,8 @@ static void on_conv_list(void *ud, uint32_t rid, int err,
     finish(x, EXIT_OK);
 }
 
-static void on_search(void *ud, uint32_t rid, int err, const Sbp__SearchResp *r)
+static void on_search(ctl *x, int err, const Sbp__SearchResp *r)
 {
-    ctl *x = ud;
-    (void)rid;
     if (err) {
         request_failed(x, "search", err);
         return;
@@ -535,11 +517,8 @@ static void on_search(void *ud, uint32_t rid, int err, const Sbp__SearchResp *r)
     finish(x, EXIT_OK);
 }
 
-static void on_canned(void *ud, uint32_t rid, int err,
-                      const Sbp__CannedListResp *c)
+static void on_canned(ctl *x, int err, const Sbp__CannedListResp *c)
 {
-    ctl *x = ud;
-    (void)rid;
     if (err) {
         request_failed(x, "canned", err);
         return;
@@ -553,10 +532,8 @@ static void on_canned(void *ud, uint32_t rid, int err,
     finish(x, EXIT_OK);
 }
 
-static void on_admin(void *ud, uint32_t rid, int err, const char *text)
+static void on_admin(ctl *x, int err, const char *text)
 {
-    ctl *x = ud;
-    (void)rid;
     if (err) {
         fprintf(stderr, "sbctl: %s refused: %s%s%s\n", x->op,
                 sb_client_err_name(err), text[0] ? ": " : "", text);
@@ -569,6 +546,44 @@ static void on_admin(void *ud, uint32_t rid, int err, const char *text)
     if (!n || text[n - 1] != '\n') putchar('\n');
     fflush(stdout);
     finish(x, EXIT_OK);
+}
+
+/* The answer to the command's request, by the kind of its request. */
+static void on_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
+                        int err, const Sbp__Frame *resp)
+{
+    ctl *x = ud;
+    (void)rid;
+    const Sbp__Frame *a = err ? NULL : resp;
+    switch (req) {
+    case SBP__FRAME__BODY_OPEN:
+        on_open(x, err, a ? a->open_resp->conv : NULL);
+        break;
+    case SBP__FRAME__BODY_HISTORY:
+        on_history(x, err, a ? a->history_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_AGENT_STATE:
+        on_agent_state(x, err, a ? a->agent_state : NULL);
+        break;
+    case SBP__FRAME__BODY_CONV_LIST:
+        on_conv_list(x, err, a ? a->conv_list_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_SEARCH:
+        on_search(x, err, a ? a->search_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_CANNED_LIST:
+        on_canned(x, err, a ? a->canned_list_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_ADMIN:
+        if (x->cmd == CMD_ADMIN_DESK)
+            on_admin(x, err, sb_client_answer_text(resp));
+        else
+            on_done(x, err);
+        break;
+    default:
+        on_done(x, err);
+        break;
+    }
 }
 
 static void on_error(void *ud, int err, const char *text)
@@ -943,15 +958,8 @@ static int run_client(ctl *x)
         .on_message = on_message,
         .on_send_status = on_send_status,
         .on_synced = on_synced,
-        .on_open = on_open,
-        .on_history = on_history,
+        .on_response = on_response,
         .on_error = on_error,
-        .on_done = on_done,
-        .on_agent_state = on_agent_state,
-        .on_conv_list = on_conv_list,
-        .on_search = on_search,
-        .on_canned = on_canned,
-        .on_admin = on_admin,
     };
     int rc = sb_client_new(x->loop, &cfg, &cbs, x, &x->c);
     if (rc) {
