@@ -405,6 +405,17 @@ static char *join_words(char *const *w, int n)
     return out;
 }
 
+/* The words after the options, joined by spaces, into x->text; missing:
+ * a usage error saying so. */
+static int take_text(ctl *x, int argc, char **argv, const char *missing)
+{
+    if (optind >= argc) return usage_err(x->name, missing);
+    if (!(x->text = join_words(argv + optind, argc - optind)))
+        return EXIT_USAGE;
+    optind = argc;
+    return EXIT_OK;
+}
+
 /* ---- token --------------------------------------------------------------- */
 
 static int cmd_token(const command *cmd, int argc, char **argv)
@@ -536,11 +547,7 @@ static void answer_open(ctl *x, int err, const Sbp__Frame *resp)
 
 static int prepare_send(ctl *x, int argc, char **argv)
 {
-    if (optind >= argc) return usage_err(x->name, "TEXT is required");
-    if (!(x->text = join_words(argv + optind, argc - optind)))
-        return EXIT_USAGE;
-    optind = argc;
-    return EXIT_OK;
+    return take_text(x, argc, argv, "TEXT is required");
 }
 
 static int act_send(ctl *x)
@@ -745,11 +752,7 @@ static void answer_list(ctl *x, int err, const Sbp__Frame *resp)
 
 static int prepare_search(ctl *x, int argc, char **argv)
 {
-    if (optind >= argc) return usage_err(x->name, "QUERY is required");
-    if (!(x->text = join_words(argv + optind, argc - optind)))
-        return EXIT_USAGE;
-    optind = argc;
-    return EXIT_OK;
+    return take_text(x, argc, argv, "QUERY is required");
 }
 
 static int act_search(ctl *x)

@@ -2167,6 +2167,48 @@ static void test_recall_event(void **state)
     h_free(t);
 }
 
+/* The generic request: a request frame built by the caller is written
+ * with a new rid and answered through on_response with its kind; a frame
+ * that is no request is refused. Once muted, the core calls nothing, not
+ * even for the state and the requests that stopping ends. */
+static void test_generic_request_and_mute(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    Sbp__Close c = SBP__CLOSE__INIT;
+    c.conv_id = 4;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CLOSE;
+    f.close = &c;
+    uint32_t rid = 0;
+    assert_int_equal(sb_client_core_request(t->cc, &f, &rid), -ENOTCONN);
+    go_ready(t, 16);
+    Sbp__Typing ty = SBP__TYPING__INIT;
+    Sbp__Frame g = SBP__FRAME__INIT;
+    g.body_case = SBP__FRAME__BODY_TYPING;
+    g.typing = &ty;
+    assert_int_equal(sb_client_core_request(t->cc, &g, &rid), -EINVAL);
+    assert_int_equal(pull(t), 0);
+    assert_int_equal(sb_client_core_request(t->cc, &f, &rid), 0);
+    Sbp__Frame *out = pull_one(t, SBP__FRAME__BODY_CLOSE);
+    assert_int_equal(out->rid, rid);
+    assert_int_equal(out->close->conv_id, 4);
+    feed_ok(t, rid);
+    assert_int_equal(t->nans, 1);
+    assert_int_equal(t->ans[0].kind, ANS_DONE);
+    assert_int_equal(t->ans[0].rid, rid);
+    assert_int_equal(t->ans[0].err, 0);
+
+    assert_int_equal(sb_client_core_request(t->cc, &f, &rid), 0);
+    int nstates = t->nstates;
+    sb_client_core_mute(t->cc);
+    sb_client_core_stop(t->cc);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->nstates, nstates);
+    assert_int_equal(t->nans, 1);
+    h_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2201,6 +2243,7 @@ int main(void)
         cmocka_unit_test(test_service_timeouts_and_disconnect),
         cmocka_unit_test(test_service_json),
         cmocka_unit_test(test_recall_event),
+        cmocka_unit_test(test_generic_request_and_mute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
