@@ -115,7 +115,6 @@ static void drain_owed(peer *p)
         p->owed_head = (p->owed_head + 1) % OWED_MAX;
         p->owed_len--;
         issue_send(p, t);
-        sb_client_flush(p->c);
     }
 }
 
@@ -173,17 +172,20 @@ static void on_state(void *ud, sb_client_state st, int err)
     }
 }
 
-static void on_open(void *ud, uint32_t rid, int err,
-                    const Sbp__Conversation *conv)
+/* The answer to the agent's OPEN (its only request). */
+static void on_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
+                        int err, const Sbp__Frame *resp)
 {
     (void)rid;
+    (void)req;
     peer *p = ud;
     if (err != 0) {
         fprintf(stderr, "sbbench: open failed: %s\n", sb_client_err_name(err));
         exit(1);
     }
-    p->conv_id = conv->conv_id;
-    p->b->peers[p->idx * 2 + 1].conv_id = conv->conv_id;
+    uint64_t conv_id = resp->open_resp->conv->conv_id;
+    p->conv_id = conv_id;
+    p->b->peers[p->idx * 2 + 1].conv_id = conv_id;
     p->b->n_opened++;
 }
 
@@ -191,7 +193,7 @@ static const sb_client_cbs CBS = {
     .on_state = on_state,
     .on_message = on_message,
     .on_send_status = on_send_status,
-    .on_open = on_open,
+    .on_response = on_response,
 };
 
 static void start_run(bench *b)
@@ -242,7 +244,6 @@ static void on_timer(uv_timer_t *t)
             if (sb_client_open(agent->c, members, 1, "bench",
                                SBP__CONV_KIND__CONV_DIRECT, NULL) != 0)
                 die("open request failed");
-            sb_client_flush(agent->c);
         }
     } else if (b->phase == 1 && b->n_opened == b->convs) {
         start_run(b);

@@ -25,37 +25,48 @@
 #define EXIT_USAGE 2
 #define EXIT_TIMEOUT 3 /* no answer in time, or no connection */
 #define LINE_BYTES_MAX 8192
-#define MEMBERS_MAX 64
-#define TAGS_MAX SB_TAGS_MAX
 #define DESK_FILE_BYTES_MAX (4u << 20) /* the server's limit, too */
 #define GROUPS_MAX 64
 
-enum cmd {
-    CMD_OPEN,
-    CMD_SEND,
-    CMD_LISTEN,
-    CMD_HISTORY,
-    CMD_CHAT,
-    CMD_SERVICE_OPEN,
-    CMD_AGENT_STATUS,
-    CMD_TRANSFER,
-    CMD_CLOSE,
-    CMD_TAG,
-    CMD_LIST,
-    CMD_SEARCH,
-    CMD_CANNED,
-    CMD_ADMIN_RELOAD,
-    CMD_ADMIN_DESK,
-};
+typedef struct ctl ctl;
 
-typedef struct ctl {
-    enum cmd cmd;
+/* One subcommand: `sbctl NAME [SUB]`. A command that needs no connection
+ * is run() alone; the others share the options and the client, and do
+ * their part through the hooks (each may be NULL). */
+typedef struct command {
+    const char *name, *sub;
+    const char *usage; /* its --help (connected ones add CONN_HELP) */
+    int (*run)(const struct command *c, int argc, char **argv);
+    bool needs_conv; /* --conv is required */
+    bool inbox;      /* follows the inbox: SYNC on, no default deadline */
+    bool listens;    /* the deadline without --count ends it well */
+    uint32_t frame_bytes_max; /* the incoming bound; 0: the SDK's */
+    /* Checks the options and takes the words after them (argv[optind..]):
+     * an exit status. */
+    int (*prepare)(ctl *x, int argc, char **argv);
+    /* Does what the command is for: on the first READY (requests are
+     * READY only), or with act_at_start right after the client starts
+     * (the outbox holds a send until READY). Returns 0 or the SDK's
+     * refusal, which ends the run. */
+    int (*act)(ctl *x);
+    bool act_at_start;
+    /* The answer to the request act made (x->rid). */
+    void (*answer)(ctl *x, int err, const Sbp__Frame *resp);
+    void (*message)(ctl *x, const Sbp__Message *m);
+    /* A send reached SENT or FAILED. */
+    void (*status)(ctl *x, const sb_client_send_info *s);
+} command;
+
+struct ctl {
+    const command *cmd;
+    const char *name; /* the command's, "agent status" */
     uv_loop_t *loop;
     sb_client *c;
     uv_timer_t deadline;
     bool deadline_on;
     int exit_code;
     bool finished, acted, verbose, synced_once;
+    uint32_t rid; /* the request awaiting its answer */
     /* options */
     const char *url, *token, *device, *ca;
     bool json, new_only, mark_read;
@@ -63,7 +74,7 @@ typedef struct ctl {
     uint64_t conv, before;
     uint32_t limit;
     long count, seen;
-    const char *members[MEMBERS_MAX];
+    const char *members[SB_MEMBERS_MAX];
     size_t n_members;
     const char *title;
     Sbp__ConvKind kind;
@@ -74,7 +85,7 @@ typedef struct ctl {
     Sbp__AgentStatus status;
     bool mine;
     uint64_t seq;
-    const char *add[TAGS_MAX], *remove[TAGS_MAX];
+    const char *add[SB_TAGS_MAX], *remove[SB_TAGS_MAX];
     size_t n_add, n_remove;
     /* admin desk: the op and its input */
     char op[40];
@@ -91,10 +102,9 @@ typedef struct ctl {
     size_t line_len;
     bool line_too_long;
     size_t unacked; /* chat: sends not yet SENT or FAILED */
-} ctl;
+};
 
-/* ---- output ---------------------------------------------------------------
- */
+/* ---- output -------------------------------------------------------------- */
 
 /* Prints s on one line: newline, CR, tab and backslash escaped. */
 static void put_escaped(const char *s)
@@ -161,8 +171,7 @@ static void print_conv(const Sbp__Conversation *c)
     putchar('\n');
 }
 
-/* ---- lifetime -------------------------------------------------------------
- */
+/* ---- lifetime ------------------------------------------------------------ */
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -190,7 +199,7 @@ static void on_deadline(uv_timer_t *t)
 {
     ctl *x = t->data;
     int err = sb_client_last_error(x->c);
-    if (x->cmd == CMD_LISTEN && x->count == 0) {
+    if (x->cmd->listens && x->count == 0) {
         finish(x, EXIT_OK); /* listening for a while was the point */
         return;
     }
@@ -200,8 +209,23 @@ static void on_deadline(uv_timer_t *t)
     finish(x, EXIT_TIMEOUT);
 }
 
-/* ---- stdin for chat --------------------------------------------------------
- */
+/* The exit status of a request that failed with err: refused by the
+ * server (1), or the connection lost before the answer (3); timed_out
+ * when no answer came in request_timeout_ms. */
+static int failed_exit(int err, int timed_out)
+{
+    return err == -ECONNRESET  ? EXIT_TIMEOUT
+           : err == -ETIMEDOUT ? timed_out
+                               : EXIT_REFUSED;
+}
+
+static void request_failed(ctl *x, const char *what, int err, int timed_out)
+{
+    fprintf(stderr, "sbctl: %s failed: %s\n", what, sb_client_err_name(err));
+    finish(x, failed_exit(err, timed_out));
+}
+
+/* ---- stdin for chat ------------------------------------------------------ */
 
 static void chat_send_line(ctl *x, const char *s, size_t n)
 {
@@ -291,296 +315,7 @@ static int chat_stdin(ctl *x)
     return uv_read_start((uv_stream_t *)&x->in, in_alloc, in_read);
 }
 
-/* ---- client callbacks ---------------------------------------------------- */
-
-static void act(ctl *x)
-{
-    int rc = 0;
-    uint32_t rid;
-    switch (x->cmd) {
-    case CMD_OPEN:
-        rc = sb_client_open(x->c, x->members, x->n_members, x->title, x->kind,
-                            &rid);
-        break;
-    case CMD_HISTORY:
-        rc = sb_client_history(x->c, x->conv, x->before, x->limit, &rid);
-        break;
-    case CMD_CHAT:
-        rc = chat_stdin(x);
-        if (rc) {
-            fprintf(stderr, "sbctl: stdin: %s\n", uv_strerror(rc));
-            finish(x, EXIT_USAGE);
-            return;
-        }
-        break;
-    case CMD_SERVICE_OPEN:
-        rc = sb_client_open_service(x->c, x->desk, &rid);
-        break;
-    case CMD_AGENT_STATUS:
-        rc = sb_client_agent_state(x->c, x->status, &rid);
-        break;
-    case CMD_TRANSFER:
-        rc = sb_client_transfer(x->c, x->conv, x->agent, x->group, &rid);
-        break;
-    case CMD_CLOSE:
-        rc = sb_client_close_conv(x->c, x->conv, &rid);
-        break;
-    case CMD_TAG:
-        rc = sb_client_tag(x->c, x->conv, x->seq, x->add, x->n_add, x->remove,
-                           x->n_remove, &rid);
-        break;
-    case CMD_LIST:
-        rc = sb_client_conv_list(x->c, x->cursor, x->limit, x->state, x->tag,
-                                 x->mine, &rid);
-        break;
-    case CMD_SEARCH:
-        rc = sb_client_search(x->c, x->conv, x->text, x->limit, &rid);
-        break;
-    case CMD_CANNED:
-        rc = sb_client_canned_list(x->c, x->desk, &rid);
-        break;
-    case CMD_ADMIN_RELOAD:
-        rc = sb_client_core_admin(sb_client_get_core(x->c), "reload-filter",
-                                  &rid);
-        sb_client_flush(x->c);
-        break;
-    case CMD_ADMIN_DESK:
-        rc = sb_client_admin_cmd(x->c, x->op, x->body, &rid);
-        if (rc == SB_E_TOO_LARGE) {
-            fprintf(stderr,
-                    "sbctl: %zu bytes are more than the server takes in one "
-                    "frame (%u; switchboard --frame-bytes-max, or import the "
-                    "file with --desk and SIGHUP)\n",
-                    strlen(x->body ? x->body : ""),
-                    sb_client_session_info(x->c)->frame_bytes_max);
-            finish(x, EXIT_REFUSED);
-            return;
-        }
-        break;
-    default:
-        break;
-    }
-    if (rc) {
-        fprintf(stderr, "sbctl: %s\n", sb_client_err_name(rc));
-        finish(x, EXIT_REFUSED);
-    }
-}
-
-static void on_state(void *ud, sb_client_state st, int err)
-{
-    ctl *x = ud;
-    if (x->verbose)
-        fprintf(stderr, "sbctl: %s%s%s\n", sb_client_state_name(st),
-                err ? " " : "", err ? sb_client_err_name(err) : "");
-    if (st == SB_CLIENT_STOPPED && !x->finished) {
-        fprintf(stderr, "sbctl: refused: %s\n", sb_client_err_name(err));
-        finish(x, EXIT_REFUSED);
-        return;
-    }
-    if (st == SB_CLIENT_READY && !x->acted) {
-        x->acted = true;
-        act(x);
-    }
-}
-
-static void on_synced(void *ud)
-{
-    ctl *x = ud;
-    if (!x->synced_once && x->verbose) fprintf(stderr, "sbctl: synced\n");
-    x->synced_once = true;
-}
-
-static void on_message(void *ud, const Sbp__Message *m)
-{
-    ctl *x = ud;
-    if (x->finished) return;
-    if (x->cmd == CMD_CHAT) {
-        if (m->conv_id != x->conv) return;
-        const sb_client_session *s = sb_client_session_info(x->c);
-        if (strcmp(m->sender, s->user_id) == 0 &&
-            strcmp(m->sender_device, x->device) == 0)
-            return; /* our own line */
-        print_msg(m);
-        sb_client_read(x->c, m->conv_id, m->seq);
-        return;
-    }
-    if (x->cmd != CMD_LISTEN) return;
-    if (x->new_only && !x->synced_once) return;
-    if (x->conv && m->conv_id != x->conv) return;
-    print_msg(m);
-    if (x->mark_read) sb_client_read(x->c, m->conv_id, m->seq);
-    if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
-}
-
-static void on_send_status(void *ud, const sb_client_send_info *s)
-{
-    ctl *x = ud;
-    if (s->status != SB_SEND_SENT && s->status != SB_SEND_FAILED) return;
-    if (x->cmd == CMD_CHAT) {
-        if (s->status == SB_SEND_FAILED)
-            fprintf(stderr, "sbctl: send failed: %s %s\n",
-                    sb_client_err_name(s->err), s->text);
-        if (x->unacked) x->unacked--;
-        chat_maybe_done(x);
-        return;
-    }
-    if (x->cmd != CMD_SEND) return;
-    if (s->status == SB_SEND_FAILED) {
-        fprintf(stderr, "sbctl: send failed: %s%s%s\n",
-                sb_client_err_name(s->err), s->text[0] ? ": " : "", s->text);
-        finish(x, EXIT_REFUSED);
-        return;
-    }
-    printf("msg_id=%" PRIu64 " conv=%" PRIu64 " seq=%" PRIu64 "%s\n", s->msg_id,
-           s->conv_id, s->seq, s->duplicate ? " duplicate" : "");
-    fflush(stdout);
-    finish(x, EXIT_OK);
-}
-
-static void on_open(void *ud, uint32_t rid, int err,
-                    const Sbp__Conversation *conv)
-{
-    ctl *x = ud;
-    (void)rid;
-    if (err) {
-        fprintf(stderr, "sbctl: open failed: %s\n", sb_client_err_name(err));
-        finish(x, err == -ECONNRESET ? EXIT_TIMEOUT : EXIT_REFUSED);
-        return;
-    }
-    printf("%" PRIu64 "\n", conv->conv_id);
-    fflush(stdout);
-    finish(x, EXIT_OK);
-}
-
-static void on_history(void *ud, uint32_t rid, int err,
-                       const Sbp__HistoryResp *h)
-{
-    ctl *x = ud;
-    (void)rid;
-    if (err) {
-        fprintf(stderr, "sbctl: history failed: %s\n", sb_client_err_name(err));
-        finish(x, err == -ECONNRESET ? EXIT_TIMEOUT : EXIT_REFUSED);
-        return;
-    }
-    for (size_t i = 0; i < h->n_messages; i++)
-        print_msg(h->messages[i]);
-    if (h->more) fprintf(stderr, "sbctl: more\n");
-    finish(x, EXIT_OK);
-}
-
-/* A request failed: the server's code (exit 1) or no answer (exit 3). */
-static void request_failed(ctl *x, const char *what, int err)
-{
-    fprintf(stderr, "sbctl: %s failed: %s\n", what, sb_client_err_name(err));
-    finish(x, err == -ECONNRESET || err == -ETIMEDOUT ? EXIT_TIMEOUT
-                                                      : EXIT_REFUSED);
-}
-
-static void on_done(void *ud, uint32_t rid, int err)
-{
-    ctl *x = ud;
-    (void)rid;
-    if (err) {
-        request_failed(x, "request", err);
-        return;
-    }
-    puts("ok");
-    fflush(stdout);
-    finish(x, EXIT_OK);
-}
-
-static void on_agent_state(void *ud, uint32_t rid, int err,
-                           const Sbp__AgentState *a)
-{
-    ctl *x = ud;
-    if (rid == 0) return; /* news from the server, not our answer */
-    if (err) {
-        request_failed(x, "agent status", err);
-        return;
-    }
-    const char *st = a->status == SBP__AGENT_STATUS__AGENT_ONLINE ? "online"
-                     : a->status == SBP__AGENT_STATUS__AGENT_AWAY ? "away"
-                                                                  : "offline";
-    printf("status=%s capacity=%u load=%u\n", st, a->capacity, a->load);
-    fflush(stdout);
-    finish(x, EXIT_OK);
-}
-
-static void on_conv_list(void *ud, uint32_t rid, int err,
-                         const Sbp__ConvListResp *l)
-{
-    ctl *x = ud;
-    (void)rid;
-    if (err) {
-        request_failed(x, "list", err);
-        return;
-    }
-    for (size_t i = 0; i < l->n_convs; i++)
-        print_conv(l->convs[i]);
-    fflush(stdout);
-    if (l->more) fprintf(stderr, "sbctl: more (--cursor %s)\n", l->next_cursor);
-    finish(x, EXIT_OK);
-}
-
-static void on_search(void *ud, uint32_t rid, int err, const Sbp__SearchResp *r)
-{
-    ctl *x = ud;
-    (void)rid;
-    if (err) {
-        request_failed(x, "search", err);
-        return;
-    }
-    for (size_t i = 0; i < r->n_messages; i++)
-        print_msg(r->messages[i]);
-    finish(x, EXIT_OK);
-}
-
-static void on_canned(void *ud, uint32_t rid, int err,
-                      const Sbp__CannedListResp *c)
-{
-    ctl *x = ud;
-    (void)rid;
-    if (err) {
-        request_failed(x, "canned", err);
-        return;
-    }
-    for (size_t i = 0; i < c->n_items; i++) {
-        printf("%s ", c->items[i]->key);
-        put_escaped(c->items[i]->text);
-        putchar('\n');
-    }
-    fflush(stdout);
-    finish(x, EXIT_OK);
-}
-
-static void on_admin(void *ud, uint32_t rid, int err, const char *text)
-{
-    ctl *x = ud;
-    (void)rid;
-    if (err) {
-        fprintf(stderr, "sbctl: %s refused: %s%s%s\n", x->op,
-                sb_client_err_name(err), text[0] ? ": " : "", text);
-        finish(x, err == -ECONNRESET || err == -ETIMEDOUT ? EXIT_TIMEOUT
-                                                          : EXIT_REFUSED);
-        return;
-    }
-    size_t n = strlen(text);
-    fputs(n ? text : "ok", stdout);
-    if (!n || text[n - 1] != '\n') putchar('\n');
-    fflush(stdout);
-    finish(x, EXIT_OK);
-}
-
-static void on_error(void *ud, int err, const char *text)
-{
-    ctl *x = ud;
-    if (x->verbose)
-        fprintf(stderr, "sbctl: server error %s %s\n", sb_client_err_name(err),
-                text);
-}
-
-/* ---- commands --------------------------------------------------------------
- */
+/* ---- usage and arguments ------------------------------------------------- */
 
 static const char USAGE[] =
     "usage: sbctl [--help] [--version] <command> [options]\n"
@@ -652,20 +387,39 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
-static int cmd_token(int argc, char **argv)
+/* The n words joined by single spaces (malloc'd); NULL without memory. */
+static char *join_words(char *const *w, int n)
 {
-    static const char help[] =
-        "usage: sbctl token --sub USER --role ROLE [options]\n"
-        "Prints an HS256 JWT signed with the server's secret.\n"
-        "  --secret S        the secret (env SB_SECRET)\n"
-        "  --sub USER        the user id (1..64 bytes)\n"
-        "  --role ROLE       customer, agent, bot or admin\n"
-        "  --ttl SEC         lifetime (default 3600)\n"
-        "  --locale L        e.g. en, zh-CN\n"
-        "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
-        "  --nbf SEC         nbf = now + SEC (positive: not yet valid)\n"
-        "  --iss S, --aud S  issuer and audience (servers run with\n"
-        "                    --token-iss / --token-aud require them)\n";
+    size_t len = 1;
+    for (int i = 0; i < n; i++)
+        len += strlen(w[i]) + 1;
+    char *out = malloc(len), *p = out;
+    if (!out) return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t k = strlen(w[i]);
+        if (i) *p++ = ' ';
+        memcpy(p, w[i], k);
+        p += k;
+    }
+    *p = '\0';
+    return out;
+}
+
+/* The words after the options, joined by spaces, into x->text; missing:
+ * a usage error saying so. */
+static int take_text(ctl *x, int argc, char **argv, const char *missing)
+{
+    if (optind >= argc) return usage_err(x->name, missing);
+    if (!(x->text = join_words(argv + optind, argc - optind)))
+        return EXIT_USAGE;
+    optind = argc;
+    return EXIT_OK;
+}
+
+/* ---- token --------------------------------------------------------------- */
+
+static int cmd_token(const command *cmd, int argc, char **argv)
+{
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
         {"secret", required_argument, NULL, 's'},
@@ -687,7 +441,7 @@ static int cmd_token(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'h':
-            fputs(help, stdout);
+            fputs(cmd->usage, stdout);
             return EXIT_OK;
         case 's':
             secret = optarg;
@@ -758,39 +512,293 @@ static int cmd_token(int argc, char **argv)
     return EXIT_OK;
 }
 
-/* Long options without a short form. */
-enum {
-    O_URL = 1000,
-    O_TOKEN,
-    O_DEVICE,
-    O_JSON,
-    O_TIMEOUT,
-    O_CONV,
-    O_BEFORE,
-    O_LIMIT,
-    O_COUNT,
-    O_MEMBER,
-    O_TITLE,
-    O_KIND,
-    O_NEW,
-    O_READ,
-    O_DESK,
-    O_AGENT,
-    O_GROUP,
-    O_SEQ,
-    O_ADD,
-    O_REMOVE,
-    O_STATE,
-    O_TAG,
-    O_MINE,
-    O_CURSOR,
-    O_CA,
-    O_GROUPS,
-    O_CAPACITY,
-};
+/* ---- open, service open -------------------------------------------------- */
 
-/* ---- admin desk ------------------------------------------------------------
- */
+static int prepare_open(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return x->n_members ? EXIT_OK : usage_err(x->name, "--member is required");
+}
+
+static int act_open(ctl *x)
+{
+    return sb_client_open(x->c, x->members, x->n_members, x->title, x->kind,
+                          &x->rid);
+}
+
+static int act_service_open(ctl *x)
+{
+    return sb_client_open_service(x->c, x->desk, &x->rid);
+}
+
+static void answer_open(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "open", err, EXIT_REFUSED);
+        return;
+    }
+    printf("%" PRIu64 "\n", resp->open_resp->conv->conv_id);
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+/* ---- send ---------------------------------------------------------------- */
+
+static int prepare_send(ctl *x, int argc, char **argv)
+{
+    return take_text(x, argc, argv, "TEXT is required");
+}
+
+static int act_send(ctl *x)
+{
+    return sb_client_send_text(x->c, x->conv, x->text, NULL);
+}
+
+static void status_send(ctl *x, const sb_client_send_info *s)
+{
+    if (s->status == SB_SEND_FAILED) {
+        fprintf(stderr, "sbctl: send failed: %s%s%s\n",
+                sb_client_err_name(s->err), s->text[0] ? ": " : "", s->text);
+        finish(x, EXIT_REFUSED);
+        return;
+    }
+    printf("msg_id=%" PRIu64 " conv=%" PRIu64 " seq=%" PRIu64 "%s\n", s->msg_id,
+           s->conv_id, s->seq, s->duplicate ? " duplicate" : "");
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+/* ---- listen -------------------------------------------------------------- */
+
+static void message_listen(ctl *x, const Sbp__Message *m)
+{
+    if (x->new_only && !x->synced_once) return;
+    if (x->conv && m->conv_id != x->conv) return;
+    print_msg(m);
+    if (x->mark_read) sb_client_read(x->c, m->conv_id, m->seq);
+    if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
+}
+
+/* ---- history ------------------------------------------------------------- */
+
+static int prepare_history(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (x->limit == 0) x->limit = 50; /* --limit is never 0 */
+    return EXIT_OK;
+}
+
+static int act_history(ctl *x)
+{
+    return sb_client_history(x->c, x->conv, x->before, x->limit, &x->rid);
+}
+
+static void answer_history(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "history", err, EXIT_REFUSED);
+        return;
+    }
+    const Sbp__HistoryResp *h = resp->history_resp;
+    for (size_t i = 0; i < h->n_messages; i++)
+        print_msg(h->messages[i]);
+    if (h->more) fprintf(stderr, "sbctl: more\n");
+    finish(x, EXIT_OK);
+}
+
+/* ---- chat ---------------------------------------------------------------- */
+
+static int act_chat(ctl *x)
+{
+    int rc = chat_stdin(x);
+    if (rc) {
+        fprintf(stderr, "sbctl: stdin: %s\n", uv_strerror(rc));
+        finish(x, EXIT_USAGE);
+    }
+    return 0;
+}
+
+static void message_chat(ctl *x, const Sbp__Message *m)
+{
+    if (m->conv_id != x->conv) return;
+    const sb_client_session *s = sb_client_session_info(x->c);
+    if (strcmp(m->sender, s->user_id) == 0 &&
+        strcmp(m->sender_device, x->device) == 0)
+        return; /* our own line */
+    print_msg(m);
+    sb_client_read(x->c, m->conv_id, m->seq);
+}
+
+static void status_chat(ctl *x, const sb_client_send_info *s)
+{
+    if (s->status == SB_SEND_FAILED)
+        fprintf(stderr, "sbctl: send failed: %s %s\n",
+                sb_client_err_name(s->err), s->text);
+    if (x->unacked) x->unacked--;
+    chat_maybe_done(x);
+}
+
+/* ---- agent status -------------------------------------------------------- */
+
+static int prepare_agent_status(ctl *x, int argc, char **argv)
+{
+    if (optind + 1 != argc)
+        return usage_err(x->name, "online or away is required");
+    if (strcmp(argv[optind], "online") == 0)
+        x->status = SBP__AGENT_STATUS__AGENT_ONLINE;
+    else if (strcmp(argv[optind], "away") == 0)
+        x->status = SBP__AGENT_STATUS__AGENT_AWAY;
+    else
+        return usage_err(x->name, "online or away is required");
+    optind = argc;
+    return EXIT_OK;
+}
+
+static int act_agent_status(ctl *x)
+{
+    return sb_client_agent_state(x->c, x->status, &x->rid);
+}
+
+static void answer_agent_status(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "agent status", err, EXIT_TIMEOUT);
+        return;
+    }
+    const Sbp__AgentState *a = resp->agent_state;
+    const char *st = a->status == SBP__AGENT_STATUS__AGENT_ONLINE ? "online"
+                     : a->status == SBP__AGENT_STATUS__AGENT_AWAY ? "away"
+                                                                  : "offline";
+    printf("status=%s capacity=%u load=%u\n", st, a->capacity, a->load);
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+/* ---- transfer, close, tag ------------------------------------------------ */
+
+/* Transfer, close, tag and reload-filter: answered by OK. */
+static void answer_ok(ctl *x, int err, const Sbp__Frame *resp)
+{
+    (void)resp;
+    if (err) {
+        request_failed(x, "request", err, EXIT_TIMEOUT);
+        return;
+    }
+    puts("ok");
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+static int prepare_transfer(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!x->agent == !x->group)
+        return usage_err(x->name, "one of --agent or --group is required");
+    return EXIT_OK;
+}
+
+static int act_transfer(ctl *x)
+{
+    return sb_client_transfer(x->c, x->conv, x->agent, x->group, &x->rid);
+}
+
+static int act_close(ctl *x)
+{
+    return sb_client_close_conv(x->c, x->conv, &x->rid);
+}
+
+/* The words after the options are tags to add. */
+static int prepare_tag(ctl *x, int argc, char **argv)
+{
+    for (; optind < argc; optind++) {
+        if (x->n_add == SB_TAGS_MAX) return usage_err(x->name, "too many tags");
+        x->add[x->n_add++] = argv[optind];
+    }
+    if (x->n_add + x->n_remove == 0)
+        return usage_err(x->name, "--add T (or --remove T) is required");
+    return EXIT_OK;
+}
+
+static int act_tag(ctl *x)
+{
+    return sb_client_tag(x->c, x->conv, x->seq, x->add, x->n_add, x->remove,
+                         x->n_remove, &x->rid);
+}
+
+/* ---- list, search, canned ------------------------------------------------ */
+
+static int act_list(ctl *x)
+{
+    return sb_client_conv_list(x->c, x->cursor, x->limit, x->state, x->tag,
+                               x->mine, &x->rid);
+}
+
+static void answer_list(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "list", err, EXIT_TIMEOUT);
+        return;
+    }
+    const Sbp__ConvListResp *l = resp->conv_list_resp;
+    for (size_t i = 0; i < l->n_convs; i++)
+        print_conv(l->convs[i]);
+    fflush(stdout);
+    if (l->more) fprintf(stderr, "sbctl: more (--cursor %s)\n", l->next_cursor);
+    finish(x, EXIT_OK);
+}
+
+static int prepare_search(ctl *x, int argc, char **argv)
+{
+    return take_text(x, argc, argv, "QUERY is required");
+}
+
+static int act_search(ctl *x)
+{
+    return sb_client_search(x->c, x->conv, x->text, x->limit, &x->rid);
+}
+
+static void answer_search(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "search", err, EXIT_TIMEOUT);
+        return;
+    }
+    const Sbp__SearchResp *r = resp->search_resp;
+    for (size_t i = 0; i < r->n_messages; i++)
+        print_msg(r->messages[i]);
+    finish(x, EXIT_OK);
+}
+
+static int act_canned(ctl *x)
+{
+    return sb_client_canned_list(x->c, x->desk, &x->rid);
+}
+
+static void answer_canned(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "canned", err, EXIT_TIMEOUT);
+        return;
+    }
+    const Sbp__CannedListResp *c = resp->canned_list_resp;
+    for (size_t i = 0; i < c->n_items; i++) {
+        printf("%s ", c->items[i]->key);
+        put_escaped(c->items[i]->text);
+        putchar('\n');
+    }
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+/* ---- admin reload-filter, admin desk ------------------------------------- */
+
+static int act_reload_filter(ctl *x)
+{
+    return sb_client_admin_cmd(x->c, "reload-filter", NULL, &x->rid);
+}
 
 static const char DESK_HELP[] =
     "usage: sbctl admin desk COMMAND [ARGS] [--desk D] [connection]\n"
@@ -918,6 +926,479 @@ static int desk_args(ctl *x, int argc, char **argv)
     return EXIT_OK;
 }
 
+static int act_desk(ctl *x)
+{
+    int rc = sb_client_admin_cmd(x->c, x->op, x->body, &x->rid);
+    if (rc != SB_E_TOO_LARGE) return rc;
+    fprintf(stderr,
+            "sbctl: %zu bytes are more than the server takes in one "
+            "frame (%u; switchboard --frame-bytes-max, or import the "
+            "file with --desk and SIGHUP)\n",
+            strlen(x->body ? x->body : ""),
+            sb_client_session_info(x->c)->frame_bytes_max);
+    finish(x, EXIT_REFUSED);
+    return 0;
+}
+
+/* The server's text (its refusal's reason when err). */
+static void answer_desk(ctl *x, int err, const Sbp__Frame *resp)
+{
+    const char *text = sb_client_answer_text(resp);
+    if (err) {
+        fprintf(stderr, "sbctl: %s refused: %s%s%s\n", x->op,
+                sb_client_err_name(err), text[0] ? ": " : "", text);
+        finish(x, failed_exit(err, EXIT_TIMEOUT));
+        return;
+    }
+    size_t n = strlen(text);
+    fputs(n ? text : "ok", stdout);
+    if (!n || text[n - 1] != '\n') putchar('\n');
+    fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+/* ---- client callbacks ---------------------------------------------------- */
+
+static void on_state(void *ud, sb_client_state st, int err)
+{
+    ctl *x = ud;
+    if (x->verbose)
+        fprintf(stderr, "sbctl: %s%s%s\n", sb_client_state_name(st),
+                err ? " " : "", err ? sb_client_err_name(err) : "");
+    if (st == SB_CLIENT_STOPPED && !x->finished) {
+        fprintf(stderr, "sbctl: refused: %s\n", sb_client_err_name(err));
+        finish(x, EXIT_REFUSED);
+        return;
+    }
+    if (st != SB_CLIENT_READY || x->acted) return;
+    x->acted = true;
+    if (!x->cmd->act || x->cmd->act_at_start) return;
+    int rc = x->cmd->act(x);
+    if (rc) {
+        fprintf(stderr, "sbctl: %s\n", sb_client_err_name(rc));
+        finish(x, EXIT_REFUSED);
+    }
+}
+
+static void on_synced(void *ud)
+{
+    ctl *x = ud;
+    if (!x->synced_once && x->verbose) fprintf(stderr, "sbctl: synced\n");
+    x->synced_once = true;
+}
+
+static void on_message(void *ud, const Sbp__Message *m)
+{
+    ctl *x = ud;
+    if (!x->finished && x->cmd->message) x->cmd->message(x, m);
+}
+
+static void on_send_status(void *ud, const sb_client_send_info *s)
+{
+    ctl *x = ud;
+    if (s->status != SB_SEND_SENT && s->status != SB_SEND_FAILED) return;
+    if (x->cmd->status) x->cmd->status(x, s);
+}
+
+static void on_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
+                        int err, const Sbp__Frame *resp)
+{
+    ctl *x = ud;
+    (void)req;
+    if (rid == x->rid && x->cmd->answer) x->cmd->answer(x, err, resp);
+}
+
+static void on_error(void *ud, int err, const char *text)
+{
+    ctl *x = ud;
+    if (x->verbose)
+        fprintf(stderr, "sbctl: server error %s %s\n", sb_client_err_name(err),
+                text);
+}
+
+/* ---- the commands -------------------------------------------------------- */
+
+static const command COMMANDS[] = {
+    {
+        .name = "token",
+        .usage =
+            "usage: sbctl token --sub USER --role ROLE [options]\n"
+            "Prints an HS256 JWT signed with the server's secret.\n"
+            "  --secret S        the secret (env SB_SECRET)\n"
+            "  --sub USER        the user id (1..64 bytes)\n"
+            "  --role ROLE       customer, agent, bot or admin\n"
+            "  --ttl SEC         lifetime (default 3600)\n"
+            "  --locale L        e.g. en, zh-CN\n"
+            "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
+            "  --nbf SEC         nbf = now + SEC (positive: not yet valid)\n"
+            "  --iss S, --aud S  issuer and audience (servers run with\n"
+            "                    --token-iss / --token-aud require them)\n",
+        .run = cmd_token,
+    },
+    {
+        .name = "open",
+        .usage = "usage: sbctl open --member USER [--member USER...] "
+                 "[--title X] [--kind direct|service] [connection]\n"
+                 "Opens a conversation with these users; prints its "
+                 "conv_id.\n",
+        .prepare = prepare_open,
+        .act = act_open,
+        .answer = answer_open,
+    },
+    {
+        .name = "send",
+        .usage = "usage: sbctl send --conv N [connection] [--] TEXT...\n"
+                 "Sends TEXT (the words joined by spaces) and waits for "
+                 "SEND_ACK; prints\n`msg_id=M conv=N seq=S`. On an "
+                 "ERROR prints its code name and exits 1.\n",
+        .needs_conv = true,
+        .prepare = prepare_send,
+        .act = act_send,
+        .act_at_start = true,
+        .status = status_send,
+    },
+    {
+        .name = "listen",
+        .usage = "usage: sbctl listen [--conv N] [--count N] [--new-only] "
+                 "[--read] [connection]\n"
+                 "Prints each surfaced message as `conv seq sender body` (body "
+                 "with \\n,\n\\t, \\\\ escaped), history first (SYNC), then "
+                 "live. Exits after --count\nmessages (timeout: exit 3), or "
+                 "when --timeout-ms passes without --count (exit 0).\n"
+                 "  --new-only   skip what the first SYNC brings\n"
+                 "  --read       mark each printed message read (READ)\n",
+        .inbox = true,
+        .listens = true,
+        .message = message_listen,
+    },
+    {
+        .name = "history",
+        .usage = "usage: sbctl history --conv N [--before S] "
+                 "[--limit L] [connection]\n"
+                 "Prints one page of history, oldest first, as "
+                 "`conv seq sender body`;\n`sbctl: more` on stderr "
+                 "when older messages remain.\n",
+        .needs_conv = true,
+        .prepare = prepare_history,
+        .act = act_history,
+        .answer = answer_history,
+    },
+    {
+        .name = "chat",
+        .usage = "usage: sbctl chat --conv N [connection]\n"
+                 "Sends each stdin line to conversation N and prints "
+                 "the others' messages\nas `conv seq sender body`. "
+                 "Exits once stdin ends and every line is acked.\n",
+        .needs_conv = true,
+        .inbox = true,
+        .act = act_chat,
+        .message = message_chat,
+        .status = status_chat,
+    },
+    {
+        .name = "service",
+        .sub = "open",
+        .usage = "usage: sbctl service open [--desk D] [connection]\n"
+                 "As a customer: opens the service conversation with desk D "
+                 "(default: the\nserver's first desk), or resumes the one not "
+                 "closed; prints its conv_id.\nThe bot's greeting arrives as a "
+                 "message (sbctl listen).\n",
+        .act = act_service_open,
+        .answer = answer_open,
+    },
+    {
+        .name = "agent",
+        .sub = "status",
+        .usage = "usage: sbctl agent status online|away [connection]\n"
+                 "As an agent: sets the status; prints `status=S capacity=N "
+                 "load=M`. Going\nonline takes queued conversations at once; "
+                 "connecting makes an agent\nonline, its last disconnect "
+                 "offline.\n",
+        .prepare = prepare_agent_status,
+        .act = act_agent_status,
+        .answer = answer_agent_status,
+    },
+    {
+        .name = "transfer",
+        .usage = "usage: sbctl transfer --conv N (--agent A | --group G) "
+                 "[connection]\n"
+                 "As the assigned agent (or an admin): hands conversation N to "
+                 "online agent A,\nor back through routing for skill group G. "
+                 "Prints `ok`.\n",
+        .needs_conv = true,
+        .prepare = prepare_transfer,
+        .act = act_transfer,
+        .answer = answer_ok,
+    },
+    {
+        .name = "close",
+        .usage = "usage: sbctl close --conv N [connection]\n"
+                 "Closes conversation N (its customer, assigned agent "
+                 "or an admin); a later\ncustomer message reopens it. "
+                 "Prints `ok`.\n",
+        .needs_conv = true,
+        .act = act_close,
+        .answer = answer_ok,
+    },
+    {
+        .name = "tag",
+        .usage =
+            "usage: sbctl tag --conv N [--seq S] --add T [T...] "
+            "[--remove T...] [connection]\n"
+            "As an agent or admin: adds (and removes) tags on conversation "
+            "N, or on its\nmessage S. --add and --remove may repeat; "
+            "further words are tags to add.\nPrints `ok`.\n",
+        .needs_conv = true,
+        .prepare = prepare_tag,
+        .act = act_tag,
+        .answer = answer_ok,
+    },
+    {
+        .name = "list",
+        .usage = "usage: sbctl list [--state S] [--tag T] [--mine] [--limit L] "
+                 "[--cursor C]\n                  [connection]\n"
+                 "Prints a page of conversations, newest activity first, one a "
+                 "line:\n`conv state [desk=] [group=] [agent=] [customer=] "
+                 "[queue=P] unread=U [tags=a,b]\n[last=seq:body]`. Agents also "
+                 "see the queue of their groups. S: bot, queued,\nassigned, "
+                 "closed, open. `sbctl: more (--cursor C)` on stderr when "
+                 "another\npage remains.\n",
+        .act = act_list,
+        .answer = answer_list,
+    },
+    {
+        .name = "search",
+        .usage = "usage: sbctl search [--conv N] [--limit L] [connection] "
+                 "[--] QUERY...\n"
+                 "Prints the messages matching every word of QUERY (in "
+                 "conversation N, or in\nall of yours), newest first, as "
+                 "`conv seq sender body`.\n",
+        .prepare = prepare_search,
+        .act = act_search,
+        .answer = answer_search,
+    },
+    {
+        .name = "canned",
+        .usage = "usage: sbctl canned [--desk D] [connection]\n"
+                 "As an agent or admin: prints the desk's canned "
+                 "replies as `key text`.\n",
+        .act = act_canned,
+        .answer = answer_canned,
+    },
+    {
+        .name = "admin",
+        .sub = "reload-filter",
+        .usage =
+            "usage: sbctl admin reload-filter [connection]\n"
+            "As an admin: the server reloads its word lists (--filter) and "
+            "prints `ok`,\nor refuses a broken list (the old ones stay; the "
+            "server logs why).\n",
+        .act = act_reload_filter,
+        .answer = answer_ok,
+    },
+    {
+        .name = "admin",
+        .sub = "desk",
+        .usage = DESK_HELP,
+        /* A desk document may be up to 4 MiB, more as JSON text. */
+        .frame_bytes_max = 16u << 20,
+        .prepare = desk_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof *COMMANDS)
+
+/* Long options without a short form. */
+enum {
+    O_URL = 1000,
+    O_TOKEN,
+    O_DEVICE,
+    O_JSON,
+    O_TIMEOUT,
+    O_CONV,
+    O_BEFORE,
+    O_LIMIT,
+    O_COUNT,
+    O_MEMBER,
+    O_TITLE,
+    O_KIND,
+    O_NEW,
+    O_READ,
+    O_DESK,
+    O_AGENT,
+    O_GROUP,
+    O_SEQ,
+    O_ADD,
+    O_REMOVE,
+    O_STATE,
+    O_TAG,
+    O_MINE,
+    O_CURSOR,
+    O_CA,
+    O_GROUPS,
+    O_CAPACITY,
+};
+
+/* ---- options and the run ------------------------------------------------- */
+
+static const struct option OPTS[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"url", required_argument, NULL, O_URL},
+    {"token", required_argument, NULL, O_TOKEN},
+    {"device", required_argument, NULL, O_DEVICE},
+    {"json", no_argument, NULL, O_JSON},
+    {"timeout-ms", required_argument, NULL, O_TIMEOUT},
+    {"verbose", no_argument, NULL, 'v'},
+    {"conv", required_argument, NULL, O_CONV},
+    {"before", required_argument, NULL, O_BEFORE},
+    {"limit", required_argument, NULL, O_LIMIT},
+    {"count", required_argument, NULL, O_COUNT},
+    {"member", required_argument, NULL, O_MEMBER},
+    {"title", required_argument, NULL, O_TITLE},
+    {"kind", required_argument, NULL, O_KIND},
+    {"new-only", no_argument, NULL, O_NEW},
+    {"read", no_argument, NULL, O_READ},
+    {"desk", required_argument, NULL, O_DESK},
+    {"agent", required_argument, NULL, O_AGENT},
+    {"group", required_argument, NULL, O_GROUP},
+    {"seq", required_argument, NULL, O_SEQ},
+    {"add", required_argument, NULL, O_ADD},
+    {"remove", required_argument, NULL, O_REMOVE},
+    {"state", required_argument, NULL, O_STATE},
+    {"tag", required_argument, NULL, O_TAG},
+    {"mine", no_argument, NULL, O_MINE},
+    {"cursor", required_argument, NULL, O_CURSOR},
+    {"ca", required_argument, NULL, O_CA},
+    {"groups", required_argument, NULL, O_GROUPS},
+    {"capacity", required_argument, NULL, O_CAPACITY},
+    {NULL, 0, NULL, 0},
+};
+
+/* Takes option o (from getopt_long, its argument in optarg) into x. Every
+ * connected command takes every option. Returns an exit status. */
+static int take_option(ctl *x, int o)
+{
+    const char *name = x->name;
+    uint64_t v;
+    switch (o) {
+    case 'v':
+        x->verbose = true;
+        break;
+    case O_URL:
+        x->url = optarg;
+        break;
+    case O_CA:
+        x->ca = optarg;
+        break;
+    case O_TOKEN:
+        x->token = optarg;
+        break;
+    case O_DEVICE:
+        x->device = optarg;
+        break;
+    case O_JSON:
+        x->json = true;
+        break;
+    case O_TIMEOUT:
+        if (!parse_u64(optarg, &v) || v > 86400000)
+            return usage_err(name, "bad --timeout-ms");
+        x->timeout_ms = (long)v;
+        break;
+    case O_CONV:
+        if (!parse_u64(optarg, &x->conv) || x->conv == 0)
+            return usage_err(name, "bad --conv");
+        break;
+    case O_BEFORE:
+        if (!parse_u64(optarg, &x->before))
+            return usage_err(name, "bad --before");
+        break;
+    case O_LIMIT:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 10000)
+            return usage_err(name, "bad --limit");
+        x->limit = (uint32_t)v;
+        break;
+    case O_COUNT:
+        if (!parse_u64(optarg, &v) || v > 100000000)
+            return usage_err(name, "bad --count");
+        x->count = (long)v;
+        break;
+    case O_MEMBER:
+        if (x->n_members == SB_MEMBERS_MAX)
+            return usage_err(name, "too many --member");
+        x->members[x->n_members++] = optarg;
+        break;
+    case O_TITLE:
+        x->title = optarg;
+        break;
+    case O_KIND:
+        if (strcmp(optarg, "direct") == 0)
+            x->kind = SBP__CONV_KIND__CONV_DIRECT;
+        else if (strcmp(optarg, "service") == 0)
+            x->kind = SBP__CONV_KIND__CONV_SERVICE;
+        else
+            return usage_err(name, "--kind direct|service");
+        break;
+    case O_NEW:
+        x->new_only = true;
+        break;
+    case O_READ:
+        x->mark_read = true;
+        break;
+    case O_DESK:
+        x->desk = optarg;
+        break;
+    case O_AGENT:
+        x->agent = optarg;
+        break;
+    case O_GROUP:
+        x->group = optarg;
+        break;
+    case O_SEQ:
+        if (!parse_u64(optarg, &x->seq) || x->seq == 0)
+            return usage_err(name, "bad --seq");
+        break;
+    case O_ADD:
+        if (x->n_add == SB_TAGS_MAX) return usage_err(name, "too many tags");
+        x->add[x->n_add++] = optarg;
+        break;
+    case O_REMOVE:
+        if (x->n_remove == SB_TAGS_MAX) return usage_err(name, "too many tags");
+        x->remove[x->n_remove++] = optarg;
+        break;
+    case O_STATE: {
+        size_t i = 1;
+        while (i < N_STATES && strcmp(optarg, STATE_NAMES[i]) != 0)
+            i++;
+        if (i == N_STATES)
+            return usage_err(name, "--state bot|queued|assigned|closed|open");
+        x->state = (Sbp__ConvState)i;
+        break;
+    }
+    case O_TAG:
+        x->tag = optarg;
+        break;
+    case O_MINE:
+        x->mine = true;
+        break;
+    case O_CURSOR:
+        x->cursor = optarg;
+        break;
+    case O_GROUPS:
+        if (!*optarg) return usage_err(name, "--groups a,b");
+        x->groups = optarg;
+        break;
+    case O_CAPACITY:
+        if (!parse_u64(optarg, &v) || v == 0 || v > 1000)
+            return usage_err(name, "--capacity 1..1000");
+        x->capacity = (long)v;
+        break;
+    default:
+        return usage_err(name, "unknown option");
+    }
+    return EXIT_OK;
+}
+
 static int run_client(ctl *x)
 {
     static char devbuf[40];
@@ -934,24 +1415,15 @@ static int run_client(ctl *x)
     cfg.device_id = x->device;
     cfg.enc = x->json ? SB_ENC_JSON : SB_ENC_PROTO;
     cfg.client_name = "sbctl/" SB_VERSION;
-    /* One-shot commands need no inbox. */
-    cfg.sync_disabled = x->cmd != CMD_LISTEN && x->cmd != CMD_CHAT;
-    /* A desk document may be up to 4 MiB, more as JSON text. */
-    if (x->cmd == CMD_ADMIN_DESK) cfg.frame_bytes_max = 16u << 20;
+    cfg.sync_disabled = !x->cmd->inbox; /* one-shot commands need no inbox */
+    if (x->cmd->frame_bytes_max) cfg.frame_bytes_max = x->cmd->frame_bytes_max;
     sb_client_cbs cbs = {
         .on_state = on_state,
         .on_message = on_message,
         .on_send_status = on_send_status,
         .on_synced = on_synced,
-        .on_open = on_open,
-        .on_history = on_history,
+        .on_response = on_response,
         .on_error = on_error,
-        .on_done = on_done,
-        .on_agent_state = on_agent_state,
-        .on_conv_list = on_conv_list,
-        .on_search = on_search,
-        .on_canned = on_canned,
-        .on_admin = on_admin,
     };
     int rc = sb_client_new(x->loop, &cfg, &cbs, x, &x->c);
     if (rc) {
@@ -966,10 +1438,10 @@ static int run_client(ctl *x)
         x->deadline_on = true;
     }
     sb_client_start(x->c);
-    if (x->cmd == CMD_SEND) {
-        rc = sb_client_send_text(x->c, x->conv, x->text, NULL);
+    if (x->cmd->act_at_start) {
+        rc = x->cmd->act(x);
         if (rc) {
-            fprintf(stderr, "sbctl send: %s\n", sb_client_err_name(rc));
+            fprintf(stderr, "sbctl %s: %s\n", x->name, sb_client_err_name(rc));
             finish(x, EXIT_REFUSED);
         }
     }
@@ -978,337 +1450,55 @@ static int run_client(ctl *x)
     return x->exit_code;
 }
 
-/* The n words joined by single spaces (malloc'd); NULL without memory. */
-static char *join_words(char *const *w, int n)
+/* A command that talks to the server: its options (anywhere; "--" ends
+ * them, for a TEXT starting with '-'), its checks, then the client's run
+ * until the command is done. */
+static int cmd_connected(const command *c, const char *name, int argc,
+                         char **argv)
 {
-    size_t len = 1;
-    for (int i = 0; i < n; i++)
-        len += strlen(w[i]) + 1;
-    char *out = malloc(len), *p = out;
-    if (!out) return NULL;
-    for (int i = 0; i < n; i++) {
-        size_t k = strlen(w[i]);
-        if (i) *p++ = ' ';
-        memcpy(p, w[i], k);
-        p += k;
-    }
-    *p = '\0';
-    return out;
-}
-
-static int cmd_connected(enum cmd cmd, const char *name, int argc, char **argv)
-{
-    static const char *const helps[] = {
-        [CMD_OPEN] = "usage: sbctl open --member USER [--member USER...] "
-                     "[--title X] [--kind direct|service] [connection]\n"
-                     "Opens a conversation with these users; prints its "
-                     "conv_id.\n",
-        [CMD_SEND] = "usage: sbctl send --conv N [connection] [--] TEXT...\n"
-                     "Sends TEXT (the words joined by spaces) and waits for "
-                     "SEND_ACK; prints\n`msg_id=M conv=N seq=S`. On an "
-                     "ERROR prints its code name and exits 1.\n",
-        [CMD_LISTEN] =
-            "usage: sbctl listen [--conv N] [--count N] [--new-only] "
-            "[--read] [connection]\n"
-            "Prints each surfaced message as `conv seq sender body` (body "
-            "with \\n,\n\\t, \\\\ escaped), history first (SYNC), then "
-            "live. Exits after --count\nmessages (timeout: exit 3), or "
-            "when --timeout-ms passes without --count (exit 0).\n"
-            "  --new-only   skip what the first SYNC brings\n"
-            "  --read       mark each printed message read (READ)\n",
-        [CMD_HISTORY] = "usage: sbctl history --conv N [--before S] "
-                        "[--limit L] [connection]\n"
-                        "Prints one page of history, oldest first, as "
-                        "`conv seq sender body`;\n`sbctl: more` on stderr "
-                        "when older messages remain.\n",
-        [CMD_CHAT] = "usage: sbctl chat --conv N [connection]\n"
-                     "Sends each stdin line to conversation N and prints "
-                     "the others' messages\nas `conv seq sender body`. "
-                     "Exits once stdin ends and every line is acked.\n",
-        [CMD_SERVICE_OPEN] =
-            "usage: sbctl service open [--desk D] [connection]\n"
-            "As a customer: opens the service conversation with desk D "
-            "(default: the\nserver's first desk), or resumes the one not "
-            "closed; prints its conv_id.\nThe bot's greeting arrives as a "
-            "message (sbctl listen).\n",
-        [CMD_AGENT_STATUS] =
-            "usage: sbctl agent status online|away [connection]\n"
-            "As an agent: sets the status; prints `status=S capacity=N "
-            "load=M`. Going\nonline takes queued conversations at once; "
-            "connecting makes an agent\nonline, its last disconnect "
-            "offline.\n",
-        [CMD_TRANSFER] =
-            "usage: sbctl transfer --conv N (--agent A | --group G) "
-            "[connection]\n"
-            "As the assigned agent (or an admin): hands conversation N to "
-            "online agent A,\nor back through routing for skill group G. "
-            "Prints `ok`.\n",
-        [CMD_ADMIN_DESK] = DESK_HELP,
-        [CMD_ADMIN_RELOAD] =
-            "usage: sbctl admin reload-filter [connection]\n"
-            "As an admin: the server reloads its word lists (--filter) and "
-            "prints `ok`,\nor refuses a broken list (the old ones stay; the "
-            "server logs why).\n",
-        [CMD_CLOSE] = "usage: sbctl close --conv N [connection]\n"
-                      "Closes conversation N (its customer, assigned agent "
-                      "or an admin); a later\ncustomer message reopens it. "
-                      "Prints `ok`.\n",
-        [CMD_TAG] =
-            "usage: sbctl tag --conv N [--seq S] --add T [T...] "
-            "[--remove T...] [connection]\n"
-            "As an agent or admin: adds (and removes) tags on conversation "
-            "N, or on its\nmessage S. --add and --remove may repeat; "
-            "further words are tags to add.\nPrints `ok`.\n",
-        [CMD_LIST] =
-            "usage: sbctl list [--state S] [--tag T] [--mine] [--limit L] "
-            "[--cursor C]\n                  [connection]\n"
-            "Prints a page of conversations, newest activity first, one a "
-            "line:\n`conv state [desk=] [group=] [agent=] [customer=] "
-            "[queue=P] unread=U [tags=a,b]\n[last=seq:body]`. Agents also "
-            "see the queue of their groups. S: bot, queued,\nassigned, "
-            "closed, open. `sbctl: more (--cursor C)` on stderr when "
-            "another\npage remains.\n",
-        [CMD_SEARCH] =
-            "usage: sbctl search [--conv N] [--limit L] [connection] "
-            "[--] QUERY...\n"
-            "Prints the messages matching every word of QUERY (in "
-            "conversation N, or in\nall of yours), newest first, as "
-            "`conv seq sender body`.\n",
-        [CMD_CANNED] = "usage: sbctl canned [--desk D] [connection]\n"
-                       "As an agent or admin: prints the desk's canned "
-                       "replies as `key text`.\n",
-    };
-    static const struct option opts[] = {
-        {"help", no_argument, NULL, 'h'},
-        {"url", required_argument, NULL, O_URL},
-        {"token", required_argument, NULL, O_TOKEN},
-        {"device", required_argument, NULL, O_DEVICE},
-        {"json", no_argument, NULL, O_JSON},
-        {"timeout-ms", required_argument, NULL, O_TIMEOUT},
-        {"verbose", no_argument, NULL, 'v'},
-        {"conv", required_argument, NULL, O_CONV},
-        {"before", required_argument, NULL, O_BEFORE},
-        {"limit", required_argument, NULL, O_LIMIT},
-        {"count", required_argument, NULL, O_COUNT},
-        {"member", required_argument, NULL, O_MEMBER},
-        {"title", required_argument, NULL, O_TITLE},
-        {"kind", required_argument, NULL, O_KIND},
-        {"new-only", no_argument, NULL, O_NEW},
-        {"read", no_argument, NULL, O_READ},
-        {"desk", required_argument, NULL, O_DESK},
-        {"agent", required_argument, NULL, O_AGENT},
-        {"group", required_argument, NULL, O_GROUP},
-        {"seq", required_argument, NULL, O_SEQ},
-        {"add", required_argument, NULL, O_ADD},
-        {"remove", required_argument, NULL, O_REMOVE},
-        {"state", required_argument, NULL, O_STATE},
-        {"tag", required_argument, NULL, O_TAG},
-        {"mine", no_argument, NULL, O_MINE},
-        {"cursor", required_argument, NULL, O_CURSOR},
-        {"ca", required_argument, NULL, O_CA},
-        {"groups", required_argument, NULL, O_GROUPS},
-        {"capacity", required_argument, NULL, O_CAPACITY},
-        {NULL, 0, NULL, 0},
-    };
     static ctl x;
     memset(&x, 0, sizeof x);
-    x.cmd = cmd;
+    x.cmd = c;
+    x.name = name;
     x.url = getenv("SB_URL") ? getenv("SB_URL") : "ws://127.0.0.1:8080/ws";
     x.token = getenv("SB_TOKEN");
     x.ca = getenv("SB_CA");
-    x.timeout_ms = cmd == CMD_LISTEN || cmd == CMD_CHAT ? 0 : 10000;
-    x.limit = cmd == CMD_HISTORY ? 50 : 0; /* 0: the server's default */
+    x.timeout_ms = c->inbox ? 0 : 10000;
     x.kind = SBP__CONV_KIND__CONV_DIRECT;
     x.title = "";
-    uint64_t v;
-    int o;
-    /* Options may come anywhere; "--" ends them (TEXT starting with '-'). */
-    while ((o = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
-        switch (o) {
-        case 'h':
-            fputs(helps[cmd], stdout);
+    int o, rc;
+    while ((o = getopt_long(argc, argv, "hv", OPTS, NULL)) != -1) {
+        if (o == 'h') {
+            fputs(c->usage, stdout);
             fputs(CONN_HELP, stdout);
             return EXIT_OK;
-        case 'v':
-            x.verbose = true;
-            break;
-        case O_URL:
-            x.url = optarg;
-            break;
-        case O_CA:
-            x.ca = optarg;
-            break;
-        case O_TOKEN:
-            x.token = optarg;
-            break;
-        case O_DEVICE:
-            x.device = optarg;
-            break;
-        case O_JSON:
-            x.json = true;
-            break;
-        case O_TIMEOUT:
-            if (!parse_u64(optarg, &v) || v > 86400000)
-                return usage_err(name, "bad --timeout-ms");
-            x.timeout_ms = (long)v;
-            break;
-        case O_CONV:
-            if (!parse_u64(optarg, &x.conv) || x.conv == 0)
-                return usage_err(name, "bad --conv");
-            break;
-        case O_BEFORE:
-            if (!parse_u64(optarg, &x.before))
-                return usage_err(name, "bad --before");
-            break;
-        case O_LIMIT:
-            if (!parse_u64(optarg, &v) || v == 0 || v > 10000)
-                return usage_err(name, "bad --limit");
-            x.limit = (uint32_t)v;
-            break;
-        case O_COUNT:
-            if (!parse_u64(optarg, &v) || v > 100000000)
-                return usage_err(name, "bad --count");
-            x.count = (long)v;
-            break;
-        case O_MEMBER:
-            if (x.n_members == MEMBERS_MAX)
-                return usage_err(name, "too many --member");
-            x.members[x.n_members++] = optarg;
-            break;
-        case O_TITLE:
-            x.title = optarg;
-            break;
-        case O_KIND:
-            if (strcmp(optarg, "direct") == 0)
-                x.kind = SBP__CONV_KIND__CONV_DIRECT;
-            else if (strcmp(optarg, "service") == 0)
-                x.kind = SBP__CONV_KIND__CONV_SERVICE;
-            else
-                return usage_err(name, "--kind direct|service");
-            break;
-        case O_NEW:
-            x.new_only = true;
-            break;
-        case O_READ:
-            x.mark_read = true;
-            break;
-        case O_DESK:
-            x.desk = optarg;
-            break;
-        case O_AGENT:
-            x.agent = optarg;
-            break;
-        case O_GROUP:
-            x.group = optarg;
-            break;
-        case O_SEQ:
-            if (!parse_u64(optarg, &x.seq) || x.seq == 0)
-                return usage_err(name, "bad --seq");
-            break;
-        case O_ADD:
-            if (x.n_add == TAGS_MAX) return usage_err(name, "too many tags");
-            x.add[x.n_add++] = optarg;
-            break;
-        case O_REMOVE:
-            if (x.n_remove == TAGS_MAX) return usage_err(name, "too many tags");
-            x.remove[x.n_remove++] = optarg;
-            break;
-        case O_STATE: {
-            size_t i = 1;
-            while (i < N_STATES && strcmp(optarg, STATE_NAMES[i]) != 0)
-                i++;
-            if (i == N_STATES)
-                return usage_err(name,
-                                 "--state bot|queued|assigned|closed|open");
-            x.state = (Sbp__ConvState)i;
-            break;
         }
-        case O_TAG:
-            x.tag = optarg;
-            break;
-        case O_MINE:
-            x.mine = true;
-            break;
-        case O_CURSOR:
-            x.cursor = optarg;
-            break;
-        case O_GROUPS:
-            if (!*optarg) return usage_err(name, "--groups a,b");
-            x.groups = optarg;
-            break;
-        case O_CAPACITY:
-            if (!parse_u64(optarg, &v) || v == 0 || v > 1000)
-                return usage_err(name, "--capacity 1..1000");
-            x.capacity = (long)v;
-            break;
-        default:
-            return usage_err(name, "unknown option");
-        }
+        if ((rc = take_option(&x, o)) != EXIT_OK) return rc;
     }
     if (!x.token || !*x.token)
         return usage_err(name, "no token (--token or SB_TOKEN)");
-    switch (cmd) {
-    case CMD_OPEN:
-        if (x.n_members == 0) return usage_err(name, "--member is required");
-        break;
-    case CMD_SEND: {
-        if (!x.conv) return usage_err(name, "--conv is required");
-        if (optind >= argc) return usage_err(name, "TEXT is required");
-        if (!(x.text = join_words(argv + optind, argc - optind)))
-            return EXIT_USAGE;
-        optind = argc;
-        break;
-    }
-    case CMD_HISTORY:
-    case CMD_CHAT:
-    case CMD_CLOSE:
-        if (!x.conv) return usage_err(name, "--conv is required");
-        break;
-    case CMD_AGENT_STATUS:
-        if (optind + 1 != argc)
-            return usage_err(name, "online or away is required");
-        if (strcmp(argv[optind], "online") == 0)
-            x.status = SBP__AGENT_STATUS__AGENT_ONLINE;
-        else if (strcmp(argv[optind], "away") == 0)
-            x.status = SBP__AGENT_STATUS__AGENT_AWAY;
-        else
-            return usage_err(name, "online or away is required");
-        optind = argc;
-        break;
-    case CMD_TRANSFER:
-        if (!x.conv) return usage_err(name, "--conv is required");
-        if (!x.agent == !x.group)
-            return usage_err(name, "one of --agent or --group is required");
-        break;
-    case CMD_TAG:
-        if (!x.conv) return usage_err(name, "--conv is required");
-        for (; optind < argc; optind++) {
-            if (x.n_add == TAGS_MAX) return usage_err(name, "too many tags");
-            x.add[x.n_add++] = argv[optind];
-        }
-        if (x.n_add + x.n_remove == 0)
-            return usage_err(name, "--add T (or --remove T) is required");
-        break;
-    case CMD_ADMIN_DESK: {
-        int rc = desk_args(&x, argc, argv);
-        if (rc) return rc;
-        break;
-    }
-    case CMD_SEARCH: {
-        if (optind >= argc) return usage_err(name, "QUERY is required");
-        if (!(x.text = join_words(argv + optind, argc - optind)))
-            return EXIT_USAGE;
-        optind = argc;
-        break;
-    }
-    default:
-        break;
-    }
+    if (c->needs_conv && !x.conv) return usage_err(name, "--conv is required");
+    if (c->prepare && (rc = c->prepare(&x, argc, argv)) != EXIT_OK) return rc;
     if (optind != argc) return usage_err(name, "unexpected argument");
-    int rc = run_client(&x);
+    rc = run_client(&x);
     free(x.text);
     free(x.body);
     return rc;
+}
+
+/* The command's name as typed: "list", "agent status". */
+static const char *full_name(const command *c, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s%s", c->name, c->sub ? " " : "",
+             c->sub ? c->sub : "");
+    return buf;
+}
+
+static int run_command(const command *c, int argc, char **argv)
+{
+    char name[64];
+    if (c->run) return c->run(c, argc, argv);
+    return cmd_connected(c, full_name(c, name, sizeof name), argc, argv);
 }
 
 int main(int argc, char **argv)
@@ -1327,46 +1517,28 @@ int main(int argc, char **argv)
         printf("sbctl %s\n", SB_VERSION);
         return EXIT_OK;
     }
-    /* The command's own options start after its name. */
+    /* The command's own options start after its name; a two-word
+     * command's after its second word. */
     argc--;
     argv++;
     optind = 1;
-    if (strcmp(cmd, "token") == 0) return cmd_token(argc, argv);
-    /* Two-word commands name their second word (sub) too. */
-    static const struct {
-        const char *name, *sub, *full;
-        enum cmd cmd;
-    } cmds[] = {
-        {"open", NULL, "open", CMD_OPEN},
-        {"send", NULL, "send", CMD_SEND},
-        {"listen", NULL, "listen", CMD_LISTEN},
-        {"history", NULL, "history", CMD_HISTORY},
-        {"chat", NULL, "chat", CMD_CHAT},
-        {"service", "open", "service open", CMD_SERVICE_OPEN},
-        {"agent", "status", "agent status", CMD_AGENT_STATUS},
-        {"transfer", NULL, "transfer", CMD_TRANSFER},
-        {"close", NULL, "close", CMD_CLOSE},
-        {"tag", NULL, "tag", CMD_TAG},
-        {"list", NULL, "list", CMD_LIST},
-        {"search", NULL, "search", CMD_SEARCH},
-        {"canned", NULL, "canned", CMD_CANNED},
-        {"admin", "reload-filter", "admin reload-filter", CMD_ADMIN_RELOAD},
-        {"admin", "desk", "admin desk", CMD_ADMIN_DESK},
-    };
     bool known = false;
-    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
-        if (strcmp(cmd, cmds[i].name) != 0) continue;
-        if (!cmds[i].sub) return cmd_connected(cmds[i].cmd, cmd, argc, argv);
-        if (argc >= 2 && strcmp(argv[1], cmds[i].sub) == 0)
-            return cmd_connected(cmds[i].cmd, cmds[i].full, argc - 1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const command *c = &COMMANDS[i];
+        if (strcmp(cmd, c->name) != 0) continue;
+        if (!c->sub) return run_command(c, argc, argv);
+        if (argc >= 2 && strcmp(argv[1], c->sub) == 0)
+            return run_command(c, argc - 1, argv + 1);
         known = true;
     }
-    size_t guesses = 0;
-    for (size_t i = 0; known && i < sizeof cmds / sizeof *cmds; i++)
-        if (strcmp(cmd, cmds[i].name) == 0)
-            fprintf(stderr, "%s`sbctl %s`",
-                    guesses++ ? " or " : "sbctl: did you mean ", cmds[i].full);
-    if (guesses) {
+    if (known) {
+        char name[64];
+        size_t guesses = 0;
+        for (size_t i = 0; i < N_COMMANDS; i++)
+            if (strcmp(cmd, COMMANDS[i].name) == 0)
+                fprintf(stderr, "%s`sbctl %s`",
+                        guesses++ ? " or " : "sbctl: did you mean ",
+                        full_name(&COMMANDS[i], name, sizeof name));
         fputs("?\n", stderr);
         return EXIT_USAGE;
     }

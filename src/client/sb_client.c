@@ -49,9 +49,8 @@ struct sb_client {
     uv_loop_t *loop;
     sb_client_core *core;
     sb_client_url url;
-    sb_tls_ctx *tls;   /* wss:// */
-    sb_client_cbs cbs; /* the application's */
-    void *ud;
+    sb_tls_ctx *tls; /* wss:// */
+    void *ud;        /* the application's, for on_closed */
     uv_timer_t timer;
     conn *conn; /* the connection the core knows of, or NULL */
     uint64_t rng[4];
@@ -67,8 +66,7 @@ static void client_flush(sb_client *c);
 static void conn_fail(conn *k, int err);
 static void conn_finish(conn *k, uint16_t code);
 
-/* ---- randomness: xoshiro256**, seeded from the kernel ---------------------
- */
+/* ---- randomness: xoshiro256**, seeded from the kernel -------------------- */
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -112,8 +110,7 @@ static void rand_fill(sb_client *c, uint8_t *p, size_t n)
     }
 }
 
-/* ---- connection objects ---------------------------------------------------
- */
+/* ---- connection objects -------------------------------------------------- */
 
 static int64_t now_ms(const sb_client *c)
 {
@@ -305,8 +302,7 @@ static void client_flush(sb_client *c)
     }
 }
 
-/* ---- WebSocket and reading ------------------------------------------------
- */
+/* ---- WebSocket and reading ----------------------------------------------- */
 
 static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
 {
@@ -426,8 +422,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (k->tin.cap > IDLE_BUF_BYTES) sb_buf_free(&k->tin);
 }
 
-/* ---- connecting ------------------------------------------------------------
- */
+/* ---- connecting ---------------------------------------------------------- */
 
 static void on_connect(uv_connect_t *req, int status)
 {
@@ -570,122 +565,7 @@ static void io_rand(void *ud, uint8_t *p, size_t n)
     rand_fill(ud, p, n);
 }
 
-/* ---- callbacks forwarded to the application -------------------------------
- */
-
-static void fw_state(void *ud, sb_client_state st, int err)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_state) c->cbs.on_state(c->ud, st, err);
-}
-
-static void fw_message(void *ud, const Sbp__Message *m)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_message) c->cbs.on_message(c->ud, m);
-}
-
-static void fw_send_status(void *ud, const sb_client_send_info *s)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_send_status) c->cbs.on_send_status(c->ud, s);
-}
-
-static void fw_receipt(void *ud, const Sbp__ReadNotify *r)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_receipt) c->cbs.on_receipt(c->ud, r);
-}
-
-static void fw_synced(void *ud)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_synced) c->cbs.on_synced(c->ud);
-}
-
-static void fw_open(void *ud, uint32_t rid, int err,
-                    const Sbp__Conversation *conv)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_open) c->cbs.on_open(c->ud, rid, err, conv);
-}
-
-static void fw_history(void *ud, uint32_t rid, int err,
-                       const Sbp__HistoryResp *h)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_history) c->cbs.on_history(c->ud, rid, err, h);
-}
-
-static void fw_error(void *ud, int err, const char *text)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_error) c->cbs.on_error(c->ud, err, text);
-}
-
-static void fw_done(void *ud, uint32_t rid, int err)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_done) c->cbs.on_done(c->ud, rid, err);
-}
-
-static void fw_conv_update(void *ud, const Sbp__Conversation *conv)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_conv_update)
-        c->cbs.on_conv_update(c->ud, conv);
-}
-
-static void fw_typing(void *ud, const Sbp__Typing *t)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_typing) c->cbs.on_typing(c->ud, t);
-}
-
-static void fw_agent_state(void *ud, uint32_t rid, int err,
-                           const Sbp__AgentState *a)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_agent_state)
-        c->cbs.on_agent_state(c->ud, rid, err, a);
-}
-
-static void fw_conv_list(void *ud, uint32_t rid, int err,
-                         const Sbp__ConvListResp *l)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_conv_list)
-        c->cbs.on_conv_list(c->ud, rid, err, l);
-}
-
-static void fw_search(void *ud, uint32_t rid, int err, const Sbp__SearchResp *r)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_search) c->cbs.on_search(c->ud, rid, err, r);
-}
-
-static void fw_canned(void *ud, uint32_t rid, int err,
-                      const Sbp__CannedListResp *l)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_canned) c->cbs.on_canned(c->ud, rid, err, l);
-}
-
-static void fw_admin(void *ud, uint32_t rid, int err, const char *text)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_admin) c->cbs.on_admin(c->ud, rid, err, text);
-}
-
-static void fw_recalled(void *ud, uint64_t conv_id, uint64_t seq)
-{
-    sb_client *c = ud;
-    if (!c->closing && c->cbs.on_recalled)
-        c->cbs.on_recalled(c->ud, conv_id, seq);
-}
-
-/* ---- the client
- * --------------------------------------------------------------- */
+/* ---- the client ---------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t)
 {
@@ -725,7 +605,6 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         }
     }
     c->loop = loop;
-    if (cbs) c->cbs = *cbs;
     c->ud = ud;
     c->text = cfg->enc == SB_ENC_JSON;
     c->tick_ms = cfg->tick_ms;
@@ -733,32 +612,13 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
     c->out_bytes_max =
         cfg->outq_bytes_max ? cfg->outq_bytes_max : 4 * 1024 * 1024;
     rng_seed(c->rng);
-    sb_client_cbs fw = {
-        .on_state = fw_state,
-        .on_message = fw_message,
-        .on_send_status = fw_send_status,
-        .on_receipt = fw_receipt,
-        .on_synced = fw_synced,
-        .on_open = fw_open,
-        .on_history = fw_history,
-        .on_error = fw_error,
-        .on_done = fw_done,
-        .on_conv_update = fw_conv_update,
-        .on_typing = fw_typing,
-        .on_agent_state = fw_agent_state,
-        .on_conv_list = fw_conv_list,
-        .on_search = fw_search,
-        .on_canned = fw_canned,
-        .on_recalled = fw_recalled,
-        .on_admin = fw_admin,
-    };
     sb_client_core_io io = {
         .ud = c,
         .connect = io_connect,
         .close = io_close,
         .rand_bytes = io_rand,
     };
-    rc = sb_client_core_new(cfg, &fw, c, &io, &c->core);
+    rc = sb_client_core_new(cfg, cbs, ud, &io, &c->core);
     if (rc) {
         sb_tls_ctx_free(c->tls);
         free(c);
@@ -787,14 +647,20 @@ void sb_client_close(sb_client *c, void (*on_closed)(void *ud))
     assert(c && !c->closing);
     c->closing = true;
     c->on_closed = on_closed;
+    sb_client_core_mute(c->core);
     sb_client_core_stop(c->core); /* io_close takes the connection down */
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_timer_close);
 }
 
-void sb_client_flush(sb_client *c)
+/* ---- API calls: the core's, then a flush --------------------------------- */
+
+/* The call has been made (only if the client is not closing): write what
+ * it produced, pass its result on. */
+static int flushed(sb_client *c, int rc)
 {
     client_flush(c);
+    return rc;
 }
 
 int sb_client_send(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
@@ -802,10 +668,8 @@ int sb_client_send(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
                    uint8_t *id_out)
 {
     if (c->closing) return -ESHUTDOWN;
-    int rc = sb_client_core_send(c->core, conv_id, type, body, len, quote_seq,
-                                 id_out);
-    client_flush(c);
-    return rc;
+    return flushed(c, sb_client_core_send(c->core, conv_id, type, body, len,
+                                          quote_seq, id_out));
 }
 
 int sb_client_send_robot(sb_client *c, uint64_t conv_id, const char *body,
@@ -813,10 +677,9 @@ int sb_client_send_robot(sb_client *c, uint64_t conv_id, const char *body,
                          uint8_t *id_out)
 {
     if (c->closing) return -ESHUTDOWN;
-    int rc = sb_client_core_send_robot(c->core, conv_id, body, strlen(body),
-                                       quick, n_quick, id_out);
-    client_flush(c);
-    return rc;
+    return flushed(c, sb_client_core_send_robot(c->core, conv_id, body,
+                                                strlen(body), quick, n_quick,
+                                                id_out));
 }
 
 int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,
@@ -826,33 +689,45 @@ int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,
                           strlen(text), 0, id_out);
 }
 
+int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_read(c->core, conv_id, seq));
+}
+
+void sb_client_sync(sb_client *c)
+{
+    if (c->closing) return;
+    sb_client_core_sync(c->core);
+    client_flush(c);
+}
+
+int sb_client_set_cursor(sb_client *c, uint64_t conv_id, uint64_t seq)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_set_cursor(c->core, conv_id, seq));
+}
+
+int sb_client_typing(sb_client *c, uint64_t conv_id, bool on)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_typing(c->core, conv_id, on));
+}
+
 int sb_client_open(sb_client *c, const char *const *members, size_t n,
                    const char *title, Sbp__ConvKind kind, uint32_t *rid_out)
 {
     if (c->closing) return -ESHUTDOWN;
-    int rc = sb_client_core_open(c->core, members, n, title, kind, rid_out);
-    client_flush(c);
-    return rc;
+    return flushed(
+        c, sb_client_core_open(c->core, members, n, title, kind, rid_out));
 }
 
 int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
                       uint32_t limit, uint32_t *rid_out)
 {
     if (c->closing) return -ESHUTDOWN;
-    int rc =
-        sb_client_core_history(c->core, conv_id, before_seq, limit, rid_out);
-    client_flush(c);
-    return rc;
-}
-
-/* ---- customer service: the core's requests, then a flush ---------------- */
-
-/* The call has been made (only if the client is not closing): write what
- * it produced, pass its result on. */
-static int flushed(sb_client *c, int rc)
-{
-    client_flush(c);
-    return rc;
+    return flushed(c, sb_client_core_history(c->core, conv_id, before_seq,
+                                             limit, rid_out));
 }
 
 int sb_client_open_service(sb_client *c, const char *desk, uint32_t *rid_out)
@@ -898,12 +773,6 @@ int sb_client_tag(sb_client *c, uint64_t conv_id, uint64_t seq,
                                          remove, n_remove, rid_out));
 }
 
-int sb_client_typing(sb_client *c, uint64_t conv_id, bool on)
-{
-    if (c->closing) return -ESHUTDOWN;
-    return flushed(c, sb_client_core_typing(c->core, conv_id, on));
-}
-
 int sb_client_agent_state(sb_client *c, Sbp__AgentStatus status,
                           uint32_t *rid_out)
 {
@@ -941,28 +810,7 @@ int sb_client_admin_cmd(sb_client *c, const char *op, const char *body,
     return flushed(c, sb_client_core_admin_cmd(c->core, op, body, rid_out));
 }
 
-int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq)
-{
-    if (c->closing) return -ESHUTDOWN;
-    int rc = sb_client_core_read(c->core, conv_id, seq);
-    client_flush(c);
-    return rc;
-}
-
-void sb_client_sync(sb_client *c)
-{
-    if (c->closing) return;
-    sb_client_core_sync(c->core);
-    client_flush(c);
-}
-
-int sb_client_set_cursor(sb_client *c, uint64_t conv_id, uint64_t seq)
-{
-    if (c->closing) return -ESHUTDOWN;
-    int rc = sb_client_core_set_cursor(c->core, conv_id, seq);
-    client_flush(c);
-    return rc;
-}
+/* ---- accessors ----------------------------------------------------------- */
 
 sb_client_state sb_client_get_state(const sb_client *c)
 {
@@ -979,11 +827,6 @@ void sb_client_get_stats(const sb_client *c, sb_client_stats *out)
     sb_client_core_stats(c->core, out);
 }
 
-size_t sb_client_outbox_len(const sb_client *c)
-{
-    return sb_client_core_outbox_len(c->core);
-}
-
 const sb_client_session *sb_client_session_info(const sb_client *c)
 {
     return sb_client_core_session(c->core);
@@ -997,9 +840,4 @@ int sb_client_last_error(const sb_client *c)
 uint16_t sb_client_close_code(const sb_client *c)
 {
     return sb_client_core_close_code(c->core);
-}
-
-sb_client_core *sb_client_get_core(sb_client *c)
-{
-    return c->core;
 }

@@ -8,12 +8,12 @@
  * Threads: a client belongs to the thread running its loop. Every function
  * below must be called on that thread; callbacks run on it.
  *
- * Ownership: sb_client_new() copies the config strings and the callbacks.
- * Pointers passed to callbacks (messages, send infos, conversations,
- * history pages, lists, search results, canned replies, error texts) are
- * valid only during the callback; copy what you keep. Callbacks may call any
- * function here, sb_client_close() included (the client is then freed later,
- * from the loop, never from within your callback). */
+ * Ownership: sb_client_new() copies the config strings and the callbacks,
+ * which the core calls directly. Pointers passed to callbacks (messages,
+ * send infos, answer frames, conversations, error texts) are valid only
+ * during the callback; copy what you keep. Callbacks may call any function
+ * here, sb_client_close() included (the client is then freed later, from
+ * the loop, never from within your callback). */
 #ifndef SB_CLIENT_H
 #define SB_CLIENT_H
 
@@ -60,19 +60,20 @@ int sb_client_send_robot(sb_client *c, uint64_t conv_id, const char *body,
 /* Convenience: a NUL-terminated MSG_TEXT. */
 int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,
                         uint8_t *id_out);
-/* READY only; answered through on_open / on_history with *rid_out. */
+/* See sb_client_core_read(), _sync(), _set_cursor() and _typing(). */
+int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq);
+void sb_client_sync(sb_client *c);
+int sb_client_set_cursor(sb_client *c, uint64_t conv_id, uint64_t seq);
+int sb_client_typing(sb_client *c, uint64_t conv_id, bool on);
+
+/* Requests: see the sb_client_core_ functions of the same names for
+ * arguments and returns. READY only; each is answered once through
+ * on_response with the rid set in *rid_out, and also returns -ESHUTDOWN
+ * once sb_client_close() was called. */
 int sb_client_open(sb_client *c, const char *const *members, size_t n,
                    const char *title, Sbp__ConvKind kind, uint32_t *rid_out);
 int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
                       uint32_t limit, uint32_t *rid_out);
-int sb_client_read(sb_client *c, uint64_t conv_id, uint64_t seq);
-void sb_client_sync(sb_client *c);
-int sb_client_set_cursor(sb_client *c, uint64_t conv_id, uint64_t seq);
-
-/* Customer service: see the sb_client_core_ functions of the same names
- * for arguments, returns and the callback that answers (on_open, on_done,
- * on_agent_state, on_conv_list, on_search, on_canned). READY only; each
- * also returns -ESHUTDOWN once sb_client_close() was called. */
 int sb_client_open_service(sb_client *c, const char *desk, uint32_t *rid_out);
 int sb_client_transfer(sb_client *c, uint64_t conv_id, const char *to_agent,
                        const char *to_group, uint32_t *rid_out);
@@ -86,7 +87,6 @@ int sb_client_tag(sb_client *c, uint64_t conv_id, uint64_t seq,
                   const char *const *add, size_t n_add,
                   const char *const *remove, size_t n_remove,
                   uint32_t *rid_out);
-int sb_client_typing(sb_client *c, uint64_t conv_id, bool on);
 int sb_client_agent_state(sb_client *c, Sbp__AgentStatus status,
                           uint32_t *rid_out);
 int sb_client_conv_list(sb_client *c, const char *cursor, uint32_t limit,
@@ -95,8 +95,6 @@ int sb_client_conv_list(sb_client *c, const char *cursor, uint32_t limit,
 int sb_client_search(sb_client *c, uint64_t conv_id, const char *query,
                      uint32_t limit, uint32_t *rid_out);
 int sb_client_canned_list(sb_client *c, const char *desk, uint32_t *rid_out);
-/* An admin's command with its input, answered through on_admin
- * (sb_client_core_admin_cmd). */
 int sb_client_admin_cmd(sb_client *c, const char *op, const char *body,
                         uint32_t *rid_out);
 
@@ -105,14 +103,8 @@ sb_client_state sb_client_get_state(const sb_client *c);
 /* Highest contiguous seq surfaced in conv_id. */
 uint64_t sb_client_cursor(const sb_client *c, uint64_t conv_id);
 void sb_client_get_stats(const sb_client *c, sb_client_stats *out);
-size_t sb_client_outbox_len(const sb_client *c);
 const sb_client_session *sb_client_session_info(const sb_client *c);
 int sb_client_last_error(const sb_client *c);
 uint16_t sb_client_close_code(const sb_client *c);
-/* The core, for whatever the wrappers above do not cover. Calls into it
- * made outside callbacks should be followed by sb_client_flush(). */
-sb_client_core *sb_client_get_core(sb_client *c);
-/* Writes whatever frames the core has produced. */
-void sb_client_flush(sb_client *c);
 
 #endif

@@ -7,9 +7,9 @@
  *
  * Threads: none. Every function must be called from one thread (the loop
  * thread of the transport). Callbacks run inside the core's functions; they
- * may call the API functions of this header (send, open, history, read,
- * sync, set_cursor, the customer-service requests, stop, the accessors)
- * but must not free the core or feed it events. */
+ * may call the API functions of this header (sends, read, sync,
+ * set_cursor, typing, the requests, stop, mute, the accessors) but must
+ * not free the core or feed it events. */
 #ifndef SB_CLIENT_CORE_H
 #define SB_CLIENT_CORE_H
 
@@ -116,61 +116,38 @@ typedef struct sb_client_cbs {
      * conversation: from PUSH, SYNC, or this device's own send (at its
      * SEND_ACK; then m->sender_device is this device). */
     void (*on_message)(void *ud, const Sbp__Message *m);
+    /* A recall event (event key "msg.recalled", args [user, seq]) was just
+     * surfaced through on_message: the message seq of conv_id was taken
+     * back, hide it. Called right after on_message for the event, in seq
+     * order like it. */
+    void (*on_recalled)(void *ud, uint64_t conv_id, uint64_t seq);
     /* A send changed status. */
     void (*on_send_status)(void *ud, const sb_client_send_info *s);
     /* A READ_NOTIFY: another participant's devices got or read up to. */
     void (*on_receipt)(void *ud, const Sbp__ReadNotify *r);
     /* A SYNC loop ended (more=false): the inbox has caught up. */
     void (*on_synced)(void *ud);
-    /* Answer to sb_client_core_open(): err 0 and conv, or err < 0
-     * (SB_E(code), -ECONNRESET when the connection dropped first,
-     * -ETIMEDOUT) and conv NULL. */
-    void (*on_open)(void *ud, uint32_t rid, int err,
-                    const Sbp__Conversation *conv);
-    /* Answer to sb_client_core_history(); h NULL when err < 0. */
-    void (*on_history)(void *ud, uint32_t rid, int err,
-                       const Sbp__HistoryResp *h);
-    /* An ERROR frame tied to no send or request. */
-    void (*on_error)(void *ud, int err, const char *text);
-
-    /* Customer service (members added after the ones above, so older
-     * initialisers still compile). Every answer to a request says its rid
-     * and err: 0, SB_E(code) from the server's ERROR, -ETIMEDOUT
-     * (request_timeout_ms) or -ECONNRESET (the connection dropped or the
-     * client stopped first); the payload pointer is NULL when err < 0. */
-
-    /* Answer to transfer, close_conv, handoff, recall and tag (OK or
-     * ERROR). What changed arrives separately, as event messages through
-     * on_message and as on_conv_update. */
-    void (*on_done)(void *ud, uint32_t rid, int err);
+    /* The answer to the request rid, exactly once. req is the body case of
+     * the request's frame (SBP__FRAME__BODY_OPEN, _HISTORY...). err 0:
+     * resp is the answer (OPEN_RESP, HISTORY_RESP, OK, AGENT_STATE,
+     * CONV_LIST_RESP, SEARCH_RESP, CANNED_LIST_RESP, ADMIN_RESP; see
+     * sb_client_core_request()). err SB_E(code): resp is the server's
+     * ERROR, its text the reason. Otherwise resp is NULL: -ETIMEDOUT
+     * (request_timeout_ms), -ECONNRESET (the connection dropped or the
+     * client stopped first) or SB_E_INVALID (an OPEN_RESP without its
+     * conversation). */
+    void (*on_response)(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
+                        int err, const Sbp__Frame *resp);
     /* CONV_UPDATE: a service conversation's state, group, agent or queue
      * position changed (queue_position is 1-based while STATE_QUEUED). */
     void (*on_conv_update)(void *ud, const Sbp__Conversation *conv);
     /* TYPING of another member (never stored). */
     void (*on_typing)(void *ud, const Sbp__Typing *t);
-    /* Answer to sb_client_core_agent_state(): the status in force, the
-     * agent's capacity and load. rid 0 (err 0) for a status the server
-     * sends unasked. */
-    void (*on_agent_state)(void *ud, uint32_t rid, int err,
-                           const Sbp__AgentState *a);
-    /* Answer to sb_client_core_conv_list(). */
-    void (*on_conv_list)(void *ud, uint32_t rid, int err,
-                         const Sbp__ConvListResp *l);
-    /* Answer to sb_client_core_search(). */
-    void (*on_search)(void *ud, uint32_t rid, int err,
-                      const Sbp__SearchResp *r);
-    /* Answer to sb_client_core_canned_list(). */
-    void (*on_canned)(void *ud, uint32_t rid, int err,
-                      const Sbp__CannedListResp *c);
-    /* A recall event (event key "msg.recalled", args [user, seq]) was just
-     * surfaced through on_message: the message seq of conv_id was taken
-     * back, hide it. Called right after on_message for the event, in seq
-     * order like it. */
-    void (*on_recalled)(void *ud, uint64_t conv_id, uint64_t seq);
-    /* Answer to sb_client_core_admin_cmd(): err 0 and the server's text
-     * ("" for a plain OK), or err < 0 and the server's reason ("" when
-     * the answer never came). text is valid during the call. */
-    void (*on_admin)(void *ud, uint32_t rid, int err, const char *text);
+    /* An agent's status, capacity and load, sent by the server unasked
+     * (an AGENT_STATE with rid 0). */
+    void (*on_agent_state)(void *ud, const Sbp__AgentState *a);
+    /* An ERROR frame tied to no send or request. */
+    void (*on_error)(void *ud, int err, const char *text);
 } sb_client_cbs;
 
 /* What the core asks of the transport. All three are required. */
@@ -192,24 +169,23 @@ typedef struct sb_client_core_io {
 /* Configuration of a client (core and transport). Start from
  * sb_client_config_default(); strings are copied by _new(). */
 typedef struct sb_client_config {
-    const char *url;            /* transport: ws://host:port/ws */
-    sb_encoding enc;            /* SB_ENC_PROTO (default) or SB_ENC_JSON */
-    const char *token;          /* required: HS256 JWT, < SB_TOKEN_BYTES_MAX */
-    const char *device_id;      /* required: 1..64 bytes */
-    const char *client_name;    /* HELLO.client; default "switchboard-c" */
-    const char *locale;         /* HELLO.locale; default "" */
-    bool sync_disabled;         /* never SYNC (one-shot tools): gaps stay */
-    uint32_t tick_ms;           /* transport: how often to tick the core */
-    uint32_t send_timeout_ms;   /* resend a SEND unanswered this long */
-    uint32_t send_attempts_max; /* timeouts + retryable errors; 0: no cap */
-    uint32_t window_max;        /* SENDs in flight; also <= WELCOME's */
-    uint32_t outbox_max;        /* sends not yet SENT; more: -ENOBUFS */
-    uint32_t held_max;          /* messages held behind gaps */
-    uint32_t convs_max;         /* conversations tracked */
-    uint32_t track_max;         /* SENT messages watched for receipts */
-    uint32_t requests_max;      /* requests (OPEN, HISTORY, customer-
-                                   service) awaiting answers */
-    uint32_t request_timeout_ms;
+    const char *url;             /* transport: ws://host:port/ws */
+    sb_encoding enc;             /* SB_ENC_PROTO (default) or SB_ENC_JSON */
+    const char *token;           /* required: HS256 JWT, < SB_TOKEN_BYTES_MAX */
+    const char *device_id;       /* required: 1..64 bytes */
+    const char *client_name;     /* HELLO.client; default "switchboard-c" */
+    const char *locale;          /* HELLO.locale; default "" */
+    bool sync_disabled;          /* never SYNC (one-shot tools): gaps stay */
+    uint32_t tick_ms;            /* transport: how often to tick the core */
+    uint32_t send_timeout_ms;    /* resend a SEND unanswered this long */
+    uint32_t send_attempts_max;  /* timeouts + retryable errors; 0: no cap */
+    uint32_t window_max;         /* SENDs in flight; also <= WELCOME's */
+    uint32_t outbox_max;         /* sends not yet SENT; more: -ENOBUFS */
+    uint32_t held_max;           /* messages held behind gaps */
+    uint32_t convs_max;          /* conversations tracked */
+    uint32_t track_max;          /* SENT messages watched for receipts */
+    uint32_t requests_max;       /* requests awaiting answers */
+    uint32_t request_timeout_ms; /* then on_response with -ETIMEDOUT */
     uint32_t connect_timeout_ms; /* from connect() to WELCOME */
     uint32_t backoff_ms_base;    /* reconnect delay: full jitter in */
     uint32_t backoff_ms_max;     /* [0, min(max, base * 2^attempt)] */
@@ -241,6 +217,10 @@ void sb_client_core_start(sb_client_core *cc, int64_t now_ms);
  * connection is closed through io->close. Pending requests fail with
  * -ECONNRESET; the outbox is kept (and freed by _free()). */
 void sb_client_core_stop(sb_client_core *cc);
+/* No application callback is called after this one returns (a transport
+ * whose application has let go of the client calls it before _stop()).
+ * Safe inside a callback. */
+void sb_client_core_mute(sb_client_core *cc);
 
 /* Transport events. */
 void sb_client_core_on_open(sb_client_core *cc, int64_t now_ms);
@@ -261,6 +241,8 @@ void sb_client_core_tick(sb_client_core *cc, int64_t now_ms);
  * everything fed since the last pull. */
 int sb_client_core_next_frame(sb_client_core *cc, const uint8_t **p, size_t *n);
 
+/* ---- messages ------------------------------------------------------------ */
+
 /* Queues a message for conv_id (any state but STOPPED: it is written when
  * READY). body (len bytes of UTF-8, copied) may contain NULs no more than
  * the protocol allows (it is a string: none). Writes the client_msg_id into
@@ -278,17 +260,6 @@ int sb_client_core_send_robot(sb_client_core *cc, uint64_t conv_id,
                               const char *body, size_t len,
                               const char *const *quick, size_t n_quick,
                               uint8_t *id_out);
-/* OPEN: a new conversation with members (user ids) besides this user.
- * READY only. Sets *rid_out; the answer comes through on_open. Returns 0,
- * -ENOTCONN, -ENOBUFS (too many requests), SB_E_INVALID or -ENOMEM. */
-int sb_client_core_open(sb_client_core *cc, const char *const *members,
-                        size_t n_members, const char *title, Sbp__ConvKind kind,
-                        uint32_t *rid_out);
-/* HISTORY: up to limit messages before before_seq (0: the newest), answered
- * through on_history. Same returns as _open(). */
-int sb_client_core_history(sb_client_core *cc, uint64_t conv_id,
-                           uint64_t before_seq, uint32_t limit,
-                           uint32_t *rid_out);
 /* READ: this user has read conv_id through seq. Coalesced; written when
  * READY. Returns 0, SB_E_INVALID or -ENOBUFS (conversation table full). */
 int sb_client_core_read(sb_client_core *cc, uint64_t conv_id, uint64_t seq);
@@ -298,101 +269,127 @@ void sb_client_core_sync(sb_client_core *cc);
  * Only moves forward. Returns 0, SB_E_INVALID or -ENOBUFS. */
 int sb_client_core_set_cursor(sb_client_core *cc, uint64_t conv_id,
                               uint64_t seq);
+/* TYPING on or off in conv_id, to the other members' devices. No answer
+ * and no request slot; a refusal comes as an ERROR through on_error. Not
+ * throttled here: call it on changes (or every few seconds while the user
+ * types), not on every key. READY only: 0, -ENOTCONN, SB_E_INVALID
+ * (conv_id 0), -ENOBUFS (the out queue is full) or -ENOMEM. */
+int sb_client_core_typing(sb_client_core *cc, uint64_t conv_id, bool on);
 
-/* ---- customer service ------------------------------------------------
+/* ---- requests -------------------------------------------------------------
  *
- * Requests of protocol v1's customer-service part (docs/protocol.md,
- * "Customer service"). Each is READY only: it is written at once, gets a
- * new rid in *rid_out (may be NULL) and is answered exactly once through
- * the callback named, unless the call fails, in which case nothing is
- * written and no callback comes. Common returns: 0, -ENOTCONN (not READY),
- * -ENOBUFS (requests_max requests pending, or the out queue is full),
- * SB_E_INVALID (conv_id 0, an empty or over-long id), SB_E_BAD_UTF8,
- * -ENOMEM. Strings are copied into the frame; NULL is taken as "". */
+ * A request is a frame the server answers with a frame of the same rid.
+ * Each is READY only: it is written at once, gets a new rid in *rid_out
+ * (may be NULL) and is answered exactly once through on_response, unless
+ * the call fails, in which case nothing is written and no callback comes.
+ * At most requests_max await their answers. The typed helpers below check
+ * their arguments, build the frame and call sb_client_core_request(); the
+ * protocol's customer-service part is docs/protocol.md, "Customer
+ * service". Their common returns: 0, -ENOTCONN (not READY), -ENOBUFS
+ * (requests_max requests pending, or the out queue is full), SB_E_INVALID
+ * (conv_id 0, an empty or over-long id), SB_E_BAD_UTF8, -ENOMEM. Strings
+ * are copied into the frame; NULL is taken as "". */
 
+/* Writes f (its body set; f->rid is set here) as a request. The body and
+ * the answers on_response gets for it:
+ *   OPEN -> OPEN_RESP          HISTORY -> HISTORY_RESP
+ *   TRANSFER, CLOSE, HANDOFF, RECALL, TAG -> OK
+ *   AGENT_STATE -> AGENT_STATE CONV_LIST -> CONV_LIST_RESP
+ *   SEARCH -> SEARCH_RESP      CANNED_LIST -> CANNED_LIST_RESP
+ *   ADMIN -> ADMIN_RESP or OK
+ * and any of them -> ERROR. Another body: -EINVAL. The fields are not
+ * checked here. */
+int sb_client_core_request(sb_client_core *cc, Sbp__Frame *f,
+                           uint32_t *rid_out);
+/* The text an answer carries: an ADMIN_RESP's, or an ERROR's reason; ""
+ * for any other frame and for NULL. Valid as long as resp. */
+const char *sb_client_answer_text(const Sbp__Frame *resp);
+
+/* OPEN: a new conversation with members (user ids) besides this user:
+ * fewer than SB_MEMBERS_MAX, each at most SB_ID_BYTES_MAX bytes. */
+int sb_client_core_open(sb_client_core *cc, const char *const *members,
+                        size_t n_members, const char *title, Sbp__ConvKind kind,
+                        uint32_t *rid_out);
+/* HISTORY: up to limit messages of conv_id before before_seq (0: the
+ * newest). */
+int sb_client_core_history(sb_client_core *cc, uint64_t conv_id,
+                           uint64_t before_seq, uint32_t limit,
+                           uint32_t *rid_out);
 /* OPEN of the customer's service conversation at desk ("" or NULL: the
  * server's first desk): kind CONV_SERVICE, no members. The server opens a
- * new one (the bot greets) or resumes the one not closed. Answered through
- * on_open, like sb_client_core_open(). */
+ * new one (the bot greets) or resumes the one not closed. */
 int sb_client_core_open_service(sb_client_core *cc, const char *desk,
                                 uint32_t *rid_out);
 /* TRANSFER of conv_id to one agent (to_agent) or back through routing for
  * a skill group (to_group): exactly one of them non-empty, else
- * SB_E_INVALID. Answered through on_done. */
+ * SB_E_INVALID. Answered by OK, like CLOSE, HANDOFF, RECALL and TAG
+ * below: what changed arrives separately, as event messages through
+ * on_message and as on_conv_update. */
 int sb_client_core_transfer(sb_client_core *cc, uint64_t conv_id,
                             const char *to_agent, const char *to_group,
                             uint32_t *rid_out);
-/* CLOSE of conv_id. Answered through on_done. */
+/* CLOSE of conv_id. */
 int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
                               uint32_t *rid_out);
 /* HANDOFF: ask for a person in conv_id, in group ("" or NULL: the desk's
- * default). Answered through on_done. */
-/* An administrator's command (role admin): "reload-filter". Answered
- * through on_done (0, or the server's refusal). */
-int sb_client_core_admin(sb_client_core *cc, const char *op, uint32_t *rid_out);
-/* An administrator's command with its input (docs/protocol.md lists the
- * ops: "desk-show", "desk-set" with the desk document as body, ...; body
- * NULL or "" for none). Answered through on_admin with the server's text
- * or its reason for refusing. SB_E_TOO_LARGE when the frame would exceed
- * the server's frame_bytes_max. */
-int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
-                             const char *body, uint32_t *rid_out);
+ * default). */
 int sb_client_core_handoff(sb_client_core *cc, uint64_t conv_id,
                            const char *group, uint32_t *rid_out);
-/* RECALL of this user's message seq (not 0) of conv_id. Answered through
- * on_done; every device then surfaces a "msg.recalled" event
- * (on_recalled). */
+/* RECALL of this user's message seq (not 0) of conv_id. Every device then
+ * surfaces a "msg.recalled" event (on_recalled). */
 int sb_client_core_recall(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
                           uint32_t *rid_out);
 /* TAG: adds and removes tags on conv_id (seq 0) or on its message seq.
  * At least one tag in all; each 1..SB_TAG_BYTES_MAX bytes
  * (SB_E_INVALID otherwise); at most SB_TAGS_MAX in add and in
- * remove (SB_E_TOO_LARGE). Answered through on_done. */
+ * remove (SB_E_TOO_LARGE). */
 int sb_client_core_tag(sb_client_core *cc, uint64_t conv_id, uint64_t seq,
                        const char *const *add, size_t n_add,
                        const char *const *remove, size_t n_remove,
                        uint32_t *rid_out);
-/* TYPING on or off in conv_id, to the other members' devices. No answer
- * and no request slot; a refusal comes as an ERROR through on_error. Not
- * throttled here: call it on changes (or every few seconds while the user
- * types), not on every key. */
-int sb_client_core_typing(sb_client_core *cc, uint64_t conv_id, bool on);
 /* AGENT_STATE: an agent sets SBP__AGENT_STATUS__AGENT_ONLINE or _AWAY
- * (anything else: SB_E_INVALID). Answered through on_agent_state. */
+ * (anything else: SB_E_INVALID). The answer is the status in force, the
+ * agent's capacity and load. */
 int sb_client_core_agent_state(sb_client_core *cc, Sbp__AgentStatus status,
                                uint32_t *rid_out);
 /* CONV_LIST: a page of this user's conversations, newest activity first.
  * cursor: "" (or NULL) for the first page, else the previous page's
- * next_cursor; limit 0: the server's default; state 0: any; tag ""/NULL:
- * any; mine: only those assigned to this agent (no queue). Answered
- * through on_conv_list. */
+ * next_cursor (at most SB_LIST_CURSOR_BYTES_MAX bytes); limit 0: the
+ * server's default; state 0: any; tag ""/NULL: any; mine: only those
+ * assigned to this agent (no queue). */
 int sb_client_core_conv_list(sb_client_core *cc, const char *cursor,
                              uint32_t limit, Sbp__ConvState state,
                              const char *tag, bool mine, uint32_t *rid_out);
 /* SEARCH for messages matching every word of query (1..
  * SB_QUERY_BYTES_MAX bytes; SB_E_TOO_LARGE beyond) in conv_id (0:
- * all of this user's). Answered through on_search. */
+ * all of this user's). */
 int sb_client_core_search(sb_client_core *cc, uint64_t conv_id,
                           const char *query, uint32_t limit, uint32_t *rid_out);
-/* CANNED_LIST: the canned replies of desk ("" or NULL: the first desk).
- * Answered through on_canned. */
+/* CANNED_LIST: the canned replies of desk ("" or NULL: the first desk). */
 int sb_client_core_canned_list(sb_client_core *cc, const char *desk,
                                uint32_t *rid_out);
+/* ADMIN: an administrator's command (role admin) with its input
+ * (docs/protocol.md lists the ops: "reload-filter", "desk-show",
+ * "desk-set" with the desk document as body, ...; body NULL or "" for
+ * none). The answer is an ADMIN_RESP with the server's text, or an OK.
+ * SB_E_TOO_LARGE when the frame would exceed the server's
+ * frame_bytes_max. */
+int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
+                             const char *body, uint32_t *rid_out);
 
-/* Accessors. */
+/* ---- accessors ----------------------------------------------------------- */
+
 sb_client_state sb_client_core_state(const sb_client_core *cc);
 /* The highest contiguous seq surfaced in conv_id (0 if none). */
 uint64_t sb_client_core_cursor(const sb_client_core *cc, uint64_t conv_id);
 void sb_client_core_stats(const sb_client_core *cc, sb_client_stats *out);
-size_t sb_client_core_outbox_len(const sb_client_core *cc);
 const sb_client_session *sb_client_core_session(const sb_client_core *cc);
-/* The last reconnect delay chosen (ms) and the attempt it was for. */
+/* The last reconnect delay chosen (ms): how long BACKOFF lasts. */
 uint32_t sb_client_core_backoff_ms(const sb_client_core *cc);
-uint32_t sb_client_core_backoff_attempt(const sb_client_core *cc);
 /* Why the last connection ended or the client stopped (0 if none). */
 int sb_client_core_last_error(const sb_client_core *cc);
+/* The WebSocket close code of the last connection (0 if none). */
 uint16_t sb_client_core_close_code(const sb_client_core *cc);
-const sb_client_config *sb_client_core_config(const sb_client_core *cc);
 
 /* "ERR_FORBIDDEN" for SB_E_FORBIDDEN, the errno name-ish text otherwise
  * ("ETIMEDOUT"...). A static string. */

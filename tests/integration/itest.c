@@ -493,6 +493,16 @@ static void cb_history(void *ud, uint32_t rid, int err,
     }
 }
 
+static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
+                        int err, const Sbp__Frame *f)
+{
+    const Sbp__Frame *a = err ? NULL : f;
+    if (req == SBP__FRAME__BODY_OPEN)
+        cb_open(ud, rid, err, a ? a->open_resp->conv : NULL);
+    else if (req == SBP__FRAME__BODY_HISTORY)
+        cb_history(ud, rid, err, a ? a->history_resp : NULL);
+}
+
 static void cb_error(void *ud, int err, const char *text)
 {
     it_device *d = ud;
@@ -507,8 +517,7 @@ static const sb_client_cbs IT_CBS = {
     .on_send_status = cb_send_status,
     .on_receipt = cb_receipt,
     .on_synced = cb_synced,
-    .on_open = cb_open,
-    .on_history = cb_history,
+    .on_response = cb_response,
     .on_error = cb_error,
 };
 

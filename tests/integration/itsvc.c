@@ -198,7 +198,7 @@ static void cb_done(void *ud, uint32_t rid, int err)
 static void cb_agent_state(void *ud, uint32_t rid, int err,
                            const Sbp__AgentState *a)
 {
-    if (rid) ans_put(ud, ITS_ANS_AGENT, rid, err, a ? &a->base : NULL, NULL);
+    ans_put(ud, ITS_ANS_AGENT, rid, err, a ? &a->base : NULL, NULL);
 }
 
 static void cb_conv_list(void *ud, uint32_t rid, int err,
@@ -223,6 +223,39 @@ static void cb_admin(void *ud, uint32_t rid, int err, const char *text)
     ans_put(ud, ITS_ANS_ADMIN, rid, err, NULL, text);
 }
 
+/* Every answer, recorded by the kind of its request. */
+static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
+                        int err, const Sbp__Frame *f)
+{
+    const Sbp__Frame *a = err ? NULL : f;
+    switch (req) {
+    case SBP__FRAME__BODY_OPEN:
+        cb_open(ud, rid, err, a ? a->open_resp->conv : NULL);
+        break;
+    case SBP__FRAME__BODY_HISTORY:
+        cb_history(ud, rid, err, a ? a->history_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_AGENT_STATE:
+        cb_agent_state(ud, rid, err, a ? a->agent_state : NULL);
+        break;
+    case SBP__FRAME__BODY_CONV_LIST:
+        cb_conv_list(ud, rid, err, a ? a->conv_list_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_SEARCH:
+        cb_search(ud, rid, err, a ? a->search_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_CANNED_LIST:
+        cb_canned(ud, rid, err, a ? a->canned_list_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_ADMIN:
+        cb_admin(ud, rid, err, sb_client_answer_text(f));
+        break;
+    default:
+        cb_done(ud, rid, err);
+        break;
+    }
+}
+
 static void cb_error(void *ud, int err, const char *text)
 {
     its_dev *d = ud;
@@ -234,17 +267,10 @@ static void cb_error(void *ud, int err, const char *text)
 static const sb_client_cbs ITS_CBS = {
     .on_message = cb_message,
     .on_send_status = cb_send_status,
-    .on_open = cb_open,
-    .on_history = cb_history,
+    .on_response = cb_response,
     .on_error = cb_error,
-    .on_done = cb_done,
     .on_conv_update = cb_conv_update,
     .on_typing = cb_typing,
-    .on_agent_state = cb_agent_state,
-    .on_conv_list = cb_conv_list,
-    .on_search = cb_search,
-    .on_canned = cb_canned,
-    .on_admin = cb_admin,
     .on_recalled = cb_recalled,
 };
 

@@ -268,6 +268,48 @@ static void cb_recalled(void *ud, uint64_t conv_id, uint64_t seq)
     t->recalled_after = t->nmsgs;
 }
 
+static void cb_agent_news(void *ud, const Sbp__AgentState *s)
+{
+    cb_agent_state(ud, 0, 0, s);
+}
+
+/* Every answer, logged by the kind of its request. */
+static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
+                        int err, const Sbp__Frame *f)
+{
+    /* The contract: the answer frame when err is 0, else the ERROR or
+     * nothing. */
+    assert_true(err == 0 ? f && f->body_case != SBP__FRAME__BODY_ERROR
+                         : !f || f->body_case == SBP__FRAME__BODY_ERROR);
+    const Sbp__Frame *a = err ? NULL : f;
+    switch (req) {
+    case SBP__FRAME__BODY_OPEN:
+        cb_open(ud, rid, err, a ? a->open_resp->conv : NULL);
+        break;
+    case SBP__FRAME__BODY_HISTORY:
+        cb_history(ud, rid, err, a ? a->history_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_AGENT_STATE:
+        cb_agent_state(ud, rid, err, a ? a->agent_state : NULL);
+        break;
+    case SBP__FRAME__BODY_CONV_LIST:
+        cb_conv_list(ud, rid, err, a ? a->conv_list_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_SEARCH:
+        cb_search(ud, rid, err, a ? a->search_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_CANNED_LIST:
+        cb_canned(ud, rid, err, a ? a->canned_list_resp : NULL);
+        break;
+    case SBP__FRAME__BODY_ADMIN:
+        cb_admin(ud, rid, err, sb_client_answer_text(f));
+        break;
+    default:
+        cb_done(ud, rid, err);
+        break;
+    }
+}
+
 static void out_clear(h *t)
 {
     for (int i = 0; i < t->nout; i++)
@@ -288,18 +330,12 @@ static h *h_new_cfg(sb_client_config *cfg)
         .on_send_status = cb_send_status,
         .on_receipt = cb_receipt,
         .on_synced = cb_synced,
-        .on_open = cb_open,
-        .on_history = cb_history,
+        .on_response = cb_response,
         .on_error = cb_error,
-        .on_done = cb_done,
         .on_conv_update = cb_conv_update,
         .on_typing = cb_typing,
-        .on_agent_state = cb_agent_state,
-        .on_conv_list = cb_conv_list,
-        .on_search = cb_search,
-        .on_canned = cb_canned,
+        .on_agent_state = cb_agent_news,
         .on_recalled = cb_recalled,
-        .on_admin = cb_admin,
     };
     sb_client_core_io io = {.ud = t,
                             .connect = io_connect,
@@ -329,6 +365,13 @@ static void h_free(h *t)
     out_clear(t);
     sb_client_core_free(t->cc);
     free(t);
+}
+
+static size_t outbox_len(h *t)
+{
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    return st.outbox_len;
 }
 
 /* Pulls and decodes every frame the core has for the wire. */
@@ -877,7 +920,7 @@ static void test_resend_after_reconnect_same_id(void **state)
     /* The connection drops before any SEND_ACK. */
     sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
     assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
-    assert_int_equal(sb_client_core_outbox_len(t->cc), 3);
+    assert_int_equal(outbox_len(t), 3);
     pull(t);
     assert_int_equal(t->nout, 0); /* nothing is written while away */
     /* A send while disconnected joins the queue. */
@@ -897,7 +940,7 @@ static void test_resend_after_reconnect_same_id(void **state)
     feed_send_ack(t, ids[0], 3, 1, true);
     assert_int_equal(t->sts[0].st, SB_SEND_SENT);
     assert_true(t->sts[0].dup);
-    assert_int_equal(sb_client_core_outbox_len(t->cc), 3);
+    assert_int_equal(outbox_len(t), 3);
 
     /* A timeout resends, with the same id. */
     pull(t);
@@ -996,7 +1039,7 @@ static void test_statuses(void **state)
     assert_int_equal(t->nsts, 7);
     assert_int_equal(t->sts[6].st, SB_SEND_FAILED);
     assert_int_equal(t->sts[6].err, SB_E_FORBIDDEN);
-    assert_int_equal(sb_client_core_outbox_len(t->cc), 0);
+    assert_int_equal(outbox_len(t), 0);
     assert_string_equal(sb_client_err_name(t->sts[6].err), "ERR_FORBIDDEN");
 
     /* Retryable: resent later with the same id, then acked. */
@@ -2124,6 +2167,48 @@ static void test_recall_event(void **state)
     h_free(t);
 }
 
+/* The generic request: a request frame built by the caller is written
+ * with a new rid and answered through on_response with its kind; a frame
+ * that is no request is refused. Once muted, the core calls nothing, not
+ * even for the state and the requests that stopping ends. */
+static void test_generic_request_and_mute(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    Sbp__Close c = SBP__CLOSE__INIT;
+    c.conv_id = 4;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CLOSE;
+    f.close = &c;
+    uint32_t rid = 0;
+    assert_int_equal(sb_client_core_request(t->cc, &f, &rid), -ENOTCONN);
+    go_ready(t, 16);
+    Sbp__Typing ty = SBP__TYPING__INIT;
+    Sbp__Frame g = SBP__FRAME__INIT;
+    g.body_case = SBP__FRAME__BODY_TYPING;
+    g.typing = &ty;
+    assert_int_equal(sb_client_core_request(t->cc, &g, &rid), -EINVAL);
+    assert_int_equal(pull(t), 0);
+    assert_int_equal(sb_client_core_request(t->cc, &f, &rid), 0);
+    Sbp__Frame *out = pull_one(t, SBP__FRAME__BODY_CLOSE);
+    assert_int_equal(out->rid, rid);
+    assert_int_equal(out->close->conv_id, 4);
+    feed_ok(t, rid);
+    assert_int_equal(t->nans, 1);
+    assert_int_equal(t->ans[0].kind, ANS_DONE);
+    assert_int_equal(t->ans[0].rid, rid);
+    assert_int_equal(t->ans[0].err, 0);
+
+    assert_int_equal(sb_client_core_request(t->cc, &f, &rid), 0);
+    int nstates = t->nstates;
+    sb_client_core_mute(t->cc);
+    sb_client_core_stop(t->cc);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->nstates, nstates);
+    assert_int_equal(t->nans, 1);
+    h_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2158,6 +2243,7 @@ int main(void)
         cmocka_unit_test(test_service_timeouts_and_disconnect),
         cmocka_unit_test(test_service_json),
         cmocka_unit_test(test_recall_event),
+        cmocka_unit_test(test_generic_request_and_mute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,413 @@
+/* The client core's outbox: see sb_client_outbox.h. */
+#include "sb_client_outbox.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_client_core_int.h"
+#include "sb_error.h"
+#include "sb_utf8.h"
+
+/* One send in the outbox, body inline. */
+struct cc_out {
+    struct cc_out *prev, *next;
+    uint8_t id[SB_CLIENT_MSG_ID_BYTES];
+    uint64_t conv_id, quote_seq;
+    int64_t sent_ms, not_before_ms;
+    uint32_t rid, attempts;
+    Sbp__MsgType type;
+    bool inflight;
+    uint8_t n_quick; /* quick replies, each NUL-terminated after the body */
+    size_t body_len;
+    char body[];
+};
+
+/* A SENT message watched for DELIVERED and READ. */
+struct cc_track {
+    uint8_t id[SB_CLIENT_MSG_ID_BYTES];
+    uint64_t conv_id, seq, msg_id;
+    int64_t server_ts;
+    sb_client_send_status status;
+};
+
+static void out_unlink(sb_client_core *cc, cc_out *o)
+{
+    cc_outbox *ob = &cc->out;
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        ob->head = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    else
+        ob->tail = o->prev;
+    if (o->inflight) ob->n_inflight--;
+    o->inflight = false;
+    ob->len--;
+}
+
+/* The send with client_msg_id id, or else (no id) the one written with
+ * rid. */
+static cc_out *out_find(sb_client_core *cc, const ProtobufCBinaryData *id,
+                        uint32_t rid)
+{
+    for (cc_out *o = cc->out.head; o; o = o->next) {
+        if (id && id->len == SB_CLIENT_MSG_ID_BYTES) {
+            if (memcmp(o->id, id->data, SB_CLIENT_MSG_ID_BYTES) == 0) return o;
+        } else if (rid && o->rid == rid) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static void report(sb_client_core *cc, const uint8_t *id, uint64_t conv_id,
+                   uint64_t msg_id, uint64_t seq, int64_t ts,
+                   sb_client_send_status st, bool dup, int err,
+                   const char *text)
+{
+    if (!cc->cbs.on_send_status) return;
+    sb_client_send_info i = {
+        .client_msg_id = id,
+        .conv_id = conv_id,
+        .msg_id = msg_id,
+        .seq = seq,
+        .server_ts = ts,
+        .status = st,
+        .duplicate = dup,
+        .err = err,
+        .text = text ? text : "",
+    };
+    cc->cbs.on_send_status(cc->ud, &i);
+}
+
+static void out_fail(sb_client_core *cc, cc_out *o, int err, const char *text)
+{
+    out_unlink(cc, o);
+    cc->st.send_failed++;
+    report(cc, o->id, o->conv_id, 0, 0, 0, SB_SEND_FAILED, false, err, text);
+    free(o);
+}
+
+static bool retryable(Sbp__ErrorCode code)
+{
+    switch (code) {
+    case SBP__ERROR_CODE__ERR_STORE:
+    case SBP__ERROR_CODE__ERR_RATE_LIMITED:
+    case SBP__ERROR_CODE__ERR_TOO_MANY_PENDING:
+    case SBP__ERROR_CODE__ERR_UNAVAILABLE:
+    case SBP__ERROR_CODE__ERR_INTERNAL:
+    case SBP__ERROR_CODE__ERR_UNAUTHENTICATED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool attempts_left(const sb_client_core *cc, const cc_out *o)
+{
+    return cc->cfg.send_attempts_max == 0 ||
+           o->attempts < cc->cfg.send_attempts_max;
+}
+
+static int send_out(sb_client_core *cc, cc_out *o)
+{
+    Sbp__Send s = SBP__SEND__INIT;
+    s.client_msg_id.data = o->id;
+    s.client_msg_id.len = SB_CLIENT_MSG_ID_BYTES;
+    s.conv_id = o->conv_id;
+    s.type = o->type;
+    s.body = o->body;
+    s.quote_seq = o->quote_seq;
+    Sbp__QuickReply qr[SB_QUICK_MAX];
+    Sbp__QuickReply *qp[SB_QUICK_MAX];
+    assert(o->n_quick <= SB_QUICK_MAX);
+    char *q = o->body + o->body_len + 1;
+    for (size_t i = 0; i < o->n_quick; i++) {
+        sbp__quick_reply__init(&qr[i]);
+        qr[i].title = qr[i].payload = q;
+        qp[i] = &qr[i];
+        q += strlen(q) + 1;
+    }
+    s.n_quick_replies = o->n_quick;
+    s.quick_replies = o->n_quick ? qp : NULL;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = sb__client_new_rid(cc);
+    f.body_case = SBP__FRAME__BODY_SEND;
+    f.send = &s;
+    int rc = sb__client_emit(cc, &f);
+    if (rc) return rc;
+    o->rid = f.rid;
+    o->inflight = true;
+    o->sent_ms = cc->now_ms;
+    if (o->attempts > 0) cc->st.resends++;
+    o->attempts++;
+    cc->out.n_inflight++;
+    cc->st.send_frames++;
+    return 0;
+}
+
+/* ---- receipts: statuses DELIVERED and READ of SENT messages -------------- */
+
+static bool track_advance(sb_client_core *cc, cc_track *t, const cc_conv *c)
+{
+    if (t->status < SB_SEND_DELIVERED && c->peer_delivered >= t->seq) {
+        t->status = SB_SEND_DELIVERED;
+        report(cc, t->id, t->conv_id, t->msg_id, t->seq, t->server_ts,
+               SB_SEND_DELIVERED, false, 0, NULL);
+    }
+    if (t->status < SB_SEND_READ && c->peer_read >= t->seq) {
+        t->status = SB_SEND_READ;
+        report(cc, t->id, t->conv_id, t->msg_id, t->seq, t->server_ts,
+               SB_SEND_READ, false, 0, NULL);
+    }
+    return t->status == SB_SEND_READ;
+}
+
+static cc_track *track_at(sb_client_core *cc, size_t i)
+{
+    return &cc->out.track[(cc->out.track_head + i) % cc->out.track_cap];
+}
+
+static void track_add(sb_client_core *cc, const cc_track *t)
+{
+    cc_outbox *ob = &cc->out;
+    if (cc->cfg.track_max == 0) return;
+    if (ob->n_track == ob->track_cap && ob->track_cap < cc->cfg.track_max) {
+        size_t cap = ob->track_cap ? ob->track_cap * 2 : 8;
+        if (cap > cc->cfg.track_max) cap = cc->cfg.track_max;
+        cc_track *t2 = malloc(cap * sizeof *t2);
+        if (t2) {
+            for (size_t i = 0; i < ob->n_track; i++)
+                t2[i] = *track_at(cc, i);
+            free(ob->track);
+            ob->track = t2;
+            ob->track_cap = cap;
+            ob->track_head = 0;
+        }
+    }
+    if (ob->track_cap == 0) return; /* out of memory: no receipts */
+    if (ob->n_track == ob->track_cap) {
+        /* Forget the oldest: no more receipts for it. */
+        ob->track_head = (ob->track_head + 1) % ob->track_cap;
+        ob->n_track--;
+    }
+    *track_at(cc, ob->n_track++) = *t;
+}
+
+/* A READ_NOTIFY moved conversation c: advance its tracked sends and drop
+ * those READ, keeping the others in order. */
+static void on_receipts(sb_client_core *cc, cc_conv *c)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < cc->out.n_track; r++) {
+        cc_track t = *track_at(cc, r);
+        if (t.conv_id == c->conv_id && track_advance(cc, &t, c)) continue;
+        *track_at(cc, w++) = t;
+    }
+    cc->out.n_track = w;
+}
+
+void sb__client_outbox_on_read_notify(sb_client_core *cc, const Sbp__Frame *f)
+{
+    const Sbp__ReadNotify *r = f->read_notify;
+    if (strcmp(r->user_id, cc->sess.user_id) != 0) {
+        cc_conv *c = sb__client_conv_get(cc, r->conv_id, true);
+        if (c) {
+            if (r->delivered_seq > c->peer_delivered)
+                c->peer_delivered = r->delivered_seq;
+            if (r->read_seq > c->peer_read) c->peer_read = r->read_seq;
+            if (c->peer_read > c->peer_delivered)
+                c->peer_delivered = c->peer_read;
+            on_receipts(cc, c);
+        }
+    }
+    if (cc->cbs.on_receipt) cc->cbs.on_receipt(cc->ud, r);
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+void sb__client_outbox_on_send_ack(sb_client_core *cc, const Sbp__Frame *f)
+{
+    const Sbp__SendAck *a = f->send_ack;
+    cc_out *o = out_find(cc, &a->client_msg_id, 0);
+    if (!o) return; /* an answer to a resend already answered */
+    out_unlink(cc, o);
+    cc->pump_needed = true;
+    cc->st.send_acks++;
+    uint64_t conv_id = a->conv_id ? a->conv_id : o->conv_id;
+    report(cc, o->id, conv_id, a->msg_id, a->seq, a->server_ts, SB_SEND_SENT,
+           a->duplicate, 0, NULL);
+
+    /* The sender gets no PUSH of its own message: surface it here. */
+    Sbp__Message m = SBP__MESSAGE__INIT;
+    m.msg_id = a->msg_id;
+    m.conv_id = conv_id;
+    m.seq = a->seq;
+    m.sender = cc->sess.user_id;
+    m.sender_device = cc->device_id;
+    m.client_msg_id.data = o->id;
+    m.client_msg_id.len = SB_CLIENT_MSG_ID_BYTES;
+    m.type = o->type;
+    m.body = o->body;
+    m.quote_seq = o->quote_seq;
+    m.server_ts = a->server_ts;
+    m.lang = cc->locale;
+    sb__client_inbox_offer(cc, &m);
+
+    cc_conv *c = sb__client_conv_get(cc, conv_id, true);
+    if (c && a->seq) {
+        cc_track t = {.conv_id = conv_id,
+                      .seq = a->seq,
+                      .msg_id = a->msg_id,
+                      .server_ts = a->server_ts,
+                      .status = SB_SEND_SENT};
+        memcpy(t.id, o->id, sizeof t.id);
+        if (!track_advance(cc, &t, c)) track_add(cc, &t);
+    }
+    free(o);
+}
+
+bool sb__client_outbox_on_error(sb_client_core *cc, uint32_t rid,
+                                const Sbp__Error *e)
+{
+    cc_out *o = out_find(cc, &e->client_msg_id, rid);
+    if (!o) return false;
+    if (!retryable(e->code) || !attempts_left(cc, o)) {
+        out_fail(cc, o, SB_E(e->code), e->text);
+        return true;
+    }
+    if (o->inflight) cc->out.n_inflight--;
+    o->inflight = false;
+    uint32_t a = o->attempts < 10 ? o->attempts : 10;
+    uint64_t delay = (uint64_t)100 << a;
+    if (delay > cc->cfg.send_timeout_ms) delay = cc->cfg.send_timeout_ms;
+    o->not_before_ms = cc->now_ms + (int64_t)delay;
+    cc->pump_needed = true;
+    return true;
+}
+
+/* ---- the connection ------------------------------------------------------ */
+
+void sb__client_outbox_on_welcome(sb_client_core *cc, const Sbp__Welcome *w)
+{
+    cc_outbox *ob = &cc->out;
+    ob->window = cc->cfg.window_max;
+    if (w->pending_sends_max && w->pending_sends_max < ob->window)
+        ob->window = w->pending_sends_max;
+    if (ob->window == 0) ob->window = 1;
+    ob->body_bytes_max =
+        w->body_bytes_max ? w->body_bytes_max : cc->cfg.body_bytes_max;
+}
+
+void sb__client_outbox_on_disconnect(sb_client_core *cc)
+{
+    for (cc_out *o = cc->out.head; o; o = o->next)
+        o->inflight = false;
+    cc->out.n_inflight = 0;
+}
+
+void sb__client_outbox_tick(sb_client_core *cc)
+{
+    cc_out *next;
+    for (cc_out *o = cc->out.head; o; o = next) {
+        next = o->next;
+        if (!o->inflight ||
+            cc->now_ms - o->sent_ms < (int64_t)cc->cfg.send_timeout_ms)
+            continue;
+        if (!attempts_left(cc, o)) {
+            out_fail(cc, o, -ETIMEDOUT, "no SEND_ACK");
+            continue;
+        }
+        o->inflight = false; /* the pump writes it again, same id */
+        cc->out.n_inflight--;
+    }
+}
+
+void sb__client_outbox_pump(sb_client_core *cc)
+{
+    cc_outbox *ob = &cc->out;
+    for (cc_out *o = ob->head; o && ob->n_inflight < ob->window; o = o->next) {
+        if (o->inflight || o->not_before_ms > cc->now_ms) continue;
+        if (send_out(cc, o) != 0) break;
+    }
+}
+
+void sb__client_outbox_free(sb_client_core *cc)
+{
+    while (cc->out.head) {
+        cc_out *o = cc->out.head;
+        cc->out.head = o->next;
+        free(o);
+    }
+    free(cc->out.track);
+}
+
+/* ---- API ----------------------------------------------------------------- */
+
+/* A new outbox entry: the body, then each quick reply, NUL-terminated. */
+static int out_add(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
+                   const char *body, size_t len, uint64_t quote_seq,
+                   const char *const *quick, size_t n_quick, uint8_t *id_out)
+{
+    assert(cc && (body || len == 0) && (quick || n_quick == 0));
+    cc_outbox *ob = &cc->out;
+    if (cc->state == SB_CLIENT_STOPPED) return -ESHUTDOWN;
+    if (conv_id == 0) return SB_E_INVALID;
+    if (len > ob->body_bytes_max || n_quick > SB_QUICK_MAX)
+        return SB_E_TOO_LARGE;
+    if (memchr(body ? body : "", '\0', len) ||
+        !sb_utf8_valid(body ? body : "", len))
+        return SB_E_BAD_UTF8;
+    size_t extra = 0;
+    for (size_t i = 0; i < n_quick; i++) {
+        int rc = sb__client_check_str(quick[i], SB_QUICK_BYTES_MAX, false);
+        if (rc) return rc;
+        extra += strlen(quick[i]) + 1;
+    }
+    if (ob->len >= cc->cfg.outbox_max) return -ENOBUFS;
+    cc_out *o = calloc(1, sizeof *o + len + 1 + extra);
+    if (!o) return -ENOMEM;
+    cc->io.rand_bytes(cc->io.ud, o->id, sizeof o->id);
+    o->conv_id = conv_id;
+    o->quote_seq = quote_seq;
+    o->type = type;
+    o->body_len = len;
+    if (len) memcpy(o->body, body, len);
+    o->body[len] = '\0';
+    char *q = o->body + len + 1;
+    for (size_t i = 0; i < n_quick; i++) {
+        size_t n = strlen(quick[i]) + 1;
+        memcpy(q, quick[i], n);
+        q += n;
+    }
+    o->n_quick = (uint8_t)n_quick;
+    o->prev = ob->tail;
+    if (ob->tail)
+        ob->tail->next = o;
+    else
+        ob->head = o;
+    ob->tail = o;
+    ob->len++;
+    cc->st.sends++;
+    cc->pump_needed = true;
+    if (id_out) memcpy(id_out, o->id, sizeof o->id);
+    return 0;
+}
+
+int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
+                        const char *body, size_t len, uint64_t quote_seq,
+                        uint8_t *id_out)
+{
+    return out_add(cc, conv_id, type, body, len, quote_seq, NULL, 0, id_out);
+}
+
+int sb_client_core_send_robot(sb_client_core *cc, uint64_t conv_id,
+                              const char *body, size_t len,
+                              const char *const *quick, size_t n_quick,
+                              uint8_t *id_out)
+{
+    return out_add(cc, conv_id, SBP__MSG_TYPE__MSG_ROBOT, body, len, 0, quick,
+                   n_quick, id_out);
+}
