@@ -42,11 +42,6 @@ static const entry *find(const char *key)
     return NULL;
 }
 
-int sb_i18n_has(const char *key)
-{
-    return find(key) != NULL;
-}
-
 static void put(char *out, size_t cap, size_t *n, const char *s, size_t len)
 {
     if (cap == 0) return;

@@ -13,7 +13,4 @@
 size_t sb_i18n_render(const char *locale, const char *key, char *const *args,
                       size_t n_args, char *out, size_t cap);
 
-/* Whether the catalogs know key. */
-int sb_i18n_has(const char *key);
-
 #endif

@@ -450,11 +450,6 @@ bool sb_req_is_write(sb_req_kind k)
     return sb__req_kind_ok(k) && sb__req_ops[k].write;
 }
 
-const char *sb_req_kind_name(sb_req_kind k)
-{
-    return sb__req_kind_ok(k) ? sb__req_ops[k].name : "?";
-}
-
 /* ---- batches ----------------------------------------------------------------
  */
 

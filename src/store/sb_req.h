@@ -205,7 +205,5 @@ struct sb_req {
 /* Whether requests of kind k are writes (the writer's; the others are
  * reads). */
 bool sb_req_is_write(sb_req_kind k);
-/* The kind's name ("MSG_APPEND"), for logs and tests. */
-const char *sb_req_kind_name(sb_req_kind k);
 
 #endif

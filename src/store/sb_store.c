@@ -16,21 +16,26 @@
 
 #define TEXT_BYTES_MAX SB_ID_BYTES_MAX /* desk and group names */
 
-/* ---- shared by backends ------------------------------------------------ */
+/* ---- checks ---------------------------------------------------------------
+ */
 
-bool sb__store_id_valid(const char *id)
+/* An id: 1..SB_ID_BYTES_MAX bytes. */
+static bool id_valid(const char *id)
 {
     return id && id[0] && strnlen(id, SB_ID_BYTES_MAX + 1) <= SB_ID_BYTES_MAX;
 }
 
-bool sb__store_text_valid(const char *t, size_t max)
+/* A short name that may be empty (desk, skill group): at most max bytes of
+ * UTF-8; NULL counts as "". */
+static bool text_valid(const char *t, size_t max)
 {
     if (!t) return true;
     size_t n = strnlen(t, max + 1);
     return n <= max && sb_utf8_valid(t, n);
 }
 
-bool sb__store_tag_valid(const char *t)
+/* A tag: 1..SB_TAG_BYTES_MAX bytes of UTF-8, no control characters. */
+static bool tag_valid(const char *t)
 {
     if (!t) return false;
     size_t n = strnlen(t, SB_TAG_BYTES_MAX + 1);
@@ -39,6 +44,9 @@ bool sb__store_tag_valid(const char *t)
         if ((unsigned char)t[i] < 0x20 || t[i] == 0x7f) return false;
     return true;
 }
+
+/* ---- shared by backends ---------------------------------------------------
+ */
 
 size_t sb__store_utf8_cut(const char *t, size_t n, size_t max)
 {
@@ -318,12 +326,6 @@ int sb__store_savepoint_end(sb_store *s, bool keep)
     return s->ops->savepoint_end(s, keep);
 }
 
-const char *sb_store_backend(const sb_store *s)
-{
-    assert(s);
-    return s->ops->name;
-}
-
 /* ---- maintenance ------------------------------------------------------- */
 
 int sb_store_cache(sb_store *s, uint32_t kib)
@@ -364,7 +366,7 @@ int sb_store_index(sb_store *s, uint32_t max_msgs, uint64_t *left)
  * or none, whole quick replies. */
 static int append_check(const Sbp__Message *msg)
 {
-    if (!msg || !sb__store_id_valid(msg->sender)) return SB_E_INVALID;
+    if (!msg || !id_valid(msg->sender)) return SB_E_INVALID;
     if (msg->client_msg_id.len != 0 &&
         (msg->client_msg_id.len != SB_CLIENT_MSG_ID_BYTES ||
          !msg->client_msg_id.data))
@@ -418,7 +420,7 @@ int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,
                          const char *locale, int64_t now_ms)
 {
     assert(s && s->ops->in_write(s));
-    if (!sb__store_id_valid(user_id)) return SB_E_INVALID;
+    if (!id_valid(user_id)) return SB_E_INVALID;
     return s->ops->user_upsert(s, user_id, role, locale ? locale : "", now_ms);
 }
 
@@ -440,7 +442,7 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
     size_t customers = 0;
     const char *customer = "";
     for (size_t i = 0; i < n; i++) {
-        if (!sb__store_id_valid(user_ids[i])) return SB_E_INVALID;
+        if (!id_valid(user_ids[i])) return SB_E_INVALID;
         if ((int)roles[i] < (int)SBP__ROLE__ROLE_UNSPECIFIED ||
             (int)roles[i] > (int)SBP__ROLE__ROLE_ADMIN)
             return SB_E_INVALID;
@@ -467,8 +469,7 @@ int sb_store_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
                         uint64_t conv_id, uint64_t seq)
 {
     assert(s && s->ops->in_write(s));
-    if (!sb__store_id_valid(user_id) || !sb__store_id_valid(device_id))
-        return SB_E_INVALID;
+    if (!id_valid(user_id) || !id_valid(device_id)) return SB_E_INVALID;
     return s->ops->cursor_ack(s, user_id, device_id, conv_id, seq);
 }
 
@@ -476,7 +477,7 @@ int sb_store_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
                       uint64_t seq)
 {
     assert(s && s->ops->in_write(s));
-    if (!sb__store_id_valid(user_id)) return SB_E_INVALID;
+    if (!id_valid(user_id)) return SB_E_INVALID;
     return s->ops->read_set(s, conv_id, user_id, seq);
 }
 
@@ -488,9 +489,8 @@ int sb_store_service_open(sb_store *s, const char *customer, const char *desk,
     assert(s->ops->in_write(s));
     *out = NULL;
     *created = false;
-    if (!sb__store_id_valid(customer) ||
-        !sb__store_text_valid(desk, TEXT_BYTES_MAX) ||
-        !sb__store_text_valid(group, TEXT_BYTES_MAX))
+    if (!id_valid(customer) || !text_valid(desk, TEXT_BYTES_MAX) ||
+        !text_valid(group, TEXT_BYTES_MAX))
         return SB_E_INVALID;
     return s->ops->service_open(s, customer, desk ? desk : "",
                                 group ? group : "", now_ms, out, created);
@@ -506,8 +506,7 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
     if (!agent) agent = "";
     if ((int)state < (int)SBP__CONV_STATE__STATE_OPEN ||
         (int)state > (int)SBP__CONV_STATE__STATE_CLOSED ||
-        !sb__store_text_valid(group, TEXT_BYTES_MAX) ||
-        (agent[0] && !sb__store_id_valid(agent)))
+        !text_valid(group, TEXT_BYTES_MAX) || (agent[0] && !id_valid(agent)))
         return SB_E_INVALID;
     return s->ops->conv_route(s, conv_id, state, group, agent, now_ms, out);
 }
@@ -533,9 +532,9 @@ int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
     assert(s->ops->in_write(s));
     if (n_add > SB_TAGS_MAX || n_remove > SB_TAGS_MAX) return SB_E_TOO_LARGE;
     for (size_t i = 0; i < n_add; i++)
-        if (!sb__store_tag_valid(add[i])) return SB_E_INVALID;
+        if (!tag_valid(add[i])) return SB_E_INVALID;
     for (size_t i = 0; i < n_remove; i++)
-        if (!sb__store_tag_valid(remove[i])) return SB_E_INVALID;
+        if (!tag_valid(remove[i])) return SB_E_INVALID;
     return s->ops->tag(s, conv_id, seq, add, n_add, remove, n_remove);
 }
 
@@ -543,8 +542,7 @@ int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
                         Sbp__Role role, int64_t now_ms)
 {
     assert(s && s->ops->in_write(s));
-    if (!sb__store_id_valid(user_id) ||
-        (int)role <= (int)SBP__ROLE__ROLE_UNSPECIFIED ||
+    if (!id_valid(user_id) || (int)role <= (int)SBP__ROLE__ROLE_UNSPECIFIED ||
         (int)role > (int)SBP__ROLE__ROLE_ADMIN)
         return SB_E_INVALID;
     return s->ops->member_put(s, conv_id, user_id, role, now_ms);
@@ -553,7 +551,7 @@ int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
 int sb_store_member_del(sb_store *s, uint64_t conv_id, const char *user_id)
 {
     assert(s && s->ops->in_write(s));
-    if (!sb__store_id_valid(user_id)) return SB_E_INVALID;
+    if (!id_valid(user_id)) return SB_E_INVALID;
     return s->ops->member_del(s, conv_id, user_id);
 }
 
@@ -582,7 +580,7 @@ int sb_store_config_set(sb_store *s, const char *key, const char *value,
 int sb_store_user_role(sb_store *s, const char *user_id, Sbp__Role *role)
 {
     assert(s && role);
-    if (!sb__store_id_valid(user_id)) return SB_E_NOT_FOUND;
+    if (!id_valid(user_id)) return SB_E_NOT_FOUND;
     return s->ops->user_role(s, user_id, role);
 }
 
@@ -600,7 +598,7 @@ int sb_store_sync(sb_store *s, const char *user_id, bool all,
     assert(s && out);
     assert(n_cursors == 0 || cursors);
     *out = NULL;
-    if (!all && !sb__store_id_valid(user_id)) return SB_E_INVALID;
+    if (!all && !id_valid(user_id)) return SB_E_INVALID;
     if (limit == 0 || limit > SB_STORE_PAGE_MAX) limit = SB_STORE_PAGE_MAX;
     sb_store_cursor *cur;
     size_t n_cur;
@@ -641,14 +639,13 @@ int sb_store_conv_list(sb_store *s, const char *user_id, bool all,
     *out = NULL;
     if (!tag) tag = "";
     if (!queued_groups || all) n_groups = 0;
-    if (!all && !sb__store_id_valid(user_id)) return SB_E_INVALID;
+    if (!all && !id_valid(user_id)) return SB_E_INVALID;
     if ((int)state < 0 || (int)state > (int)SBP__CONV_STATE__STATE_CLOSED)
         return SB_E_INVALID;
-    if (tag[0] && !sb__store_tag_valid(tag)) return SB_E_INVALID;
+    if (tag[0] && !tag_valid(tag)) return SB_E_INVALID;
     if (n_groups > SB_STORE_LIST_GROUPS_MAX) return SB_E_INVALID;
     for (size_t i = 0; i < n_groups; i++)
-        if (!queued_groups[i] ||
-            !sb__store_text_valid(queued_groups[i], TEXT_BYTES_MAX))
+        if (!queued_groups[i] || !text_valid(queued_groups[i], TEXT_BYTES_MAX))
             return SB_E_INVALID;
     sb_store_list_after after;
     int rc = list_cursor_parse(cursor, &after);
@@ -664,7 +661,7 @@ int sb_store_search(sb_store *s, const char *user_id, bool all,
 {
     assert(s && out);
     *out = NULL;
-    if (!query || (!all && !sb__store_id_valid(user_id))) return SB_E_INVALID;
+    if (!query || (!all && !id_valid(user_id))) return SB_E_INVALID;
     if (limit == 0 || limit > SB_STORE_PAGE_MAX) limit = SB_STORE_PAGE_MAX;
     sb_store_words w;
     int rc = words_split(query, &w);

@@ -58,8 +58,6 @@ int sb_store_open(const char *where, sb_durability d, sb_store **out);
 bool sb_store_is_url(const char *where);
 /* where as logs may show it: a URI without its password. */
 void sb_store_describe(const char *where, char *out, size_t cap);
-/* The name of the database behind s ("sqlite", "postgresql"). */
-const char *sb_store_backend(const sb_store *s);
 /* Closes the connection; accepts NULL. */
 void sb_store_close(sb_store *s);
 

@@ -132,13 +132,6 @@ int sb__pg_open(const char *uri, sb_durability d, sb_store **out);
 
 /* ---- shared by backends ------------------------------------------------ */
 
-/* An id: 1..SB_ID_BYTES_MAX bytes. */
-bool sb__store_id_valid(const char *id);
-/* A short name that may be empty (desk, skill group): at most max bytes of
- * UTF-8; NULL counts as "". */
-bool sb__store_text_valid(const char *t, size_t max);
-/* A tag: 1..SB_TAG_BYTES_MAX bytes of UTF-8, no control characters. */
-bool sb__store_tag_valid(const char *t);
 /* The length of the longest prefix of t[0..n) of at most max bytes that
  * ends on a character boundary (t is valid UTF-8). */
 size_t sb__store_utf8_cut(const char *t, size_t n, size_t max);
