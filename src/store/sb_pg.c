@@ -164,6 +164,31 @@ static const char *const STMT_SQL[PS_COUNT] = {
                       " FROM json_to_recordset($1::json)"
                       " AS x(c bigint, s bigint, t bigint)"
                       " WHERE convs.conv_id = x.c",
+    /* $1: a JSON array of {"i": index, "c": conv_id, "u": user_id}: each
+     * item's conversation's last_seq (NULL: none) and membership. */
+    [PS_CURSORS_CHECK] = "SELECT k.i, c.last_seq, m.user_id IS NOT NULL"
+                         " FROM json_to_recordset($1::json)"
+                         " AS k(i int, c bigint, u text)"
+                         " LEFT JOIN convs c ON c.conv_id = k.c"
+                         " LEFT JOIN members m ON m.conv_id = k.c"
+                         " AND m.user_id = k.u",
+    /* $1: a JSON array of {"u", "d", "c", "s"}: the highest of each
+     * device's cursors */
+    [PS_CURSORS_UPSERT] =
+        "INSERT INTO device_cursors(user_id, device_id, conv_id, acked_seq)"
+        " SELECT DISTINCT ON (u, d, c) u, d, c, s"
+        " FROM json_to_recordset($1::json) AS x(u text, d text, c bigint,"
+        " s bigint) ORDER BY u, d, c, s DESC"
+        " ON CONFLICT (user_id, device_id, conv_id) DO UPDATE"
+        " SET acked_seq = excluded.acked_seq"
+        " WHERE device_cursors.acked_seq < excluded.acked_seq",
+    /* $1: the same, members' only: delivered_seq raised to the highest */
+    [PS_DELIVERED_RAISE_MANY] =
+        "UPDATE members m SET delivered_seq = x.s"
+        " FROM (SELECT c, u, max(s) AS s FROM json_to_recordset($1::json)"
+        " AS y(u text, d text, c bigint, s bigint) GROUP BY c, u) AS x"
+        " WHERE m.conv_id = x.c AND m.user_id = x.u"
+        " AND m.delivered_seq < x.s",
     [PS_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
         " VALUES($1, $2, $3, $4, $4)"
@@ -791,6 +816,7 @@ static const sb_store_ops PG_OPS = {
     .user_upsert = sb__pg_user_upsert,
     .conv_create = sb__pg_conv_create,
     .cursor_ack = sb__pg_cursor_ack,
+    .cursor_ack_many = sb__pg_cursor_ack_many,
     .read_set = sb__pg_read_set,
     .service_open = sb__pg_service_open,
     .conv_route = sb__pg_conv_route,

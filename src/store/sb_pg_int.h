@@ -85,6 +85,9 @@ enum sb_pg_stmt {
     PS_DUPS_FIND,
     PS_MSGS_INSERT,
     PS_CONVS_BUMP,
+    PS_CURSORS_CHECK,
+    PS_CURSORS_UPSERT,
+    PS_DELIVERED_RAISE_MANY,
     PS_USER_UPSERT,
     PS_USER_ROLE,
     PS_CONV_INSERT,
@@ -237,6 +240,7 @@ int sb__pg_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
                        Sbp__Conversation **out);
 int sb__pg_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
                       uint64_t conv_id, uint64_t seq);
+int sb__pg_cursor_ack_many(sb_store *s, sb_store_cursor_item *items, size_t n);
 int sb__pg_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
                     uint64_t seq);
 int sb__pg_conv_get(sb_store *s, uint64_t conv_id, Sbp__Conversation **out);
