@@ -141,6 +141,9 @@ typedef struct sb_pg {
      * until the rollback. */
     bool broken;
     bool has_trgm; /* the trigram index exists: searches may use it */
+    /* A run of appends met a stored idempotency key: the next looks for
+     * them before it inserts (sb__pg_append_many). */
+    bool dups_expected;
 } sb_pg;
 
 static inline sb_pg *sb__pg(sb_store *s)
