@@ -448,7 +448,9 @@ static int result_rc(sb_pg *s, const PGresult *r)
 /* Sends what libpq holds, then gathers the results of the statement sent,
  * keeping the last. The statement must finish by the deadline: else the
  * server counts as out of reach. */
-long dbg_stmts[64]; long dbg_total;
+long dbg_stmts[64];
+long dbg_total;
+double dbg_ms_id[64];
 static int finish(sb_pg *s, PGresult **out)
 {
     dbg_total++;
@@ -517,12 +519,18 @@ int sb__pg_exec(sb_pg *s, int id, const sb_pg_params *p, PGresult **out)
     int rc = s->prepared[id] ? 0 : prepare(s, id);
     if (rc) return rc;
     dbg_stmts[id]++;
+    struct timespec T0, T1;
+    clock_gettime(CLOCK_MONOTONIC, &T0);
     char name[8];
     snprintf(name, sizeof name, "s%d", id);
     if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
                              p ? p->len : NULL, p ? p->fmt : NULL, 0))
         return result_rc(s, NULL);
-    return finish(s, out);
+    int rcx = finish(s, out);
+    clock_gettime(CLOCK_MONOTONIC, &T1);
+    dbg_ms_id[id] +=
+        (T1.tv_sec - T0.tv_sec) * 1e3 + (T1.tv_nsec - T0.tv_nsec) / 1e6;
+    return rcx;
 }
 
 int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
@@ -643,7 +651,9 @@ static int schema_ensure(sb_pg *s)
         goto err;
     s->has_trgm = PQntuples(r) > 0;
     PQclear(r);
-    if (s->has_trgm && !getenv("SB_NO_TRGM") && (rc = exec_simple(s, TRGM_INDEX_SQL))) goto err;
+    if (s->has_trgm && !getenv("SB_NO_TRGM") &&
+        (rc = exec_simple(s, TRGM_INDEX_SQL)))
+        goto err;
     return exec_simple(s, "COMMIT");
 err:
     exec_simple(s, "ROLLBACK");

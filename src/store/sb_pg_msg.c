@@ -435,8 +435,8 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
             continue;
         }
         run_conv *x = run_conv_find(c, nc, m->conv_id);
-        bool refused = !x || !x->found ||
-                       m->quote_seq >= (uint64_t)x->last_seq + 1;
+        bool refused =
+            !x || !x->found || m->quote_seq >= (uint64_t)x->last_seq + 1;
         if (refused && !check && m->client_msg_id.len) {
             /* A retry is answered with the original whatever else it
              * says: look for one, in the batch's next run. */
