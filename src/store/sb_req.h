@@ -76,6 +76,7 @@ struct sb_req {
      * clock when it applies the request. */
     int64_t now_ms;
     sb_req *next; /* the queue's link while the store has the request */
+    uint64_t queued_ms; /* the queue's: when it was submitted (its clock) */
     union {
         struct {
             Sbp__Message *msg; /* in/out, owned by the caller */

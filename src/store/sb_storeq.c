@@ -98,6 +98,13 @@ struct sb_storeq {
     bool in_cb;     /* loop thread only: inside a done callback */
     atomic_uint_fast64_t commits;
     atomic_uint_fast64_t checkpoints;
+    /* Written by the writer thread alone (sb_hist's single-writer rule),
+     * read by any. */
+    atomic_uint_fast64_t failed_batches, messages_stored;
+    sb_ahist commit_us, batch_writes;
+    /* When the oldest write not completed was submitted (uv_now of the
+     * loop; 0: none), written under mu, read without it. */
+    atomic_uint_fast64_t oldest_write_ms;
     /* Whether the store answers (sb_storeq_healthy), and whether the
      * writer probes it while idle (a database that can be out of reach). */
     atomic_bool healthy;
@@ -144,6 +151,31 @@ void sb_storeq_apply(sb_store *s, sb_req *req)
 }
 
 /* ---- threads ----------------------------------------------------------- */
+
+/* Messages a committed request stored. */
+static uint64_t req_stored(const sb_req *r)
+{
+    if (r->rc != 0) return 0;
+    if (r->kind == SB_REQ_MSG_APPEND) return !r->u.append.duplicate;
+    if (r->kind == SB_REQ_SERVICE_OPEN && !r->u.svc_open.created) return 0;
+    return r->n_msgs;
+}
+
+/* The writer thread's counts after a batch of n writes from first. */
+static void batch_count(sb_storeq *q, const sb_req *first, size_t n, bool ok,
+                        uint64_t ns)
+{
+    sb_ahist_add(&q->batch_writes, n);
+    if (!ok) {
+        atomic_fetch_add(&q->failed_batches, 1);
+        return;
+    }
+    sb_ahist_add(&q->commit_us, ns / 1000);
+    uint64_t stored = 0;
+    for (const sb_req *r = first; r; r = r->next)
+        stored += req_stored(r);
+    atomic_fetch_add(&q->messages_stored, stored);
+}
 
 /* Indexes a chunk for search in a transaction of its own (not counted as
  * a commit). Returns how many messages remain; 0 after a failure (a full
@@ -277,7 +309,8 @@ static void writer_main(void *arg)
         if (!q->wq.head) break; /* stopping, and nothing left */
 
         sb_req *first = q->wq.head, *last = first;
-        for (int n = 1; n < SB_STOREQ_BATCH_MAX && last->next; n++)
+        size_t n = 1;
+        for (; n < SB_STOREQ_BATCH_MAX && last->next; n++)
             last = last->next;
         q->wq.head = last->next;
         if (!q->wq.head) q->wq.tail = NULL;
@@ -290,7 +323,9 @@ static void writer_main(void *arg)
         bool shared = q->wdb == q->rdb;
         if (shared) uv_mutex_lock(&q->db_mu);
         if (set_pages) sb__store_max_pages(q->wdb, pages);
+        uint64_t t0 = uv_hrtime();
         bool ok = sb__req_write_batch(q->wdb, first, &q->scratch);
+        batch_count(q, first, n, ok, uv_hrtime() - t0);
         atomic_store(&q->healthy, ok);
         if (ok) {
             atomic_fetch_add(&q->commits, 1);
@@ -300,6 +335,8 @@ static void writer_main(void *arg)
 
         uv_mutex_lock(&q->mu);
         done_push_locked(q, first, last);
+        atomic_store(&q->oldest_write_ms,
+                     q->wq.head ? q->wq.head->queued_ms : 0);
         wal_note_locked(q);
         if (lag >= INDEX_LAG_MAX) {
             /* One small chunk per batch: the index gains on the appends
@@ -399,6 +436,9 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
         req->rc = SB_E_UNAVAILABLE;
         done_push_locked(q, req, req);
     } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].write) {
+        req->queued_ms = uv_now(q->loop);
+        if (atomic_load(&q->oldest_write_ms) == 0)
+            atomic_store(&q->oldest_write_ms, req->queued_ms);
         list_push(&q->wq, req);
         uv_cond_signal(&q->wcond);
     } else if (sb__req_kind_ok(req->kind)) {
@@ -471,6 +511,11 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
         assert(sb__req_ops[k].run && sb__req_ops[k].undo);
     atomic_init(&q->commits, 0);
     atomic_init(&q->checkpoints, 0);
+    atomic_init(&q->failed_batches, 0);
+    atomic_init(&q->messages_stored, 0);
+    atomic_init(&q->oldest_write_ms, 0);
+    sb_ahist_init(&q->commit_us, &SB_HIST_US);
+    sb_ahist_init(&q->batch_writes, &SB_HIST_COUNT);
     atomic_init(&q->healthy, true);
     q->ckpt_frames = CKPT_FRAMES;
     q->ckpt_tail = CKPT_TAIL_FRAMES;
@@ -571,6 +616,29 @@ void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart)
     q->ckpt_tail = tail;
     q->ckpt_restart = restart;
     uv_mutex_unlock(&q->mu);
+}
+
+uint64_t sb_storeq_write_wait_ms(const sb_storeq *q)
+{
+    assert(q);
+    uint64_t oldest = atomic_load(&((sb_storeq *)q)->oldest_write_ms);
+    uint64_t now = uv_now(q->loop);
+    return oldest && now > oldest ? now - oldest : 0;
+}
+
+void sb_storeq_get_stats(const sb_storeq *q, sb_storeq_stats *out)
+{
+    assert(q);
+    sb_storeq *m = (sb_storeq *)q; /* atomics are read through it */
+    out->commits = atomic_load(&m->commits);
+    out->checkpoints = atomic_load(&m->checkpoints);
+    out->failed_batches = atomic_load(&m->failed_batches);
+    out->messages_stored = atomic_load(&m->messages_stored);
+    sb_ahist_read(&q->commit_us, &out->commit_us);
+    sb_ahist_read(&q->batch_writes, &out->batch_writes);
+    out->pending = q->pending;
+    out->write_wait_ms = sb_storeq_write_wait_ms(q);
+    out->healthy = atomic_load(&m->healthy);
 }
 
 bool sb_storeq_healthy(const sb_storeq *q)
