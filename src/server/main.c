@@ -401,8 +401,12 @@ static int apply_file(opts *o, const char *path, const sb_conf *c)
 static int load_file(opts *o, const char *path, sb_conf *c)
 {
     char err[ERR_BYTES];
-    if (sb_conf_read(path, c, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", path, err);
+    unsigned line;
+    if (sb_conf_read(path, c, &line, err, sizeof err) != 0) {
+        if (line)
+            fprintf(stderr, "%s:%u: %s\n", path, line, err);
+        else
+            fprintf(stderr, "%s: %s\n", path, err);
         return 1;
     }
     return apply_file(o, path, c);

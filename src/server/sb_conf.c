@@ -45,10 +45,11 @@ static bool cut_line(char *s, sb_conf_entry *e)
     return true;
 }
 
-int sb_conf_parse(const char *text, size_t len, sb_conf *c, char *err,
-                  size_t elen)
+int sb_conf_parse(const char *text, size_t len, sb_conf *c, unsigned *line,
+                  char *err, size_t elen)
 {
     memset(c, 0, sizeof *c);
+    *line = 0;
     if (len > SB_CONF_FILE_BYTES_MAX) {
         snprintf(err, elen, "larger than %u bytes", SB_CONF_FILE_BYTES_MAX);
         return -EINVAL;
@@ -68,29 +69,31 @@ int sb_conf_parse(const char *text, size_t len, sb_conf *c, char *err,
     c->text[len] = '\0';
     char *p = c->text;
     int rc = 0;
-    for (unsigned line = 1; *p; line++) {
+    for (unsigned n = 1; *p; n++) {
         char *nl = strchr(p, '\n');
         char *next = nl ? nl + 1 : p + strlen(p);
         if (nl) *nl = '\0';
         if (strlen(p) > SB_CONF_LINE_BYTES_MAX) {
-            snprintf(err, elen, "line %u: longer than %u bytes", line,
-                     SB_CONF_LINE_BYTES_MAX);
+            snprintf(err, elen, "longer than %u bytes", SB_CONF_LINE_BYTES_MAX);
+            *line = n;
             rc = -EINVAL;
             break;
         }
-        sb_conf_entry e = {.line = line};
+        sb_conf_entry e = {.line = n};
         if (cut_line(p, &e)) {
             if (!name_ok(e.name)) {
                 snprintf(err, elen,
-                         "line %u: '%.64s' is not an option name "
+                         "'%.64s' is not an option name "
                          "(lower-case letters, digits and '-')",
-                         line, e.name);
+                         e.name);
+                *line = n;
                 rc = -EINVAL;
                 break;
             }
             if (c->n == SB_CONF_ENTRIES_MAX) {
-                snprintf(err, elen, "line %u: more than %u options", line,
+                snprintf(err, elen, "more than %u options",
                          SB_CONF_ENTRIES_MAX);
+                *line = n;
                 rc = -EINVAL;
                 break;
             }
@@ -102,9 +105,11 @@ int sb_conf_parse(const char *text, size_t len, sb_conf *c, char *err,
     return rc;
 }
 
-int sb_conf_read(const char *path, sb_conf *c, char *err, size_t elen)
+int sb_conf_read(const char *path, sb_conf *c, unsigned *line, char *err,
+                 size_t elen)
 {
     memset(c, 0, sizeof *c);
+    *line = 0;
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
@@ -125,7 +130,7 @@ int sb_conf_read(const char *path, sb_conf *c, char *err, size_t elen)
         rc = -EIO;
     }
     fclose(f);
-    if (rc == 0) rc = sb_conf_parse(buf, n, c, err, elen);
+    if (rc == 0) rc = sb_conf_parse(buf, n, c, line, err, elen);
     free(buf);
     return rc;
 }

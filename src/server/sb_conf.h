@@ -29,16 +29,17 @@ typedef struct sb_conf {
 } sb_conf;
 
 /* Reads and cuts the file at path into *c. Returns 0, or a negative code
- * with err saying why, with the line number where there is one: the file
+ * with err saying why and *line where (0: the whole file): the file
  * cannot be read (-errno), is over SB_CONF_FILE_BYTES_MAX, holds a line
  * over SB_CONF_LINE_BYTES_MAX or more than SB_CONF_ENTRIES_MAX entries, a
  * NUL byte, or a name that is not [a-z0-9-]+ (-EINVAL). *c is empty on
  * failure. */
-int sb_conf_read(const char *path, sb_conf *c, char *err, size_t elen);
+int sb_conf_read(const char *path, sb_conf *c, unsigned *line, char *err,
+                 size_t elen);
 
 /* The same for a text in memory (len bytes, copied). */
-int sb_conf_parse(const char *text, size_t len, sb_conf *c, char *err,
-                  size_t elen);
+int sb_conf_parse(const char *text, size_t len, sb_conf *c, unsigned *line,
+                  char *err, size_t elen);
 
 /* Frees what c owns and empties it; accepts an empty one. */
 void sb_conf_free(sb_conf *c);
