@@ -54,6 +54,14 @@ uint64_t sb_hist_count(const sb_hist *h)
     return n;
 }
 
+void sb_hist_merge(sb_hist *into, const sb_hist *from)
+{
+    assert(into->bounds == from->bounds);
+    for (size_t i = 0; i <= into->bounds->n; i++)
+        into->counts[i] += from->counts[i];
+    into->sum += from->sum;
+}
+
 void sb_ahist_init(sb_ahist *h, const sb_hist_bounds *b)
 {
     assert(b->n <= SB_HIST_BOUNDS_MAX);

@@ -40,6 +40,8 @@ void sb_hist_init(sb_hist *h, const sb_hist_bounds *b);
 void sb_hist_add(sb_hist *h, uint64_t v);
 /* Values added so far. */
 uint64_t sb_hist_count(const sb_hist *h);
+/* Adds from's counts and sum into into (the same bounds). */
+void sb_hist_merge(sb_hist *into, const sb_hist *from);
 
 typedef struct sb_ahist {
     const sb_hist_bounds *bounds;

@@ -67,6 +67,28 @@ typedef struct req_list {
     sb_req *head, *tail;
 } req_list;
 
+/* One writer's counts, for metrics: written by its thread alone (sb_hist's
+ * single-writer rule), read by any; and when the oldest write of its
+ * queue not yet completed was submitted (uv_now of the loop; 0: none),
+ * written under mu, read without it. */
+typedef struct wcount {
+    atomic_uint_fast64_t failed, stored;
+    sb_ahist commit_us, batch_writes;
+    atomic_uint_fast64_t oldest_ms;
+} wcount;
+
+/* A writer beside the main one, for a database that several writers can
+ * share (PostgreSQL): its own connection, queue and batches. */
+typedef struct xwriter {
+    sb_storeq *q;
+    sb_store *db;
+    req_list wq; /* under q->mu */
+    uv_cond_t cond;
+    uv_thread_t thread;
+    sb__req_scratch scratch;
+    wcount wc;
+} xwriter;
+
 struct sb_storeq {
     uv_loop_t *loop;
     uv_async_t *async;   /* heap: outlives q until its close callback */
@@ -93,18 +115,17 @@ struct sb_storeq {
     int hook_frames; /* writer thread only: the WAL hook's last word */
 
     sb__req_scratch scratch; /* writer thread only */
+    wcount wc;               /* the main writer's */
+    /* The other writers: a write goes to the one its conversation falls
+     * to (conv_id modulo the writers), so that each conversation's writes
+     * keep their order; the main writer takes the rest. */
+    xwriter xw[SB_STOREQ_WRITERS_MAX - 1];
+    int n_xw;
 
     size_t pending; /* loop thread only */
     bool in_cb;     /* loop thread only: inside a done callback */
     atomic_uint_fast64_t commits;
     atomic_uint_fast64_t checkpoints;
-    /* Written by the writer thread alone (sb_hist's single-writer rule),
-     * read by any. */
-    atomic_uint_fast64_t failed_batches, messages_stored;
-    sb_ahist commit_us, batch_writes;
-    /* When the oldest write not completed was submitted (uv_now of the
-     * loop; 0: none), written under mu, read without it. */
-    atomic_uint_fast64_t oldest_write_ms;
     /* Whether the store answers (sb_storeq_healthy), and whether the
      * writer probes it while idle (a database that can be out of reach). */
     atomic_bool healthy;
@@ -151,31 +172,6 @@ void sb_storeq_apply(sb_store *s, sb_req *req)
 }
 
 /* ---- threads ----------------------------------------------------------- */
-
-/* Messages a committed request stored. */
-static uint64_t req_stored(const sb_req *r)
-{
-    if (r->rc != 0) return 0;
-    if (r->kind == SB_REQ_MSG_APPEND) return !r->u.append.duplicate;
-    if (r->kind == SB_REQ_SERVICE_OPEN && !r->u.svc_open.created) return 0;
-    return r->n_msgs;
-}
-
-/* The writer thread's counts after a batch of n writes from first. */
-static void batch_count(sb_storeq *q, const sb_req *first, size_t n, bool ok,
-                        uint64_t ns)
-{
-    sb_ahist_add(&q->batch_writes, n);
-    if (!ok) {
-        atomic_fetch_add(&q->failed_batches, 1);
-        return;
-    }
-    sb_ahist_add(&q->commit_us, ns / 1000);
-    uint64_t stored = 0;
-    for (const sb_req *r = first; r; r = r->next)
-        stored += req_stored(r);
-    atomic_fetch_add(&q->messages_stored, stored);
-}
 
 /* Indexes a chunk for search in a transaction of its own (not counted as
  * a commit). Returns how many messages remain; 0 after a failure (a full
@@ -271,6 +267,91 @@ static void ckpt_main(void *arg)
     uv_mutex_unlock(&q->mu);
 }
 
+/* ---- counts ------------------------------------------------------------ */
+
+static void wcount_init(wcount *c)
+{
+    atomic_init(&c->failed, 0);
+    atomic_init(&c->stored, 0);
+    atomic_init(&c->oldest_ms, 0);
+    sb_ahist_init(&c->commit_us, &SB_HIST_US);
+    sb_ahist_init(&c->batch_writes, &SB_HIST_COUNT);
+}
+
+/* Messages a committed request stored. */
+static uint64_t req_stored(const sb_req *r)
+{
+    if (r->rc != 0) return 0;
+    if (r->kind == SB_REQ_MSG_APPEND) return !r->u.append.duplicate;
+    if (r->kind == SB_REQ_SERVICE_OPEN && !r->u.svc_open.created) return 0;
+    return r->n_msgs;
+}
+
+/* A writer's counts after its batch from first, which took ns (its
+ * thread, before the batch goes to the done list). */
+static void batch_count(wcount *c, const sb_req *first, bool ok, uint64_t ns)
+{
+    uint64_t n = 0, stored = 0;
+    for (const sb_req *r = first; r; r = r->next) {
+        n++;
+        stored += ok ? req_stored(r) : 0;
+    }
+    sb_ahist_add(&c->batch_writes, n);
+    if (!ok) {
+        atomic_fetch_add(&c->failed, 1);
+        return;
+    }
+    sb_ahist_add(&c->commit_us, ns / 1000);
+    atomic_fetch_add(&c->stored, stored);
+}
+
+/* After a batch of queue l is done (mu held): its oldest write is the
+ * head's, if any. */
+static void wcount_next_locked(wcount *c, const req_list *l)
+{
+    atomic_store(&c->oldest_ms, l->head ? l->head->queued_ms : 0);
+}
+
+/* Takes the next batch off l: at most SB_STOREQ_BATCH_MAX requests, in
+ * order (mu held). */
+static sb_req *batch_take_locked(req_list *l, sb_req **last_out)
+{
+    sb_req *first = l->head, *last = first;
+    for (int n = 1; n < SB_STOREQ_BATCH_MAX && last->next; n++)
+        last = last->next;
+    l->head = last->next;
+    if (!l->head) l->tail = NULL;
+    last->next = NULL;
+    *last_out = last;
+    return first;
+}
+
+/* An extra writer: batches of its conversations' writes, nothing else
+ * (checkpoints and the search index are SQLite's, on the main writer). */
+static void xwriter_main(void *arg)
+{
+    xwriter *w = arg;
+    sb_storeq *q = w->q;
+    prctl(PR_SET_NAME, "sb-writer-x");
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while ((!w->wq.head || q->hold) && !q->stopping)
+            uv_cond_wait(&w->cond, &q->mu);
+        if (!w->wq.head) break; /* stopping, and nothing left */
+        sb_req *last, *first = batch_take_locked(&w->wq, &last);
+        uv_mutex_unlock(&q->mu);
+        uint64_t t0 = uv_hrtime();
+        bool ok = sb__req_write_batch(w->db, first, &w->scratch);
+        batch_count(&w->wc, first, ok, uv_hrtime() - t0);
+        atomic_store(&q->healthy, ok);
+        if (ok) atomic_fetch_add(&q->commits, 1);
+        uv_mutex_lock(&q->mu);
+        done_push_locked(q, first, last);
+        wcount_next_locked(&w->wc, &w->wq);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
 static void writer_main(void *arg)
 {
     sb_storeq *q = arg;
@@ -308,13 +389,7 @@ static void writer_main(void *arg)
         }
         if (!q->wq.head) break; /* stopping, and nothing left */
 
-        sb_req *first = q->wq.head, *last = first;
-        size_t n = 1;
-        for (; n < SB_STOREQ_BATCH_MAX && last->next; n++)
-            last = last->next;
-        q->wq.head = last->next;
-        if (!q->wq.head) q->wq.tail = NULL;
-        last->next = NULL;
+        sb_req *last, *first = batch_take_locked(&q->wq, &last);
         bool set_pages = q->max_pages_set;
         uint32_t pages = q->max_pages;
         q->max_pages_set = false;
@@ -325,7 +400,7 @@ static void writer_main(void *arg)
         if (set_pages) sb__store_max_pages(q->wdb, pages);
         uint64_t t0 = uv_hrtime();
         bool ok = sb__req_write_batch(q->wdb, first, &q->scratch);
-        batch_count(q, first, n, ok, uv_hrtime() - t0);
+        batch_count(&q->wc, first, ok, uv_hrtime() - t0);
         atomic_store(&q->healthy, ok);
         if (ok) {
             atomic_fetch_add(&q->commits, 1);
@@ -335,8 +410,7 @@ static void writer_main(void *arg)
 
         uv_mutex_lock(&q->mu);
         done_push_locked(q, first, last);
-        atomic_store(&q->oldest_write_ms,
-                     q->wq.head ? q->wq.head->queued_ms : 0);
+        wcount_next_locked(&q->wc, &q->wq);
         wal_note_locked(q);
         if (lag >= INDEX_LAG_MAX) {
             /* One small chunk per batch: the index gains on the appends
@@ -436,11 +510,14 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
         req->rc = SB_E_UNAVAILABLE;
         done_push_locked(q, req, req);
     } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].write) {
+        uint64_t conv = sb__req_ops[req->kind].conv(req);
+        int w = q->n_xw ? (int)(conv % (uint64_t)(q->n_xw + 1)) : 0;
+        wcount *c = w ? &q->xw[w - 1].wc : &q->wc;
         req->queued_ms = uv_now(q->loop);
-        if (atomic_load(&q->oldest_write_ms) == 0)
-            atomic_store(&q->oldest_write_ms, req->queued_ms);
-        list_push(&q->wq, req);
-        uv_cond_signal(&q->wcond);
+        if (atomic_load(&c->oldest_ms) == 0)
+            atomic_store(&c->oldest_ms, req->queued_ms);
+        list_push(w ? &q->xw[w - 1].wq : &q->wq, req);
+        uv_cond_signal(w ? &q->xw[w - 1].cond : &q->wcond);
     } else if (sb__req_kind_ok(req->kind)) {
         list_push(&q->rq, req);
         uv_cond_signal(&q->rcond);
@@ -467,6 +544,11 @@ uint64_t sb_storeq_commits(const sb_storeq *q)
  * the loop on its next turn. */
 static void storeq_free(sb_storeq *q)
 {
+    for (int i = 0; i < q->n_xw; i++) {
+        sb_store_close(q->xw[i].db);
+        sb__req_scratch_free(&q->xw[i].scratch);
+        uv_cond_destroy(&q->xw[i].cond);
+    }
     sb_store_close(q->cdb);
     if (q->rdb != q->wdb) sb_store_close(q->rdb);
     sb_store_close(q->wdb); /* the last: it checkpoints the whole WAL */
@@ -490,13 +572,40 @@ static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt)
     uv_cond_broadcast(&q->wcond);
     uv_cond_broadcast(&q->rcond);
     uv_cond_broadcast(&q->ccond);
+    for (int i = 0; i < q->n_xw; i++)
+        uv_cond_broadcast(&q->xw[i].cond);
     uv_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->n_xw; i++)
+        uv_thread_join(&q->xw[i].thread);
     if (writer) uv_thread_join(&q->writer);
     if (reader) uv_thread_join(&q->reader);
     if (ckpt) uv_thread_join(&q->ckpt);
     uv_mutex_lock(&q->mu);
     q->joined = true;
     uv_mutex_unlock(&q->mu);
+}
+
+/* The extra writers of a database several writers share; on failure the
+ * ones started keep running until threads_stop. */
+static int xwriters_start(sb_storeq *q, const char *path, sb_durability d)
+{
+    for (int i = 0; i < SB_STOREQ_PG_WRITERS - 1; i++) {
+        xwriter *w = &q->xw[i];
+        w->q = q;
+        wcount_init(&w->wc);
+        int rc = uv_cond_init(&w->cond);
+        if (rc) return rc;
+        if ((rc = sb_store_open(path, d, &w->db)) ||
+            (rc = sb__req_scratch_init(&w->scratch, SB_STOREQ_BATCH_MAX)) ||
+            (rc = uv_thread_create(&w->thread, xwriter_main, w))) {
+            sb_store_close(w->db);
+            sb__req_scratch_free(&w->scratch);
+            uv_cond_destroy(&w->cond);
+            return rc;
+        }
+        q->n_xw++;
+    }
+    return 0;
 }
 
 int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
@@ -511,12 +620,8 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
         assert(sb__req_ops[k].run && sb__req_ops[k].undo);
     atomic_init(&q->commits, 0);
     atomic_init(&q->checkpoints, 0);
-    atomic_init(&q->failed_batches, 0);
-    atomic_init(&q->messages_stored, 0);
-    atomic_init(&q->oldest_write_ms, 0);
-    sb_ahist_init(&q->commit_us, &SB_HIST_US);
-    sb_ahist_init(&q->batch_writes, &SB_HIST_COUNT);
     atomic_init(&q->healthy, true);
+    wcount_init(&q->wc);
     q->ckpt_frames = CKPT_FRAMES;
     q->ckpt_tail = CKPT_TAIL_FRAMES;
     q->ckpt_restart = CKPT_RESTART_FRAMES;
@@ -567,6 +672,10 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
         threads_stop(q, true, true, false);
         goto err;
     }
+    if (sb_store_is_url(path) && (rc = xwriters_start(q, path, d))) {
+        threads_stop(q, true, true, true);
+        goto err;
+    }
     *out = q;
     return 0;
 
@@ -605,6 +714,8 @@ void sb__storeq_hold(sb_storeq *q, bool hold)
     uv_mutex_lock(&q->mu);
     q->hold = hold;
     uv_cond_signal(&q->wcond);
+    for (int i = 0; i < q->n_xw; i++)
+        uv_cond_signal(&q->xw[i].cond);
     uv_mutex_unlock(&q->mu);
 }
 
@@ -618,10 +729,20 @@ void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart)
     uv_mutex_unlock(&q->mu);
 }
 
+/* The writers' counts (the main one's, then the others'). */
+static const wcount *writer_count(const sb_storeq *q, int i)
+{
+    return i == 0 ? &q->wc : &q->xw[i - 1].wc;
+}
+
 uint64_t sb_storeq_write_wait_ms(const sb_storeq *q)
 {
     assert(q);
-    uint64_t oldest = atomic_load(&((sb_storeq *)q)->oldest_write_ms);
+    uint64_t oldest = 0;
+    for (int i = 0; i <= q->n_xw; i++) {
+        uint64_t o = atomic_load(&((wcount *)writer_count(q, i))->oldest_ms);
+        if (o && (!oldest || o < oldest)) oldest = o;
+    }
     uint64_t now = uv_now(q->loop);
     return oldest && now > oldest ? now - oldest : 0;
 }
@@ -630,12 +751,21 @@ void sb_storeq_get_stats(const sb_storeq *q, sb_storeq_stats *out)
 {
     assert(q);
     sb_storeq *m = (sb_storeq *)q; /* atomics are read through it */
+    memset(out, 0, sizeof *out);
     out->commits = atomic_load(&m->commits);
     out->checkpoints = atomic_load(&m->checkpoints);
-    out->failed_batches = atomic_load(&m->failed_batches);
-    out->messages_stored = atomic_load(&m->messages_stored);
-    sb_ahist_read(&q->commit_us, &out->commit_us);
-    sb_ahist_read(&q->batch_writes, &out->batch_writes);
+    sb_hist_init(&out->commit_us, &SB_HIST_US);
+    sb_hist_init(&out->batch_writes, &SB_HIST_COUNT);
+    for (int i = 0; i <= q->n_xw; i++) {
+        wcount *c = (wcount *)writer_count(q, i);
+        sb_hist h;
+        out->failed_batches += atomic_load(&c->failed);
+        out->messages_stored += atomic_load(&c->stored);
+        sb_ahist_read(&c->commit_us, &h);
+        sb_hist_merge(&out->commit_us, &h);
+        sb_ahist_read(&c->batch_writes, &h);
+        sb_hist_merge(&out->batch_writes, &h);
+    }
     out->pending = q->pending;
     out->write_wait_ms = sb_storeq_write_wait_ms(q);
     out->healthy = atomic_load(&m->healthy);
