@@ -13,9 +13,10 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r';
 }
 
+/* [a-z0-9][a-z0-9-]*: a flag's name without its dashes. */
 static bool name_ok(const char *s)
 {
-    if (!*s) return false;
+    if (!*s || *s == '-') return false;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
               *s == '-'))
@@ -84,7 +85,8 @@ int sb_conf_parse(const char *text, size_t len, sb_conf *c, unsigned *line,
             if (!name_ok(e.name)) {
                 snprintf(err, elen,
                          "'%.64s' is not an option name "
-                         "(lower-case letters, digits and '-')",
+                         "(lower-case letters, digits and '-', "
+                         "no leading dashes)",
                          e.name);
                 *line = n;
                 rc = -EINVAL;

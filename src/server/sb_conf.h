@@ -32,7 +32,7 @@ typedef struct sb_conf {
  * with err saying why and *line where (0: the whole file): the file
  * cannot be read (-errno), is over SB_CONF_FILE_BYTES_MAX, holds a line
  * over SB_CONF_LINE_BYTES_MAX or more than SB_CONF_ENTRIES_MAX entries, a
- * NUL byte, or a name that is not [a-z0-9-]+ (-EINVAL). *c is empty on
+ * NUL byte, or a name that is not [a-z0-9][a-z0-9-]* (-EINVAL). *c is empty on
  * failure. */
 int sb_conf_read(const char *path, sb_conf *c, unsigned *line, char *err,
                  size_t elen);
