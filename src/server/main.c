@@ -92,24 +92,30 @@ static int parse_u32(const char *v, uint32_t *out, char *err, size_t elen)
 }
 
 /* --secret and --secret-file are one setting: the one given last wins. */
+static int secret_from(opts *o, const char *v, bool file, char *err,
+                       size_t elen)
+{
+    if (!*v) {
+        snprintf(err, elen, "wants a value");
+        return -EINVAL;
+    }
+    o->secret = file ? NULL : v;
+    o->secret_file = file ? v : NULL;
+    return 0;
+}
+
 static int set_secret(opts *o, const opt_row *r, const char *v, char *err,
                       size_t elen)
 {
     (void)r;
-    if (set_str(o, &(opt_row){.off = OFF(secret)}, v, err, elen))
-        return -EINVAL;
-    o->secret_file = NULL;
-    return 0;
+    return secret_from(o, v, false, err, elen);
 }
 
 static int set_secret_file(opts *o, const opt_row *r, const char *v, char *err,
                            size_t elen)
 {
     (void)r;
-    if (set_str(o, &(opt_row){.off = OFF(secret_file)}, v, err, elen))
-        return -EINVAL;
-    o->secret = NULL;
-    return 0;
+    return secret_from(o, v, true, err, elen);
 }
 
 static int set_u32(opts *o, const opt_row *r, const char *v, char *err,

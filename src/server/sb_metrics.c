@@ -335,16 +335,43 @@ static void render_store(sb_prom *p, const sb_metrics_snap *s)
               "Size of the SQLite database file.", (double)s->proc.db_bytes);
 }
 
+/* One figure of a skill group. */
+typedef uint64_t (*group_value)(const sb_desk_group_stats *g);
+
+static uint64_t group_queued(const sb_desk_group_stats *g)
+{
+    return g->queued;
+}
+
+static uint64_t group_capacity(const sb_desk_group_stats *g)
+{
+    return g->capacity;
+}
+
+static uint64_t group_load(const sb_desk_group_stats *g)
+{
+    return g->load;
+}
+
+/* A gauge family with one sample per skill group. */
+static void per_group(sb_prom *p, const sb_metrics_snap *s, const char *name,
+                      const char *help, group_value v)
+{
+    char l[LB];
+    sb_prom_family(p, name, SB_PROM_GAUGE, help);
+    for (size_t i = 0; i < s->n_groups; i++)
+        sb_prom_u64(p, name,
+                    sb_prom_labels(l, LB, "group", s->groups[i].name, NULL),
+                    v(&s->groups[i].s));
+}
+
 static void render_desk(sb_prom *p, const sb_metrics_snap *s)
 {
     char l[LB];
     const sb_gw_stats *g = &s->gw;
-    sb_prom_family(p, "switchboard_queue_length", SB_PROM_GAUGE,
-                   "Conversations waiting for an agent, by skill group.");
-    for (size_t i = 0; i < s->n_groups; i++)
-        sb_prom_u64(p, "switchboard_queue_length",
-                    sb_prom_labels(l, LB, "group", s->groups[i].name, NULL),
-                    s->groups[i].s.queued);
+    per_group(p, s, "switchboard_queue_length",
+              "Conversations waiting for an agent, by skill group.",
+              group_queued);
     sb_prom_family(p, "switchboard_queue_oldest_wait_seconds", SB_PROM_GAUGE,
                    "How long the conversation waiting longest has waited, "
                    "by skill group (0: none waits).");
@@ -364,18 +391,11 @@ static void render_desk(sb_prom *p, const sb_metrics_snap *s)
                         sb_prom_labels(l, LB, "group", s->groups[i].name,
                                        "status", AGENT_STATUS[st], NULL),
                         s->groups[i].s.agents[st]);
-    sb_prom_family(p, "switchboard_agent_capacity", SB_PROM_GAUGE,
-                   "Conversations the online agents of a group may hold.");
-    for (size_t i = 0; i < s->n_groups; i++)
-        sb_prom_u64(p, "switchboard_agent_capacity",
-                    sb_prom_labels(l, LB, "group", s->groups[i].name, NULL),
-                    s->groups[i].s.capacity);
-    sb_prom_family(p, "switchboard_agent_load", SB_PROM_GAUGE,
-                   "Conversations the online agents of a group hold.");
-    for (size_t i = 0; i < s->n_groups; i++)
-        sb_prom_u64(p, "switchboard_agent_load",
-                    sb_prom_labels(l, LB, "group", s->groups[i].name, NULL),
-                    s->groups[i].s.load);
+    per_group(p, s, "switchboard_agent_capacity",
+              "Conversations the online agents of a group may hold.",
+              group_capacity);
+    per_group(p, s, "switchboard_agent_load",
+              "Conversations the online agents of a group hold.", group_load);
     hist(p, "switchboard_queue_wait_seconds",
          "Waiting for an agent, handoff to assignment (0: one had room).",
          &g->queue_wait_ms, 1e-3);
