@@ -260,7 +260,8 @@ static void render_gateway(sb_prom *p, const sb_gw_stats *g)
     counter(p, "switchboard_send_duplicates_total",
             "SENDs answered as duplicates of a stored message.", g->duplicates);
     hist(p, "switchboard_send_ack_duration_seconds",
-         "From a SEND's arrival to its SEND_ACK (the commit included).",
+         "From a SEND's acceptance (its conversation known) to its "
+         "SEND_ACK, the commit included.",
          &g->send_ack_ms, 1e-3);
     counter(p, "switchboard_pushes_total",
             "Messages pushed to a device for the first time.", g->pushes);
