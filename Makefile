@@ -8,6 +8,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 JOBS       ?= 2
 LISTEN     ?= 127.0.0.1:8080
+ADMIN_LISTEN ?= 127.0.0.1:9464
 DATA       ?= ./data
 
 .PHONY: all deps build build-asan run test test-fast test-asan bench clean format
@@ -35,6 +36,7 @@ build-asan: deps
 run: build web
 	@mkdir -p $(DATA)
 	$(BUILD)/switchboard --demo --listen $(LISTEN) --data $(DATA) \
+	  --admin-listen $(ADMIN_LISTEN) \
 	  $$(test -f $(WEB_DIST)/index.html && echo --web $(WEB_DIST))
 
 # The whole suite, then again under AddressSanitizer + UBSan.

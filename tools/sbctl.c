@@ -4,7 +4,8 @@
  * transfer, close, tag, list, search, canned replies) and the admin
  * commands (word lists, the desk configuration), each as a subcommand
  * with its own --help. One client, one loop; the process exits when the
- * command is done, the server refuses, or the deadline passes. */
+ * command is done, the server refuses, or the deadline passes. `store
+ * backup` works on the data folder instead (sb_backup), no server asked. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -13,10 +14,12 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "sb_backup.h"
 #include "sb_client.h"
 #include "sb_storecopy.h"
 #include "sb_error.h"
@@ -346,7 +349,8 @@ static const char USAGE[] =
     "                        groups, canned replies, texts, external bot)\n"
     "\n"
     "the store (on the server's machine, no connection):\n"
-    "  store copy   copy a SQLite store into PostgreSQL, and verify it\n"
+    "  store backup DIR      a consistent copy of the running SQLite store\n"
+    "  store copy            copy a SQLite store into PostgreSQL, verified\n"
     "\n"
     "`sbctl <command> --help` for the command's options.\n"
     "Exit status: 0 done, 1 refused by the server (the code is printed),\n"
@@ -475,6 +479,54 @@ static int cmd_store_copy(const command *cmd, int argc, char **argv)
            (unsigned long long)rep.messages_new,
            (unsigned long long)rep.members, (unsigned long long)rep.cursors,
            (unsigned long long)rep.tags, (unsigned long long)rep.settings);
+    return EXIT_OK;
+}
+
+/* ---- store backup -------------------------------------------------------- */
+
+/* `sbctl store backup [--data DATA] DIR`: DATA/switchboard.db copied to
+ * DIR/switchboard.db (DIR made if missing) while the server runs. */
+static int cmd_store_backup(const command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data = "./data";
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'h') {
+            fputs(cmd->usage, stdout);
+            return EXIT_OK;
+        }
+        if (o != 'd') return usage_err("store backup", "unknown option");
+        data = optarg;
+    }
+    if (optind + 1 != argc)
+        return usage_err("store backup", "one DIR is required");
+    const char *dir = argv[optind];
+    char src[4096], dst[4096], err[512];
+    if ((size_t)snprintf(src, sizeof src, "%s/switchboard.db", data) >=
+            sizeof src ||
+        (size_t)snprintf(dst, sizeof dst, "%s/switchboard.db", dir) >=
+            sizeof dst)
+        return usage_err("store backup", "path too long");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "sbctl store backup: %s: %s\n", dir, strerror(errno));
+        return EXIT_REFUSED;
+    }
+    sb_backup_info info;
+    time_t t = time(NULL);
+    if (sb_backup_sqlite(src, dst, &info, err, sizeof err) != 0) {
+        fprintf(stderr, "sbctl store backup: %s\n", err);
+        return EXIT_REFUSED;
+    }
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    printf("%s: %" PRIu64 " bytes, %" PRIu64 " conversations, %" PRIu64
+           " messages, as of %s\n",
+           dst, info.bytes, info.conversations, info.messages, when);
     return EXIT_OK;
 }
 
@@ -1280,6 +1332,19 @@ static const command COMMANDS[] = {
         .prepare = desk_args,
         .act = act_desk,
         .answer = answer_desk,
+    },
+    {
+        .name = "store",
+        .sub = "backup",
+        .usage =
+            "usage: sbctl store backup [--data DATA] DIR\n"
+            "Copies the SQLite store DATA/switchboard.db (default ./data, the\n"
+            "server's --data) to DIR/switchboard.db while the server runs:\n"
+            "consistent as of one commit (SQLite's online backup), checked,\n"
+            "synced; an existing copy is never overwritten. Restoring is in\n"
+            "docs/operations.md. Run it as a user that may write DATA's\n"
+            "-shm file (the server's, or root).\n",
+        .run = cmd_store_backup,
     },
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof *COMMANDS)

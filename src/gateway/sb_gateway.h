@@ -28,9 +28,26 @@
 
 #include "sb_codec.h"
 #include "sb_filter.h"
+#include "sb_hist.h"
 #include "sb_req.h"
 
 typedef struct sb_gw sb_gw;
+
+/* Something about a session worth a log line, as the core tells the shell
+ * (sb_gw_io.event): "session_ready" (HELLO accepted), "session_closed"
+ * (the core closes it: code is the WebSocket close code) or
+ * "request_refused" (an ERROR: code is the wire ErrorCode). Ids that do
+ * not apply are 0 or "". No secret and no message body is in one. Every
+ * pointer is valid during the call. */
+typedef struct sb_gw_event {
+    const char *event;
+    uint64_t session; /* the connection id */
+    const char *user, *device;
+    uint64_t conv;
+    uint32_t rid;
+    int code;
+    const char *text; /* the reason, or the role of a ready session */
+} sb_gw_event;
 
 typedef struct sb_gw_io {
     void *ud;
@@ -56,6 +73,8 @@ typedef struct sb_gw_io {
      * SB_E_INVALID for an unknown op (then no answer follows). */
     int (*admin)(void *ud, uint64_t conn_id, uint32_t rid, const char *op,
                  const char *body);
+    /* Tells of a session event (sb_gw_event), for the log. Optional. */
+    void (*event)(void *ud, const sb_gw_event *e);
 } sb_gw_io;
 
 typedef struct sb_gw_config {
@@ -168,14 +187,49 @@ size_t sb_gw_store_inflight(const sb_gw *gw);
  * draining). */
 void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason);
 
+/* Room in sb_gw_stats: frame kinds (the Frame body's field numbers),
+ * wire error codes, roles, and (category, policy) pairs of the filter. */
+#define SB_GW_FRAME_KINDS 64
+#define SB_GW_ERROR_CODES 32
+#define SB_GW_ROLES 5
+#define SB_GW_FILTER_COUNTS_MAX 128
+
+/* Messages a filter category matched, under the policy it had then
+ * (pairs past SB_GW_FILTER_COUNTS_MAX: sb_gw_stats.filter_other). */
+typedef struct sb_gw_filter_count {
+    char category[SB_FILTER_NAME_BYTES_MAX + 1];
+    sb_filter_policy policy;
+    uint64_t messages;
+} sb_gw_filter_count;
+
+/* What the gateway counts, for metrics: plain numbers of the loop thread,
+ * which the shell copies out (sb_gw_get_stats) between two events. */
 typedef struct sb_gw_stats {
-    uint64_t sessions;
+    uint64_t sessions; /* every session, before HELLO too */
+    /* Sessions past HELLO, by encoding (sb_encoding) and role (Sbp__Role). */
+    uint64_t ready[2][SB_GW_ROLES];
     uint64_t sends, send_acks, duplicates, errors;
     uint64_t pushes;      /* messages pushed to a device (first time) */
     uint64_t retries;     /* messages pushed again */
     uint64_t push_frames; /* PUSH frames they went in */
     uint64_t blocked, masked, flagged; /* SENDs the filter acted on */
+    /* Frames decoded from clients and sent to them, by body case. */
+    uint64_t frames_in[SB_GW_FRAME_KINDS], frames_out[SB_GW_FRAME_KINDS];
+    uint64_t errors_by_code[SB_GW_ERROR_CODES]; /* ERRORs sent, by code */
+    uint64_t rate_limited;   /* requests refused ERR_RATE_LIMITED */
+    uint64_t closed_unacked; /* sessions closed for unacknowledged pushes */
+    sb_hist send_ack_ms;     /* SEND received to SEND_ACK sent */
+    /* Customer service: waiting for an agent (0 when one had room at
+     * once), first agent answer and close, from the conversation's start. */
+    sb_hist queue_wait_ms, first_response_ms, resolution_ms;
+    sb_gw_filter_count filter[SB_GW_FILTER_COUNTS_MAX];
+    size_t n_filter;
+    uint64_t filter_other;
 } sb_gw_stats;
 void sb_gw_get_stats(const sb_gw *gw, sb_gw_stats *out);
+
+/* The desks in force (NULL: none), for the shell's metrics; valid until
+ * the next sb_gw_desk_swap(). */
+const struct sb_desk *sb_gw_desk(const sb_gw *gw);
 
 #endif

@@ -133,40 +133,62 @@ void sb__gw_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
     push_flush(gw, s);
     gw->scratch.len = 0;
     if (sb_frame_encode(s->enc, &f, &gw->scratch) != 0) return;
+    gw->stats.frames_out[k < SB_GW_FRAME_KINDS ? k : 0]++;
     gw->io.send(gw->io.ud, s->id, gw->scratch.data, gw->scratch.len);
 }
 
+/* Tells the shell of a session event (sb_gw_event), when it listens. */
+static void gw_event(sb_gw *gw, const char *event, const sess *s,
+                     uint64_t conv_id, uint32_t rid, int code, const char *text)
+{
+    if (!gw->io.event) return;
+    sb_gw_event e = {.event = event,
+                     .session = s->id,
+                     .user = s->user_id,
+                     .device = s->device_id,
+                     .conv = conv_id,
+                     .rid = rid,
+                     .code = code,
+                     .text = text ? text : ""};
+    gw->io.event(gw->io.ud, &e);
+}
+
 /* ERROR for rc, saying text (rc's own words when NULL or empty), about
- * the SEND client_msg_id (NULL: none). */
+ * the SEND client_msg_id (NULL: none) to conversation conv_id (0: none,
+ * for the log). */
 static void send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
                        const char *text,
-                       const ProtobufCBinaryData *client_msg_id)
+                       const ProtobufCBinaryData *client_msg_id,
+                       uint64_t conv_id)
 {
     if (!s) return;
     gw->stats.errors++;
     Sbp__Error e = SBP__ERROR__INIT;
     e.code = sb_error_code(rc);
     e.text = (char *)(text && *text ? text : sb_strerror(rc));
+    gw->stats
+        .errors_by_code[(unsigned)e.code < SB_GW_ERROR_CODES ? e.code : 0]++;
+    gw_event(gw, "request_refused", s, conv_id, rid, (int)e.code, e.text);
     if (client_msg_id) e.client_msg_id = *client_msg_id;
     sb__gw_send(gw, s, rid, SBP__FRAME__BODY_ERROR, &e);
 }
 
 void sb__gw_error(sb_gw *gw, sess *s, uint32_t rid, int rc)
 {
-    send_error(gw, s, rid, rc, NULL, NULL);
+    send_error(gw, s, rid, rc, NULL, NULL, 0);
 }
 
 void sb__gw_error_text(sb_gw *gw, sess *s, uint32_t rid, int rc,
                        const char *text)
 {
-    send_error(gw, s, rid, rc, text, NULL);
+    send_error(gw, s, rid, rc, text, NULL, 0);
 }
 
 void sb__gw_reply_rc(sb_gw *gw, sess *s, uint32_t rid, int rc)
 {
     Sbp__Ok ok = SBP__OK__INIT;
     if (rc)
-        send_error(gw, s, rid, rc, NULL, NULL);
+        send_error(gw, s, rid, rc, NULL, NULL, 0);
     else
         sb__gw_send(gw, s, rid, SBP__FRAME__BODY_OK, &ok);
 }
@@ -180,9 +202,15 @@ static const ProtobufCBinaryData *frame_cid(const Sbp__Frame *f)
     return cid->len && cid->len <= 64 ? cid : NULL;
 }
 
+static uint64_t body_conv_id(const Sbp__Frame *f, const gw_entry *e);
+
 void sb__gw_frame_error(sb_gw *gw, sess *s, const Sbp__Frame *f, int rc)
 {
-    send_error(gw, s, f->rid, rc, NULL, frame_cid(f));
+    const gw_entry *e =
+        f->body_case < GW_BODY_CASES ? &gw->table[f->body_case] : NULL;
+    uint64_t conv_id =
+        e && e->row && (e->row->flags & SB_GW_CONV) ? body_conv_id(f, e) : 0;
+    send_error(gw, s, f->rid, rc, NULL, frame_cid(f), conv_id);
 }
 
 void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
@@ -209,6 +237,17 @@ static void retry_unlink(sb_gw *gw, sess *s)
     if (s->retry_next) s->retry_next->retry_prev = s->retry_prev;
     s->retry_prev = s->retry_next = NULL;
     s->in_retry = false;
+}
+
+/* Moves s to state st, keeping the count of ready sessions. */
+static void sess_state(sb_gw *gw, sess *s, enum sess_state st)
+{
+    unsigned role = (unsigned)s->role < SB_GW_ROLES ? (unsigned)s->role : 0;
+    if (s->state == SESS_READY && st != SESS_READY)
+        gw->stats.ready[s->enc][role]--;
+    else if (s->state != SESS_READY && st == SESS_READY)
+        gw->stats.ready[s->enc][role]++;
+    s->state = st;
 }
 
 static void presence(sb_gw *gw, const sess *s, bool online)
@@ -276,7 +315,9 @@ void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why)
 {
     if (s->state == SESS_CLOSING) return;
     push_flush(gw, s); /* what was queued goes before the close */
-    s->state = SESS_CLOSING;
+    if (s->state == SESS_READY)
+        gw_event(gw, "session_closed", s, 0, 0, code, why);
+    sess_state(gw, s, SESS_CLOSING);
     user_unlink(gw, s);
     retry_unlink(gw, s);
     gw->io.close(gw->io.ud, s->id, code, why);
@@ -294,7 +335,8 @@ int sb__gw_sess_ready(sb_gw *gw, sess *s)
             sb__gw_close(gw, o, SB_WS_CLOSE_NORMAL,
                          "replaced by a newer connection");
     }
-    s->state = SESS_READY;
+    sess_state(gw, s, SESS_READY);
+    gw_event(gw, "session_ready", s, 0, 0, 0, sb_role_name(s->role));
     return user_link(gw, s);
 }
 
@@ -335,6 +377,7 @@ static void push_emit(sb_gw *gw, sess *s, sb_push_builder *b)
     size_t n;
     sb_push_end(b, &p, &n);
     gw->stats.push_frames++;
+    gw->stats.frames_out[SBP__FRAME__BODY_PUSH]++;
     gw->io.send(gw->io.ud, s->id, p, n);
 }
 
@@ -421,6 +464,7 @@ static void retry_link(sb_gw *gw, sess *s, int64_t due)
 static void push_to(sb_gw *gw, sess *s, gmsg *g)
 {
     if (s->ua_len >= gw->cfg.unacked_max) {
+        gw->stats.closed_unacked++;
         sb__gw_close(gw, s, SB_WS_CLOSE_TRY_AGAIN,
                      "too many unacknowledged messages");
         return;
@@ -499,6 +543,7 @@ static void retry_session(sb_gw *gw, sess *s)
         unacked *e = &s->ua[i];
         if (e->due_ms <= gw->now_ms) {
             if (e->attempts >= gw->cfg.retry_attempts_max) {
+                gw->stats.closed_unacked++;
                 sb__gw_close(gw, s, SB_WS_CLOSE_TRY_AGAIN,
                              "push not acknowledged; resync");
                 return;
@@ -674,6 +719,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     c->members = ms;
     c->n_members = pc->n_members;
     c->id = pc->conv_id;
+    c->created_ms = pc->created_ts;
     c->kind = pc->kind;
     c->state = pc->state;
     sb__gw_copy_str(c->desk, sizeof c->desk, pc->desk);
@@ -719,7 +765,9 @@ static void append_done(sb_req *r)
     Sbp__Message *m = r->u.append.msg;
     if (s) s->pending_sends--;
     if (r->rc != 0) {
-        if (s) send_error(gw, s, r->rid, r->rc, NULL, &m->client_msg_id);
+        if (s)
+            send_error(gw, s, r->rid, r->rc, NULL, &m->client_msg_id,
+                       m->conv_id);
         sbp__message__free_unpacked(m, NULL);
         free(r);
         return;
@@ -733,6 +781,9 @@ static void append_done(sb_req *r)
         a.server_ts = m->server_ts;
         a.duplicate = r->u.append.duplicate;
         gw->stats.send_acks++;
+        sb_hist_add(&gw->stats.send_ack_ms,
+                    gw->now_ms > r->now_ms ? (uint64_t)(gw->now_ms - r->now_ms)
+                                           : 0);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_SEND_ACK, &a);
     }
     if (r->u.append.duplicate) {
@@ -875,9 +926,10 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
     }
     if (!row)
         rc = SB_E_UNKNOWN_TYPE;
-    else if ((flags & SB_GW_RATED) && !parked && !send_token_take(gw, s))
+    else if ((flags & SB_GW_RATED) && !parked && !send_token_take(gw, s)) {
         rc = SB_E_RATE_LIMITED;
-    else if (row->check)
+        gw->stats.rate_limited++;
+    } else if (row->check)
         rc = row->check(gw, s, f);
     if (rc) goto refuse;
     if (flags & SB_GW_CONV) {
@@ -907,6 +959,11 @@ out:
 /* ---- public entry points ---------------------------------------------------
  */
 
+/* The stats have a counter for every frame kind, error code and role. */
+_Static_assert(GW_BODY_CASES <= SB_GW_FRAME_KINDS, "frame kinds");
+_Static_assert(SBP__ERROR_CODE__ERR_TOO_LATE < SB_GW_ERROR_CODES, "codes");
+_Static_assert(SBP__ROLE__ROLE_ADMIN < SB_GW_ROLES, "roles");
+
 int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
 {
     *out = NULL;
@@ -935,6 +992,10 @@ int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     gw->cfg.token_iss = gw->token_iss;
     gw->cfg.token_aud = gw->token_aud;
     gw->io = *io;
+    sb_hist_init(&gw->stats.send_ack_ms, &SB_HIST_MS);
+    sb_hist_init(&gw->stats.queue_wait_ms, &SB_HIST_HUMAN_MS);
+    sb_hist_init(&gw->stats.first_response_ms, &SB_HIST_HUMAN_MS);
+    sb_hist_init(&gw->stats.resolution_ms, &SB_HIST_HUMAN_MS);
     *out = gw;
     return 0;
 }
@@ -1025,6 +1086,7 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
             sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, sb_strerror(rc));
         return;
     }
+    gw->stats.frames_in[f->body_case < SB_GW_FRAME_KINDS ? f->body_case : 0]++;
     dispatch(gw, s, f, false);
 }
 
@@ -1045,7 +1107,7 @@ void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id)
             }
         flush_cursors(gw, s);
     }
-    s->state = SESS_CLOSING;
+    sess_state(gw, s, SESS_CLOSING);
     sess_free(gw, s);
     gw->stats.sessions = gw->sessions.len;
 }
@@ -1118,4 +1180,9 @@ void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason)
 void sb_gw_get_stats(const sb_gw *gw, sb_gw_stats *out)
 {
     *out = gw->stats;
+}
+
+const struct sb_desk *sb_gw_desk(const sb_gw *gw)
+{
+    return gw->cfg.desk;
 }

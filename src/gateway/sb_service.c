@@ -209,9 +209,12 @@ static bool agent_has_room(sb_gw *gw, const char *agent)
 static void assign_queued(sb_gw *gw, uint64_t id, const char *agent)
 {
     sb_desk *d = gw->cfg.desk;
+    int64_t since = sb_desk_queued_since(d, id);
     sb_desk_dequeue(d, id);
     conv *c = sb_map_get(&gw->convs, id);
     if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) return;
+    if (since >= 0 && gw->now_ms > since)
+        sb_hist_add(&gw->stats.queue_wait_ms, (uint64_t)(gw->now_ms - since));
     sb_desk_add_load(d, agent, +1, gw->now_ms);
     Sbp__Message *ev = sb_sysmsg_event(c->id, "conv.assigned", agent, NULL);
     route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1, NULL,
@@ -277,6 +280,7 @@ static int handoff(svc *v, conv *c, int group, const char *lang,
         v->routing_ready ? sb_desk_pick_except(d, group, except) : NULL;
     if (!first) first = sb_sysmsg_event(c->id, "conv.handoff", NULL, NULL);
     if (agent) {
+        sb_hist_add(&gw->stats.queue_wait_ms, 0); /* nobody waits */
         sb_desk_add_load(d, agent, +1, gw->now_ms);
         Sbp__Message *ev[2] = {
             first, sb_sysmsg_event(c->id, "conv.assigned", agent, NULL)};
@@ -397,6 +401,9 @@ static void on_stored(void *ud, conv *c, const Sbp__Message *m)
     } else if (c->agent[0] && strcmp(m->sender, c->agent) == 0 &&
                !c->first_response) {
         c->first_response = true;
+        if (c->created_ms && m->server_ts > c->created_ms)
+            sb_hist_add(&gw->stats.first_response_ms,
+                        (uint64_t)(m->server_ts - c->created_ms));
         sb_req *r = sb__gw_req_new(gw, SB_REQ_FIRST_RESPONSE, NULL, 0,
                                    sb__gw_quiet_done);
         if (r) {
@@ -609,6 +616,11 @@ static void route_done(sb_req *r)
     sb_gw *gw = r->ctx;
     sess *s = sb__gw_req_back(gw, r, false);
     conv *c = sb_map_get(&gw->convs, r->u.route.conv_id);
+    if (r->rc == 0 && r->u.route.conv &&
+        r->u.route.state == SBP__CONV_STATE__STATE_CLOSED &&
+        r->u.route.conv->resolution_ms > 0)
+        sb_hist_add(&gw->stats.resolution_ms,
+                    (uint64_t)r->u.route.conv->resolution_ms);
     if (r->rc == 0 && r->u.route.conv && c) {
         /* Members follow the assignment; the routing fields in memory are
          * already ahead of the store, keep them. */

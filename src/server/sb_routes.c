@@ -62,17 +62,22 @@ static void ws_upgrade(const sb_route_req *rq)
     rq->upgrade(rq->ud, enc, proto);
 }
 
-/* Liveness: the process serves. A store out of reach is said, but the
- * answer stays 200: restarting the gateway would not bring the database
- * back, and the gateway reconnects by itself. */
+/* A store out of reach is said, but the answer stays 200: restarting the
+ * gateway would not bring the database back, and the gateway reconnects
+ * by itself. */
+int sb_routes_health(bool draining, bool store_down, const char **text)
+{
+    *text = draining     ? "draining\n"
+            : store_down ? "ok, store unavailable\n"
+                         : "ok\n";
+    return draining ? 503 : 200;
+}
+
 static void healthz(const sb_route_req *rq)
 {
-    if (rq->draining)
-        answer_text(rq, 503, "draining\n");
-    else if (rq->store_down)
-        answer_text(rq, 200, "ok, store unavailable\n");
-    else
-        answer_text(rq, 200, "ok\n");
+    const char *text;
+    int status = sb_routes_health(rq->draining, rq->store_down, &text);
+    answer_text(rq, status, text);
 }
 
 static void upgrade_required(const sb_route_req *rq)

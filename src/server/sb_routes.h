@@ -54,4 +54,9 @@ typedef struct sb_route_req {
  * returns. */
 void sb_routes_serve(const sb_route_req *rq);
 
+/* Liveness (GET /healthz, here and on the operations port): the process
+ * serves. Returns the status (503 while draining, else 200) and the text
+ * to answer with (static). */
+int sb_routes_health(bool draining, bool store_down, const char **text);
+
 #endif

@@ -7,7 +7,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +18,11 @@
 #include "sb_addr.h"
 #include "sb_error.h"
 #include "sb_http.h"
+#include "sb_log.h"
 #include "sb_map.h"
+#include "sb_metrics.h"
+#include "sb_notify.h"
+#include "sb_opsport.h"
 #include "sb_reload.h"
 #include "sb_routes.h"
 #include "sb_storeq.h"
@@ -89,7 +92,10 @@ struct server {
     sb_storeq *storeq;
     sb_gw *gw;
     sb_reload *reload; /* the word lists and desks in force */
-    sb_map conns;      /* id -> conn */
+    sb_opsport *ops;   /* --admin-listen; NULL: none */
+    sb_notify *notify; /* systemd; NULL: not under it */
+    sb_metrics_shell mstats;
+    sb_map conns; /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
     sb_tls_ctx *tls;  /* NULL: plain */
     sb_buf tls_plain; /* decrypted bytes of the read being handled */
@@ -108,35 +114,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void vlog(const char *fmt, va_list ap)
-{
-    fprintf(stderr, "switchboard: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-/* An informational line (none with --quiet). */
-static void logf_(const server *srv, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void logf_(const server *srv, const char *fmt, ...)
-{
-    if (srv->cfg.quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(fmt, ap);
-    va_end(ap);
-}
-
-/* Something failed: printed even with --quiet. */
-static void errorf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void errorf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(fmt, ap);
-    va_end(ap);
 }
 
 void sb_server_config_default(sb_server_config *c)
@@ -169,6 +146,19 @@ static uintptr_t addr_count(server *srv, uint64_t key, int delta)
     return n;
 }
 
+/* What c speaks, for the count of open connections. */
+static sb_metrics_conn_kind conn_kind(const conn *c)
+{
+    return !c->ws    ? SB_METRICS_CONN_HTTP
+           : c->text ? SB_METRICS_CONN_JSON
+                     : SB_METRICS_CONN_PROTOBUF;
+}
+
+static void conn_count(conn *c, int delta)
+{
+    c->srv->mstats.open[conn_kind(c)][c->tls != NULL] += (uint64_t)delta;
+}
+
 /* The peer's address into *sa; NULL if it is unknown. */
 static const struct sockaddr *peer_name(conn *c, struct sockaddr_storage *sa)
 {
@@ -191,6 +181,7 @@ static void on_conn_closed(uv_handle_t *h)
         srv->all = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->n_conns--;
+    conn_count(c, -1);
     sb_ws_free(c->ws);
     sb_tls_free(c->tls);
     free(c->http);
@@ -268,8 +259,9 @@ static void conn_write_wire(conn *c, sb_buf *buf)
     if (c->write_inflight > c->srv->cfg.out_bytes_max) {
         /* A peer that does not read: drop it rather than buffer without
          * bound. Its device catches up by SYNC on reconnect. */
-        logf_(c->srv, "conn %llu: output over %u bytes, dropping",
-              (unsigned long long)c->id, c->srv->cfg.out_bytes_max);
+        sb_log(SB_LOG_INFO, "conn_dropped", &(sb_log_ids){.session = c->id},
+               "output over %u bytes: the peer does not read",
+               c->srv->cfg.out_bytes_max);
         conn_abort(c);
     }
 }
@@ -462,19 +454,22 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
     conn *c = u->c;
     server *srv = c->srv;
     sb_buf out = SB_BUF_INIT;
+    sb_ws *ws = NULL;
     if (sb_http_respond_upgrade(&out, c->http->ws_key, proto) != 0 ||
-        sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &c->ws) !=
-            0) {
+        sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &ws) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
         return;
     }
+    conn_count(c, -1);
+    c->ws = ws;
+    c->text = enc == SB_ENC_JSON;
+    conn_count(c, +1);
     conn_write(c, &out);
     if (c->closed) return;
     free(c->http);
     c->http = NULL;
     c->phase = PH_WS;
-    c->text = enc == SB_ENC_JSON;
     c->last_ping_ms = c->last_rx_ms;
     int rc = sb_gw_conn_open(srv->gw, c->id, enc, wall_ms());
     if (rc != 0) {
@@ -606,16 +601,22 @@ static void on_connection(uv_stream_t *l, int status)
     if (srv->all) srv->all->prev = c;
     srv->all = c;
     srv->n_conns++;
+    conn_count(c, +1);
+    srv->mstats.accepted[c->tls != NULL]++;
     struct sockaddr_storage peer;
     c->addr_key = sb_addr_key(peer_name(c, &peer));
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
     c->addr_counted = from_addr != UINTPTR_MAX;
     if (srv->n_conns > srv->cfg.conns_max || srv->drain != DRAIN_OFF) {
+        srv->mstats
+            .refused[srv->drain != DRAIN_OFF ? SB_METRICS_REFUSED_DRAINING
+                                             : SB_METRICS_REFUSED_FULL]++;
         conn_refuse(c, 503, "busy\n");
         return;
     }
     if (srv->cfg.conns_per_addr_max &&
         from_addr > srv->cfg.conns_per_addr_max) {
+        srv->mstats.refused[SB_METRICS_REFUSED_PER_ADDR]++;
         conn_refuse(c, 429, "too many connections\n");
         return;
     }
@@ -664,6 +665,10 @@ static void close_handle(uv_handle_t *h)
  * connection gone, the loop runs dry. */
 static void server_stop(server *srv)
 {
+    sb_opsport_close(srv->ops);
+    srv->ops = NULL;
+    sb_notify_close(srv->notify);
+    srv->notify = NULL;
     sb_storeq_stop(srv->storeq);
     srv->storeq = NULL;
     uv_timer_stop(&srv->drain_timer);
@@ -718,10 +723,56 @@ static void on_drain(uv_timer_t *t)
 
 static void reload_log(void *ud, bool error, const char *line)
 {
-    if (error)
-        errorf_("%s", line);
+    (void)ud;
+    sb_log(error ? SB_LOG_ERROR : SB_LOG_INFO, "reload", NULL, "%s", line);
+}
+
+/* The core's session events, as log lines. */
+static void io_event(void *ud, const sb_gw_event *e)
+{
+    (void)ud;
+    bool refused = strcmp(e->event, "request_refused") == 0;
+    /* Refusals are the clients' business unless the server failed. */
+    sb_log_level level = !refused ? SB_LOG_INFO
+                         : e->code == SBP__ERROR_CODE__ERR_STORE ||
+                                 e->code == SBP__ERROR_CODE__ERR_INTERNAL
+                             ? SB_LOG_WARN
+                             : SB_LOG_DEBUG;
+    if (!sb_log_enabled(level)) return;
+    sb_log_ids ids = {.session = e->session,
+                      .user = e->user,
+                      .device = e->device,
+                      .conv = e->conv,
+                      .request = e->rid};
+    const ProtobufCEnumValue *code =
+        refused ? protobuf_c_enum_descriptor_get_value(
+                      &sbp__error_code__descriptor, e->code)
+                : NULL;
+    if (refused)
+        sb_log(level, e->event, &ids, "%s: %s", code ? code->name : "?",
+               e->text);
+    else if (e->code)
+        sb_log(level, e->event, &ids, "%d %s", e->code, e->text);
     else
-        logf_(ud, "%s", line);
+        sb_log(level, e->event, &ids, "%s", e->text);
+}
+
+/* The numbers of the operations port, copied now (sb_metrics). */
+static void ops_snapshot(void *ud, sb_metrics_snap *s)
+{
+    server *srv = ud;
+    memset(s, 0, sizeof *s);
+    s->now_ms = wall_ms();
+    s->draining = srv->drain != DRAIN_OFF;
+    s->sqlite = !srv->cfg.store && strcmp(srv->cfg.data_dir, ":memory:") != 0;
+    if (s->sqlite)
+        snprintf(s->db_path, sizeof s->db_path, "%s/switchboard.db",
+                 srv->cfg.data_dir);
+    s->shell = srv->mstats;
+    sb_gw_get_stats(srv->gw, &s->gw);
+    s->have_store = srv->storeq != NULL;
+    if (srv->storeq) sb_storeq_get_stats(srv->storeq, &s->store);
+    sb_metrics_take_desk(s, sb_gw_desk(srv->gw));
 }
 
 /* An admin's command from the core: reloads and desk ops (sb_reload). */
@@ -741,7 +792,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     server *srv = h->data;
     if (srv->drain != DRAIN_OFF) return;
-    logf_(srv, "signal %d: draining", signum);
+    sb_log(SB_LOG_INFO, "draining", NULL, "signal %d: draining", signum);
+    sb_notify_stopping(srv->notify);
     drain_enter(srv, DRAIN_STORE, wall_ms());
     close_handle((uv_handle_t *)&srv->listener);
     sb_gw_drain(srv->gw);
@@ -749,7 +801,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
-int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
+int sb_server_run(const sb_server_config *cfg,
+                  void (*on_ready)(const sb_server_ports *ports))
 {
     server *srv = calloc(1, sizeof *srv);
     if (!srv) return -ENOMEM;
@@ -771,7 +824,8 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         rc = sb_tls_ctx_server(cfg->tls_cert, cfg->tls_key, err, sizeof err,
                                &srv->tls);
         if (rc) {
-            errorf_("cannot set up TLS: %s", err);
+            sb_log(SB_LOG_ERROR, "tls_failed", NULL, "cannot set up TLS: %s",
+                   err);
             goto out_loop;
         }
     }
@@ -788,7 +842,8 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     sb_store_describe(path, where, sizeof where); /* no password in logs */
     rc = sb_storeq_start(&srv->loop, path, cfg->durability, &srv->storeq);
     if (rc) {
-        errorf_("cannot open store %s: %s", where, sb_strerror(rc));
+        sb_log(SB_LOG_ERROR, "store_failed", NULL, "cannot open store %s: %s",
+               where, sb_strerror(rc));
         goto out_loop;
     }
     sb_gw_io io = {.ud = srv,
@@ -796,7 +851,8 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
                    .close = io_close,
                    .store = io_store,
                    .now = io_now,
-                   .admin = io_admin};
+                   .admin = io_admin,
+                   .event = io_event};
     sb_gw_config gwc = cfg->gw;
     sb_reload_config rlc = {.loop = &srv->loop,
                             .storeq = srv->storeq,
@@ -824,8 +880,9 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
     if (!rc) rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
     if (rc) {
-        errorf_("cannot listen on %s:%u: %s", cfg->host, cfg->port,
-                uv_strerror(rc));
+        sb_log(SB_LOG_ERROR, "listen_failed", NULL,
+               "cannot listen on %s:%u: %s", cfg->host, cfg->port,
+               uv_strerror(rc));
         uv_close((uv_handle_t *)&srv->listener, NULL);
         uv_run(&srv->loop, UV_RUN_NOWAIT);
         goto out_gw;
@@ -833,7 +890,30 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     struct sockaddr_storage bound;
     int blen = sizeof bound;
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
-    uint16_t port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    sb_server_ports ports = {
+        .port = ntohs(((struct sockaddr_in *)&bound)->sin_port)};
+    if (cfg->admin) {
+        sb_opsport_config oc = {.loop = &srv->loop,
+                                .host = cfg->admin_host,
+                                .port = cfg->admin_port,
+                                .snapshot = ops_snapshot,
+                                .ud = srv};
+        rc = sb_opsport_start(&oc, &srv->ops, &ports.admin_port);
+        if (rc) {
+            sb_log(SB_LOG_ERROR, "listen_failed", NULL,
+                   "cannot listen on %s:%u (--admin-listen): %s",
+                   cfg->admin_host, cfg->admin_port, uv_strerror(rc));
+            uv_close((uv_handle_t *)&srv->listener, NULL);
+            uv_run(&srv->loop, UV_RUN_NOWAIT);
+            goto out_gw;
+        }
+    }
+    if ((rc = sb_notify_start(&srv->loop, &srv->notify)) != 0) {
+        sb_opsport_close(srv->ops);
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_run(&srv->loop, UV_RUN_NOWAIT);
+        goto out_gw;
+    }
 
     uv_timer_init(&srv->loop, &srv->tick);
     uv_timer_init(&srv->loop, &srv->sweep);
@@ -852,18 +932,30 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
     uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
 
-    logf_(srv, "listening on %s:%u (store %s, durability %s)", cfg->host, port,
-          where, cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
-    if (on_ready) on_ready(port);
+    char status[512];
+    snprintf(status, sizeof status,
+             "listening on %s:%u (store %s, durability %s)", cfg->host,
+             ports.port, where,
+             cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
+    sb_log(SB_LOG_INFO, "listening", NULL, "%s", status);
+    if (ports.admin_port)
+        sb_log(SB_LOG_INFO, "admin_listening", NULL,
+               "operations port on %s:%u (/metrics, /readyz, /healthz)",
+               cfg->admin_host, ports.admin_port);
+    sb_notify_ready(srv->notify, status);
+    if (on_ready) on_ready(&ports);
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     rc = 0;
-    sb_gw_stats st;
-    sb_gw_get_stats(srv->gw, &st);
-    logf_(srv,
-          "stopped: %llu messages pushed in %llu PUSH frames, %llu pushed "
-          "again",
-          (unsigned long long)st.pushes, (unsigned long long)st.push_frames,
-          (unsigned long long)st.retries);
+    sb_gw_stats *st = malloc(sizeof *st); /* large for a stack */
+    if (st) {
+        sb_gw_get_stats(srv->gw, st);
+        sb_log(SB_LOG_INFO, "stopped", NULL,
+               "%llu messages pushed in %llu PUSH frames, %llu pushed again",
+               (unsigned long long)st->pushes,
+               (unsigned long long)st->push_frames,
+               (unsigned long long)st->retries);
+        free(st);
+    }
 out_gw:
     if (srv->storeq) {
         sb_storeq_stop(srv->storeq);

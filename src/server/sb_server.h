@@ -40,11 +40,21 @@ typedef struct sb_server_config {
     const char *tls_cert;
     const char *tls_key;
     uint32_t drain_ms_max; /* SIGTERM: wait this long for the store */
-    bool quiet;
-    bool demo; /* GET /demo/token mints tokens for loopback peers */
+    bool demo;             /* GET /demo/token mints tokens for loopback peers */
+    /* The operations port (sb_opsport: /metrics, /readyz, /healthz) on
+     * admin_host:admin_port; admin false: none. */
+    bool admin;
+    char admin_host[64];
+    uint16_t admin_port;
 } sb_server_config;
 
 void sb_server_config_default(sb_server_config *c);
+
+/* What sb_server_run tells its caller once it serves: the bound ports. */
+typedef struct sb_server_ports {
+    uint16_t port;       /* HTTP and WebSocket */
+    uint16_t admin_port; /* the operations port; 0: none */
+} sb_server_ports;
 
 /* Runs the server until SIGTERM or SIGINT, then drains: stops accepting,
  * lets pending SENDs commit and be acknowledged, closes sessions with
@@ -54,7 +64,9 @@ void sb_server_config_default(sb_server_config *c);
  * stay. It also imports desk_file again if it changed (sb_reload). Returns
  * a negative code if it cannot start (the port is taken, the store cannot
  * be opened, the word lists do not compile). on_ready, if set, is called
- * once the server listens, with the bound port. */
-int sb_server_run(const sb_server_config *c, void (*on_ready)(uint16_t port));
+ * once the server listens, with the bound ports; systemd hears READY=1
+ * then too (sb_notify). Log lines go through sb_log. */
+int sb_server_run(const sb_server_config *c,
+                  void (*on_ready)(const sb_server_ports *ports));
 
 #endif

@@ -75,7 +75,8 @@ struct sb_req {
      * message's server_ts, a conversation's updated_ts); 0: the store's
      * clock when it applies the request. */
     int64_t now_ms;
-    sb_req *next; /* the queue's link while the store has the request */
+    sb_req *next;       /* the queue's link while the store has the request */
+    uint64_t queued_ms; /* the queue's: when it was submitted (its clock) */
     union {
         struct {
             Sbp__Message *msg; /* in/out, owned by the caller */
