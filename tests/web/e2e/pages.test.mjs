@@ -65,8 +65,8 @@ test('customer and agent chat both ways; the agent quotes, tags, transfers and c
   await until(async () => (await cust.page.evaluate(() => window.__sb.conv().info.agent)) === 'bob', 10000, 'assigned to bob');
   await send(cust.page, 'I need help with order #1234');
   await bob.page.evaluate(() => window.__sb.loadPage(true));
-  await bob.page.waitForSelector(`li.conv[data-id="${convId}"]`);
-  await bob.page.click(`li.conv[data-id="${convId}"]`);
+  await bob.page.waitForSelector(`a.conv[data-id="${convId}"]`);
+  await bob.page.click(`a.conv[data-id="${convId}"]`);
   await until(async () => (await texts(bob.page)).includes('I need help with order #1234'), 10000, 'agent sees the customer');
   // The agent quotes the customer's message and replies.
   const quoted = await bob.page.evaluate(() => window.__sb.view.conv.list.items.find((e) => e.msg.body === 'I need help with order #1234').seq);
@@ -86,7 +86,7 @@ test('customer and agent chat both ways; the agent quotes, tags, transfers and c
     const ok = await csStep(t2, bob.page, () => window.__sb.client.tag(window.__sb.selected().id, 0, ['vip']).then(() => null, (e) => e.code));
     if (!ok) return;
     await bob.page.evaluate(() => window.__sb.loadPage(true));
-    await bob.page.waitForSelector('li.conv .chip >> text=vip');
+    await bob.page.waitForSelector('a.conv .chip >> text=vip');
   });
   await t.test('transfer to ann', async (t2) => {
     const ann = await openPage(browser, `${srv.url}/agent?user=ann`);
@@ -116,7 +116,7 @@ test('the customer goes offline, sends 20, comes back: all 20 arrive once, in or
   const cust = await openPage(browser, `${srv.url}/?user=olga&agent=bob`, { width: 480, height: 760 });
   const convId = await cust.page.evaluate(() => window.__sb.conv().id);
   await send(cust.page, 'before');
-  await cai.page.waitForSelector(`li.conv[data-id="${convId}"]`);
+  await cai.page.waitForSelector(`a.conv[data-id="${convId}"]`);
   await openConvOnAgent(cai, convId);
   await until(async () => (await texts(cai.page)).includes('before'), 10000, 'agent has the first');
   await cust.context.setOffline(true);

@@ -1,11 +1,18 @@
-// What both pages share: signing in (a ?token= in the URL, or the demo
-// server's /demo/token), the device id of this tab, the language, the
-// SDK client, the once-per-animation-frame scheduler, and small DOM
-// helpers.
-import { Client, ChatStore, codec } from '../sdk/index.js';
+// What both pages share: signing in (a ?token= in the URL or its #hash,
+// or the demo server's /demo/token), the device id of this tab, the
+// language, the SDK client with its outbox kept across reloads, the
+// once-per-animation-frame scheduler, and small DOM helpers.
+import { Client, ChatStore, IdbOutbox, codec } from '../sdk/index.js';
 import { t, setLang, lang } from './i18n.js';
 
 export const params = new URLSearchParams(location.search);
+// A token may come in the hash (the embed snippet puts it there: a hash
+// is not sent to servers or written to their logs).
+const hashParams = new URLSearchParams(location.hash.slice(1));
+
+// A send that waits this long without a connection is shown as failed
+// ("No connection", with Retry) instead of "Sending" for ever.
+export const OFFLINE_FAIL_MS = 15000;
 
 /** h('div.cls', {attrs}, ...children): a tiny element builder. */
 export function h(tag, attrs, ...kids) {
@@ -54,7 +61,8 @@ export function deviceId(user) {
 }
 
 export async function getToken(user, role) {
-  if (params.get('token')) return params.get('token');
+  const given = hashParams.get('token') || params.get('token');
+  if (given) return given;
   const r = await fetch(`/demo/token?user=${encodeURIComponent(user)}&role=${role}&locale=${lang()}`);
   if (!r.ok) throw new Error(t('err.token'));
   return (await r.json()).token;
@@ -65,7 +73,8 @@ export function wsUrl() {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 }
 
-/** Signs in and starts a client with a ChatStore on it. */
+/** Signs in and starts a client with a ChatStore on it; the sends this
+ * user left unsent (a reload, a closed tab) go out again first. */
 export async function connect(user, role) {
   const token = await getToken(user, role);
   const client = new Client({
@@ -77,8 +86,11 @@ export async function connect(user, role) {
     encoding: params.get('enc') || 'auto',
     clientName: `switchboard-web/${role}`,
     initialWindow: 50,
+    offlineFailMs: OFFLINE_FAIL_MS,
+    outbox: typeof indexedDB !== 'undefined' ? new IdbOutbox(`sb-outbox-${user}`) : null,
   });
   const store = new ChatStore(client);
+  await client.restoreOutbox();
   client.start();
   return { client, store };
 }
@@ -100,6 +112,7 @@ export function initLang(select) {
   }
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll('[data-i18n-ph]')) el.placeholder = t(el.dataset.i18nPh);
+  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
 }
 
 // Formatters made once per language: Date.prototype.toLocaleTimeString
@@ -112,7 +125,12 @@ function formatter(kind) {
   const k = `${lang()} ${kind}`;
   let f = formatters.get(k);
   if (!f) {
-    f = new Intl.DateTimeFormat(lang(), kind === 'time' ? { hour: '2-digit', minute: '2-digit' } : { year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    const opts = {
+      time: { hour: '2-digit', minute: '2-digit' },
+      day: { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' },
+      datetime: { year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' },
+    };
+    f = new Intl.DateTimeFormat(lang(), opts[kind]);
     formatters.set(k, f);
   }
   return f;
@@ -124,15 +142,29 @@ export function fmtTime(ms) {
   return formatter('time').format(ms);
 }
 
+/** A day for a date separator: today, yesterday, or the date. */
+export function fmtDay(ms) {
+  const d = new Date(ms);
+  const today = new Date();
+  const same = (a, b) => a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  if (same(d, today)) return t('day.today');
+  const y = new Date(today);
+  y.setDate(y.getDate() - 1);
+  if (same(d, y)) return t('day.yesterday');
+  return formatter('day').format(ms);
+}
+
 /** A date and time in the page's language. */
 export function fmtDateTime(ms) {
   if (!ms) return '';
   return formatter('datetime').format(ms);
 }
 
-/** The connection state as a short label and a class. */
-export function stateLabel(s) {
-  return { text: t(`state.${s}`), cls: s === 'ready' ? 'ok' : s === 'stopped' ? 'bad' : 'wait' };
+/** The connection state as a short label and a class; err says why a
+ * stopped client stopped (opened elsewhere, sign-in refused). */
+export function stateLabel(s, err) {
+  const text = s === 'stopped' && err ? `${t('state.stopped')}: ${errText(err)}` : t(`state.${s}`);
+  return { text, cls: s === 'ready' ? 'ok' : s === 'stopped' ? 'bad' : 'wait' };
 }
 
 /** Shows a short notice (errors of actions). */
@@ -147,8 +179,15 @@ export function toast(text) {
   setTimeout(() => el.remove(), 4000);
 }
 
+/** An error in words, in the page's language: the code's text, or a
+ * general one naming the code (never the bare code). */
 export function errText(e) {
   const code = e && e.code ? e.code : String(e);
   const known = t(`err.${code}`);
-  return known === `err.${code}` ? code : known;
+  return known === `err.${code}` ? t('err.other', code) : known;
+}
+
+/** Writes el's text only when it differs (no needless style work). */
+export function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
 }
