@@ -176,3 +176,21 @@ test('item 12: the bot\'s quick replies are not buttons on the workbench', async
     await bob.context.close();
   }
 });
+
+test('item 3: "Read" stays "Read" after reloading either page', { todo: 'needs the server: the other members\' read_seq and delivered_seq with each conversation (Member.read_seq, Member.delivered_seq in OPEN_RESP, CONV_LIST_RESP and SYNC_RESP convs)' }, async () => {
+  const p = await pair('rhea');
+  try {
+    await send(p.cust.page, 'read me');
+    await msg(p.cust.page, 'read me').locator('[data-status=read]').waitFor({ timeout: 5000 });
+    await send(p.bob.page, 'and me');
+    await msg(p.bob.page, 'and me').locator('[data-status=read]').waitFor({ timeout: 5000 });
+    for (const pg of [p.cust.page, p.bob.page]) {
+      await pg.reload();
+      await pg.waitForFunction(() => document.body.dataset.ready === '1');
+    }
+    await msg(p.bob.page, 'and me').locator('[data-status=read]').waitFor({ timeout: 3000 });
+    await msg(p.cust.page, 'read me').locator('[data-status=read]').waitFor({ timeout: 3000 });
+  } finally {
+    await p.close();
+  }
+});

@@ -70,3 +70,28 @@ export async function axeSerious(page) {
 
 /** Waits two animation frames (a render and the measurements after). */
 export const frames = (page) => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+
+/** Closes every open conversation assigned to the agent of page ag (a
+ * test gives its agent's room back, passed or failed) and the customers'
+ * of the other pages, then the contexts of all. */
+export async function done(ag, ...others) {
+  if (ag)
+    await ag.page
+      .evaluate(async () => {
+        const c = window.__sb.client;
+        if (document.querySelector('#status').value !== 'AGENT_ONLINE') await c.setAgentStatus('AGENT_ONLINE');
+        const r = await c.convList({ mine: true, limit: 50 });
+        for (const x of r.convs) if (x.state !== 'STATE_CLOSED') await c.close(x.conv_id).catch(() => {});
+      })
+      .catch(() => {});
+  // Customers close theirs too (a queued one would take an agent's room
+  // in a later test).
+  for (const c of others)
+    await c.page
+      .evaluate(() => {
+        const conv = window.__sb && window.__sb.conv && window.__sb.conv();
+        return conv && window.__sb.client.close(conv.id);
+      })
+      .catch(() => {});
+  await Promise.all([ag, ...others].filter(Boolean).map((p) => p.context.close()));
+}

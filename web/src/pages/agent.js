@@ -344,6 +344,9 @@ async function main() {
   const infoEl = document.querySelector('#info');
   const transferBtn = document.querySelector('#transferbtn');
   const closeBtn = document.querySelector('#closebtn');
+  // Taking a queued conversation, where the server has CLAIM.
+  const claimBtn = document.querySelector('#claimbtn');
+  const canClaim = client.supports('Frame', 'claim');
   const addTag = document.querySelector('#addtag');
   const pane = frameBatcher(drawPane);
   let paneSig = '';
@@ -367,6 +370,7 @@ async function main() {
     const m = mode(c);
     view.setWritable(m.writable, m.notice ? (i.state === 'STATE_QUEUED' && c.lastMessage && !c.list.length ? `${m.notice} ${t('ro.last', c.lastMessage.body)}` : m.notice) : '');
     if (m.history !== view.history) view.show(c, { history: m.history });
+    claimBtn.hidden = !(canClaim && i.state === 'STATE_QUEUED');
     transferBtn.disabled = !m.writable;
     closeBtn.disabled = !m.writable;
     addTag.disabled = !m.writable;
@@ -429,16 +433,23 @@ async function main() {
     if (tag) act(() => store.tag(selected.id, 0, [tag]));
   });
   closeBtn.addEventListener('click', () => selected && act(() => client.close(selected.id)));
+  claimBtn.addEventListener('click', () => selected && act(() => client.claim(selected.id)));
   document.querySelector('#backbtn').addEventListener('click', () => {
     desk.classList.remove('has-conv');
     const a = selected && listEl.querySelector(`a[data-id="${selected.id}"]`);
     if (a) a.focus();
   });
+  // The customer panel is a drawer on narrower screens.
   const infoBtn = document.querySelector('#infobtn');
-  infoBtn.addEventListener('click', () => {
-    const on = desk.classList.toggle('show-info');
+  const infoClose = document.querySelector('#infoclose');
+  function showInfo(on) {
+    desk.classList.toggle('show-info', on);
     infoBtn.setAttribute('aria-expanded', String(on));
-  });
+    (on ? infoClose : infoBtn).focus();
+  }
+  infoBtn.addEventListener('click', () => showInfo(!desk.classList.contains('show-info')));
+  infoClose.addEventListener('click', () => showInfo(false));
+  document.querySelector('#infopanel').addEventListener('keydown', (ev) => ev.key === 'Escape' && showInfo(false));
 
   // ---- transfer: a picker of agents and groups, with a note ---------------------
 

@@ -5,7 +5,7 @@
 // (workbench), and a composer with typing notices, a draft kept per
 // conversation, an emoji picker and "/" for canned replies (workbench).
 // Renders once per animation frame, whatever the burst size.
-import { h, frameBatcher, toast, errText, setText } from './common.js';
+import { h, frameBatcher, toast, errText, setText, icon } from './common.js';
 import { t } from './i18n.js';
 import { VirtualList } from './vlist.js';
 import { renderMessage, renderActs, itemFlags, excerpt } from './render.js';
@@ -452,7 +452,7 @@ export class ChatView {
   // ---- emoji --------------------------------------------------------------------
 
   buildEmoji() {
-    this.emojiBtn = h('button.emojibtn', { type: 'button', 'aria-label': t('emoji'), 'aria-expanded': 'false', 'aria-haspopup': 'true', text: '😊' });
+    this.emojiBtn = h('button.emojibtn', { type: 'button', 'aria-label': t('emoji'), title: t('emoji'), 'aria-expanded': 'false', 'aria-haspopup': 'true' }, icon('smile'));
     this.emojiBox = h(
       'div.emojibox',
       { role: 'group', 'aria-label': t('emoji'), hidden: true },
@@ -510,7 +510,6 @@ export class ChatView {
     this.composer.append(this.suggest);
     this.input.setAttribute('aria-autocomplete', 'list');
     this.input.setAttribute('aria-controls', 'canned-suggest');
-    this.input.setAttribute('aria-expanded', 'false');
     this.sugItems = [];
     this.sugAt = 0;
   }
@@ -541,7 +540,6 @@ export class ChatView {
         : [h('li.none', { role: 'option', 'aria-disabled': 'true', 'aria-selected': 'false', text: t('canned.none') })]),
     );
     this.suggest.hidden = false;
-    this.input.setAttribute('aria-expanded', 'true');
     if (items.length) this.input.setAttribute('aria-activedescendant', `canned-${this.sugAt}`);
     else this.input.removeAttribute('aria-activedescendant');
   }
@@ -579,7 +577,6 @@ export class ChatView {
   closeSuggest() {
     if (!this.suggest || this.suggest.hidden) return;
     this.suggest.hidden = true;
-    this.input.setAttribute('aria-expanded', 'false');
     this.input.removeAttribute('aria-activedescendant');
   }
 }

@@ -92,11 +92,6 @@ async function main() {
     const s = stateLabel(client.state, client.core.lastErr);
     setText(stateEl, s.text);
     if (stateEl.className !== `conn ${s.cls}`) stateEl.className = `conn ${s.cls}`;
-    const unread = conv ? conv.unread : 0;
-    if (unread !== told) {
-      told = unread;
-      tellHost({ type: 'unread', n: unread });
-    }
     if (!conv || !conv.info) return;
     const i = conv.info;
     setText(
@@ -109,7 +104,18 @@ async function main() {
     );
     if (root.dataset.state !== i.state) root.dataset.state = i.state;
   });
-  store.onChange(header);
+  // The host hears the count at once, not at the next frame: a frame
+  // that is display: none (the launcher closed) gets no animation frames.
+  function tellUnread() {
+    const unread = conv ? conv.unread : 0;
+    if (unread === told) return;
+    told = unread;
+    tellHost({ type: 'unread', n: unread });
+  }
+  store.onChange(() => {
+    tellUnread();
+    header();
+  });
 
   // One service conversation: OPEN answers with the open one or a new one
   // (the bot greets). Against a server without desks, ?agent=NAME opens a

@@ -2,7 +2,7 @@
 // count in the tab's title, desktop notifications (after the user allows
 // them) and an optional sound, both pages. The choices are kept per
 // browser (localStorage); the controls are a small <details> menu.
-import { h } from './common.js';
+import { h, icon } from './common.js';
 import { t } from './i18n.js';
 
 const PREF_DESKTOP = 'sb.notify.desktop';
@@ -125,7 +125,7 @@ export class Notifier {
     return h(
       'details.prefs',
       null,
-      h('summary', { 'aria-label': t('notify.menu'), title: t('notify.menu') }, '🔔'),
+      h('summary', { 'aria-label': t('notify.menu'), title: t('notify.menu') }, icon('bell')),
       h(
         'div.prefbox',
         null,

@@ -167,7 +167,7 @@ export function renderMessage(e, ctx, flags = 0) {
   const mine = e.mine;
   const robot = m.type === 'MSG_ROBOT' || m.sender === 'bot';
   const status = mine ? ctx.statusOf(e) : null;
-  const bubble = h('div.bubble', null, quoteBlock(m, ctx.list), bodyOf(m, mine, ctx.terms));
+  const bubble = h('div.bubble', null, m.recalled ? null : quoteBlock(m, ctx.list), bodyOf(m, mine, ctx.terms));
   if (robot && m.quick_replies && m.quick_replies.length && !m.recalled) {
     // The customer taps them; on the workbench they only show what the
     // customer was offered (an agent's tap would answer as the agent).

@@ -322,6 +322,12 @@ export class VirtualList {
     const last = n ? this.indexAt(bottom + this.o.overscan) : -1;
     const want = new Set();
     let count = 0;
+    // The item with the keyboard focus, if one has it: rendered again
+    // (its status changed, a send got its seq), the new element takes the
+    // focus over.
+    const act = document.activeElement;
+    const had = act && act !== this.scroller && this.content.contains(act) ? act.closest('.vl-item') : null;
+    const hadEntry = had && this.rendered.has(had.dataset.key) ? this.rendered.get(had.dataset.key).entry : null;
     // The rendered items are one run of the list, in the DOM in list
     // order: a new one goes right after the one before it.
     let prev = this.sentinel;
@@ -362,6 +368,12 @@ export class VirtualList {
         this.rendered.delete(key);
       }
     }
+    if (hadEntry && !had.isConnected)
+      for (const r of this.rendered.values())
+        if ((hadEntry.seq && r.entry.seq === hadEntry.seq) || (hadEntry.key && r.entry.key === hadEntry.key)) {
+          r.el.focus({ preventScroll: true });
+          break;
+        }
     return count;
   }
 

@@ -369,6 +369,12 @@ export class Client {
     }
   }
 
+  /** An agent takes a queued conversation (where the server has the
+   * CLAIM frame: supports('Frame', 'claim')). */
+  claim(convId) {
+    return this.request('claim', { conv_id: convId });
+  }
+
   close(convId) {
     return this.request('close', { conv_id: convId });
   }
