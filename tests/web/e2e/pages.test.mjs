@@ -2,18 +2,15 @@
 // server serving the built web folder in demo mode: a customer and an
 // agent chat both ways; the agent quotes, tags, transfers and closes; the
 // customer goes offline, sends 20 and comes back; 5,000 messages of
-// history load a page at a time with the view holding still. Saves the
-// screenshots linked from the README.
+// history load a page at a time with the view holding still.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, repo, until } from '../helpers/server.mjs';
 import { launch, openPage } from '../helpers/browser.mjs';
 import { seedConv } from '../helpers/seed.mjs';
 
 const WEB = process.env.SB_WEB_DIST || join(repo, 'web', 'dist');
-const SHOTS = join(repo, 'docs', 'screenshots');
 let srv;
 let browser;
 
@@ -78,9 +75,6 @@ test('customer and agent chat both ways; the agent quotes, tags, transfers and c
   // Statuses on the customer's side: the agent's page has them in view.
   await cust.page.waitForSelector('.msg.mine [data-status=read]');
   assert.deepEqual((await texts(cust.page)).slice(-3), ['Talk to a person', 'I need help with order #1234', 'Sure, let me check order #1234 for you.']);
-  mkdirSync(SHOTS, { recursive: true });
-  await cust.page.screenshot({ path: join(SHOTS, 'customer.png') });
-  await bob.page.screenshot({ path: join(SHOTS, 'agent.png') });
 
   await t.test('tag', async (t2) => {
     const ok = await csStep(t2, bob.page, () => window.__sb.client.tag(window.__sb.selected().id, 0, ['vip']).then(() => null, (e) => e.code));
