@@ -21,12 +21,16 @@ function files(p) {
     .flatMap((f) => (f.endsWith('.test.mjs') || f.endsWith('.test.js') ? [join(p, f)] : []));
 }
 
+// Node 18 has the Web Crypto API (the SDK's random client_msg_ids) only
+// behind a flag; 19 and later have it on globalThis.
+const flags = Number(process.versions.node.split('.')[0]) < 19 ? ['--experimental-global-webcrypto'] : [];
+
 const failed = [];
 const t0 = Date.now();
 for (const f of roots.flatMap(files)) {
   const name = relative(process.cwd(), f);
   const t = Date.now();
-  const r = spawnSync(process.execPath, ['--test', f], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [...flags, '--test', f], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const out = `${r.stdout}${r.stderr}`;
   const count = (k) => (new RegExp(`^# ${k} (\\d+)`, 'm').exec(out) || [])[1] || '?';
   const ok = r.status === 0;

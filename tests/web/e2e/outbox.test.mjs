@@ -22,6 +22,15 @@ after(async () => {
 
 const notReady = (page) => until(async () => (await page.evaluate(() => window.__sb.client.state)) !== 'ready', 5000, 'the page notices');
 const ready = (page) => page.waitForFunction(() => document.body.dataset.ready === '1', null, { timeout: 15000 });
+// What a customer page's client says, for a failure's message.
+const clientState = (page) =>
+  page.evaluate(() => JSON.stringify({ state: window.__sb.client.state, err: window.__sb.client.core.lastErr, stats: window.__sb.client.stats(), pending: window.__sb.view.conv?.list.pending.map((e) => [e.msg.body, e.status, e.err]) }));
+// Waits until the agent's page holds text; on a timeout, says where the
+// sender's client stood.
+const agentGets = (bob, sender, text) =>
+  until(async () => (await texts(bob.page)).includes(text), 15000, `bob gets "${text}"`).catch(async (e) => {
+    throw new Error(`${e.message}: bob has ${JSON.stringify((await texts(bob.page)).slice(-4))}; the sender: ${await clientState(sender)}`);
+  });
 
 test('item 4: a message typed offline survives closing the tab and goes out once when it opens again', async () => {
   // The customer's service conversation, which every load of the widget
@@ -42,7 +51,7 @@ test('item 4: a message typed offline survives closing the tab and goes out once
   const again = await cust.context.newPage();
   await again.goto(`${srv.url}/?user=otto`);
   await ready(again);
-  await until(async () => (await texts(bob.page)).includes('typed offline'), 10000, 'bob gets it');
+  await agentGets(bob, again, 'typed offline');
   await until(async () => (await texts(again)).filter((x) => x === 'typed offline').length === 1 && (await again.evaluate(() => window.__sb.view.conv.list.pending.length)) === 0, 10000, 'sent on the page');
   await new Promise((r) => setTimeout(r, 500));
   assert.deepEqual((await texts(bob.page)).filter((x) => x === 'typed offline'), ['typed offline'], 'once');
@@ -101,7 +110,7 @@ test('item 4: sends pending across a reload go out once, in order', async () => 
   // Reloaded the moment the network is back: some may have gone, some not.
   await cust.page.reload();
   await ready(cust.page);
-  await until(async () => (await texts(bob.page)).includes('three'), 10000, 'bob gets all');
+  await agentGets(bob, cust.page, 'three');
   await new Promise((r) => setTimeout(r, 500));
   assert.deepEqual((await texts(bob.page)).filter((x) => ['one', 'two', 'three'].includes(x)), ['one', 'two', 'three']);
   await until(async () => (await cust.page.evaluate(() => window.__sb.view.conv.list.pending.length)) === 0, 5000, 'nothing pending');
