@@ -5,12 +5,11 @@
 // history load a page at a time with the view holding still.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { startServer, repo, until } from '../helpers/server.mjs';
+import { startServer, until } from '../helpers/server.mjs';
 import { launch, openPage } from '../helpers/browser.mjs';
 import { seedConv } from '../helpers/seed.mjs';
+import { WEB, send, texts } from '../helpers/pages.mjs';
 
-const WEB = process.env.SB_WEB_DIST || join(repo, 'web', 'dist');
 let srv;
 let browser;
 
@@ -24,15 +23,6 @@ after(async () => {
   if (browser) await browser.close();
   if (srv) await srv.stop();
 });
-
-// Texts of the messages the page's list holds, in order (the model, not
-// the DOM: the DOM holds only the window).
-const texts = (page) => page.evaluate(() => window.__sb.view.conv.list.items.filter((e) => e.msg.type !== 'MSG_EVENT' && e.msg.type !== 'MSG_SYSTEM').map((e) => e.msg.body));
-
-async function send(page, text) {
-  await page.fill('#chat textarea', text);
-  await page.press('#chat textarea', 'Enter');
-}
 
 async function openConvOnAgent(agent, convId) {
   await agent.page.evaluate((id) => window.__sb.select(id), convId);

@@ -55,9 +55,6 @@ export async function openOnAgent(ag, id) {
   await until(() => ag.page.evaluate((x) => window.__sb.selected()?.id === x, id), 5000, 'selected');
 }
 
-/** The rendered element of the message whose body is text. */
-export const msgSel = (text) => `#chat .msg:has(.bubble :text-is("${text}"))`;
-
 /** axe-core's violations on the page that are serious or critical. */
 export async function axeSerious(page) {
   if (!axeSource) axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');

@@ -139,6 +139,7 @@ async function main() {
         if (my !== gen) return;
         if (reset) ids = [];
         for (const c of r.convs) {
+          learn(c);
           if (tab === 'mine' && c.state === 'STATE_CLOSED') continue;
           store.onConversation(c);
           if (!ids.includes(c.conv_id)) ids.push(c.conv_id);

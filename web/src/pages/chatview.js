@@ -206,8 +206,10 @@ export class ChatView {
     if (!c || !this.history || !c.hasMoreBefore || c.loadingOlder || Date.now() < this.olderRetryAt) return;
     this.store.loadOlder(c.id, 50).then(
       () => this.schedule(),
-      () => {
-        // Refused (or the connection went): not again in every frame.
+      (e) => {
+        // Not a member (any more): no history to ask for. Otherwise (the
+        // connection went) not again in every frame.
+        if (e.code === 'ERR_FORBIDDEN' && this.conv === c) this.history = false;
         this.olderRetryAt = Date.now() + 2000;
       },
     );

@@ -58,7 +58,7 @@ export class IdbOutbox {
   }
 }
 
-/** The same interface in memory (tests, and pages without IndexedDB). */
+/** The same interface in memory (tests; a page without IndexedDB keeps no outbox). */
 export class MemoryOutbox {
   constructor() {
     this.recs = new Map();
