@@ -39,7 +39,10 @@ async function talk(lang, user, lines) {
     await send(who === 'c' ? cust.page : bob.page, text);
     await until(async () => (await texts(who === 'c' ? bob.page : cust.page)).includes(text), 5000, 'delivered');
   }
-  await cust.page.waitForSelector('.msg.mine [data-status=read]');
+  // Everything the customer wrote read by bob, and no pointer over a
+  // message (its actions would show).
+  await until(() => cust.page.evaluate(() => window.__sb.view.conv.list.items.filter((e) => e.mine).every((e) => window.__sb.view.statusOf(e) === 'read')), 5000, 'read');
+  for (const p of [cust.page, bob.page]) await p.mouse.move(0, 0);
   await Promise.all([frames(cust.page), frames(bob.page)]);
   return { bob, cust };
 }
