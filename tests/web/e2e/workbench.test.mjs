@@ -113,6 +113,8 @@ test('item 8: the customer sees the agent\'s name, the agent sees states and inf
       await send(cust.page, lang === 'en' ? 'Talk to a person' : '转人工');
       await until(async () => (await cust.page.evaluate(() => window.__sb.conv().info?.agent)) === 'bob', 10000, 'assigned');
       await cust.page.waitForSelector(`#convstate >> text=${chatting}`);
+      assert.match(await cust.page.title(), lang === 'en' ? /Acme Support$/ : /Acme 客服$/);
+      assert.match(await bob.page.title(), lang === 'en' ? /Switchboard workbench$/ : /Switchboard 工作台$/);
       await openOnAgent(bob, id);
       await bob.page.waitForSelector(`#convhead .st >> text=${mine}`);
       const info = await bob.page.textContent('#info');

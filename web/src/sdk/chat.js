@@ -207,7 +207,6 @@ export class ChatStore {
       if (e) {
         // Why it failed, and whether sending it again can help.
         e.err = i.status === 'failed' ? i.err || 'ERR_INTERNAL' : null;
-        e.errText = i.status === 'failed' ? i.text || '' : '';
         e.retryable = i.status === 'failed' ? retryable(e.err) : true;
       }
     } else if (i.status === 'sent') {
