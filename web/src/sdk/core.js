@@ -13,7 +13,7 @@
 // Callbacks run inside the core's methods; they may call the API methods
 // (send, retry, request, read, sync, setCursor, stop, accessors) but must
 // not feed the core events.
-import { MSG_ID_BYTES, toHex } from './ids.js';
+import { MSG_ID_BYTES, toHex, fromHex } from './ids.js';
 
 export const State = Object.freeze({
   IDLE: 'idle',
@@ -70,6 +70,14 @@ const RETRYABLE = new Set([
   'ERR_UNAUTHENTICATED',
 ]);
 
+/** Whether a FAILED send with this error may succeed when retried: the
+ * server's retryable errors and the transport's (no answer, no
+ * connection). A message the server refused for what it is (blocked,
+ * too large, not a member...) fails again under the same id. */
+export function retryable(err) {
+  return RETRYABLE.has(err) || err === 'ETIMEDOUT' || err === 'ENOTCONN' || err === 'ECONNRESET';
+}
+
 // Frames the server starts (rid 0) that are not PUSH or READ_NOTIFY: the
 // customer-service events, handed to cbs.onEvent.
 const SERVER_EVENTS = new Set(['typing', 'conv_update', 'agent_state']);
@@ -83,6 +91,11 @@ export function defaultConfig() {
     syncDisabled: false, // never SYNC (one-shot tools): gaps stay
     sendTimeoutMs: 5000, // resend a SEND unanswered this long
     sendAttemptsMax: 30, // timeouts + retryable errors; 0: no cap
+    // A send that has waited this long without a connection (counted
+    // from when it was queued or the connection went, the later) fails
+    // with ENOTCONN; retry() queues it again. 0: it waits for as long as
+    // it takes, as the C SDK's does.
+    offlineFailMs: 0,
     windowMax: 64, // SENDs in flight; also <= WELCOME's
     outboxMax: 1024, // sends not yet SENT; more: ENOBUFS
     heldMax: 1024, // messages held behind gaps
@@ -151,6 +164,7 @@ export class ClientCore {
     this.gapRetryAtMs = 0;
     this.backoffAttempt = 0;
     this.backoffMs = 0;
+    this.offlineSinceMs = 0; // when the last connection went (or start)
     this.lastErr = null;
     this.closeCode = 0;
     this.nextRid = 0;
@@ -452,6 +466,7 @@ export class ClientCore {
   // Everything that belongs to one connection is dropped; sends in flight
   // go back to the queue. No callbacks: see failRequests().
   connReset() {
+    this.offlineSinceMs = this.nowMs;
     this.outq.length = 0;
     for (const o of this.outbox.values()) o.inflight = false;
     this.nInflight = 0;
@@ -556,7 +571,9 @@ export class ClientCore {
       sender_device: this.cfg.deviceId,
       client_msg_id: o.id,
       type: o.type,
-      body: o.body,
+      // The stored body when the server changed it (masked words);
+      // SEND_ACK carries it only then.
+      body: a.body || o.body,
       quote_seq: o.quoteSeq,
       tags: [],
       server_ts: a.server_ts,
@@ -724,6 +741,7 @@ export class ClientCore {
   start(nowMs) {
     this.enter();
     this.nowMs = nowMs;
+    this.offlineSinceMs = nowMs;
     if (this.state === State.IDLE) this.beginConnect();
     this.leave();
   }
@@ -862,6 +880,7 @@ export class ClientCore {
     this.enter();
     this.nowMs = nowMs;
     this.pumpNeeded = true;
+    if (this.state !== State.READY && this.state !== State.STOPPED) this.failOffline();
     switch (this.state) {
       case State.BACKOFF:
         if (nowMs >= this.reconnectAtMs) this.beginConnect();
@@ -908,6 +927,15 @@ export class ClientCore {
     this.leave();
   }
 
+  // Sends that waited offlineFailMs without a connection fail (ENOTCONN),
+  // so that the sender is told rather than left with "sending".
+  failOffline() {
+    const limit = this.cfg.offlineFailMs;
+    if (!limit) return;
+    for (const o of this.outbox.values())
+      if (this.nowMs - Math.max(o.queuedMs, this.offlineSinceMs) >= limit) this.outFail(o, 'ENOTCONN', 'no connection');
+  }
+
   /** The network is back (the browser's 'online' event): reconnect now
    * rather than at the end of the backoff. */
   kick(nowMs) {
@@ -936,14 +964,24 @@ export class ClientCore {
    * its client_msg_id as hex. Throws SbError: ESHUTDOWN, ERR_INVALID
    * (conv 0), ERR_TOO_LARGE, ERR_BAD_UTF8, ENOBUFS (outbox full).
    */
-  send(convId, { type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null } = {}) {
+  send(convId, { type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, ts = 0 } = {}) {
     if (this.state === State.STOPPED) throw new SbError('ESHUTDOWN');
     if (!convId) throw new SbError('ERR_INVALID', 'conv_id 0');
     if (body.indexOf('\0') >= 0 || !wellFormed(body)) throw new SbError('ERR_BAD_UTF8');
     if (utf8.encode(body).length > this.bodyBytesMax) throw new SbError('ERR_TOO_LARGE');
     if (this.outbox.size >= this.cfg.outboxMax) throw new SbError('ENOBUFS', 'outbox full');
-    const id = this.io.randBytes(MSG_ID_BYTES);
-    const o = {
+    const o = this.outEntry(this.io.randBytes(MSG_ID_BYTES), { convId, type, body, quoteSeq, card, media, ts });
+    this.outbox.set(o.key, o);
+    this.st.sends++;
+    this.pumpNeeded = true;
+    this.report(o, SendStatus.SENDING);
+    return o.key;
+  }
+
+  // An outbox entry; ts is the application's time of the send (shown
+  // with the message until the server's comes), queuedMs the core's.
+  outEntry(id, { convId, type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, ts = 0 }) {
+    return {
       id,
       key: toHex(id),
       convId,
@@ -952,17 +990,37 @@ export class ClientCore {
       quoteSeq: quoteSeq || 0,
       card,
       media,
+      ts,
       rid: 0,
       inflight: false,
       sentMs: 0,
+      queuedMs: this.nowMs,
       notBeforeMs: 0,
       attempts: 0,
     };
-    this.outbox.set(o.key, o);
-    this.st.sends++;
-    this.pumpNeeded = true;
-    this.report(o, SendStatus.SENDING);
-    return o.key;
+  }
+
+  /**
+   * Puts back a send this application persisted before (a reload):
+   * rec.key (the client_msg_id's hex), convId, type, body, quoteSeq,
+   * card, media, ts; with rec.err set it comes back FAILED with that
+   * error (and rec.text), else SENDING, resent under the same id (the
+   * server answers one it stored already with the original SEND_ACK).
+   * Returns false for a key the core holds or a malformed record.
+   */
+  restore(rec) {
+    if (this.state === State.STOPPED || !rec || !/^[0-9a-f]{32}$/.test(rec.key || '') || !rec.convId) return false;
+    if (this.outbox.has(rec.key) || this.failed.has(rec.key)) return false;
+    const o = this.outEntry(fromHex(rec.key), rec);
+    if (rec.err) {
+      this.failed.set(o.key, o);
+      this.report(o, SendStatus.FAILED, { err: rec.err, text: rec.text || '' });
+    } else {
+      this.outbox.set(o.key, o);
+      this.pumpNeeded = true;
+      this.report(o, SendStatus.SENDING);
+    }
+    return true;
   }
 
   /** A FAILED send goes back into the outbox under the same
@@ -975,6 +1033,7 @@ export class ClientCore {
     o.attempts = 0;
     o.notBeforeMs = 0;
     o.inflight = false;
+    o.queuedMs = this.nowMs;
     this.outbox.set(key, o);
     this.pumpNeeded = true;
     this.report(o, SendStatus.SENDING);
