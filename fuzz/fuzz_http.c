@@ -3,9 +3,11 @@
  * The first input byte picks the chunk size the rest is fed in (as TCP
  * would split it); once a request is complete, the answers the shell
  * builds from it (subprotocol choice, 101 upgrade, plain response) are
- * built too. Checks: no overread, every parsed field NUL-terminated within
- * its buffer, consumed bytes never more than given, nothing consumed once
- * complete, the head bound honoured. */
+ * built too, with the permessage-deflate negotiation of its
+ * Sec-WebSocket-Extensions (sb_wsdeflate, both sides' parsers). Checks: no
+ * overread, every parsed field NUL-terminated within its buffer, consumed
+ * bytes never more than given, nothing consumed once complete, the head
+ * bound honoured, a deflate answer the client's check accepts. */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FIELD_OK(r.ws_protocols);
     FIELD_OK(r.ws_version);
     FIELD_OK(r.origin);
+    FIELD_OK(r.ws_extensions);
     assert(r.field_len < sizeof r.field);
     if (used < 0 || !r.complete) return 0;
     assert(r.bytes <= SB_HTTP_HEADER_BYTES_MAX);
@@ -57,9 +60,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
            strcmp(proto, SB_SUBPROTO_JSON) == 0);
     assert(enc == SB_ENC_PROTO || enc == SB_ENC_JSON);
 
+    sb_wsdeflate_params deflate, agreed;
+    char ext[128];
+    if (sb_wsdeflate_accept(r.ws_extensions, &deflate, ext, sizeof ext)) {
+        assert(deflate.on && deflate.window_bits >= 9 &&
+               deflate.window_bits <= 15);
+        assert(sb_wsdeflate_check_answer(ext, &agreed) == 0 && agreed.on);
+    } else {
+        assert(!deflate.on && ext[0] == '\0');
+    }
+    /* The client's parser on the same text. */
+    if (sb_wsdeflate_check_answer(r.ws_extensions, &agreed) == 0 &&
+        !agreed.on)
+        assert(strspn(r.ws_extensions, " \t") == strlen(r.ws_extensions));
+
     sb_buf out = SB_BUF_INIT;
     if (proto && strlen(r.ws_key) == SB_WS_KEY_LEN) {
-        assert(sb_http_respond_upgrade(&out, r.ws_key, proto) == 0);
+        assert(sb_http_respond_upgrade(&out, r.ws_key, proto, ext) == 0);
         assert(out.len > 12 && memcmp(out.data, "HTTP/1.1 101", 12) == 0);
         out.len = 0;
     }

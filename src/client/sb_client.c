@@ -56,13 +56,35 @@ struct sb_client {
     uint64_t rng[4];
     int busy;   /* inside a transport-driven core call: flush later */
     int nconns; /* connection objects not yet freed */
-    uint32_t tick_ms, out_bytes_max, frame_bytes_max;
+    uint32_t tick_ms, out_bytes_max, frame_bytes_max, deflate_min_bytes;
     bool text, started, closing, timer_closed;
+    bool deflate; /* offer permessage-deflate */
     bool in_feed; /* inside sb_ws_feed: the ws may only queue */
     void (*on_closed)(void *ud);
 };
 
 static void client_flush(sb_client *c);
+
+/* The WebSocket environment (sb_ws_env) the clients of a thread share:
+ * made with its first client, freed with its last. */
+static _Thread_local sb_ws_env *t_wsenv;
+static _Thread_local size_t t_wsenv_clients;
+
+static sb_ws_env *wsenv_hold(void)
+{
+    if (!t_wsenv && sb_ws_env_new(NULL, &t_wsenv) != 0) return NULL;
+    t_wsenv_clients++;
+    return t_wsenv;
+}
+
+static void wsenv_release(void)
+{
+    assert(t_wsenv_clients > 0);
+    if (--t_wsenv_clients == 0) {
+        sb_ws_env_free(t_wsenv);
+        t_wsenv = NULL;
+    }
+}
 static void conn_fail(conn *k, int err);
 static void conn_finish(conn *k, uint16_t code);
 
@@ -125,6 +147,7 @@ static void client_maybe_free(sb_client *c)
     sb_client_core_free(c->core);
     sb_tls_ctx_free(c->tls);
     free(c);
+    wsenv_release();
     if (cb) cb(ud);
 }
 
@@ -349,11 +372,16 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(rbuf, sizeof rbuf);
 }
 
-static void upgrade_done(conn *k, size_t head)
+static void upgrade_done(conn *k, size_t head,
+                         const sb_wsdeflate_params *deflate)
 {
     sb_client *c = k->c;
     sb_ws_cbs wc = {.on_msg = ws_on_msg, .rand_bytes = ws_rand};
-    int rc = sb_ws_new(true, c->frame_bytes_max, &wc, k, &k->ws);
+    sb_ws_config cfg = {.client = true,
+                        .msg_bytes_max = c->frame_bytes_max,
+                        .deflate = *deflate,
+                        .deflate_min_bytes = c->deflate_min_bytes};
+    int rc = sb_ws_new(t_wsenv, &cfg, &wc, k, &k->ws);
     if (rc) {
         conn_fail(k, rc);
         return;
@@ -385,14 +413,16 @@ static void conn_input(conn *k, const uint8_t *p, size_t n)
         return;
     }
     int status;
+    sb_wsdeflate_params deflate;
     int rc = sb_client_hs_response(
         k->rx.data, k->rx.len, k->key,
-        c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO, &status);
+        c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO, c->deflate, &deflate,
+        &status);
     if (rc < 0) {
         conn_fail(k, rc);
         return;
     }
-    if (rc > 0) upgrade_done(k, (size_t)rc);
+    if (rc > 0) upgrade_done(k, (size_t)rc, &deflate);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -446,7 +476,7 @@ static void on_connect(uv_connect_t *req, int status)
     }
     int rc = sb_client_hs_request(
         &c->url, k->key, c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO,
-        conn_out(k));
+        c->deflate, conn_out(k));
     if (rc == 0) rc = uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
     if (rc) {
         conn_fail(k, rc);
@@ -596,11 +626,16 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         free(c);
         return -EINVAL;
     }
+    if (!wsenv_hold()) {
+        free(c);
+        return -ENOMEM;
+    }
     if (c->url.tls) {
         char err[256];
         rc = sb_tls_ctx_client(cfg->ca_file, err, sizeof err, &c->tls);
         if (rc) {
             free(c);
+            wsenv_release();
             return -EINVAL;
         }
     }
@@ -609,6 +644,8 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
     c->text = cfg->enc == SB_ENC_JSON;
     c->tick_ms = cfg->tick_ms;
     c->frame_bytes_max = cfg->frame_bytes_max;
+    c->deflate = cfg->deflate;
+    c->deflate_min_bytes = cfg->deflate_min_bytes;
     c->out_bytes_max =
         cfg->outq_bytes_max ? cfg->outq_bytes_max : 4 * 1024 * 1024;
     rng_seed(c->rng);
@@ -622,6 +659,7 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
     if (rc) {
         sb_tls_ctx_free(c->tls);
         free(c);
+        wsenv_release();
         return rc;
     }
     uv_timer_init(loop, &c->timer);

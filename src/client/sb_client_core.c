@@ -127,6 +127,8 @@ void sb_client_config_default(sb_client_config *c)
     c->sync_limit = 0;
     c->gap_retry_ms = 1000;
     c->frame_bytes_max = 1024 * 1024;
+    c->deflate = true;
+    c->deflate_min_bytes = 512;
     c->outq_bytes_max = 4 * 1024 * 1024;
 }
 

@@ -194,6 +194,8 @@ typedef struct sb_client_config {
     uint32_t sync_limit;         /* SYNC page; 0: WELCOME's sync_page_max */
     uint32_t gap_retry_ms;       /* SYNC again if a gap outlives a SYNC */
     uint32_t frame_bytes_max;    /* transport: incoming message bound */
+    bool deflate;                /* transport: offer permessage-deflate */
+    uint32_t deflate_min_bytes;  /* transport: compress from this size */
     uint32_t outq_bytes_max;     /* frames produced and not yet pulled */
     const char *ca_file;         /* transport, wss:// only: PEM CAs the
                                     server's certificate must chain to;

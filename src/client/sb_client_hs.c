@@ -54,7 +54,7 @@ int sb_client_url_parse(const char *url, sb_client_url *out)
 }
 
 int sb_client_hs_request(const sb_client_url *url, const char *key,
-                         const char *subproto, sb_buf *out)
+                         const char *subproto, bool deflate, sb_buf *out)
 {
     char req[SB_CLIENT_HS_BYTES_MAX];
     bool v6 = strchr(url->host, ':') != NULL;
@@ -66,15 +66,18 @@ int sb_client_hs_request(const sb_client_url *url, const char *key,
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
                      "Sec-WebSocket-Protocol: %s\r\n"
+                     "%s%s%s"
                      "\r\n",
                      url->path, v6 ? "[" : "", url->host, v6 ? "]" : "",
-                     (unsigned)url->port, key, subproto);
+                     (unsigned)url->port, key, subproto,
+                     deflate ? "Sec-WebSocket-Extensions: " : "",
+                     deflate ? SB_WSDEFLATE_OFFER : "", deflate ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req) return -EINVAL;
     return sb_buf_append(out, req, (size_t)n);
 }
 
 /* The headers we check, found by pointer into the response buffer. */
-enum { H_UPGRADE, H_CONNECTION, H_ACCEPT, H_PROTOCOL, H_N };
+enum { H_UPGRADE, H_CONNECTION, H_ACCEPT, H_PROTOCOL, H_EXTENSIONS, H_N };
 
 typedef struct hs_state {
     const char *field;
@@ -90,9 +93,9 @@ typedef struct hs_state {
 
 static void hs_header_end(hs_state *s)
 {
-    static const char *const names[H_N] = {"upgrade", "connection",
-                                           "sec-websocket-accept",
-                                           "sec-websocket-protocol"};
+    static const char *const names[H_N] = {
+        "upgrade", "connection", "sec-websocket-accept",
+        "sec-websocket-protocol", "sec-websocket-extensions"};
     if (!s->field) return;
     for (int i = 0; i < H_N; i++) {
         if (s->field_len == strlen(names[i]) &&
@@ -169,9 +172,11 @@ static bool equals(const char *v, size_t n, const char *want)
 }
 
 int sb_client_hs_response(const uint8_t *p, size_t n, const char *key,
-                          const char *subproto, int *status)
+                          const char *subproto, bool deflate,
+                          sb_wsdeflate_params *agreed, int *status)
 {
     *status = 0;
+    *agreed = (sb_wsdeflate_params){0};
     size_t lim = n < SB_CLIENT_HS_BYTES_MAX ? n : SB_CLIENT_HS_BYTES_MAX;
     size_t head = 0;
     for (size_t i = 3; i < lim; i++) {
@@ -197,8 +202,10 @@ int sb_client_hs_response(const uint8_t *p, size_t n, const char *key,
     if (HTTP_PARSER_ERRNO(&hp) != HPE_OK || !s.done) return -EPROTO;
     *status = (int)hp.status_code;
     if (hp.status_code != 101) return -EPROTO;
+    /* Each header once; Sec-WebSocket-Extensions at most once. */
     for (int i = 0; i < H_N; i++)
-        if (s.h_count[i] != 1) return -EPROTO;
+        if (s.h_count[i] > 1 || (s.h_count[i] == 0 && i != H_EXTENSIONS))
+            return -EPROTO;
     if (s.h_len[H_UPGRADE] != 9 ||
         strncasecmp(s.h[H_UPGRADE], "websocket", 9) != 0)
         return -EPROTO;
@@ -208,5 +215,13 @@ int sb_client_hs_response(const uint8_t *p, size_t n, const char *key,
     sb_ws_accept_key(key, strlen(key), accept);
     if (!equals(s.h[H_ACCEPT], s.h_len[H_ACCEPT], accept)) return -EPROTO;
     if (!equals(s.h[H_PROTOCOL], s.h_len[H_PROTOCOL], subproto)) return -EPROTO;
+    if (s.h_count[H_EXTENSIONS]) {
+        /* An extension we did not offer, or an answer we cannot take. */
+        char ext[SB_WSDEFLATE_HEADER_BYTES_MAX];
+        if (!deflate || s.h_len[H_EXTENSIONS] >= sizeof ext) return -EPROTO;
+        memcpy(ext, s.h[H_EXTENSIONS], s.h_len[H_EXTENSIONS]);
+        ext[s.h_len[H_EXTENSIONS]] = '\0';
+        if (sb_wsdeflate_check_answer(ext, agreed) != 0) return -EPROTO;
+    }
     return (int)head;
 }

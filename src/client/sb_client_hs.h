@@ -12,6 +12,7 @@
 
 #include "sb_buf.h"
 #include "sb_ws.h"
+#include "sb_wsdeflate.h"
 
 #define SB_CLIENT_HS_BYTES_MAX 8192
 #define SB_CLIENT_HOST_BYTES_MAX 255
@@ -30,16 +31,21 @@ typedef struct sb_client_url {
 int sb_client_url_parse(const char *url, sb_client_url *out);
 
 /* Appends the upgrade request for url with the given key (base64 of 16
- * random bytes, SB_WS_KEY_LEN chars) and subprotocol. 0 or -ENOMEM. */
+ * random bytes, SB_WS_KEY_LEN chars) and subprotocol, offering
+ * permessage-deflate (SB_WSDEFLATE_OFFER) if deflate. 0 or -ENOMEM. */
 int sb_client_hs_request(const sb_client_url *url, const char *key,
-                         const char *subproto, sb_buf *out);
+                         const char *subproto, bool deflate, sb_buf *out);
 
 /* Checks the response in p[0..n). Returns the length of the response head
  * (the bytes after it are WebSocket frames) when it is a valid upgrade,
  * 0 when more bytes are needed, -EMSGSIZE when the head would exceed
  * SB_CLIENT_HS_BYTES_MAX, or -EPROTO (malformed, not 101, a header
- * missing or wrong). *status gets the HTTP status when known (else 0). */
+ * missing or wrong, an extension not offered or an answer to the
+ * permessage-deflate offer that sb_wsdeflate_check_answer refuses).
+ * deflate: the request offered permessage-deflate; *agreed gets what the
+ * server accepted. *status gets the HTTP status when known (else 0). */
 int sb_client_hs_response(const uint8_t *p, size_t n, const char *key,
-                          const char *subproto, int *status);
+                          const char *subproto, bool deflate,
+                          sb_wsdeflate_params *agreed, int *status);
 
 #endif

@@ -1,6 +1,8 @@
-/* WebSocket framing over wslay, fed and drained through memory buffers. */
+/* WebSocket framing over wslay, fed and drained through memory buffers,
+ * with wslay's context lent to a connection only while it is needed. */
 #include "sb_ws.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -9,29 +11,129 @@
 #include <wslay/wslay.h>
 
 #include "sb_b64.h"
+#include "sb_utf8.h"
+
+/* Scratch buffers grown past this by one large message are given back. */
+#define SCRATCH_KEEP_BYTES (256 * 1024)
+
+/* A wslay context and what it reads from. wslay's user_data is the
+ * engine, which points at the connection it is lent to. */
+typedef struct engine {
+    wslay_event_context_ptr ctx;
+    sb_ws *ws;
+    const uint8_t *in; /* the bytes of the sb_ws_feed() under way */
+    size_t in_len;
+    struct engine *next; /* in the pool */
+} engine;
+
+struct sb_ws_env {
+    sb_ws_env_config cfg;
+    engine *pool[2];    /* idle contexts: [0] servers', [1] clients' */
+    sb_wsdeflate *zlib; /* made on first use */
+    sb_buf zout;        /* a message being compressed */
+    sb_buf zin;         /* a message decompressed, during its on_msg */
+    bool inflating;
+    sb_ws_env_stats st;
+};
 
 struct sb_ws {
-    wslay_event_context_ptr ctx;
+    sb_ws_env *env;
+    engine *eng; /* NULL while idle */
     sb_ws_cbs cbs;
     void *ud;
-    const uint8_t *in;
-    size_t in_len;
-    sb_buf *out;
+    sb_buf out; /* frames to send, in order */
+    uint64_t msg_bytes_max;
+    uint32_t deflate_min_bytes;
+    /* Bytes fed to wslay that are not yet part of a complete frame, and
+     * the size (header and payload) of the frame being read. */
+    uint64_t in_pending, frame_bytes;
+    uint8_t depth; /* calls into wslay under way */
+    bool client;
+    bool own_env;
+    bool in_fragments; /* a fragmented message is being received */
+    bool closing;      /* a close was queued or received: no more sends */
+    bool deflate;
+    uint8_t window_bits;
 };
+
+/* ---- the environment ------------------------------------------------------
+ */
+
+void sb_ws_env_config_default(sb_ws_env_config *c)
+{
+    c->deflate_level = 6;
+    c->engines_idle_max = 64;
+}
+
+int sb_ws_env_new(const sb_ws_env_config *cfg, sb_ws_env **out)
+{
+    sb_ws_env *env = calloc(1, sizeof *env);
+    if (!env) return -ENOMEM;
+    if (cfg)
+        env->cfg = *cfg;
+    else
+        sb_ws_env_config_default(&env->cfg);
+    assert(env->cfg.deflate_level >= 1 && env->cfg.deflate_level <= 9);
+    *out = env;
+    return 0;
+}
+
+static void engine_destroy(engine *e)
+{
+    wslay_event_context_free(e->ctx);
+    free(e);
+}
+
+void sb_ws_env_free(sb_ws_env *env)
+{
+    if (!env) return;
+    assert(env->st.engines_live == 0);
+    for (int side = 0; side < 2; side++)
+        while (env->pool[side]) {
+            engine *e = env->pool[side];
+            env->pool[side] = e->next;
+            engine_destroy(e);
+        }
+    sb_wsdeflate_free(env->zlib);
+    sb_buf_free(&env->zout);
+    sb_buf_free(&env->zin);
+    free(env);
+}
+
+void sb_ws_env_get_stats(const sb_ws_env *env, sb_ws_env_stats *out)
+{
+    *out = env->st;
+}
+
+static sb_wsdeflate *env_zlib(sb_ws_env *env)
+{
+    if (!env->zlib) sb_wsdeflate_new(env->cfg.deflate_level, &env->zlib);
+    return env->zlib;
+}
+
+static void scratch_trim(sb_buf *b)
+{
+    b->len = 0;
+    if (b->cap > SCRATCH_KEEP_BYTES) sb_buf_free(b);
+}
+
+/* ---- wslay's callbacks ----------------------------------------------------
+ */
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *user_data)
 {
     (void)flags;
-    sb_ws *ws = user_data;
-    if (ws->in_len == 0) {
+    engine *e = user_data;
+    if (e->in_len == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = len < ws->in_len ? len : ws->in_len;
-    memcpy(buf, ws->in, n);
-    ws->in += n;
-    ws->in_len -= n;
+    size_t n = len < e->in_len ? len : e->in_len;
+    memcpy(buf, e->in, n);
+    e->in += n;
+    e->in_len -= n;
+    e->ws->in_pending += n;
     return (ssize_t)n;
 }
 
@@ -39,8 +141,8 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
                        size_t len, int flags, void *user_data)
 {
     (void)flags;
-    sb_ws *ws = user_data;
-    if (!ws->out || sb_buf_append(ws->out, data, len) != 0) {
+    engine *e = user_data;
+    if (sb_buf_append(&e->ws->out, data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -51,9 +153,48 @@ static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                       void *user_data)
 {
     (void)ctx;
-    sb_ws *ws = user_data;
+    sb_ws *ws = ((engine *)user_data)->ws;
     ws->cbs.rand_bytes(ws->ud, buf, len);
     return 0;
+}
+
+/* A frame's header as wslay read it: the shortest length form (wslay
+ * refuses others) and a masking key on frames a client sent. */
+static void frame_start_cb(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *a,
+                           void *user_data)
+{
+    (void)ctx;
+    sb_ws *ws = ((engine *)user_data)->ws;
+    uint64_t n = a->payload_length;
+    uint64_t head = 2 +
+                    (n >= 65536 ? 8
+                     : n >= 126 ? 2
+                                : 0) +
+                    (ws->client ? 0 : 4);
+    ws->frame_bytes = head + n;
+    if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME)
+        ws->in_fragments = !a->fin;
+    else if (a->opcode == WSLAY_CONTINUATION_FRAME && a->fin)
+        ws->in_fragments = false;
+}
+
+static void frame_end_cb(wslay_event_context_ptr ctx, void *user_data)
+{
+    (void)ctx;
+    sb_ws *ws = ((engine *)user_data)->ws;
+    assert(ws->in_pending >= ws->frame_bytes);
+    ws->in_pending -= ws->frame_bytes;
+    ws->frame_bytes = 0;
+}
+
+/* Closes for a message the peer should not have sent; reading stops. */
+static void refuse(sb_ws *ws, uint16_t code, const char *reason)
+{
+    wslay_event_queue_close(ws->eng->ctx, code, (const uint8_t *)reason,
+                            strlen(reason));
+    wslay_event_shutdown_read(ws->eng->ctx);
+    ws->closing = true;
 }
 
 static void on_msg_cb(wslay_event_context_ptr ctx,
@@ -61,33 +202,158 @@ static void on_msg_cb(wslay_event_context_ptr ctx,
                       void *user_data)
 {
     (void)ctx;
-    sb_ws *ws = user_data;
-    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
-        ws->cbs.on_msg(ws->ud, arg->opcode == WSLAY_TEXT_FRAME, arg->msg,
-                       arg->msg_length);
+    sb_ws *ws = ((engine *)user_data)->ws;
+    if (arg->opcode != WSLAY_TEXT_FRAME && arg->opcode != WSLAY_BINARY_FRAME)
+        return;
+    bool text = arg->opcode == WSLAY_TEXT_FRAME;
+    if (!(arg->rsv & WSLAY_RSV1_BIT)) {
+        ws->cbs.on_msg(ws->ud, text, arg->msg, arg->msg_length);
+        return;
+    }
+    /* RSV1: compressed (wslay lets it through only with deflate on). */
+    sb_ws_env *env = ws->env;
+    sb_wsdeflate *z = env_zlib(env);
+    assert(!env->inflating);
+    sb_buf *plain = &env->zin;
+    plain->len = 0;
+    int rc = z ? sb_wsdeflate_decompress(z, arg->msg, arg->msg_length,
+                                         ws->msg_bytes_max, plain)
+               : -ENOMEM;
+    if (rc == -EMSGSIZE) {
+        refuse(ws, SB_WS_CLOSE_TOO_BIG, "message too big");
+    } else if (rc == -EBADMSG) {
+        refuse(ws, SB_WS_CLOSE_BAD_DATA, "bad compressed data");
+    } else if (rc != 0) {
+        refuse(ws, SB_WS_CLOSE_INTERNAL, "out of memory");
+    } else if (text && !sb_utf8_valid((const char *)plain->data, plain->len)) {
+        refuse(ws, SB_WS_CLOSE_BAD_DATA, "invalid UTF-8");
+    } else {
+        env->st.inflated++;
+        env->st.inflate_in_bytes += arg->msg_length;
+        env->st.inflate_out_bytes += plain->len;
+        env->inflating = true;
+        ws->cbs.on_msg(ws->ud, text, plain->data, plain->len);
+        env->inflating = false;
+    }
+    scratch_trim(plain);
 }
 
-int sb_ws_new(bool client, uint64_t msg_bytes_max, const sb_ws_cbs *cbs,
+static const struct wslay_event_callbacks WSLAY_CBS = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .genmask_callback = genmask_cb,
+    .on_frame_recv_start_callback = frame_start_cb,
+    .on_frame_recv_end_callback = frame_end_cb,
+    .on_msg_recv_callback = on_msg_cb,
+};
+
+/* ---- lending wslay's context ----------------------------------------------
+ */
+
+/* Gives ws a context: one from the pool (idle contexts are between frames
+ * with nothing queued, as good as new), or a new one. */
+static int engine_take(sb_ws *ws)
+{
+    if (ws->eng) return 0;
+    sb_ws_env *env = ws->env;
+    engine *e = env->pool[ws->client];
+    if (e) {
+        env->pool[ws->client] = e->next;
+        env->st.engines_idle--;
+    } else {
+        e = calloc(1, sizeof *e);
+        if (!e) return -ENOMEM;
+        int rc = ws->client
+                     ? wslay_event_context_client_init(&e->ctx, &WSLAY_CBS, e)
+                     : wslay_event_context_server_init(&e->ctx, &WSLAY_CBS, e);
+        if (rc != 0) {
+            free(e);
+            return -ENOMEM;
+        }
+        env->st.engines_made++;
+    }
+    e->next = NULL;
+    e->ws = ws;
+    wslay_event_config_set_max_recv_msg_length(e->ctx, ws->msg_bytes_max);
+    wslay_event_config_set_allowed_rsv_bits(
+        e->ctx, ws->deflate ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE);
+    ws->eng = e;
+    env->st.engines_live++;
+    return 0;
+}
+
+/* Gives ws's context back when the connection no longer needs it: between
+ * frames, no fragmented message under way, nothing of wslay's to write
+ * and no close begun (a closing connection keeps its context to the end). */
+static void engine_give_back(sb_ws *ws)
+{
+    engine *e = ws->eng;
+    if (!e || ws->depth || ws->closing || ws->in_pending || ws->in_fragments)
+        return;
+    if (wslay_event_want_write(e->ctx) ||
+        wslay_event_get_queued_msg_count(e->ctx))
+        return;
+    sb_ws_env *env = ws->env;
+    ws->eng = NULL;
+    env->st.engines_live--;
+    e->ws = NULL;
+    e->in = NULL;
+    e->in_len = 0;
+    if (env->st.engines_idle < env->cfg.engines_idle_max) {
+        e->next = env->pool[ws->client];
+        env->pool[ws->client] = e;
+        env->st.engines_idle++;
+    } else {
+        engine_destroy(e);
+    }
+}
+
+/* Moves what wslay has to write (control frames) onto ws->out. */
+static int drain(sb_ws *ws)
+{
+    if (!ws->eng || !wslay_event_want_write(ws->eng->ctx)) return 0;
+    ws->depth++;
+    int rc = wslay_event_send(ws->eng->ctx);
+    ws->depth--;
+    return rc == 0 ? 0 : -ENOMEM;
+}
+
+/* Notes a close wslay queued or received. */
+static void note_close(sb_ws *ws)
+{
+    wslay_event_context_ptr ctx = ws->eng->ctx;
+    if (wslay_event_get_close_received(ctx) ||
+        wslay_event_get_close_sent(ctx) || !wslay_event_get_read_enabled(ctx) ||
+        !wslay_event_get_write_enabled(ctx))
+        ws->closing = true;
+}
+
+/* ---- connections ----------------------------------------------------------
+ */
+
+int sb_ws_new(sb_ws_env *env, const sb_ws_config *cfg, const sb_ws_cbs *cbs,
               void *ud, sb_ws **out)
 {
     *out = NULL;
     sb_ws *ws = calloc(1, sizeof *ws);
     if (!ws) return -ENOMEM;
+    if (!env) {
+        if (sb_ws_env_new(NULL, &env) != 0) {
+            free(ws);
+            return -ENOMEM;
+        }
+        ws->own_env = true;
+    }
+    assert(!cfg->deflate.on ||
+           (cfg->deflate.window_bits >= 9 && cfg->deflate.window_bits <= 15));
+    ws->env = env;
     ws->cbs = *cbs;
     ws->ud = ud;
-    struct wslay_event_callbacks wc = {
-        .recv_callback = recv_cb,
-        .send_callback = send_cb,
-        .genmask_callback = client ? genmask_cb : NULL,
-        .on_msg_recv_callback = on_msg_cb,
-    };
-    int rc = client ? wslay_event_context_client_init(&ws->ctx, &wc, ws)
-                    : wslay_event_context_server_init(&ws->ctx, &wc, ws);
-    if (rc != 0) {
-        free(ws);
-        return -ENOMEM;
-    }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, msg_bytes_max);
+    ws->client = cfg->client;
+    ws->msg_bytes_max = cfg->msg_bytes_max;
+    ws->deflate = cfg->deflate.on;
+    ws->window_bits = cfg->deflate.window_bits;
+    ws->deflate_min_bytes = cfg->deflate_min_bytes;
     *out = ws;
     return 0;
 }
@@ -95,77 +361,163 @@ int sb_ws_new(bool client, uint64_t msg_bytes_max, const sb_ws_cbs *cbs,
 void sb_ws_free(sb_ws *ws)
 {
     if (!ws) return;
-    wslay_event_context_free(ws->ctx);
+    assert(ws->depth == 0);
+    if (ws->eng) {
+        ws->env->st.engines_live--;
+        engine_destroy(ws->eng);
+    }
+    sb_buf_free(&ws->out);
+    if (ws->own_env) sb_ws_env_free(ws->env);
     free(ws);
 }
 
 int sb_ws_feed(sb_ws *ws, const uint8_t *p, size_t n)
 {
-    ws->in = p;
-    ws->in_len = n;
-    int rc = wslay_event_recv(ws->ctx);
-    ws->in = NULL;
-    ws->in_len = 0;
-    return rc == 0 ? 0 : -EPROTO;
+    if (n == 0) return 0;
+    int rc = engine_take(ws);
+    if (rc) return rc;
+    engine *e = ws->eng;
+    e->in = p;
+    e->in_len = n;
+    ws->depth++;
+    rc = wslay_event_recv(e->ctx);
+    ws->depth--;
+    e->in = NULL;
+    e->in_len = 0;
+    note_close(ws);
+    int drc = drain(ws);
+    engine_give_back(ws);
+    if (rc != 0) return rc == WSLAY_ERR_NOMEM ? -ENOMEM : -EPROTO;
+    return drc;
+}
+
+/* Appends one frame: FIN and opcode (and RSV1) in first, the payload
+ * masked when this end is a client. */
+static int frame_append(sb_ws *ws, uint8_t first, const uint8_t *p, size_t n)
+{
+    uint8_t head[14];
+    size_t h = 0;
+    uint8_t mask_bit = ws->client ? 0x80 : 0;
+    head[h++] = first;
+    if (n < 126) {
+        head[h++] = mask_bit | (uint8_t)n;
+    } else if (n < 65536) {
+        head[h++] = mask_bit | 126;
+        head[h++] = (uint8_t)(n >> 8);
+        head[h++] = (uint8_t)n;
+    } else {
+        head[h++] = mask_bit | 127;
+        for (int i = 7; i >= 0; i--)
+            head[h++] = (uint8_t)((uint64_t)n >> (8 * i));
+    }
+    uint8_t key[4];
+    if (ws->client) {
+        ws->cbs.rand_bytes(ws->ud, key, sizeof key);
+        memcpy(head + h, key, sizeof key);
+        h += sizeof key;
+    }
+    if (sb_buf_reserve(&ws->out, h + n) != 0) return -ENOMEM;
+    uint8_t *o = ws->out.data + ws->out.len;
+    memcpy(o, head, h);
+    if (ws->client) {
+        for (size_t i = 0; i < n; i++)
+            o[h + i] = p[i] ^ key[i & 3];
+    } else if (n) {
+        memcpy(o + h, p, n);
+    }
+    ws->out.len += h + n;
+    return 0;
 }
 
 int sb_ws_send(sb_ws *ws, bool text, const uint8_t *p, size_t n)
 {
-    struct wslay_event_msg m = {
-        .opcode = text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
-        .msg = p,
-        .msg_length = n,
-    };
-    int rc = wslay_event_queue_msg(ws->ctx, &m);
-    if (rc == WSLAY_ERR_NOMEM) return -ENOMEM;
-    return rc == 0 ? 0 : -EPIPE;
+    if (ws->closing) return -EPIPE;
+    uint8_t first = 0x80 | (text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME);
+    sb_ws_env *env = ws->env;
+    if (ws->deflate && n >= ws->deflate_min_bytes) {
+        sb_wsdeflate *z = env_zlib(env);
+        sb_buf *zb = &env->zout;
+        zb->len = 0;
+        /* Out of memory for zlib: the message goes as it is. */
+        if (z && sb_wsdeflate_compress(z, ws->window_bits, p, n, zb) == 0 &&
+            zb->len < n) {
+            env->st.deflated++;
+            env->st.deflate_in_bytes += n;
+            env->st.deflate_out_bytes += zb->len;
+            int rc = frame_append(ws, first | 0x40, zb->data, zb->len);
+            scratch_trim(zb);
+            return rc;
+        }
+        scratch_trim(zb);
+    }
+    return frame_append(ws, first, p, n);
 }
 
 int sb_ws_ping(sb_ws *ws)
 {
-    struct wslay_event_msg m = {
-        .opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
-    return wslay_event_queue_msg(ws->ctx, &m) == 0 ? 0 : -EPIPE;
+    if (ws->closing) return -EPIPE;
+    return frame_append(ws, 0x80 | WSLAY_PING, NULL, 0);
 }
 
 int sb_ws_close(sb_ws *ws, uint16_t code, const char *reason)
 {
     size_t n = reason ? strlen(reason) : 0;
     if (n > 122) n = 122;
-    int rc = wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, n);
+    if (engine_take(ws) != 0) return -ENOMEM;
+    int rc =
+        wslay_event_queue_close(ws->eng->ctx, code, (const uint8_t *)reason, n);
+    ws->closing = true;
+    if (drain(ws) != 0) return -ENOMEM;
     return rc == 0 ? 0 : -EPIPE;
 }
 
 int sb_ws_pull(sb_ws *ws, sb_buf *out)
 {
-    ws->out = out;
-    int rc = 0;
-    if (wslay_event_want_write(ws->ctx)) rc = wslay_event_send(ws->ctx);
-    ws->out = NULL;
-    return rc == 0 ? 0 : -ENOMEM;
+    int rc = drain(ws);
+    if (ws->out.len) {
+        if (out->len == 0 && out->cap == 0) {
+            *out = ws->out;
+            ws->out = (sb_buf)SB_BUF_INIT;
+        } else {
+            if (sb_buf_append(out, ws->out.data, ws->out.len) != 0)
+                rc = -ENOMEM;
+            sb_buf_free(&ws->out);
+        }
+    } else if (ws->out.cap) {
+        sb_buf_free(&ws->out);
+    }
+    engine_give_back(ws);
+    return rc;
 }
 
 size_t sb_ws_queued_bytes(const sb_ws *ws)
 {
-    return wslay_event_get_queued_msg_length(ws->ctx);
+    return ws->out.len;
 }
 
 bool sb_ws_done(const sb_ws *ws)
 {
-    if (wslay_event_get_close_sent(ws->ctx) &&
-        wslay_event_get_close_received(ws->ctx))
+    if (!ws->eng || ws->out.len) return false;
+    wslay_event_context_ptr ctx = ws->eng->ctx;
+    if (wslay_event_get_close_sent(ctx) && wslay_event_get_close_received(ctx))
         return true;
-    return !wslay_event_want_read(ws->ctx) && !wslay_event_want_write(ws->ctx);
+    return !wslay_event_want_read(ctx) && !wslay_event_want_write(ctx);
 }
 
 bool sb_ws_close_received(const sb_ws *ws)
 {
-    return wslay_event_get_close_received(ws->ctx) != 0;
+    return ws->eng && wslay_event_get_close_received(ws->eng->ctx) != 0;
 }
 
 uint16_t sb_ws_close_code(const sb_ws *ws)
 {
-    return wslay_event_get_status_code_received(ws->ctx);
+    return ws->eng ? wslay_event_get_status_code_received(ws->eng->ctx)
+                   : WSLAY_CODE_ABNORMAL_CLOSURE;
+}
+
+bool sb_ws_busy(const sb_ws *ws)
+{
+    return ws->eng != NULL;
 }
 
 void sb_ws_accept_key(const char *key, size_t key_len, char *accept)

@@ -69,8 +69,10 @@ static void on_hello(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
         sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, sb_strerror(rc));
         return;
     }
-    sb__gw_copy_str(s->user_id, sizeof s->user_id, cl.sub);
-    sb__gw_copy_str(s->device_id, sizeof s->device_id, h->device_id);
+    if (sb__gw_sess_set_ids(s, cl.sub, h->device_id) != 0) {
+        sb__gw_close(gw, s, SB_WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
     sb__gw_copy_str(s->locale, sizeof s->locale,
                     h->locale[0] ? h->locale
                                  : (cl.locale[0] ? cl.locale : "en"));

@@ -71,6 +71,23 @@ void sb__gw_copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+int sb__gw_sess_set_ids(sess *s, const char *user_id, const char *device_id)
+{
+    size_t nu = strnlen(user_id, SB_ID_BYTES_MAX);
+    size_t nd = strnlen(device_id, SB_ID_BYTES_MAX);
+    char *ids = malloc(nu + nd + 2);
+    if (!ids) return -ENOMEM;
+    memcpy(ids, user_id, nu);
+    ids[nu] = '\0';
+    memcpy(ids + nu + 1, device_id, nd);
+    ids[nu + 1 + nd] = '\0';
+    free(s->ids);
+    s->ids = ids;
+    s->user_id = ids;
+    s->device_id = ids + nu + 1;
+    return 0;
+}
+
 bool sb__gw_valid_id(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -413,12 +430,11 @@ static void push_flush(sb_gw *gw, sess *s)
     if (b.n > 0) push_emit(gw, s, &b);
     for (size_t i = 0; i < n; i++)
         gmsg_unref(s->pend[i]);
-    /* A burst's queue is not kept for a session mostly idle. */
-    if (s->pend_cap > 2 * (size_t)gw->cfg.push_batch_max) {
-        free(s->pend);
-        s->pend = NULL;
-        s->pend_cap = 0;
-    }
+    /* The queue is made again for the next turn's messages: an idle
+     * session keeps none. */
+    free(s->pend);
+    s->pend = NULL;
+    s->pend_cap = 0;
 }
 
 /* Queues g for s's next PUSH. Returns false when out of memory (s is then
@@ -610,7 +626,7 @@ static void flush_receipts(sb_gw *gw, conv *c)
  * cursors drive SYNC); s stays as it is on the list. */
 static void submit_cursors(sb_gw *gw, sess *s)
 {
-    for (size_t i = 0; i < s->n_acks; i++) {
+    for (uint32_t i = 0; i < s->n_acks; i++) {
         sb_req *r =
             sb__gw_req_new(gw, SB_REQ_CURSOR_SET, s, 0, sb__gw_quiet_done);
         if (!r) break;
@@ -622,7 +638,9 @@ static void submit_cursors(sb_gw *gw, sess *s)
         r->u.cursor.seq = s->acks[i].seq;
         sb__gw_submit(gw, r);
     }
-    s->n_acks = 0;
+    s->n_acks = s->acks_cap = 0;
+    free(s->acks);
+    s->acks = NULL;
 }
 
 /* The same for a session just taken off the list (or never on it). */
@@ -655,11 +673,18 @@ static void flush_dirty(sb_gw *gw, bool all)
 
 static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
 {
-    size_t i;
+    uint32_t i;
     for (i = 0; i < s->n_acks; i++)
         if (s->acks[i].conv_id == conv_id) break;
     if (i == s->n_acks) {
         if (s->n_acks == GW_SESSION_ACKS_MAX) submit_cursors(gw, s);
+        if (s->n_acks == s->acks_cap) {
+            uint32_t cap = s->acks_cap ? s->acks_cap * 2 : 4;
+            ack_cursor *a = realloc(s->acks, cap * sizeof *a);
+            if (!a) return; /* the cursor is not stored: pushes again */
+            s->acks = a;
+            s->acks_cap = cap;
+        }
         i = s->n_acks++;
         s->acks[i] = (ack_cursor){conv_id, 0};
     }
@@ -679,7 +704,12 @@ static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
 {
     ack_unacked(s, c->id, seq);
-    if (s->ua_len == 0) retry_unlink(gw, s);
+    if (s->ua_len == 0) {
+        retry_unlink(gw, s);
+        free(s->ua);
+        s->ua = NULL;
+        s->ua_cap = 0;
+    }
     record_ack(gw, s, c->id, seq);
     member *m = sb__gw_conv_member(c, s->user_id);
     if (m && seq > m->delivered_seq) {
@@ -1017,6 +1047,8 @@ static void sess_free(sb_gw *gw, sess *s)
     for (size_t i = 0; i < s->pend_len; i++)
         gmsg_unref(s->pend[i]);
     free(s->pend);
+    free(s->acks);
+    free(s->ids);
     free(s);
 }
 
@@ -1052,6 +1084,8 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     if (!s) return -ENOMEM;
     s->id = conn_id;
     s->enc = enc;
+    static char no_id[1] = ""; /* never written */
+    s->user_id = s->device_id = no_id;
     s->state = SESS_NEW;
     s->opened_ms = now_ms;
     s->send_mtokens = (uint64_t)gw->cfg.send_burst * 1000;

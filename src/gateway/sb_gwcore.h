@@ -80,13 +80,17 @@ typedef struct ack_cursor {
     uint64_t conv_id, seq;
 } ack_cursor;
 
+/* A connection's session. Idle, it holds only this: the arrays below are
+ * allocated while messages flow and freed when they stop. */
 struct sess {
     uint64_t id;
     sb_encoding enc;
     enum sess_state state;
     int64_t opened_ms;
-    char user_id[SB_ID_BYTES_MAX + 1];
-    char device_id[SB_ID_BYTES_MAX + 1];
+    /* Set by HELLO (sb__gw_sess_set_ids), "" before: both in ids. */
+    char *user_id;
+    char *device_id;
+    char *ids;
     char locale[SB_LOCALE_BYTES_MAX + 1];
     Sbp__Role role;
     user *user;
@@ -96,7 +100,7 @@ struct sess {
     uint64_t send_mtokens;  /* SEND token bucket, in thousandths */
     int64_t send_refill_ms; /* when it was last refilled */
 
-    unacked *ua; /* in push order */
+    unacked *ua; /* in push order; NULL when none is unacked */
     size_t ua_len, ua_cap;
     /* Messages to PUSH at the next flush (sb_gw_flush, or before any
      * other frame to the session), in order; each holds a reference. */
@@ -108,8 +112,8 @@ struct sess {
     bool in_retry;
     sess *retry_prev, *retry_next;
 
-    ack_cursor acks[GW_SESSION_ACKS_MAX];
-    size_t n_acks;
+    ack_cursor *acks; /* not yet stored; NULL when none */
+    uint32_t n_acks, acks_cap;
     bool acks_dirty;
     int64_t acks_due_ms; /* when its cursors are stored */
     sess *dirty_next;
@@ -289,6 +293,9 @@ void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why);
 int sb__gw_sess_ready(sb_gw *gw, sess *s);
 
 void sb__gw_copy_str(char *dst, size_t cap, const char *src);
+/* Sets s's user and device ids (each cut to SB_ID_BYTES_MAX bytes), in
+ * one allocation of their size. Returns 0 or -ENOMEM. */
+int sb__gw_sess_set_ids(sess *s, const char *user_id, const char *device_id);
 /* Whether s is an id of 1..SB_ID_BYTES_MAX bytes. */
 bool sb__gw_valid_id(const char *s);
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);

@@ -310,6 +310,10 @@ static const opt_row ROWS[] = {
     {"out-bytes-max", "N", set_u32, OFF(cfg.out_bytes_max), 0,
      "unsent bytes per connection before it is dropped\n"
      "(8388608)"},
+    {"deflate", "yes|no", set_flag, OFF(cfg.deflate), 0,
+     "permessage-deflate for clients that offer it (yes)"},
+    {"deflate-min-bytes", "N", set_u32, OFF(cfg.deflate_min_bytes), 0,
+     "compress messages of N bytes and more (512)"},
     {"tls-cert", "FILE", set_str, OFF(cfg.tls_cert), 0,
      "serve HTTPS and wss:// with this PEM certificate chain"},
     {"tls-key", "FILE", set_str, OFF(cfg.tls_key), 0,

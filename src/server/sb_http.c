@@ -7,7 +7,7 @@
 
 #include "sb_ws.h"
 
-enum { F_NONE, F_KEY, F_PROTOCOLS, F_VERSION, F_ORIGIN };
+enum { F_NONE, F_KEY, F_PROTOCOLS, F_VERSION, F_ORIGIN, F_EXTENSIONS };
 
 static int append(sb_http_req *r, char *dst, size_t cap, const char *at,
                   size_t n)
@@ -59,11 +59,16 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
             r->cur = F_VERSION;
         else if (strcasecmp(r->field, "Origin") == 0)
             r->cur = F_ORIGIN;
+        else if (strcasecmp(r->field, "Sec-WebSocket-Extensions") == 0)
+            r->cur = F_EXTENSIONS;
         else
             r->cur = F_NONE;
-        /* Repeated Sec-WebSocket-Protocol headers form one list. */
+        /* Repeated Sec-WebSocket-Protocol or -Extensions headers form one
+         * list. */
         if (r->cur == F_PROTOCOLS && r->ws_protocols[0])
             append(r, r->ws_protocols, sizeof r->ws_protocols, ",", 1);
+        if (r->cur == F_EXTENSIONS && r->ws_extensions[0])
+            append(r, r->ws_extensions, sizeof r->ws_extensions, ", ", 2);
     }
     switch (r->cur) {
     case F_KEY:
@@ -74,6 +79,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         return append(r, r->ws_version, sizeof r->ws_version, at, n);
     case F_ORIGIN:
         return append(r, r->origin, sizeof r->origin, at, n);
+    case F_EXTENSIONS:
+        return append(r, r->ws_extensions, sizeof r->ws_extensions, at, n);
     default:
         return 0;
     }
@@ -190,16 +197,19 @@ int sb_http_respond(sb_buf *out, int status, const char *content_type,
     return rc ? rc : sb_buf_append(out, body, n);
 }
 
-int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto)
+int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto,
+                            const char *ext)
 {
     char accept[SB_WS_ACCEPT_LEN + 1];
     sb_ws_accept_key(key, strlen(key), accept);
-    char head[256];
+    char head[256 + SB_WSDEFLATE_HEADER_BYTES_MAX];
     int len = snprintf(head, sizeof head,
                        "HTTP/1.1 101 Switching Protocols\r\n"
                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       "Sec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                       "Sec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s\r\n",
                        accept, proto[0] ? "Sec-WebSocket-Protocol: " : "",
-                       proto, proto[0] ? "\r\n" : "");
+                       proto, proto[0] ? "\r\n" : "",
+                       ext[0] ? "Sec-WebSocket-Extensions: " : "", ext,
+                       ext[0] ? "\r\n" : "");
     return sb_buf_append(out, head, (size_t)len);
 }

@@ -12,6 +12,7 @@
 
 #include "sb_buf.h"
 #include "sb_codec.h"
+#include "sb_wsdeflate.h"
 
 #define SB_HTTP_HEADER_BYTES_MAX 8192
 
@@ -22,6 +23,8 @@ typedef struct sb_http_req {
     char ws_protocols[256];
     char ws_version[8];
     char origin[256];
+    /* Sec-WebSocket-Extensions, repeated headers joined by ", ". */
+    char ws_extensions[SB_WSDEFLATE_HEADER_BYTES_MAX];
     char field[32]; /* the header name being read */
     size_t field_len;
     int cur; /* which field the current header value fills */
@@ -50,7 +53,10 @@ const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc);
 /* Appends a complete response with Connection: close. */
 int sb_http_respond(sb_buf *out, int status, const char *content_type,
                     const void *body, size_t n);
-/* Appends the 101 Switching Protocols answer to the handshake. */
-int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto);
+/* Appends the 101 Switching Protocols answer to the handshake, with the
+ * subprotocol proto ("" for none) and the Sec-WebSocket-Extensions value
+ * ext ("" for none). */
+int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto,
+                            const char *ext);
 
 #endif

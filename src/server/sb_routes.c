@@ -59,7 +59,11 @@ static void ws_upgrade(const sb_route_req *rq)
         answer_text(rq, 400, "bad WebSocket handshake\n");
         return;
     }
-    rq->upgrade(rq->ud, enc, proto);
+    sb_wsdeflate_params deflate = {0};
+    char ext[128] = "";
+    if (rq->cfg->deflate)
+        sb_wsdeflate_accept(r->ws_extensions, &deflate, ext, sizeof ext);
+    rq->upgrade(rq->ud, enc, proto, &deflate, ext);
 }
 
 /* A store out of reach is said, but the answer stays 200: restarting the

@@ -27,6 +27,8 @@ typedef struct sb_routes_config {
      * any. Requests without Origin are not browsers' and pass. */
     const char *const *origins;
     size_t n_origins;
+    /* permessage-deflate is accepted when the client offers it. */
+    bool deflate;
     sb_demo_config demo;
 } sb_routes_config;
 
@@ -44,9 +46,11 @@ typedef struct sb_route_req {
     void (*answer)(void *ud, int status, const char *type, const void *body,
                    size_t n);
     /* Takes the request's WebSocket upgrade, checked: the caller answers
-     * 101 echoing subprotocol proto ("" for none) and speaks encoding enc
-     * from then on. */
-    void (*upgrade)(void *ud, sb_encoding enc, const char *proto);
+     * 101 echoing subprotocol proto ("" for none) with the
+     * Sec-WebSocket-Extensions value ext ("" for none), and speaks
+     * encoding enc with the permessage-deflate of deflate from then on. */
+    void (*upgrade)(void *ud, sb_encoding enc, const char *proto,
+                    const sb_wsdeflate_params *deflate, const char *ext);
     void *ud;
 } sb_route_req;
 

@@ -54,9 +54,11 @@ typedef enum drain_stage {
                        sb_server_run returns once the loop runs dry */
 } drain_stage;
 
+/* One per open TCP connection: its size is most of what an idle
+ * connection costs (docs/benchmarks.md), so it holds only what every
+ * connection needs; its server is its loop's data. */
 typedef struct conn {
     uv_tcp_t tcp;
-    server *srv;
     uint64_t id;
     conn_phase phase;
     sb_http_req *http; /* during the HTTP phase only */
@@ -72,7 +74,6 @@ typedef struct conn {
     int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
     size_t write_inflight;
     struct conn *flush_next;
-    struct conn *prev, *next; /* all connections, for the sweep */
 } conn;
 
 typedef struct wreq {
@@ -95,11 +96,11 @@ struct server {
     sb_opsport *ops;   /* --admin-listen; NULL: none */
     sb_notify *notify; /* systemd; NULL: not under it */
     sb_metrics_shell mstats;
-    sb_map conns; /* id -> conn */
+    sb_map conns; /* id -> conn: every open connection */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
     sb_tls_ctx *tls;  /* NULL: plain */
     sb_buf tls_plain; /* decrypted bytes of the read being handled */
-    conn *all;
+    sb_ws_env *wsenv; /* what the WebSocket connections share */
     conn *flush_head;
     uint64_t next_id;
     size_t n_conns;
@@ -116,6 +117,19 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static server *conn_srv(const conn *c)
+{
+    return c->tcp.loop->data;
+}
+
+/* The open connection in slot i of the map of connections, or NULL. A
+ * loop over the slots may close connections: they leave the map only from
+ * their close callback. */
+static conn *conn_slot(server *srv, size_t i)
+{
+    return srv->conns.slots[i].val;
+}
+
 void sb_server_config_default(sb_server_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -129,6 +143,8 @@ void sb_server_config_default(sb_server_config *c)
     c->out_bytes_max = 8u << 20;
     c->conns_max = 200000;
     c->conns_per_addr_max = 1000;
+    c->deflate = true;
+    c->deflate_min_bytes = 512;
     c->drain_ms_max = 10000;
 }
 
@@ -156,7 +172,7 @@ static sb_metrics_conn_kind conn_kind(const conn *c)
 
 static void conn_count(conn *c, int delta)
 {
-    c->srv->mstats.open[conn_kind(c)][c->tls != NULL] += (uint64_t)delta;
+    conn_srv(c)->mstats.open[conn_kind(c)][c->tls != NULL] += (uint64_t)delta;
 }
 
 /* The peer's address into *sa; NULL if it is unknown. */
@@ -171,15 +187,10 @@ static const struct sockaddr *peer_name(conn *c, struct sockaddr_storage *sa)
 static void on_conn_closed(uv_handle_t *h)
 {
     conn *c = h->data;
-    server *srv = c->srv;
+    server *srv = conn_srv(c);
     if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
     sb_map_del(&srv->conns, c->id);
     if (c->addr_counted) addr_count(srv, c->addr_key, -1);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->all = c->next;
-    if (c->next) c->next->prev = c->prev;
     srv->n_conns--;
     conn_count(c, -1);
     sb_ws_free(c->ws);
@@ -256,12 +267,12 @@ static void conn_write_wire(conn *c, sb_buf *buf)
         conn_abort(c);
         return;
     }
-    if (c->write_inflight > c->srv->cfg.out_bytes_max) {
+    if (c->write_inflight > conn_srv(c)->cfg.out_bytes_max) {
         /* A peer that does not read: drop it rather than buffer without
          * bound. Its device catches up by SYNC on reconnect. */
         sb_log(SB_LOG_INFO, "conn_dropped", &(sb_log_ids){.session = c->id},
                "output over %u bytes: the peer does not read",
-               c->srv->cfg.out_bytes_max);
+               conn_srv(c)->cfg.out_bytes_max);
         conn_abort(c);
     }
 }
@@ -287,8 +298,8 @@ static void schedule_flush(conn *c)
 {
     if (c->in_flush || c->closed) return;
     c->in_flush = true;
-    c->flush_next = c->srv->flush_head;
-    c->srv->flush_head = c;
+    c->flush_next = conn_srv(c)->flush_head;
+    conn_srv(c)->flush_head = c;
 }
 
 /* Moves the WebSocket's queued frames to the socket. */
@@ -393,7 +404,7 @@ static void ws_on_msg(void *ud, bool text, const uint8_t *p, size_t n)
     conn *c = ud;
     (void)text;
     if (c->phase != PH_WS || !c->gw_open) return;
-    sb_gw_conn_frame(c->srv->gw, c->id, p, n, wall_ms());
+    sb_gw_conn_frame(conn_srv(c)->gw, c->id, p, n, wall_ms());
 }
 
 static void ws_rand(void *ud, uint8_t *p, size_t n)
@@ -448,15 +459,20 @@ static void route_answer(void *ud, int status, const char *type,
 
 /* The router took the request's WebSocket upgrade: answer 101, hand the
  * connection to the core and feed it what followed the request. */
-static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
+static void route_upgrade(void *ud, sb_encoding enc, const char *proto,
+                          const sb_wsdeflate_params *deflate, const char *ext)
 {
     upgrade_ctx *u = ud;
     conn *c = u->c;
-    server *srv = c->srv;
+    server *srv = conn_srv(c);
     sb_buf out = SB_BUF_INIT;
     sb_ws *ws = NULL;
-    if (sb_http_respond_upgrade(&out, c->http->ws_key, proto) != 0 ||
-        sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &ws) != 0) {
+    sb_ws_config wc = {.client = false,
+                       .msg_bytes_max = srv->cfg.gw.frame_bytes_max,
+                       .deflate = *deflate,
+                       .deflate_min_bytes = srv->cfg.deflate_min_bytes};
+    if (sb_http_respond_upgrade(&out, c->http->ws_key, proto, ext) != 0 ||
+        sb_ws_new(srv->wsenv, &wc, &WS_CBS, c, &ws) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
         return;
@@ -482,7 +498,7 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
 
 static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
 {
-    server *srv = c->srv;
+    server *srv = conn_srv(c);
     struct sockaddr_storage peer;
     upgrade_ctx u = {.c = c, .rest = rest, .rest_len = rest_len};
     sb_route_req rq = {.cfg = &srv->routes,
@@ -503,7 +519,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
     conn *c = h->data;
-    server *srv = c->srv;
+    server *srv = conn_srv(c);
     /* One read buffer for the whole loop: reads are handled at once. */
     if (srv->rbuf_busy) {
         buf->base = NULL;
@@ -518,7 +534,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = s->data;
-    server *srv = c->srv;
+    server *srv = conn_srv(c);
     if (buf->base == (char *)srv->rbuf) srv->rbuf_busy = false;
     if (nread == 0) return;
     if (nread < 0) {
@@ -573,7 +589,6 @@ static void on_connection(uv_stream_t *l, int status)
     if (!c) return;
     uv_tcp_init(&srv->loop, &c->tcp);
     c->tcp.data = c;
-    c->srv = srv;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
         c->closed = true;
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
@@ -597,9 +612,6 @@ static void on_connection(uv_stream_t *l, int status)
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    c->next = srv->all;
-    if (srv->all) srv->all->prev = c;
-    srv->all = c;
     srv->n_conns++;
     conn_count(c, +1);
     srv->mstats.accepted[c->tls != NULL]++;
@@ -637,8 +649,9 @@ static void on_sweep(uv_timer_t *t)
 {
     server *srv = t->data;
     int64_t now = wall_ms();
-    for (conn *c = srv->all; c; c = c->next) {
-        if (c->closed) continue;
+    for (size_t i = 0; i < srv->conns.cap; i++) {
+        conn *c = conn_slot(srv, i);
+        if (!c || c->closed) continue;
         if (c->phase == PH_HTTP && now - c->opened_ms > srv->cfg.handshake_ms) {
             conn_abort(c); /* slow or silent request */
         } else if (c->phase == PH_WS) {
@@ -703,8 +716,8 @@ static void on_drain(uv_timer_t *t)
         return;
     case DRAIN_SESSIONS:
         if (srv->n_conns > 0 && waited < SRV_CLOSE_WAIT_MS) return;
-        for (conn *c = srv->all; c; c = c->next)
-            conn_abort(c);
+        for (size_t i = 0; i < srv->conns.cap; i++)
+            if (conn_slot(srv, i)) conn_abort(conn_slot(srv, i));
         drain_enter(srv, DRAIN_ABORT, now);
         return;
     case DRAIN_ABORT:
@@ -810,6 +823,7 @@ int sb_server_run(const sb_server_config *cfg,
     srv->routes = (sb_routes_config){.web_dir = cfg->web_dir,
                                      .origins = cfg->origins,
                                      .n_origins = cfg->n_origins,
+                                     .deflate = cfg->deflate,
                                      .demo = {.on = cfg->demo,
                                               .secret = cfg->gw.secret,
                                               .secret_len = cfg->gw.secret_len,
@@ -819,6 +833,9 @@ int sb_server_run(const sb_server_config *cfg,
     srand((unsigned)wall_ms());
     int rc = uv_loop_init(&srv->loop);
     if (rc) goto out_free;
+    srv->loop.data = srv;
+    rc = sb_ws_env_new(NULL, &srv->wsenv);
+    if (rc) goto out_loop;
     if (cfg->tls_cert) {
         char err[512];
         rc = sb_tls_ctx_server(cfg->tls_cert, cfg->tls_key, err, sizeof err,
@@ -975,6 +992,7 @@ out_free:
     sb_map_free(&srv->addrs);
     sb_tls_ctx_free(srv->tls);
     sb_buf_free(&srv->tls_plain);
+    sb_ws_env_free(srv->wsenv);
     free(srv);
     return rc;
 }

@@ -30,6 +30,10 @@ typedef struct sb_server_config {
     uint32_t conns_max;          /* open TCP connections */
     uint32_t conns_per_addr_max; /* open TCP connections per IPv4 address
                                     or IPv6 /64, then 429; 0: no limit */
+    /* permessage-deflate (RFC 7692) when a client offers it, for messages
+     * of deflate_min_bytes and more. */
+    bool deflate;
+    uint32_t deflate_min_bytes;
     /* WebSocket upgrades carrying an Origin header (browsers) are taken
      * only from these origins ("https://host[:port]", exact); n_origins
      * 0: from any. Requests without Origin are not browsers' and pass. */

@@ -57,8 +57,8 @@ static void test_request(void **state)
     sb_client_url u;
     assert_int_equal(sb_client_url_parse("ws://localhost:8080/ws", &u), 0);
     sb_buf b = SB_BUF_INIT;
-    assert_int_equal(sb_client_hs_request(
-                         &u, "dGhlIHNhbXBsZSBub25jZQ==", SB_SUBPROTO_JSON, &b),
+    assert_int_equal(sb_client_hs_request(&u, "dGhlIHNhbXBsZSBub25jZQ==",
+                                          SB_SUBPROTO_JSON, false, &b),
                      0);
     assert_int_equal(sb_buf_append(&b, "", 1), 0);
     const char *r = (const char *)b.data;
@@ -72,6 +72,17 @@ static void test_request(void **state)
     assert_non_null(
         strstr(r, "\r\nSec-WebSocket-Protocol: switchboard.v1.json\r\n"));
     assert_true(strcmp(r + strlen(r) - 4, "\r\n\r\n") == 0);
+    assert_null(strstr(r, "Sec-WebSocket-Extensions"));
+    sb_buf_free(&b);
+    /* Offering permessage-deflate, without context takeover both ways. */
+    assert_int_equal(sb_client_hs_request(&u, "dGhlIHNhbXBsZSBub25jZQ==",
+                                          SB_SUBPROTO_JSON, true, &b),
+                     0);
+    assert_int_equal(sb_buf_append(&b, "", 1), 0);
+    assert_non_null(strstr((const char *)b.data,
+                           "\r\nSec-WebSocket-Extensions: permessage-deflate; "
+                           "server_no_context_takeover; "
+                           "client_no_context_takeover\r\n"));
     sb_buf_free(&b);
 }
 
@@ -79,8 +90,132 @@ static const char KEY[] = "dGhlIHNhbXBsZSBub25jZQ==";
 
 static int check(const char *resp, int *status)
 {
+    sb_wsdeflate_params agreed;
     return sb_client_hs_response((const uint8_t *)resp, strlen(resp), KEY,
-                                 SB_SUBPROTO_PROTO, status);
+                                 SB_SUBPROTO_PROTO, false, &agreed, status);
+}
+
+/* The answer with Sec-WebSocket-Extensions: ext ("": none) to a request
+ * that offered deflate (or not). */
+static int check_ext(const char *ext, bool offered, sb_wsdeflate_params *p)
+{
+    char resp[1024];
+    snprintf(resp, sizeof resp,
+             "HTTP/1.1 101 Switching Protocols\r\n"
+             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+             "Sec-WebSocket-Protocol: switchboard.v1.proto\r\n%s%s%s\r\n",
+             ext[0] ? "Sec-WebSocket-Extensions: " : "", ext,
+             ext[0] ? "\r\n" : "");
+    int status;
+    int rc = sb_client_hs_response((const uint8_t *)resp, strlen(resp), KEY,
+                                   SB_SUBPROTO_PROTO, offered, p, &status);
+    return rc > 0 ? 0 : rc;
+}
+
+static void test_deflate_answer(void **state)
+{
+    (void)state;
+    sb_wsdeflate_params p;
+    /* No extension answered: plain frames. */
+    assert_int_equal(check_ext("", true, &p), 0);
+    assert_false(p.on);
+    /* The server's usual answer, and the same with more spaces, quoted
+     * values and a window it keeps for itself. */
+    const char *good[] = {
+        "permessage-deflate; server_no_context_takeover; "
+        "client_no_context_takeover",
+        "permessage-deflate;server_no_context_takeover",
+        "  permessage-deflate ;\tserver_no_context_takeover ; "
+        "server_max_window_bits=\"10\"",
+        "permessage-deflate; server_no_context_takeover; "
+        "server_max_window_bits=8",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        assert_int_equal(check_ext(good[i], true, &p), 0);
+        assert_true(p.on);
+        assert_int_equal(p.window_bits, 15);
+    }
+    /* Not offered, another extension, two, unknown or repeated parameters,
+     * a window for the client (not offered), no server_no_context_takeover
+     * (the offer asked for it), bad values. */
+    assert_int_equal(check_ext(good[0], false, &p), -EPROTO);
+    const char *bad[] = {
+        "x-webkit-deflate-frame",
+        "permessage-deflate; server_no_context_takeover, permessage-deflate; "
+        "server_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover; foo",
+        "permessage-deflate; server_no_context_takeover; "
+        "server_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover; "
+        "client_max_window_bits=10",
+        "permessage-deflate",
+        "permessage-deflate; client_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover=1",
+        "permessage-deflate; server_no_context_takeover; "
+        "server_max_window_bits=16",
+        "permessage-deflate; server_no_context_takeover; "
+        "server_max_window_bits",
+        "permessage-deflate; server_no_context_takeover; "
+        "server_max_window_bits=\"1",
+        "permessage-deflate; server_no_context_takeover;",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(check_ext(bad[i], true, &p), -EPROTO);
+}
+
+/* The server's side of the negotiation: the first offer it can take. */
+static void test_deflate_offers(void **state)
+{
+    (void)state;
+    sb_wsdeflate_params p;
+    char resp[128];
+    /* What browsers send. */
+    assert_true(sb_wsdeflate_accept("permessage-deflate; client_max_window_bits",
+                                    &p, resp, sizeof resp));
+    assert_true(p.on);
+    assert_int_equal(p.window_bits, 15);
+    assert_string_equal(resp, "permessage-deflate; server_no_context_takeover; "
+                              "client_no_context_takeover");
+    /* The SDK's offer. */
+    assert_true(sb_wsdeflate_accept(SB_WSDEFLATE_OFFER, &p, resp, sizeof resp));
+    assert_string_equal(resp, "permessage-deflate; server_no_context_takeover; "
+                              "client_no_context_takeover");
+    /* A window for the server is kept to and said. */
+    assert_true(sb_wsdeflate_accept(
+        "permessage-deflate; server_max_window_bits=10", &p, resp, sizeof resp));
+    assert_int_equal(p.window_bits, 10);
+    assert_string_equal(resp, "permessage-deflate; server_no_context_takeover; "
+                              "client_no_context_takeover; "
+                              "server_max_window_bits=10");
+    /* Offers it cannot take are passed over for the next. */
+    assert_true(sb_wsdeflate_accept(
+        "foo, permessage-deflate; server_max_window_bits=8, "
+        "permessage-deflate; bar, permessage-deflate; x=\"a,b\", "
+        "permessage-deflate; client_max_window_bits=\"12\"",
+        &p, resp, sizeof resp));
+    assert_int_equal(p.window_bits, 15);
+    /* None it can take, or none at all. */
+    const char *none[] = {
+        "",
+        "x-webkit-deflate-frame",
+        "permessage-deflate; server_max_window_bits=8",
+        "permessage-deflate; server_max_window_bits",
+        "permessage-deflate; server_max_window_bits=99",
+        "permessage-deflate; client_max_window_bits=7",
+        "permessage-deflate; client_no_context_takeover; "
+        "client_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover=yes",
+        "permessage-deflate; =1",
+        "permessage-deflate x",
+        ";;;,,,",
+        "permessage-deflate; x=\"unterminated",
+    };
+    for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
+        assert_false(sb_wsdeflate_accept(none[i], &p, resp, sizeof resp));
+        assert_false(p.on);
+        assert_string_equal(resp, "");
+    }
 }
 
 static void test_response(void **state)
@@ -99,9 +234,11 @@ static void test_response(void **state)
     assert_int_equal(head, (int)strlen(ok));
     assert_int_equal(status, 101);
     /* Byte by byte: "need more" until the blank line. */
+    sb_wsdeflate_params agreed;
     for (size_t n = 0; n < strlen(ok); n++)
         assert_int_equal(sb_client_hs_response((const uint8_t *)ok, n, KEY,
-                                               SB_SUBPROTO_PROTO, &status),
+                                               SB_SUBPROTO_PROTO, false,
+                                               &agreed, &status),
                          0);
     /* Wrong accept, wrong or missing subprotocol, not 101, no upgrade. */
     const char *bad[] = {
@@ -140,6 +277,8 @@ int main(void)
         cmocka_unit_test(test_url),
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_response),
+        cmocka_unit_test(test_deflate_answer),
+        cmocka_unit_test(test_deflate_offers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,7 +283,8 @@ static void f_upgrade(fconn *k)
         accept, k->enc == SB_ENC_JSON ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO);
     fwrite_raw(k, resp, (size_t)n);
     sb_ws_cbs cbs = {.on_msg = on_fmsg};
-    assert_int_equal(sb_ws_new(false, 1 << 20, &cbs, k, &k->ws), 0);
+    sb_ws_config wc = {.client = false, .msg_bytes_max = 1 << 20};
+    assert_int_equal(sb_ws_new(NULL, &wc, &cbs, k, &k->ws), 0);
     k->upgraded = true;
     size_t head = (size_t)(end + 4 - req);
     size_t rest = k->rx.len - 1 - head; /* rx is NUL-terminated */

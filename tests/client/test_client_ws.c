@@ -55,8 +55,10 @@ static void pair(end *c, end *s, uint64_t s_max)
     memset(s, 0, sizeof *s);
     c->mask = 0x5a;
     sb_ws_cbs cbs = {.on_msg = on_msg, .rand_bytes = rand_bytes};
-    assert_int_equal(sb_ws_new(true, 1 << 20, &cbs, c, &c->ws), 0);
-    assert_int_equal(sb_ws_new(false, s_max, &cbs, s, &s->ws), 0);
+    sb_ws_config cc = {.client = true, .msg_bytes_max = 1 << 20};
+    sb_ws_config sc = {.client = false, .msg_bytes_max = s_max};
+    assert_int_equal(sb_ws_new(NULL, &cc, &cbs, c, &c->ws), 0);
+    assert_int_equal(sb_ws_new(NULL, &sc, &cbs, s, &s->ws), 0);
 }
 
 static void test_both_ways(void **state)

@@ -1300,6 +1300,7 @@ static void raw_tap(it_raw *r, const uint8_t *p, size_t n)
         }
         if (b[1] & 0x80) hdr += 4; /* a server must not mask; cope anyway */
         if (len < hdr + plen) return;
+        if (b[0] & 0x40) r->compressed_rx++; /* RSV1: permessage-deflate */
         if ((b[0] & 0x0f) == 0x8) {
             r->tap_close = plen >= 2 && !(b[1] & 0x80)
                                ? (int)(b[hdr] << 8 | b[hdr + 1])
@@ -1336,7 +1337,8 @@ static int raw_pump(it_raw *r, int timeout_ms)
     return 1;
 }
 
-int it_raw_open(it_raw *r, uint16_t port, sb_encoding enc, const char *subproto)
+static int raw_open(it_raw *r, uint16_t port, sb_encoding enc,
+                    const char *subproto, bool deflate, uint32_t min_bytes)
 {
     memset(r, 0, sizeof *r);
     r->fd = -1;
@@ -1360,7 +1362,7 @@ int it_raw_open(it_raw *r, uint16_t port, sb_encoding enc, const char *subproto)
     sb_buf req = SB_BUF_INIT, in = SB_BUF_INIT;
     int rc = -1;
     if (sb_client_url_parse(url, &u) != 0 ||
-        sb_client_hs_request(&u, key, proto, &req) != 0 ||
+        sb_client_hs_request(&u, key, proto, deflate, &req) != 0 ||
         write_all(r->fd, req.data, req.len) != 0)
         goto out;
     int64_t deadline = harness_now_ms() + 5000;
@@ -1373,13 +1375,18 @@ int it_raw_open(it_raw *r, uint16_t port, sb_encoding enc, const char *subproto)
         if (n <= 0) break;
         if (sb_buf_append(&in, buf, (size_t)n) != 0) break;
         int status = 0;
-        head = sb_client_hs_response(in.data, in.len, key, proto, &status);
+        head = sb_client_hs_response(in.data, in.len, key, proto, deflate,
+                                     &r->deflate, &status);
         r->http_status = status;
         if (head != 0) break;
     }
     if (head <= 0) goto out;
     sb_ws_cbs cbs = {.on_msg = raw_ws_msg, .rand_bytes = raw_ws_rand};
-    if (sb_ws_new(true, 16u << 20, &cbs, r, &r->ws) != 0) goto out;
+    sb_ws_config wc = {.client = true,
+                       .msg_bytes_max = 16u << 20,
+                       .deflate = r->deflate,
+                       .deflate_min_bytes = min_bytes};
+    if (sb_ws_new(NULL, &wc, &cbs, r, &r->ws) != 0) goto out;
     if (in.len > (size_t)head) {
         raw_tap(r, in.data + head, in.len - (size_t)head);
         (void)sb_ws_feed(r->ws, in.data + head, in.len - (size_t)head);
@@ -1394,6 +1401,17 @@ out:
         r->fd = -1;
     }
     return rc;
+}
+
+int it_raw_open(it_raw *r, uint16_t port, sb_encoding enc, const char *subproto)
+{
+    return raw_open(r, port, enc, subproto, false, 0);
+}
+
+int it_raw_open_deflate(it_raw *r, uint16_t port, sb_encoding enc,
+                        bool deflate, uint32_t min_bytes)
+{
+    return raw_open(r, port, enc, NULL, deflate, min_bytes);
 }
 
 void it_raw_close(it_raw *r)

@@ -294,12 +294,21 @@ typedef struct it_raw {
      * and never reports them. */
     sb_buf tap;
     int tap_close; /* code of the first close frame seen (-1: none yet) */
+    /* permessage-deflate as the server answered the offer (if made), and
+     * messages received that came compressed. */
+    sb_wsdeflate_params deflate;
+    size_t compressed_rx;
 } it_raw;
 
 /* Connects to 127.0.0.1:port and upgrades with subprotocol (NULL: the
  * one of enc). Returns 0, or -1 (r->http_status tells a refused upgrade). */
 int it_raw_open(it_raw *r, uint16_t port, sb_encoding enc,
                 const char *subproto);
+/* The same, offering permessage-deflate (SB_WSDEFLATE_OFFER) if deflate;
+ * r->deflate says what the server agreed. Messages of min_bytes and more
+ * go compressed. */
+int it_raw_open_deflate(it_raw *r, uint16_t port, sb_encoding enc,
+                        bool deflate, uint32_t min_bytes);
 void it_raw_close(it_raw *r);
 /* Bytes straight onto the socket. 0 or -errno (EPIPE, ECONNRESET...). */
 int it_raw_write(it_raw *r, const void *p, size_t n);

@@ -1,6 +1,8 @@
 /* The HTTP route table, fed parsed requests: each route's answer, 404 for
  * a path no route takes, 405 for another method, 431 for an overlong
- * header, the WebSocket upgrade's checks; the demo token's refusals and
+ * header, the WebSocket upgrade's checks and its permessage-deflate
+ * (taken when offered and configured, the two headers of one list joined,
+ * an unusable offer declined); the demo token's refusals and
  * claims; peer address keys and loopback. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +33,8 @@ typedef struct result {
     char body[8192];
     sb_encoding enc;
     char proto[32];
+    sb_wsdeflate_params deflate;
+    char ext[128];
 } result;
 
 static void on_answer(void *ud, int status, const char *type, const void *body,
@@ -45,13 +49,16 @@ static void on_answer(void *ud, int status, const char *type, const void *body,
     r->body[n] = '\0';
 }
 
-static void on_upgrade(void *ud, sb_encoding enc, const char *proto)
+static void on_upgrade(void *ud, sb_encoding enc, const char *proto,
+                       const sb_wsdeflate_params *deflate, const char *ext)
 {
     result *r = ud;
     r->calls++;
     r->status = 101;
     r->enc = enc;
     snprintf(r->proto, sizeof r->proto, "%s", proto);
+    r->deflate = *deflate;
+    snprintf(r->ext, sizeof r->ext, "%s", ext);
 }
 
 static struct sockaddr_in loopback4, remote4;
@@ -61,6 +68,7 @@ static sb_routes_config config(void)
     static const char *const origins[] = {"https://support.example.com"};
     return (sb_routes_config){.origins = origins,
                               .n_origins = 1,
+                              .deflate = true,
                               .demo = {.on = true,
                                        .secret = (const uint8_t *)SECRET,
                                        .secret_len = strlen(SECRET),
@@ -153,7 +161,7 @@ static void test_methods_and_limits(void **state)
 
 static const char *upgrade_head(const char *path, const char *extra)
 {
-    static char head[1024];
+    static char head[3072];
     snprintf(head, sizeof head,
              "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
              "Connection: Upgrade\r\nSec-WebSocket-Key: " KEY "\r\n"
@@ -194,6 +202,55 @@ static void test_upgrade(void **state)
     r = serve_from(&cfg, NULL, false,
                    upgrade_head("/ws", "Origin: https://evil.example\r\n"));
     assert_int_equal(r.status, 101);
+}
+
+static void test_upgrade_deflate(void **state)
+{
+    (void)state;
+    static const char ANSWER[] = "permessage-deflate; "
+                                 "server_no_context_takeover; "
+                                 "client_no_context_takeover";
+    /* Not offered: plain. */
+    result r = serve(upgrade_head("/ws", ""));
+    assert_false(r.deflate.on);
+    assert_string_equal(r.ext, "");
+    /* A browser's offer. */
+    r = serve(upgrade_head("/ws", "Sec-WebSocket-Extensions: "
+                                  "permessage-deflate; "
+                                  "client_max_window_bits\r\n"));
+    assert_int_equal(r.status, 101);
+    assert_true(r.deflate.on);
+    assert_int_equal(r.deflate.window_bits, 15);
+    assert_string_equal(r.ext, ANSWER);
+    /* Two header lines form one list: the first offer unusable. */
+    r = serve(upgrade_head("/ws",
+                           "Sec-WebSocket-Extensions: permessage-deflate; "
+                           "server_max_window_bits=8\r\n"
+                           "Sec-WebSocket-Extensions: permessage-deflate; "
+                           "server_max_window_bits=11\r\n"));
+    assert_true(r.deflate.on);
+    assert_int_equal(r.deflate.window_bits, 11);
+    /* Only unusable offers: the upgrade goes on without the extension. */
+    r = serve(upgrade_head("/ws", "Sec-WebSocket-Extensions: foo, "
+                                  "permessage-deflate; bar\r\n"));
+    assert_int_equal(r.status, 101);
+    assert_false(r.deflate.on);
+    assert_string_equal(r.ext, "");
+    /* Turned off in the configuration: never. */
+    sb_routes_config cfg = config();
+    cfg.deflate = false;
+    r = serve_from(&cfg, (struct sockaddr *)&loopback4, false,
+                   upgrade_head("/ws", "Sec-WebSocket-Extensions: "
+                                       "permessage-deflate\r\n"));
+    assert_int_equal(r.status, 101);
+    assert_false(r.deflate.on);
+    assert_string_equal(r.ext, "");
+    /* An offer longer than the field: the request is refused (431). */
+    char head[2048], big[700];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    snprintf(head, sizeof head, "Sec-WebSocket-Extensions: %s\r\n", big);
+    expect(upgrade_head("/ws", head), 431, "header too large\n");
 }
 
 static void test_demo_token_route(void **state)
@@ -298,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_plain_routes),
         cmocka_unit_test(test_methods_and_limits),
         cmocka_unit_test(test_upgrade),
+        cmocka_unit_test(test_upgrade_deflate),
         cmocka_unit_test(test_demo_token_route),
         cmocka_unit_test(test_demo_banner),
         cmocka_unit_test(test_addr),
