@@ -70,8 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(!deflate.on && ext[0] == '\0');
     }
     /* The client's parser on the same text. */
-    if (sb_wsdeflate_check_answer(r.ws_extensions, &agreed) == 0 &&
-        !agreed.on)
+    if (sb_wsdeflate_check_answer(r.ws_extensions, &agreed) == 0 && !agreed.on)
         assert(strspn(r.ws_extensions, " \t") == strlen(r.ws_extensions));
 
     sb_buf out = SB_BUF_INIT;

@@ -414,10 +414,10 @@ static void conn_input(conn *k, const uint8_t *p, size_t n)
     }
     int status;
     sb_wsdeflate_params deflate;
-    int rc = sb_client_hs_response(
-        k->rx.data, k->rx.len, k->key,
-        c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO, c->deflate, &deflate,
-        &status);
+    int rc =
+        sb_client_hs_response(k->rx.data, k->rx.len, k->key,
+                              c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO,
+                              c->deflate, &deflate, &status);
     if (rc < 0) {
         conn_fail(k, rc);
         return;

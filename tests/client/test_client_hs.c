@@ -171,8 +171,8 @@ static void test_deflate_offers(void **state)
     sb_wsdeflate_params p;
     char resp[128];
     /* What browsers send. */
-    assert_true(sb_wsdeflate_accept("permessage-deflate; client_max_window_bits",
-                                    &p, resp, sizeof resp));
+    assert_true(sb_wsdeflate_accept(
+        "permessage-deflate; client_max_window_bits", &p, resp, sizeof resp));
     assert_true(p.on);
     assert_int_equal(p.window_bits, 15);
     assert_string_equal(resp, "permessage-deflate; server_no_context_takeover; "
@@ -182,8 +182,9 @@ static void test_deflate_offers(void **state)
     assert_string_equal(resp, "permessage-deflate; server_no_context_takeover; "
                               "client_no_context_takeover");
     /* A window for the server is kept to and said. */
-    assert_true(sb_wsdeflate_accept(
-        "permessage-deflate; server_max_window_bits=10", &p, resp, sizeof resp));
+    assert_true(
+        sb_wsdeflate_accept("permessage-deflate; server_max_window_bits=10", &p,
+                            resp, sizeof resp));
     assert_int_equal(p.window_bits, 10);
     assert_string_equal(resp, "permessage-deflate; server_no_context_takeover; "
                               "client_no_context_takeover; "

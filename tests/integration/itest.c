@@ -1408,8 +1408,8 @@ int it_raw_open(it_raw *r, uint16_t port, sb_encoding enc, const char *subproto)
     return raw_open(r, port, enc, subproto, false, 0);
 }
 
-int it_raw_open_deflate(it_raw *r, uint16_t port, sb_encoding enc,
-                        bool deflate, uint32_t min_bytes)
+int it_raw_open_deflate(it_raw *r, uint16_t port, sb_encoding enc, bool deflate,
+                        uint32_t min_bytes)
 {
     return raw_open(r, port, enc, NULL, deflate, min_bytes);
 }

@@ -307,8 +307,8 @@ int it_raw_open(it_raw *r, uint16_t port, sb_encoding enc,
 /* The same, offering permessage-deflate (SB_WSDEFLATE_OFFER) if deflate;
  * r->deflate says what the server agreed. Messages of min_bytes and more
  * go compressed. */
-int it_raw_open_deflate(it_raw *r, uint16_t port, sb_encoding enc,
-                        bool deflate, uint32_t min_bytes);
+int it_raw_open_deflate(it_raw *r, uint16_t port, sb_encoding enc, bool deflate,
+                        uint32_t min_bytes);
 void it_raw_close(it_raw *r);
 /* Bytes straight onto the socket. 0 or -errno (EPIPE, ECONNRESET...). */
 int it_raw_write(it_raw *r, const void *p, size_t n);
