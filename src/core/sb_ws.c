@@ -23,6 +23,7 @@ typedef struct engine {
     sb_ws *ws;
     const uint8_t *in; /* the bytes of the sb_ws_feed() under way */
     size_t in_len;
+    bool discard;        /* what wslay writes is dropped (see engine_take) */
     struct engine *next; /* in the pool */
 } engine;
 
@@ -42,18 +43,22 @@ struct sb_ws {
     sb_ws_cbs cbs;
     void *ud;
     sb_buf out; /* frames to send, in order */
-    uint64_t msg_bytes_max;
-    uint32_t deflate_min_bytes;
     /* Bytes fed to wslay that are not yet part of a complete frame, and
-     * the size (header and payload) of the frame being read. */
-    uint64_t in_pending, frame_bytes;
+     * the size (header and payload) of the frame being read (at most the
+     * message bound and a header: wslay refuses larger). */
+    uint64_t in_pending;
+    uint32_t frame_bytes;
+    uint32_t msg_bytes_max;
+    uint32_t deflate_min_bytes;
     uint8_t depth; /* calls into wslay under way */
-    bool client;
-    bool own_env;
-    bool in_fragments; /* a fragmented message is being received */
-    bool closing;      /* a close was queued or received: no more sends */
-    bool deflate;
     uint8_t window_bits;
+    /* Flags, as bits: an idle connection is mostly this struct. */
+    bool client : 1;
+    bool own_env : 1;
+    bool in_fragments : 1; /* a fragmented message is being received */
+    bool closing : 1;      /* a close was queued or received: no sends */
+    bool close_sent : 1;   /* our close frame went out without wslay */
+    bool deflate : 1;
 };
 
 /* ---- the environment ------------------------------------------------------
@@ -142,6 +147,7 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
 {
     (void)flags;
     engine *e = user_data;
+    if (e->discard) return (ssize_t)len;
     if (sb_buf_append(&e->ws->out, data, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
@@ -167,12 +173,10 @@ static void frame_start_cb(wslay_event_context_ptr ctx,
     (void)ctx;
     sb_ws *ws = ((engine *)user_data)->ws;
     uint64_t n = a->payload_length;
-    uint64_t head = 2 +
-                    (n >= 65536 ? 8
-                     : n >= 126 ? 2
-                                : 0) +
-                    (ws->client ? 0 : 4);
-    ws->frame_bytes = head + n;
+    uint32_t head = n >= 65536 ? 10 : n >= 126 ? 4 : 2;
+    if (!ws->client) head += 4; /* the masking key */
+    assert(n <= ws->msg_bytes_max);
+    ws->frame_bytes = head + (uint32_t)n;
     if (a->opcode == WSLAY_TEXT_FRAME || a->opcode == WSLAY_BINARY_FRAME)
         ws->in_fragments = !a->fin;
     else if (a->opcode == WSLAY_CONTINUATION_FRAME && a->fin)
@@ -279,6 +283,15 @@ static int engine_take(sb_ws *ws)
         e->ctx, ws->deflate ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE);
     ws->eng = e;
     env->st.engines_live++;
+    if (ws->close_sent) {
+        /* Our close went out framed here: wslay is told it sent one (and
+         * what it writes for it dropped), so that the peer's answer ends
+         * the handshake instead of being answered again. */
+        wslay_event_queue_close(e->ctx, 0, NULL, 0);
+        e->discard = true;
+        wslay_event_send(e->ctx);
+        e->discard = false;
+    }
     return 0;
 }
 
@@ -346,6 +359,7 @@ int sb_ws_new(sb_ws_env *env, const sb_ws_config *cfg, const sb_ws_cbs *cbs,
     }
     assert(!cfg->deflate.on ||
            (cfg->deflate.window_bits >= 9 && cfg->deflate.window_bits <= 15));
+    assert(cfg->msg_bytes_max <= SB_WS_MSG_BYTES_MAX);
     ws->env = env;
     ws->cbs = *cbs;
     ws->ud = ud;
@@ -463,7 +477,18 @@ int sb_ws_close(sb_ws *ws, uint16_t code, const char *reason)
 {
     size_t n = reason ? strlen(reason) : 0;
     if (n > 122) n = 122;
-    if (engine_take(ws) != 0) return -ENOMEM;
+    if (ws->closing) return -EPIPE;
+    if (!ws->eng) {
+        /* Between frames: framed here, so that closing many idle
+         * connections at once (a drain) lends them no context. */
+        uint8_t p[125];
+        p[0] = (uint8_t)(code >> 8);
+        p[1] = (uint8_t)code;
+        if (n) memcpy(p + 2, reason, n);
+        int rc = frame_append(ws, 0x80 | WSLAY_CONNECTION_CLOSE, p, n + 2);
+        if (rc == 0) ws->closing = ws->close_sent = true;
+        return rc;
+    }
     int rc =
         wslay_event_queue_close(ws->eng->ctx, code, (const uint8_t *)reason, n);
     ws->closing = true;

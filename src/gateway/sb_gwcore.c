@@ -71,6 +71,10 @@ void sb__gw_copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* The ids of a session before its HELLO: no user, no device. Never
+ * written. */
+static char no_ids[2] = "";
+
 int sb__gw_sess_set_ids(sess *s, const char *user_id, const char *device_id)
 {
     size_t nu = strnlen(user_id, SB_ID_BYTES_MAX);
@@ -81,10 +85,8 @@ int sb__gw_sess_set_ids(sess *s, const char *user_id, const char *device_id)
     ids[nu] = '\0';
     memcpy(ids + nu + 1, device_id, nd);
     ids[nu + 1 + nd] = '\0';
-    free(s->ids);
-    s->ids = ids;
+    if (s->user_id != no_ids) free(s->user_id);
     s->user_id = ids;
-    s->device_id = ids + nu + 1;
     return 0;
 }
 
@@ -162,7 +164,7 @@ static void gw_event(sb_gw *gw, const char *event, const sess *s,
     sb_gw_event e = {.event = event,
                      .session = s->id,
                      .user = s->user_id,
-                     .device = s->device_id,
+                     .device = sb__gw_sess_device(s),
                      .conv = conv_id,
                      .rid = rid,
                      .code = code,
@@ -279,9 +281,10 @@ static int user_link(sb_gw *gw, sess *s)
 {
     user *u = sb__gw_user_get(gw, s->user_id);
     if (!u) {
-        u = calloc(1, sizeof *u);
+        size_t n = strlen(s->user_id);
+        u = calloc(1, sizeof *u + n + 1);
         if (!u) return -ENOMEM;
-        sb__gw_copy_str(u->id, sizeof u->id, s->user_id);
+        memcpy(u->id, s->user_id, n + 1);
         u->hash = sb_map_hash_str(u->id);
         u->hash_next = sb_map_get(&gw->users, u->hash);
         if (sb_map_put(&gw->users, u->hash, u) != 0) {
@@ -348,7 +351,7 @@ int sb__gw_sess_ready(sb_gw *gw, sess *s)
     sess *next;
     for (sess *o = u ? u->sessions : NULL; o; o = next) {
         next = o->user_next;
-        if (strcmp(o->device_id, s->device_id) == 0)
+        if (strcmp(sb__gw_sess_device(o), sb__gw_sess_device(s)) == 0)
             sb__gw_close(gw, o, SB_WS_CLOSE_NORMAL,
                          "replaced by a newer connection");
     }
@@ -633,7 +636,7 @@ static void submit_cursors(sb_gw *gw, sess *s)
         sb__gw_copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id,
                         s->user_id);
         sb__gw_copy_str(r->u.cursor.device_id, sizeof r->u.cursor.device_id,
-                        s->device_id);
+                        sb__gw_sess_device(s));
         r->u.cursor.conv_id = s->acks[i].conv_id;
         r->u.cursor.seq = s->acks[i].seq;
         sb__gw_submit(gw, r);
@@ -1048,7 +1051,7 @@ static void sess_free(sb_gw *gw, sess *s)
         gmsg_unref(s->pend[i]);
     free(s->pend);
     free(s->acks);
-    free(s->ids);
+    if (s->user_id != no_ids) free(s->user_id);
     free(s);
 }
 
@@ -1084,8 +1087,7 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     if (!s) return -ENOMEM;
     s->id = conn_id;
     s->enc = enc;
-    static char no_id[1] = ""; /* never written */
-    s->user_id = s->device_id = no_id;
+    s->user_id = no_ids;
     s->state = SESS_NEW;
     s->opened_ms = now_ms;
     s->send_mtokens = (uint64_t)gw->cfg.send_burst * 1000;

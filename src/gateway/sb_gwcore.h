@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sb_gateway.h"
 #include "sb_map.h"
@@ -69,11 +70,12 @@ typedef struct conv {
 
 typedef struct sess sess;
 
+/* A user with ready sessions; its id is allocated to its size. */
 typedef struct user {
-    char id[SB_ID_BYTES_MAX + 1];
     uint64_t hash;
     sess *sessions;
     struct user *hash_next;
+    char id[];
 } user;
 
 typedef struct ack_cursor {
@@ -81,42 +83,43 @@ typedef struct ack_cursor {
 } ack_cursor;
 
 /* A connection's session. Idle, it holds only this: the arrays below are
- * allocated while messages flow and freed when they stop. */
+ * allocated while messages flow and freed when they stop. Its fields are
+ * ordered by size so that it has no holes. */
 struct sess {
     uint64_t id;
-    sb_encoding enc;
-    enum sess_state state;
     int64_t opened_ms;
-    /* Set by HELLO (sb__gw_sess_set_ids), "" before: both in ids. */
+    /* Set by HELLO (sb__gw_sess_set_ids), "" before: the user id, then
+     * the device id (sb__gw_sess_device), in one allocation. */
     char *user_id;
-    char *device_id;
-    char *ids;
-    char locale[SB_LOCALE_BYTES_MAX + 1];
-    Sbp__Role role;
     user *user;
     sess *user_next;
-    uint32_t pending_sends;
-    uint32_t bad_frames;
     uint64_t send_mtokens;  /* SEND token bucket, in thousandths */
     int64_t send_refill_ms; /* when it was last refilled */
 
     unacked *ua; /* in push order; NULL when none is unacked */
-    size_t ua_len, ua_cap;
     /* Messages to PUSH at the next flush (sb_gw_flush, or before any
      * other frame to the session), in order; each holds a reference. */
     gmsg **pend;
-    size_t pend_len, pend_cap;
-    bool in_flushq;
     sess *flush_next;
     int64_t next_due_ms;
-    bool in_retry;
     sess *retry_prev, *retry_next;
 
-    ack_cursor *acks; /* not yet stored; NULL when none */
-    uint32_t n_acks, acks_cap;
-    bool acks_dirty;
+    ack_cursor *acks;    /* not yet stored; NULL when none */
     int64_t acks_due_ms; /* when its cursors are stored */
     sess *dirty_next;
+
+    char locale[SB_LOCALE_BYTES_MAX + 1];
+    uint8_t enc;   /* sb_encoding */
+    uint8_t state; /* enum sess_state */
+    uint8_t role;  /* Sbp__Role */
+    uint32_t pending_sends;
+    uint32_t bad_frames;
+    uint32_t ua_len, ua_cap;
+    uint32_t pend_len, pend_cap;
+    uint32_t n_acks, acks_cap;
+    bool in_flushq;
+    bool in_retry;
+    bool acks_dirty;
 };
 
 /* ---- the frame table -------------------------------------------------------
@@ -296,6 +299,11 @@ void sb__gw_copy_str(char *dst, size_t cap, const char *src);
 /* Sets s's user and device ids (each cut to SB_ID_BYTES_MAX bytes), in
  * one allocation of their size. Returns 0 or -ENOMEM. */
 int sb__gw_sess_set_ids(sess *s, const char *user_id, const char *device_id);
+/* s's device id: after its user id. */
+static inline char *sb__gw_sess_device(const sess *s)
+{
+    return s->user_id + strlen(s->user_id) + 1;
+}
 /* Whether s is an id of 1..SB_ID_BYTES_MAX bytes. */
 bool sb__gw_valid_id(const char *s);
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);

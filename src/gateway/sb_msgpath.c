@@ -125,7 +125,7 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     m->type = snd->type ? snd->type : SBP__MSG_TYPE__MSG_TEXT;
     m->quote_seq = snd->quote_seq;
     m->sender = strdup(s->user_id);
-    m->sender_device = strdup(s->device_id);
+    m->sender_device = strdup(sb__gw_sess_device(s));
     m->lang = strdup(s->locale);
     /* Steal the body (or the filter's masked one) and id from the frame
      * rather than copy them. */

@@ -109,6 +109,12 @@ void sb_http_req_init(sb_http_req *r)
     r->parser.data = r;
 }
 
+void sb_http_req_move(sb_http_req *dst, const sb_http_req *src)
+{
+    *dst = *src;
+    dst->parser.data = dst;
+}
+
 long sb_http_req_feed(sb_http_req *r, const char *p, size_t n)
 {
     if (r->complete) return 0;

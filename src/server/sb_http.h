@@ -35,6 +35,8 @@ typedef struct sb_http_req {
 } sb_http_req;
 
 void sb_http_req_init(sb_http_req *r);
+/* Moves a request being parsed from src to dst (src is left unusable). */
+void sb_http_req_move(sb_http_req *dst, const sb_http_req *src);
 
 /* Parses n more bytes. Returns the bytes consumed; once r->complete is set
  * the request is whole and any bytes after it are the peer's next layer

@@ -60,20 +60,23 @@ typedef enum drain_stage {
 typedef struct conn {
     uv_tcp_t tcp;
     uint64_t id;
-    conn_phase phase;
-    sb_http_req *http; /* during the HTTP phase only */
-    sb_ws *ws;         /* during the WebSocket phase */
-    sb_tls *tls;       /* with --tls-cert: what the socket carries */
-    bool gw_open;      /* the core has a session for this connection */
-    bool text;         /* JSON subprotocol: text frames */
-    bool close_after_write;
-    bool in_flush;
-    bool closed;       /* uv_close called */
-    bool addr_counted; /* counted in srv->addrs under addr_key */
+    /* A request that did not come whole in one read, during the HTTP
+     * phase only (a whole one is parsed in the server's http_scratch). */
+    sb_http_req *http;
+    sb_ws *ws;   /* during the WebSocket phase */
+    sb_tls *tls; /* with --tls-cert: what the socket carries */
     uint64_t addr_key;
-    int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
-    size_t write_inflight;
-    struct conn *flush_next;
+    uint32_t write_inflight; /* bytes; at most out_bytes_max and a write */
+    /* Loop times (conn_now: ms, modulo 2^32; intervals are differences). */
+    uint32_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
+    uint8_t phase;    /* conn_phase */
+    bool gw_open : 1; /* the core has a session for this connection */
+    bool text : 1;    /* JSON subprotocol: text frames */
+    bool close_after_write : 1;
+    bool in_flush : 1;     /* in the server's flushq */
+    bool closed : 1;       /* uv_close called */
+    bool addr_counted : 1; /* counted in srv->addrs under addr_key */
+    bool close_timed : 1;  /* closing since closing_ms: dropped later */
 } conn;
 
 typedef struct wreq {
@@ -98,10 +101,12 @@ struct server {
     sb_metrics_shell mstats;
     sb_map conns; /* id -> conn: every open connection */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
-    sb_tls_ctx *tls;  /* NULL: plain */
-    sb_buf tls_plain; /* decrypted bytes of the read being handled */
-    sb_ws_env *wsenv; /* what the WebSocket connections share */
-    conn *flush_head;
+    sb_http_req http_scratch; /* the request of the read being handled */
+    sb_tls_ctx *tls;          /* NULL: plain */
+    sb_buf tls_plain;         /* decrypted bytes of the read being handled */
+    sb_ws_env *wsenv;         /* what the WebSocket connections share */
+    conn **flushq;            /* connections with output to write at on_check */
+    size_t flushq_len, flushq_cap;
     uint64_t next_id;
     size_t n_conns;
     drain_stage drain;
@@ -120,6 +125,12 @@ static int64_t wall_ms(void)
 static server *conn_srv(const conn *c)
 {
     return c->tcp.loop->data;
+}
+
+/* The loop's time for a connection's deadlines: ms, modulo 2^32. */
+static uint32_t conn_now(const server *srv)
+{
+    return (uint32_t)uv_now(&srv->loop);
 }
 
 /* The open connection in slot i of the map of connections, or NULL. A
@@ -213,7 +224,7 @@ static void on_write(uv_write_t *req, int status)
 {
     wreq *w = (wreq *)req;
     conn *c = w->c;
-    c->write_inflight -= w->buf.len;
+    c->write_inflight -= (uint32_t)w->buf.len;
     sb_buf_free(&w->buf);
     free(w);
     if (status < 0) {
@@ -248,6 +259,16 @@ static void conn_write_wire(conn *c, sb_buf *buf)
             return;
         }
     }
+    /* A peer that does not read: drop it rather than buffer without
+     * bound. Its device catches up by SYNC on reconnect. */
+    uint32_t max = conn_srv(c)->cfg.out_bytes_max;
+    if (buf->len > max || c->write_inflight > max - buf->len) {
+        sb_log(SB_LOG_INFO, "conn_dropped", &(sb_log_ids){.session = c->id},
+               "output over %u bytes: the peer does not read", max);
+        sb_buf_free(buf);
+        conn_abort(c);
+        return;
+    }
     wreq *w = malloc(sizeof *w);
     if (!w) {
         sb_buf_free(buf);
@@ -259,20 +280,11 @@ static void conn_write_wire(conn *c, sb_buf *buf)
     *buf = (sb_buf)SB_BUF_INIT;
     uv_buf_t b =
         uv_buf_init((char *)w->buf.data + done, (unsigned)(w->buf.len - done));
-    c->write_inflight += w->buf.len;
+    c->write_inflight += (uint32_t)w->buf.len;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
-        c->write_inflight -= w->buf.len;
+        c->write_inflight -= (uint32_t)w->buf.len;
         sb_buf_free(&w->buf);
         free(w);
-        conn_abort(c);
-        return;
-    }
-    if (c->write_inflight > conn_srv(c)->cfg.out_bytes_max) {
-        /* A peer that does not read: drop it rather than buffer without
-         * bound. Its device catches up by SYNC on reconnect. */
-        sb_log(SB_LOG_INFO, "conn_dropped", &(sb_log_ids){.session = c->id},
-               "output over %u bytes: the peer does not read",
-               conn_srv(c)->cfg.out_bytes_max);
         conn_abort(c);
     }
 }
@@ -297,9 +309,19 @@ static void conn_write(conn *c, sb_buf *buf)
 static void schedule_flush(conn *c)
 {
     if (c->in_flush || c->closed) return;
+    server *srv = conn_srv(c);
+    if (srv->flushq_len == srv->flushq_cap) {
+        size_t cap = srv->flushq_cap ? 2 * srv->flushq_cap : 256;
+        conn **q = realloc(srv->flushq, cap * sizeof *q);
+        if (!q) {
+            conn_abort(c); /* out of memory: its output cannot wait */
+            return;
+        }
+        srv->flushq = q;
+        srv->flushq_cap = cap;
+    }
     c->in_flush = true;
-    c->flush_next = conn_srv(c)->flush_head;
-    conn_srv(c)->flush_head = c;
+    srv->flushq[srv->flushq_len++] = c;
 }
 
 /* Moves the WebSocket's queued frames to the socket. */
@@ -333,12 +355,13 @@ static void on_check(uv_check_t *h)
 {
     server *srv = h->data;
     sb_gw_flush(srv->gw);
-    while (srv->flush_head) {
-        conn *c = srv->flush_head;
-        srv->flush_head = c->flush_next;
+    /* Connections queued meanwhile are flushed too. */
+    for (size_t i = 0; i < srv->flushq_len; i++) {
+        conn *c = srv->flushq[i];
         c->in_flush = false;
         conn_flush(c);
     }
+    srv->flushq_len = 0;
 }
 
 /* Queues a WebSocket close and lets the flush write it. */
@@ -357,7 +380,8 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
         sb_ws_close(c->ws, code, reason);
     }
     c->phase = PH_CLOSING;
-    c->closing_ms = wall_ms();
+    c->closing_ms = conn_now(conn_srv(c));
+    c->close_timed = true;
     schedule_flush(c);
 }
 
@@ -420,7 +444,8 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
 {
     if (sb_ws_feed(c->ws, p, n) != 0 && !c->closed && c->phase != PH_CLOSING) {
         c->phase = PH_CLOSING; /* protocol error: flush the close, drop */
-        c->closing_ms = wall_ms();
+        c->closing_ms = conn_now(conn_srv(c));
+        c->close_timed = true;
     }
     schedule_flush(c);
 }
@@ -446,6 +471,7 @@ static void http_reply(conn *c, int status, const char *type, const void *body,
  * WebSocket bytes. */
 typedef struct upgrade_ctx {
     conn *c;
+    const sb_http_req *http;
     const uint8_t *rest;
     size_t rest_len;
 } upgrade_ctx;
@@ -471,7 +497,7 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto,
                        .msg_bytes_max = srv->cfg.gw.frame_bytes_max,
                        .deflate = *deflate,
                        .deflate_min_bytes = srv->cfg.deflate_min_bytes};
-    if (sb_http_respond_upgrade(&out, c->http->ws_key, proto, ext) != 0 ||
+    if (sb_http_respond_upgrade(&out, u->http->ws_key, proto, ext) != 0 ||
         sb_ws_new(srv->wsenv, &wc, &WS_CBS, c, &ws) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
@@ -483,8 +509,6 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto,
     conn_count(c, +1);
     conn_write(c, &out);
     if (c->closed) return;
-    free(c->http);
-    c->http = NULL;
     c->phase = PH_WS;
     c->last_ping_ms = c->last_rx_ms;
     int rc = sb_gw_conn_open(srv->gw, c->id, enc, wall_ms());
@@ -496,13 +520,14 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto,
     if (u->rest_len) ws_feed(c, u->rest, u->rest_len);
 }
 
-static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
+static void http_request_done(conn *c, const sb_http_req *http,
+                              const uint8_t *rest, size_t rest_len)
 {
     server *srv = conn_srv(c);
     struct sockaddr_storage peer;
-    upgrade_ctx u = {.c = c, .rest = rest, .rest_len = rest_len};
+    upgrade_ctx u = {.c = c, .http = http, .rest = rest, .rest_len = rest_len};
     sb_route_req rq = {.cfg = &srv->routes,
-                       .http = c->http,
+                       .http = http,
                        .peer = peer_name(c, &peer),
                        .draining = srv->drain != DRAIN_OFF,
                        .store_down = !sb_storeq_healthy(srv->storeq),
@@ -541,7 +566,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn_abort(c);
         return;
     }
-    c->last_rx_ms = wall_ms();
+    c->last_rx_ms = conn_now(srv);
     const uint8_t *p = (const uint8_t *)buf->base;
     size_t n = (size_t)nread;
     if (c->tls) {
@@ -559,12 +584,27 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         n = srv->tls_plain.len;
     }
     if (c->phase == PH_HTTP) {
-        long used = sb_http_req_feed(c->http, (const char *)p, n);
+        /* A request mostly comes in one read: parsed in the scratch, it
+         * costs the connection nothing; only a partial one is kept. */
+        sb_http_req *r = c->http;
+        if (!r) {
+            r = &srv->http_scratch;
+            sb_http_req_init(r);
+        }
+        long used = sb_http_req_feed(r, (const char *)p, n);
         if (used < 0) {
             http_reply(c, 400, "text/plain", "bad request\n", 12);
-            return;
+        } else if (r->complete) {
+            http_request_done(c, r, p + used, n - (size_t)used);
+            free(c->http);
+            c->http = NULL;
+        } else if (!c->http) {
+            c->http = malloc(sizeof *c->http);
+            if (c->http)
+                sb_http_req_move(c->http, r);
+            else
+                conn_abort(c);
         }
-        if (c->http->complete) http_request_done(c, p + used, n - (size_t)used);
         return;
     }
     if (c->ws && (c->phase == PH_WS || c->phase == PH_CLOSING))
@@ -596,17 +636,13 @@ static void on_connection(uv_stream_t *l, int status)
     }
     c->id = ++srv->next_id;
     c->phase = PH_HTTP;
-    c->opened_ms = c->last_rx_ms = wall_ms();
-    c->http = malloc(sizeof *c->http);
-    if (!c->http || sb_map_put(&srv->conns, c->id, c) != 0) {
-        free(c->http);
+    c->opened_ms = c->last_rx_ms = conn_now(srv);
+    if (sb_map_put(&srv->conns, c->id, c) != 0) {
         c->closed = true;
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
-    sb_http_req_init(c->http);
     if (srv->tls && sb_tls_new(srv->tls, NULL, &c->tls) != 0) {
-        free(c->http);
         sb_map_del(&srv->conns, c->id);
         c->closed = true;
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
@@ -648,22 +684,24 @@ static void on_tick(uv_timer_t *t)
 static void on_sweep(uv_timer_t *t)
 {
     server *srv = t->data;
-    int64_t now = wall_ms();
+    uint32_t now = conn_now(srv);
     for (size_t i = 0; i < srv->conns.cap; i++) {
         conn *c = conn_slot(srv, i);
         if (!c || c->closed) continue;
-        if (c->phase == PH_HTTP && now - c->opened_ms > srv->cfg.handshake_ms) {
+        if (c->phase == PH_HTTP &&
+            (uint32_t)(now - c->opened_ms) > srv->cfg.handshake_ms) {
             conn_abort(c); /* slow or silent request */
         } else if (c->phase == PH_WS) {
-            if (now - c->last_rx_ms > srv->cfg.idle_ms) {
+            if ((uint32_t)(now - c->last_rx_ms) > srv->cfg.idle_ms) {
                 conn_close_ws(c, SB_WS_CLOSE_GOING_AWAY, "idle timeout");
-            } else if (now - c->last_ping_ms >= srv->cfg.gw.heartbeat_ms) {
+            } else if ((uint32_t)(now - c->last_ping_ms) >=
+                       srv->cfg.gw.heartbeat_ms) {
                 c->last_ping_ms = now;
                 sb_ws_ping(c->ws);
                 schedule_flush(c);
             }
-        } else if (c->phase == PH_CLOSING && c->closing_ms &&
-                   now - c->closing_ms > SRV_CLOSE_WAIT_MS) {
+        } else if (c->phase == PH_CLOSING && c->close_timed &&
+                   (uint32_t)(now - c->closing_ms) > SRV_CLOSE_WAIT_MS) {
             conn_abort(c); /* a peer that never lets the close finish */
         }
     }
@@ -993,6 +1031,7 @@ out_free:
     sb_tls_ctx_free(srv->tls);
     sb_buf_free(&srv->tls_plain);
     sb_ws_env_free(srv->wsenv);
+    free(srv->flushq);
     free(srv);
     return rc;
 }
