@@ -301,7 +301,8 @@ static void on_sigterm(uv_signal_t *h, int sig)
     printf("stats devices=%u connects=%" PRIu64 " welcomes=%" PRIu64
            " surfaced=%" PRIu64 " duplicates=%" PRIu64 " waves=%" PRIu64
            " down=%u wave_down=%u up=%u\n",
-           b->started, connects, readies, surfaced, dups, b->waves, b->n_down, b->wave_down, b->n_up);
+           b->started, connects, readies, surfaced, dups, b->waves, b->n_down,
+           b->wave_down, b->n_up);
     fflush(stdout);
     /* No teardown of thousands of clients: the process ends. */
     _exit(0);
@@ -309,22 +310,21 @@ static void on_sigterm(uv_signal_t *h, int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sbconns [options]   (devices for bench-conns.sh)\n"
-            "  --url URL         ws://127.0.0.1:8080/ws (wss:// with --ca)\n"
-            "  --secret S        token secret of the server (or SB_SECRET)\n"
-            "  --role R          customer or agent\n"
-            "  --devices N       devices in this process (1000)\n"
-            "  --first I         index of the first (0): devices I..I+N-1\n"
-            "  --run ID          names a-ID-i and c-ID-i (shared by the "
-            "processes)\n"
-            "  --k K             agents: messages per conversation on "
-            "SIGUSR1 (10)\n"
-            "  --body-bytes B    message size (100)\n"
-            "  --json            the JSON subprotocol\n"
-            "  --no-deflate      do not offer permessage-deflate\n"
-            "  --hello-only      no conversations: connect and stay idle\n"
-            "  --ca FILE         wss://: the server certificate's CA\n");
+    fprintf(f, "usage: sbconns [options]   (devices for bench-conns.sh)\n"
+               "  --url URL         ws://127.0.0.1:8080/ws (wss:// with --ca)\n"
+               "  --secret S        token secret of the server (or SB_SECRET)\n"
+               "  --role R          customer or agent\n"
+               "  --devices N       devices in this process (1000)\n"
+               "  --first I         index of the first (0): devices I..I+N-1\n"
+               "  --run ID          names a-ID-i and c-ID-i (shared by the "
+               "processes)\n"
+               "  --k K             agents: messages per conversation on "
+               "SIGUSR1 (10)\n"
+               "  --body-bytes B    message size (100)\n"
+               "  --json            the JSON subprotocol\n"
+               "  --no-deflate      do not offer permessage-deflate\n"
+               "  --hello-only      no conversations: connect and stay idle\n"
+               "  --ca FILE         wss://: the server certificate's CA\n");
 }
 
 int main(int argc, char **argv)
@@ -339,10 +339,12 @@ int main(int argc, char **argv)
     b.run = "r";
     const char *role = "customer";
     static const struct option opts[] = {
-        {"url", 1, 0, 'u'},     {"secret", 1, 0, 's'}, {"role", 1, 0, 'r'},
-        {"devices", 1, 0, 'n'}, {"first", 1, 0, 'f'},  {"run", 1, 0, 'R'},
-        {"k", 1, 0, 'k'},       {"json", 0, 0, 'j'},   {"no-deflate", 0, 0, 'D'},
-        {"ca", 1, 0, 'c'},      {"help", 0, 0, 'h'},   {"body-bytes", 1, 0, 'B'},
+        {"url", 1, 0, 'u'},        {"secret", 1, 0, 's'},
+        {"role", 1, 0, 'r'},       {"devices", 1, 0, 'n'},
+        {"first", 1, 0, 'f'},      {"run", 1, 0, 'R'},
+        {"k", 1, 0, 'k'},          {"json", 0, 0, 'j'},
+        {"no-deflate", 0, 0, 'D'}, {"ca", 1, 0, 'c'},
+        {"help", 0, 0, 'h'},       {"body-bytes", 1, 0, 'B'},
         {"hello-only", 0, 0, 'H'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -413,8 +415,8 @@ int main(int argc, char **argv)
         d->idx = b.first + i;
         snprintf(d->user, sizeof d->user, "%c-%s-%u", b.agent ? 'a' : 'c',
                  b.run, d->idx);
-        snprintf(d->partner, sizeof d->partner, "%c-%s-%u",
-                 b.agent ? 'c' : 'a', b.run, d->idx);
+        snprintf(d->partner, sizeof d->partner, "%c-%s-%u", b.agent ? 'c' : 'a',
+                 b.run, d->idx);
     }
     uv_timer_init(b.loop, &b.ramp);
     uv_timer_init(b.loop, &b.tick);

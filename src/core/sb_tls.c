@@ -1,10 +1,14 @@
-/* TLS connections over OpenSSL memory BIOs. */
+/* TLS connections over a BIO of our own that reads the bytes being fed and
+ * writes onto the caller's buffer: a connection keeps no buffer of its own
+ * between calls (OpenSSL's memory BIOs keep theirs for good), and with
+ * SSL_MODE_RELEASE_BUFFERS neither does OpenSSL's record layer. */
 #include "sb_tls.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +22,94 @@ struct sb_tls_ctx {
 
 struct sb_tls {
     SSL *ssl;
-    BIO *rbio, *wbio; /* owned by ssl */
-    sb_buf pending;   /* plaintext written before the handshake was done */
+    sb_buf pending; /* plaintext written before the handshake was done */
+    /* During a call: the bytes to read and where written bytes go. */
+    const uint8_t *in;
+    size_t in_len;
+    sb_buf *out;
+    bool out_failed; /* a write did not fit in memory */
 };
+
+/* ---- the BIO --------------------------------------------------------------
+ */
+
+static int bio_read(BIO *b, char *buf, int len)
+{
+    sb_tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->in_len == 0 || len <= 0) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t n = (size_t)len < t->in_len ? (size_t)len : t->in_len;
+    memcpy(buf, t->in, n);
+    t->in += n;
+    t->in_len -= n;
+    return (int)n;
+}
+
+static int bio_write(BIO *b, const char *buf, int len)
+{
+    sb_tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    /* OpenSSL writes only within our calls, which all give out. */
+    if (!t->out || sb_buf_append(t->out, buf, (size_t)len) != 0) {
+        t->out_failed = true;
+        return -1;
+    }
+    return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *g_bio_method;
+static pthread_once_t g_bio_once = PTHREAD_ONCE_INIT;
+
+/* The method lives as long as the process: SSL objects may outlive any
+ * context of ours. */
+static void bio_method_make(void)
+{
+    BIO_METHOD *m =
+        BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "switchboard");
+    if (m && BIO_meth_set_read(m, bio_read) &&
+        BIO_meth_set_write(m, bio_write) && BIO_meth_set_ctrl(m, bio_ctrl) &&
+        BIO_meth_set_create(m, bio_create)) {
+        g_bio_method = m;
+        return;
+    }
+    BIO_meth_free(m);
+}
+
+/* Sets what the calls into OpenSSL read and write. */
+static void io_begin(sb_tls *t, const uint8_t *p, size_t n, sb_buf *out)
+{
+    t->in = p;
+    t->in_len = n;
+    t->out = out;
+    t->out_failed = false;
+}
+
+static int io_end(sb_tls *t)
+{
+    t->in = NULL;
+    t->in_len = 0;
+    t->out = NULL;
+    ERR_clear_error();
+    return t->out_failed ? -ENOMEM : 0;
+}
 
 /* The last OpenSSL error (or what), for err; clears the queue. */
 static void set_err(char *err, size_t err_len, const char *what,
@@ -111,20 +200,23 @@ void sb_tls_ctx_free(sb_tls_ctx *ctx)
 int sb_tls_new(sb_tls_ctx *ctx, const char *host, sb_tls **out)
 {
     *out = NULL;
+    pthread_once(&g_bio_once, bio_method_make);
     sb_tls *t = calloc(1, sizeof *t);
-    if (!t) return -ENOMEM;
+    if (!t || !g_bio_method) {
+        free(t);
+        return -ENOMEM;
+    }
     t->ssl = SSL_new(ctx->ctx);
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->rbio || !t->wbio) {
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
+    BIO *bio = BIO_new(g_bio_method);
+    if (!t->ssl || !bio) {
+        BIO_free(bio);
         SSL_free(t->ssl);
         free(t);
         ERR_clear_error();
         return -ENOMEM;
     }
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(bio, t);
+    SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways, owned by ssl */
     if (!ctx->client) {
         SSL_set_accept_state(t->ssl);
         *out = t;
@@ -159,17 +251,6 @@ void sb_tls_free(sb_tls *t)
     free(t);
 }
 
-/* Moves what OpenSSL has to send onto out. */
-static int drain(sb_tls *t, sb_buf *out)
-{
-    size_t n = BIO_ctrl_pending(t->wbio);
-    if (n == 0) return 0;
-    if (sb_buf_reserve(out, n) != 0) return -ENOMEM;
-    int got = BIO_read(t->wbio, out->data + out->len, (int)n);
-    if (got > 0) out->len += (size_t)got;
-    return 0;
-}
-
 /* The code for a failed SSL call. */
 static int fail_code(sb_tls *t, int r)
 {
@@ -199,7 +280,7 @@ static int write_now(sb_tls *t, const uint8_t *p, size_t n)
 int sb_tls_feed(sb_tls *t, const uint8_t *p, size_t n, sb_buf *plain,
                 sb_buf *out)
 {
-    if (n && BIO_write(t->rbio, p, (int)n) != (int)n) return -ENOMEM;
+    io_begin(t, p, n, out);
     int rc = 0;
     for (;;) {
         if (sb_buf_reserve(plain, TLS_READ_CHUNK) != 0) {
@@ -220,13 +301,17 @@ int sb_tls_feed(sb_tls *t, const uint8_t *p, size_t n, sb_buf *plain,
         rc = write_now(t, t->pending.data, t->pending.len);
         sb_buf_free(&t->pending);
     }
-    int rd = drain(t, out);
-    ERR_clear_error();
-    return rc ? rc : rd;
+    /* Reading stops where the input ends, at a failure or at the peer's
+     * close_notify (after which the rest is not TLS to read); input left
+     * otherwise would be lost, so the connection fails. */
+    if (rc == 0 && t->in_len) rc = -EPROTO;
+    int re = io_end(t);
+    return rc ? rc : re;
 }
 
 int sb_tls_write(sb_tls *t, const uint8_t *p, size_t n, sb_buf *out)
 {
+    io_begin(t, NULL, 0, out);
     int rc = 0;
     if (!SSL_is_init_finished(t->ssl)) {
         rc = sb_buf_append(&t->pending, p, n);
@@ -237,16 +322,15 @@ int sb_tls_write(sb_tls *t, const uint8_t *p, size_t n, sb_buf *out)
     } else {
         rc = write_now(t, p, n);
     }
-    int rd = drain(t, out);
-    ERR_clear_error();
-    return rc ? rc : rd;
+    int re = io_end(t);
+    return rc ? rc : re;
 }
 
 void sb_tls_close(sb_tls *t, sb_buf *out)
 {
+    io_begin(t, NULL, 0, out);
     if (SSL_is_init_finished(t->ssl)) SSL_shutdown(t->ssl);
-    drain(t, out);
-    ERR_clear_error();
+    io_end(t);
 }
 
 bool sb_tls_ready(const sb_tls *t)

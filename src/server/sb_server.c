@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,11 @@
 /* A connection closing gets this long for the close handshake, then it is
  * dropped. */
 #define SRV_CLOSE_WAIT_MS 2000
+/* After this many connections opened or closed, once a sweep finds none
+ * since the last, the heap's free pages go back to the kernel: a burst of
+ * handshakes (TLS above all) leaves free memory scattered between the
+ * connections that stay. */
+#define SRV_TRIM_CHURN 1000
 
 typedef struct server server;
 
@@ -109,6 +115,8 @@ struct server {
     size_t flushq_len, flushq_cap;
     uint64_t next_id;
     size_t n_conns;
+    uint64_t churn;       /* connections opened or closed since a trim */
+    uint64_t churn_swept; /* churn at the last sweep */
     drain_stage drain;
     int64_t drain_started_ms; /* when the stage began */
     uint8_t rbuf[SRV_READ_BYTES];
@@ -203,6 +211,7 @@ static void on_conn_closed(uv_handle_t *h)
     sb_map_del(&srv->conns, c->id);
     if (c->addr_counted) addr_count(srv, c->addr_key, -1);
     srv->n_conns--;
+    srv->churn++;
     conn_count(c, -1);
     sb_ws_free(c->ws);
     sb_tls_free(c->tls);
@@ -649,6 +658,7 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     srv->n_conns++;
+    srv->churn++;
     conn_count(c, +1);
     srv->mstats.accepted[c->tls != NULL]++;
     struct sockaddr_storage peer;
@@ -680,10 +690,24 @@ static void on_tick(uv_timer_t *t)
     sb_gw_tick(srv->gw, wall_ms());
 }
 
+/* Gives the heap's free pages back once a burst of connections is over
+ * (SRV_TRIM_CHURN). */
+static void heap_trim(server *srv)
+{
+#ifdef __GLIBC__
+    if (srv->churn >= SRV_TRIM_CHURN && srv->churn == srv->churn_swept) {
+        malloc_trim(0);
+        srv->churn = 0;
+    }
+#endif
+    srv->churn_swept = srv->churn;
+}
+
 /* Deadlines and heartbeats for every connection, once a second. */
 static void on_sweep(uv_timer_t *t)
 {
     server *srv = t->data;
+    heap_trim(srv);
     uint32_t now = conn_now(srv);
     for (size_t i = 0; i < srv->conns.cap; i++) {
         conn *c = conn_slot(srv, i);
