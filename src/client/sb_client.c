@@ -42,6 +42,7 @@ typedef struct conn {
     int err;             /* why it failed (reported on close) */
     uint16_t close_code; /* the peer's close code */
     bool gai_pending, writing, closing, tcp_closed;
+    bool deflate; /* the server took permessage-deflate */
     uint16_t finish_code; /* io_close came from inside sb_ws_feed */
 } conn;
 
@@ -386,6 +387,7 @@ static void upgrade_done(conn *k, size_t head,
         conn_fail(k, rc);
         return;
     }
+    k->deflate = deflate->on;
     k->phase = PH_OPEN;
     c->busy++;
     sb_client_core_on_open(c->core, now_ms(c));
@@ -873,6 +875,11 @@ const sb_client_session *sb_client_session_info(const sb_client *c)
 int sb_client_last_error(const sb_client *c)
 {
     return sb_client_core_last_error(c->core);
+}
+
+bool sb_client_deflate(const sb_client *c)
+{
+    return c->conn && c->conn->phase == PH_OPEN && c->conn->deflate;
 }
 
 uint16_t sb_client_close_code(const sb_client *c)

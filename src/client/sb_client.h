@@ -105,6 +105,9 @@ uint64_t sb_client_cursor(const sb_client *c, uint64_t conv_id);
 void sb_client_get_stats(const sb_client *c, sb_client_stats *out);
 const sb_client_session *sb_client_session_info(const sb_client *c);
 int sb_client_last_error(const sb_client *c);
+/* True while the connection is open with permessage-deflate (the config
+ * offered it and the server took it). */
+bool sb_client_deflate(const sb_client *c);
 uint16_t sb_client_close_code(const sb_client *c);
 
 #endif

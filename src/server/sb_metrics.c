@@ -222,6 +222,38 @@ static void render_shell(sb_prom *p, const sb_metrics_snap *s)
         sb_prom_u64(p, "switchboard_connections_refused_total",
                     sb_prom_labels(l, LB, "reason", REFUSALS[r], NULL),
                     s->shell.refused[r]);
+    const sb_ws_env_stats *ws = &s->shell.ws;
+    sb_prom_family(p, "switchboard_ws_contexts", SB_PROM_GAUGE,
+                   "wslay contexts: lent to connections reading a frame or "
+                   "closing, and kept for reuse.");
+    sb_prom_u64(p, "switchboard_ws_contexts",
+                sb_prom_labels(l, LB, "state", "lent", NULL), ws->engines_live);
+    sb_prom_u64(p, "switchboard_ws_contexts",
+                sb_prom_labels(l, LB, "state", "pooled", NULL),
+                ws->engines_idle);
+    sb_prom_family(p, "switchboard_ws_compressed_messages_total",
+                   SB_PROM_COUNTER,
+                   "WebSocket messages sent (out) and received (in) "
+                   "compressed with permessage-deflate.");
+    sb_prom_u64(p, "switchboard_ws_compressed_messages_total",
+                sb_prom_labels(l, LB, "direction", "out", NULL), ws->deflated);
+    sb_prom_u64(p, "switchboard_ws_compressed_messages_total",
+                sb_prom_labels(l, LB, "direction", "in", NULL), ws->inflated);
+    sb_prom_family(p, "switchboard_ws_compressed_bytes_total", SB_PROM_COUNTER,
+                   "Bytes of those messages, uncompressed (plain) and as "
+                   "sent or received (wire).");
+    const struct {
+        const char *dir, *form;
+        uint64_t v;
+    } zb[] = {{"out", "plain", ws->deflate_in_bytes},
+              {"out", "wire", ws->deflate_out_bytes},
+              {"in", "plain", ws->inflate_out_bytes},
+              {"in", "wire", ws->inflate_in_bytes}};
+    for (size_t i = 0; i < sizeof zb / sizeof *zb; i++)
+        sb_prom_u64(p, "switchboard_ws_compressed_bytes_total",
+                    sb_prom_labels(l, LB, "direction", zb[i].dir, "form",
+                                   zb[i].form, NULL),
+                    zb[i].v);
 }
 
 /* Frame kinds by the Frame message's body fields, as the protocol names

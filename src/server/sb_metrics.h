@@ -15,6 +15,7 @@
 #include "sb_desk.h"
 #include "sb_gateway.h"
 #include "sb_storeq.h"
+#include "sb_ws.h"
 
 /* Readiness fails once the oldest write has waited this long. */
 #define SB_METRICS_WRITE_WAIT_MS_MAX 5000
@@ -40,6 +41,7 @@ typedef struct sb_metrics_shell {
     uint64_t open[SB_METRICS_CONN_KINDS][2]; /* by kind, [tls] */
     uint64_t accepted[2];                    /* by [tls] */
     uint64_t refused[SB_METRICS_REFUSALS];
+    sb_ws_env_stats ws; /* wslay contexts and permessage-deflate */
 } sb_metrics_shell;
 
 typedef struct sb_metrics_group {

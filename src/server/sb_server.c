@@ -844,6 +844,7 @@ static void ops_snapshot(void *ud, sb_metrics_snap *s)
         snprintf(s->db_path, sizeof s->db_path, "%s/switchboard.db",
                  srv->cfg.data_dir);
     s->shell = srv->mstats;
+    sb_ws_env_get_stats(srv->wsenv, &s->shell.ws);
     sb_gw_get_stats(srv->gw, &s->gw);
     s->have_store = srv->storeq != NULL;
     if (srv->storeq) sb_storeq_get_stats(srv->storeq, &s->store);
