@@ -42,6 +42,7 @@ export async function startServer({ args = [], web = null, demo = false, durabil
   const proc = spawn(serverBin(), argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (d) => (err += d));
+  let adminPort = 0;
   const port = await new Promise((res, rej) => {
     let out = '';
     const t = setTimeout(() => rej(new Error(`server did not start: ${out} ${err}`)), 15000);
@@ -50,6 +51,8 @@ export async function startServer({ args = [], web = null, demo = false, durabil
       const m = /ready on port (\d+)/.exec(out);
       if (m) {
         clearTimeout(t);
+        // With --admin-listen, the operations port is said just before.
+        adminPort = Number((/admin on port (\d+)/.exec(out) || [])[1] || 0);
         res(Number(m[1]));
       }
     });
@@ -63,6 +66,7 @@ export async function startServer({ args = [], web = null, demo = false, durabil
     port,
     url,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
+    adminUrl: adminPort ? `http://127.0.0.1:${adminPort}` : null,
     proc,
     stderr: () => err,
     async stop() {
