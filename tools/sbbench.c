@@ -46,6 +46,7 @@ struct bench {
     const char *url;
     const char *secret;
     sb_encoding enc;
+    bool no_deflate;
     uint32_t convs, msgs, window, body_bytes, rate, timeout_s;
     int server_pid;
     peer *peers; /* 2 per conversation: [2i] agent, [2i+1] customer */
@@ -317,6 +318,7 @@ static void usage(FILE *f)
         "loop)\n"
         "  --body-bytes B     message size (100)\n"
         "  --json             use the JSON subprotocol\n"
+        "  --no-deflate       do not offer permessage-deflate\n"
         "  --server-pid PID   report this process's peak RSS and CPU seconds\n"
         "  --lat-out FILE     write each message's send time (ms from the "
         "start)\n"
@@ -342,7 +344,8 @@ int main(int argc, char **argv)
         {"window", 1, 0, 'W'},     {"rate", 1, 0, 'r'},
         {"body-bytes", 1, 0, 'B'}, {"json", 0, 0, 'j'},
         {"server-pid", 1, 0, 'p'}, {"timeout-s", 1, 0, 't'},
-        {"lat-out", 1, 0, 'L'},    {"help", 0, 0, 'h'},
+        {"lat-out", 1, 0, 'L'},    {"no-deflate", 0, 0, 'D'},
+        {"help", 0, 0, 'h'},
         {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -370,6 +373,9 @@ int main(int argc, char **argv)
             break;
         case 'j':
             b.enc = SB_ENC_JSON;
+            break;
+        case 'D':
+            b.no_deflate = true;
             break;
         case 'p':
             b.server_pid = atoi(optarg);
@@ -432,6 +438,7 @@ int main(int argc, char **argv)
         sb_client_config_default(&cfg);
         cfg.url = b.url;
         cfg.enc = b.enc;
+        cfg.deflate = !b.no_deflate;
         cfg.token = tok;
         cfg.device_id = "bench";
         cfg.window_max = b.window;
