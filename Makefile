@@ -14,7 +14,7 @@ DATA       ?= ./data
 .PHONY: all deps build build-asan run test test-fast test-asan bench clean format
 .PHONY: format-check
 .PHONY: build-fuzz fuzz fuzz-smoke
-.PHONY: web test-web bench-web
+.PHONY: web test-web bench-web bench-conns bench-deflate
 
 # The web side (web/): built into web/dist when npm is present (npm ci from
 # the committed lockfile, then esbuild); served by `make run`.
@@ -70,8 +70,23 @@ test-web: build web
 bench-web: build web
 	SB_SERVER_BIN=$(CURDIR)/$(BUILD)/switchboard node tests/web/bench.mjs --write
 
+# The cs-chat workload; then the other benchmarks, each a target of its
+# own: bench-conns (idle connections plain and TLS, mosquitto beside them,
+# the reconnect storm; minutes), bench-deflate (permessage-deflate),
+# bench-web (the web client).
 bench: build
 	scripts/bench.sh $(BUILD)
+	@echo "# more: make bench-conns (idle connections, TLS, mosquitto's figure, restart and reconnect storm)"
+	@echo "#       make bench-deflate (permessage-deflate: HISTORY and SYNC bytes and time), make bench-web"
+
+# Connection density and the reconnect storm (docs/benchmarks.md,
+# "Connections"): CONNS (19000), TLS_CONNS, REPS, K, PHASES.
+bench-conns: build
+	scripts/bench-conns.sh $(BUILD)
+
+# permessage-deflate (docs/benchmarks.md, "Compression"): MSGS, REPS.
+bench-deflate: build
+	scripts/bench-deflate.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -21,7 +21,8 @@
  * With --hello-only the devices have no conversation: up (or back) once
  * connected and synced.
  *
- * SIGTERM ends it with a line of counts ("stats ..."). */
+ * SIGTERM ends it with a line of counts ("stats ..."). sbconns --now
+ * prints the CLOCK_MONOTONIC time in ns (for the script's own events). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -324,7 +325,8 @@ static void usage(FILE *f)
                "  --json            the JSON subprotocol\n"
                "  --no-deflate      do not offer permessage-deflate\n"
                "  --hello-only      no conversations: connect and stay idle\n"
-               "  --ca FILE         wss://: the server certificate's CA\n");
+               "  --ca FILE         wss://: the server certificate's CA\n"
+            "  --now             print the monotonic clock (ns) and exit\n");
 }
 
 int main(int argc, char **argv)
@@ -345,7 +347,7 @@ int main(int argc, char **argv)
         {"k", 1, 0, 'k'},          {"json", 0, 0, 'j'},
         {"no-deflate", 0, 0, 'D'}, {"ca", 1, 0, 'c'},
         {"help", 0, 0, 'h'},       {"body-bytes", 1, 0, 'B'},
-        {"hello-only", 0, 0, 'H'}, {0, 0, 0, 0}};
+        {"hello-only", 0, 0, 'H'}, {"now", 0, 0, 'N'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -385,6 +387,9 @@ int main(int argc, char **argv)
         case 'H':
             b.hello_only = true;
             break;
+        case 'N':
+            printf("%" PRId64 "\n", now_ns());
+            return 0;
         case 'h':
             usage(stdout);
             return 0;
