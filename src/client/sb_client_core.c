@@ -122,6 +122,8 @@ void sb_client_config_default(sb_client_config *c)
     c->connect_timeout_ms = 10000;
     c->backoff_ms_base = 250;
     c->backoff_ms_max = 30000;
+    c->restart_backoff_ms_max = 1000;
+    c->restart_window_ms = 10000;
     c->heartbeat_ms = 30000;
     c->body_bytes_max = 64 * 1024;
     c->sync_limit = 0;
@@ -213,7 +215,8 @@ static void begin_connect(sb_client_core *cc)
     if (cc->state == SB_CLIENT_CONNECTING) cc->io.connect(cc->io.ud);
 }
 
-/* Full jitter: uniform in [0, min(max, base * 2^attempt)]. */
+/* Full jitter: uniform in [0, min(max, base * 2^attempt)], and at most
+ * restart_backoff_ms_max while a restart is expected. */
 static void schedule_backoff(sb_client_core *cc, int err)
 {
     uint64_t cap = cc->cfg.backoff_ms_base;
@@ -221,6 +224,9 @@ static void schedule_backoff(sb_client_core *cc, int err)
          i < cc->backoff_attempt && cap < cc->cfg.backoff_ms_max; i++)
         cap *= 2;
     if (cap > cc->cfg.backoff_ms_max) cap = cc->cfg.backoff_ms_max;
+    if (cc->cfg.restart_backoff_ms_max && cc->now_ms < cc->restart_until_ms &&
+        cap > cc->cfg.restart_backoff_ms_max)
+        cap = cc->cfg.restart_backoff_ms_max;
     uint64_t r = rand_u32(cc);
     cc->backoff_ms = (uint32_t)(((cap + 1) * r) >> 32);
     cc->backoff_attempt++;
@@ -492,6 +498,8 @@ void sb_client_core_on_close(sb_client_core *cc, int err, uint16_t code,
         cc->state = SB_CLIENT_BACKOFF;
         conn_reset(cc);
         if (err == 0) err = code ? -ECONNRESET : -EPIPE;
+        if (code == SB_WS_CLOSE_GOING_AWAY)
+            cc->restart_until_ms = now_ms + cc->cfg.restart_window_ms;
         schedule_backoff(cc, err);
     }
     sb__client_request_fail_all(cc, -ECONNRESET);

@@ -189,6 +189,13 @@ typedef struct sb_client_config {
     uint32_t connect_timeout_ms; /* from connect() to WELCOME */
     uint32_t backoff_ms_base;    /* reconnect delay: full jitter in */
     uint32_t backoff_ms_max;     /* [0, min(max, base * 2^attempt)] */
+    /* After the server closed with 1001 (going away: a restart or a
+     * deploy, back in moments), the delay's cap is restart_backoff_ms_max
+     * for restart_window_ms, so that refused attempts while it restarts
+     * do not push the reconnect seconds past its return (0: no such
+     * cap). */
+    uint32_t restart_backoff_ms_max;
+    uint32_t restart_window_ms;
     uint32_t heartbeat_ms;       /* until WELCOME says; dead after 3x */
     uint32_t body_bytes_max;     /* until WELCOME says */
     uint32_t sync_limit;         /* SYNC page; 0: WELCOME's sync_page_max */

@@ -30,6 +30,7 @@ struct sb_client_core {
     int depth;        /* nesting of entry points; work is done at 0 */
     bool pump_needed; /* frames may be due */
     int64_t now_ms, last_rx_ms, reconnect_at_ms;
+    int64_t restart_until_ms; /* a restart is expected until then */
     int64_t conn_started_ms; /* the connect timeout runs from here */
     uint32_t backoff_attempt, backoff_ms;
     int last_err;

@@ -1205,6 +1205,50 @@ static void test_backoff_grows_capped_jitter(void **state)
     h_free(t);
 }
 
+/* After the server's 1001 (a restart), refused attempts back off no
+ * further than restart_backoff_ms_max for restart_window_ms; then as
+ * usual. */
+static void test_backoff_after_restart(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    t->rand_fixed = 0xff; /* the top of every jitter range */
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_welcome(t, t->out[0]->rid, 16);
+    int64_t t0 = t->now;
+    sb_client_core_on_close(t->cc, 0, 1001, t->now);
+    uint32_t want[] = {250, 500, 1000, 1000, 1000, 1000, 1000, 1000, 1000};
+    size_t i = 0;
+    for (;; i++) {
+        if (i < sizeof want / sizeof *want)
+            assert_int_equal(sb_client_core_backoff_ms(t->cc), want[i]);
+        else
+            assert_true(sb_client_core_backoff_ms(t->cc) <= 1000);
+        t->now += sb_client_core_backoff_ms(t->cc);
+        sb_client_core_tick(t->cc, t->now);
+        if (t->now - t0 >= 10000) break;
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    }
+    /* The window is over: the attempts made so far count. */
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 30000);
+    /* Another close (not 1001) never gets the cap. */
+    h_free(t);
+    t = h_new();
+    t->rand_fixed = 0xff;
+    sb_client_core_start(t->cc, t->now);
+    for (int k = 0; k < 4; k++) {
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+        t->now += sb_client_core_backoff_ms(t->cc);
+        sb_client_core_tick(t->cc, t->now);
+    }
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 4000);
+    h_free(t);
+}
+
 static void test_no_reconnect_after_bad_token(void **state)
 {
     (void)state;
@@ -2226,6 +2270,7 @@ int main(void)
         cmocka_unit_test(test_attempts_run_out),
         cmocka_unit_test(test_send_limits),
         cmocka_unit_test(test_backoff_grows_capped_jitter),
+        cmocka_unit_test(test_backoff_after_restart),
         cmocka_unit_test(test_no_reconnect_after_bad_token),
         cmocka_unit_test(test_dead_connection_and_timeouts),
         cmocka_unit_test(test_open_history_requests),

@@ -518,6 +518,35 @@ test('backoff grows, is capped, and is jittered', () => {
   assert.equal(t.cc.backoffAttempt, 0);
 });
 
+test('after the server\'s 1001 (a restart) the backoff stays under restartBackoffMsMax for restartWindowMs', () => {
+  const t = h();
+  t.cc.start(t.now);
+  t.cc.onOpen(t.now);
+  t.pull();
+  t.welcome(t.out[0].rid);
+  const t0 = t.now;
+  t.cc.onClose(null, 1001, t.now);
+  let n = 0;
+  while (t.now - t0 < 10000) {
+    assert.ok(t.cc.backoffMs <= 1000, `attempt ${n}: ${t.cc.backoffMs}`);
+    t.now += t.cc.backoffMs;
+    t.cc.tick(t.now);
+    assert.equal(t.cc.state, State.CONNECTING);
+    t.cc.onClose('ECONNREFUSED', 0, t.now);
+    n++;
+  }
+  assert.ok(n > 10, 'many attempts, each within the cap');
+  // Then as usual: the attempts so far count.
+  let max = 0;
+  for (let i = 0; i < 20; i++) {
+    max = Math.max(max, t.cc.backoffMs);
+    t.now += t.cc.backoffMs;
+    t.cc.tick(t.now);
+    t.cc.onClose('ECONNREFUSED', 0, t.now);
+  }
+  assert.ok(max > 1000, `grows again: ${max}`);
+});
+
 test('no reconnect after a refused token or a replaced session', () => {
   const t = h();
   t.cc.start(t.now);

@@ -106,6 +106,12 @@ export function defaultConfig() {
     connectTimeoutMs: 10000, // from connect() to WELCOME
     backoffMsBase: 250, // reconnect delay: full jitter in
     backoffMsMax: 30000, // [0, min(max, base * 2^attempt)]
+    // After the server closed with 1001 (going away: a restart or a
+    // deploy), the delay's cap for restartWindowMs (0: no such cap), so
+    // that refused attempts while it restarts do not push the reconnect
+    // seconds past its return.
+    restartBackoffMsMax: 1000,
+    restartWindowMs: 10000,
     heartbeatMs: 30000, // until WELCOME says; probe after 1x, dead after 3x
     bodyBytesMax: 64 * 1024, // until WELCOME says
     syncLimit: 0, // SYNC page; 0: WELCOME's sync_page_max
@@ -164,6 +170,7 @@ export class ClientCore {
     this.gapRetryAtMs = 0;
     this.backoffAttempt = 0;
     this.backoffMs = 0;
+    this.restartUntilMs = 0; // a restart is expected until then
     this.offlineSinceMs = 0; // when the last connection went (or start)
     this.lastErr = null;
     this.closeCode = 0;
@@ -488,11 +495,13 @@ export class ClientCore {
     if (this.state === State.CONNECTING) this.io.connect();
   }
 
-  // Full jitter: uniform in [0, min(max, base * 2^attempt)].
+  // Full jitter: uniform in [0, min(max, base * 2^attempt)], and at most
+  // restartBackoffMsMax while a restart is expected.
   scheduleBackoff(err) {
     let cap = this.cfg.backoffMsBase;
     for (let i = 0; i < this.backoffAttempt && cap < this.cfg.backoffMsMax; i++) cap *= 2;
     if (cap > this.cfg.backoffMsMax) cap = this.cfg.backoffMsMax;
+    if (this.cfg.restartBackoffMsMax && this.nowMs < this.restartUntilMs && cap > this.cfg.restartBackoffMsMax) cap = this.cfg.restartBackoffMsMax;
     this.backoffMs = Math.floor(((cap + 1) * this.randU32()) / 0x100000000);
     this.backoffAttempt++;
     this.reconnectAtMs = this.nowMs + this.backoffMs;
@@ -868,6 +877,7 @@ export class ClientCore {
       } else {
         this.state = State.BACKOFF;
         this.connReset();
+        if (code === Close.GOING_AWAY) this.restartUntilMs = nowMs + this.cfg.restartWindowMs;
         this.scheduleBackoff(err || (code ? 'ECONNRESET' : 'EPIPE'));
       }
       this.failRequests('ECONNRESET');
