@@ -175,10 +175,12 @@ if [[ " $PHASES " == *" restart "* ]]; then
     wait_for "$dir.ag" back 300; wait_for "$dir.cu" back 300
     tb=$(field "$dir.ag" back 4); tc=$(field "$dir.cu" back 4)
     [ "$tc" -gt "$tb" ] && tb=$tc
+    pct="\"agents_p50_p90_p99_after_start_ms\":[$(ms $t2 "$(field "$dir.ag" back 5)"),$(ms $t2 "$(field "$dir.ag" back 6)"),$(ms $t2 "$(field "$dir.ag" back 7)")]"
+    pct+=",\"customers_p50_p90_p99_after_start_ms\":[$(ms $t2 "$(field "$dir.cu" back 5)"),$(ms $t2 "$(field "$dir.cu" back 6)"),$(ms $t2 "$(field "$dir.cu" back 7)")]"
     hwm=$(kib $SRV VmHWM)
     kill -TERM "${DEVS[@]}"; sleep 0.5
     connects=$(cat "$dir.ag" "$dir.cu" | awk '$1 == "stats" {split($3, a, "="); s += a[2]} END {print s}')
-    echo "{\"bench\":\"restart\",\"rep\":$rep,\"devices\":$CONNS,\"drain_ms\":$(ms $t0 $t1),\"start_ms\":$(ms $t1 $t2),\"all_back_after_start_ms\":$(ms $t2 $tb),\"all_back_after_sigterm_ms\":$(ms $t0 $tb),\"connect_attempts\":$connects,\"rss_kib_before\":$rss_before,\"new_server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+    echo "{\"bench\":\"restart\",\"rep\":$rep,\"devices\":$CONNS,\"drain_ms\":$(ms $t0 $t1),\"start_ms\":$(ms $t1 $t2),\"all_back_after_start_ms\":$(ms $t2 $tb),\"all_back_after_sigterm_ms\":$(ms $t0 $tb),$pct,\"connect_attempts\":$connects,\"rss_kib_before\":$rss_before,\"new_server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
     stop_devices
     stop_server
   done
@@ -202,8 +204,9 @@ if [[ " $PHASES " == *" storm "* ]]; then
     kill -CONT "$cust"
     wait_for "$dir.cu" back 300
     tb=$(field "$dir.cu" back 4)
+    pct="[$(ms $t0 "$(field "$dir.cu" back 5)"),$(ms $t0 "$(field "$dir.cu" back 6)"),$(ms $t0 "$(field "$dir.cu" back 7)")]"
     hwm=$(kib $SRV VmHWM)
-    echo "{\"bench\":\"storm\",\"rep\":$rep,\"devices\":$(( CONNS / 2 )),\"missed_each\":$K,\"all_synced_ms\":$(ms $t0 $tb),\"server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+    echo "{\"bench\":\"storm\",\"rep\":$rep,\"devices\":$(( CONNS / 2 )),\"missed_each\":$K,\"all_synced_ms\":$(ms $t0 $tb),\"p50_p90_p99_ms\":$pct,\"server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
     stop_devices
     stop_server
   done

@@ -11,9 +11,11 @@
  *
  *   up N T          all N devices are ready (WELCOME, synced, the first
  *                   message of their conversation surfaced) at T
- *   back N T0 T1    after a wave in which all N lost their connection
+ *   back N T0 T1 P50 P90 P99
+ *                   after a wave in which all N lost their connection
  *                   (first at T0), all are ready again at T1: WELCOME,
- *                   SYNC done and every message sent so far surfaced
+ *                   SYNC done and every message sent so far surfaced;
+ *                   P50 P90 P99: when half, 90 % and 99 % were
  *   sent N T        (agents, after SIGUSR1) each sent --k messages more
  *                   and all are acknowledged; customers, on SIGUSR1, wait
  *                   for those --k more before they count as ready again
@@ -71,6 +73,7 @@ struct conns {
     uv_timer_t ramp, tick;
     uv_signal_t sigterm, sigusr1;
     int64_t t_up, t_wave_start;
+    int64_t *back_at; /* this wave's ready times, in order */
     bool up_said, sending;
     uint64_t waves;
     char *body;
@@ -116,10 +119,14 @@ static void check_ready(dev *d)
     }
     if (d->down) {
         d->down = false;
+        uint32_t k = b->wave_down - b->n_down; /* this one's rank */
+        if (k < b->n) b->back_at[k] = t;
         if (--b->n_down == 0 && b->wave_down == b->n) {
             b->waves++;
-            printf("back %u %" PRId64 " %" PRId64 "\n", b->n, b->t_wave_start,
-                   t);
+            printf("back %u %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+                   " %" PRId64 "\n",
+                   b->n, b->t_wave_start, t, b->back_at[b->n / 2],
+                   b->back_at[b->n * 9 / 10], b->back_at[b->n * 99 / 100]);
             fflush(stdout);
             b->wave_down = 0;
         }
@@ -411,8 +418,9 @@ int main(int argc, char **argv)
     }
     b.loop = uv_default_loop();
     b.devs = calloc(b.n, sizeof *b.devs);
+    b.back_at = calloc(b.n, sizeof *b.back_at);
     b.body = malloc(b.body_bytes);
-    if (!b.devs || !b.body) die("out of memory");
+    if (!b.devs || !b.body || !b.back_at) die("out of memory");
     memset(b.body, 'm', b.body_bytes);
     for (uint32_t i = 0; i < b.n; i++) {
         dev *d = &b.devs[i];
