@@ -727,6 +727,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
+    c->csat_rating = pc->csat_rating;
     /* Dirty receipts of members that left are simply dropped. */
     return 0;
 }
@@ -1131,6 +1132,7 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         }
     }
     flush_dirty(gw, false);
+    if (gw->hooks.tick) gw->hooks.tick(gw->hooks.ud);
 }
 
 void sb_gw_flush(sb_gw *gw)

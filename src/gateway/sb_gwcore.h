@@ -17,7 +17,7 @@
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
 /* Frame body cases (proto field numbers) the table has room for. */
-#define GW_BODY_CASES (SBP__FRAME__BODY_ADMIN_RESP + 1)
+#define GW_BODY_CASES SB_GW_FRAME_KINDS
 
 enum sess_state {
     SESS_NEW,           /* connected, no HELLO yet */
@@ -65,6 +65,7 @@ typedef struct conv {
     int64_t created_ms;  /* when it was made (the store's created_ts) */
     uint32_t unmatched;  /* customer turns the bot did not understand */
     bool first_response; /* the agent has answered */
+    uint32_t csat_rating; /* the customer's rating, 0 while none */
 } conv;
 
 typedef struct sess sess;
@@ -184,6 +185,8 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
+    /* sb_gw_tick(): time has passed (gw->now_ms is the new time). */
+    void (*tick)(void *ud);
     /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out. */
     void (*start)(void *ud);
     int (*desk_swap)(void *ud, struct sb_desk *desk, struct sb_desk **old);

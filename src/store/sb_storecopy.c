@@ -60,7 +60,9 @@ static const col CONVS[] = {
     {"grp", "text"},           {"agent", "text"},
     {"customer", "text"},      {"queued_ts", "bigint"},
     {"assigned_ts", "bigint"}, {"first_response_ts", "bigint"},
-    {"closed_ts", "bigint"}};
+    {"closed_ts", "bigint"},   {"last_agent", "text"},
+    {"csat_asked_ts", "bigint"}, {"csat_rating", "int"},
+    {"csat_comment", "text"},  {"csat_ts", "bigint"}};
 static const col MEMBERS[] = {{"conv_id", "bigint"},
                               {"user_id", "text"},
                               {"role", "int"},
