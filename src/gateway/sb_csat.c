@@ -67,6 +67,14 @@ static void csat_stored(sb_gw *gw, conv *c, Sbp__Conversation *pc)
     Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
     u.conv = pc;
     sb__gw_send_members(gw, c, SBP__FRAME__BODY_CONV_UPDATE, &u, NULL);
+    /* The agent who had it, a member no more once it was closed, hears of
+     * its rating too. */
+    user *a = pc->last_agent[0] && !sb__gw_conv_member(c, pc->last_agent)
+                  ? sb__gw_user_get(gw, pc->last_agent)
+                  : NULL;
+    for (sess *s = a ? a->sessions : NULL; s; s = s->user_next)
+        if (s->state == SESS_READY)
+            sb__gw_send(gw, s, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
 }
 
 static void set_done(sb_req *r)

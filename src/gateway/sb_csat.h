@@ -4,8 +4,9 @@
  * customer's pages show as a form; the customer's CSAT frame stores the
  * rating (1..5) and an optional comment, once per conversation: a second
  * is refused (ERR_ALREADY) and the first stays. The members hear of it by
- * an event ("csat.submitted") and a CONV_UPDATE carrying the rating and
- * the comment. A stored rating is reported in one place, csat_stored. */
+ * an event ("csat.submitted"), and they and the agent who had the
+ * conversation last by a CONV_UPDATE carrying the rating and the comment.
+ * A stored rating is reported in one place, csat_stored. */
 #ifndef SB_CSAT_H
 #define SB_CSAT_H
 

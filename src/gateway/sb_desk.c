@@ -43,6 +43,7 @@ struct sb_desk {
     sb_hours *hours[SB_DESK_GROUPS_MAX];
     bool closed[SB_DESK_GROUPS_MAX];
     int64_t next_change[SB_DESK_GROUPS_MAX];
+    int64_t hours_at; /* the time of the last update */
 };
 
 /* ---- loading ------------------------------------------------------------- */
@@ -717,8 +718,12 @@ int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id)
 uint64_t sb_desk_hours_update(sb_desk *d, int64_t now_ms)
 {
     uint64_t opened = 0;
-    for (size_t g = 0; d && g < d->n_groups; g++) {
-        if (!d->hours[g] || now_ms < d->next_change[g]) continue;
+    if (!d) return 0;
+    /* A clock set back: every group is worked out again. */
+    bool back = now_ms < d->hours_at;
+    d->hours_at = now_ms;
+    for (size_t g = 0; g < d->n_groups; g++) {
+        if (!d->hours[g] || (now_ms < d->next_change[g] && !back)) continue;
         bool was_closed = d->closed[g];
         d->closed[g] =
             !sb_hours_open_at(d->hours[g], now_ms, &d->next_change[g]);

@@ -181,8 +181,9 @@ int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id);
  * until the next change it found: picks and queues read the kept state, so
  * that they need no clock. A group without hours is always open. */
 
-/* Brings every group's state up to now_ms (ms since the epoch); returns
- * the groups that opened since the last update, a bit per group index. */
+/* Brings every group's state up to now_ms (ms since the epoch; a time
+ * before the last update's works everything out again); returns the
+ * groups that opened since the last update, a bit per group index. */
 uint64_t sb_desk_hours_update(sb_desk *d, int64_t now_ms);
 /* Whether group takes conversations now (as of the last update). */
 bool sb_desk_group_open(const sb_desk *d, int group);

@@ -45,7 +45,8 @@
     X(FIRST_RESPONSE_TS, ", ", "first_response_ts")                            \
     X(CLOSED_TS, ", ", "closed_ts")                                            \
     X(CSAT_RATING, ", ", "csat_rating")                                        \
-    X(CSAT_COMMENT, ", ", "csat_comment")
+    X(CSAT_COMMENT, ", ", "csat_comment")                                      \
+    X(LAST_AGENT, ", ", "last_agent")
 
 /* The columns a member is read from. */
 #define SB_PG_MEMBER_COLUMNS(X)                                                \

@@ -89,7 +89,8 @@ int sb__sqlite_conv_load(sb_sqlite *s, uint64_t conv_id,
         c->first_response_ms = first ? first - c->created_ts : 0;
         c->resolution_ms = closed ? closed - c->created_ts : 0;
         c->csat_rating = (uint32_t)sqlite3_column_int(st, CC_CSAT_RATING);
-        if ((rc = sb__sqlite_col_text(st, CC_CSAT_COMMENT, &c->csat_comment)))
+        if ((rc = sb__sqlite_col_text(st, CC_CSAT_COMMENT, &c->csat_comment)) ||
+            (rc = sb__sqlite_col_text(st, CC_LAST_AGENT, &c->last_agent)))
             goto err;
     }
     if ((rc = sb__sqlite_col_text(st, CC_TITLE, &c->title)) ||
