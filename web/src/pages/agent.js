@@ -626,6 +626,8 @@ async function main() {
   // The REPORT frame answers administrators only: the button is theirs.
   const admin = client.core.session && client.core.session.role === 'ROLE_ADMIN';
   reportsBtn.hidden = !admin;
+  // An administrator takes no conversations: no status of its own.
+  document.querySelector('.mystatus').hidden = admin;
   if (admin && params.get('view') === 'reports') showReports(true);
   await loadPage(true);
   // A reload (or a link) with ?conv=ID opens that conversation.
