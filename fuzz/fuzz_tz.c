@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert((rc == SB_E_NOT_FOUND || rc == -12 /* ENOMEM */) && !z);
         return 0;
     }
-    static const int64_t T[] = {-2147483648LL, -86401, -1,         0,
-                                1743296400,    2216250000, 4102444800,
-                                253402300799};
+    static const int64_t T[] = {
+        -2147483648LL, -86401,     -1,         0,
+        1743296400,    2216250000, 4102444800, 253402300799};
     for (size_t i = 0; i < sizeof T / sizeof *T; i++) {
         int32_t off = sb_tz_offset(z, T[i]);
         assert(off > -26 * 3600 && off < 26 * 3600);

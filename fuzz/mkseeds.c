@@ -363,12 +363,12 @@ static void tz_seed(const char *name, const int64_t *times, size_t n,
         memcpy(b + k, "TZif2", 5);
         memset(b + k + 5, 0, 15);
         k += 20;
-        k += be32_put(b + k, 0);        /* isut */
-        k += be32_put(b + k, 0);        /* isstd */
-        k += be32_put(b + k, 0);        /* leap */
+        k += be32_put(b + k, 0); /* isut */
+        k += be32_put(b + k, 0); /* isstd */
+        k += be32_put(b + k, 0); /* leap */
         k += be32_put(b + k, (uint32_t)nt);
-        k += be32_put(b + k, 2);        /* types */
-        k += be32_put(b + k, 9);        /* chars: "CET\0CEST\0" */
+        k += be32_put(b + k, 2); /* types */
+        k += be32_put(b + k, 9); /* chars: "CET\0CEST\0" */
         for (size_t i = 0; i < nt; i++) {
             k += be32_put(b + k, (uint32_t)((uint64_t)times[i] >> 32));
             k += be32_put(b + k, (uint32_t)times[i]);

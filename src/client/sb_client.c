@@ -814,8 +814,8 @@ int sb_client_csat(sb_client *c, uint64_t conv_id, uint32_t rating,
                    const char *comment, uint32_t *rid_out)
 {
     if (c->closing) return -ESHUTDOWN;
-    return flushed(c,
-                   sb_client_core_csat(c->core, conv_id, rating, comment, rid_out));
+    return flushed(
+        c, sb_client_core_csat(c->core, conv_id, rating, comment, rid_out));
 }
 
 int sb_client_report(sb_client *c, const char *from, const char *to,

@@ -74,7 +74,8 @@ int sb_report_by_split(char *buf, char **keys, size_t max, size_t *n)
 {
     *n = 0;
     char *save = NULL;
-    for (char *k = strtok_r(buf, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+    for (char *k = strtok_r(buf, ",", &save); k;
+         k = strtok_r(NULL, ",", &save)) {
         if (*n == max) return SB_E_INVALID;
         keys[(*n)++] = k;
     }
@@ -114,10 +115,14 @@ static unsigned key_bits(const Sbp__ReportResp *r)
 static const char *row_key(const Sbp__ReportRow *row, unsigned k)
 {
     switch (k) {
-    case SB_REPORT_BY_DESK: return row->desk;
-    case SB_REPORT_BY_GROUP: return row->group;
-    case SB_REPORT_BY_AGENT: return row->agent;
-    default: return row->day;
+    case SB_REPORT_BY_DESK:
+        return row->desk;
+    case SB_REPORT_BY_GROUP:
+        return row->group;
+    case SB_REPORT_BY_AGENT:
+        return row->agent;
+    default:
+        return row->day;
     }
 }
 
@@ -162,8 +167,7 @@ static const metric METRICS[] = {
     {"first_responses", false, NULL, v_first_responses},
     {"first_response_median_ms", true, n_first_responses,
      v_first_response_median_ms},
-    {"first_response_p90_ms", true, n_first_responses,
-     v_first_response_p90_ms},
+    {"first_response_p90_ms", true, n_first_responses, v_first_response_p90_ms},
     {"resolution_median_ms", true, n_closed, v_resolution_median_ms},
     {"resolution_p90_ms", true, n_closed, v_resolution_p90_ms},
     {"assigned", false, NULL, v_assigned},
@@ -318,16 +322,15 @@ static void duration(int64_t ms, char *out, size_t cap)
     else if (s < 3600)
         snprintf(out, cap, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
     else if (s < 86400)
-        snprintf(out, cap, "%" PRId64 "h%02" PRId64 "m", s / 3600,
-                 s / 60 % 60);
+        snprintf(out, cap, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
     else
         snprintf(out, cap, "%" PRId64 "d%02" PRId64 "h", s / 86400,
                  s / 3600 % 24);
 }
 
 static const char *const TABLE_HEAD[] = {
-    "convs",    "closed",   "1st-resp", "1st-p90", "resolve", "res-p90",
-    "assigned", "wait",     "wait-p90", "csat",    "rated",
+    "convs",    "closed", "1st-resp", "1st-p90", "resolve", "res-p90",
+    "assigned", "wait",   "wait-p90", "csat",    "rated",
 };
 #define TABLE_METRICS (sizeof TABLE_HEAD / sizeof *TABLE_HEAD)
 
@@ -338,8 +341,8 @@ static size_t table_cells(const Sbp__ReportRow *row, unsigned by, bool total,
     size_t n = 0;
     for (unsigned k = 0; k < BY_KEYS; k++)
         if (by & 1u << k) {
-            const char *v = total ? (n == 0 ? "total" : "")
-                                  : row_key(row, 1u << k);
+            const char *v =
+                total ? (n == 0 ? "total" : "") : row_key(row, 1u << k);
             snprintf(cells[n++], CELL_BYTES, "%s", v[0] || total ? v : "-");
         }
     if (by == 0) snprintf(cells[n++], CELL_BYTES, "total");
@@ -373,12 +376,12 @@ static int render_table(const Sbp__ReportResp *r, sb_buf *out)
 {
     unsigned by = key_bits(r);
     size_t n_rows = r->n_rows + 2; /* the head and the total */
-    char (*cells)[COLS_MAX][CELL_BYTES] = calloc(n_rows, sizeof *cells);
+    char(*cells)[COLS_MAX][CELL_BYTES] = calloc(n_rows, sizeof *cells);
     if (!cells) return -ENOMEM;
     size_t cols = 0;
     for (unsigned k = 0; k < BY_KEYS; k++)
-        if (by & 1u << k) snprintf(cells[0][cols++], CELL_BYTES, "%s",
-                                   BY_NAMES[k]);
+        if (by & 1u << k)
+            snprintf(cells[0][cols++], CELL_BYTES, "%s", BY_NAMES[k]);
     if (by == 0) snprintf(cells[0][cols++], CELL_BYTES, " ");
     for (size_t i = 0; i < TABLE_METRICS; i++)
         snprintf(cells[0][cols++], CELL_BYTES, "%s", TABLE_HEAD[i]);
@@ -406,12 +409,14 @@ static int render_table(const Sbp__ReportResp *r, sb_buf *out)
     return rc;
 }
 
-int sb_report_render(const Sbp__ReportResp *r, sb_report_format f,
-                     sb_buf *out)
+int sb_report_render(const Sbp__ReportResp *r, sb_report_format f, sb_buf *out)
 {
     switch (f) {
-    case SB_REPORT_JSON: return render_json(r, out);
-    case SB_REPORT_CSV: return render_csv(r, out);
-    default: return render_table(r, out);
+    case SB_REPORT_JSON:
+        return render_json(r, out);
+    case SB_REPORT_CSV:
+        return render_csv(r, out);
+    default:
+        return render_table(r, out);
     }
 }

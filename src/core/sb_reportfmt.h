@@ -60,7 +60,6 @@ int sb_report_format_parse(const char *name, sb_report_format *out);
 const char *sb_report_format_type(sb_report_format f);
 
 /* Appends r rendered in format f to out. Returns 0 or -ENOMEM. */
-int sb_report_render(const Sbp__ReportResp *r, sb_report_format f,
-                     sb_buf *out);
+int sb_report_render(const Sbp__ReportResp *r, sb_report_format f, sb_buf *out);
 
 #endif

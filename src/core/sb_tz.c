@@ -30,9 +30,9 @@ typedef struct rule_date {
 } rule_date;
 
 typedef struct posix_rule {
-    bool set;      /* the file has a footer rule */
-    bool has_dst;  /* ... with daylight-saving time */
-    int32_t std;   /* seconds east of UTC */
+    bool set;     /* the file has a footer rule */
+    bool has_dst; /* ... with daylight-saving time */
+    int32_t std;  /* seconds east of UTC */
     int32_t dst;
     rule_date start, end;
 } posix_rule;
@@ -101,8 +101,7 @@ int sb_tz_date_parse(const char *s, int64_t *days)
     if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
         return SB_E_INVALID;
     for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return SB_E_INVALID;
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return SB_E_INVALID;
     int64_t y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 +
                 (s[3] - '0');
     unsigned m = (unsigned)((s[5] - '0') * 10 + (s[6] - '0'));
@@ -293,8 +292,8 @@ static bool head_read(const uint8_t *p, size_t n, tzif_head *h, char *version)
     h->time = be32(p + 32);
     h->type = be32(p + 36);
     h->chars = be32(p + 40);
-    return h->time <= TRANSITIONS_MAX && h->type >= 1 &&
-           h->type <= TYPES_MAX && h->chars <= 1024 && h->leap <= 1024 &&
+    return h->time <= TRANSITIONS_MAX && h->type >= 1 && h->type <= TYPES_MAX &&
+           h->chars <= 1024 && h->leap <= 1024 &&
            (h->isut == 0 || h->isut == h->type) &&
            (h->isstd == 0 || h->isstd == h->type);
 }
@@ -375,8 +374,8 @@ static bool name_ok(const char *name)
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                  (c >= '0' && c <= '9') || c == '/' || c == '_' ||
-                  c == '-' || c == '+';
+                  (c >= '0' && c <= '9') || c == '/' || c == '_' || c == '-' ||
+                  c == '+';
         if (!ok || (c == '/' && name[i + 1] == '/')) return false;
     }
     return true;
@@ -438,8 +437,8 @@ const char *sb_tz_name(const sb_tz *z)
 
 int32_t sb_tz_offset(const sb_tz *z, int64_t t)
 {
-    if (z->n_trans == 0) return z->rule.set ? rule_offset(&z->rule, t)
-                                            : z->utoff[0];
+    if (z->n_trans == 0)
+        return z->rule.set ? rule_offset(&z->rule, t) : z->utoff[0];
     if (t < z->trans[0]) return z->utoff[0];
     if (t >= z->trans[z->n_trans - 1] && z->rule.set)
         return rule_offset(&z->rule, t);

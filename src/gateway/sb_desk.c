@@ -734,8 +734,7 @@ uint64_t sb_desk_hours_update(sb_desk *d, int64_t now_ms)
 
 bool sb_desk_group_open(const sb_desk *d, int group)
 {
-    return d && group >= 0 && (size_t)group < d->n_groups &&
-           !d->closed[group];
+    return d && group >= 0 && (size_t)group < d->n_groups && !d->closed[group];
 }
 
 const sb_hours *sb_desk_group_hours(const sb_desk *d, int group)

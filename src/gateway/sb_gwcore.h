@@ -62,9 +62,9 @@ typedef struct conv {
     /* Customer service (kind CONV_SERVICE): */
     char desk[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1],
         agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];
-    int64_t created_ms;  /* when it was made (the store's created_ts) */
-    uint32_t unmatched;  /* customer turns the bot did not understand */
-    bool first_response; /* the agent has answered */
+    int64_t created_ms;   /* when it was made (the store's created_ts) */
+    uint32_t unmatched;   /* customer turns the bot did not understand */
+    bool first_response;  /* the agent has answered */
     uint32_t csat_rating; /* the customer's rating, 0 while none */
 } conv;
 

@@ -49,9 +49,9 @@ bool sb_offhours_email(const char *text, char *out, size_t cap)
         for (const char *p = at + 1; p < e; p++)
             if (*p == '.') dot = p;
         size_t n = (size_t)(e - s);
-        if (s == at || !dot || dot == at + 1 || e - dot < 3 ||
-            at[1] == '.' || at[1] == '-' || s[0] == '.' ||
-            n > SB_OFFHOURS_EMAIL_BYTES_MAX || n >= cap)
+        if (s == at || !dot || dot == at + 1 || e - dot < 3 || at[1] == '.' ||
+            at[1] == '-' || s[0] == '.' || n > SB_OFFHOURS_EMAIL_BYTES_MAX ||
+            n >= cap)
             continue;
         memcpy(out, s, n);
         out[n] = '\0';

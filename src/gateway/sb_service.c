@@ -396,7 +396,8 @@ static void note_email(sb_gw *gw, conv *c, const Sbp__Message *m)
 {
     char email[SB_OFFHOURS_EMAIL_BYTES_MAX + 1];
     if (m->type != SBP__MSG_TYPE__MSG_TEXT ||
-        sb_desk_group_open(gw->cfg.desk, sb_desk_group(gw->cfg.desk, c->group)) ||
+        sb_desk_group_open(gw->cfg.desk,
+                           sb_desk_group(gw->cfg.desk, c->group)) ||
         !sb_offhours_email(m->body, email, sizeof email))
         return;
     bot_says(gw, sb_offhours_noted(c->id, email, m->lang));

@@ -81,10 +81,10 @@ int sb_reports_parse(const char *qs, size_t len, sb_reports_args *a, char *err,
         size_t k = 0;
         while (k < 6 && strcmp(kv, NAMES[k]) != 0)
             k++;
-        char **dst = k < 6                          ? fields[k]
-                     : strcmp(kv, "by") == 0       ? &by
-                     : strcmp(kv, "format") == 0   ? &format
-                                                   : NULL;
+        char **dst = k < 6                       ? fields[k]
+                     : strcmp(kv, "by") == 0     ? &by
+                     : strcmp(kv, "format") == 0 ? &format
+                                                 : NULL;
         if (!dst)
             return say(err, elen, SB_E_INVALID, "unknown parameter %s", kv);
         if (*dst) return say(err, elen, SB_E_INVALID, "%s twice", kv);
@@ -97,8 +97,7 @@ int sb_reports_parse(const char *qs, size_t len, sb_reports_args *a, char *err,
         a->report.from = a->report.to = "";
         return say(err, elen, SB_E_INVALID, "from=YYYY-MM-DD is required");
     }
-    if (by && by[0] &&
-        sb_report_by_split(by, a->by, 4, &a->report.n_by) != 0)
+    if (by && by[0] && sb_report_by_split(by, a->by, 4, &a->report.n_by) != 0)
         return say(err, elen, SB_E_INVALID,
                    "by: at most desk, group, agent and day");
     a->report.by = a->by;
@@ -121,7 +120,7 @@ static void report_done(sb_req *r)
     int rc = r->rc;
     if (rc == 0 && sb_report_render(r->u.report.resp, j->format, &b) != 0)
         rc = -ENOMEM;
-    const char *why = r->u.report.err[0]       ? r->u.report.err
+    const char *why = r->u.report.err[0]        ? r->u.report.err
                       : rc == SB_E_RATE_LIMITED ? "too many reports running"
                       : rc                      ? sb_strerror(rc)
                                                 : "";

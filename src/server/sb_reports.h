@@ -39,8 +39,7 @@ int sb_reports_parse(const char *qs, size_t len, sb_reports_args *a, char *err,
  * SB_E_RATE_LIMITED: too many reports running; SB_E_STORE). body and err
  * are valid during the call. */
 typedef void (*sb_reports_cb)(void *ud, int rc, const char *type,
-                              const uint8_t *body, size_t len,
-                              const char *err);
+                              const uint8_t *body, size_t len, const char *err);
 
 /* Checks the query and submits the report to q; cb answers later, once.
  * Returns 0, or SB_E_INVALID with err saying why (then cb is never

@@ -64,9 +64,9 @@ int sb__pg_csat_set(sb_store *base, uint64_t conv_id, uint32_t rating,
                               " WHERE conv_id = $1::bigint",
                               &p, &r)))
         return rc;
-    rc = PQntuples(r) == 0           ? SB_E_NOT_FOUND
+    rc = PQntuples(r) == 0         ? SB_E_NOT_FOUND
          : sb__pg_get_i64(r, 0, 0) ? SB_E_ALREADY
-                                     : SB_E_STATE;
+                                   : SB_E_STATE;
     PQclear(r);
     return rc;
 }
@@ -85,7 +85,8 @@ int sb__pg_report_scan(sb_store *base, int64_t from_ms, int64_t to_ms,
         " csat_rating FROM convs"
         " WHERE kind = 2 AND (created_ts, conv_id) > ($1::bigint, $2::bigint)"
         " AND created_ts < $3::bigint AND ($4::text = '' OR desk = $4)"
-        " AND ($5::text = '' OR grp = $5) AND ($6::text = '' OR last_agent = $6)"
+        " AND ($5::text = '' OR grp = $5) AND ($6::text = '' OR last_agent = "
+        "$6)"
         " ORDER BY created_ts, conv_id LIMIT " STR(REPORT_PAGE);
     bool own;
     int rc = sb__pg_read_begin(s, &own);

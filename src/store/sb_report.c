@@ -169,8 +169,8 @@ static int on_row(void *ud, const sb_store_report_row *r)
     f->wait = -1;
     if (r->assigned_ts && r->assigned_ts >= r->queued_ts)
         f->wait = r->queued_ts ? r->assigned_ts - r->queued_ts : 0;
-    f->rating = (uint8_t)(r->csat_rating <= SB_CSAT_RATING_MAX ? r->csat_rating
-                                                                : 0);
+    f->rating =
+        (uint8_t)(r->csat_rating <= SB_CSAT_RATING_MAX ? r->csat_rating : 0);
     f->asked = r->csat_asked_ts != 0;
     if (f->first < -1) f->first = 0; /* clocks that went back */
     if (f->resolution < -1) f->resolution = 0;
@@ -322,10 +322,10 @@ int sb_report_run(sb_store *s, const sb_report_query *q, Sbp__ReportResp **out,
     sb_tz *tz = NULL;
     int rc = sb_tz_load(q->tz, &tz);
     if (rc) {
-        return rc == -ENOMEM ? say(err, elen, rc, "out of memory")
-                             : say(err, elen, SB_E_INVALID,
-                                   "tz: %s is not a time zone of tzdata",
-                                   q->tz);
+        return rc == -ENOMEM
+                   ? say(err, elen, rc, "out of memory")
+                   : say(err, elen, SB_E_INVALID,
+                         "tz: %s is not a time zone of tzdata", q->tz);
     }
     x.tz = tz;
     Sbp__ReportResp *resp = malloc(sizeof *resp);

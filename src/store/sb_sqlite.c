@@ -135,8 +135,7 @@ static const char SCHEMA_V5_SQL[] =
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL,
-    SCHEMA_V4_SQL, SCHEMA_V5_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
 };
 
 const char *sb__sqlite_schema(int version)

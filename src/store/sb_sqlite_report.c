@@ -65,10 +65,10 @@ int sb__sqlite_csat_set(sb_store *base, uint64_t conv_id, uint32_t rating,
     if ((rc = sb__sqlite_prepare(s, WHY, sizeof WHY - 1, &st))) return rc;
     sqlite3_bind_int64(st, 1, sb__sqlite_i64(conv_id));
     int step = sqlite3_step(st);
-    rc = step == SQLITE_DONE                  ? SB_E_NOT_FOUND
-         : step != SQLITE_ROW                 ? SB_E_STORE
-         : sqlite3_column_int64(st, 0) != 0   ? SB_E_ALREADY
-                                              : SB_E_STATE;
+    rc = step == SQLITE_DONE                ? SB_E_NOT_FOUND
+         : step != SQLITE_ROW               ? SB_E_STORE
+         : sqlite3_column_int64(st, 0) != 0 ? SB_E_ALREADY
+                                            : SB_E_STATE;
     sqlite3_finalize(st);
     return rc;
 }

@@ -557,8 +557,7 @@ int sb_store_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
 }
 
 int sb_store_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
-                         const char *desk, const char *group,
-                         const char *agent,
+                         const char *desk, const char *group, const char *agent,
                          int (*each)(void *ud, const sb_store_report_row *r),
                          void *ud)
 {

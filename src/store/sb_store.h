@@ -342,8 +342,7 @@ typedef struct sb_store_report_row {
  * ("" or NULL: any), oldest first, in one snapshot; stops at the first
  * non-zero return of each, and returns it. Else 0 or SB_E_STORE. */
 int sb_store_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
-                         const char *desk, const char *group,
-                         const char *agent,
+                         const char *desk, const char *group, const char *agent,
                          int (*each)(void *ud, const sb_store_report_row *r),
                          void *ud);
 

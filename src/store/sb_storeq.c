@@ -106,11 +106,11 @@ struct sb_storeq {
     uv_mutex_t mu; /* guards everything below up to `pending` */
     uv_cond_t wcond, rcond, ccond, lcond;
     req_list wq, rq, done;
-    req_list lq;          /* long reads */
+    req_list lq; /* long reads */
     size_t lq_len;
-    uv_thread_t lreader;  /* their thread */
-    sb_store *ldb;        /* its connection: that thread's alone */
-    char *path;           /* the database, for ldb */
+    uv_thread_t lreader; /* their thread */
+    sb_store *ldb;       /* its connection: that thread's alone */
+    char *path;          /* the database, for ldb */
     sb_durability durability;
     bool stopping;      /* threads finish their queues, then exit */
     bool joined;        /* threads gone: submit completes at once */

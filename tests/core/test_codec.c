@@ -243,8 +243,8 @@ static void test_json_text_forms(void **state)
 static void test_doubles(void **state)
 {
     (void)state;
-    const double V[] = {13.0 / 3.0, -0.0, 0.75, 1e300, NAN, INFINITY,
-                        -INFINITY};
+    const double V[] = {13.0 / 3.0, -0.0,     0.75,     1e300,
+                        NAN,        INFINITY, -INFINITY};
     for (size_t i = 0; i < sizeof V / sizeof *V; i++) {
         Sbp__ReportRow row = SBP__REPORT_ROW__INIT;
         row.csat_average = V[i];
@@ -257,8 +257,8 @@ static void test_doubles(void **state)
             sb_buf b = SB_BUF_INIT;
             assert_int_equal(sb_frame_encode((sb_encoding)enc, &f, &b), 0);
             Sbp__Frame *o = NULL;
-            assert_int_equal(sb_frame_decode((sb_encoding)enc, b.data, b.len, &o),
-                             0);
+            assert_int_equal(
+                sb_frame_decode((sb_encoding)enc, b.data, b.len, &o), 0);
             double got = o->report_resp->total->csat_average;
             if (isnan(V[i]))
                 assert_true(isnan(got));

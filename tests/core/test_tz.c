@@ -37,15 +37,15 @@ static void test_calendar(void **state)
     assert_int_equal(y, 1969);
     assert_int_equal(m, 12);
     assert_int_equal(d, 31);
-    assert_int_equal(sb_tz_weekday(0), 4);                          /* Thu */
-    assert_int_equal(sb_tz_weekday(sb_tz_days(2027, 1, 15)), 5);    /* Fri */
+    assert_int_equal(sb_tz_weekday(0), 4);                       /* Thu */
+    assert_int_equal(sb_tz_weekday(sb_tz_days(2027, 1, 15)), 5); /* Fri */
     assert_int_equal(sb_tz_day_of(-1), -1);
     assert_int_equal(sb_tz_day_of(86399), 0);
     int64_t days;
     assert_int_equal(sb_tz_date_parse("2024-02-29", &days), 0);
     assert_int_equal(days, sb_tz_days(2024, 2, 29));
     const char *bad[] = {"2023-02-29", "2024-13-01", "2024-1-01", "20240101",
-                         "1969-12-31", "2024-04-31", "", "2024-02-2x"};
+                         "1969-12-31", "2024-04-31", "",          "2024-02-2x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(sb_tz_date_parse(bad[i], &days), SB_E_INVALID);
     assert_int_equal(sb_tz_date_parse(NULL, &days), SB_E_INVALID);
@@ -87,8 +87,8 @@ static void test_offsets(void **state)
         sb_tz *z = load(P[i].zone);
         assert_string_equal(sb_tz_name(z), P[i].zone);
         if (sb_tz_offset(z, P[i].t) != P[i].offset)
-            fail_msg("%s at %lld: %d, want %d", P[i].zone,
-                     (long long)P[i].t, sb_tz_offset(z, P[i].t), P[i].offset);
+            fail_msg("%s at %lld: %d, want %d", P[i].zone, (long long)P[i].t,
+                     sb_tz_offset(z, P[i].t), P[i].offset);
         sb_tz_free(z);
     }
 }
@@ -101,11 +101,11 @@ static void test_from_local(void **state)
     (void)state;
     sb_tz *z = load("Europe/Berlin");
     int64_t day = sb_tz_days(2025, 3, 30) * 86400;
-    assert_int_equal(sb_tz_from_local(z, day + 3600), day);          /* 01:00 */
-    assert_int_equal(sb_tz_from_local(z, day + 9000), day + 5400);   /* 02:30 */
+    assert_int_equal(sb_tz_from_local(z, day + 3600), day);        /* 01:00 */
+    assert_int_equal(sb_tz_from_local(z, day + 9000), day + 5400); /* 02:30 */
     assert_int_equal(sb_tz_from_local(z, day + 3 * 3600), day + 3600);
     day = sb_tz_days(2025, 10, 26) * 86400;
-    assert_int_equal(sb_tz_from_local(z, day + 9000), day + 1800);   /* CEST */
+    assert_int_equal(sb_tz_from_local(z, day + 9000), day + 1800); /* CEST */
     assert_int_equal(sb_tz_from_local(z, day + 3 * 3600), day + 7200);
     day = sb_tz_days(2025, 7, 1) * 86400;
     assert_int_equal(sb_tz_from_local(z, day + 12 * 3600), day + 10 * 3600);
@@ -174,8 +174,12 @@ static void test_rules(void **state)
     assert_int_equal(rule_offset("AAA0BBB,59,300", feb29 + 7200), 3600);
     assert_int_equal(rule_offset("AAA0BBB,59,300", feb29 + 7199), 0);
     /* Broken rules make the file no zone. */
-    const char *bad[] = {"CET", "CET-1CEST,M3.5.0", "CET-1CEST,M13.1.0,M10.5.0",
-                         "CET-99", "CET-1CEST,M3.5.0,M10.5.0/3x", "1CET"};
+    const char *bad[] = {"CET",
+                         "CET-1CEST,M3.5.0",
+                         "CET-1CEST,M13.1.0,M10.5.0",
+                         "CET-99",
+                         "CET-1CEST,M3.5.0,M10.5.0/3x",
+                         "1CET"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         uint8_t buf[256];
         size_t n = footer_only(bad[i], buf, sizeof buf);
@@ -216,7 +220,7 @@ static void test_bad(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_calendar), cmocka_unit_test(test_offsets),
+        cmocka_unit_test(test_calendar),   cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_from_local), cmocka_unit_test(test_rules),
         cmocka_unit_test(test_bad),
     };

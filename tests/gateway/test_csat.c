@@ -213,7 +213,8 @@ static void test_csat(void **state)
     assert_string_equal(done->body, "\xe5\xae\xa2\xe6\x88\xb7\xe5\xaf\xb9"
                                     "\xe6\x9c\xac\xe6\xac\xa1\xe6\x9c\x8d"
                                     "\xe5\x8a\xa1\xe7\x9a\x84\xe8\xaf\x84"
-                                    "\xe5\x88\x86\xef\xbc\x9a" "4/5\xe3\x80\x82");
+                                    "\xe5\x88\x86\xef\xbc\x9a"
+                                    "4/5\xe3\x80\x82");
     /* The agent who had it: the conversation with its rating, nothing of
      * its messages. */
     Sbp__Conversation *u = last_update(20);
@@ -260,8 +261,8 @@ static void test_csat(void **state)
     fr.body_case = SBP__FRAME__BODY_OPEN;
     fr.open = &o;
     gwfake_feed(12, &fr);
-    uint64_t direct =
-        gwfake_last_of(12, SBP__FRAME__BODY_OPEN_RESP)->open_resp->conv->conv_id;
+    uint64_t direct = gwfake_last_of(12, SBP__FRAME__BODY_OPEN_RESP)
+                          ->open_resp->conv->conv_id;
     rate(12, direct, 5, "");
     expect_error(12, SBP__ERROR_CODE__ERR_STATE);
 }
@@ -283,15 +284,13 @@ static void test_shift_boundary(void **state)
     Sbp__Conversation *u = last_update(10);
     assert_int_equal(u->state, SBP__CONV_STATE__STATE_QUEUED);
     assert_int_equal(u->queue_position, 1);
-    Sbp__Message *m =
-        pushed(10, "will be back on Friday, 2027-01-15 at 13:00 "
-                   "(Europe/Berlin)");
+    Sbp__Message *m = pushed(10, "will be back on Friday, 2027-01-15 at 13:00 "
+                                 "(Europe/Berlin)");
     assert_non_null(m);
     assert_string_equal(m->sender, "bot");
     assert_non_null(pushed(10, "leave a message here with your email"));
     /* An email address left in the queue is noted. */
-    gwfake_send(10, conv, 2, "Please write to me at li.ming@example.com.",
-                0);
+    gwfake_send(10, conv, 2, "Please write to me at li.ming@example.com.", 0);
     assert_non_null(pushed(10, "answer you here or at li.ming@example.com"));
     gwfake_send(10, conv, 3, "no address here", 0);
     /* g2 has no hours: a transfer there would be answered; g1 waits. */
@@ -319,7 +318,8 @@ static void test_holiday(void **state)
     assert_int_equal(last_update(10)->state, SBP__CONV_STATE__STATE_QUEUED);
     /* "...2027-01-19（星期二）09:00（Europe/Berlin）..." */
     assert_non_null(pushed(10, "2027-01-19\xef\xbc\x88\xe6\x98\x9f\xe6\x9c\x9f"
-                               "\xe4\xba\x8c\xef\xbc\x89" "09:00"));
+                               "\xe4\xba\x8c\xef\xbc\x89"
+                               "09:00"));
     /* Monday 09:00 and 13:00: a holiday. */
     gwfake_tick(utc(2027, 1, 18, 8, 0) - GF.now);
     gwfake_tick(4 * H);
@@ -375,8 +375,8 @@ static void test_start_out_of_hours(void **state)
 
 /* ---- reports ------------------------------------------------------------- */
 
-static void report(uint64_t c, const char *from, const char *to,
-                   const char *tz, char **by, size_t n_by)
+static void report(uint64_t c, const char *from, const char *to, const char *tz,
+                   char **by, size_t n_by)
 {
     Sbp__Report r = SBP__REPORT__INIT;
     r.from = (char *)from;

@@ -58,7 +58,7 @@ static void test_split_shifts(void **state)
     /* Monday 2027-01-18, local 08:59:59.999 = 00:59:59.999Z. */
     int64_t mon = utc(2027, 1, 18, 0, 0);
     expect(h, mon + H - 1, false, mon + H);
-    expect(h, mon + H, true, mon + 4 * H);            /* 09:00-12:00 */
+    expect(h, mon + H, true, mon + 4 * H);               /* 09:00-12:00 */
     expect(h, mon + 4 * H, false, mon + 5 * H + 30 * M); /* lunch */
     expect(h, mon + 5 * H + 30 * M, true, mon + 10 * H);
     /* After Monday's last shift: Tuesday is a holiday, the week has
@@ -81,8 +81,9 @@ static void test_split_shifts(void **state)
 static void test_night_shift(void **state)
 {
     (void)state;
-    sb_hours *h = parse("{\"tz\":\"UTC\",\"week\":{"
-                        "\"fri\":[\"22:00-24:00\"],\"sat\":[\"00:00-06:00\"]}}");
+    sb_hours *h =
+        parse("{\"tz\":\"UTC\",\"week\":{"
+              "\"fri\":[\"22:00-24:00\"],\"sat\":[\"00:00-06:00\"]}}");
     int64_t fri = utc(2027, 1, 15, 0, 0);
     expect(h, fri + 21 * H, false, fri + 22 * H);
     expect(h, fri + 23 * H, true, fri + 30 * H);
@@ -97,17 +98,18 @@ static void test_night_shift(void **state)
 static void test_dst(void **state)
 {
     (void)state;
-    sb_hours *h = parse("{\"tz\":\"Europe/Berlin\",\"week\":{"
-                        "\"sun\":[\"01:00-04:00\"],\"mon\":[\"09:00-17:00\"]}}");
+    sb_hours *h =
+        parse("{\"tz\":\"Europe/Berlin\",\"week\":{"
+              "\"sun\":[\"01:00-04:00\"],\"mon\":[\"09:00-17:00\"]}}");
     int64_t spring = utc(2027, 3, 28, 0, 0);
-    expect(h, spring - 1, false, spring);        /* 01:00 CET */
-    expect(h, spring, true, spring + 2 * H);     /* 04:00 CEST */
+    expect(h, spring - 1, false, spring);                      /* 01:00 CET */
+    expect(h, spring, true, spring + 2 * H);                   /* 04:00 CEST */
     expect(h, spring + 2 * H, false, spring + 24 * H + 7 * H); /* Mon 09 */
     /* Monday: 09:00 CEST is 07:00Z. */
     expect(h, spring + 31 * H, true, spring + 39 * H);
     int64_t autumn = utc(2027, 10, 30, 23, 0); /* 01:00 CEST */
     expect(h, autumn - 1, false, autumn);
-    expect(h, autumn, true, autumn + 4 * H);     /* 04:00 CET = 03:00Z */
+    expect(h, autumn, true, autumn + 4 * H); /* 04:00 CET = 03:00Z */
     char date[11], hhmm[6];
     unsigned wd;
     sb_hours_local(h, autumn + 4 * H, date, hhmm, &wd);

@@ -253,8 +253,8 @@ static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
         cb_admin(ud, rid, err, sb_client_answer_text(f));
         break;
     case SBP__FRAME__BODY_REPORT:
-        ans_put(ud, ITS_ANS_REPORT, rid, err,
-                a ? &a->report_resp->base : NULL, NULL);
+        ans_put(ud, ITS_ANS_REPORT, rid, err, a ? &a->report_resp->base : NULL,
+                NULL);
         break;
     default:
         cb_done(ud, rid, err);

@@ -57,7 +57,7 @@ static its_dev *dev(const char *user, const char *role, const char *locale)
 /* YYYY-MM-DD of today (UTC) plus days, and the weekday's English name. */
 static void day_from_today(int days, char out[11], const char **weekday)
 {
-    static const char *const NAMES[] = {"Sunday",   "Monday", "Tuesday",
+    static const char *const NAMES[] = {"Sunday",    "Monday",   "Tuesday",
                                         "Wednesday", "Thursday", "Friday",
                                         "Saturday"};
     int64_t d = sb_tz_day_of((int64_t)time(NULL)) + days;
@@ -75,22 +75,21 @@ static void start(sb_encoding enc)
     day_from_today(0, t, NULL);
     day_from_today(1, m, NULL);
     static char desk[2048];
-    snprintf(
-        desk, sizeof desk,
-        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\",\"g2\"],"
-        "\"greeting\":{\"en\":\"Welcome\"},"
-        "\"rules\":{\"en\":[{\"keywords\":[\"human\"],\"handoff\":true}],"
-        "\"zh-CN\":[{\"keywords\":[\"\xe4\xba\xba\xe5\xb7\xa5\"],"
-        "\"handoff\":true}]}}],"
-        "\"agents\":[{\"id\":\"a1\",\"groups\":[\"g1\",\"g2\"],"
-        "\"capacity\":4}],"
-        "\"hours\":{\"g1\":{\"tz\":\"UTC\",\"week\":{"
-        "\"mon\":[\"00:00-24:00\"],\"tue\":[\"00:00-24:00\"],"
-        "\"wed\":[\"00:00-24:00\"],\"thu\":[\"00:00-24:00\"],"
-        "\"fri\":[\"00:00-24:00\"],\"sat\":[\"00:00-24:00\"],"
-        "\"sun\":[\"00:00-24:00\"]},"
-        "\"holidays\":[\"%s\",\"%s\",\"%s\"]}}}",
-        y, t, m);
+    snprintf(desk, sizeof desk,
+             "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\",\"g2\"],"
+             "\"greeting\":{\"en\":\"Welcome\"},"
+             "\"rules\":{\"en\":[{\"keywords\":[\"human\"],\"handoff\":true}],"
+             "\"zh-CN\":[{\"keywords\":[\"\xe4\xba\xba\xe5\xb7\xa5\"],"
+             "\"handoff\":true}]}}],"
+             "\"agents\":[{\"id\":\"a1\",\"groups\":[\"g1\",\"g2\"],"
+             "\"capacity\":4}],"
+             "\"hours\":{\"g1\":{\"tz\":\"UTC\",\"week\":{"
+             "\"mon\":[\"00:00-24:00\"],\"tue\":[\"00:00-24:00\"],"
+             "\"wed\":[\"00:00-24:00\"],\"thu\":[\"00:00-24:00\"],"
+             "\"fri\":[\"00:00-24:00\"],\"sat\":[\"00:00-24:00\"],"
+             "\"sun\":[\"00:00-24:00\"]},"
+             "\"holidays\":[\"%s\",\"%s\",\"%s\"]}}}",
+             y, t, m);
     its_server_start(&E, "sbcsat", desk);
     E.enc = enc;
 }
@@ -123,9 +122,8 @@ static void hours(sb_encoding enc)
     /* The same in Chinese: "（星期X）00:00（UTC）". */
     its_dev *zh = dev("cu2", "customer", "zh-CN");
     uint64_t conv2 = its_open_service(zh, NULL);
-    assert_int_equal(its_say(zh, conv2, "\xe8\xbd\xac\xe4\xba\xba\xe5\xb7\xa5",
-                             0),
-                     0);
+    assert_int_equal(
+        its_say(zh, conv2, "\xe8\xbd\xac\xe4\xba\xba\xe5\xb7\xa5", 0), 0);
     its_expect_state(&zh, 1, conv2, SBP__CONV_STATE__STATE_QUEUED, "", "g1", 2);
     snprintf(want, sizeof want, "%s\xef\xbc\x88", back);
     its_expect_msg(zh, conv2, "bot", want);
@@ -141,8 +139,8 @@ static void hours(sb_encoding enc)
     uint32_t rid = 0;
     int rc = sb_client_transfer(adm->c, conv2, NULL, "g2", &rid);
     assert_int_equal(its_wait_ans(adm, rc, rid, "transfer")->err, 0);
-    its_expect_state(&zh, 1, conv2, SBP__CONV_STATE__STATE_ASSIGNED, "a1",
-                     "g2", 0);
+    its_expect_state(&zh, 1, conv2, SBP__CONV_STATE__STATE_ASSIGNED, "a1", "g2",
+                     0);
     /* The customer still queued moved up. */
     its_expect_state(&cu, 1, conv, SBP__CONV_STATE__STATE_QUEUED, "", "g1", 1);
 }
@@ -161,8 +159,7 @@ static void test_hours_json(void **state)
 
 /* ---- ratings ------------------------------------------------------------- */
 
-static int rate(its_dev *d, uint64_t conv, uint32_t rating,
-                const char *comment)
+static int rate(its_dev *d, uint64_t conv, uint32_t rating, const char *comment)
 {
     uint32_t rid = 0;
     int rc = sb_client_csat(d->c, conv, rating, comment, &rid);
@@ -330,8 +327,8 @@ static int sbctl(char *out, size_t cap, const char *fmt, ...)
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     snprintf(bin, sizeof bin, "%s", harness_server_bin());
-    snprintf(cmd, sizeof cmd, "'%s/sbctl' %s --url %s 2>&1", dirname(bin),
-             args, E.srv.url);
+    snprintf(cmd, sizeof cmd, "'%s/sbctl' %s --url %s 2>&1", dirname(bin), args,
+             E.srv.url);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t n = fread(out, 1, cap - 1, p);
@@ -374,11 +371,11 @@ static void test_report_known(void **state)
         snprintf(path, sizeof path, "%s/switchboard.db", E.srv.data_dir);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(path, SB_DURABILITY_FSYNC, &s), 0);
-    conv_write(s, "k1", utc(2027, 1, 15, 10, 0), utc(2027, 1, 15, 10, 1),
-               "a1", utc(2027, 1, 15, 10, 5), utc(2027, 1, 15, 10, 7),
+    conv_write(s, "k1", utc(2027, 1, 15, 10, 0), utc(2027, 1, 15, 10, 1), "a1",
+               utc(2027, 1, 15, 10, 5), utc(2027, 1, 15, 10, 7),
                utc(2027, 1, 15, 10, 30), 5);
-    conv_write(s, "k2", utc(2027, 1, 15, 11, 0), utc(2027, 1, 15, 11, 0),
-               "a1", utc(2027, 1, 15, 11, 10), utc(2027, 1, 15, 11, 12),
+    conv_write(s, "k2", utc(2027, 1, 15, 11, 0), utc(2027, 1, 15, 11, 0), "a1",
+               utc(2027, 1, 15, 11, 10), utc(2027, 1, 15, 11, 12),
                utc(2027, 1, 15, 12, 0), 3);
     conv_write(s, "k3", utc(2027, 1, 15, 12, 0), 0, "a2",
                utc(2027, 1, 15, 12, 0), utc(2027, 1, 15, 12, 1),
@@ -420,8 +417,8 @@ static void test_report_known(void **state)
     assert_int_equal(st, 1);
     assert_non_null(strstr(out, "ERR_INVALID"));
     assert_non_null(strstr(out, "YYYY-MM-DD"));
-    st = sbctl(out, sizeof out, "report --token %s --from 2027-01-15 --tz Nowhere",
-               tok);
+    st = sbctl(out, sizeof out,
+               "report --token %s --from 2027-01-15 --tz Nowhere", tok);
     assert_int_equal(st, 1);
     assert_non_null(strstr(out, "Nowhere is not a time zone"));
     st = sbctl(out, sizeof out, "report --token %s --from 2027-01-15",

@@ -83,9 +83,8 @@ static uint64_t svc_open(sb_store *s, const char *cust, const char *group,
     Sbp__Conversation *c = NULL;
     bool created;
     assert_int_equal(sb_store_begin(s), 0);
-    assert_int_equal(sb_store_service_open(s, cust, "d", group, at, &c,
-                                           &created),
-                     0);
+    assert_int_equal(
+        sb_store_service_open(s, cust, "d", group, at, &c, &created), 0);
     assert_int_equal(sb_store_commit(s), 0);
     assert_true(created);
     uint64_t id = c->conv_id;
@@ -93,8 +92,8 @@ static uint64_t svc_open(sb_store *s, const char *cust, const char *group,
     return id;
 }
 
-static void route(sb_store *s, uint64_t c, Sbp__ConvState st,
-                  const char *group, const char *agent, int64_t at)
+static void route(sb_store *s, uint64_t c, Sbp__ConvState st, const char *group,
+                  const char *agent, int64_t at)
 {
     assert_int_equal(sb_store_begin(s), 0);
     assert_int_equal(sb_store_conv_route(s, c, st, group, agent, at, NULL), 0);
@@ -127,8 +126,8 @@ static int csat_set(sb_store *s, uint64_t c, uint32_t rating,
 
 /* Closed by its agent (or by the customer: agent ""), asked for a rating,
  * rated (0: not). */
-static void close_rate(sb_store *s, uint64_t c, const char *group,
-                       int64_t at, uint32_t rating)
+static void close_rate(sb_store *s, uint64_t c, const char *group, int64_t at,
+                       uint32_t rating)
 {
     route(s, c, SBP__CONV_STATE__STATE_CLOSED, group, "", at);
     bool asked = false;
@@ -167,7 +166,8 @@ static void test_csat(void **state)
     /* A comment of exactly the limit is taken. */
     big[SB_CSAT_COMMENT_BYTES_MAX] = '\0';
     assert_int_equal(csat_set(s, c, 2, big, t0 + 3 * MINUTE), 0);
-    assert_int_equal(csat_set(s, c, 5, "better", t0 + 4 * MINUTE), SB_E_ALREADY);
+    assert_int_equal(csat_set(s, c, 5, "better", t0 + 4 * MINUTE),
+                     SB_E_ALREADY);
     Sbp__Conversation *pc = NULL;
     assert_int_equal(sb_store_conv_get(s, c, &pc), 0);
     assert_int_equal(pc->csat_rating, 2);
@@ -249,8 +249,7 @@ typedef struct want {
 
 static void check_row(const Sbp__ReportRow *r, const want *w, const char *key)
 {
-    if (strcmp(key, w->key) != 0)
-        fail_msg("row %s, want %s", key, w->key);
+    if (strcmp(key, w->key) != 0) fail_msg("row %s, want %s", key, w->key);
     assert_int_equal(r->conversations, w->convs);
     assert_int_equal(r->closed, w->closed);
     assert_int_equal(r->first_responses, w->firsts);
@@ -306,14 +305,15 @@ static Sbp__ReportResp *run(sb_store *s, const char *from, const char *to,
  *               [0, 2m, 4m, 10m] -> 2m, 10m; 3 of 4 rated, 5+3+4 -> 4 */
 static const want BY_AGENT[] = {
     {"", 1, 1, 0, 0, 0, 5 * MINUTE, 5 * MINUTE, 0, 0, 0, 1, 1, 4.0, 1.0},
-    {"a1", 2, 2, 2, 7 * MINUTE, 12 * MINUTE, 30 * MINUTE, 60 * MINUTE, 2, 4 * MINUTE,
-     10 * MINUTE, 2, 2, 4.0, 1.0},
-    {"a2", 2, 1, 2, 1 * MINUTE, 10 * MINUTE, 20 * MINUTE, 20 * MINUTE, 2, 0, 2 * MINUTE, 1, 0,
-     0.0, 0.0},
+    {"a1", 2, 2, 2, 7 * MINUTE, 12 * MINUTE, 30 * MINUTE, 60 * MINUTE, 2,
+     4 * MINUTE, 10 * MINUTE, 2, 2, 4.0, 1.0},
+    {"a2", 2, 1, 2, 1 * MINUTE, 10 * MINUTE, 20 * MINUTE, 20 * MINUTE, 2, 0,
+     2 * MINUTE, 1, 0, 0.0, 0.0},
 };
 static const want BY_AGENT_TOTAL = {
-    "", 5, 4, 4, 7 * MINUTE, 12 * MINUTE, 20 * MINUTE, 60 * MINUTE, 4, 2 * MINUTE, 10 * MINUTE,
-    4,  3, 4.0, 0.75};
+    "",          5,           4,           4,   7 * MINUTE,
+    12 * MINUTE, 20 * MINUTE, 60 * MINUTE, 4,   2 * MINUTE,
+    10 * MINUTE, 4,           3,           4.0, 0.75};
 
 /* By day in Shanghai (UTC+8), the 15th and the 16th: c7 c1 c2 c3 c5 on
  * the 15th, c4 c6 on the 16th.
@@ -321,10 +321,10 @@ static const want BY_AGENT_TOTAL = {
  *         [5m, 20m, 30m, 60m] -> 20m, 60m; wait [0, 4m, 10m] -> 4m, 10m
  *   16th: first [10m]; nothing closed; wait [2m] (c6 waits still) */
 static const want BY_DAY[] = {
-    {"2027-01-15", 5, 4, 3, 7 * MINUTE, 12 * MINUTE, 20 * MINUTE, 60 * MINUTE, 3, 4 * MINUTE,
-     10 * MINUTE, 4, 3, 4.0, 0.75},
-    {"2027-01-16", 2, 0, 1, 10 * MINUTE, 10 * MINUTE, 0, 0, 1, 2 * MINUTE, 2 * MINUTE, 0,
-     0, 0.0, 0.0},
+    {"2027-01-15", 5, 4, 3, 7 * MINUTE, 12 * MINUTE, 20 * MINUTE, 60 * MINUTE,
+     3, 4 * MINUTE, 10 * MINUTE, 4, 3, 4.0, 0.75},
+    {"2027-01-16", 2, 0, 1, 10 * MINUTE, 10 * MINUTE, 0, 0, 1, 2 * MINUTE,
+     2 * MINUTE, 0, 0, 0.0, 0.0},
 };
 
 static void test_report(void **state)
@@ -380,8 +380,8 @@ static void test_report(void **state)
         json_integer_value(json_object_get(a1, "first_response_p90_ms")),
         720000);
     assert_null(json_object_get(a1, "day")); /* not a key of this report */
-    assert_true(json_real_value(json_object_get(
-                    json_object_get(j, "total"), "csat_response_rate")) == 0.75);
+    assert_true(json_real_value(json_object_get(json_object_get(j, "total"),
+                                                "csat_response_rate")) == 0.75);
     assert_string_equal(json_string_value(json_object_get(j, "tz")), "UTC");
     json_decref(j);
     b.len = 0;
@@ -389,8 +389,8 @@ static void test_report(void **state)
     assert_int_equal(sb_buf_append(&b, "", 1), 0);
     const char *table = (char *)b.data;
     assert_non_null(strstr(table, "agent"));
-    assert_non_null(strstr(table, "7m00s"));  /* a1's first-response median */
-    assert_non_null(strstr(table, "1h00m"));  /* its resolution p90 */
+    assert_non_null(strstr(table, "7m00s")); /* a1's first-response median */
+    assert_non_null(strstr(table, "1h00m")); /* its resolution p90 */
     assert_non_null(strstr(table, "3/4 (75%)"));
     assert_non_null(strstr(table, "total"));
     sb_buf_free(&b);
@@ -619,9 +619,9 @@ static void test_migrate(void **state)
             assert_int_equal(
                 sqlite3_exec(db, sb__sqlite_schema(v), NULL, NULL, NULL),
                 SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL,
-                                      NULL, NULL),
-                         SQLITE_OK);
+        assert_int_equal(
+            sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL),
+            SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, ROWS, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
     }
@@ -644,9 +644,12 @@ static void test_migrate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_csat),         cmocka_unit_test(test_report),
-        cmocka_unit_test(test_wait_cycles),  cmocka_unit_test(test_report_refused),
-        cmocka_unit_test(test_storeq),       cmocka_unit_test(test_migrate),
+        cmocka_unit_test(test_csat),
+        cmocka_unit_test(test_report),
+        cmocka_unit_test(test_wait_cycles),
+        cmocka_unit_test(test_report_refused),
+        cmocka_unit_test(test_storeq),
+        cmocka_unit_test(test_migrate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
