@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "sb_addr.h"
+#include "sb_deskown.h"
 #include "sb_error.h"
 #include "sb_http.h"
 #include "sb_log.h"
@@ -92,10 +93,11 @@ struct server {
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_reload *reload; /* the word lists and desks in force */
-    sb_opsport *ops;   /* --admin-listen; NULL: none */
-    sb_notify *notify; /* systemd; NULL: not under it */
-    sb_nats *nats;     /* --nats: the link to the cluster; NULL: alone */
+    sb_reload *reload;   /* the word lists and desks in force */
+    sb_opsport *ops;     /* --admin-listen; NULL: none */
+    sb_notify *notify;   /* systemd; NULL: not under it */
+    sb_nats *nats;       /* --nats: the link to the cluster; NULL: alone */
+    sb_deskown *deskown; /* --nats: the lock of the desks' owner */
     char node[SB_ID_BYTES_MAX + 1];
     sb_metrics_shell mstats;
     sb_map conns; /* id -> conn */
@@ -391,23 +393,44 @@ static int64_t io_now(void *ud)
 
 /* ---- the cluster (--nats) ----------------------------------------------- */
 
-static void io_subscribe(void *ud, const char *user_id, bool on)
+/* The NATS subject of a topic of the core's. */
+static void topic_subject(char *out, sb_gw_topic t, const char *id)
+{
+    switch (t) {
+    case SB_GW_TOPIC_USER:
+        sb_nats_subject(out, "sb.u.", id);
+        break;
+    case SB_GW_TOPIC_NODE:
+        sb_nats_subject(out, "sb.n.", id);
+        break;
+    case SB_GW_TOPIC_DESK:
+        strcpy(out, "sb.desk");
+        break;
+    case SB_GW_TOPIC_ALL:
+        strcpy(out, "sb.all");
+        break;
+    }
+}
+
+static void io_subscribe(void *ud, sb_gw_topic t, const char *id, bool on)
 {
     server *srv = ud;
     char subj[SB_NATS_SUBJECT_MAX + 1];
-    sb_nats_subject(subj, "sb.u.", user_id);
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
     int rc = sb_nats_sub(srv->nats, subj, on);
     if (rc)
         sb_log(SB_LOG_WARN, "cluster_subscribe_failed", NULL,
-               "cannot subscribe for a user: %s", sb_strerror(rc));
+               "cannot subscribe to %s: %s", subj, sb_strerror(rc));
 }
 
-static void io_publish(void *ud, const char *user_id, const uint8_t *p,
-                       size_t n)
+static void io_publish(void *ud, sb_gw_topic t, const char *id,
+                       const uint8_t *p, size_t n)
 {
     server *srv = ud;
     char subj[SB_NATS_SUBJECT_MAX + 1];
-    sb_nats_subject(subj, "sb.u.", user_id);
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
     sb_nats_pub(srv->nats, subj, p, n);
 }
 
@@ -415,7 +438,7 @@ static void nats_msg(void *ud, const char *subject, const uint8_t *p, size_t n)
 {
     server *srv = ud;
     (void)subject;
-    sb_gw_cluster_in(srv->gw, p, n, wall_ms());
+    if (srv->gw) sb_gw_cluster_in(srv->gw, p, n, wall_ms());
 }
 
 /* The link is back: what the other nodes published meanwhile is read from
@@ -427,6 +450,16 @@ static void nats_link(void *ud, bool up)
            NULL, up ? "connected to NATS (%s)" : "lost NATS (%s)",
            srv->cfg.nats);
     if (up && srv->gw) sb_gw_cluster_resync(srv->gw, wall_ms());
+}
+
+static void desk_owner(void *ud, bool own)
+{
+    server *srv = ud;
+    sb_log(SB_LOG_INFO, own ? "desks_owned" : "desks_released", NULL,
+           own ? "this node owns the desks now"
+               : "this node no longer owns "
+                 "the desks");
+    sb_gw_cluster_own(srv->gw, own, wall_ms());
 }
 
 /* Joins the cluster of cfg.nats as node. */
@@ -738,6 +771,10 @@ static void server_stop(server *srv)
     srv->notify = NULL;
     sb_storeq_stop(srv->storeq);
     srv->storeq = NULL;
+    sb_deskown_stop(srv->deskown);
+    srv->deskown = NULL;
+    sb_nats_stop(srv->nats); /* the core publishes nothing more */
+    srv->nats = NULL;
     uv_timer_stop(&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->tick);
@@ -840,6 +877,11 @@ static void ops_snapshot(void *ud, sb_metrics_snap *s)
     s->have_store = srv->storeq != NULL;
     if (srv->storeq) sb_storeq_get_stats(srv->storeq, &s->store);
     sb_metrics_take_desk(s, sb_gw_desk(srv->gw));
+    if (srv->cfg.nats) {
+        s->cluster = true;
+        s->desk_owner = sb_gw_cluster_owner(srv->gw);
+        if (srv->nats) sb_nats_get_stats(srv->nats, &s->nats);
+    }
 }
 
 /* An admin's command from the core: reloads and desk ops (sb_reload). */
@@ -865,6 +907,7 @@ static void on_signal(uv_signal_t *h, int signum)
     close_handle((uv_handle_t *)&srv->listener);
     sb_gw_drain(srv->gw);
     sb_reload_drain(srv->reload);
+    sb_deskown_release(srv->deskown); /* another node takes the desks */
     uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
@@ -942,6 +985,10 @@ int sb_server_run(const sb_server_config *cfg,
     if (rc) goto out_store;
     sb_reload_set_gw(srv->reload, srv->gw);
     sb_gw_start(srv->gw, wall_ms());
+    /* Once the core is there to take the desks over. */
+    if (cfg->nats && (rc = sb_deskown_start(&srv->loop, cfg->store, desk_owner,
+                                            srv, &srv->deskown)) != 0)
+        goto out_gw;
 
     struct sockaddr_storage addr;
     rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
@@ -1036,6 +1083,7 @@ out_gw:
     }
     sb_gw_free(srv->gw);
 out_store:
+    sb_deskown_stop(srv->deskown);
     sb_nats_stop(srv->nats);
     sb_storeq_stop(srv->storeq);
     /* After the gateway that used its desk; no reload runs: the loop ran
