@@ -13,7 +13,12 @@
  * Two nodes at once (two servers, each with its own store, so no message
  * crosses them): devices whose backoff is long move from a draining node
  * to the other, and from a node killed with -9 back to the first (started
- * again meanwhile), each within a second, without waiting for a backoff. */
+ * again meanwhile), each within a second, without waiting for a backoff.
+ *
+ * A node dies (PostgreSQL only: two gateways on one database): both
+ * pairs chat through the first node when it is killed with -9 in the
+ * middle of their burst; they move to the second and finish there, and
+ * the same checks hold (I1-I4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +33,7 @@
 #include <cmocka.h>
 
 #include "itest.h"
+#include "pgtest.h"
 
 #define N_CONVS 2
 #define PER_DEV_MAX 400
@@ -36,7 +42,8 @@
 #define SWITCH_MS_MAX 1000 /* the promise: another node within a second */
 
 static it_env E;
-static harness_server B; /* the second node of the two-node test */
+static harness_server B;    /* the second node */
+static bool b_shares_store; /* B.store is E.srv's database */
 static int reserved[2] = {-1, -1};
 static it_device *cust[N_CONVS], *agent[N_CONVS];
 static uint64_t conv[N_CONVS];
@@ -51,9 +58,12 @@ static int teardown(void **state)
         uv_timer_stop(&load);
         load_on = false;
     }
-    it_env_free(&E);
+    harness_kill9(&B);
+    if (b_shares_store) B.store[0] = '\0'; /* E.srv's to drop */
     harness_cleanup(&B);
     memset(&B, 0, sizeof B);
+    b_shares_store = false;
+    it_env_free(&E);
     for (int i = 0; i < 2; i++)
         if (reserved[i] >= 0) {
             close(reserved[i]);
@@ -156,6 +166,42 @@ static uint64_t url_switches(it_device *d)
     return st.url_switches;
 }
 
+/* Both pairs' conversations: everything sent is acked once, surfaced in
+ * order exactly once by both devices, and as stored. */
+static void finish_and_check(it_device **all, size_t *sends_out)
+{
+    it_run_for(&E, 300);
+    uv_timer_stop(&load);
+    load_on = false;
+    assert_true(it_wait_sent(all, 2 * N_CONVS, 60000));
+    size_t sends = 0;
+    for (int i = 0; i < 2 * N_CONVS; i++) {
+        sends += all[i]->n_sends;
+        assert_int_equal(all[i]->n_failed, 0);
+        assert_int_equal(all[i]->n_sent, all[i]->n_sends);
+    }
+    for (int i = 0; i < N_CONVS; i++) {
+        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
+        it_device *pair[2] = {cust[i], agent[i]};
+        assert_true(it_wait_surfaced(pair, 2, conv[i], n, 60000));
+    }
+    it_run_for(&E, 300);
+    int problems = 0;
+    for (int i = 0; i < N_CONVS; i++) {
+        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
+        it_device *pair[2] = {cust[i], agent[i]};
+        problems += it_check_conv(&E, conv[i], pair, 2, n);
+        problems += it_check_store(&E, conv[i], cust[i], NULL);
+        problems += it_check_store(&E, conv[i], agent[i], NULL);
+    }
+    size_t acked = 0;
+    problems += it_check_acked_in_store(&E, &acked);
+    assert_int_equal(problems, 0);
+    assert_int_equal(acked, sends);
+    assert_int_equal(E.violations, 0);
+    *sends_out = sends;
+}
+
 static void test_node_moves(void **state)
 {
     (void)state;
@@ -231,37 +277,10 @@ static void test_node_moves(void **state)
     on_url moved = {all, 2 * N_CONVS, u_later};
     assert_true(it_run_until(&E, all_on, &moved, 10000));
     int64_t t_back = harness_now_ms();
-    it_run_for(&E, 300);
-    uv_timer_stop(&load);
-    load_on = false;
-    assert_true(it_wait_sent(all, 2 * N_CONVS, 60000));
-    size_t sends = 0, failed = 0, dups = 0;
-    for (int i = 0; i < 2 * N_CONVS; i++) {
-        sends += all[i]->n_sends;
-        failed += all[i]->n_failed;
+    size_t sends = 0, dups = 0;
+    finish_and_check(all, &sends);
+    for (int i = 0; i < 2 * N_CONVS; i++)
         dups += all[i]->n_dup_acks;
-        assert_int_equal(all[i]->n_sent, all[i]->n_sends);
-    }
-    assert_int_equal(failed, 0);
-    for (int i = 0; i < N_CONVS; i++) {
-        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
-        it_device *pair[2] = {cust[i], agent[i]};
-        assert_true(it_wait_surfaced(pair, 2, conv[i], n, 60000));
-    }
-    it_run_for(&E, 300);
-    int problems = 0;
-    for (int i = 0; i < N_CONVS; i++) {
-        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
-        it_device *pair[2] = {cust[i], agent[i]};
-        problems += it_check_conv(&E, conv[i], pair, 2, n);
-        problems += it_check_store(&E, conv[i], cust[i], NULL);
-        problems += it_check_store(&E, conv[i], agent[i], NULL);
-    }
-    size_t acked = 0;
-    problems += it_check_acked_in_store(&E, &acked);
-    assert_int_equal(problems, 0);
-    assert_int_equal(acked, sends);
-    assert_int_equal(E.violations, 0);
 
     printf("integ_failover: node moves: SIGTERM with %zu acked (%zu at "
            "exit), back on another port of the list; every device there "
@@ -341,11 +360,67 @@ static void test_two_nodes(void **state)
     memset(&B, 0, sizeof B);
 }
 
+static void test_node_dies(void **state)
+{
+    (void)state;
+    if (!pgtest_url()) skip();
+    it_env_init(&E);
+    E.unlimited = true;
+    assert_int_equal(it_server_start(&E, NULL), 0);
+    snprintf(B.store, sizeof B.store, "%s", E.srv.store);
+    b_shares_store = true;
+    for (int i = 0; E.srv.extra[i]; i++)
+        B.extra[i] = E.srv.extra[i];
+    assert_int_equal(harness_start(&B), 0);
+    char u_a[128], u_b[128];
+    snprintf(u_a, sizeof u_a, "%s", E.srv.url);
+    snprintf(u_b, sizeof u_b, "%s", B.url);
+    snprintf(E.url, sizeof E.url, "%s,%s", u_a, u_b);
+    char user[32], dev[32];
+    it_device *all[2 * N_CONVS];
+    for (int i = 0; i < N_CONVS; i++) {
+        snprintf(user, sizeof user, "agent%d", i);
+        snprintf(dev, sizeof dev, "agent%d-desk", i);
+        all[2 * i + 1] = agent[i] = it_device_new(&E, user, "agent", dev);
+        snprintf(user, sizeof user, "cust%d", i);
+        snprintf(dev, sizeof dev, "cust%d-app", i);
+        all[2 * i] = cust[i] = it_device_new(&E, user, "customer", dev);
+    }
+    for (int i = 0; i < 2 * N_CONVS; i++) {
+        all[i]->cfg.urls_in_order = true; /* all on A */
+        assert_int_equal(it_device_start(all[i]), 0);
+    }
+    on_url on_a = {all, 2 * N_CONVS, u_a}, on_b = {all, 2 * N_CONVS, u_b};
+    assert_true(it_run_until(&E, all_on, &on_a, 10000));
+    for (int i = 0; i < N_CONVS; i++) {
+        snprintf(user, sizeof user, "agent%d", i);
+        conv[i] = it_open(cust[i], user, 10000);
+        assert_true(conv[i] != 0);
+    }
+    uv_timer_init(&E.loop, &load);
+    uv_timer_start(&load, on_load, 0, 2);
+    load_on = true;
+    it_run_until(&E, acked_third, NULL, 5000);
+    size_t acked_at_kill = acked_total();
+    int64_t t_kill = harness_now_ms();
+    harness_kill9(&E.srv);
+    assert_true(it_run_until(&E, all_on, &on_b, 5000));
+    int64_t move_ms = harness_now_ms() - t_kill;
+    size_t sends = 0;
+    finish_and_check(all, &sends);
+    assert_true(move_ms < SWITCH_MS_MAX);
+    printf("integ_failover: node dies: kill -9 with %zu acked, every device "
+           "on the other node %lld ms later; %zu msgs each acked once and "
+           "stored, surfaced in order exactly once\n",
+           acked_at_kill, (long long)move_ms, sends);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_node_moves, teardown),
         cmocka_unit_test_teardown(test_two_nodes, teardown),
+        cmocka_unit_test_teardown(test_node_dies, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
