@@ -21,6 +21,7 @@
 
 #include "sb_backup.h"
 #include "sb_client.h"
+#include "sb_client_hs.h"
 #include "sb_storecopy.h"
 #include "sb_error.h"
 #include "sb_token.h"
@@ -358,8 +359,10 @@ static const char USAGE[] =
 
 static const char CONN_HELP[] =
     "connection options:\n"
-    "  --url URL          ws://host:port/ws or wss://... (env SB_URL;\n"
-    "                     default ws://127.0.0.1:8080/ws)\n"
+    "  --url URL[,URL...] ws://host:port/ws or wss://... (env SB_URL;\n"
+    "                     default ws://127.0.0.1:8080/ws); several (up to\n"
+    "                     16 cluster nodes, comma-separated): connect to\n"
+    "                     one, move to another when it goes away\n"
     "  --ca FILE          wss: trust the PEM CA certificates in FILE\n"
     "                     (env SB_CA; default the system's)\n"
     "  --token T          the HS256 token (env SB_TOKEN)\n"
@@ -1076,7 +1079,9 @@ static void answer_desk(ctl *x, int err, const Sbp__Frame *resp)
 static void on_state(void *ud, sb_client_state st, int err)
 {
     ctl *x = ud;
-    if (x->verbose)
+    if (x->verbose && st == SB_CLIENT_CONNECTING)
+        fprintf(stderr, "sbctl: connecting to %s\n", sb_client_get_url(x->c));
+    else if (x->verbose)
         fprintf(stderr, "sbctl: %s%s%s\n", sb_client_state_name(st),
                 err ? " " : "", err ? sb_client_err_name(err) : "");
     if (st == SB_CLIENT_STOPPED && !x->finished) {
@@ -1547,9 +1552,24 @@ static int run_client(ctl *x)
         x->device = devbuf;
     }
     x->loop = uv_default_loop();
+    static char list[4096];
+    static const char *urls[SB_CLIENT_URLS_MAX];
+    int n_urls = strlen(x->url) < sizeof list ? 0 : -EINVAL;
+    if (n_urls == 0) {
+        snprintf(list, sizeof list, "%s", x->url);
+        n_urls = sb_client_urls_split(list, urls, SB_CLIENT_URLS_MAX);
+    }
+    if (n_urls < 0) {
+        fprintf(stderr,
+                "sbctl: bad --url: a ws:// or wss:// URL, or up to "
+                "%d of them separated by commas\n",
+                SB_CLIENT_URLS_MAX);
+        return EXIT_USAGE;
+    }
     sb_client_config cfg;
     sb_client_config_default(&cfg);
-    cfg.url = x->url;
+    cfg.urls = urls;
+    cfg.n_urls = (size_t)n_urls;
     cfg.ca_file = x->ca;
     cfg.token = x->token;
     cfg.device_id = x->device;
