@@ -1083,7 +1083,6 @@ int sb_gw_api_open(sb_gw *gw, uint64_t conn_id, const char *user_id,
     /* Ready, but linked to no user: no PUSH, receipt or presence reaches
      * it, and it replaces no device's session. */
     sess_state(gw, s, SESS_READY);
-    gw_event(gw, "session_ready", s, 0, 0, 0, "api");
     return 0;
 }
 
