@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <netinet/in.h>
 #include <openssl/hmac.h>
 #include <poll.h>
@@ -40,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "itsvc.h"
@@ -318,6 +320,22 @@ static void expect_error(int status, const char *code)
 }
 
 static char ADMIN[1024], INTEG[1024];
+
+/* Runs `sbctl ARGS` as root (admin) against the server; returns its exit
+ * status and its output in out. */
+static int sbctl(const char *args, char *out, size_t cap)
+{
+    char bin[512], cmd[4096];
+    snprintf(bin, sizeof bin, "%s", harness_server_bin());
+    snprintf(cmd, sizeof cmd, "'%s/sbctl' %s --url '%s' --token '%s' 2>&1",
+             dirname(bin), args, E.srv.url, ADMIN);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 /* The server, with the desk (customer service) or without (direct
  * conversations only), and more options. */
@@ -660,14 +678,23 @@ static void test_failed_and_replay(void **state)
     assert_true(atomic_load(&RX.requests) >= 9);
     json_int_t first = json_integer_value(json_object_get(f0, "id"));
 
-    /* The endpoint works again: one replayed by id, then the rest. */
+    /* The same list from sbctl. */
+    static char out[1 << 16];
+    assert_int_equal(sbctl("webhooks failed", out, sizeof out), 0);
+    json_t *list = json_loads(out, 0, NULL);
+    if (json_array_size(json_object_get(list, "failed")) != 3)
+        fail_msg("sbctl webhooks failed: %s", out);
+    json_decref(list);
+    assert_non_null(strstr(out, "HTTP 500"));
+    assert_int_not_equal(sbctl("webhooks replay x", out, sizeof out), 0);
+
+    /* The endpoint works again: one replayed by id (sbctl), then the rest
+     * (the API). */
     atomic_store(&RX.mode, RX_OK);
-    char body[64];
-    snprintf(body, sizeof body, "{\"id\":%lld}", (long long)first);
-    assert_int_equal(call("POST", "/api/v1/webhooks/replay", ADMIN, body),
-                     200);
-    assert_int_equal(json_integer_value(json_object_get(R.json, "replayed")),
-                     1);
+    char args[64];
+    snprintf(args, sizeof args, "webhooks replay %lld", (long long)first);
+    assert_int_equal(sbctl(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "{\"replayed\":1}"));
     assert_true(rx_wait("message.created", "doomed#0", 1, 10000));
     assert_int_equal(call("POST", "/api/v1/webhooks/replay", ADMIN, NULL), 200);
     assert_int_equal(json_integer_value(json_object_get(R.json, "replayed")),
