@@ -14,8 +14,8 @@
 #include "sb_error.h"
 #include "sb_utf8.h"
 
-static const char *const ROLE_NAMES[] = {"",      "customer", "agent",
-                                         "bot",   "admin",    "integration"};
+static const char *const ROLE_NAMES[] = {"",    "customer", "agent",
+                                         "bot", "admin",    "integration"};
 #define ROLE_COUNT (sizeof ROLE_NAMES / sizeof ROLE_NAMES[0])
 
 Sbp__Role sb_role_from_name(const char *name)
@@ -28,7 +28,7 @@ Sbp__Role sb_role_from_name(const char *name)
 const char *sb_role_name(Sbp__Role role)
 {
     return (role >= 1 && (size_t)role < ROLE_COUNT) ? ROLE_NAMES[role]
-                                                   : "unknown";
+                                                    : "unknown";
 }
 
 static int hmac256(const uint8_t *key, size_t key_len, const char *data,

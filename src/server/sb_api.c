@@ -36,7 +36,7 @@ typedef struct pend {
     uint64_t sess; /* its gateway session */
     uint32_t rid;
     answer_kind kind;
-    bool done;        /* answered: the session ends at the next flush */
+    bool done; /* answered: the session ends at the next flush */
     int64_t deadline_ms;
     struct pend *next;
 } pend;
@@ -184,10 +184,10 @@ static void answer_frame(sb_api *api, pend *p, json_t *f)
     if (e) {
         json_t *code = json_object_get(e, "code");
         const ProtobufCEnumValue *v =
-            json_is_string(code) ? protobuf_c_enum_descriptor_get_value_by_name(
-                                       &sbp__error_code__descriptor,
-                                       json_string_value(code))
-                                 : NULL;
+            json_is_string(code)
+                ? protobuf_c_enum_descriptor_get_value_by_name(
+                      &sbp__error_code__descriptor, json_string_value(code))
+                : NULL;
         const char *name;
         int status = error_status(v ? (Sbp__ErrorCode)v->value
                                     : SBP__ERROR_CODE__ERR_INTERNAL,
@@ -211,9 +211,8 @@ static void answer_frame(sb_api *api, pend *p, json_t *f)
         if (!b) break;
         json_t *msgs = json_object_get(b, "messages");
         if (!msgs) json_object_set_new(b, "messages", msgs = json_array());
-        json_object_set_new(b, "more",
-                            json_boolean(json_is_true(
-                                json_object_get(b, "more"))));
+        json_object_set_new(
+            b, "more", json_boolean(json_is_true(json_object_get(b, "more"))));
         /* The page before this one starts below its first message. */
         json_t *first = json_array_get(msgs, 0);
         json_int_t seq = json_integer_value(json_object_get(first, "seq"));
@@ -322,8 +321,8 @@ static void run_frame(api_req *rq, const char *user, Sbp__Role role,
     p->next = api->all;
     api->all = p;
     api->n_pending++;
-    json_t *frame = json_pack("{s:I,s:o}", "rid", (json_int_t)p->rid, name,
-                              body);
+    json_t *frame =
+        json_pack("{s:I,s:o}", "rid", (json_int_t)p->rid, name, body);
     char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
     json_decref(frame);
     if (!text) {
@@ -383,8 +382,8 @@ static int parse_target(api_req *rq, const char *target)
         while (j < plen && target[j] != '/')
             j++;
         if (rq->n_seg == PATH_SEGS_MAX ||
-            url_decode(target + i, j - i, rq->seg[rq->n_seg],
-                       SEG_BYTES_MAX) != 0)
+            url_decode(target + i, j - i, rq->seg[rq->n_seg], SEG_BYTES_MAX) !=
+                0)
             return -1;
         rq->n_seg++;
         i = j;
@@ -491,16 +490,15 @@ static void h_openapi(api_req *rq)
 {
     size_t n;
     const char *doc = sb_api_openapi(&n);
-    rq->api->io.answer(rq->api->io.ud, rq->conn, 200, "application/json",
-                       NULL, doc, n);
+    rq->api->io.answer(rq->api->io.ud, rq->conn, 200, "application/json", NULL,
+                       doc, n);
 }
 
 static void h_conv_list(api_req *rq)
 {
     uint64_t limit;
     if (!page_limit(rq, 50, &limit)) {
-        answer_error(rq->api, rq->conn, 400, "invalid",
-                     "limit is 1..200");
+        answer_error(rq->api, rq->conn, 400, "invalid", "limit is 1..200");
         return;
     }
     json_t *b = json_pack("{s:I}", "limit", (json_int_t)limit);
@@ -536,11 +534,10 @@ static void h_history(api_req *rq)
                      "limit is 1..200, before_seq a seq");
         return;
     }
-    json_t *b = json_pack("{s:I,s:I,s:I}", "conv_id", (json_int_t)id,
-                          "before_seq", (json_int_t)before, "limit",
-                          (json_int_t)limit);
-    run_frame(rq, actor(rq), SBP__ROLE__ROLE_ADMIN, ANS_HISTORY, "history",
-              b);
+    json_t *b =
+        json_pack("{s:I,s:I,s:I}", "conv_id", (json_int_t)id, "before_seq",
+                  (json_int_t)before, "limit", (json_int_t)limit);
+    run_frame(rq, actor(rq), SBP__ROLE__ROLE_ADMIN, ANS_HISTORY, "history", b);
 }
 
 static void h_send(api_req *rq)
@@ -575,8 +572,8 @@ static void h_send(api_req *rq)
     }
     char b64[32];
     sb_b64_encode(raw, sizeof raw, b64, 0);
-    json_t *b = json_pack("{s:s,s:I,s:s,s:s}", "client_msg_id", b64,
-                          "conv_id", (json_int_t)id, "body", text, "type",
+    json_t *b = json_pack("{s:s,s:I,s:s,s:s}", "client_msg_id", b64, "conv_id",
+                          (json_int_t)id, "body", text, "type",
                           type ? type : "MSG_TEXT");
     json_t *qr = json_object_get(rq->body, "quick_replies");
     if (qr) json_object_set(b, "quick_replies", qr);
@@ -883,8 +880,7 @@ void sb_api_request(sb_api *api, uint64_t conn_id, const sb_http_req *http,
         goto out;
     }
     if (http->body_too_large) {
-        answer_error(api, conn_id, 413, "too_large",
-                     "the body is over 1 MiB");
+        answer_error(api, conn_id, 413, "too_large", "the body is over 1 MiB");
         goto out;
     }
     if (rt->auth && authenticate(rq) != 0) goto out;

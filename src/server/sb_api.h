@@ -20,10 +20,10 @@
 #include "sb_gateway.h"
 #include "sb_http.h"
 
-#define SB_API_PENDING_MAX 1024   /* requests in flight, then 503 */
-#define SB_API_BUCKETS_MAX 4096   /* tokens whose rate is tracked */
-#define SB_API_PAGE_MAX 200       /* conversations or messages per page */
-#define SB_API_DEADLINE_MS 30000  /* a request not answered by then: 504 */
+#define SB_API_PENDING_MAX 1024      /* requests in flight, then 503 */
+#define SB_API_BUCKETS_MAX 4096      /* tokens whose rate is tracked */
+#define SB_API_PAGE_MAX 200          /* conversations or messages per page */
+#define SB_API_DEADLINE_MS 30000     /* a request not answered by then: 504 */
 #define SB_API_EXPORT_MSGS_MAX 20000 /* messages in one export */
 
 typedef struct sb_api sb_api;

@@ -25,7 +25,7 @@ typedef struct export_job {
     uint64_t conn;
     uint32_t rid;
     char user[SB_ID_BYTES_MAX + 1];
-    json_t *convs, *msgs; /* arrays */
+    json_t *convs, *msgs;  /* arrays */
     Sbp__Cursor **cursors; /* one per conversation seen: its last seq */
     size_t n_cursors, cap;
     size_t n_msgs;
@@ -175,12 +175,12 @@ static void export_done(sb_req *r)
     } else if (more && x->n_msgs < SB_DATAOPS_EXPORT_MSGS_MAX) {
         export_page(x);
     } else {
-        json_t *j = json_pack("{s:s,s:O,s:O,s:b,s:s}", "user", x->user,
-                              "conversations", x->convs, "messages", x->msgs,
-                              "truncated", more, "note",
-                              "messages of the conversations the user is a "
-                              "member of, in the protocol's JSON encoding; "
-                              "messages the user erased have empty bodies");
+        json_t *j =
+            json_pack("{s:s,s:O,s:O,s:b,s:s}", "user", x->user, "conversations",
+                      x->convs, "messages", x->msgs, "truncated", more, "note",
+                      "messages of the conversations the user is a "
+                      "member of, in the protocol's JSON encoding; "
+                      "messages the user erased have empty bodies");
         answer(x->d, x->conn, x->rid, 0, j);
         export_free(x);
     }
@@ -214,8 +214,8 @@ static void erase_done(sb_req *r)
         return;
     }
     const sb_store_erased *e = &r->u.erase.erased;
-    json_t *att = d->erase_hook ? d->erase_hook(d->erase_ud, r->u.erase.user_id)
-                                : NULL;
+    json_t *att =
+        d->erase_hook ? d->erase_hook(d->erase_ud, r->u.erase.user_id) : NULL;
     json_t *j = json_pack(
         "{s:s,s:{s:I,s:I,s:I},s:o,s:[s,s,s,s]}", "user", r->u.erase.user_id,
         "erased", "message_bodies", (json_int_t)e->messages, "device_cursors",
@@ -262,8 +262,7 @@ int sb_dataops_admin(sb_dataops *d, uint64_t conn_id, uint32_t rid,
         if (!(r = req_new(d, SB_REQ_USER_ERASE, conn_id, rid, erase_done)))
             rc = -ENOMEM;
         else
-            snprintf(r->u.erase.user_id, sizeof r->u.erase.user_id, "%s",
-                     user);
+            snprintf(r->u.erase.user_id, sizeof r->u.erase.user_id, "%s", user);
     } else {
         export_job *x = calloc(1, sizeof *x);
         if (!x || !(x->convs = json_array()) || !(x->msgs = json_array())) {

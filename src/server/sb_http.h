@@ -30,7 +30,7 @@ typedef struct sb_http_req {
     char *body; /* malloc'd, NUL-terminated; NULL: no body */
     size_t body_len;
     bool body_too_large; /* over SB_HTTP_BODY_BYTES_MAX: body dropped */
-    char field[32]; /* the header name being read */
+    char field[32];      /* the header name being read */
     size_t field_len;
     int cur; /* which field the current header value fills */
     bool in_value;

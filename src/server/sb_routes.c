@@ -11,14 +11,14 @@
 
 /* How a route's path matches a request target. */
 typedef enum route_match {
-    MATCH_EXACT, /* the whole target */
-    MATCH_QUERY, /* the path, alone or followed by a query */
+    MATCH_EXACT,  /* the whole target */
+    MATCH_QUERY,  /* the path, alone or followed by a query */
     MATCH_PREFIX, /* targets that start with the path */
-    MATCH_ANY,   /* every target */
+    MATCH_ANY,    /* every target */
 } route_match;
 
 typedef struct route {
-    bool upgrade; /* WebSocket upgrade requests, or plain ones */
+    bool upgrade;       /* WebSocket upgrade requests, or plain ones */
     const char *method; /* "": any */
     const char *path;
     route_match match;

@@ -508,9 +508,8 @@ static void route_api(void *ud)
     sb_api_request(c->srv->api, c->id, c->http, wall_ms());
 }
 
-static void api_answer(void *ud, uint64_t conn_id, int status,
-                       const char *type, const char *headers, const void *body,
-                       size_t n)
+static void api_answer(void *ud, uint64_t conn_id, int status, const char *type,
+                       const char *headers, const void *body, size_t n)
 {
     server *srv = ud;
     conn *c = sb_map_get(&srv->conns, conn_id);
@@ -930,8 +929,7 @@ int sb_server_run(const sb_server_config *cfg,
                          .token_skew_s = cfg->gw.token_skew_s,
                          .rate_per_s = cfg->api_rate_per_s,
                          .rate_burst = cfg->api_rate_burst};
-    sb_api_io api_io = {.ud = srv, .answer = api_answer,
-                        .new_id = api_new_id};
+    sb_api_io api_io = {.ud = srv, .answer = api_answer, .new_id = api_new_id};
     rc = sb_api_new(&apc, &api_io, srv->gw, &srv->api);
     if (rc) goto out_gw;
     sb_gw_start(srv->gw, wall_ms());

@@ -64,8 +64,8 @@ struct sb_webhook {
     bool thread_started;
     uv_mutex_t mu;
     CURLM *multi;
-    job *in;  /* loop -> thread, under mu */
-    job *out; /* thread -> loop, under mu */
+    job *in;          /* loop -> thread, under mu */
+    job *out;         /* thread -> loop, under mu */
     bool thread_stop; /* under mu */
 };
 
@@ -101,8 +101,8 @@ static bool id_ok(const char *s)
 }
 
 /* An unsigned member of o in lo..hi, def when absent; false otherwise. */
-static bool uint_in(const json_t *o, const char *key, uint32_t lo,
-                    uint32_t hi, uint32_t def, uint32_t *out)
+static bool uint_in(const json_t *o, const char *key, uint32_t lo, uint32_t hi,
+                    uint32_t def, uint32_t *out)
 {
     json_t *v = json_object_get(o, key);
     if (!v) {
@@ -156,8 +156,7 @@ static int config_parse(const char *text, wh_config *c, char *err, size_t cap)
         json_t *evs = json_object_get(e, "events");
         if (!json_is_object(e) || !id || !id_ok(id)) {
             snprintf(err, cap,
-                     "endpoints[%zu].id: 1..64 of letters, digits, - and _",
-                     i);
+                     "endpoints[%zu].id: 1..64 of letters, digits, - and _", i);
             goto out;
         }
         for (size_t k = 0; k < i; k++)
@@ -219,16 +218,16 @@ static char *config_show(const wh_config *c)
         json_t *evs = json_array();
         for (int k = 0; k < SB_HOOK_EVENTS; k++)
             if (c->ep[i].wants & (1u << k))
-                json_array_append_new(
-                    evs, json_string(sb_hook_event_name(1u << k)));
+                json_array_append_new(evs,
+                                      json_string(sb_hook_event_name(1u << k)));
         json_array_append_new(eps, json_pack("{s:s,s:s,s:o,s:b}", "id",
                                              c->ep[i].id, "url", c->ep[i].url,
                                              "events", evs, "secret_set", 1));
     }
-    json_t *j = json_pack("{s:o,s:i,s:i,s:i}", "endpoints", eps,
-                          "max_attempts", (int)c->max_attempts,
-                          "retry_base_ms", (int)c->retry_base_ms,
-                          "retry_max_ms", (int)c->retry_max_ms);
+    json_t *j =
+        json_pack("{s:o,s:i,s:i,s:i}", "endpoints", eps, "max_attempts",
+                  (int)c->max_attempts, "retry_base_ms", (int)c->retry_base_ms,
+                  "retry_max_ms", (int)c->retry_max_ms);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return text;
@@ -549,8 +548,7 @@ static void claim_done(sb_req *r)
         if (!j) break;
         j->id = h->id;
         j->attempts = h->attempts;
-        snprintf(j->event_id, sizeof j->event_id, "evt_%lld",
-                 (long long)h->id);
+        snprintf(j->event_id, sizeof j->event_id, "evt_%lld", (long long)h->id);
         if (!ep) {
             snprintf(j->error, sizeof j->error,
                      "no endpoint %s in the configuration", h->endpoint);
@@ -560,18 +558,18 @@ static void claim_done(sb_req *r)
         }
         snprintf(j->url, sizeof j->url, "%s", ep->url);
         json_t *data = json_loads(h->payload, JSON_DECODE_ANY, NULL);
-        json_t *body = json_pack("{s:s,s:s,s:I,s:o}", "id", j->event_id,
-                                 "event", h->event, "created_ts",
-                                 (json_int_t)h->created_ts, "data",
-                                 data ? data : json_null());
+        json_t *body =
+            json_pack("{s:s,s:s,s:I,s:o}", "id", j->event_id, "event", h->event,
+                      "created_ts", (json_int_t)h->created_ts, "data",
+                      data ? data : json_null());
         j->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
         json_decref(body);
         if (!j->body) {
             free(j);
             break;
         }
-        sb_webhook_sign(ep->secret, wall_ms() / 1000, j->body,
-                        strlen(j->body), j->sig, sizeof j->sig);
+        sb_webhook_sign(ep->secret, wall_ms() / 1000, j->body, strlen(j->body),
+                        j->sig, sizeof j->sig);
         j->next = batch;
         batch = j;
         wh->inflight++;
@@ -621,8 +619,7 @@ static void load_done(sb_req *r)
         char err[256];
         if (!r->u.config.values[0])
             config_default(&wh->cfg);
-        else if (config_parse(r->u.config.values[0], &c, err, sizeof err) ==
-                 0)
+        else if (config_parse(r->u.config.values[0], &c, err, sizeof err) == 0)
             wh->cfg = c;
         wh->loaded = true;
     }
@@ -695,14 +692,14 @@ static void failed_done(sb_req *r)
             const sb_store_hook *h = &r->u.outbox.rows[i];
             json_t *data = json_loads(h->payload, JSON_DECODE_ANY, NULL);
             json_array_append_new(
-                list, json_pack("{s:I,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:o}", "id",
-                                (json_int_t)h->id, "event", h->event,
-                                "endpoint", h->endpoint, "subject",
-                                h->subject, "attempts", (int)h->attempts,
-                                "created_ts", (json_int_t)h->created_ts,
-                                "last_attempt_ts", (json_int_t)h->next_ts,
-                                "last_error", h->last_error, "data",
-                                data ? data : json_null()));
+                list,
+                json_pack("{s:I,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:o}", "id",
+                          (json_int_t)h->id, "event", h->event, "endpoint",
+                          h->endpoint, "subject", h->subject, "attempts",
+                          (int)h->attempts, "created_ts",
+                          (json_int_t)h->created_ts, "last_attempt_ts",
+                          (json_int_t)h->next_ts, "last_error", h->last_error,
+                          "data", data ? data : json_null()));
         }
         json_t *j = json_pack("{s:o}", "failed", list);
         char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -35,7 +35,7 @@
 #define SB_WEBHOOK_ENDPOINTS_MAX SB_REQ_HOOK_ENDPOINTS_MAX
 #define SB_WEBHOOK_URL_BYTES_MAX 512
 #define SB_WEBHOOK_SECRET_BYTES_MAX 128
-#define SB_WEBHOOK_INFLIGHT_MAX 32 /* posts under way at once */
+#define SB_WEBHOOK_INFLIGHT_MAX 32  /* posts under way at once */
 #define SB_WEBHOOK_TIMEOUT_MS 10000 /* one post, connection included */
 #define SB_WEBHOOK_LEASE_MS 60000   /* a claimed event is due again then */
 #define SB_WEBHOOK_CONFIG_KEY "webhooks"

@@ -9,11 +9,10 @@
 #include "sb_pg_int.h"
 
 #define HOOK_COLS                                                              \
-    "id, event, endpoint, subject, payload, state, attempts, next_ts,"        \
+    "id, event, endpoint, subject, payload, state, attempts, next_ts,"         \
     " created_ts, last_error"
 
-static void col_copy(const PGresult *r, int row, int col, char *dst,
-                     size_t cap)
+static void col_copy(const PGresult *r, int row, int col, char *dst, size_t cap)
 {
     snprintf(dst, cap, "%s", PQgetvalue(r, row, col));
 }
@@ -97,13 +96,13 @@ int sb__pg_outbox_result(sb_store *base, int64_t id, bool delivered,
         sb__pg_str(&p, error);
     }
     PGresult *r;
-    int rc = sb__pg_exec_sql(sb__pg(base),
-                             delivered
-                                 ? "DELETE FROM webhook_outbox WHERE id = $1"
-                                 : "UPDATE webhook_outbox SET state = $2,"
-                                   " attempts = $3, next_ts = $4,"
-                                   " last_error = $5 WHERE id = $1",
-                             &p, &r);
+    int rc =
+        sb__pg_exec_sql(sb__pg(base),
+                        delivered ? "DELETE FROM webhook_outbox WHERE id = $1"
+                                  : "UPDATE webhook_outbox SET state = $2,"
+                                    " attempts = $3, next_ts = $4,"
+                                    " last_error = $5 WHERE id = $1",
+                        &p, &r);
     if (rc) return rc;
     if (strcmp(PQcmdTuples(r), "0") == 0) rc = SB_E_NOT_FOUND;
     PQclear(r);
@@ -157,8 +156,7 @@ int sb__pg_outbox_replay(sb_store *base, int64_t id, int64_t now_ms,
                      &p, n);
 }
 
-int sb__pg_user_erase(sb_store *base, const char *user_id,
-                      sb_store_erased *out)
+int sb__pg_user_erase(sb_store *base, const char *user_id, sb_store_erased *out)
 {
     sb_pg *s = sb__pg(base);
     sb_pg_params p = {0};

@@ -269,17 +269,14 @@ int sb__pg_service_convs(sb_store *s, Sbp__ConvState state,
 
 /* The webhook outbox and a user's erasure (sb_pg_hook.c). */
 int sb__pg_outbox_add(sb_store *s, const char *event, const char *endpoint,
-                      const char *subject, const char *payload,
-                      int64_t now_ms);
+                      const char *subject, const char *payload, int64_t now_ms);
 int sb__pg_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
                         uint32_t limit, sb_store_hook **out, size_t *n);
-int sb__pg_outbox_result(sb_store *s, int64_t id, bool delivered,
-                         bool give_up, uint32_t attempts, int64_t next_ts,
-                         const char *error);
+int sb__pg_outbox_result(sb_store *s, int64_t id, bool delivered, bool give_up,
+                         uint32_t attempts, int64_t next_ts, const char *error);
 int sb__pg_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
                          size_t *n);
-int sb__pg_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
-                         uint64_t *n);
+int sb__pg_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
 int sb__pg_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
 
 #endif

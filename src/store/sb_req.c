@@ -107,9 +107,8 @@ static int with_msgs(sb_store *s, sb_req *r,
 /* ---- webhook events ---------------------------------------------------- */
 
 static const char *const HOOK_NAMES[SB_HOOK_EVENTS] = {
-    "message.created",          "conversation.queued",
-    "conversation.assigned",    "conversation.transferred",
-    "conversation.closed",      "csat.submitted",
+    "message.created",          "conversation.queued", "conversation.assigned",
+    "conversation.transferred", "conversation.closed", "csat.submitted",
 };
 
 const char *sb_hook_event_name(sb_hook_event e)
@@ -135,8 +134,8 @@ static int hooks_write(sb_store *s, const sb_req_hooks *h, sb_hook_event ev,
     if (!name) return 0;
     for (size_t i = 0; i < h->n && i < SB_REQ_HOOK_ENDPOINTS_MAX; i++) {
         if (!(h->wants[i] & ev) || !FIXED_OK(h->endpoint[i])) continue;
-        int rc = sb_store_outbox_add(s, name, h->endpoint[i], subject, payload,
-                                     now);
+        int rc =
+            sb_store_outbox_add(s, name, h->endpoint[i], subject, payload, now);
         if (rc) return rc;
     }
     return 0;
@@ -144,9 +143,9 @@ static int hooks_write(sb_store *s, const sb_req_hooks *h, sb_hook_event ev,
 
 /* The same with a protobuf message as the payload, in the JSON encoding
  * of the protocol. */
-static int hooks_write_pb(sb_store *s, const sb_req_hooks *h,
-                          sb_hook_event ev, const char *subject,
-                          const ProtobufCMessage *m, int64_t now)
+static int hooks_write_pb(sb_store *s, const sb_req_hooks *h, sb_hook_event ev,
+                          const char *subject, const ProtobufCMessage *m,
+                          int64_t now)
 {
     bool wanted = false;
     for (size_t i = 0; i < h->n && i < SB_REQ_HOOK_ENDPOINTS_MAX; i++)
@@ -382,8 +381,7 @@ static void nothing_to_undo(sb_req *r)
 static int outbox_add_run(sb_store *s, sb_req *r)
 {
     (void)s;
-    return r->hooks && r->hooks->event && r->hooks->payload ? 0
-                                                            : SB_E_INVALID;
+    return r->hooks && r->hooks->event && r->hooks->payload ? 0 : SB_E_INVALID;
 }
 
 static int outbox_claim_run(sb_store *s, sb_req *r)
@@ -712,8 +710,8 @@ static int hooks_batch(sb_store *s, sb_req *batch)
         int rc = 0;
         Sbp__Message *m = r->u.append.msg;
         if (r->kind == SB_REQ_MSG_APPEND && m && !r->u.append.duplicate)
-            rc = hooks_write_pb(s, r->hooks, SB_HOOK_MESSAGE_CREATED,
-                                m->sender, &m->base, req_now(r));
+            rc = hooks_write_pb(s, r->hooks, SB_HOOK_MESSAGE_CREATED, m->sender,
+                                &m->base, req_now(r));
         if (rc == 0) rc = hooks_explicit(s, r);
         if (rc && !sb_store_rc_is_request_level(rc))
             return rc == SB_E_RETRY ? SB_E_RETRY : SB_E_STORE;

@@ -236,9 +236,9 @@ struct sb_req {
             size_t lens[SB_REQ_CONFIG_KEYS_MAX];
         } config;
         struct {
-            int64_t id;       /* RESULT, REPLAY (0: every failed one) */
-            bool delivered;   /* RESULT */
-            bool give_up;     /* RESULT: keep it as failed */
+            int64_t id;     /* RESULT, REPLAY (0: every failed one) */
+            bool delivered; /* RESULT */
+            bool give_up;   /* RESULT: keep it as failed */
             uint32_t attempts;
             int64_t next_ts;  /* RESULT: due again then */
             int64_t lease_ms; /* CLAIM */

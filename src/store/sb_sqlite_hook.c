@@ -9,7 +9,7 @@
 #include "sb_sqlite_int.h"
 
 #define HOOK_COLS                                                              \
-    "id, event, endpoint, subject, payload, state, attempts, next_ts,"        \
+    "id, event, endpoint, subject, payload, state, attempts, next_ts,"         \
     " created_ts, last_error"
 
 static int prep(sb_sqlite *s, const char *sql, sqlite3_stmt **st)

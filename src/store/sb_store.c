@@ -766,7 +766,8 @@ int sb_store_outbox_result(sb_store *s, int64_t id, bool delivered,
     char err[SB_STORE_HOOK_ERROR_BYTES_MAX + 1];
     size_t n = error ? strlen(error) : 0;
     if (n && !sb_utf8_valid(error, n)) n = 0;
-    n = sb__store_utf8_cut(error ? error : "", n, SB_STORE_HOOK_ERROR_BYTES_MAX);
+    n = sb__store_utf8_cut(error ? error : "", n,
+                           SB_STORE_HOOK_ERROR_BYTES_MAX);
     memcpy(err, error ? error : "", n);
     err[n] = '\0';
     return s->ops->outbox_result(s, id, delivered, give_up, attempts, next_ts,
@@ -783,8 +784,7 @@ int sb_store_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
     return s->ops->outbox_failed(s, limit, out, n);
 }
 
-int sb_store_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
-                           uint64_t *n)
+int sb_store_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n)
 {
     assert(s && n && s->ops->in_write(s));
     *n = 0;
@@ -792,8 +792,7 @@ int sb_store_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
     return s->ops->outbox_replay(s, id, now_ms, n);
 }
 
-int sb_store_user_erase(sb_store *s, const char *user_id,
-                        sb_store_erased *out)
+int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out)
 {
     assert(s && out && s->ops->in_write(s));
     memset(out, 0, sizeof *out);

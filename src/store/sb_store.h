@@ -396,8 +396,7 @@ typedef struct sb_store_erased {
  * every conversation keeps its dense seqs), its device cursors, its
  * pending or failed webhook events, and its words from the search index.
  * Idempotent. */
-int sb_store_user_erase(sb_store *s, const char *user_id,
-                        sb_store_erased *out);
+int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
 
 /* ---- test hook --------------------------------------------------------- */
 

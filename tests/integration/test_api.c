@@ -262,7 +262,8 @@ static void rx_verify_all(void)
     pthread_mutex_unlock(&RX.mu);
 }
 
-/* ---- HTTP ------------------------------------------------------------------ */
+/* ---- HTTP ------------------------------------------------------------------
+ */
 
 typedef struct resp {
     int status;
@@ -377,7 +378,8 @@ static int teardown(void **state)
     return 0;
 }
 
-/* ---- auth and errors ------------------------------------------------------- */
+/* ---- auth and errors -------------------------------------------------------
+ */
 
 static void test_auth_and_errors(void **state)
 {
@@ -389,11 +391,11 @@ static void test_auth_and_errors(void **state)
     assert_non_null(strcasestr(R.raw, "WWW-Authenticate: Bearer"));
     call("GET", "/api/v1/conversations", "not.a.token", NULL);
     expect_error(401, "unauthorized");
-    call("GET", "/api/v1/conversations",
-         harness_token("root", "admin", -100), NULL);
+    call("GET", "/api/v1/conversations", harness_token("root", "admin", -100),
+         NULL);
     expect_error(401, "unauthorized");
-    call("GET", "/api/v1/conversations",
-         harness_token("cu1", "customer", 3600), NULL);
+    call("GET", "/api/v1/conversations", harness_token("cu1", "customer", 3600),
+         NULL);
     expect_error(403, "forbidden");
     call("GET", "/api/v1/conversations", harness_token("a1", "agent", 3600),
          NULL);
@@ -409,8 +411,7 @@ static void test_auth_and_errors(void **state)
     call_ct("POST", "/api/v1/conversations/1/messages", INTEG, "{}",
             "text/plain");
     expect_error(415, "unsupported_media_type");
-    call("POST", "/api/v1/conversations/1/messages", INTEG,
-         "{\"body\":\"x\"}");
+    call("POST", "/api/v1/conversations/1/messages", INTEG, "{\"body\":\"x\"}");
     expect_error(400, "invalid"); /* no client_msg_id */
     call("POST", "/api/v1/conversations/1/messages", INTEG,
          "{\"body\":\"x\",\"client_msg_id\":\"xyz\"}");
@@ -470,15 +471,15 @@ static void test_auth_and_errors(void **state)
     assert_string_equal(json_string_value(json_object_get(R.json, "openapi")),
                         "3.0.3");
     json_t *paths = json_object_get(R.json, "paths");
-    const char *want[] = {"/api/v1/conversations",
-                          "/api/v1/conversations/{id}/messages",
-                          "/api/v1/users/{id}/erase",
-                          "/api/v1/webhooks/replay"};
+    const char *want[] = {
+        "/api/v1/conversations", "/api/v1/conversations/{id}/messages",
+        "/api/v1/users/{id}/erase", "/api/v1/webhooks/replay"};
     for (size_t i = 0; i < 4; i++)
         assert_non_null(json_object_get(paths, want[i]));
 }
 
-/* ---- conversations and webhooks ------------------------------------------- */
+/* ---- conversations and webhooks -------------------------------------------
+ */
 
 static void webhooks_set(const char *events, int max_attempts)
 {
@@ -512,8 +513,7 @@ static void test_conversations_and_webhooks(void **state)
 
     /* Listed and read. */
     char path[256];
-    assert_int_equal(call("GET", "/api/v1/conversations?limit=10", INTEG,
-                          NULL),
+    assert_int_equal(call("GET", "/api/v1/conversations?limit=10", INTEG, NULL),
                      200);
     json_t *c0 = json_array_get(json_object_get(R.json, "conversations"), 0);
     assert_int_equal(json_integer_value(json_object_get(c0, "conv_id")), conv);
@@ -539,8 +539,8 @@ static void test_conversations_and_webhooks(void **state)
     /* The customer asks for a person: a1, online, is assigned. */
     its_say_ok(cu, conv, "a human please", 0);
     its_dev *both[2] = {cu, a1};
-    its_expect_state(both, 2, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1",
-                     NULL, 0);
+    its_expect_state(both, 2, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1", NULL,
+                     0);
 
     /* Sent as a1: 201, pushed to the customer and to a1's own device. */
     assert_int_equal(call("POST", path, INTEG, as_a1), 201);
@@ -563,8 +563,7 @@ static void test_conversations_and_webhooks(void **state)
 
     /* History, paged: the newest page, then the one before it. */
     char hpath[256];
-    snprintf(hpath, sizeof hpath,
-             "/api/v1/conversations/%llu/messages?limit=2",
+    snprintf(hpath, sizeof hpath, "/api/v1/conversations/%llu/messages?limit=2",
              (unsigned long long)conv);
     assert_int_equal(call("GET", hpath, INTEG, NULL), 200);
     json_t *msgs = json_object_get(R.json, "messages");
@@ -592,8 +591,8 @@ static void test_conversations_and_webhooks(void **state)
     expect_error(400, "invalid");
     assert_int_equal(call("GET", "/api/v1/conversations?tag=vip", INTEG, NULL),
                      200);
-    assert_int_equal(
-        json_array_size(json_object_get(R.json, "conversations")), 1);
+    assert_int_equal(json_array_size(json_object_get(R.json, "conversations")),
+                     1);
     its_dev *a2 = its_connect(&S, "a2", "agent", "a2-desk", "en");
     assert_int_equal(call("POST", tpath, INTEG, "{\"to_agent\":\"a2\"}"), 200);
     its_dev *three[2] = {cu, a2};
@@ -602,8 +601,8 @@ static void test_conversations_and_webhooks(void **state)
     snprintf(p2, sizeof p2, "/api/v1/conversations/%llu/close",
              (unsigned long long)conv);
     assert_int_equal(call("POST", p2, INTEG, NULL), 200);
-    its_expect_state(three, 2, conv, SBP__CONV_STATE__STATE_CLOSED, NULL,
-                     NULL, 0);
+    its_expect_state(three, 2, conv, SBP__CONV_STATE__STATE_CLOSED, NULL, NULL,
+                     0);
     /* A closed conversation is transferred nowhere. */
     call("POST", tpath, INTEG, "{\"to_agent\":\"a1\"}");
     expect_error(409, "conflict");
@@ -625,9 +624,9 @@ static void test_conversations_and_webhooks(void **state)
     json_t *agents = json_object_get(desk, "agents");
     size_t i;
     json_t *a;
-    json_array_foreach(agents, i, a) if (strcmp(json_string_value(json_object_get(
-                                                    a, "id")),
-                                                "a2") == 0)
+    json_array_foreach(
+        agents, i,
+        a) if (strcmp(json_string_value(json_object_get(a, "id")), "a2") == 0)
         json_object_set_new(a, "capacity", json_integer(7));
     char *text = json_dumps(desk, JSON_COMPACT);
     json_decref(desk);
@@ -708,8 +707,8 @@ static void test_failed_and_replay(void **state)
 
 /* 500 messages each way between two devices; returns the milliseconds
  * from the first send to the last surfaced. */
-static int64_t traffic(it_device *c, it_device *a, uint64_t conv,
-                       uint64_t base, const char *tag)
+static int64_t traffic(it_device *c, it_device *a, uint64_t conv, uint64_t base,
+                       const char *tag)
 {
     int64_t t0 = harness_now_ms();
     assert_int_equal(it_send_n(c, conv, 0, 500, tag), 0);
@@ -746,8 +745,9 @@ static void test_hanging_endpoint(void **state)
         it_run_for(&E, 20);
     assert_true(atomic_load(&RX.requests) >= 8); /* posts are held */
     int64_t hung = traffic(c, a, conv, 2000, "hung");
-    fprintf(stderr, "1,000 messages: %lld ms with an endpoint that answers, "
-                    "%lld ms with one that hangs\n",
+    fprintf(stderr,
+            "1,000 messages: %lld ms with an endpoint that answers, "
+            "%lld ms with one that hangs\n",
             (long long)plain, (long long)hung);
     assert_true(hung < 3 * plain + 3000);
     it_device *devs[2] = {c, a};
@@ -758,7 +758,8 @@ static void test_hanging_endpoint(void **state)
     rx_stop();
 }
 
-/* ---- a user's data --------------------------------------------------------- */
+/* ---- a user's data ---------------------------------------------------------
+ */
 
 static void test_export_and_erase(void **state)
 {
@@ -771,33 +772,29 @@ static void test_export_and_erase(void **state)
     uint64_t conv = its_open_service(cu, NULL);
     uint64_t s1 = its_say_ok(cu, conv, "my address is 1 Elm Street", 0);
     its_say_ok(cu, conv, "human", 0);
-    its_expect_state(&cu, 1, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1",
-                     NULL, 0);
+    its_expect_state(&cu, 1, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1", NULL,
+                     0);
     its_say_ok(a1, conv, "noted, thanks", 0);
 
-    assert_int_equal(call("GET", "/api/v1/users/cu3/export", INTEG, NULL),
-                     200);
-    assert_int_equal(
-        json_array_size(json_object_get(R.json, "conversations")), 1);
+    assert_int_equal(call("GET", "/api/v1/users/cu3/export", INTEG, NULL), 200);
+    assert_int_equal(json_array_size(json_object_get(R.json, "conversations")),
+                     1);
     assert_non_null(strstr(R.raw, "1 Elm Street"));
     assert_non_null(strstr(R.raw, "noted, thanks"));
     assert_false(json_is_true(json_object_get(R.json, "truncated")));
 
-    assert_int_equal(call("POST", "/api/v1/users/cu3/erase", INTEG, NULL),
-                     200);
+    assert_int_equal(call("POST", "/api/v1/users/cu3/erase", INTEG, NULL), 200);
     json_t *er = json_object_get(R.json, "erased");
     assert_int_equal(json_integer_value(json_object_get(er, "message_bodies")),
                      2);
-    assert_true(json_integer_value(json_object_get(er, "device_cursors")) >=
-                0);
+    assert_true(json_integer_value(json_object_get(er, "device_cursors")) >= 0);
     assert_true(json_array_size(json_object_get(R.json, "kept")) >= 1);
     assert_non_null(json_object_get(R.json, "attachments"));
 
     /* Bodies gone, seqs kept, others' messages kept, search finds
      * nothing, no pending event about cu3 holds its words. */
     char path[256];
-    snprintf(path, sizeof path,
-             "/api/v1/conversations/%llu/messages?limit=50",
+    snprintf(path, sizeof path, "/api/v1/conversations/%llu/messages?limit=50",
              (unsigned long long)conv);
     assert_int_equal(call("GET", path, INTEG, NULL), 200);
     assert_null(strstr(R.raw, "Elm Street"));
@@ -819,12 +816,10 @@ static void test_export_and_erase(void **state)
     assert_non_null(sr);
     assert_int_equal(sr->n_messages, 0);
     sbp__search_resp__free_unpacked(sr, NULL);
-    assert_int_equal(call("GET", "/api/v1/users/cu3/export", INTEG, NULL),
-                     200);
+    assert_int_equal(call("GET", "/api/v1/users/cu3/export", INTEG, NULL), 200);
     assert_null(strstr(R.raw, "Elm Street"));
     /* Erasing again finds nothing more. */
-    assert_int_equal(call("POST", "/api/v1/users/cu3/erase", INTEG, NULL),
-                     200);
+    assert_int_equal(call("POST", "/api/v1/users/cu3/erase", INTEG, NULL), 200);
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(R.json, "erased"), "message_bodies")),
                      0);

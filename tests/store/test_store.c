@@ -3614,8 +3614,9 @@ static void test_outbox_and_erase(void **state)
     assert_int_equal(c.u.outbox.n_rows, 2);
     bool closed = false, csat = false;
     for (size_t i = 0; i < c.u.outbox.n_rows; i++) {
-        closed |= strcmp(c.u.outbox.rows[i].event, "conversation.closed") == 0 &&
-                  strcmp(c.u.outbox.rows[i].endpoint, "bi") == 0;
+        closed |=
+            strcmp(c.u.outbox.rows[i].event, "conversation.closed") == 0 &&
+            strcmp(c.u.outbox.rows[i].endpoint, "bi") == 0;
         csat |= strcmp(c.u.outbox.rows[i].event, "csat.submitted") == 0 &&
                 strcmp(c.u.outbox.rows[i].endpoint, "crm") == 0;
     }
