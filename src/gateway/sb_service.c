@@ -120,12 +120,8 @@ static void notify_conv_also(sb_gw *gw, conv *c, const char *also)
         Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
         u.conv = &pc;
         sb__gw_send_members(gw, c, SBP__FRAME__BODY_CONV_UPDATE, &u, NULL);
-        user *u2 = also && !sb__gw_conv_member(c, also)
-                       ? sb__gw_user_get(gw, also)
-                       : NULL;
-        for (sess *s = u2 ? u2->sessions : NULL; s; s = s->user_next)
-            if (s->state == SESS_READY)
-                sb__gw_send(gw, s, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+        if (also && !sb__gw_conv_member(c, also))
+            sb__gw_send_user(gw, also, SBP__FRAME__BODY_CONV_UPDATE, &u);
     }
     free(mp);
     free(ms);
