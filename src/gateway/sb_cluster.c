@@ -48,7 +48,8 @@ static void gap_watch(sb_gw *gw, conv *c, int64_t wait_ms)
 {
     struct sb_cseq *cs = &c->cs;
     if (cs->watched) {
-        if (gw->now_ms + wait_ms < cs->due_ms) cs->due_ms = gw->now_ms + wait_ms;
+        if (gw->now_ms + wait_ms < cs->due_ms)
+            cs->due_ms = gw->now_ms + wait_ms;
         return;
     }
     cs->watched = true;
