@@ -75,8 +75,8 @@ static bool cluster_start(void)
 }
 
 /* A device of user on the node whose WebSocket URL is url. */
-static it_device *device_on(const char *url, const char *user,
-                            const char *role, const char *dev)
+static it_device *device_on(const char *url, const char *user, const char *role,
+                            const char *dev)
 {
     char keep[sizeof E.url];
     snprintf(keep, sizeof keep, "%s", E.url);
