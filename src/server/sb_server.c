@@ -197,6 +197,7 @@ static void on_conn_closed(uv_handle_t *h)
     conn_count(c, -1);
     sb_ws_free(c->ws);
     sb_tls_free(c->tls);
+    if (c->http) sb_http_req_clear(c->http);
     free(c->http);
     free(c);
 }
@@ -554,6 +555,7 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
     conn_count(c, +1);
     conn_write(c, &out);
     if (c->closed) return;
+    sb_http_req_clear(c->http);
     free(c->http);
     c->http = NULL;
     c->phase = PH_WS;
