@@ -605,7 +605,8 @@ static int cmd_token(const command *cmd, int argc, char **argv)
     snprintf(c.sub, sizeof c.sub, "%s", sub);
     c.role = role ? sb_role_from_name(role) : SBP__ROLE__ROLE_UNSPECIFIED;
     if (c.role == SBP__ROLE__ROLE_UNSPECIFIED)
-        return usage_err("token", "--role customer|agent|bot|admin");
+        return usage_err("token",
+                         "--role customer|agent|bot|admin|integration");
     if (locale && strlen(locale) >= sizeof c.locale)
         return usage_err("token", "--locale too long");
     if (locale) snprintf(c.locale, sizeof c.locale, "%s", locale);
@@ -1185,7 +1186,8 @@ static const command COMMANDS[] = {
             "Prints an HS256 JWT signed with the server's secret.\n"
             "  --secret S        the secret (env SB_SECRET)\n"
             "  --sub USER        the user id (1..64 bytes)\n"
-            "  --role ROLE       customer, agent, bot or admin\n"
+            "  --role ROLE       customer, agent, bot, admin or integration\n"
+            "                    (integration: the REST API only)\n"
             "  --ttl SEC         lifetime (default 3600)\n"
             "  --locale L        e.g. en, zh-CN\n"
             "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
