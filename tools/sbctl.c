@@ -346,6 +346,8 @@ static const char USAGE[] =
     "\n"
     "administration (role admin):\n"
     "  admin reload-filter   reload the sensitive-word lists (as SIGHUP)\n"
+    "  webhooks failed       the webhook events that could not be delivered\n"
+    "  webhooks replay [ID]  deliver them (or event ID) again\n"
     "  admin desk            show or change the desk configuration (agents,\n"
     "                        groups, canned replies, texts, external bot)\n"
     "\n"
@@ -606,7 +608,8 @@ static int cmd_token(const command *cmd, int argc, char **argv)
     snprintf(c.sub, sizeof c.sub, "%s", sub);
     c.role = role ? sb_role_from_name(role) : SBP__ROLE__ROLE_UNSPECIFIED;
     if (c.role == SBP__ROLE__ROLE_UNSPECIFIED)
-        return usage_err("token", "--role customer|agent|bot|admin");
+        return usage_err("token",
+                         "--role customer|agent|bot|admin|integration");
     if (locale && strlen(locale) >= sizeof c.locale)
         return usage_err("token", "--locale too long");
     if (locale) snprintf(c.locale, sizeof c.locale, "%s", locale);
@@ -971,6 +974,36 @@ static int desk_file(ctl *x, const char *path)
     return EXIT_OK;
 }
 
+/* `webhooks failed` and `webhooks replay [ID]`: the admin ops
+ * webhooks-failed and webhooks-replay (docs/api.md#webhooks). */
+static int webhooks_failed_args(ctl *x, int argc, char **argv)
+{
+    (void)argv;
+    if (optind != argc)
+        return usage_err("webhooks failed", "unexpected argument");
+    snprintf(x->op, sizeof x->op, "webhooks-failed");
+    x->body = strdup("{\"limit\":200}");
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
+static int webhooks_replay_args(ctl *x, int argc, char **argv)
+{
+    char body[64] = "{}";
+    if (argc - optind > 1)
+        return usage_err("webhooks replay", "at most one ID");
+    if (optind < argc) {
+        char *end;
+        unsigned long long id = strtoull(argv[optind], &end, 10);
+        if (!*argv[optind] || *end || id == 0)
+            return usage_err("webhooks replay", "ID is a positive integer");
+        snprintf(body, sizeof body, "{\"id\":%llu}", id);
+        optind = argc;
+    }
+    snprintf(x->op, sizeof x->op, "webhooks-replay");
+    x->body = strdup(body);
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
 /* The op and its JSON input from the words after `admin desk`. */
 static int desk_args(ctl *x, int argc, char **argv)
 {
@@ -1158,7 +1191,8 @@ static const command COMMANDS[] = {
             "Prints an HS256 JWT signed with the server's secret.\n"
             "  --secret S        the secret (env SB_SECRET)\n"
             "  --sub USER        the user id (1..64 bytes)\n"
-            "  --role ROLE       customer, agent, bot or admin\n"
+            "  --role ROLE       customer, agent, bot, admin or integration\n"
+            "                    (integration: the REST API only)\n"
             "  --ttl SEC         lifetime (default 3600)\n"
             "  --locale L        e.g. en, zh-CN\n"
             "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
@@ -1335,6 +1369,28 @@ static const command COMMANDS[] = {
         /* A desk document may be up to 4 MiB, more as JSON text. */
         .frame_bytes_max = 16u << 20,
         .prepare = desk_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "failed",
+        .usage = "usage: sbctl webhooks failed [connection]\n"
+                 "As an admin: prints the webhook events that could not be "
+                 "delivered\n(their attempts spent), as JSON: id, event, "
+                 "endpoint, attempts, last error\nand the event's data.\n",
+        .prepare = webhooks_failed_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "replay",
+        .usage = "usage: sbctl webhooks replay [ID] [connection]\n"
+                 "As an admin: delivers failed webhook event ID again, or "
+                 "every failed\nevent without ID, from its first attempt; "
+                 "prints {\"replayed\": N}.\n",
+        .prepare = webhooks_replay_args,
         .act = act_desk,
         .answer = answer_desk,
     },

@@ -243,8 +243,7 @@ static int node_slot(desknode *dn, const char *name, bool add)
 {
     int free_k = -1;
     for (int k = 0; k < NODES_MAX; k++) {
-        if (dn->nodes[k].used && strcmp(dn->nodes[k].name, name) == 0)
-            return k;
+        if (dn->nodes[k].used && strcmp(dn->nodes[k].name, name) == 0) return k;
         if (!dn->nodes[k].used && free_k < 0) free_k = k;
     }
     if (!add || free_k < 0) return -1;
@@ -390,8 +389,8 @@ static void calls_end(sb_gw *gw, uint64_t conn, uint32_t rid, bool due)
     call **pp = &dn->calls;
     while (*pp) {
         call *c = *pp;
-        bool end = due ? c->due_ms <= gw->now_ms
-                       : c->conn == conn && c->rid == rid;
+        bool end =
+            due ? c->due_ms <= gw->now_ms : c->conn == conn && c->rid == rid;
         if (!end) {
             pp = &c->next;
             continue;
@@ -412,7 +411,7 @@ void sb__gw_desk_answer_in(sb_gw *gw, uint64_t conn_id, Sbp__Frame *f)
     if (!s || s->state != SESS_READY) return;
     /* The node's copy of a conversation follows what the owner did. */
     Sbp__Conversation *pc =
-        f->body_case == SBP__FRAME__BODY_OPEN_RESP    ? f->open_resp->conv
+        f->body_case == SBP__FRAME__BODY_OPEN_RESP     ? f->open_resp->conv
         : f->body_case == SBP__FRAME__BODY_CONV_UPDATE ? f->conv_update->conv
                                                        : NULL;
     if (pc && pc->conv_id) sb__gw_conv_refresh(gw, pc);
@@ -510,12 +509,11 @@ void sb__gw_desk_call_in(sb_gw *gw, const char *node, Sbp__DeskCall *dc)
     }
     if (!p && !(p = proxy_new(gw, node, dc))) return; /* the caller times out */
     p->used_ms = gw->now_ms;
-    sb_gw_conn_frame(gw, p->sess_id, dc->frame.data, dc->frame.len,
-                     gw->now_ms);
+    sb_gw_conn_frame(gw, p->sess_id, dc->frame.data, dc->frame.len, gw->now_ms);
 }
 
-void sb__gw_proxy_send(sb_gw *gw, sess *s, uint32_t rid,
-                       Sbp__Frame__BodyCase k, void *body)
+void sb__gw_proxy_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
+                       void *body)
 {
     proxy *p = s->proxy;
     Sbp__Frame f = SBP__FRAME__INIT;
@@ -640,8 +638,7 @@ void sb__gw_desk_tick(sb_gw *gw)
     calls_end(gw, 0, 0, true);
     /* Proxies closed or idle, dropped outside the walk of the map. */
     size_t n = 0;
-    proxy **drop =
-        dn->n_proxies ? malloc(dn->n_proxies * sizeof *drop) : NULL;
+    proxy **drop = dn->n_proxies ? malloc(dn->n_proxies * sizeof *drop) : NULL;
     for (size_t i = 0; drop && i < dn->proxies.cap; i++)
         for (proxy *p = dn->proxies.slots[i].val; p; p = p->next)
             if (p->closing || gw->now_ms - p->used_ms > PROXY_IDLE_MS)

@@ -158,6 +158,17 @@ void sb_gw_free(sb_gw *gw);
  * shell then closes the connection with SB_WS_CLOSE_TRY_AGAIN). */
 int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
                     int64_t now_ms);
+/* A session for one request of the REST API (sb_api), whose caller has
+ * checked the token itself: ready at once as user_id with role (admin,
+ * agent or bot), JSON encoding, a device id of its own ("api:CONN"). It is
+ * linked to no user: it gets no PUSH, receipt or presence, replaces no
+ * device's session and makes its user no more online; frames fed to it
+ * (sb_gw_conn_frame) are checked and carried out as any session's, and
+ * their answers go out through io->send under conn_id. The caller ends it
+ * with sb_gw_conn_closed(). Returns 0, SB_E_INVALID for a bad user id, or
+ * sb_gw_conn_open's codes. */
+int sb_gw_api_open(sb_gw *gw, uint64_t conn_id, const char *user_id,
+                   Sbp__Role role, const char *locale, int64_t now_ms);
 /* One complete WebSocket message from the connection. */
 void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
                       int64_t now_ms);

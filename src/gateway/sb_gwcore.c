@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1116,6 +1117,27 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
         return -ENOMEM;
     }
     gw->stats.sessions = gw->sessions.len;
+    return 0;
+}
+
+int sb_gw_api_open(sb_gw *gw, uint64_t conn_id, const char *user_id,
+                   Sbp__Role role, const char *locale, int64_t now_ms)
+{
+    assert(role == SBP__ROLE__ROLE_ADMIN || role == SBP__ROLE__ROLE_AGENT ||
+           role == SBP__ROLE__ROLE_BOT);
+    if (!sb__gw_valid_id(user_id)) return SB_E_INVALID;
+    int rc = sb_gw_conn_open(gw, conn_id, SB_ENC_JSON, now_ms);
+    if (rc) return rc;
+    sess *s = sb__gw_sess_get(gw, conn_id);
+    sb__gw_copy_str(s->user_id, sizeof s->user_id, user_id);
+    snprintf(s->device_id, sizeof s->device_id, "api:%llu",
+             (unsigned long long)conn_id);
+    sb__gw_copy_str(s->locale, sizeof s->locale,
+                    locale && locale[0] ? locale : "en");
+    s->role = role;
+    /* Ready, but linked to no user: no PUSH, receipt or presence reaches
+     * it, and it replaces no device's session. */
+    sess_state(gw, s, SESS_READY);
     return 0;
 }
 

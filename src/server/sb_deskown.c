@@ -25,9 +25,9 @@ struct sb_deskown {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop, released;
-    atomic_bool own;     /* the thread's view */
-    bool told;           /* the loop's view, last told to on_change */
-    PGconn *conn;        /* the thread's */
+    atomic_bool own; /* the thread's view */
+    bool told;       /* the loop's view, last told to on_change */
+    PGconn *conn;    /* the thread's */
 };
 
 static void on_async(uv_async_t *a)
@@ -50,13 +50,26 @@ static PGconn *connect_db(const char *url)
 {
     /* Short timeouts: a holder whose database went away must notice
      * before PostgreSQL lets the lock go to another node. */
-    const char *keys[] = {"dbname",     "connect_timeout",   "keepalives",
-                          "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "tcp_user_timeout",
-                          "options", "application_name", NULL};
-    const char *vals[] = {url, "2", "1", "2", "1", "2", "3000",
+    const char *keys[] = {"dbname",
+                          "connect_timeout",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "options",
+                          "application_name",
+                          NULL};
+    const char *vals[] = {url,
+                          "2",
+                          "1",
+                          "2",
+                          "1",
+                          "2",
+                          "3000",
                           "-c statement_timeout=2000",
-                          "switchboard desk owner", NULL};
+                          "switchboard desk owner",
+                          NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c && PQstatus(c) != CONNECTION_OK) {
         PQfinish(c);

@@ -22,8 +22,8 @@ bool itc_start(itc *c, it_env *e, const char *desk)
     e->unlimited = true;
     for (int i = 0; i < ITC_NODES; i++)
         snprintf(c->names[i], sizeof c->names[i], "n%d", i + 1);
-    const char *extra[12] = {"--nats", c->nats.url, "--node", c->names[0],
-                             "--admin-listen", "127.0.0.1:0"};
+    const char *extra[12] = {"--nats",    c->nats.url,      "--node",
+                             c->names[0], "--admin-listen", "127.0.0.1:0"};
     int n = 6;
     if (desk) {
         snprintf(c->desk_path, sizeof c->desk_path, "/tmp/itc-desk.XXXXXX");
@@ -90,8 +90,7 @@ int itc_owner(itc *c)
 
 int itc_wait_owner(itc *c, int timeout_ms)
 {
-    for (int64_t end = harness_now_ms() + timeout_ms;
-         harness_now_ms() < end;) {
+    for (int64_t end = harness_now_ms() + timeout_ms; harness_now_ms() < end;) {
         int o = itc_owner(c);
         if (o >= 0) return o;
         it_run_for(c->env, 100);
