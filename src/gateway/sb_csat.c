@@ -54,7 +54,8 @@ static void free_str(char **field, const char *v)
 
 /* A rating is stored: c's members see it (its event, and the conversation
  * with its rating and comment); the one place a stored rating is
- * reported. */
+ * reported here. Its webhook event (csat.submitted) was written with it
+ * (the shell attaches it to the CSAT_SET: sb_webhook_attach). */
 static void csat_stored(sb_gw *gw, conv *c, Sbp__Conversation *pc)
 {
     c->csat_rating = pc->csat_rating;
@@ -69,12 +70,8 @@ static void csat_stored(sb_gw *gw, conv *c, Sbp__Conversation *pc)
     sb__gw_send_members(gw, c, SBP__FRAME__BODY_CONV_UPDATE, &u, NULL);
     /* The agent who had it, a member no more once it was closed, hears of
      * its rating too. */
-    user *a = pc->last_agent[0] && !sb__gw_conv_member(c, pc->last_agent)
-                  ? sb__gw_user_get(gw, pc->last_agent)
-                  : NULL;
-    for (sess *s = a ? a->sessions : NULL; s; s = s->user_next)
-        if (s->state == SESS_READY)
-            sb__gw_send(gw, s, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+    if (pc->last_agent[0] && !sb__gw_conv_member(c, pc->last_agent))
+        sb__gw_send_user(gw, pc->last_agent, SBP__FRAME__BODY_CONV_UPDATE, &u);
 }
 
 static void set_done(sb_req *r)
@@ -148,6 +145,7 @@ static void on_csat(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     r->u.csat.conv_id = c->id;
     r->u.csat.rating = x->rating;
     r->u.csat.comment = comment;
+    sb__gw_copy_str(r->u.csat.customer, sizeof r->u.csat.customer, c->customer);
     r->msgs[r->n_msgs++] = ev;
     sb__gw_submit(gw, r);
 }

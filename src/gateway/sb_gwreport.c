@@ -47,8 +47,9 @@ static void on_report(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 static const sb_gw_row ROWS[] = {
     {.body = SBP__FRAME__BODY_REPORT,
      .flags = SB_GW_READY | SB_GW_RATED,
-     .roles = SB_GW_ROLE(SBP__ROLE__ROLE_ADMIN),
-     .why = "reports need a token with role admin",
+     .roles = SB_GW_ROLE(SBP__ROLE__ROLE_ADMIN) |
+              SB_GW_ROLE(SBP__ROLE__ROLE_INTEGRATION),
+     .why = "reports need a token with role admin or integration",
      .handle = on_report},
 };
 
