@@ -585,8 +585,8 @@ static void test_storeq(void **state)
 
 /* ---- migration ----------------------------------------------------------- */
 
-/* A store of the version before: its assigned conversation gets its agent
- * as the last one, no rating; reports read it. */
+/* A store of the version before the ratings': its assigned conversation
+ * gets its agent as the last one, no rating; reports read it. */
 static void test_migrate(void **state)
 {
     (void)state;
@@ -598,7 +598,8 @@ static void test_migrate(void **state)
         " VALUES(5, 2, 4, '', 0, 1800000000000, 1800000000000, 'd', 'g1',"
         " 'ann', 'cu', 1800000000000, 1800000060000)";
     if (on_pg()) {
-        /* A version 1 database: the store's, less what version 2 adds. */
+        /* A database of the version before the ratings' (PostgreSQL's
+         * 3): the store's, less what that migration adds. */
         sb_store *s = NULL;
         assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
         sb_store_close(s);
@@ -608,19 +609,20 @@ static void test_migrate(void **state)
                         "ALTER TABLE convs DROP COLUMN last_agent,"
                         " DROP COLUMN csat_asked_ts, DROP COLUMN csat_rating,"
                         " DROP COLUMN csat_comment, DROP COLUMN csat_ts;"
-                        "UPDATE sb_meta SET value = 1"
+                        "UPDATE sb_meta SET value = 2"
                         " WHERE key = 'schema_version'"),
             0);
         assert_int_equal(pgtest_exec(t.path, ROWS), 0);
     } else {
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
-        for (int v = 1; v <= 4; v++)
+        /* The version before the ratings' (SQLite's 6). */
+        for (int v = 1; v <= 5; v++)
             assert_int_equal(
                 sqlite3_exec(db, sb__sqlite_schema(v), NULL, NULL, NULL),
                 SQLITE_OK);
         assert_int_equal(
-            sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL),
+            sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL),
             SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, ROWS, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
