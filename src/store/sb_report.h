@@ -8,10 +8,11 @@
  * so it runs where a long read does not hold others up (the store queue's
  * report reader, SB_REQ_REPORT), never on the event loop.
  *
- * For a caller with its own query (the REST API): fill an Sbp__Report,
- * check it with sb_report_query_set (sb_reportfmt.h), submit an
- * SB_REQ_REPORT with it, and render the answer with sb_report_render;
- * src/server/sb_reports.h does all three in one call. */
+ * The REPORT frame (sb_gwreport.c) is how clients ask, the REST API's
+ * GET /api/v1/reports included (a frame on a session of its own); a
+ * caller of the store queue may also fill an Sbp__Report, check it with
+ * sb_report_query_set (sb_reportfmt.h), submit an SB_REQ_REPORT with it,
+ * and render the answer with sb_report_render. */
 #ifndef SB_REPORT_H
 #define SB_REPORT_H
 
