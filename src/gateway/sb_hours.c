@@ -193,8 +193,8 @@ const sb_tz *sb_hours_tz(const sb_hours *h)
 
 static bool holiday(const sb_hours *h, int64_t day)
 {
-    return bsearch(&day, h->holidays, h->n_holidays, sizeof day, day_cmp) !=
-           NULL;
+    return h->n_holidays &&
+           bsearch(&day, h->holidays, h->n_holidays, sizeof day, day_cmp);
 }
 
 static int64_t floor_div(int64_t a, int64_t b)

@@ -102,7 +102,7 @@ static int strtab_rank(strtab *t)
     }
     for (size_t i = 0; i < t->n; i++)
         order[i] = (uint32_t)i;
-    qsort_r(order, t->n, sizeof *order, rank_cmp, t);
+    if (t->n) qsort_r(order, t->n, sizeof *order, rank_cmp, t);
     for (size_t i = 0; i < t->n; i++)
         t->rank[order[i]] = (uint32_t)i;
     free(order);
@@ -355,7 +355,7 @@ int sb_report_run(sb_store *s, const sb_report_query *q, Sbp__ReportResp **out,
     }
     if (rc) goto out;
     if ((rc = strtab_rank(&x.names))) goto out;
-    qsort_r(x.f, x.n, sizeof *x.f, fact_cmp, &x);
+    if (x.n) qsort_r(x.f, x.n, sizeof *x.f, fact_cmp, &x);
     rc = rows_build(&x, resp, err, elen);
 out:
     if (rc == -ENOMEM)
