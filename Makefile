@@ -11,7 +11,8 @@ LISTEN     ?= 127.0.0.1:8080
 ADMIN_LISTEN ?= 127.0.0.1:9464
 DATA       ?= ./data
 
-.PHONY: all deps build build-asan run cluster test test-fast test-asan bench clean format
+.PHONY: all deps build build-asan run cluster test test-fast test-asan bench
+.PHONY: bench-cluster clean format
 .PHONY: format-check
 .PHONY: build-fuzz fuzz fuzz-smoke
 .PHONY: web test-web bench-web
@@ -77,6 +78,12 @@ bench-web: build web
 
 bench: build
 	scripts/bench.sh $(BUILD)
+
+# The cs-chat workload on three nodes (PostgreSQL, NATS, every message
+# across nodes) and on one, with each part's CPU per message
+# (docs/scaling.md).
+bench-cluster: build
+	scripts/bench_cluster.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
