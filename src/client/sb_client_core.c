@@ -391,6 +391,7 @@ static const struct frame_kind {
     [SBP__FRAME__BODY_AGENT_STATE] = {on_agent_state, true},
     [SBP__FRAME__BODY_CONV_UPDATE] = {on_conv_update, true},
     [SBP__FRAME__BODY_TYPING] = {on_typing, true},
+    [SBP__FRAME__BODY_SYNC_HINT] = {sb__client_inbox_on_sync_hint, true},
 };
 #define N_FRAMES (sizeof FRAMES / sizeof *FRAMES)
 
