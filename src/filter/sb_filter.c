@@ -224,6 +224,8 @@ void sb_filter_verdict_clear(sb_filter_verdict *v)
     memset(v, 0, sizeof *v);
 }
 
+/* ---- compiling and sharing ---------------------------------------------- */
+
 static void filter_free(sb_filter *f)
 {
     if (!f) return;
