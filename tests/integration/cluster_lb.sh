@@ -37,7 +37,7 @@ conv=$("$sbctl" open --url $url --token "$ta" --member bob)
 "$sbctl" send --url $url --token "$ta" --conv "$conv" -- one >/dev/null
 "$sbctl" history --url $url --token "$tb" --conv "$conv" | grep -q "alice one"
 for n in 1 2; do
-  pkill -TERM -f -- "--node node$n " || pkill -TERM -f -- "--node node$n\$"
+  pkill -TERM -f -- "--data $dir/c/node$n"
   sleep 2.5 # HAProxy's checks (every second, down after two) take it out
   for i in 1 2 3; do
     "$sbctl" send --url $url --token "$ta" --conv "$conv" -- "after$n-$i" >/dev/null
