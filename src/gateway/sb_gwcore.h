@@ -362,6 +362,21 @@ void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
  * here and, in a cluster, on the other nodes. */
 void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
                       void *body);
+/* ---- delivery to devices (sb_gwpush.c) --------------------------------- */
+
+/* Drops a reference to g, freeing it with the last. */
+void sb__gw_gmsg_unref(gmsg *g);
+/* Sends the messages queued for s, in order, in PUSH frames. */
+void sb__gw_push_flush(sb_gw *gw, sess *s);
+/* Takes s off the list of sessions with pushes to retry. */
+void sb__gw_retry_unlink(sb_gw *gw, sess *s);
+/* Pushes again what s has not acknowledged and is due (sb_gw_tick). */
+void sb__gw_retry_session(sb_gw *gw, sess *s);
+/* Stores s's device cursors now. */
+void sb__gw_flush_cursors(sb_gw *gw, sess *s);
+/* Tells the receipts and stores the cursors that are due (all: every
+ * one). */
+void sb__gw_flush_dirty(sb_gw *gw, bool all);
 /* s's device has every message of c through seq: its PUSHes up to seq
  * are acknowledged, its cursor and the member's receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
