@@ -375,4 +375,3 @@ void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
         sb__gw_receipt_dirty(gw, c, m);
     }
 }
-
