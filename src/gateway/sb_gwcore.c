@@ -468,6 +468,8 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
 
 void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
 {
+    conv *c = sb_map_get(&gw->convs, m->conv_id);
+    if (c && m->seq > c->last_seq) c->last_seq = m->seq;
     gmsg *g = calloc(1, sizeof *g);
     if (!g) {
         sbp__message__free_unpacked(m, NULL); /* stored: devices SYNC it */
@@ -633,6 +635,7 @@ static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
 
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
 {
+    if (seq > c->last_seq) seq = c->last_seq; /* no device can have more */
     ack_unacked(s, c->id, seq);
     if (s->ua_len == 0) retry_unlink(gw, s);
     record_ack(gw, s, c->id, seq);
@@ -676,6 +679,9 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     c->id = pc->conv_id;
     c->kind = pc->kind;
     c->state = pc->state;
+    /* A stored form read before the latest messages were delivered may
+     * be behind the cache. */
+    if (pc->last_seq > c->last_seq) c->last_seq = pc->last_seq;
     sb__gw_copy_str(c->desk, sizeof c->desk, pc->desk);
     sb__gw_copy_str(c->group, sizeof c->group, pc->group);
     sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
@@ -887,14 +893,18 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
             return;
         }
     }
-    if (row->roles && !(row->roles & SB_GW_ROLE(s->role))) {
-        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN, row->why);
-        goto out;
-    }
+    /* Membership first: an outsider learns nothing more of the
+     * conversation, not even which roles may act in it. */
     if (((flags & SB_GW_MEMBER) && !sb__gw_conv_member(c, s->user_id)) ||
         ((flags & SB_GW_ACCESS) && !sb__gw_may_access(s, c))) {
-        rc = SB_E_FORBIDDEN;
-        goto refuse;
+        send_error(gw, s, f->rid, SB_E_FORBIDDEN, SB_GW_NOT_MEMBER,
+                   frame_cid(f));
+        goto out;
+    }
+    if (row->roles && !(row->roles & SB_GW_ROLE(s->role))) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          row->why ? row->why : "not allowed for this role");
+        goto out;
     }
     row->handle(gw, s, f, c, e->ud);
     goto out;
@@ -939,8 +949,39 @@ int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     return 0;
 }
 
+static void hello_wait_unlink(sb_gw *gw, sess *s)
+{
+    if (!s->in_hello_wait) return;
+    if (s->hello_prev)
+        s->hello_prev->hello_next = s->hello_next;
+    else
+        gw->hello_head = s->hello_next;
+    if (s->hello_next)
+        s->hello_next->hello_prev = s->hello_prev;
+    else
+        gw->hello_tail = s->hello_prev;
+    s->hello_prev = s->hello_next = NULL;
+    s->in_hello_wait = false;
+}
+
+/* Closes the connections whose HELLO deadline has passed; those that
+ * said HELLO (or closed) meanwhile just leave the list. */
+static void hello_deadlines(sb_gw *gw)
+{
+    sess *s;
+    while ((s = gw->hello_head)) {
+        if (s->state == SESS_NEW &&
+            gw->now_ms - s->opened_ms < gw->cfg.hello_timeout_ms)
+            break;
+        hello_wait_unlink(gw, s);
+        if (s->state == SESS_NEW)
+            sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, "HELLO timeout");
+    }
+}
+
 static void sess_free(sb_gw *gw, sess *s)
 {
+    hello_wait_unlink(gw, s);
     user_unlink(gw, s);
     retry_unlink(gw, s);
     for (size_t i = 0; i < s->ua_len; i++)
@@ -999,6 +1040,13 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
         free(s);
         return -ENOMEM;
     }
+    s->in_hello_wait = true;
+    s->hello_prev = gw->hello_tail;
+    if (gw->hello_tail)
+        gw->hello_tail->hello_next = s;
+    else
+        gw->hello_head = s;
+    gw->hello_tail = s;
     gw->stats.sessions = gw->sessions.len;
     return 0;
 }
@@ -1010,10 +1058,11 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
     sess *s = sb__gw_sess_get(gw, conn_id);
     if (!s || s->state == SESS_CLOSING) return;
     Sbp__Frame *f = NULL;
-    int rc = n > gw->cfg.frame_bytes_max ? SB_E_TOO_LARGE
-                                         : sb_frame_decode(s->enc, p, n, &f);
-    if (rc == 0 && (rc = sb_frame_check_utf8(f)) != 0) {
-        sb__gw_frame_error(gw, s, f, rc);
+    int rc = n > gw->cfg.frame_bytes_max
+                 ? SB_E_TOO_LARGE
+                 : sb_frame_decode_checked(s->enc, p, n, &f);
+    if (rc != 0 && f) {
+        sb__gw_frame_error(gw, s, f, rc); /* its rid and client_msg_id */
         sb_frame_free(f);
     } else if (rc != 0) {
         sb__gw_error(gw, s, 0, rc);
@@ -1059,15 +1108,7 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         if (s->next_due_ms <= now_ms) retry_session(gw, s);
         if (s->ua_len == 0) retry_unlink(gw, s);
     }
-    if (now_ms - gw->last_sweep_ms >= 1000) {
-        gw->last_sweep_ms = now_ms;
-        for (size_t i = 0; i < gw->sessions.cap; i++) {
-            sess *s = gw->sessions.slots[i].val;
-            if (s && s->state == SESS_NEW &&
-                now_ms - s->opened_ms > gw->cfg.hello_timeout_ms)
-                sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, "HELLO timeout");
-        }
-    }
+    hello_deadlines(gw);
     flush_dirty(gw, false);
 }
 

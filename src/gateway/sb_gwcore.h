@@ -54,6 +54,10 @@ typedef struct conv {
     uint64_t id;
     Sbp__ConvKind kind;
     Sbp__ConvState state;
+    /* The highest seq stored that the gateway knows of: the store's when
+     * cached, raised by every message delivered (sb__gw_deliver). ACKs
+     * and READs count up to it, never past it. */
+    uint64_t last_seq;
     size_t n_members;
     member *members;
     bool dirty;
@@ -84,6 +88,10 @@ struct sess {
     sb_encoding enc;
     enum sess_state state;
     int64_t opened_ms;
+    /* On the gateway's list of connections awaiting HELLO, in the order
+     * they opened (which is the order of their deadlines). */
+    bool in_hello_wait;
+    sess *hello_prev, *hello_next;
     char user_id[SB_ID_BYTES_MAX + 1];
     char device_id[SB_ID_BYTES_MAX + 1];
     char locale[SB_LOCALE_BYTES_MAX + 1];
@@ -138,6 +146,8 @@ enum {
     /* The user is a member of it or an admin: else ERR_FORBIDDEN. */
     SB_GW_ACCESS = 1u << 4,
 };
+/* What ERR_FORBIDDEN says when membership is what is missing. */
+#define SB_GW_NOT_MEMBER "not a member of that conversation"
 /* A role's bit in sb_gw_row.roles. */
 #define SB_GW_ROLE(r) (1u << (r))
 
@@ -153,7 +163,7 @@ typedef struct sb_gw_row {
     uint32_t flags; /* SB_GW_* */
     /* The roles that may send it (SB_GW_ROLE bits; 0: every role), checked
      * after the conversation is loaded: else ERR_FORBIDDEN saying why (NULL:
-     * the code's own words). */
+     * that the role may not). */
     uint32_t roles;
     const char *why;
     /* Checks the body before its conversation is loaded (NULL: nothing
@@ -208,7 +218,7 @@ struct sb_gw {
     sb_gw_hooks hooks;
     gw_entry table[GW_BODY_CASES]; /* by frame body case */
     int64_t now_ms;
-    int64_t last_sweep_ms;
+    sess *hello_head, *hello_tail; /* sessions awaiting HELLO, oldest first */
     bool draining;
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
@@ -303,8 +313,9 @@ conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
 /* Delivers a stored message: PUSH to every device of every member but
  * origin (NULL: server-made messages go to every device). Takes m. */
 void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin);
-/* s's device has every message of c through seq: its PUSHes up to seq
- * are acknowledged, its cursor and the member's receipt follow. */
+/* s's device has every message of c through seq (c's last_seq at most):
+ * its PUSHes up to seq are acknowledged, its cursor and the member's
+ * receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
 /* Member m of c has changed receipts: they go out receipts_ms later. */
 void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);

@@ -419,11 +419,15 @@ static bool on_open(void *ud, sess *s, const Sbp__Frame *f)
     if (!gw->cfg.desk ||
         !(o->kind == SBP__CONV_KIND__CONV_SERVICE || o->n_members == 0))
         return false;
+    /* "" is the first desk; any other name must be a desk's. */
     const sb_desk_def *def = sb_desk_get(gw->cfg.desk, o->desk);
-    sb_req *r = sb__gw_req_new(gw, SB_REQ_SERVICE_OPEN, s, f->rid, open_done);
-    if (!def || !r) {
-        free(r);
-        sb__gw_error(gw, s, f->rid, def ? -ENOMEM : SB_E_NOT_FOUND);
+    if (def && o->desk[0] && strcmp(def->id, o->desk) != 0) def = NULL;
+    sb_req *r =
+        def ? sb__gw_req_new(gw, SB_REQ_SERVICE_OPEN, s, f->rid, open_done)
+            : NULL;
+    if (!r) {
+        sb__gw_error_text(gw, s, f->rid, def ? -ENOMEM : SB_E_NOT_FOUND,
+                          def ? NULL : "no such desk");
         return true;
     }
     sb__gw_copy_str(r->u.svc_open.customer, sizeof r->u.svc_open.customer,
@@ -485,13 +489,20 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     const Sbp__Transfer *t = f->transfer;
     sb_desk *d = gw->cfg.desk;
     int rc = 0, g = -1;
-    if (!d || !is_service(c))
-        rc = SB_E_STATE;
-    else if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
-               (c->agent[0] && strcmp(c->agent, s->user_id) == 0)))
-        rc = SB_E_FORBIDDEN;
-    else if (c->state != SBP__CONV_STATE__STATE_ASSIGNED &&
-             c->state != SBP__CONV_STATE__STATE_QUEUED)
+    /* Members only (the row's SB_GW_ACCESS): the kind, then who may, then
+     * the state. */
+    if (!d || !is_service(c)) {
+        sb__gw_error(gw, s, f->rid, SB_E_STATE);
+        return;
+    }
+    if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
+          (c->agent[0] && strcmp(c->agent, s->user_id) == 0))) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only its agent or an admin may transfer it");
+        return;
+    }
+    if (c->state != SBP__CONV_STATE__STATE_ASSIGNED &&
+        c->state != SBP__CONV_STATE__STATE_QUEUED)
         rc = SB_E_STATE;
     else if (t->to_agent[0]) {
         if (!sb_desk_is_agent(d, t->to_agent))
@@ -537,15 +548,20 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 static void on_close(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     svc *v = ud;
-    int rc = 0;
-    if (!gw->cfg.desk || !is_service(c))
-        rc = SB_E_STATE;
-    else if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
-               strcmp(c->customer, s->user_id) == 0 ||
-               (c->agent[0] && strcmp(c->agent, s->user_id) == 0)))
-        rc = SB_E_FORBIDDEN;
-    if (rc || c->state == SBP__CONV_STATE__STATE_CLOSED) {
-        sb__gw_reply_rc(gw, s, f->rid, rc);
+    if (!gw->cfg.desk || !is_service(c)) {
+        sb__gw_error(gw, s, f->rid, SB_E_STATE);
+        return;
+    }
+    if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
+          strcmp(c->customer, s->user_id) == 0 ||
+          (c->agent[0] && strcmp(c->agent, s->user_id) == 0))) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only its customer, its agent or an admin may "
+                          "close it");
+        return;
+    }
+    if (c->state == SBP__CONV_STATE__STATE_CLOSED) {
+        sb__gw_reply_rc(gw, s, f->rid, 0);
         return;
     }
     char freed[SB_ID_BYTES_MAX + 1];
@@ -562,12 +578,16 @@ static void on_handoff(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     sb_desk *d = gw->cfg.desk;
     int g = d ? sb_desk_group(d, f->handoff->group) : -1;
     int rc = 0;
+    if (d && is_service(c) &&
+        !(strcmp(c->customer, s->user_id) == 0 ||
+          s->role == SBP__ROLE__ROLE_BOT || s->role == SBP__ROLE__ROLE_ADMIN)) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only its customer, its bot or an admin may hand it "
+                          "off");
+        return;
+    }
     if (!d || !is_service(c) || c->state != SBP__CONV_STATE__STATE_BOT)
         rc = SB_E_STATE;
-    else if (!(strcmp(c->customer, s->user_id) == 0 ||
-               (s->role == SBP__ROLE__ROLE_BOT && sb__gw_may_access(s, c)) ||
-               s->role == SBP__ROLE__ROLE_ADMIN))
-        rc = SB_E_FORBIDDEN;
     else if (f->handoff->group[0] && g < 0)
         rc = SB_E_NOT_FOUND;
     if (rc) {
@@ -584,7 +604,8 @@ static void on_agent_state(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     svc *v = ud;
     sb_desk *d = gw->cfg.desk;
     if (!d || !sb_desk_is_agent(d, s->user_id)) {
-        sb__gw_error(gw, s, f->rid, SB_E_FORBIDDEN);
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only a desk's agents have an agent state");
         return;
     }
     Sbp__AgentStatus st = f->agent_state->status;
@@ -762,13 +783,13 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
 
 static const sb_gw_row ROWS[] = {
     {.body = SBP__FRAME__BODY_TRANSFER,
-     .flags = SB_GW_READY | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_transfer},
     {.body = SBP__FRAME__BODY_CLOSE,
-     .flags = SB_GW_READY | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_close},
     {.body = SBP__FRAME__BODY_HANDOFF,
-     .flags = SB_GW_READY | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_handoff},
     {.body = SBP__FRAME__BODY_AGENT_STATE,
      .flags = SB_GW_READY,

@@ -88,11 +88,21 @@ static int on_headers_complete(http_parser *p)
     return 1;
 }
 
+/* One request per connection: the parser stops at the end of the first,
+ * so that requests pipelined behind it (which the answer's close drops)
+ * never overwrite what it asked. */
+static int on_message_complete(http_parser *p)
+{
+    http_parser_pause(p, 1);
+    return 0;
+}
+
 static const http_parser_settings SETTINGS = {
     .on_url = on_url,
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
 };
 
 void sb_http_req_init(sb_http_req *r)

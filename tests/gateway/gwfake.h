@@ -28,6 +28,13 @@ typedef struct gwfake {
     size_t nq;
     Sbp__Frame *frames[GWFAKE_CONNS][GWFAKE_FRAMES];
     size_t nframes[GWFAKE_CONNS];
+    /* The encoded size of each frame recorded, and the largest frame sent
+     * to each connection. */
+    size_t sizes[GWFAKE_CONNS][GWFAKE_FRAMES];
+    size_t size_max[GWFAKE_CONNS];
+    /* Each connection's encoding (gwfake_encoding; SB_ENC_PROTO by default):
+     * frames sent to it are decoded in it. */
+    sb_encoding enc[GWFAKE_CONNS];
     uint16_t closed[GWFAKE_CONNS];
     int64_t now;
     /* Set: every write request fails as a failed commit does (a full
@@ -56,6 +63,11 @@ void gwfake_pump(void);
 void gwfake_clear(uint64_t conn);
 /* Encodes fr and feeds it on conn, then pumps. */
 void gwfake_feed(uint64_t conn, const Sbp__Frame *fr);
+/* Frames to and from conn are in enc from now on (the next HELLO opens
+ * it in enc). */
+void gwfake_encoding(uint64_t conn, sb_encoding enc);
+/* Feeds n raw bytes on conn as one WebSocket message, then pumps. */
+void gwfake_feed_raw(uint64_t conn, const void *p, size_t n);
 /* Opens conn and says HELLO as sub/role from device, in locale; the raw
  * form leaves the answer to the test. */
 void gwfake_hello_raw(uint64_t conn, const char *sub, const char *role,

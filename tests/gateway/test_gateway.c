@@ -906,6 +906,10 @@ static void test_cursors_past_session_max(void **state)
     for (int i = 0; i < N; i++) {
         char member[16];
         snprintf(member, sizeof member, "m%d", i);
+        /* A member is a user the server has met. */
+        hello(10, member, "customer", "x");
+        sb_gw_conn_closed(F.gw, 10);
+        clear(10);
         convs[i] = open_conv(1, member);
         send_msg(1, convs[i], (uint8_t)(i + 1), "x");
     }

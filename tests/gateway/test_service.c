@@ -323,6 +323,25 @@ static void test_authorization(void **state)
     expect_error(10, SBP__ERROR_CODE__ERR_FORBIDDEN);
     gwfake_feed(20, &cf);
     assert_int_equal(gwfake_last(20)->canned_list_resp->n_items, 1);
+    /* A desk named is one of the configuration's, never the first one in
+     * its place: an OPEN or a canned list for a desk that does not exist
+     * is ERR_NOT_FOUND. */
+    cl.desk = "nope";
+    gwfake_feed(20, &cf);
+    expect_error(20, SBP__ERROR_CODE__ERR_NOT_FOUND);
+    cl.desk = "d";
+    gwfake_feed(20, &cf);
+    assert_int_equal(gwfake_last(20)->canned_list_resp->n_items, 1);
+    Sbp__Open o = SBP__OPEN__INIT;
+    o.kind = SBP__CONV_KIND__CONV_SERVICE;
+    o.desk = "nope";
+    Sbp__Frame of = SBP__FRAME__INIT;
+    of.rid = 12;
+    of.body_case = SBP__FRAME__BODY_OPEN;
+    of.open = &o;
+    gwfake_hello(11, "cu2", "customer", "p", "en");
+    gwfake_feed(11, &of);
+    expect_error(11, SBP__ERROR_CODE__ERR_NOT_FOUND);
 }
 
 /* Cards and images travel with the message; without what makes them
