@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # make bench: the standard cs-chat workload (DESIGN.md §7) against a fresh
-# server with the default durability (fsync per group commit). Prints one
-# JSON line per run; docs/benchmarks.md records the figures.
+# server with the default durability (fsync per group commit), the store
+# on SQLite, then on PostgreSQL (a throwaway cluster on this machine,
+# scripts/pgtest.sh, synchronous_commit on). Prints one JSON line per run;
+# docs/benchmarks.md records the figures. STORES=sqlite or STORES=pg runs
+# one of them.
 set -euo pipefail
 BUILD=${1:-build}
 CONVS=${CONVS:-500}
 MSGS=${MSGS:-200}
 RATE=${RATE:-10000}
+PG_RATE=${PG_RATE:-5000}
+STORES=${STORES:-sqlite pg}
 SECRET=bench-secret
 DATA=$(mktemp -d /tmp/sbbench.XXXXXX)
-trap 'kill $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true; rm -rf "$DATA" "$DATA.log"' EXIT
+PGDIR=$DATA.pg
+STORE_ARGS=()
+cleanup() {
+  kill $SRV 2>/dev/null || true
+  wait $SRV 2>/dev/null || true
+  [ -d "$PGDIR" ] && "$(dirname "$0")"/pgtest.sh stop "$PGDIR"
+  rm -rf "$DATA" "$DATA.log"
+}
+trap cleanup EXIT
 
 # The abuse limits are off: 1,000 clients share 127.0.0.1 and each sends
 # faster than a person would (--sends-per-s, --conns-per-addr).
@@ -17,8 +30,14 @@ trap 'kill $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true; rm -rf "$DAT
 # over on a fixed port would otherwise answer in its place.
 start_server() {
   rm -rf "$DATA"/*
+  if [ -n "${PGURL:-}" ]; then   # a fresh database per run
+    DB=bench$RANDOM$RANDOM
+    psql -q "$PGURL/postgres" -c "CREATE DATABASE $DB" >/dev/null
+    STORE_ARGS=(--store "$PGURL/$DB")
+  fi
   "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" --secret $SECRET \
-    --sends-per-s 0 --conns-per-addr 0 --quiet "$@" > "$DATA.log" 2>&1 &
+    --sends-per-s 0 --conns-per-addr 0 --quiet "${STORE_ARGS[@]}" "$@" \
+    > "$DATA.log" 2>&1 &
   SRV=$!
   for _ in $(seq 100); do
     PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$DATA.log")
@@ -41,11 +60,23 @@ run() { # label, sbbench args...
 
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) convs=$CONVS msgs=$MSGS body=100B durability=fsync"
-run "closed-W16-proto" --window 16
-run "closed-W1-proto " --window 1
-run "closed-W16-json " --window 16 --json
-run "open-${RATE}/s-W16" --window 16 --rate $RATE
-run "open-${RATE}/s-W1 " --window 1 --rate $RATE
+if [[ " $STORES " == *" sqlite "* ]]; then
+  run "closed-W16-proto" --window 16
+  run "closed-W1-proto " --window 1
+  run "closed-W16-json " --window 16 --json
+  run "open-${RATE}/s-W16" --window 16 --rate $RATE
+  run "open-${RATE}/s-W1 " --window 1 --rate $RATE
+fi
+if [[ " $STORES " == *" pg "* ]]; then
+  PGURL=$("$(dirname "$0")"/pgtest.sh start "$PGDIR" on)
+  echo "# PostgreSQL $(psql -Atc 'SHOW server_version' "$PGURL/postgres"), synchronous_commit on"
+  run "pg-closed-W16-proto" --window 16
+  run "pg-closed-W1-proto " --window 1
+  run "pg-open-${PG_RATE}/s-W16" --window 16 --rate $PG_RATE
+  run "pg-open-${PG_RATE}/s-W1 " --window 1 --rate $PG_RATE
+  PGURL=
+  STORE_ARGS=()
+fi
 
 # The sensitive-word filter alone, no server: scan throughput (MB/s) over a
 # 64 MiB mixed Chinese/English corpus in body-sized messages, and the time

@@ -142,11 +142,14 @@ static const char *const STMT_SQL[PS_COUNT] = {
                       " WHERE conv_id = ANY($1::bigint[])"
                       " ORDER BY conv_id FOR UPDATE",
     /* $1: a JSON array of {"s": sender, "c": client_msg_id in hex} */
+    /* (LATERAL: one lookup of the unique index per key, whatever the
+     * planner guesses of the document's size.) */
     [PS_DUPS_FIND] = "SELECT m.sender, encode(m.client_msg_id, 'hex'),"
                      " m.msg_id, m.conv_id, m.seq, m.server_ts"
                      " FROM json_to_recordset($1::json) AS k(s text, c text)"
-                     " JOIN messages m ON m.sender = k.s"
-                     " AND m.client_msg_id = decode(k.c, 'hex')",
+                     " CROSS JOIN LATERAL (SELECT * FROM messages x"
+                     " WHERE x.sender = k.s"
+                     " AND x.client_msg_id = decode(k.c, 'hex')) m",
     /* $1: a JSON array of the messages' columns (bytes in hex) */
     [PS_MSGS_INSERT] =
         "INSERT INTO messages(conv_id, seq, sender, sender_device,"
@@ -164,6 +167,31 @@ static const char *const STMT_SQL[PS_COUNT] = {
                       " FROM json_to_recordset($1::json)"
                       " AS x(c bigint, s bigint, t bigint)"
                       " WHERE convs.conv_id = x.c",
+    /* $1: a JSON array of {"i": index, "c": conv_id, "u": user_id}: each
+     * item's conversation's last_seq (NULL: none) and membership. */
+    [PS_CURSORS_CHECK] = "SELECT k.i, c.last_seq, m.user_id IS NOT NULL"
+                         " FROM json_to_recordset($1::json)"
+                         " AS k(i int, c bigint, u text)"
+                         " LEFT JOIN convs c ON c.conv_id = k.c"
+                         " LEFT JOIN members m ON m.conv_id = k.c"
+                         " AND m.user_id = k.u",
+    /* $1: a JSON array of {"u", "d", "c", "s"}: the highest of each
+     * device's cursors */
+    [PS_CURSORS_UPSERT] =
+        "INSERT INTO device_cursors(user_id, device_id, conv_id, acked_seq)"
+        " SELECT DISTINCT ON (u, d, c) u, d, c, s"
+        " FROM json_to_recordset($1::json) AS x(u text, d text, c bigint,"
+        " s bigint) ORDER BY u, d, c, s DESC"
+        " ON CONFLICT (user_id, device_id, conv_id) DO UPDATE"
+        " SET acked_seq = excluded.acked_seq"
+        " WHERE device_cursors.acked_seq < excluded.acked_seq",
+    /* $1: the same, members' only: delivered_seq raised to the highest */
+    [PS_DELIVERED_RAISE_MANY] =
+        "UPDATE members m SET delivered_seq = x.s"
+        " FROM (SELECT c, u, max(s) AS s FROM json_to_recordset($1::json)"
+        " AS y(u text, d text, c bigint, s bigint) GROUP BY c, u) AS x"
+        " WHERE m.conv_id = x.c AND m.user_id = x.u"
+        " AND m.delivered_seq < x.s",
     [PS_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
         " VALUES($1, $2, $3, $4, $4)"
@@ -424,8 +452,12 @@ static int result_rc(sb_pg *s, const PGresult *r)
 /* Sends what libpq holds, then gathers the results of the statement sent,
  * keeping the last. The statement must finish by the deadline: else the
  * server counts as out of reach. */
+long dbg_stmts[64];
+long dbg_total;
+double dbg_ms_id[64];
 static int finish(sb_pg *s, PGresult **out)
 {
+    dbg_total++;
     int64_t deadline = mono_ms() + STMT_TIMEOUT_MS;
     PGresult *last = NULL;
     int f;
@@ -490,12 +522,19 @@ int sb__pg_exec(sb_pg *s, int id, const sb_pg_params *p, PGresult **out)
     if (!s->conn || s->broken) return SB_E_STORE;
     int rc = s->prepared[id] ? 0 : prepare(s, id);
     if (rc) return rc;
+    dbg_stmts[id]++;
+    struct timespec T0, T1;
+    clock_gettime(CLOCK_MONOTONIC, &T0);
     char name[8];
     snprintf(name, sizeof name, "s%d", id);
     if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
                              p ? p->len : NULL, p ? p->fmt : NULL, 0))
         return result_rc(s, NULL);
-    return finish(s, out);
+    int rcx = finish(s, out);
+    clock_gettime(CLOCK_MONOTONIC, &T1);
+    dbg_ms_id[id] +=
+        (T1.tv_sec - T0.tv_sec) * 1e3 + (T1.tv_nsec - T0.tv_nsec) / 1e6;
+    return rcx;
 }
 
 int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
@@ -616,7 +655,9 @@ static int schema_ensure(sb_pg *s)
         goto err;
     s->has_trgm = PQntuples(r) > 0;
     PQclear(r);
-    if (s->has_trgm && (rc = exec_simple(s, TRGM_INDEX_SQL))) goto err;
+    if (s->has_trgm && !getenv("SB_NO_TRGM") &&
+        (rc = exec_simple(s, TRGM_INDEX_SQL)))
+        goto err;
     return exec_simple(s, "COMMIT");
 err:
     exec_simple(s, "ROLLBACK");
@@ -795,6 +836,7 @@ static const sb_store_ops PG_OPS = {
     .user_upsert = sb__pg_user_upsert,
     .conv_create = sb__pg_conv_create,
     .cursor_ack = sb__pg_cursor_ack,
+    .cursor_ack_many = sb__pg_cursor_ack_many,
     .read_set = sb__pg_read_set,
     .service_open = sb__pg_service_open,
     .conv_route = sb__pg_conv_route,

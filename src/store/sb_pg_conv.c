@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,75 @@ int sb__pg_cursor_ack(sb_store *base, const char *user_id,
     sb__pg_str(&p, user_id);
     sb__pg_u64(&p, seq);
     return sb__pg_exec(s, PS_DELIVERED_RAISE, &p, NULL);
+}
+
+/* Runs statement id with the JSON text of a (consumed) as its one
+ * parameter. */
+static int exec_json(sb_pg *s, int id, json_t *a, PGresult **out)
+{
+    char *js = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!js) return -ENOMEM;
+    sb_pg_params p = {0};
+    sb__pg_str(&p, js);
+    int rc = sb__pg_exec(s, id, &p, out);
+    free(js);
+    return rc;
+}
+
+/* Three statements for all: each item's conversation and membership, the
+ * cursors raised, the members' delivered_seq raised. */
+int sb__pg_cursor_ack_many(sb_store *base, sb_store_cursor_item *items,
+                           size_t n)
+{
+    sb_pg *s = sb__pg(base);
+    json_t *k = json_array();
+    if (!k) return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].rc == 0 &&
+            json_array_append_new(k, json_pack("{s:I, s:I, s:s}", "i",
+                                               (json_int_t)i, "c",
+                                               (json_int_t)items[i].conv_id,
+                                               "u", items[i].user_id))) {
+            json_decref(k);
+            return -ENOMEM;
+        }
+    PGresult *r;
+    int rc = exec_json(s, PS_CURSORS_CHECK, k, &r);
+    if (rc) return rc;
+    json_t *up = json_array(), *mem = json_array();
+    rc = up && mem ? 0 : -ENOMEM;
+    for (int row = 0; rc == 0 && row < PQntuples(r); row++) {
+        sb_store_cursor_item *c = &items[sb__pg_get_i64(r, row, 0)];
+        if (PQgetisnull(r, row, 1)) {
+            c->rc = SB_E_NOT_FOUND;
+            continue;
+        }
+        if (c->seq > (uint64_t)sb__pg_get_i64(r, row, 1)) {
+            c->rc = SB_E_INVALID; /* beyond the last: no device has it */
+            continue;
+        }
+        if (c->seq == 0) continue;
+        json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "u", c->user_id, "d",
+                              c->device_id, "c", (json_int_t)c->conv_id, "s",
+                              (json_int_t)c->seq);
+        if (!o || json_array_append(up, o) ||
+            (sb__pg_get_bool(r, row, 2) && json_array_append(mem, o)))
+            rc = -ENOMEM;
+        json_decref(o);
+    }
+    PQclear(r);
+    if (rc == 0 && json_array_size(up)) {
+        rc = exec_json(s, PS_CURSORS_UPSERT, up, NULL);
+        up = NULL;
+    }
+    if (rc == 0 && json_array_size(mem)) {
+        rc = exec_json(s, PS_DELIVERED_RAISE_MANY, mem, NULL);
+        mem = NULL;
+    }
+    json_decref(up);
+    json_decref(mem);
+    return rc;
 }
 
 int sb__pg_read_set(sb_store *base, uint64_t conv_id, const char *user_id,

@@ -85,6 +85,9 @@ enum sb_pg_stmt {
     PS_DUPS_FIND,
     PS_MSGS_INSERT,
     PS_CONVS_BUMP,
+    PS_CURSORS_CHECK,
+    PS_CURSORS_UPSERT,
+    PS_DELIVERED_RAISE_MANY,
     PS_USER_UPSERT,
     PS_USER_ROLE,
     PS_CONV_INSERT,
@@ -138,6 +141,9 @@ typedef struct sb_pg {
      * until the rollback. */
     bool broken;
     bool has_trgm; /* the trigram index exists: searches may use it */
+    /* A run of appends met a stored idempotency key: the next looks for
+     * them before it inserts (sb__pg_append_many). */
+    bool dups_expected;
 } sb_pg;
 
 static inline sb_pg *sb__pg(sb_store *s)
@@ -237,6 +243,7 @@ int sb__pg_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
                        Sbp__Conversation **out);
 int sb__pg_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
                       uint64_t conv_id, uint64_t seq);
+int sb__pg_cursor_ack_many(sb_store *s, sb_store_cursor_item *items, size_t n);
 int sb__pg_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
                     uint64_t seq);
 int sb__pg_conv_get(sb_store *s, uint64_t conv_id, Sbp__Conversation **out);

@@ -456,9 +456,10 @@ bool sb_req_is_write(sb_req_kind k)
 int sb__req_scratch_init(sb__req_scratch *x, size_t cap)
 {
     x->items = malloc(cap * sizeof *x->items);
+    x->cursors = malloc(cap * sizeof *x->cursors);
     x->ids = malloc(cap * sizeof *x->ids);
     x->cap = cap;
-    if (x->items && x->ids) return 0;
+    if (x->items && x->cursors && x->ids) return 0;
     sb__req_scratch_free(x);
     return -ENOMEM;
 }
@@ -466,6 +467,7 @@ int sb__req_scratch_init(sb__req_scratch *x, size_t cap)
 void sb__req_scratch_free(sb__req_scratch *x)
 {
     free(x->items);
+    free(x->cursors);
     free(x->ids);
     *x = (sb__req_scratch){0};
 }
@@ -513,6 +515,34 @@ static int append_run_many(sb_store *s, sb_req **rp, sb__req_scratch *x)
     return rc;
 }
 
+/* Stores the batch's device cursors together. */
+static int cursors_many(sb_store *s, sb_req *batch, sb__req_scratch *x)
+{
+    size_t n = 0;
+    for (sb_req *r = batch; r; r = r->next) {
+        if (r->kind != SB_REQ_CURSOR_SET) continue;
+        if (!FIXED_OK(r->u.cursor.user_id) ||
+            !FIXED_OK(r->u.cursor.device_id)) {
+            r->rc = SB_E_INVALID;
+            continue;
+        }
+        r->rc = 0;
+        x->cursors[n++] = (sb_store_cursor_item){
+            .user_id = r->u.cursor.user_id,
+            .device_id = r->u.cursor.device_id,
+            .conv_id = r->u.cursor.conv_id,
+            .seq = r->u.cursor.seq,
+        };
+    }
+    if (n == 0) return 0;
+    int rc = sb_store_cursor_ack_many(s, x->cursors, n);
+    n = 0;
+    for (sb_req *r = batch; r; r = r->next)
+        if (r->kind == SB_REQ_CURSOR_SET && r->rc == 0)
+            r->rc = x->cursors[n++].rc;
+    return rc;
+}
+
 /* One run of the batch's transaction: 0 once committed. */
 static int batch_try(sb_store *s, sb_req *batch, sb__req_scratch *x)
 {
@@ -523,11 +553,14 @@ static int batch_try(sb_store *s, sb_req *batch, sb__req_scratch *x)
             rc = append_run_many(s, &r, x);
             continue;
         }
-        r->rc = sb__req_ops[r->kind].run(s, r);
-        if (r->rc && !sb_store_rc_is_request_level(r->rc))
-            rc = r->rc == SB_E_RETRY ? SB_E_RETRY : SB_E_STORE;
+        if (r->kind != SB_REQ_CURSOR_SET) {
+            r->rc = sb__req_ops[r->kind].run(s, r);
+            if (r->rc && !sb_store_rc_is_request_level(r->rc))
+                rc = r->rc == SB_E_RETRY ? SB_E_RETRY : SB_E_STORE;
+        }
         r = r->next;
     }
+    if (rc == 0) rc = cursors_many(s, batch, x);
     if (rc == 0) rc = sb_store_commit(s);
     if (rc == 0) return 0;
     sb_store_rollback(s);
@@ -538,11 +571,25 @@ static int batch_try(sb_store *s, sb_req *batch, sb__req_scratch *x)
     return rc;
 }
 
+#include <stdio.h>
+extern long dbg_stmts[64];
+extern long dbg_total;
+extern double dbg_ms_id[64];
+static long dbg_batches, dbg_reqs, dbg_kinds[32];
+static double dbg_ms;
 bool sb__req_write_batch(sb_store *s, sb_req *batch, sb__req_scratch *x)
 {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (sb_req *r = batch; r; r = r->next) {
+        dbg_reqs++;
+        dbg_kinds[r->kind]++;
+    }
+    dbg_batches++;
     sb_store_append_item item;
+    sb_store_cursor_item cursor;
     uint64_t id;
-    sb__req_scratch one = {&item, &id, 1};
+    sb__req_scratch one = {&item, &cursor, &id, 1};
     if (!x) {
         assert(!batch->next);
         x = &one;
@@ -550,5 +597,22 @@ bool sb__req_write_batch(sb_store *s, sb_req *batch, sb__req_scratch *x)
     int rc;
     for (int i = 0; (rc = batch_try(s, batch, x)) == SB_E_RETRY; i++)
         if (i == RETRIES_MAX) break;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    dbg_ms += (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (getenv("SB_DBG") && dbg_batches % 10 == 0) {
+        fprintf(stderr,
+                "batches %ld reqs %ld (%.1f/batch) %.2f ms/batch stmts/batch "
+                "%.1f kinds:",
+                dbg_batches, dbg_reqs, (double)dbg_reqs / dbg_batches,
+                dbg_ms / dbg_batches, (double)dbg_total / dbg_batches);
+        for (int k = 0; k < 19; k++)
+            if (dbg_kinds[k]) fprintf(stderr, " %d:%ld", k, dbg_kinds[k]);
+        fprintf(stderr, " | ps:");
+        for (int k = 0; k < 64; k++)
+            if (dbg_stmts[k])
+                fprintf(stderr, " %d:%ld/%.0fms", k, dbg_stmts[k],
+                        dbg_ms_id[k]);
+        fprintf(stderr, "\n");
+    }
     return rc == 0;
 }

@@ -32,6 +32,7 @@ bool sb__req_kind_ok(sb_req_kind k);
  * cap requests. */
 typedef struct sb__req_scratch {
     sb_store_append_item *items;
+    sb_store_cursor_item *cursors;
     uint64_t *ids;
     size_t cap;
 } sb__req_scratch;
@@ -41,13 +42,15 @@ void sb__req_scratch_free(sb__req_scratch *x);
 
 /* Applies a chain of writes in one transaction: the conversations they
  * change are locked first, in conv_id order; consecutive appends go to
- * the store together (sb_store_append_many). Request-level failures only
- * set that request's rc; a lost race with another writer (SB_E_RETRY)
- * runs the whole transaction again, a few times; any other failure, or a
- * failed commit, rolls everything back and every request of the chain
- * fails with SB_E_STORE (those applied before the failure too: nothing of
- * theirs was kept). x: room for the chain (NULL: a chain of one). Returns
- * true if the transaction committed. */
+ * the store together (sb_store_append_many), and the device cursors all
+ * together at the end (sb_store_cursor_ack_many: each only raises its
+ * cursor, so when within the batch does not matter). Request-level failures
+ * only set that request's rc; a lost race with another writer (SB_E_RETRY) runs
+ * the whole transaction again, a few times; any other failure, or a failed
+ * commit, rolls everything back and every request of the chain fails with
+ * SB_E_STORE (those applied before the failure too: nothing of theirs was
+ * kept). x: room for the chain (NULL: a chain of one). Returns true if the
+ * transaction committed. */
 bool sb__req_write_batch(sb_store *s, sb_req *batch, sb__req_scratch *x);
 
 #endif

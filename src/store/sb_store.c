@@ -477,6 +477,25 @@ int sb_store_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
     return s->ops->cursor_ack(s, user_id, device_id, conv_id, seq);
 }
 
+int sb_store_cursor_ack_many(sb_store *s, sb_store_cursor_item *items, size_t n)
+{
+    assert(s && (items || n == 0));
+    assert(s->ops->in_write(s));
+    for (size_t i = 0; i < n; i++)
+        items[i].rc = id_valid(items[i].user_id) && id_valid(items[i].device_id)
+                          ? 0
+                          : SB_E_INVALID;
+    if (s->ops->cursor_ack_many) return s->ops->cursor_ack_many(s, items, n);
+    for (size_t i = 0; i < n; i++) {
+        sb_store_cursor_item *c = &items[i];
+        if (c->rc) continue;
+        c->rc =
+            s->ops->cursor_ack(s, c->user_id, c->device_id, c->conv_id, c->seq);
+        if (c->rc && !sb_store_rc_is_request_level(c->rc)) return c->rc;
+    }
+    return 0;
+}
+
 int sb_store_read_set(sb_store *s, uint64_t conv_id, const char *user_id,
                       uint64_t seq)
 {

@@ -161,6 +161,21 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
 int sb_store_cursor_ack(sb_store *s, const char *user_id, const char *device_id,
                         uint64_t conv_id, uint64_t seq);
 
+/* One cursor of sb_store_cursor_ack_many: in, the ids, conv_id and seq;
+ * out, rc (0 or a request-level refusal, as sb_store_cursor_ack's). */
+typedef struct sb_store_cursor_item {
+    const char *user_id, *device_id;
+    uint64_t conv_id, seq;
+    int rc;
+} sb_store_cursor_item;
+
+/* n cursors at once, as n calls of sb_store_cursor_ack would store them
+ * (each monotonic, so their order does not matter), each with its own
+ * result; a database that can does it in a few statements for all. Returns
+ * 0, or the failure that dooms the transaction. */
+int sb_store_cursor_ack_many(sb_store *s, sb_store_cursor_item *items,
+                             size_t n);
+
 /* Raises a member's read_seq to seq (monotonic), and delivered_seq with it.
  * SB_E_FORBIDDEN if user is not a member, SB_E_NOT_FOUND without the
  * conversation, SB_E_INVALID for a seq beyond its last. */

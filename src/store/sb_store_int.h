@@ -71,6 +71,9 @@ typedef struct sb_store_ops {
                        Sbp__Conversation **out);
     int (*cursor_ack)(sb_store *s, const char *user_id, const char *device_id,
                       uint64_t conv_id, uint64_t seq);
+    /* Stores the items whose rc is 0 (the others failed the front's
+     * checks). NULL: the front calls cursor_ack for each. */
+    int (*cursor_ack_many)(sb_store *s, sb_store_cursor_item *items, size_t n);
     int (*read_set)(sb_store *s, uint64_t conv_id, const char *user_id,
                     uint64_t seq);
     int (*service_open)(sb_store *s, const char *customer, const char *desk,

@@ -67,6 +67,17 @@ typedef struct req_list {
     sb_req *head, *tail;
 } req_list;
 
+/* A writer beside the main one, for a database that several writers can
+ * share (PostgreSQL): its own connection, queue and batches. */
+typedef struct xwriter {
+    sb_storeq *q;
+    sb_store *db;
+    req_list wq; /* under q->mu */
+    uv_cond_t cond;
+    uv_thread_t thread;
+    sb__req_scratch scratch;
+} xwriter;
+
 struct sb_storeq {
     uv_loop_t *loop;
     uv_async_t *async;   /* heap: outlives q until its close callback */
@@ -93,6 +104,11 @@ struct sb_storeq {
     int hook_frames; /* writer thread only: the WAL hook's last word */
 
     sb__req_scratch scratch; /* writer thread only */
+    /* The other writers: a write goes to the one its conversation falls
+     * to (conv_id modulo the writers), so that each conversation's writes
+     * keep their order; the main writer takes the rest. */
+    xwriter xw[SB_STOREQ_WRITERS_MAX - 1];
+    int n_xw;
 
     size_t pending; /* loop thread only */
     bool in_cb;     /* loop thread only: inside a done callback */
@@ -239,6 +255,43 @@ static void ckpt_main(void *arg)
     uv_mutex_unlock(&q->mu);
 }
 
+/* Takes the next batch off l: at most SB_STOREQ_BATCH_MAX requests, in
+ * order (mu held). */
+static sb_req *batch_take_locked(req_list *l, sb_req **last_out)
+{
+    sb_req *first = l->head, *last = first;
+    for (int n = 1; n < SB_STOREQ_BATCH_MAX && last->next; n++)
+        last = last->next;
+    l->head = last->next;
+    if (!l->head) l->tail = NULL;
+    last->next = NULL;
+    *last_out = last;
+    return first;
+}
+
+/* An extra writer: batches of its conversations' writes, nothing else
+ * (checkpoints and the search index are SQLite's, on the main writer). */
+static void xwriter_main(void *arg)
+{
+    xwriter *w = arg;
+    sb_storeq *q = w->q;
+    prctl(PR_SET_NAME, "sb-writer-x");
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while ((!w->wq.head || q->hold) && !q->stopping)
+            uv_cond_wait(&w->cond, &q->mu);
+        if (!w->wq.head) break; /* stopping, and nothing left */
+        sb_req *last, *first = batch_take_locked(&w->wq, &last);
+        uv_mutex_unlock(&q->mu);
+        bool ok = sb__req_write_batch(w->db, first, &w->scratch);
+        atomic_store(&q->healthy, ok);
+        if (ok) atomic_fetch_add(&q->commits, 1);
+        uv_mutex_lock(&q->mu);
+        done_push_locked(q, first, last);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
 static void writer_main(void *arg)
 {
     sb_storeq *q = arg;
@@ -276,12 +329,7 @@ static void writer_main(void *arg)
         }
         if (!q->wq.head) break; /* stopping, and nothing left */
 
-        sb_req *first = q->wq.head, *last = first;
-        for (int n = 1; n < SB_STOREQ_BATCH_MAX && last->next; n++)
-            last = last->next;
-        q->wq.head = last->next;
-        if (!q->wq.head) q->wq.tail = NULL;
-        last->next = NULL;
+        sb_req *last, *first = batch_take_locked(&q->wq, &last);
         bool set_pages = q->max_pages_set;
         uint32_t pages = q->max_pages;
         q->max_pages_set = false;
@@ -399,8 +447,10 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
         req->rc = SB_E_UNAVAILABLE;
         done_push_locked(q, req, req);
     } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].write) {
-        list_push(&q->wq, req);
-        uv_cond_signal(&q->wcond);
+        uint64_t conv = sb__req_ops[req->kind].conv(req);
+        int w = q->n_xw ? (int)(conv % (uint64_t)(q->n_xw + 1)) : 0;
+        list_push(w ? &q->xw[w - 1].wq : &q->wq, req);
+        uv_cond_signal(w ? &q->xw[w - 1].cond : &q->wcond);
     } else if (sb__req_kind_ok(req->kind)) {
         list_push(&q->rq, req);
         uv_cond_signal(&q->rcond);
@@ -427,6 +477,11 @@ uint64_t sb_storeq_commits(const sb_storeq *q)
  * the loop on its next turn. */
 static void storeq_free(sb_storeq *q)
 {
+    for (int i = 0; i < q->n_xw; i++) {
+        sb_store_close(q->xw[i].db);
+        sb__req_scratch_free(&q->xw[i].scratch);
+        uv_cond_destroy(&q->xw[i].cond);
+    }
     sb_store_close(q->cdb);
     if (q->rdb != q->wdb) sb_store_close(q->rdb);
     sb_store_close(q->wdb); /* the last: it checkpoints the whole WAL */
@@ -450,13 +505,39 @@ static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt)
     uv_cond_broadcast(&q->wcond);
     uv_cond_broadcast(&q->rcond);
     uv_cond_broadcast(&q->ccond);
+    for (int i = 0; i < q->n_xw; i++)
+        uv_cond_broadcast(&q->xw[i].cond);
     uv_mutex_unlock(&q->mu);
+    for (int i = 0; i < q->n_xw; i++)
+        uv_thread_join(&q->xw[i].thread);
     if (writer) uv_thread_join(&q->writer);
     if (reader) uv_thread_join(&q->reader);
     if (ckpt) uv_thread_join(&q->ckpt);
     uv_mutex_lock(&q->mu);
     q->joined = true;
     uv_mutex_unlock(&q->mu);
+}
+
+/* The extra writers of a database several writers share; on failure the
+ * ones started keep running until threads_stop. */
+static int xwriters_start(sb_storeq *q, const char *path, sb_durability d)
+{
+    for (int i = 0; i < SB_STOREQ_PG_WRITERS - 1; i++) {
+        xwriter *w = &q->xw[i];
+        w->q = q;
+        int rc = uv_cond_init(&w->cond);
+        if (rc) return rc;
+        if ((rc = sb_store_open(path, d, &w->db)) ||
+            (rc = sb__req_scratch_init(&w->scratch, SB_STOREQ_BATCH_MAX)) ||
+            (rc = uv_thread_create(&w->thread, xwriter_main, w))) {
+            sb_store_close(w->db);
+            sb__req_scratch_free(&w->scratch);
+            uv_cond_destroy(&w->cond);
+            return rc;
+        }
+        q->n_xw++;
+    }
+    return 0;
 }
 
 int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
@@ -522,6 +603,10 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
         threads_stop(q, true, true, false);
         goto err;
     }
+    if (sb_store_is_url(path) && (rc = xwriters_start(q, path, d))) {
+        threads_stop(q, true, true, true);
+        goto err;
+    }
     *out = q;
     return 0;
 
@@ -560,6 +645,8 @@ void sb__storeq_hold(sb_storeq *q, bool hold)
     uv_mutex_lock(&q->mu);
     q->hold = hold;
     uv_cond_signal(&q->wcond);
+    for (int i = 0; i < q->n_xw; i++)
+        uv_cond_signal(&q->xw[i].cond);
     uv_mutex_unlock(&q->mu);
 }
 

@@ -13,10 +13,17 @@
 #include "sb_store.h"
 
 #define SB_STOREQ_BATCH_MAX 4096 /* writes per transaction */
+/* Writers on a database several may share (PostgreSQL): one commits while
+ * another prepares its batch. SQLite has one. */
+#define SB_STOREQ_WRITERS_MAX 4
+#define SB_STOREQ_PG_WRITERS 2
 
 typedef struct sb_storeq sb_storeq;
 
-/* Opens two connections to path and starts the writer and reader threads.
+/* Opens two connections to path and starts the writer and reader threads
+ * (on PostgreSQL, SB_STOREQ_PG_WRITERS writers, each taking the writes of
+ * its share of the conversations: a conversation's writes keep their
+ * order, not all writes).
  * For ":memory:" (tests, demos) both threads share one connection, taking
  * turns: a read waits for the batch being written, and reads never see an
  * uncommitted write. The queue keeps the loop alive only while requests
@@ -27,7 +34,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
 
 /* Queues req (loop thread only). Can't fail: a request the store cannot
  * carry out completes with req->rc set. Requests complete (req->done runs)
- * in completion order; writes in submission order. */
+ * in completion order; the writes of one writer in submission order. */
 void sb_storeq_submit(sb_storeq *q, sb_req *req);
 
 /* Number of requests submitted and not yet completed. */
