@@ -14,6 +14,7 @@ DATA       ?= ./data
 .PHONY: format-check
 .PHONY: build-fuzz fuzz fuzz-smoke
 .PHONY: web test-web bench-web
+.PHONY: sim torture soak
 
 # The web side (web/): built into web/dist when npm is present (npm ci from
 # the committed lockfile, then esbuild); served by `make run`.
@@ -68,6 +69,15 @@ bench-web: build web
 
 bench: build
 	scripts/bench.sh $(BUILD)
+
+# The deterministic simulator (tools/sim, docs/reliability.md): SEEDS seeds
+# from SEED_FROM on JOBS processes; `make test` runs 10,000 of them. A
+# violation prints its seed and trace; `build/sbsim --seed N --trace`
+# replays one.
+SEEDS      ?= 100000
+SEED_FROM  ?= 1
+sim: build
+	$(BUILD)/sbsim --seeds $(SEEDS) --from $(SEED_FROM) --jobs $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -657,8 +657,9 @@ static void conv_free(conv *c)
 }
 
 /* Copies the stored form's fields and members into c. Members that stay
- * keep their receipts. Returns 0 or -ENOMEM (c unchanged). */
-static int conv_fill(conv *c, const Sbp__Conversation *pc)
+ * keep their receipts; with keep_routing, c keeps its state, group and
+ * agent. Returns 0 or -ENOMEM (c unchanged). */
+static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
 {
     member *ms = calloc(pc->n_members ? pc->n_members : 1, sizeof *ms);
     if (!ms) return -ENOMEM;
@@ -678,13 +679,15 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     c->n_members = pc->n_members;
     c->id = pc->conv_id;
     c->kind = pc->kind;
-    c->state = pc->state;
+    if (!keep_routing) {
+        c->state = pc->state;
+        sb__gw_copy_str(c->group, sizeof c->group, pc->group);
+        sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
+    }
     /* A stored form read before the latest messages were delivered may
      * be behind the cache. */
     if (pc->last_seq > c->last_seq) c->last_seq = pc->last_seq;
     sb__gw_copy_str(c->desk, sizeof c->desk, pc->desk);
-    sb__gw_copy_str(c->group, sizeof c->group, pc->group);
-    sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
     /* Dirty receipts of members that left are simply dropped. */
@@ -697,7 +700,8 @@ conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc)
     if (c) return c;
     c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (conv_fill(c, pc) != 0 || sb_map_put(&gw->convs, pc->conv_id, c) != 0) {
+    if (conv_fill(c, pc, false) != 0 ||
+        sb_map_put(&gw->convs, pc->conv_id, c) != 0) {
         conv_free(c);
         return NULL;
     }
@@ -708,8 +712,11 @@ conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc)
 {
     conv *c = sb_map_get(&gw->convs, pc->conv_id);
     if (!c) return sb__gw_conv_cache(gw, pc);
-    /* Out of memory leaves the cached form as it was. */
-    (void)conv_fill(c, pc);
+    /* Routing is decided in memory and the store follows: a stored form
+     * read before the latest decision was written (a resumed service
+     * conversation's) must not take it back. Out of memory leaves the
+     * cached form as it was. */
+    (void)conv_fill(c, pc, true);
     return c;
 }
 
@@ -1110,6 +1117,7 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
     }
     hello_deadlines(gw);
     flush_dirty(gw, false);
+    if (gw->hooks.tick) gw->hooks.tick(gw->hooks.ud);
 }
 
 void sb_gw_flush(sb_gw *gw)

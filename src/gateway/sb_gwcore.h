@@ -68,6 +68,9 @@ typedef struct conv {
         agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];
     uint32_t unmatched;  /* customer turns the bot did not understand */
     bool first_response; /* the agent has answered */
+    /* Routing writes made for it: a failed one is written again only
+     * while no later one was made (which carries the state in full). */
+    uint32_t route_gen;
 } conv;
 
 typedef struct sess sess;
@@ -195,6 +198,9 @@ typedef struct sb_gw_hooks {
                      bool online);
     /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out. */
     void (*start)(void *ud);
+    /* The end of sb_gw_tick(): work the module does later (a store write
+     * to make again). */
+    void (*tick)(void *ud);
     int (*desk_swap)(void *ud, struct sb_desk *desk, struct sb_desk **old);
     /* sb_gw_free(): the module frees ud. */
     void (*free)(void *ud);
@@ -308,7 +314,9 @@ bool sb__gw_may_access(const sess *s, conv *c);
 /* Caches a conversation from its stored form; returns the cached entry
  * (an existing one wins), NULL when out of memory. */
 conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc);
-/* Updates a cached conversation from its stored form (members too). */
+/* Updates a cached conversation from its stored form (members too), but
+ * for its routing (state, group, agent), which memory decides and the
+ * store follows: a conversation not yet cached takes the stored form's. */
 conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
 /* Delivers a stored message: PUSH to every device of every member but
  * origin (NULL: server-made messages go to every device). Takes m. */

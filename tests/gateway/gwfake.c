@@ -94,6 +94,8 @@ void gwfake_pump(void)
         GF.nq--;
         if (GF.fail_writes && sb_req_is_write(r->kind))
             r->rc = SB_E_STORE;
+        else if (GF.fail_count && r->kind == GF.fail_kind && GF.fail_count--)
+            r->rc = SB_E_STORE;
         else
             sb_storeq_apply(GF.store, r);
         if (r->kind == SB_REQ_CURSOR_SET && r->rc == 0) GF.cursor_acks++;

@@ -40,6 +40,10 @@ typedef struct gwfake {
     /* Set: every write request fails as a failed commit does (a full
      * disk): SB_E_STORE, nothing applied. Reads are applied. */
     bool fail_writes;
+    /* Set (fail_count > 0): the next fail_count requests of kind
+     * fail_kind fail as a failed commit or read does, nothing applied. */
+    sb_req_kind fail_kind;
+    unsigned fail_count;
     /* Set: gwfake_feed() (and what calls it) leaves the store requests
      * queued, so that the next gwfake_pump() completes them all in one
      * loop turn, as a group commit does. */
