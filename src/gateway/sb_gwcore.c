@@ -285,9 +285,19 @@ void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why)
 int sb__gw_sess_ready(sb_gw *gw, sess *s)
 {
     /* One session per device: a reconnecting device replaces its old,
-     * possibly half-dead, connection. */
+     * possibly half-dead, connection. Newer by when the connection
+     * opened, not by when its HELLO came: the HELLO of a connection the
+     * device gave up on may come after the one of the connection it uses
+     * now, which it must not close. */
     user *u = sb__gw_user_get(gw, s->user_id);
     sess *next;
+    for (sess *o = u ? u->sessions : NULL; o; o = o->user_next)
+        if (strcmp(o->device_id, s->device_id) == 0 &&
+            o->open_seq > s->open_seq) {
+            sb__gw_close(gw, s, SB_WS_CLOSE_NORMAL,
+                         "replaced by a newer connection");
+            return -EEXIST;
+        }
     for (sess *o = u ? u->sessions : NULL; o; o = next) {
         next = o->user_next;
         if (strcmp(o->device_id, s->device_id) == 0)
@@ -1041,6 +1051,7 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     s->enc = enc;
     s->state = SESS_NEW;
     s->opened_ms = now_ms;
+    s->open_seq = ++gw->open_seq;
     s->send_mtokens = (uint64_t)gw->cfg.send_burst * 1000;
     s->send_refill_ms = now_ms;
     if (sb_map_put(&gw->sessions, conn_id, s) != 0) {

@@ -91,6 +91,7 @@ struct sess {
     sb_encoding enc;
     enum sess_state state;
     int64_t opened_ms;
+    uint64_t open_seq; /* the order connections opened in */
     /* On the gateway's list of connections awaiting HELLO, in the order
      * they opened (which is the order of their deadlines). */
     bool in_hello_wait;
@@ -224,6 +225,7 @@ struct sb_gw {
     sb_gw_hooks hooks;
     gw_entry table[GW_BODY_CASES]; /* by frame body case */
     int64_t now_ms;
+    uint64_t open_seq;             /* of the last connection opened */
     sess *hello_head, *hello_tail; /* sessions awaiting HELLO, oldest first */
     bool draining;
     sb_map sessions; /* conn id -> sess */
@@ -297,10 +299,12 @@ int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
  * The session stays in the map until the shell reports the connection
  * closed, but takes no further part in delivery. */
 void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why);
-/* s has said HELLO and its user's record is stored: the device's older
- * session is closed (replaced), s is ready and linked to its user (the
- * user's first raises the presence hook). Returns 0 or -ENOMEM (s is
- * then to be closed). */
+/* s has said HELLO and its user's record is stored: the device's session
+ * on a connection opened before s's is closed (replaced), s is ready and
+ * linked to its user (the user's first raises the presence hook). If the
+ * device has a session on a connection opened after s's (s is a stale
+ * one whose HELLO came late), s is closed instead and this returns
+ * -EEXIST. Returns 0, -EEXIST or -ENOMEM (s is then to be closed). */
 int sb__gw_sess_ready(sb_gw *gw, sess *s);
 
 void sb__gw_copy_str(char *dst, size_t cap, const char *src);

@@ -15,6 +15,7 @@
 #include "sb_codec.h"
 #include "sb_error.h"
 #include "sb_gateway.h"
+#include "sb_token.h"
 
 #define F GF
 
@@ -375,6 +376,44 @@ static void test_hello_deadline(void **state)
     assert_int_equal(F.closed[1], 1008);
 }
 
+/* ---- sessions ---------------------------------------------------------------
+ */
+
+/* A device gave up on a connection (its HELLO unanswered) and made a new
+ * one, which is ready; the old connection's HELLO arrives only now. The
+ * newer connection stays and the stale one is closed, not the reverse,
+ * which would stop the device for good (1000: replaced). Found by sbsim
+ * (seed 16493). */
+static void test_stale_hello_replaces_nothing(void **state)
+{
+    (void)state;
+    assert_int_equal(sb_gw_conn_open(F.gw, 1, SB_ENC_PROTO, F.now), 0);
+    gwfake_hello(2, "carol", "customer", "phone", NULL);
+    sb_claims cl;
+    memset(&cl, 0, sizeof cl);
+    snprintf(cl.sub, sizeof cl.sub, "carol");
+    cl.role = SBP__ROLE__ROLE_CUSTOMER;
+    cl.exp = F.now / 1000 + 3600;
+    char tok[1024];
+    assert_true(sb_token_sign((const uint8_t *)GWFAKE_SECRET,
+                              strlen(GWFAKE_SECRET), &cl, tok, sizeof tok) > 0);
+    /* The old connection's HELLO, by hand (the connection is open). */
+    Sbp__Hello h = SBP__HELLO__INIT;
+    h.token = tok;
+    h.device_id = "phone";
+    h.protocol = 1;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 1;
+    fr.body_case = SBP__FRAME__BODY_HELLO;
+    fr.hello = &h;
+    gwfake_feed(1, &fr);
+    assert_int_equal(F.closed[1], 1000);
+    assert_int_equal(F.closed[2], 0);
+    /* The newer one still works. */
+    sync_from(2, 7, 0, 0);
+    assert_int_equal(gwfake_last(2)->body_case, SBP__FRAME__BODY_SYNC_RESP);
+}
+
 /* ---- defect 8: errors that say the wrong thing ----------------------------
  */
 
@@ -474,6 +513,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_past_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_deadline, setup_hello_300,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_stale_hello_replaces_nothing,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_forbidden_says_why, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_outsider_learns_no_state, setup,
