@@ -860,6 +860,37 @@ static void test_sync_paging(void **state)
     h_free(t);
 }
 
+/* A SYNC the server could not answer (ERR_STORE: a read that failed) is
+ * tried again after gap_retry_ms, gap or no gap: otherwise what the device
+ * missed while it was away stays missing until its next connection. Found
+ * by sbsim (seed 29332). */
+static void test_sync_error_retried(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_welcome(t, t->out[0]->rid, 16);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    feed_error(t, sync->rid, SBP__ERROR_CODE__ERR_STORE, NULL);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    t->now += 2000; /* past gap_retry_ms */
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    Sbp__Message *m[1] = {mk(4, 1, "bob", "missed")};
+    feed_sync_resp(t, sync->rid, m, 1, false);
+    assert_int_equal(t->nmsgs, 1);
+    assert_int_equal(t->synced, 1);
+    free(m[0]);
+    h_free(t);
+}
+
 static void test_own_message_on_send_ack(void **state)
 {
     (void)state;
@@ -2218,6 +2249,7 @@ int main(void)
         cmocka_unit_test(test_gap_held_until_sync),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),
+        cmocka_unit_test(test_sync_error_retried),
         cmocka_unit_test(test_own_message_on_send_ack),
         cmocka_unit_test(test_resend_after_reconnect_same_id),
         cmocka_unit_test(test_window),
