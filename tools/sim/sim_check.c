@@ -163,7 +163,8 @@ void sim_check_acked(sim_app *a, const sim_send *s)
         memcmp(m->client_msg_id.data, s->cmid, SB_CLIENT_MSG_ID_BYTES) != 0)
         sim_violation(w,
                       "I1: %s was told its message is seq %" PRIu64
-                      " of conv %" PRIu64 ", which is %s's another",
+                      " of conv %" PRIu64
+                      ", where the store holds another message (%s's)",
                       a->device, s->seq, s->conv_id, m->sender);
     sbp__message__free_unpacked(m, NULL);
 }
