@@ -494,7 +494,7 @@ static void params_pick(sim_world *w)
     p->ext_bot = sim_rng_below(r, 3) == 0;
     p->ghost = sim_rng_below(r, 2) == 0;
     p->fault_ms = sim_rng_range(r, 4000, 12000);
-    p->quiet_ms = 20000;
+    p->quiet_ms = 15000;
     p->server_crash = (uint32_t)sim_rng_range(r, 0, 600);
     p->app_crash = (uint32_t)sim_rng_range(r, 0, 1500);
     p->cut = (uint32_t)sim_rng_range(r, 0, 3000);
