@@ -8,6 +8,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 JOBS       ?= 2
 LISTEN     ?= 127.0.0.1:8080
+ADMIN_LISTEN ?= 127.0.0.1:9464
 DATA       ?= ./data
 
 .PHONY: all deps build build-asan run test test-fast test-asan bench clean format
@@ -36,6 +37,7 @@ build-asan: deps
 run: build web
 	@mkdir -p $(DATA)
 	$(BUILD)/switchboard --demo --listen $(LISTEN) --data $(DATA) \
+	  --admin-listen $(ADMIN_LISTEN) \
 	  $$(test -f $(WEB_DIST)/index.html && echo --web $(WEB_DIST))
 
 # The whole suite, then again under AddressSanitizer + UBSan.
@@ -58,9 +60,11 @@ web:
 
 # JS SDK unit tests (node), the SDK against the real server, and the pages
 # in Debian's Chromium (playwright-core); needs chromium (scripts/deps.sh).
+# tests/web/run.mjs runs the files one after another (Node 18 has no
+# --test-concurrency); WEB_TESTS picks some (a folder or files).
+WEB_TESTS ?=
 test-web: build web
-	SB_SERVER_BIN=$(CURDIR)/$(BUILD)/switchboard node --test --test-concurrency=1 \
-	  tests/web/unit/ tests/web/sdk/ tests/web/e2e/
+	SB_SERVER_BIN=$(CURDIR)/$(BUILD)/switchboard node tests/web/run.mjs $(WEB_TESTS)
 
 # The web client's figures (10,000 messages, a burst of 1,000, jumps 5,000
 # back) into docs/benchmarks.md; fails when a target is missed.

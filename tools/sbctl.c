@@ -4,19 +4,25 @@
  * transfer, close, tag, list, search, canned replies) and the admin
  * commands (word lists, the desk configuration), each as a subcommand
  * with its own --help. One client, one loop; the process exits when the
- * command is done, the server refuses, or the deadline passes. */
+ * command is done, the server refuses, or the deadline passes. `store
+ * backup` works on the data folder instead (sb_backup), no server asked. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "sb_backup.h"
 #include "sb_client.h"
+#include "sb_client_hs.h"
+#include "sb_storecopy.h"
 #include "sb_error.h"
 #include "sb_token.h"
 
@@ -340,8 +346,14 @@ static const char USAGE[] =
     "\n"
     "administration (role admin):\n"
     "  admin reload-filter   reload the sensitive-word lists (as SIGHUP)\n"
+    "  webhooks failed       the webhook events that could not be delivered\n"
+    "  webhooks replay [ID]  deliver them (or event ID) again\n"
     "  admin desk            show or change the desk configuration (agents,\n"
     "                        groups, canned replies, texts, external bot)\n"
+    "\n"
+    "the store (on the server's machine, no connection):\n"
+    "  store backup DIR      a consistent copy of the running SQLite store\n"
+    "  store copy            copy a SQLite store into PostgreSQL, verified\n"
     "\n"
     "`sbctl <command> --help` for the command's options.\n"
     "Exit status: 0 done, 1 refused by the server (the code is printed),\n"
@@ -349,8 +361,10 @@ static const char USAGE[] =
 
 static const char CONN_HELP[] =
     "connection options:\n"
-    "  --url URL          ws://host:port/ws or wss://... (env SB_URL;\n"
-    "                     default ws://127.0.0.1:8080/ws)\n"
+    "  --url URL[,URL...] ws://host:port/ws or wss://... (env SB_URL;\n"
+    "                     default ws://127.0.0.1:8080/ws); several (up to\n"
+    "                     16 cluster nodes, comma-separated): connect to\n"
+    "                     one, move to another when it goes away\n"
     "  --ca FILE          wss: trust the PEM CA certificates in FILE\n"
     "                     (env SB_CA; default the system's)\n"
     "  --token T          the HS256 token (env SB_TOKEN)\n"
@@ -413,6 +427,111 @@ static int take_text(ctl *x, int argc, char **argv, const char *missing)
     if (!(x->text = join_words(argv + optind, argc - optind)))
         return EXIT_USAGE;
     optind = argc;
+    return EXIT_OK;
+}
+
+/* ---- store copy ---------------------------------------------------------- */
+
+static void copy_progress(void *ud, const char *line)
+{
+    (void)ud;
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+static int cmd_store_copy(const command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *from = NULL, *to = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h':
+            fputs(cmd->usage, stdout);
+            return EXIT_OK;
+        case 'f':
+            from = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (!from || !to) return usage_err("store copy", "--from and --to");
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof path, "%s%s", from,
+             stat(from, &st) == 0 && S_ISDIR(st.st_mode) ? "/switchboard.db"
+                                                         : "");
+    sb_storecopy_report rep;
+    char err[512];
+    int rc = sb_storecopy(path, to, copy_progress, NULL, &rep, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "sbctl store copy: %s\n", err);
+        return EXIT_REFUSED;
+    }
+    printf("copied: %llu users, %llu conversations, %llu messages (%llu new),"
+           " %llu members, %llu device cursors, %llu tags, %llu settings\n",
+           (unsigned long long)rep.users, (unsigned long long)rep.convs,
+           (unsigned long long)rep.messages,
+           (unsigned long long)rep.messages_new,
+           (unsigned long long)rep.members, (unsigned long long)rep.cursors,
+           (unsigned long long)rep.tags, (unsigned long long)rep.settings);
+    return EXIT_OK;
+}
+
+/* ---- store backup -------------------------------------------------------- */
+
+/* `sbctl store backup [--data DATA] DIR`: DATA/switchboard.db copied to
+ * DIR/switchboard.db (DIR made if missing) while the server runs. */
+static int cmd_store_backup(const command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *data = "./data";
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'h') {
+            fputs(cmd->usage, stdout);
+            return EXIT_OK;
+        }
+        if (o != 'd') return usage_err("store backup", "unknown option");
+        data = optarg;
+    }
+    if (optind + 1 != argc)
+        return usage_err("store backup", "one DIR is required");
+    const char *dir = argv[optind];
+    char src[4096], dst[4096], err[512];
+    if ((size_t)snprintf(src, sizeof src, "%s/switchboard.db", data) >=
+            sizeof src ||
+        (size_t)snprintf(dst, sizeof dst, "%s/switchboard.db", dir) >=
+            sizeof dst)
+        return usage_err("store backup", "path too long");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "sbctl store backup: %s: %s\n", dir, strerror(errno));
+        return EXIT_REFUSED;
+    }
+    sb_backup_info info;
+    time_t t = time(NULL);
+    if (sb_backup_sqlite(src, dst, &info, err, sizeof err) != 0) {
+        fprintf(stderr, "sbctl store backup: %s\n", err);
+        return EXIT_REFUSED;
+    }
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    printf("%s: %" PRIu64 " bytes, %" PRIu64 " conversations, %" PRIu64
+           " messages, as of %s\n",
+           dst, info.bytes, info.conversations, info.messages, when);
     return EXIT_OK;
 }
 
@@ -489,7 +608,8 @@ static int cmd_token(const command *cmd, int argc, char **argv)
     snprintf(c.sub, sizeof c.sub, "%s", sub);
     c.role = role ? sb_role_from_name(role) : SBP__ROLE__ROLE_UNSPECIFIED;
     if (c.role == SBP__ROLE__ROLE_UNSPECIFIED)
-        return usage_err("token", "--role customer|agent|bot|admin");
+        return usage_err("token",
+                         "--role customer|agent|bot|admin|integration");
     if (locale && strlen(locale) >= sizeof c.locale)
         return usage_err("token", "--locale too long");
     if (locale) snprintf(c.locale, sizeof c.locale, "%s", locale);
@@ -854,6 +974,36 @@ static int desk_file(ctl *x, const char *path)
     return EXIT_OK;
 }
 
+/* `webhooks failed` and `webhooks replay [ID]`: the admin ops
+ * webhooks-failed and webhooks-replay (docs/api.md#webhooks). */
+static int webhooks_failed_args(ctl *x, int argc, char **argv)
+{
+    (void)argv;
+    if (optind != argc)
+        return usage_err("webhooks failed", "unexpected argument");
+    snprintf(x->op, sizeof x->op, "webhooks-failed");
+    x->body = strdup("{\"limit\":200}");
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
+static int webhooks_replay_args(ctl *x, int argc, char **argv)
+{
+    char body[64] = "{}";
+    if (argc - optind > 1)
+        return usage_err("webhooks replay", "at most one ID");
+    if (optind < argc) {
+        char *end;
+        unsigned long long id = strtoull(argv[optind], &end, 10);
+        if (!*argv[optind] || *end || id == 0)
+            return usage_err("webhooks replay", "ID is a positive integer");
+        snprintf(body, sizeof body, "{\"id\":%llu}", id);
+        optind = argc;
+    }
+    snprintf(x->op, sizeof x->op, "webhooks-replay");
+    x->body = strdup(body);
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
 /* The op and its JSON input from the words after `admin desk`. */
 static int desk_args(ctl *x, int argc, char **argv)
 {
@@ -962,7 +1112,9 @@ static void answer_desk(ctl *x, int err, const Sbp__Frame *resp)
 static void on_state(void *ud, sb_client_state st, int err)
 {
     ctl *x = ud;
-    if (x->verbose)
+    if (x->verbose && st == SB_CLIENT_CONNECTING)
+        fprintf(stderr, "sbctl: connecting to %s\n", sb_client_get_url(x->c));
+    else if (x->verbose)
         fprintf(stderr, "sbctl: %s%s%s\n", sb_client_state_name(st),
                 err ? " " : "", err ? sb_client_err_name(err) : "");
     if (st == SB_CLIENT_STOPPED && !x->finished) {
@@ -1020,13 +1172,27 @@ static void on_error(void *ud, int err, const char *text)
 
 static const command COMMANDS[] = {
     {
+        .name = "store",
+        .sub = "copy",
+        .usage =
+            "usage: sbctl store copy --from DIR --to postgresql://...\n"
+            "Copies the SQLite store in DIR (or the file DIR names) into the\n"
+            "PostgreSQL database of the URI (empty, or an earlier copy),\n"
+            "every id and seq as it is, then verifies it: each table's rows,\n"
+            "each conversation's last_seq and messages. Run again, it brings\n"
+            "the copy up to date: a first pass while the server runs, a short\n"
+            "one after it stopped (docs/operations.md).\n",
+        .run = cmd_store_copy,
+    },
+    {
         .name = "token",
         .usage =
             "usage: sbctl token --sub USER --role ROLE [options]\n"
             "Prints an HS256 JWT signed with the server's secret.\n"
             "  --secret S        the secret (env SB_SECRET)\n"
             "  --sub USER        the user id (1..64 bytes)\n"
-            "  --role ROLE       customer, agent, bot or admin\n"
+            "  --role ROLE       customer, agent, bot, admin or integration\n"
+            "                    (integration: the REST API only)\n"
             "  --ttl SEC         lifetime (default 3600)\n"
             "  --locale L        e.g. en, zh-CN\n"
             "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
@@ -1205,6 +1371,41 @@ static const command COMMANDS[] = {
         .prepare = desk_args,
         .act = act_desk,
         .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "failed",
+        .usage = "usage: sbctl webhooks failed [connection]\n"
+                 "As an admin: prints the webhook events that could not be "
+                 "delivered\n(their attempts spent), as JSON: id, event, "
+                 "endpoint, attempts, last error\nand the event's data.\n",
+        .prepare = webhooks_failed_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "replay",
+        .usage = "usage: sbctl webhooks replay [ID] [connection]\n"
+                 "As an admin: delivers failed webhook event ID again, or "
+                 "every failed\nevent without ID, from its first attempt; "
+                 "prints {\"replayed\": N}.\n",
+        .prepare = webhooks_replay_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "store",
+        .sub = "backup",
+        .usage =
+            "usage: sbctl store backup [--data DATA] DIR\n"
+            "Copies the SQLite store DATA/switchboard.db (default ./data, the\n"
+            "server's --data) to DIR/switchboard.db while the server runs:\n"
+            "consistent as of one commit (SQLite's online backup), checked,\n"
+            "synced; an existing copy is never overwritten. Restoring is in\n"
+            "docs/operations.md. Run it as a user that may write DATA's\n"
+            "-shm file (the server's, or root).\n",
+        .run = cmd_store_backup,
     },
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof *COMMANDS)
@@ -1407,9 +1608,24 @@ static int run_client(ctl *x)
         x->device = devbuf;
     }
     x->loop = uv_default_loop();
+    static char list[4096];
+    static const char *urls[SB_CLIENT_URLS_MAX];
+    int n_urls = strlen(x->url) < sizeof list ? 0 : -EINVAL;
+    if (n_urls == 0) {
+        snprintf(list, sizeof list, "%s", x->url);
+        n_urls = sb_client_urls_split(list, urls, SB_CLIENT_URLS_MAX);
+    }
+    if (n_urls < 0) {
+        fprintf(stderr,
+                "sbctl: bad --url: a ws:// or wss:// URL, or up to "
+                "%d of them separated by commas\n",
+                SB_CLIENT_URLS_MAX);
+        return EXIT_USAGE;
+    }
     sb_client_config cfg;
     sb_client_config_default(&cfg);
-    cfg.url = x->url;
+    cfg.urls = urls;
+    cfg.n_urls = (size_t)n_urls;
     cfg.ca_file = x->ca;
     cfg.token = x->token;
     cfg.device_id = x->device;

@@ -672,6 +672,38 @@ size_t sb_desk_queue_len(const sb_desk *d)
     return d ? d->q_len : 0;
 }
 
+int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id)
+{
+    ssize_t i = q_find(d, conv_id);
+    return i < 0 ? -1 : d->queue[i].enqueued_ms;
+}
+
+size_t sb_desk_group_stats_get(const sb_desk *d, sb_desk_group_stats *out,
+                               size_t max)
+{
+    size_t n = d->n_groups < max ? d->n_groups : max;
+    for (size_t g = 0; g < n; g++)
+        out[g] = (sb_desk_group_stats){.name = d->groups[g]};
+    for (size_t i = 0; i < d->n_agents; i++) {
+        const agent *a = &d->agents[i];
+        unsigned st = (unsigned)a->status < 3 ? (unsigned)a->status : 0;
+        for (size_t g = 0; g < n; g++) {
+            if (!(a->groups >> g & 1)) continue;
+            out[g].agents[st]++;
+            if (a->status != SBP__AGENT_STATUS__AGENT_ONLINE) continue;
+            out[g].capacity += a->capacity;
+            out[g].load += a->load;
+        }
+    }
+    /* The queue is in arrival order: a group's first entry is its oldest. */
+    for (size_t i = 0; i < d->q_len; i++) {
+        size_t g = (size_t)d->queue[i].group;
+        if (g >= n) continue;
+        if (out[g].queued++ == 0) out[g].oldest_ms = d->queue[i].enqueued_ms;
+    }
+    return n;
+}
+
 /* ---- a new configuration
  * ----------------------------------------------------- */
 
@@ -715,4 +747,14 @@ int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
     *orphans = lost;
     *n_orphans = n_lost;
     return 0;
+}
+
+void sb_desk_routing_clear(sb_desk *d)
+{
+    d->q_len = 0;
+    for (size_t i = 0; i < d->n_agents; i++) {
+        d->agents[i].status = SBP__AGENT_STATUS__AGENT_OFFLINE;
+        d->agents[i].load = 0;
+        d->agents[i].idle_since_ms = 0;
+    }
 }

@@ -88,6 +88,10 @@ int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
 
 /* The desk with this id, or the first desk for "" or an unknown id. NULL
  * only when no desk is configured. */
+/* Forgets the routing state: queues empty, every agent offline with no
+ * load (a node that no longer owns the desks; the next owner rebuilds it
+ * from the store). */
+void sb_desk_routing_clear(sb_desk *d);
 const sb_desk_def *sb_desk_get(const sb_desk *d, const char *id);
 /* How many desks, skill groups and agents d has. */
 void sb_desk_counts(const sb_desk *d, size_t *desks, size_t *groups,
@@ -164,5 +168,25 @@ size_t sb_desk_queue_list(const sb_desk *d, int group, uint64_t *out,
                           size_t max);
 /* Conversations queued, all groups. */
 size_t sb_desk_queue_len(const sb_desk *d);
+/* When conv entered its queue (the now_ms of its sb_desk_enqueue); -1
+ * when it is not queued. */
+int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id);
+
+/* ---- figures, for metrics -------------------------------------------------
+ */
+
+/* One skill group as it stands. */
+typedef struct sb_desk_group_stats {
+    const char *name;        /* valid as long as d */
+    size_t queued;           /* conversations waiting */
+    int64_t oldest_ms;       /* when the one waiting longest came; 0: none */
+    size_t agents[3];        /* agents of the group, by Sbp__AgentStatus */
+    uint32_t capacity, load; /* summed over its online agents */
+} sb_desk_group_stats;
+
+/* Fills out[i] for group i, at most max of them (SB_DESK_GROUPS_MAX is
+ * every one); returns how many. One pass over the agents and the queue. */
+size_t sb_desk_group_stats_get(const sb_desk *d, sb_desk_group_stats *out,
+                               size_t max);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,10 @@ void sb__gw_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
                  void *body)
 {
     if (!s || s->state == SESS_CLOSING) return;
+    if (s->proxy) {
+        sb__gw_proxy_send(gw, s, rid, k, body);
+        return;
+    }
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = rid;
     f.body_case = k;
@@ -133,40 +138,62 @@ void sb__gw_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
     push_flush(gw, s);
     gw->scratch.len = 0;
     if (sb_frame_encode(s->enc, &f, &gw->scratch) != 0) return;
+    gw->stats.frames_out[k < SB_GW_FRAME_KINDS ? k : 0]++;
     gw->io.send(gw->io.ud, s->id, gw->scratch.data, gw->scratch.len);
 }
 
+/* Tells the shell of a session event (sb_gw_event), when it listens. */
+static void gw_event(sb_gw *gw, const char *event, const sess *s,
+                     uint64_t conv_id, uint32_t rid, int code, const char *text)
+{
+    if (!gw->io.event) return;
+    sb_gw_event e = {.event = event,
+                     .session = s->id,
+                     .user = s->user_id,
+                     .device = s->device_id,
+                     .conv = conv_id,
+                     .rid = rid,
+                     .code = code,
+                     .text = text ? text : ""};
+    gw->io.event(gw->io.ud, &e);
+}
+
 /* ERROR for rc, saying text (rc's own words when NULL or empty), about
- * the SEND client_msg_id (NULL: none). */
+ * the SEND client_msg_id (NULL: none) to conversation conv_id (0: none,
+ * for the log). */
 static void send_error(sb_gw *gw, sess *s, uint32_t rid, int rc,
                        const char *text,
-                       const ProtobufCBinaryData *client_msg_id)
+                       const ProtobufCBinaryData *client_msg_id,
+                       uint64_t conv_id)
 {
     if (!s) return;
     gw->stats.errors++;
     Sbp__Error e = SBP__ERROR__INIT;
     e.code = sb_error_code(rc);
     e.text = (char *)(text && *text ? text : sb_strerror(rc));
+    gw->stats
+        .errors_by_code[(unsigned)e.code < SB_GW_ERROR_CODES ? e.code : 0]++;
+    gw_event(gw, "request_refused", s, conv_id, rid, (int)e.code, e.text);
     if (client_msg_id) e.client_msg_id = *client_msg_id;
     sb__gw_send(gw, s, rid, SBP__FRAME__BODY_ERROR, &e);
 }
 
 void sb__gw_error(sb_gw *gw, sess *s, uint32_t rid, int rc)
 {
-    send_error(gw, s, rid, rc, NULL, NULL);
+    send_error(gw, s, rid, rc, NULL, NULL, 0);
 }
 
 void sb__gw_error_text(sb_gw *gw, sess *s, uint32_t rid, int rc,
                        const char *text)
 {
-    send_error(gw, s, rid, rc, text, NULL);
+    send_error(gw, s, rid, rc, text, NULL, 0);
 }
 
 void sb__gw_reply_rc(sb_gw *gw, sess *s, uint32_t rid, int rc)
 {
     Sbp__Ok ok = SBP__OK__INIT;
     if (rc)
-        send_error(gw, s, rid, rc, NULL, NULL);
+        send_error(gw, s, rid, rc, NULL, NULL, 0);
     else
         sb__gw_send(gw, s, rid, SBP__FRAME__BODY_OK, &ok);
 }
@@ -180,9 +207,15 @@ static const ProtobufCBinaryData *frame_cid(const Sbp__Frame *f)
     return cid->len && cid->len <= 64 ? cid : NULL;
 }
 
+static uint64_t body_conv_id(const Sbp__Frame *f, const gw_entry *e);
+
 void sb__gw_frame_error(sb_gw *gw, sess *s, const Sbp__Frame *f, int rc)
 {
-    send_error(gw, s, f->rid, rc, NULL, frame_cid(f));
+    const gw_entry *e =
+        f->body_case < GW_BODY_CASES ? &gw->table[f->body_case] : NULL;
+    uint64_t conv_id =
+        e && e->row && (e->row->flags & SB_GW_CONV) ? body_conv_id(f, e) : 0;
+    send_error(gw, s, f->rid, rc, NULL, frame_cid(f), conv_id);
 }
 
 void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
@@ -193,7 +226,18 @@ void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
         for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
             if (s != skip && s->state == SESS_READY)
                 sb__gw_send(gw, s, 0, k, body);
+        if (sb__gw_clustered(gw))
+            sb__gw_cluster_frame(gw, c->members[i].user_id, k, body);
     }
+}
+
+void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
+                      void *body)
+{
+    user *u = sb__gw_user_get(gw, user_id);
+    for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
+        if (s->state == SESS_READY) sb__gw_send(gw, s, 0, k, body);
+    if (sb__gw_clustered(gw)) sb__gw_cluster_frame(gw, user_id, k, body);
 }
 
 /* ---- sessions --------------------------------------------------------------
@@ -211,9 +255,22 @@ static void retry_unlink(sb_gw *gw, sess *s)
     s->in_retry = false;
 }
 
+/* Moves s to state st, keeping the count of ready sessions. */
+static void sess_state(sb_gw *gw, sess *s, enum sess_state st)
+{
+    unsigned role = (unsigned)s->role < SB_GW_ROLES ? (unsigned)s->role : 0;
+    if (s->state == SESS_READY && st != SESS_READY)
+        gw->stats.ready[s->enc][role]--;
+    else if (s->state != SESS_READY && st == SESS_READY)
+        gw->stats.ready[s->enc][role]++;
+    s->state = st;
+}
+
 static void presence(sb_gw *gw, const sess *s, bool online)
 {
-    if (gw->hooks.presence)
+    if (sb__gw_clustered(gw))
+        sb__gw_presence_local(gw, s->user_id, s->role, online);
+    else if (gw->hooks.presence)
         gw->hooks.presence(gw->hooks.ud, s->user_id, s->role, online);
 }
 
@@ -237,6 +294,8 @@ static int user_link(sb_gw *gw, sess *s)
     s->user = u;
     s->user_next = u->sessions;
     u->sessions = s;
+    if (first && sb__gw_clustered(gw))
+        gw->io.subscribe(gw->io.ud, SB_GW_TOPIC_USER, u->id, true);
     if (first) presence(gw, s, true);
     return 0;
 }
@@ -255,6 +314,8 @@ static void user_unlink(sb_gw *gw, sess *s)
     s->user_next = NULL;
     if (u->sessions) return;
     presence(gw, s, false);
+    if (sb__gw_clustered(gw))
+        gw->io.subscribe(gw->io.ud, SB_GW_TOPIC_USER, u->id, false);
     /* Last session of the user: drop the user from its hash chain. */
     user *head = sb_map_get(&gw->users, u->hash);
     if (head == u) {
@@ -275,8 +336,14 @@ static void user_unlink(sb_gw *gw, sess *s)
 void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why)
 {
     if (s->state == SESS_CLOSING) return;
+    if (s->proxy) {
+        sb__gw_proxy_close(gw, s);
+        return;
+    }
     push_flush(gw, s); /* what was queued goes before the close */
-    s->state = SESS_CLOSING;
+    if (s->state == SESS_READY)
+        gw_event(gw, "session_closed", s, 0, 0, code, why);
+    sess_state(gw, s, SESS_CLOSING);
     user_unlink(gw, s);
     retry_unlink(gw, s);
     gw->io.close(gw->io.ud, s->id, code, why);
@@ -304,7 +371,8 @@ int sb__gw_sess_ready(sb_gw *gw, sess *s)
             sb__gw_close(gw, o, SB_WS_CLOSE_NORMAL,
                          "replaced by a newer connection");
     }
-    s->state = SESS_READY;
+    sess_state(gw, s, SESS_READY);
+    gw_event(gw, "session_ready", s, 0, 0, 0, sb_role_name(s->role));
     return user_link(gw, s);
 }
 
@@ -345,6 +413,7 @@ static void push_emit(sb_gw *gw, sess *s, sb_push_builder *b)
     size_t n;
     sb_push_end(b, &p, &n);
     gw->stats.push_frames++;
+    gw->stats.frames_out[SBP__FRAME__BODY_PUSH]++;
     gw->io.send(gw->io.ud, s->id, p, n);
 }
 
@@ -431,6 +500,7 @@ static void retry_link(sb_gw *gw, sess *s, int64_t due)
 static void push_to(sb_gw *gw, sess *s, gmsg *g)
 {
     if (s->ua_len >= gw->cfg.unacked_max) {
+        gw->stats.closed_unacked++;
         sb__gw_close(gw, s, SB_WS_CLOSE_TRY_AGAIN,
                      "too many unacknowledged messages");
         return;
@@ -464,7 +534,7 @@ static void push_to(sb_gw *gw, sess *s, gmsg *g)
 static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
 {
     conv *c = sb_map_get(&gw->convs, g->m->conv_id);
-    if (!c) return; /* nobody online can have loaded it: they will SYNC */
+    if (!c) return;
     for (size_t i = 0; i < c->n_members; i++) {
         user *u = sb__gw_user_get(gw, c->members[i].user_id);
         if (!u) continue;
@@ -476,19 +546,35 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
     }
 }
 
-void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
+void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin)
 {
-    conv *c = sb_map_get(&gw->convs, m->conv_id);
+    /* Every message delivered here, from this node or another, exists:
+     * ACKs and READs may count up to it. */
     if (c && m->seq > c->last_seq) c->last_seq = m->seq;
-    gmsg *g = calloc(1, sizeof *g);
+    gmsg *g = c ? calloc(1, sizeof *g) : NULL;
     if (!g) {
-        sbp__message__free_unpacked(m, NULL); /* stored: devices SYNC it */
+        /* Stored: devices SYNC it. Without c nobody here can have loaded
+         * the conversation. */
+        sbp__message__free_unpacked(m, NULL);
         return;
     }
     g->refs = 1;
     g->m = m;
     fan_out(gw, g, origin);
     gmsg_unref(g);
+}
+
+void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
+{
+    conv *c = sb_map_get(&gw->convs, m->conv_id);
+    if (c && m->seq > c->last_seq) c->last_seq = m->seq; /* stored here */
+    if (c && sb__gw_clustered(gw)) {
+        sb__gw_cluster_message(gw, c, m);
+        sb__gw_cluster_offer(gw, c, m, origin);
+        return;
+    }
+    sb__gw_deliver_local(gw, c, m, origin);
 }
 
 static void ack_unacked(sess *s, uint64_t conv_id, uint64_t seq)
@@ -511,6 +597,7 @@ static void retry_session(sb_gw *gw, sess *s)
         unacked *e = &s->ua[i];
         if (e->due_ms <= gw->now_ms) {
             if (e->attempts >= gw->cfg.retry_attempts_max) {
+                gw->stats.closed_unacked++;
                 sb__gw_close(gw, s, SB_WS_CLOSE_TRY_AGAIN,
                              "push not acknowledged; resync");
                 return;
@@ -565,10 +652,8 @@ static void flush_receipts(sb_gw *gw, conv *c)
         rn.delivered_seq = m->delivered_seq;
         for (size_t k = 0; k < c->n_members; k++) {
             if (k == i && !tell_own) continue;
-            user *u = sb__gw_user_get(gw, c->members[k].user_id);
-            for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
-                if (s->state == SESS_READY)
-                    sb__gw_send(gw, s, 0, SBP__FRAME__BODY_READ_NOTIFY, &rn);
+            sb__gw_send_user(gw, c->members[k].user_id,
+                             SBP__FRAME__BODY_READ_NOTIFY, &rn);
         }
     }
 }
@@ -662,6 +747,7 @@ void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
 static void conv_free(conv *c)
 {
     if (!c) return;
+    sb__gw_cluster_conv_free(c);
     free(c->members);
     free(c);
 }
@@ -688,6 +774,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
     c->members = ms;
     c->n_members = pc->n_members;
     c->id = pc->conv_id;
+    c->created_ms = pc->created_ts;
     c->kind = pc->kind;
     if (!keep_routing) {
         c->state = pc->state;
@@ -700,6 +787,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
     sb__gw_copy_str(c->desk, sizeof c->desk, pc->desk);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
+    if (!c->cs.known) c->cs.base = pc->last_seq;
     /* Dirty receipts of members that left are simply dropped. */
     return 0;
 }
@@ -722,11 +810,20 @@ conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc)
 {
     conv *c = sb_map_get(&gw->convs, pc->conv_id);
     if (!c) return sb__gw_conv_cache(gw, pc);
-    /* Routing is decided in memory and the store follows: a stored form
-     * read before the latest decision was written (a resumed service
-     * conversation's) must not take it back. Out of memory leaves the
-     * cached form as it was. */
-    (void)conv_fill(c, pc, true);
+    /* Routing is decided in memory where the desks are (here, unless
+     * another node owns them) and the store follows: a stored form read
+     * before the latest decision was written (a resumed service
+     * conversation's) must not take it back. Elsewhere the owner's word
+     * is taken whole. Out of memory leaves the cached form as it was. */
+    (void)conv_fill(c, pc, !sb__gw_desk_elsewhere(gw));
+    return c;
+}
+
+conv *sb__gw_conv_reload(sb_gw *gw, const Sbp__Conversation *pc)
+{
+    conv *c = sb_map_get(&gw->convs, pc->conv_id);
+    if (!c) return sb__gw_conv_cache(gw, pc);
+    (void)conv_fill(c, pc, false);
     return c;
 }
 
@@ -742,7 +839,9 @@ static void append_done(sb_req *r)
     Sbp__Message *m = r->u.append.msg;
     if (s) s->pending_sends--;
     if (r->rc != 0) {
-        if (s) send_error(gw, s, r->rid, r->rc, NULL, &m->client_msg_id);
+        if (s)
+            send_error(gw, s, r->rid, r->rc, NULL, &m->client_msg_id,
+                       m->conv_id);
         sbp__message__free_unpacked(m, NULL);
         free(r);
         return;
@@ -756,6 +855,9 @@ static void append_done(sb_req *r)
         a.server_ts = m->server_ts;
         a.duplicate = r->u.append.duplicate;
         gw->stats.send_acks++;
+        sb_hist_add(&gw->stats.send_ack_ms,
+                    gw->now_ms > r->now_ms ? (uint64_t)(gw->now_ms - r->now_ms)
+                                           : 0);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_SEND_ACK, &a);
     }
     if (r->u.append.duplicate) {
@@ -763,8 +865,12 @@ static void append_done(sb_req *r)
         sbp__message__free_unpacked(m, NULL);
     } else {
         conv *c = sb_map_get(&gw->convs, m->conv_id);
-        if (c && r->owner != 0 && gw->hooks.stored)
+        if (c && r->owner != 0 && sb__gw_desk_elsewhere(gw)) {
+            if (c->kind == SBP__CONV_KIND__CONV_SERVICE)
+                sb__gw_desk_stored(gw, c, m);
+        } else if (c && r->owner != 0 && gw->hooks.stored) {
             gw->hooks.stored(gw->hooks.ud, c, m);
+        }
         sb__gw_deliver(gw, m, s);
     }
     free(r);
@@ -898,11 +1004,16 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
     }
     if (!row)
         rc = SB_E_UNKNOWN_TYPE;
-    else if ((flags & SB_GW_RATED) && !parked && !send_token_take(gw, s))
+    else if ((flags & SB_GW_RATED) && !parked && !send_token_take(gw, s)) {
         rc = SB_E_RATE_LIMITED;
-    else if (row->check)
+        gw->stats.rate_limited++;
+    } else if (row->check)
         rc = row->check(gw, s, f);
     if (rc) goto refuse;
+    if ((flags & SB_GW_DESK) && sb__gw_desk_elsewhere(gw)) {
+        sb__gw_desk_forward(gw, s, f);
+        goto out;
+    }
     if (flags & SB_GW_CONV) {
         uint64_t id = body_conv_id(f, e);
         if (!(c = sb_map_get(&gw->convs, id))) {
@@ -915,7 +1026,7 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
     if (((flags & SB_GW_MEMBER) && !sb__gw_conv_member(c, s->user_id)) ||
         ((flags & SB_GW_ACCESS) && !sb__gw_may_access(s, c))) {
         send_error(gw, s, f->rid, SB_E_FORBIDDEN, SB_GW_NOT_MEMBER,
-                   frame_cid(f));
+                   frame_cid(f), c->id);
         goto out;
     }
     if (row->roles && !(row->roles & SB_GW_ROLE(s->role))) {
@@ -933,6 +1044,11 @@ out:
 
 /* ---- public entry points ---------------------------------------------------
  */
+
+/* The stats have a counter for every frame kind, error code and role. */
+_Static_assert(GW_BODY_CASES <= SB_GW_FRAME_KINDS, "frame kinds");
+_Static_assert(SBP__ERROR_CODE__ERR_TOO_LATE < SB_GW_ERROR_CODES, "codes");
+_Static_assert(SBP__ROLE__ROLE_ADMIN < SB_GW_ROLES, "roles");
 
 int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
 {
@@ -961,7 +1077,17 @@ int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
                     c->token_aud ? c->token_aud : "");
     gw->cfg.token_iss = gw->token_iss;
     gw->cfg.token_aud = gw->token_aud;
+    if (c->node && strlen(c->node) > SB_ID_BYTES_MAX) {
+        free(gw);
+        return -EINVAL;
+    }
+    sb__gw_copy_str(gw->node, sizeof gw->node, c->node ? c->node : "");
+    gw->cfg.node = gw->node;
     gw->io = *io;
+    sb_hist_init(&gw->stats.send_ack_ms, &SB_HIST_MS);
+    sb_hist_init(&gw->stats.queue_wait_ms, &SB_HIST_HUMAN_MS);
+    sb_hist_init(&gw->stats.first_response_ms, &SB_HIST_HUMAN_MS);
+    sb_hist_init(&gw->stats.resolution_ms, &SB_HIST_HUMAN_MS);
     *out = gw;
     return 0;
 }
@@ -1034,6 +1160,8 @@ void sb_gw_free(sb_gw *gw)
     sb_buf_free(&gw->scratch);
     sb_buf_free(&gw->event_scratch);
     sb_buf_free(&gw->push_out);
+    sb__gw_cluster_free(gw);
+    sb__gw_desk_free(gw);
     if (gw->hooks.free) gw->hooks.free(gw->hooks.ud);
     free(gw);
 }
@@ -1069,6 +1197,27 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     return 0;
 }
 
+int sb_gw_api_open(sb_gw *gw, uint64_t conn_id, const char *user_id,
+                   Sbp__Role role, const char *locale, int64_t now_ms)
+{
+    assert(role == SBP__ROLE__ROLE_ADMIN || role == SBP__ROLE__ROLE_AGENT ||
+           role == SBP__ROLE__ROLE_BOT);
+    if (!sb__gw_valid_id(user_id)) return SB_E_INVALID;
+    int rc = sb_gw_conn_open(gw, conn_id, SB_ENC_JSON, now_ms);
+    if (rc) return rc;
+    sess *s = sb__gw_sess_get(gw, conn_id);
+    sb__gw_copy_str(s->user_id, sizeof s->user_id, user_id);
+    snprintf(s->device_id, sizeof s->device_id, "api:%llu",
+             (unsigned long long)conn_id);
+    sb__gw_copy_str(s->locale, sizeof s->locale,
+                    locale && locale[0] ? locale : "en");
+    s->role = role;
+    /* Ready, but linked to no user: no PUSH, receipt or presence reaches
+     * it, and it replaces no device's session. */
+    sess_state(gw, s, SESS_READY);
+    return 0;
+}
+
 void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
                       int64_t now_ms)
 {
@@ -1092,6 +1241,7 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
             sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, sb_strerror(rc));
         return;
     }
+    gw->stats.frames_in[f->body_case < SB_GW_FRAME_KINDS ? f->body_case : 0]++;
     dispatch(gw, s, f, false);
 }
 
@@ -1112,7 +1262,7 @@ void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id)
             }
         flush_cursors(gw, s);
     }
-    s->state = SESS_CLOSING;
+    sess_state(gw, s, SESS_CLOSING);
     sess_free(gw, s);
     gw->stats.sessions = gw->sessions.len;
 }
@@ -1129,6 +1279,10 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
     hello_deadlines(gw);
     flush_dirty(gw, false);
     if (gw->hooks.tick) gw->hooks.tick(gw->hooks.ud);
+    if (sb__gw_clustered(gw)) {
+        sb__gw_cluster_tick(gw);
+        sb__gw_desk_tick(gw);
+    }
 }
 
 void sb_gw_flush(sb_gw *gw)
@@ -1147,7 +1301,10 @@ void sb_gw_flush(sb_gw *gw)
 void sb_gw_start(sb_gw *gw, int64_t now_ms)
 {
     gw->now_ms = now_ms;
-    if (gw->hooks.start) gw->hooks.start(gw->hooks.ud);
+    if (sb__gw_clustered(gw))
+        sb__gw_desk_join(gw);
+    else if (gw->hooks.start)
+        gw->hooks.start(gw->hooks.ud);
 }
 
 int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old)
@@ -1178,4 +1335,9 @@ void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason)
 void sb_gw_get_stats(const sb_gw *gw, sb_gw_stats *out)
 {
     *out = gw->stats;
+}
+
+const struct sb_desk *sb_gw_desk(const sb_gw *gw)
+{
+    return gw->cfg.desk;
 }

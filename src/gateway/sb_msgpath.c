@@ -13,6 +13,33 @@
 /* ---- SEND ------------------------------------------------------------------
  */
 
+/* Counts a message against each category of flt it matched (categories
+ * bits), under the category's policy. */
+static void filter_count(sb_gw *gw, const sb_filter *flt, uint64_t categories)
+{
+    sb_gw_stats *st = &gw->stats;
+    for (size_t i = 0; i < sb_filter_categories(flt) && i < 64; i++) {
+        if (!(categories >> i & 1)) continue;
+        const char *name = sb_filter_category_name(flt, i);
+        sb_filter_policy p = sb_filter_category_policy(flt, i);
+        size_t k = 0;
+        while (k < st->n_filter && (st->filter[k].policy != p ||
+                                    strcmp(st->filter[k].category, name) != 0))
+            k++;
+        if (k == SB_GW_FILTER_COUNTS_MAX) {
+            st->filter_other++;
+            continue;
+        }
+        if (k == st->n_filter) {
+            sb__gw_copy_str(st->filter[k].category,
+                            sizeof st->filter[k].category, name);
+            st->filter[k].policy = p;
+            st->n_filter++;
+        }
+        st->filter[k].messages++;
+    }
+}
+
 /* Runs the filter in force over a SEND's body of len bytes. Returns 0 with
  * *v filled (v->masked set for a mask verdict), SB_E_BLOCKED, or -ENOMEM. */
 static int filter_body(sb_gw *gw, const char *body, size_t len,
@@ -23,6 +50,7 @@ static int filter_body(sb_gw *gw, const char *body, size_t len,
         gw->cfg.filter_get ? gw->cfg.filter_get(gw->cfg.filter_ud) : NULL;
     if (!flt) return 0;
     int rc = sb_filter_scan(flt, body, len, v);
+    if (v->categories) filter_count(gw, flt, v->categories);
     if (rc == 0 && v->policy == SB_FILTER_BLOCK) rc = SB_E_BLOCKED;
     if (rc) sb_filter_verdict_clear(v);
     return rc;

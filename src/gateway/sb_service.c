@@ -84,13 +84,11 @@ static void bot_says(sb_gw *gw, Sbp__Message *m)
 /* ---- the external bot ------------------------------------------------------
  */
 
-/* Whether user_id has a ready session with role. */
+/* Whether user_id has a ready session with role (in a cluster, on any
+ * node). */
 static bool user_ready(sb_gw *gw, const char *user_id, Sbp__Role role)
 {
-    user *u = sb__gw_user_get(gw, user_id);
-    for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
-        if (s->state == SESS_READY && s->role == role) return true;
-    return false;
+    return sb__gw_user_online(gw, user_id, role);
 }
 
 /* The desk's external bot if it is online now: it takes new
@@ -147,12 +145,8 @@ static void notify_conv_also(sb_gw *gw, conv *c, const char *also)
         Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
         u.conv = &pc;
         sb__gw_send_members(gw, c, SBP__FRAME__BODY_CONV_UPDATE, &u, NULL);
-        user *u2 = also && !sb__gw_conv_member(c, also)
-                       ? sb__gw_user_get(gw, also)
-                       : NULL;
-        for (sess *s = u2 ? u2->sessions : NULL; s; s = s->user_next)
-            if (s->state == SESS_READY)
-                sb__gw_send(gw, s, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+        if (also && !sb__gw_conv_member(c, also))
+            sb__gw_send_user(gw, also, SBP__FRAME__BODY_CONV_UPDATE, &u);
     }
     free(mp);
     free(ms);
@@ -240,9 +234,12 @@ static bool agent_has_room(sb_gw *gw, const char *agent)
 static void assign_queued(sb_gw *gw, uint64_t id, const char *agent)
 {
     sb_desk *d = gw->cfg.desk;
+    int64_t since = sb_desk_queued_since(d, id);
     sb_desk_dequeue(d, id);
     conv *c = sb_map_get(&gw->convs, id);
     if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) return;
+    if (since >= 0 && gw->now_ms > since)
+        sb_hist_add(&gw->stats.queue_wait_ms, (uint64_t)(gw->now_ms - since));
     sb_desk_add_load(d, agent, +1, gw->now_ms);
     Sbp__Message *ev = sb_sysmsg_event(c->id, "conv.assigned", agent, NULL);
     route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1, NULL,
@@ -308,6 +305,7 @@ static int handoff(svc *v, conv *c, int group, const char *lang,
         v->routing_ready ? sb_desk_pick_except(d, group, except) : NULL;
     if (!first) first = sb_sysmsg_event(c->id, "conv.handoff", NULL, NULL);
     if (agent) {
+        sb_hist_add(&gw->stats.queue_wait_ms, 0); /* nobody waits */
         sb_desk_add_load(d, agent, +1, gw->now_ms);
         Sbp__Message *ev[2] = {
             first, sb_sysmsg_event(c->id, "conv.assigned", agent, NULL)};
@@ -428,6 +426,9 @@ static void on_stored(void *ud, conv *c, const Sbp__Message *m)
     } else if (c->agent[0] && strcmp(m->sender, c->agent) == 0 &&
                !c->first_response) {
         c->first_response = true;
+        if (c->created_ms && m->server_ts > c->created_ms)
+            sb_hist_add(&gw->stats.first_response_ms,
+                        (uint64_t)(m->server_ts - c->created_ms));
         sb_req *r = sb__gw_req_new(gw, SB_REQ_FIRST_RESPONSE, NULL, 0,
                                    sb__gw_quiet_done);
         if (r) {
@@ -450,6 +451,10 @@ static bool on_open(void *ud, sess *s, const Sbp__Frame *f)
     if (!gw->cfg.desk ||
         !(o->kind == SBP__CONV_KIND__CONV_SERVICE || o->n_members == 0))
         return false;
+    if (sb__gw_desk_elsewhere(gw)) {
+        sb__gw_desk_forward(gw, s, f);
+        return true;
+    }
     /* "" is the first desk; any other name must be a desk's. */
     const sb_desk_def *def = sb_desk_get(gw->cfg.desk, o->desk);
     if (def && o->desk[0] && strcmp(def->id, o->desk) != 0) def = NULL;
@@ -679,6 +684,11 @@ static void route_end(sb_gw *gw, sess *s, sb_req *r)
 {
     route_note *note = r->data;
     conv *c = sb_map_get(&gw->convs, r->u.route.conv_id);
+    if (r->rc == 0 && r->u.route.conv &&
+        r->u.route.state == SBP__CONV_STATE__STATE_CLOSED &&
+        r->u.route.conv->resolution_ms > 0)
+        sb_hist_add(&gw->stats.resolution_ms,
+                    (uint64_t)r->u.route.conv->resolution_ms);
     /* Members follow the assignment; the routing in memory is already
      * ahead of the store, and stays. */
     if (r->rc == 0 && r->u.route.conv && c)
@@ -727,6 +737,11 @@ static void route_done(sb_req *r)
     route_end(gw, s, r);
 }
 
+static void assign_cb(void *ud, const char *agent)
+{
+    assign_from_queue(ud, agent);
+}
+
 /* One of the start's two lists: its conversations back in their queues
  * and agents' loads. A list the store failed to read is read again at the
  * next tick: routing waits for both. */
@@ -743,7 +758,7 @@ static void start_done(sb_req *r)
     sb_desk *d = gw->cfg.desk;
     for (size_t i = 0; i < r->u.service_convs.n; i++) {
         Sbp__Conversation *pc = r->u.service_convs.list[i];
-        conv *c = r->rc == 0 ? sb__gw_conv_refresh(gw, pc) : NULL;
+        conv *c = r->rc == 0 ? sb__gw_conv_reload(gw, pc) : NULL;
         if (c && pc->state == SBP__CONV_STATE__STATE_QUEUED) {
             int g = sb_desk_group(d, pc->group);
             if (g >= 0)
@@ -765,11 +780,7 @@ static void start_done(sb_req *r)
     /* Both lists are in: route what waits to whoever is online. */
     if (v->lists_in == (SVC_LIST_QUEUED | SVC_LIST_ASSIGNED)) {
         v->routing_ready = true;
-        for (size_t i = 0; i < gw->sessions.cap; i++) {
-            sess *s = gw->sessions.slots[i].val;
-            if (s && s->state == SESS_READY && s->role == SBP__ROLE__ROLE_AGENT)
-                assign_from_queue(v, s->user_id);
-        }
+        sb__gw_online_each(gw, SBP__ROLE__ROLE_AGENT, assign_cb, v);
     }
     free(r);
 }
@@ -819,12 +830,21 @@ static void on_tick(void *ud)
     }
 }
 
-/* sb_gw_free(): the requests waiting to be made again go too. */
-static void on_free(void *ud)
+/* Drops the requests waiting to be made again: the routing writes
+ * answered as refused (reply: their requesters hear it), the start lists
+ * freed. */
+static void again_drop(svc *v, bool reply)
 {
-    svc *v = ud;
-    for (sb_req *r = v->again, *next; r; r = next) {
+    sb_req *r = v->again;
+    v->again = v->again_tail = NULL;
+    for (sb_req *next; r; r = next) {
         next = r->next;
+        r->next = NULL;
+        if (r->kind == SB_REQ_CONV_ROUTE && reply) {
+            r->rc = SB_E_STORE;
+            route_end(v->gw, sb__gw_sess_get(v->gw, r->owner), r);
+            continue;
+        }
         if (r->kind == SB_REQ_CONV_ROUTE) {
             for (size_t i = 0; i < r->n_msgs; i++)
                 sbp__message__free_unpacked(r->msgs[i], NULL);
@@ -832,7 +852,24 @@ static void on_free(void *ud)
         }
         free(r);
     }
-    free(v);
+}
+
+/* sb_gw_free(): the requests waiting to be made again go too. */
+static void on_free(void *ud)
+{
+    again_drop(ud, false);
+    free(ud);
+}
+
+/* The node no longer owns the desks (a cluster): the next owner rebuilds
+ * the routing state from the store, and this node writes none of its
+ * own any more. */
+static void on_stop(void *ud)
+{
+    svc *v = ud;
+    again_drop(v, true);
+    v->routing_ready = false;
+    if (v->gw->cfg.desk) sb_desk_routing_clear(v->gw->cfg.desk);
 }
 
 /* An agent is online while it has a ready session. */
@@ -850,6 +887,16 @@ static void on_presence(void *ud, const char *user_id, Sbp__Role role,
     if (online) assign_from_queue(v, user_id);
 }
 
+static void agent_now_online(void *ud, const char *agent)
+{
+    svc *v = ud;
+    sb_desk *d = v->gw->cfg.desk;
+    if (sb_desk_is_agent(d, agent) &&
+        sb_desk_status(d, agent) == SBP__AGENT_STATUS__AGENT_OFFLINE)
+        sb_desk_set_status(d, agent, SBP__AGENT_STATUS__AGENT_ONLINE,
+                           v->gw->now_ms);
+}
+
 static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
 {
     svc *v = ud;
@@ -861,15 +908,13 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
     if (rc) return rc;
     gw->cfg.desk = nd;
     *old_out = old;
-    /* Agents that are connected are online, new ones too. */
-    for (size_t i = 0; i < gw->sessions.cap; i++) {
-        sess *s = gw->sessions.slots[i].val;
-        if (s && s->state == SESS_READY && s->role == SBP__ROLE__ROLE_AGENT &&
-            sb_desk_is_agent(nd, s->user_id) &&
-            sb_desk_status(nd, s->user_id) == SBP__AGENT_STATUS__AGENT_OFFLINE)
-            sb_desk_set_status(nd, s->user_id, SBP__AGENT_STATUS__AGENT_ONLINE,
-                               gw->now_ms);
+    /* Another node routes: this one keeps the configuration only. */
+    if (sb__gw_desk_elsewhere(gw)) {
+        free(orphans);
+        return 0;
     }
+    /* Agents that are connected are online, new ones too. */
+    sb__gw_online_each(gw, SBP__ROLE__ROLE_AGENT, agent_now_online, v);
     if (!old) {
         /* Customer service starts now: queues and loads come from the
          * store, as at a start. */
@@ -899,16 +944,16 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
 
 static const sb_gw_row ROWS[] = {
     {.body = SBP__FRAME__BODY_TRANSFER,
-     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_transfer},
     {.body = SBP__FRAME__BODY_CLOSE,
-     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_close},
     {.body = SBP__FRAME__BODY_HANDOFF,
-     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_handoff},
     {.body = SBP__FRAME__BODY_AGENT_STATE,
-     .flags = SB_GW_READY,
+     .flags = SB_GW_READY | SB_GW_DESK,
      .handle = on_agent_state},
 };
 
@@ -923,6 +968,7 @@ int sb__svc_register(sb_gw *gw)
                      .presence = on_presence,
                      .start = on_start,
                      .tick = on_tick,
+                     .stop = on_stop,
                      .desk_swap = on_desk_swap,
                      .free = on_free};
     sb__gw_hooks_set(gw, &h);

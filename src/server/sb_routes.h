@@ -1,8 +1,9 @@
 /* The HTTP requests the gateway's port answers, by a table of {upgrade or
  * not, method, path, handler}: the WebSocket upgrade of GET /ws (checked
  * and handed back to the caller to switch the connection), GET /healthz,
- * GET /ws without an upgrade (426), GET /demo/token (sb_demo) and the
- * static files under --web (sb_static). A path no route takes is 404, one
+ * GET /ws without an upgrade (426), GET /demo/token (sb_demo), every
+ * method under /api/ (the REST API, sb_api) and the static files under
+ * --web (sb_static). A path no route takes is 404, one
  * taken for another method 405, a request with an overlong header 431.
  * A handler sees a narrow context: the request, the peer, whether the
  * server drains and two ways to answer; no connection, no server. */
@@ -47,11 +48,19 @@ typedef struct sb_route_req {
      * 101 echoing subprotocol proto ("" for none) and speaks encoding enc
      * from then on. */
     void (*upgrade)(void *ud, sb_encoding enc, const char *proto);
+    /* Hands the request to the REST API (sb_api), which answers it later
+     * (any method under /api/). NULL: there is none (404). */
+    void (*api)(void *ud);
     void *ud;
 } sb_route_req;
 
 /* Serves rq: calls rq->answer or rq->upgrade exactly once, before it
  * returns. */
 void sb_routes_serve(const sb_route_req *rq);
+
+/* Liveness (GET /healthz, here and on the operations port): the process
+ * serves. Returns the status (503 while draining, else 200) and the text
+ * to answer with (static). */
+int sb_routes_health(bool draining, bool store_down, const char **text);
 
 #endif

@@ -7,7 +7,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +16,22 @@
 #include <uv.h>
 
 #include "sb_addr.h"
+#include "sb_api.h"
+#include "sb_dataops.h"
+#include "sb_deskown.h"
 #include "sb_error.h"
 #include "sb_http.h"
+#include "sb_log.h"
 #include "sb_map.h"
+#include "sb_metrics.h"
+#include "sb_nats.h"
+#include "sb_notify.h"
+#include "sb_opsport.h"
 #include "sb_reload.h"
 #include "sb_routes.h"
 #include "sb_storeq.h"
 #include "sb_tls.h"
+#include "sb_webhook.h"
 #include "sb_ws.h"
 
 #define SRV_READ_BYTES 65536
@@ -65,6 +73,7 @@ typedef struct conn {
     bool in_flush;
     bool closed;       /* uv_close called */
     bool addr_counted; /* counted in srv->addrs under addr_key */
+    bool api_wait;     /* its request is the REST API's, answered later */
     uint64_t addr_key;
     int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
     /* The connection's next deadline (the request's, a ping, the idle
@@ -93,8 +102,17 @@ struct server {
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_reload *reload; /* the word lists and desks in force */
-    sb_map conns;      /* id -> conn */
+    sb_reload *reload;   /* the word lists and desks in force */
+    sb_opsport *ops;     /* --admin-listen; NULL: none */
+    sb_api *api;         /* the REST API */
+    sb_webhook *wh;      /* webhooks and their outbox */
+    sb_dataops *data;    /* conversation lookups, users' data */
+    sb_notify *notify;   /* systemd; NULL: not under it */
+    sb_nats *nats;       /* --nats: the link to the cluster; NULL: alone */
+    sb_deskown *deskown; /* --nats: the lock of the desks' owner */
+    char node[SB_ID_BYTES_MAX + 1];
+    sb_metrics_shell mstats;
+    sb_map conns; /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
     sb_tls_ctx *tls;  /* NULL: plain */
     sb_buf tls_plain; /* decrypted bytes of the read being handled */
@@ -115,35 +133,6 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void vlog(const char *fmt, va_list ap)
-{
-    fprintf(stderr, "switchboard: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-}
-
-/* An informational line (none with --quiet). */
-static void logf_(const server *srv, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void logf_(const server *srv, const char *fmt, ...)
-{
-    if (srv->cfg.quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(fmt, ap);
-    va_end(ap);
-}
-
-/* Something failed: printed even with --quiet. */
-static void errorf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void errorf_(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(fmt, ap);
-    va_end(ap);
-}
-
 void sb_server_config_default(sb_server_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -157,6 +146,8 @@ void sb_server_config_default(sb_server_config *c)
     c->out_bytes_max = 8u << 20;
     c->conns_max = 200000;
     c->conns_per_addr_max = 1000;
+    c->api_rate_per_s = 50;
+    c->api_rate_burst = 100;
     c->drain_ms_max = 10000;
 }
 
@@ -172,6 +163,19 @@ static uintptr_t addr_count(server *srv, uint64_t key, int delta)
     else if (sb_map_put(&srv->addrs, key, (void *)n) != 0)
         return UINTPTR_MAX; /* out of memory: count as over the limit */
     return n;
+}
+
+/* What c speaks, for the count of open connections. */
+static sb_metrics_conn_kind conn_kind(const conn *c)
+{
+    return !c->ws    ? SB_METRICS_CONN_HTTP
+           : c->text ? SB_METRICS_CONN_JSON
+                     : SB_METRICS_CONN_PROTOBUF;
+}
+
+static void conn_count(conn *c, int delta)
+{
+    c->srv->mstats.open[conn_kind(c)][c->tls != NULL] += (uint64_t)delta;
 }
 
 /* The peer's address into *sa; NULL if it is unknown. */
@@ -190,6 +194,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (--c->handles > 0) return;
     server *srv = c->srv;
     if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
+    if (c->api_wait && srv->api) sb_api_conn_gone(srv->api, c->id);
     sb_map_del(&srv->conns, c->id);
     if (c->addr_counted) addr_count(srv, c->addr_key, -1);
     if (c->prev)
@@ -198,8 +203,10 @@ static void on_conn_closed(uv_handle_t *h)
         srv->all = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->n_conns--;
+    conn_count(c, -1);
     sb_ws_free(c->ws);
     sb_tls_free(c->tls);
+    if (c->http) sb_http_req_clear(c->http);
     free(c->http);
     free(c);
 }
@@ -225,7 +232,7 @@ static int64_t conn_deadline(const conn *c)
     const sb_server_config *cfg = &c->srv->cfg;
     switch (c->phase) {
     case PH_HTTP:
-        return c->opened_ms + cfg->handshake_ms;
+        return c->api_wait ? INT64_MAX : c->opened_ms + cfg->handshake_ms;
     case PH_WS: {
         int64_t idle = c->last_rx_ms + cfg->idle_ms;
         int64_t ping = c->last_ping_ms + cfg->gw.heartbeat_ms;
@@ -311,8 +318,9 @@ static void conn_write_wire(conn *c, sb_buf *buf)
     if (c->write_inflight > c->srv->cfg.out_bytes_max) {
         /* A peer that does not read: drop it rather than buffer without
          * bound. Its device catches up by SYNC on reconnect. */
-        logf_(c->srv, "conn %llu: output over %u bytes, dropping",
-              (unsigned long long)c->id, c->srv->cfg.out_bytes_max);
+        sb_log(SB_LOG_INFO, "conn_dropped", &(sb_log_ids){.session = c->id},
+               "output over %u bytes: the peer does not read",
+               c->srv->cfg.out_bytes_max);
         conn_abort(c);
     }
 }
@@ -375,6 +383,7 @@ static void conn_flush(conn *c)
 static void on_check(uv_check_t *h)
 {
     server *srv = h->data;
+    if (srv->api) sb_api_flush(srv->api, wall_ms());
     sb_gw_flush(srv->gw);
     while (srv->flush_head) {
         conn *c = srv->flush_head;
@@ -410,6 +419,7 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
 static void io_send(void *ud, uint64_t conn_id, const uint8_t *p, size_t n)
 {
     server *srv = ud;
+    if (srv->api && sb_api_frame(srv->api, conn_id, p, n)) return;
     conn *c = sb_map_get(&srv->conns, conn_id);
     if (!c || c->closed || c->phase != PH_WS) return;
     if (sb_ws_send(c->ws, c->text, p, n) != 0) return;
@@ -432,6 +442,7 @@ static void io_close(void *ud, uint64_t conn_id, uint16_t code,
 static void io_store(void *ud, sb_req *req)
 {
     server *srv = ud;
+    sb_webhook_attach(srv->wh, req);
     sb_storeq_submit(srv->storeq, req);
 }
 
@@ -439,6 +450,101 @@ static int64_t io_now(void *ud)
 {
     (void)ud;
     return wall_ms();
+}
+
+/* ---- the cluster (--nats) ----------------------------------------------- */
+
+/* The NATS subject of a topic of the core's. */
+static void topic_subject(char *out, sb_gw_topic t, const char *id)
+{
+    switch (t) {
+    case SB_GW_TOPIC_USER:
+        sb_nats_subject(out, "sb.u.", id);
+        break;
+    case SB_GW_TOPIC_NODE:
+        sb_nats_subject(out, "sb.n.", id);
+        break;
+    case SB_GW_TOPIC_DESK:
+        strcpy(out, "sb.desk");
+        break;
+    case SB_GW_TOPIC_ALL:
+        strcpy(out, "sb.all");
+        break;
+    }
+}
+
+static void io_subscribe(void *ud, sb_gw_topic t, const char *id, bool on)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
+    int rc = sb_nats_sub(srv->nats, subj, on);
+    if (rc)
+        sb_log(SB_LOG_WARN, "cluster_subscribe_failed", NULL,
+               "cannot subscribe to %s: %s", subj, sb_strerror(rc));
+}
+
+static void io_publish(void *ud, sb_gw_topic t, const char *id,
+                       const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
+    sb_nats_pub(srv->nats, subj, p, n);
+}
+
+static void nats_msg(void *ud, const char *subject, const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    (void)subject;
+    if (srv->gw) sb_gw_cluster_in(srv->gw, p, n, wall_ms());
+}
+
+/* The link is back: what the other nodes published meanwhile is read from
+ * the store. */
+static void nats_link(void *ud, bool up)
+{
+    server *srv = ud;
+    sb_log(up ? SB_LOG_INFO : SB_LOG_WARN, up ? "cluster_up" : "cluster_down",
+           NULL, up ? "connected to NATS (%s)" : "lost NATS (%s)",
+           srv->cfg.nats);
+    if (up && srv->gw) sb_gw_cluster_resync(srv->gw, wall_ms());
+}
+
+static void desk_owner(void *ud, bool own)
+{
+    server *srv = ud;
+    sb_log(SB_LOG_INFO, own ? "desks_owned" : "desks_released", NULL,
+           own ? "this node owns the desks now"
+               : "this node no longer owns "
+                 "the desks");
+    sb_gw_cluster_own(srv->gw, own, wall_ms());
+}
+
+/* Joins the cluster of cfg.nats as node. */
+static int cluster_start(server *srv)
+{
+    if (srv->cfg.gw.node) {
+        snprintf(srv->node, sizeof srv->node, "%s", srv->cfg.gw.node);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(srv->node, sizeof srv->node, "%.*s:%u",
+                 (int)(sizeof srv->node - 7), host, srv->cfg.port);
+    }
+    sb_nats_config nc = {.loop = &srv->loop,
+                         .urls = srv->cfg.nats,
+                         .node = srv->node,
+                         .on_msg = nats_msg,
+                         .on_link = nats_link,
+                         .ud = srv};
+    int rc = sb_nats_start(&nc, &srv->nats);
+    if (rc)
+        sb_log(SB_LOG_ERROR, "cluster_failed", NULL, "cannot use --nats %s: %s",
+               srv->cfg.nats, sb_strerror(rc));
+    return rc;
 }
 
 /* ---- WebSocket phase ----------------------------------------------------- */
@@ -472,21 +578,28 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
 
 /* ---- HTTP phase ---------------------------------------------------------- */
 
-static void http_reply(conn *c, int status, const char *type, const void *body,
-                       size_t n)
+static void http_reply_ex(conn *c, int status, const char *type,
+                          const char *headers, const void *body, size_t n)
 {
     sb_buf out = SB_BUF_INIT;
-    if (sb_http_respond(&out, status, type, body, n) != 0) {
+    if (sb_http_respond_ex(&out, status, type, headers, body, n) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
         return;
     }
     c->phase = PH_CLOSING;
     c->close_after_write = true;
+    c->api_wait = false;
     /* A peer that does not read its answer is dropped in time too. */
     c->closing_ms = wall_ms();
     conn_timer_arm(c);
     conn_write(c, &out);
+}
+
+static void http_reply(conn *c, int status, const char *type, const void *body,
+                       size_t n)
+{
+    http_reply_ex(c, status, type, NULL, body, n);
 }
 
 /* A request the router may hand back as a WebSocket upgrade: the
@@ -513,19 +626,23 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
     conn *c = u->c;
     server *srv = c->srv;
     sb_buf out = SB_BUF_INIT;
+    sb_ws *ws = NULL;
     if (sb_http_respond_upgrade(&out, c->http->ws_key, proto) != 0 ||
-        sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &c->ws) !=
-            0) {
+        sb_ws_new(false, srv->cfg.gw.frame_bytes_max, &WS_CBS, c, &ws) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
         return;
     }
+    conn_count(c, -1);
+    c->ws = ws;
+    c->text = enc == SB_ENC_JSON;
+    conn_count(c, +1);
     conn_write(c, &out);
     if (c->closed) return;
+    sb_http_req_clear(c->http);
     free(c->http);
     c->http = NULL;
     c->phase = PH_WS;
-    c->text = enc == SB_ENC_JSON;
     c->last_ping_ms = c->last_rx_ms;
     conn_timer_arm(c);
     int rc = sb_gw_conn_open(srv->gw, c->id, enc, wall_ms());
@@ -535,6 +652,28 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
     }
     c->gw_open = true;
     if (u->rest_len) ws_feed(c, u->rest, u->rest_len);
+}
+
+/* The REST API takes the request and answers it later (api_answer). */
+static void route_api(void *ud)
+{
+    conn *c = ((upgrade_ctx *)ud)->c;
+    c->api_wait = true;
+    sb_api_request(c->srv->api, c->id, c->http, wall_ms());
+}
+
+static void api_answer(void *ud, uint64_t conn_id, int status, const char *type,
+                       const char *headers, const void *body, size_t n)
+{
+    server *srv = ud;
+    conn *c = sb_map_get(&srv->conns, conn_id);
+    if (c && !c->closed && c->phase == PH_HTTP)
+        http_reply_ex(c, status, type, headers, body, n);
+}
+
+static uint64_t api_new_id(void *ud)
+{
+    return ++((server *)ud)->next_id;
 }
 
 static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
@@ -550,6 +689,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
                        .now_ms = wall_ms(),
                        .answer = route_answer,
                        .upgrade = route_upgrade,
+                       .api = srv->api ? route_api : NULL,
                        .ud = &u};
     sb_routes_serve(&rq);
 }
@@ -661,17 +801,23 @@ static void on_connection(uv_stream_t *l, int status)
     if (srv->all) srv->all->prev = c;
     srv->all = c;
     srv->n_conns++;
+    conn_count(c, +1);
+    srv->mstats.accepted[c->tls != NULL]++;
     conn_timer_arm(c);
     struct sockaddr_storage peer;
     c->addr_key = sb_addr_key(peer_name(c, &peer));
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
     c->addr_counted = from_addr != UINTPTR_MAX;
     if (srv->n_conns > srv->cfg.conns_max || srv->drain != DRAIN_OFF) {
+        srv->mstats
+            .refused[srv->drain != DRAIN_OFF ? SB_METRICS_REFUSED_DRAINING
+                                             : SB_METRICS_REFUSED_FULL]++;
         conn_refuse(c, 503, "busy\n");
         return;
     }
     if (srv->cfg.conns_per_addr_max &&
         from_addr > srv->cfg.conns_per_addr_max) {
+        srv->mstats.refused[SB_METRICS_REFUSED_PER_ADDR]++;
         conn_refuse(c, 429, "too many connections\n");
         return;
     }
@@ -696,7 +842,9 @@ static void on_conn_timer(uv_timer_t *t)
     if (c->closed) return;
     const sb_server_config *cfg = &c->srv->cfg;
     int64_t now = wall_ms();
-    if (c->phase == PH_HTTP && now - c->opened_ms >= cfg->handshake_ms) {
+    /* A request the REST API answers later has no deadline meanwhile. */
+    if (c->phase == PH_HTTP && !c->api_wait &&
+        now - c->opened_ms >= cfg->handshake_ms) {
         conn_abort(c); /* slow or silent request */
         return;
     }
@@ -728,8 +876,17 @@ static void close_handle(uv_handle_t *h)
 static void server_stop(server *srv)
 {
     close_handle((uv_handle_t *)&srv->listener);
+    sb_webhook_stop(srv->wh);
+    sb_opsport_close(srv->ops);
+    srv->ops = NULL;
+    sb_notify_close(srv->notify);
+    srv->notify = NULL;
     sb_storeq_stop(srv->storeq);
     srv->storeq = NULL;
+    sb_deskown_stop(srv->deskown);
+    srv->deskown = NULL;
+    sb_nats_stop(srv->nats); /* the core publishes nothing more */
+    srv->nats = NULL;
     uv_timer_stop(&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->tick);
@@ -782,17 +939,73 @@ static void on_drain(uv_timer_t *t)
 
 static void reload_log(void *ud, bool error, const char *line)
 {
-    if (error)
-        errorf_("%s", line);
+    (void)ud;
+    sb_log(error ? SB_LOG_ERROR : SB_LOG_INFO, "reload", NULL, "%s", line);
+}
+
+/* The core's session events, as log lines. */
+static void io_event(void *ud, const sb_gw_event *e)
+{
+    (void)ud;
+    bool refused = strcmp(e->event, "request_refused") == 0;
+    /* Refusals are the clients' business unless the server failed. */
+    sb_log_level level = !refused ? SB_LOG_INFO
+                         : e->code == SBP__ERROR_CODE__ERR_STORE ||
+                                 e->code == SBP__ERROR_CODE__ERR_INTERNAL
+                             ? SB_LOG_WARN
+                             : SB_LOG_DEBUG;
+    if (!sb_log_enabled(level)) return;
+    sb_log_ids ids = {.session = e->session,
+                      .user = e->user,
+                      .device = e->device,
+                      .conv = e->conv,
+                      .request = e->rid};
+    const ProtobufCEnumValue *code =
+        refused ? protobuf_c_enum_descriptor_get_value(
+                      &sbp__error_code__descriptor, e->code)
+                : NULL;
+    if (refused)
+        sb_log(level, e->event, &ids, "%s: %s", code ? code->name : "?",
+               e->text);
+    else if (e->code)
+        sb_log(level, e->event, &ids, "%d %s", e->code, e->text);
     else
-        logf_(ud, "%s", line);
+        sb_log(level, e->event, &ids, "%s", e->text);
+}
+
+/* The numbers of the operations port, copied now (sb_metrics). */
+static void ops_snapshot(void *ud, sb_metrics_snap *s)
+{
+    server *srv = ud;
+    memset(s, 0, sizeof *s);
+    s->now_ms = wall_ms();
+    s->draining = srv->drain != DRAIN_OFF;
+    s->sqlite = !srv->cfg.store && strcmp(srv->cfg.data_dir, ":memory:") != 0;
+    if (s->sqlite)
+        snprintf(s->db_path, sizeof s->db_path, "%s/switchboard.db",
+                 srv->cfg.data_dir);
+    s->shell = srv->mstats;
+    sb_gw_get_stats(srv->gw, &s->gw);
+    s->have_store = srv->storeq != NULL;
+    if (srv->storeq) sb_storeq_get_stats(srv->storeq, &s->store);
+    sb_metrics_take_desk(s, sb_gw_desk(srv->gw));
+    if (srv->cfg.nats) {
+        s->cluster = true;
+        s->desk_owner = sb_gw_cluster_owner(srv->gw);
+        if (srv->nats) sb_nats_get_stats(srv->nats, &s->nats);
+    }
 }
 
 /* An admin's command from the core: reloads and desk ops (sb_reload). */
 static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op,
                     const char *body)
 {
-    return sb_reload_admin(((server *)ud)->reload, conn, rid, op, body);
+    server *srv = ud;
+    if (strncmp(op, "webhooks-", 9) == 0)
+        return sb_webhook_admin(srv->wh, conn, rid, op, body);
+    int rc = sb_dataops_admin(srv->data, conn, rid, op, body);
+    if (rc != SB_E_INVALID) return rc;
+    return sb_reload_admin(srv->reload, conn, rid, op, body);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -805,16 +1018,19 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     server *srv = h->data;
     if (srv->drain != DRAIN_OFF) return;
-    logf_(srv, "signal %d: draining", signum);
+    sb_log(SB_LOG_INFO, "draining", NULL, "signal %d: draining", signum);
+    sb_notify_stopping(srv->notify);
     drain_enter(srv, DRAIN_STORE, wall_ms());
     /* The listener stays open until the sessions are gone: a connection
      * made meanwhile is answered 503 (on_connection), not refused. */
     sb_gw_drain(srv->gw);
     sb_reload_drain(srv->reload);
+    sb_deskown_release(srv->deskown); /* another node takes the desks */
     uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
-int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
+int sb_server_run(const sb_server_config *cfg,
+                  void (*on_ready)(const sb_server_ports *ports))
 {
     server *srv = calloc(1, sizeof *srv);
     if (!srv) return -ENOMEM;
@@ -836,7 +1052,8 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
         rc = sb_tls_ctx_server(cfg->tls_cert, cfg->tls_key, err, sizeof err,
                                &srv->tls);
         if (rc) {
-            errorf_("cannot set up TLS: %s", err);
+            sb_log(SB_LOG_ERROR, "tls_failed", NULL, "cannot set up TLS: %s",
+                   err);
             goto out_loop;
         }
     }
@@ -853,7 +1070,8 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     sb_store_describe(path, where, sizeof where); /* no password in logs */
     rc = sb_storeq_start(&srv->loop, path, cfg->durability, &srv->storeq);
     if (rc) {
-        errorf_("cannot open store %s: %s", where, sb_strerror(rc));
+        sb_log(SB_LOG_ERROR, "store_failed", NULL, "cannot open store %s: %s",
+               where, sb_strerror(rc));
         goto out_loop;
     }
     sb_gw_io io = {.ud = srv,
@@ -861,11 +1079,18 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
                    .close = io_close,
                    .store = io_store,
                    .now = io_now,
-                   .admin = io_admin};
+                   .admin = io_admin,
+                   .event = io_event};
     sb_gw_config gwc = cfg->gw;
     /* A reply page leaves room beside it for the pushes queued meanwhile,
      * under the bound on a connection's unsent bytes. */
     gwc.page_bytes_max = cfg->out_bytes_max / 2;
+    if (cfg->nats) {
+        if ((rc = cluster_start(srv)) != 0) goto out_store;
+        io.subscribe = io_subscribe;
+        io.publish = io_publish;
+        gwc.node = srv->node;
+    }
     sb_reload_config rlc = {.loop = &srv->loop,
                             .storeq = srv->storeq,
                             .filter_dir = cfg->filter_dir,
@@ -877,10 +1102,28 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     if (rc) goto out_store;
     gwc.filter_get = sb_reload_filter;
     gwc.filter_ud = srv->reload;
-    rc = sb_gw_new(&gwc, &io, &srv->gw);
+    rc = sb_webhook_start(&srv->loop, srv->storeq, &srv->wh);
+    if (rc == 0) rc = sb_dataops_new(srv->storeq, &srv->data);
+    if (rc == 0) rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
     sb_reload_set_gw(srv->reload, srv->gw);
+    sb_webhook_set_gw(srv->wh, srv->gw);
+    sb_dataops_set_gw(srv->data, srv->gw);
+    sb_api_config apc = {.secret = srv->gw ? cfg->gw.secret : NULL,
+                         .secret_len = cfg->gw.secret_len,
+                         .token_iss = cfg->gw.token_iss,
+                         .token_aud = cfg->gw.token_aud,
+                         .token_skew_s = cfg->gw.token_skew_s,
+                         .rate_per_s = cfg->api_rate_per_s,
+                         .rate_burst = cfg->api_rate_burst};
+    sb_api_io api_io = {.ud = srv, .answer = api_answer, .new_id = api_new_id};
+    rc = sb_api_new(&apc, &api_io, srv->gw, &srv->api);
+    if (rc) goto out_gw;
     sb_gw_start(srv->gw, wall_ms());
+    /* Once the core is there to take the desks over. */
+    if (cfg->nats && (rc = sb_deskown_start(&srv->loop, cfg->store, desk_owner,
+                                            srv, &srv->deskown)) != 0)
+        goto out_gw;
 
     struct sockaddr_storage addr;
     rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
@@ -892,8 +1135,9 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&addr, 0);
     if (!rc) rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
     if (rc) {
-        errorf_("cannot listen on %s:%u: %s", cfg->host, cfg->port,
-                uv_strerror(rc));
+        sb_log(SB_LOG_ERROR, "listen_failed", NULL,
+               "cannot listen on %s:%u: %s", cfg->host, cfg->port,
+               uv_strerror(rc));
         uv_close((uv_handle_t *)&srv->listener, NULL);
         uv_run(&srv->loop, UV_RUN_NOWAIT);
         goto out_gw;
@@ -901,7 +1145,30 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     struct sockaddr_storage bound;
     int blen = sizeof bound;
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
-    uint16_t port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    sb_server_ports ports = {
+        .port = ntohs(((struct sockaddr_in *)&bound)->sin_port)};
+    if (cfg->admin) {
+        sb_opsport_config oc = {.loop = &srv->loop,
+                                .host = cfg->admin_host,
+                                .port = cfg->admin_port,
+                                .snapshot = ops_snapshot,
+                                .ud = srv};
+        rc = sb_opsport_start(&oc, &srv->ops, &ports.admin_port);
+        if (rc) {
+            sb_log(SB_LOG_ERROR, "listen_failed", NULL,
+                   "cannot listen on %s:%u (--admin-listen): %s",
+                   cfg->admin_host, cfg->admin_port, uv_strerror(rc));
+            uv_close((uv_handle_t *)&srv->listener, NULL);
+            uv_run(&srv->loop, UV_RUN_NOWAIT);
+            goto out_gw;
+        }
+    }
+    if ((rc = sb_notify_start(&srv->loop, &srv->notify)) != 0) {
+        sb_opsport_close(srv->ops);
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        uv_run(&srv->loop, UV_RUN_NOWAIT);
+        goto out_gw;
+    }
 
     uv_timer_init(&srv->loop, &srv->tick);
     uv_timer_init(&srv->loop, &srv->drain_timer);
@@ -918,32 +1185,52 @@ int sb_server_run(const sb_server_config *cfg, void (*on_ready)(uint16_t port))
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
     uv_signal_start(&srv->sighup, on_sighup, SIGHUP);
 
-    logf_(srv, "listening on %s:%u (store %s, durability %s)", cfg->host, port,
-          where, cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
-    if (on_ready) on_ready(port);
+    char status[512];
+    snprintf(status, sizeof status,
+             "listening on %s:%u (store %s, durability %s)", cfg->host,
+             ports.port, where,
+             cfg->durability == SB_DURABILITY_FSYNC ? "fsync" : "os");
+    sb_log(SB_LOG_INFO, "listening", NULL, "%s", status);
+    if (ports.admin_port)
+        sb_log(SB_LOG_INFO, "admin_listening", NULL,
+               "operations port on %s:%u (/metrics, /readyz, /healthz)",
+               cfg->admin_host, ports.admin_port);
+    sb_notify_ready(srv->notify, status);
+    if (on_ready) on_ready(&ports);
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     rc = 0;
-    sb_gw_stats st;
-    sb_gw_get_stats(srv->gw, &st);
-    logf_(srv,
-          "stopped: %llu messages pushed in %llu PUSH frames, %llu pushed "
-          "again",
-          (unsigned long long)st.pushes, (unsigned long long)st.push_frames,
-          (unsigned long long)st.retries);
+    sb_gw_stats *st = malloc(sizeof *st); /* large for a stack */
+    if (st) {
+        sb_gw_get_stats(srv->gw, st);
+        sb_log(SB_LOG_INFO, "stopped", NULL,
+               "%llu messages pushed in %llu PUSH frames, %llu pushed again",
+               (unsigned long long)st->pushes,
+               (unsigned long long)st->push_frames,
+               (unsigned long long)st->retries);
+        free(st);
+    }
 out_gw:
+    sb_webhook_stop(srv->wh);
     if (srv->storeq) {
         sb_storeq_stop(srv->storeq);
         srv->storeq = NULL;
     }
+    sb_api_free(srv->api);
     sb_gw_free(srv->gw);
 out_store:
+    sb_deskown_stop(srv->deskown);
+    sb_webhook_stop(srv->wh);
+    sb_nats_stop(srv->nats);
     sb_storeq_stop(srv->storeq);
+    srv->storeq = NULL;
     /* After the gateway that used its desk; no reload runs: the loop ran
      * dry. */
     sb_reload_free(srv->reload);
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&srv->loop);
+    sb_webhook_free(srv->wh); /* its handles closed, its requests done */
+    sb_dataops_free(srv->data);
 out_free:
     sb_map_free(&srv->conns);
     sb_map_free(&srv->addrs);

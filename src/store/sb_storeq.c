@@ -67,6 +67,16 @@ typedef struct req_list {
     sb_req *head, *tail;
 } req_list;
 
+/* One writer's counts, for metrics: written by its thread alone (sb_hist's
+ * single-writer rule), read by any; and when the oldest write of its
+ * queue not yet completed was submitted (uv_now of the loop; 0: none),
+ * written under mu, read without it. */
+typedef struct wcount {
+    atomic_uint_fast64_t failed, stored;
+    sb_ahist commit_us, batch_writes;
+    atomic_uint_fast64_t oldest_ms;
+} wcount;
+
 /* A writer beside the main one, for a database that several writers can
  * share (PostgreSQL): its own connection, queue and batches. */
 typedef struct xwriter {
@@ -76,6 +86,7 @@ typedef struct xwriter {
     uv_cond_t cond;
     uv_thread_t thread;
     sb__req_scratch scratch;
+    wcount wc;
 } xwriter;
 
 struct sb_storeq {
@@ -104,6 +115,7 @@ struct sb_storeq {
     int hook_frames; /* writer thread only: the WAL hook's last word */
 
     sb__req_scratch scratch; /* writer thread only */
+    wcount wc;               /* the main writer's */
     /* The other writers: a write goes to the one its conversation falls
      * to (conv_id modulo the writers), so that each conversation's writes
      * keep their order; the main writer takes the rest. */
@@ -255,6 +267,51 @@ static void ckpt_main(void *arg)
     uv_mutex_unlock(&q->mu);
 }
 
+/* ---- counts ------------------------------------------------------------ */
+
+static void wcount_init(wcount *c)
+{
+    atomic_init(&c->failed, 0);
+    atomic_init(&c->stored, 0);
+    atomic_init(&c->oldest_ms, 0);
+    sb_ahist_init(&c->commit_us, &SB_HIST_US);
+    sb_ahist_init(&c->batch_writes, &SB_HIST_COUNT);
+}
+
+/* Messages a committed request stored. */
+static uint64_t req_stored(const sb_req *r)
+{
+    if (r->rc != 0) return 0;
+    if (r->kind == SB_REQ_MSG_APPEND) return !r->u.append.duplicate;
+    if (r->kind == SB_REQ_SERVICE_OPEN && !r->u.svc_open.created) return 0;
+    return r->n_msgs;
+}
+
+/* A writer's counts after its batch from first, which took ns (its
+ * thread, before the batch goes to the done list). */
+static void batch_count(wcount *c, const sb_req *first, bool ok, uint64_t ns)
+{
+    uint64_t n = 0, stored = 0;
+    for (const sb_req *r = first; r; r = r->next) {
+        n++;
+        stored += ok ? req_stored(r) : 0;
+    }
+    sb_ahist_add(&c->batch_writes, n);
+    if (!ok) {
+        atomic_fetch_add(&c->failed, 1);
+        return;
+    }
+    sb_ahist_add(&c->commit_us, ns / 1000);
+    atomic_fetch_add(&c->stored, stored);
+}
+
+/* After a batch of queue l is done (mu held): its oldest write is the
+ * head's, if any. */
+static void wcount_next_locked(wcount *c, const req_list *l)
+{
+    atomic_store(&c->oldest_ms, l->head ? l->head->queued_ms : 0);
+}
+
 /* Takes the next batch off l: at most SB_STOREQ_BATCH_MAX requests, in
  * order (mu held). */
 static sb_req *batch_take_locked(req_list *l, sb_req **last_out)
@@ -283,11 +340,14 @@ static void xwriter_main(void *arg)
         if (!w->wq.head) break; /* stopping, and nothing left */
         sb_req *last, *first = batch_take_locked(&w->wq, &last);
         uv_mutex_unlock(&q->mu);
+        uint64_t t0 = uv_hrtime();
         bool ok = sb__req_write_batch(w->db, first, &w->scratch);
+        batch_count(&w->wc, first, ok, uv_hrtime() - t0);
         atomic_store(&q->healthy, ok);
         if (ok) atomic_fetch_add(&q->commits, 1);
         uv_mutex_lock(&q->mu);
         done_push_locked(q, first, last);
+        wcount_next_locked(&w->wc, &w->wq);
     }
     uv_mutex_unlock(&q->mu);
 }
@@ -338,7 +398,9 @@ static void writer_main(void *arg)
         bool shared = q->wdb == q->rdb;
         if (shared) uv_mutex_lock(&q->db_mu);
         if (set_pages) sb__store_max_pages(q->wdb, pages);
+        uint64_t t0 = uv_hrtime();
         bool ok = sb__req_write_batch(q->wdb, first, &q->scratch);
+        batch_count(&q->wc, first, ok, uv_hrtime() - t0);
         atomic_store(&q->healthy, ok);
         if (ok) {
             atomic_fetch_add(&q->commits, 1);
@@ -348,6 +410,7 @@ static void writer_main(void *arg)
 
         uv_mutex_lock(&q->mu);
         done_push_locked(q, first, last);
+        wcount_next_locked(&q->wc, &q->wq);
         wal_note_locked(q);
         if (lag >= INDEX_LAG_MAX) {
             /* One small chunk per batch: the index gains on the appends
@@ -449,6 +512,10 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
     } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].write) {
         uint64_t conv = sb__req_ops[req->kind].conv(req);
         int w = q->n_xw ? (int)(conv % (uint64_t)(q->n_xw + 1)) : 0;
+        wcount *c = w ? &q->xw[w - 1].wc : &q->wc;
+        req->queued_ms = uv_now(q->loop);
+        if (atomic_load(&c->oldest_ms) == 0)
+            atomic_store(&c->oldest_ms, req->queued_ms);
         list_push(w ? &q->xw[w - 1].wq : &q->wq, req);
         uv_cond_signal(w ? &q->xw[w - 1].cond : &q->wcond);
     } else if (sb__req_kind_ok(req->kind)) {
@@ -525,6 +592,7 @@ static int xwriters_start(sb_storeq *q, const char *path, sb_durability d)
     for (int i = 0; i < SB_STOREQ_PG_WRITERS - 1; i++) {
         xwriter *w = &q->xw[i];
         w->q = q;
+        wcount_init(&w->wc);
         int rc = uv_cond_init(&w->cond);
         if (rc) return rc;
         if ((rc = sb_store_open(path, d, &w->db)) ||
@@ -553,6 +621,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     atomic_init(&q->commits, 0);
     atomic_init(&q->checkpoints, 0);
     atomic_init(&q->healthy, true);
+    wcount_init(&q->wc);
     q->ckpt_frames = CKPT_FRAMES;
     q->ckpt_tail = CKPT_TAIL_FRAMES;
     q->ckpt_restart = CKPT_RESTART_FRAMES;
@@ -658,6 +727,48 @@ void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart)
     q->ckpt_tail = tail;
     q->ckpt_restart = restart;
     uv_mutex_unlock(&q->mu);
+}
+
+/* The writers' counts (the main one's, then the others'). */
+static const wcount *writer_count(const sb_storeq *q, int i)
+{
+    return i == 0 ? &q->wc : &q->xw[i - 1].wc;
+}
+
+uint64_t sb_storeq_write_wait_ms(const sb_storeq *q)
+{
+    assert(q);
+    uint64_t oldest = 0;
+    for (int i = 0; i <= q->n_xw; i++) {
+        uint64_t o = atomic_load(&((wcount *)writer_count(q, i))->oldest_ms);
+        if (o && (!oldest || o < oldest)) oldest = o;
+    }
+    uint64_t now = uv_now(q->loop);
+    return oldest && now > oldest ? now - oldest : 0;
+}
+
+void sb_storeq_get_stats(const sb_storeq *q, sb_storeq_stats *out)
+{
+    assert(q);
+    sb_storeq *m = (sb_storeq *)q; /* atomics are read through it */
+    memset(out, 0, sizeof *out);
+    out->commits = atomic_load(&m->commits);
+    out->checkpoints = atomic_load(&m->checkpoints);
+    sb_hist_init(&out->commit_us, &SB_HIST_US);
+    sb_hist_init(&out->batch_writes, &SB_HIST_COUNT);
+    for (int i = 0; i <= q->n_xw; i++) {
+        wcount *c = (wcount *)writer_count(q, i);
+        sb_hist h;
+        out->failed_batches += atomic_load(&c->failed);
+        out->messages_stored += atomic_load(&c->stored);
+        sb_ahist_read(&c->commit_us, &h);
+        sb_hist_merge(&out->commit_us, &h);
+        sb_ahist_read(&c->batch_writes, &h);
+        sb_hist_merge(&out->batch_writes, &h);
+    }
+    out->pending = q->pending;
+    out->write_wait_ms = sb_storeq_write_wait_ms(q);
+    out->healthy = atomic_load(&m->healthy);
 }
 
 bool sb_storeq_healthy(const sb_storeq *q)

@@ -9,6 +9,7 @@
 
 #include <uv.h>
 
+#include "sb_hist.h"
 #include "sb_req.h"
 #include "sb_store.h"
 
@@ -60,6 +61,27 @@ void sb_storeq_apply(sb_store *s, sb_req *req);
  * also asked every second while idle, so that health comes back without
  * traffic. Any thread. */
 bool sb_storeq_healthy(const sb_storeq *q);
+
+/* What the store's threads count, for metrics. */
+typedef struct sb_storeq_stats {
+    uint64_t commits, checkpoints;
+    uint64_t failed_batches;  /* batches that could not commit */
+    uint64_t messages_stored; /* by committed batches, duplicates not */
+    sb_hist commit_us;        /* a batch, begin to commit (its fsync) */
+    sb_hist batch_writes;     /* write requests per batch */
+    size_t pending;           /* requests submitted, not completed */
+    uint64_t write_wait_ms;   /* sb_storeq_write_wait_ms() */
+    bool healthy;             /* sb_storeq_healthy() */
+} sb_storeq_stats;
+
+/* A copy of the counts as of now: lock-free reads of what the threads
+ * count. Loop thread. */
+void sb_storeq_get_stats(const sb_storeq *q, sb_storeq_stats *out);
+
+/* How long the oldest write not yet completed has waited, in ms (0: none
+ * waits): a store that is behind or stuck (a commit that does not end)
+ * shows here long before anything fails. Loop thread. */
+uint64_t sb_storeq_write_wait_ms(const sb_storeq *q);
 
 /* Number of write transactions committed so far (any thread). */
 uint64_t sb_storeq_commits(const sb_storeq *q);

@@ -53,6 +53,10 @@ static int spawn(harness_server *s)
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        if (s->log_path) {
+            int lfd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+            if (lfd >= 0) dup2(lfd, STDERR_FILENO);
+        }
         dup2(pfd[1], STDOUT_FILENO);
         close(pfd[0]);
         close(pfd[1]);
@@ -62,6 +66,7 @@ static int spawn(harness_server *s)
     close(pfd[1]);
     s->pid = pid;
     /* Wait for "switchboard: ready on port N" (at most 10 s). */
+    s->admin_port = 0;
     char line[256];
     size_t len = 0;
     int64_t deadline = harness_now_ms() + 10000;
@@ -72,6 +77,9 @@ static int spawn(harness_server *s)
         if (r > 0) {
             len += (size_t)r;
             line[len] = '\0';
+            /* "admin on port N" comes first, when there is one. */
+            char *a = strstr(line, "admin on port ");
+            if (a && strchr(a, '\n')) s->admin_port = (uint16_t)atoi(a + 14);
             char *p = strstr(line, "ready on port ");
             if (p && strchr(p, '\n')) {
                 s->port = (uint16_t)atoi(p + 14);

@@ -21,6 +21,12 @@ typedef struct harness_server {
     bool sqlite_only; /* set before the start: SQLite even with a cluster */
     char url[128];    /* ws://127.0.0.1:PORT/ws */
     const char *extra[16]; /* extra command-line options, NULL-terminated */
+    /* The operations port the server announced (--admin-listen among the
+     * extra options; 0: none). */
+    uint16_t admin_port;
+    /* Set before the start: the server's stderr (its log) is appended to
+     * this file (NULL: the test's stderr). */
+    const char *log_path;
 } harness_server;
 
 /* Path of the server binary: $SB_SERVER_BIN, else ./switchboard. */

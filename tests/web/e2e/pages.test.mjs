@@ -2,18 +2,14 @@
 // server serving the built web folder in demo mode: a customer and an
 // agent chat both ways; the agent quotes, tags, transfers and closes; the
 // customer goes offline, sends 20 and comes back; 5,000 messages of
-// history load a page at a time with the view holding still. Saves the
-// screenshots linked from the README.
+// history load a page at a time with the view holding still.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { startServer, repo, until } from '../helpers/server.mjs';
+import { startServer, until } from '../helpers/server.mjs';
 import { launch, openPage } from '../helpers/browser.mjs';
 import { seedConv } from '../helpers/seed.mjs';
+import { WEB, send, texts } from '../helpers/pages.mjs';
 
-const WEB = process.env.SB_WEB_DIST || join(repo, 'web', 'dist');
-const SHOTS = join(repo, 'docs', 'screenshots');
 let srv;
 let browser;
 
@@ -27,15 +23,6 @@ after(async () => {
   if (browser) await browser.close();
   if (srv) await srv.stop();
 });
-
-// Texts of the messages the page's list holds, in order (the model, not
-// the DOM: the DOM holds only the window).
-const texts = (page) => page.evaluate(() => window.__sb.view.conv.list.items.filter((e) => e.msg.type !== 'MSG_EVENT' && e.msg.type !== 'MSG_SYSTEM').map((e) => e.msg.body));
-
-async function send(page, text) {
-  await page.fill('#chat textarea', text);
-  await page.press('#chat textarea', 'Enter');
-}
 
 async function openConvOnAgent(agent, convId) {
   await agent.page.evaluate((id) => window.__sb.select(id), convId);
@@ -65,8 +52,8 @@ test('customer and agent chat both ways; the agent quotes, tags, transfers and c
   await until(async () => (await cust.page.evaluate(() => window.__sb.conv().info.agent)) === 'bob', 10000, 'assigned to bob');
   await send(cust.page, 'I need help with order #1234');
   await bob.page.evaluate(() => window.__sb.loadPage(true));
-  await bob.page.waitForSelector(`li.conv[data-id="${convId}"]`);
-  await bob.page.click(`li.conv[data-id="${convId}"]`);
+  await bob.page.waitForSelector(`a.conv[data-id="${convId}"]`);
+  await bob.page.click(`a.conv[data-id="${convId}"]`);
   await until(async () => (await texts(bob.page)).includes('I need help with order #1234'), 10000, 'agent sees the customer');
   // The agent quotes the customer's message and replies.
   const quoted = await bob.page.evaluate(() => window.__sb.view.conv.list.items.find((e) => e.msg.body === 'I need help with order #1234').seq);
@@ -78,15 +65,12 @@ test('customer and agent chat both ways; the agent quotes, tags, transfers and c
   // Statuses on the customer's side: the agent's page has them in view.
   await cust.page.waitForSelector('.msg.mine [data-status=read]');
   assert.deepEqual((await texts(cust.page)).slice(-3), ['Talk to a person', 'I need help with order #1234', 'Sure, let me check order #1234 for you.']);
-  mkdirSync(SHOTS, { recursive: true });
-  await cust.page.screenshot({ path: join(SHOTS, 'customer.png') });
-  await bob.page.screenshot({ path: join(SHOTS, 'agent.png') });
 
   await t.test('tag', async (t2) => {
     const ok = await csStep(t2, bob.page, () => window.__sb.client.tag(window.__sb.selected().id, 0, ['vip']).then(() => null, (e) => e.code));
     if (!ok) return;
     await bob.page.evaluate(() => window.__sb.loadPage(true));
-    await bob.page.waitForSelector('li.conv .chip >> text=vip');
+    await bob.page.waitForSelector('a.conv .chip >> text=vip');
   });
   await t.test('transfer to ann', async (t2) => {
     const ann = await openPage(browser, `${srv.url}/agent?user=ann`);
@@ -116,7 +100,7 @@ test('the customer goes offline, sends 20, comes back: all 20 arrive once, in or
   const cust = await openPage(browser, `${srv.url}/?user=olga&agent=bob`, { width: 480, height: 760 });
   const convId = await cust.page.evaluate(() => window.__sb.conv().id);
   await send(cust.page, 'before');
-  await cai.page.waitForSelector(`li.conv[data-id="${convId}"]`);
+  await cai.page.waitForSelector(`a.conv[data-id="${convId}"]`);
   await openConvOnAgent(cai, convId);
   await until(async () => (await texts(cai.page)).includes('before'), 10000, 'agent has the first');
   await cust.context.setOffline(true);

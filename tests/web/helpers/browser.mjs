@@ -5,7 +5,7 @@ import { playwright } from './deps.mjs';
 
 export const CHROMIUM = process.env.SB_CHROMIUM || '/usr/bin/chromium';
 
-export async function launch() {
+export async function launch({ args = [] } = {}) {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium)`);
   const browser = await playwright().chromium.launch({
     executablePath: CHROMIUM,
@@ -21,6 +21,7 @@ export async function launch() {
       '--disable-sync',
       // --user-data-dir: playwright gives every launch a fresh temporary
       // profile of its own (and refuses the flag here).
+      ...args,
     ],
   });
   return browser;

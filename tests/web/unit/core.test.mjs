@@ -3,7 +3,7 @@
 // core's tests (tests/unit/test_client_core.c).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientCore, State, SendStatus, Close } from '../../../web/src/sdk/core.js';
+import { ClientCore, State, SendStatus, Close, retryable } from '../../../web/src/sdk/core.js';
 import { fromHex, toHex } from '../../../web/src/sdk/ids.js';
 
 // A harness: a core with recorded callbacks, io and a clock.
@@ -157,10 +157,15 @@ test('a gap is held until SYNC fills it', () => {
   assert.deepEqual(t.surfaced(5), [1]);
   assert.equal(t.cc.stats().heldNow, 2);
   t.pull();
+  assert.equal(t.kind('ack')[0].ack.seq, 1); // not beyond the gap
+  // The gap waits gapWaitMs for a push on its way, then SYNCs.
+  assert.equal(t.kind('sync').length, 0);
+  t.now += 200;
+  t.cc.tick(t.now);
+  t.pull();
   const sync = t.kind('sync')[0];
   assert.ok(sync);
   assert.deepEqual(sync.sync.cursors, [{ conv_id: 5, seq: 1 }]);
-  assert.equal(t.kind('ack')[0].ack.seq, 1); // not beyond the gap
   t.feed({
     rid: sync.rid,
     sync_resp: { messages: [t.msg(5, 2, 'bob', 'two'), t.msg(5, 3, 'bob', 'three'), t.msg(5, 4), t.msg(5, 5)], more: false, convs: [] },
@@ -172,6 +177,20 @@ test('a gap is held until SYNC fills it', () => {
   assert.equal(t.kind('ack')[0].ack.seq, 5);
   assert.equal(t.kind('sync').length, 0);
   assert.equal(t.cc.stats().heldNow, 0);
+});
+
+test('a gap filled by a PUSH within gapWaitMs needs no SYNC', () => {
+  const t = h();
+  t.ready();
+  t.push(6, [1, 3]);
+  t.now += 150;
+  t.cc.tick(t.now);
+  t.push(6, [2]);
+  assert.deepEqual(t.surfaced(6), [1, 2, 3]);
+  t.now += 1000;
+  t.cc.tick(t.now);
+  t.pull();
+  assert.equal(t.kind('sync').length, 0);
 });
 
 test('a gap filled by PUSH first; the held buffer is bounded', () => {
@@ -191,7 +210,7 @@ test('a gap filled by PUSH first; the held buffer is bounded', () => {
 });
 
 test('a PUSH of many messages over several conversations: in order, once, one ACK each', () => {
-  const t = h();
+  const t = h({ gapWaitMs: 0 });
   t.ready();
   const a = [[9, 1], [11, 1], [9, 2], [11, 2], [9, 3]];
   t.feed({ push: { messages: a.map(([c, s]) => t.msg(c, s)) } });
@@ -733,4 +752,97 @@ test('offline and online: drop now, reconnect at once', () => {
   assert.equal(t.cc.state, State.CONNECTING);
   t.ready();
   assert.equal(t.kind('send').length, 1);
+});
+
+test('offlineFailMs: a send waiting without a connection fails with ENOTCONN; retry queues it again', () => {
+  const t = h({ offlineFailMs: 5000 });
+  t.ready();
+  t.cc.disconnect('ENETDOWN', t.now);
+  t.cc.backoffMsBase = 1e9; // stay offline
+  t.cc.reconnectAtMs = Infinity;
+  const id = t.cc.send(2, { body: 'x' });
+  t.now += 4000;
+  t.cc.tick(t.now);
+  assert.equal(t.sts.at(-1).status, SendStatus.SENDING);
+  t.now += 1000;
+  t.cc.tick(t.now);
+  assert.equal(t.sts.at(-1).status, SendStatus.FAILED);
+  assert.equal(t.sts.at(-1).err, 'ENOTCONN');
+  assert.equal(retryable('ENOTCONN'), true);
+  // Retried while still offline: the wait starts again.
+  assert.equal(t.cc.retry(id), true);
+  t.now += 4999;
+  t.cc.tick(t.now);
+  assert.equal(t.sts.at(-1).status, SendStatus.SENDING);
+  // Back online before the limit: it goes out under the same id.
+  t.cc.kick(t.now);
+  t.ready();
+  assert.equal(toHex(t.kind('send')[0].send.client_msg_id), id);
+});
+
+test('offlineFailMs counts from when the connection went, not from an older send', () => {
+  const t = h({ offlineFailMs: 5000, windowMax: 1 });
+  t.ready(1);
+  t.cc.send(2, { body: 'a' });
+  t.cc.send(2, { body: 'b' }); // waits behind the window
+  t.pull();
+  t.now += 20000;
+  t.cc.onRx(t.now);
+  t.cc.tick(t.now);
+  t.cc.disconnect('ENETDOWN', t.now);
+  t.cc.reconnectAtMs = Infinity;
+  t.now += 100;
+  t.cc.tick(t.now);
+  assert.ok(t.sts.every((s) => s.status !== SendStatus.FAILED), 'not at once');
+  t.now += 5000;
+  t.cc.tick(t.now);
+  assert.equal(t.sts.filter((s) => s.status === SendStatus.FAILED).length, 2);
+});
+
+test('retryable: a blocked message is not; the server retryable errors and the transport are', () => {
+  for (const e of ['ERR_BLOCKED', 'ERR_TOO_LARGE', 'ERR_FORBIDDEN', 'ERR_STATE', 'ERR_INVALID', 'ERR_BAD_UTF8']) assert.equal(retryable(e), false, e);
+  for (const e of ['ERR_STORE', 'ERR_RATE_LIMITED', 'ERR_UNAVAILABLE', 'ETIMEDOUT', 'ENOTCONN']) assert.equal(retryable(e), true, e);
+});
+
+test('restore: persisted sends come back under their ids, pending ones resent, failed ones kept for retry', () => {
+  const t = h();
+  const a = toHex(new Uint8Array(16).fill(0xab));
+  const b = toHex(new Uint8Array(16).fill(0xcd));
+  t.cc.start(t.now);
+  assert.equal(t.cc.restore({ key: a, convId: 4, type: 'MSG_TEXT', body: 'kept', ts: 123 }), true);
+  assert.equal(t.cc.restore({ key: b, convId: 4, body: 'blocked', err: 'ERR_BLOCKED', text: 'blocked' }), true);
+  assert.equal(t.cc.restore({ key: a, convId: 4, body: 'again' }), false, 'a key it holds');
+  assert.equal(t.cc.restore({ key: 'zz', convId: 4 }), false, 'malformed');
+  assert.deepEqual(
+    t.sts.map((s) => [s.clientMsgId, s.status, s.err]),
+    [
+      [a, SendStatus.SENDING, null],
+      [b, SendStatus.FAILED, 'ERR_BLOCKED'],
+    ],
+  );
+  assert.equal(t.cc.pending(a).ts, 123);
+  t.ready();
+  const sends = t.kind('send');
+  assert.equal(sends.length, 1);
+  assert.equal(toHex(sends[0].send.client_msg_id), a);
+  assert.equal(sends[0].send.body, 'kept');
+  // The server had stored it before the reload: the original answer.
+  t.ack(a, 4, 9, true);
+  assert.equal(t.sts.at(-1).status, SendStatus.SENT);
+  assert.equal(t.cc.retry(b), true);
+  t.pull();
+  assert.equal(toHex(t.kind('send')[0].send.client_msg_id), b);
+});
+
+test('SEND_ACK with the stored body (masked) surfaces that body', () => {
+  const t = h();
+  t.ready();
+  const id = t.cc.send(2, { body: 'darn it' });
+  t.pull();
+  t.feed({ send_ack: { client_msg_id: fromHex(id), msg_id: 1, conv_id: 2, seq: 1, server_ts: 5, duplicate: false, body: '**** it' } });
+  assert.equal(t.msgs.at(-1).body, '**** it');
+  const id2 = t.cc.send(2, { body: 'fine' });
+  t.pull();
+  t.ack(id2, 2, 2);
+  assert.equal(t.msgs.at(-1).body, 'fine', 'no body in the ack: the text sent');
 });

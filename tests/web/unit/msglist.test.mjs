@@ -69,3 +69,20 @@ test('10,000 messages: inserts and lookups stay fast', () => {
   assert.equal(l.length, 11000);
   assert.ok(ms < 500, `${ms} ms`);
 });
+
+test('a recall empties the message and the quotes of it', () => {
+  const l = new MessageList();
+  l.upsert(m(1, 'card 4111 1111 1111 1111'));
+  l.upsert({ ...m(2, 'about that'), quote_seq: 1, quote: { seq: 1, sender: 'bob', body: 'card 4111 1111 1111 1111', recalled: false } });
+  l.upsert(m(3));
+  const rev2 = l.get(2).rev;
+  assert.ok(l.recall(1));
+  assert.equal(l.get(1).msg.recalled, true);
+  assert.equal(l.get(1).msg.body, '');
+  assert.equal(l.get(2).msg.quote.recalled, true);
+  assert.equal(l.get(2).msg.quote.body, '');
+  assert.ok(l.get(2).rev > rev2, 'the quoting message renders again');
+  assert.equal(l.recall(1), null, 'once');
+  assert.ok(l.setTags(3, ['vip']));
+  assert.deepEqual(l.get(3).msg.tags, ['vip']);
+});

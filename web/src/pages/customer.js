@@ -1,9 +1,15 @@
 // The customer chat widget (served at /): one service conversation with
 // the desk's bot and then an agent; quick replies, cards, images, quotes,
-// recall, read receipts and message statuses; en / zh-CN.
-import { params, connect, initLang, stateLabel, frameBatcher, toast, errText } from './common.js';
+// recall, read receipts and message statuses; en / zh-CN. With ?embed=1
+// it is the chat inside the launcher of widget.js (an iframe on another
+// site): a close button, its unread count told to the host page, and a
+// greeting screen for a visitor who has no conversation yet.
+import { params, connect, initLang, stateLabel, frameBatcher, toast, errText, setText } from './common.js';
 import { t } from './i18n.js';
 import { ChatView } from './chatview.js';
+import { Notifier } from './notify.js';
+
+const embed = params.get('embed') === '1';
 
 function customerId() {
   let u = params.get('user') || localStorage.getItem('sb.customer');
@@ -12,38 +18,104 @@ function customerId() {
   return u;
 }
 
+// The host page's brand: a colour (#rgb or #rrggbb only) and a title.
+function brand() {
+  const color = params.get('color');
+  if (color && /^#[0-9a-f]{3}([0-9a-f]{3})?$/i.test(color)) document.documentElement.style.setProperty('--brand', color);
+  const title = params.get('title');
+  if (title) {
+    setText(document.querySelector('#title'), title.slice(0, 60));
+    document.title = title.slice(0, 60);
+  }
+  const reply = params.get('reply');
+  if (reply) {
+    const el = document.querySelector('.replytime');
+    el.textContent = t('greet.reply', reply.slice(0, 40));
+    el.hidden = false;
+  }
+}
+
+// Messages to the host page (widget.js): only counts and requests, never
+// message text, so any host may hear them.
+function tellHost(msg) {
+  if (embed && window.parent !== window) window.parent.postMessage({ sb: 1, ...msg }, '*');
+}
+
 async function main() {
   initLang(document.querySelector('#lang'));
+  document.body.classList.toggle('embed', embed);
+  brand();
   const user = customerId();
   const { client, store } = await connect(user, 'customer');
   const root = document.querySelector('#chat');
-  const view = new ChatView({ store, root, staff: false });
+  const view = new ChatView({ store, root, staff: false, user });
   const stateEl = document.querySelector('#conn');
   const subEl = document.querySelector('#convstate');
   let conv = null;
+  // Embedded: closed until the host opens the launcher.
+  let embedClosed = embed;
+
+  const notifier = new Notifier({
+    client,
+    store,
+    unread: () => (conv ? conv.unread : 0),
+    isOpen: (id) => !!conv && conv.id === id && !embedClosed,
+    onOpen: () => view.input.focus(),
+    who: (m) => (m.type === 'MSG_ROBOT' || m.sender === 'bot' ? t('conv.bot') : m.sender),
+  });
+  notifier.setBase(document.title);
+  document.querySelector('.bar .right').prepend(notifier.controls());
+
+  // In the launcher: a close button; the host says when it opens us.
+  if (embed) {
+    const close = document.createElement('button');
+    close.type = 'button';
+    close.className = 'closewidget';
+    close.textContent = '×';
+    close.setAttribute('aria-label', t('widget.close'));
+    close.addEventListener('click', () => tellHost({ type: 'close' }));
+    document.querySelector('.bar .right').append(close);
+    window.addEventListener('message', (ev) => {
+      if (ev.source !== window.parent || !ev.data || ev.data.sb !== 1) return;
+      if (ev.data.type === 'open') {
+        embedClosed = false;
+        view.readVisible();
+        if (!view.composer.hidden) view.input.focus();
+      } else if (ev.data.type === 'closed') embedClosed = true;
+    });
+  }
+  let told = -1;
 
   // Written only when it changes: a burst of messages leaves the header
   // alone.
-  const setText = (el, text) => {
-    if (el.textContent !== text) el.textContent = text;
-  };
   const header = frameBatcher(() => {
-    const s = stateLabel(client.state);
+    const s = stateLabel(client.state, client.core.lastErr);
     setText(stateEl, s.text);
     if (stateEl.className !== `conn ${s.cls}`) stateEl.className = `conn ${s.cls}`;
     if (!conv || !conv.info) return;
     const i = conv.info;
     setText(
       subEl,
-      i.state === 'STATE_QUEUED' ? t('conv.queued', i.queue_position || '?')
-      : i.state === 'STATE_ASSIGNED' ? t('conv.assigned', i.agent)
+      i.state === 'STATE_QUEUED' ? (i.queue_position ? t('conv.queued', i.queue_position) : t('conv.queued.anon'))
+      : i.state === 'STATE_ASSIGNED' ? (i.agent ? t('conv.assigned', i.agent) : t('conv.assigned.anon'))
       : i.state === 'STATE_CLOSED' ? t('conv.closed')
       : i.state === 'STATE_BOT' ? t('conv.bot')
       : t('conv.open'),
     );
     if (root.dataset.state !== i.state) root.dataset.state = i.state;
   });
-  store.onChange(header);
+  // The host hears the count at once, not at the next frame: a frame
+  // that is display: none (the launcher closed) gets no animation frames.
+  function tellUnread() {
+    const unread = conv ? conv.unread : 0;
+    if (unread === told) return;
+    told = unread;
+    tellHost({ type: 'unread', n: unread });
+  }
+  store.onChange(() => {
+    tellUnread();
+    header();
+  });
 
   // One service conversation: OPEN answers with the open one or a new one
   // (the bot greets). Against a server without desks, ?agent=NAME opens a
@@ -62,9 +134,30 @@ async function main() {
     view.show(conv);
     header();
   }
+
+  // A new visitor of the embedded widget first sees a greeting; one with
+  // a conversation goes straight to it.
+  async function hasConversation() {
+    try {
+      const r = await client.convList({ limit: 1 });
+      return r.convs.length > 0;
+    } catch (e) {
+      return true;
+    }
+  }
+
+  window.__sb = { client, store, view, notifier, conv: () => conv };
   await client.ready();
+  if (embed && !(await hasConversation())) {
+    const greet = document.querySelector('.greeting');
+    greet.hidden = false;
+    document.body.dataset.greeting = '1';
+    root.classList.add('greeting-on');
+    await new Promise((resolve) => greet.querySelector('.start').addEventListener('click', resolve, { once: true }));
+    greet.hidden = true;
+    root.classList.remove('greeting-on');
+  }
   await openConv().catch((e) => toast(errText(e)));
-  window.__sb = { client, store, view, conv: () => conv };
   document.body.dataset.ready = '1';
 }
 

@@ -12,7 +12,13 @@
 //     loads, or that was in view before the list came, is reported once);
 //   - calls onSeen(entry) when a message is at least half visible
 //     (IntersectionObserver: read receipts);
-//   - jumps to a seq by binary search and prefix sums (jumpTo).
+//   - jumps to a seq by binary search and prefix sums (jumpTo), or brings
+//     an index into view for the keyboard (reveal);
+//   - keeps the rendered items in the DOM in list order (reading order
+//     and Tab order follow the conversation);
+//   - renders an item again when its entry changes (rev) or when what it
+//     shows of its neighbours does (flags(i): a date separator above it,
+//     the sender's group it continues).
 //
 // A frame forces no layout. update() (in requestAnimationFrame) reads the
 // scroll position while the layout is still clean, then only writes: the
@@ -46,10 +52,12 @@ const TOP_MARGIN = 600;
 export class VirtualList {
   /**
    * @param {HTMLElement} scroller  the scrolling element (overflow-y: auto)
-   * @param {object} o  renderItem(entry) -> HTMLElement, estimate (px),
-   *   overscan (px), stickOverscan (px above the view while stuck to the
-   *   bottom), onTop(), onSeen(entry), onScroll(), onResize() (a frame is
-   *   wanted: the window needs items a measurement uncovered)
+   * @param {object} o  renderItem(entry, flags) -> HTMLElement, flags(i)
+   *   -> a small integer of what item i shows of its neighbours (0 when
+   *   absent), estimate (px), overscan (px), stickOverscan (px above the
+   *   view while stuck to the bottom), onTop(), onSeen(entry),
+   *   onScroll(), onResize() (a frame is wanted: the window needs items
+   *   a measurement uncovered)
    */
   constructor(scroller, o) {
     this.scroller = scroller;
@@ -65,7 +73,8 @@ export class VirtualList {
     this.offsets = new Float64Array(1); // offsets[i]: top of item i; [n] total
     this.keys = [];
     this.layoutRev = -1;
-    this.rendered = new Map(); // key -> { el, rev, entry, y, measured }
+    this.rendered = new Map(); // key -> { el, rev, flags, epoch, entry, y, measured }
+    this.epoch = 0; // bumped by invalidate(): every item renders again
     this.stick = true;
     this.measureDirty = false;
     this.measureFrom = Infinity;
@@ -101,6 +110,12 @@ export class VirtualList {
       this.stick = this.atBottom();
       if (this.o.onScroll) this.o.onScroll();
     });
+  }
+
+  /** Every item renders again at the next update (what renderItem shows
+   * changed for all of them: a search highlight). */
+  invalidate() {
+    this.epoch++;
   }
 
   setList(list) {
@@ -307,11 +322,21 @@ export class VirtualList {
     const last = n ? this.indexAt(bottom + this.o.overscan) : -1;
     const want = new Set();
     let count = 0;
+    // The item with the keyboard focus, if one has it: rendered again
+    // (its status changed, a send got its seq), the new element takes the
+    // focus over.
+    const act = document.activeElement;
+    const had = act && act !== this.scroller && this.content.contains(act) ? act.closest('.vl-item') : null;
+    const hadEntry = had && this.rendered.has(had.dataset.key) ? this.rendered.get(had.dataset.key).entry : null;
+    // The rendered items are one run of the list, in the DOM in list
+    // order: a new one goes right after the one before it.
+    let prev = this.sentinel;
     for (let i = first; i <= last; i++) {
       const e = this.list.at(i);
       const key = this.keys[i];
+      const flags = this.o.flags ? this.o.flags(i) : 0;
       let r = this.rendered.get(key);
-      if (r && (r.rev !== e.rev || r.entry !== e)) {
+      if (r && (r.rev !== e.rev || r.entry !== e || r.flags !== flags || r.epoch !== this.epoch)) {
         this.drop(r);
         this.rendered.delete(key);
         r = null;
@@ -319,16 +344,17 @@ export class VirtualList {
       if (!r) {
         count++;
         if (!create) continue;
-        const el = this.o.renderItem(e);
+        const el = this.o.renderItem(e, flags);
         el.dataset.key = key;
         el.classList.add('vl-item');
-        r = { el, rev: e.rev, entry: e, measured: false, y: -1 };
+        r = { el, rev: e.rev, flags, epoch: this.epoch, entry: e, measured: false, y: -1 };
         this.rendered.set(key, r);
-        this.content.append(el);
+        prev.after(el);
         this.seenObserver.observe(el);
         this.resizeObserver.observe(el);
         this.stats.created++;
       }
+      prev = r.el;
       want.add(key);
       const y = this.offsets[i];
       if (r.y !== y) {
@@ -342,6 +368,12 @@ export class VirtualList {
         this.rendered.delete(key);
       }
     }
+    if (hadEntry && !had.isConnected)
+      for (const r of this.rendered.values())
+        if ((hadEntry.seq && r.entry.seq === hadEntry.seq) || (hadEntry.key && r.entry.key === hadEntry.key)) {
+          r.el.focus({ preventScroll: true });
+          break;
+        }
     return count;
   }
 
@@ -374,11 +406,32 @@ export class VirtualList {
   jumpTo(seq) {
     const i = this.list.indexOf(seq);
     if (i < 0) return null;
+    return this.placeIndex(entryKey(this.list.at(i)), (j) => this.offsets[j] - this.viewH / 3);
+  }
+
+  /** Scrolls as little as needed to have item i wholly in view (the
+   * keyboard's next message), measured at once. Returns its element. */
+  reveal(i) {
+    if (!this.list || i < 0 || i >= this.list.length) return null;
+    return this.placeIndex(entryKey(this.list.at(i)), (j) => {
+      const top = this.offsets[j];
+      const bottom = this.offsets[j + 1];
+      if (top < this.top) return top;
+      if (bottom > this.top + this.viewH) return bottom - this.viewH;
+      return this.top;
+    });
+  }
+
+  // Renders the window where want(index of key) says, measuring at once
+  // (forced layout: a click or a key wants its answer in this frame).
+  placeIndex(key, want) {
     this.viewH = this.scroller.clientHeight;
     this.settle = null;
     this.stick = false;
-    const key = entryKey(this.list.at(i));
-    const place = () => Math.max(0, Math.min(this.total() - this.viewH, this.offsets[this.list.indexOf(seq)] - this.viewH / 3));
+    const place = () => {
+      const i = this.keyIndex(key);
+      return i < 0 ? this.top : Math.max(0, Math.min(this.total() - this.viewH, want(i)));
+    };
     // Twice at most: heights measured on the way may move it; settle on it.
     for (let pass = 0; pass < 3; pass++) {
       if (this.layoutRev !== this.list.rev || this.measureDirty) this.layout();
@@ -398,6 +451,13 @@ export class VirtualList {
     this.stats.maxRendered = Math.max(this.stats.maxRendered, this.rendered.size);
     const r = this.rendered.get(key);
     return r ? r.el : null;
+  }
+
+  /** The index of the last item whose top is in the view (from the
+   * prefix sums: no layout), or -1. */
+  lastVisibleIndex() {
+    if (!this.keys.length) return -1;
+    return this.indexAt(this.top + this.viewH - 1);
   }
 
   /** The element of seq if rendered. */

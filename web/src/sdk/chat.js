@@ -5,8 +5,14 @@
 // into one render per animation frame.
 //
 // change(kinds) is fired with a Set of conv ids touched and a Set of
-// kinds ('messages', 'status', 'convs', 'typing', 'state', 'history').
+// kinds ('messages', 'status', 'convs', 'typing', 'state', 'history',
+// 'unread', 'tags').
 import { MessageList } from './msglist.js';
+import { retryable } from './core.js';
+
+// How long a typing notice lasts after the last one (the sender repeats
+// it every 3 s while keys are pressed).
+export const TYPING_MS = 6000;
 
 export class Conv {
   constructor(id) {
@@ -47,6 +53,7 @@ export class ChatStore {
     this.dirtyConvs = new Set();
     this.dirtyKinds = new Set();
     this.notifyQueued = false;
+    this.typingTimer = null;
     client.on('message', (m) => this.onMessage(m));
     client.on('status', (i) => this.onStatus(i));
     client.on('receipt', (r) => this.onReceipt(r));
@@ -102,7 +109,14 @@ export class ChatStore {
     const c = this.conv(info.conv_id);
     c.info = { ...(c.info || {}), ...info };
     if (info.tags) c.tags = info.tags.slice();
-    for (const mb of info.members || []) c.members.add(mb.user_id);
+    for (const mb of info.members || []) {
+      c.members.add(mb.user_id);
+      // The other members' receipts, where the server sends them with
+      // the conversation (Member.read_seq, delivered_seq): a reloaded
+      // page shows "Read" without waiting for the next READ_NOTIFY.
+      if (mb.user_id !== this.me && (mb.read_seq || mb.delivered_seq))
+        this.onReceipt({ conv_id: c.id, user_id: mb.user_id, read_seq: mb.read_seq || 0, delivered_seq: mb.delivered_seq || 0 });
+    }
     if (info.read_seq > c.readSeq) c.readSeq = info.read_seq;
     if (info.updated_ts > c.lastTs) c.lastTs = info.updated_ts;
     if (info.last_message && info.last_message.seq && (!c.lastMessage || info.last_message.seq >= c.lastMessage.seq)) c.lastMessage = info.last_message;
@@ -114,7 +128,10 @@ export class ChatStore {
     const c = this.conv(m.conv_id);
     const mine = this.isMine(m);
     const key = mine && m.client_msg_id && m.client_msg_id.length ? hex(m.client_msg_id) : '';
-    if (mine && m.sender_device === this.client.deviceId && c.list.pendingEntry(key)) {
+    // A send of this page's outbox: this device's SEND_ACK, or the copy
+    // SYNC brings when a send restored after a reload had been stored
+    // before it (then under another device id).
+    if (key && c.list.pendingEntry(key)) {
       c.list.promote(key, m, this.statusFromMarks(c, m.seq, 'sent'));
     } else {
       c.list.upsert(m, { mine, status: mine ? this.statusFromMarks(c, m.seq, 'sent') : null, key: mine ? key : '' });
@@ -143,51 +160,67 @@ export class ChatStore {
     return fallback;
   }
 
-  // Stored events change the conversation for every device alike.
-  // TODO(server): the gateway's event catalog keys are not final; these
-  // follow the store's operations (recall, tag, transfer, close) and are
-  // ignored if the server names them otherwise. The event's body is the
-  // server's text in this user's locale and is shown as it is.
+  // Stored events change the conversation for every device alike (the
+  // server's catalog: docs/protocol.md). The event's body is the server's
+  // text in this user's locale and is shown as it is.
   applyEvent(c, m) {
     const ev = m.event;
     if (!ev || !ev.key) return;
     const args = ev.args || [];
-    if (/recall/.test(ev.key) && args[0]) c.list.recall(Number(args[0]));
-    if (/close/.test(ev.key) && c.info) c.info = { ...c.info, state: 'STATE_CLOSED' };
+    if (ev.key === 'msg.recalled') {
+      // args: [the user who recalled it, its seq]
+      const seq = Number(args[1]);
+      if (seq) {
+        c.list.recall(seq);
+        if (c.lastMessage && c.lastMessage.seq === seq) c.lastMessage = { ...c.lastMessage, recalled: true, body: '' };
+      }
+    } else if (ev.key === 'conv.closed' && c.info) {
+      c.info = { ...c.info, state: 'STATE_CLOSED' };
+    }
   }
 
   onStatus(i) {
     const c = this.conv(i.convId);
-    if (i.status === 'sending') {
+    if (i.status === 'sending' || i.status === 'failed') {
       this.pendingConv.set(i.clientMsgId, i.convId);
+      let e = c.list.pendingEntry(i.clientMsgId);
       const p = this.client.core.pending(i.clientMsgId);
-      if (!c.list.pendingEntry(i.clientMsgId) && p) {
-        c.list.addPending(i.clientMsgId, {
-          seq: 0,
-          conv_id: i.convId,
-          sender: this.me,
-          sender_device: this.client.deviceId,
-          type: p.type,
-          body: p.body,
-          quote_seq: p.quoteSeq,
-          card: p.card,
-          media: p.media,
-          server_ts: Date.now(),
-          tags: [],
-        });
-      } else {
-        c.list.setStatus(i.clientMsgId, 0, 'sending');
+      if (!e && p)
+        e = c.list.addPending(
+          i.clientMsgId,
+          {
+            seq: 0,
+            conv_id: i.convId,
+            sender: this.me,
+            sender_device: this.client.deviceId,
+            type: p.type,
+            body: p.body,
+            quote_seq: p.quoteSeq,
+            card: p.card,
+            media: p.media,
+            server_ts: p.ts || Date.now(),
+            tags: [],
+          },
+          i.status,
+        );
+      else c.list.setStatus(i.clientMsgId, 0, i.status);
+      if (e) {
+        // Why it failed, and whether sending it again can help.
+        e.err = i.status === 'failed' ? i.err || 'ERR_INTERNAL' : null;
+        e.retryable = i.status === 'failed' ? retryable(e.err) : true;
       }
-    } else if (i.status === 'failed') {
-      c.list.setStatus(i.clientMsgId, 0, 'failed');
-      const e = c.list.pendingEntry(i.clientMsgId);
-      if (e) e.err = i.err;
     } else if (i.status === 'sent') {
       this.pendingConv.delete(i.clientMsgId);
       // The message itself arrives through onMessage (surfaced in order);
-      // if it is held behind a gap, the pending entry shows 'sent'.
+      // if it is held behind a gap, the pending entry shows 'sent'. One
+      // this list holds already (a resend answered as a duplicate after a
+      // reload, the copy surfaced by SYNC) leaves the pending tail now.
       const e = c.list.pendingEntry(i.clientMsgId);
-      if (e) {
+      const stored = i.seq ? c.list.get(i.seq) : null;
+      if (e && stored) {
+        c.list.removePending(i.clientMsgId);
+        if (!stored.key) stored.key = i.clientMsgId;
+      } else if (e) {
         e.status = 'sent';
         e.rev++;
         c.list.rev++;
@@ -221,14 +254,34 @@ export class ChatStore {
       const t = f.typing;
       if (t.user_id === this.me) return;
       const c = this.conv(t.conv_id);
-      c.typing = t.on ? { user: t.user_id, until: Date.now() + 6000 } : null;
+      c.typing = t.on ? { user: t.user_id, until: Date.now() + TYPING_MS } : null;
       this.changed(c.id, 'typing');
+      if (t.on) this.expireTyping();
     } else if (f.body === 'conv_update') {
       this.changed(f.conv_update.conv ? f.conv_update.conv.conv_id : 0, 'convs');
     } else if (f.body === 'agent_state') {
       this.agentState = f.agent_state;
       this.changed(0, 'state');
     }
+  }
+
+  // One timer for every conversation's typing notice: at the earliest
+  // expiry the notices that ran out are dropped (and the pages told), so
+  // that a notice ends TYPING_MS after the last one, not at the next
+  // message or render.
+  expireTyping() {
+    if (this.typingTimer) clearTimeout(this.typingTimer);
+    this.typingTimer = null;
+    const now = Date.now();
+    let next = Infinity;
+    for (const c of this.convs.values()) {
+      if (!c.typing) continue;
+      if (c.typing.until <= now) {
+        c.typing = null;
+        this.changed(c.id, 'typing');
+      } else next = Math.min(next, c.typing.until);
+    }
+    if (next !== Infinity) this.typingTimer = setTimeout(() => this.expireTyping(), next - now + 10);
   }
 
   // ---- actions ----------------------------------------------------------------------
@@ -239,6 +292,26 @@ export class ChatStore {
 
   retry(key) {
     return this.client.retry(key);
+  }
+
+  /** Drops a FAILED send: from the outbox and from the list. */
+  discard(key) {
+    const convId = this.pendingConv.get(key);
+    this.client.discard(key);
+    this.pendingConv.delete(key);
+    const c = convId ? this.convs.get(convId) : null;
+    if (c && c.list.removePending(key)) this.changed(c.id, 'messages');
+  }
+
+  /** Tags the conversation (seq 0) or one message; resolves once the
+   * server has stored it, and the tags show on this page at once. */
+  async tag(convId, seq, add = [], remove = []) {
+    await this.client.tag(convId, seq, add, remove);
+    const c = this.conv(convId);
+    const apply = (tags) => tags.filter((x) => !remove.includes(x)).concat(add.filter((x) => !tags.includes(x)));
+    if (!seq) c.tags = apply(c.tags);
+    else c.list.setTags(seq, apply(c.list.get(seq) ? c.list.get(seq).msg.tags || [] : []));
+    this.changed(c.id, seq ? 'messages' : 'tags');
   }
 
   /** This user has seen convId through seq: READ (coalesced by the core)

@@ -9,6 +9,10 @@
 // picked, so a server (or proxy) that takes only JSON still works; 'json'
 // forces the JSON subprotocol (debugging: add ?enc=json to a page URL).
 //
+// Servers: url is one ws:// or wss:// URL, or an array of up to URLS_MAX
+// of them (the nodes of a cluster): the client connects to one and moves
+// to another when its node goes away (core.js, "Several servers").
+//
 // Events (client.on(name, fn)): state(state, err), message(m),
 // status(info), receipt(readNotify), synced(), conversation(conv),
 // event(frame) (typing, conv_update, agent_state), error(err, text).
@@ -18,13 +22,24 @@ import { cryptoRandomBytes } from './ids.js';
 
 export { State, SendStatus, SbError } from './core.js';
 
+function wsUrlOk(u) {
+  try {
+    const p = new URL(u).protocol;
+    return p === 'ws:' || p === 'wss:';
+  } catch (e) {
+    return false;
+  }
+}
+
 export class Client {
   /**
    * @param {object} o  url, token, deviceId, codec (createCodec()), and
    *   optionally locale, encoding ('auto' | 'proto' | 'json'), WebSocket
    *   (a constructor), now(), randBytes(n), tickMs, window (for
-   *   online/offline events; globalThis by default), and any core option
-   *   of defaultConfig() (core.js).
+   *   online/offline events; globalThis by default), outbox (where
+   *   unsent messages are kept across reloads: an IdbOutbox or anything
+   *   with load(), put(rec), del(key); see outbox.js), and any core
+   *   option of defaultConfig() (core.js).
    */
   constructor(o) {
     this.url = o.url;
@@ -43,13 +58,17 @@ export class Client {
     this.readyWaiters = [];
     this.bytesIn = 0;
     this.bytesOut = 0;
+    this.outbox = o.outbox || null;
     const randBytes = o.randBytes || cryptoRandomBytes;
     this.core = new ClientCore(
       { ...o, token: o.token, deviceId: o.deviceId },
       {
         onState: (s, err) => this.onState(s, err),
         onMessage: (m) => this.fire('message', m),
-        onSendStatus: (i) => this.fire('status', i),
+        onSendStatus: (i) => {
+          this.persist(i);
+          this.fire('status', i);
+        },
         onReceipt: (r) => this.fire('receipt', r),
         onSynced: () => this.fire('synced'),
         onConversation: (c) => this.fire('conversation', c),
@@ -63,6 +82,7 @@ export class Client {
         randBytes,
       },
     );
+    for (const u of this.core.urls) if (!wsUrlOk(u)) throw new SbError('EINVAL', `not a ws:// or wss:// URL: ${u}`);
     this.onOffline = () => this.core.disconnect('ENETDOWN', this.now());
     this.onOnline = () => {
       this.core.kick(this.now());
@@ -104,6 +124,50 @@ export class Client {
     else w.resolve(f[f.body]);
   }
 
+  // ---- the outbox kept across reloads ------------------------------------------
+
+  // A send is written when it is queued or fails and deleted once it is
+  // stored (SENT); DELIVERED and READ concern stored messages only.
+  persist(i) {
+    if (!this.outbox) return;
+    if (i.status === 'sending' || i.status === 'failed') {
+      const o = this.core.pending(i.clientMsgId);
+      if (!o) return;
+      this.outbox.put({
+        key: o.key,
+        convId: o.convId,
+        type: o.type,
+        body: o.body,
+        quoteSeq: o.quoteSeq,
+        card: o.card,
+        media: o.media,
+        ts: o.ts,
+        err: i.status === 'failed' ? i.err || 'ERR_INTERNAL' : '',
+        text: i.status === 'failed' ? i.text || '' : '',
+      });
+    } else if (i.status === 'sent') {
+      this.outbox.del(i.clientMsgId);
+    }
+  }
+
+  /** Puts the sends the outbox kept (a reload, a closed tab) back into
+   * the core: pending ones are sent again under their ids, failed ones
+   * wait for retry() or discard(). Resolves with how many came back. */
+  async restoreOutbox() {
+    if (!this.outbox) return 0;
+    let recs = [];
+    try {
+      recs = await this.outbox.load();
+    } catch (e) {
+      return 0; // storage refused (private mode): nothing to restore
+    }
+    recs.sort((a, b) => (a.ts || 0) - (b.ts || 0));
+    let n = 0;
+    for (const r of recs) if (this.core.restore(r)) n++;
+    if (n) this.scheduleFlush();
+    return n;
+  }
+
   // ---- the socket -------------------------------------------------------------
 
   protocols() {
@@ -120,7 +184,7 @@ export class Client {
     }
     let ws;
     try {
-      ws = new this.WS(this.url, this.protocols());
+      ws = new this.WS(this.core.url(), this.protocols());
     } catch (e) {
       setTimeout(() => this.core.onClose('ECONNREFUSED', 0, this.now()), 0);
       return;
@@ -233,6 +297,11 @@ export class Client {
     return this.core.cfg.deviceId;
   }
 
+  /** The server URL connected to now, or tried next. */
+  get serverUrl() {
+    return this.core.url();
+  }
+
   /** Resolves when READY (at once if it is). */
   ready() {
     if (this.core.state === State.READY) return Promise.resolve();
@@ -245,7 +314,7 @@ export class Client {
   /** Queues a message; returns its client_msg_id (hex). Status changes
    * come as 'status' events. Throws SbError (see ClientCore.send). */
   send(convId, opts) {
-    const key = this.core.send(convId, opts);
+    const key = this.core.send(convId, { ts: this.now(), ...opts });
     this.scheduleFlush();
     return key;
   }
@@ -257,8 +326,11 @@ export class Client {
     return ok;
   }
 
+  /** Forgets a FAILED send (and its copy in the outbox). */
   discard(key) {
-    return this.core.discard(key);
+    const ok = this.core.discard(key);
+    if (ok && this.outbox) this.outbox.del(key);
+    return ok;
   }
 
   read(convId, seq) {
@@ -266,8 +338,8 @@ export class Client {
     this.scheduleFlush();
   }
 
-  /** Typing indicator (transient). TODO(server): the gateway does not
-   * relay TYPING yet; the frame is sent and ignored until it does. */
+  /** Typing indicator (transient; the server relays it to the other
+   * members' devices). */
   typing(convId, on) {
     const ok = this.core.notify('typing', { conv_id: convId, user_id: '', on: !!on });
     this.scheduleFlush();
@@ -298,8 +370,28 @@ export class Client {
   // A server without them answers ERR_UNKNOWN_TYPE and the promise rejects
   // with that code, which the pages show as "not supported by this server
   // yet".
-  transfer(convId, { toAgent = '', toGroup = '' } = {}) {
-    return this.request('transfer', { conv_id: convId, to_agent: toAgent, to_group: toGroup });
+  // note: a word for the next agent, sent only where the schema has
+  // Transfer.note (a server without it would drop it unseen).
+  transfer(convId, { toAgent = '', toGroup = '', note = '' } = {}) {
+    const body = { conv_id: convId, to_agent: toAgent, to_group: toGroup };
+    if (note && this.supports('Transfer', 'note')) body.note = note;
+    return this.request('transfer', body);
+  }
+
+  /** Whether this build's schema has field of message type (features a
+   * newer server brings: the page shows their controls only then). */
+  supports(type, field) {
+    try {
+      return !!this.codec.root.lookupType(`sbp.${type}`).fields[field];
+    } catch (e) {
+      return false;
+    }
+  }
+
+  /** An agent takes a queued conversation (where the server has the
+   * CLAIM frame: supports('Frame', 'claim')). */
+  claim(convId) {
+    return this.request('claim', { conv_id: convId });
   }
 
   close(convId) {

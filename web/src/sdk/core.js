@@ -13,7 +13,7 @@
 // Callbacks run inside the core's methods; they may call the API methods
 // (send, retry, request, read, sync, setCursor, stop, accessors) but must
 // not feed the core events.
-import { MSG_ID_BYTES, toHex } from './ids.js';
+import { MSG_ID_BYTES, toHex, fromHex } from './ids.js';
 
 export const State = Object.freeze({
   IDLE: 'idle',
@@ -49,6 +49,12 @@ export const Close = Object.freeze({
   TRY_AGAIN: 4013,
 });
 
+/** The most server URLs a client takes (cfg.url as an array). */
+export const URLS_MAX = 16;
+/** A connection READY at least this long (ms) counts as a success: when
+ * it ends, the next attempt starts a new round of the URL list. */
+export const STABLE_MS = 1000;
+
 /** An error with a code: 'ERR_FORBIDDEN' (the server's names) or an
  * errno-like name ('ETIMEDOUT', 'ECONNRESET', 'ENOTCONN', 'ENOBUFS',
  * 'ESHUTDOWN', 'REPLACED', 'EINVAL'). */
@@ -70,6 +76,14 @@ const RETRYABLE = new Set([
   'ERR_UNAUTHENTICATED',
 ]);
 
+/** Whether a FAILED send with this error may succeed when retried: the
+ * server's retryable errors and the transport's (no answer, no
+ * connection). A message the server refused for what it is (blocked,
+ * too large, not a member...) fails again under the same id. */
+export function retryable(err) {
+  return RETRYABLE.has(err) || err === 'ETIMEDOUT' || err === 'ENOTCONN' || err === 'ECONNRESET';
+}
+
 // Frames the server starts (rid 0) that are not PUSH or READ_NOTIFY: the
 // customer-service events, handed to cbs.onEvent.
 const SERVER_EVENTS = new Set(['typing', 'conv_update', 'agent_state']);
@@ -83,6 +97,11 @@ export function defaultConfig() {
     syncDisabled: false, // never SYNC (one-shot tools): gaps stay
     sendTimeoutMs: 5000, // resend a SEND unanswered this long
     sendAttemptsMax: 30, // timeouts + retryable errors; 0: no cap
+    // A send that has waited this long without a connection (counted
+    // from when it was queued or the connection went, the later) fails
+    // with ENOTCONN; retry() queues it again. 0: it waits for as long as
+    // it takes, as the C SDK's does.
+    offlineFailMs: 0,
     windowMax: 64, // SENDs in flight; also <= WELCOME's
     outboxMax: 1024, // sends not yet SENT; more: ENOBUFS
     heldMax: 1024, // messages held behind gaps
@@ -93,9 +112,14 @@ export function defaultConfig() {
     connectTimeoutMs: 10000, // from connect() to WELCOME
     backoffMsBase: 250, // reconnect delay: full jitter in
     backoffMsMax: 30000, // [0, min(max, base * 2^attempt)]
+    // url: one server's URL, or an array of several (cluster nodes; see
+    // "Several servers" at ClientCore). urlsInOrder: go round them as
+    // listed, from the first; by default in a random order per client.
+    urlsInOrder: false,
     heartbeatMs: 30000, // until WELCOME says; probe after 1x, dead after 3x
     bodyBytesMax: 64 * 1024, // until WELCOME says
     syncLimit: 0, // SYNC page; 0: WELCOME's sync_page_max
+    gapWaitMs: 200, // a gap waits this long for pushes in flight, then SYNC
     gapRetryMs: 1000, // SYNC again if a gap outlives a SYNC
     // A conversation this device has never seen starts this many messages
     // before its newest (older ones are for HISTORY); 0: from seq 1, as
@@ -122,6 +146,15 @@ function wellFormed(s) {
   return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }
 
+// Several servers. cfg.url may be an array of the URLs of several gateway
+// nodes; the client keeps one connection, to one of them, and goes round
+// the list when connections fail, as the C SDK does (sb_client_core.h):
+// a random order of its own per client (unless urlsInOrder), the next URL
+// at once after a failure, and a backoff only once every URL of the list
+// has failed in a row (a round), growing per round. A round starts afresh
+// after a connection READY for STABLE_MS, and after a close 1001 (the node
+// drains); a shorter connection counts as one failure of the round. One
+// URL is a round of one: a backoff after every failure.
 export class ClientCore {
   /**
    * @param {object} cfg   defaultConfig() with token and deviceId set
@@ -138,6 +171,9 @@ export class ClientCore {
     if (!io || !io.connect || !io.close || !io.randBytes) throw new SbError('EINVAL', 'io needs connect, close, randBytes');
     if (!(c.windowMax > 0 && c.outboxMax > 0 && c.requestsMax > 0 && c.backoffMsBase > 0 && c.backoffMsMax >= c.backoffMsBase && c.heartbeatMs > 0))
       throw new SbError('EINVAL', 'bad limits');
+    const urls = Array.isArray(c.url) ? [...c.url] : [c.url];
+    if (Array.isArray(c.url) && !(urls.length >= 1 && urls.length <= URLS_MAX && urls.every((u) => typeof u === 'string' && u)))
+      throw new SbError('EINVAL', `url: 1 to ${URLS_MAX} non-empty strings`);
     this.cbs = cbs || {};
     this.io = io;
 
@@ -151,6 +187,7 @@ export class ClientCore {
     this.gapRetryAtMs = 0;
     this.backoffAttempt = 0;
     this.backoffMs = 0;
+    this.offlineSinceMs = 0; // when the last connection went (or start)
     this.lastErr = null;
     this.closeCode = 0;
     this.nextRid = 0;
@@ -178,6 +215,12 @@ export class ClientCore {
     this.reqs = new Map(); // rid -> { kind, deadlineMs }
     this.outq = [];
 
+    this.urls = urls; // in the configured order
+    this.urlOrder = urls.map((u, i) => i); // as tried; shuffled at start
+    this.urlPos = 0; // in urlOrder: the URL in use, or next
+    this.roundFails = 0; // attempts failed since the round began
+    this.readyMs = 0; // when the connection became READY
+
     this.st = {
       surfaced: 0, // messages handed to onMessage
       duplicates: 0, // dropped: already surfaced or held
@@ -189,6 +232,7 @@ export class ClientCore {
       connects: 0,
       readies: 0,
       disconnects: 0,
+      urlSwitches: 0, // attempts on the next URL without a backoff
       sends: 0,
       sendFrames: 0,
       resends: 0,
@@ -284,11 +328,20 @@ export class ClientCore {
       this.st.duplicates++;
       return;
     }
-    this.needSync = true;
-    this.pumpNeeded = true;
     if (this.heldNow >= this.cfg.heldMax) {
       this.st.heldDropped++;
+      this.needSync = true;
+      this.pumpNeeded = true;
       return;
+    }
+    // The missing ones may be pushes still on their way (in a cluster, a
+    // SEND_ACK can pass another node's message): SYNC if they do not come
+    // within gapWaitMs.
+    if (!this.cfg.gapWaitMs) {
+      this.needSync = true;
+      this.pumpNeeded = true;
+    } else if (!this.gapRetryAtMs && !this.syncInflight) {
+      this.gapRetryAtMs = this.nowMs + this.cfg.gapWaitMs;
     }
     c.held.splice(i, 0, m);
     this.heldNow++;
@@ -452,6 +505,7 @@ export class ClientCore {
   // Everything that belongs to one connection is dropped; sends in flight
   // go back to the queue. No callbacks: see failRequests().
   connReset() {
+    this.offlineSinceMs = this.nowMs;
     this.outq.length = 0;
     for (const o of this.outbox.values()) o.inflight = false;
     this.nInflight = 0;
@@ -466,6 +520,7 @@ export class ClientCore {
   }
 
   beginConnect() {
+    if (this.st.connects === 0) this.orderUrls();
     this.st.connects++;
     this.connStartedMs = this.nowMs;
     this.closeCode = 0;
@@ -473,7 +528,8 @@ export class ClientCore {
     if (this.state === State.CONNECTING) this.io.connect();
   }
 
-  // Full jitter: uniform in [0, min(max, base * 2^attempt)].
+  // Full jitter: uniform in [0, min(max, base * 2^attempt)]; attempt
+  // counts the rounds of the URL list that failed since the last WELCOME.
   scheduleBackoff(err) {
     let cap = this.cfg.backoffMsBase;
     for (let i = 0; i < this.backoffAttempt && cap < this.cfg.backoffMsMax; i++) cap *= 2;
@@ -485,8 +541,50 @@ export class ClientCore {
     this.setState(State.BACKOFF, err);
   }
 
-  // The core drops the connection: io.close, then backoff or stop.
+  // A connection ended or an attempt failed, not for good (the state is
+  // BACKOFF): on to the next URL of the list, at once while the round has
+  // URLs left to try, else after a backoff. fresh: the end says nothing
+  // against the node (it was READY long enough, or it drains), so a new
+  // round begins with it. See "Several servers" at ClientCore.
+  reconnectNext(err, fresh) {
+    if (fresh) this.roundFails = 0;
+    this.roundFails++;
+    this.urlPos = (this.urlPos + 1) % this.urls.length;
+    if (this.roundFails >= this.urls.length) {
+      this.roundFails = 0;
+      this.scheduleBackoff(err);
+      return;
+    }
+    this.st.urlSwitches++;
+    this.backoffMs = 0;
+    this.reconnectAtMs = this.nowMs;
+    this.lastErr = err;
+    this.setState(State.BACKOFF, err);
+    if (this.state === State.BACKOFF) this.beginConnect();
+  }
+
+  // Whether the connection ending now (in state st) was READY long enough
+  // to count as a success.
+  wasStable(st) {
+    return st === State.READY && this.nowMs - this.readyMs >= STABLE_MS;
+  }
+
+  // The order in which the URLs are tried: as listed, or shuffled
+  // (Fisher-Yates) once per client, at its first attempt.
+  orderUrls() {
+    this.urlOrder = this.urls.map((u, i) => i);
+    this.urlPos = 0;
+    if (this.cfg.urlsInOrder) return;
+    for (let i = this.urls.length - 1; i > 0; i--) {
+      const j = Math.floor(((i + 1) * this.randU32()) / 0x100000000);
+      [this.urlOrder[i], this.urlOrder[j]] = [this.urlOrder[j], this.urlOrder[i]];
+    }
+  }
+
+  // The core drops the connection: io.close, then on to the next URL (at
+  // once or after a backoff) or stop.
   dropConn(err, code, fatal) {
+    const fresh = this.wasStable(this.state);
     this.state = fatal ? State.STOPPED : State.BACKOFF;
     this.io.close(code);
     this.connReset();
@@ -494,7 +592,7 @@ export class ClientCore {
       this.lastErr = err;
       this.setState(State.STOPPED, err);
     } else {
-      this.scheduleBackoff(err);
+      this.reconnectNext(err, fresh);
     }
     this.failRequests('ECONNRESET');
   }
@@ -516,6 +614,7 @@ export class ClientCore {
     this.syncLimit = c.syncLimit || w.sync_page_max;
     if (w.sync_page_max && this.syncLimit > w.sync_page_max) this.syncLimit = w.sync_page_max;
     this.backoffAttempt = 0;
+    this.readyMs = this.nowMs;
     this.lastErr = null;
     this.st.readies++;
     this.needSync = !c.syncDisabled;
@@ -556,7 +655,9 @@ export class ClientCore {
       sender_device: this.cfg.deviceId,
       client_msg_id: o.id,
       type: o.type,
-      body: o.body,
+      // The stored body when the server changed it (masked words);
+      // SEND_ACK carries it only then.
+      body: a.body || o.body,
       quote_seq: o.quoteSeq,
       tags: [],
       server_ts: a.server_ts,
@@ -724,6 +825,7 @@ export class ClientCore {
   start(nowMs) {
     this.enter();
     this.nowMs = nowMs;
+    this.offlineSinceMs = nowMs;
     if (this.state === State.IDLE) this.beginConnect();
     this.leave();
   }
@@ -848,9 +950,12 @@ export class ClientCore {
         this.lastErr = why;
         this.setState(State.STOPPED, why);
       } else {
+        // 1001: the node drains (or found this connection idle); its
+        // sessions move to the other nodes at once.
+        const fresh = this.wasStable(this.state) || code === Close.GOING_AWAY;
         this.state = State.BACKOFF;
         this.connReset();
-        this.scheduleBackoff(err || (code ? 'ECONNRESET' : 'EPIPE'));
+        this.reconnectNext(err || (code ? 'ECONNRESET' : 'EPIPE'), fresh);
       }
       this.failRequests('ECONNRESET');
     }
@@ -862,6 +967,7 @@ export class ClientCore {
     this.enter();
     this.nowMs = nowMs;
     this.pumpNeeded = true;
+    if (this.state !== State.READY && this.state !== State.STOPPED) this.failOffline();
     switch (this.state) {
       case State.BACKOFF:
         if (nowMs >= this.reconnectAtMs) this.beginConnect();
@@ -908,6 +1014,15 @@ export class ClientCore {
     this.leave();
   }
 
+  // Sends that waited offlineFailMs without a connection fail (ENOTCONN),
+  // so that the sender is told rather than left with "sending".
+  failOffline() {
+    const limit = this.cfg.offlineFailMs;
+    if (!limit) return;
+    for (const o of this.outbox.values())
+      if (this.nowMs - Math.max(o.queuedMs, this.offlineSinceMs) >= limit) this.outFail(o, 'ENOTCONN', 'no connection');
+  }
+
   /** The network is back (the browser's 'online' event): reconnect now
    * rather than at the end of the backoff. */
   kick(nowMs) {
@@ -915,6 +1030,7 @@ export class ClientCore {
     this.nowMs = nowMs;
     if (this.state === State.BACKOFF) {
       this.backoffAttempt = 0;
+      this.roundFails = 0;
       this.beginConnect();
     }
     this.leave();
@@ -936,14 +1052,24 @@ export class ClientCore {
    * its client_msg_id as hex. Throws SbError: ESHUTDOWN, ERR_INVALID
    * (conv 0), ERR_TOO_LARGE, ERR_BAD_UTF8, ENOBUFS (outbox full).
    */
-  send(convId, { type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null } = {}) {
+  send(convId, { type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, ts = 0 } = {}) {
     if (this.state === State.STOPPED) throw new SbError('ESHUTDOWN');
     if (!convId) throw new SbError('ERR_INVALID', 'conv_id 0');
     if (body.indexOf('\0') >= 0 || !wellFormed(body)) throw new SbError('ERR_BAD_UTF8');
     if (utf8.encode(body).length > this.bodyBytesMax) throw new SbError('ERR_TOO_LARGE');
     if (this.outbox.size >= this.cfg.outboxMax) throw new SbError('ENOBUFS', 'outbox full');
-    const id = this.io.randBytes(MSG_ID_BYTES);
-    const o = {
+    const o = this.outEntry(this.io.randBytes(MSG_ID_BYTES), { convId, type, body, quoteSeq, card, media, ts });
+    this.outbox.set(o.key, o);
+    this.st.sends++;
+    this.pumpNeeded = true;
+    this.report(o, SendStatus.SENDING);
+    return o.key;
+  }
+
+  // An outbox entry; ts is the application's time of the send (shown
+  // with the message until the server's comes), queuedMs the core's.
+  outEntry(id, { convId, type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, ts = 0 }) {
+    return {
       id,
       key: toHex(id),
       convId,
@@ -952,17 +1078,37 @@ export class ClientCore {
       quoteSeq: quoteSeq || 0,
       card,
       media,
+      ts,
       rid: 0,
       inflight: false,
       sentMs: 0,
+      queuedMs: this.nowMs,
       notBeforeMs: 0,
       attempts: 0,
     };
-    this.outbox.set(o.key, o);
-    this.st.sends++;
-    this.pumpNeeded = true;
-    this.report(o, SendStatus.SENDING);
-    return o.key;
+  }
+
+  /**
+   * Puts back a send this application persisted before (a reload):
+   * rec.key (the client_msg_id's hex), convId, type, body, quoteSeq,
+   * card, media, ts; with rec.err set it comes back FAILED with that
+   * error (and rec.text), else SENDING, resent under the same id (the
+   * server answers one it stored already with the original SEND_ACK).
+   * Returns false for a key the core holds or a malformed record.
+   */
+  restore(rec) {
+    if (this.state === State.STOPPED || !rec || !/^[0-9a-f]{32}$/.test(rec.key || '') || !rec.convId) return false;
+    if (this.outbox.has(rec.key) || this.failed.has(rec.key)) return false;
+    const o = this.outEntry(fromHex(rec.key), rec);
+    if (rec.err) {
+      this.failed.set(o.key, o);
+      this.report(o, SendStatus.FAILED, { err: rec.err, text: rec.text || '' });
+    } else {
+      this.outbox.set(o.key, o);
+      this.pumpNeeded = true;
+      this.report(o, SendStatus.SENDING);
+    }
+    return true;
   }
 
   /** A FAILED send goes back into the outbox under the same
@@ -975,6 +1121,7 @@ export class ClientCore {
     o.attempts = 0;
     o.notBeforeMs = 0;
     o.inflight = false;
+    o.queuedMs = this.nowMs;
     this.outbox.set(key, o);
     this.pumpNeeded = true;
     this.report(o, SendStatus.SENDING);
@@ -1076,6 +1223,16 @@ export class ClientCore {
   peer(convId) {
     const c = this.convs.get(convId);
     return c ? { delivered: c.peerDelivered, read: c.peerRead } : { delivered: 0, read: 0 };
+  }
+
+  /** The URL the client connects to now, or will next (in BACKOFF). */
+  url() {
+    return this.urls[this.urlOrder[this.urlPos]];
+  }
+
+  /** Its index in the configured list (0 for a single url). */
+  urlIndex() {
+    return this.urlOrder[this.urlPos];
   }
 
   stats() {

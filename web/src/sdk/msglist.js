@@ -96,9 +96,7 @@ export class MessageList {
     if (i < n && this.items[i].seq === seq) {
       const e = this.items[i];
       if (msg.recalled && !e.msg.recalled) {
-        e.msg = { ...e.msg, recalled: true };
-        e.rev++;
-        this.rev++;
+        this.recall(seq);
         return 'updated';
       }
       return 'duplicate';
@@ -199,11 +197,31 @@ export class MessageList {
     return e;
   }
 
-  /** Marks the message seq recalled (a RECALL event). */
+  /** Marks the message seq recalled (a RECALL event): its body is gone
+   * from the list, and the messages quoting it render again (their quote
+   * shows "recalled" instead of the text). */
   recall(seq) {
     const e = this.get(seq);
     if (!e || e.msg.recalled) return null;
-    e.msg = { ...e.msg, recalled: true };
+    e.msg = { ...e.msg, recalled: true, body: '', card: null, media: null };
+    e.rev++;
+    // Quotes point back only: a linear pass over what follows, once per
+    // recall (rare), never per frame.
+    for (let i = this.lowerBound(seq + 1); i < this.items.length; i++) {
+      const q = this.items[i];
+      if (q.msg.quote_seq !== seq) continue;
+      if (q.msg.quote) q.msg = { ...q.msg, quote: { ...q.msg.quote, recalled: true, body: '' } };
+      q.rev++;
+    }
+    this.rev++;
+    return e;
+  }
+
+  /** Sets the tags of the message seq. */
+  setTags(seq, tags) {
+    const e = this.get(seq);
+    if (!e) return null;
+    e.msg = { ...e.msg, tags };
     e.rev++;
     this.rev++;
     return e;
