@@ -103,14 +103,17 @@ static int run_one(uint64_t seed, bool trace, bool twice)
             return 1;
         }
     }
-    printf("seed=%" PRIu64 " result=%s steps=%" PRIu64 " acked=%" PRIu64
-           " surfaced=%" PRIu64 " server_crashes=%" PRIu64
-           " device_crashes=%" PRIu64 " cuts=%" PRIu64
+    printf("seed=%" PRIu64 " result=%s steps=%" PRIu64 " frames=%" PRIu64
+           " acked=%" PRIu64 " surfaced=%" PRIu64 " convs=%" PRIu64
+           " server_crashes=%" PRIu64 " device_crashes=%" PRIu64
+           " cuts=%" PRIu64 " stalls=%" PRIu64 " clock_jumps=%" PRIu64
            " failed_commits=%" PRIu64 " trace_lines=%" PRIu64
            " trace_hash=%016" PRIx64 "\n",
-           seed, r.ok ? "ok" : "VIOLATION", r.st.steps, r.st.acked,
-           r.st.surfaced, r.st.server_crashes, r.st.app_crashes, r.st.cuts,
-           r.st.commit_failures, r.trace_lines, r.trace_hash);
+           seed, r.ok ? "ok" : "VIOLATION", r.st.steps,
+           r.st.frames_up + r.st.frames_down, r.st.acked, r.st.surfaced,
+           r.st.convs, r.st.server_crashes, r.st.app_crashes, r.st.cuts,
+           r.st.stalls, r.st.jumps, r.st.commit_failures, r.trace_lines,
+           r.trace_hash);
     if (!r.ok) printf("violation: %s\n", r.violation);
     return r.ok ? 0 : 1;
 }

@@ -229,7 +229,7 @@ void sim_check_step(sim_world *w)
     if (sim_store_unexpected(w->store))
         sim_violation(w, "the store failed a batch on its own");
     if (w->st.steps % CHECK_EVERY_STEPS) return;
-    check_answers(w, 30000);
+    check_answers(w, SIM_ANSWER_MS);
     check_queues(w);
 }
 

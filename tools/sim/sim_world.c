@@ -16,8 +16,6 @@
 #define SIM_APP_TICK_MS 100
 #define SIM_PING_MS 10000 /* the shell's heartbeat, as it would send it */
 #define SIM_CLOSE_WAIT_MS 2000
-/* A request unanswered this long on a live connection is a violation. */
-#define SIM_ANSWER_MS 30000
 
 static const char DESK_FMT[] =
     "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\"],\"unmatched_max\":2,"

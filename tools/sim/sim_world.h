@@ -40,6 +40,9 @@
 #define SIM_PENDING_MAX 64  /* requests awaiting answers per connection */
 #define SIM_ASSIGNED_MAX 16 /* conversations an agent tracks */
 #define SIM_REPLIES_MAX 16  /* a bot's answers waiting to be sent */
+/* A request unanswered this long on a live connection is a violation
+ * (the store stalls for 3 s at most, a connection for 8 s). */
+#define SIM_ANSWER_MS 30000
 #define SIM_SECRET "sim-secret"
 #define SIM_BOT "bot1"
 #define SIM_GHOST "ghost" /* a customer that connects late */
