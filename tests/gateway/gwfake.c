@@ -214,3 +214,14 @@ void gwfake_tick(int64_t advance_ms)
     sb_gw_tick(GF.gw, GF.now);
     gwfake_pump();
 }
+
+void gwfake_ack(uint64_t c, uint64_t conv, uint64_t seq)
+{
+    Sbp__Ack a = SBP__ACK__INIT;
+    a.conv_id = conv;
+    a.seq = seq;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_ACK;
+    fr.ack = &a;
+    gwfake_feed(c, &fr);
+}

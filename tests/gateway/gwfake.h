@@ -87,5 +87,7 @@ size_t gwfake_count(uint64_t conn, Sbp__Frame__BodyCase k);
 void gwfake_send(uint64_t conn, uint64_t conv, uint8_t id_byte,
                  const char *body, uint64_t quote_seq);
 void gwfake_tick(int64_t advance_ms);
+/* A cumulative ACK of conv through seq from conn. */
+void gwfake_ack(uint64_t conn, uint64_t conv, uint64_t seq);
 
 #endif

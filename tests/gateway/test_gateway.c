@@ -29,6 +29,8 @@
 #define feed gwfake_feed
 #define last gwfake_last
 #define count gwfake_count
+#define ack gwfake_ack
+#define ack_conv gwfake_ack
 
 static sb_filter *word_filter; /* the word lists in force, if any */
 
@@ -101,17 +103,6 @@ static void sync_conv(uint64_t c, uint32_t rid, uint64_t conv, uint64_t seq,
     fr.rid = rid;
     fr.body_case = SBP__FRAME__BODY_SYNC;
     fr.sync = &sy;
-    feed(c, &fr);
-}
-
-static void ack(uint64_t c, uint64_t conv, uint64_t seq)
-{
-    Sbp__Ack a = SBP__ACK__INIT;
-    a.conv_id = conv;
-    a.seq = seq;
-    Sbp__Frame fr = SBP__FRAME__INIT;
-    fr.body_case = SBP__FRAME__BODY_ACK;
-    fr.ack = &a;
     feed(c, &fr);
 }
 
@@ -875,17 +866,6 @@ static void test_push_batch_retry(void **state)
         gwfake_tick(4001);
     assert_int_equal(count(3, SBP__FRAME__BODY_PUSH), 0);
     assert_int_equal(F.closed[3], 0);
-}
-
-static void ack_conv(uint64_t c, uint64_t conv, uint64_t seq)
-{
-    Sbp__Ack a = SBP__ACK__INIT;
-    a.conv_id = conv;
-    a.seq = seq;
-    Sbp__Frame fr = SBP__FRAME__INIT;
-    fr.body_case = SBP__FRAME__BODY_ACK;
-    fr.ack = &a;
-    feed(c, &fr);
 }
 
 /* A device that acks more conversations than a session holds cursors for

@@ -315,17 +315,6 @@ static void read_to(uint64_t c, uint64_t conv, uint64_t seq)
     gwfake_feed(c, &fr);
 }
 
-static void ack_to(uint64_t c, uint64_t conv, uint64_t seq)
-{
-    Sbp__Ack a = SBP__ACK__INIT;
-    a.conv_id = conv;
-    a.seq = seq;
-    Sbp__Frame fr = SBP__FRAME__INIT;
-    fr.body_case = SBP__FRAME__BODY_ACK;
-    fr.ack = &a;
-    gwfake_feed(c, &fr);
-}
-
 /* A READ (or ACK) beyond the conversation's last seq counts up to the last
  * seq: the other member hears read_seq 2, not 1000, what is stored says
  * the same, and the next message is unread. */
@@ -338,7 +327,7 @@ static void test_read_past_end(void **state)
     gwfake_send(1, conv, 1, "one", 0);
     gwfake_send(1, conv, 2, "two", 0);
     gwfake_clear(1);
-    ack_to(2, conv, 1000);
+    gwfake_ack(2, conv, 1000);
     read_to(2, conv, 1000);
     gwfake_tick(1000);
     Sbp__Frame *r = gwfake_last_of(1, SBP__FRAME__BODY_READ_NOTIFY);
