@@ -22,8 +22,10 @@ size_t sb__page_bytes_max(const sb_gw *gw)
     return max;
 }
 
-size_t sb__page_frame_bytes(sb_gw *gw, const sess *s, Sbp__Frame__BodyCase k,
-                            void *body)
+/* The encoded size of a frame of kind k with body (borrowed) for s, and
+ * the slack. */
+static size_t frame_bytes(sb_gw *gw, const sess *s, Sbp__Frame__BodyCase k,
+                          void *body)
 {
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = UINT32_MAX; /* the longest a rid encodes */
@@ -38,8 +40,12 @@ size_t sb__page_frame_bytes(sb_gw *gw, const sess *s, Sbp__Frame__BodyCase k,
     return gw->scratch.len + PAGE_SLACK_BYTES;
 }
 
-size_t sb__page_fit(sb_encoding enc, const ProtobufCMessage *const *items,
-                    size_t n, size_t room, bool from_back)
+/* How many of items[0..n), taken from the front (or from the back, with
+ * from_back), fit in room bytes of a frame in enc; at least one when n >
+ * 0, so that every page makes progress (a single item larger than a frame
+ * goes alone). */
+static size_t fit(sb_encoding enc, const ProtobufCMessage *const *items,
+                  size_t n, size_t room, bool from_back)
 {
     size_t used = 0, k;
     for (k = 0; k < n; k++) {
@@ -55,7 +61,7 @@ static size_t room_for(sb_gw *gw, const sess *s, Sbp__Frame__BodyCase k,
                        void *body)
 {
     size_t max = sb__page_bytes_max(gw);
-    size_t base = sb__page_frame_bytes(gw, s, k, body);
+    size_t base = frame_bytes(gw, s, k, body);
     return base < max ? max - base : 0;
 }
 
@@ -84,9 +90,8 @@ void sb__page_cut_sync(sb_gw *gw, const sess *s, Sbp__SyncResp *r)
      * would take more than half the frame, those at the end wait for the
      * next page. */
     if (max - room > max / 2 && nc > 0) {
-        size_t keep =
-            sb__page_fit(s->enc, (const ProtobufCMessage *const *)r->convs, nc,
-                         max / 2, false);
+        size_t keep = fit(s->enc, (const ProtobufCMessage *const *)r->convs, nc,
+                          max / 2, false);
         for (size_t i = keep; i < nc; i++)
             sbp__conversation__free_unpacked(r->convs[i], NULL);
         r->n_convs = keep;
@@ -95,8 +100,8 @@ void sb__page_cut_sync(sb_gw *gw, const sess *s, Sbp__SyncResp *r)
     }
     r->n_messages = n;
     r->more = more;
-    size_t keep = sb__page_fit(
-        s->enc, (const ProtobufCMessage *const *)r->messages, n, room, false);
+    size_t keep = fit(s->enc, (const ProtobufCMessage *const *)r->messages, n,
+                      room, false);
     if (keep < n) {
         keep_msgs(r->messages, &r->n_messages, keep, false);
         r->more = true;
@@ -112,8 +117,8 @@ void sb__page_cut_history(sb_gw *gw, const sess *s, Sbp__HistoryResp *r)
     size_t room = room_for(gw, s, SBP__FRAME__BODY_HISTORY_RESP, r);
     r->n_messages = n;
     r->more = more;
-    size_t keep = sb__page_fit(
-        s->enc, (const ProtobufCMessage *const *)r->messages, n, room, true);
+    size_t keep = fit(s->enc, (const ProtobufCMessage *const *)r->messages, n,
+                      room, true);
     if (keep < n) {
         keep_msgs(r->messages, &r->n_messages, keep, true);
         r->more = true;
@@ -126,8 +131,8 @@ void sb__page_cut_search(sb_gw *gw, const sess *s, Sbp__SearchResp *r)
     r->n_messages = 0;
     size_t room = room_for(gw, s, SBP__FRAME__BODY_SEARCH_RESP, r);
     r->n_messages = n;
-    size_t keep = sb__page_fit(
-        s->enc, (const ProtobufCMessage *const *)r->messages, n, room, false);
+    size_t keep = fit(s->enc, (const ProtobufCMessage *const *)r->messages, n,
+                      room, false);
     if (keep < n) keep_msgs(r->messages, &r->n_messages, keep, false);
 }
 
@@ -137,8 +142,8 @@ int sb__page_cut_conv_list(sb_gw *gw, const sess *s, Sbp__ConvListResp *r)
     r->n_convs = 0;
     size_t room = room_for(gw, s, SBP__FRAME__BODY_CONV_LIST_RESP, r);
     r->n_convs = n;
-    size_t keep = sb__page_fit(
-        s->enc, (const ProtobufCMessage *const *)r->convs, n, room, false);
+    size_t keep =
+        fit(s->enc, (const ProtobufCMessage *const *)r->convs, n, room, false);
     if (keep == n) return 0;
     /* The cursor of sb_store_conv_list: "<updated_ts>:<conv_id>" of the
      * last entry given. */

@@ -16,17 +16,6 @@
  * when that is set and smaller. */
 size_t sb__page_bytes_max(const sb_gw *gw);
 
-/* The encoded size of a frame of kind k with body (borrowed) for s. */
-size_t sb__page_frame_bytes(sb_gw *gw, const sess *s, Sbp__Frame__BodyCase k,
-                            void *body);
-
-/* How many of items[0..n), taken from the front (or from the back, with
- * from_back), fit in room bytes of a frame in enc; at least one when n >
- * 0, so that every page makes progress (a single item larger than a frame
- * goes alone). */
-size_t sb__page_fit(sb_encoding enc, const ProtobufCMessage *const *items,
-                    size_t n, size_t room, bool from_back);
-
 /* Cuts each kind of reply to sb__page_bytes_max() for s: the items that do
  * not fit are freed and `more` is set. A SYNC_RESP keeps its first
  * messages (by conv_id, seq), a HISTORY_RESP its newest, a SEARCH_RESP
