@@ -274,6 +274,11 @@ bool sb__client_outbox_on_error(sb_client_core *cc, uint32_t rid,
 {
     cc_out *o = out_find(cc, &e->client_msg_id, rid);
     if (!o) return false;
+    /* The answer to an attempt written again since (a timeout): the
+     * attempt in flight has its own answer coming, which stands. A
+     * refusal of the older one may no longer hold (the conversation
+     * opened meanwhile), and the newer one may be stored already. */
+    if (rid && o->rid != rid) return true;
     if (!retryable(e->code) || !attempts_left(cc, o)) {
         out_fail(cc, o, SB_E(e->code), e->text);
         return true;

@@ -350,9 +350,19 @@ void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why)
 int sb__gw_sess_ready(sb_gw *gw, sess *s)
 {
     /* One session per device: a reconnecting device replaces its old,
-     * possibly half-dead, connection. */
+     * possibly half-dead, connection. Newer by when the connection
+     * opened, not by when its HELLO came: the HELLO of a connection the
+     * device gave up on may come after the one of the connection it uses
+     * now, which it must not close. */
     user *u = sb__gw_user_get(gw, s->user_id);
     sess *next;
+    for (sess *o = u ? u->sessions : NULL; o; o = o->user_next)
+        if (strcmp(o->device_id, s->device_id) == 0 &&
+            o->open_seq > s->open_seq) {
+            sb__gw_close(gw, s, SB_WS_CLOSE_NORMAL,
+                         "replaced by a newer connection");
+            return -EEXIST;
+        }
     for (sess *o = u ? u->sessions : NULL; o; o = next) {
         next = o->user_next;
         if (strcmp(o->device_id, s->device_id) == 0)
@@ -376,8 +386,9 @@ static void conv_free(conv *c)
 }
 
 /* Copies the stored form's fields and members into c. Members that stay
- * keep their receipts. Returns 0 or -ENOMEM (c unchanged). */
-static int conv_fill(conv *c, const Sbp__Conversation *pc)
+ * keep their receipts; with keep_routing, c keeps its state, group and
+ * agent. Returns 0 or -ENOMEM (c unchanged). */
+static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
 {
     member *ms = calloc(pc->n_members ? pc->n_members : 1, sizeof *ms);
     if (!ms) return -ENOMEM;
@@ -398,10 +409,15 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     c->id = pc->conv_id;
     c->created_ms = pc->created_ts;
     c->kind = pc->kind;
-    c->state = pc->state;
+    if (!keep_routing) {
+        c->state = pc->state;
+        sb__gw_copy_str(c->group, sizeof c->group, pc->group);
+        sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
+    }
+    /* A stored form read before the latest messages were delivered may
+     * be behind the cache. */
+    if (pc->last_seq > c->last_seq) c->last_seq = pc->last_seq;
     sb__gw_copy_str(c->desk, sizeof c->desk, pc->desk);
-    sb__gw_copy_str(c->group, sizeof c->group, pc->group);
-    sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
     c->csat_rating = pc->csat_rating;
@@ -416,7 +432,8 @@ conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc)
     if (c) return c;
     c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (conv_fill(c, pc) != 0 || sb_map_put(&gw->convs, pc->conv_id, c) != 0) {
+    if (conv_fill(c, pc, false) != 0 ||
+        sb_map_put(&gw->convs, pc->conv_id, c) != 0) {
         conv_free(c);
         return NULL;
     }
@@ -427,8 +444,20 @@ conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc)
 {
     conv *c = sb_map_get(&gw->convs, pc->conv_id);
     if (!c) return sb__gw_conv_cache(gw, pc);
-    /* Out of memory leaves the cached form as it was. */
-    (void)conv_fill(c, pc);
+    /* Routing is decided in memory where the desks are (here, unless
+     * another node owns them) and the store follows: a stored form read
+     * before the latest decision was written (a resumed service
+     * conversation's) must not take it back. Elsewhere the owner's word
+     * is taken whole. Out of memory leaves the cached form as it was. */
+    (void)conv_fill(c, pc, !sb__gw_desk_elsewhere(gw));
+    return c;
+}
+
+conv *sb__gw_conv_reload(sb_gw *gw, const Sbp__Conversation *pc)
+{
+    conv *c = sb_map_get(&gw->convs, pc->conv_id);
+    if (!c) return sb__gw_conv_cache(gw, pc);
+    (void)conv_fill(c, pc, false);
     return c;
 }
 
@@ -732,14 +761,18 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
             return;
         }
     }
-    if (row->roles && !(row->roles & SB_GW_ROLE(s->role))) {
-        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN, row->why);
-        goto out;
-    }
+    /* Membership first: an outsider learns nothing more of the
+     * conversation, not even which roles may act in it. */
     if (((flags & SB_GW_MEMBER) && !sb__gw_conv_member(c, s->user_id)) ||
         ((flags & SB_GW_ACCESS) && !sb__gw_may_access(s, c))) {
-        rc = SB_E_FORBIDDEN;
-        goto refuse;
+        send_error(gw, s, f->rid, SB_E_FORBIDDEN, SB_GW_NOT_MEMBER,
+                   frame_cid(f), c->id);
+        goto out;
+    }
+    if (row->roles && !(row->roles & SB_GW_ROLE(s->role))) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          row->why ? row->why : "not allowed for this role");
+        goto out;
     }
     row->handle(gw, s, f, c, e->ud);
     goto out;
@@ -799,8 +832,39 @@ int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     return 0;
 }
 
+static void hello_wait_unlink(sb_gw *gw, sess *s)
+{
+    if (!s->in_hello_wait) return;
+    if (s->hello_prev)
+        s->hello_prev->hello_next = s->hello_next;
+    else
+        gw->hello_head = s->hello_next;
+    if (s->hello_next)
+        s->hello_next->hello_prev = s->hello_prev;
+    else
+        gw->hello_tail = s->hello_prev;
+    s->hello_prev = s->hello_next = NULL;
+    s->in_hello_wait = false;
+}
+
+/* Closes the connections whose HELLO deadline has passed; those that
+ * said HELLO (or closed) meanwhile just leave the list. */
+static void hello_deadlines(sb_gw *gw)
+{
+    sess *s;
+    while ((s = gw->hello_head)) {
+        if (s->state == SESS_NEW &&
+            gw->now_ms - s->opened_ms < gw->cfg.hello_timeout_ms)
+            break;
+        hello_wait_unlink(gw, s);
+        if (s->state == SESS_NEW)
+            sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, "HELLO timeout");
+    }
+}
+
 static void sess_free(sb_gw *gw, sess *s)
 {
+    hello_wait_unlink(gw, s);
     user_unlink(gw, s);
     sb__gw_retry_unlink(gw, s);
     for (size_t i = 0; i < s->ua_len; i++)
@@ -866,12 +930,20 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     s->enc = enc;
     s->state = SESS_NEW;
     s->opened_ms = now_ms;
+    s->open_seq = ++gw->open_seq;
     s->send_mtokens = (uint64_t)gw->cfg.send_burst * 1000;
     s->send_refill_ms = now_ms;
     if (sb_map_put(&gw->sessions, conn_id, s) != 0) {
         free(s);
         return -ENOMEM;
     }
+    s->in_hello_wait = true;
+    s->hello_prev = gw->hello_tail;
+    if (gw->hello_tail)
+        gw->hello_tail->hello_next = s;
+    else
+        gw->hello_head = s;
+    gw->hello_tail = s;
     gw->stats.sessions = gw->sessions.len;
     return 0;
 }
@@ -904,10 +976,11 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
     sess *s = sb__gw_sess_get(gw, conn_id);
     if (!s || s->state == SESS_CLOSING) return;
     Sbp__Frame *f = NULL;
-    int rc = n > gw->cfg.frame_bytes_max ? SB_E_TOO_LARGE
-                                         : sb_frame_decode(s->enc, p, n, &f);
-    if (rc == 0 && (rc = sb_frame_check_utf8(f)) != 0) {
-        sb__gw_frame_error(gw, s, f, rc);
+    int rc = n > gw->cfg.frame_bytes_max
+                 ? SB_E_TOO_LARGE
+                 : sb_frame_decode_checked(s->enc, p, n, &f);
+    if (rc != 0 && f) {
+        sb__gw_frame_error(gw, s, f, rc); /* its rid and client_msg_id */
         sb_frame_free(f);
     } else if (rc != 0) {
         sb__gw_error(gw, s, 0, rc);
@@ -954,15 +1027,7 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         if (s->next_due_ms <= now_ms) sb__gw_retry_session(gw, s);
         if (s->ua_len == 0) sb__gw_retry_unlink(gw, s);
     }
-    if (now_ms - gw->last_sweep_ms >= 1000) {
-        gw->last_sweep_ms = now_ms;
-        for (size_t i = 0; i < gw->sessions.cap; i++) {
-            sess *s = gw->sessions.slots[i].val;
-            if (s && s->state == SESS_NEW &&
-                now_ms - s->opened_ms > gw->cfg.hello_timeout_ms)
-                sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, "HELLO timeout");
-        }
-    }
+    hello_deadlines(gw);
     sb__gw_flush_dirty(gw, false);
     if (sb__gw_clustered(gw)) {
         sb__gw_cluster_tick(gw);

@@ -54,6 +54,10 @@ typedef struct conv {
     uint64_t id;
     Sbp__ConvKind kind;
     Sbp__ConvState state;
+    /* The highest seq stored that the gateway knows of: the store's when
+     * cached, raised by every message delivered (sb__gw_deliver). ACKs
+     * and READs count up to it, never past it. */
+    uint64_t last_seq;
     size_t n_members;
     member *members;
     bool dirty;
@@ -66,6 +70,9 @@ typedef struct conv {
     uint32_t unmatched;   /* customer turns the bot did not understand */
     bool first_response;  /* the agent has answered */
     uint32_t csat_rating; /* the customer's rating, 0 while none */
+    /* Routing writes made for it: a failed one is written again only
+     * while no later one was made (which carries the state in full). */
+    uint32_t route_gen;
     /* In a cluster (sb_cluster.c): the order of this node's pushes. */
     struct sb_cseq {
         bool known;    /* next is set (from the first seq seen) */
@@ -100,6 +107,11 @@ struct sess {
     sb_encoding enc;
     enum sess_state state;
     int64_t opened_ms;
+    uint64_t open_seq; /* the order connections opened in */
+    /* On the gateway's list of connections awaiting HELLO, in the order
+     * they opened (which is the order of their deadlines). */
+    bool in_hello_wait;
+    sess *hello_prev, *hello_next;
     char user_id[SB_ID_BYTES_MAX + 1];
     char device_id[SB_ID_BYTES_MAX + 1];
     char locale[SB_LOCALE_BYTES_MAX + 1];
@@ -162,6 +174,8 @@ enum {
      * and RATED) and relays the answers. */
     SB_GW_DESK = 1u << 5,
 };
+/* What ERR_FORBIDDEN says when membership is what is missing. */
+#define SB_GW_NOT_MEMBER "not a member of that conversation"
 /* A role's bit in sb_gw_row.roles. */
 #define SB_GW_ROLE(r) (1u << (r))
 
@@ -177,7 +191,7 @@ typedef struct sb_gw_row {
     uint32_t flags; /* SB_GW_* */
     /* The roles that may send it (SB_GW_ROLE bits; 0: every role), checked
      * after the conversation is loaded: else ERR_FORBIDDEN saying why (NULL:
-     * the code's own words). */
+     * that the role may not). */
     uint32_t roles;
     const char *why;
     /* Checks the body before its conversation is loaded (NULL: nothing
@@ -207,7 +221,8 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
-    /* sb_gw_tick(): time has passed (gw->now_ms is the new time). */
+    /* The end of sb_gw_tick(): time has passed (gw->now_ms is the new
+     * time); work the module does later (a store write to make again). */
     void (*tick)(void *ud);
     /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out.
      * In a cluster start comes when the node takes the desks over, and
@@ -237,7 +252,8 @@ struct sb_gw {
     sb_gw_hooks hooks;
     gw_entry table[GW_BODY_CASES]; /* by frame body case */
     int64_t now_ms;
-    int64_t last_sweep_ms;
+    uint64_t open_seq;             /* of the last connection opened */
+    sess *hello_head, *hello_tail; /* sessions awaiting HELLO, oldest first */
     bool draining;
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
@@ -332,10 +348,12 @@ int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
  * The session stays in the map until the shell reports the connection
  * closed, but takes no further part in delivery. */
 void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why);
-/* s has said HELLO and its user's record is stored: the device's older
- * session is closed (replaced), s is ready and linked to its user (the
- * user's first raises the presence hook). Returns 0 or -ENOMEM (s is
- * then to be closed). */
+/* s has said HELLO and its user's record is stored: the device's session
+ * on a connection opened before s's is closed (replaced), s is ready and
+ * linked to its user (the user's first raises the presence hook). If the
+ * device has a session on a connection opened after s's (s is a stale
+ * one whose HELLO came late), s is closed instead and this returns
+ * -EEXIST. Returns 0, -EEXIST or -ENOMEM (s is then to be closed). */
 int sb__gw_sess_ready(sb_gw *gw, sess *s);
 
 void sb__gw_copy_str(char *dst, size_t cap, const char *src);
@@ -349,8 +367,14 @@ bool sb__gw_may_access(const sess *s, conv *c);
 /* Caches a conversation from its stored form; returns the cached entry
  * (an existing one wins), NULL when out of memory. */
 conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc);
-/* Updates a cached conversation from its stored form (members too). */
+/* Updates a cached conversation from its stored form (members too), but
+ * for its routing (state, group, agent) where this node decides it (it
+ * owns the desks, or there is one node): memory decides and the store
+ * follows. A conversation not yet cached takes the stored form's. */
 conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
+/* The same with the stored form's routing too: routing rebuilt from the
+ * store (a start, a node taking the desks over). */
+conv *sb__gw_conv_reload(sb_gw *gw, const Sbp__Conversation *pc);
 /* Delivers a message this node stored: PUSH to every device of every
  * member but origin (NULL: server-made messages go to every device), and
  * in a cluster to the other nodes' devices. Takes m. */
@@ -377,8 +401,9 @@ void sb__gw_flush_cursors(sb_gw *gw, sess *s);
 /* Tells the receipts and stores the cursors that are due (all: every
  * one). */
 void sb__gw_flush_dirty(sb_gw *gw, bool all);
-/* s's device has every message of c through seq: its PUSHes up to seq
- * are acknowledged, its cursor and the member's receipt follow. */
+/* s's device has every message of c through seq (c's last_seq at most):
+ * its PUSHes up to seq are acknowledged, its cursor and the member's
+ * receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
 /* Member m of c has changed receipts: they go out receipts_ms later. */
 void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);

@@ -189,6 +189,9 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
 void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
                           const sess *origin)
 {
+    /* Every message delivered here, from this node or another, exists:
+     * ACKs and READs may count up to it. */
+    if (c && m->seq > c->last_seq) c->last_seq = m->seq;
     gmsg *g = c ? calloc(1, sizeof *g) : NULL;
     if (!g) {
         /* Stored: devices SYNC it. Without c nobody here can have loaded
@@ -205,6 +208,7 @@ void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
 void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
 {
     conv *c = sb_map_get(&gw->convs, m->conv_id);
+    if (c && m->seq > c->last_seq) c->last_seq = m->seq; /* stored here */
     if (c && sb__gw_clustered(gw)) {
         sb__gw_cluster_message(gw, c, m);
         sb__gw_cluster_offer(gw, c, m, origin);
@@ -366,6 +370,7 @@ static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
 
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
 {
+    if (seq > c->last_seq) seq = c->last_seq; /* no device can have more */
     ack_unacked(s, c->id, seq);
     if (s->ua_len == 0) sb__gw_retry_unlink(gw, s);
     record_ack(gw, s, c->id, seq);

@@ -12,6 +12,7 @@
 #include "sb_desk.h"
 #include "sb_error.h"
 #include "sb_gwcore.h"
+#include "sb_page.h"
 #include "sb_sysmsg.h"
 
 static void free_strs(char **v, size_t n)
@@ -85,7 +86,10 @@ static void recall_checked(sb_req *r)
     if (rc == 0) rc = recall_allowed(gw, s, m);
     if (rc == 0 && !m->recalled && (rc = recall_store(gw, s, r->rid, m)) == 0)
         goto out;
-    sb__gw_reply_rc(gw, s, r->rid, rc);
+    if (rc == SB_E_FORBIDDEN)
+        sb__gw_error_text(gw, s, r->rid, rc, "only its sender may recall it");
+    else
+        sb__gw_reply_rc(gw, s, r->rid, rc);
 out:
     if (m) sbp__message__free_unpacked(m, NULL);
     free(r);
@@ -168,7 +172,10 @@ static void conv_list_done(sb_req *r)
                 pc->queue_position =
                     sb_desk_position(gw->cfg.desk, pc->conv_id);
         }
-        sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_CONV_LIST_RESP, resp);
+        if (sb__page_cut_conv_list(gw, s, resp) != 0)
+            sb__gw_error(gw, s, r->rid, -ENOMEM);
+        else
+            sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_CONV_LIST_RESP, resp);
     }
     if (resp) sbp__conv_list_resp__free_unpacked(resp, NULL);
     free_strs(r->u.conv_list.groups, r->u.conv_list.n_groups);
@@ -235,6 +242,7 @@ static void search_done(sb_req *r)
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s && resp) {
         sb_sysmsg_render(resp->messages, resp->n_messages, s->locale);
+        sb__page_cut_search(gw, s, resp);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_SEARCH_RESP, resp);
     }
     if (resp) sbp__search_resp__free_unpacked(resp, NULL);
@@ -273,12 +281,19 @@ static void on_canned(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     (void)c;
     (void)ud;
+    const char *name = f->canned_list->desk;
     const sb_desk_def *def =
-        gw->cfg.desk ? sb_desk_get(gw->cfg.desk, f->canned_list->desk) : NULL;
+        gw->cfg.desk ? sb_desk_get(gw->cfg.desk, name) : NULL;
+    if (def && name[0] && strcmp(def->id, name) != 0) def = NULL;
     bool staff =
         s->role == SBP__ROLE__ROLE_AGENT || s->role == SBP__ROLE__ROLE_ADMIN;
-    if (!staff || !def) {
-        sb__gw_error(gw, s, f->rid, def ? SB_E_FORBIDDEN : SB_E_NOT_FOUND);
+    if (!staff) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "canned replies are for agents and admins");
+        return;
+    }
+    if (!def) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_NOT_FOUND, "no such desk");
         return;
     }
     Sbp__Canned *items = calloc(def->n_canned + 1, sizeof *items);

@@ -7,6 +7,7 @@
 
 #include "sb_error.h"
 #include "sb_gwcore.h"
+#include "sb_page.h"
 #include "sb_sysmsg.h"
 
 /* ---- SEND ------------------------------------------------------------------
@@ -177,18 +178,21 @@ static void on_read(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     (void)ud;
     const Sbp__Read *rd = f->read;
+    /* Nobody has read past the last message: a READ beyond it reads up
+     * to it. */
+    uint64_t seq = rd->seq < c->last_seq ? rd->seq : c->last_seq;
     /* An admin may read any conversation, but has no receipts in one it
      * is not a member of. */
     member *m = sb__gw_conv_member(c, s->user_id);
-    if (!m || rd->seq <= m->read_seq) return;
-    m->read_seq = rd->seq;
+    if (!m || seq <= m->read_seq) return;
+    m->read_seq = seq;
     sb__gw_receipt_dirty(gw, c, m);
     sb_req *r =
         sb__gw_req_new(gw, SB_REQ_READ_SET, s, f->rid, sb__gw_quiet_done);
     if (!r) return; /* READ has no answer: the receipt goes out unstored */
     sb__gw_copy_str(r->u.read.user_id, sizeof r->u.read.user_id, s->user_id);
     r->u.read.conv_id = rd->conv_id;
-    r->u.read.seq = rd->seq;
+    r->u.read.seq = seq;
     sb__gw_submit(gw, r);
 }
 
@@ -207,6 +211,7 @@ static void sync_done(sb_req *r)
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s) {
         sb_sysmsg_render(resp->messages, resp->n_messages, s->locale);
+        sb__page_cut_sync(gw, s, resp);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_SYNC_RESP, resp);
     }
     if (resp) sbp__sync_resp__free_unpacked(resp, NULL);
@@ -237,7 +242,11 @@ static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     uint32_t limit = sy->limit ? sy->limit : gw->cfg.sync_page_max;
     r->u.sync.limit =
         limit < gw->cfg.sync_page_max ? limit : gw->cfg.sync_page_max;
-    r->u.sync.bytes_max = gw->cfg.sync_bytes_max;
+    /* The store's bound on body bytes saves reading what the page would
+     * not carry; sync_done cuts the page to its frame. */
+    size_t page = sb__page_bytes_max(gw);
+    r->u.sync.bytes_max =
+        gw->cfg.sync_bytes_max < page ? gw->cfg.sync_bytes_max : page;
     sb__gw_submit(gw, r);
 }
 
@@ -250,6 +259,7 @@ static void history_done(sb_req *r)
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s) {
         sb_sysmsg_render(resp->messages, resp->n_messages, s->locale);
+        sb__page_cut_history(gw, s, resp);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_HISTORY_RESP, resp);
     }
     if (resp) sbp__history_resp__free_unpacked(resp, NULL);
@@ -292,7 +302,13 @@ static void open_done(sb_req *r)
 {
     sb_gw *gw = r->ctx;
     sess *s = sb__gw_req_back(gw, r, false);
-    if (r->rc != 0) {
+    if (r->rc == SB_E_NOT_FOUND) {
+        sb__gw_error_text(gw, s, r->rid, r->rc,
+                          "a member is not a user the server knows");
+    } else if (r->rc == SB_E_FORBIDDEN) {
+        sb__gw_error_text(gw, s, r->rid, r->rc,
+                          "a customer talks to the service side only");
+    } else if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s) {
         sb__gw_conv_cache(gw, r->u.create.conv);

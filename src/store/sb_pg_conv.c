@@ -579,8 +579,8 @@ static void list_sql(char *sql, size_t size, bool all, Sbp__ConvState state,
              " ORDER BY c.updated_ts DESC, c.conv_id DESC LIMIT $6");
 }
 
-/* What a list entry says for the asking user: read_seq and unread if a
- * member, and the last message. */
+/* What a list entry says for the asking user: read_seq and unread (not
+ * counting its own messages) if a member, and the last message. */
 static int list_entry_fill(sb_pg *s, const char *user_id, Sbp__Conversation *c)
 {
     sb_pg_params p = {0};
@@ -591,7 +591,7 @@ static int list_entry_fill(sb_pg *s, const char *user_id, Sbp__Conversation *c)
     if (rc) return rc;
     if (PQntuples(r)) {
         c->read_seq = (uint64_t)sb__pg_get_i64(r, 0, 0);
-        c->unread = c->last_seq > c->read_seq ? c->last_seq - c->read_seq : 0;
+        c->unread = (uint64_t)sb__pg_get_i64(r, 0, 1);
     }
     PQclear(r);
     if (c->last_seq == 0) return 0;

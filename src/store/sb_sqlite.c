@@ -261,8 +261,12 @@ static const char *const STMT_SQL[ST_COUNT] = {
                         " DO UPDATE SET role = excluded.role",
     [ST_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE conv_id = ?1"
                         " AND user_id <> ?2 AND user_id <> ?3",
-    [ST_MEMBER_READ] = "SELECT read_seq FROM members"
-                       " WHERE conv_id = ?1 AND user_id = ?2",
+    /* A member's read_seq, and its unread messages: those after it that
+     * others sent. */
+    [ST_MEMBER_READ] = "SELECT m.read_seq, (SELECT count(*) FROM messages g"
+                       " WHERE g.conv_id = ?1 AND g.seq > m.read_seq"
+                       " AND g.sender <> ?2) FROM members m"
+                       " WHERE m.conv_id = ?1 AND m.user_id = ?2",
     [ST_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = ?2"
                           " WHERE conv_id = ?1 AND first_response_ts = 0",
     [ST_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"

@@ -475,7 +475,8 @@ static int list_prepare(sb_sqlite *s, bool all, Sbp__ConvState state, bool tag,
 }
 
 /* Fills in what a list entry says for the asking user: read_seq and
- * unread if a member, and the last message. */
+ * unread (not counting its own messages) if a member, and the last
+ * message. */
 static int list_entry_fill(sb_sqlite *s, const char *user_id,
                            Sbp__Conversation *c)
 {
@@ -485,7 +486,7 @@ static int list_entry_fill(sb_sqlite *s, const char *user_id,
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         c->read_seq = (uint64_t)sqlite3_column_int64(st, 0);
-        c->unread = c->last_seq > c->read_seq ? c->last_seq - c->read_seq : 0;
+        c->unread = (uint64_t)sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SB_E_STORE;

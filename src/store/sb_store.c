@@ -449,9 +449,13 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
         for (size_t j = 0; j < i; j++)
             if (strcmp(user_ids[i], user_ids[j]) == 0) return SB_E_INVALID;
         role[i] = roles[i];
+        /* A member is a user the server has met: one never seen could
+         * later connect with any role (a customer, reading another
+         * customer's conversation). */
         if (role[i] == SBP__ROLE__ROLE_UNSPECIFIED) {
             int rc = s->ops->user_role(s, user_ids[i], &role[i]);
-            if (rc && rc != SB_E_NOT_FOUND) return rc;
+            if (rc) return rc;
+            if (role[i] == SBP__ROLE__ROLE_UNSPECIFIED) return SB_E_NOT_FOUND;
         }
         if (role[i] == SBP__ROLE__ROLE_CUSTOMER) {
             customers++;

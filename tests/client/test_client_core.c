@@ -930,6 +930,70 @@ static void test_sync_paging(void **state)
     h_free(t);
 }
 
+/* A SYNC the server could not answer (ERR_STORE: a read that failed) is
+ * tried again after gap_retry_ms, gap or no gap: otherwise what the device
+ * missed while it was away stays missing until its next connection. Found
+ * by sbsim (seed 29332). */
+static void test_sync_error_retried(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_welcome(t, t->out[0]->rid, 16);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    feed_error(t, sync->rid, SBP__ERROR_CODE__ERR_STORE, NULL);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    t->now += 2000; /* past gap_retry_ms */
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    Sbp__Message *m[1] = {mk(4, 1, "bob", "missed")};
+    feed_sync_resp(t, sync->rid, m, 1, false);
+    assert_int_equal(t->nmsgs, 1);
+    assert_int_equal(t->synced, 1);
+    free(m[0]);
+    h_free(t);
+}
+
+/* A SEND resent after its timeout, whose first attempt is answered late
+ * with a final ERROR (the conversation did not exist yet): the answer is
+ * to an attempt superseded, not to the send. The second attempt's
+ * SEND_ACK makes it SENT, and the device surfaces it. Found by sbsim
+ * (seed 2617): the device failed the send while the server stored it. */
+static void test_stale_error_ignored(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t id[16];
+    assert_int_equal(
+        sb_client_core_send(t->cc, 9, SBP__MSG_TYPE__MSG_TEXT, "hi", 2, 0, id),
+        0);
+    pull(t);
+    Sbp__Frame *first = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(first);
+    uint32_t rid1 = first->rid;
+    t->now += 5001; /* the send timeout: written again, same id */
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    Sbp__Frame *second = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(second);
+    assert_int_not_equal(second->rid, rid1);
+    feed_error(t, rid1, SBP__ERROR_CODE__ERR_NOT_FOUND, id);
+    for (int i = 0; i < t->nsts; i++)
+        assert_int_not_equal(t->sts[i].st, SB_SEND_FAILED);
+    feed_send_ack(t, id, 9, 1, false);
+    assert_int_equal(t->sts[t->nsts - 1].st, SB_SEND_SENT);
+    assert_int_equal(t->nmsgs, 1);
+    h_free(t);
+}
+
 static void test_own_message_on_send_ack(void **state)
 {
     (void)state;
@@ -2594,6 +2658,8 @@ int main(void)
         cmocka_unit_test(test_sync_hint),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),
+        cmocka_unit_test(test_sync_error_retried),
+        cmocka_unit_test(test_stale_error_ignored),
         cmocka_unit_test(test_own_message_on_send_ack),
         cmocka_unit_test(test_resend_after_reconnect_same_id),
         cmocka_unit_test(test_window),

@@ -52,6 +52,8 @@ has() { if grep -qF -- "$2" "$DIR/last"; then ok "$1"; else bad "$1: no '$2'"; f
 
 ALICE=$(tok alice customer) BOB=$(tok bob agent)
 start
+# A member is a user the server has met: bob connects once first.
+"$CTL" list --token "$BOB" > /dev/null
 CONV=$("$CTL" open --member bob --token "$ALICE")
 for i in $(seq 1 30); do
   "$CTL" send --conv "$CONV" --token "$ALICE" "message $i from alice" >/dev/null
@@ -93,6 +95,7 @@ stop
 
 # A database with a store of its own is refused.
 start "$PG/other"
+"$CTL" list --token "$BOB" > /dev/null
 "$CTL" open --member bob --token "$ALICE" > /dev/null
 stop
 check "non-empty target refused" 1 "$CTL" store copy --from "$DIR/data" --to "$PG/other"

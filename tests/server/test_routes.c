@@ -107,6 +107,54 @@ static void expect(const char *head, int status, const char *body)
     if (body) assert_string_equal(r.body, body);
 }
 
+/* Requests pipelined in one write: the first is the one answered (the
+ * answer closes the connection), whatever follows it; the bytes after an
+ * upgrade request are the peer's first WebSocket bytes. */
+static void test_pipelined(void **state)
+{
+    (void)state;
+    static const char first[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char *const after[] = {
+        "POST /other HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "GET /nope HTTP/1.1\r\n\r\n", "garbage", "G"};
+    for (size_t i = 0; i < sizeof after / sizeof *after; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "%s%s", first, after[i]);
+        static sb_http_req req;
+        sb_http_req_init(&req);
+        long used = sb_http_req_feed(&req, text, strlen(text));
+        assert_int_equal(used, (long)strlen(first));
+        assert_true(req.complete);
+        assert_string_equal(req.path, "/healthz");
+        assert_string_equal(sb_http_req_method(&req), "GET");
+        result res;
+        memset(&res, 0, sizeof res);
+        sb_routes_config cfg = config();
+        sb_route_req rq = {.cfg = &cfg,
+                           .http = &req,
+                           .peer = (struct sockaddr *)&loopback4,
+                           .now_ms = 1700000000000,
+                           .answer = on_answer,
+                           .upgrade = on_upgrade,
+                           .ud = &res};
+        sb_routes_serve(&rq);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res.body, "ok\n");
+    }
+    /* An upgrade with WebSocket bytes behind it in the same read. */
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     KEY);
+    memcpy(text + n, "\x82\x80wxyz", 6);
+    static sb_http_req req;
+    sb_http_req_init(&req);
+    assert_int_equal(sb_http_req_feed(&req, text, (size_t)n + 6), n);
+    assert_true(req.complete && sb_http_req_is_upgrade(&req));
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -372,6 +420,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_routes),
+        cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_methods_and_limits),
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_api_routes),

@@ -481,15 +481,14 @@ static void test_conv_create_get(void **state)
     assert_int_equal(x->conv_id, c->conv_id + 2);
     assert_int_equal(x->members[1]->role, SBP__ROLE__ROLE_AGENT);
     sbp__conversation__free_unpacked(x, NULL);
-    /* never seen: stays unspecified */
+    /* Never seen: refused, whatever role the user turns up with later. */
     const char *unseen[] = {"cust", "ghost"};
     assert_int_equal(sb_store_begin(s), 0);
     assert_int_equal(sb_store_conv_create(s, SBP__CONV_KIND__CONV_SERVICE, "",
                                           unseen, asked, 2, NOW, &x),
-                     0);
+                     SB_E_NOT_FOUND);
+    assert_null(x);
     assert_int_equal(sb_store_commit(s), 0);
-    assert_int_equal(x->members[1]->role, SBP__ROLE__ROLE_UNSPECIFIED);
-    sbp__conversation__free_unpacked(x, NULL);
     sbp__conversation__free_unpacked(c, NULL);
     sb_store_close(s);
 }
@@ -2690,11 +2689,12 @@ static void test_conv_list(void **state)
     assert_int_equal(r->convs[1]->unread, 0);
     assert_null(r->convs[1]->last_message);
     sbp__conv_list_resp__free_unpacked(r, NULL);
-    /* The customer sees it with its own unread count. */
+    /* The customer sees it with its own unread count: its own three
+     * messages are not unread. */
     assert_int_equal(
         sb_store_conv_list(s, cust[0], false, 0, "", NULL, 0, "", 0, &r), 0);
     assert_int_equal(r->n_convs, 1);
-    assert_int_equal(r->convs[0]->unread, 3);
+    assert_int_equal(r->convs[0]->unread, 0);
     assert_false(r->more);
     sbp__conv_list_resp__free_unpacked(r, NULL);
 
@@ -3437,7 +3437,8 @@ static void test_storeq_apply_service(void **state)
     sb_storeq_apply(s, &r);
     assert_int_equal(r.rc, 0);
     assert_int_equal(r.u.conv_list.resp->n_convs, 1);
-    assert_int_equal(r.u.conv_list.resp->convs[0]->unread, 3);
+    /* The customer's message and the recall event; not ag's own. */
+    assert_int_equal(r.u.conv_list.resp->convs[0]->unread, 2);
     sbp__conv_list_resp__free_unpacked(r.u.conv_list.resp, NULL);
     memset(r.u.conv_list.cursor, '9', sizeof r.u.conv_list.cursor);
     sb_storeq_apply(s, &r);
