@@ -13,6 +13,7 @@
 
 #include "sb_error.h"
 #include "sb_i18n.h"
+#include "sb_sysmsg.h"
 #include "sb_ws.h"
 
 /* ---- small helpers ---------------------------------------------------------
@@ -95,6 +96,15 @@ member *sb__gw_conv_member(conv *c, const char *user_id)
     for (size_t i = 0; i < c->n_members; i++)
         if (strcmp(c->members[i].user_id, user_id) == 0) return &c->members[i];
     return NULL;
+}
+
+void sb__gw_conv_member_drop(conv *c, const char *user_id)
+{
+    member *m = sb__gw_conv_member(c, user_id);
+    if (!m) return;
+    size_t i = (size_t)(m - c->members);
+    memmove(m, m + 1, (c->n_members - i - 1) * sizeof *m);
+    c->n_members--;
 }
 
 bool sb__gw_may_access(const sess *s, conv *c)
@@ -222,6 +232,14 @@ void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
             if (s != skip && s->state == SESS_READY)
                 sb__gw_send(gw, s, 0, k, body);
     }
+}
+
+void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
+                      void *body)
+{
+    user *u = sb__gw_user_get(gw, user_id);
+    for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
+        if (s->state == SESS_READY) sb__gw_send(gw, s, 0, k, body);
 }
 
 /* ---- sessions --------------------------------------------------------------
@@ -354,11 +372,19 @@ static bool push_item(sb_gw *gw, gmsg *g, const sess *s, const uint8_t **p,
     sb_buf *b = &g->enc[enc];
     if (g->m->event && g->m->event->key[0]) {
         /* A shallow copy with the body rendered for this session; the
-         * stored message is left as it is. */
-        char text[1024];
-        sb_i18n_render(s->locale, g->m->event->key, g->m->event->args,
-                       g->m->event->n_args, text, sizeof text);
+         * stored message is left as it is. A customer is told only that a
+         * staff-only event happened (sb_view.h). */
+        char text[1024] = "";
         Sbp__Message copy = *g->m;
+        Sbp__Event hidden = SBP__EVENT__INIT;
+        if (s->role == SBP__ROLE__ROLE_CUSTOMER &&
+            sb_sysmsg_staff_only(g->m->event->key)) {
+            hidden.key = g->m->event->key;
+            copy.event = &hidden;
+        } else {
+            sb_i18n_render(s->locale, g->m->event->key, g->m->event->args,
+                           g->m->event->n_args, text, sizeof text);
+        }
         copy.body = text;
         b = &gw->event_scratch;
         b->len = 0;
@@ -695,6 +721,7 @@ static void conv_free(conv *c)
 {
     if (!c) return;
     free(c->members);
+    free(c->note);
     free(c);
 }
 
@@ -703,19 +730,33 @@ static void conv_free(conv *c)
 static int conv_fill(conv *c, const Sbp__Conversation *pc)
 {
     member *ms = calloc(pc->n_members ? pc->n_members : 1, sizeof *ms);
-    if (!ms) return -ENOMEM;
+    char *note = pc->transfer_note[0] ? strdup(pc->transfer_note) : NULL;
+    if (!ms || (pc->transfer_note[0] && !note)) {
+        free(ms);
+        free(note);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < pc->n_members; i++) {
-        sb__gw_copy_str(ms[i].user_id, sizeof ms[i].user_id,
-                        pc->members[i]->user_id);
-        ms[i].role = pc->members[i]->role;
+        const Sbp__Member *pm = pc->members[i];
+        sb__gw_copy_str(ms[i].user_id, sizeof ms[i].user_id, pm->user_id);
+        ms[i].role = pm->role;
+        /* Receipts only move forward: the stored ones, or those this
+         * gateway heard since (ahead of the store). */
+        ms[i].delivered_seq = pm->delivered_seq;
+        ms[i].read_seq = pm->read_seq;
+        ms[i].read_seq_notified = pm->read_seq;
         member *old = c->members ? sb__gw_conv_member(c, ms[i].user_id) : NULL;
         if (old) {
-            ms[i].delivered_seq = old->delivered_seq;
-            ms[i].read_seq = old->read_seq;
+            if (old->delivered_seq > ms[i].delivered_seq)
+                ms[i].delivered_seq = old->delivered_seq;
+            if (old->read_seq > ms[i].read_seq) ms[i].read_seq = old->read_seq;
             ms[i].read_seq_notified = old->read_seq_notified;
         }
     }
     free(c->members);
+    free(c->note);
+    c->note = note;
+    sb__gw_copy_str(c->note_from, sizeof c->note_from, pc->transfer_from);
     c->members = ms;
     c->n_members = pc->n_members;
     c->id = pc->conv_id;
@@ -780,6 +821,8 @@ static void append_done(sb_req *r)
         a.seq = m->seq;
         a.server_ts = m->server_ts;
         a.duplicate = r->u.append.duplicate;
+        /* The sender's device shows what the others see. */
+        if (r->u.append.masked) a.body = m->body;
         gw->stats.send_acks++;
         sb_hist_add(&gw->stats.send_ack_ms,
                     gw->now_ms > r->now_ms ? (uint64_t)(gw->now_ms - r->now_ms)
@@ -800,9 +843,16 @@ static void append_done(sb_req *r)
 
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m)
 {
+    return sb__gw_append_send(gw, s, rid, m, false);
+}
+
+int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
+                       bool masked)
+{
     sb_req *r = sb__gw_req_new(gw, SB_REQ_MSG_APPEND, s, rid, append_done);
     if (!r) return -ENOMEM;
     r->u.append.msg = m;
+    r->u.append.masked = masked;
     if (s) s->pending_sends++;
     sb__gw_submit(gw, r);
     return 0;

@@ -17,7 +17,7 @@
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
 /* Frame body cases (proto field numbers) the table has room for. */
-#define GW_BODY_CASES (SBP__FRAME__BODY_ADMIN_RESP + 1)
+#define GW_BODY_CASES (SBP__FRAME__BODY_AGENT_PRESENCE + 1)
 
 enum sess_state {
     SESS_NEW,           /* connected, no HELLO yet */
@@ -65,6 +65,11 @@ typedef struct conv {
     int64_t created_ms;  /* when it was made (the store's created_ts) */
     uint32_t unmatched;  /* customer turns the bot did not understand */
     bool first_response; /* the agent has answered */
+    /* The last transfer's note (malloc'd; NULL: none) and its writer;
+     * note_dirty: set here and not yet in a route request to the store. */
+    char *note;
+    char note_from[SB_ID_BYTES_MAX + 1];
+    bool note_dirty;
 } conv;
 
 typedef struct sess sess;
@@ -253,6 +258,9 @@ void sb__gw_frame_error(sb_gw *gw, sess *s, const Sbp__Frame *f, int rc);
  * member of c, but skip. */
 void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
                          const sess *skip);
+/* Sends a frame of kind k with body to every ready session of user_id. */
+void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
+                      void *body);
 
 /* ---- store requests --------------------------------------------------------
  */
@@ -274,6 +282,10 @@ void sb__gw_quiet_done(sb_req *r);
  * of s until then. For the server's own (s NULL): delivered to every
  * device. Returns 0 (m taken), or -ENOMEM (m still the caller's). */
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
+/* sb__gw_append() of a SEND whose body the filter masked (masked): the
+ * SEND_ACK then carries the body as stored. */
+int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
+                       bool masked);
 
 /* ---- sessions, conversations, delivery -------------------------------------
  */
@@ -294,6 +306,8 @@ bool sb__gw_valid_id(const char *s);
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);
 user *sb__gw_user_get(sb_gw *gw, const char *id);
 member *sb__gw_conv_member(conv *c, const char *user_id);
+/* user_id is no longer a member of cached c (nothing if it was not one). */
+void sb__gw_conv_member_drop(conv *c, const char *user_id);
 /* Whether s may see c: a member, or an admin. */
 bool sb__gw_may_access(const sess *s, conv *c);
 /* Caches a conversation from its stored form; returns the cached entry

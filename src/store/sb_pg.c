@@ -113,9 +113,16 @@ static const char SCHEMA_V1_SQL[] =
     " value text NOT NULL,"
     " updated_ts bigint NOT NULL);";
 
+/* Version 2 (the SQLite store's version 5): the note of a conversation's
+ * last transfer, for the agent it went to, and who wrote it. */
+static const char SCHEMA_V2_SQL[] =
+    "ALTER TABLE convs ADD COLUMN transfer_note text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN transfer_from text NOT NULL DEFAULT '';";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
     SCHEMA_V1_SQL,
+    SCHEMA_V2_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -276,6 +283,8 @@ static const char *const STMT_SQL[PS_COUNT] = {
                         " AND user_id <> $2 AND user_id <> $3",
     [PS_MEMBER_READ] = "SELECT read_seq FROM members"
                        " WHERE conv_id = $1 AND user_id = $2",
+    [PS_CONV_NOTE] = "UPDATE convs SET transfer_note = $2, transfer_from = $3"
+                     " WHERE conv_id = $1",
     [PS_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = $2"
                           " WHERE conv_id = $1 AND first_response_ts = 0",
     [PS_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
@@ -837,6 +846,7 @@ static const sb_store_ops PG_OPS = {
     .service_open = sb__pg_service_open,
     .conv_route = sb__pg_conv_route,
     .first_response = sb__pg_first_response,
+    .conv_note = sb__pg_conv_note,
     .recall = sb__pg_recall,
     .tag = sb__pg_tag,
     .member_put = sb__pg_member_put,
