@@ -551,6 +551,48 @@ const char *sb_desk_text(const sb_desk_text_set *t, const char *locale)
     return i < 0 ? "" : t->text[i];
 }
 
+/* {"en": "...", ...} of t, or NULL when out of memory. */
+static json_t *texts_json(const sb_desk_text_set *t)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < t->n; i++)
+        if (json_object_set_new(o, t->lang[i], json_string(t->text[i])) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
+int sb_desk_widget_json(const sb_desk *d, const char *id, char **out)
+{
+    *out = NULL;
+    const sb_desk_def *def = sb_desk_get(d, id);
+    if (!def || (id && id[0] && strcmp(def->id, id) != 0))
+        return SB_E_NOT_FOUND;
+    const sb_desk_widget *w = &def->widget;
+    json_t *avatars = json_array();
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o*, s:o*, s:o*, s:o*}", "desk",
+                          def->id, "name", def->name, "color", w->color,
+                          "title", texts_json(&w->title), "reply_time",
+                          texts_json(&w->reply_time), "greeting",
+                          texts_json(&w->greeting), "avatars", avatars);
+    if (!j) return -ENOMEM;
+    for (size_t i = 0; i < d->n_agents; i++) {
+        const agent *a = &d->agents[i];
+        if (!a->avatar || !(a->groups & def->groups)) continue;
+        if (json_array_size(avatars) == SB_DESK_AVATARS_MAX) break;
+        if (json_array_append_new(avatars, json_pack("{s:s, s:s}", "agent",
+                                                     a->id, "url",
+                                                     a->avatar)) != 0) {
+            json_decref(j);
+            return -ENOMEM;
+        }
+    }
+    *out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return *out ? 0 : -ENOMEM;
+}
+
 /* ---- the rule bot ----------------------------------------------------------
  */
 

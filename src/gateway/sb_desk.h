@@ -113,6 +113,15 @@ const char *sb_desk_group_name(const sb_desk *d, int group);
  * first one); "" if the set is empty. */
 const char *sb_desk_text(const sb_desk_text_set *t, const char *locale);
 
+/* The public description of desk id's chat widget ("" or NULL: the first
+ * desk), as JSON into *out (malloc'd, NUL-terminated; the caller frees):
+ * {"desk", "name", "color", "title", "reply_time", "greeting" (the texts
+ * as {lang: text}), "avatars": [{"agent", "url"}]}, at most
+ * SB_DESK_AVATARS_MAX avatars of the desk's agents in id order. Nothing
+ * else of the configuration (no rules, canned replies, capacities or
+ * statuses). Returns 0, SB_E_NOT_FOUND (no such desk) or -ENOMEM. */
+int sb_desk_widget_json(const sb_desk *d, const char *id, char **out);
+
 /* ---- the rule bot ----------------------------------------------------------
  */
 

@@ -1,6 +1,8 @@
 /* HTTP/1.1 request parsing and responses for the gateway's one port. */
 #include "sb_http.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -180,12 +182,21 @@ static const char *reason(int status)
 int sb_http_respond(sb_buf *out, int status, const char *content_type,
                     const void *body, size_t n)
 {
-    char head[256];
+    return sb_http_respond_headers(out, status, content_type, NULL, body, n);
+}
+
+int sb_http_respond_headers(sb_buf *out, int status, const char *content_type,
+                            const char *headers, const void *body, size_t n)
+{
+    char head[256 + SB_HTTP_EXTRA_HEADERS_MAX];
+    if (!headers) headers = "";
+    assert(strlen(headers) <= SB_HTTP_EXTRA_HEADERS_MAX);
     int len = snprintf(head, sizeof head,
                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                        "Content-Length: %zu\r\nConnection: close\r\n"
-                       "X-Content-Type-Options: nosniff\r\n\r\n",
-                       status, reason(status), content_type, n);
+                       "X-Content-Type-Options: nosniff\r\n%s\r\n",
+                       status, reason(status), content_type, n, headers);
+    if (len < 0 || (size_t)len >= sizeof head) return -EINVAL;
     int rc = sb_buf_append(out, head, (size_t)len);
     return rc ? rc : sb_buf_append(out, body, n);
 }

@@ -50,6 +50,11 @@ const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc);
 /* Appends a complete response with Connection: close. */
 int sb_http_respond(sb_buf *out, int status, const char *content_type,
                     const void *body, size_t n);
+/* The same with more header lines (each "Name: value\r\n"; NULL: none),
+ * at most SB_HTTP_EXTRA_HEADERS_MAX bytes of them. */
+#define SB_HTTP_EXTRA_HEADERS_MAX 512
+int sb_http_respond_headers(sb_buf *out, int status, const char *content_type,
+                            const char *headers, const void *body, size_t n);
 /* Appends the 101 Switching Protocols answer to the handshake. */
 int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto);
 

@@ -416,11 +416,11 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
 
 /* ---- HTTP phase ---------------------------------------------------------- */
 
-static void http_reply(conn *c, int status, const char *type, const void *body,
-                       size_t n)
+static void http_reply(conn *c, int status, const char *type,
+                       const char *headers, const void *body, size_t n)
 {
     sb_buf out = SB_BUF_INIT;
-    if (sb_http_respond(&out, status, type, body, n) != 0) {
+    if (sb_http_respond_headers(&out, status, type, headers, body, n) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
         return;
@@ -441,9 +441,9 @@ typedef struct upgrade_ctx {
 
 /* The router's answer function. */
 static void route_answer(void *ud, int status, const char *type,
-                         const void *body, size_t n)
+                         const char *headers, const void *body, size_t n)
 {
-    http_reply(((upgrade_ctx *)ud)->c, status, type, body, n);
+    http_reply(((upgrade_ctx *)ud)->c, status, type, headers, body, n);
 }
 
 /* The router took the request's WebSocket upgrade: answer 101, hand the
@@ -491,6 +491,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
                        .draining = srv->drain != DRAIN_OFF,
                        .store_down = !sb_storeq_healthy(srv->storeq),
                        .now_ms = wall_ms(),
+                       .desk = sb_gw_desk(srv->gw),
                        .answer = route_answer,
                        .upgrade = route_upgrade,
                        .ud = &u};
@@ -545,7 +546,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (c->phase == PH_HTTP) {
         long used = sb_http_req_feed(c->http, (const char *)p, n);
         if (used < 0) {
-            http_reply(c, 400, "text/plain", "bad request\n", 12);
+            http_reply(c, 400, "text/plain", NULL, "bad request\n", 12);
             return;
         }
         if (c->http->complete) http_request_done(c, p + used, n - (size_t)used);
@@ -562,7 +563,7 @@ static void conn_refuse(conn *c, int status, const char *text)
     if (c->tls)
         conn_abort(c);
     else
-        http_reply(c, status, "text/plain", text, strlen(text));
+        http_reply(c, status, "text/plain", NULL, text, strlen(text));
 }
 
 static void on_connection(uv_stream_t *l, int status)

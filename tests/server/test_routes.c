@@ -28,18 +28,20 @@ typedef struct result {
     int calls;
     int status; /* 101 for an upgrade */
     char type[64];
+    char headers[512];
     char body[8192];
     sb_encoding enc;
     char proto[32];
 } result;
 
-static void on_answer(void *ud, int status, const char *type, const void *body,
-                      size_t n)
+static void on_answer(void *ud, int status, const char *type,
+                      const char *headers, const void *body, size_t n)
 {
     result *r = ud;
     r->calls++;
     r->status = status;
     snprintf(r->type, sizeof r->type, "%s", type);
+    snprintf(r->headers, sizeof r->headers, "%s", headers ? headers : "");
     assert_true(n < sizeof r->body);
     memcpy(r->body, body, n);
     r->body[n] = '\0';
