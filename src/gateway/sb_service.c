@@ -192,10 +192,13 @@ static void route_bot(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
     char *left = c->agent[0] && strcmp(c->agent, agent) != 0 ? strdup(c->agent)
                  : bot && st != SBP__CONV_STATE__STATE_BOT   ? strdup(bot)
                                                              : NULL;
-    /* It is no member from now on, as the store will have it: what is
-     * stored meanwhile (a customer's message reopening the conversation)
-     * is not delivered to it. */
-    if (left) sb__gw_conv_member_drop(c, left);
+    /* The last agent of a closed conversation that reopens is no member
+     * from now on, as the store will have it: the customer's message that
+     * reopens it is not delivered to it. (One transferring it away stays
+     * one until the store has the move: its acknowledgements of what it
+     * was sent until then still count.) */
+    if (left && c->state == SBP__CONV_STATE__STATE_CLOSED)
+        sb__gw_conv_member_drop(c, left);
     c->state = st;
     sb__gw_copy_str(c->group, sizeof c->group, group);
     sb__gw_copy_str(c->agent, sizeof c->agent, agent);
