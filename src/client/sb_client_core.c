@@ -125,6 +125,7 @@ void sb_client_config_default(sb_client_config *c)
     c->heartbeat_ms = 30000;
     c->body_bytes_max = 64 * 1024;
     c->sync_limit = 0;
+    c->gap_wait_ms = 200;
     c->gap_retry_ms = 1000;
     c->frame_bytes_max = 1024 * 1024;
     c->outq_bytes_max = 4 * 1024 * 1024;

@@ -198,6 +198,9 @@ typedef struct sb_client_config {
     uint32_t heartbeat_ms;       /* until WELCOME says; dead after 3x */
     uint32_t body_bytes_max;     /* until WELCOME says */
     uint32_t sync_limit;         /* SYNC page; 0: WELCOME's sync_page_max */
+    uint32_t gap_wait_ms;        /* a gap waits this long for pushes in
+                                    flight (another node's), then SYNC;
+                                    0: SYNC at once */
     uint32_t gap_retry_ms;       /* SYNC again if a gap outlives a SYNC */
     uint32_t frame_bytes_max;    /* transport: incoming message bound */
     uint32_t outq_bytes_max;     /* frames produced and not yet pulled */

@@ -75,6 +75,14 @@ typedef struct sb_gw_io {
                  const char *body);
     /* Tells of a session event (sb_gw_event), for the log. Optional. */
     void (*event)(void *ud, const sb_gw_event *e);
+    /* A cluster of gateways (both optional; NULL: one gateway alone). The
+     * core asks to hear of user_id while it has a session of that user
+     * (on true) and no more once its last one is gone (false), and
+     * publishes an encoded Sbp__ClusterEvent (p, n; valid during the
+     * call) for user_id to every node that hears of that user. What other
+     * nodes publish comes back through sb_gw_cluster_in(). */
+    void (*subscribe)(void *ud, const char *user_id, bool on);
+    void (*publish)(void *ud, const char *user_id, const uint8_t *p, size_t n);
 } sb_gw_io;
 
 typedef struct sb_gw_config {
@@ -113,6 +121,9 @@ typedef struct sb_gw_config {
      * which the SDK drops by seq. */
     uint32_t cursors_ms;
     uint32_t sessions_max;
+    /* This gateway's name in a cluster (copied; at most SB_ID_BYTES_MAX
+     * bytes): its events carry it, and it ignores its own. */
+    const char *node;
     /* Customer service: the desks, owned by the caller and outliving the
      * gateway (NULL: none; service OPENs are then refused). The gateway
      * keeps its routing state (agent status, load, queues) in it. A new
@@ -177,6 +188,20 @@ void sb_gw_admin_text(sb_gw *gw, uint64_t conn_id, uint32_t rid,
  * the configuration replaced (NULL if none; the caller frees it) and the
  * gateway keeps desk; returns 0, or -ENOMEM with nothing changed. */
 int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old);
+
+/* ---- a cluster of gateways ---------------------------------------------- */
+
+/* An event another node published (p, n: an encoded Sbp__ClusterEvent) for
+ * a user this gateway has sessions of: a stored message goes to every
+ * local device of every member (once, whichever member's copy comes
+ * first; a gap in a conversation's seqs is read from the store a moment
+ * later if the missing messages do not come), a frame to the user's
+ * devices. Events of this node, and undecodable ones, are dropped. */
+void sb_gw_cluster_in(sb_gw *gw, const uint8_t *p, size_t n, int64_t now_ms);
+/* The link to the other nodes was down and is back: what they published
+ * meanwhile is read from the store for every conversation this gateway
+ * has devices in. */
+void sb_gw_cluster_resync(sb_gw *gw, int64_t now_ms);
 
 /* Starts draining: new SENDs and connections are refused with
  * ERR_UNAVAILABLE; what the store already has completes normally. */

@@ -231,6 +231,8 @@ void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
         for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
             if (s != skip && s->state == SESS_READY)
                 sb__gw_send(gw, s, 0, k, body);
+        if (sb__gw_clustered(gw))
+            sb__gw_cluster_frame(gw, c->members[i].user_id, k, body);
     }
 }
 
@@ -240,6 +242,7 @@ void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
     user *u = sb__gw_user_get(gw, user_id);
     for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
         if (s->state == SESS_READY) sb__gw_send(gw, s, 0, k, body);
+    if (sb__gw_clustered(gw)) sb__gw_cluster_frame(gw, user_id, k, body);
 }
 
 /* ---- sessions --------------------------------------------------------------
@@ -294,6 +297,7 @@ static int user_link(sb_gw *gw, sess *s)
     s->user = u;
     s->user_next = u->sessions;
     u->sessions = s;
+    if (first && gw->io.subscribe) gw->io.subscribe(gw->io.ud, u->id, true);
     if (first) presence(gw, s, true);
     return 0;
 }
@@ -312,6 +316,7 @@ static void user_unlink(sb_gw *gw, sess *s)
     s->user_next = NULL;
     if (u->sessions) return;
     presence(gw, s, false);
+    if (gw->io.subscribe) gw->io.subscribe(gw->io.ud, u->id, false);
     /* Last session of the user: drop the user from its hash chain. */
     user *head = sb_map_get(&gw->users, u->hash);
     if (head == u) {
@@ -524,7 +529,7 @@ static void push_to(sb_gw *gw, sess *s, gmsg *g)
 static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
 {
     conv *c = sb_map_get(&gw->convs, g->m->conv_id);
-    if (!c) return; /* nobody online can have loaded it: they will SYNC */
+    if (!c) return;
     for (size_t i = 0; i < c->n_members; i++) {
         user *u = sb__gw_user_get(gw, c->members[i].user_id);
         if (!u) continue;
@@ -536,17 +541,31 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
     }
 }
 
-void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
+void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin)
 {
-    gmsg *g = calloc(1, sizeof *g);
+    gmsg *g = c ? calloc(1, sizeof *g) : NULL;
     if (!g) {
-        sbp__message__free_unpacked(m, NULL); /* stored: devices SYNC it */
+        /* Stored: devices SYNC it. Without c nobody here can have loaded
+         * the conversation. */
+        sbp__message__free_unpacked(m, NULL);
         return;
     }
     g->refs = 1;
     g->m = m;
     fan_out(gw, g, origin);
     gmsg_unref(g);
+}
+
+void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
+{
+    conv *c = sb_map_get(&gw->convs, m->conv_id);
+    if (c && sb__gw_clustered(gw)) {
+        sb__gw_cluster_message(gw, c, m);
+        sb__gw_cluster_offer(gw, c, m, origin);
+        return;
+    }
+    sb__gw_deliver_local(gw, c, m, origin);
 }
 
 static void ack_unacked(sess *s, uint64_t conv_id, uint64_t seq)
@@ -624,10 +643,8 @@ static void flush_receipts(sb_gw *gw, conv *c)
         rn.delivered_seq = m->delivered_seq;
         for (size_t k = 0; k < c->n_members; k++) {
             if (k == i && !tell_own) continue;
-            user *u = sb__gw_user_get(gw, c->members[k].user_id);
-            for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
-                if (s->state == SESS_READY)
-                    sb__gw_send(gw, s, 0, SBP__FRAME__BODY_READ_NOTIFY, &rn);
+            sb__gw_send_user(gw, c->members[k].user_id,
+                             SBP__FRAME__BODY_READ_NOTIFY, &rn);
         }
     }
 }
@@ -720,6 +737,7 @@ void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
 static void conv_free(conv *c)
 {
     if (!c) return;
+    sb__gw_cluster_conv_free(c);
     free(c->members);
     free(c->note);
     free(c);
@@ -768,6 +786,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
+    if (!c->cs.known) c->cs.base = pc->last_seq;
     /* Dirty receipts of members that left are simply dropped. */
     return 0;
 }
@@ -1041,6 +1060,12 @@ int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
                     c->token_aud ? c->token_aud : "");
     gw->cfg.token_iss = gw->token_iss;
     gw->cfg.token_aud = gw->token_aud;
+    if (c->node && strlen(c->node) > SB_ID_BYTES_MAX) {
+        free(gw);
+        return -EINVAL;
+    }
+    sb__gw_copy_str(gw->node, sizeof gw->node, c->node ? c->node : "");
+    gw->cfg.node = gw->node;
     gw->io = *io;
     sb_hist_init(&gw->stats.send_ack_ms, &SB_HIST_MS);
     sb_hist_init(&gw->stats.queue_wait_ms, &SB_HIST_HUMAN_MS);
@@ -1087,6 +1112,7 @@ void sb_gw_free(sb_gw *gw)
     sb_buf_free(&gw->scratch);
     sb_buf_free(&gw->event_scratch);
     sb_buf_free(&gw->push_out);
+    sb__gw_cluster_free(gw);
     if (gw->hooks.free) gw->hooks.free(gw->hooks.ud);
     free(gw);
 }
@@ -1181,6 +1207,7 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         }
     }
     flush_dirty(gw, false);
+    if (sb__gw_clustered(gw)) sb__gw_cluster_tick(gw);
 }
 
 void sb_gw_flush(sb_gw *gw)

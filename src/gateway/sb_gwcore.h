@@ -70,6 +70,20 @@ typedef struct conv {
     char *note;
     char note_from[SB_ID_BYTES_MAX + 1];
     bool note_dirty;
+    /* In a cluster (sb_cluster.c): the order of this node's pushes. */
+    struct sb_cseq {
+        bool known;    /* next is set (from the first seq seen) */
+        bool watched;  /* in the gateway's list of gaps */
+        bool reading;  /* a read of the store for the gap is out */
+        bool catchup;  /* reading until a short page (after a resync) */
+        uint64_t next; /* the next seq to push: those below are pushed */
+        uint64_t top;  /* the highest seq heard of */
+        uint64_t base; /* the conversation's last seq when it was loaded */
+        struct sb_cheld *held; /* messages above a gap, in seq order */
+        uint32_t n_held;
+        int64_t due_ms; /* when the gap is read from the store */
+        struct conv *watch_next;
+    } cs;
 } conv;
 
 typedef struct sess sess;
@@ -232,6 +246,13 @@ struct sb_gw {
     sb_buf event_scratch; /* an event's item, rendered for one session */
     sb_buf push_out;      /* PUSH frames being assembled */
     sb_gw_stats stats;
+    /* A cluster (io.publish set): this node's name, the conversations
+     * with a gap to repair, and other nodes' messages waiting for their
+     * conversation to be loaded (conv id -> list). */
+    char node[SB_ID_BYTES_MAX + 1];
+    sb_buf cluster_out; /* an event being encoded */
+    conv *gaps;
+    sb_map cluster_wait;
 };
 
 /* The core alone, with no frame kind in its table: sb_gw_new() adds the
@@ -255,12 +276,10 @@ void sb__gw_reply_rc(sb_gw *gw, sess *s, uint32_t rid, int rc);
 /* ERROR for rc answering f: its rid and, for a SEND, its client_msg_id. */
 void sb__gw_frame_error(sb_gw *gw, sess *s, const Sbp__Frame *f, int rc);
 /* Sends a frame of kind k with body to every ready session of every
- * member of c, but skip. */
+ * member of c, but skip, and in a cluster to the members' sessions on the
+ * other nodes. */
 void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
                          const sess *skip);
-/* Sends a frame of kind k with body to every ready session of user_id. */
-void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
-                      void *body);
 
 /* ---- store requests --------------------------------------------------------
  */
@@ -315,13 +334,46 @@ bool sb__gw_may_access(const sess *s, conv *c);
 conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc);
 /* Updates a cached conversation from its stored form (members too). */
 conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
-/* Delivers a stored message: PUSH to every device of every member but
- * origin (NULL: server-made messages go to every device). Takes m. */
+/* Delivers a message this node stored: PUSH to every device of every
+ * member but origin (NULL: server-made messages go to every device), and
+ * in a cluster to the other nodes' devices. Takes m. */
 void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin);
+/* The same on this node's devices only, now. */
+void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin);
+/* Sends a frame of kind k with body to every ready session of user_id,
+ * here and, in a cluster, on the other nodes. */
+void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
+                      void *body);
 /* s's device has every message of c through seq: its PUSHes up to seq
  * are acknowledged, its cursor and the member's receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
 /* Member m of c has changed receipts: they go out receipts_ms later. */
 void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);
+
+/* ---- the cluster (sb_cluster.c) ---------------------------------------------
+ */
+
+/* Whether this gateway is a node of a cluster (io.publish set). */
+static inline bool sb__gw_clustered(const sb_gw *gw)
+{
+    return gw->io.publish != NULL;
+}
+/* Pushes m, stored in c, to this node's devices in seq order: now if
+ * every seq below it was pushed, else once the gap below it fills (origin
+ * is then not skipped: its SDK drops its own message by seq). Takes m. */
+void sb__gw_cluster_offer(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin);
+/* Publishes message m, stored by this node in c, for every member. */
+void sb__gw_cluster_message(sb_gw *gw, const conv *c, const Sbp__Message *m);
+/* Publishes a frame for user_id's sessions on the other nodes. */
+void sb__gw_cluster_frame(sb_gw *gw, const char *user_id,
+                          Sbp__Frame__BodyCase k, void *body);
+/* Reads the gaps that are due from the store (sb_gw_tick). */
+void sb__gw_cluster_tick(sb_gw *gw);
+/* Frees c's messages held for a gap (its conv_free). */
+void sb__gw_cluster_conv_free(conv *c);
+/* Frees the cluster's state (sb_gw_free). */
+void sb__gw_cluster_free(sb_gw *gw);
 
 #endif

@@ -21,6 +21,7 @@
 #include "sb_log.h"
 #include "sb_map.h"
 #include "sb_metrics.h"
+#include "sb_nats.h"
 #include "sb_notify.h"
 #include "sb_opsport.h"
 #include "sb_reload.h"
@@ -94,6 +95,8 @@ struct server {
     sb_reload *reload; /* the word lists and desks in force */
     sb_opsport *ops;   /* --admin-listen; NULL: none */
     sb_notify *notify; /* systemd; NULL: not under it */
+    sb_nats *nats;     /* --nats: the link to the cluster; NULL: alone */
+    char node[SB_ID_BYTES_MAX + 1];
     sb_metrics_shell mstats;
     sb_map conns; /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
@@ -384,6 +387,70 @@ static int64_t io_now(void *ud)
 {
     (void)ud;
     return wall_ms();
+}
+
+/* ---- the cluster (--nats) ----------------------------------------------- */
+
+static void io_subscribe(void *ud, const char *user_id, bool on)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    sb_nats_subject(subj, "sb.u.", user_id);
+    int rc = sb_nats_sub(srv->nats, subj, on);
+    if (rc)
+        sb_log(SB_LOG_WARN, "cluster_subscribe_failed", NULL,
+               "cannot subscribe for a user: %s", sb_strerror(rc));
+}
+
+static void io_publish(void *ud, const char *user_id, const uint8_t *p,
+                       size_t n)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    sb_nats_subject(subj, "sb.u.", user_id);
+    sb_nats_pub(srv->nats, subj, p, n);
+}
+
+static void nats_msg(void *ud, const char *subject, const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    (void)subject;
+    sb_gw_cluster_in(srv->gw, p, n, wall_ms());
+}
+
+/* The link is back: what the other nodes published meanwhile is read from
+ * the store. */
+static void nats_link(void *ud, bool up)
+{
+    server *srv = ud;
+    sb_log(up ? SB_LOG_INFO : SB_LOG_WARN, up ? "cluster_up" : "cluster_down",
+           NULL, up ? "connected to NATS (%s)" : "lost NATS (%s)",
+           srv->cfg.nats);
+    if (up && srv->gw) sb_gw_cluster_resync(srv->gw, wall_ms());
+}
+
+/* Joins the cluster of cfg.nats as node. */
+static int cluster_start(server *srv)
+{
+    if (srv->cfg.gw.node) {
+        snprintf(srv->node, sizeof srv->node, "%s", srv->cfg.gw.node);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(srv->node, sizeof srv->node, "%.*s:%u",
+                 (int)(sizeof srv->node - 7), host, srv->cfg.port);
+    }
+    sb_nats_config nc = {.loop = &srv->loop,
+                         .urls = srv->cfg.nats,
+                         .node = srv->node,
+                         .on_msg = nats_msg,
+                         .on_link = nats_link,
+                         .ud = srv};
+    int rc = sb_nats_start(&nc, &srv->nats);
+    if (rc)
+        sb_log(SB_LOG_ERROR, "cluster_failed", NULL, "cannot use --nats %s: %s",
+               srv->cfg.nats, sb_strerror(rc));
+    return rc;
 }
 
 /* ---- WebSocket phase ----------------------------------------------------- */
@@ -855,6 +922,12 @@ int sb_server_run(const sb_server_config *cfg,
                    .admin = io_admin,
                    .event = io_event};
     sb_gw_config gwc = cfg->gw;
+    if (cfg->nats) {
+        if ((rc = cluster_start(srv)) != 0) goto out_store;
+        io.subscribe = io_subscribe;
+        io.publish = io_publish;
+        gwc.node = srv->node;
+    }
     sb_reload_config rlc = {.loop = &srv->loop,
                             .storeq = srv->storeq,
                             .filter_dir = cfg->filter_dir,
@@ -964,6 +1037,7 @@ out_gw:
     }
     sb_gw_free(srv->gw);
 out_store:
+    sb_nats_stop(srv->nats);
     sb_storeq_stop(srv->storeq);
     /* After the gateway that used its desk; no reload runs: the loop ran
      * dry. */

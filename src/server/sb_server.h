@@ -18,6 +18,11 @@ typedef struct sb_server_config {
     const char *data_dir; /* the store lives at data_dir/switchboard.db */
     /* A PostgreSQL URI: the store lives there instead (NULL: data_dir). */
     const char *store;
+    /* NATS servers ("nats://host:port[,...]") through which this node
+     * joins a cluster of gateways on the same PostgreSQL store (sb_nats);
+     * NULL: a gateway alone. gw.node names the node (NULL: the host's
+     * name and the port). */
+    const char *nats;
     const char *web_dir;    /* static files; NULL: none */
     const char *desk_file;  /* customer-service desks (JSON) to import into
                                the store (sb_deskmgr); NULL: the store's */

@@ -756,6 +756,11 @@ static void test_push_batch_many_convs(void **state)
         assert_int_equal(ack_of(t, 9)->seq, 34);
         assert_int_equal(ack_of(t, 11)->seq, 33);
         assert_null(ack_of(t, 12));
+        /* The gap in conv 12 waits gap_wait_ms for pushes, then SYNCs. */
+        assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+        t->now += 200;
+        sb_client_core_tick(t->cc, t->now);
+        pull(t);
         Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
         assert_non_null(sync);
         h_free(t);
@@ -774,14 +779,23 @@ static void test_gap_held_until_sync(void **state)
     assert_int_equal(t->nmsgs, 1);
     assert_int_equal(sb_client_core_cursor(t->cc, 5), 1);
     pull(t);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 1); /* not beyond the gap */
+    /* The gap waits gap_wait_ms for a push on its way, then SYNCs. */
+    assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+    t->now += 199;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+    t->now += 1;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
     Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
     assert_non_null(sync);
     assert_int_equal(sync->sync->n_cursors, 1);
     assert_int_equal(sync->sync->cursors[0]->conv_id, 5);
     assert_int_equal(sync->sync->cursors[0]->seq, 1);
-    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
-    assert_non_null(ack);
-    assert_int_equal(ack->ack->seq, 1); /* not beyond the gap */
     uint32_t rid = sync->rid;
     /* SYNC answers with 2..5; 3 and 4 are both held and in the answer. */
     Sbp__Message *m[4] = {mk(5, 2, "bob", "two"), mk(5, 3, "bob", "three"),
@@ -801,6 +815,28 @@ static void test_gap_held_until_sync(void **state)
     sb_client_stats st;
     sb_client_core_stats(t->cc, &st);
     assert_int_equal(st.held_now, 0);
+    h_free(t);
+}
+
+/* A message passed by a later one (in a cluster, another node's push and
+ * this node's) fills its gap before gap_wait_ms: no SYNC is needed. */
+static void test_gap_filled_in_time_no_sync(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 3};
+    push(t, 6, a, 2);
+    assert_int_equal(t->nmsgs, 1);
+    t->now += 150;
+    sb_client_core_tick(t->cc, t->now);
+    uint64_t b[] = {2};
+    push(t, 6, b, 1);
+    assert_surfaced(t, 0, 6, 1, 3);
+    t->now += 1000;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
     h_free(t);
 }
 
@@ -2331,6 +2367,7 @@ int main(void)
         cmocka_unit_test(test_in_order_exactly_once_and_ack),
         cmocka_unit_test(test_push_batch_many_convs),
         cmocka_unit_test(test_gap_held_until_sync),
+        cmocka_unit_test(test_gap_filled_in_time_no_sync),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),
         cmocka_unit_test(test_own_message_on_send_ack),

@@ -537,7 +537,8 @@ it_device *it_device_new(it_env *e, const char *user, const char *role,
     snprintf(d->name, sizeof d->name, "%s/%s", user, device_id);
     snprintf(d->token, sizeof d->token, "%s", harness_token(user, role, 3600));
     sb_client_config_default(&d->cfg);
-    d->cfg.url = e->url;
+    snprintf(d->url, sizeof d->url, "%s", e->url);
+    d->cfg.url = d->url;
     d->cfg.enc = e->enc;
     d->cfg.token = d->token;
     d->cfg.device_id = d->device_id;

@@ -137,6 +137,7 @@ struct it_device {
     char role[16];
     char device_id[SB_ID_BYTES_MAX + 1];
     char token[1024];
+    char url[128]; /* the env's url when the device was made */
     /* The client configuration; strings point into this struct. Tests may
      * change fields before it_device_start(). */
     sb_client_config cfg;

@@ -109,6 +109,7 @@ export function defaultConfig() {
     heartbeatMs: 30000, // until WELCOME says; probe after 1x, dead after 3x
     bodyBytesMax: 64 * 1024, // until WELCOME says
     syncLimit: 0, // SYNC page; 0: WELCOME's sync_page_max
+    gapWaitMs: 200, // a gap waits this long for pushes in flight, then SYNC
     gapRetryMs: 1000, // SYNC again if a gap outlives a SYNC
     // A conversation this device has never seen starts this many messages
     // before its newest (older ones are for HISTORY); 0: from seq 1, as
@@ -298,11 +299,20 @@ export class ClientCore {
       this.st.duplicates++;
       return;
     }
-    this.needSync = true;
-    this.pumpNeeded = true;
     if (this.heldNow >= this.cfg.heldMax) {
       this.st.heldDropped++;
+      this.needSync = true;
+      this.pumpNeeded = true;
       return;
+    }
+    // The missing ones may be pushes still on their way (in a cluster, a
+    // SEND_ACK can pass another node's message): SYNC if they do not come
+    // within gapWaitMs.
+    if (!this.cfg.gapWaitMs) {
+      this.needSync = true;
+      this.pumpNeeded = true;
+    } else if (!this.gapRetryAtMs && !this.syncInflight) {
+      this.gapRetryAtMs = this.nowMs + this.cfg.gapWaitMs;
     }
     c.held.splice(i, 0, m);
     this.heldNow++;
