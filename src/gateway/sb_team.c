@@ -102,9 +102,11 @@ void sb__team_presence(sb_gw *gw, const char *agent, Sbp__AgentStatus st)
     p.user_id = (char *)me.id;
     p.status = st;
     /* Not to the agent itself: its session that just came is not
-     * welcomed yet, and a status it sets is answered by AGENT_STATE. */
+     * welcomed yet, and a status it sets is answered by AGENT_STATE. In a
+     * cluster a teammate may have its sessions on another node. */
+    bool everywhere = sb__gw_clustered(gw);
     for (size_t i = 0; sb_desk_agent_at(d, i, &ai); i++)
-        if (ai.id != me.id && sb__gw_user_get(gw, ai.id) &&
+        if (ai.id != me.id && (everywhere || sb__gw_user_get(gw, ai.id)) &&
             sb_desk_same_desk(d, me.groups, ai.groups))
             sb__gw_send_user(gw, ai.id, SBP__FRAME__BODY_AGENT_PRESENCE, &p);
 }
