@@ -757,8 +757,8 @@ int sb_client_claim(sb_client *c, uint64_t conv_id, bool over_capacity,
                     uint32_t *rid_out)
 {
     if (c->closing) return -ESHUTDOWN;
-    return flushed(c,
-                   sb_client_core_claim(c->core, conv_id, over_capacity, rid_out));
+    return flushed(
+        c, sb_client_core_claim(c->core, conv_id, over_capacity, rid_out));
 }
 
 int sb_client_agent_list(sb_client *c, const char *desk, uint32_t *rid_out)

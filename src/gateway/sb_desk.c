@@ -38,7 +38,7 @@ struct sb_desk {
     agent *agents; /* sorted by id */
     size_t n_agents;
     size_t n_agents_alloc; /* entries of agents, parsed or half-parsed */
-    qent *queue; /* all groups, in arrival order */
+    qent *queue;           /* all groups, in arrival order */
     size_t q_len, q_cap;
 };
 
@@ -221,8 +221,8 @@ static int parse_widget(const json_t *j, sb_desk_widget *w, const char *id,
     if (color) {
         const char *c = json_string_value(color);
         if (!c || !color_ok(c))
-            return fail(err, elen, "desk %s: widget.color: want #rgb or #rrggbb",
-                        id);
+            return fail(err, elen,
+                        "desk %s: widget.color: want #rgb or #rrggbb", id);
         snprintf(w->color, sizeof w->color, "%s", c);
     }
     static const char *const KEYS[] = {"title", "reply_time", "greeting"};
@@ -230,8 +230,8 @@ static int parse_widget(const json_t *j, sb_desk_widget *w, const char *id,
     char where[128];
     for (size_t i = 0; i < 3; i++) {
         snprintf(where, sizeof where, "desk %s: widget.%s", id, KEYS[i]);
-        int rc = parse_texts(json_object_get(j, KEYS[i]), sets[i], where, err,
-                             elen);
+        int rc =
+            parse_texts(json_object_get(j, KEYS[i]), sets[i], where, err, elen);
         if (rc) return rc;
     }
     const char *k;
@@ -267,8 +267,8 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
     json_t *v;
     json_array_foreach(groups, i, v)
     {
-        int g = json_is_string(v) ? group_index(d, json_string_value(v), true)
-                                  : -1;
+        int g =
+            json_is_string(v) ? group_index(d, json_string_value(v), true) : -1;
         if (g < 0)
             return fail(err, elen, "desk %s: groups[%zu]: bad or too many", id,
                         i);
@@ -581,9 +581,9 @@ int sb_desk_widget_json(const sb_desk *d, const char *id, char **out)
         const agent *a = &d->agents[i];
         if (!a->avatar || !(a->groups & def->groups)) continue;
         if (json_array_size(avatars) == SB_DESK_AVATARS_MAX) break;
-        if (json_array_append_new(avatars, json_pack("{s:s, s:s}", "agent",
-                                                     a->id, "url",
-                                                     a->avatar)) != 0) {
+        if (json_array_append_new(avatars,
+                                  json_pack("{s:s, s:s}", "agent", a->id, "url",
+                                            a->avatar)) != 0) {
             json_decref(j);
             return -ENOMEM;
         }

@@ -371,8 +371,7 @@ static int op_widget(json_t *root, const json_t *arg, char *msg, size_t mlen)
         return say(msg, mlen, SB_E_INVALID,
                    "want \"color\", or \"kind\" (title, reply_time, "
                    "greeting) with \"lang\" and \"text\"");
-    const char *color =
-        c ? arg_str(arg, "color", 7, true, msg, mlen) : NULL;
+    const char *color = c ? arg_str(arg, "color", 7, true, msg, mlen) : NULL;
     if (c && !color) return SB_E_INVALID;
     const char *kind = NULL, *lang = NULL, *text = NULL;
     if (kind_j) {
@@ -385,9 +384,9 @@ static int op_widget(json_t *root, const json_t *arg, char *msg, size_t mlen)
             return say(msg, mlen, SB_E_INVALID,
                        "\"kind\": title, reply_time or greeting");
         lang = arg_str(arg, "lang", LANG_BYTES_MAX, false, msg, mlen);
-        text = lang ? arg_str(arg, "text", SB_DESK_FILE_BYTES_MAX, true, msg,
-                              mlen)
-                    : NULL;
+        text =
+            lang ? arg_str(arg, "text", SB_DESK_FILE_BYTES_MAX, true, msg, mlen)
+                 : NULL;
         if (!lang || !text) return SB_E_INVALID;
     }
     json_t *desk;
@@ -433,8 +432,7 @@ static int op_avatar(json_t *root, const json_t *arg, char *msg, size_t mlen)
         json_object_del(a, "avatar");
         return say(msg, mlen, 0, "agent %s has no picture", id);
     }
-    if (json_object_set_new(a, "avatar", json_string(url)) != 0)
-        return -ENOMEM;
+    if (json_object_set_new(a, "avatar", json_string(url)) != 0) return -ENOMEM;
     return say(msg, mlen, 0, "agent %s's picture is %s", id, url);
 }
 

@@ -129,8 +129,7 @@ static void tag_done(sb_req *r)
 /* The event of a tag change on conv_id (seq 0: the conversation) by
  * user: args [user, seq], then the target's tags after the change (the
  * store adds them). NULL when out of memory. */
-static Sbp__Message *tag_event(uint64_t conv_id, uint64_t seq,
-                               const char *user)
+static Sbp__Message *tag_event(uint64_t conv_id, uint64_t seq, const char *user)
 {
     char n[24];
     snprintf(n, sizeof n, "%" PRIu64, seq);

@@ -137,8 +137,8 @@ static void widget(const sb_route_req *rq)
         answer_text(rq, 400, "want desk=ID\n");
         return;
     }
-    int rc = rq->desk ? sb_desk_widget_json(rq->desk, id, &json)
-                      : SB_E_NOT_FOUND;
+    int rc =
+        rq->desk ? sb_desk_widget_json(rq->desk, id, &json) : SB_E_NOT_FOUND;
     if (rc == SB_E_NOT_FOUND)
         answer_text(rq, 404, "no such desk\n");
     else if (rc)
@@ -166,8 +166,7 @@ static void static_file(const sb_route_req *rq)
     } else if (rc) {
         answer_text(rq, 503, "read failed\n");
     } else {
-        rq->answer(rq->ud, 200, sb_static_content_type(full), NULL, body,
-                   len);
+        rq->answer(rq->ud, 200, sb_static_content_type(full), NULL, body, len);
         free(body);
     }
 }

@@ -356,7 +356,7 @@ static h *h_new_cfg(sb_client_config *cfg)
         .on_typing = cb_typing,
         .on_agent_state = cb_agent_news,
         .on_recalled = cb_recalled,
-            .on_presence = cb_presence,
+        .on_presence = cb_presence,
     };
     sb_client_core_io io = {.ud = t,
                             .connect = io_connect,
@@ -2263,8 +2263,7 @@ static void test_workbench_frames(void **state)
 
     pull(t); /* what the sends left to write */
     uint32_t rid[3];
-    assert_int_equal(sb_client_core_claim(t->cc, 0, false, NULL),
-                     SB_E_INVALID);
+    assert_int_equal(sb_client_core_claim(t->cc, 0, false, NULL), SB_E_INVALID);
     assert_int_equal(sb_client_core_claim(t->cc, 7, true, &rid[0]), 0);
     Sbp__Frame *o = pull_one(t, SBP__FRAME__BODY_CLAIM);
     assert_int_equal(o->claim->conv_id, 7);

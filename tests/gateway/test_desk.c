@@ -182,9 +182,11 @@ static void test_teams_and_widget(void **state)
         "{\"desks\":[{\"id\":\"d\",\"name\":\"Acme\",\"groups\":[\"g1\","
         "\"g2\"],\"canned\":[{\"key\":\"k\",\"text\":\"secret canned\"}],"
         "\"widget\":{\"color\":\"#abc\",\"title\":{\"en\":\"Help\","
-        "\"zh-CN\":\"\xe5\xb8\xae\xe5\x8a\xa9\"},\"reply_time\":{\"en\":\"soon\"}"
+        "\"zh-CN\":\"\xe5\xb8\xae\xe5\x8a\xa9\"},\"reply_time\":{\"en\":"
+        "\"soon\"}"
         "}},{\"id\":\"e\",\"groups\":[\"h\"]}],"
-        "\"agents\":[{\"id\":\"b1\",\"groups\":[\"g2\"],\"avatar\":\"/b1.png\"},"
+        "\"agents\":[{\"id\":\"b1\",\"groups\":[\"g2\"],\"avatar\":\"/"
+        "b1.png\"},"
         "{\"id\":\"a1\",\"groups\":[\"g1\"],\"capacity\":4,"
         "\"avatar\":\"https://cdn.example.com/a1.png\"},"
         "{\"id\":\"x1\",\"groups\":[\"h\"],\"avatar\":\"/x1.png\"}]}";
@@ -213,21 +215,22 @@ static void test_teams_and_widget(void **state)
     char *json = NULL;
     assert_int_equal(sb_desk_widget_json(d, "d", &json), 0);
     assert_string_equal(
-        json, "{\"desk\":\"d\",\"name\":\"Acme\",\"color\":\"#abc\","
-              "\"title\":{\"en\":\"Help\",\"zh-CN\":\"\xe5\xb8\xae\xe5\x8a\xa9\"},"
-              "\"reply_time\":{\"en\":\"soon\"},\"greeting\":{},"
-              "\"avatars\":[{\"agent\":\"a1\",\"url\":"
-              "\"https://cdn.example.com/a1.png\"},{\"agent\":\"b1\",\"url\":"
-              "\"/b1.png\"}]}");
+        json,
+        "{\"desk\":\"d\",\"name\":\"Acme\",\"color\":\"#abc\","
+        "\"title\":{\"en\":\"Help\",\"zh-CN\":\"\xe5\xb8\xae\xe5\x8a\xa9\"},"
+        "\"reply_time\":{\"en\":\"soon\"},\"greeting\":{},"
+        "\"avatars\":[{\"agent\":\"a1\",\"url\":"
+        "\"https://cdn.example.com/a1.png\"},{\"agent\":\"b1\",\"url\":"
+        "\"/b1.png\"}]}");
     free(json);
     assert_int_equal(sb_desk_widget_json(d, "", &json), 0);
     assert_non_null(strstr(json, "\"desk\":\"d\""));
     free(json);
     assert_int_equal(sb_desk_widget_json(d, "e", &json), 0);
-    assert_string_equal(json,
-                        "{\"desk\":\"e\",\"name\":\"e\",\"color\":\"\","
-                        "\"title\":{},\"reply_time\":{},\"greeting\":{},"
-                        "\"avatars\":[{\"agent\":\"x1\",\"url\":\"/x1.png\"}]}");
+    assert_string_equal(
+        json, "{\"desk\":\"e\",\"name\":\"e\",\"color\":\"\","
+              "\"title\":{},\"reply_time\":{},\"greeting\":{},"
+              "\"avatars\":[{\"agent\":\"x1\",\"url\":\"/x1.png\"}]}");
     free(json);
     assert_int_equal(sb_desk_widget_json(d, "zz", &json), SB_E_NOT_FOUND);
     assert_null(json);
@@ -249,8 +252,7 @@ static void test_shipped_demo_desk(void **state)
     const sb_desk_rule *r;
     assert_int_equal(sb_desk_bot(def, "zh-CN", "我要退款", &r), SB_BOT_ANSWER);
     assert_string_equal(def->widget.color, "#2563eb");
-    assert_string_equal(sb_desk_text(&def->widget.title, "zh-CN"),
-                        "Acme 客服");
+    assert_string_equal(sb_desk_text(&def->widget.title, "zh-CN"), "Acme 客服");
     sb_desk_agent_info a;
     assert_true(sb_desk_agent_find(d, "bob", &a));
     assert_string_equal(a.avatar, "/avatar-bob.svg");

@@ -76,7 +76,7 @@ typedef struct its_conv {
     char agent[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1];
     uint32_t queue_pos;
     size_t members;
-    its_member member[ITS_MEMBERS_MAX]; /* the first members */
+    its_member member[ITS_MEMBERS_MAX];             /* the first members */
     char note[256], note_from[SB_ID_BYTES_MAX + 1]; /* transfer_note */
     /* on_recalled calls */
     uint64_t recalled[ITS_RECALLED_MAX];

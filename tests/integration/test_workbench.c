@@ -315,8 +315,8 @@ static void test_closed(void **state)
     its_dev *cu = its_connect(&S, "cu", "customer", "cu", "en");
     uint64_t conv = handed_off(cu);
     its_dev *both[2] = {cu, a1};
-    its_expect_state(both, 2, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1",
-                     NULL, 0);
+    its_expect_state(both, 2, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1", NULL,
+                     0);
     its_say_ok(a1, conv, "how can I help?", 0);
     uint32_t rid;
     int rc = sb_client_close_conv(a1->c, conv, &rid);
@@ -564,8 +564,8 @@ static void test_note(void **state)
     int rc = sb_client_transfer_note(a1->c, conv, "a2", NULL, NOTE, &rid);
     expect_ok(a1, rc, rid, "transfer with a note");
     its_dev *both[2] = {cu, a2};
-    its_expect_state(both, 2, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a2",
-                     NULL, 0);
+    its_expect_state(both, 2, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a2", NULL,
+                     0);
     assert_string_equal(its_conv_of(a2, conv)->note, NOTE);
     assert_string_equal(its_conv_of(a2, conv)->note_from, "a1");
     assert_string_equal(its_conv_of(cu, conv)->note, "");
@@ -720,16 +720,16 @@ static void test_team(void **state)
 
     /* Presence: every change of a teammate, none of another desk's. */
     set_status(a2, SBP__AGENT_STATUS__AGENT_AWAY);
-    assert_true(its_wait_presence(a1, "a2", SBP__AGENT_STATUS__AGENT_AWAY,
-                                  WAIT_MS));
+    assert_true(
+        its_wait_presence(a1, "a2", SBP__AGENT_STATUS__AGENT_AWAY, WAIT_MS));
     its_dev *a3 = its_connect(&S, "a3", "agent", "a3", "en");
-    assert_true(its_wait_presence(a1, "a3", SBP__AGENT_STATUS__AGENT_ONLINE,
-                                  WAIT_MS));
-    assert_true(its_wait_presence(a2, "a3", SBP__AGENT_STATUS__AGENT_ONLINE,
-                                  WAIT_MS));
+    assert_true(
+        its_wait_presence(a1, "a3", SBP__AGENT_STATUS__AGENT_ONLINE, WAIT_MS));
+    assert_true(
+        its_wait_presence(a2, "a3", SBP__AGENT_STATUS__AGENT_ONLINE, WAIT_MS));
     its_stop(a3);
-    assert_true(its_wait_presence(a1, "a3", SBP__AGENT_STATUS__AGENT_OFFLINE,
-                                  WAIT_MS));
+    assert_true(
+        its_wait_presence(a1, "a3", SBP__AGENT_STATUS__AGENT_OFFLINE, WAIT_MS));
     l = agent_list(a1, NULL, &err);
     assert_int_equal(agent_in(l, "a2")->status, SBP__AGENT_STATUS__AGENT_AWAY);
     assert_int_equal(agent_in(l, "a3")->status,
@@ -760,8 +760,7 @@ static void admin_op(its_dev *ad, const char *op, const char *body, int want)
     its_ans *a = its_wait_ans(ad, rc, rid, op);
     if (a->err != want)
         fail_msg("%s %s: %s (%s), expected %s", op, body,
-                 sb_client_err_name(a->err), a->text,
-                 sb_client_err_name(want));
+                 sb_client_err_name(a->err), a->text, sb_client_err_name(want));
 }
 
 static void test_widget(void **state)
@@ -801,10 +800,12 @@ static void test_widget(void **state)
              "{\"id\":\"a2\",\"url\":\"https://cdn.example.com/a2.png\"}", 0);
     assert_int_equal(http_get("/api/widget?desk=d", resp, sizeof resp), 200);
     assert_non_null(strstr(resp, "\"color\":\"#112233\""));
-    assert_non_null(strstr(resp, "\"zh-CN\":\"Acme \xe5\xae\xa2\xe6\x9c\x8d\""));
+    assert_non_null(
+        strstr(resp, "\"zh-CN\":\"Acme \xe5\xae\xa2\xe6\x9c\x8d\""));
     assert_non_null(strstr(resp, "\"agent\":\"a2\""));
     admin_op(ad, "desk-widget", "{\"color\":\"#12\"}", SB_E_INVALID);
-    admin_op(ad, "desk-widget", "{\"kind\":\"logo\",\"lang\":\"en\","
+    admin_op(ad, "desk-widget",
+             "{\"kind\":\"logo\",\"lang\":\"en\","
              "\"text\":\"x\"}",
              SB_E_INVALID);
     admin_op(ad, "desk-avatar",

@@ -3471,8 +3471,7 @@ static void test_storeq_apply_service(void **state)
 /* Settings in the store: stored through storeq as one, read back after a
  * reopen, refused when malformed; and an external bot's membership of a
  * service conversation following its state. */
-static int note1(sb_store *s, uint64_t conv, const char *from,
-                 const char *note)
+static int note1(sb_store *s, uint64_t conv, const char *from, const char *note)
 {
     int rc = sb_store_begin(s);
     if (rc == 0) rc = sb_store_conv_note(s, conv, from, note);
