@@ -48,7 +48,8 @@ static void gap_watch(sb_gw *gw, conv *c, int64_t wait_ms)
 {
     struct sb_cseq *cs = &c->cs;
     if (cs->watched) {
-        if (gw->now_ms + wait_ms < cs->due_ms) cs->due_ms = gw->now_ms + wait_ms;
+        if (gw->now_ms + wait_ms < cs->due_ms)
+            cs->due_ms = gw->now_ms + wait_ms;
         return;
     }
     cs->watched = true;
@@ -125,14 +126,20 @@ void sb__gw_cluster_offer(sb_gw *gw, conv *c, Sbp__Message *m,
 
 /* ---- publishing ---------------------------------------------------------- */
 
-static void publish(sb_gw *gw, const char *user_id, Sbp__ClusterEvent *ev)
+void sb__gw_cluster_publish(sb_gw *gw, sb_gw_topic t, const char *id,
+                            Sbp__ClusterEvent *ev)
 {
     ev->node = gw->node;
-    ev->user_id = (char *)user_id;
     size_t n = sbp__cluster_event__get_packed_size(ev);
     if (sb_buf_reserve(&gw->cluster_out, n) != 0) return; /* they SYNC */
     sbp__cluster_event__pack(ev, gw->cluster_out.data);
-    gw->io.publish(gw->io.ud, user_id, gw->cluster_out.data, n);
+    gw->io.publish(gw->io.ud, t, id, gw->cluster_out.data, n);
+}
+
+static void publish(sb_gw *gw, const char *user_id, Sbp__ClusterEvent *ev)
+{
+    ev->user_id = (char *)user_id;
+    sb__gw_cluster_publish(gw, SB_GW_TOPIC_USER, user_id, ev);
 }
 
 void sb__gw_cluster_message(sb_gw *gw, const conv *c, const Sbp__Message *m)
@@ -248,13 +255,26 @@ void sb_gw_cluster_in(sb_gw *gw, const uint8_t *p, size_t n, int64_t now_ms)
     gw->now_ms = now_ms;
     Sbp__ClusterEvent *ev = sbp__cluster_event__unpack(NULL, n, p);
     if (!ev) return;
-    if (strcmp(ev->node, gw->node) == 0 || !ev->user_id[0]) goto out;
-    if (ev->message && ev->message->conv_id && ev->message->seq) {
+    if (!ev->node[0] || strcmp(ev->node, gw->node) == 0) goto out;
+    Sbp__Frame *f = ev->frame;
+    if (f && f->body_case == SBP__FRAME__BODY__NOT_SET) f = NULL;
+    if (ev->message && ev->message->conv_id && ev->message->seq &&
+        ev->user_id[0]) {
         Sbp__Message *m = ev->message;
         ev->message = NULL;
         message_in(gw, ev->user_id, m);
-    } else if (ev->frame && ev->frame->body_case != SBP__FRAME__BODY__NOT_SET) {
-        frame_in(gw, ev->user_id, ev->frame);
+    } else if (f && ev->conn_id) {
+        sb__gw_desk_answer_in(gw, ev->conn_id, f);
+    } else if (f && ev->user_id[0]) {
+        frame_in(gw, ev->user_id, f);
+    } else if (ev->call) {
+        sb__gw_desk_call_in(gw, ev->node, ev->call);
+    } else if (ev->stored && ev->stored->conv_id && ev->stored->seq) {
+        Sbp__Message *m = ev->stored;
+        ev->stored = NULL;
+        sb__gw_desk_stored_in(gw, m);
+    } else if (ev->presence) {
+        sb__gw_presence_in(gw, ev->node, ev->presence);
     }
 out:
     sbp__cluster_event__free_unpacked(ev, NULL);

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,6 +137,10 @@ void sb__gw_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
                  void *body)
 {
     if (!s || s->state == SESS_CLOSING) return;
+    if (s->proxy) {
+        sb__gw_proxy_send(gw, s, rid, k, body);
+        return;
+    }
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = rid;
     f.body_case = k;
@@ -273,7 +278,9 @@ static void sess_state(sb_gw *gw, sess *s, enum sess_state st)
 
 static void presence(sb_gw *gw, const sess *s, bool online)
 {
-    if (gw->hooks.presence)
+    if (sb__gw_clustered(gw))
+        sb__gw_presence_local(gw, s->user_id, s->role, online);
+    else if (gw->hooks.presence)
         gw->hooks.presence(gw->hooks.ud, s->user_id, s->role, online);
 }
 
@@ -297,7 +304,8 @@ static int user_link(sb_gw *gw, sess *s)
     s->user = u;
     s->user_next = u->sessions;
     u->sessions = s;
-    if (first && gw->io.subscribe) gw->io.subscribe(gw->io.ud, u->id, true);
+    if (first && sb__gw_clustered(gw))
+        gw->io.subscribe(gw->io.ud, SB_GW_TOPIC_USER, u->id, true);
     if (first) presence(gw, s, true);
     return 0;
 }
@@ -316,7 +324,8 @@ static void user_unlink(sb_gw *gw, sess *s)
     s->user_next = NULL;
     if (u->sessions) return;
     presence(gw, s, false);
-    if (gw->io.subscribe) gw->io.subscribe(gw->io.ud, u->id, false);
+    if (sb__gw_clustered(gw))
+        gw->io.subscribe(gw->io.ud, SB_GW_TOPIC_USER, u->id, false);
     /* Last session of the user: drop the user from its hash chain. */
     user *head = sb_map_get(&gw->users, u->hash);
     if (head == u) {
@@ -337,6 +346,10 @@ static void user_unlink(sb_gw *gw, sess *s)
 void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why)
 {
     if (s->state == SESS_CLOSING) return;
+    if (s->proxy) {
+        sb__gw_proxy_close(gw, s);
+        return;
+    }
     push_flush(gw, s); /* what was queued goes before the close */
     if (s->state == SESS_READY)
         gw_event(gw, "session_closed", s, 0, 0, code, why);
@@ -853,8 +866,12 @@ static void append_done(sb_req *r)
         sbp__message__free_unpacked(m, NULL);
     } else {
         conv *c = sb_map_get(&gw->convs, m->conv_id);
-        if (c && r->owner != 0 && gw->hooks.stored)
+        if (c && r->owner != 0 && sb__gw_desk_elsewhere(gw)) {
+            if (c->kind == SBP__CONV_KIND__CONV_SERVICE)
+                sb__gw_desk_stored(gw, c, m);
+        } else if (c && r->owner != 0 && gw->hooks.stored) {
             gw->hooks.stored(gw->hooks.ud, c, m);
+        }
         sb__gw_deliver(gw, m, s);
     }
     free(r);
@@ -1001,6 +1018,10 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
     } else if (row->check)
         rc = row->check(gw, s, f);
     if (rc) goto refuse;
+    if ((flags & SB_GW_DESK) && sb__gw_desk_elsewhere(gw)) {
+        sb__gw_desk_forward(gw, s, f);
+        goto out;
+    }
     if (flags & SB_GW_CONV) {
         uint64_t id = body_conv_id(f, e);
         if (!(c = sb_map_get(&gw->convs, id))) {
@@ -1113,6 +1134,7 @@ void sb_gw_free(sb_gw *gw)
     sb_buf_free(&gw->event_scratch);
     sb_buf_free(&gw->push_out);
     sb__gw_cluster_free(gw);
+    sb__gw_desk_free(gw);
     if (gw->hooks.free) gw->hooks.free(gw->hooks.ud);
     free(gw);
 }
@@ -1137,6 +1159,27 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
         return -ENOMEM;
     }
     gw->stats.sessions = gw->sessions.len;
+    return 0;
+}
+
+int sb_gw_api_open(sb_gw *gw, uint64_t conn_id, const char *user_id,
+                   Sbp__Role role, const char *locale, int64_t now_ms)
+{
+    assert(role == SBP__ROLE__ROLE_ADMIN || role == SBP__ROLE__ROLE_AGENT ||
+           role == SBP__ROLE__ROLE_BOT);
+    if (!sb__gw_valid_id(user_id)) return SB_E_INVALID;
+    int rc = sb_gw_conn_open(gw, conn_id, SB_ENC_JSON, now_ms);
+    if (rc) return rc;
+    sess *s = sb__gw_sess_get(gw, conn_id);
+    sb__gw_copy_str(s->user_id, sizeof s->user_id, user_id);
+    snprintf(s->device_id, sizeof s->device_id, "api:%llu",
+             (unsigned long long)conn_id);
+    sb__gw_copy_str(s->locale, sizeof s->locale,
+                    locale && locale[0] ? locale : "en");
+    s->role = role;
+    /* Ready, but linked to no user: no PUSH, receipt or presence reaches
+     * it, and it replaces no device's session. */
+    sess_state(gw, s, SESS_READY);
     return 0;
 }
 
@@ -1207,7 +1250,10 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         }
     }
     flush_dirty(gw, false);
-    if (sb__gw_clustered(gw)) sb__gw_cluster_tick(gw);
+    if (sb__gw_clustered(gw)) {
+        sb__gw_cluster_tick(gw);
+        sb__gw_desk_tick(gw);
+    }
 }
 
 void sb_gw_flush(sb_gw *gw)
@@ -1226,7 +1272,10 @@ void sb_gw_flush(sb_gw *gw)
 void sb_gw_start(sb_gw *gw, int64_t now_ms)
 {
     gw->now_ms = now_ms;
-    if (gw->hooks.start) gw->hooks.start(gw->hooks.ud);
+    if (sb__gw_clustered(gw))
+        sb__gw_desk_join(gw);
+    else if (gw->hooks.start)
+        gw->hooks.start(gw->hooks.ud);
 }
 
 int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old)

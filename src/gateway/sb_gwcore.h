@@ -132,6 +132,10 @@ struct sess {
     bool acks_dirty;
     int64_t acks_due_ms; /* when its cursors are stored */
     sess *dirty_next;
+    /* In a cluster, on the desk owner: the session of another node that
+     * this one stands for while it handles the session's desk requests
+     * (sb_clusterdesk.c); NULL for the node's own sessions. */
+    struct sb_proxy *proxy;
 };
 
 /* ---- the frame table -------------------------------------------------------
@@ -157,6 +161,10 @@ enum {
     SB_GW_MEMBER = 1u << 3,
     /* The user is a member of it or an admin: else ERR_FORBIDDEN. */
     SB_GW_ACCESS = 1u << 4,
+    /* A desk request: in a cluster, handled by the node that owns the
+     * desks; another node sends it there (before any check but READY
+     * and RATED) and relays the answers. */
+    SB_GW_DESK = 1u << 5,
 };
 /* A role's bit in sb_gw_row.roles. */
 #define SB_GW_ROLE(r) (1u << (r))
@@ -203,8 +211,11 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
-    /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out. */
+    /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out.
+     * In a cluster start comes when the node takes the desks over, and
+     * stop when it no longer owns them (it forgets the routing state). */
     void (*start)(void *ud);
+    void (*stop)(void *ud);
     int (*desk_swap)(void *ud, struct sb_desk *desk, struct sb_desk **old);
     /* sb_gw_free(): the module frees ud. */
     void (*free)(void *ud);
@@ -253,6 +264,7 @@ struct sb_gw {
     sb_buf cluster_out; /* an event being encoded */
     conv *gaps;
     sb_map cluster_wait;
+    struct sb_gw_desknode *dn; /* the desks in the cluster */
 };
 
 /* The core alone, with no frame kind in its table: sb_gw_new() adds the
@@ -369,8 +381,48 @@ void sb__gw_cluster_message(sb_gw *gw, const conv *c, const Sbp__Message *m);
 /* Publishes a frame for user_id's sessions on the other nodes. */
 void sb__gw_cluster_frame(sb_gw *gw, const char *user_id,
                           Sbp__Frame__BodyCase k, void *body);
+/* The event encoded and published on topic t (id: a user or a node). */
+void sb__gw_cluster_publish(sb_gw *gw, sb_gw_topic t, const char *id,
+                            Sbp__ClusterEvent *ev);
 /* Reads the gaps that are due from the store (sb_gw_tick). */
 void sb__gw_cluster_tick(sb_gw *gw);
+/* ---- the desks in a cluster (sb_clusterdesk.c) ------------------------------
+ */
+
+/* Whether another node owns the desks (desk requests go there). */
+bool sb__gw_desk_elsewhere(const sb_gw *gw);
+/* Sends f, a desk request of s, to the desk owner; its answers come back
+ * to s (ERR_UNAVAILABLE if none comes in time). */
+void sb__gw_desk_forward(sb_gw *gw, sess *s, const Sbp__Frame *f);
+/* Tells the desk owner that m was stored in service conversation c. */
+void sb__gw_desk_stored(sb_gw *gw, const conv *c, const Sbp__Message *m);
+/* A frame for proxy session s: to the session on its node. */
+void sb__gw_proxy_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
+                       void *body);
+/* Proxy session s is done with (its close). */
+void sb__gw_proxy_close(sb_gw *gw, sess *s);
+/* What the other nodes publish for the desks (sb_gw_cluster_in). */
+void sb__gw_desk_call_in(sb_gw *gw, const char *node, Sbp__DeskCall *call);
+void sb__gw_desk_stored_in(sb_gw *gw, Sbp__Message *m); /* takes m */
+void sb__gw_desk_answer_in(sb_gw *gw, uint64_t conn_id, Sbp__Frame *f);
+void sb__gw_presence_in(sb_gw *gw, const char *node,
+                        const Sbp__ClusterPresence *p);
+/* The user's first session here is ready (online) or its last one went;
+ * in a cluster the desk owner hears of agents and bots on any node. */
+void sb__gw_presence_local(sb_gw *gw, const char *user_id, Sbp__Role role,
+                           bool online);
+/* Whether user_id has a ready session with role, here or on another
+ * node. */
+bool sb__gw_user_online(sb_gw *gw, const char *user_id, Sbp__Role role);
+/* Calls fn for every user with role online here or on another node. */
+void sb__gw_online_each(sb_gw *gw, Sbp__Role role,
+                        void (*fn)(void *ud, const char *user_id), void *ud);
+/* Joins the cluster's topics (sb_gw_start). */
+void sb__gw_desk_join(sb_gw *gw);
+/* Presence heartbeats, answers overdue, proxies idle (sb_gw_tick). */
+void sb__gw_desk_tick(sb_gw *gw);
+void sb__gw_desk_free(sb_gw *gw);
+
 /* Frees c's messages held for a gap (its conv_free). */
 void sb__gw_cluster_conv_free(conv *c);
 /* Frees the cluster's state (sb_gw_free). */

@@ -112,8 +112,10 @@ void sb__team_presence(sb_gw *gw, const char *agent, Sbp__AgentStatus st)
 }
 
 static const sb_gw_row ROWS[] = {
+    /* The statuses and loads are the routing state's: in a cluster, the
+     * desks' owner answers. */
     {.body = SBP__FRAME__BODY_AGENT_LIST,
-     .flags = SB_GW_READY,
+     .flags = SB_GW_READY | SB_GW_DESK,
      .roles =
          SB_GW_ROLE(SBP__ROLE__ROLE_AGENT) | SB_GW_ROLE(SBP__ROLE__ROLE_ADMIN),
      .why = "agents and admins only",

@@ -305,6 +305,11 @@ static const opt_row ROWS[] = {
      "(50; 0: no limit)"},
     {"send-burst", "N", set_u32, OFF(cfg.gw.send_burst), 0,
      "SENDs a session may make at once (100)"},
+    {"api-rate", "N", set_u32, OFF(cfg.api_rate_per_s), 0,
+     "REST API requests per second per token, then 429\n"
+     "(50; 0: no limit)"},
+    {"api-burst", "N", set_u32, OFF(cfg.api_rate_burst), 0,
+     "REST API requests a token may make at once (100)"},
     {"conns-per-addr", "N", set_u32, OFF(cfg.conns_per_addr_max), 0,
      "open connections per IPv4 address or IPv6 /64\n"
      "(1000; 0: no limit)"},

@@ -60,14 +60,15 @@ void sb_nats_subject(char *out, const char *prefix, const char *id)
     out[k] = '\0';
 }
 
-/* ---- libnats's threads ----------------------------------------------------- */
+/* ---- libnats's threads -----------------------------------------------------
+ */
 
 static void enqueue(sb_nats *n, item *it)
 {
     pthread_mutex_lock(&n->mu);
-    if (n->stopping ||
-        (it->link == 0 && (n->queued >= SB_NATS_INBOX_MAX ||
-                           n->queued_bytes + it->len > SB_NATS_INBOX_BYTES_MAX))) {
+    if (n->stopping || (it->link == 0 && (n->queued >= SB_NATS_INBOX_MAX ||
+                                          n->queued_bytes + it->len >
+                                              SB_NATS_INBOX_BYTES_MAX))) {
         pthread_mutex_unlock(&n->mu);
         if (it->link == 0) atomic_fetch_add(&n->dropped, 1);
         free(it);
@@ -139,7 +140,8 @@ static void on_disconnected(natsConnection *nc, void *closure)
     link_changed(closure, false);
 }
 
-/* ---- the loop thread ----------------------------------------------------------- */
+/* ---- the loop thread
+ * ----------------------------------------------------------- */
 
 static void on_async(uv_async_t *a)
 {

@@ -3,7 +3,8 @@
  * and handed back to the caller to switch the connection), GET /healthz,
  * GET /ws without an upgrade (426), GET /demo/token (sb_demo), the public
  * description of a desk's chat widget (GET /api/widget?desk=ID, JSON from
- * the desk configuration in force) and the static files under --web
+ * the desk configuration in force), every other method and path under
+ * /api/ (the REST API, sb_api) and the static files under --web
  * (sb_static). A path no route takes is 404, one
  * taken for another method 405, a request with an overlong header 431.
  * A handler sees a narrow context: the request, the peer, whether the
@@ -51,6 +52,9 @@ typedef struct sb_route_req {
      * 101 echoing subprotocol proto ("" for none) and speaks encoding enc
      * from then on. */
     void (*upgrade)(void *ud, sb_encoding enc, const char *proto);
+    /* Hands the request to the REST API (sb_api), which answers it later
+     * (any method under /api/). NULL: there is none (404). */
+    void (*api)(void *ud);
     void *ud;
 } sb_route_req;
 

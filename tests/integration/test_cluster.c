@@ -19,68 +19,30 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "itest.h"
-#include "natstest.h"
-#include "pgtest.h"
-
-#define NODES 3
+#include "itcluster.h"
 
 static it_env E;
-static harness_server N2, N3; /* E.srv is node 1 */
-static natstest NATS;
-static char node_arg[NODES][32];
+static itc C;
 
 static int teardown(void **state)
 {
     (void)state;
-    harness_kill9(&N2);
-    harness_kill9(&N3);
-    N2.store[0] = N3.store[0] = '\0'; /* the database is E.srv's to drop */
-    harness_cleanup(&N2);
-    harness_cleanup(&N3);
-    it_env_free(&E);
-    natstest_kill9(&NATS);
-    memset(&NATS, 0, sizeof NATS);
-    memset(&N2, 0, sizeof N2);
-    memset(&N3, 0, sizeof N3);
+    itc_free(&C);
     return 0;
 }
 
-/* Starts nats-server and the three nodes; false: the test is skipped. */
 static bool cluster_start(void)
 {
-    if (!pgtest_url() || !natstest_available()) return false;
-    assert_int_equal(natstest_start(&NATS), 0);
-    it_env_init(&E);
-    E.unlimited = true;
-    for (int i = 0; i < NODES; i++)
-        snprintf(node_arg[i], sizeof node_arg[i], "n%d", i + 1);
-    const char *extra1[] = {"--nats", NATS.url, "--node", node_arg[0], NULL};
-    assert_int_equal(it_server_start(&E, extra1), 0);
-    harness_server *more[2] = {&N2, &N3};
-    for (int k = 0; k < 2; k++) {
-        harness_server *s = more[k];
-        snprintf(s->store, sizeof s->store, "%s", E.srv.store);
-        int j = 0;
-        for (; E.srv.extra[j] && j < 12; j++)
-            s->extra[j] = E.srv.extra[j];
-        /* The first node's --nats and --node are among its extras: the
-         * node's name is replaced. */
-        for (int i = 0; i < j; i++)
-            if (strcmp(s->extra[i], "--node") == 0)
-                s->extra[i + 1] = node_arg[k + 1];
-        assert_int_equal(harness_start(s), 0);
-    }
-    return true;
+    return itc_start(&C, &E, NULL);
 }
 
-/* A device of user on the node whose WebSocket URL is url. */
-static it_device *device_on(const char *url, const char *user,
-                            const char *role, const char *dev)
+/* A device of user on node i. */
+static it_device *device_on(int i, const char *user, const char *role,
+                            const char *dev)
 {
     char keep[sizeof E.url];
     snprintf(keep, sizeof keep, "%s", E.url);
-    snprintf(E.url, sizeof E.url, "%s", url);
+    snprintf(E.url, sizeof E.url, "%s", itc_url(&C, i));
     it_device *d = it_device_new(&E, user, role, dev);
     snprintf(E.url, sizeof E.url, "%s", keep);
     assert_int_equal(it_device_start(d), 0);
@@ -100,11 +62,11 @@ static void fan_setup(fan *f, const char *tag)
     snprintf(user, sizeof user, "cust-%s", tag);
     snprintf(agent, sizeof agent, "agent-%s", tag);
     snprintf(dev, sizeof dev, "%s-phone", user);
-    f->cust = device_on(E.srv.url, user, "customer", dev);
+    f->cust = device_on(0, user, "customer", dev);
     snprintf(dev, sizeof dev, "%s-desk", agent);
-    f->agent = device_on(N2.url, agent, "agent", dev);
+    f->agent = device_on(1, agent, "agent", dev);
     snprintf(dev, sizeof dev, "%s-tablet", agent);
-    f->agent2 = device_on(N3.url, agent, "agent", dev);
+    f->agent2 = device_on(2, agent, "agent", dev);
     f->conv = it_open(f->cust, agent, 10000);
     assert_true(f->conv != 0);
 }
@@ -168,7 +130,7 @@ static void test_nats_outage(void **state)
     it_device *agents[2] = {f.agent, f.agent2};
     assert_int_equal(it_send_n(f.cust, f.conv, 0, 50, "before"), 0);
     it_run_for(&E, 30);
-    natstest_kill9(&NATS);
+    natstest_kill9(&C.nats);
     assert_int_equal(it_send_n(f.cust, f.conv, 50, 50, "during"), 0);
     assert_true(it_wait_sent(all, 3, 30000));
     it_run_for(&E, 5000);
@@ -176,7 +138,7 @@ static void test_nats_outage(void **state)
      * devices on nodes 2 and 3 (they do not SYNC meanwhile). */
     uint64_t seen = it_surfaced(f.agent, f.conv);
     int64_t t_restart = harness_now_ms();
-    assert_int_equal(natstest_start(&NATS), 0);
+    assert_int_equal(natstest_start(&C.nats), 0);
     assert_true(it_wait_surfaced(agents, 2, f.conv, 100, 20000));
     int64_t stall = harness_now_ms() - t_restart;
     assert_true(seen < 100);

@@ -168,7 +168,8 @@ static void test_widget_route(void **state)
     expect("GET /api/widget?desk=three HTTP/1.1\r\n", 404, "no such desk\n");
     expect("GET /api/widget?desk=%2e%2e HTTP/1.1\r\n", 400, "want desk=ID\n");
     expect("GET /api/widget?desk=<x> HTTP/1.1\r\n", 400, "want desk=ID\n");
-    expect("POST /api/widget HTTP/1.1\r\n", 405, NULL);
+    /* Other methods are the REST API's (none here). */
+    expect("POST /api/widget HTTP/1.1\r\n", 404, "not found\n");
     expect("GET /api/widgets HTTP/1.1\r\n", 404, "not found\n");
     desks = NULL;
     sb_desk_free(d);
@@ -189,6 +190,82 @@ static void test_methods_and_limits(void **state)
              "Upgrade\r\nOrigin: https://%0260d\r\n",
              0);
     expect(head, 431, "header too large\n");
+}
+
+static void on_api(void *ud)
+{
+    result *r = ud;
+    r->calls++;
+    r->status = 1; /* taken by the REST API */
+}
+
+/* Every method under /api/ goes to the REST API with its headers and body
+ * read; without one it is not found. Bodies are bounded. */
+static void test_api_routes(void **state)
+{
+    (void)state;
+    static const char TEXT[] =
+        "PUT /api/v1/desk HTTP/1.1\r\nAuthorization: Bearer abc.def\r\n"
+        "Content-Type: application/json\r\nContent-Length: 8\r\n\r\n"
+        "{\"a\": 1}";
+    static sb_http_req req;
+    sb_http_req_init(&req);
+    /* In two pieces: the body arrives after the headers. */
+    long used = sb_http_req_feed(&req, TEXT, sizeof TEXT - 6);
+    assert_true(used > 0);
+    assert_false(req.complete);
+    used = sb_http_req_feed(&req, TEXT + sizeof TEXT - 6, 5);
+    assert_true(used > 0);
+    assert_true(req.complete);
+    assert_string_equal(req.authorization, "Bearer abc.def");
+    assert_string_equal(req.content_type, "application/json");
+    assert_int_equal(req.body_len, 8);
+    assert_string_equal(req.body, "{\"a\": 1}");
+    assert_string_equal(sb_http_req_method(&req), "PUT");
+    sb_routes_config cfg = config();
+    result res;
+    memset(&res, 0, sizeof res);
+    sb_route_req rq = {.cfg = &cfg,
+                       .http = &req,
+                       .answer = on_answer,
+                       .upgrade = on_upgrade,
+                       .api = on_api,
+                       .ud = &res};
+    sb_routes_serve(&rq);
+    assert_int_equal(res.calls, 1);
+    assert_int_equal(res.status, 1);
+    memset(&res, 0, sizeof res);
+    rq.api = NULL;
+    sb_routes_serve(&rq);
+    assert_int_equal(res.status, 404);
+    sb_http_req_clear(&req);
+
+    /* A body announced over the limit is not read: complete, flagged. */
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /api/v1/x HTTP/1.1\r\nContent-Length: %u\r\n\r\nxx",
+             SB_HTTP_BODY_BYTES_MAX + 1);
+    sb_http_req_init(&req);
+    assert_true(sb_http_req_feed(&req, head, strlen(head)) > 0);
+    assert_true(req.complete && req.body_too_large);
+    assert_null(req.body);
+    sb_http_req_clear(&req);
+    /* Sent in chunks past the limit: the same. */
+    sb_http_req_init(&req);
+    snprintf(head, sizeof head,
+             "POST /api/v1/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+             "\r\n");
+    assert_true(sb_http_req_feed(&req, head, strlen(head)) > 0);
+    static char chunk[70000];
+    int n = snprintf(chunk, sizeof chunk, "%x\r\n", 65536);
+    memset(chunk + n, 'a', 65536);
+    memcpy(chunk + n + 65536, "\r\n", 2);
+    size_t len = (size_t)n + 65538;
+    for (int i = 0; i < 20 && !req.complete; i++)
+        sb_http_req_feed(&req, chunk, len);
+    assert_true(req.complete && req.body_too_large);
+    assert_null(req.body);
+    sb_http_req_clear(&req);
 }
 
 static const char *upgrade_head(const char *path, const char *extra)
@@ -338,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_plain_routes),
         cmocka_unit_test(test_methods_and_limits),
         cmocka_unit_test(test_upgrade),
+        cmocka_unit_test(test_api_routes),
         cmocka_unit_test(test_demo_token_route),
         cmocka_unit_test(test_demo_banner),
         cmocka_unit_test(test_addr),
