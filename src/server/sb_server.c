@@ -42,7 +42,7 @@
  * dropped. */
 #define SRV_CLOSE_WAIT_MS 2000
 
-                    typedef struct server server;
+typedef struct server server;
 
 typedef enum conn_phase { PH_HTTP, PH_WS, PH_CLOSING } conn_phase;
 
