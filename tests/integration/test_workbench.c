@@ -41,6 +41,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -307,6 +308,21 @@ static void test_receipts(void **state)
 
 /* ---- closed conversations ------------------------------------------------ */
 
+/* What `sbctl list ARGS` prints as user (role), into out. */
+static void sbctl_list(const char *user, const char *role, const char *args,
+                       char *out, size_t cap)
+{
+    char bin[512], cmd[2048];
+    snprintf(bin, sizeof bin, "%s", harness_server_bin());
+    snprintf(cmd, sizeof cmd, "'%s/sbctl' list %s --url '%s' --token '%s'",
+             dirname(bin), args, E.url, harness_token(user, role, 3600));
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+}
+
 static void test_closed(void **state)
 {
     (void)state;
@@ -331,6 +347,12 @@ static void test_closed(void **state)
     assert_string_equal(lc->agent, "a1");
     assert_int_equal(lc->state, SBP__CONV_STATE__STATE_CLOSED);
     sbp__conv_list_resp__free_unpacked(l, NULL);
+    /* sbctl says the same. */
+    char out[4096], want[64];
+    sbctl_list("a1", "agent", "--state closed --mine", out, sizeof out);
+    snprintf(want, sizeof want, "%" PRIu64 " closed ", conv);
+    if (!strstr(out, want) || !strstr(out, " agent=a1 "))
+        fail_msg("sbctl list --state closed --mine: %s", out);
     /* Readable, not writable; its room is a1's again. */
     int err;
     Sbp__HistoryResp *h = history(a1, conv, &err);

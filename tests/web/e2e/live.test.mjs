@@ -119,6 +119,7 @@ test('item 6: after a transfer the transferring agent\'s pane is read-only, sayi
     // ann's picker: the desk's whole team (AGENT_LIST) with each one's
     // status and load, and its groups; a note field.
     await ann.page.click('#transferbtn');
+    await ann.page.waitForSelector('#transferdlg[open] #transferto option[value="group:billing"]', { state: 'attached', timeout: 5000 });
     const opts = await ann.page.$$eval('#transferto option', (os) => os.map((o) => `${o.value}=${o.textContent}`));
     assert.ok(opts.includes('group:general=Group: general') && opts.includes('group:billing=Group: billing'), `groups in the picker: ${opts}`);
     assert.ok(opts.some((o) => /^agent:bob=bob \(Available, \d\/3\)$/.test(o)), `bob in the picker: ${opts}`);
