@@ -244,6 +244,9 @@ struct sb_gw {
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
     sb_map convs;    /* conv id -> conv */
+    /* Frames waiting for their conversation to be loaded, in arrival
+     * order (conv id -> struct parkq): one read of the store for all. */
+    sb_map parked;
     sess *retry_head;
     sess *flushq; /* sessions with messages queued for a PUSH */
     /* Unstored ACK cursors and unsent receipts, oldest first: each goes
