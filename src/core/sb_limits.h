@@ -38,5 +38,9 @@
 #define SB_TOKEN_ISS_BYTES_MAX 255
 /* The locale of a user or a message ("zh-CN"). */
 #define SB_LOCALE_BYTES_MAX 15
+/* A customer's rating of a conversation (CSAT): 1..5, and its optional
+ * comment. */
+#define SB_CSAT_RATING_MAX 5
+#define SB_CSAT_COMMENT_BYTES_MAX 1000
 
 #endif

@@ -34,6 +34,9 @@
  *                 chat widget's brand colour ("" removes it) or a text of
  *                 it for the language ("" removes it)
  *   "avatar"      {"id", "url"}: an agent's picture ("" removes it)
+ *   "hours"       {"group", "hours": {"tz", "week", "holidays"}}: the
+ *                 group's business hours (sb_hours.h); "hours" null or
+ *                 missing removes them
  * where "desk" is optional (the first desk) and arg is JSON of arg_len
  * bytes. On success returns 0 with *out_doc the new document (malloc'd,
  * NUL-terminated, *out_len bytes; the caller frees), *out_desk parsed

@@ -799,6 +799,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
+    c->csat_rating = pc->csat_rating;
     if (!c->cs.known) c->cs.base = pc->last_seq;
     /* Dirty receipts of members that left are simply dropped. */
     return 0;
@@ -1304,6 +1305,7 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         sb__gw_cluster_tick(gw);
         sb__gw_desk_tick(gw);
     }
+    if (gw->hooks.tick) gw->hooks.tick(gw->hooks.ud);
 }
 
 void sb_gw_flush(sb_gw *gw)

@@ -17,7 +17,7 @@
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
 /* Frame body cases (proto field numbers) the table has room for. */
-#define GW_BODY_CASES (SBP__FRAME__BODY_AGENT_PRESENCE + 1)
+#define GW_BODY_CASES SB_GW_FRAME_KINDS
 
 enum sess_state {
     SESS_NEW,           /* connected, no HELLO yet */
@@ -62,9 +62,10 @@ typedef struct conv {
     /* Customer service (kind CONV_SERVICE): */
     char desk[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1],
         agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];
-    int64_t created_ms;  /* when it was made (the store's created_ts) */
-    uint32_t unmatched;  /* customer turns the bot did not understand */
-    bool first_response; /* the agent has answered */
+    int64_t created_ms;   /* when it was made (the store's created_ts) */
+    uint32_t unmatched;   /* customer turns the bot did not understand */
+    bool first_response;  /* the agent has answered */
+    uint32_t csat_rating; /* the customer's rating, 0 while none */
     /* The last transfer's note (malloc'd; NULL: none) and its writer;
      * note_dirty: set here and not yet in a route request to the store. */
     char *note;
@@ -211,6 +212,8 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
+    /* sb_gw_tick(): time has passed (gw->now_ms is the new time). */
+    void (*tick)(void *ud);
     /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out.
      * In a cluster start comes when the node takes the desks over, and
      * stop when it no longer owns them (it forgets the routing state). */

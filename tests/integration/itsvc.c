@@ -155,6 +155,8 @@ static void cb_conv_update(void *ud, const Sbp__Conversation *cv)
     }
     copy(c->note, sizeof c->note, cv->transfer_note);
     copy(c->note_from, sizeof c->note_from, cv->transfer_from);
+    c->csat_rating = cv->csat_rating;
+    copy(c->csat_comment, sizeof c->csat_comment, cv->csat_comment);
     if (cv->state == SBP__CONV_STATE__STATE_QUEUED && cv->queue_position == 0)
         violation(d, "conv %" PRIu64 " queued without a position", cv->conv_id);
 }
@@ -293,6 +295,10 @@ static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
     case SBP__FRAME__BODY_AGENT_LIST:
         ans_put(ud, ITS_ANS_AGENTS, rid, err,
                 a ? &a->agent_list_resp->base : NULL, NULL);
+        break;
+    case SBP__FRAME__BODY_REPORT:
+        ans_put(ud, ITS_ANS_REPORT, rid, err, a ? &a->report_resp->base : NULL,
+                NULL);
         break;
     default:
         cb_done(ud, rid, err);

@@ -78,6 +78,8 @@ typedef struct its_conv {
     size_t members;
     its_member member[ITS_MEMBERS_MAX];             /* the first members */
     char note[256], note_from[SB_ID_BYTES_MAX + 1]; /* transfer_note */
+    uint32_t csat_rating; /* and its comment, as the last update says */
+    char csat_comment[ITS_BODY_BYTES];
     /* on_recalled calls */
     uint64_t recalled[ITS_RECALLED_MAX];
     size_t n_recalled;
@@ -92,7 +94,8 @@ enum {
     ITS_ANS_SEARCH,
     ITS_ANS_CANNED,
     ITS_ANS_ADMIN,
-    ITS_ANS_AGENTS
+    ITS_ANS_AGENTS,
+    ITS_ANS_REPORT
 };
 
 /* One answer to a request: its payload packed, if any (unpack it with the

@@ -8,6 +8,7 @@ import { params, connect, initLang, stateLabel, frameBatcher, toast, errText, se
 import { t, lang } from './i18n.js';
 import { ChatView } from './chatview.js';
 import { Notifier } from './notify.js';
+import { CsatPanel } from './csat.js';
 
 const embed = params.get('embed') === '1';
 
@@ -91,6 +92,8 @@ async function main() {
   let conv = null;
   // Embedded: closed until the host opens the launcher.
   let embedClosed = embed;
+  // The rating asked for at the close.
+  const csat = new CsatPanel({ root, client, conv: () => conv });
 
   const notifier = new Notifier({
     client,
@@ -140,6 +143,7 @@ async function main() {
       : t('conv.open'),
     );
     if (root.dataset.state !== i.state) root.dataset.state = i.state;
+    csat.update();
   });
   // The host hears the count at once, not at the next frame: a frame
   // that is display: none (the launcher closed) gets no animation frames.
@@ -190,7 +194,7 @@ async function main() {
     }
   }
 
-  window.__sb = { client, store, view, notifier, conv: () => conv };
+  window.__sb = { client, store, view, notifier, csat, conv: () => conv };
   await client.ready();
   await branded;
   notifier.setBase(document.title);
