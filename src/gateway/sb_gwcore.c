@@ -14,6 +14,7 @@
 
 #include "sb_error.h"
 #include "sb_i18n.h"
+#include "sb_sysmsg.h"
 #include "sb_ws.h"
 
 /* ---- small helpers ---------------------------------------------------------
@@ -96,6 +97,15 @@ member *sb__gw_conv_member(conv *c, const char *user_id)
     for (size_t i = 0; i < c->n_members; i++)
         if (strcmp(c->members[i].user_id, user_id) == 0) return &c->members[i];
     return NULL;
+}
+
+void sb__gw_conv_member_drop(conv *c, const char *user_id)
+{
+    member *m = sb__gw_conv_member(c, user_id);
+    if (!m) return;
+    size_t i = (size_t)(m - c->members);
+    memmove(m, m + 1, (c->n_members - i - 1) * sizeof *m);
+    c->n_members--;
 }
 
 bool sb__gw_may_access(const sess *s, conv *c)
@@ -382,24 +392,37 @@ static void conv_free(conv *c)
     if (!c) return;
     sb__gw_cluster_conv_free(c);
     free(c->members);
+    free(c->note);
     free(c);
 }
 
 /* Copies the stored form's fields and members into c. Members that stay
- * keep their receipts; with keep_routing, c keeps its state, group and
- * agent. Returns 0 or -ENOMEM (c unchanged). */
+ * keep their receipts; with keep_routing, c keeps its state, group, agent
+ * and transfer note. Returns 0 or -ENOMEM (c unchanged). */
 static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
 {
     member *ms = calloc(pc->n_members ? pc->n_members : 1, sizeof *ms);
-    if (!ms) return -ENOMEM;
+    bool take_note = !keep_routing && pc->transfer_note[0];
+    char *note = take_note ? strdup(pc->transfer_note) : NULL;
+    if (!ms || (take_note && !note)) {
+        free(ms);
+        free(note);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < pc->n_members; i++) {
-        sb__gw_copy_str(ms[i].user_id, sizeof ms[i].user_id,
-                        pc->members[i]->user_id);
-        ms[i].role = pc->members[i]->role;
+        const Sbp__Member *pm = pc->members[i];
+        sb__gw_copy_str(ms[i].user_id, sizeof ms[i].user_id, pm->user_id);
+        ms[i].role = pm->role;
+        /* Receipts only move forward: the stored ones, or those this
+         * gateway heard since (ahead of the store). */
+        ms[i].delivered_seq = pm->delivered_seq;
+        ms[i].read_seq = pm->read_seq;
+        ms[i].read_seq_notified = pm->read_seq;
         member *old = c->members ? sb__gw_conv_member(c, ms[i].user_id) : NULL;
         if (old) {
-            ms[i].delivered_seq = old->delivered_seq;
-            ms[i].read_seq = old->read_seq;
+            if (old->delivered_seq > ms[i].delivered_seq)
+                ms[i].delivered_seq = old->delivered_seq;
+            if (old->read_seq > ms[i].read_seq) ms[i].read_seq = old->read_seq;
             ms[i].read_seq_notified = old->read_seq_notified;
         }
     }
@@ -413,6 +436,9 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
         c->state = pc->state;
         sb__gw_copy_str(c->group, sizeof c->group, pc->group);
         sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
+        free(c->note);
+        c->note = note;
+        sb__gw_copy_str(c->note_from, sizeof c->note_from, pc->transfer_from);
     }
     /* A stored form read before the latest messages were delivered may
      * be behind the cache. */
@@ -488,6 +514,8 @@ static void append_done(sb_req *r)
         a.seq = m->seq;
         a.server_ts = m->server_ts;
         a.duplicate = r->u.append.duplicate;
+        /* The sender's device shows what the others see. */
+        if (r->u.append.masked) a.body = m->body;
         gw->stats.send_acks++;
         sb_hist_add(&gw->stats.send_ack_ms,
                     gw->now_ms > r->now_ms ? (uint64_t)(gw->now_ms - r->now_ms)
@@ -512,9 +540,16 @@ static void append_done(sb_req *r)
 
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m)
 {
+    return sb__gw_append_send(gw, s, rid, m, false);
+}
+
+int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
+                       bool masked)
+{
     sb_req *r = sb__gw_req_new(gw, SB_REQ_MSG_APPEND, s, rid, append_done);
     if (!r) return -ENOMEM;
     r->u.append.msg = m;
+    r->u.append.masked = masked;
     if (s) s->pending_sends++;
     sb__gw_submit(gw, r);
     return 0;

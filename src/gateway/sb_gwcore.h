@@ -73,6 +73,11 @@ typedef struct conv {
     /* Routing writes made for it: a failed one is written again only
      * while no later one was made (which carries the state in full). */
     uint32_t route_gen;
+    /* The last transfer's note (malloc'd; NULL: none) and its writer;
+     * note_dirty: set here and not yet in a route request to the store. */
+    char *note;
+    char note_from[SB_ID_BYTES_MAX + 1];
+    bool note_dirty;
     /* In a cluster (sb_cluster.c): the order of this node's pushes. */
     struct sb_cseq {
         bool known;    /* next is set (from the first seq seen) */
@@ -340,6 +345,10 @@ void sb__gw_quiet_done(sb_req *r);
  * of s until then. For the server's own (s NULL): delivered to every
  * device. Returns 0 (m taken), or -ENOMEM (m still the caller's). */
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
+/* sb__gw_append() of a SEND whose body the filter masked (masked): the
+ * SEND_ACK then carries the body as stored. */
+int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
+                       bool masked);
 
 /* ---- sessions, conversations, delivery -------------------------------------
  */
@@ -362,6 +371,8 @@ bool sb__gw_valid_id(const char *s);
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);
 user *sb__gw_user_get(sb_gw *gw, const char *id);
 member *sb__gw_conv_member(conv *c, const char *user_id);
+/* user_id is no longer a member of cached c (nothing if it was not one). */
+void sb__gw_conv_member_drop(conv *c, const char *user_id);
 /* Whether s may see c: a member, or an admin. */
 bool sb__gw_may_access(const sess *s, conv *c);
 /* Caches a conversation from its stored form; returns the cached entry

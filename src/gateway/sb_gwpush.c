@@ -30,11 +30,19 @@ static bool push_item(sb_gw *gw, gmsg *g, const sess *s, const uint8_t **p,
     sb_buf *b = &g->enc[enc];
     if (g->m->event && g->m->event->key[0]) {
         /* A shallow copy with the body rendered for this session; the
-         * stored message is left as it is. */
-        char text[1024];
-        sb_i18n_render(s->locale, g->m->event->key, g->m->event->args,
-                       g->m->event->n_args, text, sizeof text);
+         * stored message is left as it is. A customer is told only that a
+         * staff-only event happened (sb_view.h). */
+        char text[1024] = "";
         Sbp__Message copy = *g->m;
+        Sbp__Event hidden = SBP__EVENT__INIT;
+        if (s->role == SBP__ROLE__ROLE_CUSTOMER &&
+            sb_sysmsg_staff_only(g->m->event->key)) {
+            hidden.key = g->m->event->key;
+            copy.event = &hidden;
+        } else {
+            sb_i18n_render(s->locale, g->m->event->key, g->m->event->args,
+                           g->m->event->n_args, text, sizeof text);
+        }
         copy.body = text;
         b = &gw->event_scratch;
         b->len = 0;

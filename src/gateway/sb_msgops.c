@@ -14,6 +14,7 @@
 #include "sb_gwcore.h"
 #include "sb_page.h"
 #include "sb_sysmsg.h"
+#include "sb_view.h"
 
 static void free_strs(char **v, size_t n)
 {
@@ -111,14 +112,33 @@ static void on_recall(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 /* ---- tags and typing -------------------------------------------------------
  */
 
+/* The tags are stored with their event (every device of every member
+ * learns them, by PUSH or at its next SYNC): answered once both are. */
 static void tag_done(sb_req *r)
 {
     sb_gw *gw = r->ctx;
     sess *s = sb__gw_req_back(gw, r, false);
     free_strs(r->u.tag.add, r->u.tag.n_add);
     free_strs(r->u.tag.remove, r->u.tag.n_remove);
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        if (r->rc == 0)
+            sb__gw_deliver(gw, r->msgs[i], NULL);
+        else
+            sbp__message__free_unpacked(r->msgs[i], NULL);
+    }
     sb__gw_reply_rc(gw, s, r->rid, r->rc);
     free(r);
+}
+
+/* The event of a tag change on conv_id (seq 0: the conversation) by
+ * user: args [user, seq], then the target's tags after the change (the
+ * store adds them). NULL when out of memory. */
+static Sbp__Message *tag_event(uint64_t conv_id, uint64_t seq, const char *user)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%" PRIu64, seq);
+    return sb_sysmsg_event(conv_id, seq ? "msg.tagged" : "conv.tagged", user,
+                           n);
 }
 
 static void on_tag(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
@@ -127,10 +147,16 @@ static void on_tag(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     (void)ud;
     Sbp__Tag *t = f->tag;
     sb_req *r = sb__gw_req_new(gw, SB_REQ_TAG, s, f->rid, tag_done);
-    if (!r) {
+    Sbp__Message *ev = t->n_add + t->n_remove
+                           ? tag_event(t->conv_id, t->seq, s->user_id)
+                           : NULL;
+    if (!r || (t->n_add + t->n_remove && !ev)) {
+        free(r);
+        if (ev) sbp__message__free_unpacked(ev, NULL);
         sb__gw_error(gw, s, f->rid, -ENOMEM);
         return;
     }
+    if (ev) r->msgs[r->n_msgs++] = ev;
     r->u.tag.conv_id = t->conv_id;
     r->u.tag.seq = t->seq;
     /* The request takes the frame's arrays. */
@@ -164,14 +190,8 @@ static void conv_list_done(sb_req *r)
     if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s && resp) {
-        for (size_t i = 0; i < resp->n_convs; i++) {
-            Sbp__Conversation *pc = resp->convs[i];
-            if (pc->last_message)
-                sb_sysmsg_render(&pc->last_message, 1, s->locale);
-            if (gw->cfg.desk)
-                pc->queue_position =
-                    sb_desk_position(gw->cfg.desk, pc->conv_id);
-        }
+        for (size_t i = 0; i < resp->n_convs; i++)
+            sb__view_conv(gw, s, resp->convs[i]);
         if (sb__page_cut_conv_list(gw, s, resp) != 0)
             sb__gw_error(gw, s, r->rid, -ENOMEM);
         else
@@ -241,7 +261,9 @@ static void search_done(sb_req *r)
     if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s && resp) {
-        sb_sysmsg_render(resp->messages, resp->n_messages, s->locale);
+        resp->n_messages =
+            sb__view_drop_hidden(s, resp->messages, resp->n_messages);
+        sb__view_msgs(s, resp->messages, resp->n_messages);
         sb__page_cut_search(gw, s, resp);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_SEARCH_RESP, resp);
     }

@@ -20,6 +20,8 @@
 #include "sb_i18n.h"
 #include "sb_offhours.h"
 #include "sb_sysmsg.h"
+#include "sb_team.h"
+#include "sb_view.h"
 
 #define SVC_SENDER_BOT "bot"
 #define SVC_QUEUE_NOTIFY_MAX 1000 /* queued customers told their position */
@@ -130,10 +132,25 @@ static void fill_conv(sb_gw *gw, const conv *c, Sbp__Conversation *pc,
         sbp__member__init(&ms[i]);
         ms[i].user_id = (char *)c->members[i].user_id;
         ms[i].role = c->members[i].role;
+        ms[i].read_seq = c->members[i].read_seq;
+        ms[i].delivered_seq = c->members[i].delivered_seq;
         mp[i] = &ms[i];
     }
     pc->n_members = c->n_members;
     pc->members = mp;
+}
+
+/* CONV_UPDATE u of c to user_id's devices, with the transfer note when it
+ * is for that user (sb_view.h). */
+static void notify_user(sb_gw *gw, const conv *c, Sbp__ConvUpdate *u,
+                        const char *user_id, Sbp__Role role)
+{
+    bool note = c->note && sb__view_note_for(gw, role, user_id, c->state,
+                                             c->agent, c->group);
+    u->conv->transfer_note = note ? c->note : (char *)protobuf_c_empty_string;
+    u->conv->transfer_from =
+        note ? (char *)c->note_from : (char *)protobuf_c_empty_string;
+    sb__gw_send_user(gw, user_id, SBP__FRAME__BODY_CONV_UPDATE, u);
 }
 
 /* Tells every device of every member, and of also (a user who just left
@@ -147,9 +164,10 @@ static void notify_conv_also(sb_gw *gw, conv *c, const char *also)
         fill_conv(gw, c, &pc, mp, ms);
         Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
         u.conv = &pc;
-        sb__gw_send_members(gw, c, SBP__FRAME__BODY_CONV_UPDATE, &u, NULL);
+        for (size_t i = 0; i < c->n_members; i++)
+            notify_user(gw, c, &u, c->members[i].user_id, c->members[i].role);
         if (also && !sb__gw_conv_member(c, also))
-            sb__gw_send_user(gw, also, SBP__FRAME__BODY_CONV_UPDATE, &u);
+            notify_user(gw, c, &u, also, SBP__ROLE__ROLE_UNSPECIFIED);
     }
     free(mp);
     free(ms);
@@ -170,6 +188,18 @@ static void notify_queue(svc *v, int group)
         conv *c = sb_map_get(&v->gw->convs, v->queued[i]);
         if (c) notify_conv(v->gw, c);
     }
+}
+
+/* Sets c's transfer note (text, "" for none) and its writer in memory;
+ * the next route stores them. Out of memory keeps the old note. */
+static void set_note(conv *c, const char *text, const char *from)
+{
+    char *note = text[0] ? strdup(text) : NULL;
+    if (text[0] && !note) return;
+    free(c->note);
+    c->note = note;
+    sb__gw_copy_str(c->note_from, sizeof c->note_from, from);
+    c->note_dirty = true;
 }
 
 /* Moves c to state with group and agent at once in memory, then has the
@@ -202,12 +232,26 @@ static void route_bot(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
         sb__gw_copy_str(note->left, sizeof note->left, c->agent);
     else if (bot && st != SBP__CONV_STATE__STATE_BOT)
         sb__gw_copy_str(note->left, sizeof note->left, bot);
+    /* The last agent of a closed conversation that reopens is no member
+     * from now on, as the store will have it: the customer's message that
+     * reopens it is not delivered to it. (One transferring it away stays
+     * one until the store has the move: its acknowledgements of what it
+     * was sent until then still count.) */
+    if (note->left[0] && c->state == SBP__CONV_STATE__STATE_CLOSED)
+        sb__gw_conv_member_drop(c, note->left);
     note->gen = ++c->route_gen;
     c->state = st;
     sb__gw_copy_str(c->group, sizeof c->group, group);
     sb__gw_copy_str(c->agent, sizeof c->agent, agent);
     r->u.route.conv_id = c->id;
     r->u.route.state = st;
+    if (c->note_dirty) {
+        /* The note set since the last route goes with this one. */
+        r->u.route.note = strdup(c->note ? c->note : "");
+        sb__gw_copy_str(r->u.route.note_from, sizeof r->u.route.note_from,
+                        c->note_from);
+        if (r->u.route.note) c->note_dirty = false;
+    }
     sb__gw_copy_str(r->u.route.group, sizeof r->u.route.group, group);
     sb__gw_copy_str(r->u.route.agent, sizeof r->u.route.agent, agent);
     if (bot) sb__gw_copy_str(r->u.route.bot, sizeof r->u.route.bot, bot);
@@ -233,20 +277,25 @@ static bool agent_has_room(sb_gw *gw, const char *agent)
            load < cap;
 }
 
-/* Takes queued conversation id out of the queue and gives it to agent. */
-static void assign_queued(sb_gw *gw, uint64_t id, const char *agent)
+/* Takes queued conversation id out of the queue and gives it to agent;
+ * requester (NULL: none) gets the answer to rid once it is stored. */
+static void assign_queued(sb_gw *gw, uint64_t id, const char *agent,
+                          sess *requester, uint32_t rid)
 {
     sb_desk *d = gw->cfg.desk;
     int64_t since = sb_desk_queued_since(d, id);
     sb_desk_dequeue(d, id);
     conv *c = sb_map_get(&gw->convs, id);
-    if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) return;
+    if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) {
+        if (rid) sb__gw_error(gw, requester, rid, SB_E_STATE);
+        return;
+    }
     if (since >= 0 && gw->now_ms > since)
         sb_hist_add(&gw->stats.queue_wait_ms, (uint64_t)(gw->now_ms - since));
     sb_desk_add_load(d, agent, +1, gw->now_ms);
     Sbp__Message *ev = sb_sysmsg_event(c->id, "conv.assigned", agent, NULL);
-    route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1, NULL,
-          0);
+    route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1,
+          requester, rid);
 }
 
 /* Hands queued conversations to agent while it has room, oldest first. */
@@ -259,7 +308,7 @@ static void assign_from_queue(svc *v, const char *agent)
         uint64_t id = sb_desk_next_for(d, agent);
         if (!id) break;
         int g = sb_desk_queued_group(d, id);
-        assign_queued(gw, id, agent);
+        assign_queued(gw, id, agent, NULL, 0);
         notify_queue(v, g);
     }
 }
@@ -285,7 +334,7 @@ static void assign_all_queued(svc *v)
         if (full[g]) continue;
         const char *agent = sb_desk_pick(d, g);
         if (agent)
-            assign_queued(gw, ids[i], agent);
+            assign_queued(gw, ids[i], agent, NULL, 0);
         else
             full[g] = true;
     }
@@ -442,6 +491,7 @@ static void on_stored(void *ud, conv *c, const Sbp__Message *m)
              * the desk's external bot when it is online (it reads this
              * message once it is a member). */
             c->unmatched = 0;
+            set_note(c, "", "");
             const char *ext = desk_bot(gw, sb_desk_get(gw->cfg.desk, c->desk));
             Sbp__Message *ev =
                 sb_sysmsg_event(c->id, "conv.reopened", NULL, NULL);
@@ -546,6 +596,7 @@ static void open_done(sb_req *r)
             set_str(&pc->group, c->group);
             set_str(&pc->agent, c->agent);
         }
+        if (s) sb__view_conv(gw, s, pc);
         Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
         o.conv = pc;
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_OPEN_RESP, &o);
@@ -579,8 +630,12 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     const Sbp__Transfer *t = f->transfer;
     sb_desk *d = gw->cfg.desk;
     int rc = 0, g = -1;
-    /* Members only (the row's SB_GW_ACCESS): the kind, then who may, then
-     * the state. */
+    /* Members only (the row's SB_GW_ACCESS): the note's size, the kind,
+     * then who may, then the state. */
+    if (strlen(t->note) > SB_NOTE_BYTES_MAX) {
+        sb__gw_error(gw, s, f->rid, SB_E_TOO_LARGE);
+        return;
+    }
     if (!d || !is_service(c)) {
         sb__gw_error(gw, s, f->rid, SB_E_STATE);
         return;
@@ -608,6 +663,9 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
         sb__gw_error(gw, s, f->rid, rc);
         return;
     }
+    /* The note goes to the store with the route, to whoever gets the
+     * conversation next (sb_view.h); a transfer without one clears it. */
+    set_note(c, t->note, t->note[0] ? s->user_id : "");
     /* Route first, so that the agent handing the conversation on is not
      * chosen again; then its room goes to the queue, in queue order. */
     char old_agent[SB_ID_BYTES_MAX + 1] = "";
@@ -656,11 +714,38 @@ static void on_close(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     }
     char freed[SB_ID_BYTES_MAX + 1];
     release_agent(v, c, freed, sizeof freed);
+    /* A closed conversation keeps its last agent, who stays a member: it
+     * is in that agent's closed list and history, read-only. */
     Sbp__Message *ev = sb_sysmsg_event(c->id, "conv.closed", s->user_id, NULL);
-    route(gw, c, SBP__CONV_STATE__STATE_CLOSED, c->group, "", &ev, 1, s,
+    route(gw, c, SBP__CONV_STATE__STATE_CLOSED, c->group, freed, &ev, 1, s,
           f->rid);
     sb__csat_ask(gw, c);
     if (freed[0]) assign_from_queue(v, freed);
+}
+
+/* An agent takes a queued conversation of one of its groups, whatever its
+ * status (taking one is being at work), within its capacity unless it
+ * says over_capacity. */
+static void on_claim(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
+{
+    svc *v = ud;
+    sb_desk *d = gw->cfg.desk;
+    int g = d ? sb_desk_queued_group(d, c->id) : -1;
+    uint32_t cap = 0, load = 0;
+    if (d) sb_desk_agent_load(d, s->user_id, &cap, &load);
+    if (!d || !is_service(c) || c->state != SBP__CONV_STATE__STATE_QUEUED ||
+        g < 0) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_STATE, "not in a queue");
+    } else if (!sb_desk_in_group(d, s->user_id, g)) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "not an agent of the conversation's group");
+    } else if (load >= cap && !f->claim->over_capacity) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_STATE,
+                          "at capacity (over_capacity takes it anyway)");
+    } else {
+        assign_queued(gw, c->id, s->user_id, s, f->rid);
+        notify_queue(v, g);
+    }
 }
 
 static void on_handoff(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
@@ -705,7 +790,9 @@ static void on_agent_state(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
         sb__gw_error(gw, s, f->rid, SB_E_INVALID);
         return;
     }
+    Sbp__AgentStatus was = sb_desk_status(d, s->user_id);
     sb_desk_set_status(d, s->user_id, st, gw->now_ms);
+    if (st != was) sb__team_presence(gw, s->user_id, st);
     Sbp__AgentState a = SBP__AGENT_STATE__INIT;
     a.status = sb_desk_status(d, s->user_id);
     sb_desk_agent_load(d, s->user_id, &a.capacity, &a.load);
@@ -728,10 +815,12 @@ static void route_end(sb_gw *gw, sess *s, sb_req *r)
         r->u.route.conv->resolution_ms > 0)
         sb_hist_add(&gw->stats.resolution_ms,
                     (uint64_t)r->u.route.conv->resolution_ms);
-    /* Members follow the assignment; the routing in memory is already
-     * ahead of the store, and stays. */
+    /* Members follow the assignment; the routing in memory (the transfer
+     * note too) is already ahead of the store, and stays. */
     if (r->rc == 0 && r->u.route.conv && c)
         sb__gw_conv_refresh(gw, r->u.route.conv);
+    /* A note the store did not take goes with the next route. */
+    if (r->rc != 0 && r->u.route.note && c) c->note_dirty = true;
     for (size_t i = 0; i < r->n_msgs; i++) {
         if (r->rc == 0 && c)
             sb__gw_deliver(gw, r->msgs[i], NULL);
@@ -740,6 +829,7 @@ static void route_end(sb_gw *gw, sess *s, sb_req *r)
     }
     if (c) notify_conv_also(gw, c, note->left[0] ? note->left : NULL);
     free(note);
+    free(r->u.route.note);
     if (r->rid) sb__gw_reply_rc(gw, s, r->rid, r->rc);
     if (r->u.route.conv)
         sbp__conversation__free_unpacked(r->u.route.conv, NULL);
@@ -903,10 +993,11 @@ static void on_presence(void *ud, const char *user_id, Sbp__Role role,
     sb_desk *d = v->gw->cfg.desk;
     if (role != SBP__ROLE__ROLE_AGENT || !d || !sb_desk_is_agent(d, user_id))
         return;
-    sb_desk_set_status(d, user_id,
-                       online ? SBP__AGENT_STATUS__AGENT_ONLINE
-                              : SBP__AGENT_STATUS__AGENT_OFFLINE,
-                       v->gw->now_ms);
+    Sbp__AgentStatus st = online ? SBP__AGENT_STATUS__AGENT_ONLINE
+                                 : SBP__AGENT_STATUS__AGENT_OFFLINE;
+    bool changed = sb_desk_status(d, user_id) != st;
+    sb_desk_set_status(d, user_id, st, v->gw->now_ms);
+    if (changed) sb__team_presence(v->gw, user_id, st);
     if (online) assign_from_queue(v, user_id);
 }
 
@@ -915,9 +1006,11 @@ static void agent_now_online(void *ud, const char *agent)
     svc *v = ud;
     sb_desk *d = v->gw->cfg.desk;
     if (sb_desk_is_agent(d, agent) &&
-        sb_desk_status(d, agent) == SBP__AGENT_STATUS__AGENT_OFFLINE)
+        sb_desk_status(d, agent) == SBP__AGENT_STATUS__AGENT_OFFLINE) {
         sb_desk_set_status(d, agent, SBP__AGENT_STATUS__AGENT_ONLINE,
                            v->gw->now_ms);
+        sb__team_presence(v->gw, agent, SBP__AGENT_STATUS__AGENT_ONLINE);
+    }
 }
 
 static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
@@ -1008,6 +1101,11 @@ static const sb_gw_row ROWS[] = {
     {.body = SBP__FRAME__BODY_AGENT_STATE,
      .flags = SB_GW_READY | SB_GW_DESK,
      .handle = on_agent_state},
+    {.body = SBP__FRAME__BODY_CLAIM,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
+     .roles = SB_GW_ROLE(SBP__ROLE__ROLE_AGENT),
+     .why = "agents only",
+     .handle = on_claim},
 };
 
 int sb__svc_register(sb_gw *gw)

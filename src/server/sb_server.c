@@ -613,9 +613,9 @@ typedef struct upgrade_ctx {
 
 /* The router's answer function. */
 static void route_answer(void *ud, int status, const char *type,
-                         const void *body, size_t n)
+                         const char *headers, const void *body, size_t n)
 {
-    http_reply(((upgrade_ctx *)ud)->c, status, type, body, n);
+    http_reply_ex(((upgrade_ctx *)ud)->c, status, type, headers, body, n);
 }
 
 /* The router took the request's WebSocket upgrade: answer 101, hand the
@@ -687,6 +687,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
                        .draining = srv->drain != DRAIN_OFF,
                        .store_down = !sb_storeq_healthy(srv->storeq),
                        .now_ms = wall_ms(),
+                       .desk = sb_gw_desk(srv->gw),
                        .answer = route_answer,
                        .upgrade = route_upgrade,
                        .api = srv->api ? route_api : NULL,

@@ -143,11 +143,18 @@ static const char SCHEMA_V3_SQL[] =
     "UPDATE convs SET last_agent = agent WHERE agent <> '';"
     "CREATE INDEX convs_report ON convs(created_ts, conv_id) WHERE kind = 2;";
 
+/* Version 4 (the SQLite store's version 7): the note of a conversation's
+ * last transfer, for the agent it went to, and who wrote it. */
+static const char SCHEMA_V4_SQL[] =
+    "ALTER TABLE convs ADD COLUMN transfer_note text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN transfer_from text NOT NULL DEFAULT '';";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
     SCHEMA_V1_SQL,
     SCHEMA_V2_SQL,
     SCHEMA_V3_SQL,
+    SCHEMA_V4_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -317,6 +324,8 @@ static const char *const STMT_SQL[PS_COUNT] = {
                        " WHERE g.conv_id = $1 AND g.seq > m.read_seq"
                        " AND g.sender <> $2) FROM members m"
                        " WHERE m.conv_id = $1 AND m.user_id = $2",
+    [PS_CONV_NOTE] = "UPDATE convs SET transfer_note = $2, transfer_from = $3"
+                     " WHERE conv_id = $1",
     [PS_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = $2"
                           " WHERE conv_id = $1 AND first_response_ts = 0",
     [PS_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
@@ -878,6 +887,7 @@ static const sb_store_ops PG_OPS = {
     .service_open = sb__pg_service_open,
     .conv_route = sb__pg_conv_route,
     .first_response = sb__pg_first_response,
+    .conv_note = sb__pg_conv_note,
     .recall = sb__pg_recall,
     .tag = sb__pg_tag,
     .member_put = sb__pg_member_put,

@@ -132,7 +132,9 @@ int sb__pg_conv_load(sb_pg *s, uint64_t conv_id, Sbp__Conversation **out)
         sb__pg_get_text(r, 0, PC_DESK, &c->desk) ||
         sb__pg_get_text(r, 0, PC_GROUP, &c->group) ||
         sb__pg_get_text(r, 0, PC_AGENT, &c->agent) ||
-        sb__pg_get_text(r, 0, PC_CUSTOMER, &c->customer))
+        sb__pg_get_text(r, 0, PC_CUSTOMER, &c->customer) ||
+        sb__pg_get_text(r, 0, PC_TRANSFER_NOTE, &c->transfer_note) ||
+        sb__pg_get_text(r, 0, PC_TRANSFER_FROM, &c->transfer_from))
         goto err;
     PQclear(r);
     r = NULL;
@@ -439,6 +441,22 @@ int sb__pg_conv_route(sb_store *base, uint64_t conv_id, Sbp__ConvState state,
     sb__pg_int(&p, !closing ? 0 : was == SBP__CONV_STATE__STATE_CLOSED ? 2 : 1);
     if ((rc = sb__pg_exec(s, PS_ROUTE_SET, &p, NULL))) return rc;
     return out ? sb__pg_conv_load(s, conv_id, out) : 0;
+}
+
+int sb__pg_conv_note(sb_store *base, uint64_t conv_id, const char *from,
+                     const char *note)
+{
+    sb_pg *s = sb__pg(base);
+    sb_pg_params p = {0};
+    sb__pg_u64(&p, conv_id);
+    sb__pg_str(&p, note);
+    sb__pg_str(&p, from);
+    PGresult *r;
+    int rc = sb__pg_exec(s, PS_CONV_NOTE, &p, &r);
+    if (rc) return rc;
+    bool changed = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return changed ? 0 : SB_E_NOT_FOUND;
 }
 
 int sb__pg_first_response(sb_store *base, uint64_t conv_id, int64_t now_ms)

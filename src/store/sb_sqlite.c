@@ -152,10 +152,16 @@ static const char SCHEMA_V6_SQL[] =
     "UPDATE convs SET last_agent = agent WHERE agent <> '';"
     "CREATE INDEX convs_report ON convs(created_ts) WHERE kind = 2;";
 
+/* Version 7: the note of a conversation's last transfer, for the agent
+ * it went to, and who wrote it. */
+static const char SCHEMA_V7_SQL[] =
+    "ALTER TABLE convs ADD COLUMN transfer_note TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN transfer_from TEXT NOT NULL DEFAULT '';";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL,
-    SCHEMA_V4_SQL, SCHEMA_V5_SQL, SCHEMA_V6_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL,
+    SCHEMA_V5_SQL, SCHEMA_V6_SQL, SCHEMA_V7_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -267,6 +273,8 @@ static const char *const STMT_SQL[ST_COUNT] = {
                        " WHERE g.conv_id = ?1 AND g.seq > m.read_seq"
                        " AND g.sender <> ?2) FROM members m"
                        " WHERE m.conv_id = ?1 AND m.user_id = ?2",
+    [ST_CONV_NOTE] = "UPDATE convs SET transfer_note = ?2, transfer_from = ?3"
+                     " WHERE conv_id = ?1",
     [ST_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = ?2"
                           " WHERE conv_id = ?1 AND first_response_ts = 0",
     [ST_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
@@ -642,6 +650,7 @@ static const sb_store_ops SQLITE_OPS = {
     .service_open = sb__sqlite_service_open,
     .conv_route = sb__sqlite_conv_route,
     .first_response = sb__sqlite_first_response,
+    .conv_note = sb__sqlite_conv_note,
     .recall = sb__sqlite_recall,
     .tag = sb__sqlite_tag,
     .member_put = sb__sqlite_member_put,

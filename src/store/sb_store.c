@@ -534,6 +534,18 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
     return s->ops->conv_route(s, conv_id, state, group, agent, now_ms, out);
 }
 
+int sb_store_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                       const char *note)
+{
+    assert(s && s->ops->in_write(s));
+    if (!from) from = "";
+    if (!note) note = "";
+    if (strlen(note) > SB_NOTE_BYTES_MAX) return SB_E_TOO_LARGE;
+    if ((from[0] && !id_valid(from)) || !text_valid(note, SB_NOTE_BYTES_MAX))
+        return SB_E_INVALID;
+    return s->ops->conv_note(s, conv_id, from, note);
+}
+
 int sb_store_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms)
 {
     assert(s && s->ops->in_write(s));

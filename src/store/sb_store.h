@@ -241,6 +241,14 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                         const char *group, const char *agent, int64_t now_ms,
                         Sbp__Conversation **out);
 
+/* Sets the note of conv's last transfer (text, "" for none; at most
+ * SB_NOTE_BYTES_MAX bytes) and who wrote it (a user id, "" with no
+ * note): conversations return them as transfer_note and transfer_from.
+ * SB_E_NOT_FOUND without the conversation, SB_E_INVALID for a bad id or
+ * text, SB_E_TOO_LARGE for a note over the limit. */
+int sb_store_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                       const char *note);
+
 /* Records now_ms as the first agent response of conv, if none is yet.
  * now_ms 0: the time of the first message the conversation's agent sent
  * since it was assigned (nothing is recorded if there is none). */

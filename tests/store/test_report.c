@@ -608,7 +608,8 @@ static void test_migrate(void **state)
                         "DROP INDEX convs_report;"
                         "ALTER TABLE convs DROP COLUMN last_agent,"
                         " DROP COLUMN csat_asked_ts, DROP COLUMN csat_rating,"
-                        " DROP COLUMN csat_comment, DROP COLUMN csat_ts;"
+                        " DROP COLUMN csat_comment, DROP COLUMN csat_ts,"
+                        " DROP COLUMN transfer_note, DROP COLUMN transfer_from;"
                         "UPDATE sb_meta SET value = 2"
                         " WHERE key = 'schema_version'"),
             0);
