@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "sb_client.h"
+#include "sb_client_hs.h"
 #include "sb_token.h"
 
 typedef struct bench bench;
@@ -44,10 +45,13 @@ typedef struct peer {
 struct bench {
     uv_loop_t *loop;
     const char *url;
+    const char *urls[SB_CLIENT_URLS_MAX]; /* url, split at its commas */
+    size_t n_urls;
     const char *secret;
     sb_encoding enc;
     bool no_deflate;
     uint32_t convs, msgs, window, body_bytes, rate, timeout_s;
+    bool spread; /* conversation i: agent on node i, customer on i + 1 */
     int server_pid;
     peer *peers; /* 2 per conversation: [2i] agent, [2i+1] customer */
     uint32_t n_ready, n_opened;
@@ -206,11 +210,11 @@ static void start_run(bench *b)
             fill_window(&b->peers[i]);
 }
 
+/* Hands out what the rate owes since the start, round robin; message k
+ * is due at t_start + k / rate. A client with its window full sends it
+ * when a SEND_ACK opens the window, stamped with the due time. */
 static void open_loop_tick(bench *b)
 {
-    /* Hand out what the rate owes since the start, round robin; message k
-     * is due at t_start + k / rate. A client with its window full sends
-     * it when a SEND_ACK opens the window, stamped with the due time. */
     int64_t elapsed = now_ns() - b->t_start;
     uint64_t owed = (uint64_t)((double)elapsed / 1e9 * b->rate);
     uint64_t total = (uint64_t)b->msgs * 2 * b->convs;
@@ -306,7 +310,14 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: sbbench [options]   (the cs-chat workload, DESIGN.md §7)\n"
-        "  --url URL          ws://127.0.0.1:8080/ws\n"
+        "  --url URL[,URL...] ws://127.0.0.1:8080/ws; several (cluster "
+        "nodes,\n"
+        "                     comma-separated): each client starts at a "
+        "random one\n"
+        "  --spread           with several URLs: conversation i's agent on "
+        "node i,\n"
+        "                     its customer on the next (every message "
+        "crosses nodes)\n"
         "  --secret S         token secret of the server (or env SB_SECRET)\n"
         "  --convs P          conversations (500)\n"
         "  --msgs M           messages per side (200)\n"
@@ -344,8 +355,8 @@ int main(int argc, char **argv)
         {"window", 1, 0, 'W'},     {"rate", 1, 0, 'r'},
         {"body-bytes", 1, 0, 'B'}, {"json", 0, 0, 'j'},
         {"server-pid", 1, 0, 'p'}, {"timeout-s", 1, 0, 't'},
-        {"lat-out", 1, 0, 'L'},    {"no-deflate", 0, 0, 'D'},
-        {"help", 0, 0, 'h'},
+        {"lat-out", 1, 0, 'L'},    {"spread", 0, 0, 'S'},
+        {"no-deflate", 0, 0, 'D'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -386,6 +397,9 @@ int main(int argc, char **argv)
         case 'L':
             b.lat_out = optarg;
             break;
+        case 'S':
+            b.spread = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -398,6 +412,12 @@ int main(int argc, char **argv)
         }
     }
     if (!b.secret) die("--secret or SB_SECRET is required");
+    static char url_list[4096];
+    if (strlen(b.url) >= sizeof url_list) die("--url too long");
+    snprintf(url_list, sizeof url_list, "%s", b.url);
+    int n_urls = sb_client_urls_split(url_list, b.urls, SB_CLIENT_URLS_MAX);
+    if (n_urls < 0) die("bad --url: ws:// URLs separated by commas");
+    b.n_urls = (size_t)n_urls;
     if (b.convs == 0 || b.msgs == 0 || b.window == 0 || b.body_bytes < 32 ||
         b.convs > 50000 || b.body_bytes > 4000)
         die("bad sizes");
@@ -436,7 +456,13 @@ int main(int argc, char **argv)
             die("cannot sign token");
         sb_client_config cfg;
         sb_client_config_default(&cfg);
-        cfg.url = b.url;
+        if (b.spread) {
+            /* Agent and customer of a conversation on different nodes. */
+            cfg.url = b.urls[(i / 2 + (p->agent ? 0 : 1)) % b.n_urls];
+        } else {
+            cfg.urls = b.urls;
+            cfg.n_urls = b.n_urls;
+        }
         cfg.enc = b.enc;
         cfg.deflate = !b.no_deflate;
         cfg.token = tok;

@@ -333,7 +333,7 @@ static void usage(FILE *f)
                "  --no-deflate      do not offer permessage-deflate\n"
                "  --hello-only      no conversations: connect and stay idle\n"
                "  --ca FILE         wss://: the server certificate's CA\n"
-            "  --now             print the monotonic clock (ns) and exit\n");
+               "  --now             print the monotonic clock (ns) and exit\n");
 }
 
 int main(int argc, char **argv)
@@ -347,14 +347,21 @@ int main(int argc, char **argv)
     b.deflate = true;
     b.run = "r";
     const char *role = "customer";
-    static const struct option opts[] = {
-        {"url", 1, 0, 'u'},        {"secret", 1, 0, 's'},
-        {"role", 1, 0, 'r'},       {"devices", 1, 0, 'n'},
-        {"first", 1, 0, 'f'},      {"run", 1, 0, 'R'},
-        {"k", 1, 0, 'k'},          {"json", 0, 0, 'j'},
-        {"no-deflate", 0, 0, 'D'}, {"ca", 1, 0, 'c'},
-        {"help", 0, 0, 'h'},       {"body-bytes", 1, 0, 'B'},
-        {"hello-only", 0, 0, 'H'}, {"now", 0, 0, 'N'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"url", 1, 0, 'u'},
+                                         {"secret", 1, 0, 's'},
+                                         {"role", 1, 0, 'r'},
+                                         {"devices", 1, 0, 'n'},
+                                         {"first", 1, 0, 'f'},
+                                         {"run", 1, 0, 'R'},
+                                         {"k", 1, 0, 'k'},
+                                         {"json", 0, 0, 'j'},
+                                         {"no-deflate", 0, 0, 'D'},
+                                         {"ca", 1, 0, 'c'},
+                                         {"help", 0, 0, 'h'},
+                                         {"body-bytes", 1, 0, 'B'},
+                                         {"hello-only", 0, 0, 'H'},
+                                         {"now", 0, 0, 'N'},
+                                         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {

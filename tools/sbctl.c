@@ -21,8 +21,10 @@
 
 #include "sb_backup.h"
 #include "sb_client.h"
-#include "sb_storecopy.h"
+#include "sb_client_hs.h"
 #include "sb_error.h"
+#include "sb_reportfmt.h"
+#include "sb_storecopy.h"
 #include "sb_token.h"
 
 #define EXIT_OK 0
@@ -97,6 +99,15 @@ struct ctl {
     char *body;
     const char *groups; /* "a,b" */
     long capacity;      /* 0: not given */
+    /* csat */
+    uint32_t rating;
+    const char *comment;
+    /* report */
+    const char *from, *to, *tz;
+    char by_buf[64];
+    char *by[4];
+    size_t n_by;
+    sb_report_format format;
     /* chat: stdin */
     union {
         uv_tty_t tty;
@@ -342,11 +353,17 @@ static const char USAGE[] =
     "  list           page the conversation list (agents: and the queue)\n"
     "  search         full-text search in messages\n"
     "  canned         list the desk's canned replies\n"
+    "  csat           rate a closed conversation (its customer)\n"
     "\n"
     "administration (role admin):\n"
+    "  report                reports: conversations, response and resolution\n"
+    "                        times, waits, ratings (table, JSON or CSV)\n"
     "  admin reload-filter   reload the sensitive-word lists (as SIGHUP)\n"
+    "  webhooks failed       the webhook events that could not be delivered\n"
+    "  webhooks replay [ID]  deliver them (or event ID) again\n"
     "  admin desk            show or change the desk configuration (agents,\n"
-    "                        groups, canned replies, texts, external bot)\n"
+    "                        groups, canned replies, texts, external bot,\n"
+    "                        business hours)\n"
     "\n"
     "the store (on the server's machine, no connection):\n"
     "  store backup DIR      a consistent copy of the running SQLite store\n"
@@ -358,8 +375,10 @@ static const char USAGE[] =
 
 static const char CONN_HELP[] =
     "connection options:\n"
-    "  --url URL          ws://host:port/ws or wss://... (env SB_URL;\n"
-    "                     default ws://127.0.0.1:8080/ws)\n"
+    "  --url URL[,URL...] ws://host:port/ws or wss://... (env SB_URL;\n"
+    "                     default ws://127.0.0.1:8080/ws); several (up to\n"
+    "                     16 cluster nodes, comma-separated): connect to\n"
+    "                     one, move to another when it goes away\n"
     "  --ca FILE          wss: trust the PEM CA certificates in FILE\n"
     "                     (env SB_CA; default the system's)\n"
     "  --token T          the HS256 token (env SB_TOKEN)\n"
@@ -603,7 +622,8 @@ static int cmd_token(const command *cmd, int argc, char **argv)
     snprintf(c.sub, sizeof c.sub, "%s", sub);
     c.role = role ? sb_role_from_name(role) : SBP__ROLE__ROLE_UNSPECIFIED;
     if (c.role == SBP__ROLE__ROLE_UNSPECIFIED)
-        return usage_err("token", "--role customer|agent|bot|admin");
+        return usage_err("token",
+                         "--role customer|agent|bot|admin|integration");
     if (locale && strlen(locale) >= sizeof c.locale)
         return usage_err("token", "--locale too long");
     if (locale) snprintf(c.locale, sizeof c.locale, "%s", locale);
@@ -938,6 +958,21 @@ static const char DESK_HELP[] =
     "  bot USER                    the desk's external bot (a user with role "
     "bot);\n"
     "                              USER '' for none\n"
+    "  widget-color COLOR          the chat widget's brand colour (#rgb or\n"
+    "                              #rrggbb; '' for the page's own)\n"
+    "  widget-text KIND LANG TEXT  the widget's title, reply_time or "
+    "greeting\n"
+    "                              in LANG; TEXT '' removes it\n"
+    "  avatar ID URL               agent ID's picture for the widget (an\n"
+    "                              http(s) URL or a path); URL '' removes "
+    "it\n"
+    "  hours GROUP JSON            the group's business hours, e.g.\n"
+    "                              "
+    "'{\"tz\":\"Europe/Berlin\",\"week\":{\"mon\":\n"
+    "                              [\"09:00-12:00\",\"13:00-17:00\"]},\n"
+    "                              \"holidays\":[\"2025-12-25\"]}'; JSON '' "
+    "for none\n"
+    "                              (docs/operations.md)\n"
     "  --desk D                    the desk to change (default: the first)\n";
 
 /* Reads a desk file (path, or - for stdin) into x->body. */
@@ -968,6 +1003,36 @@ static int desk_file(ctl *x, const char *path)
     return EXIT_OK;
 }
 
+/* `webhooks failed` and `webhooks replay [ID]`: the admin ops
+ * webhooks-failed and webhooks-replay (docs/api.md#webhooks). */
+static int webhooks_failed_args(ctl *x, int argc, char **argv)
+{
+    (void)argv;
+    if (optind != argc)
+        return usage_err("webhooks failed", "unexpected argument");
+    snprintf(x->op, sizeof x->op, "webhooks-failed");
+    x->body = strdup("{\"limit\":200}");
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
+static int webhooks_replay_args(ctl *x, int argc, char **argv)
+{
+    char body[64] = "{}";
+    if (argc - optind > 1)
+        return usage_err("webhooks replay", "at most one ID");
+    if (optind < argc) {
+        char *end;
+        unsigned long long id = strtoull(argv[optind], &end, 10);
+        if (!*argv[optind] || *end || id == 0)
+            return usage_err("webhooks replay", "ID is a positive integer");
+        snprintf(body, sizeof body, "{\"id\":%llu}", id);
+        optind = argc;
+    }
+    snprintf(x->op, sizeof x->op, "webhooks-replay");
+    x->body = strdup(body);
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
 /* The op and its JSON input from the words after `admin desk`. */
 static int desk_args(ctl *x, int argc, char **argv)
 {
@@ -975,17 +1040,22 @@ static int desk_args(ctl *x, int argc, char **argv)
         const char *name;
         int n_args; /* positional words after the name */
         const char *keys[3];
+        const char *op; /* the server's op, when not desk-NAME */
     } OPS[] = {
-        {"show", 0, {NULL}},
-        {"set", 1, {NULL}},
-        {"agent-set", 1, {"id"}},
-        {"agent-rm", 1, {"id"}},
-        {"group-add", 1, {"name"}},
-        {"group-rm", 1, {"name"}},
-        {"canned-add", 3, {"key", "title", "text"}},
-        {"canned-rm", 1, {"key"}},
-        {"text", 3, {"kind", "lang", "text"}},
-        {"bot", 1, {"user"}},
+        {"show", 0, {NULL}, NULL},
+        {"set", 1, {NULL}, NULL},
+        {"agent-set", 1, {"id"}, NULL},
+        {"agent-rm", 1, {"id"}, NULL},
+        {"group-add", 1, {"name"}, NULL},
+        {"group-rm", 1, {"name"}, NULL},
+        {"canned-add", 3, {"key", "title", "text"}, NULL},
+        {"canned-rm", 1, {"key"}, NULL},
+        {"text", 3, {"kind", "lang", "text"}, NULL},
+        {"bot", 1, {"user"}, NULL},
+        {"widget-color", 1, {"color"}, "desk-widget"},
+        {"widget-text", 3, {"kind", "lang", "text"}, "desk-widget"},
+        {"avatar", 2, {"id", "url"}, NULL},
+        {"hours", 2, {"group", "hours"}, NULL},
     };
     const char *name = "admin desk";
     if (optind >= argc) return usage_err(name, "COMMAND is required");
@@ -997,7 +1067,10 @@ static int desk_args(ctl *x, int argc, char **argv)
         return usage_err(name, "unknown COMMAND");
     if (argc - optind != OPS[k].n_args)
         return usage_err(name, "wrong number of arguments");
-    snprintf(x->op, sizeof x->op, "desk-%s", sub);
+    if (OPS[k].op)
+        snprintf(x->op, sizeof x->op, "%s", OPS[k].op);
+    else
+        snprintf(x->op, sizeof x->op, "desk-%s", sub);
     if ((x->groups || x->capacity) && strcmp(sub, "agent-set") != 0)
         return usage_err(name, "--groups and --capacity are for agent-set");
     if (strcmp(sub, "show") == 0) return EXIT_OK;
@@ -1009,6 +1082,18 @@ static int desk_args(ctl *x, int argc, char **argv)
     json_t *o = json_object();
     for (int i = 0; o && i < OPS[k].n_args; i++)
         json_object_set_new(o, OPS[k].keys[i], json_string(argv[optind + i]));
+    if (o && strcmp(sub, "hours") == 0) {
+        /* The hours are a JSON object of their own ('' removes them). */
+        const char *text = argv[optind + 1];
+        json_error_t je;
+        json_t *h = text[0] ? json_loads(text, 0, &je) : json_null();
+        if (!h) {
+            json_decref(o);
+            fprintf(stderr, "sbctl admin desk hours: JSON: %s\n", je.text);
+            return EXIT_USAGE;
+        }
+        json_object_set_new(o, "hours", h);
+    }
     optind = argc;
     if (o && x->desk) json_object_set_new(o, "desk", json_string(x->desk));
     if (o && x->capacity)
@@ -1071,12 +1156,67 @@ static void answer_desk(ctl *x, int err, const Sbp__Frame *resp)
     finish(x, EXIT_OK);
 }
 
+/* ---- csat, report ------------------------------------------------------- */
+
+static int prepare_csat(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!x->rating) return usage_err(x->name, "--rating 1..5 is required");
+    return EXIT_OK;
+}
+
+static int act_csat(ctl *x)
+{
+    return sb_client_csat(x->c, x->conv, x->rating, x->comment, &x->rid);
+}
+
+static int prepare_report(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!x->from) return usage_err(x->name, "--from YYYY-MM-DD is required");
+    if (!x->to) x->to = x->from;
+    return EXIT_OK;
+}
+
+static int act_report(ctl *x)
+{
+    return sb_client_report(x->c, x->from, x->to, x->tz,
+                            (const char *const *)x->by, x->n_by, x->desk,
+                            x->group, x->agent, &x->rid);
+}
+
+static void answer_report(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        const char *text = sb_client_answer_text(resp);
+        fprintf(stderr, "sbctl: report refused: %s%s%s\n",
+                sb_client_err_name(err), text[0] ? ": " : "", text);
+        finish(x, failed_exit(err, EXIT_TIMEOUT));
+        return;
+    }
+    sb_buf b = SB_BUF_INIT;
+    if (sb_report_render(resp->report_resp, x->format, &b) != 0) {
+        fprintf(stderr, "sbctl: out of memory\n");
+        sb_buf_free(&b);
+        finish(x, EXIT_REFUSED);
+        return;
+    }
+    fwrite(b.data, 1, b.len, stdout);
+    fflush(stdout);
+    sb_buf_free(&b);
+    finish(x, EXIT_OK);
+}
+
 /* ---- client callbacks ---------------------------------------------------- */
 
 static void on_state(void *ud, sb_client_state st, int err)
 {
     ctl *x = ud;
-    if (x->verbose)
+    if (x->verbose && st == SB_CLIENT_CONNECTING)
+        fprintf(stderr, "sbctl: connecting to %s\n", sb_client_get_url(x->c));
+    else if (x->verbose)
         fprintf(stderr, "sbctl: %s%s%s\n", sb_client_state_name(st),
                 err ? " " : "", err ? sb_client_err_name(err) : "");
     if (st == SB_CLIENT_STOPPED && !x->finished) {
@@ -1153,7 +1293,8 @@ static const command COMMANDS[] = {
             "Prints an HS256 JWT signed with the server's secret.\n"
             "  --secret S        the secret (env SB_SECRET)\n"
             "  --sub USER        the user id (1..64 bytes)\n"
-            "  --role ROLE       customer, agent, bot or admin\n"
+            "  --role ROLE       customer, agent, bot, admin or integration\n"
+            "                    (integration: the REST API only)\n"
             "  --ttl SEC         lifetime (default 3600)\n"
             "  --locale L        e.g. en, zh-CN\n"
             "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
@@ -1313,6 +1454,37 @@ static const command COMMANDS[] = {
         .answer = answer_canned,
     },
     {
+        .name = "csat",
+        .usage = "usage: sbctl csat --conv N --rating 1..5 [--comment TEXT] "
+                 "[connection]\n"
+                 "As the customer: rates conversation N once a rating was "
+                 "asked for (at its\nclose). A conversation is rated once: "
+                 "a second rating is refused\n(ERR_ALREADY). Prints `ok`.\n",
+        .needs_conv = true,
+        .prepare = prepare_csat,
+        .act = act_csat,
+        .answer = answer_ok,
+    },
+    {
+        .name = "report",
+        .usage =
+            "usage: sbctl report --from YYYY-MM-DD [--to YYYY-MM-DD] [--tz Z]\n"
+            "                    [--by KEYS] [--desk D] [--group G] "
+            "[--agent A]\n"
+            "                    [--format table|json|csv] [connection]\n"
+            "As an admin: the figures of the service conversations opened "
+            "from --from\nthrough --to (default: that day) in time zone Z "
+            "(IANA, default UTC):\nconversations, closed, first-response and "
+            "resolution times and the wait\nfor an agent (median and 90th "
+            "percentile), ratings (average, answered of\nasked). KEYS: a row "
+            "per combination of desk, group, agent (the last\nassigned) and "
+            "day, comma-separated; the total comes last. --desk, --group\n"
+            "and --agent keep only theirs. At most 366 days.\n",
+        .prepare = prepare_report,
+        .act = act_report,
+        .answer = answer_report,
+    },
+    {
         .name = "admin",
         .sub = "reload-filter",
         .usage =
@@ -1330,6 +1502,28 @@ static const command COMMANDS[] = {
         /* A desk document may be up to 4 MiB, more as JSON text. */
         .frame_bytes_max = 16u << 20,
         .prepare = desk_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "failed",
+        .usage = "usage: sbctl webhooks failed [connection]\n"
+                 "As an admin: prints the webhook events that could not be "
+                 "delivered\n(their attempts spent), as JSON: id, event, "
+                 "endpoint, attempts, last error\nand the event's data.\n",
+        .prepare = webhooks_failed_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "replay",
+        .usage = "usage: sbctl webhooks replay [ID] [connection]\n"
+                 "As an admin: delivers failed webhook event ID again, or "
+                 "every failed\nevent without ID, from its first attempt; "
+                 "prints {\"replayed\": N}.\n",
+        .prepare = webhooks_replay_args,
         .act = act_desk,
         .answer = answer_desk,
     },
@@ -1378,6 +1572,13 @@ enum {
     O_CA,
     O_GROUPS,
     O_CAPACITY,
+    O_RATING,
+    O_COMMENT,
+    O_FROM,
+    O_TO,
+    O_TZ,
+    O_BY,
+    O_FORMAT,
 };
 
 /* ---- options and the run ------------------------------------------------- */
@@ -1412,6 +1613,13 @@ static const struct option OPTS[] = {
     {"ca", required_argument, NULL, O_CA},
     {"groups", required_argument, NULL, O_GROUPS},
     {"capacity", required_argument, NULL, O_CAPACITY},
+    {"rating", required_argument, NULL, O_RATING},
+    {"comment", required_argument, NULL, O_COMMENT},
+    {"from", required_argument, NULL, O_FROM},
+    {"to", required_argument, NULL, O_TO},
+    {"tz", required_argument, NULL, O_TZ},
+    {"by", required_argument, NULL, O_BY},
+    {"format", required_argument, NULL, O_FORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -1533,6 +1741,34 @@ static int take_option(ctl *x, int o)
             return usage_err(name, "--capacity 1..1000");
         x->capacity = (long)v;
         break;
+    case O_RATING:
+        if (!parse_u64(optarg, &v) || v < 1 || v > SB_CSAT_RATING_MAX)
+            return usage_err(name, "--rating 1..5");
+        x->rating = (uint32_t)v;
+        break;
+    case O_COMMENT:
+        x->comment = optarg;
+        break;
+    case O_FROM:
+        x->from = optarg;
+        break;
+    case O_TO:
+        x->to = optarg;
+        break;
+    case O_TZ:
+        x->tz = optarg;
+        break;
+    case O_BY:
+        if (strlen(optarg) >= sizeof x->by_buf)
+            return usage_err(name, "--by desk,group,agent,day");
+        snprintf(x->by_buf, sizeof x->by_buf, "%s", optarg);
+        if (sb_report_by_split(x->by_buf, x->by, 4, &x->n_by) != 0)
+            return usage_err(name, "--by desk,group,agent,day");
+        break;
+    case O_FORMAT:
+        if (sb_report_format_parse(optarg, &x->format) != 0)
+            return usage_err(name, "--format table|json|csv");
+        break;
     default:
         return usage_err(name, "unknown option");
     }
@@ -1547,9 +1783,24 @@ static int run_client(ctl *x)
         x->device = devbuf;
     }
     x->loop = uv_default_loop();
+    static char list[4096];
+    static const char *urls[SB_CLIENT_URLS_MAX];
+    int n_urls = strlen(x->url) < sizeof list ? 0 : -EINVAL;
+    if (n_urls == 0) {
+        snprintf(list, sizeof list, "%s", x->url);
+        n_urls = sb_client_urls_split(list, urls, SB_CLIENT_URLS_MAX);
+    }
+    if (n_urls < 0) {
+        fprintf(stderr,
+                "sbctl: bad --url: a ws:// or wss:// URL, or up to "
+                "%d of them separated by commas\n",
+                SB_CLIENT_URLS_MAX);
+        return EXIT_USAGE;
+    }
     sb_client_config cfg;
     sb_client_config_default(&cfg);
-    cfg.url = x->url;
+    cfg.urls = urls;
+    cfg.n_urls = (size_t)n_urls;
     cfg.ca_file = x->ca;
     cfg.token = x->token;
     cfg.device_id = x->device;

@@ -64,30 +64,91 @@ static uint32_t rnd(void)
  * about as well as this). */
 static void chat_text(char *p, size_t len)
 {
-    static const char *const words[] = {
-        "hello", "hi", "order", "number", "parcel", "delivery", "refund",
-        "return", "please", "thanks", "thank", "you", "for", "waiting",
-        "checked", "warehouse", "tomorrow", "today", "noon", "arrive",
-        "arrived", "not", "yet", "still", "status", "tracking", "link",
-        "says", "stuck", "in", "transit", "could", "check", "would", "like",
-        "a", "the", "my", "your", "it", "is", "was", "will", "be", "has",
-        "have", "been", "i", "we", "can", "help", "with", "anything",
-        "else", "address", "phone", "email", "changed", "wrong", "size",
-        "color", "damaged", "box", "opened", "missing", "item", "items",
-        "invoice", "receipt", "payment", "card", "charged", "twice",
-        "cancel", "subscription", "account", "password", "reset", "login",
-        "app", "website", "error", "again", "sorry", "apologize",
-        "inconvenience", "ticket", "escalate", "manager", "agent", "minutes",
-        "hours", "days", "week", "monday", "friday", "weekend", "express",
-        "standard", "shipping", "free", "fee", "price", "discount", "coupon",
-        "code", "expired", "valid", "until", "end", "of", "month", "ok",
-        "great", "perfect", "understood", "sure", "right", "away", "now",
-        "您好", "订单", "号码", "包裹", "还没", "收到", "请", "帮我", "查一下",
-        "物流", "信息", "退款", "退货", "申请", "感谢", "您的", "耐心",
-        "等待", "预计", "明天", "上午", "送达", "还有", "其他", "可以",
-        "帮您", "的吗", "地址", "电话", "修改", "错了", "尺码", "颜色",
-        "破损", "缺少", "发票", "付款", "扣了", "两次", "取消", "账号",
-        "密码", "登录", "不好意思", "给您", "带来", "不便", "好的", "谢谢"};
+    static const char *const words[] = {"hello",        "hi",
+                                        "order",        "number",
+                                        "parcel",       "delivery",
+                                        "refund",       "return",
+                                        "please",       "thanks",
+                                        "thank",        "you",
+                                        "for",          "waiting",
+                                        "checked",      "warehouse",
+                                        "tomorrow",     "today",
+                                        "noon",         "arrive",
+                                        "arrived",      "not",
+                                        "yet",          "still",
+                                        "status",       "tracking",
+                                        "link",         "says",
+                                        "stuck",        "in",
+                                        "transit",      "could",
+                                        "check",        "would",
+                                        "like",         "a",
+                                        "the",          "my",
+                                        "your",         "it",
+                                        "is",           "was",
+                                        "will",         "be",
+                                        "has",          "have",
+                                        "been",         "i",
+                                        "we",           "can",
+                                        "help",         "with",
+                                        "anything",     "else",
+                                        "address",      "phone",
+                                        "email",        "changed",
+                                        "wrong",        "size",
+                                        "color",        "damaged",
+                                        "box",          "opened",
+                                        "missing",      "item",
+                                        "items",        "invoice",
+                                        "receipt",      "payment",
+                                        "card",         "charged",
+                                        "twice",        "cancel",
+                                        "subscription", "account",
+                                        "password",     "reset",
+                                        "login",        "app",
+                                        "website",      "error",
+                                        "again",        "sorry",
+                                        "apologize",    "inconvenience",
+                                        "ticket",       "escalate",
+                                        "manager",      "agent",
+                                        "minutes",      "hours",
+                                        "days",         "week",
+                                        "monday",       "friday",
+                                        "weekend",      "express",
+                                        "standard",     "shipping",
+                                        "free",         "fee",
+                                        "price",        "discount",
+                                        "coupon",       "code",
+                                        "expired",      "valid",
+                                        "until",        "end",
+                                        "of",           "month",
+                                        "ok",           "great",
+                                        "perfect",      "understood",
+                                        "sure",         "right",
+                                        "away",         "now",
+                                        "您好",         "订单",
+                                        "号码",         "包裹",
+                                        "还没",         "收到",
+                                        "请",           "帮我",
+                                        "查一下",       "物流",
+                                        "信息",         "退款",
+                                        "退货",         "申请",
+                                        "感谢",         "您的",
+                                        "耐心",         "等待",
+                                        "预计",         "明天",
+                                        "上午",         "送达",
+                                        "还有",         "其他",
+                                        "可以",         "帮您",
+                                        "的吗",         "地址",
+                                        "电话",         "修改",
+                                        "错了",         "尺码",
+                                        "颜色",         "破损",
+                                        "缺少",         "发票",
+                                        "付款",         "扣了",
+                                        "两次",         "取消",
+                                        "账号",         "密码",
+                                        "登录",         "不好意思",
+                                        "给您",         "带来",
+                                        "不便",         "好的",
+                                        "谢谢"};
     size_t n = 0, nw = sizeof words / sizeof *words;
     while (n + 24 < len) {
         uint32_t r = rnd();
@@ -197,8 +258,7 @@ static void cli_open(cli *c, const char *url, sb_encoding enc, bool deflate)
     const char *proto =
         enc == SB_ENC_JSON ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO;
     sb_buf b = SB_BUF_INIT;
-    if (sb_client_hs_request(&u, key, proto, deflate, &b) != 0)
-        die("request");
+    if (sb_client_hs_request(&u, key, proto, deflate, &b) != 0) die("request");
     write_all(c->fd, b.data, b.len);
     b.len = 0;
     int head = 0, status = 0;
@@ -217,8 +277,8 @@ static void cli_open(cli *c, const char *url, sb_encoding enc, bool deflate)
                         .deflate = agreed,
                         .deflate_min_bytes = 512};
     if (sb_ws_new(NULL, &cfg, &CLI_CBS, c, &c->ws) != 0) die("memory");
-    if ((size_t)head < b.len && sb_ws_feed(c->ws, b.data + head,
-                                           b.len - (size_t)head) != 0)
+    if ((size_t)head < b.len &&
+        sb_ws_feed(c->ws, b.data + head, b.len - (size_t)head) != 0)
         die("bad WebSocket data");
     sb_buf_free(&b);
 }
@@ -286,7 +346,8 @@ static void cli_close(cli *c)
     close(c->fd);
 }
 
-/* ---- the measurements ----------------------------------------------------- */
+/* ---- the measurements -----------------------------------------------------
+ */
 
 static int cmp_i64(const void *a, const void *b)
 {

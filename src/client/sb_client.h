@@ -27,10 +27,12 @@
 typedef struct sb_client sb_client;
 
 /* Creates a client on loop, state IDLE; nothing happens until
- * sb_client_start(). cfg->url is "ws://host[:port][/path]" (numeric hosts
- * skip DNS). cbs (may be NULL) and ud are handed back to every callback.
- * Returns 0, -EINVAL (bad URL or config) or -ENOMEM; on failure nothing is
- * left to free. */
+ * sb_client_start(). cfg->url is "ws://host[:port][/path]" or "wss://..."
+ * (numeric hosts skip DNS); or cfg->urls, several of them (cluster nodes:
+ * "Several servers" in sb_client_core.h), ws:// and wss:// mixed as may
+ * be. cbs (may be NULL) and ud are handed back to every callback.
+ * Returns 0, -EINVAL (a bad URL, more than SB_CLIENT_URLS_MAX, a bad
+ * config) or -ENOMEM; on failure nothing is left to free. */
 int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
                   const sb_client_cbs *cbs, void *ud, sb_client **out);
 
@@ -77,6 +79,12 @@ int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
 int sb_client_open_service(sb_client *c, const char *desk, uint32_t *rid_out);
 int sb_client_transfer(sb_client *c, uint64_t conv_id, const char *to_agent,
                        const char *to_group, uint32_t *rid_out);
+int sb_client_transfer_note(sb_client *c, uint64_t conv_id,
+                            const char *to_agent, const char *to_group,
+                            const char *note, uint32_t *rid_out);
+int sb_client_claim(sb_client *c, uint64_t conv_id, bool over_capacity,
+                    uint32_t *rid_out);
+int sb_client_agent_list(sb_client *c, const char *desk, uint32_t *rid_out);
 /* CLOSE of a conversation (not of the client: that is sb_client_close). */
 int sb_client_close_conv(sb_client *c, uint64_t conv_id, uint32_t *rid_out);
 int sb_client_handoff(sb_client *c, uint64_t conv_id, const char *group,
@@ -97,6 +105,12 @@ int sb_client_search(sb_client *c, uint64_t conv_id, const char *query,
 int sb_client_canned_list(sb_client *c, const char *desk, uint32_t *rid_out);
 int sb_client_admin_cmd(sb_client *c, const char *op, const char *body,
                         uint32_t *rid_out);
+int sb_client_csat(sb_client *c, uint64_t conv_id, uint32_t rating,
+                   const char *comment, uint32_t *rid_out);
+int sb_client_report(sb_client *c, const char *from, const char *to,
+                     const char *tz, const char *const *by, size_t n_by,
+                     const char *desk, const char *group, const char *agent,
+                     uint32_t *rid_out);
 
 /* Accessors (also valid in callbacks). */
 sb_client_state sb_client_get_state(const sb_client *c);
@@ -104,6 +118,8 @@ sb_client_state sb_client_get_state(const sb_client *c);
 uint64_t sb_client_cursor(const sb_client *c, uint64_t conv_id);
 void sb_client_get_stats(const sb_client *c, sb_client_stats *out);
 const sb_client_session *sb_client_session_info(const sb_client *c);
+/* The URL connected to now, or tried next (sb_client_core_url()). */
+const char *sb_client_get_url(const sb_client *c);
 int sb_client_last_error(const sb_client *c);
 /* True while the connection is open with permessage-deflate (the config
  * offered it and the server took it). */

@@ -26,8 +26,15 @@ typedef struct sb_client_core sb_client_core;
 /* on_state(STOPPED) when the server closed with 1000. */
 #define SB_CLIENT_E_REPLACED (-EEXIST)
 
+/* The most server URLs a client takes (sb_client_config.urls). */
+#define SB_CLIENT_URLS_MAX 16
+/* A connection READY at least this long counts as a success: when it ends,
+ * the next attempt starts a new round of the URL list (see below). */
+#define SB_CLIENT_STABLE_MS 1000
+
 /* Connection states. IDLE -> CONNECTING -> HELLO_SENT -> READY; any failure
- * goes to BACKOFF (then CONNECTING again); STOPPED is final: after
+ * goes to BACKOFF (then CONNECTING again, at once when another URL of the
+ * list is due: see "Several servers"); STOPPED is final: after
  * sb_client_core_stop(), a refused token (ERR_BAD_TOKEN, ERR_TOKEN_EXPIRED
  * or close 1008), which is never retried, or a close 1000 from the server
  * (this device connected again elsewhere: SB_CLIENT_E_REPLACED). */
@@ -69,6 +76,10 @@ typedef struct sb_client_send_info {
     bool duplicate;   /* SENT: the server had it already (a retry) */
     int err;          /* FAILED: SB_E(code) or -ETIMEDOUT; else 0 */
     const char *text; /* FAILED: the server's text, or "" */
+    /* SENT: the body as stored when the server changed it (the content
+     * filter masked words in it), else NULL; the message this device
+     * surfaces for its own send carries the same. */
+    const char *stored_body;
 } sb_client_send_info;
 
 /* What WELCOME said; zeros before the first WELCOME. */
@@ -91,6 +102,7 @@ typedef struct sb_client_stats {
     uint64_t connects;        /* connection attempts */
     uint64_t readies;         /* WELCOMEs */
     uint64_t disconnects;     /* connections lost (any reason) */
+    uint64_t url_switches;    /* attempts on the next URL without a backoff */
     uint64_t sends;           /* sends accepted by sb_client_core_send */
     uint64_t send_frames;     /* SEND frames written, resends included */
     uint64_t resends;         /* SEND frames written again (same id) */
@@ -146,6 +158,8 @@ typedef struct sb_client_cbs {
     /* An agent's status, capacity and load, sent by the server unasked
      * (an AGENT_STATE with rid 0). */
     void (*on_agent_state)(void *ud, const Sbp__AgentState *a);
+    /* AGENT_PRESENCE: a teammate's status changed (agents of a desk). */
+    void (*on_presence)(void *ud, const Sbp__AgentPresence *p);
     /* An ERROR frame tied to no send or request. */
     void (*on_error)(void *ud, int err, const char *text);
 } sb_client_cbs;
@@ -166,10 +180,33 @@ typedef struct sb_client_core_io {
     void (*rand_bytes)(void *ud, uint8_t *p, size_t n);
 } sb_client_core_io;
 
+/* Several servers. A client may be given the URLs of several gateway
+ * nodes (cfg.urls, n_urls); it keeps one connection, to one of them, and
+ * goes round the list when connections fail. At start each client puts
+ * the list in a random order of its own (unless urls_in_order), so that
+ * the clients of a node that goes away spread over the others rather than
+ * all moving to the next one listed. After a connection ends or an attempt
+ * fails (refused, timed out, closed by the server, lost), the client tries
+ * the next URL at once; only when every URL of the list has failed in a
+ * row (a round) does it wait, for a backoff that grows per round
+ * (backoff_ms_base, backoff_ms_max). A round starts afresh after a
+ * connection that was READY for SB_CLIENT_STABLE_MS, and after a close
+ * 1001 (the node drains: SIGTERM); a connection that ends sooner counts as
+ * one failure of the current round, so nodes that welcome and drop at once
+ * cannot make the client spin. One URL is a round of one: a backoff after
+ * every failure. A node that stops answering is given up after
+ * connect_timeout_ms (connecting) or three heartbeats (READY). */
+
 /* Configuration of a client (core and transport). Start from
  * sb_client_config_default(); strings are copied by _new(). */
 typedef struct sb_client_config {
-    const char *url;             /* transport: ws://host:port/ws */
+    const char *url; /* transport: ws://host:port/ws; unused with urls */
+    /* n_urls URLs (1..SB_CLIENT_URLS_MAX, each like url) instead of one;
+     * n_urls 0: url alone. */
+    const char *const *urls;
+    size_t n_urls;
+    bool urls_in_order;          /* go round urls as listed, from the
+                                    first; default: in a random order */
     sb_encoding enc;             /* SB_ENC_PROTO (default) or SB_ENC_JSON */
     const char *token;           /* required: HS256 JWT, < SB_TOKEN_BYTES_MAX */
     const char *device_id;       /* required: 1..64 bytes */
@@ -196,17 +233,20 @@ typedef struct sb_client_config {
      * cap). */
     uint32_t restart_backoff_ms_max;
     uint32_t restart_window_ms;
-    uint32_t heartbeat_ms;       /* until WELCOME says; dead after 3x */
-    uint32_t body_bytes_max;     /* until WELCOME says */
-    uint32_t sync_limit;         /* SYNC page; 0: WELCOME's sync_page_max */
-    uint32_t gap_retry_ms;       /* SYNC again if a gap outlives a SYNC */
-    uint32_t frame_bytes_max;    /* transport: incoming message bound */
-    bool deflate;                /* transport: offer permessage-deflate */
-    uint32_t deflate_min_bytes;  /* transport: compress from this size */
-    uint32_t outq_bytes_max;     /* frames produced and not yet pulled */
-    const char *ca_file;         /* transport, wss:// only: PEM CAs the
-                                    server's certificate must chain to;
-                                    NULL: the system's */
+    uint32_t heartbeat_ms;      /* until WELCOME says; dead after 3x */
+    uint32_t body_bytes_max;    /* until WELCOME says */
+    uint32_t sync_limit;        /* SYNC page; 0: WELCOME's sync_page_max */
+    uint32_t gap_wait_ms;       /* a gap waits this long for pushes in
+                                   flight (another node's), then SYNC;
+                                   0: SYNC at once */
+    uint32_t gap_retry_ms;      /* SYNC again if a gap outlives a SYNC */
+    uint32_t frame_bytes_max;   /* transport: incoming message bound */
+    bool deflate;               /* transport: offer permessage-deflate */
+    uint32_t deflate_min_bytes; /* transport: compress from this size */
+    uint32_t outq_bytes_max;    /* frames produced and not yet pulled */
+    const char *ca_file;        /* transport, wss:// only: PEM CAs the
+                                   server's certificate must chain to;
+                                   NULL: the system's */
 } sb_client_config;
 
 void sb_client_config_default(sb_client_config *c);
@@ -305,7 +345,8 @@ int sb_client_core_typing(sb_client_core *cc, uint64_t conv_id, bool on);
  *   TRANSFER, CLOSE, HANDOFF, RECALL, TAG -> OK
  *   AGENT_STATE -> AGENT_STATE CONV_LIST -> CONV_LIST_RESP
  *   SEARCH -> SEARCH_RESP      CANNED_LIST -> CANNED_LIST_RESP
- *   ADMIN -> ADMIN_RESP or OK
+ *   ADMIN -> ADMIN_RESP or OK  CLAIM -> OK
+ *   AGENT_LIST -> AGENT_LIST_RESP
  * and any of them -> ERROR. Another body: -EINVAL. The fields are not
  * checked here. */
 int sb_client_core_request(sb_client_core *cc, Sbp__Frame *f,
@@ -337,6 +378,21 @@ int sb_client_core_open_service(sb_client_core *cc, const char *desk,
 int sb_client_core_transfer(sb_client_core *cc, uint64_t conv_id,
                             const char *to_agent, const char *to_group,
                             uint32_t *rid_out);
+/* The same with a note for the receiving agent (NULL or "": none; at most
+ * SB_NOTE_BYTES_MAX bytes, SB_E_TOO_LARGE beyond), which the customer
+ * never sees. */
+int sb_client_core_transfer_note(sb_client_core *cc, uint64_t conv_id,
+                                 const char *to_agent, const char *to_group,
+                                 const char *note, uint32_t *rid_out);
+/* CLAIM: this agent takes queued conversation conv_id of one of its
+ * groups; over_capacity takes it even when the agent is at its capacity.
+ * Answered by OK; then as for a transfer. */
+int sb_client_core_claim(sb_client_core *cc, uint64_t conv_id,
+                         bool over_capacity, uint32_t *rid_out);
+/* AGENT_LIST: the team of desk ("" or NULL: this agent's), each agent
+ * with its groups, status, load and capacity, and the desk's groups. */
+int sb_client_core_agent_list(sb_client_core *cc, const char *desk,
+                              uint32_t *rid_out);
 /* CLOSE of conv_id. */
 int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
                               uint32_t *rid_out);
@@ -386,6 +442,23 @@ int sb_client_core_canned_list(sb_client_core *cc, const char *desk,
 int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
                              const char *body, uint32_t *rid_out);
 
+/* CSAT: the customer rates its service conversation conv_id (once a
+ * rating was asked for, at its close): rating 1..SB_CSAT_RATING_MAX,
+ * comment NULL or "" for none, else at most SB_CSAT_COMMENT_BYTES_MAX
+ * bytes (SB_E_INVALID, SB_E_TOO_LARGE, SB_E_BAD_UTF8 otherwise). The
+ * answer is an OK, or an ERROR (ERR_ALREADY: it is rated already). */
+int sb_client_core_csat(sb_client_core *cc, uint64_t conv_id, uint32_t rating,
+                        const char *comment, uint32_t *rid_out);
+/* REPORT (role admin): the figures of the service conversations opened
+ * from day `from` to day `to` (YYYY-MM-DD) in time zone tz (NULL or "":
+ * UTC), a row per combination of the n_by keys ("desk", "group",
+ * "agent", "day"), of only desk, group and agent when they are not NULL
+ * or "". The answer is a REPORT_RESP. */
+int sb_client_core_report(sb_client_core *cc, const char *from, const char *to,
+                          const char *tz, const char *const *by, size_t n_by,
+                          const char *desk, const char *group,
+                          const char *agent, uint32_t *rid_out);
+
 /* ---- accessors ----------------------------------------------------------- */
 
 sb_client_state sb_client_core_state(const sb_client_core *cc);
@@ -395,6 +468,11 @@ void sb_client_core_stats(const sb_client_core *cc, sb_client_stats *out);
 const sb_client_session *sb_client_core_session(const sb_client_core *cc);
 /* The last reconnect delay chosen (ms): how long BACKOFF lasts. */
 uint32_t sb_client_core_backoff_ms(const sb_client_core *cc);
+/* The URL the client connects to now, or will next (in BACKOFF): a copy
+ * owned by the core, valid until _free(). */
+const char *sb_client_core_url(const sb_client_core *cc);
+/* Its index in the configured list (cfg.urls; 0 for cfg.url). */
+size_t sb_client_core_url_index(const sb_client_core *cc);
 /* Why the last connection ended or the client stopped (0 if none). */
 int sb_client_core_last_error(const sb_client_core *cc);
 /* The WebSocket close code of the last connection (0 if none). */

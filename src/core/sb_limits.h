@@ -19,6 +19,8 @@
 #define SB_QUERY_BYTES_MAX 256
 /* A CONV_LIST cursor (the next_cursor of a page): at most 63 bytes. */
 #define SB_LIST_CURSOR_BYTES_MAX 63
+/* A TRANSFER's note for the receiving agent: at most 1,024 bytes. */
+#define SB_NOTE_BYTES_MAX 1024
 /* A conversation's title. */
 #define SB_TITLE_BYTES_MAX 256
 /* Members of one conversation. */
@@ -36,5 +38,9 @@
 #define SB_TOKEN_ISS_BYTES_MAX 255
 /* The locale of a user or a message ("zh-CN"). */
 #define SB_LOCALE_BYTES_MAX 15
+/* A customer's rating of a conversation (CSAT): 1..5, and its optional
+ * comment. */
+#define SB_CSAT_RATING_MAX 5
+#define SB_CSAT_COMMENT_BYTES_MAX 1000
 
 #endif

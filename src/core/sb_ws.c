@@ -16,6 +16,9 @@
 /* Scratch buffers grown past this by one large message are given back. */
 #define SCRATCH_KEEP_BYTES (256 * 1024)
 
+/* The longest frame header: 2 bytes, 8 of extended length, 4 of mask. */
+#define WS_HEADER_BYTES_MAX 14
+
 /* A wslay context and what it reads from. wslay's user_data is the
  * engine, which points at the connection it is lent to. */
 typedef struct engine {
@@ -25,6 +28,13 @@ typedef struct engine {
     size_t in_len;
     bool discard;        /* what wslay writes is dropped (see engine_take) */
     struct engine *next; /* in the pool */
+    /* The peer's frame header being read ahead of wslay (frames_check):
+     * wslay closes a frame that breaks RFC 6455 in the ways checked there
+     * with no status code, where 1002 is due. Between frames (the only
+     * time a context goes back to the pool) it is empty. */
+    uint8_t hdr[WS_HEADER_BYTES_MAX];
+    uint8_t hdr_len, hdr_ext; /* bytes read; extended length bytes */
+    uint64_t payload_left;    /* of the frame being read */
 } engine;
 
 struct sb_ws_env {
@@ -59,6 +69,7 @@ struct sb_ws {
     bool closing : 1;      /* a close was queued or received: no sends */
     bool close_sent : 1;   /* our close frame went out without wslay */
     bool deflate : 1;
+    bool broken : 1; /* a close 1002 is queued; nothing more is read */
 };
 
 /* ---- the environment ------------------------------------------------------
@@ -120,6 +131,49 @@ static void scratch_trim(sb_buf *b)
 {
     b->len = 0;
     if (b->cap > SCRATCH_KEEP_BYTES) sb_buf_free(b);
+}
+
+/* Reads p[0..n) as the peer's frames; returns how many bytes come before
+ * the one that shows a frame breaking the protocol (n when none does):
+ * a control frame fragmented or over 125 bytes, a close frame of 1 byte,
+ * a length not in its shortest form or with the top bit set. wslay never
+ * sees such a header whole, so it has nothing to say about it. */
+static size_t frames_check(engine *e, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (e->payload_left) {
+            size_t k = n - i < e->payload_left ? n - i : e->payload_left;
+            e->payload_left -= k;
+            i += k;
+            continue;
+        }
+        e->hdr[e->hdr_len++] = p[i++];
+        if (e->hdr_len < 2) continue;
+        uint8_t b0 = e->hdr[0], len7 = e->hdr[1] & 0x7f;
+        if (e->hdr_len == 2) {
+            bool ctrl = (b0 & 0x08) != 0, fin = (b0 & 0x80) != 0;
+            bool close = (b0 & 0x0f) == 0x8;
+            if (ctrl && (!fin || len7 > 125 || (close && len7 == 1)))
+                return i - 1;
+            e->hdr_ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+        }
+        uint64_t len = len7;
+        if (e->hdr_ext && e->hdr_len >= 2 + e->hdr_ext) {
+            len = 0;
+            for (size_t k = 0; k < e->hdr_ext; k++)
+                len = len << 8 | e->hdr[2 + k];
+            if (e->hdr_len == 2 + e->hdr_ext &&
+                (e->hdr_ext == 2 ? len < 126 : len < 65536 || len >> 63))
+                return i - 1;
+        }
+        size_t need = 2 + e->hdr_ext + (e->hdr[1] & 0x80 ? 4 : 0);
+        if (e->hdr_len == need) {
+            e->payload_left = len;
+            e->hdr_len = 0;
+        }
+    }
+    return n;
 }
 
 /* ---- wslay's callbacks ----------------------------------------------------
@@ -306,6 +360,7 @@ static void engine_give_back(sb_ws *ws)
     if (wslay_event_want_write(e->ctx) ||
         wslay_event_get_queued_msg_count(e->ctx))
         return;
+    assert(e->hdr_len == 0 && e->payload_left == 0);
     sb_ws_env *env = ws->env;
     ws->eng = NULL;
     env->st.engines_live--;
@@ -387,21 +442,29 @@ void sb_ws_free(sb_ws *ws)
 
 int sb_ws_feed(sb_ws *ws, const uint8_t *p, size_t n)
 {
+    if (ws->broken) return -EPROTO;
     if (n == 0) return 0;
     int rc = engine_take(ws);
     if (rc) return rc;
     engine *e = ws->eng;
+    size_t good = frames_check(e, p, n);
     e->in = p;
-    e->in_len = n;
+    e->in_len = good;
     ws->depth++;
-    rc = wslay_event_recv(e->ctx);
+    rc = good ? wslay_event_recv(e->ctx) : 0;
     ws->depth--;
     e->in = NULL;
     e->in_len = 0;
+    if (rc == 0 && good < n) {
+        ws->broken = true;
+        wslay_event_queue_close(e->ctx, SB_WS_CLOSE_PROTOCOL, NULL, 0);
+        wslay_event_shutdown_read(e->ctx);
+    }
     note_close(ws);
     int drc = drain(ws);
     engine_give_back(ws);
     if (rc != 0) return rc == WSLAY_ERR_NOMEM ? -ENOMEM : -EPROTO;
+    if (ws->broken) return -EPROTO;
     return drc;
 }
 

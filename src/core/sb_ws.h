@@ -98,8 +98,9 @@ int sb_ws_new(sb_ws_env *env, const sb_ws_config *cfg, const sb_ws_cbs *cbs,
 void sb_ws_free(sb_ws *ws);
 
 /* Processes n bytes read from the peer. Returns 0, -ENOMEM, or -EPROTO
- * when wslay could not go on; a peer that breaks the protocol gets a
- * close frame queued (pull and write it: sb_ws_done() then says the
+ * when the peer broke the protocol or wslay could not go on; a peer that
+ * breaks the protocol gets a close frame queued (1002 for a frame that
+ * breaks RFC 6455; pull and write it: sb_ws_done() then says the
  * connection may be dropped). */
 int sb_ws_feed(sb_ws *ws, const uint8_t *p, size_t n);
 

@@ -2,6 +2,7 @@
  * its ERROR and the close (policy): the connection may not try again. */
 #include "sb_auth.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,9 @@ static void hello_ready(sb_gw *gw, sess *s, sb_req *r)
         sb__gw_close(gw, s, SB_WS_CLOSE_INTERNAL, "store unavailable");
         return;
     }
-    if (sb__gw_sess_ready(gw, s) != 0) {
+    int rc = sb__gw_sess_ready(gw, s);
+    if (rc == -EEXIST) return; /* a stale connection, closed */
+    if (rc != 0) {
         sb__gw_close(gw, s, SB_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
@@ -64,6 +67,9 @@ static void on_hello(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
                                 strlen(h->token), &chk, &cl);
     if (rc == 0 && !sb__gw_valid_id(h->device_id)) rc = SB_E_INVALID;
     if (rc == 0 && h->protocol > 1) rc = SB_E_INVALID;
+    /* An integration's token is for the REST API, which opens its own
+     * sessions (sb_gw_api_open): it is no device. */
+    if (rc == 0 && cl.role == SBP__ROLE__ROLE_INTEGRATION) rc = SB_E_FORBIDDEN;
     if (rc != 0) {
         sb__gw_error(gw, s, f->rid, rc);
         sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, sb_strerror(rc));

@@ -17,6 +17,7 @@
 
 typedef struct agent {
     char id[SB_ID_BYTES_MAX + 1];
+    char *avatar;    /* a picture's URL, NULL for none */
     uint64_t groups; /* bit i: member of group i */
     uint32_t capacity, load;
     Sbp__AgentStatus status;
@@ -36,8 +37,15 @@ struct sb_desk {
     size_t n_groups;
     agent *agents; /* sorted by id */
     size_t n_agents;
-    qent *queue; /* all groups, in arrival order */
+    size_t n_agents_alloc; /* entries of agents, parsed or half-parsed */
+    qent *queue;           /* all groups, in arrival order */
     size_t q_len, q_cap;
+    /* Business hours by group (NULL: always open), whether each group is
+     * open as of the last sb_desk_hours_update and when that changes. */
+    sb_hours *hours[SB_DESK_GROUPS_MAX];
+    bool closed[SB_DESK_GROUPS_MAX];
+    int64_t next_change[SB_DESK_GROUPS_MAX];
+    int64_t hours_at; /* the time of the last update */
 };
 
 /* ---- loading ------------------------------------------------------------- */
@@ -161,6 +169,9 @@ static int parse_rule(const json_t *j, sb_desk_rule *r, const char *where,
 static void def_free(sb_desk_def *def)
 {
     free(def->name);
+    text_set_free(&def->widget.title);
+    text_set_free(&def->widget.reply_time);
+    text_set_free(&def->widget.greeting);
     text_set_free(&def->greeting);
     text_set_free(&def->out_of_hours);
     text_set_free(&def->fallback);
@@ -176,6 +187,71 @@ static void def_free(sb_desk_def *def)
         free(def->canned[i].text);
     }
     free(def->canned);
+}
+
+/* A link the widget may show (an agent's picture): an absolute http(s)
+ * URL or a path on this server, of 1..SB_DESK_URL_BYTES_MAX bytes, with
+ * nothing that could end an attribute or a CSS url(). */
+static bool url_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > SB_DESK_URL_BYTES_MAX) return false;
+    if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0 &&
+        !(s[0] == '/' && s[1] != '/'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || strchr("\"'<>\\`()", c)) return false;
+    }
+    return true;
+}
+
+/* #rgb or #rrggbb. */
+static bool color_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if ((n != 4 && n != 7) || s[0] != '#') return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isxdigit((unsigned char)s[i])) return false;
+    return true;
+}
+
+/* The desk's "widget": {"color", "title", "reply_time", "greeting"}. */
+static int parse_widget(const json_t *j, sb_desk_widget *w, const char *id,
+                        char *err, size_t elen)
+{
+    if (!j) return 0;
+    if (!json_is_object(j))
+        return fail(err, elen, "desk %s: widget: want an object", id);
+    const json_t *color = json_object_get(j, "color");
+    if (color) {
+        const char *c = json_string_value(color);
+        if (!c || !color_ok(c))
+            return fail(err, elen,
+                        "desk %s: widget.color: want #rgb or #rrggbb", id);
+        snprintf(w->color, sizeof w->color, "%s", c);
+    }
+    static const char *const KEYS[] = {"title", "reply_time", "greeting"};
+    sb_desk_text_set *sets[] = {&w->title, &w->reply_time, &w->greeting};
+    char where[128];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(where, sizeof where, "desk %s: widget.%s", id, KEYS[i]);
+        int rc =
+            parse_texts(json_object_get(j, KEYS[i]), sets[i], where, err, elen);
+        if (rc) return rc;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)j, k, v)
+    {
+        if (strcmp(k, "color") && strcmp(k, "title") &&
+            strcmp(k, "reply_time") && strcmp(k, "greeting"))
+            return fail(err, elen,
+                        "desk %s: widget.%s: unknown (color, title, "
+                        "reply_time, greeting)",
+                        id, k);
+    }
+    return 0;
 }
 
 static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
@@ -197,10 +273,12 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
     json_t *v;
     json_array_foreach(groups, i, v)
     {
-        if (!json_is_string(v) ||
-            group_index(d, json_string_value(v), true) < 0)
+        int g =
+            json_is_string(v) ? group_index(d, json_string_value(v), true) : -1;
+        if (g < 0)
             return fail(err, elen, "desk %s: groups[%zu]: bad or too many", id,
                         i);
+        def->groups |= 1ULL << g;
     }
     const char *dg = json_string_value(json_object_get(j, "default_group"));
     def->default_group = group_index(
@@ -216,6 +294,10 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
                         SB_ID_BYTES_MAX);
         snprintf(def->bot, sizeof def->bot, "%s", b);
     }
+    json_t *csat = json_object_get(j, "csat");
+    if (csat && !json_is_boolean(csat))
+        return fail(err, elen, "desk %s: csat: want true or false", id);
+    def->csat = !json_is_false(csat);
     json_t *um = json_object_get(j, "unmatched_max");
     def->unmatched_max =
         json_is_integer(um) ? (uint32_t)json_integer_value(um) : 2;
@@ -266,6 +348,9 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
             }
         }
     }
+    if ((rc = parse_widget(json_object_get(j, "widget"), &def->widget, id, err,
+                           elen)))
+        return rc;
     json_t *canned = json_object_get(j, "canned");
     if (canned) {
         if (!json_is_array(canned))
@@ -300,6 +385,7 @@ static int parse_agents(sb_desk *d, const json_t *list, char *err, size_t elen)
                     SB_DESK_AGENTS_MAX);
     d->agents = calloc(json_array_size(list) + 1, sizeof *d->agents);
     if (!d->agents) return -ENOMEM;
+    d->n_agents_alloc = json_array_size(list) + 1;
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v)
@@ -310,6 +396,16 @@ static int parse_agents(sb_desk *d, const json_t *list, char *err, size_t elen)
             return fail(err, elen, "agents[%zu].id: want 1..%d bytes", i,
                         SB_ID_BYTES_MAX);
         snprintf(a->id, sizeof a->id, "%s", id);
+        json_t *av = json_object_get(v, "avatar");
+        if (av) {
+            const char *url = json_string_value(av);
+            if (!url || !url_ok(url))
+                return fail(err, elen,
+                            "agents[%zu].avatar: want an http(s) URL or a "
+                            "path of at most %d bytes",
+                            i, SB_DESK_URL_BYTES_MAX);
+            if (!(a->avatar = strdup(url))) return -ENOMEM;
+        }
         json_t *cap = json_object_get(v, "capacity");
         a->capacity = json_is_integer(cap) && json_integer_value(cap) > 0
                           ? (uint32_t)json_integer_value(cap)
@@ -339,6 +435,28 @@ static int parse_agents(sb_desk *d, const json_t *list, char *err, size_t elen)
     return 0;
 }
 
+/* "hours": {"group": {...}} for groups the desks have. */
+static int parse_hours(sb_desk *d, const json_t *j, char *err, size_t elen)
+{
+    if (!j) return 0;
+    if (!json_is_object(j))
+        return fail(err, elen, "hours: want {\"group\": {tz, week}}");
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)j, name, v)
+    {
+        int g = group_index(d, name, false);
+        if (g < 0)
+            return fail(err, elen, "hours: %s is not a group of the desks",
+                        name);
+        char where[128];
+        snprintf(where, sizeof where, "hours.%s", name);
+        int rc = sb_hours_parse(v, where, &d->hours[g], err, elen);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int sb_desk_parse(const char *text, size_t len, sb_desk **out, char *err,
                   size_t elen)
 {
@@ -365,6 +483,7 @@ int sb_desk_parse(const char *text, size_t len, sb_desk **out, char *err,
         if ((rc = parse_desk(d, v, &d->desks[i], i, err, elen))) goto out;
     }
     rc = parse_agents(d, json_object_get(j, "agents"), err, elen);
+    if (rc == 0) rc = parse_hours(d, json_object_get(j, "hours"), err, elen);
 out:
     json_decref(j);
     if (rc) {
@@ -406,8 +525,12 @@ void sb_desk_free(sb_desk *d)
     for (size_t i = 0; i < d->n_desks; i++)
         def_free(&d->desks[i]);
     free(d->desks);
-    for (size_t i = 0; i < d->n_groups; i++)
+    for (size_t i = 0; i < d->n_groups; i++) {
         free(d->groups[i]);
+        sb_hours_free(d->hours[i]);
+    }
+    for (size_t i = 0; d->agents && i < d->n_agents_alloc; i++)
+        free(d->agents[i].avatar);
     free(d->agents);
     free(d->queue);
     free(d);
@@ -461,6 +584,48 @@ const char *sb_desk_text(const sb_desk_text_set *t, const char *locale)
 {
     int i = pick_lang(t, locale ? locale : "");
     return i < 0 ? "" : t->text[i];
+}
+
+/* {"en": "...", ...} of t, or NULL when out of memory. */
+static json_t *texts_json(const sb_desk_text_set *t)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < t->n; i++)
+        if (json_object_set_new(o, t->lang[i], json_string(t->text[i])) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
+int sb_desk_widget_json(const sb_desk *d, const char *id, char **out)
+{
+    *out = NULL;
+    const sb_desk_def *def = sb_desk_get(d, id);
+    if (!def || (id && id[0] && strcmp(def->id, id) != 0))
+        return SB_E_NOT_FOUND;
+    const sb_desk_widget *w = &def->widget;
+    json_t *avatars = json_array();
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o*, s:o*, s:o*, s:o*}", "desk",
+                          def->id, "name", def->name, "color", w->color,
+                          "title", texts_json(&w->title), "reply_time",
+                          texts_json(&w->reply_time), "greeting",
+                          texts_json(&w->greeting), "avatars", avatars);
+    if (!j) return -ENOMEM;
+    for (size_t i = 0; i < d->n_agents; i++) {
+        const agent *a = &d->agents[i];
+        if (!a->avatar || !(a->groups & def->groups)) continue;
+        if (json_array_size(avatars) == SB_DESK_AVATARS_MAX) break;
+        if (json_array_append_new(avatars,
+                                  json_pack("{s:s, s:s}", "agent", a->id, "url",
+                                            a->avatar)) != 0) {
+            json_decref(j);
+            return -ENOMEM;
+        }
+    }
+    *out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return *out ? 0 : -ENOMEM;
 }
 
 /* ---- the rule bot ----------------------------------------------------------
@@ -562,6 +727,48 @@ bool sb_desk_in_group(const sb_desk *d, const char *id, int group)
     return a && group >= 0 && (a->groups >> group & 1);
 }
 
+bool sb_desk_agent_at(const sb_desk *d, size_t i, sb_desk_agent_info *out)
+{
+    if (!d || i >= d->n_agents) return false;
+    const agent *a = &d->agents[i];
+    *out = (sb_desk_agent_info){.id = a->id,
+                                .groups = a->groups,
+                                .status = a->status,
+                                .capacity = a->capacity,
+                                .load = a->load,
+                                .avatar = a->avatar ? a->avatar : ""};
+    return true;
+}
+
+bool sb_desk_agent_find(const sb_desk *d, const char *id,
+                        sb_desk_agent_info *out)
+{
+    agent *a = find_agent(d, id);
+    return a && sb_desk_agent_at(d, (size_t)(a - d->agents), out);
+}
+
+bool sb_desk_same_desk(const sb_desk *d, uint64_t groups_a, uint64_t groups_b)
+{
+    for (size_t i = 0; d && i < d->n_desks; i++)
+        if ((d->desks[i].groups & groups_a) && (d->desks[i].groups & groups_b))
+            return true;
+    return false;
+}
+
+const sb_desk_def *sb_desk_of_agent(const sb_desk *d, const char *id)
+{
+    agent *a = find_agent(d, id);
+    for (size_t i = 0; a && i < d->n_desks; i++)
+        if (d->desks[i].groups & a->groups) return &d->desks[i];
+    return NULL;
+}
+
+bool sb_desk_agent_on(const sb_desk *d, const sb_desk_def *def, const char *id)
+{
+    agent *a = find_agent(d, id);
+    return a && def && (def->groups & a->groups) != 0;
+}
+
 const char *sb_desk_pick(const sb_desk *d, int group)
 {
     return sb_desk_pick_except(d, group, NULL);
@@ -570,7 +777,7 @@ const char *sb_desk_pick(const sb_desk *d, int group)
 const char *sb_desk_pick_except(const sb_desk *d, int group, const char *except)
 {
     const agent *best = NULL;
-    if (!d || group < 0) return NULL;
+    if (!d || group < 0 || d->closed[group]) return NULL;
     for (size_t i = 0; i < d->n_agents; i++) {
         const agent *a = &d->agents[i];
         if ((except && strcmp(a->id, except) == 0) ||
@@ -653,7 +860,9 @@ uint64_t sb_desk_next_for(const sb_desk *d, const char *id)
     /* The queue is in arrival order: the first entry of any of the
      * agent's groups is the one that waited longest. */
     for (size_t i = 0; i < d->q_len; i++)
-        if (a->groups >> d->queue[i].group & 1) return d->queue[i].conv_id;
+        if ((a->groups >> d->queue[i].group & 1) &&
+            !d->closed[d->queue[i].group])
+            return d->queue[i].conv_id;
     return 0;
 }
 
@@ -676,6 +885,41 @@ int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id)
 {
     ssize_t i = q_find(d, conv_id);
     return i < 0 ? -1 : d->queue[i].enqueued_ms;
+}
+
+uint64_t sb_desk_hours_update(sb_desk *d, int64_t now_ms)
+{
+    uint64_t opened = 0;
+    if (!d) return 0;
+    /* A clock set back: every group is worked out again. */
+    bool back = now_ms < d->hours_at;
+    d->hours_at = now_ms;
+    for (size_t g = 0; g < d->n_groups; g++) {
+        if (!d->hours[g] || (now_ms < d->next_change[g] && !back)) continue;
+        bool was_closed = d->closed[g];
+        d->closed[g] =
+            !sb_hours_open_at(d->hours[g], now_ms, &d->next_change[g]);
+        if (was_closed && !d->closed[g]) opened |= 1ULL << g;
+    }
+    return opened;
+}
+
+bool sb_desk_group_open(const sb_desk *d, int group)
+{
+    return d && group >= 0 && (size_t)group < d->n_groups && !d->closed[group];
+}
+
+const sb_hours *sb_desk_group_hours(const sb_desk *d, int group)
+{
+    return d && group >= 0 && (size_t)group < d->n_groups ? d->hours[group]
+                                                          : NULL;
+}
+
+int64_t sb_desk_group_next_change(const sb_desk *d, int group)
+{
+    return d && group >= 0 && (size_t)group < d->n_groups && d->hours[group]
+               ? d->next_change[group]
+               : INT64_MAX;
 }
 
 size_t sb_desk_group_stats_get(const sb_desk *d, sb_desk_group_stats *out,
@@ -747,4 +991,14 @@ int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
     *orphans = lost;
     *n_orphans = n_lost;
     return 0;
+}
+
+void sb_desk_routing_clear(sb_desk *d)
+{
+    d->q_len = 0;
+    for (size_t i = 0; i < d->n_agents; i++) {
+        d->agents[i].status = SBP__AGENT_STATUS__AGENT_OFFLINE;
+        d->agents[i].load = 0;
+        d->agents[i].idle_since_ms = 0;
+    }
 }

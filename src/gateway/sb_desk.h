@@ -8,7 +8,10 @@
  * Routing rule: a conversation queued for group g goes to an online agent
  * of g with free capacity, least loaded first, longest idle on ties; when
  * none has room it waits in g's queue, and queued conversations are handed
- * out in queue order the moment capacity frees up. */
+ * out in queue order the moment capacity frees up. A group with business
+ * hours (the document's "hours", by group name: sb_hours.h) takes no new
+ * conversation out of them: its queue waits for the next shift, and is
+ * handed out when it starts (sb_desk_hours_update). */
 #ifndef SB_DESK_H
 #define SB_DESK_H
 
@@ -16,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_hours.h"
 #include "sb_limits.h"
 #include "switchboard.pb-c.h"
 
@@ -48,6 +52,18 @@ typedef struct sb_desk_canned {
     char *key, *title, *text;
 } sb_desk_canned;
 
+#define SB_DESK_AVATARS_MAX 8 /* agent pictures the widget shows */
+#define SB_DESK_URL_BYTES_MAX 512
+
+/* How the desk's chat widget looks (the public GET /api/widget): a brand
+ * colour (#rgb or #rrggbb, "" for the page's own), a title, the expected
+ * reply time and the greeting screen's text per language, and the
+ * pictures of agents that have one (their "avatar" URL), in agent order. */
+typedef struct sb_desk_widget {
+    char color[8];
+    sb_desk_text_set title, reply_time, greeting;
+} sb_desk_widget;
+
 typedef struct sb_desk_def {
     char id[SB_ID_BYTES_MAX + 1];
     char *name;
@@ -66,6 +82,11 @@ typedef struct sb_desk_def {
     /* The user id of an external bot (a client with role bot) that takes
      * the desk's new conversations while it is online; "" for none. */
     char bot[SB_ID_BYTES_MAX + 1];
+    uint64_t groups; /* bit i: skill group i is one of the desk's */
+    sb_desk_widget widget;
+    /* The customer is asked to rate a conversation at its close ("csat",
+     * true unless the desk says false). */
+    bool csat;
 } sb_desk_def;
 
 /* Loads a desk file. On failure returns SB_E_INVALID (or -errno) and
@@ -88,6 +109,10 @@ int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
 
 /* The desk with this id, or the first desk for "" or an unknown id. NULL
  * only when no desk is configured. */
+/* Forgets the routing state: queues empty, every agent offline with no
+ * load (a node that no longer owns the desks; the next owner rebuilds it
+ * from the store). */
+void sb_desk_routing_clear(sb_desk *d);
 const sb_desk_def *sb_desk_get(const sb_desk *d, const char *id);
 /* How many desks, skill groups and agents d has. */
 void sb_desk_counts(const sb_desk *d, size_t *desks, size_t *groups,
@@ -98,6 +123,15 @@ const char *sb_desk_group_name(const sb_desk *d, int group);
 /* A text in locale (exact, then language prefix "zh" of "zh-CN", then the
  * first one); "" if the set is empty. */
 const char *sb_desk_text(const sb_desk_text_set *t, const char *locale);
+
+/* The public description of desk id's chat widget ("" or NULL: the first
+ * desk), as JSON into *out (malloc'd, NUL-terminated; the caller frees):
+ * {"desk", "name", "color", "title", "reply_time", "greeting" (the texts
+ * as {lang: text}), "avatars": [{"agent", "url"}]}, at most
+ * SB_DESK_AVATARS_MAX avatars of the desk's agents in id order. Nothing
+ * else of the configuration (no rules, canned replies, capacities or
+ * statuses). Returns 0, SB_E_NOT_FOUND (no such desk) or -ENOMEM. */
+int sb_desk_widget_json(const sb_desk *d, const char *id, char **out);
 
 /* ---- the rule bot ----------------------------------------------------------
  */
@@ -135,6 +169,30 @@ size_t sb_desk_agent_groups(const sb_desk *d, const char *agent,
 /* Whether agent belongs to group. */
 bool sb_desk_in_group(const sb_desk *d, const char *agent, int group);
 
+/* One agent as it stands, for lists; pointers valid as long as d. */
+typedef struct sb_desk_agent_info {
+    const char *id;
+    uint64_t groups; /* bit i: member of group i */
+    Sbp__AgentStatus status;
+    uint32_t capacity, load;
+    const char *avatar; /* a picture's URL; "" for none */
+} sb_desk_agent_info;
+
+/* Agent i (by id order, 0..) into *out; false past the last. */
+bool sb_desk_agent_at(const sb_desk *d, size_t i, sb_desk_agent_info *out);
+/* The agent with id into *out; false when there is none. */
+bool sb_desk_agent_find(const sb_desk *d, const char *id,
+                        sb_desk_agent_info *out);
+/* Whether one desk has a skill group of groups_a and one of groups_b
+ * (group masks, as sb_desk_agent_info.groups): teammates. */
+bool sb_desk_same_desk(const sb_desk *d, uint64_t groups_a, uint64_t groups_b);
+/* The desk of agent: the first whose skill groups it has one of; NULL
+ * when it has none (or is no agent). */
+const sb_desk_def *sb_desk_of_agent(const sb_desk *d, const char *agent);
+/* Whether agent has a skill group of def. */
+bool sb_desk_agent_on(const sb_desk *d, const sb_desk_def *def,
+                      const char *agent);
+
 /* The agent a conversation of group should go to now: online, in the
  * group, load < capacity; least loaded, then longest idle, then by id.
  * NULL if none has room. The pointer lives as long as d. */
@@ -167,6 +225,24 @@ size_t sb_desk_queue_len(const sb_desk *d);
 /* When conv entered its queue (the now_ms of its sb_desk_enqueue); -1
  * when it is not queued. */
 int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id);
+
+/* ---- business hours -------------------------------------------------------
+ *
+ * Whether a group is open is worked out by sb_desk_hours_update and kept
+ * until the next change it found: picks and queues read the kept state, so
+ * that they need no clock. A group without hours is always open. */
+
+/* Brings every group's state up to now_ms (ms since the epoch; a time
+ * before the last update's works everything out again); returns the
+ * groups that opened since the last update, a bit per group index. */
+uint64_t sb_desk_hours_update(sb_desk *d, int64_t now_ms);
+/* Whether group takes conversations now (as of the last update). */
+bool sb_desk_group_open(const sb_desk *d, int group);
+/* The group's hours, NULL when it has none; valid as long as d. */
+const sb_hours *sb_desk_group_hours(const sb_desk *d, int group);
+/* When the group's state changes next, as of the last update: its next
+ * opening while it is closed (INT64_MAX: none). */
+int64_t sb_desk_group_next_change(const sb_desk *d, int group);
 
 /* ---- figures, for metrics -------------------------------------------------
  */

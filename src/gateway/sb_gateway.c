@@ -2,18 +2,22 @@
  * the modules above it, each registering its frame kinds in the core's
  * table: authentication (sb_auth.c), the message path (sb_msgpath.c),
  * admin commands (sb_admin.c),
- * the message operations (sb_msgops.c) and the customer-service lifecycle
- * (sb_service.c). */
+ * the message operations (sb_msgops.c), the customer-service lifecycle
+ * (sb_service.c), the desk's team (sb_team.c), customers' ratings
+ * (sb_csat.c) and reports (sb_gwreport.c). */
 #include "sb_gateway.h"
 
 #include <string.h>
 
 #include "sb_admin.h"
 #include "sb_auth.h"
+#include "sb_csat.h"
 #include "sb_gwcore.h"
+#include "sb_gwreport.h"
 #include "sb_msgops.h"
 #include "sb_msgpath.h"
 #include "sb_service.h"
+#include "sb_team.h"
 
 void sb_gw_config_default(sb_gw_config *c)
 {
@@ -48,6 +52,9 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     sb__msgpath_register(*out);
     sb__admin_register(*out);
     sb__msgops_register(*out);
+    sb__team_register(*out);
+    sb__csat_register(*out);
+    sb__report_register(*out);
     if ((rc = sb__svc_register(*out)) != 0) {
         sb_gw_free(*out);
         *out = NULL;

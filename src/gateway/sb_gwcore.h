@@ -18,7 +18,7 @@
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
 /* Frame body cases (proto field numbers) the table has room for. */
-#define GW_BODY_CASES (SBP__FRAME__BODY_ADMIN_RESP + 1)
+#define GW_BODY_CASES SB_GW_FRAME_KINDS
 
 enum sess_state {
     SESS_NEW,           /* connected, no HELLO yet */
@@ -55,6 +55,10 @@ typedef struct conv {
     uint64_t id;
     Sbp__ConvKind kind;
     Sbp__ConvState state;
+    /* The highest seq stored that the gateway knows of: the store's when
+     * cached, raised by every message delivered (sb__gw_deliver). ACKs
+     * and READs count up to it, never past it. */
+    uint64_t last_seq;
     size_t n_members;
     member *members;
     bool dirty;
@@ -63,9 +67,32 @@ typedef struct conv {
     /* Customer service (kind CONV_SERVICE): */
     char desk[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1],
         agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];
-    int64_t created_ms;  /* when it was made (the store's created_ts) */
-    uint32_t unmatched;  /* customer turns the bot did not understand */
-    bool first_response; /* the agent has answered */
+    int64_t created_ms;   /* when it was made (the store's created_ts) */
+    uint32_t unmatched;   /* customer turns the bot did not understand */
+    bool first_response;  /* the agent has answered */
+    uint32_t csat_rating; /* the customer's rating, 0 while none */
+    /* Routing writes made for it: a failed one is written again only
+     * while no later one was made (which carries the state in full). */
+    uint32_t route_gen;
+    /* The last transfer's note (malloc'd; NULL: none) and its writer;
+     * note_dirty: set here and not yet in a route request to the store. */
+    char *note;
+    char note_from[SB_ID_BYTES_MAX + 1];
+    bool note_dirty;
+    /* In a cluster (sb_cluster.c): the order of this node's pushes. */
+    struct sb_cseq {
+        bool known;    /* next is set (from the first seq seen) */
+        bool watched;  /* in the gateway's list of gaps */
+        bool reading;  /* a read of the store for the gap is out */
+        bool catchup;  /* reading until a short page (after a resync) */
+        uint64_t next; /* the next seq to push: those below are pushed */
+        uint64_t top;  /* the highest seq heard of */
+        uint64_t base; /* the conversation's last seq when it was loaded */
+        struct sb_cheld *held; /* messages above a gap, in seq order */
+        uint32_t n_held;
+        int64_t due_ms; /* when the gap is read from the store */
+        struct conv *watch_next;
+    } cs;
 } conv;
 
 typedef struct sess sess;
@@ -88,9 +115,13 @@ typedef struct ack_cursor {
 struct sess {
     uint64_t id;
     int64_t opened_ms;
+    uint64_t open_seq; /* the order connections opened in */
     /* Set by HELLO (sb__gw_sess_set_ids), "" before: the user id, then
      * the device id (sb__gw_sess_device), in one allocation. */
     char *user_id;
+    /* On the gateway's list of connections awaiting HELLO, in the order
+     * they opened (which is the order of their deadlines). */
+    sess *hello_prev, *hello_next;
     user *user;
     sess *user_next;
     uint64_t send_mtokens;  /* SEND token bucket, in thousandths */
@@ -107,6 +138,10 @@ struct sess {
     ack_cursor *acks;    /* not yet stored; NULL when none */
     int64_t acks_due_ms; /* when its cursors are stored */
     sess *dirty_next;
+    /* In a cluster, on the desk owner: the session of another node that
+     * this one stands for while it handles the session's desk requests
+     * (sb_clusterdesk.c); NULL for the node's own sessions. */
+    struct sb_proxy *proxy;
 
     char locale[SB_LOCALE_BYTES_MAX + 1];
     uint8_t enc;   /* sb_encoding */
@@ -120,6 +155,7 @@ struct sess {
     bool in_flushq;
     bool in_retry;
     bool acks_dirty;
+    bool in_hello_wait;
 };
 
 /* ---- the frame table -------------------------------------------------------
@@ -145,7 +181,13 @@ enum {
     SB_GW_MEMBER = 1u << 3,
     /* The user is a member of it or an admin: else ERR_FORBIDDEN. */
     SB_GW_ACCESS = 1u << 4,
+    /* A desk request: in a cluster, handled by the node that owns the
+     * desks; another node sends it there (before any check but READY
+     * and RATED) and relays the answers. */
+    SB_GW_DESK = 1u << 5,
 };
+/* What ERR_FORBIDDEN says when membership is what is missing. */
+#define SB_GW_NOT_MEMBER "not a member of that conversation"
 /* A role's bit in sb_gw_row.roles. */
 #define SB_GW_ROLE(r) (1u << (r))
 
@@ -161,7 +203,7 @@ typedef struct sb_gw_row {
     uint32_t flags; /* SB_GW_* */
     /* The roles that may send it (SB_GW_ROLE bits; 0: every role), checked
      * after the conversation is loaded: else ERR_FORBIDDEN saying why (NULL:
-     * the code's own words). */
+     * that the role may not). */
     uint32_t roles;
     const char *why;
     /* Checks the body before its conversation is loaded (NULL: nothing
@@ -191,8 +233,14 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
-    /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out. */
+    /* The end of sb_gw_tick(): time has passed (gw->now_ms is the new
+     * time); work the module does later (a store write to make again). */
+    void (*tick)(void *ud);
+    /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out.
+     * In a cluster start comes when the node takes the desks over, and
+     * stop when it no longer owns them (it forgets the routing state). */
     void (*start)(void *ud);
+    void (*stop)(void *ud);
     int (*desk_swap)(void *ud, struct sb_desk *desk, struct sb_desk **old);
     /* sb_gw_free(): the module frees ud. */
     void (*free)(void *ud);
@@ -216,11 +264,15 @@ struct sb_gw {
     sb_gw_hooks hooks;
     gw_entry table[GW_BODY_CASES]; /* by frame body case */
     int64_t now_ms;
-    int64_t last_sweep_ms;
+    uint64_t open_seq;             /* of the last connection opened */
+    sess *hello_head, *hello_tail; /* sessions awaiting HELLO, oldest first */
     bool draining;
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
     sb_map convs;    /* conv id -> conv */
+    /* Frames waiting for their conversation to be loaded, in arrival
+     * order (conv id -> struct parkq): one read of the store for all. */
+    sb_map parked;
     sess *retry_head;
     sess *flushq; /* sessions with messages queued for a PUSH */
     /* Unstored ACK cursors and unsent receipts, oldest first: each goes
@@ -234,6 +286,24 @@ struct sb_gw {
     sb_buf event_scratch; /* an event's item, rendered for one session */
     sb_buf push_out;      /* PUSH frames being assembled */
     sb_gw_stats stats;
+    /* A cluster (io.publish set): this node's name, the conversations
+     * with a gap to repair, and other nodes' messages waiting for their
+     * conversation to be loaded (conv id -> list). */
+    char node[SB_ID_BYTES_MAX + 1];
+    sb_buf cluster_out; /* an event being encoded */
+    conv *gaps;
+    sb_map cluster_wait;
+    /* Sessions still to be told to SYNC after a resync (ids), a few per
+     * tick. */
+    uint64_t *hint_ids;
+    size_t n_hints, hint_pos;
+    struct sb_gw_desknode *dn; /* the desks in the cluster */
+    /* Desk requests that came before the routing state was ready (at a
+     * start, or a node taking the desks over), in order: each a session
+     * id and its frame in protobuf. */
+    bool desk_ready;
+    struct held_frame *desk_wait, *desk_wait_tail;
+    size_t n_desk_wait;
 };
 
 /* The core alone, with no frame kind in its table: sb_gw_new() adds the
@@ -257,7 +327,8 @@ void sb__gw_reply_rc(sb_gw *gw, sess *s, uint32_t rid, int rc);
 /* ERROR for rc answering f: its rid and, for a SEND, its client_msg_id. */
 void sb__gw_frame_error(sb_gw *gw, sess *s, const Sbp__Frame *f, int rc);
 /* Sends a frame of kind k with body to every ready session of every
- * member of c, but skip. */
+ * member of c, but skip, and in a cluster to the members' sessions on the
+ * other nodes. */
 void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
                          const sess *skip);
 
@@ -281,6 +352,10 @@ void sb__gw_quiet_done(sb_req *r);
  * of s until then. For the server's own (s NULL): delivered to every
  * device. Returns 0 (m taken), or -ENOMEM (m still the caller's). */
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
+/* sb__gw_append() of a SEND whose body the filter masked (masked): the
+ * SEND_ACK then carries the body as stored. */
+int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
+                       bool masked);
 
 /* ---- sessions, conversations, delivery -------------------------------------
  */
@@ -289,10 +364,12 @@ int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
  * The session stays in the map until the shell reports the connection
  * closed, but takes no further part in delivery. */
 void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why);
-/* s has said HELLO and its user's record is stored: the device's older
- * session is closed (replaced), s is ready and linked to its user (the
- * user's first raises the presence hook). Returns 0 or -ENOMEM (s is
- * then to be closed). */
+/* s has said HELLO and its user's record is stored: the device's session
+ * on a connection opened before s's is closed (replaced), s is ready and
+ * linked to its user (the user's first raises the presence hook). If the
+ * device has a session on a connection opened after s's (s is a stale
+ * one whose HELLO came late), s is closed instead and this returns
+ * -EEXIST. Returns 0, -EEXIST or -ENOMEM (s is then to be closed). */
 int sb__gw_sess_ready(sb_gw *gw, sess *s);
 
 void sb__gw_copy_str(char *dst, size_t cap, const char *src);
@@ -309,20 +386,125 @@ bool sb__gw_valid_id(const char *s);
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);
 user *sb__gw_user_get(sb_gw *gw, const char *id);
 member *sb__gw_conv_member(conv *c, const char *user_id);
+/* user_id is no longer a member of cached c (nothing if it was not one). */
+void sb__gw_conv_member_drop(conv *c, const char *user_id);
 /* Whether s may see c: a member, or an admin. */
 bool sb__gw_may_access(const sess *s, conv *c);
 /* Caches a conversation from its stored form; returns the cached entry
  * (an existing one wins), NULL when out of memory. */
 conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc);
-/* Updates a cached conversation from its stored form (members too). */
+/* Updates a cached conversation from its stored form (members too), but
+ * for its routing (state, group, agent) where this node decides it (it
+ * owns the desks, or there is one node): memory decides and the store
+ * follows. A conversation not yet cached takes the stored form's. */
 conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
-/* Delivers a stored message: PUSH to every device of every member but
- * origin (NULL: server-made messages go to every device). Takes m. */
+/* The same with the stored form's routing too: routing rebuilt from the
+ * store (a start, a node taking the desks over). */
+conv *sb__gw_conv_reload(sb_gw *gw, const Sbp__Conversation *pc);
+/* Delivers a message this node stored: PUSH to every device of every
+ * member but origin (NULL: server-made messages go to every device), and
+ * in a cluster to the other nodes' devices. Takes m. */
 void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin);
-/* s's device has every message of c through seq: its PUSHes up to seq
- * are acknowledged, its cursor and the member's receipt follow. */
+/* The same on this node's devices only, now. */
+void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin);
+/* Sends a frame of kind k with body to every ready session of user_id,
+ * here and, in a cluster, on the other nodes. */
+void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
+                      void *body);
+/* ---- delivery to devices (sb_gwpush.c) --------------------------------- */
+
+/* Drops a reference to g, freeing it with the last. */
+void sb__gw_gmsg_unref(gmsg *g);
+/* Sends the messages queued for s, in order, in PUSH frames. */
+void sb__gw_push_flush(sb_gw *gw, sess *s);
+/* Takes s off the list of sessions with pushes to retry. */
+void sb__gw_retry_unlink(sb_gw *gw, sess *s);
+/* Pushes again what s has not acknowledged and is due (sb_gw_tick). */
+void sb__gw_retry_session(sb_gw *gw, sess *s);
+/* Stores s's device cursors now. */
+void sb__gw_flush_cursors(sb_gw *gw, sess *s);
+/* Tells the receipts and stores the cursors that are due (all: every
+ * one). */
+void sb__gw_flush_dirty(sb_gw *gw, bool all);
+/* s's device has every message of c through seq (c's last_seq at most):
+ * its PUSHes up to seq are acknowledged, its cursor and the member's
+ * receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
 /* Member m of c has changed receipts: they go out receipts_ms later. */
 void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);
+
+/* ---- the cluster (sb_cluster.c) ---------------------------------------------
+ */
+
+/* Whether this gateway is a node of a cluster (io.publish set). */
+static inline bool sb__gw_clustered(const sb_gw *gw)
+{
+    return gw->io.publish != NULL;
+}
+/* Pushes m, stored in c, to this node's devices in seq order: now if
+ * every seq below it was pushed, else once the gap below it fills (origin
+ * is then not skipped: its SDK drops its own message by seq). Takes m. */
+void sb__gw_cluster_offer(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin);
+/* Publishes message m, stored by this node in c, for every member. */
+void sb__gw_cluster_message(sb_gw *gw, const conv *c, const Sbp__Message *m);
+/* Publishes a frame for user_id's sessions on the other nodes. */
+void sb__gw_cluster_frame(sb_gw *gw, const char *user_id,
+                          Sbp__Frame__BodyCase k, void *body);
+/* The event encoded and published on topic t (id: a user or a node). */
+void sb__gw_cluster_publish(sb_gw *gw, sb_gw_topic t, const char *id,
+                            Sbp__ClusterEvent *ev);
+/* Reads the gaps that are due from the store (sb_gw_tick). */
+void sb__gw_cluster_tick(sb_gw *gw);
+/* The routing state is ready (queues and loads rebuilt from the store),
+ * or no longer (ready false): desk requests wait until it is, then go on
+ * in the order they came. */
+void sb__gw_desk_ready(sb_gw *gw, bool ready);
+/* Keeps a copy of f, a desk request of s, until the routing state is
+ * ready (ERR_UNAVAILABLE when too many wait). */
+void sb__gw_desk_hold(sb_gw *gw, sess *s, const Sbp__Frame *f);
+
+/* ---- the desks in a cluster (sb_clusterdesk.c) ------------------------------
+ */
+
+/* Whether another node owns the desks (desk requests go there). */
+bool sb__gw_desk_elsewhere(const sb_gw *gw);
+/* Sends f, a desk request of s, to the desk owner; its answers come back
+ * to s (ERR_UNAVAILABLE if none comes in time). */
+void sb__gw_desk_forward(sb_gw *gw, sess *s, const Sbp__Frame *f);
+/* Tells the desk owner that m was stored in service conversation c. */
+void sb__gw_desk_stored(sb_gw *gw, const conv *c, const Sbp__Message *m);
+/* A frame for proxy session s: to the session on its node. */
+void sb__gw_proxy_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
+                       void *body);
+/* Proxy session s is done with (its close). */
+void sb__gw_proxy_close(sb_gw *gw, sess *s);
+/* What the other nodes publish for the desks (sb_gw_cluster_in). */
+void sb__gw_desk_call_in(sb_gw *gw, const char *node, Sbp__DeskCall *call);
+void sb__gw_desk_stored_in(sb_gw *gw, Sbp__Message *m); /* takes m */
+void sb__gw_desk_answer_in(sb_gw *gw, uint64_t conn_id, Sbp__Frame *f);
+void sb__gw_presence_in(sb_gw *gw, const char *node,
+                        const Sbp__ClusterPresence *p);
+/* The user's first session here is ready (online) or its last one went;
+ * in a cluster the desk owner hears of agents and bots on any node. */
+void sb__gw_presence_local(sb_gw *gw, const char *user_id, Sbp__Role role,
+                           bool online);
+/* Whether user_id has a ready session with role, here or on another
+ * node. */
+bool sb__gw_user_online(sb_gw *gw, const char *user_id, Sbp__Role role);
+/* Calls fn for every user with role online here or on another node. */
+void sb__gw_online_each(sb_gw *gw, Sbp__Role role,
+                        void (*fn)(void *ud, const char *user_id), void *ud);
+/* Joins the cluster's topics (sb_gw_start). */
+void sb__gw_desk_join(sb_gw *gw);
+/* Presence heartbeats, answers overdue, proxies idle (sb_gw_tick). */
+void sb__gw_desk_tick(sb_gw *gw);
+void sb__gw_desk_free(sb_gw *gw);
+
+/* Frees c's messages held for a gap (its conv_free). */
+void sb__gw_cluster_conv_free(conv *c);
+/* Frees the cluster's state (sb_gw_free). */
+void sb__gw_cluster_free(sb_gw *gw);
 
 #endif

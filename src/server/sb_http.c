@@ -1,13 +1,25 @@
 /* HTTP/1.1 request parsing and responses for the gateway's one port. */
 #include "sb_http.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "sb_ws.h"
 
-enum { F_NONE, F_KEY, F_PROTOCOLS, F_VERSION, F_ORIGIN, F_EXTENSIONS };
+enum {
+    F_NONE,
+    F_KEY,
+    F_PROTOCOLS,
+    F_VERSION,
+    F_ORIGIN,
+    F_EXTENSIONS,
+    F_AUTH,
+    F_CTYPE
+};
 
 static int append(sb_http_req *r, char *dst, size_t cap, const char *at,
                   size_t n)
@@ -61,6 +73,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
             r->cur = F_ORIGIN;
         else if (strcasecmp(r->field, "Sec-WebSocket-Extensions") == 0)
             r->cur = F_EXTENSIONS;
+        else if (strcasecmp(r->field, "Authorization") == 0)
+            r->cur = F_AUTH;
+        else if (strcasecmp(r->field, "Content-Type") == 0)
+            r->cur = F_CTYPE;
         else
             r->cur = F_NONE;
         /* Repeated Sec-WebSocket-Protocol or -Extensions headers form one
@@ -81,18 +97,61 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         return append(r, r->origin, sizeof r->origin, at, n);
     case F_EXTENSIONS:
         return append(r, r->ws_extensions, sizeof r->ws_extensions, at, n);
+    case F_AUTH:
+        return append(r, r->authorization, sizeof r->authorization, at, n);
+    case F_CTYPE:
+        return append(r, r->content_type, sizeof r->content_type, at, n);
     default:
         return 0;
     }
 }
 
+/* An upgrade, a GET or a HEAD is whole with its headers; another method's
+ * body follows them, read up to SB_HTTP_BODY_BYTES_MAX. A body announced
+ * larger is refused now rather than read. */
 static int on_headers_complete(http_parser *p)
 {
     sb_http_req *r = p->data;
+    if (p->upgrade || p->method == HTTP_GET || p->method == HTTP_HEAD) {
+        r->complete = true;
+        return 1; /* no body: stop here */
+    }
+    if (p->content_length != ULLONG_MAX &&
+        p->content_length > SB_HTTP_BODY_BYTES_MAX) {
+        r->body_too_large = true;
+        r->complete = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    sb_http_req *r = p->data;
+    if (r->body_too_large) return 0;
+    if (r->body_len + n > SB_HTTP_BODY_BYTES_MAX) {
+        r->body_too_large = true;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = 0;
+        r->complete = true;
+        return -1; /* stop reading: the answer is 413 */
+    }
+    char *b = realloc(r->body, r->body_len + n + 1);
+    if (!b) return -1;
+    memcpy(b + r->body_len, at, n);
+    r->body = b;
+    r->body_len += n;
+    b[r->body_len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    sb_http_req *r = p->data;
     r->complete = true;
-    /* Requests with a body are not ours to take: tell the parser to skip
-     * it and stop here (GET only is served). */
-    return 1;
+    http_parser_pause(p, 1); /* one request per connection */
+    return 0;
 }
 
 static const http_parser_settings SETTINGS = {
@@ -100,7 +159,16 @@ static const http_parser_settings SETTINGS = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
+
+void sb_http_req_clear(sb_http_req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}
 
 void sb_http_req_init(sb_http_req *r)
 {
@@ -118,9 +186,13 @@ void sb_http_req_move(sb_http_req *dst, const sb_http_req *src)
 long sb_http_req_feed(sb_http_req *r, const char *p, size_t n)
 {
     if (r->complete) return 0;
+    size_t body_before = r->body_len;
     size_t used = http_parser_execute(&r->parser, &SETTINGS, p, n);
     r->bytes += used;
-    if (r->bytes > SB_HTTP_HEADER_BYTES_MAX) return -1;
+    /* Headers only count against the header limit. */
+    size_t body = r->body_len > body_before ? r->body_len - body_before : 0;
+    r->header_bytes += used > body ? used - body : 0;
+    if (r->header_bytes > SB_HTTP_HEADER_BYTES_MAX) return -1;
     if (r->complete) return (long)used;
     if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK) return -1;
     return (long)used;
@@ -175,8 +247,22 @@ static const char *reason(int status)
         return "Forbidden";
     case 404:
         return "Not Found";
+    case 201:
+        return "Created";
+    case 401:
+        return "Unauthorized";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 500:
+        return "Internal Server Error";
     case 426:
         return "Upgrade Required";
     case 429:
@@ -190,17 +276,25 @@ static const char *reason(int status)
     }
 }
 
-int sb_http_respond(sb_buf *out, int status, const char *content_type,
-                    const void *body, size_t n)
+int sb_http_respond_ex(sb_buf *out, int status, const char *content_type,
+                       const char *extra_headers, const void *body, size_t n)
 {
-    char head[256];
+    char head[1024];
     int len = snprintf(head, sizeof head,
                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
                        "Content-Length: %zu\r\nConnection: close\r\n"
-                       "X-Content-Type-Options: nosniff\r\n\r\n",
-                       status, reason(status), content_type, n);
+                       "X-Content-Type-Options: nosniff\r\n%s\r\n",
+                       status, reason(status), content_type, n,
+                       extra_headers ? extra_headers : "");
+    if (len < 0 || (size_t)len >= sizeof head) return -ENOSPC;
     int rc = sb_buf_append(out, head, (size_t)len);
     return rc ? rc : sb_buf_append(out, body, n);
+}
+
+int sb_http_respond(sb_buf *out, int status, const char *content_type,
+                    const void *body, size_t n)
+{
+    return sb_http_respond_ex(out, status, content_type, NULL, body, n);
 }
 
 int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto,

@@ -15,6 +15,9 @@
 #include "sb_wsdeflate.h"
 
 #define SB_HTTP_HEADER_BYTES_MAX 8192
+/* A request body (the REST API's JSON) is read up to this; past it the
+ * request is refused 413 (body_too_large) without reading the rest. */
+#define SB_HTTP_BODY_BYTES_MAX (1u << 20)
 
 typedef struct sb_http_req {
     http_parser parser;
@@ -25,22 +28,32 @@ typedef struct sb_http_req {
     char origin[256];
     /* Sec-WebSocket-Extensions, repeated headers joined by ", ". */
     char ws_extensions[SB_WSDEFLATE_HEADER_BYTES_MAX];
-    char field[32]; /* the header name being read */
+    char authorization[1024]; /* "Bearer <token>" */
+    char content_type[128];
+    char *body; /* malloc'd, NUL-terminated; NULL: no body */
+    size_t body_len;
+    bool body_too_large; /* over SB_HTTP_BODY_BYTES_MAX: body dropped */
+    char field[32];      /* the header name being read */
     size_t field_len;
     int cur; /* which field the current header value fills */
     bool in_value;
     bool too_long; /* some field overflowed its buffer */
     bool complete; /* headers (and any body) read */
     size_t bytes;
+    size_t header_bytes; /* bytes of the request line and headers */
 } sb_http_req;
 
 void sb_http_req_init(sb_http_req *r);
-/* Moves a request being parsed from src to dst (src is left unusable). */
+/* Moves a request being parsed from src to dst (src is left unusable:
+ * its body, if any, is dst's now). */
 void sb_http_req_move(sb_http_req *dst, const sb_http_req *src);
+/* Frees the body; r may be initialised again. */
+void sb_http_req_clear(sb_http_req *r);
 
 /* Parses n more bytes. Returns the bytes consumed; once r->complete is set
- * the request is whole and any bytes after it are the peer's next layer
- * (WebSocket). Returns -1 for a malformed or oversized request. */
+ * the request is whole (its body too, up to SB_HTTP_BODY_BYTES_MAX) and
+ * any bytes after it are the peer's next layer (WebSocket). Returns -1 for
+ * a malformed request or headers over SB_HTTP_HEADER_BYTES_MAX. */
 long sb_http_req_feed(sb_http_req *r, const char *p, size_t n);
 
 /* True if the request asks for a WebSocket upgrade. */
@@ -55,6 +68,9 @@ const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc);
 /* Appends a complete response with Connection: close. */
 int sb_http_respond(sb_buf *out, int status, const char *content_type,
                     const void *body, size_t n);
+/* The same with extra header lines (each ending in CRLF; NULL: none). */
+int sb_http_respond_ex(sb_buf *out, int status, const char *content_type,
+                       const char *extra_headers, const void *body, size_t n);
 /* Appends the 101 Switching Protocols answer to the handshake, with the
  * subprotocol proto ("" for none) and the Sec-WebSocket-Extensions value
  * ext ("" for none). */

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,31 +18,37 @@
 #include <uv.h>
 
 #include "sb_addr.h"
+#include "sb_api.h"
+#include "sb_dataops.h"
+#include "sb_deskown.h"
+#include "sb_dheap.h"
 #include "sb_error.h"
 #include "sb_http.h"
 #include "sb_log.h"
 #include "sb_map.h"
 #include "sb_metrics.h"
+#include "sb_nats.h"
 #include "sb_notify.h"
 #include "sb_opsport.h"
 #include "sb_reload.h"
 #include "sb_routes.h"
 #include "sb_storeq.h"
 #include "sb_tls.h"
+#include "sb_webhook.h"
 #include "sb_ws.h"
 
 #define SRV_READ_BYTES 65536
 #define SRV_TICK_MS 50
-#define SRV_SWEEP_MS 1000
 #define SRV_DRAIN_POLL_MS 20
 /* A connection closing gets this long for the close handshake, then it is
  * dropped. */
 #define SRV_CLOSE_WAIT_MS 2000
-/* After this many connections opened or closed, once a sweep finds none
- * since the last, the heap's free pages go back to the kernel: a burst of
- * handshakes (TLS above all) leaves free memory scattered between the
- * connections that stay. */
+/* After this many connections opened or closed, once a check (every
+ * SRV_TRIM_CHECK_MS) finds none since the last, the heap's free pages go back
+ * to the kernel: a burst of handshakes (TLS above all) leaves free memory
+ * scattered between the connections that stay. */
 #define SRV_TRIM_CHURN 1000
+#define SRV_TRIM_CHECK_MS 1000
 
 typedef struct server server;
 
@@ -56,7 +63,8 @@ typedef enum drain_stage {
     DRAIN_SESSIONS, /* sessions closed with GOING_AWAY: each socket closes
                        once its close frame is written (SRV_CLOSE_WAIT_MS at
                        most) */
-    DRAIN_ABORT,    /* the connections left are dropped and close */
+    DRAIN_ABORT,    /* the listener closes (new connections got 503 so
+                       far), the connections left are dropped */
     DRAIN_STOPPED,  /* the store is stopped and the loop's handles close:
                        sb_server_run returns once the loop runs dry */
 } drain_stage;
@@ -73,6 +81,10 @@ typedef struct conn {
     sb_ws *ws;   /* during the WebSocket phase */
     sb_tls *tls; /* with --tls-cert: what the socket carries */
     uint64_t addr_key;
+    /* The connection's next deadline (the request's, a ping, the idle
+     * close, the close handshake's end) in the server's heap: each is
+     * kept to the ms by one timer for all. */
+    sb_dheap_node deadline;
     uint32_t write_inflight; /* bytes; at most out_bytes_max and a write */
     /* Loop times (conn_now: ms, modulo 2^32; intervals are differences). */
     uint32_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
@@ -84,6 +96,7 @@ typedef struct conn {
     bool closed : 1;       /* uv_close called */
     bool addr_counted : 1; /* counted in srv->addrs under addr_key */
     bool close_timed : 1;  /* closing since closing_ms: dropped later */
+    bool api_wait : 1;     /* its request is the REST API's, answered later */
 } conn;
 
 typedef struct wreq {
@@ -97,14 +110,21 @@ struct server {
     sb_routes_config routes;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_timer_t tick, sweep, drain_timer;
+    uv_timer_t tick, drain_timer;
+    uv_timer_t deadline_timer; /* the earliest of the connections' deadlines */
     uv_check_t check;
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_reload *reload; /* the word lists and desks in force */
-    sb_opsport *ops;   /* --admin-listen; NULL: none */
-    sb_notify *notify; /* systemd; NULL: not under it */
+    sb_reload *reload;   /* the word lists and desks in force */
+    sb_opsport *ops;     /* --admin-listen; NULL: none */
+    sb_api *api;         /* the REST API */
+    sb_webhook *wh;      /* webhooks and their outbox */
+    sb_dataops *data;    /* conversation lookups, users' data */
+    sb_notify *notify;   /* systemd; NULL: not under it */
+    sb_nats *nats;       /* --nats: the link to the cluster; NULL: alone */
+    sb_deskown *deskown; /* --nats: the lock of the desks' owner */
+    char node[SB_ID_BYTES_MAX + 1];
     sb_metrics_shell mstats;
     sb_map conns; /* id -> conn: every open connection */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
@@ -117,7 +137,11 @@ struct server {
     uint64_t next_id;
     size_t n_conns;
     uint64_t churn;       /* connections opened or closed since a trim */
-    uint64_t churn_swept; /* churn at the last sweep */
+    uint64_t churn_swept; /* churn at the last trim check */
+    int64_t trim_checked_ms;
+    sb_dheap deadlines;         /* the open connections' next deadlines */
+    uint32_t deadline_armed_ms; /* what deadline_timer waits for */
+    bool deadline_armed;
     drain_stage drain;
     int64_t drain_started_ms; /* when the stage began */
     uint8_t rbuf[SRV_READ_BYTES];
@@ -165,6 +189,8 @@ void sb_server_config_default(sb_server_config *c)
     c->conns_per_addr_max = 1000;
     c->deflate = true;
     c->deflate_min_bytes = 512;
+    c->api_rate_per_s = 50;
+    c->api_rate_burst = 100;
     c->drain_ms_max = 10000;
 }
 
@@ -204,11 +230,13 @@ static const struct sockaddr *peer_name(conn *c, struct sockaddr_storage *sa)
     return (const struct sockaddr *)sa;
 }
 
+/* The close callback of the connection's handles: the last frees it. */
 static void on_conn_closed(uv_handle_t *h)
 {
     conn *c = h->data;
     server *srv = conn_srv(c);
     if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
+    if (c->api_wait && srv->api) sb_api_conn_gone(srv->api, c->id);
     sb_map_del(&srv->conns, c->id);
     if (c->addr_counted) addr_count(srv, c->addr_key, -1);
     srv->n_conns--;
@@ -216,6 +244,7 @@ static void on_conn_closed(uv_handle_t *h)
     conn_count(c, -1);
     sb_ws_free(c->ws);
     sb_tls_free(c->tls);
+    if (c->http) sb_http_req_clear(c->http);
     free(c->http);
     free(c);
 }
@@ -226,8 +255,72 @@ static void conn_abort(conn *c)
     if (c->closed) return;
     c->closed = true;
     c->phase = PH_CLOSING;
+    sb_dheap_remove(&conn_srv(c)->deadlines, &c->deadline);
     uv_read_stop((uv_stream_t *)&c->tcp);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_deadline(uv_timer_t *t);
+
+static conn *conn_of_deadline(sb_dheap_node *n)
+{
+    return (conn *)((char *)n - offsetof(conn, deadline));
+}
+
+/* Starts the deadlines' timer for the earliest one, unless it already
+ * waits for that or an earlier one: a deadline that moved later fires
+ * early and only goes back in the heap. */
+static void deadline_timer_arm(server *srv)
+{
+    sb_dheap_node *top = sb_dheap_top(&srv->deadlines);
+    if (!top) return;
+    if (srv->deadline_armed &&
+        !sb_dheap_before(top->due_ms, srv->deadline_armed_ms))
+        return;
+    uint32_t now = conn_now(srv);
+    uint32_t wait = sb_dheap_before(now, top->due_ms) ? top->due_ms - now : 0;
+    srv->deadline_armed = true;
+    srv->deadline_armed_ms = top->due_ms;
+    uv_timer_start(&srv->deadline_timer, on_deadline, wait, 0);
+}
+
+/* The deadline c waits for in its phase (false: none): the request's
+ * end, the next ping or the idle close, the end of the close handshake. */
+static bool conn_deadline(const conn *c, uint32_t *due)
+{
+    const sb_server_config *cfg = &conn_srv(c)->cfg;
+    switch (c->phase) {
+    case PH_HTTP:
+        *due = c->opened_ms + cfg->handshake_ms;
+        return !c->api_wait;
+    case PH_WS: {
+        uint32_t idle = c->last_rx_ms + cfg->idle_ms;
+        uint32_t ping = c->last_ping_ms + cfg->gw.heartbeat_ms;
+        *due = sb_dheap_before(idle, ping) ? idle : ping;
+        return true;
+    }
+    case PH_CLOSING:
+        *due = c->closing_ms + SRV_CLOSE_WAIT_MS;
+        return c->close_timed;
+    }
+    return false;
+}
+
+/* Puts c in the deadlines' heap at its next deadline (or out of it). */
+static void conn_timer_arm(conn *c)
+{
+    if (c->closed) return;
+    server *srv = conn_srv(c);
+    uint32_t due;
+    if (!conn_deadline(c, &due)) {
+        sb_dheap_remove(&srv->deadlines, &c->deadline);
+        return;
+    }
+    if (sb_dheap_set(&srv->deadlines, &c->deadline, due) != 0) {
+        conn_abort(c); /* out of memory: a connection without deadlines */
+        return;
+    }
+    deadline_timer_arm(srv);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -346,7 +439,7 @@ static void conn_flush(conn *c)
     }
     conn_write(c, &out);
     if (c->closed) return;
-    /* Closing: the close frame is out; the peer's answer (or the sweep,
+    /* Closing: the close frame is out; the peer's answer (or its timer,
      * after SRV_CLOSE_WAIT_MS) ends the connection, so a peer still sending
      * sees the close code rather than a reset. While draining, the socket
      * closes as soon as the frame is written: the code is all the peer
@@ -355,10 +448,16 @@ static void conn_flush(conn *c)
     bool draining = conn_srv(c)->drain != DRAIN_OFF && c->phase == PH_CLOSING;
     if (draining || sb_ws_done(c->ws)) {
         c->phase = PH_CLOSING;
-        if (c->write_inflight == 0)
+        if (c->write_inflight == 0) {
             conn_abort(c);
-        else
+        } else {
             c->close_after_write = true;
+            if (!c->close_timed) {
+                c->closing_ms = conn_now(conn_srv(c));
+                c->close_timed = true;
+            }
+            conn_timer_arm(c);
+        }
     }
 }
 
@@ -368,6 +467,7 @@ static void conn_flush(conn *c)
 static void on_check(uv_check_t *h)
 {
     server *srv = h->data;
+    if (srv->api) sb_api_flush(srv->api, wall_ms());
     sb_gw_flush(srv->gw);
     /* Connections queued meanwhile are flushed too. */
     for (size_t i = 0; i < srv->flushq_len; i++) {
@@ -396,6 +496,7 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
     c->phase = PH_CLOSING;
     c->closing_ms = conn_now(conn_srv(c));
     c->close_timed = true;
+    conn_timer_arm(c);
     schedule_flush(c);
 }
 
@@ -404,6 +505,7 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
 static void io_send(void *ud, uint64_t conn_id, const uint8_t *p, size_t n)
 {
     server *srv = ud;
+    if (srv->api && sb_api_frame(srv->api, conn_id, p, n)) return;
     conn *c = sb_map_get(&srv->conns, conn_id);
     if (!c || c->closed || c->phase != PH_WS) return;
     if (sb_ws_send(c->ws, c->text, p, n) != 0) return;
@@ -426,6 +528,7 @@ static void io_close(void *ud, uint64_t conn_id, uint16_t code,
 static void io_store(void *ud, sb_req *req)
 {
     server *srv = ud;
+    sb_webhook_attach(srv->wh, req);
     sb_storeq_submit(srv->storeq, req);
 }
 
@@ -433,6 +536,101 @@ static int64_t io_now(void *ud)
 {
     (void)ud;
     return wall_ms();
+}
+
+/* ---- the cluster (--nats) ----------------------------------------------- */
+
+/* The NATS subject of a topic of the core's. */
+static void topic_subject(char *out, sb_gw_topic t, const char *id)
+{
+    switch (t) {
+    case SB_GW_TOPIC_USER:
+        sb_nats_subject(out, "sb.u.", id);
+        break;
+    case SB_GW_TOPIC_NODE:
+        sb_nats_subject(out, "sb.n.", id);
+        break;
+    case SB_GW_TOPIC_DESK:
+        strcpy(out, "sb.desk");
+        break;
+    case SB_GW_TOPIC_ALL:
+        strcpy(out, "sb.all");
+        break;
+    }
+}
+
+static void io_subscribe(void *ud, sb_gw_topic t, const char *id, bool on)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
+    int rc = sb_nats_sub(srv->nats, subj, on);
+    if (rc)
+        sb_log(SB_LOG_WARN, "cluster_subscribe_failed", NULL,
+               "cannot subscribe to %s: %s", subj, sb_strerror(rc));
+}
+
+static void io_publish(void *ud, sb_gw_topic t, const char *id,
+                       const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
+    sb_nats_pub(srv->nats, subj, p, n);
+}
+
+static void nats_msg(void *ud, const char *subject, const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    (void)subject;
+    if (srv->gw) sb_gw_cluster_in(srv->gw, p, n, wall_ms());
+}
+
+/* The link is back: what the other nodes published meanwhile is read from
+ * the store. */
+static void nats_link(void *ud, bool up)
+{
+    server *srv = ud;
+    sb_log(up ? SB_LOG_INFO : SB_LOG_WARN, up ? "cluster_up" : "cluster_down",
+           NULL, up ? "connected to NATS (%s)" : "lost NATS (%s)",
+           srv->cfg.nats);
+    if (up && srv->gw) sb_gw_cluster_resync(srv->gw, wall_ms());
+}
+
+static void desk_owner(void *ud, bool own)
+{
+    server *srv = ud;
+    sb_log(SB_LOG_INFO, own ? "desks_owned" : "desks_released", NULL,
+           own ? "this node owns the desks now"
+               : "this node no longer owns "
+                 "the desks");
+    sb_gw_cluster_own(srv->gw, own, wall_ms());
+}
+
+/* Joins the cluster of cfg.nats as node. */
+static int cluster_start(server *srv)
+{
+    if (srv->cfg.gw.node) {
+        snprintf(srv->node, sizeof srv->node, "%s", srv->cfg.gw.node);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(srv->node, sizeof srv->node, "%.*s:%u",
+                 (int)(sizeof srv->node - 7), host, srv->cfg.port);
+    }
+    sb_nats_config nc = {.loop = &srv->loop,
+                         .urls = srv->cfg.nats,
+                         .node = srv->node,
+                         .on_msg = nats_msg,
+                         .on_link = nats_link,
+                         .ud = srv};
+    int rc = sb_nats_start(&nc, &srv->nats);
+    if (rc)
+        sb_log(SB_LOG_ERROR, "cluster_failed", NULL, "cannot use --nats %s: %s",
+               srv->cfg.nats, sb_strerror(rc));
+    return rc;
 }
 
 /* ---- WebSocket phase ----------------------------------------------------- */
@@ -460,24 +658,36 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
         c->phase = PH_CLOSING; /* protocol error: flush the close, drop */
         c->closing_ms = conn_now(conn_srv(c));
         c->close_timed = true;
+        conn_timer_arm(c);
     }
     schedule_flush(c);
 }
 
 /* ---- HTTP phase ---------------------------------------------------------- */
 
-static void http_reply(conn *c, int status, const char *type, const void *body,
-                       size_t n)
+static void http_reply_ex(conn *c, int status, const char *type,
+                          const char *headers, const void *body, size_t n)
 {
     sb_buf out = SB_BUF_INIT;
-    if (sb_http_respond(&out, status, type, body, n) != 0) {
+    if (sb_http_respond_ex(&out, status, type, headers, body, n) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
         return;
     }
     c->phase = PH_CLOSING;
     c->close_after_write = true;
+    c->api_wait = false;
+    /* A peer that does not read its answer is dropped in time too. */
+    c->closing_ms = conn_now(conn_srv(c));
+    c->close_timed = true;
+    conn_timer_arm(c);
     conn_write(c, &out);
+}
+
+static void http_reply(conn *c, int status, const char *type, const void *body,
+                       size_t n)
+{
+    http_reply_ex(c, status, type, NULL, body, n);
 }
 
 /* A request the router may hand back as a WebSocket upgrade: the
@@ -492,9 +702,9 @@ typedef struct upgrade_ctx {
 
 /* The router's answer function. */
 static void route_answer(void *ud, int status, const char *type,
-                         const void *body, size_t n)
+                         const char *headers, const void *body, size_t n)
 {
-    http_reply(((upgrade_ctx *)ud)->c, status, type, body, n);
+    http_reply_ex(((upgrade_ctx *)ud)->c, status, type, headers, body, n);
 }
 
 /* The router took the request's WebSocket upgrade: answer 101, hand the
@@ -525,6 +735,7 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto,
     if (c->closed) return;
     c->phase = PH_WS;
     c->last_ping_ms = c->last_rx_ms;
+    conn_timer_arm(c);
     int rc = sb_gw_conn_open(srv->gw, c->id, enc, wall_ms());
     if (rc != 0) {
         conn_close_ws(c, SB_WS_CLOSE_TRY_AGAIN, sb_strerror(rc));
@@ -532,6 +743,51 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto,
     }
     c->gw_open = true;
     if (u->rest_len) ws_feed(c, u->rest, u->rest_len);
+}
+
+/* Moves the request in the server's scratch (its body too) to c, which
+ * has none. 0 or -ENOMEM. */
+static int scratch_to_conn(conn *c)
+{
+    server *srv = conn_srv(c);
+    assert(!c->http);
+    c->http = malloc(sizeof *c->http);
+    if (!c->http) return -ENOMEM;
+    sb_http_req_move(c->http, &srv->http_scratch);
+    srv->http_scratch.body = NULL;
+    srv->http_scratch.body_len = 0;
+    return 0;
+}
+
+/* The REST API takes the request and answers it later (api_answer). */
+static void route_api(void *ud)
+{
+    upgrade_ctx *u = ud;
+    conn *c = u->c;
+    server *srv = conn_srv(c);
+    /* The API keeps the request until it answers: one parsed in the
+     * scratch moves to the connection. */
+    if (!c->http && scratch_to_conn(c) != 0) {
+        http_reply(c, 503, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    c->api_wait = true;
+    conn_timer_arm(c);
+    sb_api_request(srv->api, c->id, c->http, wall_ms());
+}
+
+static void api_answer(void *ud, uint64_t conn_id, int status, const char *type,
+                       const char *headers, const void *body, size_t n)
+{
+    server *srv = ud;
+    conn *c = sb_map_get(&srv->conns, conn_id);
+    if (c && !c->closed && c->phase == PH_HTTP)
+        http_reply_ex(c, status, type, headers, body, n);
+}
+
+static uint64_t api_new_id(void *ud)
+{
+    return ++((server *)ud)->next_id;
 }
 
 static void http_request_done(conn *c, const sb_http_req *http,
@@ -546,8 +802,10 @@ static void http_request_done(conn *c, const sb_http_req *http,
                        .draining = srv->drain != DRAIN_OFF,
                        .store_down = !sb_storeq_healthy(srv->storeq),
                        .now_ms = wall_ms(),
+                       .desk = sb_gw_desk(srv->gw),
                        .answer = route_answer,
                        .upgrade = route_upgrade,
+                       .api = srv->api ? route_api : NULL,
                        .ud = &u};
     sb_routes_serve(&rq);
 }
@@ -598,6 +856,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         n = srv->tls_plain.len;
     }
     if (c->phase == PH_HTTP) {
+        /* One request a connection: bytes after one the REST API has
+         * yet to answer wait for the answer's close. */
+        if (c->api_wait) return;
         /* A request mostly comes in one read: parsed in the scratch, it
          * costs the connection nothing; only a partial one is kept. */
         sb_http_req *r = c->http;
@@ -610,15 +871,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             http_reply(c, 400, "text/plain", "bad request\n", 12);
         } else if (r->complete) {
             http_request_done(c, r, p + used, n - (size_t)used);
-            free(c->http);
-            c->http = NULL;
-        } else if (!c->http) {
-            c->http = malloc(sizeof *c->http);
-            if (c->http)
-                sb_http_req_move(c->http, r);
-            else
-                conn_abort(c);
+            if (!c->api_wait && c->http) {
+                sb_http_req_clear(c->http);
+                free(c->http);
+                c->http = NULL;
+            }
+        } else if (!c->http && scratch_to_conn(c) != 0) {
+            conn_abort(c);
         }
+        if (r == &srv->http_scratch) sb_http_req_clear(r);
         return;
     }
     if (c->ws && (c->phase == PH_WS || c->phase == PH_CLOSING))
@@ -666,6 +927,7 @@ static void on_connection(uv_stream_t *l, int status)
     srv->churn++;
     conn_count(c, +1);
     srv->mstats.accepted[c->tls != NULL]++;
+    conn_timer_arm(c);
     struct sockaddr_storage peer;
     c->addr_key = sb_addr_key(peer_name(c, &peer));
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
@@ -689,14 +951,8 @@ static void on_connection(uv_stream_t *l, int status)
 
 /* ---- timers, signals, drain ---------------------------------------------- */
 
-static void on_tick(uv_timer_t *t)
-{
-    server *srv = t->data;
-    sb_gw_tick(srv->gw, wall_ms());
-}
-
 /* Gives the heap's free pages back once a burst of connections is over
- * (SRV_TRIM_CHURN). */
+ * (SRV_TRIM_CHURN): called every SRV_TRIM_CHECK_MS. */
 static void heap_trim(server *srv)
 {
 #ifdef __GLIBC__
@@ -708,32 +964,64 @@ static void heap_trim(server *srv)
     srv->churn_swept = srv->churn;
 }
 
-/* Deadlines and heartbeats for every connection, once a second. */
-static void on_sweep(uv_timer_t *t)
+static void on_tick(uv_timer_t *t)
 {
     server *srv = t->data;
-    heap_trim(srv);
-    uint32_t now = conn_now(srv);
-    for (size_t i = 0; i < srv->conns.cap; i++) {
-        conn *c = conn_slot(srv, i);
-        if (!c || c->closed) continue;
-        if (c->phase == PH_HTTP &&
-            (uint32_t)(now - c->opened_ms) > srv->cfg.handshake_ms) {
-            conn_abort(c); /* slow or silent request */
-        } else if (c->phase == PH_WS) {
-            if ((uint32_t)(now - c->last_rx_ms) > srv->cfg.idle_ms) {
-                conn_close_ws(c, SB_WS_CLOSE_GOING_AWAY, "idle timeout");
-            } else if ((uint32_t)(now - c->last_ping_ms) >=
-                       srv->cfg.gw.heartbeat_ms) {
-                c->last_ping_ms = now;
-                sb_ws_ping(c->ws);
-                schedule_flush(c);
-            }
-        } else if (c->phase == PH_CLOSING && c->close_timed &&
-                   (uint32_t)(now - c->closing_ms) > SRV_CLOSE_WAIT_MS) {
-            conn_abort(c); /* a peer that never lets the close finish */
-        }
+    int64_t now = wall_ms();
+    sb_gw_tick(srv->gw, now);
+    if (now - srv->trim_checked_ms >= SRV_TRIM_CHECK_MS) {
+        srv->trim_checked_ms = now;
+        heap_trim(srv);
     }
+}
+
+/* A connection's deadline came: a request too slow, a session silent too
+ * long, a ping due, a close handshake that does not finish. Deadlines
+ * that moved meanwhile (bytes came in) only go back in the heap. */
+static void conn_deadline_due(conn *c, uint32_t now)
+{
+    const sb_server_config *cfg = &conn_srv(c)->cfg;
+    /* A request the REST API answers later has no deadline meanwhile. */
+    if (c->phase == PH_HTTP && !c->api_wait &&
+        (uint32_t)(now - c->opened_ms) >= cfg->handshake_ms) {
+        conn_abort(c); /* slow or silent request */
+        return;
+    }
+    if (c->phase == PH_WS) {
+        if ((uint32_t)(now - c->last_rx_ms) >= cfg->idle_ms) {
+            conn_close_ws(c, SB_WS_CLOSE_GOING_AWAY, "idle timeout");
+            return;
+        }
+        if ((uint32_t)(now - c->last_ping_ms) >= cfg->gw.heartbeat_ms) {
+            c->last_ping_ms = now;
+            sb_ws_ping(c->ws);
+            schedule_flush(c);
+        }
+    } else if (c->phase == PH_CLOSING && c->close_timed &&
+               (uint32_t)(now - c->closing_ms) >= SRV_CLOSE_WAIT_MS) {
+        conn_abort(c); /* a peer that never lets the close finish */
+        return;
+    }
+    conn_timer_arm(c);
+}
+
+/* The one timer of the connections' deadlines: each connection whose
+ * deadline has come is handled, then the timer waits for the next. */
+static void on_deadline(uv_timer_t *t)
+{
+    server *srv = t->data;
+    srv->deadline_armed = false;
+    uint32_t now = conn_now(srv);
+    /* Each handled connection leaves the heap or moves past now. */
+    for (size_t k = srv->deadlines.len; k > 0; k--) {
+        sb_dheap_node *top = sb_dheap_top(&srv->deadlines);
+        if (!top || sb_dheap_before(now, top->due_ms)) break;
+        conn *c = conn_of_deadline(top);
+        conn_deadline_due(c, now);
+        if (top->pos && !sb_dheap_before(now, top->due_ms))
+            sb_dheap_remove(&srv->deadlines, top); /* cannot happen */
+    }
+    deadline_timer_arm(srv);
 }
 
 static void close_handle(uv_handle_t *h)
@@ -745,16 +1033,23 @@ static void close_handle(uv_handle_t *h)
  * connection gone, the loop runs dry. */
 static void server_stop(server *srv)
 {
+    close_handle((uv_handle_t *)&srv->listener);
+    sb_webhook_stop(srv->wh);
     sb_opsport_close(srv->ops);
     srv->ops = NULL;
     sb_notify_close(srv->notify);
     srv->notify = NULL;
     sb_storeq_stop(srv->storeq);
     srv->storeq = NULL;
+    sb_deskown_stop(srv->deskown);
+    srv->deskown = NULL;
+    sb_nats_stop(srv->nats); /* the core publishes nothing more */
+    srv->nats = NULL;
     uv_timer_stop(&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->tick);
-    close_handle((uv_handle_t *)&srv->sweep);
+    uv_timer_stop(&srv->deadline_timer);
+    close_handle((uv_handle_t *)&srv->deadline_timer);
     close_handle((uv_handle_t *)&srv->check);
     close_handle((uv_handle_t *)&srv->sigterm);
     close_handle((uv_handle_t *)&srv->sigint);
@@ -783,6 +1078,7 @@ static void on_drain(uv_timer_t *t)
         return;
     case DRAIN_SESSIONS:
         if (srv->n_conns > 0 && waited < SRV_CLOSE_WAIT_MS) return;
+        close_handle((uv_handle_t *)&srv->listener);
         for (size_t i = 0; i < srv->conns.cap; i++)
             if (conn_slot(srv, i)) conn_abort(conn_slot(srv, i));
         drain_enter(srv, DRAIN_ABORT, now);
@@ -854,13 +1150,23 @@ static void ops_snapshot(void *ud, sb_metrics_snap *s)
     s->have_store = srv->storeq != NULL;
     if (srv->storeq) sb_storeq_get_stats(srv->storeq, &s->store);
     sb_metrics_take_desk(s, sb_gw_desk(srv->gw));
+    if (srv->cfg.nats) {
+        s->cluster = true;
+        s->desk_owner = sb_gw_cluster_owner(srv->gw);
+        if (srv->nats) sb_nats_get_stats(srv->nats, &s->nats);
+    }
 }
 
 /* An admin's command from the core: reloads and desk ops (sb_reload). */
 static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op,
                     const char *body)
 {
-    return sb_reload_admin(((server *)ud)->reload, conn, rid, op, body);
+    server *srv = ud;
+    if (strncmp(op, "webhooks-", 9) == 0)
+        return sb_webhook_admin(srv->wh, conn, rid, op, body);
+    int rc = sb_dataops_admin(srv->data, conn, rid, op, body);
+    if (rc != SB_E_INVALID) return rc;
+    return sb_reload_admin(srv->reload, conn, rid, op, body);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -876,9 +1182,11 @@ static void on_signal(uv_signal_t *h, int signum)
     sb_log(SB_LOG_INFO, "draining", NULL, "signal %d: draining", signum);
     sb_notify_stopping(srv->notify);
     drain_enter(srv, DRAIN_STORE, wall_ms());
-    close_handle((uv_handle_t *)&srv->listener);
+    /* The listener stays open until the sessions are gone: a connection
+     * made meanwhile is answered 503 (on_connection), not refused. */
     sb_gw_drain(srv->gw);
     sb_reload_drain(srv->reload);
+    sb_deskown_release(srv->deskown); /* another node takes the desks */
     uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
@@ -939,6 +1247,15 @@ int sb_server_run(const sb_server_config *cfg,
                    .admin = io_admin,
                    .event = io_event};
     sb_gw_config gwc = cfg->gw;
+    /* A reply page leaves room beside it for the pushes queued meanwhile,
+     * under the bound on a connection's unsent bytes. */
+    gwc.page_bytes_max = cfg->out_bytes_max / 2;
+    if (cfg->nats) {
+        if ((rc = cluster_start(srv)) != 0) goto out_store;
+        io.subscribe = io_subscribe;
+        io.publish = io_publish;
+        gwc.node = srv->node;
+    }
     sb_reload_config rlc = {.loop = &srv->loop,
                             .storeq = srv->storeq,
                             .filter_dir = cfg->filter_dir,
@@ -950,10 +1267,28 @@ int sb_server_run(const sb_server_config *cfg,
     if (rc) goto out_store;
     gwc.filter_get = sb_reload_filter;
     gwc.filter_ud = srv->reload;
-    rc = sb_gw_new(&gwc, &io, &srv->gw);
+    rc = sb_webhook_start(&srv->loop, srv->storeq, &srv->wh);
+    if (rc == 0) rc = sb_dataops_new(srv->storeq, &srv->data);
+    if (rc == 0) rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
     sb_reload_set_gw(srv->reload, srv->gw);
+    sb_webhook_set_gw(srv->wh, srv->gw);
+    sb_dataops_set_gw(srv->data, srv->gw);
+    sb_api_config apc = {.secret = srv->gw ? cfg->gw.secret : NULL,
+                         .secret_len = cfg->gw.secret_len,
+                         .token_iss = cfg->gw.token_iss,
+                         .token_aud = cfg->gw.token_aud,
+                         .token_skew_s = cfg->gw.token_skew_s,
+                         .rate_per_s = cfg->api_rate_per_s,
+                         .rate_burst = cfg->api_rate_burst};
+    sb_api_io api_io = {.ud = srv, .answer = api_answer, .new_id = api_new_id};
+    rc = sb_api_new(&apc, &api_io, srv->gw, &srv->api);
+    if (rc) goto out_gw;
     sb_gw_start(srv->gw, wall_ms());
+    /* Once the core is there to take the desks over. */
+    if (cfg->nats && (rc = sb_deskown_start(&srv->loop, cfg->store, desk_owner,
+                                            srv, &srv->deskown)) != 0)
+        goto out_gw;
 
     struct sockaddr_storage addr;
     rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
@@ -1001,17 +1336,17 @@ int sb_server_run(const sb_server_config *cfg,
     }
 
     uv_timer_init(&srv->loop, &srv->tick);
-    uv_timer_init(&srv->loop, &srv->sweep);
     uv_timer_init(&srv->loop, &srv->drain_timer);
+    uv_timer_init(&srv->loop, &srv->deadline_timer);
+    srv->deadline_timer.data = srv;
     uv_check_init(&srv->loop, &srv->check);
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     uv_signal_init(&srv->loop, &srv->sighup);
-    srv->tick.data = srv->sweep.data = srv->drain_timer.data = srv;
+    srv->tick.data = srv->drain_timer.data = srv;
     srv->check.data = srv->sigterm.data = srv->sigint.data = srv;
     srv->sighup.data = srv;
     uv_timer_start(&srv->tick, on_tick, SRV_TICK_MS, SRV_TICK_MS);
-    uv_timer_start(&srv->sweep, on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
     uv_check_start(&srv->check, on_check);
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);
@@ -1042,21 +1377,30 @@ int sb_server_run(const sb_server_config *cfg,
         free(st);
     }
 out_gw:
+    sb_webhook_stop(srv->wh);
     if (srv->storeq) {
         sb_storeq_stop(srv->storeq);
         srv->storeq = NULL;
     }
+    sb_api_free(srv->api);
     sb_gw_free(srv->gw);
 out_store:
+    sb_deskown_stop(srv->deskown);
+    sb_webhook_stop(srv->wh);
+    sb_nats_stop(srv->nats);
     sb_storeq_stop(srv->storeq);
+    srv->storeq = NULL;
     /* After the gateway that used its desk; no reload runs: the loop ran
      * dry. */
     sb_reload_free(srv->reload);
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&srv->loop);
+    sb_webhook_free(srv->wh); /* its handles closed, its requests done */
+    sb_dataops_free(srv->data);
 out_free:
     sb_map_free(&srv->conns);
+    sb_dheap_free(&srv->deadlines);
     sb_map_free(&srv->addrs);
     sb_tls_ctx_free(srv->tls);
     sb_buf_free(&srv->tls_plain);

@@ -113,9 +113,48 @@ static const char SCHEMA_V1_SQL[] =
     " value text NOT NULL,"
     " updated_ts bigint NOT NULL);";
 
+/* Version 2: the webhook outbox (sb_store_outbox_*), as the SQLite
+ * store's version 5. */
+static const char SCHEMA_V2_SQL[] =
+    "CREATE TABLE webhook_outbox("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " event text NOT NULL,"
+    " endpoint text NOT NULL,"
+    " subject text NOT NULL DEFAULT '',"
+    " payload text NOT NULL,"
+    " state int NOT NULL DEFAULT 0,"
+    " attempts int NOT NULL DEFAULT 0,"
+    " next_ts bigint NOT NULL,"
+    " created_ts bigint NOT NULL,"
+    " last_error text NOT NULL DEFAULT '');"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_ts);"
+    "CREATE INDEX webhook_outbox_subject ON webhook_outbox(subject)"
+    " WHERE subject <> '';";
+
+/* Version 3, satisfaction and reports (as the SQLite store's version 6):
+ * a service conversation's last agent, its rating, and an index of
+ * service conversations by when they were opened. */
+static const char SCHEMA_V3_SQL[] =
+    "ALTER TABLE convs ADD COLUMN last_agent text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_asked_ts bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_rating int NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_comment text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_ts bigint NOT NULL DEFAULT 0;"
+    "UPDATE convs SET last_agent = agent WHERE agent <> '';"
+    "CREATE INDEX convs_report ON convs(created_ts, conv_id) WHERE kind = 2;";
+
+/* Version 4 (the SQLite store's version 7): the note of a conversation's
+ * last transfer, for the agent it went to, and who wrote it. */
+static const char SCHEMA_V4_SQL[] =
+    "ALTER TABLE convs ADD COLUMN transfer_note text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN transfer_from text NOT NULL DEFAULT '';";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
     SCHEMA_V1_SQL,
+    SCHEMA_V2_SQL,
+    SCHEMA_V3_SQL,
+    SCHEMA_V4_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -257,9 +296,14 @@ static const char *const STMT_SQL[PS_COUNT] = {
                     " AND desk = $2 AND kind = 2 AND state <> 5"
                     " ORDER BY conv_id DESC LIMIT 1",
     [PS_ROUTE_GET] = "SELECT state, agent FROM convs WHERE conv_id = $1",
+    /* queued_ts: when it last began to wait for an agent; one assigned
+     * without waiting in the queue waited from then (no time). */
     [PS_ROUTE_SET] = "UPDATE convs SET state = $2, grp = $3, agent = $4,"
+                     " last_agent = CASE WHEN $4 <> '' THEN $4"
+                     " ELSE last_agent END,"
                      " updated_ts = greatest(updated_ts, $5),"
-                     " queued_ts = CASE WHEN $6 THEN $5 ELSE queued_ts END,"
+                     " queued_ts = CASE WHEN $6 OR ($7 AND state <> 3)"
+                     " THEN $5 ELSE queued_ts END,"
                      " assigned_ts = CASE WHEN $7 THEN $5"
                      " ELSE assigned_ts END,"
                      " closed_ts = CASE $8::int WHEN 1 THEN $5 WHEN 0 THEN 0"
@@ -274,8 +318,14 @@ static const char *const STMT_SQL[PS_COUNT] = {
                       " DO UPDATE SET role = excluded.role",
     [PS_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE conv_id = $1"
                         " AND user_id <> $2 AND user_id <> $3",
-    [PS_MEMBER_READ] = "SELECT read_seq FROM members"
-                       " WHERE conv_id = $1 AND user_id = $2",
+    /* A member's read_seq, and its unread messages: those after it that
+     * others sent. */
+    [PS_MEMBER_READ] = "SELECT m.read_seq, (SELECT count(*) FROM messages g"
+                       " WHERE g.conv_id = $1 AND g.seq > m.read_seq"
+                       " AND g.sender <> $2) FROM members m"
+                       " WHERE m.conv_id = $1 AND m.user_id = $2",
+    [PS_CONV_NOTE] = "UPDATE convs SET transfer_note = $2, transfer_from = $3"
+                     " WHERE conv_id = $1",
     [PS_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = $2"
                           " WHERE conv_id = $1 AND first_response_ts = 0",
     [PS_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
@@ -808,9 +858,9 @@ static int pg_ping(sb_store *base)
     return rc ? rc : exec_simple(s, "SELECT 1");
 }
 
+/* Nothing to do: the trigram index follows every insert by itself. */
 static int pg_index(sb_store *base, uint32_t max_msgs, uint64_t *left)
 {
-    /* The trigram index follows every insert by itself. */
     (void)base;
     (void)max_msgs;
     if (left) *left = 0;
@@ -837,6 +887,7 @@ static const sb_store_ops PG_OPS = {
     .service_open = sb__pg_service_open,
     .conv_route = sb__pg_conv_route,
     .first_response = sb__pg_first_response,
+    .conv_note = sb__pg_conv_note,
     .recall = sb__pg_recall,
     .tag = sb__pg_tag,
     .member_put = sb__pg_member_put,
@@ -852,5 +903,14 @@ static const sb_store_ops PG_OPS = {
     .search = sb__pg_search,
     .service_convs = sb__pg_service_convs,
     .config_get = pg_config_get,
+    .outbox_add = sb__pg_outbox_add,
+    .outbox_claim = sb__pg_outbox_claim,
+    .outbox_result = sb__pg_outbox_result,
+    .outbox_failed = sb__pg_outbox_failed,
+    .outbox_replay = sb__pg_outbox_replay,
+    .user_erase = sb__pg_user_erase,
+    .csat_ask = sb__pg_csat_ask,
+    .csat_set = sb__pg_csat_set,
+    .report_scan = sb__pg_report_scan,
     .ping = pg_ping,
 };

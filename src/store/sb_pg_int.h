@@ -43,7 +43,12 @@
     X(CUSTOMER, ", ", "customer")                                              \
     X(UPDATED_TS, ", ", "updated_ts")                                          \
     X(FIRST_RESPONSE_TS, ", ", "first_response_ts")                            \
-    X(CLOSED_TS, ", ", "closed_ts")
+    X(CLOSED_TS, ", ", "closed_ts")                                            \
+    X(CSAT_RATING, ", ", "csat_rating")                                        \
+    X(CSAT_COMMENT, ", ", "csat_comment")                                      \
+    X(LAST_AGENT, ", ", "last_agent")                                          \
+    X(TRANSFER_NOTE, ", ", "transfer_note")                                    \
+    X(TRANSFER_FROM, ", ", "transfer_from")
 
 /* The columns a member is read from. */
 #define SB_PG_MEMBER_COLUMNS(X)                                                \
@@ -115,6 +120,7 @@ enum sb_pg_stmt {
     PS_MEMBER_COUNT,
     PS_MEMBER_READ,
     PS_FIRST_RESPONSE,
+    PS_CONV_NOTE,
     PS_AGENT_FIRST,
     PS_RECALL_GET,
     PS_RECALL_SET,
@@ -152,7 +158,7 @@ static inline sb_pg *sb__pg(sb_store *s)
 }
 
 /* The schema version this build writes. */
-#define SB_PG_SCHEMA_VERSION 1
+#define SB_PG_SCHEMA_VERSION 4
 
 /* Parameters of one statement: integers are formatted in place, strings
  * and bytes point at the caller's memory (valid until the call returns). */
@@ -254,6 +260,8 @@ int sb__pg_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                       const char *group, const char *agent, int64_t now_ms,
                       Sbp__Conversation **out);
 int sb__pg_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms);
+int sb__pg_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                     const char *note);
 int sb__pg_tag(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
                size_t n_add, char *const *remove, size_t n_remove);
 int sb__pg_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
@@ -266,5 +274,27 @@ int sb__pg_conv_list(sb_store *s, const char *user_id, bool all,
                      Sbp__ConvListResp **out);
 int sb__pg_service_convs(sb_store *s, Sbp__ConvState state,
                          Sbp__Conversation ***out, size_t *n_out);
+
+/* The webhook outbox and a user's erasure (sb_pg_hook.c). */
+int sb__pg_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                      const char *subject, const char *payload, int64_t now_ms);
+int sb__pg_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                        uint32_t limit, sb_store_hook **out, size_t *n);
+int sb__pg_outbox_result(sb_store *s, int64_t id, bool delivered, bool give_up,
+                         uint32_t attempts, int64_t next_ts, const char *error);
+int sb__pg_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                         size_t *n);
+int sb__pg_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
+int sb__pg_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
+
+/* ---- satisfaction and reports (sb_pg_report.c) ------------------------- */
+
+int sb__pg_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms, bool *asked);
+int sb__pg_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                    const char *comment, int64_t now_ms);
+int sb__pg_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                       const char *desk, const char *group, const char *agent,
+                       int (*each)(void *ud, const sb_store_report_row *r),
+                       void *ud);
 
 #endif

@@ -19,11 +19,12 @@
 #include <stdint.h>
 
 #include "sb_limits.h"
+#include "sb_report.h"
 #include "sb_store.h"
 
 /* Every kind of request. Writes are applied by the store's writer in
  * batches, one transaction and one commit per batch; reads run beside
- * them. sb_storeq.c's table says which is which and how each runs. */
+ * them. The OPS table (sb_req.c) says which is which and how each runs. */
 typedef enum sb_req_kind {
     /* writes */
     SB_REQ_USER_UPSERT,    /* u.user: a user's role and locale, last seen */
@@ -32,12 +33,23 @@ typedef enum sb_req_kind {
     SB_REQ_CURSOR_SET,     /* u.cursor: a device has every message through */
     SB_REQ_READ_SET,       /* u.read: a member has read through */
     SB_REQ_SERVICE_OPEN,   /* u.svc_open, then msgs if created */
-    SB_REQ_CONV_ROUTE,     /* u.route: state, group, agent; then msgs */
+    SB_REQ_CONV_ROUTE,     /* u.route: state, group, agent, note; then
+                              msgs */
     SB_REQ_MSG_RECALL,     /* u.recall: mark a message recalled; then msgs */
     SB_REQ_TAG,            /* u.tag: tags of a conversation or a message;
-                              then msgs */
+                              then msgs, the first of them an event whose
+                              arguments after its first two become the
+                              target's tags after the change */
     SB_REQ_FIRST_RESPONSE, /* u.first_response: an agent has answered */
     SB_REQ_CONFIG_SET,     /* u.config: write keys = values, as one */
+    SB_REQ_OUTBOX_ADD,     /* u.outbox: an event for r->hooks' endpoints */
+    SB_REQ_OUTBOX_CLAIM,   /* u.outbox: lease the events due */
+    SB_REQ_OUTBOX_RESULT,  /* u.outbox: a delivery's outcome */
+    SB_REQ_OUTBOX_REPLAY,  /* u.outbox: failed events pending again */
+    SB_REQ_USER_ERASE,     /* u.erase: a user's data (GDPR) */
+    SB_REQ_CSAT_ASK,       /* u.csat: a rating asked for; then msgs if it
+                              was (not rated yet) */
+    SB_REQ_CSAT_SET,       /* u.csat: the customer's rating; then msgs */
     /* reads */
     SB_REQ_CONV_GET,      /* u.conv_get: a conversation and its members */
     SB_REQ_SYNC,          /* u.sync: a page of catch-up for a device */
@@ -47,6 +59,9 @@ typedef enum sb_req_kind {
     SB_REQ_SEARCH,        /* u.search: full-text search */
     SB_REQ_SERVICE_CONVS, /* u.service_convs: queued or assigned ones */
     SB_REQ_CONFIG_GET,    /* u.config: read the values of keys */
+    SB_REQ_OUTBOX_FAILED, /* u.outbox: the failed events */
+    SB_REQ_REPORT,        /* u.report: a report (a long read: the store
+                             queue runs it on a reader of its own) */
     SB_REQ__COUNT
 } sb_req_kind;
 
@@ -56,6 +71,39 @@ typedef enum sb_req_kind {
 #define SB_REQ_CONFIG_KEYS_MAX 2
 
 typedef struct sb_req sb_req;
+
+/* Webhook events (sb_webhook), as bits of what an endpoint wants. */
+typedef enum sb_hook_event {
+    SB_HOOK_MESSAGE_CREATED = 1u << 0,
+    SB_HOOK_CONV_QUEUED = 1u << 1,
+    SB_HOOK_CONV_ASSIGNED = 1u << 2,
+    SB_HOOK_CONV_TRANSFERRED = 1u << 3,
+    SB_HOOK_CONV_CLOSED = 1u << 4,
+    SB_HOOK_CSAT_SUBMITTED = 1u << 5,
+} sb_hook_event;
+#define SB_HOOK_EVENTS 6
+/* "message.created"... for one bit; NULL for anything else. */
+const char *sb_hook_event_name(sb_hook_event e);
+/* The bit of a name; 0 if it is none. */
+sb_hook_event sb_hook_event_from_name(const char *name);
+
+/* The webhook endpoints that want to hear of a write, attached to it
+ * (sb_req.hooks): the events it causes are written to the outbox in its
+ * transaction, one row per endpoint that wants the event, so that an
+ * event is stored if and only if what it tells of is. A MSG_APPEND that
+ * stores a message causes message.created (with the message, not for a
+ * duplicate); a CONV_ROUTE conversation.queued, .assigned (.transferred
+ * when it was assigned already) or .closed (with the conversation); any
+ * write with event set causes that event with payload. */
+#define SB_REQ_HOOK_ENDPOINTS_MAX 8
+typedef struct sb_req_hooks {
+    size_t n;
+    char endpoint[SB_REQ_HOOK_ENDPOINTS_MAX][SB_ID_BYTES_MAX + 1];
+    uint32_t wants[SB_REQ_HOOK_ENDPOINTS_MAX]; /* sb_hook_event bits */
+    sb_hook_event event; /* 0: the event the request's kind causes */
+    char *payload;       /* with event: its JSON document (malloc'd) */
+    char subject[SB_ID_BYTES_MAX + 1]; /* with event: whose data ("") */
+} sb_req_hooks;
 
 /* Called once, on the loop thread that submitted req, when the store is
  * done with it (rc set, results filled). It may free req and submit more
@@ -75,12 +123,19 @@ struct sb_req {
      * message's server_ts, a conversation's updated_ts); 0: the store's
      * clock when it applies the request. */
     int64_t now_ms;
+    /* Webhook endpoints to tell of this write (NULL: none); malloc'd, and
+     * the store's once submitted: it frees it (and its payload) before
+     * done is called. */
+    sb_req_hooks *hooks;
     sb_req *next;       /* the queue's link while the store has the request */
     uint64_t queued_ms; /* the queue's: when it was submitted (its clock) */
     union {
         struct {
             Sbp__Message *msg; /* in/out, owned by the caller */
             bool duplicate;    /* out */
+            /* The owner's: msg's body is not the one its sender sent (the
+             * content filter masked it). Never read by the store. */
+            bool masked;
         } append;
         struct {
             char user_id[SB_ID_BYTES_MAX + 1];
@@ -122,6 +177,10 @@ struct sb_req {
             /* An external bot ("": none): it becomes a member (role bot)
              * when state is STATE_BOT, and stops being one otherwise. */
             char bot[SB_ID_BYTES_MAX + 1];
+            /* The transfer note set with the move (sb_store_conv_note),
+             * owned by the caller; NULL: the note stays as it is. */
+            char *note;
+            char note_from[SB_ID_BYTES_MAX + 1];
             Sbp__Conversation *conv; /* out */
         } route;
         struct {
@@ -192,9 +251,44 @@ struct sb_req {
             char *values[SB_REQ_CONFIG_KEYS_MAX];
             size_t lens[SB_REQ_CONFIG_KEYS_MAX];
         } config;
+        struct {
+            int64_t id;     /* RESULT, REPLAY (0: every failed one) */
+            bool delivered; /* RESULT */
+            bool give_up;   /* RESULT: keep it as failed */
+            uint32_t attempts;
+            int64_t next_ts;  /* RESULT: due again then */
+            int64_t lease_ms; /* CLAIM */
+            uint32_t limit;   /* CLAIM, FAILED */
+            char error[SB_STORE_HOOK_ERROR_BYTES_MAX + 1]; /* RESULT */
+            sb_store_hook *rows; /* out: CLAIM, FAILED (caller frees with
+                                    sb_store_hooks_free) */
+            size_t n_rows;       /* out */
+            uint64_t n;          /* out: REPLAY's count */
+        } outbox;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            sb_store_erased erased; /* out */
+        } erase;
+        struct {
+            uint64_t conv_id;
+            uint32_t rating; /* CSAT_SET: 1..SB_CSAT_RATING_MAX */
+            char *comment;   /* CSAT_SET: owned by the caller; NULL
+                                for none */
+            /* CSAT_SET: the conversation's customer, for the webhook
+             * event (csat.submitted) the shell attaches. */
+            char customer[SB_ID_BYTES_MAX + 1];
+            bool asked;              /* out (CSAT_ASK) */
+            Sbp__Conversation *conv; /* out (CSAT_SET): as rated */
+        } csat;
+        struct {
+            sb_report_query query;
+            Sbp__ReportResp *resp;         /* out */
+            char err[SB_REPORT_ERR_BYTES]; /* out: why it failed */
+        } report;
     } u;
     /* Messages stored in the same transaction after a SERVICE_OPEN (only
-     * if it created the conversation), CONV_ROUTE, MSG_RECALL or TAG: each gets
+     * if it created the conversation), CONV_ROUTE, MSG_RECALL, TAG,
+     * CSAT_SET or CSAT_ASK (only if it asked): each gets
      * its conversation's next seq (the store sets msgs[i]->conv_id for
      * SERVICE_OPEN) at the request's time. Owned by the caller; filled
      * like u.append.msg. A request and its messages are one: if either is

@@ -21,6 +21,9 @@ typedef struct sb__req_op {
     /* Clears what run gave r after r's transaction did not commit: its
      * results are void. */
     void (*undo)(sb_req *r);
+    /* A read that takes long (a report): the store queue runs it on a
+     * reader of its own, so that the others' reads do not wait for it. */
+    bool long_read;
 } sb__req_op;
 
 /* One row per sb_req_kind: the OPS table. */
@@ -28,6 +31,8 @@ extern const sb__req_op sb__req_ops[];
 
 /* Whether k is a kind of request (one with a row). */
 bool sb__req_kind_ok(sb_req_kind k);
+/* Frees r's webhook endpoints (r->hooks) and sets it NULL. */
+void sb__req_hooks_free(sb_req *r);
 /* Room the writer keeps for sb__req_write_batch, for batches of up to
  * cap requests. */
 typedef struct sb__req_scratch {

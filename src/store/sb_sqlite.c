@@ -119,12 +119,49 @@ static const char SCHEMA_V4_SQL[] = "CREATE TABLE config("
                                     " value TEXT NOT NULL,"
                                     " updated_ts INTEGER NOT NULL);";
 
+/* Version 5: the webhook outbox (sb_store_outbox_*): one row per event
+ * and endpoint, pending (state 0) or failed (2), due at next_ts; subject
+ * is the user whose data the payload holds. */
+static const char SCHEMA_V5_SQL[] =
+    "CREATE TABLE webhook_outbox("
+    " id INTEGER PRIMARY KEY,"
+    " event TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL,"
+    " subject TEXT NOT NULL DEFAULT '',"
+    " payload TEXT NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ts INTEGER NOT NULL,"
+    " created_ts INTEGER NOT NULL,"
+    " last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_ts);"
+    "CREATE INDEX webhook_outbox_subject ON webhook_outbox(subject)"
+    " WHERE subject <> '';";
+
+/* Version 6, satisfaction and reports: a service conversation's last
+ * agent (kept after its close, for reports by agent; the agent in charge
+ * now for existing ones), its rating (asked for when, the rating, its
+ * comment, given when) and an index of service conversations by when
+ * they were opened, which reports scan a span of. */
+static const char SCHEMA_V6_SQL[] =
+    "ALTER TABLE convs ADD COLUMN last_agent TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_asked_ts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_rating INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_comment TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_ts INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE convs SET last_agent = agent WHERE agent <> '';"
+    "CREATE INDEX convs_report ON convs(created_ts) WHERE kind = 2;";
+
+/* Version 7: the note of a conversation's last transfer, for the agent
+ * it went to, and who wrote it. */
+static const char SCHEMA_V7_SQL[] =
+    "ALTER TABLE convs ADD COLUMN transfer_note TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN transfer_from TEXT NOT NULL DEFAULT '';";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL,
-    SCHEMA_V2_SQL,
-    SCHEMA_V3_SQL,
-    SCHEMA_V4_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL,
+    SCHEMA_V5_SQL, SCHEMA_V6_SQL, SCHEMA_V7_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -210,9 +247,14 @@ static const char *const STMT_SQL[ST_COUNT] = {
                     " AND desk = ?2 AND kind = ?3 AND state <> ?4"
                     " ORDER BY conv_id DESC LIMIT 1",
     [ST_ROUTE_GET] = "SELECT state, agent FROM convs WHERE conv_id = ?1",
+    /* queued_ts: when it last began to wait for an agent; one assigned
+     * without waiting in the queue waited from then (no time). */
     [ST_ROUTE_SET] = "UPDATE convs SET state = ?2, grp = ?3, agent = ?4,"
+                     " last_agent = CASE WHEN ?4 <> '' THEN ?4"
+                     " ELSE last_agent END,"
                      " updated_ts = max(updated_ts, ?5),"
-                     " queued_ts = CASE WHEN ?6 THEN ?5 ELSE queued_ts END,"
+                     " queued_ts = CASE WHEN ?6 OR (?7 AND state <> 3)"
+                     " THEN ?5 ELSE queued_ts END,"
                      " assigned_ts = CASE WHEN ?7 THEN ?5 ELSE assigned_ts END,"
                      " closed_ts = CASE ?8 WHEN 1 THEN ?5 WHEN 0 THEN 0"
                      " ELSE closed_ts END"
@@ -225,8 +267,14 @@ static const char *const STMT_SQL[ST_COUNT] = {
                         " DO UPDATE SET role = excluded.role",
     [ST_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE conv_id = ?1"
                         " AND user_id <> ?2 AND user_id <> ?3",
-    [ST_MEMBER_READ] = "SELECT read_seq FROM members"
-                       " WHERE conv_id = ?1 AND user_id = ?2",
+    /* A member's read_seq, and its unread messages: those after it that
+     * others sent. */
+    [ST_MEMBER_READ] = "SELECT m.read_seq, (SELECT count(*) FROM messages g"
+                       " WHERE g.conv_id = ?1 AND g.seq > m.read_seq"
+                       " AND g.sender <> ?2) FROM members m"
+                       " WHERE m.conv_id = ?1 AND m.user_id = ?2",
+    [ST_CONV_NOTE] = "UPDATE convs SET transfer_note = ?2, transfer_from = ?3"
+                     " WHERE conv_id = ?1",
     [ST_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = ?2"
                           " WHERE conv_id = ?1 AND first_response_ts = 0",
     [ST_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
@@ -602,6 +650,7 @@ static const sb_store_ops SQLITE_OPS = {
     .service_open = sb__sqlite_service_open,
     .conv_route = sb__sqlite_conv_route,
     .first_response = sb__sqlite_first_response,
+    .conv_note = sb__sqlite_conv_note,
     .recall = sb__sqlite_recall,
     .tag = sb__sqlite_tag,
     .member_put = sb__sqlite_member_put,
@@ -617,6 +666,15 @@ static const sb_store_ops SQLITE_OPS = {
     .search = sb__sqlite_search,
     .service_convs = sb__sqlite_service_convs,
     .config_get = sqlite_config_get,
+    .outbox_add = sb__sqlite_outbox_add,
+    .outbox_claim = sb__sqlite_outbox_claim,
+    .outbox_result = sb__sqlite_outbox_result,
+    .outbox_failed = sb__sqlite_outbox_failed,
+    .outbox_replay = sb__sqlite_outbox_replay,
+    .user_erase = sb__sqlite_user_erase,
+    .csat_ask = sb__sqlite_csat_ask,
+    .csat_set = sb__sqlite_csat_set,
+    .report_scan = sb__sqlite_report_scan,
     .cache = sqlite_cache,
     .wal_watch = sqlite_wal_watch,
     .checkpoint = sqlite_checkpoint,

@@ -42,7 +42,12 @@
     X(CUSTOMER, ", ", "customer")                                              \
     X(UPDATED_TS, ", ", "updated_ts")                                          \
     X(FIRST_RESPONSE_TS, ", ", "first_response_ts")                            \
-    X(CLOSED_TS, ", ", "closed_ts")
+    X(CLOSED_TS, ", ", "closed_ts")                                            \
+    X(CSAT_RATING, ", ", "csat_rating")                                        \
+    X(CSAT_COMMENT, ", ", "csat_comment")                                      \
+    X(LAST_AGENT, ", ", "last_agent")                                          \
+    X(TRANSFER_NOTE, ", ", "transfer_note")                                    \
+    X(TRANSFER_FROM, ", ", "transfer_from")
 
 /* The columns a member is read from. */
 #define SB_SQLITE_MEMBER_COLUMNS(X)                                            \
@@ -113,6 +118,7 @@ enum sb_sqlite_stmt {
     ST_MEMBER_COUNT,
     ST_MEMBER_READ,
     ST_FIRST_RESPONSE,
+    ST_CONV_NOTE,
     ST_AGENT_FIRST,
     ST_RECALL_GET,
     ST_RECALL_SET,
@@ -146,7 +152,7 @@ static inline sb_sqlite *sb__sqlite(sb_store *s)
 /* The schema version this build writes, and each version's SQL: what
  * takes a database from version v - 1 to v (sb__sqlite_schema(1) creates
  * the first schema). Tests build old databases from them. */
-#define SB_SQLITE_SCHEMA_VERSION 4
+#define SB_SQLITE_SCHEMA_VERSION 7
 const char *sb__sqlite_schema(int version);
 
 /* ---- helpers (sb_sqlite.c) --------------------------------------------- */
@@ -233,6 +239,8 @@ int sb__sqlite_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                           const char *group, const char *agent, int64_t now_ms,
                           Sbp__Conversation **out);
 int sb__sqlite_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms);
+int sb__sqlite_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                         const char *note);
 int sb__sqlite_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
                    char *const *add, size_t n_add, char *const *remove,
                    size_t n_remove);
@@ -247,9 +255,37 @@ int sb__sqlite_conv_list(sb_store *s, const char *user_id, bool all,
 int sb__sqlite_service_convs(sb_store *s, Sbp__ConvState state,
                              Sbp__Conversation ***out, size_t *n_out);
 
+/* ---- satisfaction and reports (sb_sqlite_report.c) --------------------- */
+
+int sb__sqlite_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms,
+                        bool *asked);
+int sb__sqlite_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                        const char *comment, int64_t now_ms);
+int sb__sqlite_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                           const char *desk, const char *group,
+                           const char *agent,
+                           int (*each)(void *ud, const sb_store_report_row *r),
+                           void *ud);
+
 /* Appends formatted text to sql[size] at *n; false once it no longer
  * fits (*n is then size). */
 bool sb__sqlite_sql_add(char *sql, size_t size, size_t *n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The webhook outbox and a user's erasure (sb_sqlite_hook.c). */
+int sb__sqlite_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                          const char *subject, const char *payload,
+                          int64_t now_ms);
+int sb__sqlite_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                            uint32_t limit, sb_store_hook **out, size_t *n);
+int sb__sqlite_outbox_result(sb_store *s, int64_t id, bool delivered,
+                             bool give_up, uint32_t attempts, int64_t next_ts,
+                             const char *error);
+int sb__sqlite_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                             size_t *n);
+int sb__sqlite_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
+                             uint64_t *n);
+int sb__sqlite_user_erase(sb_store *s, const char *user_id,
+                          sb_store_erased *out);
 
 #endif

@@ -251,7 +251,7 @@ static int cursors_sort(Sbp__Cursor *const *cursors, size_t n,
 bool sb_store_rc_is_request_level(int rc)
 {
     return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN ||
-           rc == SB_E_TOO_LARGE;
+           rc == SB_E_TOO_LARGE || rc == SB_E_STATE || rc == SB_E_ALREADY;
 }
 
 /* ---- open, close, transactions ----------------------------------------- */
@@ -449,9 +449,13 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
         for (size_t j = 0; j < i; j++)
             if (strcmp(user_ids[i], user_ids[j]) == 0) return SB_E_INVALID;
         role[i] = roles[i];
+        /* A member is a user the server has met: one never seen could
+         * later connect with any role (a customer, reading another
+         * customer's conversation). */
         if (role[i] == SBP__ROLE__ROLE_UNSPECIFIED) {
             int rc = s->ops->user_role(s, user_ids[i], &role[i]);
-            if (rc && rc != SB_E_NOT_FOUND) return rc;
+            if (rc) return rc;
+            if (role[i] == SBP__ROLE__ROLE_UNSPECIFIED) return SB_E_NOT_FOUND;
         }
         if (role[i] == SBP__ROLE__ROLE_CUSTOMER) {
             customers++;
@@ -530,10 +534,58 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
     return s->ops->conv_route(s, conv_id, state, group, agent, now_ms, out);
 }
 
+int sb_store_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                       const char *note)
+{
+    assert(s && s->ops->in_write(s));
+    if (!from) from = "";
+    if (!note) note = "";
+    if (strlen(note) > SB_NOTE_BYTES_MAX) return SB_E_TOO_LARGE;
+    if ((from[0] && !id_valid(from)) || !text_valid(note, SB_NOTE_BYTES_MAX))
+        return SB_E_INVALID;
+    return s->ops->conv_note(s, conv_id, from, note);
+}
+
 int sb_store_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms)
 {
     assert(s && s->ops->in_write(s));
     return s->ops->first_response(s, conv_id, now_ms);
+}
+
+int sb_store_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms,
+                      bool *asked)
+{
+    assert(s && asked && s->ops->in_write(s));
+    *asked = false;
+    return s->ops->csat_ask(s, conv_id, now_ms, asked);
+}
+
+int sb_store_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                      const char *comment, int64_t now_ms)
+{
+    assert(s && s->ops->in_write(s));
+    if (!comment) comment = "";
+    size_t n = strnlen(comment, SB_CSAT_COMMENT_BYTES_MAX + 1);
+    if (n > SB_CSAT_COMMENT_BYTES_MAX) return SB_E_TOO_LARGE;
+    if (rating < 1 || rating > SB_CSAT_RATING_MAX || !sb_utf8_valid(comment, n))
+        return SB_E_INVALID;
+    return s->ops->csat_set(s, conv_id, rating, comment, now_ms);
+}
+
+int sb_store_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                         const char *desk, const char *group, const char *agent,
+                         int (*each)(void *ud, const sb_store_report_row *r),
+                         void *ud)
+{
+    assert(s && each);
+    if (!desk) desk = "";
+    if (!group) group = "";
+    if (!agent) agent = "";
+    if (from_ms > to_ms || !text_valid(desk, TEXT_BYTES_MAX) ||
+        !text_valid(group, TEXT_BYTES_MAX) ||
+        !text_valid(agent, SB_ID_BYTES_MAX))
+        return SB_E_INVALID;
+    return s->ops->report_scan(s, from_ms, to_ms, desk, group, agent, each, ud);
 }
 
 int sb_store_recall(sb_store *s, uint64_t conv_id, uint64_t seq)
@@ -709,4 +761,93 @@ int sb_store_config_get(sb_store *s, const char *key, char **out, size_t *len)
     *len = 0;
     if (!config_key_valid(key)) return SB_E_INVALID;
     return s->ops->config_get(s, key, out, len);
+}
+
+/* ---- webhook outbox, a user's data -----------------------------------------
+ */
+
+void sb_store_hooks_free(sb_store_hook *h, size_t n)
+{
+    for (size_t i = 0; h && i < n; i++)
+        free(h[i].payload);
+    free(h);
+}
+
+/* An event name: 1..SB_STORE_EVENT_BYTES_MAX bytes of [a-z._]. */
+static bool event_valid(const char *e)
+{
+    size_t n = e ? strnlen(e, SB_STORE_EVENT_BYTES_MAX + 1) : 0;
+    if (n == 0 || n > SB_STORE_EVENT_BYTES_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((e[i] >= 'a' && e[i] <= 'z') || e[i] == '.' || e[i] == '_'))
+            return false;
+    return true;
+}
+
+int sb_store_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                        const char *subject, const char *payload,
+                        int64_t now_ms)
+{
+    assert(s && s->ops->in_write(s));
+    if (!event_valid(event) || !id_valid(endpoint) || !payload ||
+        (subject && subject[0] && !id_valid(subject)) ||
+        !sb_utf8_valid(payload, strlen(payload)))
+        return SB_E_INVALID;
+    if (strlen(payload) > SB_STORE_CONFIG_BYTES_MAX) return SB_E_TOO_LARGE;
+    return s->ops->outbox_add(s, event, endpoint, subject ? subject : "",
+                              payload, now_ms);
+}
+
+int sb_store_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                          uint32_t limit, sb_store_hook **out, size_t *n)
+{
+    assert(s && out && n && s->ops->in_write(s));
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > SB_STORE_PAGE_MAX || lease_ms <= 0)
+        return SB_E_INVALID;
+    return s->ops->outbox_claim(s, now_ms, lease_ms, limit, out, n);
+}
+
+int sb_store_outbox_result(sb_store *s, int64_t id, bool delivered,
+                           bool give_up, uint32_t attempts, int64_t next_ts,
+                           const char *error)
+{
+    assert(s && s->ops->in_write(s));
+    if (id <= 0) return SB_E_INVALID;
+    char err[SB_STORE_HOOK_ERROR_BYTES_MAX + 1];
+    size_t n = error ? strlen(error) : 0;
+    if (n && !sb_utf8_valid(error, n)) n = 0;
+    n = sb__store_utf8_cut(error ? error : "", n,
+                           SB_STORE_HOOK_ERROR_BYTES_MAX);
+    memcpy(err, error ? error : "", n);
+    err[n] = '\0';
+    return s->ops->outbox_result(s, id, delivered, give_up, attempts, next_ts,
+                                 err);
+}
+
+int sb_store_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                           size_t *n)
+{
+    assert(s && out && n);
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > SB_STORE_PAGE_MAX) return SB_E_INVALID;
+    return s->ops->outbox_failed(s, limit, out, n);
+}
+
+int sb_store_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n)
+{
+    assert(s && n && s->ops->in_write(s));
+    *n = 0;
+    if (id < 0) return SB_E_INVALID;
+    return s->ops->outbox_replay(s, id, now_ms, n);
+}
+
+int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out)
+{
+    assert(s && out && s->ops->in_write(s));
+    memset(out, 0, sizeof *out);
+    if (!id_valid(user_id)) return SB_E_INVALID;
+    return s->ops->user_erase(s, user_id, out);
 }

@@ -44,7 +44,8 @@ typedef enum sb_durability {
 #define SB_STORE_PAGE_MAX 500 /* messages per SYNC/HISTORY page */
 
 /* Whether rc refuses one request and leaves the transaction usable
- * (SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN, SB_E_TOO_LARGE). */
+ * (SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN, SB_E_TOO_LARGE,
+ * SB_E_STATE, SB_E_ALREADY). */
 bool sb_store_rc_is_request_level(int rc);
 
 /* Opens (creating if needed) the database at where, and brings its schema
@@ -143,8 +144,9 @@ int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,
 
 /* Creates a conversation with the n members given (user ids and roles; the
  * creator among them) and returns it in *out (caller frees). A member
- * given ROLE_UNSPECIFIED gets the role the user was last seen with (or
- * stays unspecified if never seen). SB_E_INVALID for an unknown kind, no
+ * given ROLE_UNSPECIFIED gets the role the user was last seen with;
+ * SB_E_NOT_FOUND if the user was never seen (membership never waits for a
+ * role to be learnt later). SB_E_INVALID for an unknown kind, no
  * members, more than SB_MEMBERS_MAX, or a repeated or malformed user
  * id; SB_E_FORBIDDEN if two members are customers (a customer talks to the
  * service side only). A SERVICE conversation starts in STATE_BOT, a DIRECT
@@ -239,6 +241,14 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                         const char *group, const char *agent, int64_t now_ms,
                         Sbp__Conversation **out);
 
+/* Sets the note of conv's last transfer (text, "" for none; at most
+ * SB_NOTE_BYTES_MAX bytes) and who wrote it (a user id, "" with no
+ * note): conversations return them as transfer_note and transfer_from.
+ * SB_E_NOT_FOUND without the conversation, SB_E_INVALID for a bad id or
+ * text, SB_E_TOO_LARGE for a note over the limit. */
+int sb_store_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                       const char *note);
+
 /* Records now_ms as the first agent response of conv, if none is yet.
  * now_ms 0: the time of the first message the conversation's agent sent
  * since it was assigned (nothing is recorded if there is none). */
@@ -264,7 +274,8 @@ int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
  * not NULL, adds the QUEUED service conversations of those skill groups
  * (an agent's view of the queue, members or not). cursor is "" or the
  * next_cursor of the previous page. Each entry has last_message, unread
- * (last_seq - the user's read_seq; 0 for non-members) and read_seq. */
+ * (the messages after the user's read_seq that others sent; 0 for
+ * non-members) and read_seq. */
 int sb_store_conv_list(sb_store *s, const char *user_id, bool all,
                        Sbp__ConvState state, const char *tag,
                        char *const *queued_groups, size_t n_groups,
@@ -305,6 +316,46 @@ int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
  * one). */
 int sb_store_member_del(sb_store *s, uint64_t conv_id, const char *user_id);
 
+/* ---- satisfaction and reports ----------------------------------------------
+ *
+ * A service conversation's rating (CSAT): asked for at its close, given
+ * once. Reports read the figures of the conversations opened in a span
+ * (sb_report.h computes them). */
+
+/* Records that conv's customer was asked to rate it (at now_ms), unless it
+ * is rated already: *asked says whether it was. SB_E_NOT_FOUND without
+ * the conversation. */
+int sb_store_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms,
+                      bool *asked);
+/* Stores the customer's rating (1..SB_CSAT_RATING_MAX) and comment (at
+ * most SB_CSAT_COMMENT_BYTES_MAX bytes of UTF-8, NULL or "" for none) of
+ * conv: once. SB_E_NOT_FOUND without the conversation, SB_E_STATE when
+ * no rating was asked for, SB_E_ALREADY when it is rated already (the
+ * first rating stays), SB_E_INVALID / SB_E_TOO_LARGE for a bad rating or
+ * comment. */
+int sb_store_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                      const char *comment, int64_t now_ms);
+
+/* What a report reads of one service conversation (times in ms, 0 for
+ * none); the strings are valid during the callback only. */
+typedef struct sb_store_report_row {
+    uint64_t conv_id;
+    const char *desk, *group;
+    const char *agent; /* the last agent it was assigned to, "" if none */
+    int64_t created_ts, queued_ts, assigned_ts, first_response_ts, closed_ts;
+    int64_t csat_asked_ts;
+    uint32_t csat_rating;
+} sb_store_report_row;
+
+/* Calls each(ud, row) for every service conversation created in
+ * [from_ms, to_ms) whose desk, group and last agent are the ones given
+ * ("" or NULL: any), oldest first, in one snapshot; stops at the first
+ * non-zero return of each, and returns it. Else 0 or SB_E_STORE. */
+int sb_store_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                         const char *desk, const char *group, const char *agent,
+                         int (*each)(void *ud, const sb_store_report_row *r),
+                         void *ud);
+
 /* ---- configuration ----------------------------------------------------------
  *
  * Named settings the server keeps in the store rather than in files (the
@@ -322,6 +373,84 @@ int sb_store_config_get(sb_store *s, const char *key, char **out, size_t *len);
  * UTF-8 (or holds a NUL), SB_E_TOO_LARGE over SB_STORE_CONFIG_BYTES_MAX. */
 int sb_store_config_set(sb_store *s, const char *key, const char *value,
                         size_t len, int64_t now_ms);
+
+/* ---- webhook outbox --------------------------------------------------------
+ *
+ * Events for the company's systems (sb_webhook), one row per event and
+ * endpoint, written in the transaction of what they tell of and delivered
+ * from here by the gateway with retries: pending until due (next_ts),
+ * claimed by a delivery for a lease, then deleted when delivered or kept
+ * as failed once its attempts are spent (listed and replayed by admins). */
+
+#define SB_STORE_EVENT_BYTES_MAX 32
+#define SB_STORE_HOOK_ERROR_BYTES_MAX 200
+
+typedef enum sb_hook_state {
+    SB_HOOK_PENDING = 0,
+    SB_HOOK_FAILED = 2,
+} sb_hook_state;
+
+/* One outbox row as reads return it (payload malloc'd; free the array
+ * with sb_store_hooks_free). */
+typedef struct sb_store_hook {
+    int64_t id;
+    char event[SB_STORE_EVENT_BYTES_MAX + 1];
+    char endpoint[SB_ID_BYTES_MAX + 1];
+    char subject[SB_ID_BYTES_MAX + 1]; /* the user the data is about */
+    char *payload;                     /* a JSON document */
+    sb_hook_state state;
+    uint32_t attempts;
+    int64_t next_ts, created_ts;
+    char last_error[SB_STORE_HOOK_ERROR_BYTES_MAX + 1];
+} sb_store_hook;
+
+void sb_store_hooks_free(sb_store_hook *h, size_t n);
+
+/* Adds a pending event for endpoint, due now. subject ("" for none) is
+ * the user whose data payload holds (erasure drops it). */
+int sb_store_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                        const char *subject, const char *payload,
+                        int64_t now_ms);
+/* Claims up to limit pending events due by now_ms, oldest first: each is
+ * due again lease_ms later (a delivery that never reports is retried
+ * then), and comes back in *out (caller frees). A write. */
+int sb_store_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                          uint32_t limit, sb_store_hook **out, size_t *n);
+/* A delivery's outcome: delivered (the row goes), or failed with error,
+ * then due again at next_ts with attempts counted, or (give_up) kept as
+ * failed. SB_E_NOT_FOUND if the row is gone (replayed or erased). */
+int sb_store_outbox_result(sb_store *s, int64_t id, bool delivered,
+                           bool give_up, uint32_t attempts, int64_t next_ts,
+                           const char *error);
+/* Up to limit failed events, oldest first (a read). */
+int sb_store_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                           size_t *n);
+/* Makes failed event id (0: every failed one) pending again, due now, its
+ * attempts from 0; *n gets how many. */
+int sb_store_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
+                           uint64_t *n);
+
+/* ---- a user's data (GDPR) ---------------------------------------------------
+ */
+
+/* What an erasure did. */
+typedef struct sb_store_erased {
+    uint64_t messages;      /* messages of the user whose bodies and
+                               structured parts (card, media, quick
+                               replies) were removed */
+    uint64_t cursors;       /* device cursors deleted */
+    uint64_t outbox_events; /* webhook events about the user dropped */
+    uint64_t csat_comments; /* comments of the user's ratings emptied (the
+                               ratings stay) */
+} sb_store_erased;
+
+/* Erases what user_id wrote: the body and structured parts of every
+ * message it sent (ids, seqs, times, types and membership stay, so that
+ * every conversation keeps its dense seqs), its device cursors, its
+ * pending or failed webhook events, its words from the search index, and
+ * the comments of its ratings (as the customer of a conversation).
+ * Idempotent. */
+int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
 
 /* ---- test hook --------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* The store's backend interface: what a database behind sb_store.h
- * implements (sb_sqlite.c today), and the helpers every backend shares.
+ * implements (sb_sqlite*.c, sb_pg*.c), and the helpers every backend shares.
  * sb_store.c checks each call's arguments, then calls the backend's
  * operation: a backend sees only arguments that passed those checks, and
  * does the database's part (lookups, writes, row decoding). Not for the
@@ -9,7 +9,7 @@
 
 #include "sb_store.h"
 
-/* Words of a search query, as sb__store_words_split finds them. */
+/* Words of a search query, as the store's front splits them. */
 #define SB_STORE_SEARCH_WORDS_MAX 16
 /* Skill groups whose queues one conv_list looks at. */
 #define SB_STORE_LIST_GROUPS_MAX 64
@@ -83,6 +83,8 @@ typedef struct sb_store_ops {
                       const char *group, const char *agent, int64_t now_ms,
                       Sbp__Conversation **out);
     int (*first_response)(sb_store *s, uint64_t conv_id, int64_t now_ms);
+    int (*conv_note)(sb_store *s, uint64_t conv_id, const char *from,
+                     const char *note);
     int (*recall)(sb_store *s, uint64_t conv_id, uint64_t seq);
     int (*tag)(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
                size_t n_add, char *const *remove, size_t n_remove);
@@ -114,6 +116,25 @@ typedef struct sb_store_ops {
     int (*service_convs)(sb_store *s, Sbp__ConvState state,
                          Sbp__Conversation ***out, size_t *n_out);
     int (*config_get)(sb_store *s, const char *key, char **out, size_t *len);
+    int (*csat_ask)(sb_store *s, uint64_t conv_id, int64_t now_ms, bool *asked);
+    int (*csat_set)(sb_store *s, uint64_t conv_id, uint32_t rating,
+                    const char *comment, int64_t now_ms);
+    /* desk, group and agent: "" for any. */
+    int (*report_scan)(sb_store *s, int64_t from_ms, int64_t to_ms,
+                       const char *desk, const char *group, const char *agent,
+                       int (*each)(void *ud, const sb_store_report_row *r),
+                       void *ud);
+
+    int (*outbox_add)(sb_store *s, const char *event, const char *endpoint,
+                      const char *subject, const char *payload, int64_t now_ms);
+    int (*outbox_claim)(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                        uint32_t limit, sb_store_hook **out, size_t *n);
+    int (*outbox_result)(sb_store *s, int64_t id, bool delivered, bool give_up,
+                         uint32_t attempts, int64_t next_ts, const char *error);
+    int (*outbox_failed)(sb_store *s, uint32_t limit, sb_store_hook **out,
+                         size_t *n);
+    int (*outbox_replay)(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
+    int (*user_erase)(sb_store *s, const char *user_id, sb_store_erased *out);
 
     /* Maintenance; NULL: the database has none (the call answers
      * -ENOTSUP, or does nothing where it cannot fail). */

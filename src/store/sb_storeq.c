@@ -1,6 +1,8 @@
 /* The store's two threads and their queues: a writer that takes every queued
  * write (up to SB_STOREQ_BATCH_MAX) into one transaction and one commit, and
- * a reader that answers reads one at a time on its own connection. Finished
+ * a reader that answers reads one at a time on its own connection; long
+ * reads (reports) go to a third thread, with a connection it opens at its
+ * first, so that they hold up no other read. Finished
  * requests go onto a done list that a uv_async drains on the loop thread.
  * Between batches the writer fills the search index (sb_store_index): when
  * it has been idle a moment, or at once when the index lags far behind. */
@@ -55,6 +57,10 @@
  * again this soon: a long pause lets the WAL grow past its bound. */
 #define CKPT_BUSY_RETRY_MS 2
 
+/* Long reads waiting for their thread; more are refused at once
+ * (SB_E_RATE_LIMITED): each may scan much of the store. */
+#define LONG_READS_MAX 4
+
 /* While the store does not answer, the idle writer asks it this often. */
 #define PROBE_MS 1000
 
@@ -98,8 +104,14 @@ struct sb_storeq {
     uv_thread_t writer, reader, ckpt;
 
     uv_mutex_t mu; /* guards everything below up to `pending` */
-    uv_cond_t wcond, rcond, ccond;
+    uv_cond_t wcond, rcond, ccond, lcond;
     req_list wq, rq, done;
+    req_list lq; /* long reads */
+    size_t lq_len;
+    uv_thread_t lreader; /* their thread */
+    sb_store *ldb;       /* its connection: that thread's alone */
+    char *path;          /* the database, for ldb */
+    sb_durability durability;
     bool stopping;      /* threads finish their queues, then exit */
     bool joined;        /* threads gone: submit completes at once */
     bool hold;          /* test hook: the writer takes no batch */
@@ -284,6 +296,7 @@ static uint64_t req_stored(const sb_req *r)
     if (r->rc != 0) return 0;
     if (r->kind == SB_REQ_MSG_APPEND) return !r->u.append.duplicate;
     if (r->kind == SB_REQ_SERVICE_OPEN && !r->u.svc_open.created) return 0;
+    if (r->kind == SB_REQ_CSAT_ASK && !r->u.csat.asked) return 0;
     return r->n_msgs;
 }
 
@@ -465,6 +478,39 @@ static void reader_main(void *arg)
     uv_mutex_unlock(&q->mu);
 }
 
+/* The long reads' thread: its connection is opened at its first read (a
+ * server that never makes a report never has it), and kept. */
+static void lreader_main(void *arg)
+{
+    sb_storeq *q = arg;
+    prctl(PR_SET_NAME, "sb-reports");
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->lq.head && !q->stopping)
+            uv_cond_wait(&q->lcond, &q->mu);
+        sb_req *r = q->lq.head;
+        if (!r) break;
+        q->lq.head = r->next;
+        if (!q->lq.head) q->lq.tail = NULL;
+        q->lq_len--;
+        r->next = NULL;
+        uv_mutex_unlock(&q->mu);
+
+        bool shared = q->wdb == q->rdb; /* in memory: the one database */
+        if (!shared && !q->ldb &&
+            sb_store_open(q->path, q->durability, &q->ldb) != 0)
+            q->ldb = NULL;
+        sb_store *db = shared ? q->wdb : q->ldb;
+        if (shared) uv_mutex_lock(&q->db_mu);
+        r->rc = db ? sb__req_ops[r->kind].run(db, r) : SB_E_STORE;
+        if (shared) uv_mutex_unlock(&q->db_mu);
+
+        uv_mutex_lock(&q->mu);
+        done_push_locked(q, r, r);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
 /* ---- loop side --------------------------------------------------------- */
 
 /* Runs the callbacks of the requests finished so far, in order. Returns
@@ -518,6 +564,15 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
             atomic_store(&c->oldest_ms, req->queued_ms);
         list_push(w ? &q->xw[w - 1].wq : &q->wq, req);
         uv_cond_signal(w ? &q->xw[w - 1].cond : &q->wcond);
+    } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].long_read) {
+        if (q->lq_len == LONG_READS_MAX) {
+            req->rc = SB_E_RATE_LIMITED;
+            done_push_locked(q, req, req);
+        } else {
+            q->lq_len++;
+            list_push(&q->lq, req);
+            uv_cond_signal(&q->lcond);
+        }
     } else if (sb__req_kind_ok(req->kind)) {
         list_push(&q->rq, req);
         uv_cond_signal(&q->rcond);
@@ -550,6 +605,8 @@ static void storeq_free(sb_storeq *q)
         uv_cond_destroy(&q->xw[i].cond);
     }
     sb_store_close(q->cdb);
+    sb_store_close(q->ldb);
+    free(q->path);
     if (q->rdb != q->wdb) sb_store_close(q->rdb);
     sb_store_close(q->wdb); /* the last: it checkpoints the whole WAL */
     if (q->async) {
@@ -558,6 +615,7 @@ static void storeq_free(sb_storeq *q)
     }
     sb__req_scratch_free(&q->scratch);
     uv_mutex_destroy(&q->db_mu);
+    uv_cond_destroy(&q->lcond);
     uv_cond_destroy(&q->ccond);
     uv_cond_destroy(&q->rcond);
     uv_cond_destroy(&q->wcond);
@@ -565,13 +623,15 @@ static void storeq_free(sb_storeq *q)
     free(q);
 }
 
-static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt)
+static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt,
+                         bool lreader)
 {
     uv_mutex_lock(&q->mu);
     q->stopping = true;
     uv_cond_broadcast(&q->wcond);
     uv_cond_broadcast(&q->rcond);
     uv_cond_broadcast(&q->ccond);
+    uv_cond_broadcast(&q->lcond);
     for (int i = 0; i < q->n_xw; i++)
         uv_cond_broadcast(&q->xw[i].cond);
     uv_mutex_unlock(&q->mu);
@@ -580,6 +640,7 @@ static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt)
     if (writer) uv_thread_join(&q->writer);
     if (reader) uv_thread_join(&q->reader);
     if (ckpt) uv_thread_join(&q->ckpt);
+    if (lreader) uv_thread_join(&q->lreader);
     uv_mutex_lock(&q->mu);
     q->joined = true;
     uv_mutex_unlock(&q->mu);
@@ -630,7 +691,13 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     if ((rc = uv_cond_init(&q->wcond))) goto err_wcond;
     if ((rc = uv_cond_init(&q->rcond))) goto err_rcond;
     if ((rc = uv_cond_init(&q->ccond))) goto err_ccond;
+    if ((rc = uv_cond_init(&q->lcond))) goto err_lcond;
     if ((rc = uv_mutex_init(&q->db_mu))) goto err_db_mu;
+    q->durability = d;
+    if (!(q->path = strdup(path))) {
+        rc = -ENOMEM;
+        goto err;
+    }
 
     /* The writer's connection first: it creates the schema. A second
      * connection to ":memory:" (or to "", a private temporary file) would
@@ -665,15 +732,19 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     if ((rc = sb__req_scratch_init(&q->scratch, SB_STOREQ_BATCH_MAX))) goto err;
     if ((rc = uv_thread_create(&q->writer, writer_main, q))) goto err;
     if ((rc = uv_thread_create(&q->reader, reader_main, q))) {
-        threads_stop(q, true, false, false);
+        threads_stop(q, true, false, false, false);
         goto err;
     }
     if ((rc = uv_thread_create(&q->ckpt, ckpt_main, q))) {
-        threads_stop(q, true, true, false);
+        threads_stop(q, true, true, false, false);
+        goto err;
+    }
+    if ((rc = uv_thread_create(&q->lreader, lreader_main, q))) {
+        threads_stop(q, true, true, true, false);
         goto err;
     }
     if (sb_store_is_url(path) && (rc = xwriters_start(q, path, d))) {
-        threads_stop(q, true, true, true);
+        threads_stop(q, true, true, true, true);
         goto err;
     }
     *out = q;
@@ -683,6 +754,8 @@ err:
     storeq_free(q);
     return rc;
 err_db_mu:
+    uv_cond_destroy(&q->lcond);
+err_lcond:
     uv_cond_destroy(&q->ccond);
 err_ccond:
     uv_cond_destroy(&q->rcond);
@@ -701,7 +774,7 @@ void sb_storeq_stop(sb_storeq *q)
 {
     if (!q) return;
     assert(!q->in_cb); /* q would be freed under its own callback */
-    threads_stop(q, true, true, true);
+    threads_stop(q, true, true, true, true);
     while (drain(q)) {
     }
     assert(q->pending == 0);

@@ -13,6 +13,7 @@
 
 #include "sb_client_core.h"
 #include "sb_error.h"
+#include "sb_ws.h"
 
 #define LOG_MAX 512
 
@@ -27,6 +28,7 @@ typedef struct logst {
     uint64_t seq;
     int err;
     bool dup;
+    char stored[32]; /* stored_body ("-" for NULL) */
 } logst;
 
 /* One customer-service answer, as a callback reported it. */
@@ -50,6 +52,8 @@ enum {
     ANS_TYPING,
     ANS_RECALLED,
     ANS_ADMIN,
+    ANS_PRESENCE,
+    ANS_AGENTS,
 };
 
 typedef struct h {
@@ -57,6 +61,9 @@ typedef struct h {
     sb_encoding enc;
     int64_t now;
     int connects, closes;
+    size_t tried[LOG_MAX]; /* the URL index of each connect */
+    bool stop_in_backoff;  /* stop() from within on_state(BACKOFF) */
+    uint16_t backoff_code; /* close_code() when BACKOFF was reported */
     uint16_t close_code;
     int rand_fixed; /* -1: counter bytes; else every byte is this */
     uint8_t counter;
@@ -88,7 +95,9 @@ typedef struct h {
 
 static void io_connect(void *ud)
 {
-    ((h *)ud)->connects++;
+    h *t = ud;
+    assert_true(t->connects < LOG_MAX);
+    t->tried[t->connects++] = sb_client_core_url_index(t->cc);
 }
 
 static int pull(h *t);
@@ -113,6 +122,10 @@ static void cb_state(void *ud, sb_client_state st, int err)
     h *t = ud;
     if (t->nstates < LOG_MAX) t->states[t->nstates++] = st;
     t->last_state_err = err;
+    if (st == SB_CLIENT_BACKOFF)
+        t->backoff_code = sb_client_core_close_code(t->cc);
+    if (t->stop_in_backoff && st == SB_CLIENT_BACKOFF)
+        sb_client_core_stop(t->cc);
 }
 
 static void cb_message(void *ud, const Sbp__Message *m)
@@ -139,6 +152,8 @@ static void cb_send_status(void *ud, const sb_client_send_info *s)
     l->seq = s->seq;
     l->err = s->err;
     l->dup = s->duplicate;
+    snprintf(l->stored, sizeof l->stored, "%s",
+             s->stored_body ? s->stored_body : "-");
 }
 
 static void cb_receipt(void *ud, const Sbp__ReadNotify *r)
@@ -268,6 +283,13 @@ static void cb_recalled(void *ud, uint64_t conv_id, uint64_t seq)
     t->recalled_after = t->nmsgs;
 }
 
+static void cb_presence(void *ud, const Sbp__AgentPresence *p)
+{
+    logans *a = ans_add(ud, ANS_PRESENCE, 0, 0, p);
+    a->x = (uint64_t)p->status;
+    snprintf(a->s, sizeof a->s, "%s", p->user_id);
+}
+
 static void cb_agent_news(void *ud, const Sbp__AgentState *s)
 {
     cb_agent_state(ud, 0, 0, s);
@@ -304,6 +326,14 @@ static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
     case SBP__FRAME__BODY_ADMIN:
         cb_admin(ud, rid, err, sb_client_answer_text(f));
         break;
+    case SBP__FRAME__BODY_AGENT_LIST: {
+        logans *l = ans_add(ud, ANS_AGENTS, rid, err, a);
+        if (a) {
+            l->n = a->agent_list_resp->n_agents;
+            snprintf(l->s, sizeof l->s, "%s", a->agent_list_resp->desk);
+        }
+        break;
+    }
     default:
         cb_done(ud, rid, err);
         break;
@@ -336,6 +366,7 @@ static h *h_new_cfg(sb_client_config *cfg)
         .on_typing = cb_typing,
         .on_agent_state = cb_agent_news,
         .on_recalled = cb_recalled,
+        .on_presence = cb_presence,
     };
     sb_client_core_io io = {.ud = t,
                             .connect = io_connect,
@@ -735,6 +766,11 @@ static void test_push_batch_many_convs(void **state)
         assert_int_equal(ack_of(t, 9)->seq, 34);
         assert_int_equal(ack_of(t, 11)->seq, 33);
         assert_null(ack_of(t, 12));
+        /* The gap in conv 12 waits gap_wait_ms for pushes, then SYNCs. */
+        assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+        t->now += 200;
+        sb_client_core_tick(t->cc, t->now);
+        pull(t);
         Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
         assert_non_null(sync);
         h_free(t);
@@ -753,14 +789,23 @@ static void test_gap_held_until_sync(void **state)
     assert_int_equal(t->nmsgs, 1);
     assert_int_equal(sb_client_core_cursor(t->cc, 5), 1);
     pull(t);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 1); /* not beyond the gap */
+    /* The gap waits gap_wait_ms for a push on its way, then SYNCs. */
+    assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+    t->now += 199;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+    t->now += 1;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
     Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
     assert_non_null(sync);
     assert_int_equal(sync->sync->n_cursors, 1);
     assert_int_equal(sync->sync->cursors[0]->conv_id, 5);
     assert_int_equal(sync->sync->cursors[0]->seq, 1);
-    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
-    assert_non_null(ack);
-    assert_int_equal(ack->ack->seq, 1); /* not beyond the gap */
     uint32_t rid = sync->rid;
     /* SYNC answers with 2..5; 3 and 4 are both held and in the answer. */
     Sbp__Message *m[4] = {mk(5, 2, "bob", "two"), mk(5, 3, "bob", "three"),
@@ -780,6 +825,52 @@ static void test_gap_held_until_sync(void **state)
     sb_client_stats st;
     sb_client_core_stats(t->cc, &st);
     assert_int_equal(st.held_now, 0);
+    h_free(t);
+}
+
+/* SYNC_HINT (a cluster's node may have missed messages for this device)
+ * makes the client SYNC with its cursors at once. */
+static void test_sync_hint(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 2};
+    push(t, 4, a, 2);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    Sbp__SyncHint hint = SBP__SYNC_HINT__INIT;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_SYNC_HINT;
+    fr.sync_hint = &hint;
+    feed(t, &fr);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->n_cursors, 1);
+    assert_int_equal(sync->sync->cursors[0]->seq, 2);
+    h_free(t);
+}
+
+/* A message passed by a later one (in a cluster, another node's push and
+ * this node's) fills its gap before gap_wait_ms: no SYNC is needed. */
+static void test_gap_filled_in_time_no_sync(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 3};
+    push(t, 6, a, 2);
+    assert_int_equal(t->nmsgs, 1);
+    t->now += 150;
+    sb_client_core_tick(t->cc, t->now);
+    uint64_t b[] = {2};
+    push(t, 6, b, 1);
+    assert_surfaced(t, 0, 6, 1, 3);
+    t->now += 1000;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
     h_free(t);
 }
 
@@ -857,6 +948,70 @@ static void test_sync_paging(void **state)
     assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
     for (int i = 0; i < 3; i++)
         free(m[i]);
+    h_free(t);
+}
+
+/* A SYNC the server could not answer (ERR_STORE: a read that failed) is
+ * tried again after gap_retry_ms, gap or no gap: otherwise what the device
+ * missed while it was away stays missing until its next connection. Found
+ * by sbsim (seed 29332). */
+static void test_sync_error_retried(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_welcome(t, t->out[0]->rid, 16);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    feed_error(t, sync->rid, SBP__ERROR_CODE__ERR_STORE, NULL);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    t->now += 2000; /* past gap_retry_ms */
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    Sbp__Message *m[1] = {mk(4, 1, "bob", "missed")};
+    feed_sync_resp(t, sync->rid, m, 1, false);
+    assert_int_equal(t->nmsgs, 1);
+    assert_int_equal(t->synced, 1);
+    free(m[0]);
+    h_free(t);
+}
+
+/* A SEND resent after its timeout, whose first attempt is answered late
+ * with a final ERROR (the conversation did not exist yet): the answer is
+ * to an attempt superseded, not to the send. The second attempt's
+ * SEND_ACK makes it SENT, and the device surfaces it. Found by sbsim
+ * (seed 2617): the device failed the send while the server stored it. */
+static void test_stale_error_ignored(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t id[16];
+    assert_int_equal(
+        sb_client_core_send(t->cc, 9, SBP__MSG_TYPE__MSG_TEXT, "hi", 2, 0, id),
+        0);
+    pull(t);
+    Sbp__Frame *first = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(first);
+    uint32_t rid1 = first->rid;
+    t->now += 5001; /* the send timeout: written again, same id */
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    Sbp__Frame *second = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(second);
+    assert_int_not_equal(second->rid, rid1);
+    feed_error(t, rid1, SBP__ERROR_CODE__ERR_NOT_FOUND, id);
+    for (int i = 0; i < t->nsts; i++)
+        assert_int_not_equal(t->sts[i].st, SB_SEND_FAILED);
+    feed_send_ack(t, id, 9, 1, false);
+    assert_int_equal(t->sts[t->nsts - 1].st, SB_SEND_SENT);
+    assert_int_equal(t->nmsgs, 1);
     h_free(t);
 }
 
@@ -2215,6 +2370,99 @@ static void test_recall_event(void **state)
  * with a new rid and answered through on_response with its kind; a frame
  * that is no request is refused. Once muted, the core calls nothing, not
  * even for the state and the requests that stopping ends. */
+/* What the workbench needs of the SDK: the body a SEND_ACK says was
+ * stored (masked), CLAIM, AGENT_LIST, a transfer's note, and
+ * AGENT_PRESENCE pushes. */
+static void test_workbench_frames(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t id[16];
+    send_text(t, 7, "darn it", id);
+    pull(t);
+    Sbp__SendAck a = SBP__SEND_ACK__INIT;
+    a.client_msg_id.data = id;
+    a.client_msg_id.len = 16;
+    a.msg_id = 5001;
+    a.conv_id = 7;
+    a.seq = 1;
+    a.body = "**** it";
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_SEND_ACK;
+    f.send_ack = &a;
+    feed(t, &f);
+    assert_int_equal(t->nsts, 1);
+    assert_string_equal(t->sts[0].stored, "**** it");
+    assert_int_equal(t->nmsgs, 1);
+    assert_string_equal(t->msgs[0].body, "**** it");
+    uint8_t id2[16];
+    send_text(t, 7, "fine", id2);
+    pull(t);
+    feed_send_ack(t, id2, 7, 2, false);
+    assert_string_equal(t->sts[1].stored, "-");
+    assert_string_equal(t->msgs[1].body, "fine");
+
+    pull(t); /* what the sends left to write */
+    uint32_t rid[3];
+    assert_int_equal(sb_client_core_claim(t->cc, 0, false, NULL), SB_E_INVALID);
+    assert_int_equal(sb_client_core_claim(t->cc, 7, true, &rid[0]), 0);
+    Sbp__Frame *o = pull_one(t, SBP__FRAME__BODY_CLAIM);
+    assert_int_equal(o->claim->conv_id, 7);
+    assert_true(o->claim->over_capacity);
+    assert_int_equal(sb_client_core_agent_list(t->cc, NULL, &rid[1]), 0);
+    o = pull_one(t, SBP__FRAME__BODY_AGENT_LIST);
+    assert_string_equal(o->agent_list->desk, "");
+    char big[SB_NOTE_BYTES_MAX + 2];
+    memset(big, 'n', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(
+        sb_client_core_transfer_note(t->cc, 7, "a2", NULL, big, NULL),
+        SB_E_TOO_LARGE);
+    assert_int_equal(
+        sb_client_core_transfer_note(t->cc, 7, "a2", NULL, "\xff", NULL),
+        SB_E_BAD_UTF8);
+    assert_int_equal(
+        sb_client_core_transfer_note(t->cc, 7, NULL, "g2", "for you", &rid[2]),
+        0);
+    o = pull_one(t, SBP__FRAME__BODY_TRANSFER);
+    assert_string_equal(o->transfer->note, "for you");
+    assert_string_equal(o->transfer->to_group, "g2");
+
+    feed_ok(t, rid[0]);
+    Sbp__AgentInfo ai = SBP__AGENT_INFO__INIT;
+    ai.user_id = "a2";
+    Sbp__AgentInfo *ais[1] = {&ai};
+    Sbp__AgentListResp lr = SBP__AGENT_LIST_RESP__INIT;
+    lr.desk = "d";
+    lr.agents = ais;
+    lr.n_agents = 1;
+    Sbp__Frame g = SBP__FRAME__INIT;
+    g.rid = rid[1];
+    g.body_case = SBP__FRAME__BODY_AGENT_LIST_RESP;
+    g.agent_list_resp = &lr;
+    feed(t, &g);
+    feed_ok(t, rid[2]);
+    Sbp__AgentPresence p = SBP__AGENT_PRESENCE__INIT;
+    p.user_id = "a2";
+    p.status = SBP__AGENT_STATUS__AGENT_AWAY;
+    Sbp__Frame pf = SBP__FRAME__INIT;
+    pf.body_case = SBP__FRAME__BODY_AGENT_PRESENCE;
+    pf.agent_presence = &p;
+    feed(t, &pf);
+    assert_int_equal(t->nans, 4);
+    assert_int_equal(t->ans[0].kind, ANS_DONE);
+    assert_int_equal(t->ans[1].kind, ANS_AGENTS);
+    assert_int_equal(t->ans[1].n, 1);
+    assert_string_equal(t->ans[1].s, "d");
+    assert_int_equal(t->ans[2].kind, ANS_DONE);
+    assert_int_equal(t->ans[3].kind, ANS_PRESENCE);
+    assert_string_equal(t->ans[3].s, "a2");
+    assert_int_equal(t->ans[3].x, SBP__AGENT_STATUS__AGENT_AWAY);
+    assert_int_equal(t->errors, 0);
+    h_free(t);
+}
+
 static void test_generic_request_and_mute(void **state)
 {
     (void)state;
@@ -2253,6 +2501,310 @@ static void test_generic_request_and_mute(void **state)
     h_free(t);
 }
 
+/* ---- several servers ------------------------------------------------------
+ */
+
+static const char *const URLS[] = {"ws://a:1/ws", "ws://b:2/ws", "ws://c:3/ws"};
+
+static h *h_new_urls(const char *const *urls, size_t n, bool in_order)
+{
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.urls = urls;
+    cfg.n_urls = n;
+    cfg.urls_in_order = in_order;
+    return h_new_cfg(&cfg);
+}
+
+/* From CONNECTING: the upgrade is done, HELLO goes out, WELCOME comes in.
+ * Leaves in t->out what was written after it (the SYNC, resends). */
+static void welcome_now(h *t)
+{
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_CONNECTING);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    Sbp__Frame *hello = find_kind(t, SBP__FRAME__BODY_HELLO, 0);
+    assert_non_null(hello);
+    feed_welcome(t, hello->rid, 16);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_READY);
+    pull(t);
+}
+
+/* The last two states reported: BACKOFF (with err), then CONNECTING to
+ * URL index want, with no delay. */
+static void assert_switched(h *t, size_t want, int err)
+{
+    assert_true(t->nstates >= 2);
+    assert_int_equal(t->states[t->nstates - 2], SB_CLIENT_BACKOFF);
+    assert_int_equal(t->states[t->nstates - 1], SB_CLIENT_CONNECTING);
+    assert_int_equal(sb_client_core_last_error(t->cc), err);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 0);
+    assert_int_equal(t->tried[t->connects - 1], want);
+    assert_string_equal(sb_client_core_url(t->cc), URLS[want]);
+}
+
+static uint64_t switches(h *t)
+{
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    return st.url_switches;
+}
+
+/* Failed attempts move along the list at once; a backoff comes once per
+ * round of the list, growing per round; a connection READY long enough
+ * starts a new round when it ends, and a WELCOME resets the backoff. */
+static void test_urls_round_then_backoff(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 3, true);
+    t->rand_fixed = 0xff; /* the top of every jitter range */
+    sb_client_core_start(t->cc, t->now);
+    assert_int_equal(t->connects, 1);
+    assert_int_equal(t->tried[0], 0);
+    assert_string_equal(sb_client_core_url(t->cc), "ws://a:1/ws");
+    for (int round = 0; round < 3; round++) {
+        uint32_t want = 250u << round;
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(t->connects, 1 + round * 3 + i);
+            assert_int_equal(t->tried[t->connects - 1], i);
+            sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+            if (i < 2) assert_switched(t, (size_t)i + 1, -ECONNREFUSED);
+        }
+        assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+        assert_int_equal(sb_client_core_backoff_ms(t->cc), want);
+        assert_int_equal(sb_client_core_url_index(t->cc), 0);
+        int c0 = t->connects;
+        t->now += want - 1;
+        sb_client_core_tick(t->cc, t->now);
+        assert_int_equal(t->connects, c0);
+        t->now += 1;
+        sb_client_core_tick(t->cc, t->now);
+        assert_int_equal(t->connects, c0 + 1);
+        assert_int_equal(t->tried[c0], 0);
+    }
+    assert_int_equal(switches(t), 6);
+
+    /* READY on a for a while, then lost: b at once, c at once, then the
+     * first backoff (the WELCOME reset it). */
+    welcome_now(t);
+    t->now += SB_CLIENT_STABLE_MS;
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_switched(t, 2, -ECONNREFUSED);
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 250);
+    assert_int_equal(switches(t), 8);
+    h_free(t);
+}
+
+/* A close 1001 (the node drains) moves on at once however young the
+ * connection; other ends of a young connection count against the round,
+ * so nodes that welcome and drop make the client wait. */
+static void test_urls_drain_and_flapping(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 2, true);
+    t->rand_fixed = 0xff;
+    sb_client_core_start(t->cc, t->now);
+    welcome_now(t);
+    sb_client_core_on_close(t->cc, 0, SB_WS_CLOSE_GOING_AWAY, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    assert_int_equal(t->backoff_code, SB_WS_CLOSE_GOING_AWAY);
+    assert_int_equal(sb_client_core_close_code(t->cc), 0); /* new attempt */
+    /* The round began with the 1001: b refused ends it. */
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 250);
+    t->now += 250;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->tried[t->connects - 1], 0);
+
+    /* Welcomed and dropped at once, by a, then by b: a backoff. */
+    welcome_now(t);
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    welcome_now(t);
+    sb_client_core_on_close(t->cc, 0, SB_WS_CLOSE_TRY_AGAIN, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 250);
+    assert_int_equal(t->backoff_code, SB_WS_CLOSE_TRY_AGAIN);
+    h_free(t);
+}
+
+/* The connect timeout and a HELLO refused for now move on; a refused
+ * token stops the client whatever the list holds. */
+static void test_urls_timeout_and_refusals(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 3, true);
+    sb_client_core_start(t->cc, t->now);
+    t->now += 10000; /* connect_timeout_ms */
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->closes, 1);
+    assert_switched(t, 1, -ETIMEDOUT);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_error(t, t->out[0]->rid, SBP__ERROR_CODE__ERR_UNAVAILABLE, NULL);
+    assert_switched(t, 2, SB_E_UNAVAILABLE);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_error(t, t->out[0]->rid, SBP__ERROR_CODE__ERR_BAD_TOKEN, NULL);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    t->now += 100000;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->connects, 3);
+    h_free(t);
+
+    /* stop() from within on_state(BACKOFF): no attempt on the next. */
+    t = h_new_urls(URLS, 2, true);
+    sb_client_core_start(t->cc, t->now);
+    t->stop_in_backoff = true;
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->connects, 1);
+    h_free(t);
+}
+
+/* Without urls_in_order each client goes round its own random order of
+ * the list: every URL once per round, the same order every round. */
+static void test_urls_shuffled(void **state)
+{
+    (void)state;
+    static char bufs[SB_CLIENT_URLS_MAX][32];
+    const char *urls[SB_CLIENT_URLS_MAX];
+    for (int i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        snprintf(bufs[i], sizeof bufs[i], "ws://n%d:80/ws", i);
+        urls[i] = bufs[i];
+    }
+    h *t = h_new_urls(urls, SB_CLIENT_URLS_MAX, false);
+    sb_client_core_start(t->cc, t->now);
+    for (int i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        assert_string_equal(sb_client_core_url(t->cc),
+                            urls[t->tried[t->connects - 1]]);
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    }
+    assert_int_equal(t->connects, SB_CLIENT_URLS_MAX);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    bool seen[SB_CLIENT_URLS_MAX] = {false};
+    bool identity = true;
+    for (size_t i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        assert_true(t->tried[i] < SB_CLIENT_URLS_MAX);
+        assert_false(seen[t->tried[i]]);
+        seen[t->tried[i]] = true;
+        identity = identity && t->tried[i] == i;
+    }
+    assert_false(identity);
+    for (int i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        if (sb_client_core_state(t->cc) == SB_CLIENT_BACKOFF) {
+            t->now += 60000;
+            sb_client_core_tick(t->cc, t->now);
+        }
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    }
+    assert_int_equal(t->connects, 2 * SB_CLIENT_URLS_MAX);
+    assert_memory_equal(t->tried, t->tried + SB_CLIENT_URLS_MAX,
+                        SB_CLIENT_URLS_MAX * sizeof *t->tried);
+    h_free(t);
+}
+
+/* The list is checked and copied; url alone is a list of one. */
+static void test_urls_config(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    sb_client_core_io io = {.ud = NULL,
+                            .connect = io_connect,
+                            .close = io_close,
+                            .rand_bytes = io_rand};
+    sb_client_core *cc = NULL;
+    const char *many[SB_CLIENT_URLS_MAX + 1];
+    for (int i = 0; i <= SB_CLIENT_URLS_MAX; i++)
+        many[i] = "ws://x:1/ws";
+    cfg.urls = many;
+    cfg.n_urls = SB_CLIENT_URLS_MAX + 1;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+    cfg.n_urls = SB_CLIENT_URLS_MAX;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), 0);
+    sb_client_core_free(cc);
+    cfg.urls = NULL;
+    cfg.n_urls = 2;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+    const char *empty[] = {"ws://x:1/ws", ""};
+    cfg.urls = empty;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+    const char *null[] = {"ws://x:1/ws", NULL};
+    cfg.urls = null;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+
+    char buf[] = "ws://x:1/ws";
+    const char *mine[] = {buf, "ws://y:2/ws"};
+    h *t = h_new_urls(mine, 2, true);
+    buf[5] = 'z';
+    assert_string_equal(sb_client_core_url(t->cc), "ws://x:1/ws");
+    h_free(t);
+    t = h_new(); /* cfg.url, n_urls 0 */
+    assert_string_equal(sb_client_core_url(t->cc), "ws://127.0.0.1:8080/ws");
+    assert_int_equal(sb_client_core_url_index(t->cc), 0);
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(switches(t), 0);
+    h_free(t);
+}
+
+/* On the next node, as on the same one: SYNC from the cursors, the sends
+ * in flight again under their ids, nothing surfaced twice. */
+static void test_urls_outbox_and_inbox_carry_over(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 2, true);
+    sb_client_core_start(t->cc, t->now);
+    welcome_now(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    feed_sync_resp(t, sync->rid, NULL, 0, false);
+    uint64_t seqs[] = {1, 2};
+    push(t, 7, seqs, 2);
+    assert_int_equal(t->nmsgs, 2);
+    uint8_t ids[2][16];
+    send_text(t, 7, "one", ids[0]);
+    send_text(t, 7, "two", ids[1]);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 2);
+    t->now += SB_CLIENT_STABLE_MS;
+    sb_client_core_on_close(t->cc, 0, SB_WS_CLOSE_GOING_AWAY, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    welcome_now(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->n_cursors, 1);
+    assert_int_equal(sync->sync->cursors[0]->conv_id, 7);
+    assert_int_equal(sync->sync->cursors[0]->seq, 2);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 2);
+    for (int i = 0; i < 2; i++)
+        assert_memory_equal(
+            find_kind(t, SBP__FRAME__BODY_SEND, i)->send->client_msg_id.data,
+            ids[i], 16);
+    /* The new node has "one" (stored before the drain) and a message from
+     * the other side; seq 2 comes again and is dropped. */
+    Sbp__Message *m[3] = {mk(7, 2, "bob", "c7s2"), mk(7, 3, "alice", "one"),
+                          mk(7, 4, "bob", "c7s4")};
+    m[1]->sender_device = "dev-a";
+    feed_sync_resp(t, sync->rid, m, 3, false);
+    for (int i = 0; i < 3; i++)
+        free(m[i]);
+    feed_send_ack(t, ids[0], 7, 3, true);
+    feed_send_ack(t, ids[1], 7, 5, false);
+    assert_int_equal(t->nmsgs, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(t->msgs[i].seq, (uint64_t)i + 1);
+    assert_int_equal(outbox_len(t), 0);
+    h_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2260,8 +2812,12 @@ int main(void)
         cmocka_unit_test(test_in_order_exactly_once_and_ack),
         cmocka_unit_test(test_push_batch_many_convs),
         cmocka_unit_test(test_gap_held_until_sync),
+        cmocka_unit_test(test_gap_filled_in_time_no_sync),
+        cmocka_unit_test(test_sync_hint),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),
+        cmocka_unit_test(test_sync_error_retried),
+        cmocka_unit_test(test_stale_error_ignored),
         cmocka_unit_test(test_own_message_on_send_ack),
         cmocka_unit_test(test_resend_after_reconnect_same_id),
         cmocka_unit_test(test_window),
@@ -2289,6 +2845,13 @@ int main(void)
         cmocka_unit_test(test_service_json),
         cmocka_unit_test(test_recall_event),
         cmocka_unit_test(test_generic_request_and_mute),
+        cmocka_unit_test(test_workbench_frames),
+        cmocka_unit_test(test_urls_round_then_backoff),
+        cmocka_unit_test(test_urls_drain_and_flapping),
+        cmocka_unit_test(test_urls_timeout_and_refusals),
+        cmocka_unit_test(test_urls_shuffled),
+        cmocka_unit_test(test_urls_config),
+        cmocka_unit_test(test_urls_outbox_and_inbox_carry_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
@@ -236,6 +237,52 @@ static void test_json_text_forms(void **state)
     sb_frame_free(o);
 }
 
+/* Doubles (a report's averages) in both encodings: exact (-0.0 is a zero,
+ * left out as protobuf-c leaves it out), and NaN and the infinities as the
+ * strings of protobuf's JSON mapping. */
+static void test_doubles(void **state)
+{
+    (void)state;
+    const double V[] = {13.0 / 3.0, -0.0,     0.75,     1e300,
+                        NAN,        INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof V / sizeof *V; i++) {
+        Sbp__ReportRow row = SBP__REPORT_ROW__INIT;
+        row.csat_average = V[i];
+        Sbp__ReportResp r = SBP__REPORT_RESP__INIT;
+        r.total = &row;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.body_case = SBP__FRAME__BODY_REPORT_RESP;
+        f.report_resp = &r;
+        for (int enc = 0; enc < 2; enc++) {
+            sb_buf b = SB_BUF_INIT;
+            assert_int_equal(sb_frame_encode((sb_encoding)enc, &f, &b), 0);
+            Sbp__Frame *o = NULL;
+            assert_int_equal(
+                sb_frame_decode((sb_encoding)enc, b.data, b.len, &o), 0);
+            double got = o->report_resp->total->csat_average;
+            if (isnan(V[i]))
+                assert_true(isnan(got));
+            else
+                assert_true(got == V[i]);
+            sb_frame_free(o);
+            sb_buf_free(&b);
+        }
+    }
+    const char *txt = "{\"report_resp\":{\"total\":{\"csat_average\":"
+                      "\"Infinity\",\"csat_response_rate\":\"NaN\"}}}";
+    Sbp__Frame *o = NULL;
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)txt, strlen(txt), &o), 0);
+    assert_true(isinf(o->report_resp->total->csat_average));
+    assert_true(isnan(o->report_resp->total->csat_response_rate));
+    sb_frame_free(o);
+    const char *bad =
+        "{\"report_resp\":{\"total\":{\"csat_average\":\"nan\"}}}";
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)bad, strlen(bad), &o),
+        SB_E_BAD_FRAME);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -260,10 +307,16 @@ static void test_bad_input(void **state)
         assert_int_equal(rc, SB_E_BAD_FRAME);
         assert_null(o);
     }
+    /* Bytes that are not UTF-8 are no JSON text at all (a binary message
+     * on a JSON session): not a frame of the encoding. */
     const uint8_t bad_utf8[] = "{\"send\":{\"body\":\"\xc0\xaf\"}}";
     assert_int_equal(
         sb_frame_decode(SB_ENC_JSON, bad_utf8, sizeof bad_utf8 - 1, &o),
-        SB_E_BAD_UTF8);
+        SB_E_BAD_FRAME);
+    const uint8_t binary[] = {0x08, 0x07, 0x62, 0x02, 0x08, 0xff};
+    assert_int_equal(sb_frame_decode(SB_ENC_JSON, binary, sizeof binary, &o),
+                     SB_E_BAD_FRAME);
+    assert_null(o);
     /* Truncated protobuf: a length prefix pointing past the end. */
     const uint8_t trunc[] = {0x62, 0x10, 0x08, 0x01};
     assert_int_equal(sb_frame_decode(SB_ENC_PROTO, trunc, sizeof trunc, &o),
@@ -273,6 +326,70 @@ static void test_bad_input(void **state)
     assert_int_equal(sb_frame_decode(SB_ENC_PROTO, badstr, sizeof badstr, &o),
                      0);
     assert_int_equal(sb_frame_check_utf8(o), SB_E_BAD_UTF8);
+    sb_frame_free(o);
+}
+
+/* A string holding U+0000 is refused in both encodings with ERR_BAD_UTF8,
+ * never cut at the NUL; the checked decode hands the frame back so that
+ * its rid and client_msg_id can be answered. */
+static void test_decode_nul(void **state)
+{
+    (void)state;
+    Sbp__Send s = SBP__SEND__INIT;
+    s.conv_id = 3;
+    s.body = "a?b";
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = 9;
+    f.body_case = SBP__FRAME__BODY_SEND;
+    f.send = &s;
+    sb_buf b = SB_BUF_INIT;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &f, &b), 0);
+    uint8_t *q = memchr(b.data, '?', b.len);
+    assert_non_null(q);
+    *q = 0;
+    Sbp__Frame *o = NULL;
+    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, b.data, b.len, &o),
+                     SB_E_BAD_UTF8);
+    assert_null(o);
+    assert_int_equal(sb_frame_decode_checked(SB_ENC_PROTO, b.data, b.len, &o),
+                     SB_E_BAD_UTF8);
+    assert_non_null(o);
+    assert_int_equal(o->rid, 9);
+    sb_frame_free(o);
+    sb_buf_free(&b);
+    /* A NUL inside a nested message's string (a quick reply's title). */
+    Sbp__QuickReply qr = SBP__QUICK_REPLY__INIT;
+    qr.title = "x?y";
+    Sbp__QuickReply *qrs[1] = {&qr};
+    s.body = "ok";
+    s.n_quick_replies = 1;
+    s.quick_replies = qrs;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &f, &b), 0);
+    q = memchr(b.data, '?', b.len);
+    *q = 0;
+    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, b.data, b.len, &o),
+                     SB_E_BAD_UTF8);
+    sb_buf_free(&b);
+    /* Bytes fields may hold anything. */
+    uint8_t id[16] = {0};
+    s.n_quick_replies = 0;
+    s.client_msg_id.data = id;
+    s.client_msg_id.len = sizeof id;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &f, &b), 0);
+    assert_int_equal(sb_frame_decode_checked(SB_ENC_PROTO, b.data, b.len, &o),
+                     0);
+    sb_frame_free(o);
+    sb_buf_free(&b);
+    /* JSON: "\u0000" in a string, the same refusal. */
+    const char *js = "{\"rid\":4,\"send\":{\"body\":\"a\\u0000b\"}}";
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)js, strlen(js), &o),
+        SB_E_BAD_UTF8);
+    assert_null(o);
+    assert_int_equal(sb_frame_decode_checked(SB_ENC_JSON, (const uint8_t *)js,
+                                             strlen(js), &o),
+                     SB_E_BAD_UTF8);
+    assert_int_equal(o->rid, 4);
     sb_frame_free(o);
 }
 
@@ -333,7 +450,9 @@ int main(void)
         cmocka_unit_test(test_push_repeated_roundtrip),
         cmocka_unit_test(test_push_builder),
         cmocka_unit_test(test_json_text_forms),
+        cmocka_unit_test(test_doubles),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_decode_nul),
         cmocka_unit_test(test_empty_frame),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_b64),

@@ -29,6 +29,8 @@
 #define feed gwfake_feed
 #define last gwfake_last
 #define count gwfake_count
+#define ack gwfake_ack
+#define ack_conv gwfake_ack
 
 static sb_filter *word_filter; /* the word lists in force, if any */
 
@@ -101,17 +103,6 @@ static void sync_conv(uint64_t c, uint32_t rid, uint64_t conv, uint64_t seq,
     fr.rid = rid;
     fr.body_case = SBP__FRAME__BODY_SYNC;
     fr.sync = &sy;
-    feed(c, &fr);
-}
-
-static void ack(uint64_t c, uint64_t conv, uint64_t seq)
-{
-    Sbp__Ack a = SBP__ACK__INIT;
-    a.conv_id = conv;
-    a.seq = seq;
-    Sbp__Frame fr = SBP__FRAME__INIT;
-    fr.body_case = SBP__FRAME__BODY_ACK;
-    fr.ack = &a;
     feed(c, &fr);
 }
 
@@ -665,6 +656,36 @@ static size_t frame_bytes(uint64_t c, size_t i)
     return n;
 }
 
+/* SENDs to a conversation the gateway has not loaded wait for it in the
+ * order they came, behind one read of the store, and are stored in that
+ * order even when the store's readers answer in another. */
+static void test_parked_sends_keep_order(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    regw(&c); /* a gateway that has not loaded conv */
+    hello(1, "alice", "customer", "a1");
+    hello(3, "bob", "agent", "b1");
+    clear(1);
+    F.defer_pump = true;
+    F.reads_reversed = true;
+    for (int i = 0; i < 5; i++)
+        send_msg(1, conv, (uint8_t)(0x70 + i), "in order");
+    pump();
+    F.defer_pump = false;
+    F.reads_reversed = false;
+    assert_int_equal(count(1, SBP__FRAME__BODY_SEND_ACK), 5);
+    for (size_t i = 0, k = 0; i < F.nframes[1]; i++) {
+        if (F.frames[1][i]->body_case != SBP__FRAME__BODY_SEND_ACK) continue;
+        Sbp__SendAck *a = F.frames[1][i]->send_ack;
+        assert_int_equal(a->client_msg_id.data[0], 0x70 + k);
+        assert_int_equal(a->seq, k + 1);
+        k++;
+    }
+}
+
 /* Messages stored in one loop turn (one group commit) go to each device in
  * one PUSH, in seq order, at the end of the turn; a frame of another kind
  * (a SEND_ACK) sends what is queued first, so the device sees every frame
@@ -877,24 +898,12 @@ static void test_push_batch_retry(void **state)
     assert_int_equal(F.closed[3], 0);
 }
 
-static void ack_conv(uint64_t c, uint64_t conv, uint64_t seq)
-{
-    Sbp__Ack a = SBP__ACK__INIT;
-    a.conv_id = conv;
-    a.seq = seq;
-    Sbp__Frame fr = SBP__FRAME__INIT;
-    fr.body_case = SBP__FRAME__BODY_ACK;
-    fr.ack = &a;
-    feed(c, &fr);
-}
-
 /* A device that acks more conversations than a session holds cursors for
  * (GW_SESSION_ACKS_MAX) stores the first ones at once and stays on the
  * list of sessions with cursors due, between two others: every cursor is
- * stored once its interval has passed. The early store used to mark the
- * session clean while it stayed linked; linking it again cut the session
- * after it off the list (its cursors waited for its close), and before
- * the list kept its order it made a cycle. */
+ * stored once its interval has passed. The early store keeps the session
+ * linked once: linked twice, it would cut the session after it off the
+ * list (whose cursors would wait for its close) or make a cycle. */
 static void test_cursors_past_session_max(void **state)
 {
     (void)state;
@@ -906,6 +915,10 @@ static void test_cursors_past_session_max(void **state)
     for (int i = 0; i < N; i++) {
         char member[16];
         snprintf(member, sizeof member, "m%d", i);
+        /* A member is a user the server has met. */
+        hello(10, member, "customer", "x");
+        sb_gw_conn_closed(F.gw, 10);
+        clear(10);
         convs[i] = open_conv(1, member);
         send_msg(1, convs[i], (uint8_t)(i + 1), "x");
     }
@@ -952,6 +965,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_rate_unlimited, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_content_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_sends_keep_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_push_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_batch_convs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_batch_caps, setup, teardown),

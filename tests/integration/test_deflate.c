@@ -115,18 +115,18 @@ static void test_devices(void **state)
 {
     (void)state;
     it_env_init(&E);
-    const char *args[] = {"--admin-listen", "127.0.0.1:0", "--durability",
-                          "os", NULL};
+    const char *args[] = {"--admin-listen", "127.0.0.1:0", "--durability", "os",
+                          NULL};
     E.unlimited = true;
     assert_int_equal(it_server_start(&E, args), 0);
     assert_true(E.srv.admin_port != 0);
     conversation(SB_ENC_PROTO, "p");
     conversation(SB_ENC_JSON, "j");
     assert_int_equal(E.violations, 0);
-    long long out = metric(
-        "switchboard_ws_compressed_messages_total{direction=\"out\"} ");
-    long long in = metric(
-        "switchboard_ws_compressed_messages_total{direction=\"in\"} ");
+    long long out =
+        metric("switchboard_ws_compressed_messages_total{direction=\"out\"} ");
+    long long in =
+        metric("switchboard_ws_compressed_messages_total{direction=\"in\"} ");
     long long plain = metric("switchboard_ws_compressed_bytes_total{"
                              "direction=\"out\",form=\"plain\"} ");
     long long wire = metric("switchboard_ws_compressed_bytes_total{"
@@ -147,9 +147,8 @@ static void test_devices(void **state)
 static void raw_history(bool deflate, uint64_t conv)
 {
     it_raw r;
-    assert_int_equal(it_raw_open_deflate(&r, E.srv.port, SB_ENC_PROTO, deflate,
-                                         0),
-                     0);
+    assert_int_equal(
+        it_raw_open_deflate(&r, E.srv.port, SB_ENC_PROTO, deflate, 0), 0);
     assert_int_equal(r.deflate.on, deflate);
     assert_int_equal(it_raw_hello(&r, harness_token("dc-p", "customer", 600),
                                   "raw-h", WAIT_MS),
@@ -161,10 +160,13 @@ static void raw_history(bool deflate, uint64_t conv)
     f.body_case = SBP__FRAME__BODY_HISTORY;
     f.history = &h;
     uint32_t rid = it_raw_send(&r, &f);
-    Sbp__Frame *g = it_raw_expect(&r, SBP__FRAME__BODY_HISTORY_RESP, rid,
-                                  WAIT_MS);
+    Sbp__Frame *g =
+        it_raw_expect(&r, SBP__FRAME__BODY_HISTORY_RESP, rid, WAIT_MS);
     assert_non_null(g);
-    assert_int_equal(g->history_resp->n_messages, 200);
+    /* The page is cut to the frame bound before it is compressed
+     * (sb_page): the newest that fit, and more. */
+    assert_true(g->history_resp->n_messages > 0);
+    assert_true(g->history_resp->n_messages == 200 || g->history_resp->more);
     sb_frame_free(g);
     if (deflate)
         assert_true(r.compressed_rx > 0);
@@ -174,8 +176,7 @@ static void raw_history(bool deflate, uint64_t conv)
 }
 
 /* A masked client frame with first byte first. */
-static void client_frame(sb_buf *out, uint8_t first, const uint8_t *p,
-                         size_t n)
+static void client_frame(sb_buf *out, uint8_t first, const uint8_t *p, size_t n)
 {
     uint8_t h[14];
     size_t k = 0;
@@ -203,9 +204,8 @@ static void client_frame(sb_buf *out, uint8_t first, const uint8_t *p,
 static int close_for(bool deflate, uint8_t first, const uint8_t *p, size_t n)
 {
     it_raw r;
-    assert_int_equal(it_raw_open_deflate(&r, E.srv.port, SB_ENC_JSON, deflate,
-                                         1 << 20),
-                     0);
+    assert_int_equal(
+        it_raw_open_deflate(&r, E.srv.port, SB_ENC_JSON, deflate, 1 << 20), 0);
     assert_int_equal(it_raw_hello(&r, harness_token("dc-j", "customer", 600),
                                   "raw-b", WAIT_MS),
                      0);
@@ -306,8 +306,8 @@ static void test_raw_and_bounds(void **state)
     char resp[256];
     bool closed = false;
     const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    assert_int_equal(it_http(E.srv.port, req, sizeof req - 1, resp,
-                             sizeof resp, 2000, &closed),
+    assert_int_equal(it_http(E.srv.port, req, sizeof req - 1, resp, sizeof resp,
+                             2000, &closed),
                      200);
 }
 

@@ -12,6 +12,7 @@ import { t, lang } from './i18n.js';
 import { ChatView } from './chatview.js';
 import { Notifier } from './notify.js';
 import { richText } from './render.js';
+import { ReportsView } from './reports.js';
 
 const PAGE = 30;
 const SEARCH_DELAY_MS = 300;
@@ -386,6 +387,10 @@ async function main() {
       ['info.messages', Math.max(i.last_seq || 0, c.list.lastSeq())],
       ['info.lang', c.peerLang ? langName(c.peerLang) : ''],
       ['info.tags', c.tags.join(', ')],
+      // The note of the transfer that brought it here (the server shows
+      // it to the agent it went to only).
+      ['info.note', i.transfer_note ? t('info.note.from', i.transfer_from || '?', i.transfer_note) : ''],
+      ['info.csat', i.csat_rating ? `${'★'.repeat(i.csat_rating)} ${t('info.csat.value', i.csat_rating)}${i.csat_comment ? ` — “${i.csat_comment}”` : ''}` : ''],
     ];
     // Rebuilt only when the tags or the set of rows change; otherwise
     // the values that changed (a burst: the message count) are written
@@ -462,16 +467,55 @@ async function main() {
   const note = document.querySelector('#transfernote');
   const dlgErr = dlg.querySelector('.err');
   noteBox.hidden = !client.supports('Transfer', 'note');
-  transferBtn.addEventListener('click', () => {
-    if (!selected) return;
-    const cur = (selected.info || {}).agent;
-    const agents = [...known.agents].filter((a) => a !== user && a !== cur).sort();
-    const groups = [...known.groups].sort();
+  // The whole team where the server lists it (AGENT_LIST), else the
+  // agents and groups this page has met in conversations.
+  const canTeam = client.supports('Frame', 'agent_list');
+  let teamGroups = [];
+  async function loadTeam() {
+    try {
+      teamGroups = (await store.loadTeam()).groups || [];
+      for (const g of teamGroups) learn({ group: g });
+    } catch (e) {
+      teamGroups = [];
+    }
+  }
+  const presence = (a) => {
+    const m = store.team.get(a);
+    if (!m) return '';
+    const st = m.status === 'AGENT_ONLINE' ? t('agent.online') : m.status === 'AGENT_AWAY' ? t('agent.away') : t('agent.offline');
+    return m.capacity ? t('transfer.presence', st, m.load || 0, m.capacity) : st;
+  };
+  function pickerOptions() {
+    const cur = ((selected && selected.info) || {}).agent;
+    const names = new Set([...known.agents, ...store.team.keys()]);
+    const agents = [...names].filter((a) => a !== user && a !== cur).sort();
+    const groups = [...new Set([...known.groups, ...teamGroups])].sort();
+    const keep = toSel.value;
     toSel.replaceChildren(
-      agents.length ? h('optgroup', { label: t('transfer.agents') }, agents.map((a) => h('option', { value: `agent:${a}`, text: a }))) : null,
+      agents.length
+        ? h(
+            'optgroup',
+            { label: t('transfer.agents') },
+            agents.map((a) => {
+              const p = presence(a);
+              return h('option', { value: `agent:${a}`, text: p ? `${a} (${p})` : a, dataset: { status: (store.team.get(a) || {}).status || '' } });
+            }),
+          )
+        : null,
       groups.length ? h('optgroup', { label: t('transfer.groups') }, groups.map((g) => h('option', { value: `group:${g}`, text: t('transfer.group', g) }))) : null,
       h('option', { value: 'other', text: t('transfer.other') }),
     );
+    if (keep && [...toSel.options].some((o) => o.value === keep)) toSel.value = keep;
+  }
+  // Teammates' statuses change while the picker is open.
+  store.onChange((convs, kinds) => {
+    if (kinds && kinds.has && kinds.has('team') && dlg.open) pickerOptions();
+  });
+  transferBtn.addEventListener('click', async () => {
+    if (!selected) return;
+    if (canTeam) await loadTeam();
+    toSel.value = '';
+    pickerOptions();
     otherBox.hidden = toSel.value !== 'other';
     other.value = '';
     note.value = '';
@@ -603,7 +647,30 @@ async function main() {
     if (f.body === 'agent_state') status.value = f.agent_state.status === 'AGENT_AWAY' ? 'AGENT_AWAY' : 'AGENT_ONLINE';
   });
 
+  // ---- reports: for administrators ------------------------------------------------
+
+  const reportsBtn = document.querySelector('#reportsbtn');
+  const reportsEl = document.querySelector('#reports');
+  function showReports(on) {
+    reportsEl.hidden = !on;
+    desk.hidden = on;
+    reportsBtn.setAttribute('aria-expanded', String(on));
+    const u = new URL(location.href);
+    if (on) u.searchParams.set('view', 'reports');
+    else u.searchParams.delete('view');
+    history.replaceState(null, '', u.pathname + u.search);
+    (on ? reportsEl.querySelector('#rfrom') : reportsBtn).focus();
+  }
+  const reports = new ReportsView({ client, root: reportsEl, onClose: () => showReports(false) });
+  reportsBtn.addEventListener('click', () => showReports(reportsEl.hidden));
+
   await client.ready();
+  // The REPORT frame answers administrators only: the button is theirs.
+  const admin = client.core.session && client.core.session.role === 'ROLE_ADMIN';
+  reportsBtn.hidden = !admin;
+  // An administrator takes no conversations: no status of its own.
+  document.querySelector('.mystatus').hidden = admin;
+  if (admin && params.get('view') === 'reports') showReports(true);
   await loadPage(true);
   // A reload (or a link) with ?conv=ID opens that conversation.
   const start = Number(params.get('conv'));
@@ -618,7 +685,7 @@ async function main() {
       for (const c of r.items) canned.append(h('option', { value: c.text, text: c.title }));
     })
     .catch(() => (canned.hidden = true));
-  window.__sb = { client, store, view, notifier, select, selected: () => selected, loadPage };
+  window.__sb = { client, store, view, notifier, reports, select, selected: () => selected, loadPage };
   document.body.dataset.ready = '1';
 }
 

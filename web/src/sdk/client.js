@@ -9,14 +9,28 @@
 // picked, so a server (or proxy) that takes only JSON still works; 'json'
 // forces the JSON subprotocol (debugging: add ?enc=json to a page URL).
 //
+// Servers: url is one ws:// or wss:// URL, or an array of up to URLS_MAX
+// of them (the nodes of a cluster): the client connects to one and moves
+// to another when its node goes away (core.js, "Several servers").
+//
 // Events (client.on(name, fn)): state(state, err), message(m),
 // status(info), receipt(readNotify), synced(), conversation(conv),
-// event(frame) (typing, conv_update, agent_state), error(err, text).
+// event(frame) (typing, conv_update, agent_state, agent_presence),
+// error(err, text).
 import { ClientCore, SbError, State, Close } from './core.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
 import { cryptoRandomBytes } from './ids.js';
 
 export { State, SendStatus, SbError } from './core.js';
+
+function wsUrlOk(u) {
+  try {
+    const p = new URL(u).protocol;
+    return p === 'ws:' || p === 'wss:';
+  } catch (e) {
+    return false;
+  }
+}
 
 export class Client {
   /**
@@ -69,6 +83,7 @@ export class Client {
         randBytes,
       },
     );
+    for (const u of this.core.urls) if (!wsUrlOk(u)) throw new SbError('EINVAL', `not a ws:// or wss:// URL: ${u}`);
     this.onOffline = () => this.core.disconnect('ENETDOWN', this.now());
     this.onOnline = () => {
       this.core.kick(this.now());
@@ -170,7 +185,7 @@ export class Client {
     }
     let ws;
     try {
-      ws = new this.WS(this.url, this.protocols());
+      ws = new this.WS(this.core.url(), this.protocols());
     } catch (e) {
       setTimeout(() => this.core.onClose('ECONNREFUSED', 0, this.now()), 0);
       return;
@@ -283,6 +298,11 @@ export class Client {
     return this.core.cfg.deviceId;
   }
 
+  /** The server URL connected to now, or tried next. */
+  get serverUrl() {
+    return this.core.url();
+  }
+
   /** Resolves when READY (at once if it is). */
   ready() {
     if (this.core.state === State.READY) return Promise.resolve();
@@ -371,12 +391,19 @@ export class Client {
 
   /** An agent takes a queued conversation (where the server has the
    * CLAIM frame: supports('Frame', 'claim')). */
-  claim(convId) {
-    return this.request('claim', { conv_id: convId });
+  claim(convId, { overCapacity = false } = {}) {
+    return this.request('claim', { conv_id: convId, over_capacity: overCapacity });
   }
 
   close(convId) {
     return this.request('close', { conv_id: convId });
+  }
+
+  /** The desk's team (agents and admins; where the server has AGENT_LIST:
+   * supports('Frame', 'agent_list')): resolves with the agent_list_resp
+   * { desk, agents: [{ user_id, groups, status, load, capacity }], groups }. */
+  agentList(desk = '') {
+    return this.request('agent_list', { desk });
   }
 
   tag(convId, seq, add = [], remove = []) {
@@ -415,6 +442,24 @@ export class Client {
 
   handoff(convId, group = '') {
     return this.request('handoff', { conv_id: convId, group });
+  }
+
+  /** The customer rates its service conversation (once a rating was
+   * asked for, at its close): rating 1..5, an optional comment of at most
+   * 1000 bytes. Resolves once stored; rejects with SbError (ERR_ALREADY:
+   * rated already, the first rating stays; ERR_STATE: not asked yet). */
+  csat(convId, rating, comment = '') {
+    return this.request('csat', { conv_id: convId, rating, comment });
+  }
+
+  /** A report (role admin): the figures of the service conversations
+   * opened from day `from` to day `to` (YYYY-MM-DD) in time zone tz (IANA;
+   * '' for UTC), a row per combination of the keys of `by` ('desk',
+   * 'group', 'agent', 'day'), of only desk, group and agent when given.
+   * Resolves with the report_resp ({ rows, total, from_ms, to_ms, tz,
+   * by }). */
+  report({ from, to = from, tz = '', by = [], desk = '', group = '', agent = '' }) {
+    return this.request('report', { from, to, tz, by, desk, group, agent });
   }
 
   stats() {
