@@ -22,7 +22,10 @@ typedef struct sb_dheap {
     uint32_t len, cap;
 } sb_dheap;
 
-#define SB_DHEAP_INIT {NULL, 0, 0}
+#define SB_DHEAP_INIT                                                          \
+    {                                                                          \
+        NULL, 0, 0                                                             \
+    }
 
 /* Sets n's deadline to due_ms, adding n when it is not in h. 0, or
  * -ENOMEM (n is then not in h), or -ENOSPC past 2^32 - 2 nodes. */

@@ -24,8 +24,7 @@ static sb_dheap_node *scan_min(sb_dheap_node *n, size_t count)
 {
     sb_dheap_node *best = NULL;
     for (size_t i = 0; i < count; i++)
-        if (n[i].pos &&
-            (!best || sb_dheap_before(n[i].due_ms, best->due_ms)))
+        if (n[i].pos && (!best || sb_dheap_before(n[i].due_ms, best->due_ms)))
             best = &n[i];
     return best;
 }
@@ -43,8 +42,8 @@ static void test_random_against_scan(void **state)
         if (rnd(&seed) % 4 == 0)
             sb_dheap_remove(&h, x);
         else
-            assert_int_equal(
-                sb_dheap_set(&h, x, base + rnd(&seed) % 100000), 0);
+            assert_int_equal(sb_dheap_set(&h, x, base + rnd(&seed) % 100000),
+                             0);
         sb_dheap_node *top = sb_dheap_top(&h), *want = scan_min(n, NODES);
         if (!want) {
             assert_null(top);
