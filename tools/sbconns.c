@@ -38,12 +38,17 @@
 #include <uv.h>
 
 #include "sb_client.h"
+#include "sb_error.h"
 #include "sb_token.h"
 
 /* Devices started per ramp step (every RAMP_MS), so that the first
  * connections do not overflow the server's accept queue: the storm the
  * benchmark measures is the reconnect, not this. */
 #define RAMP_STEP 500
+/* An agent's OPEN names a customer the server must have seen (a HELLO):
+ * refused with ERR_NOT_FOUND while the customer's process is still
+ * connecting, it is asked again at the next tick (100 ms), this often. */
+#define OPEN_TRIES_MAX 600
 #define RAMP_MS 20
 
 typedef struct conns conns;
@@ -54,13 +59,14 @@ typedef struct dev {
     uint32_t idx;
     char user[48], partner[48];
     uint64_t conv_id;
-    uint32_t expect;   /* messages of the conversation sent so far */
-    uint32_t surfaced; /* of them, surfaced here */
-    uint32_t acked;    /* agents: own messages acknowledged */
-    bool ready;        /* up at least once */
-    bool down;         /* lost its connection, not ready again yet */
-    bool synced;       /* synced since its last WELCOME */
-    bool opening;      /* agents: OPEN asked */
+    uint32_t expect;     /* messages of the conversation sent so far */
+    uint32_t surfaced;   /* of them, surfaced here */
+    uint32_t acked;      /* agents: own messages acknowledged */
+    bool ready;          /* up at least once */
+    bool down;           /* lost its connection, not ready again yet */
+    bool synced;         /* synced since its last WELCOME */
+    bool opening;        /* agents: OPEN asked */
+    uint16_t open_tries; /* agents: OPENs refused so far */
 } dev;
 
 struct conns {
@@ -205,6 +211,10 @@ static void on_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
     (void)rid;
     (void)req;
     dev *d = ud;
+    if (err == SB_E_NOT_FOUND && ++d->open_tries < OPEN_TRIES_MAX) {
+        d->opening = false; /* the customer has not connected yet */
+        return;
+    }
     if (err != 0) {
         fprintf(stderr, "sbconns: open failed: %s\n", sb_client_err_name(err));
         exit(1);

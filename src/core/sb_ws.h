@@ -78,10 +78,15 @@ typedef struct sb_ws_cbs {
  * only 1000-1011 and 3000-4999: the application range carries it. */
 #define SB_WS_CLOSE_TRY_AGAIN 4013
 
+/* The largest message bound a connection may have: a frame's size, its
+ * header included, is counted in 32 bits. */
+#define SB_WS_MSG_BYTES_MAX (UINT32_MAX - 14)
+
 typedef struct sb_ws_config {
     bool client;
     /* Bounds an incoming message, compressed and decompressed alike; a
-     * larger one makes the connection close with 1009. */
+     * larger one makes the connection close with 1009. At most
+     * SB_WS_MSG_BYTES_MAX. */
     uint64_t msg_bytes_max;
     /* What the handshake agreed for permessage-deflate (off: {0}), and
      * the size from which a message sent goes compressed (below it
