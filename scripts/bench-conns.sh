@@ -33,7 +33,7 @@ K=${K:-10}
 PHASES=${PHASES:-idle peers restart storm}
 PEERS=${PEERS:-$(cd "$(dirname "$0")/.." && pwd)/../shared/peers}
 SECRET=bench-secret
-WORK=$(mktemp -d /tmp/sbconns.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sbconns.XXXXXX")
 SRV= DEVS=() MQ=
 cleanup() {
   for p in ${DEVS[@]+"${DEVS[@]}"} $SRV $MQ; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done

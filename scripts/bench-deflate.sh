@@ -13,7 +13,7 @@ BUILD=${1:-build}
 MSGS=${MSGS:-1000}
 REPS=${REPS:-30}
 SECRET=bench-secret
-DATA=$(mktemp -d /tmp/sbdeflate.XXXXXX)
+DATA=$(mktemp -d "${TMPDIR:-/tmp}/sbdeflate.XXXXXX")
 SRV=
 cleanup() {
   [ -n "$SRV" ] && { kill $SRV 2>/dev/null || true; wait $SRV 2>/dev/null || true; }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,6 +428,8 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
+    /* A write to a connection the server closed fails, not kills. */
+    signal(SIGPIPE, SIG_IGN);
     b.loop = uv_default_loop();
     b.expected = (uint64_t)b.convs * 2 * b.msgs;
     b.lat_ms = malloc(b.expected * sizeof *b.lat_ms);

@@ -47,8 +47,11 @@
 #define RAMP_STEP 500
 /* An agent's OPEN names a customer the server must have seen (a HELLO):
  * refused with ERR_NOT_FOUND while the customer's process is still
- * connecting, it is asked again at the next tick (100 ms), this often. */
-#define OPEN_TRIES_MAX 600
+ * connecting, it is asked again OPEN_RETRY_TICKS ticks (of 100 ms) later,
+ * OPEN_TRIES_MAX times at most: the server closes a session after 100
+ * refused frames. */
+#define OPEN_RETRY_TICKS 10
+#define OPEN_TRIES_MAX 60
 #define RAMP_MS 20
 
 typedef struct conns conns;
@@ -67,6 +70,7 @@ typedef struct dev {
     bool synced;         /* synced since its last WELCOME */
     bool opening;        /* agents: OPEN asked */
     uint16_t open_tries; /* agents: OPENs refused so far */
+    uint64_t open_tick;  /* agents: no OPEN before this tick */
 } dev;
 
 struct conns {
@@ -82,6 +86,7 @@ struct conns {
     int64_t *back_at; /* this wave's ready times, in order */
     bool up_said, sending;
     uint64_t waves;
+    uint64_t ticks; /* of on_tick */
     char *body;
 };
 
@@ -213,6 +218,7 @@ static void on_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
     dev *d = ud;
     if (err == SB_E_NOT_FOUND && ++d->open_tries < OPEN_TRIES_MAX) {
         d->opening = false; /* the customer has not connected yet */
+        d->open_tick = d->b->ticks + OPEN_RETRY_TICKS;
         return;
     }
     if (err != 0) {
@@ -235,10 +241,11 @@ static const sb_client_cbs CBS = {
 static void on_tick(uv_timer_t *t)
 {
     conns *b = t->data;
+    b->ticks++;
     if (!b->agent || b->hello_only) return;
     for (uint32_t i = 0; i < b->started; i++) {
         dev *d = &b->devs[i];
-        if (d->opening || !d->synced ||
+        if (d->opening || d->open_tick > b->ticks || !d->synced ||
             sb_client_get_state(d->c) != SB_CLIENT_READY)
             continue;
         const char *members[1] = {d->partner};
@@ -433,6 +440,9 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    /* A write to a socket the server has already closed (it closes right
+     * after its close frame while it drains) must fail, not kill. */
+    signal(SIGPIPE, SIG_IGN);
     b.loop = uv_default_loop();
     b.devs = calloc(b.n, sizeof *b.devs);
     b.back_at = calloc(b.n, sizeof *b.back_at);

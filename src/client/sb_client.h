@@ -13,7 +13,12 @@
  * send infos, answer frames, conversations, error texts) are valid only
  * during the callback; copy what you keep. Callbacks may call any function
  * here, sb_client_close() included (the client is then freed later, from
- * the loop, never from within your callback). */
+ * the loop, never from within your callback).
+ *
+ * Signals: libuv writes to sockets with write(2), so a write to a
+ * connection the server has already closed raises SIGPIPE, whose default
+ * kills the process. Ignore it (signal(SIGPIPE, SIG_IGN)) in a program
+ * using the SDK: the write then fails and the client reconnects. */
 #ifndef SB_CLIENT_H
 #define SB_CLIENT_H
 

@@ -60,9 +60,8 @@ typedef enum drain_stage {
     DRAIN_OFF,      /* serving */
     DRAIN_STORE,    /* the SENDs the store has commit and are acknowledged
                        (cfg.drain_ms_max at most) */
-    DRAIN_SESSIONS, /* sessions closed with GOING_AWAY: each socket closes
-                       once its close frame is written (SRV_CLOSE_WAIT_MS at
-                       most) */
+    DRAIN_SESSIONS, /* sessions closed with GOING_AWAY finish their close
+                       handshakes (SRV_CLOSE_WAIT_MS at most) */
     DRAIN_ABORT,    /* the listener closes (new connections got 503 so
                        far), the connections left are dropped */
     DRAIN_STOPPED,  /* the store is stopped and the loop's handles close:
@@ -441,12 +440,10 @@ static void conn_flush(conn *c)
     if (c->closed) return;
     /* Closing: the close frame is out; the peer's answer (or its timer,
      * after SRV_CLOSE_WAIT_MS) ends the connection, so a peer still sending
-     * sees the close code rather than a reset. While draining, the socket
-     * closes as soon as the frame is written: the code is all the peer
-     * needs, and thousands of close handshakes would hold the restart up
-     * while their devices back off. */
-    bool draining = conn_srv(c)->drain != DRAIN_OFF && c->phase == PH_CLOSING;
-    if (draining || sb_ws_done(c->ws)) {
+     * sees the close code rather than a reset. A drain waits for these
+     * too: closing a socket with the peer's bytes unread sends a reset,
+     * which may reach the peer before it has read the close frame. */
+    if (sb_ws_done(c->ws)) {
         c->phase = PH_CLOSING;
         if (c->write_inflight == 0) {
             conn_abort(c);
