@@ -370,6 +370,12 @@ static uint64_t fill(const char *url, const char *secret, const char *run,
     char agent[64], cust[64];
     snprintf(agent, sizeof agent, "wa-%s", run);
     snprintf(cust, sizeof cust, "wc-%s", run);
+    /* OPEN names only users the server has seen: the customer says
+     * HELLO first. */
+    cli cu;
+    cli_open(&cu, url, SB_ENC_PROTO, false);
+    cli_hello(&cu, secret, cust, SBP__ROLE__ROLE_CUSTOMER, "w");
+    cli_close(&cu);
     cli w;
     cli_open(&w, url, SB_ENC_PROTO, false);
     cli_hello(&w, secret, agent, SBP__ROLE__ROLE_AGENT, "w");

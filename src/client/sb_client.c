@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ typedef struct conn {
 
 struct sb_client {
     uv_loop_t *loop;
+    sb_ws_env *wsenv; /* its loop's (wsenv_hold) */
     sb_client_core *core;
     sb_client_url *urls; /* parsed, in the configured order */
     size_t n_urls;
@@ -69,25 +71,56 @@ struct sb_client {
 
 static void client_flush(sb_client *c);
 
-/* The WebSocket environment (sb_ws_env) the clients of a thread share:
- * made with its first client, freed with its last. */
-static _Thread_local sb_ws_env *t_wsenv;
-static _Thread_local size_t t_wsenv_clients;
+/* The WebSocket environment (sb_ws_env) the clients of one loop share:
+ * made with its first client, freed with its last. By loop, not by
+ * thread: a loop's clients may be closed on another thread than the one
+ * that made them (one at a time, as libuv requires), so the registry of
+ * loops takes a lock; an environment itself is used by its loop only. */
+typedef struct loop_env {
+    uv_loop_t *loop;
+    sb_ws_env *env;
+    size_t clients;
+    struct loop_env *next;
+} loop_env;
 
-static sb_ws_env *wsenv_hold(void)
+static loop_env *g_loop_envs;
+static pthread_mutex_t g_loop_envs_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static sb_ws_env *wsenv_hold(uv_loop_t *loop)
 {
-    if (!t_wsenv && sb_ws_env_new(NULL, &t_wsenv) != 0) return NULL;
-    t_wsenv_clients++;
-    return t_wsenv;
+    pthread_mutex_lock(&g_loop_envs_mu);
+    loop_env *e = g_loop_envs;
+    while (e && e->loop != loop)
+        e = e->next;
+    if (!e && (e = calloc(1, sizeof *e)) != NULL) {
+        if (sb_ws_env_new(NULL, &e->env) != 0) {
+            free(e);
+            e = NULL;
+        } else {
+            e->loop = loop;
+            e->next = g_loop_envs;
+            g_loop_envs = e;
+        }
+    }
+    if (e) e->clients++;
+    pthread_mutex_unlock(&g_loop_envs_mu);
+    return e ? e->env : NULL;
 }
 
-static void wsenv_release(void)
+static void wsenv_release(uv_loop_t *loop)
 {
-    assert(t_wsenv_clients > 0);
-    if (--t_wsenv_clients == 0) {
-        sb_ws_env_free(t_wsenv);
-        t_wsenv = NULL;
+    pthread_mutex_lock(&g_loop_envs_mu);
+    loop_env **pe = &g_loop_envs;
+    while (*pe && (*pe)->loop != loop)
+        pe = &(*pe)->next;
+    loop_env *e = *pe;
+    assert(e && e->clients > 0);
+    if (--e->clients == 0) {
+        *pe = e->next;
+        sb_ws_env_free(e->env);
+        free(e);
     }
+    pthread_mutex_unlock(&g_loop_envs_mu);
 }
 static void conn_fail(conn *k, int err);
 static void conn_finish(conn *k, uint16_t code);
@@ -148,11 +181,12 @@ static void client_maybe_free(sb_client *c)
     if (!c->closing || !c->timer_closed || c->nconns) return;
     void (*cb)(void *) = c->on_closed;
     void *ud = c->ud;
+    uv_loop_t *loop = c->loop;
     sb_client_core_free(c->core);
     sb_tls_ctx_free(c->tls);
     free(c->urls);
     free(c);
-    wsenv_release();
+    wsenv_release(loop);
     if (cb) cb(ud);
 }
 
@@ -386,7 +420,7 @@ static void upgrade_done(conn *k, size_t head,
                         .msg_bytes_max = c->frame_bytes_max,
                         .deflate = *deflate,
                         .deflate_min_bytes = c->deflate_min_bytes};
-    int rc = sb_ws_new(t_wsenv, &cfg, &wc, k, &k->ws);
+    int rc = sb_ws_new(c->wsenv, &cfg, &wc, k, &k->ws);
     if (rc) {
         conn_fail(k, rc);
         return;
@@ -644,7 +678,8 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         if (rc) goto err;
         tls = tls || c->urls[i].tls;
     }
-    if (!wsenv_hold()) {
+    c->wsenv = wsenv_hold(loop);
+    if (!c->wsenv) {
         rc = -ENOMEM;
         goto err;
     }
@@ -683,7 +718,7 @@ err:
     sb_tls_ctx_free(c->tls);
     free(c->urls);
     free(c);
-    if (held) wsenv_release();
+    if (held) wsenv_release(loop);
     return rc;
 }
 
