@@ -492,12 +492,14 @@ static int cmd_store_copy(const command *cmd, int argc, char **argv)
         return EXIT_REFUSED;
     }
     printf("copied: %llu users, %llu conversations, %llu messages (%llu new),"
-           " %llu members, %llu device cursors, %llu tags, %llu settings\n",
+           " %llu members, %llu device cursors, %llu tags, %llu settings,"
+           " %llu contacts\n",
            (unsigned long long)rep.users, (unsigned long long)rep.convs,
            (unsigned long long)rep.messages,
            (unsigned long long)rep.messages_new,
            (unsigned long long)rep.members, (unsigned long long)rep.cursors,
-           (unsigned long long)rep.tags, (unsigned long long)rep.settings);
+           (unsigned long long)rep.tags, (unsigned long long)rep.settings,
+           (unsigned long long)rep.contacts);
     return EXIT_OK;
 }
 

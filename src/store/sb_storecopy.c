@@ -71,7 +71,8 @@ static const col CONVS[] = {{"conv_id", "bigint"},
                             {"csat_asked_ts", "bigint"},
                             {"csat_rating", "int"},
                             {"csat_comment", "text"},
-                            {"csat_ts", "bigint"}};
+                            {"csat_ts", "bigint"},
+                            {"notes_of", "bigint"}};
 static const col MEMBERS[] = {{"conv_id", "bigint"},
                               {"user_id", "text"},
                               {"role", "int"},
@@ -92,6 +93,10 @@ static const col TAGS[] = {
     {"conv_id", "bigint"}, {"seq", "bigint"}, {"tag", "text"}};
 static const col CONFIG[] = {
     {"key", "text"}, {"value", "text"}, {"updated_ts", "bigint"}};
+static const col CONTACTS[] = {{"user_id", "text"},   {"name", "text"},
+                               {"email", "text"},     {"attrs", "bytea"},
+                               {"verified", "int"},   {"updated_ts", "bigint"},
+                               {"updated_by", "text"}};
 
 #define N(a) (sizeof(a) / sizeof *(a))
 static const table TABLES[] = {
@@ -103,6 +108,7 @@ static const table TABLES[] = {
      UPSERT},
     {"tags", TAGS, N(TAGS), "conv_id, seq, tag", false, REPLACE},
     {"config", CONFIG, N(CONFIG), "key", true, UPSERT},
+    {"contacts", CONTACTS, N(CONTACTS), "user_id", true, UPSERT},
 };
 
 typedef struct copy {
@@ -516,7 +522,8 @@ int sb_storecopy(const char *sqlite_path, const char *uri,
         goto out;
     uint64_t *counts[] = {&rep->users,        &rep->convs,   &rep->members,
                           &rep->messages_new, &rep->cursors, &rep->tags,
-                          &rep->settings};
+                          &rep->settings,     &rep->contacts};
+    _Static_assert(N(counts) == N(TABLES), "a count per table");
     for (size_t i = 0; i < N(TABLES); i++) {
         if ((rc = table_copy(&c, &TABLES[i], counts[i]))) goto out;
         say(&c, "%s: %llu rows%s", TABLES[i].name,
