@@ -367,6 +367,12 @@ static void on_typing(sb_client_core *cc, const Sbp__Frame *f)
     if (cc->cbs.on_typing) cc->cbs.on_typing(cc->ud, f->typing);
 }
 
+static void on_note_mention(sb_client_core *cc, const Sbp__Frame *f)
+{
+    if (cc->cbs.on_note_mention)
+        cc->cbs.on_note_mention(cc->ud, f->note_mention);
+}
+
 /* What each kind of frame from the server does. ready: on a READY
  * connection only (dropped before WELCOME). Any other kind is a protocol
  * error. */
@@ -391,6 +397,8 @@ static const struct frame_kind {
     [SBP__FRAME__BODY_AGENT_STATE] = {on_agent_state, true},
     [SBP__FRAME__BODY_CONV_UPDATE] = {on_conv_update, true},
     [SBP__FRAME__BODY_TYPING] = {on_typing, true},
+    [SBP__FRAME__BODY_NOTE_MENTION] = {on_note_mention, true},
+    [SBP__FRAME__BODY_CONTACT_RESP] = {sb__client_request_on_answer, true},
 };
 #define N_FRAMES (sizeof FRAMES / sizeof *FRAMES)
 
