@@ -20,7 +20,8 @@
  *   the agent reads the contact (verified, the attributes, the customer's
  *   conversations without their members) and changes it; refusals for a
  *   customer, an agent of another conversation, bad fields; an admin by
- *   user id; a second sign-in updates it. */
+ *   user id; a second sign-in updates it.
+ * - sbctl note, notes, contact and identity-hash against the server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,9 +29,11 @@
 #include <stdio.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "itsvc.h"
 #include "sb_error.h"
@@ -607,6 +610,87 @@ static void test_contacts_json(void **state)
     contacts(SB_ENC_JSON);
 }
 
+/* ---- sbctl -----------------------------------------------------------------
+ */
+
+/* Runs `sbctl CMD` with the server's URL and token (NULL: neither), then
+ * ARGS; returns its exit status and its output in out. */
+static int sbctl(const char *token, const char *args, char *out, size_t cap)
+{
+    char bin[512], cmd[4096], name[64];
+    snprintf(bin, sizeof bin, "%s", harness_server_bin());
+    size_t k = strcspn(args, " ");
+    snprintf(name, sizeof name, "%.*s", (int)k, args);
+    if (token)
+        snprintf(cmd, sizeof cmd,
+                 "'%s/sbctl' %s --url '%s' --token '%s'%s 2>&1", dirname(bin),
+                 name, E.srv.url, token, args + k);
+    else
+        snprintf(cmd, sizeof cmd, "'%s/sbctl' %s 2>&1", dirname(bin), args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_sbctl(void **state)
+{
+    (void)state;
+    start(SB_ENC_PROTO);
+    its_dev *a1 = dev("a1", "agent");
+    its_dev *cu = dev("cu1", "customer");
+    uint64_t conv = its_open_service(cu, NULL);
+    its_say_ok(cu, conv, "a human please", 0);
+    its_dev *pair[2] = {cu, a1};
+    its_expect_state(pair, 2, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1", NULL,
+                     0);
+    char a1_tok[1024], cu_tok[1024], out[8192], args[256];
+    snprintf(a1_tok, sizeof a1_tok, "%s", harness_token("a1", "agent", 600));
+    snprintf(cu_tok, sizeof cu_tok, "%s",
+             harness_token("cu1", "customer", 600));
+    /* No notes yet: nothing printed. */
+    snprintf(args, sizeof args, "notes --conv %llu", (unsigned long long)conv);
+    assert_int_equal(sbctl(a1_tok, args, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    snprintf(args, sizeof args, "note --conv %llu -- written by sbctl @a2",
+             (unsigned long long)conv);
+    assert_int_equal(sbctl(a1_tok, args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "seq=1"));
+    snprintf(args, sizeof args, "notes --conv %llu", (unsigned long long)conv);
+    assert_int_equal(sbctl(a1_tok, args, out, sizeof out), 0);
+    assert_non_null(strstr(out, " 1 a1 written by sbctl @a2"));
+    /* The customer: refused. */
+    assert_int_equal(sbctl(cu_tok, args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "ERR_FORBIDDEN"));
+    snprintf(args, sizeof args, "note --conv %llu -- mine",
+             (unsigned long long)conv);
+    assert_int_equal(sbctl(cu_tok, args, out, sizeof out), 1);
+    /* The contact, changed and shown. */
+    snprintf(args, sizeof args,
+             "contact --conv %llu --name 'Cu One' --attr plan=pro",
+             (unsigned long long)conv);
+    assert_int_equal(sbctl(a1_tok, args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"Cu One\""));
+    assert_non_null(strstr(out, "\"plan\""));
+    snprintf(args, sizeof args, "contact --conv %llu",
+             (unsigned long long)conv);
+    assert_int_equal(sbctl(a1_tok, args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"Cu One\""));
+    assert_int_equal(sbctl(cu_tok, args, out, sizeof out), 1);
+    assert_int_equal(sbctl(a1_tok, "contact --user cu1", out, sizeof out), 1);
+    assert_int_equal(sbctl(a1_tok, "contact", out, sizeof out), 2);
+    /* The hash a site computes. */
+    char want[65];
+    user_hash(SITE_SECRET, "cu9", want);
+    assert_int_equal(sbctl(NULL,
+                           "identity-hash --secret " SITE_SECRET " --user cu9",
+                           out, sizeof out),
+                     0);
+    assert_non_null(strstr(out, want));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +698,7 @@ int main(void)
         cmocka_unit_test_teardown(test_notes_json, teardown),
         cmocka_unit_test_teardown(test_contacts, teardown),
         cmocka_unit_test_teardown(test_contacts_json, teardown),
+        cmocka_unit_test_teardown(test_sbctl, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,9 +2,10 @@
  * identity verification: the site keeps a desk's identity secret on its
  * server and gives its page, for the signed-in user, the user's id and
  * user_hash = hex(HMAC-SHA256(secret, user id)); the widget hands both to
- * POST /api/identify (sb_api), which checks the hash here, stores what the
- * page says of the user as its verified contact and answers with a
- * customer token for that id. Nobody without the secret can make a hash,
+ * POST /api/identify (the server's sb_api), which checks the hash here,
+ * stores what the page says of the user as its verified contact and
+ * answers with a customer token for that id (sbctl identity-hash makes
+ * one for a test). Nobody without the secret can make a hash,
  * so nobody can pose as another customer. Pure: no I/O, any thread. */
 #ifndef SB_IDENTITY_H
 #define SB_IDENTITY_H
