@@ -344,9 +344,9 @@ static void conn_feed(conn *k, const uint8_t *p, size_t n)
     client_flush(c);
 }
 
+/* Reads are consumed before the next alloc: one buffer per thread. */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    /* Reads are consumed before the next alloc: one buffer per thread. */
     static _Thread_local char rbuf[READ_BUF_BYTES];
     (void)h;
     (void)hint;

@@ -399,6 +399,7 @@ static const struct frame_kind {
     [SBP__FRAME__BODY_TYPING] = {on_typing, true},
     [SBP__FRAME__BODY_NOTE_MENTION] = {on_note_mention, true},
     [SBP__FRAME__BODY_CONTACT_RESP] = {sb__client_request_on_answer, true},
+    [SBP__FRAME__BODY_SYNC_HINT] = {sb__client_inbox_on_sync_hint, true},
 };
 #define N_FRAMES (sizeof FRAMES / sizeof *FRAMES)
 

@@ -230,6 +230,14 @@ void sb__client_inbox_on_welcome(sb_client_core *cc, const Sbp__Welcome *w)
     }
 }
 
+void sb__client_inbox_on_sync_hint(sb_client_core *cc, const Sbp__Frame *f)
+{
+    (void)f;
+    if (cc->cfg.sync_disabled) return;
+    cc->in.need_sync = true;
+    cc->pump_needed = true;
+}
+
 void sb__client_inbox_on_disconnect(sb_client_core *cc)
 {
     cc->in.sync_inflight = false;

@@ -56,6 +56,8 @@ bool sb__client_inbox_on_sync_error(sb_client_core *cc, uint32_t rid);
 void sb__client_inbox_on_welcome(sb_client_core *cc, const Sbp__Welcome *w);
 /* The connection is gone: no SYNC is in flight. */
 void sb__client_inbox_on_disconnect(sb_client_core *cc);
+/* The server asks for a SYNC (SYNC_HINT): one is sent at the next pump. */
+void sb__client_inbox_on_sync_hint(sb_client_core *cc, const Sbp__Frame *f);
 /* READY: a gap that outlived the last SYNC asks for another. */
 void sb__client_inbox_tick(sb_client_core *cc);
 

@@ -962,6 +962,68 @@ static void park(sb_gw *gw, sess *s, Sbp__Frame *f, uint64_t conv_id)
     q->tail = p;
 }
 
+/* ---- desk requests before the routing state is ready -----------------------
+ */
+
+/* Desk requests held at most; more are answered ERR_UNAVAILABLE. */
+#define GW_DESK_WAIT_MAX 4096
+
+typedef struct held_frame {
+    struct held_frame *next;
+    uint64_t sess_id;
+    size_t len;
+    uint8_t data[]; /* the frame, protobuf */
+} held_frame;
+
+void sb__gw_desk_hold(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    size_t n = sbp__frame__get_packed_size(f);
+    held_frame *h =
+        gw->n_desk_wait < GW_DESK_WAIT_MAX ? malloc(sizeof *h + n) : NULL;
+    if (!h) {
+        sb__gw_error(gw, s, f->rid, SB_E_UNAVAILABLE);
+        return;
+    }
+    h->next = NULL;
+    h->sess_id = s->id;
+    h->len = sbp__frame__pack(f, h->data);
+    if (gw->desk_wait_tail)
+        gw->desk_wait_tail->next = h;
+    else
+        gw->desk_wait = h;
+    gw->desk_wait_tail = h;
+    gw->n_desk_wait++;
+}
+
+void sb__gw_desk_ready(sb_gw *gw, bool ready)
+{
+    gw->desk_ready = ready;
+    /* What waited goes on in order (or, on a node that no longer owns the
+     * desks, to the one that does). Requests held again meanwhile queue
+     * behind. */
+    held_frame *h = ready || sb__gw_desk_elsewhere(gw) ? gw->desk_wait : NULL;
+    if (!h) return;
+    gw->desk_wait = gw->desk_wait_tail = NULL;
+    gw->n_desk_wait = 0;
+    while (h) {
+        held_frame *next = h->next;
+        sess *s = sb__gw_sess_get(gw, h->sess_id);
+        Sbp__Frame *f = s ? sbp__frame__unpack(NULL, h->len, h->data) : NULL;
+        if (f) dispatch(gw, s, f, true);
+        free(h);
+        h = next;
+    }
+}
+
+static void desk_wait_free(sb_gw *gw)
+{
+    while (gw->desk_wait) {
+        held_frame *h = gw->desk_wait;
+        gw->desk_wait = h->next;
+        free(h);
+    }
+}
+
 /* Takes one token from s's SEND bucket, refilled for the time since the
  * last refill; false when the bucket is empty. */
 static bool send_token_take(sb_gw *gw, sess *s)
@@ -1021,6 +1083,10 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
     if (rc) goto refuse;
     if ((flags & SB_GW_DESK) && sb__gw_desk_elsewhere(gw)) {
         sb__gw_desk_forward(gw, s, f);
+        goto out;
+    }
+    if ((flags & SB_GW_DESK) && !gw->desk_ready) {
+        sb__gw_desk_hold(gw, s, f);
         goto out;
     }
     if (flags & SB_GW_CONV) {
@@ -1147,6 +1213,7 @@ void sb_gw_free(sb_gw *gw)
     sb_buf_free(&gw->push_out);
     sb__gw_cluster_free(gw);
     sb__gw_desk_free(gw);
+    desk_wait_free(gw);
     if (gw->hooks.free) gw->hooks.free(gw->hooks.ud);
     free(gw);
 }

@@ -268,7 +268,17 @@ struct sb_gw {
     sb_buf cluster_out; /* an event being encoded */
     conv *gaps;
     sb_map cluster_wait;
+    /* Sessions still to be told to SYNC after a resync (ids), a few per
+     * tick. */
+    uint64_t *hint_ids;
+    size_t n_hints, hint_pos;
     struct sb_gw_desknode *dn; /* the desks in the cluster */
+    /* Desk requests that came before the routing state was ready (at a
+     * start, or a node taking the desks over), in order: each a session
+     * id and its frame in protobuf. */
+    bool desk_ready;
+    struct held_frame *desk_wait, *desk_wait_tail;
+    size_t n_desk_wait;
 };
 
 /* The core alone, with no frame kind in its table: sb_gw_new() adds the
@@ -384,6 +394,14 @@ void sb__gw_cluster_publish(sb_gw *gw, sb_gw_topic t, const char *id,
                             Sbp__ClusterEvent *ev);
 /* Reads the gaps that are due from the store (sb_gw_tick). */
 void sb__gw_cluster_tick(sb_gw *gw);
+/* The routing state is ready (queues and loads rebuilt from the store),
+ * or no longer (ready false): desk requests wait until it is, then go on
+ * in the order they came. */
+void sb__gw_desk_ready(sb_gw *gw, bool ready);
+/* Keeps a copy of f, a desk request of s, until the routing state is
+ * ready (ERR_UNAVAILABLE when too many wait). */
+void sb__gw_desk_hold(sb_gw *gw, sess *s, const Sbp__Frame *f);
+
 /* ---- the desks in a cluster (sb_clusterdesk.c) ------------------------------
  */
 

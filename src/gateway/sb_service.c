@@ -463,6 +463,10 @@ static bool on_open(void *ud, sess *s, const Sbp__Frame *f)
         sb__gw_desk_forward(gw, s, f);
         return true;
     }
+    if (!v->routing_ready) {
+        sb__gw_desk_hold(gw, s, f);
+        return true;
+    }
     const sb_desk_def *def = sb_desk_get(gw->cfg.desk, o->desk);
     sb_req *r = sb__gw_req_new(gw, SB_REQ_SERVICE_OPEN, s, f->rid, open_done);
     if (!def || !r) {
@@ -720,6 +724,7 @@ static void start_done(sb_req *r)
     if (r->u.service_convs.state == SBP__CONV_STATE__STATE_ASSIGNED) {
         v->routing_ready = true;
         sb__gw_online_each(gw, SBP__ROLE__ROLE_AGENT, assign_cb, v);
+        sb__gw_desk_ready(gw, true);
     }
     free(r);
 }
@@ -733,6 +738,7 @@ static void on_start(void *ud)
     svc *v = ud;
     if (!v->gw->cfg.desk) {
         v->routing_ready = true;
+        sb__gw_desk_ready(v->gw, true);
         return;
     }
     sb_desk_hours_update(v->gw->cfg.desk, v->gw->now_ms);
@@ -757,6 +763,7 @@ static void on_stop(void *ud)
     svc *v = ud;
     v->routing_ready = false;
     if (v->gw->cfg.desk) sb_desk_routing_clear(v->gw->cfg.desk);
+    sb__gw_desk_ready(v->gw, false);
 }
 
 /* An agent is online while it has a ready session. */
@@ -807,6 +814,7 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
         /* Customer service starts now: queues and loads come from the
          * store, as at a start. */
         v->routing_ready = false;
+        sb__gw_desk_ready(gw, false);
         on_start(v);
     }
     /* Nothing is lost: conversations queued for a group that is gone, and

@@ -346,9 +346,9 @@ static int tag_run(sb_store *s, sb_req *r)
     return with_msgs(s, r, tag_main, NULL);
 }
 
+/* Time 0: the store finds the agent's reply. */
 static int first_response_run(sb_store *s, sb_req *r)
 {
-    /* Time 0: the store finds the agent's reply. */
     return sb_store_first_response(s, r->u.first_response.conv_id, 0);
 }
 

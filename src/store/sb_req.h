@@ -24,7 +24,7 @@
 
 /* Every kind of request. Writes are applied by the store's writer in
  * batches, one transaction and one commit per batch; reads run beside
- * them. sb_storeq.c's table says which is which and how each runs. */
+ * them. The OPS table (sb_req.c) says which is which and how each runs. */
 typedef enum sb_req_kind {
     /* writes */
     SB_REQ_USER_UPSERT,    /* u.user: a user's role and locale, last seen */

@@ -195,9 +195,10 @@ static const sqlite3_io_methods g_methods = {
     .xUnfetch = x_unfetch,
 };
 
+/* Where the real file's part starts in a wfile: after it, aligned for
+ * anything it holds. */
 static size_t wfile_head(void)
 {
-    /* The real file follows, aligned for anything it holds. */
     return (sizeof(wfile) + 15) & ~(size_t)15;
 }
 

@@ -2,7 +2,7 @@
  * write-ahead log between two syncs into a few large writes.
  *
  * SQLite writes each WAL frame as two writes (a 24-byte header, then the
- * page), each a system call; a commit of fifty pages made a hundred. With
+ * page), each a system call; a commit of fifty pages makes a hundred. With
  * the shim they collect in a buffer that goes to the file in one write when
  * SQLite syncs the WAL (every commit, with synchronous = FULL), reads it,
  * asks its size, truncates or closes it, or when the buffer is full. Other

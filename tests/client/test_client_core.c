@@ -807,6 +807,30 @@ static void test_gap_held_until_sync(void **state)
     h_free(t);
 }
 
+/* SYNC_HINT (a cluster's node may have missed messages for this device)
+ * makes the client SYNC with its cursors at once. */
+static void test_sync_hint(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 2};
+    push(t, 4, a, 2);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    Sbp__SyncHint hint = SBP__SYNC_HINT__INIT;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_SYNC_HINT;
+    fr.sync_hint = &hint;
+    feed(t, &fr);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->n_cursors, 1);
+    assert_int_equal(sync->sync->cursors[0]->seq, 2);
+    h_free(t);
+}
+
 /* A message passed by a later one (in a cluster, another node's push and
  * this node's) fills its gap before gap_wait_ms: no SYNC is needed. */
 static void test_gap_filled_in_time_no_sync(void **state)
@@ -2567,6 +2591,7 @@ int main(void)
         cmocka_unit_test(test_push_batch_many_convs),
         cmocka_unit_test(test_gap_held_until_sync),
         cmocka_unit_test(test_gap_filled_in_time_no_sync),
+        cmocka_unit_test(test_sync_hint),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),
         cmocka_unit_test(test_own_message_on_send_ack),

@@ -110,6 +110,21 @@ void gwfake_pump(void)
     if (GF.other) sb_gw_flush(GF.other);
 }
 
+bool gwfake_apply_kind(sb_req_kind kind)
+{
+    for (size_t k = 0; k < GF.nq; k++) {
+        sb_req *r = GF.queue[k];
+        if (r->kind != kind) continue;
+        memmove(GF.queue + k, GF.queue + k + 1,
+                (GF.nq - k - 1) * sizeof *GF.queue);
+        GF.nq--;
+        sb_storeq_apply(GF.store, r);
+        r->done(r);
+        return true;
+    }
+    return false;
+}
+
 void gwfake_clear(uint64_t c)
 {
     for (size_t i = 0; i < GF.nframes[c]; i++)

@@ -57,6 +57,9 @@ sb_gw_io gwfake_io(void);
  * (sb_gw_flush: queued messages go out in PUSH frames). */
 void gwfake_pump(void);
 void gwfake_clear(uint64_t conn);
+/* Applies the first queued store request of kind alone (its completion
+ * too); false if none is queued. */
+bool gwfake_apply_kind(sb_req_kind kind);
 /* Encodes fr and feeds it on conn, then pumps. */
 void gwfake_feed(uint64_t conn, const Sbp__Frame *fr);
 /* Opens conn and says HELLO as sub/role from device, in locale; the raw

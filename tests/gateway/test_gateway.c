@@ -921,10 +921,9 @@ static void ack_conv(uint64_t c, uint64_t conv, uint64_t seq)
 /* A device that acks more conversations than a session holds cursors for
  * (GW_SESSION_ACKS_MAX) stores the first ones at once and stays on the
  * list of sessions with cursors due, between two others: every cursor is
- * stored once its interval has passed. The early store used to mark the
- * session clean while it stayed linked; linking it again cut the session
- * after it off the list (its cursors waited for its close), and before
- * the list kept its order it made a cycle. */
+ * stored once its interval has passed. The early store keeps the session
+ * linked once: linked twice, it would cut the session after it off the
+ * list (whose cursors would wait for its close) or make a cycle. */
 static void test_cursors_past_session_max(void **state)
 {
     (void)state;

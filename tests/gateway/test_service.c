@@ -251,6 +251,48 @@ static void test_capacity(void **state)
         assert_int_equal(last_update(40 + i)->queue_position, i - 6);
 }
 
+/* A gateway that has just started rebuilds its queues and loads from the
+ * store; a desk request that comes meanwhile waits for them (an
+ * AGENT_STATE then answers the agent's real load, not 0). */
+static void test_desk_waits_for_routing(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(40, "cust0", "customer", "p", "en");
+    handoff_customer(40, 0x10);
+    assert_string_equal(last_update(40)->agent, "a1");
+    /* A new gateway on the same store; its start's reads not answered. */
+    sb_gw_free(GF.gw);
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    c.desk = desk;
+    c.secret = (const uint8_t *)GWFAKE_SECRET;
+    c.secret_len = strlen(GWFAKE_SECRET);
+    sb_gw_io io = gwfake_io();
+    assert_int_equal(sb_gw_new(&c, &io, &GF.gw), 0);
+    sb_desk_routing_clear(desk);
+    GF.defer_pump = true;
+    sb_gw_start(GF.gw, GF.now);
+    gwfake_clear(20);
+    gwfake_hello_raw(20, "a1", "agent", "d2", "en");
+    assert_true(gwfake_apply_kind(SB_REQ_USER_UPSERT));
+    assert_non_null(gwfake_last_of(20, SBP__FRAME__BODY_WELCOME));
+    Sbp__AgentState a = SBP__AGENT_STATE__INIT;
+    a.status = SBP__AGENT_STATUS__AGENT_ONLINE;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 77;
+    fr.body_case = SBP__FRAME__BODY_AGENT_STATE;
+    fr.agent_state = &a;
+    gwfake_feed(20, &fr);
+    assert_null(gwfake_last_of(20, SBP__FRAME__BODY_AGENT_STATE));
+    gwfake_pump(); /* the start's reads: routing ready, then the request */
+    GF.defer_pump = false;
+    Sbp__Frame *r = gwfake_last_of(20, SBP__FRAME__BODY_AGENT_STATE);
+    assert_non_null(r);
+    assert_int_equal(r->rid, 77);
+    assert_int_equal(r->agent_state->load, 1);
+}
+
 static void test_authorization(void **state)
 {
     (void)state;
@@ -537,6 +579,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_scenario, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_desk_waits_for_routing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
         cmocka_unit_test_setup_teardown(test_card_and_media, setup, teardown),
         cmocka_unit_test_setup_teardown(test_desk_swap, setup, teardown),

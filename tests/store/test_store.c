@@ -1548,7 +1548,7 @@ static void test_storeq_wal_write_fails(void **state)
     assert_int_equal(first.req.rc, 0);
     /* The search index takes it in now (the writer does so when idle),
      * not between the steps below: its commit would take the room left
-     * for the small message (seen once in 18 runs on a loaded machine). */
+     * for the small message. */
     for (int i = 0; i < 1000 && !index_caught_up(t.path); i++)
         usleep(10 * 1000);
     assert_true(index_caught_up(t.path));
@@ -1607,9 +1607,9 @@ static int64_t cpu_ms(void)
 
 /* The database file cannot grow while the WAL can: a checkpoint fails and
  * leaves the WAL as it was, still due. It is not tried again in a loop
- * (the checkpointer spun on a full disk, copying the same frames), but
- * after a pause at the next batch; once the file can grow it completes,
- * and nothing was lost. */
+ * (a checkpointer retrying at once spins on a full disk, copying the same
+ * frames), but after a pause at the next batch; once the file can grow it
+ * completes, and nothing was lost. */
 static void test_storeq_checkpoint_fails(void **state)
 {
     (void)state;
@@ -1658,8 +1658,8 @@ static void test_storeq_checkpoint_fails(void **state)
     fsize_limit(0);
     print_message("storeq: %lld ms of CPU in 1 s with a failing checkpoint\n",
                   (long long)spent);
-    /* A loop retrying it took 800 ms a second; idle is a few ms (under
-     * ASan on an overloaded machine, up to 120). */
+    /* A loop retrying it spends most of the second; an idle checkpointer
+     * a few ms (up to 120 under ASan on an overloaded machine). */
     assert_true(spent < 300);
     assert_int_equal(ckpts_failing, ckpts);
 
@@ -1687,8 +1687,8 @@ static void test_storeq_checkpoint_fails(void **state)
 /* A passive checkpoint that cannot start now (here another process holds
  * the checkpoint lock; under load a commit changing the WAL's index does
  * the same) is not a failure to wait a second for: the first batch after
- * the lock is gone checkpoints. (The second's pause let the WAL grow
- * without bound, in 2 of 30 loaded runs of test_storeq_checkpoints.) */
+ * the lock is gone checkpoints. (A second's pause after each would let the
+ * WAL grow without bound under load.) */
 static void test_storeq_checkpoint_busy(void **state)
 {
     (void)state;

@@ -915,6 +915,14 @@ export class ClientCore {
         case 'read_notify':
           if (ready) this.onReadNotify(f.read_notify);
           break;
+        case 'sync_hint':
+          // Messages may have passed this device's node unseen (a
+          // cluster's link was down): SYNC.
+          if (ready && !this.cfg.syncDisabled) {
+            this.needSync = true;
+            this.pumpNeeded = true;
+          }
+          break;
         default:
           if (!ready || !body) break; // a frame kind newer than this schema
           if (f.rid && this.reqs.has(f.rid)) {
