@@ -760,6 +760,29 @@ int sb_client_transfer(sb_client *c, uint64_t conv_id, const char *to_agent,
                                               to_group, rid_out));
 }
 
+int sb_client_transfer_note(sb_client *c, uint64_t conv_id,
+                            const char *to_agent, const char *to_group,
+                            const char *note, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_transfer_note(c->core, conv_id, to_agent,
+                                                   to_group, note, rid_out));
+}
+
+int sb_client_claim(sb_client *c, uint64_t conv_id, bool over_capacity,
+                    uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(
+        c, sb_client_core_claim(c->core, conv_id, over_capacity, rid_out));
+}
+
+int sb_client_agent_list(sb_client *c, const char *desk, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_agent_list(c->core, desk, rid_out));
+}
+
 int sb_client_close_conv(sb_client *c, uint64_t conv_id, uint32_t *rid_out)
 {
     if (c->closing) return -ESHUTDOWN;

@@ -373,6 +373,11 @@ static void on_note_mention(sb_client_core *cc, const Sbp__Frame *f)
         cc->cbs.on_note_mention(cc->ud, f->note_mention);
 }
 
+static void on_presence(sb_client_core *cc, const Sbp__Frame *f)
+{
+    if (cc->cbs.on_presence) cc->cbs.on_presence(cc->ud, f->agent_presence);
+}
+
 /* What each kind of frame from the server does. ready: on a READY
  * connection only (dropped before WELCOME). Any other kind is a protocol
  * error. */
@@ -400,6 +405,8 @@ static const struct frame_kind {
     [SBP__FRAME__BODY_NOTE_MENTION] = {on_note_mention, true},
     [SBP__FRAME__BODY_CONTACT_RESP] = {sb__client_request_on_answer, true},
     [SBP__FRAME__BODY_SYNC_HINT] = {sb__client_inbox_on_sync_hint, true},
+    [SBP__FRAME__BODY_AGENT_LIST_RESP] = {sb__client_request_on_answer, true},
+    [SBP__FRAME__BODY_AGENT_PRESENCE] = {on_presence, true},
 };
 #define N_FRAMES (sizeof FRAMES / sizeof *FRAMES)
 

@@ -35,6 +35,7 @@ typedef struct cc_inbox {
     size_t held_now;
     uint32_t sync_rid, sync_limit;
     bool sync_inflight, need_sync;
+    bool sync_failed;        /* the last SYNC got an ERROR: try again */
     int64_t gap_retry_at_ms; /* 0: none */
 } cc_inbox;
 

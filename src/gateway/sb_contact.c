@@ -7,6 +7,7 @@
 
 #include "sb_error.h"
 #include "sb_gwcore.h"
+#include "sb_view.h"
 
 static void str_clear(char **p)
 {
@@ -34,8 +35,12 @@ static void contact_done(sb_req *r)
     if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s) {
-        for (size_t i = 0; i < r->u.contact.n_convs; i++)
+        /* What this reader is shown of each (sb_view: a transfer's note
+         * only for its agent), less what a summary leaves out. */
+        for (size_t i = 0; i < r->u.contact.n_convs; i++) {
+            sb__view_conv(gw, s, r->u.contact.convs[i]);
             sb__contact_conv_strip(r->u.contact.convs[i]);
+        }
         Sbp__ContactResp resp = SBP__CONTACT_RESP__INIT;
         resp.contact = r->u.contact.contact;
         resp.conversations = r->u.contact.convs;

@@ -8,6 +8,7 @@
 #include "sb_desk.h"
 #include "sb_error.h"
 #include "sb_gwcore.h"
+#include "sb_view.h"
 
 /* ---- mentions --------------------------------------------------------------
  */
@@ -99,6 +100,7 @@ static void open_done(sb_req *r)
         if (r->rid) sb__gw_error(gw, s, r->rid, r->rc);
     } else if (r->rid && s) {
         Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
+        sb__view_conv(gw, s, pc);
         o.conv = pc;
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_OPEN_RESP, &o);
     }

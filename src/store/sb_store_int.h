@@ -83,6 +83,8 @@ typedef struct sb_store_ops {
                       const char *group, const char *agent, int64_t now_ms,
                       Sbp__Conversation **out);
     int (*first_response)(sb_store *s, uint64_t conv_id, int64_t now_ms);
+    int (*conv_note)(sb_store *s, uint64_t conv_id, const char *from,
+                     const char *note);
     int (*recall)(sb_store *s, uint64_t conv_id, uint64_t seq);
     int (*tag)(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
                size_t n_add, char *const *remove, size_t n_remove);

@@ -17,6 +17,11 @@
 #define SB_WALVFS_NAME "sb-wal"
 #define SB_WALVFS_BUF_BYTES (1u << 20) /* per WAL being written */
 
+/* For tests (the torture run): "write:N,sync:M" in this environment
+ * variable makes every Nth write and every Mth sync of a WAL fail as an
+ * I/O error does (0: never), from the shim's registration on. */
+#define SB_WALVFS_FAULTS_ENV "SB_WALVFS_FAULTS"
+
 /* Registers the shim (once per process; safe from any thread). Returns 0
  * or SB_E_STORE. Open with SB_WALVFS_NAME as the VFS to use it. */
 int sb_walvfs_register(void);

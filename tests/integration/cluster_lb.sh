@@ -48,6 +48,7 @@ grep -q "Switchboard cluster" "$dir/out" || { cat "$dir/out"; exit 1; }
 url=ws://127.0.0.1:$lb/ws
 tok() { curl -sf "http://127.0.0.1:$lb/demo/token?user=$1&role=$2" | sed 's/.*"token":"\([^"]*\)".*/\1/'; }
 ta=$(tok alice customer) tb=$(tok bob agent)
+"$sbctl" list --url $url --token "$tb" >/dev/null # bob is a user the server knows
 conv=$("$sbctl" open --url $url --token "$ta" --member bob)
 "$sbctl" send --url $url --token "$ta" --conv "$conv" -- one >/dev/null
 "$sbctl" history --url $url --token "$tb" --conv "$conv" | grep -q "alice one"

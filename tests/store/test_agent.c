@@ -7,8 +7,8 @@
  * is refused; contacts made, merged and checked field by field, a known
  * agent's id refused, a contact's conversations newest first, erasure;
  * CONTACT_GET and CONTACT_SET through the queue with their access checks;
- * the migration of a store of the version before (SQLite 6, PostgreSQL
- * 3). */
+ * the migration of a store of the version before (SQLite 7, PostgreSQL
+ * 4). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -541,19 +541,19 @@ static void test_migrate(void **state)
                                      "DROP TABLE contacts;"
                                      "DROP INDEX convs_notes;"
                                      "ALTER TABLE convs DROP COLUMN notes_of;"
-                                     "UPDATE sb_meta SET value = 3"
+                                     "UPDATE sb_meta SET value = 4"
                                      " WHERE key = 'schema_version'"),
                          0);
         assert_int_equal(pgtest_exec(t.path, ROWS), 0);
     } else {
         sqlite3 *db = NULL;
         assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
-        for (int v = 1; v <= 6; v++)
+        for (int v = 1; v <= 7; v++)
             assert_int_equal(
                 sqlite3_exec(db, sb__sqlite_schema(v), NULL, NULL, NULL),
                 SQLITE_OK);
         assert_int_equal(
-            sqlite3_exec(db, "PRAGMA user_version = 6", NULL, NULL, NULL),
+            sqlite3_exec(db, "PRAGMA user_version = 7", NULL, NULL, NULL),
             SQLITE_OK);
         assert_int_equal(sqlite3_exec(db, ROWS, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
