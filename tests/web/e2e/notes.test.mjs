@@ -3,11 +3,20 @@
 // labelled "Note"), reaches the teammate it mentions (a notice, and the
 // note in that conversation's pane) and never the customer's page; the
 // customer's contact, edited in the side panel, is stored and shows
-// again after a reload, with the customer's past conversations.
+// again after a reload, with the customer's past conversations; the
+// customer page signs in with the site's signed identity (the widget's
+// data-user-id and data-user-hash), which stores a verified contact.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, until } from '../helpers/server.mjs';
-import { launch } from '../helpers/browser.mjs';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from '../helpers/deps.mjs';
+import { Client } from '../../../web/src/sdk/index.js';
+import { codec } from '../../../web/src/sdk/schema.js';
+import { startServer, until, token, repo } from '../helpers/server.mjs';
+import { launch, openPage } from '../helpers/browser.mjs';
 import { WEB, customer, agent, send, texts, convId, handOff, openOnAgent, done } from '../helpers/pages.mjs';
 
 let srv;
@@ -121,3 +130,50 @@ test('the customer contact: edited in the side panel, stored, shown again after 
     assert.match(await bob.page.textContent('#contact .updated'), /Changed by bob/);
     await bob.page.click('#closebtn');
   }));
+
+test('the signed identity: the page signs in as the site says, the contact stored verified; a wrong signature is refused', async () => {
+  const SECRET_ID = 'site-identity-secret-0123456789';
+  const dir = mkdtempSync(join(tmpdir(), 'sbdesk-'));
+  const desk = JSON.parse(readFileSync(join(repo, 'conf', 'desk.json'), 'utf8'));
+  desk.desks[0].identity_secret = SECRET_ID;
+  writeFileSync(join(dir, 'desk.json'), JSON.stringify(desk));
+  const srv2 = await startServer({ web: WEB, args: ['--desk', join(dir, 'desk.json')] });
+  const pages = [];
+  let admin = null;
+  try {
+    const hash = createHmac('sha256', SECRET_ID).update('vera-42').digest('hex');
+    const frag = new URLSearchParams({ uid: 'vera-42', uhash: hash, name: 'Vera V.', email: 'vera@example.com', attrs: JSON.stringify({ plan: 'gold' }) });
+    const ok = await openPage(browser, `${srv2.url}/?lang=en#${frag}`);
+    pages.push(ok);
+    await ok.page.waitForFunction(() => document.body.dataset.ready === '1' || document.body.dataset.error, null, { timeout: 10000 });
+    assert.equal(await ok.page.evaluate(() => document.body.dataset.error || ''), '');
+    assert.equal(await ok.page.evaluate(() => window.__sb.client.session.user_id), 'vera-42');
+    admin = new Client({ url: srv2.wsUrl, token: token('root', 'admin'), deviceId: 'root-notes', codec, WebSocket, window: null, tickMs: 20 });
+    admin.start();
+    const r = await admin.contactGet({ userId: 'vera-42' });
+    assert.equal(r.contact.name, 'Vera V.');
+    assert.equal(r.contact.email, 'vera@example.com');
+    assert.equal(r.contact.verified, true);
+    assert.equal(r.contact.updated_by, 'site');
+    assert.deepEqual(
+      r.contact.attributes.map((a) => [a.key, a.value]),
+      [['plan', 'gold']],
+    );
+
+    // Someone posing as another customer: the hash does not match.
+    const bad = new URLSearchParams({ uid: 'vera-43', uhash: hash, name: 'Mallory' });
+    const context = await browser.newContext();
+    pages.push({ context });
+    const no = await context.newPage();
+    await no.goto(`${srv2.url}/?lang=en#${bad}`);
+    await no.waitForFunction(() => document.body.dataset.error, null, { timeout: 10000 });
+    assert.match(await no.evaluate(() => document.body.dataset.error), /signed identity was refused/);
+    const other = await admin.contactGet({ userId: 'vera-43' }).catch((e) => e.code);
+    assert.equal(other, 'ERR_NOT_FOUND', 'nothing stored for the refused one');
+  } finally {
+    if (admin) admin.stop();
+    await Promise.all(pages.map((p) => p.context.close()));
+    await srv2.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
