@@ -989,6 +989,9 @@ static const char DESK_HELP[] =
     "                              \"holidays\":[\"2025-12-25\"]}'; JSON '' "
     "for none\n"
     "                              (docs/operations.md)\n"
+    "  identity SECRET             the key the site signs its customers' ids\n"
+    "                              with (16-128 bytes; docs/web.md); '' for\n"
+    "                              none\n"
     "  --desk D                    the desk to change (default: the first)\n";
 
 /* Reads a desk file (path, or - for stdin) into x->body. */
@@ -1072,6 +1075,7 @@ static int desk_args(ctl *x, int argc, char **argv)
         {"widget-text", 3, {"kind", "lang", "text"}, "desk-widget"},
         {"avatar", 2, {"id", "url"}, NULL},
         {"hours", 2, {"group", "hours"}, NULL},
+        {"identity", 1, {"secret"}, NULL},
     };
     const char *name = "admin desk";
     if (optind >= argc) return usage_err(name, "COMMAND is required");

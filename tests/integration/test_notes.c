@@ -689,6 +689,25 @@ static void test_sbctl(void **state)
                            out, sizeof out),
                      0);
     assert_non_null(strstr(out, want));
+    /* An admin changes the desk's identity secret; a short one is refused
+     * and the one in force stays (the site's hash still signs in). */
+    char adm_tok[1024], cmd[2048];
+    snprintf(adm_tok, sizeof adm_tok, "%s",
+             harness_token("root", "admin", 600));
+    snprintf(cmd, sizeof cmd,
+             "admin desk identity short --url '%s' --token '%s'", E.srv.url,
+             adm_tok);
+    assert_int_equal(sbctl(NULL, cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "identity_secret"));
+    snprintf(cmd, sizeof cmd,
+             "admin desk identity " SITE_SECRET " --url '%s' --token '%s'",
+             E.srv.url, a1_tok);
+    assert_int_equal(sbctl(NULL, cmd, out, sizeof out), 1);
+    snprintf(cmd, sizeof cmd,
+             "admin desk identity " SITE_SECRET " --url '%s' --token '%s'",
+             E.srv.url, adm_tok);
+    assert_int_equal(sbctl(NULL, cmd, out, sizeof out), 0);
+    assert_non_null(strstr(out, "identity secret set"));
 }
 
 int main(void)
