@@ -558,6 +558,7 @@ static void test_conversations_and_webhooks(void **state)
     assert_true(seq > 2);
     assert_false(json_is_true(json_object_get(R.json, "duplicate")));
     const its_msg *m = its_expect_msg(cu, conv, "a1", "Hello from the CRM");
+    assert_non_null(m);
     assert_int_equal(m->seq, seq);
     assert_int_equal(m->msg_id, msg_id);
     its_expect_msg(a1, conv, "a1", "Hello from the CRM");
