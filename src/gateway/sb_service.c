@@ -18,6 +18,7 @@
 #include "sb_error.h"
 #include "sb_gwcore.h"
 #include "sb_i18n.h"
+#include "sb_notes.h"
 #include "sb_offhours.h"
 #include "sb_sysmsg.h"
 #include "sb_team.h"
@@ -479,11 +480,15 @@ static void note_email(sb_gw *gw, conv *c, const Sbp__Message *m)
 
 /* The hook for a message a session sent: the customer's goes to the bot
  * (and reopens a closed conversation), the agent's first answer is
- * recorded. */
+ * recorded; a note's mentions go to the notes module. */
 static void on_stored(void *ud, conv *c, const Sbp__Message *m)
 {
     svc *v = ud;
     sb_gw *gw = v->gw;
+    if (c->kind == SBP__CONV_KIND__CONV_NOTES) {
+        sb__notes_stored(gw, c, m);
+        return;
+    }
     if (!gw->cfg.desk || c->kind != SBP__CONV_KIND__CONV_SERVICE) return;
     if (strcmp(m->sender, c->customer) == 0) {
         if (c->state == SBP__CONV_STATE__STATE_CLOSED) {
@@ -846,6 +851,33 @@ static bool route_latest(sb_gw *gw, const sb_req *r)
     return c && note->gen == c->route_gen;
 }
 
+/* The first routing write of conv_id on the list from r on, or NULL. */
+static sb_req *route_waiting(sb_req *r, uint64_t conv_id)
+{
+    for (; r; r = r->next)
+        if (r->kind == SB_REQ_CONV_ROUTE && r->u.route.conv_id == conv_id)
+            return r;
+    return NULL;
+}
+
+/* r, a routing write the store failed, is no longer its conversation's
+ * latest: the later write carries the routing in full, but not r's events
+ * ("assigned to a2"). While the later write waits to be made again too,
+ * they go with it, ahead of its own (room permitting); once it is made,
+ * they would come after it (an assignment after the close) and are
+ * dropped. r is answered as failed. */
+static void route_superseded(sb_gw *gw, sess *s, sb_req *r, sb_req *later)
+{
+    if (later && later->n_msgs + r->n_msgs <= SB_REQ_MSGS_MAX) {
+        memmove(later->msgs + r->n_msgs, later->msgs,
+                later->n_msgs * sizeof *later->msgs);
+        memcpy(later->msgs, r->msgs, r->n_msgs * sizeof *r->msgs);
+        later->n_msgs += r->n_msgs;
+        r->n_msgs = 0;
+    }
+    route_end(gw, s, r);
+}
+
 static void route_done(sb_req *r)
 {
     sb_gw *gw = r->ctx;
@@ -854,8 +886,9 @@ static void route_done(sb_req *r)
      * (not refusing it) must not leave memory ahead of the store for
      * good, with an agent that is not a member, a queue the store does
      * not know of. The same write is made again at the next tick, and
-     * answered once it is in. */
-    if (r->rc == SB_E_STORE && route_latest(gw, r)) {
+     * answered once it is in; one a later write superseded meanwhile is
+     * done with there (on_tick). */
+    if (r->rc == SB_E_STORE) {
         if (r->u.route.conv)
             sbp__conversation__free_unpacked(r->u.route.conv, NULL);
         r->u.route.conv = NULL;
@@ -961,6 +994,7 @@ static void again_drop(svc *v, bool reply)
             for (size_t i = 0; i < r->n_msgs; i++)
                 sbp__message__free_unpacked(r->msgs[i], NULL);
             free(r->data);
+            free(r->u.route.note);
         }
         free(r);
     }
@@ -1061,7 +1095,8 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
 }
 
 /* Time passed: the store requests to make again go (a routing write that
- * is no longer its conversation's latest is done with as it is: refused);
+ * is no longer its conversation's latest is done with: refused, its
+ * events stored alone);
  * a group whose shift starts hands its queue out to the agents online
  * with room, and its customers hear their positions. */
 static void on_tick(void *ud)
@@ -1074,7 +1109,8 @@ static void on_tick(void *ud)
         r->next = NULL;
         if (r->kind == SB_REQ_CONV_ROUTE && !route_latest(v->gw, r)) {
             r->rc = SB_E_STORE;
-            route_end(v->gw, sb__gw_sess_get(v->gw, r->owner), r);
+            route_superseded(v->gw, sb__gw_sess_get(v->gw, r->owner), r,
+                             route_waiting(next, r->u.route.conv_id));
         } else {
             sb__gw_submit(v->gw, r);
         }

@@ -74,7 +74,8 @@ static const col CONVS[] = {{"conv_id", "bigint"},
                             {"csat_comment", "text"},
                             {"csat_ts", "bigint"},
                             {"transfer_note", "text"},
-                            {"transfer_from", "text"}};
+                            {"transfer_from", "text"},
+                            {"notes_of", "bigint"}};
 static const col MEMBERS[] = {{"conv_id", "bigint"},
                               {"user_id", "text"},
                               {"role", "int"},
@@ -95,6 +96,10 @@ static const col TAGS[] = {
     {"conv_id", "bigint"}, {"seq", "bigint"}, {"tag", "text"}};
 static const col CONFIG[] = {
     {"key", "text"}, {"value", "text"}, {"updated_ts", "bigint"}};
+static const col CONTACTS[] = {{"user_id", "text"},   {"name", "text"},
+                               {"email", "text"},     {"attrs", "bytea"},
+                               {"verified", "int"},   {"updated_ts", "bigint"},
+                               {"updated_by", "text"}};
 
 #define N(a) (sizeof(a) / sizeof *(a))
 static const table TABLES[] = {
@@ -106,6 +111,7 @@ static const table TABLES[] = {
      UPSERT},
     {"tags", TAGS, N(TAGS), "conv_id, seq, tag", false, REPLACE},
     {"config", CONFIG, N(CONFIG), "key", true, UPSERT},
+    {"contacts", CONTACTS, N(CONTACTS), "user_id", true, UPSERT},
 };
 
 typedef struct copy {
@@ -542,7 +548,8 @@ int sb_storecopy(const char *sqlite_path, const char *uri,
         goto out;
     uint64_t *counts[] = {&rep->users,        &rep->convs,   &rep->members,
                           &rep->messages_new, &rep->cursors, &rep->tags,
-                          &rep->settings};
+                          &rep->settings,     &rep->contacts};
+    _Static_assert(N(counts) == N(TABLES), "a count per table");
     for (size_t i = 0; i < N(TABLES); i++) {
         if ((rc = table_copy(&c, &TABLES[i], counts[i]))) goto out;
         say(&c, "%s: %llu rows%s", TABLES[i].name,

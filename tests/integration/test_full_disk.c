@@ -259,7 +259,7 @@ static void *raw_main(void *arg)
             char db[sizeof j->wal_path];
             snprintf(db, sizeof db, "%.*s", (int)(strlen(j->wal_path) - 4),
                      j->wal_path);
-            for (int k = 0; k < 1000; k++) {
+            for (int k = 0; k < 3000; k++) { /* at most 30 s */
                 if (stat(db, &st) == 0 && st.st_size >= 256 * 1024) break;
                 struct timespec ts = {0, 10 * 1000000};
                 nanosleep(&ts, NULL);

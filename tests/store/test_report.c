@@ -606,10 +606,13 @@ static void test_migrate(void **state)
         assert_int_equal(
             pgtest_exec(t.path,
                         "DROP INDEX convs_report;"
+                        "DROP TABLE contacts;"
+                        "DROP INDEX convs_notes;"
                         "ALTER TABLE convs DROP COLUMN last_agent,"
                         " DROP COLUMN csat_asked_ts, DROP COLUMN csat_rating,"
                         " DROP COLUMN csat_comment, DROP COLUMN csat_ts,"
-                        " DROP COLUMN transfer_note, DROP COLUMN transfer_from;"
+                        " DROP COLUMN transfer_note, DROP COLUMN transfer_from,"
+                        " DROP COLUMN notes_of;"
                         "UPDATE sb_meta SET value = 2"
                         " WHERE key = 'schema_version'"),
             0);

@@ -21,8 +21,9 @@ after(async () => {
 
 // A plain conversation of a new customer with bob, open on bob's page.
 async function pair(name, opts = {}) {
-  const cust = await customer(browser, srv, name, { extra: '&agent=bob', ...opts });
+  // bob first: a conversation names only users the server knows.
   const bob = await agent(browser, srv, 'bob', { extra: `&d=${name}` });
+  const cust = await customer(browser, srv, name, { extra: '&agent=bob', ...opts });
   const id = await convId(cust);
   await send(cust.page, `hi from ${name}`);
   await openOnAgent(bob, id);
