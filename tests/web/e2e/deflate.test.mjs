@@ -26,8 +26,9 @@ const long = (who, n) =>
   Array.from({ length: n }, (_, i) => `${who} line ${i}: my order 12345 has not arrived, please check the refund status`).join(' ');
 
 async function chat(srv, name) {
-  const cust = await customer(browser, srv, name, { extra: '&agent=bob' });
+  // bob first: a conversation names only users the server knows.
   const bob = await agent(browser, srv, 'bob', { extra: `&d=${name}` });
+  const cust = await customer(browser, srv, name, { extra: '&agent=bob' });
   const id = await convId(cust);
   await send(cust.page, `hi from ${name}`);
   await openOnAgent(bob, id);
