@@ -16,8 +16,9 @@
 #define GW_SECRET_BYTES_MAX 256
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
-/* Frame body cases (proto field numbers) the table has room for. */
-#define GW_BODY_CASES (SBP__FRAME__BODY_ADMIN_RESP + 1)
+/* Frame body cases (proto field numbers) the table has room for: as many
+ * as the stats count (sb__gw_new checks the schema's highest). */
+#define GW_BODY_CASES SB_GW_FRAME_KINDS
 
 enum sess_state {
     SESS_NEW,           /* connected, no HELLO yet */

@@ -278,6 +278,11 @@ static int config_set_run(sb_store *s, sb_req *r)
     return end ? end : rc;
 }
 
+static int media_put_run(sb_store *s, sb_req *r)
+{
+    return sb_store_media_put(s, &r->u.media_put.m);
+}
+
 static void nothing_to_undo(sb_req *r)
 {
     (void)r;
@@ -377,6 +382,43 @@ static int config_get_run(sb_store *s, sb_req *r)
     return rc;
 }
 
+/* Each id's record as the user may see it; one the user may not see is
+ * not a failure of the request. */
+static int media_get_run(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.media_get.user_id) ||
+        (r->u.media_get.n && (!r->u.media_get.ids || !r->u.media_get.out)))
+        return SB_E_INVALID;
+    for (size_t i = 0; i < r->u.media_get.n; i++) {
+        sb_store_media *m = &r->u.media_get.out[i];
+        int rc =
+            sb_store_media_get(s, r->u.media_get.ids[i], r->u.media_get.user_id,
+                               r->u.media_get.all, m);
+        if (rc == SB_E_NOT_FOUND)
+            m->id[0] = '\0';
+        else if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- blobs --------------------------------------------------------------- */
+
+static int blob_put_run(sb_store *s, sb_req *r)
+{
+    if (!r->u.blob.path) return SB_E_INVALID;
+    return sb_store_blob_put(s, r->u.blob.sha256, r->u.blob.path,
+                             r->u.blob.size);
+}
+
+static int blob_read_run(sb_store *s, sb_req *r)
+{
+    r->u.blob.got = 0;
+    if (!r->u.blob.buf || r->u.blob.cap == 0) return SB_E_INVALID;
+    return sb_store_blob_read(s, r->u.blob.sha256, r->u.blob.off, r->u.blob.buf,
+                              r->u.blob.cap, &r->u.blob.got);
+}
+
 /* ---- conversations written ---------------------------------------------- */
 
 static uint64_t append_conv(const sb_req *r)
@@ -412,8 +454,12 @@ static uint64_t no_conv(const sb_req *r)
 
 /* ---- the table --------------------------------------------------------- */
 
-#define WRITE(k, run, conv, undo) [SB_REQ_##k] = {#k, true, run, conv, undo}
-#define READ(k, run) [SB_REQ_##k] = {#k, false, run, NULL, nothing_to_undo}
+#define WRITE(k, run, conv, undo)                                              \
+    [SB_REQ_##k] = {#k, true, false, run, conv, undo}
+#define READ(k, run)                                                           \
+    [SB_REQ_##k] = {#k, false, false, run, NULL, nothing_to_undo}
+#define BLOB(k, run)                                                           \
+    [SB_REQ_##k] = {#k, false, true, run, NULL, nothing_to_undo}
 
 const sb__req_op sb__req_ops[] = {
     WRITE(USER_UPSERT, user_run, no_conv, nothing_to_undo),
@@ -428,6 +474,7 @@ const sb__req_op sb__req_ops[] = {
     WRITE(FIRST_RESPONSE, first_response_run, first_response_conv,
           nothing_to_undo),
     WRITE(CONFIG_SET, config_set_run, no_conv, nothing_to_undo),
+    WRITE(MEDIA_PUT, media_put_run, no_conv, nothing_to_undo),
     READ(CONV_GET, conv_get_run),
     READ(SYNC, sync_run),
     READ(HISTORY, history_run),
@@ -436,6 +483,9 @@ const sb__req_op sb__req_ops[] = {
     READ(SEARCH, search_run),
     READ(SERVICE_CONVS, service_convs_run),
     READ(CONFIG_GET, config_get_run),
+    READ(MEDIA_GET, media_get_run),
+    BLOB(BLOB_PUT, blob_put_run),
+    BLOB(BLOB_READ, blob_read_run),
 };
 _Static_assert(sizeof sb__req_ops / sizeof sb__req_ops[0] == SB_REQ__COUNT,
                "one sb__req_ops row per request kind");

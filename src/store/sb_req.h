@@ -38,6 +38,7 @@ typedef enum sb_req_kind {
                               then msgs */
     SB_REQ_FIRST_RESPONSE, /* u.first_response: an agent has answered */
     SB_REQ_CONFIG_SET,     /* u.config: write keys = values, as one */
+    SB_REQ_MEDIA_PUT,      /* u.media_put: an upload's record */
     /* reads */
     SB_REQ_CONV_GET,      /* u.conv_get: a conversation and its members */
     SB_REQ_SYNC,          /* u.sync: a page of catch-up for a device */
@@ -47,6 +48,12 @@ typedef enum sb_req_kind {
     SB_REQ_SEARCH,        /* u.search: full-text search */
     SB_REQ_SERVICE_CONVS, /* u.service_convs: queued or assigned ones */
     SB_REQ_CONFIG_GET,    /* u.config: read the values of keys */
+    SB_REQ_MEDIA_GET,     /* u.media_get: uploads as a user may see them */
+    /* blobs: neither reads nor writes of the database's rows, they move
+     * an upload's bytes, on a thread of their own so that a large one
+     * holds up no message */
+    SB_REQ_BLOB_PUT,  /* u.blob: store a finished file as a blob */
+    SB_REQ_BLOB_READ, /* u.blob: read part of a blob */
     SB_REQ__COUNT
 } sb_req_kind;
 
@@ -184,6 +191,29 @@ struct sb_req {
             size_t n;
         } service_convs;
         struct {
+            sb_store_media m;
+        } media_put;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            bool all; /* an admin: every upload that a message carries */
+            /* n ids (owned by the caller), and out[n] (owned by the
+             * caller): each id's record, or out[i].id "" for one the
+             * user may not see. */
+            const char *const *ids;
+            size_t n;
+            sb_store_media *out;
+        } media_get;
+        struct {
+            uint8_t sha256[SB_SHA256_BYTES];
+            /* PUT: the file (owned by the caller; moved or removed
+             * once stored) and its size. READ: off and cap bytes into
+             * buf (owned by the caller), out: got. */
+            char *path;
+            uint64_t size, off;
+            uint8_t *buf;
+            size_t cap, got;
+        } blob;
+        struct {
             size_t n; /* keys used, 1..SB_REQ_CONFIG_KEYS_MAX */
             char keys[SB_REQ_CONFIG_KEYS_MAX]
                      [SB_STORE_CONFIG_KEY_BYTES_MAX + 1];
@@ -204,7 +234,7 @@ struct sb_req {
 };
 
 /* Whether requests of kind k are writes (the writer's; the others are
- * reads). */
+ * reads or blobs). */
 bool sb_req_is_write(sb_req_kind k);
 
 #endif
