@@ -2,8 +2,8 @@
  * the modules above it, each registering its frame kinds in the core's
  * table: authentication (sb_auth.c), the message path (sb_msgpath.c),
  * admin commands (sb_admin.c),
- * the message operations (sb_msgops.c) and the customer-service lifecycle
- * (sb_service.c). */
+ * the message operations (sb_msgops.c), signed links to uploads
+ * (sb_mediaurl.c) and the customer-service lifecycle (sb_service.c). */
 #include "sb_gateway.h"
 
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "sb_admin.h"
 #include "sb_auth.h"
 #include "sb_gwcore.h"
+#include "sb_mediaurl.h"
 #include "sb_msgops.h"
 #include "sb_msgpath.h"
 #include "sb_service.h"
@@ -38,6 +39,7 @@ void sb_gw_config_default(sb_gw_config *c)
     c->receipts_ms = 200;
     c->cursors_ms = 1000;
     c->sessions_max = 200000;
+    c->media_link_s = 900;
 }
 
 int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
@@ -48,6 +50,7 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     sb__msgpath_register(*out);
     sb__admin_register(*out);
     sb__msgops_register(*out);
+    sb__mediaurl_register(*out);
     if ((rc = sb__svc_register(*out)) != 0) {
         sb_gw_free(*out);
         *out = NULL;

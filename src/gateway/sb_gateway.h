@@ -113,6 +113,10 @@ typedef struct sb_gw_config {
      * which the SDK drops by seq. */
     uint32_t cursors_ms;
     uint32_t sessions_max;
+    /* Uploads: the size WELCOME announces (0: the server takes none), and
+     * how long a link of MEDIA_URL works, in seconds. */
+    uint64_t media_bytes_max;
+    uint32_t media_link_s;
     /* Customer service: the desks, owned by the caller and outliving the
      * gateway (NULL: none; service OPENs are then refused). The gateway
      * keeps its routing state (agent status, load, queues) in it. A new

@@ -13,6 +13,7 @@
 typedef enum route_match {
     MATCH_EXACT, /* the whole target */
     MATCH_QUERY, /* the path, alone or followed by a query */
+    MATCH_UNDER, /* the path is a prefix of the target, and more follows */
     MATCH_ANY,   /* every target */
 } route_match;
 
@@ -100,6 +101,11 @@ static void demo_token(const sb_route_req *rq)
         rq->answer(rq->ud, 200, "application/json", json, strlen(json));
 }
 
+static void media(const sb_route_req *rq)
+{
+    rq->media(rq->ud);
+}
+
 static void static_file(const sb_route_req *rq)
 {
     char full[1024], *body;
@@ -127,6 +133,10 @@ static const route ROUTES[] = {
     {false, "GET", "/healthz", MATCH_EXACT, healthz},
     {false, "GET", "/ws", MATCH_EXACT, upgrade_required},
     {false, "GET", "/demo/token", MATCH_QUERY, demo_token},
+    {false, "POST", "/media", MATCH_QUERY, media},
+    {false, "OPTIONS", "/media", MATCH_QUERY, media},
+    {false, "GET", "/media/", MATCH_UNDER, media},
+    {false, "OPTIONS", "/media/", MATCH_UNDER, media},
     {false, "GET", "", MATCH_ANY, static_file},
 };
 
@@ -139,6 +149,10 @@ static bool path_matches(const route *rt, const char *target)
         size_t n = strlen(rt->path);
         return strncmp(target, rt->path, n) == 0 &&
                (target[n] == '\0' || target[n] == '?');
+    }
+    case MATCH_UNDER: {
+        size_t n = strlen(rt->path);
+        return strncmp(target, rt->path, n) == 0 && target[n] != '\0';
     }
     case MATCH_ANY:
         return true;
