@@ -367,7 +367,7 @@ static const opt_row ROWS[] = {
      "end an upload or download that takes longer (600000)"},
     {"media-link-s", "N", set_u32, OFF(cfg.gw.media_link_s), 0,
      "how long a signed link of MEDIA_URL works (900)"},
-    {"media-types", "LIST", set_media_types, 0, 0,
+    {"media-types", "TYPES", set_media_types, 0, 0,
      "the MIME types uploads may have, by their content,\n"
      "comma-separated (default: the raster images, PDF, text,\n"
      "zip, office documents, common audio and video)"},
