@@ -473,19 +473,22 @@ static int cmd_store_copy(const command *cmd, int argc, char **argv)
         return EXIT_REFUSED;
     }
     printf("copied: %llu users, %llu conversations, %llu messages (%llu new),"
-           " %llu members, %llu device cursors, %llu tags, %llu settings\n",
+           " %llu members, %llu device cursors, %llu tags, %llu settings,"
+           " %llu uploads (%llu files new)\n",
            (unsigned long long)rep.users, (unsigned long long)rep.convs,
            (unsigned long long)rep.messages,
            (unsigned long long)rep.messages_new,
            (unsigned long long)rep.members, (unsigned long long)rep.cursors,
-           (unsigned long long)rep.tags, (unsigned long long)rep.settings);
+           (unsigned long long)rep.tags, (unsigned long long)rep.settings,
+           (unsigned long long)rep.uploads, (unsigned long long)rep.blobs_new);
     return EXIT_OK;
 }
 
 /* ---- store backup -------------------------------------------------------- */
 
 /* `sbctl store backup [--data DATA] DIR`: DATA/switchboard.db copied to
- * DIR/switchboard.db (DIR made if missing) while the server runs. */
+ * DIR/switchboard.db (DIR made if missing) while the server runs, then the
+ * uploads' files it names, DATA/media/.. to DIR/media/... */
 static int cmd_store_backup(const command *cmd, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -518,15 +521,18 @@ static int cmd_store_backup(const command *cmd, int argc, char **argv)
     }
     sb_backup_info info;
     time_t t = time(NULL);
-    if (sb_backup_sqlite(src, dst, &info, err, sizeof err) != 0) {
+    if (sb_backup_sqlite(src, dst, &info, err, sizeof err) != 0 ||
+        sb_backup_media(data, dir, dst, &info, err, sizeof err) != 0) {
         fprintf(stderr, "sbctl store backup: %s\n", err);
         return EXIT_REFUSED;
     }
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
     printf("%s: %" PRIu64 " bytes, %" PRIu64 " conversations, %" PRIu64
-           " messages, as of %s\n",
-           dst, info.bytes, info.conversations, info.messages, when);
+           " messages, %" PRIu64 " uploads (%" PRIu64 " files, %" PRIu64
+           " bytes copied), as of %s\n",
+           dst, info.bytes, info.conversations, info.messages, info.uploads,
+           info.blobs, info.blob_bytes, when);
     return EXIT_OK;
 }
 
@@ -1341,7 +1347,10 @@ static const command COMMANDS[] = {
             "Copies the SQLite store DATA/switchboard.db (default ./data, the\n"
             "server's --data) to DIR/switchboard.db while the server runs:\n"
             "consistent as of one commit (SQLite's online backup), checked,\n"
-            "synced; an existing copy is never overwritten. Restoring is in\n"
+            "synced; then the uploads' files it names, DATA/media/.. to\n"
+            "DIR/media/.. (linked on the same file system, else copied; those\n"
+            "already there kept). An existing copy of the database is never\n"
+            "overwritten. Restoring is in\n"
             "docs/operations.md. Run it as a user that may write DATA's\n"
             "-shm file (the server's, or root).\n",
         .run = cmd_store_backup,

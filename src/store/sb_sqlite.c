@@ -139,8 +139,7 @@ static const char SCHEMA_V5_SQL[] = "CREATE TABLE media("
                                     " media_id TEXT NOT NULL,"
                                     " conv_id INTEGER NOT NULL,"
                                     " seq INTEGER NOT NULL,"
-                                    " PRIMARY KEY(media_id, conv_id, seq))"
-                                    " WITHOUT ROWID;";
+                                    " PRIMARY KEY(media_id, conv_id, seq));";
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {

@@ -22,7 +22,9 @@
  *     server serves on.
  *  4. On PostgreSQL: no blob in the data folder, and a second gateway on
  *     the same database serves an upload the first took.
- *  5. A full disk (root: a tmpfs of the test's own as the data folder):
+ *  5. SQLite: `sbctl store backup` copies the uploads' files with the
+ *     database; a server on the restored folder serves them.
+ *  6. A full disk (root: a tmpfs of the test's own as the data folder):
  *     an upload that does not fit is answered 507 and leaves nothing;
  *     once there is room, uploads are taken again. */
 #include <setjmp.h>
@@ -909,7 +911,74 @@ static void test_cluster(void **state)
     free(p);
 }
 
-/* ---- 5. a full disk -------------------------------------------------------
+/* ---- 5. backup and restore ----------------------------------------------- */
+
+static void test_backup(void **state)
+{
+    (void)state;
+    if (pgtest_url()) skip(); /* PostgreSQL's own tools back it up */
+    it_raw alice;
+    peer(&alice, "bea", "customer", SB_ENC_PROTO);
+    uint64_t conv = open_conv(&alice, "bob");
+    photo_opts po = {.w = 20, .h = 10, .gps = true};
+    uint8_t *photo;
+    size_t photo_n;
+    assert_int_equal(photo_jpeg(&po, &photo, &photo_n), 0);
+    http_res r;
+    char id[2][SB_MEDIA_ID_LEN + 1];
+    upload("bea", "customer", conv, "p.jpg", photo, photo_n, &r);
+    upload_id(&r, id[0]);
+    res_free(&r);
+    upload("bea", "customer", conv, "same.jpg", photo, photo_n, &r);
+    upload_id(&r, id[1]); /* the same bytes: one file */
+    res_free(&r);
+    Sbp__Frame *a =
+        send_media(&alice, conv, SBP__MSG_TYPE__MSG_IMAGE, id[0], 1);
+    assert_int_equal(a->body_case, SBP__FRAME__BODY_SEND_ACK);
+    sb_frame_free(a);
+    it_raw_close(&alice);
+    assert_int_equal(fetch(id[0], "bob", "agent", &r), 200);
+    uint8_t *want = r.body;
+    size_t want_n = r.n;
+    r.body = NULL;
+    res_free(&r);
+
+    char dir[64], bin[512], cmd[1600];
+    snprintf(dir, sizeof dir, "/tmp/sbmediabk.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(bin, sizeof bin, "%s", harness_server_bin());
+    char *slash = strrchr(bin, '/');
+    if (slash) *slash = '\0';
+    snprintf(cmd, sizeof cmd,
+             "'%s/sbctl' store backup --data '%s' '%s/copy' > '%s/out' 2>&1",
+             slash ? bin : ".", E.data_dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/out", dir);
+    FILE *f = fopen(cmd, "r");
+    char line[512] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_non_null(strstr(line, "2 uploads (1 files"));
+    /* The restore: the copy as a fresh data folder. */
+    it_env_free(&E);
+    it_env_init(&E);
+    snprintf(E.srv.data_dir, sizeof E.srv.data_dir, "%s/copy", dir);
+    E.srv.sqlite_only = true;
+    assert_int_equal(it_server_start(&E, NULL), 0);
+    assert_int_equal(fetch(id[0], "bob", "agent", &r), 200);
+    assert_int_equal(r.n, want_n);
+    assert_memory_equal(r.body, want, want_n);
+    res_free(&r);
+    assert_int_equal(fetch(id[1], "bea", "customer", &r), 200);
+    res_free(&r);
+    it_env_free(&E); /* removes the copy */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(want);
+    free(photo);
+}
+
+/* ---- 6. a full disk -------------------------------------------------------
  */
 
 static char MNT[64];
@@ -1001,6 +1070,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_photo_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_uploads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, full_setup,
                                         full_teardown),
     };
