@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "sb_client.h"
+#include "sb_client_hs.h"
 #include "sb_token.h"
 
 typedef struct bench bench;
@@ -44,6 +45,8 @@ typedef struct peer {
 struct bench {
     uv_loop_t *loop;
     const char *url;
+    const char *urls[SB_CLIENT_URLS_MAX]; /* url, split at its commas */
+    size_t n_urls;
     const char *secret;
     sb_encoding enc;
     uint32_t convs, msgs, window, body_bytes, rate, timeout_s;
@@ -305,7 +308,10 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: sbbench [options]   (the cs-chat workload, DESIGN.md §7)\n"
-        "  --url URL          ws://127.0.0.1:8080/ws\n"
+        "  --url URL[,URL...] ws://127.0.0.1:8080/ws; several (cluster "
+        "nodes,\n"
+        "                     comma-separated): each client starts at a "
+        "random one\n"
         "  --secret S         token secret of the server (or env SB_SECRET)\n"
         "  --convs P          conversations (500)\n"
         "  --msgs M           messages per side (200)\n"
@@ -392,6 +398,12 @@ int main(int argc, char **argv)
         }
     }
     if (!b.secret) die("--secret or SB_SECRET is required");
+    static char url_list[4096];
+    if (strlen(b.url) >= sizeof url_list) die("--url too long");
+    snprintf(url_list, sizeof url_list, "%s", b.url);
+    int n_urls = sb_client_urls_split(url_list, b.urls, SB_CLIENT_URLS_MAX);
+    if (n_urls < 0) die("bad --url: ws:// URLs separated by commas");
+    b.n_urls = (size_t)n_urls;
     if (b.convs == 0 || b.msgs == 0 || b.window == 0 || b.body_bytes < 32 ||
         b.convs > 50000 || b.body_bytes > 4000)
         die("bad sizes");
@@ -430,7 +442,8 @@ int main(int argc, char **argv)
             die("cannot sign token");
         sb_client_config cfg;
         sb_client_config_default(&cfg);
-        cfg.url = b.url;
+        cfg.urls = b.urls;
+        cfg.n_urls = b.n_urls;
         cfg.enc = b.enc;
         cfg.token = tok;
         cfg.device_id = "bench";

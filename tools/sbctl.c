@@ -21,6 +21,7 @@
 
 #include "sb_backup.h"
 #include "sb_client.h"
+#include "sb_client_hs.h"
 #include "sb_storecopy.h"
 #include "sb_error.h"
 #include "sb_token.h"
@@ -345,6 +346,8 @@ static const char USAGE[] =
     "\n"
     "administration (role admin):\n"
     "  admin reload-filter   reload the sensitive-word lists (as SIGHUP)\n"
+    "  webhooks failed       the webhook events that could not be delivered\n"
+    "  webhooks replay [ID]  deliver them (or event ID) again\n"
     "  admin desk            show or change the desk configuration (agents,\n"
     "                        groups, canned replies, texts, external bot)\n"
     "\n"
@@ -358,8 +361,10 @@ static const char USAGE[] =
 
 static const char CONN_HELP[] =
     "connection options:\n"
-    "  --url URL          ws://host:port/ws or wss://... (env SB_URL;\n"
-    "                     default ws://127.0.0.1:8080/ws)\n"
+    "  --url URL[,URL...] ws://host:port/ws or wss://... (env SB_URL;\n"
+    "                     default ws://127.0.0.1:8080/ws); several (up to\n"
+    "                     16 cluster nodes, comma-separated): connect to\n"
+    "                     one, move to another when it goes away\n"
     "  --ca FILE          wss: trust the PEM CA certificates in FILE\n"
     "                     (env SB_CA; default the system's)\n"
     "  --token T          the HS256 token (env SB_TOKEN)\n"
@@ -609,7 +614,8 @@ static int cmd_token(const command *cmd, int argc, char **argv)
     snprintf(c.sub, sizeof c.sub, "%s", sub);
     c.role = role ? sb_role_from_name(role) : SBP__ROLE__ROLE_UNSPECIFIED;
     if (c.role == SBP__ROLE__ROLE_UNSPECIFIED)
-        return usage_err("token", "--role customer|agent|bot|admin");
+        return usage_err("token",
+                         "--role customer|agent|bot|admin|integration");
     if (locale && strlen(locale) >= sizeof c.locale)
         return usage_err("token", "--locale too long");
     if (locale) snprintf(c.locale, sizeof c.locale, "%s", locale);
@@ -974,6 +980,36 @@ static int desk_file(ctl *x, const char *path)
     return EXIT_OK;
 }
 
+/* `webhooks failed` and `webhooks replay [ID]`: the admin ops
+ * webhooks-failed and webhooks-replay (docs/api.md#webhooks). */
+static int webhooks_failed_args(ctl *x, int argc, char **argv)
+{
+    (void)argv;
+    if (optind != argc)
+        return usage_err("webhooks failed", "unexpected argument");
+    snprintf(x->op, sizeof x->op, "webhooks-failed");
+    x->body = strdup("{\"limit\":200}");
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
+static int webhooks_replay_args(ctl *x, int argc, char **argv)
+{
+    char body[64] = "{}";
+    if (argc - optind > 1)
+        return usage_err("webhooks replay", "at most one ID");
+    if (optind < argc) {
+        char *end;
+        unsigned long long id = strtoull(argv[optind], &end, 10);
+        if (!*argv[optind] || *end || id == 0)
+            return usage_err("webhooks replay", "ID is a positive integer");
+        snprintf(body, sizeof body, "{\"id\":%llu}", id);
+        optind = argc;
+    }
+    snprintf(x->op, sizeof x->op, "webhooks-replay");
+    x->body = strdup(body);
+    return x->body ? EXIT_OK : EXIT_USAGE;
+}
+
 /* The op and its JSON input from the words after `admin desk`. */
 static int desk_args(ctl *x, int argc, char **argv)
 {
@@ -1082,7 +1118,9 @@ static void answer_desk(ctl *x, int err, const Sbp__Frame *resp)
 static void on_state(void *ud, sb_client_state st, int err)
 {
     ctl *x = ud;
-    if (x->verbose)
+    if (x->verbose && st == SB_CLIENT_CONNECTING)
+        fprintf(stderr, "sbctl: connecting to %s\n", sb_client_get_url(x->c));
+    else if (x->verbose)
         fprintf(stderr, "sbctl: %s%s%s\n", sb_client_state_name(st),
                 err ? " " : "", err ? sb_client_err_name(err) : "");
     if (st == SB_CLIENT_STOPPED && !x->finished) {
@@ -1159,7 +1197,8 @@ static const command COMMANDS[] = {
             "Prints an HS256 JWT signed with the server's secret.\n"
             "  --secret S        the secret (env SB_SECRET)\n"
             "  --sub USER        the user id (1..64 bytes)\n"
-            "  --role ROLE       customer, agent, bot or admin\n"
+            "  --role ROLE       customer, agent, bot, admin or integration\n"
+            "                    (integration: the REST API only)\n"
             "  --ttl SEC         lifetime (default 3600)\n"
             "  --locale L        e.g. en, zh-CN\n"
             "  --exp-offset SEC  exp = now + SEC (negative: already expired)\n"
@@ -1336,6 +1375,28 @@ static const command COMMANDS[] = {
         /* A desk document may be up to 4 MiB, more as JSON text. */
         .frame_bytes_max = 16u << 20,
         .prepare = desk_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "failed",
+        .usage = "usage: sbctl webhooks failed [connection]\n"
+                 "As an admin: prints the webhook events that could not be "
+                 "delivered\n(their attempts spent), as JSON: id, event, "
+                 "endpoint, attempts, last error\nand the event's data.\n",
+        .prepare = webhooks_failed_args,
+        .act = act_desk,
+        .answer = answer_desk,
+    },
+    {
+        .name = "webhooks",
+        .sub = "replay",
+        .usage = "usage: sbctl webhooks replay [ID] [connection]\n"
+                 "As an admin: delivers failed webhook event ID again, or "
+                 "every failed\nevent without ID, from its first attempt; "
+                 "prints {\"replayed\": N}.\n",
+        .prepare = webhooks_replay_args,
         .act = act_desk,
         .answer = answer_desk,
     },
@@ -1556,9 +1617,24 @@ static int run_client(ctl *x)
         x->device = devbuf;
     }
     x->loop = uv_default_loop();
+    static char list[4096];
+    static const char *urls[SB_CLIENT_URLS_MAX];
+    int n_urls = strlen(x->url) < sizeof list ? 0 : -EINVAL;
+    if (n_urls == 0) {
+        snprintf(list, sizeof list, "%s", x->url);
+        n_urls = sb_client_urls_split(list, urls, SB_CLIENT_URLS_MAX);
+    }
+    if (n_urls < 0) {
+        fprintf(stderr,
+                "sbctl: bad --url: a ws:// or wss:// URL, or up to "
+                "%d of them separated by commas\n",
+                SB_CLIENT_URLS_MAX);
+        return EXIT_USAGE;
+    }
     sb_client_config cfg;
     sb_client_config_default(&cfg);
-    cfg.url = x->url;
+    cfg.urls = urls;
+    cfg.n_urls = (size_t)n_urls;
     cfg.ca_file = x->ca;
     cfg.token = x->token;
     cfg.device_id = x->device;

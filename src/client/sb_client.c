@@ -1,8 +1,9 @@
-/* The libuv transport of the client SDK: it resolves and connects, does the
- * HTTP upgrade (sb_client_hs), frames with sb_ws, writes with try-write
- * then one queued write, and drives sb_client_core with reads, a periodic
- * tick and close events. One connection object per attempt, so a closing
- * socket never mixes with its successor. */
+/* The libuv transport of the client SDK: it resolves and connects (to the
+ * URL of the list the core names), does the HTTP upgrade (sb_client_hs),
+ * frames with sb_ws, writes with try-write then one queued write, and
+ * drives sb_client_core with reads, a periodic tick and close events. One
+ * connection object per attempt, so a closing socket never mixes with its
+ * successor. */
 #include "sb_client.h"
 
 #include <assert.h>
@@ -26,6 +27,7 @@ enum { PH_RESOLVE = 0, PH_CONNECT, PH_UPGRADE, PH_OPEN };
 
 typedef struct conn {
     sb_client *c;
+    const sb_client_url *url; /* of c->urls: where this attempt goes */
     uv_tcp_t tcp;
     uv_connect_t creq;
     uv_getaddrinfo_t gai;
@@ -48,8 +50,9 @@ typedef struct conn {
 struct sb_client {
     uv_loop_t *loop;
     sb_client_core *core;
-    sb_client_url url;
-    sb_tls_ctx *tls; /* wss:// */
+    sb_client_url *urls; /* parsed, in the configured order */
+    size_t n_urls;
+    sb_tls_ctx *tls; /* when any URL is wss:// */
     void *ud;        /* the application's, for on_closed */
     uv_timer_t timer;
     conn *conn; /* the connection the core knows of, or NULL */
@@ -124,6 +127,7 @@ static void client_maybe_free(sb_client *c)
     void *ud = c->ud;
     sb_client_core_free(c->core);
     sb_tls_ctx_free(c->tls);
+    free(c->urls);
     free(c);
     if (cb) cb(ud);
 }
@@ -437,15 +441,15 @@ static void on_connect(uv_connect_t *req, int status)
     uint8_t nonce[16];
     rand_fill(c, nonce, sizeof nonce);
     sb_b64_encode(nonce, sizeof nonce, k->key, 0);
-    if (c->tls) {
-        int trc = sb_tls_new(c->tls, c->url.host, &k->tls);
+    if (k->url->tls) {
+        int trc = sb_tls_new(c->tls, k->url->host, &k->tls);
         if (trc) {
             conn_fail(k, trc);
             return;
         }
     }
     int rc = sb_client_hs_request(
-        &c->url, k->key, c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO,
+        k->url, k->key, c->text ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO,
         conn_out(k));
     if (rc == 0) rc = uv_read_start((uv_stream_t *)&k->tcp, on_alloc, on_read);
     if (rc) {
@@ -489,6 +493,9 @@ static void io_connect(void *ud)
     conn *k = calloc(1, sizeof *k);
     if (!k) return; /* the core's connect timeout will retry */
     k->c = c;
+    size_t i = sb_client_core_url_index(c->core);
+    assert(i < c->n_urls);
+    const sb_client_url *u = k->url = &c->urls[i];
     c->nconns++;
     c->conn = k;
     uv_tcp_init(c->loop, &k->tcp);
@@ -499,21 +506,20 @@ static void io_connect(void *ud)
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } a;
-    if (uv_ip4_addr(c->url.host, c->url.port, &a.in4) == 0 ||
-        uv_ip6_addr(c->url.host, c->url.port, &a.in6) == 0) {
+    if (uv_ip4_addr(u->host, u->port, &a.in4) == 0 ||
+        uv_ip6_addr(u->host, u->port, &a.in6) == 0) {
         conn_connect(k, &a.sa);
         return;
     }
     char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned)c->url.port);
+    snprintf(port, sizeof port, "%u", (unsigned)u->port);
     struct addrinfo hints;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     k->gai.data = k;
     k->phase = PH_RESOLVE;
-    int rc =
-        uv_getaddrinfo(c->loop, &k->gai, on_gai, c->url.host, port, &hints);
+    int rc = uv_getaddrinfo(c->loop, &k->gai, on_gai, u->host, port, &hints);
     if (rc)
         conn_fail(k, rc);
     else
@@ -589,19 +595,28 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
 {
     assert(loop && cfg && out);
     *out = NULL;
+    if (cfg->n_urls > SB_CLIENT_URLS_MAX || (cfg->n_urls && !cfg->urls) ||
+        cfg->tick_ms == 0 || cfg->frame_bytes_max == 0)
+        return -EINVAL;
     sb_client *c = calloc(1, sizeof *c);
     if (!c) return -ENOMEM;
-    int rc = sb_client_url_parse(cfg->url, &c->url);
-    if (rc || cfg->tick_ms == 0 || cfg->frame_bytes_max == 0) {
-        free(c);
-        return -EINVAL;
+    int rc = -ENOMEM;
+    c->n_urls = cfg->n_urls ? cfg->n_urls : 1;
+    c->urls = calloc(c->n_urls, sizeof *c->urls);
+    if (!c->urls) goto err;
+    bool tls = false;
+    for (size_t i = 0; i < c->n_urls; i++) {
+        const char *s = cfg->n_urls ? cfg->urls[i] : cfg->url;
+        rc = sb_client_url_parse(s, &c->urls[i]);
+        if (rc) goto err;
+        tls = tls || c->urls[i].tls;
     }
-    if (c->url.tls) {
+    if (tls) {
         char err[256];
         rc = sb_tls_ctx_client(cfg->ca_file, err, sizeof err, &c->tls);
         if (rc) {
-            free(c);
-            return -EINVAL;
+            rc = -EINVAL;
+            goto err;
         }
     }
     c->loop = loop;
@@ -619,15 +634,16 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         .rand_bytes = io_rand,
     };
     rc = sb_client_core_new(cfg, cbs, ud, &io, &c->core);
-    if (rc) {
-        sb_tls_ctx_free(c->tls);
-        free(c);
-        return rc;
-    }
+    if (rc) goto err;
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     *out = c;
     return 0;
+err:
+    sb_tls_ctx_free(c->tls);
+    free(c->urls);
+    free(c);
+    return rc;
 }
 
 void sb_client_start(sb_client *c)
@@ -830,6 +846,11 @@ void sb_client_get_stats(const sb_client *c, sb_client_stats *out)
 const sb_client_session *sb_client_session_info(const sb_client *c)
 {
     return sb_client_core_session(c->core);
+}
+
+const char *sb_client_get_url(const sb_client *c)
+{
+    return sb_client_core_url(c->core);
 }
 
 int sb_client_last_error(const sb_client *c)

@@ -27,10 +27,12 @@
 typedef struct sb_client sb_client;
 
 /* Creates a client on loop, state IDLE; nothing happens until
- * sb_client_start(). cfg->url is "ws://host[:port][/path]" (numeric hosts
- * skip DNS). cbs (may be NULL) and ud are handed back to every callback.
- * Returns 0, -EINVAL (bad URL or config) or -ENOMEM; on failure nothing is
- * left to free. */
+ * sb_client_start(). cfg->url is "ws://host[:port][/path]" or "wss://..."
+ * (numeric hosts skip DNS); or cfg->urls, several of them (cluster nodes:
+ * "Several servers" in sb_client_core.h), ws:// and wss:// mixed as may
+ * be. cbs (may be NULL) and ud are handed back to every callback.
+ * Returns 0, -EINVAL (a bad URL, more than SB_CLIENT_URLS_MAX, a bad
+ * config) or -ENOMEM; on failure nothing is left to free. */
 int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
                   const sb_client_cbs *cbs, void *ud, sb_client **out);
 
@@ -104,6 +106,8 @@ sb_client_state sb_client_get_state(const sb_client *c);
 uint64_t sb_client_cursor(const sb_client *c, uint64_t conv_id);
 void sb_client_get_stats(const sb_client *c, sb_client_stats *out);
 const sb_client_session *sb_client_session_info(const sb_client *c);
+/* The URL connected to now, or tried next (sb_client_core_url()). */
+const char *sb_client_get_url(const sb_client *c);
 int sb_client_last_error(const sb_client *c);
 uint16_t sb_client_close_code(const sb_client *c);
 

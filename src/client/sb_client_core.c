@@ -1,9 +1,9 @@
 /* The client's protocol core: the connection state machine (connect,
- * HELLO, WELCOME, liveness, backoff with full jitter, stop), the frame
- * dispatcher that hands each frame from the server to the part that owns
- * it (sb_client_inbox.c, sb_client_outbox.c, sb_client_request.c), and
- * the out queue the transport pulls frames from. No I/O, no clock: see
- * sb_client_core.h. */
+ * HELLO, WELCOME, liveness, rounds of the URL list with a backoff with
+ * full jitter between rounds, stop), the frame dispatcher that hands each
+ * frame from the server to the part that owns it (sb_client_inbox.c,
+ * sb_client_outbox.c, sb_client_request.c), and the out queue the
+ * transport pulls frames from. No I/O, no clock: see sb_client_core.h. */
 #include "sb_client_core_int.h"
 
 #include <assert.h>
@@ -16,6 +16,9 @@
 #include "sb_token.h"
 #include "sb_utf8.h"
 #include "sb_ws.h"
+
+_Static_assert(SB_CLIENT_URLS_MAX <= UINT8_MAX + 1,
+               "url_order holds indexes in a byte");
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -125,6 +128,7 @@ void sb_client_config_default(sb_client_config *c)
     c->heartbeat_ms = 30000;
     c->body_bytes_max = 64 * 1024;
     c->sync_limit = 0;
+    c->gap_wait_ms = 200;
     c->gap_retry_ms = 1000;
     c->frame_bytes_max = 1024 * 1024;
     c->outq_bytes_max = 4 * 1024 * 1024;
@@ -211,7 +215,8 @@ static void begin_connect(sb_client_core *cc)
     if (cc->state == SB_CLIENT_CONNECTING) cc->io.connect(cc->io.ud);
 }
 
-/* Full jitter: uniform in [0, min(max, base * 2^attempt)]. */
+/* Full jitter: uniform in [0, min(max, base * 2^attempt)]; attempt
+ * counts the rounds of the URL list that failed since the last WELCOME. */
 static void schedule_backoff(sb_client_core *cc, int err)
 {
     uint64_t cap = cc->cfg.backoff_ms_base;
@@ -227,10 +232,59 @@ static void schedule_backoff(sb_client_core *cc, int err)
     set_state(cc, SB_CLIENT_BACKOFF, err);
 }
 
+/* A connection ended or an attempt failed, not for good (the state is
+ * BACKOFF): on to the next URL of the list, at once while the round has
+ * URLs left to try, else after a backoff. fresh: the end says nothing
+ * against the node (it was READY long enough, or it drains), so a new
+ * round begins with it. See "Several servers" in sb_client_core.h. */
+static void reconnect_next(sb_client_core *cc, int err, bool fresh)
+{
+    assert(cc->state == SB_CLIENT_BACKOFF);
+    if (fresh) cc->round_fails = 0;
+    cc->round_fails++;
+    cc->url_pos = (cc->url_pos + 1) % cc->n_urls;
+    if (cc->round_fails >= cc->n_urls) {
+        cc->round_fails = 0;
+        schedule_backoff(cc, err);
+        return;
+    }
+    cc->st.url_switches++;
+    cc->backoff_ms = 0;
+    cc->reconnect_at_ms = cc->now_ms;
+    cc->last_err = err;
+    set_state(cc, SB_CLIENT_BACKOFF, err);
+    if (cc->state == SB_CLIENT_BACKOFF) begin_connect(cc);
+}
+
+/* Whether the connection ending now was READY long enough to count as a
+ * success. */
+static bool was_stable(const sb_client_core *cc, sb_client_state st)
+{
+    return st == SB_CLIENT_READY &&
+           cc->now_ms - cc->ready_ms >= SB_CLIENT_STABLE_MS;
+}
+
+/* The order in which the URLs are tried: as listed, or shuffled
+ * (Fisher-Yates) once per client. */
+static void order_urls(sb_client_core *cc)
+{
+    for (size_t i = 0; i < cc->n_urls; i++)
+        cc->url_order[i] = (uint8_t)i;
+    cc->url_pos = 0;
+    if (cc->cfg.urls_in_order || cc->n_urls < 2) return;
+    for (size_t i = cc->n_urls - 1; i > 0; i--) {
+        size_t j = (size_t)(((uint64_t)(i + 1) * rand_u32(cc)) >> 32);
+        uint8_t t = cc->url_order[i];
+        cc->url_order[i] = cc->url_order[j];
+        cc->url_order[j] = t;
+    }
+}
+
 /* The core drops the connection: io->close, then backoff or stop. */
 static void drop_conn(sb_client_core *cc, int err, uint16_t code, bool fatal)
 {
     assert(connected(cc));
+    bool fresh = was_stable(cc, cc->state);
     cc->state = fatal ? SB_CLIENT_STOPPED : SB_CLIENT_BACKOFF;
     cc->io.close(cc->io.ud, code);
     conn_reset(cc);
@@ -238,7 +292,7 @@ static void drop_conn(sb_client_core *cc, int err, uint16_t code, bool fatal)
         cc->last_err = err;
         set_state(cc, SB_CLIENT_STOPPED, err);
     } else {
-        schedule_backoff(cc, err);
+        reconnect_next(cc, err, fresh);
     }
     sb__client_request_fail_all(cc, -ECONNRESET);
 }
@@ -264,6 +318,7 @@ static void on_welcome(sb_client_core *cc, const Sbp__Frame *f)
     s->sync_page_max = w->sync_page_max;
     cc->heartbeat_ms = w->heartbeat_ms ? w->heartbeat_ms : cc->cfg.heartbeat_ms;
     cc->backoff_attempt = 0;
+    cc->ready_ms = cc->now_ms;
     cc->last_err = 0;
     cc->st.readies++;
     sb__client_outbox_on_welcome(cc, w);
@@ -402,7 +457,10 @@ void sb_client_core_start(sb_client_core *cc, int64_t now_ms)
     assert(cc);
     sb__client_enter(cc);
     cc->now_ms = now_ms;
-    if (cc->state == SB_CLIENT_IDLE) begin_connect(cc);
+    if (cc->state == SB_CLIENT_IDLE) {
+        order_urls(cc);
+        begin_connect(cc);
+    }
     sb__client_leave(cc);
 }
 
@@ -487,10 +545,14 @@ void sb_client_core_on_close(sb_client_core *cc, int err, uint16_t code,
         cc->last_err = why;
         set_state(cc, SB_CLIENT_STOPPED, why);
     } else {
+        /* 1001: the node drains (or found this connection idle); its
+         * sessions move to the other nodes at once. */
+        bool fresh =
+            was_stable(cc, cc->state) || code == SB_WS_CLOSE_GOING_AWAY;
         cc->state = SB_CLIENT_BACKOFF;
         conn_reset(cc);
         if (err == 0) err = code ? -ECONNRESET : -EPIPE;
-        schedule_backoff(cc, err);
+        reconnect_next(cc, err, fresh);
     }
     sb__client_request_fail_all(cc, -ECONNRESET);
 out:
@@ -540,6 +602,11 @@ int sb_client_core_new(const sb_client_config *cfg, const sb_client_cbs *cbs,
         strlen(cfg->token) >= SB_TOKEN_BYTES_MAX || !cfg->device_id ||
         !cfg->device_id[0] || strlen(cfg->device_id) > SB_ID_BYTES_MAX)
         return -EINVAL;
+    size_t n_urls = cfg->n_urls ? cfg->n_urls : 1;
+    if (n_urls > SB_CLIENT_URLS_MAX || (cfg->n_urls && !cfg->urls))
+        return -EINVAL;
+    for (size_t i = 0; i < cfg->n_urls; i++)
+        if (!cfg->urls[i] || !cfg->urls[i][0]) return -EINVAL;
     if (cfg->window_max == 0 || cfg->outbox_max == 0 ||
         cfg->requests_max == 0 || cfg->convs_max == 0 ||
         cfg->backoff_ms_base == 0 ||
@@ -553,15 +620,23 @@ int sb_client_core_new(const sb_client_config *cfg, const sb_client_cbs *cbs,
     cc->client_name =
         dup_str(cfg->client_name ? cfg->client_name : "switchboard-c");
     cc->locale = dup_str(cfg->locale);
-    cc->url = dup_str(cfg->url);
     if (!cc->token || !cc->device_id || !cc->client_name || !cc->locale ||
-        !cc->url || sb__client_request_init(cc) != 0)
+        sb__client_request_init(cc) != 0)
         goto err;
+    for (size_t i = 0; i < n_urls; i++) {
+        cc->urls[i] = dup_str(cfg->n_urls ? cfg->urls[i] : cfg->url);
+        if (!cc->urls[i]) goto err;
+        cc->n_urls++;
+    }
     cc->cfg.token = cc->token;
     cc->cfg.device_id = cc->device_id;
     cc->cfg.client_name = cc->client_name;
     cc->cfg.locale = cc->locale;
-    cc->cfg.url = cc->url;
+    cc->cfg.url = cc->urls[0];
+    cc->cfg.urls = (const char *const *)cc->urls;
+    cc->cfg.n_urls = cc->n_urls;
+    for (size_t i = 0; i < cc->n_urls; i++)
+        cc->url_order[i] = (uint8_t)i; /* shuffled at start */
     if (cbs) cc->cbs = *cbs;
     cc->ud = ud;
     cc->io = *io;
@@ -588,7 +663,8 @@ void sb_client_core_free(sb_client_core *cc)
     free(cc->device_id);
     free(cc->client_name);
     free(cc->locale);
-    free(cc->url);
+    for (size_t i = 0; i < cc->n_urls; i++)
+        free(cc->urls[i]);
     free(cc);
 }
 
@@ -614,6 +690,16 @@ const sb_client_session *sb_client_core_session(const sb_client_core *cc)
 uint32_t sb_client_core_backoff_ms(const sb_client_core *cc)
 {
     return cc->backoff_ms;
+}
+
+const char *sb_client_core_url(const sb_client_core *cc)
+{
+    return cc->urls[cc->url_order[cc->url_pos]];
+}
+
+size_t sb_client_core_url_index(const sb_client_core *cc)
+{
+    return cc->url_order[cc->url_pos];
 }
 
 int sb_client_core_last_error(const sb_client_core *cc)

@@ -26,8 +26,15 @@ typedef struct sb_client_core sb_client_core;
 /* on_state(STOPPED) when the server closed with 1000. */
 #define SB_CLIENT_E_REPLACED (-EEXIST)
 
+/* The most server URLs a client takes (sb_client_config.urls). */
+#define SB_CLIENT_URLS_MAX 16
+/* A connection READY at least this long counts as a success: when it ends,
+ * the next attempt starts a new round of the URL list (see below). */
+#define SB_CLIENT_STABLE_MS 1000
+
 /* Connection states. IDLE -> CONNECTING -> HELLO_SENT -> READY; any failure
- * goes to BACKOFF (then CONNECTING again); STOPPED is final: after
+ * goes to BACKOFF (then CONNECTING again, at once when another URL of the
+ * list is due: see "Several servers"); STOPPED is final: after
  * sb_client_core_stop(), a refused token (ERR_BAD_TOKEN, ERR_TOKEN_EXPIRED
  * or close 1008), which is never retried, or a close 1000 from the server
  * (this device connected again elsewhere: SB_CLIENT_E_REPLACED). */
@@ -91,6 +98,7 @@ typedef struct sb_client_stats {
     uint64_t connects;        /* connection attempts */
     uint64_t readies;         /* WELCOMEs */
     uint64_t disconnects;     /* connections lost (any reason) */
+    uint64_t url_switches;    /* attempts on the next URL without a backoff */
     uint64_t sends;           /* sends accepted by sb_client_core_send */
     uint64_t send_frames;     /* SEND frames written, resends included */
     uint64_t resends;         /* SEND frames written again (same id) */
@@ -166,10 +174,33 @@ typedef struct sb_client_core_io {
     void (*rand_bytes)(void *ud, uint8_t *p, size_t n);
 } sb_client_core_io;
 
+/* Several servers. A client may be given the URLs of several gateway
+ * nodes (cfg.urls, n_urls); it keeps one connection, to one of them, and
+ * goes round the list when connections fail. At start each client puts
+ * the list in a random order of its own (unless urls_in_order), so that
+ * the clients of a node that goes away spread over the others rather than
+ * all moving to the next one listed. After a connection ends or an attempt
+ * fails (refused, timed out, closed by the server, lost), the client tries
+ * the next URL at once; only when every URL of the list has failed in a
+ * row (a round) does it wait, for a backoff that grows per round
+ * (backoff_ms_base, backoff_ms_max). A round starts afresh after a
+ * connection that was READY for SB_CLIENT_STABLE_MS, and after a close
+ * 1001 (the node drains: SIGTERM); a connection that ends sooner counts as
+ * one failure of the current round, so nodes that welcome and drop at once
+ * cannot make the client spin. One URL is a round of one: a backoff after
+ * every failure. A node that stops answering is given up after
+ * connect_timeout_ms (connecting) or three heartbeats (READY). */
+
 /* Configuration of a client (core and transport). Start from
  * sb_client_config_default(); strings are copied by _new(). */
 typedef struct sb_client_config {
-    const char *url;             /* transport: ws://host:port/ws */
+    const char *url; /* transport: ws://host:port/ws; unused with urls */
+    /* n_urls URLs (1..SB_CLIENT_URLS_MAX, each like url) instead of one;
+     * n_urls 0: url alone. */
+    const char *const *urls;
+    size_t n_urls;
+    bool urls_in_order;          /* go round urls as listed, from the
+                                    first; default: in a random order */
     sb_encoding enc;             /* SB_ENC_PROTO (default) or SB_ENC_JSON */
     const char *token;           /* required: HS256 JWT, < SB_TOKEN_BYTES_MAX */
     const char *device_id;       /* required: 1..64 bytes */
@@ -192,6 +223,9 @@ typedef struct sb_client_config {
     uint32_t heartbeat_ms;       /* until WELCOME says; dead after 3x */
     uint32_t body_bytes_max;     /* until WELCOME says */
     uint32_t sync_limit;         /* SYNC page; 0: WELCOME's sync_page_max */
+    uint32_t gap_wait_ms;        /* a gap waits this long for pushes in
+                                    flight (another node's), then SYNC;
+                                    0: SYNC at once */
     uint32_t gap_retry_ms;       /* SYNC again if a gap outlives a SYNC */
     uint32_t frame_bytes_max;    /* transport: incoming message bound */
     uint32_t outq_bytes_max;     /* frames produced and not yet pulled */
@@ -386,6 +420,11 @@ void sb_client_core_stats(const sb_client_core *cc, sb_client_stats *out);
 const sb_client_session *sb_client_core_session(const sb_client_core *cc);
 /* The last reconnect delay chosen (ms): how long BACKOFF lasts. */
 uint32_t sb_client_core_backoff_ms(const sb_client_core *cc);
+/* The URL the client connects to now, or will next (in BACKOFF): a copy
+ * owned by the core, valid until _free(). */
+const char *sb_client_core_url(const sb_client_core *cc);
+/* Its index in the configured list (cfg.urls; 0 for cfg.url). */
+size_t sb_client_core_url_index(const sb_client_core *cc);
 /* Why the last connection ended or the client stopped (0 if none). */
 int sb_client_core_last_error(const sb_client_core *cc);
 /* The WebSocket close code of the last connection (0 if none). */

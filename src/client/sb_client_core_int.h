@@ -21,7 +21,12 @@
 
 struct sb_client_core {
     sb_client_config cfg; /* strings point at the copies below */
-    char *token, *device_id, *client_name, *locale, *url;
+    char *token, *device_id, *client_name, *locale;
+    char *urls[SB_CLIENT_URLS_MAX]; /* copies, in the configured order */
+    size_t n_urls;
+    uint8_t url_order[SB_CLIENT_URLS_MAX]; /* indexes into urls, as tried */
+    size_t url_pos;                        /* in url_order: now or next */
+    uint32_t round_fails; /* attempts failed since the round began */
     sb_client_cbs cbs;
     void *ud;
     sb_client_core_io io;
@@ -31,6 +36,7 @@ struct sb_client_core {
     bool pump_needed; /* frames may be due */
     int64_t now_ms, last_rx_ms, reconnect_at_ms;
     int64_t conn_started_ms; /* the connect timeout runs from here */
+    int64_t ready_ms;        /* when the connection became READY */
     uint32_t backoff_attempt, backoff_ms;
     int last_err;
     uint16_t close_code;

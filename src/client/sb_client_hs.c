@@ -1,7 +1,8 @@
-/* The client side of the WebSocket opening handshake: URL, request and
+/* The client side of the WebSocket opening handshake: URLs, request and
  * the check of the 101 response (http-parser, one bounded buffer). */
 #include "sb_client_hs.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <http_parser.h>
 #include <stdbool.h>
@@ -51,6 +52,22 @@ int sb_client_url_parse(const char *url, sb_client_url *out)
         if ((unsigned char)*c <= ' ' || *c == 0x7f) return -EINVAL;
     strcpy(out->path, rest);
     return 0;
+}
+
+int sb_client_urls_split(char *list, const char **urls, size_t max)
+{
+    assert(list && urls);
+    size_t n = 0;
+    for (char *p = list;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        sb_client_url u;
+        if (n == max || sb_client_url_parse(p, &u) != 0) return -EINVAL;
+        urls[n++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return (int)n;
 }
 
 int sb_client_hs_request(const sb_client_url *url, const char *key,

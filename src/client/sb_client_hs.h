@@ -29,6 +29,12 @@ typedef struct sb_client_url {
  * too long). */
 int sb_client_url_parse(const char *url, sb_client_url *out);
 
+/* Splits a comma-separated list of URLs in place (each comma becomes a
+ * NUL) into urls[0..max), each checked by sb_client_url_parse (so a URL
+ * with a comma in it cannot be listed). Returns how many, or -EINVAL (an
+ * empty list or item, a bad URL, more than max). */
+int sb_client_urls_split(char *list, const char **urls, size_t max);
+
 /* Appends the upgrade request for url with the given key (base64 of 16
  * random bytes, SB_WS_KEY_LEN chars) and subprotocol. 0 or -ENOMEM. */
 int sb_client_hs_request(const sb_client_url *url, const char *key,

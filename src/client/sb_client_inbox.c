@@ -114,11 +114,20 @@ static void hold(sb_client_core *cc, cc_conv *c, const Sbp__Message *m)
         cc->st.duplicates++;
         return;
     }
-    cc->in.need_sync = true;
-    cc->pump_needed = true;
     if (cc->in.held_now >= cc->cfg.held_max) {
         cc->st.held_dropped++;
+        cc->in.need_sync = true;
+        cc->pump_needed = true;
         return;
+    }
+    /* The missing ones may be pushes still on their way (in a cluster, a
+     * SEND_ACK can pass another node's message): SYNC if they do not come
+     * within gap_wait_ms. */
+    if (!cc->cfg.gap_wait_ms) {
+        cc->in.need_sync = true;
+        cc->pump_needed = true;
+    } else if (!cc->in.gap_retry_at_ms && !cc->in.sync_inflight) {
+        cc->in.gap_retry_at_ms = cc->now_ms + cc->cfg.gap_wait_ms;
     }
     size_t n = sbp__message__get_packed_size(m);
     cc_held *h = malloc(sizeof *h + n);

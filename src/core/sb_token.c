@@ -14,19 +14,21 @@
 #include "sb_error.h"
 #include "sb_utf8.h"
 
-static const char *const ROLE_NAMES[] = {"", "customer", "agent", "bot",
-                                         "admin"};
+static const char *const ROLE_NAMES[] = {"",    "customer", "agent",
+                                         "bot", "admin",    "integration"};
+#define ROLE_COUNT (sizeof ROLE_NAMES / sizeof ROLE_NAMES[0])
 
 Sbp__Role sb_role_from_name(const char *name)
 {
-    for (int i = 1; i < 5; i++)
+    for (int i = 1; i < (int)ROLE_COUNT; i++)
         if (strcmp(name, ROLE_NAMES[i]) == 0) return (Sbp__Role)i;
     return SBP__ROLE__ROLE_UNSPECIFIED;
 }
 
 const char *sb_role_name(Sbp__Role role)
 {
-    return (role >= 1 && role <= 4) ? ROLE_NAMES[role] : "unknown";
+    return (role >= 1 && (size_t)role < ROLE_COUNT) ? ROLE_NAMES[role]
+                                                    : "unknown";
 }
 
 static int hmac256(const uint8_t *key, size_t key_len, const char *data,

@@ -1,8 +1,8 @@
 /* HS256 JSON Web Tokens: the identity a HELLO carries.
  *
  * Claims: sub (user id, 1..64 bytes of UTF-8), role ("customer", "agent",
- * "bot", "admin"), exp (required), nbf and iat (optional), locale
- * (optional), iss and aud (optional; required and checked when the
+ * "bot", "admin", "integration"), exp (required), nbf and iat (optional),
+ * locale (optional), iss and aud (optional; required and checked when the
  * verifier is configured with them). The header's alg must be "HS256";
  * "none" and every other algorithm are refused. The clock comes in as an
  * argument. */

@@ -65,6 +65,9 @@ static void on_hello(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
                                 strlen(h->token), &chk, &cl);
     if (rc == 0 && !sb__gw_valid_id(h->device_id)) rc = SB_E_INVALID;
     if (rc == 0 && h->protocol > 1) rc = SB_E_INVALID;
+    /* An integration's token is for the REST API, which opens its own
+     * sessions (sb_gw_api_open): it is no device. */
+    if (rc == 0 && cl.role == SBP__ROLE__ROLE_INTEGRATION) rc = SB_E_FORBIDDEN;
     if (rc != 0) {
         sb__gw_error(gw, s, f->rid, rc);
         sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, sb_strerror(rc));

@@ -748,3 +748,13 @@ int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
     *n_orphans = n_lost;
     return 0;
 }
+
+void sb_desk_routing_clear(sb_desk *d)
+{
+    d->q_len = 0;
+    for (size_t i = 0; i < d->n_agents; i++) {
+        d->agents[i].status = SBP__AGENT_STATUS__AGENT_OFFLINE;
+        d->agents[i].load = 0;
+        d->agents[i].idle_since_ms = 0;
+    }
+}

@@ -88,6 +88,10 @@ int sb_desk_adopt(sb_desk *d, const sb_desk *old, uint64_t **orphans,
 
 /* The desk with this id, or the first desk for "" or an unknown id. NULL
  * only when no desk is configured. */
+/* Forgets the routing state: queues empty, every agent offline with no
+ * load (a node that no longer owns the desks; the next owner rebuilds it
+ * from the store). */
+void sb_desk_routing_clear(sb_desk *d);
 const sb_desk_def *sb_desk_get(const sb_desk *d, const char *id);
 /* How many desks, skill groups and agents d has. */
 void sb_desk_counts(const sb_desk *d, size_t *desks, size_t *groups,

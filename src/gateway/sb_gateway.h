@@ -49,6 +49,14 @@ typedef struct sb_gw_event {
     const char *text; /* the reason, or the role of a ready session */
 } sb_gw_event;
 
+/* Where a cluster's events go (sb_gw_io.subscribe and publish). */
+typedef enum sb_gw_topic {
+    SB_GW_TOPIC_USER, /* the nodes with a session of user id */
+    SB_GW_TOPIC_NODE, /* node id */
+    SB_GW_TOPIC_DESK, /* the node that owns the desks (id: "") */
+    SB_GW_TOPIC_ALL,  /* every node (id: "") */
+} sb_gw_topic;
+
 typedef struct sb_gw_io {
     void *ud;
     /* Sends one encoded frame on a connection; p is valid during the call.
@@ -75,6 +83,14 @@ typedef struct sb_gw_io {
                  const char *body);
     /* Tells of a session event (sb_gw_event), for the log. Optional. */
     void (*event)(void *ud, const sb_gw_event *e);
+    /* A cluster of gateways (both optional; NULL: one gateway alone). The
+     * core asks to hear what is published on a topic (on true) or no more
+     * (false), and publishes an encoded Sbp__ClusterEvent (p, n; valid
+     * during the call) on one. What the other nodes publish comes back
+     * through sb_gw_cluster_in(). */
+    void (*subscribe)(void *ud, sb_gw_topic t, const char *id, bool on);
+    void (*publish)(void *ud, sb_gw_topic t, const char *id, const uint8_t *p,
+                    size_t n);
 } sb_gw_io;
 
 typedef struct sb_gw_config {
@@ -117,6 +133,9 @@ typedef struct sb_gw_config {
      * how long a link of MEDIA_URL works, in seconds. */
     uint64_t media_bytes_max;
     uint32_t media_link_s;
+    /* This gateway's name in a cluster (copied; at most SB_ID_BYTES_MAX
+     * bytes): its events carry it, and it ignores its own. */
+    const char *node;
     /* Customer service: the desks, owned by the caller and outliving the
      * gateway (NULL: none; service OPENs are then refused). The gateway
      * keeps its routing state (agent status, load, queues) in it. A new
@@ -143,6 +162,17 @@ void sb_gw_free(sb_gw *gw);
  * shell then closes the connection with SB_WS_CLOSE_TRY_AGAIN). */
 int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
                     int64_t now_ms);
+/* A session for one request of the REST API (sb_api), whose caller has
+ * checked the token itself: ready at once as user_id with role (admin,
+ * agent or bot), JSON encoding, a device id of its own ("api:CONN"). It is
+ * linked to no user: it gets no PUSH, receipt or presence, replaces no
+ * device's session and makes its user no more online; frames fed to it
+ * (sb_gw_conn_frame) are checked and carried out as any session's, and
+ * their answers go out through io->send under conn_id. The caller ends it
+ * with sb_gw_conn_closed(). Returns 0, SB_E_INVALID for a bad user id, or
+ * sb_gw_conn_open's codes. */
+int sb_gw_api_open(sb_gw *gw, uint64_t conn_id, const char *user_id,
+                   Sbp__Role role, const char *locale, int64_t now_ms);
 /* One complete WebSocket message from the connection. */
 void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
                       int64_t now_ms);
@@ -159,7 +189,9 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms);
 void sb_gw_flush(sb_gw *gw);
 
 /* Rebuilds routing (queues, agent loads) from the store; call once after
- * sb_gw_new when cfg.desk is set, before connections arrive. */
+ * sb_gw_new when cfg.desk is set, before connections arrive. In a cluster
+ * it joins the cluster's topics instead; routing starts on the node that
+ * owns the desks (sb_gw_cluster_own). */
 void sb_gw_start(sb_gw *gw, int64_t now_ms);
 
 /* The answer to an admin command: rc 0 (OK) or a negative code, with
@@ -181,6 +213,29 @@ void sb_gw_admin_text(sb_gw *gw, uint64_t conn_id, uint32_t rid,
  * the configuration replaced (NULL if none; the caller frees it) and the
  * gateway keeps desk; returns 0, or -ENOMEM with nothing changed. */
 int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old);
+
+/* ---- a cluster of gateways ---------------------------------------------- */
+
+/* An event another node published (p, n: an encoded Sbp__ClusterEvent):
+ * a stored message goes to every local device of every member (once,
+ * whichever member's copy comes first; a gap in a conversation's seqs is
+ * read from the store a moment later if the missing messages do not
+ * come), a frame to a user's devices or to one session, a desk request to
+ * the desk owner, presence to every node. Events of this node, and
+ * undecodable ones, are dropped. */
+void sb_gw_cluster_in(sb_gw *gw, const uint8_t *p, size_t n, int64_t now_ms);
+/* The link to the other nodes was down and is back: what they published
+ * meanwhile is read from the store for every conversation this gateway
+ * has devices in. */
+void sb_gw_cluster_resync(sb_gw *gw, int64_t now_ms);
+/* This node now owns the desks (own true: it holds the cluster's lock
+ * for them) or no longer does. The owner keeps the routing state (agent
+ * status and load, queues), rebuilt from the store when it takes the
+ * desks over, and handles every desk request; the other nodes send their
+ * sessions' requests to it. */
+void sb_gw_cluster_own(sb_gw *gw, bool own, int64_t now_ms);
+/* Whether this node owns the desks. */
+bool sb_gw_cluster_owner(const sb_gw *gw);
 
 /* Starts draining: new SENDs and connections are refused with
  * ERR_UNAVAILABLE; what the store already has completes normally. */

@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,6 +127,10 @@ void sb__gw_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
                  void *body)
 {
     if (!s || s->state == SESS_CLOSING) return;
+    if (s->proxy) {
+        sb__gw_proxy_send(gw, s, rid, k, body);
+        return;
+    }
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = rid;
     f.body_case = k;
@@ -221,7 +226,18 @@ void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
         for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
             if (s != skip && s->state == SESS_READY)
                 sb__gw_send(gw, s, 0, k, body);
+        if (sb__gw_clustered(gw))
+            sb__gw_cluster_frame(gw, c->members[i].user_id, k, body);
     }
+}
+
+void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
+                      void *body)
+{
+    user *u = sb__gw_user_get(gw, user_id);
+    for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
+        if (s->state == SESS_READY) sb__gw_send(gw, s, 0, k, body);
+    if (sb__gw_clustered(gw)) sb__gw_cluster_frame(gw, user_id, k, body);
 }
 
 /* ---- sessions --------------------------------------------------------------
@@ -252,7 +268,9 @@ static void sess_state(sb_gw *gw, sess *s, enum sess_state st)
 
 static void presence(sb_gw *gw, const sess *s, bool online)
 {
-    if (gw->hooks.presence)
+    if (sb__gw_clustered(gw))
+        sb__gw_presence_local(gw, s->user_id, s->role, online);
+    else if (gw->hooks.presence)
         gw->hooks.presence(gw->hooks.ud, s->user_id, s->role, online);
 }
 
@@ -276,6 +294,8 @@ static int user_link(sb_gw *gw, sess *s)
     s->user = u;
     s->user_next = u->sessions;
     u->sessions = s;
+    if (first && sb__gw_clustered(gw))
+        gw->io.subscribe(gw->io.ud, SB_GW_TOPIC_USER, u->id, true);
     if (first) presence(gw, s, true);
     return 0;
 }
@@ -294,6 +314,8 @@ static void user_unlink(sb_gw *gw, sess *s)
     s->user_next = NULL;
     if (u->sessions) return;
     presence(gw, s, false);
+    if (sb__gw_clustered(gw))
+        gw->io.subscribe(gw->io.ud, SB_GW_TOPIC_USER, u->id, false);
     /* Last session of the user: drop the user from its hash chain. */
     user *head = sb_map_get(&gw->users, u->hash);
     if (head == u) {
@@ -314,6 +336,10 @@ static void user_unlink(sb_gw *gw, sess *s)
 void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why)
 {
     if (s->state == SESS_CLOSING) return;
+    if (s->proxy) {
+        sb__gw_proxy_close(gw, s);
+        return;
+    }
     push_flush(gw, s); /* what was queued goes before the close */
     if (s->state == SESS_READY)
         gw_event(gw, "session_closed", s, 0, 0, code, why);
@@ -498,7 +524,7 @@ static void push_to(sb_gw *gw, sess *s, gmsg *g)
 static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
 {
     conv *c = sb_map_get(&gw->convs, g->m->conv_id);
-    if (!c) return; /* nobody online can have loaded it: they will SYNC */
+    if (!c) return;
     for (size_t i = 0; i < c->n_members; i++) {
         user *u = sb__gw_user_get(gw, c->members[i].user_id);
         if (!u) continue;
@@ -510,17 +536,31 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
     }
 }
 
-void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
+void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin)
 {
-    gmsg *g = calloc(1, sizeof *g);
+    gmsg *g = c ? calloc(1, sizeof *g) : NULL;
     if (!g) {
-        sbp__message__free_unpacked(m, NULL); /* stored: devices SYNC it */
+        /* Stored: devices SYNC it. Without c nobody here can have loaded
+         * the conversation. */
+        sbp__message__free_unpacked(m, NULL);
         return;
     }
     g->refs = 1;
     g->m = m;
     fan_out(gw, g, origin);
     gmsg_unref(g);
+}
+
+void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
+{
+    conv *c = sb_map_get(&gw->convs, m->conv_id);
+    if (c && sb__gw_clustered(gw)) {
+        sb__gw_cluster_message(gw, c, m);
+        sb__gw_cluster_offer(gw, c, m, origin);
+        return;
+    }
+    sb__gw_deliver_local(gw, c, m, origin);
 }
 
 static void ack_unacked(sess *s, uint64_t conv_id, uint64_t seq)
@@ -598,10 +638,8 @@ static void flush_receipts(sb_gw *gw, conv *c)
         rn.delivered_seq = m->delivered_seq;
         for (size_t k = 0; k < c->n_members; k++) {
             if (k == i && !tell_own) continue;
-            user *u = sb__gw_user_get(gw, c->members[k].user_id);
-            for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
-                if (s->state == SESS_READY)
-                    sb__gw_send(gw, s, 0, SBP__FRAME__BODY_READ_NOTIFY, &rn);
+            sb__gw_send_user(gw, c->members[k].user_id,
+                             SBP__FRAME__BODY_READ_NOTIFY, &rn);
         }
     }
 }
@@ -694,6 +732,7 @@ void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
 static void conv_free(conv *c)
 {
     if (!c) return;
+    sb__gw_cluster_conv_free(c);
     free(c->members);
     free(c);
 }
@@ -727,6 +766,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
+    if (!c->cs.known) c->cs.base = pc->last_seq;
     /* Dirty receipts of members that left are simply dropped. */
     return 0;
 }
@@ -791,8 +831,12 @@ static void append_done(sb_req *r)
         sbp__message__free_unpacked(m, NULL);
     } else {
         conv *c = sb_map_get(&gw->convs, m->conv_id);
-        if (c && r->owner != 0 && gw->hooks.stored)
+        if (c && r->owner != 0 && sb__gw_desk_elsewhere(gw)) {
+            if (c->kind == SBP__CONV_KIND__CONV_SERVICE)
+                sb__gw_desk_stored(gw, c, m);
+        } else if (c && r->owner != 0 && gw->hooks.stored) {
             gw->hooks.stored(gw->hooks.ud, c, m);
+        }
         sb__gw_deliver(gw, m, s);
     }
     free(r);
@@ -932,6 +976,10 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
     } else if (row->check)
         rc = row->check(gw, s, f);
     if (rc) goto refuse;
+    if ((flags & SB_GW_DESK) && sb__gw_desk_elsewhere(gw)) {
+        sb__gw_desk_forward(gw, s, f);
+        goto out;
+    }
     if (flags & SB_GW_CONV) {
         uint64_t id = body_conv_id(f, e);
         if (!(c = sb_map_get(&gw->convs, id))) {
@@ -991,6 +1039,12 @@ int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
                     c->token_aud ? c->token_aud : "");
     gw->cfg.token_iss = gw->token_iss;
     gw->cfg.token_aud = gw->token_aud;
+    if (c->node && strlen(c->node) > SB_ID_BYTES_MAX) {
+        free(gw);
+        return -EINVAL;
+    }
+    sb__gw_copy_str(gw->node, sizeof gw->node, c->node ? c->node : "");
+    gw->cfg.node = gw->node;
     gw->io = *io;
     sb_hist_init(&gw->stats.send_ack_ms, &SB_HIST_MS);
     sb_hist_init(&gw->stats.queue_wait_ms, &SB_HIST_HUMAN_MS);
@@ -1037,6 +1091,8 @@ void sb_gw_free(sb_gw *gw)
     sb_buf_free(&gw->scratch);
     sb_buf_free(&gw->event_scratch);
     sb_buf_free(&gw->push_out);
+    sb__gw_cluster_free(gw);
+    sb__gw_desk_free(gw);
     if (gw->hooks.free) gw->hooks.free(gw->hooks.ud);
     free(gw);
 }
@@ -1061,6 +1117,27 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
         return -ENOMEM;
     }
     gw->stats.sessions = gw->sessions.len;
+    return 0;
+}
+
+int sb_gw_api_open(sb_gw *gw, uint64_t conn_id, const char *user_id,
+                   Sbp__Role role, const char *locale, int64_t now_ms)
+{
+    assert(role == SBP__ROLE__ROLE_ADMIN || role == SBP__ROLE__ROLE_AGENT ||
+           role == SBP__ROLE__ROLE_BOT);
+    if (!sb__gw_valid_id(user_id)) return SB_E_INVALID;
+    int rc = sb_gw_conn_open(gw, conn_id, SB_ENC_JSON, now_ms);
+    if (rc) return rc;
+    sess *s = sb__gw_sess_get(gw, conn_id);
+    sb__gw_copy_str(s->user_id, sizeof s->user_id, user_id);
+    snprintf(s->device_id, sizeof s->device_id, "api:%llu",
+             (unsigned long long)conn_id);
+    sb__gw_copy_str(s->locale, sizeof s->locale,
+                    locale && locale[0] ? locale : "en");
+    s->role = role;
+    /* Ready, but linked to no user: no PUSH, receipt or presence reaches
+     * it, and it replaces no device's session. */
+    sess_state(gw, s, SESS_READY);
     return 0;
 }
 
@@ -1131,6 +1208,10 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         }
     }
     flush_dirty(gw, false);
+    if (sb__gw_clustered(gw)) {
+        sb__gw_cluster_tick(gw);
+        sb__gw_desk_tick(gw);
+    }
 }
 
 void sb_gw_flush(sb_gw *gw)
@@ -1149,7 +1230,10 @@ void sb_gw_flush(sb_gw *gw)
 void sb_gw_start(sb_gw *gw, int64_t now_ms)
 {
     gw->now_ms = now_ms;
-    if (gw->hooks.start) gw->hooks.start(gw->hooks.ud);
+    if (sb__gw_clustered(gw))
+        sb__gw_desk_join(gw);
+    else if (gw->hooks.start)
+        gw->hooks.start(gw->hooks.ud);
 }
 
 int sb_gw_desk_swap(sb_gw *gw, struct sb_desk *desk, struct sb_desk **old)

@@ -66,6 +66,20 @@ typedef struct conv {
     int64_t created_ms;  /* when it was made (the store's created_ts) */
     uint32_t unmatched;  /* customer turns the bot did not understand */
     bool first_response; /* the agent has answered */
+    /* In a cluster (sb_cluster.c): the order of this node's pushes. */
+    struct sb_cseq {
+        bool known;    /* next is set (from the first seq seen) */
+        bool watched;  /* in the gateway's list of gaps */
+        bool reading;  /* a read of the store for the gap is out */
+        bool catchup;  /* reading until a short page (after a resync) */
+        uint64_t next; /* the next seq to push: those below are pushed */
+        uint64_t top;  /* the highest seq heard of */
+        uint64_t base; /* the conversation's last seq when it was loaded */
+        struct sb_cheld *held; /* messages above a gap, in seq order */
+        uint32_t n_held;
+        int64_t due_ms; /* when the gap is read from the store */
+        struct conv *watch_next;
+    } cs;
 } conv;
 
 typedef struct sess sess;
@@ -114,6 +128,10 @@ struct sess {
     bool acks_dirty;
     int64_t acks_due_ms; /* when its cursors are stored */
     sess *dirty_next;
+    /* In a cluster, on the desk owner: the session of another node that
+     * this one stands for while it handles the session's desk requests
+     * (sb_clusterdesk.c); NULL for the node's own sessions. */
+    struct sb_proxy *proxy;
 };
 
 /* ---- the frame table -------------------------------------------------------
@@ -139,6 +157,10 @@ enum {
     SB_GW_MEMBER = 1u << 3,
     /* The user is a member of it or an admin: else ERR_FORBIDDEN. */
     SB_GW_ACCESS = 1u << 4,
+    /* A desk request: in a cluster, handled by the node that owns the
+     * desks; another node sends it there (before any check but READY
+     * and RATED) and relays the answers. */
+    SB_GW_DESK = 1u << 5,
 };
 /* A role's bit in sb_gw_row.roles. */
 #define SB_GW_ROLE(r) (1u << (r))
@@ -185,8 +207,11 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
-    /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out. */
+    /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out.
+     * In a cluster start comes when the node takes the desks over, and
+     * stop when it no longer owns them (it forgets the routing state). */
     void (*start)(void *ud);
+    void (*stop)(void *ud);
     int (*desk_swap)(void *ud, struct sb_desk *desk, struct sb_desk **old);
     /* sb_gw_free(): the module frees ud. */
     void (*free)(void *ud);
@@ -228,6 +253,14 @@ struct sb_gw {
     sb_buf event_scratch; /* an event's item, rendered for one session */
     sb_buf push_out;      /* PUSH frames being assembled */
     sb_gw_stats stats;
+    /* A cluster (io.publish set): this node's name, the conversations
+     * with a gap to repair, and other nodes' messages waiting for their
+     * conversation to be loaded (conv id -> list). */
+    char node[SB_ID_BYTES_MAX + 1];
+    sb_buf cluster_out; /* an event being encoded */
+    conv *gaps;
+    sb_map cluster_wait;
+    struct sb_gw_desknode *dn; /* the desks in the cluster */
 };
 
 /* The core alone, with no frame kind in its table: sb_gw_new() adds the
@@ -251,7 +284,8 @@ void sb__gw_reply_rc(sb_gw *gw, sess *s, uint32_t rid, int rc);
 /* ERROR for rc answering f: its rid and, for a SEND, its client_msg_id. */
 void sb__gw_frame_error(sb_gw *gw, sess *s, const Sbp__Frame *f, int rc);
 /* Sends a frame of kind k with body to every ready session of every
- * member of c, but skip. */
+ * member of c, but skip, and in a cluster to the members' sessions on the
+ * other nodes. */
 void sb__gw_send_members(sb_gw *gw, conv *c, Sbp__Frame__BodyCase k, void *body,
                          const sess *skip);
 
@@ -302,13 +336,86 @@ bool sb__gw_may_access(const sess *s, conv *c);
 conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc);
 /* Updates a cached conversation from its stored form (members too). */
 conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
-/* Delivers a stored message: PUSH to every device of every member but
- * origin (NULL: server-made messages go to every device). Takes m. */
+/* Delivers a message this node stored: PUSH to every device of every
+ * member but origin (NULL: server-made messages go to every device), and
+ * in a cluster to the other nodes' devices. Takes m. */
 void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin);
+/* The same on this node's devices only, now. */
+void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin);
+/* Sends a frame of kind k with body to every ready session of user_id,
+ * here and, in a cluster, on the other nodes. */
+void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
+                      void *body);
 /* s's device has every message of c through seq: its PUSHes up to seq
  * are acknowledged, its cursor and the member's receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
 /* Member m of c has changed receipts: they go out receipts_ms later. */
 void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);
+
+/* ---- the cluster (sb_cluster.c) ---------------------------------------------
+ */
+
+/* Whether this gateway is a node of a cluster (io.publish set). */
+static inline bool sb__gw_clustered(const sb_gw *gw)
+{
+    return gw->io.publish != NULL;
+}
+/* Pushes m, stored in c, to this node's devices in seq order: now if
+ * every seq below it was pushed, else once the gap below it fills (origin
+ * is then not skipped: its SDK drops its own message by seq). Takes m. */
+void sb__gw_cluster_offer(sb_gw *gw, conv *c, Sbp__Message *m,
+                          const sess *origin);
+/* Publishes message m, stored by this node in c, for every member. */
+void sb__gw_cluster_message(sb_gw *gw, const conv *c, const Sbp__Message *m);
+/* Publishes a frame for user_id's sessions on the other nodes. */
+void sb__gw_cluster_frame(sb_gw *gw, const char *user_id,
+                          Sbp__Frame__BodyCase k, void *body);
+/* The event encoded and published on topic t (id: a user or a node). */
+void sb__gw_cluster_publish(sb_gw *gw, sb_gw_topic t, const char *id,
+                            Sbp__ClusterEvent *ev);
+/* Reads the gaps that are due from the store (sb_gw_tick). */
+void sb__gw_cluster_tick(sb_gw *gw);
+/* ---- the desks in a cluster (sb_clusterdesk.c) ------------------------------
+ */
+
+/* Whether another node owns the desks (desk requests go there). */
+bool sb__gw_desk_elsewhere(const sb_gw *gw);
+/* Sends f, a desk request of s, to the desk owner; its answers come back
+ * to s (ERR_UNAVAILABLE if none comes in time). */
+void sb__gw_desk_forward(sb_gw *gw, sess *s, const Sbp__Frame *f);
+/* Tells the desk owner that m was stored in service conversation c. */
+void sb__gw_desk_stored(sb_gw *gw, const conv *c, const Sbp__Message *m);
+/* A frame for proxy session s: to the session on its node. */
+void sb__gw_proxy_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
+                       void *body);
+/* Proxy session s is done with (its close). */
+void sb__gw_proxy_close(sb_gw *gw, sess *s);
+/* What the other nodes publish for the desks (sb_gw_cluster_in). */
+void sb__gw_desk_call_in(sb_gw *gw, const char *node, Sbp__DeskCall *call);
+void sb__gw_desk_stored_in(sb_gw *gw, Sbp__Message *m); /* takes m */
+void sb__gw_desk_answer_in(sb_gw *gw, uint64_t conn_id, Sbp__Frame *f);
+void sb__gw_presence_in(sb_gw *gw, const char *node,
+                        const Sbp__ClusterPresence *p);
+/* The user's first session here is ready (online) or its last one went;
+ * in a cluster the desk owner hears of agents and bots on any node. */
+void sb__gw_presence_local(sb_gw *gw, const char *user_id, Sbp__Role role,
+                           bool online);
+/* Whether user_id has a ready session with role, here or on another
+ * node. */
+bool sb__gw_user_online(sb_gw *gw, const char *user_id, Sbp__Role role);
+/* Calls fn for every user with role online here or on another node. */
+void sb__gw_online_each(sb_gw *gw, Sbp__Role role,
+                        void (*fn)(void *ud, const char *user_id), void *ud);
+/* Joins the cluster's topics (sb_gw_start). */
+void sb__gw_desk_join(sb_gw *gw);
+/* Presence heartbeats, answers overdue, proxies idle (sb_gw_tick). */
+void sb__gw_desk_tick(sb_gw *gw);
+void sb__gw_desk_free(sb_gw *gw);
+
+/* Frees c's messages held for a gap (its conv_free). */
+void sb__gw_cluster_conv_free(conv *c);
+/* Frees the cluster's state (sb_gw_free). */
+void sb__gw_cluster_free(sb_gw *gw);
 
 #endif

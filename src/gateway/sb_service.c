@@ -57,13 +57,11 @@ static void bot_says(sb_gw *gw, Sbp__Message *m)
 /* ---- the external bot ------------------------------------------------------
  */
 
-/* Whether user_id has a ready session with role. */
+/* Whether user_id has a ready session with role (in a cluster, on any
+ * node). */
 static bool user_ready(sb_gw *gw, const char *user_id, Sbp__Role role)
 {
-    user *u = sb__gw_user_get(gw, user_id);
-    for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
-        if (s->state == SESS_READY && s->role == role) return true;
-    return false;
+    return sb__gw_user_online(gw, user_id, role);
 }
 
 /* The desk's external bot if it is online now: it takes new
@@ -120,12 +118,8 @@ static void notify_conv_also(sb_gw *gw, conv *c, const char *also)
         Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
         u.conv = &pc;
         sb__gw_send_members(gw, c, SBP__FRAME__BODY_CONV_UPDATE, &u, NULL);
-        user *u2 = also && !sb__gw_conv_member(c, also)
-                       ? sb__gw_user_get(gw, also)
-                       : NULL;
-        for (sess *s = u2 ? u2->sessions : NULL; s; s = s->user_next)
-            if (s->state == SESS_READY)
-                sb__gw_send(gw, s, 0, SBP__FRAME__BODY_CONV_UPDATE, &u);
+        if (also && !sb__gw_conv_member(c, also))
+            sb__gw_send_user(gw, also, SBP__FRAME__BODY_CONV_UPDATE, &u);
     }
     free(mp);
     free(ms);
@@ -426,6 +420,10 @@ static bool on_open(void *ud, sess *s, const Sbp__Frame *f)
     if (!gw->cfg.desk ||
         !(o->kind == SBP__CONV_KIND__CONV_SERVICE || o->n_members == 0))
         return false;
+    if (sb__gw_desk_elsewhere(gw)) {
+        sb__gw_desk_forward(gw, s, f);
+        return true;
+    }
     const sb_desk_def *def = sb_desk_get(gw->cfg.desk, o->desk);
     sb_req *r = sb__gw_req_new(gw, SB_REQ_SERVICE_OPEN, s, f->rid, open_done);
     if (!def || !r) {
@@ -647,6 +645,11 @@ static void route_done(sb_req *r)
     free(r);
 }
 
+static void assign_cb(void *ud, const char *agent)
+{
+    assign_from_queue(ud, agent);
+}
+
 /* One of the start's two lists: its conversations back in their queues
  * and agents' loads. */
 static void start_done(sb_req *r)
@@ -676,11 +679,7 @@ static void start_done(sb_req *r)
     /* Both lists are in: route what waits to whoever is online. */
     if (r->u.service_convs.state == SBP__CONV_STATE__STATE_ASSIGNED) {
         v->routing_ready = true;
-        for (size_t i = 0; i < gw->sessions.cap; i++) {
-            sess *s = gw->sessions.slots[i].val;
-            if (s && s->state == SESS_READY && s->role == SBP__ROLE__ROLE_AGENT)
-                assign_from_queue(v, s->user_id);
-        }
+        sb__gw_online_each(gw, SBP__ROLE__ROLE_AGENT, assign_cb, v);
     }
     free(r);
 }
@@ -710,6 +709,15 @@ static void on_start(void *ud)
     }
 }
 
+/* The node no longer owns the desks (a cluster): the next owner rebuilds
+ * the routing state from the store. */
+static void on_stop(void *ud)
+{
+    svc *v = ud;
+    v->routing_ready = false;
+    if (v->gw->cfg.desk) sb_desk_routing_clear(v->gw->cfg.desk);
+}
+
 /* An agent is online while it has a ready session. */
 static void on_presence(void *ud, const char *user_id, Sbp__Role role,
                         bool online)
@@ -725,6 +733,16 @@ static void on_presence(void *ud, const char *user_id, Sbp__Role role,
     if (online) assign_from_queue(v, user_id);
 }
 
+static void agent_now_online(void *ud, const char *agent)
+{
+    svc *v = ud;
+    sb_desk *d = v->gw->cfg.desk;
+    if (sb_desk_is_agent(d, agent) &&
+        sb_desk_status(d, agent) == SBP__AGENT_STATUS__AGENT_OFFLINE)
+        sb_desk_set_status(d, agent, SBP__AGENT_STATUS__AGENT_ONLINE,
+                           v->gw->now_ms);
+}
+
 static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
 {
     svc *v = ud;
@@ -736,15 +754,13 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
     if (rc) return rc;
     gw->cfg.desk = nd;
     *old_out = old;
-    /* Agents that are connected are online, new ones too. */
-    for (size_t i = 0; i < gw->sessions.cap; i++) {
-        sess *s = gw->sessions.slots[i].val;
-        if (s && s->state == SESS_READY && s->role == SBP__ROLE__ROLE_AGENT &&
-            sb_desk_is_agent(nd, s->user_id) &&
-            sb_desk_status(nd, s->user_id) == SBP__AGENT_STATUS__AGENT_OFFLINE)
-            sb_desk_set_status(nd, s->user_id, SBP__AGENT_STATUS__AGENT_ONLINE,
-                               gw->now_ms);
+    /* Another node routes: this one keeps the configuration only. */
+    if (sb__gw_desk_elsewhere(gw)) {
+        free(orphans);
+        return 0;
     }
+    /* Agents that are connected are online, new ones too. */
+    sb__gw_online_each(gw, SBP__ROLE__ROLE_AGENT, agent_now_online, v);
     if (!old) {
         /* Customer service starts now: queues and loads come from the
          * store, as at a start. */
@@ -774,16 +790,16 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
 
 static const sb_gw_row ROWS[] = {
     {.body = SBP__FRAME__BODY_TRANSFER,
-     .flags = SB_GW_READY | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
      .handle = on_transfer},
     {.body = SBP__FRAME__BODY_CLOSE,
-     .flags = SB_GW_READY | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
      .handle = on_close},
     {.body = SBP__FRAME__BODY_HANDOFF,
-     .flags = SB_GW_READY | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
      .handle = on_handoff},
     {.body = SBP__FRAME__BODY_AGENT_STATE,
-     .flags = SB_GW_READY,
+     .flags = SB_GW_READY | SB_GW_DESK,
      .handle = on_agent_state},
 };
 
@@ -797,6 +813,7 @@ int sb__svc_register(sb_gw *gw)
                      .stored = on_stored,
                      .presence = on_presence,
                      .start = on_start,
+                     .stop = on_stop,
                      .desk_swap = on_desk_swap,
                      .free = free};
     sb__gw_hooks_set(gw, &h);

@@ -288,6 +288,12 @@ static const opt_row ROWS[] = {
      "the store on PostgreSQL instead: postgresql://user@host/db\n"
      "(a libpq URI; PG* variables fill in what it leaves out;\n"
      "the database must exist, the server makes its tables)"},
+    {"nats", "URL[,URL...]", set_str, OFF(cfg.nats), 0,
+     "join a cluster: the other nodes are reached through these\n"
+     "NATS servers (nats://host:4222); needs --store on PostgreSQL"},
+    {"node", "NAME", set_str, OFF(cfg.gw.node), 0,
+     "this node's name in the cluster, unique in it\n"
+     "(the host's name and the --listen port)"},
     {"durability", "MODE", set_durability, 0, 0,
      "fsync (default: fsync every group commit) or os\n"
      "(no fsync: survives a crash of the process, not of the machine)"},
@@ -339,6 +345,11 @@ static const opt_row ROWS[] = {
      "(50; 0: no limit)"},
     {"send-burst", "N", set_u32, OFF(cfg.gw.send_burst), 0,
      "SENDs a session may make at once (100)"},
+    {"api-rate", "N", set_u32, OFF(cfg.api_rate_per_s), 0,
+     "REST API requests per second per token, then 429\n"
+     "(50; 0: no limit)"},
+    {"api-burst", "N", set_u32, OFF(cfg.api_rate_burst), 0,
+     "REST API requests a token may make at once (100)"},
     {"conns-per-addr", "N", set_u32, OFF(cfg.conns_per_addr_max), 0,
      "open connections per IPv4 address or IPv6 /64\n"
      "(1000; 0: no limit)"},
@@ -520,6 +531,10 @@ static int validate(opts *o, bool need_secret)
         (c->gw.token_aud && strlen(c->gw.token_aud) > SB_TOKEN_ISS_BYTES_MAX))
         BAD("--token-iss and --token-aud take at most %d bytes",
             SB_TOKEN_ISS_BYTES_MAX);
+    if (c->nats && !c->store)
+        BAD("--nats needs --store on PostgreSQL: the nodes share it");
+    if (c->gw.node && (!*c->gw.node || strlen(c->gw.node) > SB_ID_BYTES_MAX))
+        BAD("--node takes 1 to %d bytes", SB_ID_BYTES_MAX);
     if (!c->tls_cert != !c->tls_key)
         BAD("--tls-cert and --tls-key go together");
     if (c->gw.sends_per_s && c->gw.send_burst == 0)

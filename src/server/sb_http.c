@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -16,7 +17,8 @@ enum {
     F_PROTOCOLS,
     F_VERSION,
     F_ORIGIN,
-    F_AUTHORIZATION,
+    F_AUTH,
+    F_CTYPE,
     F_EXPECT
 };
 
@@ -71,7 +73,9 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         else if (strcasecmp(r->field, "Origin") == 0)
             r->cur = F_ORIGIN;
         else if (strcasecmp(r->field, "Authorization") == 0)
-            r->cur = F_AUTHORIZATION;
+            r->cur = F_AUTH;
+        else if (strcasecmp(r->field, "Content-Type") == 0)
+            r->cur = F_CTYPE;
         else if (strcasecmp(r->field, "Expect") == 0)
             r->cur = F_EXPECT;
         else
@@ -89,8 +93,10 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         return append(r, r->ws_version, sizeof r->ws_version, at, n);
     case F_ORIGIN:
         return append(r, r->origin, sizeof r->origin, at, n);
-    case F_AUTHORIZATION:
+    case F_AUTH:
         return append(r, r->authorization, sizeof r->authorization, at, n);
+    case F_CTYPE:
+        return append(r, r->content_type, sizeof r->content_type, at, n);
     case F_EXPECT:
         return append(r, r->expect, sizeof r->expect, at, n);
     default:
@@ -98,13 +104,67 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     }
 }
 
+/* Whether the request's body is an upload's, which the caller streams
+ * (sb_media) rather than this parser gathers: POST /media. */
+static bool body_streamed(const sb_http_req *r)
+{
+    return r->parser.method == HTTP_POST &&
+           strncmp(r->path, "/media", 6) == 0 &&
+           (r->path[6] == '\0' || r->path[6] == '?');
+}
+
+/* An upgrade, a GET or a HEAD is whole with its headers; so is an upload,
+ * whose body the caller streams (the parser stops at the headers' end);
+ * another method's body follows them, read up to SB_HTTP_BODY_BYTES_MAX.
+ * A body announced larger is refused now rather than read. */
 static int on_headers_complete(http_parser *p)
 {
     sb_http_req *r = p->data;
+    if (body_streamed(r)) {
+        r->streamed = true;
+        r->complete = true;
+        http_parser_pause(p, 1);
+        return 0;
+    }
+    if (p->upgrade || p->method == HTTP_GET || p->method == HTTP_HEAD) {
+        r->complete = true;
+        return 1; /* no body: stop here */
+    }
+    if (p->content_length != ULLONG_MAX &&
+        p->content_length > SB_HTTP_BODY_BYTES_MAX) {
+        r->body_too_large = true;
+        r->complete = true;
+        return 1;
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t n)
+{
+    sb_http_req *r = p->data;
+    if (r->body_too_large) return 0;
+    if (r->body_len + n > SB_HTTP_BODY_BYTES_MAX) {
+        r->body_too_large = true;
+        free(r->body);
+        r->body = NULL;
+        r->body_len = 0;
+        r->complete = true;
+        return -1; /* stop reading: the answer is 413 */
+    }
+    char *b = realloc(r->body, r->body_len + n + 1);
+    if (!b) return -1;
+    memcpy(b + r->body_len, at, n);
+    r->body = b;
+    r->body_len += n;
+    b[r->body_len] = '\0';
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    sb_http_req *r = p->data;
     r->complete = true;
-    /* The parser stops here: what follows (a body, a WebSocket's first
-     * bytes) is the caller's. */
-    http_parser_pause(p, 1);
+    http_parser_pause(p, 1); /* one request per connection */
     return 0;
 }
 
@@ -113,7 +173,16 @@ static const http_parser_settings SETTINGS = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
 };
+
+void sb_http_req_clear(sb_http_req *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = 0;
+}
 
 void sb_http_req_init(sb_http_req *r)
 {
@@ -125,14 +194,18 @@ void sb_http_req_init(sb_http_req *r)
 long sb_http_req_feed(sb_http_req *r, const char *p, size_t n)
 {
     if (r->complete) return 0;
+    size_t body_before = r->body_len;
     size_t used = http_parser_execute(&r->parser, &SETTINGS, p, n);
-    if (r->complete) {
+    if (r->streamed) {
         /* Paused at the headers' last byte, which it does not count. */
         if (used >= n || p[used] != '\n') return -1;
         used++;
     }
     r->bytes += used;
-    if (r->bytes > SB_HTTP_HEADER_BYTES_MAX) return -1;
+    /* Headers only count against the header limit. */
+    size_t body = r->body_len > body_before ? r->body_len - body_before : 0;
+    r->header_bytes += used > body ? used - body : 0;
+    if (r->header_bytes > SB_HTTP_HEADER_BYTES_MAX) return -1;
     if (r->complete) return (long)used;
     if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK) return -1;
     return (long)used;
@@ -184,7 +257,8 @@ static int hex_digit(char c)
     return -1;
 }
 
-int sb_http_query(const char *target, const char *name, char *out, size_t cap)
+int sb_http_query(const char *target, const char *name, char *out,
+                  size_t cap)
 {
     const char *q = strchr(target, '?');
     size_t nlen = strlen(name);
@@ -265,12 +339,16 @@ const char *sb_http_reason(int status)
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 409:
+        return "Conflict";
     case 411:
         return "Length Required";
     case 413:
         return "Content Too Large";
     case 415:
         return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
     case 426:
         return "Upgrade Required";
     case 429:
@@ -289,7 +367,7 @@ const char *sb_http_reason(int status)
 }
 
 int sb_http_respond_head(sb_buf *out, int status, const char *content_type,
-                         const char *headers, uint64_t length)
+                         const char *extra_headers, uint64_t length)
 {
     char head[512];
     int len = snprintf(head, sizeof head,
@@ -297,29 +375,30 @@ int sb_http_respond_head(sb_buf *out, int status, const char *content_type,
                        "Content-Length: %" PRIu64 "\r\nConnection: close\r\n"
                        "X-Content-Type-Options: nosniff\r\n",
                        status, sb_http_reason(status), content_type, length);
-    if (len < 0 || (size_t)len >= sizeof head) return -EINVAL;
+    if (len < 0 || (size_t)len >= sizeof head) return -ENOSPC;
     int rc = sb_buf_append(out, head, (size_t)len);
-    if (rc == 0 && headers) rc = sb_buf_append(out, headers, strlen(headers));
+    if (rc == 0 && extra_headers)
+        rc = sb_buf_append(out, extra_headers, strlen(extra_headers));
     return rc ? rc : sb_buf_append(out, "\r\n", 2);
 }
 
 int sb_http_respond_ex(sb_buf *out, int status, const char *content_type,
-                       const char *headers, const void *body, size_t n)
+                       const char *extra_headers, const void *body, size_t n)
 {
-    int rc = sb_http_respond_head(out, status, content_type, headers, n);
+    int rc = sb_http_respond_head(out, status, content_type, extra_headers, n);
     return rc ? rc : sb_buf_append(out, body, n);
-}
-
-int sb_http_respond(sb_buf *out, int status, const char *content_type,
-                    const void *body, size_t n)
-{
-    return sb_http_respond_ex(out, status, content_type, NULL, body, n);
 }
 
 int sb_http_respond_continue(sb_buf *out)
 {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
     return sb_buf_append(out, line, sizeof line - 1);
+}
+
+int sb_http_respond(sb_buf *out, int status, const char *content_type,
+                    const void *body, size_t n)
+{
+    return sb_http_respond_ex(out, status, content_type, NULL, body, n);
 }
 
 int sb_http_respond_upgrade(sb_buf *out, const char *key, const char *proto)

@@ -201,6 +201,26 @@ static void render_shell(sb_prom *p, const sb_metrics_snap *s)
           sb_metrics_ready(s, why, sizeof why));
     gauge(p, "switchboard_draining", "1 while the server drains (SIGTERM).",
           s->draining);
+    if (s->cluster) {
+        gauge(p, "switchboard_cluster_connected",
+              "1 while this node is connected to NATS.", s->nats.connected);
+        gauge(p, "switchboard_cluster_desk_owner",
+              "1 while this node owns the desks (routes customers).",
+              s->desk_owner);
+        counter(p, "switchboard_cluster_published_total",
+                "Events published to the other nodes.", s->nats.published);
+        counter(p, "switchboard_cluster_publish_failed_total",
+                "Events NATS refused (its buffer full while reconnecting).",
+                s->nats.publish_failed);
+        counter(p, "switchboard_cluster_received_total",
+                "Events received from the other nodes.", s->nats.received);
+        counter(p, "switchboard_cluster_dropped_total",
+                "Events dropped on arrival (the loop behind): repaired from "
+                "the store.",
+                s->nats.dropped);
+        counter(p, "switchboard_cluster_reconnects_total",
+                "Reconnections to NATS.", s->nats.reconnects);
+    }
     sb_prom_family(p, "switchboard_connections", SB_PROM_GAUGE,
                    "Open TCP connections by what they speak (http before the "
                    "WebSocket upgrade) and TLS.");

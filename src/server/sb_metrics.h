@@ -14,6 +14,7 @@
 #include "sb_buf.h"
 #include "sb_desk.h"
 #include "sb_gateway.h"
+#include "sb_nats.h"
 #include "sb_storeq.h"
 
 /* Readiness fails once the oldest write has waited this long. */
@@ -68,6 +69,10 @@ typedef struct sb_metrics_snap {
     sb_metrics_group groups[SB_DESK_GROUPS_MAX];
     size_t n_groups;
     sb_metrics_process proc; /* sb_metrics_process_read() */
+    /* A node of a cluster (--nats): its link and whether it owns the
+     * desks. */
+    bool cluster, desk_owner;
+    sb_nats_stats nats;
 } sb_metrics_snap;
 
 /* Copies the desk's group figures into s (none for desk NULL). */

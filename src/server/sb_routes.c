@@ -11,15 +11,16 @@
 
 /* How a route's path matches a request target. */
 typedef enum route_match {
-    MATCH_EXACT, /* the whole target */
-    MATCH_QUERY, /* the path, alone or followed by a query */
-    MATCH_UNDER, /* the path is a prefix of the target, and more follows */
-    MATCH_ANY,   /* every target */
+    MATCH_EXACT,  /* the whole target */
+    MATCH_QUERY,  /* the path, alone or followed by a query */
+    MATCH_PREFIX, /* targets that start with the path */
+    MATCH_UNDER,  /* the path is a prefix of the target, and more follows */
+    MATCH_ANY,    /* every target */
 } route_match;
 
 typedef struct route {
-    bool upgrade; /* WebSocket upgrade requests, or plain ones */
-    const char *method;
+    bool upgrade;       /* WebSocket upgrade requests, or plain ones */
+    const char *method; /* "": any */
     const char *path;
     route_match match;
     void (*handle)(const sb_route_req *rq);
@@ -126,6 +127,14 @@ static void static_file(const sb_route_req *rq)
     }
 }
 
+static void api(const sb_route_req *rq)
+{
+    if (rq->api)
+        rq->api(rq->ud);
+    else
+        not_found(rq);
+}
+
 /* First match wins; a target whose path matches rows of other methods
  * only is answered 405. */
 static const route ROUTES[] = {
@@ -133,6 +142,7 @@ static const route ROUTES[] = {
     {false, "GET", "/healthz", MATCH_EXACT, healthz},
     {false, "GET", "/ws", MATCH_EXACT, upgrade_required},
     {false, "GET", "/demo/token", MATCH_QUERY, demo_token},
+    {false, "", "/api/", MATCH_PREFIX, api},
     {false, "POST", "/media", MATCH_QUERY, media},
     {false, "OPTIONS", "/media", MATCH_QUERY, media},
     {false, "GET", "/media/", MATCH_UNDER, media},
@@ -150,6 +160,8 @@ static bool path_matches(const route *rt, const char *target)
         return strncmp(target, rt->path, n) == 0 &&
                (target[n] == '\0' || target[n] == '?');
     }
+    case MATCH_PREFIX:
+        return strncmp(target, rt->path, strlen(rt->path)) == 0;
     case MATCH_UNDER: {
         size_t n = strlen(rt->path);
         return strncmp(target, rt->path, n) == 0 && target[n] != '\0';
@@ -173,7 +185,7 @@ void sb_routes_serve(const sb_route_req *rq)
     for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++) {
         const route *rt = &ROUTES[i];
         if (rt->upgrade != upgrade || !path_matches(rt, r->path)) continue;
-        if (strcmp(rt->method, method) == 0) {
+        if (!rt->method[0] || strcmp(rt->method, method) == 0) {
             rt->handle(rq);
             return;
         }

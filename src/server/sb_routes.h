@@ -1,13 +1,13 @@
 /* The HTTP requests the gateway's port answers, by a table of {upgrade or
  * not, method, path, handler}: the WebSocket upgrade of GET /ws (checked
  * and handed back to the caller to switch the connection), GET /healthz,
- * GET /ws without an upgrade (426), GET /demo/token (sb_demo), uploads
- * and their bytes under /media (handed back to the caller for its media
- * service, sb_media) and the static files under --web (sb_static). A
- * path no route takes is 404, one taken for another method 405, a
- * request with an overlong header 431. A handler sees a narrow context:
- * the request, the peer, whether the server drains and three ways to
- * answer; no connection, no server. */
+ * GET /ws without an upgrade (426), GET /demo/token (sb_demo), every
+ * method under /api/ (the REST API, sb_api), uploads and their bytes
+ * under /media (the media service, sb_media) and the static files under
+ * --web (sb_static). A path no route takes is 404, one taken for another
+ * method 405, a request with an overlong header 431. A handler sees a
+ * narrow context: the request, the peer, whether the server drains and
+ * the ways to answer or hand the request on; no connection, no server. */
 #ifndef SB_ROUTES_H
 #define SB_ROUTES_H
 
@@ -49,14 +49,17 @@ typedef struct sb_route_req {
      * 101 echoing subprotocol proto ("" for none) and speaks encoding enc
      * from then on. */
     void (*upgrade)(void *ud, sb_encoding enc, const char *proto);
+    /* Hands the request to the REST API (sb_api), which answers it later
+     * (any method under /api/). NULL: there is none (404). */
+    void (*api)(void *ud);
     /* Takes the request for the media service (POST /media, GET
      * /media/<id>, their OPTIONS): the caller's transfer answers it. */
     void (*media)(void *ud);
     void *ud;
 } sb_route_req;
 
-/* Serves rq: calls rq->answer, rq->upgrade or rq->media exactly once,
- * before it returns. */
+/* Serves rq: calls rq->answer, rq->upgrade, rq->api or rq->media exactly
+ * once, before it returns. */
 void sb_routes_serve(const sb_route_req *rq);
 
 /* Liveness (GET /healthz, here and on the operations port): the process

@@ -16,18 +16,23 @@
 #include <uv.h>
 
 #include "sb_addr.h"
+#include "sb_api.h"
+#include "sb_dataops.h"
+#include "sb_deskown.h"
 #include "sb_error.h"
 #include "sb_http.h"
 #include "sb_log.h"
 #include "sb_map.h"
 #include "sb_media.h"
 #include "sb_metrics.h"
+#include "sb_nats.h"
 #include "sb_notify.h"
 #include "sb_opsport.h"
 #include "sb_reload.h"
 #include "sb_routes.h"
 #include "sb_storeq.h"
 #include "sb_tls.h"
+#include "sb_webhook.h"
 #include "sb_ws.h"
 
 #define SRV_READ_BYTES 65536
@@ -38,7 +43,7 @@
  * dropped. */
 #define SRV_CLOSE_WAIT_MS 2000
 
-typedef struct server server;
+                    typedef struct server server;
 
 typedef enum conn_phase { PH_HTTP, PH_MEDIA, PH_WS, PH_CLOSING } conn_phase;
 
@@ -70,6 +75,7 @@ typedef struct conn {
     bool in_flush;
     bool closed;       /* uv_close called */
     bool addr_counted; /* counted in srv->addrs under addr_key */
+    bool api_wait;     /* its request is the REST API's, answered later */
     uint64_t addr_key;
     int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
     size_t write_inflight;
@@ -93,10 +99,16 @@ struct server {
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_reload *reload; /* the word lists and desks in force */
-    sb_opsport *ops;   /* --admin-listen; NULL: none */
-    sb_media *media;   /* uploads; NULL: none (a store in memory) */
-    sb_notify *notify; /* systemd; NULL: not under it */
+    sb_reload *reload;   /* the word lists and desks in force */
+    sb_opsport *ops;     /* --admin-listen; NULL: none */
+    sb_media *media;     /* uploads; NULL: none (a store in memory) */
+    sb_api *api;         /* the REST API */
+    sb_webhook *wh;      /* webhooks and their outbox */
+    sb_dataops *data;    /* conversation lookups, users' data */
+    sb_notify *notify;   /* systemd; NULL: not under it */
+    sb_nats *nats;       /* --nats: the link to the cluster; NULL: alone */
+    sb_deskown *deskown; /* --nats: the lock of the desks' owner */
+    char node[SB_ID_BYTES_MAX + 1];
     sb_metrics_shell mstats;
     sb_map conns; /* id -> conn */
     sb_map addrs; /* addr_key -> open connections, as a pointer-sized count */
@@ -132,6 +144,8 @@ void sb_server_config_default(sb_server_config *c)
     c->out_bytes_max = 8u << 20;
     c->conns_max = 200000;
     c->conns_per_addr_max = 1000;
+    c->api_rate_per_s = 50;
+    c->api_rate_burst = 100;
     c->drain_ms_max = 10000;
     sb_media_config_default(&c->media);
 }
@@ -178,6 +192,7 @@ static void on_conn_closed(uv_handle_t *h)
     server *srv = c->srv;
     if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
     if (c->xfer) sb_media_gone(c->xfer);
+    if (c->api_wait && srv->api) sb_api_conn_gone(srv->api, c->id);
     sb_map_del(&srv->conns, c->id);
     if (c->addr_counted) addr_count(srv, c->addr_key, -1);
     if (c->prev)
@@ -189,6 +204,7 @@ static void on_conn_closed(uv_handle_t *h)
     conn_count(c, -1);
     sb_ws_free(c->ws);
     sb_tls_free(c->tls);
+    if (c->http) sb_http_req_clear(c->http);
     free(c->http);
     free(c);
 }
@@ -330,6 +346,7 @@ static void conn_flush(conn *c)
 static void on_check(uv_check_t *h)
 {
     server *srv = h->data;
+    if (srv->api) sb_api_flush(srv->api, wall_ms());
     sb_gw_flush(srv->gw);
     while (srv->flush_head) {
         conn *c = srv->flush_head;
@@ -364,6 +381,7 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
 static void io_send(void *ud, uint64_t conn_id, const uint8_t *p, size_t n)
 {
     server *srv = ud;
+    if (srv->api && sb_api_frame(srv->api, conn_id, p, n)) return;
     conn *c = sb_map_get(&srv->conns, conn_id);
     if (!c || c->closed || c->phase != PH_WS) return;
     if (sb_ws_send(c->ws, c->text, p, n) != 0) return;
@@ -386,6 +404,7 @@ static void io_close(void *ud, uint64_t conn_id, uint16_t code,
 static void io_store(void *ud, sb_req *req)
 {
     server *srv = ud;
+    sb_webhook_attach(srv->wh, req);
     sb_storeq_submit(srv->storeq, req);
 }
 
@@ -393,6 +412,101 @@ static int64_t io_now(void *ud)
 {
     (void)ud;
     return wall_ms();
+}
+
+/* ---- the cluster (--nats) ----------------------------------------------- */
+
+/* The NATS subject of a topic of the core's. */
+static void topic_subject(char *out, sb_gw_topic t, const char *id)
+{
+    switch (t) {
+    case SB_GW_TOPIC_USER:
+        sb_nats_subject(out, "sb.u.", id);
+        break;
+    case SB_GW_TOPIC_NODE:
+        sb_nats_subject(out, "sb.n.", id);
+        break;
+    case SB_GW_TOPIC_DESK:
+        strcpy(out, "sb.desk");
+        break;
+    case SB_GW_TOPIC_ALL:
+        strcpy(out, "sb.all");
+        break;
+    }
+}
+
+static void io_subscribe(void *ud, sb_gw_topic t, const char *id, bool on)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
+    int rc = sb_nats_sub(srv->nats, subj, on);
+    if (rc)
+        sb_log(SB_LOG_WARN, "cluster_subscribe_failed", NULL,
+               "cannot subscribe to %s: %s", subj, sb_strerror(rc));
+}
+
+static void io_publish(void *ud, sb_gw_topic t, const char *id,
+                       const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    char subj[SB_NATS_SUBJECT_MAX + 1];
+    if (!srv->nats) return; /* stopped */
+    topic_subject(subj, t, id);
+    sb_nats_pub(srv->nats, subj, p, n);
+}
+
+static void nats_msg(void *ud, const char *subject, const uint8_t *p, size_t n)
+{
+    server *srv = ud;
+    (void)subject;
+    if (srv->gw) sb_gw_cluster_in(srv->gw, p, n, wall_ms());
+}
+
+/* The link is back: what the other nodes published meanwhile is read from
+ * the store. */
+static void nats_link(void *ud, bool up)
+{
+    server *srv = ud;
+    sb_log(up ? SB_LOG_INFO : SB_LOG_WARN, up ? "cluster_up" : "cluster_down",
+           NULL, up ? "connected to NATS (%s)" : "lost NATS (%s)",
+           srv->cfg.nats);
+    if (up && srv->gw) sb_gw_cluster_resync(srv->gw, wall_ms());
+}
+
+static void desk_owner(void *ud, bool own)
+{
+    server *srv = ud;
+    sb_log(SB_LOG_INFO, own ? "desks_owned" : "desks_released", NULL,
+           own ? "this node owns the desks now"
+               : "this node no longer owns "
+                 "the desks");
+    sb_gw_cluster_own(srv->gw, own, wall_ms());
+}
+
+/* Joins the cluster of cfg.nats as node. */
+static int cluster_start(server *srv)
+{
+    if (srv->cfg.gw.node) {
+        snprintf(srv->node, sizeof srv->node, "%s", srv->cfg.gw.node);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(srv->node, sizeof srv->node, "%.*s:%u",
+                 (int)(sizeof srv->node - 7), host, srv->cfg.port);
+    }
+    sb_nats_config nc = {.loop = &srv->loop,
+                         .urls = srv->cfg.nats,
+                         .node = srv->node,
+                         .on_msg = nats_msg,
+                         .on_link = nats_link,
+                         .ud = srv};
+    int rc = sb_nats_start(&nc, &srv->nats);
+    if (rc)
+        sb_log(SB_LOG_ERROR, "cluster_failed", NULL, "cannot use --nats %s: %s",
+               srv->cfg.nats, sb_strerror(rc));
+    return rc;
 }
 
 /* ---- WebSocket phase ----------------------------------------------------- */
@@ -425,18 +539,25 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
 
 /* ---- HTTP phase ---------------------------------------------------------- */
 
-static void http_reply(conn *c, int status, const char *type, const void *body,
-                       size_t n)
+static void http_reply_ex(conn *c, int status, const char *type,
+                          const char *headers, const void *body, size_t n)
 {
     sb_buf out = SB_BUF_INIT;
-    if (sb_http_respond(&out, status, type, body, n) != 0) {
+    if (sb_http_respond_ex(&out, status, type, headers, body, n) != 0) {
         sb_buf_free(&out);
         conn_abort(c);
         return;
     }
     c->phase = PH_CLOSING;
     c->close_after_write = true;
+    c->api_wait = false;
     conn_write(c, &out);
+}
+
+static void http_reply(conn *c, int status, const char *type, const void *body,
+                       size_t n)
+{
+    http_reply_ex(c, status, type, NULL, body, n);
 }
 
 /* A request the router may hand back as a WebSocket upgrade: the
@@ -544,6 +665,7 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
     conn_count(c, +1);
     conn_write(c, &out);
     if (c->closed) return;
+    sb_http_req_clear(c->http);
     free(c->http);
     c->http = NULL;
     c->phase = PH_WS;
@@ -555,6 +677,28 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
     }
     c->gw_open = true;
     if (u->rest_len) ws_feed(c, u->rest, u->rest_len);
+}
+
+/* The REST API takes the request and answers it later (api_answer). */
+static void route_api(void *ud)
+{
+    conn *c = ((upgrade_ctx *)ud)->c;
+    c->api_wait = true;
+    sb_api_request(c->srv->api, c->id, c->http, wall_ms());
+}
+
+static void api_answer(void *ud, uint64_t conn_id, int status, const char *type,
+                       const char *headers, const void *body, size_t n)
+{
+    server *srv = ud;
+    conn *c = sb_map_get(&srv->conns, conn_id);
+    if (c && !c->closed && c->phase == PH_HTTP)
+        http_reply_ex(c, status, type, headers, body, n);
+}
+
+static uint64_t api_new_id(void *ud)
+{
+    return ++((server *)ud)->next_id;
 }
 
 static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
@@ -570,6 +714,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
                        .now_ms = wall_ms(),
                        .answer = route_answer,
                        .upgrade = route_upgrade,
+                       .api = srv->api ? route_api : NULL,
                        .media = route_media,
                        .ud = &u};
     sb_routes_serve(&rq);
@@ -722,7 +867,8 @@ static void on_sweep(uv_timer_t *t)
     if (srv->media) sb_media_sweep(srv->media, now);
     for (conn *c = srv->all; c; c = c->next) {
         if (c->closed) continue;
-        if (c->phase == PH_HTTP && now - c->opened_ms > srv->cfg.handshake_ms) {
+        if (c->phase == PH_HTTP && !c->api_wait &&
+            now - c->opened_ms > srv->cfg.handshake_ms) {
             conn_abort(c); /* slow or silent request */
         } else if (c->phase == PH_WS) {
             if (now - c->last_rx_ms > srv->cfg.idle_ms) {
@@ -750,12 +896,17 @@ static void server_stop(server *srv)
 {
     sb_media_close(srv->media); /* freed once its last transfer is */
     srv->media = NULL;
+    sb_webhook_stop(srv->wh);
     sb_opsport_close(srv->ops);
     srv->ops = NULL;
     sb_notify_close(srv->notify);
     srv->notify = NULL;
     sb_storeq_stop(srv->storeq);
     srv->storeq = NULL;
+    sb_deskown_stop(srv->deskown);
+    srv->deskown = NULL;
+    sb_nats_stop(srv->nats); /* the core publishes nothing more */
+    srv->nats = NULL;
     uv_timer_stop(&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->tick);
@@ -858,13 +1009,23 @@ static void ops_snapshot(void *ud, sb_metrics_snap *s)
     s->have_store = srv->storeq != NULL;
     if (srv->storeq) sb_storeq_get_stats(srv->storeq, &s->store);
     sb_metrics_take_desk(s, sb_gw_desk(srv->gw));
+    if (srv->cfg.nats) {
+        s->cluster = true;
+        s->desk_owner = sb_gw_cluster_owner(srv->gw);
+        if (srv->nats) sb_nats_get_stats(srv->nats, &s->nats);
+    }
 }
 
 /* An admin's command from the core: reloads and desk ops (sb_reload). */
 static int io_admin(void *ud, uint64_t conn, uint32_t rid, const char *op,
                     const char *body)
 {
-    return sb_reload_admin(((server *)ud)->reload, conn, rid, op, body);
+    server *srv = ud;
+    if (strncmp(op, "webhooks-", 9) == 0)
+        return sb_webhook_admin(srv->wh, conn, rid, op, body);
+    int rc = sb_dataops_admin(srv->data, conn, rid, op, body);
+    if (rc != SB_E_INVALID) return rc;
+    return sb_reload_admin(srv->reload, conn, rid, op, body);
 }
 
 static void on_sighup(uv_signal_t *h, int signum)
@@ -884,6 +1045,7 @@ static void on_signal(uv_signal_t *h, int signum)
     close_handle((uv_handle_t *)&srv->listener);
     sb_gw_drain(srv->gw);
     sb_reload_drain(srv->reload);
+    sb_deskown_release(srv->deskown); /* another node takes the desks */
     uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
@@ -969,6 +1131,12 @@ int sb_server_run(const sb_server_config *cfg,
                    .admin = io_admin,
                    .event = io_event};
     sb_gw_config gwc = cfg->gw;
+    if (cfg->nats) {
+        if ((rc = cluster_start(srv)) != 0) goto out_store;
+        io.subscribe = io_subscribe;
+        io.publish = io_publish;
+        gwc.node = srv->node;
+    }
     sb_reload_config rlc = {.loop = &srv->loop,
                             .storeq = srv->storeq,
                             .filter_dir = cfg->filter_dir,
@@ -983,10 +1151,28 @@ int sb_server_run(const sb_server_config *cfg,
     if (strcmp(path, ":memory:") == 0) gwc.media_bytes_max = 0;
     gwc.filter_get = sb_reload_filter;
     gwc.filter_ud = srv->reload;
-    rc = sb_gw_new(&gwc, &io, &srv->gw);
+    rc = sb_webhook_start(&srv->loop, srv->storeq, &srv->wh);
+    if (rc == 0) rc = sb_dataops_new(srv->storeq, &srv->data);
+    if (rc == 0) rc = sb_gw_new(&gwc, &io, &srv->gw);
     if (rc) goto out_store;
     sb_reload_set_gw(srv->reload, srv->gw);
+    sb_webhook_set_gw(srv->wh, srv->gw);
+    sb_dataops_set_gw(srv->data, srv->gw);
+    sb_api_config apc = {.secret = srv->gw ? cfg->gw.secret : NULL,
+                         .secret_len = cfg->gw.secret_len,
+                         .token_iss = cfg->gw.token_iss,
+                         .token_aud = cfg->gw.token_aud,
+                         .token_skew_s = cfg->gw.token_skew_s,
+                         .rate_per_s = cfg->api_rate_per_s,
+                         .rate_burst = cfg->api_rate_burst};
+    sb_api_io api_io = {.ud = srv, .answer = api_answer, .new_id = api_new_id};
+    rc = sb_api_new(&apc, &api_io, srv->gw, &srv->api);
+    if (rc) goto out_gw;
     sb_gw_start(srv->gw, wall_ms());
+    /* Once the core is there to take the desks over. */
+    if (cfg->nats && (rc = sb_deskown_start(&srv->loop, cfg->store, desk_owner,
+                                            srv, &srv->deskown)) != 0)
+        goto out_gw;
     if ((rc = media_start(srv, path))) goto out_gw;
 
     struct sockaddr_storage addr;
@@ -1078,19 +1264,27 @@ int sb_server_run(const sb_server_config *cfg,
 out_gw:
     sb_media_close(srv->media);
     srv->media = NULL;
+    sb_webhook_stop(srv->wh);
     if (srv->storeq) {
         sb_storeq_stop(srv->storeq);
         srv->storeq = NULL;
     }
+    sb_api_free(srv->api);
     sb_gw_free(srv->gw);
 out_store:
+    sb_deskown_stop(srv->deskown);
+    sb_webhook_stop(srv->wh);
+    sb_nats_stop(srv->nats);
     sb_storeq_stop(srv->storeq);
+    srv->storeq = NULL;
     /* After the gateway that used its desk; no reload runs: the loop ran
      * dry. */
     sb_reload_free(srv->reload);
 out_loop:
     uv_run(&srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(&srv->loop);
+    sb_webhook_free(srv->wh); /* its handles closed, its requests done */
+    sb_dataops_free(srv->data);
 out_free:
     sb_map_free(&srv->conns);
     sb_map_free(&srv->addrs);

@@ -2,7 +2,8 @@
  * connections speak HTTP/1.1 (sb_http; answered by sb_routes) and, after
  * the upgrade of GET /ws, WebSocket (sb_ws over wslay); the store's
  * threads (sb_storeq); and the timers and signals that drive the delivery
- * core (sb_gateway), the reloads (sb_reload) and the drain. It owns every
+ * core (sb_gateway), the reloads (sb_reload) and the drain; the REST API
+ * (sb_api) and the webhooks (sb_webhook) beside them. It owns every
  * socket; the core owns every session. */
 #ifndef SB_SERVER_H
 #define SB_SERVER_H
@@ -19,6 +20,11 @@ typedef struct sb_server_config {
     const char *data_dir; /* the store lives at data_dir/switchboard.db */
     /* A PostgreSQL URI: the store lives there instead (NULL: data_dir). */
     const char *store;
+    /* NATS servers ("nats://host:port[,...]") through which this node
+     * joins a cluster of gateways on the same PostgreSQL store (sb_nats);
+     * NULL: a gateway alone. gw.node names the node (NULL: the host's
+     * name and the port). */
+    const char *nats;
     const char *web_dir;    /* static files; NULL: none */
     const char *desk_file;  /* customer-service desks (JSON) to import into
                                the store (sb_deskmgr); NULL: the store's */
@@ -42,6 +48,9 @@ typedef struct sb_server_config {
     const char *tls_key;
     uint32_t drain_ms_max; /* SIGTERM: wait this long for the store */
     bool demo;             /* GET /demo/token mints tokens for loopback peers */
+    /* The REST API's requests per token (sb_api): a bucket refilled at
+     * api_rate_per_s holding api_rate_burst; 0: no limit. */
+    uint32_t api_rate_per_s, api_rate_burst;
     /* The operations port (sb_opsport: /metrics, /readyz, /healthz) on
      * admin_host:admin_port; admin false: none. */
     bool admin;

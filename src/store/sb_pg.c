@@ -113,12 +113,30 @@ static const char SCHEMA_V1_SQL[] =
     " value text NOT NULL,"
     " updated_ts bigint NOT NULL);";
 
-/* Version 2: uploads (sb_store_media_*): their records, the messages
+/* Version 2: the webhook outbox (sb_store_outbox_*), as the SQLite
+ * store's version 5. */
+static const char SCHEMA_V2_SQL[] =
+    "CREATE TABLE webhook_outbox("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " event text NOT NULL,"
+    " endpoint text NOT NULL,"
+    " subject text NOT NULL DEFAULT '',"
+    " payload text NOT NULL,"
+    " state int NOT NULL DEFAULT 0,"
+    " attempts int NOT NULL DEFAULT 0,"
+    " next_ts bigint NOT NULL,"
+    " created_ts bigint NOT NULL,"
+    " last_error text NOT NULL DEFAULT '');"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_ts);"
+    "CREATE INDEX webhook_outbox_subject ON webhook_outbox(subject)"
+    " WHERE subject <> '';";
+
+/* Version 3: uploads (sb_store_media_*): their records, the messages
  * carrying them, and their bytes in the database, so that every gateway
  * of a cluster serves them: a blob by its SHA-256, in chunks of at most
  * chunk_bytes (rows written before the blob's own, which says they are
  * all there). */
-static const char SCHEMA_V2_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V3_SQL[] = "CREATE TABLE media("
                                     " media_id text PRIMARY KEY,"
                                     " sha256 bytea NOT NULL,"
                                     " conv_id bigint NOT NULL,"
@@ -151,6 +169,7 @@ static const char SCHEMA_V2_SQL[] = "CREATE TABLE media("
 static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
     SCHEMA_V1_SQL,
     SCHEMA_V2_SQL,
+    SCHEMA_V3_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -887,6 +906,12 @@ static const sb_store_ops PG_OPS = {
     .search = sb__pg_search,
     .service_convs = sb__pg_service_convs,
     .config_get = pg_config_get,
+    .outbox_add = sb__pg_outbox_add,
+    .outbox_claim = sb__pg_outbox_claim,
+    .outbox_result = sb__pg_outbox_result,
+    .outbox_failed = sb__pg_outbox_failed,
+    .outbox_replay = sb__pg_outbox_replay,
+    .user_erase = sb__pg_user_erase,
     .media_put = sb__pg_media_put,
     .media_get = sb__pg_media_get,
     .media_find = sb__pg_media_find,

@@ -152,7 +152,7 @@ static inline sb_pg *sb__pg(sb_store *s)
 }
 
 /* The schema version this build writes. */
-#define SB_PG_SCHEMA_VERSION 2
+#define SB_PG_SCHEMA_VERSION 3
 
 /* Parameters of one statement: integers are formatted in place, strings
  * and bytes point at the caller's memory (valid until the call returns). */
@@ -279,5 +279,16 @@ int sb__pg_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                     const char *path, uint64_t size);
 int sb__pg_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                      uint64_t off, uint8_t *buf, size_t cap, size_t *got);
+/* The webhook outbox and a user's erasure (sb_pg_hook.c). */
+int sb__pg_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                      const char *subject, const char *payload, int64_t now_ms);
+int sb__pg_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                        uint32_t limit, sb_store_hook **out, size_t *n);
+int sb__pg_outbox_result(sb_store *s, int64_t id, bool delivered, bool give_up,
+                         uint32_t attempts, int64_t next_ts, const char *error);
+int sb__pg_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                         size_t *n);
+int sb__pg_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
+int sb__pg_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
 
 #endif

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "sb_error.h"
+#include "sb_pbjson.h"
 
 /* Runs of a batch's transaction after the first lost a race with
  * another writer (SB_E_RETRY). */
@@ -101,6 +102,70 @@ static int with_msgs(sb_store *s, sb_req *r,
     sb__req_ops[r->kind].undo(r);
     int end = sb__store_savepoint_end(s, false);
     return end ? end : rc;
+}
+
+/* ---- webhook events ---------------------------------------------------- */
+
+static const char *const HOOK_NAMES[SB_HOOK_EVENTS] = {
+    "message.created",          "conversation.queued", "conversation.assigned",
+    "conversation.transferred", "conversation.closed", "csat.submitted",
+};
+
+const char *sb_hook_event_name(sb_hook_event e)
+{
+    for (int i = 0; i < SB_HOOK_EVENTS; i++)
+        if ((unsigned)e == 1u << i) return HOOK_NAMES[i];
+    return NULL;
+}
+
+sb_hook_event sb_hook_event_from_name(const char *name)
+{
+    for (int i = 0; i < SB_HOOK_EVENTS; i++)
+        if (strcmp(name, HOOK_NAMES[i]) == 0) return (sb_hook_event)(1u << i);
+    return 0;
+}
+
+/* Writes event ev with payload to the outbox, once for each endpoint of h
+ * that wants it. */
+static int hooks_write(sb_store *s, const sb_req_hooks *h, sb_hook_event ev,
+                       const char *subject, const char *payload, int64_t now)
+{
+    const char *name = sb_hook_event_name(ev);
+    if (!name) return 0;
+    for (size_t i = 0; i < h->n && i < SB_REQ_HOOK_ENDPOINTS_MAX; i++) {
+        if (!(h->wants[i] & ev) || !FIXED_OK(h->endpoint[i])) continue;
+        int rc =
+            sb_store_outbox_add(s, name, h->endpoint[i], subject, payload, now);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The same with a protobuf message as the payload, in the JSON encoding
+ * of the protocol. */
+static int hooks_write_pb(sb_store *s, const sb_req_hooks *h, sb_hook_event ev,
+                          const char *subject, const ProtobufCMessage *m,
+                          int64_t now)
+{
+    bool wanted = false;
+    for (size_t i = 0; i < h->n && i < SB_REQ_HOOK_ENDPOINTS_MAX; i++)
+        wanted |= (h->wants[i] & ev) != 0;
+    if (!wanted) return 0;
+    json_t *j = sb_pbjson_from_msg(m);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text) return -ENOMEM;
+    int rc = hooks_write(s, h, ev, subject, text, now);
+    free(text);
+    return rc;
+}
+
+/* The event a request with its own (hooks->event) causes. */
+static int hooks_explicit(sb_store *s, sb_req *r)
+{
+    sb_req_hooks *h = r->hooks;
+    if (!h || !h->event || !h->payload || !FIXED_OK(h->subject)) return 0;
+    return hooks_write(s, h, h->event, h->subject, h->payload, req_now(r));
 }
 
 /* ---- writes ------------------------------------------------------------ */
@@ -200,15 +265,43 @@ static int route_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
         !FIXED_OK(r->u.route.bot))
         return SB_E_INVALID;
     *follow = true;
+    /* Assigned again while assigned: a transfer, for the webhooks. */
+    bool was_assigned = false;
+    if (r->hooks) {
+        Sbp__Conversation *before = NULL;
+        int rc = sb_store_conv_get(s, r->u.route.conv_id, &before);
+        if (rc && rc != SB_E_NOT_FOUND) return rc;
+        was_assigned =
+            before && before->state == SBP__CONV_STATE__STATE_ASSIGNED;
+        conv_drop(&before);
+    }
     int rc = sb_store_conv_route(s, r->u.route.conv_id, r->u.route.state,
                                  r->u.route.group, r->u.route.agent, now,
                                  &r->u.route.conv);
-    if (rc || !r->u.route.bot[0]) return rc;
-    rc = r->u.route.state == SBP__CONV_STATE__STATE_BOT
-             ? sb_store_member_put(s, r->u.route.conv_id, r->u.route.bot,
-                                   SBP__ROLE__ROLE_BOT, now)
-             : sb_store_member_del(s, r->u.route.conv_id, r->u.route.bot);
-    return rc ? rc : conv_reload(s, &r->u.route.conv);
+    if (rc == 0 && r->u.route.bot[0]) {
+        rc = r->u.route.state == SBP__CONV_STATE__STATE_BOT
+                 ? sb_store_member_put(s, r->u.route.conv_id, r->u.route.bot,
+                                       SBP__ROLE__ROLE_BOT, now)
+                 : sb_store_member_del(s, r->u.route.conv_id, r->u.route.bot);
+        if (rc == 0) rc = conv_reload(s, &r->u.route.conv);
+    }
+    if (rc || !r->hooks || !r->u.route.conv) return rc;
+    sb_hook_event ev = 0;
+    switch (r->u.route.state) {
+    case SBP__CONV_STATE__STATE_QUEUED:
+        ev = SB_HOOK_CONV_QUEUED;
+        break;
+    case SBP__CONV_STATE__STATE_ASSIGNED:
+        ev = was_assigned ? SB_HOOK_CONV_TRANSFERRED : SB_HOOK_CONV_ASSIGNED;
+        break;
+    case SBP__CONV_STATE__STATE_CLOSED:
+        ev = SB_HOOK_CONV_CLOSED;
+        break;
+    default:
+        return 0;
+    }
+    return hooks_write_pb(s, r->hooks, ev, r->u.route.conv->customer,
+                          &r->u.route.conv->base, now);
 }
 
 static int route_run(sb_store *s, sb_req *r)
@@ -288,6 +381,48 @@ static void nothing_to_undo(sb_req *r)
     (void)r;
 }
 
+/* An event of its own: the outbox rows are the request (hooks_explicit
+ * runs them with every write). */
+static int outbox_add_run(sb_store *s, sb_req *r)
+{
+    (void)s;
+    return r->hooks && r->hooks->event && r->hooks->payload ? 0 : SB_E_INVALID;
+}
+
+static int outbox_claim_run(sb_store *s, sb_req *r)
+{
+    return sb_store_outbox_claim(s, req_now(r), r->u.outbox.lease_ms,
+                                 r->u.outbox.limit, &r->u.outbox.rows,
+                                 &r->u.outbox.n_rows);
+}
+
+static void outbox_claim_undo(sb_req *r)
+{
+    sb_store_hooks_free(r->u.outbox.rows, r->u.outbox.n_rows);
+    r->u.outbox.rows = NULL;
+    r->u.outbox.n_rows = 0;
+}
+
+static int outbox_result_run(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.outbox.error)) return SB_E_INVALID;
+    return sb_store_outbox_result(s, r->u.outbox.id, r->u.outbox.delivered,
+                                  r->u.outbox.give_up, r->u.outbox.attempts,
+                                  r->u.outbox.next_ts, r->u.outbox.error);
+}
+
+static int outbox_replay_run(sb_store *s, sb_req *r)
+{
+    return sb_store_outbox_replay(s, r->u.outbox.id, req_now(r),
+                                  &r->u.outbox.n);
+}
+
+static int user_erase_run(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.erase.user_id)) return SB_E_INVALID;
+    return sb_store_user_erase(s, r->u.erase.user_id, &r->u.erase.erased);
+}
+
 /* ---- reads ------------------------------------------------------------- */
 
 static int conv_get_run(sb_store *s, sb_req *r)
@@ -343,6 +478,14 @@ static int search_run(sb_store *s, sb_req *r)
     return sb_store_search(s, r->u.search.user_id, r->u.search.all,
                            r->u.search.conv_id, r->u.search.query,
                            r->u.search.limit, &r->u.search.resp);
+}
+
+static int outbox_failed_run(sb_store *s, sb_req *r)
+{
+    r->u.outbox.rows = NULL;
+    r->u.outbox.n_rows = 0;
+    return sb_store_outbox_failed(s, r->u.outbox.limit, &r->u.outbox.rows,
+                                  &r->u.outbox.n_rows);
 }
 
 static int service_convs_run(sb_store *s, sb_req *r)
@@ -474,6 +617,11 @@ const sb__req_op sb__req_ops[] = {
     WRITE(FIRST_RESPONSE, first_response_run, first_response_conv,
           nothing_to_undo),
     WRITE(CONFIG_SET, config_set_run, no_conv, nothing_to_undo),
+    WRITE(OUTBOX_ADD, outbox_add_run, no_conv, nothing_to_undo),
+    WRITE(OUTBOX_CLAIM, outbox_claim_run, no_conv, outbox_claim_undo),
+    WRITE(OUTBOX_RESULT, outbox_result_run, no_conv, nothing_to_undo),
+    WRITE(OUTBOX_REPLAY, outbox_replay_run, no_conv, nothing_to_undo),
+    WRITE(USER_ERASE, user_erase_run, no_conv, nothing_to_undo),
     WRITE(MEDIA_PUT, media_put_run, no_conv, nothing_to_undo),
     READ(CONV_GET, conv_get_run),
     READ(SYNC, sync_run),
@@ -483,12 +631,21 @@ const sb__req_op sb__req_ops[] = {
     READ(SEARCH, search_run),
     READ(SERVICE_CONVS, service_convs_run),
     READ(CONFIG_GET, config_get_run),
+    READ(OUTBOX_FAILED, outbox_failed_run),
     READ(MEDIA_GET, media_get_run),
     BLOB(BLOB_PUT, blob_put_run),
     BLOB(BLOB_READ, blob_read_run),
 };
 _Static_assert(sizeof sb__req_ops / sizeof sb__req_ops[0] == SB_REQ__COUNT,
                "one sb__req_ops row per request kind");
+
+void sb__req_hooks_free(sb_req *r)
+{
+    if (!r->hooks) return;
+    free(r->hooks->payload);
+    free(r->hooks);
+    r->hooks = NULL;
+}
 
 bool sb__req_kind_ok(sb_req_kind k)
 {
@@ -593,6 +750,25 @@ static int cursors_many(sb_store *s, sb_req *batch, sb__req_scratch *x)
     return rc;
 }
 
+/* The outbox rows of the batch's requests that were carried out: the
+ * events of stored messages and those requests carry themselves (a
+ * route's are written in its own savepoint). A failure dooms the batch. */
+static int hooks_batch(sb_store *s, sb_req *batch)
+{
+    for (sb_req *r = batch; r; r = r->next) {
+        if (!r->hooks || r->rc) continue;
+        int rc = 0;
+        Sbp__Message *m = r->u.append.msg;
+        if (r->kind == SB_REQ_MSG_APPEND && m && !r->u.append.duplicate)
+            rc = hooks_write_pb(s, r->hooks, SB_HOOK_MESSAGE_CREATED, m->sender,
+                                &m->base, req_now(r));
+        if (rc == 0) rc = hooks_explicit(s, r);
+        if (rc && !sb_store_rc_is_request_level(rc))
+            return rc == SB_E_RETRY ? SB_E_RETRY : SB_E_STORE;
+    }
+    return 0;
+}
+
 /* One run of the batch's transaction: 0 once committed. */
 static int batch_try(sb_store *s, sb_req *batch, sb__req_scratch *x)
 {
@@ -610,6 +786,7 @@ static int batch_try(sb_store *s, sb_req *batch, sb__req_scratch *x)
         }
         r = r->next;
     }
+    if (rc == 0) rc = hooks_batch(s, batch);
     if (rc == 0) rc = cursors_many(s, batch, x);
     if (rc == 0) rc = sb_store_commit(s);
     if (rc == 0) return 0;
@@ -647,6 +824,8 @@ bool sb__req_write_batch(sb_store *s, sb_req *batch, sb__req_scratch *x)
     int rc;
     for (int i = 0; (rc = batch_try(s, batch, x)) == SB_E_RETRY; i++)
         if (i == RETRIES_MAX) break;
+    for (sb_req *r = batch; r; r = r->next)
+        sb__req_hooks_free(r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     dbg_ms += (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
     if (getenv("SB_DBG") && dbg_batches % 10 == 0) {

@@ -38,6 +38,11 @@ typedef enum sb_req_kind {
                               then msgs */
     SB_REQ_FIRST_RESPONSE, /* u.first_response: an agent has answered */
     SB_REQ_CONFIG_SET,     /* u.config: write keys = values, as one */
+    SB_REQ_OUTBOX_ADD,     /* u.outbox: an event for r->hooks' endpoints */
+    SB_REQ_OUTBOX_CLAIM,   /* u.outbox: lease the events due */
+    SB_REQ_OUTBOX_RESULT,  /* u.outbox: a delivery's outcome */
+    SB_REQ_OUTBOX_REPLAY,  /* u.outbox: failed events pending again */
+    SB_REQ_USER_ERASE,     /* u.erase: a user's data (GDPR) */
     SB_REQ_MEDIA_PUT,      /* u.media_put: an upload's record */
     /* reads */
     SB_REQ_CONV_GET,      /* u.conv_get: a conversation and its members */
@@ -48,6 +53,7 @@ typedef enum sb_req_kind {
     SB_REQ_SEARCH,        /* u.search: full-text search */
     SB_REQ_SERVICE_CONVS, /* u.service_convs: queued or assigned ones */
     SB_REQ_CONFIG_GET,    /* u.config: read the values of keys */
+    SB_REQ_OUTBOX_FAILED, /* u.outbox: the failed events */
     SB_REQ_MEDIA_GET,     /* u.media_get: uploads as a user may see them */
     /* blobs: neither reads nor writes of the database's rows, they move
      * an upload's bytes, on a thread of their own so that a large one
@@ -63,6 +69,39 @@ typedef enum sb_req_kind {
 #define SB_REQ_CONFIG_KEYS_MAX 2
 
 typedef struct sb_req sb_req;
+
+/* Webhook events (sb_webhook), as bits of what an endpoint wants. */
+typedef enum sb_hook_event {
+    SB_HOOK_MESSAGE_CREATED = 1u << 0,
+    SB_HOOK_CONV_QUEUED = 1u << 1,
+    SB_HOOK_CONV_ASSIGNED = 1u << 2,
+    SB_HOOK_CONV_TRANSFERRED = 1u << 3,
+    SB_HOOK_CONV_CLOSED = 1u << 4,
+    SB_HOOK_CSAT_SUBMITTED = 1u << 5,
+} sb_hook_event;
+#define SB_HOOK_EVENTS 6
+/* "message.created"... for one bit; NULL for anything else. */
+const char *sb_hook_event_name(sb_hook_event e);
+/* The bit of a name; 0 if it is none. */
+sb_hook_event sb_hook_event_from_name(const char *name);
+
+/* The webhook endpoints that want to hear of a write, attached to it
+ * (sb_req.hooks): the events it causes are written to the outbox in its
+ * transaction, one row per endpoint that wants the event, so that an
+ * event is stored if and only if what it tells of is. A MSG_APPEND that
+ * stores a message causes message.created (with the message, not for a
+ * duplicate); a CONV_ROUTE conversation.queued, .assigned (.transferred
+ * when it was assigned already) or .closed (with the conversation); any
+ * write with event set causes that event with payload. */
+#define SB_REQ_HOOK_ENDPOINTS_MAX 8
+typedef struct sb_req_hooks {
+    size_t n;
+    char endpoint[SB_REQ_HOOK_ENDPOINTS_MAX][SB_ID_BYTES_MAX + 1];
+    uint32_t wants[SB_REQ_HOOK_ENDPOINTS_MAX]; /* sb_hook_event bits */
+    sb_hook_event event; /* 0: the event the request's kind causes */
+    char *payload;       /* with event: its JSON document (malloc'd) */
+    char subject[SB_ID_BYTES_MAX + 1]; /* with event: whose data ("") */
+} sb_req_hooks;
 
 /* Called once, on the loop thread that submitted req, when the store is
  * done with it (rc set, results filled). It may free req and submit more
@@ -82,6 +121,10 @@ struct sb_req {
      * message's server_ts, a conversation's updated_ts); 0: the store's
      * clock when it applies the request. */
     int64_t now_ms;
+    /* Webhook endpoints to tell of this write (NULL: none); malloc'd, and
+     * the store's once submitted: it frees it (and its payload) before
+     * done is called. */
+    sb_req_hooks *hooks;
     sb_req *next;       /* the queue's link while the store has the request */
     uint64_t queued_ms; /* the queue's: when it was submitted (its clock) */
     union {
@@ -222,6 +265,24 @@ struct sb_req {
             char *values[SB_REQ_CONFIG_KEYS_MAX];
             size_t lens[SB_REQ_CONFIG_KEYS_MAX];
         } config;
+        struct {
+            int64_t id;     /* RESULT, REPLAY (0: every failed one) */
+            bool delivered; /* RESULT */
+            bool give_up;   /* RESULT: keep it as failed */
+            uint32_t attempts;
+            int64_t next_ts;  /* RESULT: due again then */
+            int64_t lease_ms; /* CLAIM */
+            uint32_t limit;   /* CLAIM, FAILED */
+            char error[SB_STORE_HOOK_ERROR_BYTES_MAX + 1]; /* RESULT */
+            sb_store_hook *rows; /* out: CLAIM, FAILED (caller frees with
+                                    sb_store_hooks_free) */
+            size_t n_rows;       /* out */
+            uint64_t n;          /* out: REPLAY's count */
+        } outbox;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            sb_store_erased erased; /* out */
+        } erase;
     } u;
     /* Messages stored in the same transaction after a SERVICE_OPEN (only
      * if it created the conversation), CONV_ROUTE, MSG_RECALL or TAG: each gets

@@ -29,6 +29,8 @@ extern const sb__req_op sb__req_ops[];
 
 /* Whether k is a kind of request (one with a row). */
 bool sb__req_kind_ok(sb_req_kind k);
+/* Frees r's webhook endpoints (r->hooks) and sets it NULL. */
+void sb__req_hooks_free(sb_req *r);
 /* Room the writer keeps for sb__req_write_batch, for batches of up to
  * cap requests. */
 typedef struct sb__req_scratch {

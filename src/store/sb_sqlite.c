@@ -119,10 +119,29 @@ static const char SCHEMA_V4_SQL[] = "CREATE TABLE config("
                                     " value TEXT NOT NULL,"
                                     " updated_ts INTEGER NOT NULL);";
 
-/* Version 5: uploads (sb_store_media_*): one record per upload, its
+/* Version 5: the webhook outbox (sb_store_outbox_*): one row per event
+ * and endpoint, pending (state 0) or failed (2), due at next_ts; subject
+ * is the user whose data the payload holds. */
+static const char SCHEMA_V5_SQL[] =
+    "CREATE TABLE webhook_outbox("
+    " id INTEGER PRIMARY KEY,"
+    " event TEXT NOT NULL,"
+    " endpoint TEXT NOT NULL,"
+    " subject TEXT NOT NULL DEFAULT '',"
+    " payload TEXT NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ts INTEGER NOT NULL,"
+    " created_ts INTEGER NOT NULL,"
+    " last_error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX webhook_outbox_due ON webhook_outbox(state, next_ts);"
+    "CREATE INDEX webhook_outbox_subject ON webhook_outbox(subject)"
+    " WHERE subject <> '';";
+
+/* Version 6: uploads (sb_store_media_*): one record per upload, its
  * bytes a file under the data folder named by their SHA-256; and which
  * messages carry each upload (who may see it follows from them). */
-static const char SCHEMA_V5_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V6_SQL[] = "CREATE TABLE media("
                                     " media_id TEXT PRIMARY KEY,"
                                     " sha256 BLOB NOT NULL,"
                                     " conv_id INTEGER NOT NULL,"
@@ -143,7 +162,8 @@ static const char SCHEMA_V5_SQL[] = "CREATE TABLE media("
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL,
+    SCHEMA_V4_SQL, SCHEMA_V5_SQL, SCHEMA_V6_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -639,6 +659,12 @@ static const sb_store_ops SQLITE_OPS = {
     .search = sb__sqlite_search,
     .service_convs = sb__sqlite_service_convs,
     .config_get = sqlite_config_get,
+    .outbox_add = sb__sqlite_outbox_add,
+    .outbox_claim = sb__sqlite_outbox_claim,
+    .outbox_result = sb__sqlite_outbox_result,
+    .outbox_failed = sb__sqlite_outbox_failed,
+    .outbox_replay = sb__sqlite_outbox_replay,
+    .user_erase = sb__sqlite_user_erase,
     .media_put = sb__sqlite_media_put,
     .media_get = sb__sqlite_media_get,
     .media_find = sb__sqlite_media_find,

@@ -150,7 +150,7 @@ static inline sb_sqlite *sb__sqlite(sb_store *s)
 /* The schema version this build writes, and each version's SQL: what
  * takes a database from version v - 1 to v (sb__sqlite_schema(1) creates
  * the first schema). Tests build old databases from them. */
-#define SB_SQLITE_SCHEMA_VERSION 5
+#define SB_SQLITE_SCHEMA_VERSION 6
 const char *sb__sqlite_schema(int version);
 
 /* ---- helpers (sb_sqlite.c) --------------------------------------------- */
@@ -271,5 +271,21 @@ int sb__sqlite_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
  * fits (*n is then size). */
 bool sb__sqlite_sql_add(char *sql, size_t size, size_t *n, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* The webhook outbox and a user's erasure (sb_sqlite_hook.c). */
+int sb__sqlite_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                          const char *subject, const char *payload,
+                          int64_t now_ms);
+int sb__sqlite_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                            uint32_t limit, sb_store_hook **out, size_t *n);
+int sb__sqlite_outbox_result(sb_store *s, int64_t id, bool delivered,
+                             bool give_up, uint32_t attempts, int64_t next_ts,
+                             const char *error);
+int sb__sqlite_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                             size_t *n);
+int sb__sqlite_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
+                             uint64_t *n);
+int sb__sqlite_user_erase(sb_store *s, const char *user_id,
+                          sb_store_erased *out);
 
 #endif

@@ -776,6 +776,95 @@ int sb_store_config_get(sb_store *s, const char *key, char **out, size_t *len)
     return s->ops->config_get(s, key, out, len);
 }
 
+/* ---- webhook outbox, a user's data -----------------------------------------
+ */
+
+void sb_store_hooks_free(sb_store_hook *h, size_t n)
+{
+    for (size_t i = 0; h && i < n; i++)
+        free(h[i].payload);
+    free(h);
+}
+
+/* An event name: 1..SB_STORE_EVENT_BYTES_MAX bytes of [a-z._]. */
+static bool event_valid(const char *e)
+{
+    size_t n = e ? strnlen(e, SB_STORE_EVENT_BYTES_MAX + 1) : 0;
+    if (n == 0 || n > SB_STORE_EVENT_BYTES_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((e[i] >= 'a' && e[i] <= 'z') || e[i] == '.' || e[i] == '_'))
+            return false;
+    return true;
+}
+
+int sb_store_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                        const char *subject, const char *payload,
+                        int64_t now_ms)
+{
+    assert(s && s->ops->in_write(s));
+    if (!event_valid(event) || !id_valid(endpoint) || !payload ||
+        (subject && subject[0] && !id_valid(subject)) ||
+        !sb_utf8_valid(payload, strlen(payload)))
+        return SB_E_INVALID;
+    if (strlen(payload) > SB_STORE_CONFIG_BYTES_MAX) return SB_E_TOO_LARGE;
+    return s->ops->outbox_add(s, event, endpoint, subject ? subject : "",
+                              payload, now_ms);
+}
+
+int sb_store_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                          uint32_t limit, sb_store_hook **out, size_t *n)
+{
+    assert(s && out && n && s->ops->in_write(s));
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > SB_STORE_PAGE_MAX || lease_ms <= 0)
+        return SB_E_INVALID;
+    return s->ops->outbox_claim(s, now_ms, lease_ms, limit, out, n);
+}
+
+int sb_store_outbox_result(sb_store *s, int64_t id, bool delivered,
+                           bool give_up, uint32_t attempts, int64_t next_ts,
+                           const char *error)
+{
+    assert(s && s->ops->in_write(s));
+    if (id <= 0) return SB_E_INVALID;
+    char err[SB_STORE_HOOK_ERROR_BYTES_MAX + 1];
+    size_t n = error ? strlen(error) : 0;
+    if (n && !sb_utf8_valid(error, n)) n = 0;
+    n = sb__store_utf8_cut(error ? error : "", n,
+                           SB_STORE_HOOK_ERROR_BYTES_MAX);
+    memcpy(err, error ? error : "", n);
+    err[n] = '\0';
+    return s->ops->outbox_result(s, id, delivered, give_up, attempts, next_ts,
+                                 err);
+}
+
+int sb_store_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                           size_t *n)
+{
+    assert(s && out && n);
+    *out = NULL;
+    *n = 0;
+    if (limit == 0 || limit > SB_STORE_PAGE_MAX) return SB_E_INVALID;
+    return s->ops->outbox_failed(s, limit, out, n);
+}
+
+int sb_store_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n)
+{
+    assert(s && n && s->ops->in_write(s));
+    *n = 0;
+    if (id < 0) return SB_E_INVALID;
+    return s->ops->outbox_replay(s, id, now_ms, n);
+}
+
+int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out)
+{
+    assert(s && out && s->ops->in_write(s));
+    memset(out, 0, sizeof *out);
+    if (!id_valid(user_id)) return SB_E_INVALID;
+    return s->ops->user_erase(s, user_id, out);
+}
+
 /* ---- media ------------------------------------------------------------- */
 
 /* A file name: 1..SB_MEDIA_NAME_BYTES_MAX bytes of UTF-8 without control

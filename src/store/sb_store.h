@@ -323,6 +323,80 @@ int sb_store_config_get(sb_store *s, const char *key, char **out, size_t *len);
 int sb_store_config_set(sb_store *s, const char *key, const char *value,
                         size_t len, int64_t now_ms);
 
+/* ---- webhook outbox --------------------------------------------------------
+ *
+ * Events for the company's systems (sb_webhook), one row per event and
+ * endpoint, written in the transaction of what they tell of and delivered
+ * from here by the gateway with retries: pending until due (next_ts),
+ * claimed by a delivery for a lease, then deleted when delivered or kept
+ * as failed once its attempts are spent (listed and replayed by admins). */
+
+#define SB_STORE_EVENT_BYTES_MAX 32
+#define SB_STORE_HOOK_ERROR_BYTES_MAX 200
+
+typedef enum sb_hook_state {
+    SB_HOOK_PENDING = 0,
+    SB_HOOK_FAILED = 2,
+} sb_hook_state;
+
+/* One outbox row as reads return it (payload malloc'd; free the array
+ * with sb_store_hooks_free). */
+typedef struct sb_store_hook {
+    int64_t id;
+    char event[SB_STORE_EVENT_BYTES_MAX + 1];
+    char endpoint[SB_ID_BYTES_MAX + 1];
+    char subject[SB_ID_BYTES_MAX + 1]; /* the user the data is about */
+    char *payload;                     /* a JSON document */
+    sb_hook_state state;
+    uint32_t attempts;
+    int64_t next_ts, created_ts;
+    char last_error[SB_STORE_HOOK_ERROR_BYTES_MAX + 1];
+} sb_store_hook;
+
+void sb_store_hooks_free(sb_store_hook *h, size_t n);
+
+/* Adds a pending event for endpoint, due now. subject ("" for none) is
+ * the user whose data payload holds (erasure drops it). */
+int sb_store_outbox_add(sb_store *s, const char *event, const char *endpoint,
+                        const char *subject, const char *payload,
+                        int64_t now_ms);
+/* Claims up to limit pending events due by now_ms, oldest first: each is
+ * due again lease_ms later (a delivery that never reports is retried
+ * then), and comes back in *out (caller frees). A write. */
+int sb_store_outbox_claim(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                          uint32_t limit, sb_store_hook **out, size_t *n);
+/* A delivery's outcome: delivered (the row goes), or failed with error,
+ * then due again at next_ts with attempts counted, or (give_up) kept as
+ * failed. SB_E_NOT_FOUND if the row is gone (replayed or erased). */
+int sb_store_outbox_result(sb_store *s, int64_t id, bool delivered,
+                           bool give_up, uint32_t attempts, int64_t next_ts,
+                           const char *error);
+/* Up to limit failed events, oldest first (a read). */
+int sb_store_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
+                           size_t *n);
+/* Makes failed event id (0: every failed one) pending again, due now, its
+ * attempts from 0; *n gets how many. */
+int sb_store_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
+                           uint64_t *n);
+
+/* ---- a user's data (GDPR) ---------------------------------------------------
+ */
+
+/* What an erasure did. */
+typedef struct sb_store_erased {
+    uint64_t messages;      /* messages of the user whose bodies and
+                               structured parts (card, media, quick
+                               replies) were removed */
+    uint64_t cursors;       /* device cursors deleted */
+    uint64_t outbox_events; /* webhook events about the user dropped */
+} sb_store_erased;
+
+/* Erases what user_id wrote: the body and structured parts of every
+ * message it sent (ids, seqs, times, types and membership stay, so that
+ * every conversation keeps its dense seqs), its device cursors, its
+ * pending or failed webhook events, and its words from the search index.
+ * Idempotent. */
+int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
 /* ---- media -----------------------------------------------------------------
  *
  * Uploads (images and files that messages carry). Their bytes are stored

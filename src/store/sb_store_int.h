@@ -115,6 +115,16 @@ typedef struct sb_store_ops {
                          Sbp__Conversation ***out, size_t *n_out);
     int (*config_get)(sb_store *s, const char *key, char **out, size_t *len);
 
+    int (*outbox_add)(sb_store *s, const char *event, const char *endpoint,
+                      const char *subject, const char *payload, int64_t now_ms);
+    int (*outbox_claim)(sb_store *s, int64_t now_ms, int64_t lease_ms,
+                        uint32_t limit, sb_store_hook **out, size_t *n);
+    int (*outbox_result)(sb_store *s, int64_t id, bool delivered, bool give_up,
+                         uint32_t attempts, int64_t next_ts, const char *error);
+    int (*outbox_failed)(sb_store *s, uint32_t limit, sb_store_hook **out,
+                         size_t *n);
+    int (*outbox_replay)(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
+    int (*user_erase)(sb_store *s, const char *user_id, sb_store_erased *out);
     /* Media (sb_store.h). media_find reads the record of id for the
      * front's checks of an append (no access rule: the front applies
      * them); media_ref records that the message (conv_id, seq) carries

@@ -13,6 +13,7 @@
 
 #include "sb_client_core.h"
 #include "sb_error.h"
+#include "sb_ws.h"
 
 #define LOG_MAX 512
 
@@ -57,6 +58,9 @@ typedef struct h {
     sb_encoding enc;
     int64_t now;
     int connects, closes;
+    size_t tried[LOG_MAX]; /* the URL index of each connect */
+    bool stop_in_backoff;  /* stop() from within on_state(BACKOFF) */
+    uint16_t backoff_code; /* close_code() when BACKOFF was reported */
     uint16_t close_code;
     int rand_fixed; /* -1: counter bytes; else every byte is this */
     uint8_t counter;
@@ -88,7 +92,9 @@ typedef struct h {
 
 static void io_connect(void *ud)
 {
-    ((h *)ud)->connects++;
+    h *t = ud;
+    assert_true(t->connects < LOG_MAX);
+    t->tried[t->connects++] = sb_client_core_url_index(t->cc);
 }
 
 static int pull(h *t);
@@ -113,6 +119,10 @@ static void cb_state(void *ud, sb_client_state st, int err)
     h *t = ud;
     if (t->nstates < LOG_MAX) t->states[t->nstates++] = st;
     t->last_state_err = err;
+    if (st == SB_CLIENT_BACKOFF)
+        t->backoff_code = sb_client_core_close_code(t->cc);
+    if (t->stop_in_backoff && st == SB_CLIENT_BACKOFF)
+        sb_client_core_stop(t->cc);
 }
 
 static void cb_message(void *ud, const Sbp__Message *m)
@@ -735,6 +745,11 @@ static void test_push_batch_many_convs(void **state)
         assert_int_equal(ack_of(t, 9)->seq, 34);
         assert_int_equal(ack_of(t, 11)->seq, 33);
         assert_null(ack_of(t, 12));
+        /* The gap in conv 12 waits gap_wait_ms for pushes, then SYNCs. */
+        assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+        t->now += 200;
+        sb_client_core_tick(t->cc, t->now);
+        pull(t);
         Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
         assert_non_null(sync);
         h_free(t);
@@ -753,14 +768,23 @@ static void test_gap_held_until_sync(void **state)
     assert_int_equal(t->nmsgs, 1);
     assert_int_equal(sb_client_core_cursor(t->cc, 5), 1);
     pull(t);
+    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
+    assert_non_null(ack);
+    assert_int_equal(ack->ack->seq, 1); /* not beyond the gap */
+    /* The gap waits gap_wait_ms for a push on its way, then SYNCs. */
+    assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+    t->now += 199;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    assert_null(find_kind(t, SBP__FRAME__BODY_SYNC, 0));
+    t->now += 1;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
     Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
     assert_non_null(sync);
     assert_int_equal(sync->sync->n_cursors, 1);
     assert_int_equal(sync->sync->cursors[0]->conv_id, 5);
     assert_int_equal(sync->sync->cursors[0]->seq, 1);
-    Sbp__Frame *ack = find_kind(t, SBP__FRAME__BODY_ACK, 0);
-    assert_non_null(ack);
-    assert_int_equal(ack->ack->seq, 1); /* not beyond the gap */
     uint32_t rid = sync->rid;
     /* SYNC answers with 2..5; 3 and 4 are both held and in the answer. */
     Sbp__Message *m[4] = {mk(5, 2, "bob", "two"), mk(5, 3, "bob", "three"),
@@ -780,6 +804,28 @@ static void test_gap_held_until_sync(void **state)
     sb_client_stats st;
     sb_client_core_stats(t->cc, &st);
     assert_int_equal(st.held_now, 0);
+    h_free(t);
+}
+
+/* A message passed by a later one (in a cluster, another node's push and
+ * this node's) fills its gap before gap_wait_ms: no SYNC is needed. */
+static void test_gap_filled_in_time_no_sync(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 3};
+    push(t, 6, a, 2);
+    assert_int_equal(t->nmsgs, 1);
+    t->now += 150;
+    sb_client_core_tick(t->cc, t->now);
+    uint64_t b[] = {2};
+    push(t, 6, b, 1);
+    assert_surfaced(t, 0, 6, 1, 3);
+    t->now += 1000;
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
     h_free(t);
 }
 
@@ -2209,6 +2255,310 @@ static void test_generic_request_and_mute(void **state)
     h_free(t);
 }
 
+/* ---- several servers ------------------------------------------------------
+ */
+
+static const char *const URLS[] = {"ws://a:1/ws", "ws://b:2/ws", "ws://c:3/ws"};
+
+static h *h_new_urls(const char *const *urls, size_t n, bool in_order)
+{
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    cfg.urls = urls;
+    cfg.n_urls = n;
+    cfg.urls_in_order = in_order;
+    return h_new_cfg(&cfg);
+}
+
+/* From CONNECTING: the upgrade is done, HELLO goes out, WELCOME comes in.
+ * Leaves in t->out what was written after it (the SYNC, resends). */
+static void welcome_now(h *t)
+{
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_CONNECTING);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    Sbp__Frame *hello = find_kind(t, SBP__FRAME__BODY_HELLO, 0);
+    assert_non_null(hello);
+    feed_welcome(t, hello->rid, 16);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_READY);
+    pull(t);
+}
+
+/* The last two states reported: BACKOFF (with err), then CONNECTING to
+ * URL index want, with no delay. */
+static void assert_switched(h *t, size_t want, int err)
+{
+    assert_true(t->nstates >= 2);
+    assert_int_equal(t->states[t->nstates - 2], SB_CLIENT_BACKOFF);
+    assert_int_equal(t->states[t->nstates - 1], SB_CLIENT_CONNECTING);
+    assert_int_equal(sb_client_core_last_error(t->cc), err);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 0);
+    assert_int_equal(t->tried[t->connects - 1], want);
+    assert_string_equal(sb_client_core_url(t->cc), URLS[want]);
+}
+
+static uint64_t switches(h *t)
+{
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    return st.url_switches;
+}
+
+/* Failed attempts move along the list at once; a backoff comes once per
+ * round of the list, growing per round; a connection READY long enough
+ * starts a new round when it ends, and a WELCOME resets the backoff. */
+static void test_urls_round_then_backoff(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 3, true);
+    t->rand_fixed = 0xff; /* the top of every jitter range */
+    sb_client_core_start(t->cc, t->now);
+    assert_int_equal(t->connects, 1);
+    assert_int_equal(t->tried[0], 0);
+    assert_string_equal(sb_client_core_url(t->cc), "ws://a:1/ws");
+    for (int round = 0; round < 3; round++) {
+        uint32_t want = 250u << round;
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(t->connects, 1 + round * 3 + i);
+            assert_int_equal(t->tried[t->connects - 1], i);
+            sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+            if (i < 2) assert_switched(t, (size_t)i + 1, -ECONNREFUSED);
+        }
+        assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+        assert_int_equal(sb_client_core_backoff_ms(t->cc), want);
+        assert_int_equal(sb_client_core_url_index(t->cc), 0);
+        int c0 = t->connects;
+        t->now += want - 1;
+        sb_client_core_tick(t->cc, t->now);
+        assert_int_equal(t->connects, c0);
+        t->now += 1;
+        sb_client_core_tick(t->cc, t->now);
+        assert_int_equal(t->connects, c0 + 1);
+        assert_int_equal(t->tried[c0], 0);
+    }
+    assert_int_equal(switches(t), 6);
+
+    /* READY on a for a while, then lost: b at once, c at once, then the
+     * first backoff (the WELCOME reset it). */
+    welcome_now(t);
+    t->now += SB_CLIENT_STABLE_MS;
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_switched(t, 2, -ECONNREFUSED);
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 250);
+    assert_int_equal(switches(t), 8);
+    h_free(t);
+}
+
+/* A close 1001 (the node drains) moves on at once however young the
+ * connection; other ends of a young connection count against the round,
+ * so nodes that welcome and drop make the client wait. */
+static void test_urls_drain_and_flapping(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 2, true);
+    t->rand_fixed = 0xff;
+    sb_client_core_start(t->cc, t->now);
+    welcome_now(t);
+    sb_client_core_on_close(t->cc, 0, SB_WS_CLOSE_GOING_AWAY, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    assert_int_equal(t->backoff_code, SB_WS_CLOSE_GOING_AWAY);
+    assert_int_equal(sb_client_core_close_code(t->cc), 0); /* new attempt */
+    /* The round began with the 1001: b refused ends it. */
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 250);
+    t->now += 250;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->tried[t->connects - 1], 0);
+
+    /* Welcomed and dropped at once, by a, then by b: a backoff. */
+    welcome_now(t);
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    welcome_now(t);
+    sb_client_core_on_close(t->cc, 0, SB_WS_CLOSE_TRY_AGAIN, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(sb_client_core_backoff_ms(t->cc), 250);
+    assert_int_equal(t->backoff_code, SB_WS_CLOSE_TRY_AGAIN);
+    h_free(t);
+}
+
+/* The connect timeout and a HELLO refused for now move on; a refused
+ * token stops the client whatever the list holds. */
+static void test_urls_timeout_and_refusals(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 3, true);
+    sb_client_core_start(t->cc, t->now);
+    t->now += 10000; /* connect_timeout_ms */
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->closes, 1);
+    assert_switched(t, 1, -ETIMEDOUT);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_error(t, t->out[0]->rid, SBP__ERROR_CODE__ERR_UNAVAILABLE, NULL);
+    assert_switched(t, 2, SB_E_UNAVAILABLE);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_error(t, t->out[0]->rid, SBP__ERROR_CODE__ERR_BAD_TOKEN, NULL);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    t->now += 100000;
+    sb_client_core_tick(t->cc, t->now);
+    assert_int_equal(t->connects, 3);
+    h_free(t);
+
+    /* stop() from within on_state(BACKOFF): no attempt on the next. */
+    t = h_new_urls(URLS, 2, true);
+    sb_client_core_start(t->cc, t->now);
+    t->stop_in_backoff = true;
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_STOPPED);
+    assert_int_equal(t->connects, 1);
+    h_free(t);
+}
+
+/* Without urls_in_order each client goes round its own random order of
+ * the list: every URL once per round, the same order every round. */
+static void test_urls_shuffled(void **state)
+{
+    (void)state;
+    static char bufs[SB_CLIENT_URLS_MAX][32];
+    const char *urls[SB_CLIENT_URLS_MAX];
+    for (int i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        snprintf(bufs[i], sizeof bufs[i], "ws://n%d:80/ws", i);
+        urls[i] = bufs[i];
+    }
+    h *t = h_new_urls(urls, SB_CLIENT_URLS_MAX, false);
+    sb_client_core_start(t->cc, t->now);
+    for (int i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        assert_string_equal(sb_client_core_url(t->cc),
+                            urls[t->tried[t->connects - 1]]);
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    }
+    assert_int_equal(t->connects, SB_CLIENT_URLS_MAX);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    bool seen[SB_CLIENT_URLS_MAX] = {false};
+    bool identity = true;
+    for (size_t i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        assert_true(t->tried[i] < SB_CLIENT_URLS_MAX);
+        assert_false(seen[t->tried[i]]);
+        seen[t->tried[i]] = true;
+        identity = identity && t->tried[i] == i;
+    }
+    assert_false(identity);
+    for (int i = 0; i < SB_CLIENT_URLS_MAX; i++) {
+        if (sb_client_core_state(t->cc) == SB_CLIENT_BACKOFF) {
+            t->now += 60000;
+            sb_client_core_tick(t->cc, t->now);
+        }
+        sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    }
+    assert_int_equal(t->connects, 2 * SB_CLIENT_URLS_MAX);
+    assert_memory_equal(t->tried, t->tried + SB_CLIENT_URLS_MAX,
+                        SB_CLIENT_URLS_MAX * sizeof *t->tried);
+    h_free(t);
+}
+
+/* The list is checked and copied; url alone is a list of one. */
+static void test_urls_config(void **state)
+{
+    (void)state;
+    sb_client_config cfg;
+    base_cfg(&cfg);
+    sb_client_core_io io = {.ud = NULL,
+                            .connect = io_connect,
+                            .close = io_close,
+                            .rand_bytes = io_rand};
+    sb_client_core *cc = NULL;
+    const char *many[SB_CLIENT_URLS_MAX + 1];
+    for (int i = 0; i <= SB_CLIENT_URLS_MAX; i++)
+        many[i] = "ws://x:1/ws";
+    cfg.urls = many;
+    cfg.n_urls = SB_CLIENT_URLS_MAX + 1;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+    cfg.n_urls = SB_CLIENT_URLS_MAX;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), 0);
+    sb_client_core_free(cc);
+    cfg.urls = NULL;
+    cfg.n_urls = 2;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+    const char *empty[] = {"ws://x:1/ws", ""};
+    cfg.urls = empty;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+    const char *null[] = {"ws://x:1/ws", NULL};
+    cfg.urls = null;
+    assert_int_equal(sb_client_core_new(&cfg, NULL, NULL, &io, &cc), -EINVAL);
+
+    char buf[] = "ws://x:1/ws";
+    const char *mine[] = {buf, "ws://y:2/ws"};
+    h *t = h_new_urls(mine, 2, true);
+    buf[5] = 'z';
+    assert_string_equal(sb_client_core_url(t->cc), "ws://x:1/ws");
+    h_free(t);
+    t = h_new(); /* cfg.url, n_urls 0 */
+    assert_string_equal(sb_client_core_url(t->cc), "ws://127.0.0.1:8080/ws");
+    assert_int_equal(sb_client_core_url_index(t->cc), 0);
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_close(t->cc, -ECONNREFUSED, 0, t->now);
+    assert_int_equal(sb_client_core_state(t->cc), SB_CLIENT_BACKOFF);
+    assert_int_equal(switches(t), 0);
+    h_free(t);
+}
+
+/* On the next node, as on the same one: SYNC from the cursors, the sends
+ * in flight again under their ids, nothing surfaced twice. */
+static void test_urls_outbox_and_inbox_carry_over(void **state)
+{
+    (void)state;
+    h *t = h_new_urls(URLS, 2, true);
+    sb_client_core_start(t->cc, t->now);
+    welcome_now(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    feed_sync_resp(t, sync->rid, NULL, 0, false);
+    uint64_t seqs[] = {1, 2};
+    push(t, 7, seqs, 2);
+    assert_int_equal(t->nmsgs, 2);
+    uint8_t ids[2][16];
+    send_text(t, 7, "one", ids[0]);
+    send_text(t, 7, "two", ids[1]);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 2);
+    t->now += SB_CLIENT_STABLE_MS;
+    sb_client_core_on_close(t->cc, 0, SB_WS_CLOSE_GOING_AWAY, t->now);
+    assert_switched(t, 1, -ECONNRESET);
+    welcome_now(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->n_cursors, 1);
+    assert_int_equal(sync->sync->cursors[0]->conv_id, 7);
+    assert_int_equal(sync->sync->cursors[0]->seq, 2);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 2);
+    for (int i = 0; i < 2; i++)
+        assert_memory_equal(
+            find_kind(t, SBP__FRAME__BODY_SEND, i)->send->client_msg_id.data,
+            ids[i], 16);
+    /* The new node has "one" (stored before the drain) and a message from
+     * the other side; seq 2 comes again and is dropped. */
+    Sbp__Message *m[3] = {mk(7, 2, "bob", "c7s2"), mk(7, 3, "alice", "one"),
+                          mk(7, 4, "bob", "c7s4")};
+    m[1]->sender_device = "dev-a";
+    feed_sync_resp(t, sync->rid, m, 3, false);
+    for (int i = 0; i < 3; i++)
+        free(m[i]);
+    feed_send_ack(t, ids[0], 7, 3, true);
+    feed_send_ack(t, ids[1], 7, 5, false);
+    assert_int_equal(t->nmsgs, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(t->msgs[i].seq, (uint64_t)i + 1);
+    assert_int_equal(outbox_len(t), 0);
+    h_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2216,6 +2566,7 @@ int main(void)
         cmocka_unit_test(test_in_order_exactly_once_and_ack),
         cmocka_unit_test(test_push_batch_many_convs),
         cmocka_unit_test(test_gap_held_until_sync),
+        cmocka_unit_test(test_gap_filled_in_time_no_sync),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),
         cmocka_unit_test(test_own_message_on_send_ack),
@@ -2244,6 +2595,12 @@ int main(void)
         cmocka_unit_test(test_service_json),
         cmocka_unit_test(test_recall_event),
         cmocka_unit_test(test_generic_request_and_mute),
+        cmocka_unit_test(test_urls_round_then_backoff),
+        cmocka_unit_test(test_urls_drain_and_flapping),
+        cmocka_unit_test(test_urls_timeout_and_refusals),
+        cmocka_unit_test(test_urls_shuffled),
+        cmocka_unit_test(test_urls_config),
+        cmocka_unit_test(test_urls_outbox_and_inbox_carry_over),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

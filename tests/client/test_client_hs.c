@@ -1,5 +1,6 @@
-/* The client's side of the WebSocket opening handshake: URL parsing, the
- * upgrade request, and the checks on the server's 101 answer. */
+/* The client's side of the WebSocket opening handshake: URL parsing (and
+ * lists of URLs), the upgrade request, and the checks on the server's 101
+ * answer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +50,34 @@ static void test_url(void **state)
     char longhost[400] = "ws://";
     memset(longhost + 5, 'a', 300);
     assert_int_equal(sb_client_url_parse(longhost, &u), -EINVAL);
+}
+
+static void test_url_list(void **state)
+{
+    (void)state;
+    const char *u[4];
+    char one[] = "ws://127.0.0.1:1/ws";
+    assert_int_equal(sb_client_urls_split(one, u, 4), 1);
+    assert_string_equal(u[0], "ws://127.0.0.1:1/ws");
+    char three[] = "ws://a:1/ws,wss://b,ws://[::1]:3/x";
+    assert_int_equal(sb_client_urls_split(three, u, 4), 3);
+    assert_string_equal(u[0], "ws://a:1/ws");
+    assert_string_equal(u[1], "wss://b");
+    assert_string_equal(u[2], "ws://[::1]:3/x");
+    char five[] = "ws://a,ws://b,ws://c,ws://d,ws://e";
+    assert_int_equal(sb_client_urls_split(five, u, 4), -EINVAL);
+    const char *bad[] = {"",
+                         ",",
+                         "ws://a,",
+                         ",ws://a",
+                         "ws://a,,ws://b",
+                         "ws://a,http://b",
+                         "ws://a, ws://b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char b[32];
+        snprintf(b, sizeof b, "%s", bad[i]);
+        assert_int_equal(sb_client_urls_split(b, u, 4), -EINVAL);
+    }
 }
 
 static void test_request(void **state)
@@ -138,6 +167,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url),
+        cmocka_unit_test(test_url_list),
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_response),
     };

@@ -2,7 +2,8 @@
  * on loopback (HTTP upgrade by hand, sb_ws server side, a toy store for
  * one conversation): connect, send and receive between two clients,
  * resend after a dropped connection, refusal by close 1008, a broken
- * handshake, many clients on one loop, and closing from a callback. Under
+ * handshake, many clients on one loop, closing from a callback, and a
+ * list of URLs gone round (a dead port, a close 1001). Under
  * ASan this checks that every handle and buffer is released. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -352,11 +353,18 @@ static void noop_close(uv_handle_t *h)
     (void)h;
 }
 
-static void fsrv_free(fsrv *s)
+/* Closes the listener and the connections; the loop then runs their
+ * close callbacks. */
+static void fsrv_close(fsrv *s)
 {
     while (s->nconns)
         fconn_close(s->conns[0]);
     uv_close((uv_handle_t *)&s->listener, noop_close);
+}
+
+static void fsrv_free(fsrv *s)
+{
+    fsrv_close(s);
     uv_run(s->loop, UV_RUN_DEFAULT); /* let every close callback run */
     free(s);
 }
@@ -538,6 +546,11 @@ static void test_resend_after_drop(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static bool got1_sent(void *ud)
+{
+    return ((app *)ud)->sent == 1;
+}
+
 static bool stopped1(void *ud)
 {
     return ((app *)ud)->st == SB_CLIENT_STOPPED;
@@ -581,6 +594,86 @@ static void test_refused_and_bad_handshake(void **state)
     assert_int_equal(sb_client_last_error(a.c), UV_ECONNREFUSED);
     close_app(&loop, &a);
     fsrv_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static bool ready_on(void *ud)
+{
+    app *a = ud;
+    return a->st == SB_CLIENT_READY && a->ready_count == 2;
+}
+
+/* A list of three: nobody on the first port, so the second; closed 1001
+ * there (the node drains), the third at once, though the backoff is long. */
+static void test_url_list(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    fsrv *s1 = fsrv_new(&loop), *s2 = fsrv_new(&loop);
+    char u[3][64];
+    snprintf(u[0], sizeof u[0], "ws://127.0.0.1:1/ws");
+    snprintf(u[1], sizeof u[1], "ws://127.0.0.1:%d/ws", s1->port);
+    snprintf(u[2], sizeof u[2], "ws://127.0.0.1:%d/ws", s2->port);
+    const char *urls[] = {u[0], u[1], u[2]};
+    sb_client_config cfg;
+    sb_client_config_default(&cfg);
+    cfg.url = "not a url: unused with urls";
+    cfg.urls = urls;
+    cfg.n_urls = 3;
+    cfg.urls_in_order = true;
+    cfg.token = "alice";
+    cfg.device_id = "dev-a";
+    cfg.tick_ms = 10;
+    cfg.backoff_ms_base = 2000;
+    cfg.backoff_ms_max = 4000;
+    sb_client_cbs cbs = {.on_state = a_state, .on_send_status = a_status};
+    app a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(sb_client_new(&loop, &cfg, &cbs, &a, &a.c), 0);
+    assert_string_equal(sb_client_get_url(a.c), u[0]);
+    uint64_t t0 = uv_now(&loop);
+    sb_client_start(a.c);
+    run_until(&loop, ready1, &a);
+    assert_true(uv_now(&loop) - t0 < 1000);
+    assert_string_equal(sb_client_get_url(a.c), u[1]);
+    assert_int_equal(s1->hellos, 1);
+    assert_int_equal(sb_client_send_text(a.c, 1, "x", NULL), 0);
+    run_until(&loop, got1_sent, &a);
+
+    assert_int_equal(s1->nconns, 1);
+    fconn *k = s1->conns[0];
+    sb_ws_close(k->ws, SB_WS_CLOSE_GOING_AWAY, "server shutting down");
+    fflush_ws(k);
+    t0 = uv_now(&loop);
+    run_until(&loop, ready_on, &a);
+    assert_true(uv_now(&loop) - t0 < 1000);
+    assert_string_equal(sb_client_get_url(a.c), u[2]);
+    assert_int_equal(sb_client_close_code(a.c), 0);
+    assert_int_equal(s2->hellos, 1);
+    sb_client_stats st;
+    sb_client_get_stats(a.c, &st);
+    assert_int_equal(st.url_switches, 2);
+    close_app(&loop, &a);
+
+    /* Every URL of the list is checked. */
+    const char *bad[] = {u[1], "http://127.0.0.1/ws"};
+    cfg.urls = bad;
+    cfg.n_urls = 2;
+    sb_client *c = NULL;
+    assert_int_equal(sb_client_new(&loop, &cfg, &cbs, &a, &c), -EINVAL);
+    const char *many[SB_CLIENT_URLS_MAX + 1];
+    for (int i = 0; i <= SB_CLIENT_URLS_MAX; i++)
+        many[i] = u[1];
+    cfg.urls = many;
+    cfg.n_urls = SB_CLIENT_URLS_MAX + 1;
+    assert_int_equal(sb_client_new(&loop, &cfg, &cbs, &a, &c), -EINVAL);
+    assert_null(c);
+    fsrv_close(s1);
+    fsrv_close(s2);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    free(s1);
+    free(s2);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -673,6 +766,7 @@ int main(void)
         cmocka_unit_test(test_refused_and_bad_handshake),
         cmocka_unit_test(test_many_clients_one_loop),
         cmocka_unit_test(test_close_inside_callback),
+        cmocka_unit_test(test_url_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

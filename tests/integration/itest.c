@@ -298,7 +298,10 @@ static void cb_state(void *ud, sb_client_state st, int err)
     it_device *d = ud;
     d->state = st;
     d->state_err = err;
-    if (st == SB_CLIENT_READY) d->readies++;
+    if (st == SB_CLIENT_READY) {
+        d->readies++;
+        d->ready_ms = harness_now_ms();
+    }
     if (st == SB_CLIENT_BACKOFF || st == SB_CLIENT_STOPPED) {
         if (st == SB_CLIENT_BACKOFF) d->backoffs++;
         if (st == SB_CLIENT_STOPPED) {
@@ -537,7 +540,18 @@ it_device *it_device_new(it_env *e, const char *user, const char *role,
     snprintf(d->name, sizeof d->name, "%s/%s", user, device_id);
     snprintf(d->token, sizeof d->token, "%s", harness_token(user, role, 3600));
     sb_client_config_default(&d->cfg);
-    d->cfg.url = e->url;
+    snprintf(d->url, sizeof d->url, "%s", e->url);
+    d->cfg.url = d->url;
+    if (strchr(d->url, ',')) {
+        snprintf(d->url_list, sizeof d->url_list, "%s", d->url);
+        int n = sb_client_urls_split(d->url_list, d->urls, SB_CLIENT_URLS_MAX);
+        if (n < 0) {
+            fprintf(stderr, "itest: bad URL list %s\n", d->url);
+            abort();
+        }
+        d->cfg.urls = d->urls;
+        d->cfg.n_urls = (size_t)n;
+    }
     d->cfg.enc = e->enc;
     d->cfg.token = d->token;
     d->cfg.device_id = d->device_id;

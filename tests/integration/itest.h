@@ -49,7 +49,9 @@ struct it_env {
     uv_loop_t loop;
     uv_timer_t wake;    /* keeps UV_RUN_ONCE from blocking long */
     harness_server srv; /* the server (it_server_start) */
-    char url[128];      /* what devices connect to: srv.url by default */
+    /* What devices connect to: srv.url by default; several URLs separated
+     * by commas make devices go round them (sb_client_config.urls). */
+    char url[1024];
     char data_dir[256]; /* the store's folder: srv.data_dir by default */
     sb_encoding enc;    /* encoding of devices made from now on */
     it_device *devs[IT_DEVICES_MAX];
@@ -137,9 +139,12 @@ struct it_device {
     char role[16];
     char device_id[SB_ID_BYTES_MAX + 1];
     char token[1024];
+    char url[1024]; /* the env's url when the device was made */
     /* The client configuration; strings point into this struct. Tests may
      * change fields before it_device_start(). */
     sb_client_config cfg;
+    char url_list[1024]; /* url split at its commas, for cfg.urls */
+    const char *urls[SB_CLIENT_URLS_MAX];
     sb_client *c; /* NULL when stopped */
     bool client_freed;
     int generation; /* clients made so far */
@@ -147,6 +152,7 @@ struct it_device {
     sb_client_state state;
     int state_err;
     unsigned readies, backoffs, stops;
+    int64_t ready_ms; /* harness_now_ms() of the last READY */
     /* Every connection end seen (BACKOFF or STOPPED): the WebSocket close
      * code received (0: none) and the on_state err. */
     uint16_t close_codes[IT_CLOSE_CODES_MAX];
@@ -177,7 +183,7 @@ struct it_device {
 
 /* A device of user (role "customer", "agent", "bot" or "admin") with a
  * fresh token (1 h), configured for tests: small backoff (20..200 ms),
- * large outbox, encoding e->enc. Not started. */
+ * large outbox, encoding e->enc, the URL or URLs of e->url. Not started. */
 it_device *it_device_new(it_env *e, const char *user, const char *role,
                          const char *device_id);
 /* Makes the sb_client from d->cfg and starts it. Returns 0 or < 0. */

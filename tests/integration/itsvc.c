@@ -296,7 +296,8 @@ its_dev *its_connect(its_ctx *x, const char *user, const char *role,
     snprintf(d->name, sizeof d->name, "%s/%s", user, device);
     copy(d->token, sizeof d->token, harness_token(user, role, 3600));
     sb_client_config_default(&d->cfg);
-    d->cfg.url = x->env->url;
+    copy(d->url, sizeof d->url, x->env->url);
+    d->cfg.url = d->url;
     d->cfg.enc = x->env->enc;
     d->cfg.token = d->token;
     d->cfg.device_id = d->device;

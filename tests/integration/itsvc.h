@@ -93,6 +93,7 @@ typedef struct its_dev {
     char user[SB_ID_BYTES_MAX + 1], device[SB_ID_BYTES_MAX + 1];
     char locale[16];
     char token[1024];
+    char url[1024]; /* the env's url when the device was made */
     sb_client_config cfg;
     sb_client *c; /* NULL once freed */
     its_conv convs[ITS_CONVS_MAX];

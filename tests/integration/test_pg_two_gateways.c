@@ -50,7 +50,7 @@ static void test_two_gateways(void **state)
     for (int i = 0; E.srv.extra[i]; i++)
         B.extra[i] = E.srv.extra[i];
     assert_int_equal(harness_start(&B), 0);
-    char url_a[128];
+    char url_a[sizeof E.url];
     snprintf(url_a, sizeof url_a, "%s", E.url);
 
     it_device *cust[N_CONVS], *agent[N_CONVS];

@@ -233,6 +233,82 @@ static void test_http_fields(void **state)
     assert_int_equal(sb_http_req_content_length(&req), -1);
 }
 
+static void on_api(void *ud)
+{
+    result *r = ud;
+    r->calls++;
+    r->status = 1; /* taken by the REST API */
+}
+
+/* Every method under /api/ goes to the REST API with its headers and body
+ * read; without one it is not found. Bodies are bounded. */
+static void test_api_routes(void **state)
+{
+    (void)state;
+    static const char TEXT[] =
+        "PUT /api/v1/desk HTTP/1.1\r\nAuthorization: Bearer abc.def\r\n"
+        "Content-Type: application/json\r\nContent-Length: 8\r\n\r\n"
+        "{\"a\": 1}";
+    static sb_http_req req;
+    sb_http_req_init(&req);
+    /* In two pieces: the body arrives after the headers. */
+    long used = sb_http_req_feed(&req, TEXT, sizeof TEXT - 6);
+    assert_true(used > 0);
+    assert_false(req.complete);
+    used = sb_http_req_feed(&req, TEXT + sizeof TEXT - 6, 5);
+    assert_true(used > 0);
+    assert_true(req.complete);
+    assert_string_equal(req.authorization, "Bearer abc.def");
+    assert_string_equal(req.content_type, "application/json");
+    assert_int_equal(req.body_len, 8);
+    assert_string_equal(req.body, "{\"a\": 1}");
+    assert_string_equal(sb_http_req_method(&req), "PUT");
+    sb_routes_config cfg = config();
+    result res;
+    memset(&res, 0, sizeof res);
+    sb_route_req rq = {.cfg = &cfg,
+                       .http = &req,
+                       .answer = on_answer,
+                       .upgrade = on_upgrade,
+                       .api = on_api,
+                       .ud = &res};
+    sb_routes_serve(&rq);
+    assert_int_equal(res.calls, 1);
+    assert_int_equal(res.status, 1);
+    memset(&res, 0, sizeof res);
+    rq.api = NULL;
+    sb_routes_serve(&rq);
+    assert_int_equal(res.status, 404);
+    sb_http_req_clear(&req);
+
+    /* A body announced over the limit is not read: complete, flagged. */
+    char head[256];
+    snprintf(head, sizeof head,
+             "POST /api/v1/x HTTP/1.1\r\nContent-Length: %u\r\n\r\nxx",
+             SB_HTTP_BODY_BYTES_MAX + 1);
+    sb_http_req_init(&req);
+    assert_true(sb_http_req_feed(&req, head, strlen(head)) > 0);
+    assert_true(req.complete && req.body_too_large);
+    assert_null(req.body);
+    sb_http_req_clear(&req);
+    /* Sent in chunks past the limit: the same. */
+    sb_http_req_init(&req);
+    snprintf(head, sizeof head,
+             "POST /api/v1/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+             "\r\n");
+    assert_true(sb_http_req_feed(&req, head, strlen(head)) > 0);
+    static char chunk[70000];
+    int n = snprintf(chunk, sizeof chunk, "%x\r\n", 65536);
+    memset(chunk + n, 'a', 65536);
+    memcpy(chunk + n + 65536, "\r\n", 2);
+    size_t len = (size_t)n + 65538;
+    for (int i = 0; i < 20 && !req.complete; i++)
+        sb_http_req_feed(&req, chunk, len);
+    assert_true(req.complete && req.body_too_large);
+    assert_null(req.body);
+    sb_http_req_clear(&req);
+}
+
 static const char *upgrade_head(const char *path, const char *extra)
 {
     static char head[1024];
@@ -382,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_media_routes),
         cmocka_unit_test(test_http_fields),
+        cmocka_unit_test(test_api_routes),
         cmocka_unit_test(test_demo_token_route),
         cmocka_unit_test(test_demo_banner),
         cmocka_unit_test(test_addr),

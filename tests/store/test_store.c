@@ -3467,6 +3467,202 @@ static void test_storeq_apply_service(void **state)
     sb_store_close(s);
 }
 
+/* The webhook outbox: events written with the writes they tell of (a
+ * stored message, not a duplicate; a route's state), one row per endpoint
+ * that wants them; claimed with a lease, retried, failed, listed and
+ * replayed; and a user's erasure: the bodies of what the user sent (not
+ * others'), the seqs kept, search and the outbox cleared of it. */
+static void test_outbox_and_erase(void **state)
+{
+    (void)state;
+    tmpdb t;
+    tmpdb_make(&t);
+    sb_store *s = NULL;
+    assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
+    const char *users[] = {"alice", "bob"};
+    uint64_t conv = conv_new(s, users, 2);
+
+    /* Two endpoints: one wants messages, the other conversation events. */
+    sb_req_hooks h = {.n = 2};
+    snprintf(h.endpoint[0], sizeof h.endpoint[0], "crm");
+    snprintf(h.endpoint[1], sizeof h.endpoint[1], "bi");
+    h.wants[0] = SB_HOOK_MESSAGE_CREATED;
+    h.wants[1] = SB_HOOK_CONV_CLOSED;
+    uint8_t id[16] = {7};
+    Sbp__Message m = SBP__MESSAGE__INIT;
+    m.conv_id = conv;
+    m.sender = "alice";
+    m.client_msg_id.data = id;
+    m.client_msg_id.len = sizeof id;
+    m.type = SBP__MSG_TYPE__MSG_TEXT;
+    m.body = "secret plans";
+    for (int i = 0; i < 2; i++) { /* the second is a duplicate */
+        sb_req r;
+        memset(&r, 0, sizeof r);
+        r.kind = SB_REQ_MSG_APPEND;
+        r.u.append.msg = &m;
+        r.now_ms = NOW;
+        r.hooks = malloc(sizeof h);
+        memcpy(r.hooks, &h, sizeof h);
+        sb_storeq_apply(s, &r);
+        assert_int_equal(r.rc, 0);
+        assert_null(r.hooks); /* the store's, freed */
+        assert_int_equal(r.u.append.duplicate, i == 1);
+    }
+    if (m.quote) sbp__quote__free_unpacked(m.quote, NULL);
+    assert_int_equal(append1(s, conv, "bob", 2, "bob's words", 0, NULL, NULL),
+                     0);
+
+    /* One event, for crm only; claimed once within its lease. */
+    sb_req c;
+    memset(&c, 0, sizeof c);
+    c.kind = SB_REQ_OUTBOX_CLAIM;
+    c.u.outbox.lease_ms = 60000;
+    c.u.outbox.limit = 10;
+    c.now_ms = NOW + 10;
+    sb_storeq_apply(s, &c);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(c.u.outbox.n_rows, 1);
+    sb_store_hook *row = &c.u.outbox.rows[0];
+    assert_string_equal(row->event, "message.created");
+    assert_string_equal(row->endpoint, "crm");
+    assert_string_equal(row->subject, "alice");
+    assert_non_null(strstr(row->payload, "secret plans"));
+    int64_t ev = row->id;
+    sb_store_hooks_free(c.u.outbox.rows, c.u.outbox.n_rows);
+    sb_storeq_apply(s, &c);
+    assert_int_equal(c.u.outbox.n_rows, 0);
+
+    /* Failed twice: due again, then kept as failed. */
+    sb_req r;
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_OUTBOX_RESULT;
+    r.u.outbox.id = ev;
+    r.u.outbox.attempts = 1;
+    r.u.outbox.next_ts = NOW + 100;
+    snprintf(r.u.outbox.error, sizeof r.u.outbox.error, "HTTP 500");
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    c.now_ms = NOW + 100;
+    sb_storeq_apply(s, &c);
+    assert_int_equal(c.u.outbox.n_rows, 1);
+    assert_int_equal(c.u.outbox.rows[0].attempts, 1);
+    sb_store_hooks_free(c.u.outbox.rows, c.u.outbox.n_rows);
+    r.u.outbox.attempts = 2;
+    r.u.outbox.give_up = true;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    c.now_ms = NOW + 1000000;
+    sb_storeq_apply(s, &c);
+    assert_int_equal(c.u.outbox.n_rows, 0); /* failed: not claimed */
+    sb_req f;
+    memset(&f, 0, sizeof f);
+    f.kind = SB_REQ_OUTBOX_FAILED;
+    f.u.outbox.limit = 10;
+    sb_storeq_apply(s, &f);
+    assert_int_equal(f.rc, 0);
+    assert_int_equal(f.u.outbox.n_rows, 1);
+    assert_string_equal(f.u.outbox.rows[0].last_error, "HTTP 500");
+    assert_int_equal(f.u.outbox.rows[0].attempts, 2);
+    sb_store_hooks_free(f.u.outbox.rows, f.u.outbox.n_rows);
+    /* Replayed: pending from its first attempt; delivered: gone. */
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_OUTBOX_REPLAY;
+    r.now_ms = NOW + 2000;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.u.outbox.n, 1);
+    c.now_ms = NOW + 2000;
+    sb_storeq_apply(s, &c);
+    assert_int_equal(c.u.outbox.n_rows, 1);
+    assert_int_equal(c.u.outbox.rows[0].attempts, 0);
+    sb_store_hooks_free(c.u.outbox.rows, c.u.outbox.n_rows);
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_OUTBOX_RESULT;
+    r.u.outbox.id = ev;
+    r.u.outbox.delivered = true;
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, SB_E_NOT_FOUND);
+
+    /* A route to CLOSED: conversation.closed for bi only, in the route's
+     * transaction; an explicit event (a CSAT rating's) for crm. */
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_CONV_ROUTE;
+    r.u.route.conv_id = conv;
+    r.u.route.state = SBP__CONV_STATE__STATE_CLOSED;
+    r.now_ms = NOW + 3000;
+    r.hooks = malloc(sizeof h);
+    memcpy(r.hooks, &h, sizeof h);
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    if (r.u.route.conv) sbp__conversation__free_unpacked(r.u.route.conv, NULL);
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_OUTBOX_ADD;
+    r.hooks = calloc(1, sizeof *r.hooks);
+    r.hooks->n = 1;
+    snprintf(r.hooks->endpoint[0], sizeof r.hooks->endpoint[0], "crm");
+    r.hooks->wants[0] = SB_HOOK_CSAT_SUBMITTED;
+    r.hooks->event = SB_HOOK_CSAT_SUBMITTED;
+    r.hooks->payload = strdup("{\"rating\":5}");
+    snprintf(r.hooks->subject, sizeof r.hooks->subject, "alice");
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    c.now_ms = NOW + 4000;
+    sb_storeq_apply(s, &c);
+    assert_int_equal(c.u.outbox.n_rows, 2);
+    bool closed = false, csat = false;
+    for (size_t i = 0; i < c.u.outbox.n_rows; i++) {
+        closed |=
+            strcmp(c.u.outbox.rows[i].event, "conversation.closed") == 0 &&
+            strcmp(c.u.outbox.rows[i].endpoint, "bi") == 0;
+        csat |= strcmp(c.u.outbox.rows[i].event, "csat.submitted") == 0 &&
+                strcmp(c.u.outbox.rows[i].endpoint, "crm") == 0;
+    }
+    assert_true(closed && csat);
+    sb_store_hooks_free(c.u.outbox.rows, c.u.outbox.n_rows);
+
+    /* The search index has alice's words first. */
+    assert_int_equal(sb_store_begin(s), 0);
+    assert_int_equal(sb_store_index(s, 100, NULL), 0);
+    assert_int_equal(sb_store_commit(s), 0);
+    Sbp__SearchResp *found = NULL;
+    assert_int_equal(
+        sb_store_search(s, "bob", false, conv, "plans", 10, &found), 0);
+    assert_int_equal(found->n_messages, 1);
+    sbp__search_resp__free_unpacked(found, NULL);
+
+    /* Erasure of alice: her body, her event; bob's words stay. */
+    memset(&r, 0, sizeof r);
+    r.kind = SB_REQ_USER_ERASE;
+    snprintf(r.u.erase.user_id, sizeof r.u.erase.user_id, "alice");
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.u.erase.erased.messages, 1);
+    assert_int_equal(r.u.erase.erased.outbox_events, 1);
+    Sbp__HistoryResp *hr = NULL;
+    assert_int_equal(sb_store_history(s, conv, 0, 10, &hr), 0);
+    assert_int_equal(hr->n_messages, 2); /* seqs 1 and 2, both kept */
+    sbp__history_resp__free_unpacked(hr, NULL);
+    Sbp__Message *got = NULL;
+    assert_int_equal(sb_store_msg_get(s, conv, 1, &got), 0);
+    assert_string_equal(got->body, "");
+    sbp__message__free_unpacked(got, NULL);
+    assert_int_equal(sb_store_msg_get(s, conv, 2, &got), 0);
+    assert_string_equal(got->body, "bob's words");
+    sbp__message__free_unpacked(got, NULL);
+    Sbp__SearchResp *sr = NULL;
+    assert_int_equal(sb_store_search(s, "bob", false, conv, "plans", 10, &sr),
+                     0);
+    assert_int_equal(sr->n_messages, 0);
+    sbp__search_resp__free_unpacked(sr, NULL);
+    sb_storeq_apply(s, &r);
+    assert_int_equal(r.u.erase.erased.messages, 0); /* idempotent */
+    sb_store_close(s);
+    tmpdb_remove(&t);
+}
+
 /* Settings in the store: stored through storeq as one, read back after a
  * reopen, refused when malformed; and an external bot's membership of a
  * service conversation following its state. */
@@ -3605,6 +3801,7 @@ int main(void)
         cmocka_unit_test(test_storeq_route_atomic),
         cmocka_unit_test(test_storeq_apply_service),
         cmocka_unit_test(test_config_and_bot_members),
+        cmocka_unit_test(test_outbox_and_erase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,13 +29,15 @@ export function token(sub, role, { secret = SECRET, expS = 3600, locale = '' } =
 }
 
 /**
- * Starts the server: resolves { port, url, wsUrl, stop(), proc } once it
- * prints its ready line. opts.args are extra flags; opts.web a folder.
+ * Starts the server: resolves { port, url, wsUrl, dir, stop(), proc } once
+ * it prints its ready line. opts.args are extra flags; opts.web a folder;
+ * opts.port a port to listen on (0: a free one); opts.dir the data folder
+ * of an earlier run to serve again (default: a new one).
  */
-export async function startServer({ args = [], web = null, demo = false, durability = 'os' } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'sbweb-'));
+export async function startServer({ args = [], web = null, demo = false, durability = 'os', port: listenPort = 0, dir: dataDir = null } = {}) {
+  const dir = dataDir || mkdtempSync(join(tmpdir(), 'sbweb-'));
   // No SEND rate limit: tests fill conversations faster than people type.
-  const argv = ['--listen', '127.0.0.1:0', '--data', dir, '--durability', durability, '--quiet', '--sends-per-s', '0', ...args];
+  const argv = ['--listen', `127.0.0.1:${listenPort}`, '--data', dir, '--durability', durability, '--quiet', '--sends-per-s', '0', ...args];
   if (demo) argv.push('--demo');
   else argv.push('--secret', SECRET);
   if (web) argv.push('--web', web);
@@ -63,9 +65,11 @@ export async function startServer({ args = [], web = null, demo = false, durabil
     port,
     url,
     wsUrl: `ws://127.0.0.1:${port}/ws`,
+    dir,
     proc,
     stderr: () => err,
-    async stop() {
+    // SIGTERM (the server drains), then the data folder goes unless keep.
+    async stop({ keep = false } = {}) {
       if (proc.exitCode === null) {
         const done = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
@@ -73,9 +77,19 @@ export async function startServer({ args = [], web = null, demo = false, durabil
         await done;
         clearTimeout(t);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A loopback port free at the time of the call. */
+export async function freePort() {
+  const { createServer } = await import('node:net');
+  const s = createServer();
+  await new Promise((res) => s.listen(0, '127.0.0.1', res));
+  const { port } = s.address();
+  await new Promise((res) => s.close(res));
+  return port;
 }
 
 /** Polls cond() every 10 ms until it is true or ms pass. */

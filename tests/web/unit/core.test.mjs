@@ -157,10 +157,15 @@ test('a gap is held until SYNC fills it', () => {
   assert.deepEqual(t.surfaced(5), [1]);
   assert.equal(t.cc.stats().heldNow, 2);
   t.pull();
+  assert.equal(t.kind('ack')[0].ack.seq, 1); // not beyond the gap
+  // The gap waits gapWaitMs for a push on its way, then SYNCs.
+  assert.equal(t.kind('sync').length, 0);
+  t.now += 200;
+  t.cc.tick(t.now);
+  t.pull();
   const sync = t.kind('sync')[0];
   assert.ok(sync);
   assert.deepEqual(sync.sync.cursors, [{ conv_id: 5, seq: 1 }]);
-  assert.equal(t.kind('ack')[0].ack.seq, 1); // not beyond the gap
   t.feed({
     rid: sync.rid,
     sync_resp: { messages: [t.msg(5, 2, 'bob', 'two'), t.msg(5, 3, 'bob', 'three'), t.msg(5, 4), t.msg(5, 5)], more: false, convs: [] },
@@ -172,6 +177,20 @@ test('a gap is held until SYNC fills it', () => {
   assert.equal(t.kind('ack')[0].ack.seq, 5);
   assert.equal(t.kind('sync').length, 0);
   assert.equal(t.cc.stats().heldNow, 0);
+});
+
+test('a gap filled by a PUSH within gapWaitMs needs no SYNC', () => {
+  const t = h();
+  t.ready();
+  t.push(6, [1, 3]);
+  t.now += 150;
+  t.cc.tick(t.now);
+  t.push(6, [2]);
+  assert.deepEqual(t.surfaced(6), [1, 2, 3]);
+  t.now += 1000;
+  t.cc.tick(t.now);
+  t.pull();
+  assert.equal(t.kind('sync').length, 0);
 });
 
 test('a gap filled by PUSH first; the held buffer is bounded', () => {
@@ -191,7 +210,7 @@ test('a gap filled by PUSH first; the held buffer is bounded', () => {
 });
 
 test('a PUSH of many messages over several conversations: in order, once, one ACK each', () => {
-  const t = h();
+  const t = h({ gapWaitMs: 0 });
   t.ready();
   const a = [[9, 1], [11, 1], [9, 2], [11, 2], [9, 3]];
   t.feed({ push: { messages: a.map(([c, s]) => t.msg(c, s)) } });

@@ -9,6 +9,10 @@
 // picked, so a server (or proxy) that takes only JSON still works; 'json'
 // forces the JSON subprotocol (debugging: add ?enc=json to a page URL).
 //
+// Servers: url is one ws:// or wss:// URL, or an array of up to URLS_MAX
+// of them (the nodes of a cluster): the client connects to one and moves
+// to another when its node goes away (core.js, "Several servers").
+//
 // Events (client.on(name, fn)): state(state, err), message(m),
 // status(info), receipt(readNotify), synced(), conversation(conv),
 // event(frame) (typing, conv_update, agent_state), error(err, text).
@@ -17,6 +21,15 @@ import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
 import { cryptoRandomBytes } from './ids.js';
 
 export { State, SendStatus, SbError } from './core.js';
+
+function wsUrlOk(u) {
+  try {
+    const p = new URL(u).protocol;
+    return p === 'ws:' || p === 'wss:';
+  } catch (e) {
+    return false;
+  }
+}
 
 export class Client {
   /**
@@ -69,6 +82,7 @@ export class Client {
         randBytes,
       },
     );
+    for (const u of this.core.urls) if (!wsUrlOk(u)) throw new SbError('EINVAL', `not a ws:// or wss:// URL: ${u}`);
     this.onOffline = () => this.core.disconnect('ENETDOWN', this.now());
     this.onOnline = () => {
       this.core.kick(this.now());
@@ -170,7 +184,7 @@ export class Client {
     }
     let ws;
     try {
-      ws = new this.WS(this.url, this.protocols());
+      ws = new this.WS(this.core.url(), this.protocols());
     } catch (e) {
       setTimeout(() => this.core.onClose('ECONNREFUSED', 0, this.now()), 0);
       return;
@@ -281,6 +295,11 @@ export class Client {
 
   get deviceId() {
     return this.core.cfg.deviceId;
+  }
+
+  /** The server URL connected to now, or tried next. */
+  get serverUrl() {
+    return this.core.url();
   }
 
   /** Resolves when READY (at once if it is). */

@@ -49,6 +49,12 @@ export const Close = Object.freeze({
   TRY_AGAIN: 4013,
 });
 
+/** The most server URLs a client takes (cfg.url as an array). */
+export const URLS_MAX = 16;
+/** A connection READY at least this long (ms) counts as a success: when
+ * it ends, the next attempt starts a new round of the URL list. */
+export const STABLE_MS = 1000;
+
 /** An error with a code: 'ERR_FORBIDDEN' (the server's names) or an
  * errno-like name ('ETIMEDOUT', 'ECONNRESET', 'ENOTCONN', 'ENOBUFS',
  * 'ESHUTDOWN', 'REPLACED', 'EINVAL'). */
@@ -106,9 +112,14 @@ export function defaultConfig() {
     connectTimeoutMs: 10000, // from connect() to WELCOME
     backoffMsBase: 250, // reconnect delay: full jitter in
     backoffMsMax: 30000, // [0, min(max, base * 2^attempt)]
+    // url: one server's URL, or an array of several (cluster nodes; see
+    // "Several servers" at ClientCore). urlsInOrder: go round them as
+    // listed, from the first; by default in a random order per client.
+    urlsInOrder: false,
     heartbeatMs: 30000, // until WELCOME says; probe after 1x, dead after 3x
     bodyBytesMax: 64 * 1024, // until WELCOME says
     syncLimit: 0, // SYNC page; 0: WELCOME's sync_page_max
+    gapWaitMs: 200, // a gap waits this long for pushes in flight, then SYNC
     gapRetryMs: 1000, // SYNC again if a gap outlives a SYNC
     // A conversation this device has never seen starts this many messages
     // before its newest (older ones are for HISTORY); 0: from seq 1, as
@@ -135,6 +146,15 @@ function wellFormed(s) {
   return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }
 
+// Several servers. cfg.url may be an array of the URLs of several gateway
+// nodes; the client keeps one connection, to one of them, and goes round
+// the list when connections fail, as the C SDK does (sb_client_core.h):
+// a random order of its own per client (unless urlsInOrder), the next URL
+// at once after a failure, and a backoff only once every URL of the list
+// has failed in a row (a round), growing per round. A round starts afresh
+// after a connection READY for STABLE_MS, and after a close 1001 (the node
+// drains); a shorter connection counts as one failure of the round. One
+// URL is a round of one: a backoff after every failure.
 export class ClientCore {
   /**
    * @param {object} cfg   defaultConfig() with token and deviceId set
@@ -151,6 +171,9 @@ export class ClientCore {
     if (!io || !io.connect || !io.close || !io.randBytes) throw new SbError('EINVAL', 'io needs connect, close, randBytes');
     if (!(c.windowMax > 0 && c.outboxMax > 0 && c.requestsMax > 0 && c.backoffMsBase > 0 && c.backoffMsMax >= c.backoffMsBase && c.heartbeatMs > 0))
       throw new SbError('EINVAL', 'bad limits');
+    const urls = Array.isArray(c.url) ? [...c.url] : [c.url];
+    if (Array.isArray(c.url) && !(urls.length >= 1 && urls.length <= URLS_MAX && urls.every((u) => typeof u === 'string' && u)))
+      throw new SbError('EINVAL', `url: 1 to ${URLS_MAX} non-empty strings`);
     this.cbs = cbs || {};
     this.io = io;
 
@@ -192,6 +215,12 @@ export class ClientCore {
     this.reqs = new Map(); // rid -> { kind, deadlineMs }
     this.outq = [];
 
+    this.urls = urls; // in the configured order
+    this.urlOrder = urls.map((u, i) => i); // as tried; shuffled at start
+    this.urlPos = 0; // in urlOrder: the URL in use, or next
+    this.roundFails = 0; // attempts failed since the round began
+    this.readyMs = 0; // when the connection became READY
+
     this.st = {
       surfaced: 0, // messages handed to onMessage
       duplicates: 0, // dropped: already surfaced or held
@@ -203,6 +232,7 @@ export class ClientCore {
       connects: 0,
       readies: 0,
       disconnects: 0,
+      urlSwitches: 0, // attempts on the next URL without a backoff
       sends: 0,
       sendFrames: 0,
       resends: 0,
@@ -298,11 +328,20 @@ export class ClientCore {
       this.st.duplicates++;
       return;
     }
-    this.needSync = true;
-    this.pumpNeeded = true;
     if (this.heldNow >= this.cfg.heldMax) {
       this.st.heldDropped++;
+      this.needSync = true;
+      this.pumpNeeded = true;
       return;
+    }
+    // The missing ones may be pushes still on their way (in a cluster, a
+    // SEND_ACK can pass another node's message): SYNC if they do not come
+    // within gapWaitMs.
+    if (!this.cfg.gapWaitMs) {
+      this.needSync = true;
+      this.pumpNeeded = true;
+    } else if (!this.gapRetryAtMs && !this.syncInflight) {
+      this.gapRetryAtMs = this.nowMs + this.cfg.gapWaitMs;
     }
     c.held.splice(i, 0, m);
     this.heldNow++;
@@ -481,6 +520,7 @@ export class ClientCore {
   }
 
   beginConnect() {
+    if (this.st.connects === 0) this.orderUrls();
     this.st.connects++;
     this.connStartedMs = this.nowMs;
     this.closeCode = 0;
@@ -488,7 +528,8 @@ export class ClientCore {
     if (this.state === State.CONNECTING) this.io.connect();
   }
 
-  // Full jitter: uniform in [0, min(max, base * 2^attempt)].
+  // Full jitter: uniform in [0, min(max, base * 2^attempt)]; attempt
+  // counts the rounds of the URL list that failed since the last WELCOME.
   scheduleBackoff(err) {
     let cap = this.cfg.backoffMsBase;
     for (let i = 0; i < this.backoffAttempt && cap < this.cfg.backoffMsMax; i++) cap *= 2;
@@ -500,8 +541,50 @@ export class ClientCore {
     this.setState(State.BACKOFF, err);
   }
 
-  // The core drops the connection: io.close, then backoff or stop.
+  // A connection ended or an attempt failed, not for good (the state is
+  // BACKOFF): on to the next URL of the list, at once while the round has
+  // URLs left to try, else after a backoff. fresh: the end says nothing
+  // against the node (it was READY long enough, or it drains), so a new
+  // round begins with it. See "Several servers" at ClientCore.
+  reconnectNext(err, fresh) {
+    if (fresh) this.roundFails = 0;
+    this.roundFails++;
+    this.urlPos = (this.urlPos + 1) % this.urls.length;
+    if (this.roundFails >= this.urls.length) {
+      this.roundFails = 0;
+      this.scheduleBackoff(err);
+      return;
+    }
+    this.st.urlSwitches++;
+    this.backoffMs = 0;
+    this.reconnectAtMs = this.nowMs;
+    this.lastErr = err;
+    this.setState(State.BACKOFF, err);
+    if (this.state === State.BACKOFF) this.beginConnect();
+  }
+
+  // Whether the connection ending now (in state st) was READY long enough
+  // to count as a success.
+  wasStable(st) {
+    return st === State.READY && this.nowMs - this.readyMs >= STABLE_MS;
+  }
+
+  // The order in which the URLs are tried: as listed, or shuffled
+  // (Fisher-Yates) once per client, at its first attempt.
+  orderUrls() {
+    this.urlOrder = this.urls.map((u, i) => i);
+    this.urlPos = 0;
+    if (this.cfg.urlsInOrder) return;
+    for (let i = this.urls.length - 1; i > 0; i--) {
+      const j = Math.floor(((i + 1) * this.randU32()) / 0x100000000);
+      [this.urlOrder[i], this.urlOrder[j]] = [this.urlOrder[j], this.urlOrder[i]];
+    }
+  }
+
+  // The core drops the connection: io.close, then on to the next URL (at
+  // once or after a backoff) or stop.
   dropConn(err, code, fatal) {
+    const fresh = this.wasStable(this.state);
     this.state = fatal ? State.STOPPED : State.BACKOFF;
     this.io.close(code);
     this.connReset();
@@ -509,7 +592,7 @@ export class ClientCore {
       this.lastErr = err;
       this.setState(State.STOPPED, err);
     } else {
-      this.scheduleBackoff(err);
+      this.reconnectNext(err, fresh);
     }
     this.failRequests('ECONNRESET');
   }
@@ -531,6 +614,7 @@ export class ClientCore {
     this.syncLimit = c.syncLimit || w.sync_page_max;
     if (w.sync_page_max && this.syncLimit > w.sync_page_max) this.syncLimit = w.sync_page_max;
     this.backoffAttempt = 0;
+    this.readyMs = this.nowMs;
     this.lastErr = null;
     this.st.readies++;
     this.needSync = !c.syncDisabled;
@@ -866,9 +950,12 @@ export class ClientCore {
         this.lastErr = why;
         this.setState(State.STOPPED, why);
       } else {
+        // 1001: the node drains (or found this connection idle); its
+        // sessions move to the other nodes at once.
+        const fresh = this.wasStable(this.state) || code === Close.GOING_AWAY;
         this.state = State.BACKOFF;
         this.connReset();
-        this.scheduleBackoff(err || (code ? 'ECONNRESET' : 'EPIPE'));
+        this.reconnectNext(err || (code ? 'ECONNRESET' : 'EPIPE'), fresh);
       }
       this.failRequests('ECONNRESET');
     }
@@ -943,6 +1030,7 @@ export class ClientCore {
     this.nowMs = nowMs;
     if (this.state === State.BACKOFF) {
       this.backoffAttempt = 0;
+      this.roundFails = 0;
       this.beginConnect();
     }
     this.leave();
@@ -1135,6 +1223,16 @@ export class ClientCore {
   peer(convId) {
     const c = this.convs.get(convId);
     return c ? { delivered: c.peerDelivered, read: c.peerRead } : { delivered: 0, read: 0 };
+  }
+
+  /** The URL the client connects to now, or will next (in BACKOFF). */
+  url() {
+    return this.urls[this.urlOrder[this.urlPos]];
+  }
+
+  /** Its index in the configured list (0 for a single url). */
+  urlIndex() {
+    return this.urlOrder[this.urlPos];
   }
 
   stats() {

@@ -8,3 +8,4 @@ export { MessageList } from './msglist.js';
 export { createCodec, SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
 export { codec } from './schema.js';
 export { toHex, fromHex } from './ids.js';
+export { URLS_MAX, STABLE_MS } from './core.js';
