@@ -64,6 +64,8 @@ struct sb_media {
     sb_media_xfer *all;
     size_t n_xfers;
     int64_t now_ms; /* the last time an entry point was given */
+    int64_t gc_ms;  /* the last sweep of unnamed blobs asked */
+    bool gc_running;
     bool closing, draining;
     sb_media_stats stats;
 };
@@ -211,7 +213,49 @@ void sb_media_close(sb_media *m)
 {
     if (!m) return;
     m->closing = true;
-    if (m->n_xfers == 0) media_free(m);
+    if (m->n_xfers == 0 && !m->gc_running) media_free(m);
+}
+
+/* ---- the sweep of blobs no record names -------------------------------------
+ */
+
+static void gc_done(sb_req *r)
+{
+    sb_media *m = r->ctx;
+    m->gc_running = false;
+    if (r->rc == 0 && r->u.blob_gc.removed)
+        sb_log(SB_LOG_INFO, "media_gc", NULL,
+               "%" PRIu64 " uploads' files no record names removed",
+               r->u.blob_gc.removed);
+    free(r);
+    if (m->closing && m->n_xfers == 0) media_free(m);
+}
+
+/* Asks the store to remove the blobs no record names (one sweep at a
+ * time; none while closing). */
+static void gc_start(sb_media *m)
+{
+    if (m->gc_running || m->closing) return;
+    sb_req *r = calloc(1, sizeof *r);
+    if (!r) return;
+    r->kind = SB_REQ_BLOB_GC;
+    r->done = gc_done;
+    r->ctx = m;
+    r->u.blob_gc.older_than_ms = m->now_ms - SB_MEDIA_GC_AGE_MS;
+    m->gc_running = true;
+    m->gc_ms = m->now_ms;
+    sb_storeq_submit(m->cfg.storeq, r);
+}
+
+void *sb_media_erased(sb_media *m, const char *user_id, uint64_t uploads)
+{
+    (void)user_id;
+    gc_start(m);
+    return json_pack(
+        "{s:I,s:s}", "uploads", (json_int_t)uploads, "bytes",
+        "each upload's bytes leave the store unless another upload has the "
+        "same ones: now for those stored over 10 minutes ago, within the "
+        "hour for the others");
 }
 
 void sb_media_drain(sb_media *m)
@@ -330,7 +374,7 @@ static void xfer_maybe_free(sb_media_xfer *x)
     if (x->next) x->next->prev = x->prev;
     m->n_xfers--;
     free(x);
-    if (m->closing && m->n_xfers == 0) media_free(m);
+    if (m->closing && m->n_xfers == 0 && !m->gc_running) media_free(m);
 }
 
 /* The exchange is over: the connection closes once its bytes are out. */
@@ -1185,4 +1229,6 @@ void sb_media_sweep(sb_media *m, int64_t now_ms)
         }
     }
     if (m->n_users > 0) users_sweep(m, now_ms);
+    if (m->gc_ms == 0) m->gc_ms = now_ms; /* the first an hour after start */
+    if (now_ms - m->gc_ms >= SB_MEDIA_GC_EVERY_MS) gc_start(m);
 }

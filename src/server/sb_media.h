@@ -31,6 +31,11 @@
 #include "sb_http.h"
 #include "sb_storeq.h"
 
+/* Blobs no record names are swept once they are this old (a blob is
+ * stored moments before the record that names it), every hour. */
+#define SB_MEDIA_GC_AGE_MS (10 * 60 * 1000)
+#define SB_MEDIA_GC_EVERY_MS (60 * 60 * 1000)
+
 typedef struct sb_media sb_media;
 typedef struct sb_media_xfer sb_media_xfer;
 
@@ -117,5 +122,11 @@ void sb_media_gone(sb_media_xfer *x);
 void sb_media_sweep(sb_media *m, int64_t now_ms);
 
 void sb_media_get_stats(const sb_media *m, sb_media_stats *out);
+
+/* A user's uploads were erased (their records: sb_store_user_erase): their
+ * bytes are swept from the store now, those stored over SB_MEDIA_GC_AGE_MS
+ * ago (the sweep runs every hour too, for the others). Returns what the
+ * erasure's answer says of attachments (a new JSON reference, or NULL). */
+void *sb_media_erased(sb_media *m, const char *user_id, uint64_t uploads);
 
 #endif

@@ -43,7 +43,7 @@
  * dropped. */
 #define SRV_CLOSE_WAIT_MS 2000
 
-                    typedef struct server server;
+typedef struct server server;
 
 typedef enum conn_phase { PH_HTTP, PH_MEDIA, PH_WS, PH_CLOSING } conn_phase;
 
@@ -1049,6 +1049,14 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
 }
 
+/* Erasure's part for uploads: their bytes (sb_media). */
+static void *media_erased(void *ud, const char *user_id,
+                          const sb_store_erased *e)
+{
+    server *srv = ud;
+    return srv->media ? sb_media_erased(srv->media, user_id, e->uploads) : NULL;
+}
+
 /* The media service, unless the store is in memory (no place for
  * blobs): uploads arrive in DATA/media/tmp whatever the store. */
 static int media_start(server *srv, const char *store_path)
@@ -1071,6 +1079,8 @@ static int media_start(server *srv, const char *store_path)
     mc.origins = cfg->origins;
     mc.n_origins = cfg->n_origins;
     int rc = sb_media_new(&mc, &srv->media);
+    if (rc == 0 && srv->data)
+        sb_dataops_set_erase_hook(srv->data, media_erased, srv);
     if (rc)
         sb_log(SB_LOG_ERROR, "media_failed", NULL,
                "cannot start the media service in %s: %s", tmp,

@@ -918,5 +918,6 @@ static const sb_store_ops PG_OPS = {
     .media_ref = sb__pg_media_ref,
     .blob_put = sb__pg_blob_put,
     .blob_read = sb__pg_blob_read,
+    .blob_gc = sb__pg_blob_gc,
     .ping = pg_ping,
 };

@@ -279,6 +279,7 @@ int sb__pg_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                     const char *path, uint64_t size);
 int sb__pg_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                      uint64_t off, uint8_t *buf, size_t cap, size_t *got);
+int sb__pg_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed);
 /* The webhook outbox and a user's erasure (sb_pg_hook.c). */
 int sb__pg_outbox_add(sb_store *s, const char *event, const char *endpoint,
                       const char *subject, const char *payload, int64_t now_ms);

@@ -223,6 +223,15 @@ int sb__pg_blob_put(sb_store *base, const uint8_t sha256[SB_SHA256_BYTES],
     bool has = false;
     if (rc == 0) rc = blob_has(s, sha256, &has);
     if (rc == 0 && !has) rc = blob_write(s, sha256, path, size);
+    if (rc == 0 && has) {
+        /* Stored before: made young again, so that the sweep of blobs no
+         * record names leaves it to the record about to name it. */
+        sb_pg_params p = {0};
+        sb__pg_bin(&p, sha256, SB_SHA256_BYTES);
+        sb__pg_int(&p, wall_ms());
+        rc = sb__pg_exec_sql(
+            s, "UPDATE blobs SET created_ts = $2 WHERE sha256 = $1", &p, NULL);
+    }
     if (rc == 0) rc = base->ops->commit(base);
     if (rc) {
         base->ops->rollback(base);
@@ -284,4 +293,28 @@ int sb__pg_blob_read(sb_store *base, const uint8_t sha256[SB_SHA256_BYTES],
     }
     sb__pg_read_end(s, own);
     return rc;
+}
+
+int sb__pg_blob_gc(sb_store *base, int64_t older_than_ms, uint64_t *removed)
+{
+    sb_pg *s = sb__pg(base);
+    static const char orphans[] =
+        "SELECT b.sha256 FROM blobs b WHERE b.created_ts < $1"
+        " AND NOT EXISTS(SELECT 1 FROM media m WHERE m.sha256 = b.sha256)";
+    char chunks_sql[sizeof orphans + 96], blobs_sql[sizeof orphans + 96];
+    snprintf(chunks_sql, sizeof chunks_sql,
+             "DELETE FROM blob_chunks WHERE sha256 IN (%s)", orphans);
+    snprintf(blobs_sql, sizeof blobs_sql,
+             "DELETE FROM blobs WHERE sha256 IN (%s)", orphans);
+    sb_pg_params p = {0};
+    sb__pg_int(&p, older_than_ms);
+    int rc = base->ops->begin(base);
+    PGresult *r = NULL;
+    if (rc == 0) rc = sb__pg_exec_sql(s, chunks_sql, &p, NULL);
+    if (rc == 0) rc = sb__pg_exec_sql(s, blobs_sql, &p, &r);
+    if (rc == 0) *removed = strtoull(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    if (rc == 0) rc = base->ops->commit(base);
+    if (rc) base->ops->rollback(base);
+    return rc == SB_E_RETRY ? SB_E_STORE : rc;
 }

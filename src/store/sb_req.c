@@ -562,6 +562,13 @@ static int blob_read_run(sb_store *s, sb_req *r)
                               r->u.blob.cap, &r->u.blob.got);
 }
 
+static int blob_gc_run(sb_store *s, sb_req *r)
+{
+    r->u.blob_gc.removed = 0;
+    return sb_store_blob_gc(s, r->u.blob_gc.older_than_ms,
+                            &r->u.blob_gc.removed);
+}
+
 /* ---- conversations written ---------------------------------------------- */
 
 static uint64_t append_conv(const sb_req *r)
@@ -635,6 +642,7 @@ const sb__req_op sb__req_ops[] = {
     READ(MEDIA_GET, media_get_run),
     BLOB(BLOB_PUT, blob_put_run),
     BLOB(BLOB_READ, blob_read_run),
+    BLOB(BLOB_GC, blob_gc_run),
 };
 _Static_assert(sizeof sb__req_ops / sizeof sb__req_ops[0] == SB_REQ__COUNT,
                "one sb__req_ops row per request kind");

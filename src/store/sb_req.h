@@ -60,6 +60,7 @@ typedef enum sb_req_kind {
      * holds up no message */
     SB_REQ_BLOB_PUT,  /* u.blob: store a finished file as a blob */
     SB_REQ_BLOB_READ, /* u.blob: read part of a blob */
+    SB_REQ_BLOB_GC,   /* u.blob_gc: remove the blobs no record names */
     SB_REQ__COUNT
 } sb_req_kind;
 
@@ -236,6 +237,10 @@ struct sb_req {
         struct {
             sb_store_media m;
         } media_put;
+        struct {
+            int64_t older_than_ms; /* stored before this only */
+            uint64_t removed;      /* out */
+        } blob_gc;
         struct {
             char user_id[SB_ID_BYTES_MAX + 1];
             bool all; /* an admin: every upload that a message carries */

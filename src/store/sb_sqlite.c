@@ -671,6 +671,7 @@ static const sb_store_ops SQLITE_OPS = {
     .media_ref = sb__sqlite_media_ref,
     .blob_put = sb__sqlite_blob_put,
     .blob_read = sb__sqlite_blob_read,
+    .blob_gc = sb__sqlite_blob_gc,
     .cache = sqlite_cache,
     .wal_watch = sqlite_wal_watch,
     .checkpoint = sqlite_checkpoint,

@@ -266,6 +266,7 @@ int sb__sqlite_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                         const char *path, uint64_t size);
 int sb__sqlite_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                          uint64_t off, uint8_t *buf, size_t cap, size_t *got);
+int sb__sqlite_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed);
 
 /* Appends formatted text to sql[size] at *n; false once it no longer
  * fits (*n is then size). */

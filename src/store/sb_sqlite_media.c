@@ -6,6 +6,7 @@
  * always the whole blob. */
 #include "sb_sqlite_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -214,8 +215,11 @@ int sb__sqlite_blob_put(sb_store *base, const uint8_t sha256[SB_SHA256_BYTES],
     blob_paths(s->media_dir, sha256, dir, file, sizeof dir);
     struct stat st;
     if (stat(file, &st) == 0 && (uint64_t)st.st_size == size) {
-        unlink(path); /* stored before: the same bytes */
-        return 0;
+        /* Stored before: the same bytes. Made young again, so that the
+         * sweep of blobs no record names (sb_store_blob_gc) leaves it to
+         * the record about to name it. */
+        unlink(path);
+        return utimensat(AT_FDCWD, file, NULL, 0) == 0 ? 0 : SB_E_STORE;
     }
     bool top, shard;
     if (dir_ensure(s->media_dir, &top) || dir_ensure(dir, &shard))
@@ -247,4 +251,67 @@ int sb__sqlite_blob_read(sb_store *base, const uint8_t sha256[SB_SHA256_BYTES],
     if (n < 0) return SB_E_STORE;
     *got = (size_t)n;
     return 0;
+}
+
+/* Whether a record names blob hex (64 hex digits). */
+static int blob_named(sb_sqlite *s, const char *hex, bool *named)
+{
+    uint8_t sha[SB_SHA256_BYTES];
+    for (int i = 0; i < SB_SHA256_BYTES; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) return SB_E_INVALID;
+        sha[i] = (uint8_t)v;
+    }
+    static const char sql[] = "SELECT 1 FROM media WHERE sha256 = ?1 LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    int rc = sb__sqlite_prepare(s, sql, sizeof sql - 1, &st);
+    if (rc) return rc;
+    sqlite3_bind_blob(st, 1, sha, SB_SHA256_BYTES, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    *named = step == SQLITE_ROW;
+    rc = step == SQLITE_ROW || step == SQLITE_DONE ? 0 : SB_E_STORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static bool is_hex(const char *p, size_t n)
+{
+    if (strlen(p) != n) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+int sb__sqlite_blob_gc(sb_store *base, int64_t older_than_ms, uint64_t *removed)
+{
+    sb_sqlite *s = sb__sqlite(base);
+    if (!s->media_dir) return -ENOTSUP;
+    DIR *top = opendir(s->media_dir);
+    if (!top) return errno == ENOENT ? 0 : SB_E_STORE;
+    int rc = 0;
+    struct dirent *e;
+    char dir[1024], file[1200];
+    while (rc == 0 && (e = readdir(top))) {
+        if (!is_hex(e->d_name, 2)) continue; /* tmp/, dot entries */
+        snprintf(dir, sizeof dir, "%s/%s", s->media_dir, e->d_name);
+        DIR *d = opendir(dir);
+        if (!d) continue;
+        struct dirent *f;
+        while (rc == 0 && (f = readdir(d))) {
+            if (!is_hex(f->d_name, 2 * SB_SHA256_BYTES)) continue;
+            snprintf(file, sizeof file, "%s/%s", dir, f->d_name);
+            struct stat st;
+            if (stat(file, &st) != 0) continue;
+            int64_t mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 +
+                               st.st_mtim.tv_nsec / 1000000;
+            if (mtime_ms >= older_than_ms) continue;
+            bool named = true;
+            rc = blob_named(s, f->d_name, &named);
+            if (rc == 0 && !named && unlink(file) == 0) (*removed)++;
+        }
+        closedir(d);
+    }
+    closedir(top);
+    return rc;
 }

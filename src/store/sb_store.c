@@ -923,6 +923,15 @@ int sb_store_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                             : -ENOTSUP;
 }
 
+int sb_store_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed)
+{
+    assert(s && !s->ops->in_write(s));
+    uint64_t n = 0;
+    int rc = s->ops->blob_gc ? s->ops->blob_gc(s, older_than_ms, &n) : -ENOTSUP;
+    if (removed) *removed = n;
+    return rc;
+}
+
 int sb_store_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                        uint64_t off, uint8_t *buf, size_t cap, size_t *got)
 {

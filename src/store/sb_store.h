@@ -389,13 +389,15 @@ typedef struct sb_store_erased {
                                replies) were removed */
     uint64_t cursors;       /* device cursors deleted */
     uint64_t outbox_events; /* webhook events about the user dropped */
+    uint64_t uploads;       /* the user's uploads' records deleted (their
+                               bytes go with sb_store_blob_gc) */
 } sb_store_erased;
 
 /* Erases what user_id wrote: the body and structured parts of every
  * message it sent (ids, seqs, times, types and membership stay, so that
- * every conversation keeps its dense seqs), its device cursors, its
- * pending or failed webhook events, and its words from the search index.
- * Idempotent. */
+ * every conversation keeps its dense seqs), its uploads' records, its
+ * device cursors, its pending or failed webhook events, and its words
+ * from the search index. Idempotent. */
 int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
 /* ---- media -----------------------------------------------------------------
  *
@@ -446,6 +448,13 @@ int sb_store_media_get(sb_store *s, const char *id, const char *user_id,
  * with no place for blobs (an SQLite database in memory). */
 int sb_store_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                       const char *path, uint64_t size);
+
+/* Removes the blobs that no upload's record names any more (an erased
+ * user's) and that were stored before older_than_ms (a blob is stored
+ * before its record: a younger one may be an upload's on its way).
+ * Outside a transaction; *removed (if set) counts them. 0, SB_E_STORE,
+ * -ENOTSUP. */
+int sb_store_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed);
 
 /* Reads up to cap bytes of blob sha256 from offset off into buf; *got is
  * how many (0 only at or past its end; fewer than cap may come before

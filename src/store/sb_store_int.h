@@ -139,6 +139,7 @@ typedef struct sb_store_ops {
                     const char *path, uint64_t size);
     int (*blob_read)(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                      uint64_t off, uint8_t *buf, size_t cap, size_t *got);
+    int (*blob_gc)(sb_store *s, int64_t older_than_ms, uint64_t *removed);
 
     /* Maintenance; NULL: the database has none (the call answers
      * -ENOTSUP, or does nothing where it cannot fail). */

@@ -22,9 +22,12 @@
  *     server serves on.
  *  4. On PostgreSQL: no blob in the data folder, and a second gateway on
  *     the same database serves an upload the first took.
- *  5. SQLite: `sbctl store backup` copies the uploads' files with the
+ *  5. The REST API: a non-member's export names neither the conversation
+ *     nor the upload; the uploader's erasure removes its uploads (nobody
+ *     fetches them after) and their bytes from the store.
+ *  6. SQLite: `sbctl store backup` copies the uploads' files with the
  *     database; a server on the restored folder serves them.
- *  6. A full disk (root: a tmpfs of the test's own as the data folder):
+ *  7. A full disk (root: a tmpfs of the test's own as the data folder):
  *     an upload that does not fit is answered 507 and leaves nothing;
  *     once there is room, uploads are taken again. */
 #include <setjmp.h>
@@ -46,6 +49,9 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <openssl/sha.h>
+#include <sys/time.h>
 
 #include "itest.h"
 #include "pgtest.h"
@@ -911,7 +917,115 @@ static void test_cluster(void **state)
     free(p);
 }
 
-/* ---- 5. backup and restore ----------------------------------------------- */
+/* ---- 5. export and erasure (the REST API) ----------------------------------
+ */
+
+/* Whether the blob of bytes p[0..n) is in the store (a file for SQLite,
+ * a row for PostgreSQL); with age_back, it is made an hour older first. */
+static bool blob_there(const uint8_t *p, size_t n, bool age_back)
+{
+    uint8_t sha[SHA256_DIGEST_LENGTH];
+    SHA256(p, n, sha);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    if (E.srv.store[0]) {
+        char sql[256];
+        if (age_back) {
+            snprintf(sql, sizeof sql,
+                     "UPDATE blobs SET created_ts = created_ts - 3600000"
+                     " WHERE sha256 = decode('%s', 'hex')",
+                     hex);
+            assert_int_equal(pgtest_exec(E.srv.store, sql), 0);
+        }
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM blobs WHERE sha256 = decode('%s',"
+                 " 'hex')",
+                 hex);
+        return pgtest_int(E.srv.store, sql) == 1;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/media/%.2s/%s", E.data_dir, hex, hex);
+    if (age_back) {
+        struct timeval tv[2];
+        gettimeofday(&tv[0], NULL);
+        tv[0].tv_sec -= 3600;
+        tv[1] = tv[0];
+        assert_int_equal(utimes(path, tv), 0);
+    }
+    return access(path, F_OK) == 0;
+}
+
+static void test_erase_export(void **state)
+{
+    (void)state;
+    it_raw alice;
+    peer(&alice, "ada", "customer", SB_ENC_JSON);
+    uint64_t conv = open_conv(&alice, "bob");
+    photo_opts po = {.w = 24, .h = 24, .gps = true};
+    uint8_t *photo;
+    size_t photo_n;
+    assert_int_equal(photo_jpeg(&po, &photo, &photo_n), 0);
+    http_res r;
+    upload("ada", "customer", conv, "me.jpg", photo, photo_n, &r);
+    char id[SB_MEDIA_ID_LEN + 1];
+    upload_id(&r, id);
+    res_free(&r);
+    Sbp__Frame *a = send_media(&alice, conv, SBP__MSG_TYPE__MSG_IMAGE, id, 1);
+    assert_int_equal(a->body_case, SBP__FRAME__BODY_SEND_ACK);
+    sb_frame_free(a);
+    it_raw_close(&alice);
+    assert_int_equal(fetch(id, "bob", "agent", &r), 200);
+    uint8_t *stored = r.body;
+    size_t stored_n = r.n;
+    r.body = NULL;
+    res_free(&r);
+    assert_true(blob_there(stored, stored_n, false));
+
+    /* Exports: a non-member's holds nothing of it; the uploader's does. */
+    const char *admin = harness_token("root", "admin", 600);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/users/eve/export");
+    assert_int_equal(fetch_on(E.srv.port, path, admin, &r), 200);
+    assert_null(strstr((char *)r.body, id));
+    assert_null(strstr((char *)r.body, "me.jpg"));
+    res_free(&r);
+    snprintf(path, sizeof path, "/api/v1/users/ada/export");
+    assert_int_equal(fetch_on(E.srv.port, path, admin, &r), 200);
+    assert_non_null(strstr((char *)r.body, id));
+    res_free(&r);
+
+    /* Erasure: the uploads go (nobody fetches them), and their bytes
+     * (made an hour old here: the sweep spares younger ones, which an
+     * upload on its way may be about to name). */
+    assert_true(blob_there(stored, stored_n, true));
+    char head[2048];
+    snprintf(head, sizeof head,
+             "POST /api/v1/users/ada/erase HTTP/1.1\r\nHost: t\r\n"
+             "Authorization: Bearer %s\r\nContent-Length: 0\r\n",
+             admin);
+    assert_int_equal(http_do(E.srv.port, head, NULL, 0, &r), 200);
+    json_t *j = json_loadb((const char *)r.body, r.n, 0, NULL);
+    assert_non_null(j);
+    json_t *att = json_object_get(j, "attachments");
+    assert_int_equal(json_integer_value(json_object_get(att, "uploads")), 1);
+    json_decref(j);
+    res_free(&r);
+    assert_int_equal(fetch(id, "bob", "agent", &r), 404);
+    res_free(&r);
+    assert_int_equal(fetch(id, "ada", "customer", &r), 404);
+    res_free(&r);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; i++) {
+        gone = !blob_there(stored, stored_n, false);
+        if (!gone) usleep(50000);
+    }
+    assert_true(gone);
+    free(stored);
+    free(photo);
+}
+
+/* ---- 6. backup and restore ----------------------------------------------- */
 
 static void test_backup(void **state)
 {
@@ -978,7 +1092,7 @@ static void test_backup(void **state)
     free(photo);
 }
 
-/* ---- 6. a full disk -------------------------------------------------------
+/* ---- 7. a full disk -------------------------------------------------------
  */
 
 static char MNT[64];
@@ -1070,6 +1184,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_photo_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_uploads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, full_setup,
                                         full_teardown),
