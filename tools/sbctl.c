@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "sb_backup.h"
+#include "sb_image.h"
 #include "sb_client.h"
 #include "sb_client_hs.h"
 #include "sb_storecopy.h"
@@ -84,7 +85,8 @@ struct ctl {
     size_t n_members;
     const char *title;
     Sbp__ConvKind kind;
-    char *text; /* send: the message; search: the query */
+    char *text;                   /* send: the message; search: the query */
+    const char *file, *file_name; /* send --file: an attachment */
     /* customer service */
     const char *desk, *agent, *group, *cursor, *tag;
     Sbp__ConvState state;
@@ -135,10 +137,21 @@ static void put_escaped(const char *s)
     }
 }
 
+/* One message: `conv seq sender body`; an attachment's after the body as
+ * `[image|file NAME TYPE BYTES [WxH] URL]`. */
 static void print_msg(const Sbp__Message *m)
 {
     printf("%" PRIu64 " %" PRIu64 " %s ", m->conv_id, m->seq, m->sender);
     put_escaped(m->body);
+    const Sbp__Media *md = m->media;
+    if (md && md->id[0]) {
+        printf("%s[%s ", m->body[0] ? " " : "",
+               m->type == SBP__MSG_TYPE__MSG_IMAGE ? "image" : "file");
+        put_escaped(md->name);
+        printf(" %s %" PRIu64, md->mime[0] ? md->mime : "-", md->size);
+        if (md->width) printf(" %ux%u", md->width, md->height);
+        printf(" %s]", md->url);
+    }
     putchar('\n');
     fflush(stdout);
 }
@@ -673,11 +686,31 @@ static void answer_open(ctl *x, int err, const Sbp__Frame *resp)
 
 static int prepare_send(ctl *x, int argc, char **argv)
 {
-    return take_text(x, argc, argv, "TEXT is required");
+    if (x->file && optind >= argc) return EXIT_OK; /* no caption */
+    return take_text(x, argc, argv, "TEXT (or --file PATH) is required");
+}
+
+/* An attachment is an image message when its first bytes are those of an
+ * image a page shows (the server checks its content again), else a file
+ * message. */
+static Sbp__MsgType file_type(const char *path)
+{
+    uint8_t head[16];
+    size_t n = 0;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        n = fread(head, 1, sizeof head, f);
+        fclose(f);
+    }
+    return sb_image_sniff(head, n) != SB_IMAGE_NONE ? SBP__MSG_TYPE__MSG_IMAGE
+                                                    : SBP__MSG_TYPE__MSG_FILE;
 }
 
 static int act_send(ctl *x)
 {
+    if (x->file)
+        return sb_client_send_file(x->c, x->conv, file_type(x->file), x->file,
+                                   x->file_name, x->text, NULL);
     return sb_client_send_text(x->c, x->conv, x->text, NULL);
 }
 
@@ -1220,9 +1253,15 @@ static const command COMMANDS[] = {
     {
         .name = "send",
         .usage = "usage: sbctl send --conv N [connection] [--] TEXT...\n"
+                 "       sbctl send --conv N --file PATH [--name NAME] "
+                 "[connection] [TEXT...]\n"
                  "Sends TEXT (the words joined by spaces) and waits for "
                  "SEND_ACK; prints\n`msg_id=M conv=N seq=S`. On an "
-                 "ERROR prints its code name and exits 1.\n",
+                 "ERROR prints its code name and exits 1.\n"
+                 "With --file, uploads the file at PATH first (POST /media, "
+                 "shown as NAME,\ndefault its file name), then sends it as "
+                 "an image (a JPEG, PNG, GIF or\nWebP) or a file message, "
+                 "TEXT as its caption.\n",
         .needs_conv = true,
         .prepare = prepare_send,
         .act = act_send,
@@ -1448,6 +1487,8 @@ enum {
     O_CA,
     O_GROUPS,
     O_CAPACITY,
+    O_FILE,
+    O_NAME,
 };
 
 /* ---- options and the run ------------------------------------------------- */
@@ -1461,6 +1502,8 @@ static const struct option OPTS[] = {
     {"timeout-ms", required_argument, NULL, O_TIMEOUT},
     {"verbose", no_argument, NULL, 'v'},
     {"conv", required_argument, NULL, O_CONV},
+    {"file", required_argument, NULL, O_FILE},
+    {"name", required_argument, NULL, O_NAME},
     {"before", required_argument, NULL, O_BEFORE},
     {"limit", required_argument, NULL, O_LIMIT},
     {"count", required_argument, NULL, O_COUNT},
@@ -1540,6 +1583,12 @@ static int take_option(ctl *x, int o)
         break;
     case O_TITLE:
         x->title = optarg;
+        break;
+    case O_FILE:
+        x->file = optarg;
+        break;
+    case O_NAME:
+        x->file_name = optarg;
         break;
     case O_KIND:
         if (strcmp(optarg, "direct") == 0)

@@ -22,12 +22,16 @@
  *     server serves on.
  *  4. On PostgreSQL: no blob in the data folder, and a second gateway on
  *     the same database serves an upload the first took.
- *  5. The REST API: a non-member's export names neither the conversation
+ *  5. The C SDK (sbctl's): an attachment uploaded, then sent, once; its
+ *     send waits in the outbox while the server is down and goes when it
+ *     is back; a refused upload (HTML) makes the send FAILED and sends
+ *     nothing; a file that cannot be read fails at once.
+ *  6. The REST API: a non-member's export names neither the conversation
  *     nor the upload; the uploader's erasure removes its uploads (nobody
  *     fetches them after) and their bytes from the store.
- *  6. SQLite: `sbctl store backup` copies the uploads' files with the
+ *  7. SQLite: `sbctl store backup` copies the uploads' files with the
  *     database; a server on the restored folder serves them.
- *  7. A full disk (root: a tmpfs of the test's own as the data folder):
+ *  8. A full disk (root: a tmpfs of the test's own as the data folder):
  *     an upload that does not fit is answered 507 and leaves nothing;
  *     once there is room, uploads are taken again. */
 #include <setjmp.h>
@@ -917,7 +921,118 @@ static void test_cluster(void **state)
     free(p);
 }
 
-/* ---- 5. export and erasure (the REST API) ----------------------------------
+/* ---- 5. the C SDK ---------------------------------------------------------
+ */
+
+/* The messages of conv as bob sees them (HISTORY over a raw client). */
+static Sbp__Frame *history(uint64_t conv)
+{
+    it_raw bob;
+    peer(&bob, "bob", "agent", SB_ENC_PROTO);
+    Sbp__History h = SBP__HISTORY__INIT;
+    h.conv_id = conv;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_HISTORY;
+    f.history = &h;
+    Sbp__Frame *g = answer(&bob, send_frame(&bob, &f));
+    assert_int_equal(g->body_case, SBP__FRAME__BODY_HISTORY_RESP);
+    it_raw_close(&bob);
+    return g;
+}
+
+static bool sdk_done(void *arg)
+{
+    it_device *d = arg;
+    return d->n_sent + d->n_failed >= d->n_sends;
+}
+
+static void test_sdk(void **state)
+{
+    (void)state;
+    it_device *a = it_device_new(&E, "sam", "customer", "phone");
+    assert_int_equal(it_device_start(a), 0);
+    assert_true(it_device_wait_ready(a, WAIT_MS));
+    uint64_t conv = it_open(a, "bob", WAIT_MS);
+    assert_true(conv != 0);
+    char dir[] = "/tmp/sbsdkmedia.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char photo_path[256], html_path[256];
+    snprintf(photo_path, sizeof photo_path, "%s/IMG 2.jpg", dir);
+    snprintf(html_path, sizeof html_path, "%s/page.png", dir);
+    photo_opts po = {.w = 30, .h = 20, .gps = true};
+    uint8_t *photo;
+    size_t photo_n;
+    assert_int_equal(photo_jpeg(&po, &photo, &photo_n), 0);
+    FILE *f = fopen(photo_path, "wb");
+    fwrite(photo, 1, photo_n, f);
+    fclose(f);
+    f = fopen(html_path, "wb");
+    fputs("<html><script>alert(1)</script></html>\n", f);
+    fclose(f);
+
+    /* Uploaded, then sent: an image message with the server's record. */
+    assert_int_equal(it_send_file(a, conv, SBP__MSG_TYPE__MSG_IMAGE, photo_path,
+                                  NULL, "the receipt", NULL),
+                     0);
+    assert_true(it_run_until(&E, sdk_done, a, WAIT_MS));
+    assert_int_equal(a->n_failed, 0);
+    Sbp__Frame *h = history(conv);
+    assert_int_equal(h->history_resp->n_messages, 1);
+    Sbp__Message *m = h->history_resp->messages[0];
+    assert_int_equal(m->type, SBP__MSG_TYPE__MSG_IMAGE);
+    assert_string_equal(m->body, "the receipt");
+    assert_string_equal(m->media->name, "IMG 2.jpg");
+    assert_string_equal(m->media->mime, "image/jpeg");
+    assert_int_equal(m->media->width, 30);
+    assert_int_equal(m->media->height, 20);
+    sb_frame_free(h);
+    sb_client_stats st;
+    sb_client_get_stats(a->c, &st);
+    assert_int_equal(st.uploads, 1);
+
+    /* The server goes away: the attachment waits in the outbox, then
+     * goes up and out once, when the server is back. */
+    assert_int_equal(harness_stop(&E.srv), 0);
+    assert_int_equal(it_send_file(a, conv, SBP__MSG_TYPE__MSG_FILE, photo_path,
+                                  "again.jpg", NULL, NULL),
+                     0);
+    it_run_for(&E, 700);
+    assert_int_equal(a->n_sent, 1);
+    assert_int_equal(harness_restart(&E.srv), 0);
+    assert_true(it_run_until(&E, sdk_done, a, 3 * WAIT_MS));
+    assert_int_equal(a->n_sent, 2);
+    assert_int_equal(a->n_failed, 0);
+    h = history(conv);
+    assert_int_equal(h->history_resp->n_messages, 2);
+    assert_string_equal(h->history_resp->messages[1]->media->name, "again.jpg");
+    sb_frame_free(h);
+
+    /* Refused by the server: FAILED, and nothing sent. */
+    assert_int_equal(it_send_file(a, conv, SBP__MSG_TYPE__MSG_IMAGE, html_path,
+                                  NULL, "look", NULL),
+                     0);
+    assert_true(it_run_until(&E, sdk_done, a, WAIT_MS));
+    assert_int_equal(a->n_failed, 1);
+    /* A file that is not there. */
+    char gone[300];
+    snprintf(gone, sizeof gone, "%s/nothing.pdf", dir);
+    assert_int_equal(
+        it_send_file(a, conv, SBP__MSG_TYPE__MSG_FILE, gone, NULL, NULL, NULL),
+        0);
+    assert_true(it_run_until(&E, sdk_done, a, WAIT_MS));
+    assert_int_equal(a->n_failed, 2);
+    h = history(conv);
+    assert_int_equal(h->history_resp->n_messages, 2); /* nothing half-made */
+    sb_frame_free(h);
+    assert_int_equal(E.violations, 0);
+    it_device_stop(a);
+    unlink(photo_path);
+    unlink(html_path);
+    rmdir(dir);
+    free(photo);
+}
+
+/* ---- 6. export and erasure (the REST API) ----------------------------------
  */
 
 /* Whether the blob of bytes p[0..n) is in the store (a file for SQLite,
@@ -1025,7 +1140,7 @@ static void test_erase_export(void **state)
     free(photo);
 }
 
-/* ---- 6. backup and restore ----------------------------------------------- */
+/* ---- 7. backup and restore ----------------------------------------------- */
 
 static void test_backup(void **state)
 {
@@ -1092,7 +1207,7 @@ static void test_backup(void **state)
     free(photo);
 }
 
-/* ---- 7. a full disk -------------------------------------------------------
+/* ---- 8. a full disk -------------------------------------------------------
  */
 
 static char MNT[64];
@@ -1184,6 +1299,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_photo_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_uploads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sdk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, full_setup,
