@@ -290,6 +290,11 @@ export class ChatStore {
     return this.client.send(convId, opts);
   }
 
+  /** An attachment (Client.sendFile): uploaded, then sent. */
+  sendFile(convId, file, opts) {
+    return this.client.sendFile(convId, file, opts);
+  }
+
   retry(key) {
     return this.client.retry(key);
   }
