@@ -43,8 +43,9 @@ const char *sb_image_mime(sb_image_format f);
 sb_image_format sb_image_from_mime(const char *mime);
 
 /* Reads the image in p[0..n) and cleans it. On success fills *info and,
- * when info->changed, appends the cleaned image to out (else out is left
- * as it was: the input is clean). Returns 0; SB_E_INVALID when p is not a
+ * when info->changed, appends the cleaned image to out (else out's length
+ * is left as it was: the input is clean; out may have grown its room
+ * either way, sb_buf_free it). Returns 0; SB_E_INVALID when p is not a
  * whole image of the format its signature says (cut short, no size, a
  * segment or chunk running past the end, a side of 0 or over
  * SB_MEDIA_SIDE_MAX), or -ENOMEM. */

@@ -101,6 +101,7 @@ struct sb_media_xfer {
     char id[SB_MEDIA_ID_LEN + 1];
     int64_t length, received;
     bool expect_continue;
+    bool continued; /* "100 Continue" written: the body may come */
     char path[1024];
     bool file; /* path names a file of ours */
     uv_file fd;
@@ -410,7 +411,10 @@ static void xfer_answer(sb_media_xfer *x, int status, const char *type,
     if (sb_http_respond_ex(&out, status, type, headers, body, n) == 0)
         x->conn.write(x->conn.ud, &out);
     sb_buf_free(&out);
-    if (x->upload && x->received < x->length && status >= 300) {
+    /* A client waiting for "100 Continue" sends no body: nothing to
+     * drop. */
+    bool body_coming = !x->expect_continue || x->continued;
+    if (x->upload && body_coming && x->received < x->length && status >= 300) {
         /* The client may still be sending: read on (and drop) a moment,
          * so that it reads the answer rather than a reset. */
         x->st = XS_LINGER;
@@ -545,6 +549,7 @@ static void on_open(uv_fs_t *req)
         sb_buf out = SB_BUF_INIT;
         if (sb_http_respond_continue(&out) == 0)
             x->conn.write(x->conn.ud, &out);
+        x->continued = true;
         sb_buf_free(&out);
     }
     /* What came early is the first to write. */

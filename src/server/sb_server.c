@@ -1014,6 +1014,10 @@ static void ops_snapshot(void *ud, sb_metrics_snap *s)
         s->desk_owner = sb_gw_cluster_owner(srv->gw);
         if (srv->nats) sb_nats_get_stats(srv->nats, &s->nats);
     }
+    if (srv->media) {
+        s->media = true;
+        sb_media_get_stats(srv->media, &s->media_stats);
+    }
 }
 
 /* An admin's command from the core: reloads and desk ops (sb_reload). */

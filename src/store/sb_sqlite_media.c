@@ -291,7 +291,7 @@ int sb__sqlite_blob_gc(sb_store *base, int64_t older_than_ms, uint64_t *removed)
     if (!top) return errno == ENOENT ? 0 : SB_E_STORE;
     int rc = 0;
     struct dirent *e;
-    char dir[1024], file[1200];
+    char dir[1024], file[1300];
     while (rc == 0 && (e = readdir(top))) {
         if (!is_hex(e->d_name, 2)) continue; /* tmp/, dot entries */
         snprintf(dir, sizeof dir, "%s/%s", s->media_dir, e->d_name);

@@ -141,6 +141,7 @@ static void test_jpeg_clean_stays(void **state)
     assert_false(info.gps_removed);
     assert_int_equal(out.len, 0);
     assert_int_equal(info.width, 8);
+    sb_buf_free(&out);
     free(p);
 }
 
