@@ -11,7 +11,8 @@ LISTEN     ?= 127.0.0.1:8080
 ADMIN_LISTEN ?= 127.0.0.1:9464
 DATA       ?= ./data
 
-.PHONY: all deps build build-asan run test test-fast test-asan bench clean format
+.PHONY: all deps build build-asan run cluster test test-fast test-asan bench
+.PHONY: bench-cluster clean format
 .PHONY: format-check
 .PHONY: build-fuzz fuzz fuzz-smoke
 .PHONY: web test-web bench-web
@@ -38,6 +39,11 @@ run: build web
 	$(BUILD)/switchboard --demo --listen $(LISTEN) --data $(DATA) \
 	  --admin-listen $(ADMIN_LISTEN) \
 	  $$(test -f $(WEB_DIST)/index.html && echo --web $(WEB_DIST))
+
+# Three nodes on PostgreSQL and NATS behind HAProxy on 127.0.0.1:8080
+# (scripts/cluster.sh; data in ./data-cluster), in the foreground.
+cluster: build web
+	scripts/cluster.sh $(BUILD) ./data-cluster
 
 # The whole suite, then again under AddressSanitizer + UBSan.
 test: format-check build build-asan
@@ -72,6 +78,12 @@ bench-web: build web
 
 bench: build
 	scripts/bench.sh $(BUILD)
+
+# The cs-chat workload on three nodes (PostgreSQL, NATS, every message
+# across nodes) and on one, with each part's CPU per message
+# (docs/scaling.md).
+bench-cluster: build
+	scripts/bench_cluster.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -44,7 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FIELD_OK(r.ws_version);
     FIELD_OK(r.origin);
     assert(r.field_len < sizeof r.field);
-    if (used < 0 || !r.complete) return 0;
+    if (used < 0 || !r.complete) {
+        sb_http_req_clear(&r);
+        return 0;
+    }
     assert(r.bytes <= SB_HTTP_HEADER_BYTES_MAX);
     assert(sb_http_req_feed(&r, "x", 1) == 0);
 
@@ -66,5 +69,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     assert(sb_http_respond(&out, 404, "text/plain", r.path, strlen(r.path)) ==
            0);
     sb_buf_free(&out);
+    sb_http_req_clear(&r);
     return 0;
 }

@@ -27,7 +27,7 @@ static void check_claims(const sb_claims *c)
     size_t n = strnlen(c->sub, sizeof c->sub);
     assert(n >= 1 && n <= SB_ID_BYTES_MAX);
     assert(c->role >= SBP__ROLE__ROLE_CUSTOMER &&
-           c->role <= SBP__ROLE__ROLE_ADMIN);
+           c->role <= SBP__ROLE__ROLE_INTEGRATION);
     assert(memchr(c->locale, '\0', sizeof c->locale));
 }
 

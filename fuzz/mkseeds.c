@@ -206,6 +206,40 @@ static void frame_seeds(void)
     f.sync = &sy;
     frame_seed("sync", &f);
 
+    Sbp__Csat ct = SBP__CSAT__INIT;
+    ct.conv_id = 3;
+    ct.rating = 4;
+    ct.comment = "quick \xe5\xbe\x88\xe5\xa5\xbd";
+    f.body_case = SBP__FRAME__BODY_CSAT;
+    f.csat = &ct;
+    frame_seed("csat", &f);
+
+    char *by[] = {"agent", "day"};
+    Sbp__Report rp = SBP__REPORT__INIT;
+    rp.from = "2025-06-01";
+    rp.to = "2025-06-30";
+    rp.tz = "Europe/Berlin";
+    rp.by = by;
+    rp.n_by = 2;
+    f.body_case = SBP__FRAME__BODY_REPORT;
+    f.report = &rp;
+    frame_seed("report", &f);
+
+    Sbp__ReportRow rr = SBP__REPORT_ROW__INIT;
+    rr.agent = "ann";
+    rr.day = "2025-06-01";
+    rr.conversations = 3;
+    rr.csat_average = 13.0 / 3.0;
+    rr.csat_response_rate = 0.75;
+    Sbp__ReportRow *rows[] = {&rr};
+    Sbp__ReportResp rs = SBP__REPORT_RESP__INIT;
+    rs.rows = rows;
+    rs.n_rows = 1;
+    rs.total = &rr;
+    f.body_case = SBP__FRAME__BODY_REPORT_RESP;
+    f.report_resp = &rs;
+    frame_seed("report_resp", &f);
+
     Sbp__History hi = SBP__HISTORY__INIT;
     hi.conv_id = 3;
     hi.before_seq = 50;
@@ -306,6 +340,66 @@ static void frame_seeds(void)
             "{\"seq\":2,\"type\":5}]}}");
 }
 
+/* ---- time zones ---------------------------------------------------------- */
+
+static size_t be32_put(uint8_t *b, uint32_t v)
+{
+    b[0] = (uint8_t)(v >> 24);
+    b[1] = (uint8_t)(v >> 16);
+    b[2] = (uint8_t)(v >> 8);
+    b[3] = (uint8_t)v;
+    return 4;
+}
+
+/* A TZif version 2 file: n transitions (times[], 64-bit) alternating
+ * between a standard and a daylight type, and the footer rule ("" none). */
+static void tz_seed(const char *name, const int64_t *times, size_t n,
+                    const char *rule)
+{
+    uint8_t b[1024];
+    size_t k = 0;
+    for (int block = 0; block < 2; block++) {
+        size_t nt = block ? n : 0; /* transitions in the 64-bit block only */
+        memcpy(b + k, "TZif2", 5);
+        memset(b + k + 5, 0, 15);
+        k += 20;
+        k += be32_put(b + k, 0); /* isut */
+        k += be32_put(b + k, 0); /* isstd */
+        k += be32_put(b + k, 0); /* leap */
+        k += be32_put(b + k, (uint32_t)nt);
+        k += be32_put(b + k, 2); /* types */
+        k += be32_put(b + k, 9); /* chars: "CET\0CEST\0" */
+        for (size_t i = 0; i < nt; i++) {
+            k += be32_put(b + k, (uint32_t)((uint64_t)times[i] >> 32));
+            k += be32_put(b + k, (uint32_t)times[i]);
+        }
+        for (size_t i = 0; i < nt; i++)
+            b[k++] = (uint8_t)(i % 2 ? 0 : 1);
+        k += be32_put(b + k, 3600); /* CET */
+        b[k++] = 0;
+        b[k++] = 0;
+        k += be32_put(b + k, 7200); /* CEST */
+        b[k++] = 1;
+        b[k++] = 4;
+        memcpy(b + k, "CET\0CEST\0", 9);
+        k += 9;
+    }
+    b[k++] = '\n';
+    memcpy(b + k, rule, strlen(rule));
+    k += strlen(rule);
+    b[k++] = '\n';
+    put("fuzz_tz", name, b, k);
+}
+
+static void tz_seeds(void)
+{
+    const int64_t berlin[] = {1743296400, 1761440400, 1774746000, 1792890000};
+    tz_seed("berlin", berlin, 4, "CET-1CEST,M3.5.0,M10.5.0/3");
+    tz_seed("rule_only", NULL, 0, "AEST-10AEDT,M10.1.0,M4.1.0/3");
+    tz_seed("no_rule", berlin, 4, "");
+    tz_seed("julian", NULL, 0, "<+0545>-5:45<+0645>,J60/2,300/-1");
+}
+
 /* ---- tokens -------------------------------------------------------------- */
 
 /* A token with a hand-made header and payload and a real or fake MAC. */
@@ -368,5 +462,6 @@ int main(int argc, char **argv)
     ws_seeds();
     frame_seeds();
     token_seeds();
+    tz_seeds();
     return 0;
 }

@@ -50,6 +50,7 @@ struct bench {
     const char *secret;
     sb_encoding enc;
     uint32_t convs, msgs, window, body_bytes, rate, timeout_s;
+    bool spread; /* conversation i: agent on node i, customer on i + 1 */
     int server_pid;
     peer *peers; /* 2 per conversation: [2i] agent, [2i+1] customer */
     uint32_t n_ready, n_opened;
@@ -312,6 +313,10 @@ static void usage(FILE *f)
         "nodes,\n"
         "                     comma-separated): each client starts at a "
         "random one\n"
+        "  --spread           with several URLs: conversation i's agent on "
+        "node i,\n"
+        "                     its customer on the next (every message "
+        "crosses nodes)\n"
         "  --secret S         token secret of the server (or env SB_SECRET)\n"
         "  --convs P          conversations (500)\n"
         "  --msgs M           messages per side (200)\n"
@@ -342,14 +347,21 @@ int main(int argc, char **argv)
     b.window = 16;
     b.body_bytes = 100;
     b.timeout_s = 120;
-    static const struct option opts[] = {
-        {"url", 1, 0, 'u'},        {"secret", 1, 0, 's'},
-        {"convs", 1, 0, 'P'},      {"msgs", 1, 0, 'M'},
-        {"window", 1, 0, 'W'},     {"rate", 1, 0, 'r'},
-        {"body-bytes", 1, 0, 'B'}, {"json", 0, 0, 'j'},
-        {"server-pid", 1, 0, 'p'}, {"timeout-s", 1, 0, 't'},
-        {"lat-out", 1, 0, 'L'},    {"help", 0, 0, 'h'},
-        {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
+    static const struct option opts[] = {{"url", 1, 0, 'u'},
+                                         {"secret", 1, 0, 's'},
+                                         {"convs", 1, 0, 'P'},
+                                         {"msgs", 1, 0, 'M'},
+                                         {"window", 1, 0, 'W'},
+                                         {"rate", 1, 0, 'r'},
+                                         {"body-bytes", 1, 0, 'B'},
+                                         {"json", 0, 0, 'j'},
+                                         {"server-pid", 1, 0, 'p'},
+                                         {"timeout-s", 1, 0, 't'},
+                                         {"lat-out", 1, 0, 'L'},
+                                         {"spread", 0, 0, 'S'},
+                                         {"help", 0, 0, 'h'},
+                                         {"version", 0, 0, 'V'},
+                                         {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -385,6 +397,9 @@ int main(int argc, char **argv)
             break;
         case 'L':
             b.lat_out = optarg;
+            break;
+        case 'S':
+            b.spread = true;
             break;
         case 'h':
             usage(stdout);
@@ -442,8 +457,13 @@ int main(int argc, char **argv)
             die("cannot sign token");
         sb_client_config cfg;
         sb_client_config_default(&cfg);
-        cfg.urls = b.urls;
-        cfg.n_urls = b.n_urls;
+        if (b.spread) {
+            /* Agent and customer of a conversation on different nodes. */
+            cfg.url = b.urls[(i / 2 + (p->agent ? 0 : 1)) % b.n_urls];
+        } else {
+            cfg.urls = b.urls;
+            cfg.n_urls = b.n_urls;
+        }
         cfg.enc = b.enc;
         cfg.token = tok;
         cfg.device_id = "bench";

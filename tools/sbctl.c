@@ -23,8 +23,9 @@
 #include "sb_image.h"
 #include "sb_client.h"
 #include "sb_client_hs.h"
-#include "sb_storecopy.h"
 #include "sb_error.h"
+#include "sb_reportfmt.h"
+#include "sb_storecopy.h"
 #include "sb_token.h"
 
 #define EXIT_OK 0
@@ -100,6 +101,15 @@ struct ctl {
     char *body;
     const char *groups; /* "a,b" */
     long capacity;      /* 0: not given */
+    /* csat */
+    uint32_t rating;
+    const char *comment;
+    /* report */
+    const char *from, *to, *tz;
+    char by_buf[64];
+    char *by[4];
+    size_t n_by;
+    sb_report_format format;
     /* chat: stdin */
     union {
         uv_tty_t tty;
@@ -356,13 +366,17 @@ static const char USAGE[] =
     "  list           page the conversation list (agents: and the queue)\n"
     "  search         full-text search in messages\n"
     "  canned         list the desk's canned replies\n"
+    "  csat           rate a closed conversation (its customer)\n"
     "\n"
     "administration (role admin):\n"
+    "  report                reports: conversations, response and resolution\n"
+    "                        times, waits, ratings (table, JSON or CSV)\n"
     "  admin reload-filter   reload the sensitive-word lists (as SIGHUP)\n"
     "  webhooks failed       the webhook events that could not be delivered\n"
     "  webhooks replay [ID]  deliver them (or event ID) again\n"
     "  admin desk            show or change the desk configuration (agents,\n"
-    "                        groups, canned replies, texts, external bot)\n"
+    "                        groups, canned replies, texts, external bot,\n"
+    "                        business hours)\n"
     "\n"
     "the store (on the server's machine, no connection):\n"
     "  store backup DIR      a consistent copy of the running SQLite store\n"
@@ -983,6 +997,13 @@ static const char DESK_HELP[] =
     "  bot USER                    the desk's external bot (a user with role "
     "bot);\n"
     "                              USER '' for none\n"
+    "  hours GROUP JSON            the group's business hours, e.g.\n"
+    "                              "
+    "'{\"tz\":\"Europe/Berlin\",\"week\":{\"mon\":\n"
+    "                              [\"09:00-12:00\",\"13:00-17:00\"]},\n"
+    "                              \"holidays\":[\"2025-12-25\"]}'; JSON '' "
+    "for none\n"
+    "                              (docs/operations.md)\n"
     "  --desk D                    the desk to change (default: the first)\n";
 
 /* Reads a desk file (path, or - for stdin) into x->body. */
@@ -1061,6 +1082,7 @@ static int desk_args(ctl *x, int argc, char **argv)
         {"canned-rm", 1, {"key"}},
         {"text", 3, {"kind", "lang", "text"}},
         {"bot", 1, {"user"}},
+        {"hours", 2, {"group", "hours"}},
     };
     const char *name = "admin desk";
     if (optind >= argc) return usage_err(name, "COMMAND is required");
@@ -1084,6 +1106,18 @@ static int desk_args(ctl *x, int argc, char **argv)
     json_t *o = json_object();
     for (int i = 0; o && i < OPS[k].n_args; i++)
         json_object_set_new(o, OPS[k].keys[i], json_string(argv[optind + i]));
+    if (o && strcmp(sub, "hours") == 0) {
+        /* The hours are a JSON object of their own ('' removes them). */
+        const char *text = argv[optind + 1];
+        json_error_t je;
+        json_t *h = text[0] ? json_loads(text, 0, &je) : json_null();
+        if (!h) {
+            json_decref(o);
+            fprintf(stderr, "sbctl admin desk hours: JSON: %s\n", je.text);
+            return EXIT_USAGE;
+        }
+        json_object_set_new(o, "hours", h);
+    }
     optind = argc;
     if (o && x->desk) json_object_set_new(o, "desk", json_string(x->desk));
     if (o && x->capacity)
@@ -1143,6 +1177,59 @@ static void answer_desk(ctl *x, int err, const Sbp__Frame *resp)
     fputs(n ? text : "ok", stdout);
     if (!n || text[n - 1] != '\n') putchar('\n');
     fflush(stdout);
+    finish(x, EXIT_OK);
+}
+
+/* ---- csat, report ------------------------------------------------------- */
+
+static int prepare_csat(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!x->rating) return usage_err(x->name, "--rating 1..5 is required");
+    return EXIT_OK;
+}
+
+static int act_csat(ctl *x)
+{
+    return sb_client_csat(x->c, x->conv, x->rating, x->comment, &x->rid);
+}
+
+static int prepare_report(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!x->from) return usage_err(x->name, "--from YYYY-MM-DD is required");
+    if (!x->to) x->to = x->from;
+    return EXIT_OK;
+}
+
+static int act_report(ctl *x)
+{
+    return sb_client_report(x->c, x->from, x->to, x->tz,
+                            (const char *const *)x->by, x->n_by, x->desk,
+                            x->group, x->agent, &x->rid);
+}
+
+static void answer_report(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        const char *text = sb_client_answer_text(resp);
+        fprintf(stderr, "sbctl: report refused: %s%s%s\n",
+                sb_client_err_name(err), text[0] ? ": " : "", text);
+        finish(x, failed_exit(err, EXIT_TIMEOUT));
+        return;
+    }
+    sb_buf b = SB_BUF_INIT;
+    if (sb_report_render(resp->report_resp, x->format, &b) != 0) {
+        fprintf(stderr, "sbctl: out of memory\n");
+        sb_buf_free(&b);
+        finish(x, EXIT_REFUSED);
+        return;
+    }
+    fwrite(b.data, 1, b.len, stdout);
+    fflush(stdout);
+    sb_buf_free(&b);
     finish(x, EXIT_OK);
 }
 
@@ -1397,6 +1484,37 @@ static const command COMMANDS[] = {
         .answer = answer_canned,
     },
     {
+        .name = "csat",
+        .usage = "usage: sbctl csat --conv N --rating 1..5 [--comment TEXT] "
+                 "[connection]\n"
+                 "As the customer: rates conversation N once a rating was "
+                 "asked for (at its\nclose). A conversation is rated once: "
+                 "a second rating is refused\n(ERR_ALREADY). Prints `ok`.\n",
+        .needs_conv = true,
+        .prepare = prepare_csat,
+        .act = act_csat,
+        .answer = answer_ok,
+    },
+    {
+        .name = "report",
+        .usage =
+            "usage: sbctl report --from YYYY-MM-DD [--to YYYY-MM-DD] [--tz Z]\n"
+            "                    [--by KEYS] [--desk D] [--group G] "
+            "[--agent A]\n"
+            "                    [--format table|json|csv] [connection]\n"
+            "As an admin: the figures of the service conversations opened "
+            "from --from\nthrough --to (default: that day) in time zone Z "
+            "(IANA, default UTC):\nconversations, closed, first-response and "
+            "resolution times and the wait\nfor an agent (median and 90th "
+            "percentile), ratings (average, answered of\nasked). KEYS: a row "
+            "per combination of desk, group, agent (the last\nassigned) and "
+            "day, comma-separated; the total comes last. --desk, --group\n"
+            "and --agent keep only theirs. At most 366 days.\n",
+        .prepare = prepare_report,
+        .act = act_report,
+        .answer = answer_report,
+    },
+    {
         .name = "admin",
         .sub = "reload-filter",
         .usage =
@@ -1489,6 +1607,13 @@ enum {
     O_CAPACITY,
     O_FILE,
     O_NAME,
+    O_RATING,
+    O_COMMENT,
+    O_FROM,
+    O_TO,
+    O_TZ,
+    O_BY,
+    O_FORMAT,
 };
 
 /* ---- options and the run ------------------------------------------------- */
@@ -1525,6 +1650,13 @@ static const struct option OPTS[] = {
     {"ca", required_argument, NULL, O_CA},
     {"groups", required_argument, NULL, O_GROUPS},
     {"capacity", required_argument, NULL, O_CAPACITY},
+    {"rating", required_argument, NULL, O_RATING},
+    {"comment", required_argument, NULL, O_COMMENT},
+    {"from", required_argument, NULL, O_FROM},
+    {"to", required_argument, NULL, O_TO},
+    {"tz", required_argument, NULL, O_TZ},
+    {"by", required_argument, NULL, O_BY},
+    {"format", required_argument, NULL, O_FORMAT},
     {NULL, 0, NULL, 0},
 };
 
@@ -1651,6 +1783,34 @@ static int take_option(ctl *x, int o)
         if (!parse_u64(optarg, &v) || v == 0 || v > 1000)
             return usage_err(name, "--capacity 1..1000");
         x->capacity = (long)v;
+        break;
+    case O_RATING:
+        if (!parse_u64(optarg, &v) || v < 1 || v > SB_CSAT_RATING_MAX)
+            return usage_err(name, "--rating 1..5");
+        x->rating = (uint32_t)v;
+        break;
+    case O_COMMENT:
+        x->comment = optarg;
+        break;
+    case O_FROM:
+        x->from = optarg;
+        break;
+    case O_TO:
+        x->to = optarg;
+        break;
+    case O_TZ:
+        x->tz = optarg;
+        break;
+    case O_BY:
+        if (strlen(optarg) >= sizeof x->by_buf)
+            return usage_err(name, "--by desk,group,agent,day");
+        snprintf(x->by_buf, sizeof x->by_buf, "%s", optarg);
+        if (sb_report_by_split(x->by_buf, x->by, 4, &x->n_by) != 0)
+            return usage_err(name, "--by desk,group,agent,day");
+        break;
+    case O_FORMAT:
+        if (sb_report_format_parse(optarg, &x->format) != 0)
+            return usage_err(name, "--format table|json|csv");
         break;
     default:
         return usage_err(name, "unknown option");

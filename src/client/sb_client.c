@@ -956,6 +956,24 @@ int sb_client_admin_cmd(sb_client *c, const char *op, const char *body,
     return flushed(c, sb_client_core_admin_cmd(c->core, op, body, rid_out));
 }
 
+int sb_client_csat(sb_client *c, uint64_t conv_id, uint32_t rating,
+                   const char *comment, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(
+        c, sb_client_core_csat(c->core, conv_id, rating, comment, rid_out));
+}
+
+int sb_client_report(sb_client *c, const char *from, const char *to,
+                     const char *tz, const char *const *by, size_t n_by,
+                     const char *desk, const char *group, const char *agent,
+                     uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_report(c->core, from, to, tz, by, n_by,
+                                            desk, group, agent, rid_out));
+}
+
 /* ---- accessors ----------------------------------------------------------- */
 
 sb_client_state sb_client_get_state(const sb_client *c)

@@ -106,6 +106,12 @@ int sb_client_search(sb_client *c, uint64_t conv_id, const char *query,
 int sb_client_canned_list(sb_client *c, const char *desk, uint32_t *rid_out);
 int sb_client_admin_cmd(sb_client *c, const char *op, const char *body,
                         uint32_t *rid_out);
+int sb_client_csat(sb_client *c, uint64_t conv_id, uint32_t rating,
+                   const char *comment, uint32_t *rid_out);
+int sb_client_report(sb_client *c, const char *from, const char *to,
+                     const char *tz, const char *const *by, size_t n_by,
+                     const char *desk, const char *group, const char *agent,
+                     uint32_t *rid_out);
 
 /* Accessors (also valid in callbacks). */
 sb_client_state sb_client_get_state(const sb_client *c);

@@ -387,6 +387,7 @@ static const struct frame_kind {
     [SBP__FRAME__BODY_SEARCH_RESP] = {sb__client_request_on_answer, true},
     [SBP__FRAME__BODY_CANNED_LIST_RESP] = {sb__client_request_on_answer, true},
     [SBP__FRAME__BODY_ADMIN_RESP] = {sb__client_request_on_answer, true},
+    [SBP__FRAME__BODY_REPORT_RESP] = {sb__client_request_on_answer, true},
     [SBP__FRAME__BODY_AGENT_STATE] = {on_agent_state, true},
     [SBP__FRAME__BODY_CONV_UPDATE] = {on_conv_update, true},
     [SBP__FRAME__BODY_TYPING] = {on_typing, true},

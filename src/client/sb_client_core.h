@@ -449,6 +449,23 @@ int sb_client_core_canned_list(sb_client_core *cc, const char *desk,
 int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
                              const char *body, uint32_t *rid_out);
 
+/* CSAT: the customer rates its service conversation conv_id (once a
+ * rating was asked for, at its close): rating 1..SB_CSAT_RATING_MAX,
+ * comment NULL or "" for none, else at most SB_CSAT_COMMENT_BYTES_MAX
+ * bytes (SB_E_INVALID, SB_E_TOO_LARGE, SB_E_BAD_UTF8 otherwise). The
+ * answer is an OK, or an ERROR (ERR_ALREADY: it is rated already). */
+int sb_client_core_csat(sb_client_core *cc, uint64_t conv_id, uint32_t rating,
+                        const char *comment, uint32_t *rid_out);
+/* REPORT (role admin): the figures of the service conversations opened
+ * from day `from` to day `to` (YYYY-MM-DD) in time zone tz (NULL or "":
+ * UTC), a row per combination of the n_by keys ("desk", "group",
+ * "agent", "day"), of only desk, group and agent when they are not NULL
+ * or "". The answer is a REPORT_RESP. */
+int sb_client_core_report(sb_client_core *cc, const char *from, const char *to,
+                          const char *tz, const char *const *by, size_t n_by,
+                          const char *desk, const char *group,
+                          const char *agent, uint32_t *rid_out);
+
 /* ---- accessors ----------------------------------------------------------- */
 
 sb_client_state sb_client_core_state(const sb_client_core *cc);

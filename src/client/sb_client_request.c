@@ -26,6 +26,8 @@ static const Sbp__Frame__BodyCase ANSWERS[][2] = {
     [SBP__FRAME__BODY_CANNED_LIST] = {SBP__FRAME__BODY_CANNED_LIST_RESP},
     [SBP__FRAME__BODY_ADMIN] = {SBP__FRAME__BODY_ADMIN_RESP,
                                 SBP__FRAME__BODY_OK},
+    [SBP__FRAME__BODY_CSAT] = {SBP__FRAME__BODY_OK},
+    [SBP__FRAME__BODY_REPORT] = {SBP__FRAME__BODY_REPORT_RESP},
 };
 #define N_KINDS (sizeof ANSWERS / sizeof *ANSWERS)
 
@@ -399,6 +401,57 @@ int sb_client_core_admin_cmd(sb_client_core *cc, const char *op,
         if (rc) return rc;
         if (n + 6 > cc->sess.frame_bytes_max) return SB_E_TOO_LARGE;
     }
+    return sb_client_core_request(cc, &f, rid_out);
+}
+
+int sb_client_core_csat(sb_client_core *cc, uint64_t conv_id, uint32_t rating,
+                        const char *comment, uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0 || rating < 1 || rating > SB_CSAT_RATING_MAX)
+        return SB_E_INVALID;
+    if (comment && strlen(comment) > SB_CSAT_COMMENT_BYTES_MAX)
+        return SB_E_TOO_LARGE;
+    int rc = sb__client_check_str(comment, SB_CSAT_COMMENT_BYTES_MAX, true);
+    if (rc) return rc;
+    Sbp__Csat x = SBP__CSAT__INIT;
+    x.conv_id = conv_id;
+    x.rating = rating;
+    x.comment = str_or_empty(comment);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CSAT;
+    f.csat = &x;
+    return sb_client_core_request(cc, &f, rid_out);
+}
+
+int sb_client_core_report(sb_client_core *cc, const char *from, const char *to,
+                          const char *tz, const char *const *by, size_t n_by,
+                          const char *desk, const char *group,
+                          const char *agent, uint32_t *rid_out)
+{
+    assert(cc && (by || n_by == 0));
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (n_by > 4) return SB_E_INVALID;
+    int rc = 0;
+    const char *ids[] = {from, to, tz, desk, group, agent};
+    for (size_t i = 0; rc == 0 && i < sizeof ids / sizeof *ids; i++)
+        rc = sb__client_check_str(ids[i], SB_ID_BYTES_MAX, i >= 2);
+    for (size_t i = 0; rc == 0 && i < n_by; i++)
+        rc = sb__client_check_str(by[i], SB_ID_BYTES_MAX, false);
+    if (rc) return rc;
+    Sbp__Report r = SBP__REPORT__INIT;
+    r.from = (char *)from;
+    r.to = (char *)to;
+    r.tz = str_or_empty(tz);
+    r.by = (char **)by;
+    r.n_by = n_by;
+    r.desk = str_or_empty(desk);
+    r.group = str_or_empty(group);
+    r.agent = str_or_empty(agent);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_REPORT;
+    f.report = &r;
     return sb_client_core_request(cc, &f, rid_out);
 }
 

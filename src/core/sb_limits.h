@@ -47,5 +47,9 @@
 #define SB_MEDIA_URL_IDS_MAX 64
 /* An image's width or height, in pixels. */
 #define SB_MEDIA_SIDE_MAX 32768
+/* A customer's rating of a conversation (CSAT): 1..5, and its optional
+ * comment. */
+#define SB_CSAT_RATING_MAX 5
+#define SB_CSAT_COMMENT_BYTES_MAX 1000
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,15 @@
 #define PBJSON_DEPTH_MAX 16
 
 /* ---- message -> JSON ---------------------------------------------------- */
+
+/* A floating-point value: a number, or the protobuf JSON mapping's strings
+ * for the values JSON has no number for. */
+static json_t *real_to_json(double v)
+{
+    if (isnan(v)) return json_string("NaN");
+    if (isinf(v)) return json_string(v > 0 ? "Infinity" : "-Infinity");
+    return json_real(v);
+}
 
 static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *p)
 {
@@ -37,9 +47,9 @@ static json_t *value_to_json(const ProtobufCFieldDescriptor *f, const void *p)
         return json_string(s);
     }
     case PROTOBUF_C_TYPE_FLOAT:
-        return json_real(*(const float *)p);
+        return real_to_json(*(const float *)p);
     case PROTOBUF_C_TYPE_DOUBLE:
-        return json_real(*(const double *)p);
+        return real_to_json(*(const double *)p);
     case PROTOBUF_C_TYPE_BOOL:
         return json_boolean(*(const protobuf_c_boolean *)p);
     case PROTOBUF_C_TYPE_ENUM: {
@@ -193,6 +203,25 @@ static int put_le(sb_buf *b, uint64_t v, size_t n)
     return sb_buf_append(b, tmp, n);
 }
 
+/* Reads a JSON number, or "NaN", "Infinity" or "-Infinity", as a double. */
+static int get_real(const json_t *j, double *out)
+{
+    if (json_is_number(j)) {
+        *out = json_number_value(j);
+        return 0;
+    }
+    const char *s = json_string_value(j);
+    if (s && strcmp(s, "NaN") == 0)
+        *out = NAN;
+    else if (s && strcmp(s, "Infinity") == 0)
+        *out = INFINITY;
+    else if (s && strcmp(s, "-Infinity") == 0)
+        *out = -INFINITY;
+    else
+        return SB_E_BAD_FRAME;
+    return 0;
+}
+
 /* Reads a JSON integer, or a string of decimal digits, as a signed value in
  * [lo, hi] or unsigned in [0, uhi] (is_unsigned). */
 static int get_int(const json_t *j, int is_unsigned, int64_t lo, int64_t hi,
@@ -309,16 +338,17 @@ static int value_to_wire(const ProtobufCFieldDescriptor *f, const json_t *j,
         if (rc || (rc = put_tag(out, f->id, 1))) return rc;
         return put_le(out, u, 8);
     case PROTOBUF_C_TYPE_FLOAT: {
-        if (!json_is_number(j)) return SB_E_BAD_FRAME;
-        float v = (float)json_number_value(j);
+        double d;
+        if ((rc = get_real(j, &d))) return rc;
+        float v = (float)d;
         uint32_t bits;
         memcpy(&bits, &v, 4);
         if ((rc = put_tag(out, f->id, 5))) return rc;
         return put_le(out, bits, 4);
     }
     case PROTOBUF_C_TYPE_DOUBLE: {
-        if (!json_is_number(j)) return SB_E_BAD_FRAME;
-        double v = json_number_value(j);
+        double v;
+        if ((rc = get_real(j, &v))) return rc;
         uint64_t bits;
         memcpy(&bits, &v, 8);
         if ((rc = put_tag(out, f->id, 1))) return rc;

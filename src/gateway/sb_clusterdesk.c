@@ -320,13 +320,16 @@ out:
     free(up);
 }
 
-/* Node k is gone: its agents and bots with it. */
+/* Node k is gone: its agents and bots with it. What it stored last may
+ * not have been published: every conversation with devices here is read
+ * from the store. */
 static void node_gone(sb_gw *gw, int k)
 {
     desknode *dn = gw->dn;
     presence_apply(gw, k); /* nothing listed: every bit of k cleared */
     if (strcmp(dn->owner, dn->nodes[k].name) == 0) dn->owner[0] = '\0';
     dn->nodes[k].used = false;
+    sb_gw_cluster_resync(gw, gw->now_ms);
 }
 
 /* ---- requests to the owner ---------------------------------------------- */

@@ -38,6 +38,12 @@ struct sb_desk {
     size_t n_agents;
     qent *queue; /* all groups, in arrival order */
     size_t q_len, q_cap;
+    /* Business hours by group (NULL: always open), whether each group is
+     * open as of the last sb_desk_hours_update and when that changes. */
+    sb_hours *hours[SB_DESK_GROUPS_MAX];
+    bool closed[SB_DESK_GROUPS_MAX];
+    int64_t next_change[SB_DESK_GROUPS_MAX];
+    int64_t hours_at; /* the time of the last update */
 };
 
 /* ---- loading ------------------------------------------------------------- */
@@ -216,6 +222,10 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
                         SB_ID_BYTES_MAX);
         snprintf(def->bot, sizeof def->bot, "%s", b);
     }
+    json_t *csat = json_object_get(j, "csat");
+    if (csat && !json_is_boolean(csat))
+        return fail(err, elen, "desk %s: csat: want true or false", id);
+    def->csat = !json_is_false(csat);
     json_t *um = json_object_get(j, "unmatched_max");
     def->unmatched_max =
         json_is_integer(um) ? (uint32_t)json_integer_value(um) : 2;
@@ -339,6 +349,28 @@ static int parse_agents(sb_desk *d, const json_t *list, char *err, size_t elen)
     return 0;
 }
 
+/* "hours": {"group": {...}} for groups the desks have. */
+static int parse_hours(sb_desk *d, const json_t *j, char *err, size_t elen)
+{
+    if (!j) return 0;
+    if (!json_is_object(j))
+        return fail(err, elen, "hours: want {\"group\": {tz, week}}");
+    const char *name;
+    json_t *v;
+    json_object_foreach((json_t *)j, name, v)
+    {
+        int g = group_index(d, name, false);
+        if (g < 0)
+            return fail(err, elen, "hours: %s is not a group of the desks",
+                        name);
+        char where[128];
+        snprintf(where, sizeof where, "hours.%s", name);
+        int rc = sb_hours_parse(v, where, &d->hours[g], err, elen);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int sb_desk_parse(const char *text, size_t len, sb_desk **out, char *err,
                   size_t elen)
 {
@@ -365,6 +397,7 @@ int sb_desk_parse(const char *text, size_t len, sb_desk **out, char *err,
         if ((rc = parse_desk(d, v, &d->desks[i], i, err, elen))) goto out;
     }
     rc = parse_agents(d, json_object_get(j, "agents"), err, elen);
+    if (rc == 0) rc = parse_hours(d, json_object_get(j, "hours"), err, elen);
 out:
     json_decref(j);
     if (rc) {
@@ -406,8 +439,10 @@ void sb_desk_free(sb_desk *d)
     for (size_t i = 0; i < d->n_desks; i++)
         def_free(&d->desks[i]);
     free(d->desks);
-    for (size_t i = 0; i < d->n_groups; i++)
+    for (size_t i = 0; i < d->n_groups; i++) {
         free(d->groups[i]);
+        sb_hours_free(d->hours[i]);
+    }
     free(d->agents);
     free(d->queue);
     free(d);
@@ -570,7 +605,7 @@ const char *sb_desk_pick(const sb_desk *d, int group)
 const char *sb_desk_pick_except(const sb_desk *d, int group, const char *except)
 {
     const agent *best = NULL;
-    if (!d || group < 0) return NULL;
+    if (!d || group < 0 || d->closed[group]) return NULL;
     for (size_t i = 0; i < d->n_agents; i++) {
         const agent *a = &d->agents[i];
         if ((except && strcmp(a->id, except) == 0) ||
@@ -653,7 +688,9 @@ uint64_t sb_desk_next_for(const sb_desk *d, const char *id)
     /* The queue is in arrival order: the first entry of any of the
      * agent's groups is the one that waited longest. */
     for (size_t i = 0; i < d->q_len; i++)
-        if (a->groups >> d->queue[i].group & 1) return d->queue[i].conv_id;
+        if ((a->groups >> d->queue[i].group & 1) &&
+            !d->closed[d->queue[i].group])
+            return d->queue[i].conv_id;
     return 0;
 }
 
@@ -676,6 +713,41 @@ int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id)
 {
     ssize_t i = q_find(d, conv_id);
     return i < 0 ? -1 : d->queue[i].enqueued_ms;
+}
+
+uint64_t sb_desk_hours_update(sb_desk *d, int64_t now_ms)
+{
+    uint64_t opened = 0;
+    if (!d) return 0;
+    /* A clock set back: every group is worked out again. */
+    bool back = now_ms < d->hours_at;
+    d->hours_at = now_ms;
+    for (size_t g = 0; g < d->n_groups; g++) {
+        if (!d->hours[g] || (now_ms < d->next_change[g] && !back)) continue;
+        bool was_closed = d->closed[g];
+        d->closed[g] =
+            !sb_hours_open_at(d->hours[g], now_ms, &d->next_change[g]);
+        if (was_closed && !d->closed[g]) opened |= 1ULL << g;
+    }
+    return opened;
+}
+
+bool sb_desk_group_open(const sb_desk *d, int group)
+{
+    return d && group >= 0 && (size_t)group < d->n_groups && !d->closed[group];
+}
+
+const sb_hours *sb_desk_group_hours(const sb_desk *d, int group)
+{
+    return d && group >= 0 && (size_t)group < d->n_groups ? d->hours[group]
+                                                          : NULL;
+}
+
+int64_t sb_desk_group_next_change(const sb_desk *d, int group)
+{
+    return d && group >= 0 && (size_t)group < d->n_groups && d->hours[group]
+               ? d->next_change[group]
+               : INT64_MAX;
 }
 
 size_t sb_desk_group_stats_get(const sb_desk *d, sb_desk_group_stats *out,

@@ -8,7 +8,10 @@
  * Routing rule: a conversation queued for group g goes to an online agent
  * of g with free capacity, least loaded first, longest idle on ties; when
  * none has room it waits in g's queue, and queued conversations are handed
- * out in queue order the moment capacity frees up. */
+ * out in queue order the moment capacity frees up. A group with business
+ * hours (the document's "hours", by group name: sb_hours.h) takes no new
+ * conversation out of them: its queue waits for the next shift, and is
+ * handed out when it starts (sb_desk_hours_update). */
 #ifndef SB_DESK_H
 #define SB_DESK_H
 
@@ -16,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_hours.h"
 #include "sb_limits.h"
 #include "switchboard.pb-c.h"
 
@@ -66,6 +70,9 @@ typedef struct sb_desk_def {
     /* The user id of an external bot (a client with role bot) that takes
      * the desk's new conversations while it is online; "" for none. */
     char bot[SB_ID_BYTES_MAX + 1];
+    /* The customer is asked to rate a conversation at its close ("csat",
+     * true unless the desk says false). */
+    bool csat;
 } sb_desk_def;
 
 /* Loads a desk file. On failure returns SB_E_INVALID (or -errno) and
@@ -171,6 +178,24 @@ size_t sb_desk_queue_len(const sb_desk *d);
 /* When conv entered its queue (the now_ms of its sb_desk_enqueue); -1
  * when it is not queued. */
 int64_t sb_desk_queued_since(const sb_desk *d, uint64_t conv_id);
+
+/* ---- business hours -------------------------------------------------------
+ *
+ * Whether a group is open is worked out by sb_desk_hours_update and kept
+ * until the next change it found: picks and queues read the kept state, so
+ * that they need no clock. A group without hours is always open. */
+
+/* Brings every group's state up to now_ms (ms since the epoch; a time
+ * before the last update's works everything out again); returns the
+ * groups that opened since the last update, a bit per group index. */
+uint64_t sb_desk_hours_update(sb_desk *d, int64_t now_ms);
+/* Whether group takes conversations now (as of the last update). */
+bool sb_desk_group_open(const sb_desk *d, int group);
+/* The group's hours, NULL when it has none; valid as long as d. */
+const sb_hours *sb_desk_group_hours(const sb_desk *d, int group);
+/* When the group's state changes next, as of the last update: its next
+ * opening while it is closed (INT64_MAX: none). */
+int64_t sb_desk_group_next_change(const sb_desk *d, int group);
 
 /* ---- figures, for metrics -------------------------------------------------
  */

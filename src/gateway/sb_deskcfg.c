@@ -244,6 +244,8 @@ static int op_group_rm(json_t *root, const json_t *arg, char *msg, size_t mlen)
                        json_string_value(json_object_get(a, "id")));
         json_array_remove(ag, (size_t)k);
     }
+    json_t *hours = json_object_get(root, "hours");
+    if (json_is_object(hours)) json_object_del(hours, name);
     return say(msg, mlen, 0, "group %s removed from desk %s and its agents",
                name, did);
 }
@@ -351,6 +353,46 @@ static int op_bot(json_t *root, const json_t *arg, char *msg, size_t mlen)
     return say(msg, mlen, 0, "desk %s's external bot is %s", did, user);
 }
 
+/* A group's business hours: {"group", "hours": {tz, week, holidays}};
+ * "hours" null or missing removes them (the group is always open). The
+ * hours themselves are checked by sb_desk_parse with the whole document. */
+static int op_hours(json_t *root, const json_t *arg, char *msg, size_t mlen)
+{
+    const char *group =
+        arg_str(arg, "group", SB_ID_BYTES_MAX, false, msg, mlen);
+    if (!group) return SB_E_INVALID;
+    bool known = false;
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(root, "desks"), i, d)
+    {
+        if (find_str(json_object_get(d, "groups"), group) >= 0) known = true;
+    }
+    if (!known) return say(msg, mlen, SB_E_NOT_FOUND, "no group %s", group);
+    json_t *h = json_object_get(arg, "hours");
+    json_t *all = json_object_get(root, "hours");
+    if (all && !json_is_object(all))
+        return say(msg, mlen, SB_E_INVALID, "hours: not an object");
+    if (!h || json_is_null(h)) {
+        if (!all || json_object_del(all, group) != 0)
+            return say(msg, mlen, SB_E_NOT_FOUND, "group %s has no hours",
+                       group);
+        return say(msg, mlen, 0, "group %s has no hours: always open", group);
+    }
+    if (!json_is_object(h))
+        return say(msg, mlen, SB_E_INVALID,
+                   "\"hours\": want {\"tz\", \"week\", \"holidays\"}");
+    if (!all) {
+        all = json_object();
+        if (!all || json_object_set_new(root, "hours", all) != 0)
+            return -ENOMEM;
+    }
+    if (json_object_set(all, group, h) != 0) return -ENOMEM;
+    const char *tz = json_string_value(json_object_get(h, "tz"));
+    return say(msg, mlen, 0, "hours of group %s set (%s)", group,
+               tz ? tz : "no tz");
+}
+
 typedef int (*edit_fn)(json_t *root, const json_t *arg, char *msg, size_t mlen);
 
 static const struct {
@@ -365,6 +407,7 @@ static const struct {
     {"canned-rm", op_canned_rm},
     {"text", op_text},
     {"bot", op_bot},
+    {"hours", op_hours},
 };
 
 /* " (1 desk, 2 groups, 3 agents)" of a parsed configuration. */

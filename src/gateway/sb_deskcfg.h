@@ -29,6 +29,9 @@
  *                  "lang", "text", "desk"}: sets the text for the
  *                 language ("" removes it)
  *   "bot"         {"user", "desk"}: the desk's external bot ("": none)
+ *   "hours"       {"group", "hours": {"tz", "week", "holidays"}}: the
+ *                 group's business hours (sb_hours.h); "hours" null or
+ *                 missing removes them
  * where "desk" is optional (the first desk) and arg is JSON of arg_len
  * bytes. On success returns 0 with *out_doc the new document (malloc'd,
  * NUL-terminated, *out_len bytes; the caller frees), *out_desk parsed

@@ -3,14 +3,17 @@
  * table: authentication (sb_auth.c), the message path (sb_msgpath.c),
  * admin commands (sb_admin.c),
  * the message operations (sb_msgops.c), signed links to uploads
- * (sb_mediaurl.c) and the customer-service lifecycle (sb_service.c). */
+ * (sb_mediaurl.c), the customer-service lifecycle (sb_service.c),
+ * customers' ratings (sb_csat.c) and reports (sb_gwreport.c). */
 #include "sb_gateway.h"
 
 #include <string.h>
 
 #include "sb_admin.h"
 #include "sb_auth.h"
+#include "sb_csat.h"
 #include "sb_gwcore.h"
+#include "sb_gwreport.h"
 #include "sb_mediaurl.h"
 #include "sb_msgops.h"
 #include "sb_msgpath.h"
@@ -51,6 +54,8 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     sb__admin_register(*out);
     sb__msgops_register(*out);
     sb__mediaurl_register(*out);
+    sb__csat_register(*out);
+    sb__report_register(*out);
     if ((rc = sb__svc_register(*out)) != 0) {
         sb_gw_free(*out);
         *out = NULL;

@@ -248,7 +248,7 @@ void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason);
 
 /* Room in sb_gw_stats: frame kinds (the Frame body's field numbers),
  * wire error codes, roles, and (category, policy) pairs of the filter. */
-#define SB_GW_FRAME_KINDS 64
+#define SB_GW_FRAME_KINDS 128
 #define SB_GW_ERROR_CODES 32
 #define SB_GW_ROLES 5
 #define SB_GW_FILTER_COUNTS_MAX 128

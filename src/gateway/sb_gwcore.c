@@ -766,6 +766,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
+    c->csat_rating = pc->csat_rating;
     if (!c->cs.known) c->cs.base = pc->last_seq;
     /* Dirty receipts of members that left are simply dropped. */
     return 0;
@@ -885,38 +886,77 @@ void sb__gw_hooks_set(sb_gw *gw, const sb_gw_hooks *h)
 
 static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked);
 
-/* The conversation a parked frame needs is loaded: the frame goes on. */
+/* Frames parked for one conversation, in the order they came. */
+typedef struct parked {
+    struct parked *next;
+    uint64_t sess_id;
+    Sbp__Frame *f;
+} parked;
+
+typedef struct parkq {
+    parked *head, *tail;
+} parkq;
+
+/* The conversation the parked frames need is loaded (or not found): they
+ * go on in the order they came, so that a session's SENDs to it are
+ * stored in the order it sent them. */
 static void conv_got(sb_req *r)
 {
     sb_gw *gw = r->ctx;
-    sess *s = sb__gw_req_back(gw, r, false);
-    Sbp__Frame *f = r->data;
+    sb__gw_req_back(gw, r, false);
+    parkq *q = sb_map_del(&gw->parked, r->u.conv_get.conv_id);
     if (r->rc == 0) sb__gw_conv_cache(gw, r->u.conv_get.conv);
     if (r->u.conv_get.conv)
         sbp__conversation__free_unpacked(r->u.conv_get.conv, NULL);
-    if (!s) {
-        sb_frame_free(f);
-    } else if (r->rc != 0) {
-        sb__gw_frame_error(gw, s, f, r->rc);
-        sb_frame_free(f);
-    } else {
-        dispatch(gw, s, f, true);
+    for (parked *p = q ? q->head : NULL, *next; p; p = next) {
+        next = p->next;
+        sess *s = sb__gw_sess_get(gw, p->sess_id);
+        if (!s) {
+            sb_frame_free(p->f);
+        } else if (r->rc != 0) {
+            sb__gw_frame_error(gw, s, p->f, r->rc);
+            sb_frame_free(p->f);
+        } else {
+            dispatch(gw, s, p->f, true);
+        }
+        free(p);
     }
+    free(q);
     free(r);
 }
 
-/* Parks f (taken) until the store has looked up conversation conv_id. */
+/* Parks f (taken) until the store has looked up conversation conv_id,
+ * behind the frames already parked for it. */
 static void park(sb_gw *gw, sess *s, Sbp__Frame *f, uint64_t conv_id)
 {
-    sb_req *r = sb__gw_req_new(gw, SB_REQ_CONV_GET, s, f->rid, conv_got);
-    if (!r) {
+    parkq *q = sb_map_get(&gw->parked, conv_id);
+    parked *p = malloc(sizeof *p);
+    if (p && !q) {
+        sb_req *r = sb__gw_req_new(gw, SB_REQ_CONV_GET, NULL, 0, conv_got);
+        q = r ? calloc(1, sizeof *q) : NULL;
+        if (!q || sb_map_put(&gw->parked, conv_id, q) != 0) {
+            free(r);
+            free(q);
+            q = NULL;
+        } else {
+            r->u.conv_get.conv_id = conv_id;
+            sb__gw_submit(gw, r);
+        }
+    }
+    if (!p || !q) {
+        free(p);
         sb__gw_frame_error(gw, s, f, -ENOMEM);
         sb_frame_free(f);
         return;
     }
-    r->u.conv_get.conv_id = conv_id;
-    r->data = f;
-    sb__gw_submit(gw, r);
+    p->next = NULL;
+    p->sess_id = s->id;
+    p->f = f;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
 }
 
 /* Takes one token from s's SEND bucket, refilled for the time since the
@@ -982,7 +1022,8 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
     }
     if (flags & SB_GW_CONV) {
         uint64_t id = body_conv_id(f, e);
-        if (!(c = sb_map_get(&gw->convs, id))) {
+        if (!(c = sb_map_get(&gw->convs, id)) ||
+            (!parked && sb_map_get(&gw->parked, id))) {
             park(gw, s, f, id);
             return;
         }
@@ -1085,6 +1126,16 @@ void sb_gw_free(sb_gw *gw)
         }
     for (size_t i = 0; i < gw->convs.cap; i++)
         if (gw->convs.slots[i].val) conv_free(gw->convs.slots[i].val);
+    for (size_t i = 0; i < gw->parked.cap; i++) {
+        parkq *q = gw->parked.slots[i].val;
+        for (parked *p = q ? q->head : NULL, *next; p; p = next) {
+            next = p->next;
+            sb_frame_free(p->f);
+            free(p);
+        }
+        free(q);
+    }
+    sb_map_free(&gw->parked);
     sb_map_free(&gw->sessions);
     sb_map_free(&gw->users);
     sb_map_free(&gw->convs);
@@ -1212,6 +1263,7 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
         sb__gw_cluster_tick(gw);
         sb__gw_desk_tick(gw);
     }
+    if (gw->hooks.tick) gw->hooks.tick(gw->hooks.ud);
 }
 
 void sb_gw_flush(sb_gw *gw)

@@ -16,8 +16,7 @@
 #define GW_SECRET_BYTES_MAX 256
 #define GW_SESSION_ACKS_MAX 64 /* conversations with unflushed ACK cursors */
 #define GW_BAD_FRAMES_MAX 100  /* undecodable frames before the close */
-/* Frame body cases (proto field numbers) the table has room for: as many
- * as the stats count (sb__gw_new checks the schema's highest). */
+/* Frame body cases (proto field numbers) the table has room for. */
 #define GW_BODY_CASES SB_GW_FRAME_KINDS
 
 enum sess_state {
@@ -63,9 +62,10 @@ typedef struct conv {
     /* Customer service (kind CONV_SERVICE): */
     char desk[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1],
         agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];
-    int64_t created_ms;  /* when it was made (the store's created_ts) */
-    uint32_t unmatched;  /* customer turns the bot did not understand */
-    bool first_response; /* the agent has answered */
+    int64_t created_ms;   /* when it was made (the store's created_ts) */
+    uint32_t unmatched;   /* customer turns the bot did not understand */
+    bool first_response;  /* the agent has answered */
+    uint32_t csat_rating; /* the customer's rating, 0 while none */
     /* In a cluster (sb_cluster.c): the order of this node's pushes. */
     struct sb_cseq {
         bool known;    /* next is set (from the first seq seen) */
@@ -207,6 +207,8 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
+    /* sb_gw_tick(): time has passed (gw->now_ms is the new time). */
+    void (*tick)(void *ud);
     /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out.
      * In a cluster start comes when the node takes the desks over, and
      * stop when it no longer owns them (it forgets the routing state). */
@@ -240,6 +242,9 @@ struct sb_gw {
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
     sb_map convs;    /* conv id -> conv */
+    /* Frames waiting for their conversation to be loaded, in arrival
+     * order (conv id -> struct parkq): one read of the store for all. */
+    sb_map parked;
     sess *retry_head;
     sess *flushq; /* sessions with messages queued for a PUSH */
     /* Unstored ACK cursors and unsent receipts, oldest first: each goes

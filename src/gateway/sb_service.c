@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sb_csat.h"
 #include "sb_desk.h"
 #include "sb_error.h"
 #include "sb_gwcore.h"
-#include "sb_sysmsg.h"
 #include "sb_i18n.h"
+#include "sb_offhours.h"
+#include "sb_sysmsg.h"
 
 #define SVC_SENDER_BOT "bot"
 #define SVC_QUEUE_NOTIFY_MAX 1000 /* queued customers told their position */
@@ -96,6 +98,7 @@ static void fill_conv(sb_gw *gw, const conv *c, Sbp__Conversation *pc,
     pc->agent = (char *)c->agent;
     pc->customer = (char *)c->customer;
     pc->queue_position = sb_desk_position(gw->cfg.desk, c->id);
+    pc->csat_rating = c->csat_rating;
     for (size_t i = 0; i < c->n_members; i++) {
         sbp__member__init(&ms[i]);
         ms[i].user_id = (char *)c->members[i].user_id;
@@ -258,8 +261,20 @@ static void assign_all_queued(svc *v)
     free(ids);
 }
 
+/* The language of c's customer: that of a ready session of theirs, else
+ * English. */
+static const char *customer_lang(sb_gw *gw, const conv *c)
+{
+    user *u = sb__gw_user_get(gw, c->customer);
+    for (sess *s = u ? u->sessions : NULL; s; s = s->user_next)
+        if (s->state == SESS_READY && s->locale[0]) return s->locale;
+    return "en";
+}
+
 /* The conversation needs a human of group: an agent with room now, or the
- * queue (with the out-of-hours text when nobody of the group is online).
+ * queue: outside the group's business hours with when it is back, or with
+ * the out-of-hours text when nobody of the group is online. lang is the
+ * customer's (NULL: found from its sessions).
  * first (taken; NULL: the handoff event) is the first event stored.
  * Returns 0, or the queue's code when it has no room: then c stays where
  * it is and requester has the ERROR for rid. */
@@ -270,6 +285,7 @@ static int handoff(svc *v, conv *c, int group, const char *lang,
     sb_gw *gw = v->gw;
     sb_desk *d = gw->cfg.desk;
     const char *gname = sb_desk_group_name(d, group);
+    if (!lang) lang = customer_lang(gw, c);
     const char *agent =
         v->routing_ready ? sb_desk_pick_except(d, group, except) : NULL;
     if (!first) first = sb_sysmsg_event(c->id, "conv.handoff", NULL, NULL);
@@ -293,7 +309,10 @@ static int handoff(svc *v, conv *c, int group, const char *lang,
     snprintf(pos, sizeof pos, "%u", sb_desk_position(d, c->id));
     Sbp__Message *msgs[3] = {
         first, sb_sysmsg_event(c->id, "conv.queued", pos, NULL), NULL};
-    if (!sb_desk_group_staffed(d, group)) {
+    if (!sb_desk_group_open(d, group)) {
+        msgs[2] = sb_offhours_closed(c->id, sb_desk_group_hours(d, group),
+                                     sb_desk_group_next_change(d, group), lang);
+    } else if (!sb_desk_group_staffed(d, group)) {
         const sb_desk_def *def = sb_desk_get(d, c->desk);
         msgs[2] =
             sb_sysmsg_new(c->id, SVC_SENDER_BOT, SBP__MSG_TYPE__MSG_SYSTEM,
@@ -330,7 +349,7 @@ static void requeue(svc *v, conv *c)
     if (g < 0) g = sb_desk_get(d, c->desk)->default_group;
     Sbp__Message *ev =
         sb_sysmsg_event(c->id, "conv.requeued", sb_desk_group_name(d, g), NULL);
-    handoff(v, c, g, "en", ev, NULL, NULL, 0);
+    handoff(v, c, g, NULL, ev, NULL, NULL, 0);
 }
 
 /* ---- the bot ---------------------------------------------------------------
@@ -365,6 +384,19 @@ static void bot_turn(svc *v, conv *c, const Sbp__Message *m)
     }
 }
 
+/* A customer waiting out of its group's hours who leaves an email address
+ * hears that it was noted. */
+static void note_email(sb_gw *gw, conv *c, const Sbp__Message *m)
+{
+    char email[SB_OFFHOURS_EMAIL_BYTES_MAX + 1];
+    if (m->type != SBP__MSG_TYPE__MSG_TEXT ||
+        sb_desk_group_open(gw->cfg.desk,
+                           sb_desk_group(gw->cfg.desk, c->group)) ||
+        !sb_offhours_email(m->body, email, sizeof email))
+        return;
+    bot_says(gw, sb_offhours_noted(c->id, email, m->lang));
+}
+
 /* The hook for a message a session sent: the customer's goes to the bot
  * (and reopens a closed conversation), the agent's first answer is
  * recorded. */
@@ -392,6 +424,8 @@ static void on_stored(void *ud, conv *c, const Sbp__Message *m)
         if (c->state == SBP__CONV_STATE__STATE_BOT &&
             !(ext && user_ready(gw, ext, SBP__ROLE__ROLE_BOT)))
             bot_turn(v, c, m);
+        else if (c->state == SBP__CONV_STATE__STATE_QUEUED)
+            note_email(gw, c, m);
     } else if (c->agent[0] && strcmp(m->sender, c->agent) == 0 &&
                !c->first_response) {
         c->first_response = true;
@@ -531,7 +565,7 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     } else {
         Sbp__Message *ev =
             sb_sysmsg_event(c->id, "conv.transferred", t->to_group, NULL);
-        if (handoff(v, c, g, "en", ev, old_agent, s, f->rid) != 0) return;
+        if (handoff(v, c, g, NULL, ev, old_agent, s, f->rid) != 0) return;
     }
     if (old_agent[0]) {
         sb_desk_add_load(d, old_agent, -1, gw->now_ms);
@@ -558,6 +592,7 @@ static void on_close(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     Sbp__Message *ev = sb_sysmsg_event(c->id, "conv.closed", s->user_id, NULL);
     route(gw, c, SBP__CONV_STATE__STATE_CLOSED, c->group, "", &ev, 1, s,
           f->rid);
+    sb__csat_ask(gw, c);
     if (freed[0]) assign_from_queue(v, freed);
 }
 
@@ -695,6 +730,7 @@ static void on_start(void *ud)
         v->routing_ready = true;
         return;
     }
+    sb_desk_hours_update(v->gw->cfg.desk, v->gw->now_ms);
     /* Queued first, then assigned: the reader answers in order, and the
      * second answer marks routing ready. */
     Sbp__ConvState states[2] = {SBP__CONV_STATE__STATE_QUEUED,
@@ -752,6 +788,7 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
     size_t n = 0;
     int rc = sb_desk_adopt(nd, old, &orphans, &n);
     if (rc) return rc;
+    sb_desk_hours_update(nd, gw->now_ms);
     gw->cfg.desk = nd;
     *old_out = old;
     /* Another node routes: this one keeps the configuration only. */
@@ -788,6 +825,19 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
     return 0;
 }
 
+/* Time passed: a group whose shift starts hands its queue out to the
+ * agents online with room, and its customers hear their positions. */
+static void on_tick(void *ud)
+{
+    svc *v = ud;
+    sb_desk *d = v->gw->cfg.desk;
+    uint64_t opened = d ? sb_desk_hours_update(d, v->gw->now_ms) : 0;
+    if (!opened || !v->routing_ready) return;
+    assign_all_queued(v);
+    for (int g = 0; g < SB_DESK_GROUPS_MAX; g++)
+        if (opened >> g & 1) notify_queue(v, g);
+}
+
 static const sb_gw_row ROWS[] = {
     {.body = SBP__FRAME__BODY_TRANSFER,
      .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
@@ -812,6 +862,7 @@ int sb__svc_register(sb_gw *gw)
                      .open = on_open,
                      .stored = on_stored,
                      .presence = on_presence,
+                     .tick = on_tick,
                      .start = on_start,
                      .stop = on_stop,
                      .desk_swap = on_desk_swap,

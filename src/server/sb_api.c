@@ -15,6 +15,7 @@
 #include "sb_b64.h"
 #include "sb_error.h"
 #include "sb_map.h"
+#include "sb_reportfmt.h"
 #include "sb_token.h"
 
 #define PATH_SEGS_MAX 8
@@ -24,11 +25,13 @@
 
 /* How the answer frame of a request becomes its HTTP response. */
 typedef enum answer_kind {
-    ANS_SEND,    /* send_ack: 201 (200 for a duplicate) */
-    ANS_HISTORY, /* history_resp */
-    ANS_LIST,    /* conv_list_resp */
-    ANS_OK,      /* ok */
-    ANS_ADMIN,   /* admin_resp: its text, a JSON document, as the body */
+    ANS_SEND,        /* send_ack: 201 (200 for a duplicate) */
+    ANS_HISTORY,     /* history_resp */
+    ANS_LIST,        /* conv_list_resp */
+    ANS_OK,          /* ok */
+    ANS_ADMIN,       /* admin_resp: its text, a JSON document, as the body */
+    ANS_REPORT_JSON, /* report_resp, rendered as JSON (sb_reportfmt) */
+    ANS_REPORT_CSV,  /* report_resp, rendered as CSV */
 } answer_kind;
 
 typedef struct pend {
@@ -176,6 +179,32 @@ static void pend_finish(sb_api *api, pend *p)
     p->conn = 0;
 }
 
+/* A REPORT_RESP (in f, the frame as JSON) rendered in format fmt, the
+ * rendering sbctl report prints; false when f is not one. */
+static bool answer_report(sb_api *api, uint64_t conn, json_t *f,
+                          sb_report_format fmt)
+{
+    if (!json_object_get(f, "report_resp")) return false;
+    char *text = json_dumps(f, JSON_COMPACT);
+    Sbp__Frame *fr = NULL;
+    sb_buf b = SB_BUF_INIT;
+    bool ok = text &&
+              sb_frame_decode(SB_ENC_JSON, (const uint8_t *)text, strlen(text),
+                              &fr) == 0 &&
+              fr->body_case == SBP__FRAME__BODY_REPORT_RESP &&
+              sb_report_render(fr->report_resp, fmt, &b) == 0;
+    free(text);
+    if (fr) sb_frame_free(fr);
+    if (!ok) {
+        sb_buf_free(&b);
+        return false;
+    }
+    api->io.answer(api->io.ud, conn, 200, sb_report_format_type(fmt), NULL,
+                   b.data, b.len);
+    sb_buf_free(&b);
+    return true;
+}
+
 /* The frame's answer, as the HTTP response of p. */
 static void answer_frame(sb_api *api, pend *p, json_t *f)
 {
@@ -257,6 +286,13 @@ static void answer_frame(sb_api *api, pend *p, json_t *f)
         json_decref(doc);
         return;
     }
+    case ANS_REPORT_JSON:
+    case ANS_REPORT_CSV:
+        if (answer_report(api, conn, f,
+                          p->kind == ANS_REPORT_CSV ? SB_REPORT_CSV
+                                                    : SB_REPORT_JSON))
+            return;
+        break;
     }
     answer_error(api, conn, 500, "internal", "unexpected answer");
 }
@@ -708,14 +744,60 @@ static void h_webhooks_replay(api_req *rq)
              rq->body ? json_incref(rq->body) : json_object());
 }
 
+/* A report (docs/protocol.md#reports): the REPORT frame of the query's
+ * from, to, tz, by (comma-separated keys), desk, group and agent, its
+ * answer rendered as JSON (the default) or CSV (format=csv). */
+static void h_reports(api_req *rq)
+{
+    static const char *const FIELDS[] = {"from", "to",    "tz",
+                                         "desk", "group", "agent"};
+    const char *format = param(rq, "format");
+    sb_report_format fmt = SB_REPORT_JSON;
+    if ((format && sb_report_format_parse(format, &fmt) != 0) ||
+        fmt == SB_REPORT_TABLE || !param(rq, "from")) {
+        answer_error(rq->api, rq->conn, 400, "invalid",
+                     "from=YYYY-MM-DD is required; format is json or csv");
+        return;
+    }
+    json_t *b = json_object();
+    for (size_t i = 0; b && i < sizeof FIELDS / sizeof *FIELDS; i++) {
+        const char *v = param(rq, FIELDS[i]);
+        if (i == 1 && !v) v = param(rq, "from"); /* to: the from day */
+        if (v) json_object_set_new(b, FIELDS[i], json_string(v));
+    }
+    const char *by = param(rq, "by");
+    if (b && by && by[0]) {
+        char keys[PARAM_BYTES_MAX];
+        snprintf(keys, sizeof keys, "%s", by);
+        char *k[4];
+        size_t n = 0;
+        if (sb_report_by_split(keys, k, 4, &n) != 0) {
+            json_decref(b);
+            answer_error(rq->api, rq->conn, 400, "invalid",
+                         "by: at most desk, group, agent and day");
+            return;
+        }
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+            json_array_append_new(a, json_string(k[i]));
+        json_object_set_new(b, "by", a);
+    }
+    if (!b) {
+        answer_error(rq->api, rq->conn, 500, "internal", "out of memory");
+        return;
+    }
+    run_frame(rq, actor(rq), SBP__ROLE__ROLE_ADMIN,
+              fmt == SB_REPORT_CSV ? ANS_REPORT_CSV : ANS_REPORT_JSON, "report",
+              b);
+}
+
 static void h_conv_get(api_req *rq);
 
 /* ---- the route table ------------------------------------------------------
  *
  * A pattern's segments match the path's one for one; "*" matches any one
- * segment (an id, which the handler reads from rq->seg). The reports'
- * rows (/api/v1/reports...) join this table beside the others, with
- * their entries in the OpenAPI document (sb_api_openapi.json). */
+ * segment (an id, which the handler reads from rq->seg). Each route has
+ * its entry in the OpenAPI document (docs/openapi.json). */
 
 typedef struct api_route {
     const char *method;
@@ -742,6 +824,7 @@ static const api_route ROUTES[] = {
     {"PUT", "/api/v1/webhooks", true, true, h_webhooks_put},
     {"GET", "/api/v1/webhooks/failed", true, false, h_webhooks_failed},
     {"POST", "/api/v1/webhooks/replay", true, false, h_webhooks_replay},
+    {"GET", "/api/v1/reports", true, false, h_reports},
 };
 
 /* One conversation, with its members and routing fields: the admin op

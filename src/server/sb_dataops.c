@@ -218,10 +218,11 @@ static void erase_done(sb_req *r)
                       ? d->erase_hook(d->erase_ud, r->u.erase.user_id, e)
                       : NULL;
     json_t *j = json_pack(
-        "{s:s,s:{s:I,s:I,s:I},s:o,s:[s,s,s,s]}", "user", r->u.erase.user_id,
-        "erased", "message_bodies", (json_int_t)e->messages, "device_cursors",
-        (json_int_t)e->cursors, "webhook_events", (json_int_t)e->outbox_events,
-        "attachments",
+        "{s:s,s:{s:I,s:I,s:I,s:I},s:o,s:[s,s,s,s,s]}", "user",
+        r->u.erase.user_id, "erased", "message_bodies", (json_int_t)e->messages,
+        "device_cursors", (json_int_t)e->cursors, "webhook_events",
+        (json_int_t)e->outbox_events, "rating_comments",
+        (json_int_t)e->csat_comments, "attachments",
         att ? (json_t *)att
             : json_string("none: this server stores no attachments"),
         "kept",
@@ -229,7 +230,8 @@ static void erase_done(sb_req *r)
         "that every conversation keeps its dense seqs",
         "the user's membership of conversations and read positions",
         "the user's id and role in the user record",
-        "messages of others in the same conversations, and system events");
+        "messages of others in the same conversations, and system events",
+        "the ratings (1-5) of the user's conversations, without comments");
     answer(d, r->owner, r->rid, 0, j);
     free(r);
 }

@@ -257,8 +257,7 @@ static int hex_digit(char c)
     return -1;
 }
 
-int sb_http_query(const char *target, const char *name, char *out,
-                  size_t cap)
+int sb_http_query(const char *target, const char *name, char *out, size_t cap)
 {
     const char *q = strchr(target, '?');
     size_t nlen = strlen(name);

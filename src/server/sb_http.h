@@ -37,7 +37,7 @@ typedef struct sb_http_req {
     /* An upload (POST /media): complete at its headers, the body the
      * caller's to stream (sb_http_req_streamed). */
     bool streamed;
-    char field[32];      /* the header name being read */
+    char field[32]; /* the header name being read */
     size_t field_len;
     int cur; /* which field the current header value fills */
     bool in_value;
@@ -73,8 +73,7 @@ bool sb_http_req_expects_continue(const sb_http_req *r);
  * as a space) into out (cap bytes, NUL-terminated). Returns its length,
  * -ENOENT when the query has no such parameter, -EINVAL for a bad escape
  * or a decoded NUL, -ENOSPC when it does not fit. */
-int sb_http_query(const char *target, const char *name, char *out,
-                  size_t cap);
+int sb_http_query(const char *target, const char *name, char *out, size_t cap);
 
 /* Picks the encoding from the offered Sec-WebSocket-Protocol list: the
  * first of ours in the client's order. Returns the name to echo, "" if the

@@ -318,6 +318,10 @@ void sb_nats_stop(sb_nats *n)
     }
     sb_map_free(&n->subs);
     if (n->nc) {
+        /* What was published reaches the server before the close (a
+         * draining node's last messages). */
+        if (atomic_load(&n->connected))
+            natsConnection_FlushTimeout(n->nc, 1000);
         natsConnection_Close(n->nc);
         natsConnection_Destroy(n->nc);
     }

@@ -263,9 +263,31 @@ static sb_req_hooks *hooks_make(const sb_webhook *wh)
     return h;
 }
 
+/* csat.submitted, with the rating a CSAT_SET stores: its data is
+ * {"conv_id", "customer", "rating", "comment"}. */
+static void attach_csat(sb_webhook *wh, sb_req *r)
+{
+    if (!wanted(wh, SB_HOOK_CSAT_SUBMITTED)) return;
+    json_t *j = json_pack(
+        "{s:I,s:s,s:i,s:s}", "conv_id", (json_int_t)r->u.csat.conv_id,
+        "customer", r->u.csat.customer, "rating", (int)r->u.csat.rating,
+        "comment", r->u.csat.comment ? r->u.csat.comment : "");
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    /* Out of memory: the rating goes on without its event. */
+    if (text)
+        sb_webhook_attach_event(wh, r, SB_HOOK_CSAT_SUBMITTED,
+                                r->u.csat.customer, text);
+    free(text);
+}
+
 void sb_webhook_attach(sb_webhook *wh, sb_req *r)
 {
     if (!wh || r->hooks) return;
+    if (r->kind == SB_REQ_CSAT_SET) {
+        attach_csat(wh, r);
+        return;
+    }
     uint32_t ev = r->kind == SB_REQ_MSG_APPEND ? SB_HOOK_MESSAGE_CREATED
                   : r->kind == SB_REQ_CONV_ROUTE
                       ? SB_HOOK_CONV_QUEUED | SB_HOOK_CONV_ASSIGNED |

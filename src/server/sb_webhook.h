@@ -6,8 +6,8 @@
  * URL, a secret and the events it wants, and the retry policy. Events are
  * written to the store's outbox in the transaction of what they tell of
  * (sb_webhook_attach on the writes the gateway submits: message.created,
- * conversation.queued|assigned|transferred|closed), or by themselves
- * (sb_webhook_emit: csat.submitted). A dispatcher on the loop claims the
+ * conversation.queued|assigned|transferred|closed, csat.submitted), or by
+ * themselves (sb_webhook_emit). A dispatcher on the loop claims the
  * events due and hands them to a delivery thread (libcurl's multi
  * interface), which posts each with an HMAC-SHA256 signature over a
  * timestamp and the body:
@@ -56,8 +56,9 @@ void sb_webhook_stop(sb_webhook *wh);
 void sb_webhook_free(sb_webhook *wh);
 
 /* Attaches to write r, before it is submitted, the endpoints that want
- * the events it causes (sb_req.hooks), when any does: a MSG_APPEND or a
- * CONV_ROUTE. Nothing for other kinds or when none wants them. */
+ * the events it causes (sb_req.hooks), when any does: a MSG_APPEND, a
+ * CONV_ROUTE, or a CSAT_SET (csat.submitted, with the rating). Nothing for
+ * other kinds or when none wants them. */
 void sb_webhook_attach(sb_webhook *wh, sb_req *r);
 /* Attaches event ev with payload (a JSON document, copied) about subject
  * (a user id, "" for none) to write r, to be stored in r's transaction:

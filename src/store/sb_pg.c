@@ -131,12 +131,24 @@ static const char SCHEMA_V2_SQL[] =
     "CREATE INDEX webhook_outbox_subject ON webhook_outbox(subject)"
     " WHERE subject <> '';";
 
-/* Version 3: uploads (sb_store_media_*): their records, the messages
+/* Version 3, satisfaction and reports (as the SQLite store's version 6):
+ * a service conversation's last agent, its rating, and an index of
+ * service conversations by when they were opened. */
+static const char SCHEMA_V3_SQL[] =
+    "ALTER TABLE convs ADD COLUMN last_agent text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_asked_ts bigint NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_rating int NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_comment text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_ts bigint NOT NULL DEFAULT 0;"
+    "UPDATE convs SET last_agent = agent WHERE agent <> '';"
+    "CREATE INDEX convs_report ON convs(created_ts, conv_id) WHERE kind = 2;";
+
+/* Version 4: uploads (sb_store_media_*): their records, the messages
  * carrying them, and their bytes in the database, so that every gateway
  * of a cluster serves them: a blob by its SHA-256, in chunks of at most
  * chunk_bytes (rows written before the blob's own, which says they are
  * all there). */
-static const char SCHEMA_V3_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V4_SQL[] = "CREATE TABLE media("
                                     " media_id text PRIMARY KEY,"
                                     " sha256 bytea NOT NULL,"
                                     " conv_id bigint NOT NULL,"
@@ -170,6 +182,7 @@ static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
     SCHEMA_V1_SQL,
     SCHEMA_V2_SQL,
     SCHEMA_V3_SQL,
+    SCHEMA_V4_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -311,9 +324,14 @@ static const char *const STMT_SQL[PS_COUNT] = {
                     " AND desk = $2 AND kind = 2 AND state <> 5"
                     " ORDER BY conv_id DESC LIMIT 1",
     [PS_ROUTE_GET] = "SELECT state, agent FROM convs WHERE conv_id = $1",
+    /* queued_ts: when it last began to wait for an agent; one assigned
+     * without waiting in the queue waited from then (no time). */
     [PS_ROUTE_SET] = "UPDATE convs SET state = $2, grp = $3, agent = $4,"
+                     " last_agent = CASE WHEN $4 <> '' THEN $4"
+                     " ELSE last_agent END,"
                      " updated_ts = greatest(updated_ts, $5),"
-                     " queued_ts = CASE WHEN $6 THEN $5 ELSE queued_ts END,"
+                     " queued_ts = CASE WHEN $6 OR ($7 AND state <> 3)"
+                     " THEN $5 ELSE queued_ts END,"
                      " assigned_ts = CASE WHEN $7 THEN $5"
                      " ELSE assigned_ts END,"
                      " closed_ts = CASE $8::int WHEN 1 THEN $5 WHEN 0 THEN 0"
@@ -919,5 +937,8 @@ static const sb_store_ops PG_OPS = {
     .blob_put = sb__pg_blob_put,
     .blob_read = sb__pg_blob_read,
     .blob_gc = sb__pg_blob_gc,
+    .csat_ask = sb__pg_csat_ask,
+    .csat_set = sb__pg_csat_set,
+    .report_scan = sb__pg_report_scan,
     .ping = pg_ping,
 };

@@ -123,6 +123,10 @@ int sb__pg_conv_load(sb_pg *s, uint64_t conv_id, Sbp__Conversation **out)
         int64_t closed = sb__pg_get_i64(r, 0, PC_CLOSED_TS);
         c->first_response_ms = first ? first - c->created_ts : 0;
         c->resolution_ms = closed ? closed - c->created_ts : 0;
+        c->csat_rating = (uint32_t)sb__pg_get_i64(r, 0, PC_CSAT_RATING);
+        if (sb__pg_get_text(r, 0, PC_CSAT_COMMENT, &c->csat_comment) ||
+            sb__pg_get_text(r, 0, PC_LAST_AGENT, &c->last_agent))
+            goto err;
     }
     if (sb__pg_get_text(r, 0, PC_TITLE, &c->title) ||
         sb__pg_get_text(r, 0, PC_DESK, &c->desk) ||

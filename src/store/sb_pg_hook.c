@@ -181,5 +181,10 @@ int sb__pg_user_erase(sb_store *base, const char *user_id, sb_store_erased *out)
     if (!rc)
         rc = run_count(s, "DELETE FROM webhook_outbox WHERE subject = $1", &p,
                        &out->outbox_events);
+    if (!rc)
+        rc = run_count(s,
+                       "UPDATE convs SET csat_comment = ''"
+                       " WHERE customer = $1 AND csat_comment <> ''",
+                       &p, &out->csat_comments);
     return rc;
 }

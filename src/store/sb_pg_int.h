@@ -43,7 +43,10 @@
     X(CUSTOMER, ", ", "customer")                                              \
     X(UPDATED_TS, ", ", "updated_ts")                                          \
     X(FIRST_RESPONSE_TS, ", ", "first_response_ts")                            \
-    X(CLOSED_TS, ", ", "closed_ts")
+    X(CLOSED_TS, ", ", "closed_ts")                                            \
+    X(CSAT_RATING, ", ", "csat_rating")                                        \
+    X(CSAT_COMMENT, ", ", "csat_comment")                                      \
+    X(LAST_AGENT, ", ", "last_agent")
 
 /* The columns a member is read from. */
 #define SB_PG_MEMBER_COLUMNS(X)                                                \
@@ -152,7 +155,7 @@ static inline sb_pg *sb__pg(sb_store *s)
 }
 
 /* The schema version this build writes. */
-#define SB_PG_SCHEMA_VERSION 3
+#define SB_PG_SCHEMA_VERSION 4
 
 /* Parameters of one statement: integers are formatted in place, strings
  * and bytes point at the caller's memory (valid until the call returns). */
@@ -291,5 +294,15 @@ int sb__pg_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
                          size_t *n);
 int sb__pg_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
 int sb__pg_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
+
+/* ---- satisfaction and reports (sb_pg_report.c) ------------------------- */
+
+int sb__pg_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms, bool *asked);
+int sb__pg_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                    const char *comment, int64_t now_ms);
+int sb__pg_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                       const char *desk, const char *group, const char *agent,
+                       int (*each)(void *ud, const sb_store_report_row *r),
+                       void *ud);
 
 #endif

@@ -355,22 +355,78 @@ static int run_dups_find(sb_pg *s, sb_store_append_item *items, size_t n)
     return 0;
 }
 
-/* The earlier item of the run, to be stored by it, whose idempotency key
- * item j repeats (it is then that one's duplicate), or NULL. */
-static sb_store_append_item *run_earlier(sb_store_append_item *items, size_t j)
+/* An index over a run's items, built once instead of a scan of the run for
+ * each item (runs are thousands long under load): open addressing, each
+ * slot an item's index + 1 (0: empty), the caller's hash and equality. */
+typedef struct run_index {
+    uint32_t *slot;
+    size_t mask;
+} run_index;
+
+static int run_index_init(run_index *x, size_t n)
 {
-    Sbp__Message *m = items[j].msg;
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    x->slot = calloc(cap, sizeof *x->slot);
+    x->mask = cap - 1;
+    return x->slot ? 0 : -ENOMEM;
+}
+
+static void run_index_add(run_index *x, uint64_t h, size_t i)
+{
+    size_t k = h & x->mask;
+    while (x->slot[k])
+        k = (k + 1) & x->mask;
+    x->slot[k] = (uint32_t)i + 1;
+}
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The idempotency key's hash: sender and client_msg_id. */
+static uint64_t key_hash(const Sbp__Message *m)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *p = m->sender; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    h = (h ^ 0xff) * 0x100000001b3ull;
+    for (size_t i = 0; i < m->client_msg_id.len; i++)
+        h = (h ^ m->client_msg_id.data[i]) * 0x100000001b3ull;
+    return mix(h);
+}
+
+static bool same_key(const Sbp__Message *a, const Sbp__Message *b)
+{
+    return a->client_msg_id.len == b->client_msg_id.len &&
+           memcmp(a->client_msg_id.data, b->client_msg_id.data,
+                  a->client_msg_id.len) == 0 &&
+           strcmp(a->sender, b->sender) == 0;
+}
+
+/* The item of the run, stored by it (in keys), whose idempotency key m
+ * repeats (m is then that one's duplicate), or NULL. */
+static sb_store_append_item *run_earlier(const run_index *keys,
+                                         sb_store_append_item *items,
+                                         const Sbp__Message *m)
+{
     if (m->client_msg_id.len == 0) return NULL;
-    for (size_t i = 0; i < j; i++) {
-        Sbp__Message *o = items[i].msg;
-        if (items[i].rc == 0 && !items[i].duplicate && o->seq &&
-            o->client_msg_id.len == m->client_msg_id.len &&
-            memcmp(o->client_msg_id.data, m->client_msg_id.data,
-                   m->client_msg_id.len) == 0 &&
-            strcmp(o->sender, m->sender) == 0)
-            return &items[i];
+    for (size_t k = key_hash(m) & keys->mask; keys->slot[k];
+         k = (k + 1) & keys->mask) {
+        sb_store_append_item *o = &items[keys->slot[k] - 1];
+        if (o->msg != m && same_key(o->msg, m)) return o;
     }
     return NULL;
+}
+
+static uint64_t seq_hash(uint64_t conv, uint64_t seq)
+{
+    return mix(conv * 0x9e3779b97f4a7c15ull + seq);
 }
 
 /* One row of the run's INSERT. */
@@ -417,12 +473,14 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
     json_t *rows = NULL, *bumps = NULL;
     char *js = NULL;
     PGresult *r = NULL;
+    run_index keys = {0}, seqs = {0};
     bool check = s->dups_expected;
     int rc = run_convs_load(s, items, n, &c, &nc);
     if (rc == 0 && check) rc = run_dups_find(s, items, n);
     if (rc) goto out;
     rc = -ENOMEM;
     if (!(rows = json_array()) || !(bumps = json_array())) goto out;
+    if (run_index_init(&keys, n) || run_index_init(&seqs, n)) goto out;
     size_t n_rows = 0;
     for (size_t i = 0; i < n; i++) {
         sb_store_append_item *a = &items[i];
@@ -430,7 +488,7 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
         if (a->rc || a->duplicate) continue;
         /* A retry of a message stored earlier in this run answers with
          * it, once it has its msg_id. */
-        if (run_earlier(items, i)) {
+        if (run_earlier(&keys, items, m)) {
             a->duplicate = true;
             continue;
         }
@@ -455,6 +513,8 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
             x->bumped = true;
             if (json_array_append_new(rows, row_json(m, a->now_ms))) goto out;
             n_rows++;
+            if (m->client_msg_id.len) run_index_add(&keys, key_hash(m), i);
+            run_index_add(&seqs, seq_hash(m->conv_id, m->seq), i);
         }
     }
     if (n_rows) {
@@ -470,10 +530,14 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
         for (int row = 0; row < PQntuples(r); row++) {
             uint64_t conv = (uint64_t)sb__pg_get_i64(r, row, 1);
             uint64_t seq = (uint64_t)sb__pg_get_i64(r, row, 2);
-            for (size_t i = 0; i < n; i++)
-                if (items[i].rc == 0 && !items[i].duplicate &&
-                    items[i].msg->conv_id == conv && items[i].msg->seq == seq)
-                    items[i].msg->msg_id = (uint64_t)sb__pg_get_i64(r, row, 0);
+            for (size_t k = seq_hash(conv, seq) & seqs.mask; seqs.slot[k];
+                 k = (k + 1) & seqs.mask) {
+                Sbp__Message *m = items[seqs.slot[k] - 1].msg;
+                if (m->conv_id == conv && m->seq == seq) {
+                    m->msg_id = (uint64_t)sb__pg_get_i64(r, row, 0);
+                    break;
+                }
+            }
         }
         rc = -ENOMEM;
         for (size_t i = 0; i < nc; i++)
@@ -492,7 +556,7 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
     for (size_t j = 0; j < n; j++) {
         sb_store_append_item *first =
             items[j].rc == 0 && items[j].duplicate && items[j].msg->seq == 0
-                ? run_earlier(items, j)
+                ? run_earlier(&keys, items, items[j].msg)
                 : NULL;
         if (!first) continue;
         Sbp__Message *m = items[j].msg, *o = first->msg;
@@ -515,6 +579,8 @@ out:
     free(js);
     json_decref(rows);
     json_decref(bumps);
+    free(keys.slot);
+    free(seqs.slot);
     free(c);
     return rc;
 }

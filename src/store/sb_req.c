@@ -381,6 +381,46 @@ static void nothing_to_undo(sb_req *r)
     (void)r;
 }
 
+static int csat_ask_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
+{
+    int rc = sb_store_csat_ask(s, r->u.csat.conv_id, now, &r->u.csat.asked);
+    *follow = rc == 0 && r->u.csat.asked;
+    return rc;
+}
+
+static int csat_ask_run(sb_store *s, sb_req *r)
+{
+    r->u.csat.asked = false;
+    return with_msgs(s, r, csat_ask_main, NULL);
+}
+
+static void csat_ask_undo(sb_req *r)
+{
+    r->u.csat.asked = false;
+    msgs_void(r);
+}
+
+static int csat_set_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
+{
+    int rc = sb_store_csat_set(s, r->u.csat.conv_id, r->u.csat.rating,
+                               r->u.csat.comment, now);
+    if (rc) return rc;
+    *follow = true;
+    return sb_store_conv_get(s, r->u.csat.conv_id, &r->u.csat.conv);
+}
+
+static int csat_set_run(sb_store *s, sb_req *r)
+{
+    r->u.csat.conv = NULL;
+    return with_msgs(s, r, csat_set_main, &r->u.csat.conv);
+}
+
+static void csat_set_undo(sb_req *r)
+{
+    conv_drop(&r->u.csat.conv);
+    msgs_void(r);
+}
+
 /* An event of its own: the outbox rows are the request (hooks_explicit
  * runs them with every write). */
 static int outbox_add_run(sb_store *s, sb_req *r)
@@ -497,6 +537,18 @@ static int service_convs_run(sb_store *s, sb_req *r)
                                   &r->u.service_convs.n);
 }
 
+static int report_run(sb_store *s, sb_req *r)
+{
+    r->u.report.resp = NULL;
+    r->u.report.err[0] = '\0';
+    if (!FIXED_OK(r->u.report.query.tz) || !FIXED_OK(r->u.report.query.desk) ||
+        !FIXED_OK(r->u.report.query.group) ||
+        !FIXED_OK(r->u.report.query.agent))
+        return SB_E_INVALID;
+    return sb_report_run(s, &r->u.report.query, &r->u.report.resp,
+                         r->u.report.err, sizeof r->u.report.err);
+}
+
 /* Each key's value, or NULL for one with nothing stored; on a failure,
  * none. */
 static int config_get_run(sb_store *s, sb_req *r)
@@ -596,6 +648,11 @@ static uint64_t first_response_conv(const sb_req *r)
     return r->u.first_response.conv_id;
 }
 
+static uint64_t csat_conv(const sb_req *r)
+{
+    return r->u.csat.conv_id;
+}
+
 static uint64_t no_conv(const sb_req *r)
 {
     (void)r;
@@ -604,12 +661,34 @@ static uint64_t no_conv(const sb_req *r)
 
 /* ---- the table --------------------------------------------------------- */
 
-#define WRITE(k, run, conv, undo)                                              \
-    [SB_REQ_##k] = {#k, true, false, run, conv, undo}
-#define READ(k, run)                                                           \
-    [SB_REQ_##k] = {#k, false, false, run, NULL, nothing_to_undo}
-#define BLOB(k, run)                                                           \
-    [SB_REQ_##k] = {#k, false, true, run, NULL, nothing_to_undo}
+#define WRITE(k, fn, cv, un)                                                   \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .write = true,                                                         \
+        .run = fn,                                                             \
+        .conv = cv,                                                            \
+        .undo = un,                                                            \
+    }
+#define READ(k, fn)                                                            \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .run = fn,                                                             \
+        .undo = nothing_to_undo,                                               \
+    }
+#define BLOB(k, fn)                                                            \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .blob = true,                                                          \
+        .run = fn,                                                             \
+        .undo = nothing_to_undo,                                               \
+    }
+#define LONG_READ(k, fn)                                                       \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .run = fn,                                                             \
+        .undo = nothing_to_undo,                                               \
+        .long_read = true,                                                     \
+    }
 
 const sb__req_op sb__req_ops[] = {
     WRITE(USER_UPSERT, user_run, no_conv, nothing_to_undo),
@@ -630,6 +709,8 @@ const sb__req_op sb__req_ops[] = {
     WRITE(OUTBOX_REPLAY, outbox_replay_run, no_conv, nothing_to_undo),
     WRITE(USER_ERASE, user_erase_run, no_conv, nothing_to_undo),
     WRITE(MEDIA_PUT, media_put_run, no_conv, nothing_to_undo),
+    WRITE(CSAT_ASK, csat_ask_run, csat_conv, csat_ask_undo),
+    WRITE(CSAT_SET, csat_set_run, csat_conv, csat_set_undo),
     READ(CONV_GET, conv_get_run),
     READ(SYNC, sync_run),
     READ(HISTORY, history_run),
@@ -643,6 +724,7 @@ const sb__req_op sb__req_ops[] = {
     BLOB(BLOB_PUT, blob_put_run),
     BLOB(BLOB_READ, blob_read_run),
     BLOB(BLOB_GC, blob_gc_run),
+    LONG_READ(REPORT, report_run),
 };
 _Static_assert(sizeof sb__req_ops / sizeof sb__req_ops[0] == SB_REQ__COUNT,
                "one sb__req_ops row per request kind");

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "sb_limits.h"
+#include "sb_report.h"
 #include "sb_store.h"
 
 /* Every kind of request. Writes are applied by the store's writer in
@@ -44,6 +45,9 @@ typedef enum sb_req_kind {
     SB_REQ_OUTBOX_REPLAY,  /* u.outbox: failed events pending again */
     SB_REQ_USER_ERASE,     /* u.erase: a user's data (GDPR) */
     SB_REQ_MEDIA_PUT,      /* u.media_put: an upload's record */
+    SB_REQ_CSAT_ASK,       /* u.csat: a rating asked for; then msgs if it
+                              was (not rated yet) */
+    SB_REQ_CSAT_SET,       /* u.csat: the customer's rating; then msgs */
     /* reads */
     SB_REQ_CONV_GET,      /* u.conv_get: a conversation and its members */
     SB_REQ_SYNC,          /* u.sync: a page of catch-up for a device */
@@ -55,6 +59,8 @@ typedef enum sb_req_kind {
     SB_REQ_CONFIG_GET,    /* u.config: read the values of keys */
     SB_REQ_OUTBOX_FAILED, /* u.outbox: the failed events */
     SB_REQ_MEDIA_GET,     /* u.media_get: uploads as a user may see them */
+    SB_REQ_REPORT,        /* u.report: a report (a long read: the store
+                             queue runs it on a reader of its own) */
     /* blobs: neither reads nor writes of the database's rows, they move
      * an upload's bytes, on a thread of their own so that a large one
      * holds up no message */
@@ -288,9 +294,26 @@ struct sb_req {
             char user_id[SB_ID_BYTES_MAX + 1];
             sb_store_erased erased; /* out */
         } erase;
+        struct {
+            uint64_t conv_id;
+            uint32_t rating; /* CSAT_SET: 1..SB_CSAT_RATING_MAX */
+            char *comment;   /* CSAT_SET: owned by the caller; NULL
+                                for none */
+            /* CSAT_SET: the conversation's customer, for the webhook
+             * event (csat.submitted) the shell attaches. */
+            char customer[SB_ID_BYTES_MAX + 1];
+            bool asked;              /* out (CSAT_ASK) */
+            Sbp__Conversation *conv; /* out (CSAT_SET): as rated */
+        } csat;
+        struct {
+            sb_report_query query;
+            Sbp__ReportResp *resp;         /* out */
+            char err[SB_REPORT_ERR_BYTES]; /* out: why it failed */
+        } report;
     } u;
     /* Messages stored in the same transaction after a SERVICE_OPEN (only
-     * if it created the conversation), CONV_ROUTE, MSG_RECALL or TAG: each gets
+     * if it created the conversation), CONV_ROUTE, MSG_RECALL, TAG,
+     * CSAT_SET or CSAT_ASK (only if it asked): each gets
      * its conversation's next seq (the store sets msgs[i]->conv_id for
      * SERVICE_OPEN) at the request's time. Owned by the caller; filled
      * like u.append.msg. A request and its messages are one: if either is

@@ -22,6 +22,9 @@ typedef struct sb__req_op {
     /* Clears what run gave r after r's transaction did not commit: its
      * results are void. */
     void (*undo)(sb_req *r);
+    /* A read that takes long (a report): the store queue runs it on a
+     * reader of its own, so that the others' reads do not wait for it. */
+    bool long_read;
 } sb__req_op;
 
 /* One row per sb_req_kind: the OPS table. */

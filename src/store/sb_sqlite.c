@@ -138,10 +138,24 @@ static const char SCHEMA_V5_SQL[] =
     "CREATE INDEX webhook_outbox_subject ON webhook_outbox(subject)"
     " WHERE subject <> '';";
 
-/* Version 6: uploads (sb_store_media_*): one record per upload, its
+/* Version 6, satisfaction and reports: a service conversation's last
+ * agent (kept after its close, for reports by agent; the agent in charge
+ * now for existing ones), its rating (asked for when, the rating, its
+ * comment, given when) and an index of service conversations by when
+ * they were opened, which reports scan a span of. */
+static const char SCHEMA_V6_SQL[] =
+    "ALTER TABLE convs ADD COLUMN last_agent TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_asked_ts INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_rating INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE convs ADD COLUMN csat_comment TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN csat_ts INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE convs SET last_agent = agent WHERE agent <> '';"
+    "CREATE INDEX convs_report ON convs(created_ts) WHERE kind = 2;";
+
+/* Version 7: uploads (sb_store_media_*): one record per upload, its
  * bytes a file under the data folder named by their SHA-256; and which
  * messages carry each upload (who may see it follows from them). */
-static const char SCHEMA_V6_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V7_SQL[] = "CREATE TABLE media("
                                     " media_id TEXT PRIMARY KEY,"
                                     " sha256 BLOB NOT NULL,"
                                     " conv_id INTEGER NOT NULL,"
@@ -162,8 +176,8 @@ static const char SCHEMA_V6_SQL[] = "CREATE TABLE media("
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL,
-    SCHEMA_V4_SQL, SCHEMA_V5_SQL, SCHEMA_V6_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL,
+    SCHEMA_V5_SQL, SCHEMA_V6_SQL, SCHEMA_V7_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -249,9 +263,14 @@ static const char *const STMT_SQL[ST_COUNT] = {
                     " AND desk = ?2 AND kind = ?3 AND state <> ?4"
                     " ORDER BY conv_id DESC LIMIT 1",
     [ST_ROUTE_GET] = "SELECT state, agent FROM convs WHERE conv_id = ?1",
+    /* queued_ts: when it last began to wait for an agent; one assigned
+     * without waiting in the queue waited from then (no time). */
     [ST_ROUTE_SET] = "UPDATE convs SET state = ?2, grp = ?3, agent = ?4,"
+                     " last_agent = CASE WHEN ?4 <> '' THEN ?4"
+                     " ELSE last_agent END,"
                      " updated_ts = max(updated_ts, ?5),"
-                     " queued_ts = CASE WHEN ?6 THEN ?5 ELSE queued_ts END,"
+                     " queued_ts = CASE WHEN ?6 OR (?7 AND state <> 3)"
+                     " THEN ?5 ELSE queued_ts END,"
                      " assigned_ts = CASE WHEN ?7 THEN ?5 ELSE assigned_ts END,"
                      " closed_ts = CASE ?8 WHEN 1 THEN ?5 WHEN 0 THEN 0"
                      " ELSE closed_ts END"
@@ -672,6 +691,9 @@ static const sb_store_ops SQLITE_OPS = {
     .blob_put = sb__sqlite_blob_put,
     .blob_read = sb__sqlite_blob_read,
     .blob_gc = sb__sqlite_blob_gc,
+    .csat_ask = sb__sqlite_csat_ask,
+    .csat_set = sb__sqlite_csat_set,
+    .report_scan = sb__sqlite_report_scan,
     .cache = sqlite_cache,
     .wal_watch = sqlite_wal_watch,
     .checkpoint = sqlite_checkpoint,

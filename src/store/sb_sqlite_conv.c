@@ -88,6 +88,10 @@ int sb__sqlite_conv_load(sb_sqlite *s, uint64_t conv_id,
         int64_t closed = sqlite3_column_int64(st, CC_CLOSED_TS);
         c->first_response_ms = first ? first - c->created_ts : 0;
         c->resolution_ms = closed ? closed - c->created_ts : 0;
+        c->csat_rating = (uint32_t)sqlite3_column_int(st, CC_CSAT_RATING);
+        if ((rc = sb__sqlite_col_text(st, CC_CSAT_COMMENT, &c->csat_comment)) ||
+            (rc = sb__sqlite_col_text(st, CC_LAST_AGENT, &c->last_agent)))
+            goto err;
     }
     if ((rc = sb__sqlite_col_text(st, CC_TITLE, &c->title)) ||
         (rc = sb__sqlite_col_text(st, CC_DESK, &c->desk)) ||

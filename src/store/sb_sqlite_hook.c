@@ -218,5 +218,10 @@ int sb__sqlite_user_erase(sb_store *base, const char *user_id,
     if (!rc)
         rc = run_user(s, "DELETE FROM webhook_outbox WHERE subject = ?1",
                       user_id, &out->outbox_events);
+    if (!rc)
+        rc = run_user(s,
+                      "UPDATE convs SET csat_comment = ''"
+                      " WHERE customer = ?1 AND csat_comment <> ''",
+                      user_id, &out->csat_comments);
     return rc;
 }

@@ -42,7 +42,10 @@
     X(CUSTOMER, ", ", "customer")                                              \
     X(UPDATED_TS, ", ", "updated_ts")                                          \
     X(FIRST_RESPONSE_TS, ", ", "first_response_ts")                            \
-    X(CLOSED_TS, ", ", "closed_ts")
+    X(CLOSED_TS, ", ", "closed_ts")                                            \
+    X(CSAT_RATING, ", ", "csat_rating")                                        \
+    X(CSAT_COMMENT, ", ", "csat_comment")                                      \
+    X(LAST_AGENT, ", ", "last_agent")
 
 /* The columns a member is read from. */
 #define SB_SQLITE_MEMBER_COLUMNS(X)                                            \
@@ -150,7 +153,7 @@ static inline sb_sqlite *sb__sqlite(sb_store *s)
 /* The schema version this build writes, and each version's SQL: what
  * takes a database from version v - 1 to v (sb__sqlite_schema(1) creates
  * the first schema). Tests build old databases from them. */
-#define SB_SQLITE_SCHEMA_VERSION 6
+#define SB_SQLITE_SCHEMA_VERSION 7
 const char *sb__sqlite_schema(int version);
 
 /* ---- helpers (sb_sqlite.c) --------------------------------------------- */
@@ -267,6 +270,18 @@ int sb__sqlite_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
 int sb__sqlite_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
                          uint64_t off, uint8_t *buf, size_t cap, size_t *got);
 int sb__sqlite_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed);
+
+/* ---- satisfaction and reports (sb_sqlite_report.c) --------------------- */
+
+int sb__sqlite_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms,
+                        bool *asked);
+int sb__sqlite_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                        const char *comment, int64_t now_ms);
+int sb__sqlite_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                           const char *desk, const char *group,
+                           const char *agent,
+                           int (*each)(void *ud, const sb_store_report_row *r),
+                           void *ud);
 
 /* Appends formatted text to sql[size] at *n; false once it no longer
  * fits (*n is then size). */

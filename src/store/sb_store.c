@@ -255,7 +255,7 @@ static int cursors_sort(Sbp__Cursor *const *cursors, size_t n,
 bool sb_store_rc_is_request_level(int rc)
 {
     return rc == SB_E_NOT_FOUND || rc == SB_E_INVALID || rc == SB_E_FORBIDDEN ||
-           rc == SB_E_TOO_LARGE;
+           rc == SB_E_TOO_LARGE || rc == SB_E_STATE || rc == SB_E_ALREADY;
 }
 
 /* ---- open, close, transactions ----------------------------------------- */
@@ -599,6 +599,42 @@ int sb_store_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms)
 {
     assert(s && s->ops->in_write(s));
     return s->ops->first_response(s, conv_id, now_ms);
+}
+
+int sb_store_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms,
+                      bool *asked)
+{
+    assert(s && asked && s->ops->in_write(s));
+    *asked = false;
+    return s->ops->csat_ask(s, conv_id, now_ms, asked);
+}
+
+int sb_store_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                      const char *comment, int64_t now_ms)
+{
+    assert(s && s->ops->in_write(s));
+    if (!comment) comment = "";
+    size_t n = strnlen(comment, SB_CSAT_COMMENT_BYTES_MAX + 1);
+    if (n > SB_CSAT_COMMENT_BYTES_MAX) return SB_E_TOO_LARGE;
+    if (rating < 1 || rating > SB_CSAT_RATING_MAX || !sb_utf8_valid(comment, n))
+        return SB_E_INVALID;
+    return s->ops->csat_set(s, conv_id, rating, comment, now_ms);
+}
+
+int sb_store_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                         const char *desk, const char *group, const char *agent,
+                         int (*each)(void *ud, const sb_store_report_row *r),
+                         void *ud)
+{
+    assert(s && each);
+    if (!desk) desk = "";
+    if (!group) group = "";
+    if (!agent) agent = "";
+    if (from_ms > to_ms || !text_valid(desk, TEXT_BYTES_MAX) ||
+        !text_valid(group, TEXT_BYTES_MAX) ||
+        !text_valid(agent, SB_ID_BYTES_MAX))
+        return SB_E_INVALID;
+    return s->ops->report_scan(s, from_ms, to_ms, desk, group, agent, each, ud);
 }
 
 int sb_store_recall(sb_store *s, uint64_t conv_id, uint64_t seq)

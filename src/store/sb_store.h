@@ -44,7 +44,8 @@ typedef enum sb_durability {
 #define SB_STORE_PAGE_MAX 500 /* messages per SYNC/HISTORY page */
 
 /* Whether rc refuses one request and leaves the transaction usable
- * (SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN, SB_E_TOO_LARGE). */
+ * (SB_E_NOT_FOUND, SB_E_INVALID, SB_E_FORBIDDEN, SB_E_TOO_LARGE,
+ * SB_E_STATE, SB_E_ALREADY). */
 bool sb_store_rc_is_request_level(int rc);
 
 /* Opens (creating if needed) the database at where, and brings its schema
@@ -305,6 +306,46 @@ int sb_store_member_put(sb_store *s, uint64_t conv_id, const char *user_id,
  * one). */
 int sb_store_member_del(sb_store *s, uint64_t conv_id, const char *user_id);
 
+/* ---- satisfaction and reports ----------------------------------------------
+ *
+ * A service conversation's rating (CSAT): asked for at its close, given
+ * once. Reports read the figures of the conversations opened in a span
+ * (sb_report.h computes them). */
+
+/* Records that conv's customer was asked to rate it (at now_ms), unless it
+ * is rated already: *asked says whether it was. SB_E_NOT_FOUND without
+ * the conversation. */
+int sb_store_csat_ask(sb_store *s, uint64_t conv_id, int64_t now_ms,
+                      bool *asked);
+/* Stores the customer's rating (1..SB_CSAT_RATING_MAX) and comment (at
+ * most SB_CSAT_COMMENT_BYTES_MAX bytes of UTF-8, NULL or "" for none) of
+ * conv: once. SB_E_NOT_FOUND without the conversation, SB_E_STATE when
+ * no rating was asked for, SB_E_ALREADY when it is rated already (the
+ * first rating stays), SB_E_INVALID / SB_E_TOO_LARGE for a bad rating or
+ * comment. */
+int sb_store_csat_set(sb_store *s, uint64_t conv_id, uint32_t rating,
+                      const char *comment, int64_t now_ms);
+
+/* What a report reads of one service conversation (times in ms, 0 for
+ * none); the strings are valid during the callback only. */
+typedef struct sb_store_report_row {
+    uint64_t conv_id;
+    const char *desk, *group;
+    const char *agent; /* the last agent it was assigned to, "" if none */
+    int64_t created_ts, queued_ts, assigned_ts, first_response_ts, closed_ts;
+    int64_t csat_asked_ts;
+    uint32_t csat_rating;
+} sb_store_report_row;
+
+/* Calls each(ud, row) for every service conversation created in
+ * [from_ms, to_ms) whose desk, group and last agent are the ones given
+ * ("" or NULL: any), oldest first, in one snapshot; stops at the first
+ * non-zero return of each, and returns it. Else 0 or SB_E_STORE. */
+int sb_store_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
+                         const char *desk, const char *group, const char *agent,
+                         int (*each)(void *ud, const sb_store_report_row *r),
+                         void *ud);
+
 /* ---- configuration ----------------------------------------------------------
  *
  * Named settings the server keeps in the store rather than in files (the
@@ -391,14 +432,18 @@ typedef struct sb_store_erased {
     uint64_t outbox_events; /* webhook events about the user dropped */
     uint64_t uploads;       /* the user's uploads' records deleted (their
                                bytes go with sb_store_blob_gc) */
+    uint64_t csat_comments; /* comments of the user's ratings emptied (the
+                               ratings stay) */
 } sb_store_erased;
 
 /* Erases what user_id wrote: the body and structured parts of every
  * message it sent (ids, seqs, times, types and membership stay, so that
  * every conversation keeps its dense seqs), its uploads' records, its
- * device cursors, its pending or failed webhook events, and its words
- * from the search index. Idempotent. */
+ * device cursors, its pending or failed webhook events, its words from
+ * the search index, and the comments of its ratings (as the customer of
+ * a conversation). Idempotent. */
 int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
+
 /* ---- media -----------------------------------------------------------------
  *
  * Uploads (images and files that messages carry). Their bytes are stored

@@ -114,6 +114,14 @@ typedef struct sb_store_ops {
     int (*service_convs)(sb_store *s, Sbp__ConvState state,
                          Sbp__Conversation ***out, size_t *n_out);
     int (*config_get)(sb_store *s, const char *key, char **out, size_t *len);
+    int (*csat_ask)(sb_store *s, uint64_t conv_id, int64_t now_ms, bool *asked);
+    int (*csat_set)(sb_store *s, uint64_t conv_id, uint32_t rating,
+                    const char *comment, int64_t now_ms);
+    /* desk, group and agent: "" for any. */
+    int (*report_scan)(sb_store *s, int64_t from_ms, int64_t to_ms,
+                       const char *desk, const char *group, const char *agent,
+                       int (*each)(void *ud, const sb_store_report_row *r),
+                       void *ud);
 
     int (*outbox_add)(sb_store *s, const char *event, const char *endpoint,
                       const char *subject, const char *payload, int64_t now_ms);

@@ -1,7 +1,9 @@
 /* The store's threads and their queues: a writer that takes every queued
  * write (up to SB_STOREQ_BATCH_MAX) into one transaction and one commit, a
- * reader that answers reads one at a time on its own connection, and a
- * blob thread that moves uploads' bytes (sb_store_blob_*). Finished
+ * reader that answers reads one at a time on its own connection, a blob
+ * thread that moves uploads' bytes (sb_store_blob_*), and for long reads
+ * (reports) a thread with a connection it opens at its first, so that
+ * they hold up no other read. Finished
  * requests go onto a done list that a uv_async drains on the loop thread.
  * Between batches the writer fills the search index (sb_store_index): when
  * it has been idle a moment, or at once when the index lags far behind. */
@@ -56,6 +58,10 @@
  * again this soon: a long pause lets the WAL grow past its bound. */
 #define CKPT_BUSY_RETRY_MS 2
 
+/* Long reads waiting for their thread; more are refused at once
+ * (SB_E_RATE_LIMITED): each may scan much of the store. */
+#define LONG_READS_MAX 4
+
 /* While the store does not answer, the idle writer asks it this often. */
 #define PROBE_MS 1000
 
@@ -100,8 +106,14 @@ struct sb_storeq {
     uv_thread_t writer, reader, ckpt, blober;
 
     uv_mutex_t mu; /* guards everything below up to `pending` */
-    uv_cond_t wcond, rcond, ccond, bcond;
+    uv_cond_t wcond, rcond, ccond, bcond, lcond;
     req_list wq, rq, bq, done;
+    req_list lq; /* long reads */
+    size_t lq_len;
+    uv_thread_t lreader; /* their thread */
+    sb_store *ldb;       /* its connection: that thread's alone */
+    char *path;          /* the database, for ldb */
+    sb_durability durability;
     bool stopping;      /* threads finish their queues, then exit */
     bool joined;        /* threads gone: submit completes at once */
     bool hold;          /* test hook: the writer takes no batch */
@@ -286,6 +298,7 @@ static uint64_t req_stored(const sb_req *r)
     if (r->rc != 0) return 0;
     if (r->kind == SB_REQ_MSG_APPEND) return !r->u.append.duplicate;
     if (r->kind == SB_REQ_SERVICE_OPEN && !r->u.svc_open.created) return 0;
+    if (r->kind == SB_REQ_CSAT_ASK && !r->u.csat.asked) return 0;
     return r->n_msgs;
 }
 
@@ -493,6 +506,39 @@ static void blob_main(void *arg)
     uv_mutex_unlock(&q->mu);
 }
 
+/* The long reads' thread: its connection is opened at its first read (a
+ * server that never makes a report never has it), and kept. */
+static void lreader_main(void *arg)
+{
+    sb_storeq *q = arg;
+    prctl(PR_SET_NAME, "sb-reports");
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->lq.head && !q->stopping)
+            uv_cond_wait(&q->lcond, &q->mu);
+        sb_req *r = q->lq.head;
+        if (!r) break;
+        q->lq.head = r->next;
+        if (!q->lq.head) q->lq.tail = NULL;
+        q->lq_len--;
+        r->next = NULL;
+        uv_mutex_unlock(&q->mu);
+
+        bool shared = q->wdb == q->rdb; /* in memory: the one database */
+        if (!shared && !q->ldb &&
+            sb_store_open(q->path, q->durability, &q->ldb) != 0)
+            q->ldb = NULL;
+        sb_store *db = shared ? q->wdb : q->ldb;
+        if (shared) uv_mutex_lock(&q->db_mu);
+        r->rc = db ? sb__req_ops[r->kind].run(db, r) : SB_E_STORE;
+        if (shared) uv_mutex_unlock(&q->db_mu);
+
+        uv_mutex_lock(&q->mu);
+        done_push_locked(q, r, r);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
 /* ---- loop side --------------------------------------------------------- */
 
 /* Runs the callbacks of the requests finished so far, in order. Returns
@@ -549,6 +595,15 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
     } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].blob) {
         list_push(&q->bq, req);
         uv_cond_signal(&q->bcond);
+    } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].long_read) {
+        if (q->lq_len == LONG_READS_MAX) {
+            req->rc = SB_E_RATE_LIMITED;
+            done_push_locked(q, req, req);
+        } else {
+            q->lq_len++;
+            list_push(&q->lq, req);
+            uv_cond_signal(&q->lcond);
+        }
     } else if (sb__req_kind_ok(req->kind)) {
         list_push(&q->rq, req);
         uv_cond_signal(&q->rcond);
@@ -582,6 +637,8 @@ static void storeq_free(sb_storeq *q)
     }
     sb_store_close(q->cdb);
     if (q->bdb != q->wdb) sb_store_close(q->bdb);
+    sb_store_close(q->ldb);
+    free(q->path);
     if (q->rdb != q->wdb) sb_store_close(q->rdb);
     sb_store_close(q->wdb); /* the last: it checkpoints the whole WAL */
     if (q->async) {
@@ -590,6 +647,7 @@ static void storeq_free(sb_storeq *q)
     }
     sb__req_scratch_free(&q->scratch);
     uv_mutex_destroy(&q->db_mu);
+    uv_cond_destroy(&q->lcond);
     uv_cond_destroy(&q->bcond);
     uv_cond_destroy(&q->ccond);
     uv_cond_destroy(&q->rcond);
@@ -599,7 +657,7 @@ static void storeq_free(sb_storeq *q)
 }
 
 static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt,
-                         bool blober)
+                         bool blober, bool lreader)
 {
     uv_mutex_lock(&q->mu);
     q->stopping = true;
@@ -607,6 +665,7 @@ static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt,
     uv_cond_broadcast(&q->rcond);
     uv_cond_broadcast(&q->ccond);
     uv_cond_broadcast(&q->bcond);
+    uv_cond_broadcast(&q->lcond);
     for (int i = 0; i < q->n_xw; i++)
         uv_cond_broadcast(&q->xw[i].cond);
     uv_mutex_unlock(&q->mu);
@@ -616,6 +675,7 @@ static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt,
     if (reader) uv_thread_join(&q->reader);
     if (ckpt) uv_thread_join(&q->ckpt);
     if (blober) uv_thread_join(&q->blober);
+    if (lreader) uv_thread_join(&q->lreader);
     uv_mutex_lock(&q->mu);
     q->joined = true;
     uv_mutex_unlock(&q->mu);
@@ -667,7 +727,13 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     if ((rc = uv_cond_init(&q->rcond))) goto err_rcond;
     if ((rc = uv_cond_init(&q->ccond))) goto err_ccond;
     if ((rc = uv_cond_init(&q->bcond))) goto err_bcond;
+    if ((rc = uv_cond_init(&q->lcond))) goto err_lcond;
     if ((rc = uv_mutex_init(&q->db_mu))) goto err_db_mu;
+    q->durability = d;
+    if (!(q->path = strdup(path))) {
+        rc = -ENOMEM;
+        goto err;
+    }
 
     /* The writer's connection first: it creates the schema. A second
      * connection to ":memory:" (or to "", a private temporary file) would
@@ -703,19 +769,23 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     if ((rc = sb__req_scratch_init(&q->scratch, SB_STOREQ_BATCH_MAX))) goto err;
     if ((rc = uv_thread_create(&q->writer, writer_main, q))) goto err;
     if ((rc = uv_thread_create(&q->reader, reader_main, q))) {
-        threads_stop(q, true, false, false, false);
+        threads_stop(q, true, false, false, false, false);
         goto err;
     }
     if ((rc = uv_thread_create(&q->ckpt, ckpt_main, q))) {
-        threads_stop(q, true, true, false, false);
+        threads_stop(q, true, true, false, false, false);
         goto err;
     }
     if ((rc = uv_thread_create(&q->blober, blob_main, q))) {
-        threads_stop(q, true, true, true, false);
+        threads_stop(q, true, true, true, false, false);
+        goto err;
+    }
+    if ((rc = uv_thread_create(&q->lreader, lreader_main, q))) {
+        threads_stop(q, true, true, true, true, false);
         goto err;
     }
     if (sb_store_is_url(path) && (rc = xwriters_start(q, path, d))) {
-        threads_stop(q, true, true, true, true);
+        threads_stop(q, true, true, true, true, true);
         goto err;
     }
     *out = q;
@@ -725,6 +795,8 @@ err:
     storeq_free(q);
     return rc;
 err_db_mu:
+    uv_cond_destroy(&q->lcond);
+err_lcond:
     uv_cond_destroy(&q->bcond);
 err_bcond:
     uv_cond_destroy(&q->ccond);
@@ -745,7 +817,7 @@ void sb_storeq_stop(sb_storeq *q)
 {
     if (!q) return;
     assert(!q->in_cb); /* q would be freed under its own callback */
-    threads_stop(q, true, true, true, true);
+    threads_stop(q, true, true, true, true, true);
     while (drain(q)) {
     }
     assert(q->pending == 0);

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
@@ -236,6 +237,52 @@ static void test_json_text_forms(void **state)
     sb_frame_free(o);
 }
 
+/* Doubles (a report's averages) in both encodings: exact (-0.0 is a zero,
+ * left out as protobuf-c leaves it out), and NaN and the infinities as the
+ * strings of protobuf's JSON mapping. */
+static void test_doubles(void **state)
+{
+    (void)state;
+    const double V[] = {13.0 / 3.0, -0.0,     0.75,     1e300,
+                        NAN,        INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof V / sizeof *V; i++) {
+        Sbp__ReportRow row = SBP__REPORT_ROW__INIT;
+        row.csat_average = V[i];
+        Sbp__ReportResp r = SBP__REPORT_RESP__INIT;
+        r.total = &row;
+        Sbp__Frame f = SBP__FRAME__INIT;
+        f.body_case = SBP__FRAME__BODY_REPORT_RESP;
+        f.report_resp = &r;
+        for (int enc = 0; enc < 2; enc++) {
+            sb_buf b = SB_BUF_INIT;
+            assert_int_equal(sb_frame_encode((sb_encoding)enc, &f, &b), 0);
+            Sbp__Frame *o = NULL;
+            assert_int_equal(
+                sb_frame_decode((sb_encoding)enc, b.data, b.len, &o), 0);
+            double got = o->report_resp->total->csat_average;
+            if (isnan(V[i]))
+                assert_true(isnan(got));
+            else
+                assert_true(got == V[i]);
+            sb_frame_free(o);
+            sb_buf_free(&b);
+        }
+    }
+    const char *txt = "{\"report_resp\":{\"total\":{\"csat_average\":"
+                      "\"Infinity\",\"csat_response_rate\":\"NaN\"}}}";
+    Sbp__Frame *o = NULL;
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)txt, strlen(txt), &o), 0);
+    assert_true(isinf(o->report_resp->total->csat_average));
+    assert_true(isnan(o->report_resp->total->csat_response_rate));
+    sb_frame_free(o);
+    const char *bad =
+        "{\"report_resp\":{\"total\":{\"csat_average\":\"nan\"}}}";
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)bad, strlen(bad), &o),
+        SB_E_BAD_FRAME);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -333,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_push_repeated_roundtrip),
         cmocka_unit_test(test_push_builder),
         cmocka_unit_test(test_json_text_forms),
+        cmocka_unit_test(test_doubles),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_empty_frame),
         cmocka_unit_test(test_utf8),

@@ -87,8 +87,16 @@ void gwfake_teardown(void)
 void gwfake_pump(void)
 {
     while (GF.nq > 0) {
-        sb_req *r = GF.queue[0];
-        memmove(GF.queue, GF.queue + 1, (GF.nq - 1) * sizeof *GF.queue);
+        size_t k = 0;
+        if (GF.reads_reversed) {
+            /* The first write, else the last read. */
+            while (k < GF.nq && !sb_req_is_write(GF.queue[k]->kind))
+                k++;
+            if (k == GF.nq) k = GF.nq - 1;
+        }
+        sb_req *r = GF.queue[k];
+        memmove(GF.queue + k, GF.queue + k + 1,
+                (GF.nq - k - 1) * sizeof *GF.queue);
         GF.nq--;
         if (GF.fail_writes && sb_req_is_write(r->kind))
             r->rc = SB_E_STORE;

@@ -37,6 +37,9 @@ typedef struct gwfake {
      * queued, so that the next gwfake_pump() completes them all in one
      * loop turn, as a group commit does. */
     bool defer_pump;
+    /* Set: gwfake_pump() answers reads queued together last first (the
+     * store's readers answer in any order), writes still in order. */
+    bool reads_reversed;
     /* Device cursors the gateway stored (SB_REQ_CURSOR_SET applied). */
     size_t cursor_acks;
 } gwfake;

@@ -665,6 +665,36 @@ static size_t frame_bytes(uint64_t c, size_t i)
     return n;
 }
 
+/* SENDs to a conversation the gateway has not loaded wait for it in the
+ * order they came, behind one read of the store, and are stored in that
+ * order even when the store's readers answer in another. */
+static void test_parked_sends_keep_order(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    regw(&c); /* a gateway that has not loaded conv */
+    hello(1, "alice", "customer", "a1");
+    hello(3, "bob", "agent", "b1");
+    clear(1);
+    F.defer_pump = true;
+    F.reads_reversed = true;
+    for (int i = 0; i < 5; i++)
+        send_msg(1, conv, (uint8_t)(0x70 + i), "in order");
+    pump();
+    F.defer_pump = false;
+    F.reads_reversed = false;
+    assert_int_equal(count(1, SBP__FRAME__BODY_SEND_ACK), 5);
+    for (size_t i = 0, k = 0; i < F.nframes[1]; i++) {
+        if (F.frames[1][i]->body_case != SBP__FRAME__BODY_SEND_ACK) continue;
+        Sbp__SendAck *a = F.frames[1][i]->send_ack;
+        assert_int_equal(a->client_msg_id.data[0], 0x70 + k);
+        assert_int_equal(a->seq, k + 1);
+        k++;
+    }
+}
+
 /* Messages stored in one loop turn (one group commit) go to each device in
  * one PUSH, in seq order, at the end of the turn; a frame of another kind
  * (a SEND_ACK) sends what is queued first, so the device sees every frame
@@ -952,6 +982,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_send_rate_unlimited, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_content_filter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_sends_keep_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_push_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_batch_convs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_batch_caps, setup, teardown),

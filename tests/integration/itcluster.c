@@ -72,6 +72,17 @@ const char *itc_url(itc *c, int i)
     return c->node[i]->url;
 }
 
+const char *itc_urls_from(itc *c, int first)
+{
+    static char list[ITC_NODES * 64];
+    size_t len = 0;
+    for (int k = 0; k < ITC_NODES; k++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+                                k ? "," : "",
+                                c->node[(first + k) % ITC_NODES]->url);
+    return list;
+}
+
 int itc_owner(itc *c)
 {
     static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n"

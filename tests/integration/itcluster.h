@@ -29,6 +29,9 @@ bool itc_start(itc *c, it_env *e, const char *desk);
 void itc_free(itc *c);
 /* Node i's WebSocket URL. */
 const char *itc_url(itc *c, int i);
+/* Every node's URL, node first's first and the others after it in turn,
+ * comma-separated (a device's list: see it_device). */
+const char *itc_urls_from(itc *c, int first);
 /* The node that owns the desks now (its metrics say so), or -1. */
 int itc_owner(itc *c);
 /* Waits (timeout_ms at most) until one node owns the desks; returns it or

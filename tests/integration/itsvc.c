@@ -127,6 +127,8 @@ static void cb_conv_update(void *ud, const Sbp__Conversation *cv)
     copy(c->group, sizeof c->group, cv->group);
     c->queue_pos = cv->queue_position;
     c->members = cv->n_members;
+    c->csat_rating = cv->csat_rating;
+    copy(c->csat_comment, sizeof c->csat_comment, cv->csat_comment);
     if (cv->state == SBP__CONV_STATE__STATE_QUEUED && cv->queue_position == 0)
         violation(d, "conv %" PRIu64 " queued without a position", cv->conv_id);
 }
@@ -249,6 +251,10 @@ static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
         break;
     case SBP__FRAME__BODY_ADMIN:
         cb_admin(ud, rid, err, sb_client_answer_text(f));
+        break;
+    case SBP__FRAME__BODY_REPORT:
+        ans_put(ud, ITS_ANS_REPORT, rid, err, a ? &a->report_resp->base : NULL,
+                NULL);
         break;
     default:
         cb_done(ud, rid, err);

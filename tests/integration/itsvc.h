@@ -61,6 +61,8 @@ typedef struct its_conv {
     char agent[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1];
     uint32_t queue_pos;
     size_t members;
+    uint32_t csat_rating; /* and its comment, as the last update says */
+    char csat_comment[ITS_BODY_BYTES];
     /* on_recalled calls */
     uint64_t recalled[ITS_RECALLED_MAX];
     size_t n_recalled;
@@ -74,7 +76,8 @@ enum {
     ITS_ANS_LIST,
     ITS_ANS_SEARCH,
     ITS_ANS_CANNED,
-    ITS_ANS_ADMIN
+    ITS_ANS_ADMIN,
+    ITS_ANS_REPORT
 };
 
 /* One answer to a request: its payload packed, if any (unpack it with the

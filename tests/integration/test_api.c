@@ -21,6 +21,9 @@
  *   same traffic before the endpoint was configured).
  * - a user's data: export (conversations and messages), erasure (bodies
  *   gone, seqs kept, search finds nothing, the answer says what was kept).
+ * - ratings and reports: csat.submitted posted once with the rating;
+ *   /api/v1/reports as JSON and CSV, and its refusals; a rating's comment
+ *   erased with its customer's data.
  * The OpenAPI document is served and is JSON with every path; its
  * validation against the OpenAPI 3 schema is the test api_openapi. */
 #include <setjmp.h>
@@ -42,9 +45,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "itsvc.h"
+#include "sb_error.h"
+#include "sb_tz.h"
 
 #define HOOK_SECRET "whsec_test_0123456789abcdef"
 #define HOOK_EVENTS_MAX 4096
@@ -826,6 +832,102 @@ static void test_export_and_erase(void **state)
     rx_stop();
 }
 
+/* csat.submitted posted with the rating (once: a second rating is
+ * refused and posts nothing); reports as JSON and CSV; the rating's
+ * comment erased with its customer's data, the rating kept. */
+static void test_csat_and_reports(void **state)
+{
+    (void)state;
+    server_start(NULL);
+    rx_start(RX_OK);
+    webhooks_set("\"csat.submitted\"", 5);
+    its_dev *a1 = its_connect(&S, "a1", "agent", "a1-desk", "en");
+    its_dev *cu = its_connect(&S, "cu5", "customer", "cu5-phone", "en");
+    uint64_t conv = its_open_service(cu, NULL);
+    its_say_ok(cu, conv, "human", 0);
+    its_expect_state(&cu, 1, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1", NULL,
+                     0);
+    its_say_ok(a1, conv, "How can I help?", 0);
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/conversations/%llu/close",
+             (unsigned long long)conv);
+    assert_int_equal(call("POST", path, INTEG, NULL), 200);
+    its_expect_msg(cu, conv, "system", "Please rate this conversation");
+    uint32_t rid = 0;
+    int rc = sb_client_csat(cu->c, conv, 5, "Great help", &rid);
+    assert_int_equal(its_wait_ans(cu, rc, rid, "csat")->err, 0);
+    if (!rx_wait("csat.submitted", "\"rating\":5", 1, 10000))
+        fail_msg("no csat.submitted event");
+    pthread_mutex_lock(&RX.mu);
+    json_t *ev = json_loads(RX.ev[0].body, 0, NULL);
+    pthread_mutex_unlock(&RX.mu);
+    json_t *data = json_object_get(ev, "data");
+    assert_int_equal(json_integer_value(json_object_get(data, "conv_id")),
+                     conv);
+    assert_string_equal(json_string_value(json_object_get(data, "customer")),
+                        "cu5");
+    assert_string_equal(json_string_value(json_object_get(data, "comment")),
+                        "Great help");
+    json_decref(ev);
+    rx_verify_all();
+    /* A second rating is refused and posts nothing. */
+    rc = sb_client_csat(cu->c, conv, 1, NULL, &rid);
+    assert_int_equal(its_wait_ans(cu, rc, rid, "csat")->err, SB_E_ALREADY);
+    it_run_for(&E, 500);
+    assert_int_equal(rx_count("csat.submitted", NULL), 1);
+
+    /* Reports, for an integration's token: JSON, then CSV. */
+    char day[11], q[256];
+    sb_tz_date_format(sb_tz_day_of((int64_t)time(NULL)), day);
+    snprintf(q, sizeof q, "/api/v1/reports?from=%s&by=agent", day);
+    assert_int_equal(call("GET", q, INTEG, NULL), 200);
+    json_t *row = json_array_get(json_object_get(R.json, "rows"), 0);
+    assert_string_equal(json_string_value(json_object_get(row, "agent")), "a1");
+    assert_int_equal(json_integer_value(json_object_get(row, "conversations")),
+                     1);
+    assert_int_equal(json_integer_value(json_object_get(row, "csat_responses")),
+                     1);
+    assert_true(json_real_value(json_object_get(row, "csat_average")) == 5.0);
+    assert_string_equal(json_string_value(json_object_get(R.json, "tz")),
+                        "UTC");
+    snprintf(q, sizeof q,
+             "/api/v1/reports?from=%s&to=%s&tz=Europe%%2FBerlin&by=agent"
+             "&format=csv",
+             day, day);
+    assert_int_equal(call("GET", q, ADMIN, NULL), 200);
+    assert_non_null(strcasestr(R.raw, "Content-Type: text/csv"));
+    assert_non_null(strstr(R.raw, "\r\n\r\nagent,conversations,closed,"));
+    assert_non_null(strstr(R.raw, "\r\na1,"));
+    assert_non_null(strstr(R.raw, ",1,1,5.0000,1.0000\r\n*,"));
+    /* Refusals: the reason, the status. */
+    snprintf(q, sizeof q, "/api/v1/reports?from=%s&tz=Mars%%2FOlympus", day);
+    call("GET", q, INTEG, NULL);
+    expect_error(400, "invalid");
+    assert_non_null(strstr(R.raw, "Mars/Olympus"));
+    call("GET", "/api/v1/reports?by=agent", INTEG, NULL);
+    expect_error(400, "invalid");
+    call("GET", "/api/v1/reports?from=2027-01-01&format=xml", INTEG, NULL);
+    expect_error(400, "invalid");
+    call("GET", "/api/v1/reports?from=2027-01-01&by=week", INTEG, NULL);
+    expect_error(400, "invalid");
+    call("GET", "/api/v1/reports?from=2027-01-01",
+         harness_token("a1", "agent", 3600), NULL);
+    expect_error(403, "forbidden");
+
+    /* Erasing the customer empties the comment; the rating stays. */
+    assert_int_equal(call("POST", "/api/v1/users/cu5/erase", INTEG, NULL), 200);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(R.json, "erased"), "rating_comments")),
+                     1);
+    snprintf(path, sizeof path, "/api/v1/conversations/%llu",
+             (unsigned long long)conv);
+    assert_int_equal(call("GET", path, INTEG, NULL), 200);
+    assert_int_equal(json_integer_value(json_object_get(R.json, "csat_rating")),
+                     5);
+    assert_null(strstr(R.raw, "Great help"));
+    rx_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -834,6 +936,7 @@ int main(void)
         cmocka_unit_test_teardown(test_failed_and_replay, teardown),
         cmocka_unit_test_teardown(test_hanging_endpoint, teardown),
         cmocka_unit_test_teardown(test_export_and_erase, teardown),
+        cmocka_unit_test_teardown(test_csat_and_reports, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

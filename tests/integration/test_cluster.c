@@ -9,7 +9,13 @@
  * - nats_outage: nats-server is killed -9 in the middle of a burst and
  *   started again 5 s later; nothing acknowledged is lost or surfaced
  *   twice, and the stall after the restart (from the restart to the first
- *   message crossing nodes again) is printed. */
+ *   message crossing nodes again) is printed.
+ * - node_killed: the customer's node is killed -9 in the middle of a
+ *   burst from all three devices (each with all three nodes' URLs): the
+ *   customer moves to another node, every acknowledged message reaches
+ *   every device once and in order, the store has each once.
+ * - rolling_restart: the three nodes drain (SIGTERM) and restart one after
+ *   the other in a burst: the same. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,11 +29,13 @@
 
 static it_env E;
 static itc C;
+static bool failover; /* devices know every node */
 
 static int teardown(void **state)
 {
     (void)state;
     itc_free(&C);
+    failover = false;
     return 0;
 }
 
@@ -36,15 +44,18 @@ static bool cluster_start(void)
     return itc_start(&C, &E, NULL);
 }
 
-/* A device of user on node i. */
+/* A device of user on node i; with failover, the other nodes follow in
+ * its list of URLs. */
 static it_device *device_on(int i, const char *user, const char *role,
                             const char *dev)
 {
     char keep[sizeof E.url];
     snprintf(keep, sizeof keep, "%s", E.url);
-    snprintf(E.url, sizeof E.url, "%s", itc_url(&C, i));
+    snprintf(E.url, sizeof E.url, "%s",
+             failover ? itc_urls_from(&C, i) : itc_url(&C, i));
     it_device *d = it_device_new(&E, user, role, dev);
     snprintf(E.url, sizeof E.url, "%s", keep);
+    d->cfg.urls_in_order = true;
     assert_int_equal(it_device_start(d), 0);
     assert_true(it_device_wait_ready(d, 10000));
     return d;
@@ -155,11 +166,96 @@ static void test_nats_outage(void **state)
            (unsigned long long)seen, (long long)stall);
 }
 
+/* Sends PER messages from each device of f in windows, calling between(w)
+ * after window w; then checks that every device surfaced every message
+ * once and in order, and the store has each once. */
+static void burst(fan *f, int per, void (*between)(int w))
+{
+    enum { WIN = 20 };
+    it_device *all[3] = {f->cust, f->agent, f->agent2};
+    for (int w = 0; w * WIN < per; w++) {
+        assert_int_equal(it_send_n(f->cust, f->conv, w * WIN, WIN, "c"), 0);
+        assert_int_equal(it_send_n(f->agent, f->conv, w * WIN, WIN, "a"), 0);
+        assert_int_equal(it_send_n(f->agent2, f->conv, w * WIN, WIN, "t"), 0);
+        if (between) between(w);
+        assert_true(it_wait_sent(all, 3, 60000));
+    }
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(all[i]->n_failed, 0);
+    assert_true(lost_nothing(all, 3, f->conv, (uint64_t)3 * per));
+    size_t n = 0;
+    assert_int_equal(it_check_store(&E, f->conv, f->agent, &n), 0);
+    assert_int_equal(n, (size_t)3 * per);
+    assert_int_equal(E.violations, 0);
+}
+
+static int64_t killed_at;
+
+static void kill_node1(int w)
+{
+    if (w != 2) return;
+    it_run_for(&E, 20); /* sends in flight */
+    harness_kill9(C.node[0]);
+    killed_at = harness_now_ms();
+}
+
+static void test_node_killed(void **state)
+{
+    (void)state;
+    failover = true;
+    if (!cluster_start()) skip();
+    fan f;
+    fan_setup(&f, "kill");
+    burst(&f, 200, kill_node1);
+    assert_true(f.cust->readies >= 2); /* it did move */
+    printf("integ_cluster node_killed: node 1 killed -9 in a burst of 600; "
+           "its customer moved on, every message on every device once and "
+           "in order %lld ms after the kill\n",
+           (long long)(harness_now_ms() - killed_at));
+}
+
+/* Node w (0..2) drains (SIGTERM) and comes back, while its clients
+ * carry on through the others. */
+static void restart_node(int w)
+{
+    if (w >= ITC_NODES) return;
+    harness_server *s = C.node[w];
+    assert_int_equal(harness_stop_begin(s), 0);
+    int status = -1, done = 0;
+    for (int64_t end = harness_now_ms() + 20000;
+         !done && harness_now_ms() < end;) {
+        it_run_for(&E, 20);
+        done = harness_stop_poll(s, &status);
+    }
+    assert_int_equal(done, 1);
+    assert_int_equal(status, 0);
+    assert_int_equal(harness_restart(s), 0);
+}
+
+static void test_rolling_restart(void **state)
+{
+    (void)state;
+    failover = true;
+    if (!cluster_start()) skip();
+    fan f;
+    fan_setup(&f, "roll");
+    int64_t t0 = harness_now_ms();
+    burst(&f, 200, restart_node);
+    assert_true(f.cust->readies >= 2 && f.agent->readies >= 2 &&
+                f.agent2->readies >= 2);
+    printf("integ_cluster rolling_restart: the three nodes drained and "
+           "restarted one after the other in a burst of 600; every message "
+           "on every device once and in order; %lld ms\n",
+           (long long)(harness_now_ms() - t0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_fan_out, teardown),
         cmocka_unit_test_teardown(test_nats_outage, teardown),
+        cmocka_unit_test_teardown(test_node_killed, teardown),
+        cmocka_unit_test_teardown(test_rolling_restart, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

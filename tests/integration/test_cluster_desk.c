@@ -6,10 +6,11 @@
  *   customers, each on another node than the agent it gets, ask for a
  *   human: six are assigned least loaded
  *   first, two queued with positions 1 and 2, every customer and agent
- *   told on its own node; an agent's answer reaches its customer on
- *   another node; an agent's close on a node that does not own the desks
- *   hands the head of the queue to that agent and moves the other up;
- *   AGENT_STATE from any node answers with the owner's load.
+ *   told on its own node; an agent's answer, a customer's typing and an
+ *   agent's recall reach the other side on another node; an agent's close on a
+ * node that does not own the desks hands the head of the queue to that agent
+ * and moves the other up; AGENT_STATE from any node answers with the owner's
+ * load.
  * - owner_killed: an agent with two customers and three more customers
  *   queued, none on the owner; the owner is killed -9: another node takes
  *   the desks over (the time is printed), the agent's load is still 2,
@@ -141,6 +142,25 @@ static void test_across_nodes(void **state)
     its_expect_msg(cu[5], conv[5], "a3", "hello from a3");
     its_say_ok(cu[4], conv[4], "thanks", 0);
     its_expect_msg(ag[1], conv[4], "cust4", "thanks");
+    /* Typing and a recall cross nodes too. */
+    unsigned typing0 = ag[1]->typing_on;
+    assert_int_equal(sb_client_typing(cu[4]->c, conv[4], true), 0);
+    for (int64_t end = harness_now_ms() + 5000;
+         ag[1]->typing_on == typing0 && harness_now_ms() < end;)
+        it_run_for(&E, 20);
+    assert_true(ag[1]->typing_on > typing0);
+    uint64_t oops = its_say_ok(ag[1], conv[4], "oops", 0);
+    uint32_t rid;
+    int rc = sb_client_recall(ag[1]->c, conv[4], oops, &rid);
+    assert_int_equal(its_wait_ans(ag[1], rc, rid, "recall")->err, 0);
+    its_dev *both[2] = {cu[4], ag[1]};
+    its_expect_all(both, 2, conv[4],
+                   (its_match){.event = "msg.recalled", .after = oops},
+                   "msg.recalled");
+    for (int64_t end = harness_now_ms() + 5000;
+         !its_conv_of(cu[4], conv[4])->n_recalled && harness_now_ms() < end;)
+        it_run_for(&E, 20);
+    assert_int_equal(its_conv_of(cu[4], conv[4])->recalled[0], oops);
     for (int i = 0; i < 3; i++)
         assert_int_equal(agent_load(ag[i]), 2);
     /* a2 closes cust1's: cust6 goes to a2, cust7 moves up. */

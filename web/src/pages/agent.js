@@ -12,6 +12,7 @@ import { t, lang } from './i18n.js';
 import { ChatView } from './chatview.js';
 import { Notifier } from './notify.js';
 import { richText } from './render.js';
+import { ReportsView } from './reports.js';
 
 const PAGE = 30;
 const SEARCH_DELAY_MS = 300;
@@ -386,6 +387,7 @@ async function main() {
       ['info.messages', Math.max(i.last_seq || 0, c.list.lastSeq())],
       ['info.lang', c.peerLang ? langName(c.peerLang) : ''],
       ['info.tags', c.tags.join(', ')],
+      ['info.csat', i.csat_rating ? `${'★'.repeat(i.csat_rating)} ${t('info.csat.value', i.csat_rating)}${i.csat_comment ? ` — “${i.csat_comment}”` : ''}` : ''],
     ];
     // Rebuilt only when the tags or the set of rows change; otherwise
     // the values that changed (a burst: the message count) are written
@@ -603,7 +605,30 @@ async function main() {
     if (f.body === 'agent_state') status.value = f.agent_state.status === 'AGENT_AWAY' ? 'AGENT_AWAY' : 'AGENT_ONLINE';
   });
 
+  // ---- reports: for administrators ------------------------------------------------
+
+  const reportsBtn = document.querySelector('#reportsbtn');
+  const reportsEl = document.querySelector('#reports');
+  function showReports(on) {
+    reportsEl.hidden = !on;
+    desk.hidden = on;
+    reportsBtn.setAttribute('aria-expanded', String(on));
+    const u = new URL(location.href);
+    if (on) u.searchParams.set('view', 'reports');
+    else u.searchParams.delete('view');
+    history.replaceState(null, '', u.pathname + u.search);
+    (on ? reportsEl.querySelector('#rfrom') : reportsBtn).focus();
+  }
+  const reports = new ReportsView({ client, root: reportsEl, onClose: () => showReports(false) });
+  reportsBtn.addEventListener('click', () => showReports(reportsEl.hidden));
+
   await client.ready();
+  // The REPORT frame answers administrators only: the button is theirs.
+  const admin = client.core.session && client.core.session.role === 'ROLE_ADMIN';
+  reportsBtn.hidden = !admin;
+  // An administrator takes no conversations: no status of its own.
+  document.querySelector('.mystatus').hidden = admin;
+  if (admin && params.get('view') === 'reports') showReports(true);
   await loadPage(true);
   // A reload (or a link) with ?conv=ID opens that conversation.
   const start = Number(params.get('conv'));
@@ -618,7 +643,7 @@ async function main() {
       for (const c of r.items) canned.append(h('option', { value: c.text, text: c.title }));
     })
     .catch(() => (canned.hidden = true));
-  window.__sb = { client, store, view, notifier, select, selected: () => selected, loadPage };
+  window.__sb = { client, store, view, notifier, reports, select, selected: () => selected, loadPage };
   document.body.dataset.ready = '1';
 }
 

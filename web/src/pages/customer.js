@@ -8,6 +8,7 @@ import { params, connect, initLang, stateLabel, frameBatcher, toast, errText, se
 import { t } from './i18n.js';
 import { ChatView } from './chatview.js';
 import { Notifier } from './notify.js';
+import { CsatPanel } from './csat.js';
 
 const embed = params.get('embed') === '1';
 
@@ -54,6 +55,8 @@ async function main() {
   let conv = null;
   // Embedded: closed until the host opens the launcher.
   let embedClosed = embed;
+  // The rating asked for at the close.
+  const csat = new CsatPanel({ root, client, conv: () => conv });
 
   const notifier = new Notifier({
     client,
@@ -103,6 +106,7 @@ async function main() {
       : t('conv.open'),
     );
     if (root.dataset.state !== i.state) root.dataset.state = i.state;
+    csat.update();
   });
   // The host hears the count at once, not at the next frame: a frame
   // that is display: none (the launcher closed) gets no animation frames.
@@ -146,7 +150,7 @@ async function main() {
     }
   }
 
-  window.__sb = { client, store, view, notifier, conv: () => conv };
+  window.__sb = { client, store, view, notifier, csat, conv: () => conv };
   await client.ready();
   if (embed && !(await hasConversation())) {
     const greet = document.querySelector('.greeting');

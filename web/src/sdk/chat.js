@@ -32,6 +32,7 @@ export class Conv {
     this.members = new Set();
     this.peerLang = ''; // language of the other side's newest message that has one
     this.peerLangSeq = 0;
+    this.csatAsked = false; // a rating was asked for (a csat.request event)
   }
 
   get state() {
@@ -176,6 +177,13 @@ export class ChatStore {
       }
     } else if (ev.key === 'conv.closed' && c.info) {
       c.info = { ...c.info, state: 'STATE_CLOSED' };
+    } else if (ev.key === 'csat.request') {
+      // The customer was asked to rate the conversation (at its close).
+      c.csatAsked = true;
+    } else if (ev.key === 'csat.submitted') {
+      // args: [the rating]
+      const rating = Number(args[0]);
+      if (rating) c.info = { ...(c.info || {}), csat_rating: rating };
     }
   }
 
@@ -361,6 +369,9 @@ export class ChatStore {
         for (const m of h.messages) {
           c.members.add(m.sender);
           this.notePeerLang(c, m, this.isMine(m));
+          // A rating asked for or given stays so: older events say it
+          // too (the others describe the past).
+          if (m.event && (m.event.key === 'csat.request' || m.event.key === 'csat.submitted')) this.applyEvent(c, m);
         }
         if (!h.more || h.messages.length === 0 || c.list.firstSeq() === 1) c.hasMoreBefore = false;
         if (h.messages.length && !c.lastMessage) c.lastMessage = h.messages[h.messages.length - 1];

@@ -590,6 +590,24 @@ export class Client {
     return this.request('handoff', { conv_id: convId, group });
   }
 
+  /** The customer rates its service conversation (once a rating was
+   * asked for, at its close): rating 1..5, an optional comment of at most
+   * 1000 bytes. Resolves once stored; rejects with SbError (ERR_ALREADY:
+   * rated already, the first rating stays; ERR_STATE: not asked yet). */
+  csat(convId, rating, comment = '') {
+    return this.request('csat', { conv_id: convId, rating, comment });
+  }
+
+  /** A report (role admin): the figures of the service conversations
+   * opened from day `from` to day `to` (YYYY-MM-DD) in time zone tz (IANA;
+   * '' for UTC), a row per combination of the keys of `by` ('desk',
+   * 'group', 'agent', 'day'), of only desk, group and agent when given.
+   * Resolves with the report_resp ({ rows, total, from_ms, to_ms, tz,
+   * by }). */
+  report({ from, to = from, tz = '', by = [], desk = '', group = '', agent = '' }) {
+    return this.request('report', { from, to, tz, by, desk, group, agent });
+  }
+
   stats() {
     return { ...this.core.stats(), bytesIn: this.bytesIn, bytesOut: this.bytesOut, encoding: this.enc };
   }
