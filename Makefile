@@ -16,6 +16,7 @@ DATA       ?= ./data
 .PHONY: format-check
 .PHONY: build-fuzz fuzz fuzz-smoke
 .PHONY: web test-web bench-web
+.PHONY: sim torture soak
 
 # The web side (web/): built into web/dist when npm is present (npm ci from
 # the committed lockfile, then esbuild); served by `make run`.
@@ -84,6 +85,32 @@ bench: build
 # (docs/scaling.md).
 bench-cluster: build
 	scripts/bench_cluster.sh $(BUILD)
+
+# The deterministic simulator (tools/sim, docs/reliability.md): SEEDS seeds
+# from SEED_FROM on JOBS processes; `make test` runs 10,000 of them. A
+# violation prints its seed and trace; `build/sbsim --seed N --trace`
+# replays one.
+SEEDS      ?= 100000
+SEED_FROM  ?= 1
+sim: build
+	$(BUILD)/sbsim --seeds $(SEEDS) --from $(SEED_FROM) --jobs $(JOBS)
+
+# The torture run (tests/integration/test_torture.c): ROUNDS rounds of
+# kill -9, a fault proxy, failed WAL writes and fsyncs and (as root) a disk
+# that fills, each checked for I1-I4; `make test` runs 20.
+ROUNDS       ?= 1000
+TORTURE_SEED ?= 1
+torture: build
+	SB_SERVER_BIN=$(CURDIR)/$(BUILD)/switchboard SB_TORTURE_ROUNDS=$(ROUNDS) \
+	  SB_TORTURE_SEED=$(TORTURE_SEED) $(BUILD)/integ_torture
+
+# The soak: SOAK_S seconds at SOAK_RATE messages a second with devices
+# coming and going, the server's RSS and open files flat.
+SOAK_S    ?= 3600
+SOAK_RATE ?= 5000
+soak: build
+	SB_SERVER_BIN=$(CURDIR)/$(BUILD)/switchboard SB_SOAK_S=$(SOAK_S) \
+	  SB_SOAK_RATE=$(SOAK_RATE) $(BUILD)/integ_soak
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

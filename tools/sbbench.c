@@ -209,11 +209,11 @@ static void start_run(bench *b)
             fill_window(&b->peers[i]);
 }
 
+/* Hands out what the rate owes since the start, round robin; message k
+ * is due at t_start + k / rate. A client with its window full sends it
+ * when a SEND_ACK opens the window, stamped with the due time. */
 static void open_loop_tick(bench *b)
 {
-    /* Hand out what the rate owes since the start, round robin; message k
-     * is due at t_start + k / rate. A client with its window full sends
-     * it when a SEND_ACK opens the window, stamped with the due time. */
     int64_t elapsed = now_ns() - b->t_start;
     uint64_t owed = (uint64_t)((double)elapsed / 1e9 * b->rate);
     uint64_t total = (uint64_t)b->msgs * 2 * b->convs;

@@ -997,6 +997,14 @@ static const char DESK_HELP[] =
     "  bot USER                    the desk's external bot (a user with role "
     "bot);\n"
     "                              USER '' for none\n"
+    "  widget-color COLOR          the chat widget's brand colour (#rgb or\n"
+    "                              #rrggbb; '' for the page's own)\n"
+    "  widget-text KIND LANG TEXT  the widget's title, reply_time or "
+    "greeting\n"
+    "                              in LANG; TEXT '' removes it\n"
+    "  avatar ID URL               agent ID's picture for the widget (an\n"
+    "                              http(s) URL or a path); URL '' removes "
+    "it\n"
     "  hours GROUP JSON            the group's business hours, e.g.\n"
     "                              "
     "'{\"tz\":\"Europe/Berlin\",\"week\":{\"mon\":\n"
@@ -1071,18 +1079,22 @@ static int desk_args(ctl *x, int argc, char **argv)
         const char *name;
         int n_args; /* positional words after the name */
         const char *keys[3];
+        const char *op; /* the server's op, when not desk-NAME */
     } OPS[] = {
-        {"show", 0, {NULL}},
-        {"set", 1, {NULL}},
-        {"agent-set", 1, {"id"}},
-        {"agent-rm", 1, {"id"}},
-        {"group-add", 1, {"name"}},
-        {"group-rm", 1, {"name"}},
-        {"canned-add", 3, {"key", "title", "text"}},
-        {"canned-rm", 1, {"key"}},
-        {"text", 3, {"kind", "lang", "text"}},
-        {"bot", 1, {"user"}},
-        {"hours", 2, {"group", "hours"}},
+        {"show", 0, {NULL}, NULL},
+        {"set", 1, {NULL}, NULL},
+        {"agent-set", 1, {"id"}, NULL},
+        {"agent-rm", 1, {"id"}, NULL},
+        {"group-add", 1, {"name"}, NULL},
+        {"group-rm", 1, {"name"}, NULL},
+        {"canned-add", 3, {"key", "title", "text"}, NULL},
+        {"canned-rm", 1, {"key"}, NULL},
+        {"text", 3, {"kind", "lang", "text"}, NULL},
+        {"bot", 1, {"user"}, NULL},
+        {"widget-color", 1, {"color"}, "desk-widget"},
+        {"widget-text", 3, {"kind", "lang", "text"}, "desk-widget"},
+        {"avatar", 2, {"id", "url"}, NULL},
+        {"hours", 2, {"group", "hours"}, NULL},
     };
     const char *name = "admin desk";
     if (optind >= argc) return usage_err(name, "COMMAND is required");
@@ -1094,7 +1106,10 @@ static int desk_args(ctl *x, int argc, char **argv)
         return usage_err(name, "unknown COMMAND");
     if (argc - optind != OPS[k].n_args)
         return usage_err(name, "wrong number of arguments");
-    snprintf(x->op, sizeof x->op, "desk-%s", sub);
+    if (OPS[k].op)
+        snprintf(x->op, sizeof x->op, "%s", OPS[k].op);
+    else
+        snprintf(x->op, sizeof x->op, "desk-%s", sub);
     if ((x->groups || x->capacity) && strcmp(sub, "agent-set") != 0)
         return usage_err(name, "--groups and --capacity are for agent-set");
     if (strcmp(sub, "show") == 0) return EXIT_OK;

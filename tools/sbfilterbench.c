@@ -23,9 +23,9 @@
 
 static uint64_t rng_state;
 
+/* splitmix64: deterministic for a seed, good enough for text. */
 static uint64_t rnd(void)
 {
-    /* splitmix64: deterministic for a seed, good enough for text. */
     uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -113,9 +113,9 @@ static void en_word(char *out, size_t cap, int syl_min, int syl_max)
                               co[rnd() % (sizeof co / sizeof *co)]);
 }
 
+/* Distinct characters from the CJK Unified Ideographs block. */
 static void pools_make(void)
 {
-    /* Distinct characters from the CJK Unified Ideographs block. */
     static uint8_t used[0x9FA6 - 0x4E00];
     for (size_t i = 0; i < CJK_POOL;) {
         uint32_t cp = 0x4E00 + (uint32_t)(rnd() % (0x9FA6 - 0x4E00));

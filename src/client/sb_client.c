@@ -362,9 +362,9 @@ static void conn_feed(conn *k, const uint8_t *p, size_t n)
     client_flush(c);
 }
 
+/* Reads are consumed before the next alloc: one buffer per thread. */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    /* Reads are consumed before the next alloc: one buffer per thread. */
     static _Thread_local char rbuf[READ_BUF_BYTES];
     (void)h;
     (void)hint;
@@ -888,6 +888,29 @@ int sb_client_transfer(sb_client *c, uint64_t conv_id, const char *to_agent,
     if (c->closing) return -ESHUTDOWN;
     return flushed(c, sb_client_core_transfer(c->core, conv_id, to_agent,
                                               to_group, rid_out));
+}
+
+int sb_client_transfer_note(sb_client *c, uint64_t conv_id,
+                            const char *to_agent, const char *to_group,
+                            const char *note, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_transfer_note(c->core, conv_id, to_agent,
+                                                   to_group, note, rid_out));
+}
+
+int sb_client_claim(sb_client *c, uint64_t conv_id, bool over_capacity,
+                    uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(
+        c, sb_client_core_claim(c->core, conv_id, over_capacity, rid_out));
+}
+
+int sb_client_agent_list(sb_client *c, const char *desk, uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_agent_list(c->core, desk, rid_out));
 }
 
 int sb_client_close_conv(sb_client *c, uint64_t conv_id, uint32_t *rid_out)

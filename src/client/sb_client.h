@@ -86,6 +86,12 @@ int sb_client_history(sb_client *c, uint64_t conv_id, uint64_t before_seq,
 int sb_client_open_service(sb_client *c, const char *desk, uint32_t *rid_out);
 int sb_client_transfer(sb_client *c, uint64_t conv_id, const char *to_agent,
                        const char *to_group, uint32_t *rid_out);
+int sb_client_transfer_note(sb_client *c, uint64_t conv_id,
+                            const char *to_agent, const char *to_group,
+                            const char *note, uint32_t *rid_out);
+int sb_client_claim(sb_client *c, uint64_t conv_id, bool over_capacity,
+                    uint32_t *rid_out);
+int sb_client_agent_list(sb_client *c, const char *desk, uint32_t *rid_out);
 /* CLOSE of a conversation (not of the client: that is sb_client_close). */
 int sb_client_close_conv(sb_client *c, uint64_t conv_id, uint32_t *rid_out);
 int sb_client_handoff(sb_client *c, uint64_t conv_id, const char *group,

@@ -76,6 +76,10 @@ typedef struct sb_client_send_info {
     bool duplicate;   /* SENT: the server had it already (a retry) */
     int err;          /* FAILED: SB_E(code) or -ETIMEDOUT; else 0 */
     const char *text; /* FAILED: the server's text, or "" */
+    /* SENT: the body as stored when the server changed it (the content
+     * filter masked words in it), else NULL; the message this device
+     * surfaces for its own send carries the same. */
+    const char *stored_body;
 } sb_client_send_info;
 
 /* What WELCOME said; zeros before the first WELCOME. */
@@ -156,6 +160,8 @@ typedef struct sb_client_cbs {
     /* An agent's status, capacity and load, sent by the server unasked
      * (an AGENT_STATE with rid 0). */
     void (*on_agent_state)(void *ud, const Sbp__AgentState *a);
+    /* AGENT_PRESENCE: a teammate's status changed (agents of a desk). */
+    void (*on_presence)(void *ud, const Sbp__AgentPresence *p);
     /* An ERROR frame tied to no send or request. */
     void (*on_error)(void *ud, int err, const char *text);
 } sb_client_cbs;
@@ -368,7 +374,8 @@ int sb_client_core_typing(sb_client_core *cc, uint64_t conv_id, bool on);
  *   TRANSFER, CLOSE, HANDOFF, RECALL, TAG -> OK
  *   AGENT_STATE -> AGENT_STATE CONV_LIST -> CONV_LIST_RESP
  *   SEARCH -> SEARCH_RESP      CANNED_LIST -> CANNED_LIST_RESP
- *   ADMIN -> ADMIN_RESP or OK
+ *   ADMIN -> ADMIN_RESP or OK  CLAIM -> OK
+ *   AGENT_LIST -> AGENT_LIST_RESP
  * and any of them -> ERROR. Another body: -EINVAL. The fields are not
  * checked here. */
 int sb_client_core_request(sb_client_core *cc, Sbp__Frame *f,
@@ -400,6 +407,21 @@ int sb_client_core_open_service(sb_client_core *cc, const char *desk,
 int sb_client_core_transfer(sb_client_core *cc, uint64_t conv_id,
                             const char *to_agent, const char *to_group,
                             uint32_t *rid_out);
+/* The same with a note for the receiving agent (NULL or "": none; at most
+ * SB_NOTE_BYTES_MAX bytes, SB_E_TOO_LARGE beyond), which the customer
+ * never sees. */
+int sb_client_core_transfer_note(sb_client_core *cc, uint64_t conv_id,
+                                 const char *to_agent, const char *to_group,
+                                 const char *note, uint32_t *rid_out);
+/* CLAIM: this agent takes queued conversation conv_id of one of its
+ * groups; over_capacity takes it even when the agent is at its capacity.
+ * Answered by OK; then as for a transfer. */
+int sb_client_core_claim(sb_client_core *cc, uint64_t conv_id,
+                         bool over_capacity, uint32_t *rid_out);
+/* AGENT_LIST: the team of desk ("" or NULL: this agent's), each agent
+ * with its groups, status, load and capacity, and the desk's groups. */
+int sb_client_core_agent_list(sb_client_core *cc, const char *desk,
+                              uint32_t *rid_out);
 /* CLOSE of conv_id. */
 int sb_client_core_close_conv(sb_client_core *cc, uint64_t conv_id,
                               uint32_t *rid_out);

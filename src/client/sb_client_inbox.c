@@ -208,6 +208,9 @@ bool sb__client_inbox_on_sync_error(sb_client_core *cc, uint32_t rid)
     cc_inbox *in = &cc->in;
     if (!rid || rid != in->sync_rid || !in->sync_inflight) return false;
     in->sync_inflight = false;
+    /* The loop did not end: it goes on a little later, whether or not
+     * anything is held (what was missed is unknown until it is read). */
+    in->sync_failed = true;
     in->gap_retry_at_ms = cc->now_ms + cc->cfg.gap_retry_ms;
     return true;
 }
@@ -219,6 +222,7 @@ void sb__client_inbox_on_welcome(sb_client_core *cc, const Sbp__Welcome *w)
     if (w->sync_page_max && in->sync_limit > w->sync_page_max)
         in->sync_limit = w->sync_page_max;
     in->need_sync = !cc->cfg.sync_disabled;
+    in->sync_failed = false;
     in->gap_retry_at_ms = 0;
     /* The last ACKs may have been lost with the connection: ACK again. */
     for (size_t i = 0; i < in->convs.cap; i++) {
@@ -228,6 +232,14 @@ void sb__client_inbox_on_welcome(sb_client_core *cc, const Sbp__Welcome *w)
         if (c->read_seq) c->read_sent = 0;
         if (c->surfaced || c->read_seq) conv_dirty(cc, c);
     }
+}
+
+void sb__client_inbox_on_sync_hint(sb_client_core *cc, const Sbp__Frame *f)
+{
+    (void)f;
+    if (cc->cfg.sync_disabled) return;
+    cc->in.need_sync = true;
+    cc->pump_needed = true;
 }
 
 void sb__client_inbox_on_disconnect(sb_client_core *cc)
@@ -241,7 +253,8 @@ void sb__client_inbox_tick(sb_client_core *cc)
     if (in->gap_retry_at_ms && cc->now_ms >= in->gap_retry_at_ms &&
         !in->sync_inflight) {
         in->gap_retry_at_ms = 0;
-        if (in->held_now) in->need_sync = true;
+        if (in->held_now || in->sync_failed) in->need_sync = true;
+        in->sync_failed = false;
     }
 }
 

@@ -35,6 +35,7 @@ typedef struct cc_inbox {
     size_t held_now;
     uint32_t sync_rid, sync_limit;
     bool sync_inflight, need_sync;
+    bool sync_failed;        /* the last SYNC got an ERROR: try again */
     int64_t gap_retry_at_ms; /* 0: none */
 } cc_inbox;
 
@@ -56,6 +57,8 @@ bool sb__client_inbox_on_sync_error(sb_client_core *cc, uint32_t rid);
 void sb__client_inbox_on_welcome(sb_client_core *cc, const Sbp__Welcome *w);
 /* The connection is gone: no SYNC is in flight. */
 void sb__client_inbox_on_disconnect(sb_client_core *cc);
+/* The server asks for a SYNC (SYNC_HINT): one is sent at the next pump. */
+void sb__client_inbox_on_sync_hint(sb_client_core *cc, const Sbp__Frame *f);
 /* READY: a gap that outlived the last SYNC asks for another. */
 void sb__client_inbox_tick(sb_client_core *cc);
 

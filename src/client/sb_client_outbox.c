@@ -75,7 +75,7 @@ static cc_out *out_find(sb_client_core *cc, const ProtobufCBinaryData *id,
 static void report(sb_client_core *cc, const uint8_t *id, uint64_t conv_id,
                    uint64_t msg_id, uint64_t seq, int64_t ts,
                    sb_client_send_status st, bool dup, int err,
-                   const char *text)
+                   const char *text, const char *stored)
 {
     if (!cc->cbs.on_send_status) return;
     sb_client_send_info i = {
@@ -88,6 +88,7 @@ static void report(sb_client_core *cc, const uint8_t *id, uint64_t conv_id,
         .duplicate = dup,
         .err = err,
         .text = text ? text : "",
+        .stored_body = stored && stored[0] ? stored : NULL,
     };
     cc->cbs.on_send_status(cc->ud, &i);
 }
@@ -103,7 +104,8 @@ static void out_fail(sb_client_core *cc, cc_out *o, int err, const char *text)
     out_unlink(cc, o);
     if (o->uploading) cc->out.n_uploading--;
     cc->st.send_failed++;
-    report(cc, o->id, o->conv_id, 0, 0, 0, SB_SEND_FAILED, false, err, text);
+    report(cc, o->id, o->conv_id, 0, 0, 0, SB_SEND_FAILED, false, err, text,
+           NULL);
     out_free(o);
 }
 
@@ -183,12 +185,12 @@ static bool track_advance(sb_client_core *cc, cc_track *t, const cc_conv *c)
     if (t->status < SB_SEND_DELIVERED && c->peer_delivered >= t->seq) {
         t->status = SB_SEND_DELIVERED;
         report(cc, t->id, t->conv_id, t->msg_id, t->seq, t->server_ts,
-               SB_SEND_DELIVERED, false, 0, NULL);
+               SB_SEND_DELIVERED, false, 0, NULL, NULL);
     }
     if (t->status < SB_SEND_READ && c->peer_read >= t->seq) {
         t->status = SB_SEND_READ;
         report(cc, t->id, t->conv_id, t->msg_id, t->seq, t->server_ts,
-               SB_SEND_READ, false, 0, NULL);
+               SB_SEND_READ, false, 0, NULL, NULL);
     }
     return t->status == SB_SEND_READ;
 }
@@ -266,7 +268,7 @@ void sb__client_outbox_on_send_ack(sb_client_core *cc, const Sbp__Frame *f)
     cc->st.send_acks++;
     uint64_t conv_id = a->conv_id ? a->conv_id : o->conv_id;
     report(cc, o->id, conv_id, a->msg_id, a->seq, a->server_ts, SB_SEND_SENT,
-           a->duplicate, 0, NULL);
+           a->duplicate, 0, NULL, a->body);
 
     /* The sender gets no PUSH of its own message: surface it here. */
     Sbp__Message m = SBP__MESSAGE__INIT;
@@ -278,7 +280,8 @@ void sb__client_outbox_on_send_ack(sb_client_core *cc, const Sbp__Frame *f)
     m.client_msg_id.data = o->id;
     m.client_msg_id.len = SB_CLIENT_MSG_ID_BYTES;
     m.type = o->type;
-    m.body = o->body;
+    /* The body as stored: the server's when the filter masked it. */
+    m.body = a->body[0] ? a->body : o->body;
     m.quote_seq = o->quote_seq;
     m.server_ts = a->server_ts;
     m.lang = cc->locale;
@@ -311,6 +314,11 @@ bool sb__client_outbox_on_error(sb_client_core *cc, uint32_t rid,
 {
     cc_out *o = out_find(cc, &e->client_msg_id, rid);
     if (!o) return false;
+    /* The answer to an attempt written again since (a timeout): the
+     * attempt in flight has its own answer coming, which stands. A
+     * refusal of the older one may no longer hold (the conversation
+     * opened meanwhile), and the newer one may be stored already. */
+    if (rid && o->rid != rid) return true;
     if (!retryable(e->code) || !attempts_left(cc, o)) {
         out_fail(cc, o, SB_E(e->code), e->text);
         return true;

@@ -26,6 +26,8 @@ static const Sbp__Frame__BodyCase ANSWERS[][2] = {
     [SBP__FRAME__BODY_CANNED_LIST] = {SBP__FRAME__BODY_CANNED_LIST_RESP},
     [SBP__FRAME__BODY_ADMIN] = {SBP__FRAME__BODY_ADMIN_RESP,
                                 SBP__FRAME__BODY_OK},
+    [SBP__FRAME__BODY_CLAIM] = {SBP__FRAME__BODY_OK},
+    [SBP__FRAME__BODY_AGENT_LIST] = {SBP__FRAME__BODY_AGENT_LIST_RESP},
     [SBP__FRAME__BODY_CSAT] = {SBP__FRAME__BODY_OK},
     [SBP__FRAME__BODY_REPORT] = {SBP__FRAME__BODY_REPORT_RESP},
 };
@@ -204,20 +206,61 @@ int sb_client_core_transfer(sb_client_core *cc, uint64_t conv_id,
                             const char *to_agent, const char *to_group,
                             uint32_t *rid_out)
 {
+    return sb_client_core_transfer_note(cc, conv_id, to_agent, to_group, NULL,
+                                        rid_out);
+}
+
+int sb_client_core_transfer_note(sb_client_core *cc, uint64_t conv_id,
+                                 const char *to_agent, const char *to_group,
+                                 const char *note, uint32_t *rid_out)
+{
     assert(cc);
     if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
     bool agent = to_agent && to_agent[0], group = to_group && to_group[0];
     if (conv_id == 0 || agent == group) return SB_E_INVALID;
     int rc = sb__client_check_str(to_agent, SB_ID_BYTES_MAX, true);
     if (!rc) rc = sb__client_check_str(to_group, SB_ID_BYTES_MAX, true);
+    if (!rc && note && strlen(note) > SB_NOTE_BYTES_MAX) rc = SB_E_TOO_LARGE;
+    if (!rc) rc = sb__client_check_str(note, SB_NOTE_BYTES_MAX, true);
     if (rc) return rc;
     Sbp__Transfer t = SBP__TRANSFER__INIT;
     t.conv_id = conv_id;
     t.to_agent = str_or_empty(to_agent);
     t.to_group = str_or_empty(to_group);
+    t.note = str_or_empty(note);
     Sbp__Frame f = SBP__FRAME__INIT;
     f.body_case = SBP__FRAME__BODY_TRANSFER;
     f.transfer = &t;
+    return sb_client_core_request(cc, &f, rid_out);
+}
+
+int sb_client_core_claim(sb_client_core *cc, uint64_t conv_id,
+                         bool over_capacity, uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0) return SB_E_INVALID;
+    Sbp__Claim c = SBP__CLAIM__INIT;
+    c.conv_id = conv_id;
+    c.over_capacity = over_capacity;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CLAIM;
+    f.claim = &c;
+    return sb_client_core_request(cc, &f, rid_out);
+}
+
+int sb_client_core_agent_list(sb_client_core *cc, const char *desk,
+                              uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    int rc = sb__client_check_str(desk, SB_ID_BYTES_MAX, true);
+    if (rc) return rc;
+    Sbp__AgentList l = SBP__AGENT_LIST__INIT;
+    l.desk = str_or_empty(desk);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_AGENT_LIST;
+    f.agent_list = &l;
     return sb_client_core_request(cc, &f, rid_out);
 }
 

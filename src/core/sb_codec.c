@@ -11,33 +11,120 @@
 #include "sb_pbjson.h"
 #include "sb_utf8.h"
 
-int sb_frame_decode(sb_encoding enc, const uint8_t *data, size_t len,
-                    Sbp__Frame **out)
+/* Nesting of messages the NUL scan follows; deeper ones the schema does
+ * not have. */
+#define WIRE_DEPTH_MAX 16
+
+static bool wire_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; shift < 64 && *i < n; shift += 7) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+/* Whether a string field of the message of descriptor d, packed in
+ * p[0..n), holds a NUL byte, which the unpacked C string would silently
+ * end at. Fields the schema does not know are skipped. */
+static bool wire_has_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                         size_t n, int depth)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint64_t key, v;
+        if (!wire_varint(p, n, &i, &key)) return false;
+        switch (key & 7) {
+        case 0:
+            if (!wire_varint(p, n, &i, &v)) return false;
+            break;
+        case 1:
+            i += 8;
+            break;
+        case 5:
+            i += 4;
+            break;
+        case 2: {
+            if (!wire_varint(p, n, &i, &v) || v > n - i) return false;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(
+                          d, (unsigned)(key >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_STRING &&
+                memchr(p + i, '\0', (size_t)v))
+                return true;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                depth < WIRE_DEPTH_MAX &&
+                wire_has_nul(f->descriptor, p + i, (size_t)v, depth + 1))
+                return true;
+            i += (size_t)v;
+            break;
+        }
+        default:
+            return false; /* groups: not in the schema */
+        }
+    }
+    return false;
+}
+
+/* The protobuf frame packed in wire[0..n): 0 and *out, or SB_E_BAD_FRAME.
+ * *nul says whether a string field holds U+0000. */
+static int unpack(const uint8_t *wire, size_t n, Sbp__Frame **out, bool *nul)
+{
+    Sbp__Frame *f = sbp__frame__unpack(NULL, n, wire);
+    if (!f) return SB_E_BAD_FRAME;
+    *nul = wire_has_nul(&sbp__frame__descriptor, wire, n, 0);
+    *out = f;
+    return 0;
+}
+
+/* sb_frame_decode()'s work, telling in *nul whether a string field of the
+ * frame decoded holds U+0000. */
+static int decode(sb_encoding enc, const uint8_t *data, size_t len,
+                  Sbp__Frame **out, bool *nul)
 {
     *out = NULL;
-    if (enc == SB_ENC_PROTO) {
-        Sbp__Frame *f = sbp__frame__unpack(NULL, len, data);
-        if (!f) return SB_E_BAD_FRAME;
-        *out = f;
-        return 0;
-    }
-    if (!sb_utf8_valid((const char *)data, len)) return SB_E_BAD_UTF8;
+    *nul = false;
+    if (enc == SB_ENC_PROTO) return unpack(data, len, out, nul);
+    /* Bytes that are not UTF-8 are no JSON text (a binary message on a
+     * JSON session). */
+    if (!sb_utf8_valid((const char *)data, len)) return SB_E_BAD_FRAME;
     json_error_t jerr;
-    json_t *j =
-        json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* "\u0000" is taken here so that it is refused as in protobuf. */
+    json_t *j = json_loadb((const char *)data, len,
+                           JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!j) return SB_E_BAD_FRAME;
     sb_buf wire = SB_BUF_INIT;
     int rc = sb_pbjson_to_wire(&sbp__frame__descriptor, j, &wire);
     json_decref(j);
-    if (rc == 0) {
-        Sbp__Frame *f = sbp__frame__unpack(NULL, wire.len, wire.data);
-        if (f)
-            *out = f;
-        else
-            rc = SB_E_BAD_FRAME;
-    }
+    if (rc == 0) rc = unpack(wire.data, wire.len, out, nul);
     sb_buf_free(&wire);
     return rc;
+}
+
+int sb_frame_decode(sb_encoding enc, const uint8_t *data, size_t len,
+                    Sbp__Frame **out)
+{
+    bool nul;
+    int rc = decode(enc, data, len, out, &nul);
+    if (rc == 0 && nul) {
+        sb_frame_free(*out);
+        *out = NULL;
+        rc = SB_E_BAD_UTF8;
+    }
+    return rc;
+}
+
+int sb_frame_decode_checked(sb_encoding enc, const uint8_t *data, size_t len,
+                            Sbp__Frame **out)
+{
+    bool nul;
+    int rc = decode(enc, data, len, out, &nul);
+    if (rc) return rc;
+    return nul ? SB_E_BAD_UTF8 : sb_frame_check_utf8(*out);
 }
 
 int sb_frame_encode(sb_encoding enc, const Sbp__Frame *f, sb_buf *out)
@@ -60,6 +147,22 @@ int sb_frame_encode(sb_encoding enc, const Sbp__Frame *f, sb_buf *out)
             json_dumpb(j, (char *)out->data + out->len, n, JSON_COMPACT);
     json_decref(j);
     return rc;
+}
+
+size_t sb_item_bytes(sb_encoding enc, const ProtobufCMessage *m)
+{
+    if (enc == SB_ENC_PROTO) {
+        size_t n = protobuf_c_message_get_packed_size(m);
+        size_t h = 1; /* the tag */
+        for (size_t v = n; v >= 0x80; v >>= 7)
+            h++;
+        return h + 1 + n;
+    }
+    json_t *j = sb_pbjson_from_msg(m);
+    if (!j) return SIZE_MAX;
+    size_t n = json_dumpb(j, NULL, 0, JSON_COMPACT);
+    json_decref(j);
+    return n + 1;
 }
 
 /* ---- PUSH frames from pre-encoded messages ------------------------------ */

@@ -21,14 +21,29 @@ typedef enum sb_encoding { SB_ENC_PROTO = 0, SB_ENC_JSON = 1 } sb_encoding;
 
 /* Decodes one frame of len bytes. On success returns 0 and sets *out to a
  * frame the caller frees with sb_frame_free(). Returns SB_E_BAD_FRAME if the
- * bytes are not a frame of enc, SB_E_BAD_UTF8 if a JSON text is not UTF-8,
- * or -ENOMEM. String fields of protobuf frames are not yet checked for
- * UTF-8: see sb_frame_check_utf8(). */
+ * bytes are not a frame of enc (for JSON: not a UTF-8 JSON text, such as a
+ * binary message), SB_E_BAD_UTF8 if a string field holds U+0000 (no string
+ * of the protocol may: a C string ends there, and PostgreSQL's text cannot
+ * hold it), or -ENOMEM. String fields of protobuf frames are not yet
+ * checked for UTF-8: see sb_frame_check_utf8(). */
 int sb_frame_decode(sb_encoding enc, const uint8_t *data, size_t len,
                     Sbp__Frame **out);
 
+/* Decodes as sb_frame_decode() does and checks every string field: UTF-8
+ * (sb_frame_check_utf8) and no U+0000. Returns 0 with *out set;
+ * SB_E_BAD_UTF8 with *out set all the same, so that the caller can answer
+ * the frame by its rid (the caller frees it); any other code with *out
+ * NULL. */
+int sb_frame_decode_checked(sb_encoding enc, const uint8_t *data, size_t len,
+                            Sbp__Frame **out);
+
 /* Appends the encoding of f to out. Returns 0 or -ENOMEM. */
 int sb_frame_encode(sb_encoding enc, const Sbp__Frame *f, sb_buf *out);
+
+/* The bytes m adds to a frame in enc as one element of a repeated field
+ * (field number below 16) of one of its messages: its record (protobuf)
+ * or its object and a comma (JSON). SIZE_MAX when out of memory. */
+size_t sb_item_bytes(sb_encoding enc, const ProtobufCMessage *m);
 
 /* A PUSH frame assembled from messages encoded one at a time, so that a
  * message going to many devices is encoded once per encoding and only its

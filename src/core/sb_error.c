@@ -36,7 +36,7 @@ const char *sb_strerror(int rc)
     case SBP__ERROR_CODE__ERR_TOKEN_EXPIRED:
         return "token expired or not yet valid";
     case SBP__ERROR_CODE__ERR_FORBIDDEN:
-        return "not a member of that conversation";
+        return "not allowed";
     case SBP__ERROR_CODE__ERR_NOT_FOUND:
         return "not found";
     case SBP__ERROR_CODE__ERR_TOO_LARGE:

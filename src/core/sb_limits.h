@@ -19,6 +19,8 @@
 #define SB_QUERY_BYTES_MAX 256
 /* A CONV_LIST cursor (the next_cursor of a page): at most 63 bytes. */
 #define SB_LIST_CURSOR_BYTES_MAX 63
+/* A TRANSFER's note for the receiving agent: at most 1,024 bytes. */
+#define SB_NOTE_BYTES_MAX 1024
 /* A conversation's title. */
 #define SB_TITLE_BYTES_MAX 256
 /* Members of one conversation. */

@@ -10,6 +10,9 @@
 
 #include "sb_b64.h"
 
+/* The longest frame header: 2 bytes, 8 of extended length, 4 of mask. */
+#define WS_HEADER_BYTES_MAX 14
+
 struct sb_ws {
     wslay_event_context_ptr ctx;
     sb_ws_cbs cbs;
@@ -17,7 +20,57 @@ struct sb_ws {
     const uint8_t *in;
     size_t in_len;
     sb_buf *out;
+    /* The peer's frame headers, read ahead of wslay: it closes a frame
+     * that breaks RFC 6455 in the ways below with no status code, where
+     * 1002 is due. */
+    uint8_t hdr[WS_HEADER_BYTES_MAX];
+    size_t hdr_len, hdr_ext; /* bytes read; extended length bytes */
+    uint64_t payload_left;   /* of the frame being read */
+    bool broken;             /* a close 1002 is queued; nothing more read */
 };
+
+/* Reads p[0..n) as the peer's frames; returns how many bytes come before
+ * the one that shows a frame breaking the protocol (n when none does):
+ * a control frame fragmented or over 125 bytes, a close frame of 1 byte,
+ * a length not in its shortest form or with the top bit set. wslay never
+ * sees such a header whole, so it has nothing to say about it. */
+static size_t frames_check(sb_ws *ws, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (ws->payload_left) {
+            size_t k = n - i < ws->payload_left ? n - i : ws->payload_left;
+            ws->payload_left -= k;
+            i += k;
+            continue;
+        }
+        ws->hdr[ws->hdr_len++] = p[i++];
+        if (ws->hdr_len < 2) continue;
+        uint8_t b0 = ws->hdr[0], len7 = ws->hdr[1] & 0x7f;
+        if (ws->hdr_len == 2) {
+            bool ctrl = (b0 & 0x08) != 0, fin = (b0 & 0x80) != 0;
+            bool close = (b0 & 0x0f) == 0x8;
+            if (ctrl && (!fin || len7 > 125 || (close && len7 == 1)))
+                return i - 1;
+            ws->hdr_ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+        }
+        uint64_t len = len7;
+        if (ws->hdr_ext && ws->hdr_len >= 2 + ws->hdr_ext) {
+            len = 0;
+            for (size_t k = 0; k < ws->hdr_ext; k++)
+                len = len << 8 | ws->hdr[2 + k];
+            if (ws->hdr_len == 2 + ws->hdr_ext &&
+                (ws->hdr_ext == 2 ? len < 126 : len < 65536 || len >> 63))
+                return i - 1;
+        }
+        size_t need = 2 + ws->hdr_ext + (ws->hdr[1] & 0x80 ? 4 : 0);
+        if (ws->hdr_len == need) {
+            ws->payload_left = len;
+            ws->hdr_len = 0;
+        }
+    }
+    return n;
+}
 
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
                        int flags, void *user_data)
@@ -101,11 +154,19 @@ void sb_ws_free(sb_ws *ws)
 
 int sb_ws_feed(sb_ws *ws, const uint8_t *p, size_t n)
 {
+    if (ws->broken) return -EPROTO;
+    size_t good = frames_check(ws, p, n);
     ws->in = p;
-    ws->in_len = n;
-    int rc = wslay_event_recv(ws->ctx);
+    ws->in_len = good;
+    int rc = good ? wslay_event_recv(ws->ctx) : 0;
     ws->in = NULL;
     ws->in_len = 0;
+    if (rc == 0 && good < n) {
+        ws->broken = true;
+        wslay_event_queue_close(ws->ctx, SB_WS_CLOSE_PROTOCOL, NULL, 0);
+        wslay_event_shutdown_read(ws->ctx);
+        return -EPROTO;
+    }
     return rc == 0 ? 0 : -EPROTO;
 }
 

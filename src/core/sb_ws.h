@@ -41,8 +41,9 @@ int sb_ws_new(bool client, uint64_t msg_bytes_max, const sb_ws_cbs *cbs,
 void sb_ws_free(sb_ws *ws);
 
 /* Processes n bytes read from the peer. Returns 0, or -EPROTO when the
- * peer broke the protocol (a close frame is then queued where possible:
- * pull and write it, then drop the connection). */
+ * peer broke the protocol (a close frame is then queued where possible,
+ * 1002 for a frame that breaks RFC 6455: pull and write it, then drop the
+ * connection). */
 int sb_ws_feed(sb_ws *ws, const uint8_t *p, size_t n);
 
 /* Queues one message (copied). Returns 0, -EPIPE once a close was queued,

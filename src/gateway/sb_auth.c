@@ -2,6 +2,7 @@
  * its ERROR and the close (policy): the connection may not try again. */
 #include "sb_auth.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,9 @@ static void hello_ready(sb_gw *gw, sess *s, sb_req *r)
         sb__gw_close(gw, s, SB_WS_CLOSE_INTERNAL, "store unavailable");
         return;
     }
-    if (sb__gw_sess_ready(gw, s) != 0) {
+    int rc = sb__gw_sess_ready(gw, s);
+    if (rc == -EEXIST) return; /* a stale connection, closed */
+    if (rc != 0) {
         sb__gw_close(gw, s, SB_WS_CLOSE_INTERNAL, "out of memory");
         return;
     }

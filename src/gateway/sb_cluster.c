@@ -21,6 +21,8 @@
 
 /* How long a gap may wait for its messages before they are read. */
 #define GAP_WAIT_MS 100
+/* Sessions told to SYNC per tick after a resync. */
+#define HINTS_PER_TICK 500
 /* Messages read from the store at once to fill a gap. */
 #define GAP_READ_MAX 64
 /* Messages held above a gap per conversation; further ones are read from
@@ -329,8 +331,26 @@ static void gap_fill(sb_gw *gw, conv *c)
     sb__gw_submit(gw, r);
 }
 
+/* Tells the next sessions of the resync's list to SYNC. */
+static void hints_send(sb_gw *gw)
+{
+    Sbp__SyncHint h = SBP__SYNC_HINT__INIT;
+    size_t end = gw->hint_pos + HINTS_PER_TICK;
+    for (; gw->hint_pos < gw->n_hints && gw->hint_pos < end; gw->hint_pos++) {
+        sess *s = sb__gw_sess_get(gw, gw->hint_ids[gw->hint_pos]);
+        if (s && s->state == SESS_READY && !s->proxy)
+            sb__gw_send(gw, s, 0, SBP__FRAME__BODY_SYNC_HINT, &h);
+    }
+    if (gw->hint_pos == gw->n_hints) {
+        free(gw->hint_ids);
+        gw->hint_ids = NULL;
+        gw->n_hints = gw->hint_pos = 0;
+    }
+}
+
 void sb__gw_cluster_tick(sb_gw *gw)
 {
+    if (gw->n_hints) hints_send(gw);
     conv **pp = &gw->gaps;
     while (*pp) {
         conv *c = *pp;
@@ -357,6 +377,21 @@ static bool has_devices(sb_gw *gw, const conv *c)
 void sb_gw_cluster_resync(sb_gw *gw, int64_t now_ms)
 {
     gw->now_ms = now_ms;
+    /* Every session SYNCs, a few hundred per tick: messages of
+     * conversations this node has not loaded may have passed it too. */
+    uint64_t *ids =
+        gw->sessions.len ? malloc(gw->sessions.len * sizeof *ids) : NULL;
+    if (ids) {
+        size_t n = 0;
+        for (size_t i = 0; i < gw->sessions.cap; i++) {
+            sess *s = gw->sessions.slots[i].val;
+            if (s && s->state == SESS_READY && !s->proxy) ids[n++] = s->id;
+        }
+        free(gw->hint_ids);
+        gw->hint_ids = ids;
+        gw->n_hints = n;
+        gw->hint_pos = 0;
+    }
     for (size_t i = 0; i < gw->convs.cap; i++) {
         conv *c = gw->convs.slots[i].val;
         if (!c || !has_devices(gw, c)) continue;
@@ -391,4 +426,5 @@ void sb__gw_cluster_free(sb_gw *gw)
     }
     sb_map_free(&gw->cluster_wait);
     sb_buf_free(&gw->cluster_out);
+    free(gw->hint_ids);
 }

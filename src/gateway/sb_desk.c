@@ -17,6 +17,7 @@
 
 typedef struct agent {
     char id[SB_ID_BYTES_MAX + 1];
+    char *avatar;    /* a picture's URL, NULL for none */
     uint64_t groups; /* bit i: member of group i */
     uint32_t capacity, load;
     Sbp__AgentStatus status;
@@ -36,7 +37,8 @@ struct sb_desk {
     size_t n_groups;
     agent *agents; /* sorted by id */
     size_t n_agents;
-    qent *queue; /* all groups, in arrival order */
+    size_t n_agents_alloc; /* entries of agents, parsed or half-parsed */
+    qent *queue;           /* all groups, in arrival order */
     size_t q_len, q_cap;
     /* Business hours by group (NULL: always open), whether each group is
      * open as of the last sb_desk_hours_update and when that changes. */
@@ -167,6 +169,9 @@ static int parse_rule(const json_t *j, sb_desk_rule *r, const char *where,
 static void def_free(sb_desk_def *def)
 {
     free(def->name);
+    text_set_free(&def->widget.title);
+    text_set_free(&def->widget.reply_time);
+    text_set_free(&def->widget.greeting);
     text_set_free(&def->greeting);
     text_set_free(&def->out_of_hours);
     text_set_free(&def->fallback);
@@ -182,6 +187,71 @@ static void def_free(sb_desk_def *def)
         free(def->canned[i].text);
     }
     free(def->canned);
+}
+
+/* A link the widget may show (an agent's picture): an absolute http(s)
+ * URL or a path on this server, of 1..SB_DESK_URL_BYTES_MAX bytes, with
+ * nothing that could end an attribute or a CSS url(). */
+static bool url_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > SB_DESK_URL_BYTES_MAX) return false;
+    if (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0 &&
+        !(s[0] == '/' && s[1] != '/'))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || strchr("\"'<>\\`()", c)) return false;
+    }
+    return true;
+}
+
+/* #rgb or #rrggbb. */
+static bool color_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if ((n != 4 && n != 7) || s[0] != '#') return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isxdigit((unsigned char)s[i])) return false;
+    return true;
+}
+
+/* The desk's "widget": {"color", "title", "reply_time", "greeting"}. */
+static int parse_widget(const json_t *j, sb_desk_widget *w, const char *id,
+                        char *err, size_t elen)
+{
+    if (!j) return 0;
+    if (!json_is_object(j))
+        return fail(err, elen, "desk %s: widget: want an object", id);
+    const json_t *color = json_object_get(j, "color");
+    if (color) {
+        const char *c = json_string_value(color);
+        if (!c || !color_ok(c))
+            return fail(err, elen,
+                        "desk %s: widget.color: want #rgb or #rrggbb", id);
+        snprintf(w->color, sizeof w->color, "%s", c);
+    }
+    static const char *const KEYS[] = {"title", "reply_time", "greeting"};
+    sb_desk_text_set *sets[] = {&w->title, &w->reply_time, &w->greeting};
+    char where[128];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(where, sizeof where, "desk %s: widget.%s", id, KEYS[i]);
+        int rc =
+            parse_texts(json_object_get(j, KEYS[i]), sets[i], where, err, elen);
+        if (rc) return rc;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)j, k, v)
+    {
+        if (strcmp(k, "color") && strcmp(k, "title") &&
+            strcmp(k, "reply_time") && strcmp(k, "greeting"))
+            return fail(err, elen,
+                        "desk %s: widget.%s: unknown (color, title, "
+                        "reply_time, greeting)",
+                        id, k);
+    }
+    return 0;
 }
 
 static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
@@ -203,10 +273,12 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
     json_t *v;
     json_array_foreach(groups, i, v)
     {
-        if (!json_is_string(v) ||
-            group_index(d, json_string_value(v), true) < 0)
+        int g =
+            json_is_string(v) ? group_index(d, json_string_value(v), true) : -1;
+        if (g < 0)
             return fail(err, elen, "desk %s: groups[%zu]: bad or too many", id,
                         i);
+        def->groups |= 1ULL << g;
     }
     const char *dg = json_string_value(json_object_get(j, "default_group"));
     def->default_group = group_index(
@@ -276,6 +348,9 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
             }
         }
     }
+    if ((rc = parse_widget(json_object_get(j, "widget"), &def->widget, id, err,
+                           elen)))
+        return rc;
     json_t *canned = json_object_get(j, "canned");
     if (canned) {
         if (!json_is_array(canned))
@@ -310,6 +385,7 @@ static int parse_agents(sb_desk *d, const json_t *list, char *err, size_t elen)
                     SB_DESK_AGENTS_MAX);
     d->agents = calloc(json_array_size(list) + 1, sizeof *d->agents);
     if (!d->agents) return -ENOMEM;
+    d->n_agents_alloc = json_array_size(list) + 1;
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v)
@@ -320,6 +396,16 @@ static int parse_agents(sb_desk *d, const json_t *list, char *err, size_t elen)
             return fail(err, elen, "agents[%zu].id: want 1..%d bytes", i,
                         SB_ID_BYTES_MAX);
         snprintf(a->id, sizeof a->id, "%s", id);
+        json_t *av = json_object_get(v, "avatar");
+        if (av) {
+            const char *url = json_string_value(av);
+            if (!url || !url_ok(url))
+                return fail(err, elen,
+                            "agents[%zu].avatar: want an http(s) URL or a "
+                            "path of at most %d bytes",
+                            i, SB_DESK_URL_BYTES_MAX);
+            if (!(a->avatar = strdup(url))) return -ENOMEM;
+        }
         json_t *cap = json_object_get(v, "capacity");
         a->capacity = json_is_integer(cap) && json_integer_value(cap) > 0
                           ? (uint32_t)json_integer_value(cap)
@@ -443,6 +529,8 @@ void sb_desk_free(sb_desk *d)
         free(d->groups[i]);
         sb_hours_free(d->hours[i]);
     }
+    for (size_t i = 0; d->agents && i < d->n_agents_alloc; i++)
+        free(d->agents[i].avatar);
     free(d->agents);
     free(d->queue);
     free(d);
@@ -496,6 +584,48 @@ const char *sb_desk_text(const sb_desk_text_set *t, const char *locale)
 {
     int i = pick_lang(t, locale ? locale : "");
     return i < 0 ? "" : t->text[i];
+}
+
+/* {"en": "...", ...} of t, or NULL when out of memory. */
+static json_t *texts_json(const sb_desk_text_set *t)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < t->n; i++)
+        if (json_object_set_new(o, t->lang[i], json_string(t->text[i])) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    return o;
+}
+
+int sb_desk_widget_json(const sb_desk *d, const char *id, char **out)
+{
+    *out = NULL;
+    const sb_desk_def *def = sb_desk_get(d, id);
+    if (!def || (id && id[0] && strcmp(def->id, id) != 0))
+        return SB_E_NOT_FOUND;
+    const sb_desk_widget *w = &def->widget;
+    json_t *avatars = json_array();
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o*, s:o*, s:o*, s:o*}", "desk",
+                          def->id, "name", def->name, "color", w->color,
+                          "title", texts_json(&w->title), "reply_time",
+                          texts_json(&w->reply_time), "greeting",
+                          texts_json(&w->greeting), "avatars", avatars);
+    if (!j) return -ENOMEM;
+    for (size_t i = 0; i < d->n_agents; i++) {
+        const agent *a = &d->agents[i];
+        if (!a->avatar || !(a->groups & def->groups)) continue;
+        if (json_array_size(avatars) == SB_DESK_AVATARS_MAX) break;
+        if (json_array_append_new(avatars,
+                                  json_pack("{s:s, s:s}", "agent", a->id, "url",
+                                            a->avatar)) != 0) {
+            json_decref(j);
+            return -ENOMEM;
+        }
+    }
+    *out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return *out ? 0 : -ENOMEM;
 }
 
 /* ---- the rule bot ----------------------------------------------------------
@@ -595,6 +725,48 @@ bool sb_desk_in_group(const sb_desk *d, const char *id, int group)
 {
     agent *a = find_agent(d, id);
     return a && group >= 0 && (a->groups >> group & 1);
+}
+
+bool sb_desk_agent_at(const sb_desk *d, size_t i, sb_desk_agent_info *out)
+{
+    if (!d || i >= d->n_agents) return false;
+    const agent *a = &d->agents[i];
+    *out = (sb_desk_agent_info){.id = a->id,
+                                .groups = a->groups,
+                                .status = a->status,
+                                .capacity = a->capacity,
+                                .load = a->load,
+                                .avatar = a->avatar ? a->avatar : ""};
+    return true;
+}
+
+bool sb_desk_agent_find(const sb_desk *d, const char *id,
+                        sb_desk_agent_info *out)
+{
+    agent *a = find_agent(d, id);
+    return a && sb_desk_agent_at(d, (size_t)(a - d->agents), out);
+}
+
+bool sb_desk_same_desk(const sb_desk *d, uint64_t groups_a, uint64_t groups_b)
+{
+    for (size_t i = 0; d && i < d->n_desks; i++)
+        if ((d->desks[i].groups & groups_a) && (d->desks[i].groups & groups_b))
+            return true;
+    return false;
+}
+
+const sb_desk_def *sb_desk_of_agent(const sb_desk *d, const char *id)
+{
+    agent *a = find_agent(d, id);
+    for (size_t i = 0; a && i < d->n_desks; i++)
+        if (d->desks[i].groups & a->groups) return &d->desks[i];
+    return NULL;
+}
+
+bool sb_desk_agent_on(const sb_desk *d, const sb_desk_def *def, const char *id)
+{
+    agent *a = find_agent(d, id);
+    return a && def && (def->groups & a->groups) != 0;
 }
 
 const char *sb_desk_pick(const sb_desk *d, int group)

@@ -52,6 +52,18 @@ typedef struct sb_desk_canned {
     char *key, *title, *text;
 } sb_desk_canned;
 
+#define SB_DESK_AVATARS_MAX 8 /* agent pictures the widget shows */
+#define SB_DESK_URL_BYTES_MAX 512
+
+/* How the desk's chat widget looks (the public GET /api/widget): a brand
+ * colour (#rgb or #rrggbb, "" for the page's own), a title, the expected
+ * reply time and the greeting screen's text per language, and the
+ * pictures of agents that have one (their "avatar" URL), in agent order. */
+typedef struct sb_desk_widget {
+    char color[8];
+    sb_desk_text_set title, reply_time, greeting;
+} sb_desk_widget;
+
 typedef struct sb_desk_def {
     char id[SB_ID_BYTES_MAX + 1];
     char *name;
@@ -70,6 +82,8 @@ typedef struct sb_desk_def {
     /* The user id of an external bot (a client with role bot) that takes
      * the desk's new conversations while it is online; "" for none. */
     char bot[SB_ID_BYTES_MAX + 1];
+    uint64_t groups; /* bit i: skill group i is one of the desk's */
+    sb_desk_widget widget;
     /* The customer is asked to rate a conversation at its close ("csat",
      * true unless the desk says false). */
     bool csat;
@@ -110,6 +124,15 @@ const char *sb_desk_group_name(const sb_desk *d, int group);
  * first one); "" if the set is empty. */
 const char *sb_desk_text(const sb_desk_text_set *t, const char *locale);
 
+/* The public description of desk id's chat widget ("" or NULL: the first
+ * desk), as JSON into *out (malloc'd, NUL-terminated; the caller frees):
+ * {"desk", "name", "color", "title", "reply_time", "greeting" (the texts
+ * as {lang: text}), "avatars": [{"agent", "url"}]}, at most
+ * SB_DESK_AVATARS_MAX avatars of the desk's agents in id order. Nothing
+ * else of the configuration (no rules, canned replies, capacities or
+ * statuses). Returns 0, SB_E_NOT_FOUND (no such desk) or -ENOMEM. */
+int sb_desk_widget_json(const sb_desk *d, const char *id, char **out);
+
 /* ---- the rule bot ----------------------------------------------------------
  */
 
@@ -145,6 +168,30 @@ size_t sb_desk_agent_groups(const sb_desk *d, const char *agent,
                             const char **out, size_t max);
 /* Whether agent belongs to group. */
 bool sb_desk_in_group(const sb_desk *d, const char *agent, int group);
+
+/* One agent as it stands, for lists; pointers valid as long as d. */
+typedef struct sb_desk_agent_info {
+    const char *id;
+    uint64_t groups; /* bit i: member of group i */
+    Sbp__AgentStatus status;
+    uint32_t capacity, load;
+    const char *avatar; /* a picture's URL; "" for none */
+} sb_desk_agent_info;
+
+/* Agent i (by id order, 0..) into *out; false past the last. */
+bool sb_desk_agent_at(const sb_desk *d, size_t i, sb_desk_agent_info *out);
+/* The agent with id into *out; false when there is none. */
+bool sb_desk_agent_find(const sb_desk *d, const char *id,
+                        sb_desk_agent_info *out);
+/* Whether one desk has a skill group of groups_a and one of groups_b
+ * (group masks, as sb_desk_agent_info.groups): teammates. */
+bool sb_desk_same_desk(const sb_desk *d, uint64_t groups_a, uint64_t groups_b);
+/* The desk of agent: the first whose skill groups it has one of; NULL
+ * when it has none (or is no agent). */
+const sb_desk_def *sb_desk_of_agent(const sb_desk *d, const char *agent);
+/* Whether agent has a skill group of def. */
+bool sb_desk_agent_on(const sb_desk *d, const sb_desk_def *def,
+                      const char *agent);
 
 /* The agent a conversation of group should go to now: online, in the
  * group, load < capacity; least loaded, then longest idle, then by id.

@@ -353,6 +353,91 @@ static int op_bot(json_t *root, const json_t *arg, char *msg, size_t mlen)
     return say(msg, mlen, 0, "desk %s's external bot is %s", did, user);
 }
 
+/* The object member name of obj, made (empty) if missing; NULL if the
+ * member is there and not an object. */
+static json_t *object_member(json_t *obj, const char *name)
+{
+    json_t *o = json_object_get(obj, name);
+    if (o) return json_is_object(o) ? o : NULL;
+    o = json_object();
+    if (!o || json_object_set_new(obj, name, o) != 0) return NULL;
+    return o;
+}
+
+static int op_widget(json_t *root, const json_t *arg, char *msg, size_t mlen)
+{
+    static const char *const KINDS[] = {"title", "reply_time", "greeting"};
+    const json_t *c = json_object_get(arg, "color");
+    const json_t *kind_j = json_object_get(arg, "kind");
+    if (!c && !kind_j)
+        return say(msg, mlen, SB_E_INVALID,
+                   "want \"color\", or \"kind\" (title, reply_time, "
+                   "greeting) with \"lang\" and \"text\"");
+    const char *color = c ? arg_str(arg, "color", 7, true, msg, mlen) : NULL;
+    if (c && !color) return SB_E_INVALID;
+    const char *kind = NULL, *lang = NULL, *text = NULL;
+    if (kind_j) {
+        if (!(kind = arg_str(arg, "kind", 32, false, msg, mlen)))
+            return SB_E_INVALID;
+        size_t k = 0;
+        while (k < 3 && strcmp(kind, KINDS[k]) != 0)
+            k++;
+        if (k == 3)
+            return say(msg, mlen, SB_E_INVALID,
+                       "\"kind\": title, reply_time or greeting");
+        lang = arg_str(arg, "lang", LANG_BYTES_MAX, false, msg, mlen);
+        text =
+            lang ? arg_str(arg, "text", SB_DESK_FILE_BYTES_MAX, true, msg, mlen)
+                 : NULL;
+        if (!lang || !text) return SB_E_INVALID;
+    }
+    json_t *desk;
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
+    if (rc) return rc;
+    json_t *w = object_member(desk, "widget");
+    if (!w)
+        return say(msg, mlen, SB_E_INVALID, "desk %s: widget: not an object",
+                   did);
+    if (color && !color[0]) json_object_del(w, "color");
+    if (color && color[0] &&
+        json_object_set_new(w, "color", json_string(color)) != 0)
+        return -ENOMEM;
+    if (kind) {
+        json_t *set = object_member(w, kind);
+        if (!set)
+            return say(msg, mlen, SB_E_INVALID,
+                       "desk %s: widget.%s: not an object", did, kind);
+        if (!text[0])
+            json_object_del(set, lang);
+        else if (json_object_set_new(set, lang, json_string(text)) != 0)
+            return -ENOMEM;
+    }
+    return say(msg, mlen, 0, "desk %s's widget: %s%s%s%s%s%s", did,
+               color ? "color " : "", color ? (color[0] ? color : "none") : "",
+               color && kind ? ", " : "", kind ? kind : "", kind ? " in " : "",
+               kind ? lang : "");
+}
+
+static int op_avatar(json_t *root, const json_t *arg, char *msg, size_t mlen)
+{
+    const char *id = arg_str(arg, "id", SB_ID_BYTES_MAX, false, msg, mlen);
+    const char *url =
+        id ? arg_str(arg, "url", SB_DESK_URL_BYTES_MAX, true, msg, mlen) : NULL;
+    if (!id || !url) return SB_E_INVALID;
+    json_t *agents = json_object_get(root, "agents");
+    long i = find_by(agents, "id", id);
+    json_t *a = i < 0 ? NULL : json_array_get(agents, (size_t)i);
+    if (!json_is_object(a))
+        return say(msg, mlen, SB_E_NOT_FOUND, "no agent %s", id);
+    if (!url[0]) {
+        json_object_del(a, "avatar");
+        return say(msg, mlen, 0, "agent %s has no picture", id);
+    }
+    if (json_object_set_new(a, "avatar", json_string(url)) != 0) return -ENOMEM;
+    return say(msg, mlen, 0, "agent %s's picture is %s", id, url);
+}
+
 /* A group's business hours: {"group", "hours": {tz, week, holidays}};
  * "hours" null or missing removes them (the group is always open). The
  * hours themselves are checked by sb_desk_parse with the whole document. */
@@ -407,6 +492,8 @@ static const struct {
     {"canned-rm", op_canned_rm},
     {"text", op_text},
     {"bot", op_bot},
+    {"widget", op_widget},
+    {"avatar", op_avatar},
     {"hours", op_hours},
 };
 

@@ -29,6 +29,11 @@
  *                  "lang", "text", "desk"}: sets the text for the
  *                 language ("" removes it)
  *   "bot"         {"user", "desk"}: the desk's external bot ("": none)
+ *   "widget"      {"color", "desk"} and/or {"kind": "title" |
+ *                 "reply_time" | "greeting", "lang", "text", "desk"}: the
+ *                 chat widget's brand colour ("" removes it) or a text of
+ *                 it for the language ("" removes it)
+ *   "avatar"      {"id", "url"}: an agent's picture ("" removes it)
  *   "hours"       {"group", "hours": {"tz", "week", "holidays"}}: the
  *                 group's business hours (sb_hours.h); "hours" null or
  *                 missing removes them

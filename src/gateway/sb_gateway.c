@@ -3,8 +3,9 @@
  * table: authentication (sb_auth.c), the message path (sb_msgpath.c),
  * admin commands (sb_admin.c),
  * the message operations (sb_msgops.c), signed links to uploads
- * (sb_mediaurl.c), the customer-service lifecycle (sb_service.c),
- * customers' ratings (sb_csat.c) and reports (sb_gwreport.c). */
+ * (sb_mediaurl.c), the customer-service lifecycle (sb_service.c), the
+ * desk's team (sb_team.c), customers' ratings (sb_csat.c) and reports
+ * (sb_gwreport.c). */
 #include "sb_gateway.h"
 
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "sb_msgops.h"
 #include "sb_msgpath.h"
 #include "sb_service.h"
+#include "sb_team.h"
 
 void sb_gw_config_default(sb_gw_config *c)
 {
@@ -54,6 +56,7 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     sb__admin_register(*out);
     sb__msgops_register(*out);
     sb__mediaurl_register(*out);
+    sb__team_register(*out);
     sb__csat_register(*out);
     sb__report_register(*out);
     if ((rc = sb__svc_register(*out)) != 0) {

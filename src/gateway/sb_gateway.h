@@ -111,6 +111,11 @@ typedef struct sb_gw_config {
     uint32_t send_burst;
     uint32_t sync_page_max;  /* messages per SYNC_RESP */
     uint32_t sync_bytes_max; /* body bytes per SYNC_RESP */
+    /* Replies of many items (SYNC, HISTORY, SEARCH, CONV_LIST) are cut to
+     * frames of at most frame_bytes_max bytes, or page_bytes_max when it
+     * is set and smaller (the shell's bound on a connection's unsent
+     * bytes asks for less); the rest comes with the next page. */
+    uint32_t page_bytes_max;
     uint32_t history_page_max;
     uint32_t heartbeat_ms;       /* announced in WELCOME */
     uint32_t hello_timeout_ms;   /* a connection must HELLO within this */

@@ -1,9 +1,9 @@
 /* The gateway's delivery core: sessions, the frame table and its
- * dispatcher, replies, storing messages, fan-out, push retry, receipts,
- * cursors and the conversation cache, driven by events and answering
- * through sb_gw_io. No sockets, no clock: every entry point is given the
- * current time. Every frame kind comes in through the table, from the
- * modules above; the events they hear go out through sb_gw_hooks. */
+ * dispatcher, replies, storing messages and the conversation cache (the
+ * pushes, their retries, receipts and cursors are in sb_gwpush.c), driven
+ * by events and answering through sb_gw_io. No sockets, no clock: every entry
+ * point is given the current time. Every frame kind comes in through the table,
+ * from the modules above; the events they hear go out through sb_gw_hooks. */
 #include "sb_gwcore.h"
 
 #include <assert.h>
@@ -14,12 +14,13 @@
 
 #include "sb_error.h"
 #include "sb_i18n.h"
+#include "sb_sysmsg.h"
 #include "sb_ws.h"
 
 /* ---- small helpers ---------------------------------------------------------
  */
 
-static void gmsg_unref(gmsg *g)
+void sb__gw_gmsg_unref(gmsg *g)
 {
     if (!g || --g->refs > 0) return;
     sbp__message__free_unpacked(g->m, NULL);
@@ -98,6 +99,15 @@ member *sb__gw_conv_member(conv *c, const char *user_id)
     return NULL;
 }
 
+void sb__gw_conv_member_drop(conv *c, const char *user_id)
+{
+    member *m = sb__gw_conv_member(c, user_id);
+    if (!m) return;
+    size_t i = (size_t)(m - c->members);
+    memmove(m, m + 1, (c->n_members - i - 1) * sizeof *m);
+    c->n_members--;
+}
+
 bool sb__gw_may_access(const sess *s, conv *c)
 {
     return s->role == SBP__ROLE__ROLE_ADMIN ||
@@ -106,8 +116,6 @@ bool sb__gw_may_access(const sess *s, conv *c)
 
 /* ---- sending frames --------------------------------------------------------
  */
-
-static void push_flush(sb_gw *gw, sess *s);
 
 /* Where a frame keeps its body of kind k: every body of the oneof shares
  * one place, a pointer, which the descriptor locates. */
@@ -135,7 +143,7 @@ void sb__gw_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Frame__BodyCase k,
     f.rid = rid;
     f.body_case = k;
     memcpy(frame_body_at(&f, k), &body, sizeof body);
-    push_flush(gw, s);
+    sb__gw_push_flush(gw, s);
     gw->scratch.len = 0;
     if (sb_frame_encode(s->enc, &f, &gw->scratch) != 0) return;
     gw->stats.frames_out[k < SB_GW_FRAME_KINDS ? k : 0]++;
@@ -243,7 +251,7 @@ void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
 /* ---- sessions --------------------------------------------------------------
  */
 
-static void retry_unlink(sb_gw *gw, sess *s)
+void sb__gw_retry_unlink(sb_gw *gw, sess *s)
 {
     if (!s->in_retry) return;
     if (s->retry_prev)
@@ -340,21 +348,31 @@ void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why)
         sb__gw_proxy_close(gw, s);
         return;
     }
-    push_flush(gw, s); /* what was queued goes before the close */
+    sb__gw_push_flush(gw, s); /* what was queued goes before the close */
     if (s->state == SESS_READY)
         gw_event(gw, "session_closed", s, 0, 0, code, why);
     sess_state(gw, s, SESS_CLOSING);
     user_unlink(gw, s);
-    retry_unlink(gw, s);
+    sb__gw_retry_unlink(gw, s);
     gw->io.close(gw->io.ud, s->id, code, why);
 }
 
 int sb__gw_sess_ready(sb_gw *gw, sess *s)
 {
     /* One session per device: a reconnecting device replaces its old,
-     * possibly half-dead, connection. */
+     * possibly half-dead, connection. Newer by when the connection
+     * opened, not by when its HELLO came: the HELLO of a connection the
+     * device gave up on may come after the one of the connection it uses
+     * now, which it must not close. */
     user *u = sb__gw_user_get(gw, s->user_id);
     sess *next;
+    for (sess *o = u ? u->sessions : NULL; o; o = o->user_next)
+        if (strcmp(o->device_id, s->device_id) == 0 &&
+            o->open_seq > s->open_seq) {
+            sb__gw_close(gw, s, SB_WS_CLOSE_NORMAL,
+                         "replaced by a newer connection");
+            return -EEXIST;
+        }
     for (sess *o = u ? u->sessions : NULL; o; o = next) {
         next = o->user_next;
         if (strcmp(o->device_id, s->device_id) == 0)
@@ -366,366 +384,6 @@ int sb__gw_sess_ready(sb_gw *gw, sess *s)
     return user_link(gw, s);
 }
 
-/* ---- push and retry --------------------------------------------------------
- */
-
-/* The bytes of g as an item of a PUSH frame for session s (*p, *n): encoded
- * once per encoding and shared, except for events, which are rendered in
- * each session's locale (valid until the next event). False when out of
- * memory: the message stays unacked, and a retry or SYNC brings it. */
-static bool push_item(sb_gw *gw, gmsg *g, const sess *s, const uint8_t **p,
-                      size_t *n)
-{
-    sb_encoding enc = s->enc;
-    sb_buf *b = &g->enc[enc];
-    if (g->m->event && g->m->event->key[0]) {
-        /* A shallow copy with the body rendered for this session; the
-         * stored message is left as it is. */
-        char text[1024];
-        sb_i18n_render(s->locale, g->m->event->key, g->m->event->args,
-                       g->m->event->n_args, text, sizeof text);
-        Sbp__Message copy = *g->m;
-        copy.body = text;
-        b = &gw->event_scratch;
-        b->len = 0;
-        if (sb_push_item_encode(enc, &copy, b) != 0) b->len = 0;
-    } else if (b->len == 0 && sb_push_item_encode(enc, g->m, b) != 0) {
-        b->len = 0;
-    }
-    *p = b->data;
-    *n = b->len;
-    return b->len > 0;
-}
-
-static void push_emit(sb_gw *gw, sess *s, sb_push_builder *b)
-{
-    const uint8_t *p;
-    size_t n;
-    sb_push_end(b, &p, &n);
-    gw->stats.push_frames++;
-    gw->stats.frames_out[SBP__FRAME__BODY_PUSH]++;
-    gw->io.send(gw->io.ud, s->id, p, n);
-}
-
-/* Sends the messages queued for s, in order, in PUSH frames of at most
- * push_batch_max messages and push_batch_bytes_max bytes (one message
- * larger goes alone). */
-static void push_flush(sb_gw *gw, sess *s)
-{
-    size_t n = s->pend_len;
-    if (n == 0) return;
-    s->pend_len = 0;
-    sb_buf *out = &gw->push_out;
-    sb_push_builder b = {.n = 0};
-    for (size_t i = 0; i < n && s->state != SESS_CLOSING; i++) {
-        const uint8_t *item;
-        size_t len;
-        if (!push_item(gw, s->pend[i], s, &item, &len)) continue;
-        if (b.n > 0 &&
-            (b.n >= gw->cfg.push_batch_max ||
-             sb_push_len(&b) + len + 1 > gw->cfg.push_batch_bytes_max)) {
-            push_emit(gw, s, &b);
-            b.n = 0;
-        }
-        if (b.n == 0) {
-            out->len = 0;
-            if (sb_push_begin(&b, s->enc, out) != 0) continue;
-        }
-        if (sb_push_add(&b, item, len) != 0 && b.n > 0) {
-            push_emit(gw, s, &b); /* out of memory: what fits, alone */
-            b.n = 0;
-        }
-    }
-    if (b.n > 0) push_emit(gw, s, &b);
-    for (size_t i = 0; i < n; i++)
-        gmsg_unref(s->pend[i]);
-    /* A burst's queue is not kept for a session mostly idle. */
-    if (s->pend_cap > 2 * (size_t)gw->cfg.push_batch_max) {
-        free(s->pend);
-        s->pend = NULL;
-        s->pend_cap = 0;
-    }
-}
-
-/* Queues g for s's next PUSH. Returns false when out of memory (s is then
- * closed: the device will SYNC). */
-static bool push_queue(sb_gw *gw, sess *s, gmsg *g)
-{
-    assert(s->pend_len <= gw->cfg.unacked_max);
-    if (s->pend_len == gw->cfg.unacked_max) push_flush(gw, s);
-    if (s->pend_len == s->pend_cap) {
-        size_t cap = s->pend_cap ? s->pend_cap * 2 : 16;
-        gmsg **pend = realloc(s->pend, cap * sizeof *pend);
-        if (!pend) {
-            sb__gw_close(gw, s, SB_WS_CLOSE_INTERNAL, "out of memory");
-            return false;
-        }
-        s->pend = pend;
-        s->pend_cap = cap;
-    }
-    g->refs++;
-    s->pend[s->pend_len++] = g;
-    if (!s->in_flushq) {
-        s->in_flushq = true;
-        s->flush_next = gw->flushq;
-        gw->flushq = s;
-    }
-    return true;
-}
-
-static void retry_link(sb_gw *gw, sess *s, int64_t due)
-{
-    if (!s->in_retry) {
-        s->in_retry = true;
-        s->retry_prev = NULL;
-        s->retry_next = gw->retry_head;
-        if (gw->retry_head) gw->retry_head->retry_prev = s;
-        gw->retry_head = s;
-        s->next_due_ms = due;
-    } else if (due < s->next_due_ms) {
-        s->next_due_ms = due;
-    }
-}
-
-static void push_to(sb_gw *gw, sess *s, gmsg *g)
-{
-    if (s->ua_len >= gw->cfg.unacked_max) {
-        gw->stats.closed_unacked++;
-        sb__gw_close(gw, s, SB_WS_CLOSE_TRY_AGAIN,
-                     "too many unacknowledged messages");
-        return;
-    }
-    if (s->ua_len == s->ua_cap) {
-        size_t cap = s->ua_cap ? s->ua_cap * 2 : 16;
-        unacked *ua = realloc(s->ua, cap * sizeof *ua);
-        if (!ua) {
-            sb__gw_close(gw, s, SB_WS_CLOSE_INTERNAL, "out of memory");
-            return;
-        }
-        s->ua = ua;
-        s->ua_cap = cap;
-    }
-    /* Encoded now (events: at the flush) so that a message that cannot
-     * be is not left unacked. */
-    const uint8_t *item;
-    size_t len;
-    bool event = g->m->event && g->m->event->key[0];
-    if (!event && !push_item(gw, g, s, &item, &len)) return;
-    if (!push_queue(gw, s, g)) return;
-    g->refs++;
-    int64_t due = gw->now_ms + gw->cfg.retry_ms_initial;
-    s->ua[s->ua_len++] = (unacked){g, due, 0};
-    retry_link(gw, s, due);
-    gw->stats.pushes++;
-}
-
-/* Sends a newly stored message to every ready device of every member,
- * except the device that sent it (it has the SEND_ACK). */
-static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
-{
-    conv *c = sb_map_get(&gw->convs, g->m->conv_id);
-    if (!c) return;
-    for (size_t i = 0; i < c->n_members; i++) {
-        user *u = sb__gw_user_get(gw, c->members[i].user_id);
-        if (!u) continue;
-        sess *next;
-        for (sess *s = u->sessions; s; s = next) {
-            next = s->user_next; /* push_to may unlink s */
-            if (s != origin && s->state == SESS_READY) push_to(gw, s, g);
-        }
-    }
-}
-
-void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
-                          const sess *origin)
-{
-    gmsg *g = c ? calloc(1, sizeof *g) : NULL;
-    if (!g) {
-        /* Stored: devices SYNC it. Without c nobody here can have loaded
-         * the conversation. */
-        sbp__message__free_unpacked(m, NULL);
-        return;
-    }
-    g->refs = 1;
-    g->m = m;
-    fan_out(gw, g, origin);
-    gmsg_unref(g);
-}
-
-void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
-{
-    conv *c = sb_map_get(&gw->convs, m->conv_id);
-    if (c && sb__gw_clustered(gw)) {
-        sb__gw_cluster_message(gw, c, m);
-        sb__gw_cluster_offer(gw, c, m, origin);
-        return;
-    }
-    sb__gw_deliver_local(gw, c, m, origin);
-}
-
-static void ack_unacked(sess *s, uint64_t conv_id, uint64_t seq)
-{
-    size_t w = 0;
-    for (size_t r = 0; r < s->ua_len; r++) {
-        unacked *e = &s->ua[r];
-        if (e->g->m->conv_id == conv_id && e->g->m->seq <= seq)
-            gmsg_unref(e->g);
-        else
-            s->ua[w++] = *e;
-    }
-    s->ua_len = w;
-}
-
-static void retry_session(sb_gw *gw, sess *s)
-{
-    int64_t next = INT64_MAX;
-    for (size_t i = 0; i < s->ua_len; i++) {
-        unacked *e = &s->ua[i];
-        if (e->due_ms <= gw->now_ms) {
-            if (e->attempts >= gw->cfg.retry_attempts_max) {
-                gw->stats.closed_unacked++;
-                sb__gw_close(gw, s, SB_WS_CLOSE_TRY_AGAIN,
-                             "push not acknowledged; resync");
-                return;
-            }
-            e->attempts++;
-            uint64_t backoff = (uint64_t)gw->cfg.retry_ms_initial
-                               << (e->attempts < 20 ? e->attempts : 20);
-            if (backoff > gw->cfg.retry_ms_max) backoff = gw->cfg.retry_ms_max;
-            e->due_ms = gw->now_ms + (int64_t)backoff;
-            gw->stats.retries++;
-            /* Resends due together go in one PUSH, at the flush. */
-            if (!push_queue(gw, s, e->g)) return;
-        }
-        if (e->due_ms < next) next = e->due_ms;
-    }
-    s->next_due_ms = next;
-}
-
-/* ---- receipts and cursors --------------------------------------------------
- */
-
-void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m)
-{
-    m->dirty = true;
-    if (!c->dirty) {
-        c->dirty = true;
-        c->dirty_due_ms = gw->now_ms + gw->cfg.receipts_ms;
-        c->dirty_next = NULL;
-        if (gw->dirty_convs_tail)
-            gw->dirty_convs_tail->dirty_next = c;
-        else
-            gw->dirty_convs = c;
-        gw->dirty_convs_tail = c;
-    }
-}
-
-/* Tells the other members where m's devices have got to; m's own devices
- * hear only of reads (their multi-device read state), not of deliveries,
- * which they made themselves. */
-static void flush_receipts(sb_gw *gw, conv *c)
-{
-    for (size_t i = 0; i < c->n_members; i++) {
-        member *m = &c->members[i];
-        if (!m->dirty) continue;
-        m->dirty = false;
-        bool tell_own = m->read_seq > m->read_seq_notified;
-        m->read_seq_notified = m->read_seq;
-        Sbp__ReadNotify rn = SBP__READ_NOTIFY__INIT;
-        rn.conv_id = c->id;
-        rn.user_id = m->user_id;
-        rn.read_seq = m->read_seq;
-        rn.delivered_seq = m->delivered_seq;
-        for (size_t k = 0; k < c->n_members; k++) {
-            if (k == i && !tell_own) continue;
-            sb__gw_send_user(gw, c->members[k].user_id,
-                             SBP__FRAME__BODY_READ_NOTIFY, &rn);
-        }
-    }
-}
-
-/* Submits s's cursors to the store (best effort: the device's own
- * cursors drive SYNC); s stays as it is on the list. */
-static void submit_cursors(sb_gw *gw, sess *s)
-{
-    for (size_t i = 0; i < s->n_acks; i++) {
-        sb_req *r =
-            sb__gw_req_new(gw, SB_REQ_CURSOR_SET, s, 0, sb__gw_quiet_done);
-        if (!r) break;
-        sb__gw_copy_str(r->u.cursor.user_id, sizeof r->u.cursor.user_id,
-                        s->user_id);
-        sb__gw_copy_str(r->u.cursor.device_id, sizeof r->u.cursor.device_id,
-                        s->device_id);
-        r->u.cursor.conv_id = s->acks[i].conv_id;
-        r->u.cursor.seq = s->acks[i].seq;
-        sb__gw_submit(gw, r);
-    }
-    s->n_acks = 0;
-}
-
-/* The same for a session just taken off the list (or never on it). */
-static void flush_cursors(sb_gw *gw, sess *s)
-{
-    submit_cursors(gw, s);
-    s->acks_dirty = false;
-}
-
-/* Stores the cursors and sends the receipts that are due (all of them
- * with all). */
-static void flush_dirty(sb_gw *gw, bool all)
-{
-    sess *s;
-    while ((s = gw->dirty_sessions) && (all || s->acks_due_ms <= gw->now_ms)) {
-        gw->dirty_sessions = s->dirty_next;
-        if (!gw->dirty_sessions) gw->dirty_sessions_tail = NULL;
-        s->dirty_next = NULL;
-        flush_cursors(gw, s);
-    }
-    conv *c;
-    while ((c = gw->dirty_convs) && (all || c->dirty_due_ms <= gw->now_ms)) {
-        gw->dirty_convs = c->dirty_next;
-        if (!gw->dirty_convs) gw->dirty_convs_tail = NULL;
-        c->dirty = false;
-        c->dirty_next = NULL;
-        flush_receipts(gw, c);
-    }
-}
-
-static void record_ack(sb_gw *gw, sess *s, uint64_t conv_id, uint64_t seq)
-{
-    size_t i;
-    for (i = 0; i < s->n_acks; i++)
-        if (s->acks[i].conv_id == conv_id) break;
-    if (i == s->n_acks) {
-        if (s->n_acks == GW_SESSION_ACKS_MAX) submit_cursors(gw, s);
-        i = s->n_acks++;
-        s->acks[i] = (ack_cursor){conv_id, 0};
-    }
-    if (seq > s->acks[i].seq) s->acks[i].seq = seq;
-    if (!s->acks_dirty) {
-        s->acks_dirty = true;
-        s->acks_due_ms = gw->now_ms + gw->cfg.cursors_ms;
-        s->dirty_next = NULL;
-        if (gw->dirty_sessions_tail)
-            gw->dirty_sessions_tail->dirty_next = s;
-        else
-            gw->dirty_sessions = s;
-        gw->dirty_sessions_tail = s;
-    }
-}
-
-void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
-{
-    ack_unacked(s, c->id, seq);
-    if (s->ua_len == 0) retry_unlink(gw, s);
-    record_ack(gw, s, c->id, seq);
-    member *m = sb__gw_conv_member(c, s->user_id);
-    if (m && seq > m->delivered_seq) {
-        m->delivered_seq = seq;
-        sb__gw_receipt_dirty(gw, c, m);
-    }
-}
-
 /* ---- conversation cache ----------------------------------------------------
  */
 
@@ -734,23 +392,37 @@ static void conv_free(conv *c)
     if (!c) return;
     sb__gw_cluster_conv_free(c);
     free(c->members);
+    free(c->note);
     free(c);
 }
 
 /* Copies the stored form's fields and members into c. Members that stay
- * keep their receipts. Returns 0 or -ENOMEM (c unchanged). */
-static int conv_fill(conv *c, const Sbp__Conversation *pc)
+ * keep their receipts; with keep_routing, c keeps its state, group, agent
+ * and transfer note. Returns 0 or -ENOMEM (c unchanged). */
+static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
 {
     member *ms = calloc(pc->n_members ? pc->n_members : 1, sizeof *ms);
-    if (!ms) return -ENOMEM;
+    bool take_note = !keep_routing && pc->transfer_note[0];
+    char *note = take_note ? strdup(pc->transfer_note) : NULL;
+    if (!ms || (take_note && !note)) {
+        free(ms);
+        free(note);
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < pc->n_members; i++) {
-        sb__gw_copy_str(ms[i].user_id, sizeof ms[i].user_id,
-                        pc->members[i]->user_id);
-        ms[i].role = pc->members[i]->role;
+        const Sbp__Member *pm = pc->members[i];
+        sb__gw_copy_str(ms[i].user_id, sizeof ms[i].user_id, pm->user_id);
+        ms[i].role = pm->role;
+        /* Receipts only move forward: the stored ones, or those this
+         * gateway heard since (ahead of the store). */
+        ms[i].delivered_seq = pm->delivered_seq;
+        ms[i].read_seq = pm->read_seq;
+        ms[i].read_seq_notified = pm->read_seq;
         member *old = c->members ? sb__gw_conv_member(c, ms[i].user_id) : NULL;
         if (old) {
-            ms[i].delivered_seq = old->delivered_seq;
-            ms[i].read_seq = old->read_seq;
+            if (old->delivered_seq > ms[i].delivered_seq)
+                ms[i].delivered_seq = old->delivered_seq;
+            if (old->read_seq > ms[i].read_seq) ms[i].read_seq = old->read_seq;
             ms[i].read_seq_notified = old->read_seq_notified;
         }
     }
@@ -760,10 +432,18 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc)
     c->id = pc->conv_id;
     c->created_ms = pc->created_ts;
     c->kind = pc->kind;
-    c->state = pc->state;
+    if (!keep_routing) {
+        c->state = pc->state;
+        sb__gw_copy_str(c->group, sizeof c->group, pc->group);
+        sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
+        free(c->note);
+        c->note = note;
+        sb__gw_copy_str(c->note_from, sizeof c->note_from, pc->transfer_from);
+    }
+    /* A stored form read before the latest messages were delivered may
+     * be behind the cache. */
+    if (pc->last_seq > c->last_seq) c->last_seq = pc->last_seq;
     sb__gw_copy_str(c->desk, sizeof c->desk, pc->desk);
-    sb__gw_copy_str(c->group, sizeof c->group, pc->group);
-    sb__gw_copy_str(c->agent, sizeof c->agent, pc->agent);
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
     c->csat_rating = pc->csat_rating;
@@ -778,7 +458,8 @@ conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc)
     if (c) return c;
     c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    if (conv_fill(c, pc) != 0 || sb_map_put(&gw->convs, pc->conv_id, c) != 0) {
+    if (conv_fill(c, pc, false) != 0 ||
+        sb_map_put(&gw->convs, pc->conv_id, c) != 0) {
         conv_free(c);
         return NULL;
     }
@@ -789,8 +470,20 @@ conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc)
 {
     conv *c = sb_map_get(&gw->convs, pc->conv_id);
     if (!c) return sb__gw_conv_cache(gw, pc);
-    /* Out of memory leaves the cached form as it was. */
-    (void)conv_fill(c, pc);
+    /* Routing is decided in memory where the desks are (here, unless
+     * another node owns them) and the store follows: a stored form read
+     * before the latest decision was written (a resumed service
+     * conversation's) must not take it back. Elsewhere the owner's word
+     * is taken whole. Out of memory leaves the cached form as it was. */
+    (void)conv_fill(c, pc, !sb__gw_desk_elsewhere(gw));
+    return c;
+}
+
+conv *sb__gw_conv_reload(sb_gw *gw, const Sbp__Conversation *pc)
+{
+    conv *c = sb_map_get(&gw->convs, pc->conv_id);
+    if (!c) return sb__gw_conv_cache(gw, pc);
+    (void)conv_fill(c, pc, false);
     return c;
 }
 
@@ -821,6 +514,8 @@ static void append_done(sb_req *r)
         a.seq = m->seq;
         a.server_ts = m->server_ts;
         a.duplicate = r->u.append.duplicate;
+        /* The sender's device shows what the others see. */
+        if (r->u.append.masked) a.body = m->body;
         gw->stats.send_acks++;
         sb_hist_add(&gw->stats.send_ack_ms,
                     gw->now_ms > r->now_ms ? (uint64_t)(gw->now_ms - r->now_ms)
@@ -845,9 +540,16 @@ static void append_done(sb_req *r)
 
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m)
 {
+    return sb__gw_append_send(gw, s, rid, m, false);
+}
+
+int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
+                       bool masked)
+{
     sb_req *r = sb__gw_req_new(gw, SB_REQ_MSG_APPEND, s, rid, append_done);
     if (!r) return -ENOMEM;
     r->u.append.msg = m;
+    r->u.append.masked = masked;
     if (s) s->pending_sends++;
     sb__gw_submit(gw, r);
     return 0;
@@ -959,6 +661,68 @@ static void park(sb_gw *gw, sess *s, Sbp__Frame *f, uint64_t conv_id)
     q->tail = p;
 }
 
+/* ---- desk requests before the routing state is ready -----------------------
+ */
+
+/* Desk requests held at most; more are answered ERR_UNAVAILABLE. */
+#define GW_DESK_WAIT_MAX 4096
+
+typedef struct held_frame {
+    struct held_frame *next;
+    uint64_t sess_id;
+    size_t len;
+    uint8_t data[]; /* the frame, protobuf */
+} held_frame;
+
+void sb__gw_desk_hold(sb_gw *gw, sess *s, const Sbp__Frame *f)
+{
+    size_t n = sbp__frame__get_packed_size(f);
+    held_frame *h =
+        gw->n_desk_wait < GW_DESK_WAIT_MAX ? malloc(sizeof *h + n) : NULL;
+    if (!h) {
+        sb__gw_error(gw, s, f->rid, SB_E_UNAVAILABLE);
+        return;
+    }
+    h->next = NULL;
+    h->sess_id = s->id;
+    h->len = sbp__frame__pack(f, h->data);
+    if (gw->desk_wait_tail)
+        gw->desk_wait_tail->next = h;
+    else
+        gw->desk_wait = h;
+    gw->desk_wait_tail = h;
+    gw->n_desk_wait++;
+}
+
+void sb__gw_desk_ready(sb_gw *gw, bool ready)
+{
+    gw->desk_ready = ready;
+    /* What waited goes on in order (or, on a node that no longer owns the
+     * desks, to the one that does). Requests held again meanwhile queue
+     * behind. */
+    held_frame *h = ready || sb__gw_desk_elsewhere(gw) ? gw->desk_wait : NULL;
+    if (!h) return;
+    gw->desk_wait = gw->desk_wait_tail = NULL;
+    gw->n_desk_wait = 0;
+    while (h) {
+        held_frame *next = h->next;
+        sess *s = sb__gw_sess_get(gw, h->sess_id);
+        Sbp__Frame *f = s ? sbp__frame__unpack(NULL, h->len, h->data) : NULL;
+        if (f) dispatch(gw, s, f, true);
+        free(h);
+        h = next;
+    }
+}
+
+static void desk_wait_free(sb_gw *gw)
+{
+    while (gw->desk_wait) {
+        held_frame *h = gw->desk_wait;
+        gw->desk_wait = h->next;
+        free(h);
+    }
+}
+
 /* Takes one token from s's SEND bucket, refilled for the time since the
  * last refill; false when the bucket is empty. */
 static bool send_token_take(sb_gw *gw, sess *s)
@@ -1020,6 +784,10 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
         sb__gw_desk_forward(gw, s, f);
         goto out;
     }
+    if ((flags & SB_GW_DESK) && !gw->desk_ready) {
+        sb__gw_desk_hold(gw, s, f);
+        goto out;
+    }
     if (flags & SB_GW_CONV) {
         uint64_t id = body_conv_id(f, e);
         if (!(c = sb_map_get(&gw->convs, id)) ||
@@ -1028,14 +796,18 @@ static void dispatch(sb_gw *gw, sess *s, Sbp__Frame *f, bool parked)
             return;
         }
     }
-    if (row->roles && !(row->roles & SB_GW_ROLE(s->role))) {
-        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN, row->why);
-        goto out;
-    }
+    /* Membership first: an outsider learns nothing more of the
+     * conversation, not even which roles may act in it. */
     if (((flags & SB_GW_MEMBER) && !sb__gw_conv_member(c, s->user_id)) ||
         ((flags & SB_GW_ACCESS) && !sb__gw_may_access(s, c))) {
-        rc = SB_E_FORBIDDEN;
-        goto refuse;
+        send_error(gw, s, f->rid, SB_E_FORBIDDEN, SB_GW_NOT_MEMBER,
+                   frame_cid(f), c->id);
+        goto out;
+    }
+    if (row->roles && !(row->roles & SB_GW_ROLE(s->role))) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          row->why ? row->why : "not allowed for this role");
+        goto out;
     }
     row->handle(gw, s, f, c, e->ud);
     goto out;
@@ -1095,12 +867,43 @@ int sb__gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     return 0;
 }
 
+static void hello_wait_unlink(sb_gw *gw, sess *s)
+{
+    if (!s->in_hello_wait) return;
+    if (s->hello_prev)
+        s->hello_prev->hello_next = s->hello_next;
+    else
+        gw->hello_head = s->hello_next;
+    if (s->hello_next)
+        s->hello_next->hello_prev = s->hello_prev;
+    else
+        gw->hello_tail = s->hello_prev;
+    s->hello_prev = s->hello_next = NULL;
+    s->in_hello_wait = false;
+}
+
+/* Closes the connections whose HELLO deadline has passed; those that
+ * said HELLO (or closed) meanwhile just leave the list. */
+static void hello_deadlines(sb_gw *gw)
+{
+    sess *s;
+    while ((s = gw->hello_head)) {
+        if (s->state == SESS_NEW &&
+            gw->now_ms - s->opened_ms < gw->cfg.hello_timeout_ms)
+            break;
+        hello_wait_unlink(gw, s);
+        if (s->state == SESS_NEW)
+            sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, "HELLO timeout");
+    }
+}
+
 static void sess_free(sb_gw *gw, sess *s)
 {
+    hello_wait_unlink(gw, s);
     user_unlink(gw, s);
-    retry_unlink(gw, s);
+    sb__gw_retry_unlink(gw, s);
     for (size_t i = 0; i < s->ua_len; i++)
-        gmsg_unref(s->ua[i].g);
+        sb__gw_gmsg_unref(s->ua[i].g);
     free(s->ua);
     if (s->in_flushq) {
         for (sess **pp = &gw->flushq; *pp; pp = &(*pp)->flush_next)
@@ -1110,7 +913,7 @@ static void sess_free(sb_gw *gw, sess *s)
             }
     }
     for (size_t i = 0; i < s->pend_len; i++)
-        gmsg_unref(s->pend[i]);
+        sb__gw_gmsg_unref(s->pend[i]);
     free(s->pend);
     free(s);
 }
@@ -1144,6 +947,7 @@ void sb_gw_free(sb_gw *gw)
     sb_buf_free(&gw->push_out);
     sb__gw_cluster_free(gw);
     sb__gw_desk_free(gw);
+    desk_wait_free(gw);
     if (gw->hooks.free) gw->hooks.free(gw->hooks.ud);
     free(gw);
 }
@@ -1161,12 +965,20 @@ int sb_gw_conn_open(sb_gw *gw, uint64_t conn_id, sb_encoding enc,
     s->enc = enc;
     s->state = SESS_NEW;
     s->opened_ms = now_ms;
+    s->open_seq = ++gw->open_seq;
     s->send_mtokens = (uint64_t)gw->cfg.send_burst * 1000;
     s->send_refill_ms = now_ms;
     if (sb_map_put(&gw->sessions, conn_id, s) != 0) {
         free(s);
         return -ENOMEM;
     }
+    s->in_hello_wait = true;
+    s->hello_prev = gw->hello_tail;
+    if (gw->hello_tail)
+        gw->hello_tail->hello_next = s;
+    else
+        gw->hello_head = s;
+    gw->hello_tail = s;
     gw->stats.sessions = gw->sessions.len;
     return 0;
 }
@@ -1199,10 +1011,11 @@ void sb_gw_conn_frame(sb_gw *gw, uint64_t conn_id, const uint8_t *p, size_t n,
     sess *s = sb__gw_sess_get(gw, conn_id);
     if (!s || s->state == SESS_CLOSING) return;
     Sbp__Frame *f = NULL;
-    int rc = n > gw->cfg.frame_bytes_max ? SB_E_TOO_LARGE
-                                         : sb_frame_decode(s->enc, p, n, &f);
-    if (rc == 0 && (rc = sb_frame_check_utf8(f)) != 0) {
-        sb__gw_frame_error(gw, s, f, rc);
+    int rc = n > gw->cfg.frame_bytes_max
+                 ? SB_E_TOO_LARGE
+                 : sb_frame_decode_checked(s->enc, p, n, &f);
+    if (rc != 0 && f) {
+        sb__gw_frame_error(gw, s, f, rc); /* its rid and client_msg_id */
         sb_frame_free(f);
     } else if (rc != 0) {
         sb__gw_error(gw, s, 0, rc);
@@ -1233,7 +1046,7 @@ void sb_gw_conn_closed(sb_gw *gw, uint64_t conn_id)
                     gw->dirty_sessions_tail = prev;
                 break;
             }
-        flush_cursors(gw, s);
+        sb__gw_flush_cursors(gw, s);
     }
     sess_state(gw, s, SESS_CLOSING);
     sess_free(gw, s);
@@ -1246,19 +1059,11 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
     sess *next;
     for (sess *s = gw->retry_head; s; s = next) {
         next = s->retry_next;
-        if (s->next_due_ms <= now_ms) retry_session(gw, s);
-        if (s->ua_len == 0) retry_unlink(gw, s);
+        if (s->next_due_ms <= now_ms) sb__gw_retry_session(gw, s);
+        if (s->ua_len == 0) sb__gw_retry_unlink(gw, s);
     }
-    if (now_ms - gw->last_sweep_ms >= 1000) {
-        gw->last_sweep_ms = now_ms;
-        for (size_t i = 0; i < gw->sessions.cap; i++) {
-            sess *s = gw->sessions.slots[i].val;
-            if (s && s->state == SESS_NEW &&
-                now_ms - s->opened_ms > gw->cfg.hello_timeout_ms)
-                sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, "HELLO timeout");
-        }
-    }
-    flush_dirty(gw, false);
+    hello_deadlines(gw);
+    sb__gw_flush_dirty(gw, false);
     if (sb__gw_clustered(gw)) {
         sb__gw_cluster_tick(gw);
         sb__gw_desk_tick(gw);
@@ -1269,13 +1074,13 @@ void sb_gw_tick(sb_gw *gw, int64_t now_ms)
 void sb_gw_flush(sb_gw *gw)
 {
     /* Receipts due go out with this round's pushes. */
-    flush_dirty(gw, false);
+    sb__gw_flush_dirty(gw, false);
     while (gw->flushq) {
         sess *s = gw->flushq;
         gw->flushq = s->flush_next;
         s->flush_next = NULL;
         s->in_flushq = false;
-        push_flush(gw, s);
+        sb__gw_push_flush(gw, s);
     }
 }
 
@@ -1306,7 +1111,7 @@ size_t sb_gw_store_inflight(const sb_gw *gw)
 
 void sb_gw_close_all(sb_gw *gw, uint16_t code, const char *reason)
 {
-    flush_dirty(gw, true);
+    sb__gw_flush_dirty(gw, true);
     for (size_t i = 0; i < gw->sessions.cap; i++) {
         sess *s = gw->sessions.slots[i].val;
         if (s) sb__gw_close(gw, s, code, reason);

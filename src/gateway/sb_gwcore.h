@@ -54,6 +54,10 @@ typedef struct conv {
     uint64_t id;
     Sbp__ConvKind kind;
     Sbp__ConvState state;
+    /* The highest seq stored that the gateway knows of: the store's when
+     * cached, raised by every message delivered (sb__gw_deliver). ACKs
+     * and READs count up to it, never past it. */
+    uint64_t last_seq;
     size_t n_members;
     member *members;
     bool dirty;
@@ -66,6 +70,14 @@ typedef struct conv {
     uint32_t unmatched;   /* customer turns the bot did not understand */
     bool first_response;  /* the agent has answered */
     uint32_t csat_rating; /* the customer's rating, 0 while none */
+    /* Routing writes made for it: a failed one is written again only
+     * while no later one was made (which carries the state in full). */
+    uint32_t route_gen;
+    /* The last transfer's note (malloc'd; NULL: none) and its writer;
+     * note_dirty: set here and not yet in a route request to the store. */
+    char *note;
+    char note_from[SB_ID_BYTES_MAX + 1];
+    bool note_dirty;
     /* In a cluster (sb_cluster.c): the order of this node's pushes. */
     struct sb_cseq {
         bool known;    /* next is set (from the first seq seen) */
@@ -100,6 +112,11 @@ struct sess {
     sb_encoding enc;
     enum sess_state state;
     int64_t opened_ms;
+    uint64_t open_seq; /* the order connections opened in */
+    /* On the gateway's list of connections awaiting HELLO, in the order
+     * they opened (which is the order of their deadlines). */
+    bool in_hello_wait;
+    sess *hello_prev, *hello_next;
     char user_id[SB_ID_BYTES_MAX + 1];
     char device_id[SB_ID_BYTES_MAX + 1];
     char locale[SB_LOCALE_BYTES_MAX + 1];
@@ -162,6 +179,8 @@ enum {
      * and RATED) and relays the answers. */
     SB_GW_DESK = 1u << 5,
 };
+/* What ERR_FORBIDDEN says when membership is what is missing. */
+#define SB_GW_NOT_MEMBER "not a member of that conversation"
 /* A role's bit in sb_gw_row.roles. */
 #define SB_GW_ROLE(r) (1u << (r))
 
@@ -177,7 +196,7 @@ typedef struct sb_gw_row {
     uint32_t flags; /* SB_GW_* */
     /* The roles that may send it (SB_GW_ROLE bits; 0: every role), checked
      * after the conversation is loaded: else ERR_FORBIDDEN saying why (NULL:
-     * the code's own words). */
+     * that the role may not). */
     uint32_t roles;
     const char *why;
     /* Checks the body before its conversation is loaded (NULL: nothing
@@ -207,7 +226,8 @@ typedef struct sb_gw_hooks {
      * away; role is that session's. */
     void (*presence)(void *ud, const char *user_id, Sbp__Role role,
                      bool online);
-    /* sb_gw_tick(): time has passed (gw->now_ms is the new time). */
+    /* The end of sb_gw_tick(): time has passed (gw->now_ms is the new
+     * time); work the module does later (a store write to make again). */
     void (*tick)(void *ud);
     /* sb_gw_start() and sb_gw_desk_swap(), which the module carries out.
      * In a cluster start comes when the node takes the desks over, and
@@ -237,7 +257,8 @@ struct sb_gw {
     sb_gw_hooks hooks;
     gw_entry table[GW_BODY_CASES]; /* by frame body case */
     int64_t now_ms;
-    int64_t last_sweep_ms;
+    uint64_t open_seq;             /* of the last connection opened */
+    sess *hello_head, *hello_tail; /* sessions awaiting HELLO, oldest first */
     bool draining;
     sb_map sessions; /* conn id -> sess */
     sb_map users;    /* hash(user id) -> user chain */
@@ -265,7 +286,17 @@ struct sb_gw {
     sb_buf cluster_out; /* an event being encoded */
     conv *gaps;
     sb_map cluster_wait;
+    /* Sessions still to be told to SYNC after a resync (ids), a few per
+     * tick. */
+    uint64_t *hint_ids;
+    size_t n_hints, hint_pos;
     struct sb_gw_desknode *dn; /* the desks in the cluster */
+    /* Desk requests that came before the routing state was ready (at a
+     * start, or a node taking the desks over), in order: each a session
+     * id and its frame in protobuf. */
+    bool desk_ready;
+    struct held_frame *desk_wait, *desk_wait_tail;
+    size_t n_desk_wait;
 };
 
 /* The core alone, with no frame kind in its table: sb_gw_new() adds the
@@ -314,6 +345,10 @@ void sb__gw_quiet_done(sb_req *r);
  * of s until then. For the server's own (s NULL): delivered to every
  * device. Returns 0 (m taken), or -ENOMEM (m still the caller's). */
 int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
+/* sb__gw_append() of a SEND whose body the filter masked (masked): the
+ * SEND_ACK then carries the body as stored. */
+int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
+                       bool masked);
 
 /* ---- sessions, conversations, delivery -------------------------------------
  */
@@ -322,10 +357,12 @@ int sb__gw_append(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m);
  * The session stays in the map until the shell reports the connection
  * closed, but takes no further part in delivery. */
 void sb__gw_close(sb_gw *gw, sess *s, uint16_t code, const char *why);
-/* s has said HELLO and its user's record is stored: the device's older
- * session is closed (replaced), s is ready and linked to its user (the
- * user's first raises the presence hook). Returns 0 or -ENOMEM (s is
- * then to be closed). */
+/* s has said HELLO and its user's record is stored: the device's session
+ * on a connection opened before s's is closed (replaced), s is ready and
+ * linked to its user (the user's first raises the presence hook). If the
+ * device has a session on a connection opened after s's (s is a stale
+ * one whose HELLO came late), s is closed instead and this returns
+ * -EEXIST. Returns 0, -EEXIST or -ENOMEM (s is then to be closed). */
 int sb__gw_sess_ready(sb_gw *gw, sess *s);
 
 void sb__gw_copy_str(char *dst, size_t cap, const char *src);
@@ -334,13 +371,21 @@ bool sb__gw_valid_id(const char *s);
 sess *sb__gw_sess_get(sb_gw *gw, uint64_t id);
 user *sb__gw_user_get(sb_gw *gw, const char *id);
 member *sb__gw_conv_member(conv *c, const char *user_id);
+/* user_id is no longer a member of cached c (nothing if it was not one). */
+void sb__gw_conv_member_drop(conv *c, const char *user_id);
 /* Whether s may see c: a member, or an admin. */
 bool sb__gw_may_access(const sess *s, conv *c);
 /* Caches a conversation from its stored form; returns the cached entry
  * (an existing one wins), NULL when out of memory. */
 conv *sb__gw_conv_cache(sb_gw *gw, const Sbp__Conversation *pc);
-/* Updates a cached conversation from its stored form (members too). */
+/* Updates a cached conversation from its stored form (members too), but
+ * for its routing (state, group, agent) where this node decides it (it
+ * owns the desks, or there is one node): memory decides and the store
+ * follows. A conversation not yet cached takes the stored form's. */
 conv *sb__gw_conv_refresh(sb_gw *gw, const Sbp__Conversation *pc);
+/* The same with the stored form's routing too: routing rebuilt from the
+ * store (a start, a node taking the desks over). */
+conv *sb__gw_conv_reload(sb_gw *gw, const Sbp__Conversation *pc);
 /* Delivers a message this node stored: PUSH to every device of every
  * member but origin (NULL: server-made messages go to every device), and
  * in a cluster to the other nodes' devices. Takes m. */
@@ -352,8 +397,24 @@ void sb__gw_deliver_local(sb_gw *gw, conv *c, Sbp__Message *m,
  * here and, in a cluster, on the other nodes. */
 void sb__gw_send_user(sb_gw *gw, const char *user_id, Sbp__Frame__BodyCase k,
                       void *body);
-/* s's device has every message of c through seq: its PUSHes up to seq
- * are acknowledged, its cursor and the member's receipt follow. */
+/* ---- delivery to devices (sb_gwpush.c) --------------------------------- */
+
+/* Drops a reference to g, freeing it with the last. */
+void sb__gw_gmsg_unref(gmsg *g);
+/* Sends the messages queued for s, in order, in PUSH frames. */
+void sb__gw_push_flush(sb_gw *gw, sess *s);
+/* Takes s off the list of sessions with pushes to retry. */
+void sb__gw_retry_unlink(sb_gw *gw, sess *s);
+/* Pushes again what s has not acknowledged and is due (sb_gw_tick). */
+void sb__gw_retry_session(sb_gw *gw, sess *s);
+/* Stores s's device cursors now. */
+void sb__gw_flush_cursors(sb_gw *gw, sess *s);
+/* Tells the receipts and stores the cursors that are due (all: every
+ * one). */
+void sb__gw_flush_dirty(sb_gw *gw, bool all);
+/* s's device has every message of c through seq (c's last_seq at most):
+ * its PUSHes up to seq are acknowledged, its cursor and the member's
+ * receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
 /* Member m of c has changed receipts: they go out receipts_ms later. */
 void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);
@@ -381,6 +442,14 @@ void sb__gw_cluster_publish(sb_gw *gw, sb_gw_topic t, const char *id,
                             Sbp__ClusterEvent *ev);
 /* Reads the gaps that are due from the store (sb_gw_tick). */
 void sb__gw_cluster_tick(sb_gw *gw);
+/* The routing state is ready (queues and loads rebuilt from the store),
+ * or no longer (ready false): desk requests wait until it is, then go on
+ * in the order they came. */
+void sb__gw_desk_ready(sb_gw *gw, bool ready);
+/* Keeps a copy of f, a desk request of s, until the routing state is
+ * ready (ERR_UNAVAILABLE when too many wait). */
+void sb__gw_desk_hold(sb_gw *gw, sess *s, const Sbp__Frame *f);
+
 /* ---- the desks in a cluster (sb_clusterdesk.c) ------------------------------
  */
 

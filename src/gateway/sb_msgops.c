@@ -12,7 +12,9 @@
 #include "sb_desk.h"
 #include "sb_error.h"
 #include "sb_gwcore.h"
+#include "sb_page.h"
 #include "sb_sysmsg.h"
+#include "sb_view.h"
 
 static void free_strs(char **v, size_t n)
 {
@@ -85,7 +87,10 @@ static void recall_checked(sb_req *r)
     if (rc == 0) rc = recall_allowed(gw, s, m);
     if (rc == 0 && !m->recalled && (rc = recall_store(gw, s, r->rid, m)) == 0)
         goto out;
-    sb__gw_reply_rc(gw, s, r->rid, rc);
+    if (rc == SB_E_FORBIDDEN)
+        sb__gw_error_text(gw, s, r->rid, rc, "only its sender may recall it");
+    else
+        sb__gw_reply_rc(gw, s, r->rid, rc);
 out:
     if (m) sbp__message__free_unpacked(m, NULL);
     free(r);
@@ -107,14 +112,33 @@ static void on_recall(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 /* ---- tags and typing -------------------------------------------------------
  */
 
+/* The tags are stored with their event (every device of every member
+ * learns them, by PUSH or at its next SYNC): answered once both are. */
 static void tag_done(sb_req *r)
 {
     sb_gw *gw = r->ctx;
     sess *s = sb__gw_req_back(gw, r, false);
     free_strs(r->u.tag.add, r->u.tag.n_add);
     free_strs(r->u.tag.remove, r->u.tag.n_remove);
+    for (size_t i = 0; i < r->n_msgs; i++) {
+        if (r->rc == 0)
+            sb__gw_deliver(gw, r->msgs[i], NULL);
+        else
+            sbp__message__free_unpacked(r->msgs[i], NULL);
+    }
     sb__gw_reply_rc(gw, s, r->rid, r->rc);
     free(r);
+}
+
+/* The event of a tag change on conv_id (seq 0: the conversation) by
+ * user: args [user, seq], then the target's tags after the change (the
+ * store adds them). NULL when out of memory. */
+static Sbp__Message *tag_event(uint64_t conv_id, uint64_t seq, const char *user)
+{
+    char n[24];
+    snprintf(n, sizeof n, "%" PRIu64, seq);
+    return sb_sysmsg_event(conv_id, seq ? "msg.tagged" : "conv.tagged", user,
+                           n);
 }
 
 static void on_tag(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
@@ -123,10 +147,16 @@ static void on_tag(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     (void)ud;
     Sbp__Tag *t = f->tag;
     sb_req *r = sb__gw_req_new(gw, SB_REQ_TAG, s, f->rid, tag_done);
-    if (!r) {
+    Sbp__Message *ev = t->n_add + t->n_remove
+                           ? tag_event(t->conv_id, t->seq, s->user_id)
+                           : NULL;
+    if (!r || (t->n_add + t->n_remove && !ev)) {
+        free(r);
+        if (ev) sbp__message__free_unpacked(ev, NULL);
         sb__gw_error(gw, s, f->rid, -ENOMEM);
         return;
     }
+    if (ev) r->msgs[r->n_msgs++] = ev;
     r->u.tag.conv_id = t->conv_id;
     r->u.tag.seq = t->seq;
     /* The request takes the frame's arrays. */
@@ -160,15 +190,12 @@ static void conv_list_done(sb_req *r)
     if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s && resp) {
-        for (size_t i = 0; i < resp->n_convs; i++) {
-            Sbp__Conversation *pc = resp->convs[i];
-            if (pc->last_message)
-                sb_sysmsg_render(&pc->last_message, 1, s->locale);
-            if (gw->cfg.desk)
-                pc->queue_position =
-                    sb_desk_position(gw->cfg.desk, pc->conv_id);
-        }
-        sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_CONV_LIST_RESP, resp);
+        for (size_t i = 0; i < resp->n_convs; i++)
+            sb__view_conv(gw, s, resp->convs[i]);
+        if (sb__page_cut_conv_list(gw, s, resp) != 0)
+            sb__gw_error(gw, s, r->rid, -ENOMEM);
+        else
+            sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_CONV_LIST_RESP, resp);
     }
     if (resp) sbp__conv_list_resp__free_unpacked(resp, NULL);
     free_strs(r->u.conv_list.groups, r->u.conv_list.n_groups);
@@ -234,7 +261,10 @@ static void search_done(sb_req *r)
     if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s && resp) {
-        sb_sysmsg_render(resp->messages, resp->n_messages, s->locale);
+        resp->n_messages =
+            sb__view_drop_hidden(s, resp->messages, resp->n_messages);
+        sb__view_msgs(s, resp->messages, resp->n_messages);
+        sb__page_cut_search(gw, s, resp);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_SEARCH_RESP, resp);
     }
     if (resp) sbp__search_resp__free_unpacked(resp, NULL);
@@ -273,12 +303,19 @@ static void on_canned(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     (void)c;
     (void)ud;
+    const char *name = f->canned_list->desk;
     const sb_desk_def *def =
-        gw->cfg.desk ? sb_desk_get(gw->cfg.desk, f->canned_list->desk) : NULL;
+        gw->cfg.desk ? sb_desk_get(gw->cfg.desk, name) : NULL;
+    if (def && name[0] && strcmp(def->id, name) != 0) def = NULL;
     bool staff =
         s->role == SBP__ROLE__ROLE_AGENT || s->role == SBP__ROLE__ROLE_ADMIN;
-    if (!staff || !def) {
-        sb__gw_error(gw, s, f->rid, def ? SB_E_FORBIDDEN : SB_E_NOT_FOUND);
+    if (!staff) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "canned replies are for agents and admins");
+        return;
+    }
+    if (!def) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_NOT_FOUND, "no such desk");
         return;
     }
     Sbp__Canned *items = calloc(def->n_canned + 1, sizeof *items);

@@ -8,7 +8,9 @@
 #include "sb_error.h"
 #include "sb_gwcore.h"
 #include "sb_medialink.h"
+#include "sb_page.h"
 #include "sb_sysmsg.h"
+#include "sb_view.h"
 
 /* ---- SEND ------------------------------------------------------------------
  */
@@ -104,11 +106,18 @@ static int send_check(sb_gw *gw, const sess *s, const Sbp__Frame *f)
 
 static void on_send(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
-    (void)c;
     (void)ud;
     Sbp__Send *snd = f->send;
     if (s->pending_sends >= gw->cfg.pending_sends_max) {
         sb__gw_frame_error(gw, s, f, SB_E_TOO_MANY_PENDING);
+        return;
+    }
+    /* A closed service conversation is read-only for its last agent (who
+     * stays a member): only its customer writes, and that reopens it. */
+    if (c->kind == SBP__CONV_KIND__CONV_SERVICE &&
+        c->state == SBP__CONV_STATE__STATE_CLOSED &&
+        strcmp(s->user_id, c->customer) != 0) {
+        sb__gw_frame_error(gw, s, f, SB_E_STATE);
         return;
     }
     sb_filter_verdict v;
@@ -133,7 +142,8 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     m->lang = strdup(s->locale);
     /* Steal the body (or the filter's masked one) and id from the frame
      * rather than copy them. */
-    if (v.masked) {
+    bool masked = v.masked != NULL;
+    if (masked) {
         m->body = v.masked;
         v.masked = NULL;
         gw->stats.masked++;
@@ -156,7 +166,7 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     snd->quick_replies = NULL;
     snd->n_quick_replies = 0;
     if (!m->sender || !m->sender_device || !m->lang ||
-        sb__gw_append(gw, s, f->rid, m) != 0) {
+        sb__gw_append_send(gw, s, f->rid, m, masked) != 0) {
         /* The id goes back to the frame, which the ERROR names. */
         snd->client_msg_id = m->client_msg_id;
         m->client_msg_id.data = NULL;
@@ -181,18 +191,25 @@ static void on_read(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     (void)ud;
     const Sbp__Read *rd = f->read;
-    /* An admin may read any conversation, but has no receipts in one it
-     * is not a member of. */
+    if (!sb__view_may_read(gw, s, c)) {
+        sb__gw_error(gw, s, f->rid, SB_E_FORBIDDEN);
+        return;
+    }
+    /* Nobody has read past the last message: a READ beyond it reads up
+     * to it. */
+    uint64_t seq = rd->seq < c->last_seq ? rd->seq : c->last_seq;
+    /* An admin may read any conversation, and an agent a queued one of
+     * its group, but neither has receipts in one it is not a member of. */
     member *m = sb__gw_conv_member(c, s->user_id);
-    if (!m || rd->seq <= m->read_seq) return;
-    m->read_seq = rd->seq;
+    if (!m || seq <= m->read_seq) return;
+    m->read_seq = seq;
     sb__gw_receipt_dirty(gw, c, m);
     sb_req *r =
         sb__gw_req_new(gw, SB_REQ_READ_SET, s, f->rid, sb__gw_quiet_done);
     if (!r) return; /* READ has no answer: the receipt goes out unstored */
     sb__gw_copy_str(r->u.read.user_id, sizeof r->u.read.user_id, s->user_id);
     r->u.read.conv_id = rd->conv_id;
-    r->u.read.seq = rd->seq;
+    r->u.read.seq = seq;
     sb__gw_submit(gw, r);
 }
 
@@ -210,7 +227,10 @@ static void sync_done(sb_req *r)
     if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s) {
-        sb_sysmsg_render(resp->messages, resp->n_messages, s->locale);
+        sb__view_msgs(s, resp->messages, resp->n_messages);
+        for (size_t i = 0; i < resp->n_convs; i++)
+            sb__view_conv(gw, s, resp->convs[i]);
+        sb__page_cut_sync(gw, s, resp);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_SYNC_RESP, resp);
     }
     if (resp) sbp__sync_resp__free_unpacked(resp, NULL);
@@ -241,7 +261,11 @@ static void on_sync(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     uint32_t limit = sy->limit ? sy->limit : gw->cfg.sync_page_max;
     r->u.sync.limit =
         limit < gw->cfg.sync_page_max ? limit : gw->cfg.sync_page_max;
-    r->u.sync.bytes_max = gw->cfg.sync_bytes_max;
+    /* The store's bound on body bytes saves reading what the page would
+     * not carry; sync_done cuts the page to its frame. */
+    size_t page = sb__page_bytes_max(gw);
+    r->u.sync.bytes_max =
+        gw->cfg.sync_bytes_max < page ? gw->cfg.sync_bytes_max : page;
     sb__gw_submit(gw, r);
 }
 
@@ -253,7 +277,8 @@ static void history_done(sb_req *r)
     if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s) {
-        sb_sysmsg_render(resp->messages, resp->n_messages, s->locale);
+        sb__view_msgs(s, resp->messages, resp->n_messages);
+        sb__page_cut_history(gw, s, resp);
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_HISTORY_RESP, resp);
     }
     if (resp) sbp__history_resp__free_unpacked(resp, NULL);
@@ -262,9 +287,12 @@ static void history_done(sb_req *r)
 
 static void on_history(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
-    (void)c;
     (void)ud;
     const Sbp__History *h = f->history;
+    if (!sb__view_may_read(gw, s, c)) {
+        sb__gw_error(gw, s, f->rid, SB_E_FORBIDDEN);
+        return;
+    }
     sb_req *r = sb__gw_req_new(gw, SB_REQ_HISTORY, s, f->rid, history_done);
     if (!r) {
         sb__gw_error(gw, s, f->rid, -ENOMEM);
@@ -296,10 +324,17 @@ static void open_done(sb_req *r)
 {
     sb_gw *gw = r->ctx;
     sess *s = sb__gw_req_back(gw, r, false);
-    if (r->rc != 0) {
+    if (r->rc == SB_E_NOT_FOUND) {
+        sb__gw_error_text(gw, s, r->rid, r->rc,
+                          "a member is not a user the server knows");
+    } else if (r->rc == SB_E_FORBIDDEN) {
+        sb__gw_error_text(gw, s, r->rid, r->rc,
+                          "a customer talks to the service side only");
+    } else if (r->rc != 0) {
         sb__gw_error(gw, s, r->rid, r->rc);
     } else if (s) {
         sb__gw_conv_cache(gw, r->u.create.conv);
+        sb__view_conv(gw, s, r->u.create.conv);
         Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
         o.conv = r->u.create.conv;
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_OPEN_RESP, &o);
@@ -377,11 +412,13 @@ static const sb_gw_row ROWS[] = {
      .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_ack},
     {.body = SBP__FRAME__BODY_READ,
-     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
+     .flags = SB_GW_READY | SB_GW_CONV,
      .handle = on_read},
     {.body = SBP__FRAME__BODY_SYNC, .flags = SB_GW_READY, .handle = on_sync},
+    /* Who may read is the handler's: the agents of a queued
+     * conversation's group too (sb__view_may_read). */
     {.body = SBP__FRAME__BODY_HISTORY,
-     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
+     .flags = SB_GW_READY | SB_GW_CONV,
      .handle = on_history},
     {.body = SBP__FRAME__BODY_OPEN, .flags = SB_GW_READY, .handle = on_open},
 };

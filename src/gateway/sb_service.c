@@ -20,16 +20,45 @@
 #include "sb_i18n.h"
 #include "sb_offhours.h"
 #include "sb_sysmsg.h"
+#include "sb_team.h"
+#include "sb_view.h"
 
 #define SVC_SENDER_BOT "bot"
 #define SVC_QUEUE_NOTIFY_MAX 1000 /* queued customers told their position */
+
+/* The start's two lists (start_done), each a bit once read. */
+#define SVC_LIST_QUEUED 1u
+#define SVC_LIST_ASSIGNED 2u
 
 /* The module's state, one per gateway. */
 typedef struct svc {
     sb_gw *gw;
     bool routing_ready; /* queues and loads rebuilt from the store */
+    unsigned lists_in;  /* SVC_LIST_* read since the start */
+    /* Store requests the store failed that are made again at the next
+     * tick, in order (linked by next): a routing write the store must
+     * follow, a start list that must be read. */
+    sb_req *again, *again_tail;
     uint64_t queued[SVC_QUEUE_NOTIFY_MAX]; /* notify_queue's */
 } svc;
+
+/* What a routing write carries besides its request (its data). */
+typedef struct route_note {
+    uint32_t gen; /* its conversation's route_gen when it was made */
+    /* The agent or bot the change takes the conversation from ("": none),
+     * who still hears of it. */
+    char left[SB_ID_BYTES_MAX + 1];
+} route_note;
+
+static void again_push(svc *v, sb_req *r)
+{
+    r->next = NULL;
+    if (v->again_tail)
+        v->again_tail->next = r;
+    else
+        v->again = r;
+    v->again_tail = r;
+}
 
 static void route_done(sb_req *r);
 static void open_done(sb_req *r);
@@ -103,10 +132,25 @@ static void fill_conv(sb_gw *gw, const conv *c, Sbp__Conversation *pc,
         sbp__member__init(&ms[i]);
         ms[i].user_id = (char *)c->members[i].user_id;
         ms[i].role = c->members[i].role;
+        ms[i].read_seq = c->members[i].read_seq;
+        ms[i].delivered_seq = c->members[i].delivered_seq;
         mp[i] = &ms[i];
     }
     pc->n_members = c->n_members;
     pc->members = mp;
+}
+
+/* CONV_UPDATE u of c to user_id's devices, with the transfer note when it
+ * is for that user (sb_view.h). */
+static void notify_user(sb_gw *gw, const conv *c, Sbp__ConvUpdate *u,
+                        const char *user_id, Sbp__Role role)
+{
+    bool note = c->note && sb__view_note_for(gw, role, user_id, c->state,
+                                             c->agent, c->group);
+    u->conv->transfer_note = note ? c->note : (char *)protobuf_c_empty_string;
+    u->conv->transfer_from =
+        note ? (char *)c->note_from : (char *)protobuf_c_empty_string;
+    sb__gw_send_user(gw, user_id, SBP__FRAME__BODY_CONV_UPDATE, u);
 }
 
 /* Tells every device of every member, and of also (a user who just left
@@ -120,9 +164,10 @@ static void notify_conv_also(sb_gw *gw, conv *c, const char *also)
         fill_conv(gw, c, &pc, mp, ms);
         Sbp__ConvUpdate u = SBP__CONV_UPDATE__INIT;
         u.conv = &pc;
-        sb__gw_send_members(gw, c, SBP__FRAME__BODY_CONV_UPDATE, &u, NULL);
+        for (size_t i = 0; i < c->n_members; i++)
+            notify_user(gw, c, &u, c->members[i].user_id, c->members[i].role);
         if (also && !sb__gw_conv_member(c, also))
-            sb__gw_send_user(gw, also, SBP__FRAME__BODY_CONV_UPDATE, &u);
+            notify_user(gw, c, &u, also, SBP__ROLE__ROLE_UNSPECIFIED);
     }
     free(mp);
     free(ms);
@@ -145,6 +190,18 @@ static void notify_queue(svc *v, int group)
     }
 }
 
+/* Sets c's transfer note (text, "" for none) and its writer in memory;
+ * the next route stores them. Out of memory keeps the old note. */
+static void set_note(conv *c, const char *text, const char *from)
+{
+    char *note = text[0] ? strdup(text) : NULL;
+    if (text[0] && !note) return;
+    free(c->note);
+    c->note = note;
+    sb__gw_copy_str(c->note_from, sizeof c->note_from, from);
+    c->note_dirty = true;
+}
+
 /* Moves c to state with group and agent at once in memory, then has the
  * store follow with the event messages msgs (taken; NULL entries are left
  * out). requester gets the answer to rid once it is stored (rid 0: none).
@@ -158,29 +215,47 @@ static void route_bot(sb_gw *gw, conv *c, Sbp__ConvState st, const char *group,
     assert(!join_bot || st == SBP__CONV_STATE__STATE_BOT);
     const char *bot =
         st == SBP__CONV_STATE__STATE_BOT ? join_bot : bot_member(c);
-    /* The agent (or bot) losing the conversation still hears of the
-     * change. */
-    char *left = c->agent[0] && strcmp(c->agent, agent) != 0 ? strdup(c->agent)
-                 : bot && st != SBP__CONV_STATE__STATE_BOT   ? strdup(bot)
-                                                             : NULL;
-    c->state = st;
-    sb__gw_copy_str(c->group, sizeof c->group, group);
-    sb__gw_copy_str(c->agent, sizeof c->agent, agent);
+    route_note *note = calloc(1, sizeof *note);
     sb_req *r =
         sb__gw_req_new(gw, SB_REQ_CONV_ROUTE, requester, rid, route_done);
-    if (!r) {
-        free(left);
+    if (!r || !note) {
+        free(r);
+        free(note);
         for (size_t i = 0; i < n; i++)
             if (msgs[i]) sbp__message__free_unpacked(msgs[i], NULL);
         if (rid) sb__gw_error(gw, requester, rid, -ENOMEM);
         return;
     }
+    /* The agent (or bot) losing the conversation still hears of the
+     * change. */
+    if (c->agent[0] && strcmp(c->agent, agent) != 0)
+        sb__gw_copy_str(note->left, sizeof note->left, c->agent);
+    else if (bot && st != SBP__CONV_STATE__STATE_BOT)
+        sb__gw_copy_str(note->left, sizeof note->left, bot);
+    /* The last agent of a closed conversation that reopens is no member
+     * from now on, as the store will have it: the customer's message that
+     * reopens it is not delivered to it. (One transferring it away stays
+     * one until the store has the move: its acknowledgements of what it
+     * was sent until then still count.) */
+    if (note->left[0] && c->state == SBP__CONV_STATE__STATE_CLOSED)
+        sb__gw_conv_member_drop(c, note->left);
+    note->gen = ++c->route_gen;
+    c->state = st;
+    sb__gw_copy_str(c->group, sizeof c->group, group);
+    sb__gw_copy_str(c->agent, sizeof c->agent, agent);
     r->u.route.conv_id = c->id;
     r->u.route.state = st;
+    if (c->note_dirty) {
+        /* The note set since the last route goes with this one. */
+        r->u.route.note = strdup(c->note ? c->note : "");
+        sb__gw_copy_str(r->u.route.note_from, sizeof r->u.route.note_from,
+                        c->note_from);
+        if (r->u.route.note) c->note_dirty = false;
+    }
     sb__gw_copy_str(r->u.route.group, sizeof r->u.route.group, group);
     sb__gw_copy_str(r->u.route.agent, sizeof r->u.route.agent, agent);
     if (bot) sb__gw_copy_str(r->u.route.bot, sizeof r->u.route.bot, bot);
-    r->data = left;
+    r->data = note;
     for (size_t i = 0; i < n; i++)
         if (msgs[i]) r->msgs[r->n_msgs++] = msgs[i];
     sb__gw_submit(gw, r);
@@ -202,20 +277,25 @@ static bool agent_has_room(sb_gw *gw, const char *agent)
            load < cap;
 }
 
-/* Takes queued conversation id out of the queue and gives it to agent. */
-static void assign_queued(sb_gw *gw, uint64_t id, const char *agent)
+/* Takes queued conversation id out of the queue and gives it to agent;
+ * requester (NULL: none) gets the answer to rid once it is stored. */
+static void assign_queued(sb_gw *gw, uint64_t id, const char *agent,
+                          sess *requester, uint32_t rid)
 {
     sb_desk *d = gw->cfg.desk;
     int64_t since = sb_desk_queued_since(d, id);
     sb_desk_dequeue(d, id);
     conv *c = sb_map_get(&gw->convs, id);
-    if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) return;
+    if (!c || c->state != SBP__CONV_STATE__STATE_QUEUED) {
+        if (rid) sb__gw_error(gw, requester, rid, SB_E_STATE);
+        return;
+    }
     if (since >= 0 && gw->now_ms > since)
         sb_hist_add(&gw->stats.queue_wait_ms, (uint64_t)(gw->now_ms - since));
     sb_desk_add_load(d, agent, +1, gw->now_ms);
     Sbp__Message *ev = sb_sysmsg_event(c->id, "conv.assigned", agent, NULL);
-    route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1, NULL,
-          0);
+    route(gw, c, SBP__CONV_STATE__STATE_ASSIGNED, c->group, agent, &ev, 1,
+          requester, rid);
 }
 
 /* Hands queued conversations to agent while it has room, oldest first. */
@@ -228,7 +308,7 @@ static void assign_from_queue(svc *v, const char *agent)
         uint64_t id = sb_desk_next_for(d, agent);
         if (!id) break;
         int g = sb_desk_queued_group(d, id);
-        assign_queued(gw, id, agent);
+        assign_queued(gw, id, agent, NULL, 0);
         notify_queue(v, g);
     }
 }
@@ -254,7 +334,7 @@ static void assign_all_queued(svc *v)
         if (full[g]) continue;
         const char *agent = sb_desk_pick(d, g);
         if (agent)
-            assign_queued(gw, ids[i], agent);
+            assign_queued(gw, ids[i], agent, NULL, 0);
         else
             full[g] = true;
     }
@@ -411,6 +491,7 @@ static void on_stored(void *ud, conv *c, const Sbp__Message *m)
              * the desk's external bot when it is online (it reads this
              * message once it is a member). */
             c->unmatched = 0;
+            set_note(c, "", "");
             const char *ext = desk_bot(gw, sb_desk_get(gw->cfg.desk, c->desk));
             Sbp__Message *ev =
                 sb_sysmsg_event(c->id, "conv.reopened", NULL, NULL);
@@ -458,11 +539,19 @@ static bool on_open(void *ud, sess *s, const Sbp__Frame *f)
         sb__gw_desk_forward(gw, s, f);
         return true;
     }
+    if (!v->routing_ready) {
+        sb__gw_desk_hold(gw, s, f);
+        return true;
+    }
+    /* "" is the first desk; any other name must be a desk's. */
     const sb_desk_def *def = sb_desk_get(gw->cfg.desk, o->desk);
-    sb_req *r = sb__gw_req_new(gw, SB_REQ_SERVICE_OPEN, s, f->rid, open_done);
-    if (!def || !r) {
-        free(r);
-        sb__gw_error(gw, s, f->rid, def ? -ENOMEM : SB_E_NOT_FOUND);
+    if (def && o->desk[0] && strcmp(def->id, o->desk) != 0) def = NULL;
+    sb_req *r =
+        def ? sb__gw_req_new(gw, SB_REQ_SERVICE_OPEN, s, f->rid, open_done)
+            : NULL;
+    if (!r) {
+        sb__gw_error_text(gw, s, f->rid, def ? -ENOMEM : SB_E_NOT_FOUND,
+                          def ? NULL : "no such desk");
         return true;
     }
     sb__gw_copy_str(r->u.svc_open.customer, sizeof r->u.svc_open.customer,
@@ -484,6 +573,16 @@ static bool on_open(void *ud, sess *s, const Sbp__Frame *f)
     return true;
 }
 
+/* Replaces a protobuf-c string field's value (malloc'd, or the empty
+ * string) with a copy of v; out of memory leaves it as it was. */
+static void set_str(char **field, const char *v)
+{
+    char *copy = strdup(v);
+    if (!copy) return;
+    if (*field != protobuf_c_empty_string) free(*field);
+    *field = copy;
+}
+
 static void open_done(sb_req *r)
 {
     sb_gw *gw = r->ctx;
@@ -491,6 +590,13 @@ static void open_done(sb_req *r)
     Sbp__Conversation *pc = r->u.svc_open.conv;
     if (r->rc == 0 && pc) {
         conv *c = sb__gw_conv_refresh(gw, pc);
+        if (c) {
+            /* The routing as decided, which the store may not have yet. */
+            pc->state = c->state;
+            set_str(&pc->group, c->group);
+            set_str(&pc->agent, c->agent);
+        }
+        if (s) sb__view_conv(gw, s, pc);
         Sbp__OpenResp o = SBP__OPEN_RESP__INIT;
         o.conv = pc;
         sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_OPEN_RESP, &o);
@@ -524,13 +630,24 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     const Sbp__Transfer *t = f->transfer;
     sb_desk *d = gw->cfg.desk;
     int rc = 0, g = -1;
-    if (!d || !is_service(c))
-        rc = SB_E_STATE;
-    else if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
-               (c->agent[0] && strcmp(c->agent, s->user_id) == 0)))
-        rc = SB_E_FORBIDDEN;
-    else if (c->state != SBP__CONV_STATE__STATE_ASSIGNED &&
-             c->state != SBP__CONV_STATE__STATE_QUEUED)
+    /* Members only (the row's SB_GW_ACCESS): the note's size, the kind,
+     * then who may, then the state. */
+    if (strlen(t->note) > SB_NOTE_BYTES_MAX) {
+        sb__gw_error(gw, s, f->rid, SB_E_TOO_LARGE);
+        return;
+    }
+    if (!d || !is_service(c)) {
+        sb__gw_error(gw, s, f->rid, SB_E_STATE);
+        return;
+    }
+    if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
+          (c->agent[0] && strcmp(c->agent, s->user_id) == 0))) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only its agent or an admin may transfer it");
+        return;
+    }
+    if (c->state != SBP__CONV_STATE__STATE_ASSIGNED &&
+        c->state != SBP__CONV_STATE__STATE_QUEUED)
         rc = SB_E_STATE;
     else if (t->to_agent[0]) {
         if (!sb_desk_is_agent(d, t->to_agent))
@@ -546,6 +663,9 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
         sb__gw_error(gw, s, f->rid, rc);
         return;
     }
+    /* The note goes to the store with the route, to whoever gets the
+     * conversation next (sb_view.h); a transfer without one clears it. */
+    set_note(c, t->note, t->note[0] ? s->user_id : "");
     /* Route first, so that the agent handing the conversation on is not
      * chosen again; then its room goes to the queue, in queue order. */
     char old_agent[SB_ID_BYTES_MAX + 1] = "";
@@ -576,24 +696,56 @@ static void on_transfer(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 static void on_close(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     svc *v = ud;
-    int rc = 0;
-    if (!gw->cfg.desk || !is_service(c))
-        rc = SB_E_STATE;
-    else if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
-               strcmp(c->customer, s->user_id) == 0 ||
-               (c->agent[0] && strcmp(c->agent, s->user_id) == 0)))
-        rc = SB_E_FORBIDDEN;
-    if (rc || c->state == SBP__CONV_STATE__STATE_CLOSED) {
-        sb__gw_reply_rc(gw, s, f->rid, rc);
+    if (!gw->cfg.desk || !is_service(c)) {
+        sb__gw_error(gw, s, f->rid, SB_E_STATE);
+        return;
+    }
+    if (!(s->role == SBP__ROLE__ROLE_ADMIN ||
+          strcmp(c->customer, s->user_id) == 0 ||
+          (c->agent[0] && strcmp(c->agent, s->user_id) == 0))) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only its customer, its agent or an admin may "
+                          "close it");
+        return;
+    }
+    if (c->state == SBP__CONV_STATE__STATE_CLOSED) {
+        sb__gw_reply_rc(gw, s, f->rid, 0);
         return;
     }
     char freed[SB_ID_BYTES_MAX + 1];
     release_agent(v, c, freed, sizeof freed);
+    /* A closed conversation keeps its last agent, who stays a member: it
+     * is in that agent's closed list and history, read-only. */
     Sbp__Message *ev = sb_sysmsg_event(c->id, "conv.closed", s->user_id, NULL);
-    route(gw, c, SBP__CONV_STATE__STATE_CLOSED, c->group, "", &ev, 1, s,
+    route(gw, c, SBP__CONV_STATE__STATE_CLOSED, c->group, freed, &ev, 1, s,
           f->rid);
     sb__csat_ask(gw, c);
     if (freed[0]) assign_from_queue(v, freed);
+}
+
+/* An agent takes a queued conversation of one of its groups, whatever its
+ * status (taking one is being at work), within its capacity unless it
+ * says over_capacity. */
+static void on_claim(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
+{
+    svc *v = ud;
+    sb_desk *d = gw->cfg.desk;
+    int g = d ? sb_desk_queued_group(d, c->id) : -1;
+    uint32_t cap = 0, load = 0;
+    if (d) sb_desk_agent_load(d, s->user_id, &cap, &load);
+    if (!d || !is_service(c) || c->state != SBP__CONV_STATE__STATE_QUEUED ||
+        g < 0) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_STATE, "not in a queue");
+    } else if (!sb_desk_in_group(d, s->user_id, g)) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "not an agent of the conversation's group");
+    } else if (load >= cap && !f->claim->over_capacity) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_STATE,
+                          "at capacity (over_capacity takes it anyway)");
+    } else {
+        assign_queued(gw, c->id, s->user_id, s, f->rid);
+        notify_queue(v, g);
+    }
 }
 
 static void on_handoff(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
@@ -602,12 +754,16 @@ static void on_handoff(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     sb_desk *d = gw->cfg.desk;
     int g = d ? sb_desk_group(d, f->handoff->group) : -1;
     int rc = 0;
+    if (d && is_service(c) &&
+        !(strcmp(c->customer, s->user_id) == 0 ||
+          s->role == SBP__ROLE__ROLE_BOT || s->role == SBP__ROLE__ROLE_ADMIN)) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only its customer, its bot or an admin may hand it "
+                          "off");
+        return;
+    }
     if (!d || !is_service(c) || c->state != SBP__CONV_STATE__STATE_BOT)
         rc = SB_E_STATE;
-    else if (!(strcmp(c->customer, s->user_id) == 0 ||
-               (s->role == SBP__ROLE__ROLE_BOT && sb__gw_may_access(s, c)) ||
-               s->role == SBP__ROLE__ROLE_ADMIN))
-        rc = SB_E_FORBIDDEN;
     else if (f->handoff->group[0] && g < 0)
         rc = SB_E_NOT_FOUND;
     if (rc) {
@@ -624,7 +780,8 @@ static void on_agent_state(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     svc *v = ud;
     sb_desk *d = gw->cfg.desk;
     if (!d || !sb_desk_is_agent(d, s->user_id)) {
-        sb__gw_error(gw, s, f->rid, SB_E_FORBIDDEN);
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN,
+                          "only a desk's agents have an agent state");
         return;
     }
     Sbp__AgentStatus st = f->agent_state->status;
@@ -633,7 +790,9 @@ static void on_agent_state(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
         sb__gw_error(gw, s, f->rid, SB_E_INVALID);
         return;
     }
+    Sbp__AgentStatus was = sb_desk_status(d, s->user_id);
     sb_desk_set_status(d, s->user_id, st, gw->now_ms);
+    if (st != was) sb__team_presence(gw, s->user_id, st);
     Sbp__AgentState a = SBP__AGENT_STATE__INIT;
     a.status = sb_desk_status(d, s->user_id);
     sb_desk_agent_load(d, s->user_id, &a.capacity, &a.load);
@@ -644,40 +803,67 @@ static void on_agent_state(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 /* ---- store completions -----------------------------------------------------
  */
 
-static void route_done(sb_req *r)
+/* A routing write is done (stored, or refused for good): the members get
+ * its events and the conversation as it stands, the requester s its
+ * answer. Takes r. */
+static void route_end(sb_gw *gw, sess *s, sb_req *r)
 {
-    sb_gw *gw = r->ctx;
-    sess *s = sb__gw_req_back(gw, r, false);
+    route_note *note = r->data;
     conv *c = sb_map_get(&gw->convs, r->u.route.conv_id);
     if (r->rc == 0 && r->u.route.conv &&
         r->u.route.state == SBP__CONV_STATE__STATE_CLOSED &&
         r->u.route.conv->resolution_ms > 0)
         sb_hist_add(&gw->stats.resolution_ms,
                     (uint64_t)r->u.route.conv->resolution_ms);
-    if (r->rc == 0 && r->u.route.conv && c) {
-        /* Members follow the assignment; the routing fields in memory are
-         * already ahead of the store, keep them. */
-        Sbp__ConvState st = c->state;
-        char group[SB_ID_BYTES_MAX + 1], agent[SB_ID_BYTES_MAX + 1];
-        sb__gw_copy_str(group, sizeof group, c->group);
-        sb__gw_copy_str(agent, sizeof agent, c->agent);
+    /* Members follow the assignment; the routing in memory (the transfer
+     * note too) is already ahead of the store, and stays. */
+    if (r->rc == 0 && r->u.route.conv && c)
         sb__gw_conv_refresh(gw, r->u.route.conv);
-        c->state = st;
-        sb__gw_copy_str(c->group, sizeof c->group, group);
-        sb__gw_copy_str(c->agent, sizeof c->agent, agent);
-    }
+    /* A note the store did not take goes with the next route. */
+    if (r->rc != 0 && r->u.route.note && c) c->note_dirty = true;
     for (size_t i = 0; i < r->n_msgs; i++) {
         if (r->rc == 0 && c)
             sb__gw_deliver(gw, r->msgs[i], NULL);
         else
             sbp__message__free_unpacked(r->msgs[i], NULL);
     }
-    if (c) notify_conv_also(gw, c, r->data);
-    free(r->data);
+    if (c) notify_conv_also(gw, c, note->left[0] ? note->left : NULL);
+    free(note);
+    free(r->u.route.note);
     if (r->rid) sb__gw_reply_rc(gw, s, r->rid, r->rc);
     if (r->u.route.conv)
         sbp__conversation__free_unpacked(r->u.route.conv, NULL);
     free(r);
+}
+
+/* Whether r, a routing write, is still its conversation's latest: then
+ * the store must have it. A later one carries the state in full, and r's
+ * events would come after it. */
+static bool route_latest(sb_gw *gw, const sb_req *r)
+{
+    const route_note *note = r->data;
+    conv *c = sb_map_get(&gw->convs, r->u.route.conv_id);
+    return c && note->gen == c->route_gen;
+}
+
+static void route_done(sb_req *r)
+{
+    sb_gw *gw = r->ctx;
+    sess *s = sb__gw_req_back(gw, r, false);
+    /* Routing is decided in memory first: the store failing to write it
+     * (not refusing it) must not leave memory ahead of the store for
+     * good, with an agent that is not a member, a queue the store does
+     * not know of. The same write is made again at the next tick, and
+     * answered once it is in. */
+    if (r->rc == SB_E_STORE && route_latest(gw, r)) {
+        if (r->u.route.conv)
+            sbp__conversation__free_unpacked(r->u.route.conv, NULL);
+        r->u.route.conv = NULL;
+        r->rc = 0;
+        again_push(gw->hooks.ud, r);
+        return;
+    }
+    route_end(gw, s, r);
 }
 
 static void assign_cb(void *ud, const char *agent)
@@ -686,16 +872,22 @@ static void assign_cb(void *ud, const char *agent)
 }
 
 /* One of the start's two lists: its conversations back in their queues
- * and agents' loads. */
+ * and agents' loads. A list the store failed to read is read again at the
+ * next tick: routing waits for both. */
 static void start_done(sb_req *r)
 {
     svc *v = r->data;
     sb_gw *gw = v->gw;
     sb__gw_req_back(gw, r, false);
+    if (r->rc != 0) {
+        r->rc = 0;
+        again_push(v, r);
+        return;
+    }
     sb_desk *d = gw->cfg.desk;
     for (size_t i = 0; i < r->u.service_convs.n; i++) {
         Sbp__Conversation *pc = r->u.service_convs.list[i];
-        conv *c = r->rc == 0 ? sb__gw_conv_refresh(gw, pc) : NULL;
+        conv *c = r->rc == 0 ? sb__gw_conv_reload(gw, pc) : NULL;
         if (c && pc->state == SBP__CONV_STATE__STATE_QUEUED) {
             int g = sb_desk_group(d, pc->group);
             if (g >= 0)
@@ -711,10 +903,14 @@ static void start_done(sb_req *r)
         sbp__conversation__free_unpacked(pc, NULL);
     }
     free(r->u.service_convs.list);
+    v->lists_in |= r->u.service_convs.state == SBP__CONV_STATE__STATE_QUEUED
+                       ? SVC_LIST_QUEUED
+                       : SVC_LIST_ASSIGNED;
     /* Both lists are in: route what waits to whoever is online. */
-    if (r->u.service_convs.state == SBP__CONV_STATE__STATE_ASSIGNED) {
+    if (v->lists_in == (SVC_LIST_QUEUED | SVC_LIST_ASSIGNED)) {
         v->routing_ready = true;
         sb__gw_online_each(gw, SBP__ROLE__ROLE_AGENT, assign_cb, v);
+        sb__gw_desk_ready(gw, true);
     }
     free(r);
 }
@@ -728,11 +924,12 @@ static void on_start(void *ud)
     svc *v = ud;
     if (!v->gw->cfg.desk) {
         v->routing_ready = true;
+        sb__gw_desk_ready(v->gw, true);
         return;
     }
     sb_desk_hours_update(v->gw->cfg.desk, v->gw->now_ms);
-    /* Queued first, then assigned: the reader answers in order, and the
-     * second answer marks routing ready. */
+    /* Routing is ready once both lists are in (start_done). */
+    v->lists_in = 0;
     Sbp__ConvState states[2] = {SBP__CONV_STATE__STATE_QUEUED,
                                 SBP__CONV_STATE__STATE_ASSIGNED};
     for (int i = 0; i < 2; i++) {
@@ -745,13 +942,47 @@ static void on_start(void *ud)
     }
 }
 
+/* Drops the requests waiting to be made again: the routing writes
+ * answered as refused (reply: their requesters hear it), the start lists
+ * freed. */
+static void again_drop(svc *v, bool reply)
+{
+    sb_req *r = v->again;
+    v->again = v->again_tail = NULL;
+    for (sb_req *next; r; r = next) {
+        next = r->next;
+        r->next = NULL;
+        if (r->kind == SB_REQ_CONV_ROUTE && reply) {
+            r->rc = SB_E_STORE;
+            route_end(v->gw, sb__gw_sess_get(v->gw, r->owner), r);
+            continue;
+        }
+        if (r->kind == SB_REQ_CONV_ROUTE) {
+            for (size_t i = 0; i < r->n_msgs; i++)
+                sbp__message__free_unpacked(r->msgs[i], NULL);
+            free(r->data);
+        }
+        free(r);
+    }
+}
+
+/* sb_gw_free(): the requests waiting to be made again go too. */
+static void on_free(void *ud)
+{
+    again_drop(ud, false);
+    free(ud);
+}
+
 /* The node no longer owns the desks (a cluster): the next owner rebuilds
- * the routing state from the store. */
+ * the routing state from the store, and this node writes none of its
+ * own any more. */
 static void on_stop(void *ud)
 {
     svc *v = ud;
+    again_drop(v, true);
     v->routing_ready = false;
     if (v->gw->cfg.desk) sb_desk_routing_clear(v->gw->cfg.desk);
+    sb__gw_desk_ready(v->gw, false);
 }
 
 /* An agent is online while it has a ready session. */
@@ -762,10 +993,11 @@ static void on_presence(void *ud, const char *user_id, Sbp__Role role,
     sb_desk *d = v->gw->cfg.desk;
     if (role != SBP__ROLE__ROLE_AGENT || !d || !sb_desk_is_agent(d, user_id))
         return;
-    sb_desk_set_status(d, user_id,
-                       online ? SBP__AGENT_STATUS__AGENT_ONLINE
-                              : SBP__AGENT_STATUS__AGENT_OFFLINE,
-                       v->gw->now_ms);
+    Sbp__AgentStatus st = online ? SBP__AGENT_STATUS__AGENT_ONLINE
+                                 : SBP__AGENT_STATUS__AGENT_OFFLINE;
+    bool changed = sb_desk_status(d, user_id) != st;
+    sb_desk_set_status(d, user_id, st, v->gw->now_ms);
+    if (changed) sb__team_presence(v->gw, user_id, st);
     if (online) assign_from_queue(v, user_id);
 }
 
@@ -774,9 +1006,11 @@ static void agent_now_online(void *ud, const char *agent)
     svc *v = ud;
     sb_desk *d = v->gw->cfg.desk;
     if (sb_desk_is_agent(d, agent) &&
-        sb_desk_status(d, agent) == SBP__AGENT_STATUS__AGENT_OFFLINE)
+        sb_desk_status(d, agent) == SBP__AGENT_STATUS__AGENT_OFFLINE) {
         sb_desk_set_status(d, agent, SBP__AGENT_STATUS__AGENT_ONLINE,
                            v->gw->now_ms);
+        sb__team_presence(v->gw, agent, SBP__AGENT_STATUS__AGENT_ONLINE);
+    }
 }
 
 static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
@@ -802,6 +1036,7 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
         /* Customer service starts now: queues and loads come from the
          * store, as at a start. */
         v->routing_ready = false;
+        sb__gw_desk_ready(gw, false);
         on_start(v);
     }
     /* Nothing is lost: conversations queued for a group that is gone, and
@@ -825,11 +1060,26 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
     return 0;
 }
 
-/* Time passed: a group whose shift starts hands its queue out to the
- * agents online with room, and its customers hear their positions. */
+/* Time passed: the store requests to make again go (a routing write that
+ * is no longer its conversation's latest is done with as it is: refused);
+ * a group whose shift starts hands its queue out to the agents online
+ * with room, and its customers hear their positions. */
 static void on_tick(void *ud)
 {
     svc *v = ud;
+    sb_req *r = v->again;
+    v->again = v->again_tail = NULL;
+    while (r) {
+        sb_req *next = r->next;
+        r->next = NULL;
+        if (r->kind == SB_REQ_CONV_ROUTE && !route_latest(v->gw, r)) {
+            r->rc = SB_E_STORE;
+            route_end(v->gw, sb__gw_sess_get(v->gw, r->owner), r);
+        } else {
+            sb__gw_submit(v->gw, r);
+        }
+        r = next;
+    }
     sb_desk *d = v->gw->cfg.desk;
     uint64_t opened = d ? sb_desk_hours_update(d, v->gw->now_ms) : 0;
     if (!opened || !v->routing_ready) return;
@@ -840,17 +1090,22 @@ static void on_tick(void *ud)
 
 static const sb_gw_row ROWS[] = {
     {.body = SBP__FRAME__BODY_TRANSFER,
-     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_transfer},
     {.body = SBP__FRAME__BODY_CLOSE,
-     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_close},
     {.body = SBP__FRAME__BODY_HANDOFF,
-     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV | SB_GW_ACCESS,
      .handle = on_handoff},
     {.body = SBP__FRAME__BODY_AGENT_STATE,
      .flags = SB_GW_READY | SB_GW_DESK,
      .handle = on_agent_state},
+    {.body = SBP__FRAME__BODY_CLAIM,
+     .flags = SB_GW_READY | SB_GW_DESK | SB_GW_CONV,
+     .roles = SB_GW_ROLE(SBP__ROLE__ROLE_AGENT),
+     .why = "agents only",
+     .handle = on_claim},
 };
 
 int sb__svc_register(sb_gw *gw)
@@ -866,7 +1121,7 @@ int sb__svc_register(sb_gw *gw)
                      .start = on_start,
                      .stop = on_stop,
                      .desk_swap = on_desk_swap,
-                     .free = free};
+                     .free = on_free};
     sb__gw_hooks_set(gw, &h);
     sb__gw_handle(gw, ROWS, sizeof ROWS / sizeof *ROWS, v);
     return 0;

@@ -28,6 +28,18 @@ Sbp__Message *sb_sysmsg_new(uint64_t conv_id, const char *sender,
 Sbp__Message *sb_sysmsg_event(uint64_t conv_id, const char *key, const char *a0,
                               const char *a1)
 {
+    const char *a[2] = {a0, a1};
+    return sb_sysmsg_event_n(conv_id, key, a, a0 ? (a1 ? 2 : 1) : 0);
+}
+
+bool sb_sysmsg_staff_only(const char *key)
+{
+    return strcmp(key, "msg.tagged") == 0 || strcmp(key, "conv.tagged") == 0;
+}
+
+Sbp__Message *sb_sysmsg_event_n(uint64_t conv_id, const char *key,
+                                const char *const *args, size_t n)
+{
     Sbp__Message *m =
         sb_sysmsg_new(conv_id, "system", SBP__MSG_TYPE__MSG_EVENT, "", "");
     Sbp__Event *e = malloc(sizeof *e);
@@ -35,11 +47,10 @@ Sbp__Message *sb_sysmsg_event(uint64_t conv_id, const char *key, const char *a0,
     sbp__event__init(e);
     m->event = e;
     e->key = strdup(key);
-    e->args = calloc(2, sizeof *e->args);
+    e->args = calloc(n ? n : 1, sizeof *e->args);
     if (!e->key || !e->args) goto oom;
-    const char *a[2] = {a0, a1};
-    for (int i = 0; i < 2 && a[i]; i++) {
-        if (!(e->args[i] = strdup(a[i]))) goto oom;
+    for (size_t i = 0; i < n; i++) {
+        if (!(e->args[i] = strdup(args[i]))) goto oom;
         e->n_args++;
     }
     /* The stored body is the English text, for tools that read the store. */

@@ -4,6 +4,7 @@
 #ifndef SB_SYSMSG_H
 #define SB_SYSMSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,12 @@ Sbp__Message *sb_sysmsg_new(uint64_t conv_id, const char *sender,
  * of memory. */
 Sbp__Message *sb_sysmsg_event(uint64_t conv_id, const char *key, const char *a0,
                               const char *a1);
+/* The same with n arguments (copied), for events with more than two. */
+Sbp__Message *sb_sysmsg_event_n(uint64_t conv_id, const char *key,
+                                const char *const *args, size_t n);
+/* Whether events of key are the service side's own (tag changes): a
+ * customer is told only that one happened, not by whom or what. */
+bool sb_sysmsg_staff_only(const char *key);
 /* A robot message of "bot" with text and n_quick quick replies (each both
  * title and payload). NULL when out of memory. */
 Sbp__Message *sb_sysmsg_robot(uint64_t conv_id, const char *text,

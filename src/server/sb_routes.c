@@ -1,11 +1,14 @@
 /* The HTTP route table and its handlers. */
 #include "sb_routes.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "sb_desk.h"
+#include "sb_error.h"
 #include "sb_static.h"
 #include "sb_ws.h"
 
@@ -28,7 +31,7 @@ typedef struct route {
 
 static void answer_text(const sb_route_req *rq, int status, const char *text)
 {
-    rq->answer(rq->ud, status, "text/plain", text, strlen(text));
+    rq->answer(rq->ud, status, "text/plain", NULL, text, strlen(text));
 }
 
 static void not_found(const sb_route_req *rq)
@@ -99,7 +102,55 @@ static void demo_token(const sb_route_req *rq)
     else if (rc)
         answer_text(rq, 500, "cannot sign\n");
     else
-        rq->answer(rq->ud, 200, "application/json", json, strlen(json));
+        rq->answer(rq->ud, 200, "application/json", NULL, json, strlen(json));
+}
+
+/* The value of name in target's query ("" if absent) into out; false when
+ * it is longer than cap - 1 or holds a byte an id of the desk
+ * configuration would not (ids here are plain: letters, digits, ".-_"). */
+static bool query_id(const char *target, const char *name, char *out,
+                     size_t cap)
+{
+    out[0] = '\0';
+    const char *q = strchr(target, '?');
+    size_t nl = strlen(name);
+    for (const char *p = q; p && *p; p = strchr(p + 1, '&')) {
+        const char *k = p + 1;
+        if (strncmp(k, name, nl) != 0 || k[nl] != '=') continue;
+        const char *v = k + nl + 1;
+        size_t n = strcspn(v, "&");
+        if (n >= cap) return false;
+        for (size_t i = 0; i < n; i++)
+            if (!isalnum((unsigned char)v[i]) && !strchr(".-_", v[i]))
+                return false;
+        memcpy(out, v, n);
+        out[n] = '\0';
+    }
+    return true;
+}
+
+/* The public look of a desk's chat widget: any page may read it (the
+ * widget's loader runs on other sites), caches may keep it a minute. */
+static void widget(const sb_route_req *rq)
+{
+    char id[SB_ID_BYTES_MAX + 1];
+    char *json = NULL;
+    if (!query_id(rq->http->path, "desk", id, sizeof id)) {
+        answer_text(rq, 400, "want desk=ID\n");
+        return;
+    }
+    int rc =
+        rq->desk ? sb_desk_widget_json(rq->desk, id, &json) : SB_E_NOT_FOUND;
+    if (rc == SB_E_NOT_FOUND)
+        answer_text(rq, 404, "no such desk\n");
+    else if (rc)
+        answer_text(rq, 503, "out of memory\n");
+    else
+        rq->answer(rq->ud, 200, "application/json",
+                   "Cache-Control: public, max-age=60\r\n"
+                   "Access-Control-Allow-Origin: *\r\n",
+                   json, strlen(json));
+    free(json);
 }
 
 static void media(const sb_route_req *rq)
@@ -122,7 +173,7 @@ static void static_file(const sb_route_req *rq)
     } else if (rc) {
         answer_text(rq, 503, "read failed\n");
     } else {
-        rq->answer(rq->ud, 200, sb_static_content_type(full), body, len);
+        rq->answer(rq->ud, 200, sb_static_content_type(full), NULL, body, len);
         free(body);
     }
 }
@@ -142,6 +193,7 @@ static const route ROUTES[] = {
     {false, "GET", "/healthz", MATCH_EXACT, healthz},
     {false, "GET", "/ws", MATCH_EXACT, upgrade_required},
     {false, "GET", "/demo/token", MATCH_QUERY, demo_token},
+    {false, "GET", "/api/widget", MATCH_QUERY, widget},
     {false, "", "/api/", MATCH_PREFIX, api},
     {false, "POST", "/media", MATCH_QUERY, media},
     {false, "OPTIONS", "/media", MATCH_QUERY, media},

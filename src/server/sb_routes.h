@@ -1,13 +1,15 @@
 /* The HTTP requests the gateway's port answers, by a table of {upgrade or
  * not, method, path, handler}: the WebSocket upgrade of GET /ws (checked
  * and handed back to the caller to switch the connection), GET /healthz,
- * GET /ws without an upgrade (426), GET /demo/token (sb_demo), every
- * method under /api/ (the REST API, sb_api), uploads and their bytes
- * under /media (the media service, sb_media) and the static files under
- * --web (sb_static). A path no route takes is 404, one taken for another
- * method 405, a request with an overlong header 431. A handler sees a
- * narrow context: the request, the peer, whether the server drains and
- * the ways to answer or hand the request on; no connection, no server. */
+ * GET /ws without an upgrade (426), GET /demo/token (sb_demo), the public
+ * description of a desk's chat widget (GET /api/widget?desk=ID, JSON from
+ * the desk configuration in force), every other method and path under
+ * /api/ (the REST API, sb_api), uploads and their bytes under /media (the
+ * media service, sb_media) and the static files under --web (sb_static).
+ * A path no route takes is 404, one taken for another method 405, a
+ * request with an overlong header 431. A handler sees a narrow context:
+ * the request, the peer, whether the server drains and the ways to answer
+ * or hand the request on; no connection, no server. */
 #ifndef SB_ROUTES_H
 #define SB_ROUTES_H
 
@@ -41,10 +43,12 @@ typedef struct sb_route_req {
     bool draining;               /* the server is shutting down */
     bool store_down; /* the store does not answer (sb_storeq_healthy) */
     int64_t now_ms;
-    /* Answers with a complete response (sb_http_respond); body is valid
-     * during the call. */
-    void (*answer)(void *ud, int status, const char *type, const void *body,
-                   size_t n);
+    /* The desks in force (NULL: none), valid during the call. */
+    const struct sb_desk *desk;
+    /* Answers with a complete response (sb_http_respond_headers) with
+     * header lines headers (NULL: none); body is valid during the call. */
+    void (*answer)(void *ud, int status, const char *type, const char *headers,
+                   const void *body, size_t n);
     /* Takes the request's WebSocket upgrade, checked: the caller answers
      * 101 echoing subprotocol proto ("" for none) and speaks encoding enc
      * from then on. */

@@ -37,8 +37,8 @@
 
 #define SRV_READ_BYTES 65536
 #define SRV_TICK_MS 50
-#define SRV_SWEEP_MS 1000
 #define SRV_DRAIN_POLL_MS 20
+#define SRV_MEDIA_SWEEP_MS 1000
 /* A connection closing gets this long for the close handshake, then it is
  * dropped. */
 #define SRV_CLOSE_WAIT_MS 2000
@@ -55,7 +55,8 @@ typedef enum drain_stage {
                        (cfg.drain_ms_max at most) */
     DRAIN_SESSIONS, /* sessions closed with GOING_AWAY finish their close
                        handshakes (SRV_CLOSE_WAIT_MS at most) */
-    DRAIN_ABORT,    /* the connections left are dropped and close */
+    DRAIN_ABORT,    /* the listener closes (new connections got 503 so
+                       far), the connections left are dropped */
     DRAIN_STOPPED,  /* the store is stopped and the loop's handles close:
                        sb_server_run returns once the loop runs dry */
 } drain_stage;
@@ -78,9 +79,14 @@ typedef struct conn {
     bool api_wait;     /* its request is the REST API's, answered later */
     uint64_t addr_key;
     int64_t opened_ms, last_rx_ms, last_ping_ms, closing_ms;
+    /* The connection's next deadline (the request's, a ping, the idle
+     * close, the close handshake's end): each is kept to the ms, not
+     * swept on a coarse tick. */
+    uv_timer_t timer;
+    int handles; /* of tcp and timer, not yet closed: freed at 0 */
     size_t write_inflight;
     struct conn *flush_next;
-    struct conn *prev, *next; /* all connections, for the sweep */
+    struct conn *prev, *next; /* all connections, for the drain */
 } conn;
 
 typedef struct wreq {
@@ -94,20 +100,21 @@ struct server {
     sb_routes_config routes;
     uv_loop_t loop;
     uv_tcp_t listener;
-    uv_timer_t tick, sweep, drain_timer;
+    uv_timer_t tick, drain_timer;
     uv_check_t check;
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_reload *reload;   /* the word lists and desks in force */
-    sb_opsport *ops;     /* --admin-listen; NULL: none */
-    sb_media *media;     /* uploads; NULL: none (a store in memory) */
-    sb_api *api;         /* the REST API */
-    sb_webhook *wh;      /* webhooks and their outbox */
-    sb_dataops *data;    /* conversation lookups, users' data */
-    sb_notify *notify;   /* systemd; NULL: not under it */
-    sb_nats *nats;       /* --nats: the link to the cluster; NULL: alone */
-    sb_deskown *deskown; /* --nats: the lock of the desks' owner */
+    sb_reload *reload;      /* the word lists and desks in force */
+    sb_opsport *ops;        /* --admin-listen; NULL: none */
+    sb_media *media;        /* uploads; NULL: none (a store in memory) */
+    int64_t media_swept_ms; /* the media service's last sb_media_sweep */
+    sb_api *api;            /* the REST API */
+    sb_webhook *wh;         /* webhooks and their outbox */
+    sb_dataops *data;       /* conversation lookups, users' data */
+    sb_notify *notify;      /* systemd; NULL: not under it */
+    sb_nats *nats;          /* --nats: the link to the cluster; NULL: alone */
+    sb_deskown *deskown;    /* --nats: the lock of the desks' owner */
     char node[SB_ID_BYTES_MAX + 1];
     sb_metrics_shell mstats;
     sb_map conns; /* id -> conn */
@@ -186,9 +193,11 @@ static const struct sockaddr *peer_name(conn *c, struct sockaddr_storage *sa)
     return (const struct sockaddr *)sa;
 }
 
+/* The close callback of the connection's handles: the last frees it. */
 static void on_conn_closed(uv_handle_t *h)
 {
     conn *c = h->data;
+    if (--c->handles > 0) return;
     server *srv = c->srv;
     if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
     if (c->xfer) sb_media_gone(c->xfer);
@@ -216,7 +225,45 @@ static void conn_abort(conn *c)
     c->closed = true;
     c->phase = PH_CLOSING;
     uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_conn_timer(uv_timer_t *t);
+
+/* The deadline c waits for in its phase, in wall_ms() time (INT64_MAX:
+ * none): the request's end, the next ping or the idle close, the end of
+ * the close handshake. */
+static int64_t conn_deadline(const conn *c)
+{
+    const sb_server_config *cfg = &c->srv->cfg;
+    switch (c->phase) {
+    case PH_HTTP:
+        return c->api_wait ? INT64_MAX : c->opened_ms + cfg->handshake_ms;
+    case PH_WS: {
+        int64_t idle = c->last_rx_ms + cfg->idle_ms;
+        int64_t ping = c->last_ping_ms + cfg->gw.heartbeat_ms;
+        return idle < ping ? idle : ping;
+    }
+    case PH_MEDIA:
+        return INT64_MAX; /* the media service keeps its own (on_tick) */
+    case PH_CLOSING:
+        return c->closing_ms ? c->closing_ms + SRV_CLOSE_WAIT_MS : INT64_MAX;
+    }
+    return INT64_MAX;
+}
+
+/* Sets c's timer to its next deadline. */
+static void conn_timer_arm(conn *c)
+{
+    if (c->closed) return;
+    int64_t due = conn_deadline(c);
+    if (due == INT64_MAX) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    int64_t wait = due - wall_ms();
+    uv_timer_start(&c->timer, on_conn_timer, wait > 0 ? (uint64_t)wait : 0, 0);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -328,15 +375,18 @@ static void conn_flush(conn *c)
     }
     conn_write(c, &out);
     if (c->closed) return;
-    /* Closing: the close frame is out; the peer's answer (or the sweep,
+    /* Closing: the close frame is out; the peer's answer (or its timer,
      * after SRV_CLOSE_WAIT_MS) ends the connection, so a peer still sending
      * sees the close code rather than a reset. */
     if (sb_ws_done(c->ws)) {
         c->phase = PH_CLOSING;
-        if (c->write_inflight == 0)
+        if (c->write_inflight == 0) {
             conn_abort(c);
-        else
+        } else {
             c->close_after_write = true;
+            if (!c->closing_ms) c->closing_ms = wall_ms();
+            conn_timer_arm(c);
+        }
     }
 }
 
@@ -373,6 +423,7 @@ static void conn_close_ws(conn *c, uint16_t code, const char *reason)
     }
     c->phase = PH_CLOSING;
     c->closing_ms = wall_ms();
+    conn_timer_arm(c);
     schedule_flush(c);
 }
 
@@ -533,6 +584,7 @@ static void ws_feed(conn *c, const uint8_t *p, size_t n)
     if (sb_ws_feed(c->ws, p, n) != 0 && !c->closed && c->phase != PH_CLOSING) {
         c->phase = PH_CLOSING; /* protocol error: flush the close, drop */
         c->closing_ms = wall_ms();
+        conn_timer_arm(c);
     }
     schedule_flush(c);
 }
@@ -551,6 +603,9 @@ static void http_reply_ex(conn *c, int status, const char *type,
     c->phase = PH_CLOSING;
     c->close_after_write = true;
     c->api_wait = false;
+    /* A peer that does not read its answer is dropped in time too. */
+    c->closing_ms = wall_ms();
+    conn_timer_arm(c);
     conn_write(c, &out);
 }
 
@@ -571,9 +626,9 @@ typedef struct upgrade_ctx {
 
 /* The router's answer function. */
 static void route_answer(void *ud, int status, const char *type,
-                         const void *body, size_t n)
+                         const char *headers, const void *body, size_t n)
 {
-    http_reply(((upgrade_ctx *)ud)->c, status, type, body, n);
+    http_reply_ex(((upgrade_ctx *)ud)->c, status, type, headers, body, n);
 }
 
 /* ---- the media service's connection -------------------------------------- */
@@ -670,6 +725,7 @@ static void route_upgrade(void *ud, sb_encoding enc, const char *proto)
     c->http = NULL;
     c->phase = PH_WS;
     c->last_ping_ms = c->last_rx_ms;
+    conn_timer_arm(c);
     int rc = sb_gw_conn_open(srv->gw, c->id, enc, wall_ms());
     if (rc != 0) {
         conn_close_ws(c, SB_WS_CLOSE_TRY_AGAIN, sb_strerror(rc));
@@ -712,6 +768,7 @@ static void http_request_done(conn *c, const uint8_t *rest, size_t rest_len)
                        .draining = srv->drain != DRAIN_OFF,
                        .store_down = !sb_storeq_healthy(srv->storeq),
                        .now_ms = wall_ms(),
+                       .desk = sb_gw_desk(srv->gw),
                        .answer = route_answer,
                        .upgrade = route_upgrade,
                        .api = srv->api ? route_api : NULL,
@@ -824,12 +881,16 @@ static void on_connection(uv_stream_t *l, int status)
         uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
         return;
     }
+    uv_timer_init(&srv->loop, &c->timer);
+    c->timer.data = c;
+    c->handles = 2;
     c->next = srv->all;
     if (srv->all) srv->all->prev = c;
     srv->all = c;
     srv->n_conns++;
     conn_count(c, +1);
     srv->mstats.accepted[c->tls != NULL]++;
+    conn_timer_arm(c);
     struct sockaddr_storage peer;
     c->addr_key = sb_addr_key(peer_name(c, &peer));
     uintptr_t from_addr = addr_count(srv, c->addr_key, +1);
@@ -856,33 +917,47 @@ static void on_connection(uv_stream_t *l, int status)
 static void on_tick(uv_timer_t *t)
 {
     server *srv = t->data;
-    sb_gw_tick(srv->gw, wall_ms());
+    int64_t now = wall_ms();
+    sb_gw_tick(srv->gw, now);
+    /* The media service's deadlines (stalled uploads, peers that do not
+     * read, the hourly sweep of unnamed blobs) are checked once a second. */
+    if (srv->media && now - srv->media_swept_ms >= SRV_MEDIA_SWEEP_MS) {
+        srv->media_swept_ms = now;
+        sb_media_sweep(srv->media, now);
+    }
 }
 
-/* Deadlines and heartbeats for every connection, once a second. */
-static void on_sweep(uv_timer_t *t)
+/* A connection's deadline: a request too slow, a session silent too long,
+ * a ping due, a close handshake that does not finish. Deadlines that moved
+ * meanwhile (bytes came in) only re-arm the timer. */
+static void on_conn_timer(uv_timer_t *t)
 {
-    server *srv = t->data;
+    conn *c = t->data;
+    if (c->closed) return;
+    const sb_server_config *cfg = &c->srv->cfg;
     int64_t now = wall_ms();
-    if (srv->media) sb_media_sweep(srv->media, now);
-    for (conn *c = srv->all; c; c = c->next) {
-        if (c->closed) continue;
-        if (c->phase == PH_HTTP && !c->api_wait &&
-            now - c->opened_ms > srv->cfg.handshake_ms) {
-            conn_abort(c); /* slow or silent request */
-        } else if (c->phase == PH_WS) {
-            if (now - c->last_rx_ms > srv->cfg.idle_ms) {
-                conn_close_ws(c, SB_WS_CLOSE_GOING_AWAY, "idle timeout");
-            } else if (now - c->last_ping_ms >= srv->cfg.gw.heartbeat_ms) {
-                c->last_ping_ms = now;
-                sb_ws_ping(c->ws);
-                schedule_flush(c);
-            }
-        } else if (c->phase == PH_CLOSING && c->closing_ms &&
-                   now - c->closing_ms > SRV_CLOSE_WAIT_MS) {
-            conn_abort(c); /* a peer that never lets the close finish */
-        }
+    /* A request the REST API answers later has no deadline meanwhile. */
+    if (c->phase == PH_HTTP && !c->api_wait &&
+        now - c->opened_ms >= cfg->handshake_ms) {
+        conn_abort(c); /* slow or silent request */
+        return;
     }
+    if (c->phase == PH_WS) {
+        if (now - c->last_rx_ms >= cfg->idle_ms) {
+            conn_close_ws(c, SB_WS_CLOSE_GOING_AWAY, "idle timeout");
+            return;
+        }
+        if (now - c->last_ping_ms >= cfg->gw.heartbeat_ms) {
+            c->last_ping_ms = now;
+            sb_ws_ping(c->ws);
+            schedule_flush(c);
+        }
+    } else if (c->phase == PH_CLOSING && c->closing_ms &&
+               now - c->closing_ms >= SRV_CLOSE_WAIT_MS) {
+        conn_abort(c); /* a peer that never lets the close finish */
+        return;
+    }
+    conn_timer_arm(c);
 }
 
 static void close_handle(uv_handle_t *h)
@@ -896,6 +971,7 @@ static void server_stop(server *srv)
 {
     sb_media_close(srv->media); /* freed once its last transfer is */
     srv->media = NULL;
+    close_handle((uv_handle_t *)&srv->listener);
     sb_webhook_stop(srv->wh);
     sb_opsport_close(srv->ops);
     srv->ops = NULL;
@@ -910,7 +986,6 @@ static void server_stop(server *srv)
     uv_timer_stop(&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->drain_timer);
     close_handle((uv_handle_t *)&srv->tick);
-    close_handle((uv_handle_t *)&srv->sweep);
     close_handle((uv_handle_t *)&srv->check);
     close_handle((uv_handle_t *)&srv->sigterm);
     close_handle((uv_handle_t *)&srv->sigint);
@@ -939,6 +1014,7 @@ static void on_drain(uv_timer_t *t)
         return;
     case DRAIN_SESSIONS:
         if (srv->n_conns > 0 && waited < SRV_CLOSE_WAIT_MS) return;
+        close_handle((uv_handle_t *)&srv->listener);
         for (conn *c = srv->all; c; c = c->next)
             conn_abort(c);
         drain_enter(srv, DRAIN_ABORT, now);
@@ -1046,7 +1122,8 @@ static void on_signal(uv_signal_t *h, int signum)
     sb_notify_stopping(srv->notify);
     if (srv->media) sb_media_drain(srv->media);
     drain_enter(srv, DRAIN_STORE, wall_ms());
-    close_handle((uv_handle_t *)&srv->listener);
+    /* The listener stays open until the sessions are gone: a connection
+     * made meanwhile is answered 503 (on_connection), not refused. */
     sb_gw_drain(srv->gw);
     sb_reload_drain(srv->reload);
     sb_deskown_release(srv->deskown); /* another node takes the desks */
@@ -1145,6 +1222,9 @@ int sb_server_run(const sb_server_config *cfg,
                    .admin = io_admin,
                    .event = io_event};
     sb_gw_config gwc = cfg->gw;
+    /* A reply page leaves room beside it for the pushes queued meanwhile,
+     * under the bound on a connection's unsent bytes. */
+    gwc.page_bytes_max = cfg->out_bytes_max / 2;
     if (cfg->nats) {
         if ((rc = cluster_start(srv)) != 0) goto out_store;
         io.subscribe = io_subscribe;
@@ -1235,17 +1315,15 @@ int sb_server_run(const sb_server_config *cfg,
     }
 
     uv_timer_init(&srv->loop, &srv->tick);
-    uv_timer_init(&srv->loop, &srv->sweep);
     uv_timer_init(&srv->loop, &srv->drain_timer);
     uv_check_init(&srv->loop, &srv->check);
     uv_signal_init(&srv->loop, &srv->sigterm);
     uv_signal_init(&srv->loop, &srv->sigint);
     uv_signal_init(&srv->loop, &srv->sighup);
-    srv->tick.data = srv->sweep.data = srv->drain_timer.data = srv;
+    srv->tick.data = srv->drain_timer.data = srv;
     srv->check.data = srv->sigterm.data = srv->sigint.data = srv;
     srv->sighup.data = srv;
     uv_timer_start(&srv->tick, on_tick, SRV_TICK_MS, SRV_TICK_MS);
-    uv_timer_start(&srv->sweep, on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
     uv_check_start(&srv->check, on_check);
     uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
     uv_signal_start(&srv->sigint, on_signal, SIGINT);

@@ -143,12 +143,19 @@ static const char SCHEMA_V3_SQL[] =
     "UPDATE convs SET last_agent = agent WHERE agent <> '';"
     "CREATE INDEX convs_report ON convs(created_ts, conv_id) WHERE kind = 2;";
 
-/* Version 4: uploads (sb_store_media_*): their records, the messages
+/* Version 4 (the SQLite store's version 7): the note of a conversation's
+ * last transfer, for the agent it went to, and who wrote it. */
+static const char SCHEMA_V4_SQL[] =
+    "ALTER TABLE convs ADD COLUMN transfer_note text NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN transfer_from text NOT NULL DEFAULT '';";
+
+/* Version 5 (the SQLite store's version 8): uploads (sb_store_media_*):
+ * their records, the messages
  * carrying them, and their bytes in the database, so that every gateway
  * of a cluster serves them: a blob by its SHA-256, in chunks of at most
  * chunk_bytes (rows written before the blob's own, which says they are
  * all there). */
-static const char SCHEMA_V4_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V5_SQL[] = "CREATE TABLE media("
                                     " media_id text PRIMARY KEY,"
                                     " sha256 bytea NOT NULL,"
                                     " conv_id bigint NOT NULL,"
@@ -179,10 +186,7 @@ static const char SCHEMA_V4_SQL[] = "CREATE TABLE media("
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL,
-    SCHEMA_V2_SQL,
-    SCHEMA_V3_SQL,
-    SCHEMA_V4_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -346,8 +350,14 @@ static const char *const STMT_SQL[PS_COUNT] = {
                       " DO UPDATE SET role = excluded.role",
     [PS_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE conv_id = $1"
                         " AND user_id <> $2 AND user_id <> $3",
-    [PS_MEMBER_READ] = "SELECT read_seq FROM members"
-                       " WHERE conv_id = $1 AND user_id = $2",
+    /* A member's read_seq, and its unread messages: those after it that
+     * others sent. */
+    [PS_MEMBER_READ] = "SELECT m.read_seq, (SELECT count(*) FROM messages g"
+                       " WHERE g.conv_id = $1 AND g.seq > m.read_seq"
+                       " AND g.sender <> $2) FROM members m"
+                       " WHERE m.conv_id = $1 AND m.user_id = $2",
+    [PS_CONV_NOTE] = "UPDATE convs SET transfer_note = $2, transfer_from = $3"
+                     " WHERE conv_id = $1",
     [PS_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = $2"
                           " WHERE conv_id = $1 AND first_response_ts = 0",
     [PS_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
@@ -880,9 +890,9 @@ static int pg_ping(sb_store *base)
     return rc ? rc : exec_simple(s, "SELECT 1");
 }
 
+/* Nothing to do: the trigram index follows every insert by itself. */
 static int pg_index(sb_store *base, uint32_t max_msgs, uint64_t *left)
 {
-    /* The trigram index follows every insert by itself. */
     (void)base;
     (void)max_msgs;
     if (left) *left = 0;
@@ -909,6 +919,7 @@ static const sb_store_ops PG_OPS = {
     .service_open = sb__pg_service_open,
     .conv_route = sb__pg_conv_route,
     .first_response = sb__pg_first_response,
+    .conv_note = sb__pg_conv_note,
     .recall = sb__pg_recall,
     .tag = sb__pg_tag,
     .member_put = sb__pg_member_put,

@@ -132,7 +132,9 @@ int sb__pg_conv_load(sb_pg *s, uint64_t conv_id, Sbp__Conversation **out)
         sb__pg_get_text(r, 0, PC_DESK, &c->desk) ||
         sb__pg_get_text(r, 0, PC_GROUP, &c->group) ||
         sb__pg_get_text(r, 0, PC_AGENT, &c->agent) ||
-        sb__pg_get_text(r, 0, PC_CUSTOMER, &c->customer))
+        sb__pg_get_text(r, 0, PC_CUSTOMER, &c->customer) ||
+        sb__pg_get_text(r, 0, PC_TRANSFER_NOTE, &c->transfer_note) ||
+        sb__pg_get_text(r, 0, PC_TRANSFER_FROM, &c->transfer_from))
         goto err;
     PQclear(r);
     r = NULL;
@@ -441,6 +443,22 @@ int sb__pg_conv_route(sb_store *base, uint64_t conv_id, Sbp__ConvState state,
     return out ? sb__pg_conv_load(s, conv_id, out) : 0;
 }
 
+int sb__pg_conv_note(sb_store *base, uint64_t conv_id, const char *from,
+                     const char *note)
+{
+    sb_pg *s = sb__pg(base);
+    sb_pg_params p = {0};
+    sb__pg_u64(&p, conv_id);
+    sb__pg_str(&p, note);
+    sb__pg_str(&p, from);
+    PGresult *r;
+    int rc = sb__pg_exec(s, PS_CONV_NOTE, &p, &r);
+    if (rc) return rc;
+    bool changed = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return changed ? 0 : SB_E_NOT_FOUND;
+}
+
 int sb__pg_first_response(sb_store *base, uint64_t conv_id, int64_t now_ms)
 {
     sb_pg *s = sb__pg(base);
@@ -579,8 +597,8 @@ static void list_sql(char *sql, size_t size, bool all, Sbp__ConvState state,
              " ORDER BY c.updated_ts DESC, c.conv_id DESC LIMIT $6");
 }
 
-/* What a list entry says for the asking user: read_seq and unread if a
- * member, and the last message. */
+/* What a list entry says for the asking user: read_seq and unread (not
+ * counting its own messages) if a member, and the last message. */
 static int list_entry_fill(sb_pg *s, const char *user_id, Sbp__Conversation *c)
 {
     sb_pg_params p = {0};
@@ -591,7 +609,7 @@ static int list_entry_fill(sb_pg *s, const char *user_id, Sbp__Conversation *c)
     if (rc) return rc;
     if (PQntuples(r)) {
         c->read_seq = (uint64_t)sb__pg_get_i64(r, 0, 0);
-        c->unread = c->last_seq > c->read_seq ? c->last_seq - c->read_seq : 0;
+        c->unread = (uint64_t)sb__pg_get_i64(r, 0, 1);
     }
     PQclear(r);
     if (c->last_seq == 0) return 0;

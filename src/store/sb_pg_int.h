@@ -46,7 +46,9 @@
     X(CLOSED_TS, ", ", "closed_ts")                                            \
     X(CSAT_RATING, ", ", "csat_rating")                                        \
     X(CSAT_COMMENT, ", ", "csat_comment")                                      \
-    X(LAST_AGENT, ", ", "last_agent")
+    X(LAST_AGENT, ", ", "last_agent")                                          \
+    X(TRANSFER_NOTE, ", ", "transfer_note")                                    \
+    X(TRANSFER_FROM, ", ", "transfer_from")
 
 /* The columns a member is read from. */
 #define SB_PG_MEMBER_COLUMNS(X)                                                \
@@ -118,6 +120,7 @@ enum sb_pg_stmt {
     PS_MEMBER_COUNT,
     PS_MEMBER_READ,
     PS_FIRST_RESPONSE,
+    PS_CONV_NOTE,
     PS_AGENT_FIRST,
     PS_RECALL_GET,
     PS_RECALL_SET,
@@ -155,7 +158,7 @@ static inline sb_pg *sb__pg(sb_store *s)
 }
 
 /* The schema version this build writes. */
-#define SB_PG_SCHEMA_VERSION 4
+#define SB_PG_SCHEMA_VERSION 5
 
 /* Parameters of one statement: integers are formatted in place, strings
  * and bytes point at the caller's memory (valid until the call returns). */
@@ -257,6 +260,8 @@ int sb__pg_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                       const char *group, const char *agent, int64_t now_ms,
                       Sbp__Conversation **out);
 int sb__pg_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms);
+int sb__pg_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                     const char *note);
 int sb__pg_tag(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
                size_t n_add, char *const *remove, size_t n_remove);
 int sb__pg_member_put(sb_store *s, uint64_t conv_id, const char *user_id,

@@ -262,7 +262,7 @@ static void svc_open_undo(sb_req *r)
 static int route_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
 {
     if (!FIXED_OK(r->u.route.group) || !FIXED_OK(r->u.route.agent) ||
-        !FIXED_OK(r->u.route.bot))
+        !FIXED_OK(r->u.route.bot) || !FIXED_OK(r->u.route.note_from))
         return SB_E_INVALID;
     *follow = true;
     /* Assigned again while assigned: a transfer, for the webhooks. */
@@ -278,13 +278,16 @@ static int route_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
     int rc = sb_store_conv_route(s, r->u.route.conv_id, r->u.route.state,
                                  r->u.route.group, r->u.route.agent, now,
                                  &r->u.route.conv);
-    if (rc == 0 && r->u.route.bot[0]) {
+    if (rc == 0 && r->u.route.note)
+        rc = sb_store_conv_note(s, r->u.route.conv_id, r->u.route.note_from,
+                                r->u.route.note);
+    if (rc == 0 && r->u.route.bot[0])
         rc = r->u.route.state == SBP__CONV_STATE__STATE_BOT
                  ? sb_store_member_put(s, r->u.route.conv_id, r->u.route.bot,
                                        SBP__ROLE__ROLE_BOT, now)
                  : sb_store_member_del(s, r->u.route.conv_id, r->u.route.bot);
-        if (rc == 0) rc = conv_reload(s, &r->u.route.conv);
-    }
+    if (rc == 0 && (r->u.route.note || r->u.route.bot[0]))
+        rc = conv_reload(s, &r->u.route.conv);
     if (rc || !r->hooks || !r->u.route.conv) return rc;
     sb_hook_event ev = 0;
     switch (r->u.route.state) {
@@ -328,6 +331,45 @@ static int recall_run(sb_store *s, sb_req *r)
     return with_msgs(s, r, recall_main, NULL);
 }
 
+/* The arguments of a TAG's event (who, which seq) before the tags. */
+#define TAG_EVENT_ARGS 2
+
+/* Puts the tags conv (seq 0) or its message seq has now after ev's first
+ * TAG_EVENT_ARGS arguments, in place of any there (a transaction run
+ * again runs this again). */
+static int tags_into_event(sb_store *s, uint64_t conv_id, uint64_t seq,
+                           Sbp__Event *ev)
+{
+    while (ev->n_args > TAG_EVENT_ARGS)
+        free(ev->args[--ev->n_args]);
+    Sbp__Conversation *c = NULL;
+    Sbp__Message *m = NULL;
+    int rc = seq ? sb_store_msg_get(s, conv_id, seq, &m)
+                 : sb_store_conv_get(s, conv_id, &c);
+    if (rc) return rc == SB_E_NOT_FOUND ? SB_E_STORE : rc;
+    char **tags = seq ? m->tags : c->tags;
+    size_t n = seq ? m->n_tags : c->n_tags;
+    char **args = realloc(ev->args, (ev->n_args + n + 1) * sizeof *args);
+    if (!args) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    ev->args = args;
+    /* The tags move from the read into the event. */
+    for (size_t i = 0; i < n; i++) {
+        args[ev->n_args++] = tags[i];
+        tags[i] = NULL;
+    }
+    if (seq)
+        m->n_tags = 0;
+    else
+        c->n_tags = 0;
+out:
+    if (m) sbp__message__free_unpacked(m, NULL);
+    if (c) sbp__conversation__free_unpacked(c, NULL);
+    return rc;
+}
+
 static int tag_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
 {
     (void)now;
@@ -335,8 +377,12 @@ static int tag_main(sb_store *s, sb_req *r, int64_t now, bool *follow)
         (r->u.tag.n_remove && !r->u.tag.remove))
         return SB_E_INVALID;
     *follow = true;
-    return sb_store_tag(s, r->u.tag.conv_id, r->u.tag.seq, r->u.tag.add,
-                        r->u.tag.n_add, r->u.tag.remove, r->u.tag.n_remove);
+    int rc = sb_store_tag(s, r->u.tag.conv_id, r->u.tag.seq, r->u.tag.add,
+                          r->u.tag.n_add, r->u.tag.remove, r->u.tag.n_remove);
+    if (rc == 0 && r->n_msgs && r->msgs[0]->event)
+        rc = tags_into_event(s, r->u.tag.conv_id, r->u.tag.seq,
+                             r->msgs[0]->event);
+    return rc;
 }
 
 static int tag_run(sb_store *s, sb_req *r)
@@ -344,9 +390,9 @@ static int tag_run(sb_store *s, sb_req *r)
     return with_msgs(s, r, tag_main, NULL);
 }
 
+/* Time 0: the store finds the agent's reply. */
 static int first_response_run(sb_store *s, sb_req *r)
 {
-    /* Time 0: the store finds the agent's reply. */
     return sb_store_first_response(s, r->u.first_response.conv_id, 0);
 }
 

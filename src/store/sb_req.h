@@ -24,7 +24,7 @@
 
 /* Every kind of request. Writes are applied by the store's writer in
  * batches, one transaction and one commit per batch; reads run beside
- * them. sb_storeq.c's table says which is which and how each runs. */
+ * them. The OPS table (sb_req.c) says which is which and how each runs. */
 typedef enum sb_req_kind {
     /* writes */
     SB_REQ_USER_UPSERT,    /* u.user: a user's role and locale, last seen */
@@ -33,10 +33,13 @@ typedef enum sb_req_kind {
     SB_REQ_CURSOR_SET,     /* u.cursor: a device has every message through */
     SB_REQ_READ_SET,       /* u.read: a member has read through */
     SB_REQ_SERVICE_OPEN,   /* u.svc_open, then msgs if created */
-    SB_REQ_CONV_ROUTE,     /* u.route: state, group, agent; then msgs */
+    SB_REQ_CONV_ROUTE,     /* u.route: state, group, agent, note; then
+                              msgs */
     SB_REQ_MSG_RECALL,     /* u.recall: mark a message recalled; then msgs */
     SB_REQ_TAG,            /* u.tag: tags of a conversation or a message;
-                              then msgs */
+                              then msgs, the first of them an event whose
+                              arguments after its first two become the
+                              target's tags after the change */
     SB_REQ_FIRST_RESPONSE, /* u.first_response: an agent has answered */
     SB_REQ_CONFIG_SET,     /* u.config: write keys = values, as one */
     SB_REQ_OUTBOX_ADD,     /* u.outbox: an event for r->hooks' endpoints */
@@ -138,6 +141,9 @@ struct sb_req {
         struct {
             Sbp__Message *msg; /* in/out, owned by the caller */
             bool duplicate;    /* out */
+            /* The owner's: msg's body is not the one its sender sent (the
+             * content filter masked it). Never read by the store. */
+            bool masked;
         } append;
         struct {
             char user_id[SB_ID_BYTES_MAX + 1];
@@ -179,6 +185,10 @@ struct sb_req {
             /* An external bot ("": none): it becomes a member (role bot)
              * when state is STATE_BOT, and stops being one otherwise. */
             char bot[SB_ID_BYTES_MAX + 1];
+            /* The transfer note set with the move (sb_store_conv_note),
+             * owned by the caller; NULL: the note stays as it is. */
+            char *note;
+            char note_from[SB_ID_BYTES_MAX + 1];
             Sbp__Conversation *conv; /* out */
         } route;
         struct {

@@ -152,10 +152,16 @@ static const char SCHEMA_V6_SQL[] =
     "UPDATE convs SET last_agent = agent WHERE agent <> '';"
     "CREATE INDEX convs_report ON convs(created_ts) WHERE kind = 2;";
 
-/* Version 7: uploads (sb_store_media_*): one record per upload, its
+/* Version 7: the note of a conversation's last transfer, for the agent
+ * it went to, and who wrote it. */
+static const char SCHEMA_V7_SQL[] =
+    "ALTER TABLE convs ADD COLUMN transfer_note TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE convs ADD COLUMN transfer_from TEXT NOT NULL DEFAULT '';";
+
+/* Version 8: uploads (sb_store_media_*): one record per upload, its
  * bytes a file under the data folder named by their SHA-256; and which
  * messages carry each upload (who may see it follows from them). */
-static const char SCHEMA_V7_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V8_SQL[] = "CREATE TABLE media("
                                     " media_id TEXT PRIMARY KEY,"
                                     " sha256 BLOB NOT NULL,"
                                     " conv_id INTEGER NOT NULL,"
@@ -177,7 +183,7 @@ static const char SCHEMA_V7_SQL[] = "CREATE TABLE media("
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
     SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL,
-    SCHEMA_V5_SQL, SCHEMA_V6_SQL, SCHEMA_V7_SQL,
+    SCHEMA_V5_SQL, SCHEMA_V6_SQL, SCHEMA_V7_SQL, SCHEMA_V8_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -283,8 +289,14 @@ static const char *const STMT_SQL[ST_COUNT] = {
                         " DO UPDATE SET role = excluded.role",
     [ST_MEMBER_COUNT] = "SELECT count(*) FROM members WHERE conv_id = ?1"
                         " AND user_id <> ?2 AND user_id <> ?3",
-    [ST_MEMBER_READ] = "SELECT read_seq FROM members"
-                       " WHERE conv_id = ?1 AND user_id = ?2",
+    /* A member's read_seq, and its unread messages: those after it that
+     * others sent. */
+    [ST_MEMBER_READ] = "SELECT m.read_seq, (SELECT count(*) FROM messages g"
+                       " WHERE g.conv_id = ?1 AND g.seq > m.read_seq"
+                       " AND g.sender <> ?2) FROM members m"
+                       " WHERE m.conv_id = ?1 AND m.user_id = ?2",
+    [ST_CONV_NOTE] = "UPDATE convs SET transfer_note = ?2, transfer_from = ?3"
+                     " WHERE conv_id = ?1",
     [ST_FIRST_RESPONSE] = "UPDATE convs SET first_response_ts = ?2"
                           " WHERE conv_id = ?1 AND first_response_ts = 0",
     [ST_AGENT_FIRST] = "SELECT min(m.server_ts) FROM convs c JOIN messages m"
@@ -663,6 +675,7 @@ static const sb_store_ops SQLITE_OPS = {
     .service_open = sb__sqlite_service_open,
     .conv_route = sb__sqlite_conv_route,
     .first_response = sb__sqlite_first_response,
+    .conv_note = sb__sqlite_conv_note,
     .recall = sb__sqlite_recall,
     .tag = sb__sqlite_tag,
     .member_put = sb__sqlite_member_put,

@@ -97,7 +97,9 @@ int sb__sqlite_conv_load(sb_sqlite *s, uint64_t conv_id,
         (rc = sb__sqlite_col_text(st, CC_DESK, &c->desk)) ||
         (rc = sb__sqlite_col_text(st, CC_GROUP, &c->group)) ||
         (rc = sb__sqlite_col_text(st, CC_AGENT, &c->agent)) ||
-        (rc = sb__sqlite_col_text(st, CC_CUSTOMER, &c->customer)))
+        (rc = sb__sqlite_col_text(st, CC_CUSTOMER, &c->customer)) ||
+        (rc = sb__sqlite_col_text(st, CC_TRANSFER_NOTE, &c->transfer_note)) ||
+        (rc = sb__sqlite_col_text(st, CC_TRANSFER_FROM, &c->transfer_from)))
         goto err;
     sqlite3_reset(st);
     if ((rc = members_load(s, c))) goto err;
@@ -351,6 +353,18 @@ int sb__sqlite_conv_route(sb_store *base, uint64_t conv_id,
     return out ? sb__sqlite_conv_load(s, conv_id, out) : 0;
 }
 
+int sb__sqlite_conv_note(sb_store *base, uint64_t conv_id, const char *from,
+                         const char *note)
+{
+    sb_sqlite *s = sb__sqlite(base);
+    sqlite3_stmt *st = s->st[ST_CONV_NOTE];
+    sqlite3_bind_int64(st, 1, sb__sqlite_i64(conv_id));
+    sb__sqlite_bind_str(st, 2, note);
+    sb__sqlite_bind_str(st, 3, from);
+    if (sb__sqlite_step_reset(st)) return SB_E_STORE;
+    return sqlite3_changes(s->db) > 0 ? 0 : SB_E_NOT_FOUND;
+}
+
 int sb__sqlite_first_response(sb_store *base, uint64_t conv_id, int64_t now_ms)
 {
     sb_sqlite *s = sb__sqlite(base);
@@ -475,7 +489,8 @@ static int list_prepare(sb_sqlite *s, bool all, Sbp__ConvState state, bool tag,
 }
 
 /* Fills in what a list entry says for the asking user: read_seq and
- * unread if a member, and the last message. */
+ * unread (not counting its own messages) if a member, and the last
+ * message. */
 static int list_entry_fill(sb_sqlite *s, const char *user_id,
                            Sbp__Conversation *c)
 {
@@ -485,7 +500,7 @@ static int list_entry_fill(sb_sqlite *s, const char *user_id,
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         c->read_seq = (uint64_t)sqlite3_column_int64(st, 0);
-        c->unread = c->last_seq > c->read_seq ? c->last_seq - c->read_seq : 0;
+        c->unread = (uint64_t)sqlite3_column_int64(st, 1);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SB_E_STORE;

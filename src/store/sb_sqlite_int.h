@@ -45,7 +45,9 @@
     X(CLOSED_TS, ", ", "closed_ts")                                            \
     X(CSAT_RATING, ", ", "csat_rating")                                        \
     X(CSAT_COMMENT, ", ", "csat_comment")                                      \
-    X(LAST_AGENT, ", ", "last_agent")
+    X(LAST_AGENT, ", ", "last_agent")                                          \
+    X(TRANSFER_NOTE, ", ", "transfer_note")                                    \
+    X(TRANSFER_FROM, ", ", "transfer_from")
 
 /* The columns a member is read from. */
 #define SB_SQLITE_MEMBER_COLUMNS(X)                                            \
@@ -116,6 +118,7 @@ enum sb_sqlite_stmt {
     ST_MEMBER_COUNT,
     ST_MEMBER_READ,
     ST_FIRST_RESPONSE,
+    ST_CONV_NOTE,
     ST_AGENT_FIRST,
     ST_RECALL_GET,
     ST_RECALL_SET,
@@ -153,7 +156,7 @@ static inline sb_sqlite *sb__sqlite(sb_store *s)
 /* The schema version this build writes, and each version's SQL: what
  * takes a database from version v - 1 to v (sb__sqlite_schema(1) creates
  * the first schema). Tests build old databases from them. */
-#define SB_SQLITE_SCHEMA_VERSION 7
+#define SB_SQLITE_SCHEMA_VERSION 8
 const char *sb__sqlite_schema(int version);
 
 /* ---- helpers (sb_sqlite.c) --------------------------------------------- */
@@ -240,6 +243,8 @@ int sb__sqlite_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                           const char *group, const char *agent, int64_t now_ms,
                           Sbp__Conversation **out);
 int sb__sqlite_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms);
+int sb__sqlite_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                         const char *note);
 int sb__sqlite_tag(sb_store *s, uint64_t conv_id, uint64_t seq,
                    char *const *add, size_t n_add, char *const *remove,
                    size_t n_remove);

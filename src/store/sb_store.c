@@ -514,9 +514,13 @@ int sb_store_conv_create(sb_store *s, Sbp__ConvKind kind, const char *title,
         for (size_t j = 0; j < i; j++)
             if (strcmp(user_ids[i], user_ids[j]) == 0) return SB_E_INVALID;
         role[i] = roles[i];
+        /* A member is a user the server has met: one never seen could
+         * later connect with any role (a customer, reading another
+         * customer's conversation). */
         if (role[i] == SBP__ROLE__ROLE_UNSPECIFIED) {
             int rc = s->ops->user_role(s, user_ids[i], &role[i]);
-            if (rc && rc != SB_E_NOT_FOUND) return rc;
+            if (rc) return rc;
+            if (role[i] == SBP__ROLE__ROLE_UNSPECIFIED) return SB_E_NOT_FOUND;
         }
         if (role[i] == SBP__ROLE__ROLE_CUSTOMER) {
             customers++;
@@ -593,6 +597,18 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
         !text_valid(group, TEXT_BYTES_MAX) || (agent[0] && !id_valid(agent)))
         return SB_E_INVALID;
     return s->ops->conv_route(s, conv_id, state, group, agent, now_ms, out);
+}
+
+int sb_store_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                       const char *note)
+{
+    assert(s && s->ops->in_write(s));
+    if (!from) from = "";
+    if (!note) note = "";
+    if (strlen(note) > SB_NOTE_BYTES_MAX) return SB_E_TOO_LARGE;
+    if ((from[0] && !id_valid(from)) || !text_valid(note, SB_NOTE_BYTES_MAX))
+        return SB_E_INVALID;
+    return s->ops->conv_note(s, conv_id, from, note);
 }
 
 int sb_store_first_response(sb_store *s, uint64_t conv_id, int64_t now_ms)

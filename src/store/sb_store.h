@@ -144,8 +144,9 @@ int sb_store_user_upsert(sb_store *s, const char *user_id, Sbp__Role role,
 
 /* Creates a conversation with the n members given (user ids and roles; the
  * creator among them) and returns it in *out (caller frees). A member
- * given ROLE_UNSPECIFIED gets the role the user was last seen with (or
- * stays unspecified if never seen). SB_E_INVALID for an unknown kind, no
+ * given ROLE_UNSPECIFIED gets the role the user was last seen with;
+ * SB_E_NOT_FOUND if the user was never seen (membership never waits for a
+ * role to be learnt later). SB_E_INVALID for an unknown kind, no
  * members, more than SB_MEMBERS_MAX, or a repeated or malformed user
  * id; SB_E_FORBIDDEN if two members are customers (a customer talks to the
  * service side only). A SERVICE conversation starts in STATE_BOT, a DIRECT
@@ -240,6 +241,14 @@ int sb_store_conv_route(sb_store *s, uint64_t conv_id, Sbp__ConvState state,
                         const char *group, const char *agent, int64_t now_ms,
                         Sbp__Conversation **out);
 
+/* Sets the note of conv's last transfer (text, "" for none; at most
+ * SB_NOTE_BYTES_MAX bytes) and who wrote it (a user id, "" with no
+ * note): conversations return them as transfer_note and transfer_from.
+ * SB_E_NOT_FOUND without the conversation, SB_E_INVALID for a bad id or
+ * text, SB_E_TOO_LARGE for a note over the limit. */
+int sb_store_conv_note(sb_store *s, uint64_t conv_id, const char *from,
+                       const char *note);
+
 /* Records now_ms as the first agent response of conv, if none is yet.
  * now_ms 0: the time of the first message the conversation's agent sent
  * since it was assigned (nothing is recorded if there is none). */
@@ -265,7 +274,8 @@ int sb_store_tag(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
  * not NULL, adds the QUEUED service conversations of those skill groups
  * (an agent's view of the queue, members or not). cursor is "" or the
  * next_cursor of the previous page. Each entry has last_message, unread
- * (last_seq - the user's read_seq; 0 for non-members) and read_seq. */
+ * (the messages after the user's read_seq that others sent; 0 for
+ * non-members) and read_seq. */
 int sb_store_conv_list(sb_store *s, const char *user_id, bool all,
                        Sbp__ConvState state, const char *tag,
                        char *const *queued_groups, size_t n_groups,

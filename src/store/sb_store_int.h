@@ -1,5 +1,5 @@
 /* The store's backend interface: what a database behind sb_store.h
- * implements (sb_sqlite.c today), and the helpers every backend shares.
+ * implements (sb_sqlite*.c, sb_pg*.c), and the helpers every backend shares.
  * sb_store.c checks each call's arguments, then calls the backend's
  * operation: a backend sees only arguments that passed those checks, and
  * does the database's part (lookups, writes, row decoding). Not for the
@@ -9,7 +9,7 @@
 
 #include "sb_store.h"
 
-/* Words of a search query, as sb__store_words_split finds them. */
+/* Words of a search query, as the store's front splits them. */
 #define SB_STORE_SEARCH_WORDS_MAX 16
 /* Skill groups whose queues one conv_list looks at. */
 #define SB_STORE_LIST_GROUPS_MAX 64
@@ -83,6 +83,8 @@ typedef struct sb_store_ops {
                       const char *group, const char *agent, int64_t now_ms,
                       Sbp__Conversation **out);
     int (*first_response)(sb_store *s, uint64_t conv_id, int64_t now_ms);
+    int (*conv_note)(sb_store *s, uint64_t conv_id, const char *from,
+                     const char *note);
     int (*recall)(sb_store *s, uint64_t conv_id, uint64_t seq);
     int (*tag)(sb_store *s, uint64_t conv_id, uint64_t seq, char *const *add,
                size_t n_add, char *const *remove, size_t n_remove);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "sb_error.h"
+#include "sb_sqlite_int.h"
 #include "sb_store.h"
 
 #define CHUNK_ROWS 1000
@@ -74,7 +75,9 @@ static const col CONVS[] = {{"conv_id", "bigint"},
                             {"csat_asked_ts", "bigint"},
                             {"csat_rating", "int"},
                             {"csat_comment", "text"},
-                            {"csat_ts", "bigint"}};
+                            {"csat_ts", "bigint"},
+                            {"transfer_note", "text"},
+                            {"transfer_from", "text"}};
 static const col MEMBERS[] = {{"conv_id", "bigint"},
                               {"user_id", "text"},
                               {"role", "int"},
@@ -553,6 +556,28 @@ static int blobs_copy(copy *c, uint64_t *n)
 /* ---- the copy
  * ------------------------------------------------------------------ */
 
+/* The source has this build's schema: the columns copied are its. The
+ * copy reads it without writing, so an older one is brought up to date by
+ * this build's server (or any sb_store_open of it) first. */
+static int source_check(copy *c)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(c->src, "PRAGMA user_version", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (v == SB_SQLITE_SCHEMA_VERSION) return 0;
+    if (v < 0)
+        return fail(c, SB_E_STORE, "cannot read the SQLite store's version: %s",
+                    sqlite3_errmsg(c->src));
+    return fail(c, SB_E_INVALID,
+                "the SQLite store is at schema version %lld, this build's is "
+                "%d: start this build's server on it once first",
+                (long long)v, SB_SQLITE_SCHEMA_VERSION);
+}
+
 /* An empty database, or one an earlier copy left (marked in sb_meta). */
 static int target_check(copy *c)
 {
@@ -598,6 +623,7 @@ int sb_storecopy(const char *sqlite_path, const char *uri,
         goto out;
     }
     sqlite3_busy_timeout(c.src, 5000);
+    if ((rc = source_check(&c))) goto out;
     char *slash = strrchr(sqlite_path, '/');
     char data[4096];
     snprintf(data, sizeof data, "%.*s", slash ? (int)(slash - sqlite_path) : 1,

@@ -3,7 +3,9 @@
 
 #include <assert.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -24,6 +26,18 @@ static sqlite3_vfs g_vfs;
 static int g_rc = SB_E_STORE;
 static uv_once_t g_once = UV_ONCE_INIT;
 
+/* Faults for tests (SB_WALVFS_FAULTS_ENV): every write_every-th write and
+ * sync_every-th sync of a WAL fails as an I/O error does (0: never). The
+ * counts are the process's, over the writer's and the checkpointer's
+ * threads. */
+static unsigned g_write_every, g_sync_every;
+static atomic_uint g_writes, g_syncs;
+
+static bool fault(unsigned every, atomic_uint *count)
+{
+    return every && (atomic_fetch_add(count, 1) + 1) % every == 0;
+}
+
 #define REAL(f) (((wfile *)(f))->real)
 #define RM(f) (REAL(f)->pMethods)
 
@@ -35,6 +49,10 @@ static uv_once_t g_once = UV_ONCE_INIT;
 static int wal_flush(wfile *w)
 {
     int rc = SQLITE_OK;
+    if (w->len && fault(g_write_every, &g_writes)) {
+        w->len = 0;
+        return SQLITE_IOERR_WRITE;
+    }
     for (size_t at = 0; at < w->len && rc == SQLITE_OK; at += WRITE_CHUNK) {
         size_t n = w->len - at < WRITE_CHUNK ? w->len - at : WRITE_CHUNK;
         rc = RM(w)->xWrite(w->real, w->buf + at, (int)n,
@@ -100,6 +118,8 @@ static int x_sync(sqlite3_file *f, int flags)
 {
     wfile *w = (wfile *)f;
     int rc = wal_flush(w);
+    if (rc == SQLITE_OK && w->wal && fault(g_sync_every, &g_syncs))
+        return SQLITE_IOERR_FSYNC; /* what was written may or may not stay */
     return rc != SQLITE_OK ? rc : RM(w)->xSync(w->real, flags);
 }
 
@@ -195,9 +215,10 @@ static const sqlite3_io_methods g_methods = {
     .xUnfetch = x_unfetch,
 };
 
+/* Where the real file's part starts in a wfile: after it, aligned for
+ * anything it holds. */
 static size_t wfile_head(void)
 {
-    /* The real file follows, aligned for anything it holds. */
     return (sizeof(wfile) + 15) & ~(size_t)15;
 }
 
@@ -294,6 +315,10 @@ static int x_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
 
 static void do_register(void)
 {
+    const char *faults = getenv(SB_WALVFS_FAULTS_ENV);
+    if (faults &&
+        sscanf(faults, "write:%u,sync:%u", &g_write_every, &g_sync_every) != 2)
+        g_write_every = g_sync_every = 0;
     g_real = sqlite3_vfs_find(NULL);
     if (!g_real || g_real->iVersion < 2) return;
     g_vfs = (sqlite3_vfs){

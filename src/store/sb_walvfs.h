@@ -2,7 +2,7 @@
  * write-ahead log between two syncs into a few large writes.
  *
  * SQLite writes each WAL frame as two writes (a 24-byte header, then the
- * page), each a system call; a commit of fifty pages made a hundred. With
+ * page), each a system call; a commit of fifty pages makes a hundred. With
  * the shim they collect in a buffer that goes to the file in one write when
  * SQLite syncs the WAL (every commit, with synchronous = FULL), reads it,
  * asks its size, truncates or closes it, or when the buffer is full. Other
@@ -16,6 +16,11 @@
 
 #define SB_WALVFS_NAME "sb-wal"
 #define SB_WALVFS_BUF_BYTES (1u << 20) /* per WAL being written */
+
+/* For tests (the torture run): "write:N,sync:M" in this environment
+ * variable makes every Nth write and every Mth sync of a WAL fail as an
+ * I/O error does (0: never), from the shim's registration on. */
+#define SB_WALVFS_FAULTS_ENV "SB_WALVFS_FAULTS"
 
 /* Registers the shim (once per process; safe from any thread). Returns 0
  * or SB_E_STORE. Open with SB_WALVFS_NAME as the VFS to use it. */

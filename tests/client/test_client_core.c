@@ -28,6 +28,7 @@ typedef struct logst {
     uint64_t seq;
     int err;
     bool dup;
+    char stored[32]; /* stored_body ("-" for NULL) */
 } logst;
 
 /* One customer-service answer, as a callback reported it. */
@@ -51,6 +52,8 @@ enum {
     ANS_TYPING,
     ANS_RECALLED,
     ANS_ADMIN,
+    ANS_PRESENCE,
+    ANS_AGENTS,
 };
 
 typedef struct h {
@@ -167,6 +170,8 @@ static void cb_send_status(void *ud, const sb_client_send_info *s)
     l->seq = s->seq;
     l->err = s->err;
     l->dup = s->duplicate;
+    snprintf(l->stored, sizeof l->stored, "%s",
+             s->stored_body ? s->stored_body : "-");
 }
 
 static void cb_receipt(void *ud, const Sbp__ReadNotify *r)
@@ -296,6 +301,13 @@ static void cb_recalled(void *ud, uint64_t conv_id, uint64_t seq)
     t->recalled_after = t->nmsgs;
 }
 
+static void cb_presence(void *ud, const Sbp__AgentPresence *p)
+{
+    logans *a = ans_add(ud, ANS_PRESENCE, 0, 0, p);
+    a->x = (uint64_t)p->status;
+    snprintf(a->s, sizeof a->s, "%s", p->user_id);
+}
+
 static void cb_agent_news(void *ud, const Sbp__AgentState *s)
 {
     cb_agent_state(ud, 0, 0, s);
@@ -332,6 +344,14 @@ static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
     case SBP__FRAME__BODY_ADMIN:
         cb_admin(ud, rid, err, sb_client_answer_text(f));
         break;
+    case SBP__FRAME__BODY_AGENT_LIST: {
+        logans *l = ans_add(ud, ANS_AGENTS, rid, err, a);
+        if (a) {
+            l->n = a->agent_list_resp->n_agents;
+            snprintf(l->s, sizeof l->s, "%s", a->agent_list_resp->desk);
+        }
+        break;
+    }
     default:
         cb_done(ud, rid, err);
         break;
@@ -364,6 +384,7 @@ static h *h_new_cfg(sb_client_config *cfg)
         .on_typing = cb_typing,
         .on_agent_state = cb_agent_news,
         .on_recalled = cb_recalled,
+        .on_presence = cb_presence,
     };
     sb_client_core_io io = {.ud = t,
                             .connect = io_connect,
@@ -826,6 +847,30 @@ static void test_gap_held_until_sync(void **state)
     h_free(t);
 }
 
+/* SYNC_HINT (a cluster's node may have missed messages for this device)
+ * makes the client SYNC with its cursors at once. */
+static void test_sync_hint(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint64_t a[] = {1, 2};
+    push(t, 4, a, 2);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    Sbp__SyncHint hint = SBP__SYNC_HINT__INIT;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_SYNC_HINT;
+    fr.sync_hint = &hint;
+    feed(t, &fr);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    assert_int_equal(sync->sync->n_cursors, 1);
+    assert_int_equal(sync->sync->cursors[0]->seq, 2);
+    h_free(t);
+}
+
 /* A message passed by a later one (in a cluster, another node's push and
  * this node's) fills its gap before gap_wait_ms: no SYNC is needed. */
 static void test_gap_filled_in_time_no_sync(void **state)
@@ -922,6 +967,70 @@ static void test_sync_paging(void **state)
     assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
     for (int i = 0; i < 3; i++)
         free(m[i]);
+    h_free(t);
+}
+
+/* A SYNC the server could not answer (ERR_STORE: a read that failed) is
+ * tried again after gap_retry_ms, gap or no gap: otherwise what the device
+ * missed while it was away stays missing until its next connection. Found
+ * by sbsim (seed 29332). */
+static void test_sync_error_retried(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    sb_client_core_start(t->cc, t->now);
+    sb_client_core_on_open(t->cc, t->now);
+    pull(t);
+    feed_welcome(t, t->out[0]->rid, 16);
+    pull(t);
+    Sbp__Frame *sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    feed_error(t, sync->rid, SBP__ERROR_CODE__ERR_STORE, NULL);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SYNC), 0);
+    t->now += 2000; /* past gap_retry_ms */
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    sync = find_kind(t, SBP__FRAME__BODY_SYNC, 0);
+    assert_non_null(sync);
+    Sbp__Message *m[1] = {mk(4, 1, "bob", "missed")};
+    feed_sync_resp(t, sync->rid, m, 1, false);
+    assert_int_equal(t->nmsgs, 1);
+    assert_int_equal(t->synced, 1);
+    free(m[0]);
+    h_free(t);
+}
+
+/* A SEND resent after its timeout, whose first attempt is answered late
+ * with a final ERROR (the conversation did not exist yet): the answer is
+ * to an attempt superseded, not to the send. The second attempt's
+ * SEND_ACK makes it SENT, and the device surfaces it. Found by sbsim
+ * (seed 2617): the device failed the send while the server stored it. */
+static void test_stale_error_ignored(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t id[16];
+    assert_int_equal(
+        sb_client_core_send(t->cc, 9, SBP__MSG_TYPE__MSG_TEXT, "hi", 2, 0, id),
+        0);
+    pull(t);
+    Sbp__Frame *first = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(first);
+    uint32_t rid1 = first->rid;
+    t->now += 5001; /* the send timeout: written again, same id */
+    sb_client_core_tick(t->cc, t->now);
+    pull(t);
+    Sbp__Frame *second = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(second);
+    assert_int_not_equal(second->rid, rid1);
+    feed_error(t, rid1, SBP__ERROR_CODE__ERR_NOT_FOUND, id);
+    for (int i = 0; i < t->nsts; i++)
+        assert_int_not_equal(t->sts[i].st, SB_SEND_FAILED);
+    feed_send_ack(t, id, 9, 1, false);
+    assert_int_equal(t->sts[t->nsts - 1].st, SB_SEND_SENT);
+    assert_int_equal(t->nmsgs, 1);
     h_free(t);
 }
 
@@ -2324,6 +2433,99 @@ static void test_recall_event(void **state)
  * with a new rid and answered through on_response with its kind; a frame
  * that is no request is refused. Once muted, the core calls nothing, not
  * even for the state and the requests that stopping ends. */
+/* What the workbench needs of the SDK: the body a SEND_ACK says was
+ * stored (masked), CLAIM, AGENT_LIST, a transfer's note, and
+ * AGENT_PRESENCE pushes. */
+static void test_workbench_frames(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t id[16];
+    send_text(t, 7, "darn it", id);
+    pull(t);
+    Sbp__SendAck a = SBP__SEND_ACK__INIT;
+    a.client_msg_id.data = id;
+    a.client_msg_id.len = 16;
+    a.msg_id = 5001;
+    a.conv_id = 7;
+    a.seq = 1;
+    a.body = "**** it";
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_SEND_ACK;
+    f.send_ack = &a;
+    feed(t, &f);
+    assert_int_equal(t->nsts, 1);
+    assert_string_equal(t->sts[0].stored, "**** it");
+    assert_int_equal(t->nmsgs, 1);
+    assert_string_equal(t->msgs[0].body, "**** it");
+    uint8_t id2[16];
+    send_text(t, 7, "fine", id2);
+    pull(t);
+    feed_send_ack(t, id2, 7, 2, false);
+    assert_string_equal(t->sts[1].stored, "-");
+    assert_string_equal(t->msgs[1].body, "fine");
+
+    pull(t); /* what the sends left to write */
+    uint32_t rid[3];
+    assert_int_equal(sb_client_core_claim(t->cc, 0, false, NULL), SB_E_INVALID);
+    assert_int_equal(sb_client_core_claim(t->cc, 7, true, &rid[0]), 0);
+    Sbp__Frame *o = pull_one(t, SBP__FRAME__BODY_CLAIM);
+    assert_int_equal(o->claim->conv_id, 7);
+    assert_true(o->claim->over_capacity);
+    assert_int_equal(sb_client_core_agent_list(t->cc, NULL, &rid[1]), 0);
+    o = pull_one(t, SBP__FRAME__BODY_AGENT_LIST);
+    assert_string_equal(o->agent_list->desk, "");
+    char big[SB_NOTE_BYTES_MAX + 2];
+    memset(big, 'n', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(
+        sb_client_core_transfer_note(t->cc, 7, "a2", NULL, big, NULL),
+        SB_E_TOO_LARGE);
+    assert_int_equal(
+        sb_client_core_transfer_note(t->cc, 7, "a2", NULL, "\xff", NULL),
+        SB_E_BAD_UTF8);
+    assert_int_equal(
+        sb_client_core_transfer_note(t->cc, 7, NULL, "g2", "for you", &rid[2]),
+        0);
+    o = pull_one(t, SBP__FRAME__BODY_TRANSFER);
+    assert_string_equal(o->transfer->note, "for you");
+    assert_string_equal(o->transfer->to_group, "g2");
+
+    feed_ok(t, rid[0]);
+    Sbp__AgentInfo ai = SBP__AGENT_INFO__INIT;
+    ai.user_id = "a2";
+    Sbp__AgentInfo *ais[1] = {&ai};
+    Sbp__AgentListResp lr = SBP__AGENT_LIST_RESP__INIT;
+    lr.desk = "d";
+    lr.agents = ais;
+    lr.n_agents = 1;
+    Sbp__Frame g = SBP__FRAME__INIT;
+    g.rid = rid[1];
+    g.body_case = SBP__FRAME__BODY_AGENT_LIST_RESP;
+    g.agent_list_resp = &lr;
+    feed(t, &g);
+    feed_ok(t, rid[2]);
+    Sbp__AgentPresence p = SBP__AGENT_PRESENCE__INIT;
+    p.user_id = "a2";
+    p.status = SBP__AGENT_STATUS__AGENT_AWAY;
+    Sbp__Frame pf = SBP__FRAME__INIT;
+    pf.body_case = SBP__FRAME__BODY_AGENT_PRESENCE;
+    pf.agent_presence = &p;
+    feed(t, &pf);
+    assert_int_equal(t->nans, 4);
+    assert_int_equal(t->ans[0].kind, ANS_DONE);
+    assert_int_equal(t->ans[1].kind, ANS_AGENTS);
+    assert_int_equal(t->ans[1].n, 1);
+    assert_string_equal(t->ans[1].s, "d");
+    assert_int_equal(t->ans[2].kind, ANS_DONE);
+    assert_int_equal(t->ans[3].kind, ANS_PRESENCE);
+    assert_string_equal(t->ans[3].s, "a2");
+    assert_int_equal(t->ans[3].x, SBP__AGENT_STATUS__AGENT_AWAY);
+    assert_int_equal(t->errors, 0);
+    h_free(t);
+}
+
 static void test_generic_request_and_mute(void **state)
 {
     (void)state;
@@ -2674,8 +2876,11 @@ int main(void)
         cmocka_unit_test(test_push_batch_many_convs),
         cmocka_unit_test(test_gap_held_until_sync),
         cmocka_unit_test(test_gap_filled_in_time_no_sync),
+        cmocka_unit_test(test_sync_hint),
         cmocka_unit_test(test_gap_filled_by_push_and_held_bound),
         cmocka_unit_test(test_sync_paging),
+        cmocka_unit_test(test_sync_error_retried),
+        cmocka_unit_test(test_stale_error_ignored),
         cmocka_unit_test(test_own_message_on_send_ack),
         cmocka_unit_test(test_resend_after_reconnect_same_id),
         cmocka_unit_test(test_attachments),
@@ -2703,6 +2908,7 @@ int main(void)
         cmocka_unit_test(test_service_json),
         cmocka_unit_test(test_recall_event),
         cmocka_unit_test(test_generic_request_and_mute),
+        cmocka_unit_test(test_workbench_frames),
         cmocka_unit_test(test_urls_round_then_backoff),
         cmocka_unit_test(test_urls_drain_and_flapping),
         cmocka_unit_test(test_urls_timeout_and_refusals),

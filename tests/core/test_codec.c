@@ -307,10 +307,16 @@ static void test_bad_input(void **state)
         assert_int_equal(rc, SB_E_BAD_FRAME);
         assert_null(o);
     }
+    /* Bytes that are not UTF-8 are no JSON text at all (a binary message
+     * on a JSON session): not a frame of the encoding. */
     const uint8_t bad_utf8[] = "{\"send\":{\"body\":\"\xc0\xaf\"}}";
     assert_int_equal(
         sb_frame_decode(SB_ENC_JSON, bad_utf8, sizeof bad_utf8 - 1, &o),
-        SB_E_BAD_UTF8);
+        SB_E_BAD_FRAME);
+    const uint8_t binary[] = {0x08, 0x07, 0x62, 0x02, 0x08, 0xff};
+    assert_int_equal(sb_frame_decode(SB_ENC_JSON, binary, sizeof binary, &o),
+                     SB_E_BAD_FRAME);
+    assert_null(o);
     /* Truncated protobuf: a length prefix pointing past the end. */
     const uint8_t trunc[] = {0x62, 0x10, 0x08, 0x01};
     assert_int_equal(sb_frame_decode(SB_ENC_PROTO, trunc, sizeof trunc, &o),
@@ -320,6 +326,70 @@ static void test_bad_input(void **state)
     assert_int_equal(sb_frame_decode(SB_ENC_PROTO, badstr, sizeof badstr, &o),
                      0);
     assert_int_equal(sb_frame_check_utf8(o), SB_E_BAD_UTF8);
+    sb_frame_free(o);
+}
+
+/* A string holding U+0000 is refused in both encodings with ERR_BAD_UTF8,
+ * never cut at the NUL; the checked decode hands the frame back so that
+ * its rid and client_msg_id can be answered. */
+static void test_decode_nul(void **state)
+{
+    (void)state;
+    Sbp__Send s = SBP__SEND__INIT;
+    s.conv_id = 3;
+    s.body = "a?b";
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.rid = 9;
+    f.body_case = SBP__FRAME__BODY_SEND;
+    f.send = &s;
+    sb_buf b = SB_BUF_INIT;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &f, &b), 0);
+    uint8_t *q = memchr(b.data, '?', b.len);
+    assert_non_null(q);
+    *q = 0;
+    Sbp__Frame *o = NULL;
+    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, b.data, b.len, &o),
+                     SB_E_BAD_UTF8);
+    assert_null(o);
+    assert_int_equal(sb_frame_decode_checked(SB_ENC_PROTO, b.data, b.len, &o),
+                     SB_E_BAD_UTF8);
+    assert_non_null(o);
+    assert_int_equal(o->rid, 9);
+    sb_frame_free(o);
+    sb_buf_free(&b);
+    /* A NUL inside a nested message's string (a quick reply's title). */
+    Sbp__QuickReply qr = SBP__QUICK_REPLY__INIT;
+    qr.title = "x?y";
+    Sbp__QuickReply *qrs[1] = {&qr};
+    s.body = "ok";
+    s.n_quick_replies = 1;
+    s.quick_replies = qrs;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &f, &b), 0);
+    q = memchr(b.data, '?', b.len);
+    *q = 0;
+    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, b.data, b.len, &o),
+                     SB_E_BAD_UTF8);
+    sb_buf_free(&b);
+    /* Bytes fields may hold anything. */
+    uint8_t id[16] = {0};
+    s.n_quick_replies = 0;
+    s.client_msg_id.data = id;
+    s.client_msg_id.len = sizeof id;
+    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &f, &b), 0);
+    assert_int_equal(sb_frame_decode_checked(SB_ENC_PROTO, b.data, b.len, &o),
+                     0);
+    sb_frame_free(o);
+    sb_buf_free(&b);
+    /* JSON: "\u0000" in a string, the same refusal. */
+    const char *js = "{\"rid\":4,\"send\":{\"body\":\"a\\u0000b\"}}";
+    assert_int_equal(
+        sb_frame_decode(SB_ENC_JSON, (const uint8_t *)js, strlen(js), &o),
+        SB_E_BAD_UTF8);
+    assert_null(o);
+    assert_int_equal(sb_frame_decode_checked(SB_ENC_JSON, (const uint8_t *)js,
+                                             strlen(js), &o),
+                     SB_E_BAD_UTF8);
+    assert_int_equal(o->rid, 4);
     sb_frame_free(o);
 }
 
@@ -382,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_json_text_forms),
         cmocka_unit_test(test_doubles),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_decode_nul),
         cmocka_unit_test(test_empty_frame),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_b64),

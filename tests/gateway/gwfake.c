@@ -20,9 +20,11 @@ static void io_send(void *ud, uint64_t conn, const uint8_t *p, size_t n)
     (void)ud;
     assert_true(conn < GWFAKE_CONNS);
     Sbp__Frame *fr = NULL;
-    assert_int_equal(sb_frame_decode(SB_ENC_PROTO, p, n, &fr), 0);
+    assert_int_equal(sb_frame_decode(GF.enc[conn], p, n, &fr), 0);
     assert_true(GF.nframes[conn] < GWFAKE_FRAMES);
+    GF.sizes[conn][GF.nframes[conn]] = n;
     GF.frames[conn][GF.nframes[conn]++] = fr;
+    if (n > GF.size_max[conn]) GF.size_max[conn] = n;
 }
 
 static void io_close(void *ud, uint64_t conn, uint16_t code, const char *why)
@@ -100,6 +102,8 @@ void gwfake_pump(void)
         GF.nq--;
         if (GF.fail_writes && sb_req_is_write(r->kind))
             r->rc = SB_E_STORE;
+        else if (GF.fail_count && r->kind == GF.fail_kind && GF.fail_count--)
+            r->rc = SB_E_STORE;
         else
             sb_storeq_apply(GF.store, r);
         if (r->kind == SB_REQ_CURSOR_SET && r->rc == 0) GF.cursor_acks++;
@@ -110,19 +114,47 @@ void gwfake_pump(void)
     if (GF.other) sb_gw_flush(GF.other);
 }
 
+bool gwfake_apply_kind(sb_req_kind kind)
+{
+    for (size_t k = 0; k < GF.nq; k++) {
+        sb_req *r = GF.queue[k];
+        if (r->kind != kind) continue;
+        memmove(GF.queue + k, GF.queue + k + 1,
+                (GF.nq - k - 1) * sizeof *GF.queue);
+        GF.nq--;
+        sb_storeq_apply(GF.store, r);
+        r->done(r);
+        return true;
+    }
+    return false;
+}
+
 void gwfake_clear(uint64_t c)
 {
     for (size_t i = 0; i < GF.nframes[c]; i++)
         sb_frame_free(GF.frames[c][i]);
     GF.nframes[c] = 0;
+    GF.size_max[c] = 0;
 }
 
 void gwfake_feed(uint64_t c, const Sbp__Frame *fr)
 {
     sb_buf b = SB_BUF_INIT;
-    assert_int_equal(sb_frame_encode(SB_ENC_PROTO, fr, &b), 0);
+    assert_int_equal(sb_frame_encode(GF.enc[c], fr, &b), 0);
     sb_gw_conn_frame(GF.gw, c, b.data, b.len, GF.now);
     sb_buf_free(&b);
+    if (!GF.defer_pump) gwfake_pump();
+}
+
+void gwfake_encoding(uint64_t c, sb_encoding enc)
+{
+    assert_true(c < GWFAKE_CONNS);
+    GF.enc[c] = enc;
+}
+
+void gwfake_feed_raw(uint64_t c, const void *p, size_t n)
+{
+    sb_gw_conn_frame(GF.gw, c, p, n, GF.now);
     if (!GF.defer_pump) gwfake_pump();
 }
 
@@ -137,7 +169,7 @@ void gwfake_hello_raw(uint64_t c, const char *sub, const char *role,
     char tok[1024];
     assert_true(sb_token_sign((const uint8_t *)GWFAKE_SECRET,
                               strlen(GWFAKE_SECRET), &cl, tok, sizeof tok) > 0);
-    assert_int_equal(sb_gw_conn_open(GF.gw, c, SB_ENC_PROTO, GF.now), 0);
+    assert_int_equal(sb_gw_conn_open(GF.gw, c, GF.enc[c], GF.now), 0);
     Sbp__Hello h = SBP__HELLO__INIT;
     h.token = tok;
     h.device_id = (char *)device;
@@ -204,4 +236,15 @@ void gwfake_tick(int64_t advance_ms)
     GF.now += advance_ms;
     sb_gw_tick(GF.gw, GF.now);
     gwfake_pump();
+}
+
+void gwfake_ack(uint64_t c, uint64_t conv, uint64_t seq)
+{
+    Sbp__Ack a = SBP__ACK__INIT;
+    a.conv_id = conv;
+    a.seq = seq;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.body_case = SBP__FRAME__BODY_ACK;
+    fr.ack = &a;
+    gwfake_feed(c, &fr);
 }

@@ -182,9 +182,9 @@ static void test_csat(void **state)
     assert_string_equal(ask->body, "\xe8\xaf\xb7\xe4\xb8\xba\xe6\x9c\xac\xe6"
                                    "\xac\xa1\xe6\x9c\x8d\xe5\x8a\xa1\xe8\xaf"
                                    "\x84\xe5\x88\x86\xe3\x80\x82");
-    /* The agent, a member no more, does not see the conversation's
-     * messages. */
-    assert_null(pushed_event(20, "csat.request"));
+    /* The agent keeps the closed conversation (read-only, a member):
+     * it sees that a rating was asked for. */
+    assert_non_null(pushed_event(20, "csat.request"));
     /* Each bad rating is refused with its reason, nothing stored. */
     rate(10, conv, 0, "");
     expect_error(10, SBP__ERROR_CODE__ERR_INVALID);
@@ -215,15 +215,15 @@ static void test_csat(void **state)
                                     "\xe5\x8a\xa1\xe7\x9a\x84\xe8\xaf\x84"
                                     "\xe5\x88\x86\xef\xbc\x9a"
                                     "4/5\xe3\x80\x82");
-    /* The agent who had it: the conversation with its rating, nothing of
-     * its messages. */
+    /* The agent who had it (a read-only member of the closed
+     * conversation): the conversation with its rating, and its event. */
     Sbp__Conversation *u = last_update(20);
     assert_non_null(u);
     assert_int_equal(u->csat_rating, 4);
     assert_string_equal(u->csat_comment, "Quick and kind");
     assert_string_equal(u->last_agent, "a1");
     assert_int_equal(u->state, SBP__CONV_STATE__STATE_CLOSED);
-    assert_null(pushed_event(20, "csat.submitted"));
+    assert_non_null(pushed_event(20, "csat.submitted"));
     assert_int_equal(last_update(10)->csat_rating, 4);
     /* Once: the second is refused and the first stays. */
     rate(10, conv, 1, "changed my mind");

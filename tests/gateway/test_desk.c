@@ -143,6 +143,24 @@ static void test_bad_config(void **state)
         "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"rules\":{\"en\":[{"
         "\"keywords\":[\"x\"]}]}}]}",
         "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"bot\":7}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"widget\":[]}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"widget\":{"
+        "\"color\":\"blue\"}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"widget\":{"
+        "\"color\":\"#12345\"}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"widget\":{"
+        "\"logo\":\"x\"}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"],\"widget\":{"
+        "\"title\":\"not per language\"}}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":"
+        "\"a\",\"groups\":[\"g\"],\"avatar\":\"javascript:alert(1)\"}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":"
+        "\"a\",\"groups\":[\"g\"],\"avatar\":\"https://x/a b.png\"}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":"
+        "\"a\",\"groups\":[\"g\"],\"avatar\":\"//evil.example/a.png\"}]}",
+        "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g\"]}],\"agents\":[{\"id\":"
+        "\"a\",\"groups\":[\"g\"],\"avatar\":\"https://x/a.png\"},{\"id\":"
+        "\"b\",\"groups\":[\"g\"],\"avatar\":\"/b.png\\\"><x\"}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         sb_desk *d = NULL;
@@ -153,6 +171,70 @@ static void test_bad_config(void **state)
         assert_null(d);
         assert_true(strlen(err) > 0);
     }
+}
+
+/* Two desks: the team of each (by their groups) and the widget's public
+ * description, nothing but what the widget shows. */
+static void test_teams_and_widget(void **state)
+{
+    (void)state;
+    static const char TWO[] =
+        "{\"desks\":[{\"id\":\"d\",\"name\":\"Acme\",\"groups\":[\"g1\","
+        "\"g2\"],\"canned\":[{\"key\":\"k\",\"text\":\"secret canned\"}],"
+        "\"widget\":{\"color\":\"#abc\",\"title\":{\"en\":\"Help\","
+        "\"zh-CN\":\"\xe5\xb8\xae\xe5\x8a\xa9\"},\"reply_time\":{\"en\":"
+        "\"soon\"}"
+        "}},{\"id\":\"e\",\"groups\":[\"h\"]}],"
+        "\"agents\":[{\"id\":\"b1\",\"groups\":[\"g2\"],\"avatar\":\"/"
+        "b1.png\"},"
+        "{\"id\":\"a1\",\"groups\":[\"g1\"],\"capacity\":4,"
+        "\"avatar\":\"https://cdn.example.com/a1.png\"},"
+        "{\"id\":\"x1\",\"groups\":[\"h\"],\"avatar\":\"/x1.png\"}]}";
+    sb_desk *d = NULL;
+    char err[256];
+    if (sb_desk_parse(TWO, sizeof TWO - 1, &d, err, sizeof err))
+        fail_msg("parse: %s", err);
+    sb_desk_agent_info a1, b1, x1, at;
+    assert_true(sb_desk_agent_find(d, "a1", &a1));
+    assert_true(sb_desk_agent_find(d, "b1", &b1));
+    assert_true(sb_desk_agent_find(d, "x1", &x1));
+    assert_false(sb_desk_agent_find(d, "zz", &at));
+    assert_int_equal(a1.capacity, 4);
+    assert_string_equal(a1.avatar, "https://cdn.example.com/a1.png");
+    assert_true(sb_desk_agent_at(d, 0, &at)); /* by id */
+    assert_string_equal(at.id, "a1");
+    assert_false(sb_desk_agent_at(d, 3, &at));
+    assert_true(sb_desk_same_desk(d, a1.groups, b1.groups));
+    assert_false(sb_desk_same_desk(d, a1.groups, x1.groups));
+    assert_string_equal(sb_desk_of_agent(d, "b1")->id, "d");
+    assert_string_equal(sb_desk_of_agent(d, "x1")->id, "e");
+    assert_null(sb_desk_of_agent(d, "zz"));
+    assert_true(sb_desk_agent_on(d, sb_desk_get(d, "d"), "a1"));
+    assert_false(sb_desk_agent_on(d, sb_desk_get(d, "e"), "a1"));
+
+    char *json = NULL;
+    assert_int_equal(sb_desk_widget_json(d, "d", &json), 0);
+    assert_string_equal(
+        json,
+        "{\"desk\":\"d\",\"name\":\"Acme\",\"color\":\"#abc\","
+        "\"title\":{\"en\":\"Help\",\"zh-CN\":\"\xe5\xb8\xae\xe5\x8a\xa9\"},"
+        "\"reply_time\":{\"en\":\"soon\"},\"greeting\":{},"
+        "\"avatars\":[{\"agent\":\"a1\",\"url\":"
+        "\"https://cdn.example.com/a1.png\"},{\"agent\":\"b1\",\"url\":"
+        "\"/b1.png\"}]}");
+    free(json);
+    assert_int_equal(sb_desk_widget_json(d, "", &json), 0);
+    assert_non_null(strstr(json, "\"desk\":\"d\""));
+    free(json);
+    assert_int_equal(sb_desk_widget_json(d, "e", &json), 0);
+    assert_string_equal(
+        json, "{\"desk\":\"e\",\"name\":\"e\",\"color\":\"\","
+              "\"title\":{},\"reply_time\":{},\"greeting\":{},"
+              "\"avatars\":[{\"agent\":\"x1\",\"url\":\"/x1.png\"}]}");
+    free(json);
+    assert_int_equal(sb_desk_widget_json(d, "zz", &json), SB_E_NOT_FOUND);
+    assert_null(json);
+    sb_desk_free(d);
 }
 
 static void test_shipped_demo_desk(void **state)
@@ -169,6 +251,11 @@ static void test_shipped_demo_desk(void **state)
     assert_int_equal(def->n_canned, 3);
     const sb_desk_rule *r;
     assert_int_equal(sb_desk_bot(def, "zh-CN", "我要退款", &r), SB_BOT_ANSWER);
+    assert_string_equal(def->widget.color, "#2563eb");
+    assert_string_equal(sb_desk_text(&def->widget.title, "zh-CN"), "Acme 客服");
+    sb_desk_agent_info a;
+    assert_true(sb_desk_agent_find(d, "bob", &a));
+    assert_string_equal(a.avatar, "/avatar-bob.svg");
     sb_desk_free(d);
 }
 
@@ -255,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_capacity_and_queue),
         cmocka_unit_test(test_queue_across_groups),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_teams_and_widget),
         cmocka_unit_test(test_shipped_demo_desk),
         cmocka_unit_test(test_adopt),
     };

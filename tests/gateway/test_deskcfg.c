@@ -177,6 +177,54 @@ static void test_canned_texts_bot(void **state)
     sb_desk_free(d);
 }
 
+/* The chat widget's look and the agents' pictures. */
+static void test_widget_avatar(void **state)
+{
+    (void)state;
+    sb_desk *d = edit("widget", "{\"color\":\"#123456\"}", 0);
+    assert_string_equal(sb_desk_get(d, "d")->widget.color, "#123456");
+    sb_desk_free(d);
+    d = edit("widget",
+             "{\"kind\":\"title\",\"lang\":\"en\",\"text\":\"Help\","
+             "\"desk\":\"e\"}",
+             0);
+    assert_string_equal(sb_desk_text(&sb_desk_get(d, "e")->widget.title, "en"),
+                        "Help");
+    assert_string_equal(sb_desk_get(d, "e")->widget.color, "");
+    sb_desk_free(d);
+    d = edit("widget",
+             "{\"color\":\"\",\"kind\":\"reply_time\",\"lang\":\"en\","
+             "\"text\":\"soon\"}",
+             0);
+    assert_string_equal(sb_desk_get(d, "d")->widget.color, "");
+    assert_string_equal(
+        sb_desk_text(&sb_desk_get(d, "d")->widget.reply_time, "en"), "soon");
+    sb_desk_free(d);
+    d = edit("widget",
+             "{\"kind\":\"reply_time\",\"lang\":\"en\",\"text\":\"\"}", 0);
+    assert_int_equal(sb_desk_get(d, "d")->widget.reply_time.n, 0);
+    sb_desk_free(d);
+    edit("widget", "{}", SB_E_INVALID);
+    edit("widget", "{\"color\":\"red\"}", SB_E_INVALID);
+    edit("widget", "{\"kind\":\"logo\",\"lang\":\"en\",\"text\":\"x\"}",
+         SB_E_INVALID);
+    edit("widget", "{\"kind\":\"title\",\"text\":\"x\"}", SB_E_INVALID);
+    edit("widget", "{\"color\":\"#fff\",\"desk\":\"zz\"}", SB_E_NOT_FOUND);
+
+    d = edit("avatar", "{\"id\":\"a2\",\"url\":\"/pics/a2.png\"}", 0);
+    sb_desk_agent_info a;
+    assert_true(sb_desk_agent_find(d, "a2", &a));
+    assert_string_equal(a.avatar, "/pics/a2.png");
+    sb_desk_free(d);
+    d = edit("avatar", "{\"id\":\"a2\",\"url\":\"\"}", 0);
+    assert_true(sb_desk_agent_find(d, "a2", &a));
+    assert_string_equal(a.avatar, "");
+    sb_desk_free(d);
+    edit("avatar", "{\"id\":\"a2\",\"url\":\"data:x\"}", SB_E_INVALID);
+    edit("avatar", "{\"id\":\"zz\",\"url\":\"/x.png\"}", SB_E_NOT_FOUND);
+    edit("avatar", "{\"url\":\"/x.png\"}", SB_E_INVALID);
+}
+
 static void test_set_and_refusals(void **state)
 {
     (void)state;
@@ -223,6 +271,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_canned_texts_bot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_widget_avatar, setup, teardown),
         cmocka_unit_test(test_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

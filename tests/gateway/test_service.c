@@ -252,6 +252,183 @@ static void test_capacity(void **state)
         assert_int_equal(last_update(40 + i)->queue_position, i - 6);
 }
 
+/* A gateway that has just started rebuilds its queues and loads from the
+ * store; a desk request that comes meanwhile waits for them (an
+ * AGENT_STATE then answers the agent's real load, not 0). */
+static void test_desk_waits_for_routing(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(40, "cust0", "customer", "p", "en");
+    handoff_customer(40, 0x10);
+    assert_string_equal(last_update(40)->agent, "a1");
+    /* A new gateway on the same store; its start's reads not answered. */
+    sb_gw_free(GF.gw);
+    sb_gw_config c;
+    sb_gw_config_default(&c);
+    c.desk = desk;
+    c.secret = (const uint8_t *)GWFAKE_SECRET;
+    c.secret_len = strlen(GWFAKE_SECRET);
+    sb_gw_io io = gwfake_io();
+    assert_int_equal(sb_gw_new(&c, &io, &GF.gw), 0);
+    sb_desk_routing_clear(desk);
+    GF.defer_pump = true;
+    sb_gw_start(GF.gw, GF.now);
+    gwfake_clear(20);
+    gwfake_hello_raw(20, "a1", "agent", "d2", "en");
+    assert_true(gwfake_apply_kind(SB_REQ_USER_UPSERT));
+    assert_non_null(gwfake_last_of(20, SBP__FRAME__BODY_WELCOME));
+    Sbp__AgentState a = SBP__AGENT_STATE__INIT;
+    a.status = SBP__AGENT_STATUS__AGENT_ONLINE;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 77;
+    fr.body_case = SBP__FRAME__BODY_AGENT_STATE;
+    fr.agent_state = &a;
+    gwfake_feed(20, &fr);
+    assert_null(gwfake_last_of(20, SBP__FRAME__BODY_AGENT_STATE));
+    gwfake_pump(); /* the start's reads: routing ready, then the request */
+    GF.defer_pump = false;
+    Sbp__Frame *r = gwfake_last_of(20, SBP__FRAME__BODY_AGENT_STATE);
+    assert_non_null(r);
+    assert_int_equal(r->rid, 77);
+    assert_int_equal(r->agent_state->load, 1);
+}
+
+/* Whether c was pushed an event of key. */
+static bool pushed_event(uint64_t c, const char *key)
+{
+    for (size_t i = 0; i < GF.nframes[c]; i++) {
+        Sbp__Frame *f = GF.frames[c][i];
+        if (f->body_case != SBP__FRAME__BODY_PUSH) continue;
+        for (size_t k = 0; k < f->push->n_messages; k++) {
+            const Sbp__Message *m = f->push->messages[k];
+            if (m->event && strcmp(m->event->key, key) == 0) return true;
+        }
+    }
+    return false;
+}
+
+/* The conversation as the store has it. */
+static Sbp__Conversation *stored(uint64_t conv)
+{
+    Sbp__Conversation *c = NULL;
+    assert_int_equal(sb_store_conv_get(GF.store, conv, &c), 0);
+    return c;
+}
+
+/* A routing write the store fails to make (a failed commit) is made again
+ * at the next tick while it is the conversation's latest: the store ends
+ * with the agent the gateway chose (a member), not with the state before,
+ * and the agent's answer comes once it is in. Found by sbsim (seed 100). */
+static void test_route_written_again(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(10, "cu1", "customer", "p", "en");
+    uint64_t conv = service_open(10);
+    GF.fail_kind = SB_REQ_CONV_ROUTE;
+    GF.fail_count = 1;
+    gwfake_send(10, conv, 1, "human", 0);
+    assert_int_equal(GF.fail_count, 0);
+    Sbp__Conversation *c = stored(conv);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_BOT);
+    sbp__conversation__free_unpacked(c, NULL);
+    gwfake_tick(100);
+    c = stored(conv);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_ASSIGNED);
+    assert_string_equal(c->agent, "a1");
+    bool member = false;
+    for (size_t i = 0; i < c->n_members; i++)
+        member |= strcmp(c->members[i]->user_id, "a1") == 0;
+    assert_true(member);
+    sbp__conversation__free_unpacked(c, NULL);
+    assert_true(pushed_event(20, "conv.assigned"));
+    /* A later routing write supersedes a failed one: the close is what
+     * the store keeps, the failed assignment's events never come after
+     * it. */
+    GF.fail_kind = SB_REQ_CONV_ROUTE;
+    GF.fail_count = 1;
+    GF.defer_pump = true;
+    transfer(20, conv, NULL, "g1");
+    close_conv(10, conv);
+    GF.defer_pump = false;
+    gwfake_pump();
+    gwfake_tick(100);
+    c = stored(conv);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_CLOSED);
+    sbp__conversation__free_unpacked(c, NULL);
+}
+
+/* A service OPEN from another device that resumes the conversation while
+ * its handoff is on its way to the store: the stored form it reads (still
+ * with the bot) does not take the assignment back, so the next message
+ * does not hand it off again and the agent's load stays one. Found by
+ * sbsim (seed 156). */
+static void test_resume_keeps_routing(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(10, "cu1", "customer", "phone", "en");
+    gwfake_hello(11, "cu1", "customer", "laptop", "en");
+    uint64_t conv = service_open(10);
+    GF.defer_pump = true;
+    gwfake_send(10, conv, 1, "human", 0);
+    Sbp__Open o = SBP__OPEN__INIT;
+    o.kind = SBP__CONV_KIND__CONV_SERVICE;
+    Sbp__Frame fr = SBP__FRAME__INIT;
+    fr.rid = 12;
+    fr.body_case = SBP__FRAME__BODY_OPEN;
+    fr.open = &o;
+    gwfake_feed(11, &fr);
+    GF.defer_pump = false;
+    gwfake_pump();
+    Sbp__Frame *f = gwfake_last_of(11, SBP__FRAME__BODY_OPEN_RESP);
+    assert_non_null(f);
+    assert_int_equal(f->open_resp->conv->state,
+                     SBP__CONV_STATE__STATE_ASSIGNED);
+    gwfake_send(10, conv, 2, "human", 0);
+    uint32_t cap, load;
+    sb_desk_agent_load(desk, "a1", &cap, &load);
+    assert_int_equal(load, 1);
+    Sbp__Conversation *c = stored(conv);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_ASSIGNED);
+    sbp__conversation__free_unpacked(c, NULL);
+}
+
+/* A start whose read of the queued conversations fails reads it again:
+ * the queue is rebuilt, and the next agent online gets what waits. Found
+ * by sbsim (seed 68). */
+static void test_start_read_again(void **state)
+{
+    (void)state;
+    gwfake_hello(10, "cu1", "customer", "p", "en");
+    handoff_customer(10, 1);
+    uint64_t conv = last_update(10)->conv_id;
+    assert_int_equal(last_update(10)->state, SBP__CONV_STATE__STATE_QUEUED);
+    sb_gw_conn_closed(GF.gw, 10);
+    gwfake_clear(10);
+    /* A new gateway (a restart) on the same store. */
+    sb_desk *fresh = NULL;
+    char err[256];
+    assert_int_equal(
+        sb_desk_parse(DESK, sizeof DESK - 1, &fresh, err, sizeof err), 0);
+    sb_gw_config cfg;
+    sb_gw_config_default(&cfg);
+    cfg.desk = fresh;
+    GF.fail_kind = SB_REQ_SERVICE_CONVS;
+    GF.fail_count = 1;
+    gwfake_regw(&cfg);
+    sb_desk_free(desk);
+    desk = fresh;
+    assert_int_equal(GF.fail_count, 0);
+    gwfake_tick(100);
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    Sbp__Conversation *c = stored(conv);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_ASSIGNED);
+    assert_string_equal(c->agent, "a1");
+    sbp__conversation__free_unpacked(c, NULL);
+}
+
 static void test_authorization(void **state)
 {
     (void)state;
@@ -324,6 +501,25 @@ static void test_authorization(void **state)
     expect_error(10, SBP__ERROR_CODE__ERR_FORBIDDEN);
     gwfake_feed(20, &cf);
     assert_int_equal(gwfake_last(20)->canned_list_resp->n_items, 1);
+    /* A desk named is one of the configuration's, never the first one in
+     * its place: an OPEN or a canned list for a desk that does not exist
+     * is ERR_NOT_FOUND. */
+    cl.desk = "nope";
+    gwfake_feed(20, &cf);
+    expect_error(20, SBP__ERROR_CODE__ERR_NOT_FOUND);
+    cl.desk = "d";
+    gwfake_feed(20, &cf);
+    assert_int_equal(gwfake_last(20)->canned_list_resp->n_items, 1);
+    Sbp__Open o = SBP__OPEN__INIT;
+    o.kind = SBP__CONV_KIND__CONV_SERVICE;
+    o.desk = "nope";
+    Sbp__Frame of = SBP__FRAME__INIT;
+    of.rid = 12;
+    of.body_case = SBP__FRAME__BODY_OPEN;
+    of.open = &o;
+    gwfake_hello(11, "cu2", "customer", "p", "en");
+    gwfake_feed(11, &of);
+    expect_error(11, SBP__ERROR_CODE__ERR_NOT_FOUND);
 }
 
 /* Cards and images travel with the message; without what makes them
@@ -629,7 +825,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_full_scenario, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_desk_waits_for_routing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_written_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_start_read_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_keeps_routing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_card_and_media, setup, teardown),
         cmocka_unit_test_setup_teardown(test_desk_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_in_batch, setup, teardown),

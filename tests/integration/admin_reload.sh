@@ -31,6 +31,9 @@ check() { # name, expected exit status, command...
   if [ "$got" = "$want" ]; then passes=$((passes + 1)); echo "ok: $name"
   else fails=$((fails + 1)); echo "FAIL: $name: exit $got, want $want"; cat "$DIR/last"; fi
 }
+# A conversation's members are users the server has met: cust1 connects
+# once before the agent opens one with it.
+"$CTL" list --token "$CU" > /dev/null
 CONV=$("$CTL" open --token "$AG" --member cust1)
 check "alpha is blocked" 1 "$CTL" send --token "$AG" --conv "$CONV" alpha
 check "beta passes" 0 "$CTL" send --token "$AG" --conv "$CONV" beta

@@ -14,7 +14,22 @@ ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 || { echo "integ_cluster_lb: no 
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 lb=$(port) nats=$(port)
-nodes=$((20000 + RANDOM % 20000)) admin=$((nodes + 100))
+# Three node ports and three operations ports after them, free, below
+# Linux's ephemeral range.
+free_run() {
+  python3 - <<'PY'
+import random, socket
+for _ in range(100):
+    b = random.randrange(20000, 32000)
+    try:
+        for p in (b, b + 1, b + 2, b + 100, b + 101, b + 102):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); s.close()
+        print(b); break
+    except OSError:
+        pass
+PY
+}
+nodes=$(free_run) admin=$((nodes + 100))
 dir=$(mktemp -d /tmp/sbclb.XXXXXX)
 chmod 755 "$dir" # PostgreSQL runs as another user
 LISTEN=127.0.0.1:$lb NATS_PORT=$nats NODE_PORT=$nodes ADMIN_PORT=$admin \
@@ -33,6 +48,7 @@ grep -q "Switchboard cluster" "$dir/out" || { cat "$dir/out"; exit 1; }
 url=ws://127.0.0.1:$lb/ws
 tok() { curl -sf "http://127.0.0.1:$lb/demo/token?user=$1&role=$2" | sed 's/.*"token":"\([^"]*\)".*/\1/'; }
 ta=$(tok alice customer) tb=$(tok bob agent)
+"$sbctl" list --url $url --token "$tb" >/dev/null # bob is a user the server knows
 conv=$("$sbctl" open --url $url --token "$ta" --member bob)
 "$sbctl" send --url $url --token "$ta" --conv "$conv" -- one >/dev/null
 "$sbctl" history --url $url --token "$tb" --conv "$conv" | grep -q "alice one"

@@ -122,9 +122,10 @@ int harness_start(harness_server *s)
     return spawn(s);
 }
 
+/* The old socket may linger a moment: the start is tried again, 50 times
+ * 100 ms apart. */
 int harness_restart(harness_server *s)
 {
-    /* The old socket may linger a moment: retry the bind briefly. */
     for (int i = 0; i < 50; i++) {
         if (spawn(s) == 0) return 0;
         usleep(100000);

@@ -22,7 +22,7 @@ bool itc_start(itc *c, it_env *e, const char *desk)
     e->unlimited = true;
     for (int i = 0; i < ITC_NODES; i++)
         snprintf(c->names[i], sizeof c->names[i], "n%d", i + 1);
-    const char *extra[12] = {"--nats",    c->nats.url,      "--node",
+    const char *extra[14] = {"--nats",    c->nats.url,      "--node",
                              c->names[0], "--admin-listen", "127.0.0.1:0"};
     int n = 6;
     if (desk) {
@@ -33,6 +33,17 @@ bool itc_start(itc *c, it_env *e, const char *desk)
         close(fd);
         extra[n++] = "--desk";
         extra[n++] = c->desk_path;
+    }
+    /* SB_ITC_LOG_DIR: each node's log, at debug level, in DIR/nK.log. */
+    const char *logs = getenv("SB_ITC_LOG_DIR");
+    static char log_path[ITC_NODES][300];
+    if (logs) {
+        extra[n++] = "--log-level";
+        extra[n++] = "debug";
+        for (int i = 0; i < ITC_NODES; i++)
+            snprintf(log_path[i], sizeof log_path[i], "%s/n%d.log", logs,
+                     i + 1);
+        e->srv.log_path = log_path[0];
     }
     extra[n] = NULL;
     assert_int_equal(it_server_start(e, extra), 0);
@@ -47,6 +58,7 @@ bool itc_start(itc *c, it_env *e, const char *desk)
             if (j > 0 && strcmp(e->srv.extra[j - 1], "--node") == 0)
                 s->extra[j] = c->names[k];
         }
+        if (logs) s->log_path = log_path[k];
         assert_int_equal(harness_start(s), 0);
     }
     return true;

@@ -1310,7 +1310,7 @@ static void raw_flush(it_raw *r)
 }
 
 /* Follows the server's frames (unmasked) through the bytes received and
- * notes the code of the first close frame. */
+ * notes the code of the first close frame, and when pings came. */
 static void raw_tap(it_raw *r, const uint8_t *p, size_t n)
 {
     if (r->tap_close >= 0) return;
@@ -1334,6 +1334,8 @@ static void raw_tap(it_raw *r, const uint8_t *p, size_t n)
         }
         if (b[1] & 0x80) hdr += 4; /* a server must not mask; cope anyway */
         if (len < hdr + plen) return;
+        if ((b[0] & 0x0f) == 0x9 && r->tap_pings++ < IT_RAW_PINGS_MAX)
+            r->tap_ping_ms[r->tap_pings - 1] = harness_now_ms();
         if ((b[0] & 0x0f) == 0x8) {
             r->tap_close = plen >= 2 && !(b[1] & 0x80)
                                ? (int)(b[hdr] << 8 | b[hdr + 1])

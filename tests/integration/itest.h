@@ -283,6 +283,8 @@ int it_check_acked_in_store(it_env *e, size_t *acked);
 /* ---- the raw client -------------------------------------------------------
  */
 
+#define IT_RAW_PINGS_MAX 32
+
 typedef struct it_rx {
     struct it_rx *next;
     bool text;
@@ -306,6 +308,10 @@ typedef struct it_raw {
      * and never reports them. */
     sb_buf tap;
     int tap_close; /* code of the first close frame seen (-1: none yet) */
+    /* Pings seen, and when the first IT_RAW_PINGS_MAX of them came
+     * (harness_now_ms). */
+    unsigned tap_pings;
+    int64_t tap_ping_ms[IT_RAW_PINGS_MAX];
 } it_raw;
 
 /* Connects to 127.0.0.1:port and upgrades with subprotocol (NULL: the

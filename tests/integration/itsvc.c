@@ -13,6 +13,12 @@
 
 void its_server_start(it_env *e, const char *tag, const char *desk)
 {
+    its_server_start_with(e, tag, desk, NULL);
+}
+
+void its_server_start_with(it_env *e, const char *tag, const char *desk,
+                           const char *const *more)
+{
     it_env_init(e);
     snprintf(e->srv.data_dir, sizeof e->srv.data_dir, "/tmp/%s.XXXXXX", tag);
     assert_non_null(mkdtemp(e->srv.data_dir));
@@ -23,7 +29,13 @@ void its_server_start(it_env *e, const char *tag, const char *desk)
     assert_non_null(f);
     assert_int_equal(fwrite(desk, 1, strlen(desk), f), strlen(desk));
     assert_int_equal(fclose(f), 0);
-    const char *extra[] = {"--desk", path, "--durability", "os", NULL};
+    const char *extra[16] = {"--desk", path, "--durability", "os"};
+    size_t n = 4;
+    for (size_t i = 0; more && more[i]; i++) {
+        assert_true(n < 14);
+        extra[n++] = more[i];
+    }
+    extra[n] = NULL;
     assert_int_equal(it_server_start(e, extra), 0);
 }
 
@@ -91,7 +103,13 @@ static void cb_message(void *ud, const Sbp__Message *m)
     s->recalled = m->recalled;
     copy(s->sender, sizeof s->sender, m->sender);
     copy(s->body, sizeof s->body, m->body);
-    if (m->event) copy(s->event, sizeof s->event, m->event->key);
+    if (m->event) {
+        copy(s->event, sizeof s->event, m->event->key);
+        s->n_args = m->event->n_args;
+        for (size_t i = 0; i < m->event->n_args && i < ITS_ARGS_MAX; i++)
+            copy(s->args[i], sizeof s->args[i], m->event->args[i]);
+    }
+    s->n_tags = m->n_tags;
     if (m->quote) {
         s->has_quote = true;
         s->q_seq = m->quote->seq;
@@ -110,6 +128,7 @@ static void cb_send_status(void *ud, const sb_client_send_info *s)
     if (memcmp(s->client_msg_id, d->last_id, SB_CLIENT_MSG_ID_BYTES) != 0)
         return;
     if (s->status == SB_SEND_SENT || s->status == SB_SEND_FAILED) {
+        copy(d->last_stored_body, sizeof d->last_stored_body, s->stored_body);
         d->last_status = s->status;
         d->last_send_err = s->err;
         d->last_send_seq = s->seq;
@@ -127,6 +146,15 @@ static void cb_conv_update(void *ud, const Sbp__Conversation *cv)
     copy(c->group, sizeof c->group, cv->group);
     c->queue_pos = cv->queue_position;
     c->members = cv->n_members;
+    memset(c->member, 0, sizeof c->member);
+    for (size_t i = 0; i < cv->n_members && i < ITS_MEMBERS_MAX; i++) {
+        copy(c->member[i].user, sizeof c->member[i].user,
+             cv->members[i]->user_id);
+        c->member[i].read_seq = cv->members[i]->read_seq;
+        c->member[i].delivered_seq = cv->members[i]->delivered_seq;
+    }
+    copy(c->note, sizeof c->note, cv->transfer_note);
+    copy(c->note_from, sizeof c->note_from, cv->transfer_from);
     c->csat_rating = cv->csat_rating;
     copy(c->csat_comment, sizeof c->csat_comment, cv->csat_comment);
     if (cv->state == SBP__CONV_STATE__STATE_QUEUED && cv->queue_position == 0)
@@ -141,6 +169,18 @@ static void cb_typing(void *ud, const Sbp__Typing *t)
     else
         d->typing_off++;
     copy(d->typing_user, sizeof d->typing_user, t->user_id);
+}
+
+static void cb_presence(void *ud, const Sbp__AgentPresence *p)
+{
+    its_dev *d = ud;
+    if (d->n_presence == ITS_PRESENCE_MAX) {
+        violation(d, "too many presence pushes");
+        return;
+    }
+    copy(d->presence[d->n_presence].user,
+         sizeof d->presence[d->n_presence].user, p->user_id);
+    d->presence[d->n_presence++].status = p->status;
 }
 
 static void cb_recalled(void *ud, uint64_t conv_id, uint64_t seq)
@@ -252,6 +292,10 @@ static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
     case SBP__FRAME__BODY_ADMIN:
         cb_admin(ud, rid, err, sb_client_answer_text(f));
         break;
+    case SBP__FRAME__BODY_AGENT_LIST:
+        ans_put(ud, ITS_ANS_AGENTS, rid, err,
+                a ? &a->agent_list_resp->base : NULL, NULL);
+        break;
     case SBP__FRAME__BODY_REPORT:
         ans_put(ud, ITS_ANS_REPORT, rid, err, a ? &a->report_resp->base : NULL,
                 NULL);
@@ -278,6 +322,7 @@ static const sb_client_cbs ITS_CBS = {
     .on_conv_update = cb_conv_update,
     .on_typing = cb_typing,
     .on_recalled = cb_recalled,
+    .on_presence = cb_presence,
 };
 
 /* ---- devices ------------------------------------------------------------- */
@@ -539,6 +584,29 @@ const its_msg *its_expect_msg(its_dev *d, uint64_t conv, const char *sender,
              sender ? sender : "anyone", body ? body : "");
     its_match m = {.sender = sender, .body = body};
     return its_msg_at(d, conv, its_expect_all(&d, 1, conv, m, what));
+}
+
+typedef struct presence_arg {
+    its_dev *d;
+    const char *user;
+    Sbp__AgentStatus st;
+} presence_arg;
+
+static bool presence_seen(void *arg)
+{
+    presence_arg *a = arg;
+    for (size_t i = 0; i < a->d->n_presence; i++)
+        if (strcmp(a->d->presence[i].user, a->user) == 0 &&
+            a->d->presence[i].status == a->st)
+            return true;
+    return false;
+}
+
+bool its_wait_presence(its_dev *d, const char *user, Sbp__AgentStatus st,
+                       int ms)
+{
+    presence_arg a = {d, user, st};
+    return it_run_until(d->env, presence_seen, &a, ms);
 }
 
 typedef struct devs_state {

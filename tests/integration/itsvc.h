@@ -31,10 +31,16 @@
 #define ITS_ANS_MAX 256
 #define ITS_BODY_BYTES 256
 #define ITS_RECALLED_MAX 16
+#define ITS_ARGS_MAX 6
+#define ITS_MEMBERS_MAX 8
+#define ITS_PRESENCE_MAX 32
 
 /* Writes desk into a new data folder /tmp/<tag>.XXXXXX (e is initialised
  * here) and starts the server with it. One server at a time. */
 void its_server_start(it_env *e, const char *tag, const char *desk);
+/* The same with more options (NULL-terminated; at most 8). */
+void its_server_start_with(it_env *e, const char *tag, const char *desk,
+                           const char *const *extra);
 
 /* One surfaced message. */
 typedef struct its_msg {
@@ -49,7 +55,16 @@ typedef struct its_msg {
     char q_body[ITS_BODY_BYTES];
     size_t n_quick;
     char quick[2][64]; /* the first quick replies' titles */
+    size_t n_args;     /* an event's arguments, the first ITS_ARGS_MAX */
+    char args[ITS_ARGS_MAX][48];
+    size_t n_tags; /* as surfaced (a pushed message has none yet) */
 } its_msg;
+
+/* A member's receipts as a CONV_UPDATE gave them. */
+typedef struct its_member {
+    char user[SB_ID_BYTES_MAX + 1];
+    uint64_t read_seq, delivered_seq;
+} its_member;
 
 typedef struct its_conv {
     uint64_t conv_id;
@@ -61,6 +76,8 @@ typedef struct its_conv {
     char agent[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1];
     uint32_t queue_pos;
     size_t members;
+    its_member member[ITS_MEMBERS_MAX];             /* the first members */
+    char note[256], note_from[SB_ID_BYTES_MAX + 1]; /* transfer_note */
     uint32_t csat_rating; /* and its comment, as the last update says */
     char csat_comment[ITS_BODY_BYTES];
     /* on_recalled calls */
@@ -77,6 +94,7 @@ enum {
     ITS_ANS_SEARCH,
     ITS_ANS_CANNED,
     ITS_ANS_ADMIN,
+    ITS_ANS_AGENTS,
     ITS_ANS_REPORT
 };
 
@@ -108,6 +126,13 @@ typedef struct its_dev {
     sb_client_send_status last_status;
     int last_send_err;
     uint64_t last_send_seq;
+    char last_stored_body[ITS_BODY_BYTES]; /* SENT: stored_body, or "" */
+    /* AGENT_PRESENCE pushes, in order. */
+    size_t n_presence;
+    struct {
+        char user[SB_ID_BYTES_MAX + 1];
+        Sbp__AgentStatus status;
+    } presence[ITS_PRESENCE_MAX];
     unsigned typing_on, typing_off;
     char typing_user[SB_ID_BYTES_MAX + 1];
     unsigned errors; /* ERROR frames tied to no request */
@@ -184,6 +209,11 @@ uint64_t its_expect_all(its_dev **devs, size_t n, uint64_t conv, its_match m,
  * containing body (NULL: any); returns it. */
 const its_msg *its_expect_msg(its_dev *d, uint64_t conv, const char *sender,
                               const char *body);
+/* Waits until d was told of user's status st by AGENT_PRESENCE; false
+ * when it was not within ms. */
+bool its_wait_presence(its_dev *d, const char *user, Sbp__AgentStatus st,
+                       int ms);
+
 /* Waits until every device's last CONV_UPDATE of conv says state, and
  * agent, group and queue position pos when given (NULL, NULL, 0: any). */
 void its_expect_state(its_dev **devs, size_t n, uint64_t conv,

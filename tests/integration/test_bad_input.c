@@ -308,6 +308,12 @@ static void test_bad_input(void **state)
     f.rid = 0;
     rid = it_raw_send(&r, &f);
     expect_error(&r, rid, ERR_FORBIDDEN, "customer opening with a customer");
+    /* ... or with a user the server has never met, who could connect as a
+     * customer later. */
+    mem[0] = (char *)"ghost-never-seen";
+    f.rid = 0;
+    rid = it_raw_send(&r, &f);
+    expect_error(&r, rid, ERR_NOT_FOUND, "customer opening with an unknown id");
     /* eve's own conversation with dave, for the cases below. */
     mem[0] = (char *)"dave";
     f.rid = 0;
@@ -339,6 +345,25 @@ static void test_bad_input(void **state)
         assert_int_equal(it_raw_send_ws(&r, true, "{\"rid\":1}", 9), 0);
         expect_error(&r, 0, ERR_BAD_FRAME, "JSON on a protobuf session");
         cases++;
+        /* A NUL in a protobuf body: refused, never cut short at it. */
+        {
+            Sbp__Send sd = SBP__SEND__INIT;
+            sd.client_msg_id.data = cmid;
+            sd.client_msg_id.len = sizeof cmid;
+            sd.conv_id = econv;
+            sd.body = "nul ? inside";
+            Sbp__Frame sf = SBP__FRAME__INIT;
+            sf.rid = 77;
+            sf.body_case = SBP__FRAME__BODY_SEND;
+            sf.send = &sd;
+            sb_buf b = SB_BUF_INIT;
+            assert_int_equal(sb_frame_encode(SB_ENC_PROTO, &sf, &b), 0);
+            *(uint8_t *)memchr(b.data, '?', b.len) = 0;
+            assert_int_equal(it_raw_send_ws(&r, false, b.data, b.len), 0);
+            sb_buf_free(&b);
+            expect_error(&r, 77, ERR_BAD_UTF8, "NUL in a protobuf body");
+            cases++;
+        }
         /* Invalid UTF-8 in a protobuf string. */
         rid = it_raw_send_msg(&r, cmid, econv, "bad \xC3\x28 utf8 \xFF");
         expect_error(&r, rid, ERR_BAD_UTF8, "invalid UTF-8 body (protobuf)");
@@ -512,19 +537,20 @@ static void test_bad_input(void **state)
         send_json(&r, big);
         expect_error(&r, 8, ERR_TOO_LARGE, "JSON body of 8200 bytes");
         free(big);
-        /* A JSON body with \u0000: a string may not contain NUL. */
+        /* A JSON body with \u0000: a string may not contain NUL, refused
+         * as in protobuf. */
         snprintf(
             buf, sizeof buf,
             "{\"rid\":10,\"send\":{\"client_msg_id\":\"%s\",\"conv_id\":%llu,"
             "\"body\":\"nul \\u0000 inside\"}}",
             cid, (unsigned long long)econv);
         send_json(&r, buf);
-        {
-            Sbp__Frame *e =
-                it_raw_expect(&r, SBP__FRAME__BODY_ERROR, 0, WAIT_MS);
-            if (!e) fail_msg("NUL in a JSON body: no ERROR");
-            sb_frame_free(e);
-        }
+        expect_error(&r, 10, ERR_BAD_UTF8, "NUL in a JSON body");
+        /* A binary message is not a frame of a JSON session. */
+        const uint8_t pb[] = {0x08, 0x07, 0x62, 0x02, 0x08, 0x01};
+        assert_int_equal(it_raw_send_ws(&r, false, pb, sizeof pb), 0);
+        expect_error(&r, 0, ERR_BAD_FRAME, "binary message on a JSON session");
+        cases++;
         /* And a good one still works. */
         snprintf(
             buf, sizeof buf,
@@ -610,17 +636,42 @@ static void test_bad_input(void **state)
     }
     it_raw_close(&r);
 
-    /* 7. WebSocket protocol errors. */
+    /* 7. WebSocket protocol errors: each is closed with 1002 (RFC 6455
+     * 7.4.1), never with a close that carries no status. */
     raw_hello(&r, SB_ENC_PROTO, "eve", "customer", "eve-d6");
     {
         const uint8_t unmasked[] = {0x82, 0x03, 'a', 'b', 'c'};
         (void)it_raw_write(&r, unmasked, sizeof unmasked);
-        int code = it_raw_wait_close(&r, WAIT_MS);
-        if (code != SB_WS_CLOSE_PROTOCOL && code != 0)
-            fail_msg("unmasked frame: close %d", code);
+        expect_close(&r, SB_WS_CLOSE_PROTOCOL, "unmasked frame");
         cases++;
     }
     it_raw_close(&r);
+    {
+        uint8_t fr[256], pay[126] = {0};
+        size_t lens[4];
+        uint8_t frames[4][256];
+        lens[0] = ws_frame(frames[0], false, 0x9, pay, 0);  /* ping, FIN=0 */
+        lens[1] = ws_frame(frames[1], true, 0x9, pay, 126); /* over 125 */
+        lens[2] = ws_frame(frames[2], true, 0x8, pay, 1);   /* close, 1 byte */
+        /* A 64-bit length with its top bit set. */
+        const uint8_t top[] = {0x82, 0xFF, 0x80, 0, 0, 0, 0,
+                               1,    0,    0,    1, 2, 3, 4};
+        memcpy(frames[3], top, sizeof top);
+        lens[3] = sizeof top;
+        const char *what[4] = {"ping with FIN=0", "control frame of 126 bytes",
+                               "close frame of 1 byte",
+                               "64-bit length with the top bit set"};
+        for (int i = 0; i < 4; i++) {
+            char dev[16];
+            snprintf(dev, sizeof dev, "eve-ws%d", i);
+            raw_hello(&r, SB_ENC_PROTO, "eve", "customer", dev);
+            memcpy(fr, frames[i], lens[i]);
+            (void)it_raw_write(&r, fr, lens[i]);
+            expect_close(&r, SB_WS_CLOSE_PROTOCOL, what[i]);
+            it_raw_close(&r);
+            cases++;
+        }
+    }
 
     /* 8. A flood of undecodable frames: closed 1008 after 100. */
     raw_hello(&r, SB_ENC_PROTO, "eve", "customer", "eve-d7");
@@ -668,6 +719,14 @@ static void test_bad_input(void **state)
         free(head);
         assert_true(st == 400 || st == 431);
         assert_true(closed);
+        /* Requests pipelined in one write: the first is answered. */
+        const char *two = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                          "POST /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        st = it_http(E.srv.port, two, strlen(two), resp, sizeof resp, WAIT_MS,
+                     &closed);
+        assert_int_equal(st, 200);
+        assert_non_null(strstr(resp, "ok"));
+        cases++;
         /* An upgrade offering only a subprotocol the server does not have. */
         assert_int_not_equal(
             it_raw_open(&r, E.srv.port, SB_ENC_PROTO, "chat.v9"), 0);

@@ -2,8 +2,9 @@
  *
  * Four customer/agent pairs send as fast as their windows allow. The
  * server gets SIGTERM while the clients' loop keeps running: it must stop
- * accepting (a request on a connection made before the signal gets 503
- * from /healthz), let the SENDs the store has commit and be acknowledged,
+ * serving (a connection made during the drain, and a request on one made
+ * before the signal, get 503 from /healthz), let the SENDs the store has
+ * commit and be acknowledged,
  * close every session with 1001 and exit with status 0. Every SEND that
  * got a SEND_ACK must be in the store (I1). The clients saw close code
  * 1001; after a restart on the same port they reconnect, resend what was
@@ -132,18 +133,20 @@ static void test_drain(void **state)
     size_t acked_at_signal = acked_total();
     int64_t t_sig = harness_now_ms();
     assert_int_equal(harness_stop_begin(&E.srv), 0);
-    /* Once new connections are refused, the server is draining. */
-    int64_t deadline = harness_now_ms() + 5000;
-    for (;;) {
-        int fd = it_tcp_connect(E.srv.port);
-        if (fd < 0) break;
-        close(fd);
-        assert_true(harness_now_ms() < deadline);
-        it_run_for(&E, 2);
-    }
+    /* Once a new connection's /healthz is 503, the server is draining:
+     * new connections are answered, not refused. */
     char resp[512];
     bool closed = false;
     const char *hz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    int64_t deadline = harness_now_ms() + 5000;
+    int new_status;
+    while ((new_status = it_http(E.srv.port, hz, strlen(hz), resp, sizeof resp,
+                                 5000, &closed)) == 200) {
+        assert_true(harness_now_ms() < deadline);
+        it_run_for(&E, 2);
+    }
+    assert_int_equal(new_status, 503);
+    assert_true(closed);
     int hz_status =
         it_http_fd(hfd, hz, strlen(hz), resp, sizeof resp, 5000, &closed);
     /* The clients keep running (and sending) while the server drains. */

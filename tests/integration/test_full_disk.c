@@ -254,8 +254,8 @@ static void *raw_main(void *arg)
         if (j->pause_at_wal && stat(j->wal_path, &st) == 0 &&
             st.st_size >= j->pause_at_wal) {
             j->pause_at_wal = 0;
-            /* A fixed 300 ms was not always enough under ASan on a loaded
-             * machine: the database had not grown when the disk filled. */
+            /* Until the database has grown, not for a fixed time: under
+             * ASan on a loaded machine the disk may fill first. */
             char db[sizeof j->wal_path];
             snprintf(db, sizeof db, "%.*s", (int)(strlen(j->wal_path) - 4),
                      j->wal_path);

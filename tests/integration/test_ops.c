@@ -267,6 +267,13 @@ static void test_readyz_full_disk(void **state)
     assert_int_equal(it_raw_hello(&r, harness_token("fay", "agent", 3600),
                                   "fay-d1", WAIT_MS),
                      0);
+    /* A member is a user the server has met: gus connects once. */
+    it_raw r2;
+    assert_int_equal(it_raw_open(&r2, E.srv.port, SB_ENC_PROTO, NULL), 0);
+    assert_int_equal(it_raw_hello(&r2, harness_token("gus", "customer", 3600),
+                                  "gus-d1", WAIT_MS),
+                     0);
+    it_raw_close(&r2);
     char *mem[1] = {(char *)"gus"};
     Sbp__Open op = SBP__OPEN__INIT;
     op.n_members = 1;

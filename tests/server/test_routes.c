@@ -17,6 +17,7 @@
 
 #include "sb_addr.h"
 #include "sb_demo.h"
+#include "sb_desk.h"
 #include "sb_routes.h"
 #include "sb_token.h"
 
@@ -28,18 +29,20 @@ typedef struct result {
     int calls;
     int status; /* 101 for an upgrade */
     char type[64];
+    char headers[512];
     char body[8192];
     sb_encoding enc;
     char proto[32];
 } result;
 
-static void on_answer(void *ud, int status, const char *type, const void *body,
-                      size_t n)
+static void on_answer(void *ud, int status, const char *type,
+                      const char *headers, const void *body, size_t n)
 {
     result *r = ud;
     r->calls++;
     r->status = status;
     snprintf(r->type, sizeof r->type, "%s", type);
+    snprintf(r->headers, sizeof r->headers, "%s", headers ? headers : "");
     assert_true(n < sizeof r->body);
     memcpy(r->body, body, n);
     r->body[n] = '\0';
@@ -75,6 +78,9 @@ static sb_routes_config config(void)
                                        .token_iss = "sb-test"}};
 }
 
+/* The desks the next serve_from() answers with (NULL: none). */
+static const sb_desk *desks;
+
 /* Serves the request text (headers end added) and returns what was done. */
 static result serve_from(const sb_routes_config *cfg,
                          const struct sockaddr *peer, bool draining,
@@ -94,6 +100,7 @@ static result serve_from(const sb_routes_config *cfg,
                        .peer = peer,
                        .draining = draining,
                        .now_ms = 1700000000000,
+                       .desk = desks,
                        .answer = on_answer,
                        .upgrade = on_upgrade,
                        .media = on_media,
@@ -114,6 +121,54 @@ static void expect(const char *head, int status, const char *body)
     result r = serve(head);
     assert_int_equal(r.status, status);
     if (body) assert_string_equal(r.body, body);
+}
+
+/* Requests pipelined in one write: the first is the one answered (the
+ * answer closes the connection), whatever follows it; the bytes after an
+ * upgrade request are the peer's first WebSocket bytes. */
+static void test_pipelined(void **state)
+{
+    (void)state;
+    static const char first[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char *const after[] = {
+        "POST /other HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "GET /nope HTTP/1.1\r\n\r\n", "garbage", "G"};
+    for (size_t i = 0; i < sizeof after / sizeof *after; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "%s%s", first, after[i]);
+        static sb_http_req req;
+        sb_http_req_init(&req);
+        long used = sb_http_req_feed(&req, text, strlen(text));
+        assert_int_equal(used, (long)strlen(first));
+        assert_true(req.complete);
+        assert_string_equal(req.path, "/healthz");
+        assert_string_equal(sb_http_req_method(&req), "GET");
+        result res;
+        memset(&res, 0, sizeof res);
+        sb_routes_config cfg = config();
+        sb_route_req rq = {.cfg = &cfg,
+                           .http = &req,
+                           .peer = (struct sockaddr *)&loopback4,
+                           .now_ms = 1700000000000,
+                           .answer = on_answer,
+                           .upgrade = on_upgrade,
+                           .ud = &res};
+        sb_routes_serve(&rq);
+        assert_int_equal(res.status, 200);
+        assert_string_equal(res.body, "ok\n");
+    }
+    /* An upgrade with WebSocket bytes behind it in the same read. */
+    char text[512];
+    int n = snprintf(text, sizeof text,
+                     "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     KEY);
+    memcpy(text + n, "\x82\x80wxyz", 6);
+    static sb_http_req req;
+    sb_http_req_init(&req);
+    assert_int_equal(sb_http_req_feed(&req, text, (size_t)n + 6), n);
+    assert_true(req.complete && sb_http_req_is_upgrade(&req));
 }
 
 static int setup(void **state)
@@ -141,6 +196,40 @@ static void test_plain_routes(void **state)
     /* No --web: every other path is not found. */
     expect("GET / HTTP/1.1\r\n", 404, "not found\n");
     expect("GET /index.html HTTP/1.1\r\n", 404, "not found\n");
+}
+
+/* GET /api/widget: the desk's look from the configuration in force,
+ * public and cacheable; unknown desks 404, odd ids 400, no desks 404. */
+static void test_widget_route(void **state)
+{
+    (void)state;
+    expect("GET /api/widget HTTP/1.1\r\n", 404, "no such desk\n");
+    static const char CFG[] =
+        "{\"desks\":[{\"id\":\"sup\",\"groups\":[\"g\"],\"widget\":{"
+        "\"color\":\"#123\"}},{\"id\":\"two\",\"groups\":[\"h\"]}]}";
+    sb_desk *d = NULL;
+    char err[128];
+    assert_int_equal(sb_desk_parse(CFG, sizeof CFG - 1, &d, err, sizeof err),
+                     0);
+    desks = d;
+    result r = serve("GET /api/widget HTTP/1.1\r\n");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.type, "application/json");
+    assert_string_equal(r.headers, "Cache-Control: public, max-age=60\r\n"
+                                   "Access-Control-Allow-Origin: *\r\n");
+    assert_non_null(strstr(r.body, "\"desk\":\"sup\""));
+    assert_non_null(strstr(r.body, "\"color\":\"#123\""));
+    r = serve("GET /api/widget?x=1&desk=two HTTP/1.1\r\n");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"desk\":\"two\""));
+    expect("GET /api/widget?desk=three HTTP/1.1\r\n", 404, "no such desk\n");
+    expect("GET /api/widget?desk=%2e%2e HTTP/1.1\r\n", 400, "want desk=ID\n");
+    expect("GET /api/widget?desk=<x> HTTP/1.1\r\n", 400, "want desk=ID\n");
+    /* Other methods are the REST API's (none here). */
+    expect("POST /api/widget HTTP/1.1\r\n", 404, "not found\n");
+    expect("GET /api/widgets HTTP/1.1\r\n", 404, "not found\n");
+    desks = NULL;
+    sb_desk_free(d);
 }
 
 static void test_methods_and_limits(void **state)
@@ -454,6 +543,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_routes),
+        cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_methods_and_limits),
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_media_routes),
@@ -462,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_demo_token_route),
         cmocka_unit_test(test_demo_banner),
         cmocka_unit_test(test_addr),
+        cmocka_unit_test_setup(test_widget_route, setup),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

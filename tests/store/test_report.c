@@ -600,7 +600,7 @@ static void test_migrate(void **state)
     if (on_pg()) {
         /* A database of the version before the ratings' (PostgreSQL's
          * 3): the store's, less what that migration and the later ones
-         * (uploads: 4) add. */
+         * (the transfer note: 4, uploads: 5) add. */
         sb_store *s = NULL;
         assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
         sb_store_close(s);
@@ -610,7 +610,8 @@ static void test_migrate(void **state)
                         "DROP INDEX convs_report;"
                         "ALTER TABLE convs DROP COLUMN last_agent,"
                         " DROP COLUMN csat_asked_ts, DROP COLUMN csat_rating,"
-                        " DROP COLUMN csat_comment, DROP COLUMN csat_ts;"
+                        " DROP COLUMN csat_comment, DROP COLUMN csat_ts,"
+                        " DROP COLUMN transfer_note, DROP COLUMN transfer_from;"
                         "UPDATE sb_meta SET value = 2"
                         " WHERE key = 'schema_version'"),
             0);

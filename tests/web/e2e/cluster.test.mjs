@@ -18,6 +18,25 @@ const pg = existsSync('/usr/lib/postgresql') && readdirSync('/usr/lib/postgresql
 const missing = ['haproxy', 'nats-server'].filter((c) => !have(c));
 if (!pg) missing.push('PostgreSQL');
 
+// A base port b with b..b+2 (the nodes) and b+100..b+102 (their
+// operations ports) free, below Linux's ephemeral range.
+async function freeRun() {
+  const { createServer } = await import('node:net');
+  const free = (port) =>
+    new Promise((res) => {
+      const srv = createServer();
+      srv.once('error', () => res(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
+    });
+  for (let i = 0; i < 100; i++) {
+    const b = 20000 + Math.floor(Math.random() * 12000);
+    let ok = true;
+    for (const p of [b, b + 1, b + 2, b + 100, b + 101, b + 102]) ok = ok && (await free(p));
+    if (ok) return b;
+  }
+  throw new Error('no free ports');
+}
+
 let cl;
 let out = '';
 let dir;
@@ -29,7 +48,7 @@ before(async () => {
   dir = mkdtempSync('/tmp/sbwebcl.');
   chmodSync(dir, 0o755); // PostgreSQL runs as another user
   const listen = await freePort();
-  const nodePort = 20000 + Math.floor(Math.random() * 15000);
+  const nodePort = await freeRun();
   cl = spawn(join(repo, 'scripts', 'cluster.sh'), [dirname(serverBin()), join(dir, 'c')], {
     cwd: repo,
     env: {

@@ -76,7 +76,7 @@ test('item 2: a blocked message says why, in the user\'s language, and offers De
   }
 });
 
-test('item 2: masked words show masked in the sender\'s own bubble at once', { todo: 'needs the server: SEND_ACK.body (the stored, masked text) when the filter masked the message' }, async () => {
+test('item 2: masked words show masked in the sender\'s own bubble at once', async () => {
   const p = await pair('mona');
   await send(p.cust.page, 'darn it');
   await msg(p.bob.page, '**** it').waitFor({ timeout: 5000 });
@@ -85,18 +85,22 @@ test('item 2: masked words show masked in the sender\'s own bubble at once', { t
 });
 
 test('item 6: after a transfer the transferring agent\'s pane is read-only, saying where the conversation went', async () => {
-  const ann = await agent(browser, srv, 'ann');
   const cust = await customer(browser, srv, 'tess');
   const bob = await agent(browser, srv, 'bob', { extra: '&d=tess' });
+  let ann = null;
   try {
     const id = await convId(cust);
     await handOff(cust, 'bob');
+    // ann comes after the handoff (she would be the one waiting longest).
+    ann = await agent(browser, srv, 'ann');
     await openOnAgent(bob, id);
     assert.equal(await bob.page.isVisible('#chat textarea'), true);
     // The picker: another agent by id, since bob has not met ann.
     await bob.page.click('#transferbtn');
     await bob.page.selectOption('#transferto', 'other');
     await bob.page.fill('#transferother', 'ann');
+    // A note for ann: hers to read, never the customer's.
+    await bob.page.fill('#transfernote', 'VIP, refund approved');
     await bob.page.click('#transferdlg button[type=submit]');
     await until(async () => (await cust.page.evaluate(() => window.__sb.conv().info.agent)) === 'ann', 10000, 'with ann');
     await bob.page.waitForSelector('#chat .notice >> text=/Now with ann/', { timeout: 5000 });
@@ -104,20 +108,31 @@ test('item 6: after a transfer the transferring agent\'s pane is read-only, sayi
     assert.equal(await bob.page.isDisabled('#transferbtn'), true);
     assert.equal(await bob.page.isDisabled('#closebtn'), true);
     assert.match(await bob.page.textContent('#convhead .st'), /Assigned to ann/);
-    // ann writes there.
+    // ann writes there, with bob's note in front of her.
     await openOnAgent(ann, id);
+    await ann.page.waitForSelector('#info >> text=/bob: VIP, refund approved/', { timeout: 5000 });
+    assert.doesNotMatch(await bob.page.textContent('#info'), /VIP/, 'not for the one who handed it on');
     await send(ann.page, 'Hi, Ann here.');
     await until(async () => (await texts(cust.page)).includes('Hi, Ann here.'), 5000, 'ann reaches the customer');
-    // ann hands it back to the queue of a group she picks from the list
-    // (she met the group in this conversation): nobody else is free.
+    assert.doesNotMatch(await cust.page.textContent('body'), /VIP/);
+    assert.equal(await cust.page.evaluate(() => window.__sb.conv().info.transfer_note || ''), '');
+    // ann's picker: the desk's whole team (AGENT_LIST) with each one's
+    // status and load, and its groups; a note field.
     await ann.page.click('#transferbtn');
-    const opts = await ann.page.$$eval('#transferto option', (os) => os.map((o) => o.value));
-    assert.ok(opts.includes('group:general'), `groups in the picker: ${opts}`);
-    assert.equal(await ann.page.isVisible('#transfernote'), false, 'no note field: this server has no Transfer.note');
+    await ann.page.waitForSelector('#transferdlg[open] #transferto option[value="group:billing"]', { state: 'attached', timeout: 5000 });
+    const opts = await ann.page.$$eval('#transferto option', (os) => os.map((o) => `${o.value}=${o.textContent}`));
+    assert.ok(opts.includes('group:general=Group: general') && opts.includes('group:billing=Group: billing'), `groups in the picker: ${opts}`);
+    assert.ok(opts.some((o) => /^agent:bob=bob \(Available, \d\/3\)$/.test(o)), `bob in the picker: ${opts}`);
+    assert.ok(opts.some((o) => /^agent:cai=cai \(Offline, 0\/2\)$/.test(o)), `cai in the picker: ${opts}`);
+    assert.equal(await ann.page.isVisible('#transfernote'), true);
+    // bob steps away: the picker says so while it is open.
+    await bob.page.selectOption('#status', 'AGENT_AWAY');
+    await until(async () => /Away/.test(await ann.page.textContent('#transferto option[value="agent:bob"]')), 5000, 'bob away in the picker');
     await ann.page.click('#transferdlg .cancel');
+    await bob.page.selectOption('#status', 'AGENT_ONLINE');
     assert.deepEqual(bob.errors.concat(cust.errors, ann.errors), []);
   } finally {
-    await Promise.all([ann, cust, bob].map((x) => x.context.close()));
+    await Promise.all([ann, cust, bob].filter(Boolean).map((x) => x.context.close()));
   }
 });
 
@@ -136,6 +151,41 @@ test('item 9: a tag on one message is typed in a bar (no prompt) and its chip sh
   await msg(p.bob.page, 'I want a refund').locator('.chip', { hasText: 'refund' }).waitFor({ timeout: 5000 });
   assert.equal(await p.bob.page.isVisible('.tagbar'), false, 'the bar closes');
   await p.close();
+});
+
+test('item 9 on other devices: a tag shows on the agent\'s other page at once and after a reload, never on the customer\'s', async () => {
+  const p = await pair('tilda');
+  const bob2 = await agent(browser, srv, 'bob', { extra: '&d=tilda2' });
+  try {
+    await send(p.cust.page, 'please refund me');
+    await openOnAgent(bob2, p.id);
+    await msg(bob2.page, 'please refund me').waitFor();
+    await msg(p.bob.page, 'please refund me').hover();
+    await msg(p.bob.page, 'please refund me').locator('[data-act=tagmsg]').click();
+    await p.bob.page.waitForSelector('.tagbar input:focus');
+    await p.bob.page.keyboard.type('refund');
+    await p.bob.page.keyboard.press('Enter');
+    // The other page of bob: the chip, live, and no line in the chat.
+    await msg(bob2.page, 'please refund me').locator('.chip', { hasText: 'refund' }).waitFor({ timeout: 5000 });
+    assert.doesNotMatch(await bob2.page.textContent('#chat .messages'), /changed the tags/);
+    // The conversation's own tag too.
+    await p.bob.page.fill('#addtag', 'vip');
+    await p.bob.page.press('#addtag', 'Enter');
+    await bob2.page.waitForSelector('#convhead .convtags .chip >> text=vip', { timeout: 5000 });
+    await bob2.page.reload();
+    await bob2.page.waitForFunction(() => document.body.dataset.ready === '1');
+    await msg(bob2.page, 'please refund me').locator('.chip', { hasText: 'refund' }).waitFor({ timeout: 5000 });
+    // The customer: neither the tags nor that there were any.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.doesNotMatch(await p.cust.page.textContent('#chat .messages'), /vip|changed the tags/i);
+    assert.equal(await p.cust.page.locator('#chat .chip').count(), 0);
+    assert.equal(await msg(p.cust.page, 'please refund me').locator('.chip').count(), 0);
+    assert.equal(await p.cust.page.evaluate(() => window.__sb.conv().list.items.some((e) => (e.msg.tags || []).length)), false);
+    assert.deepEqual(bob2.errors, []);
+  } finally {
+    await bob2.context.close();
+    await p.close();
+  }
 });
 
 test('item 10: the typing notice goes away about 6 s after the last keystroke', async () => {
@@ -177,7 +227,7 @@ test('item 12: the bot\'s quick replies are not buttons on the workbench', async
   }
 });
 
-test('item 3: "Read" stays "Read" after reloading either page', { todo: 'needs the server: the other members\' read_seq and delivered_seq with each conversation (Member.read_seq, Member.delivered_seq in OPEN_RESP, CONV_LIST_RESP and SYNC_RESP convs)' }, async () => {
+test('item 3: "Read" stays "Read" after reloading either page', async () => {
   const p = await pair('rhea');
   try {
     await send(p.cust.page, 'read me');

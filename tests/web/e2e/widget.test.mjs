@@ -5,7 +5,10 @@
 // grouped messages, safe links and an emoji picker.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, until } from '../helpers/server.mjs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, until, repo } from '../helpers/server.mjs';
 import { launch } from '../helpers/browser.mjs';
 import { WEB, DESKTOP, PHONE, customer, agent, send, texts, convId, handOff, openOnAgent, axeSerious, done, frames } from '../helpers/pages.mjs';
 
@@ -212,5 +215,62 @@ test('messages: a date separator per day, consecutive messages grouped, links cl
     await until(async () => (await texts(bob.page)).includes('👍😂'), 5000, 'sent');
   } finally {
     await done(bob, cust);
+  }
+});
+
+// The look of the widget comes from the desk's configuration (GET
+// /api/widget), read by the loader on the host page and by the chat in
+// its frame; the snippet's data-* attributes still win (the first test).
+test('the widget takes its colour, title, reply time, greeting and agents\' pictures from the desk, in the visitor\'s language', async () => {
+  const desk = JSON.parse(readFileSync(join(repo, 'conf', 'desk.json'), 'utf8'));
+  desk.desks[0].widget = {
+    color: '#7c3aed',
+    title: { en: 'Beta Help', 'zh-CN': '贝塔帮助' },
+    reply_time: { en: 'in about an hour', 'zh-CN': '一小时左右' },
+    greeting: { en: 'Hi from the desk.', 'zh-CN': '你好，这里是客服台。' },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'sbdesk-'));
+  writeFileSync(join(dir, 'desk.json'), JSON.stringify(desk));
+  const s2 = await startServer({ demo: true, web: WEB, args: ['--desk', join(dir, 'desk.json')] });
+  const contexts = [];
+  try {
+    for (const [lang, title, greeting, reply] of [
+      ['en', 'Beta Help', 'Hi from the desk.', /We usually reply in about an hour/],
+      ['zh-CN', '贝塔帮助', '你好，这里是客服台。', /一小时左右/],
+    ]) {
+      const context = await browser.newContext({ viewport: DESKTOP });
+      contexts.push(context);
+      await context.route('http://shop.test/**', (r) =>
+        r.fulfill({
+          contentType: 'text/html',
+          body: `<!doctype html><html lang="en"><head><title>Shop</title></head><body><main><h1>Shop</h1></main>
+<script src="${s2.url}/widget.js" async data-user="wes-${lang}" data-lang="${lang}"></script></body></html>`,
+        }),
+      );
+      const page = await context.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto('http://shop.test/');
+      const launcher = page.locator('.launcher');
+      await until(async () => (await launcher.evaluate((el) => getComputedStyle(el).backgroundColor)) === 'rgb(124, 58, 237)', 5000, 'the desk\'s colour on the launcher');
+      await launcher.click();
+      const chat = page.frameLocator('iframe.frame');
+      await chat.locator('.greeting').waitFor();
+      await until(async () => (await chat.locator('body').getAttribute('data-branded')) === '1', 5000, 'branded');
+      assert.equal(await chat.locator('#title').textContent(), title);
+      assert.equal(await chat.locator('.greeting .intro').textContent(), greeting);
+      assert.match(await chat.locator('.greeting .replytime').textContent(), reply);
+      assert.equal(await chat.locator('.bar').evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(124, 58, 237)');
+      const pics = () => chat.locator('.greeting .team img').evaluateAll((els) => els.map((e) => [e.alt, new URL(e.src).pathname, e.complete && e.naturalWidth > 0]));
+      await until(async () => (await pics()).every((p) => p[2]), 5000, 'the pictures loaded');
+      assert.deepEqual(await pics(), [['ann', '/avatar-ann.svg', true], ['bob', '/avatar-bob.svg', true], ['cai', '/avatar-cai.svg', true]]);
+      assert.equal(await page.locator('iframe.frame').getAttribute('title'), title);
+      assert.deepEqual((await axeSerious(page)).filter((v) => !v.includes('iframe')), []);
+      assert.deepEqual(errors, []);
+    }
+  } finally {
+    for (const c of contexts) await c.close();
+    await s2.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

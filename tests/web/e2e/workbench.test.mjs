@@ -65,7 +65,7 @@ test('item 7: a queued conversation opens read-only (no composer, Transfer or Cl
     await bob.page.click('#closebtn');
   }));
 
-test('item 7: an agent takes a queued customer', { todo: 'needs the server: a CLAIM {conv_id} frame (an agent of the group takes a queued conversation)' }, () =>
+test('item 7: an agent takes a queued customer', () =>
   scene(async (keep) => {
     const bob = keep(await agent(browser, srv, 'bob', { extra: '&d=claim' }));
     await bob.page.selectOption('#status', 'AGENT_AWAY');
@@ -87,7 +87,7 @@ test('item 7: a queued conversation goes to an agent when the agent connects', (
     await until(async () => (await cust.page.evaluate(() => window.__sb.conv().info?.agent)) === 'ann', 3000, 'routed to ann');
   }));
 
-test('item 5: a conversation the agent closed is in its Closed tab, with its agent', { todo: 'needs the server and store: a closed conversation keeps its last agent (Conversation.agent) and CONV_LIST {state: CLOSED, mine: true} lists it for that agent' }, () =>
+test('item 5: a conversation the agent closed is in its Closed tab, with its agent', () =>
   scene(async (keep) => {
     const bob = keep(await agent(browser, srv, 'bob', { extra: '&d=closed' }));
     const cust = keep(await customer(browser, srv, 'cleo'));

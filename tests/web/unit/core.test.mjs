@@ -181,6 +181,19 @@ test('a gap is held until SYNC fills it', () => {
   assert.equal(t.cc.stats().heldNow, 0);
 });
 
+test('SYNC_HINT makes the client SYNC with its cursors', () => {
+  const t = h();
+  t.ready();
+  t.push(4, [1, 2]);
+  t.pull();
+  assert.equal(t.kind('sync').length, 0);
+  t.feed({ sync_hint: {} });
+  t.pull();
+  const sync = t.kind('sync')[0];
+  assert.ok(sync);
+  assert.deepEqual(sync.sync.cursors, [{ conv_id: 4, seq: 2 }]);
+});
+
 test('a gap filled by a PUSH within gapWaitMs needs no SYNC', () => {
   const t = h();
   t.ready();

@@ -387,6 +387,9 @@ async function main() {
       ['info.messages', Math.max(i.last_seq || 0, c.list.lastSeq())],
       ['info.lang', c.peerLang ? langName(c.peerLang) : ''],
       ['info.tags', c.tags.join(', ')],
+      // The note of the transfer that brought it here (the server shows
+      // it to the agent it went to only).
+      ['info.note', i.transfer_note ? t('info.note.from', i.transfer_from || '?', i.transfer_note) : ''],
       ['info.csat', i.csat_rating ? `${'★'.repeat(i.csat_rating)} ${t('info.csat.value', i.csat_rating)}${i.csat_comment ? ` — “${i.csat_comment}”` : ''}` : ''],
     ];
     // Rebuilt only when the tags or the set of rows change; otherwise
@@ -464,16 +467,55 @@ async function main() {
   const note = document.querySelector('#transfernote');
   const dlgErr = dlg.querySelector('.err');
   noteBox.hidden = !client.supports('Transfer', 'note');
-  transferBtn.addEventListener('click', () => {
-    if (!selected) return;
-    const cur = (selected.info || {}).agent;
-    const agents = [...known.agents].filter((a) => a !== user && a !== cur).sort();
-    const groups = [...known.groups].sort();
+  // The whole team where the server lists it (AGENT_LIST), else the
+  // agents and groups this page has met in conversations.
+  const canTeam = client.supports('Frame', 'agent_list');
+  let teamGroups = [];
+  async function loadTeam() {
+    try {
+      teamGroups = (await store.loadTeam()).groups || [];
+      for (const g of teamGroups) learn({ group: g });
+    } catch (e) {
+      teamGroups = [];
+    }
+  }
+  const presence = (a) => {
+    const m = store.team.get(a);
+    if (!m) return '';
+    const st = m.status === 'AGENT_ONLINE' ? t('agent.online') : m.status === 'AGENT_AWAY' ? t('agent.away') : t('agent.offline');
+    return m.capacity ? t('transfer.presence', st, m.load || 0, m.capacity) : st;
+  };
+  function pickerOptions() {
+    const cur = ((selected && selected.info) || {}).agent;
+    const names = new Set([...known.agents, ...store.team.keys()]);
+    const agents = [...names].filter((a) => a !== user && a !== cur).sort();
+    const groups = [...new Set([...known.groups, ...teamGroups])].sort();
+    const keep = toSel.value;
     toSel.replaceChildren(
-      agents.length ? h('optgroup', { label: t('transfer.agents') }, agents.map((a) => h('option', { value: `agent:${a}`, text: a }))) : null,
+      agents.length
+        ? h(
+            'optgroup',
+            { label: t('transfer.agents') },
+            agents.map((a) => {
+              const p = presence(a);
+              return h('option', { value: `agent:${a}`, text: p ? `${a} (${p})` : a, dataset: { status: (store.team.get(a) || {}).status || '' } });
+            }),
+          )
+        : null,
       groups.length ? h('optgroup', { label: t('transfer.groups') }, groups.map((g) => h('option', { value: `group:${g}`, text: t('transfer.group', g) }))) : null,
       h('option', { value: 'other', text: t('transfer.other') }),
     );
+    if (keep && [...toSel.options].some((o) => o.value === keep)) toSel.value = keep;
+  }
+  // Teammates' statuses change while the picker is open.
+  store.onChange((convs, kinds) => {
+    if (kinds && kinds.has && kinds.has('team') && dlg.open) pickerOptions();
+  });
+  transferBtn.addEventListener('click', async () => {
+    if (!selected) return;
+    if (canTeam) await loadTeam();
+    toSel.value = '';
+    pickerOptions();
     otherBox.hidden = toSel.value !== 'other';
     other.value = '';
     note.value = '';

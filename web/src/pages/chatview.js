@@ -11,6 +11,7 @@ import { h, frameBatcher, toast, errText, setText, icon } from './common.js';
 import { t } from './i18n.js';
 import { VirtualList } from './vlist.js';
 import { renderMessage, renderActs, itemFlags, excerpt } from './render.js';
+import { isQuiet } from '../sdk/chat.js';
 
 const EMOJI = '😀 😂 🙂 😉 😊 😍 🤔 😅 😢 😮 😡 👍 👎 👌 🙏 👏 🙌 💪 👋 ✌️ 🎉 ❤️ 💔 🔥 ⭐ ✅ ❌ ⚠️ ❓ 💡 📦 🚚 💳 💰 🧾 📞 📧 ⏰ 🎁 🛒'.split(' ');
 
@@ -277,6 +278,14 @@ export class ChatView {
     else i = n - 1;
     ev.preventDefault();
     i = Math.max(0, Math.min(n - 1, i));
+    // A tag change is a line of one pixel, not a stop: on to the next
+    // message the way the key goes (back the other way at an end).
+    const dir = ev.key === 'ArrowDown' || ev.key === 'PageDown' || ev.key === 'Home' ? 1 : -1;
+    const quiet = (j) => isQuiet(this.conv.list.at(j).msg);
+    let j = i;
+    while (j >= 0 && j < n && quiet(j)) j += dir;
+    if (j < 0 || j >= n) for (j = i; j >= 0 && j < n && quiet(j); j -= dir);
+    if (j >= 0 && j < n) i = j;
     const el = this.vl.reveal(i);
     if (el) el.focus({ preventScroll: true });
     if (i === 0) this.loadOlder();

@@ -5,7 +5,7 @@
 // site): a close button, its unread count told to the host page, and a
 // greeting screen for a visitor who has no conversation yet.
 import { params, connect, initLang, stateLabel, frameBatcher, toast, errText, setText } from './common.js';
-import { t } from './i18n.js';
+import { t, lang } from './i18n.js';
 import { ChatView } from './chatview.js';
 import { Notifier } from './notify.js';
 import { CsatPanel } from './csat.js';
@@ -19,21 +19,58 @@ function customerId() {
   return u;
 }
 
-// The host page's brand: a colour (#rgb or #rrggbb only) and a title.
-function brand() {
-  const color = params.get('color');
-  if (color && /^#[0-9a-f]{3}([0-9a-f]{3})?$/i.test(color)) document.documentElement.style.setProperty('--brand', color);
-  const title = params.get('title');
+// The desk's look (GET /api/widget: brand colour, title, expected reply
+// time, greeting, agents' pictures), or null when the server has none.
+async function deskLook() {
+  const desk = params.get('desk');
+  try {
+    const r = await fetch(`/api/widget${desk ? `?desk=${encodeURIComponent(desk)}` : ''}`);
+    return r.ok ? await r.json() : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// A text of the desk's {lang: text} set in this page's language.
+function inLang(set) {
+  if (!set) return '';
+  const l = lang();
+  return set[l] || set[l.split('-')[0]] || Object.entries(set).find(([k]) => k.split('-')[0] === l.split('-')[0])?.[1] || set.en || '';
+}
+
+// The brand: the desk's, and over it the host page's (the snippet's
+// data-* attributes, passed in the URL): a colour (#rgb or #rrggbb only),
+// a title, the expected reply time; the greeting and the agents' pictures
+// are the desk's.
+async function brand() {
+  const look = await deskLook();
+  const valid = (c) => c && /^#[0-9a-f]{3}([0-9a-f]{3})?$/i.test(c);
+  const color = valid(params.get('color')) ? params.get('color') : look && valid(look.color) ? look.color : '';
+  if (color) document.documentElement.style.setProperty('--brand', color);
+  const title = params.get('title') || inLang(look && look.title);
   if (title) {
-    setText(document.querySelector('#title'), title.slice(0, 60));
+    const el = document.querySelector('#title');
+    delete el.dataset.i18n;
+    setText(el, title.slice(0, 60));
     document.title = title.slice(0, 60);
   }
-  const reply = params.get('reply');
+  const reply = params.get('reply') || inLang(look && look.reply_time);
   if (reply) {
     const el = document.querySelector('.replytime');
     el.textContent = t('greet.reply', reply.slice(0, 40));
     el.hidden = false;
   }
+  const greeting = inLang(look && look.greeting);
+  if (greeting) {
+    const el = document.querySelector('.greeting .intro');
+    delete el.dataset.i18n;
+    el.textContent = greeting.slice(0, 300);
+  }
+  const team = document.querySelector('.greeting .team');
+  const pics = ((look && look.avatars) || []).slice(0, 8);
+  team.replaceChildren(...pics.map((a) => Object.assign(document.createElement('img'), { src: a.url, alt: a.agent, title: a.agent, width: 36, height: 36, loading: 'lazy', decoding: 'async' })));
+  team.hidden = pics.length === 0;
+  document.body.dataset.branded = '1';
 }
 
 // Messages to the host page (widget.js): only counts and requests, never
@@ -45,7 +82,7 @@ function tellHost(msg) {
 async function main() {
   initLang(document.querySelector('#lang'));
   document.body.classList.toggle('embed', embed);
-  brand();
+  const branded = brand();
   const user = customerId();
   const { client, store } = await connect(user, 'customer');
   const root = document.querySelector('#chat');
@@ -121,14 +158,21 @@ async function main() {
     header();
   });
 
+  // The customer's conversation with agent that is not closed, from its
+  // list (the newest), or null: a reload goes back to it.
+  async function withAgent(agent) {
+    const r = await client.convList({ limit: 50 });
+    return r.convs.find((c) => c.state !== 'STATE_CLOSED' && (c.members || []).some((m) => m.user_id === agent)) || null;
+  }
+
   // One service conversation: OPEN answers with the open one or a new one
   // (the bot greets). Against a server without desks, ?agent=NAME opens a
-  // plain conversation with that agent.
+  // plain conversation with that agent, or goes back to the one it has.
   async function openConv() {
     const agent = params.get('agent');
     let info;
     try {
-      info = agent ? await client.open([agent]) : await client.open([], { kind: 'CONV_SERVICE' });
+      info = agent ? (await withAgent(agent)) || (await client.open([agent])) : await client.open([], { kind: 'CONV_SERVICE' });
     } catch (e) {
       if (agent) throw e;
       info = await client.open(['bob']);
@@ -152,6 +196,8 @@ async function main() {
 
   window.__sb = { client, store, view, notifier, csat, conv: () => conv };
   await client.ready();
+  await branded;
+  notifier.setBase(document.title);
   if (embed && !(await hasConversation())) {
     const greet = document.querySelector('.greeting');
     greet.hidden = false;

@@ -9,6 +9,7 @@
 // page handles clicks by delegation. Text goes in as text nodes only.
 import { h, fmtTime, fmtDay, errText, icon } from './common.js';
 import { t } from './i18n.js';
+import { isQuiet } from '../sdk/chat.js';
 
 const TICKS = { sending: '🕓', sent: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠' };
 
@@ -195,7 +196,10 @@ export function renderMessage(e, ctx, flags = 0) {
   const m = e.msg;
   const day = flags & F_DAY ? daySeparator(m.server_ts || Date.now()) : null;
   if (isEvent(m)) {
-    return h('div.msg.event', { dataset: { seq: e.seq }, tabindex: -1 }, day, h('span', { text: m.body }));
+    // A tag change says nothing in the conversation (its chips do): a
+    // line of one pixel keeps its place in the list.
+    if (isQuiet(m) && !day) return h('div.msg.event.quiet', { dataset: { seq: e.seq }, 'aria-hidden': 'true' });
+    return h('div.msg.event', { dataset: { seq: e.seq }, tabindex: -1 }, day, isQuiet(m) ? null : h('span', { text: m.body }));
   }
   const mine = e.mine;
   const robot = m.type === 'MSG_ROBOT' || m.sender === 'bot';

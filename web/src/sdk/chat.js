@@ -55,6 +55,9 @@ export class ChatStore {
     this.dirtyKinds = new Set();
     this.notifyQueued = false;
     this.typingTimer = null;
+    // The desk's agents as AGENT_LIST and AGENT_PRESENCE tell them:
+    // user id -> { user_id, groups, status, load, capacity }.
+    this.team = new Map();
     client.on('message', (m) => this.onMessage(m));
     client.on('status', (i) => this.onStatus(i));
     client.on('receipt', (r) => this.onReceipt(r));
@@ -120,7 +123,7 @@ export class ChatStore {
     }
     if (info.read_seq > c.readSeq) c.readSeq = info.read_seq;
     if (info.updated_ts > c.lastTs) c.lastTs = info.updated_ts;
-    if (info.last_message && info.last_message.seq && (!c.lastMessage || info.last_message.seq >= c.lastMessage.seq)) c.lastMessage = info.last_message;
+    if (info.last_message && info.last_message.seq && !isQuiet(info.last_message) && (!c.lastMessage || info.last_message.seq >= c.lastMessage.seq)) c.lastMessage = info.last_message;
     if (info.unread !== undefined && info.unread !== null && c.list.length === 0) c.unread = Number(info.unread) || 0;
     this.changed(c.id, 'convs');
   }
@@ -140,7 +143,7 @@ export class ChatStore {
     c.members.add(m.sender);
     this.notePeerLang(c, m, mine);
     if (!mine && m.seq > c.readSeq && m.type !== 'MSG_EVENT' && m.type !== 'MSG_SYSTEM') c.unread++;
-    if (!c.lastMessage || m.seq >= c.lastMessage.seq) c.lastMessage = m;
+    if ((!c.lastMessage || m.seq >= c.lastMessage.seq) && !isQuiet(m)) c.lastMessage = m;
     if (m.server_ts > c.lastTs) c.lastTs = m.server_ts;
     if (m.type === 'MSG_EVENT' || m.type === 'MSG_SYSTEM') this.applyEvent(c, m);
     if (m.tags && m.tags.length) c.list.get(m.seq);
@@ -168,6 +171,18 @@ export class ChatStore {
     const ev = m.event;
     if (!ev || !ev.key) return;
     const args = ev.args || [];
+    if (ev.key === 'msg.tagged' || ev.key === 'conv.tagged') {
+      // args: [user, seq, the tags after the change...]; a customer's
+      // copy has none (the tags are the service side's).
+      if (args.length < 2) return;
+      const seq = Number(args[1]);
+      if (seq) c.list.setTags(seq, args.slice(2));
+      else {
+        c.tags = args.slice(2);
+        this.changed(c.id, 'tags');
+      }
+      return;
+    }
     if (ev.key === 'msg.recalled') {
       // args: [the user who recalled it, its seq]
       const seq = Number(args[1]);
@@ -270,6 +285,11 @@ export class ChatStore {
     } else if (f.body === 'agent_state') {
       this.agentState = f.agent_state;
       this.changed(0, 'state');
+    } else if (f.body === 'agent_presence') {
+      // A teammate's status (the server tells the agents of its desk).
+      const p = f.agent_presence;
+      this.team.set(p.user_id, { ...(this.team.get(p.user_id) || { user_id: p.user_id }), status: p.status });
+      this.changed(0, 'team');
     }
   }
 
@@ -301,6 +321,17 @@ export class ChatStore {
   /** An attachment (Client.sendFile): uploaded, then sent. */
   sendFile(convId, file, opts) {
     return this.client.sendFile(convId, file, opts);
+  }
+
+  /** The desk's team, asked of the server (agents and admins): resolves
+   * with { desk, agents, groups }, kept in this.team; presence pushes
+   * keep the statuses current. */
+  async loadTeam(desk = '') {
+    const r = await this.client.agentList(desk);
+    this.team.clear();
+    for (const a of r.agents || []) this.team.set(a.user_id, { ...a });
+    this.changed(0, 'team');
+    return r;
   }
 
   retry(key) {
@@ -400,6 +431,12 @@ export class ChatStore {
   sorted(filter = () => true) {
     return [...this.convs.values()].filter(filter).sort((a, b) => b.lastTs - a.lastTs || b.id - a.id);
   }
+}
+
+/** Whether m is an event that changes state without saying anything in
+ * the conversation (tag changes: the chips show them). */
+export function isQuiet(m) {
+  return !!(m && m.event && (m.event.key === 'msg.tagged' || m.event.key === 'conv.tagged'));
 }
 
 function hex(bytes) {

@@ -22,7 +22,8 @@
 //
 // Events (client.on(name, fn)): state(state, err), message(m),
 // status(info), receipt(readNotify), synced(), conversation(conv),
-// event(frame) (typing, conv_update, agent_state), error(err, text).
+// event(frame) (typing, conv_update, agent_state, agent_presence),
+// error(err, text).
 import { ClientCore, SbError, State, Close } from './core.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
 import { cryptoRandomBytes } from './ids.js';
@@ -544,12 +545,19 @@ export class Client {
 
   /** An agent takes a queued conversation (where the server has the
    * CLAIM frame: supports('Frame', 'claim')). */
-  claim(convId) {
-    return this.request('claim', { conv_id: convId });
+  claim(convId, { overCapacity = false } = {}) {
+    return this.request('claim', { conv_id: convId, over_capacity: overCapacity });
   }
 
   close(convId) {
     return this.request('close', { conv_id: convId });
+  }
+
+  /** The desk's team (agents and admins; where the server has AGENT_LIST:
+   * supports('Frame', 'agent_list')): resolves with the agent_list_resp
+   * { desk, agents: [{ user_id, groups, status, load, capacity }], groups }. */
+  agentList(desk = '') {
+    return this.request('agent_list', { desk });
   }
 
   tag(convId, seq, add = [], remove = []) {

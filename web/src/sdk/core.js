@@ -93,7 +93,7 @@ export function retryable(err) {
 
 // Frames the server starts (rid 0) that are not PUSH or READ_NOTIFY: the
 // customer-service events, handed to cbs.onEvent.
-const SERVER_EVENTS = new Set(['typing', 'conv_update', 'agent_state']);
+const SERVER_EVENTS = new Set(['typing', 'conv_update', 'agent_state', 'agent_presence']);
 
 export function defaultConfig() {
   return {
@@ -971,6 +971,14 @@ export class ClientCore {
           break;
         case 'read_notify':
           if (ready) this.onReadNotify(f.read_notify);
+          break;
+        case 'sync_hint':
+          // Messages may have passed this device's node unseen (a
+          // cluster's link was down): SYNC.
+          if (ready && !this.cfg.syncDisabled) {
+            this.needSync = true;
+            this.pumpNeeded = true;
+          }
           break;
         default:
           if (!ready || !body) break; // a frame kind newer than this schema

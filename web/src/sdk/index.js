@@ -3,7 +3,7 @@
 export { Client, State, SendStatus, SbError } from './client.js';
 export { ClientCore, defaultConfig, Close, retryable } from './core.js';
 export { IdbOutbox, MemoryOutbox } from './outbox.js';
-export { ChatStore, Conv } from './chat.js';
+export { ChatStore, Conv, isQuiet } from './chat.js';
 export { MessageList } from './msglist.js';
 export { createCodec, SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
 export { codec } from './schema.js';

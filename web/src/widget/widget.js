@@ -10,7 +10,10 @@
 // Optional: data-token (a customer token your backend minted for the
 // signed-in user; passed in the iframe URL's hash, never sent to a
 // server), data-user (the demo server's customer id), data-position
-// ("left" for the bottom-left corner). The launcher and the frame live in
+// ("left" for the bottom-left corner), data-desk (the desk's id; the
+// server's first desk without it). The colour, title and reply time come
+// from the desk's configuration (GET /api/widget); data-color,
+// data-title and data-reply override them. The launcher and the frame live in
 // a shadow root, so that the host page's styles do not reach them. The
 // frame tells the page only counts (unread) and requests (close).
 (() => {
@@ -21,7 +24,8 @@
   const origin = new URL(script.src, location.href).origin;
   const lang = d.lang || (navigator.language.startsWith('zh') ? 'zh-CN' : 'en');
   const zh = lang.startsWith('zh');
-  const color = /^#[0-9a-f]{3}([0-9a-f]{3})?$/i.test(d.color || '') ? d.color : '#2563eb';
+  const valid = (c) => /^#[0-9a-f]{3}([0-9a-f]{3})?$/i.test(c || '');
+  const color = valid(d.color) ? d.color : '#2563eb';
   const left = d.position === 'left';
   const label = { open: zh ? '打开聊天窗口' : 'Open the chat', close: zh ? '关闭聊天窗口' : 'Close the chat', unread: zh ? '条未读' : 'unread' };
 
@@ -30,6 +34,7 @@
   if (d.color) q.set('color', color);
   if (d.reply) q.set('reply', d.reply);
   if (d.user) q.set('user', d.user);
+  if (d.desk) q.set('desk', d.desk);
   const src = `${origin}/?${q}${d.token ? `#token=${encodeURIComponent(d.token)}` : ''}`;
 
   const host = document.createElement('div');
@@ -76,6 +81,19 @@
     draw();
     if (!on) button.focus();
   }
+
+  // The desk's colour and title, where the snippet does not set them.
+  if (!valid(d.color) || !d.title)
+    fetch(`${origin}/api/widget${d.desk ? `?desk=${encodeURIComponent(d.desk)}` : ''}`)
+      .then((r) => (r.ok ? r.json() : null))
+      .then((look) => {
+        if (!look) return;
+        if (!valid(d.color) && valid(look.color)) button.style.background = look.color;
+        const titles = look.title || {};
+        const title = titles[lang] || titles[lang.split('-')[0]] || titles.en;
+        if (!d.title && title) frame.title = String(title).slice(0, 60);
+      })
+      .catch(() => {});
 
   button.addEventListener('click', () => setOpen(!open));
   window.addEventListener('message', (ev) => {
