@@ -71,6 +71,8 @@
 static it_env E;
 static harness_server B; /* a second gateway (PostgreSQL) */
 
+static void meet_agents(void);
+
 static int setup(void **state)
 {
     (void)state;
@@ -89,6 +91,7 @@ static int setup(void **state)
                                         "0",
                                         NULL};
     assert_int_equal(it_server_start(&E, extra), 0);
+    meet_agents();
     return 0;
 }
 
@@ -326,6 +329,25 @@ static void peer(it_raw *r, const char *user, const char *role, sb_encoding enc)
     assert_non_null(w);
     welcome_media_max = w->welcome->media_bytes_max;
     sb_frame_free(w);
+}
+
+/* A member is a user the server has met (OPEN refuses others): the
+ * agents the tests open conversations with connect once, on a device of
+ * their own. */
+static void meet(uint16_t port, const char *user)
+{
+    it_raw r;
+    assert_int_equal(it_raw_open(&r, port, SB_ENC_PROTO, NULL), 0);
+    assert_int_equal(
+        it_raw_hello(&r, harness_token(user, "agent", 600), "meet", WAIT_MS),
+        0);
+    it_raw_close(&r);
+}
+
+static void meet_agents(void)
+{
+    meet(E.srv.port, "bob");
+    meet(E.srv.port, "cai");
 }
 
 static uint64_t open_conv(it_raw *r, const char *member)
@@ -1229,6 +1251,7 @@ static int full_setup(void **state)
     static const char *const extra[] = {"--media-bytes-max", "2000000",
                                         "--sends-per-s", "0", NULL};
     assert_int_equal(it_server_start(&E, extra), 0);
+    meet_agents();
     return 0;
 }
 
