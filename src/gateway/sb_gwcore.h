@@ -412,9 +412,11 @@ void sb__gw_flush_cursors(sb_gw *gw, sess *s);
 /* Tells the receipts and stores the cursors that are due (all: every
  * one). */
 void sb__gw_flush_dirty(sb_gw *gw, bool all);
+/* Whether s has a PUSH of conv_id not yet acknowledged. */
+bool sb__gw_pushed(const sess *s, uint64_t conv_id);
 /* s's device has every message of c through seq (c's last_seq at most):
- * its PUSHes up to seq are acknowledged, its cursor and the member's
- * receipt follow. */
+ * its PUSHes up to seq are acknowledged; if s may access c, its cursor
+ * and the member's receipt follow. */
 void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq);
 /* Member m of c has changed receipts: they go out receipts_ms later. */
 void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m);

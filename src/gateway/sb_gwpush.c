@@ -226,6 +226,13 @@ void sb__gw_deliver(sb_gw *gw, Sbp__Message *m, const sess *origin)
     sb__gw_deliver_local(gw, c, m, origin);
 }
 
+bool sb__gw_pushed(const sess *s, uint64_t conv_id)
+{
+    for (size_t i = 0; i < s->ua_len; i++)
+        if (s->ua[i].g->m->conv_id == conv_id) return true;
+    return false;
+}
+
 static void ack_unacked(sess *s, uint64_t conv_id, uint64_t seq)
 {
     size_t w = 0;
@@ -382,6 +389,10 @@ void sb__gw_acked(sb_gw *gw, sess *s, conv *c, uint64_t seq)
     if (seq > c->last_seq) seq = c->last_seq; /* no device can have more */
     ack_unacked(s, c->id, seq);
     if (s->ua_len == 0) sb__gw_retry_unlink(gw, s);
+    /* A device pushed a message while its user was a member may
+     * acknowledge it after the user left (a reopened conversation drops
+     * its last agent): its pushes are done with, and nothing else. */
+    if (!sb__gw_may_access(s, c)) return;
     record_ack(gw, s, c->id, seq);
     member *m = sb__gw_conv_member(c, s->user_id);
     if (m && seq > m->delivered_seq) {

@@ -184,6 +184,14 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 static void on_ack(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
 {
     (void)ud;
+    /* A device pushed a message while its user was a member may
+     * acknowledge it after the user left (a reopened conversation drops
+     * its last agent); anyone else is refused as the row's SB_GW_ACCESS
+     * would. */
+    if (!sb__gw_may_access(s, c) && !sb__gw_pushed(s, c->id)) {
+        sb__gw_error_text(gw, s, f->rid, SB_E_FORBIDDEN, SB_GW_NOT_MEMBER);
+        return;
+    }
     sb__gw_acked(gw, s, c, f->ack->seq);
 }
 
@@ -408,8 +416,10 @@ static const sb_gw_row ROWS[] = {
      .flags = SB_GW_READY | SB_GW_RATED | SB_GW_CONV | SB_GW_ACCESS,
      .check = send_check,
      .handle = on_send},
+    /* Access is on_ack's to check: a device may acknowledge what it was
+     * pushed after its user left the conversation. */
     {.body = SBP__FRAME__BODY_ACK,
-     .flags = SB_GW_READY | SB_GW_CONV | SB_GW_ACCESS,
+     .flags = SB_GW_READY | SB_GW_CONV,
      .handle = on_ack},
     {.body = SBP__FRAME__BODY_READ,
      .flags = SB_GW_READY | SB_GW_CONV,

@@ -429,6 +429,36 @@ static void test_start_read_again(void **state)
     sbp__conversation__free_unpacked(c, NULL);
 }
 
+/* A closed conversation's last agent is pushed the close's events and may
+ * acknowledge them only after the customer's next message has reopened the
+ * conversation and dropped the agent: that ends the push's resends and is
+ * no error. An ACK of someone never a member is refused. */
+static void test_ack_after_reopen(void **state)
+{
+    (void)state;
+    gwfake_hello(20, "a1", "agent", "d", "en");
+    gwfake_hello(21, "a2", "agent", "d", "en");
+    gwfake_hello(40, "cust0", "customer", "p", "en");
+    handoff_customer(40, 0x10);
+    uint64_t conv = last_update(40)->conv_id;
+    assert_string_equal(last_update(40)->agent, "a1");
+    gwfake_clear(20);
+    close_conv(20, conv);
+    Sbp__Message *m = last_push(20);
+    assert_non_null(m);
+    assert_non_null(m->event); /* the close's events */
+    uint64_t seq = m->seq;
+    gwfake_send(40, conv, 0x11, "one more question", 0);
+    assert_int_equal(last_update(40)->state, SBP__CONV_STATE__STATE_BOT);
+    gwfake_clear(20);
+    gwfake_ack(20, conv, seq);
+    assert_null(gwfake_last_of(20, SBP__FRAME__BODY_ERROR));
+    gwfake_tick(10000); /* past every resend's due time */
+    assert_int_equal(gwfake_count(20, SBP__FRAME__BODY_PUSH), 0);
+    gwfake_ack(21, conv, 1);
+    expect_error(21, SBP__ERROR_CODE__ERR_FORBIDDEN);
+}
+
 static void test_authorization(void **state)
 {
     (void)state;
@@ -828,6 +858,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_desk_waits_for_routing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_authorization, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_after_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_written_again, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_start_read_again, setup, teardown),

@@ -14,7 +14,8 @@
  *   conversations; every send not lost with its device's crash was
  *   acknowledged, or refused for a reason that is final;
  * - routing: no conversation assigned to two agents, an assigned one's
- *   agent its only agent member, the agents' loads and the queues the
+ *   agent its only agent member, a closed one's its last agent or none,
+ *   the agents' loads and the queues the
  *   same as the store's, queue positions 1..n;
  * - every request the server received is answered, or its connection
  *   ends. */
@@ -292,7 +293,10 @@ static void check_conv(sim_world *w, const Sbp__Conversation *c,
     for (size_t i = 0; i < c->n_members; i++)
         agents += c->members[i]->role == SBP__ROLE__ROLE_AGENT;
     bool assigned = c->state == SBP__CONV_STATE__STATE_ASSIGNED;
-    if (assigned ? (agents != 1 || !c->agent[0] || !member_of(c, c->agent))
+    bool closed = c->state == SBP__CONV_STATE__STATE_CLOSED;
+    bool its_agent = agents == 1 && c->agent[0] && member_of(c, c->agent);
+    if (assigned ? !its_agent
+        : closed ? agents != 0 && !its_agent
                  : agents != 0)
         sim_violation(w,
                       "routing: conv %" PRIu64 " in state %d, agent \"%s\", "
