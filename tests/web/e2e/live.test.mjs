@@ -20,9 +20,10 @@ after(async () => {
 });
 
 // A plain conversation of a new customer with bob, open on bob's page.
+// Bob's page comes first: OPEN takes only users the server has met.
 async function pair(name, opts = {}) {
-  const cust = await customer(browser, srv, name, { extra: '&agent=bob', ...opts });
   const bob = await agent(browser, srv, 'bob', { extra: `&d=${name}` });
+  const cust = await customer(browser, srv, name, { extra: '&agent=bob', ...opts });
   const id = await convId(cust);
   await send(cust.page, `hi from ${name}`);
   await openOnAgent(bob, id);
