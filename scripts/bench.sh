@@ -49,13 +49,36 @@ start_server() {
 }
 stop_server() { kill $SRV; wait $SRV || true; }
 
+# Where a PostgreSQL run's time goes: the database's transactions and
+# statements (pg_stat_statements: each a round trip unless pipelined) and
+# the cluster's WAL records, bytes, writes and syncs, as counters.
+pg_counters() {
+  psql -Atq -F' ' "$PGURL/postgres" -c "SELECT
+    (SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'),
+    (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
+       JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$DB'),
+    wal_records, wal_bytes, wal_write, wal_sync FROM pg_stat_wal"
+}
+
 run() { # label, sbbench args...
   local label=$1; shift
   start_server
+  local before=
+  [ -n "${PGURL:-}" ] && before=$(pg_counters)
   printf '%s ' "$label"
   "$BUILD"/sbbench --url ws://127.0.0.1:$PORT/ws --secret $SECRET \
     --convs $CONVS --msgs $MSGS --server-pid $SRV "$@" || true
   stop_server
+  if [ -n "$before" ]; then
+    sleep 1 # the backends' statistics reach the shared counters
+    # shellcheck disable=SC2086
+    set -- $before $(pg_counters)
+    awk -v n=$((CONVS * MSGS * 2)) -v c="$1 $2 $3 $4 $5 $6" \
+      -v d="$7 $8 $9 ${10} ${11} ${12}" 'BEGIN {
+      split(c, a, " "); split(d, b, " ")
+      printf "#   per message: %.3f commits, %.2f statements, %.1f WAL records, %.0f WAL bytes, %.3f WAL writes, %.3f WAL syncs\n",
+        (b[1]-a[1])/n, (b[2]-a[2])/n, (b[3]-a[3])/n, (b[4]-a[4])/n, (b[5]-a[5])/n, (b[6]-a[6])/n }'
+  fi
 }
 
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
@@ -68,7 +91,9 @@ if [[ " $STORES " == *" sqlite "* ]]; then
   run "open-${RATE}/s-W1 " --window 1 --rate $RATE
 fi
 if [[ " $STORES " == *" pg "* ]]; then
-  PGURL=$("$(dirname "$0")"/pgtest.sh start "$PGDIR" on)
+  PGURL=$(PGTEST_CONF="shared_preload_libraries = 'pg_stat_statements'" \
+    "$(dirname "$0")"/pgtest.sh start "$PGDIR" on)
+  psql -q "$PGURL/postgres" -c "CREATE EXTENSION pg_stat_statements" >/dev/null
   echo "# PostgreSQL $(psql -Atc 'SHOW server_version' "$PGURL/postgres"), synchronous_commit on"
   run "pg-closed-W16-proto" --window 16
   run "pg-closed-W1-proto " --window 1

@@ -12,6 +12,8 @@
 #
 # With PGTEST_TMPFS_MB set, start puts the cluster's data folder on a tmpfs
 # of that size (root only), for tests of a full disk; stop unmounts it.
+# PGTEST_CONF adds lines to postgresql.conf (the benchmark's
+# shared_preload_libraries).
 #
 # PostgreSQL refuses to run as root: as root, the cluster runs as the user
 # sbpg, made here if missing. Its socket lives in DIR; clients connect over
@@ -79,6 +81,7 @@ max_connections = 200
 shared_buffers = 256MB
 max_wal_size = 2GB
 log_min_messages = warning
+${PGTEST_CONF:-}
 EOF
   "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }

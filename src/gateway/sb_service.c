@@ -846,6 +846,33 @@ static bool route_latest(sb_gw *gw, const sb_req *r)
     return c && note->gen == c->route_gen;
 }
 
+/* The first routing write of conv_id on the list from r on, or NULL. */
+static sb_req *route_waiting(sb_req *r, uint64_t conv_id)
+{
+    for (; r; r = r->next)
+        if (r->kind == SB_REQ_CONV_ROUTE && r->u.route.conv_id == conv_id)
+            return r;
+    return NULL;
+}
+
+/* r, a routing write the store failed, is no longer its conversation's
+ * latest: the later write carries the routing in full, but not r's events
+ * ("assigned to a2"). While the later write waits to be made again too,
+ * they go with it, ahead of its own (room permitting); once it is made,
+ * they would come after it (an assignment after the close) and are
+ * dropped. r is answered as failed. */
+static void route_superseded(sb_gw *gw, sess *s, sb_req *r, sb_req *later)
+{
+    if (later && later->n_msgs + r->n_msgs <= SB_REQ_MSGS_MAX) {
+        memmove(later->msgs + r->n_msgs, later->msgs,
+                later->n_msgs * sizeof *later->msgs);
+        memcpy(later->msgs, r->msgs, r->n_msgs * sizeof *r->msgs);
+        later->n_msgs += r->n_msgs;
+        r->n_msgs = 0;
+    }
+    route_end(gw, s, r);
+}
+
 static void route_done(sb_req *r)
 {
     sb_gw *gw = r->ctx;
@@ -854,8 +881,9 @@ static void route_done(sb_req *r)
      * (not refusing it) must not leave memory ahead of the store for
      * good, with an agent that is not a member, a queue the store does
      * not know of. The same write is made again at the next tick, and
-     * answered once it is in. */
-    if (r->rc == SB_E_STORE && route_latest(gw, r)) {
+     * answered once it is in; one a later write superseded meanwhile is
+     * done with there (on_tick). */
+    if (r->rc == SB_E_STORE) {
         if (r->u.route.conv)
             sbp__conversation__free_unpacked(r->u.route.conv, NULL);
         r->u.route.conv = NULL;
@@ -1061,7 +1089,8 @@ static int on_desk_swap(void *ud, sb_desk *nd, sb_desk **old_out)
 }
 
 /* Time passed: the store requests to make again go (a routing write that
- * is no longer its conversation's latest is done with as it is: refused);
+ * is no longer its conversation's latest is done with: refused, its
+ * events stored alone);
  * a group whose shift starts hands its queue out to the agents online
  * with room, and its customers hear their positions. */
 static void on_tick(void *ud)
@@ -1074,7 +1103,8 @@ static void on_tick(void *ud)
         r->next = NULL;
         if (r->kind == SB_REQ_CONV_ROUTE && !route_latest(v->gw, r)) {
             r->rc = SB_E_STORE;
-            route_end(v->gw, sb__gw_sess_get(v->gw, r->owner), r);
+            route_superseded(v->gw, sb__gw_sess_get(v->gw, r->owner), r,
+                             route_waiting(next, r->u.route.conv_id));
         } else {
             sb__gw_submit(v->gw, r);
         }

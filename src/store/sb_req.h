@@ -73,8 +73,10 @@ typedef enum sb_req_kind {
     SB_REQ__COUNT
 } sb_req_kind;
 
-/* Messages stored with a customer-service write, in its transaction. */
-#define SB_REQ_MSGS_MAX 4
+/* Messages stored with a customer-service write, in its transaction: its
+ * own events and those of the routing writes it carries on for (a few
+ * each). */
+#define SB_REQ_MSGS_MAX 8
 /* Settings per CONFIG request. */
 #define SB_REQ_CONFIG_KEYS_MAX 2
 

@@ -356,7 +356,39 @@ static void test_route_written_again(void **state)
     gwfake_tick(100);
     c = stored(conv);
     assert_int_equal(c->state, SBP__CONV_STATE__STATE_CLOSED);
+    uint64_t closed_seq = c->last_seq;
     sbp__conversation__free_unpacked(c, NULL);
+    /* All failed in one batch (the transfer, the group's assignment, the
+     * close): the superseded writes' events go with the latest made
+     * again, ahead of its own. */
+    gwfake_send(10, conv, 2, "human", 0); /* reopens; handed to a1 */
+    c = stored(conv);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_ASSIGNED);
+    sbp__conversation__free_unpacked(c, NULL);
+    GF.fail_kind = SB_REQ_CONV_ROUTE;
+    GF.fail_count = 3;
+    GF.defer_pump = true;
+    transfer(20, conv, NULL, "g1");
+    close_conv(10, conv);
+    GF.defer_pump = false;
+    gwfake_pump();
+    assert_int_equal(GF.fail_count, 0);
+    gwfake_tick(100);
+    c = stored(conv);
+    assert_int_equal(c->state, SBP__CONV_STATE__STATE_CLOSED);
+    uint64_t last = c->last_seq;
+    sbp__conversation__free_unpacked(c, NULL);
+    uint64_t transferred = 0, closed = 0;
+    for (uint64_t q = closed_seq + 1; q <= last; q++) {
+        Sbp__Message *m = NULL;
+        assert_int_equal(sb_store_msg_get(GF.store, conv, q, &m), 0);
+        if (m->event && strcmp(m->event->key, "conv.transferred") == 0)
+            transferred = q;
+        if (m->event && strcmp(m->event->key, "conv.closed") == 0) closed = q;
+        sbp__message__free_unpacked(m, NULL);
+    }
+    assert_true(transferred > 0);
+    assert_true(closed > transferred);
 }
 
 /* A service OPEN from another device that resumes the conversation while
