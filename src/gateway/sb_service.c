@@ -989,6 +989,7 @@ static void again_drop(svc *v, bool reply)
             for (size_t i = 0; i < r->n_msgs; i++)
                 sbp__message__free_unpacked(r->msgs[i], NULL);
             free(r->data);
+            free(r->u.route.note);
         }
         free(r);
     }
