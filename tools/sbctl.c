@@ -24,6 +24,8 @@
 #include "sb_client.h"
 #include "sb_client_hs.h"
 #include "sb_error.h"
+#include "sb_identity.h"
+#include "sb_pbjson.h"
 #include "sb_reportfmt.h"
 #include "sb_storecopy.h"
 #include "sb_token.h"
@@ -110,6 +112,14 @@ struct ctl {
     char *by[4];
     size_t n_by;
     sb_report_format format;
+    /* notes: the notes conversation; contact: whose, and the change */
+    uint64_t notes_conv;
+    const char *user, *name_set, *email_set;
+    const char *attr_keys[SB_CONTACT_ATTRS_MAX],
+        *attr_values[SB_CONTACT_ATTRS_MAX];
+    char *attr_buf[SB_CONTACT_ATTRS_MAX];
+    size_t n_attrs;
+    bool clear_name, clear_email;
     /* chat: stdin */
     union {
         uv_tty_t tty;
@@ -367,6 +377,10 @@ static const char USAGE[] =
     "  search         full-text search in messages\n"
     "  canned         list the desk's canned replies\n"
     "  csat           rate a closed conversation (its customer)\n"
+    "  note           write a private note in a conversation (agents)\n"
+    "  notes          print a conversation's private notes\n"
+    "  contact        show or change a customer's contact\n"
+    "  identity-hash  the user_hash a site signs a customer's id with\n"
     "\n"
     "administration (role admin):\n"
     "  report                reports: conversations, response and resolution\n"
@@ -506,13 +520,14 @@ static int cmd_store_copy(const command *cmd, int argc, char **argv)
     }
     printf("copied: %llu users, %llu conversations, %llu messages (%llu new),"
            " %llu members, %llu device cursors, %llu tags, %llu settings,"
-           " %llu uploads (%llu files new)\n",
+           " %llu contacts, %llu uploads (%llu files new)\n",
            (unsigned long long)rep.users, (unsigned long long)rep.convs,
            (unsigned long long)rep.messages,
            (unsigned long long)rep.messages_new,
            (unsigned long long)rep.members, (unsigned long long)rep.cursors,
            (unsigned long long)rep.tags, (unsigned long long)rep.settings,
-           (unsigned long long)rep.uploads, (unsigned long long)rep.blobs_new);
+           (unsigned long long)rep.contacts, (unsigned long long)rep.uploads,
+           (unsigned long long)rep.blobs_new);
     return EXIT_OK;
 }
 
@@ -1012,6 +1027,9 @@ static const char DESK_HELP[] =
     "                              \"holidays\":[\"2025-12-25\"]}'; JSON '' "
     "for none\n"
     "                              (docs/operations.md)\n"
+    "  identity SECRET             the key the site signs its customers' ids\n"
+    "                              with (16-128 bytes; docs/web.md); '' for\n"
+    "                              none\n"
     "  --desk D                    the desk to change (default: the first)\n";
 
 /* Reads a desk file (path, or - for stdin) into x->body. */
@@ -1095,6 +1113,7 @@ static int desk_args(ctl *x, int argc, char **argv)
         {"widget-text", 3, {"kind", "lang", "text"}, "desk-widget"},
         {"avatar", 2, {"id", "url"}, NULL},
         {"hours", 2, {"group", "hours"}, NULL},
+        {"identity", 1, {"secret"}, NULL},
     };
     const char *name = "admin desk";
     if (optind >= argc) return usage_err(name, "COMMAND is required");
@@ -1246,6 +1265,139 @@ static void answer_report(ctl *x, int err, const Sbp__Frame *resp)
     fflush(stdout);
     sb_buf_free(&b);
     finish(x, EXIT_OK);
+}
+
+/* ---- notes and contacts ------------------------------------------------- */
+
+/* note: the notes are opened (made if need be), then the text is sent to
+ * them; status_send prints the result. */
+static int act_note(ctl *x)
+{
+    return sb_client_notes_open(x->c, x->conv, true, &x->rid);
+}
+
+static void answer_note(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "note", err, EXIT_TIMEOUT);
+        return;
+    }
+    x->notes_conv = resp->open_resp->conv->conv_id;
+    int rc = sb_client_send_text(x->c, x->notes_conv, x->text, NULL);
+    if (rc) {
+        fprintf(stderr, "sbctl note: %s\n", sb_client_err_name(rc));
+        finish(x, EXIT_REFUSED);
+    }
+}
+
+/* notes: the notes are opened (not made), then a page of them read. */
+static int act_notes(ctl *x)
+{
+    if (x->limit == 0) x->limit = 50;
+    return sb_client_notes_open(x->c, x->conv, false, &x->rid);
+}
+
+static void answer_notes(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err == SB_E_NOT_FOUND && !x->notes_conv) {
+        finish(x, EXIT_OK); /* no notes yet: nothing to print */
+        return;
+    }
+    if (err) {
+        request_failed(x, "notes", err, EXIT_TIMEOUT);
+        return;
+    }
+    if (resp->body_case == SBP__FRAME__BODY_OPEN_RESP) {
+        x->notes_conv = resp->open_resp->conv->conv_id;
+        int rc = sb_client_history(x->c, x->notes_conv, x->before, x->limit,
+                                   &x->rid);
+        if (rc) {
+            fprintf(stderr, "sbctl notes: %s\n", sb_client_err_name(rc));
+            finish(x, EXIT_REFUSED);
+        }
+        return;
+    }
+    answer_history(x, 0, resp);
+}
+
+static int prepare_contact(ctl *x, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    if (!x->conv == !x->user)
+        return usage_err(x->name, "--conv N or --user U (admins), one of them");
+    return EXIT_OK;
+}
+
+/* contact: a CONTACT_SET when a change is given, else a CONTACT_GET. */
+static int act_contact(ctl *x)
+{
+    if (!x->name_set && !x->email_set && !x->n_attrs && !x->clear_name &&
+        !x->clear_email)
+        return sb_client_contact_get(x->c, x->conv, x->user, &x->rid);
+    sb_client_contact_change ch = {.conv_id = x->conv,
+                                   .user_id = x->user,
+                                   .name = x->name_set,
+                                   .email = x->email_set,
+                                   .keys = x->attr_keys,
+                                   .values = x->attr_values,
+                                   .n_attrs = x->n_attrs,
+                                   .clear_name = x->clear_name,
+                                   .clear_email = x->clear_email};
+    return sb_client_contact_set(x->c, &ch, &x->rid);
+}
+
+/* The contact and the customer's conversations, as JSON. */
+static void answer_contact(ctl *x, int err, const Sbp__Frame *resp)
+{
+    if (err) {
+        request_failed(x, "contact", err, EXIT_TIMEOUT);
+        return;
+    }
+    json_t *j = sb_pbjson_from_msg(&resp->contact_resp->base);
+    char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+    json_decref(j);
+    if (!text) {
+        fprintf(stderr, "sbctl: out of memory\n");
+        finish(x, EXIT_REFUSED);
+        return;
+    }
+    puts(text);
+    fflush(stdout);
+    free(text);
+    finish(x, EXIT_OK);
+}
+
+/* identity-hash: what a site's backend computes for its signed-in user. */
+static int cmd_identity_hash(const command *cmd, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"secret", required_argument, NULL, 's'},
+        {"user", required_argument, NULL, 'u'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *secret = NULL, *user = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o == 'h') {
+            fputs(cmd->usage, stdout);
+            return EXIT_OK;
+        }
+        if (o == 's')
+            secret = optarg;
+        else if (o == 'u')
+            user = optarg;
+        else
+            return usage_err("identity-hash", "unknown option");
+    }
+    if (optind != argc || !secret || !*secret || !user || !*user ||
+        strlen(user) > SB_ID_BYTES_MAX)
+        return usage_err("identity-hash", "--secret S --user U");
+    char hex[SB_IDENTITY_HASH_HEX + 1];
+    sb_identity_hash(secret, user, hex);
+    puts(hex);
+    return EXIT_OK;
 }
 
 /* ---- client callbacks ---------------------------------------------------- */
@@ -1511,6 +1663,53 @@ static const command COMMANDS[] = {
         .answer = answer_ok,
     },
     {
+        .name = "note",
+        .usage = "usage: sbctl note --conv N [connection] [--] TEXT...\n"
+                 "As an agent of conversation N (or an admin): writes TEXT "
+                 "as a private note,\nwhich the customer never sees "
+                 "(the notes are made the first time); `@id`\nmentions "
+                 "a teammate. Prints `msg_id=M conv=NOTES seq=S`.\n",
+        .needs_conv = true,
+        .prepare = prepare_send,
+        .act = act_note,
+        .answer = answer_note,
+        .status = status_send,
+    },
+    {
+        .name = "notes",
+        .usage = "usage: sbctl notes --conv N [--before S] [--limit L] "
+                 "[connection]\n"
+                 "As an agent of conversation N (or an admin): prints a page "
+                 "of its private\nnotes as `conv seq sender body` (conv: the "
+                 "notes'); nothing when it has none.\n",
+        .needs_conv = true,
+        .act = act_notes,
+        .answer = answer_notes,
+    },
+    {
+        .name = "contact",
+        .usage =
+            "usage: sbctl contact (--conv N | --user U) [--name X] [--email "
+            "E]\n"
+            "                     [--attr KEY=VALUE]... [--clear name|email] "
+            "[connection]\n"
+            "As an agent of conversation N (or an admin, also by user id): "
+            "prints the\ncontact of its customer and the customer's "
+            "conversations as JSON; with\n--name, --email, --attr (an "
+            "empty VALUE removes KEY) or --clear, changes it\nfirst.\n",
+        .prepare = prepare_contact,
+        .act = act_contact,
+        .answer = answer_contact,
+    },
+    {
+        .name = "identity-hash",
+        .usage = "usage: sbctl identity-hash --secret S --user U\n"
+                 "Prints the user_hash of user U under a desk's identity "
+                 "secret S:\nhex(HMAC-SHA256(S, U)), what the site's backend "
+                 "gives its page for\nPOST /api/identify (docs/api.md).\n",
+        .run = cmd_identity_hash,
+    },
+    {
         .name = "report",
         .usage =
             "usage: sbctl report --from YYYY-MM-DD [--to YYYY-MM-DD] [--tz Z]\n"
@@ -1629,6 +1828,10 @@ enum {
     O_TZ,
     O_BY,
     O_FORMAT,
+    O_USER,
+    O_EMAIL,
+    O_ATTR,
+    O_CLEAR,
 };
 
 /* ---- options and the run ------------------------------------------------- */
@@ -1672,6 +1875,10 @@ static const struct option OPTS[] = {
     {"tz", required_argument, NULL, O_TZ},
     {"by", required_argument, NULL, O_BY},
     {"format", required_argument, NULL, O_FORMAT},
+    {"user", required_argument, NULL, O_USER},
+    {"email", required_argument, NULL, O_EMAIL},
+    {"attr", required_argument, NULL, O_ATTR},
+    {"clear", required_argument, NULL, O_CLEAR},
     {NULL, 0, NULL, 0},
 };
 
@@ -1734,8 +1941,9 @@ static int take_option(ctl *x, int o)
     case O_FILE:
         x->file = optarg;
         break;
-    case O_NAME:
+    case O_NAME: /* send --file's name for the file; contact's name */
         x->file_name = optarg;
+        x->name_set = optarg;
         break;
     case O_KIND:
         if (strcmp(optarg, "direct") == 0)
@@ -1826,6 +2034,32 @@ static int take_option(ctl *x, int o)
     case O_FORMAT:
         if (sb_report_format_parse(optarg, &x->format) != 0)
             return usage_err(name, "--format table|json|csv");
+        break;
+    case O_USER:
+        x->user = optarg;
+        break;
+    case O_EMAIL:
+        x->email_set = optarg;
+        break;
+    case O_ATTR: {
+        const char *eq = strchr(optarg, '=');
+        if (!eq || eq == optarg) return usage_err(name, "--attr KEY=VALUE");
+        if (x->n_attrs == SB_CONTACT_ATTRS_MAX)
+            return usage_err(name, "too many --attr");
+        char *k = strndup(optarg, (size_t)(eq - optarg));
+        if (!k) return usage_err(name, "out of memory");
+        x->attr_buf[x->n_attrs] = k;
+        x->attr_keys[x->n_attrs] = k;
+        x->attr_values[x->n_attrs++] = eq + 1;
+        break;
+    }
+    case O_CLEAR:
+        if (strcmp(optarg, "name") == 0)
+            x->clear_name = true;
+        else if (strcmp(optarg, "email") == 0)
+            x->clear_email = true;
+        else
+            return usage_err(name, "--clear name|email");
         break;
     default:
         return usage_err(name, "unknown option");
@@ -1932,6 +2166,8 @@ static int cmd_connected(const command *c, const char *name, int argc,
     rc = run_client(&x);
     free(x.text);
     free(x.body);
+    for (size_t i = 0; i < x.n_attrs; i++)
+        free(x.attr_buf[i]);
     return rc;
 }
 

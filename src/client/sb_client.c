@@ -997,6 +997,29 @@ int sb_client_report(sb_client *c, const char *from, const char *to,
                                             desk, group, agent, rid_out));
 }
 
+int sb_client_notes_open(sb_client *c, uint64_t conv_id, bool create,
+                         uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(
+        c, sb_client_core_notes_open(c->core, conv_id, create, rid_out));
+}
+
+int sb_client_contact_get(sb_client *c, uint64_t conv_id, const char *user_id,
+                          uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(
+        c, sb_client_core_contact_get(c->core, conv_id, user_id, rid_out));
+}
+
+int sb_client_contact_set(sb_client *c, const sb_client_contact_change *ch,
+                          uint32_t *rid_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_contact_set(c->core, ch, rid_out));
+}
+
 /* ---- accessors ----------------------------------------------------------- */
 
 sb_client_state sb_client_get_state(const sb_client *c)

@@ -119,6 +119,13 @@ int sb_client_report(sb_client *c, const char *from, const char *to,
                      const char *desk, const char *group, const char *agent,
                      uint32_t *rid_out);
 
+int sb_client_notes_open(sb_client *c, uint64_t conv_id, bool create,
+                         uint32_t *rid_out);
+int sb_client_contact_get(sb_client *c, uint64_t conv_id, const char *user_id,
+                          uint32_t *rid_out);
+int sb_client_contact_set(sb_client *c, const sb_client_contact_change *ch,
+                          uint32_t *rid_out);
+
 /* Accessors (also valid in callbacks). */
 sb_client_state sb_client_get_state(const sb_client *c);
 /* Highest contiguous seq surfaced in conv_id. */

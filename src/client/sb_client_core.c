@@ -367,6 +367,12 @@ static void on_typing(sb_client_core *cc, const Sbp__Frame *f)
     if (cc->cbs.on_typing) cc->cbs.on_typing(cc->ud, f->typing);
 }
 
+static void on_note_mention(sb_client_core *cc, const Sbp__Frame *f)
+{
+    if (cc->cbs.on_note_mention)
+        cc->cbs.on_note_mention(cc->ud, f->note_mention);
+}
+
 static void on_presence(sb_client_core *cc, const Sbp__Frame *f)
 {
     if (cc->cbs.on_presence) cc->cbs.on_presence(cc->ud, f->agent_presence);
@@ -396,6 +402,8 @@ static const struct frame_kind {
     [SBP__FRAME__BODY_AGENT_STATE] = {on_agent_state, true},
     [SBP__FRAME__BODY_CONV_UPDATE] = {on_conv_update, true},
     [SBP__FRAME__BODY_TYPING] = {on_typing, true},
+    [SBP__FRAME__BODY_NOTE_MENTION] = {on_note_mention, true},
+    [SBP__FRAME__BODY_CONTACT_RESP] = {sb__client_request_on_answer, true},
     [SBP__FRAME__BODY_SYNC_HINT] = {sb__client_inbox_on_sync_hint, true},
     [SBP__FRAME__BODY_AGENT_LIST_RESP] = {sb__client_request_on_answer, true},
     [SBP__FRAME__BODY_AGENT_PRESENCE] = {on_presence, true},

@@ -164,6 +164,10 @@ typedef struct sb_client_cbs {
     void (*on_presence)(void *ud, const Sbp__AgentPresence *p);
     /* An ERROR frame tied to no send or request. */
     void (*on_error)(void *ud, int err, const char *text);
+    /* NOTE_MENTION: a teammate mentioned this user in a note (the note
+     * itself is also surfaced through on_message, in its notes
+     * conversation, once this user is a member of it). */
+    void (*on_note_mention)(void *ud, const Sbp__NoteMention *m);
 } sb_client_cbs;
 
 /* What the core asks of the transport. All three are required. */
@@ -375,7 +379,8 @@ int sb_client_core_typing(sb_client_core *cc, uint64_t conv_id, bool on);
  *   AGENT_STATE -> AGENT_STATE CONV_LIST -> CONV_LIST_RESP
  *   SEARCH -> SEARCH_RESP      CANNED_LIST -> CANNED_LIST_RESP
  *   ADMIN -> ADMIN_RESP or OK  CLAIM -> OK
- *   AGENT_LIST -> AGENT_LIST_RESP
+ *   AGENT_LIST -> AGENT_LIST_RESP  NOTES_OPEN -> OPEN_RESP
+ *   CONTACT_GET, CONTACT_SET -> CONTACT_RESP
  * and any of them -> ERROR. Another body: -EINVAL. The fields are not
  * checked here. */
 int sb_client_core_request(sb_client_core *cc, Sbp__Frame *f,
@@ -487,6 +492,34 @@ int sb_client_core_report(sb_client_core *cc, const char *from, const char *to,
                           const char *tz, const char *const *by, size_t n_by,
                           const char *desk, const char *group,
                           const char *agent, uint32_t *rid_out);
+
+/* NOTES_OPEN: the private notes of service conversation conv_id (agents
+ * and admins), made when create is set and there are none. The answer is
+ * an OPEN_RESP with the notes conversation (kind CONV_NOTES), which this
+ * user now follows: notes are sent to it with sb_client_core_send and
+ * surface through on_message like any message. */
+int sb_client_core_notes_open(sb_client_core *cc, uint64_t conv_id, bool create,
+                              uint32_t *rid_out);
+/* CONTACT_GET: the contact of the customer of service conversation
+ * conv_id, or (admins) of user_id: exactly one of them (SB_E_INVALID
+ * otherwise). The answer is a CONTACT_RESP. */
+int sb_client_core_contact_get(sb_client_core *cc, uint64_t conv_id,
+                               const char *user_id, uint32_t *rid_out);
+/* A change to a contact, as CONTACT_SET carries it (strings NULL or "":
+ * unchanged; an attribute with an empty value is removed). */
+typedef struct sb_client_contact_change {
+    uint64_t conv_id;    /* the customer of this conversation, */
+    const char *user_id; /* or this user (admins) */
+    const char *name, *email;
+    const char *const *keys, *const *values;
+    size_t n_attrs;
+    bool clear_name, clear_email;
+} sb_client_contact_change;
+/* CONTACT_SET: ch's change; the answer is a CONTACT_RESP with the contact
+ * as stored. Limits: SB_CONTACT_* (sb_limits.h; SB_E_TOO_LARGE beyond). */
+int sb_client_core_contact_set(sb_client_core *cc,
+                               const sb_client_contact_change *ch,
+                               uint32_t *rid_out);
 
 /* ---- accessors ----------------------------------------------------------- */
 

@@ -30,6 +30,9 @@ static const Sbp__Frame__BodyCase ANSWERS[][2] = {
     [SBP__FRAME__BODY_AGENT_LIST] = {SBP__FRAME__BODY_AGENT_LIST_RESP},
     [SBP__FRAME__BODY_CSAT] = {SBP__FRAME__BODY_OK},
     [SBP__FRAME__BODY_REPORT] = {SBP__FRAME__BODY_REPORT_RESP},
+    [SBP__FRAME__BODY_NOTES_OPEN] = {SBP__FRAME__BODY_OPEN_RESP},
+    [SBP__FRAME__BODY_CONTACT_GET] = {SBP__FRAME__BODY_CONTACT_RESP},
+    [SBP__FRAME__BODY_CONTACT_SET] = {SBP__FRAME__BODY_CONTACT_RESP},
 };
 #define N_KINDS (sizeof ANSWERS / sizeof *ANSWERS)
 
@@ -495,6 +498,97 @@ int sb_client_core_report(sb_client_core *cc, const char *from, const char *to,
     Sbp__Frame f = SBP__FRAME__INIT;
     f.body_case = SBP__FRAME__BODY_REPORT;
     f.report = &r;
+    return sb_client_core_request(cc, &f, rid_out);
+}
+
+int sb_client_core_notes_open(sb_client_core *cc, uint64_t conv_id, bool create,
+                              uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    if (conv_id == 0) return SB_E_INVALID;
+    Sbp__NotesOpen x = SBP__NOTES_OPEN__INIT;
+    x.conv_id = conv_id;
+    x.create = create;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_NOTES_OPEN;
+    f.notes_open = &x;
+    return sb_client_core_request(cc, &f, rid_out);
+}
+
+/* Whose contact: a conversation's customer (conv_id) or a user (user_id),
+ * exactly one of them. */
+static int contact_whose(uint64_t conv_id, const char *user_id)
+{
+    if ((conv_id != 0) == (user_id && user_id[0])) return SB_E_INVALID;
+    return conv_id ? 0 : sb__client_check_str(user_id, SB_ID_BYTES_MAX, false);
+}
+
+int sb_client_core_contact_get(sb_client_core *cc, uint64_t conv_id,
+                               const char *user_id, uint32_t *rid_out)
+{
+    assert(cc);
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    int rc = contact_whose(conv_id, user_id);
+    if (rc) return rc;
+    Sbp__ContactGet x = SBP__CONTACT_GET__INIT;
+    x.conv_id = conv_id;
+    x.user_id = str_or_empty(user_id);
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CONTACT_GET;
+    f.contact_get = &x;
+    return sb_client_core_request(cc, &f, rid_out);
+}
+
+/* A contact's field: over max bytes is SB_E_TOO_LARGE, the rest as
+ * sb__client_check_str. */
+static int contact_field(const char *v, size_t max, bool empty_ok)
+{
+    if (v && strlen(v) > max) return SB_E_TOO_LARGE;
+    return sb__client_check_str(v, max, empty_ok);
+}
+
+int sb_client_core_contact_set(sb_client_core *cc,
+                               const sb_client_contact_change *ch,
+                               uint32_t *rid_out)
+{
+    assert(cc && ch && (ch->n_attrs == 0 || (ch->keys && ch->values)));
+    if (cc->state != SB_CLIENT_READY) return -ENOTCONN;
+    int rc = contact_whose(ch->conv_id, ch->user_id);
+    if (rc == 0) rc = contact_field(ch->name, SB_CONTACT_NAME_BYTES_MAX, true);
+    if (rc == 0)
+        rc = contact_field(ch->email, SB_CONTACT_EMAIL_BYTES_MAX, true);
+    if (rc == 0 && ch->n_attrs > SB_CONTACT_ATTRS_MAX) rc = SB_E_TOO_LARGE;
+    for (size_t i = 0; rc == 0 && i < ch->n_attrs; i++) {
+        rc = contact_field(ch->keys[i], SB_CONTACT_KEY_BYTES_MAX, false);
+        if (rc == 0)
+            rc = contact_field(ch->values[i], SB_CONTACT_VALUE_BYTES_MAX, true);
+    }
+    if (rc) return rc;
+    Sbp__ContactAttr room[SB_CONTACT_ATTRS_MAX];
+    Sbp__ContactAttr *attrs[SB_CONTACT_ATTRS_MAX];
+    for (size_t i = 0; i < ch->n_attrs; i++) {
+        sbp__contact_attr__init(&room[i]);
+        room[i].key = (char *)ch->keys[i];
+        room[i].value = str_or_empty(ch->values[i]);
+        attrs[i] = &room[i];
+    }
+    char *clear[2];
+    size_t n_clear = 0;
+    if (ch->clear_name) clear[n_clear++] = "name";
+    if (ch->clear_email) clear[n_clear++] = "email";
+    Sbp__ContactSet x = SBP__CONTACT_SET__INIT;
+    x.conv_id = ch->conv_id;
+    x.user_id = str_or_empty(ch->user_id);
+    x.name = str_or_empty(ch->name);
+    x.email = str_or_empty(ch->email);
+    x.attributes = attrs;
+    x.n_attributes = ch->n_attrs;
+    x.clear = clear;
+    x.n_clear = n_clear;
+    Sbp__Frame f = SBP__FRAME__INIT;
+    f.body_case = SBP__FRAME__BODY_CONTACT_SET;
+    f.contact_set = &x;
     return sb_client_core_request(cc, &f, rid_out);
 }
 

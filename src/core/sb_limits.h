@@ -53,5 +53,17 @@
  * comment. */
 #define SB_CSAT_RATING_MAX 5
 #define SB_CSAT_COMMENT_BYTES_MAX 1000
+/* A contact (what the service side knows of a customer): a name, an
+ * email, and attributes, each a key of 1..64 bytes of [A-Za-z0-9_.-] and
+ * a value of at most 512 bytes, at most 32 of them. */
+#define SB_CONTACT_NAME_BYTES_MAX 128
+#define SB_CONTACT_EMAIL_BYTES_MAX 254
+#define SB_CONTACT_ATTRS_MAX 32
+#define SB_CONTACT_KEY_BYTES_MAX 64
+#define SB_CONTACT_VALUE_BYTES_MAX 512
+/* The customer's conversations a contact's answer lists. */
+#define SB_CONTACT_CONVS_MAX 20
+/* Teammates one note mentions (more "@ids" are left as text). */
+#define SB_NOTE_MENTIONS_MAX 8
 
 #endif

@@ -294,6 +294,16 @@ static int parse_desk(sb_desk *d, const json_t *j, sb_desk_def *def, size_t idx,
                         SB_ID_BYTES_MAX);
         snprintf(def->bot, sizeof def->bot, "%s", b);
     }
+    json_t *secret = json_object_get(j, "identity_secret");
+    if (secret) {
+        const char *k = json_string_value(secret);
+        size_t n = k ? strlen(k) : 0;
+        if (!k || n < SB_DESK_SECRET_BYTES_MIN || n > SB_DESK_SECRET_BYTES_MAX)
+            return fail(err, elen,
+                        "desk %s: identity_secret: want %d..%d bytes", id,
+                        SB_DESK_SECRET_BYTES_MIN, SB_DESK_SECRET_BYTES_MAX);
+        snprintf(def->identity_secret, sizeof def->identity_secret, "%s", k);
+    }
     json_t *csat = json_object_get(j, "csat");
     if (csat && !json_is_boolean(csat))
         return fail(err, elen, "desk %s: csat: want true or false", id);

@@ -29,6 +29,9 @@
 #define SB_DESK_LANGS_MAX 8
 #define SB_DESK_QUEUE_MAX 100000 /* conversations waiting, all groups */
 #define SB_DESK_FILE_BYTES_MAX (4u << 20)
+/* A desk's identity secret: 16..128 bytes. */
+#define SB_DESK_SECRET_BYTES_MIN 16
+#define SB_DESK_SECRET_BYTES_MAX 128
 
 typedef struct sb_desk sb_desk;
 
@@ -87,6 +90,10 @@ typedef struct sb_desk_def {
     /* The customer is asked to rate a conversation at its close ("csat",
      * true unless the desk says false). */
     bool csat;
+    /* The key the site's backend signs its customers' ids with
+     * ("identity_secret": HMAC-SHA256 of the user id, docs/api.md); ""
+     * when the desk takes no signed identity. */
+    char identity_secret[SB_DESK_SECRET_BYTES_MAX + 1];
 } sb_desk_def;
 
 /* Loads a desk file. On failure returns SB_E_INVALID (or -errno) and

@@ -438,6 +438,27 @@ static int op_avatar(json_t *root, const json_t *arg, char *msg, size_t mlen)
     return say(msg, mlen, 0, "agent %s's picture is %s", id, url);
 }
 
+/* The key the site signs its customers' ids with: {"secret", "desk"};
+ * "" removes it (the desk takes no signed identity). Its length is
+ * checked by sb_desk_parse with the whole document. */
+static int op_identity(json_t *root, const json_t *arg, char *msg, size_t mlen)
+{
+    const char *secret =
+        arg_str(arg, "secret", SB_DESK_SECRET_BYTES_MAX, true, msg, mlen);
+    if (!secret) return SB_E_INVALID;
+    json_t *desk;
+    const char *did;
+    int rc = desk_of(root, arg, &desk, &did, msg, mlen);
+    if (rc) return rc;
+    if (!secret[0]) {
+        json_object_del(desk, "identity_secret");
+        return say(msg, mlen, 0, "desk %s takes no signed identity", did);
+    }
+    if (json_object_set_new(desk, "identity_secret", json_string(secret)) != 0)
+        return -ENOMEM;
+    return say(msg, mlen, 0, "desk %s's identity secret set", did);
+}
+
 /* A group's business hours: {"group", "hours": {tz, week, holidays}};
  * "hours" null or missing removes them (the group is always open). The
  * hours themselves are checked by sb_desk_parse with the whole document. */
@@ -495,6 +516,7 @@ static const struct {
     {"widget", op_widget},
     {"avatar", op_avatar},
     {"hours", op_hours},
+    {"identity", op_identity},
 };
 
 /* " (1 desk, 2 groups, 3 agents)" of a parsed configuration. */

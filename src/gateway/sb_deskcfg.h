@@ -37,6 +37,8 @@
  *   "hours"       {"group", "hours": {"tz", "week", "holidays"}}: the
  *                 group's business hours (sb_hours.h); "hours" null or
  *                 missing removes them
+ *   "identity"    {"secret", "desk"}: the key the site signs its
+ *                 customers' ids with (16..128 bytes; "" removes it)
  * where "desk" is optional (the first desk) and arg is JSON of arg_len
  * bytes. On success returns 0 with *out_doc the new document (malloc'd,
  * NUL-terminated, *out_len bytes; the caller frees), *out_desk parsed

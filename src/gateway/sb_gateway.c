@@ -4,20 +4,23 @@
  * admin commands (sb_admin.c),
  * the message operations (sb_msgops.c), signed links to uploads
  * (sb_mediaurl.c), the customer-service lifecycle (sb_service.c), the
- * desk's team (sb_team.c), customers' ratings (sb_csat.c) and reports
- * (sb_gwreport.c). */
+ * desk's team (sb_team.c), customers' ratings (sb_csat.c), reports
+ * (sb_gwreport.c), private notes (sb_notes.c) and contacts
+ * (sb_contact.c). */
 #include "sb_gateway.h"
 
 #include <string.h>
 
 #include "sb_admin.h"
 #include "sb_auth.h"
+#include "sb_contact.h"
 #include "sb_csat.h"
 #include "sb_gwcore.h"
 #include "sb_gwreport.h"
 #include "sb_mediaurl.h"
 #include "sb_msgops.h"
 #include "sb_msgpath.h"
+#include "sb_notes.h"
 #include "sb_service.h"
 #include "sb_team.h"
 
@@ -59,6 +62,8 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     sb__team_register(*out);
     sb__csat_register(*out);
     sb__report_register(*out);
+    sb__notes_register(*out);
+    sb__contact_register(*out);
     if ((rc = sb__svc_register(*out)) != 0) {
         sb_gw_free(*out);
         *out = NULL;

@@ -447,6 +447,7 @@ static int conv_fill(conv *c, const Sbp__Conversation *pc, bool keep_routing)
     sb__gw_copy_str(c->customer, sizeof c->customer, pc->customer);
     if (pc->first_response_ms) c->first_response = true;
     c->csat_rating = pc->csat_rating;
+    c->notes_of = pc->notes_of;
     if (!c->cs.known) c->cs.base = pc->last_seq;
     /* Dirty receipts of members that left are simply dropped. */
     return 0;
@@ -527,9 +528,9 @@ static void append_done(sb_req *r)
         sbp__message__free_unpacked(m, NULL);
     } else {
         conv *c = sb_map_get(&gw->convs, m->conv_id);
-        if (c && r->owner != 0 && sb__gw_desk_elsewhere(gw)) {
-            if (c->kind == SBP__CONV_KIND__CONV_SERVICE)
-                sb__gw_desk_stored(gw, c, m);
+        if (c && r->owner != 0 && c->kind == SBP__CONV_KIND__CONV_SERVICE &&
+            sb__gw_desk_elsewhere(gw)) {
+            sb__gw_desk_stored(gw, c, m);
         } else if (c && r->owner != 0 && gw->hooks.stored) {
             gw->hooks.stored(gw->hooks.ud, c, m);
         }
@@ -550,6 +551,8 @@ int sb__gw_append_send(sb_gw *gw, sess *s, uint32_t rid, Sbp__Message *m,
     if (!r) return -ENOMEM;
     r->u.append.msg = m;
     r->u.append.masked = masked;
+    const conv *c = sb_map_get(&gw->convs, m->conv_id);
+    r->u.append.note = c && c->kind == SBP__CONV_KIND__CONV_NOTES;
     if (s) s->pending_sends++;
     sb__gw_submit(gw, r);
     return 0;

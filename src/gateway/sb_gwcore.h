@@ -70,6 +70,7 @@ typedef struct conv {
     uint32_t unmatched;   /* customer turns the bot did not understand */
     bool first_response;  /* the agent has answered */
     uint32_t csat_rating; /* the customer's rating, 0 while none */
+    uint64_t notes_of;    /* kind CONV_NOTES: the service conversation */
     /* Routing writes made for it: a failed one is written again only
      * while no later one was made (which carries the state in full). */
     uint32_t route_gen;
@@ -220,7 +221,9 @@ typedef struct sb_gw_hooks {
      * conversation), false to leave it to the core (a direct one). */
     bool (*open)(void *ud, sess *s, const Sbp__Frame *f);
     /* A message that a session sent is stored in cached conversation c
-     * (not a duplicate); m is valid during the call. */
+     * (not a duplicate); m is valid during the call. In a cluster, a
+     * service conversation's go to the node that owns the desks instead
+     * (sb__gw_desk_stored) when that is another one. */
     void (*stored)(void *ud, conv *c, const Sbp__Message *m);
     /* The user's first session is ready (online) or its last one went
      * away; role is that session's. */

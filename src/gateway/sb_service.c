@@ -18,6 +18,7 @@
 #include "sb_error.h"
 #include "sb_gwcore.h"
 #include "sb_i18n.h"
+#include "sb_notes.h"
 #include "sb_offhours.h"
 #include "sb_sysmsg.h"
 #include "sb_team.h"
@@ -479,11 +480,15 @@ static void note_email(sb_gw *gw, conv *c, const Sbp__Message *m)
 
 /* The hook for a message a session sent: the customer's goes to the bot
  * (and reopens a closed conversation), the agent's first answer is
- * recorded. */
+ * recorded; a note's mentions go to the notes module. */
 static void on_stored(void *ud, conv *c, const Sbp__Message *m)
 {
     svc *v = ud;
     sb_gw *gw = v->gw;
+    if (c->kind == SBP__CONV_KIND__CONV_NOTES) {
+        sb__notes_stored(gw, c, m);
+        return;
+    }
     if (!gw->cfg.desk || c->kind != SBP__CONV_KIND__CONV_SERVICE) return;
     if (strcmp(m->sender, c->customer) == 0) {
         if (c->state == SBP__CONV_STATE__STATE_CLOSED) {

@@ -13,7 +13,9 @@
 #include <strings.h>
 
 #include "sb_b64.h"
+#include "sb_desk.h"
 #include "sb_error.h"
+#include "sb_identity.h"
 #include "sb_map.h"
 #include "sb_reportfmt.h"
 #include "sb_token.h"
@@ -32,6 +34,9 @@ typedef enum answer_kind {
     ANS_ADMIN,       /* admin_resp: its text, a JSON document, as the body */
     ANS_REPORT_JSON, /* report_resp, rendered as JSON (sb_reportfmt) */
     ANS_REPORT_CSV,  /* report_resp, rendered as CSV */
+    ANS_CONTACT,     /* contact_resp: {contact, conversations} */
+    ANS_IDENTIFY,    /* admin_resp of contact-identify: a token minted */
+    ANS_THEN,        /* open_resp of NOTES_OPEN: the next frame follows */
 } answer_kind;
 
 typedef struct pend {
@@ -42,6 +47,17 @@ typedef struct pend {
     bool done; /* answered: the session ends at the next flush */
     int64_t deadline_ms;
     struct pend *next;
+    /* ANS_THEN: the frame that follows on the same session (its body gets
+     * the notes conversation's conv_id) and how it is answered; with
+     * none_empty, notes that do not exist answer an empty page. */
+    json_t *then;
+    const char *then_name;
+    answer_kind then_kind;
+    bool none_empty;
+    int64_t now_ms; /* when the request came */
+    /* ANS_IDENTIFY: whom the token is for. */
+    char user[SB_ID_BYTES_MAX + 1];
+    char locale[SB_LOCALE_BYTES_MAX + 1];
 } pend;
 
 typedef struct bucket {
@@ -59,6 +75,7 @@ struct sb_api {
     pend *all;
     size_t n_pending;
     uint32_t next_rid;
+    int64_t now_ms; /* the time of the last request or flush */
 };
 
 /* A request as the handlers see it. */
@@ -74,6 +91,10 @@ typedef struct api_req {
     size_t n_params;
     json_t *body; /* the JSON body, an object; NULL: none */
 } api_req;
+
+static void feed(sb_api *api, pend *p, const char *name, json_t *body,
+                 int64_t now_ms);
+static bool rate_take(sb_api *api, const char *token, int64_t now);
 
 /* ---- answers --------------------------------------------------------------
  */
@@ -205,11 +226,53 @@ static bool answer_report(sb_api *api, uint64_t conn, json_t *f,
     return true;
 }
 
+/* The contact stored for a signed identity (f: contact-identify's
+ * ADMIN_RESP, the contact as JSON): the answer is a customer token for
+ * its user, {"token", "user_id", "expires_ts", "contact"}. False when f
+ * is not that answer. */
+static bool answer_identify(sb_api *api, pend *p, json_t *f)
+{
+    json_t *b = json_object_get(f, "admin_resp");
+    const char *text = json_string_value(json_object_get(b, "text"));
+    json_t *contact = text ? json_loads(text, 0, NULL) : NULL;
+    if (!contact) return false;
+    int64_t now_s = p->now_ms / 1000;
+    sb_claims cl = {.role = SBP__ROLE__ROLE_CUSTOMER,
+                    .iat = now_s,
+                    .exp = now_s + SB_IDENTITY_TOKEN_TTL_S};
+    snprintf(cl.sub, sizeof cl.sub, "%s", p->user);
+    snprintf(cl.locale, sizeof cl.locale, "%s", p->locale);
+    if (api->cfg.token_iss)
+        snprintf(cl.iss, sizeof cl.iss, "%s", api->cfg.token_iss);
+    if (api->cfg.token_aud)
+        snprintf(cl.aud, sizeof cl.aud, "%s", api->cfg.token_aud);
+    char tok[SB_TOKEN_BYTES_MAX];
+    if (sb_token_sign(api->cfg.secret, api->cfg.secret_len, &cl, tok,
+                      sizeof tok) < 0) {
+        json_decref(contact);
+        answer_error(api, p->conn, 500, "internal", "cannot sign a token");
+        return true;
+    }
+    json_t *out =
+        json_pack("{s:s,s:s,s:I,s:o}", "token", tok, "user_id", p->user,
+                  "expires_ts", (json_int_t)cl.exp * 1000, "contact", contact);
+    answer_json(api, p->conn, 200, out, NULL);
+    json_decref(out);
+    return true;
+}
+
 /* The frame's answer, as the HTTP response of p. */
 static void answer_frame(sb_api *api, pend *p, json_t *f)
 {
     uint64_t conn = p->conn;
     json_t *e = json_object_get(f, "error");
+    const char *ecode = json_string_value(json_object_get(e, "code"));
+    if (e && p->none_empty && ecode && strcmp(ecode, "ERR_NOT_FOUND") == 0) {
+        json_t *empty = json_pack("{s:[],s:b}", "messages", "more", 0);
+        answer_json(api, conn, 200, empty, NULL);
+        json_decref(empty);
+        return;
+    }
     if (e) {
         json_t *code = json_object_get(e, "code");
         const ProtobufCEnumValue *v =
@@ -293,8 +356,40 @@ static void answer_frame(sb_api *api, pend *p, json_t *f)
                                                     : SB_REPORT_JSON))
             return;
         break;
+    case ANS_CONTACT: {
+        b = json_object_get(f, "contact_resp");
+        if (!b) break;
+        json_t *out = json_pack("{s:O,s:O}", "contact",
+                                json_object_get(b, "contact")
+                                    ? json_object_get(b, "contact")
+                                    : json_object(),
+                                "conversations",
+                                json_object_get(b, "conversations")
+                                    ? json_object_get(b, "conversations")
+                                    : json_array());
+        answer_json(api, conn, 200, out, NULL);
+        json_decref(out);
+        return;
+    }
+    case ANS_IDENTIFY:
+        if (answer_identify(api, p, f)) return;
+        break;
+    case ANS_THEN:
+        break;
     }
     answer_error(api, conn, 500, "internal", "unexpected answer");
+}
+
+/* The notes conversation notes_id is open: p's next frame goes on the
+ * same session, answered as p->then_kind. */
+static void then_run(sb_api *api, pend *p, json_int_t notes_id)
+{
+    json_t *body = p->then;
+    p->then = NULL;
+    json_object_set_new(body, "conv_id", json_integer(notes_id));
+    p->kind = p->then_kind;
+    p->rid = ++api->next_rid ? api->next_rid : ++api->next_rid;
+    feed(api, p, p->then_name, body, api->now_ms);
 }
 
 bool sb_api_frame(sb_api *api, uint64_t id, const uint8_t *p, size_t n)
@@ -307,21 +402,40 @@ bool sb_api_frame(sb_api *api, uint64_t id, const uint8_t *p, size_t n)
     /* Frames that answer nothing of ours (rid 0) are not the answer. */
     json_int_t rid = json_integer_value(json_object_get(f, "rid"));
     if ((uint32_t)rid == pd->rid) {
-        if (pd->conn) answer_frame(api, pd, f);
-        pend_finish(api, pd);
+        json_t *conv = json_object_get(json_object_get(f, "open_resp"), "conv");
+        json_t *id = json_object_get(conv, "conv_id");
+        if (pd->kind == ANS_THEN && pd->conn && json_is_integer(id)) {
+            then_run(api, pd, json_integer_value(id));
+        } else {
+            if (pd->conn) answer_frame(api, pd, f);
+            pend_finish(api, pd);
+        }
     }
     json_decref(f);
     return true;
 }
 
-/* Opens a session for rq as user (role) and feeds it frame (taken): its
- * answer comes back through sb_api_frame. */
-static void run_frame(api_req *rq, const char *user, Sbp__Role role,
-                      answer_kind kind, const char *name, json_t *body)
+/* What a request's pending entry starts with beyond its frame: a second
+ * frame (ANS_THEN) and whom an identity's token is for. */
+typedef struct pend_opts {
+    json_t *then; /* taken */
+    const char *then_name;
+    answer_kind then_kind;
+    bool none_empty;
+    const char *user, *locale;
+} pend_opts;
+
+/* Opens a session for rq as user (role) and feeds it frame (taken), with
+ * o (NULL: none): its answer comes back through sb_api_frame. */
+static void run_frame_o(api_req *rq, const char *user, Sbp__Role role,
+                        answer_kind kind, const char *name, json_t *body,
+                        const pend_opts *o)
 {
     sb_api *api = rq->api;
+    json_t *then = o ? o->then : NULL;
     if (api->n_pending >= SB_API_PENDING_MAX) {
         json_decref(body);
+        json_decref(then);
         answer_error(api, rq->conn, 503, "unavailable",
                      "too many requests in flight; retry later");
         return;
@@ -329,6 +443,7 @@ static void run_frame(api_req *rq, const char *user, Sbp__Role role,
     pend *p = calloc(1, sizeof *p);
     if (!p) {
         json_decref(body);
+        json_decref(then);
         answer_error(api, rq->conn, 500, "internal", "out of memory");
         return;
     }
@@ -337,9 +452,19 @@ static void run_frame(api_req *rq, const char *user, Sbp__Role role,
     p->rid = ++api->next_rid ? api->next_rid : ++api->next_rid;
     p->kind = kind;
     p->deadline_ms = rq->now_ms + SB_API_DEADLINE_MS;
+    p->now_ms = rq->now_ms;
+    if (o) {
+        p->then = then;
+        p->then_name = o->then_name;
+        p->then_kind = o->then_kind;
+        p->none_empty = o->none_empty;
+        snprintf(p->user, sizeof p->user, "%s", o->user ? o->user : "");
+        snprintf(p->locale, sizeof p->locale, "%s", o->locale ? o->locale : "");
+    }
     int rc = sb_gw_api_open(api->gw, p->sess, user, role, rq->who.locale,
                             rq->now_ms);
     if (rc) {
+        json_decref(p->then);
         free(p);
         json_decref(body);
         answer_rc(api, rq->conn, rc, NULL);
@@ -349,6 +474,7 @@ static void run_frame(api_req *rq, const char *user, Sbp__Role role,
         sb_map_put(&api->by_conn, p->conn, p) != 0) {
         sb_map_del(&api->by_sess, p->sess);
         sb_gw_conn_closed(api->gw, p->sess);
+        json_decref(p->then);
         free(p);
         json_decref(body);
         answer_error(api, rq->conn, 500, "internal", "out of memory");
@@ -357,17 +483,30 @@ static void run_frame(api_req *rq, const char *user, Sbp__Role role,
     p->next = api->all;
     api->all = p;
     api->n_pending++;
+    feed(api, p, name, body, rq->now_ms);
+}
+
+static void run_frame(api_req *rq, const char *user, Sbp__Role role,
+                      answer_kind kind, const char *name, json_t *body)
+{
+    run_frame_o(rq, user, role, kind, name, body, NULL);
+}
+
+/* Feeds p's session a frame name with body (taken) and p's rid. */
+static void feed(sb_api *api, pend *p, const char *name, json_t *body,
+                 int64_t now_ms)
+{
     json_t *frame =
         json_pack("{s:I,s:o}", "rid", (json_int_t)p->rid, name, body);
     char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
     json_decref(frame);
     if (!text) {
-        answer_error(api, rq->conn, 500, "internal", "out of memory");
+        answer_error(api, p->conn, 500, "internal", "out of memory");
         pend_finish(api, p);
         return;
     }
     sb_gw_conn_frame(api->gw, p->sess, (const uint8_t *)text, strlen(text),
-                     rq->now_ms);
+                     now_ms);
     free(text);
 }
 
@@ -791,6 +930,211 @@ static void h_reports(api_req *rq)
               b);
 }
 
+/* ---- the agent side: notes and contacts ---------------------------------
+ */
+
+/* A note's writer: the "as" agent, or the token's subject with an admin's
+ * reach; false (answered) for a malformed "as". */
+static bool note_writer(api_req *rq, const char **user, Sbp__Role *role)
+{
+    json_t *as = json_object_get(rq->body, "as");
+    *user = actor(rq);
+    *role = SBP__ROLE__ROLE_ADMIN;
+    if (!as) return true;
+    const char *u = json_string_value(json_object_get(as, "user"));
+    const char *r = json_string_value(json_object_get(as, "role"));
+    if (!json_is_object(as) || !u || !r || strcmp(r, "agent") != 0) {
+        answer_error(rq->api, rq->conn, 400, "invalid",
+                     "as is {\"user\": ID, \"role\": \"agent\"}");
+        return false;
+    }
+    *user = u;
+    *role = SBP__ROLE__ROLE_AGENT;
+    return true;
+}
+
+/* The notes of a service conversation, a page as its messages are
+ * (NOTES_OPEN, then HISTORY of the notes): empty when it has none. */
+static void h_notes_get(api_req *rq)
+{
+    uint64_t id, limit, before = 0;
+    if (!conv_id_of(rq, &id)) return;
+    const char *bs = param(rq, "before_seq");
+    if (!page_limit(rq, 50, &limit) ||
+        (bs && !parse_u64(bs, INT64_MAX, &before))) {
+        answer_error(rq->api, rq->conn, 400, "invalid",
+                     "limit is 1..200, before_seq a seq");
+        return;
+    }
+    pend_opts o = {.then =
+                       json_pack("{s:I,s:I}", "before_seq", (json_int_t)before,
+                                 "limit", (json_int_t)limit),
+                   .then_name = "history",
+                   .then_kind = ANS_HISTORY,
+                   .none_empty = true};
+    run_frame_o(rq, actor(rq), SBP__ROLE__ROLE_ADMIN, ANS_THEN, "notes_open",
+                json_pack("{s:I,s:b}", "conv_id", (json_int_t)id, "create", 0),
+                &o);
+}
+
+/* A note (NOTES_OPEN making the notes if needed, then SEND to them), as an
+ * agent (who joins the notes) or with an admin's reach. */
+static void h_notes_post(api_req *rq)
+{
+    uint64_t id;
+    if (!conv_id_of(rq, &id)) return;
+    bool bad = false;
+    const char *cid = body_str(rq, "client_msg_id", &bad);
+    const char *text = body_str(rq, "body", &bad);
+    uint8_t raw[16];
+    if (bad || !cid || !client_id_parse(cid, raw) || !text) {
+        answer_error(rq->api, rq->conn, 400, "invalid",
+                     "want client_msg_id (32 hex digits or a UUID) and "
+                     "body (a string)");
+        return;
+    }
+    const char *user;
+    Sbp__Role role;
+    if (!note_writer(rq, &user, &role)) return;
+    char b64[32];
+    sb_b64_encode(raw, sizeof raw, b64, 0);
+    pend_opts o = {.then = json_pack("{s:s,s:s,s:s}", "client_msg_id", b64,
+                                     "body", text, "type", "MSG_TEXT"),
+                   .then_name = "send",
+                   .then_kind = ANS_SEND};
+    run_frame_o(rq, user, role, ANS_THEN, "notes_open",
+                json_pack("{s:I,s:b}", "conv_id", (json_int_t)id, "create", 1),
+                &o);
+}
+
+static bool user_id_of(api_req *rq, const char **id)
+{
+    *id = rq->seg[3];
+    size_t n = strlen(*id);
+    if (n >= 1 && n <= SB_ID_BYTES_MAX) return true;
+    answer_error(rq->api, rq->conn, 400, "invalid",
+                 "the user id is 1..64 bytes");
+    return false;
+}
+
+static void h_contact_get(api_req *rq)
+{
+    const char *user;
+    if (!user_id_of(rq, &user)) return;
+    run_frame(rq, actor(rq), SBP__ROLE__ROLE_ADMIN, ANS_CONTACT, "contact_get",
+              json_pack("{s:s}", "user_id", user));
+}
+
+/* The attributes of a JSON object {key: "value"} as ContactAttr objects
+ * for a frame, into *out (a new array); false when it is not one. */
+static bool attrs_json(const json_t *v, json_t **out)
+{
+    *out = json_array();
+    if (!v) return *out != NULL;
+    if (!json_is_object(v) || !*out) return false;
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+    {
+        if (!json_is_string(x)) return false;
+        json_array_append_new(*out,
+                              json_pack("{s:s,s:O}", "key", k, "value", x));
+    }
+    return true;
+}
+
+/* A change to a contact: name, email, attributes ({key: value}, "" to
+ * remove one), clear (["name", "email"]). */
+static void h_contact_put(api_req *rq)
+{
+    const char *user;
+    if (!user_id_of(rq, &user)) return;
+    bool bad = false;
+    const char *name = body_str(rq, "name", &bad);
+    const char *email = body_str(rq, "email", &bad);
+    json_t *clear = json_object_get(rq->body, "clear");
+    json_t *attrs = NULL;
+    if (bad || !str_array(clear) ||
+        !attrs_json(json_object_get(rq->body, "attributes"), &attrs)) {
+        json_decref(attrs);
+        answer_error(rq->api, rq->conn, 400, "invalid",
+                     "want name and email (strings), attributes (an object "
+                     "of strings) and clear (an array of \"name\", "
+                     "\"email\")");
+        return;
+    }
+    json_t *b = json_pack("{s:s,s:s,s:s,s:o}", "user_id", user, "name",
+                          name ? name : "", "email", email ? email : "",
+                          "attributes", attrs);
+    if (clear) json_object_set(b, "clear", clear);
+    run_frame(rq, actor(rq), SBP__ROLE__ROLE_ADMIN, ANS_CONTACT, "contact_set",
+              b);
+}
+
+/* POST /api/identify, the widget's sign-in with the site's signed
+ * identity (sb_identity.h): no bearer token; the user_hash is the proof.
+ * The contact the page gives is stored, verified, and the answer is a
+ * customer token for the user. */
+static void h_identify(api_req *rq)
+{
+    sb_api *api = rq->api;
+    bool bad = false;
+    const char *desk = body_str(rq, "desk", &bad);
+    const char *user = body_str(rq, "user_id", &bad);
+    const char *hash = body_str(rq, "user_hash", &bad);
+    const char *name = body_str(rq, "name", &bad);
+    const char *email = body_str(rq, "email", &bad);
+    const char *locale = body_str(rq, "locale", &bad);
+    json_t *attrs = json_object_get(rq->body, "attributes");
+    if (bad || !user || !user[0] || strlen(user) > SB_ID_BYTES_MAX || !hash ||
+        (locale && strlen(locale) > SB_LOCALE_BYTES_MAX) ||
+        (attrs && !json_is_object(attrs))) {
+        answer_error(api, rq->conn, 400, "invalid",
+                     "want user_id (1..64 bytes) and user_hash (strings); "
+                     "desk, name, email, locale (strings) and attributes "
+                     "(an object) are optional");
+        return;
+    }
+    const sb_desk *d = sb_gw_desk(api->gw);
+    const sb_desk_def *def = d ? sb_desk_get(d, desk ? desk : "") : NULL;
+    if (!def || (desk && desk[0] && strcmp(def->id, desk) != 0) ||
+        !def->identity_secret[0]) {
+        answer_error(api, rq->conn, 403, "forbidden",
+                     "this desk takes no signed identity");
+        return;
+    }
+    if (!sb_identity_check(def->identity_secret, user, hash)) {
+        answer_error(api, rq->conn, 401, "unauthorized",
+                     "user_hash is not this user id's");
+        return;
+    }
+    if (sb_desk_is_agent(d, user)) {
+        answer_error(api, rq->conn, 403, "forbidden",
+                     "an agent's id cannot sign in as a customer");
+        return;
+    }
+    char key[SB_ID_BYTES_MAX + 16];
+    snprintf(key, sizeof key, "identify\n%s", user);
+    if (!rate_take(api, key, rq->now_ms)) {
+        answer_error_h(api, rq->conn, 429, "rate_limited",
+                       "too many sign-ins for this user; retry later",
+                       "Retry-After: 1\r\n");
+        return;
+    }
+    json_t *b = json_pack("{s:s}", "user", user);
+    if (name) json_object_set_new(b, "name", json_string(name));
+    if (email) json_object_set_new(b, "email", json_string(email));
+    if (attrs) json_object_set(b, "attributes", attrs);
+    char *text = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    json_t *frame = json_pack("{s:s,s:s}", "op", "contact-identify", "body",
+                              text ? text : "");
+    free(text);
+    pend_opts o = {.user = user, .locale = locale};
+    run_frame_o(rq, "site", SBP__ROLE__ROLE_ADMIN, ANS_IDENTIFY, "admin", frame,
+                &o);
+}
+
 static void h_conv_get(api_req *rq);
 
 /* ---- the route table ------------------------------------------------------
@@ -825,6 +1169,11 @@ static const api_route ROUTES[] = {
     {"GET", "/api/v1/webhooks/failed", true, false, h_webhooks_failed},
     {"POST", "/api/v1/webhooks/replay", true, false, h_webhooks_replay},
     {"GET", "/api/v1/reports", true, false, h_reports},
+    {"GET", "/api/v1/conversations/*/notes", true, false, h_notes_get},
+    {"POST", "/api/v1/conversations/*/notes", true, true, h_notes_post},
+    {"GET", "/api/v1/contacts/*", true, false, h_contact_get},
+    {"PUT", "/api/v1/contacts/*", true, true, h_contact_put},
+    {"POST", "/api/identify", false, true, h_identify},
 };
 
 /* One conversation, with its members and routing fields: the admin op
@@ -935,6 +1284,7 @@ void sb_api_request(sb_api *api, uint64_t conn_id, const sb_http_req *http,
     rq->conn = conn_id;
     rq->http = http;
     rq->now_ms = now_ms;
+    api->now_ms = now_ms;
     const char *method = sb_http_req_method(http);
     const api_route *rt = NULL;
     bool other_method = false;
@@ -1011,6 +1361,7 @@ int sb_api_new(const sb_api_config *c, const sb_api_io *io, sb_gw *gw,
 
 static void pend_drop(sb_api *api, pend *p)
 {
+    json_decref(p->then);
     sb_map_del(&api->by_sess, p->sess);
     if (p->conn) sb_map_del(&api->by_conn, p->conn);
     sb_gw_conn_closed(api->gw, p->sess);
@@ -1020,6 +1371,7 @@ static void pend_drop(sb_api *api, pend *p)
 
 void sb_api_flush(sb_api *api, int64_t now_ms)
 {
+    api->now_ms = now_ms;
     for (pend **pp = &api->all; *pp;) {
         pend *p = *pp;
         if (!p->done && now_ms > p->deadline_ms) {

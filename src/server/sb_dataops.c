@@ -29,6 +29,7 @@ typedef struct export_job {
     Sbp__Cursor **cursors; /* one per conversation seen: its last seq */
     size_t n_cursors, cap;
     size_t n_msgs;
+    bool truncated;
 } export_job;
 
 int sb_dataops_new(sb_storeq *storeq, sb_dataops **out)
@@ -141,6 +142,7 @@ static int cursor_raise(export_job *x, uint64_t conv, uint64_t seq)
 }
 
 static void export_page(export_job *x);
+static void export_contact(export_job *x);
 
 static void export_done(sb_req *r)
 {
@@ -175,15 +177,50 @@ static void export_done(sb_req *r)
     } else if (more && x->n_msgs < SB_DATAOPS_EXPORT_MSGS_MAX) {
         export_page(x);
     } else {
-        json_t *j =
-            json_pack("{s:s,s:O,s:O,s:b,s:s}", "user", x->user, "conversations",
-                      x->convs, "messages", x->msgs, "truncated", more, "note",
-                      "messages of the conversations the user is a "
-                      "member of, in the protocol's JSON encoding; "
-                      "messages the user erased have empty bodies");
-        answer(x->d, x->conn, x->rid, 0, j);
-        export_free(x);
+        x->truncated = more;
+        export_contact(x);
     }
+}
+
+/* The last part of an export: the user's contact, then the answer. */
+static void export_contact_done(sb_req *r)
+{
+    export_job *x = r->data;
+    Sbp__Contact *c = r->u.contact.contact;
+    if (r->rc && r->rc != SB_E_NOT_FOUND) {
+        answer(x->d, x->conn, x->rid, r->rc, NULL);
+    } else {
+        json_t *j = json_pack(
+            "{s:s,s:O,s:O,s:o,s:b,s:s}", "user", x->user, "conversations",
+            x->convs, "messages", x->msgs, "contact",
+            r->rc == 0 && c && c->updated_ts ? pb_json(&c->base) : json_null(),
+            "truncated", x->truncated, "note",
+            "messages of the conversations the user is a "
+            "member of, in the protocol's JSON encoding; "
+            "messages the user erased have empty bodies");
+        answer(x->d, x->conn, x->rid, 0, j);
+    }
+    if (c) sbp__contact__free_unpacked(c, NULL);
+    for (size_t i = 0; i < r->u.contact.n_convs; i++)
+        sbp__conversation__free_unpacked(r->u.contact.convs[i], NULL);
+    free(r->u.contact.convs);
+    export_free(x);
+    free(r);
+}
+
+static void export_contact(export_job *x)
+{
+    sb_req *r =
+        req_new(x->d, SB_REQ_CONTACT_GET, x->conn, x->rid, export_contact_done);
+    if (!r) {
+        answer(x->d, x->conn, x->rid, -ENOMEM, NULL);
+        export_free(x);
+        return;
+    }
+    r->data = x;
+    r->u.contact.all = true;
+    snprintf(r->u.contact.user_id, sizeof r->u.contact.user_id, "%s", x->user);
+    sb_storeq_submit(x->d->q, r);
 }
 
 static void export_page(export_job *x)
@@ -218,11 +255,12 @@ static void erase_done(sb_req *r)
                       ? d->erase_hook(d->erase_ud, r->u.erase.user_id, e)
                       : NULL;
     json_t *j = json_pack(
-        "{s:s,s:{s:I,s:I,s:I,s:I},s:o,s:[s,s,s,s,s]}", "user",
+        "{s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:[s,s,s,s,s]}", "user",
         r->u.erase.user_id, "erased", "message_bodies", (json_int_t)e->messages,
         "device_cursors", (json_int_t)e->cursors, "webhook_events",
         (json_int_t)e->outbox_events, "rating_comments",
-        (json_int_t)e->csat_comments, "attachments",
+        (json_int_t)e->csat_comments, "contacts", (json_int_t)e->contacts,
+        "attachments",
         att ? (json_t *)att
             : json_string("none: this server stores no attachments"),
         "kept",
@@ -236,6 +274,87 @@ static void erase_done(sb_req *r)
     free(r);
 }
 
+/* ---- contact-identify ------------------------------------------------------
+ */
+
+/* The site's signed identity (POST /api/identify, which checked the
+ * hash): what its page says of the user, kept as the user's contact,
+ * verified. The change's attributes live in the request's data. */
+typedef struct identify_job {
+    Sbp__ContactAttr *attrs[SB_CONTACT_ATTRS_MAX];
+    Sbp__ContactAttr room[SB_CONTACT_ATTRS_MAX];
+    char *name, *email;
+    json_t *args; /* holds the strings the attributes point at */
+} identify_job;
+
+static void identify_done(sb_req *r)
+{
+    sb_dataops *d = r->ctx;
+    identify_job *j = r->data;
+    Sbp__Contact *c = r->u.contact.contact;
+    answer(d, r->owner, r->rid, r->rc,
+           r->rc == 0 && c ? pb_json(&c->base) : NULL);
+    if (c) sbp__contact__free_unpacked(c, NULL);
+    for (size_t i = 0; i < r->u.contact.n_convs; i++)
+        sbp__conversation__free_unpacked(r->u.contact.convs[i], NULL);
+    free(r->u.contact.convs);
+    json_decref(j->args);
+    free(j);
+    free(r);
+}
+
+/* {"user", "name", "email", "attributes": {key: "value"}}: SB_E_INVALID
+ * for another shape, SB_E_TOO_LARGE for too many attributes. */
+static int identify_start(sb_dataops *d, uint64_t conn, uint32_t rid,
+                          json_t *args, const char *user)
+{
+    json_t *attrs = json_object_get(args, "attributes");
+    json_t *name = json_object_get(args, "name");
+    json_t *email = json_object_get(args, "email");
+    if ((attrs && !json_is_object(attrs)) || (name && !json_is_string(name)) ||
+        (email && !json_is_string(email)))
+        return SB_E_INVALID;
+    if (json_object_size(attrs) > SB_CONTACT_ATTRS_MAX) return SB_E_TOO_LARGE;
+    identify_job *j = calloc(1, sizeof *j);
+    sb_req *r =
+        j ? req_new(d, SB_REQ_CONTACT_SET, conn, rid, identify_done) : NULL;
+    if (!r) {
+        free(j);
+        return -ENOMEM;
+    }
+    j->args = json_incref(args);
+    sb_store_contact_change *ch = &r->u.contact.change;
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(attrs, k, v)
+    {
+        if (!json_is_string(v)) {
+            json_decref(j->args);
+            free(j);
+            free(r);
+            return SB_E_INVALID;
+        }
+        sbp__contact_attr__init(&j->room[n]);
+        j->room[n].key = (char *)k;
+        j->room[n].value = (char *)json_string_value(v);
+        j->attrs[n] = &j->room[n];
+        n++;
+    }
+    ch->name = json_string_value(name);
+    ch->email = json_string_value(email);
+    ch->attrs = j->attrs;
+    ch->n_attrs = n;
+    ch->verified = true;
+    ch->by = "site";
+    r->data = j;
+    r->u.contact.all = true;
+    snprintf(r->u.contact.user_id, sizeof r->u.contact.user_id, "%s", user);
+    snprintf(r->u.contact.asker, sizeof r->u.contact.asker, "site");
+    sb_storeq_submit(d->q, r);
+    return 0;
+}
+
 /* ---- the ops --------------------------------------------------------------
  */
 
@@ -243,7 +362,7 @@ int sb_dataops_admin(sb_dataops *d, uint64_t conn_id, uint32_t rid,
                      const char *op, const char *body)
 {
     if (strcmp(op, "conv-get") != 0 && strcmp(op, "user-export") != 0 &&
-        strcmp(op, "user-erase") != 0)
+        strcmp(op, "user-erase") != 0 && strcmp(op, "contact-identify") != 0)
         return SB_E_INVALID;
     json_t *args = json_loads(body ? body : "", 0, NULL);
     const char *user = json_string_value(json_object_get(args, "user"));
@@ -261,6 +380,13 @@ int sb_dataops_admin(sb_dataops *d, uint64_t conn_id, uint32_t rid,
         }
     } else if (!user || !user[0] || strlen(user) > SB_ID_BYTES_MAX) {
         rc = SB_E_INVALID;
+    } else if (strcmp(op, "contact-identify") == 0) {
+        rc = identify_start(d, conn_id, rid, args, user);
+        if (rc == SB_E_TOO_LARGE) {
+            json_decref(args);
+            sb_gw_admin_done(d->gw, conn_id, rid, rc, "at most 32 attributes");
+            return 0;
+        }
     } else if (strcmp(op, "user-erase") == 0) {
         if (!(r = req_new(d, SB_REQ_USER_ERASE, conn_id, rid, erase_done)))
             rc = -ENOMEM;

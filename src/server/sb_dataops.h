@@ -3,9 +3,12 @@
  * with its members and routing fields), "user-export" (a user's data:
  * the conversations the user is a member of and their messages) and
  * "user-erase" (sb_store_user_erase: the bodies and parts of the user's
- * messages, device cursors and pending webhook events, answered with
- * what was removed and what was kept). Answers are JSON documents
- * through sb_gw_admin_text. Loop thread only. */
+ * messages, device cursors, pending webhook events and contact, answered
+ * with what was removed and what was kept), and "contact-identify" (the
+ * contact the site's page gives for a signed identity, which POST
+ * /api/identify checked: {"user", "name", "email", "attributes"}, kept
+ * verified). Answers are JSON documents through sb_gw_admin_text. Loop
+ * thread only. */
 #ifndef SB_DATAOPS_H
 #define SB_DATAOPS_H
 

@@ -288,7 +288,11 @@ void sb_webhook_attach(sb_webhook *wh, sb_req *r)
         attach_csat(wh, r);
         return;
     }
-    uint32_t ev = r->kind == SB_REQ_MSG_APPEND ? SB_HOOK_MESSAGE_CREATED
+    /* A note is the service side's own: never message.created, which a
+     * company may pass on to its customers, but note.created. */
+    uint32_t ev = r->kind == SB_REQ_MSG_APPEND
+                      ? (r->u.append.note ? SB_HOOK_NOTE_CREATED
+                                          : SB_HOOK_MESSAGE_CREATED)
                   : r->kind == SB_REQ_CONV_ROUTE
                       ? SB_HOOK_CONV_QUEUED | SB_HOOK_CONV_ASSIGNED |
                             SB_HOOK_CONV_TRANSFERRED | SB_HOOK_CONV_CLOSED

@@ -149,13 +149,26 @@ static const char SCHEMA_V4_SQL[] =
     "ALTER TABLE convs ADD COLUMN transfer_note text NOT NULL DEFAULT '';"
     "ALTER TABLE convs ADD COLUMN transfer_from text NOT NULL DEFAULT '';";
 
-/* Version 5 (the SQLite store's version 8): uploads (sb_store_media_*):
+/* Version 5, the agent side (as the SQLite store's version 8): a notes
+ * conversation's service conversation, and contacts. */
+static const char SCHEMA_V5_SQL[] =
+    "ALTER TABLE convs ADD COLUMN notes_of bigint NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX convs_notes ON convs(notes_of) WHERE notes_of <> 0;"
+    "CREATE TABLE contacts("
+    " user_id text PRIMARY KEY,"
+    " name text NOT NULL DEFAULT '',"
+    " email text NOT NULL DEFAULT '',"
+    " attrs bytea,"
+    " verified int NOT NULL DEFAULT 0,"
+    " updated_ts bigint NOT NULL,"
+    " updated_by text NOT NULL DEFAULT '');";
+/* Version 6 (the SQLite store's version 9): uploads (sb_store_media_*):
  * their records, the messages
  * carrying them, and their bytes in the database, so that every gateway
  * of a cluster serves them: a blob by its SHA-256, in chunks of at most
  * chunk_bytes (rows written before the blob's own, which says they are
  * all there). */
-static const char SCHEMA_V5_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V6_SQL[] = "CREATE TABLE media("
                                     " media_id text PRIMARY KEY,"
                                     " sha256 bytea NOT NULL,"
                                     " conv_id bigint NOT NULL,"
@@ -186,7 +199,8 @@ static const char SCHEMA_V5_SQL[] = "CREATE TABLE media("
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL,
+    SCHEMA_V4_SQL, SCHEMA_V5_SQL, SCHEMA_V6_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -951,5 +965,10 @@ static const sb_store_ops PG_OPS = {
     .csat_ask = sb__pg_csat_ask,
     .csat_set = sb__pg_csat_set,
     .report_scan = sb__pg_report_scan,
+    .notes_find = sb__pg_notes_find,
+    .notes_create = sb__pg_notes_create,
+    .contact_get = sb__pg_contact_get,
+    .contact_write = sb__pg_contact_write,
+    .customer_convs = sb__pg_customer_convs,
     .ping = pg_ping,
 };

@@ -127,6 +127,8 @@ int sb__pg_conv_load(sb_pg *s, uint64_t conv_id, Sbp__Conversation **out)
         if (sb__pg_get_text(r, 0, PC_CSAT_COMMENT, &c->csat_comment) ||
             sb__pg_get_text(r, 0, PC_LAST_AGENT, &c->last_agent))
             goto err;
+    } else if (c->kind == SBP__CONV_KIND__CONV_NOTES) {
+        c->notes_of = (uint64_t)sb__pg_get_i64(r, 0, PC_NOTES_OF);
     }
     if (sb__pg_get_text(r, 0, PC_TITLE, &c->title) ||
         sb__pg_get_text(r, 0, PC_DESK, &c->desk) ||
@@ -589,6 +591,7 @@ static void list_sql(char *sql, size_t size, bool all, Sbp__ConvState state,
         n += snprintf(sql + n, size - (size_t)n, ")");
     }
     snprintf(sql + n, size - (size_t)n,
+             " AND c.kind <> 3" /* notes: through their conversation */
              " AND ($2 = 0 OR c.state = $2)"
              " AND ($3 = '' OR EXISTS(SELECT 1 FROM tags t"
              " WHERE t.conv_id = c.conv_id AND t.seq = 0 AND t.tag = $3))"

@@ -186,5 +186,8 @@ int sb__pg_user_erase(sb_store *base, const char *user_id, sb_store_erased *out)
                        "UPDATE convs SET csat_comment = ''"
                        " WHERE customer = $1 AND csat_comment <> ''",
                        &p, &out->csat_comments);
+    if (!rc)
+        rc = run_count(s, "DELETE FROM contacts WHERE user_id = $1", &p,
+                       &out->contacts);
     return rc;
 }

@@ -48,7 +48,8 @@
     X(CSAT_COMMENT, ", ", "csat_comment")                                      \
     X(LAST_AGENT, ", ", "last_agent")                                          \
     X(TRANSFER_NOTE, ", ", "transfer_note")                                    \
-    X(TRANSFER_FROM, ", ", "transfer_from")
+    X(TRANSFER_FROM, ", ", "transfer_from")                                    \
+    X(NOTES_OF, ", ", "notes_of")
 
 /* The columns a member is read from. */
 #define SB_PG_MEMBER_COLUMNS(X)                                                \
@@ -158,7 +159,7 @@ static inline sb_pg *sb__pg(sb_store *s)
 }
 
 /* The schema version this build writes. */
-#define SB_PG_SCHEMA_VERSION 5
+#define SB_PG_SCHEMA_VERSION 6
 
 /* Parameters of one statement: integers are formatted in place, strings
  * and bytes point at the caller's memory (valid until the call returns). */
@@ -299,6 +300,16 @@ int sb__pg_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
                          size_t *n);
 int sb__pg_outbox_replay(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
 int sb__pg_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
+
+/* ---- the agent side: notes and contacts (sb_pg_agent.c) ---------------- */
+
+int sb__pg_notes_find(sb_store *s, uint64_t conv_id, uint64_t *id);
+int sb__pg_notes_create(sb_store *s, uint64_t conv_id, const char *desk,
+                        int64_t now_ms, uint64_t *id);
+int sb__pg_contact_get(sb_store *s, const char *user_id, Sbp__Contact **out);
+int sb__pg_contact_write(sb_store *s, const Sbp__Contact *c);
+int sb__pg_customer_convs(sb_store *s, const char *user_id, uint32_t limit,
+                          uint64_t *ids, size_t *n);
 
 /* ---- satisfaction and reports (sb_pg_report.c) ------------------------- */
 

@@ -107,8 +107,10 @@ static int with_msgs(sb_store *s, sb_req *r,
 /* ---- webhook events ---------------------------------------------------- */
 
 static const char *const HOOK_NAMES[SB_HOOK_EVENTS] = {
-    "message.created",          "conversation.queued", "conversation.assigned",
-    "conversation.transferred", "conversation.closed", "csat.submitted",
+    "message.created",       "conversation.queued",
+    "conversation.assigned", "conversation.transferred",
+    "conversation.closed",   "csat.submitted",
+    "note.created",
 };
 
 const char *sb_hook_event_name(sb_hook_event e)
@@ -467,6 +469,104 @@ static void csat_set_undo(sb_req *r)
     msgs_void(r);
 }
 
+static int notes_open_run(sb_store *s, sb_req *r)
+{
+    r->u.notes.conv = NULL;
+    r->u.notes.changed = false;
+    if (r->u.notes.n > SB_NOTE_MENTIONS_MAX + 1) return SB_E_INVALID;
+    const char *ids[SB_NOTE_MENTIONS_MAX + 1];
+    for (size_t i = 0; i < r->u.notes.n; i++) {
+        if (!FIXED_OK(r->u.notes.user_ids[i])) return SB_E_INVALID;
+        ids[i] = r->u.notes.user_ids[i];
+    }
+    /* Made and joined as one: a refusal of a member undoes the making. */
+    int rc = sb__store_savepoint(s);
+    if (rc) return rc;
+    rc = sb_store_notes_open(s, r->u.notes.conv_id, r->u.notes.create, ids,
+                             r->u.notes.roles, r->u.notes.n, req_now(r),
+                             &r->u.notes.conv, &r->u.notes.changed);
+    if (rc == 0) return sb__store_savepoint_end(s, true);
+    if (!sb_store_rc_is_request_level(rc)) return rc;
+    int end = sb__store_savepoint_end(s, false);
+    return end ? end : rc;
+}
+
+static void notes_open_undo(sb_req *r)
+{
+    conv_drop(&r->u.notes.conv);
+    r->u.notes.changed = false;
+}
+
+/* Whose contact r asks for: the customer of its service conversation,
+ * which the asker must be a member of (unless all), or the user it names
+ * (all only). */
+static int contact_subject(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.contact.user_id) || !FIXED_OK(r->u.contact.asker))
+        return SB_E_INVALID;
+    if (r->u.contact.conv_id == 0) return r->u.contact.all ? 0 : SB_E_FORBIDDEN;
+    Sbp__Conversation *c = NULL;
+    int rc = sb_store_conv_get(s, r->u.contact.conv_id, &c);
+    if (rc) return rc;
+    bool member = false;
+    for (size_t i = 0; i < c->n_members; i++)
+        member |= strcmp(c->members[i]->user_id, r->u.contact.asker) == 0;
+    if (!member && !r->u.contact.all)
+        rc = SB_E_FORBIDDEN;
+    else if (c->kind != SBP__CONV_KIND__CONV_SERVICE || !c->customer[0] ||
+             strlen(c->customer) > SB_ID_BYTES_MAX)
+        rc = SB_E_INVALID;
+    else
+        strcpy(r->u.contact.user_id, c->customer);
+    conv_drop(&c);
+    return rc;
+}
+
+/* An empty contact of user_id, for a customer none was set for. */
+static int contact_empty(const char *user_id, Sbp__Contact **out)
+{
+    Sbp__Contact *c = malloc(sizeof *c);
+    if (!c) return -ENOMEM;
+    sbp__contact__init(c);
+    if (!(c->user_id = strdup(user_id))) {
+        free(c);
+        return -ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+static void contact_undo(sb_req *r)
+{
+    if (r->u.contact.contact)
+        sbp__contact__free_unpacked(r->u.contact.contact, NULL);
+    r->u.contact.contact = NULL;
+    for (size_t i = 0; i < r->u.contact.n_convs; i++)
+        sbp__conversation__free_unpacked(r->u.contact.convs[i], NULL);
+    free(r->u.contact.convs);
+    r->u.contact.convs = NULL;
+    r->u.contact.n_convs = 0;
+}
+
+static int contact_set_run(sb_store *s, sb_req *r)
+{
+    r->u.contact.contact = NULL;
+    r->u.contact.convs = NULL;
+    r->u.contact.n_convs = 0;
+    int rc = contact_subject(s, r);
+    if (rc) return rc;
+    sb_store_contact_change ch = r->u.contact.change;
+    if (!ch.by || !ch.by[0]) ch.by = r->u.contact.asker;
+    rc = sb_store_contact_put(s, r->u.contact.user_id, &ch, req_now(r),
+                              &r->u.contact.contact);
+    if (rc == 0)
+        rc =
+            sb_store_customer_convs(s, r->u.contact.user_id, 0,
+                                    &r->u.contact.convs, &r->u.contact.n_convs);
+    if (rc) contact_undo(r);
+    return rc;
+}
+
 /* An event of its own: the outbox rows are the request (hooks_explicit
  * runs them with every write). */
 static int outbox_add_run(sb_store *s, sb_req *r)
@@ -593,6 +693,32 @@ static int report_run(sb_store *s, sb_req *r)
         return SB_E_INVALID;
     return sb_report_run(s, &r->u.report.query, &r->u.report.resp,
                          r->u.report.err, sizeof r->u.report.err);
+}
+
+/* A contact never set is an empty one, as long as its user is a
+ * conversation's customer; one never set of a user with no conversation
+ * is not found. */
+static int contact_get_run(sb_store *s, sb_req *r)
+{
+    r->u.contact.contact = NULL;
+    r->u.contact.convs = NULL;
+    r->u.contact.n_convs = 0;
+    int rc = contact_subject(s, r);
+    if (rc) return rc;
+    rc = sb_store_contact_get(s, r->u.contact.user_id, &r->u.contact.contact);
+    bool none = rc == SB_E_NOT_FOUND;
+    if (none) rc = 0;
+    if (rc == 0)
+        rc =
+            sb_store_customer_convs(s, r->u.contact.user_id, 0,
+                                    &r->u.contact.convs, &r->u.contact.n_convs);
+    if (rc == 0 && none && r->u.contact.n_convs == 0 &&
+        r->u.contact.conv_id == 0)
+        rc = SB_E_NOT_FOUND;
+    if (rc == 0 && none)
+        rc = contact_empty(r->u.contact.user_id, &r->u.contact.contact);
+    if (rc) contact_undo(r);
+    return rc;
 }
 
 /* Each key's value, or NULL for one with nothing stored; on a failure,
@@ -757,6 +883,8 @@ const sb__req_op sb__req_ops[] = {
     WRITE(MEDIA_PUT, media_put_run, no_conv, nothing_to_undo),
     WRITE(CSAT_ASK, csat_ask_run, csat_conv, csat_ask_undo),
     WRITE(CSAT_SET, csat_set_run, csat_conv, csat_set_undo),
+    WRITE(NOTES_OPEN, notes_open_run, no_conv, notes_open_undo),
+    WRITE(CONTACT_SET, contact_set_run, no_conv, contact_undo),
     READ(CONV_GET, conv_get_run),
     READ(SYNC, sync_run),
     READ(HISTORY, history_run),
@@ -771,6 +899,7 @@ const sb__req_op sb__req_ops[] = {
     BLOB(BLOB_READ, blob_read_run),
     BLOB(BLOB_GC, blob_gc_run),
     LONG_READ(REPORT, report_run),
+    READ(CONTACT_GET, contact_get_run),
 };
 _Static_assert(sizeof sb__req_ops / sizeof sb__req_ops[0] == SB_REQ__COUNT,
                "one sb__req_ops row per request kind");
@@ -896,8 +1025,10 @@ static int hooks_batch(sb_store *s, sb_req *batch)
         int rc = 0;
         Sbp__Message *m = r->u.append.msg;
         if (r->kind == SB_REQ_MSG_APPEND && m && !r->u.append.duplicate)
-            rc = hooks_write_pb(s, r->hooks, SB_HOOK_MESSAGE_CREATED, m->sender,
-                                &m->base, req_now(r));
+            rc = hooks_write_pb(s, r->hooks,
+                                r->u.append.note ? SB_HOOK_NOTE_CREATED
+                                                 : SB_HOOK_MESSAGE_CREATED,
+                                m->sender, &m->base, req_now(r));
         if (rc == 0) rc = hooks_explicit(s, r);
         if (rc && !sb_store_rc_is_request_level(rc))
             return rc == SB_E_RETRY ? SB_E_RETRY : SB_E_STORE;

@@ -51,6 +51,8 @@ typedef enum sb_req_kind {
     SB_REQ_CSAT_ASK,       /* u.csat: a rating asked for; then msgs if it
                               was (not rated yet) */
     SB_REQ_CSAT_SET,       /* u.csat: the customer's rating; then msgs */
+    SB_REQ_NOTES_OPEN,     /* u.notes: a conversation's notes, joined */
+    SB_REQ_CONTACT_SET,    /* u.contact: a change to a contact */
     /* reads */
     SB_REQ_CONV_GET,      /* u.conv_get: a conversation and its members */
     SB_REQ_SYNC,          /* u.sync: a page of catch-up for a device */
@@ -64,6 +66,8 @@ typedef enum sb_req_kind {
     SB_REQ_MEDIA_GET,     /* u.media_get: uploads as a user may see them */
     SB_REQ_REPORT,        /* u.report: a report (a long read: the store
                              queue runs it on a reader of its own) */
+    SB_REQ_CONTACT_GET,   /* u.contact: a contact and the customer's
+                             conversations */
     /* blobs: neither reads nor writes of the database's rows, they move
      * an upload's bytes, on a thread of their own so that a large one
      * holds up no message */
@@ -90,8 +94,9 @@ typedef enum sb_hook_event {
     SB_HOOK_CONV_TRANSFERRED = 1u << 3,
     SB_HOOK_CONV_CLOSED = 1u << 4,
     SB_HOOK_CSAT_SUBMITTED = 1u << 5,
+    SB_HOOK_NOTE_CREATED = 1u << 6,
 } sb_hook_event;
-#define SB_HOOK_EVENTS 6
+#define SB_HOOK_EVENTS 7
 /* "message.created"... for one bit; NULL for anything else. */
 const char *sb_hook_event_name(sb_hook_event e);
 /* The bit of a name; 0 if it is none. */
@@ -102,9 +107,10 @@ sb_hook_event sb_hook_event_from_name(const char *name);
  * transaction, one row per endpoint that wants the event, so that an
  * event is stored if and only if what it tells of is. A MSG_APPEND that
  * stores a message causes message.created (with the message, not for a
- * duplicate); a CONV_ROUTE conversation.queued, .assigned (.transferred
- * when it was assigned already) or .closed (with the conversation); any
- * write with event set causes that event with payload. */
+ * duplicate), or note.created for a note (u.append.note); a CONV_ROUTE
+ * conversation.queued, .assigned (.transferred when it was assigned already) or
+ * .closed (with the conversation); any write with event set causes that event
+ * with payload. */
 #define SB_REQ_HOOK_ENDPOINTS_MAX 8
 typedef struct sb_req_hooks {
     size_t n;
@@ -146,6 +152,9 @@ struct sb_req {
             /* The owner's: msg's body is not the one its sender sent (the
              * content filter masked it). Never read by the store. */
             bool masked;
+            /* The message goes to a notes conversation: its webhook
+             * event is note.created, never message.created. */
+            bool note;
         } append;
         struct {
             char user_id[SB_ID_BYTES_MAX + 1];
@@ -317,6 +326,34 @@ struct sb_req {
             bool asked;              /* out (CSAT_ASK) */
             Sbp__Conversation *conv; /* out (CSAT_SET): as rated */
         } csat;
+        struct {
+            uint64_t conv_id; /* the service conversation */
+            bool create;      /* make its notes if it has none */
+            /* Users who become members (agents, admins), 0..n. */
+            size_t n;
+            char user_ids[SB_NOTE_MENTIONS_MAX + 1][SB_ID_BYTES_MAX + 1];
+            Sbp__Role roles[SB_NOTE_MENTIONS_MAX + 1];
+            Sbp__Conversation *conv; /* out: the notes conversation */
+            bool changed;            /* out: made, or a member added */
+        } notes;
+        struct {
+            /* Whose contact: the customer of service conversation conv_id
+             * when it is not 0 (asker must be a member of it, unless
+             * all), else user_id (all only). user_id is set to the
+             * customer's once found. */
+            uint64_t conv_id;
+            char user_id[SB_ID_BYTES_MAX + 1];
+            char asker[SB_ID_BYTES_MAX + 1];
+            bool all;
+            /* CONTACT_SET: the change (its strings and attributes owned
+             * by the caller); change.by is asker unless set. */
+            sb_store_contact_change change;
+            Sbp__Contact *contact;     /* out: as stored (an empty one with
+                                          the user id when none is) */
+            Sbp__Conversation **convs; /* out: the customer's
+                                          conversations, newest first */
+            size_t n_convs;
+        } contact;
         struct {
             sb_report_query query;
             Sbp__ReportResp *resp;         /* out */

@@ -158,10 +158,25 @@ static const char SCHEMA_V7_SQL[] =
     "ALTER TABLE convs ADD COLUMN transfer_note TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE convs ADD COLUMN transfer_from TEXT NOT NULL DEFAULT '';";
 
-/* Version 8: uploads (sb_store_media_*): one record per upload, its
+/* Version 8, the agent side: a notes conversation's service conversation
+ * (notes_of; one notes conversation each), and contacts (a customer's
+ * name, email and attributes, packed as a Sbp__Contact holding only
+ * them). */
+static const char SCHEMA_V8_SQL[] =
+    "ALTER TABLE convs ADD COLUMN notes_of INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX convs_notes ON convs(notes_of) WHERE notes_of <> 0;"
+    "CREATE TABLE contacts("
+    " user_id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL DEFAULT '',"
+    " email TEXT NOT NULL DEFAULT '',"
+    " attrs BLOB,"
+    " verified INTEGER NOT NULL DEFAULT 0,"
+    " updated_ts INTEGER NOT NULL,"
+    " updated_by TEXT NOT NULL DEFAULT '');";
+/* Version 9: uploads (sb_store_media_*): one record per upload, its
  * bytes a file under the data folder named by their SHA-256; and which
  * messages carry each upload (who may see it follows from them). */
-static const char SCHEMA_V8_SQL[] = "CREATE TABLE media("
+static const char SCHEMA_V9_SQL[] = "CREATE TABLE media("
                                     " media_id TEXT PRIMARY KEY,"
                                     " sha256 BLOB NOT NULL,"
                                     " conv_id INTEGER NOT NULL,"
@@ -182,8 +197,8 @@ static const char SCHEMA_V8_SQL[] = "CREATE TABLE media("
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL,
-    SCHEMA_V5_SQL, SCHEMA_V6_SQL, SCHEMA_V7_SQL, SCHEMA_V8_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
+    SCHEMA_V6_SQL, SCHEMA_V7_SQL, SCHEMA_V8_SQL, SCHEMA_V9_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -707,6 +722,11 @@ static const sb_store_ops SQLITE_OPS = {
     .csat_ask = sb__sqlite_csat_ask,
     .csat_set = sb__sqlite_csat_set,
     .report_scan = sb__sqlite_report_scan,
+    .notes_find = sb__sqlite_notes_find,
+    .notes_create = sb__sqlite_notes_create,
+    .contact_get = sb__sqlite_contact_get,
+    .contact_write = sb__sqlite_contact_write,
+    .customer_convs = sb__sqlite_customer_convs,
     .cache = sqlite_cache,
     .wal_watch = sqlite_wal_watch,
     .checkpoint = sqlite_checkpoint,

@@ -92,6 +92,8 @@ int sb__sqlite_conv_load(sb_sqlite *s, uint64_t conv_id,
         if ((rc = sb__sqlite_col_text(st, CC_CSAT_COMMENT, &c->csat_comment)) ||
             (rc = sb__sqlite_col_text(st, CC_LAST_AGENT, &c->last_agent)))
             goto err;
+    } else if (c->kind == SBP__CONV_KIND__CONV_NOTES) {
+        c->notes_of = (uint64_t)sqlite3_column_int64(st, CC_NOTES_OF);
     }
     if ((rc = sb__sqlite_col_text(st, CC_TITLE, &c->title)) ||
         (rc = sb__sqlite_col_text(st, CC_DESK, &c->desk)) ||
@@ -477,6 +479,7 @@ static int list_prepare(sb_sqlite *s, bool all, Sbp__ConvState state, bool tag,
     }
     bool ok = sb__sqlite_sql_add(
         sql, sizeof sql, &n,
+        " AND c.kind <> 3" /* notes are read through their conversation */
         " AND (?2 = 0 OR c.state = ?2)"
         " AND (?3 = '' OR EXISTS(SELECT 1 FROM tags t WHERE t.conv_id ="
         " c.conv_id AND t.seq = 0 AND t.tag = ?3))"

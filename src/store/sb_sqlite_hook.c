@@ -223,5 +223,8 @@ int sb__sqlite_user_erase(sb_store *base, const char *user_id,
                       "UPDATE convs SET csat_comment = ''"
                       " WHERE customer = ?1 AND csat_comment <> ''",
                       user_id, &out->csat_comments);
+    if (!rc)
+        rc = run_user(s, "DELETE FROM contacts WHERE user_id = ?1", user_id,
+                      &out->contacts);
     return rc;
 }

@@ -47,7 +47,8 @@
     X(CSAT_COMMENT, ", ", "csat_comment")                                      \
     X(LAST_AGENT, ", ", "last_agent")                                          \
     X(TRANSFER_NOTE, ", ", "transfer_note")                                    \
-    X(TRANSFER_FROM, ", ", "transfer_from")
+    X(TRANSFER_FROM, ", ", "transfer_from")                                    \
+    X(NOTES_OF, ", ", "notes_of")
 
 /* The columns a member is read from. */
 #define SB_SQLITE_MEMBER_COLUMNS(X)                                            \
@@ -156,7 +157,7 @@ static inline sb_sqlite *sb__sqlite(sb_store *s)
 /* The schema version this build writes, and each version's SQL: what
  * takes a database from version v - 1 to v (sb__sqlite_schema(1) creates
  * the first schema). Tests build old databases from them. */
-#define SB_SQLITE_SCHEMA_VERSION 8
+#define SB_SQLITE_SCHEMA_VERSION 9
 const char *sb__sqlite_schema(int version);
 
 /* ---- helpers (sb_sqlite.c) --------------------------------------------- */
@@ -306,6 +307,17 @@ int sb__sqlite_outbox_failed(sb_store *s, uint32_t limit, sb_store_hook **out,
                              size_t *n);
 int sb__sqlite_outbox_replay(sb_store *s, int64_t id, int64_t now_ms,
                              uint64_t *n);
+/* ---- the agent side (sb_sqlite_agent.c) -------------------------------- */
+
+int sb__sqlite_notes_find(sb_store *s, uint64_t conv_id, uint64_t *id);
+int sb__sqlite_notes_create(sb_store *s, uint64_t conv_id, const char *desk,
+                            int64_t now_ms, uint64_t *id);
+int sb__sqlite_contact_get(sb_store *s, const char *user_id,
+                           Sbp__Contact **out);
+int sb__sqlite_contact_write(sb_store *s, const Sbp__Contact *c);
+int sb__sqlite_customer_convs(sb_store *s, const char *user_id, uint32_t limit,
+                              uint64_t *ids, size_t *n);
+
 int sb__sqlite_user_erase(sb_store *s, const char *user_id,
                           sb_store_erased *out);
 

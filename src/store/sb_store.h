@@ -356,6 +356,60 @@ int sb_store_report_scan(sb_store *s, int64_t from_ms, int64_t to_ms,
                          int (*each)(void *ud, const sb_store_report_row *r),
                          void *ud);
 
+/* ---- the agent side: private notes and contacts ---------------------------
+ *
+ * A service conversation's private notes are a conversation of their own
+ * (kind CONV_NOTES, notes_of naming the service conversation, its desk
+ * copied), made when first asked for, whose members are the service side
+ * only: its customer is never one, so that none of the customer's reads
+ * (SYNC, HISTORY, search, list, export) can reach a note. Contacts are
+ * what the service side knows of a customer, one per user id. */
+
+/* The notes of service conversation conv_id (made when create and it has
+ * none), with the n users given (agents or admins; may be 0) made members
+ * (a member keeps its role), returned in *out (caller frees) with
+ * *created saying whether it was made now. SB_E_NOT_FOUND without the
+ * conversation, or without notes when create is not set; SB_E_INVALID
+ * when conv_id is not a service conversation, or for a bad id or role (a
+ * customer or a bot); SB_E_TOO_LARGE past SB_MEMBERS_MAX. */
+int sb_store_notes_open(sb_store *s, uint64_t conv_id, bool create,
+                        const char *const *user_ids, const Sbp__Role *roles,
+                        size_t n, int64_t now_ms, Sbp__Conversation **out,
+                        bool *changed);
+
+/* The contact of user_id into *out (caller frees); SB_E_NOT_FOUND when
+ * none was ever set. */
+int sb_store_contact_get(sb_store *s, const char *user_id, Sbp__Contact **out);
+
+/* A change to a contact: name and email replace the stored ones when not
+ * NULL or "", clear_name and clear_email empty them, each attribute is
+ * set (an empty value removes it); verified marks the contact as vouched
+ * for by the site (it stays so); by is who makes the change. */
+typedef struct sb_store_contact_change {
+    const char *name, *email;
+    bool clear_name, clear_email;
+    Sbp__ContactAttr *const *attrs;
+    size_t n_attrs;
+    bool verified;
+    const char *by;
+} sb_store_contact_change;
+
+/* Applies ch to the contact of user_id (made if it has none) and returns
+ * it as stored in *out (if out; caller frees). SB_E_INVALID for a bad id,
+ * field, key or value (over its limit: SB_E_TOO_LARGE, as is a result of
+ * more than SB_CONTACT_ATTRS_MAX attributes); SB_E_FORBIDDEN when the
+ * user is known with another role than customer (an agent's id cannot
+ * become a contact). */
+int sb_store_contact_put(sb_store *s, const char *user_id,
+                         const sb_store_contact_change *ch, int64_t now_ms,
+                         Sbp__Contact **out);
+
+/* The service conversations whose customer is user_id, newest first, at
+ * most limit (capped at SB_CONTACT_CONVS_MAX), into *out (an array of n;
+ * caller frees each and the array). */
+int sb_store_customer_convs(sb_store *s, const char *user_id, uint32_t limit,
+                            Sbp__Conversation ***out, size_t *n);
+
 /* ---- configuration ----------------------------------------------------------
  *
  * Named settings the server keeps in the store rather than in files (the
@@ -444,14 +498,15 @@ typedef struct sb_store_erased {
                                bytes go with sb_store_blob_gc) */
     uint64_t csat_comments; /* comments of the user's ratings emptied (the
                                ratings stay) */
+    uint64_t contacts;      /* the user's contact deleted (0 or 1) */
 } sb_store_erased;
 
 /* Erases what user_id wrote: the body and structured parts of every
  * message it sent (ids, seqs, times, types and membership stay, so that
  * every conversation keeps its dense seqs), its uploads' records, its
  * device cursors, its pending or failed webhook events, its words from
- * the search index, and the comments of its ratings (as the customer of
- * a conversation). Idempotent. */
+ * the search index, the comments of its ratings (as the customer of a
+ * conversation) and its contact. Idempotent. */
 int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
 
 /* ---- media -----------------------------------------------------------------

@@ -125,6 +125,19 @@ typedef struct sb_store_ops {
                        int (*each)(void *ud, const sb_store_report_row *r),
                        void *ud);
 
+    /* Notes and contacts (sb_storeagent.c is their front). notes_find:
+     * the notes conversation of conv_id in *id, 0 if none; notes_create
+     * makes one (no members). contact_write stores c whole (attributes
+     * included) as user_id's contact. customer_convs: conv ids, newest
+     * first. */
+    int (*notes_find)(sb_store *s, uint64_t conv_id, uint64_t *id);
+    int (*notes_create)(sb_store *s, uint64_t conv_id, const char *desk,
+                        int64_t now_ms, uint64_t *id);
+    int (*contact_get)(sb_store *s, const char *user_id, Sbp__Contact **out);
+    int (*contact_write)(sb_store *s, const Sbp__Contact *c);
+    int (*customer_convs)(sb_store *s, const char *user_id, uint32_t limit,
+                          uint64_t *ids, size_t *n);
+
     int (*outbox_add)(sb_store *s, const char *event, const char *endpoint,
                       const char *subject, const char *payload, int64_t now_ms);
     int (*outbox_claim)(sb_store *s, int64_t now_ms, int64_t lease_ms,

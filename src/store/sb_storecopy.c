@@ -77,7 +77,8 @@ static const col CONVS[] = {{"conv_id", "bigint"},
                             {"csat_comment", "text"},
                             {"csat_ts", "bigint"},
                             {"transfer_note", "text"},
-                            {"transfer_from", "text"}};
+                            {"transfer_from", "text"},
+                            {"notes_of", "bigint"}};
 static const col MEMBERS[] = {{"conv_id", "bigint"},
                               {"user_id", "text"},
                               {"role", "int"},
@@ -105,6 +106,10 @@ static const col MEDIA[] = {{"media_id", "text"},  {"sha256", "bytea"},
                             {"height", "int"},     {"created_ts", "bigint"}};
 static const col MEDIA_REFS[] = {
     {"media_id", "text"}, {"conv_id", "bigint"}, {"seq", "bigint"}};
+static const col CONTACTS[] = {{"user_id", "text"},   {"name", "text"},
+                               {"email", "text"},     {"attrs", "bytea"},
+                               {"verified", "int"},   {"updated_ts", "bigint"},
+                               {"updated_by", "text"}};
 
 #define N(a) (sizeof(a) / sizeof *(a))
 static const table TABLES[] = {
@@ -116,6 +121,7 @@ static const table TABLES[] = {
      UPSERT},
     {"tags", TAGS, N(TAGS), "conv_id, seq, tag", false, REPLACE},
     {"config", CONFIG, N(CONFIG), "key", true, UPSERT},
+    {"contacts", CONTACTS, N(CONTACTS), "user_id", true, UPSERT},
     {"media", MEDIA, N(MEDIA), "media_id", true, UPSERT},
     {"media_refs", MEDIA_REFS, N(MEDIA_REFS), "media_id, conv_id, seq", true,
      REPLACE},
@@ -641,9 +647,11 @@ int sb_storecopy(const char *sqlite_path, const char *uri,
     if ((rc = pg_run(&c, "SET client_min_messages = warning", 0, NULL, NULL)) ||
         (rc = target_check(&c)))
         goto out;
-    uint64_t *counts[] = {&rep->users,        &rep->convs,   &rep->members,
-                          &rep->messages_new, &rep->cursors, &rep->tags,
-                          &rep->settings,     &rep->uploads, &rep->upload_refs};
+    uint64_t *counts[] = {&rep->users,        &rep->convs,    &rep->members,
+                          &rep->messages_new, &rep->cursors,  &rep->tags,
+                          &rep->settings,     &rep->contacts, &rep->uploads,
+                          &rep->upload_refs};
+    _Static_assert(N(counts) == N(TABLES), "a count per table");
     for (size_t i = 0; i < N(TABLES); i++) {
         if ((rc = table_copy(&c, &TABLES[i], counts[i]))) goto out;
         say(&c, "%s: %llu rows%s", TABLES[i].name,

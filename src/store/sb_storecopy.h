@@ -12,6 +12,7 @@
 
 typedef struct sb_storecopy_report {
     uint64_t users, convs, members, messages, cursors, tags, settings;
+    uint64_t contacts;
     uint64_t messages_new;         /* of messages: copied by this run */
     uint64_t uploads, upload_refs; /* media records, and messages' links */
     uint64_t blobs_new;            /* uploads' files copied into the database */

@@ -300,6 +300,14 @@ static void cb_response(void *ud, uint32_t rid, Sbp__Frame__BodyCase req,
         ans_put(ud, ITS_ANS_REPORT, rid, err, a ? &a->report_resp->base : NULL,
                 NULL);
         break;
+    case SBP__FRAME__BODY_NOTES_OPEN:
+        cb_open(ud, rid, err, a ? a->open_resp->conv : NULL);
+        break;
+    case SBP__FRAME__BODY_CONTACT_GET:
+    case SBP__FRAME__BODY_CONTACT_SET:
+        ans_put(ud, ITS_ANS_CONTACT, rid, err,
+                a ? &a->contact_resp->base : NULL, NULL);
+        break;
     default:
         cb_done(ud, rid, err);
         break;
@@ -314,6 +322,17 @@ static void cb_error(void *ud, int err, const char *text)
             sb_client_err_name(err), text);
 }
 
+static void cb_note_mention(void *ud, const Sbp__NoteMention *m)
+{
+    its_dev *d = ud;
+    d->mentions++;
+    d->mention_conv = m->conv_id;
+    d->mention_notes = m->notes_conv_id;
+    copy(d->mention_body, sizeof d->mention_body, m->note ? m->note->body : "");
+    copy(d->mention_from, sizeof d->mention_from,
+         m->note ? m->note->sender : "");
+}
+
 static const sb_client_cbs ITS_CBS = {
     .on_message = cb_message,
     .on_send_status = cb_send_status,
@@ -322,6 +341,7 @@ static const sb_client_cbs ITS_CBS = {
     .on_conv_update = cb_conv_update,
     .on_typing = cb_typing,
     .on_recalled = cb_recalled,
+    .on_note_mention = cb_note_mention,
     .on_presence = cb_presence,
 };
 
@@ -336,6 +356,13 @@ static bool dev_ready(void *arg)
 its_dev *its_connect(its_ctx *x, const char *user, const char *role,
                      const char *device, const char *locale)
 {
+    return its_connect_token(x, user, harness_token(user, role, 3600), device,
+                             locale);
+}
+
+its_dev *its_connect_token(its_ctx *x, const char *user, const char *token,
+                           const char *device, const char *locale)
+{
     assert_true(x->n_devs < ITS_DEVS_MAX);
     its_dev *d = calloc(1, sizeof *d);
     assert_non_null(d);
@@ -345,7 +372,7 @@ its_dev *its_connect(its_ctx *x, const char *user, const char *role,
     copy(d->device, sizeof d->device, device);
     copy(d->locale, sizeof d->locale, locale);
     snprintf(d->name, sizeof d->name, "%s/%s", user, device);
-    copy(d->token, sizeof d->token, harness_token(user, role, 3600));
+    copy(d->token, sizeof d->token, token);
     sb_client_config_default(&d->cfg);
     copy(d->url, sizeof d->url, x->env->url);
     d->cfg.url = d->url;

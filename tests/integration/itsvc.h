@@ -95,7 +95,8 @@ enum {
     ITS_ANS_CANNED,
     ITS_ANS_ADMIN,
     ITS_ANS_AGENTS,
-    ITS_ANS_REPORT
+    ITS_ANS_REPORT,
+    ITS_ANS_CONTACT
 };
 
 /* One answer to a request: its payload packed, if any (unpack it with the
@@ -136,6 +137,11 @@ typedef struct its_dev {
     unsigned typing_on, typing_off;
     char typing_user[SB_ID_BYTES_MAX + 1];
     unsigned errors; /* ERROR frames tied to no request */
+    /* NOTE_MENTIONs: how many, and the last one's. */
+    unsigned mentions;
+    uint64_t mention_conv, mention_notes;
+    char mention_body[ITS_BODY_BYTES];
+    char mention_from[SB_ID_BYTES_MAX + 1];
     unsigned violations;
 } its_dev;
 
@@ -153,6 +159,9 @@ typedef struct its_ctx {
  * token, small backoff) and READY. */
 its_dev *its_connect(its_ctx *x, const char *user, const char *role,
                      const char *device, const char *locale);
+/* The same with a token of the caller's (e.g. one minted by the server). */
+its_dev *its_connect_token(its_ctx *x, const char *user, const char *token,
+                           const char *device, const char *locale);
 /* Disconnects d and waits until its client is freed. */
 void its_stop(its_dev *d);
 /* Closes every client, waits until they are freed, frees the devices.

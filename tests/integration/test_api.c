@@ -24,6 +24,9 @@
  * - ratings and reports: csat.submitted posted once with the rating;
  *   /api/v1/reports as JSON and CSV, and its refusals; a rating's comment
  *   erased with its customer's data.
+ * - notes and contacts: notes written and read over REST, never listed,
+ *   never in the customer's export, note.created and never
+ *   message.created; contacts read, changed, refused, exported, erased.
  * The OpenAPI document is served and is JSON with every path; its
  * validation against the OpenAPI 3 schema is the test api_openapi. */
 #include <setjmp.h>
@@ -928,6 +931,139 @@ static void test_csat_and_reports(void **state)
     rx_stop();
 }
 
+/* ---- notes and contacts ------------------------------------------------
+ */
+
+/* Private notes over REST: written as the conversation's agent (made on
+ * demand, idempotent), read back, never listed as a conversation, never
+ * in the customer's export, told as note.created and never as
+ * message.created; a writer who is no member refused. Contacts: read,
+ * changed, refused for an agent's id and bad fields, in the export, gone
+ * with the erasure. */
+static void test_notes_and_contacts(void **state)
+{
+    (void)state;
+    server_start(NULL);
+    rx_start(RX_OK);
+    webhooks_set("\"*\"", 5);
+    its_dev *a1 = its_connect(&S, "a1", "agent", "a1-desk", "en");
+    its_dev *cu = its_connect(&S, "cu4", "customer", "cu4-phone", "en");
+    uint64_t conv = its_open_service(cu, NULL);
+    its_say_ok(cu, conv, "human", 0);
+    its_expect_state(&cu, 1, conv, SBP__CONV_STATE__STATE_ASSIGNED, "a1", NULL,
+                     0);
+    its_say_ok(a1, conv, "hello from a1", 0);
+    char path[256];
+    snprintf(path, sizeof path, "/api/v1/conversations/%llu/notes",
+             (unsigned long long)conv);
+    /* None yet: an empty page. */
+    assert_int_equal(call("GET", path, INTEG, NULL), 200);
+    assert_int_equal(json_array_size(json_object_get(R.json, "messages")), 0);
+    const char *note =
+        "{\"client_msg_id\":\"5b0c66a1-3a7e-4d8c-9d3e-0f1e2d3c4b5a\","
+        "\"body\":\"vip-note-7731 handle with care @a2\","
+        "\"as\":{\"user\":\"a1\",\"role\":\"agent\"}}";
+    assert_int_equal(call("POST", path, INTEG, note), 201);
+    json_int_t notes_id =
+        json_integer_value(json_object_get(R.json, "conv_id"));
+    assert_true(notes_id > 0 && (uint64_t)notes_id != conv);
+    assert_int_equal(json_integer_value(json_object_get(R.json, "seq")), 1);
+    /* Again: the same note. */
+    assert_int_equal(call("POST", path, INTEG, note), 200);
+    assert_true(json_is_true(json_object_get(R.json, "duplicate")));
+    /* A writer who is no member of the conversation, a bot: refused. */
+    call("POST", path, INTEG,
+         "{\"client_msg_id\":\"00000000000000000000000000000001\","
+         "\"body\":\"x\",\"as\":{\"user\":\"a2\",\"role\":\"agent\"}}");
+    expect_error(403, "forbidden");
+    call("POST", path, INTEG,
+         "{\"client_msg_id\":\"00000000000000000000000000000002\","
+         "\"body\":\"x\",\"as\":{\"user\":\"b\",\"role\":\"bot\"}}");
+    expect_error(400, "invalid");
+    /* Read back, as the notes and as the notes conversation's messages. */
+    assert_int_equal(call("GET", path, INTEG, NULL), 200);
+    assert_int_equal(json_array_size(json_object_get(R.json, "messages")), 1);
+    assert_non_null(strstr(R.raw, "vip-note-7731"));
+    char npath[256];
+    snprintf(npath, sizeof npath, "/api/v1/conversations/%lld/messages",
+             (long long)notes_id);
+    assert_int_equal(call("GET", npath, INTEG, NULL), 200);
+    assert_non_null(strstr(R.raw, "vip-note-7731"));
+    /* Of a conversation that is no service one: refused. */
+    snprintf(npath, sizeof npath, "/api/v1/conversations/%lld/notes",
+             (long long)notes_id);
+    call("GET", npath, INTEG, NULL);
+    expect_error(400, "invalid");
+    /* Not listed as a conversation. */
+    assert_int_equal(call("GET", "/api/v1/conversations?limit=50", INTEG, NULL),
+                     200);
+    assert_null(strstr(R.raw, "vip-note-7731"));
+    json_t *cs = json_object_get(R.json, "conversations");
+    size_t i;
+    json_t *c;
+    json_array_foreach(cs, i, c)
+    {
+        assert_int_not_equal(json_integer_value(json_object_get(c, "conv_id")),
+                             notes_id);
+    }
+    /* The customer's export holds none of it. */
+    assert_int_equal(call("GET", "/api/v1/users/cu4/export", INTEG, NULL), 200);
+    assert_non_null(strstr(R.raw, "hello from a1"));
+    assert_null(strstr(R.raw, "vip-note-7731"));
+    assert_true(json_is_null(json_object_get(R.json, "contact")));
+    /* note.created, never message.created. */
+    assert_true(rx_wait("message.created", "hello from a1", 1, 10000));
+    assert_true(rx_wait("note.created", "vip-note-7731", 1, 10000));
+    it_run_for(&E, 300);
+    assert_int_equal(rx_count("message.created", "vip-note-7731"), 0);
+    assert_int_equal(rx_count("note.created", "vip-note-7731"), 1);
+
+    /* Contacts. */
+    assert_int_equal(call("GET", "/api/v1/contacts/cu4", INTEG, NULL), 200);
+    json_t *ct = json_object_get(R.json, "contact");
+    assert_string_equal(json_string_value(json_object_get(ct, "user_id")),
+                        "cu4");
+    assert_null(json_object_get(ct, "name"));
+    assert_int_equal(json_array_size(json_object_get(R.json, "conversations")),
+                     1);
+    assert_int_equal(call("PUT", "/api/v1/contacts/cu4", INTEG,
+                          "{\"name\":\"Cu Four\",\"email\":\"cu4@example.org\","
+                          "\"attributes\":{\"plan\":\"gold\"}}"),
+                     200);
+    ct = json_object_get(R.json, "contact");
+    assert_string_equal(json_string_value(json_object_get(ct, "name")),
+                        "Cu Four");
+    assert_string_equal(json_string_value(json_object_get(ct, "updated_by")),
+                        "crm");
+    assert_non_null(strstr(R.raw, "\"gold\""));
+    assert_int_equal(
+        call("PUT", "/api/v1/contacts/cu4", INTEG,
+             "{\"clear\":[\"email\"],\"attributes\":{\"plan\":\"\"}}"),
+        200);
+    assert_null(strstr(R.raw, "gold"));
+    assert_null(strstr(R.raw, "cu4@example.org"));
+    call("PUT", "/api/v1/contacts/cu4", INTEG, "{\"email\":\"nope\"}");
+    expect_error(400, "invalid");
+    call("PUT", "/api/v1/contacts/cu4", INTEG, "{\"attributes\":[1]}");
+    expect_error(400, "invalid");
+    call("PUT", "/api/v1/contacts/a1", INTEG, "{\"name\":\"Agent\"}");
+    expect_error(403, "forbidden");
+    call("GET", "/api/v1/contacts/nobody", INTEG, NULL);
+    expect_error(404, "not_found");
+    assert_int_equal(call("GET", "/api/v1/users/cu4/export", INTEG, NULL), 200);
+    ct = json_object_get(R.json, "contact");
+    assert_string_equal(json_string_value(json_object_get(ct, "name")),
+                        "Cu Four");
+    assert_int_equal(call("POST", "/api/v1/users/cu4/erase", INTEG, NULL), 200);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(R.json, "erased"), "contacts")),
+                     1);
+    assert_int_equal(call("GET", "/api/v1/contacts/cu4", INTEG, NULL), 200);
+    assert_null(strstr(R.raw, "Cu Four"));
+    rx_verify_all();
+    rx_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -937,6 +1073,7 @@ int main(void)
         cmocka_unit_test_teardown(test_hanging_endpoint, teardown),
         cmocka_unit_test_teardown(test_export_and_erase, teardown),
         cmocka_unit_test_teardown(test_csat_and_reports, teardown),
+        cmocka_unit_test_teardown(test_notes_and_contacts, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -600,7 +600,8 @@ static void test_migrate(void **state)
     if (on_pg()) {
         /* A database of the version before the ratings' (PostgreSQL's
          * 3): the store's, less what that migration and the later ones
-         * (the transfer note: 4, uploads: 5) add. */
+         * (the transfer note: 4, notes and contacts: 5, uploads: 6)
+         * add. */
         sb_store *s = NULL;
         assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
         sb_store_close(s);
@@ -608,10 +609,13 @@ static void test_migrate(void **state)
             pgtest_exec(t.path,
                         "DROP TABLE media, media_refs, blobs, blob_chunks;"
                         "DROP INDEX convs_report;"
+                        "DROP TABLE contacts;"
+                        "DROP INDEX convs_notes;"
                         "ALTER TABLE convs DROP COLUMN last_agent,"
                         " DROP COLUMN csat_asked_ts, DROP COLUMN csat_rating,"
                         " DROP COLUMN csat_comment, DROP COLUMN csat_ts,"
-                        " DROP COLUMN transfer_note, DROP COLUMN transfer_from;"
+                        " DROP COLUMN transfer_note, DROP COLUMN transfer_from,"
+                        " DROP COLUMN notes_of;"
                         "UPDATE sb_meta SET value = 2"
                         " WHERE key = 'schema_version'"),
             0);

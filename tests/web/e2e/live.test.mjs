@@ -20,8 +20,8 @@ after(async () => {
 });
 
 // A plain conversation of a new customer with bob, open on bob's page.
-// Bob's page comes first: OPEN takes only users the server has met.
 async function pair(name, opts = {}) {
+  // bob first: a conversation names only users the server knows.
   const bob = await agent(browser, srv, 'bob', { extra: `&d=${name}` });
   const cust = await customer(browser, srv, name, { extra: '&agent=bob', ...opts });
   const id = await convId(cust);

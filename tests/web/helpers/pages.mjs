@@ -36,7 +36,11 @@ export async function send(page, text) {
 export const texts = (page) =>
   page.evaluate(() => window.__sb.view.conv.list.items.filter((e) => e.msg.type !== 'MSG_EVENT' && e.msg.type !== 'MSG_SYSTEM').map((e) => e.msg.body));
 
-export const convId = (cust) => cust.page.evaluate(() => window.__sb.conv().id);
+/** The customer page's conversation id, once it has opened one. */
+export async function convId(cust) {
+  await cust.page.waitForFunction(() => window.__sb.conv(), null, { timeout: 10000 });
+  return cust.page.evaluate(() => window.__sb.conv().id);
+}
 
 /** The customer asks for a person; resolves when the conversation is
  * assigned to agentId. */

@@ -10,8 +10,8 @@ export async function demoToken(srv, user, role) {
   return (await r.json()).token;
 }
 
-export async function sdkClient(srv, user, role, deviceId = `${user}-node`) {
-  const c = new Client({ url: srv.wsUrl, token: await demoToken(srv, user, role), deviceId, codec, WebSocket, window: null, tickMs: 20, outboxMax: 20000 });
+export async function sdkClient(srv, user, role, deviceId = `${user}-node`, opts = {}) {
+  const c = new Client({ url: srv.wsUrl, token: await demoToken(srv, user, role), deviceId, codec, WebSocket, window: null, tickMs: 20, outboxMax: 20000, ...opts });
   c.start();
   await c.ready();
   return c;

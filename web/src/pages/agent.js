@@ -5,14 +5,16 @@
 // transfer (a picker of the agents and groups this page knows, with a
 // note where the server takes one) and close, typing, customer info, the
 // agent's status (available / away), notifications and keyboard
-// shortcuts. A conversation this agent may not write in (queued, with
-// the bot, transferred away, closed) opens read-only, saying why.
+// shortcuts, private notes and the customer's contact (agentside.js). A
+// conversation this agent may not write in (queued, with the bot,
+// transferred away, closed) opens read-only, saying why.
 import { params, connect, initLang, stateLabel, frameBatcher, h, toast, errText, fmtTime, fmtDateTime, setText } from './common.js';
 import { t, lang } from './i18n.js';
 import { ChatView } from './chatview.js';
 import { Notifier } from './notify.js';
 import { richText } from './render.js';
 import { ReportsView } from './reports.js';
+import { AgentSide } from './agentside.js';
 
 const PAGE = 30;
 const SEARCH_DELAY_MS = 300;
@@ -28,7 +30,20 @@ async function main() {
   const sentinel = document.querySelector('.list-sentinel');
   const conn = document.querySelector('#conn');
   let cannedItems = [];
-  const view = new ChatView({ store, root: document.querySelector('#chat'), staff: true, user, canned: () => cannedItems });
+  let side = null;
+  const view = new ChatView({
+    store,
+    root: document.querySelector('#chat'),
+    staff: true,
+    user,
+    canned: () => cannedItems,
+    // In note mode the composer writes a private note.
+    onSubmit: (text) => {
+      if (!side || !side.noteMode) return false;
+      side.sendNote(text);
+      return true;
+    },
+  });
   let tab = 'mine';
   let tagFilter = '';
   let ids = [];
@@ -119,6 +134,7 @@ async function main() {
   }
 
   function localFilter(c) {
+    if (c.notesOf) return false; // a conversation's notes show in its pane
     const st = c.state;
     if (tab === 'queued') return st === 'STATE_QUEUED';
     if (tab === 'closed') return st === 'STATE_CLOSED';
@@ -332,10 +348,22 @@ async function main() {
 
   // ---- the selected conversation ------------------------------------------------
 
+  // Notes and the contact of the selected conversation; the links of the
+  // side panel (past conversations, mentions) open theirs in place.
+  side = new AgentSide({ client, store, view, user, convHref, mayRead: (c) => mode(c).history });
+  document.querySelector('#infopanel').addEventListener('click', (ev) => {
+    const a = ev.target.closest('a[href]');
+    const id = a ? Number(new URL(a.href).searchParams.get('conv')) : 0;
+    if (!id) return;
+    ev.preventDefault();
+    select(id);
+  });
+
   function select(id) {
     selected = store.conv(id);
     const m = mode(selected);
     view.show(selected, { history: m.history });
+    side.show(selected);
     history.replaceState(null, '', convHref(id));
     desk.classList.add('has-conv');
     drawList();
@@ -372,6 +400,7 @@ async function main() {
     const m = mode(c);
     view.setWritable(m.writable, m.notice ? (i.state === 'STATE_QUEUED' && c.lastMessage && !c.list.length ? `${m.notice} ${t('ro.last', c.lastMessage.body)}` : m.notice) : '');
     if (m.history !== view.history) view.show(c, { history: m.history });
+    side.show(c);
     claimBtn.hidden = !(canClaim && i.state === 'STATE_QUEUED');
     transferBtn.disabled = !m.writable;
     closeBtn.disabled = !m.writable;
@@ -610,7 +639,7 @@ async function main() {
     store,
     unread: () => {
       let n = 0;
-      for (const c of store.convs.values()) if (c.info && mode(c).writable && c.info.state) n += c.unread;
+      for (const c of store.convs.values()) if (c.info && !c.notesOf && mode(c).writable && c.info.state) n += c.unread;
       return n;
     },
     isOpen: (id) => !!selected && selected.id === id,
@@ -635,7 +664,7 @@ async function main() {
   store.onChange((convs) => {
     // A conversation the list does not show yet: fetch the first page
     // again (list answers themselves only update what is shown).
-    for (const id of convs) if (!ids.includes(id)) refetch = true;
+    for (const id of convs) if (!ids.includes(id) && !store.conv(id).notesOf) refetch = true;
     if (selected && convs.has(selected.id)) pane();
     redraw();
   });
@@ -685,7 +714,7 @@ async function main() {
       for (const c of r.items) canned.append(h('option', { value: c.text, text: c.title }));
     })
     .catch(() => (canned.hidden = true));
-  window.__sb = { client, store, view, notifier, reports, select, selected: () => selected, loadPage };
+  window.__sb = { client, store, view, side, notifier, reports, select, selected: () => selected, loadPage };
   document.body.dataset.ready = '1';
 }
 

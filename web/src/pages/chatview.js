@@ -23,7 +23,9 @@ export class ChatView {
    * @param {object} o  store, root (element with .messages, .quotebar,
    *   .composer textarea, .sendbtn, .typing), staff (bool), user (whose
    *   drafts), onAction(act, seq, button) for actions the page handles,
-   *   canned() -> [{ title, text }] (the "/" suggestions; workbench)
+   *   canned() -> [{ title, text }] (the "/" suggestions; workbench),
+   *   onSubmit(text) -> true when the page sent the composer's text itself
+   *   (the workbench's private notes)
    */
   constructor(o) {
     this.o = o;
@@ -375,6 +377,7 @@ export class ChatView {
     this.input.value = '';
     this.clearDraft();
     this.closePopups();
+    if (this.o.onSubmit && this.o.onSubmit(text)) return;
     this.sendText(text, this.quoteSeq);
     this.setQuote(0);
   }

@@ -4,7 +4,7 @@
 // it is the chat inside the launcher of widget.js (an iframe on another
 // site): a close button, its unread count told to the host page, and a
 // greeting screen for a visitor who has no conversation yet.
-import { params, connect, initLang, stateLabel, frameBatcher, toast, errText, setText } from './common.js';
+import { params, connect, initLang, stateLabel, frameBatcher, toast, errText, setText, signedUser } from './common.js';
 import { t, lang } from './i18n.js';
 import { ChatView } from './chatview.js';
 import { Notifier } from './notify.js';
@@ -13,6 +13,8 @@ import { CsatPanel } from './csat.js';
 const embed = params.get('embed') === '1';
 
 function customerId() {
+  // The site's signed-in user (the widget's signed identity) is who it is.
+  if (signedUser()) return signedUser();
   let u = params.get('user') || localStorage.getItem('sb.customer');
   if (!u) u = `guest-${Math.random().toString(36).slice(2, 8)}`;
   localStorage.setItem('sb.customer', u);

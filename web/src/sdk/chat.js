@@ -6,13 +6,21 @@
 //
 // change(kinds) is fired with a Set of conv ids touched and a Set of
 // kinds ('messages', 'status', 'convs', 'typing', 'state', 'history',
-// 'unread', 'tags').
+// 'unread', 'tags', 'team', 'mention').
+//
+// Private notes (agents): the notes of a service conversation are a
+// conversation of their own (kind CONV_NOTES, notes_of the service
+// conversation's id) with its own seqs; the store keeps it as any other
+// Conv and knows which service conversation it belongs to (notesFor).
 import { MessageList } from './msglist.js';
 import { retryable } from './core.js';
 
 // How long a typing notice lasts after the last one (the sender repeats
 // it every 3 s while keys are pressed).
 export const TYPING_MS = 6000;
+
+// The mentions kept (the newest; a page shows them as they come).
+const MENTIONS_MAX = 50;
 
 export class Conv {
   constructor(id) {
@@ -43,6 +51,12 @@ export class Conv {
     if (this.info && this.info.title) return this.info.title;
     return `#${this.id}`;
   }
+
+  /** The service conversation whose private notes these are; 0 for any
+   * other conversation. */
+  get notesOf() {
+    return this.info && this.info.kind === 'CONV_NOTES' ? Number(this.info.notes_of) || 0 : 0;
+  }
 }
 
 export class ChatStore {
@@ -58,6 +72,11 @@ export class ChatStore {
     // The desk's agents as AGENT_LIST and AGENT_PRESENCE tell them:
     // user id -> { user_id, groups, status, load, capacity }.
     this.team = new Map();
+    // Service conversation id -> its notes conversation's id.
+    this.notesIds = new Map();
+    // NOTE_MENTIONs received, oldest first (at most MENTIONS_MAX).
+    this.mentions = [];
+    client.on('mention', (x) => this.onMention(x));
     client.on('message', (m) => this.onMessage(m));
     client.on('status', (i) => this.onStatus(i));
     client.on('receipt', (r) => this.onReceipt(r));
@@ -112,6 +131,7 @@ export class ChatStore {
   onConversation(info) {
     const c = this.conv(info.conv_id);
     c.info = { ...(c.info || {}), ...info };
+    if (c.notesOf) this.notesIds.set(c.notesOf, c.id);
     if (info.tags) c.tags = info.tags.slice();
     for (const mb of info.members || []) {
       c.members.add(mb.user_id);
@@ -293,6 +313,17 @@ export class ChatStore {
     }
   }
 
+  // A teammate mentioned this user in a note of service conversation
+  // conv_id: the note itself comes as a message of the notes conversation
+  // (this user is a member of it now).
+  onMention(x) {
+    if (!x || !x.conv_id) return;
+    if (x.notes_conv_id) this.notesIds.set(Number(x.conv_id), Number(x.notes_conv_id));
+    this.mentions.push(x);
+    if (this.mentions.length > MENTIONS_MAX) this.mentions.shift();
+    this.changed(Number(x.conv_id), 'mention');
+  }
+
   // One timer for every conversation's typing notice: at the earliest
   // expiry the notices that ran out are dropped (and the pages told), so
   // that a notice ends TYPING_MS after the last one, not at the next
@@ -336,6 +367,41 @@ export class ChatStore {
 
   retry(key) {
     return this.client.retry(key);
+  }
+
+  /** The notes (a Conv) of service conversation convId that this user
+   * knows of, or null. */
+  notesFor(convId) {
+    const id = this.notesIds.get(convId);
+    return id ? this.conv(id) : null;
+  }
+
+  /** Opens the notes of service conversation convId (NOTES_OPEN, which
+   * makes this user a member of them; create: make them if there are
+   * none) and loads their history: resolves with their Conv, rejects
+   * with SbError (ERR_NOT_FOUND: none and create not set; ERR_FORBIDDEN:
+   * not this user's). A teammate mentioned in them who has no access to
+   * the service conversation is a member of the notes only: their
+   * history is read directly. */
+  async openNotes(convId, { create = false } = {}) {
+    let c = null;
+    try {
+      const info = await this.client.notesOpen(convId, { create });
+      this.onConversation(info);
+      c = this.conv(info.conv_id);
+    } catch (e) {
+      c = e.code === 'ERR_FORBIDDEN' ? this.notesFor(convId) : null;
+      if (!c) throw e;
+    }
+    if (c.list.length === 0 && c.hasMoreBefore) await this.loadOlder(c.id);
+    return c;
+  }
+
+  /** Writes a private note in service conversation convId (its notes are
+   * opened, and made, first if needed): returns the send's client id. */
+  async sendNote(convId, body) {
+    const n = this.notesFor(convId) || (await this.openNotes(convId, { create: true }));
+    return this.send(n.id, { body });
   }
 
   /** Drops a FAILED send: from the outbox and from the list. */

@@ -22,8 +22,9 @@
 //
 // Events (client.on(name, fn)): state(state, err), message(m),
 // status(info), receipt(readNotify), synced(), conversation(conv),
-// event(frame) (typing, conv_update, agent_state, agent_presence),
-// error(err, text).
+// event(frame) (typing, conv_update, agent_state, agent_presence,
+// note_mention), mention(noteMention) (a teammate's @mention of this user
+// in a note), error(err, text).
 import { ClientCore, SbError, State, Close } from './core.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
 import { cryptoRandomBytes } from './ids.js';
@@ -114,7 +115,10 @@ export class Client {
         onReceipt: (r) => this.fire('receipt', r),
         onSynced: () => this.fire('synced'),
         onConversation: (c) => this.fire('conversation', c),
-        onEvent: (f) => this.fire('event', f),
+        onEvent: (f) => {
+          this.fire('event', f);
+          if (f.body === 'note_mention') this.fire('mention', f.note_mention);
+        },
         onError: (err, text) => this.fire('error', err, text),
         onResponse: (rid, err, f) => this.onResponse(rid, err, f),
         // The upload's id goes into the kept copy: a reload sends, not
@@ -614,6 +618,40 @@ export class Client {
    * by }). */
   report({ from, to = from, tz = '', by = [], desk = '', group = '', agent = '' }) {
     return this.request('report', { from, to, tz, by, desk, group, agent });
+  }
+
+  // ---- the agent side: private notes and contacts ---------------------------------
+
+  /** Opens the private notes of service conversation convId (agents with
+   * access to it, admins; where the server has NOTES_OPEN:
+   * supports('Frame', 'notes_open')): resolves with the notes
+   * conversation (kind CONV_NOTES, notes_of convId), of which this user
+   * is then a member; notes are sent to it with send() and come back as
+   * messages of that conversation. create: make it if there is none
+   * (else ERR_NOT_FOUND). The customer is never a member. */
+  async notesOpen(convId, { create = true } = {}) {
+    const r = await this.request('notes_open', { conv_id: convId, create });
+    return r.conv;
+  }
+
+  /** The contact of the customer of service conversation convId (or, for
+   * admins, of userId): resolves with the contact_resp { contact: {
+   * user_id, name, email, attributes: [{ key, value }], verified,
+   * updated_ts, updated_by }, conversations } (the customer's service
+   * conversations, newest first, no messages). */
+  contactGet({ convId = 0, userId = '' } = {}) {
+    return this.request('contact_get', { conv_id: convId, user_id: userId });
+  }
+
+  /** Changes a contact found as contactGet finds it: a non-empty name or
+   * email replaces the stored one, each attribute given is set (an
+   * object { key: value } or [{ key, value }]; an empty value removes
+   * it), clear lists 'name' and/or 'email' to empty. Resolves with the
+   * contact_resp as stored; rejects with SbError (ERR_INVALID: a bad
+   * key, email or field; ERR_TOO_LARGE: over a limit). */
+  contactSet({ convId = 0, userId = '', name = '', email = '', attributes = [], clear = [] } = {}) {
+    const attrs = Array.isArray(attributes) ? attributes : Object.entries(attributes).map(([key, value]) => ({ key, value: String(value) }));
+    return this.request('contact_set', { conv_id: convId, user_id: userId, name, email, attributes: attrs, clear });
   }
 
   stats() {

@@ -93,7 +93,7 @@ export function retryable(err) {
 
 // Frames the server starts (rid 0) that are not PUSH or READ_NOTIFY: the
 // customer-service events, handed to cbs.onEvent.
-const SERVER_EVENTS = new Set(['typing', 'conv_update', 'agent_state', 'agent_presence']);
+const SERVER_EVENTS = new Set(['typing', 'conv_update', 'agent_state', 'agent_presence', 'note_mention']);
 
 export function defaultConfig() {
   return {

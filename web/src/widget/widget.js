@@ -9,7 +9,10 @@
 //
 // Optional: data-token (a customer token your backend minted for the
 // signed-in user; passed in the iframe URL's hash, never sent to a
-// server), data-user (the demo server's customer id), data-position
+// server), or data-user-id and data-user-hash (the site's signed identity:
+// the hex HMAC-SHA256 of the user id keyed with the desk's
+// identity_secret, docs/web.md) with data-name, data-email and
+// data-attributes (a JSON object) for the contact, data-user (the demo server's customer id), data-position
 // ("left" for the bottom-left corner), data-desk (the desk's id; the
 // server's first desk without it). The colour, title and reply time come
 // from the desk's configuration (GET /api/widget); data-color,
@@ -35,7 +38,21 @@
   if (d.reply) q.set('reply', d.reply);
   if (d.user) q.set('user', d.user);
   if (d.desk) q.set('desk', d.desk);
-  const src = `${origin}/?${q}${d.token ? `#token=${encodeURIComponent(d.token)}` : ''}`;
+  // Who the user is, for the page only (the URL's hash never reaches a
+  // server): a token the site minted, or the site's signed identity
+  // (data-user-id, data-user-hash, and the contact: data-name,
+  // data-email, data-attributes as a JSON object), which the page
+  // exchanges for a token (POST /api/identify).
+  const hq = new URLSearchParams();
+  if (d.token) hq.set('token', d.token);
+  if (d.userId && d.userHash) {
+    hq.set('uid', d.userId);
+    hq.set('uhash', d.userHash);
+    if (d.name) hq.set('name', d.name);
+    if (d.email) hq.set('email', d.email);
+    if (d.attributes) hq.set('attrs', d.attributes);
+  }
+  const src = `${origin}/?${q}${hq.toString() ? `#${hq}` : ''}`;
 
   const host = document.createElement('div');
   host.id = 'switchboard-widget';
