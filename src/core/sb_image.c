@@ -155,12 +155,23 @@ static bool ifd_fits(const tiff *t, size_t off, uint32_t *count)
     return (size_t)*count * IFD_ENTRY + 6 <= t->n - off;
 }
 
+/* Whether [at, at + len) stays clear of the TIFF header and of the IFD
+ * being walked, [lo, hi): zeroing it must leave what is read again the
+ * same. */
+static bool clear_of(size_t at, uint64_t len, size_t lo, size_t hi)
+{
+    return at >= 8 && (at + len <= lo || at >= hi);
+}
+
 /* Zeroes the GPS IFD at off: its entries, the values they point at and
- * its link to a next IFD. False when it does not fit. */
-static bool gps_wipe(tiff *t, size_t off)
+ * its link to a next IFD. False when it does not fit, or reaches into the
+ * header, the IFD [lo, hi) that points at it or (a value) the GPS IFD
+ * itself. */
+static bool gps_wipe(tiff *t, size_t off, size_t lo, size_t hi)
 {
     uint32_t count;
     if (!ifd_fits(t, off, &count)) return false;
+    if (!clear_of(off, (uint64_t)count * IFD_ENTRY + 6, lo, hi)) return false;
     for (uint32_t i = 0; i < count; i++) {
         size_t e = off + 2 + (size_t)i * IFD_ENTRY;
         size_t size = type_size(t16(t, e + 2));
@@ -168,7 +179,16 @@ static bool gps_wipe(tiff *t, size_t off)
         if (total <= 4) continue; /* the value is in the entry */
         uint32_t at = t32(t, e + 8);
         if (at > t->n || total > t->n - at) return false;
-        memset(t->p + at, 0, (size_t)total);
+        if (!clear_of(at, total, lo, hi) ||
+            !clear_of(at, total, off, off + (size_t)count * IFD_ENTRY + 6))
+            return false;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        size_t e = off + 2 + (size_t)i * IFD_ENTRY;
+        size_t size = type_size(t16(t, e + 2));
+        uint64_t total = (uint64_t)size * t32(t, e + 4);
+        if (total <= 4) continue;
+        memset(t->p + t32(t, e + 8), 0, (size_t)total);
     }
     memset(t->p + off, 0, (size_t)count * IFD_ENTRY + 6);
     return true;
@@ -199,7 +219,8 @@ static bool exif_clean(uint8_t *p, size_t n, sb_image_info *info)
             }
             if (tag != TAG_GPS_IFD) continue;
             uint32_t gps = t32(&t, e + 8);
-            if (gps != (uint32_t)off && !gps_wipe(&t, gps)) return false;
+            size_t hi = off + 2 + (size_t)count * IFD_ENTRY + 4;
+            if (!gps_wipe(&t, gps, off, hi)) return false;
             /* Take the entry out: the later ones and the next-IFD link
              * move up, the freed 12 bytes are zero. */
             size_t end = off + 2 + (size_t)count * IFD_ENTRY + 4;

@@ -194,6 +194,53 @@ static void test_jpeg_bad_exif(void **state)
     free(p);
 }
 
+/* A GPS value that points into the TIFF header (or the IFD that names
+ * the GPS IFD) is no location to zero: the EXIF block goes whole, and the
+ * copy cleans without change (zeroing the header made the EXIF block
+ * unreadable the second time). */
+static void test_jpeg_gps_into_header(void **state)
+{
+    (void)state;
+    photo_opts o = {.w = 8, .h = 4, .gps = true, .big_endian = true};
+    uint8_t *p;
+    size_t n;
+    assert_int_equal(photo_jpeg(&o, &p, &n), 0);
+    uint8_t *t = p + 2 + 4 + 6; /* the TIFF header, "MM" */
+    assert_memory_equal(t, "MM", 2);
+#define BE16(x) ((size_t)(x)[0] << 8 | (x)[1])
+#define BE32(x) (BE16(x) << 16 | BE16((x) + 2))
+    size_t ifd0 = BE32(t + 4), gps = 0;
+    for (size_t i = 0; i < BE16(t + ifd0); i++) {
+        const uint8_t *e = t + ifd0 + 2 + i * 12;
+        if (BE16(e) == 0x8825) gps = BE32(e + 8);
+    }
+    assert_true(gps > 0);
+    bool moved = false;
+    for (size_t i = 0; i < BE16(t + gps) && !moved; i++) {
+        uint8_t *e = t + gps + 2 + i * 12;
+        if (BE16(e + 2) == 5) { /* a RATIONAL: its value is elsewhere */
+            e[8] = e[9] = e[10] = 0;
+            e[11] = 2; /* over the magic 42 and IFD0's offset */
+            moved = true;
+        }
+    }
+#undef BE32
+#undef BE16
+    assert_true(moved);
+    sb_buf out = SB_BUF_INIT;
+    sb_image_info info;
+    assert_int_equal(sb_image_clean(p, n, &out, &info), 0);
+    assert_true(info.changed);
+    assert_false(has(out.data, out.len, "Exif"));
+    sb_buf again = SB_BUF_INIT;
+    sb_image_info i2;
+    assert_int_equal(sb_image_clean(out.data, out.len, &again, &i2), 0);
+    assert_false(i2.changed);
+    assert_int_equal(again.len, 0);
+    sb_buf_free(&out);
+    free(p);
+}
+
 static void test_png(void **state)
 {
     (void)state;
@@ -294,6 +341,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jpeg_gps_le),
+        cmocka_unit_test(test_jpeg_gps_into_header),
         cmocka_unit_test(test_jpeg_gps_be_xmp_trailer),
         cmocka_unit_test(test_jpeg_clean_stays),
         cmocka_unit_test(test_jpeg_cut),
