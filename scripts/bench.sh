@@ -86,6 +86,13 @@ run() { # label, sbbench args...
       split(c, a, " "); split(d, b, " ")
       printf "#   per message: %.3f commits, %.2f statements, %.1f WAL records, %.0f WAL bytes, %.3f WAL writes, %.3f WAL syncs, %.1f us of PostgreSQL CPU\n",
         (b[1]-a[1])/n, (b[2]-a[2])/n, (b[3]-a[3])/n, (b[4]-a[4])/n, (b[5]-a[5])/n, (b[6]-a[6])/n, (b[7]-a[7])/hz/n*1e6 }'
+    # The statements that took the database's time in this run.
+    psql -Atq -F' | ' "$PGURL/postgres" -c "SELECT
+      round(total_exec_time::numeric / $((CONVS * MSGS * 2)) * 1000, 1) || ' us/msg',
+      calls, left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+      WHERE d.datname = '$DB' ORDER BY total_exec_time DESC LIMIT 4" |
+      sed 's/^/#     /'
   fi
 }
 
