@@ -237,6 +237,7 @@ static void test_jpeg_gps_into_header(void **state)
     assert_int_equal(sb_image_clean(out.data, out.len, &again, &i2), 0);
     assert_false(i2.changed);
     assert_int_equal(again.len, 0);
+    sb_buf_free(&again);
     sb_buf_free(&out);
     free(p);
 }
