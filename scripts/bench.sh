@@ -50,14 +50,22 @@ start_server() {
 stop_server() { kill $SRV; wait $SRV || true; }
 
 # Where a PostgreSQL run's time goes: the database's transactions and
-# statements (pg_stat_statements: each a round trip unless pipelined) and
-# the cluster's WAL records, bytes, writes and syncs, as counters.
+# statements (pg_stat_statements: each a round trip unless pipelined), the
+# cluster's WAL records, bytes, writes and syncs, and the CPU time of all
+# its processes (those running, and those ended, which the postmaster has
+# reaped), as counters.
+pg_cpu_ticks() {
+  local pm
+  pm=$(head -1 "$PGDIR/data/postmaster.pid")
+  { cat /proc/"$pm"/stat; for p in $(pgrep -P "$pm"); do cat /proc/"$p"/stat 2>/dev/null || true; done; } |
+    sed 's/^.*) //' | awk -v pm="$pm" 'NR == 1 { t += $14 + $15 } { t += $12 + $13 } END { print t }'
+}
 pg_counters() {
-  psql -Atq -F' ' "$PGURL/postgres" -c "SELECT
+  echo "$(psql -Atq -F' ' "$PGURL/postgres" -c "SELECT
     (SELECT xact_commit FROM pg_stat_database WHERE datname = '$DB'),
     (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s
        JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = '$DB'),
-    wal_records, wal_bytes, wal_write, wal_sync FROM pg_stat_wal"
+    wal_records, wal_bytes, wal_write, wal_sync FROM pg_stat_wal") $(pg_cpu_ticks)"
 }
 
 run() { # label, sbbench args...
@@ -73,11 +81,18 @@ run() { # label, sbbench args...
     sleep 1 # the backends' statistics reach the shared counters
     # shellcheck disable=SC2086
     set -- $before $(pg_counters)
-    awk -v n=$((CONVS * MSGS * 2)) -v c="$1 $2 $3 $4 $5 $6" \
-      -v d="$7 $8 $9 ${10} ${11} ${12}" 'BEGIN {
+    awk -v n=$((CONVS * MSGS * 2)) -v hz="$(getconf CLK_TCK)" \
+      -v c="$1 $2 $3 $4 $5 $6 $7" -v d="$8 $9 ${10} ${11} ${12} ${13} ${14}" 'BEGIN {
       split(c, a, " "); split(d, b, " ")
-      printf "#   per message: %.3f commits, %.2f statements, %.1f WAL records, %.0f WAL bytes, %.3f WAL writes, %.3f WAL syncs\n",
-        (b[1]-a[1])/n, (b[2]-a[2])/n, (b[3]-a[3])/n, (b[4]-a[4])/n, (b[5]-a[5])/n, (b[6]-a[6])/n }'
+      printf "#   per message: %.3f commits, %.2f statements, %.1f WAL records, %.0f WAL bytes, %.3f WAL writes, %.3f WAL syncs, %.1f us of PostgreSQL CPU\n",
+        (b[1]-a[1])/n, (b[2]-a[2])/n, (b[3]-a[3])/n, (b[4]-a[4])/n, (b[5]-a[5])/n, (b[6]-a[6])/n, (b[7]-a[7])/hz/n*1e6 }'
+    # The statements that took the database's time in this run.
+    psql -Atq -F' | ' "$PGURL/postgres" -c "SELECT
+      round(total_exec_time::numeric / $((CONVS * MSGS * 2)) * 1000, 1) || ' us/msg',
+      calls, left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+      WHERE d.datname = '$DB' ORDER BY total_exec_time DESC LIMIT 4" |
+      sed 's/^/#     /'
   fi
 }
 

@@ -8,7 +8,8 @@ pkgs=(cmake make gcc clang pkg-config libuv1-dev libhttp-parser-dev libwslay-dev
       libssl-dev zlib1g-dev libutf8proc-dev libcmocka-dev libclang-rt-14-dev
       sqlite3 curl procps chromium fonts-wqy-microhei clang-format
       libsystemd-dev systemd prometheus jq tzdata
-      libnats-dev nats-server haproxy libcurl4-openssl-dev)
+      libnats-dev nats-server haproxy libcurl4-openssl-dev
+      libmagic-dev libmagic-mgc libimage-exiftool-perl libjpeg-dev)
 # The web side needs node and npm; the system's own are kept if present.
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "sb_backup.h"
+#include "sb_image.h"
 #include "sb_client.h"
 #include "sb_client_hs.h"
 #include "sb_error.h"
@@ -87,7 +88,8 @@ struct ctl {
     size_t n_members;
     const char *title;
     Sbp__ConvKind kind;
-    char *text; /* send: the message; search: the query */
+    char *text;                   /* send: the message; search: the query */
+    const char *file, *file_name; /* send --file: an attachment */
     /* customer service */
     const char *desk, *agent, *group, *cursor, *tag;
     Sbp__ConvState state;
@@ -155,10 +157,21 @@ static void put_escaped(const char *s)
     }
 }
 
+/* One message: `conv seq sender body`; an attachment's after the body as
+ * `[image|file NAME TYPE BYTES [WxH] URL]`. */
 static void print_msg(const Sbp__Message *m)
 {
     printf("%" PRIu64 " %" PRIu64 " %s ", m->conv_id, m->seq, m->sender);
     put_escaped(m->body);
+    const Sbp__Media *md = m->media;
+    if (md && md->id[0]) {
+        printf("%s[%s ", m->body[0] ? " " : "",
+               m->type == SBP__MSG_TYPE__MSG_IMAGE ? "image" : "file");
+        put_escaped(md->name);
+        printf(" %s %" PRIu64, md->mime[0] ? md->mime : "-", md->size);
+        if (md->width) printf(" %ux%u", md->width, md->height);
+        printf(" %s]", md->url);
+    }
     putchar('\n');
     fflush(stdout);
 }
@@ -507,20 +520,22 @@ static int cmd_store_copy(const command *cmd, int argc, char **argv)
     }
     printf("copied: %llu users, %llu conversations, %llu messages (%llu new),"
            " %llu members, %llu device cursors, %llu tags, %llu settings,"
-           " %llu contacts\n",
+           " %llu contacts, %llu uploads (%llu files new)\n",
            (unsigned long long)rep.users, (unsigned long long)rep.convs,
            (unsigned long long)rep.messages,
            (unsigned long long)rep.messages_new,
            (unsigned long long)rep.members, (unsigned long long)rep.cursors,
            (unsigned long long)rep.tags, (unsigned long long)rep.settings,
-           (unsigned long long)rep.contacts);
+           (unsigned long long)rep.contacts, (unsigned long long)rep.uploads,
+           (unsigned long long)rep.blobs_new);
     return EXIT_OK;
 }
 
 /* ---- store backup -------------------------------------------------------- */
 
 /* `sbctl store backup [--data DATA] DIR`: DATA/switchboard.db copied to
- * DIR/switchboard.db (DIR made if missing) while the server runs. */
+ * DIR/switchboard.db (DIR made if missing) while the server runs, then the
+ * uploads' files it names, DATA/media/.. to DIR/media/... */
 static int cmd_store_backup(const command *cmd, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -553,15 +568,18 @@ static int cmd_store_backup(const command *cmd, int argc, char **argv)
     }
     sb_backup_info info;
     time_t t = time(NULL);
-    if (sb_backup_sqlite(src, dst, &info, err, sizeof err) != 0) {
+    if (sb_backup_sqlite(src, dst, &info, err, sizeof err) != 0 ||
+        sb_backup_media(data, dir, dst, &info, err, sizeof err) != 0) {
         fprintf(stderr, "sbctl store backup: %s\n", err);
         return EXIT_REFUSED;
     }
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
     printf("%s: %" PRIu64 " bytes, %" PRIu64 " conversations, %" PRIu64
-           " messages, as of %s\n",
-           dst, info.bytes, info.conversations, info.messages, when);
+           " messages, %" PRIu64 " uploads (%" PRIu64 " files, %" PRIu64
+           " bytes copied), as of %s\n",
+           dst, info.bytes, info.conversations, info.messages, info.uploads,
+           info.blobs, info.blob_bytes, when);
     return EXIT_OK;
 }
 
@@ -697,11 +715,31 @@ static void answer_open(ctl *x, int err, const Sbp__Frame *resp)
 
 static int prepare_send(ctl *x, int argc, char **argv)
 {
-    return take_text(x, argc, argv, "TEXT is required");
+    if (x->file && optind >= argc) return EXIT_OK; /* no caption */
+    return take_text(x, argc, argv, "TEXT (or --file PATH) is required");
+}
+
+/* An attachment is an image message when its first bytes are those of an
+ * image a page shows (the server checks its content again), else a file
+ * message. */
+static Sbp__MsgType file_type(const char *path)
+{
+    uint8_t head[16];
+    size_t n = 0;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        n = fread(head, 1, sizeof head, f);
+        fclose(f);
+    }
+    return sb_image_sniff(head, n) != SB_IMAGE_NONE ? SBP__MSG_TYPE__MSG_IMAGE
+                                                    : SBP__MSG_TYPE__MSG_FILE;
 }
 
 static int act_send(ctl *x)
 {
+    if (x->file)
+        return sb_client_send_file(x->c, x->conv, file_type(x->file), x->file,
+                                   x->file_name, x->text, NULL);
     return sb_client_send_text(x->c, x->conv, x->text, NULL);
 }
 
@@ -1469,9 +1507,15 @@ static const command COMMANDS[] = {
     {
         .name = "send",
         .usage = "usage: sbctl send --conv N [connection] [--] TEXT...\n"
+                 "       sbctl send --conv N --file PATH [--name NAME] "
+                 "[connection] [TEXT...]\n"
                  "Sends TEXT (the words joined by spaces) and waits for "
                  "SEND_ACK; prints\n`msg_id=M conv=N seq=S`. On an "
-                 "ERROR prints its code name and exits 1.\n",
+                 "ERROR prints its code name and exits 1.\n"
+                 "With --file, uploads the file at PATH first (POST /media, "
+                 "shown as NAME,\ndefault its file name), then sends it as "
+                 "an image (a JPEG, PNG, GIF or\nWebP) or a file message, "
+                 "TEXT as its caption.\n",
         .needs_conv = true,
         .prepare = prepare_send,
         .act = act_send,
@@ -1735,7 +1779,10 @@ static const command COMMANDS[] = {
             "Copies the SQLite store DATA/switchboard.db (default ./data, the\n"
             "server's --data) to DIR/switchboard.db while the server runs:\n"
             "consistent as of one commit (SQLite's online backup), checked,\n"
-            "synced; an existing copy is never overwritten. Restoring is in\n"
+            "synced; then the uploads' files it names, DATA/media/.. to\n"
+            "DIR/media/.. (linked on the same file system, else copied; those\n"
+            "already there kept). An existing copy of the database is never\n"
+            "overwritten. Restoring is in\n"
             "docs/operations.md. Run it as a user that may write DATA's\n"
             "-shm file (the server's, or root).\n",
         .run = cmd_store_backup,
@@ -1772,6 +1819,8 @@ enum {
     O_CA,
     O_GROUPS,
     O_CAPACITY,
+    O_FILE,
+    O_NAME,
     O_RATING,
     O_COMMENT,
     O_FROM,
@@ -1780,7 +1829,6 @@ enum {
     O_BY,
     O_FORMAT,
     O_USER,
-    O_NAME,
     O_EMAIL,
     O_ATTR,
     O_CLEAR,
@@ -1797,6 +1845,8 @@ static const struct option OPTS[] = {
     {"timeout-ms", required_argument, NULL, O_TIMEOUT},
     {"verbose", no_argument, NULL, 'v'},
     {"conv", required_argument, NULL, O_CONV},
+    {"file", required_argument, NULL, O_FILE},
+    {"name", required_argument, NULL, O_NAME},
     {"before", required_argument, NULL, O_BEFORE},
     {"limit", required_argument, NULL, O_LIMIT},
     {"count", required_argument, NULL, O_COUNT},
@@ -1826,7 +1876,6 @@ static const struct option OPTS[] = {
     {"by", required_argument, NULL, O_BY},
     {"format", required_argument, NULL, O_FORMAT},
     {"user", required_argument, NULL, O_USER},
-    {"name", required_argument, NULL, O_NAME},
     {"email", required_argument, NULL, O_EMAIL},
     {"attr", required_argument, NULL, O_ATTR},
     {"clear", required_argument, NULL, O_CLEAR},
@@ -1888,6 +1937,13 @@ static int take_option(ctl *x, int o)
         break;
     case O_TITLE:
         x->title = optarg;
+        break;
+    case O_FILE:
+        x->file = optarg;
+        break;
+    case O_NAME: /* send --file's name for the file; contact's name */
+        x->file_name = optarg;
+        x->name_set = optarg;
         break;
     case O_KIND:
         if (strcmp(optarg, "direct") == 0)
@@ -1981,9 +2037,6 @@ static int take_option(ctl *x, int o)
         break;
     case O_USER:
         x->user = optarg;
-        break;
-    case O_NAME:
-        x->name_set = optarg;
         break;
     case O_EMAIL:
         x->email_set = optarg;

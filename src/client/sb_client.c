@@ -16,13 +16,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "sb_b64.h"
 #include "sb_client_hs.h"
+#include "sb_client_upload.h"
+#include "sb_error.h"
 #include "sb_tls.h"
 #include "sb_ws.h"
 
 #define READ_BUF_BYTES (64 * 1024)
 #define IDLE_BUF_BYTES (16 * 1024) /* larger idle buffers are released */
+/* An upload that moves no byte for this long is given up (and tried
+ * again by the core). */
+#define UPLOAD_IDLE_MS 30000
 
 enum { PH_RESOLVE = 0, PH_CONNECT, PH_UPGRADE, PH_OPEN };
 
@@ -67,7 +74,17 @@ struct sb_client {
     bool deflate; /* offer permessage-deflate */
     bool in_feed; /* inside sb_ws_feed: the ws may only queue */
     void (*on_closed)(void *ud);
+    char *token;         /* for uploads' Authorization */
+    struct upl *uploads; /* in progress */
 };
+
+/* An upload in progress, for the send client_msg_id. */
+typedef struct upl {
+    sb_client *c;
+    sb_upload *u;
+    uint8_t id[SB_CLIENT_MSG_ID_BYTES];
+    struct upl *next;
+} upl;
 
 static void client_flush(sb_client *c);
 
@@ -182,6 +199,7 @@ static void client_maybe_free(sb_client *c)
     void (*cb)(void *) = c->on_closed;
     void *ud = c->ud;
     uv_loop_t *loop = c->loop;
+    free(c->token);
     sb_client_core_free(c->core);
     sb_tls_ctx_free(c->tls);
     free(c->urls);
@@ -637,6 +655,97 @@ static void io_rand(void *ud, uint8_t *p, size_t n)
     rand_fill(ud, p, n);
 }
 
+/* ---- uploads --------------------------------------------------------------
+ */
+
+/* What a server's answer to an upload means to the core: 0 with the
+ * upload's id, or a code (retryable ones: sb_client_core_upload_done). */
+static int upload_result(int status, const char *body, char *id, size_t cap)
+{
+    id[0] = '\0';
+    switch (status) {
+    case 201: {
+        json_t *j = json_loads(body, 0, NULL);
+        const char *v = json_string_value(json_object_get(j, "id"));
+        int rc = v && strlen(v) < cap ? 0 : -EPROTO;
+        if (rc == 0) snprintf(id, cap, "%s", v);
+        json_decref(j);
+        return rc;
+    }
+    case 401:
+        return SB_E_BAD_TOKEN;
+    case 403:
+        return SB_E_FORBIDDEN;
+    case 404:
+        return SB_E_NOT_FOUND;
+    case 413:
+        return SB_E_TOO_LARGE;
+    case 408:
+    case 503:
+        return SB_E_UNAVAILABLE;
+    case 429:
+        return SB_E_RATE_LIMITED;
+    case 507:
+        return SB_E_STORE;
+    default:
+        return status >= 500 ? SB_E_INTERNAL : SB_E_INVALID;
+    }
+}
+
+static void upl_unlink(sb_client *c, upl *x)
+{
+    for (upl **pp = &c->uploads; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            return;
+        }
+}
+
+static void on_upload(void *ud, int rc, int status, const char *body, size_t n)
+{
+    upl *x = ud;
+    sb_client *c = x->c;
+    upl_unlink(c, x);
+    char id[SB_MEDIA_ID_LEN + 1], text[256] = "";
+    if (rc == 0) {
+        rc = upload_result(status, body, id, sizeof id);
+        if (rc && n) { /* the server's reason: its first line */
+            size_t k = strcspn(body, "\r\n");
+            snprintf(text, sizeof text, "%.*s", (int)(k < n ? k : n), body);
+        }
+    }
+    c->busy++;
+    sb_client_core_upload_done(c->core, x->id, rc, rc ? NULL : id, text,
+                               now_ms(c));
+    c->busy--;
+    free(x);
+    client_flush(c);
+}
+
+/* io->upload: over its own connection to the server of the connection
+ * (or of the URL the core tries). */
+static int io_upload(void *ud, const uint8_t *client_msg_id, uint64_t conv_id,
+                     const char *path, const char *name)
+{
+    sb_client *c = ud;
+    if (c->closing) return -ESHUTDOWN;
+    upl *x = calloc(1, sizeof *x);
+    if (!x) return -ENOMEM;
+    x->c = c;
+    memcpy(x->id, client_msg_id, sizeof x->id);
+    const sb_client_url *url =
+        c->conn ? c->conn->url : &c->urls[sb_client_core_url_index(c->core)];
+    int rc = sb_upload_start(c->loop, c->tls, url, c->token, conv_id, path,
+                             name, UPLOAD_IDLE_MS, on_upload, x, &x->u);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    x->next = c->uploads;
+    c->uploads = x;
+    return 0;
+}
+
 /* ---- the client ---------------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t)
@@ -707,7 +816,12 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         .connect = io_connect,
         .close = io_close,
         .rand_bytes = io_rand,
+        .upload = io_upload,
     };
+    if (!(c->token = strdup(cfg->token ? cfg->token : ""))) {
+        rc = -ENOMEM;
+        goto err;
+    }
     rc = sb_client_core_new(cfg, cbs, ud, &io, &c->core);
     if (rc) goto err;
     uv_timer_init(loop, &c->timer);
@@ -715,6 +829,7 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
     *out = c;
     return 0;
 err:
+    free(c->token);
     sb_tls_ctx_free(c->tls);
     free(c->urls);
     free(c);
@@ -739,6 +854,12 @@ void sb_client_close(sb_client *c, void (*on_closed)(void *ud))
     assert(c && !c->closing);
     c->closing = true;
     c->on_closed = on_closed;
+    while (c->uploads) { /* no callback comes from them now */
+        upl *x = c->uploads;
+        c->uploads = x->next;
+        sb_upload_cancel(x->u);
+        free(x);
+    }
     sb_client_core_mute(c->core);
     sb_client_core_stop(c->core); /* io_close takes the connection down */
     uv_timer_stop(&c->timer);
@@ -772,6 +893,15 @@ int sb_client_send_robot(sb_client *c, uint64_t conv_id, const char *body,
     return flushed(c, sb_client_core_send_robot(c->core, conv_id, body,
                                                 strlen(body), quick, n_quick,
                                                 id_out));
+}
+
+int sb_client_send_file(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
+                        const char *path, const char *name, const char *caption,
+                        uint8_t *id_out)
+{
+    if (c->closing) return -ESHUTDOWN;
+    return flushed(c, sb_client_core_send_file(c->core, conv_id, type, path,
+                                               name, caption, id_out));
 }
 
 int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,

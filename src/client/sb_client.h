@@ -64,6 +64,13 @@ int sb_client_send(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
 int sb_client_send_robot(sb_client *c, uint64_t conv_id, const char *body,
                          const char *const *quick, size_t n_quick,
                          uint8_t *id_out);
+/* An attachment (sb_client_core_send_file()): the file at path uploaded
+ * over HTTP(S) to the server's /media with the client's token, then sent
+ * as MSG_IMAGE or MSG_FILE naming the upload; the send waits in the
+ * outbox, across reconnects, until the upload is done. */
+int sb_client_send_file(sb_client *c, uint64_t conv_id, Sbp__MsgType type,
+                        const char *path, const char *name, const char *caption,
+                        uint8_t *id_out);
 /* Convenience: a NUL-terminated MSG_TEXT. */
 int sb_client_send_text(sb_client *c, uint64_t conv_id, const char *text,
                         uint8_t *id_out);

@@ -104,6 +104,8 @@ typedef struct sb_client_stats {
     uint64_t disconnects;     /* connections lost (any reason) */
     uint64_t url_switches;    /* attempts on the next URL without a backoff */
     uint64_t sends;           /* sends accepted by sb_client_core_send */
+    uint64_t uploads;         /* attachments uploaded (their SENDs follow) */
+    uint64_t upload_retries;  /* uploads tried again after a failure */
     uint64_t send_frames;     /* SEND frames written, resends included */
     uint64_t resends;         /* SEND frames written again (same id) */
     uint64_t send_acks;       /* sends that reached SENT */
@@ -182,6 +184,15 @@ typedef struct sb_client_core_io {
     void (*close)(void *ud, uint16_t code);
     /* Fill p with n random bytes (client_msg_id, jitter, WebSocket key). */
     void (*rand_bytes)(void *ud, uint8_t *p, size_t n);
+    /* Start uploading the file at path as name for conv_id (POST /media,
+     * docs/protocol.md) for the send client_msg_id (16 bytes); strings
+     * valid during the call. Returns 0, and then the transport answers
+     * later, never from within this call, with
+     * sb_client_core_upload_done(); or a negative code (-ENOENT, -EACCES:
+     * the file; others: try again later). Optional: NULL makes
+     * sb_client_core_send_file() answer -ENOTSUP. */
+    int (*upload)(void *ud, const uint8_t *client_msg_id, uint64_t conv_id,
+                  const char *path, const char *name);
 } sb_client_core_io;
 
 /* Several servers. A client may be given the URLs of several gateway
@@ -313,6 +324,33 @@ int sb_client_core_send_robot(sb_client_core *cc, uint64_t conv_id,
                               const char *body, size_t len,
                               const char *const *quick, size_t n_quick,
                               uint8_t *id_out);
+/* An attachment: the file at path (copied, as is name, the file name the
+ * others see; NULL: path's last part) uploaded first, then sent as a
+ * message of type MSG_IMAGE (a JPEG, PNG, GIF or WebP image) or MSG_FILE
+ * naming the upload, with caption as its body ("" or NULL: none). The
+ * send waits in the outbox while the upload is on its way, across
+ * reconnects; an upload that fails for a reason that passes (the network,
+ * the server busy or out of room, too many uploads) is tried again with
+ * backoff, up to send_attempts_max; one the server refuses (too large,
+ * a type it does not take) makes the send FAILED with SB_E_TOO_LARGE or
+ * SB_E_INVALID and the server's reason. Nothing is sent half-made: the
+ * SEND goes only with an upload's id. Returns what sb_client_core_send()
+ * does, SB_E_INVALID for another type or an empty path, -ENOTSUP when the
+ * transport cannot upload. */
+int sb_client_core_send_file(sb_client_core *cc, uint64_t conv_id,
+                             Sbp__MsgType type, const char *path,
+                             const char *name, const char *caption,
+                             uint8_t *id_out);
+/* The transport's answer to io->upload for the send client_msg_id: rc 0
+ * with the upload's id (32 hex digits, from the server's answer), or a
+ * negative code: retryable (a negative errno, SB_E_UNAVAILABLE,
+ * SB_E_STORE, SB_E_RATE_LIMITED) or not (another SB_E(code)), with text
+ * the server's reason (NULL: none). */
+void sb_client_core_upload_done(sb_client_core *cc,
+                                const uint8_t *client_msg_id, int rc,
+                                const char *media_id, const char *text,
+                                int64_t now_ms);
+
 /* READ: this user has read conv_id through seq. Coalesced; written when
  * READY. Returns 0, SB_E_INVALID or -ENOBUFS (conversation table full). */
 int sb_client_core_read(sb_client_core *cc, uint64_t conv_id, uint64_t seq);

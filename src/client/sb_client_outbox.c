@@ -2,6 +2,7 @@
 #include "sb_client_outbox.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +10,12 @@
 #include "sb_error.h"
 #include "sb_utf8.h"
 
-/* One send in the outbox, body inline. */
+/* Uploads of one client at once. */
+#define UPLOADS_AT_ONCE 1
+
+/* One send in the outbox, body inline. An attachment's has its file
+ * (file: "path\0name\0", malloc'd) and, once uploaded, the upload's id:
+ * it is written only then. */
 struct cc_out {
     struct cc_out *prev, *next;
     uint8_t id[SB_CLIENT_MSG_ID_BYTES];
@@ -18,6 +24,10 @@ struct cc_out {
     uint32_t rid, attempts;
     Sbp__MsgType type;
     bool inflight;
+    char *file;
+    char media_id[SB_MEDIA_ID_LEN + 1];
+    bool uploading;
+    int upload_err;  /* io->upload refused to start: told at the next tick */
     uint8_t n_quick; /* quick replies, each NUL-terminated after the body */
     size_t body_len;
     char body[];
@@ -83,13 +93,26 @@ static void report(sb_client_core *cc, const uint8_t *id, uint64_t conv_id,
     cc->cbs.on_send_status(cc->ud, &i);
 }
 
+static void out_free(cc_out *o)
+{
+    free(o->file);
+    free(o);
+}
+
 static void out_fail(sb_client_core *cc, cc_out *o, int err, const char *text)
 {
     out_unlink(cc, o);
+    if (o->uploading) cc->out.n_uploading--;
     cc->st.send_failed++;
     report(cc, o->id, o->conv_id, 0, 0, 0, SB_SEND_FAILED, false, err, text,
            NULL);
-    free(o);
+    out_free(o);
+}
+
+/* An attachment still on its way: not written yet. */
+static bool out_waits_upload(const cc_out *o)
+{
+    return o->file && !o->media_id[0];
 }
 
 static bool retryable(Sbp__ErrorCode code)
@@ -134,6 +157,11 @@ static int send_out(sb_client_core *cc, cc_out *o)
     }
     s.n_quick_replies = o->n_quick;
     s.quick_replies = o->n_quick ? qp : NULL;
+    Sbp__Media md = SBP__MEDIA__INIT;
+    if (o->file) {
+        md.id = o->media_id;
+        s.media = &md;
+    }
     Sbp__Frame f = SBP__FRAME__INIT;
     f.rid = sb__client_new_rid(cc);
     f.body_case = SBP__FRAME__BODY_SEND;
@@ -257,6 +285,15 @@ void sb__client_outbox_on_send_ack(sb_client_core *cc, const Sbp__Frame *f)
     m.quote_seq = o->quote_seq;
     m.server_ts = a->server_ts;
     m.lang = cc->locale;
+    Sbp__Media md = SBP__MEDIA__INIT;
+    char url[8 + SB_MEDIA_ID_LEN];
+    if (o->file) {
+        snprintf(url, sizeof url, "/media/%s", o->media_id);
+        md.id = o->media_id;
+        md.url = url;
+        md.name = o->file + strlen(o->file) + 1;
+        m.media = &md;
+    }
     sb__client_inbox_offer(cc, &m);
 
     cc_conv *c = sb__client_conv_get(cc, conv_id, true);
@@ -269,7 +306,7 @@ void sb__client_outbox_on_send_ack(sb_client_core *cc, const Sbp__Frame *f)
         memcpy(t.id, o->id, sizeof t.id);
         if (!track_advance(cc, &t, c)) track_add(cc, &t);
     }
-    free(o);
+    out_free(o);
 }
 
 bool sb__client_outbox_on_error(sb_client_core *cc, uint32_t rid,
@@ -316,8 +353,11 @@ void sb__client_outbox_on_disconnect(sb_client_core *cc)
     cc->out.n_inflight = 0;
 }
 
+static void uploads_tick(sb_client_core *cc);
+
 void sb__client_outbox_tick(sb_client_core *cc)
 {
+    uploads_tick(cc);
     cc_out *next;
     for (cc_out *o = cc->out.head; o; o = next) {
         next = o->next;
@@ -333,11 +373,55 @@ void sb__client_outbox_tick(sb_client_core *cc)
     }
 }
 
+/* Starts the uploads due (UPLOADS_AT_ONCE at most). */
+static void uploads_pump(sb_client_core *cc)
+{
+    cc_outbox *ob = &cc->out;
+    cc_out *next;
+    for (cc_out *o = ob->head; o && ob->n_uploading < UPLOADS_AT_ONCE;
+         o = next) {
+        next = o->next;
+        if (!out_waits_upload(o) || o->uploading ||
+            o->not_before_ms > cc->now_ms)
+            continue;
+        if (o->upload_err) continue;
+        const char *name = o->file + strlen(o->file) + 1;
+        int rc = cc->io.upload(cc->io.ud, o->id, o->conv_id, o->file, name);
+        if (rc == 0) {
+            o->uploading = true;
+            ob->n_uploading++;
+        } else {
+            /* Not within the call that queued it: at the next tick. */
+            o->upload_err = rc;
+        }
+    }
+}
+
+/* Sends whose upload could not start: FAILED when the file cannot be
+ * read, else tried again later. */
+static void uploads_tick(sb_client_core *cc)
+{
+    cc_out *next;
+    for (cc_out *o = cc->out.head; o; o = next) {
+        next = o->next;
+        int rc = o->upload_err;
+        if (!rc) continue;
+        o->upload_err = 0;
+        if (rc == -ENOENT || rc == -EACCES || rc == -EISDIR || rc == -EINVAL ||
+            rc == -ENAMETOOLONG)
+            out_fail(cc, o, rc, "the file cannot be read");
+        else
+            sb_client_core_upload_done(cc, o->id, rc, NULL, NULL, cc->now_ms);
+    }
+}
+
 void sb__client_outbox_pump(sb_client_core *cc)
 {
     cc_outbox *ob = &cc->out;
+    if (cc->io.upload) uploads_pump(cc);
     for (cc_out *o = ob->head; o && ob->n_inflight < ob->window; o = o->next) {
-        if (o->inflight || o->not_before_ms > cc->now_ms) continue;
+        if (o->inflight || out_waits_upload(o) || o->not_before_ms > cc->now_ms)
+            continue;
         if (send_out(cc, o) != 0) break;
     }
 }
@@ -347,7 +431,7 @@ void sb__client_outbox_free(sb_client_core *cc)
     while (cc->out.head) {
         cc_out *o = cc->out.head;
         cc->out.head = o->next;
-        free(o);
+        out_free(o);
     }
     free(cc->out.track);
 }
@@ -409,6 +493,83 @@ int sb_client_core_send(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
                         uint8_t *id_out)
 {
     return out_add(cc, conv_id, type, body, len, quote_seq, NULL, 0, id_out);
+}
+
+/* Whether an upload's failure may pass: the network, the server busy or
+ * out of room, the rate of uploads. */
+static bool upload_retryable(int rc)
+{
+    if (rc > -SB_EBASE) return true; /* a negative errno: the network */
+    return rc == SB_E_UNAVAILABLE || rc == SB_E_STORE ||
+           rc == SB_E_RATE_LIMITED || rc == SB_E_INTERNAL;
+}
+
+int sb_client_core_send_file(sb_client_core *cc, uint64_t conv_id,
+                             Sbp__MsgType type, const char *path,
+                             const char *name, const char *caption,
+                             uint8_t *id_out)
+{
+    assert(cc);
+    if (!cc->io.upload) return -ENOTSUP;
+    if ((type != SBP__MSG_TYPE__MSG_IMAGE && type != SBP__MSG_TYPE__MSG_FILE) ||
+        !path || !path[0])
+        return SB_E_INVALID;
+    if (!name || !name[0]) {
+        const char *slash = strrchr(path, '/');
+        name = slash && slash[1] ? slash + 1 : path;
+    }
+    int rc = sb__client_check_str(name, SB_MEDIA_NAME_BYTES_MAX, false);
+    if (rc) return rc;
+    size_t pn = strlen(path), nn = strlen(name);
+    char *file = malloc(pn + nn + 2);
+    if (!file) return -ENOMEM;
+    memcpy(file, path, pn + 1);
+    memcpy(file + pn + 1, name, nn + 1);
+    const char *body = caption ? caption : "";
+    uint8_t id[SB_CLIENT_MSG_ID_BYTES];
+    rc = out_add(cc, conv_id, type, body, strlen(body), 0, NULL, 0, id);
+    if (rc) {
+        free(file);
+        return rc;
+    }
+    cc->out.tail->file = file;
+    if (id_out) memcpy(id_out, id, sizeof id);
+    return 0;
+}
+
+void sb_client_core_upload_done(sb_client_core *cc,
+                                const uint8_t *client_msg_id, int rc,
+                                const char *media_id, const char *text,
+                                int64_t now_ms)
+{
+    assert(cc && client_msg_id);
+    sb__client_enter(cc);
+    cc->now_ms = now_ms;
+    ProtobufCBinaryData id = {SB_CLIENT_MSG_ID_BYTES, (uint8_t *)client_msg_id};
+    cc_out *o = out_find(cc, &id, 0);
+    if (!o || !out_waits_upload(o)) goto out;
+    if (o->uploading) cc->out.n_uploading--;
+    o->uploading = false;
+    cc->pump_needed = true;
+    if (rc == 0 && media_id && strlen(media_id) == SB_MEDIA_ID_LEN) {
+        memcpy(o->media_id, media_id, SB_MEDIA_ID_LEN + 1);
+        o->not_before_ms = 0;
+        cc->st.uploads++;
+        goto out;
+    }
+    if (rc == 0) rc = -EPROTO; /* an answer without an id */
+    o->attempts++;
+    if (!upload_retryable(rc) || !attempts_left(cc, o)) {
+        out_fail(cc, o, rc, text);
+        goto out;
+    }
+    cc->st.upload_retries++;
+    uint32_t a = o->attempts < 10 ? o->attempts : 10;
+    uint64_t delay = (uint64_t)200 << a;
+    if (delay > cc->cfg.backoff_ms_max) delay = cc->cfg.backoff_ms_max;
+    o->not_before_ms = now_ms + (int64_t)delay;
+out:
+    sb__client_leave(cc);
 }
 
 int sb_client_core_send_robot(sb_client_core *cc, uint64_t conv_id,

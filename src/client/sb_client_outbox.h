@@ -21,6 +21,7 @@ typedef struct cc_outbox {
     cc_out *head, *tail;     /* in the order of the sends */
     size_t len;              /* at most outbox_max */
     size_t n_inflight;       /* written, awaiting SEND_ACK; at most window */
+    size_t n_uploading;      /* attachments being uploaded */
     uint32_t window;         /* window_max, within WELCOME's */
     uint32_t body_bytes_max; /* the config's, then WELCOME's */
     cc_track *track;         /* a ring from track_head, grows up to track_max */

@@ -38,6 +38,17 @@
 #define SB_TOKEN_ISS_BYTES_MAX 255
 /* The locale of a user or a message ("zh-CN"). */
 #define SB_LOCALE_BYTES_MAX 15
+/* An upload's id: 16 random bytes as 32 lowercase hex digits; a buffer
+ * that holds one is SB_MEDIA_ID_LEN + 1 bytes. */
+#define SB_MEDIA_ID_LEN 32
+/* An upload's file name (UTF-8, no control characters or slashes) and
+ * its type as the server found it ("image/jpeg"). */
+#define SB_MEDIA_NAME_BYTES_MAX 255
+#define SB_MEDIA_MIME_BYTES_MAX 127
+/* Ids in one MEDIA_URL request. */
+#define SB_MEDIA_URL_IDS_MAX 64
+/* An image's width or height, in pixels. */
+#define SB_MEDIA_SIDE_MAX 32768
 /* A customer's rating of a conversation (CSAT): 1..5, and its optional
  * comment. */
 #define SB_CSAT_RATING_MAX 5

@@ -38,6 +38,7 @@ static void hello_ready(sb_gw *gw, sess *s, sb_req *r)
     w.body_bytes_max = gw->cfg.body_bytes_max;
     w.pending_sends_max = gw->cfg.pending_sends_max;
     w.sync_page_max = gw->cfg.sync_page_max;
+    w.media_bytes_max = gw->cfg.media_bytes_max;
     sb__gw_send(gw, s, r->rid, SBP__FRAME__BODY_WELCOME, &w);
 }
 

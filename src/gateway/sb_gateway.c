@@ -2,10 +2,11 @@
  * the modules above it, each registering its frame kinds in the core's
  * table: authentication (sb_auth.c), the message path (sb_msgpath.c),
  * admin commands (sb_admin.c),
- * the message operations (sb_msgops.c), the customer-service lifecycle
- * (sb_service.c), the desk's team (sb_team.c), customers' ratings
- * (sb_csat.c), reports (sb_gwreport.c), private notes (sb_notes.c) and
- * contacts (sb_contact.c). */
+ * the message operations (sb_msgops.c), signed links to uploads
+ * (sb_mediaurl.c), the customer-service lifecycle (sb_service.c), the
+ * desk's team (sb_team.c), customers' ratings (sb_csat.c), reports
+ * (sb_gwreport.c), private notes (sb_notes.c) and contacts
+ * (sb_contact.c). */
 #include "sb_gateway.h"
 
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "sb_csat.h"
 #include "sb_gwcore.h"
 #include "sb_gwreport.h"
+#include "sb_mediaurl.h"
 #include "sb_msgops.h"
 #include "sb_msgpath.h"
 #include "sb_notes.h"
@@ -45,6 +47,7 @@ void sb_gw_config_default(sb_gw_config *c)
     c->receipts_ms = 200;
     c->cursors_ms = 1000;
     c->sessions_max = 200000;
+    c->media_link_s = 900;
 }
 
 int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
@@ -55,6 +58,7 @@ int sb_gw_new(const sb_gw_config *c, const sb_gw_io *io, sb_gw **out)
     sb__msgpath_register(*out);
     sb__admin_register(*out);
     sb__msgops_register(*out);
+    sb__mediaurl_register(*out);
     sb__team_register(*out);
     sb__csat_register(*out);
     sb__report_register(*out);

@@ -134,6 +134,10 @@ typedef struct sb_gw_config {
      * which the SDK drops by seq. */
     uint32_t cursors_ms;
     uint32_t sessions_max;
+    /* Uploads: the size WELCOME announces (0: the server takes none), and
+     * how long a link of MEDIA_URL works, in seconds. */
+    uint64_t media_bytes_max;
+    uint32_t media_link_s;
     /* This gateway's name in a cluster (copied; at most SB_ID_BYTES_MAX
      * bytes): its events carry it, and it ignores its own. */
     const char *node;

@@ -916,7 +916,9 @@ static void hello_deadlines(sb_gw *gw)
             break;
         hello_wait_unlink(gw, s);
         if (s->state == SESS_NEW)
-            sb__gw_close(gw, s, SB_WS_CLOSE_POLICY, "HELLO timeout");
+            /* Try again, not policy: a slow client whose HELLO was late
+             * has its token still, and comes back. */
+            sb__gw_close(gw, s, SB_WS_CLOSE_TRY_AGAIN, "HELLO timeout");
     }
 }
 

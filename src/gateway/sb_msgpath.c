@@ -7,6 +7,7 @@
 
 #include "sb_error.h"
 #include "sb_gwcore.h"
+#include "sb_medialink.h"
 #include "sb_page.h"
 #include "sb_sysmsg.h"
 #include "sb_view.h"
@@ -86,14 +87,17 @@ static int send_check(sb_gw *gw, const sess *s, const Sbp__Frame *f)
          s->role != SBP__ROLE__ROLE_BOT))
         return SB_E_INVALID;
     if (snd->conv_id == 0) return SB_E_INVALID;
-    /* Cards and media carry what makes them: a title, a URL. */
+    /* Cards carry a title; images and files the id of an upload, whose
+     * record the store checks (the sender's, for this conversation) and
+     * fills the message's media from. */
     if (snd->type == SBP__MSG_TYPE__MSG_CARD &&
         (!snd->card || !snd->card->title[0]))
         return SB_E_INVALID;
-    if ((snd->type == SBP__MSG_TYPE__MSG_IMAGE ||
-         snd->type == SBP__MSG_TYPE__MSG_FILE) &&
-        (!snd->media || !snd->media->url[0]))
+    bool media_type = snd->type == SBP__MSG_TYPE__MSG_IMAGE ||
+                      snd->type == SBP__MSG_TYPE__MSG_FILE;
+    if (media_type && (!snd->media || !sb_media_id_valid(snd->media->id)))
         return SB_E_INVALID;
+    if (!media_type && snd->media) return SB_E_INVALID;
     /* Quick replies go under a bot's robot message only. */
     if (snd->n_quick_replies && snd->type != SBP__MSG_TYPE__MSG_ROBOT)
         return SB_E_INVALID;
@@ -152,7 +156,7 @@ static void on_send(sb_gw *gw, sess *s, Sbp__Frame *f, conv *c, void *ud)
     m->client_msg_id = snd->client_msg_id;
     snd->client_msg_id.data = NULL;
     snd->client_msg_id.len = 0;
-    /* A card or a media reference travels with the message as sent. */
+    /* A card travels as sent; a media reference as the store fills it. */
     m->card = snd->card;
     m->media = snd->media;
     snd->card = NULL;

@@ -19,6 +19,7 @@
 #include "sb_token.h"
 
 #define ORIGINS_MAX 64
+#define MEDIA_TYPES_MAX 64
 #define SECRET_FILE_BYTES_MAX 4096
 #define ERR_BYTES 512
 
@@ -35,6 +36,10 @@ typedef struct opts {
     const char *origins[ORIGINS_MAX];
     size_t n_origins;
     bool origins_from_flags; /* the flags' --origin replace the file's */
+    uint32_t media_bytes;    /* --media-bytes-max */
+    char *media_types_buf;   /* --media-types, cut at its commas */
+    const char *media_types[MEDIA_TYPES_MAX];
+    size_t n_media_types;
     const char *config, *check_config;
     bool help, version;
     bool from_file; /* the value being set comes from the file */
@@ -227,6 +232,41 @@ static int set_origin(opts *o, const opt_row *r, const char *v, char *err,
     return 0;
 }
 
+/* A comma-separated list of MIME types, each "type/subtype". */
+static int set_media_types(opts *o, const opt_row *r, const char *v, char *err,
+                           size_t elen)
+{
+    (void)r;
+    free(o->media_types_buf);
+    o->media_types_buf = strdup(v);
+    o->n_media_types = 0;
+    if (!o->media_types_buf) {
+        snprintf(err, elen, "out of memory");
+        return -EINVAL;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(o->media_types_buf, ", ", &save); t;
+         t = strtok_r(NULL, ", ", &save)) {
+        char *slash = strchr(t, '/');
+        if (!slash || slash == t || !slash[1] || strchr(slash + 1, '/') ||
+            strlen(t) > SB_MEDIA_MIME_BYTES_MAX) {
+            snprintf(err, elen, "wants MIME types like image/png, not '%.64s'",
+                     t);
+            return -EINVAL;
+        }
+        if (o->n_media_types == MEDIA_TYPES_MAX) {
+            snprintf(err, elen, "at most %d types", MEDIA_TYPES_MAX);
+            return -EINVAL;
+        }
+        o->media_types[o->n_media_types++] = t;
+    }
+    if (o->n_media_types == 0) {
+        snprintf(err, elen, "wants at least one type");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 /* clang-format off */
@@ -325,6 +365,27 @@ static const opt_row ROWS[] = {
      "permessage-deflate for clients that offer it (yes)"},
     {"deflate-min-bytes", "N", set_u32, OFF(cfg.deflate_min_bytes), 0,
      "compress messages of N bytes and more (512)"},
+    {"media-bytes-max", "N", set_u32, OFF(media_bytes), 0,
+     "largest upload, in bytes (10485760; 0: no uploads)"},
+    {"media-uploads-per-hour", "N", set_u32,
+     OFF(cfg.media.uploads_per_hour), 0,
+     "uploads per user per hour, then 429 (100; 0: no limit)"},
+    {"media-uploads-per-user", "N", set_u32,
+     OFF(cfg.media.uploads_per_user), 0,
+     "uploads a user may have in progress at once (4)"},
+    {"media-uploads-max", "N", set_u32, OFF(cfg.media.uploads_max), 0,
+     "uploads in progress at once in all, then 503 (64)"},
+    {"media-idle-ms", "N", set_u32, OFF(cfg.media.idle_ms), 0,
+     "end an upload or download that moves no byte this long\n"
+     "(30000)"},
+    {"media-time-ms", "N", set_u32, OFF(cfg.media.time_ms_max), 0,
+     "end an upload or download that takes longer (600000)"},
+    {"media-link-s", "N", set_u32, OFF(cfg.gw.media_link_s), 0,
+     "how long a signed link of MEDIA_URL works (900)"},
+    {"media-types", "TYPES", set_media_types, 0, 0,
+     "the MIME types uploads may have, by their content,\n"
+     "comma-separated (default: the raster images, PDF, text,\n"
+     "zip, office documents, common audio and video)"},
     {"tls-cert", "FILE", set_str, OFF(cfg.tls_cert), 0,
      "serve HTTPS and wss:// with this PEM certificate chain"},
     {"tls-key", "FILE", set_str, OFF(cfg.tls_key), 0,
@@ -484,6 +545,11 @@ static int validate(opts *o, bool need_secret)
         BAD("--send-burst must be at least 1");
     if (c->gw.heartbeat_ms == 0 || c->gw.retry_ms_initial == 0)
         BAD("intervals must be positive (--heartbeat-ms, --retry-ms)");
+    if (c->media.uploads_per_user == 0 || c->media.uploads_max == 0 ||
+        c->media.idle_ms == 0 || c->media.time_ms_max == 0 ||
+        c->gw.media_link_s == 0)
+        BAD("--media-uploads-per-user, --media-uploads-max, --media-idle-ms,"
+            " --media-time-ms and --media-link-s must be positive");
     if (c->admin && c->admin_port != 0 && c->admin_port == c->port &&
         strcmp(c->admin_host, c->host) == 0)
         BAD("--admin-listen must differ from --listen");
@@ -570,6 +636,7 @@ int main(int argc, char **argv)
 {
     opts *o = &O;
     sb_server_config_default(&o->cfg);
+    o->media_bytes = (uint32_t)o->cfg.media.bytes_max;
     o->log_format = SB_LOG_TEXT;
     o->log_level = SB_LOG_INFO;
     int rc = parse_flags(o, argc, argv, pick_cmdline, true);
@@ -614,9 +681,16 @@ int main(int argc, char **argv)
     o->cfg.n_origins = o->n_origins;
     o->cfg.gw.secret = (const uint8_t *)o->secret;
     o->cfg.gw.secret_len = strlen(o->secret);
+    o->cfg.media.bytes_max = o->media_bytes;
+    o->cfg.gw.media_bytes_max = o->media_bytes;
+    if (o->n_media_types) {
+        o->cfg.media.types = o->media_types;
+        o->cfg.media.n_types = o->n_media_types;
+    }
     rc = sb_server_run(&o->cfg, on_ready) == 0 ? 0 : 1;
 out:
     sb_conf_free(&c);
     free(o->secret_read);
+    free(o->media_types_buf);
     return rc;
 }

@@ -251,8 +251,9 @@ static void erase_done(sb_req *r)
         return;
     }
     const sb_store_erased *e = &r->u.erase.erased;
-    json_t *att =
-        d->erase_hook ? d->erase_hook(d->erase_ud, r->u.erase.user_id) : NULL;
+    json_t *att = d->erase_hook
+                      ? d->erase_hook(d->erase_ud, r->u.erase.user_id, e)
+                      : NULL;
     json_t *j = json_pack(
         "{s:s,s:{s:I,s:I,s:I,s:I,s:I},s:o,s:[s,s,s,s,s]}", "user",
         r->u.erase.user_id, "erased", "message_bodies", (json_int_t)e->messages,

@@ -21,11 +21,13 @@
 
 typedef struct sb_dataops sb_dataops;
 
-/* What erasure does beyond the store, for modules that keep a user's
- * data elsewhere (attachments' files): called on the loop once the
- * store's part is committed; it returns a JSON value (a new reference,
- * or NULL) that the answer reports under "attachments". NULL: none. */
-typedef void *(*sb_dataops_erase_hook)(void *ud, const char *user_id);
+/* What erasure does beyond the store's rows, for modules that keep a
+ * user's data elsewhere (attachments' bytes): called on the loop once
+ * the store's part is committed, with what it erased; it returns a JSON
+ * value (a new reference, or NULL) that the answer reports under
+ * "attachments". NULL: none. */
+typedef void *(*sb_dataops_erase_hook)(void *ud, const char *user_id,
+                                       const sb_store_erased *erased);
 
 /* The ops over storeq (outliving them). Returns 0 or -ENOMEM. */
 int sb_dataops_new(sb_storeq *storeq, sb_dataops **out);

@@ -2,6 +2,7 @@
 #include "sb_http.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@ enum {
     F_ORIGIN,
     F_EXTENSIONS,
     F_AUTH,
-    F_CTYPE
+    F_CTYPE,
+    F_EXPECT
 };
 
 static int append(sb_http_req *r, char *dst, size_t cap, const char *at,
@@ -77,6 +79,8 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
             r->cur = F_AUTH;
         else if (strcasecmp(r->field, "Content-Type") == 0)
             r->cur = F_CTYPE;
+        else if (strcasecmp(r->field, "Expect") == 0)
+            r->cur = F_EXPECT;
         else
             r->cur = F_NONE;
         /* Repeated Sec-WebSocket-Protocol or -Extensions headers form one
@@ -101,17 +105,35 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
         return append(r, r->authorization, sizeof r->authorization, at, n);
     case F_CTYPE:
         return append(r, r->content_type, sizeof r->content_type, at, n);
+    case F_EXPECT:
+        return append(r, r->expect, sizeof r->expect, at, n);
     default:
         return 0;
     }
 }
 
-/* An upgrade, a GET or a HEAD is whole with its headers; another method's
- * body follows them, read up to SB_HTTP_BODY_BYTES_MAX. A body announced
- * larger is refused now rather than read. */
+/* Whether the request's body is an upload's, which the caller streams
+ * (sb_media) rather than this parser gathers: POST /media. */
+static bool body_streamed(const sb_http_req *r)
+{
+    return r->parser.method == HTTP_POST &&
+           strncmp(r->path, "/media", 6) == 0 &&
+           (r->path[6] == '\0' || r->path[6] == '?');
+}
+
+/* An upgrade, a GET or a HEAD is whole with its headers; so is an upload,
+ * whose body the caller streams (the parser stops at the headers' end);
+ * another method's body follows them, read up to SB_HTTP_BODY_BYTES_MAX.
+ * A body announced larger is refused now rather than read. */
 static int on_headers_complete(http_parser *p)
 {
     sb_http_req *r = p->data;
+    if (body_streamed(r)) {
+        r->streamed = true;
+        r->complete = true;
+        http_parser_pause(p, 1);
+        return 0;
+    }
     if (p->upgrade || p->method == HTTP_GET || p->method == HTTP_HEAD) {
         r->complete = true;
         return 1; /* no body: stop here */
@@ -188,6 +210,11 @@ long sb_http_req_feed(sb_http_req *r, const char *p, size_t n)
     if (r->complete) return 0;
     size_t body_before = r->body_len;
     size_t used = http_parser_execute(&r->parser, &SETTINGS, p, n);
+    if (r->streamed) {
+        /* Paused at the headers' last byte, which it does not count. */
+        if (used >= n || p[used] != '\n') return -1;
+        used++;
+    }
     r->bytes += used;
     /* Headers only count against the header limit. */
     size_t body = r->body_len > body_before ? r->body_len - body_before : 0;
@@ -206,6 +233,72 @@ bool sb_http_req_is_upgrade(const sb_http_req *r)
 const char *sb_http_req_method(const sb_http_req *r)
 {
     return http_method_str((enum http_method)r->parser.method);
+}
+
+int64_t sb_http_req_content_length(const sb_http_req *r)
+{
+    if (sb_http_req_chunked(r) || r->parser.content_length == ULLONG_MAX ||
+        r->parser.content_length > INT64_MAX)
+        return -1;
+    return (int64_t)r->parser.content_length;
+}
+
+bool sb_http_req_chunked(const sb_http_req *r)
+{
+    return (r->parser.flags & F_CHUNKED) != 0;
+}
+
+const char *sb_http_req_bearer(const sb_http_req *r)
+{
+    const char *a = r->authorization;
+    if (strncasecmp(a, "Bearer ", 7) != 0) return NULL;
+    a += 7;
+    while (*a == ' ')
+        a++;
+    return *a ? a : NULL;
+}
+
+bool sb_http_req_expects_continue(const sb_http_req *r)
+{
+    return strcasecmp(r->expect, "100-continue") == 0;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+int sb_http_query(const char *target, const char *name, char *out, size_t cap)
+{
+    const char *q = strchr(target, '?');
+    size_t nlen = strlen(name);
+    if (cap) out[0] = '\0';
+    for (const char *p = q; p && *p; p = strchr(p + 1, '&')) {
+        if (strncmp(p + 1, name, nlen) != 0 || p[1 + nlen] != '=') continue;
+        const char *v = p + 2 + nlen;
+        size_t n = strcspn(v, "&#"), k = 0;
+        for (size_t i = 0; i < n; i++) {
+            int c = (unsigned char)v[i];
+            if (c == '+') {
+                c = ' ';
+            } else if (c == '%') {
+                int hi = i + 2 < n ? hex_digit(v[i + 1]) : -1;
+                int lo = hi >= 0 ? hex_digit(v[i + 2]) : -1;
+                if (lo < 0) return -EINVAL;
+                c = hi << 4 | lo;
+                if (c == 0) return -EINVAL;
+                i += 2;
+            }
+            if (k + 1 >= cap) return -ENOSPC;
+            out[k++] = (char)c;
+        }
+        out[k] = '\0';
+        return (int)k;
+    }
+    return -ENOENT;
 }
 
 const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc)
@@ -236,59 +329,83 @@ const char *sb_http_pick_subprotocol(const char *offered, sb_encoding *enc)
     return any ? NULL : "";
 }
 
-static const char *reason(int status)
+const char *sb_http_reason(int status)
 {
     switch (status) {
+    case 100:
+        return "Continue";
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 403:
         return "Forbidden";
     case 404:
         return "Not Found";
-    case 201:
-        return "Created";
-    case 401:
-        return "Unauthorized";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
+    case 411:
+        return "Length Required";
     case 413:
         return "Content Too Large";
     case 415:
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
-    case 500:
-        return "Internal Server Error";
     case 426:
         return "Upgrade Required";
     case 429:
         return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
     case 503:
         return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
     default:
         return "Error";
     }
 }
 
+int sb_http_respond_head(sb_buf *out, int status, const char *content_type,
+                         const char *extra_headers, uint64_t length)
+{
+    char head[512];
+    int len = snprintf(head, sizeof head,
+                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                       "Content-Length: %" PRIu64 "\r\nConnection: close\r\n"
+                       "X-Content-Type-Options: nosniff\r\n",
+                       status, sb_http_reason(status), content_type, length);
+    if (len < 0 || (size_t)len >= sizeof head) return -ENOSPC;
+    int rc = sb_buf_append(out, head, (size_t)len);
+    if (rc == 0 && extra_headers)
+        rc = sb_buf_append(out, extra_headers, strlen(extra_headers));
+    return rc ? rc : sb_buf_append(out, "\r\n", 2);
+}
+
 int sb_http_respond_ex(sb_buf *out, int status, const char *content_type,
                        const char *extra_headers, const void *body, size_t n)
 {
-    char head[1024];
-    int len = snprintf(head, sizeof head,
-                       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                       "Content-Length: %zu\r\nConnection: close\r\n"
-                       "X-Content-Type-Options: nosniff\r\n%s\r\n",
-                       status, reason(status), content_type, n,
-                       extra_headers ? extra_headers : "");
-    if (len < 0 || (size_t)len >= sizeof head) return -ENOSPC;
-    int rc = sb_buf_append(out, head, (size_t)len);
+    int rc = sb_http_respond_head(out, status, content_type, extra_headers, n);
     return rc ? rc : sb_buf_append(out, body, n);
+}
+
+int sb_http_respond_continue(sb_buf *out)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    return sb_buf_append(out, line, sizeof line - 1);
 }
 
 int sb_http_respond(sb_buf *out, int status, const char *content_type,

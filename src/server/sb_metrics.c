@@ -221,6 +221,23 @@ static void render_shell(sb_prom *p, const sb_metrics_snap *s)
         counter(p, "switchboard_cluster_reconnects_total",
                 "Reconnections to NATS.", s->nats.reconnects);
     }
+    if (s->media) {
+        const sb_media_stats *m = &s->media_stats;
+        counter(p, "switchboard_media_uploads_total",
+                "Uploads stored (POST /media answered 201).", m->uploads);
+        counter(p, "switchboard_media_upload_bytes_total",
+                "Bytes of the uploads stored, as stored.", m->upload_bytes);
+        counter(p, "switchboard_media_uploads_refused_total",
+                "Uploads answered with an error (4xx, 5xx).", m->refused);
+        counter(p, "switchboard_media_locations_removed_total",
+                "Photos whose location data was removed.", m->gps_removed);
+        counter(p, "switchboard_media_downloads_total",
+                "Uploads served whole (GET /media/<id>).", m->downloads);
+        counter(p, "switchboard_media_download_bytes_total",
+                "Bytes of the uploads served whole.", m->download_bytes);
+        gauge(p, "switchboard_media_uploads_active", "Uploads in progress.",
+              m->active);
+    }
     sb_prom_family(p, "switchboard_connections", SB_PROM_GAUGE,
                    "Open TCP connections by what they speak (http before the "
                    "WebSocket upgrade) and TLS.");

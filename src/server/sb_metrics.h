@@ -14,6 +14,7 @@
 #include "sb_buf.h"
 #include "sb_desk.h"
 #include "sb_gateway.h"
+#include "sb_media.h"
 #include "sb_nats.h"
 #include "sb_storeq.h"
 #include "sb_ws.h"
@@ -75,6 +76,8 @@ typedef struct sb_metrics_snap {
      * desks. */
     bool cluster, desk_owner;
     sb_nats_stats nats;
+    bool media; /* the media service runs: media holds its counts */
+    sb_media_stats media_stats;
 } sb_metrics_snap;
 
 /* Copies the desk's group figures into s (none for desk NULL). */

@@ -17,6 +17,7 @@ typedef enum route_match {
     MATCH_EXACT,  /* the whole target */
     MATCH_QUERY,  /* the path, alone or followed by a query */
     MATCH_PREFIX, /* targets that start with the path */
+    MATCH_UNDER,  /* the path is a prefix of the target, and more follows */
     MATCH_ANY,    /* every target */
 } route_match;
 
@@ -156,6 +157,11 @@ static void widget(const sb_route_req *rq)
     free(json);
 }
 
+static void media(const sb_route_req *rq)
+{
+    rq->media(rq->ud);
+}
+
 static void static_file(const sb_route_req *rq)
 {
     char full[1024], *body;
@@ -193,6 +199,10 @@ static const route ROUTES[] = {
     {false, "GET", "/demo/token", MATCH_QUERY, demo_token},
     {false, "GET", "/api/widget", MATCH_QUERY, widget},
     {false, "", "/api/", MATCH_PREFIX, api},
+    {false, "POST", "/media", MATCH_QUERY, media},
+    {false, "OPTIONS", "/media", MATCH_QUERY, media},
+    {false, "GET", "/media/", MATCH_UNDER, media},
+    {false, "OPTIONS", "/media/", MATCH_UNDER, media},
     {false, "GET", "", MATCH_ANY, static_file},
 };
 
@@ -208,6 +218,10 @@ static bool path_matches(const route *rt, const char *target)
     }
     case MATCH_PREFIX:
         return strncmp(target, rt->path, strlen(rt->path)) == 0;
+    case MATCH_UNDER: {
+        size_t n = strlen(rt->path);
+        return strncmp(target, rt->path, n) == 0 && target[n] != '\0';
+    }
     case MATCH_ANY:
         return true;
     }

@@ -4,11 +4,12 @@
  * GET /ws without an upgrade (426), GET /demo/token (sb_demo), the public
  * description of a desk's chat widget (GET /api/widget?desk=ID, JSON from
  * the desk configuration in force), every other method and path under
- * /api/ (the REST API, sb_api) and the static files under --web
- * (sb_static). A path no route takes is 404, one
- * taken for another method 405, a request with an overlong header 431.
- * A handler sees a narrow context: the request, the peer, whether the
- * server drains and two ways to answer; no connection, no server. */
+ * /api/ (the REST API, sb_api), uploads and their bytes under /media (the
+ * media service, sb_media) and the static files under --web (sb_static).
+ * A path no route takes is 404, one taken for another method 405, a
+ * request with an overlong header 431. A handler sees a narrow context:
+ * the request, the peer, whether the server drains and the ways to answer
+ * or hand the request on; no connection, no server. */
 #ifndef SB_ROUTES_H
 #define SB_ROUTES_H
 
@@ -59,11 +60,14 @@ typedef struct sb_route_req {
     /* Hands the request to the REST API (sb_api), which answers it later
      * (any method under /api/). NULL: there is none (404). */
     void (*api)(void *ud);
+    /* Takes the request for the media service (POST /media, GET
+     * /media/<id>, their OPTIONS): the caller's transfer answers it. */
+    void (*media)(void *ud);
     void *ud;
 } sb_route_req;
 
-/* Serves rq: calls rq->answer or rq->upgrade exactly once, before it
- * returns. */
+/* Serves rq: calls rq->answer, rq->upgrade, rq->api or rq->media exactly
+ * once, before it returns. */
 void sb_routes_serve(const sb_route_req *rq);
 
 /* Liveness (GET /healthz, here and on the operations port): the process

@@ -26,6 +26,7 @@
 #include "sb_http.h"
 #include "sb_log.h"
 #include "sb_map.h"
+#include "sb_media.h"
 #include "sb_metrics.h"
 #include "sb_nats.h"
 #include "sb_notify.h"
@@ -40,6 +41,7 @@
 #define SRV_READ_BYTES 65536
 #define SRV_TICK_MS 50
 #define SRV_DRAIN_POLL_MS 20
+#define SRV_MEDIA_SWEEP_MS 1000
 /* A connection closing gets this long for the close handshake, then it is
  * dropped. */
 #define SRV_CLOSE_WAIT_MS 2000
@@ -52,7 +54,7 @@
 
 typedef struct server server;
 
-typedef enum conn_phase { PH_HTTP, PH_WS, PH_CLOSING } conn_phase;
+typedef enum conn_phase { PH_HTTP, PH_MEDIA, PH_WS, PH_CLOSING } conn_phase;
 
 /* SIGTERM or SIGINT drains the server in stages; each waits for its
  * condition (or its time limit), then moves to the next. */
@@ -77,8 +79,9 @@ typedef struct conn {
     /* A request that did not come whole in one read, during the HTTP
      * phase only (a whole one is parsed in the server's http_scratch). */
     sb_http_req *http;
-    sb_ws *ws;   /* during the WebSocket phase */
-    sb_tls *tls; /* with --tls-cert: what the socket carries */
+    sb_media_xfer *xfer; /* an upload or download (PH_MEDIA, then closing) */
+    sb_ws *ws;           /* during the WebSocket phase */
+    sb_tls *tls;         /* with --tls-cert: what the socket carries */
     uint64_t addr_key;
     /* The connection's next deadline (the request's, a ping, the idle
      * close, the close handshake's end) in the server's heap: each is
@@ -115,14 +118,16 @@ struct server {
     uv_signal_t sigterm, sigint, sighup;
     sb_storeq *storeq;
     sb_gw *gw;
-    sb_reload *reload;   /* the word lists and desks in force */
-    sb_opsport *ops;     /* --admin-listen; NULL: none */
-    sb_api *api;         /* the REST API */
-    sb_webhook *wh;      /* webhooks and their outbox */
-    sb_dataops *data;    /* conversation lookups, users' data */
-    sb_notify *notify;   /* systemd; NULL: not under it */
-    sb_nats *nats;       /* --nats: the link to the cluster; NULL: alone */
-    sb_deskown *deskown; /* --nats: the lock of the desks' owner */
+    sb_reload *reload;      /* the word lists and desks in force */
+    sb_opsport *ops;        /* --admin-listen; NULL: none */
+    sb_media *media;        /* uploads; NULL: none (a store in memory) */
+    int64_t media_swept_ms; /* the media service's last sb_media_sweep */
+    sb_api *api;            /* the REST API */
+    sb_webhook *wh;         /* webhooks and their outbox */
+    sb_dataops *data;       /* conversation lookups, users' data */
+    sb_notify *notify;      /* systemd; NULL: not under it */
+    sb_nats *nats;          /* --nats: the link to the cluster; NULL: alone */
+    sb_deskown *deskown;    /* --nats: the lock of the desks' owner */
     char node[SB_ID_BYTES_MAX + 1];
     sb_metrics_shell mstats;
     sb_map conns; /* id -> conn: every open connection */
@@ -191,6 +196,7 @@ void sb_server_config_default(sb_server_config *c)
     c->api_rate_per_s = 50;
     c->api_rate_burst = 100;
     c->drain_ms_max = 10000;
+    sb_media_config_default(&c->media);
 }
 
 /* ---- connection lifetime ------------------------------------------------- */
@@ -235,6 +241,7 @@ static void on_conn_closed(uv_handle_t *h)
     conn *c = h->data;
     server *srv = conn_srv(c);
     if (c->gw_open) sb_gw_conn_closed(srv->gw, c->id);
+    if (c->xfer) sb_media_gone(c->xfer);
     if (c->api_wait && srv->api) sb_api_conn_gone(srv->api, c->id);
     sb_map_del(&srv->conns, c->id);
     if (c->addr_counted) addr_count(srv, c->addr_key, -1);
@@ -298,6 +305,8 @@ static bool conn_deadline(const conn *c, uint32_t *due)
         *due = sb_dheap_before(idle, ping) ? idle : ping;
         return true;
     }
+    case PH_MEDIA:
+        return false; /* the media service keeps its own (on_tick) */
     case PH_CLOSING:
         *due = c->closing_ms + SRV_CLOSE_WAIT_MS;
         return c->close_timed;
@@ -333,7 +342,11 @@ static void on_write(uv_write_t *req, int status)
         conn_abort(c);
         return;
     }
-    if (c->close_after_write && c->write_inflight == 0) conn_abort(c);
+    if (c->close_after_write && c->write_inflight == 0) {
+        conn_abort(c);
+        return;
+    }
+    if (c->xfer && !c->closed) sb_media_drained(c->xfer, wall_ms());
 }
 
 /* Writes (takes) buf's bytes to the socket as they are. */
@@ -704,6 +717,77 @@ static void route_answer(void *ud, int status, const char *type,
     http_reply_ex(((upgrade_ctx *)ud)->c, status, type, headers, body, n);
 }
 
+/* ---- the media service's connection -------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void media_write(void *ud, sb_buf *b)
+{
+    conn *c = ud;
+    if (c->closed) return;
+    conn_write(c, b);
+}
+
+static void media_reading(void *ud, bool on)
+{
+    conn *c = ud;
+    if (c->closed) return;
+    if (on)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static size_t media_unsent(void *ud)
+{
+    return ((conn *)ud)->write_inflight;
+}
+
+static void media_done(void *ud)
+{
+    conn *c = ud;
+    if (c->closed) return;
+    c->phase = PH_CLOSING;
+    c->close_after_write = true;
+    conn_timer_arm(c); /* no deadline: the media service had its own */
+    if (c->write_inflight == 0) conn_abort(c);
+}
+
+/* The router took the request for the media service: the connection is
+ * the transfer's from now on, and what followed the headers its body's
+ * first bytes. The request (the connection's, or the scratch's when it
+ * came whole in one read) is read by sb_media_start only: on_read frees
+ * or clears it after. A transfer has no deadline in the server's heap:
+ * the media service keeps its own (sb_media_sweep, on_tick). */
+static void route_media(void *ud)
+{
+    upgrade_ctx *u = ud;
+    conn *c = u->c;
+    server *srv = conn_srv(c);
+    if (!srv->media) {
+        static const char text[] = "this server keeps no uploads\n";
+        http_reply(c, 503, "text/plain", text, sizeof text - 1);
+        return;
+    }
+    sb_media_conn mc = {.ud = c,
+                        .write = media_write,
+                        .reading = media_reading,
+                        .unsent = media_unsent,
+                        .done = media_done};
+    c->phase = PH_MEDIA;
+    conn_timer_arm(c); /* out of the heap */
+    int64_t now = wall_ms();
+    c->xfer = sb_media_start(srv->media, u->http, &mc, now);
+    if (!c->xfer) {
+        c->phase = PH_HTTP;
+        http_reply(c, 503, "text/plain", "out of memory\n", 14);
+        return;
+    }
+    if (u->rest_len && !c->closed)
+        sb_media_feed(c->xfer, u->rest, u->rest_len, now);
+}
+
 /* The router took the request's WebSocket upgrade: answer 101, hand the
  * connection to the core and feed it what followed the request. */
 static void route_upgrade(void *ud, sb_encoding enc, const char *proto,
@@ -803,6 +887,7 @@ static void http_request_done(conn *c, const sb_http_req *http,
                        .answer = route_answer,
                        .upgrade = route_upgrade,
                        .api = srv->api ? route_api : NULL,
+                       .media = route_media,
                        .ud = &u};
     sb_routes_serve(&rq);
 }
@@ -851,6 +936,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (c->closed || srv->tls_plain.len == 0) return;
         p = srv->tls_plain.data;
         n = srv->tls_plain.len;
+    }
+    if (c->phase == PH_MEDIA) {
+        sb_media_feed(c->xfer, p, n, wall_ms());
+        return;
     }
     if (c->phase == PH_HTTP) {
         /* One request a connection: bytes after one the REST API has
@@ -970,6 +1059,12 @@ static void on_tick(uv_timer_t *t)
         srv->trim_checked_ms = now;
         heap_trim(srv);
     }
+    /* The media service's deadlines (stalled uploads, peers that do not
+     * read, the hourly sweep of unnamed blobs) are checked once a second. */
+    if (srv->media && now - srv->media_swept_ms >= SRV_MEDIA_SWEEP_MS) {
+        srv->media_swept_ms = now;
+        sb_media_sweep(srv->media, now);
+    }
 }
 
 /* A connection's deadline came: a request too slow, a session silent too
@@ -1030,6 +1125,8 @@ static void close_handle(uv_handle_t *h)
  * connection gone, the loop runs dry. */
 static void server_stop(server *srv)
 {
+    sb_media_close(srv->media); /* freed once its last transfer is */
+    srv->media = NULL;
     close_handle((uv_handle_t *)&srv->listener);
     sb_webhook_stop(srv->wh);
     sb_opsport_close(srv->ops);
@@ -1152,6 +1249,10 @@ static void ops_snapshot(void *ud, sb_metrics_snap *s)
         s->desk_owner = sb_gw_cluster_owner(srv->gw);
         if (srv->nats) sb_nats_get_stats(srv->nats, &s->nats);
     }
+    if (srv->media) {
+        s->media = true;
+        sb_media_get_stats(srv->media, &s->media_stats);
+    }
 }
 
 /* An admin's command from the core: reloads and desk ops (sb_reload). */
@@ -1178,6 +1279,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (srv->drain != DRAIN_OFF) return;
     sb_log(SB_LOG_INFO, "draining", NULL, "signal %d: draining", signum);
     sb_notify_stopping(srv->notify);
+    if (srv->media) sb_media_drain(srv->media);
     drain_enter(srv, DRAIN_STORE, wall_ms());
     /* The listener stays open until the sessions are gone: a connection
      * made meanwhile is answered 503 (on_connection), not refused. */
@@ -1185,6 +1287,45 @@ static void on_signal(uv_signal_t *h, int signum)
     sb_reload_drain(srv->reload);
     sb_deskown_release(srv->deskown); /* another node takes the desks */
     uv_timer_start(&srv->drain_timer, on_drain, 0, SRV_DRAIN_POLL_MS);
+}
+
+/* Erasure's part for uploads: their bytes (sb_media). */
+static void *media_erased(void *ud, const char *user_id,
+                          const sb_store_erased *e)
+{
+    server *srv = ud;
+    return srv->media ? sb_media_erased(srv->media, user_id, e->uploads) : NULL;
+}
+
+/* The media service, unless the store is in memory (no place for
+ * blobs): uploads arrive in DATA/media/tmp whatever the store. */
+static int media_start(server *srv, const char *store_path)
+{
+    const sb_server_config *cfg = &srv->cfg;
+    if (strcmp(store_path, ":memory:") == 0 || cfg->media.bytes_max == 0)
+        return 0;
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s/media/tmp", cfg->data_dir);
+    mkdir(cfg->data_dir, 0700);
+    sb_media_config mc = cfg->media;
+    mc.loop = &srv->loop;
+    mc.storeq = srv->storeq;
+    mc.tmp_dir = tmp;
+    mc.secret = cfg->gw.secret;
+    mc.secret_len = cfg->gw.secret_len;
+    mc.token_iss = cfg->gw.token_iss;
+    mc.token_aud = cfg->gw.token_aud;
+    mc.token_skew_s = cfg->gw.token_skew_s;
+    mc.origins = cfg->origins;
+    mc.n_origins = cfg->n_origins;
+    int rc = sb_media_new(&mc, &srv->media);
+    if (rc == 0 && srv->data)
+        sb_dataops_set_erase_hook(srv->data, media_erased, srv);
+    if (rc)
+        sb_log(SB_LOG_ERROR, "media_failed", NULL,
+               "cannot start the media service in %s: %s", tmp,
+               rc == -ENOENT ? "no libmagic database" : strerror(-rc));
+    return rc;
 }
 
 int sb_server_run(const sb_server_config *cfg,
@@ -1262,6 +1403,9 @@ int sb_server_run(const sb_server_config *cfg,
     rc = sb_reload_new(&rlc, &srv->reload);
     if (rc == 0) rc = sb_reload_start(srv->reload, &gwc.desk);
     if (rc) goto out_store;
+    /* WELCOME tells whether uploads are taken (not by a store in memory,
+     * which has no place for their bytes). */
+    if (strcmp(path, ":memory:") == 0) gwc.media_bytes_max = 0;
     gwc.filter_get = sb_reload_filter;
     gwc.filter_ud = srv->reload;
     rc = sb_webhook_start(&srv->loop, srv->storeq, &srv->wh);
@@ -1286,6 +1430,7 @@ int sb_server_run(const sb_server_config *cfg,
     if (cfg->nats && (rc = sb_deskown_start(&srv->loop, cfg->store, desk_owner,
                                             srv, &srv->deskown)) != 0)
         goto out_gw;
+    if ((rc = media_start(srv, path))) goto out_gw;
 
     struct sockaddr_storage addr;
     rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
@@ -1374,6 +1519,8 @@ int sb_server_run(const sb_server_config *cfg,
         free(st);
     }
 out_gw:
+    sb_media_close(srv->media);
+    srv->media = NULL;
     sb_webhook_stop(srv->wh);
     if (srv->storeq) {
         sb_storeq_stop(srv->storeq);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "sb_gateway.h"
+#include "sb_media.h"
 #include "sb_store.h"
 
 typedef struct sb_server_config {
@@ -59,6 +60,9 @@ typedef struct sb_server_config {
     bool admin;
     char admin_host[64];
     uint16_t admin_port;
+    /* Uploads (sb_media): the limits and types; the rest is filled in by
+     * the server (bytes_max 0: no uploads). */
+    sb_media_config media;
 } sb_server_config;
 
 void sb_server_config_default(sb_server_config *c);

@@ -1,5 +1,7 @@
 /* The SQLite online backup: sqlite3_backup_step(-1) copies every page in
- * one read transaction of the source. */
+ * one read transaction of the source; then the uploads' files that the
+ * copy names (a blob's file is whole before its record commits, and
+ * never changes: copying it later is as good as at the snapshot). */
 #include "sb_backup.h"
 
 #include <errno.h>
@@ -141,4 +143,101 @@ out:
     struct stat dst_st;
     if (stat(dst, &dst_st) == 0) info->bytes = (uint64_t)dst_st.st_size;
     return 0;
+}
+
+/* Copies (or links) the file src to dst: written to dst.tmp, synced,
+ * renamed. Returns 0, or -errno. */
+static int file_copy(const char *src, const char *dst, uint64_t *bytes)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= sizeof tmp)
+        return -ENAMETOOLONG;
+    unlink(tmp);
+    if (link(src, tmp) == 0) {
+        struct stat st;
+        if (stat(tmp, &st) == 0) *bytes += (uint64_t)st.st_size;
+    } else {
+        int in = open(src, O_RDONLY | O_CLOEXEC);
+        if (in < 0) return -errno;
+        int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (out < 0) {
+            int e = -errno;
+            close(in);
+            return e;
+        }
+        char buf[65536];
+        ssize_t k;
+        int rc = 0;
+        while ((k = read(in, buf, sizeof buf)) != 0) {
+            if (k < 0 && errno == EINTR) continue;
+            if (k < 0 || write(out, buf, (size_t)k) != k) {
+                rc = -(errno ? errno : EIO);
+                break;
+            }
+            *bytes += (uint64_t)k;
+        }
+        if (rc == 0 && fsync(out) != 0) rc = -errno;
+        close(in);
+        if (close(out) != 0 && rc == 0) rc = -errno;
+        if (rc) {
+            unlink(tmp);
+            return rc;
+        }
+    }
+    return rename(tmp, dst) == 0 ? 0 : -errno;
+}
+
+int sb_backup_media(const char *src_dir, const char *dst_dir,
+                    const char *dst_db, sb_backup_info *info, char *err,
+                    size_t elen)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_open_v2(dst_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return fail(err, elen, SB_E_STORE, "cannot open the copy", db);
+    /* A store from before uploads has no media table: nothing to copy. */
+    if (sqlite3_prepare_v2(db, "SELECT DISTINCT lower(hex(sha256)) FROM media",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return 0;
+    }
+    info->uploads = count_rows(db, "SELECT count(*) FROM media");
+    char dir[4096], from[4200], to[4096];
+    snprintf(dir, sizeof dir, "%s/media", dst_dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        rc = -errno;
+        snprintf(err, elen, "%s: %s", dir, strerror(errno));
+    }
+    int step;
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(st, 0);
+        if (!h || strlen(h) != 64) continue;
+        snprintf(dir, sizeof dir, "%s/media/%.2s", dst_dir, h);
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            rc = -errno;
+            snprintf(err, elen, "%s: %s", dir, strerror(errno));
+            break;
+        }
+        if ((size_t)snprintf(from, sizeof from, "%s/media/%.2s/%s", src_dir, h,
+                             h) >= sizeof from ||
+            (size_t)snprintf(to, sizeof to, "%s/%s", dir, h) >= sizeof to) {
+            rc = -ENAMETOOLONG;
+            snprintf(err, elen, "%s: path too long", dst_dir);
+            break;
+        }
+        if (access(to, F_OK) == 0) continue;
+        rc = file_copy(from, to, &info->blob_bytes);
+        if (rc) {
+            snprintf(err, elen, "%s: %s", from, strerror(-rc));
+            break;
+        }
+        info->blobs++;
+        sync_path(dir, O_RDONLY | O_DIRECTORY);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    snprintf(dir, sizeof dir, "%s/media", dst_dir);
+    if (rc == 0) sync_path(dir, O_RDONLY | O_DIRECTORY);
+    return rc;
 }

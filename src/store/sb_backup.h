@@ -15,6 +15,9 @@ typedef struct sb_backup_info {
     uint64_t bytes;         /* of the copy */
     uint64_t conversations; /* rows of each table */
     uint64_t messages;
+    uint64_t uploads;    /* records of uploads (sb_backup_media) */
+    uint64_t blobs;      /* their files copied (the others were there) */
+    uint64_t blob_bytes; /* of those */
 } sb_backup_info;
 
 /* Copies the SQLite database at src (which must exist) to dst, a file
@@ -25,5 +28,15 @@ typedef struct sb_backup_info {
  * existing dst, SB_E_STORE for SQLite's failures, -errno). */
 int sb_backup_sqlite(const char *src, const char *dst, sb_backup_info *info,
                      char *err, size_t elen);
+
+/* Copies the uploads' files that the backup at dst_db names (its media
+ * records: those of the database as of the copy) from the data folder
+ * src_dir (src_dir/media/..) to dst_dir/media/.., each linked when the
+ * two folders share a file system, else copied, and synced; a file
+ * already there (an earlier backup's, the same bytes) is kept. Returns 0
+ * with info's uploads and blobs counts, or a negative code with err. */
+int sb_backup_media(const char *src_dir, const char *dst_dir,
+                    const char *dst_db, sb_backup_info *info, char *err,
+                    size_t elen);
 
 #endif

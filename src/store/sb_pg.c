@@ -162,10 +162,45 @@ static const char SCHEMA_V5_SQL[] =
     " verified int NOT NULL DEFAULT 0,"
     " updated_ts bigint NOT NULL,"
     " updated_by text NOT NULL DEFAULT '');";
+/* Version 6 (the SQLite store's version 9): uploads (sb_store_media_*):
+ * their records, the messages
+ * carrying them, and their bytes in the database, so that every gateway
+ * of a cluster serves them: a blob by its SHA-256, in chunks of at most
+ * chunk_bytes (rows written before the blob's own, which says they are
+ * all there). */
+static const char SCHEMA_V6_SQL[] = "CREATE TABLE media("
+                                    " media_id text PRIMARY KEY,"
+                                    " sha256 bytea NOT NULL,"
+                                    " conv_id bigint NOT NULL,"
+                                    " owner text NOT NULL,"
+                                    " name text NOT NULL,"
+                                    " mime text NOT NULL,"
+                                    " size bigint NOT NULL,"
+                                    " width int NOT NULL DEFAULT 0,"
+                                    " height int NOT NULL DEFAULT 0,"
+                                    " created_ts bigint NOT NULL);"
+                                    "CREATE INDEX media_sha ON media(sha256);"
+                                    "CREATE INDEX media_conv ON media(conv_id);"
+                                    "CREATE TABLE media_refs("
+                                    " media_id text NOT NULL,"
+                                    " conv_id bigint NOT NULL,"
+                                    " seq bigint NOT NULL,"
+                                    " PRIMARY KEY(media_id, conv_id, seq));"
+                                    "CREATE TABLE blobs("
+                                    " sha256 bytea PRIMARY KEY,"
+                                    " size bigint NOT NULL,"
+                                    " chunk_bytes int NOT NULL,"
+                                    " created_ts bigint NOT NULL);"
+                                    "CREATE TABLE blob_chunks("
+                                    " sha256 bytea NOT NULL,"
+                                    " n int NOT NULL,"
+                                    " data bytea NOT NULL,"
+                                    " PRIMARY KEY(sha256, n));";
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_PG_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL,
+    SCHEMA_V4_SQL, SCHEMA_V5_SQL, SCHEMA_V6_SQL,
 };
 
 /* The trigram index for search, where the pg_trgm extension is there (a
@@ -920,6 +955,13 @@ static const sb_store_ops PG_OPS = {
     .outbox_failed = sb__pg_outbox_failed,
     .outbox_replay = sb__pg_outbox_replay,
     .user_erase = sb__pg_user_erase,
+    .media_put = sb__pg_media_put,
+    .media_get = sb__pg_media_get,
+    .media_find = sb__pg_media_find,
+    .media_ref = sb__pg_media_ref,
+    .blob_put = sb__pg_blob_put,
+    .blob_read = sb__pg_blob_read,
+    .blob_gc = sb__pg_blob_gc,
     .csat_ask = sb__pg_csat_ask,
     .csat_set = sb__pg_csat_set,
     .report_scan = sb__pg_report_scan,

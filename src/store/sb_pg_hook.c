@@ -168,6 +168,14 @@ int sb__pg_user_erase(sb_store *base, const char *user_id, sb_store_erased *out)
                        " NULL)",
                        &p, &out->messages);
     if (!rc)
+        rc = run_count(s,
+                       "DELETE FROM media_refs WHERE media_id IN"
+                       " (SELECT media_id FROM media WHERE owner = $1)",
+                       &p, NULL);
+    if (!rc)
+        rc = run_count(s, "DELETE FROM media WHERE owner = $1", &p,
+                       &out->uploads);
+    if (!rc)
         rc = run_count(s, "DELETE FROM device_cursors WHERE user_id = $1", &p,
                        &out->cursors);
     if (!rc)

@@ -159,7 +159,7 @@ static inline sb_pg *sb__pg(sb_store *s)
 }
 
 /* The schema version this build writes. */
-#define SB_PG_SCHEMA_VERSION 5
+#define SB_PG_SCHEMA_VERSION 6
 
 /* Parameters of one statement: integers are formatted in place, strings
  * and bytes point at the caller's memory (valid until the call returns). */
@@ -276,6 +276,19 @@ int sb__pg_conv_list(sb_store *s, const char *user_id, bool all,
 int sb__pg_service_convs(sb_store *s, Sbp__ConvState state,
                          Sbp__Conversation ***out, size_t *n_out);
 
+/* ---- media (sb_pg_media.c) ----------------------------------------------- */
+
+int sb__pg_media_put(sb_store *s, const sb_store_media *m);
+int sb__pg_media_get(sb_store *s, const char *id, const char *user_id, bool all,
+                     sb_store_media *out);
+int sb__pg_media_find(sb_store *s, const char *id, sb_store_media *out);
+int sb__pg_media_ref(sb_store *s, const char *id, uint64_t conv_id,
+                     uint64_t seq);
+int sb__pg_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                    const char *path, uint64_t size);
+int sb__pg_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                     uint64_t off, uint8_t *buf, size_t cap, size_t *got);
+int sb__pg_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed);
 /* The webhook outbox and a user's erasure (sb_pg_hook.c). */
 int sb__pg_outbox_add(sb_store *s, const char *event, const char *endpoint,
                       const char *subject, const char *payload, int64_t now_ms);

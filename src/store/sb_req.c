@@ -419,6 +419,11 @@ static int config_set_run(sb_store *s, sb_req *r)
     return end ? end : rc;
 }
 
+static int media_put_run(sb_store *s, sb_req *r)
+{
+    return sb_store_media_put(s, &r->u.media_put.m);
+}
+
 static void nothing_to_undo(sb_req *r)
 {
     (void)r;
@@ -744,6 +749,50 @@ static int config_get_run(sb_store *s, sb_req *r)
     return rc;
 }
 
+/* Each id's record as the user may see it; one the user may not see is
+ * not a failure of the request. */
+static int media_get_run(sb_store *s, sb_req *r)
+{
+    if (!FIXED_OK(r->u.media_get.user_id) ||
+        (r->u.media_get.n && (!r->u.media_get.ids || !r->u.media_get.out)))
+        return SB_E_INVALID;
+    for (size_t i = 0; i < r->u.media_get.n; i++) {
+        sb_store_media *m = &r->u.media_get.out[i];
+        int rc =
+            sb_store_media_get(s, r->u.media_get.ids[i], r->u.media_get.user_id,
+                               r->u.media_get.all, m);
+        if (rc == SB_E_NOT_FOUND)
+            m->id[0] = '\0';
+        else if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- blobs --------------------------------------------------------------- */
+
+static int blob_put_run(sb_store *s, sb_req *r)
+{
+    if (!r->u.blob.path) return SB_E_INVALID;
+    return sb_store_blob_put(s, r->u.blob.sha256, r->u.blob.path,
+                             r->u.blob.size);
+}
+
+static int blob_read_run(sb_store *s, sb_req *r)
+{
+    r->u.blob.got = 0;
+    if (!r->u.blob.buf || r->u.blob.cap == 0) return SB_E_INVALID;
+    return sb_store_blob_read(s, r->u.blob.sha256, r->u.blob.off, r->u.blob.buf,
+                              r->u.blob.cap, &r->u.blob.got);
+}
+
+static int blob_gc_run(sb_store *s, sb_req *r)
+{
+    r->u.blob_gc.removed = 0;
+    return sb_store_blob_gc(s, r->u.blob_gc.older_than_ms,
+                            &r->u.blob_gc.removed);
+}
+
 /* ---- conversations written ---------------------------------------------- */
 
 static uint64_t append_conv(const sb_req *r)
@@ -784,10 +833,34 @@ static uint64_t no_conv(const sb_req *r)
 
 /* ---- the table --------------------------------------------------------- */
 
-#define WRITE(k, run, conv, undo) [SB_REQ_##k] = {#k, true, run, conv, undo}
-#define READ(k, run) [SB_REQ_##k] = {#k, false, run, NULL, nothing_to_undo}
-#define LONG_READ(k, run)                                                      \
-    [SB_REQ_##k] = {#k, false, run, NULL, nothing_to_undo, true}
+#define WRITE(k, fn, cv, un)                                                   \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .write = true,                                                         \
+        .run = fn,                                                             \
+        .conv = cv,                                                            \
+        .undo = un,                                                            \
+    }
+#define READ(k, fn)                                                            \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .run = fn,                                                             \
+        .undo = nothing_to_undo,                                               \
+    }
+#define BLOB(k, fn)                                                            \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .blob = true,                                                          \
+        .run = fn,                                                             \
+        .undo = nothing_to_undo,                                               \
+    }
+#define LONG_READ(k, fn)                                                       \
+    [SB_REQ_##k] = {                                                           \
+        .name = #k,                                                            \
+        .run = fn,                                                             \
+        .undo = nothing_to_undo,                                               \
+        .long_read = true,                                                     \
+    }
 
 const sb__req_op sb__req_ops[] = {
     WRITE(USER_UPSERT, user_run, no_conv, nothing_to_undo),
@@ -807,6 +880,7 @@ const sb__req_op sb__req_ops[] = {
     WRITE(OUTBOX_RESULT, outbox_result_run, no_conv, nothing_to_undo),
     WRITE(OUTBOX_REPLAY, outbox_replay_run, no_conv, nothing_to_undo),
     WRITE(USER_ERASE, user_erase_run, no_conv, nothing_to_undo),
+    WRITE(MEDIA_PUT, media_put_run, no_conv, nothing_to_undo),
     WRITE(CSAT_ASK, csat_ask_run, csat_conv, csat_ask_undo),
     WRITE(CSAT_SET, csat_set_run, csat_conv, csat_set_undo),
     WRITE(NOTES_OPEN, notes_open_run, no_conv, notes_open_undo),
@@ -820,6 +894,10 @@ const sb__req_op sb__req_ops[] = {
     READ(SERVICE_CONVS, service_convs_run),
     READ(CONFIG_GET, config_get_run),
     READ(OUTBOX_FAILED, outbox_failed_run),
+    READ(MEDIA_GET, media_get_run),
+    BLOB(BLOB_PUT, blob_put_run),
+    BLOB(BLOB_READ, blob_read_run),
+    BLOB(BLOB_GC, blob_gc_run),
     LONG_READ(REPORT, report_run),
     READ(CONTACT_GET, contact_get_run),
 };

@@ -47,6 +47,7 @@ typedef enum sb_req_kind {
     SB_REQ_OUTBOX_RESULT,  /* u.outbox: a delivery's outcome */
     SB_REQ_OUTBOX_REPLAY,  /* u.outbox: failed events pending again */
     SB_REQ_USER_ERASE,     /* u.erase: a user's data (GDPR) */
+    SB_REQ_MEDIA_PUT,      /* u.media_put: an upload's record */
     SB_REQ_CSAT_ASK,       /* u.csat: a rating asked for; then msgs if it
                               was (not rated yet) */
     SB_REQ_CSAT_SET,       /* u.csat: the customer's rating; then msgs */
@@ -62,10 +63,17 @@ typedef enum sb_req_kind {
     SB_REQ_SERVICE_CONVS, /* u.service_convs: queued or assigned ones */
     SB_REQ_CONFIG_GET,    /* u.config: read the values of keys */
     SB_REQ_OUTBOX_FAILED, /* u.outbox: the failed events */
+    SB_REQ_MEDIA_GET,     /* u.media_get: uploads as a user may see them */
     SB_REQ_REPORT,        /* u.report: a report (a long read: the store
                              queue runs it on a reader of its own) */
     SB_REQ_CONTACT_GET,   /* u.contact: a contact and the customer's
                              conversations */
+    /* blobs: neither reads nor writes of the database's rows, they move
+     * an upload's bytes, on a thread of their own so that a large one
+     * holds up no message */
+    SB_REQ_BLOB_PUT,  /* u.blob: store a finished file as a blob */
+    SB_REQ_BLOB_READ, /* u.blob: read part of a blob */
+    SB_REQ_BLOB_GC,   /* u.blob_gc: remove the blobs no record names */
     SB_REQ__COUNT
 } sb_req_kind;
 
@@ -254,6 +262,33 @@ struct sb_req {
             size_t n;
         } service_convs;
         struct {
+            sb_store_media m;
+        } media_put;
+        struct {
+            int64_t older_than_ms; /* stored before this only */
+            uint64_t removed;      /* out */
+        } blob_gc;
+        struct {
+            char user_id[SB_ID_BYTES_MAX + 1];
+            bool all; /* an admin: every upload that a message carries */
+            /* n ids (owned by the caller), and out[n] (owned by the
+             * caller): each id's record, or out[i].id "" for one the
+             * user may not see. */
+            const char *const *ids;
+            size_t n;
+            sb_store_media *out;
+        } media_get;
+        struct {
+            uint8_t sha256[SB_SHA256_BYTES];
+            /* PUT: the file (owned by the caller; moved or removed
+             * once stored) and its size. READ: off and cap bytes into
+             * buf (owned by the caller), out: got. */
+            char *path;
+            uint64_t size, off;
+            uint8_t *buf;
+            size_t cap, got;
+        } blob;
+        struct {
             size_t n; /* keys used, 1..SB_REQ_CONFIG_KEYS_MAX */
             char keys[SB_REQ_CONFIG_KEYS_MAX]
                      [SB_STORE_CONFIG_KEY_BYTES_MAX + 1];
@@ -337,7 +372,7 @@ struct sb_req {
 };
 
 /* Whether requests of kind k are writes (the writer's; the others are
- * reads). */
+ * reads or blobs). */
 bool sb_req_is_write(sb_req_kind k);
 
 #endif

@@ -10,6 +10,7 @@
 typedef struct sb__req_op {
     const char *name;
     bool write;
+    bool blob; /* neither a write nor a read: the blob thread's */
     /* Runs the request on s and returns its rc: a read, or a write inside
      * the transaction its batch has open. A request-level failure
      * (sb_store_rc_is_request_level) leaves the transaction usable and the

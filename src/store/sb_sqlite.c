@@ -173,11 +173,32 @@ static const char SCHEMA_V8_SQL[] =
     " verified INTEGER NOT NULL DEFAULT 0,"
     " updated_ts INTEGER NOT NULL,"
     " updated_by TEXT NOT NULL DEFAULT '');";
+/* Version 9: uploads (sb_store_media_*): one record per upload, its
+ * bytes a file under the data folder named by their SHA-256; and which
+ * messages carry each upload (who may see it follows from them). */
+static const char SCHEMA_V9_SQL[] = "CREATE TABLE media("
+                                    " media_id TEXT PRIMARY KEY,"
+                                    " sha256 BLOB NOT NULL,"
+                                    " conv_id INTEGER NOT NULL,"
+                                    " owner TEXT NOT NULL,"
+                                    " name TEXT NOT NULL,"
+                                    " mime TEXT NOT NULL,"
+                                    " size INTEGER NOT NULL,"
+                                    " width INTEGER NOT NULL DEFAULT 0,"
+                                    " height INTEGER NOT NULL DEFAULT 0,"
+                                    " created_ts INTEGER NOT NULL);"
+                                    "CREATE INDEX media_sha ON media(sha256);"
+                                    "CREATE INDEX media_conv ON media(conv_id);"
+                                    "CREATE TABLE media_refs("
+                                    " media_id TEXT NOT NULL,"
+                                    " conv_id INTEGER NOT NULL,"
+                                    " seq INTEGER NOT NULL,"
+                                    " PRIMARY KEY(media_id, conv_id, seq));";
 
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
-    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL,
-    SCHEMA_V5_SQL, SCHEMA_V6_SQL, SCHEMA_V7_SQL, SCHEMA_V8_SQL,
+    SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
+    SCHEMA_V6_SQL, SCHEMA_V7_SQL, SCHEMA_V8_SQL, SCHEMA_V9_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -483,6 +504,7 @@ static void sqlite_close(sb_store *base)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db); /* rolls back an open transaction */
     free(s->wal);
+    free(s->media_dir);
     free(s);
 }
 
@@ -499,6 +521,8 @@ int sb__sqlite_open(const char *path, sb_durability d, sb_store **out)
     const char *vfs = d == SB_DURABILITY_FSYNC && sb_walvfs_register() == 0
                           ? SB_WALVFS_NAME
                           : NULL;
+    if (sb__sqlite_media_dir(path, &s->media_dir)) goto err;
+    s->media_fsync = d == SB_DURABILITY_FSYNC;
     if (sqlite3_open_v2(path, &s->db, flags, vfs) != SQLITE_OK) goto err;
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
     /* journal_mode answers "memory" for ":memory:"; that is fine. */
@@ -688,6 +712,13 @@ static const sb_store_ops SQLITE_OPS = {
     .outbox_failed = sb__sqlite_outbox_failed,
     .outbox_replay = sb__sqlite_outbox_replay,
     .user_erase = sb__sqlite_user_erase,
+    .media_put = sb__sqlite_media_put,
+    .media_get = sb__sqlite_media_get,
+    .media_find = sb__sqlite_media_find,
+    .media_ref = sb__sqlite_media_ref,
+    .blob_put = sb__sqlite_blob_put,
+    .blob_read = sb__sqlite_blob_read,
+    .blob_gc = sb__sqlite_blob_gc,
     .csat_ask = sb__sqlite_csat_ask,
     .csat_set = sb__sqlite_csat_set,
     .report_scan = sb__sqlite_report_scan,

@@ -205,6 +205,14 @@ int sb__sqlite_user_erase(sb_store *base, const char *user_id,
                       " NULL)",
                       user_id, &out->messages);
     if (!rc)
+        rc = run_user(s,
+                      "DELETE FROM media_refs WHERE media_id IN"
+                      " (SELECT media_id FROM media WHERE owner = ?1)",
+                      user_id, NULL);
+    if (!rc)
+        rc = run_user(s, "DELETE FROM media WHERE owner = ?1", user_id,
+                      &out->uploads);
+    if (!rc)
         rc = run_user(s, "DELETE FROM device_cursors WHERE user_id = ?1",
                       user_id, &out->cursors);
     if (!rc)

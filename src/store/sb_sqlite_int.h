@@ -143,6 +143,10 @@ typedef struct sb_sqlite {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     sb_sqlite_wal *wal; /* set by wal_watch */
+    /* Where blobs live: the database's folder + "/media"; NULL for a
+     * database in memory. Files are synced when commits are. */
+    char *media_dir;
+    bool media_fsync;
 } sb_sqlite;
 
 static inline sb_sqlite *sb__sqlite(sb_store *s)
@@ -153,7 +157,7 @@ static inline sb_sqlite *sb__sqlite(sb_store *s)
 /* The schema version this build writes, and each version's SQL: what
  * takes a database from version v - 1 to v (sb__sqlite_schema(1) creates
  * the first schema). Tests build old databases from them. */
-#define SB_SQLITE_SCHEMA_VERSION 8
+#define SB_SQLITE_SCHEMA_VERSION 9
 const char *sb__sqlite_schema(int version);
 
 /* ---- helpers (sb_sqlite.c) --------------------------------------------- */
@@ -255,6 +259,23 @@ int sb__sqlite_conv_list(sb_store *s, const char *user_id, bool all,
                          Sbp__ConvListResp **out);
 int sb__sqlite_service_convs(sb_store *s, Sbp__ConvState state,
                              Sbp__Conversation ***out, size_t *n_out);
+
+/* ---- media (sb_sqlite_media.c) ---------------------------------------- */
+
+/* The blob folder of the database at path into *out (malloc'd; NULL for
+ * one in memory). 0 or -ENOMEM. */
+int sb__sqlite_media_dir(const char *path, char **out);
+int sb__sqlite_media_put(sb_store *s, const sb_store_media *m);
+int sb__sqlite_media_get(sb_store *s, const char *id, const char *user_id,
+                         bool all, sb_store_media *out);
+int sb__sqlite_media_find(sb_store *s, const char *id, sb_store_media *out);
+int sb__sqlite_media_ref(sb_store *s, const char *id, uint64_t conv_id,
+                         uint64_t seq);
+int sb__sqlite_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                        const char *path, uint64_t size);
+int sb__sqlite_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                         uint64_t off, uint8_t *buf, size_t cap, size_t *got);
+int sb__sqlite_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed);
 
 /* ---- satisfaction and reports (sb_sqlite_report.c) --------------------- */
 

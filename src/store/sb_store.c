@@ -12,9 +12,13 @@
 #include <string.h>
 
 #include "sb_error.h"
+#include "sb_image.h"
+#include "sb_medialink.h"
 #include "sb_utf8.h"
 
 #define TEXT_BYTES_MAX SB_ID_BYTES_MAX /* desk and group names */
+/* A fixed-size string field of a struct: NUL-terminated within it. */
+#define FIXED_STR_OK(f) (memchr((f), '\0', sizeof(f)) != NULL)
 
 /* ---- checks ---------------------------------------------------------------
  */
@@ -377,6 +381,54 @@ static int append_check(const Sbp__Message *msg)
     return 0;
 }
 
+/* A copy of t for a field of msg's media, replacing what it held. */
+static int media_field_set(char **field, const char *t)
+{
+    char *d = strdup(t);
+    if (!d) return -ENOMEM;
+    if (*field && *field != protobuf_c_empty_string) free(*field);
+    *field = d;
+    return 0;
+}
+
+/* A message that names an upload (msg->media->id): the upload must be
+ * its sender's, for its conversation, and an image for MSG_IMAGE; its
+ * media then says what the store has (the client's word counts for
+ * nothing). An unknown upload and another's answer the same. */
+static int media_attach(sb_store *s, Sbp__Message *msg)
+{
+    Sbp__Media *md = msg->media;
+    if (!md || !md->id || !md->id[0]) return 0;
+    if (!sb_media_id_valid(md->id)) return SB_E_INVALID;
+    sb_store_media m;
+    int rc = s->ops->media_find(s, md->id, &m);
+    if (rc) return rc;
+    if (m.conv_id != msg->conv_id || strcmp(m.owner, msg->sender) != 0)
+        return SB_E_NOT_FOUND;
+    if (msg->type == SBP__MSG_TYPE__MSG_IMAGE &&
+        sb_image_from_mime(m.mime) == SB_IMAGE_NONE)
+        return SB_E_INVALID;
+    char url[8 + SB_MEDIA_ID_LEN];
+    snprintf(url, sizeof url, "/media/%s", m.id);
+    if ((rc = media_field_set(&md->url, url)) ||
+        (rc = media_field_set(&md->name, m.name)) ||
+        (rc = media_field_set(&md->mime, m.mime)))
+        return rc;
+    md->size = m.size;
+    md->width = m.width;
+    md->height = m.height;
+    return 0;
+}
+
+/* After msg was stored (not a duplicate): its upload, if it names one,
+ * is carried by it. */
+static int media_carried(sb_store *s, const Sbp__Message *msg)
+{
+    const Sbp__Media *md = msg->media;
+    if (!md || !md->id || !md->id[0]) return 0;
+    return s->ops->media_ref(s, md->id, msg->conv_id, msg->seq);
+}
+
 int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
                     bool *duplicate)
 {
@@ -384,7 +436,10 @@ int sb_store_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
     assert(s->ops->in_write(s));
     *duplicate = false;
     int rc = append_check(msg);
-    return rc ? rc : s->ops->append(s, msg, now_ms, duplicate);
+    if (rc == 0) rc = media_attach(s, msg);
+    if (rc == 0) rc = s->ops->append(s, msg, now_ms, duplicate);
+    if (rc == 0 && !*duplicate) rc = media_carried(s, msg);
+    return rc;
 }
 
 int sb_store_append_many(sb_store *s, sb_store_append_item *items, size_t n)
@@ -396,15 +451,25 @@ int sb_store_append_many(sb_store *s, sb_store_append_item *items, size_t n)
     for (size_t i = 0; i < n; i++) {
         items[i].duplicate = false;
         items[i].rc = append_check(items[i].msg);
+        if (items[i].rc == 0) items[i].rc = media_attach(s, items[i].msg);
+        if (items[i].rc && !sb_store_rc_is_request_level(items[i].rc))
+            return items[i].rc;
     }
-    if (s->ops->append_many) return s->ops->append_many(s, items, n);
-    for (size_t i = 0; i < n; i++) {
-        sb_store_append_item *a = &items[i];
-        if (a->rc) continue;
-        a->rc = s->ops->append(s, a->msg, a->now_ms, &a->duplicate);
-        if (a->rc && !sb_store_rc_is_request_level(a->rc)) return a->rc;
+    int rc = 0;
+    if (s->ops->append_many) {
+        rc = s->ops->append_many(s, items, n);
+    } else {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            sb_store_append_item *a = &items[i];
+            if (a->rc) continue;
+            a->rc = s->ops->append(s, a->msg, a->now_ms, &a->duplicate);
+            if (a->rc && !sb_store_rc_is_request_level(a->rc)) rc = a->rc;
+        }
     }
-    return 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (items[i].rc == 0 && !items[i].duplicate)
+            rc = media_carried(s, items[i].msg);
+    return rc;
 }
 
 int sb_store_lock_convs(sb_store *s, const uint64_t *ids, size_t n)
@@ -850,4 +915,80 @@ int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out)
     memset(out, 0, sizeof *out);
     if (!id_valid(user_id)) return SB_E_INVALID;
     return s->ops->user_erase(s, user_id, out);
+}
+
+/* ---- media ------------------------------------------------------------- */
+
+/* A file name: 1..SB_MEDIA_NAME_BYTES_MAX bytes of UTF-8 without control
+ * characters or path separators. */
+static bool media_name_valid(const char *t)
+{
+    size_t n = strnlen(t, SB_MEDIA_NAME_BYTES_MAX + 1);
+    if (n == 0 || n > SB_MEDIA_NAME_BYTES_MAX || !sb_utf8_valid(t, n))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\') return false;
+    }
+    return true;
+}
+
+/* A MIME type as the server writes them: "type/subtype", printable
+ * ASCII, at most SB_MEDIA_MIME_BYTES_MAX bytes. */
+static bool media_mime_valid(const char *t)
+{
+    size_t n = strnlen(t, SB_MEDIA_MIME_BYTES_MAX + 1), slash = 0;
+    if (n == 0 || n > SB_MEDIA_MIME_BYTES_MAX) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] <= ' ' || t[i] > '~' || t[i] == ';') return false;
+        slash += t[i] == '/';
+    }
+    return slash == 1 && t[0] != '/' && t[n - 1] != '/';
+}
+
+int sb_store_media_put(sb_store *s, const sb_store_media *m)
+{
+    assert(s && m && s->ops->in_write(s));
+    if (!sb_media_id_valid(m->id) || !id_valid(m->owner) ||
+        !FIXED_STR_OK(m->name) || !media_name_valid(m->name) ||
+        !FIXED_STR_OK(m->mime) || !media_mime_valid(m->mime) ||
+        m->width > SB_MEDIA_SIDE_MAX || m->height > SB_MEDIA_SIDE_MAX)
+        return SB_E_INVALID;
+    return s->ops->media_put(s, m);
+}
+
+int sb_store_media_get(sb_store *s, const char *id, const char *user_id,
+                       bool all, sb_store_media *out)
+{
+    assert(s && out);
+    memset(out, 0, sizeof *out);
+    if (!sb_media_id_valid(id) || (!all && !id_valid(user_id)))
+        return SB_E_NOT_FOUND;
+    return s->ops->media_get(s, id, user_id ? user_id : "", all, out);
+}
+
+int sb_store_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                      const char *path, uint64_t size)
+{
+    assert(s && sha256 && path && !s->ops->in_write(s));
+    return s->ops->blob_put ? s->ops->blob_put(s, sha256, path, size)
+                            : -ENOTSUP;
+}
+
+int sb_store_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed)
+{
+    assert(s && !s->ops->in_write(s));
+    uint64_t n = 0;
+    int rc = s->ops->blob_gc ? s->ops->blob_gc(s, older_than_ms, &n) : -ENOTSUP;
+    if (removed) *removed = n;
+    return rc;
+}
+
+int sb_store_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                       uint64_t off, uint8_t *buf, size_t cap, size_t *got)
+{
+    assert(s && sha256 && buf && got && cap > 0);
+    *got = 0;
+    return s->ops->blob_read ? s->ops->blob_read(s, sha256, off, buf, cap, got)
+                             : -ENOTSUP;
 }

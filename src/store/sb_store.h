@@ -494,6 +494,8 @@ typedef struct sb_store_erased {
                                replies) were removed */
     uint64_t cursors;       /* device cursors deleted */
     uint64_t outbox_events; /* webhook events about the user dropped */
+    uint64_t uploads;       /* the user's uploads' records deleted (their
+                               bytes go with sb_store_blob_gc) */
     uint64_t csat_comments; /* comments of the user's ratings emptied (the
                                ratings stay) */
     uint64_t contacts;      /* the user's contact deleted (0 or 1) */
@@ -501,12 +503,74 @@ typedef struct sb_store_erased {
 
 /* Erases what user_id wrote: the body and structured parts of every
  * message it sent (ids, seqs, times, types and membership stay, so that
- * every conversation keeps its dense seqs), its device cursors, its
- * pending or failed webhook events, its words from the search index,
- * the comments of its ratings (as the customer of a conversation) and its
- * contact.
- * Idempotent. */
+ * every conversation keeps its dense seqs), its uploads' records, its
+ * device cursors, its pending or failed webhook events, its words from
+ * the search index, the comments of its ratings (as the customer of a
+ * conversation) and its contact. Idempotent. */
 int sb_store_user_erase(sb_store *s, const char *user_id, sb_store_erased *out);
+
+/* ---- media -----------------------------------------------------------------
+ *
+ * Uploads (images and files that messages carry). Their bytes are stored
+ * once per content, by SHA-256 (a blob): in files under the data folder
+ * for SQLite (DIR/media/ab/abcd...), in the database itself for
+ * PostgreSQL (every gateway of a cluster reads them). Each upload is a
+ * media record: its id, its blob, the conversation it was uploaded for,
+ * its uploader, name, type, size and, for images, dimensions. A message
+ * of type MSG_IMAGE or MSG_FILE names its upload by msg->media->id:
+ * sb_store_append takes it only from the uploader and into that
+ * conversation, and fills the message's media from the record (url,
+ * size, name, mime, width, height); MSG_IMAGE wants an image. */
+
+#define SB_SHA256_BYTES 32
+
+typedef struct sb_store_media {
+    char id[SB_MEDIA_ID_LEN + 1];
+    uint8_t sha256[SB_SHA256_BYTES];
+    uint64_t conv_id;
+    char owner[SB_ID_BYTES_MAX + 1];
+    char name[SB_MEDIA_NAME_BYTES_MAX + 1];
+    char mime[SB_MEDIA_MIME_BYTES_MAX + 1];
+    uint64_t size;
+    uint32_t width, height; /* 0 for a file that is not an image */
+    int64_t created_ts;
+} sb_store_media;
+
+/* Stores the record of an upload whose blob is stored (sb_store_blob_put),
+ * inside a write transaction. SB_E_INVALID for a malformed record (id,
+ * owner, name or type), SB_E_NOT_FOUND without the conversation. */
+int sb_store_media_put(sb_store *s, const sb_store_media *m);
+
+/* The record of upload id as user_id may see it: its uploader always;
+ * anyone else only once a message that is not recalled carries it, and
+ * then a member of its conversation (or anyone, with all: admins).
+ * SB_E_NOT_FOUND for an upload that does not exist or that the user may
+ * not see (the same answer: an id tells nothing). */
+int sb_store_media_get(sb_store *s, const char *id, const char *user_id,
+                       bool all, sb_store_media *out);
+
+/* Stores the bytes of the finished file at path (size bytes, whose
+ * SHA-256 is sha256) as the blob of that hash, unless one is stored
+ * already; the file is moved or removed either way (the caller no longer
+ * owns it once this returns 0). Runs its own transaction where it needs
+ * one, never inside the caller's. 0, SB_E_STORE (the disk or database is
+ * full or failed: the file stays where it was), -ENOTSUP for a store
+ * with no place for blobs (an SQLite database in memory). */
+int sb_store_blob_put(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                      const char *path, uint64_t size);
+
+/* Removes the blobs that no upload's record names any more (an erased
+ * user's) and that were stored before older_than_ms (a blob is stored
+ * before its record: a younger one may be an upload's on its way).
+ * Outside a transaction; *removed (if set) counts them. 0, SB_E_STORE,
+ * -ENOTSUP. */
+int sb_store_blob_gc(sb_store *s, int64_t older_than_ms, uint64_t *removed);
+
+/* Reads up to cap bytes of blob sha256 from offset off into buf; *got is
+ * how many (0 only at or past its end; fewer than cap may come before
+ * it). SB_E_NOT_FOUND without the blob, SB_E_STORE, -ENOTSUP. */
+int sb_store_blob_read(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                       uint64_t off, uint8_t *buf, size_t cap, size_t *got);
 
 /* ---- test hook --------------------------------------------------------- */
 

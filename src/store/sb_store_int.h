@@ -148,6 +148,21 @@ typedef struct sb_store_ops {
                          size_t *n);
     int (*outbox_replay)(sb_store *s, int64_t id, int64_t now_ms, uint64_t *n);
     int (*user_erase)(sb_store *s, const char *user_id, sb_store_erased *out);
+    /* Media (sb_store.h). media_find reads the record of id for the
+     * front's checks of an append (no access rule: the front applies
+     * them); media_ref records that the message (conv_id, seq) carries
+     * upload id, after its append. */
+    int (*media_put)(sb_store *s, const sb_store_media *m);
+    int (*media_get)(sb_store *s, const char *id, const char *user_id, bool all,
+                     sb_store_media *out);
+    int (*media_find)(sb_store *s, const char *id, sb_store_media *out);
+    int (*media_ref)(sb_store *s, const char *id, uint64_t conv_id,
+                     uint64_t seq);
+    int (*blob_put)(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                    const char *path, uint64_t size);
+    int (*blob_read)(sb_store *s, const uint8_t sha256[SB_SHA256_BYTES],
+                     uint64_t off, uint8_t *buf, size_t cap, size_t *got);
+    int (*blob_gc)(sb_store *s, int64_t older_than_ms, uint64_t *removed);
 
     /* Maintenance; NULL: the database has none (the call answers
      * -ENOTSUP, or does nothing where it cannot fail). */

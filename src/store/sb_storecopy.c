@@ -6,7 +6,9 @@
  * upserted (a row copied before takes the source's values); members and
  * tags, which the server also deletes, are replaced whole; messages
  * continue past the highest msg_id already copied, then the two flags a
- * message can change (recalled, tagged) are brought in line. */
+ * message can change (recalled, tagged) are brought in line. Uploads'
+ * records are upserted and the links of messages to them replaced; their
+ * files go into the database's blobs through the store's own blob_put. */
 #include "sb_storecopy.h"
 
 #include <errno.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sb_error.h"
 #include "sb_sqlite_int.h"
@@ -96,6 +99,13 @@ static const col TAGS[] = {
     {"conv_id", "bigint"}, {"seq", "bigint"}, {"tag", "text"}};
 static const col CONFIG[] = {
     {"key", "text"}, {"value", "text"}, {"updated_ts", "bigint"}};
+static const col MEDIA[] = {{"media_id", "text"},  {"sha256", "bytea"},
+                            {"conv_id", "bigint"}, {"owner", "text"},
+                            {"name", "text"},      {"mime", "text"},
+                            {"size", "bigint"},    {"width", "int"},
+                            {"height", "int"},     {"created_ts", "bigint"}};
+static const col MEDIA_REFS[] = {
+    {"media_id", "text"}, {"conv_id", "bigint"}, {"seq", "bigint"}};
 static const col CONTACTS[] = {{"user_id", "text"},   {"name", "text"},
                                {"email", "text"},     {"attrs", "bytea"},
                                {"verified", "int"},   {"updated_ts", "bigint"},
@@ -112,11 +122,16 @@ static const table TABLES[] = {
     {"tags", TAGS, N(TAGS), "conv_id, seq, tag", false, REPLACE},
     {"config", CONFIG, N(CONFIG), "key", true, UPSERT},
     {"contacts", CONTACTS, N(CONTACTS), "user_id", true, UPSERT},
+    {"media", MEDIA, N(MEDIA), "media_id", true, UPSERT},
+    {"media_refs", MEDIA_REFS, N(MEDIA_REFS), "media_id, conv_id, seq", true,
+     REPLACE},
 };
 
 typedef struct copy {
     sqlite3 *src;
     PGconn *dst;
+    sb_store *pg;     /* the store's own connection, for blobs */
+    const char *data; /* the SQLite store's folder */
     void (*progress)(void *ud, const char *line);
     void *ud;
     char *err;
@@ -464,6 +479,83 @@ static int verify(copy *c)
         rc = fail(c, SB_E_STORE, "conversations: %d in SQLite, %d copied", row,
                   PQntuples(r));
     PQclear(r);
+    int64_t lost = 0;
+    if (rc == 0)
+        rc = pg_int(c,
+                    "SELECT count(*) FROM media m WHERE NOT EXISTS(SELECT 1"
+                    " FROM blobs b WHERE b.sha256 = m.sha256)",
+                    &lost);
+    if (rc == 0 && lost)
+        rc = fail(c, SB_E_STORE, "%lld uploads without their bytes",
+                  (long long)lost);
+    return rc;
+}
+
+/* ---- uploads' bytes ------------------------------------------------------ */
+
+static int hex_byte(const char *h)
+{
+    int v = 0;
+    for (int i = 0; i < 2; i++) {
+        char ch = h[i];
+        v = v * 16 + (ch >= 'a' ? ch - 'a' + 10 : ch - '0');
+    }
+    return v;
+}
+
+/* Copies src to dst (a new file): 0 or -errno. */
+static int file_copy(const char *src, const char *dst)
+{
+    FILE *in = fopen(src, "rb"), *out = in ? fopen(dst, "wbx") : NULL;
+    int rc = in && out ? 0 : -errno;
+    char buf[65536];
+    size_t k;
+    while (rc == 0 && (k = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, k, out) != k) rc = -EIO;
+    if (in && ferror(in)) rc = -EIO;
+    if (in) fclose(in);
+    if (out && fclose(out) != 0 && rc == 0) rc = -errno;
+    if (rc && out) unlink(dst);
+    return rc;
+}
+
+/* The files of every upload whose blob the database lacks, from the
+ * folder's media/ into the database (a copy of each file goes in: the
+ * store takes the file it is given). */
+static int blobs_copy(copy *c, uint64_t *n)
+{
+    *n = 0;
+    PGresult *r;
+    int rc =
+        pg_run(c,
+               "SELECT DISTINCT encode(m.sha256, 'hex'), m.size FROM media m"
+               " WHERE NOT EXISTS(SELECT 1 FROM blobs b"
+               " WHERE b.sha256 = m.sha256)",
+               0, NULL, &r);
+    if (rc) return rc;
+    char from[4200], tmp[4200];
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        const char *h = PQgetvalue(r, i, 0);
+        if (strlen(h) != 2 * SB_SHA256_BYTES) continue;
+        uint8_t sha[SB_SHA256_BYTES];
+        for (int k = 0; k < SB_SHA256_BYTES; k++)
+            sha[k] = (uint8_t)hex_byte(h + 2 * k);
+        snprintf(from, sizeof from, "%s/media/%.2s/%s", c->data, h, h);
+        snprintf(tmp, sizeof tmp, "%s/media/%s.copy", c->data, h);
+        unlink(tmp);
+        if ((rc = file_copy(from, tmp)) != 0) {
+            rc = fail(c, rc, "%s: %s", from, strerror(-rc));
+            break;
+        }
+        rc = sb_store_blob_put(
+            c->pg, sha, tmp, (uint64_t)strtoull(PQgetvalue(r, i, 1), NULL, 10));
+        if (rc) {
+            unlink(tmp);
+            rc = fail(c, rc, "storing %s in PostgreSQL failed", from);
+        }
+        (*n)++;
+    }
+    PQclear(r);
     return rc;
 }
 
@@ -538,6 +630,15 @@ int sb_storecopy(const char *sqlite_path, const char *uri,
     }
     sqlite3_busy_timeout(c.src, 5000);
     if ((rc = source_check(&c))) goto out;
+    char *slash = strrchr(sqlite_path, '/');
+    char data[4096];
+    snprintf(data, sizeof data, "%.*s", slash ? (int)(slash - sqlite_path) : 1,
+             slash ? sqlite_path : ".");
+    c.data = data;
+    if ((rc = sb_store_open(uri, SB_DURABILITY_FSYNC, &c.pg))) {
+        rc = fail(&c, rc, "cannot open the PostgreSQL store");
+        goto out;
+    }
     c.dst = PQconnectdb(uri);
     if (PQstatus(c.dst) != CONNECTION_OK) {
         rc = fail(&c, SB_E_STORE, "PostgreSQL: %s", PQerrorMessage(c.dst));
@@ -546,9 +647,10 @@ int sb_storecopy(const char *sqlite_path, const char *uri,
     if ((rc = pg_run(&c, "SET client_min_messages = warning", 0, NULL, NULL)) ||
         (rc = target_check(&c)))
         goto out;
-    uint64_t *counts[] = {&rep->users,        &rep->convs,   &rep->members,
-                          &rep->messages_new, &rep->cursors, &rep->tags,
-                          &rep->settings,     &rep->contacts};
+    uint64_t *counts[] = {&rep->users,        &rep->convs,    &rep->members,
+                          &rep->messages_new, &rep->cursors,  &rep->tags,
+                          &rep->settings,     &rep->contacts, &rep->uploads,
+                          &rep->upload_refs};
     _Static_assert(N(counts) == N(TABLES), "a count per table");
     for (size_t i = 0; i < N(TABLES); i++) {
         if ((rc = table_copy(&c, &TABLES[i], counts[i]))) goto out;
@@ -569,11 +671,14 @@ int sb_storecopy(const char *sqlite_path, const char *uri,
                      0, NULL, NULL)))
         goto out;
     rep->messages = (uint64_t)messages;
+    if ((rc = blobs_copy(&c, &rep->blobs_new))) goto out;
+    say(&c, "uploads' files: %llu copied", (unsigned long long)rep->blobs_new);
     if ((rc = verify(&c))) goto out;
     say(&c, "verified: every table's rows, every conversation's last_seq and "
             "messages");
 out:
     PQfinish(c.dst);
     sqlite3_close(c.src);
+    sb_store_close(c.pg);
     return rc;
 }

@@ -1,8 +1,9 @@
-/* The store's two threads and their queues: a writer that takes every queued
- * write (up to SB_STOREQ_BATCH_MAX) into one transaction and one commit, and
- * a reader that answers reads one at a time on its own connection; long
- * reads (reports) go to a third thread, with a connection it opens at its
- * first, so that they hold up no other read. Finished
+/* The store's threads and their queues: a writer that takes every queued
+ * write (up to SB_STOREQ_BATCH_MAX) into one transaction and one commit, a
+ * reader that answers reads one at a time on its own connection, a blob
+ * thread that moves uploads' bytes (sb_store_blob_*), and for long reads
+ * (reports) a thread with a connection it opens at its first, so that
+ * they hold up no other read. Finished
  * requests go onto a done list that a uv_async drains on the loop thread.
  * Between batches the writer fills the search index (sb_store_index): when
  * it has been idle a moment, or at once when the index lags far behind. */
@@ -101,11 +102,12 @@ struct sb_storeq {
     sb_store *wdb, *rdb; /* the same one for an in-memory database */
     uv_mutex_t db_mu;    /* in-memory only: a batch or a read at a time */
     sb_store *cdb;       /* the checkpointer's; NULL in memory */
-    uv_thread_t writer, reader, ckpt;
+    sb_store *bdb;       /* the blob thread's; the writer's in memory */
+    uv_thread_t writer, reader, ckpt, blober;
 
     uv_mutex_t mu; /* guards everything below up to `pending` */
-    uv_cond_t wcond, rcond, ccond, lcond;
-    req_list wq, rq, done;
+    uv_cond_t wcond, rcond, ccond, bcond, lcond;
+    req_list wq, rq, bq, done;
     req_list lq; /* long reads */
     size_t lq_len;
     uv_thread_t lreader; /* their thread */
@@ -478,6 +480,32 @@ static void reader_main(void *arg)
     uv_mutex_unlock(&q->mu);
 }
 
+/* Blobs, one at a time: a large one takes its while, on no one's path
+ * but the uploads'. */
+static void blob_main(void *arg)
+{
+    sb_storeq *q = arg;
+    prctl(PR_SET_NAME, "sb-blob");
+    uv_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->bq.head && !q->stopping)
+            uv_cond_wait(&q->bcond, &q->mu);
+        sb_req *r = q->bq.head;
+        if (!r) break;
+        q->bq.head = r->next;
+        if (!q->bq.head) q->bq.tail = NULL;
+        r->next = NULL;
+        uv_mutex_unlock(&q->mu);
+        bool shared = q->bdb == q->wdb;
+        if (shared) uv_mutex_lock(&q->db_mu);
+        r->rc = sb__req_ops[r->kind].run(q->bdb, r);
+        if (shared) uv_mutex_unlock(&q->db_mu);
+        uv_mutex_lock(&q->mu);
+        done_push_locked(q, r, r);
+    }
+    uv_mutex_unlock(&q->mu);
+}
+
 /* The long reads' thread: its connection is opened at its first read (a
  * server that never makes a report never has it), and kept. */
 static void lreader_main(void *arg)
@@ -564,6 +592,9 @@ void sb_storeq_submit(sb_storeq *q, sb_req *req)
             atomic_store(&c->oldest_ms, req->queued_ms);
         list_push(w ? &q->xw[w - 1].wq : &q->wq, req);
         uv_cond_signal(w ? &q->xw[w - 1].cond : &q->wcond);
+    } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].blob) {
+        list_push(&q->bq, req);
+        uv_cond_signal(&q->bcond);
     } else if (sb__req_kind_ok(req->kind) && sb__req_ops[req->kind].long_read) {
         if (q->lq_len == LONG_READS_MAX) {
             req->rc = SB_E_RATE_LIMITED;
@@ -605,6 +636,7 @@ static void storeq_free(sb_storeq *q)
         uv_cond_destroy(&q->xw[i].cond);
     }
     sb_store_close(q->cdb);
+    if (q->bdb != q->wdb) sb_store_close(q->bdb);
     sb_store_close(q->ldb);
     free(q->path);
     if (q->rdb != q->wdb) sb_store_close(q->rdb);
@@ -616,6 +648,7 @@ static void storeq_free(sb_storeq *q)
     sb__req_scratch_free(&q->scratch);
     uv_mutex_destroy(&q->db_mu);
     uv_cond_destroy(&q->lcond);
+    uv_cond_destroy(&q->bcond);
     uv_cond_destroy(&q->ccond);
     uv_cond_destroy(&q->rcond);
     uv_cond_destroy(&q->wcond);
@@ -624,13 +657,14 @@ static void storeq_free(sb_storeq *q)
 }
 
 static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt,
-                         bool lreader)
+                         bool blober, bool lreader)
 {
     uv_mutex_lock(&q->mu);
     q->stopping = true;
     uv_cond_broadcast(&q->wcond);
     uv_cond_broadcast(&q->rcond);
     uv_cond_broadcast(&q->ccond);
+    uv_cond_broadcast(&q->bcond);
     uv_cond_broadcast(&q->lcond);
     for (int i = 0; i < q->n_xw; i++)
         uv_cond_broadcast(&q->xw[i].cond);
@@ -640,6 +674,7 @@ static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt,
     if (writer) uv_thread_join(&q->writer);
     if (reader) uv_thread_join(&q->reader);
     if (ckpt) uv_thread_join(&q->ckpt);
+    if (blober) uv_thread_join(&q->blober);
     if (lreader) uv_thread_join(&q->lreader);
     uv_mutex_lock(&q->mu);
     q->joined = true;
@@ -691,6 +726,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     if ((rc = uv_cond_init(&q->wcond))) goto err_wcond;
     if ((rc = uv_cond_init(&q->rcond))) goto err_rcond;
     if ((rc = uv_cond_init(&q->ccond))) goto err_ccond;
+    if ((rc = uv_cond_init(&q->bcond))) goto err_bcond;
     if ((rc = uv_cond_init(&q->lcond))) goto err_lcond;
     if ((rc = uv_mutex_init(&q->db_mu))) goto err_db_mu;
     q->durability = d;
@@ -705,9 +741,10 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     bool mem = path[0] == '\0' || strcmp(path, ":memory:") == 0;
     if ((rc = sb_store_open(path, d, &q->wdb))) goto err;
     if (mem)
-        q->rdb = q->wdb;
+        q->rdb = q->bdb = q->wdb;
     else if ((rc = sb_store_open(path, d, &q->rdb)) ||
-             (rc = sb_store_open(path, d, &q->cdb)))
+             (rc = sb_store_open(path, d, &q->cdb)) ||
+             (rc = sb_store_open(path, d, &q->bdb)))
         goto err;
     /* A database without a WAL to watch needs no checkpointer. */
     if (q->cdb && sb_store_wal_watch(q->wdb, on_wal_frames, q) != 0) {
@@ -732,19 +769,23 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
     if ((rc = sb__req_scratch_init(&q->scratch, SB_STOREQ_BATCH_MAX))) goto err;
     if ((rc = uv_thread_create(&q->writer, writer_main, q))) goto err;
     if ((rc = uv_thread_create(&q->reader, reader_main, q))) {
-        threads_stop(q, true, false, false, false);
+        threads_stop(q, true, false, false, false, false);
         goto err;
     }
     if ((rc = uv_thread_create(&q->ckpt, ckpt_main, q))) {
-        threads_stop(q, true, true, false, false);
+        threads_stop(q, true, true, false, false, false);
+        goto err;
+    }
+    if ((rc = uv_thread_create(&q->blober, blob_main, q))) {
+        threads_stop(q, true, true, true, false, false);
         goto err;
     }
     if ((rc = uv_thread_create(&q->lreader, lreader_main, q))) {
-        threads_stop(q, true, true, true, false);
+        threads_stop(q, true, true, true, true, false);
         goto err;
     }
     if (sb_store_is_url(path) && (rc = xwriters_start(q, path, d))) {
-        threads_stop(q, true, true, true, true);
+        threads_stop(q, true, true, true, true, true);
         goto err;
     }
     *out = q;
@@ -756,6 +797,8 @@ err:
 err_db_mu:
     uv_cond_destroy(&q->lcond);
 err_lcond:
+    uv_cond_destroy(&q->bcond);
+err_bcond:
     uv_cond_destroy(&q->ccond);
 err_ccond:
     uv_cond_destroy(&q->rcond);
@@ -774,7 +817,7 @@ void sb_storeq_stop(sb_storeq *q)
 {
     if (!q) return;
     assert(!q->in_cb); /* q would be freed under its own callback */
-    threads_stop(q, true, true, true, true);
+    threads_stop(q, true, true, true, true, true);
     while (drain(q)) {
     }
     assert(q->pending == 0);

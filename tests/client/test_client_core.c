@@ -88,6 +88,12 @@ typedef struct h {
     /* frames pulled, decoded */
     Sbp__Frame *out[LOG_MAX];
     int nout;
+    /* io->upload: the calls, the last one's send and file, and what the
+     * next call returns */
+    int uploads;
+    uint8_t upload_id[16];
+    char upload_path[64], upload_name[64];
+    int upload_rc;
 } h;
 
 /* ---- harness ---------------------------------------------------------------
@@ -108,6 +114,18 @@ static void io_close(void *ud, uint16_t code)
     t->closes++;
     t->close_code = code;
     if (t->pull_on_close) pull(t);
+}
+
+static int io_upload(void *ud, const uint8_t *id, uint64_t conv,
+                     const char *path, const char *name)
+{
+    h *t = ud;
+    (void)conv;
+    t->uploads++;
+    memcpy(t->upload_id, id, 16);
+    snprintf(t->upload_path, sizeof t->upload_path, "%s", path);
+    snprintf(t->upload_name, sizeof t->upload_name, "%s", name);
+    return t->upload_rc;
 }
 
 static void io_rand(void *ud, uint8_t *p, size_t n)
@@ -371,7 +389,8 @@ static h *h_new_cfg(sb_client_config *cfg)
     sb_client_core_io io = {.ud = t,
                             .connect = io_connect,
                             .close = io_close,
-                            .rand_bytes = io_rand};
+                            .rand_bytes = io_rand,
+                            .upload = io_upload};
     assert_int_equal(sb_client_core_new(cfg, &cbs, t, &io, &t->cc), 0);
     return t;
 }
@@ -1111,6 +1130,94 @@ static void test_resend_after_reconnect_same_id(void **state)
     sb_client_stats st;
     sb_client_core_stats(t->cc, &st);
     assert_int_equal(st.resends, 6);
+    h_free(t);
+}
+
+/* Attachments: the upload first (one at a time), the SEND only with the
+ * upload's id; retryable failures tried again after a pause, across a
+ * reconnect; a refusal or an unreadable file FAILED (never from within
+ * the call that queued it); the own message surfaces with the upload. */
+static void test_attachments(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t a[16], b[16];
+    assert_int_equal(sb_client_core_send_file(t->cc, 5, SBP__MSG_TYPE__MSG_TEXT,
+                                              "/x", NULL, NULL, a),
+                     SB_E_INVALID);
+    assert_int_equal(
+        sb_client_core_send_file(t->cc, 5, SBP__MSG_TYPE__MSG_IMAGE,
+                                 "/tmp/shots/cat.jpg", NULL, "my cat", a),
+        0);
+    assert_int_equal(sb_client_core_send_file(t->cc, 5, SBP__MSG_TYPE__MSG_FILE,
+                                              "/tmp/b.pdf", "invoice 7.pdf",
+                                              NULL, b),
+                     0);
+    pull(t);
+    assert_int_equal(t->uploads, 1); /* one at a time */
+    assert_memory_equal(t->upload_id, a, 16);
+    assert_string_equal(t->upload_path, "/tmp/shots/cat.jpg");
+    assert_string_equal(t->upload_name, "cat.jpg");
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 0);
+    /* The network fails: tried again after a pause, not at once. */
+    sb_client_core_upload_done(t->cc, a, -ECONNRESET, NULL, NULL, t->now);
+    pull(t);
+    assert_int_equal(t->uploads, 2); /* the next one meanwhile */
+    assert_memory_equal(t->upload_id, b, 16);
+    sb_client_core_upload_done(t->cc, b, SB_E_TOO_LARGE, NULL,
+                               "at most 10 bytes", t->now);
+    assert_int_equal(t->nsts, 1);
+    assert_int_equal(t->sts[0].st, SB_SEND_FAILED);
+    assert_int_equal(t->sts[0].err, SB_E_TOO_LARGE);
+    assert_memory_equal(t->sts[0].id, b, 16);
+    pull(t);
+    assert_int_equal(t->uploads, 2); /* a's pause is not over */
+    t->now += 5000;
+    sb_client_core_tick(t->cc, t->now);
+    sb_client_core_on_rx(t->cc, t->now);
+    pull(t);
+    assert_int_equal(t->uploads, 3);
+    assert_memory_equal(t->upload_id, a, 16);
+    /* Across a reconnect the send waits; the upload's answer still
+     * counts. */
+    sb_client_core_on_close(t->cc, -ECONNRESET, 0, t->now);
+    sb_client_core_upload_done(t->cc, a, 0, "0123456789abcdef0123456789abcdef",
+                               NULL, t->now);
+    pull(t);
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 0);
+    go_ready(t, 16);
+    Sbp__Frame *f = find_kind(t, SBP__FRAME__BODY_SEND, 0);
+    assert_non_null(f);
+    assert_int_equal(f->send->type, SBP__MSG_TYPE__MSG_IMAGE);
+    assert_string_equal(f->send->body, "my cat");
+    assert_non_null(f->send->media);
+    assert_string_equal(f->send->media->id, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(count_kind(t, SBP__FRAME__BODY_SEND), 1);
+    int before = t->nmsgs;
+    feed_send_ack(t, a, 5, 1, false);
+    assert_int_equal(t->nmsgs, before + 1);
+    assert_string_equal(t->msgs[before].body, "my cat");
+    /* An upload that cannot start (the file is gone): FAILED at the next
+     * tick, not from within the send call. */
+    t->upload_rc = -ENOENT;
+    int nsts = t->nsts;
+    assert_int_equal(sb_client_core_send_file(t->cc, 5, SBP__MSG_TYPE__MSG_FILE,
+                                              "/gone", NULL, NULL, b),
+                     0);
+    pull(t);
+    assert_int_equal(t->nsts, nsts);
+    t->now += 100;
+    sb_client_core_tick(t->cc, t->now);
+    sb_client_core_on_rx(t->cc, t->now);
+    assert_int_equal(t->nsts, nsts + 1);
+    assert_int_equal(t->sts[nsts].st, SB_SEND_FAILED);
+    assert_int_equal(t->sts[nsts].err, -ENOENT);
+    sb_client_stats st;
+    sb_client_core_stats(t->cc, &st);
+    assert_int_equal(st.uploads, 1);
+    assert_int_equal(st.upload_retries, 1);
+    assert_int_equal(outbox_len(t), 0);
     h_free(t);
 }
 
@@ -2820,6 +2927,7 @@ int main(void)
         cmocka_unit_test(test_stale_error_ignored),
         cmocka_unit_test(test_own_message_on_send_ack),
         cmocka_unit_test(test_resend_after_reconnect_same_id),
+        cmocka_unit_test(test_attachments),
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_receipts_bounded),

@@ -362,7 +362,7 @@ static void test_hello_deadline(void **state)
     gwfake_tick(250);
     assert_int_equal(F.closed[1], 0);
     gwfake_tick(60);
-    assert_int_equal(F.closed[1], 1008);
+    assert_int_equal(F.closed[1], 4013); /* try again: it may come back */
 }
 
 /* ---- sessions ---------------------------------------------------------------

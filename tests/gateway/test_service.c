@@ -14,6 +14,7 @@
 
 #include "gwfake.h"
 #include "sb_desk.h"
+#include "sb_medialink.h"
 
 static const char DESK[] =
     "{\"desks\":[{\"id\":\"d\",\"groups\":[\"g1\",\"g2\"],\"unmatched_max\":2,"
@@ -614,7 +615,7 @@ static void test_card_and_media(void **state)
     assert_non_null(m->card);
     assert_string_equal(m->card->title, "Blue kettle");
     assert_string_equal(m->card->price, "39.00 EUR");
-    /* An image without a URL. */
+    /* An image without an upload's id, or with a link of its own. */
     id[0] = 0x78;
     snd.type = SBP__MSG_TYPE__MSG_IMAGE;
     snd.card = NULL;
@@ -625,10 +626,101 @@ static void test_card_and_media(void **state)
     media.size = 12345;
     snd.media = &media;
     gwfake_feed(20, &fr);
+    expect_error(20, SBP__ERROR_CODE__ERR_INVALID);
+    /* An id nobody uploaded. */
+    media.id = "00112233445566778899aabbccddeeff";
+    gwfake_feed(20, &fr);
+    expect_error(20, SBP__ERROR_CODE__ERR_NOT_FOUND);
+    /* The agent's upload: the message carries what the store has, not
+     * the sender's word (its URL, size). */
+    sb_store_media rec = {.conv_id = conv,
+                          .size = 777,
+                          .width = 64,
+                          .height = 48,
+                          .created_ts = GWFAKE_T0};
+    snprintf(rec.id, sizeof rec.id, "%s", media.id);
+    snprintf(rec.owner, sizeof rec.owner, "a1");
+    snprintf(rec.name, sizeof rec.name, "kettle.png");
+    snprintf(rec.mime, sizeof rec.mime, "image/png");
+    assert_int_equal(sb_store_begin(GF.store), 0);
+    assert_int_equal(sb_store_media_put(GF.store, &rec), 0);
+    assert_int_equal(sb_store_commit(GF.store), 0);
+    gwfake_feed(20, &fr);
     m = last_push(10);
     assert_int_equal(m->type, SBP__MSG_TYPE__MSG_IMAGE);
-    assert_string_equal(m->media->url, "https://cdn.example/k.png");
-    assert_int_equal(m->media->size, 12345);
+    assert_string_equal(m->media->id, rec.id);
+    assert_string_equal(m->media->url,
+                        "/media/00112233445566778899aabbccddeeff");
+    assert_string_equal(m->media->mime, "image/png");
+    assert_string_equal(m->media->name, "kettle.png");
+    assert_int_equal(m->media->size, 777);
+    assert_int_equal(m->media->width, 64);
+    assert_int_equal(m->media->height, 48);
+    /* The customer cannot send the agent's upload; nor can anyone attach
+     * media to a text. */
+    gwfake_clear(10);
+    Sbp__Send snd2 = snd;
+    uint8_t id2[16];
+    memset(id2, 0x79, sizeof id2);
+    snd2.client_msg_id.data = id2;
+    Sbp__Frame fr2 = fr;
+    fr2.send = &snd2;
+    gwfake_feed(10, &fr2);
+    expect_error(10, SBP__ERROR_CODE__ERR_NOT_FOUND);
+    id2[0] = 0x7a;
+    snd2.type = SBP__MSG_TYPE__MSG_TEXT;
+    snd2.body = "look";
+    gwfake_feed(10, &fr2);
+    expect_error(10, SBP__ERROR_CODE__ERR_INVALID);
+
+    /* MEDIA_URL: a signed link for those who may see it (both members,
+     * now that a message carries it); none for an unknown id. */
+    char *ids[] = {rec.id, "ffffffffffffffffffffffffffffffff"};
+    Sbp__MediaUrl mu = SBP__MEDIA_URL__INIT;
+    mu.ids = ids;
+    mu.n_ids = 2;
+    Sbp__Frame fu = SBP__FRAME__INIT;
+    fu.rid = 41;
+    fu.body_case = SBP__FRAME__BODY_MEDIA_URL;
+    fu.media_url = &mu;
+    gwfake_feed(10, &fu);
+    const Sbp__Frame *got = gwfake_last(10);
+    assert_int_equal(got->body_case, SBP__FRAME__BODY_MEDIA_URL_RESP);
+    assert_int_equal(got->rid, 41);
+    assert_int_equal(got->media_url_resp->n_links, 1);
+    const Sbp__MediaLink *ln = got->media_url_resp->links[0];
+    assert_string_equal(ln->id, rec.id);
+    assert_memory_equal(ln->url,
+                        "/media/00112233445566778899aabbccddeeff?t=", 42);
+    assert_true(ln->expires_ts > GWFAKE_T0);
+    char user[SB_ID_BYTES_MAX + 1];
+    Sbp__Role role;
+    const char *t = strstr(ln->url, "?t=") + 3;
+    assert_int_equal(sb_media_link_verify(
+                         (const uint8_t *)GWFAKE_SECRET, strlen(GWFAKE_SECRET),
+                         rec.id, t, strlen(t), GWFAKE_T0 / 1000, user, &role),
+                     0);
+    assert_string_equal(user, "cu1");
+    assert_int_equal(role, SBP__ROLE__ROLE_CUSTOMER);
+    mu.n_ids = 1;
+    mu.ids = &ids[1];
+    gwfake_feed(10, &fu);
+    expect_error(10, SBP__ERROR_CODE__ERR_NOT_FOUND);
+    /* Malformed ids, too many, none. */
+    char *bad[] = {"../x"};
+    mu.ids = bad;
+    gwfake_feed(10, &fu);
+    expect_error(10, SBP__ERROR_CODE__ERR_INVALID);
+    mu.n_ids = 0;
+    gwfake_feed(10, &fu);
+    expect_error(10, SBP__ERROR_CODE__ERR_INVALID);
+    char *many[SB_MEDIA_URL_IDS_MAX + 1];
+    for (size_t i = 0; i <= SB_MEDIA_URL_IDS_MAX; i++)
+        many[i] = rec.id;
+    mu.ids = many;
+    mu.n_ids = SB_MEDIA_URL_IDS_MAX + 1;
+    gwfake_feed(10, &fu);
+    expect_error(10, SBP__ERROR_CODE__ERR_TOO_LARGE);
 }
 
 /* The gateway's routing state in a configuration put in force while it

@@ -52,6 +52,7 @@ while IFS= read -r line; do
     F) val=json ;;
     L) val=warn ;;
     O) val=https://support.example.com ;;
+    TYPES) val=image/png,application/pdf ;;
     *) val=s ;;
   esac
   echo "$name $val" >> "$ALL"

@@ -671,17 +671,14 @@ uint64_t it_open(it_device *d, const char *member, int timeout_ms)
     return d->open_err ? 0 : d->open_conv;
 }
 
-int it_send_text(it_device *d, uint64_t conv_id, const char *body)
+/* Registers the send id of d (with body) in the env. */
+static void send_register(it_device *d, uint64_t conv_id, const uint8_t *id,
+                          const char *body, size_t n)
 {
     it_env *e = d->env;
-    uint8_t id[SB_CLIENT_MSG_ID_BYTES];
-    size_t n = strlen(body);
-    int rc =
-        sb_client_send(d->c, conv_id, SBP__MSG_TYPE__MSG_TEXT, body, n, 0, id);
-    if (rc) return rc;
     it_send *s = calloc(1, sizeof *s);
     if (!s) abort();
-    memcpy(s->cmid, id, sizeof id);
+    memcpy(s->cmid, id, SB_CLIENT_MSG_ID_BYTES);
     s->conv_id = conv_id;
     s->dev = d;
     s->body_hash = it_hash(body, n);
@@ -694,6 +691,29 @@ int it_send_text(it_device *d, uint64_t conv_id, const char *body)
     if (sb_map_put(&e->sends, k, s) != 0) abort();
     e->n_sends++;
     d->n_sends++;
+}
+
+int it_send_text(it_device *d, uint64_t conv_id, const char *body)
+{
+    uint8_t id[SB_CLIENT_MSG_ID_BYTES];
+    size_t n = strlen(body);
+    int rc =
+        sb_client_send(d->c, conv_id, SBP__MSG_TYPE__MSG_TEXT, body, n, 0, id);
+    if (rc) return rc;
+    send_register(d, conv_id, id, body, n);
+    return 0;
+}
+
+int it_send_file(it_device *d, uint64_t conv_id, Sbp__MsgType type,
+                 const char *path, const char *name, const char *caption,
+                 uint8_t *id_out)
+{
+    uint8_t id[SB_CLIENT_MSG_ID_BYTES];
+    int rc = sb_client_send_file(d->c, conv_id, type, path, name, caption, id);
+    if (rc) return rc;
+    send_register(d, conv_id, id, caption ? caption : "",
+                  caption ? strlen(caption) : 0);
+    if (id_out) memcpy(id_out, id, sizeof id);
     return 0;
 }
 

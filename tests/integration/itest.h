@@ -216,6 +216,12 @@ uint64_t it_surfaced(it_device *d, uint64_t conv_id);
 uint64_t it_open(it_device *d, const char *member, int timeout_ms);
 /* Queues a text message and registers it. Returns 0 or the SDK's code. */
 int it_send_text(it_device *d, uint64_t conv_id, const char *body);
+/* Queues an attachment (sb_client_send_file) and registers it with its
+ * caption as body; id_out (may be NULL) gets its client_msg_id. Returns
+ * 0 or the SDK's code. */
+int it_send_file(it_device *d, uint64_t conv_id, Sbp__MsgType type,
+                 const char *path, const char *name, const char *caption,
+                 uint8_t *id_out);
 /* n messages with bodies "<tag>#<i>" (i from first). */
 int it_send_n(it_device *d, uint64_t conv_id, int first, int n,
               const char *tag);

@@ -5,8 +5,10 @@
 # come, and a tag on a message copied already; the server stops and a
 # second copy brings only what changed (a third, nothing); the same server
 # then runs on PostgreSQL and serves every message, and new messages and
-# conversations after them. A database with conversations of its own is
-# refused. Usage: store_copy.sh SWITCHBOARD SBCTL PGTEST_SH
+# conversations after them; attachments sent before the move (their
+# records and their bytes, one of them after the first copy) are served
+# from PostgreSQL, byte for byte. A database with conversations of its own
+# is refused. Usage: store_copy.sh SWITCHBOARD SBCTL PGTEST_SH
 set -euo pipefail
 SRV_BIN=$1
 CTL=$2
@@ -60,12 +62,15 @@ for i in $(seq 1 30); do
 done
 "$CTL" send --conv "$CONV" --token "$BOB" "bob answers" >/dev/null
 "$CTL" tag --conv "$CONV" --token "$BOB" --add vip >/dev/null
+head -c 300000 /dev/urandom | base64 > "$DIR/first.txt"
+"$CTL" send --conv "$CONV" --token "$ALICE" --file "$DIR/first.txt" >/dev/null
 
 # The first copy, while the server runs.
 check "copy while running" 0 "$CTL" store copy --from "$DIR/data" --to "$DB"
 has "first copy verified" "verified"
-# 30 + 1 messages and the tag's event (conv.tagged).
-has "first copy: 32 messages" "32 messages (32 new)"
+# 30 + 1 messages, the tag's event (conv.tagged) and the upload's message.
+has "first copy: 33 messages" "33 messages (33 new)"
+has "first copy: its upload" "1 uploads (1 files new)"
 
 # More, then a tag on a message copied already (its flag changes), then a
 # stop.
@@ -73,13 +78,17 @@ for i in $(seq 31 40); do
   "$CTL" send --conv "$CONV" --token "$ALICE" "message $i from alice" >/dev/null
 done
 "$CTL" tag --conv "$CONV" --seq 5 --add refund --token "$BOB" >/dev/null
+head -c 1500000 /dev/urandom | base64 > "$DIR/second.txt"
+"$CTL" send --conv "$CONV" --token "$BOB" --file "$DIR/second.txt" --name "log.txt" >/dev/null
 stop
 
 check "second copy" 0 "$CTL" store copy --from "$DIR/data" --to "$DB"
-# 10 more and the second tag's event (msg.tagged).
-has "second copy brings the rest" "43 messages (11 new)"
+# 10 more, the second tag's event (msg.tagged) and the second upload's.
+has "second copy brings the rest" "45 messages (12 new)"
+has "second copy: the new upload's bytes" "2 uploads (1 files new)"
 check "third copy: nothing new" 0 "$CTL" store copy --from "$DIR/data" --to "$DB"
-has "third copy" "43 messages (0 new)"
+has "third copy" "45 messages (0 new)"
+has "third copy: no file again" "2 uploads (0 files new)"
 t=$(psql -Atq "$DB" -c "SELECT tagged FROM messages WHERE conv_id = $CONV AND seq = 5")
 [ "$t" = 1 ] && ok "a copied message's tag follows" || bad "a copied message's tag follows ($t)"
 
@@ -89,8 +98,13 @@ check "history on PostgreSQL" 0 "$CTL" history --conv "$CONV" --limit 50 --token
 has "first message" "message 1 from alice"
 has "last message before the move" "message 40 from alice"
 has "the agent's answer" "bob answers"
+for f in first second; do
+  url=$(grep -o "/media/[0-9a-f]*" "$DIR/last" | sed -n "$([ $f = first ] && echo 1 || echo 2)p")
+  curl -fsS -H "Authorization: Bearer $ALICE" "http://127.0.0.1:$PORT$url" -o "$DIR/$f.got" || true
+  if cmp -s "$DIR/$f.txt" "$DIR/$f.got"; then ok "$f upload served from PostgreSQL"; else bad "$f upload served from PostgreSQL"; fi
+done
 check "send after the move" 0 "$CTL" send --conv "$CONV" --token "$ALICE" "after the move"
-has "seq continues" "seq=44"
+has "seq continues" "seq=46"
 check "new conversation" 0 "$CTL" open --member bob --token "$(tok carol customer)"
 if [ "$(cat "$DIR/last")" -gt "$CONV" ]; then ok "conv ids continue"; else bad "conv ids continue"; fi
 stop

@@ -104,9 +104,12 @@ static void test_fan_out(void **state)
     size_t n = 0;
     assert_int_equal(it_check_store(&E, f.conv, f.cust, &n), 0);
     assert_int_equal(n, 3 * PER);
-    /* Pushed across the nodes, not repaired by SYNC. */
+    /* Pushed across the nodes, not repaired by SYNC: a device may SYNC
+     * once or twice when a loaded machine holds a gap past the SDK's
+     * wait, but without the pushes each of the eight windows would need
+     * its own. */
     for (int i = 0; i < 3; i++)
-        assert_true(all[i]->synced - synced0[i] <= 1);
+        assert_true(all[i]->synced - synced0[i] <= 3);
     /* Each side's read receipts reach the other side on its nodes: the
      * SDK marks as read what its application surfaced. */
     unsigned r0 = f.agent->receipts, r1 = f.agent2->receipts;

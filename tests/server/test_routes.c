@@ -52,6 +52,14 @@ static void on_answer(void *ud, int status, const char *type,
     r->body[n] = '\0';
 }
 
+/* The media service takes it: status 999 stands for that. */
+static void on_media(void *ud)
+{
+    result *r = ud;
+    r->calls++;
+    r->status = 999;
+}
+
 static void on_upgrade(void *ud, sb_encoding enc, const char *proto,
                        const sb_wsdeflate_params *deflate, const char *ext)
 {
@@ -103,6 +111,7 @@ static result serve_from(const sb_routes_config *cfg,
                        .desk = desks,
                        .answer = on_answer,
                        .upgrade = on_upgrade,
+                       .media = on_media,
                        .ud = &res};
     sb_routes_serve(&rq);
     assert_int_equal(res.calls, 1);
@@ -238,14 +247,87 @@ static void test_methods_and_limits(void **state)
            "GET only\n");
     expect("HEAD / HTTP/1.1\r\n", 405, "GET only\n");
     expect("DELETE /nothing/here HTTP/1.1\r\n", 405, "GET only\n");
-    char head[600];
-    snprintf(head, sizeof head, "GET /%0300d HTTP/1.1\r\n", 0);
+    char head[2600];
+    snprintf(head, sizeof head, "GET /%02100d HTTP/1.1\r\n", 0);
     expect(head, 431, "header too large\n");
     snprintf(head, sizeof head,
              "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: "
              "Upgrade\r\nOrigin: https://%0260d\r\n",
              0);
     expect(head, 431, "header too large\n");
+}
+
+/* Uploads and their bytes go to the media service, for its methods. */
+static void test_media_routes(void **state)
+{
+    (void)state;
+    expect("POST /media?conv=1 HTTP/1.1\r\nContent-Length: 3\r\n", 999, NULL);
+    expect("POST /media HTTP/1.1\r\nContent-Length: 3\r\n", 999, NULL);
+    expect("OPTIONS /media HTTP/1.1\r\n", 999, NULL);
+    expect("GET /media/0123 HTTP/1.1\r\n", 999, NULL);
+    expect("OPTIONS /media/0123 HTTP/1.1\r\n", 999, NULL);
+    expect("GET /media/ HTTP/1.1\r\n", 404, "not found\n");
+    expect("GET /media HTTP/1.1\r\n", 404, "not found\n");
+    expect("GET /mediax HTTP/1.1\r\n", 404, "not found\n");
+    expect("DELETE /media/0123 HTTP/1.1\r\n", 405, "GET only\n");
+}
+
+/* Parsing for the media service: the body's start, its length, the
+ * bearer token, Expect, query parameters. */
+static void test_http_fields(void **state)
+{
+    (void)state;
+    static sb_http_req req;
+    const char *text =
+        "POST /media?conv=12&name=caf%C3%A9+menu.pdf HTTP/1.1\r\n"
+        "Authorization: Bearer abc.def.ghi\r\n"
+        "Expect: 100-continue\r\n"
+        "Content-Length: 4\r\n\r\nBODY";
+    size_t n = strlen(text);
+    /* Fed whole, or a byte at a time: the body starts at the same byte. */
+    for (int split = 0; split < 2; split++) {
+        sb_http_req_init(&req);
+        size_t at = 0;
+        while (!req.complete) {
+            size_t k = split ? 1 : n - at;
+            long used = sb_http_req_feed(&req, text + at, k);
+            assert_true(used >= 0);
+            at += (size_t)used;
+            if (!req.complete) assert_int_equal((size_t)used, k);
+        }
+        assert_string_equal(text + at, "BODY");
+    }
+    assert_string_equal(sb_http_req_method(&req), "POST");
+    assert_int_equal(sb_http_req_content_length(&req), 4);
+    assert_false(sb_http_req_chunked(&req));
+    assert_string_equal(sb_http_req_bearer(&req), "abc.def.ghi");
+    assert_true(sb_http_req_expects_continue(&req));
+    char v[64];
+    assert_int_equal(sb_http_query(req.path, "conv", v, sizeof v), 2);
+    assert_string_equal(v, "12");
+    assert_int_equal(sb_http_query(req.path, "name", v, sizeof v), 14);
+    assert_string_equal(v, "caf\xc3\xa9 menu.pdf");
+    assert_int_equal(sb_http_query(req.path, "nam", v, sizeof v), -ENOENT);
+    assert_int_equal(sb_http_query(req.path, "name", v, 5), -ENOSPC);
+    assert_int_equal(sb_http_query("/x?a=%4", "a", v, sizeof v), -EINVAL);
+    assert_int_equal(sb_http_query("/x?a=%zz", "a", v, sizeof v), -EINVAL);
+    assert_int_equal(sb_http_query("/x?a=%00", "a", v, sizeof v), -EINVAL);
+    assert_int_equal(sb_http_query("/x?b=1&a=", "a", v, sizeof v), 0);
+    assert_int_equal(sb_http_query("/x", "a", v, sizeof v), -ENOENT);
+
+    text = "POST /media HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+           "Authorization: Basic eA==\r\n\r\n";
+    sb_http_req_init(&req);
+    assert_true(sb_http_req_feed(&req, text, strlen(text)) > 0);
+    assert_true(req.complete);
+    assert_true(sb_http_req_chunked(&req));
+    assert_int_equal(sb_http_req_content_length(&req), -1);
+    assert_null(sb_http_req_bearer(&req));
+    assert_false(sb_http_req_expects_continue(&req));
+    text = "GET /media/x HTTP/1.1\r\n\r\n";
+    sb_http_req_init(&req);
+    assert_true(sb_http_req_feed(&req, text, strlen(text)) > 0);
+    assert_int_equal(sb_http_req_content_length(&req), -1);
 }
 
 static void on_api(void *ud)
@@ -522,6 +604,8 @@ int main(void)
         cmocka_unit_test(test_methods_and_limits),
         cmocka_unit_test(test_upgrade),
         cmocka_unit_test(test_upgrade_deflate),
+        cmocka_unit_test(test_media_routes),
+        cmocka_unit_test(test_http_fields),
         cmocka_unit_test(test_api_routes),
         cmocka_unit_test(test_demo_token_route),
         cmocka_unit_test(test_demo_banner),

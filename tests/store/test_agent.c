@@ -538,6 +538,8 @@ static void test_migrate(void **state)
         assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
         sb_store_close(s);
         assert_int_equal(pgtest_exec(t.path,
+                                     "DROP TABLE media, media_refs, blobs,"
+                                     " blob_chunks;"
                                      "DROP TABLE contacts;"
                                      "DROP INDEX convs_notes;"
                                      "ALTER TABLE convs DROP COLUMN notes_of;"

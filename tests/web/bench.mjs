@@ -16,7 +16,7 @@ import { cpus, loadavg } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { startServer, repo, until } from './helpers/server.mjs';
 import { launch, openPage } from './helpers/browser.mjs';
-import { sdkClient, fill } from './helpers/seed.mjs';
+import { sdkClient, fill, knownUser } from './helpers/seed.mjs';
 import { analyze, TRACE_CATEGORIES } from './helpers/trace.mjs';
 
 const N = Number(process.env.SB_BENCH_MESSAGES || 10000);
@@ -93,6 +93,7 @@ const fig = { load: loadavg()[0] };
 const failed = [];
 const suffix = RUNS > 1 ? `.${run}` : '';
 try {
+  await knownUser(srv, 'bob', 'agent');
   const cust = await sdkClient(srv, 'bench-customer', 'customer');
   const conv = await cust.open(['bob']);
   const id = conv.conv_id;

@@ -17,6 +17,13 @@ export async function sdkClient(srv, user, role, deviceId = `${user}-node`, opts
   return c;
 }
 
+/** Makes user one the server knows (a conversation names only those):
+ * a device of its own says HELLO, then goes. */
+export async function knownUser(srv, user, role) {
+  const c = await sdkClient(srv, user, role, `${user}-seed`);
+  c.stop();
+}
+
 /** Sends n texts ("msg 1".."msg n") into convId from client c; resolves
  * when every one is stored. */
 export async function fill(c, convId, n, prefix = 'msg') {
@@ -28,6 +35,7 @@ export async function fill(c, convId, n, prefix = 'msg') {
  * from the customer (a client of its own, stopped after). Resolves with
  * the conversation. */
 export async function seedConv(srv, user, agent, n) {
+  await knownUser(srv, agent, 'agent');
   const c = await sdkClient(srv, user, 'customer');
   try {
     const conv = await c.open([agent]);

@@ -22,6 +22,7 @@ function h(cfg = {}) {
     connects: 0,
     closes: [],
     out: [],
+    uploads: [],
   };
   t.cc = new ClientCore(
     { token: 'tok', deviceId: 'dev-a', ...cfg },
@@ -38,6 +39,7 @@ function h(cfg = {}) {
     {
       connect: () => t.connects++,
       close: (code) => t.closes.push(code),
+      upload: (key, convId, blob, name) => t.uploads.push({ key, convId, blob, name }),
       // Deterministic "randomness": a counter, so ids differ.
       randBytes: (n) => {
         const b = new Uint8Array(n);
@@ -887,4 +889,51 @@ test('SEND_ACK with the stored body (masked) surfaces that body', () => {
   t.pull();
   t.ack(id2, 2, 2);
   assert.equal(t.msgs.at(-1).body, 'fine', 'no body in the ack: the text sent');
+});
+
+test('attachments: uploaded one at a time, sent only with the upload id, retried on passing failures, failed on refusals', () => {
+  const t = h({ backoffMsMax: 1000 });
+  t.ready();
+  assert.throws(() => t.cc.send(5, { type: 'MSG_TEXT', upload: { size: 1 } }), (e) => e.code === 'ERR_INVALID');
+  const a = t.cc.send(5, { type: 'MSG_IMAGE', body: 'my cat', media: { name: 'cat.jpg', width: 40, height: 30 }, upload: { name: 'cat.jpg', size: 900 } });
+  const b = t.cc.send(5, { type: 'MSG_FILE', upload: { name: 'b.pdf', size: 5 } });
+  t.pull();
+  assert.equal(t.uploads.length, 1, 'one at a time');
+  assert.equal(t.uploads[0].key, a);
+  assert.equal(t.uploads[0].name, 'cat.jpg');
+  assert.equal(t.kind('send').length, 0, 'nothing sent before its upload');
+  // The network fails: tried again after a pause; b goes meanwhile.
+  t.cc.uploaded(a, 'ECONNRESET', null, '', t.now);
+  t.pull();
+  assert.equal(t.uploads.length, 2);
+  assert.equal(t.uploads[1].key, b);
+  // b is refused: FAILED, and never sent.
+  t.cc.uploaded(b, 'ERR_TOO_LARGE', null, 'at most 10 MiB', t.now);
+  const fb = t.sts.filter((i) => i.clientMsgId === b).at(-1);
+  assert.equal(fb.status, SendStatus.FAILED);
+  assert.equal(fb.err, 'ERR_TOO_LARGE');
+  assert.equal(retryable('ERR_TOO_LARGE'), false);
+  t.pull();
+  assert.equal(t.uploads.length, 2, "a's pause is not over");
+  t.now += 1000;
+  t.cc.tick(t.now);
+  t.cc.onRx(t.now);
+  t.pull();
+  assert.equal(t.uploads.length, 3);
+  assert.equal(t.uploads[2].key, a);
+  const rec = { id: '0123456789abcdef0123456789abcdef', name: 'cat.jpg', mime: 'image/jpeg', size: 880, width: 40, height: 30, url: '/media/0123456789abcdef0123456789abcdef' };
+  t.cc.uploaded(a, null, rec, '', t.now);
+  t.pull();
+  const sends = t.kind('send');
+  assert.equal(sends.length, 1);
+  assert.equal(sends[0].send.type, 'MSG_IMAGE');
+  assert.equal(sends[0].send.body, 'my cat');
+  assert.deepEqual(sends[0].send.media, { id: rec.id }, 'the upload by its id, nothing else');
+  // SENT: the own message has the upload's record.
+  t.feed({ rid: sends[0].rid, send_ack: { client_msg_id: fromHex(a), msg_id: 9, conv_id: 5, seq: 1, server_ts: 7, duplicate: false } });
+  const own = t.msgs.find((m) => m.seq === 1 && m.conv_id === 5);
+  assert.equal(own.media.id, rec.id);
+  assert.equal(own.media.width, 40);
+  assert.equal(t.cc.stats().uploads, 1);
+  assert.equal(t.cc.stats().uploadRetries, 1);
 });

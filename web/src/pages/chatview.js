@@ -3,7 +3,9 @@
 // seen, jump to a quoted message, a "new messages" pill while reading
 // history, keyboard navigation between messages, a quote bar, a tag bar
 // (workbench), and a composer with typing notices, a draft kept per
-// conversation, an emoji picker and "/" for canned replies (workbench).
+// conversation, an emoji picker, "/" for canned replies (workbench) and
+// attachments (a button, pasting a screenshot, dropping files on the
+// pane).
 // Renders once per animation frame, whatever the burst size.
 import { h, frameBatcher, toast, errText, setText, icon } from './common.js';
 import { t } from './i18n.js';
@@ -58,6 +60,7 @@ export class ChatView {
             staff: !!o.staff,
             statusOf: (x) => this.statusOf(x),
             terms: this.terms,
+            media: (id) => this.store.client.mediaUrl(id),
           },
           flags,
         ),
@@ -100,6 +103,7 @@ export class ChatView {
     });
     if (o.staff) this.buildTagbar();
     this.buildEmoji();
+    this.buildAttach();
     if (o.canned) this.buildSuggest();
     this.store.onChange((convs, kinds) => {
       if (!this.conv) return;
@@ -496,6 +500,83 @@ export class ChatView {
     });
     this.input.before(this.emojiBtn);
     this.composer.append(this.emojiBox);
+  }
+
+  // ---- attachments ---------------------------------------------------------------
+
+  buildAttach() {
+    this.fileInput = h('input', { type: 'file', multiple: true, hidden: true, tabindex: -1, 'aria-hidden': 'true' });
+    this.attachBtn = h('button.attachbtn', { type: 'button', 'aria-label': t('attach'), title: t('attach') }, icon('clip'));
+    this.attachBtn.addEventListener('click', () => this.fileInput.click());
+    this.fileInput.addEventListener('change', () => {
+      this.sendFiles([...this.fileInput.files]);
+      this.fileInput.value = '';
+    });
+    this.input.before(this.attachBtn, this.fileInput);
+    // A screenshot pasted into the composer is sent as an image.
+    this.input.addEventListener('paste', (ev) => {
+      const files = ev.clipboardData ? [...ev.clipboardData.files] : [];
+      if (!files.length) return;
+      ev.preventDefault();
+      this.sendFiles(files);
+    });
+    // Files dropped anywhere on the pane.
+    this.dropNote = h('div.dropnote', { hidden: true, text: t('drop.here') });
+    this.scroller.after(this.dropNote);
+    let depth = 0;
+    const over = (on) => {
+      this.root.classList.toggle('dropping', on);
+      this.dropNote.hidden = !on;
+    };
+    const hasFiles = (ev) => ev.dataTransfer && [...ev.dataTransfer.types].includes('Files');
+    this.root.addEventListener('dragenter', (ev) => {
+      if (!hasFiles(ev) || !this.conv || !this.writable) return;
+      ev.preventDefault();
+      depth++;
+      over(true);
+    });
+    this.root.addEventListener('dragover', (ev) => {
+      if (!hasFiles(ev) || !this.conv || !this.writable) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = 'copy';
+    });
+    this.root.addEventListener('dragleave', () => {
+      if (depth > 0 && --depth === 0) over(false);
+    });
+    this.root.addEventListener('drop', (ev) => {
+      depth = 0;
+      over(false);
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      this.sendFiles([...ev.dataTransfer.files]);
+    });
+  }
+
+  /** Sends each file: an image's size is read first, so that its message
+   * takes its place in the list before the bytes are there. */
+  async sendFiles(files) {
+    if (!this.conv || !this.writable) return;
+    const convId = this.conv.id;
+    for (const file of files) {
+      let width = 0;
+      let height = 0;
+      if (/^image\/(jpeg|png|gif|webp)$/.test(file.type) && globalThis.createImageBitmap) {
+        try {
+          const bmp = await createImageBitmap(file);
+          width = bmp.width;
+          height = bmp.height;
+          bmp.close();
+        } catch (e) {
+          /* not an image after all: the server decides */
+        }
+      }
+      try {
+        this.store.sendFile(convId, file, { width, height, localUrl: URL.createObjectURL(file) });
+        this.vl.stick = true;
+      } catch (e) {
+        toast(errText(e));
+      }
+    }
   }
 
   toggleEmoji(open = this.emojiBox.hidden) {

@@ -1,11 +1,13 @@
 // One message as an element: text (links made clickable, search terms
-// marked), robot answers with quick-reply buttons, cards, images (lazy),
-// files, events, quotes, recalled messages, a date separator above the
+// marked), robot answers with quick-reply buttons, cards, images (their
+// size known before they load: no jump in the list; their bytes by a link
+// signed for this user, ctx.media), files (downloads by the same links),
+// events, quotes, recalled messages, a date separator above the
 // first message of a day, and for own messages the send status, with
 // the reason of a failure and the action that can help (retry, or delete
 // when sending it again cannot succeed). Actions are data attributes; the
 // page handles clicks by delegation. Text goes in as text nodes only.
-import { h, fmtTime, fmtDay, errText } from './common.js';
+import { h, fmtTime, fmtDay, errText, icon } from './common.js';
 import { t } from './i18n.js';
 import { isQuiet } from '../sdk/chat.js';
 
@@ -112,27 +114,57 @@ export function excerpt(s, n = 80) {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
 
-function bodyOf(m, mine, terms) {
+// The largest side an image is shown at, in CSS pixels.
+const IMAGE_SIDE = 240;
+
+/** The size an image of w x h is shown at (within IMAGE_SIDE square). */
+export function imageBox(w, hgt) {
+  if (!w || !hgt) return { width: IMAGE_SIDE, height: Math.round((IMAGE_SIDE * 2) / 3) };
+  const scale = Math.min(1, IMAGE_SIDE / w, IMAGE_SIDE / hgt);
+  return { width: Math.max(1, Math.round(w * scale)), height: Math.max(1, Math.round(hgt * scale)) };
+}
+
+function fileSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${Math.ceil(n / 1024)} KiB`;
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+// An upload's element: the link to its bytes comes from ctx.media (a
+// promise of a URL signed for this user), or the local copy of a file
+// still on its way (localUrl).
+function mediaLink(el, attr, md, ctx) {
+  if (md.localUrl) el.setAttribute(attr, md.localUrl);
+  else if (md.id && ctx.media)
+    ctx.media(md.id).then(
+      (u) => el.setAttribute(attr, u),
+      () => el.classList.add('gone'),
+    );
+}
+
+function bodyOf(m, mine, ctx) {
   if (m.recalled) return h('div.text.recalled', { text: mine ? t('recalled.you') : t('recalled') });
   switch (m.type) {
     case 'MSG_IMAGE': {
       const md = m.media || {};
-      const w = md.width || 240;
-      const hgt = md.height || 160;
-      const scale = Math.min(1, 240 / w);
-      const src = safeHref(md.url || m.body);
-      return h('img.image', {
-        src: src || '',
+      const box = imageBox(md.width, md.height);
+      const img = h('img.image', {
         alt: md.name || t('image'),
-        loading: 'lazy',
         decoding: 'async',
-        width: Math.round(w * scale),
-        height: Math.round(hgt * scale),
+        width: box.width,
+        height: box.height,
+        style: `aspect-ratio: ${box.width} / ${box.height}`,
       });
+      mediaLink(img, 'src', md, ctx);
+      const link = h('a.imagelink', { target: '_blank', rel: 'noopener noreferrer', 'aria-label': `${t('image')}: ${md.name || ''}` }, img);
+      mediaLink(link, 'href', md, ctx);
+      return h('div.media', null, link, m.body ? h('div.text', null, ...richText(m.body, ctx.terms)) : null);
     }
     case 'MSG_FILE': {
       const md = m.media || {};
-      return h('a.file', { href: safeHref(md.url || '') || '#', target: '_blank', rel: 'noopener noreferrer' }, `📎 ${md.name || m.body}`, md.size ? ` (${Math.ceil(md.size / 1024)} KiB)` : '');
+      const a = h('a.file', { download: md.name || '', rel: 'noopener noreferrer' }, icon('clip'), h('span.fname', { text: md.name || t('file') }), md.size ? h('span.fsize', { text: fileSize(md.size) }) : null);
+      mediaLink(a, 'href', md, ctx);
+      return h('div.media', null, a, m.body ? h('div.text', null, ...richText(m.body, ctx.terms)) : null);
     }
     case 'MSG_CARD': {
       const c = m.card || {};
@@ -146,7 +178,7 @@ function bodyOf(m, mine, terms) {
       );
     }
     default:
-      return h('div.text', null, ...richText(m.body, terms));
+      return h('div.text', null, ...richText(m.body, ctx.terms));
   }
 }
 
@@ -157,7 +189,8 @@ function daySeparator(ms) {
 /**
  * The element of one MessageList entry.
  * ctx: { list, staff (agent page), statusOf(entry), terms (search terms
- * to mark, lowercase) }; flags from itemFlags.
+ * to mark, lowercase), media(id) (a promise of a link to an upload) };
+ * flags from itemFlags.
  */
 export function renderMessage(e, ctx, flags = 0) {
   const m = e.msg;
@@ -171,7 +204,7 @@ export function renderMessage(e, ctx, flags = 0) {
   const mine = e.mine;
   const robot = m.type === 'MSG_ROBOT' || m.sender === 'bot';
   const status = mine ? ctx.statusOf(e) : null;
-  const bubble = h('div.bubble', null, m.recalled ? null : quoteBlock(m, ctx.list), bodyOf(m, mine, ctx.terms));
+  const bubble = h('div.bubble', null, m.recalled ? null : quoteBlock(m, ctx.list), bodyOf(m, mine, ctx));
   if (robot && m.quick_replies && m.quick_replies.length && !m.recalled) {
     // The customer taps them; on the workbench they only show what the
     // customer was offered (an agent's tap would answer as the agent).
@@ -188,7 +221,9 @@ export function renderMessage(e, ctx, flags = 0) {
   const tags = m.tags && m.tags.length ? h('div.tags', { 'aria-label': t('info.tags') }, m.tags.map((x) => h('span.chip', { text: x }))) : null;
   let statusEl = null;
   if (status === 'failed') {
-    const why = errText(e.err || 'ERR_INTERNAL');
+    // An attachment the server refused says so in a file's words.
+    const upload = (m.type === 'MSG_IMAGE' || m.type === 'MSG_FILE') && m.media && !m.media.id;
+    const why = upload && e.err === 'ERR_TOO_LARGE' ? t('err.file.large') : upload && e.err === 'ERR_INVALID' ? t('err.file.type') : errText(e.err || 'ERR_INTERNAL');
     statusEl = h(
       'span.failure',
       { role: 'alert' },

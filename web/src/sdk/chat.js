@@ -349,6 +349,11 @@ export class ChatStore {
     return this.client.send(convId, opts);
   }
 
+  /** An attachment (Client.sendFile): uploaded, then sent. */
+  sendFile(convId, file, opts) {
+    return this.client.sendFile(convId, file, opts);
+  }
+
   /** The desk's team, asked of the server (agents and admins): resolves
    * with { desk, agents, groups }, kept in this.team; presence pushes
    * keep the statuses current. */

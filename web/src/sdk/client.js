@@ -13,6 +13,13 @@
 // of them (the nodes of a cluster): the client connects to one and moves
 // to another when its node goes away (core.js, "Several servers").
 //
+// Attachments (sendFile): the file goes up first, by HTTP POST to the
+// server's /media with the session's token (fetch), then the message
+// naming it; the send waits in the outbox meanwhile, the file with it in
+// IndexedDB across reloads. Uploads are read back through short-lived
+// links signed for this user (mediaUrl: MEDIA_URL frames, batched and
+// cached), which an <img> can load without the token.
+//
 // Events (client.on(name, fn)): state(state, err), message(m),
 // status(info), receipt(readNotify), synced(), conversation(conv),
 // event(frame) (typing, conv_update, agent_state, agent_presence,
@@ -23,6 +30,36 @@ import { SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO } from './codec.js';
 import { cryptoRandomBytes } from './ids.js';
 
 export { State, SendStatus, SbError } from './core.js';
+
+// The raster images a page shows: sent as MSG_IMAGE, others as MSG_FILE.
+const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp']);
+// Signed links are asked for again this long before they expire.
+const LINK_MARGIN_MS = 60000;
+// Ids per MEDIA_URL (the server's limit).
+const LINK_IDS_MAX = 64;
+
+// What an upload's HTTP answer means: the protocol's error codes.
+function uploadErr(status) {
+  switch (status) {
+    case 401:
+      return 'ERR_BAD_TOKEN';
+    case 403:
+      return 'ERR_FORBIDDEN';
+    case 404:
+      return 'ERR_NOT_FOUND';
+    case 413:
+      return 'ERR_TOO_LARGE';
+    case 429:
+      return 'ERR_RATE_LIMITED';
+    case 408:
+    case 503:
+      return 'ERR_UNAVAILABLE';
+    case 507:
+      return 'ERR_STORE';
+    default:
+      return status >= 500 ? 'ERR_INTERNAL' : 'ERR_INVALID';
+  }
+}
 
 function wsUrlOk(u) {
   try {
@@ -61,6 +98,10 @@ export class Client {
     this.bytesIn = 0;
     this.bytesOut = 0;
     this.outbox = o.outbox || null;
+    this.fetch = o.fetch || (globalThis.fetch ? globalThis.fetch.bind(globalThis) : null);
+    this.links = new Map(); // upload id -> { url, expMs }
+    this.linkWaiters = new Map(); // upload id -> [{ resolve, reject }]
+    this.linkBatch = null; // ids to ask for in the next MEDIA_URL
     const randBytes = o.randBytes || cryptoRandomBytes;
     this.core = new ClientCore(
       { ...o, token: o.token, deviceId: o.deviceId },
@@ -80,11 +121,15 @@ export class Client {
         },
         onError: (err, text) => this.fire('error', err, text),
         onResponse: (rid, err, f) => this.onResponse(rid, err, f),
+        // The upload's id goes into the kept copy: a reload sends, not
+        // uploads again.
+        onUploaded: (key) => this.persist({ status: 'sending', clientMsgId: key }),
       },
       {
         connect: () => this.connect(),
         close: (code, frames) => this.closeSocket(code, frames),
         randBytes,
+        upload: this.fetch ? (key, convId, blob, name) => this.upload(key, convId, blob, name) : undefined,
       },
     );
     for (const u of this.core.urls) if (!wsUrlOk(u)) throw new SbError('EINVAL', `not a ws:// or wss:// URL: ${u}`);
@@ -145,7 +190,8 @@ export class Client {
         body: o.body,
         quoteSeq: o.quoteSeq,
         card: o.card,
-        media: o.media,
+        media: o.media && o.media.localUrl ? { ...o.media, localUrl: '' } : o.media,
+        upload: o.upload,
         ts: o.ts,
         err: i.status === 'failed' ? i.err || 'ERR_INTERNAL' : '',
         text: i.status === 'failed' ? i.text || '' : '',
@@ -171,6 +217,114 @@ export class Client {
     for (const r of recs) if (this.core.restore(r)) n++;
     if (n) this.scheduleFlush();
     return n;
+  }
+
+  // ---- attachments --------------------------------------------------------------
+
+  /** The server's HTTP origin (http or https for ws or wss). */
+  httpBase() {
+    const u = new URL(this.core.url());
+    return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
+  }
+
+  // io.upload: the file by POST /media, answered to the core later.
+  upload(key, convId, blob, name) {
+    const url = `${this.httpBase()}/media?conv=${convId}&name=${encodeURIComponent(name || 'file')}`;
+    const done = (err, rec, text) => {
+      this.core.uploaded(key, err, rec, text, this.now());
+      this.flush();
+    };
+    Promise.resolve()
+      .then(() =>
+        this.fetch(url, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${this.core.cfg.token}`, 'Content-Type': 'application/octet-stream' },
+          body: blob,
+        }),
+      )
+      .then(async (res) => {
+        const text = await res.text();
+        if (res.status === 201) {
+          let rec = null;
+          try {
+            rec = JSON.parse(text);
+          } catch (e) {
+            rec = null;
+          }
+          done(rec ? null : 'EPROTO', rec, '');
+        } else {
+          done(uploadErr(res.status), null, text.split('\n')[0]);
+        }
+      })
+      .catch(() => done('ECONNRESET', null, ''));
+  }
+
+  /**
+   * Sends a file (a Blob or File): uploaded first, then a message of type
+   * MSG_IMAGE (a JPEG, PNG, GIF or WebP) or MSG_FILE naming the upload,
+   * caption as its body. name: the file name shown (File's by default);
+   * width and height (an image's, when the page knows them) give the
+   * message its size before it is stored; localUrl (an object URL of the
+   * file) lets the page show it meanwhile. Returns the send's key, like
+   * send(); statuses come as 'status' events, a refused upload as FAILED
+   * with ERR_TOO_LARGE or ERR_INVALID.
+   */
+  sendFile(convId, file, { name = '', caption = '', width = 0, height = 0, quoteSeq = 0, localUrl = '' } = {}) {
+    const type = IMAGE_TYPES.has(file.type) ? 'MSG_IMAGE' : 'MSG_FILE';
+    const media = { name: name || file.name || 'file', size: file.size || 0, mime: file.type || '', width, height };
+    // A page's own view of the file (an object URL) until the upload is
+    // read back: shown, never sent, never kept across a reload.
+    if (localUrl) media.localUrl = localUrl;
+    return this.send(convId, { type, body: caption, media, upload: file, quoteSeq });
+  }
+
+  /**
+   * A link to upload id for this user (an absolute URL an <img> or a
+   * download link can use), signed by the server and valid for a while;
+   * asked for in batches (MEDIA_URL) and kept until shortly before it
+   * expires. Rejects with SbError (ERR_NOT_FOUND: not this user's to
+   * see).
+   */
+  mediaUrl(id) {
+    const now = this.now();
+    const have = this.links.get(id);
+    if (have && have.expMs - LINK_MARGIN_MS > now) return Promise.resolve(have.url);
+    return new Promise((resolve, reject) => {
+      if (!this.linkWaiters.has(id)) this.linkWaiters.set(id, []);
+      this.linkWaiters.get(id).push({ resolve, reject });
+      if (!this.linkBatch) {
+        this.linkBatch = new Set();
+        queueMicrotask(() => this.askLinks());
+      }
+      this.linkBatch.add(id);
+    });
+  }
+
+  async askLinks() {
+    const ids = [...this.linkBatch];
+    this.linkBatch = null;
+    for (let i = 0; i < ids.length; i += LINK_IDS_MAX) {
+      const part = ids.slice(i, i + LINK_IDS_MAX);
+      let links = [];
+      let err = null;
+      try {
+        const r = await this.request('media_url', { ids: part });
+        links = r.links || [];
+      } catch (e) {
+        err = e;
+      }
+      const base = this.httpBase();
+      for (const l of links) this.links.set(l.id, { url: `${base}${l.url}`, expMs: Number(l.expires_ts) });
+      for (const id of part) {
+        const ws = this.linkWaiters.get(id) || [];
+        this.linkWaiters.delete(id);
+        const got = this.links.get(id);
+        for (const w of ws) {
+          if (got) w.resolve(got.url);
+          else w.reject(err && err.code !== 'ERR_NOT_FOUND' ? err : new SbError('ERR_NOT_FOUND', 'not yours to see'));
+        }
+      }
+    }
   }
 
   // ---- the socket -------------------------------------------------------------

@@ -3,7 +3,9 @@
 // (per-conversation cursor, gap buffer, exactly-once in-order surfacing,
 // ACKs, SYNC loop) and requests. It does no I/O and reads no clock: the
 // transport (client.js) feeds it events with the time and pulls the frames
-// to write with nextFrame(); randomness comes in through io.randBytes. It
+// to write with nextFrame(); randomness comes in through io.randBytes;
+// an attachment's bytes go up through io.upload(key, convId, blob, name),
+// answered by uploaded() (optional: without it, no attachments). It
 // has the semantics of the C SDK's core (src/client/sb_client_core.h), so
 // unit tests drive it frame by frame, exactly as the C tests do.
 //
@@ -75,6 +77,11 @@ const RETRYABLE = new Set([
   'ERR_INTERNAL',
   'ERR_UNAUTHENTICATED',
 ]);
+
+/** An attachment whose upload has not given it an id yet: not sent. */
+function waitsUpload(o) {
+  return !!o.upload && !(o.media && o.media.id);
+}
 
 /** Whether a FAILED send with this error may succeed when retried: the
  * server's retryable errors and the transport's (no answer, no
@@ -217,6 +224,7 @@ export class ClientCore {
     this.outbox = new Map(); // hex id -> entry, in send order
     this.byRid = new Map(); // rid of the SEND frame -> entry
     this.nInflight = 0;
+    this.nUploading = 0; // attachments being uploaded (io.upload)
     this.failed = new Map(); // hex id -> entry, for retry()
 
     this.reqs = new Map(); // rid -> { kind, deadlineMs }
@@ -241,6 +249,8 @@ export class ClientCore {
       disconnects: 0,
       urlSwitches: 0, // attempts on the next URL without a backoff
       sends: 0,
+      uploads: 0,
+      uploadRetries: 0,
       sendFrames: 0,
       resends: 0,
       sendAcks: 0,
@@ -446,7 +456,8 @@ export class ClientCore {
       quote_seq: o.quoteSeq,
     };
     if (o.card) send.card = o.card;
-    if (o.media) send.media = o.media;
+    // An upload's send names it by id: the server fills in the rest.
+    if (o.media) send.media = o.upload ? { id: o.media.id } : o.media;
     this.emit({ rid, send });
     if (o.rid) this.byRid.delete(o.rid);
     o.rid = rid;
@@ -790,18 +801,64 @@ export class ClientCore {
     this.dirty.clear();
   }
 
-  // Produces the frames that are due: SYNC, ACKs and READs, SENDs.
+  // Produces the frames that are due: SYNC, ACKs and READs, SENDs; and
+  // starts the uploads due (io.upload), one at a time.
   pump() {
     this.pumpNeeded = false;
     if (this.state !== State.READY) return;
     if (this.needSync && !this.syncInflight && !this.cfg.syncDisabled) this.sendSync();
     this.flushReceipts();
+    if (this.io.upload && this.nUploading < 1) {
+      for (const o of this.outbox.values()) {
+        if (!waitsUpload(o) || o.uploading || o.notBeforeMs > this.nowMs) continue;
+        o.uploading = true;
+        this.nUploading++;
+        this.io.upload(o.key, o.convId, o.upload, o.media.name);
+        break;
+      }
+    }
     if (this.nInflight >= this.window) return;
     for (const o of this.outbox.values()) {
       if (this.nInflight >= this.window) break;
-      if (o.inflight || o.notBeforeMs > this.nowMs) continue;
+      if (o.inflight || waitsUpload(o) || o.notBeforeMs > this.nowMs) continue;
       this.sendOut(o);
     }
+  }
+
+  /**
+   * The answer to io.upload(key, ...): rec, the server's record of the
+   * upload (id, name, mime, size, width, height, url), makes the send go
+   * with it; err (a code: ERR_TOO_LARGE, ERR_INVALID, ERR_RATE_LIMITED,
+   * ERR_UNAVAILABLE, ERR_STORE, ECONNRESET...) and text, the server's
+   * reason, make it wait and try again (what may pass) or fail.
+   */
+  uploaded(key, err, rec, text, nowMs) {
+    this.enter();
+    this.nowMs = nowMs;
+    const o = this.outbox.get(key);
+    if (o && o.uploading) {
+      o.uploading = false;
+      this.nUploading--;
+    }
+    if (o && waitsUpload(o)) {
+      this.pumpNeeded = true;
+      if (!err && rec && /^[0-9a-f]{32}$/.test(rec.id || '')) {
+        o.media = { ...o.media, ...rec };
+        o.notBeforeMs = 0;
+        this.st.uploads++;
+        if (this.cbs.onUploaded) this.cbs.onUploaded(key);
+      } else {
+        err = err || 'EPROTO';
+        o.attempts++;
+        if (!retryable(err) || !this.attemptsLeft(o)) {
+          this.outFail(o, err, text);
+        } else {
+          this.st.uploadRetries++;
+          o.notBeforeMs = nowMs + Math.min(200 * 2 ** Math.min(o.attempts, 10), this.cfg.backoffMsMax);
+        }
+      }
+    }
+    this.leave();
   }
 
   /** The next frame to write as one WebSocket message, or null. Pending
@@ -1070,13 +1127,15 @@ export class ClientCore {
    * its client_msg_id as hex. Throws SbError: ESHUTDOWN, ERR_INVALID
    * (conv 0), ERR_TOO_LARGE, ERR_BAD_UTF8, ENOBUFS (outbox full).
    */
-  send(convId, { type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, ts = 0 } = {}) {
+  send(convId, { type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, upload = null, ts = 0 } = {}) {
     if (this.state === State.STOPPED) throw new SbError('ESHUTDOWN');
     if (!convId) throw new SbError('ERR_INVALID', 'conv_id 0');
+    if (upload && (!this.io.upload || (type !== 'MSG_IMAGE' && type !== 'MSG_FILE')))
+      throw new SbError('ERR_INVALID', 'an upload goes with MSG_IMAGE or MSG_FILE');
     if (body.indexOf('\0') >= 0 || !wellFormed(body)) throw new SbError('ERR_BAD_UTF8');
     if (utf8.encode(body).length > this.bodyBytesMax) throw new SbError('ERR_TOO_LARGE');
     if (this.outbox.size >= this.cfg.outboxMax) throw new SbError('ENOBUFS', 'outbox full');
-    const o = this.outEntry(this.io.randBytes(MSG_ID_BYTES), { convId, type, body, quoteSeq, card, media, ts });
+    const o = this.outEntry(this.io.randBytes(MSG_ID_BYTES), { convId, type, body, quoteSeq, card, media, upload, ts });
     this.outbox.set(o.key, o);
     this.st.sends++;
     this.pumpNeeded = true;
@@ -1086,7 +1145,9 @@ export class ClientCore {
 
   // An outbox entry; ts is the application's time of the send (shown
   // with the message until the server's comes), queuedMs the core's.
-  outEntry(id, { convId, type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, ts = 0 }) {
+  // An attachment's entry holds its bytes (upload: a Blob, opaque to the
+  // core) and media without an id until io.upload's answer gives one.
+  outEntry(id, { convId, type = 'MSG_TEXT', body = '', quoteSeq = 0, card = null, media = null, upload = null, ts = 0 }) {
     return {
       id,
       key: toHex(id),
@@ -1095,7 +1156,9 @@ export class ClientCore {
       body,
       quoteSeq: quoteSeq || 0,
       card,
-      media,
+      media: upload ? { id: '', name: (upload && upload.name) || 'file', size: upload.size || 0, ...(media || {}) } : media,
+      upload: upload || null,
+      uploading: false,
       ts,
       rid: 0,
       inflight: false,
@@ -1139,6 +1202,7 @@ export class ClientCore {
     o.attempts = 0;
     o.notBeforeMs = 0;
     o.inflight = false;
+    o.uploading = false;
     o.queuedMs = this.nowMs;
     this.outbox.set(key, o);
     this.pumpNeeded = true;
