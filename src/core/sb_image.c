@@ -321,11 +321,14 @@ static int jpeg_clean(const uint8_t *p, size_t n, sb_buf *out,
             rc = sb_buf_append(out, p + i, whole);
             if (rc == 0) {
                 bool gps = info->gps_removed;
+                uint16_t orientation = info->orientation;
                 info->gps_removed = false;
                 if (!exif_clean(out->data + at + 10, sn - 6, info)) {
-                    out->len = at; /* an EXIF that does not parse goes */
+                    /* An EXIF that does not parse goes, and says nothing
+                     * (an earlier one kept may have said the orientation). */
+                    out->len = at;
                     info->changed = true;
-                    info->orientation = 1;
+                    info->orientation = orientation;
                 } else if (info->gps_removed) {
                     info->changed = true;
                 }

@@ -242,6 +242,45 @@ static void test_jpeg_gps_into_header(void **state)
     free(p);
 }
 
+/* A second EXIF block that does not parse goes, and takes nothing of the
+ * first's with it: the orientation that one says stays, so the copy reads
+ * the same sizes again (the fuzzer found the sides swapped between the
+ * two). */
+static void test_jpeg_second_exif_bad(void **state)
+{
+    (void)state;
+    photo_opts o = {.w = 8, .h = 4, .orientation = 6};
+    uint8_t *p;
+    size_t n;
+    assert_int_equal(photo_jpeg(&o, &p, &n), 0);
+    size_t app1 = 2 + 2 + ((size_t)p[4] << 8 | p[5]); /* after the EXIF */
+    static const uint8_t bad[] = {0xff, 0xe1, 0x00, 0x10, 'E', 'x',
+                                  'i',  'f',  0,    0,    'I', 'I',
+                                  0,    0,    0,    0,    0,   0};
+    uint8_t *q = malloc(n + sizeof bad);
+    assert_non_null(q);
+    memcpy(q, p, app1);
+    memcpy(q + app1, bad, sizeof bad);
+    memcpy(q + app1 + sizeof bad, p + app1, n - app1);
+    sb_buf out = SB_BUF_INIT;
+    sb_image_info info;
+    assert_int_equal(sb_image_clean(q, n + sizeof bad, &out, &info), 0);
+    assert_true(info.changed);
+    assert_int_equal(info.orientation, 6);
+    assert_int_equal(info.width, 4); /* displayed turned a quarter */
+    assert_int_equal(info.height, 8);
+    sb_buf again = SB_BUF_INIT;
+    sb_image_info i2;
+    assert_int_equal(sb_image_clean(out.data, out.len, &again, &i2), 0);
+    assert_false(i2.changed);
+    assert_int_equal(i2.width, 4);
+    assert_int_equal(i2.height, 8);
+    sb_buf_free(&again);
+    sb_buf_free(&out);
+    free(q);
+    free(p);
+}
+
 static void test_png(void **state)
 {
     (void)state;
@@ -343,6 +382,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jpeg_gps_le),
         cmocka_unit_test(test_jpeg_gps_into_header),
+        cmocka_unit_test(test_jpeg_second_exif_bad),
         cmocka_unit_test(test_jpeg_gps_be_xmp_trailer),
         cmocka_unit_test(test_jpeg_clean_stays),
         cmocka_unit_test(test_jpeg_cut),
