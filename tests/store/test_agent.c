@@ -36,38 +36,6 @@ static bool on_pg(void)
     return pgtest_url() != NULL;
 }
 
-typedef struct tmpdb {
-    char dir[64];
-    char path[256];
-} tmpdb;
-
-static void tmpdb_make(tmpdb *t)
-{
-    if (on_pg()) {
-        t->dir[0] = '\0';
-        pgtest_db_new(t->path, sizeof t->path);
-        return;
-    }
-    snprintf(t->dir, sizeof t->dir, "/tmp/sbagent.XXXXXX");
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/sb.db", t->dir);
-}
-
-static void tmpdb_remove(tmpdb *t)
-{
-    if (on_pg()) {
-        pgtest_db_drop(t->path);
-        return;
-    }
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    char p[300];
-    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-        snprintf(p, sizeof p, "%s%s", t->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(t->dir);
-}
-
 static uint64_t svc_open(sb_store *s, const char *cust, int64_t at)
 {
     Sbp__Conversation *c = NULL;
@@ -143,8 +111,8 @@ static bool has_member(const Sbp__Conversation *c, const char *user)
 static void test_notes(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     uint64_t conv = svc_open(s, "cu", NOW);
@@ -244,7 +212,7 @@ static void test_notes(void **state)
     assert_true(saw_note);
     sbp__sync_resp__free_unpacked(sy, NULL);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- contacts --------------------------------------------------------------
@@ -281,8 +249,8 @@ static Sbp__ContactAttr *kv(Sbp__ContactAttr *a, const char *k, const char *v)
 static void test_contacts(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     Sbp__Contact *c = NULL;
@@ -394,7 +362,7 @@ static void test_contacts(void **state)
     assert_int_equal(e.contacts, 1);
     assert_int_equal(sb_store_contact_get(s, "cu", &c), SB_E_NOT_FOUND);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- through the store queue ----------------------------------------------
@@ -432,8 +400,8 @@ static void contact_free(sb_req *r)
 static void test_queue(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     uint64_t conv = svc_open(s, "cu", NOW);
@@ -515,7 +483,7 @@ static void test_queue(void **state)
     sb_storeq_stop(q);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- migration -------------------------------------------------------------
@@ -526,8 +494,8 @@ static void test_queue(void **state)
 static void test_migrate(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     static const char ROWS[] =
         "INSERT INTO convs(conv_id, kind, state, title, last_seq, created_ts,"
         " updated_ts, desk, grp, agent, customer)"
@@ -576,7 +544,7 @@ static void test_migrate(void **state)
     assert_int_equal(sb_store_contact_put(s, "cu", &ch, NOW, NULL), 0);
     assert_int_equal(sb_store_commit(s), 0);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 int main(void)

@@ -37,38 +37,6 @@ static bool on_pg(void)
     return pgtest_url() != NULL;
 }
 
-typedef struct tmpdb {
-    char dir[64];
-    char path[256];
-} tmpdb;
-
-static void tmpdb_make(tmpdb *t)
-{
-    if (on_pg()) {
-        t->dir[0] = '\0';
-        pgtest_db_new(t->path, sizeof t->path);
-        return;
-    }
-    snprintf(t->dir, sizeof t->dir, "/tmp/sbreport.XXXXXX");
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/sb.db", t->dir);
-}
-
-static void tmpdb_remove(tmpdb *t)
-{
-    if (on_pg()) {
-        pgtest_db_drop(t->path);
-        return;
-    }
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    char p[300];
-    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-        snprintf(p, sizeof p, "%s%s", t->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(t->dir);
-}
-
 /* ms of a UTC date and time. */
 static int64_t utc(int y, unsigned mo, unsigned d, int hh, int mm)
 {
@@ -141,8 +109,8 @@ static void close_rate(sb_store *s, uint64_t c, const char *group, int64_t at,
 static void test_csat(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     int64_t t0 = utc(2027, 1, 15, 10, 0);
@@ -181,7 +149,7 @@ static void test_csat(void **state)
     assert_int_equal(csat_ask(s, 424242, t0, &asked), SB_E_NOT_FOUND);
     assert_false(asked);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- reports of known data ----------------------------------------------- */
@@ -330,8 +298,8 @@ static const want BY_DAY[] = {
 static void test_report(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     seed(s);
@@ -443,7 +411,7 @@ static void test_report(void **state)
     assert_int_equal(r->total->first_response_median_ms, 0);
     sbp__report_resp__free_unpacked(r, NULL);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* A conversation transferred to another agent waited nothing for that
@@ -451,8 +419,8 @@ static void test_report(void **state)
 static void test_wait_cycles(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     const int64_t Q = SBP__CONV_STATE__STATE_QUEUED,
@@ -475,7 +443,7 @@ static void test_wait_cycles(void **state)
     assert_string_equal(r->rows[0]->agent, "a3");
     sbp__report_resp__free_unpacked(r, NULL);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 static void test_report_refused(void **state)
@@ -534,8 +502,8 @@ static void on_done(sb_req *r)
 static void test_storeq(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     seed(s);
@@ -580,7 +548,7 @@ static void test_storeq(void **state)
     sb_storeq_stop(q);
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- migration ----------------------------------------------------------- */
@@ -590,8 +558,8 @@ static void test_storeq(void **state)
 static void test_migrate(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     static const char ROWS[] =
         "INSERT INTO convs(conv_id, kind, state, title, last_seq, created_ts,"
         " updated_ts, desk, grp, agent, customer, queued_ts, assigned_ts)"
@@ -647,7 +615,7 @@ static void test_migrate(void **state)
     assert_int_equal(r->rows[0]->queue_wait_median_ms, MINUTE);
     sbp__report_resp__free_unpacked(r, NULL);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 int main(void)

@@ -50,23 +50,6 @@ static bool on_pg(void)
         if (on_pg()) skip();                                                   \
     } while (0)
 
-typedef struct tmpdb {
-    char dir[64];
-    char path[256]; /* a file, or a PostgreSQL database's URL */
-} tmpdb;
-
-static void tmpdb_make(tmpdb *t)
-{
-    if (on_pg()) {
-        t->dir[0] = '\0';
-        pgtest_db_new(t->path, sizeof t->path);
-        return;
-    }
-    snprintf(t->dir, sizeof t->dir, "/tmp/sbstore.XXXXXX");
-    assert_non_null(mkdtemp(t->dir));
-    snprintf(t->path, sizeof t->path, "%s/sb.db", t->dir);
-}
-
 /* A store of its own for one test: in memory, or a new database. */
 static int mem_open(sb_store **s)
 {
@@ -74,21 +57,6 @@ static int mem_open(sb_store **s)
     if (!on_pg()) return sb_store_open(":memory:", SB_DURABILITY_OS, s);
     pgtest_db_new(url, sizeof url);
     return sb_store_open(url, SB_DURABILITY_OS, s);
-}
-
-static void tmpdb_remove(tmpdb *t)
-{
-    if (on_pg()) {
-        pgtest_db_drop(t->path);
-        return;
-    }
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    char p[300];
-    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-        snprintf(p, sizeof p, "%s%s", t->path, sfx[i]);
-        unlink(p);
-    }
-    rmdir(t->dir);
 }
 
 /* One integer from SQL run on a separate, read-only connection: what a
@@ -238,8 +206,8 @@ static void test_append_dense(void **state)
 static void test_append_duplicate(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
     const char *u[] = {"alice", "bob"};
@@ -297,14 +265,14 @@ static void test_append_duplicate(void **state)
         assert_int_equal(m.seq, 4 + (uint64_t)i);
     }
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 static void test_append_refused(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     const char *u[] = {"alice"};
@@ -352,7 +320,7 @@ static void test_append_refused(void **state)
     assert_int_equal(h->messages[0]->quote_seq, 3);
     sbp__history_resp__free_unpacked(h, NULL);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- users, conversations, cursors, receipts ----------------------------- */
@@ -530,8 +498,8 @@ static int read_set1(sb_store *s, const char *user, uint64_t conv, uint64_t seq)
 static void test_cursor_read_monotonic(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     const char *u[] = {"alice", "bob"};
@@ -588,7 +556,7 @@ static void test_cursor_read_monotonic(void **state)
     assert_int_equal(sb_store_conv_get(s, c + 1, &none), SB_E_NOT_FOUND);
     assert_null(none);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- sync and history ---------------------------------------------------- */
@@ -678,8 +646,8 @@ static void client_set(client *c, uint64_t conv, uint64_t seq)
 static void test_cursor_ack_many(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     const char *u[] = {"alice", "bob"};
@@ -714,7 +682,7 @@ static void test_cursor_ack_many(void **state)
                      6);
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM device_cursors"), 3);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* Pages through SYNC as a client does (cursors advanced by what arrived, a
@@ -902,8 +870,8 @@ static void test_history_paging(void **state)
 static void test_persistence(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
     assert_int_equal(sb_store_begin(s), 0);
@@ -957,15 +925,15 @@ static void test_persistence(void **state)
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s),
                      SB_E_STORE);
     assert_null(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 static void test_full_disk(void **state)
 {
     (void)state;
     SQLITE_ONLY();
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
     const char *u[] = {"alice"};
@@ -1014,7 +982,7 @@ static void test_full_disk(void **state)
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"),
                      (int64_t)ok + 1);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- storeq -------------------------------------------------------------- */
@@ -1135,8 +1103,8 @@ static void test_storeq_group_commit(void **state)
 {
     (void)state;
     enum { N = 10000, NC = 10 };
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     uv_loop_t loop;
     qctx ctx;
     sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, N + 100);
@@ -1237,7 +1205,7 @@ static void test_storeq_group_commit(void **state)
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), N);
     free(a);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* Checkpoints run beside the commits, and the WAL starts over now and
@@ -1249,8 +1217,8 @@ static void test_storeq_checkpoints(void **state)
     (void)state;
     SQLITE_ONLY();
     enum { ROUNDS = 250, PER = 20, NC = 10, N = ROUNDS * PER };
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     uv_loop_t loop;
     qctx ctx;
     sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, N + 100);
@@ -1296,15 +1264,15 @@ static void test_storeq_checkpoints(void **state)
     sb_store_close(s);
     free(a);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 static void test_storeq_stop_drains(void **state)
 {
     (void)state;
     enum { N = 2000 };
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     uv_loop_t loop;
     qctx ctx;
     sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_OS, &ctx, N + 100);
@@ -1362,15 +1330,15 @@ static void test_storeq_stop_drains(void **state)
     sb_store_close(s);
     free(a);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 static void test_storeq_full_disk(void **state)
 {
     (void)state;
     SQLITE_ONLY();
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     uv_loop_t loop;
     qctx ctx;
     sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, 100);
@@ -1430,7 +1398,7 @@ static void test_storeq_full_disk(void **state)
     q_stop(&loop, q);
     free(big);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* ---- writes that fail in the file system -------------------------------- */
@@ -1534,8 +1502,8 @@ static void test_storeq_wal_write_fails(void **state)
     (void)state;
     SQLITE_ONLY();
     enum { N = 40 };
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     uv_loop_t loop;
     qctx ctx;
     sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, 4 * N);
@@ -1592,7 +1560,7 @@ static void test_storeq_wal_write_fails(void **state)
     assert_dense(t.path, c, N + 2);
     free(a);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* CPU time of the whole process, in ms. */
@@ -1614,8 +1582,8 @@ static void test_storeq_checkpoint_fails(void **state)
     (void)state;
     SQLITE_ONLY();
     enum { N0 = 300, N = 100 };
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     appreq *a = calloc(N0 + N + 1, sizeof *a);
     /* A database of N0 pages and more, the WAL empty: a stop checkpoints
      * everything. */
@@ -1675,7 +1643,7 @@ static void test_storeq_checkpoint_fails(void **state)
     assert_dense(t.path, c, N0 + N + 1);
     free(a);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* Byte of a WAL index (the -shm file) that SQLite's unix VFS locks for a
@@ -1693,8 +1661,8 @@ static void test_storeq_checkpoint_busy(void **state)
     (void)state;
     SQLITE_ONLY();
     enum { N = 100 };
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     appreq *a = calloc(N + 2, sizeof *a);
     uv_loop_t loop;
     qctx ctx;
@@ -1755,7 +1723,7 @@ static void test_storeq_checkpoint_busy(void **state)
     }
     free(a);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 static void test_storeq_start_refusals(void **state)
@@ -1871,11 +1839,11 @@ static void batch_isolation(const char *path)
 static void test_storeq_batch_isolation(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     batch_isolation(t.path);
     if (!on_pg()) batch_isolation(":memory:");
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* sb_storeq_apply: each kind of request, synchronously. */
@@ -2152,8 +2120,8 @@ static int64_t conv_col(sb_store *s, const char *path, uint64_t conv,
 static void test_route(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     uint64_t c = svc_open1(s, "cust", "shop", "", NOW, NULL);
@@ -2256,7 +2224,7 @@ static void test_route(void **state)
         route1(s, c, SBP__CONV_STATE__STATE_ASSIGNED, "", longid, NOW),
         SB_E_INVALID);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* Appends a message with structured parts: an event, quick replies, a
@@ -2496,8 +2464,8 @@ static void test_recall_quote(void **state)
 static void test_tags(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     const char *u[] = {"cust", "agent"};
@@ -2589,7 +2557,7 @@ static void test_tags(void **state)
     assert_int_equal(tag1(s, c, 3, "x", NULL), SB_E_NOT_FOUND);
     assert_int_equal(tag1(s, c + 5, 0, "x", NULL), SB_E_NOT_FOUND);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* Every conversation of the list pages, in order, each exactly once. */
@@ -3012,8 +2980,8 @@ static void test_migrate_v1(void **state)
 {
     (void)state;
     SQLITE_ONLY();
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(t.path, &db), SQLITE_OK);
     assert_int_equal(
@@ -3091,7 +3059,7 @@ static void test_migrate_v1(void **state)
     sbp__message__free_unpacked(m, NULL);
     assert_int_equal(raw_int(t.path, "SELECT count(*) FROM messages"), 4);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* The content filter's review flag: stored with its message, given back by
@@ -3173,8 +3141,8 @@ static void route_req(sb_req *r, uint64_t conv, Sbp__ConvState st,
 static void test_storeq_route_atomic(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     uv_loop_t loop;
     qctx ctx;
     sb_storeq *q = q_start(&loop, t.path, SB_DURABILITY_FSYNC, &ctx, 64);
@@ -3335,7 +3303,7 @@ static void test_storeq_route_atomic(void **state)
                          1);
     q_stop(&loop, q);
     free(ctx.order);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* sb_storeq_apply: each customer-service kind, synchronously. */
@@ -3477,8 +3445,8 @@ static void test_storeq_apply_service(void **state)
 static void test_outbox_and_erase(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     const char *users[] = {"alice", "bob"};
@@ -3662,7 +3630,7 @@ static void test_outbox_and_erase(void **state)
     sb_storeq_apply(s, &r);
     assert_int_equal(r.u.erase.erased.messages, 0); /* idempotent */
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 /* Settings in the store: stored through storeq as one, read back after a
@@ -3782,8 +3750,8 @@ static void test_note_and_tag_event(void **state)
 static void test_config_and_bot_members(void **state)
 {
     (void)state;
-    tmpdb t;
-    tmpdb_make(&t);
+    pgtest_tmpdb t;
+    pgtest_tmpdb_make(&t);
     sb_store *s = NULL;
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_OS, &s), 0);
     if (!on_pg())
@@ -3872,7 +3840,7 @@ static void test_config_and_bot_members(void **state)
     assert_int_equal(sb_store_member_del(s, id, "nobody"), 0);
     sb_store_rollback(s);
     sb_store_close(s);
-    tmpdb_remove(&t);
+    pgtest_tmpdb_remove(&t);
 }
 
 int main(void)

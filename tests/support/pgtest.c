@@ -86,3 +86,30 @@ int64_t pgtest_int(const char *url, const char *sql)
     PQfinish(c);
     return v;
 }
+
+void pgtest_tmpdb_make(pgtest_tmpdb *t)
+{
+    if (pgtest_url()) {
+        t->dir[0] = '\0';
+        pgtest_db_new(t->path, sizeof t->path);
+        return;
+    }
+    snprintf(t->dir, sizeof t->dir, "/tmp/sbstore.XXXXXX");
+    if (!mkdtemp(t->dir)) abort();
+    snprintf(t->path, sizeof t->path, "%s/sb.db", t->dir);
+}
+
+void pgtest_tmpdb_remove(pgtest_tmpdb *t)
+{
+    if (pgtest_url()) {
+        pgtest_db_drop(t->path);
+        return;
+    }
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+    char p[300];
+    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+        snprintf(p, sizeof p, "%s%s", t->path, sfx[i]);
+        unlink(p);
+    }
+    rmdir(t->dir);
+}

@@ -21,4 +21,16 @@ int64_t pgtest_int(const char *url, const char *sql);
 /* Runs sql on url's database; 0 or -1. */
 int pgtest_exec(const char *url, const char *sql);
 
+/* A store of one test's own: a new database on the cluster when there is
+ * one, else a SQLite file in a new folder under /tmp. */
+typedef struct pgtest_tmpdb {
+    char dir[64];   /* "" on PostgreSQL */
+    char path[256]; /* the file, or the database's URL */
+} pgtest_tmpdb;
+/* Makes t's store's place. Aborts the test run if it cannot. */
+void pgtest_tmpdb_make(pgtest_tmpdb *t);
+/* Removes t's database, or its file (with SQLite's companions) and
+ * folder. */
+void pgtest_tmpdb_remove(pgtest_tmpdb *t);
+
 #endif
