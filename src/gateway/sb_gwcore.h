@@ -61,9 +61,9 @@ typedef struct conv {
     uint64_t last_seq;
     size_t n_members;
     member *members;
-    bool dirty;
-    int64_t dirty_due_ms; /* when its receipts go out */
-    struct conv *dirty_next;
+    bool dirty;           /* on the gateway's list of dirty conversations */
+    int64_t dirty_due_ms; /* when its receipts go out at the latest */
+    struct conv *dirty_prev, *dirty_next;
     /* Customer service (kind CONV_SERVICE): */
     char desk[SB_ID_BYTES_MAX + 1], group[SB_ID_BYTES_MAX + 1],
         agent[SB_ID_BYTES_MAX + 1], customer[SB_ID_BYTES_MAX + 1];

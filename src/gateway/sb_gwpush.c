@@ -177,6 +177,24 @@ static void push_to(sb_gw *gw, sess *s, gmsg *g)
     gw->stats.pushes++;
 }
 
+static void flush_receipts(sb_gw *gw, conv *c);
+
+/* Takes c off the list of conversations with receipts to send. */
+static void dirty_unlink(sb_gw *gw, conv *c)
+{
+    assert(c->dirty);
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        gw->dirty_convs = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    else
+        gw->dirty_convs_tail = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = false;
+}
+
 /* Sends a newly stored message to every ready device of every member,
  * except the device that sent it (it has the SEND_ACK). */
 static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
@@ -191,6 +209,13 @@ static void fan_out(sb_gw *gw, gmsg *g, const sess *origin)
             next = s->user_next; /* push_to may unlink s */
             if (s != origin && s->state == SESS_READY) push_to(gw, s, g);
         }
+    }
+    /* Receipts waiting half their interval or more go now, in the writes
+     * this round makes to the members anyway (the push, the SEND_ACK),
+     * rather than in writes of their own when they fall due. */
+    if (c->dirty && c->dirty_due_ms - gw->cfg.receipts_ms / 2 <= gw->now_ms) {
+        dirty_unlink(gw, c);
+        flush_receipts(gw, c);
     }
 }
 
@@ -281,6 +306,7 @@ void sb__gw_receipt_dirty(sb_gw *gw, conv *c, member *m)
         c->dirty = true;
         c->dirty_due_ms = gw->now_ms + gw->cfg.receipts_ms;
         c->dirty_next = NULL;
+        c->dirty_prev = gw->dirty_convs_tail;
         if (gw->dirty_convs_tail)
             gw->dirty_convs_tail->dirty_next = c;
         else
@@ -354,10 +380,7 @@ void sb__gw_flush_dirty(sb_gw *gw, bool all)
     }
     conv *c;
     while ((c = gw->dirty_convs) && (all || c->dirty_due_ms <= gw->now_ms)) {
-        gw->dirty_convs = c->dirty_next;
-        if (!gw->dirty_convs) gw->dirty_convs_tail = NULL;
-        c->dirty = false;
-        c->dirty_next = NULL;
+        dirty_unlink(gw, c);
         flush_receipts(gw, c);
     }
 }

@@ -278,6 +278,43 @@ static void test_retry_until_ack_then_close(void **state)
     assert_true(saw);
 }
 
+/* A receipt waiting half its interval or more goes with the next push in
+ * its conversation (in a write the connection makes anyway), not in a turn
+ * of its own at its due time; one younger than that waits. */
+static void test_receipt_rides_with_push(void **state)
+{
+    (void)state;
+    uint64_t conv = three_sessions();
+    send_msg(1, conv, 0x51, "one");
+    ack(3, conv, 1); /* bob has it: his receipt is due 200 ms later */
+    clear(1);
+    gwfake_tick(60);
+    send_msg(3, conv, 0x52, "two"); /* 60 ms: too young to go along */
+    assert_int_equal(count(1, SBP__FRAME__BODY_PUSH), 1);
+    assert_int_equal(count(1, SBP__FRAME__BODY_READ_NOTIFY), 0);
+    gwfake_tick(50);
+    assert_int_equal(count(1, SBP__FRAME__BODY_READ_NOTIFY), 0);
+    send_msg(3, conv, 0x53, "three"); /* 110 ms: it goes with this push */
+    assert_int_equal(count(1, SBP__FRAME__BODY_PUSH), 2);
+    assert_int_equal(count(1, SBP__FRAME__BODY_READ_NOTIFY), 1);
+    Sbp__ReadNotify *rn = NULL;
+    for (size_t i = 0; i < F.nframes[1]; i++)
+        if (F.frames[1][i]->body_case == SBP__FRAME__BODY_READ_NOTIFY)
+            rn = F.frames[1][i]->read_notify;
+    assert_non_null(rn);
+    assert_string_equal(rn->user_id, "bob");
+    assert_int_equal(rn->delivered_seq, 1);
+    /* Its due time passes with nothing left to tell. */
+    gwfake_tick(150);
+    assert_int_equal(count(1, SBP__FRAME__BODY_READ_NOTIFY), 1);
+    /* A change after it starts an interval of its own. */
+    ack(2, conv, 3);
+    gwfake_tick(90);
+    assert_int_equal(count(3, SBP__FRAME__BODY_READ_NOTIFY), 0);
+    gwfake_tick(120);
+    assert_int_equal(count(3, SBP__FRAME__BODY_READ_NOTIFY), 1);
+}
+
 static void test_sync_after_offline(void **state)
 {
     (void)state;
@@ -954,6 +991,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_cannot_write, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_retry_until_ack_then_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_rides_with_push, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sync_after_offline, setup,
                                         teardown),
