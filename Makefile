@@ -15,7 +15,7 @@ DATA       ?= ./data
 .PHONY: bench-cluster clean format
 .PHONY: format-check
 .PHONY: build-fuzz fuzz fuzz-smoke
-.PHONY: web test-web bench-web bench-conns bench-deflate
+.PHONY: web test-web bench-web bench-conns bench-deflate bench-w1
 .PHONY: sim torture soak
 
 # The web side (web/): built into web/dist when npm is present (npm ci from
@@ -85,11 +85,19 @@ bench: build
 	scripts/bench.sh $(BUILD)
 	@echo "# more: make bench-conns (idle connections, TLS, mosquitto's figure, restart and reconnect storm)"
 	@echo "#       make bench-deflate (permessage-deflate: HISTORY and SYNC bytes and time), make bench-web"
+	@echo "#       make bench-w1 (W=1 beside mosquitto: CPU and system calls per message)"
 
 # Connection density and the reconnect storm (docs/benchmarks.md,
 # "Connections"): CONNS (19000), TLS_CONNS, REPS, K, PHASES.
 bench-conns: build
 	scripts/bench-conns.sh $(BUILD)
+
+# The closed loop at W=1 beside mosquitto, alternated, with each one's CPU
+# per delivered message (server by thread, load generator) and, with
+# SYSCALLS=1, system calls per message by kind (docs/benchmarks.md, "W=1
+# beside mosquitto"): REPS, BASE (another checkout, built, run beside).
+bench-w1: build
+	scripts/bench-w1.sh $(BUILD)
 
 # permessage-deflate (docs/benchmarks.md, "Compression"): MSGS, REPS.
 bench-deflate: build
