@@ -544,12 +544,8 @@ static int result_rc(sb_pg *s, const PGresult *r)
 /* Sends what libpq holds, then gathers the results of the statement sent,
  * keeping the last. The statement must finish by the deadline: else the
  * server counts as out of reach. */
-long dbg_stmts[64];
-long dbg_total;
-double dbg_ms_id[64];
 static int finish(sb_pg *s, PGresult **out)
 {
-    dbg_total++;
     int64_t deadline = mono_ms() + STMT_TIMEOUT_MS;
     PGresult *last = NULL;
     int f;
@@ -570,8 +566,6 @@ static int finish(sb_pg *s, PGresult **out)
     }
     ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        if (getenv("SB_PG_DEBUG"))
-            fprintf(stderr, "pg: %s", PQerrorMessage(s->conn));
         int rc = result_rc(s, last);
         PQclear(last);
         return rc;
@@ -614,19 +608,12 @@ int sb__pg_exec(sb_pg *s, int id, const sb_pg_params *p, PGresult **out)
     if (!s->conn || s->broken) return SB_E_STORE;
     int rc = s->prepared[id] ? 0 : prepare(s, id);
     if (rc) return rc;
-    dbg_stmts[id]++;
-    struct timespec T0, T1;
-    clock_gettime(CLOCK_MONOTONIC, &T0);
     char name[8];
     snprintf(name, sizeof name, "s%d", id);
     if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
                              p ? p->len : NULL, p ? p->fmt : NULL, 0))
         return result_rc(s, NULL);
-    int rcx = finish(s, out);
-    clock_gettime(CLOCK_MONOTONIC, &T1);
-    dbg_ms_id[id] +=
-        (T1.tv_sec - T0.tv_sec) * 1e3 + (T1.tv_nsec - T0.tv_nsec) / 1e6;
-    return rcx;
+    return finish(s, out);
 }
 
 int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
