@@ -235,9 +235,14 @@ static const char *const STMT_SQL[PS_COUNT] = {
                      " CROSS JOIN LATERAL (SELECT * FROM messages x"
                      " WHERE x.sender = k.s"
                      " AND x.client_msg_id = decode(k.c, 'hex')) m",
-    /* $1: a JSON array of the messages' columns (bytes in hex) */
+    /* $1: a JSON array of the messages' columns (bytes in hex); $2: one of
+     * their conversations' new last_seq, {"c": conv_id, "s": last_seq,
+     * "t": updated_ts} */
     [PS_MSGS_INSERT] =
-        "INSERT INTO messages(conv_id, seq, sender, sender_device,"
+        "WITH bump AS (UPDATE convs SET last_seq = y.s, updated_ts = y.t"
+        " FROM json_to_recordset($2::json) AS y(c bigint, s bigint, t bigint)"
+        " WHERE convs.conv_id = y.c)"
+        " INSERT INTO messages(conv_id, seq, sender, sender_device,"
         " client_msg_id, type, body, quote_seq, lang, server_ts, extra,"
         " review) SELECT x.conv_id, x.seq, x.sender, x.dev, decode(x.cid,"
         " 'hex'), x.type, x.body, x.quote_seq, x.lang, x.ts,"
@@ -247,11 +252,6 @@ static const char *const STMT_SQL[PS_COUNT] = {
         " extra text, review int)"
         " ON CONFLICT (sender, client_msg_id) DO NOTHING"
         " RETURNING msg_id, conv_id, seq",
-    /* $1: a JSON array of {"c": conv_id, "s": last_seq, "t": updated_ts} */
-    [PS_CONVS_BUMP] = "UPDATE convs SET last_seq = x.s, updated_ts = x.t"
-                      " FROM json_to_recordset($1::json)"
-                      " AS x(c bigint, s bigint, t bigint)"
-                      " WHERE convs.conv_id = x.c",
     /* $1: a JSON array of {"i": index, "c": conv_id, "u": user_id}: each
      * item's conversation's last_seq (NULL: none) and membership. */
     [PS_CURSORS_CHECK] = "SELECT k.i, c.last_seq, m.user_id IS NOT NULL"
@@ -542,13 +542,15 @@ static int result_rc(sb_pg *s, const PGresult *r)
 }
 
 /* Sends what libpq holds, then gathers the results of the statement sent,
- * keeping the last. The statement must finish by the deadline: else the
- * server counts as out of reach. */
-static int finish(sb_pg *s, PGresult **out)
+ * keeping the last. A statement sent behind the transaction's BEGIN
+ * (piped, begin_send) comes back behind BEGIN's results and before the
+ * pipeline's end; a failure of either is the answer. The statement must
+ * finish by the deadline: else the server counts as out of reach. */
+static int finish(sb_pg *s, PGresult **out, bool piped)
 {
     int64_t deadline = mono_ms() + STMT_TIMEOUT_MS;
-    PGresult *last = NULL;
-    int f;
+    PGresult *last = NULL, *failed = NULL;
+    int f, query = piped ? 0 : 1; /* 0: BEGIN, then the statement */
     while ((f = PQflush(s->conn)) != 0) {
         if (f < 0 || sock_wait(s, POLLOUT | POLLIN, deadline) ||
             !PQconsumeInput(s->conn))
@@ -560,9 +562,31 @@ static int finish(sb_pg *s, PGresult **out)
                 goto broken;
         }
         PGresult *r = PQgetResult(s->conn);
-        if (!r) break;
+        if (!r) { /* the end of a query's results */
+            if (!piped) break;
+            query++;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (query == 0 || st == PGRES_PIPELINE_ABORTED) {
+            if (st != PGRES_COMMAND_OK && !failed)
+                failed = r;
+            else
+                PQclear(r);
+            continue;
+        }
         PQclear(last);
         last = r;
+    }
+    if (piped && !PQexitPipelineMode(s->conn)) goto broken;
+    if (failed) {
+        PQclear(last);
+        last = failed;
+        failed = NULL;
     }
     ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -577,8 +601,29 @@ static int finish(sb_pg *s, PGresult **out)
     return 0;
 broken:
     PQclear(last);
+    PQclear(failed);
     conn_drop(s);
     return SB_E_STORE;
+}
+
+/* Sends the open transaction's BEGIN, if it waits (pg_begin defers it),
+ * in a pipeline that the statement sent next joins: the two take one
+ * round trip. Returns whether it did (the caller ends the pipeline after
+ * its statement, end_send), or a failure. */
+static int begin_send(sb_pg *s)
+{
+    const char *sql = s->begin_sql;
+    if (!sql) return 0;
+    s->begin_sql = NULL;
+    if (!PQenterPipelineMode(s->conn) ||
+        !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        return result_rc(s, NULL);
+    return 1;
+}
+
+static int end_send(sb_pg *s, int piped)
+{
+    return piped && !PQpipelineSync(s->conn) ? result_rc(s, NULL) : 0;
 }
 
 /* Runs sql (one or more statements, no parameters) by the simple
@@ -586,8 +631,14 @@ broken:
 static int exec_simple(sb_pg *s, const char *sql)
 {
     if (!s->conn || s->broken) return SB_E_STORE;
-    if (!PQsendQuery(s->conn, sql)) return result_rc(s, NULL);
-    return finish(s, NULL);
+    int piped = begin_send(s);
+    if (piped < 0) return piped;
+    /* A pipeline takes one statement a query, by the extended protocol. */
+    if (piped ? !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)
+              : !PQsendQuery(s->conn, sql))
+        return result_rc(s, NULL);
+    int rc = end_send(s, piped);
+    return rc ? rc : finish(s, NULL, piped);
 }
 
 static int prepare(sb_pg *s, int id)
@@ -596,7 +647,7 @@ static int prepare(sb_pg *s, int id)
     snprintf(name, sizeof name, "s%d", id);
     if (!PQsendPrepare(s->conn, name, STMT_SQL[id], 0, NULL))
         return result_rc(s, NULL);
-    int rc = finish(s, NULL);
+    int rc = finish(s, NULL, false);
     if (rc == 0) s->prepared[id] = true;
     return rc;
 }
@@ -610,10 +661,13 @@ int sb__pg_exec(sb_pg *s, int id, const sb_pg_params *p, PGresult **out)
     if (rc) return rc;
     char name[8];
     snprintf(name, sizeof name, "s%d", id);
+    int piped = begin_send(s);
+    if (piped < 0) return piped;
     if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
                              p ? p->len : NULL, p ? p->fmt : NULL, 0))
         return result_rc(s, NULL);
-    return finish(s, out);
+    if ((rc = end_send(s, piped))) return rc;
+    return finish(s, out, piped);
 }
 
 int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
@@ -622,9 +676,12 @@ int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
 {
     if (out) *out = NULL;
     if (!s->conn || s->broken) return SB_E_STORE;
+    int piped = begin_send(s);
+    if (piped < 0) return piped;
     if (!PQsendQueryParams(s->conn, sql, n, types, v, len, fmt, 0))
         return result_rc(s, NULL);
-    return finish(s, out);
+    int rc = end_send(s, piped);
+    return rc ? rc : finish(s, out, piped);
 }
 
 int sb__pg_exec_sql(sb_pg *s, const char *sql, const sb_pg_params *p,
@@ -749,6 +806,7 @@ static void pg_close(sb_store *base)
 {
     sb_pg *s = sb__pg(base);
     if (s->conn) PQfinish(s->conn);
+    free(s->locked);
     free(s->where);
     free(s);
 }
@@ -779,9 +837,11 @@ static int pg_begin(sb_store *base)
     sb_pg *s = sb__pg(base);
     assert(!s->in_txn);
     int rc = conn_ensure(s, OUTAGE_WAIT_MS);
-    if (rc == 0) rc = exec_simple(s, "BEGIN");
+    /* BEGIN goes with the first statement (begin_send). */
+    s->begin_sql = rc == 0 ? "BEGIN" : NULL;
     s->in_txn = s->in_write = true;
     s->broken = rc != 0;
+    sb__pg_locked_clear(s);
     return rc;
 }
 
@@ -791,16 +851,23 @@ static int pg_commit(sb_store *base)
     /* A commit whose answer never came may have happened: the requests
      * fail all the same, and a retry finds what was stored (the
      * idempotency key). */
-    int rc = exec_simple(s, "COMMIT");
-    if (rc == 0) s->in_txn = s->in_write = false;
+    int rc = s->begin_sql ? 0 : exec_simple(s, "COMMIT");
+    if (rc == 0) {
+        s->in_txn = s->in_write = false;
+        s->begin_sql = NULL;
+        sb__pg_locked_clear(s);
+    }
     return rc;
 }
 
 static void pg_rollback(sb_store *base)
 {
     sb_pg *s = sb__pg(base);
-    if (s->conn && !s->broken && s->in_txn) exec_simple(s, "ROLLBACK");
+    if (s->conn && !s->broken && s->in_txn && !s->begin_sql)
+        exec_simple(s, "ROLLBACK");
     s->in_txn = s->in_write = s->broken = false;
+    s->begin_sql = NULL;
+    sb__pg_locked_clear(s);
 }
 
 static int pg_savepoint(sb_store *base)
@@ -812,6 +879,8 @@ static int pg_savepoint_end(sb_store *base, bool keep)
 {
     sb_pg *s = sb__pg(base);
     int rc = keep ? 0 : exec_simple(s, "ROLLBACK TO SAVEPOINT sb");
+    /* The seqs the savepoint's appends took are given back. */
+    if (!keep) sb__pg_locked_clear(s);
     return rc ? rc : exec_simple(s, "RELEASE SAVEPOINT sb");
 }
 
@@ -825,9 +894,8 @@ int sb__pg_read_begin(sb_pg *s, bool *own)
     *own = false;
     if (s->in_txn) return s->broken ? SB_E_STORE : 0;
     int rc = conn_ensure(s, OUTAGE_WAIT_MS);
-    if (rc == 0)
-        rc = exec_simple(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (rc) return rc;
+    s->begin_sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     s->in_txn = true;
     *own = true;
     return 0;
@@ -836,8 +904,9 @@ int sb__pg_read_begin(sb_pg *s, bool *own)
 void sb__pg_read_end(sb_pg *s, bool own)
 {
     if (!own) return;
-    if (s->conn && !s->broken) exec_simple(s, "COMMIT");
+    if (s->conn && !s->broken && !s->begin_sql) exec_simple(s, "COMMIT");
     s->in_txn = s->broken = false;
+    s->begin_sql = NULL;
 }
 
 /* ---- settings -------------------------------------------------------------
