@@ -209,6 +209,15 @@ static const char TRGM_INDEX_SQL[] =
     "CREATE INDEX IF NOT EXISTS messages_body_trgm ON messages"
     " USING gin (body gin_trgm_ops)";
 
+/* The "c" members of a JSON array parameter as an array, for a condition
+ * "conv_id = ANY(...)" that looks the rows up in an index: the planner
+ * guesses 100 rows for any JSON document, and for so many it would scan
+ * the whole table for a join with the document, where batches hold a
+ * few. */
+#define SB_PG_JSON_CONVS(param)                                                \
+    "ANY(ARRAY(SELECT (e->>'c')::bigint FROM json_array_elements(" param       \
+    "::json) e))"
+
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -241,25 +250,32 @@ static const char *const STMT_SQL[PS_COUNT] = {
     [PS_MSGS_INSERT] =
         "WITH bump AS (UPDATE convs SET last_seq = y.s, updated_ts = y.t"
         " FROM json_to_recordset($2::json) AS y(c bigint, s bigint, t bigint)"
-        " WHERE convs.conv_id = y.c)"
-        " INSERT INTO messages(conv_id, seq, sender, sender_device,"
-        " client_msg_id, type, body, quote_seq, lang, server_ts, extra,"
-        " review) SELECT x.conv_id, x.seq, x.sender, x.dev, decode(x.cid,"
-        " 'hex'), x.type, x.body, x.quote_seq, x.lang, x.ts,"
-        " decode(x.extra, 'hex'), x.review FROM json_to_recordset($1::json)"
-        " AS x(conv_id bigint, seq bigint, sender text, dev text, cid text,"
-        " type int, body text, quote_seq bigint, lang text, ts bigint,"
-        " extra text, review int)"
-        " ON CONFLICT (sender, client_msg_id) DO NOTHING"
-        " RETURNING msg_id, conv_id, seq",
+        " WHERE convs.conv_id = y.c AND convs.conv_id = " SB_PG_JSON_CONVS(
+            "$2") ")"
+                  " INSERT INTO messages(conv_id, seq, sender, sender_device,"
+                  " client_msg_id, type, body, quote_seq, lang, server_ts, "
+                  "extra,"
+                  " review) SELECT x.conv_id, x.seq, x.sender, x.dev, "
+                  "decode(x.cid,"
+                  " 'hex'), x.type, x.body, x.quote_seq, x.lang, x.ts,"
+                  " decode(x.extra, 'hex'), x.review FROM "
+                  "json_to_recordset($1::json)"
+                  " AS x(conv_id bigint, seq bigint, sender text, dev text, "
+                  "cid text,"
+                  " type int, body text, quote_seq bigint, lang text, ts "
+                  "bigint,"
+                  " extra text, review int)"
+                  " ON CONFLICT (sender, client_msg_id) DO NOTHING"
+                  " RETURNING msg_id, conv_id, seq",
     /* $1: a JSON array of {"i": index, "c": conv_id, "u": user_id}: each
      * item's conversation's last_seq (NULL: none) and membership. */
-    [PS_CURSORS_CHECK] = "SELECT k.i, c.last_seq, m.user_id IS NOT NULL"
-                         " FROM json_to_recordset($1::json)"
-                         " AS k(i int, c bigint, u text)"
-                         " LEFT JOIN convs c ON c.conv_id = k.c"
-                         " LEFT JOIN members m ON m.conv_id = k.c"
-                         " AND m.user_id = k.u",
+    [PS_CURSORS_CHECK] =
+        "SELECT k.i,"
+        " (SELECT last_seq FROM convs c WHERE c.conv_id = k.c),"
+        " (SELECT 1 FROM members m WHERE m.conv_id = k.c"
+        " AND m.user_id = k.u) IS NOT NULL"
+        " FROM json_to_recordset($1::json)"
+        " AS k(i int, c bigint, u text)",
     /* $1: a JSON array of {"u", "d", "c", "s"}: the highest of each
      * device's cursors */
     [PS_CURSORS_UPSERT] =
@@ -276,7 +292,7 @@ static const char *const STMT_SQL[PS_COUNT] = {
         " FROM (SELECT c, u, max(s) AS s FROM json_to_recordset($1::json)"
         " AS y(u text, d text, c bigint, s bigint) GROUP BY c, u) AS x"
         " WHERE m.conv_id = x.c AND m.user_id = x.u"
-        " AND m.delivered_seq < x.s",
+        " AND m.delivered_seq < x.s AND m.conv_id = " SB_PG_JSON_CONVS("$1"),
     [PS_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
         " VALUES($1, $2, $3, $4, $4)"
