@@ -209,15 +209,6 @@ static const char TRGM_INDEX_SQL[] =
     "CREATE INDEX IF NOT EXISTS messages_body_trgm ON messages"
     " USING gin (body gin_trgm_ops)";
 
-/* The "c" members of a JSON array parameter as an array, for a condition
- * "conv_id = ANY(...)" that looks the rows up in an index: the planner
- * guesses 100 rows for any JSON document, and for so many it would scan
- * the whole table for a join with the document, where batches hold a
- * few. */
-#define SB_PG_JSON_CONVS(param)                                                \
-    "ANY(ARRAY(SELECT (e->>'c')::bigint FROM json_array_elements(" param       \
-    "::json) e))"
-
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -246,27 +237,25 @@ static const char *const STMT_SQL[PS_COUNT] = {
                      " AND x.client_msg_id = decode(k.c, 'hex')) m",
     /* $1: a JSON array of the messages' columns (bytes in hex); $2: one of
      * their conversations' new last_seq, {"c": conv_id, "s": last_seq,
-     * "t": updated_ts} */
+     * "t": updated_ts}. The planner guesses 100 rows for any JSON
+     * document and would join so many by a hash of the whole table;
+     * "conv_id = ANY(the document's ids)" makes it look the few rows up
+     * by index, here and below. */
     [PS_MSGS_INSERT] =
         "WITH bump AS (UPDATE convs SET last_seq = y.s, updated_ts = y.t"
         " FROM json_to_recordset($2::json) AS y(c bigint, s bigint, t bigint)"
-        " WHERE convs.conv_id = y.c AND convs.conv_id = " SB_PG_JSON_CONVS(
-            "$2") ")"
-                  " INSERT INTO messages(conv_id, seq, sender, sender_device,"
-                  " client_msg_id, type, body, quote_seq, lang, server_ts, "
-                  "extra,"
-                  " review) SELECT x.conv_id, x.seq, x.sender, x.dev, "
-                  "decode(x.cid,"
-                  " 'hex'), x.type, x.body, x.quote_seq, x.lang, x.ts,"
-                  " decode(x.extra, 'hex'), x.review FROM "
-                  "json_to_recordset($1::json)"
-                  " AS x(conv_id bigint, seq bigint, sender text, dev text, "
-                  "cid text,"
-                  " type int, body text, quote_seq bigint, lang text, ts "
-                  "bigint,"
-                  " extra text, review int)"
-                  " ON CONFLICT (sender, client_msg_id) DO NOTHING"
-                  " RETURNING msg_id, conv_id, seq",
+        " WHERE convs.conv_id = y.c AND convs.conv_id = ANY(ARRAY("
+        "SELECT (e->>'c')::bigint FROM json_array_elements($2::json) e)))"
+        " INSERT INTO messages(conv_id, seq, sender, sender_device,"
+        " client_msg_id, type, body, quote_seq, lang, server_ts, extra,"
+        " review) SELECT x.conv_id, x.seq, x.sender, x.dev, decode(x.cid,"
+        " 'hex'), x.type, x.body, x.quote_seq, x.lang, x.ts,"
+        " decode(x.extra, 'hex'), x.review FROM json_to_recordset($1::json)"
+        " AS x(conv_id bigint, seq bigint, sender text, dev text, cid text,"
+        " type int, body text, quote_seq bigint, lang text, ts bigint,"
+        " extra text, review int)"
+        " ON CONFLICT (sender, client_msg_id) DO NOTHING"
+        " RETURNING msg_id, conv_id, seq",
     /* $1: a JSON array of {"i": index, "c": conv_id, "u": user_id}: each
      * item's conversation's last_seq (NULL: none) and membership. */
     [PS_CURSORS_CHECK] =
@@ -292,7 +281,8 @@ static const char *const STMT_SQL[PS_COUNT] = {
         " FROM (SELECT c, u, max(s) AS s FROM json_to_recordset($1::json)"
         " AS y(u text, d text, c bigint, s bigint) GROUP BY c, u) AS x"
         " WHERE m.conv_id = x.c AND m.user_id = x.u"
-        " AND m.delivered_seq < x.s AND m.conv_id = " SB_PG_JSON_CONVS("$1"),
+        " AND m.delivered_seq < x.s AND m.conv_id = ANY(ARRAY("
+        "SELECT (e->>'c')::bigint FROM json_array_elements($1::json) e))",
     [PS_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
         " VALUES($1, $2, $3, $4, $4)"
@@ -734,12 +724,21 @@ static int conn_make(sb_pg *s)
         return SB_E_STORE;
     }
     s->conn = c;
-    /* A commit returns once it is durable (fsync), or at once (os). */
+    /* A commit returns once it is durable (fsync), or at once (os). The
+     * store's statements look their rows up by key: a whole-table scan is
+     * only for a statement with no index to use (enable_seqscan off). The
+     * planner would otherwise choose one for a table it believes small,
+     * and keep that plan (prepared statements) while the table grows:
+     * convs, whose row for a conversation is rewritten with each batch
+     * of its messages, gains dead row versions faster than vacuum and
+     * statistics follow. */
     return exec_simple(s, s->durability == SB_DURABILITY_FSYNC
                               ? "SET synchronous_commit = on;"
-                                "SET client_min_messages = warning"
+                                "SET client_min_messages = warning;"
+                                "SET enable_seqscan = off"
                               : "SET synchronous_commit = off;"
-                                "SET client_min_messages = warning");
+                                "SET client_min_messages = warning;"
+                                "SET enable_seqscan = off");
 }
 
 /* A connection, made again if the server was out of reach: tried until
