@@ -162,6 +162,10 @@ sb_run() { # label build-dir [syscalls]
       l, r, s, by, cc / n * 1e6, s + cc / n * 1e6, ld }'
 }
 
+if [ "$SYSCALLS" = 1 ] && ! perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+  echo "bench-w1: SYSCALLS=1 needs perf with the syscall tracepoints (linux-perf, as root)" >&2
+  exit 1
+fi
 mq_setup
 echo "# $(date -u +%FT%TZ) W=1 P=$P M=$M fsync; $(nproc) cores; commit $(git -C "$ROOT" rev-parse --short HEAD)${BASE:+, base $(git -C "$BASE" rev-parse --short HEAD)}; load $(cut -d' ' -f1-3 /proc/loadavg)"
 for rep in $(seq "$REPS"); do
