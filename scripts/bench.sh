@@ -4,7 +4,8 @@
 # on SQLite, then on PostgreSQL (a throwaway cluster on this machine,
 # scripts/pgtest.sh, synchronous_commit on). Prints one JSON line per run;
 # docs/benchmarks.md records the figures. STORES=sqlite or STORES=pg runs
-# one of them.
+# one of them; PG_ARGS adds server options to the PostgreSQL runs
+# (PG_ARGS="--store-writers 1").
 set -euo pipefail
 BUILD=${1:-build}
 CONVS=${CONVS:-500}
@@ -33,7 +34,8 @@ start_server() {
   if [ -n "${PGURL:-}" ]; then   # a fresh database per run
     DB=bench$RANDOM$RANDOM
     psql -q "$PGURL/postgres" -c "CREATE DATABASE $DB" >/dev/null
-    STORE_ARGS=(--store "$PGURL/$DB")
+    # shellcheck disable=SC2206 # PG_ARGS: words, e.g. "--store-writers 1"
+    STORE_ARGS=(--store "$PGURL/$DB" ${PG_ARGS:-})
   fi
   "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" --secret $SECRET \
     --sends-per-s 0 --conns-per-addr 0 --quiet "${STORE_ARGS[@]}" "$@" \
