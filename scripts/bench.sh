@@ -103,6 +103,9 @@ run() { # label, sbbench args...
 
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) convs=$CONVS msgs=$MSGS body=100B durability=fsync"
+# The floor under every durable commit: the store disk's fdatasync.
+printf 'fsync-4k '
+"$(dirname "$0")"/fsync-latency.py "$DATA" 2000 10
 if [[ " $STORES " == *" sqlite "* ]]; then
   run "closed-W16-proto" --window 16
   run "closed-W1-proto " --window 1
