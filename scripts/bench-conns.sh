@@ -23,13 +23,21 @@
 #            syncs the K messages it missed.
 #
 # Knobs: CONNS (19000), TLS_CONNS (CONNS), REPS (3), K (10), PHASES
-# ("idle peers restart storm"), PEERS (the harness's folder).
+# ("idle peers restart storm"), PEERS (the harness's folder); TRACE=1:
+# the devices log their states during each wave (sbconns --trace), and
+# KEEP=DIR: the run's logs are copied there at the end; SOURCES (16):
+# the devices connect from that many loopback addresses (sbconns
+# --sources), as clients of many machines do: from one address, each
+# connect() searches the ephemeral ports that address has left for the
+# server's port, and with 19,000 of them taken that search, in the
+# clients' own system calls, is what a reconnect wave waits for.
 set -euo pipefail
 BUILD=${1:-build}
 CONNS=${CONNS:-19000}
 TLS_CONNS=${TLS_CONNS:-$CONNS}
 REPS=${REPS:-3}
 K=${K:-10}
+SOURCES=${SOURCES:-16}
 PHASES=${PHASES:-idle peers restart storm}
 PEERS=${PEERS:-$(cd "$(dirname "$0")/.." && pwd)/../shared/peers}
 SECRET=bench-secret
@@ -38,6 +46,7 @@ SRV= DEVS=() MQ=
 cleanup() {
   for p in ${DEVS[@]+"${DEVS[@]}"} $SRV $MQ; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp -r "$WORK"/. "$KEEP"/; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -70,7 +79,7 @@ stop_server() { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true
 devices() {
   local out=$1 role=$2 n=$3 first=$4 run=$5; shift 5
   "$BUILD"/sbconns --url "${SCHEME:-ws}://127.0.0.1:$PORT/ws" --secret $SECRET \
-    ${CA:+--ca "$CA"} --role "$role" --devices "$n" --first "$first" --run "$run" "$@" \
+    ${CA:+--ca "$CA"} --role "$role" --devices "$n" --first "$first" --run "$run" --sources "$SOURCES" ${TRACE:+--trace} "$@" \
     > "$out" 2> "$out.err" &
   DEVS+=($!)
 }

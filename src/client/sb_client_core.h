@@ -262,6 +262,12 @@ typedef struct sb_client_config {
     const char *ca_file;        /* transport, wss:// only: PEM CAs the
                                    server's certificate must chain to;
                                    NULL: the system's */
+    /* transport: the local IP address (a literal, v4 or v6) the
+     * connections are made from; the port stays the system's choice, made
+     * at connect time. NULL: the system picks both. Many clients on one
+     * machine spread over several addresses so that no address runs
+     * short of ports for one server. */
+    const char *source_addr;
 } sb_client_config;
 
 void sb_client_config_default(sb_client_config *c);
