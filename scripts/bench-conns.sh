@@ -9,6 +9,7 @@
 #            growth per connection (VmRSS and its anonymous part) and the
 #            kernel's (slab and socket buffers, both ends of each
 #            connection are on this machine: halved);
+#  tls       the TLS half of idle alone;
 #  peers     the same figure by ../shared/peers' chatbench (raw clients,
 #            one at a time) for mosquitto and for Switchboard, when that
 #            harness is there;
@@ -125,8 +126,8 @@ idle() { # label N [server args...]
   stop_devices
   stop_server
 }
-if [[ " $PHASES " == *" idle "* ]]; then
-  idle plain "$CONNS"
+if [[ " $PHASES " == *" idle "* || " $PHASES " == *" tls "* ]]; then
+  [[ " $PHASES " == *" idle "* ]] && idle plain "$CONNS"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 2>/dev/null
