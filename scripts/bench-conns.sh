@@ -26,7 +26,9 @@
 # Knobs: CONNS (19000), TLS_CONNS (CONNS), REPS (3), K (10), PHASES
 # ("idle peers restart storm"), PEERS (the harness's folder); TRACE=1:
 # the devices log their states during each wave (sbconns --trace), and
-# KEEP=DIR: the run's logs are copied there at the end; SOURCES (16):
+# KEEP=DIR: the run's logs are copied there at the end (LOG="--log-level
+# info": the server's lines too, which say when each stage of its drain
+# began); SOURCES (16):
 # the devices connect from that many loopback addresses (sbconns
 # --sources), as clients of many machines do: from one address, each
 # connect() searches the ephemeral ports that address has left for the
@@ -63,8 +65,9 @@ tcpmem() { awk '$1 == "TCP:" {print $NF}' /proc/net/sockstat; }
 # start_server DATA_DIR PORT [args...]: sets SRV and PORT.
 start_server() {
   local dir=$1 port=$2; shift 2
+  [ -f "$dir.log" ] && mv "$dir.log" "$dir.log.old" # the server before a restart
   "$BUILD"/switchboard --listen 127.0.0.1:"$port" --data "$dir" --secret $SECRET \
-    --conns-per-addr 0 --sends-per-s 0 --quiet "$@" > "$dir.log" 2>&1 &
+    --conns-per-addr 0 --sends-per-s 0 ${LOG:---quiet} "$@" > "$dir.log" 2>&1 &
   SRV=$!
   for _ in $(seq 400); do
     PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$dir.log")
@@ -169,6 +172,18 @@ pair_up() {
   sleep 2
 }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
+# CPU time of a process (all its threads) in ms; 0 once it is gone.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / hz)}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pstate() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null; }
+clients_cpu() { local s=0 p; for p in "${DEVS[@]}"; do s=$(( s + $(cpu "$p") )); done; echo $s; }
+# stop_old: SIGTERM, and the server's CPU time at its end (a zombie's
+# times stay until it is waited for) into OLD_CPU.
+stop_old() {
+  kill -TERM $SRV
+  while [[ "$(pstate $SRV)" == [RSD] ]]; do sleep 0.02; done
+  OLD_CPU=$(cpu $SRV)
+  wait $SRV 2>/dev/null || true
+}
 
 if [[ " $PHASES " == *" restart "* ]]; then
   for rep in $(seq "$REPS"); do
@@ -177,12 +192,15 @@ if [[ " $PHASES " == *" restart "* ]]; then
     start_server "$dir" 0
     pair_up "$dir" "r$rep"
     rss_before=$(kib $SRV VmRSS)
+    old0=$(cpu $SRV) cl0=$(clients_cpu)
     t0=$(now)
-    kill -TERM $SRV; wait $SRV 2>/dev/null || true
+    stop_old
     t1=$(now)
+    cl1=$(clients_cpu)
     start_server "$dir" "$PORT"
     t2=$(now)
     wait_for "$dir.ag" back 300; wait_for "$dir.cu" back 300
+    new1=$(cpu $SRV) cl2=$(clients_cpu)
     tb=$(field "$dir.ag" back 4); tc=$(field "$dir.cu" back 4)
     [ "$tc" -gt "$tb" ] && tb=$tc
     pct="\"agents_p50_p90_p99_after_start_ms\":[$(ms $t2 "$(field "$dir.ag" back 5)"),$(ms $t2 "$(field "$dir.ag" back 6)"),$(ms $t2 "$(field "$dir.ag" back 7)")]"
@@ -190,7 +208,7 @@ if [[ " $PHASES " == *" restart "* ]]; then
     hwm=$(kib $SRV VmHWM)
     kill -TERM "${DEVS[@]}"; sleep 0.5
     connects=$(cat "$dir.ag" "$dir.cu" | awk '$1 == "stats" {split($3, a, "="); s += a[2]} END {print s}')
-    echo "{\"bench\":\"restart\",\"rep\":$rep,\"devices\":$CONNS,\"drain_ms\":$(ms $t0 $t1),\"start_ms\":$(ms $t1 $t2),\"all_back_after_start_ms\":$(ms $t2 $tb),\"all_back_after_sigterm_ms\":$(ms $t0 $tb),$pct,\"connect_attempts\":$connects,\"rss_kib_before\":$rss_before,\"new_server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+    echo "{\"bench\":\"restart\",\"rep\":$rep,\"devices\":$CONNS,\"drain_ms\":$(ms $t0 $t1),\"start_ms\":$(ms $t1 $t2),\"all_back_after_start_ms\":$(ms $t2 $tb),\"all_back_after_sigterm_ms\":$(ms $t0 $tb),$pct,\"connect_attempts\":$connects,\"rss_kib_before\":$rss_before,\"new_server_peak_rss_kib\":$hwm,\"cpu_ms\":{\"old_server_drain\":$(( OLD_CPU - old0 )),\"clients_drain\":$(( cl1 - cl0 )),\"new_server\":$new1,\"clients_after_start\":$(( cl2 - cl1 ))},\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
     stop_devices
     stop_server
   done
@@ -210,13 +228,15 @@ if [[ " $PHASES " == *" storm "* ]]; then
     kill -USR1 "$agents"
     wait_for "$dir.ag" sent 300
     kill -USR1 "$cust" # pending until it runs again: expect K more
+    s0=$(cpu $SRV) cl0=$(clients_cpu)
     t0=$(now)
     kill -CONT "$cust"
     wait_for "$dir.cu" back 300
+    s1=$(cpu $SRV) cl1=$(clients_cpu)
     tb=$(field "$dir.cu" back 4)
     pct="[$(ms $t0 "$(field "$dir.cu" back 5)"),$(ms $t0 "$(field "$dir.cu" back 6)"),$(ms $t0 "$(field "$dir.cu" back 7)")]"
     hwm=$(kib $SRV VmHWM)
-    echo "{\"bench\":\"storm\",\"rep\":$rep,\"devices\":$(( CONNS / 2 )),\"missed_each\":$K,\"all_synced_ms\":$(ms $t0 $tb),\"p50_p90_p99_ms\":$pct,\"server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+    echo "{\"bench\":\"storm\",\"rep\":$rep,\"devices\":$(( CONNS / 2 )),\"missed_each\":$K,\"all_synced_ms\":$(ms $t0 $tb),\"p50_p90_p99_ms\":$pct,\"server_peak_rss_kib\":$hwm,\"cpu_ms\":{\"server\":$(( s1 - s0 )),\"clients\":$(( cl1 - cl0 ))},\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
     stop_devices
     stop_server
   done

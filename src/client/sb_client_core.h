@@ -245,7 +245,9 @@ typedef struct sb_client_config {
      * deploy, back in moments), the delay's cap is restart_backoff_ms_max
      * for restart_window_ms, so that refused attempts while it restarts
      * do not push the reconnect seconds past its return (0: no such
-     * cap). */
+     * cap); the attempts made at that cap do not count for the doubling
+     * after the window. The window covers a drain (the close handshakes,
+     * the store's stop) and a start on a loaded machine. */
     uint32_t restart_backoff_ms_max;
     uint32_t restart_window_ms;
     uint32_t heartbeat_ms;      /* until WELCOME says; dead after 3x */
