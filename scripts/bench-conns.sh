@@ -28,7 +28,7 @@
 # the devices log their states during each wave (sbconns --trace), and
 # KEEP=DIR: the run's logs are copied there at the end (LOG="--log-level
 # info": the server's lines too, which say when each stage of its drain
-# began); SOURCES (16):
+# began); DEVARGS: more sbconns options (--no-deflate); SOURCES (16):
 # the devices connect from that many loopback addresses (sbconns
 # --sources), as clients of many machines do: from one address, each
 # connect() searches the ephemeral ports that address has left for the
@@ -70,7 +70,7 @@ start_server() {
     --conns-per-addr 0 --sends-per-s 0 ${LOG:---quiet} "$@" > "$dir.log" 2>&1 &
   SRV=$!
   for _ in $(seq 400); do
-    PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$dir.log")
+    PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$dir.log" 2>/dev/null || true)
     [ -n "$PORT" ] && return 0
     kill -0 $SRV 2>/dev/null || break
     sleep 0.01
@@ -83,7 +83,7 @@ stop_server() { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true
 devices() {
   local out=$1 role=$2 n=$3 first=$4 run=$5; shift 5
   "$BUILD"/sbconns --url "${SCHEME:-ws}://127.0.0.1:$PORT/ws" --secret $SECRET \
-    ${CA:+--ca "$CA"} --role "$role" --devices "$n" --first "$first" --run "$run" --sources "$SOURCES" ${TRACE:+--trace} "$@" \
+    ${CA:+--ca "$CA"} --role "$role" --devices "$n" --first "$first" --run "$run" --sources "$SOURCES" ${TRACE:+--trace} ${DEVARGS:-} "$@" \
     > "$out" 2> "$out.err" &
   DEVS+=($!)
 }
@@ -176,12 +176,16 @@ ms() { echo $(( ($2 - $1) / 1000000 )); }
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / hz)}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pstate() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null; }
 clients_cpu() { local s=0 p; for p in "${DEVS[@]}"; do s=$(( s + $(cpu "$p") )); done; echo $s; }
-# stop_old: SIGTERM, and the server's CPU time at its end (a zombie's
-# times stay until it is waited for) into OLD_CPU.
+# stop_old: SIGTERM, and the server's CPU time as last seen before it
+# ended into OLD_CPU (the shell reaps it at once: no zombie to read).
 stop_old() {
-  kill -TERM $SRV
-  while [[ "$(pstate $SRV)" == [RSD] ]]; do sleep 0.02; done
+  local c
   OLD_CPU=$(cpu $SRV)
+  kill -TERM $SRV
+  while [[ "$(pstate $SRV)" == [RSD] ]]; do
+    c=$(cpu $SRV); [ "$c" -gt 0 ] && OLD_CPU=$c
+    sleep 0.05
+  done
   wait $SRV 2>/dev/null || true
 }
 
