@@ -235,9 +235,18 @@ static const char *const STMT_SQL[PS_COUNT] = {
                      " CROSS JOIN LATERAL (SELECT * FROM messages x"
                      " WHERE x.sender = k.s"
                      " AND x.client_msg_id = decode(k.c, 'hex')) m",
-    /* $1: a JSON array of the messages' columns (bytes in hex) */
+    /* $1: a JSON array of the messages' columns (bytes in hex); $2: one of
+     * their conversations' new last_seq, {"c": conv_id, "s": last_seq,
+     * "t": updated_ts}. The planner guesses 100 rows for any JSON
+     * document and would join so many by a hash of the whole table;
+     * "conv_id = ANY(the document's ids)" makes it look the few rows up
+     * by index, here and below. */
     [PS_MSGS_INSERT] =
-        "INSERT INTO messages(conv_id, seq, sender, sender_device,"
+        "WITH bump AS (UPDATE convs SET last_seq = y.s, updated_ts = y.t"
+        " FROM json_to_recordset($2::json) AS y(c bigint, s bigint, t bigint)"
+        " WHERE convs.conv_id = y.c AND convs.conv_id = ANY(ARRAY("
+        "SELECT (e->>'c')::bigint FROM json_array_elements($2::json) e)))"
+        " INSERT INTO messages(conv_id, seq, sender, sender_device,"
         " client_msg_id, type, body, quote_seq, lang, server_ts, extra,"
         " review) SELECT x.conv_id, x.seq, x.sender, x.dev, decode(x.cid,"
         " 'hex'), x.type, x.body, x.quote_seq, x.lang, x.ts,"
@@ -247,19 +256,15 @@ static const char *const STMT_SQL[PS_COUNT] = {
         " extra text, review int)"
         " ON CONFLICT (sender, client_msg_id) DO NOTHING"
         " RETURNING msg_id, conv_id, seq",
-    /* $1: a JSON array of {"c": conv_id, "s": last_seq, "t": updated_ts} */
-    [PS_CONVS_BUMP] = "UPDATE convs SET last_seq = x.s, updated_ts = x.t"
-                      " FROM json_to_recordset($1::json)"
-                      " AS x(c bigint, s bigint, t bigint)"
-                      " WHERE convs.conv_id = x.c",
     /* $1: a JSON array of {"i": index, "c": conv_id, "u": user_id}: each
      * item's conversation's last_seq (NULL: none) and membership. */
-    [PS_CURSORS_CHECK] = "SELECT k.i, c.last_seq, m.user_id IS NOT NULL"
-                         " FROM json_to_recordset($1::json)"
-                         " AS k(i int, c bigint, u text)"
-                         " LEFT JOIN convs c ON c.conv_id = k.c"
-                         " LEFT JOIN members m ON m.conv_id = k.c"
-                         " AND m.user_id = k.u",
+    [PS_CURSORS_CHECK] =
+        "SELECT k.i,"
+        " (SELECT last_seq FROM convs c WHERE c.conv_id = k.c),"
+        " (SELECT 1 FROM members m WHERE m.conv_id = k.c"
+        " AND m.user_id = k.u) IS NOT NULL"
+        " FROM json_to_recordset($1::json)"
+        " AS k(i int, c bigint, u text)",
     /* $1: a JSON array of {"u", "d", "c", "s"}: the highest of each
      * device's cursors */
     [PS_CURSORS_UPSERT] =
@@ -276,7 +281,8 @@ static const char *const STMT_SQL[PS_COUNT] = {
         " FROM (SELECT c, u, max(s) AS s FROM json_to_recordset($1::json)"
         " AS y(u text, d text, c bigint, s bigint) GROUP BY c, u) AS x"
         " WHERE m.conv_id = x.c AND m.user_id = x.u"
-        " AND m.delivered_seq < x.s",
+        " AND m.delivered_seq < x.s AND m.conv_id = ANY(ARRAY("
+        "SELECT (e->>'c')::bigint FROM json_array_elements($1::json) e))",
     [PS_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
         " VALUES($1, $2, $3, $4, $4)"
@@ -542,17 +548,15 @@ static int result_rc(sb_pg *s, const PGresult *r)
 }
 
 /* Sends what libpq holds, then gathers the results of the statement sent,
- * keeping the last. The statement must finish by the deadline: else the
- * server counts as out of reach. */
-long dbg_stmts[64];
-long dbg_total;
-double dbg_ms_id[64];
-static int finish(sb_pg *s, PGresult **out)
+ * keeping the last. A statement sent behind the transaction's BEGIN
+ * (piped, begin_send) comes back behind BEGIN's results and before the
+ * pipeline's end; a failure of either is the answer. The statement must
+ * finish by the deadline: else the server counts as out of reach. */
+static int finish(sb_pg *s, PGresult **out, bool piped)
 {
-    dbg_total++;
     int64_t deadline = mono_ms() + STMT_TIMEOUT_MS;
-    PGresult *last = NULL;
-    int f;
+    PGresult *last = NULL, *failed = NULL;
+    int f, query = piped ? 0 : 1; /* 0: BEGIN, then the statement */
     while ((f = PQflush(s->conn)) != 0) {
         if (f < 0 || sock_wait(s, POLLOUT | POLLIN, deadline) ||
             !PQconsumeInput(s->conn))
@@ -564,14 +568,34 @@ static int finish(sb_pg *s, PGresult **out)
                 goto broken;
         }
         PGresult *r = PQgetResult(s->conn);
-        if (!r) break;
+        if (!r) { /* the end of a query's results */
+            if (!piped) break;
+            query++;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (query == 0 || st == PGRES_PIPELINE_ABORTED) {
+            if (st != PGRES_COMMAND_OK && !failed)
+                failed = r;
+            else
+                PQclear(r);
+            continue;
+        }
         PQclear(last);
         last = r;
     }
+    if (piped && !PQexitPipelineMode(s->conn)) goto broken;
+    if (failed) {
+        PQclear(last);
+        last = failed;
+        failed = NULL;
+    }
     ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        if (getenv("SB_PG_DEBUG"))
-            fprintf(stderr, "pg: %s", PQerrorMessage(s->conn));
         int rc = result_rc(s, last);
         PQclear(last);
         return rc;
@@ -583,8 +607,29 @@ static int finish(sb_pg *s, PGresult **out)
     return 0;
 broken:
     PQclear(last);
+    PQclear(failed);
     conn_drop(s);
     return SB_E_STORE;
+}
+
+/* Sends the open transaction's BEGIN, if it waits (pg_begin defers it),
+ * in a pipeline that the statement sent next joins: the two take one
+ * round trip. Returns whether it did (the caller ends the pipeline after
+ * its statement, end_send), or a failure. */
+static int begin_send(sb_pg *s)
+{
+    const char *sql = s->begin_sql;
+    if (!sql) return 0;
+    s->begin_sql = NULL;
+    if (!PQenterPipelineMode(s->conn) ||
+        !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+        return result_rc(s, NULL);
+    return 1;
+}
+
+static int end_send(sb_pg *s, int piped)
+{
+    return piped && !PQpipelineSync(s->conn) ? result_rc(s, NULL) : 0;
 }
 
 /* Runs sql (one or more statements, no parameters) by the simple
@@ -592,8 +637,14 @@ broken:
 static int exec_simple(sb_pg *s, const char *sql)
 {
     if (!s->conn || s->broken) return SB_E_STORE;
-    if (!PQsendQuery(s->conn, sql)) return result_rc(s, NULL);
-    return finish(s, NULL);
+    int piped = begin_send(s);
+    if (piped < 0) return piped;
+    /* A pipeline takes one statement a query, by the extended protocol. */
+    if (piped ? !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)
+              : !PQsendQuery(s->conn, sql))
+        return result_rc(s, NULL);
+    int rc = end_send(s, piped);
+    return rc ? rc : finish(s, NULL, piped);
 }
 
 static int prepare(sb_pg *s, int id)
@@ -602,7 +653,7 @@ static int prepare(sb_pg *s, int id)
     snprintf(name, sizeof name, "s%d", id);
     if (!PQsendPrepare(s->conn, name, STMT_SQL[id], 0, NULL))
         return result_rc(s, NULL);
-    int rc = finish(s, NULL);
+    int rc = finish(s, NULL, false);
     if (rc == 0) s->prepared[id] = true;
     return rc;
 }
@@ -614,19 +665,15 @@ int sb__pg_exec(sb_pg *s, int id, const sb_pg_params *p, PGresult **out)
     if (!s->conn || s->broken) return SB_E_STORE;
     int rc = s->prepared[id] ? 0 : prepare(s, id);
     if (rc) return rc;
-    dbg_stmts[id]++;
-    struct timespec T0, T1;
-    clock_gettime(CLOCK_MONOTONIC, &T0);
     char name[8];
     snprintf(name, sizeof name, "s%d", id);
+    int piped = begin_send(s);
+    if (piped < 0) return piped;
     if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
                              p ? p->len : NULL, p ? p->fmt : NULL, 0))
         return result_rc(s, NULL);
-    int rcx = finish(s, out);
-    clock_gettime(CLOCK_MONOTONIC, &T1);
-    dbg_ms_id[id] +=
-        (T1.tv_sec - T0.tv_sec) * 1e3 + (T1.tv_nsec - T0.tv_nsec) / 1e6;
-    return rcx;
+    if ((rc = end_send(s, piped))) return rc;
+    return finish(s, out, piped);
 }
 
 int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
@@ -635,9 +682,12 @@ int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
 {
     if (out) *out = NULL;
     if (!s->conn || s->broken) return SB_E_STORE;
+    int piped = begin_send(s);
+    if (piped < 0) return piped;
     if (!PQsendQueryParams(s->conn, sql, n, types, v, len, fmt, 0))
         return result_rc(s, NULL);
-    return finish(s, out);
+    int rc = end_send(s, piped);
+    return rc ? rc : finish(s, out, piped);
 }
 
 int sb__pg_exec_sql(sb_pg *s, const char *sql, const sb_pg_params *p,
@@ -674,12 +724,21 @@ static int conn_make(sb_pg *s)
         return SB_E_STORE;
     }
     s->conn = c;
-    /* A commit returns once it is durable (fsync), or at once (os). */
+    /* A commit returns once it is durable (fsync), or at once (os). The
+     * store's statements look their rows up by key: a whole-table scan is
+     * only for a statement with no index to use (enable_seqscan off). The
+     * planner would otherwise choose one for a table it believes small,
+     * and keep that plan (prepared statements) while the table grows:
+     * convs, whose row for a conversation is rewritten with each batch
+     * of its messages, gains dead row versions faster than vacuum and
+     * statistics follow. */
     return exec_simple(s, s->durability == SB_DURABILITY_FSYNC
                               ? "SET synchronous_commit = on;"
-                                "SET client_min_messages = warning"
+                                "SET client_min_messages = warning;"
+                                "SET enable_seqscan = off"
                               : "SET synchronous_commit = off;"
-                                "SET client_min_messages = warning");
+                                "SET client_min_messages = warning;"
+                                "SET enable_seqscan = off");
 }
 
 /* A connection, made again if the server was out of reach: tried until
@@ -762,6 +821,7 @@ static void pg_close(sb_store *base)
 {
     sb_pg *s = sb__pg(base);
     if (s->conn) PQfinish(s->conn);
+    free(s->locked);
     free(s->where);
     free(s);
 }
@@ -792,9 +852,11 @@ static int pg_begin(sb_store *base)
     sb_pg *s = sb__pg(base);
     assert(!s->in_txn);
     int rc = conn_ensure(s, OUTAGE_WAIT_MS);
-    if (rc == 0) rc = exec_simple(s, "BEGIN");
+    /* BEGIN goes with the first statement (begin_send). */
+    s->begin_sql = rc == 0 ? "BEGIN" : NULL;
     s->in_txn = s->in_write = true;
     s->broken = rc != 0;
+    sb__pg_locked_clear(s);
     return rc;
 }
 
@@ -804,16 +866,23 @@ static int pg_commit(sb_store *base)
     /* A commit whose answer never came may have happened: the requests
      * fail all the same, and a retry finds what was stored (the
      * idempotency key). */
-    int rc = exec_simple(s, "COMMIT");
-    if (rc == 0) s->in_txn = s->in_write = false;
+    int rc = s->begin_sql ? 0 : exec_simple(s, "COMMIT");
+    if (rc == 0) {
+        s->in_txn = s->in_write = false;
+        s->begin_sql = NULL;
+        sb__pg_locked_clear(s);
+    }
     return rc;
 }
 
 static void pg_rollback(sb_store *base)
 {
     sb_pg *s = sb__pg(base);
-    if (s->conn && !s->broken && s->in_txn) exec_simple(s, "ROLLBACK");
+    if (s->conn && !s->broken && s->in_txn && !s->begin_sql)
+        exec_simple(s, "ROLLBACK");
     s->in_txn = s->in_write = s->broken = false;
+    s->begin_sql = NULL;
+    sb__pg_locked_clear(s);
 }
 
 static int pg_savepoint(sb_store *base)
@@ -825,6 +894,8 @@ static int pg_savepoint_end(sb_store *base, bool keep)
 {
     sb_pg *s = sb__pg(base);
     int rc = keep ? 0 : exec_simple(s, "ROLLBACK TO SAVEPOINT sb");
+    /* The seqs the savepoint's appends took are given back. */
+    if (!keep) sb__pg_locked_clear(s);
     return rc ? rc : exec_simple(s, "RELEASE SAVEPOINT sb");
 }
 
@@ -838,9 +909,8 @@ int sb__pg_read_begin(sb_pg *s, bool *own)
     *own = false;
     if (s->in_txn) return s->broken ? SB_E_STORE : 0;
     int rc = conn_ensure(s, OUTAGE_WAIT_MS);
-    if (rc == 0)
-        rc = exec_simple(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     if (rc) return rc;
+    s->begin_sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     s->in_txn = true;
     *own = true;
     return 0;
@@ -849,8 +919,9 @@ int sb__pg_read_begin(sb_pg *s, bool *own)
 void sb__pg_read_end(sb_pg *s, bool own)
 {
     if (!own) return;
-    if (s->conn && !s->broken) exec_simple(s, "COMMIT");
+    if (s->conn && !s->broken && !s->begin_sql) exec_simple(s, "COMMIT");
     s->in_txn = s->broken = false;
+    s->begin_sql = NULL;
 }
 
 /* ---- settings -------------------------------------------------------------

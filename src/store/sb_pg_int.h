@@ -90,7 +90,6 @@ enum sb_pg_stmt {
     PS_LOCK_CONVS,
     PS_DUPS_FIND,
     PS_MSGS_INSERT,
-    PS_CONVS_BUMP,
     PS_CURSORS_CHECK,
     PS_CURSORS_UPSERT,
     PS_DELIVERED_RAISE_MANY,
@@ -135,6 +134,14 @@ enum sb_pg_stmt {
     PS_COUNT
 };
 
+/* A conversation the open transaction has locked, and its last_seq as the
+ * transaction moves it (found: the conversation exists). */
+typedef struct sb_pg_seq {
+    uint64_t id;
+    int64_t last_seq;
+    bool found;
+} sb_pg_seq;
+
 typedef struct sb_pg {
     sb_store base;
     PGconn *conn; /* NULL while the server is out of reach */
@@ -151,6 +158,13 @@ typedef struct sb_pg {
     /* A run of appends met a stored idempotency key: the next looks for
      * them before it inserts (sb__pg_append_many). */
     bool dups_expected;
+    /* The BEGIN of the open transaction while it waits to go out with the
+     * first statement, in one round trip; NULL once sent. */
+    const char *begin_sql;
+    /* The conversations the open transaction has locked, sorted by id:
+     * its appends take their last_seq from here, without asking again. */
+    sb_pg_seq *locked;
+    size_t n_locked, locked_cap;
 } sb_pg;
 
 static inline sb_pg *sb__pg(sb_store *s)
@@ -222,6 +236,11 @@ int sb__pg_append(sb_store *s, Sbp__Message *msg, int64_t now_ms,
                   bool *duplicate);
 int sb__pg_append_many(sb_store *s, sb_store_append_item *items, size_t n);
 int sb__pg_lock_convs(sb_store *s, const uint64_t *ids, size_t n);
+/* The locked conversation id of the open transaction, or NULL. */
+sb_pg_seq *sb__pg_locked_find(sb_pg *s, uint64_t id);
+/* Forgets the locked conversations' last_seq (a transaction's end, or a
+ * savepoint given back). */
+void sb__pg_locked_clear(sb_pg *s);
 int sb__pg_sync(sb_store *s, const char *user_id, bool all,
                 const sb_store_cursor *cur, size_t n_cur, uint32_t limit,
                 size_t bytes_max, Sbp__SyncResp **out);

@@ -195,6 +195,8 @@ int sb__pg_append(sb_store *base, Sbp__Message *msg, int64_t now_ms,
     sb__pg_int(&p, now_ms);
     sb__pg_int(&p, seq);
     if ((rc = sb__pg_exec(s, PS_CONV_BUMP, &p, NULL))) return rc;
+    sb_pg_seq *locked = sb__pg_locked_find(s, msg->conv_id);
+    if (locked) locked->last_seq = seq;
     msg->msg_id = (uint64_t)msg_id;
     msg->seq = (uint64_t)seq;
     msg->server_ts = now_ms;
@@ -221,16 +223,56 @@ static char *id_array(const uint64_t *ids, size_t n)
     return a;
 }
 
+static int seq_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const sb_pg_seq *)a)->id, y = ((const sb_pg_seq *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+sb_pg_seq *sb__pg_locked_find(sb_pg *s, uint64_t id)
+{
+    sb_pg_seq key = {.id = id};
+    return s->n_locked ? bsearch(&key, s->locked, s->n_locked,
+                                 sizeof *s->locked, seq_cmp)
+                       : NULL;
+}
+
+void sb__pg_locked_clear(sb_pg *s)
+{
+    s->n_locked = 0;
+}
+
+/* Locks the conversations ids (sorted, distinct) in that order, and keeps
+ * their last_seq as the transaction's locked ones. */
 int sb__pg_lock_convs(sb_store *base, const uint64_t *ids, size_t n)
 {
     sb_pg *s = sb__pg(base);
+    sb__pg_locked_clear(s);
+    if (n > s->locked_cap) {
+        sb_pg_seq *a = realloc(s->locked, n * sizeof *a);
+        if (!a) return -ENOMEM;
+        s->locked = a;
+        s->locked_cap = n;
+    }
     char *a = id_array(ids, n);
     if (!a) return -ENOMEM;
     sb_pg_params p = {0};
     sb__pg_str(&p, a);
-    int rc = sb__pg_exec(s, PS_LOCK_CONVS, &p, NULL);
+    PGresult *r;
+    int rc = sb__pg_exec(s, PS_LOCK_CONVS, &p, &r);
     free(a);
-    return rc;
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++)
+        s->locked[i] = (sb_pg_seq){.id = ids[i]};
+    s->n_locked = n;
+    for (int i = 0; i < PQntuples(r); i++) {
+        sb_pg_seq *x = sb__pg_locked_find(s, (uint64_t)sb__pg_get_i64(r, i, 0));
+        if (!x) continue;
+        x->found = true;
+        x->last_seq = sb__pg_get_i64(r, i, 1);
+    }
+    PQclear(r);
+    return 0;
 }
 
 static void hex(char *o, const uint8_t *p, size_t n)
@@ -262,7 +304,9 @@ static run_conv *run_conv_find(run_conv *c, size_t n, uint64_t id)
     return bsearch(&key, c, n, sizeof *c, run_conv_cmp);
 }
 
-/* The run's conversations, locked, with their last_seq. */
+/* The run's conversations, locked, with their last_seq: those the
+ * transaction locked already (the batch locks all it writes at its start),
+ * or locked now. */
 static int run_convs_load(sb_pg *s, sb_store_append_item *items, size_t n,
                           run_conv **out, size_t *n_out)
 {
@@ -275,25 +319,21 @@ static int run_convs_load(sb_pg *s, sb_store_append_item *items, size_t n,
         if (items[i].rc == 0) c[k++].id = items[i].msg->conv_id;
     qsort(c, k, sizeof *c, run_conv_cmp);
     size_t w = 0;
+    bool locked = true;
     for (size_t i = 0; i < k; i++)
-        if (w == 0 || c[w - 1].id != c[i].id) c[w++] = c[i];
-    for (size_t i = 0; i < w; i++)
-        ids[i] = c[i].id;
-    char *a = id_array(ids, w);
-    if (!a) goto err;
-    sb_pg_params p = {0};
-    sb__pg_str(&p, a);
-    PGresult *r;
-    rc = sb__pg_exec(s, PS_LOCK_CONVS, &p, &r);
-    free(a);
-    if (rc) goto err;
-    for (int i = 0; i < PQntuples(r); i++) {
-        run_conv *x = run_conv_find(c, w, (uint64_t)sb__pg_get_i64(r, i, 0));
-        if (!x) continue;
-        x->found = true;
-        x->last_seq = sb__pg_get_i64(r, i, 1);
+        if (w == 0 || c[w - 1].id != c[i].id) {
+            c[w] = c[i];
+            ids[w] = c[i].id;
+            locked = locked && sb__pg_locked_find(s, c[w].id);
+            w++;
+        }
+    if (!locked && (rc = sb__pg_lock_convs(&s->base, ids, w))) goto err;
+    for (size_t i = 0; i < w; i++) {
+        const sb_pg_seq *x = sb__pg_locked_find(s, c[i].id);
+        assert(x);
+        c[i].found = x->found;
+        c[i].last_seq = x->last_seq;
     }
-    PQclear(r);
     free(ids);
     *out = c;
     *n_out = w;
@@ -456,22 +496,21 @@ static json_t *row_json(const Sbp__Message *m, int64_t now_ms)
     return o;
 }
 
-/* The run in three statements: lock its conversations (in conv_id order)
- * and read their last_seq, give its messages their seqs in order and
- * insert them all in one statement, raise the conversations' last_seq in
- * one more. A retry (a message whose idempotency key is stored already)
- * makes the insert skip it, which would leave a hole in the seqs: the
- * transaction then runs again (SB_E_RETRY), and that run looks for the
- * stored keys first and answers their messages as duplicates. Retries
- * are rare (a client that lost its acks), so the common run does not
- * look. */
+/* The run in one statement: its conversations are locked (in conv_id
+ * order, by the batch or now) with their last_seq known; its messages
+ * get their seqs in order and one statement inserts them all and raises
+ * the conversations' last_seq. A retry (a message whose idempotency key is
+ * stored already) makes the insert skip it, which would leave a hole in the
+ * seqs: the transaction then runs again (SB_E_RETRY), and that run looks for
+ * the stored keys first and answers their messages as duplicates. Retries are
+ * rare (a client that lost its acks), so the common run does not look. */
 int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
 {
     sb_pg *s = sb__pg(base);
     run_conv *c = NULL;
     size_t nc = 0;
     json_t *rows = NULL, *bumps = NULL;
-    char *js = NULL;
+    char *js = NULL, *jb = NULL;
     PGresult *r = NULL;
     run_index keys = {0}, seqs = {0};
     bool check = s->dups_expected;
@@ -518,9 +557,19 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
         }
     }
     if (n_rows) {
-        if (!(js = json_dumps(rows, JSON_COMPACT))) goto out;
+        for (size_t i = 0; i < nc; i++)
+            if (c[i].bumped && json_array_append_new(
+                                   bumps, json_pack("{s:I, s:I, s:I}", "c",
+                                                    (json_int_t)c[i].id, "s",
+                                                    (json_int_t)c[i].last_seq,
+                                                    "t", (json_int_t)c[i].ts)))
+                goto out;
+        if (!(js = json_dumps(rows, JSON_COMPACT)) ||
+            !(jb = json_dumps(bumps, JSON_COMPACT)))
+            goto out;
         sb_pg_params p = {0};
         sb__pg_str(&p, js);
+        sb__pg_str(&p, jb);
         if ((rc = sb__pg_exec(s, PS_MSGS_INSERT, &p, &r))) goto out;
         if ((size_t)PQntuples(r) != n_rows) {
             s->dups_expected = true;
@@ -539,19 +588,10 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
                 }
             }
         }
-        rc = -ENOMEM;
-        for (size_t i = 0; i < nc; i++)
-            if (c[i].bumped && json_array_append_new(
-                                   bumps, json_pack("{s:I, s:I, s:I}", "c",
-                                                    (json_int_t)c[i].id, "s",
-                                                    (json_int_t)c[i].last_seq,
-                                                    "t", (json_int_t)c[i].ts)))
-                goto out;
-        free(js);
-        if (!(js = json_dumps(bumps, JSON_COMPACT))) goto out;
-        p = (sb_pg_params){0};
-        sb__pg_str(&p, js);
-        if ((rc = sb__pg_exec(s, PS_CONVS_BUMP, &p, NULL))) goto out;
+        for (size_t i = 0; i < nc; i++) {
+            sb_pg_seq *x = sb__pg_locked_find(s, c[i].id);
+            if (x && c[i].bumped) x->last_seq = c[i].last_seq;
+        }
     }
     for (size_t j = 0; j < n; j++) {
         sb_store_append_item *first =
@@ -577,6 +617,7 @@ int sb__pg_append_many(sb_store *base, sb_store_append_item *items, size_t n)
 out:
     PQclear(r);
     free(js);
+    free(jb);
     json_decref(rows);
     json_decref(bumps);
     free(keys.slot);

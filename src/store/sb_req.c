@@ -1065,21 +1065,8 @@ static int batch_try(sb_store *s, sb_req *batch, sb__req_scratch *x)
     return rc;
 }
 
-#include <stdio.h>
-extern long dbg_stmts[64];
-extern long dbg_total;
-extern double dbg_ms_id[64];
-static long dbg_batches, dbg_reqs, dbg_kinds[32];
-static double dbg_ms;
 bool sb__req_write_batch(sb_store *s, sb_req *batch, sb__req_scratch *x)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (sb_req *r = batch; r; r = r->next) {
-        dbg_reqs++;
-        dbg_kinds[r->kind]++;
-    }
-    dbg_batches++;
     sb_store_append_item item;
     sb_store_cursor_item cursor;
     uint64_t id;
@@ -1093,22 +1080,5 @@ bool sb__req_write_batch(sb_store *s, sb_req *batch, sb__req_scratch *x)
         if (i == RETRIES_MAX) break;
     for (sb_req *r = batch; r; r = r->next)
         sb__req_hooks_free(r);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    dbg_ms += (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
-    if (getenv("SB_DBG") && dbg_batches % 10 == 0) {
-        fprintf(stderr,
-                "batches %ld reqs %ld (%.1f/batch) %.2f ms/batch stmts/batch "
-                "%.1f kinds:",
-                dbg_batches, dbg_reqs, (double)dbg_reqs / dbg_batches,
-                dbg_ms / dbg_batches, (double)dbg_total / dbg_batches);
-        for (int k = 0; k < 19; k++)
-            if (dbg_kinds[k]) fprintf(stderr, " %d:%ld", k, dbg_kinds[k]);
-        fprintf(stderr, " | ps:");
-        for (int k = 0; k < 64; k++)
-            if (dbg_stmts[k])
-                fprintf(stderr, " %d:%ld/%.0fms", k, dbg_stmts[k],
-                        dbg_ms_id[k]);
-        fprintf(stderr, "\n");
-    }
     return rc == 0;
 }
