@@ -203,6 +203,7 @@ static void client_maybe_free(sb_client *c)
     void *ud = c->ud;
     uv_loop_t *loop = c->loop;
     free(c->token);
+    free(c->source);
     sb_client_core_free(c->core);
     sb_tls_ctx_free(c->tls);
     free(c->urls);
