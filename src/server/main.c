@@ -16,6 +16,7 @@
 #include "sb_demo.h"
 #include "sb_log.h"
 #include "sb_server.h"
+#include "sb_storeq.h"
 #include "sb_token.h"
 
 #define ORIGINS_MAX 64
@@ -294,6 +295,9 @@ static const opt_row ROWS[] = {
     {"node", "NAME", set_str, OFF(cfg.gw.node), 0,
      "this node's name in the cluster, unique in it\n"
      "(the host's name and the --listen port)"},
+    {"store-writers", "N", set_u32, OFF(cfg.store_writers), 0,
+     "writer connections on PostgreSQL, 1 to 4 (2): each commits\n"
+     "its share of the conversations while another prepares"},
     {"durability", "MODE", set_durability, 0, 0,
      "fsync (default: fsync every group commit) or os\n"
      "(no fsync: survives a crash of the process, not of the machine)"},
@@ -535,6 +539,8 @@ static int validate(opts *o, bool need_secret)
         (c->gw.token_aud && strlen(c->gw.token_aud) > SB_TOKEN_ISS_BYTES_MAX))
         BAD("--token-iss and --token-aud take at most %d bytes",
             SB_TOKEN_ISS_BYTES_MAX);
+    if (c->store_writers > SB_STOREQ_WRITERS_MAX)
+        BAD("--store-writers takes 1 to %d", SB_STOREQ_WRITERS_MAX);
     if (c->nats && !c->store)
         BAD("--nats needs --store on PostgreSQL: the nodes share it");
     if (c->gw.node && (!*c->gw.node || strlen(c->gw.node) > SB_ID_BYTES_MAX))

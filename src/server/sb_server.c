@@ -1381,7 +1381,8 @@ int sb_server_run(const sb_server_config *cfg,
     if (!cfg->store && strcmp(path, ":memory:") != 0)
         mkdir(cfg->data_dir, 0700);
     sb_store_describe(path, where, sizeof where); /* no password in logs */
-    rc = sb_storeq_start(&srv->loop, path, cfg->durability, &srv->storeq);
+    rc = sb_storeq_start_writers(&srv->loop, path, cfg->durability,
+                                 (int)cfg->store_writers, &srv->storeq);
     if (rc) {
         sb_log(SB_LOG_ERROR, "store_failed", NULL, "cannot open store %s: %s",
                where, sb_strerror(rc));

@@ -30,6 +30,9 @@ typedef struct sb_server_config {
                                the store (sb_deskmgr); NULL: the store's */
     const char *filter_dir; /* sensitive-word lists, NAME.txt; NULL: none */
     sb_durability durability;
+    /* Writer connections on PostgreSQL (1 to SB_STOREQ_WRITERS_MAX; 0:
+     * the default); SQLite has one. */
+    uint32_t store_writers;
     sb_gw_config gw;
     uint32_t idle_ms;            /* close a WebSocket silent this long */
     uint32_t handshake_ms;       /* an HTTP request must complete in this */

@@ -612,6 +612,15 @@ broken:
     return SB_E_STORE;
 }
 
+/* A statement that could not be sent: a pipeline left half sent takes the
+ * connection with it. */
+static int send_failed(sb_pg *s, int piped)
+{
+    if (!piped) return result_rc(s, NULL);
+    conn_drop(s);
+    return SB_E_STORE;
+}
+
 /* Sends the open transaction's BEGIN, if it waits (pg_begin defers it),
  * in a pipeline that the statement sent next joins: the two take one
  * round trip. Returns whether it did (the caller ends the pipeline after
@@ -623,13 +632,13 @@ static int begin_send(sb_pg *s)
     s->begin_sql = NULL;
     if (!PQenterPipelineMode(s->conn) ||
         !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
-        return result_rc(s, NULL);
+        return send_failed(s, 1);
     return 1;
 }
 
 static int end_send(sb_pg *s, int piped)
 {
-    return piped && !PQpipelineSync(s->conn) ? result_rc(s, NULL) : 0;
+    return piped && !PQpipelineSync(s->conn) ? send_failed(s, piped) : 0;
 }
 
 /* Runs sql (one or more statements, no parameters) by the simple
@@ -642,7 +651,7 @@ static int exec_simple(sb_pg *s, const char *sql)
     /* A pipeline takes one statement a query, by the extended protocol. */
     if (piped ? !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)
               : !PQsendQuery(s->conn, sql))
-        return result_rc(s, NULL);
+        return send_failed(s, piped);
     int rc = end_send(s, piped);
     return rc ? rc : finish(s, NULL, piped);
 }
@@ -671,7 +680,7 @@ int sb__pg_exec(sb_pg *s, int id, const sb_pg_params *p, PGresult **out)
     if (piped < 0) return piped;
     if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
                              p ? p->len : NULL, p ? p->fmt : NULL, 0))
-        return result_rc(s, NULL);
+        return send_failed(s, piped);
     if ((rc = end_send(s, piped))) return rc;
     return finish(s, out, piped);
 }
@@ -685,7 +694,7 @@ int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
     int piped = begin_send(s);
     if (piped < 0) return piped;
     if (!PQsendQueryParams(s->conn, sql, n, types, v, len, fmt, 0))
-        return result_rc(s, NULL);
+        return send_failed(s, piped);
     int rc = end_send(s, piped);
     return rc ? rc : finish(s, out, piped);
 }

@@ -683,9 +683,10 @@ static void threads_stop(sb_storeq *q, bool writer, bool reader, bool ckpt,
 
 /* The extra writers of a database several writers share; on failure the
  * ones started keep running until threads_stop. */
-static int xwriters_start(sb_storeq *q, const char *path, sb_durability d)
+static int xwriters_start(sb_storeq *q, const char *path, sb_durability d,
+                          int writers)
 {
-    for (int i = 0; i < SB_STOREQ_PG_WRITERS - 1; i++) {
+    for (int i = 0; i < writers - 1; i++) {
         xwriter *w = &q->xw[i];
         w->q = q;
         wcount_init(&w->wc);
@@ -707,7 +708,15 @@ static int xwriters_start(sb_storeq *q, const char *path, sb_durability d)
 int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
                     sb_storeq **out)
 {
+    return sb_storeq_start_writers(loop, path, d, 0, out);
+}
+
+int sb_storeq_start_writers(uv_loop_t *loop, const char *path, sb_durability d,
+                            int writers, sb_storeq **out)
+{
     assert(loop && path && out);
+    assert(writers >= 0 && writers <= SB_STOREQ_WRITERS_MAX);
+    if (writers == 0) writers = SB_STOREQ_PG_WRITERS;
     *out = NULL;
     sb_storeq *q = calloc(1, sizeof *q);
     if (!q) return -ENOMEM;
@@ -784,7 +793,7 @@ int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
         threads_stop(q, true, true, true, true, false);
         goto err;
     }
-    if (sb_store_is_url(path) && (rc = xwriters_start(q, path, d))) {
+    if (sb_store_is_url(path) && (rc = xwriters_start(q, path, d, writers))) {
         threads_stop(q, true, true, true, true, true);
         goto err;
     }

@@ -17,7 +17,7 @@
 /* Writers on a database several may share (PostgreSQL): one commits while
  * another prepares its batch. SQLite has one. */
 #define SB_STOREQ_WRITERS_MAX 4
-#define SB_STOREQ_PG_WRITERS 2
+#define SB_STOREQ_PG_WRITERS 2 /* the default */
 
 typedef struct sb_storeq sb_storeq;
 
@@ -32,6 +32,10 @@ typedef struct sb_storeq sb_storeq;
  * running. */
 int sb_storeq_start(uv_loop_t *loop, const char *path, sb_durability d,
                     sb_storeq **out);
+/* The same with the number of writers on a database several may share:
+ * 1 to SB_STOREQ_WRITERS_MAX, or 0 for SB_STOREQ_PG_WRITERS. */
+int sb_storeq_start_writers(uv_loop_t *loop, const char *path, sb_durability d,
+                            int writers, sb_storeq **out);
 
 /* Queues req (loop thread only). Can't fail: a request the store cannot
  * carry out completes with req->rc set. Requests complete (req->done runs)
