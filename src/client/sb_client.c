@@ -1,5 +1,6 @@
 /* The libuv transport of the client SDK: it resolves and connects (to the
- * URL of the list the core names), does the HTTP upgrade (sb_client_hs),
+ * URL of the list the core names, from the configured source address if
+ * any), does the HTTP upgrade (sb_client_hs),
  * frames with sb_ws, writes with try-write then one queued write, and
  * drives sb_client_core with reads, a periodic tick and close events. One
  * connection object per attempt, so a closing socket never mixes with its
