@@ -87,7 +87,8 @@ bench: build
 	@echo "#       make bench-deflate (permessage-deflate: HISTORY and SYNC bytes and time), make bench-web"
 
 # Connection density and the reconnect storm (docs/benchmarks.md,
-# "Connections"): CONNS (19000), TLS_CONNS, REPS, K, PHASES.
+# "Connections"): CONNS (19000), TLS_CONNS, REPS, K, PHASES, SOURCES, and
+# TRACE, LOG, KEEP to see inside a wave (the script says more).
 bench-conns: build
 	scripts/bench-conns.sh $(BUILD)
 
