@@ -88,7 +88,8 @@ bench: build
 	@echo "#       make bench-w1 (W=1 beside mosquitto: CPU and system calls per message)"
 
 # Connection density and the reconnect storm (docs/benchmarks.md,
-# "Connections"): CONNS (19000), TLS_CONNS, REPS, K, PHASES.
+# "Connections"): CONNS (19000), TLS_CONNS, REPS, K, PHASES, SOURCES, and
+# TRACE, LOG, KEEP to see inside a wave (the script says more).
 bench-conns: build
 	scripts/bench-conns.sh $(BUILD)
 

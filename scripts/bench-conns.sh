@@ -9,6 +9,7 @@
 #            growth per connection (VmRSS and its anonymous part) and the
 #            kernel's (slab and socket buffers, both ends of each
 #            connection are on this machine: halved);
+#  tls       the TLS half of idle alone;
 #  peers     the same figure by ../shared/peers' chatbench (raw clients,
 #            one at a time) for mosquitto and for Switchboard, when that
 #            harness is there;
@@ -23,13 +24,27 @@
 #            syncs the K messages it missed.
 #
 # Knobs: CONNS (19000), TLS_CONNS (CONNS), REPS (3), K (10), PHASES
-# ("idle peers restart storm"), PEERS (the harness's folder).
+# ("idle peers restart storm"), PEERS (the harness's folder); TRACE=1:
+# the devices log their states during each wave (sbconns --trace), and
+# KEEP=DIR: the run's logs are copied there at the end (LOG="--log-level
+# info": the server's lines too, which say when each stage of its drain
+# began); DEVARGS: more sbconns options (--no-deflate); SOURCES (16):
+# the devices connect from that many loopback addresses (sbconns
+# --sources), as clients of many machines do: from one address, each
+# connect() searches the ephemeral ports that address has left for the
+# server's port, and with 19,000 of them taken that search, in the
+# clients' own system calls, is what a reconnect wave waits for. The idle
+# phase connects from 127.0.0.1 alone (IDLE_SOURCES, 0): connections that
+# arrive faster leave more of the burst's heap behind the trim, and its
+# figure is the idle cost, not that.
 set -euo pipefail
 BUILD=${1:-build}
 CONNS=${CONNS:-19000}
 TLS_CONNS=${TLS_CONNS:-$CONNS}
 REPS=${REPS:-3}
 K=${K:-10}
+SOURCES=${SOURCES:-16}
+IDLE_SOURCES=${IDLE_SOURCES:-0}
 PHASES=${PHASES:-idle peers restart storm}
 PEERS=${PEERS:-$(cd "$(dirname "$0")/.." && pwd)/../shared/peers}
 SECRET=bench-secret
@@ -38,6 +53,7 @@ SRV= DEVS=() MQ=
 cleanup() {
   for p in ${DEVS[@]+"${DEVS[@]}"} $SRV $MQ; do kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp -r "$WORK"/. "$KEEP"/; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -53,11 +69,12 @@ tcpmem() { awk '$1 == "TCP:" {print $NF}' /proc/net/sockstat; }
 # start_server DATA_DIR PORT [args...]: sets SRV and PORT.
 start_server() {
   local dir=$1 port=$2; shift 2
+  [ -f "$dir.log" ] && mv "$dir.log" "$dir.log.old" # the server before a restart
   "$BUILD"/switchboard --listen 127.0.0.1:"$port" --data "$dir" --secret $SECRET \
-    --conns-per-addr 0 --sends-per-s 0 --quiet "$@" > "$dir.log" 2>&1 &
+    --conns-per-addr 0 --sends-per-s 0 ${LOG:---quiet} "$@" > "$dir.log" 2>&1 &
   SRV=$!
   for _ in $(seq 400); do
-    PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$dir.log")
+    PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$dir.log" 2>/dev/null || true)
     [ -n "$PORT" ] && return 0
     kill -0 $SRV 2>/dev/null || break
     sleep 0.01
@@ -70,7 +87,7 @@ stop_server() { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true
 devices() {
   local out=$1 role=$2 n=$3 first=$4 run=$5; shift 5
   "$BUILD"/sbconns --url "${SCHEME:-ws}://127.0.0.1:$PORT/ws" --secret $SECRET \
-    ${CA:+--ca "$CA"} --role "$role" --devices "$n" --first "$first" --run "$run" "$@" \
+    ${CA:+--ca "$CA"} --role "$role" --devices "$n" --first "$first" --run "$run" --sources "$SOURCES" ${TRACE:+--trace} ${DEVARGS:-} "$@" \
     > "$out" 2> "$out.err" &
   DEVS+=($!)
 }
@@ -101,8 +118,8 @@ idle() { # label N [server args...]
   rss0=$(kib $SRV VmRSS); anon0=$(kib $SRV RssAnon); slab0=$(slab); tcp0=$(tcpmem)
   t0=$(now)
   local half=$(( n / 2 ))
-  devices "$dir.a" customer $half 0 "i$label" --hello-only
-  devices "$dir.b" customer $(( n - half )) $half "i$label" --hello-only
+  devices "$dir.a" customer $half 0 "i$label" --hello-only --sources "$IDLE_SOURCES"
+  devices "$dir.b" customer $(( n - half )) $half "i$label" --hello-only --sources "$IDLE_SOURCES"
   wait_for "$dir.a" up 900; wait_for "$dir.b" up 900
   t1=$(now)
   sleep 3 # the heap trim after the burst (one quiet sweep)
@@ -116,8 +133,8 @@ idle() { # label N [server args...]
   stop_devices
   stop_server
 }
-if [[ " $PHASES " == *" idle "* ]]; then
-  idle plain "$CONNS"
+if [[ " $PHASES " == *" idle "* || " $PHASES " == *" tls "* ]]; then
+  [[ " $PHASES " == *" idle "* ]] && idle plain "$CONNS"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 2>/dev/null
@@ -159,6 +176,22 @@ pair_up() {
   sleep 2
 }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
+# CPU time of a process (all its threads) in ms; 0 once it is gone.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / hz)}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pstate() { awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null; }
+clients_cpu() { local s=0 p; for p in "${DEVS[@]}"; do s=$(( s + $(cpu "$p") )); done; echo $s; }
+# stop_old: SIGTERM, and the server's CPU time as last seen before it
+# ended into OLD_CPU (the shell reaps it at once: no zombie to read).
+stop_old() {
+  local c
+  OLD_CPU=$(cpu $SRV)
+  kill -TERM $SRV
+  while [[ "$(pstate $SRV)" == [RSD] ]]; do
+    c=$(cpu $SRV); [ "$c" -gt 0 ] && OLD_CPU=$c
+    sleep 0.05
+  done
+  wait $SRV 2>/dev/null || true
+}
 
 if [[ " $PHASES " == *" restart "* ]]; then
   for rep in $(seq "$REPS"); do
@@ -167,12 +200,15 @@ if [[ " $PHASES " == *" restart "* ]]; then
     start_server "$dir" 0
     pair_up "$dir" "r$rep"
     rss_before=$(kib $SRV VmRSS)
+    old0=$(cpu $SRV) cl0=$(clients_cpu)
     t0=$(now)
-    kill -TERM $SRV; wait $SRV 2>/dev/null || true
+    stop_old
     t1=$(now)
+    cl1=$(clients_cpu)
     start_server "$dir" "$PORT"
     t2=$(now)
     wait_for "$dir.ag" back 300; wait_for "$dir.cu" back 300
+    new1=$(cpu $SRV) cl2=$(clients_cpu)
     tb=$(field "$dir.ag" back 4); tc=$(field "$dir.cu" back 4)
     [ "$tc" -gt "$tb" ] && tb=$tc
     pct="\"agents_p50_p90_p99_after_start_ms\":[$(ms $t2 "$(field "$dir.ag" back 5)"),$(ms $t2 "$(field "$dir.ag" back 6)"),$(ms $t2 "$(field "$dir.ag" back 7)")]"
@@ -180,7 +216,7 @@ if [[ " $PHASES " == *" restart "* ]]; then
     hwm=$(kib $SRV VmHWM)
     kill -TERM "${DEVS[@]}"; sleep 0.5
     connects=$(cat "$dir.ag" "$dir.cu" | awk '$1 == "stats" {split($3, a, "="); s += a[2]} END {print s}')
-    echo "{\"bench\":\"restart\",\"rep\":$rep,\"devices\":$CONNS,\"drain_ms\":$(ms $t0 $t1),\"start_ms\":$(ms $t1 $t2),\"all_back_after_start_ms\":$(ms $t2 $tb),\"all_back_after_sigterm_ms\":$(ms $t0 $tb),$pct,\"connect_attempts\":$connects,\"rss_kib_before\":$rss_before,\"new_server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+    echo "{\"bench\":\"restart\",\"rep\":$rep,\"devices\":$CONNS,\"drain_ms\":$(ms $t0 $t1),\"start_ms\":$(ms $t1 $t2),\"all_back_after_start_ms\":$(ms $t2 $tb),\"all_back_after_sigterm_ms\":$(ms $t0 $tb),$pct,\"connect_attempts\":$connects,\"rss_kib_before\":$rss_before,\"new_server_peak_rss_kib\":$hwm,\"cpu_ms\":{\"old_server_drain\":$(( OLD_CPU - old0 )),\"clients_drain\":$(( cl1 - cl0 )),\"new_server\":$new1,\"clients_after_start\":$(( cl2 - cl1 ))},\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
     stop_devices
     stop_server
   done
@@ -200,13 +236,15 @@ if [[ " $PHASES " == *" storm "* ]]; then
     kill -USR1 "$agents"
     wait_for "$dir.ag" sent 300
     kill -USR1 "$cust" # pending until it runs again: expect K more
+    s0=$(cpu $SRV) cl0=$(clients_cpu)
     t0=$(now)
     kill -CONT "$cust"
     wait_for "$dir.cu" back 300
+    s1=$(cpu $SRV) cl1=$(clients_cpu)
     tb=$(field "$dir.cu" back 4)
     pct="[$(ms $t0 "$(field "$dir.cu" back 5)"),$(ms $t0 "$(field "$dir.cu" back 6)"),$(ms $t0 "$(field "$dir.cu" back 7)")]"
     hwm=$(kib $SRV VmHWM)
-    echo "{\"bench\":\"storm\",\"rep\":$rep,\"devices\":$(( CONNS / 2 )),\"missed_each\":$K,\"all_synced_ms\":$(ms $t0 $tb),\"p50_p90_p99_ms\":$pct,\"server_peak_rss_kib\":$hwm,\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+    echo "{\"bench\":\"storm\",\"rep\":$rep,\"devices\":$(( CONNS / 2 )),\"missed_each\":$K,\"all_synced_ms\":$(ms $t0 $tb),\"p50_p90_p99_ms\":$pct,\"server_peak_rss_kib\":$hwm,\"cpu_ms\":{\"server\":$(( s1 - s0 )),\"clients\":$(( cl1 - cl0 ))},\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
     stop_devices
     stop_server
   done

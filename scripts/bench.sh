@@ -4,7 +4,8 @@
 # on SQLite, then on PostgreSQL (a throwaway cluster on this machine,
 # scripts/pgtest.sh, synchronous_commit on). Prints one JSON line per run;
 # docs/benchmarks.md records the figures. STORES=sqlite or STORES=pg runs
-# one of them.
+# one of them; PG_ARGS adds server options to the PostgreSQL runs
+# (PG_ARGS="--store-writers 1").
 set -euo pipefail
 BUILD=${1:-build}
 CONVS=${CONVS:-500}
@@ -33,7 +34,8 @@ start_server() {
   if [ -n "${PGURL:-}" ]; then   # a fresh database per run
     DB=bench$RANDOM$RANDOM
     psql -q "$PGURL/postgres" -c "CREATE DATABASE $DB" >/dev/null
-    STORE_ARGS=(--store "$PGURL/$DB")
+    # shellcheck disable=SC2206 # PG_ARGS: words, e.g. "--store-writers 1"
+    STORE_ARGS=(--store "$PGURL/$DB" ${PG_ARGS:-})
   fi
   "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" --secret $SECRET \
     --sends-per-s 0 --conns-per-addr 0 --quiet "${STORE_ARGS[@]}" "$@" \
@@ -93,11 +95,17 @@ run() { # label, sbbench args...
       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
       WHERE d.datname = '$DB' ORDER BY total_exec_time DESC LIMIT 4" |
       sed 's/^/#     /'
+    # The run's database goes: left, autovacuum would work on it during
+    # the next runs, and their figures would count its CPU.
+    psql -q "$PGURL/postgres" -c "DROP DATABASE $DB" >/dev/null
   fi
 }
 
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) convs=$CONVS msgs=$MSGS body=100B durability=fsync"
+# The floor under every durable commit: the store disk's fdatasync.
+printf 'fsync-4k '
+"$(dirname "$0")"/fsync-latency.py "$DATA" 2000 10
 if [[ " $STORES " == *" sqlite "* ]]; then
   run "closed-W16-proto" --window 16
   run "closed-W1-proto " --window 1

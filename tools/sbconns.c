@@ -23,6 +23,10 @@
  * With --hello-only the devices have no conversation: up (or back) once
  * connected and synced.
  *
+ * With --trace, stderr gets a line every TRACE_MS while a wave is under
+ * way ("trace MS_SINCE_WAVE_START ..."): the devices in each state and
+ * the errors that ended attempts since the wave began, by name.
+ *
  * SIGTERM ends it with a line of counts ("stats ..."). sbconns --now
  * prints the CLOCK_MONOTONIC time in ns (for the script's own events). */
 #include <errno.h>
@@ -53,6 +57,10 @@
 #define OPEN_RETRY_TICKS 10
 #define OPEN_TRIES_MAX 60
 #define RAMP_MS 20
+/* --trace: a line this often while a wave is under way. */
+#define TRACE_MS 200
+/* --trace: distinct error codes counted per wave. */
+#define TRACE_ERRS_MAX 16
 
 typedef struct conns conns;
 
@@ -76,9 +84,10 @@ typedef struct dev {
 struct conns {
     uv_loop_t *loop;
     const char *url, *secret, *run, *ca_file;
-    bool agent, json, deflate, hello_only;
+    bool agent, json, deflate, hello_only, trace;
     uint32_t n, first, k, started, n_up, n_down, wave_down, n_acked_goal;
     uint32_t body_bytes;
+    uint32_t sources; /* --sources: 127.0.0.2 .. 127.0.0.(1 + sources) */
     dev *devs;
     uv_timer_t ramp, tick;
     uv_signal_t sigterm, sigusr1;
@@ -88,6 +97,10 @@ struct conns {
     uint64_t waves;
     uint64_t ticks; /* of on_tick */
     char *body;
+    int trace_err[TRACE_ERRS_MAX];    /* --trace: codes seen this wave */
+    uint32_t trace_n[TRACE_ERRS_MAX]; /* and how often */
+    uint32_t trace_errs;
+    uint64_t trace_ticks; /* on_tick calls since the wave began */
 };
 
 static int64_t now_ns(void)
@@ -101,6 +114,38 @@ static void die(const char *msg)
 {
     fprintf(stderr, "sbconns: %s\n", msg);
     exit(1);
+}
+
+/* --trace: err ended an attempt or a connection. */
+static void trace_err(conns *b, int err)
+{
+    uint32_t i = 0;
+    while (i < b->trace_errs && b->trace_err[i] != err)
+        i++;
+    if (i == b->trace_errs) {
+        if (i == TRACE_ERRS_MAX) return;
+        b->trace_err[b->trace_errs++] = err;
+        b->trace_n[i] = 0;
+    }
+    b->trace_n[i]++;
+}
+
+/* --trace: one line on the wave under way. */
+static void trace_line(conns *b)
+{
+    uint32_t by[SB_CLIENT_STOPPED + 1] = {0};
+    for (uint32_t i = 0; i < b->started; i++)
+        by[sb_client_get_state(b->devs[i].c)]++;
+    fprintf(stderr,
+            "trace %" PRId64 " connecting=%u hello=%u ready=%u backoff=%u "
+            "down=%u",
+            (now_ns() - b->t_wave_start) / 1000000, by[SB_CLIENT_CONNECTING],
+            by[SB_CLIENT_HELLO_SENT], by[SB_CLIENT_READY],
+            by[SB_CLIENT_BACKOFF], b->n_down);
+    for (uint32_t i = 0; i < b->trace_errs; i++)
+        fprintf(stderr, " %s=%u", sb_client_err_name(b->trace_err[i]),
+                b->trace_n[i]);
+    fputc('\n', stderr);
 }
 
 /* Ready: connected, synced, and every message of its conversation that
@@ -139,6 +184,7 @@ static void check_ready(dev *d)
                    b->n, b->t_wave_start, t, b->back_at[b->n / 2],
                    b->back_at[b->n * 9 / 10], b->back_at[b->n * 99 / 100]);
             fflush(stdout);
+            if (b->trace) trace_line(b);
             b->wave_down = 0;
         }
     }
@@ -148,6 +194,7 @@ static void on_state(void *ud, sb_client_state st, int err)
 {
     dev *d = ud;
     conns *b = d->b;
+    if (b->trace && b->n_down && st == SB_CLIENT_BACKOFF) trace_err(b, err);
     if (st == SB_CLIENT_STOPPED) {
         fprintf(stderr, "sbconns: %s stopped: %s\n", d->user,
                 sb_client_err_name(err));
@@ -163,6 +210,9 @@ static void on_state(void *ud, sb_client_state st, int err)
         if (b->n_down++ == 0) {
             b->wave_down = 0;
             b->t_wave_start = now_ns();
+            b->trace_errs = 0;
+            b->trace_ticks = 0;
+            if (b->trace) trace_err(b, err);
         }
         b->wave_down++;
     }
@@ -242,6 +292,8 @@ static void on_tick(uv_timer_t *t)
 {
     conns *b = t->data;
     b->ticks++;
+    if (b->trace && b->n_down && ++b->trace_ticks % (TRACE_MS / 100) == 0)
+        trace_line(b);
     if (!b->agent || b->hello_only) return;
     for (uint32_t i = 0; i < b->started; i++) {
         dev *d = &b->devs[i];
@@ -274,6 +326,11 @@ static void dev_start(conns *b, dev *d)
     cfg.device_id = "d";
     cfg.ca_file = b->ca_file;
     cfg.deflate = b->deflate;
+    char src[32];
+    if (b->sources) {
+        snprintf(src, sizeof src, "127.0.0.%u", 2 + d->idx % b->sources);
+        cfg.source_addr = src;
+    }
     if (sb_client_new(b->loop, &cfg, &CBS, d, &d->c) != 0)
         die("cannot create a client");
     if (!b->agent) d->expect = 1; /* the agent's first message */
@@ -350,6 +407,9 @@ static void usage(FILE *f)
                "  --no-deflate      do not offer permessage-deflate\n"
                "  --hello-only      no conversations: connect and stay idle\n"
                "  --ca FILE         wss://: the server certificate's CA\n"
+               "  --sources N       connect from N loopback addresses, "
+               "127.0.0.2 on\n"
+               "  --trace           stderr: states and errors during waves\n"
                "  --now             print the monotonic clock (ns) and exit\n");
 }
 
@@ -378,6 +438,8 @@ int main(int argc, char **argv)
                                          {"body-bytes", 1, 0, 'B'},
                                          {"hello-only", 0, 0, 'H'},
                                          {"now", 0, 0, 'N'},
+                                         {"trace", 0, 0, 'T'},
+                                         {"sources", 1, 0, 'S'},
                                          {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -418,6 +480,12 @@ int main(int argc, char **argv)
         case 'H':
             b.hello_only = true;
             break;
+        case 'T':
+            b.trace = true;
+            break;
+        case 'S':
+            b.sources = (uint32_t)atol(optarg);
+            break;
         case 'N':
             printf("%" PRId64 "\n", now_ns());
             return 0;
@@ -432,7 +500,8 @@ int main(int argc, char **argv)
     if (!b.secret) die("--secret or SB_SECRET is required");
     if (strcmp(role, "agent") != 0 && strcmp(role, "customer") != 0)
         die("--role customer or agent");
-    if (b.n == 0 || b.n > 100000 || b.body_bytes < 1 || b.body_bytes > 4000)
+    if (b.n == 0 || b.n > 100000 || b.body_bytes < 1 || b.body_bytes > 4000 ||
+        b.sources > 250)
         die("bad sizes");
     b.agent = strcmp(role, "agent") == 0;
     struct rlimit rl;

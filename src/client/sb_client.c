@@ -1,5 +1,6 @@
 /* The libuv transport of the client SDK: it resolves and connects (to the
- * URL of the list the core names), does the HTTP upgrade (sb_client_hs),
+ * URL of the list the core names, from the configured source address if
+ * any), does the HTTP upgrade (sb_client_hs),
  * frames with sb_ws, writes with try-write then one queued write, and
  * drives sb_client_core with reads, a periodic tick and close events. One
  * connection object per attempt, so a closing socket never mixes with its
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,8 +77,9 @@ struct sb_client {
     bool deflate; /* offer permessage-deflate */
     bool in_feed; /* inside sb_ws_feed: the ws may only queue */
     void (*on_closed)(void *ud);
-    char *token;         /* for uploads' Authorization */
-    struct upl *uploads; /* in progress */
+    char *token;                     /* for uploads' Authorization */
+    struct sockaddr_storage *source; /* cfg.source_addr, port 0; or NULL */
+    struct upl *uploads;             /* in progress */
 };
 
 /* An upload in progress, for the send client_msg_id. */
@@ -200,6 +204,7 @@ static void client_maybe_free(sb_client *c)
     void *ud = c->ud;
     uv_loop_t *loop = c->loop;
     free(c->token);
+    free(c->source);
     sb_client_core_free(c->core);
     sb_tls_ctx_free(c->tls);
     free(c->urls);
@@ -544,11 +549,48 @@ static void on_connect(uv_connect_t *req, int status)
     conn_write(k);
 }
 
+/* cfg.source_addr parsed into *out (port 0): 0, -EINVAL or -ENOMEM. */
+static int source_parse(const char *s, struct sockaddr_storage **out)
+{
+    struct sockaddr_storage *a = calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    if (uv_ip4_addr(s, 0, (struct sockaddr_in *)a) != 0 &&
+        uv_ip6_addr(s, 0, (struct sockaddr_in6 *)a) != 0) {
+        free(a);
+        return -EINVAL;
+    }
+    *out = a;
+    return 0;
+}
+
+/* Opens k's socket bound to the configured source address, for a
+ * connect to dst. IP_BIND_ADDRESS_NO_PORT leaves the port to connect(),
+ * which picks one free for this destination only, rather than one free
+ * for every destination as bind() would. Returns 0 or -errno. */
+static int conn_bind_source(conn *k, const struct sockaddr *dst)
+{
+    const struct sockaddr *src = (const struct sockaddr *)k->c->source;
+    if (src->sa_family != dst->sa_family) return -EAFNOSUPPORT;
+    int fd =
+        socket(src->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+#ifdef IP_BIND_ADDRESS_NO_PORT
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+    socklen_t len = src->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                              : sizeof(struct sockaddr_in6);
+    int rc = bind(fd, src, len) == 0 ? uv_tcp_open(&k->tcp, fd) : -errno;
+    if (rc) close(fd);
+    return rc;
+}
+
 static void conn_connect(conn *k, const struct sockaddr *sa)
 {
     k->phase = PH_CONNECT;
     k->creq.data = k;
-    int rc = uv_tcp_connect(&k->creq, &k->tcp, sa, on_connect);
+    int rc = k->c->source ? conn_bind_source(k, sa) : 0;
+    if (rc == 0) rc = uv_tcp_connect(&k->creq, &k->tcp, sa, on_connect);
     if (rc) conn_fail(k, rc);
 }
 
@@ -822,6 +864,10 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
         rc = -ENOMEM;
         goto err;
     }
+    if (cfg->source_addr) {
+        rc = source_parse(cfg->source_addr, &c->source);
+        if (rc) goto err;
+    }
     rc = sb_client_core_new(cfg, cbs, ud, &io, &c->core);
     if (rc) goto err;
     uv_timer_init(loop, &c->timer);
@@ -829,6 +875,7 @@ int sb_client_new(uv_loop_t *loop, const sb_client_config *cfg,
     *out = c;
     return 0;
 err:
+    free(c->source);
     free(c->token);
     sb_tls_ctx_free(c->tls);
     free(c->urls);

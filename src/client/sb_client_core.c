@@ -126,7 +126,7 @@ void sb_client_config_default(sb_client_config *c)
     c->backoff_ms_base = 250;
     c->backoff_ms_max = 30000;
     c->restart_backoff_ms_max = 1000;
-    c->restart_window_ms = 10000;
+    c->restart_window_ms = 30000;
     c->heartbeat_ms = 30000;
     c->body_bytes_max = 64 * 1024;
     c->sync_limit = 0;
@@ -221,7 +221,9 @@ static void begin_connect(sb_client_core *cc)
 
 /* Full jitter: uniform in [0, min(max, base * 2^attempt)], and at most
  * restart_backoff_ms_max while a restart is expected; attempt counts the
- * rounds of the URL list that failed since the last WELCOME. */
+ * rounds of the URL list that failed since the last WELCOME, except those
+ * that met the restart's cap: a restart that outlasts its window goes on
+ * from that cap (doubling), not from the many attempts made under it. */
 static void schedule_backoff(sb_client_core *cc, int err)
 {
     uint64_t cap = cc->cfg.backoff_ms_base;
@@ -229,12 +231,13 @@ static void schedule_backoff(sb_client_core *cc, int err)
          i < cc->backoff_attempt && cap < cc->cfg.backoff_ms_max; i++)
         cap *= 2;
     if (cap > cc->cfg.backoff_ms_max) cap = cc->cfg.backoff_ms_max;
-    if (cc->cfg.restart_backoff_ms_max && cc->now_ms < cc->restart_until_ms &&
-        cap > cc->cfg.restart_backoff_ms_max)
-        cap = cc->cfg.restart_backoff_ms_max;
+    bool capped = cc->cfg.restart_backoff_ms_max &&
+                  cc->now_ms < cc->restart_until_ms &&
+                  cap >= cc->cfg.restart_backoff_ms_max;
+    if (capped) cap = cc->cfg.restart_backoff_ms_max;
     uint64_t r = rand_u32(cc);
     cc->backoff_ms = (uint32_t)(((cap + 1) * r) >> 32);
-    cc->backoff_attempt++;
+    if (!capped) cc->backoff_attempt++;
     cc->reconnect_at_ms = cc->now_ms + cc->backoff_ms;
     cc->last_err = err;
     set_state(cc, SB_CLIENT_BACKOFF, err);

@@ -245,7 +245,9 @@ typedef struct sb_client_config {
      * deploy, back in moments), the delay's cap is restart_backoff_ms_max
      * for restart_window_ms, so that refused attempts while it restarts
      * do not push the reconnect seconds past its return (0: no such
-     * cap). */
+     * cap); the attempts made at that cap do not count for the doubling
+     * after the window. The window covers a drain (the close handshakes,
+     * the store's stop) and a start on a loaded machine. */
     uint32_t restart_backoff_ms_max;
     uint32_t restart_window_ms;
     uint32_t heartbeat_ms;      /* until WELCOME says; dead after 3x */
@@ -262,6 +264,12 @@ typedef struct sb_client_config {
     const char *ca_file;        /* transport, wss:// only: PEM CAs the
                                    server's certificate must chain to;
                                    NULL: the system's */
+    /* transport: the local IP address (a literal, v4 or v6) the
+     * connections are made from; the port stays the system's choice, made
+     * at connect time. NULL: the system picks both. Many clients on one
+     * machine spread over several addresses so that no address runs
+     * short of ports for one server. */
+    const char *source_addr;
 } sb_client_config;
 
 void sb_client_config_default(sb_client_config *c);

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <malloc.h>
 #include <signal.h>
@@ -1152,6 +1153,15 @@ static void server_stop(server *srv)
 
 static void drain_enter(server *srv, drain_stage stage, int64_t now)
 {
+    static const char *const names[] = {"off", "store", "sessions", "abort",
+                                        "stopped"};
+    _Static_assert(sizeof names / sizeof *names == DRAIN_STOPPED + 1,
+                   "a name per drain stage");
+    /* Where a slow drain spends its time. */
+    if (srv->drain != DRAIN_OFF)
+        sb_log(SB_LOG_INFO, "drain_stage", NULL,
+               "%s, %" PRId64 " ms after the stage before; %zu connections",
+               names[stage], now - srv->drain_started_ms, srv->n_conns);
     srv->drain = stage;
     srv->drain_started_ms = now;
 }

@@ -3,7 +3,8 @@
  * one conversation): connect, send and receive between two clients,
  * resend after a dropped connection, refusal by close 1008, a broken
  * handshake, many clients on one loop, closing from a callback, and a
- * list of URLs gone round (a dead port, a close 1001). Under
+ * list of URLs gone round (a dead port, a close 1001), a source address
+ * of the client's choosing. Under
  * ASan this checks that every handle and buffer is released. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,6 +60,7 @@ struct fsrv {
     uint32_t pending_max;
     /* counts */
     int accepts, hellos, sends, duplicates, drops;
+    char peer[64];    /* the address the last connection came from */
     uint64_t b_acked; /* the last ACK from device "dev-b" */
 };
 
@@ -326,6 +328,12 @@ static void f_accept(uv_stream_t *l, int status)
     assert_true(s->nconns < FCONN_MAX);
     s->conns[s->nconns++] = k;
     s->accepts++;
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    s->peer[0] = 0;
+    if (uv_tcp_getpeername(&k->tcp, (struct sockaddr *)&sa, &len) == 0 &&
+        sa.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&sa, s->peer, sizeof s->peer);
     uv_read_start((uv_stream_t *)&k->tcp, f_alloc, f_read);
 }
 
@@ -413,8 +421,9 @@ static void a_status(void *ud, const sb_client_send_info *s)
     if (s->status == SB_SEND_FAILED) a->failed++;
 }
 
-static void app_new(app *a, uv_loop_t *loop, int port, const char *user,
-                    const char *device, sb_encoding enc)
+/* source: the client's source address (cfg.source_addr), or NULL. */
+static void app_new_src(app *a, uv_loop_t *loop, int port, const char *user,
+                        const char *device, sb_encoding enc, const char *source)
 {
     memset(a, 0, sizeof *a);
     char url[64];
@@ -428,11 +437,18 @@ static void app_new(app *a, uv_loop_t *loop, int port, const char *user,
     cfg.tick_ms = 10;
     cfg.backoff_ms_base = 5;
     cfg.backoff_ms_max = 50;
+    cfg.source_addr = source;
     sb_client_cbs cbs = {.on_state = a_state,
                          .on_message = a_message,
                          .on_send_status = a_status};
     assert_int_equal(sb_client_new(loop, &cfg, &cbs, a, &a->c), 0);
     sb_client_start(a->c);
+}
+
+static void app_new(app *a, uv_loop_t *loop, int port, const char *user,
+                    const char *device, sb_encoding enc)
+{
+    app_new_src(a, loop, port, user, device, enc, NULL);
 }
 
 typedef bool (*cond_fn)(void *);
@@ -449,6 +465,11 @@ static void run_until(uv_loop_t *loop, cond_fn cond, void *ud)
 static bool ready1(void *ud)
 {
     return ((app *)ud)->st == SB_CLIENT_READY;
+}
+
+static bool not_ready1(void *ud)
+{
+    return ((app *)ud)->st != SB_CLIENT_READY;
 }
 
 typedef struct pair {
@@ -733,6 +754,45 @@ static void test_many_clients_one_loop(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* cfg.source_addr: the connections come from that address (any of
+ * 127/8 is this machine's loopback), on every attempt; one that is no
+ * IP address is refused at creation. */
+static void test_source_addr(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    fsrv *s = fsrv_new(&loop);
+    app a;
+    app_new_src(&a, &loop, s->port, "alice", "dev-a", SB_ENC_PROTO,
+                "127.0.0.7");
+    run_until(&loop, ready1, &a);
+    assert_string_equal(s->peer, "127.0.0.7");
+    fconn_close(s->conns[0]); /* the reconnect comes from it too */
+    run_until(&loop, not_ready1, &a);
+    run_until(&loop, ready1, &a);
+    assert_int_equal(s->accepts, 2);
+    assert_string_equal(s->peer, "127.0.0.7");
+    close_app(&loop, &a);
+    app b;
+    app_new(&b, &loop, s->port, "bob", "dev-b", SB_ENC_PROTO);
+    run_until(&loop, ready1, &b);
+    assert_string_equal(s->peer, "127.0.0.1");
+    close_app(&loop, &b);
+    sb_client_config cfg;
+    sb_client_config_default(&cfg);
+    cfg.url = "ws://127.0.0.1:1/ws";
+    cfg.token = "t";
+    cfg.device_id = "d";
+    cfg.source_addr = "localhost";
+    sb_client *c = NULL;
+    sb_client_cbs cbs = {0};
+    assert_int_equal(sb_client_new(&loop, &cfg, &cbs, NULL, &c), -EINVAL);
+    assert_null(c);
+    fsrv_free(s);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_close_inside_callback(void **state)
 {
     (void)state;
@@ -768,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_many_clients_one_loop),
         cmocka_unit_test(test_close_inside_callback),
         cmocka_unit_test(test_url_list),
+        cmocka_unit_test(test_source_addr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

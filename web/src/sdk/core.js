@@ -124,7 +124,7 @@ export function defaultConfig() {
     // that refused attempts while it restarts do not push the reconnect
     // seconds past its return.
     restartBackoffMsMax: 1000,
-    restartWindowMs: 10000,
+    restartWindowMs: 30000,
     // url: one server's URL, or an array of several (cluster nodes; see
     // "Several servers" at ClientCore). urlsInOrder: go round them as
     // listed, from the first; by default in a random order per client.
@@ -548,14 +548,18 @@ export class ClientCore {
 
   // Full jitter: uniform in [0, min(max, base * 2^attempt)], and at most
   // restartBackoffMsMax while a restart is expected; attempt counts the
-  // rounds of the URL list that failed since the last WELCOME.
+  // rounds of the URL list that failed since the last WELCOME, except
+  // those that met the restart's cap: a restart that outlasts its window
+  // goes on from that cap (doubling), not from the many attempts made
+  // under it.
   scheduleBackoff(err) {
     let cap = this.cfg.backoffMsBase;
     for (let i = 0; i < this.backoffAttempt && cap < this.cfg.backoffMsMax; i++) cap *= 2;
     if (cap > this.cfg.backoffMsMax) cap = this.cfg.backoffMsMax;
-    if (this.cfg.restartBackoffMsMax && this.nowMs < this.restartUntilMs && cap > this.cfg.restartBackoffMsMax) cap = this.cfg.restartBackoffMsMax;
+    const capped = this.cfg.restartBackoffMsMax > 0 && this.nowMs < this.restartUntilMs && cap >= this.cfg.restartBackoffMsMax;
+    if (capped) cap = this.cfg.restartBackoffMsMax;
     this.backoffMs = Math.floor(((cap + 1) * this.randU32()) / 0x100000000);
-    this.backoffAttempt++;
+    if (!capped) this.backoffAttempt++;
     this.reconnectAtMs = this.nowMs + this.backoffMs;
     this.lastErr = err;
     this.setState(State.BACKOFF, err);
