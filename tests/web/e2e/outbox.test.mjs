@@ -118,3 +118,33 @@ test('item 4: sends pending across a reload go out once, in order', async () => 
   await cust.context.close();
   await bob.context.close();
 });
+
+test('item 4: a send whose IndexedDB write has not completed when the page goes away survives the reload (pagehide keeps it)', async () => {
+  const cust = await customer(browser, srv, 'oscar', { size: PHONE });
+  const bob = await agent(browser, srv, 'bob', { extra: '&d=oscar' });
+  const id = await convId(cust);
+  await handOff(cust, 'bob');
+  await openOnAgent(bob, id);
+  await cust.context.setOffline(true);
+  await notReady(cust.page);
+  // Writes from here on never complete, as when the page goes away
+  // before IndexedDB commits them.
+  await cust.page.evaluate(() => {
+    const o = window.__sb.client.outbox;
+    const tx = o.tx.bind(o);
+    o.tx = (mode, fn) => (mode === 'readwrite' ? new Promise(() => {}) : tx(mode, fn));
+  });
+  await send(cust.page, 'kept at pagehide');
+  await cust.page.locator('.msg.mine', { hasText: 'kept at pagehide' }).locator('[data-status=sending]').waitFor();
+  await cust.page.close();
+  await cust.context.setOffline(false);
+  const again = await cust.context.newPage();
+  await again.goto(`${srv.url}/?user=oscar`);
+  await ready(again);
+  await agentGets(bob, again, 'kept at pagehide');
+  await new Promise((r) => setTimeout(r, 500));
+  assert.deepEqual((await texts(bob.page)).filter((x) => x === 'kept at pagehide'), ['kept at pagehide'], 'once');
+  await until(async () => (await again.evaluate(() => window.__sb.view.conv.list.pending.length)) === 0, 5000, 'nothing pending');
+  await cust.context.close();
+  await bob.context.close();
+});

@@ -9,15 +9,27 @@
 //
 // A record: { key, convId, type, body, quoteSeq, card, media, ts, err,
 // text } (err set: the send failed with it).
+//
+// An IndexedDB write completes after the call that makes it, and a page
+// that goes away first (a reload, a closed tab) aborts it: the send typed
+// just before would be lost with it. The records whose write has not
+// completed are therefore also written, at once, to localStorage when the
+// page goes away (pagehide), and load() takes them back from there. A
+// record that holds a file's bytes (upload: a Blob, not yet uploaded)
+// cannot go there and is not kept in that case.
 
 const STORE = 'outbox';
 
 export class IdbOutbox {
   /** @param {string} name the database's name (one per user) */
-  constructor(name, idb = globalThis.indexedDB) {
+  constructor(name, idb = globalThis.indexedDB, win = globalThis) {
     this.name = name;
     this.idb = idb;
     this.db = null;
+    this.unsaved = new Map(); // key -> record whose put has not completed
+    this.spare = win && win.localStorage ? win.localStorage : null;
+    this.spareKey = `${name}:unsaved`;
+    if (win && win.addEventListener && this.spare) win.addEventListener('pagehide', () => this.spill());
   }
 
   open() {
@@ -42,19 +54,59 @@ export class IdbOutbox {
     });
   }
 
-  /** Every record, in no particular order. */
-  load() {
-    return this.tx('readonly', (s) => s.getAll());
+  /** Every record, in no particular order: those kept, and those the
+   * last page wrote to localStorage as it went (kept again here). */
+  async load() {
+    const recs = await this.tx('readonly', (s) => s.getAll());
+    let spilt = [];
+    try {
+      spilt = JSON.parse((this.spare && this.spare.getItem(this.spareKey)) || '[]');
+    } catch (e) {
+      spilt = [];
+    }
+    if (!Array.isArray(spilt) || spilt.length === 0) return recs;
+    // A spilt record is the newer (a failure written over a pending send).
+    const byKey = new Map(recs.map((r) => [r.key, r]));
+    const ok = spilt.filter((r) => r && typeof r.key === 'string');
+    for (const r of ok) byKey.set(r.key, r);
+    await Promise.all(ok.map((r) => this.put(r)));
+    this.spare.removeItem(this.spareKey);
+    return [...byKey.values()];
   }
 
   // Writes are not awaited by the client: a failed write (quota, private
   // mode) costs the copy across a reload, never the send itself.
   put(rec) {
-    return this.tx('readwrite', (s) => s.put(rec)).catch(() => {});
+    this.unsaved.set(rec.key, rec);
+    return this.tx('readwrite', (s) => s.put(rec))
+      .then(() => {
+        if (this.unsaved.get(rec.key) === rec) this.unsaved.delete(rec.key);
+      })
+      .catch(() => {});
   }
 
   del(key) {
+    this.unsaved.delete(key);
     return this.tx('readwrite', (s) => s.delete(key)).catch(() => {});
+  }
+
+  /** The records whose write has not completed, to localStorage now (the
+   * page is going away). */
+  spill() {
+    if (this.unsaved.size === 0) return;
+    let spilt = [];
+    try {
+      spilt = JSON.parse(this.spare.getItem(this.spareKey) || '[]');
+      if (!Array.isArray(spilt)) spilt = [];
+    } catch (e) {
+      spilt = [];
+    }
+    for (const r of this.unsaved.values()) if (!r.upload) spilt.push(r);
+    try {
+      this.spare.setItem(this.spareKey, JSON.stringify(spilt));
+    } catch (e) {
+      // storage full or refused: nothing more can be kept
+    }
   }
 }
 
