@@ -623,8 +623,8 @@ static int send_failed(sb_pg *s, int piped)
 
 /* Sends the open transaction's BEGIN, if it waits (pg_begin defers it),
  * in a pipeline that the statement sent next joins: the two take one
- * round trip. Returns whether it did (the caller ends the pipeline after
- * its statement, end_send), or a failure. */
+ * round trip. Returns whether it did (sent then ends the pipeline after
+ * the statement), or a failure. */
 static int begin_send(sb_pg *s)
 {
     const char *sql = s->begin_sql;
@@ -636,9 +636,14 @@ static int begin_send(sb_pg *s)
     return 1;
 }
 
-static int end_send(sb_pg *s, int piped)
+/* The rest of a statement's round trip once its send was asked for (ok:
+ * libpq took it): the pipeline's end if BEGIN went ahead of it, then its
+ * results. */
+static int sent(sb_pg *s, int piped, int ok, PGresult **out)
 {
-    return piped && !PQpipelineSync(s->conn) ? send_failed(s, piped) : 0;
+    if (!ok || (piped && !PQpipelineSync(s->conn)))
+        return send_failed(s, piped);
+    return finish(s, out, piped);
 }
 
 /* Runs sql (one or more statements, no parameters) by the simple
@@ -649,11 +654,11 @@ static int exec_simple(sb_pg *s, const char *sql)
     int piped = begin_send(s);
     if (piped < 0) return piped;
     /* A pipeline takes one statement a query, by the extended protocol. */
-    if (piped ? !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)
-              : !PQsendQuery(s->conn, sql))
-        return send_failed(s, piped);
-    int rc = end_send(s, piped);
-    return rc ? rc : finish(s, NULL, piped);
+    return sent(
+        s, piped,
+        piped ? PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)
+              : PQsendQuery(s->conn, sql),
+        NULL);
 }
 
 static int prepare(sb_pg *s, int id)
@@ -678,11 +683,11 @@ int sb__pg_exec(sb_pg *s, int id, const sb_pg_params *p, PGresult **out)
     snprintf(name, sizeof name, "s%d", id);
     int piped = begin_send(s);
     if (piped < 0) return piped;
-    if (!PQsendQueryPrepared(s->conn, name, p ? p->n : 0, p ? p->v : NULL,
-                             p ? p->len : NULL, p ? p->fmt : NULL, 0))
-        return send_failed(s, piped);
-    if ((rc = end_send(s, piped))) return rc;
-    return finish(s, out, piped);
+    return sent(s, piped,
+                PQsendQueryPrepared(s->conn, name, p ? p->n : 0,
+                                    p ? p->v : NULL, p ? p->len : NULL,
+                                    p ? p->fmt : NULL, 0),
+                out);
 }
 
 int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
@@ -693,10 +698,8 @@ int sb__pg_exec_params(sb_pg *s, const char *sql, int n, const Oid *types,
     if (!s->conn || s->broken) return SB_E_STORE;
     int piped = begin_send(s);
     if (piped < 0) return piped;
-    if (!PQsendQueryParams(s->conn, sql, n, types, v, len, fmt, 0))
-        return send_failed(s, piped);
-    int rc = end_send(s, piped);
-    return rc ? rc : finish(s, out, piped);
+    return sent(s, piped,
+                PQsendQueryParams(s->conn, sql, n, types, v, len, fmt, 0), out);
 }
 
 int sb__pg_exec_sql(sb_pg *s, const char *sql, const sb_pg_params *p,
