@@ -58,18 +58,12 @@ export class IdbOutbox {
    * last page wrote to localStorage as it went (kept again here). */
   async load() {
     const recs = await this.tx('readonly', (s) => s.getAll());
-    let spilt = [];
-    try {
-      spilt = JSON.parse((this.spare && this.spare.getItem(this.spareKey)) || '[]');
-    } catch (e) {
-      spilt = [];
-    }
-    if (!Array.isArray(spilt) || spilt.length === 0) return recs;
+    const spilt = this.spilt();
+    if (spilt.length === 0) return recs;
     // A spilt record is the newer (a failure written over a pending send).
     const byKey = new Map(recs.map((r) => [r.key, r]));
-    const ok = spilt.filter((r) => r && typeof r.key === 'string');
-    for (const r of ok) byKey.set(r.key, r);
-    await Promise.all(ok.map((r) => this.put(r)));
+    for (const r of spilt) byKey.set(r.key, r);
+    await Promise.all(spilt.map((r) => this.put(r)));
     this.spare.removeItem(this.spareKey);
     return [...byKey.values()];
   }
@@ -90,17 +84,22 @@ export class IdbOutbox {
     return this.tx('readwrite', (s) => s.delete(key)).catch(() => {});
   }
 
+  /** The records in localStorage (none if it holds something else). */
+  spilt() {
+    let a;
+    try {
+      a = JSON.parse((this.spare && this.spare.getItem(this.spareKey)) || '[]');
+    } catch (e) {
+      return [];
+    }
+    return Array.isArray(a) ? a.filter((r) => r && typeof r.key === 'string') : [];
+  }
+
   /** The records whose write has not completed, to localStorage now (the
    * page is going away). */
   spill() {
     if (this.unsaved.size === 0) return;
-    let spilt = [];
-    try {
-      spilt = JSON.parse(this.spare.getItem(this.spareKey) || '[]');
-      if (!Array.isArray(spilt)) spilt = [];
-    } catch (e) {
-      spilt = [];
-    }
+    const spilt = this.spilt();
     for (const r of this.unsaved.values()) if (!r.upload) spilt.push(r);
     try {
       this.spare.setItem(this.spareKey, JSON.stringify(spilt));
