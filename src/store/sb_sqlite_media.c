@@ -173,10 +173,11 @@ int sb__sqlite_media_ref(sb_store *base, const char *id, uint64_t conv_id,
 /* ---- blobs ----------------------------------------------------------------
  */
 
-/* The folder (shard) and file of blob sha256 under media_dir. */
-static void blob_paths(const char *media_dir,
-                       const uint8_t sha256[SB_SHA256_BYTES], char *dir,
-                       char *file, size_t cap)
+/* The folder (shard) and file of blob sha256 under media_dir: 0, or
+ * SB_E_STORE when they do not fit in cap bytes. */
+static int blob_paths(const char *media_dir,
+                      const uint8_t sha256[SB_SHA256_BYTES], char *dir,
+                      char *file, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
     char h[2 * SB_SHA256_BYTES + 1];
@@ -185,8 +186,10 @@ static void blob_paths(const char *media_dir,
         h[2 * i + 1] = hex[sha256[i] & 15];
     }
     h[2 * SB_SHA256_BYTES] = '\0';
-    snprintf(dir, cap, "%s/%.2s", media_dir, h);
-    snprintf(file, cap, "%s/%s", dir, h);
+    int n = snprintf(dir, cap, "%s/%.2s", media_dir, h);
+    if (n < 0 || (size_t)n >= cap) return SB_E_STORE;
+    n = snprintf(file, cap, "%s/%s", dir, h);
+    return n < 0 || (size_t)n >= cap ? SB_E_STORE : 0;
 }
 
 /* fsync of a file or folder by path: 0 or -errno. */
@@ -212,7 +215,8 @@ int sb__sqlite_blob_put(sb_store *base, const uint8_t sha256[SB_SHA256_BYTES],
     sb_sqlite *s = sb__sqlite(base);
     if (!s->media_dir) return -ENOTSUP;
     char dir[1024], file[1024];
-    blob_paths(s->media_dir, sha256, dir, file, sizeof dir);
+    if (blob_paths(s->media_dir, sha256, dir, file, sizeof dir))
+        return SB_E_STORE;
     struct stat st;
     if (stat(file, &st) == 0 && (uint64_t)st.st_size == size) {
         /* Stored before: the same bytes. Made young again, so that the
@@ -240,7 +244,8 @@ int sb__sqlite_blob_read(sb_store *base, const uint8_t sha256[SB_SHA256_BYTES],
     sb_sqlite *s = sb__sqlite(base);
     if (!s->media_dir) return -ENOTSUP;
     char dir[1024], file[1024];
-    blob_paths(s->media_dir, sha256, dir, file, sizeof dir);
+    if (blob_paths(s->media_dir, sha256, dir, file, sizeof dir))
+        return SB_E_STORE;
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? SB_E_NOT_FOUND : SB_E_STORE;
     ssize_t n;

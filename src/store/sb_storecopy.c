@@ -165,10 +165,11 @@ static void say(copy *c, const char *fmt, ...)
 /* ---- PostgreSQL ------------------------------------------------------------
  */
 
-/* Runs sql with params; *out (if out) the result. */
+/* Runs sql with params; *out (if out) the result, NULL after a failure. */
 static int pg_run(copy *c, const char *sql, int n, const char *const *v,
                   PGresult **out)
 {
+    if (out) *out = NULL;
     PGresult *r = PQexecParams(c->dst, sql, n, NULL, v, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
