@@ -38,6 +38,7 @@
 # arrive faster leave more of the burst's heap behind the trim, and its
 # figure is the idle cost, not that.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 CONNS=${CONNS:-19000}
 TLS_CONNS=${TLS_CONNS:-$CONNS}
@@ -73,12 +74,7 @@ start_server() {
   "$BUILD"/switchboard --listen 127.0.0.1:"$port" --data "$dir" --secret $SECRET \
     --conns-per-addr 0 --sends-per-s 0 ${LOG:---quiet} "$@" > "$dir.log" 2>&1 &
   SRV=$!
-  for _ in $(seq 400); do
-    PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$dir.log" 2>/dev/null || true)
-    [ -n "$PORT" ] && return 0
-    kill -0 $SRV 2>/dev/null || break
-    sleep 0.01
-  done
+  PORT=$(sb_wait_port "$dir.log" $SRV) && return 0
   echo "bench-conns: server did not start: $(cat "$dir.log")" >&2; exit 1
 }
 stop_server() { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; SRV=; }

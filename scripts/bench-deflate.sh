@@ -9,6 +9,7 @@
 # size, compressed at zlib levels 1 and 6 (what the 512-byte threshold
 # rests on). One JSON object per line.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 MSGS=${MSGS:-1000}
 REPS=${REPS:-30}
@@ -25,13 +26,7 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) msgs=$MSGS reps=$REPS load $(cut -d' ' -f1-3
 "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" --secret $SECRET \
   --sends-per-s 0 --quiet > "$DATA.log" 2>&1 &
 SRV=$!
-PORT=
-for _ in $(seq 200); do
-  PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$DATA.log")
-  [ -n "$PORT" ] && break
-  sleep 0.05
-done
-[ -n "$PORT" ] || { echo "bench-deflate: server did not start: $(cat "$DATA.log")" >&2; exit 1; }
+PORT=$(sb_wait_port "$DATA.log" $SRV) || { echo "bench-deflate: server did not start: $(cat "$DATA.log")" >&2; exit 1; }
 "$BUILD"/sbwirebench --url ws://127.0.0.1:$PORT/ws --secret $SECRET \
   --msgs "$MSGS" --reps "$REPS"
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg)"

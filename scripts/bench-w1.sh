@@ -9,6 +9,7 @@
 # each process's system calls per delivered message by kind (perf stat on
 # the syscall tracepoints; it slows the run, so its rates do not count).
 set -uo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEERS=${PEERS:-$ROOT/../shared/peers}
@@ -115,12 +116,8 @@ sb_run() { # label build-dir [syscalls]
   rm -rf "$d" && mkdir -p "$d"
   "$2"/switchboard --listen 127.0.0.1:0 --data "$d" --secret s --sends-per-s 0 \
     --conns-per-addr 0 --quiet > "$d.log" 2>&1 & local pid=$!
-  local port=
-  for _ in $(seq 100); do
-    port=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$d.log")
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
+  local port
+  port=$(sb_wait_port "$d.log" $pid) || { echo "bench-w1: server did not start: $(cat "$d.log")" >&2; exit 1; }
   local wrap=() sp= ssp=
   if [ -n "${3:-}" ]; then
     perf stat --per-thread -e "$EVENTS" -p $pid -o "$WORK"/sb.stat 2>/dev/null & sp=$!

@@ -7,6 +7,7 @@
 # one of them; PG_ARGS adds server options to the PostgreSQL runs
 # (PG_ARGS="--store-writers 1").
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 CONVS=${CONVS:-500}
 MSGS=${MSGS:-200}
@@ -41,12 +42,12 @@ start_server() {
     --sends-per-s 0 --conns-per-addr 0 --quiet "${STORE_ARGS[@]}" "$@" \
     > "$DATA.log" 2>&1 &
   SRV=$!
-  for _ in $(seq 100); do
-    PORT=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$DATA.log")
-    [ -n "$PORT" ] && curl -sf http://127.0.0.1:$PORT/healthz >/dev/null 2>&1 && return 0
-    kill -0 $SRV 2>/dev/null || break
-    sleep 0.05
-  done
+  if PORT=$(sb_wait_port "$DATA.log" $SRV); then
+    for _ in $(seq 100); do
+      curl -sf http://127.0.0.1:$PORT/healthz >/dev/null 2>&1 && return 0
+      sleep 0.05
+    done
+  fi
   echo "bench: server did not start: $(cat "$DATA.log")" >&2; exit 1
 }
 stop_server() { kill $SRV; wait $SRV || true; }

@@ -8,6 +8,7 @@
 # seconds each part used (each node, PostgreSQL's processes, nats-server)
 # and per delivered message. docs/scaling.md reads them.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 BUILD=${1:-build}
 CONVS=${CONVS:-500}
 MSGS=${MSGS:-200}
@@ -59,13 +60,8 @@ start_nodes() {
       --store "$PGURL/$db" --secret $SECRET --sends-per-s 0 \
       --conns-per-addr 0 --quiet "${cl[@]}" >"$DIR/n$i.log" 2>&1 &
     NODES+=($!)
-    local p=
-    for _ in $(seq 200); do
-      p=$(sed -n 's/^switchboard: ready on port \([0-9]*\)$/\1/p' "$DIR/n$i.log")
-      [ -n "$p" ] && break
-      sleep 0.05
-    done
-    [ -n "$p" ] || { echo "bench-cluster: node $i did not start" >&2; cat "$DIR/n$i.log" >&2; exit 1; }
+    local p
+    p=$(sb_wait_port "$DIR/n$i.log" ${NODES[-1]}) || { echo "bench-cluster: node $i did not start" >&2; cat "$DIR/n$i.log" >&2; exit 1; }
     URLS+="${URLS:+,}ws://127.0.0.1:$p/ws"
   done
 }
