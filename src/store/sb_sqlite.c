@@ -611,6 +611,18 @@ static int sqlite_checkpoint(sb_store *base, int *log, int *done)
     return rc == SQLITE_OK ? 0 : SB_E_STORE;
 }
 
+static int sqlite_db_sync(sb_store *base)
+{
+    sqlite3_file *f = NULL;
+    if (sqlite3_file_control(sb__sqlite(base)->db, "main",
+                             SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+        !f || !f->pMethods)
+        return -ENOTSUP;
+    /* The flags SQLite gives a checkpoint's sync of the database. */
+    return f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) == SQLITE_OK ? 0
+                                                                  : SB_E_STORE;
+}
+
 static int sqlite_max_pages(sb_store *base, uint32_t pages)
 {
     char sql[64];
@@ -730,5 +742,6 @@ static const sb_store_ops SQLITE_OPS = {
     .cache = sqlite_cache,
     .wal_watch = sqlite_wal_watch,
     .checkpoint = sqlite_checkpoint,
+    .db_sync = sqlite_db_sync,
     .max_pages = sqlite_max_pages,
 };

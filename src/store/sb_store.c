@@ -351,6 +351,12 @@ int sb_store_checkpoint(sb_store *s, int *log, int *done)
     return s->ops->checkpoint ? s->ops->checkpoint(s, log, done) : -ENOTSUP;
 }
 
+int sb_store_db_sync(sb_store *s)
+{
+    assert(s);
+    return s->ops->db_sync ? s->ops->db_sync(s) : -ENOTSUP;
+}
+
 int sb__store_max_pages(sb_store *s, uint32_t pages)
 {
     assert(s);

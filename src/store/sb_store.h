@@ -93,6 +93,11 @@ int sb_store_wal_watch(sb_store *s, void (*hook)(void *ud, int frames),
  * can; SB_E_STORE when it failed (the database file cannot grow); -ENOTSUP
  * without a WAL. */
 int sb_store_checkpoint(sb_store *s, int *log, int *done);
+/* Syncs the database file itself (not its WAL): what checkpoints copied
+ * into it is on the disk after. A checkpoint that copies the WAL to its
+ * end syncs the file too, and that sync covers every page copied since
+ * the last one. 0; SB_E_STORE; -ENOTSUP for a database without a file. */
+int sb_store_db_sync(sb_store *s);
 
 /* ---- writes (inside a transaction) ------------------------------------- */
 

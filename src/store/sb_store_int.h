@@ -170,6 +170,7 @@ typedef struct sb_store_ops {
     int (*cache)(sb_store *s, uint32_t kib);
     int (*wal_watch)(sb_store *s, void (*hook)(void *ud, int frames), void *ud);
     int (*checkpoint)(sb_store *s, int *log, int *done);
+    int (*db_sync)(sb_store *s);
     int (*max_pages)(sb_store *s, uint32_t pages);
 } sb_store_ops;
 

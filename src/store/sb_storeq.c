@@ -19,6 +19,7 @@
 
 #include "sb_error.h"
 #include "sb_req_int.h"
+#include "sb_walvfs.h"
 
 /* Messages indexed per idle transaction. */
 #define INDEX_CHUNK 2000
@@ -41,13 +42,17 @@
  * itself between batches and its next commit starts the WAL over; past
  * twice that it does so whatever the tail (a bound on the WAL, for a
  * checkpointer that cannot keep up). A frame is a 4 KiB page. The writer's
- * copy is its one stall, and ends with a sync of the database file whose
- * cost grows with the pages copied: hence a short tail, and restarts rare
- * enough (every 128 MiB) that their bunches of slow commits stay out of the
- * p99 (docs/benchmarks.md). */
+ * copy is its one stall. It ends with a sync of the database file, which
+ * writes every page copied since the file's last sync: so the checkpointer
+ * syncs the file itself once the WAL is past CKPT_RESTART_FRAMES, and the
+ * writer's sync is left with the tail's pages. The checkpointer gives up
+ * its core every CKPT_YIELD_PAGES pages it copies, so that the threads it
+ * shares the core with (the loop, the writer) do not wait for the end of
+ * its time slice (docs/benchmarks.md). */
 #define CKPT_FRAMES 4096
 #define CKPT_TAIL_FRAMES 32
 #define CKPT_RESTART_FRAMES 32768
+#define CKPT_YIELD_PAGES 16
 /* A checkpoint that failed (a full disk: the database cannot grow) leaves
  * the WAL as it was, so it is still due; it is not tried again for this
  * long (else the checkpointer copies the same frames in a loop, and the
@@ -124,6 +129,9 @@ struct sb_storeq {
     int wal_frames, ckpt_done;
     uint64_t wal_gen;
     bool ckpt_running;      /* a checkpoint, on either thread */
+    bool ckpt_synced;       /* the checkpointer synced the database past the
+                             * restart bound, in this WAL */
+    uint64_t ckpt_syncs;    /* how many times it did */
     uint64_t ckpt_retry_ns; /* after a failed one: none before (uv_hrtime) */
     int ckpt_frames, ckpt_tail, ckpt_restart; /* CKPT_* or a test's */
     int hook_frames; /* writer thread only: the WAL hook's last word */
@@ -242,6 +250,7 @@ static void wal_note_locked(sb_storeq *q)
     if (q->hook_frames < q->wal_frames) { /* it started over */
         q->wal_gen++;
         q->ckpt_done = 0;
+        q->ckpt_synced = false;
     }
     q->wal_frames = q->hook_frames;
     if (ckpt_due_locked(q)) uv_cond_signal(&q->ccond);
@@ -253,10 +262,17 @@ static void checkpoint_locked(sb_storeq *q, sb_store *s)
     assert(!q->ckpt_running);
     q->ckpt_running = true;
     uint64_t gen = q->wal_gen;
+    bool sync =
+        s == q->cdb && !q->ckpt_synced && q->wal_frames >= q->ckpt_restart;
     uv_mutex_unlock(&q->mu);
     int log = 0, done = 0;
     int rc = sb_store_checkpoint(s, &log, &done);
+    if (rc == 0 && sync) rc = sb_store_db_sync(s);
     uv_mutex_lock(&q->mu);
+    if (rc == 0 && sync) {
+        q->ckpt_syncs++;
+        if (gen == q->wal_gen) q->ckpt_synced = true;
+    }
     q->ckpt_running = false;
     uv_cond_signal(&q->wcond); /* a writer may wait for it (WAL bound) */
     if (rc == 0 && gen == q->wal_gen && done > q->ckpt_done)
@@ -271,6 +287,7 @@ static void ckpt_main(void *arg)
 {
     sb_storeq *q = arg;
     prctl(PR_SET_NAME, "sb-checkpoint");
+    sb_walvfs_yield_every(CKPT_YIELD_PAGES);
     uv_mutex_lock(&q->mu);
     for (;;) {
         while (!q->stopping && !ckpt_due_locked(q))
@@ -852,6 +869,15 @@ void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart)
     q->ckpt_tail = tail;
     q->ckpt_restart = restart;
     uv_mutex_unlock(&q->mu);
+}
+
+uint64_t sb__storeq_ckpt_syncs(sb_storeq *q)
+{
+    assert(q);
+    uv_mutex_lock(&q->mu);
+    uint64_t n = q->ckpt_syncs;
+    uv_mutex_unlock(&q->mu);
+    return n;
 }
 
 /* The writers' counts (the main one's, then the others'). */

@@ -101,6 +101,9 @@ void sb__storeq_hold(sb_storeq *q, bool hold);
  * checkpoint, the tail the writer copies itself, the WAL size from which
  * it does), instead of the defaults in sb_storeq.c. */
 void sb__storeq_ckpt_limits(sb_storeq *q, int frames, int tail, int restart);
+/* How many times the checkpointer has synced the database file ahead of a
+ * WAL's restart. */
+uint64_t sb__storeq_ckpt_syncs(sb_storeq *q);
 /* Applies sb__store_max_pages(pages) to the writer's connection before its
  * next batch. */
 void sb__storeq_max_pages(sb_storeq *q, uint32_t pages);

@@ -2,6 +2,7 @@
 #include "sb_walvfs.h"
 
 #include <assert.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -22,6 +23,9 @@ typedef struct wfile {
 } wfile;
 
 static sqlite3_vfs *g_real; /* the default VFS */
+/* sb_walvfs_yield_every's: the thread's setting, and its writes since the
+ * last yield. */
+static _Thread_local unsigned t_yield_every, t_writes;
 static sqlite3_vfs g_vfs;
 static int g_rc = SB_E_STORE;
 static uv_once_t g_once = UV_ONCE_INIT;
@@ -82,7 +86,13 @@ static int x_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off)
 static int x_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
 {
     wfile *w = (wfile *)f;
-    if (!w->wal) return RM(w)->xWrite(w->real, p, n, off);
+    if (!w->wal) {
+        if (t_yield_every && ++t_writes >= t_yield_every) {
+            t_writes = 0;
+            sched_yield();
+        }
+        return RM(w)->xWrite(w->real, p, n, off);
+    }
     assert(n >= 0);
     size_t sz = (size_t)n;
     /* Inside what is gathered (a checksum rewritten, say): in place. */
@@ -341,6 +351,12 @@ static void do_register(void)
         .xCurrentTimeInt64 = x_current_time64,
     };
     if (sqlite3_vfs_register(&g_vfs, 0) == SQLITE_OK) g_rc = 0;
+}
+
+void sb_walvfs_yield_every(unsigned pages)
+{
+    t_yield_every = pages;
+    t_writes = 0;
 }
 
 int sb_walvfs_register(void)

@@ -1,5 +1,7 @@
 /* A VFS shim over SQLite's default one that gathers the writes made to a
- * write-ahead log between two syncs into a few large writes.
+ * write-ahead log between two syncs into a few large writes, and lets a
+ * thread that copies pages into a database file (a checkpointer) give up
+ * its core now and then.
  *
  * SQLite writes each WAL frame as two writes (a 24-byte header, then the
  * page), each a system call; a commit of fifty pages makes a hundred. With
@@ -21,6 +23,12 @@
  * variable makes every Nth write and every Mth sync of a WAL fail as an
  * I/O error does (0: never), from the shim's registration on. */
 #define SB_WALVFS_FAULTS_ENV "SB_WALVFS_FAULTS"
+
+/* From now on the calling thread's page writes to database files (not
+ * WALs) through the shim yield the CPU every `pages` writes (0: never, the
+ * default). A checkpoint copies thousands of pages in one call; woken
+ * threads on its core would otherwise wait for its time slice to end. */
+void sb_walvfs_yield_every(unsigned pages);
 
 /* Registers the shim (once per process; safe from any thread). Returns 0
  * or SB_E_STORE. Open with SB_WALVFS_NAME as the VFS to use it. */

@@ -1211,7 +1211,8 @@ static void test_storeq_group_commit(void **state)
 /* Checkpoints run beside the commits, and the WAL starts over now and
  * then however steady the writes: with small thresholds, many commits
  * leave a bounded WAL, and every message is there, in order, before and
- * after a reopen. */
+ * after a reopen. Ahead of the restarts the checkpointer syncs the
+ * database file, at most once per WAL. */
 static void test_storeq_checkpoints(void **state)
 {
     (void)state;
@@ -1244,9 +1245,13 @@ static void test_storeq_checkpoints(void **state)
     for (int i = 0; i < N; i++)
         assert_int_equal(a[i].req.rc, 0);
     uint64_t ckpts = sb_storeq_checkpoints(q);
-    print_message("storeq: %llu checkpoints, WAL at most %lld bytes\n",
-                  (unsigned long long)ckpts, (long long)wal_max);
+    uint64_t syncs = sb__storeq_ckpt_syncs(q);
+    print_message("storeq: %llu checkpoints, %llu syncs ahead of a restart, "
+                  "WAL at most %lld bytes\n",
+                  (unsigned long long)ckpts, (unsigned long long)syncs,
+                  (long long)wal_max);
     assert_true(ckpts >= 10);
+    assert_true(syncs >= 1 && syncs < ckpts);
     /* 2 x 64 frames and one batch's worth beyond: the WAL started over. */
     assert_true(wal_max < 400 * 4096);
     q_stop(&loop, q);
