@@ -45,13 +45,15 @@
  * copy is its one stall. It ends with a sync of the database file, which
  * writes every page copied since the file's last sync: so the checkpointer
  * syncs the file itself once the WAL is past CKPT_RESTART_FRAMES, and the
- * writer's sync is left with the tail's pages. The checkpointer gives up
- * its core every CKPT_YIELD_PAGES pages it copies, so that the threads it
- * shares the core with (the loop, the writer) do not wait for the end of
- * its time slice (docs/benchmarks.md). */
+ * writer's sync is left with the tail's pages. The checkpointer's sync
+ * still slows the commits beside it (their WAL syncs wait for its pages to
+ * reach the disk), hence restarts only every 256 MiB. The checkpointer
+ * gives up its core every CKPT_YIELD_PAGES pages it copies, so that the
+ * threads it shares the core with (the loop, the writer) do not wait for
+ * the end of its time slice (docs/benchmarks.md). */
 #define CKPT_FRAMES 4096
 #define CKPT_TAIL_FRAMES 32
-#define CKPT_RESTART_FRAMES 32768
+#define CKPT_RESTART_FRAMES 65536
 #define CKPT_YIELD_PAGES 16
 /* A checkpoint that failed (a full disk: the database cannot grow) leaves
  * the WAL as it was, so it is still due; it is not tried again for this
