@@ -436,6 +436,19 @@ void sb__client_outbox_free(sb_client_core *cc)
     free(cc->out.track);
 }
 
+/* A new client_msg_id: the core's clock in milliseconds (6 bytes, big
+ * endian), then 10 random bytes. A sender's ids mostly sort in the order
+ * it sends, so that the store's index of (sender, client_msg_id) takes
+ * each one near the last instead of on a random page; the random part
+ * keeps them unique. */
+static void msg_id_new(sb_client_core *cc, uint8_t id[SB_CLIENT_MSG_ID_BYTES])
+{
+    uint64_t ms = (uint64_t)cc->now_ms;
+    for (int i = 0; i < 6; i++)
+        id[i] = (uint8_t)(ms >> (8 * (5 - i)));
+    cc->io.rand_bytes(cc->io.ud, id + 6, SB_CLIENT_MSG_ID_BYTES - 6);
+}
+
 /* ---- API ----------------------------------------------------------------- */
 
 /* A new outbox entry: the body, then each quick reply, NUL-terminated. */
@@ -461,7 +474,7 @@ static int out_add(sb_client_core *cc, uint64_t conv_id, Sbp__MsgType type,
     if (ob->len >= cc->cfg.outbox_max) return -ENOBUFS;
     cc_out *o = calloc(1, sizeof *o + len + 1 + extra);
     if (!o) return -ENOMEM;
-    cc->io.rand_bytes(cc->io.ud, o->id, sizeof o->id);
+    msg_id_new(cc, o->id);
     o->conv_id = conv_id;
     o->quote_seq = quote_seq;
     o->type = type;

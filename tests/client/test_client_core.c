@@ -1423,6 +1423,31 @@ static void test_send_limits(void **state)
     h_free(t);
 }
 
+/* A client_msg_id starts with the core's clock (6 bytes of milliseconds,
+ * big endian): a sender's ids sort in the order sent, the rest random. */
+static void test_msg_id_time_ordered(void **state)
+{
+    (void)state;
+    h *t = h_new();
+    go_ready(t, 16);
+    uint8_t a[16], b[16];
+    int64_t t0 = t->now;
+    send_text(t, 1, "a", a);
+    t->now += 300;
+    sb_client_core_tick(t->cc, t->now);
+    send_text(t, 1, "b", b);
+    uint64_t ma = 0, mb = 0;
+    for (int i = 0; i < 6; i++) {
+        ma = ma << 8 | a[i];
+        mb = mb << 8 | b[i];
+    }
+    assert_int_equal(ma, (uint64_t)t0);
+    assert_int_equal(mb, (uint64_t)t0 + 300);
+    assert_true(memcmp(a, b, sizeof a) < 0);
+    assert_memory_not_equal(a + 6, b + 6, 10);
+    h_free(t);
+}
+
 static void test_backoff_grows_capped_jitter(void **state)
 {
     (void)state;
@@ -2922,6 +2947,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_hello_welcome),
+        cmocka_unit_test(test_msg_id_time_ordered),
         cmocka_unit_test(test_in_order_exactly_once_and_ack),
         cmocka_unit_test(test_push_batch_many_convs),
         cmocka_unit_test(test_gap_held_until_sync),

@@ -403,6 +403,20 @@ test('resend with the same id after a reconnect and after a timeout', () => {
   assert.equal(t.cc.stats().resends, 6);
 });
 
+test('a client_msg_id starts with the time in ms: a sender\'s ids sort as sent', () => {
+  const t = h();
+  t.ready();
+  const t0 = t.now;
+  const a = t.cc.send(4, { body: 'a' });
+  t.now += 300;
+  t.cc.tick(t.now);
+  const b = t.cc.send(4, { body: 'b' });
+  assert.equal(parseInt(a.slice(0, 12), 16), t0);
+  assert.equal(parseInt(b.slice(0, 12), 16), t0 + 300);
+  assert.ok(a < b);
+  assert.notEqual(a.slice(12), b.slice(12));
+});
+
 test('the window bounds sends in flight', () => {
   const t = h();
   t.ready(2);

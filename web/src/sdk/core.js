@@ -1124,6 +1124,22 @@ export class ClientCore {
     this.leave();
   }
 
+  // A new client_msg_id: the core's clock in milliseconds (6 bytes, big
+  // endian), then random bytes. A sender's ids mostly sort in the order it
+  // sends, so that the store's index of (sender, client_msg_id) takes each
+  // one near the last instead of on a random page; the random part keeps
+  // them unique.
+  newMsgId() {
+    const id = new Uint8Array(MSG_ID_BYTES);
+    let ms = Math.max(0, Math.floor(this.nowMs));
+    for (let i = 5; i >= 0; i--) {
+      id[i] = ms % 256;
+      ms = Math.floor(ms / 256);
+    }
+    id.set(this.io.randBytes(MSG_ID_BYTES - 6), 6);
+    return id;
+  }
+
   // ---- API --------------------------------------------------------------------------
 
   /**
@@ -1139,7 +1155,7 @@ export class ClientCore {
     if (body.indexOf('\0') >= 0 || !wellFormed(body)) throw new SbError('ERR_BAD_UTF8');
     if (utf8.encode(body).length > this.bodyBytesMax) throw new SbError('ERR_TOO_LARGE');
     if (this.outbox.size >= this.cfg.outboxMax) throw new SbError('ENOBUFS', 'outbox full');
-    const o = this.outEntry(this.io.randBytes(MSG_ID_BYTES), { convId, type, body, quoteSeq, card, media, upload, ts });
+    const o = this.outEntry(this.newMsgId(), { convId, type, body, quoteSeq, card, media, upload, ts });
     this.outbox.set(o.key, o);
     this.st.sends++;
     this.pumpNeeded = true;

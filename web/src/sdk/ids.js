@@ -1,5 +1,6 @@
-// client_msg_id: 16 random bytes chosen by the sender; the SDK keys its
-// maps by the lowercase hex of those bytes.
+// client_msg_id: 16 bytes chosen by the sender (the time, then random
+// bytes: core.js newMsgId); the SDK keys its maps by the lowercase hex of
+// those bytes.
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
