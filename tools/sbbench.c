@@ -20,6 +20,7 @@
 #include "sb_client.h"
 #include "sb_client_hs.h"
 #include "sb_token.h"
+#include "sb_tool.h"
 
 typedef struct bench bench;
 
@@ -70,19 +71,6 @@ struct bench {
     char *body_pad;
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void die(const char *msg)
-{
-    fprintf(stderr, "sbbench: %s\n", msg);
-    exit(1);
-}
-
 /* Body: "<send time ns> <index> " padded to body_bytes. The send time is
  * now, or in the open loop the time the schedule gave the message (so a
  * message that waited for the window counts its wait). */
@@ -110,7 +98,7 @@ static void fill_window(peer *p)
 {
     bench *b = p->b;
     while (p->sent < b->msgs && p->inflight < b->window)
-        issue_send(p, now_ns());
+        issue_send(p, sb_tool_now_ns());
 }
 
 /* Open loop: sends what the client owes, as far as its window lets. */
@@ -132,7 +120,7 @@ static void on_message(void *ud, const Sbp__Message *m)
     int64_t t = 0;
     unsigned idx = 0;
     if (sscanf(m->body, "%" SCNd64 " %u", &t, &idx) != 2) return;
-    int64_t now = now_ns();
+    int64_t now = sb_tool_now_ns();
     if ((int64_t)idx < p->next_expected) {
         b->dup++;
         return;
@@ -205,7 +193,7 @@ static const sb_client_cbs CBS = {
 static void start_run(bench *b)
 {
     b->phase = 2;
-    b->t_start = now_ns();
+    b->t_start = sb_tool_now_ns();
     if (b->rate == 0)
         for (uint32_t i = 0; i < 2 * b->convs; i++)
             fill_window(&b->peers[i]);
@@ -216,7 +204,7 @@ static void start_run(bench *b)
  * when a SEND_ACK opens the window, stamped with the due time. */
 static void open_loop_tick(bench *b)
 {
-    int64_t elapsed = now_ns() - b->t_start;
+    int64_t elapsed = sb_tool_now_ns() - b->t_start;
     uint64_t owed = (uint64_t)((double)elapsed / 1e9 * b->rate);
     uint64_t total = (uint64_t)b->msgs * 2 * b->convs;
     if (owed > total) owed = total;
@@ -227,7 +215,8 @@ static void open_loop_tick(bench *b)
         b->rr = (b->rr + 1) % n;
         if (p->sent + p->owed_len >= b->msgs) continue;
         if (p->owed_len == OWED_MAX)
-            die("open loop: a client owes too many messages (the server is "
+            sb_tool_die(
+                "open loop: a client owes too many messages (the server is "
                 "not keeping up with --rate at this --window)");
         int64_t due =
             b->t_start + (int64_t)((double)b->open_loop_issued * 1e9 / b->rate);
@@ -241,7 +230,7 @@ static void open_loop_tick(bench *b)
 static void on_timer(uv_timer_t *t)
 {
     bench *b = t->data;
-    int64_t now = now_ns();
+    int64_t now = sb_tool_now_ns();
     if (b->phase == 0 && b->n_ready == 2 * b->convs) {
         b->phase = 1;
         for (uint32_t i = 0; i < b->convs; i++) {
@@ -249,7 +238,7 @@ static void on_timer(uv_timer_t *t)
             const char *members[1] = {b->peers[2 * i + 1].user};
             if (sb_client_open(agent->c, members, 1, "bench",
                                SBP__CONV_KIND__CONV_DIRECT, NULL) != 0)
-                die("open request failed");
+                sb_tool_die("open request failed");
         }
     } else if (b->phase == 1 && b->n_opened == b->convs) {
         start_run(b);
@@ -412,16 +401,16 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!b.secret) die("--secret or SB_SECRET is required");
+    if (!b.secret) sb_tool_die("--secret or SB_SECRET is required");
     static char url_list[4096];
-    if (strlen(b.url) >= sizeof url_list) die("--url too long");
+    if (strlen(b.url) >= sizeof url_list) sb_tool_die("--url too long");
     snprintf(url_list, sizeof url_list, "%s", b.url);
     int n_urls = sb_client_urls_split(url_list, b.urls, SB_CLIENT_URLS_MAX);
-    if (n_urls < 0) die("bad --url: ws:// URLs separated by commas");
+    if (n_urls < 0) sb_tool_die("bad --url: ws:// URLs separated by commas");
     b.n_urls = (size_t)n_urls;
     if (b.convs == 0 || b.msgs == 0 || b.window == 0 || b.body_bytes < 32 ||
         b.convs > 50000 || b.body_bytes > 4000)
-        die("bad sizes");
+        sb_tool_die("bad sizes");
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
@@ -437,10 +426,11 @@ int main(int argc, char **argv)
     b.body_pad = malloc(4096);
     if (b.lat_out) b.lat_sent = malloc(b.expected * sizeof *b.lat_sent);
     if (!b.lat_ms || !b.peers || !b.body_pad || (b.lat_out && !b.lat_sent))
-        die("out of memory");
+        sb_tool_die("out of memory");
     memset(b.body_pad, 'x', 4096);
 
-    int64_t run_id = (int64_t)time(NULL) * 1000 + (now_ns() / 1000000) % 1000;
+    int64_t run_id =
+        (int64_t)time(NULL) * 1000 + (sb_tool_now_ns() / 1000000) % 1000;
     for (uint32_t i = 0; i < 2 * b.convs; i++) {
         peer *p = &b.peers[i];
         p->b = &b;
@@ -456,7 +446,7 @@ int main(int argc, char **argv)
         char tok[1024];
         if (sb_token_sign((const uint8_t *)b.secret, strlen(b.secret), &cl, tok,
                           sizeof tok) < 0)
-            die("cannot sign token");
+            sb_tool_die("cannot sign token");
         sb_client_config cfg;
         sb_client_config_default(&cfg);
         if (b.spread) {
@@ -480,13 +470,13 @@ int main(int argc, char **argv)
         cfg.backoff_ms_base = 100;
         cfg.backoff_ms_max = 2000;
         if (sb_client_new(b.loop, &cfg, &CBS, p, &p->c) != 0)
-            die("cannot create client");
+            sb_tool_die("cannot create client");
         sb_client_start(p->c);
     }
     uv_timer_init(b.loop, &b.timer);
     b.timer.data = &b;
     uv_timer_start(&b.timer, on_timer, 1, 1);
-    int64_t t_setup = now_ns();
+    int64_t t_setup = sb_tool_now_ns();
     uv_run(b.loop, UV_RUN_DEFAULT);
 
     struct rusage ru;
@@ -498,11 +488,11 @@ int main(int argc, char **argv)
     proc_stats(b.server_pid, &rss_kb, &cpu_s);
     if (b.lat_out) {
         FILE *f = fopen(b.lat_out, "w");
-        if (!f) die("cannot write --lat-out");
+        if (!f) sb_tool_die("cannot write --lat-out");
         for (uint64_t i = 0; i < b.n_lat; i++)
             fprintf(f, "%.3f %.3f\n", (double)(b.lat_sent[i] - b.t_start) / 1e6,
                     b.lat_ms[i]);
-        if (fclose(f) != 0) die("cannot write --lat-out");
+        if (fclose(f) != 0) sb_tool_die("cannot write --lat-out");
     }
     qsort(b.lat_ms, b.n_lat, sizeof *b.lat_ms, cmp_double);
     double elapsed = (double)(b.t_end - b.t_start) / 1e9;

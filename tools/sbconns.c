@@ -44,6 +44,7 @@
 #include "sb_client.h"
 #include "sb_error.h"
 #include "sb_token.h"
+#include "sb_tool.h"
 
 /* Devices started per ramp step (every RAMP_MS), so that the first
  * connections do not overflow the server's accept queue: the storm the
@@ -103,19 +104,6 @@ struct conns {
     uint64_t trace_ticks; /* on_tick calls since the wave began */
 };
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void die(const char *msg)
-{
-    fprintf(stderr, "sbconns: %s\n", msg);
-    exit(1);
-}
-
 /* --trace: err ended an attempt or a connection. */
 static void trace_err(conns *b, int err)
 {
@@ -139,9 +127,9 @@ static void trace_line(conns *b)
     fprintf(stderr,
             "trace %" PRId64 " connecting=%u hello=%u ready=%u backoff=%u "
             "down=%u",
-            (now_ns() - b->t_wave_start) / 1000000, by[SB_CLIENT_CONNECTING],
-            by[SB_CLIENT_HELLO_SENT], by[SB_CLIENT_READY],
-            by[SB_CLIENT_BACKOFF], b->n_down);
+            (sb_tool_now_ns() - b->t_wave_start) / 1000000,
+            by[SB_CLIENT_CONNECTING], by[SB_CLIENT_HELLO_SENT],
+            by[SB_CLIENT_READY], by[SB_CLIENT_BACKOFF], b->n_down);
     for (uint32_t i = 0; i < b->trace_errs; i++)
         fprintf(stderr, " %s=%u", sb_client_err_name(b->trace_err[i]),
                 b->trace_n[i]);
@@ -164,7 +152,7 @@ static void check_ready(dev *d)
 {
     conns *b = d->b;
     if (!dev_ready(d)) return;
-    int64_t t = now_ns();
+    int64_t t = sb_tool_now_ns();
     if (!d->ready) {
         d->ready = true;
         if (++b->n_up == b->n && !b->up_said) {
@@ -209,7 +197,7 @@ static void on_state(void *ud, sb_client_state st, int err)
         d->synced = false;
         if (b->n_down++ == 0) {
             b->wave_down = 0;
-            b->t_wave_start = now_ns();
+            b->t_wave_start = sb_tool_now_ns();
             b->trace_errs = 0;
             b->trace_ticks = 0;
             if (b->trace) trace_err(b, err);
@@ -239,7 +227,7 @@ static void agent_send(dev *d)
     conns *b = d->b;
     if (sb_client_send(d->c, d->conv_id, SBP__MSG_TYPE__MSG_TEXT, b->body,
                        b->body_bytes, 0, NULL) != 0)
-        die("send refused");
+        sb_tool_die("send refused");
     d->expect++;
 }
 
@@ -247,12 +235,12 @@ static void on_send_status(void *ud, const sb_client_send_info *s)
 {
     dev *d = ud;
     conns *b = d->b;
-    if (s->status == SB_SEND_FAILED) die("a send failed");
+    if (s->status == SB_SEND_FAILED) sb_tool_die("a send failed");
     if (s->status != SB_SEND_SENT) return;
     d->acked++;
     if (b->sending && d->acked == d->expect && ++b->n_acked_goal == b->n) {
         b->sending = false;
-        printf("sent %u %" PRId64 "\n", b->n, now_ns());
+        printf("sent %u %" PRId64 "\n", b->n, sb_tool_now_ns());
         fflush(stdout);
     }
     check_ready(d);
@@ -317,7 +305,7 @@ static void dev_start(conns *b, dev *d)
     char tok[1024];
     if (sb_token_sign((const uint8_t *)b->secret, strlen(b->secret), &cl, tok,
                       sizeof tok) < 0)
-        die("cannot sign a token");
+        sb_tool_die("cannot sign a token");
     sb_client_config cfg;
     sb_client_config_default(&cfg);
     cfg.url = b->url;
@@ -332,7 +320,7 @@ static void dev_start(conns *b, dev *d)
         cfg.source_addr = src;
     }
     if (sb_client_new(b->loop, &cfg, &CBS, d, &d->c) != 0)
-        die("cannot create a client");
+        sb_tool_die("cannot create a client");
     if (!b->agent) d->expect = 1; /* the agent's first message */
     sb_client_start(d->c);
 }
@@ -354,7 +342,7 @@ static void on_sigusr1(uv_signal_t *h, int sig)
     (void)sig;
     conns *b = h->data;
     if (b->n_up < b->n || b->hello_only)
-        die("SIGUSR1 before all devices were up, or with --hello-only");
+        sb_tool_die("SIGUSR1 before all devices were up, or with --hello-only");
     if (!b->agent) {
         for (uint32_t i = 0; i < b->n; i++)
             b->devs[i].expect += b->k;
@@ -487,7 +475,7 @@ int main(int argc, char **argv)
             b.sources = (uint32_t)atol(optarg);
             break;
         case 'N':
-            printf("%" PRId64 "\n", now_ns());
+            printf("%" PRId64 "\n", sb_tool_now_ns());
             return 0;
         case 'h':
             usage(stdout);
@@ -497,12 +485,12 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!b.secret) die("--secret or SB_SECRET is required");
+    if (!b.secret) sb_tool_die("--secret or SB_SECRET is required");
     if (strcmp(role, "agent") != 0 && strcmp(role, "customer") != 0)
-        die("--role customer or agent");
+        sb_tool_die("--role customer or agent");
     if (b.n == 0 || b.n > 100000 || b.body_bytes < 1 || b.body_bytes > 4000 ||
         b.sources > 250)
-        die("bad sizes");
+        sb_tool_die("bad sizes");
     b.agent = strcmp(role, "agent") == 0;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -516,7 +504,7 @@ int main(int argc, char **argv)
     b.devs = calloc(b.n, sizeof *b.devs);
     b.back_at = calloc(b.n, sizeof *b.back_at);
     b.body = malloc(b.body_bytes);
-    if (!b.devs || !b.body || !b.back_at) die("out of memory");
+    if (!b.devs || !b.body || !b.back_at) sb_tool_die("out of memory");
     memset(b.body, 'm', b.body_bytes);
     for (uint32_t i = 0; i < b.n; i++) {
         dev *d = &b.devs[i];

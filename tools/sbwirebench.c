@@ -31,21 +31,9 @@
 #include "sb_token.h"
 #include "sb_ws.h"
 #include "sb_wsdeflate.h"
+#include "sb_tool.h"
 
 #define REPS_MAX 1000
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void die(const char *msg)
-{
-    fprintf(stderr, "sbwirebench: %s\n", msg);
-    exit(1);
-}
 
 /* ---- chat text -------------------------------------------------------- */
 
@@ -203,7 +191,8 @@ static void cli_msg(void *ud, bool text, const uint8_t *p, size_t n)
     cli *c = ud;
     sb_frame_free(c->got);
     c->got = NULL;
-    if (sb_frame_decode(c->enc, p, n, &c->got) != 0) die("undecodable frame");
+    if (sb_frame_decode(c->enc, p, n, &c->got) != 0)
+        sb_tool_die("undecodable frame");
 }
 
 static const sb_ws_cbs CLI_CBS = {.on_msg = cli_msg, .rand_bytes = cli_rand};
@@ -213,7 +202,7 @@ static void write_all(int fd, const uint8_t *p, size_t n)
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) die("write failed");
+        if (w <= 0) sb_tool_die("write failed");
         p += w;
         n -= (size_t)w;
     }
@@ -223,13 +212,14 @@ static void write_all(int fd, const uint8_t *p, size_t n)
 static void cli_pump(cli *c)
 {
     struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-    if (poll(&pf, 1, 30000) <= 0) die("timeout");
+    if (poll(&pf, 1, 30000) <= 0) sb_tool_die("timeout");
     static uint8_t buf[1 << 16];
     ssize_t n = read(c->fd, buf, sizeof buf);
-    if (n <= 0) die("the server closed");
+    if (n <= 0) sb_tool_die("the server closed");
     c->wire_in += (uint64_t)n;
     if (c->ws) {
-        if (sb_ws_feed(c->ws, buf, (size_t)n) != 0) die("bad WebSocket data");
+        if (sb_ws_feed(c->ws, buf, (size_t)n) != 0)
+            sb_tool_die("bad WebSocket data");
         sb_buf out = SB_BUF_INIT;
         if (sb_ws_pull(c->ws, &out) == 0 && out.len)
             write_all(c->fd, out.data, out.len); /* pongs */
@@ -241,16 +231,17 @@ static void cli_open(cli *c, const char *url, sb_encoding enc, bool deflate)
 {
     memset(c, 0, sizeof *c);
     c->enc = enc;
-    c->rng = (uint64_t)now_ns() | 1;
+    c->rng = (uint64_t)sb_tool_now_ns() | 1;
     sb_client_url u;
-    if (sb_client_url_parse(url, &u) != 0 || u.tls) die("bad --url");
+    if (sb_client_url_parse(url, &u) != 0 || u.tls) sb_tool_die("bad --url");
     char port[8];
     snprintf(port, sizeof port, "%u", u.port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(u.host, port, &hints, &ai) != 0) die("cannot resolve");
+    if (getaddrinfo(u.host, port, &hints, &ai) != 0)
+        sb_tool_die("cannot resolve");
     c->fd = socket(ai->ai_family, SOCK_STREAM, 0);
     if (c->fd < 0 || connect(c->fd, ai->ai_addr, ai->ai_addrlen) != 0)
-        die("cannot connect");
+        sb_tool_die("cannot connect");
     freeaddrinfo(ai);
     uint8_t nonce[16];
     cli_rand(c, nonce, sizeof nonce);
@@ -259,7 +250,8 @@ static void cli_open(cli *c, const char *url, sb_encoding enc, bool deflate)
     const char *proto =
         enc == SB_ENC_JSON ? SB_SUBPROTO_JSON : SB_SUBPROTO_PROTO;
     sb_buf b = SB_BUF_INIT;
-    if (sb_client_hs_request(&u, key, proto, deflate, &b) != 0) die("request");
+    if (sb_client_hs_request(&u, key, proto, deflate, &b) != 0)
+        sb_tool_die("request");
     write_all(c->fd, b.data, b.len);
     b.len = 0;
     int head = 0, status = 0;
@@ -267,20 +259,21 @@ static void cli_open(cli *c, const char *url, sb_encoding enc, bool deflate)
     while (head == 0) {
         uint8_t buf[4096];
         ssize_t n = read(c->fd, buf, sizeof buf);
-        if (n <= 0 || sb_buf_append(&b, buf, (size_t)n) != 0) die("upgrade");
+        if (n <= 0 || sb_buf_append(&b, buf, (size_t)n) != 0)
+            sb_tool_die("upgrade");
         head = sb_client_hs_response(b.data, b.len, key, proto, deflate,
                                      &agreed, &status);
-        if (head < 0) die("upgrade refused");
+        if (head < 0) sb_tool_die("upgrade refused");
     }
-    if (deflate && !agreed.on) die("the server did not take deflate");
+    if (deflate && !agreed.on) sb_tool_die("the server did not take deflate");
     sb_ws_config cfg = {.client = true,
                         .msg_bytes_max = 64u << 20,
                         .deflate = agreed,
                         .deflate_min_bytes = 512};
-    if (sb_ws_new(NULL, &cfg, &CLI_CBS, c, &c->ws) != 0) die("memory");
+    if (sb_ws_new(NULL, &cfg, &CLI_CBS, c, &c->ws) != 0) sb_tool_die("memory");
     if ((size_t)head < b.len &&
         sb_ws_feed(c->ws, b.data + head, b.len - (size_t)head) != 0)
-        die("bad WebSocket data");
+        sb_tool_die("bad WebSocket data");
     sb_buf_free(&b);
 }
 
@@ -291,7 +284,7 @@ static uint32_t cli_send(cli *c, Sbp__Frame *f)
     if (sb_frame_encode(c->enc, f, &b) != 0 ||
         sb_ws_send(c->ws, c->enc == SB_ENC_JSON, b.data, b.len) != 0 ||
         sb_ws_pull(c->ws, &out) != 0)
-        die("send");
+        sb_tool_die("send");
     write_all(c->fd, out.data, out.len);
     sb_buf_free(&b);
     sb_buf_free(&out);
@@ -327,7 +320,7 @@ static void cli_hello(cli *c, const char *secret, const char *user,
     char tok[1024];
     if (sb_token_sign((const uint8_t *)secret, strlen(secret), &cl, tok,
                       sizeof tok) < 0)
-        die("token");
+        sb_tool_die("token");
     Sbp__Hello h = SBP__HELLO__INIT;
     h.token = tok;
     h.device_id = (char *)device;
@@ -440,16 +433,16 @@ static void measure(const char *url, const char *secret, const char *run,
         f.body_case = SBP__FRAME__BODY_HISTORY;
         f.history = &h;
         uint64_t w0 = c.wire_in;
-        int64_t t0 = now_ns();
+        int64_t t0 = sb_tool_now_ns();
         uint32_t rid = cli_send(&c, &f);
         Sbp__Frame *g = cli_expect(&c, SBP__FRAME__BODY_HISTORY_RESP, rid);
-        t_hist[r] = now_ns() - t0;
+        t_hist[r] = sb_tool_now_ns() - t0;
         b_hist = c.wire_in - w0;
         n_hist = g->history_resp->n_messages;
         sb_frame_free(g);
         /* SYNC from nothing: every page until more is false. */
         w0 = c.wire_in;
-        t0 = now_ns();
+        t0 = sb_tool_now_ns();
         uint64_t have = 0;
         n_sync = 0;
         for (;;) {
@@ -475,7 +468,7 @@ static void measure(const char *url, const char *secret, const char *run,
             sb_frame_free(g);
             if (!more) break;
         }
-        t_sync[r] = now_ns() - t0;
+        t_sync[r] = sb_tool_now_ns() - t0;
         b_sync = c.wire_in - w0;
     }
     const char *e = enc == SB_ENC_JSON ? "json" : "proto";
@@ -501,7 +494,7 @@ static void frames(int level)
     static const size_t sizes[] = {50,  100,  200,  300,  400, 512,
                                    768, 1024, 2048, 4096, 8000};
     sb_wsdeflate *z;
-    if (sb_wsdeflate_new(level, &z) != 0) die("memory");
+    if (sb_wsdeflate_new(level, &z) != 0) sb_tool_die("memory");
     for (int e = 0; e < 2; e++) {
         sb_encoding enc = e ? SB_ENC_JSON : SB_ENC_PROTO;
         for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
@@ -525,22 +518,22 @@ static void frames(int level)
             f.body_case = SBP__FRAME__BODY_PUSH;
             f.push = &p;
             sb_buf plain = SB_BUF_INIT, zb = SB_BUF_INIT, back = SB_BUF_INIT;
-            if (sb_frame_encode(enc, &f, &plain) != 0) die("encode");
+            if (sb_frame_encode(enc, &f, &plain) != 0) sb_tool_die("encode");
             enum { N = 20000 };
-            int64_t t0 = now_ns();
+            int64_t t0 = sb_tool_now_ns();
             for (int i = 0; i < N; i++) {
                 zb.len = 0;
                 sb_wsdeflate_compress(z, 15, plain.data, plain.len, &zb);
             }
-            int64_t t1 = now_ns();
+            int64_t t1 = sb_tool_now_ns();
             for (int i = 0; i < N; i++) {
                 back.len = 0;
                 sb_wsdeflate_decompress(z, zb.data, zb.len, 1 << 20, &back);
             }
-            int64_t t2 = now_ns();
+            int64_t t2 = sb_tool_now_ns();
             if (back.len != plain.len ||
                 memcmp(back.data, plain.data, plain.len) != 0)
-                die("round trip");
+                sb_tool_die("round trip");
             printf("{\"frame\":\"push-1\",\"encoding\":\"%s\",\"level\":%d,"
                    "\"body_bytes\":%zu,\"frame_bytes\":%zu,"
                    "\"deflated_bytes\":%zu,\"saved_bytes\":%ld,"
@@ -597,15 +590,15 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (level < 1 || level > 9) die("--level 1..9");
+    if (level < 1 || level > 9) sb_tool_die("--level 1..9");
     if (only_frames) {
         frames(level);
         return 0;
     }
-    if (!secret) die("--secret or SB_SECRET is required");
-    if (reps < 1 || reps > REPS_MAX || msgs < 200) die("bad sizes");
+    if (!secret) sb_tool_die("--secret or SB_SECRET is required");
+    if (reps < 1 || reps > REPS_MAX || msgs < 200) sb_tool_die("bad sizes");
     char run[32];
-    snprintf(run, sizeof run, "%lld", (long long)(now_ns() / 1000000));
+    snprintf(run, sizeof run, "%lld", (long long)(sb_tool_now_ns() / 1000000));
     uint64_t conv = fill(url, secret, run, msgs);
     for (int e = 0; e < 2; e++)
         for (int d = 0; d < 2; d++)
