@@ -3,6 +3,7 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+RELEASE_BUILD ?= build-release
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
@@ -13,7 +14,7 @@ DATA       ?= ./data
 
 .PHONY: all deps build build-asan run cluster test test-fast test-asan bench
 .PHONY: bench-cluster clean format
-.PHONY: format-check
+.PHONY: format-check build-release
 .PHONY: build-fuzz fuzz fuzz-smoke
 .PHONY: web test-web bench-web bench-conns bench-deflate bench-w1
 .PHONY: sim torture soak
@@ -35,6 +36,12 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSB_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
+# The server and its tools as a packager builds them (-O3, whose warnings
+# -O2 does not give); make test checks that they compile.
+build-release: deps
+	@cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(RELEASE_BUILD) -j $(JOBS) --target switchboard sbctl sbbench
+
 run: build web
 	@mkdir -p $(DATA)
 	$(BUILD)/switchboard --demo --listen $(LISTEN) --data $(DATA) \
@@ -46,8 +53,9 @@ run: build web
 cluster: build web
 	scripts/cluster.sh $(BUILD) ./data-cluster
 
-# The whole suite, then again under AddressSanitizer + UBSan.
-test: format-check build build-asan
+# The whole suite, then again under AddressSanitizer + UBSan (and the
+# Release build compiled).
+test: format-check build build-asan build-release
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
