@@ -28,15 +28,20 @@ psql -q "$PG/postgres" -c "CREATE DATABASE moved" -c "CREATE DATABASE other"
 DB=$PG/moved
 
 start() { # the server on SQLite, or on $1 (a URI)
+  # The last server's log goes first: its ready line, read before the new
+  # server's shell truncates the file, would give the old port or none.
+  rm -f "$DIR/log"
   "$SRV_BIN" --listen 127.0.0.1:0 --data "$DIR/data" --secret s \
     ${1:+--store "$1"} > "$DIR/log" 2>&1 &
   PID=$!
-  for _ in $(seq 200); do
-    grep -q "ready on port" "$DIR/log" 2>/dev/null && break
+  PORT=
+  for _ in $(seq 400); do
+    PORT=$(sed -n 's/.*ready on port \([0-9]*\).*/\1/p' "$DIR/log" 2>/dev/null | tail -1)
+    [ -n "$PORT" ] && break
+    kill -0 "$PID" 2>/dev/null || break
     sleep 0.05
   done
-  PORT=$(sed -n 's/.*ready on port \([0-9]*\).*/\1/p' "$DIR/log" | tail -1)
-  [ -n "$PORT" ] || { cat "$DIR/log"; exit 1; }
+  [ -n "$PORT" ] || { echo "store_copy: the server did not start"; cat "$DIR/log"; exit 1; }
   export SB_URL=ws://127.0.0.1:$PORT/ws
 }
 stop() { kill -TERM "$PID"; wait "$PID" || true; PID=; }
