@@ -32,16 +32,23 @@ const agentGets = (bob, sender, text) =>
     throw new Error(`${e.message}: bob has ${JSON.stringify((await texts(bob.page)).slice(-4))}; the sender: ${await clientState(sender)}`);
   });
 
-test('item 4: a message typed offline survives closing the tab and goes out once when it opens again', async () => {
-  // The customer's service conversation, which every load of the widget
-  // opens again.
-  const cust = await customer(browser, srv, 'otto');
-  const bob = await agent(browser, srv, 'bob', { extra: '&d=otto' });
+// A customer `name` handed off to bob, whose page shows the conversation;
+// then the customer's network goes away and its page notices.
+async function offlineWithBob(name, opts = {}) {
+  const cust = await customer(browser, srv, name, opts);
+  const bob = await agent(browser, srv, 'bob', { extra: `&d=${name}` });
   const id = await convId(cust);
   await handOff(cust, 'bob');
   await openOnAgent(bob, id);
   await cust.context.setOffline(true);
   await notReady(cust.page);
+  return { cust, bob };
+}
+
+test('item 4: a message typed offline survives closing the tab and goes out once when it opens again', async () => {
+  // The customer's service conversation, which every load of the widget
+  // opens again.
+  const { cust, bob } = await offlineWithBob('otto');
   await send(cust.page, 'typed offline');
   await cust.page.waitForSelector('.msg.mine [data-status=sending]');
   // The tab closes before the network is back; the same browser opens
@@ -98,13 +105,7 @@ test('item 4: offline sends reach "not sent: no connection"; the failed message 
 });
 
 test('item 4: sends pending across a reload go out once, in order', async () => {
-  const cust = await customer(browser, srv, 'orla', { size: PHONE });
-  const bob = await agent(browser, srv, 'bob', { extra: '&d=orla' });
-  const id = await convId(cust);
-  await handOff(cust, 'bob');
-  await openOnAgent(bob, id);
-  await cust.context.setOffline(true);
-  await notReady(cust.page);
+  const { cust, bob } = await offlineWithBob('orla', { size: PHONE });
   for (const s of ['one', 'two', 'three']) await send(cust.page, s);
   await cust.context.setOffline(false);
   // Reloaded the moment the network is back: some may have gone, some not.
@@ -120,13 +121,7 @@ test('item 4: sends pending across a reload go out once, in order', async () => 
 });
 
 test('item 4: a send whose IndexedDB write has not completed when the page goes away survives the reload (pagehide keeps it)', async () => {
-  const cust = await customer(browser, srv, 'oscar', { size: PHONE });
-  const bob = await agent(browser, srv, 'bob', { extra: '&d=oscar' });
-  const id = await convId(cust);
-  await handOff(cust, 'bob');
-  await openOnAgent(bob, id);
-  await cust.context.setOffline(true);
-  await notReady(cust.page);
+  const { cust, bob } = await offlineWithBob('oscar', { size: PHONE });
   // Writes from here on never complete, as when the page goes away
   // before IndexedDB commits them.
   await cust.page.evaluate(() => {
