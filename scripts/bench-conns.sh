@@ -71,10 +71,11 @@ tcpmem() { awk '$1 == "TCP:" {print $NF}' /proc/net/sockstat; }
 start_server() {
   local dir=$1 port=$2; shift 2
   [ -f "$dir.log" ] && mv "$dir.log" "$dir.log.old" # the server before a restart
-  "$BUILD"/switchboard --listen 127.0.0.1:"$port" --data "$dir" --secret $SECRET \
-    --conns-per-addr 0 --sends-per-s 0 ${LOG:---quiet} "$@" > "$dir.log" 2>&1 &
-  SRV=$!
-  PORT=$(sb_wait_port "$dir.log" $SRV) && return 0
+  local ok=0
+  sb_start "$dir.log" "$BUILD"/switchboard --listen 127.0.0.1:"$port" --data "$dir" \
+    --secret $SECRET --conns-per-addr 0 --sends-per-s 0 ${LOG:---quiet} "$@" || ok=$?
+  SRV=$SB_PID PORT=$SB_PORT
+  [ "$ok" = 0 ] && return 0
   echo "bench-conns: server did not start: $(cat "$dir.log")" >&2; exit 1
 }
 stop_server() { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; SRV=; }

@@ -23,10 +23,11 @@ cleanup() {
 trap cleanup EXIT
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) msgs=$MSGS reps=$REPS load $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" --secret $SECRET \
-  --sends-per-s 0 --quiet > "$DATA.log" 2>&1 &
-SRV=$!
-PORT=$(sb_wait_port "$DATA.log" $SRV) || { echo "bench-deflate: server did not start: $(cat "$DATA.log")" >&2; exit 1; }
+ok=0
+sb_start "$DATA.log" "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" \
+  --secret $SECRET --sends-per-s 0 --quiet || ok=$?
+SRV=$SB_PID PORT=$SB_PORT
+[ "$ok" = 0 ] || { echo "bench-deflate: server did not start: $(cat "$DATA.log")" >&2; exit 1; }
 "$BUILD"/sbwirebench --url ws://127.0.0.1:$PORT/ws --secret $SECRET \
   --msgs "$MSGS" --reps "$REPS"
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg)"

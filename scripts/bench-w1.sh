@@ -114,10 +114,10 @@ mq_run() { # label [syscalls]
 sb_run() { # label build-dir [syscalls]
   local d="$WORK"/sb
   rm -rf "$d" && mkdir -p "$d"
-  "$2"/switchboard --listen 127.0.0.1:0 --data "$d" --secret s --sends-per-s 0 \
-    --conns-per-addr 0 --quiet > "$d.log" 2>&1 & local pid=$!
-  local port
-  port=$(sb_wait_port "$d.log" $pid) || { echo "bench-w1: server did not start: $(cat "$d.log")" >&2; exit 1; }
+  sb_start "$d.log" "$2"/switchboard --listen 127.0.0.1:0 --data "$d" --secret s \
+    --sends-per-s 0 --conns-per-addr 0 --quiet ||
+    { echo "bench-w1: server did not start: $(cat "$d.log")" >&2; exit 1; }
+  local pid=$SB_PID port=$SB_PORT
   local wrap=() sp= ssp=
   if [ -n "${3:-}" ]; then
     perf stat --per-thread -e "$EVENTS" -p $pid -o "$WORK"/sb.stat 2>/dev/null & sp=$!

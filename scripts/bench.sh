@@ -38,11 +38,12 @@ start_server() {
     # shellcheck disable=SC2206 # PG_ARGS: words, e.g. "--store-writers 1"
     STORE_ARGS=(--store "$PGURL/$DB" ${PG_ARGS:-})
   fi
-  "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" --secret $SECRET \
-    --sends-per-s 0 --conns-per-addr 0 --quiet "${STORE_ARGS[@]}" "$@" \
-    > "$DATA.log" 2>&1 &
-  SRV=$!
-  if PORT=$(sb_wait_port "$DATA.log" $SRV); then
+  local ok=0
+  sb_start "$DATA.log" "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DATA" \
+    --secret $SECRET --sends-per-s 0 --conns-per-addr 0 --quiet \
+    "${STORE_ARGS[@]}" "$@" || ok=$?
+  SRV=$SB_PID PORT=$SB_PORT
+  if [ "$ok" = 0 ]; then
     for _ in $(seq 100); do
       curl -sf http://127.0.0.1:$PORT/healthz >/dev/null 2>&1 && return 0
       sleep 0.05

@@ -56,13 +56,13 @@ start_nodes() {
   for i in $(seq $n); do
     local cl=()
     [ "$n" -gt 1 ] && cl=(--nats nats://127.0.0.1:$NATS_PORT --node n$i)
-    "$BUILD"/switchboard --listen 127.0.0.1:0 --data "$DIR/d$i" \
-      --store "$PGURL/$db" --secret $SECRET --sends-per-s 0 \
-      --conns-per-addr 0 --quiet "${cl[@]}" >"$DIR/n$i.log" 2>&1 &
-    NODES+=($!)
-    local p
-    p=$(sb_wait_port "$DIR/n$i.log" ${NODES[-1]}) || { echo "bench-cluster: node $i did not start" >&2; cat "$DIR/n$i.log" >&2; exit 1; }
-    URLS+="${URLS:+,}ws://127.0.0.1:$p/ws"
+    local ok=0
+    sb_start "$DIR/n$i.log" "$BUILD"/switchboard --listen 127.0.0.1:0 \
+      --data "$DIR/d$i" --store "$PGURL/$db" --secret $SECRET \
+      --sends-per-s 0 --conns-per-addr 0 --quiet "${cl[@]}" || ok=$?
+    NODES+=($SB_PID)
+    [ "$ok" = 0 ] || { echo "bench-cluster: node $i did not start" >&2; cat "$DIR/n$i.log" >&2; exit 1; }
+    URLS+="${URLS:+,}ws://127.0.0.1:$SB_PORT/ws"
   done
 }
 stop_nodes() {

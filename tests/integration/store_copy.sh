@@ -10,6 +10,7 @@
 # from PostgreSQL, byte for byte. A database with conversations of its own
 # is refused. Usage: store_copy.sh SWITCHBOARD SBCTL PGTEST_SH
 set -euo pipefail
+. "$(dirname "$0")/../../scripts/lib.sh"
 SRV_BIN=$1
 CTL=$2
 PGTEST=$3
@@ -28,20 +29,11 @@ psql -q "$PG/postgres" -c "CREATE DATABASE moved" -c "CREATE DATABASE other"
 DB=$PG/moved
 
 start() { # the server on SQLite, or on $1 (a URI)
-  # The last server's log goes first: its ready line, read before the new
-  # server's shell truncates the file, would give the old port or none.
-  rm -f "$DIR/log"
-  "$SRV_BIN" --listen 127.0.0.1:0 --data "$DIR/data" --secret s \
-    ${1:+--store "$1"} > "$DIR/log" 2>&1 &
-  PID=$!
-  PORT=
-  for _ in $(seq 400); do
-    PORT=$(sed -n 's/.*ready on port \([0-9]*\).*/\1/p' "$DIR/log" 2>/dev/null | tail -1)
-    [ -n "$PORT" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  [ -n "$PORT" ] || { echo "store_copy: the server did not start"; cat "$DIR/log"; exit 1; }
+  local ok=0
+  sb_start "$DIR/log" "$SRV_BIN" --listen 127.0.0.1:0 --data "$DIR/data" \
+    --secret s ${1:+--store "$1"} || ok=$?
+  PID=$SB_PID PORT=$SB_PORT
+  [ "$ok" = 0 ] || { echo "store_copy: the server did not start"; cat "$DIR/log"; exit 1; }
   export SB_URL=ws://127.0.0.1:$PORT/ws
 }
 stop() { kill -TERM "$PID"; wait "$PID" || true; PID=; }
