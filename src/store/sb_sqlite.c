@@ -195,10 +195,42 @@ static const char SCHEMA_V9_SQL[] = "CREATE TABLE media("
                                     " seq INTEGER NOT NULL,"
                                     " PRIMARY KEY(media_id, conv_id, seq));";
 
+/* Version 10: the idempotency key's unique index leads with client_msg_id
+ * (messages_idem). The SDKs' ids begin with the time they were made, so a
+ * new key lands at the index's right edge, in a leaf the commit writes
+ * anyway, instead of in a leaf of its sender's own. SQLite cannot drop a
+ * table's UNIQUE constraint: the table is rebuilt, every row and msg_id
+ * kept, with its columns in their old order and its other indexes. */
+static const char SCHEMA_V10_SQL[] =
+    "CREATE TABLE messages_v10("
+    " msg_id INTEGER PRIMARY KEY,"
+    " conv_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " sender TEXT NOT NULL,"
+    " sender_device TEXT NOT NULL DEFAULT '',"
+    " client_msg_id BLOB,"
+    " type INTEGER NOT NULL,"
+    " body TEXT NOT NULL DEFAULT '',"
+    " quote_seq INTEGER NOT NULL DEFAULT 0,"
+    " lang TEXT NOT NULL DEFAULT '',"
+    " server_ts INTEGER NOT NULL,"
+    " extra BLOB,"
+    " recalled INTEGER NOT NULL DEFAULT 0,"
+    " tagged INTEGER NOT NULL DEFAULT 0,"
+    " review INTEGER NOT NULL DEFAULT 0,"
+    " UNIQUE(conv_id, seq));"
+    "INSERT INTO messages_v10 SELECT msg_id, conv_id, seq, sender,"
+    " sender_device, client_msg_id, type, body, quote_seq, lang, server_ts,"
+    " extra, recalled, tagged, review FROM messages;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_v10 RENAME TO messages;"
+    "CREATE UNIQUE INDEX messages_idem ON messages(client_msg_id, sender);"
+    "CREATE INDEX messages_review ON messages(msg_id) WHERE review <> 0;";
+
 /* MIGRATIONS[v] takes a database from version v to v + 1. */
 static const char *const MIGRATIONS[SB_SQLITE_SCHEMA_VERSION] = {
     SCHEMA_V1_SQL, SCHEMA_V2_SQL, SCHEMA_V3_SQL, SCHEMA_V4_SQL, SCHEMA_V5_SQL,
-    SCHEMA_V6_SQL, SCHEMA_V7_SQL, SCHEMA_V8_SQL, SCHEMA_V9_SQL,
+    SCHEMA_V6_SQL, SCHEMA_V7_SQL, SCHEMA_V8_SQL, SCHEMA_V9_SQL, SCHEMA_V10_SQL,
 };
 
 const char *sb__sqlite_schema(int version)
@@ -222,7 +254,7 @@ static const char *const STMT_SQL[ST_COUNT] = {
                       "lang, server_ts, extra, review)"
                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
                       " ?12)"
-                      " ON CONFLICT(sender, client_msg_id) DO NOTHING",
+                      " ON CONFLICT(client_msg_id, sender) DO NOTHING",
     [ST_USER_UPSERT] =
         "INSERT INTO users(user_id, role, locale, created_ts, seen_ts)"
         " VALUES(?1, ?2, ?3, ?4, ?4)"

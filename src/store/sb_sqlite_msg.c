@@ -162,7 +162,7 @@ static int dup_find(sb_sqlite *s, Sbp__Message *msg)
 }
 
 /* Three statements on the hot path: read last_seq, insert (the unique
- * (sender, client_msg_id) index doubles as the duplicate check), raise
+ * index messages_idem doubles as the duplicate check), raise
  * last_seq. Refusals are decided before the first write, so they leave
  * nothing; the one writer holds the write lock, so last_seq cannot move
  * between the read and the update. A message without client_msg_id (len 0)
