@@ -1,6 +1,7 @@
 /* Integration-test toolkit: see itest.h. */
 #include "itest.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -749,6 +750,153 @@ bool it_wait_sent(it_device *const *devs, size_t n, int timeout_ms)
     devs_arg a = {devs, n, 0, 0};
     if (n == 0) return true;
     return it_run_until(devs[0]->env, devs_sent, &a, timeout_ms);
+}
+
+bool it_device_saw_close(const it_device *d, uint16_t code)
+{
+    for (size_t i = 0; i < d->n_close_codes; i++)
+        if (d->close_codes[i] == code) return true;
+    return false;
+}
+
+void it_load_devices(it_env *e, it_load *l)
+{
+    char user[32], dev[32];
+    for (size_t i = 0; i < l->n; i++) {
+        snprintf(user, sizeof user, "agent%zu", i);
+        snprintf(dev, sizeof dev, "agent%zu-desk", i);
+        l->all[2 * i + 1] = l->agent[i] = it_device_new(e, user, "agent", dev);
+        snprintf(user, sizeof user, "cust%zu", i);
+        snprintf(dev, sizeof dev, "cust%zu-app", i);
+        l->all[2 * i] = l->cust[i] = it_device_new(e, user, "customer", dev);
+    }
+}
+
+bool it_load_open(it_load *l, int timeout_ms)
+{
+    char user[32];
+    for (size_t i = 0; i < l->n; i++) {
+        snprintf(user, sizeof user, "agent%zu", i);
+        l->conv[i] = it_open(l->cust[i], user, timeout_ms);
+        if (l->conv[i] == 0) return false;
+    }
+    return true;
+}
+
+static void load_top_up(const it_load *l, it_device *d, uint64_t conv_id)
+{
+    char body[96];
+    while (d->n_sends < l->per_dev &&
+           d->n_sends - (d->n_sent + d->n_failed) < l->inflight) {
+        snprintf(body, sizeof body, "%s, conv %llu, #%zu", d->user,
+                 (unsigned long long)conv_id, d->n_sends);
+        if (it_send_text(d, conv_id, body) != 0) break;
+    }
+}
+
+static void on_load(uv_timer_t *t)
+{
+    const it_load *l = t->data;
+    for (size_t i = 0; i < l->n; i++) {
+        load_top_up(l, l->cust[i], l->conv[i]);
+        load_top_up(l, l->agent[i], l->conv[i]);
+    }
+}
+
+void it_load_start(it_env *e, it_load *l)
+{
+    assert(!l->on);
+    uv_timer_init(&e->loop, &l->timer);
+    l->timer.data = l;
+    uv_timer_start(&l->timer, on_load, 0, 2);
+    l->on = true;
+}
+
+void it_load_stop(it_load *l)
+{
+    if (!l->on) return;
+    uv_timer_stop(&l->timer);
+    l->on = false;
+}
+
+size_t it_load_acked(const it_load *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++)
+        n += l->cust[i]->n_sent + l->agent[i]->n_sent;
+    return n;
+}
+
+int it_load_converged(it_env *e, const it_load *l, int sent_ms, size_t *sends,
+                      size_t *stored)
+{
+    assert(!l->on);
+    int problems = 0;
+    bool sent = it_wait_sent(l->all, 2 * l->n, sent_ms);
+    size_t n_sends = 0, n_acked = 0, n_failed = 0, n_stored = 0;
+    for (size_t i = 0; i < 2 * l->n; i++) {
+        n_sends += l->all[i]->n_sends;
+        n_acked += l->all[i]->n_sent;
+        n_failed += l->all[i]->n_failed;
+    }
+    if (!sent || n_failed) {
+        fprintf(stderr, "itest: %zu of %zu sends acked, %zu failed\n", n_acked,
+                n_sends, n_failed);
+        problems++;
+    }
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t n = l->cust[i]->n_sends + l->agent[i]->n_sends;
+        it_device *pair[2] = {l->cust[i], l->agent[i]};
+        if (!it_wait_surfaced(pair, 2, l->conv[i], n, 60000)) {
+            fprintf(stderr,
+                    "itest: conv %llu: %s through %llu, %s through %llu, "
+                    "expected %llu\n",
+                    (unsigned long long)l->conv[i], l->cust[i]->name,
+                    (unsigned long long)it_surfaced(l->cust[i], l->conv[i]),
+                    l->agent[i]->name,
+                    (unsigned long long)it_surfaced(l->agent[i], l->conv[i]),
+                    (unsigned long long)n);
+            problems++;
+        }
+    }
+    it_run_for(e, 300); /* late duplicates would show now */
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t n = l->cust[i]->n_sends + l->agent[i]->n_sends;
+        it_device *pair[2] = {l->cust[i], l->agent[i]};
+        size_t in_store = 0;
+        problems += it_check_conv(e, l->conv[i], pair, 2, n);
+        problems += it_check_store(e, l->conv[i], l->cust[i], &in_store);
+        problems += it_check_store(e, l->conv[i], l->agent[i], NULL);
+        n_stored += in_store;
+    }
+    if (sends) *sends = n_sends;
+    if (stored) *stored = n_stored;
+    return problems;
+}
+
+typedef struct load_arg {
+    const it_load *l;
+    size_t want;
+} load_arg;
+
+static bool load_acked(void *arg)
+{
+    const load_arg *a = arg;
+    return it_load_acked(a->l) >= a->want;
+}
+
+bool it_load_wait_acked(it_env *e, const it_load *l, size_t want,
+                        int timeout_ms)
+{
+    load_arg a = {l, want};
+    return it_run_until(e, load_acked, &a, timeout_ms);
+}
+
+bool it_server_exited(void *arg)
+{
+    it_exit *x = arg;
+    x->rc = harness_stop_poll(x->srv, &x->status);
+    return x->rc != 0;
 }
 
 static bool devs_surfaced(void *arg)

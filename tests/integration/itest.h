@@ -236,6 +236,54 @@ bool it_wait_surfaced(it_device *const *devs, size_t n, uint64_t conv_id,
 int it_history_all(it_device *d, uint64_t conv_id, uint32_t page,
                    int timeout_ms);
 
+/* True if d's connection was ever closed with code. */
+bool it_device_saw_close(const it_device *d, uint16_t code);
+
+/* A steady load for the restart tests: n conversations (conv[i], opened
+ * by cust[i], user "cust<i>", with agent[i], user "agent<i>"), in which
+ * both devices keep sending numbered texts from a 2 ms timer, per_dev in
+ * all at most and inflight at most queued but not yet SENT. all[] holds
+ * the devices as cust[0], agent[0], cust[1], ... The arrays are the
+ * caller's: 2 * n for all, n for the others. */
+typedef struct it_load {
+    it_device **cust, **agent, **all;
+    uint64_t *conv;
+    size_t n, per_dev, inflight;
+    uv_timer_t timer;
+    bool on;
+} it_load;
+
+/* Makes l's devices (not started). */
+void it_load_devices(it_env *e, it_load *l);
+/* Opens each conversation; false if one could not be. */
+bool it_load_open(it_load *l, int timeout_ms);
+/* Starts l's timer on e's loop (it_env_free closes it). */
+void it_load_start(it_env *e, it_load *l);
+/* Stops the timer; nothing more is queued. Safe to call twice. */
+void it_load_stop(it_load *l);
+/* Sends of l's devices acknowledged (SENT) so far. */
+size_t it_load_acked(const it_load *l);
+/* Runs the loop until at least want of l's sends are acknowledged. */
+bool it_load_wait_acked(it_env *e, const it_load *l, size_t want,
+                        int timeout_ms);
+/* Once the load has stopped: waits until every send is SENT or FAILED
+ * (sent_ms at most) and both devices have surfaced each conversation
+ * through its last seq, then checks each conversation on the devices
+ * (it_check_conv) and against the store (it_check_store). Returns the
+ * problems found, each reported; *sends and *stored (either may be NULL)
+ * get the messages sent and those stored. A send that FAILED counts as a
+ * problem. */
+int it_load_converged(it_env *e, const it_load *l, int sent_ms, size_t *sends,
+                      size_t *stored);
+
+/* For it_run_until: true once the server srv has exited; rc and status
+ * as harness_stop_poll gives them. */
+typedef struct it_exit {
+    harness_server *srv;
+    int rc, status;
+} it_exit;
+bool it_server_exited(void *arg);
+
 /* The record of a send, by client_msg_id (NULL if unknown). */
 it_send *it_send_find(it_env *e, const uint8_t *cmid);
 /* Calls fn for every send of the env. */

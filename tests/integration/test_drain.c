@@ -26,68 +26,22 @@
 #define INFLIGHT_MAX 96
 
 static it_env E;
-static it_device *cust[N_CONVS], *agent[N_CONVS];
+static it_device *cust[N_CONVS], *agent[N_CONVS], *all[2 * N_CONVS];
 static uint64_t conv[N_CONVS];
-static uv_timer_t load;
-static int next_body[2 * N_CONVS];
+static it_load L = {.cust = cust,
+                    .agent = agent,
+                    .all = all,
+                    .conv = conv,
+                    .n = N_CONVS,
+                    .per_dev = PER_DEV_MAX,
+                    .inflight = INFLIGHT_MAX};
 
 static int teardown(void **state)
 {
     (void)state;
+    it_load_stop(&L);
     it_env_free(&E);
     return 0;
-}
-
-static void top_up(it_device *d, uint64_t conv_id, int *next)
-{
-    char body[96];
-    while (d->n_sends < PER_DEV_MAX &&
-           d->n_sends - (d->n_sent + d->n_failed) < INFLIGHT_MAX) {
-        snprintf(body, sizeof body, "%s, conv %llu, #%d", d->user,
-                 (unsigned long long)conv_id, (*next)++);
-        if (it_send_text(d, conv_id, body) != 0) break;
-    }
-}
-
-static void on_load(uv_timer_t *t)
-{
-    (void)t;
-    for (int i = 0; i < N_CONVS; i++) {
-        top_up(cust[i], conv[i], &next_body[2 * i]);
-        top_up(agent[i], conv[i], &next_body[2 * i + 1]);
-    }
-}
-
-static size_t acked_total(void)
-{
-    size_t n = 0;
-    for (int i = 0; i < N_CONVS; i++)
-        n += cust[i]->n_sent + agent[i]->n_sent;
-    return n;
-}
-
-static bool acked_quarter(void *arg)
-{
-    (void)arg;
-    return acked_total() >= (size_t)(2 * N_CONVS * PER_DEV_MAX) / 4;
-}
-
-typedef struct exit_arg {
-    int rc, status;
-} exit_arg;
-
-static bool server_exited(void *arg)
-{
-    exit_arg *a = arg;
-    a->rc = harness_stop_poll(&E.srv, &a->status);
-    return a->rc != 0;
-}
-
-static bool saw_code(const it_device *d, uint16_t code)
-{
-    for (size_t i = 0; i < d->n_close_codes; i++)
-        if (d->close_codes[i] == code) return true;
-    return false;
 }
 
 static void test_drain(void **state)
@@ -97,40 +51,21 @@ static void test_drain(void **state)
     it_env_init(&E);
     E.unlimited = true; /* load, not rate limits, is under test */
     assert_int_equal(it_server_start(&E, NULL), 0);
-    char user[32], dev[32];
-    for (int i = 0; i < N_CONVS; i++) {
-        snprintf(user, sizeof user, "agent%d", i);
-        snprintf(dev, sizeof dev, "agent%d-desk", i);
-        agent[i] = it_device_new(&E, user, "agent", dev);
-        assert_int_equal(it_device_start(agent[i]), 0);
-        assert_true(it_device_wait_ready(agent[i], 10000));
+    it_load_devices(&E, &L);
+    for (int i = 0; i < 2 * N_CONVS; i++) {
+        assert_int_equal(it_device_start(all[i]), 0);
+        assert_true(it_device_wait_ready(all[i], 10000));
     }
-    for (int i = 0; i < N_CONVS; i++) {
-        snprintf(user, sizeof user, "cust%d", i);
-        snprintf(dev, sizeof dev, "cust%d-app", i);
-        cust[i] = it_device_new(&E, user, "customer", dev);
-        assert_int_equal(it_device_start(cust[i]), 0);
-        assert_true(it_device_wait_ready(cust[i], 10000));
-        snprintf(user, sizeof user, "agent%d", i);
-        conv[i] = it_open(cust[i], user, 10000);
-        assert_true(conv[i] != 0);
-    }
-    it_device *all[2 * N_CONVS];
-    for (int i = 0; i < N_CONVS; i++) {
-        all[2 * i] = cust[i];
-        all[2 * i + 1] = agent[i];
-    }
-
-    uv_timer_init(&E.loop, &load);
-    uv_timer_start(&load, on_load, 0, 2);
-    it_run_until(&E, acked_quarter, NULL, 1000);
+    assert_true(it_load_open(&L, 10000));
+    it_load_start(&E, &L);
+    it_load_wait_acked(&E, &L, 2 * N_CONVS * PER_DEV_MAX / 4, 1000);
 
     /* A connection made before the signal, for /healthz during the drain. */
     int hfd = it_tcp_connect(E.srv.port);
     assert_true(hfd >= 0);
     it_run_for(&E, 20);
 
-    size_t acked_at_signal = acked_total();
+    size_t acked_at_signal = it_load_acked(&L);
     int64_t t_sig = harness_now_ms();
     assert_int_equal(harness_stop_begin(&E.srv), 0);
     /* Once a new connection's /healthz is 503, the server is draining:
@@ -150,8 +85,8 @@ static void test_drain(void **state)
     int hz_status =
         it_http_fd(hfd, hz, strlen(hz), resp, sizeof resp, 5000, &closed);
     /* The clients keep running (and sending) while the server drains. */
-    exit_arg ex = {0, -2};
-    assert_true(it_run_until(&E, server_exited, &ex, 20000));
+    it_exit ex = {&E.srv, 0, -2};
+    assert_true(it_run_until(&E, it_server_exited, &ex, 20000));
     int64_t t_exit = harness_now_ms();
     assert_int_equal(ex.rc, 1);
     assert_int_equal(ex.status, 0);
@@ -160,17 +95,17 @@ static void test_drain(void **state)
     /* I1: every SEND_ACK'ed message is in the store. */
     size_t acked_at_exit = 0;
     assert_int_equal(it_check_acked_in_store(&E, &acked_at_exit), 0);
-    assert_int_equal(acked_at_exit, acked_total());
+    assert_int_equal(acked_at_exit, it_load_acked(&L));
     /* Every session was closed with 1001. */
     for (int i = 0; i < 2 * N_CONVS; i++) {
-        if (!saw_code(all[i], SB_WS_CLOSE_GOING_AWAY)) {
+        if (!it_device_saw_close(all[i], SB_WS_CLOSE_GOING_AWAY)) {
             fprintf(stderr, "%s: connection ends seen:", all[i]->name);
             for (size_t k = 0; k < all[i]->n_close_codes; k++)
                 fprintf(stderr, " (code %u, %s)", all[i]->close_codes[k],
                         sb_client_err_name(all[i]->close_errs[k]));
             fprintf(stderr, "\n");
         }
-        assert_true(saw_code(all[i], SB_WS_CLOSE_GOING_AWAY));
+        assert_true(it_device_saw_close(all[i], SB_WS_CLOSE_GOING_AWAY));
         assert_int_equal(all[i]->stops, 0); /* 1001 means: come back */
     }
 
@@ -180,30 +115,11 @@ static void test_drain(void **state)
     for (int i = 0; i < 2 * N_CONVS; i++)
         assert_true(it_device_wait_ready(all[i], 10000));
     it_run_for(&E, 300);
-    uv_timer_stop(&load);
-    assert_true(it_wait_sent(all, 2 * N_CONVS, 60000));
-    size_t sends = 0, failed = 0, dups = 0;
-    for (int i = 0; i < 2 * N_CONVS; i++) {
-        sends += all[i]->n_sends;
-        failed += all[i]->n_failed;
+    it_load_stop(&L);
+    size_t sends = 0, dups = 0;
+    assert_int_equal(it_load_converged(&E, &L, 60000, &sends, NULL), 0);
+    for (int i = 0; i < 2 * N_CONVS; i++)
         dups += all[i]->n_dup_acks;
-    }
-    assert_int_equal(failed, 0);
-    int problems = 0;
-    for (int i = 0; i < N_CONVS; i++) {
-        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
-        it_device *pair[2] = {cust[i], agent[i]};
-        assert_true(it_wait_surfaced(pair, 2, conv[i], n, 60000));
-    }
-    it_run_for(&E, 300);
-    for (int i = 0; i < N_CONVS; i++) {
-        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
-        it_device *pair[2] = {cust[i], agent[i]};
-        problems += it_check_conv(&E, conv[i], pair, 2, n);
-        problems += it_check_store(&E, conv[i], cust[i], NULL);
-        problems += it_check_store(&E, conv[i], agent[i], NULL);
-    }
-    assert_int_equal(problems, 0);
     assert_int_equal(E.violations, 0);
 
     printf("integ_drain: SIGTERM with %zu acked -> exit 0 in %lld ms, %zu "

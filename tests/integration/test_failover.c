@@ -45,19 +45,20 @@ static it_env E;
 static harness_server B;    /* the second node */
 static bool b_shares_store; /* B.store is E.srv's database */
 static int reserved[2] = {-1, -1};
-static it_device *cust[N_CONVS], *agent[N_CONVS];
+static it_device *cust[N_CONVS], *agent[N_CONVS], *all[2 * N_CONVS];
 static uint64_t conv[N_CONVS];
-static uv_timer_t load;
-static bool load_on;
-static int next_body[2 * N_CONVS];
+static it_load L = {.cust = cust,
+                    .agent = agent,
+                    .all = all,
+                    .conv = conv,
+                    .n = N_CONVS,
+                    .per_dev = PER_DEV_MAX,
+                    .inflight = INFLIGHT_MAX};
 
 static int teardown(void **state)
 {
     (void)state;
-    if (load_on) {
-        uv_timer_stop(&load);
-        load_on = false;
-    }
+    it_load_stop(&L);
     harness_kill9(&B);
     if (b_shares_store) B.store[0] = '\0'; /* E.srv's to drop */
     harness_cleanup(&B);
@@ -88,58 +89,6 @@ static uint16_t reserve_port(int *fd)
     return ntohs(a.sin_port);
 }
 
-static void top_up(it_device *d, uint64_t conv_id, int *next)
-{
-    char body[96];
-    while (d->n_sends < PER_DEV_MAX &&
-           d->n_sends - (d->n_sent + d->n_failed) < INFLIGHT_MAX) {
-        snprintf(body, sizeof body, "%s, conv %llu, #%d", d->user,
-                 (unsigned long long)conv_id, (*next)++);
-        if (it_send_text(d, conv_id, body) != 0) break;
-    }
-}
-
-static void on_load(uv_timer_t *t)
-{
-    (void)t;
-    for (int i = 0; i < N_CONVS; i++) {
-        top_up(cust[i], conv[i], &next_body[2 * i]);
-        top_up(agent[i], conv[i], &next_body[2 * i + 1]);
-    }
-}
-
-static size_t acked_total(void)
-{
-    size_t n = 0;
-    for (int i = 0; i < N_CONVS; i++)
-        n += cust[i]->n_sent + agent[i]->n_sent;
-    return n;
-}
-
-static bool acked_third(void *arg)
-{
-    (void)arg;
-    return acked_total() >= (size_t)(2 * N_CONVS * PER_DEV_MAX) / 3;
-}
-
-typedef struct exit_arg {
-    int rc, status;
-} exit_arg;
-
-static bool server_exited(void *arg)
-{
-    exit_arg *a = arg;
-    a->rc = harness_stop_poll(&E.srv, &a->status);
-    return a->rc != 0;
-}
-
-static bool saw_code(const it_device *d, uint16_t code)
-{
-    for (size_t i = 0; i < d->n_close_codes; i++)
-        if (d->close_codes[i] == code) return true;
-    return false;
-}
-
 /* Every device of devs READY on url. */
 typedef struct on_url {
     it_device **devs;
@@ -166,37 +115,16 @@ static uint64_t url_switches(it_device *d)
     return st.url_switches;
 }
 
-/* Both pairs' conversations: everything sent is acked once, surfaced in
- * order exactly once by both devices, and as stored. */
-static void finish_and_check(it_device **all, size_t *sends_out)
+/* Both pairs' conversations, once the load is stopped: everything sent
+ * is acked once, surfaced in order exactly once by both devices, and as
+ * stored. */
+static void finish_and_check(size_t *sends_out)
 {
     it_run_for(&E, 300);
-    uv_timer_stop(&load);
-    load_on = false;
-    assert_true(it_wait_sent(all, 2 * N_CONVS, 60000));
-    size_t sends = 0;
-    for (int i = 0; i < 2 * N_CONVS; i++) {
-        sends += all[i]->n_sends;
-        assert_int_equal(all[i]->n_failed, 0);
-        assert_int_equal(all[i]->n_sent, all[i]->n_sends);
-    }
-    for (int i = 0; i < N_CONVS; i++) {
-        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
-        it_device *pair[2] = {cust[i], agent[i]};
-        assert_true(it_wait_surfaced(pair, 2, conv[i], n, 60000));
-    }
-    it_run_for(&E, 300);
-    int problems = 0;
-    for (int i = 0; i < N_CONVS; i++) {
-        uint64_t n = cust[i]->n_sends + agent[i]->n_sends;
-        it_device *pair[2] = {cust[i], agent[i]};
-        problems += it_check_conv(&E, conv[i], pair, 2, n);
-        problems += it_check_store(&E, conv[i], cust[i], NULL);
-        problems += it_check_store(&E, conv[i], agent[i], NULL);
-    }
-    size_t acked = 0;
-    problems += it_check_acked_in_store(&E, &acked);
-    assert_int_equal(problems, 0);
+    it_load_stop(&L);
+    size_t sends = 0, acked = 0;
+    assert_int_equal(it_load_converged(&E, &L, 60000, &sends, NULL), 0);
+    assert_int_equal(it_check_acked_in_store(&E, &acked), 0);
     assert_int_equal(acked, sends);
     assert_int_equal(E.violations, 0);
     *sends_out = sends;
@@ -217,22 +145,11 @@ static void test_node_moves(void **state)
     snprintf(u_later, sizeof u_later, "ws://127.0.0.1:%u/ws", later);
     snprintf(E.url, sizeof E.url, "%s,%s,%s", u_dead, u_first, u_later);
 
-    char user[32], dev[32];
+    it_load_devices(&E, &L);
     for (int i = 0; i < N_CONVS; i++) {
-        snprintf(user, sizeof user, "agent%d", i);
-        snprintf(dev, sizeof dev, "agent%d-desk", i);
-        agent[i] = it_device_new(&E, user, "agent", dev);
         assert_int_equal(it_device_start(agent[i]), 0); /* random order */
-        snprintf(user, sizeof user, "cust%d", i);
-        snprintf(dev, sizeof dev, "cust%d-app", i);
-        cust[i] = it_device_new(&E, user, "customer", dev);
         cust[i]->cfg.urls_in_order = true;
         assert_int_equal(it_device_start(cust[i]), 0);
-    }
-    it_device *all[2 * N_CONVS];
-    for (int i = 0; i < N_CONVS; i++) {
-        all[2 * i] = cust[i];
-        all[2 * i + 1] = agent[i];
     }
     on_url first = {all, 2 * N_CONVS, u_first};
     assert_true(it_run_until(&E, all_on, &first, 10000));
@@ -243,27 +160,22 @@ static void test_node_moves(void **state)
         assert_int_equal(st.connects, 2);
         assert_int_equal(st.url_switches, 1);
         assert_int_equal(cust[i]->close_errs[0], -ECONNREFUSED);
-        snprintf(user, sizeof user, "agent%d", i);
-        conv[i] = it_open(cust[i], user, 10000);
-        assert_true(conv[i] != 0);
     }
-
-    uv_timer_init(&E.loop, &load);
-    uv_timer_start(&load, on_load, 0, 2);
-    load_on = true;
-    it_run_until(&E, acked_third, NULL, 5000);
+    assert_true(it_load_open(&L, 10000));
+    it_load_start(&E, &L);
+    it_load_wait_acked(&E, &L, 2 * N_CONVS * PER_DEV_MAX / 3, 5000);
 
     /* SIGTERM: the node drains and goes; the clients keep sending. */
-    size_t acked_at_signal = acked_total();
+    size_t acked_at_signal = it_load_acked(&L);
     assert_int_equal(harness_stop_begin(&E.srv), 0);
-    exit_arg ex = {0, -2};
-    assert_true(it_run_until(&E, server_exited, &ex, 20000));
+    it_exit ex = {&E.srv, 0, -2};
+    assert_true(it_run_until(&E, it_server_exited, &ex, 20000));
     assert_int_equal(ex.rc, 1);
     assert_int_equal(ex.status, 0);
     size_t acked_at_exit = 0;
     assert_int_equal(it_check_acked_in_store(&E, &acked_at_exit), 0);
     for (int i = 0; i < 2 * N_CONVS; i++) {
-        assert_true(saw_code(all[i], SB_WS_CLOSE_GOING_AWAY));
+        assert_true(it_device_saw_close(all[i], SB_WS_CLOSE_GOING_AWAY));
         assert_int_equal(all[i]->stops, 0);
     }
 
@@ -278,7 +190,7 @@ static void test_node_moves(void **state)
     assert_true(it_run_until(&E, all_on, &moved, 10000));
     int64_t t_back = harness_now_ms();
     size_t sends = 0, dups = 0;
-    finish_and_check(all, &sends);
+    finish_and_check(&sends);
     for (int i = 0; i < 2 * N_CONVS; i++)
         dups += all[i]->n_dup_acks;
 
@@ -329,12 +241,12 @@ static void test_two_nodes(void **state)
     assert_true(it_run_until(&E, all_on, &on_b, 5000));
     int64_t drain_ms = harness_now_ms() - t_sig;
     for (int i = 0; i < N_NODE_DEVS; i++) {
-        assert_true(saw_code(devs[i], SB_WS_CLOSE_GOING_AWAY));
+        assert_true(it_device_saw_close(devs[i], SB_WS_CLOSE_GOING_AWAY));
         assert_int_equal(url_switches(devs[i]), sw[i] + 1);
         sw[i]++;
     }
-    exit_arg ex = {0, -2};
-    assert_true(it_run_until(&E, server_exited, &ex, 20000));
+    it_exit ex = {&E.srv, 0, -2};
+    assert_true(it_run_until(&E, it_server_exited, &ex, 20000));
     assert_int_equal(ex.status, 0);
 
     /* A is back; B dies (-9): everybody on A within a second. */
@@ -376,38 +288,23 @@ static void test_node_dies(void **state)
     snprintf(u_a, sizeof u_a, "%s", E.srv.url);
     snprintf(u_b, sizeof u_b, "%s", B.url);
     snprintf(E.url, sizeof E.url, "%s,%s", u_a, u_b);
-    char user[32], dev[32];
-    it_device *all[2 * N_CONVS];
-    for (int i = 0; i < N_CONVS; i++) {
-        snprintf(user, sizeof user, "agent%d", i);
-        snprintf(dev, sizeof dev, "agent%d-desk", i);
-        all[2 * i + 1] = agent[i] = it_device_new(&E, user, "agent", dev);
-        snprintf(user, sizeof user, "cust%d", i);
-        snprintf(dev, sizeof dev, "cust%d-app", i);
-        all[2 * i] = cust[i] = it_device_new(&E, user, "customer", dev);
-    }
+    it_load_devices(&E, &L);
     for (int i = 0; i < 2 * N_CONVS; i++) {
         all[i]->cfg.urls_in_order = true; /* all on A */
         assert_int_equal(it_device_start(all[i]), 0);
     }
     on_url on_a = {all, 2 * N_CONVS, u_a}, on_b = {all, 2 * N_CONVS, u_b};
     assert_true(it_run_until(&E, all_on, &on_a, 10000));
-    for (int i = 0; i < N_CONVS; i++) {
-        snprintf(user, sizeof user, "agent%d", i);
-        conv[i] = it_open(cust[i], user, 10000);
-        assert_true(conv[i] != 0);
-    }
-    uv_timer_init(&E.loop, &load);
-    uv_timer_start(&load, on_load, 0, 2);
-    load_on = true;
-    it_run_until(&E, acked_third, NULL, 5000);
-    size_t acked_at_kill = acked_total();
+    assert_true(it_load_open(&L, 10000));
+    it_load_start(&E, &L);
+    it_load_wait_acked(&E, &L, 2 * N_CONVS * PER_DEV_MAX / 3, 5000);
+    size_t acked_at_kill = it_load_acked(&L);
     int64_t t_kill = harness_now_ms();
     harness_kill9(&E.srv);
     assert_true(it_run_until(&E, all_on, &on_b, 5000));
     int64_t move_ms = harness_now_ms() - t_kill;
     size_t sends = 0;
-    finish_and_check(all, &sends);
+    finish_and_check(&sends);
     assert_true(move_ms < SWITCH_MS_MAX);
     printf("integ_failover: node dies: kill -9 with %zu acked, every device "
            "on the other node %lld ms later; %zu msgs each acked once and "
