@@ -894,10 +894,17 @@ static void test_csat_and_reports(void **state)
     assert_true(json_real_value(json_object_get(row, "csat_average")) == 5.0);
     assert_string_equal(json_string_value(json_object_get(R.json, "tz")),
                         "UTC");
+    /* Berlin's today, which is UTC's tomorrow from 23:00 or 22:00 UTC. */
+    sb_tz *berlin = NULL;
+    assert_int_equal(sb_tz_load("Europe/Berlin", &berlin), 0);
+    int64_t now = (int64_t)time(NULL);
+    char bday[11];
+    sb_tz_date_format(sb_tz_day_of(now + sb_tz_offset(berlin, now)), bday);
+    sb_tz_free(berlin);
     snprintf(q, sizeof q,
              "/api/v1/reports?from=%s&to=%s&tz=Europe%%2FBerlin&by=agent"
              "&format=csv",
-             day, day);
+             bday, bday);
     assert_int_equal(call("GET", q, ADMIN, NULL), 200);
     assert_non_null(strcasestr(R.raw, "Content-Type: text/csv"));
     assert_non_null(strstr(R.raw, "\r\n\r\nagent,conversations,closed,"));
