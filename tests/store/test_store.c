@@ -3057,6 +3057,18 @@ static void test_migrate_v1(void **state)
                         "where is my parcel");
     sb_store_close(s);
 
+    /* The idempotency key's index leads with client_msg_id (schema 10),
+     * and it is the messages' only index on the sender. */
+    assert_int_equal(raw_int(t.path, "SELECT count(*) FROM pragma_index_info("
+                                     "'messages_idem') WHERE seqno = 0 AND"
+                                     " name = 'client_msg_id'"),
+                     1);
+    assert_int_equal(
+        raw_int(t.path, "SELECT count(*) FROM pragma_index_list('messages')"
+                        " l, pragma_index_info(l.name) i"
+                        " WHERE i.name = 'sender'"),
+        1);
+
     /* Opening again changes nothing. */
     assert_int_equal(sb_store_open(t.path, SB_DURABILITY_FSYNC, &s), 0);
     m = msg_get1(s, 7, 1);
