@@ -437,10 +437,10 @@ void sb__client_outbox_free(sb_client_core *cc)
 }
 
 /* A new client_msg_id: the core's clock in milliseconds (6 bytes, big
- * endian), then 10 random bytes. A sender's ids mostly sort in the order
- * it sends, so that the store's index of (sender, client_msg_id) takes
- * each one near the last instead of on a random page; the random part
- * keeps them unique. */
+ * endian), then 10 random bytes. Ids mostly sort in the order they are
+ * made, so that the store's idempotency index, which leads with
+ * client_msg_id, takes each new one at its right edge instead of on a
+ * random page; the random part keeps them unique. */
 static void msg_id_new(sb_client_core *cc, uint8_t id[SB_CLIENT_MSG_ID_BYTES])
 {
     uint64_t ms = (uint64_t)cc->now_ms;

@@ -1125,10 +1125,10 @@ export class ClientCore {
   }
 
   // A new client_msg_id: the core's clock in milliseconds (6 bytes, big
-  // endian), then random bytes. A sender's ids mostly sort in the order it
-  // sends, so that the store's index of (sender, client_msg_id) takes each
-  // one near the last instead of on a random page; the random part keeps
-  // them unique.
+  // endian), then random bytes. Ids mostly sort in the order they are
+  // made, so that the store's idempotency index, which leads with
+  // client_msg_id, takes each new one at its right edge instead of on a
+  // random page; the random part keeps them unique.
   newMsgId() {
     const id = new Uint8Array(MSG_ID_BYTES);
     let ms = Math.max(0, Math.floor(this.nowMs));
